@@ -1,0 +1,334 @@
+//! `/api/v1/devices`: the inventory. Secret values are write-only: the API shows which secrets
+//! a device has, never their values.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{AdminState, ApiError, blocking, parse_json};
+use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac, validate_param};
+use crate::pki::DeviceIdentity;
+
+/// A device as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub mac: Mac,
+    pub model: String,
+    pub serial: String,
+    pub site: String,
+    pub group: String,
+    pub label: String,
+    pub params: BTreeMap<String, String>,
+    /// Names of the secret parameters set on the device.
+    pub secrets: Vec<String>,
+    pub state: DeviceState,
+    pub allow_http_auth: bool,
+    /// The HTTP credential's user name, if one is set (the password is never shown).
+    pub http_username: Option<String>,
+    pub checkin: Option<CheckIn>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl From<Device> for DeviceView {
+    fn from(d: Device) -> Self {
+        DeviceView {
+            mac: d.mac,
+            model: d.model,
+            serial: d.serial,
+            site: d.site,
+            group: d.group,
+            label: d.label,
+            params: d.params,
+            secrets: d.secrets.into_keys().collect(),
+            state: d.state,
+            allow_http_auth: d.allow_http_auth,
+            http_username: d.http_credential.map(|c| c.username),
+            checkin: d.checkin,
+            created: d.created,
+            updated: d.updated,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    pub mac: Mac,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub serial: String,
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub state: DeviceState,
+    #[serde(default)]
+    pub allow_http_auth: bool,
+    #[serde(default)]
+    pub http_credential: Option<HttpCredential>,
+}
+
+/// A partial update: absent fields are kept; in `params` and `secrets` a `null` removes a name.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub site: Option<String>,
+    pub group: Option<String>,
+    pub label: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Option<String>>,
+    pub state: Option<DeviceState>,
+    pub allow_http_auth: Option<bool>,
+    /// `null` removes the credential.
+    #[serde(default, with = "double_option")]
+    pub http_credential: Option<Option<HttpCredential>>,
+}
+
+/// Tells an absent field (keep) from an explicit `null` (remove).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > 256 || value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: at most 256 characters, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_params<'a>(
+    field: &str,
+    entries: impl Iterator<Item = (&'a String, Option<&'a String>)>,
+) -> Result<(), ApiError> {
+    for (name, value) in entries {
+        validate_param(name, value.map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {
+    if c.username.is_empty() || c.username.contains(':') || c.password.is_empty() {
+        return Err(ApiError::BadRequest(
+            "http_credential: username (without ':') and password must not be empty".into(),
+        ));
+    }
+    check_text("http_credential.username", &c.username)?;
+    check_text("http_credential.password", &c.password)
+}
+
+impl NewDevice {
+    fn validate(&self) -> Result<(), ApiError> {
+        for (field, v) in [
+            ("model", &self.model),
+            ("serial", &self.serial),
+            ("site", &self.site),
+            ("group", &self.group),
+            ("label", &self.label),
+        ] {
+            check_text(field, v)?;
+        }
+        check_params("params", self.params.iter().map(|(k, v)| (k, Some(v))))?;
+        check_params("secrets", self.secrets.iter().map(|(k, v)| (k, Some(v))))?;
+        self.http_credential
+            .as_ref()
+            .map(check_credential)
+            .transpose()?;
+        Ok(())
+    }
+
+    fn into_device(self) -> Device {
+        let mut d = Device::new(self.mac);
+        d.model = self.model;
+        d.serial = self.serial;
+        d.site = self.site;
+        d.group = self.group;
+        d.label = self.label;
+        d.params = self.params;
+        d.secrets = self.secrets;
+        d.state = self.state;
+        d.allow_http_auth = self.allow_http_auth;
+        d.http_credential = self.http_credential;
+        d
+    }
+}
+
+impl DevicePatch {
+    fn validate(&self) -> Result<(), ApiError> {
+        for (field, v) in [
+            ("model", &self.model),
+            ("serial", &self.serial),
+            ("site", &self.site),
+            ("group", &self.group),
+            ("label", &self.label),
+        ] {
+            if let Some(v) = v {
+                check_text(field, v)?;
+            }
+        }
+        check_params("params", self.params.iter().map(|(k, v)| (k, v.as_ref())))?;
+        check_params("secrets", self.secrets.iter().map(|(k, v)| (k, v.as_ref())))?;
+        if let Some(Some(c)) = &self.http_credential {
+            check_credential(c)?;
+        }
+        Ok(())
+    }
+
+    fn apply(self, d: &mut Device) {
+        let set = |target: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *target = v;
+            }
+        };
+        set(&mut d.model, self.model);
+        set(&mut d.serial, self.serial);
+        set(&mut d.site, self.site);
+        set(&mut d.group, self.group);
+        set(&mut d.label, self.label);
+        for (map, changes) in [(&mut d.params, self.params), (&mut d.secrets, self.secrets)] {
+            for (name, value) in changes {
+                match value {
+                    Some(v) => map.insert(name, v),
+                    None => map.remove(&name),
+                };
+            }
+        }
+        if let Some(s) = self.state {
+            d.state = s;
+        }
+        if let Some(a) = self.allow_http_auth {
+            d.allow_http_auth = a;
+        }
+        if let Some(c) = self.http_credential {
+            d.http_credential = c;
+        }
+    }
+}
+
+fn parse_mac(text: &str) -> Result<Mac, ApiError> {
+    Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
+}
+
+pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    let store = st.store.clone();
+    let devices = blocking(move || store.list_devices()).await?;
+    Ok(Json(devices.into_iter().map(DeviceView::from).collect()))
+}
+
+pub async fn create(
+    State(st): State<AdminState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+    let new: NewDevice = parse_json(&body)?;
+    new.validate()?;
+    let store = st.store.clone();
+    let device = blocking(move || store.create_device(new.into_device())).await?;
+    tracing::info!(mac = %device.mac, "device added");
+    Ok((StatusCode::CREATED, Json(device.into())))
+}
+
+pub async fn get(
+    State(st): State<AdminState>,
+    Path(mac): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let store = st.store.clone();
+    blocking(move || store.get_device(mac))
+        .await?
+        .map(|d| Json(d.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("device {mac} not found")))
+}
+
+pub async fn update(
+    State(st): State<AdminState>,
+    Path(mac): Path<String>,
+    body: Bytes,
+) -> Result<Json<DeviceView>, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let patch: DevicePatch = parse_json(&body)?;
+    patch.validate()?;
+    let store = st.store.clone();
+    let device = blocking(move || {
+        store
+            .update_device(mac, |d| {
+                patch.apply(d);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .map(|r| r.unwrap_or_else(|never| match never {}))
+    })
+    .await?;
+    Ok(Json(device.into()))
+}
+
+pub async fn delete(
+    State(st): State<AdminState>,
+    Path(mac): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let store = st.store.clone();
+    if blocking(move || store.delete_device(mac)).await? {
+        tracing::info!(%mac, "device removed");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("device {mac} not found")))
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CertRequest {
+    days: Option<u32>,
+}
+
+/// Issues a client certificate for an inventory device (softphones, tests, simulators).
+pub async fn certificate(
+    State(st): State<AdminState>,
+    Path(mac): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DeviceIdentity>), ApiError> {
+    let mac = parse_mac(&mac)?;
+    let req: CertRequest = if body.is_empty() {
+        CertRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let days = req.days.unwrap_or(3650);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::BadRequest("days: must be 1 to 3650".into()));
+    }
+    let store = st.store.clone();
+    if blocking(move || store.get_device(mac)).await?.is_none() {
+        return Err(ApiError::NotFound(format!("device {mac} not found")));
+    }
+    let pki = st.pki.clone();
+    let identity = tokio::task::spawn_blocking(move || pki.issue_device(mac, days))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(%mac, days, "device certificate issued");
+    Ok((StatusCode::CREATED, Json(identity)))
+}

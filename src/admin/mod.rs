@@ -1,0 +1,101 @@
+//! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
+
+mod devices;
+mod error;
+pub mod token;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use devices::DeviceView;
+pub use error::ApiError;
+
+use crate::model::Alarm;
+use crate::pki::Pki;
+use crate::store::{Recorder, Store};
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Store,
+    pub recorder: Recorder,
+    pub pki: Arc<Pki>,
+    pub token: Arc<str>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices/{mac}",
+            get(devices::get)
+                .patch(devices::update)
+                .delete(devices::delete),
+        )
+        .route("/devices/{mac}/certificate", post(devices::certificate))
+        .route("/alarms", get(alarms))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+async fn require_token(
+    State(st): State<AdminState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token::matches(&st.token, presented.trim()) {
+        Ok(next.run(req).await)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = st.store.clone();
+    let devices = blocking(move || store.count_devices()).await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "devices": devices,
+    })))
+}
+
+async fn alarms(State(st): State<AdminState>) -> Result<Json<Vec<Alarm>>, ApiError> {
+    // Refusals are recorded off the request path; flush so the list reflects them.
+    st.recorder.flush().await;
+    let store = st.store.clone();
+    Ok(Json(blocking(move || store.list_alarms()).await?))
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// Parses a JSON body; serde's message names the field and position that is wrong.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
+}

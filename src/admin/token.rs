@@ -1,0 +1,68 @@
+//! The administrator's bearer token: made on first start into `<data_dir>/admin.token` (0600),
+//! so the CLI on the box works with no set-up and nothing else can read it.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty or not text: delete it to have a new token made")]
+    Invalid { path: std::path::PathBuf },
+}
+
+pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
+    let io = |source| TokenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let token = String::from_utf8(bytes)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty() && s.is_ascii())
+                .ok_or_else(|| TokenError::Invalid {
+                    path: path.to_path_buf(),
+                })?;
+            Ok(token)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 32] = crate::pki::random_bytes();
+            let token = format!("ep_{}", crate::phone::credentials::hex(&bytes));
+            crate::fsutil::write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
+                .map_err(io)?;
+            Ok(token)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Compares without an early exit, so response timing does not reveal a token's prefix.
+pub fn matches(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.token");
+        let a = load_or_create(&path).unwrap();
+        let b = load_or_create(&path).unwrap();
+        assert_eq!(a, b);
+        assert!(a.starts_with("ep_") && a.len() == 67);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches(&a, &b));
+        assert!(!matches(&a, "ep_x"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The CLI's HTTPS client for the admin API: finds the address (the daemon's listener file,
+//! else the config) and the token (`$EDGEPROV_TOKEN`, else `<data_dir>/admin.token`), and trusts
+//! only the box's own CA.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::RootCertStore;
+use rustls_pki_types::ServerName;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::daemon::Listeners;
+
+pub struct ApiClient {
+    addr: SocketAddr,
+    token: String,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl ApiClient {
+    pub fn from_config(config: &Config) -> Result<ApiClient> {
+        let addr = admin_address(config);
+        let token = match std::env::var("EDGEPROV_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => std::fs::read_to_string(config.token_path())
+                .with_context(|| {
+                    format!(
+                        "cannot read the admin token {} (run as the daemon's user, or set EDGEPROV_TOKEN)",
+                        config.token_path().display()
+                    )
+                })?
+                .trim()
+                .to_string(),
+        };
+        let ca = crate::pki::read_ca_cert(&config.pki_dir())?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca)?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(ApiClient {
+            addr,
+            token,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value> {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the edgeprov admin API at {} (is the daemon running?)",
+                    self.addr
+                )
+            })?;
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with the admin API at {}", self.addr))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header(http::header::HOST, self.addr.to_string())
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(payload)))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow!("admin API answered {status} with a body that is not JSON: {e}")
+            })?
+        };
+        if !status.is_success() {
+            let msg = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no detail");
+            if status == StatusCode::UNAUTHORIZED {
+                bail!("admin API refused the token: {msg}");
+            }
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        Ok(value)
+    }
+}
+
+/// The running daemon's admin address: from its listener file when present (it knows the real
+/// port even when the config says 0), else from the config, with a wildcard address replaced by
+/// loopback.
+fn admin_address(config: &Config) -> SocketAddr {
+    let from_file = std::fs::read(config.listeners_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Listeners>(&b).ok())
+        .map(|l| l.admin);
+    let mut addr = from_file.unwrap_or(config.admin.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
+}

@@ -1,0 +1,280 @@
+//! The daemon's one configuration shape: TOML, validated once at load, with defaults that run
+//! without root and without any file (high ports, data under `./edgeprov-data`).
+//!
+//! Unknown keys are refused rather than ignored: a misspelt key silently falling back to a
+//! default is how a box ends up serving plain HTTP when its installer thought it did not.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the packaged service keeps its configuration; used when no other is named.
+pub const SYSTEM_CONFIG: &str = "/etc/edgeprov/edgeprov.toml";
+
+/// Environment variable naming a config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "EDGEPROV_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Database, PKI, admin token and listener file live here.
+    pub data_dir: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace` (a tracing filter directive is accepted too).
+    pub log_level: String,
+    pub phone: PhoneConfig,
+    pub admin: AdminConfig,
+    pub pki: PkiConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneConfig {
+    pub https_listen: Vec<SocketAddr>,
+    /// Plain HTTP for phones that cannot do TLS; an empty list turns it off.
+    pub http_listen: Vec<SocketAddr>,
+    /// A TLS handshake must finish within this time, so half-open sockets cannot pile up.
+    pub handshake_timeout_ms: u64,
+    /// Time allowed for a request's headers to arrive (slowloris protection).
+    pub header_timeout_ms: u64,
+    /// Failed HTTP-credential attempts per device before its credentials are locked.
+    pub auth_max_failures: u32,
+    /// How long locked HTTP credentials stay locked.
+    pub auth_lockout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    /// Subject alternative names of the generated server certificate (DNS names or IPs).
+    pub server_names: Vec<String>,
+    /// Extra PEM files with vendors' factory device roots, trusted for client certificates.
+    pub trusted_device_roots: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./edgeprov-data"),
+            log_level: "info".into(),
+            phone: PhoneConfig::default(),
+            admin: AdminConfig::default(),
+            pki: PkiConfig::default(),
+        }
+    }
+}
+
+impl Default for PhoneConfig {
+    fn default() -> Self {
+        PhoneConfig {
+            https_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8443))],
+            http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            handshake_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            auth_max_failures: 5,
+            auth_lockout_secs: 900,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+        }
+    }
+}
+
+impl Default for PkiConfig {
+    fn default() -> Self {
+        PkiConfig {
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            trusted_device_roots: Vec::new(),
+        }
+    }
+}
+
+/// Which file the configuration came from, if any (shown by `doctor` and in start-up logs).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Finds the configuration the way every command does: `--config`, else `$EDGEPROV_CONFIG`
+    /// (both already folded into `explicit` by the argument parser), else the system file if it
+    /// exists, else the embedded defaults.
+    pub fn discover(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()),
+        };
+        match path {
+            Some(path) => Ok(Loaded {
+                config: Config::load(&path)?,
+                source: Some(path),
+            }),
+            None => Ok(Loaded {
+                config: Config::default(),
+                source: None,
+            }),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message: message.to_string(),
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                "expected error, warn, info, debug, trace or a filter directive",
+            ));
+        }
+        if self.phone.https_listen.is_empty() {
+            return Err(invalid(
+                "phone.https_listen",
+                "at least one address is needed: HTTPS is how phones prove who they are",
+            ));
+        }
+        if self.phone.handshake_timeout_ms == 0 || self.phone.header_timeout_ms == 0 {
+            return Err(invalid("phone", "timeouts must be greater than zero"));
+        }
+        if self.phone.auth_max_failures == 0 {
+            return Err(invalid("phone.auth_max_failures", "must be at least 1"));
+        }
+        if self.pki.server_names.is_empty() {
+            return Err(invalid("pki.server_names", "at least one name is needed"));
+        }
+        if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
+            return Err(invalid("pki.server_names", "names must not be empty"));
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("edgeprov.redb")
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+
+    /// Written by the daemon once every listener is bound: the addresses actually in use
+    /// (port 0 in the config becomes the port the kernel chose).
+    pub fn listeners_path(&self) -> PathBuf {
+        self.data_dir.join("listeners.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn contract_keys_parse() {
+        let c = parse(
+            r#"
+data_dir = "/var/lib/edgeprov"
+[phone]
+https_listen = ["0.0.0.0:443", "[::]:443"]
+http_listen = []
+[admin]
+listen = "127.0.0.1:9443"
+[pki]
+server_names = ["prov.example.lan", "10.0.0.5"]
+trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.phone.https_listen.len(), 2);
+        assert!(c.phone.http_listen.is_empty());
+        assert_eq!(c.pki.server_names[1], "10.0.0.5");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("data_dir = \"x\"\n[phone]\nhttps_lisen = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https_lisen"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_names_line() {
+        let err = parse("[admin]\nlisten = \"localhost:notaport\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn empty_https_listen_is_refused() {
+        let err = parse("[phone]\nhttps_listen = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("phone.https_listen"), "{err}");
+    }
+}

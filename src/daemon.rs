@@ -1,0 +1,185 @@
+//! Starts every service as a task and wires shutdown: bind everything first (so a port in use
+//! fails the start, naming the key), then serve until SIGTERM/SIGINT, then drain connections,
+//! flush the recorder and close the database cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::phone::{self, PhoneState};
+use crate::pki::{self, Pki, PkiError};
+use crate::serve::{ConnInfo, Limits, TlsSource, accept_loop};
+use crate::store::{Recorder, Store, StoreError};
+
+/// How long shutdown waits for open connections to finish their requests.
+const DRAIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Token(#[from] admin::token::TokenError),
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        key: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The addresses actually bound, written to `<data_dir>/listeners.json` for the CLI and tests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listeners {
+    pub phone_https: Vec<SocketAddr>,
+    pub phone_http: Vec<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, key, source })
+}
+
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::Io {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let db_path = config.db_path();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+        .await
+        .expect("store open task")?;
+    let pki = Arc::new(Pki::load_or_init(&config.pki_dir(), &config.pki)?);
+    let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
+    let phone_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::phone_server_config(&pki)?));
+    let admin_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::admin_server_config(&pki)?));
+
+    let mut https = Vec::new();
+    for addr in &config.phone.https_listen {
+        https.push(bind(*addr, "phone.https_listen").await?);
+    }
+    let mut http = Vec::new();
+    for addr in &config.phone.http_listen {
+        http.push(bind(*addr, "phone.http_listen").await?);
+    }
+    let admin_listener = bind(config.admin.listen, "admin.listen").await?;
+    let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
+    let listeners = Listeners {
+        phone_https: https.iter().map(local).collect(),
+        phone_http: http.iter().map(local).collect(),
+        admin: local(&admin_listener),
+    };
+
+    let (recorder, recorder_thread) = Recorder::start(store.clone());
+    let phone_state = PhoneState::new(store.clone(), recorder.clone(), &config.phone);
+    let admin_state = AdminState {
+        store: store.clone(),
+        recorder: recorder.clone(),
+        pki: pki.clone(),
+        token,
+    };
+    let limits = Arc::new(Limits {
+        handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
+        header: Duration::from_millis(config.phone.header_timeout_ms),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut loops = tokio::task::JoinSet::new();
+
+    let phone_service = move |state: Arc<PhoneState>| {
+        move |info: ConnInfo| {
+            let state = state.clone();
+            let info = Arc::new(info);
+            hyper::service::service_fn(move |req| phone::handle(state.clone(), info.clone(), req))
+        }
+    };
+    for (listener, tls) in https
+        .into_iter()
+        .map(|l| (l, Some(phone_tls.clone())))
+        .chain(http.into_iter().map(|l| (l, None)))
+    {
+        loops.spawn(accept_loop(
+            listener,
+            tls,
+            limits.clone(),
+            phone_service(phone_state.clone()),
+            stop_rx.clone(),
+            graceful.clone(),
+        ));
+    }
+    let router = admin::router(admin_state);
+    loops.spawn(accept_loop(
+        admin_listener,
+        Some(admin_tls),
+        limits.clone(),
+        move |info: ConnInfo| {
+            TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
+        },
+        stop_rx,
+        graceful.clone(),
+    ));
+
+    let listeners_path = config.listeners_path();
+    let json = serde_json::to_vec_pretty(&listeners).expect("listener addresses serialize");
+    crate::fsutil::write_atomic(&listeners_path, &json, 0o644).map_err(|source| {
+        DaemonError::Io {
+            path: listeners_path.clone(),
+            source,
+        }
+    })?;
+    tracing::info!(
+        phone_https = ?listeners.phone_https,
+        phone_http = ?listeners.phone_http,
+        admin = %listeners.admin,
+        data_dir = %data_dir.display(),
+        "edgeprov serving"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("stopping: draining connections");
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
+    match Arc::try_unwrap(graceful) {
+        Ok(g) => {
+            if tokio::time::timeout(DRAIN, g.shutdown()).await.is_err() {
+                tracing::warn!("some connections did not finish within {DRAIN:?}; closing them");
+            }
+        }
+        Err(_) => tracing::warn!("connection tracker still shared; not draining"),
+    }
+    recorder.stop();
+    let _ = tokio::task::spawn_blocking(move || recorder_thread.join()).await;
+    let _ = std::fs::remove_file(&listeners_path);
+    drop(store);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

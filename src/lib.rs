@@ -1,0 +1,14 @@
+//! edgeprov: an on-premises provisioning server for IP desk phones.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod fsutil;
+pub mod logging;
+pub mod model;
+pub mod phone;
+pub mod pki;
+pub mod serve;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,71 @@
+//! Alarms: something an operator should know about, deduplicated by kind and source so a
+//! phone retrying a refused request every minute is one alarm with a count, not thousands.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Major,
+    Minor,
+    Warning,
+}
+
+/// Why an alarm was raised. The wire names are stable: scripts filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// A client certificate proved one device and asked for another device's secret file.
+    CertificateMismatch,
+    /// A secret file was asked for without any proof of identity (no certificate, plain HTTP).
+    SecretWithoutProof,
+    /// A secret file was asked for by a device that is not active.
+    InactiveDevice,
+    /// Wrong per-device HTTP credentials.
+    HttpAuthFailed,
+    /// Too many wrong HTTP credentials: the device's credentials are locked for a while.
+    HttpAuthLockout,
+    /// A request tried to leave the served tree (`..`, encoded separators).
+    PathTraversal,
+    /// Events were dropped because the recorder could not keep up.
+    RecorderOverflow,
+}
+
+impl AlarmKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlarmKind::CertificateMismatch => "certificate_mismatch",
+            AlarmKind::SecretWithoutProof => "secret_without_proof",
+            AlarmKind::InactiveDevice => "inactive_device",
+            AlarmKind::HttpAuthFailed => "http_auth_failed",
+            AlarmKind::HttpAuthLockout => "http_auth_lockout",
+            AlarmKind::PathTraversal => "path_traversal",
+            AlarmKind::RecorderOverflow => "recorder_overflow",
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            AlarmKind::CertificateMismatch | AlarmKind::HttpAuthLockout => Severity::Major,
+            AlarmKind::RecorderOverflow => Severity::Major,
+            AlarmKind::SecretWithoutProof
+            | AlarmKind::InactiveDevice
+            | AlarmKind::HttpAuthFailed
+            | AlarmKind::PathTraversal => Severity::Minor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub kind: AlarmKind,
+    pub severity: Severity,
+    /// Who caused it: a peer address, a device MAC, or both (`10.0.0.7 as 001122aabbcc`).
+    pub source: String,
+    /// The latest occurrence's detail.
+    pub message: String,
+    pub count: u64,
+    pub first: i64,
+    pub last: i64,
+}

@@ -1,0 +1,20 @@
+//! Plain data types shared by every module: what a device, a site, a parameter layer and an
+//! alarm are. Stored as JSON in redb so fields can be added without a migration.
+
+mod alarm;
+mod device;
+mod mac;
+mod params;
+
+pub use alarm::{Alarm, AlarmKind, Severity};
+pub use device::{CheckIn, Device, DeviceState, HttpCredential, Site};
+pub use mac::{Mac, MacError};
+pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
+
+/// Seconds since the Unix epoch: the one time representation stored.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

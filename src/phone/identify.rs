@@ -1,0 +1,276 @@
+//! Who is asking: the MAC and model of a phone, read from its certificate, the path it asks
+//! for, or its User-Agent. Pure functions over strings, so every vendor's format is unit-tested.
+
+use crate::model::Mac;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    Avaya,
+    Yealink,
+    Poly,
+    Cisco,
+    Snom,
+    Grandstream,
+}
+
+/// What a User-Agent tells about a phone. Any part may be missing (Poly sends no MAC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub vendor: Vendor,
+    pub model: String,
+    pub firmware: String,
+    pub mac: Option<Mac>,
+}
+
+/// Parses the agents in `phones.md`. Returns `None` for browsers, curl and unknown phones.
+pub fn parse_user_agent(ua: &str) -> Option<Agent> {
+    let lower = ua.to_ascii_lowercase();
+    if let Some(i) = lower.find("avaya/") {
+        // `AVAYA/J179-4.1.3.0.6 (MAC:c81fea83e85a)`: model and version joined by the first '-'.
+        let token = ua[i + 6..].split_whitespace().next().unwrap_or("");
+        let (model, firmware) = token.split_once('-').unwrap_or((token, ""));
+        let mac = lower
+            .find("mac:")
+            .and_then(|j| Mac::find_in(&ua[j + 4..].chars().take(17).collect::<String>()));
+        return Some(agent(Vendor::Avaya, model, firmware, mac));
+    }
+    if lower.starts_with("yealink") {
+        // `Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37`
+        let mut words = ua.split_whitespace().skip(1);
+        let model = words.next().unwrap_or("");
+        let model = model.strip_prefix("SIP-").unwrap_or(model);
+        let firmware = words.next().unwrap_or("");
+        let mac = words.next().and_then(|w| Mac::parse(w).ok());
+        return Some(agent(Vendor::Yealink, model, firmware, mac));
+    }
+    if let Some(i) = lower.find("polycom") {
+        // `FileTransport PolycomVVX-VVX_400-UA/4.1.4.7430 Type/Application`
+        let token = ua[i..].split_whitespace().next().unwrap_or("");
+        let mut parts = token.split('-');
+        let _family = parts.next();
+        let model = parts.next().unwrap_or("");
+        let firmware = token.find("UA/").map(|j| &token[j + 3..]).unwrap_or("");
+        return Some(agent(Vendor::Poly, model, firmware, None));
+    }
+    if let Some(rest) = ua.strip_prefix("Cisco-") {
+        // `Cisco-CP-7832-3PCC/11.0.1 (00562b043615)`
+        let token = rest.split_whitespace().next().unwrap_or("");
+        let (model, firmware) = token.split_once('/').unwrap_or((token, ""));
+        let mac = ua.find('(').and_then(|j| Mac::find_in(&ua[j..]));
+        return Some(agent(Vendor::Cisco, model, firmware, mac));
+    }
+    if let Some(i) = lower.find("snom") {
+        // `Mozilla/4.0 (compatible; snom710-SIP 8.7.5.35 1.1.5-IFX-05.01.12 000413741767)`
+        let mut words = ua[i..].split_whitespace();
+        let head = words.next().unwrap_or("");
+        let model = head.split('-').next().unwrap_or(head);
+        let firmware = words.next().unwrap_or("");
+        let mac = ua[i..]
+            .trim_end_matches(')')
+            .split_whitespace()
+            .last()
+            .and_then(|w| Mac::parse(w.trim_end_matches(')')).ok());
+        return Some(agent(Vendor::Snom, model, firmware, mac));
+    }
+    if lower.starts_with("grandstream") {
+        // `Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859`
+        let words: Vec<&str> = ua.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| w.eq_ignore_ascii_case(key))
+                .and_then(|p| words.get(p + 1))
+                .copied()
+                .unwrap_or("")
+        };
+        let mac = Mac::parse(after("DevId")).ok();
+        return Some(agent(Vendor::Grandstream, after("HW"), after("SW"), mac));
+    }
+    None
+}
+
+fn agent(vendor: Vendor, model: &str, firmware: &str, mac: Option<Mac>) -> Agent {
+    let clean = |s: &str| {
+        s.trim_matches(|c: char| c == '(' || c == ')' || c == ';')
+            .to_string()
+    };
+    Agent {
+        vendor,
+        model: clean(model),
+        firmware: clean(firmware),
+        mac,
+    }
+}
+
+/// The MAC named by a requested file or directory: `{mac}.txt`, `{mac}.cfg`, `{mac}.boot`,
+/// `{mac}-phone.cfg`, `SEP{MAC}.cnf.xml`, `CTL{MAC}.tlv`, `cfg{mac}.xml`, or a `$MACADDR`
+/// directory such as `/c81fea9b650d/46xxsettings.txt`. Case-insensitive, as phones differ.
+/// The all-zero MAC is the Poly/Yealink *common* file name, not a device.
+pub fn mac_from_path(segments: &[String]) -> Option<Mac> {
+    segments.iter().rev().find_map(|seg| mac_from_segment(seg))
+}
+
+fn mac_from_segment(seg: &str) -> Option<Mac> {
+    let lower = seg.to_ascii_lowercase();
+    let body = ["sep", "ctl", "cfg"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))
+        .unwrap_or(&lower);
+    // Separated forms (`00-11-22-aa-bb-cc.txt`) first, then the plain 12 digits.
+    [17, 12].into_iter().find_map(|len| {
+        let candidate = body.get(..len)?;
+        let rest = &body[len..];
+        if !(rest.is_empty() || rest.starts_with('.') || rest.starts_with('-')) {
+            return None;
+        }
+        let mac = Mac::parse(candidate).ok()?;
+        (mac.octets() != [0; 6]).then_some(mac)
+    })
+}
+
+/// The MAC a client certificate speaks for: its subject CN, else a subject alternative name.
+pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let from_cn = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .find_map(Mac::find_in);
+    from_cn.or_else(|| {
+        use x509_parser::extensions::GeneralName;
+        let san = cert.subject_alternative_name().ok()??;
+        san.value.general_names.iter().find_map(|n| match n {
+            GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
+                Mac::find_in(s)
+            }
+            _ => None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(s: &str) -> Mac {
+        Mac::parse(s).unwrap()
+    }
+
+    #[test]
+    fn user_agents_of_every_vendor() {
+        let cases = [
+            (
+                "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:c81fea83e85a)",
+                Vendor::Avaya,
+                "J179",
+                "4.1.3.0.6",
+                Some("c81fea83e85a"),
+            ),
+            (
+                "Yealink SIP-T46G 28.72.0.1 00:15:65:4a:a9:37",
+                Vendor::Yealink,
+                "T46G",
+                "28.72.0.1",
+                Some("0015654aa937"),
+            ),
+            (
+                "Yealink SIP-T54W 96.86.0.70",
+                Vendor::Yealink,
+                "T54W",
+                "96.86.0.70",
+                None,
+            ),
+            (
+                "FileTransport PolycomVVX-VVX_400-UA/4.1.4.7430 Type/Application",
+                Vendor::Poly,
+                "VVX_400",
+                "4.1.4.7430",
+                None,
+            ),
+            (
+                "Cisco-CP-7832-3PCC/11.0.1 (00562b043615)",
+                Vendor::Cisco,
+                "CP-7832-3PCC",
+                "11.0.1",
+                Some("00562b043615"),
+            ),
+            (
+                "Mozilla/4.0 (compatible; snom710-SIP 8.7.5.35 1.1.5-IFX-05.01.12 000413741767)",
+                Vendor::Snom,
+                "snom710",
+                "8.7.5.35",
+                Some("000413741767"),
+            ),
+            (
+                "Grandstream Model HW GXP1628 SW 1.0.4.138 DevId c074ad2bd859",
+                Vendor::Grandstream,
+                "GXP1628",
+                "1.0.4.138",
+                Some("c074ad2bd859"),
+            ),
+        ];
+        for (ua, vendor, model, fw, m) in cases {
+            let a = parse_user_agent(ua).unwrap_or_else(|| panic!("{ua}"));
+            assert_eq!(a.vendor, vendor, "{ua}");
+            assert_eq!(a.model, model, "{ua}");
+            assert_eq!(a.firmware, fw, "{ua}");
+            assert_eq!(a.mac, m.map(mac), "{ua}");
+        }
+    }
+
+    #[test]
+    fn browsers_are_not_phones() {
+        assert_eq!(parse_user_agent("curl/8.5.0"), None);
+        assert_eq!(
+            parse_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"),
+            None
+        );
+        assert_eq!(parse_user_agent(""), None);
+    }
+
+    #[test]
+    fn hostile_agents_do_not_panic() {
+        for ua in [
+            "AVAYA/",
+            "Yealink",
+            "Polycom",
+            "Cisco-",
+            "snom",
+            "Grandstream HW",
+            "AVAYA/é-ü (MAC:",
+        ] {
+            let _ = parse_user_agent(ua);
+        }
+    }
+
+    #[test]
+    fn mac_from_file_names() {
+        let seg = |s: &str| vec![s.to_string()];
+        let m = mac("c81fea9b650d");
+        for name in [
+            "c81fea9b650d.txt",
+            "C81FEA9B650D.txt",
+            "c81fea9b650d.cfg",
+            "c81fea9b650d.boot",
+            "c81fea9b650d-phone.cfg",
+            "SEPC81FEA9B650D.cnf.xml",
+            "cfgc81fea9b650d.xml",
+            "cfgc81fea9b650d",
+            "c8-1f-ea-9b-65-0d.txt",
+            "C8:1F:EA:9B:65:0D.txt",
+        ] {
+            assert_eq!(mac_from_path(&seg(name)), Some(m), "{name}");
+        }
+        for name in [
+            "46xxsettings.txt",
+            "000000000000.cfg",
+            "y000000000000.boot",
+            "c81fea9b650d0.txt",
+            "J100Supgrade.txt",
+        ] {
+            assert_eq!(mac_from_path(&seg(name)), None, "{name}");
+        }
+        let dir = vec!["c81fea9b650d".to_string(), "46xxsettings.txt".to_string()];
+        assert_eq!(mac_from_path(&dir), Some(m));
+    }
+}

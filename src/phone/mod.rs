@@ -1,0 +1,38 @@
+//! The phone-facing HTTP(S) service: identify the device, authorise, render, respond.
+
+pub mod authorize;
+pub mod credentials;
+mod handler;
+pub mod identify;
+pub mod path;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use handler::handle;
+
+use crate::config::PhoneConfig;
+use crate::store::{Recorder, Store};
+use credentials::{Lockouts, NonceKey};
+
+/// Everything a phone request needs, shared by all connections.
+pub struct PhoneState {
+    pub store: Store,
+    pub recorder: Recorder,
+    pub nonces: NonceKey,
+    pub lockouts: Lockouts,
+}
+
+impl PhoneState {
+    pub fn new(store: Store, recorder: Recorder, config: &PhoneConfig) -> Arc<PhoneState> {
+        Arc::new(PhoneState {
+            store,
+            recorder,
+            nonces: NonceKey::new(),
+            lockouts: Lockouts::new(
+                config.auth_max_failures,
+                Duration::from_secs(config.auth_lockout_secs),
+            ),
+        })
+    }
+}

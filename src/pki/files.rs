@@ -1,0 +1,77 @@
+//! Reading and writing PEM files, with errors that name the file.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rcgen::KeyPair;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::PkiError;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, reason: impl ToString) -> PkiError {
+    PkiError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+pub fn ensure_dir(dir: &Path) -> Result<(), PkiError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))
+}
+
+pub fn read_text(path: &Path) -> Result<String, PkiError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    String::from_utf8(bytes).map_err(|_| corrupt(path, "not a PEM text file"))
+}
+
+pub fn parse_one_cert(path: &Path, pem: &str) -> Result<CertificateDer<'static>, PkiError> {
+    let cert = CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| corrupt(path, format!("no PEM certificate ({e})")))?;
+    x509_parser::parse_x509_certificate(&cert)
+        .map_err(|e| corrupt(path, format!("certificate does not parse: {e}")))?;
+    Ok(cert)
+}
+
+pub fn read_key_pair(path: &Path) -> Result<KeyPair, PkiError> {
+    let pem = read_text(path)?;
+    KeyPair::from_pem(&pem).map_err(|e| corrupt(path, format!("private key does not parse: {e}")))
+}
+
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
+    let pem = read_text(path)?;
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| corrupt(path, format!("no PEM private key ({e})")))
+}
+
+/// Adds every certificate of a PEM bundle to `roots`; a file with none is an error, since a
+/// trust file that silently trusts nothing leaves phones unable to prove themselves.
+pub fn add_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), PkiError> {
+    let pem = std::fs::read(path).map_err(io(path))?;
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| corrupt(path, format!("bad PEM certificate ({e})")))?;
+        roots
+            .add(cert)
+            .map_err(|e| corrupt(path, format!("not a usable trust anchor: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(corrupt(path, "contains no PEM certificate"));
+    }
+    Ok(())
+}
+
+/// Writes a PKI file atomically with the given mode (keys 0600).
+pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    crate::fsutil::write_atomic(path, bytes, mode).map_err(io(path))
+}

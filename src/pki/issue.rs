@@ -1,0 +1,191 @@
+//! Making certificates: the CA on first start, the server certificate, device certificates.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::files::{parse_one_cert, read_text, write};
+use super::tls::random_bytes;
+use super::{CA_CERT, CA_KEY, PkiError, SERVER_CERT, SERVER_KEY};
+use crate::model::Mac;
+
+const CA_DAYS: i64 = 3650;
+const SERVER_DAYS: i64 = 825;
+/// A server certificate this close to expiry is renewed at start-up.
+const SERVER_RENEW_DAYS: i64 = 30;
+
+/// A device's certificate and private key, PEM encoded, with the CA that signed it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeviceIdentity {
+    pub certificate: String,
+    pub private_key: String,
+    pub ca_certificate: String,
+}
+
+fn gen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
+    move |e| PkiError::Generate {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn base_params(cn: &str, days: i64) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "edgeprov");
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    let now = OffsetDateTime::now_utc();
+    // An hour of slack: phones' clocks are often a little behind right after boot.
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(days);
+    p.serial_number = Some(SerialNumber::from_slice(&serial()));
+    p
+}
+
+fn serial() -> [u8; 16] {
+    let mut s = random_bytes::<16>();
+    s[0] &= 0x7f; // positive INTEGER
+    s
+}
+
+pub fn create_ca(dir: &Path) -> Result<(), PkiError> {
+    let key = KeyPair::generate().map_err(gen_err("CA key"))?;
+    let mut params = base_params("edgeprov device CA", CA_DAYS);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params
+        .self_signed(&key)
+        .map_err(gen_err("CA certificate"))?;
+    write(&dir.join(CA_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+    write(&dir.join(CA_CERT), cert.pem().as_bytes(), 0o644)?;
+    tracing::info!(dir = %dir.display(), "created a new device CA");
+    Ok(())
+}
+
+/// Makes sure a server certificate for `names` exists, reissuing it from the CA when the
+/// configured names changed or it is about to expire. `present` says whether server.crt and
+/// server.key existed before the CA was (possibly) just created.
+pub fn ensure_server_cert(
+    dir: &Path,
+    issuer: &Issuer<'static, KeyPair>,
+    names: &[String],
+    present: &[bool],
+) -> Result<(), PkiError> {
+    let cert_path = dir.join(SERVER_CERT);
+    let key_path = dir.join(SERVER_KEY);
+    let reason = match (cert_path.exists(), key_path.exists()) {
+        (false, false) if present.iter().all(|p| !p) => Some("first start".to_string()),
+        (false, _) => return Err(PkiError::Missing { path: cert_path }),
+        (_, false) => return Err(PkiError::Missing { path: key_path }),
+        (true, true) => {
+            let der = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
+            let (_, cert) =
+                x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Corrupt {
+                    path: cert_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let have = cert_names(&cert);
+            let want: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+            let expires = cert.validity().not_after.timestamp();
+            let renew_at =
+                (OffsetDateTime::now_utc() + Duration::days(SERVER_RENEW_DAYS)).unix_timestamp();
+            if have != want {
+                Some(format!("server names changed from {have:?} to {want:?}"))
+            } else if expires < renew_at {
+                Some("it expires within 30 days".to_string())
+            } else {
+                None
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        issue_server(dir, issuer, names)?;
+        tracing::info!(%reason, "issued a new server certificate");
+    }
+    Ok(())
+}
+
+fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<String> {
+    use x509_parser::extensions::GeneralName;
+    let mut out = BTreeSet::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => {
+                    out.insert(d.to_ascii_lowercase());
+                }
+                GeneralName::IPAddress(ip) => {
+                    let ip = match ip.len() {
+                        4 => <[u8; 4]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*ip).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    if let Some(ip) = ip {
+                        out.insert(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn issue_server(
+    dir: &Path,
+    issuer: &Issuer<'static, KeyPair>,
+    names: &[String],
+) -> Result<(), PkiError> {
+    let key = KeyPair::generate().map_err(gen_err("server key"))?;
+    let mut params = base_params(&names[0], SERVER_DAYS);
+    params.subject_alt_names = CertificateParams::new(names.to_vec())
+        .map_err(gen_err("server certificate names"))?
+        .subject_alt_names;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(gen_err("server certificate"))?;
+    write(&dir.join(SERVER_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+    write(&dir.join(SERVER_CERT), cert.pem().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// A client certificate whose subject CN is the device's MAC (the form phones' factory
+/// certificates use), with the MAC also as a URI SAN so SAN-based identification finds it.
+pub fn device_identity(
+    issuer: &Issuer<'static, KeyPair>,
+    ca_pem: &str,
+    mac: Mac,
+    days: u32,
+) -> Result<DeviceIdentity, PkiError> {
+    let key = KeyPair::generate().map_err(gen_err("device key"))?;
+    let mut params = base_params(&mac.to_string(), i64::from(days));
+    params.subject_alt_names = vec![SanType::URI(
+        format!("urn:dev:mac:{mac}")
+            .try_into()
+            .map_err(gen_err("device certificate SAN"))?,
+    )];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(gen_err("device certificate"))?;
+    Ok(DeviceIdentity {
+        certificate: cert.pem(),
+        private_key: key.serialize_pem(),
+        ca_certificate: ca_pem.to_string(),
+    })
+}

@@ -1,0 +1,138 @@
+//! The box's own PKI: a device CA made on first start, a server certificate it signs, device
+//! certificates issued on demand, and the set of roots trusted for client certificates.
+//!
+//! Only this module reads key files. The CA is never regenerated silently: losing it would
+//! orphan every certificate already on a phone, so a missing or unreadable file is an error
+//! that names the file.
+
+mod files;
+mod issue;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{Issuer, KeyPair};
+use rustls::RootCertStore;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::PkiConfig;
+pub use issue::DeviceIdentity;
+pub use tls::{admin_server_config, phone_server_config, random_bytes};
+
+pub const CA_CERT: &str = "ca.crt";
+pub const CA_KEY: &str = "ca.key";
+pub const SERVER_CERT: &str = "server.crt";
+pub const SERVER_KEY: &str = "server.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is missing while other PKI files exist in {dir}; restore it from a backup (edgeprov never regenerates a CA silently)",
+        dir = .path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    )]
+    Missing { path: PathBuf },
+    #[error("{path} is not usable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot generate {what}: {reason}")]
+    Generate { what: &'static str, reason: String },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// The loaded PKI. Cheap to share behind an `Arc`.
+pub struct Pki {
+    dir: PathBuf,
+    ca_cert_pem: String,
+    ca_cert: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+    server_chain: Vec<CertificateDer<'static>>,
+    server_key: PrivateKeyDer<'static>,
+    device_roots: Arc<RootCertStore>,
+}
+
+impl Pki {
+    /// Loads the PKI from `dir`, creating it when the directory holds none of its files.
+    pub fn load_or_init(dir: &Path, config: &PkiConfig) -> Result<Pki, PkiError> {
+        files::ensure_dir(dir)?;
+        let present: Vec<bool> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
+            .iter()
+            .map(|f| dir.join(f).exists())
+            .collect();
+        if present.iter().all(|p| !p) {
+            issue::create_ca(dir)?;
+        } else if let Some(missing) = [CA_CERT, CA_KEY].iter().zip(&present).find(|(_, p)| !**p) {
+            return Err(PkiError::Missing {
+                path: dir.join(missing.0),
+            });
+        }
+        let ca_cert_pem = files::read_text(&dir.join(CA_CERT))?;
+        let ca_cert = files::parse_one_cert(&dir.join(CA_CERT), &ca_cert_pem)?;
+        let ca_key = files::read_key_pair(&dir.join(CA_KEY))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).map_err(|e| PkiError::Corrupt {
+                path: dir.join(CA_CERT),
+                reason: e.to_string(),
+            })?;
+        issue::ensure_server_cert(dir, &issuer, &config.server_names, &present[2..])?;
+        let server_chain = vec![files::parse_one_cert(
+            &dir.join(SERVER_CERT),
+            &files::read_text(&dir.join(SERVER_CERT))?,
+        )?];
+        let server_key = files::read_private_key(&dir.join(SERVER_KEY))?;
+
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_cert.clone()).map_err(|e| PkiError::Corrupt {
+            path: dir.join(CA_CERT),
+            reason: e.to_string(),
+        })?;
+        for path in &config.trusted_device_roots {
+            files::add_roots(&mut roots, path)?;
+        }
+        Ok(Pki {
+            dir: dir.to_path_buf(),
+            ca_cert_pem,
+            ca_cert,
+            issuer,
+            server_chain,
+            server_key,
+            device_roots: Arc::new(roots),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ca_cert_pem(&self) -> &str {
+        &self.ca_cert_pem
+    }
+
+    pub fn ca_cert(&self) -> &CertificateDer<'static> {
+        &self.ca_cert
+    }
+
+    pub fn device_roots(&self) -> Arc<RootCertStore> {
+        self.device_roots.clone()
+    }
+
+    /// Issues a client certificate for a device (softphones, tests, the boot-storm simulator).
+    pub fn issue_device(
+        &self,
+        mac: crate::model::Mac,
+        days: u32,
+    ) -> Result<DeviceIdentity, PkiError> {
+        issue::device_identity(&self.issuer, &self.ca_cert_pem, mac, days)
+    }
+}
+
+/// Reads the CA certificate a client needs to trust the admin API (used by the CLI).
+pub fn read_ca_cert(data_pki_dir: &Path) -> Result<CertificateDer<'static>, PkiError> {
+    let path = data_pki_dir.join(CA_CERT);
+    files::parse_one_cert(&path, &files::read_text(&path)?)
+}

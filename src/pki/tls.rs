@@ -1,0 +1,53 @@
+//! rustls server configurations built from the PKI, with the one crypto provider (aws-lc-rs).
+
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+
+use super::{Pki, PkiError};
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Random bytes from the system's CSPRNG via aws-lc.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::fill(&mut out).expect("the system random source is available");
+    out
+}
+
+/// Phone HTTPS: client certificates are requested but optional at the handshake — whether a
+/// missing one matters depends on the file asked for. A certificate that is presented must chain
+/// to the edgeprov CA or a configured vendor root and be within its validity, else the handshake
+/// fails (so an expired or foreign certificate never reaches the request handler).
+pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PkiError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Thousands of phones reconnect after a power cut; a larger cache lets those that
+    // offer a session ID skip the full handshake.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16_384);
+    Ok(Arc::new(config))
+}
+
+/// Admin API: server authentication only; clients prove themselves with a bearer token.
+pub fn admin_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PkiError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,130 @@
+//! The accept loop shared by the phone service and the admin API: TCP accept, the TLS handshake
+//! inside the connection's own task (with a deadline, so half-open sockets cannot pile up), then
+//! hyper HTTP/1.1 with a header deadline and bounded header size. Each connection keeps its
+//! peer certificate, which is why this is a hand-written hyper-util loop and not a framework's.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Largest request head accepted (request line + headers); beyond it hyper answers 431.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// What the handler knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The verified leaf certificate the client presented, if any.
+    pub client_cert: Option<CertificateDer<'static>>,
+}
+
+pub struct Limits {
+    pub handshake: Duration,
+    pub header: Duration,
+}
+
+/// Where the TLS configuration comes from; read at each handshake so a reload (new
+/// certificate) applies to new connections while open ones continue.
+pub type TlsSource = Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>;
+
+/// Accepts until `stop` changes, serving each connection with the service `make` builds for it.
+/// Connections are registered with `graceful` so shutdown can drain them.
+pub async fn accept_loop<F, S, B>(
+    listener: TcpListener,
+    tls: Option<TlsSource>,
+    limits: Arc<Limits>,
+    make: F,
+    mut stop: watch::Receiver<bool>,
+    graceful: Arc<GracefulShutdown>,
+) where
+    F: Fn(ConnInfo) -> S + Send + Sync + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let make = Arc::new(make);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let make = make.clone();
+        let limits = limits.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header)
+                .max_buf_size(MAX_HEAD);
+            match tls {
+                None => {
+                    let info = ConnInfo {
+                        peer,
+                        tls: false,
+                        client_cert: None,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(tcp), make(info));
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                Some(source) => {
+                    let config = source.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let stream =
+                        match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let client_cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
+                    let info = ConnInfo {
+                        peer,
+                        tls: true,
+                        client_cert,
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), make(info));
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+}

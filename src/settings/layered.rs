@@ -1,0 +1,122 @@
+//! Parameters layered global → site → group → model → device: what one device ends up with,
+//! and where each value came from.
+
+use std::collections::BTreeMap;
+
+use crate::model::Layer;
+use crate::store::DeviceContext;
+
+/// Where an effective value was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Layer(Layer),
+    Device,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Layer(l) => l.fmt(f),
+            Origin::Device => f.write_str("device"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    pub value: String,
+    /// Secret if any layer declared the name secret: a later layer cannot make a credential
+    /// public by accident by setting it as a plain parameter.
+    pub secret: bool,
+    pub origin: Origin,
+}
+
+/// The device's effective parameters by name. A later layer replaces a value set earlier.
+pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
+    let mut out: BTreeMap<String, Effective> = BTreeMap::new();
+    let layers = ctx
+        .layers
+        .iter()
+        .map(|(l, set)| (Origin::Layer(l.clone()), &set.params, &set.secrets))
+        .chain(std::iter::once((
+            Origin::Device,
+            &ctx.device.params,
+            &ctx.device.secrets,
+        )));
+    for (origin, params, secrets) in layers {
+        for (values, secret) in [(params, false), (secrets, true)] {
+            for (name, value) in values {
+                let was_secret = out.get(name).is_some_and(|e| e.secret);
+                out.insert(
+                    name.clone(),
+                    Effective {
+                        value: value.clone(),
+                        secret: secret || was_secret,
+                        origin: origin.clone(),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Device, Mac, ParamSet};
+
+    fn set(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> ParamSet {
+        ParamSet {
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn later_layers_win_and_secrets_stick() {
+        let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+        device
+            .params
+            .insert("SIP_PASSWORD".into(), "devicepw".into());
+        device.params.insert("DISPLAY".into(), "Reception".into());
+        let ctx = DeviceContext {
+            device,
+            site: None,
+            layers: vec![
+                (
+                    Layer::Global,
+                    set(
+                        &[("SNTPSRVR", "pool"), ("DISPLAY", "x")],
+                        &[("SIP_PASSWORD", "g")],
+                    ),
+                ),
+                (
+                    Layer::Site("hq".into()),
+                    set(&[("SNTPSRVR", "10.0.0.1")], &[]),
+                ),
+                (Layer::Model("J179".into()), set(&[("DISPLAY", "y")], &[])),
+            ],
+        };
+        let e = effective(&ctx);
+        assert_eq!(e["SNTPSRVR"].value, "10.0.0.1");
+        assert_eq!(
+            e["SNTPSRVR"].origin,
+            Origin::Layer(Layer::Site("hq".into()))
+        );
+        assert_eq!(e["DISPLAY"].value, "Reception");
+        assert_eq!(e["DISPLAY"].origin, Origin::Device);
+        assert_eq!(e["SIP_PASSWORD"].value, "devicepw");
+        assert!(
+            e["SIP_PASSWORD"].secret,
+            "secret-ness survives a plain override"
+        );
+        assert!(!e["SNTPSRVR"].secret);
+    }
+}

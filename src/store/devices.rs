@@ -1,0 +1,103 @@
+//! Devices and sites.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::{DEVICES, SITES, Store, StoreError, decode, encode, read_all};
+use crate::model::{Device, Mac, Site, now_unix};
+
+impl Store {
+    pub fn get_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEVICES)?;
+        let key = mac.to_string();
+        let found = table.get(key.as_str())?;
+        found
+            .map(|v| decode("devices", &key, v.value()))
+            .transpose()
+    }
+
+    pub fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
+        let tx = self.db.begin_read()?;
+        read_all(&tx.open_table(DEVICES)?, "devices")
+    }
+
+    pub fn count_devices(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(DEVICES)?.len()?)
+    }
+
+    /// Adds a new device; an existing MAC is a conflict, never silently overwritten.
+    pub fn create_device(&self, mut device: Device) -> Result<Device, StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(DEVICES)?;
+            let key = device.mac.to_string();
+            if table.get(key.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("device {key}")));
+            }
+            let now = now_unix();
+            device.created = now;
+            device.updated = now;
+            table.insert(key.as_str(), encode(&device).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(device)
+    }
+
+    /// Changes a device inside one transaction. `change` may refuse (its error is returned and
+    /// nothing is written).
+    pub fn update_device<E>(
+        &self,
+        mac: Mac,
+        change: impl FnOnce(&mut Device) -> Result<(), E>,
+    ) -> Result<Result<Device, E>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let updated = {
+            let mut table = tx.open_table(DEVICES)?;
+            let key = mac.to_string();
+            let mut device: Device = match table.get(key.as_str())? {
+                Some(v) => decode("devices", &key, v.value())?,
+                None => return Err(StoreError::NotFound(format!("device {key}"))),
+            };
+            if let Err(e) = change(&mut device) {
+                return Ok(Err(e));
+            }
+            device.mac = mac;
+            device.updated = now_unix();
+            table.insert(key.as_str(), encode(&device).as_slice())?;
+            device
+        };
+        tx.commit()?;
+        Ok(Ok(updated))
+    }
+
+    pub fn delete_device(&self, mac: Mac) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        let removed = tx
+            .open_table(DEVICES)?
+            .remove(mac.to_string().as_str())?
+            .is_some();
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    pub fn get_site(&self, name: &str) -> Result<Option<Site>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(SITES)?;
+        let found = table.get(name)?;
+        found.map(|v| decode("sites", name, v.value())).transpose()
+    }
+
+    pub fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
+        let tx = self.db.begin_read()?;
+        read_all(&tx.open_table(SITES)?, "sites")
+    }
+
+    pub fn put_site(&self, site: &Site) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(SITES)?
+            .insert(site.name.as_str(), encode(site).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+}

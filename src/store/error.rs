@@ -1,0 +1,46 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "database schema version {found} is not supported by this edgeprov (it knows {})",
+        super::SCHEMA_VERSION
+    )]
+    Schema { found: u64 },
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("stored record {table}/{key} cannot be read: {message}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        message: String,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+/// redb has one error type per operation; they all fold into `redb::Error`.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,85 @@
+//! Parameter layers, and the one-transaction read of everything needed to render a device.
+
+use redb::ReadableDatabase;
+
+use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode};
+use crate::model::{Device, Layer, Mac, ParamSet, Site};
+
+/// A device with its site and the parameter layers that apply to it, read in one snapshot so a
+/// rendered file never mixes two versions of the data.
+#[derive(Debug, Clone)]
+pub struct DeviceContext {
+    pub device: Device,
+    pub site: Option<Site>,
+    /// Global, site, group, model — in that order; layers with nothing set are omitted.
+    pub layers: Vec<(Layer, ParamSet)>,
+}
+
+impl Store {
+    pub fn get_layer(&self, layer: &Layer) -> Result<ParamSet, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(LAYERS)?;
+        let key = layer.to_string();
+        let found = table.get(key.as_str())?;
+        Ok(found
+            .map(|v| decode("layers", &key, v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn put_layer(&self, layer: &Layer, set: &ParamSet) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(LAYERS)?;
+            let key = layer.to_string();
+            if set.params.is_empty() && set.secrets.is_empty() {
+                table.remove(key.as_str())?;
+            } else {
+                table.insert(key.as_str(), encode(set).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn device_context(&self, mac: Mac) -> Result<Option<DeviceContext>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let key = mac.to_string();
+        let device: Device = match tx.open_table(DEVICES)?.get(key.as_str())? {
+            Some(v) => decode("devices", &key, v.value())?,
+            None => return Ok(None),
+        };
+        let site = if device.site.is_empty() {
+            None
+        } else {
+            let sites = tx.open_table(SITES)?;
+            let found = sites.get(device.site.as_str())?;
+            found
+                .map(|v| decode("sites", &device.site, v.value()))
+                .transpose()?
+        };
+        let mut wanted = vec![Layer::Global];
+        if !device.site.is_empty() {
+            wanted.push(Layer::Site(device.site.clone()));
+        }
+        if !device.group.is_empty() {
+            wanted.push(Layer::Group(device.group.clone()));
+        }
+        if !device.model.is_empty() {
+            wanted.push(Layer::Model(device.model.clone()));
+        }
+        let table = tx.open_table(LAYERS)?;
+        let mut layers = Vec::new();
+        for layer in wanted {
+            let key = layer.to_string();
+            if let Some(v) = table.get(key.as_str())? {
+                layers.push((layer, decode("layers", &key, v.value())?));
+            }
+        }
+        Ok(Some(DeviceContext {
+            device,
+            site,
+            layers,
+        }))
+    }
+}

@@ -1,0 +1,111 @@
+//! The redb database: the only module that opens it. Records are JSON in byte-valued tables so a
+//! field can be added without migrating; a schema-version key guards incompatible changes.
+//!
+//! redb transactions are synchronous: async callers run these methods under `spawn_blocking`.
+//! Every write commits with redb's default immediate durability, so a call that returned `Ok`
+//! survives `kill -9` and power loss.
+
+mod alarms;
+mod devices;
+mod error;
+mod layers;
+mod recorder;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use error::StoreError;
+pub use layers::DeviceContext;
+pub use recorder::{Recorder, RecorderEvent};
+
+/// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
+pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+
+/// A cheap, cloneable handle; the database closes when the last one is dropped.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and checks its schema version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let store = Store { db: Arc::new(db) };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(v) => return Err(StoreError::Schema { found: v }),
+            }
+            tx.open_table(DEVICES)?;
+            tx.open_table(SITES)?;
+            tx.open_table(LAYERS)?;
+            tx.open_table(ALARMS)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("schema_version")?.map(|v| v.value()).unwrap_or(0))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("model types serialize to JSON without failing")
+}
+
+/// Reads every record of a table, in key order.
+fn read_all<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        out.push(decode(name, k.value(), v.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,169 @@
+//! The recorder: check-ins and alarms are written by one thread in batches, one transaction per
+//! batch, so a phone's response never waits for a disk sync and a boot storm of thousands of
+//! phones costs a handful of commits instead of thousands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use redb::ReadableTable;
+
+use super::alarms::AlarmEvent;
+use super::{DEVICES, Store, StoreError, decode, encode};
+use crate::model::{AlarmKind, CheckIn, Device, Mac, now_unix};
+
+/// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
+/// block or grow memory without limit.
+const QUEUE: usize = 65_536;
+/// Largest batch written in one transaction.
+const BATCH: usize = 8_192;
+
+pub enum RecorderEvent {
+    CheckIn(Mac, CheckIn),
+    Alarm {
+        kind: AlarmKind,
+        source: String,
+        message: String,
+    },
+    /// Asks for everything queued so far to be committed, then answers.
+    Flush(std::sync::mpsc::Sender<()>),
+    Stop,
+}
+
+/// A cloneable sender into the recorder thread.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: SyncSender<RecorderEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Recorder {
+    /// Starts the writer thread; join the handle after sending [`Recorder::stop`].
+    pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
+        let (tx, rx) = sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        let handle = std::thread::Builder::new()
+            .name("edgeprov-recorder".into())
+            .spawn(move || run(store, rx, counter))
+            .expect("spawning a thread at start-up");
+        (Recorder { tx, dropped }, handle)
+    }
+
+    pub fn check_in(&self, mac: Mac, checkin: CheckIn) {
+        self.send(RecorderEvent::CheckIn(mac, checkin));
+    }
+
+    pub fn alarm(&self, kind: AlarmKind, source: impl Into<String>, message: impl Into<String>) {
+        let source = source.into();
+        let message = message.into();
+        tracing::warn!(alarm = kind.as_str(), %source, "{message}");
+        self.send(RecorderEvent::Alarm {
+            kind,
+            source,
+            message,
+        });
+    }
+
+    /// Waits until everything sent before this call is committed (used by the admin API so an
+    /// alarm list read right after a refusal shows it).
+    pub async fn flush(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let tx = self.tx.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if tx.send(RecorderEvent::Flush(done_tx)).is_ok() {
+                let _ = done_rx.recv();
+            }
+        })
+        .await;
+    }
+
+    /// Commits what is queued and ends the thread.
+    pub fn stop(&self) {
+        let _ = self.tx.send(RecorderEvent::Stop);
+    }
+
+    fn send(&self, ev: RecorderEvent) {
+        match self.tx.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn run(store: Store, rx: Receiver<RecorderEvent>, dropped: Arc<AtomicU64>) {
+    let mut stop = false;
+    while !stop {
+        let Ok(first) = rx.recv() else { break };
+        let mut checkins = Vec::new();
+        let mut alarms = Vec::new();
+        let mut waiters = Vec::new();
+        let mut next = Some(first);
+        while let Some(ev) = next.take() {
+            match ev {
+                RecorderEvent::CheckIn(mac, c) => checkins.push((mac, c)),
+                RecorderEvent::Alarm {
+                    kind,
+                    source,
+                    message,
+                } => alarms.push(AlarmEvent {
+                    kind,
+                    source,
+                    message,
+                    at: now_unix(),
+                }),
+                RecorderEvent::Flush(w) => waiters.push(w),
+                RecorderEvent::Stop => stop = true,
+            }
+            if checkins.len() + alarms.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            alarms.push(AlarmEvent {
+                kind: AlarmKind::RecorderOverflow,
+                source: "recorder".into(),
+                message: format!("{lost} check-in or alarm events dropped: the queue was full"),
+                at: now_unix(),
+            });
+        }
+        if let Err(e) = write_batch(&store, &checkins, &alarms) {
+            tracing::error!(error = %e, checkins = checkins.len(), alarms = alarms.len(), "recorder batch lost");
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+}
+
+fn write_batch(
+    store: &Store,
+    checkins: &[(Mac, CheckIn)],
+    alarms: &[AlarmEvent],
+) -> Result<(), StoreError> {
+    if checkins.is_empty() && alarms.is_empty() {
+        return Ok(());
+    }
+    let tx = store.db.begin_write()?;
+    {
+        let mut table = tx.open_table(DEVICES)?;
+        for (mac, checkin) in checkins {
+            let key = mac.to_string();
+            let device: Option<Device> = match table.get(key.as_str())? {
+                Some(v) => Some(decode("devices", &key, v.value())?),
+                None => None,
+            };
+            if let Some(mut device) = device {
+                device.checkin = Some(checkin.clone());
+                table.insert(key.as_str(), encode(&device).as_slice())?;
+            }
+        }
+    }
+    Store::raise_alarms(&tx, alarms)?;
+    tx.commit()?;
+    Ok(())
+}
