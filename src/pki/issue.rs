@@ -73,18 +73,18 @@ pub fn create_ca(dir: &Path) -> Result<(), PkiError> {
 }
 
 /// Makes sure a server certificate for `names` exists, reissuing it from the CA when the
-/// configured names changed or it is about to expire. `present` says whether server.crt and
-/// server.key existed before the CA was (possibly) just created.
+/// configured names changed or it is about to expire. Only on the very first start (no PKI file
+/// existed) is a missing server certificate made; later it is an error naming the file.
 pub fn ensure_server_cert(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,
     names: &[String],
-    present: &[bool],
+    first_start: bool,
 ) -> Result<(), PkiError> {
     let cert_path = dir.join(SERVER_CERT);
     let key_path = dir.join(SERVER_KEY);
     let reason = match (cert_path.exists(), key_path.exists()) {
-        (false, false) if present.iter().all(|p| !p) => Some("first start".to_string()),
+        (false, false) if first_start => Some("first start".to_string()),
         (false, _) => return Err(PkiError::Missing { path: cert_path }),
         (_, false) => return Err(PkiError::Missing { path: key_path }),
         (true, true) => {

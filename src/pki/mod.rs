@@ -64,7 +64,8 @@ impl Pki {
             .iter()
             .map(|f| dir.join(f).exists())
             .collect();
-        if present.iter().all(|p| !p) {
+        let first_start = present.iter().all(|p| !p);
+        if first_start {
             issue::create_ca(dir)?;
         } else if let Some(missing) = [CA_CERT, CA_KEY].iter().zip(&present).find(|(_, p)| !**p) {
             return Err(PkiError::Missing {
@@ -79,7 +80,7 @@ impl Pki {
                 path: dir.join(CA_CERT),
                 reason: e.to_string(),
             })?;
-        issue::ensure_server_cert(dir, &issuer, &config.server_names, &present[2..])?;
+        issue::ensure_server_cert(dir, &issuer, &config.server_names, first_start)?;
         let server_chain = vec![files::parse_one_cert(
             &dir.join(SERVER_CERT),
             &files::read_text(&dir.join(SERVER_CERT))?,

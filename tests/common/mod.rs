@@ -1,0 +1,342 @@
+//! Test harness: starts the real `edgeprov` binary on loopback with port 0, and talks to it with
+//! real TLS clients (tokio-rustls + hyper), as phones and administrators would.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgeprov");
+
+pub fn install_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub token: String,
+}
+
+/// The config every test daemon uses: loopback, kernel-chosen ports, short timeouts.
+pub fn base_config(data_dir: &Path, extra: &str) -> String {
+    format!(
+        r#"data_dir = "{}"
+log_level = "info"
+[phone]
+https_listen = ["127.0.0.1:0"]
+http_listen = ["127.0.0.1:0"]
+handshake_timeout_ms = 1000
+header_timeout_ms = 1000
+auth_max_failures = 3
+auth_lockout_secs = 60
+[admin]
+listen = "127.0.0.1:0"
+{extra}"#,
+        data_dir.display()
+    )
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with("")
+    }
+
+    /// Starts with extra TOML appended to the base config (e.g. a `[pki]` table).
+    pub fn start_with(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = base_config(&dir.path().join("data"), extra);
+        std::fs::write(dir.path().join("edgeprov.toml"), config).unwrap();
+        Daemon::launch(dir)
+    }
+
+    fn launch(dir: tempfile::TempDir) -> Daemon {
+        let listeners = dir.path().join("data/listeners.json");
+        let _ = std::fs::remove_file(&listeners);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.path().join("edgeprov.toml"))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn edgeprov");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let parsed: Value = loop {
+            if let Ok(bytes) = std::fs::read(&listeners)
+                && let Ok(v) = serde_json::from_slice(&bytes)
+            {
+                break v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start: {}",
+                std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let addr = |v: &Value| v.as_str().unwrap().parse::<SocketAddr>().unwrap();
+        let token = std::fs::read_to_string(dir.path().join("data/admin.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Daemon {
+            https: addr(&parsed["phone_https"][0]),
+            http: parsed["phone_http"].get(0).map(addr),
+            admin: addr(&parsed["admin"]),
+            token,
+            child: Some(child),
+            dir,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("edgeprov.toml")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("pki/ca.crt")).unwrap()
+    }
+
+    /// SIGTERM and wait: a clean stop.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        wait_timeout(&mut child, Duration::from_secs(20)).expect("daemon stops on SIGTERM")
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Stops (if running) and starts again on the same data directory and config.
+    pub fn restart(mut self) -> Daemon {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Daemon::launch(dir)
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("EDGEPROV_TOKEN")
+            .output()
+            .expect("run edgeprov CLI")
+    }
+
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_with_token(method, path, body, Some(&self.token)).await
+    }
+
+    pub async fn api_with_token(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let tls = client_config(&self.ca_pem(), None);
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header("host", "localhost");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let resp = send(self.admin, tls, req.body(body.into()).unwrap())
+            .await
+            .expect("admin API request");
+        let v = if resp.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&resp.body).unwrap_or(Value::Null)
+        };
+        (resp.status, v)
+    }
+
+    pub async fn add_device(&self, body: Value) {
+        let (status, v) = self.api("POST", "/devices", Some(body)).await;
+        assert_eq!(status, 201, "{v}");
+    }
+
+    /// A client identity for `mac` issued by the daemon's CA through the admin API.
+    pub async fn identity(&self, mac: &str) -> Identity {
+        let (status, v) = self
+            .api("POST", &format!("/devices/{mac}/certificate"), None)
+            .await;
+        assert_eq!(status, 201, "{v}");
+        Identity {
+            cert_pem: v["certificate"].as_str().unwrap().to_string(),
+            key_pem: v["private_key"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn client_config(ca_pem: &str, identity: Option<&Identity>) -> Arc<rustls::ClientConfig> {
+    install_provider();
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => {
+            let chain: Vec<_> = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                .map(|c| c.unwrap())
+                .collect();
+            let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Arc::new(config)
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One request over a fresh TLS connection; any TLS or HTTP failure is returned as text.
+pub async fn send(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    req: http::Request<Full<Bytes>>,
+) -> Result<Resp, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    request_over(TokioIo::new(stream), req).await
+}
+
+/// One request over plain HTTP.
+pub async fn send_plain(addr: SocketAddr, req: http::Request<Full<Bytes>>) -> Result<Resp, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    request_over(TokioIo::new(tcp), req).await
+}
+
+async fn request_over<T>(io: T, req: http::Request<Full<Bytes>>) -> Result<Resp, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| {
+        // The TLS alert that refused a certificate surfaces on the connection task.
+        format!("{e}: {e:?}")
+    })?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes()
+        .to_vec();
+    drop(sender);
+    let _ = driver.await;
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+pub fn get(path: &str, user_agent: &str) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .uri(path)
+        .header("host", "localhost")
+        .header("user-agent", user_agent)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+pub const J179_UA: &str = "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:001122aabbcc)";

@@ -1,0 +1,128 @@
+//! Bad configuration fails the start with a message that names the key, line or file.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn serve_with(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edgeprov.toml");
+    std::fs::write(&path, config.replace("DATA", &dir.path().join("data").display().to_string()))
+        .unwrap();
+    run_serve(&path)
+}
+
+/// Runs `serve` and returns (exited successfully, stderr); a daemon still running after 20 s
+/// is killed and counts as not refused.
+fn run_serve(config: &std::path::Path) -> (bool, String) {
+    let scratch = tempfile::tempdir().unwrap();
+    let err_path = scratch.path().join("stderr");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // A daemon that starts when it should have refused is a failure, not a hang.
+    let status = wait_timeout(&mut child, std::time::Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    (status.is_none_or(|s| s.success()), err)
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let (ok, err) = serve_with("data_dir = \"DATA\"\n[phone]\nhttps_lissten = [\"127.0.0.1:0\"]\n");
+    assert!(!ok);
+    assert!(err.contains("https_lissten"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn bad_address_is_named() {
+    let (ok, err) = serve_with("data_dir = \"DATA\"\n[admin]\nlisten = \"127.0.0.1:99999\"\n");
+    assert!(!ok);
+    assert!(err.contains("line 3") && err.contains("listen"), "{err}");
+}
+
+#[test]
+fn address_in_use_names_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (ok, err) = serve_with(&format!(
+        "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"
+    ));
+    assert!(!ok);
+    assert!(err.contains("admin.listen") && err.contains(&port.to_string()), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let (ok, err) = run_serve(std::path::Path::new("/nonexistent/edgeprov.toml"));
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/edgeprov.toml"), "{err}");
+}
+
+#[test]
+fn pki_problems_are_named_and_the_ca_is_never_regenerated() {
+    // A working daemon makes its PKI, then is stopped.
+    let mut d = Daemon::start();
+    d.stop();
+    let pki = d.data_dir().join("pki");
+    let ca_before = std::fs::read(pki.join("ca.crt")).unwrap();
+
+    // Missing CA key while the certificate exists.
+    let key = std::fs::read(pki.join("ca.key")).unwrap();
+    std::fs::remove_file(pki.join("ca.key")).unwrap();
+    let (ok, err) = run_serve(&d.config_path());
+    assert!(!ok);
+    assert!(err.contains("ca.key") && err.contains("missing"), "{err}");
+    assert_eq!(std::fs::read(pki.join("ca.crt")).unwrap(), ca_before, "CA untouched");
+    assert!(!pki.join("ca.key").exists(), "no silent regeneration");
+    std::fs::write(pki.join("ca.key"), &key).unwrap();
+
+    // Corrupt CA certificate.
+    std::fs::write(pki.join("ca.crt"), "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let (ok, err) = run_serve(&d.config_path());
+    assert!(!ok);
+    assert!(err.contains("ca.crt"), "{err}");
+    std::fs::write(pki.join("ca.crt"), &ca_before).unwrap();
+
+    // Unreadable server key (a directory where the file should be).
+    std::fs::remove_file(pki.join("server.key")).unwrap();
+    std::fs::create_dir(pki.join("server.key")).unwrap();
+    let (ok, err) = run_serve(&d.config_path());
+    assert!(!ok);
+    assert!(err.contains("server.key"), "{err}");
+    std::fs::remove_dir(pki.join("server.key")).unwrap();
+
+    // The server certificate and key both gone: missing, named (not silently reissued).
+    std::fs::remove_file(pki.join("server.crt")).unwrap();
+    let (ok, err) = run_serve(&d.config_path());
+    assert!(!ok);
+    assert!(err.contains("server.crt"), "{err}");
+}
+
+#[test]
+fn bad_trusted_root_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots = dir.path().join("vendor-roots.pem");
+    std::fs::write(&roots, "no certificates here\n").unwrap();
+    let (ok, err) = serve_with(&format!(
+        "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:0\"\n[pki]\ntrusted_device_roots = [\"{}\"]\n",
+        roots.display()
+    ));
+    assert!(!ok);
+    assert!(err.contains("vendor-roots.pem"), "{err}");
+    let (ok, err) = serve_with(
+        "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:0\"\n[pki]\ntrusted_device_roots = [\"/nonexistent/roots.pem\"]\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/roots.pem"), "{err}");
+}

@@ -1,0 +1,146 @@
+//! Hostile requests are answered or closed without harm, and the daemon keeps serving others.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends raw bytes and returns what the server answered before closing (bounded wait).
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(response: &str) -> u16 {
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn still_serving(d: &Daemon) {
+    let id = d.identity("001122aabbcc").await;
+    let r = send(d.https, client_config(&d.ca_pem(), Some(&id)), get("/001122aabbcc.txt", J179_UA))
+        .await
+        .expect("the daemon still serves a legitimate phone");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("SET SIP_PASSWORD s3cret"));
+}
+
+async fn daemon() -> Daemon {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": "001122aabbcc", "secrets": {"SIP_PASSWORD": "s3cret"}}))
+        .await;
+    d
+}
+
+#[tokio::test]
+async fn traversal_is_refused_and_alarmed() {
+    let d = daemon().await;
+    let http = d.http.unwrap();
+    for path in [
+        "/../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/a/..%5c..%5cwin.ini",
+        "/%2E%2E/001122aabbcc.txt",
+    ] {
+        let resp = raw(
+            http,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert_eq!(status_of(&resp), 400, "{path}: {resp}");
+        assert!(!resp.contains("root:"), "{path}");
+    }
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let t = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "path_traversal")
+        .expect("traversal alarm");
+    assert_eq!(t["count"], 5);
+    still_serving(&d).await;
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused() {
+    let d = daemon().await;
+    let http = d.http.unwrap();
+    let long_url = format!("GET /{}.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(2000));
+    let resp = raw(http, long_url.as_bytes()).await;
+    assert_eq!(status_of(&resp), 414, "{resp}");
+
+    let huge_url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(64 * 1024));
+    let resp = raw(http, huge_url.as_bytes()).await;
+    assert!(matches!(status_of(&resp), 414 | 431 | 0), "{resp}");
+
+    let big_header = format!(
+        "GET /x.txt HTTP/1.1\r\nHost: x\r\nX-Fill: {}\r\n\r\n",
+        "b".repeat(64 * 1024)
+    );
+    let resp = raw(http, big_header.as_bytes()).await;
+    assert!(matches!(status_of(&resp), 431 | 0), "{resp}");
+    let many_headers: String = (0..500).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let resp = raw(http, format!("GET /x.txt HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").as_bytes()).await;
+    assert!(matches!(status_of(&resp), 431 | 400 | 0), "{resp}");
+
+    let garbage = raw(http, b"\x16\x03\x01\x00\xff garbage\r\n\r\n").await;
+    assert!(matches!(status_of(&garbage), 400 | 0), "{garbage}");
+    let post = raw(http, b"POST /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&post), 405, "{post}");
+    still_serving(&d).await;
+}
+
+#[tokio::test]
+async fn slow_and_half_open_connections_are_closed() {
+    let d = daemon().await;
+    // Half-open on the TLS port: connect and say nothing. The handshake deadline (1 s in the
+    // test config) closes it.
+    let started = Instant::now();
+    let mut idle = TcpStream::connect(d.https).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the server closes a silent TLS connection");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // Slowloris on HTTP: half a request head, then nothing. The header deadline closes it.
+    let mut slow = TcpStream::connect(d.http.unwrap()).await.unwrap();
+    slow.write_all(b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut out))
+        .await
+        .expect("the server closes a slow request")
+        .ok();
+    assert!(!String::from_utf8_lossy(&out).contains("s3cret"));
+
+    // Many idle connections at once do not stop service.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(TcpStream::connect(d.https).await.unwrap());
+    }
+    still_serving(&d).await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn plain_http_on_the_tls_port_is_closed() {
+    let d = daemon().await;
+    let resp = raw(d.https, b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(!resp.contains("s3cret"));
+    assert!(!resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let _ = raw(d.https, &junk).await;
+    still_serving(&d).await;
+}
