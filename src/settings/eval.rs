@@ -328,3 +328,176 @@ impl Run<'_> {
         self.result.notes.push(Note { origin, kind });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> impl FnMut(&str) -> Option<Vec<u8>> + use<> {
+        let map: HashMap<String, Vec<u8>> = list
+            .iter()
+            .map(|(n, c)| ((*n).to_owned(), c.as_bytes().to_vec()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn j179() -> Vars {
+        Vars::new()
+            .with("MODEL4", "J179")
+            .with("MACADDR", "c81fea83e85a")
+    }
+
+    #[test]
+    fn last_set_wins_at_first_position() {
+        let e = evaluate(
+            "a",
+            &j179(),
+            files(&[("a", "SET x 1\nSET Y 2\nset X \"3 4\"\n")]),
+        );
+        let names: Vec<_> = e.settings.iter().map(|s| (&*s.name, &*s.value)).collect();
+        assert_eq!(names, vec![("X", "3 4"), ("Y", "2")]);
+        assert_eq!(e.settings[0].origin.line, 3);
+        assert_eq!(e.trace.len(), 3);
+        assert_eq!(e.outcome, Outcome::Completed);
+    }
+
+    #[test]
+    fn if_jumps_only_on_exact_match() {
+        let src = "IF $MODEL4 SEQ j179 GOTO LOWER\nIF $MODEL4 SEQ J179 GOTO UPPER\nSET R none\nGOTO END\n# LOWER\nSET R lower\nGOTO END\n# UPPER\nSET R upper\n# END\n";
+        let exact = evaluate("a", &j179(), files(&[("a", src)]));
+        assert_eq!(exact.get("R"), Some("upper"));
+        let options = EvalOptions {
+            case_insensitive_seq: true,
+            ..EvalOptions::default()
+        };
+        let loose = evaluate_with("a", &j179(), files(&[("a", src)]), &options);
+        assert_eq!(loose.get("R"), Some("lower"));
+    }
+
+    #[test]
+    fn unknown_variable_skips_condition_and_is_noted_once() {
+        let src = "IF $GROUP SEQ 2 GOTO G\nIF $GROUP SEQ 3 GOTO G\nSET R fell\n# G\n";
+        let e = evaluate("a", &j179(), files(&[("a", src)]));
+        assert_eq!(e.get("R"), Some("fell"));
+        assert_eq!(
+            e.notes,
+            vec![Note {
+                origin: Origin {
+                    file: "a".into(),
+                    line: 1
+                },
+                kind: NoteKind::UnknownVariable("GROUP".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn dollar_dollar_is_unknown_unless_configured() {
+        let vars = j179().with("SIG_IN_USE", "H323");
+        let src = "IF $$SIG_IN_USE SEQ H323 GOTO H\nSET R sip\nGOTO END\n# H\nSET R h323\n# END\n";
+        let default = evaluate("a", &vars, files(&[("a", src)]));
+        assert_eq!(default.get("R"), Some("sip"));
+        let options = EvalOptions {
+            dollar_dollar_is_variable: true,
+            ..EvalOptions::default()
+        };
+        let stripped = evaluate_with("a", &vars, files(&[("a", src)]), &options);
+        assert_eq!(stripped.get("R"), Some("h323"));
+    }
+
+    #[test]
+    fn unknown_operator_is_skipped() {
+        let src = "IF $MODEL4 SNE J179 GOTO X\nSET R ok\n# X\n";
+        let e = evaluate("a", &j179(), files(&[("a", src)]));
+        assert_eq!(e.get("R"), Some("ok"));
+        assert_eq!(e.notes[0].kind, NoteKind::UnknownOperator("SNE".into()));
+    }
+
+    #[test]
+    fn missing_label_ends_the_file() {
+        let src = "SET A 1\nGOTO NOWHERE\nSET B 2\n## NOWHERE\nSET C 3\n";
+        let e = evaluate("a", &j179(), files(&[("a", src)]));
+        assert_eq!(e.get("A"), Some("1"));
+        assert_eq!(e.get("B"), None);
+        assert_eq!(e.get("C"), None);
+        assert_eq!(e.notes[0].kind, NoteKind::UnknownLabel("NOWHERE".into()));
+        assert_eq!(e.outcome, Outcome::Completed);
+    }
+
+    #[test]
+    fn get_continues_elsewhere_and_never_returns() {
+        let e = evaluate(
+            "a",
+            &j179(),
+            files(&[
+                (
+                    "a",
+                    "SET A 1\nGET missing.txt\nGET $MACADDR.txt\nSET A back\n",
+                ),
+                ("c81fea83e85a.txt", "SET B 2\n"),
+            ]),
+        );
+        assert_eq!(e.files, vec!["a", "c81fea83e85a.txt"]);
+        assert_eq!(e.get("A"), Some("1"));
+        assert_eq!(e.get("B"), Some("2"));
+        assert_eq!(e.notes[0].kind, NoteKind::GetFailed("missing.txt".into()));
+        assert_eq!(e.settings[1].origin.file, "c81fea83e85a.txt");
+    }
+
+    #[test]
+    fn self_get_stops_at_file_limit() {
+        let e = evaluate("a", &j179(), files(&[("a", "SET A 1\nGET a\n")]));
+        assert_eq!(e.files.len(), EvalOptions::default().max_files);
+        assert_eq!(
+            e.outcome,
+            Outcome::FileLimit(Origin {
+                file: "a".into(),
+                line: 2
+            })
+        );
+        assert_eq!(e.get("A"), Some("1"));
+    }
+
+    #[test]
+    fn goto_loop_stops_at_step_limit() {
+        let options = EvalOptions {
+            max_steps: 1000,
+            ..EvalOptions::default()
+        };
+        let e = evaluate_with(
+            "a",
+            &j179(),
+            files(&[("a", "# TOP\nSET A 1\nGOTO TOP\n")]),
+            &options,
+        );
+        assert!(matches!(e.outcome, Outcome::StepLimit(_)));
+        // Each pass runs SET and GOTO; the jump lands after the label line.
+        assert_eq!(e.trace.len(), 500);
+    }
+
+    #[test]
+    fn missing_entry_file() {
+        let e = evaluate("a", &j179(), files(&[]));
+        assert_eq!(e.outcome, Outcome::EntryUnavailable);
+        assert!(e.files.is_empty());
+    }
+
+    #[test]
+    fn set_without_usable_value_keeps_previous() {
+        let e = evaluate(
+            "a",
+            &j179(),
+            files(&[("a", "SET A 1\nSET A\nSET B \"open\n")]),
+        );
+        assert_eq!(e.get("A"), Some("1"));
+        assert_eq!(e.get("B"), None);
+        let ignored: Vec<_> = e.notes.iter().map(|n| &n.kind).collect();
+        assert_eq!(
+            ignored,
+            vec![
+                &NoteKind::SetIgnored("A".into()),
+                &NoteKind::SetIgnored("B".into())
+            ]
+        );
+    }
+}

@@ -387,3 +387,132 @@ fn other(statement: &Statement<'_>, out: &mut Linter<'_>) {
     };
     out.warn(statement.line, message);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn findings(src: &str) -> Vec<String> {
+        lint("f.txt", &Script::parse(src.as_bytes()))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn goto_to_commented_label_names_the_comment() {
+        assert_eq!(
+            findings("GOTO EQNX\n## EQNX\nSET A 1\n"),
+            vec![
+                "f.txt:1: GOTO target `EQNX` does not exist: the phone ignores the rest of the \
+                 file (label exists only as a comment `## EQNX` on line 2)",
+                "f.txt:3: unreachable: follows the unconditional GOTO on line 1 and no label \
+                 comes before it",
+            ]
+        );
+    }
+
+    #[test]
+    fn label_differing_in_case_is_pointed_out() {
+        assert_eq!(
+            findings("IF $GROUP SEQ 1 GOTO end\n# END\n"),
+            vec![
+                "f.txt:1: GOTO target `end` does not exist: the phone ignores the rest of the \
+                 file (label `END` on line 2 differs in case)"
+            ]
+        );
+    }
+
+    #[test]
+    fn clean_file_has_no_findings() {
+        let src = "## comment\nIF $MODEL4 SEQ J179 GOTO J\nSET A \"x y\"\nGOTO END\n# J\nSET B 1\n# END\n";
+        assert_eq!(findings(src), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicate_labels_and_unknown_operator() {
+        let lines = findings("# A\nIF $SIG SNE 2 GOTO A\n# A\n");
+        assert_eq!(
+            lines,
+            vec![
+                "f.txt:2: unknown operator `SNE` (only SEQ exists): the condition is skipped",
+                "f.txt:3: label `A` is already defined on line 1; jumps go to the first",
+            ]
+        );
+    }
+
+    #[test]
+    fn values() {
+        let lines = findings(
+            "SET A a b\nSET OBSCURE\n\"X,Y\"\nSET C “x”\nSET D \"1\" 2\nSET E \"a\nb\"\nSET F \"open\nSET G 1\n",
+        );
+        assert_eq!(
+            lines,
+            vec![
+                "f.txt:1: value of A has blanks but no quotes: the phone uses only `a`",
+                "f.txt:2: SET OBSCURE has no value: the phone ignores it; the next line starts \
+                 with a quoted string that probably belongs here",
+                "f.txt:3: not a statement or comment: the phone ignores this line",
+                "f.txt:4: curly quote is not a quote to the phone: it becomes part of the text",
+                "f.txt:5: text after the closing quote of D is ignored: `2`",
+                "f.txt:6: quoted value of E continues over 2 lines; the line ends are dropped \
+                 from it",
+                "f.txt:8: quoted value of F is never closed: it swallows lines 8-9 and the phone \
+                 ignores them",
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_and_invalid_statements() {
+        let lines = findings("IF $$SIG_IN_USE SEQ H323 GOTO X\nGET\nADD X 1\n# X\n");
+        assert_eq!(
+            lines,
+            vec![
+                "f.txt:1: `$$SIG_IN_USE` is not a variable phones define: the condition is \
+                 always skipped (did you mean `$SIG_IN_USE`?)",
+                "f.txt:2: GET has no file name: the phone ignores this line",
+                "f.txt:3: ADD is not evaluated by edgeprov (J100 only, meaning unconfirmed)",
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_are_configurable() {
+        let src = format!("SET A {}\n## {}\n", "v".repeat(20), "c".repeat(30));
+        let limits = LintLimits {
+            max_line_bytes: 30,
+            max_value_bytes: 10,
+        };
+        let lines: Vec<_> = lint_with("f", &Script::parse(src.as_bytes()), &limits)
+            .into_iter()
+            .map(|f| (f.line, f.severity, f.message))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (
+                    1,
+                    Severity::Warning,
+                    "value of A is 20 bytes, over the limit of 10".to_owned()
+                ),
+                (
+                    2,
+                    Severity::Warning,
+                    "line is 33 bytes, over the limit of 30".to_owned()
+                ),
+            ]
+        );
+        assert!(findings(&src).is_empty());
+    }
+
+    #[test]
+    fn byte_order_mark_hides_the_first_statement() {
+        assert_eq!(
+            findings("\u{FEFF}SET A 1\n"),
+            vec![
+                "f.txt:1: line starts with a byte order mark: the phone does not see a statement here"
+            ]
+        );
+    }
+}

@@ -284,3 +284,102 @@ pub(crate) fn trim(text: &[u8]) -> &[u8] {
         .map_or(start, |i| i + 1);
     &text[start..end.max(start)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds<'a>(script: &Script<'a>) -> Vec<(usize, usize, Kind<'a>)> {
+        script
+            .statements()
+            .iter()
+            .map(|s| (s.line, s.lines, s.kind.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn quoted_value_spanning_lines_is_one_statement() {
+        let src = b"SET A \"one,\r\ntwo,\nthree\" x\nSET B 2";
+        let script = Script::parse(src);
+        let statements = script.statements();
+        assert_eq!(statements.len(), 2);
+        assert_eq!((statements[0].line, statements[0].lines), (1, 3));
+        assert_eq!(statements[0].raw, b"SET A \"one,\r\ntwo,\nthree\" x\n");
+        let Kind::Set(set) = &statements[0].kind else {
+            panic!("not a SET")
+        };
+        assert_eq!(
+            set.value,
+            Value::Quoted {
+                text: b"one,\r\ntwo,\nthree",
+                closed: true,
+                trailing: b"x"
+            }
+        );
+        assert_eq!(set.value.effective().unwrap().as_ref(), b"one,two,three");
+        assert_eq!(statements[1].line, 4);
+        assert_eq!(script.print(), src);
+    }
+
+    #[test]
+    fn quote_left_open_runs_to_end_of_file() {
+        let src = b"SET A \"open\nSET B 2\n# END\n";
+        let script = Script::parse(src);
+        assert_eq!(script.statements().len(), 1);
+        let statement = &script.statements()[0];
+        assert_eq!(statement.lines, 3);
+        let Kind::Set(set) = &statement.kind else {
+            panic!("not a SET")
+        };
+        assert!(matches!(set.value, Value::Quoted { closed: false, .. }));
+        assert_eq!(set.value.effective(), None);
+        assert_eq!(script.print(), src);
+    }
+
+    #[test]
+    fn curly_quotes_do_not_open_a_value() {
+        let src = "SET A “open\nSET B 2\n".as_bytes();
+        assert_eq!(Script::parse(src).statements().len(), 2);
+    }
+
+    #[test]
+    fn line_numbers_count_every_line_end_style() {
+        let script = Script::parse(b"\r\n# L\rGOTO L\n\n  \t\nx");
+        assert_eq!(
+            kinds(&script),
+            vec![
+                (1, 1, Kind::Blank),
+                (2, 1, Kind::Label { name: b"L" }),
+                (3, 1, Kind::Goto { label: b"L" }),
+                (4, 1, Kind::Blank),
+                (5, 1, Kind::Blank),
+                (6, 1, Kind::Other),
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_value_uses_first_word() {
+        assert_eq!(
+            Value::Bare(b"a b").effective().unwrap().as_ref(),
+            b"a".as_slice()
+        );
+        assert_eq!(Value::Missing.effective(), None);
+    }
+
+    #[test]
+    fn first_duplicate_label_wins() {
+        let script = Script::parse(b"# A\n# B\n# A\n");
+        let labels = script.labels();
+        assert_eq!(labels.get(b"A".as_slice()), Some(&0));
+        assert_eq!(labels.get(b"B".as_slice()), Some(&1));
+        assert_eq!(labels.len(), 2);
+    }
+
+    #[test]
+    fn trim_handles_all_blank_and_empty() {
+        assert_eq!(trim(b"  \t "), b"");
+        assert_eq!(trim(b""), b"");
+        assert_eq!(trim(b" a b "), b"a b");
+    }
+}
