@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::lines::Lines;
 use super::script::{Keyword, Kind, Problem, Script, Statement, Value};
 use super::vars::KNOWN_VARIABLES;
 
@@ -312,24 +313,23 @@ fn check_value(
             }
         }
     }
-    if let Some(effective) = value.effective() {
-        if effective.len() > limits.max_value_bytes {
-            out.warn(
-                line,
-                format!(
-                    "value of {name} is {} bytes, over the limit of {}",
-                    effective.len(),
-                    limits.max_value_bytes
-                ),
-            );
-        }
+    if let Some(effective) = value.effective()
+        && effective.len() > limits.max_value_bytes
+    {
+        out.warn(
+            line,
+            format!(
+                "value of {name} is {} bytes, over the limit of {}",
+                effective.len(),
+                limits.max_value_bytes
+            ),
+        );
     }
 }
 
 fn check_lengths(statement: &Statement<'_>, limits: &LintLimits, out: &mut Linter<'_>) {
-    let mut line = statement.line;
-    for physical in statement.raw.split(|&b| b == b'\n') {
-        let len = physical.len() - usize::from(physical.ends_with(b"\r"));
+    for (line, physical) in (statement.line..).zip(Lines::new(statement.raw)) {
+        let len = physical.content.len();
         if len > limits.max_line_bytes {
             out.warn(
                 line,
@@ -339,7 +339,6 @@ fn check_lengths(statement: &Statement<'_>, limits: &LintLimits, out: &mut Linte
                 ),
             );
         }
-        line += 1;
     }
 }
 
@@ -512,6 +511,30 @@ mod tests {
             findings("\u{FEFF}SET A 1\n"),
             vec![
                 "f.txt:1: line starts with a byte order mark: the phone does not see a statement here"
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_inside_a_multi_line_value_get_their_own_number() {
+        let src = format!("SET A \"x\r{}\ry\"\r", "z".repeat(40));
+        let limits = LintLimits {
+            max_line_bytes: 30,
+            max_value_bytes: 1000,
+        };
+        let found: Vec<_> = lint_with("f", &Script::parse(src.as_bytes()), &limits)
+            .into_iter()
+            .map(|f| (f.line, f.message))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    1,
+                    "quoted value of A continues over 3 lines; the line ends are dropped from it"
+                        .to_owned()
+                ),
+                (2, "line is 40 bytes, over the limit of 30".to_owned()),
             ]
         );
     }
