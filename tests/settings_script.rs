@@ -651,14 +651,17 @@ fn one_megabyte_template_round_trips_and_evaluates() {
     assert!(template.len() >= 1 << 20, "{} bytes", template.len());
     let started = Instant::now();
     let script = Script::parse(&template);
+    let parsed = started.elapsed();
     let printed = script.print();
+    let started = Instant::now();
     let e = evaluate(
         "46xxsettings.txt",
         &Vars::new().with("MODEL4", "J179"),
         served(vec![("46xxsettings.txt", template.clone())]),
     );
+    // Informational: the budget (parse + evaluate under 10 ms) applies to release builds.
     eprintln!(
-        "parse + print + evaluate of {} bytes: {:?}",
+        "{} bytes: parse {parsed:?}, evaluate (load copy + parse + run) {:?}",
         template.len(),
         started.elapsed()
     );

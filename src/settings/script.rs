@@ -199,7 +199,10 @@ impl<'a> Script<'a> {
     /// Parses `src`. Never fails: a line the phone would not understand is kept as what it
     /// is ([`Kind::Other`], [`Kind::Invalid`]) so the linter can point at it.
     pub fn parse(src: &'a [u8]) -> Self {
-        let mut statements = Vec::with_capacity(src.len() / 32 + 1);
+        // One statement per LF-ended line at most (lone-CR files grow the vector instead):
+        // counting first avoids both reallocation and over-allocating megabytes.
+        let line_ends = src.iter().filter(|&&b| b == b'\n').count();
+        let mut statements = Vec::with_capacity(line_ends + 1);
         let mut lines = Lines::new(src);
         let mut number = 0;
         while let Some(first) = lines.next() {
