@@ -40,7 +40,8 @@ pub struct EvalOptions {
     /// earlier label can loop forever on a phone; edgeprov reports it instead.
     pub max_steps: usize,
     /// Most files processed in one chain (the entry file included). A file that `GET`s itself
-    /// or a cycle of files would otherwise never end.
+    /// or a cycle of files would otherwise never end. Only a successful fetch counts: a `GET`
+    /// that fails at the limit still goes on with the next line, as on a phone.
     pub max_files: usize,
 }
 
@@ -271,10 +272,10 @@ impl Run<'_> {
                 Kind::Get { file: name } => {
                     let name = self.vars.substitute(name);
                     let name = String::from_utf8_lossy(&name).into_owned();
-                    if self.result.files.len() >= self.options.max_files {
-                        return Next::Stop(Outcome::FileLimit(origin()));
-                    }
                     match loader.load(&name) {
+                        Some(_) if self.result.files.len() >= self.options.max_files => {
+                            return Next::Stop(Outcome::FileLimit(origin()));
+                        }
                         Some(content) => return Next::File(name, content),
                         None => self.note(origin(), NoteKind::GetFailed(name)),
                     }
@@ -456,6 +457,29 @@ mod tests {
             })
         );
         assert_eq!(e.get("A"), Some("1"));
+    }
+
+    #[test]
+    fn failed_get_at_the_file_limit_goes_on() {
+        let options = EvalOptions {
+            max_files: 1,
+            ..EvalOptions::default()
+        };
+        let e = evaluate_with(
+            "a",
+            &j179(),
+            files(&[("a", "GET gone\nSET A 1\nGET a\nSET B 2\n")]),
+            &options,
+        );
+        assert_eq!(e.get("A"), Some("1"));
+        assert_eq!(e.get("B"), None);
+        assert_eq!(
+            e.outcome,
+            Outcome::FileLimit(Origin {
+                file: "a".into(),
+                line: 3
+            })
+        );
     }
 
     #[test]

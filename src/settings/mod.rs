@@ -4,6 +4,19 @@
 //! Pure code over bytes: no I/O, no panics on any input. Files from the field are kept byte
 //! for byte ([`Script::parse`] / [`Script::print`]), evaluated the way a phone runs them
 //! ([`evaluate`]) and checked for the mistakes a phone silently ignores ([`lint`]).
+//!
+//! Decisions where the reference leaves room (each is documented where it is implemented):
+//! - **Labels** are `#`, one space, one word, in column one. `## LABEL` is a comment: a
+//!   `GOTO LABEL` then finds nothing and the phone ignores the rest of the file, which is the
+//!   pitfall the reference describes; the linter names the commented label.
+//! - **`$$SIG_IN_USE`** names a variable `$SIG_IN_USE` that no phone defines, so its condition
+//!   is skipped; [`EvalOptions::dollar_dollar_is_variable`] reads it as `$SIG_IN_USE` instead.
+//! - **Values**: a bare value is its first word; a quoted value runs to the next ASCII `"`,
+//!   across line ends if needed (the line ends are dropped); curly quotes are plain text;
+//!   `SET NAME` without a value is ignored. [`try_set_line`] refuses what cannot be written.
+//! - **Limits**: [`LintLimits`] (1024-byte lines, 255-byte values by default, warnings only);
+//!   evaluation stops after [`EvalOptions::max_steps`] statements or
+//!   [`EvalOptions::max_files`] files and says so in [`Evaluation::outcome`].
 
 mod classify;
 mod eval;

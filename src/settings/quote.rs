@@ -67,8 +67,9 @@ pub fn try_set_line(name: &str, value: &str) -> Result<String, QuoteError> {
 
 /// Like [`try_set_line`], for callers that have already validated their values: characters
 /// that cannot be expressed are dropped (double quotes, control characters other than tab;
-/// blanks, quotes and control characters in the name), so the result is always one line the
-/// phone reads as one statement. Use [`try_set_line`] wherever a changed value would matter.
+/// blanks, quotes and control characters in the name, and a name left empty becomes `_`), so
+/// the result is always one line the phone reads as one statement. Use [`try_set_line`]
+/// wherever a changed value would matter.
 pub fn set_line(name: &str, value: &str) -> String {
     let name: String = name
         .chars()
