@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         .with("MACADDR", "c81fea83e85a")
         .with("SIG_IN_USE", "SIP");
     let options = EvalOptions {
-        max_steps: 20_000,
+        max_steps: 2_000,
         ..EvalOptions::default()
     };
     let loader = |name: &str| {
