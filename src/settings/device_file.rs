@@ -29,7 +29,7 @@ pub fn avaya_device_txt(ctx: &DeviceContext) -> Rendered {
             continue;
         };
         carries_secret |= e.secret;
-        out.push_str(&set_line(&name.to_ascii_uppercase(), &e.value));
+        out.push_str(&set_line(name, &e.value));
         out.push('\n');
     }
     Rendered {

@@ -1,5 +1,42 @@
-//! Pure code for the files phones ask for: layered parameters and their rendering.
+//! Everything a phone is sent, as pure code: the Avaya settings-file script language
+//! (`46xxsettings.txt`, upgrade scripts, `46xxspecials.txt`: parse, print, evaluate, lint, and
+//! render `SET` lines), parameters layered global → site → group → model → device
+//! ([`layered`]), and the files rendered from them ([`device_file`]).
+//!
+//! Pure code over bytes: no I/O, no panics on any input. Files from the field are kept byte
+//! for byte ([`Script::parse`] / [`Script::print`]), evaluated the way a phone runs them
+//! ([`evaluate`]) and checked for the mistakes a phone silently ignores ([`lint`]).
+//!
+//! Decisions where the reference leaves room (each is documented where it is implemented):
+//! - **Labels** are `#`, one space, one word, in column one. `## LABEL` is a comment: a
+//!   `GOTO LABEL` then finds nothing and the phone ignores the rest of the file, which is the
+//!   pitfall the reference describes; the linter names the commented label.
+//! - **`$$SIG_IN_USE`** names a variable `$SIG_IN_USE` that no phone defines, so its condition
+//!   is skipped; [`EvalOptions::dollar_dollar_is_variable`] reads it as `$SIG_IN_USE` instead.
+//! - **Values**: a bare value is its first word; a quoted value runs to the next ASCII `"`,
+//!   across line ends if needed (the line ends are dropped); curly quotes are plain text;
+//!   `SET NAME` without a value is ignored. [`try_set_line`] refuses what cannot be written.
+//! - **Limits**: [`LintLimits`] (1024-byte lines, 255-byte values by default, warnings only);
+//!   evaluation stops after [`EvalOptions::max_steps`] statements or
+//!   [`EvalOptions::max_files`] files and says so in [`Evaluation::outcome`].
 
+mod classify;
 pub mod device_file;
+mod eval;
 pub mod layered;
-pub mod quote;
+mod lines;
+mod lint;
+mod quote;
+mod script;
+mod vars;
+
+pub use eval::{
+    EvalOptions, Evaluation, Loader, Note, NoteKind, Origin, Outcome, Setting, evaluate,
+    evaluate_with,
+};
+pub use lint::{
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_VALUE_BYTES, Finding, LintLimits, Severity, lint, lint_with,
+};
+pub use quote::{QuoteError, set_line, try_set_line};
+pub use script::{If, Keyword, Kind, Problem, Script, Set, Statement, Value};
+pub use vars::{KNOWN_VARIABLES, Vars};
