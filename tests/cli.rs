@@ -1,0 +1,134 @@
+//! The `edgeprov` CLI against a running daemon: tables for people, JSON for scripts, errors on
+//! stderr with a non-zero exit.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn device_lifecycle_and_certificates() {
+    let d = Daemon::start();
+    let added = ok(&d.cli(&[
+        "device", "add", "--mac", "00:11:22:AA:BB:CC", "--model", "J179", "--site", "hq",
+        "--group", "2", "--param", "SIPDOMAIN=example.com", "--secret", "SIP_PASSWORD=pw 1",
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(&added).unwrap();
+    assert_eq!(v["mac"], "001122aabbcc");
+    assert_eq!(v["secrets"], serde_json::json!(["SIP_PASSWORD"]), "secret values are never shown");
+    assert!(!added.contains("pw 1"));
+
+    let table = ok(&d.cli(&["device", "list"]));
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("MAC"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("001122aabbcc") && row.contains("J179") && row.contains("hq"), "{row}");
+
+    let list: Value = serde_json::from_str(&ok(&d.cli(&["--json", "device", "list"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let shown = ok(&d.cli(&["device", "show", "001122AABBCC"]));
+    assert!(shown.contains("param SIPDOMAIN") && shown.contains("example.com"), "{shown}");
+    assert!(shown.contains("secret SIP_PASSWORD") && !shown.contains("pw 1"));
+
+    // A certificate from the CLI proves the device to the phone service.
+    let out_dir = d.dir.path().join("certs");
+    ok(&d.cli(&["pki", "issue-device", "--mac", "00-11-22-aa-bb-cc", "--out", out_dir.to_str().unwrap()]));
+    let id = Identity {
+        cert_pem: std::fs::read_to_string(out_dir.join("001122aabbcc.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(out_dir.join("001122aabbcc.key")).unwrap(),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out_dir.join("001122aabbcc.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ca = std::fs::read_to_string(out_dir.join("ca.crt")).unwrap();
+    assert_eq!(ca, d.ca_pem());
+    let r = send(d.https, client_config(&ca, Some(&id)), get("/001122aabbcc.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("SET SIP_PASSWORD \"pw 1\""), "{}", r.text());
+
+    // A refusal shows up in `edgeprov alarms`.
+    let r = send_plain(d.http.unwrap(), get("/001122aabbcc.txt", J179_UA)).await.unwrap();
+    assert_eq!(r.status, 401);
+    let alarms = ok(&d.cli(&["alarms"]));
+    assert!(alarms.contains("secret_without_proof"), "{alarms}");
+    let alarms: Value = serde_json::from_str(&ok(&d.cli(&["alarms", "--json"]))).unwrap();
+    assert_eq!(alarms[0]["kind"], "secret_without_proof");
+
+    ok(&d.cli(&["device", "remove", "001122aabbcc"]));
+    let gone = d.cli(&["device", "show", "001122aabbcc"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
+}
+
+#[test]
+fn errors_go_to_stderr_with_a_non_zero_exit() {
+    let d = Daemon::start();
+    for (args, expect) in [
+        (vec!["device", "add", "--mac", "not-a-mac"], "not a MAC address"),
+        (vec!["device", "add", "--mac", "001122aabbcc", "--param", "NOEQUALS"], "NAME=VALUE"),
+        (vec!["device", "add", "--mac", "001122aabbcc", "--param", "BAD NAME=x"], "parameter name"),
+        (vec!["device", "add", "--mac", "001122aabbcc", "--secret", "PW=a\"b"], "double quotes"),
+        (vec!["device", "show", "001122aabbcc"], "not found"),
+    ] {
+        let out = d.cli(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Nothing half-written: the refused adds left no device behind.
+    let list = ok(&d.cli(&["device", "list", "--json"]));
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), serde_json::json!([]));
+
+    // A wrong token is refused with a clear message.
+    let out = std::process::Command::new(BIN)
+        .args(["device", "list", "--config"])
+        .arg(d.config_path())
+        .env("EDGEPROV_TOKEN", "ep_wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+}
+
+#[tokio::test]
+async fn admin_api_requires_the_token() {
+    let d = Daemon::start();
+    for (method, path) in [
+        ("GET", "/health"),
+        ("GET", "/devices"),
+        ("POST", "/devices"),
+        ("GET", "/devices/001122aabbcc"),
+        ("PATCH", "/devices/001122aabbcc"),
+        ("DELETE", "/devices/001122aabbcc"),
+        ("POST", "/devices/001122aabbcc/certificate"),
+        ("GET", "/alarms"),
+    ] {
+        let (status, _) = d.api_with_token(method, path, None, None).await;
+        assert_eq!(status, 401, "{method} {path} without a token");
+        let (status, _) = d.api_with_token(method, path, None, Some("ep_wrong")).await;
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+    }
+    let (status, v) = d.api("GET", "/health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["status"], "ok");
+    let (status, v) = d
+        .api("POST", "/devices", Some(serde_json::json!({"mac": "001122aabbcc", "colour": "red"})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+}
