@@ -73,6 +73,10 @@ pub struct PkiConfig {
     pub server_names: Vec<String>,
     /// Extra PEM files with vendors' factory device roots, trusted for client certificates.
     pub trusted_device_roots: Vec<PathBuf>,
+    /// Where clients fetch the CA's revocation list, written into the server certificate.
+    /// Empty: derived from the first server name and the first plain-HTTP port
+    /// (`http://NAME[:PORT]/ca.crl`; a port of 0 is left out, meaning 80).
+    pub crl_url: String,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for PkiConfig {
         PkiConfig {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             trusted_device_roots: Vec::new(),
+            crl_url: String::new(),
         }
     }
 }
@@ -196,7 +201,35 @@ impl Config {
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
         }
+        if !self.pki.crl_url.is_empty()
+            && !(self.pki.crl_url.starts_with("http://")
+                || self.pki.crl_url.starts_with("https://"))
+        {
+            return Err(invalid("pki.crl_url", "must be an http:// or https:// URL"));
+        }
         Ok(())
+    }
+
+    /// The CRL URL to put in the server certificate (see [`PkiConfig::crl_url`]).
+    pub fn crl_url(&self) -> String {
+        if !self.pki.crl_url.is_empty() {
+            return self.pki.crl_url.clone();
+        }
+        let name = &self.pki.server_names[0];
+        let host = if name.contains(':') {
+            format!("[{name}]")
+        } else {
+            name.clone()
+        };
+        let (scheme, port, default) = match self.phone.http_listen.first() {
+            Some(a) => ("http", a.port(), 80),
+            None => ("https", self.phone.https_listen[0].port(), 443),
+        };
+        if port == 0 || port == default {
+            format!("{scheme}://{host}/ca.crl")
+        } else {
+            format!("{scheme}://{host}:{port}/ca.crl")
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -268,6 +301,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn crl_url_follows_name_and_http_port() {
+        let c = parse("").unwrap();
+        assert_eq!(c.crl_url(), "http://localhost:8080/ca.crl");
+        let c =
+            parse("[phone]\nhttp_listen = [\"0.0.0.0:80\"]\n[pki]\nserver_names = [\"fd00::5\"]\n")
+                .unwrap();
+        assert_eq!(c.crl_url(), "http://[fd00::5]/ca.crl");
+        let c = parse("[phone]\nhttp_listen = []\nhttps_listen = [\"0.0.0.0:443\"]\n").unwrap();
+        assert_eq!(c.crl_url(), "https://localhost/ca.crl");
+        assert!(parse("[pki]\ncrl_url = \"ftp://x\"\n").is_err());
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
         .await
         .expect("store open task")?;
-    let pki = Arc::new(Pki::load_or_init(&config.pki_dir(), &config.pki)?);
+    let pki = Arc::new(Pki::load_or_init(
+        &config.pki_dir(),
+        &config.pki,
+        &config.crl_url(),
+    )?);
     let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
     let phone_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::phone_server_config(&pki)?));
     let admin_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::admin_server_config(&pki)?));
@@ -90,7 +94,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
 
     let (recorder, recorder_thread) = Recorder::start(store.clone());
-    let phone_state = PhoneState::new(store.clone(), recorder.clone(), &config.phone);
+    let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),

@@ -20,48 +20,90 @@ fn ok(out: &std::process::Output) -> String {
 async fn device_lifecycle_and_certificates() {
     let d = Daemon::start();
     let added = ok(&d.cli(&[
-        "device", "add", "--mac", "00:11:22:AA:BB:CC", "--model", "J179", "--site", "hq",
-        "--group", "2", "--param", "SIPDOMAIN=example.com", "--secret", "SIP_PASSWORD=pw 1",
+        "device",
+        "add",
+        "--mac",
+        "00:11:22:AA:BB:CC",
+        "--model",
+        "J179",
+        "--site",
+        "hq",
+        "--group",
+        "2",
+        "--param",
+        "SIPDOMAIN=example.com",
+        "--secret",
+        "SIP_PASSWORD=pw 1",
         "--json",
     ]));
     let v: Value = serde_json::from_str(&added).unwrap();
     assert_eq!(v["mac"], "001122aabbcc");
-    assert_eq!(v["secrets"], serde_json::json!(["SIP_PASSWORD"]), "secret values are never shown");
+    assert_eq!(
+        v["secrets"],
+        serde_json::json!(["SIP_PASSWORD"]),
+        "secret values are never shown"
+    );
     assert!(!added.contains("pw 1"));
 
     let table = ok(&d.cli(&["device", "list"]));
     let mut lines = table.lines();
     assert!(lines.next().unwrap().starts_with("MAC"));
     let row = lines.next().unwrap();
-    assert!(row.starts_with("001122aabbcc") && row.contains("J179") && row.contains("hq"), "{row}");
+    assert!(
+        row.starts_with("001122aabbcc") && row.contains("J179") && row.contains("hq"),
+        "{row}"
+    );
 
     let list: Value = serde_json::from_str(&ok(&d.cli(&["--json", "device", "list"]))).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 
     let shown = ok(&d.cli(&["device", "show", "001122AABBCC"]));
-    assert!(shown.contains("param SIPDOMAIN") && shown.contains("example.com"), "{shown}");
+    assert!(
+        shown.contains("param SIPDOMAIN") && shown.contains("example.com"),
+        "{shown}"
+    );
     assert!(shown.contains("secret SIP_PASSWORD") && !shown.contains("pw 1"));
 
     // A certificate from the CLI proves the device to the phone service.
     let out_dir = d.dir.path().join("certs");
-    ok(&d.cli(&["pki", "issue-device", "--mac", "00-11-22-aa-bb-cc", "--out", out_dir.to_str().unwrap()]));
+    ok(&d.cli(&[
+        "pki",
+        "issue-device",
+        "--mac",
+        "00-11-22-aa-bb-cc",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]));
     let id = Identity {
         cert_pem: std::fs::read_to_string(out_dir.join("001122aabbcc.crt")).unwrap(),
         key_pem: std::fs::read_to_string(out_dir.join("001122aabbcc.key")).unwrap(),
     };
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(out_dir.join("001122aabbcc.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(out_dir.join("001122aabbcc.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let ca = std::fs::read_to_string(out_dir.join("ca.crt")).unwrap();
     assert_eq!(ca, d.ca_pem());
-    let r = send(d.https, client_config(&ca, Some(&id)), get("/001122aabbcc.txt", J179_UA))
-        .await
-        .unwrap();
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&id)),
+        get("/001122aabbcc.txt", J179_UA),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("SET SIP_PASSWORD \"pw 1\""), "{}", r.text());
+    assert!(
+        r.text().contains("SET SIP_PASSWORD \"pw 1\""),
+        "{}",
+        r.text()
+    );
 
     // A refusal shows up in `edgeprov alarms`.
-    let r = send_plain(d.http.unwrap(), get("/001122aabbcc.txt", J179_UA)).await.unwrap();
+    let r = send_plain(d.http.unwrap(), get("/001122aabbcc.txt", J179_UA))
+        .await
+        .unwrap();
     assert_eq!(r.status, 401);
     let alarms = ok(&d.cli(&["alarms"]));
     assert!(alarms.contains("secret_without_proof"), "{alarms}");
@@ -78,10 +120,43 @@ async fn device_lifecycle_and_certificates() {
 fn errors_go_to_stderr_with_a_non_zero_exit() {
     let d = Daemon::start();
     for (args, expect) in [
-        (vec!["device", "add", "--mac", "not-a-mac"], "not a MAC address"),
-        (vec!["device", "add", "--mac", "001122aabbcc", "--param", "NOEQUALS"], "NAME=VALUE"),
-        (vec!["device", "add", "--mac", "001122aabbcc", "--param", "BAD NAME=x"], "parameter name"),
-        (vec!["device", "add", "--mac", "001122aabbcc", "--secret", "PW=a\"b"], "double quotes"),
+        (
+            vec!["device", "add", "--mac", "not-a-mac"],
+            "not a MAC address",
+        ),
+        (
+            vec![
+                "device",
+                "add",
+                "--mac",
+                "001122aabbcc",
+                "--param",
+                "NOEQUALS",
+            ],
+            "NAME=VALUE",
+        ),
+        (
+            vec![
+                "device",
+                "add",
+                "--mac",
+                "001122aabbcc",
+                "--param",
+                "BAD NAME=x",
+            ],
+            "parameter name",
+        ),
+        (
+            vec![
+                "device",
+                "add",
+                "--mac",
+                "001122aabbcc",
+                "--secret",
+                "PW=a\"b",
+            ],
+            "double quotes",
+        ),
         (vec!["device", "show", "001122aabbcc"], "not found"),
     ] {
         let out = d.cli(&args);
@@ -92,7 +167,10 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
     }
     // Nothing half-written: the refused adds left no device behind.
     let list = ok(&d.cli(&["device", "list", "--json"]));
-    assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        serde_json::json!([])
+    );
 
     // A wrong token is refused with a clear message.
     let out = std::process::Command::new(BIN)
@@ -127,7 +205,11 @@ async fn admin_api_requires_the_token() {
     assert_eq!(status, 200);
     assert_eq!(v["status"], "ok");
     let (status, v) = d
-        .api("POST", "/devices", Some(serde_json::json!({"mac": "001122aabbcc", "colour": "red"})))
+        .api(
+            "POST",
+            "/devices",
+            Some(serde_json::json!({"mac": "001122aabbcc", "colour": "red"})),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");

@@ -25,7 +25,7 @@ pid=$!
 for _ in $(seq 100); do [ -s "$work/data/listeners.json" ] && break; sleep 0.1; done
 port=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['phone_https'][0].split(':')[1])" "$work/data/listeners.json")
 echo "testssl against 127.0.0.1:$port"
-testssl --quiet --color 0 --warnings off --ip one --jsonfile "$work/result.json" "127.0.0.1:$port" >"$work/testssl.txt" 2>&1 || true
+testssl --quiet --color 0 --warnings off --ip one --add-ca "$work/data/pki/ca.crt" --jsonfile "$work/result.json" "127.0.0.1:$port" >"$work/testssl.txt" 2>&1 || true
 python3 - "$work/result.json" <<'PY'
 import json, sys
 findings = json.load(open(sys.argv[1]))

@@ -112,6 +112,22 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     let Some(name) = segs.last() else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
+    if segs.len() == 1 && name == "ca.crl" {
+        return match state.pki.crl_der() {
+            Ok(der) => {
+                let mut r = Response::new(Full::new(Bytes::from(der.as_ref().clone())));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/pkix-crl"),
+                );
+                r
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the CRL");
+                text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+            }
+        };
+    }
     let lower = name.to_ascii_lowercase();
     let file_mac = match mac_from_path(std::slice::from_ref(name)) {
         Some(m) if lower.ends_with(".txt") => m,

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use handler::handle;
 
 use crate::config::PhoneConfig;
+use crate::pki::Pki;
 use crate::store::{Recorder, Store};
 use credentials::{Lockouts, NonceKey};
 
@@ -19,15 +20,23 @@ use credentials::{Lockouts, NonceKey};
 pub struct PhoneState {
     pub store: Store,
     pub recorder: Recorder,
+    /// For the CA's revocation list, served at `/ca.crl`.
+    pub pki: Arc<Pki>,
     pub nonces: NonceKey,
     pub lockouts: Lockouts,
 }
 
 impl PhoneState {
-    pub fn new(store: Store, recorder: Recorder, config: &PhoneConfig) -> Arc<PhoneState> {
+    pub fn new(
+        store: Store,
+        recorder: Recorder,
+        pki: Arc<Pki>,
+        config: &PhoneConfig,
+    ) -> Arc<PhoneState> {
         Arc::new(PhoneState {
             store,
             recorder,
+            pki,
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,

@@ -4,8 +4,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -79,6 +80,7 @@ pub fn ensure_server_cert(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,
     names: &[String],
+    crl_url: &str,
     first_start: bool,
 ) -> Result<(), PkiError> {
     let cert_path = dir.join(SERVER_CERT);
@@ -99,8 +101,11 @@ pub fn ensure_server_cert(
             let expires = cert.validity().not_after.timestamp();
             let renew_at =
                 (OffsetDateTime::now_utc() + Duration::days(SERVER_RENEW_DAYS)).unix_timestamp();
+            let crl_now = crl_urls(&cert);
             if have != want {
                 Some(format!("server names changed from {have:?} to {want:?}"))
+            } else if crl_now != [crl_url] {
+                Some(format!("CRL URL changed from {crl_now:?} to {crl_url}"))
             } else if expires < renew_at {
                 Some("it expires within 30 days".to_string())
             } else {
@@ -109,7 +114,7 @@ pub fn ensure_server_cert(
         }
     };
     if let Some(reason) = reason {
-        issue_server(dir, issuer, names)?;
+        issue_server(dir, issuer, names, crl_url)?;
         tracing::info!(%reason, "issued a new server certificate");
     }
     Ok(())
@@ -141,10 +146,30 @@ fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<
     out
 }
 
+fn crl_urls(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for point in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
+                    for name in names {
+                        if let GeneralName::URI(u) = name {
+                            out.push(u.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn issue_server(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,
     names: &[String],
+    crl_url: &str,
 ) -> Result<(), PkiError> {
     let key = KeyPair::generate().map_err(gen_err("server key"))?;
     let mut params = base_params(&names[0], SERVER_DAYS);
@@ -154,6 +179,9 @@ fn issue_server(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
+    params.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![crl_url.to_string()],
+    }];
     let cert = params
         .signed_by(&key, issuer)
         .map_err(gen_err("server certificate"))?;
@@ -188,4 +216,23 @@ pub fn device_identity(
         private_key: key.serialize_pem(),
         ca_certificate: ca_pem.to_string(),
     })
+}
+
+/// How long a published CRL is valid; it is re-signed daily, well before that.
+const CRL_DAYS: i64 = 7;
+
+/// The CA's revocation list, DER encoded. Nothing is revoked yet; publishing a signed, current
+/// list lets TLS clients that check revocation (and audits that ask for it) do so.
+pub fn crl_der(issuer: &Issuer<'static, KeyPair>) -> Result<Vec<u8>, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: now + Duration::days(CRL_DAYS),
+        crl_number: SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(issuer).map_err(gen_err("CRL"))?;
+    Ok(crl.der().to_vec())
 }

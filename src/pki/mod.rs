@@ -54,11 +54,17 @@ pub struct Pki {
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivateKeyDer<'static>,
     device_roots: Arc<RootCertStore>,
+    /// The last signed CRL and when it was signed (Unix seconds).
+    crl: std::sync::Mutex<Option<(i64, Arc<Vec<u8>>)>>,
 }
+
+/// A CRL older than this is signed anew when asked for.
+const CRL_REFRESH_SECS: i64 = 86_400;
 
 impl Pki {
     /// Loads the PKI from `dir`, creating it when the directory holds none of its files.
-    pub fn load_or_init(dir: &Path, config: &PkiConfig) -> Result<Pki, PkiError> {
+    /// `crl_url` is written into the server certificate (see `Config::crl_url`).
+    pub fn load_or_init(dir: &Path, config: &PkiConfig, crl_url: &str) -> Result<Pki, PkiError> {
         files::ensure_dir(dir)?;
         let present: Vec<bool> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
             .iter()
@@ -80,7 +86,7 @@ impl Pki {
                 path: dir.join(CA_CERT),
                 reason: e.to_string(),
             })?;
-        issue::ensure_server_cert(dir, &issuer, &config.server_names, first_start)?;
+        issue::ensure_server_cert(dir, &issuer, &config.server_names, crl_url, first_start)?;
         let server_chain = vec![files::parse_one_cert(
             &dir.join(SERVER_CERT),
             &files::read_text(&dir.join(SERVER_CERT))?,
@@ -103,6 +109,7 @@ impl Pki {
             server_chain,
             server_key,
             device_roots: Arc::new(roots),
+            crl: std::sync::Mutex::new(None),
         })
     }
 
@@ -120,6 +127,20 @@ impl Pki {
 
     pub fn device_roots(&self) -> Arc<RootCertStore> {
         self.device_roots.clone()
+    }
+
+    /// The current CRL (DER), re-signed once a day.
+    pub fn crl_der(&self) -> Result<Arc<Vec<u8>>, PkiError> {
+        let now = crate::model::now_unix();
+        let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, der)) = cached.as_ref()
+            && now - at < CRL_REFRESH_SECS
+        {
+            return Ok(der.clone());
+        }
+        let der = Arc::new(issue::crl_der(&self.issuer)?);
+        *cached = Some((now, der.clone()));
+        Ok(der)
     }
 
     /// Issues a client certificate for a device (softphones, tests, the boot-storm simulator).

@@ -34,6 +34,8 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
         .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
         .map_err(|e| PkiError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The server's preference (strongest AEAD first), not whatever an old client lists first.
+    config.ignore_client_order = true;
     // Thousands of phones reconnect after a power cut; a larger cache lets those that
     // offer a session ID skip the full handshake.
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(16_384);
@@ -49,5 +51,6 @@ pub fn admin_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
         .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
         .map_err(|e| PkiError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
