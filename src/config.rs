@@ -201,10 +201,8 @@ impl Config {
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
         }
-        if !self.pki.crl_url.is_empty()
-            && !(self.pki.crl_url.starts_with("http://")
-                || self.pki.crl_url.starts_with("https://"))
-        {
+        let url = &self.pki.crl_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(invalid("pki.crl_url", "must be an http:// or https:// URL"));
         }
         Ok(())
