@@ -5,11 +5,13 @@ mod alarm;
 mod device;
 mod mac;
 mod params;
+mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
 pub use device::{CheckIn, Device, DeviceState, HttpCredential, Site};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
+pub use vendor::Vendor;
 
 /// Seconds since the Unix epoch: the one time representation stored.
 pub fn now_unix() -> i64 {

@@ -17,8 +17,13 @@ use super::identify::{Agent, mac_from_certificate, mac_from_path, parse_user_age
 use super::path::{PathError, segments};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
 use crate::serve::ConnInfo;
-use crate::settings::device_file::{Rendered, avaya_device_txt};
-use crate::store::DeviceContext;
+use crate::settings::render::{
+    Common, Rendered, Requester, classify, file_device, render_common, render_device,
+};
+use crate::store::{CommonLayers, DeviceContext, Store, StoreError};
+
+/// The operator's additions to the generated Avaya settings.
+const SPECIALS: &str = "46xxspecials.txt";
 
 type Resp = Response<Full<Bytes>>;
 
@@ -128,32 +133,50 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             }
         };
     }
-    let lower = name.to_ascii_lowercase();
-    let file_mac = match mac_from_path(std::slice::from_ref(name)) {
-        Some(m) if lower.ends_with(".txt") => m,
-        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
-    };
+    let requester_mac = asked
+        .cert_mac
+        .or_else(|| mac_from_path(&segs))
+        .or_else(|| asked.agent.as_ref().and_then(|a| a.mac));
     let store = state.store.clone();
-    let ctx = match tokio::task::spawn_blocking(move || store.device_context(file_mac)).await {
-        Ok(Ok(Some(ctx))) => ctx,
-        Ok(Ok(None)) => return text(StatusCode::NOT_FOUND, "not found\n"),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "store read failed");
-            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
-        }
-        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+    let name_owned = name.clone();
+    let loaded =
+        match tokio::task::spawn_blocking(move || load(&store, &name_owned, requester_mac)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store read failed");
+                return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            }
+            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
+        };
+    let who = Requester {
+        vendor: asked.agent.as_ref().map(|a| a.vendor),
+        firmware: asked
+            .agent
+            .as_ref()
+            .map(|a| a.firmware.clone())
+            .unwrap_or_default(),
     };
-    let rendered = avaya_device_txt(&ctx);
-    let proof = prove(state, asked, &ctx);
+    let Some(served) = decide(&loaded, name, &who) else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Some(file_mac) = served.device else {
+        record_checkin(state, asked, requester_mac, name);
+        return serve_file(asked, served.rendered);
+    };
+    let ctx = loaded.target.as_ref();
+    let proof = match ctx {
+        Some(ctx) => prove(state, asked, ctx),
+        None => asked.cert_mac.map_or(Proof::None, Proof::Certificate),
+    };
     let target = Target {
         device: file_mac,
-        state: ctx.device.state,
-        carries_secret: rendered.carries_secret,
+        state: ctx.map(|c| c.device.state).unwrap_or_default(),
+        carries_secret: served.rendered.carries_secret,
     };
     match authorize(&target, proof) {
         Decision::Allow => {
-            record_checkin(state, asked, file_mac, name);
-            serve_file(asked, rendered)
+            record_checkin(state, asked, Some(file_mac), name);
+            serve_file(asked, served.rendered)
         }
         Decision::Unauthenticated { alarm } => {
             state.recorder.alarm(
@@ -162,7 +185,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
                 format!("{name}: a secret file was asked for without proof of identity"),
             );
             let mut r = text(StatusCode::UNAUTHORIZED, "client certificate required\n");
-            if http_auth_allowed(&ctx) {
+            if ctx.is_some_and(http_auth_allowed) {
                 for c in credentials::challenges(&state.nonces, asked.conn.tls) {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         r.headers_mut().append(header::WWW_AUTHENTICATE, v);
@@ -179,6 +202,78 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             state.recorder.alarm(alarm, asked.source(), why);
             text(StatusCode::FORBIDDEN, "forbidden\n")
         }
+    }
+}
+
+/// What the store holds for one request, read in one blocking call.
+struct Loaded {
+    /// The device the requested file is about (per-device files), if in the inventory.
+    target: Option<DeviceContext>,
+    /// An operator's static file of that name for the requester's site (or box-wide).
+    static_file: Option<Vec<u8>>,
+    common: CommonLayers,
+    specials: bool,
+}
+
+fn load(store: &Store, name: &str, requester: Option<Mac>) -> Result<Loaded, StoreError> {
+    let file = classify(name);
+    let file_mac = file
+        .as_ref()
+        .and_then(file_device)
+        .or_else(|| mac_from_path(std::slice::from_ref(&name.to_string())));
+    let target = file_mac
+        .map(|m| store.device_context(m))
+        .transpose()?
+        .flatten();
+    let site = match (&target, requester) {
+        (Some(ctx), _) => Some(ctx.device.site.clone()),
+        (None, Some(m)) => store.get_device(m)?.map(|d| d.site),
+        (None, None) => None,
+    };
+    let site = site.as_deref().filter(|s| !s.is_empty());
+    Ok(Loaded {
+        static_file: store.static_file(site, name)?,
+        specials: store.static_file(site, SPECIALS)?.is_some(),
+        common: store.common_layers(site)?,
+        target,
+    })
+}
+
+/// The file to send, and the device it belongs to when it is a per-device file.
+struct Served {
+    rendered: Rendered,
+    device: Option<Mac>,
+}
+
+/// Static file first, else the generated one. A static file whose name holds a MAC is treated
+/// as that device's own file and as carrying a secret: an operator's upload of `{mac}.cfg`
+/// usually holds its SIP password.
+fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
+    let file = classify(name);
+    if let Some(bytes) = &loaded.static_file {
+        let device = file
+            .as_ref()
+            .and_then(file_device)
+            .or_else(|| mac_from_path(std::slice::from_ref(&name.to_string())));
+        return Some(Served {
+            rendered: Rendered {
+                bytes: bytes.clone(),
+                carries_secret: device.is_some(),
+            },
+            device,
+        });
+    }
+    let file = file?;
+    let common = Common::from_layers(&loaded.common, loaded.specials);
+    match file_device(&file) {
+        Some(mac) => Some(Served {
+            rendered: render_device(&file, loaded.target.as_ref()?, &common, who)?,
+            device: Some(mac),
+        }),
+        None => Some(Served {
+            rendered: render_common(&file, &common, who)?,
+            device: None,
+        }),
     }
 }
 
@@ -273,11 +368,10 @@ fn etag(bytes: &[u8]) -> String {
     format!("\"{}\"", credentials::hex(&d.as_ref()[..16]))
 }
 
-fn record_checkin(state: &PhoneState, asked: &Asked<'_>, file_mac: Mac, file: &str) {
-    let mac = asked
-        .cert_mac
-        .or(Some(file_mac))
-        .or_else(|| asked.agent.as_ref().and_then(|a| a.mac));
+/// Records who fetched a file. Only after a successful response, so a refused request cannot
+/// fake a device's check-in.
+fn record_checkin(state: &PhoneState, asked: &Asked<'_>, identified: Option<Mac>, file: &str) {
+    let mac = asked.cert_mac.or(identified);
     if let Some(mac) = mac {
         state.recorder.check_in(
             mac,

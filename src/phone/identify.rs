@@ -2,16 +2,7 @@
 //! for, or its User-Agent. Pure functions over strings, so every vendor's format is unit-tested.
 
 use crate::model::Mac;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vendor {
-    Avaya,
-    Yealink,
-    Poly,
-    Cisco,
-    Snom,
-    Grandstream,
-}
+pub use crate::model::Vendor;
 
 /// What a User-Agent tells about a phone. Any part may be missing (Poly sends no MAC).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,8 +25,8 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effective {
     pub value: String,
-    /// Secret if any layer declared the name secret: a later layer cannot make a credential
-    /// public by accident by setting it as a plain parameter.
+    /// Secret if any layer declared the name secret, or the vocabulary knows it is one: a later
+    /// layer cannot make a credential public by accident by setting it as a plain parameter.
     pub secret: bool,
     pub origin: Origin,
 }
@@ -46,7 +46,8 @@ pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
     for (origin, params, secrets) in layers {
         for (values, secret) in [(params, false), (secrets, true)] {
             for (name, value) in values {
-                let was_secret = out.get(name).is_some_and(|e| e.secret);
+                let was_secret =
+                    out.get(name).is_some_and(|e| e.secret) || super::vocab::is_secret(name);
                 out.insert(
                     name.clone(),
                     Effective {

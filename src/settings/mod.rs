@@ -1,7 +1,8 @@
 //! Everything a phone is sent, as pure code: the Avaya settings-file script language
 //! (`46xxsettings.txt`, upgrade scripts, `46xxspecials.txt`: parse, print, evaluate, lint, and
 //! render `SET` lines), parameters layered global → site → group → model → device
-//! ([`layered`]), and the files rendered from them ([`device_file`]).
+//! ([`layered`]), the vendor-neutral vocabulary ([`vocab`]) and every file rendered from them
+//! ([`render`]).
 //!
 //! Pure code over bytes: no I/O, no panics on any input. Files from the field are kept byte
 //! for byte ([`Script::parse`] / [`Script::print`]), evaluated the way a phone runs them
@@ -21,14 +22,15 @@
 //!   [`EvalOptions::max_files`] files and says so in [`Evaluation::outcome`].
 
 mod classify;
-pub mod device_file;
 mod eval;
 pub mod layered;
 mod lines;
 mod lint;
 mod quote;
+pub mod render;
 mod script;
 mod vars;
+pub mod vocab;
 
 pub use eval::{
     EvalOptions, Evaluation, Loader, Note, NoteKind, Origin, Outcome, Setting, evaluate,

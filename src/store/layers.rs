@@ -1,6 +1,6 @@
 //! Parameter layers, and the one-transaction read of everything needed to render a device.
 
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode};
 use crate::model::{Device, Layer, Mac, ParamSet, Site};
@@ -15,7 +15,53 @@ pub struct DeviceContext {
     pub layers: Vec<(Layer, ParamSet)>,
 }
 
+/// The layers that common files are made of, for phones of one site (or of no known site).
+#[derive(Debug, Clone, Default)]
+pub struct CommonLayers {
+    pub global: ParamSet,
+    pub site: Option<ParamSet>,
+    pub groups: Vec<(String, ParamSet)>,
+    pub models: Vec<(String, ParamSet)>,
+}
+
+/// Reads every layer whose key starts with `prefix` (`group:`, `model:`), in key order.
+fn layers_with_prefix(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<(String, ParamSet)>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range(prefix..)? {
+        let (k, v) = row?;
+        let Some(name) = k.value().strip_prefix(prefix) else {
+            break;
+        };
+        out.push((name.to_string(), decode("layers", k.value(), v.value())?));
+    }
+    Ok(out)
+}
+
 impl Store {
+    /// Global, the site's, and every group and model layer, in one snapshot.
+    pub fn common_layers(&self, site: Option<&str>) -> Result<CommonLayers, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(LAYERS)?;
+        let get = |key: String| -> Result<Option<ParamSet>, StoreError> {
+            table
+                .get(key.as_str())?
+                .map(|v| decode("layers", &key, v.value()))
+                .transpose()
+        };
+        Ok(CommonLayers {
+            global: get(Layer::Global.to_string())?.unwrap_or_default(),
+            site: match site.filter(|s| !s.is_empty()) {
+                Some(s) => get(Layer::Site(s.to_string()).to_string())?,
+                None => None,
+            },
+            groups: layers_with_prefix(&table, "group:")?,
+            models: layers_with_prefix(&table, "model:")?,
+        })
+    }
+
     pub fn get_layer(&self, layer: &Layer) -> Result<ParamSet, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(LAYERS)?;

@@ -8,6 +8,7 @@
 mod alarms;
 mod devices;
 mod error;
+mod files;
 mod layers;
 mod recorder;
 
@@ -17,7 +18,8 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use error::StoreError;
-pub use layers::DeviceContext;
+pub use files::MAX_STATIC_FILE;
+pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
@@ -28,6 +30,8 @@ pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("d
 pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+/// Key `SITE|name` (SITE empty for box-wide files), value the file's bytes.
+pub(crate) const STATIC_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("static_files");
 
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
@@ -69,6 +73,7 @@ impl Store {
             tx.open_table(SITES)?;
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
+            tx.open_table(STATIC_FILES)?;
         }
         tx.commit()?;
         Ok(())

@@ -1,0 +1,81 @@
+//! Phone vendors, told apart by model name when the inventory knows it, else by User-Agent.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    Avaya,
+    Yealink,
+    Poly,
+    Cisco,
+    Snom,
+    Grandstream,
+}
+
+impl Vendor {
+    /// The vendor a model name belongs to: `J179`, `K175`, `9641`, Workplace `acw` → Avaya;
+    /// `T46S`, `SIP-T54W`, `W60B`, `CP920` → Yealink; `VVX_400`, `CCX600`, `Trio8800` → Poly.
+    pub fn from_model(model: &str) -> Option<Vendor> {
+        let m = model.trim().to_ascii_lowercase();
+        let m = m.strip_prefix("sip-").unwrap_or(&m);
+        let digits_after = |p: &str| {
+            m.strip_prefix(p)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        if ["aca", "aci", "acm", "acw"].contains(&m)
+            || digits_after("j")
+            || digits_after("k")
+            || (m.len() == 4
+                && m.bytes().all(|b| b.is_ascii_digit())
+                && (m.starts_with("96") || m.starts_with("16")))
+        {
+            Some(Vendor::Avaya)
+        } else if digits_after("t") || digits_after("w") || digits_after("cp") || digits_after("vp")
+        {
+            Some(Vendor::Yealink)
+        } else if m.starts_with("vvx")
+            || m.starts_with("ccx")
+            || m.starts_with("trio")
+            || m.starts_with("soundpoint")
+            || m.starts_with("edge")
+        {
+            Some(Vendor::Poly)
+        } else if m.starts_with("cp-") {
+            Some(Vendor::Cisco)
+        } else if m.starts_with("snom") || digits_after("d") {
+            Some(Vendor::Snom)
+        } else if m.starts_with("gxp") || m.starts_with("grp") || m.starts_with("gxv") {
+            Some(Vendor::Grandstream)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models() {
+        for (m, v) in [
+            ("J179", Vendor::Avaya),
+            ("K175", Vendor::Avaya),
+            ("9641", Vendor::Avaya),
+            ("acw", Vendor::Avaya),
+            ("T46S", Vendor::Yealink),
+            ("SIP-T54W", Vendor::Yealink),
+            ("W60B", Vendor::Yealink),
+            ("VVX_400", Vendor::Poly),
+            ("CCX600", Vendor::Poly),
+            ("CP-7832-3PCC", Vendor::Cisco),
+            ("snom710", Vendor::Snom),
+            ("GXP1628", Vendor::Grandstream),
+        ] {
+            assert_eq!(Vendor::from_model(m), Some(v), "{m}");
+        }
+        assert_eq!(Vendor::from_model(""), None);
+        assert_eq!(Vendor::from_model("toaster"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Every file a phone can ask for, rendered from layered parameters.
+//!
+//! Secrets only travel in per-device files: a common file (`46xxsettings.txt`, Yealink's common
+//! `.cfg`, Poly's common file) never carries a secret, whatever layer it was set at, because it
+//! is served to every phone. A per-device file carries the device's full effective set, secrets
+//! included, and is authorised against the device's proof of identity.
+
+mod avaya;
+mod name;
+mod poly;
+mod yealink;
+
+use std::collections::BTreeMap;
+
+pub use name::{FileName, classify};
+
+use super::layered::effective;
+use super::vocab::{self, Native};
+use crate::model::{Mac, ParamSet, Vendor};
+use crate::store::{CommonLayers, DeviceContext};
+
+/// A rendered file and whether it carries a secret (which decides who may read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub carries_secret: bool,
+}
+
+/// What common files are made of: the non-secret parameters of the layers that apply to the
+/// requesting phone's site (all of them when the phone is not known yet).
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub global: BTreeMap<String, String>,
+    pub site: BTreeMap<String, String>,
+    /// `group:NAME` layers; for Avaya NAME is the phone's GROUP number.
+    pub groups: Vec<(String, BTreeMap<String, String>)>,
+    /// `model:NAME` layers; NAME is the phone's model (`$MODEL4` for Avaya).
+    pub models: Vec<(String, BTreeMap<String, String>)>,
+    /// An operator has uploaded `46xxspecials.txt`: generated Avaya files end by fetching it.
+    pub specials: bool,
+}
+
+impl Common {
+    /// Keeps only what may be sent to every phone.
+    pub fn public(set: &ParamSet) -> BTreeMap<String, String> {
+        set.params
+            .iter()
+            .filter(|(k, _)| !vocab::is_secret(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn from_layers(layers: &CommonLayers, specials: bool) -> Common {
+        let named = |v: &[(String, ParamSet)]| {
+            v.iter()
+                .map(|(n, set)| (n.clone(), Common::public(set)))
+                .collect()
+        };
+        Common {
+            global: Common::public(&layers.global),
+            site: layers.site.as_ref().map(Common::public).unwrap_or_default(),
+            groups: named(&layers.groups),
+            models: named(&layers.models),
+            specials,
+        }
+    }
+
+    fn base(&self) -> BTreeMap<String, String> {
+        let mut b = self.global.clone();
+        b.extend(self.site.iter().map(|(k, v)| (k.clone(), v.clone())));
+        b
+    }
+}
+
+/// The request as far as rendering cares: who asks (if known) and with which firmware.
+#[derive(Debug, Clone, Default)]
+pub struct Requester {
+    /// From the User-Agent, when it is a phone.
+    pub vendor: Option<Vendor>,
+    /// The firmware version from the User-Agent (Yealink's family number is its first part).
+    pub firmware: String,
+}
+
+/// Renders a common file, or `None` when the name is not one edgeprov generates.
+pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Option<Rendered> {
+    let bytes = match file {
+        FileName::AvayaSettings => avaya::settings_file(common),
+        FileName::AvayaUpgrade(family) => avaya::upgrade_script(*family, common),
+        FileName::YealinkBoot => yealink::boot(None, yealink::family_of_firmware(&who.firmware)),
+        FileName::YealinkCommon(code) => yealink::common_cfg(*code, common),
+        FileName::PolyMaster => poly::master(),
+        FileName::PolyCommon => poly::common(common),
+        _ => return None,
+    };
+    Some(Rendered {
+        bytes,
+        carries_secret: false,
+    })
+}
+
+/// The vendor a device's files are for: its model, else what its User-Agent says.
+pub fn device_vendor(ctx: &DeviceContext, who: &Requester) -> Option<Vendor> {
+    Vendor::from_model(&ctx.device.model).or(who.vendor)
+}
+
+/// Renders a per-device file for `ctx`'s device, or `None` when that file does not exist for
+/// the device's vendor (a Poly phone has no `.boot`).
+pub fn render_device(
+    file: &FileName,
+    ctx: &DeviceContext,
+    common: &Common,
+    who: &Requester,
+) -> Option<Rendered> {
+    let vendor = device_vendor(ctx, who);
+    let (native, carries_secret) = device_native(vendor?, ctx);
+    let bytes = match (file, vendor?) {
+        (FileName::AvayaDevice(_), Vendor::Avaya) => {
+            avaya::device_file(ctx.device.mac, &native, common.specials)
+        }
+        (FileName::DeviceBoot(_), Vendor::Yealink) => {
+            let code = yealink::family_of_model(&ctx.device.model).or_else(|| {
+                ctx.device
+                    .checkin
+                    .as_ref()
+                    .and_then(|c| yealink::family_of_firmware(&c.firmware))
+            });
+            return Some(Rendered {
+                bytes: yealink::boot(Some(ctx.device.mac), code),
+                carries_secret: false,
+            });
+        }
+        (FileName::DeviceCfg(_), Vendor::Yealink) => yealink::cfg(&native),
+        (FileName::DeviceCfg(_), Vendor::Poly) => {
+            return Some(Rendered {
+                bytes: poly::master(),
+                carries_secret: false,
+            });
+        }
+        (FileName::PolyDevice(_), Vendor::Poly) => poly::params_file(&native),
+        _ => return None,
+    };
+    Some(Rendered {
+        bytes,
+        carries_secret,
+    })
+}
+
+/// The device's effective parameters in its vendor's native names, and whether any secret
+/// made it into them.
+pub fn device_native(vendor: Vendor, ctx: &DeviceContext) -> (Native, bool) {
+    let eff = effective(ctx);
+    let all: BTreeMap<String, String> = eff
+        .iter()
+        .map(|(k, e)| (k.clone(), e.value.clone()))
+        .collect();
+    let native = vocab::to_native(vendor, &all, &BTreeMap::new());
+    let secret_names: BTreeMap<String, String> = eff
+        .iter()
+        .filter(|(_, e)| e.secret)
+        .map(|(k, e)| (k.clone(), e.value.clone()))
+        .collect();
+    let carries_secret = !vocab::to_native(vendor, &secret_names, &all).is_empty();
+    (native, carries_secret)
+}
+
+/// The device a file name is about, for per-device files.
+pub fn file_device(file: &FileName) -> Option<Mac> {
+    match file {
+        FileName::AvayaDevice(m)
+        | FileName::DeviceBoot(m)
+        | FileName::DeviceCfg(m)
+        | FileName::PolyDevice(m) => Some(*m),
+        _ => None,
+    }
+}

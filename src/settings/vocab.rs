@@ -1,0 +1,406 @@
+//! The vendor-neutral parameter vocabulary: what every site sets, under one name, mapped to each
+//! vendor's native settings. Names with a vendor prefix (`avaya:SIPDOMAIN`,
+//! `yealink:local_time.time_zone`, `poly:reg.1.label`) pass through to that vendor only; a bare
+//! upper-case name (`SIPDOMAIN`) is taken as an Avaya setting. See `docs/parameters.md`.
+
+use std::collections::BTreeMap;
+
+use crate::model::Vendor;
+
+/// Native settings, by name, in a stable order.
+pub type Native = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VocabError {
+    #[error(
+        "{0}: not in the vocabulary (see docs/parameters.md), and not a vendor-prefixed native name"
+    )]
+    Unknown(String),
+    #[error("{name}: {expected}")]
+    Value {
+        name: String,
+        expected: &'static str,
+    },
+}
+
+/// Lines a phone may have; line parameters are `line.N.user` etc. with N in 1..=MAX_LINES.
+pub const MAX_LINES: u32 = 16;
+
+/// Neutral names without a line number.
+const PLAIN: &[&str] = &[
+    "sip.server",
+    "sip.port",
+    "sip.transport",
+    "sip.domain",
+    "ntp.server",
+    "time.zone",
+    "time.utc_offset",
+    "language",
+    "vlan.id",
+    "admin.password",
+    "provisioning.interval",
+    "tls.trusted_ca",
+    "firmware.file",
+];
+const LINE_FIELDS: &[&str] = &["user", "auth_user", "password", "display_name"];
+
+/// A secret is never put into a file shared by several phones. Neutral secrets are listed; for
+/// native names anything that looks like a password or PIN counts, so a pass-through name cannot
+/// leak a credential into a common file by accident.
+pub fn is_secret(name: &str) -> bool {
+    if name == "admin.password" || (name.starts_with("line.") && name.ends_with(".password")) {
+        return true;
+    }
+    let lower = name.to_ascii_lowercase();
+    lower.contains("password") || lower.contains("passwd") || lower.ends_with("pin")
+}
+
+fn line_parts(name: &str) -> Option<(u32, &str)> {
+    let rest = name.strip_prefix("line.")?;
+    let (n, field) = rest.split_once('.')?;
+    let n: u32 = n.parse().ok()?;
+    ((1..=MAX_LINES).contains(&n) && LINE_FIELDS.contains(&field)).then_some((n, field))
+}
+
+fn is_neutral(name: &str) -> bool {
+    PLAIN.contains(&name) || line_parts(name).is_some()
+}
+
+/// Checks a parameter at write time, so that every value can be rendered for every vendor.
+pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
+    if name.contains(':') || name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Ok(()); // native: the vendor's own syntax
+    }
+    if !is_neutral(name) {
+        return Err(VocabError::Unknown(name.to_string()));
+    }
+    let bad = |expected| {
+        Err(VocabError::Value {
+            name: name.to_string(),
+            expected,
+        })
+    };
+    match name {
+        "sip.transport" if !["udp", "tcp", "tls"].contains(&value) => bad("udp, tcp or tls"),
+        "sip.port" if value.parse::<u16>().map_or(true, |p| p == 0) => bad("a port 1-65535"),
+        "vlan.id"
+            if value
+                .parse::<u16>()
+                .map_or(true, |v| !(1..=4094).contains(&v)) =>
+        {
+            bad("a VLAN id 1-4094")
+        }
+        "provisioning.interval" if value.parse::<u32>().map_or(true, |m| m == 0) => {
+            bad("minutes, at least 1")
+        }
+        "time.utc_offset" if utc_offset_seconds(value).is_none() => {
+            bad("an offset like +1:00 or -5:30")
+        }
+        "language" if language(value).is_none() => {
+            bad("one of en_US en_GB de_DE fr_FR es_ES it_IT nl_NL pt_BR")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn utc_offset_seconds(v: &str) -> Option<i32> {
+    let (sign, rest) = match v.as_bytes().first()? {
+        b'+' => (1, &v[1..]),
+        b'-' => (-1, &v[1..]),
+        _ => (1, v),
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Yealink's and Poly's names for a locale.
+fn language(v: &str) -> Option<(&'static str, &'static str)> {
+    Some(match v {
+        "en_US" => ("English", "English_United_States"),
+        "en_GB" => ("English", "English_United_Kingdom"),
+        "de_DE" => ("German", "German_Germany"),
+        "fr_FR" => ("French", "French_France"),
+        "es_ES" => ("Spanish", "Spanish_Spain"),
+        "it_IT" => ("Italian", "Italian_Italy"),
+        "nl_NL" => ("Dutch", "Dutch_Netherlands"),
+        "pt_BR" => ("Portuguese", "Portuguese_Brazil"),
+        _ => return None,
+    })
+}
+
+/// Maps a set of parameters to one vendor's native settings. `base` is what lower layers
+/// already set: composite settings (Avaya's `SIP_CONTROLLER_LIST` = server, port and transport)
+/// are computed from `base` and `params` together, so a layer that changes only the port still
+/// produces a complete value.
+pub fn to_native(
+    vendor: Vendor,
+    params: &BTreeMap<String, String>,
+    base: &BTreeMap<String, String>,
+) -> Native {
+    let mut out = Native::new();
+    let lookup = |k: &str| params.get(k).or_else(|| base.get(k)).map(String::as_str);
+    let mut put = |k: &str, v: &str| {
+        out.insert(k.to_string(), v.to_string());
+    };
+    for (name, value) in params {
+        if let Some((prefix, native)) = name.split_once(':') {
+            if prefix.eq_ignore_ascii_case(vendor_prefix(vendor)) {
+                put(native, value);
+            }
+            continue;
+        }
+        if !is_neutral(name) {
+            if vendor == Vendor::Avaya && name.bytes().any(|b| b.is_ascii_uppercase()) {
+                put(&name.to_ascii_uppercase(), value);
+            }
+            continue;
+        }
+        match vendor {
+            Vendor::Avaya => avaya(name, value, &lookup, &mut put),
+            Vendor::Yealink => yealink(name, value, &lookup, &mut put),
+            Vendor::Poly => poly(name, value, &lookup, &mut put),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn vendor_prefix(v: Vendor) -> &'static str {
+    match v {
+        Vendor::Avaya => "avaya",
+        Vendor::Yealink => "yealink",
+        Vendor::Poly => "poly",
+        Vendor::Cisco => "cisco",
+        Vendor::Snom => "snom",
+        Vendor::Grandstream => "grandstream",
+    }
+}
+
+type Lookup<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
+
+fn avaya<'a>(name: &str, value: &str, lookup: &Lookup<'a>, put: &mut dyn FnMut(&str, &str)) {
+    match name {
+        "sip.server" | "sip.port" | "sip.transport" => {
+            if let Some(server) = lookup("sip.server") {
+                let transport = lookup("sip.transport").unwrap_or("tls");
+                let default_port = if transport == "tls" { "5061" } else { "5060" };
+                let port = lookup("sip.port").unwrap_or(default_port);
+                put(
+                    "SIP_CONTROLLER_LIST",
+                    &format!("{server}:{port};transport={transport}"),
+                );
+            }
+        }
+        "sip.domain" => put("SIPDOMAIN", value),
+        "ntp.server" => put("SNTPSRVR", value),
+        "time.zone" => put("TIMEZONE", value),
+        "time.utc_offset" => put("GMTOFFSET", value),
+        "language" => put("ISO_SYSTEM_LANGUAGE", value),
+        "vlan.id" => {
+            put("L2Q", "1");
+            put("L2QVLAN", value);
+        }
+        "admin.password" => put("ADMIN_PASSWORD", value),
+        "tls.trusted_ca" => put("TRUSTCERTS", value),
+        "firmware.file" => put("APPNAME", value),
+        _ => match line_parts(name) {
+            Some((1, "user")) => {
+                put("FORCE_SIP_EXTENSION", value);
+                if lookup("line.1.auth_user").is_none() {
+                    put("FORCE_SIP_USERNAME", value);
+                }
+            }
+            Some((1, "auth_user")) => put("FORCE_SIP_USERNAME", value),
+            Some((1, "password")) => put("FORCE_SIP_PASSWORD", value),
+            Some((1, "display_name")) => put("DISPLAY_NAME", value),
+            _ => {}
+        },
+    }
+}
+
+fn yealink<'a>(name: &str, value: &str, _lookup: &Lookup<'a>, put: &mut dyn FnMut(&str, &str)) {
+    match name {
+        "sip.server" => put("account.1.sip_server.1.address", value),
+        "sip.port" => put("account.1.sip_server.1.port", value),
+        "sip.transport" => put(
+            "account.1.sip_server.1.transport_type",
+            match value {
+                "tcp" => "1",
+                "tls" => "2",
+                _ => "0",
+            },
+        ),
+        "ntp.server" => put("local_time.ntp_server1", value),
+        "time.utc_offset" => put("local_time.time_zone", value.trim_end_matches(":00")),
+        "language" => {
+            if let Some((y, _)) = language(value) {
+                put("lang.gui", y);
+            }
+        }
+        "vlan.id" => {
+            put("static.network.vlan.internet_port_enable", "1");
+            put("static.network.vlan.internet_port_vid", value);
+        }
+        "admin.password" => put("static.security.user_password", &format!("admin:{value}")),
+        "provisioning.interval" => {
+            put("static.auto_provision.repeat.enable", "1");
+            put("static.auto_provision.repeat.minutes", value);
+        }
+        "tls.trusted_ca" => put("static.trusted_certificates.url", value),
+        "firmware.file" => put("static.firmware.url", value),
+        _ => {
+            if let Some((n, field)) = line_parts(name) {
+                put(&format!("account.{n}.enable"), "1");
+                let key = match field {
+                    "user" => "user_name",
+                    "auth_user" => "auth_name",
+                    "password" => "password",
+                    _ => "display_name",
+                };
+                put(&format!("account.{n}.{key}"), value);
+            }
+        }
+    }
+}
+
+fn poly<'a>(name: &str, value: &str, _lookup: &Lookup<'a>, put: &mut dyn FnMut(&str, &str)) {
+    match name {
+        "sip.server" => put("reg.1.server.1.address", value),
+        "sip.port" => put("reg.1.server.1.port", value),
+        "sip.transport" => put(
+            "reg.1.server.1.transport",
+            match value {
+                "tcp" => "TCPOnly",
+                "tls" => "TLS",
+                _ => "UDPOnly",
+            },
+        ),
+        "ntp.server" => put("tcpIpApp.sntp.address", value),
+        "time.utc_offset" => {
+            if let Some(s) = utc_offset_seconds(value) {
+                put("tcpIpApp.sntp.gmtOffset", &s.to_string());
+            }
+        }
+        "language" => {
+            if let Some((_, p)) = language(value) {
+                put("lcl.ml.lang", p);
+            }
+        }
+        "vlan.id" => {
+            put("device.set", "1");
+            put("device.net.vlanId.set", "1");
+            put("device.net.vlanId", value);
+        }
+        "admin.password" => {
+            put("device.set", "1");
+            put("device.auth.localAdminPassword.set", "1");
+            put("device.auth.localAdminPassword", value);
+        }
+        "provisioning.interval" => {
+            put("prov.polling.enabled", "1");
+            let seconds = value.parse::<u64>().unwrap_or(0) * 60;
+            put("prov.polling.period", &seconds.to_string());
+        }
+        _ => {
+            if let Some((n, field)) = line_parts(name) {
+                let key = match field {
+                    "user" => "address",
+                    "auth_user" => "auth.userId",
+                    "password" => "auth.password",
+                    _ => "displayName",
+                };
+                put(&format!("reg.{n}.{key}"), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn neutral_names_map_to_each_vendor() {
+        let p = map(&[
+            ("sip.server", "pbx.example.com"),
+            ("sip.transport", "tls"),
+            ("line.1.user", "201"),
+            ("line.1.password", "pw"),
+            ("vlan.id", "20"),
+            ("avaya:ENABLE_OPUS", "1"),
+            ("yealink:local_time.time_zone_name", "Germany(Berlin)"),
+        ]);
+        let a = to_native(Vendor::Avaya, &p, &BTreeMap::new());
+        assert_eq!(
+            a["SIP_CONTROLLER_LIST"],
+            "pbx.example.com:5061;transport=tls"
+        );
+        assert_eq!(a["FORCE_SIP_EXTENSION"], "201");
+        assert_eq!(a["FORCE_SIP_USERNAME"], "201");
+        assert_eq!(a["FORCE_SIP_PASSWORD"], "pw");
+        assert_eq!(a["L2QVLAN"], "20");
+        assert_eq!(a["ENABLE_OPUS"], "1");
+        assert!(!a.contains_key("local_time.time_zone_name"));
+        let y = to_native(Vendor::Yealink, &p, &BTreeMap::new());
+        assert_eq!(y["account.1.sip_server.1.transport_type"], "2");
+        assert_eq!(y["account.1.enable"], "1");
+        assert_eq!(y["account.1.password"], "pw");
+        assert_eq!(y["local_time.time_zone_name"], "Germany(Berlin)");
+        assert!(!y.contains_key("ENABLE_OPUS"));
+        let po = to_native(Vendor::Poly, &p, &BTreeMap::new());
+        assert_eq!(po["reg.1.server.1.transport"], "TLS");
+        assert_eq!(po["reg.1.auth.password"], "pw");
+    }
+
+    #[test]
+    fn composite_uses_lower_layers() {
+        let base = map(&[("sip.server", "10.0.0.1"), ("sip.transport", "udp")]);
+        let a = to_native(Vendor::Avaya, &map(&[("sip.port", "5070")]), &base);
+        assert_eq!(a["SIP_CONTROLLER_LIST"], "10.0.0.1:5070;transport=udp");
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        assert!(validate("sip.transport", "tls").is_ok());
+        assert!(validate("SIPDOMAIN", "x").is_ok());
+        assert!(validate("avaya:anything", "x").is_ok());
+        assert!(validate("line.1.user", "201").is_ok());
+        for (n, v) in [
+            ("sip.transport", "sctp"),
+            ("sip.port", "0"),
+            ("vlan.id", "5000"),
+            ("line.17.user", "x"),
+            ("sip.serverr", "x"),
+            ("time.utc_offset", "+25"),
+            ("language", "tlh"),
+        ] {
+            let e = validate(n, v).unwrap_err().to_string();
+            assert!(e.starts_with(n), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_known() {
+        for s in [
+            "line.3.password",
+            "admin.password",
+            "avaya:FORCE_SIP_PASSWORD",
+            "ADMIN_PASSWORD",
+            "poly:reg.1.auth.password",
+            "avaya:PROCPSWD_PIN",
+        ] {
+            assert!(is_secret(s), "{s}");
+        }
+        for s in ["sip.server", "line.1.user", "SIPDOMAIN"] {
+            assert!(!is_secret(s), "{s}");
+        }
+    }
+}
