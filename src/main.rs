@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use edgeprov::cli::{self, Output, client::ApiClient, device::DeviceCmd, pki::PkiCmd};
+use edgeprov::cli::{
+    self, Output, client::ApiClient, device::DeviceCmd, file::FileCmd, param::ParamCmd,
+    pki::PkiCmd, settings::SettingsCmd,
+};
 use edgeprov::config::{CONFIG_ENV, Config};
 
 #[derive(Debug, Parser)]
@@ -38,6 +41,21 @@ enum Command {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// Parameters of a layer (global, site:NAME, group:NAME, model:NAME).
+    #[command(subcommand)]
+    Param(ParamCmd),
+    /// Static files that override generated ones.
+    #[command(subcommand)]
+    File(FileCmd),
+    /// Lint or evaluate settings files locally.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Print the exact bytes device MAC would get for file NAME.
+    Render {
+        #[arg(long)]
+        mac: String,
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,7 +64,7 @@ fn main() -> ExitCode {
         .install_default()
         .expect("no other crypto provider is installed before main");
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("edgeprov: {e:#}");
             ExitCode::FAILURE
@@ -54,7 +72,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Cli) -> anyhow::Result<()> {
+fn run(args: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Settings(cmd) = args.command {
+        // Local files only: no config, daemon or runtime needed.
+        return Ok(if cli::settings::run(cmd)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let loaded = Config::discover(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,19 +94,39 @@ fn run(args: Cli) -> anyhow::Result<()> {
             } else {
                 tracing::info!("no configuration file: running on built-in defaults");
             }
-            Ok(runtime.block_on(edgeprov::daemon::run(loaded.config))?)
+            runtime.block_on(edgeprov::daemon::run(loaded.config))?;
         }
+        Command::Settings(_) => unreachable!("handled before the config is read"),
         Command::Device(cmd) => runtime.block_on(async {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::device::run(cmd, &api, out).await
-        }),
+        })?,
         Command::Pki(cmd) => runtime.block_on(async {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::pki::run(cmd, &api, out).await
-        }),
+        })?,
         Command::Alarms => runtime.block_on(async {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::alarms::run(&api, out).await
-        }),
+        })?,
+        Command::Param(cmd) => runtime.block_on(async {
+            let api = ApiClient::from_config(&loaded.config)?;
+            cli::param::run(cmd, &api, out).await
+        })?,
+        Command::File(cmd) => runtime.block_on(async {
+            let api = ApiClient::from_config(&loaded.config)?;
+            cli::file::run(cmd, &api, out).await
+        })?,
+        Command::Render { mac, name } => runtime.block_on(async {
+            let api = ApiClient::from_config(&loaded.config)?;
+            let mac = edgeprov::model::Mac::parse(&mac)?;
+            let bytes = api
+                .get_bytes(&format!("/devices/{mac}/files/{name}"))
+                .await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+            anyhow::Ok(())
+        })?,
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, blocking, parse_json};
-use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac, validate_param};
+use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
 
 /// A device as the API shows it.
@@ -125,8 +125,7 @@ fn check_params<'a>(
     entries: impl Iterator<Item = (&'a String, Option<&'a String>)>,
 ) -> Result<(), ApiError> {
     for (name, value) in entries {
-        validate_param(name, value.map(String::as_str).unwrap_or(""))
-            .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
+        super::settings::check_param(field, name, value.map(String::as_str).unwrap_or(""))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod devices;
 mod error;
+mod settings;
 pub mod token;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 
 pub use devices::DeviceView;
 pub use error::ApiError;
+pub use settings::{EffectiveView, LayerView, StaticFileView};
 
 use crate::model::Alarm;
 use crate::pki::Pki;
@@ -39,6 +41,19 @@ pub fn router(state: AdminState) -> Router {
                 .delete(devices::delete),
         )
         .route("/devices/{mac}/certificate", post(devices::certificate))
+        .route("/devices/{mac}/files/{name}", get(settings::device_file))
+        .route("/devices/{mac}/effective", get(settings::device_effective))
+        .route(
+            "/params/{layer}",
+            get(settings::get_layer).patch(settings::patch_layer),
+        )
+        .route("/files", get(settings::list_files))
+        .route(
+            "/files/{name}",
+            get(settings::get_file)
+                .put(settings::put_file)
+                .delete(settings::delete_file),
+        )
         .route("/alarms", get(alarms))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -55,7 +55,19 @@ impl ApiClient {
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
-        self.request(Method::GET, path, None).await
+        let bytes = self.raw(Method::GET, path, Bytes::new()).await?;
+        json_of(&bytes)
+    }
+
+    /// A GET whose answer is a file, not JSON.
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes> {
+        self.raw(Method::GET, path, Bytes::new()).await
+    }
+
+    /// A PUT of raw bytes (file uploads).
+    pub async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
+        let bytes = self.raw(Method::PUT, path, Bytes::from(body)).await?;
+        json_of(&bytes)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
@@ -71,6 +83,13 @@ impl ApiClient {
     }
 
     async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let bytes = self.raw(method, path, payload).await?;
+        json_of(&bytes)
+    }
+
+    /// One request; a non-2xx answer becomes an error carrying the API's message.
+    async fn raw(&self, method: Method, path: &str, payload: Bytes) -> Result<Bytes> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .with_context(|| {
@@ -87,7 +106,6 @@ impl ApiClient {
             .with_context(|| format!("TLS with the admin API at {}", self.addr))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
-        let payload = body.map(|b| b.to_string()).unwrap_or_default();
         let req = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"))
@@ -97,18 +115,12 @@ impl ApiClient {
                 format!("Bearer {}", self.token),
             )
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(payload)))?;
+            .body(Full::new(payload))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow!("admin API answered {status} with a body that is not JSON: {e}")
-            })?
-        };
         if !status.is_success() {
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let msg = value
                 .get("error")
                 .and_then(Value::as_str)
@@ -118,8 +130,16 @@ impl ApiClient {
             }
             bail!("{msg} (HTTP {})", status.as_u16());
         }
-        Ok(value)
+        Ok(bytes)
     }
+}
+
+fn json_of(bytes: &[u8]) -> Result<Value> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| anyhow!("admin API answered with a body that is not JSON: {e}"))
 }
 
 /// The running daemon's admin address: from its listener file when present (it knows the real

@@ -3,7 +3,10 @@
 pub mod alarms;
 pub mod client;
 pub mod device;
+pub mod file;
+pub mod param;
 pub mod pki;
+pub mod settings;
 pub mod table;
 
 use anyhow::Result;

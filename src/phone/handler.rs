@@ -205,6 +205,28 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     }
 }
 
+/// The exact bytes device `mac` would receive for `name`, as if it asked with its own
+/// certificate (the admin API's "what does this phone get"). Blocking: call off the runtime.
+pub fn preview(store: &Store, mac: Mac, name: &str) -> Result<Option<Rendered>, StoreError> {
+    let loaded = load(store, name, Some(mac))?;
+    let device = store.get_device(mac)?;
+    let who = Requester {
+        vendor: device
+            .as_ref()
+            .and_then(|d| crate::model::Vendor::from_model(&d.model)),
+        firmware: device
+            .and_then(|d| d.checkin.map(|c| c.firmware))
+            .unwrap_or_default(),
+    };
+    Ok(decide(&loaded, name, &who).and_then(|served| {
+        // Another device's own file is not what this device would get.
+        match served.device {
+            Some(owner) if owner != mac && served.rendered.carries_secret => None,
+            _ => Some(served.rendered),
+        }
+    }))
+}
+
 /// What the store holds for one request, read in one blocking call.
 struct Loaded {
     /// The device the requested file is about (per-device files), if in the inventory.

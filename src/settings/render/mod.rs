@@ -8,6 +8,8 @@
 mod avaya;
 mod name;
 mod poly;
+#[cfg(test)]
+mod proptests;
 mod yealink;
 
 use std::collections::BTreeMap;

@@ -53,7 +53,10 @@ pub fn params_file(native: &Native) -> Vec<u8> {
 pub fn parse_params(bytes: &[u8]) -> Native {
     let text = String::from_utf8_lossy(bytes);
     let mut out = Native::new();
-    for line in text.lines() {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with("<?") && !l.starts_with("<!--"))
+    {
         let line = line.trim().trim_end_matches("/>");
         if let Some((k, v)) = line.split_once("=\"") {
             let v = v.trim_end_matches('"');

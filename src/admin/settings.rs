@@ -1,0 +1,358 @@
+//! Parameter layers, static files, and "what does this phone get": the exact bytes of any file
+//! for a device, and its evaluated settings with where each came from.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{AdminState, ApiError, blocking, parse_json};
+use crate::model::{Layer, Mac, Vendor, validate_param};
+use crate::phone::preview;
+use crate::settings::layered::effective;
+use crate::settings::vocab;
+use crate::settings::{Vars, evaluate};
+use crate::store::MAX_STATIC_FILE;
+
+/// Checks a parameter for the store (expressible in every file) and for the vocabulary.
+pub fn check_param(field: &str, name: &str, value: &str) -> Result<(), ApiError> {
+    validate_param(name, value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
+    vocab::validate(name, value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+}
+
+fn layer(text: &str) -> Result<Layer, ApiError> {
+    Layer::parse(text).map_err(|e| ApiError::BadRequest(format!("layer: {e}")))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LayerView {
+    pub layer: String,
+    pub params: BTreeMap<String, String>,
+    /// Names only: secret values are write-only.
+    pub secrets: Vec<String>,
+}
+
+pub async fn get_layer(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<LayerView>, ApiError> {
+    let l = layer(&name)?;
+    let store = st.store.clone();
+    let key = l.clone();
+    let set = blocking(move || store.get_layer(&key)).await?;
+    Ok(Json(LayerView {
+        layer: l.to_string(),
+        params: set.params,
+        secrets: set.secrets.into_keys().collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LayerPatch {
+    #[serde(default)]
+    pub params: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Option<String>>,
+}
+
+/// Sets (or with `null` removes) parameters of one layer, all or nothing.
+pub async fn patch_layer(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<LayerView>, ApiError> {
+    let l = layer(&name)?;
+    let patch: LayerPatch = parse_json(&body)?;
+    for (field, map) in [("params", &patch.params), ("secrets", &patch.secrets)] {
+        for (k, v) in map {
+            check_param(field, k, v.as_deref().unwrap_or(""))?;
+        }
+    }
+    let store = st.store.clone();
+    let key = l.clone();
+    let set = blocking(move || {
+        let mut set = store.get_layer(&key)?;
+        for (map, changes) in [
+            (&mut set.params, patch.params),
+            (&mut set.secrets, patch.secrets),
+        ] {
+            for (k, v) in changes {
+                match v {
+                    Some(v) => map.insert(k, v),
+                    None => map.remove(&k),
+                };
+            }
+        }
+        store.put_layer(&key, &set)?;
+        Ok(set)
+    })
+    .await?;
+    tracing::info!(layer = %l, "parameters changed");
+    Ok(Json(LayerView {
+        layer: l.to_string(),
+        params: set.params,
+        secrets: set.secrets.into_keys().collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct SiteQuery {
+    pub site: Option<String>,
+}
+
+fn file_name(name: &str) -> Result<String, ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "file name {name:?}: 1-128 characters of letters, digits, '.', '-', '_'"
+        )))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StaticFileView {
+    pub site: String,
+    pub name: String,
+    pub size: usize,
+}
+
+pub async fn list_files(
+    State(st): State<AdminState>,
+) -> Result<Json<Vec<StaticFileView>>, ApiError> {
+    let store = st.store.clone();
+    let files = blocking(move || store.list_static_files()).await?;
+    Ok(Json(
+        files
+            .into_iter()
+            .map(|(site, name, size)| StaticFileView { site, name, size })
+            .collect(),
+    ))
+}
+
+pub async fn put_file(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    Query(q): Query<SiteQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<StaticFileView>), ApiError> {
+    let name = file_name(&name)?;
+    if body.len() > MAX_STATIC_FILE {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: {} bytes is over the {MAX_STATIC_FILE}-byte limit for static files",
+            body.len()
+        )));
+    }
+    let store = st.store.clone();
+    let (n, site, size) = (name.clone(), q.site.clone(), body.len());
+    blocking(move || store.put_static_file(site.as_deref(), &n, &body)).await?;
+    tracing::info!(file = %name, site = ?q.site, size, "static file stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(StaticFileView {
+            site: q.site.unwrap_or_default(),
+            name,
+            size,
+        }),
+    ))
+}
+
+pub async fn get_file(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    Query(q): Query<SiteQuery>,
+) -> Result<Response, ApiError> {
+    let name = file_name(&name)?;
+    let store = st.store.clone();
+    let n = name.clone();
+    let found = blocking(move || store.static_file(q.site.as_deref(), &n)).await?;
+    let bytes = found.ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+pub async fn delete_file(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+    Query(q): Query<SiteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let name = file_name(&name)?;
+    let store = st.store.clone();
+    let n = name.clone();
+    if blocking(move || store.delete_static_file(q.site.as_deref(), &n)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("static file {name} not found")))
+    }
+}
+
+fn parse_mac(text: &str) -> Result<Mac, ApiError> {
+    Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
+}
+
+/// The exact bytes device `mac` would receive for file `name`.
+pub async fn device_file(
+    State(st): State<AdminState>,
+    Path((mac, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let name = file_name(&name)?;
+    let store = st.store.clone();
+    let n = name.clone();
+    let rendered = blocking(move || preview(&store, mac, &n)).await?;
+    let r =
+        rendered.ok_or_else(|| ApiError::NotFound(format!("device {mac} gets no file {name}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain")], r.bytes).into_response())
+}
+
+/// One effective setting and where it came from.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EffectiveSetting {
+    pub name: String,
+    pub value: String,
+    /// The file and line that set it last (Avaya: as the phone evaluates its chain).
+    pub file: String,
+    pub line: Option<usize>,
+    /// The parameter and layer that produced it (`global`, `site:hq`, …, `device`), when it
+    /// was generated; empty for values from an operator's static file.
+    pub param: String,
+    pub layer: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EffectiveView {
+    pub mac: Mac,
+    pub vendor: Option<Vendor>,
+    /// Avaya: the files processed, in order.
+    pub chain: Vec<String>,
+    pub settings: Vec<EffectiveSetting>,
+}
+
+/// The evaluated settings of a device, with their origin.
+pub async fn device_effective(
+    State(st): State<AdminState>,
+    Path(mac): Path<String>,
+) -> Result<Json<EffectiveView>, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let store = st.store.clone();
+    let view = blocking(move || {
+        let ctx = store
+            .device_context(mac)?
+            .ok_or_else(|| crate::store::StoreError::NotFound(format!("device {mac}")))?;
+        let vendor = Vendor::from_model(&ctx.device.model);
+        // Native name → (value, parameter, layer) as generated, later layers winning. A value
+        // is attributed to a parameter only when it is the value that parameter produces: a
+        // static file or the operator's specials may set the same name to something else.
+        let mut producers: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+        if let Some(v) = vendor {
+            let eff = effective(&ctx);
+            let all: BTreeMap<String, String> = eff
+                .iter()
+                .map(|(k, e)| (k.clone(), e.value.clone()))
+                .collect();
+            for (param, e) in &eff {
+                let one = BTreeMap::from([(param.clone(), e.value.clone())]);
+                for (native, value) in vocab::to_native(v, &one, &all) {
+                    producers.insert(native, (value, param.clone(), e.origin.to_string()));
+                }
+            }
+        }
+        let origin_of = |name: &str, value: &str| match producers.get(name) {
+            Some((v, param, layer)) if v == value => (param.clone(), layer.clone()),
+            _ => (String::new(), String::new()),
+        };
+        let (chain, settings) = match vendor {
+            Some(Vendor::Avaya) => {
+                let entry = match ctx.device.model.to_ascii_uppercase() {
+                    m if m.starts_with('K') => "K1xxSupgrade.txt",
+                    m if m.starts_with("96") => "96x1Supgrade.txt",
+                    _ => "J100Supgrade.txt",
+                };
+                let vars = Vars::new()
+                    .with("MODEL4", ctx.device.model.clone())
+                    .with("MODEL", ctx.device.model.clone())
+                    .with(
+                        "GROUP",
+                        if ctx.device.group.is_empty() {
+                            "0".to_string()
+                        } else {
+                            ctx.device.group.clone()
+                        },
+                    )
+                    .with("MACADDR", mac.to_string());
+                let mut load_err = None;
+                let eval = evaluate(entry, &vars, |name: &str| {
+                    match preview(&store, mac, name) {
+                        Ok(r) => r.map(|r| r.bytes),
+                        Err(e) => {
+                            load_err = Some(e);
+                            None
+                        }
+                    }
+                });
+                if let Some(e) = load_err {
+                    return Err(e);
+                }
+                let settings = eval
+                    .settings
+                    .into_iter()
+                    .map(|s| {
+                        let (param, layer) = origin_of(&s.name, &s.value);
+                        EffectiveSetting {
+                            name: s.name,
+                            value: s.value,
+                            file: s.origin.file,
+                            line: Some(s.origin.line),
+                            param,
+                            layer,
+                        }
+                    })
+                    .collect();
+                (eval.files, settings)
+            }
+            Some(v @ (Vendor::Yealink | Vendor::Poly)) => {
+                let (native, _) = crate::settings::render::device_native(v, &ctx);
+                let file = if v == Vendor::Yealink {
+                    format!("{mac}.cfg")
+                } else {
+                    format!("{mac}-phone.cfg")
+                };
+                let settings = native
+                    .into_iter()
+                    .map(|(name, value)| {
+                        let (param, layer) = origin_of(&name, &value);
+                        EffectiveSetting {
+                            name,
+                            value,
+                            file: file.clone(),
+                            line: None,
+                            param,
+                            layer,
+                        }
+                    })
+                    .collect();
+                (vec![file], settings)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok(EffectiveView {
+            mac,
+            vendor,
+            chain,
+            settings,
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}

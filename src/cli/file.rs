@@ -1,0 +1,93 @@
+//! `edgeprov file list|put|get|rm`: static files that override generated ones.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+
+use super::client::ApiClient;
+use super::{Output, table};
+use crate::admin::StaticFileView;
+
+#[derive(Debug, Subcommand)]
+pub enum FileCmd {
+    /// List static files.
+    List,
+    /// Upload FILE as NAME (box-wide, or for one site with --site).
+    Put {
+        name: String,
+        #[arg(long = "from", value_name = "FILE")]
+        from: PathBuf,
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Print a static file.
+    Get {
+        name: String,
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Delete a static file.
+    Rm {
+        name: String,
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+fn query(site: &Option<String>) -> String {
+    site.as_ref()
+        .map(|s| format!("?site={s}"))
+        .unwrap_or_default()
+}
+
+pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
+    match cmd {
+        FileCmd::List => {
+            let v = api.get("/files").await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            let files: Vec<StaticFileView> = serde_json::from_value(v)?;
+            let rows: Vec<Vec<String>> = files
+                .into_iter()
+                .map(|f| {
+                    vec![
+                        f.name,
+                        if f.site.is_empty() {
+                            "(all)".into()
+                        } else {
+                            f.site
+                        },
+                        f.size.to_string(),
+                    ]
+                })
+                .collect();
+            table::print(&["NAME", "SITE", "BYTES"], &rows);
+        }
+        FileCmd::Put { name, from, site } => {
+            let bytes =
+                std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            let v = api
+                .put_bytes(&format!("/files/{name}{}", query(&site)), bytes)
+                .await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            println!("stored {name}");
+        }
+        FileCmd::Get { name, site } => {
+            let bytes = api
+                .get_bytes(&format!("/files/{name}{}", query(&site)))
+                .await?;
+            std::io::stdout().write_all(&bytes)?;
+        }
+        FileCmd::Rm { name, site } => {
+            api.delete(&format!("/files/{name}{}", query(&site)))
+                .await?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `edgeprov param show|set|unset`: parameters of a layer (global, site:NAME, group:NAME,
+//! model:NAME); device parameters are set with `edgeprov device`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::ApiClient;
+use super::{Output, table};
+use crate::admin::LayerView;
+
+#[derive(Debug, Subcommand)]
+pub enum ParamCmd {
+    /// Show a layer's parameters.
+    Show {
+        #[arg(long, default_value = "global")]
+        layer: String,
+    },
+    /// Set parameters of a layer: NAME=VALUE…, secrets with --secret NAME=VALUE.
+    Set {
+        #[arg(long, default_value = "global")]
+        layer: String,
+        #[arg(value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+    },
+    /// Remove parameters (plain or secret) from a layer.
+    Unset {
+        #[arg(long, default_value = "global")]
+        layer: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn pairs(items: &[String]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("{item:?}: expected NAME=VALUE");
+        };
+        out.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(out)
+}
+
+pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
+    let view = match cmd {
+        ParamCmd::Show { layer } => api.get(&format!("/params/{layer}")).await?,
+        ParamCmd::Set {
+            layer,
+            params,
+            secrets,
+        } => {
+            if params.is_empty() && secrets.is_empty() {
+                bail!("nothing to set: give NAME=VALUE or --secret NAME=VALUE");
+            }
+            let body = json!({"params": pairs(&params)?, "secrets": pairs(&secrets)?});
+            api.patch(&format!("/params/{layer}"), &body).await?
+        }
+        ParamCmd::Unset { layer, names } => {
+            let none: BTreeMap<&String, Value> = names.iter().map(|n| (n, Value::Null)).collect();
+            api.patch(
+                &format!("/params/{layer}"),
+                &json!({"params": none, "secrets": none}),
+            )
+            .await?
+        }
+    };
+    if out.json {
+        return out.print_json(&view);
+    }
+    let view: LayerView = serde_json::from_value(view)?;
+    let mut rows: Vec<Vec<String>> = view.params.into_iter().map(|(k, v)| vec![k, v]).collect();
+    rows.extend(view.secrets.into_iter().map(|k| vec![k, "(secret)".into()]));
+    println!("layer {}", view.layer);
+    table::print(&["NAME", "VALUE"], &rows);
+    Ok(())
+}

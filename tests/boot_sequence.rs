@@ -1,0 +1,347 @@
+//! End to end: phones of three vendors, identified by User-Agent and client certificate, fetch
+//! their boot sequence from the running daemon, and each file is right.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const AVAYA: &str = "c81fea83e85a";
+const YEALINK: &str = "001565aaa937";
+const POLY: &str = "0004f2123456";
+
+async fn site() -> Daemon {
+    let d = Daemon::start();
+    let patch = |layer: &str, body: serde_json::Value| {
+        let d = &d;
+        let layer = layer.to_string();
+        async move {
+            let (s, v) = d
+                .api("PATCH", &format!("/params/{layer}"), Some(body))
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+    };
+    patch("global", json!({"params": {"sip.server": "pbx.example.com", "sip.transport": "tls", "ntp.server": "10.0.0.1"},
+                            "secrets": {"admin.password": "2580"}})).await;
+    patch(
+        "site:hq",
+        json!({"params": {"language": "de_DE", "sip.domain": "hq.example.com"}}),
+    )
+    .await;
+    patch("group:2", json!({"params": {"avaya:ENABLE_OPUS": "1"}})).await;
+    patch(
+        "model:J179",
+        json!({"params": {"firmware.file": "FW_S_J179_R4_1_3_0_6.bin", "avaya:ENABLE_OPUS": "0"}}),
+    )
+    .await;
+    patch(
+        "model:T46S",
+        json!({"params": {"yealink:features.dnd.enable": "1"}}),
+    )
+    .await;
+    d.add_device(
+        json!({"mac": AVAYA, "model": "J179", "site": "hq", "group": "2",
+        "params": {"line.1.user": "201", "line.1.display_name": "Front desk"},
+        "secrets": {"line.1.password": "pw-avaya"}}),
+    )
+    .await;
+    d.add_device(json!({"mac": YEALINK, "model": "T46S", "site": "hq",
+        "params": {"line.1.user": "202"}, "secrets": {"line.1.password": "pw-yealink"}}))
+        .await;
+    d.add_device(json!({"mac": POLY, "model": "VVX_400", "site": "hq",
+        "params": {"line.1.user": "203"}, "secrets": {"line.1.password": "pw-poly"}}))
+        .await;
+    d
+}
+
+async fn fetch(d: &Daemon, id: &Identity, path: &str, ua: &str) -> Resp {
+    send(d.https, client_config(&d.ca_pem(), Some(id)), get(path, ua))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn avaya_yealink_and_poly_boot() {
+    let d = site().await;
+
+    // Avaya J179: upgrade script → 46xxsettings.txt → its own file.
+    let ua = format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{AVAYA})");
+    let id = d.identity(AVAYA).await;
+    let up = fetch(&d, &id, "/J100Supgrade.txt", &ua).await;
+    assert_eq!(up.status, 200);
+    let up = up.text();
+    assert!(up.contains("IF $MODEL4 SEQ J179 GOTO APP_J179"), "{up}");
+    assert!(up.contains("SET APPNAME FW_S_J179_R4_1_3_0_6.bin"));
+    assert_eq!(up.lines().last(), Some("GET 46xxsettings.txt"));
+    let settings = fetch(&d, &id, "/46xxsettings.txt", &ua).await.text();
+    assert!(
+        settings.contains("SET SIP_CONTROLLER_LIST pbx.example.com:5061;transport=tls"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains("SET SIPDOMAIN hq.example.com"),
+        "site layer for a phone of site hq"
+    );
+    assert!(settings.contains("IF $GROUP SEQ 2 GOTO GROUP_2"));
+    assert!(settings.contains("IF $MODEL4 SEQ J179 GOTO MODEL_J179"));
+    assert!(settings.contains("GET $MACADDR.txt"));
+    assert!(
+        !settings.contains("2580"),
+        "a secret never goes into a common file"
+    );
+    let own = fetch(&d, &id, &format!("/{AVAYA}.txt"), &ua).await;
+    assert_eq!(own.status, 200);
+    let own = own.text();
+    for line in [
+        "SET FORCE_SIP_PASSWORD pw-avaya",
+        "SET FORCE_SIP_EXTENSION 201",
+        "SET DISPLAY_NAME \"Front desk\"",
+        "SET ADMIN_PASSWORD 2580",
+        "SET ENABLE_OPUS 0",
+    ] {
+        assert!(own.contains(line), "{line} in\n{own}");
+    }
+
+    // Yealink T46S: boot file → common cfg of its family (66) → its own cfg.
+    let ua = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:37";
+    let id = d.identity(YEALINK).await;
+    let boot = fetch(&d, &id, "/y000000000000.boot", ua).await.text();
+    assert!(boot.starts_with("#!version:1.0.0.1\n"));
+    assert!(
+        boot.contains("include:config \"y000000000066.cfg\""),
+        "{boot}"
+    );
+    assert!(boot.contains("include:config \"$mac.cfg\""));
+    let common = fetch(&d, &id, "/y000000000066.cfg", ua).await.text();
+    assert!(
+        common.contains("account.1.sip_server.1.address = pbx.example.com"),
+        "{common}"
+    );
+    assert!(common.contains("account.1.sip_server.1.transport_type = 2"));
+    assert!(common.contains("lang.gui = German"));
+    assert!(common.contains("features.dnd.enable = 1"));
+    assert!(!common.contains("2580"));
+    let cfg = fetch(&d, &id, &format!("/{YEALINK}.cfg"), ua).await;
+    assert_eq!(cfg.status, 200);
+    let cfg = cfg.text();
+    assert!(cfg.contains("account.1.password = pw-yealink"), "{cfg}");
+    assert!(cfg.contains("account.1.user_name = 202"));
+    assert!(cfg.contains("static.security.user_password = admin:2580"));
+
+    // Poly VVX 400 (its agent carries no MAC: the certificate says who it is).
+    let ua = "FileTransport PolycomVVX-VVX_400-UA/4.1.4.7430 Type/Application";
+    let id = d.identity(POLY).await;
+    let master = fetch(&d, &id, "/000000000000.cfg", ua).await.text();
+    assert!(
+        master.contains("CONFIG_FILES=\"[PHONE_MAC_ADDRESS]-phone.cfg, edgeprov-common.cfg\""),
+        "{master}"
+    );
+    let common = fetch(&d, &id, "/edgeprov-common.cfg", ua).await.text();
+    assert!(
+        common.contains("reg.1.server.1.transport=\"TLS\""),
+        "{common}"
+    );
+    let own = fetch(&d, &id, &format!("/{POLY}-phone.cfg"), ua).await;
+    assert_eq!(own.status, 200);
+    assert!(
+        own.text().contains("reg.1.auth.password=\"pw-poly\""),
+        "{}",
+        own.text()
+    );
+
+    // Each phone's own file is refused to the others.
+    let r = fetch(&d, &id, &format!("/{YEALINK}.cfg"), ua).await;
+    assert_eq!(r.status, 403);
+    let r = send_plain(d.http.unwrap(), get(&format!("/{POLY}-phone.cfg"), ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn static_files_win_and_specials_are_fetched() {
+    let d = site().await;
+    let upload = |name: &str, site: Option<&str>, body: &str| {
+        let dir = d.dir.path().join("upload");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(name);
+        std::fs::write(&f, body).unwrap();
+        let mut args = vec!["file", "put", name, "--from", f.to_str().unwrap()];
+        if let Some(s) = site {
+            args.extend(["--site", s]);
+        }
+        let out = d.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    upload("46xxspecials.txt", None, "SET ENABLE_OPUS 1\n");
+    let ua = format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{AVAYA})");
+    let id = d.identity(AVAYA).await;
+    let own = fetch(&d, &id, &format!("/{AVAYA}.txt"), &ua).await.text();
+    assert_eq!(own.lines().last(), Some("GET 46xxspecials.txt"));
+    let specials = fetch(&d, &id, "/46xxspecials.txt", &ua).await;
+    assert_eq!(specials.text(), "SET ENABLE_OPUS 1\n");
+
+    // The admin view shows exactly what the phone gets, and where each value came from.
+    let (status, eff) = d
+        .api("GET", &format!("/devices/{AVAYA}/effective"), None)
+        .await;
+    assert_eq!(status, 200, "{eff}");
+    let chain: Vec<&str> = eff["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            "J100Supgrade.txt",
+            "46xxsettings.txt",
+            "c81fea83e85a.txt",
+            "46xxspecials.txt"
+        ]
+    );
+    let find = |name: &str| {
+        eff["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let opus = find("ENABLE_OPUS");
+    assert_eq!(opus["value"], "1");
+    assert_eq!(opus["file"], "46xxspecials.txt");
+    let pw = find("FORCE_SIP_PASSWORD");
+    assert_eq!(pw["file"], "c81fea83e85a.txt");
+    assert_eq!(pw["param"], "line.1.password");
+    assert_eq!(pw["layer"], "device");
+    let app = find("APPNAME");
+    assert_eq!(app["layer"], "model:J179");
+
+    // A site's static 46xxsettings.txt wins over the generated one, for that site only.
+    upload(
+        "46xxsettings.txt",
+        Some("hq"),
+        "SET SIPDOMAIN static.example.com\n",
+    );
+    let s = fetch(&d, &id, "/46xxsettings.txt", &ua).await;
+    assert_eq!(s.text(), "SET SIPDOMAIN static.example.com\n");
+    let etag = s.headers["etag"].to_str().unwrap().to_string();
+    let mut again = get("/46xxsettings.txt", &ua);
+    again
+        .headers_mut()
+        .insert("if-none-match", etag.parse().unwrap());
+    let r = send(d.https, client_config(&d.ca_pem(), Some(&id)), again)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 304);
+    let anonymous = send_plain(d.http.unwrap(), get("/46xxsettings.txt", "curl/8"))
+        .await
+        .unwrap();
+    assert!(
+        anonymous.text().contains("AUTOGENERATED"),
+        "a phone of no known site gets the generated file"
+    );
+
+    // The admin view follows the override: the static file has no GET, so the chain ends there.
+    let (_, eff) = d
+        .api("GET", &format!("/devices/{AVAYA}/effective"), None)
+        .await;
+    assert_eq!(
+        eff["chain"],
+        json!(["J100Supgrade.txt", "46xxsettings.txt"])
+    );
+    assert_eq!(eff["settings"][1]["name"], "SIPDOMAIN");
+    assert_eq!(eff["settings"][1]["value"], "static.example.com");
+    assert_eq!(
+        eff["settings"][1]["layer"], "",
+        "from a static file, not a parameter"
+    );
+
+    let out = d.cli(&["render", "--mac", AVAYA, "J100Supgrade.txt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        rendered,
+        fetch(&d, &id, "/J100Supgrade.txt", &ua).await.text()
+    );
+}
+
+#[test]
+fn settings_lint_and_eval_on_field_files() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+    let file = format!("{fixtures}/ipo11-autogen-b.46xxsettings.txt");
+    let out = std::process::Command::new(BIN)
+        .args(["settings", "lint", &file])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the IP Office file has errors a phone ignores"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with(&format!("{file}:"))),
+        "{text}"
+    );
+    let clean = format!("{fixtures}/opensip-j100.46xxsettings.txt");
+    let out = std::process::Command::new(BIN)
+        .args(["settings", "lint", &clean])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args([
+            "settings",
+            "eval",
+            &file,
+            "--var",
+            "MODEL4=J179",
+            "--var",
+            "SIG_IN_USE=SIP",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TLSPORT=411\n"), "{text}");
+    assert!(text.contains("SIPDOMAIN=192.168.2.231\n"));
+    assert!(
+        text.trim_end()
+            .ends_with("# GET chain: ipo11-autogen-b.46xxsettings.txt"),
+        "{text}"
+    );
+    let traced = std::process::Command::new(BIN)
+        .args(["settings", "eval", &file, "--var", "MODEL4=J179", "--trace"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(traced.stdout)
+            .unwrap()
+            .contains("TLSPORT=411  # ipo11-autogen-b.46xxsettings.txt:")
+    );
+    let missing = std::process::Command::new(BIN)
+        .args(["settings", "lint", "/nonexistent.txt"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.txt"));
+}
