@@ -33,6 +33,16 @@ struct Cli {
 enum Command {
     /// Run the daemon in the foreground.
     Serve,
+    /// Lint or evaluate settings files locally.
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    #[command(flatten)]
+    Remote(Remote),
+}
+
+/// Commands that talk to the running daemon's admin API.
+#[derive(Debug, Subcommand)]
+enum Remote {
     /// Manage the device inventory.
     #[command(subcommand)]
     Device(DeviceCmd),
@@ -47,9 +57,6 @@ enum Command {
     /// Static files that override generated ones.
     #[command(subcommand)]
     File(FileCmd),
-    /// Lint or evaluate settings files locally.
-    #[command(subcommand)]
-    Settings(SettingsCmd),
     /// Print the exact bytes device MAC would get for file NAME.
     Render {
         #[arg(long)]
@@ -73,60 +80,50 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Settings(cmd) = args.command {
+    let out = Output { json: args.json };
+    let remote = match args.command {
         // Local files only: no config, daemon or runtime needed.
-        return Ok(if cli::settings::run(cmd)? {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
+        Command::Settings(cmd) => {
+            return Ok(if cli::settings::run(cmd)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Serve => None,
+        Command::Remote(r) => Some(r),
+    };
     let loaded = Config::discover(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let out = Output { json: args.json };
-    match args.command {
-        Command::Serve => {
-            edgeprov::logging::init(&loaded.config.log_level);
-            if let Some(source) = &loaded.source {
-                tracing::info!(config = %source.display(), "configuration loaded");
-            } else {
-                tracing::info!("no configuration file: running on built-in defaults");
-            }
-            runtime.block_on(edgeprov::daemon::run(loaded.config))?;
+    let Some(remote) = remote else {
+        edgeprov::logging::init(&loaded.config.log_level);
+        match &loaded.source {
+            Some(source) => tracing::info!(config = %source.display(), "configuration loaded"),
+            None => tracing::info!("no configuration file: running on built-in defaults"),
         }
-        Command::Settings(_) => unreachable!("handled before the config is read"),
-        Command::Device(cmd) => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            cli::device::run(cmd, &api, out).await
-        })?,
-        Command::Pki(cmd) => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            cli::pki::run(cmd, &api, out).await
-        })?,
-        Command::Alarms => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            cli::alarms::run(&api, out).await
-        })?,
-        Command::Param(cmd) => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            cli::param::run(cmd, &api, out).await
-        })?,
-        Command::File(cmd) => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            cli::file::run(cmd, &api, out).await
-        })?,
-        Command::Render { mac, name } => runtime.block_on(async {
-            let api = ApiClient::from_config(&loaded.config)?;
-            let mac = edgeprov::model::Mac::parse(&mac)?;
-            let bytes = api
-                .get_bytes(&format!("/devices/{mac}/files/{name}"))
-                .await?;
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
-            anyhow::Ok(())
-        })?,
-    }
+        runtime.block_on(edgeprov::daemon::run(loaded.config))?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    runtime.block_on(async {
+        let api = ApiClient::from_config(&loaded.config)?;
+        match remote {
+            Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
+            Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
+            Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
+            Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
+            Remote::Render { mac, name } => {
+                let mac = edgeprov::model::Mac::parse(&mac)?;
+                let bytes = api
+                    .get_bytes(&format!("/devices/{mac}/files/{name}"))
+                    .await?;
+                use std::io::Write;
+                std::io::stdout().write_all(&bytes)?;
+                Ok(())
+            }
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }
