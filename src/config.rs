@@ -42,6 +42,7 @@ pub struct Config {
     pub phone: PhoneConfig,
     pub admin: AdminConfig,
     pub pki: PkiConfig,
+    pub dns: crate::dns::DnsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +84,7 @@ impl Default for Config {
             phone: PhoneConfig::default(),
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
+            dns: crate::dns::DnsConfig::default(),
         }
     }
 }
@@ -196,6 +198,9 @@ impl Config {
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
         }
+        self.dns
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod devices;
+mod dns;
 mod error;
 pub mod token;
 
@@ -40,6 +41,8 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/devices/{mac}/certificate", post(devices::certificate))
         .route("/alarms", get(alarms))
+        .route("/dns/records", get(dns::list).post(dns::create))
+        .route("/dns/records/{id}", axum::routing::delete(dns::delete))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -7,6 +7,7 @@
 
 mod alarms;
 mod devices;
+mod dns_records;
 mod error;
 mod layers;
 mod recorder;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use layers::DeviceContext;
 pub use recorder::{Recorder, RecorderEvent};
@@ -69,6 +71,7 @@ impl Store {
             tx.open_table(SITES)?;
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
+            tx.open_table(dns_records::DNS_RECORDS)?;
         }
         tx.commit()?;
         Ok(())
