@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use edgeprov::cli::{self, Output, client::ApiClient, device::DeviceCmd, pki::PkiCmd};
+use edgeprov::cli::{self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, pki::PkiCmd};
 use edgeprov::config::{CONFIG_ENV, Config};
 
 #[derive(Debug, Parser)]
@@ -38,6 +38,9 @@ enum Command {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// The DNS responder: check what it serves, manage records.
+    #[command(subcommand)]
+    Dns(DnsCmd),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn run(args: Cli) -> anyhow::Result<()> {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::pki::run(cmd, &api, out).await
         }),
+        Command::Dns(cmd) => runtime.block_on(cli::dns::run(cmd, &loaded.config, out)),
         Command::Alarms => runtime.block_on(async {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::alarms::run(&api, out).await

@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod client;
 pub mod device;
+pub mod dns;
 pub mod pki;
 pub mod table;
 
