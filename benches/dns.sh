@@ -85,7 +85,7 @@ run() { # name port pid
 PIDS+=($!)
 EP_PID=$!
 
-dnsmasq -k -C /dev/null --no-resolv --no-hosts --no-daemon --user="$(id -un)" \
+dnsmasq -k -C /dev/null --no-resolv --no-hosts --user="$(id -un)" \
   --listen-address=127.0.0.1 --bind-interfaces -p "$DM_PORT" --log-facility=/dev/null \
   --host-record=sip.prov.example.lan,10.0.0.10 --host-record=prov.example.lan,127.0.0.1 \
   --srv-host=_avaya-ep-config._tcp.prov.example.lan,prov.example.lan,$HTTPS_PORT,0,0 \
