@@ -42,6 +42,7 @@ pub struct Config {
     pub phone: PhoneConfig,
     pub admin: AdminConfig,
     pub pki: PkiConfig,
+    pub dns: crate::dns::DnsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +88,7 @@ impl Default for Config {
             phone: PhoneConfig::default(),
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
+            dns: crate::dns::DnsConfig::default(),
         }
     }
 }
@@ -205,6 +207,9 @@ impl Config {
         if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(invalid("pki.crl_url", "must be an http:// or https:// URL"));
         }
+        self.dns
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 

@@ -37,6 +37,8 @@ pub enum DaemonError {
         key: &'static str,
         source: std::io::Error,
     },
+    #[error("dns: {0}")]
+    Dns(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,6 +52,9 @@ pub struct Listeners {
     pub phone_https: Vec<SocketAddr>,
     pub phone_http: Vec<SocketAddr>,
     pub admin: SocketAddr,
+    /// DNS responder addresses (UDP and TCP on each); empty when it is off.
+    #[serde(default)]
+    pub dns: Vec<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
@@ -86,11 +91,32 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         http.push(bind(*addr, "phone.http_listen").await?);
     }
     let admin_listener = bind(config.admin.listen, "admin.listen").await?;
+    let dns_sockets = crate::dns::bind(&config.dns.listen)
+        .await
+        .map_err(|(addr, source)| DaemonError::Bind {
+            addr,
+            key: "dns.listen",
+            source,
+        })?;
     let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let listeners = Listeners {
         phone_https: https.iter().map(local).collect(),
         phone_http: http.iter().map(local).collect(),
         admin: local(&admin_listener),
+        dns: dns_sockets.addrs.clone(),
+    };
+    let provisioning = crate::dns::Provisioning::derive(
+        &config.dns,
+        &config.pki.server_names,
+        listeners.phone_https[0],
+        listeners.phone_http.first().copied(),
+    )
+    .map_err(DaemonError::Dns)?;
+    let dns_zone = {
+        let (store, dns) = (store.clone(), config.dns.clone());
+        tokio::task::spawn_blocking(move || crate::dns::DnsZone::load(store, &dns, provisioning))
+            .await
+            .expect("zone load task")?
     };
 
     let (recorder, recorder_thread) = Recorder::start(store.clone());
@@ -130,7 +156,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             graceful.clone(),
         ));
     }
-    let router = admin::router(admin_state);
+    if !config.dns.listen.is_empty() {
+        loops.spawn(crate::dns::serve(
+            dns_sockets,
+            dns_zone.clone(),
+            config.dns.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    let router = admin::router(admin_state).layer(axum::Extension(dns_zone));
     loops.spawn(accept_loop(
         admin_listener,
         Some(admin_tls),
@@ -154,6 +188,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         phone_https = ?listeners.phone_https,
         phone_http = ?listeners.phone_http,
         admin = %listeners.admin,
+        dns = ?listeners.dns,
         data_dir = %data_dir.display(),
         "edgeprov serving"
     );

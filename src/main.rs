@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, device::DeviceCmd, file::FileCmd, param::ParamCmd,
-    pki::PkiCmd, settings::SettingsCmd,
+    self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, file::FileCmd,
+    param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 
@@ -36,6 +36,9 @@ enum Command {
     /// Lint or evaluate settings files locally.
     #[command(subcommand)]
     Settings(SettingsCmd),
+    /// The DNS responder: check what it serves, manage records.
+    #[command(subcommand)]
+    Dns(DnsCmd),
     #[command(flatten)]
     Remote(Remote),
 }
@@ -91,6 +94,15 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Serve => None,
+        Command::Dns(cmd) => {
+            // `dns check` queries the responder itself, so it needs the config, not only the API.
+            let loaded = Config::discover(args.config.as_deref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(cli::dns::run(cmd, &loaded.config, out))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Remote(r) => Some(r),
     };
     let loaded = Config::discover(args.config.as_deref())?;

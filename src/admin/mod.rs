@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod devices;
+mod dns;
 mod error;
 mod settings;
 pub mod token;
@@ -55,6 +56,8 @@ pub fn router(state: AdminState) -> Router {
                 .delete(settings::delete_file),
         )
         .route("/alarms", get(alarms))
+        .route("/dns/records", get(dns::list).post(dns::create))
+        .route("/dns/records/{id}", axum::routing::delete(dns::delete))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

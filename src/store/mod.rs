@@ -7,6 +7,7 @@
 
 mod alarms;
 mod devices;
+mod dns_records;
 mod error;
 mod files;
 mod layers;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use layers::{CommonLayers, DeviceContext};
@@ -74,6 +76,7 @@ impl Store {
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
             tx.open_table(STATIC_FILES)?;
+            tx.open_table(dns_records::DNS_RECORDS)?;
         }
         tx.commit()?;
         Ok(())

@@ -28,6 +28,8 @@ pub struct Daemon {
     pub https: SocketAddr,
     pub http: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// The DNS responder (UDP and TCP), when `[dns] listen` is set.
+    pub dns: Option<SocketAddr>,
     pub token: String,
 }
 
@@ -103,6 +105,7 @@ impl Daemon {
             https: addr(&parsed["phone_https"][0]),
             http: parsed["phone_http"].get(0).map(addr),
             admin: addr(&parsed["admin"]),
+            dns: parsed["dns"].get(0).map(addr),
             token,
             child: Some(child),
             dir,

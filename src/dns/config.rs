@@ -1,0 +1,187 @@
+//! The `[dns]` table. The responder is off unless `listen` names an address; everything else has
+//! a default that follows from the rest of the configuration (the box's names from
+//! `pki.server_names`, ports from `phone.*_listen`), so a site usually sets only `listen`,
+//! `domain` and `upstream`.
+
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::record::{RecordSpec, parse_name};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP addresses to answer on (`["0.0.0.0:53"]` in the package); empty turns the
+    /// responder off.
+    pub listen: Vec<SocketAddr>,
+    /// The zone served authoritatively (SOA, NS, the box's names, discovery records).
+    pub domain: String,
+    /// Resolvers other names are forwarded to, tried in order; empty answers them REFUSED.
+    pub upstream: Vec<SocketAddr>,
+    /// Clients allowed to query at all; everyone else gets REFUSED. Private ranges by default.
+    pub allow_from: Vec<IpNet>,
+    /// The box's own host name (SOA MNAME, NS target, SRV target). Default: the first
+    /// `pki.server_names` entry inside `domain`, else `edgeprov.<domain>`.
+    pub server_name: String,
+    /// Addresses of `server_name`. Default: the IP addresses in `pki.server_names`, else the
+    /// specific (non-wildcard) addresses of `phone.https_listen`.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// Host that discovery records point phones at. Default: `server_name`.
+    pub provisioning_host: String,
+    /// SRV owner names pointing at the HTTPS provisioning port; relative to `domain` unless
+    /// they end with a dot. Vendors differ, so this is a list.
+    pub srv_https: Vec<String>,
+    /// SRV owner names pointing at the plain HTTP port (left out when `phone.http_listen` is
+    /// empty).
+    pub srv_http: Vec<String>,
+    /// Owner of the TXT record that carries `settings_url`; empty leaves the TXT record out.
+    pub txt_name: String,
+    /// The URL the TXT record carries and `edgeprov dns check` expects. Default:
+    /// `https://<provisioning_host>[:port]/`.
+    pub settings_url: String,
+    /// TTL of the generated records (SOA, NS, box addresses, SRV, TXT).
+    pub ttl: u32,
+    /// How long resolvers may cache "no such name" for this zone (SOA MINIMUM).
+    pub negative_ttl: u32,
+    /// Responses per second allowed to one client network (/24 for IPv4, /56 for IPv6) over
+    /// UDP, so the box cannot be used to amplify traffic at a spoofed victim. 0 turns it off.
+    pub rate_limit: u32,
+    /// Forwarded answers kept in the cache (entries).
+    pub cache_size: usize,
+    /// How long to wait for each upstream before trying the next, then SERVFAIL.
+    pub forward_timeout_ms: u64,
+    /// Idle TCP connections are closed after this time.
+    pub tcp_timeout_ms: u64,
+    /// Records served in addition to the generated ones (`[[dns.record]]`).
+    pub record: Vec<RecordSpec>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        let net = |s: &str| s.parse::<IpNet>().expect("built-in network parses");
+        DnsConfig {
+            listen: Vec::new(),
+            domain: "prov.example.lan".into(),
+            upstream: Vec::new(),
+            allow_from: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .into_iter()
+            .map(net)
+            .collect(),
+            server_name: String::new(),
+            addresses: Vec::new(),
+            provisioning_host: String::new(),
+            srv_https: vec!["_avaya-ep-config._tcp".into(), "_https._tcp".into()],
+            srv_http: vec!["_http._tcp".into()],
+            txt_name: "_avaya-ep-config._tcp".into(),
+            settings_url: String::new(),
+            ttl: 300,
+            negative_ttl: 60,
+            rate_limit: 200,
+            cache_size: 10_000,
+            forward_timeout_ms: 1_000,
+            tcp_timeout_ms: 5_000,
+            record: Vec::new(),
+        }
+    }
+}
+
+impl DnsConfig {
+    /// Checks what serde cannot: names parse, records are valid and inside the zone. The error
+    /// is the key and a message naming the offending entry.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let zone = parse_name(&self.domain).map_err(|m| ("dns.domain", m))?;
+        if zone.is_root() {
+            return Err(("dns.domain", "must not be the root".into()));
+        }
+        for (key, value) in [
+            ("dns.server_name", &self.server_name),
+            ("dns.provisioning_host", &self.provisioning_host),
+        ] {
+            if !value.is_empty() {
+                parse_name(value).map_err(|m| (key, m))?;
+            }
+        }
+        for name in self.srv_https.iter().chain(&self.srv_http) {
+            super::zone::owner(name, &zone).map_err(|m| ("dns.srv_https/srv_http", m))?;
+        }
+        if !self.txt_name.is_empty() {
+            super::zone::owner(&self.txt_name, &zone).map_err(|m| ("dns.txt_name", m))?;
+        }
+        if self.ttl > super::record::MAX_TTL || self.negative_ttl > super::record::MAX_TTL {
+            return Err((
+                "dns.ttl",
+                format!("TTLs must be at most {} seconds", super::record::MAX_TTL),
+            ));
+        }
+        if self.forward_timeout_ms == 0 || self.tcp_timeout_ms == 0 {
+            return Err(("dns", "timeouts must be greater than zero".into()));
+        }
+        for (i, rec) in self.record.iter().enumerate() {
+            rec.to_record(&zone).map_err(|e| {
+                (
+                    "dns.record",
+                    format!("record {} ({}): {e}", i + 1, rec.name),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn contract_keys_parse() {
+        let c = parse(
+            r#"
+[dns]
+listen = ["0.0.0.0:53"]
+domain = "prov.example.lan"
+upstream = ["10.0.0.1:53"]
+allow_from = ["127.0.0.0/8", "::1/128", "10.0.0.0/8"]
+[[dns.record]]
+name = "sip.prov.example.lan"
+type = "A"
+value = "10.0.0.10"
+ttl = 300
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.dns.listen.len(), 1);
+        assert_eq!(c.dns.record[0].value, "10.0.0.10");
+    }
+
+    #[test]
+    fn default_is_off() {
+        assert!(parse("").unwrap().dns.listen.is_empty());
+    }
+
+    #[test]
+    fn bad_record_names_key_and_field() {
+        let e = parse(
+            "[[dns.record]]\nname = \"x.prov.example.lan\"\ntype = \"A\"\nvalue = \"nope\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("dns.record") && e.contains("value"), "{e}");
+        let e = parse("[dns]\nallow_from = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse("[dns]\nlisen = []\n").unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+    }
+}

@@ -1,0 +1,62 @@
+//! The DNS responder: authoritative for the provisioning domain (SOA, NS, the box's names,
+//! SRV/TXT discovery records, records from the config and the admin API), forwarding with a
+//! cache for everything else, rate-limited per client.
+//!
+//! Pure parts: `record` (operator records), `zone` (the record set and lookups), `respond`
+//! (request → reply), `fast` (pre-encoded hot answers), `cache`, `rrl`. I/O: `forward`
+//! (upstream exchange), `server` (sockets), `handler` (glue to hickory-server for TCP), `live`
+//! (the served snapshot and its reload).
+//!
+//! Why not hickory-server's UDP service: it routes every datagram through channels and a
+//! spawned task before the handler sees it, so neither a per-client rate limit ahead of parsing
+//! nor a pre-encoded fast path can be placed in front of it; at provisioning storms (hundreds of
+//! phones booting at once) that path is the cost that matters. TCP, where per-message cost is
+//! dominated by connection handling, uses hickory-server as is.
+
+mod cache;
+mod config;
+mod fast;
+mod forward;
+mod handler;
+mod live;
+pub mod record;
+mod respond;
+mod rrl;
+mod server;
+pub mod zone;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::DnsConfig;
+pub use forward::{ExchangeError, exchange};
+pub use handler::Responder;
+pub use live::DnsZone;
+pub use record::RecordSpec;
+pub use server::{DnsSockets, bind};
+pub use zone::Provisioning;
+
+/// Starts serving on bound sockets until `stop` turns true.
+pub async fn serve(
+    sockets: DnsSockets,
+    zone: DnsZone,
+    config: DnsConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let forwarder = (!config.upstream.is_empty()).then(|| {
+        forward::Forwarder::new(
+            config.upstream.clone(),
+            Duration::from_millis(config.forward_timeout_ms),
+            config.cache_size,
+        )
+    });
+    let responder = Arc::new(Responder::new(zone, forwarder, config.allow_from.clone()));
+    server::serve(
+        sockets,
+        responder,
+        config.rate_limit,
+        Duration::from_millis(config.tcp_timeout_ms),
+        stop,
+    )
+    .await;
+}

@@ -1,0 +1,182 @@
+//! Socket wiring only. UDP: one OS thread per socket doing blocking `recv_from`/`send_to`
+//! (the cheapest loop per packet: rate limit, then the pre-encoded fast path, else a parse and
+//! a task on the runtime for the general path). TCP: hickory-server's `Server`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_server::Server;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::fast::slip;
+use super::handler::{Responder, TcpHandler};
+use super::respond::{encode, udp_limit};
+use super::rrl::{RateLimiter, Verdict};
+
+/// Queries longer than this are not queries (one question plus an OPT with options fits in a
+/// fraction of it); they are dropped unread.
+const MAX_QUERY: usize = 4096;
+/// General-path requests (parse, forward) in flight per UDP socket; beyond it, new ones are
+/// dropped rather than queued, so a flood cannot grow memory.
+const MAX_INFLIGHT: usize = 1024;
+/// How often a UDP thread looks at the stop flag when no packet arrives.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Bound sockets, so a busy port fails the start before anything is served.
+pub struct DnsSockets {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Binds UDP and TCP on each address (the same port for both; with port 0 the kernel's UDP
+/// choice is reused for TCP).
+pub async fn bind(listen: &[SocketAddr]) -> Result<DnsSockets, (SocketAddr, std::io::Error)> {
+    let mut out = DnsSockets {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        addrs: Vec::new(),
+    };
+    for &addr in listen {
+        let mut attempt = 0;
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind(addr).map_err(|e| (addr, e))?;
+            let bound = udp.local_addr().map_err(|e| (addr, e))?;
+            match TcpListener::bind(bound).await {
+                Ok(tcp) => break (udp, tcp),
+                Err(e) if addr.port() == 0 && attempt < 10 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, "TCP port taken; choosing another");
+                }
+                Err(e) => return Err((addr, e)),
+            }
+        };
+        udp.set_read_timeout(Some(POLL)).map_err(|e| (addr, e))?;
+        out.addrs.push(udp.local_addr().map_err(|e| (addr, e))?);
+        out.udp.push(udp);
+        out.tcp.push(tcp);
+    }
+    Ok(out)
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve(
+    sockets: DnsSockets,
+    responder: Arc<Responder>,
+    rate_limit: u32,
+    tcp_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
+    for sock in sockets.udp {
+        let (responder, stopping, runtime) = (responder.clone(), stopping.clone(), runtime.clone());
+        let spawned = std::thread::Builder::new()
+            .name("dns-udp".into())
+            .spawn(move || udp_loop(sock, responder, runtime, rate_limit, stopping));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(error = %e, "cannot start a DNS UDP thread"),
+        }
+    }
+    let mut server = Server::new(TcpHandler(responder));
+    for listener in sockets.tcp {
+        server.register_listener(listener, tcp_timeout, 16);
+    }
+    let _ = stop.wait_for(|s| *s).await;
+    stopping.store(true, Ordering::Relaxed);
+    if let Err(e) = server.shutdown_gracefully().await {
+        tracing::debug!(error = %e, "DNS TCP service stopped with an error");
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+}
+
+fn udp_loop(
+    sock: UdpSocket,
+    responder: Arc<Responder>,
+    runtime: tokio::runtime::Handle,
+    rate_limit: u32,
+    stopping: Arc<AtomicBool>,
+) {
+    let sock = Arc::new(sock);
+    let mut limiter = RateLimiter::new(rate_limit);
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let mut buf = vec![0u8; 65_536];
+    let mut seen = responder.zone.generation();
+    let mut served = responder.zone.current();
+    while !stopping.load(Ordering::Relaxed) {
+        let (n, src) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "DNS UDP receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        // Too short for a header, too long for a query, or a response (never answered, so two
+        // servers cannot be made to loop): dropped.
+        if !(12..=MAX_QUERY).contains(&n) || buf[2] & 0x80 != 0 {
+            continue;
+        }
+        let packet = &buf[..n];
+        match limiter.check(src.ip(), Instant::now()) {
+            Verdict::Answer => {}
+            Verdict::Slip => {
+                if let Some(reply) = slip(packet) {
+                    let _ = sock.send_to(&reply, src);
+                }
+                continue;
+            }
+            Verdict::Drop => continue,
+        }
+        let generation = responder.zone.generation();
+        if generation != seen {
+            seen = generation;
+            served = responder.zone.current();
+        }
+        if responder.allowed(src.ip())
+            && let Some(reply) = served.fast.answer(packet)
+        {
+            let _ = sock.send_to(&reply, src);
+            continue;
+        }
+        // Garbage is dropped: answering FORMERR to unparseable input is a reflection vector.
+        let Ok(req) = Message::from_vec(packet) else {
+            continue;
+        };
+        if inflight.load(Ordering::Relaxed) >= MAX_INFLIGHT {
+            continue;
+        }
+        inflight.fetch_add(1, Ordering::Relaxed);
+        let (sock, responder, inflight) = (sock.clone(), responder.clone(), inflight.clone());
+        runtime.spawn(async move {
+            if let Some(reply) = responder.respond(&req, src.ip()).await
+                && let Some(bytes) = encode(&reply, udp_limit(&req))
+            {
+                let _ = sock.send_to(&bytes, src);
+            }
+            inflight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}

@@ -1,0 +1,484 @@
+//! The DNS responder end to end: the real daemon on loopback, asked with hickory's client, with
+//! `dig`, and with raw datagrams; a small upstream server started here stands in for the site's
+//! resolver.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use serde_json::json;
+
+/// The test zone; `dns_keys` go into the `[dns]` table.
+fn zone(dns_keys: &str) -> String {
+    format!(
+        r#"
+[pki]
+server_names = ["localhost", "prov.example.lan", "127.0.0.1"]
+[dns]
+listen = ["127.0.0.1:0"]
+domain = "prov.example.lan"
+{dns_keys}
+[[dns.record]]
+name = "sip.prov.example.lan"
+type = "A"
+value = "10.0.0.10"
+"#
+    )
+}
+
+/// Forty A records on one name: about 700 bytes, more than a plain UDP reply may carry.
+fn big_rrset() -> String {
+    (1..=40)
+        .map(|i| {
+            format!(
+                "[[dns.record]]\nname = \"big.prov.example.lan\"\ntype = \"A\"\nvalue = \"10.9.0.{i}\"\n"
+            )
+        })
+        .collect()
+}
+
+fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+async fn udp_client(server: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_timeout(Some(Duration::from_secs(3)))
+        .build();
+    let (client, bg) = Client::from_sender(stream);
+    tokio::spawn(bg);
+    client
+}
+
+async fn tcp_client(server: SocketAddr) -> Client<TokioRuntimeProvider> {
+    let (stream, sender) = TcpClientStream::new(
+        server,
+        None,
+        Some(Duration::from_secs(3)),
+        TokioRuntimeProvider::default(),
+    );
+    let (client, bg) = Client::new(stream.await.unwrap(), sender);
+    tokio::spawn(bg);
+    client
+}
+
+async fn ask(client: &mut Client<TokioRuntimeProvider>, n: &str, t: RecordType) -> Message {
+    client
+        .query(name(n), DNSClass::IN, t)
+        .await
+        .expect("DNS answer")
+        .into_message()
+}
+
+#[tokio::test]
+async fn authoritative_answers_over_udp_with_hickory_client() {
+    let d = Daemon::start_with(&zone(""));
+    let mut c = udp_client(d.dns.unwrap()).await;
+
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert!(m.metadata.authoritative);
+    assert_eq!(m.answers[0].data, RData::A(A::new(10, 0, 0, 10)));
+
+    // Case-insensitive; the question is echoed as asked.
+    let m = ask(&mut c, "SIP.Prov.Example.LAN.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.queries[0].name().to_ascii(), "SIP.Prov.Example.LAN.");
+
+    // Discovery: SRV at the real HTTPS port, with the target's address as an extra.
+    let m = ask(
+        &mut c,
+        "_avaya-ep-config._tcp.prov.example.lan.",
+        RecordType::SRV,
+    )
+    .await;
+    let RData::SRV(srv) = &m.answers[0].data else {
+        panic!("{m:?}")
+    };
+    assert_eq!(srv.port, d.https.port());
+    assert_eq!(srv.target, name("prov.example.lan."));
+    assert!(
+        m.additionals
+            .iter()
+            .any(|r| r.record_type() == RecordType::A)
+    );
+    let m = ask(&mut c, "_http._tcp.prov.example.lan.", RecordType::SRV).await;
+    let RData::SRV(srv) = &m.answers[0].data else {
+        panic!("{m:?}")
+    };
+    assert_eq!(srv.port, d.http.unwrap().port());
+
+    let m = ask(
+        &mut c,
+        "_avaya-ep-config._tcp.prov.example.lan.",
+        RecordType::TXT,
+    )
+    .await;
+    assert_eq!(
+        m.answers[0].data.to_string(),
+        format!("https://prov.example.lan:{}/", d.https.port())
+    );
+
+    // Apex records; NODATA and NXDOMAIN carry the SOA.
+    let m = ask(&mut c, "prov.example.lan.", RecordType::SOA).await;
+    assert_eq!(m.answers[0].record_type(), RecordType::SOA);
+    let m = ask(&mut c, "prov.example.lan.", RecordType::NS).await;
+    assert_eq!(m.answers[0].record_type(), RecordType::NS);
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    let m = ask(&mut c, "nothing.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+
+    // No upstream configured: other names are refused.
+    let m = ask(&mut c, "example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+}
+
+#[tokio::test]
+async fn large_answer_truncates_over_udp_and_is_whole_over_tcp() {
+    let d = Daemon::start_with(&format!("{}{}", zone(""), big_rrset()));
+    let server = d.dns.unwrap();
+    // Plain UDP without EDNS: 512 bytes at most, so TC is set.
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        name("big.prov.example.lan."),
+        RecordType::A,
+    ));
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(&q.to_vec().unwrap(), server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n <= 512);
+    let m = Message::from_vec(&buf[..n]).unwrap();
+    assert!(m.metadata.truncation);
+
+    let mut c = tcp_client(server).await;
+    let m = ask(&mut c, "big.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 40);
+    assert!(!m.metadata.truncation);
+}
+
+fn dig_available() -> bool {
+    let found = Command::new("dig").arg("-v").output().is_ok();
+    if !found {
+        eprintln!("dig not installed (apt-get install bind9-dnsutils): skipping the dig checks");
+    }
+    found
+}
+
+fn dig(server: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .args(["+time=3", "+tries=1"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn dig_sees_a_correct_server() {
+    if !dig_available() {
+        return;
+    }
+    let d = Daemon::start_with(&format!("{}{}", zone(""), big_rrset()));
+    let s = d.dns.unwrap();
+    let out = dig(s, &["sip.prov.example.lan", "A"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("10.0.0.10"),
+        "{out}"
+    );
+    assert!(out.contains(" aa"), "AA flag: {out}");
+    assert!(out.contains("EDNS: version: 0"), "EDNS answered: {out}");
+    let out = dig(s, &["+short", "prov.example.lan", "AAAA"]);
+    assert!(out.trim().is_empty(), "{out}");
+    let out = dig(s, &["_https._tcp.prov.example.lan", "SRV"]);
+    assert!(
+        out.contains(&format!("0 0 {} prov.example.lan.", d.https.port())),
+        "{out}"
+    );
+    assert!(
+        out.contains("ADDITIONAL: 2"),
+        "OPT plus the target's A: {out}"
+    );
+    let out = dig(
+        s,
+        &["+short", "_avaya-ep-config._tcp.prov.example.lan", "TXT"],
+    );
+    assert!(out.contains("https://prov.example.lan:"), "{out}");
+    let out = dig(s, &["no.prov.example.lan", "A"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    // Without EDNS the 40-record answer does not fit: dig sees TC and retries over TCP.
+    let out = dig(s, &["+noedns", "big.prov.example.lan", "A"]);
+    assert!(out.contains("Truncated, retrying in TCP mode"), "{out}");
+    assert!(out.contains("ANSWER: 40"), "{out}");
+}
+
+/// A tiny upstream resolver on loopback: answers every A question with 192.0.2.1 (TTL 300),
+/// and counts the questions it got.
+async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut reply = Message::response(req.metadata.id, req.metadata.op_code);
+            reply.metadata.recursion_available = true;
+            reply.queries = req.queries.clone();
+            let q = &req.queries[0];
+            if q.name().to_ascii().starts_with("missing") {
+                reply.metadata.response_code = ResponseCode::NXDomain;
+            } else {
+                reply.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::A(A::new(192, 0, 2, 1)),
+                ));
+            }
+            let _ = sock.send_to(&reply.to_vec().unwrap(), from).await;
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test]
+async fn forwards_with_cache_and_fails_fast_when_upstream_is_down() {
+    let (upstream, count) = fake_upstream().await;
+    let d = Daemon::start_with(&zone(&format!("upstream = [\"{upstream}\"]")));
+    let mut c = udp_client(d.dns.unwrap()).await;
+
+    let m = ask(&mut c, "www.example.com.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+    assert!(!m.metadata.authoritative);
+    assert!(m.metadata.recursion_available);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let m = ask(&mut c, "WWW.example.com.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+    assert!(m.answers[0].ttl <= 300);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "second answer came from the cache"
+    );
+
+    // Own zone is never forwarded.
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert!(m.metadata.authoritative);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Upstream NXDOMAIN without an SOA is passed on but not cached (RFC 2308).
+    let m = ask(&mut c, "missing.example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+
+    // Upstream down: a closed port on loopback.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let d2 = Daemon::start_with(&zone(&format!("upstream = [\"{dead_addr}\"]")));
+    let mut c2 = udp_client(d2.dns.unwrap()).await;
+    let started = Instant::now();
+    let m = ask(&mut c2, "www.example.org.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let m = ask(&mut c2, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1, "own zone still served");
+}
+
+#[tokio::test]
+async fn api_record_is_answered_at_once_and_survives_restart() {
+    let d = Daemon::start_with(&zone(""));
+    let (status, v) = d
+        .api(
+            "POST",
+            "/dns/records",
+            Some(json!({"name": "pbx.prov.example.lan", "type": "A", "value": "10.0.0.20"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    let mut c = udp_client(d.dns.unwrap()).await;
+    let m = ask(&mut c, "pbx.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(10, 0, 0, 20)));
+
+    // Bad input names the field and changes nothing.
+    let (status, v) = d
+        .api(
+            "POST",
+            "/dns/records",
+            Some(json!({"name": "pbx.other.lan", "type": "A", "value": "10.0.0.21"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("name:"), "{v}");
+    let (status, v) = d
+        .api(
+            "POST",
+            "/dns/records",
+            Some(json!({"name": "x.prov.example.lan", "type": "A", "value": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("value:"), "{v}");
+
+    let d = d.restart();
+    let mut c = udp_client(d.dns.unwrap()).await;
+    let m = ask(&mut c, "pbx.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1, "record survives restart");
+    let (status, v) = d.api("GET", "/dns/records", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+
+    let (status, _) = d.api("DELETE", &format!("/dns/records/{id}"), None).await;
+    assert_eq!(status, 204);
+    let m = ask(&mut c, "pbx.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let (status, _) = d.api("DELETE", &format!("/dns/records/{id}"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_packets_do_not_stop_the_service() {
+    use tokio::io::AsyncWriteExt;
+    let d = Daemon::start_with(&zone(""));
+    let server = d.dns.unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        name("sip.prov.example.lan."),
+        RecordType::A,
+    ));
+    let good = q.to_vec().unwrap();
+    // Deterministic pseudo-random bytes (xorshift), so a failure can be replayed.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..300 {
+        let len = (next() % 700) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 3 == 0 {
+            junk = good[..(i % good.len())].to_vec();
+        }
+        sock.send_to(&junk, server).await.unwrap();
+    }
+    sock.send_to(&vec![0u8; 9000], server).await.unwrap();
+    for i in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(server).await.unwrap();
+        let len = (next() % 300) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 2 == 0 {
+            junk = [&[0u8, 200][..], &good[..10]].concat();
+        }
+        let _ = tcp.write_all(&junk).await;
+        drop(tcp);
+    }
+    let mut c = udp_client(server).await;
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+    let mut t = tcp_client(server).await;
+    let m = ask(&mut t, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limit_caps_answers_per_client() {
+    let d = Daemon::start_with(&zone("rate_limit = 20"));
+    let server = d.dns.unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        name("sip.prov.example.lan."),
+        RecordType::A,
+    ));
+    let bytes = q.to_vec().unwrap();
+    for _ in 0..200 {
+        sock.send_to(&bytes, server).await.unwrap();
+    }
+    let (mut full, mut slipped) = (0, 0);
+    let mut buf = vec![0u8; 2048];
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.truncation {
+            slipped += 1;
+        } else {
+            full += 1;
+        }
+    }
+    assert!(full <= 40, "{full} full answers for 200 queries at 20/s");
+    assert!(slipped > 0 && slipped < 200, "{slipped}");
+}
+
+#[tokio::test]
+async fn refuses_clients_outside_allow_from() {
+    let d = Daemon::start_with(&zone("allow_from = [\"10.0.0.0/8\"]"));
+    let mut c = udp_client(d.dns.unwrap()).await;
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.answers.is_empty());
+}
+
+#[tokio::test]
+async fn dns_check_cli_reports_what_is_served() {
+    let d = Daemon::start_with(&zone(""));
+    let out = d.cli(&["dns", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("_avaya-ep-config._tcp.prov.example.lan."),
+        "{text}"
+    );
+    assert!(text.contains("https://prov.example.lan:"), "{text}");
+
+    // A config that disagrees with the running responder is reported.
+    let cfg = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        cfg.replace("[dns]\n", "[dns]\nsettings_url = \"https://elsewhere/\"\n"),
+    )
+    .unwrap();
+    let out = d.cli(&["dns", "check"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("elsewhere"), "{text}");
+}
