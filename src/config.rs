@@ -42,6 +42,7 @@ pub struct Config {
     pub phone: PhoneConfig,
     pub admin: AdminConfig,
     pub pki: PkiConfig,
+    pub dhcp: crate::dhcp::DhcpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +84,7 @@ impl Default for Config {
             phone: PhoneConfig::default(),
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
+            dhcp: crate::dhcp::DhcpConfig::default(),
         }
     }
 }
@@ -196,6 +198,7 @@ impl Config {
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
         }
+        crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 

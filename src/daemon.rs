@@ -31,6 +31,8 @@ pub enum DaemonError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Token(#[from] admin::token::TokenError),
+    #[error(transparent)]
+    Dhcp(#[from] crate::dhcp::DhcpError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -50,6 +52,9 @@ pub struct Listeners {
     pub phone_https: Vec<SocketAddr>,
     pub phone_http: Vec<SocketAddr>,
     pub admin: SocketAddr,
+    /// The DHCP socket's address, when `[dhcp] enabled`.
+    #[serde(default)]
+    pub dhcp: Option<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
@@ -82,20 +87,34 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         http.push(bind(*addr, "phone.http_listen").await?);
     }
     let admin_listener = bind(config.admin.listen, "admin.listen").await?;
+    let dhcp_bound =
+        match config.dhcp.enabled {
+            true => Some(crate::dhcp::server::bind(&config.dhcp).map_err(|source| {
+                DaemonError::Bind {
+                    addr: config.dhcp.listen,
+                    key: "dhcp.listen",
+                    source,
+                }
+            })?),
+            false => None,
+        };
     let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let listeners = Listeners {
         phone_https: https.iter().map(local).collect(),
         phone_http: http.iter().map(local).collect(),
         admin: local(&admin_listener),
+        dhcp: dhcp_bound.as_ref().and_then(|b| b.local_addr()),
     };
 
     let (recorder, recorder_thread) = Recorder::start(store.clone());
+    let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let phone_state = PhoneState::new(store.clone(), recorder.clone(), &config.phone);
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),
         pki: pki.clone(),
         token,
+        dhcp: dhcp_stats.clone(),
     };
     let limits = Arc::new(Limits {
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
@@ -125,6 +144,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             stop_rx.clone(),
             graceful.clone(),
         ));
+    }
+    if let Some(bound) = dhcp_bound {
+        let url = crate::dhcp::provisioning_url(&config)
+            .inspect_err(|e| tracing::warn!("DHCP vendor defaults off: {e}"))
+            .ok();
+        let server = crate::dhcp::server::Server::prepare(
+            bound,
+            &config.dhcp,
+            url,
+            store.clone(),
+            dhcp_stats,
+        )
+        .await?;
+        loops.spawn(server.serve(config.dhcp.subnets.clone(), stop_rx.clone()));
     }
     let router = admin::router(admin_state);
     loops.spawn(accept_loop(

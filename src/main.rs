@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use edgeprov::cli::{self, Output, client::ApiClient, device::DeviceCmd, pki::PkiCmd};
+use edgeprov::cli::{
+    self, Output, client::ApiClient, device::DeviceCmd, dhcp::DhcpCmd, pki::PkiCmd,
+};
 use edgeprov::config::{CONFIG_ENV, Config};
 
 #[derive(Debug, Parser)]
@@ -38,6 +40,9 @@ enum Command {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// DHCP leases, and option definitions for an external DHCP server.
+    #[command(subcommand)]
+    Dhcp(DhcpCmd),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +83,11 @@ fn run(args: Cli) -> anyhow::Result<()> {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::pki::run(cmd, &api, out).await
         }),
+        Command::Dhcp(cmd) if cmd.needs_api() => runtime.block_on(async {
+            let api = ApiClient::from_config(&loaded.config)?;
+            cli::dhcp::leases(cmd, &api, out).await
+        }),
+        Command::Dhcp(cmd) => cli::dhcp::options(cmd, &loaded.config),
         Command::Alarms => runtime.block_on(async {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::alarms::run(&api, out).await

@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod devices;
+mod dhcp;
 mod error;
 pub mod token;
 
@@ -14,6 +15,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 pub use devices::DeviceView;
+pub use dhcp::LeaseView;
 pub use error::ApiError;
 
 use crate::model::Alarm;
@@ -26,6 +28,7 @@ pub struct AdminState {
     pub recorder: Recorder,
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
+    pub dhcp: Arc<crate::dhcp::Stats>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -40,6 +43,8 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/devices/{mac}/certificate", post(devices::certificate))
         .route("/alarms", get(alarms))
+        .route("/dhcp/leases", get(dhcp::leases))
+        .route("/dhcp/stats", get(dhcp::stats))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

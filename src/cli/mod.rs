@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod client;
 pub mod device;
+pub mod dhcp;
 pub mod pki;
 pub mod table;
 

@@ -3,11 +3,13 @@
 
 mod alarm;
 mod device;
+mod lease;
 mod mac;
 mod params;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
 pub use device::{CheckIn, Device, DeviceState, HttpCredential, Site};
+pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
 

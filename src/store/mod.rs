@@ -9,6 +9,7 @@ mod alarms;
 mod devices;
 mod error;
 mod layers;
+mod leases;
 mod recorder;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("d
 pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
@@ -69,6 +71,7 @@ impl Store {
             tx.open_table(SITES)?;
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
+            tx.open_table(LEASES)?;
         }
         tx.commit()?;
         Ok(())
