@@ -98,7 +98,13 @@ pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
     if bytes[236..OPTIONS_AT] != MAGIC {
         return Err(DecodeError::Cookie);
     }
-    let msg = Message::decode(&mut Decoder::new(bytes)).map_err(|_| DecodeError::Short)?;
+    // dhcproto reads the fixed header only: it is handed the header and an END option. Its
+    // option decoding loses options silently, and in debug builds asserts on some (a rapid
+    // commit option with a length panics), so the options are never shown to it.
+    let mut header = [0u8; OPTIONS_AT + 1];
+    header[..OPTIONS_AT].copy_from_slice(&bytes[..OPTIONS_AT]);
+    header[OPTIONS_AT] = options::END;
+    let msg = Message::decode(&mut Decoder::new(&header)).map_err(|_| DecodeError::Short)?;
     if msg.opcode() != Opcode::BootRequest {
         return Err(DecodeError::Reply);
     }
@@ -283,6 +289,39 @@ pub(crate) mod tests {
         assert!(decode(&bad_len).unwrap_err().is_malformed());
         let offer = request_bytes(2, [1; 6], &[]);
         assert_eq!(decode(&offer), Err(DecodeError::NotForServer(2)));
+    }
+
+    #[test]
+    fn options_that_make_dhcproto_assert_are_fine() {
+        // Rapid commit (80) must be empty; dhcproto debug-asserts on a length.
+        let b = request_bytes(1, [1; 6], &[(80, &[1]), (60, b"yealink")]);
+        assert_eq!(decode(&b).unwrap().vendor_class, "yealink");
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the decoder, whether as a whole packet or as the options
+        /// after a valid header.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            whole in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let _ = decode(&whole);
+            let mut b = request_bytes(1, [1; 6], &[]);
+            b.truncate(243);
+            b.extend_from_slice(&tail);
+            if let Ok(req) = decode(&b) {
+                let reply = Reply {
+                    msg_type: OFFER,
+                    yiaddr: Ipv4Addr::new(10, 0, 0, 1),
+                    ciaddr: Ipv4Addr::UNSPECIFIED,
+                    head: ReplyOptions::default(),
+                    body: ReplyOptions::default(),
+                };
+                let out = encode(&req, &reply);
+                proptest::prop_assert!(out.len() <= req.max_size.max(MIN_REPLY));
+            }
+        }
     }
 
     #[test]

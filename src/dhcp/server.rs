@@ -28,6 +28,8 @@ use crate::store::Store;
 const QUEUE: usize = 16_384;
 /// Most leases committed in one transaction.
 const BATCH: usize = 4_096;
+/// Socket receive buffer asked for (the kernel caps it at net.core.rmem_max).
+const RECV_BUFFER: usize = 4 << 20;
 /// How often the inventory's reservations are re-read.
 const RESERVATION_REFRESH: Duration = Duration::from_secs(10);
 
@@ -124,6 +126,8 @@ pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
         let s = udp_socket(device.as_deref())?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
+        // A boot storm arrives faster than it is answered for a moment: queue, do not drop.
+        s.set_recv_buffer_size(RECV_BUFFER)?;
         s.set_nonblocking(true)?;
         s.bind(&addr.into())?;
         let std: StdUdpSocket = s.into();
@@ -290,9 +294,11 @@ impl Server {
                         }
                         last_problems = problems;
                     }
-                    if let Ok(mut e) = shared.engine.lock() {
-                        e.set_reservations(map);
-                    }
+                    shared
+                        .engine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set_reservations(map);
                 }
             }
         };
@@ -322,7 +328,16 @@ async fn recv_loop(
             },
             _ = stop.changed() => return,
         };
-        handle(&sock, idx, &shared, &writer, &buf[..len], peer);
+        // Decoding is written not to panic; should a dependency still do so on some input, the
+        // packet is counted as malformed and the loop goes on answering.
+        let packet = &buf[..len];
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(&sock, idx, &shared, &writer, packet, peer)
+        }));
+        if handled.is_err() {
+            bump(&shared.stats.malformed);
+            tracing::error!(%peer, "DHCP packet made the decoder panic; dropped");
+        }
     }
 }
 
@@ -350,9 +365,7 @@ fn handle(
     };
     let now = now_unix();
     let (decision, server_id) = {
-        let Ok(mut engine) = shared.engine.lock() else {
-            return;
-        };
+        let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
         let subnet = engine.subnet_for(&req, shared.direct[idx]);
         let server_id = subnet
             .and_then(|s| shared.server_ids[idx].get(s).copied())

@@ -207,6 +207,9 @@ fn declined_address_is_quarantined() {
     assert_eq!((lease.state, lease.expires), (LeaseState::Declined, 1010));
     let b = dora(&mut e, 1, 11);
     assert_ne!(a, b, "the decliner gets another address");
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = b;
+    assert!(matches!(run(&mut e, &renew, 600), Decision::Ack { .. }));
     assert_eq!(
         run(&mut e, &req(Kind::Discover, 3), 1009),
         Decision::Exhausted
