@@ -15,6 +15,9 @@ use common::dhcp::*;
 use common::*;
 use serde_json::Value;
 
+/// Client MAC and the address its ACK gave it.
+type Acked = Arc<Mutex<Vec<([u8; 6], Ipv4Addr)>>>;
+
 const GIADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 99, 1);
 
 const DHCP: &str = r#"
@@ -222,7 +225,7 @@ fn malformed_packets_are_dropped_counted_and_the_server_keeps_answering() {
 #[test]
 fn kill_9_between_acks_loses_no_lease_and_offers_no_address_twice() {
     let d = Daemon::start_with(DHCP);
-    let acked: Arc<Mutex<Vec<([u8; 6], Ipv4Addr)>>> = Arc::default();
+    let acked: Acked = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let relay = relay(&d);

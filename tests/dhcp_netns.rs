@@ -139,7 +139,9 @@ fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 fn hex_or_text(value: &str) -> String {
-    let hex: Option<Vec<u8>> = (value.len() % 2 == 0)
+    let hex: Option<Vec<u8>> = value
+        .len()
+        .is_multiple_of(2)
         .then(|| {
             (0..value.len())
                 .step_by(2)

@@ -22,7 +22,7 @@ impl Store {
     pub fn list_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
         let tx = self.db.begin_read()?;
         let mut alarms: Vec<Alarm> = read_all(&tx.open_table(ALARMS)?, "alarms")?;
-        alarms.sort_by(|a, b| b.last.cmp(&a.last));
+        alarms.sort_by_key(|a| std::cmp::Reverse(a.last));
         Ok(alarms)
     }
 
