@@ -28,7 +28,7 @@ cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$CLI" 2>/dev/null || true
-    rm -rf "$WORK"
+    [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -42,7 +42,7 @@ ip -n "$CLI" addr add 10.90.0.2/10 dev b1
 ip -n "$SRV" link set b0 up
 ip -n "$CLI" link set b1 up
 
-# 10.64.0.0/10 holds ~4 million addresses: every DORA of a run is a new client and a new lease.
+# 10.64.0.0/10 holds ~4 million addresses (10.90/16, where the veths live, is left out): every DORA of a run is a new client and a new lease.
 cat > "$WORK/edgeprov.toml" <<EOF
 data_dir = "$WORK/edgeprov-data"
 log_level = "warn"
@@ -58,7 +58,7 @@ interfaces = ["b0"]
 provisioning_url = "https://10.90.0.1:8443/"
 [[dhcp.subnet]]
 network = "10.64.0.0/10"
-ranges = [["10.65.0.0", "10.127.255.254"]]
+ranges = [["10.65.0.0", "10.89.255.255"], ["10.91.0.0", "10.127.255.254"]]
 router = "10.90.0.1"
 dns = ["10.90.0.1"]
 lease_seconds = 86400
@@ -71,7 +71,8 @@ cat > "$WORK/kea.json" <<EOF
                         "name": "$WORK/kea-leases.csv" },
     "valid-lifetime": 86400,
     "subnet4": [ { "id": 1, "subnet": "10.64.0.0/10",
-                   "pools": [ { "pool": "10.65.0.0 - 10.127.255.254" } ],
+                   "pools": [ { "pool": "10.65.0.0 - 10.89.255.255" },
+                              { "pool": "10.91.0.0 - 10.127.255.254" } ],
                    "option-data": [ { "name": "routers", "data": "10.90.0.1" },
                                     { "name": "domain-name-servers", "data": "10.90.0.1" } ] } ],
     "loggers": [ { "name": "kea-dhcp4", "severity": "WARN",
