@@ -9,11 +9,8 @@ use common::*;
 fn serve_with(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edgeprov.toml");
-    std::fs::write(
-        &path,
-        config.replace("DATA", &dir.path().join("data").display().to_string()),
-    )
-    .unwrap();
+    std::fs::write(&path, config.replace("DATA", &dir.path().join("data").display().to_string()))
+        .unwrap();
     run_serve(&path)
 }
 
@@ -62,10 +59,7 @@ fn address_in_use_names_the_key() {
         "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"
     ));
     assert!(!ok);
-    assert!(
-        err.contains("admin.listen") && err.contains(&port.to_string()),
-        "{err}"
-    );
+    assert!(err.contains("admin.listen") && err.contains(&port.to_string()), "{err}");
 }
 
 #[test]
@@ -89,20 +83,12 @@ fn pki_problems_are_named_and_the_ca_is_never_regenerated() {
     let (ok, err) = run_serve(&d.config_path());
     assert!(!ok);
     assert!(err.contains("ca.key") && err.contains("missing"), "{err}");
-    assert_eq!(
-        std::fs::read(pki.join("ca.crt")).unwrap(),
-        ca_before,
-        "CA untouched"
-    );
+    assert_eq!(std::fs::read(pki.join("ca.crt")).unwrap(), ca_before, "CA untouched");
     assert!(!pki.join("ca.key").exists(), "no silent regeneration");
     std::fs::write(pki.join("ca.key"), &key).unwrap();
 
     // Corrupt CA certificate.
-    std::fs::write(
-        pki.join("ca.crt"),
-        "-----BEGIN CERTIFICATE-----\nnot base64\n",
-    )
-    .unwrap();
+    std::fs::write(pki.join("ca.crt"), "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     let (ok, err) = run_serve(&d.config_path());
     assert!(!ok);
     assert!(err.contains("ca.crt"), "{err}");

@@ -28,13 +28,9 @@ fn status_of(response: &str) -> u16 {
 
 async fn still_serving(d: &Daemon) {
     let id = d.identity("001122aabbcc").await;
-    let r = send(
-        d.https,
-        client_config(&d.ca_pem(), Some(&id)),
-        get("/001122aabbcc.txt", J179_UA),
-    )
-    .await
-    .expect("the daemon still serves a legitimate phone");
+    let r = send(d.https, client_config(&d.ca_pem(), Some(&id)), get("/001122aabbcc.txt", J179_UA))
+        .await
+        .expect("the daemon still serves a legitimate phone");
     assert_eq!(r.status, 200);
     assert!(r.text().contains("SET SIP_PASSWORD s3cret"));
 }
@@ -80,10 +76,7 @@ async fn traversal_is_refused_and_alarmed() {
 async fn oversized_requests_are_refused() {
     let d = daemon().await;
     let http = d.http.unwrap();
-    let long_url = format!(
-        "GET /{}.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "a".repeat(2000)
-    );
+    let long_url = format!("GET /{}.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(2000));
     let resp = raw(http, long_url.as_bytes()).await;
     assert_eq!(status_of(&resp), 414, "{resp}");
 
@@ -98,11 +91,7 @@ async fn oversized_requests_are_refused() {
     let resp = raw(http, big_header.as_bytes()).await;
     assert!(matches!(status_of(&resp), 431 | 0), "{resp}");
     let many_headers: String = (0..500).map(|i| format!("X-H{i}: {i}\r\n")).collect();
-    let resp = raw(
-        http,
-        format!("GET /x.txt HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").as_bytes(),
-    )
-    .await;
+    let resp = raw(http, format!("GET /x.txt HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").as_bytes()).await;
     assert!(matches!(status_of(&resp), 431 | 400 | 0), "{resp}");
 
     let garbage = raw(http, b"\x16\x03\x01\x00\xff garbage\r\n\r\n").await;
@@ -128,9 +117,7 @@ async fn slow_and_half_open_connections_are_closed() {
 
     // Slowloris on HTTP: half a request head, then nothing. The header deadline closes it.
     let mut slow = TcpStream::connect(d.http.unwrap()).await.unwrap();
-    slow.write_all(b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    slow.write_all(b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut out))
         .await
@@ -150,11 +137,7 @@ async fn slow_and_half_open_connections_are_closed() {
 #[tokio::test]
 async fn plain_http_on_the_tls_port_is_closed() {
     let d = daemon().await;
-    let resp = raw(
-        d.https,
-        b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await;
+    let resp = raw(d.https, b"GET /001122aabbcc.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(!resp.contains("s3cret"));
     assert!(!resp.starts_with("HTTP/1.1 200"), "{resp}");
     let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();

@@ -34,41 +34,25 @@ async fn authorisation_matrix() {
     let id_b = d.identity(B).await;
 
     // Own certificate: 200 with the secret.
-    let own = send(
-        d.https,
-        client_config(&ca, Some(&id_a)),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
+    let own = send(d.https, client_config(&ca, Some(&id_a)), get(&format!("/{A}.txt"), J179_UA))
+        .await
+        .unwrap();
     assert_eq!(own.status, 200);
-    assert!(
-        own.text().contains(&format!("SET SIP_PASSWORD pw-{A}")),
-        "{}",
-        own.text()
-    );
+    assert!(own.text().contains(&format!("SET SIP_PASSWORD pw-{A}")), "{}", own.text());
     assert!(own.text().contains("SET SIPDOMAIN example.com"));
     assert_eq!(own.headers["cache-control"], "no-store");
 
     // Another device's certificate: 403, never the secret.
-    let other = send(
-        d.https,
-        client_config(&ca, Some(&id_b)),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
+    let other = send(d.https, client_config(&ca, Some(&id_b)), get(&format!("/{A}.txt"), J179_UA))
+        .await
+        .unwrap();
     assert_eq!(other.status, 403);
     assert!(!other.text().contains("pw-"));
 
     // No certificate over TLS: 401, no secret.
-    let none = send(
-        d.https,
-        client_config(&ca, None),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
+    let none = send(d.https, client_config(&ca, None), get(&format!("/{A}.txt"), J179_UA))
+        .await
+        .unwrap();
     assert_eq!(none.status, 401);
     assert!(!none.text().contains("pw-"));
 
@@ -87,31 +71,18 @@ async fn authorisation_matrix() {
     let (status, alarms) = d.api("GET", "/alarms", None).await;
     assert_eq!(status, 200);
     let alarms = alarms.as_array().unwrap();
-    let find = |kind: &str| {
-        alarms
-            .iter()
-            .filter(|a| a["kind"] == kind)
-            .collect::<Vec<_>>()
-    };
+    let find = |kind: &str| alarms.iter().filter(|a| a["kind"] == kind).collect::<Vec<_>>();
     let mismatch = find("certificate_mismatch");
     assert_eq!(mismatch.len(), 1, "{alarms:?}");
     assert!(mismatch[0]["source"].as_str().unwrap().contains(B));
     let without = find("secret_without_proof");
-    assert_eq!(
-        without.len(),
-        1,
-        "one source (127.0.0.1), deduplicated: {alarms:?}"
-    );
+    assert_eq!(without.len(), 1, "one source (127.0.0.1), deduplicated: {alarms:?}");
     assert_eq!(without[0]["count"], 3);
     assert!(without[0]["first"].as_i64() <= without[0]["last"].as_i64());
 
     // A file without secrets is served to anyone.
-    d.api(
-        "PATCH",
-        &format!("/devices/{B}"),
-        Some(json!({"secrets": {"SIP_PASSWORD": null}})),
-    )
-    .await;
+    d.api("PATCH", &format!("/devices/{B}"), Some(json!({"secrets": {"SIP_PASSWORD": null}})))
+        .await;
     let open = send_plain(d.http.unwrap(), get(&format!("/{B}.txt"), J179_UA))
         .await
         .unwrap();
@@ -128,9 +99,7 @@ async fn foreign_and_expired_certificates_are_refused_at_the_handshake() {
     let foreign_key = KeyPair::generate().unwrap();
     let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
     foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    foreign
-        .distinguished_name
-        .push(DnType::CommonName, "rogue CA");
+    foreign.distinguished_name.push(DnType::CommonName, "rogue CA");
     let foreign_issuer = Issuer::new(foreign, foreign_key);
     let leaf_key = KeyPair::generate().unwrap();
     let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -140,24 +109,15 @@ async fn foreign_and_expired_certificates_are_refused_at_the_handshake() {
         cert_pem: leaf.signed_by(&leaf_key, &foreign_issuer).unwrap().pem(),
         key_pem: leaf_key.serialize_pem(),
     };
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&rogue)),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await;
-    let err = r
-        .err()
-        .expect("a foreign certificate must not get an HTTP answer");
-    assert!(
-        err.to_lowercase().contains("unknownca") || err.contains("alert"),
-        "{err}"
-    );
+    let r = send(d.https, client_config(&ca, Some(&rogue)), get(&format!("/{A}.txt"), J179_UA)).await;
+    let err = r.err().expect("a foreign certificate must not get an HTTP answer");
+    assert!(err.to_lowercase().contains("unknownca") || err.contains("alert"), "{err}");
 
     // A certificate from the box's own CA that has expired.
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
-            .unwrap();
+    let ca_key = KeyPair::from_pem(
+        &std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap(),
+    )
+    .unwrap();
     let issuer = Issuer::from_ca_cert_pem(&ca, ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -169,29 +129,15 @@ async fn foreign_and_expired_certificates_are_refused_at_the_handshake() {
         cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
         key_pem: key.serialize_pem(),
     };
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&expired)),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await;
-    let err = r
-        .err()
-        .expect("an expired certificate must not get an HTTP answer");
-    assert!(
-        err.to_lowercase().contains("expired") || err.contains("alert"),
-        "{err}"
-    );
+    let r = send(d.https, client_config(&ca, Some(&expired)), get(&format!("/{A}.txt"), J179_UA)).await;
+    let err = r.err().expect("an expired certificate must not get an HTTP answer");
+    assert!(err.to_lowercase().contains("expired") || err.contains("alert"), "{err}");
 
     // The daemon keeps serving the rightful phone.
     let own = d.identity(A).await;
-    let ok = send(
-        d.https,
-        client_config(&ca, Some(&own)),
-        get(&format!("/{A}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
+    let ok = send(d.https, client_config(&ca, Some(&own)), get(&format!("/{A}.txt"), J179_UA))
+        .await
+        .unwrap();
     assert_eq!(ok.status, 200);
 }
 
@@ -202,36 +148,19 @@ async fn mac_forms_resolve_to_one_device() {
         .await;
     // The same MAC in another form is the same device: a conflict.
     let (status, body) = d
-        .api(
-            "POST",
-            "/devices",
-            Some(json!({"mac": "00-11-22-aa-bb-cc"})),
-        )
+        .api("POST", "/devices", Some(json!({"mac": "00-11-22-aa-bb-cc"})))
         .await;
     assert_eq!(status, 409, "{body}");
-    for form in [
-        "001122AABBCC",
-        "00-11-22-aa-bb-cc",
-        "00:11:22:AA:BB:CC",
-        "001122aabbcc",
-    ] {
+    for form in ["001122AABBCC", "00-11-22-aa-bb-cc", "00:11:22:AA:BB:CC", "001122aabbcc"] {
         let (status, v) = d.api("GET", &format!("/devices/{form}"), None).await;
         assert_eq!(status, 200, "{form}");
         assert_eq!(v["mac"], A);
     }
     let id = d.identity("00:11:22:aa:bb:cc").await;
-    for path in [
-        "/001122AABBCC.txt",
-        "/00-11-22-aa-bb-cc.txt",
-        "/001122aabbcc.txt",
-    ] {
-        let r = send(
-            d.https,
-            client_config(&d.ca_pem(), Some(&id)),
-            get(path, J179_UA),
-        )
-        .await
-        .unwrap();
+    for path in ["/001122AABBCC.txt", "/00-11-22-aa-bb-cc.txt", "/001122aabbcc.txt"] {
+        let r = send(d.https, client_config(&d.ca_pem(), Some(&id)), get(path, J179_UA))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200, "{path}");
         assert!(r.text().contains("SET SIP_PASSWORD x1"));
     }
@@ -242,13 +171,10 @@ async fn etag_and_check_in() {
     let d = daemon_with_two_phones().await;
     let id = d.identity(A).await;
     let tls = client_config(&d.ca_pem(), Some(&id));
-    let first = send(d.https, tls.clone(), get(&format!("/{A}.txt"), J179_UA))
-        .await
-        .unwrap();
+    let first = send(d.https, tls.clone(), get(&format!("/{A}.txt"), J179_UA)).await.unwrap();
     let etag = first.headers["etag"].to_str().unwrap().to_string();
     let mut req = get(&format!("/{A}.txt"), J179_UA);
-    req.headers_mut()
-        .insert("if-none-match", etag.parse().unwrap());
+    req.headers_mut().insert("if-none-match", etag.parse().unwrap());
     let second = send(d.https, tls.clone(), req).await.unwrap();
     assert_eq!(second.status, 304);
     assert!(second.body.is_empty());
@@ -309,27 +235,14 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    assert!(
-        offers.iter().all(|o| !o.starts_with("Basic")),
-        "no Basic on plain HTTP: {offers:?}"
-    );
+    assert!(offers.iter().all(|o| !o.starts_with("Basic")), "no Basic on plain HTTP: {offers:?}");
     let md5 = offers.iter().find(|o| o.contains("MD5")).unwrap();
-    let nonce = md5
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let nonce = md5.split("nonce=\"").nth(1).unwrap().split('"').next().unwrap();
 
     // Right Digest credentials over plain HTTP: the secret file.
     let mut ok = get(&path, J179_UA);
-    ok.headers_mut().insert(
-        "authorization",
-        digest_header(nonce, "j179a", "right", &path)
-            .parse()
-            .unwrap(),
-    );
+    ok.headers_mut()
+        .insert("authorization", digest_header(nonce, "j179a", "right", &path).parse().unwrap());
     let r = send_plain(http, ok).await.unwrap();
     assert_eq!(r.status, 200);
     assert!(r.text().contains(&format!("pw-{A}")));
@@ -346,40 +259,27 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     basic
         .headers_mut()
         .insert("authorization", "Basic ajE3OWE6cmlnaHQ=".parse().unwrap());
-    let r = send(d.https, client_config(&d.ca_pem(), None), basic)
-        .await
-        .unwrap();
+    let r = send(d.https, client_config(&d.ca_pem(), None), basic).await.unwrap();
     assert_eq!(r.status, 200);
 
     // Three wrong attempts lock the credentials (auth_max_failures = 3): then even the right
     // ones are refused, and an alarm says so.
     for _ in 0..3 {
         let mut bad = get(&path, J179_UA);
-        bad.headers_mut().insert(
-            "authorization",
-            digest_header(nonce, "j179a", "guess", &path)
-                .parse()
-                .unwrap(),
-        );
+        bad.headers_mut()
+            .insert("authorization", digest_header(nonce, "j179a", "guess", &path).parse().unwrap());
         assert_eq!(send_plain(http, bad).await.unwrap().status, 401);
     }
     let mut right = get(&path, J179_UA);
-    right.headers_mut().insert(
-        "authorization",
-        digest_header(nonce, "j179a", "right", &path)
-            .parse()
-            .unwrap(),
-    );
+    right
+        .headers_mut()
+        .insert("authorization", digest_header(nonce, "j179a", "right", &path).parse().unwrap());
     let r = send_plain(http, right).await.unwrap();
     assert_eq!(r.status, 401);
     assert!(!r.text().contains("pw-"));
     let (_, alarms) = d.api("GET", "/alarms", None).await;
     assert!(
-        alarms
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["kind"] == "http_auth_lockout"),
+        alarms.as_array().unwrap().iter().any(|a| a["kind"] == "http_auth_lockout"),
         "{alarms}"
     );
 }

@@ -162,8 +162,7 @@ impl Daemon {
     }
 
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.api_with_token(method, path, body, Some(&self.token))
-            .await
+        self.api_with_token(method, path, body, Some(&self.token)).await
     }
 
     pub async fn api_with_token(
@@ -342,5 +341,4 @@ pub fn get(path: &str, user_agent: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
-pub const J179_UA: &str =
-    "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:001122aabbcc)";
+pub const J179_UA: &str = "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:001122aabbcc)";
