@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
+    pub dhcp: crate::dhcp::DhcpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
+            dhcp: crate::dhcp::DhcpConfig::default(),
         }
     }
 }
@@ -210,6 +212,7 @@ impl Config {
         self.dns
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
+        crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 

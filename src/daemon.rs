@@ -31,6 +31,8 @@ pub enum DaemonError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Token(#[from] admin::token::TokenError),
+    #[error(transparent)]
+    Dhcp(#[from] crate::dhcp::DhcpError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,6 +57,9 @@ pub struct Listeners {
     /// DNS responder addresses (UDP and TCP on each); empty when it is off.
     #[serde(default)]
     pub dns: Vec<SocketAddr>,
+    /// The DHCP socket's address, when `[dhcp] enabled`.
+    #[serde(default)]
+    pub dhcp: Option<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
@@ -98,12 +103,24 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             key: "dns.listen",
             source,
         })?;
+    let dhcp_bound =
+        match config.dhcp.enabled {
+            true => Some(crate::dhcp::server::bind(&config.dhcp).map_err(|source| {
+                DaemonError::Bind {
+                    addr: config.dhcp.listen,
+                    key: "dhcp.listen",
+                    source,
+                }
+            })?),
+            false => None,
+        };
     let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let listeners = Listeners {
         phone_https: https.iter().map(local).collect(),
         phone_http: http.iter().map(local).collect(),
         admin: local(&admin_listener),
         dns: dns_sockets.addrs.clone(),
+        dhcp: dhcp_bound.as_ref().and_then(|b| b.local_addr()),
     };
     let provisioning = crate::dns::Provisioning::derive(
         &config.dns,
@@ -120,12 +137,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
 
     let (recorder, recorder_thread) = Recorder::start(store.clone());
+    let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),
         pki: pki.clone(),
         token,
+        dhcp: dhcp_stats.clone(),
     };
     let limits = Arc::new(Limits {
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
@@ -163,6 +182,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config.dns.clone(),
             stop_rx.clone(),
         ));
+    }
+    if let Some(bound) = dhcp_bound {
+        let url = crate::dhcp::provisioning_url(&config)
+            .inspect_err(|e| tracing::warn!("DHCP vendor defaults off: {e}"))
+            .ok();
+        let server = crate::dhcp::server::Server::prepare(
+            bound,
+            &config.dhcp,
+            url,
+            store.clone(),
+            dhcp_stats,
+        )
+        .await?;
+        loops.spawn(server.serve(config.dhcp.subnets.clone(), stop_rx.clone()));
     }
     let router = admin::router(admin_state).layer(axum::Extension(dns_zone));
     loops.spawn(accept_loop(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, file::FileCmd,
+    self, Output, client::ApiClient, device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd,
     param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
@@ -39,6 +39,9 @@ enum Command {
     /// The DNS responder: check what it serves, manage records.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// DHCP leases, and option definitions for an external DHCP server.
+    #[command(subcommand)]
+    Dhcp(DhcpCmd),
     #[command(flatten)]
     Remote(Remote),
 }
@@ -101,6 +104,22 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(cli::dns::run(cmd, &loaded.config, out))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Dhcp(cmd) => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            if !cmd.needs_api() {
+                // Option definitions come from the config alone.
+                cli::dhcp::options(cmd, &loaded.config)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let api = ApiClient::from_config(&loaded.config)?;
+                cli::dhcp::leases(cmd, &api, out).await
+            })?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Remote(r) => Some(r),

@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod client;
 pub mod device;
+pub mod dhcp;
 pub mod dns;
 pub mod file;
 pub mod param;

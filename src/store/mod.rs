@@ -11,6 +11,7 @@ mod dns_records;
 mod error;
 mod files;
 mod layers;
+mod leases;
 mod recorder;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("la
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
 /// Key `SITE|name` (SITE empty for box-wide files), value the file's bytes.
 pub(crate) const STATIC_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("static_files");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
@@ -77,6 +79,7 @@ impl Store {
             tx.open_table(ALARMS)?;
             tx.open_table(STATIC_FILES)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
+            tx.open_table(LEASES)?;
         }
         tx.commit()?;
         Ok(())

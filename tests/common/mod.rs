@@ -2,6 +2,8 @@
 //! real TLS clients (tokio-rustls + hyper), as phones and administrators would.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod dhcp;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
