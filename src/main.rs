@@ -129,12 +129,12 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let Some(remote) = remote else {
-        edgeprov::logging::init(&loaded.config.log_level);
+        let log = edgeprov::logging::init(&loaded.config.log_level);
         match &loaded.source {
             Some(source) => tracing::info!(config = %source.display(), "configuration loaded"),
             None => tracing::info!("no configuration file: running on built-in defaults"),
         }
-        runtime.block_on(edgeprov::daemon::run(loaded.config))?;
+        runtime.block_on(edgeprov::daemon::run(loaded, Some(log)))?;
         return Ok(ExitCode::SUCCESS);
     };
     runtime.block_on(async {
