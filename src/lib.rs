@@ -12,3 +12,4 @@ pub mod pki;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod storm;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{self, Output, client::ApiClient, device::DeviceCmd, pki::PkiCmd};
 use edgeprov::config::{CONFIG_ENV, Config};
+use edgeprov::storm::StormArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Command {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// Simulate a boot storm of phones against a provisioning server and report how it coped.
+    Storm(Box<StormArgs>),
 }
 
 fn main() -> ExitCode {
@@ -82,5 +85,6 @@ fn run(args: Cli) -> anyhow::Result<()> {
             let api = ApiClient::from_config(&loaded.config)?;
             cli::alarms::run(&api, out).await
         }),
+        Command::Storm(storm) => Ok(runtime.block_on(edgeprov::storm::run(*storm, out.json))?),
     }
 }
