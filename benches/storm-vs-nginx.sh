@@ -129,13 +129,14 @@ else
                     secrets = secrets (secrets == "" ? "" : ",") sprintf("\"%s\":\"%s\"", substr(head[i], 8), $i)
                 } else params = params (params == "" ? "" : ",") pair
             }
+            if (NR > 2) print "next"
             printf "url = \"%s\"\ncacert = \"%s\"\nheader = \"Authorization: Bearer %s\"\n", url, ca, token
             printf "header = \"Content-Type: application/json\"\noutput = \"/dev/null\"\n"
             printf "write-out = \"%%{http_code}\\n\"\n"
             gsub(/"/, "\\\"", fixed); p = params; gsub(/"/, "\\\"", p); s = secrets; gsub(/"/, "\\\"", s)
-            printf "data = \"{%s\\\"params\\\":{%s},\\\"secrets\\\":{%s}}\"\nnext\n", fixed, p, s
+            printf "data = \"{%s\\\"params\\\":{%s},\\\"secrets\\\":{%s}}\"\n", fixed, p, s
         }' "$WORK/inventory.csv" >"$WORK/load.curl"
-    curl -s --parallel --parallel-max 8 -K "$WORK/load.curl" >"$WORK/load.codes"
+    curl -s --no-progress-meter --parallel --parallel-max 8 -K "$WORK/load.curl" >"$WORK/load.codes"
     created=$(grep -c '^201$' "$WORK/load.codes" || true)
     [ "$created" = "$PHONES" ] || die "loaded $created of $PHONES devices: $(sort "$WORK/load.codes" | uniq -c | tr '\n' ' ')"
 fi
@@ -209,7 +210,7 @@ run() {
     local before after json
     before=$(cpu_ticks $pids)
     json=$("$BIN" storm --json --target "$url" --vendor "$VENDOR" --phones "$PHONES" \
-        --concurrency "$CONCURRENCY" --duration "$DURATION" --tls "$tls" \
+        --concurrency "${RUN_CONCURRENCY:-$CONCURRENCY}" --duration "$DURATION" --tls "$tls" \
         --ca-cert "$CA" --ca-key "$CA_KEY" "$@" || true)
     after=$(cpu_ticks $pids)
     [ -n "$json" ] || die "$name: the storm printed no report"
@@ -222,13 +223,22 @@ run() {
         <<<"$json"
 }
 
+# The whole boot sequence when this edgeprov serves it; a build that does not yet generate the
+# common files is measured on the per-device file alone, against both servers alike.
+SEQUENCE=()
+if ! "$BIN" storm --target "$EDGEPROV_URL" --vendor "$VENDOR" --phones 1 --ca-cert "$CA" \
+    --ca-key "$CA_KEY" >/dev/null 2>&1; then
+    log "this edgeprov does not serve the whole $VENDOR sequence: measuring the per-device file only"
+    SEQUENCE=(--device-file-only)
+fi
+
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 for tls in 1.3 1.2; do
     log "TLS $tls: edgeprov"
-    run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" >>"$RESULTS"
+    run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" "${SEQUENCE[@]}" >>"$RESULTS"
     log "TLS $tls: nginx"
-    run nginx "$NGINX_URL" "$NGINX_PID" "$tls" >>"$RESULTS"
+    run nginx "$NGINX_URL" "$NGINX_PID" "$tls" "${SEQUENCE[@]}" >>"$RESULTS"
 done
 
 # p99 at 80% of edgeprov's TLS 1.3 peak, with phones arriving at a steady rate.
@@ -236,14 +246,15 @@ PEAK=$(awk -F'\t' '$1 == "edgeprov" && $2 == "1.3" { print $6 }' "$RESULTS")
 RATE=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p * 0.8 }')
 if [ "$RATE" -gt 0 ]; then
     log "TLS 1.3: edgeprov at 80% of peak ($RATE phones/s)"
-    run "edgeprov@80%" "$EDGEPROV_URL" "$EDGEPROV_PID" 1.3 --rate "$RATE" \
-        --concurrency $((CONCURRENCY * 4)) >>"$RESULTS"
+    RUN_CONCURRENCY=$((CONCURRENCY * 4)) run "edgeprov@80%" "$EDGEPROV_URL" "$EDGEPROV_PID" 1.3 \
+        --rate "$RATE" "${SEQUENCE[@]}" >>"$RESULTS"
 fi
 PEAK_RSS_KIB=$(kib "$EDGEPROV_PID" VmHWM)
 
 # --- report -----------------------------------------------------------------------------------
 echo
 echo "storm-vs-nginx: $PHONES $VENDOR phones, concurrency $CONCURRENCY, $(nproc) cores shared with the simulator"
+echo "files per phone: ${SEQUENCE[*]:-the whole boot sequence}"
 echo "edgeprov $("$BIN" --version | awk '{print $2}'), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 printf '%-14s %-4s %7s %7s %6s %10s %9s %9s %14s\n' server tls phones ok errors phones/s p99_ms cpu_s phones/cpu_s

@@ -221,13 +221,17 @@ mod tests {
 
     #[test]
     fn tallies_merge() {
-        let mut a = Tally::default();
-        a.phones = 2;
+        let mut a = Tally {
+            phones: 2,
+            ..Tally::default()
+        };
         a.answered("{mac}.txt", Duration::from_millis(3), 10);
         a.file_ok("{mac}.txt");
         a.error(Some("46xxsettings.txt"), ErrorKind::Status(404));
-        let mut b = Tally::default();
-        b.phones = 1;
+        let mut b = Tally {
+            phones: 1,
+            ..Tally::default()
+        };
         b.answered("{mac}.txt", Duration::from_millis(5), 12);
         b.error(None, ErrorKind::Refused);
         b.error(Some("46xxsettings.txt"), ErrorKind::Status(404));
