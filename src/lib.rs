@@ -16,3 +16,4 @@ pub mod reload;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod storm;

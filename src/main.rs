@@ -10,6 +10,7 @@ use edgeprov::cli::{
     param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
+use edgeprov::storm::StormArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +43,8 @@ enum Command {
     /// DHCP leases, and option definitions for an external DHCP server.
     #[command(subcommand)]
     Dhcp(DhcpCmd),
+    /// Simulate a boot storm of phones against a provisioning server and report how it coped.
+    Storm(Box<StormArgs>),
     #[command(flatten)]
     Remote(Remote),
 }
@@ -120,6 +123,13 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 let api = ApiClient::from_config(&loaded.config)?;
                 cli::dhcp::leases(cmd, &api, out).await
             })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Storm(storm) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(edgeprov::storm::run(*storm, out.json))?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Remote(r) => Some(r),

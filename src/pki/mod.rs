@@ -7,6 +7,7 @@
 
 mod files;
 mod issue;
+mod minter;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::PkiConfig;
 pub use issue::DeviceIdentity;
+pub use minter::DeviceMinter;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
 pub const CA_CERT: &str = "ca.crt";
