@@ -165,8 +165,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let phone_service = move |state: Arc<PhoneState>| {
         move |info: ConnInfo| {
             let state = state.clone();
-            let info = Arc::new(info);
-            hyper::service::service_fn(move |req| phone::handle(state.clone(), info.clone(), req))
+            let conn = Arc::new(phone::PhoneConn::new(info));
+            hyper::service::service_fn(move |req| phone::handle(state.clone(), conn.clone(), req))
         }
     };
     for (listener, tls) in https
