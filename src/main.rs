@@ -43,6 +43,8 @@ enum Command {
     /// DHCP leases, and option definitions for an external DHCP server.
     #[command(subcommand)]
     Dhcp(DhcpCmd),
+    /// Check ports, certificates, the clock, the store and DNS/DHCP settings; say what to fix.
+    Doctor,
     /// Simulate a boot storm of phones against a provisioning server and report how it coped.
     Storm(Box<StormArgs>),
     #[command(flatten)]
@@ -124,6 +126,14 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 cli::dhcp::leases(cmd, &api, out).await
             })?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            return Ok(if cli::doctor::run(&loaded.config, out.json)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Storm(storm) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,7 @@ pub mod client;
 pub mod device;
 pub mod dhcp;
 pub mod dns;
+pub mod doctor;
 pub mod file;
 pub mod param;
 pub mod pki;

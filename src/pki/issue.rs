@@ -120,7 +120,8 @@ pub fn ensure_server_cert(
     Ok(())
 }
 
-fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<String> {
+/// The DNS names and IP addresses a certificate is for, lower case.
+pub fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<String> {
     use x509_parser::extensions::GeneralName;
     let mut out = BTreeSet::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
