@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -141,7 +141,7 @@ fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {
 }
 
 impl NewDevice {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
         for (field, v) in [
             ("model", &self.model),
             ("serial", &self.serial),
@@ -160,7 +160,7 @@ impl NewDevice {
         Ok(())
     }
 
-    fn into_device(self) -> Device {
+    pub(super) fn into_device(self) -> Device {
         let mut d = Device::new(self.mac);
         d.model = self.model;
         d.serial = self.serial;
@@ -232,10 +232,115 @@ fn parse_mac(text: &str) -> Result<Mac, ApiError> {
     Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
 }
 
-pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
+/// `GET /devices` filters, search, sort and paging.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub site: Option<String>,
+    pub group: Option<String>,
+    pub model: Option<String>,
+    pub state: Option<DeviceState>,
+    /// Last seen before / after this Unix time (never-seen devices count as seen at 0).
+    pub seen_before: Option<i64>,
+    pub seen_after: Option<i64>,
+    /// Case-insensitive search over MAC, model, serial, site, group, label, parameter names and
+    /// values, and the last check-in (IP, firmware, User-Agent).
+    pub q: Option<String>,
+    /// `mac` (default), `model`, `site`, `group`, `label`, `last_seen`, `created`, `updated`.
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+fn seen(d: &Device) -> i64 {
+    d.checkin.as_ref().map_or(0, |c| c.last_seen)
+}
+
+fn matches(d: &Device, q: &ListQuery) -> bool {
+    let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    if !(eq(&q.site, &d.site) && eq(&q.group, &d.group) && eq(&q.model, &d.model)) {
+        return false;
+    }
+    if q.state.is_some_and(|s| s != d.state)
+        || q.seen_before.is_some_and(|t| seen(d) >= t)
+        || q.seen_after.is_some_and(|t| seen(d) <= t)
+    {
+        return false;
+    }
+    let Some(needle) = q.q.as_deref().map(str::to_lowercase) else {
+        return true;
+    };
+    let c = d.checkin.clone().unwrap_or_default();
+    let mac = d.mac.to_string();
+    [
+        &mac,
+        &d.model,
+        &d.serial,
+        &d.site,
+        &d.group,
+        &d.label,
+        &c.peer_ip,
+        &c.firmware,
+        &c.user_agent,
+    ]
+    .into_iter()
+    .chain(d.params.iter().flat_map(|(k, v)| [k, v]))
+    .chain(d.secrets.keys())
+    .any(|field| field.to_lowercase().contains(&needle))
+}
+
+/// Filters, sorts and pages; returns the page and the number of matches.
+pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize), ApiError> {
+    let mut found: Vec<Device> = devices.into_iter().filter(|d| matches(d, q)).collect();
+    let key = q.sort.as_deref().unwrap_or("mac");
+    match key {
+        "mac" => {}
+        "model" => found.sort_by(|a, b| a.model.cmp(&b.model)),
+        "site" => found.sort_by(|a, b| a.site.cmp(&b.site)),
+        "group" => found.sort_by(|a, b| a.group.cmp(&b.group)),
+        "label" => found.sort_by(|a, b| a.label.cmp(&b.label)),
+        "last_seen" => found.sort_by_key(seen),
+        "created" => found.sort_by_key(|d| d.created),
+        "updated" => found.sort_by_key(|d| d.updated),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "sort: {other:?} is not a sortable field"
+            )));
+        }
+    }
+    match q.order.as_deref() {
+        None | Some("asc") => {}
+        Some("desc") => found.reverse(),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order: {other:?} is not asc or desc"
+            )));
+        }
+    }
+    let total = found.len();
+    let page = found
+        .into_iter()
+        .skip(q.offset)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok((page, total))
+}
+
+/// The inventory, filtered; the total number of matches is in `X-Total-Count`.
+pub async fn list(
+    State(st): State<AdminState>,
+    Query(q): Query<ListQuery>,
+) -> Result<([(&'static str, String); 1], Json<Vec<DeviceView>>), ApiError> {
     let store = st.store.clone();
     let devices = blocking(move || store.list_devices()).await?;
-    Ok(Json(devices.into_iter().map(DeviceView::from).collect()))
+    let (page, total) = select(devices, &q)?;
+    Ok((
+        [("x-total-count", total.to_string())],
+        Json(page.into_iter().map(DeviceView::from).collect()),
+    ))
 }
 
 pub async fn create(
@@ -330,4 +435,75 @@ pub async fn certificate(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(%mac, days, "device certificate issued");
     Ok((StatusCode::CREATED, Json(identity)))
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    fn device(i: u8, site: &str, model: &str, seen: i64) -> Device {
+        let mut d = Device::new(Mac::from_octets([2, 0, 0, 0, 0, i]));
+        d.site = site.into();
+        d.model = model.into();
+        d.label = format!("desk {i}");
+        if seen > 0 {
+            d.checkin = Some(CheckIn {
+                last_seen: seen,
+                firmware: "4.1.3".into(),
+                ..Default::default()
+            });
+        }
+        d
+    }
+
+    /// Builds a query the way axum's `Query` extractor does, from `a=b&c=d`.
+    fn q(text: &str) -> ListQuery {
+        let uri: axum::http::Uri = format!("/x?{text}").parse().unwrap();
+        Query::<ListQuery>::try_from_uri(&uri).unwrap().0
+    }
+
+    #[test]
+    fn filter_search_sort_page() {
+        let all = vec![
+            device(1, "hq", "J179", 100),
+            device(2, "hq", "T46S", 300),
+            device(3, "branch", "J179", 0),
+            device(4, "hq", "J179", 200),
+        ];
+        let macs = |r: (Vec<Device>, usize)| {
+            (
+                r.0.iter().map(|d| d.mac.octets()[5]).collect::<Vec<_>>(),
+                r.1,
+            )
+        };
+        assert_eq!(
+            macs(select(all.clone(), &q("site=hq&model=J179")).unwrap()),
+            (vec![1, 4], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("sort=last_seen&order=desc")).unwrap()),
+            (vec![2, 4, 1, 3], 4)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("seen_after=150")).unwrap()),
+            (vec![2, 4], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("seen_before=150")).unwrap()),
+            (vec![1, 3], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("q=DESK%203")).unwrap()),
+            (vec![3], 1)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("q=020000000002")).unwrap()),
+            (vec![2], 1)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("offset=1&limit=2")).unwrap()),
+            (vec![2, 3], 4)
+        );
+        assert!(select(all, &q("sort=colour")).is_err());
+    }
 }

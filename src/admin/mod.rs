@@ -4,6 +4,7 @@ mod devices;
 mod dhcp;
 mod dns;
 mod error;
+mod import;
 mod settings;
 pub mod token;
 
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 pub use devices::DeviceView;
 pub use dhcp::LeaseView;
 pub use error::ApiError;
+pub use import::{ImportReport, RowError};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
 use crate::model::Alarm;
@@ -38,6 +40,11 @@ pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/health", get(health))
         .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices/import",
+            post(import::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route("/devices/export", get(import::export))
         .route(
             "/devices/{mac}",
             get(devices::get)
