@@ -62,6 +62,16 @@ enum Remote {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// The audit log: every change and every refused attempt, newest first.
+    Audit {
+        #[arg(long)]
+        who: Option<String>,
+        /// Only requests whose path starts with this (e.g. /api/v1/devices).
+        #[arg(long)]
+        resource: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Parameters of a layer (global, site:NAME, group:NAME, model:NAME).
     #[command(subcommand)]
     Param(ParamCmd),
@@ -163,6 +173,11 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Audit {
+                who,
+                resource,
+                limit,
+            } => cli::audit::run(&api, out, who, resource, limit).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {

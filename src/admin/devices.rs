@@ -9,6 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
@@ -343,16 +347,16 @@ pub async fn list(
     ))
 }
 
-pub async fn create(
-    State(st): State<AdminState>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewDevice = parse_json(&body)?;
     new.validate()?;
     let store = st.store.clone();
     let device = blocking(move || store.create_device(new.into_device())).await?;
     tracing::info!(mac = %device.mac, "device added");
-    Ok((StatusCode::CREATED, Json(device.into())))
+    let view = DeviceView::from(device);
+    let summary = format!("device {} added", view.mac);
+    let resp = (StatusCode::CREATED, Json(&view)).into_response();
+    Ok(with_change(resp, summary, Value::Null, &view))
 }
 
 pub async fn get(
@@ -371,34 +375,50 @@ pub async fn update(
     State(st): State<AdminState>,
     Path(mac): Path<String>,
     body: Bytes,
-) -> Result<Json<DeviceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let patch: DevicePatch = parse_json(&body)?;
     patch.validate()?;
     let store = st.store.clone();
-    let device = blocking(move || {
+    let (before, device) = blocking(move || {
+        let mut before = None;
         store
             .update_device(mac, |d| {
+                before = Some(DeviceView::from(d.clone()));
                 patch.apply(d);
                 Ok::<(), std::convert::Infallible>(())
             })
-            .map(|r| r.unwrap_or_else(|never| match never {}))
+            .map(|r| (before, r.unwrap_or_else(|never| match never {})))
     })
     .await?;
-    Ok(Json(device.into()))
+    let after = DeviceView::from(device);
+    let resp = Json(&after).into_response();
+    Ok(with_change(
+        resp,
+        format!("device {mac} changed"),
+        &before,
+        &after,
+    ))
 }
 
 pub async fn delete(
     State(st): State<AdminState>,
     Path(mac): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let store = st.store.clone();
-    if blocking(move || store.delete_device(mac)).await? {
-        tracing::info!(%mac, "device removed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("device {mac} not found")))
+    match blocking(move || store.delete_device(mac)).await? {
+        Some(old) => {
+            tracing::info!(%mac, "device removed");
+            let resp = StatusCode::NO_CONTENT.into_response();
+            Ok(with_change(
+                resp,
+                format!("device {mac} removed"),
+                DeviceView::from(old),
+                Value::Null,
+            ))
+        }
+        None => Err(ApiError::NotFound(format!("device {mac} not found"))),
     }
 }
 

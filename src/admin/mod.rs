@@ -1,5 +1,6 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
+mod audit;
 mod devices;
 mod dhcp;
 mod dns;
@@ -17,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
+pub use audit::Change;
 pub use devices::DeviceView;
 pub use dhcp::LeaseView;
 pub use error::ApiError;
@@ -66,6 +68,7 @@ pub fn router(state: AdminState) -> Router {
                 .delete(settings::delete_file),
         )
         .route("/alarms", get(alarms))
+        .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
         .route("/dhcp/leases", get(dhcp::leases))
@@ -73,6 +76,13 @@ pub fn router(state: AdminState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::store::MAX_STATIC_FILE + 1,
         ));
     Router::new()
         .nest("/api/v1", api)

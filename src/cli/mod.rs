@@ -1,6 +1,7 @@
 //! `edgeprov …` sub-commands that talk to the admin API.
 
 pub mod alarms;
+pub mod audit;
 pub mod client;
 pub mod device;
 pub mod dhcp;

@@ -117,12 +117,16 @@ impl Store {
         Ok((created, updated))
     }
 
-    pub fn delete_device(&self, mac: Mac) -> Result<bool, StoreError> {
+    /// Removes a device; returns what was removed.
+    pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
         let tx = self.db.begin_write()?;
-        let removed = tx
-            .open_table(DEVICES)?
-            .remove(mac.to_string().as_str())?
-            .is_some();
+        let key = mac.to_string();
+        let removed = {
+            let mut table = tx.open_table(DEVICES)?;
+            let old = table.remove(key.as_str())?;
+            old.map(|v| decode::<Device>("devices", &key, v.value()))
+                .transpose()?
+        };
         tx.commit()?;
         Ok(removed)
     }

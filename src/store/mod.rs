@@ -6,6 +6,7 @@
 //! survives `kill -9` and power loss.
 
 mod alarms;
+mod audit;
 mod devices;
 mod dns_records;
 mod error;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use audit::AuditEntry;
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
@@ -33,6 +35,8 @@ pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("d
 pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+/// Key: sequence number; value: an [`AuditEntry`].
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Key `SITE|name` (SITE empty for box-wide files), value the file's bytes.
 pub(crate) const STATIC_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("static_files");
 pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
@@ -77,6 +81,7 @@ impl Store {
             tx.open_table(SITES)?;
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
+            tx.open_table(AUDIT)?;
             tx.open_table(STATIC_FILES)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
             tx.open_table(LEASES)?;
