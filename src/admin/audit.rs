@@ -93,10 +93,9 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
     let resp = next.run(req).await;
     let status = resp.status();
     let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
-    if method == Method::GET || method == Method::HEAD {
-        if !refused {
-            return resp;
-        }
+    // Reads are not audited, unless they were refused.
+    if (method == Method::GET || method == Method::HEAD) && !refused {
+        return resp;
     }
     let change = resp.extensions().get::<Change>().cloned();
     let entry = AuditEntry {
