@@ -119,6 +119,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .expect("zone load task")?
     };
 
+    let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
     let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
     let admin_state = AdminState {
@@ -164,7 +165,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             stop_rx.clone(),
         ));
     }
-    let router = admin::router(admin_state).layer(axum::Extension(dns_zone));
+    loops.spawn(crate::sync::run(
+        sync.clone(),
+        recorder.clone(),
+        stop_rx.clone(),
+    ));
+    let router = admin::router(admin_state)
+        .layer(axum::Extension(dns_zone))
+        .layer(axum::Extension(sync));
     loops.spawn(accept_loop(
         admin_listener,
         Some(admin_tls),

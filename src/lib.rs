@@ -13,3 +13,4 @@ pub mod pki;
 pub mod serve;
 pub mod settings;
 pub mod store;
+pub mod sync;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, file::FileCmd,
-    param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dns::DnsCmd,
+    file::FileCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 
@@ -54,6 +54,9 @@ enum Remote {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// The cloud enrollment service: register this box, sync status.
+    #[command(subcommand)]
+    Cloud(CloudCmd),
     /// Parameters of a layer (global, site:NAME, group:NAME, model:NAME).
     #[command(subcommand)]
     Param(ParamCmd),
@@ -124,6 +127,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {

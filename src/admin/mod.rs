@@ -4,6 +4,7 @@ mod devices;
 mod dns;
 mod error;
 mod settings;
+mod sync;
 pub mod token;
 
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/alarms", get(alarms))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
+        .route("/sync", get(sync::status))
+        .route("/sync/register", post(sync::register))
+        .route("/sync/now", post(sync::now))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

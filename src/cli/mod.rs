@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod client;
+pub mod cloud;
 pub mod device;
 pub mod dns;
 pub mod file;
