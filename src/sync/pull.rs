@@ -2,8 +2,6 @@
 //! the new cursor in one store transaction. A page that fails any check is rejected whole:
 //! nothing of it is applied, an alarm is raised, and the previous state is kept.
 
-use std::collections::BTreeSet;
-
 use crate::model::{CloudDevice, DeviceState, Mac, Site, SiteProfile, validate_param};
 use crate::store::PullUpdate;
 
@@ -76,12 +74,9 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
         next_cursor: page.next_cursor.clone(),
         ..PullUpdate::default()
     };
-    let mut seen = BTreeSet::new();
+    // A device may appear more than once (several changes in one page): applied in order.
     for d in &page.devices {
         let mac = Mac::parse(&d.mac).map_err(|e| item(format!("device {:?}: {e}", d.mac)))?;
-        if !seen.insert(mac) {
-            return Err(item(format!("device {mac} appears twice")));
-        }
         for (field, v) in [
             ("site", &d.site),
             ("phone_group", &d.phone_group),
@@ -229,7 +224,6 @@ mod tests {
             r#"{"version":1,"cursor":"","next_cursor":""}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"nope","state":"claimed"}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"activated"}]}"#,
-            r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"claimed"},{"mac":"001122aabbcc","state":"claimed"}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"claimed","params":{"BAD NAME\n":"x"}}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","sites":[{"name":"hq","profile":{"provisioning_url":"javascript:x"}}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","firmware":[{"model":"J179","version":"4","url":"u","sha256":"zz"}]}"#,
