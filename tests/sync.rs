@@ -206,7 +206,8 @@ async fn cloud_down_then_every_event_delivered_exactly_once() {
     let macs: Vec<String> = (0..1000u32).map(|i| format!("0a0b0c{i:06x}")).collect();
     for chunk in macs.chunks(250) {
         let mut tasks = Vec::new();
-        for mac in chunk.to_vec() {
+        for mac in chunk {
+            let mac = mac.clone();
             tasks.push(tokio::spawn(async move {
                 send_plain(http, get("/46xxsettings.txt", &ua(&mac)))
                     .await
