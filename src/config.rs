@@ -325,6 +325,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     }
 
     #[test]
+    fn cloud_table_parses_and_is_checked() {
+        let c =
+            parse("[cloud]\nca_file = \"/etc/edgeprov/cloud-ca.pem\"\noutbox_max = 50\n").unwrap();
+        assert_eq!(c.cloud.outbox_max, 50);
+        let err = parse("[cloud]\noutbox_max = 0\n").unwrap_err().to_string();
+        assert!(err.contains("cloud.outbox_max"), "{err}");
+        let err = parse("[cloud]\nretry_min_ms = 10\nretry_max_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud.retry_max_ms"), "{err}");
+    }
+
+    #[test]
     fn empty_https_listen_is_refused() {
         let err = parse("[phone]\nhttps_listen = []\n")
             .unwrap_err()

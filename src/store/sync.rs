@@ -370,3 +370,153 @@ fn state_name(d: &Device) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeviceState, Mac};
+
+    fn store(max: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.put_registration(&Registration {
+            url: "https://cloud".into(),
+            site: "hq".into(),
+            appliance_id: String::new(),
+            registered_at: 0,
+        })
+        .unwrap();
+        s.set_outbox_max(max);
+        (dir, s)
+    }
+
+    fn checkin(mac: &str, file: &str) -> Pending {
+        Pending {
+            key: Some(format!("checkin|{mac}")),
+            body: EventBody::CheckIn {
+                mac: mac.into(),
+                ip: String::new(),
+                firmware: String::new(),
+                user_agent: String::new(),
+                file: file.into(),
+            },
+        }
+    }
+
+    fn alarm(n: u32) -> Pending {
+        Pending {
+            key: None,
+            body: EventBody::Alarm {
+                kind: "x".into(),
+                severity: "minor".into(),
+                source: n.to_string(),
+                message: String::new(),
+            },
+        }
+    }
+
+    fn enqueue(s: &Store, items: Vec<Pending>) -> Vec<AlarmEvent> {
+        let tx = s.db.begin_write().unwrap();
+        let alarms = s.enqueue(&tx, items).unwrap();
+        tx.commit().unwrap();
+        alarms
+    }
+
+    #[test]
+    fn nothing_is_kept_before_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        enqueue(&s, vec![alarm(1)]);
+        assert_eq!(s.outbox_depth().unwrap().events, 0);
+    }
+
+    #[test]
+    fn checkins_coalesce_in_place_and_a_replaced_entry_survives_its_ack() {
+        let (_d, s) = store(100);
+        enqueue(&s, vec![checkin("a", "1"), alarm(1), checkin("a", "2")]);
+        let first = s.outbox_peek(10).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(matches!(&first[0].1.body, EventBody::CheckIn { file, .. } if file == "2"));
+        // A newer check-in replaces the one in flight: acknowledging the old id keeps it.
+        enqueue(&s, vec![checkin("a", "3")]);
+        let sent: Vec<_> = first.iter().map(|(q, e)| (*q, e.id.clone())).collect();
+        s.outbox_ack(&sent).unwrap();
+        let left = s.outbox_peek(10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(matches!(&left[0].1.body, EventBody::CheckIn { file, .. } if file == "3"));
+        s.outbox_ack(&[(left[0].0, left[0].1.id.clone())]).unwrap();
+        assert_eq!(s.outbox_depth().unwrap().events, 0);
+        // The index was cleared: a later check-in is a new entry at the end.
+        enqueue(&s, vec![alarm(2), checkin("a", "4")]);
+        let again = s.outbox_peek(10).unwrap();
+        assert!(again[0].0 < again[1].0);
+    }
+
+    #[test]
+    fn overflow_drops_checkins_keeps_alarms_and_says_so() {
+        let (_d, s) = store(3);
+        let mut items: Vec<Pending> = (0..5).map(|i| checkin(&i.to_string(), "f")).collect();
+        items.extend((0..3).map(alarm));
+        let raised = enqueue(&s, items);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].kind, AlarmKind::OutboxOverflow);
+        let events = s.outbox_peek(100).unwrap();
+        let alarms = events
+            .iter()
+            .filter(|(_, e)| matches!(e.body, EventBody::Alarm { .. }))
+            .count();
+        assert_eq!(alarms, 3, "alarms are kept beyond the bound");
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 2 })
+        );
+        enqueue(&s, vec![checkin("9", "f")]);
+        let events = s.outbox_peek(100).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 3 })
+        );
+    }
+
+    #[test]
+    fn pull_applies_with_its_cursor_or_not_at_all() {
+        let (_d, s) = store(100);
+        let mac = Mac::parse("001122aabbcc").unwrap();
+        let update = PullUpdate {
+            from_cursor: String::new(),
+            next_cursor: "1".into(),
+            devices: vec![CloudDevice {
+                mac,
+                state: DeviceState::Activated,
+                site: "hq".into(),
+                group: "7".into(),
+                model: "J179".into(),
+                serial: String::new(),
+                params: [("A".to_string(), "cloud".to_string())].into(),
+            }],
+            ..PullUpdate::default()
+        };
+        s.apply_pull(&update).unwrap();
+        assert_eq!(s.cursor().unwrap(), "1");
+        let events = s.outbox_peek(10).unwrap();
+        assert!(matches!(&events[0].1.body,
+            EventBody::Enrollment { serving_secrets: true, state, .. } if state == "activated"));
+        // The same page again (stale cursor): refused, nothing written.
+        assert!(matches!(
+            s.apply_pull(&update),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.outbox_peek(10).unwrap().len(), 1);
+        // Local parameters win over the cloud's when rendering.
+        s.update_device(mac, |d| {
+            d.params.insert("A".into(), "local".into());
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let ctx = s.device_context(mac).unwrap().unwrap();
+        assert_eq!(ctx.device.params["A"], "local");
+    }
+}
