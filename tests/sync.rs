@@ -191,6 +191,14 @@ async fn claim_associate_activate_then_release() {
         ]
     );
     assert_eq!(cloud.model.lock().unwrap().unauthenticated, 0);
+    let out = d.cli(&["cloud", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("last pull") && text.contains(SITE), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,6 +241,8 @@ async fn cloud_down_then_every_event_delivered_exactly_once() {
     let st = status(&d).await;
     assert!(st["outbox"]["events"].as_u64().unwrap() >= 1000, "{st}");
     assert!(!st["last_error"].is_null(), "{st}");
+    assert!(!st["failing_since"].is_null(), "{st}");
+    assert!(st["lag_secs"].as_i64().unwrap() >= 1, "{st}");
     assert!(alarm_kinds(&d).await.contains(&"sync_failed".to_string()));
 
     // Back, but the first two acknowledgements are lost after the cloud committed.
