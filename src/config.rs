@@ -44,6 +44,7 @@ pub struct Config {
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
     pub cloud: crate::sync::CloudConfig,
+    pub dhcp: crate::dhcp::DhcpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +92,7 @@ impl Default for Config {
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
             cloud: crate::sync::CloudConfig::default(),
+            dhcp: crate::dhcp::DhcpConfig::default(),
         }
     }
 }
@@ -215,6 +217,7 @@ impl Config {
         self.cloud
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
+        crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 

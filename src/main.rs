@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dns::DnsCmd,
-    file::FileCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
+    dns::DnsCmd, file::FileCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
+use edgeprov::storm::StormArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +40,13 @@ enum Command {
     /// The DNS responder: check what it serves, manage records.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// DHCP leases, and option definitions for an external DHCP server.
+    #[command(subcommand)]
+    Dhcp(DhcpCmd),
+    /// Check ports, certificates, the clock, the store and DNS/DHCP settings; say what to fix.
+    Doctor,
+    /// Simulate a boot storm of phones against a provisioning server and report how it coped.
+    Storm(Box<StormArgs>),
     #[command(flatten)]
     Remote(Remote),
 }
@@ -106,6 +114,37 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(cli::dns::run(cmd, &loaded.config, out))?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Dhcp(cmd) => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            if !cmd.needs_api() {
+                // Option definitions come from the config alone.
+                cli::dhcp::options(cmd, &loaded.config)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let api = ApiClient::from_config(&loaded.config)?;
+                cli::dhcp::leases(cmd, &api, out).await
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            return Ok(if cli::doctor::run(&loaded.config, out.json)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Storm(storm) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(edgeprov::storm::run(*storm, out.json))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Remote(r) => Some(r),
     };
     let loaded = Config::discover(args.config.as_deref())?;
@@ -113,12 +152,12 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let Some(remote) = remote else {
-        edgeprov::logging::init(&loaded.config.log_level);
+        let log = edgeprov::logging::init(&loaded.config.log_level);
         match &loaded.source {
             Some(source) => tracing::info!(config = %source.display(), "configuration loaded"),
             None => tracing::info!("no configuration file: running on built-in defaults"),
         }
-        runtime.block_on(edgeprov::daemon::run(loaded.config))?;
+        runtime.block_on(edgeprov::daemon::run(loaded, Some(log)))?;
         return Ok(ExitCode::SUCCESS);
     };
     runtime.block_on(async {

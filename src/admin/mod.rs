@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod devices;
+mod dhcp;
 mod dns;
 mod error;
 mod settings;
@@ -17,6 +18,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 pub use devices::DeviceView;
+pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
@@ -30,6 +32,7 @@ pub struct AdminState {
     pub recorder: Recorder,
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
+    pub dhcp: Arc<crate::dhcp::Stats>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -62,6 +65,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync", get(sync::status))
         .route("/sync/register", post(sync::register))
         .route("/sync/now", post(sync::now))
+        .route("/dhcp/leases", get(dhcp::leases))
+        .route("/dhcp/stats", get(dhcp::stats))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -8,6 +8,7 @@
 pub mod cloud;
 mod files;
 mod issue;
+mod minter;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +19,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::PkiConfig;
-pub use issue::DeviceIdentity;
+pub use issue::{DeviceIdentity, cert_names};
+pub use minter::DeviceMinter;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
 pub const CA_CERT: &str = "ca.crt";
@@ -152,6 +154,11 @@ impl Pki {
     ) -> Result<DeviceIdentity, PkiError> {
         issue::device_identity(&self.issuer, &self.ca_cert_pem, mac, days)
     }
+}
+
+/// Reads one PEM certificate (for `doctor`'s expiry checks).
+pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
+    files::parse_one_cert(path, &files::read_text(path)?)
 }
 
 /// Reads the CA certificate a client needs to trust the admin API (used by the CLI).

@@ -11,6 +11,7 @@ mod dns_records;
 mod error;
 mod files;
 mod layers;
+mod leases;
 mod recorder;
 mod sync;
 
@@ -40,6 +41,7 @@ pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("la
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
 /// Key `SITE|name` (SITE empty for box-wide files), value the file's bytes.
 pub(crate) const STATIC_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("static_files");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
@@ -119,6 +121,7 @@ impl Store {
             tx.open_table(sync::CLOUD_DATA)?;
             tx.open_table(sync::OUTBOX)?;
             tx.open_table(sync::OUTBOX_INDEX)?;
+            tx.open_table(LEASES)?;
         }
         tx.commit()?;
         Ok(())
