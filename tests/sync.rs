@@ -287,6 +287,8 @@ fn next(seed: &mut u64) -> u64 {
 async fn kill9_during_pull_and_push_loses_and_duplicates_nothing() {
     let cloud = Cloud::start(SITE);
     let mut d = start_registered(&cloud, "");
+    // Slow answers widen the windows in which a kill lands mid-request.
+    cloud.faults().delay_ms = 20;
     let mut seed = 0x5eed_u64;
     let states = [
         "claimed",
