@@ -47,6 +47,7 @@ fn authorisation(c: &mut Criterion) {
     let target = Target {
         device: mac,
         state: DeviceState::Active,
+        associated_here: false,
         carries_secret: true,
     };
     c.bench_function("authorize/own_certificate", |b| {
@@ -91,6 +92,7 @@ fn context() -> DeviceContext {
             name: "hq".into(),
             label: String::new(),
             allow_http_auth: false,
+            profile: None,
         }),
         layers: vec![
             (Layer::Global, params("GLOBAL", 10, 0)),

@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
+    pub cloud: crate::sync::CloudConfig,
     pub dhcp: crate::dhcp::DhcpConfig,
 }
 
@@ -90,6 +91,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
+            cloud: crate::sync::CloudConfig::default(),
             dhcp: crate::dhcp::DhcpConfig::default(),
         }
     }
@@ -212,6 +214,9 @@ impl Config {
         self.dns
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
+        self.cloud
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
         crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
@@ -320,6 +325,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         let c = parse("[phone]\nhttp_listen = []\nhttps_listen = [\"0.0.0.0:443\"]\n").unwrap();
         assert_eq!(c.crl_url(), "https://localhost/ca.crl");
         assert!(parse("[pki]\ncrl_url = \"ftp://x\"\n").is_err());
+    }
+
+    #[test]
+    fn cloud_table_parses_and_is_checked() {
+        let c =
+            parse("[cloud]\nca_file = \"/etc/edgeprov/cloud-ca.pem\"\noutbox_max = 50\n").unwrap();
+        assert_eq!(c.cloud.outbox_max, 50);
+        let err = parse("[cloud]\noutbox_max = 0\n").unwrap_err().to_string();
+        assert!(err.contains("cloud.outbox_max"), "{err}");
+        let err = parse("[cloud]\nretry_min_ms = 10\nretry_max_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud.retry_max_ms"), "{err}");
     }
 
     #[test]

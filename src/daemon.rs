@@ -144,6 +144,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             .expect("zone load task")?
     };
 
+    let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
@@ -205,7 +206,14 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         .await?;
         loops.spawn(server.serve(config.dhcp.subnets.clone(), stop_rx.clone()));
     }
-    let router = admin::router(admin_state).layer(axum::Extension(dns_zone));
+    loops.spawn(crate::sync::run(
+        sync.clone(),
+        recorder.clone(),
+        stop_rx.clone(),
+    ));
+    let router = admin::router(admin_state)
+        .layer(axum::Extension(dns_zone))
+        .layer(axum::Extension(sync));
     loops.spawn(accept_loop(
         admin_listener,
         Some(admin_tls),

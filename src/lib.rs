@@ -17,3 +17,4 @@ pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod storm;
+pub mod sync;

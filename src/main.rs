@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd,
-    param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
+    dns::DnsCmd, file::FileCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -72,6 +72,9 @@ enum Remote {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// The cloud enrollment service: register this box, sync status.
+    #[command(subcommand)]
+    Cloud(CloudCmd),
     /// Parameters of a layer (global, site:NAME, group:NAME, model:NAME).
     #[command(subcommand)]
     Param(ParamCmd),
@@ -178,6 +181,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 resource,
                 limit,
             } => cli::audit::run(&api, out, who, resource, limit).await,
+            Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {

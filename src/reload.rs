@@ -39,6 +39,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.dhcp != new.dhcp {
         keys.push("dhcp");
     }
+    // The sync task keeps the [cloud] table it started with.
+    if old.cloud != new.cloud {
+        keys.push("cloud");
+    }
     keys
 }
 

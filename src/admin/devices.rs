@@ -27,6 +27,9 @@ pub struct DeviceView {
     pub group: String,
     pub label: String,
     pub params: BTreeMap<String, String>,
+    /// Parameters from the cloud (local `params` of the same name win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cloud_params: BTreeMap<String, String>,
     /// Names of the secret parameters set on the device.
     pub secrets: Vec<String>,
     pub state: DeviceState,
@@ -48,6 +51,7 @@ impl From<Device> for DeviceView {
             group: d.group,
             label: d.label,
             params: d.params,
+            cloud_params: d.cloud_params,
             secrets: d.secrets.into_keys().collect(),
             state: d.state,
             allow_http_auth: d.allow_http_auth,

@@ -7,6 +7,7 @@ mod dns;
 mod error;
 mod import;
 mod settings;
+mod sync;
 pub mod token;
 
 use std::sync::Arc;
@@ -71,6 +72,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
+        .route("/sync", get(sync::status))
+        .route("/sync/register", post(sync::register))
+        .route("/sync/now", post(sync::now))
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
         .layer(axum::middleware::from_fn_with_state(

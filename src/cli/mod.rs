@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod audit;
 pub mod client;
+pub mod cloud;
 pub mod device;
 pub mod dhcp;
 pub mod dns;

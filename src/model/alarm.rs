@@ -30,9 +30,28 @@ pub enum AlarmKind {
     PathTraversal,
     /// Events were dropped because the recorder could not keep up.
     RecorderOverflow,
+    /// Cloud sync has been failing for longer than `cloud.alarm_after_secs`.
+    SyncFailed,
+    /// A page pulled from the cloud was malformed or hostile and was rejected whole.
+    SyncRejected,
+    /// The cloud outbox was full: check-ins were dropped (alarms never are).
+    OutboxOverflow,
 }
 
 impl AlarmKind {
+    /// Alarms that record a refused phone request (reported to the cloud as refusals).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            AlarmKind::CertificateMismatch
+                | AlarmKind::SecretWithoutProof
+                | AlarmKind::InactiveDevice
+                | AlarmKind::HttpAuthFailed
+                | AlarmKind::HttpAuthLockout
+                | AlarmKind::PathTraversal
+        )
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AlarmKind::CertificateMismatch => "certificate_mismatch",
@@ -42,6 +61,9 @@ impl AlarmKind {
             AlarmKind::HttpAuthLockout => "http_auth_lockout",
             AlarmKind::PathTraversal => "path_traversal",
             AlarmKind::RecorderOverflow => "recorder_overflow",
+            AlarmKind::SyncFailed => "sync_failed",
+            AlarmKind::SyncRejected => "sync_rejected",
+            AlarmKind::OutboxOverflow => "outbox_overflow",
         }
     }
 
@@ -49,6 +71,9 @@ impl AlarmKind {
         match self {
             AlarmKind::CertificateMismatch | AlarmKind::HttpAuthLockout => Severity::Major,
             AlarmKind::RecorderOverflow => Severity::Major,
+            AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
+                Severity::Major
+            }
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

@@ -183,6 +183,12 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     let target = Target {
         device: file_mac,
         state: ctx.map(|c| c.device.state).unwrap_or_default(),
+        associated_here: ctx.is_some_and(|c| {
+            loaded
+                .home_site
+                .as_deref()
+                .is_some_and(|home| !home.is_empty() && home == c.device.site)
+        }),
         carries_secret: served.rendered.carries_secret,
     };
     match authorize(&target, proof) {
@@ -247,6 +253,9 @@ struct Loaded {
     static_file: Option<Vec<u8>>,
     common: CommonLayers,
     specials: bool,
+    /// The site this box serves per its cloud registration (cloud-activated devices of other
+    /// sites get no secrets here).
+    home_site: Option<String>,
 }
 
 fn load(store: &Store, name: &str, requester: Option<Mac>) -> Result<Loaded, StoreError> {
@@ -270,6 +279,7 @@ fn load(store: &Store, name: &str, requester: Option<Mac>) -> Result<Loaded, Sto
         specials: store.static_file(site, SPECIALS)?.is_some(),
         common: store.common_layers(site)?,
         target,
+        home_site: store.home_site()?,
     })
 }
 

@@ -5,6 +5,7 @@
 //! orphan every certificate already on a phone, so a missing or unreadable file is an error
 //! that names the file.
 
+pub mod cloud;
 mod files;
 mod issue;
 mod minter;

@@ -14,9 +14,11 @@ mod files;
 mod layers;
 mod leases;
 mod recorder;
+mod sync;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -26,11 +28,15 @@ pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
+pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Outbox bound until the configuration says otherwise.
+const DEFAULT_OUTBOX_MAX: u64 = 10_000;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
@@ -45,6 +51,14 @@ pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("le
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    outbox: Arc<OutboxSettings>,
+}
+
+/// Whether events are kept for the cloud (only once the box is registered: a box without a
+/// cloud must not fill an outbox nobody drains) and how many.
+struct OutboxSettings {
+    enabled: AtomicBool,
+    max: AtomicU64,
 }
 
 impl Store {
@@ -60,9 +74,33 @@ impl Store {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            outbox: Arc::new(OutboxSettings {
+                enabled: AtomicBool::new(false),
+                max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
+            }),
+        };
         store.init_schema()?;
+        store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
+    }
+
+    /// Bounds the outbox (`cloud.outbox_max`).
+    pub fn set_outbox_max(&self, max: u64) {
+        self.outbox.max.store(max.max(1), Ordering::Relaxed);
+    }
+
+    fn set_outbox_enabled(&self, on: bool) {
+        self.outbox.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The outbox bound when events are being kept, else `None`.
+    fn outbox_bound(&self) -> Option<u64> {
+        self.outbox
+            .enabled
+            .load(Ordering::Relaxed)
+            .then(|| self.outbox.max.load(Ordering::Relaxed))
     }
 
     fn init_schema(&self) -> Result<(), StoreError> {
@@ -84,6 +122,10 @@ impl Store {
             tx.open_table(AUDIT)?;
             tx.open_table(STATIC_FILES)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
+            tx.open_table(sync::SYNC_STATE)?;
+            tx.open_table(sync::CLOUD_DATA)?;
+            tx.open_table(sync::OUTBOX)?;
+            tx.open_table(sync::OUTBOX_INDEX)?;
             tx.open_table(LEASES)?;
         }
         tx.commit()?;
