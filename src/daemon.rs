@@ -154,6 +154,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         pki: pki.clone(),
         token,
         dhcp: dhcp_stats.clone(),
+        config: Arc::new(config.clone()),
     };
     let limits = Arc::new(Limits {
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),

@@ -1,6 +1,7 @@
 //! edgeprov: an on-premises provisioning server for IP desk phones.
 
 pub mod admin;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -43,6 +43,13 @@ enum Command {
     /// DHCP leases, and option definitions for an external DHCP server.
     #[command(subcommand)]
     Dhcp(DhcpCmd),
+    /// Restore a backup into the data directory (the daemon must be stopped).
+    Restore {
+        file: PathBuf,
+        /// A file whose first line is the backup's passphrase.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Check ports, certificates, the clock, the store and DNS/DHCP settings; say what to fix.
     Doctor,
     /// Simulate a boot storm of phones against a provisioning server and report how it coped.
@@ -62,6 +69,14 @@ enum Remote {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// Take a consistent backup (database, PKI, token, configuration) from the running daemon.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A file whose first line is a passphrase to encrypt the backup with.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// The audit log: every change and every refused attempt, newest first.
     Audit {
         #[arg(long)]
@@ -140,6 +155,15 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             })?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Restore {
+            file,
+            passphrase_file,
+        } => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            let pass = cli::backup::passphrase(passphrase_file.as_deref())?;
+            cli::backup::restore(&loaded.config, out, &file, pass)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Doctor => {
             let loaded = Config::discover(args.config.as_deref())?;
             return Ok(if cli::doctor::run(&loaded.config, out.json)? {
@@ -176,6 +200,13 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Backup {
+                out: file,
+                passphrase_file,
+            } => {
+                let pass = cli::backup::passphrase(passphrase_file.as_deref())?;
+                cli::backup::backup(&api, out, &file, pass).await
+            }
             Remote::Audit {
                 who,
                 resource,

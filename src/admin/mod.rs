@@ -16,7 +16,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use audit::Change;
@@ -37,6 +37,8 @@ pub struct AdminState {
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
     pub dhcp: Arc<crate::dhcp::Stats>,
+    /// The running configuration (backups carry it).
+    pub config: Arc<crate::config::Config>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -68,6 +70,7 @@ pub fn router(state: AdminState) -> Router {
                 .put(settings::put_file)
                 .delete(settings::delete_file),
         )
+        .route("/backup", get(backup))
         .route("/alarms", get(alarms))
         .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
@@ -127,6 +130,36 @@ async fn alarms(State(st): State<AdminState>) -> Result<Json<Vec<Alarm>>, ApiErr
     st.recorder.flush().await;
     let store = st.store.clone();
     Ok(Json(blocking(move || store.list_alarms()).await?))
+}
+
+/// A consistent backup of the database, PKI, token and configuration; sealed with the
+/// passphrase given in `X-Backup-Passphrase`, if any.
+async fn backup(
+    State(st): State<AdminState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let passphrase = headers
+        .get("x-backup-passphrase")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be text".into()))
+        })
+        .transpose()?;
+    let (store, config) = (st.store.clone(), st.config.clone());
+    let bytes = tokio::task::spawn_blocking(move || {
+        crate::backup::build(&store, &config)
+            .map(|archive| crate::backup::seal(archive, passphrase.as_deref()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(bytes = bytes.len(), "backup taken");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Runs a store call on the blocking pool.

@@ -59,6 +59,14 @@ impl ApiClient {
         json_of(&bytes)
     }
 
+    /// A GET with one extra header, whose answer is a file.
+    pub async fn get_bytes_with(&self, path: &str, header: Option<(&str, &str)>) -> Result<Bytes> {
+        let (status, bytes) = self
+            .exchange_with(Method::GET, path, Bytes::new(), header)
+            .await?;
+        check(status, bytes)
+    }
+
     /// A GET whose answer is a file, not JSON.
     pub async fn get_bytes(&self, path: &str) -> Result<Bytes> {
         self.raw(Method::GET, path, Bytes::new()).await
@@ -101,26 +109,43 @@ impl ApiClient {
     /// One request; a non-2xx answer becomes an error carrying the API's message.
     async fn raw(&self, method: Method, path: &str, payload: Bytes) -> Result<Bytes> {
         let (status, bytes) = self.exchange(method, path, payload).await?;
-        if !status.is_success() {
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let msg = value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no detail");
-            if status == StatusCode::UNAUTHORIZED {
-                bail!("admin API refused the token: {msg}");
-            }
-            bail!("{msg} (HTTP {})", status.as_u16());
-        }
-        Ok(bytes)
+        check(status, bytes)
     }
 
-    /// Sends one request and returns the status and body.
     async fn exchange(
         &self,
         method: Method,
         path: &str,
         payload: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
+        self.exchange_with(method, path, payload, None).await
+    }
+}
+
+/// A non-2xx answer becomes an error carrying the API's message.
+fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
+    if !status.is_success() {
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let msg = value
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no detail");
+        if status == StatusCode::UNAUTHORIZED {
+            bail!("admin API refused the token: {msg}");
+        }
+        bail!("{msg} (HTTP {})", status.as_u16());
+    }
+    Ok(bytes)
+}
+
+impl ApiClient {
+    /// Sends one request and returns the status and body.
+    async fn exchange_with(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Bytes,
+        header: Option<(&str, &str)>,
     ) -> Result<(StatusCode, Bytes)> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
@@ -146,8 +171,12 @@ impl ApiClient {
                 http::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),
             )
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(payload))?;
+            .header(http::header::CONTENT_TYPE, "application/json");
+        let req = match header {
+            Some((name, value)) => req.header(name, value),
+            None => req,
+        }
+        .body(Full::new(payload))?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();

@@ -2,6 +2,7 @@
 
 pub mod alarms;
 pub mod audit;
+pub mod backup;
 pub mod client;
 pub mod cloud;
 pub mod device;

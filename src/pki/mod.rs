@@ -156,6 +156,24 @@ impl Pki {
     }
 }
 
+/// The PKI files a backup carries, by name.
+pub fn files_for_backup(dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, PkiError> {
+    [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(name);
+            std::fs::read(&path)
+                .map(|b| (name, b))
+                .map_err(|source| PkiError::Io { path, source })
+        })
+        .collect()
+}
+
+/// Whether `name` is one of the PKI files a backup may restore.
+pub fn is_backup_file(name: &str) -> bool {
+    [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY].contains(&name)
+}
+
 /// Reads one PEM certificate (for `doctor`'s expiry checks).
 pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
     files::parse_one_cert(path, &files::read_text(path)?)

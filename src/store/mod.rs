@@ -51,6 +51,8 @@ pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("le
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The database file, for consistent snapshots (backups).
+    path: Arc<std::path::PathBuf>,
     outbox: Arc<OutboxSettings>,
 }
 
@@ -76,6 +78,7 @@ impl Store {
         })?;
         let store = Store {
             db: Arc::new(db),
+            path: Arc::new(path.to_path_buf()),
             outbox: Arc::new(OutboxSettings {
                 enabled: AtomicBool::new(false),
                 max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
@@ -130,6 +133,19 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Copies the database file as of the last commit. Holding a write transaction keeps every
+    /// writer out while the file is copied, so the copy is one consistent commit; the
+    /// transaction is then abandoned, changing nothing.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        let copied = std::fs::copy(self.path.as_path(), dest).map_err(|source| StoreError::Io {
+            path: dest.to_path_buf(),
+            source,
+        });
+        tx.abort()?;
+        copied.map(drop)
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {

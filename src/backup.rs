@@ -1,0 +1,283 @@
+//! Backup and restore: one file holding a consistent copy of the database, the PKI, the admin
+//! token and the configuration, optionally sealed with a passphrase (PBKDF2-HMAC-SHA256 and
+//! AES-256-GCM). A restore checks the whole archive (it decrypts, the database opens at a known
+//! schema, the PKI loads, the token is there) before it touches the data directory, and then
+//! swaps directories, keeping the replaced one beside it.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::pbkdf2;
+
+use crate::config::Config;
+use crate::pki::{self, Pki};
+use crate::store::Store;
+
+const PLAIN: &[u8] = b"EDGEPROV-BACKUP-1\n";
+const SEALED: &[u8] = b"EDGEPROV-BACKUP-1-AES256GCM\n";
+const ITERATIONS: u32 = 600_000;
+const DB: &str = "edgeprov.redb";
+const TOKEN: &str = "admin.token";
+const CONFIG: &str = "edgeprov.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("not an edgeprov backup (unknown header)")]
+    NotABackup,
+    #[error("this backup is encrypted: give its passphrase")]
+    NeedsPassphrase,
+    #[error("wrong passphrase, or the backup is damaged")]
+    Decrypt,
+    #[error("backup archive: {0}")]
+    Archive(String),
+    #[error("backup lacks {0}")]
+    Missing(&'static str),
+    #[error("the database in the backup is not usable: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the PKI in the backup is not usable: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn key(passphrase: &str, salt: &[u8]) -> LessSafeKey {
+    let mut k = [0u8; 32];
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        NonZeroU32::new(ITERATIONS).expect("non-zero"),
+        salt,
+        passphrase.as_bytes(),
+        &mut k,
+    );
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k).expect("a 32-byte AES key"))
+}
+
+/// Wraps an archive: as is, or encrypted under a passphrase.
+pub fn seal(archive: Vec<u8>, passphrase: Option<&str>) -> Vec<u8> {
+    let Some(pass) = passphrase else {
+        return [PLAIN, &archive].concat();
+    };
+    let salt: [u8; 16] = pki::random_bytes();
+    let nonce: [u8; 12] = pki::random_bytes();
+    let mut data = archive;
+    key(pass, &salt)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(SEALED),
+            &mut data,
+        )
+        .expect("AES-GCM sealing of an in-memory buffer");
+    [SEALED, &salt, &nonce, &data].concat()
+}
+
+/// Unwraps a backup file into its archive.
+pub fn unseal(bytes: &[u8], passphrase: Option<&str>) -> Result<Vec<u8>, BackupError> {
+    if let Some(archive) = bytes.strip_prefix(PLAIN) {
+        return Ok(archive.to_vec());
+    }
+    let rest = bytes.strip_prefix(SEALED).ok_or(BackupError::NotABackup)?;
+    let pass = passphrase.ok_or(BackupError::NeedsPassphrase)?;
+    if rest.len() < 28 + 16 {
+        return Err(BackupError::Decrypt);
+    }
+    let (salt, rest) = rest.split_at(16);
+    let (nonce, sealed) = rest.split_at(12);
+    let mut data = sealed.to_vec();
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| BackupError::Decrypt)?;
+    let plain = key(pass, salt)
+        .open_in_place(nonce, Aad::from(SEALED), &mut data)
+        .map_err(|_| BackupError::Decrypt)?;
+    Ok(plain.to_vec())
+}
+
+/// Builds the archive: database snapshot, PKI files, token, configuration.
+pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
+    let tmp = tempdir_in(&config.data_dir)?;
+    let db_copy = tmp.join(DB);
+    let result = (|| {
+        store.snapshot_to(&db_copy)?;
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, bytes: &[u8], mode: u32| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(mode);
+            h.set_mtime(crate::model::now_unix().max(0) as u64);
+            h.set_cksum();
+            tar.append_data(&mut h, name, bytes)
+                .map_err(|e| BackupError::Archive(e.to_string()))
+        };
+        add(DB, &std::fs::read(&db_copy).map_err(io(&db_copy))?, 0o600)?;
+        for (name, bytes) in pki::files_for_backup(&config.pki_dir())? {
+            add(&format!("pki/{name}"), &bytes, 0o600)?;
+        }
+        let token = config.token_path();
+        add(TOKEN, &std::fs::read(&token).map_err(io(&token))?, 0o600)?;
+        let toml = toml::to_string(config).map_err(|e| BackupError::Archive(e.to_string()))?;
+        add(CONFIG, toml.as_bytes(), 0o644)?;
+        tar.into_inner()
+            .map_err(|e| BackupError::Archive(e.to_string()))
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn tempdir_in(parent: &Path) -> Result<PathBuf, BackupError> {
+    let dir = parent.with_file_name(format!(
+        ".{}-restore-{}",
+        parent
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("edgeprov"),
+        crate::phone::credentials::hex(&pki::random_bytes::<6>())
+    ));
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
+/// What a restore put back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Restored {
+    pub devices: u64,
+    /// Where the replaced data directory was kept.
+    pub previous: Option<PathBuf>,
+    /// The configuration the backup was taken with (for comparison; `/etc` is not overwritten).
+    pub config_copy: PathBuf,
+}
+
+/// Restores `archive` into `config.data_dir`. The daemon must be stopped.
+pub fn restore(archive: &[u8], config: &Config) -> Result<Restored, BackupError> {
+    if let Some(parent) = config
+        .data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let staging = tempdir_in(&config.data_dir)?;
+    let checked = unpack_and_check(archive, &staging, config);
+    let devices = match checked {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let previous = if config.data_dir.exists() {
+        let aside = config.data_dir.with_file_name(format!(
+            "{}.replaced-{}",
+            config
+                .data_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("edgeprov-data"),
+            crate::model::now_unix()
+        ));
+        std::fs::rename(&config.data_dir, &aside).map_err(io(&config.data_dir))?;
+        Some(aside)
+    } else {
+        None
+    };
+    std::fs::rename(&staging, &config.data_dir).map_err(io(&config.data_dir))?;
+    Ok(Restored {
+        devices,
+        previous,
+        config_copy: config.data_dir.join("restored-edgeprov.toml"),
+    })
+}
+
+fn unpack_and_check(archive: &[u8], dir: &Path, config: &Config) -> Result<u64, BackupError> {
+    let mut tar = tar::Archive::new(archive);
+    let entries = tar
+        .entries()
+        .map_err(|e| BackupError::Archive(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| BackupError::Archive(e.to_string()))?;
+        let name = entry
+            .path()
+            .map_err(|e| BackupError::Archive(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let target = match name.as_str() {
+            DB | TOKEN => dir.join(&name),
+            CONFIG => dir.join("restored-edgeprov.toml"),
+            n if n
+                .strip_prefix("pki/")
+                .is_some_and(|f| pki::is_backup_file(f)) =>
+            {
+                dir.join(n)
+            }
+            other => return Err(BackupError::Archive(format!("unexpected entry {other:?}"))),
+        };
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| BackupError::Archive(e.to_string()))?;
+        if let Some(p) = target.parent() {
+            std::fs::create_dir_all(p).map_err(io(p))?;
+        }
+        let mode = if name == CONFIG { 0o644 } else { 0o600 };
+        crate::fsutil::write_atomic(&target, &bytes, mode).map_err(io(&target))?;
+    }
+    for (what, path) in [
+        ("the database", DB),
+        ("the admin token", TOKEN),
+        ("the CA certificate", "pki/ca.crt"),
+        ("the CA key", "pki/ca.key"),
+    ] {
+        if !dir.join(path).exists() {
+            return Err(BackupError::Missing(what));
+        }
+    }
+    let devices = {
+        let store = Store::open(&dir.join(DB))?;
+        store.schema_version()?;
+        store.count_devices()?
+    };
+    Pki::load_or_init(&dir.join("pki"), &config.pki, &config.crl_url())?;
+    Ok(devices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealing_round_trips_and_refuses_wrong_passphrases() {
+        let archive = b"tar bytes".to_vec();
+        assert_eq!(unseal(&seal(archive.clone(), None), None).unwrap(), archive);
+        let sealed = seal(archive.clone(), Some("correct horse"));
+        assert!(!sealed.windows(9).any(|w| w == b"tar bytes"));
+        assert_eq!(unseal(&sealed, Some("correct horse")).unwrap(), archive);
+        assert!(matches!(
+            unseal(&sealed, Some("wrong")),
+            Err(BackupError::Decrypt)
+        ));
+        assert!(matches!(
+            unseal(&sealed, None),
+            Err(BackupError::NeedsPassphrase)
+        ));
+        assert!(matches!(
+            unseal(b"junk", None),
+            Err(BackupError::NotABackup)
+        ));
+        let mut damaged = sealed.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(matches!(
+            unseal(&damaged, Some("correct horse")),
+            Err(BackupError::Decrypt)
+        ));
+    }
+}

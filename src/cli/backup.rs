@@ -1,0 +1,83 @@
+//! `edgeprov backup` (through the running daemon) and `edgeprov restore` (with it stopped).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::Output;
+use super::client::ApiClient;
+use crate::config::Config;
+
+/// Reads a passphrase from a file (first line), so it never appears in `ps` or shell history.
+pub fn passphrase(file: Option<&Path>) -> Result<Option<String>> {
+    let Some(f) = file else { return Ok(None) };
+    let text =
+        std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let pass = text.lines().next().unwrap_or("").to_string();
+    if pass.is_empty() {
+        bail!("{}: the passphrase is empty", f.display());
+    }
+    Ok(Some(pass))
+}
+
+pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<String>) -> Result<()> {
+    if !out.json {
+        eprint!("taking a backup…");
+    }
+    let bytes = api
+        .get_bytes_with(
+            "/backup",
+            pass.as_deref().map(|p| ("x-backup-passphrase", p)),
+        )
+        .await?;
+    crate::fsutil::write_atomic(file, &bytes, 0o600)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    if out.json {
+        return out.print_json(
+            &serde_json::json!({"file": file, "bytes": bytes.len(), "encrypted": pass.is_some()}),
+        );
+    }
+    eprintln!(" done");
+    println!(
+        "wrote {} ({} bytes{})",
+        file.display(),
+        bytes.len(),
+        if pass.is_some() { ", encrypted" } else { "" }
+    );
+    Ok(())
+}
+
+pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String>) -> Result<()> {
+    let running = std::fs::read(config.listeners_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::daemon::Listeners>(&b).ok())
+        .is_some_and(|l| std::net::TcpStream::connect(l.admin).is_ok());
+    if running {
+        bail!(
+            "the daemon is running on {}: stop it first (systemctl stop edgeprov)",
+            config.data_dir.display()
+        );
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if !out.json {
+        eprintln!("checking {}…", file.display());
+    }
+    let archive = crate::backup::unseal(&bytes, pass.as_deref())?;
+    let restored = crate::backup::restore(&archive, config)?;
+    if out.json {
+        return out.print_json(&serde_json::to_value(&restored)?);
+    }
+    println!(
+        "restored {} devices into {}",
+        restored.devices,
+        config.data_dir.display()
+    );
+    if let Some(prev) = restored.previous {
+        println!("the replaced data is kept in {}", prev.display());
+    }
+    println!(
+        "the backup's configuration is in {} for comparison",
+        restored.config_copy.display()
+    );
+    Ok(())
+}

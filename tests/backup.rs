@@ -1,0 +1,121 @@
+//! Backup → wipe → restore gives back the same devices, parameters, PKI and token; a bad or
+//! wrongly unlocked backup changes nothing.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn backup_wipe_restore() {
+    let mut d = Daemon::start();
+    d.add_device(
+        json!({"mac": "001122aabbcc", "model": "J179", "secrets": {"SIP_PASSWORD": "pw"}}),
+    )
+    .await;
+    let (s, _) = d
+        .api(
+            "PATCH",
+            "/params/global",
+            Some(json!({"params": {"sip.server": "pbx.example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let id = d.identity("001122aabbcc").await;
+    let ca = d.ca_pem();
+    let token = d.token.clone();
+    let dir = d.dir.path().to_path_buf();
+    std::fs::write(dir.join("pass"), "correct horse battery\n").unwrap();
+    let file = dir.join("box.backup");
+    let out = d.cli(&[
+        "backup",
+        "--out",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        dir.join("pass").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        !bytes.windows(12).any(|w| w == b"001122aabbcc"),
+        "encrypted"
+    );
+
+    // Restoring while the daemon runs is refused.
+    let out = d.cli(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        dir.join("pass").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+
+    d.stop();
+    std::fs::remove_dir_all(d.data_dir()).unwrap();
+
+    // A wrong passphrase changes nothing.
+    std::fs::write(dir.join("wrong"), "guess\n").unwrap();
+    let out = d.cli(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        dir.join("wrong").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    assert!(!d.data_dir().exists());
+
+    let out = d.cli(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        dir.join("pass").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 1 devices"));
+
+    let d = d.restart();
+    assert_eq!(d.ca_pem(), ca, "same CA");
+    assert_eq!(d.token, token, "same token");
+    let (_, p) = d.api("GET", "/params/global", None).await;
+    assert_eq!(p["params"]["sip.server"], "pbx.example.com");
+    // The phone's certificate from before still proves it, and its secret is back.
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get("/001122aabbcc.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("SET SIP_PASSWORD pw"));
+}
+
+#[test]
+fn a_damaged_backup_is_refused_before_anything_is_replaced() {
+    let mut d = Daemon::start();
+    d.stop();
+    let dir = d.dir.path().to_path_buf();
+    let marker = d.data_dir().join("marker");
+    std::fs::write(&marker, "still here").unwrap();
+    let mut junk = b"EDGEPROV-BACKUP-1\n".to_vec();
+    junk.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(dir.join("junk.backup"), &junk).unwrap();
+    let out = d.cli(&["restore", dir.join("junk.backup").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("backup lacks"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "still here");
+}
