@@ -214,7 +214,7 @@ fn unpack_and_check(archive: &[u8], dir: &Path, config: &Config) -> Result<u64, 
             CONFIG => dir.join("restored-edgeprov.toml"),
             n if n
                 .strip_prefix("pki/")
-                .is_some_and(|f| pki::is_backup_file(f)) =>
+                .is_some_and(pki::is_backup_file) =>
             {
                 dir.join(n)
             }
