@@ -212,12 +212,7 @@ fn unpack_and_check(archive: &[u8], dir: &Path, config: &Config) -> Result<u64, 
         let target = match name.as_str() {
             DB | TOKEN => dir.join(&name),
             CONFIG => dir.join("restored-edgeprov.toml"),
-            n if n
-                .strip_prefix("pki/")
-                .is_some_and(pki::is_backup_file) =>
-            {
-                dir.join(n)
-            }
+            n if n.strip_prefix("pki/").is_some_and(pki::is_backup_file) => dir.join(n),
             other => return Err(BackupError::Archive(format!("unexpected entry {other:?}"))),
         };
         let mut bytes = Vec::new();

@@ -131,3 +131,40 @@ async fn import_is_all_or_nothing_and_reports_every_bad_row() {
     assert_eq!(csv.lines().count(), ROWS + 1);
     assert!(!csv.contains("pw-"));
 }
+
+#[tokio::test]
+async fn the_sample_inventory_imports_and_serves_each_vendor() {
+    let d = Daemon::start();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/inventory-sample.csv");
+    let (ok, stdout, stderr) = run(&d, &["device", "import", sample]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("4 rows: imported 4 new"), "{stdout}");
+    for (mac, file, want) in [
+        (
+            "c81fea83e85a",
+            "c81fea83e85a.txt",
+            "SET FORCE_SIP_PASSWORD s3cret-201",
+        ),
+        (
+            "001565aaa937",
+            "001565aaa937.cfg",
+            "account.1.password = s3cret-203",
+        ),
+        (
+            "0004f2123456",
+            "0004f2123456-phone.cfg",
+            "reg.1.auth.password=\"s3cret-301\"",
+        ),
+    ] {
+        let id = d.identity(mac).await;
+        let r = send(
+            d.https,
+            client_config(&d.ca_pem(), Some(&id)),
+            get(&format!("/{file}"), "test"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{file}");
+        assert!(r.text().contains(want), "{file}: {}", r.text());
+    }
+}
