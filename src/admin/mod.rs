@@ -6,6 +6,7 @@ mod dhcp;
 mod dns;
 mod error;
 mod import;
+pub mod openapi;
 mod settings;
 mod sync;
 pub mod token;
@@ -43,6 +44,7 @@ pub struct AdminState {
 
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
+        .route("/openapi.json", get(openapi::serve))
         .route("/health", get(health))
         .route("/devices", get(devices::list).post(devices::create))
         .route(

@@ -1,0 +1,195 @@
+//! The OpenAPI 3 document of the admin API, served at `/api/v1/openapi.json`. It is built from
+//! one table of routes; a test checks the table against the router (both ways) and calls every
+//! route, so a route cannot be added without being documented, or documented without existing.
+
+use serde_json::{Map, Value, json};
+
+/// One documented operation.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters, by name.
+    pub query: &'static [&'static str],
+}
+
+const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        query: &[],
+    }
+}
+
+const fn q(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    query: &'static [&'static str],
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        query,
+    }
+}
+
+pub const ROUTES: &[Route] = &[
+    r("get", "/openapi.json", "This document"),
+    r("get", "/health", "Status, version and device count"),
+    q(
+        "get",
+        "/devices",
+        "List devices (filters, search, sort, paging; X-Total-Count)",
+        &[
+            "site",
+            "group",
+            "model",
+            "state",
+            "seen_before",
+            "seen_after",
+            "q",
+            "sort",
+            "order",
+            "offset",
+            "limit",
+        ],
+    ),
+    r("post", "/devices", "Create a device"),
+    q(
+        "post",
+        "/devices/import",
+        "Import devices from CSV or JSON, all or nothing",
+        &["format", "dry_run"],
+    ),
+    q(
+        "get",
+        "/devices/export",
+        "Export the inventory as CSV or JSON (no secret values)",
+        &["format"],
+    ),
+    r("get", "/devices/{mac}", "One device"),
+    r(
+        "patch",
+        "/devices/{mac}",
+        "Change a device (null removes a parameter)",
+    ),
+    r("delete", "/devices/{mac}", "Remove a device"),
+    r(
+        "post",
+        "/devices/{mac}/certificate",
+        "Issue a client certificate for the device",
+    ),
+    r(
+        "get",
+        "/devices/{mac}/files/{name}",
+        "The exact bytes the device gets for a file",
+    ),
+    r(
+        "get",
+        "/devices/{mac}/effective",
+        "The device's evaluated settings with their origin",
+    ),
+    r(
+        "get",
+        "/params/{layer}",
+        "Parameters of a layer (global, site:NAME, group:NAME, model:NAME)",
+    ),
+    r(
+        "patch",
+        "/params/{layer}",
+        "Set or remove parameters of a layer",
+    ),
+    r("get", "/files", "List static files"),
+    q("get", "/files/{name}", "Download a static file", &["site"]),
+    q(
+        "put",
+        "/files/{name}",
+        "Upload a static file (wins over a generated one)",
+        &["site"],
+    ),
+    q("delete", "/files/{name}", "Delete a static file", &["site"]),
+    r(
+        "get",
+        "/backup",
+        "A consistent backup (X-Backup-Passphrase encrypts it)",
+    ),
+    r("get", "/alarms", "Alarms, newest first"),
+    q(
+        "get",
+        "/audit",
+        "The audit log, newest first",
+        &[
+            "who", "source", "method", "resource", "status", "since", "until", "limit",
+        ],
+    ),
+    r("get", "/dns/records", "DNS records managed through the API"),
+    r(
+        "post",
+        "/dns/records",
+        "Add a DNS record (answered at once)",
+    ),
+    r("delete", "/dns/records/{id}", "Delete a DNS record"),
+    r("get", "/sync", "Cloud sync status"),
+    r(
+        "post",
+        "/sync/register",
+        "Register this box with the cloud enrollment service",
+    ),
+    r("post", "/sync/now", "Run a sync round now"),
+    q(
+        "get",
+        "/dhcp/leases",
+        "DHCP leases (filter by MAC, IP, state)",
+        &["mac", "ip", "state"],
+    ),
+    r("get", "/dhcp/stats", "DHCP counters"),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .chain(route.query.iter().map(|name| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}})))
+            .collect();
+        let op = json!({
+            "summary": route.summary,
+            "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "Bad request: the message names the field", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "401": {"description": "Missing or wrong bearer token"},
+                "404": {"description": "Not found"},
+            },
+        });
+        paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .expect("a path item is an object")
+            .insert(route.method.to_string(), op);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "edgeprov admin API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}},
+        },
+        "paths": paths,
+    })
+}
+
+pub async fn serve() -> axum::Json<Value> {
+    axum::Json(document())
+}
