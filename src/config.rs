@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
+    pub firmware: crate::firmware::FirmwareConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +90,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
+            firmware: crate::firmware::FirmwareConfig::default(),
         }
     }
 }
@@ -208,6 +210,9 @@ impl Config {
             return Err(invalid("pki.crl_url", "must be an http:// or https:// URL"));
         }
         self.dns
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
+        self.firmware
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
         Ok(())

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::firmware::{Firmware, FirmwareError};
 use crate::phone::{self, PhoneState};
 use crate::pki::{self, Pki, PkiError};
 use crate::serve::{ConnInfo, Limits, TlsSource, accept_loop};
@@ -37,6 +38,8 @@ pub enum DaemonError {
         key: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
     #[error("dns: {0}")]
     Dns(String),
     #[error("{path}: {source}")]
@@ -120,12 +123,30 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     };
 
     let (recorder, recorder_thread) = Recorder::start(store.clone());
-    let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
+    let firmware = {
+        let (fw, dir, store, recorder) = (
+            config.firmware.clone(),
+            data_dir.clone(),
+            store.clone(),
+            recorder.clone(),
+        );
+        tokio::task::spawn_blocking(move || Firmware::open(&fw, &dir, store, recorder))
+            .await
+            .expect("firmware open task")?
+    };
+    let phone_state = PhoneState::new(
+        store.clone(),
+        recorder.clone(),
+        pki.clone(),
+        firmware.clone(),
+        &config.phone,
+    );
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),
         pki: pki.clone(),
         token,
+        firmware,
     };
     let limits = Arc::new(Limits {
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),

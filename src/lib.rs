@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod firmware;
 pub mod fsutil;
 pub mod logging;
 pub mod model;

@@ -29,6 +29,7 @@ pub struct AdminState {
     pub recorder: Recorder,
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
+    pub firmware: Arc<crate::firmware::Firmware>,
 }
 
 pub fn router(state: AdminState) -> Router {

@@ -10,6 +10,7 @@ mod devices;
 mod dns_records;
 mod error;
 mod files;
+mod firmware;
 mod layers;
 mod recorder;
 
@@ -21,6 +22,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
+pub use firmware::ReleaseOrigin;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 
@@ -77,6 +79,8 @@ impl Store {
             tx.open_table(ALARMS)?;
             tx.open_table(STATIC_FILES)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
+            tx.open_table(firmware::FIRMWARE_RELEASES)?;
+            tx.open_table(firmware::FIRMWARE_POLICIES)?;
         }
         tx.commit()?;
         Ok(())
