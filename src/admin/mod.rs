@@ -3,6 +3,7 @@
 mod devices;
 mod dns;
 mod error;
+mod firmware;
 mod settings;
 pub mod token;
 
@@ -17,6 +18,7 @@ use axum::routing::{get, post};
 
 pub use devices::DeviceView;
 pub use error::ApiError;
+pub use firmware::{FirmwareView, ReleaseView};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
 use crate::model::Alarm;
@@ -59,6 +61,24 @@ pub fn router(state: AdminState) -> Router {
         .route("/alarms", get(alarms))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
+        .route("/firmware", get(firmware::list))
+        .route("/firmware/releases", post(firmware::add))
+        .route(
+            "/firmware/releases/{file}",
+            axum::routing::delete(firmware::delete),
+        )
+        .route(
+            "/firmware/images/{file}",
+            axum::routing::put(firmware::upload).delete(firmware::delete_image),
+        )
+        .route("/firmware/scrub", post(firmware::scrub))
+        .route("/firmware/prefetch", post(firmware::prefetch))
+        .route("/firmware/jobs/{id}", get(firmware::job))
+        .route("/firmware/policies", get(firmware::policies))
+        .route(
+            "/firmware/policies/{scope}",
+            axum::routing::put(firmware::put_policies),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -152,7 +152,7 @@ impl Firmware {
         Err(last)
     }
 
-    async fn make_room(self: &Arc<Self>, size: u64) -> Result<(), FetchError> {
+    pub(super) async fn make_room(self: &Arc<Self>, size: u64) -> Result<(), FetchError> {
         let this = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let pinned = this.pinned();
@@ -178,7 +178,7 @@ impl Firmware {
         }
     }
 
-    fn io_error(&self, rel: &Release, e: &std::io::Error) -> FetchError {
+    pub(super) fn io_error(&self, rel: &Release, e: &std::io::Error) -> FetchError {
         if e.raw_os_error() == Some(28) {
             self.recorder.alarm(
                 AlarmKind::FirmwareDiskFull,

@@ -8,11 +8,13 @@ mod body;
 pub mod cache;
 pub mod catalogue;
 mod fetch;
+mod jobs;
 pub mod range;
 mod serve;
+mod upload;
 mod upstream;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -22,7 +24,9 @@ pub use body::{FileBody, PhoneBody, full};
 pub use cache::{Cache, CachedImage};
 pub use catalogue::{Catalogue, Policy, Release, ScopePolicies};
 pub use fetch::FetchError;
+pub use jobs::{Job, JobImage, JobState};
 pub use serve::{Asked, respond};
+pub use upload::{UploadError, UploadOutcome};
 
 use crate::store::{Recorder, Store, StoreError};
 
@@ -110,6 +114,7 @@ pub struct Firmware {
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
     flights: Mutex<HashMap<String, fetch::Flight>>,
+    jobs: Mutex<BTreeMap<u64, Job>>,
 }
 
 impl Firmware {
@@ -133,6 +138,7 @@ impl Firmware {
             upstream_ca_file: config.upstream_ca_file.clone(),
             catalogue: RwLock::new(Arc::new(catalogue)),
             flights: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -153,11 +159,27 @@ impl Firmware {
     /// Images a policy points at for some site and model in the inventory or catalogue.
     /// Blocking (reads the inventory's models).
     pub fn pinned(&self) -> BTreeSet<String> {
-        let models = self.store.device_models().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read inventory models; pinning catalogue models only");
-            BTreeSet::new()
-        });
+        let models = match self.store.device_site_models() {
+            Ok(pairs) => pairs.into_iter().map(|(_, m)| m).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read inventory models; pinning catalogue models only");
+                BTreeSet::new()
+            }
+        };
         self.catalogue().pinned(&models)
+    }
+
+    /// The images the inventory's phones would be told to load under current policies.
+    /// Blocking.
+    pub fn wanted(&self) -> Result<Vec<Release>, StoreError> {
+        let catalogue = self.catalogue();
+        let mut out: BTreeMap<String, Release> = BTreeMap::new();
+        for (site, model) in self.store.device_site_models()? {
+            if let Some(r) = catalogue.resolve(Some(&site), &model) {
+                out.entry(r.sha256.clone()).or_insert_with(|| r.clone());
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     /// Whether a download of this image is under way.
@@ -168,8 +190,8 @@ impl Firmware {
             .contains_key(sha)
     }
 
-    pub fn recorder(&self) -> &Recorder {
-        &self.recorder
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 }
 

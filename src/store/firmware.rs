@@ -135,8 +135,8 @@ impl Store {
         Ok(())
     }
 
-    /// The distinct models in the inventory, upper case.
-    pub fn device_models(&self) -> Result<BTreeSet<String>, StoreError> {
+    /// The distinct (site, model) pairs in the inventory, models upper case.
+    pub fn device_site_models(&self) -> Result<BTreeSet<(String, String)>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(DEVICES)?;
         let mut out = BTreeSet::new();
@@ -144,7 +144,7 @@ impl Store {
             let (k, v) = row?;
             let d: Device = decode("devices", k.value(), v.value())?;
             if !d.model.is_empty() {
-                out.insert(d.model.to_ascii_uppercase());
+                out.insert((d.site, d.model.to_ascii_uppercase()));
             }
         }
         Ok(out)
