@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
     self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, file::FileCmd,
-    param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 
@@ -60,6 +60,9 @@ enum Remote {
     /// Static files that override generated ones.
     #[command(subcommand)]
     File(FileCmd),
+    /// Firmware catalogue, cache, uploads, prefetch and policies.
+    #[command(subcommand)]
+    Firmware(FirmwareCmd),
     /// Print the exact bytes device MAC would get for file NAME.
     Render {
         #[arg(long)]
@@ -126,6 +129,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Alarms => cli::alarms::run(&api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
+            Remote::Firmware(cmd) => cli::firmware::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {
                 let mac = edgeprov::model::Mac::parse(&mac)?;
                 let bytes = api

@@ -438,3 +438,145 @@ async fn upgrade_script_follows_the_policy() {
         .await;
     assert_eq!(status, 400, "{v}");
 }
+
+/// A raw-bytes PUT to the admin API.
+async fn put_image(d: &Daemon, file: &str, offset: u64, bytes: &[u8]) -> (u16, serde_json::Value) {
+    let req = http::Request::put(format!("/api/v1/firmware/images/{file}?offset={offset}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(http_body_util::Full::new(Bytes::copy_from_slice(bytes)))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn upload_resumes_by_offset_and_is_verified() {
+    let img = image(300_000, 13);
+    let sha = sha256_hex(&img);
+    let d = Daemon::start_with(&format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"up.bin\"\nsha256 = \"{sha}\"\nsize = 300000\n"
+    ));
+    let (status, v) = put_image(&d, "up.bin", 0, &img[..100_000]).await;
+    assert_eq!((status, v["offset"].as_u64()), (202, Some(100_000)), "{v}");
+    // Phones asking before the upload is complete are not served a partial image.
+    let g = download(d.http.unwrap(), None, "GET", "/up.bin", &[]).await;
+    assert_eq!(g.status, 503);
+    let (status, v) = put_image(&d, "up.bin", 5, &img[5..10]).await;
+    assert_eq!(
+        status, 409,
+        "an offset that does not continue is refused: {v}"
+    );
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert_eq!(list["releases"][0]["cache"], "partial");
+    assert_eq!(list["releases"][0]["partial_bytes"], 100_000);
+    let (status, v) = put_image(&d, "up.bin", 100_000, &img[100_000..]).await;
+    assert_eq!((status, v["complete"].as_bool()), (201, Some(true)), "{v}");
+    let g = download(d.http.unwrap(), None, "GET", "/up.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha));
+
+    // Wrong bytes of the right size: refused, discarded, alarmed.
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "other.bin", "models": ["K175"], "version": "2",
+                        "sha256": sha256_hex(b"x"), "size": 1000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = put_image(&d, "other.bin", 0, &[0u8; 1000]).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    let other = list["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "other.bin")
+        .unwrap()
+        .clone();
+    assert_eq!(other["cache"], "missing");
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(json!({"file": "../x", "models": ["K175"],
+            "version": "2", "sha256": sha256_hex(b"x")})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("file:"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prefetch_list_policy_upload_scrub() {
+    let up = Upstream::start(image(3 * 1024 * 1024, 14)).await;
+    up.set_default(Mode::Slow(256 * 1024, Duration::from_millis(50)));
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = ok(d.cli(&["firmware", "prefetch"]));
+    assert!(out.contains("100%") && out.contains("1/1 images"), "{out}");
+    assert!(
+        out.contains('\r'),
+        "a progress line redrawn in place: {out:?}"
+    );
+    assert_eq!(up.requests(), 1);
+    let out = ok(d.cli(&["firmware", "list"]));
+    assert!(out.contains(FILE) && out.contains("cached"), "{out}");
+
+    let img = image(70_000, 15);
+    let path = d.dir.path().join("img.bin");
+    std::fs::write(&path, &img).unwrap();
+    let sha = sha256_hex(&img);
+    ok(d.cli(&[
+        "firmware",
+        "add",
+        "k.bin",
+        "--models",
+        "K175,K165",
+        "--version",
+        "2.0",
+        "--sha256",
+        &sha,
+    ]));
+    let out = ok(d.cli(&[
+        "firmware",
+        "upload",
+        "k.bin",
+        "--from",
+        path.to_str().unwrap(),
+    ]));
+    assert!(out.contains("verified"), "{out}");
+    let g = download(d.http.unwrap(), None, "GET", "/k.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha.clone()));
+
+    ok(d.cli(&["firmware", "policy", "global", "J179=off", "*=latest"]));
+    let out = ok(d.cli(&["firmware", "policy"]));
+    assert!(out.contains("J179") && out.contains("off"), "{out}");
+    let r = send_plain(d.http.unwrap(), get("/J100Supgrade.txt", J179_UA))
+        .await
+        .unwrap();
+    assert!(!r.text().contains("APPNAME"), "{}", r.text());
+
+    // Bit rot in the cache: the scrub finds and removes it.
+    std::fs::write(d.data_dir().join(format!("firmware/sha256/{sha}")), b"rot").unwrap();
+    let out = ok(d.cli(&["firmware", "scrub"]));
+    assert!(out.contains("1 corrupted"), "{out}");
+    assert!(!cached(&d).contains(&sha));
+    ok(d.cli(&["firmware", "rm", "k.bin"]));
+    let out = ok(d.cli(&["firmware", "list"]));
+    assert!(!out.contains("k.bin"), "{out}");
+}

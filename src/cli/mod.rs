@@ -5,6 +5,7 @@ pub mod client;
 pub mod device;
 pub mod dns;
 pub mod file;
+pub mod firmware;
 pub mod param;
 pub mod pki;
 pub mod settings;

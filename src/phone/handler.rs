@@ -48,6 +48,7 @@ struct Asked<'a> {
     if_none_match: Option<String>,
     range: Option<String>,
     if_range: Option<String>,
+    host: Option<String>,
     agent: Option<Agent>,
     cert_mac: Option<Mac>,
 }
@@ -83,6 +84,7 @@ pub async fn handle(
         if_none_match: header_text(header::IF_NONE_MATCH),
         range: header_text(header::RANGE),
         if_range: header_text(header::IF_RANGE),
+        host: header_text(header::HOST),
         cert_mac: conn
             .client_cert
             .as_ref()
@@ -164,7 +166,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     }
     let store = state.store.clone();
     let name_owned = name.clone();
-    let loaded = match tokio::task::spawn_blocking(move || {
+    let mut loaded = match tokio::task::spawn_blocking(move || {
         load(&store, &catalogue, &name_owned, requester_mac)
     })
     .await
@@ -176,6 +178,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         }
         Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     };
+    loaded.firmware_base = firmware_base(asked);
     let who = Requester {
         vendor: asked.agent.as_ref().map(|a| a.vendor),
         firmware: asked
@@ -270,6 +273,8 @@ struct Loaded {
     specials: bool,
     /// Model → firmware file the policies choose for the requester's site.
     firmware: BTreeMap<String, String>,
+    /// URL prefix of firmware downloads, as the requester reached this server.
+    firmware_base: String,
 }
 
 fn load(
@@ -298,6 +303,7 @@ fn load(
         specials: store.static_file(site, SPECIALS)?.is_some(),
         common: store.common_layers(site)?,
         firmware: catalogue.files_for_site(site),
+        firmware_base: String::new(),
         target,
     })
 }
@@ -329,6 +335,7 @@ fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
     let file = file?;
     let mut common = Common::from_layers(&loaded.common, loaded.specials);
     common.firmware = loaded.firmware.clone();
+    common.firmware_base = loaded.firmware_base.clone();
     match file_device(&file) {
         Some(mac) => Some(Served {
             rendered: render_device(&file, loaded.target.as_ref()?, &common, who)?,
@@ -452,6 +459,23 @@ fn record_checkin(state: &PhoneState, asked: &Asked<'_>, identified: Option<Mac>
             },
         );
     }
+}
+
+/// `scheme://host/firmware/` as the phone reached us, so a phone is sent back to the same
+/// address (and listener) for its image. A Host that is not a plain host[:port] is not echoed
+/// into a settings file.
+fn firmware_base(asked: &Asked<'_>) -> String {
+    let host = asked.host.as_deref().unwrap_or_default();
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !plain {
+        return String::new();
+    }
+    let scheme = if asked.conn.tls { "https" } else { "http" };
+    format!("{scheme}://{host}/firmware/")
 }
 
 fn truncate(s: &str) -> String {

@@ -43,6 +43,9 @@ pub struct Common {
     /// Model (upper case) → firmware file the policies choose for this site; an explicit
     /// `firmware.file` parameter of the model layer wins over it.
     pub firmware: BTreeMap<String, String>,
+    /// Where phones download those files (`https://host:port/firmware/`), from the request;
+    /// empty when unknown, and Yealink files then name no firmware URL.
+    pub firmware_base: String,
 }
 
 impl Common {
@@ -68,6 +71,7 @@ impl Common {
             models: named(&layers.models),
             specials,
             firmware: BTreeMap::new(),
+            firmware_base: String::new(),
         }
     }
 
