@@ -331,4 +331,44 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .to_string();
         assert!(err.contains("phone.https_listen"), "{err}");
     }
+
+    #[test]
+    fn firmware_keys_parse_and_releases_are_checked() {
+        let sha = "ab".repeat(32);
+        let c = parse(&format!(
+            r#"
+data_dir = "/var/lib/edgeprov"
+[firmware]
+max_cache_bytes = 20_000_000_000
+[[firmware.release]]
+models = ["J179", "J169"]
+version = "4.1.3.0.6"
+file = "FW_S_J179_R4_1_3_0_6.bin"
+urls = ["http://127.0.0.1:9000/FW_S_J179_R4_1_3_0_6.bin"]
+sha256 = "{sha}"
+"#
+        ))
+        .unwrap();
+        assert_eq!(c.firmware.releases.len(), 1);
+        assert_eq!(
+            c.firmware.cache_dir(&c.data_dir),
+            PathBuf::from("/var/lib/edgeprov/firmware")
+        );
+        let bad = |release: &str| {
+            parse(&format!("[[firmware.release]]\n{release}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let ok_rest = format!("models = [\"J179\"]\nversion = \"1\"\nsha256 = \"{sha}\"\n");
+        let err = bad(&format!("file = \"../x.bin\"\n{ok_rest}"));
+        assert!(err.contains("firmware.release.file"), "{err}");
+        let err = bad("file = \"x.bin\"\nmodels = [\"J179\"]\nversion = \"1\"\nsha256 = \"abc\"\n");
+        assert!(err.contains("firmware.release.sha256"), "{err}");
+        let err = bad(&format!(
+            "file = \"x.bin\"\nurls = [\"ftp://h/x\"]\n{ok_rest}"
+        ));
+        assert!(err.contains("firmware.release.urls"), "{err}");
+        let err = bad(&format!("file = \"x.bin\"\nchecksum = \"1\"\n{ok_rest}"));
+        assert!(err.contains("checksum"), "{err}");
+    }
 }
