@@ -10,6 +10,7 @@
 # Needs: nginx, curl, openssl (this script installs nothing)
 #        a release build: cargo build --release   (or EDGEPROV_BIN=/path/to/edgeprov)
 # Usage: benches/firmware.sh [concurrent downloads, default 100] [image MB, default 50]
+#        ORDER="nginx edgeprov" to swap the order (or repeat names for more rounds)
 set -euo pipefail
 
 N=${1:-100}
@@ -37,7 +38,9 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/www" "$WORK/nginx"
+chmod 755 "$WORK" "$WORK/www"   # nginx workers may run as another user
 head -c "$((MB * 1024 * 1024))" /dev/urandom > "$WORK/www/$FILE"
+chmod 644 "$WORK/www/$FILE"
 SHA=$(sha256sum "$WORK/www/$FILE" | cut -d' ' -f1)
 SIZE=$(stat -c %s "$WORK/www/$FILE")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -107,7 +110,16 @@ wait_for "https://127.0.0.1:$EP_PORT/ca.crl"
 # Warm edgeprov's cache (one upstream fetch) and check both serve the same bytes.
 for port in "$EP_PORT" "$NG_PORT"; do
   got=$(curl -sk "https://127.0.0.1:$port/$FILE" | sha256sum | cut -d' ' -f1)
-  [ "$got" = "$SHA" ] || { echo "port $port served wrong bytes" >&2; exit 1; }
+  [ "$got" = "$SHA" ] || {
+    echo "port $port served wrong bytes" >&2
+    tail -n 5 "$WORK/edgeprov.log" "$WORK/nginx/error.log" >&2
+    exit 1
+  }
+done
+
+for port in "$EP_PORT" "$NG_PORT"; do
+  echo "port $port: $(openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null \
+    | awk '/^New, / { sub(/^New, /, ""); print; exit }')"
 done
 
 peak_rss_kb() { # pids...
@@ -127,8 +139,8 @@ run() { # name port pids...
   start=$(date +%s.%N)
   for i in $(seq "$CLIENTS"); do
     ( args=(); for _ in $(seq "$per"); do args+=(-o /dev/null "$url"); done
-      curl -sk --parallel --parallel-immediate --parallel-max "$per" -w '%{size_download}\n' "${args[@]}" ) \
-      > "$WORK/$name.$i" &
+      curl -sk --no-progress-meter --parallel --parallel-immediate --parallel-max "$per" -w '%{size_download}\n' "${args[@]}" ) \
+      > "$WORK/$name.$i" 2>/dev/null &
     waits+=($!)
   done
   wait "${waits[@]}"
@@ -142,5 +154,9 @@ run() { # name port pids...
 }
 
 echo "$N concurrent TLS downloads of a $MB MB image ($CLIENTS curl processes), loopback, $(nproc) cores"
-run edgeprov "$EP_PORT" "$EP_PID"
-run nginx "$NG_PORT" $(pgrep -P "$NG_PID" || true) "$NG_PID"
+for server in ${ORDER:-edgeprov nginx}; do
+  case $server in
+    edgeprov) run edgeprov "$EP_PORT" "$EP_PID" ;;
+    nginx) run nginx "$NG_PORT" $(pgrep -P "$NG_PID" || true) "$NG_PID" ;;
+  esac
+done

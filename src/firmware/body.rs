@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 /// Bytes read per disk read: large enough for few blocking-pool hops, small enough that a
 /// hundred concurrent downloads stay within a few tens of megabytes.
-const CHUNK: u64 = 128 * 1024;
+const CHUNK: u64 = 64 * 1024;
 
 /// The body type of every phone response: generated files in memory, images from disk.
 pub type PhoneBody = BoxBody<Bytes, io::Error>;

@@ -233,6 +233,16 @@ impl Firmware {
             Err(e) => return Err(Attempt::Unreachable(e.to_string())),
         };
         let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+            // Everything may already be here (size unknown, stopped before verification).
+            if hex(ctx.clone().finish().as_ref()) == rel.sha256 {
+                return self.finish(rel, file, ctx, have).await;
+            }
+            file.set_len(0).await.map_err(io)?;
+            return Err(Attempt::Broken(format!(
+                "{url} refused to resume; restarting"
+            )));
+        }
         let resumed = status == StatusCode::PARTIAL_CONTENT
             && have > 0
             && content_range_start(&resp) == Some(have);

@@ -26,9 +26,58 @@ pub enum UpstreamError {
     Tls(String, String),
 }
 
-/// Sends `GET url` (with `Range: bytes=offset-` when resuming) and returns the response head;
-/// the body streams from the returned response.
+/// Redirects followed per request (vendor download links often point at a CDN).
+const MAX_REDIRECTS: usize = 5;
+
+/// Sends `GET url` (with `Range: bytes=offset-` when resuming), following redirects, and
+/// returns the response head; the body streams from the returned response. The image is
+/// verified by its hash, so where a redirect leads does not decide what is served.
 pub async fn get(
+    url: &str,
+    offset: u64,
+    ca_file: &std::path::Path,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let mut url = url.to_string();
+    for _ in 0..MAX_REDIRECTS {
+        let resp = get_once(&url, offset, ca_file).await?;
+        if !resp.status().is_redirection() {
+            return Ok(resp);
+        }
+        let Some(next) = resp
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        else {
+            return Ok(resp);
+        };
+        url = resolve(&url, &next);
+    }
+    Err(UpstreamError::Connect(url, "too many redirects".into()))
+}
+
+/// A `Location` relative to the URL that answered with it.
+fn resolve(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_string();
+    }
+    let Ok(uri) = base.parse::<Uri>() else {
+        return location.to_string();
+    };
+    let origin = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("", |a| a.as_str())
+    );
+    if location.starts_with('/') {
+        format!("{origin}{location}")
+    } else {
+        let dir = uri.path().rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{origin}{dir}/{location}")
+    }
+}
+
+async fn get_once(
     url: &str,
     offset: u64,
     ca_file: &std::path::Path,
@@ -127,4 +176,15 @@ fn client_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>,
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redirects_resolve_against_the_answering_url() {
+        let base = "http://h:8/a/b/fw.bin?x=1";
+        assert_eq!(super::resolve(base, "https://cdn/x"), "https://cdn/x");
+        assert_eq!(super::resolve(base, "/c/fw.bin"), "http://h:8/c/fw.bin");
+        assert_eq!(super::resolve(base, "fw2.bin"), "http://h:8/a/b/fw2.bin");
+    }
 }
