@@ -188,6 +188,19 @@ async fn unreachable_upstream_raises_an_alarm() {
 }
 
 #[tokio::test]
+async fn an_image_larger_than_the_cache_raises_disk_full() {
+    let up = Upstream::start(image(200_000, 16)).await;
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nmax_cache_bytes = 100000\n{}",
+        release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true)
+    ));
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert_eq!(up.requests(), 0, "refused before downloading");
+    assert!(alarms(&d).await.contains("firmware_disk_full"));
+}
+
+#[tokio::test]
 async fn a_broken_download_resumes_with_range() {
     let up = Upstream::start(image(1024 * 1024, 4)).await;
     up.push(Mode::CutAfter(300_000));

@@ -12,11 +12,17 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::task::JoinHandle;
 
 /// Bytes read per disk read: large enough for few blocking-pool hops, small enough that a
 /// hundred concurrent downloads stay within a few tens of megabytes.
 const CHUNK: u64 = 64 * 1024;
+
+/// Disk reads in flight at once over all downloads. Without a bound every download holds a
+/// blocking-pool thread during a boot storm (170 threads for 100 downloads, a third of the
+/// memory); reads from the page cache take microseconds, so a few threads keep up.
+static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+type Read = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send + Sync>>;
 
 /// The body type of every phone response: generated files in memory, images from disk.
 pub type PhoneBody = BoxBody<Bytes, io::Error>;
@@ -32,7 +38,7 @@ pub struct FileBody {
     file: Arc<File>,
     pos: u64,
     remaining: u64,
-    reading: Option<JoinHandle<io::Result<Bytes>>>,
+    reading: Option<Read>,
 }
 
 impl FileBody {
@@ -60,24 +66,28 @@ impl Body for FileBody {
         let this = &mut *self;
         let reading = this.reading.get_or_insert_with(|| {
             let (file, pos, want) = (this.file.clone(), this.pos, this.remaining.min(CHUNK));
-            tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; want as usize];
-                let n = file.read_at(&mut buf, pos)?;
-                buf.truncate(n);
-                Ok(Bytes::from(buf))
+            Box::pin(async move {
+                let _permit = READS.acquire().await.map_err(io::Error::other)?;
+                tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; want as usize];
+                    let n = file.read_at(&mut buf, pos)?;
+                    buf.truncate(n);
+                    Ok(Bytes::from(buf))
+                })
+                .await
+                .map_err(io::Error::other)?
             })
         });
-        let done = ready!(Pin::new(reading).poll(cx));
+        let done = ready!(reading.as_mut().poll(cx));
         this.reading = None;
         let chunk = match done {
-            Ok(Ok(c)) if c.is_empty() => {
+            Ok(c) if c.is_empty() => {
                 // The file shrank under us: end the response short rather than pad it.
                 this.remaining = 0;
                 return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
             }
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Poll::Ready(Some(Err(e))),
-            Err(e) => return Poll::Ready(Some(Err(io::Error::other(e)))),
+            Ok(c) => c,
+            Err(e) => return Poll::Ready(Some(Err(e))),
         };
         this.pos += chunk.len() as u64;
         this.remaining = this.remaining.saturating_sub(chunk.len() as u64);

@@ -21,7 +21,7 @@ pub struct Asked<'a> {
 
 /// A strong ETag naming the content: the image's hash.
 fn etag(rel: &Release) -> String {
-    format!("\"{}\"", &rel.sha256[..32])
+    format!("\"{}\"", rel.sha256.get(..32).unwrap_or(&rel.sha256))
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<PhoneBody> {
