@@ -43,7 +43,7 @@ enum Attempt {
     Broken(String),
     /// Not reachable or refused (HTTP error): try the next URL.
     Unreachable(String),
-    /// Bytes that are not the image: the `.part` file is gone; try the next URL.
+    /// Bytes that are not the image: the caller deletes the `.part` file; try the next URL.
     Mismatch(String),
     Fatal(FetchError),
 }
@@ -130,6 +130,7 @@ impl Firmware {
                         break;
                     }
                     Err(Attempt::Mismatch(why)) => {
+                        let _ = tokio::fs::remove_file(&part).await;
                         self.recorder.alarm(
                             AlarmKind::FirmwareChecksumMismatch,
                             url.clone(),
@@ -258,8 +259,6 @@ impl Firmware {
         if let (Some(size), Some(len)) = (rel.size, content_length(&resp))
             && have + len != size
         {
-            drop(file);
-            let _ = tokio::fs::remove_file(part).await;
             return Err(Attempt::Mismatch(format!(
                 "upstream announces {} bytes, the catalogue says {size}",
                 have + len
@@ -286,8 +285,6 @@ impl Firmware {
             };
             have += data.len() as u64;
             if rel.size.is_some_and(|s| have > s) {
-                drop(file);
-                let _ = tokio::fs::remove_file(part).await;
                 return Err(Attempt::Mismatch(format!(
                     "upstream sent more than the {} bytes the catalogue says",
                     rel.size.unwrap_or_default()
@@ -296,11 +293,7 @@ impl Firmware {
             ctx.update(&data);
             file.write_all(&data).await.map_err(io)?;
         }
-        self.finish(rel, file, ctx, have).await.inspect_err(|e| {
-            if matches!(e, Attempt::Mismatch(_)) {
-                let _ = std::fs::remove_file(part);
-            }
-        })
+        self.finish(rel, file, ctx, have).await
     }
 
     /// Checks size and hash of a complete download and makes it durable.
