@@ -230,7 +230,7 @@ async fn kill9_during_a_fetch_never_serves_a_partial_file() {
         tx.send_request(req).await.map(|r| r.status().as_u16())
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    while up.sent() < 500_000 {
+    while up.sent() < 1_000_000 {
         assert!(Instant::now() < deadline, "upstream transfer did not start");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

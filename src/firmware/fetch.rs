@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::Firmware;
 use super::cache::hex;
 use super::catalogue::Release;
-use super::upstream::{self, UpstreamError};
+use super::upstream;
 use crate::model::AlarmKind;
 
 /// Tries per URL; after a broken transfer the next try resumes where it stopped.
@@ -226,13 +226,9 @@ impl Firmware {
         if rel.size == Some(have) && have > 0 {
             return self.finish(rel, file, ctx, have).await;
         }
-        let resp = match upstream::get(url, have, &self.upstream_ca_file).await {
-            Ok(r) => r,
-            Err(e @ (UpstreamError::Connect(..) | UpstreamError::Tls(..))) => {
-                return Err(Attempt::Unreachable(e.to_string()));
-            }
-            Err(e) => return Err(Attempt::Unreachable(e.to_string())),
-        };
+        let resp = upstream::get(url, have, &self.upstream_ca_file)
+            .await
+            .map_err(|e| Attempt::Unreachable(e.to_string()))?;
         let status = resp.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
             // Everything may already be here (size unknown, stopped before verification).
@@ -265,6 +261,8 @@ impl Firmware {
             )));
         }
         let mut body = resp.into_body();
+        // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
+        let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         loop {
             let frame = match tokio::time::timeout(IDLE, body.frame()).await {
                 Err(_) => {
@@ -293,7 +291,8 @@ impl Firmware {
             ctx.update(&data);
             file.write_all(&data).await.map_err(io)?;
         }
-        self.finish(rel, file, ctx, have).await
+        file.flush().await.map_err(io)?;
+        self.finish(rel, file.into_inner(), ctx, have).await
     }
 
     /// Checks size and hash of a complete download and makes it durable.
