@@ -44,6 +44,8 @@ pub struct Config {
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
     pub firmware: crate::firmware::FirmwareConfig,
+    pub cloud: crate::sync::CloudConfig,
+    pub dhcp: crate::dhcp::DhcpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +93,8 @@ impl Default for Config {
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
             firmware: crate::firmware::FirmwareConfig::default(),
+            cloud: crate::sync::CloudConfig::default(),
+            dhcp: crate::dhcp::DhcpConfig::default(),
         }
     }
 }
@@ -215,6 +219,10 @@ impl Config {
         self.firmware
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
+        self.cloud
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
+        crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 
@@ -322,6 +330,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         let c = parse("[phone]\nhttp_listen = []\nhttps_listen = [\"0.0.0.0:443\"]\n").unwrap();
         assert_eq!(c.crl_url(), "https://localhost/ca.crl");
         assert!(parse("[pki]\ncrl_url = \"ftp://x\"\n").is_err());
+    }
+
+    #[test]
+    fn cloud_table_parses_and_is_checked() {
+        let c =
+            parse("[cloud]\nca_file = \"/etc/edgeprov/cloud-ca.pem\"\noutbox_max = 50\n").unwrap();
+        assert_eq!(c.cloud.outbox_max, 50);
+        let err = parse("[cloud]\noutbox_max = 0\n").unwrap_err().to_string();
+        assert!(err.contains("cloud.outbox_max"), "{err}");
+        let err = parse("[cloud]\nretry_min_ms = 10\nretry_max_ms = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cloud.retry_max_ms"), "{err}");
     }
 
     #[test]

@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::Loaded;
 use crate::firmware::{Firmware, FirmwareError};
+use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
 use crate::pki::{self, Pki, PkiError};
+use crate::reload::Reloader;
 use crate::serve::{ConnInfo, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
 
@@ -32,6 +34,8 @@ pub enum DaemonError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Token(#[from] admin::token::TokenError),
+    #[error(transparent)]
+    Dhcp(#[from] crate::dhcp::DhcpError),
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
         addr: SocketAddr,
@@ -58,6 +62,9 @@ pub struct Listeners {
     /// DNS responder addresses (UDP and TCP on each); empty when it is off.
     #[serde(default)]
     pub dns: Vec<SocketAddr>,
+    /// The DHCP socket's address, when `[dhcp] enabled`.
+    #[serde(default)]
+    pub dhcp: Option<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
@@ -66,7 +73,12 @@ async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, Daemon
         .map_err(|source| DaemonError::Bind { addr, key, source })
 }
 
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+/// Runs the daemon until SIGTERM or SIGINT. `log` lets a reload change the log level.
+pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonError> {
+    // Installed first: a SIGHUP or SIGTERM that arrives right after READY must not kill the
+    // process with the default action.
+    let mut signals = Signals::install();
+    let config = loaded.config.clone();
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::Io {
         path: data_dir.clone(),
@@ -84,6 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
     let phone_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::phone_server_config(&pki)?));
     let admin_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::admin_server_config(&pki)?));
+    let admin_tls_handle = admin_tls.clone();
 
     let mut https = Vec::new();
     for addr in &config.phone.https_listen {
@@ -101,12 +114,24 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             key: "dns.listen",
             source,
         })?;
+    let dhcp_bound =
+        match config.dhcp.enabled {
+            true => Some(crate::dhcp::server::bind(&config.dhcp).map_err(|source| {
+                DaemonError::Bind {
+                    addr: config.dhcp.listen,
+                    key: "dhcp.listen",
+                    source,
+                }
+            })?),
+            false => None,
+        };
     let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let listeners = Listeners {
         phone_https: https.iter().map(local).collect(),
         phone_http: http.iter().map(local).collect(),
         admin: local(&admin_listener),
         dns: dns_sockets.addrs.clone(),
+        dhcp: dhcp_bound.as_ref().and_then(|b| b.local_addr()),
     };
     let provisioning = crate::dns::Provisioning::derive(
         &config.dns,
@@ -122,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .expect("zone load task")?
     };
 
+    let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
     let firmware = {
         let (fw, dir, store, recorder) = (
@@ -134,6 +160,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             .await
             .expect("firmware open task")?
     };
+    let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let phone_state = PhoneState::new(
         store.clone(),
         recorder.clone(),
@@ -147,6 +174,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         pki: pki.clone(),
         token,
         firmware,
+        dhcp: dhcp_stats.clone(),
     };
     let limits = Arc::new(Limits {
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
@@ -159,8 +187,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let phone_service = move |state: Arc<PhoneState>| {
         move |info: ConnInfo| {
             let state = state.clone();
-            let info = Arc::new(info);
-            hyper::service::service_fn(move |req| phone::handle(state.clone(), info.clone(), req))
+            let conn = Arc::new(phone::PhoneConn::new(info));
+            hyper::service::service_fn(move |req| phone::handle(state.clone(), conn.clone(), req))
         }
     };
     for (listener, tls) in https
@@ -185,7 +213,28 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             stop_rx.clone(),
         ));
     }
-    let router = admin::router(admin_state).layer(axum::Extension(dns_zone));
+    if let Some(bound) = dhcp_bound {
+        let url = crate::dhcp::provisioning_url(&config)
+            .inspect_err(|e| tracing::warn!("DHCP vendor defaults off: {e}"))
+            .ok();
+        let server = crate::dhcp::server::Server::prepare(
+            bound,
+            &config.dhcp,
+            url,
+            store.clone(),
+            dhcp_stats,
+        )
+        .await?;
+        loops.spawn(server.serve(config.dhcp.subnets.clone(), stop_rx.clone()));
+    }
+    loops.spawn(crate::sync::run(
+        sync.clone(),
+        recorder.clone(),
+        stop_rx.clone(),
+    ));
+    let router = admin::router(admin_state)
+        .layer(axum::Extension(dns_zone))
+        .layer(axum::Extension(sync));
     loops.spawn(accept_loop(
         admin_listener,
         Some(admin_tls),
@@ -193,9 +242,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         move |info: ConnInfo| {
             TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
         },
-        stop_rx,
+        stop_rx.clone(),
         graceful.clone(),
     ));
+    loops.spawn(crate::notify::watchdog(store.clone(), stop_rx));
 
     let listeners_path = config.listeners_path();
     let json = serde_json::to_vec_pretty(&listeners).expect("listener addresses serialize");
@@ -214,7 +264,24 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         "edgeprov serving"
     );
 
-    wait_for_signal().await;
+    let status = format!(
+        "serving phones on {:?} (HTTP {:?}), admin on {}",
+        listeners.phone_https, listeners.phone_http, listeners.admin
+    );
+    crate::notify::ready(&status);
+    let mut reloader = Reloader {
+        source: loaded.source.clone(),
+        current: config.clone(),
+        phone_tls: phone_tls.clone(),
+        admin_tls: admin_tls_handle,
+        log,
+    };
+    while signals.next().await == Signal::Reload {
+        crate::notify::reloading();
+        reloader.reload();
+        crate::notify::ready(&status);
+    }
+    crate::notify::stopping();
     tracing::info!("stopping: draining connections");
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
@@ -234,12 +301,34 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let get = |kind| signal(kind).expect("installing a signal handler");
+        Signals {
+            term: get(SignalKind::terminate()),
+            int: get(SignalKind::interrupt()),
+            hup: get(SignalKind::hangup()),
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
     }
 }

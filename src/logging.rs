@@ -1,17 +1,48 @@
-//! Log output: human-readable lines on stderr, level from the config (`RUST_LOG` overrides it
-//! for a debugging session).
+//! Log output. Started by systemd (`JOURNAL_STREAM` set), edgeprov logs to the journal through
+//! tracing's own journald layer, so span and event fields (device MAC, peer, file, result)
+//! become journal fields that `journalctl -u edgeprov DEVICE=…` can filter on; systemd-journal-
+//! logger would have meant a second logging facade (`log`) beside tracing. Otherwise
+//! human-readable lines go to stderr. Exactly one of the two, so lines never appear twice.
+//!
+//! The level comes from the config (`RUST_LOG` overrides it for a debugging session) and can be
+//! changed while running.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
-pub fn init(level: &str) {
+/// Changes the log level of the running daemon.
+#[derive(Clone)]
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+}
+
+impl LogControl {
+    pub fn set_level(&self, level: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        self.handle.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+pub fn init(level: &str) -> LogControl {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let (filter, handle) = reload::Layer::new(filter);
+    let journal = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("edgeprov".into()));
+    let stderr = journal.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journal)
+        .with(stderr)
         .init();
+    LogControl { handle }
 }

@@ -6,10 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, device::DeviceCmd, dns::DnsCmd, file::FileCmd,
-    firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
+    dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd,
+    settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
+use edgeprov::storm::StormArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +41,13 @@ enum Command {
     /// The DNS responder: check what it serves, manage records.
     #[command(subcommand)]
     Dns(DnsCmd),
+    /// DHCP leases, and option definitions for an external DHCP server.
+    #[command(subcommand)]
+    Dhcp(DhcpCmd),
+    /// Check ports, certificates, the clock, the store and DNS/DHCP settings; say what to fix.
+    Doctor,
+    /// Simulate a boot storm of phones against a provisioning server and report how it coped.
+    Storm(Box<StormArgs>),
     #[command(flatten)]
     Remote(Remote),
 }
@@ -54,6 +63,19 @@ enum Remote {
     Pki(PkiCmd),
     /// List alarms.
     Alarms,
+    /// The audit log: every change and every refused attempt, newest first.
+    Audit {
+        #[arg(long)]
+        who: Option<String>,
+        /// Only requests whose path starts with this (e.g. /api/v1/devices).
+        #[arg(long)]
+        resource: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// The cloud enrollment service: register this box, sync status.
+    #[command(subcommand)]
+    Cloud(CloudCmd),
     /// Parameters of a layer (global, site:NAME, group:NAME, model:NAME).
     #[command(subcommand)]
     Param(ParamCmd),
@@ -106,6 +128,37 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(cli::dns::run(cmd, &loaded.config, out))?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Dhcp(cmd) => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            if !cmd.needs_api() {
+                // Option definitions come from the config alone.
+                cli::dhcp::options(cmd, &loaded.config)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let api = ApiClient::from_config(&loaded.config)?;
+                cli::dhcp::leases(cmd, &api, out).await
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Doctor => {
+            let loaded = Config::discover(args.config.as_deref())?;
+            return Ok(if cli::doctor::run(&loaded.config, out.json)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Storm(storm) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(edgeprov::storm::run(*storm, out.json))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Remote(r) => Some(r),
     };
     let loaded = Config::discover(args.config.as_deref())?;
@@ -113,12 +166,12 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let Some(remote) = remote else {
-        edgeprov::logging::init(&loaded.config.log_level);
+        let log = edgeprov::logging::init(&loaded.config.log_level);
         match &loaded.source {
             Some(source) => tracing::info!(config = %source.display(), "configuration loaded"),
             None => tracing::info!("no configuration file: running on built-in defaults"),
         }
-        runtime.block_on(edgeprov::daemon::run(loaded.config))?;
+        runtime.block_on(edgeprov::daemon::run(loaded, Some(log)))?;
         return Ok(ExitCode::SUCCESS);
     };
     runtime.block_on(async {
@@ -127,6 +180,12 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Audit {
+                who,
+                resource,
+                limit,
+            } => cli::audit::run(&api, out, who, resource, limit).await,
+            Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
             Remote::Firmware(cmd) => cli::firmware::run(cmd, &api, out).await,

@@ -214,3 +214,44 @@ async fn admin_api_requires_the_token() {
     assert_eq!(status, 400);
     assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
 }
+
+#[tokio::test]
+async fn changes_and_refusals_are_audited_with_differences() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": "001122aabbcc", "params": {"SIPDOMAIN": "a.example"}}))
+        .await;
+    let (s, _) = d
+        .api(
+            "PATCH",
+            "/devices/001122aabbcc",
+            Some(serde_json::json!({"params": {"SIPDOMAIN": "b.example"}, "secrets": {"PW": "x"}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = d
+        .api_with_token("DELETE", "/devices/001122aabbcc", None, Some("ep_wrong"))
+        .await;
+    assert_eq!(s, 401);
+    let (s, log) = d.api("GET", "/audit", None).await;
+    assert_eq!(s, 200);
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    // Newest first: the refused delete, the change, the creation.
+    assert_eq!(log[0]["who"], "anonymous");
+    assert_eq!(log[0]["status"], 401);
+    assert_eq!(log[0]["source"], "127.0.0.1");
+    assert_eq!(log[1]["method"], "PATCH");
+    assert_eq!(
+        log[1]["changes"]["params.SIPDOMAIN"],
+        serde_json::json!({"before": "a.example", "after": "b.example"})
+    );
+    assert_eq!(
+        log[1]["changes"]["secrets"]["after"],
+        serde_json::json!(["PW"]),
+        "secret names, never values"
+    );
+    assert!(!log[1].to_string().contains("\"x\""));
+    assert_eq!(log[2]["summary"], "device 001122aabbcc added");
+    let (_, only) = d.api("GET", "/audit?who=anonymous", None).await;
+    assert_eq!(only.as_array().unwrap().len(), 1);
+}

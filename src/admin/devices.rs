@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
@@ -23,6 +27,9 @@ pub struct DeviceView {
     pub group: String,
     pub label: String,
     pub params: BTreeMap<String, String>,
+    /// Parameters from the cloud (local `params` of the same name win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cloud_params: BTreeMap<String, String>,
     /// Names of the secret parameters set on the device.
     pub secrets: Vec<String>,
     pub state: DeviceState,
@@ -44,6 +51,7 @@ impl From<Device> for DeviceView {
             group: d.group,
             label: d.label,
             params: d.params,
+            cloud_params: d.cloud_params,
             secrets: d.secrets.into_keys().collect(),
             state: d.state,
             allow_http_auth: d.allow_http_auth,
@@ -141,7 +149,7 @@ fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {
 }
 
 impl NewDevice {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(super) fn validate(&self) -> Result<(), ApiError> {
         for (field, v) in [
             ("model", &self.model),
             ("serial", &self.serial),
@@ -160,7 +168,7 @@ impl NewDevice {
         Ok(())
     }
 
-    fn into_device(self) -> Device {
+    pub(super) fn into_device(self) -> Device {
         let mut d = Device::new(self.mac);
         d.model = self.model;
         d.serial = self.serial;
@@ -232,22 +240,127 @@ fn parse_mac(text: &str) -> Result<Mac, ApiError> {
     Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
 }
 
-pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
-    let store = st.store.clone();
-    let devices = blocking(move || store.list_devices()).await?;
-    Ok(Json(devices.into_iter().map(DeviceView::from).collect()))
+/// `GET /devices` filters, search, sort and paging.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub site: Option<String>,
+    pub group: Option<String>,
+    pub model: Option<String>,
+    pub state: Option<DeviceState>,
+    /// Last seen before / after this Unix time (never-seen devices count as seen at 0).
+    pub seen_before: Option<i64>,
+    pub seen_after: Option<i64>,
+    /// Case-insensitive search over MAC, model, serial, site, group, label, parameter names and
+    /// values, and the last check-in (IP, firmware, User-Agent).
+    pub q: Option<String>,
+    /// `mac` (default), `model`, `site`, `group`, `label`, `last_seen`, `created`, `updated`.
+    pub sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    #[serde(default)]
+    pub offset: usize,
+    pub limit: Option<usize>,
 }
 
-pub async fn create(
+fn seen(d: &Device) -> i64 {
+    d.checkin.as_ref().map_or(0, |c| c.last_seen)
+}
+
+fn matches(d: &Device, q: &ListQuery) -> bool {
+    let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    if !(eq(&q.site, &d.site) && eq(&q.group, &d.group) && eq(&q.model, &d.model)) {
+        return false;
+    }
+    if q.state.is_some_and(|s| s != d.state)
+        || q.seen_before.is_some_and(|t| seen(d) >= t)
+        || q.seen_after.is_some_and(|t| seen(d) <= t)
+    {
+        return false;
+    }
+    let Some(needle) = q.q.as_deref().map(str::to_lowercase) else {
+        return true;
+    };
+    let c = d.checkin.clone().unwrap_or_default();
+    let mac = d.mac.to_string();
+    [
+        &mac,
+        &d.model,
+        &d.serial,
+        &d.site,
+        &d.group,
+        &d.label,
+        &c.peer_ip,
+        &c.firmware,
+        &c.user_agent,
+    ]
+    .into_iter()
+    .chain(d.params.iter().flat_map(|(k, v)| [k, v]))
+    .chain(d.secrets.keys())
+    .any(|field| field.to_lowercase().contains(&needle))
+}
+
+/// Filters, sorts and pages; returns the page and the number of matches.
+pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize), ApiError> {
+    let mut found: Vec<Device> = devices.into_iter().filter(|d| matches(d, q)).collect();
+    let key = q.sort.as_deref().unwrap_or("mac");
+    match key {
+        "mac" => {}
+        "model" => found.sort_by(|a, b| a.model.cmp(&b.model)),
+        "site" => found.sort_by(|a, b| a.site.cmp(&b.site)),
+        "group" => found.sort_by(|a, b| a.group.cmp(&b.group)),
+        "label" => found.sort_by(|a, b| a.label.cmp(&b.label)),
+        "last_seen" => found.sort_by_key(seen),
+        "created" => found.sort_by_key(|d| d.created),
+        "updated" => found.sort_by_key(|d| d.updated),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "sort: {other:?} is not a sortable field"
+            )));
+        }
+    }
+    match q.order.as_deref() {
+        None | Some("asc") => {}
+        Some("desc") => found.reverse(),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order: {other:?} is not asc or desc"
+            )));
+        }
+    }
+    let total = found.len();
+    let page = found
+        .into_iter()
+        .skip(q.offset)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    Ok((page, total))
+}
+
+/// The inventory, filtered; the total number of matches is in `X-Total-Count`.
+pub async fn list(
     State(st): State<AdminState>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+    Query(q): Query<ListQuery>,
+) -> Result<([(&'static str, String); 1], Json<Vec<DeviceView>>), ApiError> {
+    let store = st.store.clone();
+    let devices = blocking(move || store.list_devices()).await?;
+    let (page, total) = select(devices, &q)?;
+    Ok((
+        [("x-total-count", total.to_string())],
+        Json(page.into_iter().map(DeviceView::from).collect()),
+    ))
+}
+
+pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewDevice = parse_json(&body)?;
     new.validate()?;
     let store = st.store.clone();
     let device = blocking(move || store.create_device(new.into_device())).await?;
     tracing::info!(mac = %device.mac, "device added");
-    Ok((StatusCode::CREATED, Json(device.into())))
+    let view = DeviceView::from(device);
+    let summary = format!("device {} added", view.mac);
+    let resp = (StatusCode::CREATED, Json(&view)).into_response();
+    Ok(with_change(resp, summary, Value::Null, &view))
 }
 
 pub async fn get(
@@ -266,34 +379,50 @@ pub async fn update(
     State(st): State<AdminState>,
     Path(mac): Path<String>,
     body: Bytes,
-) -> Result<Json<DeviceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let patch: DevicePatch = parse_json(&body)?;
     patch.validate()?;
     let store = st.store.clone();
-    let device = blocking(move || {
+    let (before, device) = blocking(move || {
+        let mut before = None;
         store
             .update_device(mac, |d| {
+                before = Some(DeviceView::from(d.clone()));
                 patch.apply(d);
                 Ok::<(), std::convert::Infallible>(())
             })
-            .map(|r| r.unwrap_or_else(|never| match never {}))
+            .map(|r| (before, r.unwrap_or_else(|never| match never {})))
     })
     .await?;
-    Ok(Json(device.into()))
+    let after = DeviceView::from(device);
+    let resp = Json(&after).into_response();
+    Ok(with_change(
+        resp,
+        format!("device {mac} changed"),
+        &before,
+        &after,
+    ))
 }
 
 pub async fn delete(
     State(st): State<AdminState>,
     Path(mac): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let store = st.store.clone();
-    if blocking(move || store.delete_device(mac)).await? {
-        tracing::info!(%mac, "device removed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("device {mac} not found")))
+    match blocking(move || store.delete_device(mac)).await? {
+        Some(old) => {
+            tracing::info!(%mac, "device removed");
+            let resp = StatusCode::NO_CONTENT.into_response();
+            Ok(with_change(
+                resp,
+                format!("device {mac} removed"),
+                DeviceView::from(old),
+                Value::Null,
+            ))
+        }
+        None => Err(ApiError::NotFound(format!("device {mac} not found"))),
     }
 }
 
@@ -330,4 +459,75 @@ pub async fn certificate(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(%mac, days, "device certificate issued");
     Ok((StatusCode::CREATED, Json(identity)))
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    fn device(i: u8, site: &str, model: &str, seen: i64) -> Device {
+        let mut d = Device::new(Mac::from_octets([2, 0, 0, 0, 0, i]));
+        d.site = site.into();
+        d.model = model.into();
+        d.label = format!("desk {i}");
+        if seen > 0 {
+            d.checkin = Some(CheckIn {
+                last_seen: seen,
+                firmware: "4.1.3".into(),
+                ..Default::default()
+            });
+        }
+        d
+    }
+
+    /// Builds a query the way axum's `Query` extractor does, from `a=b&c=d`.
+    fn q(text: &str) -> ListQuery {
+        let uri: axum::http::Uri = format!("/x?{text}").parse().unwrap();
+        Query::<ListQuery>::try_from_uri(&uri).unwrap().0
+    }
+
+    #[test]
+    fn filter_search_sort_page() {
+        let all = vec![
+            device(1, "hq", "J179", 100),
+            device(2, "hq", "T46S", 300),
+            device(3, "branch", "J179", 0),
+            device(4, "hq", "J179", 200),
+        ];
+        let macs = |r: (Vec<Device>, usize)| {
+            (
+                r.0.iter().map(|d| d.mac.octets()[5]).collect::<Vec<_>>(),
+                r.1,
+            )
+        };
+        assert_eq!(
+            macs(select(all.clone(), &q("site=hq&model=J179")).unwrap()),
+            (vec![1, 4], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("sort=last_seen&order=desc")).unwrap()),
+            (vec![2, 4, 1, 3], 4)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("seen_after=150")).unwrap()),
+            (vec![2, 4], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("seen_before=150")).unwrap()),
+            (vec![1, 3], 2)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("q=DESK%203")).unwrap()),
+            (vec![3], 1)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("q=020000000002")).unwrap()),
+            (vec![2], 1)
+        );
+        assert_eq!(
+            macs(select(all.clone(), &q("offset=1&limit=2")).unwrap()),
+            (vec![2, 3], 4)
+        );
+        assert!(select(all, &q("sort=colour")).is_err());
+    }
 }

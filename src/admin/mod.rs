@@ -1,10 +1,14 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
+mod audit;
 mod devices;
+mod dhcp;
 mod dns;
 mod error;
 mod firmware;
+mod import;
 mod settings;
+mod sync;
 pub mod token;
 
 use std::sync::Arc;
@@ -16,9 +20,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
+pub use audit::Change;
 pub use devices::DeviceView;
+pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};
+pub use import::{ImportReport, RowError};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
 use crate::model::Alarm;
@@ -32,12 +39,18 @@ pub struct AdminState {
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
     pub firmware: Arc<crate::firmware::Firmware>,
+    pub dhcp: Arc<crate::dhcp::Stats>,
 }
 
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/health", get(health))
         .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices/import",
+            post(import::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route("/devices/export", get(import::export))
         .route(
             "/devices/{mac}",
             get(devices::get)
@@ -59,6 +72,7 @@ pub fn router(state: AdminState) -> Router {
                 .delete(settings::delete_file),
         )
         .route("/alarms", get(alarms))
+        .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
         .route("/firmware", get(firmware::list))
@@ -79,9 +93,21 @@ pub fn router(state: AdminState) -> Router {
             "/firmware/policies/{scope}",
             axum::routing::put(firmware::put_policies),
         )
+        .route("/sync", get(sync::status))
+        .route("/sync/register", post(sync::register))
+        .route("/sync/now", post(sync::now))
+        .route("/dhcp/leases", get(dhcp::leases))
+        .route("/dhcp/stats", get(dhcp::stats))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::store::MAX_STATIC_FILE + 1,
         ));
     Router::new()
         .nest("/api/v1", api)

@@ -65,7 +65,7 @@ pub async fn patch_layer(
     State(st): State<AdminState>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<LayerView>, ApiError> {
+) -> Result<Response, ApiError> {
     let l = layer(&name)?;
     let patch: LayerPatch = parse_json(&body)?;
     for (field, map) in [("params", &patch.params), ("secrets", &patch.secrets)] {
@@ -75,8 +75,9 @@ pub async fn patch_layer(
     }
     let store = st.store.clone();
     let key = l.clone();
-    let set = blocking(move || {
+    let (before, set) = blocking(move || {
         let mut set = store.get_layer(&key)?;
+        let before = set.clone();
         for (map, changes) in [
             (&mut set.params, patch.params),
             (&mut set.secrets, patch.secrets),
@@ -89,15 +90,23 @@ pub async fn patch_layer(
             }
         }
         store.put_layer(&key, &set)?;
-        Ok(set)
+        Ok((before, set))
     })
     .await?;
     tracing::info!(layer = %l, "parameters changed");
-    Ok(Json(LayerView {
+    let view = |set: crate::model::ParamSet| LayerView {
         layer: l.to_string(),
         params: set.params,
         secrets: set.secrets.into_keys().collect(),
-    }))
+    };
+    let (before, after) = (view(before), view(set));
+    let resp = Json(&after).into_response();
+    Ok(super::audit::with_change(
+        resp,
+        format!("parameters of {l} changed"),
+        &before,
+        &after,
+    ))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -64,6 +64,16 @@ impl ApiClient {
         self.raw(Method::GET, path, Bytes::new()).await
     }
 
+    /// A POST of raw bytes whose answer is JSON even when refused (imports report every bad
+    /// row): returns whether it succeeded, and the answer.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<(bool, Value)> {
+        let (status, bytes) = self.exchange(Method::POST, path, Bytes::from(body)).await?;
+        if status == StatusCode::UNAUTHORIZED {
+            bail!("admin API refused the token");
+        }
+        Ok((status.is_success(), json_of(&bytes)?))
+    }
+
     /// A PUT of raw bytes (file uploads).
     pub async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
         let bytes = self.raw(Method::PUT, path, Bytes::from(body)).await?;
@@ -94,6 +104,28 @@ impl ApiClient {
 
     /// One request; a non-2xx answer becomes an error carrying the API's message.
     async fn raw(&self, method: Method, path: &str, payload: Bytes) -> Result<Bytes> {
+        let (status, bytes) = self.exchange(method, path, payload).await?;
+        if !status.is_success() {
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let msg = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no detail");
+            if status == StatusCode::UNAUTHORIZED {
+                bail!("admin API refused the token: {msg}");
+            }
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        Ok(bytes)
+    }
+
+    /// Sends one request and returns the status and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .with_context(|| {
@@ -123,18 +155,7 @@ impl ApiClient {
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let msg = value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no detail");
-            if status == StatusCode::UNAUTHORIZED {
-                bail!("admin API refused the token: {msg}");
-            }
-            bail!("{msg} (HTTP {})", status.as_u16());
-        }
-        Ok(bytes)
+        Ok((status, bytes))
     }
 }
 

@@ -34,8 +34,46 @@ pub enum DeviceCmd {
         #[arg(long = "secret", value_name = "NAME=VALUE")]
         secrets: Vec<String>,
     },
-    /// List the inventory.
-    List,
+    /// List the inventory, filtered and sorted.
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// Search every field.
+        #[arg(long)]
+        search: Option<String>,
+        /// mac, model, site, group, label, last_seen, created, updated
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long)]
+        desc: bool,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Import devices from CSV (`mac,model,serial,site,group,label,PARAM…,secret:PARAM…`) or
+    /// JSON; all or nothing, every bad row reported with its line.
+    Import {
+        file: std::path::PathBuf,
+        /// csv or json (default: from the file name)
+        #[arg(long)]
+        format: Option<String>,
+        /// Check only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export the inventory (secret values are never exported).
+    Export {
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Show one device.
     Show { mac: String },
     /// Remove a device.
@@ -82,8 +120,60 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             let created = api.post("/devices", &body).await?;
             show(created, out)
         }
-        DeviceCmd::List => {
-            let list = api.get("/devices").await?;
+        DeviceCmd::Import {
+            file,
+            format,
+            dry_run,
+        } => import(api, out, &file, format, dry_run).await,
+        DeviceCmd::Export { format, out: path } => {
+            let bytes = api
+                .get_bytes(&format!("/devices/export?format={format}"))
+                .await?;
+            match path {
+                Some(p) => std::fs::write(&p, &bytes)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            Ok(())
+        }
+        DeviceCmd::List {
+            site,
+            group,
+            model,
+            search,
+            sort,
+            desc,
+            limit,
+            offset,
+        } => {
+            let mut query = vec![format!("offset={offset}")];
+            for (k, v) in [
+                ("site", site),
+                ("group", group),
+                ("model", model),
+                ("q", search),
+                ("sort", sort),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!(
+                        "{k}={}",
+                        percent_encoding::utf8_percent_encode(
+                            &v,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    ));
+                }
+            }
+            if desc {
+                query.push("order=desc".into());
+            }
+            if let Some(l) = limit {
+                query.push(format!("limit={l}"));
+            }
+            let list = api.get(&format!("/devices?{}", query.join("&"))).await?;
             if out.json {
                 return out.print_json(&list);
             }
@@ -161,5 +251,67 @@ fn show(value: Value, out: Output) -> Result<()> {
         rows.push(vec!["user agent".into(), c.user_agent]);
     }
     table::print(&["FIELD", "VALUE"], &rows);
+    Ok(())
+}
+
+async fn import(
+    api: &ApiClient,
+    out: Output,
+    file: &std::path::Path,
+    format: Option<String>,
+    dry_run: bool,
+) -> Result<()> {
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let format = format.unwrap_or_else(|| {
+        if file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            "json".into()
+        } else {
+            "csv".into()
+        }
+    });
+    if !out.json {
+        eprint!("uploading {} ({} bytes)…", file.display(), bytes.len());
+    }
+    let result = api
+        .post_bytes(
+            &format!("/devices/import?format={format}&dry_run={dry_run}"),
+            bytes,
+        )
+        .await;
+    if !out.json {
+        eprintln!(" done");
+    }
+    let (ok, value) = result?;
+    let report: crate::admin::ImportReport = serde_json::from_value(value.clone())?;
+    if out.json {
+        out.print_json(&value)?;
+    } else {
+        for e in &report.errors {
+            eprintln!("{}:{}: {}", file.display(), e.line, e.error);
+        }
+        let verb = if report.applied {
+            "imported"
+        } else {
+            "would import"
+        };
+        println!(
+            "{} rows: {verb} {} new, {} updated{}",
+            report.rows,
+            report.created,
+            report.updated,
+            if report.errors.is_empty() {
+                String::new()
+            } else {
+                format!("; {} bad rows, nothing changed", report.errors.len())
+            }
+        );
+    }
+    if !ok {
+        bail!("import refused: {} bad rows", report.errors.len());
+    }
     Ok(())
 }

@@ -1,9 +1,13 @@
 //! `edgeprov …` sub-commands that talk to the admin API.
 
 pub mod alarms;
+pub mod audit;
 pub mod client;
+pub mod cloud;
 pub mod device;
+pub mod dhcp;
 pub mod dns;
+pub mod doctor;
 pub mod file;
 pub mod firmware;
 pub mod param;

@@ -37,9 +37,28 @@ pub enum AlarmKind {
     /// The firmware cache cannot hold an image (limit reached with everything pinned, or
     /// the disk itself is full).
     FirmwareDiskFull,
+    /// Cloud sync has been failing for longer than `cloud.alarm_after_secs`.
+    SyncFailed,
+    /// A page pulled from the cloud was malformed or hostile and was rejected whole.
+    SyncRejected,
+    /// The cloud outbox was full: check-ins were dropped (alarms never are).
+    OutboxOverflow,
 }
 
 impl AlarmKind {
+    /// Alarms that record a refused phone request (reported to the cloud as refusals).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            AlarmKind::CertificateMismatch
+                | AlarmKind::SecretWithoutProof
+                | AlarmKind::InactiveDevice
+                | AlarmKind::HttpAuthFailed
+                | AlarmKind::HttpAuthLockout
+                | AlarmKind::PathTraversal
+        )
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AlarmKind::CertificateMismatch => "certificate_mismatch",
@@ -52,6 +71,9 @@ impl AlarmKind {
             AlarmKind::FirmwareUpstreamUnreachable => "firmware_upstream_unreachable",
             AlarmKind::FirmwareChecksumMismatch => "firmware_checksum_mismatch",
             AlarmKind::FirmwareDiskFull => "firmware_disk_full",
+            AlarmKind::SyncFailed => "sync_failed",
+            AlarmKind::SyncRejected => "sync_rejected",
+            AlarmKind::OutboxOverflow => "outbox_overflow",
         }
     }
 
@@ -61,6 +83,9 @@ impl AlarmKind {
             AlarmKind::RecorderOverflow => Severity::Major,
             AlarmKind::FirmwareChecksumMismatch | AlarmKind::FirmwareDiskFull => Severity::Major,
             AlarmKind::FirmwareUpstreamUnreachable => Severity::Minor,
+            AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
+                Severity::Major
+            }
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

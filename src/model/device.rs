@@ -8,12 +8,40 @@ use super::Mac;
 
 /// Whether a device may receive files that carry its secrets. A deactivated device keeps its
 /// record (and its history) but is treated like a stranger for anything secret.
+///
+/// `active`/`inactive` are for devices managed here (created by a local administrator; they work
+/// without any cloud). The other states are the cloud enrollment service's lifecycle, mirrored
+/// by sync: only `activated` (and associated with this box's site) gets secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceState {
     #[default]
     Active,
     Inactive,
+    Imported,
+    Claimed,
+    Associated,
+    Activated,
+    Deactivated,
+    Released,
+}
+
+impl DeviceState {
+    /// Whether the state comes from the cloud's lifecycle (the cloud owns it, see
+    /// docs/sync-protocol.md) rather than from a local administrator.
+    pub fn is_cloud(self) -> bool {
+        !matches!(self, DeviceState::Active | DeviceState::Inactive)
+    }
+
+    /// Whether a device in this state may receive its secret files; `associated_here` says
+    /// whether its site is this box's site (only consulted for cloud-managed devices).
+    pub fn may_receive_secrets(self, associated_here: bool) -> bool {
+        match self {
+            DeviceState::Active => true,
+            DeviceState::Activated => associated_here,
+            _ => false,
+        }
+    }
 }
 
 /// What the box last saw of a device: written in batches off the request path.
@@ -47,8 +75,12 @@ pub struct Device {
     pub group: String,
     #[serde(default)]
     pub label: String,
+    /// Parameters set here; they override the cloud's (`cloud_params`) of the same name.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Parameters the cloud sent for this device; replaced whole by every pull.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cloud_params: BTreeMap<String, String>,
     /// Parameters whose values only the device itself may read (SIP password, admin PIN).
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
@@ -77,6 +109,7 @@ impl Device {
             group: String::new(),
             label: String::new(),
             params: BTreeMap::new(),
+            cloud_params: BTreeMap::new(),
             secrets: BTreeMap::new(),
             state: DeviceState::Active,
             allow_http_auth: false,
@@ -98,4 +131,57 @@ pub struct Site {
     /// Lets every device of the site use its HTTP credentials as proof.
     #[serde(default)]
     pub allow_http_auth: bool,
+    /// The cloud's provisioning profile for the site, when the site comes from the cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<SiteProfile>,
+}
+
+/// What the cloud's enrollment service tells new phones of a site (its redirect answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SiteProfile {
+    pub provisioning_url: String,
+    #[serde(default)]
+    pub phone_group: String,
+    /// PEM of the root CA the phones are told to trust.
+    #[serde(default)]
+    pub root_ca: String,
+}
+
+/// A device as the cloud describes it, already validated (see `sync::pull`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudDevice {
+    pub mac: Mac,
+    pub state: DeviceState,
+    pub site: String,
+    pub group: String,
+    pub model: String,
+    pub serial: String,
+    pub params: BTreeMap<String, String>,
+}
+
+impl Device {
+    /// Applies the cloud's view of a device. The cloud owns lifecycle state, site, group, model,
+    /// serial and its own parameters; everything else (label, local parameters, secrets, HTTP
+    /// credentials, check-in) stays as the local administrator and the phone left it.
+    pub fn apply_cloud(existing: Option<Device>, cloud: &CloudDevice) -> Device {
+        let mut d = existing.unwrap_or_else(|| Device::new(cloud.mac));
+        d.state = cloud.state;
+        d.site.clone_from(&cloud.site);
+        d.group.clone_from(&cloud.group);
+        if !cloud.model.is_empty() {
+            d.model.clone_from(&cloud.model);
+        }
+        if !cloud.serial.is_empty() {
+            d.serial.clone_from(&cloud.serial);
+        }
+        d.cloud_params.clone_from(&cloud.params);
+        d
+    }
+
+    /// The device's own parameter layer: the cloud's parameters overridden by local ones.
+    pub fn effective_params(&self) -> BTreeMap<String, String> {
+        let mut out = self.cloud_params.clone();
+        out.extend(self.params.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
 }

@@ -3,12 +3,14 @@
 
 mod alarm;
 mod device;
+mod lease;
 mod mac;
 mod params;
 mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
-pub use device::{CheckIn, Device, DeviceState, HttpCredential, Site};
+pub use device::{CheckIn, CloudDevice, Device, DeviceState, HttpCredential, Site, SiteProfile};
+pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
 pub use vendor::Vendor;

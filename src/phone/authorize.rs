@@ -19,6 +19,9 @@ pub enum Proof {
 pub struct Target {
     pub device: Mac,
     pub state: DeviceState,
+    /// The device's site is this box's site (from cloud registration); a cloud-activated device
+    /// of another site gets no secrets here.
+    pub associated_here: bool,
     pub carries_secret: bool,
 }
 
@@ -52,7 +55,7 @@ pub fn authorize(target: &Target, proof: Proof) -> Decision {
             alarm: AlarmKind::CertificateMismatch,
         };
     }
-    if target.state != DeviceState::Active {
+    if !target.state.may_receive_secrets(target.associated_here) {
         return Decision::Forbidden {
             alarm: AlarmKind::InactiveDevice,
         };
@@ -71,7 +74,31 @@ mod tests {
         Target {
             device: A,
             state,
+            associated_here: true,
             carries_secret: secret,
+        }
+    }
+
+    #[test]
+    fn cloud_lifecycle_gates_secrets() {
+        use DeviceState::*;
+        for (state, here, allowed) in [
+            (Activated, true, true),
+            (Activated, false, false),
+            (Associated, true, false),
+            (Claimed, true, false),
+            (Imported, true, false),
+            (Deactivated, true, false),
+            (Released, true, false),
+            (Active, false, true),
+            (Inactive, true, false),
+        ] {
+            let t = Target {
+                associated_here: here,
+                ..target(true, state)
+            };
+            let got = authorize(&t, Proof::Certificate(A));
+            assert_eq!(got == Decision::Allow, allowed, "{state:?} here={here}");
         }
     }
 

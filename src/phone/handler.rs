@@ -63,9 +63,26 @@ impl Asked<'_> {
     }
 }
 
+/// A phone connection: its TLS facts, with the certificate's MAC read once at accept time
+/// rather than on every request of a keep-alive connection.
+pub struct PhoneConn {
+    pub info: ConnInfo,
+    pub cert_mac: Option<Mac>,
+}
+
+impl PhoneConn {
+    pub fn new(info: ConnInfo) -> PhoneConn {
+        let cert_mac = info
+            .client_cert
+            .as_ref()
+            .and_then(|c| mac_from_certificate(c));
+        PhoneConn { info, cert_mac }
+    }
+}
+
 pub async fn handle(
     state: Arc<PhoneState>,
-    conn: Arc<ConnInfo>,
+    conn: Arc<PhoneConn>,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let header_text = |name: header::HeaderName| {
@@ -75,7 +92,7 @@ pub async fn handle(
     };
     let user_agent = header_text(header::USER_AGENT).unwrap_or_default();
     let asked = Asked {
-        conn: &conn,
+        conn: &conn.info,
         method: req.method().clone(),
         uri_path: req.uri().path().to_string(),
         agent: parse_user_agent(&user_agent),
@@ -85,14 +102,11 @@ pub async fn handle(
         range: header_text(header::RANGE),
         if_range: header_text(header::IF_RANGE),
         host: header_text(header::HOST),
-        cert_mac: conn
-            .client_cert
-            .as_ref()
-            .and_then(|c| mac_from_certificate(c)),
+        cert_mac: conn.cert_mac,
     };
     let resp = respond(&state, &asked).await;
     tracing::debug!(
-        peer = %conn.peer,
+        peer = %conn.info.peer,
         path = %asked.uri_path,
         device = ?asked.cert_mac,
         status = resp.status().as_u16(),
@@ -164,19 +178,14 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         }
         return resp;
     }
-    let store = state.store.clone();
-    let name_owned = name.clone();
-    let mut loaded = match tokio::task::spawn_blocking(move || {
-        load(&store, &catalogue, &name_owned, requester_mac)
-    })
-    .await
-    {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
+    // A few redb read transactions on pages the OS has cached: microseconds, so they run
+    // inline instead of paying a thread hand-off per request in a boot storm.
+    let mut loaded = match load(&state.store, &catalogue, name, requester_mac) {
+        Ok(l) => l,
+        Err(e) => {
             tracing::error!(error = %e, "store read failed");
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
-        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     };
     loaded.firmware_base = firmware_base(asked);
     let who = Requester {
@@ -202,6 +211,12 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     let target = Target {
         device: file_mac,
         state: ctx.map(|c| c.device.state).unwrap_or_default(),
+        associated_here: ctx.is_some_and(|c| {
+            loaded
+                .home_site
+                .as_deref()
+                .is_some_and(|home| !home.is_empty() && home == c.device.site)
+        }),
         carries_secret: served.rendered.carries_secret,
     };
     match authorize(&target, proof) {
@@ -275,6 +290,9 @@ struct Loaded {
     firmware: BTreeMap<String, String>,
     /// URL prefix of firmware downloads, as the requester reached this server.
     firmware_base: String,
+    /// The site this box serves per its cloud registration (cloud-activated devices of other
+    /// sites get no secrets here).
+    home_site: Option<String>,
 }
 
 fn load(
@@ -305,6 +323,7 @@ fn load(
         firmware: catalogue.files_for_site(site),
         firmware_base: String::new(),
         target,
+        home_site: store.home_site()?,
     })
 }
 

@@ -9,7 +9,7 @@ pub mod path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use handler::{handle, preview};
+pub use handler::{PhoneConn, handle, preview};
 
 use crate::config::PhoneConfig;
 use crate::firmware::Firmware;

@@ -120,7 +120,8 @@ pub fn ensure_server_cert(
     Ok(())
 }
 
-fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<String> {
+/// The DNS names and IP addresses a certificate is for, lower case.
+pub fn cert_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<String> {
     use x509_parser::extensions::GeneralName;
     let mut out = BTreeSet::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -198,6 +199,21 @@ pub fn device_identity(
     mac: Mac,
     days: u32,
 ) -> Result<DeviceIdentity, PkiError> {
+    let (cert, key) = device_cert(issuer, mac, days)?;
+    Ok(DeviceIdentity {
+        certificate: cert.pem(),
+        private_key: key.serialize_pem(),
+        ca_certificate: ca_pem.to_string(),
+    })
+}
+
+/// The device certificate profile shared by [`device_identity`] and the in-memory minter: a
+/// new ECDSA P-256 key and its certificate.
+pub fn device_cert(
+    issuer: &Issuer<'static, KeyPair>,
+    mac: Mac,
+    days: u32,
+) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate().map_err(gen_err("device key"))?;
     let mut params = base_params(&mac.to_string(), i64::from(days));
     params.subject_alt_names = vec![SanType::URI(
@@ -211,11 +227,7 @@ pub fn device_identity(
     let cert = params
         .signed_by(&key, issuer)
         .map_err(gen_err("device certificate"))?;
-    Ok(DeviceIdentity {
-        certificate: cert.pem(),
-        private_key: key.serialize_pem(),
-        ca_certificate: ca_pem.to_string(),
-    })
+    Ok((cert, key))
 }
 
 /// How long a published CRL is valid; it is re-signed daily, well before that.

@@ -5,8 +5,10 @@
 //! orphan every certificate already on a phone, so a missing or unreadable file is an error
 //! that names the file.
 
+pub mod cloud;
 mod files;
 mod issue;
+mod minter;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +19,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::PkiConfig;
-pub use issue::DeviceIdentity;
+pub use issue::{DeviceIdentity, cert_names};
+pub use minter::DeviceMinter;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
 pub const CA_CERT: &str = "ca.crt";
@@ -151,6 +154,11 @@ impl Pki {
     ) -> Result<DeviceIdentity, PkiError> {
         issue::device_identity(&self.issuer, &self.ca_cert_pem, mac, days)
     }
+}
+
+/// Reads one PEM certificate (for `doctor`'s expiry checks).
+pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
+    files::parse_one_cert(path, &files::read_text(path)?)
 }
 
 /// Reads the CA certificate a client needs to trust the admin API (used by the CLI).

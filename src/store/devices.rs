@@ -71,12 +71,62 @@ impl Store {
         Ok(Ok(updated))
     }
 
-    pub fn delete_device(&self, mac: Mac) -> Result<bool, StoreError> {
+    /// Creates or updates many devices in one transaction: all of them or, on any error, none.
+    /// An update keeps what the import does not carry (check-in, creation time, credentials).
+    /// With `apply` false nothing is written and the counts say what would happen.
+    pub fn import_devices(
+        &self,
+        devices: Vec<Device>,
+        apply: bool,
+    ) -> Result<(usize, usize), StoreError> {
         let tx = self.db.begin_write()?;
-        let removed = tx
-            .open_table(DEVICES)?
-            .remove(mac.to_string().as_str())?
-            .is_some();
+        let (mut created, mut updated) = (0, 0);
+        {
+            let mut table = tx.open_table(DEVICES)?;
+            let now = now_unix();
+            for mut d in devices {
+                let key = d.mac.to_string();
+                let existing: Option<Device> = match table.get(key.as_str())? {
+                    Some(v) => Some(decode("devices", &key, v.value())?),
+                    None => None,
+                };
+                match existing {
+                    Some(old) => {
+                        updated += 1;
+                        d.created = old.created;
+                        d.checkin = old.checkin;
+                        d.http_credential = d.http_credential.or(old.http_credential);
+                        d.allow_http_auth |= old.allow_http_auth;
+                    }
+                    None => {
+                        created += 1;
+                        d.created = now;
+                    }
+                }
+                d.updated = now;
+                if apply {
+                    table.insert(key.as_str(), encode(&d).as_slice())?;
+                }
+            }
+        }
+        if apply {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok((created, updated))
+    }
+
+    /// Removes a device; returns what was removed.
+    pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let key = mac.to_string();
+        let removed = {
+            let mut table = tx.open_table(DEVICES)?;
+            let old = table.remove(key.as_str())?;
+            old.map(|v| decode::<Device>("devices", &key, v.value()))
+                .transpose()?
+        };
         tx.commit()?;
         Ok(removed)
     }

@@ -91,10 +91,12 @@ impl Store {
     pub fn device_context(&self, mac: Mac) -> Result<Option<DeviceContext>, StoreError> {
         let tx = self.db.begin_read()?;
         let key = mac.to_string();
-        let device: Device = match tx.open_table(DEVICES)?.get(key.as_str())? {
+        let mut device: Device = match tx.open_table(DEVICES)?.get(key.as_str())? {
             Some(v) => decode("devices", &key, v.value())?,
             None => return Ok(None),
         };
+        // Rendering sees one device layer: the cloud's parameters under the local ones.
+        device.params = device.effective_params();
         let site = if device.site.is_empty() {
             None
         } else {

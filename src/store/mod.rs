@@ -6,41 +6,61 @@
 //! survives `kill -9` and power loss.
 
 mod alarms;
+mod audit;
 mod devices;
 mod dns_records;
 mod error;
 mod files;
 mod firmware;
 mod layers;
+mod leases;
 mod recorder;
+mod sync;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use audit::AuditEntry;
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use firmware::ReleaseOrigin;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
+pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Outbox bound until the configuration says otherwise.
+const DEFAULT_OUTBOX_MAX: u64 = 10_000;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 pub(crate) const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 pub(crate) const LAYERS: TableDefinition<&str, &[u8]> = TableDefinition::new("layers");
 pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+/// Key: sequence number; value: an [`AuditEntry`].
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Key `SITE|name` (SITE empty for box-wide files), value the file's bytes.
 pub(crate) const STATIC_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("static_files");
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
 
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    outbox: Arc<OutboxSettings>,
+}
+
+/// Whether events are kept for the cloud (only once the box is registered: a box without a
+/// cloud must not fill an outbox nobody drains) and how many.
+struct OutboxSettings {
+    enabled: AtomicBool,
+    max: AtomicU64,
 }
 
 impl Store {
@@ -56,9 +76,33 @@ impl Store {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            outbox: Arc::new(OutboxSettings {
+                enabled: AtomicBool::new(false),
+                max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
+            }),
+        };
         store.init_schema()?;
+        store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
+    }
+
+    /// Bounds the outbox (`cloud.outbox_max`).
+    pub fn set_outbox_max(&self, max: u64) {
+        self.outbox.max.store(max.max(1), Ordering::Relaxed);
+    }
+
+    fn set_outbox_enabled(&self, on: bool) {
+        self.outbox.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The outbox bound when events are being kept, else `None`.
+    fn outbox_bound(&self) -> Option<u64> {
+        self.outbox
+            .enabled
+            .load(Ordering::Relaxed)
+            .then(|| self.outbox.max.load(Ordering::Relaxed))
     }
 
     fn init_schema(&self) -> Result<(), StoreError> {
@@ -77,10 +121,16 @@ impl Store {
             tx.open_table(SITES)?;
             tx.open_table(LAYERS)?;
             tx.open_table(ALARMS)?;
+            tx.open_table(AUDIT)?;
             tx.open_table(STATIC_FILES)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
             tx.open_table(firmware::FIRMWARE_RELEASES)?;
             tx.open_table(firmware::FIRMWARE_POLICIES)?;
+            tx.open_table(sync::SYNC_STATE)?;
+            tx.open_table(sync::CLOUD_DATA)?;
+            tx.open_table(sync::OUTBOX)?;
+            tx.open_table(sync::OUTBOX_INDEX)?;
+            tx.open_table(LEASES)?;
         }
         tx.commit()?;
         Ok(())

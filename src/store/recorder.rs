@@ -10,8 +10,10 @@ use std::thread::JoinHandle;
 use redb::ReadableTable;
 
 use super::alarms::AlarmEvent;
+use super::sync::Pending;
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::model::{AlarmKind, CheckIn, Device, Mac, now_unix};
+use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
 /// block or grow memory without limit.
@@ -149,6 +151,7 @@ fn write_batch(
         return Ok(());
     }
     let tx = store.db.begin_write()?;
+    let mut events = Vec::new();
     {
         let mut table = tx.open_table(DEVICES)?;
         for (mac, checkin) in checkins {
@@ -157,13 +160,67 @@ fn write_batch(
                 Some(v) => Some(decode("devices", &key, v.value())?),
                 None => None,
             };
+            let known = device.is_some();
             if let Some(mut device) = device {
                 device.checkin = Some(checkin.clone());
                 table.insert(key.as_str(), encode(&device).as_slice())?;
             }
+            events.push(checkin_event(&key, checkin, known));
         }
     }
+    events.extend(alarms.iter().map(alarm_event));
+    // The cloud's copy of these events commits with them (or not at all).
+    let overflow = store.enqueue(&tx, events)?;
     Store::raise_alarms(&tx, alarms)?;
+    Store::raise_alarms(&tx, &overflow)?;
     tx.commit()?;
     Ok(())
+}
+
+/// A check-in of a known device, or a sighting of an unknown one; both coalesced per device.
+fn checkin_event(mac: &str, c: &CheckIn, known: bool) -> Pending {
+    let (key, body) = if known {
+        (
+            format!("checkin|{mac}"),
+            EventBody::CheckIn {
+                mac: mac.to_string(),
+                ip: c.peer_ip.clone(),
+                firmware: c.firmware.clone(),
+                user_agent: c.user_agent.clone(),
+                file: c.file.clone(),
+            },
+        )
+    } else {
+        (
+            format!("seen|{mac}"),
+            EventBody::SeenUnclaimed {
+                mac: mac.to_string(),
+                ip: c.peer_ip.clone(),
+                user_agent: c.user_agent.clone(),
+                file: c.file.clone(),
+            },
+        )
+    };
+    Pending {
+        key: Some(key),
+        body,
+    }
+}
+
+fn alarm_event(a: &AlarmEvent) -> Pending {
+    let body = if a.kind.is_refusal() {
+        EventBody::Refusal {
+            kind: a.kind.as_str().into(),
+            source: a.source.clone(),
+            message: a.message.clone(),
+        }
+    } else {
+        EventBody::Alarm {
+            kind: a.kind.as_str().into(),
+            severity: format!("{:?}", a.kind.severity()).to_lowercase(),
+            source: a.source.clone(),
+            message: a.message.clone(),
+        }
+    };
+    Pending { key: None, body }
 }

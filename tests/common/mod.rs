@@ -2,6 +2,8 @@
 //! real TLS clients (tokio-rustls + hyper), as phones and administrators would.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod dhcp;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -61,13 +63,22 @@ impl Daemon {
 
     /// Starts with extra TOML appended to the base config (e.g. a `[pki]` table).
     pub fn start_with(extra: &str) -> Daemon {
+        Daemon::start_with_env(extra, &[])
+    }
+
+    /// Starts with extra TOML and extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = base_config(&dir.path().join("data"), extra);
         std::fs::write(dir.path().join("edgeprov.toml"), config).unwrap();
-        Daemon::launch(dir)
+        Daemon::launch_env(dir, env)
     }
 
     fn launch(dir: tempfile::TempDir) -> Daemon {
+        Daemon::launch_env(dir, &[])
+    }
+
+    fn launch_env(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
         let listeners = dir.path().join("data/listeners.json");
         let _ = std::fs::remove_file(&listeners);
         let log = std::fs::OpenOptions::new()
@@ -80,6 +91,7 @@ impl Daemon {
             .arg("--config")
             .arg(dir.path().join("edgeprov.toml"))
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -135,6 +147,12 @@ impl Daemon {
         let mut child = self.child.take().expect("running");
         signal(child.id(), "TERM");
         wait_timeout(&mut child, Duration::from_secs(20)).expect("daemon stops on SIGTERM")
+    }
+
+    /// Waits for a daemon that was already signalled to exit.
+    pub fn stop_waiting(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, Duration::from_secs(20)).expect("daemon exits")
     }
 
     /// SIGKILL: the crash case.

@@ -121,13 +121,20 @@ pub fn render_device(
     common: &Common,
     who: &Requester,
 ) -> Option<Rendered> {
-    let vendor = device_vendor(ctx, who);
-    let (native, carries_secret) = device_native(vendor?, ctx);
-    let bytes = match (file, vendor?) {
-        (FileName::AvayaDevice(_), Vendor::Avaya) => {
+    // `.txt` is Avaya's, `.boot` Yealink's, `-phone.cfg` Poly's whatever the inventory says;
+    // only `{mac}.cfg` needs the device's vendor to tell Yealink from Poly.
+    let vendor = match file {
+        FileName::AvayaDevice(_) => Vendor::Avaya,
+        FileName::DeviceBoot(_) => Vendor::Yealink,
+        FileName::PolyDevice(_) => Vendor::Poly,
+        _ => device_vendor(ctx, who)?,
+    };
+    let (native, carries_secret) = device_native(vendor, ctx);
+    let bytes = match (file, vendor) {
+        (FileName::AvayaDevice(_), _) => {
             avaya::device_file(ctx.device.mac, &native, common.specials)
         }
-        (FileName::DeviceBoot(_), Vendor::Yealink) => {
+        (FileName::DeviceBoot(_), _) => {
             let code = yealink::family_of_model(&ctx.device.model).or_else(|| {
                 ctx.device
                     .checkin
@@ -146,7 +153,7 @@ pub fn render_device(
                 carries_secret: false,
             });
         }
-        (FileName::PolyDevice(_), Vendor::Poly) => poly::params_file(&native),
+        (FileName::PolyDevice(_), _) => poly::params_file(&native),
         _ => return None,
     };
     Some(Rendered {

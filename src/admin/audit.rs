@@ -1,0 +1,205 @@
+//! Audit: a middleware writes an entry for every change and every refused attempt, with the
+//! caller, its address and, when the handler says what changed, the before/after difference.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{AdminState, ApiError, blocking, token};
+use crate::serve::ConnInfo;
+use crate::store::AuditEntry;
+
+/// Put into a response's extensions by a handler that changed something.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub summary: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Only what differs, by dotted path: `{"params.SIPDOMAIN": {"before": "a", "after": "b"}}`.
+pub fn diff(before: &Value, after: &Value) -> Value {
+    fn walk(path: &str, b: &Value, a: &Value, out: &mut Map<String, Value>) {
+        // A resource created or deleted: compare its fields against nothing.
+        let empty = Value::Object(Map::new());
+        let (b, a) = match (b, a) {
+            (Value::Null, Value::Object(_)) => (&empty, a),
+            (Value::Object(_), Value::Null) => (b, &empty),
+            _ => (b, a),
+        };
+        match (b, a) {
+            (Value::Object(bo), Value::Object(ao)) => {
+                let keys: std::collections::BTreeSet<&String> =
+                    bo.keys().chain(ao.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &p,
+                        bo.get(k).unwrap_or(&Value::Null),
+                        ao.get(k).unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            _ if b != a => {
+                out.insert(path.to_string(), json!({"before": b, "after": a}));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Map::new();
+    walk("", before, after, &mut out);
+    Value::Object(out)
+}
+
+/// Fields that change on every write and say nothing to an auditor.
+fn without_noise(mut v: Value) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.remove("updated");
+        o.remove("checkin");
+    }
+    v
+}
+
+pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resource = req.uri().path().to_string();
+    let source = req
+        .extensions()
+        .get::<Arc<ConnInfo>>()
+        .map(|c| c.peer.ip().to_string())
+        .unwrap_or_default();
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let who = if token::matches(&st.token, presented.trim()) {
+        "admin"
+    } else {
+        "anonymous"
+    };
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    // Reads are not audited, unless they were refused.
+    if (method == Method::GET || method == Method::HEAD) && !refused {
+        return resp;
+    }
+    let change = resp.extensions().get::<Change>().cloned();
+    let entry = AuditEntry {
+        seq: 0,
+        time: crate::model::now_unix(),
+        who: who.to_string(),
+        source,
+        method: method.to_string(),
+        resource,
+        status: status.as_u16(),
+        summary: change
+            .as_ref()
+            .map(|c| c.summary.clone())
+            .unwrap_or_else(|| {
+                if refused {
+                    "refused".into()
+                } else {
+                    status.canonical_reason().unwrap_or("").to_lowercase()
+                }
+            }),
+        changes: change
+            .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
+            .unwrap_or(Value::Null),
+    };
+    let store = st.store.clone();
+    if let Err(e) = blocking(move || store.append_audit(entry)).await {
+        tracing::error!(error = %e, "audit entry lost");
+    }
+    resp
+}
+
+/// Attaches a change to a response for the audit middleware.
+pub fn with_change(
+    mut resp: Response,
+    summary: String,
+    before: impl serde::Serialize,
+    after: impl serde::Serialize,
+) -> Response {
+    resp.extensions_mut().insert(Change {
+        summary,
+        before: serde_json::to_value(before).unwrap_or(Value::Null),
+        after: serde_json::to_value(after).unwrap_or(Value::Null),
+    });
+    resp
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub who: Option<String>,
+    pub source: Option<String>,
+    pub method: Option<String>,
+    /// Entries whose resource starts with this path.
+    pub resource: Option<String>,
+    pub status: Option<u16>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+pub async fn list(
+    State(st): State<AdminState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let store = st.store.clone();
+    let limit = q.limit.unwrap_or(1000).min(100_000);
+    let entries = blocking(move || {
+        store.list_audit(limit, |e| {
+            q.who.as_deref().is_none_or(|w| e.who == w)
+                && q.source.as_deref().is_none_or(|s| e.source == s)
+                && q.method
+                    .as_deref()
+                    .is_none_or(|m| e.method.eq_ignore_ascii_case(m))
+                && q.resource
+                    .as_deref()
+                    .is_none_or(|r| e.resource.starts_with(r))
+                && q.status.is_none_or(|s| e.status == s)
+                && q.since.is_none_or(|t| e.time >= t)
+                && q.until.is_none_or(|t| e.time <= t)
+        })
+    })
+    .await?;
+    Ok(Json(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_keeps_only_changes() {
+        let before = json!({"model": "J179", "params": {"A": "1", "B": "2"}, "secrets": ["PW"]});
+        let after =
+            json!({"model": "J179", "params": {"A": "1", "B": "3", "C": "4"}, "secrets": ["PW"]});
+        assert_eq!(
+            diff(&before, &after),
+            json!({
+                "params.B": {"before": "2", "after": "3"},
+                "params.C": {"before": null, "after": "4"},
+            })
+        );
+        assert_eq!(
+            diff(&Value::Null, &json!({"a": 1})),
+            json!({"a": {"before": null, "after": 1}})
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! `edgeprov doctor`: checks what an installer gets wrong (ports, certificates, the clock, the
+//! store, DNS/DHCP settings that point phones somewhere they cannot reach) and says how to fix
+//! each. Works with the daemon running or stopped.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::daemon::Listeners;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub level: Level,
+    pub area: &'static str,
+    pub message: String,
+    /// What to do about it (empty when nothing).
+    pub fix: String,
+}
+
+fn check(
+    level: Level,
+    area: &'static str,
+    message: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
+    Check {
+        level,
+        area,
+        message: message.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Every configured listening address, with its key.
+fn addresses(c: &Config) -> Vec<(&'static str, SocketAddr, bool)> {
+    let mut out: Vec<(&'static str, SocketAddr, bool)> = Vec::new();
+    out.extend(
+        c.phone
+            .https_listen
+            .iter()
+            .map(|a| ("phone.https_listen", *a, true)),
+    );
+    out.extend(
+        c.phone
+            .http_listen
+            .iter()
+            .map(|a| ("phone.http_listen", *a, true)),
+    );
+    out.push(("admin.listen", c.admin.listen, true));
+    out.extend(c.dns.listen.iter().map(|a| ("dns.listen", *a, false)));
+    if c.dhcp.enabled {
+        out.push(("dhcp.listen", c.dhcp.listen, false));
+    }
+    out
+}
+
+fn ports(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
+    let ours = |a: &SocketAddr| {
+        running.is_some_and(|l| {
+            l.phone_https.contains(a)
+                || l.phone_http.contains(a)
+                || l.admin == *a
+                || l.dns.contains(a)
+                || l.dhcp == Some(*a)
+        })
+    };
+    addresses(c)
+        .into_iter()
+        .map(|(key, addr, tcp)| {
+            let bound = if tcp {
+                std::net::TcpListener::bind(addr).map(drop)
+            } else {
+                std::net::UdpSocket::bind(addr).map(drop)
+            };
+            match bound {
+                Ok(()) if addr.port() == 0 => check(Level::Ok, "ports", format!("{key} {addr}: the kernel picks a port"), ""),
+                Ok(()) => check(Level::Ok, "ports", format!("{key} {addr} is free"), ""),
+                Err(_) if ours(&addr) => check(Level::Ok, "ports", format!("{key} {addr} is bound by edgeprov"), ""),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => check(
+                    Level::Fail,
+                    "ports",
+                    format!("{key} {addr}: permission denied"),
+                    "ports below 1024 need CAP_NET_BIND_SERVICE: run through the systemd unit, which grants it",
+                ),
+                Err(e) => check(
+                    Level::Fail,
+                    "ports",
+                    format!("{key} {addr} is in use by another program ({e})"),
+                    "stop that program (see `ss -lptun`) or change the address in the config",
+                ),
+            }
+        })
+        .collect()
+}
+
+fn certificates(c: &Config) -> Vec<Check> {
+    let now = crate::model::now_unix();
+    let mut out = Vec::new();
+    for (name, warn_days) in [("ca.crt", 90), ("server.crt", 30)] {
+        let path = c.pki_dir().join(name);
+        let der = match crate::pki::read_cert(&path) {
+            Ok(d) => d,
+            Err(e) if !path.exists() => {
+                out.push(check(
+                    Level::Warn,
+                    "certificates",
+                    format!("{e}"),
+                    "start the daemon once: it creates its PKI",
+                ));
+                continue;
+            }
+            Err(e) => {
+                out.push(check(
+                    Level::Fail,
+                    "certificates",
+                    e.to_string(),
+                    "restore the PKI directory from a backup",
+                ));
+                continue;
+            }
+        };
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+            continue;
+        };
+        let (start, end) = (
+            cert.validity().not_before.timestamp(),
+            cert.validity().not_after.timestamp(),
+        );
+        let days = (end - now) / 86_400;
+        if now < start {
+            out.push(check(
+                Level::Fail,
+                "clock",
+                format!("{name} is valid only from {}: the clock is behind", crate::cli::time_text(start)),
+                "set the time (enable NTP: timedatectl set-ntp true); phones refuse certificates from the future",
+            ));
+        } else if days < 0 {
+            out.push(check(
+                Level::Fail,
+                "certificates",
+                format!("{name} expired {} days ago", -days),
+                "renew it (server: restart or reload edgeprov; CA: restore or re-enroll)",
+            ));
+        } else if days < warn_days {
+            out.push(check(
+                Level::Warn,
+                "certificates",
+                format!("{name} expires in {days} days"),
+                "reload edgeprov to renew the server certificate",
+            ));
+        } else {
+            out.push(check(
+                Level::Ok,
+                "certificates",
+                format!("{name} valid for {days} more days"),
+                "",
+            ));
+        }
+        if name == "server.crt" {
+            let names = crate::pki::cert_names(&cert);
+            let missing: Vec<&String> = c
+                .pki
+                .server_names
+                .iter()
+                .filter(|n| !names.contains(&n.to_ascii_lowercase()))
+                .collect();
+            if !missing.is_empty() {
+                out.push(check(
+                    Level::Warn,
+                    "certificates",
+                    format!("server.crt does not name {missing:?}"),
+                    "reload or restart edgeprov to reissue it",
+                ));
+            }
+        }
+    }
+    let year = time::OffsetDateTime::now_utc().year();
+    if !(2024..2100).contains(&year) {
+        out.push(check(
+            Level::Fail,
+            "clock",
+            format!("the clock says the year is {year}"),
+            "set the time (timedatectl set-ntp true)",
+        ));
+    }
+    out
+}
+
+fn store(c: &Config, running: bool) -> Check {
+    if running {
+        return check(Level::Ok, "store", "in use by the running daemon", "");
+    }
+    if !c.db_path().exists() {
+        return check(
+            Level::Warn,
+            "store",
+            format!("{} does not exist yet", c.db_path().display()),
+            "start the daemon once",
+        );
+    }
+    match crate::store::Store::open(&c.db_path())
+        .and_then(|s| Ok((s.schema_version()?, s.count_devices()?)))
+    {
+        Ok((v, n)) => check(
+            Level::Ok,
+            "store",
+            format!("{}: schema {v}, {n} devices", c.db_path().display()),
+            "",
+        ),
+        Err(e) => check(
+            Level::Fail,
+            "store",
+            e.to_string(),
+            "restore the database from a backup (edgeprov backup/restore)",
+        ),
+    }
+}
+
+/// Where phones are sent (DHCP options, DNS SRV/TXT) must be reachable by them.
+fn discovery(c: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    let host = c.pki.server_names.first().cloned().unwrap_or_default();
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if (c.dhcp.enabled || !c.dns.listen.is_empty()) && loopback {
+        out.push(check(
+            Level::Fail,
+            "discovery",
+            format!("phones are told to fetch from {host:?}, which is this box only to itself"),
+            "put the box's LAN address or name first in pki.server_names",
+        ));
+    }
+    if c.dhcp.enabled {
+        match crate::dhcp::provisioning_url(c) {
+            Ok(url) => {
+                let https_ports: Vec<u16> = c.phone.https_listen.iter().map(|a| a.port()).collect();
+                let http_ports: Vec<u16> = c.phone.http_listen.iter().map(|a| a.port()).collect();
+                let served = if url.tls {
+                    https_ports.contains(&url.port)
+                } else {
+                    http_ports.contains(&url.port)
+                };
+                if served {
+                    out.push(check(
+                        Level::Ok,
+                        "discovery",
+                        format!(
+                            "DHCP sends {}://{}:{}{}",
+                            if url.tls { "https" } else { "http" },
+                            url.host,
+                            url.port,
+                            url.path
+                        ),
+                        "",
+                    ));
+                } else {
+                    out.push(check(
+                        Level::Fail,
+                        "discovery",
+                        format!(
+                            "DHCP sends port {} but edgeprov does not listen there",
+                            url.port
+                        ),
+                        "fix dhcp.provisioning_url or phone.https_listen/http_listen",
+                    ));
+                }
+            }
+            Err(e) => out.push(check(
+                Level::Fail,
+                "discovery",
+                e,
+                "set dhcp.provisioning_url",
+            )),
+        }
+        if c.dhcp.subnets.is_empty() && c.dhcp.mode == crate::dhcp::DhcpMode::Server {
+            out.push(check(
+                Level::Fail,
+                "discovery",
+                "DHCP is enabled in server mode without any [[dhcp.subnet]]",
+                "add a subnet or set dhcp.mode = \"inform\"",
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push(check(
+            Level::Ok,
+            "discovery",
+            "DNS and DHCP settings are consistent",
+            "",
+        ));
+    }
+    out
+}
+
+/// Runs every check. `running` is the daemon's listener file, when it is up.
+pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
+    let mut out = ports(c, running);
+    out.extend(certificates(c));
+    out.push(store(c, running.is_some()));
+    out.extend(discovery(c));
+    out
+}
+
+/// Prints the checks; returns false when any failed.
+pub fn run(c: &Config, json: bool) -> anyhow::Result<bool> {
+    let running: Option<Listeners> = std::fs::read(c.listeners_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|l: &Listeners| std::net::TcpStream::connect(loopback(l.admin)).is_ok());
+    let checks = run_checks(c, running.as_ref());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for ch in &checks {
+            let tag = match ch.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "WARN",
+                Level::Fail => "FAIL",
+            };
+            println!("{tag} {:<12} {}", ch.area, ch.message);
+            if !ch.fix.is_empty() {
+                println!("     {:<12} fix: {}", "", ch.fix);
+            }
+        }
+    }
+    Ok(checks.iter().all(|c| c.level != Level::Fail))
+}
+
+fn loopback(mut a: SocketAddr) -> SocketAddr {
+    if a.ip().is_unspecified() {
+        a.set_ip(if a.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        });
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_provisioning_host_fails() {
+        let mut c = Config::default();
+        c.dns.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        let checks = discovery(&c);
+        assert!(
+            checks
+                .iter()
+                .any(|ch| ch.level == Level::Fail && ch.message.contains("localhost"))
+        );
+        c.pki.server_names = vec!["10.0.0.5".into()];
+        assert!(discovery(&c).iter().all(|ch| ch.level == Level::Ok));
+    }
+
+    #[test]
+    fn busy_port_fails_unless_it_is_ours() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let mut c = Config::default();
+        c.phone.https_listen = vec![addr];
+        c.phone.http_listen.clear();
+        c.admin.listen = "127.0.0.1:0".parse().unwrap();
+        let fails = |l: Option<&Listeners>| {
+            ports(&c, l)
+                .iter()
+                .filter(|ch| ch.level == Level::Fail)
+                .count()
+        };
+        assert_eq!(fails(None), 1);
+        let ours = Listeners {
+            phone_https: vec![addr],
+            phone_http: vec![],
+            admin: "127.0.0.1:1".parse().unwrap(),
+            dns: vec![],
+            dhcp: None,
+        };
+        assert_eq!(fails(Some(&ours)), 0);
+    }
+}

@@ -1,0 +1,515 @@
+//! The lease engine: pure decisions over an in-memory view of every address's lease. It never
+//! touches a socket or the store: it says what to answer and which lease must be durable before
+//! the answer leaves, and the server loop does both.
+//!
+//! Allocation order for a client: its reservation (a device's `dhcp:address` parameter), the
+//! address it had, the address it asks for, a never-used address, then the address whose lease
+//! ended longest ago. Offers are held in memory only (an offer promises nothing that must survive
+//! a crash); bound, released and declined leases are written. One record per address is what
+//! keeps an address from being handed to two clients.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::config::{DhcpConfig, DhcpMode};
+use super::packet::{Kind, Request};
+use crate::model::{Lease, LeaseState, Mac};
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Offer {
+        ip: Ipv4Addr,
+        subnet: usize,
+    },
+    /// Persist `lease`, then send the ACK.
+    Ack {
+        subnet: usize,
+        lease: Lease,
+    },
+    /// Options only: no address changes hands.
+    InformAck {
+        subnet: Option<usize>,
+    },
+    Nak(&'static str),
+    /// A release or decline: persist, answer nothing.
+    Write(Lease),
+    /// No free address in the client's subnet.
+    Exhausted,
+    Ignore(&'static str),
+}
+
+/// Who a lease belongs to: the client identifier when the client sent one, else its MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ClientKey {
+    Id(String),
+    Mac(Mac),
+}
+
+fn key_of(lease: &Lease) -> ClientKey {
+    if lease.client_id.is_empty() {
+        ClientKey::Mac(lease.mac)
+    } else {
+        ClientKey::Id(lease.client_id.clone())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The dynamic addresses of one subnet, walked by a cursor for never-used addresses.
+#[derive(Debug, Clone)]
+struct Pool {
+    net: Ipv4Net,
+    ranges: Vec<(u32, u32)>,
+    size: u64,
+    lease_secs: i64,
+    cursor: u64,
+    /// Set once a full walk found no never-used address; cleared when reservations change.
+    fresh_exhausted: bool,
+}
+
+impl Pool {
+    fn nth(&self, mut k: u64) -> u32 {
+        for (a, b) in &self.ranges {
+            let len = u64::from(b - a) + 1;
+            if k < len {
+                return a + k as u32;
+            }
+            k -= len;
+        }
+        self.ranges[0].0
+    }
+
+    fn in_range(&self, ip: Ipv4Addr) -> bool {
+        let n = u32::from(ip);
+        self.ranges.iter().any(|(a, b)| (*a..=*b).contains(&n))
+    }
+}
+
+pub struct Engine {
+    pools: Vec<Pool>,
+    leases: HashMap<Ipv4Addr, Lease>,
+    by_client: HashMap<ClientKey, Ipv4Addr>,
+    /// Every lease by its end, oldest first: where reclaiming looks.
+    by_expiry: BTreeSet<(i64, u32)>,
+    reserved_by_mac: HashMap<Mac, Ipv4Addr>,
+    reserved_ips: HashMap<Ipv4Addr, Mac>,
+    offer_hold: i64,
+    decline_secs: i64,
+    authoritative: bool,
+    inform_only: bool,
+}
+
+impl Engine {
+    pub fn new(config: &DhcpConfig) -> Engine {
+        let pools = config
+            .subnets
+            .iter()
+            .map(|s| {
+                let ranges: Vec<(u32, u32)> = s
+                    .ranges
+                    .iter()
+                    .map(|[a, b]| (u32::from(*a), u32::from(*b)))
+                    .collect();
+                Pool {
+                    net: s.network,
+                    size: ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum(),
+                    ranges,
+                    lease_secs: i64::from(s.lease_seconds),
+                    cursor: 0,
+                    fresh_exhausted: false,
+                }
+            })
+            .collect();
+        Engine {
+            pools,
+            leases: HashMap::new(),
+            by_client: HashMap::new(),
+            by_expiry: BTreeSet::new(),
+            reserved_by_mac: HashMap::new(),
+            reserved_ips: HashMap::new(),
+            offer_hold: i64::from(config.offer_hold_seconds),
+            decline_secs: i64::from(config.decline_seconds),
+            authoritative: config.authoritative,
+            inform_only: config.mode == DhcpMode::Inform,
+        }
+    }
+
+    /// Takes in the stored leases at start: the latest lease of a client is its address.
+    pub fn load(&mut self, leases: Vec<Lease>) {
+        for lease in leases {
+            let ip = lease.ip;
+            self.by_expiry.insert((lease.expires, u32::from(ip)));
+            if lease.state != LeaseState::Declined {
+                let key = key_of(&lease);
+                let newer = self
+                    .by_client
+                    .get(&key)
+                    .and_then(|old| self.leases.get(old))
+                    .is_none_or(|old| old.expires <= lease.expires);
+                if newer {
+                    self.by_client.insert(key, ip);
+                }
+            }
+            self.leases.insert(ip, lease);
+        }
+    }
+
+    /// Replaces the reservations (MAC → fixed address) with the inventory's current ones.
+    pub fn set_reservations(&mut self, reservations: HashMap<Mac, Ipv4Addr>) {
+        if reservations == self.reserved_by_mac {
+            return;
+        }
+        self.reserved_ips = reservations.iter().map(|(m, ip)| (*ip, *m)).collect();
+        self.reserved_by_mac = reservations;
+        for pool in &mut self.pools {
+            pool.fresh_exhausted = false;
+        }
+    }
+
+    pub fn lease(&self, ip: Ipv4Addr) -> Option<&Lease> {
+        self.leases.get(&ip)
+    }
+
+    /// The subnet a request belongs to: the relay's, else the one holding the client's own
+    /// address, else the subnet directly attached to the interface it arrived on.
+    pub fn subnet_for(&self, req: &Request, direct: Option<usize>) -> Option<usize> {
+        let containing = |ip: Ipv4Addr| self.pools.iter().position(|p| p.net.contains(&ip));
+        if !req.giaddr.is_unspecified() {
+            containing(req.giaddr)
+        } else if !req.ciaddr.is_unspecified() {
+            containing(req.ciaddr)
+        } else {
+            direct
+        }
+    }
+
+    pub fn handle(
+        &mut self,
+        req: &Request,
+        subnet: Option<usize>,
+        server_id: Ipv4Addr,
+        now: i64,
+    ) -> Decision {
+        if req.kind == Kind::Inform {
+            return Decision::InformAck { subnet };
+        }
+        if self.inform_only {
+            return Decision::Ignore("inform mode answers only DHCPINFORM");
+        }
+        let Some(subnet) = subnet else {
+            return Decision::Ignore("no subnet for the client's network");
+        };
+        let key = if req.client_id.is_empty() {
+            ClientKey::Mac(req.mac)
+        } else {
+            ClientKey::Id(hex(&req.client_id))
+        };
+        match req.kind {
+            Kind::Discover => self.discover(req, &key, subnet, now),
+            Kind::Request => self.request(req, &key, subnet, server_id, now),
+            Kind::Release => self.release(req, &key, server_id, now),
+            Kind::Decline => self.decline(req, &key, now),
+            Kind::Inform => Decision::InformAck {
+                subnet: Some(subnet),
+            },
+        }
+    }
+
+    /// Whether `ip` may go to this client now.
+    fn available(&self, ip: Ipv4Addr, key: &ClientKey, mac: Mac, now: i64) -> bool {
+        if self.reserved_ips.get(&ip).is_some_and(|m| *m != mac) {
+            return false;
+        }
+        match self.leases.get(&ip) {
+            None => true,
+            Some(l) if l.state == LeaseState::Declined => l.expires <= now,
+            Some(l) => l.expires <= now || key_of(l) == *key,
+        }
+    }
+
+    fn reservation_in(&self, mac: Mac, subnet: usize) -> Option<Ipv4Addr> {
+        self.reserved_by_mac
+            .get(&mac)
+            .copied()
+            .filter(|ip| self.pools[subnet].net.contains(ip))
+    }
+
+    fn choose(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        subnet: usize,
+        now: i64,
+    ) -> Option<Ipv4Addr> {
+        let mac = req.mac;
+        if let Some(ip) = self.reservation_in(mac, subnet)
+            && self.available(ip, key, mac, now)
+        {
+            return Some(ip);
+        }
+        let pool = &self.pools[subnet];
+        let candidates = [self.by_client.get(key).copied(), req.requested_ip];
+        if let Some(ip) = candidates
+            .into_iter()
+            .flatten()
+            .find(|ip| pool.in_range(*ip) && self.available(*ip, key, mac, now))
+        {
+            return Some(ip);
+        }
+        if let Some(ip) = self.fresh(subnet) {
+            return Some(ip);
+        }
+        self.reclaimable(subnet, key, mac, now)
+    }
+
+    /// The next never-used, unreserved address of the pool.
+    fn fresh(&mut self, subnet: usize) -> Option<Ipv4Addr> {
+        let pool = &self.pools[subnet];
+        if pool.fresh_exhausted {
+            return None;
+        }
+        for step in 0..pool.size {
+            let k = (pool.cursor + step) % pool.size;
+            let ip = Ipv4Addr::from(pool.nth(k));
+            if !self.leases.contains_key(&ip) && !self.reserved_ips.contains_key(&ip) {
+                self.pools[subnet].cursor = (k + 1) % pool.size;
+                return Some(ip);
+            }
+        }
+        self.pools[subnet].fresh_exhausted = true;
+        None
+    }
+
+    /// The pool address whose lease ended longest ago.
+    fn reclaimable(&self, subnet: usize, key: &ClientKey, mac: Mac, now: i64) -> Option<Ipv4Addr> {
+        let pool = &self.pools[subnet];
+        self.by_expiry
+            .iter()
+            .take_while(|(expires, _)| *expires <= now)
+            .map(|(_, ip)| Ipv4Addr::from(*ip))
+            .find(|ip| pool.in_range(*ip) && self.available(*ip, key, mac, now))
+    }
+
+    /// Replaces the record of `lease.ip`, keeping the indexes in step.
+    fn put(&mut self, lease: Lease, now: i64) {
+        let ip = lease.ip;
+        let key = key_of(&lease);
+        if let Some(old) = self.leases.get(&ip) {
+            self.by_expiry.remove(&(old.expires, u32::from(ip)));
+            let old_key = key_of(old);
+            if old_key != key && self.by_client.get(&old_key) == Some(&ip) {
+                self.by_client.remove(&old_key);
+            }
+        }
+        if lease.state == LeaseState::Declined {
+            if self.by_client.get(&key) == Some(&ip) {
+                self.by_client.remove(&key);
+            }
+        } else if let Some(prev) = self.by_client.insert(key.clone(), ip)
+            && prev != ip
+        {
+            // A client holds one address: an offer it left for another address is free again.
+            if let Some(p) = self.leases.get_mut(&prev)
+                && key_of(p) == key
+                && p.state == LeaseState::Offered
+                && p.expires > now
+            {
+                self.by_expiry.remove(&(p.expires, u32::from(prev)));
+                p.expires = now;
+                self.by_expiry.insert((now, u32::from(prev)));
+            }
+        }
+        self.by_expiry.insert((lease.expires, u32::from(ip)));
+        self.leases.insert(ip, lease);
+    }
+
+    fn record(
+        &self,
+        req: &Request,
+        ip: Ipv4Addr,
+        state: LeaseState,
+        starts: i64,
+        expires: i64,
+    ) -> Lease {
+        Lease {
+            ip,
+            mac: req.mac,
+            client_id: hex(&req.client_id),
+            hostname: req.hostname.clone(),
+            vendor_class: req.vendor_class.clone(),
+            state,
+            starts,
+            expires,
+        }
+    }
+
+    fn discover(&mut self, req: &Request, key: &ClientKey, subnet: usize, now: i64) -> Decision {
+        let Some(ip) = self.choose(req, key, subnet, now) else {
+            return Decision::Exhausted;
+        };
+        let bound_here = self
+            .leases
+            .get(&ip)
+            .is_some_and(|l| l.state == LeaseState::Bound && l.expires > now && key_of(l) == *key);
+        if !bound_here {
+            let offer = self.record(req, ip, LeaseState::Offered, now, now + self.offer_hold);
+            self.put(offer, now);
+        }
+        Decision::Offer { ip, subnet }
+    }
+
+    fn request(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        subnet: usize,
+        server_id: Ipv4Addr,
+        now: i64,
+    ) -> Decision {
+        if let Some(chosen) = req.server_id {
+            if chosen != server_id {
+                self.forget_offer(key, now);
+                return Decision::Ignore("the client chose another server");
+            }
+            let requested = req
+                .requested_ip
+                .or(Some(req.ciaddr).filter(|ip| !ip.is_unspecified()));
+            return match requested {
+                Some(ip) => self.bind(req, key, ip, subnet, now),
+                None => Decision::Nak("no requested address"),
+            };
+        }
+        let (ip, init_reboot) = if req.ciaddr.is_unspecified() {
+            match req.requested_ip {
+                Some(ip) => (ip, true),
+                None => return Decision::Ignore("a request without an address"),
+            }
+        } else {
+            (req.ciaddr, false)
+        };
+        if !self.pools[subnet].net.contains(&ip) {
+            return self.wrong("the address is not on the client's network");
+        }
+        match self.leases.get(&ip) {
+            Some(l) if key_of(l) == *key && l.state != LeaseState::Declined => {
+                self.bind(req, key, ip, subnet, now)
+            }
+            Some(l)
+                if l.expires > now || self.reserved_ips.get(&ip).is_some_and(|m| *m != req.mac) =>
+            {
+                self.wrong("the address belongs to another client")
+            }
+            // RFC 2131 4.3.2: with no record of the client, stay silent.
+            _ if init_reboot => Decision::Ignore("no record of this client's address"),
+            _ => Decision::Ignore("renewal of an address with no record"),
+        }
+    }
+
+    fn wrong(&self, why: &'static str) -> Decision {
+        if self.authoritative {
+            Decision::Nak(why)
+        } else {
+            Decision::Ignore(why)
+        }
+    }
+
+    fn forget_offer(&mut self, key: &ClientKey, now: i64) {
+        if let Some(ip) = self.by_client.get(key).copied()
+            && let Some(l) = self.leases.get(&ip)
+            && l.state == LeaseState::Offered
+            && l.expires > now
+        {
+            let mut freed = l.clone();
+            freed.expires = now;
+            self.put(freed, now);
+        }
+    }
+
+    fn bind(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        ip: Ipv4Addr,
+        subnet: usize,
+        now: i64,
+    ) -> Decision {
+        let reserved = self.reservation_in(req.mac, subnet);
+        if !(self.pools[subnet].in_range(ip) || reserved == Some(ip)) {
+            return self.wrong("the address is not in a pool of the client's network");
+        }
+        if let Some(r) = reserved
+            && r != ip
+            && self.available(r, key, req.mac, now)
+        {
+            return Decision::Nak("the client has a reserved address");
+        }
+        if !self.available(ip, key, req.mac, now) {
+            return Decision::Nak("the address is in use");
+        }
+        let starts = match self.leases.get(&ip) {
+            Some(l) if key_of(l) == *key && l.state == LeaseState::Bound && l.expires > now => {
+                l.starts
+            }
+            _ => now,
+        };
+        let lease = self.record(
+            req,
+            ip,
+            LeaseState::Bound,
+            starts,
+            now + self.pools[subnet].lease_secs,
+        );
+        self.put(lease.clone(), now);
+        Decision::Ack { subnet, lease }
+    }
+
+    fn release(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        server_id: Ipv4Addr,
+        now: i64,
+    ) -> Decision {
+        if req.server_id.is_some_and(|s| s != server_id) {
+            return Decision::Ignore("a release for another server");
+        }
+        match self.leases.get(&req.ciaddr) {
+            Some(l) if key_of(l) == *key && l.state == LeaseState::Bound => {
+                let mut released = l.clone();
+                released.state = LeaseState::Released;
+                released.expires = now;
+                self.put(released.clone(), now);
+                Decision::Write(released)
+            }
+            _ => Decision::Ignore("a release of an address the client does not hold"),
+        }
+    }
+
+    fn decline(&mut self, req: &Request, key: &ClientKey, now: i64) -> Decision {
+        let Some(ip) = req.requested_ip else {
+            return Decision::Ignore("a decline without an address");
+        };
+        match self.leases.get(&ip) {
+            Some(l)
+                if key_of(l) == *key
+                    && matches!(l.state, LeaseState::Offered | LeaseState::Bound) =>
+            {
+                let mut declined = l.clone();
+                declined.state = LeaseState::Declined;
+                declined.starts = now;
+                declined.expires = now + self.decline_secs;
+                self.put(declined.clone(), now);
+                Decision::Write(declined)
+            }
+            _ => Decision::Ignore("a decline of an address the client was not given"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,437 @@
+//! The engine without sockets: state transitions, exhaustion, reservations, decline, expiry,
+//! repeated messages, and a property test that no address is ever held by two clients.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::dhcp::config::{DhcpConfig, SubnetConfig};
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+fn config(first: u8, last: u8) -> DhcpConfig {
+    DhcpConfig {
+        enabled: true,
+        subnets: vec![SubnetConfig {
+            network: "10.77.0.0/24".parse().unwrap(),
+            ranges: vec![[
+                Ipv4Addr::new(10, 77, 0, first),
+                Ipv4Addr::new(10, 77, 0, last),
+            ]],
+            router: Some(SERVER),
+            dns: vec![],
+            ntp: vec![],
+            domain: String::new(),
+            lease_seconds: 600,
+            server_id: None,
+        }],
+        offer_hold_seconds: 30,
+        decline_seconds: 1000,
+        ..DhcpConfig::default()
+    }
+}
+
+fn mac(n: u8) -> Mac {
+    Mac::from_octets([0, 0x11, 0x22, 0, 0, n])
+}
+
+fn req(kind: Kind, n: u8) -> Request {
+    let mut chaddr = [0u8; 16];
+    chaddr[..6].copy_from_slice(&mac(n).octets());
+    Request {
+        kind,
+        xid: 1,
+        broadcast: false,
+        hops: 0,
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        mac: mac(n),
+        chaddr,
+        client_id: vec![],
+        requested_ip: None,
+        server_id: None,
+        prl: vec![],
+        max_size: 548,
+        hostname: String::new(),
+        vendor_class: String::new(),
+        relay_info: vec![],
+    }
+}
+
+fn run(e: &mut Engine, r: &Request, now: i64) -> Decision {
+    let subnet = e.subnet_for(r, Some(0));
+    e.handle(r, subnet, SERVER, now)
+}
+
+fn offer(e: &mut Engine, n: u8, now: i64) -> Option<Ipv4Addr> {
+    match run(e, &req(Kind::Discover, n), now) {
+        Decision::Offer { ip, .. } => Some(ip),
+        _ => None,
+    }
+}
+
+fn select(e: &mut Engine, n: u8, ip: Ipv4Addr, now: i64) -> Decision {
+    let mut r = req(Kind::Request, n);
+    r.server_id = Some(SERVER);
+    r.requested_ip = Some(ip);
+    run(e, &r, now)
+}
+
+fn dora(e: &mut Engine, n: u8, now: i64) -> Ipv4Addr {
+    let ip = offer(e, n, now).expect("an offer");
+    match select(e, n, ip, now) {
+        Decision::Ack { lease, .. } => {
+            assert_eq!(lease.ip, ip);
+            assert_eq!(lease.state, LeaseState::Bound);
+            ip
+        }
+        other => panic!("expected an ACK, got {other:?}"),
+    }
+}
+
+#[test]
+fn discover_request_then_renew_rebind_and_reboot_keep_the_address() {
+    let mut e = Engine::new(&config(100, 110));
+    let ip = dora(&mut e, 1, 1000);
+    assert_eq!(ip, Ipv4Addr::new(10, 77, 0, 100));
+    // Renewing (unicast, ciaddr) and rebinding (broadcast, ciaddr) extend the lease.
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = ip;
+    let Decision::Ack { lease, .. } = run(&mut e, &renew, 1300) else {
+        panic!("renew")
+    };
+    assert_eq!(lease.expires, 1900);
+    assert_eq!(lease.starts, 1000);
+    renew.broadcast = true;
+    assert!(matches!(run(&mut e, &renew, 1400), Decision::Ack { .. }));
+    // Init-reboot: requested address, no server id, no ciaddr.
+    let mut reboot = req(Kind::Request, 1);
+    reboot.requested_ip = Some(ip);
+    assert!(matches!(run(&mut e, &reboot, 1500), Decision::Ack { .. }));
+    // Rediscovering gets the same address offered.
+    assert_eq!(offer(&mut e, 1, 1600), Some(ip));
+}
+
+#[test]
+fn wrong_network_and_foreign_addresses_are_nakked() {
+    let mut e = Engine::new(&config(100, 110));
+    let a = dora(&mut e, 1, 0);
+    let mut reboot = req(Kind::Request, 2);
+    reboot.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak(_)));
+    reboot.requested_ip = Some(a);
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak(_)));
+    // Unknown address on the right network: silent (RFC 2131 4.3.2).
+    reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 105));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+    // Selecting an address offered to someone else.
+    assert!(matches!(select(&mut e, 3, a, 10), Decision::Nak(_)));
+    let mut not_auth = config(100, 110);
+    not_auth.authoritative = false;
+    let mut e = Engine::new(&not_auth);
+    reboot.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+}
+
+#[test]
+fn choosing_another_server_frees_the_offer() {
+    let mut e = Engine::new(&config(100, 100));
+    let ip = offer(&mut e, 1, 0).unwrap();
+    assert_eq!(offer(&mut e, 2, 1), None, "held for client 1");
+    let mut r = req(Kind::Request, 1);
+    r.server_id = Some(Ipv4Addr::new(10, 77, 0, 2));
+    r.requested_ip = Some(ip);
+    assert!(matches!(run(&mut e, &r, 2), Decision::Ignore(_)));
+    assert_eq!(offer(&mut e, 2, 3), Some(ip));
+}
+
+#[test]
+fn pool_exhaustion_then_expiry_reclaims_the_oldest() {
+    let mut e = Engine::new(&config(100, 102));
+    let ips: Vec<_> = (1..=3).map(|n| dora(&mut e, n, n as i64)).collect();
+    assert_eq!(
+        run(&mut e, &req(Kind::Discover, 9), 10),
+        Decision::Exhausted
+    );
+    // An unanswered offer holds its address only for the hold time.
+    // Leases end at 601, 602, 603: at 602 the first one is reclaimable.
+    assert_eq!(offer(&mut e, 9, 602), Some(ips[0]));
+    assert_eq!(offer(&mut e, 8, 602), Some(ips[1]));
+    assert_eq!(
+        run(&mut e, &req(Kind::Discover, 7), 602),
+        Decision::Exhausted
+    );
+}
+
+#[test]
+fn offers_expire_after_the_hold() {
+    let mut e = Engine::new(&config(100, 100));
+    let ip = offer(&mut e, 1, 0).unwrap();
+    assert_eq!(offer(&mut e, 2, 29), None);
+    assert_eq!(offer(&mut e, 2, 30), Some(ip));
+    // Client 1 now selecting its stale offer is refused.
+    assert!(matches!(select(&mut e, 1, ip, 31), Decision::Nak(_)));
+}
+
+#[test]
+fn release_frees_and_the_client_gets_it_back_first() {
+    let mut e = Engine::new(&config(100, 101));
+    let a = dora(&mut e, 1, 0);
+    let mut rel = req(Kind::Release, 1);
+    rel.ciaddr = a;
+    rel.server_id = Some(SERVER);
+    let Decision::Write(lease) = run(&mut e, &rel, 5) else {
+        panic!("release writes")
+    };
+    assert_eq!(lease.state, LeaseState::Released);
+    // A release by someone else is ignored.
+    let mut rel2 = req(Kind::Release, 2);
+    rel2.ciaddr = a;
+    assert!(matches!(run(&mut e, &rel2, 6), Decision::Ignore(_)));
+    // Fresh addresses go first; the released address comes back to its client.
+    assert_ne!(offer(&mut e, 2, 7), Some(a));
+    assert_eq!(offer(&mut e, 1, 8), Some(a));
+}
+
+#[test]
+fn declined_address_is_quarantined() {
+    let mut e = Engine::new(&config(100, 101));
+    let a = dora(&mut e, 1, 0);
+    let mut dec = req(Kind::Decline, 1);
+    dec.requested_ip = Some(a);
+    let Decision::Write(lease) = run(&mut e, &dec, 10) else {
+        panic!("decline writes")
+    };
+    assert_eq!((lease.state, lease.expires), (LeaseState::Declined, 1010));
+    let b = dora(&mut e, 1, 11);
+    assert_ne!(a, b, "the decliner gets another address");
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = b;
+    assert!(matches!(run(&mut e, &renew, 600), Decision::Ack { .. }));
+    assert_eq!(
+        run(&mut e, &req(Kind::Discover, 3), 1009),
+        Decision::Exhausted
+    );
+    assert_eq!(offer(&mut e, 3, 1010), Some(a), "quarantine over");
+}
+
+#[test]
+fn reservations_win_and_are_kept_from_others() {
+    let mut e = Engine::new(&config(100, 101));
+    let fixed = Ipv4Addr::new(10, 77, 0, 20);
+    e.set_reservations(HashMap::from([
+        (mac(5), fixed),
+        (mac(6), Ipv4Addr::new(10, 77, 0, 100)),
+    ]));
+    assert_eq!(
+        dora(&mut e, 5, 0),
+        fixed,
+        "outside the range, inside the subnet"
+    );
+    // 10.77.0.100 is reserved for mac 6: others get .101 only.
+    assert_eq!(dora(&mut e, 1, 0), Ipv4Addr::new(10, 77, 0, 101));
+    assert_eq!(run(&mut e, &req(Kind::Discover, 2), 0), Decision::Exhausted);
+    let mut steal = req(Kind::Request, 2);
+    steal.requested_ip = Some(fixed);
+    steal.server_id = Some(SERVER);
+    assert!(matches!(run(&mut e, &steal, 1), Decision::Nak(_)));
+    // A client with a dynamic lease that gains a reservation is moved on its next reboot.
+    e.set_reservations(HashMap::from([(mac(1), Ipv4Addr::new(10, 77, 0, 30))]));
+    let mut reboot = req(Kind::Request, 1);
+    reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 101));
+    assert!(matches!(run(&mut e, &reboot, 2), Decision::Nak(_)));
+    assert_eq!(dora(&mut e, 1, 3), Ipv4Addr::new(10, 77, 0, 30));
+}
+
+#[test]
+fn duplicate_messages_are_idempotent() {
+    let mut e = Engine::new(&config(100, 110));
+    let a = offer(&mut e, 1, 0).unwrap();
+    assert_eq!(offer(&mut e, 1, 0), Some(a));
+    assert_eq!(offer(&mut e, 1, 1), Some(a));
+    let first = select(&mut e, 1, a, 2);
+    let second = select(&mut e, 1, a, 2);
+    assert_eq!(first, second);
+    assert_eq!(offer(&mut e, 2, 3), Some(Ipv4Addr::new(10, 77, 0, 101)));
+}
+
+#[test]
+fn client_identifier_beats_mac() {
+    let mut e = Engine::new(&config(100, 110));
+    let mut d = req(Kind::Discover, 1);
+    d.client_id = vec![1, 2, 3];
+    let Decision::Offer { ip, .. } = run(&mut e, &d, 0) else {
+        panic!()
+    };
+    // Same MAC, different identifier: a different client.
+    let mut other = req(Kind::Discover, 1);
+    other.client_id = vec![9];
+    let Decision::Offer { ip: ip2, .. } = run(&mut e, &other, 0) else {
+        panic!()
+    };
+    assert_ne!(ip, ip2);
+}
+
+#[test]
+fn inform_and_inform_mode() {
+    let mut cfg = config(100, 110);
+    cfg.mode = DhcpMode::Inform;
+    let mut e = Engine::new(&cfg);
+    assert!(matches!(
+        run(&mut e, &req(Kind::Discover, 1), 0),
+        Decision::Ignore(_)
+    ));
+    let mut inf = req(Kind::Inform, 1);
+    inf.ciaddr = Ipv4Addr::new(10, 77, 0, 7);
+    assert_eq!(
+        run(&mut e, &inf, 0),
+        Decision::InformAck { subnet: Some(0) }
+    );
+}
+
+#[test]
+fn relayed_requests_use_the_relays_subnet() {
+    let mut cfg = config(100, 110);
+    cfg.subnets.push(SubnetConfig {
+        network: "10.78.0.0/24".parse().unwrap(),
+        ranges: vec![[Ipv4Addr::new(10, 78, 0, 100), Ipv4Addr::new(10, 78, 0, 100)]],
+        ..cfg.subnets[0].clone()
+    });
+    let mut e = Engine::new(&cfg);
+    let mut d = req(Kind::Discover, 1);
+    d.giaddr = Ipv4Addr::new(10, 78, 0, 1);
+    assert_eq!(
+        run(&mut e, &d, 0),
+        Decision::Offer {
+            ip: Ipv4Addr::new(10, 78, 0, 100),
+            subnet: 1
+        }
+    );
+    d.giaddr = Ipv4Addr::new(172, 16, 0, 1);
+    assert!(matches!(run(&mut e, &d, 0), Decision::Ignore(_)));
+}
+
+#[test]
+fn a_restart_keeps_bindings() {
+    let mut e = Engine::new(&config(100, 102));
+    let mut written = Vec::new();
+    for n in 1..=3 {
+        let ip = offer(&mut e, n, 0).unwrap();
+        if let Decision::Ack { lease, .. } = select(&mut e, n, ip, 0) {
+            written.push(lease);
+        }
+    }
+    let mut e2 = Engine::new(&config(100, 102));
+    e2.load(written.clone());
+    assert_eq!(
+        run(&mut e2, &req(Kind::Discover, 9), 1),
+        Decision::Exhausted
+    );
+    for l in &written {
+        let n = l.mac.octets()[5];
+        assert_eq!(offer(&mut e2, n, 1), Some(l.ip));
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Discover(u8),
+    Select(u8),
+    Reboot(u8, u8),
+    Renew(u8),
+    Release(u8),
+    Decline(u8),
+    Wait(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..8).prop_map(Op::Discover),
+        (0u8..8).prop_map(Op::Select),
+        (0u8..8, 100u8..106).prop_map(|(c, a)| Op::Reboot(c, a)),
+        (0u8..8).prop_map(Op::Renew),
+        (0u8..8).prop_map(Op::Release),
+        (0u8..8).prop_map(Op::Decline),
+        (0u16..700).prop_map(Op::Wait),
+    ]
+}
+
+proptest! {
+    /// Whatever clients do, an address is never offered or acknowledged to one client while
+    /// another holds an unexpired acknowledgement for it, and every ACK is within the pool.
+    #[test]
+    fn an_address_is_never_held_by_two_clients(ops in proptest::collection::vec(op(), 1..120)) {
+        let mut e = Engine::new(&config(100, 104));
+        let mut now = 0i64;
+        // Per address: the client holding an ACK and until when.
+        let mut held: HashMap<Ipv4Addr, (u8, i64)> = HashMap::new();
+        let mut last_offer: HashMap<u8, Ipv4Addr> = HashMap::new();
+        let mut bound: HashMap<u8, Ipv4Addr> = HashMap::new();
+        for op in ops {
+            let (client, decision) = match op {
+                Op::Wait(s) => { now += i64::from(s); continue; }
+                Op::Discover(c) => (c, run(&mut e, &req(Kind::Discover, c), now)),
+                Op::Select(c) => match last_offer.get(&c) {
+                    Some(ip) => (c, select(&mut e, c, *ip, now)),
+                    None => continue,
+                },
+                Op::Reboot(c, a) => {
+                    let mut r = req(Kind::Request, c);
+                    r.requested_ip = Some(Ipv4Addr::new(10, 77, 0, a));
+                    (c, run(&mut e, &r, now))
+                }
+                Op::Renew(c) => match bound.get(&c) {
+                    Some(ip) => {
+                        let mut r = req(Kind::Request, c);
+                        r.ciaddr = *ip;
+                        (c, run(&mut e, &r, now))
+                    }
+                    None => continue,
+                },
+                Op::Release(c) => match bound.get(&c) {
+                    Some(ip) => {
+                        let mut r = req(Kind::Release, c);
+                        r.ciaddr = *ip;
+                        (c, run(&mut e, &r, now))
+                    }
+                    None => continue,
+                },
+                Op::Decline(c) => match last_offer.get(&c) {
+                    Some(ip) => {
+                        let mut r = req(Kind::Decline, c);
+                        r.requested_ip = Some(*ip);
+                        (c, run(&mut e, &r, now))
+                    }
+                    None => continue,
+                },
+            };
+            let conflict = |ip: &Ipv4Addr, held: &HashMap<Ipv4Addr, (u8, i64)>| {
+                held.get(ip).is_some_and(|(c, until)| *c != client && *until > now)
+            };
+            match decision {
+                Decision::Offer { ip, .. } => {
+                    prop_assert!(!conflict(&ip, &held), "{ip} offered to {client} while held");
+                    last_offer.insert(client, ip);
+                }
+                Decision::Ack { lease, .. } => {
+                    prop_assert!(!conflict(&lease.ip, &held), "{} acked to {client} while held", lease.ip);
+                    prop_assert!((100..=104).contains(&lease.ip.octets()[3]));
+                    held.insert(lease.ip, (client, lease.expires));
+                    bound.insert(client, lease.ip);
+                }
+                Decision::Write(lease) => {
+                    held.remove(&lease.ip);
+                    bound.remove(&client);
+                    if lease.state == LeaseState::Declined {
+                        // Quarantined: nobody may have it until it ends.
+                        held.insert(lease.ip, (u8::MAX, lease.expires));
+                    }
+                }
+                _ => {}
+            }
+            prop_assert_eq!(e.by_expiry.len(), e.leases.len());
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Fixed addresses from the inventory: a device whose parameter `dhcp:address` holds an IPv4
+//! address inside a configured subnet always gets that address. The `dhcp:` prefix keeps the
+//! parameter out of every phone's settings file; the device's site needs no DHCP meaning because
+//! the address itself says which subnet (and so which site's network) it belongs to.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use super::config::SubnetConfig;
+use crate::model::{Device, Mac};
+
+/// The device parameter that holds a reservation.
+pub const PARAM: &str = "dhcp:address";
+
+/// The reservations, and a message for each one that cannot be honoured.
+pub fn from_devices(
+    devices: &[Device],
+    subnets: &[SubnetConfig],
+) -> (HashMap<Mac, Ipv4Addr>, Vec<String>) {
+    let mut map = HashMap::new();
+    let mut owner: HashMap<Ipv4Addr, Mac> = HashMap::new();
+    let mut problems = Vec::new();
+    for d in devices {
+        let Some(text) = d.params.get(PARAM) else {
+            continue;
+        };
+        let Ok(ip) = text.trim().parse::<Ipv4Addr>() else {
+            problems.push(format!(
+                "device {}: {PARAM} {text:?} is not an IPv4 address",
+                d.mac
+            ));
+            continue;
+        };
+        let usable = subnets.iter().any(|s| {
+            s.network.contains(&ip) && ip != s.network.network() && ip != s.network.broadcast()
+        });
+        if !usable {
+            problems.push(format!(
+                "device {}: {PARAM} {ip} is not inside a [[dhcp.subnet]]",
+                d.mac
+            ));
+            continue;
+        }
+        if let Some(other) = owner.get(&ip) {
+            problems.push(format!(
+                "device {}: {PARAM} {ip} is already reserved for {other}",
+                d.mac
+            ));
+            continue;
+        }
+        owner.insert(ip, d.mac);
+        map.insert(d.mac, ip);
+    }
+    (map, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_become_reservations() {
+        let subnet: SubnetConfig = toml::from_str("network = \"10.77.0.0/24\"").unwrap();
+        let dev = |n: u8, addr: &str| {
+            let mut d = Device::new(Mac::from_octets([0, 0, 0, 0, 0, n]));
+            d.params.insert(PARAM.into(), addr.into());
+            d
+        };
+        let devices = [
+            dev(1, "10.77.0.20"),
+            dev(2, "10.77.0.20"),
+            dev(3, "10.99.0.1"),
+            dev(4, "x"),
+            Device::new(Mac::from_octets([9; 6])),
+        ];
+        let (map, problems) = from_devices(&devices, &[subnet]);
+        assert_eq!(map.len(), 1);
+        assert_eq!(
+            map[&Mac::from_octets([0, 0, 0, 0, 0, 1])],
+            Ipv4Addr::new(10, 77, 0, 20)
+        );
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+}

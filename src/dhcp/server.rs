@@ -1,0 +1,487 @@
+//! The socket loop: receive, decode, ask the engine, answer. Offers, NAKs and INFORM answers go
+//! out at once; ACKs go to one writer thread that commits the leases of everything queued in a
+//! single transaction and only then sends those ACKs (group commit: durable before the ACK
+//! leaves, without one disk sync per client).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::answer::Plan;
+use super::config::DhcpConfig;
+use super::lease::{Decision, Engine};
+use super::packet::{self, ACK};
+use super::vendor::ProvisioningUrl;
+use super::{DhcpError, reservations};
+use crate::model::{Lease, now_unix};
+use crate::store::Store;
+
+/// ACKs waiting for their commit; beyond this a request is dropped (the client retries).
+const QUEUE: usize = 16_384;
+/// Most leases committed in one transaction.
+const BATCH: usize = 4_096;
+/// Socket receive buffer asked for (the kernel caps it at net.core.rmem_max).
+const RECV_BUFFER: usize = 4 << 20;
+/// How often the inventory's reservations are re-read.
+const RESERVATION_REFRESH: Duration = Duration::from_secs(10);
+
+/// Counters, shown by `GET /api/v1/dhcp/stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub malformed: AtomicU64,
+    pub ignored: AtomicU64,
+    pub offers: AtomicU64,
+    pub acks: AtomicU64,
+    pub naks: AtomicU64,
+    pub informs: AtomicU64,
+    pub releases: AtomicU64,
+    pub declines: AtomicU64,
+    pub exhausted: AtomicU64,
+    pub dropped: AtomicU64,
+    pub commit_errors: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StatsView {
+    pub received: u64,
+    pub malformed: u64,
+    pub ignored: u64,
+    pub offers: u64,
+    pub acks: u64,
+    pub naks: u64,
+    pub informs: u64,
+    pub releases: u64,
+    pub declines: u64,
+    pub exhausted: u64,
+    pub dropped: u64,
+    pub commit_errors: u64,
+    pub send_errors: u64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Stats {
+    pub fn view(&self) -> StatsView {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsView {
+            received: g(&self.received),
+            malformed: g(&self.malformed),
+            ignored: g(&self.ignored),
+            offers: g(&self.offers),
+            acks: g(&self.acks),
+            naks: g(&self.naks),
+            informs: g(&self.informs),
+            releases: g(&self.releases),
+            declines: g(&self.declines),
+            exhausted: g(&self.exhausted),
+            dropped: g(&self.dropped),
+            commit_errors: g(&self.commit_errors),
+            send_errors: g(&self.send_errors),
+        }
+    }
+}
+
+/// Sockets bound at start with the other listeners, one per interface (or one for all).
+pub struct Bound {
+    sockets: Vec<(StdUdpSocket, Option<String>)>,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.sockets.first().and_then(|(s, _)| s.local_addr().ok())
+    }
+}
+
+fn udp_socket(device: Option<&str>) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    if let Some(d) = device {
+        s.bind_device(Some(d.as_bytes()))?;
+    }
+    Ok(s)
+}
+
+/// Binds the DHCP port: SO_BROADCAST for replies to clients without an address, SO_REUSEADDR
+/// so one socket per interface can share the port, SO_BINDTODEVICE per listed interface.
+pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
+    let devices: Vec<Option<String>> = if config.interfaces.is_empty() {
+        vec![None]
+    } else {
+        config.interfaces.iter().cloned().map(Some).collect()
+    };
+    let mut sockets = Vec::new();
+    let mut addr = config.listen;
+    for device in devices {
+        let s = udp_socket(device.as_deref())?;
+        s.set_reuse_address(true)?;
+        s.set_broadcast(true)?;
+        // A boot storm arrives faster than it is answered for a moment: queue, do not drop.
+        s.set_recv_buffer_size(RECV_BUFFER)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        let std: StdUdpSocket = s.into();
+        // Port 0 (tests): every interface's socket shares the port the first one got.
+        addr = std.local_addr()?;
+        sockets.push((std, device));
+    }
+    Ok(Bound { sockets })
+}
+
+/// The source address the kernel would use toward `target`: connecting a UDP socket only looks
+/// up the route, it sends nothing.
+fn route_source(target: Ipv4Addr, device: Option<&str>) -> Option<Ipv4Addr> {
+    let s = udp_socket(device).ok()?;
+    s.connect(&SocketAddr::from((target, 67)).into()).ok()?;
+    match s.local_addr().ok()?.as_socket()? {
+        SocketAddr::V4(a) => Some(*a.ip()),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+struct Job {
+    lease: Lease,
+    reply: Option<(Vec<u8>, SocketAddrV4, usize)>,
+}
+
+struct Shared {
+    engine: Mutex<Engine>,
+    plan: Plan,
+    /// Per socket, per subnet: our address as the subnet's clients see it.
+    server_ids: Vec<Vec<Ipv4Addr>>,
+    /// Per socket: the subnet its directly attached clients belong to.
+    direct: Vec<Option<usize>>,
+    fallback_id: Ipv4Addr,
+    port: u16,
+    stats: Arc<Stats>,
+}
+
+/// A DHCP server ready to serve: leases loaded, sockets bound.
+pub struct Server {
+    shared: Arc<Shared>,
+    sockets: Vec<UdpSocket>,
+    senders: Vec<StdUdpSocket>,
+    store: Store,
+}
+
+impl Server {
+    pub async fn prepare(
+        bound: Bound,
+        config: &DhcpConfig,
+        url: Option<ProvisioningUrl>,
+        store: Store,
+        stats: Arc<Stats>,
+    ) -> Result<Server, DhcpError> {
+        let plan = Plan::new(config, url).map_err(DhcpError::Config)?;
+        let mut engine = Engine::new(config);
+        let s = store.clone();
+        let (leases, devices) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((s.list_leases()?, s.list_devices()?))
+        })
+        .await
+        .map_err(|e| DhcpError::Task(e.to_string()))??;
+        tracing::info!(leases = leases.len(), "DHCP leases loaded");
+        engine.load(leases);
+        engine.set_reservations(reservations::from_devices(&devices, &config.subnets).0);
+        let listen_ip = match config.listen {
+            SocketAddr::V4(a) => *a.ip(),
+            SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        let mut server_ids = Vec::new();
+        let mut direct = Vec::new();
+        let mut sockets = Vec::new();
+        let mut senders = Vec::new();
+        let mut port = config.listen.port();
+        for (sock, device) in bound.sockets {
+            let ids: Vec<Ipv4Addr> = config
+                .subnets
+                .iter()
+                .map(|s| {
+                    s.server_id.unwrap_or_else(|| {
+                        let target = s
+                            .ranges
+                            .first()
+                            .map(|r| r[0])
+                            .unwrap_or(s.network.network());
+                        route_source(target, device.as_deref()).unwrap_or(listen_ip)
+                    })
+                })
+                .collect();
+            let here = config
+                .subnets
+                .iter()
+                .zip(&ids)
+                .position(|(s, id)| s.network.contains(id));
+            tracing::info!(interface = device.as_deref().unwrap_or("*"), server_ids = ?ids, direct_subnet = ?here.map(|i| config.subnets[i].network), "DHCP socket");
+            server_ids.push(ids);
+            direct.push(here);
+            port = sock.local_addr().map(|a| a.port()).unwrap_or(port);
+            senders.push(sock.try_clone().map_err(DhcpError::Io)?);
+            sockets.push(UdpSocket::from_std(sock).map_err(DhcpError::Io)?);
+        }
+        Ok(Server {
+            shared: Arc::new(Shared {
+                engine: Mutex::new(engine),
+                plan,
+                server_ids,
+                direct,
+                fallback_id: listen_ip,
+                port,
+                stats,
+            }),
+            sockets,
+            senders,
+            store,
+        })
+    }
+
+    /// Serves until `stop` turns true, then commits and answers what is queued.
+    pub async fn serve(
+        self,
+        subnets: Vec<super::config::SubnetConfig>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let store = self.store.clone();
+        let stats = self.shared.stats.clone();
+        let senders = self.senders;
+        let writer: JoinHandle<()> = std::thread::Builder::new()
+            .name("edgeprov-dhcp-writer".into())
+            .spawn(move || write_loop(store, rx, senders, stats))
+            .expect("spawning a thread at start-up");
+        let mut tasks = tokio::task::JoinSet::new();
+        for (idx, sock) in self.sockets.into_iter().enumerate() {
+            tasks.spawn(recv_loop(
+                sock,
+                idx,
+                self.shared.clone(),
+                tx.clone(),
+                stop.clone(),
+            ));
+        }
+        drop(tx);
+        let refresh = {
+            let shared = self.shared.clone();
+            let store = self.store.clone();
+            let mut stop = stop.clone();
+            async move {
+                let mut last_problems = Vec::new();
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(RESERVATION_REFRESH) => {}
+                        _ = stop.changed() => return,
+                    }
+                    let s = store.clone();
+                    let Ok(Ok(devices)) =
+                        tokio::task::spawn_blocking(move || s.list_devices()).await
+                    else {
+                        continue;
+                    };
+                    let (map, problems) = reservations::from_devices(&devices, &subnets);
+                    if problems != last_problems {
+                        for p in &problems {
+                            tracing::warn!("DHCP reservation ignored: {p}");
+                        }
+                        last_problems = problems;
+                    }
+                    shared
+                        .engine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set_reservations(map);
+                }
+            }
+        };
+        tasks.spawn(refresh);
+        let _ = stop.wait_for(|s| *s).await;
+        while tasks.join_next().await.is_some() {}
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+}
+
+async fn recv_loop(
+    sock: UdpSocket,
+    idx: usize,
+    shared: Arc<Shared>,
+    writer: SyncSender<Job>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (len, peer) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DHCP receive");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        // Decoding is written not to panic; should a dependency still do so on some input, the
+        // packet is counted as malformed and the loop goes on answering.
+        let packet = &buf[..len];
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(&sock, idx, &shared, &writer, packet, peer)
+        }));
+        if handled.is_err() {
+            bump(&shared.stats.malformed);
+            tracing::error!(%peer, "DHCP packet made the decoder panic; dropped");
+        }
+    }
+}
+
+fn handle(
+    sock: &UdpSocket,
+    idx: usize,
+    shared: &Shared,
+    writer: &SyncSender<Job>,
+    bytes: &[u8],
+    peer: SocketAddr,
+) {
+    let stats = &shared.stats;
+    bump(&stats.received);
+    let req = match packet::decode(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            bump(if e.is_malformed() {
+                &stats.malformed
+            } else {
+                &stats.ignored
+            });
+            tracing::debug!(%peer, error = %e, "DHCP packet dropped");
+            return;
+        }
+    };
+    let now = now_unix();
+    let (decision, server_id) = {
+        let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let subnet = engine.subnet_for(&req, shared.direct[idx]);
+        let server_id = subnet
+            .and_then(|s| shared.server_ids[idx].get(s).copied())
+            .unwrap_or(shared.fallback_id);
+        (engine.handle(&req, subnet, server_id, now), server_id)
+    };
+    let counter = match &decision {
+        Decision::Offer { .. } => &stats.offers,
+        Decision::Ack { .. } => &stats.acks,
+        Decision::InformAck { .. } => &stats.informs,
+        Decision::Nak(why) => {
+            tracing::debug!(mac = %req.mac, why, "DHCP NAK");
+            &stats.naks
+        }
+        Decision::Write(l) if l.state == crate::model::LeaseState::Declined => {
+            tracing::warn!(ip = %l.ip, mac = %l.mac, "address declined by the client: quarantined");
+            &stats.declines
+        }
+        Decision::Write(_) => &stats.releases,
+        Decision::Exhausted => {
+            tracing::warn!(mac = %req.mac, "DHCP pool exhausted");
+            &stats.exhausted
+        }
+        Decision::Ignore(why) => {
+            tracing::debug!(mac = %req.mac, why, "DHCP request ignored");
+            &stats.ignored
+        }
+    };
+    bump(counter);
+    let reply = shared.plan.reply(&req, &decision, server_id).map(|r| {
+        let dest = packet::destination(&req, r.msg_type, shared.port);
+        (packet::encode(&req, &r), dest, r.msg_type)
+    });
+    let job = match (decision, reply) {
+        (Decision::Ack { lease, .. }, Some((bytes, dest, _))) => Job {
+            lease,
+            reply: Some((bytes, dest, idx)),
+        },
+        (Decision::Write(lease), _) => Job { lease, reply: None },
+        (_, Some((bytes, dest, msg_type))) => {
+            debug_assert_ne!(msg_type, ACK, "an INFORM answer carries no lease");
+            if let Err(e) = sock.try_send_to(&bytes, SocketAddr::V4(dest)) {
+                bump(&stats.send_errors);
+                tracing::debug!(%dest, error = %e, "DHCP send");
+            }
+            return;
+        }
+        _ => return,
+    };
+    match writer.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => bump(&stats.dropped),
+    }
+}
+
+fn write_loop(store: Store, rx: Receiver<Job>, senders: Vec<StdUdpSocket>, stats: Arc<Stats>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // One address twice in a batch: the later record wins inside the transaction.
+        let leases: Vec<Lease> = batch.iter().map(|j| j.lease.clone()).collect();
+        if let Err(e) = store.put_leases(&leases) {
+            stats
+                .commit_errors
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            tracing::error!(error = %e, leases = batch.len(), "DHCP leases not saved: their ACKs are not sent");
+            continue;
+        }
+        for (bytes, dest, idx) in batch.into_iter().filter_map(|j| j.reply) {
+            if let Some(sock) = senders.get(idx)
+                && sock.send_to(&bytes, dest).is_err()
+            {
+                bump(&stats.send_errors);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_lookup_sends_nothing_and_finds_loopback() {
+        assert_eq!(
+            route_source(Ipv4Addr::LOCALHOST, None),
+            Some(Ipv4Addr::LOCALHOST)
+        );
+    }
+
+    #[test]
+    fn later_record_of_an_address_wins_in_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let mk = |state| Lease {
+            ip: Ipv4Addr::new(10, 0, 0, 1),
+            mac: crate::model::Mac::from_octets([1; 6]),
+            client_id: String::new(),
+            hostname: String::new(),
+            vendor_class: String::new(),
+            state,
+            starts: 0,
+            expires: 0,
+        };
+        let batch = [
+            mk(crate::model::LeaseState::Bound),
+            mk(crate::model::LeaseState::Released),
+        ];
+        store.put_leases(&batch).unwrap();
+        let stored = store.list_leases().unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].state, crate::model::LeaseState::Released);
+    }
+}

@@ -1,0 +1,217 @@
+//! What each phone family reads from DHCP to find this box, built from its provisioning URL:
+//! Avaya the SSON string (option 242 by default) and option 43 with enterprise number 6889,
+//! Yealink and Poly option 66 and a custom URL option (160), Cisco option 150.
+
+use std::net::Ipv4Addr;
+
+use super::options::{CISCO_TFTP, TFTP_SERVER_NAME, VENDOR_SPECIFIC};
+
+/// The phone families told apart by their vendor class (option 60).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Avaya,
+    Yealink,
+    Poly,
+    Cisco,
+}
+
+impl Family {
+    /// Avaya phones send `ccp.avaya.com`; Yealink `yealink`; Poly `Polycom-<model>`; Cisco
+    /// `Cisco Systems, Inc. IP Phone <model>`. Matched case-insensitively as substrings.
+    pub fn of(vendor_class: &str) -> Option<Family> {
+        let v = vendor_class.to_ascii_lowercase();
+        if v.contains("avaya") {
+            Some(Family::Avaya)
+        } else if v.contains("yealink") {
+            Some(Family::Yealink)
+        } else if v.contains("polycom") || v.starts_with("poly") {
+            Some(Family::Poly)
+        } else if v.contains("cisco") {
+            Some(Family::Cisco)
+        } else {
+            None
+        }
+    }
+}
+
+/// The box's provisioning URL taken apart as the option strings need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Starts with `/`.
+    pub path: String,
+}
+
+impl ProvisioningUrl {
+    /// Accepts `http(s)://host[:port][/path]`. The host and path end up in Avaya's SSON, which
+    /// has no escaping: `,` `=` `"` `'` and spaces are refused rather than sent broken.
+    pub fn parse(url: &str) -> Result<ProvisioningUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("{url:?}: expected http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+            ),
+            None => (authority, if tls { 443 } else { 80 }),
+        };
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        {
+            return Err(format!(
+                "{url:?}: the host must be an IPv4 address or a DNS name"
+            ));
+        }
+        if path
+            .bytes()
+            .any(|b| matches!(b, b',' | b'=' | b'"' | b'\'') || b <= b' ' || b >= 0x7f)
+        {
+            return Err(format!(
+                "{url:?}: the path must not contain , = quotes, spaces or control characters"
+            ));
+        }
+        if path.len() > 127 {
+            return Err(format!("{url:?}: the path is longer than 127 characters"));
+        }
+        Ok(ProvisioningUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+
+    pub fn host_ip(&self) -> Option<Ipv4Addr> {
+        self.host.parse().ok()
+    }
+
+    /// The Avaya SSON string, e.g. `TLSSRVR=10.0.0.5,TLSDIR=/,TLSPORT=8443`.
+    pub fn sson(&self) -> String {
+        let (srv, dir, port) = if self.tls {
+            ("TLSSRVR", "TLSDIR", "TLSPORT")
+        } else {
+            ("HTTPSRVR", "HTTPDIR", "HTTPPORT")
+        };
+        format!(
+            "{srv}={},{dir}={},{port}={}",
+            self.host, self.path, self.port
+        )
+    }
+
+    /// Avaya option 43: sub-option 1 is the enterprise number `6889` (without it the phone
+    /// ignores the option), then server, directory and port as sub-options 5/6/7 for TLS or
+    /// 2/3/4 for HTTP.
+    pub fn avaya_43(&self) -> Vec<u8> {
+        let base = if self.tls { 5 } else { 2 };
+        let port = self.port.to_string();
+        let mut out = Vec::new();
+        for (sub, value) in [
+            (1u8, "6889"),
+            (base, self.host.as_str()),
+            (base + 1, self.path.as_str()),
+            (base + 2, port.as_str()),
+        ] {
+            out.push(sub);
+            out.push(value.len() as u8);
+            out.extend_from_slice(value.as_bytes());
+        }
+        out
+    }
+
+    /// The default discovery options for a family; `sson_option` and `url_option` are the site's
+    /// choice of code.
+    pub fn defaults(&self, family: Family, sson_option: u8, url_option: u8) -> Vec<(u8, Vec<u8>)> {
+        let url = self.url().into_bytes();
+        match family {
+            Family::Avaya => vec![
+                (sson_option, self.sson().into_bytes()),
+                (VENDOR_SPECIFIC, self.avaya_43()),
+            ],
+            Family::Yealink | Family::Poly => {
+                vec![(TFTP_SERVER_NAME, url.clone()), (url_option, url)]
+            }
+            Family::Cisco => self
+                .host_ip()
+                .map(|ip| vec![(CISCO_TFTP, ip.octets().to_vec())])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_by_vendor_class() {
+        assert_eq!(Family::of("ccp.avaya.com"), Some(Family::Avaya));
+        assert_eq!(Family::of("yealink"), Some(Family::Yealink));
+        assert_eq!(Family::of("Polycom-VVX400"), Some(Family::Poly));
+        assert_eq!(
+            Family::of("Cisco Systems, Inc. IP Phone CP-7841"),
+            Some(Family::Cisco)
+        );
+        assert_eq!(Family::of("udhcp 1.36.1"), None);
+    }
+
+    #[test]
+    fn sson_and_43_from_url() {
+        let u = ProvisioningUrl::parse("https://10.77.0.1:8443/").unwrap();
+        assert_eq!(u.sson(), "TLSSRVR=10.77.0.1,TLSDIR=/,TLSPORT=8443");
+        let o43 = u.avaya_43();
+        assert_eq!(&o43[..6], &[1, 4, b'6', b'8', b'8', b'9']);
+        assert_eq!(o43[6], 5);
+        let h = ProvisioningUrl::parse("http://prov.example.lan/avaya").unwrap();
+        assert_eq!(
+            h.sson(),
+            "HTTPSRVR=prov.example.lan,HTTPDIR=/avaya,HTTPPORT=80"
+        );
+        assert_eq!(h.url(), "http://prov.example.lan:80/avaya");
+    }
+
+    #[test]
+    fn urls_that_would_break_the_sson_are_refused() {
+        for bad in [
+            "ftp://x/",
+            "https://a,b/",
+            "https:///",
+            "https://x:99999/",
+            "https://x/a=b",
+            "https://x/a b",
+        ] {
+            assert!(ProvisioningUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cisco_needs_an_address() {
+        let ip = ProvisioningUrl::parse("https://10.0.0.5/").unwrap();
+        assert_eq!(
+            ip.defaults(Family::Cisco, 242, 160),
+            vec![(150, vec![10, 0, 0, 5])]
+        );
+        let name = ProvisioningUrl::parse("https://prov.lan/").unwrap();
+        assert!(name.defaults(Family::Cisco, 242, 160).is_empty());
+        let y = name.defaults(Family::Yealink, 242, 161);
+        assert_eq!(y[1].0, 161);
+    }
+}

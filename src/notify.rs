@@ -1,0 +1,52 @@
+//! Talking to the service manager (sd_notify): READY=1 once every listener is bound and the
+//! store is open, STATUS= lines saying what is served, watchdog pings while the daemon can still
+//! read its store, RELOADING=1/READY=1 around a reload and STOPPING=1 on shutdown. Every call is
+//! a no-op when not started by systemd (no `NOTIFY_SOCKET`).
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+
+use crate::store::Store;
+
+fn send(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+/// Pings the watchdog at half its interval for as long as a store read succeeds, so a daemon
+/// whose database is wedged is restarted by systemd rather than left serving errors.
+pub async fn watchdog(store: Store, mut stop: watch::Receiver<bool>) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let period = (interval / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.schema_version()).await {
+            Ok(Ok(_)) => send(&[NotifyState::Watchdog]),
+            _ => tracing::error!("store unreadable: withholding the watchdog ping"),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The appliance's identity towards the cloud, under `<pki>/cloud/`: a key made here (it never
+//! leaves the box), the certificate the cloud issued for it at registration, and the pinned
+//! cloud CA that is the only root trusted for the cloud's server certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::PkiError;
+use super::files::{
+    add_roots, ensure_dir, parse_one_cert, read_key_pair, read_private_key, read_text, write,
+};
+
+const DIR: &str = "cloud";
+const KEY: &str = "appliance.key";
+/// A key waiting for its certificate: becomes `appliance.key` only when the cloud's certificate
+/// for it is installed, so a failed registration never breaks a working identity.
+const PENDING_KEY: &str = "appliance.key.pending";
+const CERT: &str = "appliance.crt";
+
+fn dir(pki_dir: &Path) -> PathBuf {
+    pki_dir.join(DIR)
+}
+
+/// Makes a new appliance key and returns a CSR (PEM) for it.
+pub fn appliance_csr(pki_dir: &Path, name: &str) -> Result<String, PkiError> {
+    let dir = dir(pki_dir);
+    ensure_dir(&dir)?;
+    let gen_err = |what: &'static str| {
+        move |e: rcgen::Error| PkiError::Generate {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let key = KeyPair::generate().map_err(gen_err("appliance key"))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "edgeprov");
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    let csr = params
+        .serialize_request(&key)
+        .map_err(gen_err("appliance CSR"))?;
+    let pem = csr.pem().map_err(gen_err("appliance CSR"))?;
+    write(
+        &dir.join(PENDING_KEY),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+    Ok(pem)
+}
+
+/// Installs the certificate the cloud issued for the pending key, after checking it is for
+/// that key.
+pub fn install_appliance_cert(pki_dir: &Path, cert_pem: &str) -> Result<(), PkiError> {
+    let dir = dir(pki_dir);
+    let pending = dir.join(PENDING_KEY);
+    let key = read_key_pair(&pending)?;
+    let cert_path = dir.join(CERT);
+    let der = parse_one_cert(&cert_path, cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Corrupt {
+        path: cert_path.clone(),
+        reason: e.to_string(),
+    })?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(PkiError::Corrupt {
+            path: cert_path,
+            reason: "the cloud's certificate is not for the key this box sent".into(),
+        });
+    }
+    write(&cert_path, cert_pem.as_bytes(), 0o644)?;
+    std::fs::rename(&pending, dir.join(KEY)).map_err(|source| PkiError::Io {
+        path: pending,
+        source,
+    })
+}
+
+/// The appliance certificate chain and key for mutual TLS with the cloud.
+pub fn appliance_identity(
+    pki_dir: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
+    let dir = dir(pki_dir);
+    let cert_path = dir.join(CERT);
+    let cert = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
+    Ok((vec![cert], read_private_key(&dir.join(KEY))?))
+}
+
+/// A TLS client configuration that trusts only the pinned cloud CA (`cloud.ca_file`) and, once
+/// registered, presents the appliance certificate.
+pub fn cloud_client_config(
+    ca_file: &Path,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, PkiError> {
+    let mut roots = RootCertStore::empty();
+    add_roots(&mut roots, ca_file)?;
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| PkiError::Tls(e.to_string()))?
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| PkiError::Tls(e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

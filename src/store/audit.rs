@@ -1,0 +1,62 @@
+//! The audit log: every change made through the admin API and every refused attempt, in order.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::{AUDIT, Store, StoreError, decode, encode};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    #[serde(default)]
+    pub seq: u64,
+    pub time: i64,
+    /// The caller: `admin` for the administrator's token, `anonymous` for a missing or wrong one.
+    pub who: String,
+    /// The caller's IP address.
+    pub source: String,
+    pub method: String,
+    pub resource: String,
+    pub status: u16,
+    pub summary: String,
+    /// Only the fields that changed: `{"field": {"before": …, "after": …}}`.
+    #[serde(default)]
+    pub changes: serde_json::Value,
+}
+
+impl Store {
+    /// Appends an entry (durably) and returns its sequence number.
+    pub fn append_audit(&self, mut entry: AuditEntry) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let seq = {
+            let mut table = tx.open_table(AUDIT)?;
+            let seq = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            entry.seq = seq;
+            table.insert(seq, encode(&entry).as_slice())?;
+            seq
+        };
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Entries from newest to oldest that pass `keep`, at most `limit`.
+    pub fn list_audit(
+        &self,
+        limit: usize,
+        keep: impl Fn(&AuditEntry) -> bool,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.rev() {
+            let (k, v) = row?;
+            let entry: AuditEntry = decode("audit", &k.value().to_string(), v.value())?;
+            if keep(&entry) {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,522 @@
+//! What cloud sync keeps: the registration, the pull cursor, the cloud's catalogue data, and the
+//! outbox of events for the cloud.
+//!
+//! The outbox is written in the same transaction as the change that caused each event (the
+//! recorder's batch, a pulled page), so an event exists exactly when its cause does. It is keyed
+//! by a monotonically increasing sequence number, which is the delivery order.
+
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::alarms::AlarmEvent;
+use super::{DEVICES, META, SITES, Store, StoreError, decode, encode};
+use crate::model::{AlarmKind, CloudDevice, Device, Site, now_unix};
+use crate::sync::protocol::{Event, EventBody, new_event_id};
+
+/// `registration`, `cursor`.
+pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
+/// The cloud's firmware catalogue, policies and lockouts: `firmware|MODEL|VERSION`,
+/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON.
+pub(crate) const CLOUD_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("cloud_data");
+pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Coalescing key (`checkin|MAC`, `seen|MAC`, `overflow`) → the sequence holding it.
+pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("outbox_index");
+
+const NEXT_SEQ: &str = "outbox_next_seq";
+
+/// This box's registration with the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub url: String,
+    /// The site this box serves (from the cloud's answer).
+    pub site: String,
+    #[serde(default)]
+    pub appliance_id: String,
+    pub registered_at: i64,
+}
+
+/// One pulled page, validated and converted to model types (see `sync::pull`).
+#[derive(Debug, Clone, Default)]
+pub struct PullUpdate {
+    /// The cursor the page continued from: the apply is refused if the stored one differs.
+    pub from_cursor: String,
+    pub next_cursor: String,
+    pub devices: Vec<CloudDevice>,
+    pub sites: Vec<Site>,
+    pub cloud_data: Vec<(String, Vec<u8>)>,
+}
+
+/// An event to enqueue; events with a key replace a pending one with the same key in place.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub key: Option<String>,
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    #[serde(default)]
+    key: Option<String>,
+    event: Event,
+}
+
+/// Outbox depth and the age of its oldest event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxDepth {
+    pub events: u64,
+    pub oldest_at: Option<i64>,
+}
+
+impl Store {
+    pub fn registration(&self) -> Result<Option<Registration>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SYNC_STATE)?;
+        let found = t.get("registration")?;
+        found
+            .map(|v| decode("sync_state", "registration", v.value()))
+            .transpose()
+    }
+
+    /// The site this box serves, when registered.
+    pub fn home_site(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.registration()?.map(|r| r.site))
+    }
+
+    /// Records a registration and starts pulling from the beginning; turns the outbox on.
+    pub fn put_registration(&self, reg: &Registration) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(SYNC_STATE)?;
+            t.insert("registration", encode(reg).as_slice())?;
+            t.insert("cursor", encode(&String::new()).as_slice())?;
+        }
+        tx.commit()?;
+        self.set_outbox_enabled(true);
+        Ok(())
+    }
+
+    pub fn cursor(&self) -> Result<String, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SYNC_STATE)?;
+        let found = t.get("cursor")?;
+        Ok(found
+            .map(|v| decode("sync_state", "cursor", v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Applies one pulled page and its new cursor in one transaction, with the enrollment
+    /// events the changes cause. A cursor that moved meanwhile is a conflict: nothing is written.
+    pub fn apply_pull(&self, update: &PullUpdate) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut pending = Vec::new();
+        {
+            let mut state = tx.open_table(SYNC_STATE)?;
+            let cursor: String = match state.get("cursor")? {
+                Some(v) => decode("sync_state", "cursor", v.value())?,
+                None => String::new(),
+            };
+            if cursor != update.from_cursor {
+                return Err(StoreError::Conflict(format!(
+                    "sync cursor moved from {:?} to {cursor:?}",
+                    update.from_cursor
+                )));
+            }
+            let home: Option<Registration> = match state.get("registration")? {
+                Some(v) => Some(decode("sync_state", "registration", v.value())?),
+                None => None,
+            };
+            let home = home.map(|r| r.site).unwrap_or_default();
+            let mut devices = tx.open_table(DEVICES)?;
+            let now = now_unix();
+            for cloud in &update.devices {
+                let key = cloud.mac.to_string();
+                let old: Option<Device> = match devices.get(key.as_str())? {
+                    Some(v) => Some(decode("devices", &key, v.value())?),
+                    None => None,
+                };
+                let before = old.as_ref().map(|d| (d.state, d.site.clone()));
+                let mut new = Device::apply_cloud(old, cloud);
+                if before.is_none() {
+                    new.created = now;
+                }
+                new.updated = now;
+                devices.insert(key.as_str(), encode(&new).as_slice())?;
+                if before != Some((new.state, new.site.clone())) {
+                    pending.push(Pending {
+                        key: None,
+                        body: EventBody::Enrollment {
+                            mac: key,
+                            state: state_name(&new),
+                            site: new.site.clone(),
+                            serving_secrets: new
+                                .state
+                                .may_receive_secrets(!home.is_empty() && new.site == home),
+                        },
+                    });
+                }
+            }
+            let mut sites = tx.open_table(SITES)?;
+            for site in &update.sites {
+                let old: Option<Site> = match sites.get(site.name.as_str())? {
+                    Some(v) => Some(decode("sites", &site.name, v.value())?),
+                    None => None,
+                };
+                let mut merged = site.clone();
+                // Local: whether HTTP credentials count as proof is the site administrator's call.
+                merged.allow_http_auth = old.is_some_and(|s| s.allow_http_auth);
+                sites.insert(site.name.as_str(), encode(&merged).as_slice())?;
+            }
+            let mut data = tx.open_table(CLOUD_DATA)?;
+            for (k, v) in &update.cloud_data {
+                data.insert(k.as_str(), v.as_slice())?;
+            }
+            state.insert("cursor", encode(&update.next_cursor).as_slice())?;
+        }
+        let overflow = self.enqueue(&tx, pending)?;
+        Store::raise_alarms(&tx, &overflow)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Cloud catalogue data stored by pulls, by key prefix (`firmware|`, `policy|`, `lockout|`).
+    pub fn cloud_data(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CLOUD_DATA)?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((
+                k.value().to_string(),
+                decode("cloud_data", k.value(), v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Adds events to the outbox inside `tx`. Keyed events replace their pending predecessor in
+    /// place (a new id, the old position); when the outbox is at its bound, keyed events (check-ins,
+    /// sightings) are dropped and counted, alarms are kept up to twice the bound. Returns the
+    /// local alarm to raise, in the same transaction, when anything was dropped.
+    pub(super) fn enqueue(
+        &self,
+        tx: &WriteTransaction,
+        items: Vec<Pending>,
+    ) -> Result<Vec<AlarmEvent>, StoreError> {
+        let Some(max) = self.outbox_bound() else {
+            return Ok(Vec::new());
+        };
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut outbox = tx.open_table(OUTBOX)?;
+        let mut index = tx.open_table(OUTBOX_INDEX)?;
+        let mut meta = tx.open_table(META)?;
+        let mut next = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+        let mut len = outbox.len()?;
+        let now = now_unix();
+        let mut dropped = 0u64;
+        let mut put = |outbox: &mut redb::Table<u64, &[u8]>,
+                       index: &mut redb::Table<&str, u64>,
+                       key: Option<String>,
+                       body: EventBody|
+         -> Result<bool, StoreError> {
+            if let Some(k) = &key
+                && let Some(seq) = index.get(k.as_str())?.map(|v| v.value())
+                && outbox.get(seq)?.is_some()
+            {
+                let stored = Stored {
+                    key: key.clone(),
+                    event: Event {
+                        id: new_event_id(),
+                        at: now,
+                        body,
+                    },
+                };
+                outbox.insert(seq, encode(&stored).as_slice())?;
+                return Ok(false);
+            }
+            let stored = Stored {
+                key: key.clone(),
+                event: Event {
+                    id: new_event_id(),
+                    at: now,
+                    body,
+                },
+            };
+            outbox.insert(next, encode(&stored).as_slice())?;
+            if let Some(k) = &key {
+                index.insert(k.as_str(), next)?;
+            }
+            next += 1;
+            Ok(true)
+        };
+        for item in items {
+            let replaceable = match &item.key {
+                Some(k) => index.get(k.as_str())?.is_some(),
+                None => false,
+            };
+            let bound = if item.key.is_some() { max } else { max * 2 };
+            if !replaceable && len >= bound {
+                dropped += 1;
+                continue;
+            }
+            if put(&mut outbox, &mut index, item.key, item.body)? {
+                len += 1;
+            }
+        }
+        let mut alarms = Vec::new();
+        if dropped > 0 {
+            let key = "overflow".to_string();
+            let before = match index.get(key.as_str())?.map(|v| v.value()) {
+                Some(seq) => match outbox.get(seq)? {
+                    Some(v) => match decode::<Stored>("outbox", "overflow", v.value())?
+                        .event
+                        .body
+                    {
+                        EventBody::OutboxOverflow { dropped } => dropped,
+                        _ => 0,
+                    },
+                    None => 0,
+                },
+                None => 0,
+            };
+            let total = before + dropped;
+            put(
+                &mut outbox,
+                &mut index,
+                Some(key),
+                EventBody::OutboxOverflow { dropped: total },
+            )?;
+            alarms.push(AlarmEvent {
+                kind: AlarmKind::OutboxOverflow,
+                source: "sync".into(),
+                message: format!(
+                    "cloud outbox full: {total} events not kept since the last delivery"
+                ),
+                at: now,
+            });
+        }
+        meta.insert(NEXT_SEQ, next)?;
+        Ok(alarms)
+    }
+
+    /// The oldest `limit` events, in delivery order.
+    pub fn outbox_peek(&self, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.take(limit) {
+            let (k, v) = row?;
+            let stored: Stored = decode("outbox", &k.value().to_string(), v.value())?;
+            out.push((k.value(), stored.event));
+        }
+        Ok(out)
+    }
+
+    /// Removes delivered events. An entry replaced since it was read (a newer check-in under
+    /// the same sequence, with a new id) stays to be delivered next time.
+    pub fn outbox_ack(&self, delivered: &[(u64, String)]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            let mut index = tx.open_table(OUTBOX_INDEX)?;
+            for (seq, id) in delivered {
+                let stored: Option<Stored> = match outbox.get(*seq)? {
+                    Some(v) => Some(decode("outbox", &seq.to_string(), v.value())?),
+                    None => None,
+                };
+                let Some(stored) = stored.filter(|s| &s.event.id == id) else {
+                    continue;
+                };
+                outbox.remove(*seq)?;
+                if let Some(k) = stored.key
+                    && index.get(k.as_str())?.map(|v| v.value()) == Some(*seq)
+                {
+                    index.remove(k.as_str())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(OUTBOX)?;
+        let oldest_at = match t.first()? {
+            Some((k, v)) => Some(
+                decode::<Stored>("outbox", &k.value().to_string(), v.value())?
+                    .event
+                    .at,
+            ),
+            None => None,
+        };
+        Ok(OutboxDepth {
+            events: t.len()?,
+            oldest_at,
+        })
+    }
+}
+
+fn state_name(d: &Device) -> String {
+    serde_json::to_value(d.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeviceState, Mac};
+
+    fn store(max: u64) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.put_registration(&Registration {
+            url: "https://cloud".into(),
+            site: "hq".into(),
+            appliance_id: String::new(),
+            registered_at: 0,
+        })
+        .unwrap();
+        s.set_outbox_max(max);
+        (dir, s)
+    }
+
+    fn checkin(mac: &str, file: &str) -> Pending {
+        Pending {
+            key: Some(format!("checkin|{mac}")),
+            body: EventBody::CheckIn {
+                mac: mac.into(),
+                ip: String::new(),
+                firmware: String::new(),
+                user_agent: String::new(),
+                file: file.into(),
+            },
+        }
+    }
+
+    fn alarm(n: u32) -> Pending {
+        Pending {
+            key: None,
+            body: EventBody::Alarm {
+                kind: "x".into(),
+                severity: "minor".into(),
+                source: n.to_string(),
+                message: String::new(),
+            },
+        }
+    }
+
+    fn enqueue(s: &Store, items: Vec<Pending>) -> Vec<AlarmEvent> {
+        let tx = s.db.begin_write().unwrap();
+        let alarms = s.enqueue(&tx, items).unwrap();
+        tx.commit().unwrap();
+        alarms
+    }
+
+    #[test]
+    fn nothing_is_kept_before_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        enqueue(&s, vec![alarm(1)]);
+        assert_eq!(s.outbox_depth().unwrap().events, 0);
+    }
+
+    #[test]
+    fn checkins_coalesce_in_place_and_a_replaced_entry_survives_its_ack() {
+        let (_d, s) = store(100);
+        enqueue(&s, vec![checkin("a", "1"), alarm(1), checkin("a", "2")]);
+        let first = s.outbox_peek(10).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(matches!(&first[0].1.body, EventBody::CheckIn { file, .. } if file == "2"));
+        // A newer check-in replaces the one in flight: acknowledging the old id keeps it.
+        enqueue(&s, vec![checkin("a", "3")]);
+        let sent: Vec<_> = first.iter().map(|(q, e)| (*q, e.id.clone())).collect();
+        s.outbox_ack(&sent).unwrap();
+        let left = s.outbox_peek(10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(matches!(&left[0].1.body, EventBody::CheckIn { file, .. } if file == "3"));
+        s.outbox_ack(&[(left[0].0, left[0].1.id.clone())]).unwrap();
+        assert_eq!(s.outbox_depth().unwrap().events, 0);
+        // The index was cleared: a later check-in is a new entry at the end.
+        enqueue(&s, vec![alarm(2), checkin("a", "4")]);
+        let again = s.outbox_peek(10).unwrap();
+        assert!(again[0].0 < again[1].0);
+    }
+
+    #[test]
+    fn overflow_drops_checkins_keeps_alarms_and_says_so() {
+        let (_d, s) = store(3);
+        let mut items: Vec<Pending> = (0..5).map(|i| checkin(&i.to_string(), "f")).collect();
+        items.extend((0..3).map(alarm));
+        let raised = enqueue(&s, items);
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].kind, AlarmKind::OutboxOverflow);
+        let events = s.outbox_peek(100).unwrap();
+        let alarms = events
+            .iter()
+            .filter(|(_, e)| matches!(e.body, EventBody::Alarm { .. }))
+            .count();
+        assert_eq!(alarms, 3, "alarms are kept beyond the bound");
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 2 })
+        );
+        enqueue(&s, vec![checkin("9", "f")]);
+        let events = s.outbox_peek(100).unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 3 })
+        );
+    }
+
+    #[test]
+    fn pull_applies_with_its_cursor_or_not_at_all() {
+        let (_d, s) = store(100);
+        let mac = Mac::parse("001122aabbcc").unwrap();
+        let update = PullUpdate {
+            from_cursor: String::new(),
+            next_cursor: "1".into(),
+            devices: vec![CloudDevice {
+                mac,
+                state: DeviceState::Activated,
+                site: "hq".into(),
+                group: "7".into(),
+                model: "J179".into(),
+                serial: String::new(),
+                params: [("A".to_string(), "cloud".to_string())].into(),
+            }],
+            ..PullUpdate::default()
+        };
+        s.apply_pull(&update).unwrap();
+        assert_eq!(s.cursor().unwrap(), "1");
+        let events = s.outbox_peek(10).unwrap();
+        assert!(matches!(&events[0].1.body,
+            EventBody::Enrollment { serving_secrets: true, state, .. } if state == "activated"));
+        // The same page again (stale cursor): refused, nothing written.
+        assert!(matches!(
+            s.apply_pull(&update),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.outbox_peek(10).unwrap().len(), 1);
+        // Local parameters win over the cloud's when rendering.
+        s.update_device(mac, |d| {
+            d.params.insert("A".into(), "local".into());
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        let ctx = s.device_context(mac).unwrap().unwrap();
+        assert_eq!(ctx.device.params["A"], "local");
+    }
+}

@@ -1,0 +1,311 @@
+//! What one simulated phone is and does, as pure code: its MAC, User-Agent and secret, the
+//! files its vendor fetches at boot, and the check of each response.
+
+use crate::model::Mac;
+
+/// The phone families the simulator can play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Vendor {
+    Avaya,
+    Yealink,
+    Poly,
+}
+
+/// Marks every storm secret; the MAC that follows says whose it is, so a response can be checked
+/// exactly for "its own secret and nobody else's".
+pub const SECRET_MARK: &str = "stormpw-";
+
+/// Yealink firmware version the simulated phones run; its first number is the family that names
+/// the common file (`y000000000028.cfg`).
+const YEALINK_FIRMWARE: &str = "28.72.0.1";
+
+/// The secret a phone's inventory entry carries, derived from its MAC.
+pub fn secret_for(mac: Mac) -> String {
+    format!("{SECRET_MARK}{mac}")
+}
+
+/// The MAC of phone `index`: the prefix (hex digits) followed by the index, zero-padded to 12
+/// digits. `None` when the index does not fit after the prefix.
+pub fn mac_for(prefix: &str, index: u64) -> Option<Mac> {
+    let digits = 12usize.checked_sub(prefix.len())?;
+    let text = format!("{prefix}{index:0digits$x}");
+    if text.len() != 12 {
+        return None;
+    }
+    Mac::parse(&text).ok()
+}
+
+/// A simulated phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone {
+    pub vendor: Vendor,
+    pub mac: Mac,
+}
+
+/// One file of a boot sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The file as reported (`{mac}.txt` rather than the MAC itself), so latencies of every
+    /// phone add up per file.
+    pub label: &'static str,
+    pub path: String,
+    /// The per-device file: carries the phone's secret. Other files must carry no secret at all.
+    pub device_file: bool,
+}
+
+impl Phone {
+    pub fn model(&self) -> &'static str {
+        match self.vendor {
+            Vendor::Avaya => "J179",
+            Vendor::Yealink => "T46G",
+            Vendor::Poly => "VVX_400",
+        }
+    }
+
+    /// The agent string the vendor's phones send (see `phones.md`).
+    pub fn user_agent(&self) -> String {
+        match self.vendor {
+            Vendor::Avaya => format!(
+                "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{})",
+                self.mac
+            ),
+            Vendor::Yealink => format!(
+                "Yealink SIP-T46G {YEALINK_FIRMWARE} {}",
+                self.mac.colon_form()
+            ),
+            Vendor::Poly => {
+                "FileTransport PolycomVVX-VVX_400-UA/4.1.4.7430 Type/Application".to_string()
+            }
+        }
+    }
+
+    /// The files fetched at boot, in order. `device_only` keeps just the per-device file.
+    pub fn sequence(&self, device_only: bool) -> Vec<Step> {
+        let common = |label: &'static str| Step {
+            label,
+            path: format!("/{label}"),
+            device_file: false,
+        };
+        let (commons, device_label, device_ext) = match self.vendor {
+            Vendor::Avaya => (
+                vec![common("J100Supgrade.txt"), common("46xxsettings.txt")],
+                "{mac}.txt",
+                "txt",
+            ),
+            Vendor::Yealink => (
+                vec![common("y000000000000.boot"), common(yealink_common_file())],
+                "{mac}.cfg",
+                "cfg",
+            ),
+            Vendor::Poly => (vec![common("000000000000.cfg")], "{mac}.cfg", "cfg"),
+        };
+        let device = Step {
+            label: device_label,
+            path: format!("/{}.{device_ext}", self.mac),
+            device_file: true,
+        };
+        if device_only {
+            vec![device]
+        } else {
+            commons.into_iter().chain(std::iter::once(device)).collect()
+        }
+    }
+
+    /// Checks a 200 response's body: the per-device file must carry this phone's secret and no
+    /// other phone's; any other file must carry no storm secret at all.
+    pub fn check(&self, step: &Step, body: &[u8]) -> Result<(), CheckError> {
+        let text = String::from_utf8_lossy(body);
+        let own = secret_for(self.mac);
+        let mut found_own = false;
+        for (at, _) in text.match_indices(SECRET_MARK) {
+            if text[at..].starts_with(&own) {
+                found_own = true;
+            } else {
+                return Err(CheckError::ForeignSecret);
+            }
+        }
+        match (step.device_file, found_own) {
+            (true, false) => Err(CheckError::MissingSecret),
+            (false, true) => Err(CheckError::SecretInCommonFile),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The Yealink common file for the simulated firmware family.
+pub fn yealink_common_file() -> &'static str {
+    "y000000000028.cfg"
+}
+
+/// What was wrong with a response that arrived with status 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("the per-device file lacks the phone's own secret")]
+    MissingSecret,
+    #[error("a response carries another phone's secret")]
+    ForeignSecret,
+    #[error("a common file carries a secret")]
+    SecretInCommonFile,
+}
+
+/// The firmware image a response names, as a path on the same server: Avaya `SET APPNAME x`,
+/// Yealink `firmware.url = x`, Poly `APP_FILE_PATH="x"`. An absolute URL keeps only its path.
+pub fn firmware_named(vendor: Vendor, body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let name = text.lines().find_map(|line| {
+        let line = line.trim();
+        match vendor {
+            Vendor::Avaya => {
+                let rest = line.strip_prefix("SET ")?.trim_start();
+                let value = rest.strip_prefix("APPNAME")?.trim();
+                Some(value.trim_matches('"').to_string())
+            }
+            Vendor::Yealink => {
+                let (key, value) = line.split_once('=')?;
+                (key.trim() == "firmware.url").then(|| value.trim().to_string())
+            }
+            Vendor::Poly => {
+                let at = line.find("APP_FILE_PATH=\"")? + "APP_FILE_PATH=\"".len();
+                line[at..].split('"').next().map(str::to_string)
+            }
+        }
+    })?;
+    let path = match name.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string())?,
+        None => format!("/{}", name.trim_start_matches('/')),
+    };
+    (path.len() > 1).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::identify::{Vendor as Seen, parse_user_agent};
+
+    fn phone(vendor: Vendor) -> Phone {
+        Phone {
+            vendor,
+            mac: mac_for("0200", 7).unwrap(),
+        }
+    }
+
+    #[test]
+    fn macs_are_prefix_then_index() {
+        assert_eq!(mac_for("0200", 7).unwrap().to_string(), "020000000007");
+        assert_eq!(mac_for("", 0x1234).unwrap().to_string(), "000000001234");
+        assert_eq!(
+            mac_for("0200", 0xffff_ffff).unwrap().to_string(),
+            "0200ffffffff"
+        );
+        assert_eq!(mac_for("0200", 0x1_0000_0000), None);
+        assert_eq!(mac_for("02000000000000", 1), None);
+        assert_eq!(mac_for("zz00", 1), None);
+    }
+
+    #[test]
+    fn agents_are_understood_by_the_daemon() {
+        for (vendor, seen, with_mac) in [
+            (Vendor::Avaya, Seen::Avaya, true),
+            (Vendor::Yealink, Seen::Yealink, true),
+            (Vendor::Poly, Seen::Poly, false),
+        ] {
+            let p = phone(vendor);
+            let agent = parse_user_agent(&p.user_agent()).unwrap();
+            assert_eq!(agent.vendor, seen);
+            assert_eq!(agent.model, p.model());
+            assert_eq!(agent.mac, with_mac.then_some(p.mac));
+        }
+    }
+
+    #[test]
+    fn sequences_follow_each_vendor() {
+        let paths = |v| {
+            phone(v)
+                .sequence(false)
+                .into_iter()
+                .map(|s| s.path)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(Vendor::Avaya),
+            [
+                "/J100Supgrade.txt",
+                "/46xxsettings.txt",
+                "/020000000007.txt"
+            ]
+        );
+        assert_eq!(
+            paths(Vendor::Yealink),
+            [
+                "/y000000000000.boot",
+                "/y000000000028.cfg",
+                "/020000000007.cfg"
+            ]
+        );
+        assert_eq!(
+            paths(Vendor::Poly),
+            ["/000000000000.cfg", "/020000000007.cfg"]
+        );
+        let only = phone(Vendor::Avaya).sequence(true);
+        assert_eq!(only.len(), 1);
+        assert!(only[0].device_file);
+        assert_eq!(only[0].label, "{mac}.txt");
+    }
+
+    #[test]
+    fn each_phone_must_get_its_own_secret_only() {
+        let p = phone(Vendor::Avaya);
+        let steps = p.sequence(false);
+        let (common, device) = (&steps[0], &steps[2]);
+        let own = format!("SET SIP_PASSWORD {}\n", secret_for(p.mac));
+        let other = format!(
+            "SET SIP_PASSWORD {}\n",
+            secret_for(mac_for("0200", 8).unwrap())
+        );
+        assert_eq!(p.check(device, own.as_bytes()), Ok(()));
+        assert_eq!(
+            p.check(device, b"SET SIPDOMAIN x\n"),
+            Err(CheckError::MissingSecret)
+        );
+        assert_eq!(
+            p.check(device, format!("{own}{other}").as_bytes()),
+            Err(CheckError::ForeignSecret)
+        );
+        assert_eq!(p.check(common, b"GET 46xxsettings.txt\n"), Ok(()));
+        assert_eq!(
+            p.check(common, own.as_bytes()),
+            Err(CheckError::SecretInCommonFile)
+        );
+        assert_eq!(
+            p.check(common, other.as_bytes()),
+            Err(CheckError::ForeignSecret)
+        );
+    }
+
+    #[test]
+    fn firmware_names_per_vendor() {
+        assert_eq!(
+            firmware_named(
+                Vendor::Avaya,
+                b"## x\nSET APPNAME J100-IPT-SIP-R4_1_3_0_6.bin\nGET 46xxsettings.txt\n"
+            ),
+            Some("/J100-IPT-SIP-R4_1_3_0_6.bin".into())
+        );
+        assert_eq!(
+            firmware_named(
+                Vendor::Yealink,
+                b"#!version:1.0.0.1\nfirmware.url = https://h:8443/fw/T46G.rom\n"
+            ),
+            Some("/fw/T46G.rom".into())
+        );
+        assert_eq!(
+            firmware_named(
+                Vendor::Poly,
+                b"<APPLICATION APP_FILE_PATH=\"sip.ld\" CONFIG_FILES=\"\"/>"
+            ),
+            Some("/sip.ld".into())
+        );
+        assert_eq!(firmware_named(Vendor::Avaya, b"SET APPNAME \n"), None);
+        assert_eq!(firmware_named(Vendor::Yealink, b"a = b\n"), None);
+    }
+}

@@ -1,0 +1,235 @@
+//! Pull: fetch changes after the stored cursor, check the whole page (pure), then apply it and
+//! the new cursor in one store transaction. A page that fails any check is rejected whole:
+//! nothing of it is applied, an alarm is raised, and the previous state is kept.
+
+use crate::model::{CloudDevice, DeviceState, Mac, Site, SiteProfile, validate_param};
+use crate::store::PullUpdate;
+
+use super::SyncError;
+use super::client::CloudClient;
+use super::protocol::{ChangesPage, Lifecycle, PATH_CHANGES, VERSION};
+
+/// Most items of any kind in one page; more is treated as hostile.
+const MAX_ITEMS: usize = 10_000;
+/// Longest cursor accepted (it is stored and echoed back).
+const MAX_CURSOR: usize = 512;
+/// Longest name (site, group, model, serial, firmware version).
+const MAX_NAME: usize = 128;
+
+/// Why a page was rejected; names the item at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("protocol version {0}, this box speaks {VERSION}")]
+    Version(u32),
+    #[error("page continues from cursor {got:?}, expected {expected:?} (out of order or replayed)")]
+    Cursor { expected: String, got: String },
+    #[error("next_cursor is empty or longer than {MAX_CURSOR} bytes")]
+    NextCursor,
+    #[error("{0} too many items in one page")]
+    TooMany(&'static str),
+    #[error("{0}")]
+    Item(String),
+}
+
+fn item(what: String) -> PageError {
+    PageError::Item(what)
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), PageError> {
+    if value.len() > MAX_NAME || value.chars().any(|c| c.is_control() || c == '|') {
+        return Err(item(format!(
+            "{field} {value:?}: too long or contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a page and converts it to what the store applies. Pure.
+pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate, PageError> {
+    if page.version != VERSION {
+        return Err(PageError::Version(page.version));
+    }
+    if page.cursor != expected_cursor {
+        return Err(PageError::Cursor {
+            expected: expected_cursor.to_string(),
+            got: page.cursor.clone(),
+        });
+    }
+    if page.next_cursor.is_empty() || page.next_cursor.len() > MAX_CURSOR {
+        return Err(PageError::NextCursor);
+    }
+    for (name, n) in [
+        ("devices:", page.devices.len()),
+        ("sites:", page.sites.len()),
+        ("firmware:", page.firmware.len()),
+        ("policies:", page.policies.len()),
+        ("lockouts:", page.lockouts.len()),
+    ] {
+        if n > MAX_ITEMS {
+            return Err(PageError::TooMany(name));
+        }
+    }
+    let mut update = PullUpdate {
+        from_cursor: page.cursor.clone(),
+        next_cursor: page.next_cursor.clone(),
+        ..PullUpdate::default()
+    };
+    // A device may appear more than once (several changes in one page): applied in order.
+    for d in &page.devices {
+        let mac = Mac::parse(&d.mac).map_err(|e| item(format!("device {:?}: {e}", d.mac)))?;
+        for (field, v) in [
+            ("site", &d.site),
+            ("phone_group", &d.phone_group),
+            ("model", &d.model),
+            ("serial", &d.serial),
+        ] {
+            check_name(&format!("device {mac} {field}"), v)?;
+        }
+        let state = lifecycle(d.state);
+        if matches!(d.state, Lifecycle::Associated | Lifecycle::Activated) && d.site.is_empty() {
+            return Err(item(format!("device {mac} is {state:?} without a site")));
+        }
+        for (k, v) in &d.params {
+            validate_param(k, v).map_err(|e| item(format!("device {mac} parameter {k}: {e}")))?;
+        }
+        update.devices.push(CloudDevice {
+            mac,
+            state,
+            site: d.site.clone(),
+            group: d.phone_group.clone(),
+            model: d.model.clone(),
+            serial: d.serial.clone(),
+            params: d.params.clone(),
+        });
+    }
+    for s in &page.sites {
+        if s.name.is_empty() {
+            return Err(item("a site without a name".into()));
+        }
+        check_name("site", &s.name)?;
+        let url = &s.profile.provisioning_url;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(item(format!(
+                "site {}: provisioning_url {url:?} is not http(s)",
+                s.name
+            )));
+        }
+        update.sites.push(Site {
+            name: s.name.clone(),
+            label: s.label.clone(),
+            allow_http_auth: false,
+            profile: Some(SiteProfile {
+                provisioning_url: url.clone(),
+                phone_group: s.profile.phone_group.clone(),
+                root_ca: s.profile.root_ca.clone(),
+            }),
+        });
+    }
+    for f in &page.firmware {
+        check_name("firmware model", &f.model)?;
+        check_name("firmware version", &f.version)?;
+        if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(item(format!(
+                "firmware {} {}: sha256 is not 64 hex digits",
+                f.model, f.version
+            )));
+        }
+        update
+            .cloud_data
+            .push((format!("firmware|{}|{}", f.model, f.version), json(f)));
+    }
+    for p in &page.policies {
+        check_name("policy site", &p.site)?;
+        check_name("policy model", &p.model)?;
+        check_name("policy", &p.policy)?;
+        update
+            .cloud_data
+            .push((format!("policy|{}|{}", p.site, p.model), json(p)));
+    }
+    for l in &page.lockouts {
+        let mac = Mac::parse(&l.mac).map_err(|e| item(format!("lockout {:?}: {e}", l.mac)))?;
+        update.cloud_data.push((format!("lockout|{mac}"), json(l)));
+    }
+    Ok(update)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("protocol types serialize")
+}
+
+fn lifecycle(l: Lifecycle) -> DeviceState {
+    match l {
+        Lifecycle::Imported => DeviceState::Imported,
+        Lifecycle::Claimed => DeviceState::Claimed,
+        Lifecycle::Associated => DeviceState::Associated,
+        Lifecycle::Activated => DeviceState::Activated,
+        Lifecycle::Deactivated => DeviceState::Deactivated,
+        Lifecycle::Released => DeviceState::Released,
+    }
+}
+
+/// Fetches and applies one page; returns whether the cloud has more ready.
+pub async fn pull_page(
+    client: &CloudClient,
+    store: &crate::store::Store,
+    limit: usize,
+) -> Result<bool, SyncError> {
+    let s = store.clone();
+    let cursor = super::blocking(move || s.cursor()).await?;
+    let query = format!(
+        "{PATH_CHANGES}?cursor={}&limit={limit}",
+        percent_encoding::utf8_percent_encode(&cursor, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let page: ChangesPage = client.get(&query).await.map_err(|e| match e {
+        SyncError::Schema(m) => SyncError::Rejected(format!("page does not parse: {m}")),
+        other => other,
+    })?;
+    let update = validate(&page, &cursor).map_err(|e| SyncError::Rejected(e.to_string()))?;
+    let s = store.clone();
+    super::blocking(move || s.apply_pull(&update)).await?;
+    Ok(page.more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(json: &str) -> ChangesPage {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_good_page_converts() {
+        let p = page(
+            r#"{"version":1,"cursor":"","next_cursor":"c1","devices":[
+                {"mac":"00:11:22:AA:BB:CC","state":"activated","site":"hq","phone_group":"7",
+                 "params":{"SIP_DOMAIN":"example.com"}}],
+              "sites":[{"name":"hq","profile":{"provisioning_url":"https://box/"}}]}"#,
+        );
+        let u = validate(&p, "").unwrap();
+        assert_eq!(u.devices[0].state, DeviceState::Activated);
+        assert_eq!(u.devices[0].group, "7");
+        assert_eq!(u.next_cursor, "c1");
+        assert_eq!(
+            u.sites[0].profile.as_ref().unwrap().provisioning_url,
+            "https://box/"
+        );
+    }
+
+    #[test]
+    fn hostile_pages_are_rejected_whole() {
+        let bad = [
+            r#"{"version":2,"cursor":"","next_cursor":"c"}"#,
+            r#"{"version":1,"cursor":"other","next_cursor":"c"}"#,
+            r#"{"version":1,"cursor":"","next_cursor":""}"#,
+            r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"nope","state":"claimed"}]}"#,
+            r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"activated"}]}"#,
+            r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"claimed","params":{"BAD NAME\n":"x"}}]}"#,
+            r#"{"version":1,"cursor":"","next_cursor":"c","sites":[{"name":"hq","profile":{"provisioning_url":"javascript:x"}}]}"#,
+            r#"{"version":1,"cursor":"","next_cursor":"c","firmware":[{"model":"J179","version":"4","url":"u","sha256":"zz"}]}"#,
+        ];
+        for b in bad {
+            assert!(validate(&page(b), "").is_err(), "{b}");
+        }
+    }
+}

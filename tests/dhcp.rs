@@ -1,0 +1,324 @@
+//! The DHCP server over loopback, without root: the test acts as a relay agent on 127.0.99.1
+//! (giaddr), so every reply is a unicast to it. Options by vendor class, option 82 echoed,
+//! renew and release, leases in the API and CLI, malformed packets counted, and `kill -9` in the
+//! middle of a stream of ACKs losing none of them.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::dhcp::*;
+use common::*;
+use serde_json::Value;
+
+/// Client MAC and the address its ACK gave it.
+type Acked = Arc<Mutex<Vec<([u8; 6], Ipv4Addr)>>>;
+
+const GIADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 99, 1);
+
+const DHCP: &str = r#"
+[dhcp]
+enabled = true
+listen = "127.0.0.1:0"
+provisioning_url = "https://127.0.0.1:8443/"
+[[dhcp.subnet]]
+network = "127.0.99.0/24"
+ranges = [["127.0.99.100", "127.0.99.250"]]
+router = "127.0.99.1"
+dns = ["127.0.99.1"]
+lease_seconds = 3600
+[[dhcp.vendor_class]]
+match = "yealink"
+options = { 160 = "https://127.0.0.1:8443/yealink/" }
+"#;
+
+fn dhcp_addr(d: &Daemon) -> SocketAddr {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(d.data_dir().join("listeners.json")).unwrap())
+            .unwrap();
+    v["dhcp"].as_str().expect("dhcp listener").parse().unwrap()
+}
+
+fn relay(d: &Daemon) -> Relay {
+    let server = dhcp_addr(d);
+    Relay::bind(GIADDR, server.port(), server)
+}
+
+fn api(d: &Daemon, path: &str) -> Value {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, v) = rt.block_on(d.api("GET", path, None));
+    assert_eq!(status, 200, "{path}: {v}");
+    v
+}
+
+fn text(r: &Reply, code: u8) -> String {
+    String::from_utf8_lossy(r.options.get(code).unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn relayed_clients_get_their_vendor_options_renew_and_release() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let agent_info = vec![1, 4, b'p', b'o', b'r', b't'];
+    let avaya = [
+        (60, b"ccp.avaya.com".to_vec()),
+        (55, vec![1, 3, 6, 242, 43]),
+        (12, b"AVX010203".to_vec()),
+        (82, agent_info.clone()),
+    ];
+    let (offer, ack) = relay.dora(mac(1), 0x1001, &avaya).expect("DORA");
+    assert_eq!((offer.msg_type, ack.msg_type), (OFFER, ACK));
+    assert_eq!(ack.yiaddr, offer.yiaddr);
+    assert_eq!(ack.giaddr, GIADDR);
+    assert!(
+        (100..=250).contains(&ack.yiaddr.octets()[3]),
+        "{}",
+        ack.yiaddr
+    );
+    assert_eq!(text(&ack, 242), "TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT=8443");
+    assert_eq!(&ack.options.get(43).unwrap()[..6], b"\x01\x046889");
+    assert_eq!(
+        ack.options.get(82),
+        Some(agent_info.as_slice()),
+        "option 82 echoed"
+    );
+    assert_eq!(ack.options.get(51), Some(&3600u32.to_be_bytes()[..]));
+    assert_eq!(ack.options.get(3), Some(&[127, 0, 99, 1][..]));
+
+    let yealink = [(60, b"yealink".to_vec()), (55, vec![1, 66, 160])];
+    let (_, yack) = relay.dora(mac(2), 0x1002, &yealink).expect("DORA");
+    assert_eq!(yack.msg_type, ACK);
+    assert_eq!(text(&yack, 66), "https://127.0.0.1:8443/");
+    assert_eq!(text(&yack, 160), "https://127.0.0.1:8443/yealink/");
+    assert_eq!(yack.options.get(242), None);
+
+    // Renewing: ciaddr set, no server id, no requested address.
+    let renew = message(REQUEST, 0x2001, mac(1), GIADDR, ack.yiaddr, &avaya);
+    let r = relay.exchange(&renew).expect("renew answered");
+    assert_eq!((r.msg_type, r.yiaddr), (ACK, ack.yiaddr));
+
+    // Another client asking for that address is refused.
+    let steal = message(
+        REQUEST,
+        0x2002,
+        mac(3),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &[(50, ack.yiaddr.octets().to_vec())],
+    );
+    assert_eq!(relay.exchange(&steal).map(|r| r.msg_type), Some(NAK));
+
+    let leases = api(&d, &format!("/dhcp/leases?mac={}", "02ed00000001"));
+    assert_eq!(leases.as_array().unwrap().len(), 1, "{leases}");
+    assert_eq!(leases[0]["state"], "bound");
+    assert_eq!(leases[0]["ip"], ack.yiaddr.to_string());
+    assert_eq!(leases[0]["hostname"], "AVX010203");
+    assert_eq!(leases[0]["vendor_class"], "ccp.avaya.com");
+
+    relay.send(&message(
+        RELEASE,
+        0x3001,
+        mac(1),
+        GIADDR,
+        ack.yiaddr,
+        &[(54, ack.options.get(54).unwrap().to_vec())],
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = api(&d, &format!("/dhcp/leases?ip={}", ack.yiaddr));
+        if v[0]["state"] == "released" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "release not recorded: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        api(&d, "/dhcp/leases?state=bound")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let out = d.cli(&["dhcp", "leases"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("02:ed:00:00:00:02") && table.contains("bound"),
+        "{table}"
+    );
+    let out = d.cli(&["dhcp", "options", "--format", "dnsmasq"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dhcp-option=tag:avaya,242,\"TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT=8443\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_packets_are_dropped_counted_and_the_server_keeps_answering() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let good = message(
+        DISCOVER,
+        7,
+        mac(9),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &[(60, b"x".to_vec())],
+    );
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for n in 0..200 {
+        let len = 243 + (n * 7) % 300;
+        let mut b = good.clone();
+        b.resize(len, 0);
+        for byte in b.iter_mut().skip(240) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *byte = seed as u8;
+        }
+        // Keep the message type first so the random tail is what is judged; a random tail either
+        // truncates an option (malformed) or happens to parse (then it is answered or ignored).
+        b[240..243].copy_from_slice(&[53, 1, 1]);
+        bad.push(b);
+    }
+    let mut cookie = good.clone();
+    cookie[236] = 0x42;
+    let mut truncated = good[..243].to_vec();
+    truncated.extend_from_slice(&[60, 200, b'x']);
+    let short = good[..100].to_vec();
+    for (i, b) in [&cookie, &truncated, &short]
+        .into_iter()
+        .chain(&bad)
+        .enumerate()
+    {
+        relay.send(b);
+        // Paced: a loopback burst beyond the socket buffer is dropped by the kernel, uncounted.
+        std::thread::sleep(Duration::from_millis(if i < 3 { 20 } else { 1 }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = api(&d, "/dhcp/stats");
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert!(n("malformed") >= 3, "{stats}");
+    assert!(n("received") >= 150, "{stats}");
+    // Every packet that arrived is accounted for: dropped as malformed, ignored, or answered.
+    let answered = n("offers") + n("acks") + n("naks") + n("informs");
+    let other = n("ignored") + n("exhausted") + n("releases") + n("declines");
+    assert_eq!(n("received"), n("malformed") + answered + other, "{stats}");
+    let (_, ack) = relay.dora(mac(10), 0x77, &[]).expect("still answering");
+    assert_eq!(ack.msg_type, ACK);
+}
+
+#[test]
+fn kill_9_between_acks_loses_no_lease_and_offers_no_address_twice() {
+    let d = Daemon::start_with(DHCP);
+    let acked: Acked = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let relay = relay(&d);
+        relay
+            .sock
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let acked = acked.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 100u32;
+            while !stop.load(Ordering::Relaxed) && n < 240 {
+                n += 1;
+                if let Some((_, ack)) = relay.dora(mac(n), n, &[])
+                    && ack.msg_type == ACK
+                {
+                    acked.lock().unwrap().push((mac(n), ack.yiaddr));
+                }
+            }
+        })
+    };
+    // Let some ACKs through, then crash the daemon in the middle of the stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 30 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut d = d;
+    d.kill9();
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 30,
+        "only {} ACKs before the crash",
+        acked.len()
+    );
+
+    let d = d.restart();
+    let stored = api(&d, "/dhcp/leases");
+    let by_ip: HashMap<String, String> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["ip"].as_str().unwrap().to_string(),
+                l["mac"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let acked_ips: HashSet<Ipv4Addr> = acked.iter().map(|(_, ip)| *ip).collect();
+    assert_eq!(
+        acked_ips.len(),
+        acked.len(),
+        "no address acknowledged twice"
+    );
+    for (m, ip) in &acked {
+        let want: String = m.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            by_ip.get(&ip.to_string()),
+            Some(&want),
+            "ACKed lease {ip} lost"
+        );
+    }
+    // New clients are never offered an acknowledged address; old ones get theirs back.
+    let relay = relay(&d);
+    for n in 0..20u32 {
+        let offer = relay
+            .exchange(&message(
+                DISCOVER,
+                5000 + n,
+                mac(5000 + n),
+                GIADDR,
+                Ipv4Addr::UNSPECIFIED,
+                &[],
+            ))
+            .expect("offer");
+        assert!(
+            !acked_ips.contains(&offer.yiaddr),
+            "{} offered twice",
+            offer.yiaddr
+        );
+    }
+    let (m, ip) = acked[0];
+    let offer = relay
+        .exchange(&message(
+            DISCOVER,
+            9999,
+            m,
+            GIADDR,
+            Ipv4Addr::UNSPECIFIED,
+            &[],
+        ))
+        .expect("offer");
+    assert_eq!(offer.yiaddr, ip);
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the Debian package (from the debug build, to keep CI fast), checks its files and modes
+# with dpkg-deb, and installs it into a scratch Debian root made with debootstrap, where its
+# maintainer scripts must succeed: the user is created, the config is a conffile readable by it,
+# removal keeps the data and purge deletes it. Needs root, cargo-deb and debootstrap.
+#   cargo build && bash tests/package.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+for tool in cargo-deb dpkg-deb debootstrap chroot; do
+  command -v "$tool" >/dev/null || { echo "package: $tool is missing"; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "package: needs root for the scratch install"; exit 2; }
+
+work=$(mktemp -d)
+trap 'umount -l "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
+deb="$work/edgeprov.deb"
+cargo deb --profile dev --no-build -o "$deb" >/dev/null 2>"$work/deb.log" || { cat "$work/deb.log"; exit 1; }
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }
+
+listing=$(dpkg-deb -c "$deb")
+mode_of() { awk -v p="./$1" '$6 == p { print $1 }' <<<"$listing"; }
+check "binary /usr/bin/edgeprov is 0755" '[ "$(mode_of usr/bin/edgeprov)" = "-rwxr-xr-x" ]'
+check "config /etc/edgeprov/edgeprov.toml is 0640" '[ "$(mode_of etc/edgeprov/edgeprov.toml)" = "-rw-r-----" ]'
+check "unit /usr/lib/systemd/system/edgeprov.service" '[ "$(mode_of usr/lib/systemd/system/edgeprov.service)" = "-rw-r--r--" ]'
+check "sysusers entry" '[ "$(mode_of usr/lib/sysusers.d/edgeprov.conf)" = "-rw-r--r--" ]'
+check "tmpfiles entry" '[ "$(mode_of usr/lib/tmpfiles.d/edgeprov.conf)" = "-rw-r--r--" ]'
+check "README in the docs" '[ -n "$(mode_of usr/share/doc/edgeprov/README.md)" ]'
+check "config is a conffile" 'dpkg-deb -f "$deb" Package >/dev/null && dpkg-deb -I "$deb" conffiles | grep -qx /etc/edgeprov/edgeprov.toml'
+check "depends on systemd" 'dpkg-deb -f "$deb" Depends | grep -q systemd'
+
+# A scratch Debian root, from the mirror apt already uses here (cached between runs).
+cache=/var/cache/edgeprov-test
+tarball="$cache/bookworm-root.tar"
+if [ ! -s "$tarball" ]; then
+  mirror=$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; } \
+    | awk '/^(URIs:|deb )/ { for (i = 1; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) { print $i; exit } }')
+  [ -n "$mirror" ] || { echo "package: no Debian mirror in apt's sources"; exit 2; }
+  mkdir -p "$cache"
+  debootstrap --variant=minbase --include=systemd bookworm "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -20 "$work/debootstrap.log"; exit 1; }
+  tar -C "$work/root" -cf "$tarball" .
+else
+  mkdir -p "$work/root" && tar -C "$work/root" -xf "$tarball"
+fi
+cp "$deb" "$work/root/tmp/edgeprov.deb"
+mount -t proc proc "$work/root/proc"
+in_root() { chroot "$work/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+check "dpkg -i runs its scripts successfully" 'in_root dpkg -i /tmp/edgeprov.deb >"$work/install.log" 2>&1 || { cat "$work/install.log"; false; }'
+check "service user exists" 'in_root getent passwd edgeprov >/dev/null'
+check "state directory owned by edgeprov" '[ "$(in_root stat -c %U:%a /var/lib/edgeprov)" = "edgeprov:750" ]'
+check "config readable by the service group" '[ "$(in_root stat -c %G:%a /etc/edgeprov/edgeprov.toml)" = "edgeprov:640" ]'
+check "service enabled" '[ -L "$work/root/etc/systemd/system/multi-user.target.wants/edgeprov.service" ]'
+check "binary runs in the root" 'in_root /usr/bin/edgeprov --help >/dev/null'
+check "shipped config loads and doctor checks it" 'in_root /usr/bin/edgeprov --config /etc/edgeprov/edgeprov.toml doctor 2>&1 | grep -q "discovery"'
+echo 'data' > "$work/root/var/lib/edgeprov/marker"
+check "remove keeps data" 'in_root dpkg -r edgeprov >/dev/null 2>&1 && [ -f "$work/root/var/lib/edgeprov/marker" ]'
+check "purge deletes data" 'in_root dpkg -P edgeprov >/dev/null 2>&1 && [ ! -e "$work/root/var/lib/edgeprov" ]'
+if [ "$fail" = 0 ]; then echo "package: all checks passed"; else echo "package: checks failed"; exit 1; fi

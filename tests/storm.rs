@@ -1,0 +1,131 @@
+//! `edgeprov storm` against the real daemon: the inventory it emits, loaded through the admin
+//! API, lets every simulated phone fetch its own per-device file with its own secret.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+const PHONES: usize = 50;
+
+/// Loads an emitted inventory through the admin API (one POST per line).
+async fn load_inventory(d: &Daemon, csv: &str) {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for line in lines {
+        let mut params = serde_json::Map::new();
+        let mut secrets = serde_json::Map::new();
+        let mut device = serde_json::Map::new();
+        for (name, value) in header.iter().zip(line.split(',')) {
+            match (*name, name.strip_prefix("secret:")) {
+                ("mac" | "model" | "serial" | "site" | "group" | "label", _) => {
+                    device.insert(name.to_string(), json!(value));
+                }
+                (_, Some(secret)) => {
+                    secrets.insert(secret.to_string(), json!(value));
+                }
+                (param, None) => {
+                    params.insert(param.to_string(), json!(value));
+                }
+            }
+        }
+        device.insert("params".into(), Value::Object(params));
+        device.insert("secrets".into(), Value::Object(secrets));
+        d.add_device(Value::Object(device)).await;
+    }
+}
+
+fn storm(d: &Daemon, extra: &[&str]) -> (Value, bool) {
+    let pki = d.data_dir().join("pki");
+    let out = Command::new(BIN)
+        .args(["storm", "--json", "--vendor", "avaya", "--concurrency", "8"])
+        .args(["--phones", &PHONES.to_string(), "--duration", "60"])
+        .arg("--target")
+        .arg(format!("https://127.0.0.1:{}", d.https.port()))
+        .arg("--ca-cert")
+        .arg(pki.join("ca.crt"))
+        .arg("--ca-key")
+        .arg(pki.join("ca.key"))
+        .args(extra)
+        .output()
+        .expect("run edgeprov storm");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (report, out.status.success())
+}
+
+#[tokio::test]
+async fn every_phone_gets_its_own_secret() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("inventory.csv");
+    let emitted = Command::new(BIN)
+        .args([
+            "storm",
+            "--vendor",
+            "avaya",
+            "--phones",
+            &PHONES.to_string(),
+        ])
+        .arg("--emit-inventory")
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(emitted.status.success(), "{emitted:?}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert_eq!(csv.lines().count(), PHONES + 1);
+    load_inventory(&d, &csv).await;
+
+    // The per-device step alone: every phone, every check.
+    let (r, success) = storm(&d, &["--device-file-only"]);
+    assert!(success, "{r}");
+    assert_eq!(r["phones"], PHONES);
+    assert_eq!(r["ok"], PHONES);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["full_handshakes"], PHONES);
+    assert_eq!(r["files"]["{mac}.txt"]["ok"], PHONES);
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(r["latency_ms"][key].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(r["phones_per_s"].as_f64().unwrap() > 0.0);
+    assert!(r["requests_per_s"].as_f64().unwrap() > 0.0);
+
+    // The whole boot sequence, a connection per file: the per-device file still reaches every
+    // phone, over resumed sessions. The common files are reported per file, whatever their
+    // status on this build of the daemon.
+    let (r, _) = storm(&d, &["--resume-sessions"]);
+    assert_eq!(r["phones"], PHONES);
+    assert_eq!(r["files"]["{mac}.txt"]["ok"], PHONES, "{r}");
+    assert_eq!(r["files"]["{mac}.txt"]["errors"], 0, "{r}");
+    assert_eq!(r["requests"], 3 * PHONES, "{r}");
+    assert!(
+        r["resumed_handshakes"].as_u64().unwrap() >= PHONES as u64,
+        "{r}"
+    );
+    assert!(
+        r["errors_by_kind"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k.starts_with("status_")),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn phones_without_inventory_are_reported_not_hidden() {
+    let d = Daemon::start();
+    let (r, success) = storm(&d, &["--device-file-only"]);
+    assert!(!success);
+    assert_eq!(r["phones"], PHONES);
+    assert_eq!(r["ok"], 0);
+    assert_eq!(r["errors"], PHONES);
+    assert_eq!(r["errors_by_kind"]["status_404"], PHONES);
+}

@@ -1,0 +1,472 @@
+//! Cloud enrollment sync end to end: the real daemon against the reference cloud
+//! (tests/common/cloud.rs) over HTTPS with mutual TLS on loopback.
+
+#[path = "common/cloud.rs"]
+mod cloud;
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cloud::Cloud;
+use common::*;
+use serde_json::{Value, json};
+
+const SITE: &str = "hq";
+const PHONE: &str = "001122aabbcc";
+
+fn ua(mac: &str) -> String {
+    format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{mac})")
+}
+
+/// Polls `check` until it holds or `limit` passes.
+async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn start_registered(cloud: &Cloud, extra: &str) -> Daemon {
+    let d = Daemon::start_with(&format!("{}{extra}", cloud.config()));
+    let out = d.cli(&[
+        "cloud",
+        "register",
+        "--url",
+        &cloud.url(),
+        "--token",
+        &cloud.token(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+async fn status(d: &Daemon) -> Value {
+    let (code, v) = d.api("GET", "/sync", None).await;
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+async fn device_state(d: &Daemon, mac: &str) -> Option<String> {
+    let (code, v) = d.api("GET", &format!("/devices/{mac}"), None).await;
+    (code == 200).then(|| v["state"].as_str().unwrap_or("").to_string())
+}
+
+async fn secret_file(d: &Daemon, id: &Identity) -> u16 {
+    send(
+        d.https,
+        client_config(&d.ca_pem(), Some(id)),
+        get(&format!("/{PHONE}.txt"), &ua(PHONE)),
+    )
+    .await
+    .unwrap()
+    .status
+}
+
+async fn alarm_kinds(d: &Daemon) -> Vec<String> {
+    let (_, v) = d.api("GET", "/alarms", None).await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_associate_activate_then_release() {
+    let cloud = Cloud::start(SITE);
+    cloud.set_device(PHONE, "claimed", "", json!({"SIPDOMAIN": "cloud.example"}));
+    let d = start_registered(&cloud, "");
+    let st = status(&d).await;
+    assert_eq!(st["registered"], true);
+    assert_eq!(st["site"], SITE);
+    eventually(
+        Duration::from_secs(10),
+        "claimed device pulled",
+        async || device_state(&d, PHONE).await.as_deref() == Some("claimed"),
+    )
+    .await;
+    // The SIP password is the local administrator's; the cloud never sees or overwrites it.
+    let (code, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{PHONE}"),
+            Some(json!({"secrets": {"SIP_PASSWORD": "pw"}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let id = d.identity(PHONE).await;
+    assert_eq!(secret_file(&d, &id).await, 403, "claimed is not enough");
+
+    cloud.set_device(
+        PHONE,
+        "associated",
+        SITE,
+        json!({"SIPDOMAIN": "cloud.example"}),
+    );
+    eventually(Duration::from_secs(10), "associated", async || {
+        device_state(&d, PHONE).await.as_deref() == Some("associated")
+    })
+    .await;
+    assert_eq!(secret_file(&d, &id).await, 403, "associated is not enough");
+
+    cloud.set_device(
+        PHONE,
+        "activated",
+        SITE,
+        json!({"SIPDOMAIN": "cloud.example"}),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "activated device gets its secret file",
+        async || secret_file(&d, &id).await == 200,
+    )
+    .await;
+    let body = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get(&format!("/{PHONE}.txt"), &ua(PHONE)),
+    )
+    .await
+    .unwrap()
+    .text();
+    assert!(body.contains("SET SIP_PASSWORD pw"), "{body}");
+    assert!(body.contains("SET SIPDOMAIN cloud.example"), "{body}");
+
+    // Activated for another site: not served here.
+    cloud.set_device(PHONE, "activated", "branch", json!({}));
+    eventually(Duration::from_secs(10), "other site refused", async || {
+        secret_file(&d, &id).await == 403
+    })
+    .await;
+    cloud.set_device(PHONE, "activated", SITE, json!({}));
+    eventually(Duration::from_secs(10), "back home", async || {
+        secret_file(&d, &id).await == 200
+    })
+    .await;
+
+    cloud.set_device(PHONE, "released", "", json!({}));
+    let log_len = cloud.log_len().to_string();
+    eventually(Duration::from_secs(10), "release pulled", async || {
+        status(&d).await["cursor"] == log_len.as_str()
+    })
+    .await;
+    assert_eq!(
+        secret_file(&d, &id).await,
+        403,
+        "refused right after the pull"
+    );
+
+    // The cloud heard about each lifecycle step and the refusal.
+    eventually(Duration::from_secs(10), "events delivered", async || {
+        cloud.events_of("enrollment").len() >= 6 && !cloud.events_of("refusal").is_empty()
+    })
+    .await;
+    let states: Vec<String> = cloud
+        .events_of("enrollment")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}@{}:{}",
+                e["state"].as_str().unwrap(),
+                e["site"].as_str().unwrap(),
+                e["serving_secrets"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "claimed@:false",
+            "associated@hq:false",
+            "activated@hq:true",
+            "activated@branch:false",
+            "activated@hq:true",
+            "released@:false"
+        ]
+    );
+    assert_eq!(cloud.model.lock().unwrap().unauthenticated, 0);
+    let out = d.cli(&["cloud", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("last pull") && text.contains(SITE), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_down_then_every_event_delivered_exactly_once() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    cloud.faults().down = true;
+    let http = d.http.unwrap();
+    let macs: Vec<String> = (0..1000u32).map(|i| format!("0a0b0c{i:06x}")).collect();
+    for chunk in macs.chunks(250) {
+        let mut tasks = Vec::new();
+        for mac in chunk {
+            let mac = mac.clone();
+            tasks.push(tokio::spawn(async move {
+                send_plain(http, get("/46xxsettings.txt", &ua(&mac)))
+                    .await
+                    .unwrap()
+                    .status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(
+                t.await.unwrap(),
+                200,
+                "phones are served while the cloud is down"
+            );
+        }
+    }
+    // Timeouts too: answers slower than the client waits.
+    {
+        let mut f = cloud.faults();
+        f.down = false;
+        f.delay_ms = 1500;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let st = status(&d).await;
+    assert!(st["outbox"]["events"].as_u64().unwrap() >= 1000, "{st}");
+    assert!(!st["last_error"].is_null(), "{st}");
+    assert!(!st["failing_since"].is_null(), "{st}");
+    assert!(st["lag_secs"].as_i64().unwrap() >= 1, "{st}");
+    assert!(alarm_kinds(&d).await.contains(&"sync_failed".to_string()));
+
+    // Back, but the first two acknowledgements are lost after the cloud committed.
+    {
+        let mut f = cloud.faults();
+        f.delay_ms = 0;
+        f.lose_event_responses = 2;
+    }
+    eventually(Duration::from_secs(30), "outbox drained", async || {
+        status(&d).await["outbox"]["events"] == 0
+    })
+    .await;
+    let seen = cloud.events_of("seen_unclaimed");
+    let mut per_mac: HashMap<String, u32> = HashMap::new();
+    for e in &seen {
+        *per_mac
+            .entry(e["mac"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_mac.len(), 1000);
+    assert!(
+        per_mac.values().all(|n| *n == 1),
+        "a sighting counted twice"
+    );
+    let m = cloud.model.lock().unwrap();
+    assert!(
+        m.duplicates > 0,
+        "lost answers caused redelivery, and the cloud dropped them"
+    );
+    assert_eq!(m.received - m.duplicates, m.events.len() as u64);
+}
+
+/// Small deterministic PRNG: the test needs varied kill points, not cryptographic randomness.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_pull_and_push_loses_and_duplicates_nothing() {
+    let cloud = Cloud::start(SITE);
+    let mut d = start_registered(&cloud, "");
+    // Slow answers widen the windows in which a kill lands mid-request.
+    cloud.faults().delay_ms = 20;
+    let mut seed = 0x5eed_u64;
+    let states = [
+        "claimed",
+        "associated",
+        "activated",
+        "deactivated",
+        "released",
+    ];
+    let mut sightings = 0;
+    let rounds = 20;
+    for round in 0..rounds {
+        // Cloud side: every device moves one lifecycle step; new devices appear.
+        for i in 0..20 {
+            let mac = format!("0c0000{:02x}{:04x}", round, i);
+            cloud.set_device(&mac, "claimed", "", json!({"ROUND": round.to_string()}));
+        }
+        for i in 0..20 {
+            let mac = format!("0c0000{:02x}{:04x}", round.max(1) - 1, i);
+            let state = states[(round as usize + i) % states.len()];
+            let site = if state == "claimed" || state == "released" {
+                ""
+            } else {
+                SITE
+            };
+            cloud.set_device(&mac, state, site, json!({}));
+        }
+        // Box side: unknown phones asking for files, flushed so they are acknowledged writes.
+        for i in 0..10 {
+            let mac = format!("0d0000{:02x}{:04x}", round, i);
+            let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &ua(&mac)))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+            sightings += 1;
+        }
+        let _ = d.api("GET", "/alarms", None).await;
+        tokio::time::sleep(Duration::from_millis(next(&mut seed) % 300)).await;
+        d.kill9();
+        d = d.restart();
+    }
+    let log_len = cloud.log_len().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = status(&d).await;
+        if st["cursor"] == log_len.as_str() && st["outbox"]["events"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up after the crashes: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Sightings: each delivered exactly once.
+    let seen = cloud.events_of("seen_unclaimed");
+    let mut per_mac: HashMap<String, u32> = HashMap::new();
+    for e in &seen {
+        *per_mac
+            .entry(e["mac"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_mac.len(), sightings, "a sighting was lost");
+    assert!(
+        per_mac.values().all(|n| *n == 1),
+        "a sighting was duplicated"
+    );
+
+    // Every pulled change applied exactly once: one enrollment event per logged change whose
+    // state or site differs from the device's previous one.
+    let mut last: HashMap<String, (String, String)> = HashMap::new();
+    let mut expected = 0;
+    for entry in &cloud.model.lock().unwrap().log {
+        let key = entry["mac"].as_str().unwrap().to_string();
+        let now = (
+            entry["state"].as_str().unwrap().to_string(),
+            entry["site"].as_str().unwrap().to_string(),
+        );
+        if last.get(&key) != Some(&now) {
+            expected += 1;
+        }
+        last.insert(key, now);
+    }
+    assert_eq!(cloud.events_of("enrollment").len(), expected);
+
+    // The box mirrors the cloud's final state.
+    let devices: HashMap<String, Value> = cloud
+        .model
+        .lock()
+        .unwrap()
+        .devices
+        .clone()
+        .into_iter()
+        .collect();
+    for (mac, dev) in devices {
+        assert_eq!(
+            device_state(&d, &mac).await.as_deref(),
+            dev["state"].as_str(),
+            "{mac}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_page_rejected_whole_previous_state_kept() {
+    let cloud = Cloud::start(SITE);
+    cloud.set_device(PHONE, "activated", SITE, json!({}));
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "activated", async || {
+        device_state(&d, PHONE).await.as_deref() == Some("activated")
+    })
+    .await;
+    let (code, _) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{PHONE}"),
+            Some(json!({"secrets": {"SIP_PASSWORD": "pw"}})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let id = d.identity(PHONE).await;
+    assert_eq!(secret_file(&d, &id).await, 200);
+    let cursor = status(&d).await["cursor"].clone();
+
+    // A page that releases the phone but also carries garbage; one missing a required field;
+    // one that is not JSON; then an out-of-order page.
+    let release = json!({"mac": PHONE, "state": "released"});
+    let pages = [
+        json!({"version": 1, "cursor": cursor, "next_cursor": "99",
+               "devices": [release, {"mac": "not-a-mac", "state": "claimed"}]}),
+        json!({"version": 1, "cursor": cursor, "devices": [release]}),
+    ];
+    {
+        let mut f = cloud.faults();
+        f.raw_pages = pages.iter().map(Value::to_string).collect();
+        f.raw_pages.push("{\"version\":1,\"cursor\":".into());
+        f.replay_from_start = true;
+    }
+    cloud.set_device(PHONE, "released", "", json!({}));
+    // The real page (after the faults) releases the phone; before that, it keeps being served.
+    let mut rejected = false;
+    eventually(
+        Duration::from_secs(20),
+        "faults consumed and release applied",
+        async || {
+            if !rejected && alarm_kinds(&d).await.contains(&"sync_rejected".to_string()) {
+                rejected = true;
+            }
+            // Read the box first: if faults were still pending afterwards, nothing after them
+            // (the release) can have been applied yet.
+            let state = device_state(&d, PHONE).await;
+            let served = secret_file(&d, &id).await;
+            let box_cursor = status(&d).await["cursor"].clone();
+            let f = cloud.faults();
+            let consumed = f.raw_pages.is_empty() && !f.replay_from_start;
+            drop(f);
+            if !consumed {
+                assert_eq!(
+                    state.as_deref(),
+                    Some("activated"),
+                    "a rejected page changed state"
+                );
+                assert_eq!(served, 200, "a rejected page stopped the phone");
+                assert_eq!(box_cursor, cursor, "a rejected page moved the cursor");
+            }
+            consumed && state.as_deref() == Some("released")
+        },
+    )
+    .await;
+    assert!(rejected || alarm_kinds(&d).await.contains(&"sync_rejected".to_string()));
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let rejected = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "sync_rejected")
+        .unwrap()
+        .clone();
+    assert!(rejected["count"].as_u64().unwrap() >= 4, "{rejected}");
+    assert_eq!(secret_file(&d, &id).await, 403);
+}

@@ -1,0 +1,153 @@
+//! Running under systemd: the sd_notify protocol, and SIGHUP reloading certificates without
+//! dropping connections.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+
+fn recv_until(sock: &UnixDatagram, want: &str, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        sock.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.lines().any(|l| l == want) {
+                return Some(msg);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn notify_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let mut d = Daemon::start_with_env(
+        "",
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let ready = recv_until(&sock, "READY=1", Duration::from_secs(20)).expect("READY=1");
+    assert!(
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=serving phones on")),
+        "{ready}"
+    );
+    // READY=1 means every port accepts connections already.
+    for addr in [d.https, d.admin, d.http.unwrap()] {
+        std::net::TcpStream::connect(addr).expect("port accepts after READY=1");
+    }
+    // WATCHDOG_USEC=0.4 s: pings every 0.2 s.
+    let started = Instant::now();
+    for _ in 0..3 {
+        recv_until(&sock, "WATCHDOG=1", Duration::from_secs(2)).expect("WATCHDOG=1 on time");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    signal(d.child.as_ref().unwrap().id(), "TERM");
+    recv_until(&sock, "STOPPING=1", Duration::from_secs(10)).expect("STOPPING=1 on SIGTERM");
+    assert!(d.stop_waiting().success());
+}
+
+async fn server_cert(d: &Daemon) -> Vec<u8> {
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn has_name(der: &[u8], name: &str) -> bool {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .any(|n| matches!(n, x509_parser::extensions::GeneralName::DNSName(s) if *s == name))
+}
+
+#[tokio::test]
+async fn sighup_reloads_certificates_and_keeps_open_connections() {
+    let d = Daemon::start_with("[pki]\nserver_names = [\"localhost\", \"127.0.0.1\"]\n");
+    d.add_device(serde_json::json!({"mac": "001122aabbcc", "params": {"SIPDOMAIN": "x"}}))
+        .await;
+    let before = server_cert(&d).await;
+    assert!(!has_name(&before, "reloaded.example"));
+
+    // An open keep-alive connection.
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut ask = || {
+        sender.send_request(
+            http::Request::builder()
+                .uri("/001122aabbcc.txt")
+                .header("host", "localhost")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    assert_eq!(ask().await.unwrap().status(), 200);
+
+    // A bad config is refused and the old one kept.
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(d.config_path(), format!("{config}\nbogus_key = 1\n")).unwrap();
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "reload refused").await;
+    assert_eq!(server_cert(&d).await, before);
+
+    // A new server name: the certificate is reissued and new handshakes get it.
+    std::fs::write(
+        d.config_path(),
+        config.replace(
+            "server_names = [\"localhost\", \"127.0.0.1\"]",
+            "server_names = [\"localhost\", \"127.0.0.1\", \"reloaded.example\"]",
+        ),
+    )
+    .unwrap();
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "configuration and certificates reloaded").await;
+    let after = server_cert(&d).await;
+    assert_ne!(after, before);
+    assert!(has_name(&after, "reloaded.example"));
+
+    // The connection opened before the reload still works.
+    let resp = ask().await.expect("the open connection survives a reload");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("SET SIPDOMAIN x"));
+}
+
+async fn wait_for_log(d: &Daemon, text: &str) {
+    for _ in 0..200 {
+        if d.log().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("log never said {text:?}:\n{}", d.log());
+}
