@@ -429,6 +429,14 @@ async fn upgrade_script_follows_the_policy() {
     let s = script().await;
     assert!(s.contains("SET APPNAME j179-old.bin"), "{s}");
     assert!(!s.contains("j179-new.bin"), "{s}");
+    let (status, audit) = d.api("GET", "/audit", None).await;
+    assert_eq!(status, 200);
+    let audit = audit.to_string();
+    assert!(audit.contains("firmware policies of global set"), "{audit}");
+    assert!(
+        audit.contains("4.1.3.0.6"),
+        "the audit shows the new policy: {audit}"
+    );
 
     let (status, _) = d
         .api(

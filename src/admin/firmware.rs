@@ -8,8 +8,10 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
     CachedImage, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
@@ -88,10 +90,7 @@ pub async fn list(State(st): State<AdminState>) -> Result<Json<FirmwareView>, Ap
 }
 
 /// Adds a release to the catalogue.
-pub async fn add(
-    State(st): State<AdminState>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Release>), ApiError> {
+pub async fn add(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let mut release: Release = parse_json(&body)?;
     release.sha256 = release.sha256.to_ascii_lowercase();
     release
@@ -104,7 +103,14 @@ pub async fn add(
         fw.reload()
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(release)))
+    let summary = format!("firmware release {} added", release.file);
+    let resp = (StatusCode::CREATED, Json(&release)).into_response();
+    Ok(with_change(
+        resp,
+        summary,
+        serde_json::Value::Null,
+        &release,
+    ))
 }
 
 /// Removes a release from the catalogue and its image from the cache (a config release comes
@@ -112,9 +118,9 @@ pub async fn add(
 pub async fn delete(
     State(st): State<AdminState>,
     Path(file): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let fw = st.firmware.clone();
-    blocking(move || {
+    let removed = blocking(move || {
         let removed = fw.store().delete_firmware_release(&file)?;
         fw.reload()?;
         if !fw
@@ -130,10 +136,17 @@ pub async fn delete(
                     source,
                 })?;
         }
-        Ok(())
+        Ok(removed)
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let summary = format!("firmware release {} removed", removed.file);
+    let resp = StatusCode::NO_CONTENT.into_response();
+    Ok(with_change(
+        resp,
+        summary,
+        &removed,
+        serde_json::Value::Null,
+    ))
 }
 
 /// Removes only the cached image (and any partial download); the release stays.
@@ -254,7 +267,7 @@ pub async fn put_policies(
     State(st): State<AdminState>,
     Path(scope): Path<String>,
     body: Bytes,
-) -> Result<Json<ScopePolicies>, ApiError> {
+) -> Result<Response, ApiError> {
     if scope != "global"
         && !scope
             .strip_prefix("site:")
@@ -282,12 +295,19 @@ pub async fn put_policies(
         }
         policies.insert(model.to_ascii_uppercase(), p);
     }
+    let before = catalogue.policies.get(&scope).cloned().unwrap_or_default();
     let fw = st.firmware.clone();
-    let p = policies.clone();
+    let (p, key) = (policies.clone(), scope.clone());
     blocking(move || {
-        fw.store().put_firmware_policies(&scope, &p)?;
+        fw.store().put_firmware_policies(&key, &p)?;
         fw.reload()
     })
     .await?;
-    Ok(Json(policies))
+    let resp = Json(&policies).into_response();
+    Ok(with_change(
+        resp,
+        format!("firmware policies of {scope} set"),
+        &before,
+        &policies,
+    ))
 }
