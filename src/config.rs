@@ -43,6 +43,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub pki: PkiConfig,
     pub dns: crate::dns::DnsConfig,
+    pub firmware: crate::firmware::FirmwareConfig,
     pub cloud: crate::sync::CloudConfig,
     pub dhcp: crate::dhcp::DhcpConfig,
 }
@@ -91,6 +92,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             pki: PkiConfig::default(),
             dns: crate::dns::DnsConfig::default(),
+            firmware: crate::firmware::FirmwareConfig::default(),
             cloud: crate::sync::CloudConfig::default(),
             dhcp: crate::dhcp::DhcpConfig::default(),
         }
@@ -212,6 +214,9 @@ impl Config {
             return Err(invalid("pki.crl_url", "must be an http:// or https:// URL"));
         }
         self.dns
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
+        self.firmware
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
         self.cloud
@@ -346,5 +351,45 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("phone.https_listen"), "{err}");
+    }
+
+    #[test]
+    fn firmware_keys_parse_and_releases_are_checked() {
+        let sha = "ab".repeat(32);
+        let c = parse(&format!(
+            r#"
+data_dir = "/var/lib/edgeprov"
+[firmware]
+max_cache_bytes = 20_000_000_000
+[[firmware.release]]
+models = ["J179", "J169"]
+version = "4.1.3.0.6"
+file = "FW_S_J179_R4_1_3_0_6.bin"
+urls = ["http://127.0.0.1:9000/FW_S_J179_R4_1_3_0_6.bin"]
+sha256 = "{sha}"
+"#
+        ))
+        .unwrap();
+        assert_eq!(c.firmware.releases.len(), 1);
+        assert_eq!(
+            c.firmware.cache_dir(&c.data_dir),
+            PathBuf::from("/var/lib/edgeprov/firmware")
+        );
+        let bad = |release: &str| {
+            parse(&format!("[[firmware.release]]\n{release}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let ok_rest = format!("models = [\"J179\"]\nversion = \"1\"\nsha256 = \"{sha}\"\n");
+        let err = bad(&format!("file = \"../x.bin\"\n{ok_rest}"));
+        assert!(err.contains("firmware.release.file"), "{err}");
+        let err = bad("file = \"x.bin\"\nmodels = [\"J179\"]\nversion = \"1\"\nsha256 = \"abc\"\n");
+        assert!(err.contains("firmware.release.sha256"), "{err}");
+        let err = bad(&format!(
+            "file = \"x.bin\"\nurls = [\"ftp://h/x\"]\n{ok_rest}"
+        ));
+        assert!(err.contains("firmware.release.urls"), "{err}");
+        let err = bad(&format!("file = \"x.bin\"\nchecksum = \"1\"\n{ok_rest}"));
+        assert!(err.contains("checksum"), "{err}");
     }
 }

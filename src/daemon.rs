@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
 use crate::config::Loaded;
+use crate::firmware::{Firmware, FirmwareError};
 use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
 use crate::pki::{self, Pki, PkiError};
@@ -41,6 +42,8 @@ pub enum DaemonError {
         key: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
     #[error("dns: {0}")]
     Dns(String),
     #[error("{path}: {source}")]
@@ -146,13 +149,31 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
 
     let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
+    let firmware = {
+        let (fw, dir, store, recorder) = (
+            config.firmware.clone(),
+            data_dir.clone(),
+            store.clone(),
+            recorder.clone(),
+        );
+        tokio::task::spawn_blocking(move || Firmware::open(&fw, &dir, store, recorder))
+            .await
+            .expect("firmware open task")?
+    };
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
-    let phone_state = PhoneState::new(store.clone(), recorder.clone(), pki.clone(), &config.phone);
+    let phone_state = PhoneState::new(
+        store.clone(),
+        recorder.clone(),
+        pki.clone(),
+        firmware.clone(),
+        &config.phone,
+    );
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),
         pki: pki.clone(),
         token,
+        firmware,
         dhcp: dhcp_stats.clone(),
         config: Arc::new(config.clone()),
     };

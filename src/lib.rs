@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod dhcp;
 pub mod dns;
+pub mod firmware;
 pub mod fsutil;
 pub mod logging;
 pub mod model;

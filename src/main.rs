@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
     self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
-    dns::DnsCmd, file::FileCmd, param::ParamCmd, pki::PkiCmd, settings::SettingsCmd,
+    dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd,
+    settings::SettingsCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -96,6 +97,9 @@ enum Remote {
     /// Static files that override generated ones.
     #[command(subcommand)]
     File(FileCmd),
+    /// Firmware catalogue, cache, uploads, prefetch and policies.
+    #[command(subcommand)]
+    Firmware(FirmwareCmd),
     /// Print the exact bytes device MAC would get for file NAME.
     Render {
         #[arg(long)]
@@ -215,6 +219,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
+            Remote::Firmware(cmd) => cli::firmware::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {
                 let mac = edgeprov::model::Mac::parse(&mac)?;
                 let bytes = api

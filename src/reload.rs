@@ -43,6 +43,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.cloud != new.cloud {
         keys.push("cloud");
     }
+    // Config releases are merged into the store, and the cache opened, at start.
+    if old.firmware != new.firmware {
+        keys.push("firmware");
+    }
     keys
 }
 

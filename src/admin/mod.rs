@@ -5,6 +5,7 @@ mod devices;
 mod dhcp;
 mod dns;
 mod error;
+mod firmware;
 mod import;
 pub mod openapi;
 mod settings;
@@ -24,6 +25,7 @@ pub use audit::Change;
 pub use devices::DeviceView;
 pub use dhcp::LeaseView;
 pub use error::ApiError;
+pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
@@ -37,6 +39,7 @@ pub struct AdminState {
     pub recorder: Recorder,
     pub pki: Arc<Pki>,
     pub token: Arc<str>,
+    pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
     /// The running configuration (backups carry it).
     pub config: Arc<crate::config::Config>,
@@ -77,6 +80,24 @@ pub fn router(state: AdminState) -> Router {
         .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
+        .route("/firmware", get(firmware::list))
+        .route("/firmware/releases", post(firmware::add))
+        .route(
+            "/firmware/releases/{file}",
+            axum::routing::delete(firmware::delete),
+        )
+        .route(
+            "/firmware/images/{file}",
+            axum::routing::put(firmware::upload).delete(firmware::delete_image),
+        )
+        .route("/firmware/scrub", post(firmware::scrub))
+        .route("/firmware/prefetch", post(firmware::prefetch))
+        .route("/firmware/jobs/{id}", get(firmware::job))
+        .route("/firmware/policies", get(firmware::policies))
+        .route(
+            "/firmware/policies/{scope}",
+            axum::routing::put(firmware::put_policies),
+        )
         .route("/sync", get(sync::status))
         .route("/sync/register", post(sync::register))
         .route("/sync/now", post(sync::now))

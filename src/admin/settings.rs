@@ -218,8 +218,9 @@ pub async fn device_file(
     let mac = parse_mac(&mac)?;
     let name = file_name(&name)?;
     let store = st.store.clone();
+    let catalogue = st.firmware.catalogue();
     let n = name.clone();
-    let rendered = blocking(move || preview(&store, mac, &n)).await?;
+    let rendered = blocking(move || preview(&store, &catalogue, mac, &n)).await?;
     let r =
         rendered.ok_or_else(|| ApiError::NotFound(format!("device {mac} gets no file {name}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain")], r.bytes).into_response())
@@ -255,6 +256,7 @@ pub async fn device_effective(
 ) -> Result<Json<EffectiveView>, ApiError> {
     let mac = parse_mac(&mac)?;
     let store = st.store.clone();
+    let catalogue = st.firmware.catalogue();
     let view = blocking(move || {
         let ctx = store
             .device_context(mac)?
@@ -302,7 +304,7 @@ pub async fn device_effective(
                     .with("MACADDR", mac.to_string());
                 let mut load_err = None;
                 let eval = evaluate(entry, &vars, |name: &str| {
-                    match preview(&store, mac, name) {
+                    match preview(&store, &catalogue, mac, name) {
                         Ok(r) => r.map(|r| r.bytes),
                         Err(e) => {
                             load_err = Some(e);

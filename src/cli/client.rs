@@ -92,6 +92,10 @@ impl ApiClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    pub async fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Value> {
         self.request(Method::PATCH, path, Some(body)).await
     }

@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod doctor;
 pub mod file;
+pub mod firmware;
 pub mod param;
 pub mod pki;
 pub mod settings;

@@ -30,6 +30,13 @@ pub enum AlarmKind {
     PathTraversal,
     /// Events were dropped because the recorder could not keep up.
     RecorderOverflow,
+    /// No upstream URL of a firmware image could be reached (or all answered with errors).
+    FirmwareUpstreamUnreachable,
+    /// A downloaded or uploaded firmware image did not match its size or SHA-256.
+    FirmwareChecksumMismatch,
+    /// The firmware cache cannot hold an image (limit reached with everything pinned, or
+    /// the disk itself is full).
+    FirmwareDiskFull,
     /// Cloud sync has been failing for longer than `cloud.alarm_after_secs`.
     SyncFailed,
     /// A page pulled from the cloud was malformed or hostile and was rejected whole.
@@ -61,6 +68,9 @@ impl AlarmKind {
             AlarmKind::HttpAuthLockout => "http_auth_lockout",
             AlarmKind::PathTraversal => "path_traversal",
             AlarmKind::RecorderOverflow => "recorder_overflow",
+            AlarmKind::FirmwareUpstreamUnreachable => "firmware_upstream_unreachable",
+            AlarmKind::FirmwareChecksumMismatch => "firmware_checksum_mismatch",
+            AlarmKind::FirmwareDiskFull => "firmware_disk_full",
             AlarmKind::SyncFailed => "sync_failed",
             AlarmKind::SyncRejected => "sync_rejected",
             AlarmKind::OutboxOverflow => "outbox_overflow",
@@ -71,6 +81,8 @@ impl AlarmKind {
         match self {
             AlarmKind::CertificateMismatch | AlarmKind::HttpAuthLockout => Severity::Major,
             AlarmKind::RecorderOverflow => Severity::Major,
+            AlarmKind::FirmwareChecksumMismatch | AlarmKind::FirmwareDiskFull => Severity::Major,
+            AlarmKind::FirmwareUpstreamUnreachable => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }

@@ -1,13 +1,13 @@
 //! One phone request, from path to response. The decisions (identify, authorise, render) are
 //! pure functions in sibling modules; this file sequences them and does the store I/O.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::PhoneState;
@@ -15,6 +15,7 @@ use super::authorize::{Decision, Proof, Target, authorize};
 use super::credentials::{self, FailureOutcome, Verdict};
 use super::identify::{Agent, mac_from_certificate, mac_from_path, parse_user_agent};
 use super::path::{PathError, segments};
+use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
 use crate::serve::ConnInfo;
 use crate::settings::render::{
@@ -25,10 +26,10 @@ use crate::store::{CommonLayers, DeviceContext, Store, StoreError};
 /// The operator's additions to the generated Avaya settings.
 const SPECIALS: &str = "46xxspecials.txt";
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<PhoneBody>;
 
 fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -45,6 +46,9 @@ struct Asked<'a> {
     user_agent: String,
     authorization: Option<String>,
     if_none_match: Option<String>,
+    range: Option<String>,
+    if_range: Option<String>,
+    host: Option<String>,
     agent: Option<Agent>,
     cert_mac: Option<Mac>,
 }
@@ -95,6 +99,9 @@ pub async fn handle(
         user_agent,
         authorization: header_text(header::AUTHORIZATION),
         if_none_match: header_text(header::IF_NONE_MATCH),
+        range: header_text(header::RANGE),
+        if_range: header_text(header::IF_RANGE),
+        host: header_text(header::HOST),
         cert_mac: conn.cert_mac,
     };
     let resp = respond(&state, &asked).await;
@@ -134,7 +141,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     if segs.len() == 1 && name == "ca.crl" {
         return match state.pki.crl_der() {
             Ok(der) => {
-                let mut r = Response::new(Full::new(Bytes::from(der.as_ref().clone())));
+                let mut r = Response::new(full(Bytes::from(der.as_ref().clone())));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/pkix-crl"),
@@ -151,15 +158,36 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         .cert_mac
         .or_else(|| mac_from_path(&segs))
         .or_else(|| asked.agent.as_ref().and_then(|a| a.mac));
+    let catalogue = state.firmware.catalogue();
+    // Firmware is not secret: any phone may download an image in the catalogue, at `/{file}`,
+    // `/firmware/{file}` or under any sub-directory its settings name.
+    if let Some(release) = catalogue.by_file(name) {
+        let resp = firmware::respond(
+            &state.firmware,
+            release,
+            &firmware::Asked {
+                method: &asked.method,
+                range: asked.range.as_deref(),
+                if_range: asked.if_range.as_deref(),
+                if_none_match: asked.if_none_match.as_deref(),
+            },
+        )
+        .await;
+        if resp.status().is_success() {
+            record_checkin(state, asked, requester_mac, name);
+        }
+        return resp;
+    }
     // A few redb read transactions on pages the OS has cached: microseconds, so they run
     // inline instead of paying a thread hand-off per request in a boot storm.
-    let loaded = match load(&state.store, name, requester_mac) {
+    let mut loaded = match load(&state.store, &catalogue, name, requester_mac) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "store read failed");
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
     };
+    loaded.firmware_base = firmware_base(asked);
     let who = Requester {
         vendor: asked.agent.as_ref().map(|a| a.vendor),
         firmware: asked
@@ -225,8 +253,13 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
 
 /// The exact bytes device `mac` would receive for `name`, as if it asked with its own
 /// certificate (the admin API's "what does this phone get"). Blocking: call off the runtime.
-pub fn preview(store: &Store, mac: Mac, name: &str) -> Result<Option<Rendered>, StoreError> {
-    let loaded = load(store, name, Some(mac))?;
+pub fn preview(
+    store: &Store,
+    catalogue: &Catalogue,
+    mac: Mac,
+    name: &str,
+) -> Result<Option<Rendered>, StoreError> {
+    let loaded = load(store, catalogue, name, Some(mac))?;
     let device = store.get_device(mac)?;
     let who = Requester {
         vendor: device
@@ -253,12 +286,21 @@ struct Loaded {
     static_file: Option<Vec<u8>>,
     common: CommonLayers,
     specials: bool,
+    /// Model → firmware file the policies choose for the requester's site.
+    firmware: BTreeMap<String, String>,
+    /// URL prefix of firmware downloads, as the requester reached this server.
+    firmware_base: String,
     /// The site this box serves per its cloud registration (cloud-activated devices of other
     /// sites get no secrets here).
     home_site: Option<String>,
 }
 
-fn load(store: &Store, name: &str, requester: Option<Mac>) -> Result<Loaded, StoreError> {
+fn load(
+    store: &Store,
+    catalogue: &Catalogue,
+    name: &str,
+    requester: Option<Mac>,
+) -> Result<Loaded, StoreError> {
     let file = classify(name);
     let file_mac = file
         .as_ref()
@@ -278,6 +320,8 @@ fn load(store: &Store, name: &str, requester: Option<Mac>) -> Result<Loaded, Sto
         static_file: store.static_file(site, name)?,
         specials: store.static_file(site, SPECIALS)?.is_some(),
         common: store.common_layers(site)?,
+        firmware: catalogue.files_for_site(site),
+        firmware_base: String::new(),
         target,
         home_site: store.home_site()?,
     })
@@ -308,7 +352,9 @@ fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
         });
     }
     let file = file?;
-    let common = Common::from_layers(&loaded.common, loaded.specials);
+    let mut common = Common::from_layers(&loaded.common, loaded.specials);
+    common.firmware = loaded.firmware.clone();
+    common.firmware_base = loaded.firmware_base.clone();
     match file_device(&file) {
         Some(mac) => Some(Served {
             rendered: render_device(&file, loaded.target.as_ref()?, &common, who)?,
@@ -382,18 +428,18 @@ fn serve_file(asked: &Asked<'_>, rendered: Rendered) -> Resp {
         .as_deref()
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut r = if not_modified {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if asked.method == Method::HEAD {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         r.headers_mut().insert(
             header::CONTENT_LENGTH,
             HeaderValue::from(rendered.bytes.len()),
         );
         r
     } else {
-        Response::new(Full::new(Bytes::from(rendered.bytes)))
+        Response::new(full(rendered.bytes))
     };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -432,6 +478,23 @@ fn record_checkin(state: &PhoneState, asked: &Asked<'_>, identified: Option<Mac>
             },
         );
     }
+}
+
+/// `scheme://host/firmware/` as the phone reached us, so a phone is sent back to the same
+/// address (and listener) for its image. A Host that is not a plain host[:port] is not echoed
+/// into a settings file.
+fn firmware_base(asked: &Asked<'_>) -> String {
+    let host = asked.host.as_deref().unwrap_or_default();
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !plain {
+        return String::new();
+    }
+    let scheme = if asked.conn.tls { "https" } else { "http" };
+    format!("{scheme}://{host}/firmware/")
 }
 
 fn truncate(s: &str) -> String {

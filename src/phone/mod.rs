@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use handler::{PhoneConn, handle, preview};
 
 use crate::config::PhoneConfig;
+use crate::firmware::Firmware;
 use crate::pki::Pki;
 use crate::store::{Recorder, Store};
 use credentials::{Lockouts, NonceKey};
@@ -24,6 +25,7 @@ pub struct PhoneState {
     pub pki: Arc<Pki>,
     pub nonces: NonceKey,
     pub lockouts: Lockouts,
+    pub firmware: Arc<Firmware>,
 }
 
 impl PhoneState {
@@ -31,12 +33,14 @@ impl PhoneState {
         store: Store,
         recorder: Recorder,
         pki: Arc<Pki>,
+        firmware: Arc<Firmware>,
         config: &PhoneConfig,
     ) -> Arc<PhoneState> {
         Arc::new(PhoneState {
             store,
             recorder,
             pki,
+            firmware,
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,

@@ -18,6 +18,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
+pub mod upstream;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgeprov");
 
 pub fn install_provider() {

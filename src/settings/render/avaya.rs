@@ -88,21 +88,26 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
 }
 
 /// `J100Supgrade.txt` and its siblings: `APPNAME` per model of the family, from the model
-/// layers' `firmware.file` (or native `APPNAME`), then `GET 46xxsettings.txt` as the last line.
+/// layer's `firmware.file` (or native `APPNAME`) when an operator set one, else the file the
+/// firmware policy chooses; then `GET 46xxsettings.txt` as the last line.
 pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
     let mut out = String::from(HEADER);
-    let apps: Vec<(String, BTreeMap<String, String>)> = common
-        .models
+    let mut apps: BTreeMap<String, String> = common
+        .firmware
         .iter()
         .filter(|(model, _)| family.contains(model))
-        .filter_map(|(model, params)| {
-            let native = to_native(Vendor::Avaya, params, &BTreeMap::new());
-            let app = native.get("APPNAME")?;
-            Some((
-                model.clone(),
-                BTreeMap::from([("APPNAME".to_string(), app.clone())]),
-            ))
-        })
+        .map(|(model, file)| (model.to_ascii_uppercase(), file.clone()))
+        .collect();
+    for (model, params) in common.models.iter().filter(|(m, _)| family.contains(m)) {
+        let native = to_native(Vendor::Avaya, params, &BTreeMap::new());
+        if let Some(app) = native.get("APPNAME") {
+            apps.retain(|m, _| !m.eq_ignore_ascii_case(model));
+            apps.insert(model.clone(), app.clone());
+        }
+    }
+    let apps: Vec<(String, BTreeMap<String, String>)> = apps
+        .into_iter()
+        .map(|(model, app)| (model, BTreeMap::from([("APPNAME".to_string(), app)])))
         .collect();
     sections(&mut out, "MODEL4", "APP", &apps, &BTreeMap::new());
     out.push_str("GET 46xxsettings.txt\n");

@@ -40,6 +40,12 @@ pub struct Common {
     pub models: Vec<(String, BTreeMap<String, String>)>,
     /// An operator has uploaded `46xxspecials.txt`: generated Avaya files end by fetching it.
     pub specials: bool,
+    /// Model (upper case) → firmware file the policies choose for this site; an explicit
+    /// `firmware.file` parameter of the model layer wins over it.
+    pub firmware: BTreeMap<String, String>,
+    /// Where phones download those files (`https://host:port/firmware/`), from the request;
+    /// empty when unknown, and Yealink files then name no firmware URL.
+    pub firmware_base: String,
 }
 
 impl Common {
@@ -64,6 +70,8 @@ impl Common {
             groups: named(&layers.groups),
             models: named(&layers.models),
             specials,
+            firmware: BTreeMap::new(),
+            firmware_base: String::new(),
         }
     }
 

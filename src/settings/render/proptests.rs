@@ -70,6 +70,8 @@ fn context(
         ],
         models: vec![(model.into(), sets[3].params.clone())],
         specials: false,
+        firmware: BTreeMap::new(),
+        firmware_base: String::new(),
     };
     // The oracle: a plain fold over the layers, native prefix removed.
     let fold = |upto: usize| {

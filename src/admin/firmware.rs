@@ -1,0 +1,313 @@
+//! `/api/v1/firmware/...`: the catalogue with cache state, uploads, deletes, scrub, prefetch
+//! jobs and policies. A catalogue or policy change is written durably, then the firmware
+//! snapshot the phones are served from is reloaded, then the API answers.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::audit::with_change;
+use super::{AdminState, ApiError, blocking, parse_json};
+use crate::firmware::{
+    CachedImage, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
+};
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseView {
+    #[serde(flatten)]
+    pub release: Release,
+    /// `cached`, `fetching`, `partial` (bytes so far in `partial_bytes`) or `missing`.
+    pub cache: String,
+    pub partial_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FirmwareView {
+    pub releases: Vec<ReleaseView>,
+    pub cache: CacheSummary,
+    pub policies: BTreeMap<String, ScopePolicies>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheSummary {
+    pub total_bytes: u64,
+    pub max_bytes: u64,
+    pub images: Vec<CachedImage>,
+}
+
+/// The catalogue, each release's cache state, the cache's use and the policies.
+pub async fn list(State(st): State<AdminState>) -> Result<Json<FirmwareView>, ApiError> {
+    let fw = st.firmware.clone();
+    let view = tokio::task::spawn_blocking(move || {
+        let catalogue = fw.catalogue();
+        let cached: BTreeMap<String, u64> = fw
+            .cache
+            .list()
+            .into_iter()
+            .map(|i| (i.sha256, i.size))
+            .collect();
+        let releases = catalogue
+            .releases
+            .iter()
+            .map(|r| {
+                let partial = std::fs::metadata(fw.cache.part_path(&r.sha256))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let cache = if cached.contains_key(&r.sha256) {
+                    "cached"
+                } else if fw.fetching(&r.sha256) {
+                    "fetching"
+                } else if partial > 0 {
+                    "partial"
+                } else {
+                    "missing"
+                };
+                ReleaseView {
+                    release: r.clone(),
+                    cache: cache.into(),
+                    partial_bytes: partial,
+                }
+            })
+            .collect();
+        FirmwareView {
+            releases,
+            cache: CacheSummary {
+                total_bytes: fw.cache.total(),
+                max_bytes: fw.cache.max_bytes(),
+                images: fw.cache.list(),
+            },
+            policies: catalogue.policies.clone(),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(view))
+}
+
+/// Adds a release to the catalogue.
+pub async fn add(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+    let mut release: Release = parse_json(&body)?;
+    release.sha256 = release.sha256.to_ascii_lowercase();
+    release
+        .validate()
+        .map_err(|(field, msg)| ApiError::BadRequest(format!("{field}: {msg}")))?;
+    let fw = st.firmware.clone();
+    let r = release.clone();
+    blocking(move || {
+        fw.store().add_firmware_release(&r)?;
+        fw.reload()
+    })
+    .await?;
+    let summary = format!("firmware release {} added", release.file);
+    let resp = (StatusCode::CREATED, Json(&release)).into_response();
+    Ok(with_change(
+        resp,
+        summary,
+        serde_json::Value::Null,
+        &release,
+    ))
+}
+
+/// Removes a release from the catalogue and its image from the cache (a config release comes
+/// back at the next start: remove it from the config too).
+pub async fn delete(
+    State(st): State<AdminState>,
+    Path(file): Path<String>,
+) -> Result<Response, ApiError> {
+    let fw = st.firmware.clone();
+    let removed = blocking(move || {
+        let removed = fw.store().delete_firmware_release(&file)?;
+        fw.reload()?;
+        if !fw
+            .catalogue()
+            .releases
+            .iter()
+            .any(|r| r.sha256 == removed.sha256)
+        {
+            fw.cache
+                .remove(&removed.sha256)
+                .map_err(|source| crate::store::StoreError::Io {
+                    path: fw.cache.image_path(&removed.sha256),
+                    source,
+                })?;
+        }
+        Ok(removed)
+    })
+    .await?;
+    let summary = format!("firmware release {} removed", removed.file);
+    let resp = StatusCode::NO_CONTENT.into_response();
+    Ok(with_change(
+        resp,
+        summary,
+        &removed,
+        serde_json::Value::Null,
+    ))
+}
+
+/// Removes only the cached image (and any partial download); the release stays.
+pub async fn delete_image(
+    State(st): State<AdminState>,
+    Path(file): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let release = release_of(&st, &file)?;
+    let fw = st.firmware.clone();
+    blocking(move || {
+        fw.cache
+            .remove(&release.sha256)
+            .map_err(|source| crate::store::StoreError::Io {
+                path: fw.cache.image_path(&release.sha256),
+                source,
+            })
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn release_of(st: &AdminState, file: &str) -> Result<Release, ApiError> {
+    st.firmware
+        .catalogue()
+        .by_file(file)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("firmware file {file} is not in the catalogue")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    #[serde(default)]
+    offset: u64,
+}
+
+/// `PUT /firmware/images/{file}?offset=N`: streams the body into the cache. 201 when the image
+/// is complete and verified, 202 with the offset to continue from otherwise.
+pub async fn upload(
+    State(st): State<AdminState>,
+    Path(file): Path<String>,
+    Query(q): Query<UploadQuery>,
+    body: Body,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let release = release_of(&st, &file)?;
+    match st.firmware.upload(&release, q.offset, body).await {
+        Ok(UploadOutcome::Complete { size }) => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({"file": release.file, "complete": true, "size": size})),
+        )),
+        Ok(UploadOutcome::Partial { offset }) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"file": release.file, "complete": false, "offset": offset})),
+        )),
+        Err(e @ (UploadError::Offset { .. } | UploadError::Busy)) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
+        Err(e @ (UploadError::Mismatch(_) | UploadError::Body(_))) => {
+            Err(ApiError::BadRequest(e.to_string()))
+        }
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// Re-verifies every cached image; corrupted ones are removed (and fetched again on demand).
+pub async fn scrub(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let fw = st.firmware.clone();
+    let removed = tokio::task::spawn_blocking(move || fw.cache.scrub())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("scrub: {e}")))?;
+    for sha in &removed {
+        st.recorder.alarm(
+            crate::model::AlarmKind::FirmwareChecksumMismatch,
+            "firmware scrub",
+            format!("cached image {sha} no longer matches its hash; removed"),
+        );
+    }
+    Ok(Json(serde_json::json!({ "removed": removed })))
+}
+
+/// Starts a job fetching every image the inventory's phones would be told to load.
+pub async fn prefetch(State(st): State<AdminState>) -> Result<(StatusCode, Json<Job>), ApiError> {
+    let fw = st.firmware.clone();
+    let wanted = blocking(move || fw.wanted()).await?;
+    let id = st.firmware.start_prefetch(wanted);
+    job_view(&st, id).await.map(|j| (StatusCode::ACCEPTED, j))
+}
+
+pub async fn job(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("id: {id:?} is not a job number")))?;
+    job_view(&st, id).await
+}
+
+async fn job_view(st: &AdminState, id: u64) -> Result<Json<Job>, ApiError> {
+    let fw = st.firmware.clone();
+    tokio::task::spawn_blocking(move || fw.job(id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+}
+
+pub async fn policies(
+    State(st): State<AdminState>,
+) -> Result<Json<BTreeMap<String, ScopePolicies>>, ApiError> {
+    Ok(Json(st.firmware.catalogue().policies.clone()))
+}
+
+/// `PUT /firmware/policies/{scope}` (`global` or `site:NAME`) with `{"MODEL": "latest"|"off"|
+/// "inherit"|"VERSION"}` (`*` for every model not named): replaces the scope's policies. A
+/// pinned version must exist in the catalogue for the model.
+pub async fn put_policies(
+    State(st): State<AdminState>,
+    Path(scope): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if scope != "global"
+        && !scope
+            .strip_prefix("site:")
+            .is_some_and(|s| !s.is_empty() && !s.contains('|'))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "scope: {scope:?} is neither global nor site:NAME"
+        )));
+    }
+    let raw: BTreeMap<String, String> = parse_json(&body)?;
+    let catalogue = st.firmware.catalogue();
+    let mut policies = ScopePolicies::new();
+    for (model, text) in raw {
+        let p = Policy::parse(&text).map_err(|e| ApiError::BadRequest(format!("{model}: {e}")))?;
+        if let Policy::Pinned(v) = &p {
+            let exists = catalogue
+                .releases
+                .iter()
+                .any(|r| &r.version == v && (model == "*" || r.is_for(&model)));
+            if !exists {
+                return Err(ApiError::BadRequest(format!(
+                    "{model}: no release of version {v} for this model in the catalogue"
+                )));
+            }
+        }
+        policies.insert(model.to_ascii_uppercase(), p);
+    }
+    let before = catalogue.policies.get(&scope).cloned().unwrap_or_default();
+    let fw = st.firmware.clone();
+    let (p, key) = (policies.clone(), scope.clone());
+    blocking(move || {
+        fw.store().put_firmware_policies(&key, &p)?;
+        fw.reload()
+    })
+    .await?;
+    let resp = Json(&policies).into_response();
+    Ok(with_change(
+        resp,
+        format!("firmware policies of {scope} set"),
+        &before,
+        &policies,
+    ))
+}

@@ -1,0 +1,290 @@
+//! `edgeprov firmware list|add|rm|upload|prefetch|policy|scrub`.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::ApiClient;
+use super::{Output, table};
+
+/// Bytes per upload request: each is one resumable step, and memory stays at one chunk.
+const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum FirmwareCmd {
+    /// List the catalogue with each image's cache state, the cache's use and the policies.
+    List,
+    /// Add a release to the catalogue.
+    Add {
+        /// File name phones ask for.
+        file: String,
+        #[arg(long, required = true, value_delimiter = ',')]
+        models: Vec<String>,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        sha256: String,
+        #[arg(long)]
+        size: Option<u64>,
+        /// Upstream URL (repeat for mirrors).
+        #[arg(long = "url")]
+        urls: Vec<String>,
+    },
+    /// Remove a release (and its cached image); with --image-only keep the release.
+    Rm {
+        file: String,
+        #[arg(long)]
+        image_only: bool,
+    },
+    /// Upload an image for a release in the catalogue; resumes where a broken upload stopped.
+    Upload {
+        file: String,
+        #[arg(long = "from", value_name = "PATH")]
+        from: PathBuf,
+    },
+    /// Fetch every image the inventory's phones would be told to load, with progress.
+    Prefetch,
+    /// Show policies, or set MODEL=POLICY pairs (latest, off, inherit or a version) for a scope.
+    Policy {
+        /// `global` or `site:NAME`.
+        scope: Option<String>,
+        /// MODEL=POLICY (`*` for every model not named); replaces the scope's policies.
+        #[arg(value_name = "MODEL=POLICY")]
+        set: Vec<String>,
+    },
+    /// Re-verify every cached image; corrupted ones are removed.
+    Scrub,
+}
+
+pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
+    match cmd {
+        FirmwareCmd::List => {
+            let v = api.get("/firmware").await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            let rows: Vec<Vec<String>> = v["releases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let models: Vec<&str> = r["models"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    vec![
+                        r["file"].as_str().unwrap_or_default().to_string(),
+                        r["version"].as_str().unwrap_or_default().to_string(),
+                        models.join(","),
+                        r["size"]
+                            .as_u64()
+                            .map(|s| s.to_string())
+                            .unwrap_or_default(),
+                        r["cache"].as_str().unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect();
+            table::print(&["FILE", "VERSION", "MODELS", "BYTES", "CACHE"], &rows);
+            println!(
+                "cache: {} of {} bytes",
+                v["cache"]["total_bytes"], v["cache"]["max_bytes"]
+            );
+        }
+        FirmwareCmd::Add {
+            file,
+            models,
+            version,
+            sha256,
+            size,
+            urls,
+        } => {
+            let mut body = json!({
+                "file": file, "models": models, "version": version,
+                "sha256": sha256, "urls": urls,
+            });
+            if let Some(s) = size {
+                body["size"] = json!(s);
+            }
+            let v = api.post("/firmware/releases", &body).await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            println!("added {file}");
+        }
+        FirmwareCmd::Rm { file, image_only } => {
+            if image_only {
+                api.delete(&format!("/firmware/images/{file}")).await?;
+                println!("removed the cached image of {file}");
+            } else {
+                api.delete(&format!("/firmware/releases/{file}")).await?;
+                println!("removed {file}");
+            }
+        }
+        FirmwareCmd::Upload { file, from } => upload(api, &file, &from, out).await?,
+        FirmwareCmd::Prefetch => prefetch(api, out).await?,
+        FirmwareCmd::Policy { scope, set } => {
+            let Some(scope) = scope else {
+                let v = api.get("/firmware/policies").await?;
+                if out.json {
+                    return out.print_json(&v);
+                }
+                let mut rows = Vec::new();
+                for (scope, models) in v.as_object().into_iter().flatten() {
+                    for (model, p) in models.as_object().into_iter().flatten() {
+                        let p = p.as_str().unwrap_or_default().to_string();
+                        rows.push(vec![scope.clone(), model.clone(), p]);
+                    }
+                }
+                table::print(&["SCOPE", "MODEL", "POLICY"], &rows);
+                return Ok(());
+            };
+            let mut body = serde_json::Map::new();
+            for pair in &set {
+                let Some((model, policy)) = pair.split_once('=') else {
+                    bail!("{pair:?}: expected MODEL=POLICY");
+                };
+                body.insert(model.trim().to_string(), json!(policy.trim()));
+            }
+            let v = api
+                .put_json(&format!("/firmware/policies/{scope}"), &Value::Object(body))
+                .await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            println!("policies of {scope} set");
+        }
+        FirmwareCmd::Scrub => {
+            let v = api.post("/firmware/scrub", &json!({})).await?;
+            if out.json {
+                return out.print_json(&v);
+            }
+            let removed = v["removed"].as_array().map_or(0, Vec::len);
+            println!("scrub done: {removed} corrupted image(s) removed");
+        }
+    }
+    Ok(())
+}
+
+async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Result<()> {
+    let list = api.get("/firmware").await?;
+    let mut offset = list["releases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| {
+            r["file"]
+                .as_str()
+                .is_some_and(|f| f.eq_ignore_ascii_case(file))
+        })
+        .with_context(|| format!("{file} is not in the catalogue (add it first)"))?["partial_bytes"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut f =
+        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let total = f.metadata()?.len();
+    if offset > total {
+        offset = 0;
+    }
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; UPLOAD_CHUNK];
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            let r = f.read(&mut buf[n..])?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        let v = api
+            .put_bytes(
+                &format!("/firmware/images/{file}?offset={offset}"),
+                buf[..n].to_vec(),
+            )
+            .await?;
+        if v["complete"].as_bool() == Some(true) {
+            if out.json {
+                return out.print_json(&v);
+            }
+            println!("\ruploaded {file}: {total} bytes, verified");
+            return Ok(());
+        }
+        offset = v["offset"].as_u64().unwrap_or(offset + n as u64);
+        if !out.json {
+            print!("\ruploading {file}: {offset}/{total} bytes");
+            std::io::stdout().flush()?;
+        }
+        if n == 0 {
+            bail!("the whole file was sent but its SHA-256 does not match the catalogue");
+        }
+    }
+}
+
+async fn prefetch(api: &ApiClient, out: Output) -> Result<()> {
+    let job = api.post("/firmware/prefetch", &json!({})).await?;
+    let id = job["id"].as_u64().context("no job id in the answer")?;
+    loop {
+        let v = api.get(&format!("/firmware/jobs/{id}")).await?;
+        let state = v["state"].as_str().unwrap_or_default().to_string();
+        if !out.json {
+            print!("\r{}", progress_line(&v));
+            std::io::stdout().flush()?;
+        }
+        if state != "running" {
+            if out.json {
+                return out.print_json(&v);
+            }
+            println!();
+            for img in v["images"].as_array().into_iter().flatten() {
+                if img["state"] == "failed" {
+                    println!(
+                        "  {}: {}",
+                        img["file"].as_str().unwrap_or_default(),
+                        img["error"]
+                    );
+                }
+            }
+            if state == "failed" {
+                bail!("prefetch job {id} finished with failures");
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `[#########-----------]  45%  12.3/27.0 MB  2/5 images`
+pub fn progress_line(job: &Value) -> String {
+    let done = job["done_bytes"].as_u64().unwrap_or(0);
+    let total = job["total_bytes"].as_u64().unwrap_or(0);
+    let images = job["images"].as_array().map_or(0, Vec::len);
+    let finished = job["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["state"] == "cached" || i["state"] == "failed")
+        .count();
+    let frac = if total > 0 {
+        (done as f64 / total as f64).min(1.0)
+    } else if images > 0 {
+        finished as f64 / images as f64
+    } else {
+        1.0
+    };
+    let width = 30;
+    let filled = (frac * width as f64).round() as usize;
+    format!(
+        "[{}{}] {:3.0}%  {:.1}/{:.1} MB  {finished}/{images} images",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        frac * 100.0,
+        done as f64 / 1e6,
+        total as f64 / 1e6,
+    )
+}

@@ -1,0 +1,346 @@
+//! Filling the cache: one fetch per image however many phones ask (single flight), resumed
+//! with `Range` after a broken download, verified (size, SHA-256) before it is published.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::Firmware;
+use super::cache::hex;
+use super::catalogue::Release;
+use super::upstream;
+use crate::model::AlarmKind;
+
+/// Tries per URL; after a broken transfer the next try resumes where it stopped.
+const ATTEMPTS: usize = 3;
+/// A download that receives nothing for this long is treated as broken (and resumed).
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Why an image could not be provided. Cloneable: every waiting phone gets the same answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("no upstream URL for {0}")]
+    NoUrl(String),
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    #[error("checksum mismatch: {0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    DiskFull(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// How one attempt ended, when it did not produce a verified image.
+enum Attempt {
+    /// Broken midway: the `.part` file keeps what arrived; the next attempt resumes.
+    Broken(String),
+    /// Not reachable or refused (HTTP error): try the next URL.
+    Unreachable(String),
+    /// Bytes that are not the image: the caller deletes the `.part` file; try the next URL.
+    Mismatch(String),
+    Fatal(FetchError),
+}
+
+/// The state of one flight, watched by every request waiting on it.
+pub(super) type Flight = watch::Receiver<Option<Result<(), FetchError>>>;
+
+impl Firmware {
+    /// The cached image for `rel` (path, size), fetching it first if needed. Concurrent
+    /// callers for the same image share one fetch and all see its result.
+    pub async fn ensure(self: &Arc<Self>, rel: &Release) -> Result<(PathBuf, u64), FetchError> {
+        let mut rx = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked under the flights lock: a fetch publishes before it leaves the map, so
+            // a miss here means no finished fetch was missed.
+            if let Some(hit) = self.cache.lookup(&rel.sha256) {
+                return Ok(hit);
+            }
+            match flights.get(&rel.sha256) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(rel.sha256.clone(), rx.clone());
+                    let (this, rel) = (self.clone(), rel.clone());
+                    // Spawned, so a phone hanging up does not cancel the fetch for the others.
+                    tokio::spawn(async move {
+                        let result = this.fetch(&rel).await;
+                        this.flights
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&rel.sha256);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let result = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| FetchError::Io("the fetch task ended without an answer".into()))?
+            .clone()
+            .unwrap_or_else(|| Err(FetchError::Io("no result".into())));
+        result?;
+        self.cache
+            .lookup(&rel.sha256)
+            .ok_or_else(|| FetchError::Io("image evicted right after its fetch".into()))
+    }
+
+    /// One image from its URLs, in order, into the cache; alarms name what went wrong.
+    async fn fetch(self: &Arc<Self>, rel: &Release) -> Result<(), FetchError> {
+        if rel.urls.is_empty() {
+            return Err(FetchError::NoUrl(rel.file.clone()));
+        }
+        if let Some(size) = rel.size {
+            self.make_room(size).await?;
+        }
+        let part = self.cache.part_path(&rel.sha256);
+        let mut last = FetchError::NoUrl(rel.file.clone());
+        for url in &rel.urls {
+            for _ in 0..ATTEMPTS {
+                match self.attempt(url, rel, &part).await {
+                    Ok(size) => {
+                        if rel.size.is_none() {
+                            self.make_room(size).await?;
+                        }
+                        let cache = self.clone();
+                        let (sha, part2) = (rel.sha256.clone(), part.clone());
+                        tokio::task::spawn_blocking(move || {
+                            cache.cache.publish(&sha, &part2, size)
+                        })
+                        .await
+                        .map_err(|e| FetchError::Io(e.to_string()))?
+                        .map_err(|e| self.io_error(rel, &e))?;
+                        tracing::info!(file = %rel.file, %url, size, "firmware image cached");
+                        return Ok(());
+                    }
+                    Err(Attempt::Broken(why)) => {
+                        tracing::warn!(file = %rel.file, %url, "download broken, resuming: {why}");
+                        last = FetchError::Unreachable(why);
+                    }
+                    Err(Attempt::Unreachable(why)) => {
+                        last = FetchError::Unreachable(why);
+                        break;
+                    }
+                    Err(Attempt::Mismatch(why)) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        self.recorder.alarm(
+                            AlarmKind::FirmwareChecksumMismatch,
+                            url.clone(),
+                            format!("{}: {why}; nothing was served", rel.file),
+                        );
+                        last = FetchError::Mismatch(why);
+                        break;
+                    }
+                    Err(Attempt::Fatal(e)) => return Err(e),
+                }
+            }
+        }
+        if let FetchError::Unreachable(why) = &last {
+            self.recorder.alarm(
+                AlarmKind::FirmwareUpstreamUnreachable,
+                rel.urls.join(" "),
+                format!("{}: {why}", rel.file),
+            );
+        }
+        Err(last)
+    }
+
+    pub(super) async fn make_room(self: &Arc<Self>, size: u64) -> Result<(), FetchError> {
+        let this = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let pinned = this.pinned();
+            this.cache.make_room(size, &pinned)
+        })
+        .await
+        .map_err(|e| FetchError::Io(e.to_string()))?;
+        match result {
+            Ok(evicted) => {
+                for sha in evicted {
+                    tracing::info!(%sha, "evicted firmware image");
+                }
+                Ok(())
+            }
+            Err(full) => {
+                self.recorder.alarm(
+                    AlarmKind::FirmwareDiskFull,
+                    "firmware cache",
+                    full.to_string(),
+                );
+                Err(FetchError::DiskFull(full.to_string()))
+            }
+        }
+    }
+
+    pub(super) fn io_error(&self, rel: &Release, e: &std::io::Error) -> FetchError {
+        if e.raw_os_error() == Some(28) {
+            self.recorder.alarm(
+                AlarmKind::FirmwareDiskFull,
+                "firmware cache",
+                format!("{}: no space left on the cache disk", rel.file),
+            );
+            FetchError::DiskFull(format!("{}: no space left on device", rel.file))
+        } else {
+            FetchError::Io(format!("{}: {e}", rel.file))
+        }
+    }
+
+    /// One GET into the `.part` file, resuming from what it already holds. Returns the
+    /// image's size once the whole file is there and hashes right (fsynced).
+    async fn attempt(&self, url: &str, rel: &Release, part: &Path) -> Result<u64, Attempt> {
+        let io = |e: std::io::Error| Attempt::Fatal(self.io_error(rel, &e));
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(part)
+            .await
+            .map_err(io)?;
+        let mut have = file.metadata().await.map_err(io)?.len();
+        if rel.size.is_some_and(|s| have > s) {
+            have = 0;
+        }
+        // Re-hash what is on disk: after a crash that is the only truth.
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        file.set_len(have).await.map_err(io)?;
+        file.seek(SeekFrom::Start(0)).await.map_err(io)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut hashed = 0;
+        while hashed < have {
+            let n = file.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+            hashed += n as u64;
+        }
+        drop(buf);
+        if rel.size == Some(have) && have > 0 {
+            return self.finish(rel, file, ctx, have).await;
+        }
+        let resp = upstream::get(url, have, &self.upstream_ca_file)
+            .await
+            .map_err(|e| Attempt::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+            // Everything may already be here (size unknown, stopped before verification).
+            if hex(ctx.clone().finish().as_ref()) == rel.sha256 {
+                return self.finish(rel, file, ctx, have).await;
+            }
+            file.set_len(0).await.map_err(io)?;
+            return Err(Attempt::Broken(format!(
+                "{url} refused to resume; restarting"
+            )));
+        }
+        let resumed = status == StatusCode::PARTIAL_CONTENT
+            && have > 0
+            && content_range_start(&resp) == Some(have);
+        if !resumed {
+            if status != StatusCode::OK {
+                return Err(Attempt::Unreachable(format!("{url} answered {status}")));
+            }
+            have = 0;
+            ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            file.set_len(0).await.map_err(io)?;
+        }
+        file.seek(SeekFrom::Start(have)).await.map_err(io)?;
+        if let (Some(size), Some(len)) = (rel.size, content_length(&resp))
+            && have + len != size
+        {
+            return Err(Attempt::Mismatch(format!(
+                "upstream announces {} bytes, the catalogue says {size}",
+                have + len
+            )));
+        }
+        let mut body = resp.into_body();
+        // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
+        let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        loop {
+            let frame = match tokio::time::timeout(IDLE, body.frame()).await {
+                Err(_) => {
+                    file.flush().await.map_err(io)?;
+                    return Err(Attempt::Broken(format!(
+                        "{url}: nothing received for {IDLE:?}"
+                    )));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    file.flush().await.map_err(io)?;
+                    return Err(Attempt::Broken(format!("{url}: {e}")));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            have += data.len() as u64;
+            if rel.size.is_some_and(|s| have > s) {
+                return Err(Attempt::Mismatch(format!(
+                    "upstream sent more than the {} bytes the catalogue says",
+                    rel.size.unwrap_or_default()
+                )));
+            }
+            ctx.update(&data);
+            file.write_all(&data).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        self.finish(rel, file.into_inner(), ctx, have).await
+    }
+
+    /// Checks size and hash of a complete download and makes it durable.
+    async fn finish(
+        &self,
+        rel: &Release,
+        mut file: tokio::fs::File,
+        ctx: aws_lc_rs::digest::Context,
+        have: u64,
+    ) -> Result<u64, Attempt> {
+        if let Some(size) = rel.size
+            && have != size
+        {
+            return Err(Attempt::Broken(format!(
+                "transfer ended at {have} of {size} bytes"
+            )));
+        }
+        let got = hex(ctx.finish().as_ref());
+        if got != rel.sha256 {
+            return Err(Attempt::Mismatch(format!(
+                "got SHA-256 {got}, the catalogue says {}",
+                rel.sha256
+            )));
+        }
+        let io = |e: std::io::Error| Attempt::Fatal(self.io_error(rel, &e));
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        Ok(have)
+    }
+}
+
+fn content_length<B>(resp: &http::Response<B>) -> Option<u64> {
+    resp.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The first byte of a `Content-Range: bytes a-b/n` answer.
+fn content_range_start<B>(resp: &http::Response<B>) -> Option<u64> {
+    let v = resp
+        .headers()
+        .get(http::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let range = v.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}

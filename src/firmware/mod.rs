@@ -1,0 +1,207 @@
+//! Firmware: the catalogue of releases, the policies that pick one per site and model, a
+//! content-addressed cache filled from upstream once per image, and range serving to phones.
+//!
+//! Pure decisions live in `catalogue` (policy resolution) and `range` (what part of a file to
+//! send); `cache`, `fetch` and `upstream` do the disk and network I/O; `serve` answers a phone.
+
+mod body;
+pub mod cache;
+pub mod catalogue;
+mod fetch;
+mod jobs;
+pub mod range;
+mod serve;
+mod upload;
+mod upstream;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use body::{FileBody, PhoneBody, full};
+pub use cache::{Cache, CachedImage};
+pub use catalogue::{Catalogue, Policy, Release, ScopePolicies};
+pub use fetch::FetchError;
+pub use jobs::{Job, JobImage, JobState};
+pub use serve::{Asked, respond};
+pub use upload::{UploadError, UploadOutcome};
+
+use crate::store::{Recorder, Store, StoreError};
+
+/// `[firmware]` in the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirmwareConfig {
+    /// Where images are cached; empty means `<data_dir>/firmware`.
+    pub cache_dir: PathBuf,
+    /// Images beyond this total are evicted, least recently used first, except those a policy
+    /// points at.
+    pub max_cache_bytes: u64,
+    /// PEM bundle trusted for `https://` upstream URLs.
+    pub upstream_ca_file: PathBuf,
+    /// Releases from the config; merged with those added through the admin API at start.
+    #[serde(rename = "release")]
+    pub releases: Vec<Release>,
+}
+
+impl Default for FirmwareConfig {
+    fn default() -> Self {
+        FirmwareConfig {
+            cache_dir: PathBuf::new(),
+            max_cache_bytes: 20_000_000_000,
+            upstream_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            releases: Vec::new(),
+        }
+    }
+}
+
+impl FirmwareConfig {
+    /// Checks every release; the error names the key (`firmware.release[2].sha256`).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.max_cache_bytes == 0 {
+            return Err((
+                "firmware.max_cache_bytes",
+                "must be greater than zero".into(),
+            ));
+        }
+        let mut files = BTreeSet::new();
+        for (i, r) in self.releases.iter().enumerate() {
+            if let Err((field, msg)) = r.validate() {
+                return Err((
+                    release_key(field),
+                    format!("release {} ({}): {msg}", i + 1, r.file),
+                ));
+            }
+            if !files.insert(r.file.to_ascii_lowercase()) {
+                return Err((
+                    "firmware.release.file",
+                    format!("{:?} appears more than once", r.file),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn cache_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        if self.cache_dir.as_os_str().is_empty() {
+            data_dir.join("firmware")
+        } else {
+            self.cache_dir.clone()
+        }
+    }
+}
+
+fn release_key(field: &str) -> &'static str {
+    match field {
+        "models" => "firmware.release.models",
+        "version" => "firmware.release.version",
+        "file" => "firmware.release.file",
+        "sha256" => "firmware.release.sha256",
+        "urls" => "firmware.release.urls",
+        _ => "firmware.release",
+    }
+}
+
+/// The firmware service shared by phone requests and the admin API.
+pub struct Firmware {
+    pub cache: Cache,
+    store: Store,
+    recorder: Recorder,
+    upstream_ca_file: PathBuf,
+    /// The store's catalogue and policies, reloaded after every admin change; the hot path
+    /// reads this snapshot instead of the database.
+    catalogue: RwLock<Arc<Catalogue>>,
+    flights: Mutex<HashMap<String, fetch::Flight>>,
+    jobs: Mutex<BTreeMap<u64, Job>>,
+}
+
+impl Firmware {
+    /// Opens the cache and loads the catalogue (config releases already merged into the
+    /// store by the caller). Blocking.
+    pub fn open(
+        config: &FirmwareConfig,
+        data_dir: &std::path::Path,
+        store: Store,
+        recorder: Recorder,
+    ) -> Result<Arc<Firmware>, FirmwareError> {
+        let dir = config.cache_dir(data_dir);
+        let cache = Cache::open(&dir, config.max_cache_bytes)
+            .map_err(|source| FirmwareError::Io { path: dir, source })?;
+        store.replace_config_releases(&config.releases)?;
+        let catalogue = store.firmware_catalogue()?;
+        Ok(Arc::new(Firmware {
+            cache,
+            store,
+            recorder,
+            upstream_ca_file: config.upstream_ca_file.clone(),
+            catalogue: RwLock::new(Arc::new(catalogue)),
+            flights: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(BTreeMap::new()),
+        }))
+    }
+
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the catalogue and policies after a change. Blocking.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let c = self.store.firmware_catalogue()?;
+        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+        Ok(())
+    }
+
+    /// Images a policy points at for some site and model in the inventory or catalogue.
+    /// Blocking (reads the inventory's models).
+    pub fn pinned(&self) -> BTreeSet<String> {
+        let models = match self.store.device_site_models() {
+            Ok(pairs) => pairs.into_iter().map(|(_, m)| m).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read inventory models; pinning catalogue models only");
+                BTreeSet::new()
+            }
+        };
+        self.catalogue().pinned(&models)
+    }
+
+    /// The images the inventory's phones would be told to load under current policies.
+    /// Blocking.
+    pub fn wanted(&self) -> Result<Vec<Release>, StoreError> {
+        let catalogue = self.catalogue();
+        let mut out: BTreeMap<String, Release> = BTreeMap::new();
+        for (site, model) in self.store.device_site_models()? {
+            if let Some(r) = catalogue.resolve(Some(&site), &model) {
+                out.entry(r.sha256.clone()).or_insert_with(|| r.clone());
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Whether a download of this image is under way.
+    pub fn fetching(&self, sha: &str) -> bool {
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(sha)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    #[error("firmware cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

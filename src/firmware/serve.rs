@@ -1,0 +1,119 @@
+//! Answers a phone's request for a firmware image: fetch into the cache if needed, then
+//! 200/206/304/416 with the file streamed from disk.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use super::body::{FileBody, PhoneBody, full};
+use super::catalogue::Release;
+use super::range::{Plan, plan};
+use super::{FetchError, Firmware};
+
+/// The request headers that matter for a download.
+pub struct Asked<'a> {
+    pub method: &'a Method,
+    pub range: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+}
+
+/// A strong ETag naming the content: the image's hash.
+fn etag(rel: &Release) -> String {
+    format!("\"{}\"", rel.sha256.get(..32).unwrap_or(&rel.sha256))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<PhoneBody> {
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Response<PhoneBody> {
+    let tag = etag(rel);
+    if asked
+        .if_none_match
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    {
+        let mut r = Response::new(full(""));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return r;
+    }
+    // A cached file can vanish (eviction, an operator's rm) between lookup and open: one retry.
+    let mut opened = None;
+    for _ in 0..2 {
+        let (path, size) = match fw.ensure(rel).await {
+            Ok(found) => found,
+            Err(e) => return unavailable(rel, &e),
+        };
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                opened = Some((f, size));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fw.cache.forget(&rel.sha256),
+            Err(e) => {
+                tracing::error!(file = %rel.file, error = %e, "cannot open cached image");
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            }
+        }
+    }
+    let Some((file, size)) = opened else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+    };
+    let (status, start, len) = match plan(asked.range, asked.if_range, &tag, size) {
+        Plan::Full => (StatusCode::OK, 0, size),
+        Plan::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Plan::Unsatisfiable => {
+            let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable\n");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    let body = if *asked.method == Method::HEAD {
+        full("")
+    } else {
+        http_body_util::BodyExt::boxed(FileBody::new(file, start, len))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// The image cannot be provided now: the phone should retry later (the alarm is raised by
+/// the fetch, once, not per waiting phone).
+fn unavailable(rel: &Release, e: &FetchError) -> Response<PhoneBody> {
+    tracing::warn!(file = %rel.file, error = %e, "firmware image not available");
+    let mut r = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "firmware not available yet\n",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    r
+}

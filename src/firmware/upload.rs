@@ -1,0 +1,164 @@
+//! An operator's upload of an image (a site without internet access, a vendor portal behind a
+//! login): streamed to the same `.part` file a fetch uses, resumable by offset, published only
+//! when size and SHA-256 match.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Body;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::Firmware;
+use super::cache::sha256_file;
+use super::catalogue::Release;
+use super::fetch::FetchError;
+use crate::model::AlarmKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Verified and cached.
+    Complete { size: u64 },
+    /// Stored so far; continue with `?offset=` this value.
+    Partial { offset: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("offset {given} does not continue the upload: {expected} bytes are stored")]
+    Offset { given: u64, expected: u64 },
+    #[error("a download of this image is in progress; try again when it ends")]
+    Busy,
+    #[error("checksum mismatch: {0}")]
+    Mismatch(String),
+    #[error("upload interrupted: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+impl Firmware {
+    pub async fn upload<B>(
+        self: &Arc<Self>,
+        rel: &Release,
+        offset: u64,
+        body: B,
+    ) -> Result<UploadOutcome, UploadError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let tx = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, size)) = self.cache.lookup(&rel.sha256) {
+                return Ok(UploadOutcome::Complete { size });
+            }
+            if flights.contains_key(&rel.sha256) {
+                return Err(UploadError::Busy);
+            }
+            // Registered as a flight: phones asking meanwhile wait for it, and no fetch writes
+            // the same `.part` file.
+            let (tx, rx) = watch::channel(None);
+            flights.insert(rel.sha256.clone(), rx);
+            tx
+        };
+        let result = self.receive(rel, offset, body).await;
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&rel.sha256);
+        let _ = tx.send(Some(match &result {
+            Ok(UploadOutcome::Complete { .. }) => Ok(()),
+            Ok(UploadOutcome::Partial { .. }) => Err(FetchError::Io("upload incomplete".into())),
+            Err(e) => Err(FetchError::Io(e.to_string())),
+        }));
+        result
+    }
+
+    async fn receive<B>(
+        self: &Arc<Self>,
+        rel: &Release,
+        offset: u64,
+        mut body: B,
+    ) -> Result<UploadOutcome, UploadError>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let part = self.cache.part_path(&rel.sha256);
+        let io = |e: std::io::Error| UploadError::Fetch(self.io_error(rel, &e));
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&part)
+            .await
+            .map_err(io)?;
+        let mut have = file.metadata().await.map_err(io)?.len();
+        if offset != have {
+            return Err(UploadError::Offset {
+                given: offset,
+                expected: have,
+            });
+        }
+        file.seek(SeekFrom::Start(have)).await.map_err(io)?;
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    file.flush().await.map_err(io)?;
+                    return Err(UploadError::Body(e.to_string()));
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            have += data.len() as u64;
+            if let Some(size) = rel.size
+                && have > size
+            {
+                drop(file);
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(self.mismatch(rel, format!("more than the {size} bytes expected")));
+            }
+            file.write_all(&data).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        // Short of the known size: no need to hash yet (keeps a chunked upload linear).
+        if rel.size.is_some_and(|s| have < s) {
+            return Ok(UploadOutcome::Partial { offset: have });
+        }
+        let p = part.clone();
+        let got = tokio::task::spawn_blocking(move || sha256_file(&p))
+            .await
+            .map_err(|e| UploadError::Body(e.to_string()))?
+            .map_err(io)?;
+        if got != rel.sha256 {
+            if rel.size.is_none() {
+                return Ok(UploadOutcome::Partial { offset: have });
+            }
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(self.mismatch(rel, format!("got SHA-256 {got}, expected {}", rel.sha256)));
+        }
+        self.make_room(have).await?;
+        let (this, sha) = (self.clone(), rel.sha256.clone());
+        tokio::task::spawn_blocking(move || this.cache.publish(&sha, &part, have))
+            .await
+            .map_err(|e| UploadError::Body(e.to_string()))?
+            .map_err(io)?;
+        Ok(UploadOutcome::Complete { size: have })
+    }
+
+    fn mismatch(&self, rel: &Release, why: String) -> UploadError {
+        self.recorder.alarm(
+            AlarmKind::FirmwareChecksumMismatch,
+            "admin upload",
+            format!("{}: {why}; the upload was discarded", rel.file),
+        );
+        UploadError::Mismatch(why)
+    }
+}

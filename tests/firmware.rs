@@ -1,0 +1,603 @@
+//! Firmware cache end to end: a real upstream on loopback, the real daemon, phones over HTTP
+//! and HTTPS.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::upstream::{Mode, Upstream, image, sha256_hex};
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use serde_json::json;
+
+const FILE: &str = "FW_S_J179_R4_1_3_0_6.bin";
+
+fn release_toml(up: &Upstream, file: &str, models: &str, version: &str, size: bool) -> String {
+    let size = if size {
+        format!("size = {}\n", up.image.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "[[firmware.release]]\nmodels = [{models}]\nversion = \"{version}\"\nfile = \"{file}\"\nurls = [\"{}\"]\nsha256 = \"{}\"\n{size}",
+        up.url(file),
+        sha256_hex(&up.image)
+    )
+}
+
+/// What a download produced, hashed as it streams (so hundreds of them stay small).
+struct Got {
+    status: u16,
+    headers: http::HeaderMap,
+    len: u64,
+    sha: String,
+}
+
+async fn download(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Got {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("user-agent", J179_UA);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Empty::<Bytes>::new()).unwrap();
+    let resp = match tls {
+        Some(cfg) => {
+            let s = tokio_rustls::TlsConnector::from(cfg)
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            tx.send_request(req).await.unwrap()
+        }
+        None => {
+            let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            tx.send_request(req).await.unwrap()
+        }
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut body = resp.into_body();
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            len += data.len() as u64;
+            ctx.update(&data);
+        }
+    }
+    let sha = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Got {
+        status,
+        headers,
+        len,
+        sha,
+    }
+}
+
+async fn alarms(d: &Daemon) -> String {
+    let (status, v) = d.api("GET", "/alarms", None).await;
+    assert_eq!(status, 200);
+    v.to_string()
+}
+
+fn cached(d: &Daemon) -> Vec<String> {
+    std::fs::read_dir(d.data_dir().join("firmware/sha256"))
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_requests_cause_one_upstream_fetch() {
+    let up = Upstream::start(image(2 * 1024 * 1024, 1)).await;
+    // Slow enough that every phone asks while the one fetch is still running.
+    up.set_default(Mode::Slow(64 * 1024, Duration::from_millis(30)));
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let want = sha256_hex(&up.image);
+    let tls = client_config(&d.ca_pem(), None);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (http, https, tls) = (d.http.unwrap(), d.https, tls.clone());
+        tasks.spawn(async move {
+            match i % 4 {
+                0 => download(https, Some(tls), "GET", &format!("/{FILE}"), &[]).await,
+                1 => download(https, Some(tls), "GET", &format!("/firmware/{FILE}"), &[]).await,
+                2 => download(http, None, "GET", &format!("/{FILE}"), &[]).await,
+                _ => download(http, None, "GET", &format!("/sub/dir/{FILE}"), &[]).await,
+            }
+        });
+    }
+    let results = tokio::time::timeout(Duration::from_secs(120), tasks.join_all())
+        .await
+        .expect("all downloads finish");
+    assert_eq!(results.len(), 200);
+    for g in &results {
+        assert_eq!(g.status, 200);
+        assert_eq!(g.len, up.image.len() as u64);
+        assert_eq!(g.sha, want, "identical, correct bytes");
+    }
+    assert_eq!(up.requests(), 1, "exactly one upstream fetch");
+    assert_eq!(cached(&d), vec![want.clone()]);
+    // Cached now: more requests do not go upstream.
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!((g.status, g.sha), (200, want));
+    assert_eq!(up.requests(), 1);
+}
+
+#[tokio::test]
+async fn wrong_bytes_are_never_served_and_raise_an_alarm() {
+    let up = Upstream::start(image(512 * 1024, 2)).await;
+    up.push(Mode::WrongBytes);
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", false));
+    let http = d.http.unwrap();
+    let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503, "nothing served");
+    assert_eq!(g.headers["retry-after"], "60");
+    assert!(cached(&d).is_empty());
+    assert!(
+        std::fs::read_dir(d.data_dir().join("firmware/partial"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the wrong download is deleted"
+    );
+    assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
+    // The next (good) fetch works.
+    let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.sha, sha256_hex(&up.image));
+    assert_eq!(up.requests(), 2);
+}
+
+#[tokio::test]
+async fn unreachable_upstream_raises_an_alarm() {
+    let up = Upstream::start(image(1024, 3)).await;
+    up.set_default(Mode::Error);
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert!(alarms(&d).await.contains("firmware_upstream_unreachable"));
+}
+
+#[tokio::test]
+async fn an_image_larger_than_the_cache_raises_disk_full() {
+    let up = Upstream::start(image(200_000, 16)).await;
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nmax_cache_bytes = 100000\n{}",
+        release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true)
+    ));
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert_eq!(up.requests(), 0, "refused before downloading");
+    assert!(alarms(&d).await.contains("firmware_disk_full"));
+}
+
+#[tokio::test]
+async fn a_broken_download_resumes_with_range() {
+    let up = Upstream::start(image(1024 * 1024, 4)).await;
+    up.push(Mode::CutAfter(300_000));
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.sha, sha256_hex(&up.image));
+    assert_eq!(up.ranges(), vec![None, Some("bytes=300000-".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_a_fetch_never_serves_a_partial_file() {
+    let up = Upstream::start(image(2 * 1024 * 1024, 5)).await;
+    up.set_default(Mode::Slow(32 * 1024, Duration::from_millis(20)));
+    let mut d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let http = d.http.unwrap();
+    let phone = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(http).await.unwrap();
+        let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(format!("/{FILE}"))
+            .header("host", "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        tx.send_request(req).await.map(|r| r.status().as_u16())
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.sent() < 1_000_000 {
+        assert!(Instant::now() < deadline, "upstream transfer did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    d.kill9();
+    let asked = phone.await.unwrap();
+    assert!(
+        asked.is_err(),
+        "the waiting phone got no (partial) answer: {asked:?}"
+    );
+    assert!(cached(&d).is_empty(), "nothing published");
+    let part = d
+        .data_dir()
+        .join(format!("firmware/partial/{}.part", sha256_hex(&up.image)));
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(kept > 0 && kept < up.image.len() as u64, "{kept}");
+
+    up.set_default(Mode::Normal);
+    let d = d.restart();
+    // Every byte range a phone could ask for is either the real image or refused.
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.sha, sha256_hex(&up.image));
+    let last = up
+        .ranges()
+        .last()
+        .cloned()
+        .flatten()
+        .expect("resumed with Range");
+    let from: u64 = last
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(from > 0 && from <= kept, "resumed at {from} of {kept} kept");
+    assert!(!part.exists());
+}
+
+#[tokio::test]
+async fn ranges_head_etag_match_the_file() {
+    let up = Upstream::start(image(100_000, 6)).await;
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let http = d.http.unwrap();
+    let tls = client_config(&d.ca_pem(), None);
+    let img = up.image.clone();
+    let path = format!("/firmware/{FILE}");
+    let full = download(d.https, Some(tls.clone()), "GET", &path, &[]).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.headers["accept-ranges"], "bytes");
+    assert_eq!(full.headers["content-length"], "100000");
+    let etag = full.headers["etag"].to_str().unwrap().to_string();
+
+    for (range, start, end) in [
+        ("bytes=0-99", 0usize, 99usize),
+        ("bytes=40000-40999", 40_000, 40_999),
+        ("bytes=99990-", 99_990, 99_999),
+        ("bytes=-10", 99_990, 99_999),
+        ("bytes=99999-200000", 99_999, 99_999),
+    ] {
+        for tls in [None, Some(tls.clone())] {
+            let addr = if tls.is_some() { d.https } else { http };
+            let g = download(addr, tls, "GET", &path, &[("range", range)]).await;
+            assert_eq!(g.status, 206, "{range}");
+            assert_eq!(g.sha, sha256_hex(&img[start..=end]), "{range}");
+            assert_eq!(
+                g.headers["content-range"],
+                format!("bytes {start}-{end}/100000").as_str()
+            );
+            assert_eq!(
+                g.headers["content-length"],
+                (end - start + 1).to_string().as_str()
+            );
+        }
+    }
+    let g = download(http, None, "GET", &path, &[("range", "bytes=100000-")]).await;
+    assert_eq!(g.status, 416);
+    assert_eq!(g.headers["content-range"], "bytes */100000");
+
+    let g = download(
+        http,
+        None,
+        "GET",
+        &path,
+        &[("range", "bytes=10-19"), ("if-range", &etag)],
+    )
+    .await;
+    assert_eq!((g.status, g.len), (206, 10));
+    let g = download(
+        http,
+        None,
+        "GET",
+        &path,
+        &[("range", "bytes=10-19"), ("if-range", "\"old\"")],
+    )
+    .await;
+    assert_eq!(
+        (g.status, g.len),
+        (200, 100_000),
+        "a changed file is sent whole"
+    );
+    let g = download(http, None, "GET", &path, &[("range", "bytes=0-1,5-6")]).await;
+    assert_eq!(
+        (g.status, g.len),
+        (200, 100_000),
+        "multi-range gets the whole file"
+    );
+
+    let g = download(http, None, "HEAD", &path, &[]).await;
+    assert_eq!((g.status, g.len), (200, 0));
+    assert_eq!(g.headers["content-length"], "100000");
+    let g = download(http, None, "GET", &path, &[("if-none-match", &etag)]).await;
+    assert_eq!((g.status, g.len), (304, 0));
+    assert_eq!(up.requests(), 1);
+}
+
+#[tokio::test]
+async fn eviction_keeps_images_a_policy_points_at() {
+    let old = Upstream::start(image(400_000, 7)).await;
+    let new = Upstream::start(image(400_000, 8)).await;
+    let k = Upstream::start(image(400_000, 9)).await;
+    let mut cfg = String::from("[firmware]\nmax_cache_bytes = 1000000\n");
+    cfg += &release_toml(&new, "j179-new.bin", "\"J179\"", "4.1.10.0.1", true);
+    cfg += &release_toml(&old, "j179-old.bin", "\"J179\"", "4.1.3.0.6", true);
+    cfg += &release_toml(&k, "k175.bin", "\"K175\"", "2.0", true);
+    let d = Daemon::start_with(&cfg);
+    let http = d.http.unwrap();
+    // Least recently used first: the latest J179 image (pinned by the default policy).
+    for f in ["j179-new.bin", "j179-old.bin", "k175.bin"] {
+        let g = download(http, None, "GET", &format!("/{f}"), &[]).await;
+        assert_eq!(g.status, 200, "{f}");
+    }
+    let mut have = cached(&d);
+    have.sort();
+    let mut want = vec![sha256_hex(&new.image), sha256_hex(&k.image)];
+    want.sort();
+    assert_eq!(
+        have, want,
+        "the unpinned old image was evicted, not the pinned LRU one"
+    );
+
+    // Pin J179 to the old version: now the new one may go.
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"J179": "4.1.3.0.6"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let g = download(http, None, "GET", "/j179-old.bin", &[]).await;
+    assert_eq!(g.status, 200);
+    let mut have = cached(&d);
+    have.sort();
+    let mut want = vec![sha256_hex(&old.image), sha256_hex(&k.image)];
+    want.sort();
+    assert_eq!(have, want);
+}
+
+#[tokio::test]
+async fn upgrade_script_follows_the_policy() {
+    let old = Upstream::start(image(1000, 10)).await;
+    let new = Upstream::start(image(1000, 11)).await;
+    let mut cfg = release_toml(
+        &old,
+        "j179-old.bin",
+        "\"J179\", \"J169\"",
+        "4.1.3.0.6",
+        true,
+    );
+    cfg += &release_toml(
+        &new,
+        "j179-new.bin",
+        "\"J179\", \"J169\"",
+        "4.1.10.0.1",
+        true,
+    );
+    let d = Daemon::start_with(&cfg);
+    let script = || async {
+        let r = send_plain(d.http.unwrap(), get("/J100Supgrade.txt", J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        r.text()
+    };
+    let s = script().await;
+    assert!(s.contains("SET APPNAME j179-new.bin"), "{s}");
+    assert!(s.contains("IF $MODEL4 SEQ J169"), "{s}");
+
+    let (status, _) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"*": "4.1.3.0.6"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let s = script().await;
+    assert!(s.contains("SET APPNAME j179-old.bin"), "{s}");
+    assert!(!s.contains("j179-new.bin"), "{s}");
+    let (status, audit) = d.api("GET", "/audit", None).await;
+    assert_eq!(status, 200);
+    let audit = audit.to_string();
+    assert!(audit.contains("firmware policies of global set"), "{audit}");
+    assert!(
+        audit.contains("4.1.3.0.6"),
+        "the audit shows the new policy: {audit}"
+    );
+
+    let (status, _) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"J169": "off"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let s = script().await;
+    assert!(!s.contains("J169"), "{s}");
+    assert!(s.contains("SET APPNAME j179-new.bin"), "{s}");
+    // An unknown version is refused, naming it.
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"J179": "9.9"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+}
+
+/// A raw-bytes PUT to the admin API.
+async fn put_image(d: &Daemon, file: &str, offset: u64, bytes: &[u8]) -> (u16, serde_json::Value) {
+    let req = http::Request::put(format!("/api/v1/firmware/images/{file}?offset={offset}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(http_body_util::Full::new(Bytes::copy_from_slice(bytes)))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn upload_resumes_by_offset_and_is_verified() {
+    let img = image(300_000, 13);
+    let sha = sha256_hex(&img);
+    let d = Daemon::start_with(&format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"up.bin\"\nsha256 = \"{sha}\"\nsize = 300000\n"
+    ));
+    let (status, v) = put_image(&d, "up.bin", 0, &img[..100_000]).await;
+    assert_eq!((status, v["offset"].as_u64()), (202, Some(100_000)), "{v}");
+    // Phones asking before the upload is complete are not served a partial image.
+    let g = download(d.http.unwrap(), None, "GET", "/up.bin", &[]).await;
+    assert_eq!(g.status, 503);
+    let (status, v) = put_image(&d, "up.bin", 5, &img[5..10]).await;
+    assert_eq!(
+        status, 409,
+        "an offset that does not continue is refused: {v}"
+    );
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert_eq!(list["releases"][0]["cache"], "partial");
+    assert_eq!(list["releases"][0]["partial_bytes"], 100_000);
+    let (status, v) = put_image(&d, "up.bin", 100_000, &img[100_000..]).await;
+    assert_eq!((status, v["complete"].as_bool()), (201, Some(true)), "{v}");
+    let g = download(d.http.unwrap(), None, "GET", "/up.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha));
+
+    // Wrong bytes of the right size: refused, discarded, alarmed.
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "other.bin", "models": ["K175"], "version": "2",
+                        "sha256": sha256_hex(b"x"), "size": 1000}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = put_image(&d, "other.bin", 0, &[0u8; 1000]).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    let other = list["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "other.bin")
+        .unwrap()
+        .clone();
+    assert_eq!(other["cache"], "missing");
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(json!({"file": "../x", "models": ["K175"],
+            "version": "2", "sha256": sha256_hex(b"x")})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().starts_with("file:"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prefetch_list_policy_upload_scrub() {
+    let up = Upstream::start(image(3 * 1024 * 1024, 14)).await;
+    up.set_default(Mode::Slow(256 * 1024, Duration::from_millis(50)));
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = ok(d.cli(&["firmware", "prefetch"]));
+    assert!(out.contains("100%") && out.contains("1/1 images"), "{out}");
+    assert!(
+        out.contains('\r'),
+        "a progress line redrawn in place: {out:?}"
+    );
+    assert_eq!(up.requests(), 1);
+    let out = ok(d.cli(&["firmware", "list"]));
+    assert!(out.contains(FILE) && out.contains("cached"), "{out}");
+
+    let img = image(70_000, 15);
+    let path = d.dir.path().join("img.bin");
+    std::fs::write(&path, &img).unwrap();
+    let sha = sha256_hex(&img);
+    ok(d.cli(&[
+        "firmware",
+        "add",
+        "k.bin",
+        "--models",
+        "K175,K165",
+        "--version",
+        "2.0",
+        "--sha256",
+        &sha,
+    ]));
+    let out = ok(d.cli(&[
+        "firmware",
+        "upload",
+        "k.bin",
+        "--from",
+        path.to_str().unwrap(),
+    ]));
+    assert!(out.contains("verified"), "{out}");
+    let g = download(d.http.unwrap(), None, "GET", "/k.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha.clone()));
+
+    ok(d.cli(&["firmware", "policy", "global", "J179=off", "*=latest"]));
+    let out = ok(d.cli(&["firmware", "policy"]));
+    assert!(out.contains("J179") && out.contains("off"), "{out}");
+    let r = send_plain(d.http.unwrap(), get("/J100Supgrade.txt", J179_UA))
+        .await
+        .unwrap();
+    assert!(!r.text().contains("APPNAME"), "{}", r.text());
+
+    // Bit rot in the cache: the scrub finds and removes it.
+    std::fs::write(d.data_dir().join(format!("firmware/sha256/{sha}")), b"rot").unwrap();
+    let out = ok(d.cli(&["firmware", "scrub"]));
+    assert!(out.contains("1 corrupted"), "{out}");
+    assert!(!cached(&d).contains(&sha));
+    ok(d.cli(&["firmware", "rm", "k.bin"]));
+    let out = ok(d.cli(&["firmware", "list"]));
+    assert!(!out.contains("k.bin"), "{out}");
+}
