@@ -52,6 +52,7 @@ fn sample(path: &str) -> String {
         .replace("{layer}", "global")
         .replace("{id}", "1")
         .replace("{file}", "x.bin")
+        .replace("{scope}", "global")
 }
 
 #[tokio::test]

@@ -139,6 +139,45 @@ pub const ROUTES: &[Route] = &[
         "Register this box with the cloud enrollment service",
     ),
     r("post", "/sync/now", "Run a sync round now"),
+    r(
+        "get",
+        "/firmware",
+        "Firmware catalogue with cache state and policies",
+    ),
+    r(
+        "post",
+        "/firmware/releases",
+        "Add a release to the catalogue",
+    ),
+    r(
+        "delete",
+        "/firmware/releases/{file}",
+        "Remove a release from the catalogue",
+    ),
+    q(
+        "put",
+        "/firmware/images/{file}",
+        "Upload an image (resumable by offset, hash checked)",
+        &["offset"],
+    ),
+    r("delete", "/firmware/images/{file}", "Delete a cached image"),
+    r(
+        "post",
+        "/firmware/prefetch",
+        "Fetch every image the inventory's policies point at, as a job",
+    ),
+    r("get", "/firmware/jobs/{id}", "Progress of a firmware job"),
+    r("post", "/firmware/scrub", "Re-verify every cached image"),
+    r(
+        "get",
+        "/firmware/policies",
+        "Firmware policies per site and model",
+    ),
+    r(
+        "put",
+        "/firmware/policies/{scope}",
+        "Set the policies of a scope (global or site:NAME)",
+    ),
     q(
         "get",
         "/dhcp/leases",
