@@ -79,13 +79,7 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
         .get::<Arc<ConnInfo>>()
         .map(|c| c.peer.ip().to_string())
         .unwrap_or_default();
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let who = if token::matches(&st.token, presented.trim()) {
+    let who = if token::presented(&st.token, req.headers()) {
         "admin"
     } else {
         "anonymous"

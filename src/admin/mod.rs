@@ -125,13 +125,7 @@ async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if token::matches(&st.token, presented.trim()) {
+    if token::presented(&st.token, req.headers()) {
         Ok(next.run(req).await)
     } else {
         Err(ApiError::Unauthorized)
