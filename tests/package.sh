@@ -54,7 +54,10 @@ check "state directory owned by edgeprov" '[ "$(in_root stat -c %U:%a /var/lib/e
 check "config readable by the service group" '[ "$(in_root stat -c %G:%a /etc/edgeprov/edgeprov.toml)" = "edgeprov:640" ]'
 check "service enabled" '[ -L "$work/root/etc/systemd/system/multi-user.target.wants/edgeprov.service" ]'
 check "binary runs in the root" 'in_root /usr/bin/edgeprov --help >/dev/null'
-check "shipped config loads and doctor checks it" 'in_root /usr/bin/edgeprov --config /etc/edgeprov/edgeprov.toml doctor 2>&1 | grep -q "discovery"'
+# doctor exits 1 on the shipped config (it names localhost, which phones cannot reach): what
+# matters here is that the config loads and every check runs.
+in_root /usr/bin/edgeprov --config /etc/edgeprov/edgeprov.toml doctor >"$work/doctor.txt" 2>&1 || true
+check "shipped config loads and doctor checks it" 'grep -q "^FAIL discovery" "$work/doctor.txt" && grep -q "^ok   ports" "$work/doctor.txt" || { cat "$work/doctor.txt"; false; }'
 echo 'data' > "$work/root/var/lib/edgeprov/marker"
 check "remove keeps data" 'in_root dpkg -r edgeprov >/dev/null 2>&1 && [ -f "$work/root/var/lib/edgeprov/marker" ]'
 check "purge deletes data" 'in_root dpkg -P edgeprov >/dev/null 2>&1 && [ ! -e "$work/root/var/lib/edgeprov" ]'

@@ -166,6 +166,15 @@ pub fn to_native(
     out
 }
 
+/// Whether a parameter can reach `vendor`'s files: neutral and bare names reach every vendor,
+/// prefixed ones only their own.
+pub fn applies_to(vendor: Vendor, name: &str) -> bool {
+    match name.split_once(':') {
+        Some((prefix, _)) => prefix.eq_ignore_ascii_case(vendor_prefix(vendor)),
+        None => true,
+    }
+}
+
 fn vendor_prefix(v: Vendor) -> &'static str {
     match v {
         Vendor::Avaya => "avaya",

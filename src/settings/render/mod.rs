@@ -171,12 +171,11 @@ pub fn device_native(vendor: Vendor, ctx: &DeviceContext) -> (Native, bool) {
         .map(|(k, e)| (k.clone(), e.value.clone()))
         .collect();
     let native = vocab::to_native(vendor, &all, &BTreeMap::new());
-    let secret_names: BTreeMap<String, String> = eff
+    // Any secret meant for this vendor (or for every vendor) marks the file. This errs on the
+    // safe side: a neutral secret this vendor has no setting for still requires proof.
+    let carries_secret = eff
         .iter()
-        .filter(|(_, e)| e.secret)
-        .map(|(k, e)| (k.clone(), e.value.clone()))
-        .collect();
-    let carries_secret = !vocab::to_native(vendor, &secret_names, &all).is_empty();
+        .any(|(name, e)| e.secret && vocab::applies_to(vendor, name));
     (native, carries_secret)
 }
 
