@@ -383,3 +383,66 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
         "{alarms}"
     );
 }
+
+#[tokio::test]
+async fn alarms_filter_and_clear_audited() {
+    let d = daemon_with_two_phones().await;
+    let id_b = d.identity(B).await;
+    let other = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id_b)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status, 403);
+    let plain = send_plain(d.http.unwrap(), get(&format!("/{A}.txt"), J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(plain.status, 401);
+
+    let (_, major) = d.api("GET", "/alarms?severity=major", None).await;
+    let major = major.as_array().unwrap();
+    assert_eq!(major.len(), 1);
+    assert_eq!(major[0]["kind"], "certificate_mismatch");
+    let (_, found) = d.api("GET", "/alarms?q=WITHOUT%20PROOF", None).await;
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    let (status, _) = d.api("GET", "/alarms?severity=loud", None).await;
+    assert_eq!(status, 400);
+
+    let source = major[0]["source"].clone();
+    let (status, _) = d
+        .api(
+            "POST",
+            "/alarms/clear",
+            Some(json!({"kind": "certificate_mismatch", "source": source})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, left) = d.api("GET", "/alarms", None).await;
+    assert!(
+        left.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["kind"] != "certificate_mismatch")
+    );
+    let (status, _) = d
+        .api(
+            "POST",
+            "/alarms/clear",
+            Some(json!({"kind": "certificate_mismatch", "source": source})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, audit) = d
+        .api("GET", "/audit?resource=/api/v1/alarms/clear", None)
+        .await;
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == 204)
+        .unwrap();
+    assert!(entry["summary"].as_str().unwrap().contains("cleared"));
+    assert_eq!(entry["changes"]["count"]["before"], 1);
+}

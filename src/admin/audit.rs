@@ -73,7 +73,12 @@ fn without_noise(mut v: Value) -> Value {
 
 pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let resource = req.uri().path().to_string();
+    // The full path as the client sent it, not the part below the `/api/v1` nest.
+    let resource = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
     let source = req
         .extensions()
         .get::<Arc<ConnInfo>>()

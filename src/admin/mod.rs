@@ -77,6 +77,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/backup", get(backup))
         .route("/alarms", get(alarms))
+        .route("/alarms/clear", post(clear_alarm))
         .route("/audit", get(audit::list))
         .route("/dns/records", get(dns::list).post(dns::create))
         .route("/dns/records/{id}", axum::routing::delete(dns::delete))
@@ -142,11 +143,69 @@ async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>,
     })))
 }
 
-async fn alarms(State(st): State<AdminState>) -> Result<Json<Vec<Alarm>>, ApiError> {
+#[derive(Debug, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AlarmQuery {
+    severity: Option<crate::model::Severity>,
+    kind: Option<crate::model::AlarmKind>,
+    /// Case-insensitive search in source and message.
+    q: Option<String>,
+}
+
+async fn alarms(
+    State(st): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<AlarmQuery>,
+) -> Result<Json<Vec<Alarm>>, ApiError> {
     // Refusals are recorded off the request path; flush so the list reflects them.
     st.recorder.flush().await;
     let store = st.store.clone();
-    Ok(Json(blocking(move || store.list_alarms()).await?))
+    let all = blocking(move || store.list_alarms()).await?;
+    let needle = q.q.as_deref().map(str::to_lowercase);
+    Ok(Json(
+        all.into_iter()
+            .filter(|a| q.severity.is_none_or(|s| a.severity == s))
+            .filter(|a| q.kind.is_none_or(|k| a.kind == k))
+            .filter(|a| {
+                needle.as_deref().is_none_or(|n| {
+                    a.source.to_lowercase().contains(n) || a.message.to_lowercase().contains(n)
+                })
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearAlarm {
+    kind: crate::model::AlarmKind,
+    source: String,
+}
+
+/// Clears one alarm (audited with what was cleared). It comes back if the cause recurs.
+async fn clear_alarm(
+    State(st): State<AdminState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: ClearAlarm = parse_json(&body)?;
+    let store = st.store.clone();
+    let (kind, source) = (req.kind, req.source.clone());
+    match blocking(move || store.clear_alarm(kind, &source)).await? {
+        Some(old) => {
+            let summary = format!("alarm {} from {} cleared", old.kind.as_str(), old.source);
+            let resp = axum::http::StatusCode::NO_CONTENT.into_response();
+            Ok(audit::with_change(
+                resp,
+                summary,
+                &old,
+                serde_json::Value::Null,
+            ))
+        }
+        None => Err(ApiError::NotFound(format!(
+            "no {} alarm from {}",
+            req.kind.as_str(),
+            req.source
+        ))),
+    }
 }
 
 /// A consistent backup of the database, PKI, token and configuration; sealed with the

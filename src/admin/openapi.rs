@@ -116,7 +116,17 @@ pub const ROUTES: &[Route] = &[
         "/backup",
         "A consistent backup (X-Backup-Passphrase encrypts it)",
     ),
-    r("get", "/alarms", "Alarms, newest first"),
+    q(
+        "get",
+        "/alarms",
+        "Alarms, newest first",
+        &["severity", "kind", "q"],
+    ),
+    r(
+        "post",
+        "/alarms/clear",
+        "Clear one alarm ({kind, source}); audited",
+    ),
     q(
         "get",
         "/audit",

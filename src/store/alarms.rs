@@ -26,6 +26,20 @@ impl Store {
         Ok(alarms)
     }
 
+    /// Clears (removes) one alarm; returns it, or `None` when there was none.
+    pub fn clear_alarm(&self, kind: AlarmKind, source: &str) -> Result<Option<Alarm>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let k = key(kind, source);
+        let removed = {
+            let mut table = tx.open_table(ALARMS)?;
+            let old = table.remove(k.as_str())?;
+            old.map(|v| decode::<Alarm>("alarms", &k, v.value()))
+                .transpose()?
+        };
+        tx.commit()?;
+        Ok(removed)
+    }
+
     pub(super) fn raise_alarms(
         tx: &redb::WriteTransaction,
         events: &[AlarmEvent],
