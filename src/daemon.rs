@@ -161,11 +161,13 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             .expect("firmware open task")?
     };
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let phone_state = PhoneState::new(
         store.clone(),
         recorder.clone(),
         pki.clone(),
         firmware.clone(),
+        metrics.clone(),
         &config.phone,
     );
     let admin_state = AdminState {
@@ -176,8 +178,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         firmware,
         dhcp: dhcp_stats.clone(),
         config: Arc::new(config.clone()),
+        metrics: metrics.clone(),
     };
     let limits = Arc::new(Limits {
+        metrics: metrics.clone(),
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
         header: Duration::from_millis(config.phone.header_timeout_ms),
     });

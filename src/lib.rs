@@ -10,6 +10,7 @@ pub mod dns;
 pub mod firmware;
 pub mod fsutil;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod phone;

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -30,6 +31,8 @@ pub struct ConnInfo {
 }
 
 pub struct Limits {
+    /// Where handshake results are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub handshake: Duration,
     pub header: Duration,
 }
@@ -98,12 +101,23 @@ pub async fn accept_loop<F, S, B>(
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
                     let stream =
                         match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                            Ok(Ok(s)) => s,
+                            Ok(Ok(s)) => {
+                                limits.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                                s
+                            }
                             Ok(Err(e)) => {
+                                limits
+                                    .metrics
+                                    .handshakes_failed
+                                    .fetch_add(1, Ordering::Relaxed);
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
+                                limits
+                                    .metrics
+                                    .handshakes_timed_out
+                                    .fetch_add(1, Ordering::Relaxed);
                                 tracing::debug!(%peer, "TLS handshake timed out");
                                 return;
                             }

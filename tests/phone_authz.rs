@@ -446,3 +446,48 @@ async fn alarms_filter_and_clear_audited() {
     assert!(entry["summary"].as_str().unwrap().contains("cleared"));
     assert_eq!(entry["changes"]["count"]["before"], 1);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_handshakes() {
+    let d = daemon_with_two_phones().await;
+    let id = d.identity(A).await;
+    for _ in 0..2 {
+        let r = send(
+            d.https,
+            client_config(&d.ca_pem(), Some(&id)),
+            get(&format!("/{A}.txt"), J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let _ = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    let mut req = get("/api/v1/metrics", "prometheus");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", d.token).parse().unwrap(),
+    );
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.contains("edgeprov_phone_requests_total{file=\"device\",status=\"200\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("edgeprov_phone_requests_total{file=\"common\",status=\"200\"} 1\n"),
+        "{text}"
+    );
+    let ok: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("edgeprov_tls_handshakes_total{result=\"ok\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ok >= 2, "{text}");
+    assert!(text.contains("\nedgeprov_devices 2\n"), "{text}");
+}

@@ -43,6 +43,7 @@ pub struct AdminState {
     pub dhcp: Arc<crate::dhcp::Stats>,
     /// The running configuration (backups carry it).
     pub config: Arc<crate::config::Config>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -76,6 +77,7 @@ pub fn router(state: AdminState) -> Router {
                 .delete(settings::delete_file),
         )
         .route("/backup", get(backup))
+        .route("/metrics", get(metrics))
         .route("/alarms", get(alarms))
         .route("/alarms/clear", post(clear_alarm))
         .route("/audit", get(audit::list))
@@ -206,6 +208,76 @@ async fn clear_alarm(
             req.source
         ))),
     }
+}
+
+/// Prometheus text: phone requests, TLS handshakes, DHCP counters, devices, alarms, sync lag
+/// and outbox depth.
+async fn metrics(
+    State(st): State<AdminState>,
+    axum::Extension(sync): axum::Extension<Arc<crate::sync::SyncHandle>>,
+) -> Result<Response, ApiError> {
+    use crate::metrics::sample;
+    let mut out = String::new();
+    st.metrics.render(&mut out);
+    let d = st.dhcp.view();
+    for (name, value) in [
+        ("received", d.received),
+        ("malformed", d.malformed),
+        ("offers", d.offers),
+        ("acks", d.acks),
+        ("naks", d.naks),
+        ("informs", d.informs),
+        ("dropped", d.dropped),
+    ] {
+        sample(
+            &mut out,
+            &format!("edgeprov_dhcp_{name}_total"),
+            "counter",
+            &format!("DHCP {name}."),
+            value,
+        );
+    }
+    let store = st.store.clone();
+    let (devices, alarms) =
+        blocking(move || Ok((store.count_devices()?, store.list_alarms()?.len()))).await?;
+    sample(
+        &mut out,
+        "edgeprov_devices",
+        "gauge",
+        "Devices in the inventory.",
+        devices,
+    );
+    sample(
+        &mut out,
+        "edgeprov_alarms",
+        "gauge",
+        "Alarms not cleared.",
+        alarms,
+    );
+    if let Ok(s) = sync.status().await {
+        sample(
+            &mut out,
+            "edgeprov_sync_lag_seconds",
+            "gauge",
+            "Age of the oldest event not yet delivered to the cloud.",
+            s.lag_secs,
+        );
+        sample(
+            &mut out,
+            "edgeprov_sync_outbox_events",
+            "gauge",
+            "Events waiting for the cloud.",
+            s.outbox.events,
+        );
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 /// A consistent backup of the database, PKI, token and configuration; sealed with the

@@ -111,6 +111,7 @@ pub const ROUTES: &[Route] = &[
         &["site"],
     ),
     q("delete", "/files/{name}", "Delete a static file", &["site"]),
+    r("get", "/metrics", "Prometheus metrics (text format)"),
     r(
         "get",
         "/backup",

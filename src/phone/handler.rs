@@ -105,6 +105,9 @@ pub async fn handle(
         cert_mac: conn.cert_mac,
     };
     let resp = respond(&state, &asked).await;
+    state
+        .metrics
+        .request(file_kind(&asked.uri_path), resp.status().as_u16());
     tracing::debug!(
         peer = %conn.info.peer,
         path = %asked.uri_path,
@@ -113,6 +116,17 @@ pub async fn handle(
         "phone request"
     );
     Ok(resp)
+}
+
+/// The kind of file a path asks for, as `/metrics` labels it.
+fn file_kind(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or("");
+    match classify(name) {
+        _ if name == "ca.crl" => "crl",
+        Some(f) if file_device(&f).is_some() => "device",
+        Some(_) => "common",
+        None => "other",
+    }
 }
 
 async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {

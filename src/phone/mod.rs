@@ -23,6 +23,8 @@ pub struct PhoneState {
     pub recorder: Recorder,
     /// For the CA's revocation list, served at `/ca.crl`.
     pub pki: Arc<Pki>,
+    /// Requests are counted here for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub nonces: NonceKey,
     pub lockouts: Lockouts,
     pub firmware: Arc<Firmware>,
@@ -34,6 +36,7 @@ impl PhoneState {
         recorder: Recorder,
         pki: Arc<Pki>,
         firmware: Arc<Firmware>,
+        metrics: Arc<crate::metrics::Metrics>,
         config: &PhoneConfig,
     ) -> Arc<PhoneState> {
         Arc::new(PhoneState {
@@ -41,6 +44,7 @@ impl PhoneState {
             recorder,
             pki,
             firmware,
+            metrics,
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,
