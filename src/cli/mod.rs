@@ -13,8 +13,11 @@ pub mod file;
 pub mod firmware;
 pub mod param;
 pub mod pki;
+pub mod prefs;
 pub mod settings;
+pub mod site;
 pub mod table;
+pub mod token;
 
 use anyhow::Result;
 
