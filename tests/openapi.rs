@@ -53,6 +53,7 @@ fn sample(path: &str) -> String {
         .replace("{id}", "1")
         .replace("{file}", "x.bin")
         .replace("{scope}", "global")
+        .replace("{fingerprint}", &"0".repeat(64))
 }
 
 #[tokio::test]

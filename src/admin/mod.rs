@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod audit;
+mod certs;
 mod devices;
 mod dhcp;
 mod dns;
@@ -106,6 +107,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync/now", post(sync::now))
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
+        .merge(certs::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
