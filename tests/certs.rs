@@ -423,3 +423,47 @@ async fn cli_shows_certificates_and_manages_roots() {
     );
     assert_eq!(certs(&d).await["roots"], json!([]));
 }
+
+#[tokio::test]
+async fn backup_and_restore_carry_the_installed_identity_and_roots() {
+    let mut d = Daemon::start();
+    let site_ca = test_ca("site CA", 3650);
+    let (cert, key) = leaf(&site_ca, true);
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    let (s, v) = d
+        .api("PUT", "/certs/server", Some(json!({"pem": pem})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let vendor = test_ca("vendor device root", 3650);
+    let (s, v) = d
+        .api("POST", "/certs/roots", Some(json!({"pem": vendor.pem})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let before = certs(&d).await;
+
+    let file = d.dir.path().join("box.backup");
+    let out = d.cli(&["backup", "--out", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.stop();
+    std::fs::remove_dir_all(d.data_dir()).unwrap();
+    let out = d.cli(&["restore", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let d = d.restart();
+    let after = certs(&d).await;
+    assert_eq!(after["server"]["sha256"], before["server"]["sha256"]);
+    assert_eq!(after["server"]["source"], "installed");
+    assert_eq!(after["roots"], before["roots"]);
+    assert_eq!(
+        presented_serial(&d, &site_ca.pem).await.unwrap(),
+        before["server"]["serial"].as_str().unwrap()
+    );
+}
