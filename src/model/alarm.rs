@@ -44,7 +44,8 @@ pub enum AlarmKind {
     /// The cloud outbox was full: check-ins were dropped (alarms never are).
     OutboxOverflow,
     /// A certificate (CA, server, admin or a trusted device root) expires within 90 days or
-    /// has expired; the source names which.
+    /// has expired; the source names which. Major, critical within 14 days (the raising code
+    /// sets the severity of each occurrence).
     CertificateExpiring,
 }
 

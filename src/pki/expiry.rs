@@ -1,6 +1,7 @@
 //! The certificate expiry alarm: `certificate_expiring`, raised when the CA, the server
 //! certificate phones get, the admin certificate or any trusted device root expires within
-//! [`ALARM_DAYS`] (or has expired), one alarm per certificate (its source names which), and
+//! [`ALARM_DAYS`] (major; critical within [`CRITICAL_DAYS`] or once expired), one alarm per
+//! certificate (its source names which), and
 //! cleared when that certificate is replaced or removed. Checked at start, after every change
 //! and daily; the daily run also renews the generated server certificate when it is due.
 
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CertOverview, LiveCerts, ServerSource};
-use crate::model::AlarmKind;
+use crate::model::{AlarmKind, Severity};
 use crate::store::{Recorder, Store};
 
-/// Days before expiry at which the alarm is raised.
+/// Days before expiry at which the alarm is raised (severity major).
 pub const ALARM_DAYS: i64 = 90;
+/// Days before expiry from which the alarm is critical (and once expired).
+pub const CRITICAL_DAYS: i64 = 14;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -23,6 +26,8 @@ pub struct Expiring {
     /// `ca`, `server`, `admin` or `root:<sha256>`.
     pub source: String,
     pub message: String,
+    /// Major, critical within [`CRITICAL_DAYS`].
+    pub severity: Severity,
 }
 
 /// The certificates of `overview` that expire within [`ALARM_DAYS`] or have expired.
@@ -60,6 +65,10 @@ pub fn expiring(overview: &CertOverview) -> Vec<Expiring> {
     all.into_iter()
         .filter(|(_, _, c)| c.days_left < ALARM_DAYS)
         .map(|(source, what, c)| Expiring {
+            severity: match c.days_left < CRITICAL_DAYS {
+                true => Severity::Critical,
+                false => Severity::Major,
+            },
             message: match c.days_left {
                 d if d < 0 => format!("{what} has EXPIRED ({} days ago)", -d),
                 0 => format!("{what} expires within a day"),
@@ -83,7 +92,12 @@ pub async fn check(certs: &LiveCerts, store: &Store, recorder: &Recorder) {
     };
     let due = expiring(&overview);
     for e in &due {
-        recorder.alarm(AlarmKind::CertificateExpiring, &e.source, &e.message);
+        recorder.alarm_with_severity(
+            AlarmKind::CertificateExpiring,
+            e.severity,
+            &e.source,
+            &e.message,
+        );
     }
     recorder.flush().await;
     let keep: BTreeSet<String> = due.into_iter().map(|e| e.source).collect();
@@ -183,6 +197,8 @@ mod tests {
         let sources: Vec<&str> = due.iter().map(|e| e.source.as_str()).collect();
         assert_eq!(sources, ["server", "root:r1"]);
         assert!(due[0].message.contains("installed") && due[0].message.contains("89 days"));
+        assert_eq!(due[0].severity, Severity::Major);
         assert!(due[1].message.contains("EXPIRED (2 days ago)"));
+        assert_eq!(due[1].severity, Severity::Critical);
     }
 }
