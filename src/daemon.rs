@@ -18,7 +18,7 @@ use crate::config::Loaded;
 use crate::firmware::{Firmware, FirmwareError};
 use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
-use crate::pki::{self, Pki, PkiError};
+use crate::pki::{LiveCerts, PkiError};
 use crate::reload::Reloader;
 use crate::serve::{ConnInfo, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
@@ -92,15 +92,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         log.set_level(&level)
             .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));
     }
-    let pki = Arc::new(Pki::load_or_init(
-        &config.pki_dir(),
-        &config.pki,
-        &config.crl_url(),
-    )?);
+    let certs = Arc::new(LiveCerts::start(&config)?);
+    let pki = certs.pki();
     let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
-    let phone_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::phone_server_config(&pki)?));
-    let admin_tls: TlsSource = Arc::new(std::sync::RwLock::new(pki::admin_server_config(&pki)?));
-    let admin_tls_handle = admin_tls.clone();
+    let phone_tls: TlsSource = certs.phone_tls();
 
     let mut https = Vec::new();
     for addr in &config.phone.https_listen {
@@ -247,10 +242,11 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     ));
     let router = admin::router(admin_state)
         .layer(axum::Extension(dns_zone))
-        .layer(axum::Extension(sync));
+        .layer(axum::Extension(sync))
+        .layer(axum::Extension(certs.clone()));
     loops.spawn(accept_loop(
         admin_listener,
-        Some(admin_tls),
+        Some(certs.admin_tls()),
         limits.clone(),
         move |info: ConnInfo| {
             TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
@@ -259,6 +255,12 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         graceful.clone(),
     ));
     loops.spawn(crate::retention::run(store.clone(), stop_rx.clone()));
+    loops.spawn(crate::pki::expiry::watch(
+        certs.clone(),
+        store.clone(),
+        recorder.clone(),
+        stop_rx.clone(),
+    ));
     loops.spawn(crate::notify::watchdog(store.clone(), stop_rx));
 
     let listeners_path = config.listeners_path();
@@ -286,8 +288,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let mut reloader = Reloader {
         source: loaded.source.clone(),
         current: config.clone(),
-        phone_tls: phone_tls.clone(),
-        admin_tls: admin_tls_handle,
+        certs,
         log,
         store: store.clone(),
     };

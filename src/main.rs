@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
-    dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd,
+    self, Output, cert::CertCmd, client::ApiClient, cloud::CloudCmd, device::DeviceCmd,
+    dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd,
     prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
@@ -65,9 +65,12 @@ enum Remote {
     /// Manage the device inventory.
     #[command(subcommand)]
     Device(DeviceCmd),
-    /// Certificates.
+    /// Device certificates: issue one for a softphone, a test or a simulator.
     #[command(subcommand)]
     Pki(PkiCmd),
+    /// The box's certificates: show with expiry, regenerate, install, trusted device roots.
+    #[command(subcommand)]
+    Cert(CertCmd),
     /// List alarms.
     #[command(alias = "alarm")]
     Alarms,
@@ -216,6 +219,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         match remote {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
+            Remote::Cert(cmd) => cli::cert::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
             Remote::Site(cmd) => cli::site::run(cmd, &api, out).await,
             Remote::Group(cmd) => cli::site::groups(cmd, &api, out).await,

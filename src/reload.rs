@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::logging::LogControl;
-use crate::pki::{self, Pki};
-use crate::serve::TlsSource;
+use crate::pki::LiveCerts;
 
 pub struct Reloader {
     pub source: Option<PathBuf>,
     pub current: Config,
-    pub phone_tls: TlsSource,
-    pub admin_tls: TlsSource,
+    /// The certificates and the TLS configurations the listeners read (shared with the admin
+    /// API, whose certificate changes go through the same path).
+    pub certs: Arc<LiveCerts>,
     pub log: Option<LogControl>,
     /// Where a log level set at runtime (the preferences) is kept: it wins over the file's.
     pub store: crate::store::Store,
@@ -52,10 +52,6 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     keys
 }
 
-fn swap(source: &TlsSource, config: Arc<rustls::ServerConfig>) {
-    *source.write().unwrap_or_else(|p| p.into_inner()) = config;
-}
-
 impl Reloader {
     /// Applies what can be applied; returns false when the new configuration was refused.
     pub fn reload(&mut self) -> bool {
@@ -69,24 +65,10 @@ impl Reloader {
             },
             None => Config::default(),
         };
-        let pki = match Pki::load_or_init(&new.pki_dir(), &new.pki, &new.crl_url()) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("reload refused, keeping the running certificates: {e}");
-                return false;
-            }
-        };
-        let tls =
-            pki::phone_server_config(&pki).and_then(|p| Ok((p, pki::admin_server_config(&pki)?)));
-        let (phone, admin) = match tls {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!("reload refused, keeping the running TLS configuration: {e}");
-                return false;
-            }
-        };
-        swap(&self.phone_tls, phone);
-        swap(&self.admin_tls, admin);
+        if let Err(e) = self.certs.apply(&new) {
+            tracing::error!("reload refused, keeping the running certificates: {e}");
+            return false;
+        }
         let runtime_level = self.store.preferences().ok().and_then(|p| p.log_level);
         if let Some(log) = &self.log
             && let Err(e) = log.set_level(runtime_level.as_deref().unwrap_or(&new.log_level))

@@ -89,6 +89,7 @@ fn fill(path: &str, mac: &str, site: &str) -> String {
         .replace("{id}", "1")
         .replace("{file}", "x.bin")
         .replace("{scope}", "global")
+        .replace("{fingerprint}", &"0".repeat(64))
 }
 
 /// The case for one documented operation; `None` when the table lacks it.

@@ -2,6 +2,7 @@
 
 mod audit;
 pub mod auth;
+mod certs;
 mod devices;
 mod dhcp;
 mod dns;
@@ -130,6 +131,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync/now", post(sync::now))
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
+        .merge(certs::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -239,6 +239,32 @@ pub const ROUTES: &[Route] = &[
         "Add a DNS record (answered at once)",
     ),
     r("delete", "/dns/records/{id}", "Delete a DNS record"),
+    r(
+        "get",
+        "/certs",
+        "CA, server (generated or installed), admin certificate and trusted roots, with expiry",
+    ),
+    r(
+        "put",
+        "/certs/server",
+        "Install a server identity for phones ({pem} or {pkcs12, password}); applied at once",
+    ),
+    r(
+        "post",
+        "/certs/server/regenerate",
+        "New server certificate from the CA (drops an installed identity); applied at once",
+    ),
+    r("get", "/certs/roots", "Trusted device roots besides the CA"),
+    r(
+        "post",
+        "/certs/roots",
+        "Trust CA certificates ({pem}) for client certificates; applied at once",
+    ),
+    r(
+        "delete",
+        "/certs/roots/{fingerprint}",
+        "Stop trusting a root added through the API (by SHA-256)",
+    ),
     r("get", "/sync", "Cloud sync status"),
     r(
         "post",

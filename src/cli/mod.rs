@@ -3,6 +3,7 @@
 pub mod alarms;
 pub mod audit;
 pub mod backup;
+pub mod cert;
 pub mod client;
 pub mod cloud;
 pub mod device;

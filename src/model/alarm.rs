@@ -43,6 +43,10 @@ pub enum AlarmKind {
     SyncRejected,
     /// The cloud outbox was full: check-ins were dropped (alarms never are).
     OutboxOverflow,
+    /// A certificate (CA, server, admin or a trusted device root) expires within 90 days or
+    /// has expired; the source names which. Major, critical within 14 days (the raising code
+    /// sets the severity of each occurrence).
+    CertificateExpiring,
 }
 
 impl AlarmKind {
@@ -74,6 +78,7 @@ impl AlarmKind {
             AlarmKind::SyncFailed => "sync_failed",
             AlarmKind::SyncRejected => "sync_rejected",
             AlarmKind::OutboxOverflow => "outbox_overflow",
+            AlarmKind::CertificateExpiring => "certificate_expiring",
         }
     }
 
@@ -86,6 +91,7 @@ impl AlarmKind {
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }
+            AlarmKind::CertificateExpiring => Severity::Major,
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

@@ -53,20 +53,25 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError>
         .map_err(|e| corrupt(path, format!("no PEM private key ({e})")))
 }
 
-/// Adds every certificate of a PEM bundle to `roots`; a file with none is an error, since a
-/// trust file that silently trusts nothing leaves phones unable to prove themselves.
-pub fn add_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), PkiError> {
+/// Every certificate of a PEM bundle; a file with none is an error, since a trust file that
+/// silently trusts nothing leaves phones unable to prove themselves.
+pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let pem = std::fs::read(path).map_err(io(path))?;
-    let mut added = 0;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| corrupt(path, format!("bad PEM certificate ({e})")))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map_err(|e| corrupt(path, format!("bad PEM certificate ({e})"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(corrupt(path, "contains no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// Adds every certificate of a PEM bundle to `roots` (see [`read_roots`]).
+pub fn add_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), PkiError> {
+    for cert in read_roots(path)? {
         roots
             .add(cert)
             .map_err(|e| corrupt(path, format!("not a usable trust anchor: {e}")))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(corrupt(path, "contains no PEM certificate"));
     }
     Ok(())
 }

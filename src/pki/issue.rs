@@ -17,8 +17,10 @@ use crate::model::Mac;
 
 const CA_DAYS: i64 = 3650;
 const SERVER_DAYS: i64 = 825;
-/// A server certificate this close to expiry is renewed at start-up.
-const SERVER_RENEW_DAYS: i64 = 30;
+/// A generated server certificate this close to expiry is renewed (at start, on reload and by
+/// the daily check): the same margin as the expiry alarm, so a generated certificate only
+/// alarms when renewing it failed.
+const SERVER_RENEW_DAYS: i64 = super::expiry::ALARM_DAYS;
 
 /// A device's certificate and private key, PEM encoded, with the CA that signed it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -83,9 +85,23 @@ pub fn ensure_server_cert(
     crl_url: &str,
     first_start: bool,
 ) -> Result<(), PkiError> {
+    if let Some(reason) = reissue_reason(dir, names, crl_url, first_start)? {
+        issue_server(dir, issuer, names, crl_url)?;
+        tracing::info!(%reason, "issued a new server certificate");
+    }
+    Ok(())
+}
+
+/// Why the generated server certificate must be issued anew, if it must.
+pub fn reissue_reason(
+    dir: &Path,
+    names: &[String],
+    crl_url: &str,
+    first_start: bool,
+) -> Result<Option<String>, PkiError> {
     let cert_path = dir.join(SERVER_CERT);
     let key_path = dir.join(SERVER_KEY);
-    let reason = match (cert_path.exists(), key_path.exists()) {
+    Ok(match (cert_path.exists(), key_path.exists()) {
         (false, false) if first_start => Some("first start".to_string()),
         (false, _) => return Err(PkiError::Missing { path: cert_path }),
         (_, false) => return Err(PkiError::Missing { path: key_path }),
@@ -107,17 +123,12 @@ pub fn ensure_server_cert(
             } else if crl_now != [crl_url] {
                 Some(format!("CRL URL changed from {crl_now:?} to {crl_url}"))
             } else if expires < renew_at {
-                Some("it expires within 30 days".to_string())
+                Some(format!("it expires within {SERVER_RENEW_DAYS} days"))
             } else {
                 None
             }
         }
-    };
-    if let Some(reason) = reason {
-        issue_server(dir, issuer, names, crl_url)?;
-        tracing::info!(%reason, "issued a new server certificate");
-    }
-    Ok(())
+    })
 }
 
 /// The DNS names and IP addresses a certificate is for, lower case.
@@ -166,7 +177,7 @@ fn crl_urls(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String>
     out
 }
 
-fn issue_server(
+pub fn issue_server(
     dir: &Path,
     issuer: &Issuer<'static, KeyPair>,
     names: &[String],

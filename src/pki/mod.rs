@@ -6,9 +6,14 @@
 //! that names the file.
 
 pub mod cloud;
+pub mod expiry;
 mod files;
+mod identity;
+mod inspect;
 mod issue;
+mod live;
 mod minter;
+pub mod roots;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -17,16 +22,23 @@ use std::sync::Arc;
 use rcgen::{Issuer, KeyPair};
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
 
 use crate::config::PkiConfig;
+pub use identity::{IdentityError, ServerIdentity};
+pub use inspect::{CertInfo, fingerprint, normalise_fingerprint};
 pub use issue::{DeviceIdentity, cert_names};
+pub use live::{CertError, LiveCerts};
 pub use minter::DeviceMinter;
+pub use roots::RootError;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const SERVER_CERT: &str = "server.crt";
 pub const SERVER_KEY: &str = "server.key";
+/// An installed server identity (chain and key in one file, so they never disagree).
+pub const INSTALLED: &str = "installed.pem";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -54,9 +66,15 @@ pub struct Pki {
     ca_cert_pem: String,
     ca_cert: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    /// The generated server certificate: the admin API always presents it (the CLI trusts only
+    /// the CA), phones get it unless an identity is installed.
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivateKeyDer<'static>,
+    /// A server identity the operator installed; phones get it instead.
+    installed: Option<ServerIdentity>,
     device_roots: Arc<RootCertStore>,
+    /// The trusted device roots besides the CA, for the overview.
+    roots: Vec<TrustedRoot>,
     /// The last signed CRL and when it was signed (Unix seconds).
     crl: std::sync::Mutex<Option<(i64, Arc<Vec<u8>>)>>,
 }
@@ -95,14 +113,51 @@ impl Pki {
             &files::read_text(&dir.join(SERVER_CERT))?,
         )?];
         let server_key = files::read_private_key(&dir.join(SERVER_KEY))?;
+        let installed_path = dir.join(INSTALLED);
+        // Not checked for expiry here: an expired installed identity raises a critical alarm
+        // but must not keep the daemon from starting.
+        let installed = match installed_path.exists() {
+            true => Some(
+                ServerIdentity::from_stored_pem(&files::read_text(&installed_path)?).map_err(
+                    |e| PkiError::Corrupt {
+                        path: installed_path.clone(),
+                        reason: e.to_string(),
+                    },
+                )?,
+            ),
+            false => None,
+        };
 
-        let mut roots = RootCertStore::empty();
-        roots.add(ca_cert.clone()).map_err(|e| PkiError::Corrupt {
+        let mut store = RootCertStore::empty();
+        store.add(ca_cert.clone()).map_err(|e| PkiError::Corrupt {
             path: dir.join(CA_CERT),
             reason: e.to_string(),
         })?;
+        let mut seen = std::collections::BTreeSet::from([fingerprint(&ca_cert)]);
+        let mut trusted = Vec::new();
         for path in &config.trusted_device_roots {
-            files::add_roots(&mut roots, path)?;
+            for cert in files::read_roots(path)? {
+                store.add(cert.clone()).map_err(|e| PkiError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("not a usable trust anchor: {e}"),
+                })?;
+                if seen.insert(fingerprint(&cert)) {
+                    trusted.push(TrustedRoot {
+                        cert,
+                        path: Some(path.clone()),
+                    });
+                }
+            }
+        }
+        for cert in roots::load_stored(dir)? {
+            let fp = fingerprint(&cert);
+            store.add(cert.clone()).map_err(|e| PkiError::Corrupt {
+                path: roots::path(dir, &fp),
+                reason: format!("not a usable trust anchor: {e}"),
+            })?;
+            if seen.insert(fp) {
+                trusted.push(TrustedRoot { cert, path: None });
+            }
         }
         Ok(Pki {
             dir: dir.to_path_buf(),
@@ -111,8 +166,61 @@ impl Pki {
             issuer,
             server_chain,
             server_key,
-            device_roots: Arc::new(roots),
+            installed,
+            device_roots: Arc::new(store),
+            roots: trusted,
             crl: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// What phones are presented: the installed identity, else the generated certificate.
+    fn phone_identity(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        match &self.installed {
+            Some(id) => (id.chain.clone(), id.key.clone_key()),
+            None => (self.server_chain.clone(), self.server_key.clone_key()),
+        }
+    }
+
+    /// Every certificate described as of `now` (Unix seconds).
+    pub fn overview(&self, now: i64) -> Result<CertOverview, PkiError> {
+        let describe = |der: &CertificateDer<'_>, file: &str| {
+            inspect::describe(der, now).map_err(|reason| PkiError::Corrupt {
+                path: self.dir.join(file),
+                reason,
+            })
+        };
+        let admin = describe(&self.server_chain[0], SERVER_CERT)?;
+        let server = match &self.installed {
+            Some(id) => ServerCert {
+                cert: describe(&id.chain[0], INSTALLED)?,
+                source: ServerSource::Installed,
+                chain_len: id.chain.len(),
+            },
+            None => ServerCert {
+                cert: admin.clone(),
+                source: ServerSource::Generated,
+                chain_len: self.server_chain.len(),
+            },
+        };
+        let roots = self
+            .roots
+            .iter()
+            .map(|r| {
+                Ok(RootInfo {
+                    cert: describe(&r.cert, roots::DIR)?,
+                    origin: match r.path {
+                        Some(_) => RootOrigin::Config,
+                        None => RootOrigin::Api,
+                    },
+                    path: r.path.as_ref().map(|p| p.display().to_string()),
+                })
+            })
+            .collect::<Result<_, PkiError>>()?;
+        Ok(CertOverview {
+            ca: describe(&self.ca_cert, CA_CERT)?,
+            server,
+            admin,
+            roots,
         })
     }
 
@@ -156,12 +264,84 @@ impl Pki {
     }
 }
 
-/// The PKI files a backup carries, by name.
-pub fn files_for_backup(dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, PkiError> {
-    [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
+/// A trusted device root besides the CA: from a file the configuration names, or added
+/// through the API (`path` is `None`).
+struct TrustedRoot {
+    cert: CertificateDer<'static>,
+    path: Option<PathBuf>,
+}
+
+/// Where the certificate phones are presented comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerSource {
+    /// Issued by the edgeprov CA for `pki.server_names`, renewed automatically.
+    Generated,
+    /// Installed by the operator (PEM or PKCS#12); never replaced automatically.
+    Installed,
+}
+
+/// Where a trusted device root comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootOrigin {
+    /// A file in `pki.trusted_device_roots`: changed by editing the configuration.
+    Config,
+    /// Added through the admin API.
+    Api,
+}
+
+/// The certificate phones are presented.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCert {
+    #[serde(flatten)]
+    pub cert: CertInfo,
+    pub source: ServerSource,
+    /// Certificates sent in the handshake (leaf and intermediates).
+    pub chain_len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootInfo {
+    #[serde(flatten)]
+    pub cert: CertInfo,
+    pub origin: RootOrigin,
+    /// The configured file it was read from (`origin: config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `GET /api/v1/certs`: every certificate the box uses or trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertOverview {
+    /// The device CA: signs the generated server certificate and device certificates, and is
+    /// always trusted for client certificates.
+    pub ca: CertInfo,
+    /// What phones are presented.
+    pub server: ServerCert,
+    /// What the admin API presents: always the generated certificate (the same as `server`
+    /// unless an identity is installed).
+    pub admin: CertInfo,
+    /// Trusted device roots besides the CA.
+    pub roots: Vec<RootInfo>,
+}
+
+/// The PKI files a backup carries, by name relative to the PKI directory: the CA, the
+/// generated server certificate, an installed identity and the roots added through the API.
+pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> {
+    let mut names: Vec<String> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
+        .map(String::from)
+        .into();
+    if dir.join(INSTALLED).exists() {
+        names.push(INSTALLED.to_string());
+    }
+    for cert in roots::load_stored(dir)? {
+        names.push(format!("{}/{}.crt", roots::DIR, fingerprint(&cert)));
+    }
+    names
         .into_iter()
         .map(|name| {
-            let path = dir.join(name);
+            let path = dir.join(&name);
             std::fs::read(&path)
                 .map(|b| (name, b))
                 .map_err(|source| PkiError::Io { path, source })
@@ -171,7 +351,8 @@ pub fn files_for_backup(dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>, PkiE
 
 /// Whether `name` is one of the PKI files a backup may restore.
 pub fn is_backup_file(name: &str) -> bool {
-    [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY].contains(&name)
+    [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, INSTALLED].contains(&name)
+        || roots::is_root_file(name)
 }
 
 /// Reads one PEM certificate (for `doctor`'s expiry checks).

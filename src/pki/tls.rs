@@ -23,6 +23,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// to the edgeprov CA or a configured vendor root and be within its validity, else the handshake
 /// fails (so an expired or foreign certificate never reaches the request handler).
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
+    let (chain, key) = pki.phone_identity();
     let verifier = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
         .allow_unauthenticated()
         .build()
@@ -31,7 +32,7 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
+        .with_single_cert(chain, key)
         .map_err(|e| PkiError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // The server's preference (strongest AEAD first), not whatever an old client lists first.
@@ -45,7 +46,8 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     Ok(Arc::new(config))
 }
 
-/// Admin API: server authentication only; clients prove themselves with a bearer token.
+/// Admin API: server authentication only; clients prove themselves with a bearer token. Always
+/// the generated certificate, whatever phones are presented: the CLI trusts only the CA.
 pub fn admin_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -3,12 +3,15 @@
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{ALARMS, Store, StoreError, decode, encode, read_all};
-use crate::model::{Alarm, AlarmKind};
+use crate::model::{Alarm, AlarmKind, Severity};
 
 /// One occurrence to be folded into the stored alarm of the same kind and source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmEvent {
     pub kind: AlarmKind,
+    /// Usually `kind.severity()`; the latest occurrence's severity is kept (a certificate
+    /// expiry alarm turns critical as the date comes closer).
+    pub severity: Severity,
     pub source: String,
     pub message: String,
     pub at: i64,
@@ -55,12 +58,13 @@ impl Store {
                 Some(mut a) => {
                     a.count += 1;
                     a.last = a.last.max(ev.at);
+                    a.severity = ev.severity;
                     a.message.clone_from(&ev.message);
                     a
                 }
                 None => Alarm {
                     kind: ev.kind,
-                    severity: ev.kind.severity(),
+                    severity: ev.severity,
                     source: ev.source.clone(),
                     message: ev.message.clone(),
                     count: 1,

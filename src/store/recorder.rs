@@ -12,7 +12,7 @@ use redb::ReadableTable;
 use super::alarms::AlarmEvent;
 use super::sync::Pending;
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::model::{AlarmKind, CheckIn, Device, Mac, now_unix};
+use crate::model::{AlarmKind, CheckIn, Device, Mac, Severity, now_unix};
 use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
@@ -25,6 +25,7 @@ pub enum RecorderEvent {
     CheckIn(Mac, CheckIn),
     Alarm {
         kind: AlarmKind,
+        severity: Severity,
         source: String,
         message: String,
     },
@@ -58,11 +59,23 @@ impl Recorder {
     }
 
     pub fn alarm(&self, kind: AlarmKind, source: impl Into<String>, message: impl Into<String>) {
+        self.alarm_with_severity(kind, kind.severity(), source, message);
+    }
+
+    /// An alarm whose severity depends on the occurrence, not only on its kind.
+    pub fn alarm_with_severity(
+        &self,
+        kind: AlarmKind,
+        severity: Severity,
+        source: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let source = source.into();
         let message = message.into();
         tracing::warn!(alarm = kind.as_str(), %source, "{message}");
         self.send(RecorderEvent::Alarm {
             kind,
+            severity,
             source,
             message,
         });
@@ -109,10 +122,12 @@ fn run(store: Store, rx: Receiver<RecorderEvent>, dropped: Arc<AtomicU64>) {
                 RecorderEvent::CheckIn(mac, c) => checkins.push((mac, c)),
                 RecorderEvent::Alarm {
                     kind,
+                    severity,
                     source,
                     message,
                 } => alarms.push(AlarmEvent {
                     kind,
+                    severity,
                     source,
                     message,
                     at: now_unix(),
@@ -128,6 +143,7 @@ fn run(store: Store, rx: Receiver<RecorderEvent>, dropped: Arc<AtomicU64>) {
         if lost > 0 {
             alarms.push(AlarmEvent {
                 kind: AlarmKind::RecorderOverflow,
+                severity: AlarmKind::RecorderOverflow.severity(),
                 source: "recorder".into(),
                 message: format!("{lost} check-in or alarm events dropped: the queue was full"),
                 at: now_unix(),
@@ -219,7 +235,7 @@ fn alarm_event(a: &AlarmEvent) -> Pending {
     } else {
         EventBody::Alarm {
             kind: a.kind.as_str().into(),
-            severity: format!("{:?}", a.kind.severity()).to_lowercase(),
+            severity: format!("{:?}", a.severity).to_lowercase(),
             source: a.source.clone(),
             message: a.message.clone(),
         }

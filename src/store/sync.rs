@@ -295,6 +295,7 @@ impl Store {
             )?;
             alarms.push(AlarmEvent {
                 kind: AlarmKind::OutboxOverflow,
+                severity: AlarmKind::OutboxOverflow.severity(),
                 source: "sync".into(),
                 message: format!(
                     "cloud outbox full: {total} events not kept since the last delivery"

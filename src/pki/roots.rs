@@ -1,0 +1,157 @@
+//! Trusted device roots added through the admin API, one PEM file each under
+//! `<pki>/roots/<sha256>.crt`, next to the roots the configuration names
+//! (`pki.trusted_device_roots`). Phones' client certificates must chain to the edgeprov CA or
+//! to one of these.
+
+use std::path::{Path, PathBuf};
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::PkiError;
+use super::files::{parse_one_cert, read_text};
+use super::inspect::{fingerprint, is_ca};
+
+pub const DIR: &str = "roots";
+
+/// Why a root offered through the API was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("no PEM certificate found")]
+    NoCertificate,
+    #[error("certificate {index} (counting from 1) is not usable: {reason}")]
+    Bad { index: usize, reason: String },
+    #[error(
+        "certificate {index} ({subject}) is not a CA certificate (basic constraints cA is not set)"
+    )]
+    NotCa { index: usize, subject: String },
+    #[error("certificate {index} ({subject}) has expired")]
+    Expired { index: usize, subject: String },
+}
+
+/// The file a root added through the API is kept in.
+pub fn path(pki_dir: &Path, fingerprint: &str) -> PathBuf {
+    pki_dir.join(DIR).join(format!("{fingerprint}.crt"))
+}
+
+/// Whether `name` (relative to the PKI directory) is a stored root's file.
+pub fn is_root_file(name: &str) -> bool {
+    name.strip_prefix("roots/")
+        .and_then(|n| n.strip_suffix(".crt"))
+        .and_then(super::inspect::normalise_fingerprint)
+        .is_some_and(|fp| name == format!("roots/{fp}.crt"))
+}
+
+/// The roots added through the API, in file-name order.
+pub fn load_stored(pki_dir: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    let dir = pki_dir.join(DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(PkiError::Io { path: dir, source }),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| PkiError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_root_file(&format!("{DIR}/{name}")) {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| parse_one_cert(p, &read_text(p)?))
+        .collect()
+}
+
+/// Parses the roots an operator offers (one or more PEM certificates): each must be a CA
+/// certificate, unexpired and usable as a trust anchor. All or nothing.
+pub fn parse_new(pem: &str, now: i64) -> Result<Vec<CertificateDer<'static>>, RootError> {
+    let mut out = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let index = i + 1;
+        let cert = cert.map_err(|e| RootError::Bad {
+            index,
+            reason: format!("bad PEM ({e})"),
+        })?;
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&cert).map_err(|e| RootError::Bad {
+                index,
+                reason: e.to_string(),
+            })?;
+        let subject = parsed.subject().to_string();
+        if !is_ca(&parsed) {
+            return Err(RootError::NotCa { index, subject });
+        }
+        if parsed.validity().not_after.timestamp() <= now {
+            return Err(RootError::Expired { index, subject });
+        }
+        RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| RootError::Bad {
+                index,
+                reason: format!("not a usable trust anchor ({e})"),
+            })?;
+        out.push(cert);
+    }
+    if out.is_empty() {
+        return Err(RootError::NoCertificate);
+    }
+    Ok(out)
+}
+
+/// Writes a root added through the API; returns its fingerprint.
+pub fn store(pki_dir: &Path, cert: &CertificateDer<'_>) -> Result<String, PkiError> {
+    super::files::ensure_dir(&pki_dir.join(DIR))?;
+    let fp = fingerprint(cert);
+    let text = pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", cert.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
+    super::files::write(&path(pki_dir, &fp), text.as_bytes(), 0o644)?;
+    Ok(fp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    fn cert(ca: bool) -> String {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn only_ca_certificates_are_roots() {
+        let now = crate::model::now_unix();
+        assert_eq!(parse_new(&cert(true), now).unwrap().len(), 1);
+        let both = format!("{}{}", cert(true), cert(false));
+        assert!(matches!(
+            parse_new(&both, now),
+            Err(RootError::NotCa { index: 2, .. })
+        ));
+        assert!(matches!(
+            parse_new("nothing", now),
+            Err(RootError::NoCertificate)
+        ));
+    }
+
+    #[test]
+    fn root_file_names_are_fingerprints() {
+        let fp = "ab".repeat(32);
+        assert!(is_root_file(&format!("roots/{fp}.crt")));
+        assert!(!is_root_file(&format!("roots/{}.crt", fp.to_uppercase())));
+        assert!(!is_root_file("roots/../ca.key"));
+        assert!(!is_root_file(&format!("roots/{fp}.pem")));
+    }
+}
