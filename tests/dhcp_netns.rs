@@ -235,7 +235,7 @@ router = "10.78.0.1"
         dir.path(),
         "udhcpc.sh",
         &format!(
-            r#"env > {out}/$1.env
+            r#"env > {out}/$1.tmp && mv {out}/$1.tmp {out}/$1.env
 case "$1" in
   bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
   deconfig) ip addr flush dev "$interface" ;;
@@ -320,7 +320,7 @@ esac"#,
         dir.path(),
         "dhclient.sh",
         &format!(
-            r#"env > {out}/$reason.env
+            r#"env > {out}/$reason.tmp && mv {out}/$reason.tmp {out}/$reason.env
 case "$reason" in
   BOUND|RENEW|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
 esac"#,
