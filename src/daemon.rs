@@ -175,7 +175,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         recorder: recorder.clone(),
         pki: pki.clone(),
         token,
-        firmware,
+        firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
@@ -237,9 +237,17 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         recorder.clone(),
         stop_rx.clone(),
     ));
+    let jobs = Arc::new(crate::jobs::JobsHandle::default());
+    loops.spawn(crate::jobs::run(
+        store.clone(),
+        firmware,
+        jobs.clone(),
+        stop_rx.clone(),
+    ));
     let router = admin::router(admin_state)
         .layer(axum::Extension(dns_zone))
-        .layer(axum::Extension(sync));
+        .layer(axum::Extension(sync))
+        .layer(axum::Extension(jobs));
     loops.spawn(accept_loop(
         admin_listener,
         Some(admin_tls),

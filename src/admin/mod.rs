@@ -7,6 +7,7 @@ mod dns;
 mod error;
 mod firmware;
 mod import;
+mod jobs;
 pub mod openapi;
 mod settings;
 mod sync;
@@ -27,6 +28,7 @@ pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
+pub use jobs::JobDetail;
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 
 use crate::model::Alarm;
@@ -106,6 +108,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync/now", post(sync::now))
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
+        .route("/jobs", get(jobs::list).post(jobs::create))
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/jobs/{id}/pause", post(jobs::pause))
+        .route("/jobs/{id}/resume", post(jobs::resume))
+        .route("/jobs/{id}/stop", post(jobs::stop))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -12,6 +12,7 @@ mod dns_records;
 mod error;
 mod files;
 mod firmware;
+mod jobs;
 mod layers;
 mod leases;
 mod recorder;
@@ -28,6 +29,7 @@ pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use firmware::ReleaseOrigin;
+pub use jobs::Step;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
@@ -134,6 +136,8 @@ impl Store {
             tx.open_table(sync::OUTBOX)?;
             tx.open_table(sync::OUTBOX_INDEX)?;
             tx.open_table(LEASES)?;
+            tx.open_table(jobs::JOBS)?;
+            tx.open_table(jobs::JOB_RESULTS)?;
         }
         tx.commit()?;
         Ok(())
