@@ -46,7 +46,7 @@ pub enum JobKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Write the changed device.
-    Put(Device, String),
+    Put(Box<Device>, String),
     /// Remove the device.
     Remove(String),
     /// Nothing to write; the device is already as asked (or the job changes no device).
@@ -102,7 +102,7 @@ impl JobKind {
             } else {
                 let detail = format!("{} → {}", state_name(d.state), state_name(to));
                 d.state = to;
-                Outcome::Put(d, detail)
+                Outcome::Put(Box::new(d), detail)
             }
         };
         match self {
@@ -123,7 +123,7 @@ impl JobKind {
                 if changes.is_empty() {
                     Outcome::Unchanged("already there".into())
                 } else {
-                    Outcome::Put(d, changes.join(", "))
+                    Outcome::Put(Box::new(d), changes.join(", "))
                 }
             }
             JobKind::SetParam {
@@ -140,10 +140,10 @@ impl JobKind {
                     Some(v) if map.get(name) == Some(v) => Outcome::Unchanged("already set".into()),
                     Some(v) => {
                         map.insert(name.clone(), v.clone());
-                        Outcome::Put(d, format!("{name} set"))
+                        Outcome::Put(Box::new(d), format!("{name} set"))
                     }
                     None if map.remove(name).is_some() => {
-                        Outcome::Put(d, format!("{name} removed"))
+                        Outcome::Put(Box::new(d), format!("{name} removed"))
                     }
                     None => Outcome::Unchanged(format!("{name} was not set")),
                 }
@@ -661,7 +661,7 @@ mod tests {
             value: None,
             secret: false,
         };
-        let Outcome::Put(d, _) = unset.apply(Some(d)) else {
+        let Outcome::Put(d, _) = unset.apply(Some(*d)) else {
             panic!("set_param null removes")
         };
         assert!(d.params.is_empty());

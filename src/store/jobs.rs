@@ -195,9 +195,9 @@ impl Store {
                 None => None,
             };
             let outcome = decide(device);
-            match &outcome {
-                Outcome::Put(d, _) => {
-                    let mut d = d.clone();
+            let result = DeviceResult::from_outcome(mac, &outcome);
+            match outcome {
+                Outcome::Put(mut d, _) => {
                     d.mac = mac;
                     d.updated = now_unix();
                     devices.insert(key.as_str(), encode(&d).as_slice())?;
@@ -207,7 +207,6 @@ impl Store {
                 }
                 Outcome::Unchanged(_) | Outcome::Failed(_) => {}
             }
-            let result = DeviceResult::from_outcome(mac, &outcome);
             results.insert((id, index), encode(&result).as_slice())?;
             job.record(result.status);
             jobs.insert(id, encode(&job).as_slice())?;
