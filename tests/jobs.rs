@@ -465,3 +465,35 @@ async fn cli_creates_follows_lists_and_shows_jobs() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_prefetch_fetches_each_image_once_for_the_selected_devices() {
+    use common::upstream::{Upstream, image, sha256_hex};
+    let up = Upstream::start(image(200_000, 7)).await;
+    let file = "FW_S_J179_R4_1_3_0_6.bin";
+    let d = Daemon::start_with(&format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"4.1.3.0.6\"\nfile = \"{file}\"\nurls = [\"{}\"]\nsha256 = \"{}\"\n",
+        up.url(file),
+        sha256_hex(&up.image)
+    ));
+    add_devices(&d, 1, 2, "hq").await;
+    d.add_device(json!({"mac": mac(3), "model": "K175", "site": "hq"}))
+        .await;
+    let id = create(
+        &d,
+        json!({"kind": "firmware_prefetch", "selection": {"site": "hq"}}),
+    )
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!(state(&j), "done", "{j}");
+    let details: Vec<&str> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details[0], format!("{file} cached"));
+    assert_eq!(details[1], format!("{file} cached"));
+    assert!(details[2].contains("no firmware"), "{details:?}");
+    assert_eq!(up.requests(), 1, "one download for both devices");
+}
