@@ -294,6 +294,10 @@ async fn bad_bodies_name_the_field() {
         ),
         (
             json!({"kind": "set_param", "name": "bad name", "value": "1", "selection": {"all": true}}),
+            "name:",
+        ),
+        (
+            json!({"kind": "set_param", "name": "SIPDOMAIN", "value": "a\"b", "selection": {"all": true}}),
             "value:",
         ),
         (

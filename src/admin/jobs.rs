@@ -136,6 +136,7 @@ fn parse_kind(f: &mut Fields) -> Result<JobKind, ApiError> {
                 Some(_) => return Err(bad("value: must be a string, or null to remove".into())),
             };
             let secret: bool = f.take("secret")?.unwrap_or(false);
+            crate::model::validate_param(&name, "").map_err(|e| bad(format!("name: {e}")))?;
             check_param("value", &name, value.as_deref().unwrap_or(""))?;
             JobKind::SetParam {
                 name,
