@@ -239,9 +239,9 @@ async fn stop_skips_the_rest_and_only_a_job_not_running_can_be_deleted() {
 }
 
 #[tokio::test]
-async fn a_running_job_continues_after_a_restart() {
+async fn a_running_job_continues_after_a_restart_and_a_crash() {
     let d = Daemon::start();
-    let macs = add_devices(&d, 1, 8, "hq").await;
+    let macs = add_devices(&d, 1, 12, "hq").await;
     let id = create(
         &d,
         json!({"kind": "set_param", "name": "VLAN", "value": "20",
@@ -250,15 +250,23 @@ async fn a_running_job_continues_after_a_restart() {
     .await;
     let before = wait_for(&d, id, 20, |j| ok_count(j) >= 2).await;
     let d = d.restart();
+    let mid = wait_for(&d, id, 20, |j| ok_count(j) >= 5).await;
+    assert_eq!(
+        mid["started"], before["started"],
+        "continued, not started again"
+    );
+    let mut d = d;
+    d.kill9();
+    let d = d.restart();
     let j = finished(&d, id).await;
     assert_eq!(state(&j), "done", "{j}");
     assert_eq!(
         j["started"], before["started"],
         "continued, not started again"
     );
-    assert_eq!(j["counts"]["total"], 8);
-    assert_eq!(ok_count(&j), 8);
-    assert_eq!(j["results"].as_array().unwrap().len(), 8);
+    assert_eq!(j["counts"]["total"], 12);
+    assert_eq!(ok_count(&j), 12);
+    assert_eq!(j["results"].as_array().unwrap().len(), 12);
     for m in &macs {
         assert_eq!(device(&d, m).await.1["params"]["VLAN"], "20");
     }
