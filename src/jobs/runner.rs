@@ -13,7 +13,7 @@ use super::JobsHandle;
 use super::model::{Action, Job, JobId, JobKind, JobState, Outcome, Pick, pick};
 use crate::firmware::Firmware;
 use crate::model::{Device, now_unix};
-use crate::store::{Step, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// After a store failure, the runner tries again this much later (and says so in the log).
 const RETRY: Duration = Duration::from_secs(2);
@@ -168,19 +168,17 @@ impl Runner {
                 return Ok(());
             }
             last = Some(Instant::now());
-            let step = match self.step(&job).await? {
-                Some(step) => step,
-                None => return Ok(()),
-            };
-            match step {
-                Step::Applied(j) => job = j,
-                Step::Halted(_) => return Ok(()),
+            match self.step(&job).await? {
+                Some(Some(j)) => job = j,
+                // The daemon is stopping, or the job was paused, stopped or deleted.
+                _ => return Ok(()),
             }
         }
     }
 
-    /// Processes the job's next device; `None` when the daemon stopped meanwhile.
-    async fn step(&mut self, job: &Job) -> Result<Option<Step>, RunError> {
+    /// Processes the job's next device: the job after the step, `Some(None)` when the store
+    /// refused the step (no longer running), `None` when the daemon stopped meanwhile.
+    async fn step(&mut self, job: &Job) -> Result<Option<Option<Job>>, RunError> {
         let (id, index) = (job.id, job.next);
         let store = self.store.clone();
         if job.kind == JobKind::FirmwarePrefetch {

@@ -19,16 +19,6 @@ pub(crate) const JOB_RESULTS: TableDefinition<(u64, u64), &[u8]> =
 /// The last job id handed out; ids are never reused, even after a delete.
 const LAST_JOB_ID: &str = "last_job_id";
 
-/// How a step ended.
-#[derive(Debug)]
-pub enum Step {
-    /// One device processed; the job as it is now.
-    Applied(Job),
-    /// Nothing done: the job is no longer running (paused, stopped, deleted: `None`) or was
-    /// already past that device.
-    Halted(Option<Job>),
-}
-
 fn job_key(id: JobId) -> String {
     format!("job {id}")
 }
@@ -168,19 +158,20 @@ impl Store {
     /// Processes device `index` of a running job in one transaction: `decide` sees the device
     /// (`None` when it is not in the inventory) and says what to do; the device change, its
     /// result and the job's progress commit together. Nothing happens unless the job is
-    /// running and `index` is its next device.
+    /// running and `index` is its next device (`None`: paused, stopped, deleted or already past
+    /// that device). Returns the job as it is after the step.
     pub fn job_step(
         &self,
         id: JobId,
         index: u64,
         decide: impl FnOnce(Option<Device>) -> Outcome,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Option<Job>, StoreError> {
         let tx = self.db.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
             let mut job = match read_job(&jobs, id)? {
                 Some(j) if j.state == JobState::Running && j.next == index && !j.complete() => j,
-                other => return Ok(Step::Halted(other)),
+                _ => return Ok(None),
             };
             let mut results = tx.open_table(JOB_RESULTS)?;
             let rkey = format!("{id}/{index}");
@@ -213,7 +204,7 @@ impl Store {
             job
         };
         tx.commit()?;
-        Ok(Step::Applied(job))
+        Ok(Some(job))
     }
 
     /// Deletes a job and its results; refused while it runs.

@@ -29,7 +29,6 @@ pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use firmware::ReleaseOrigin;
-pub use jobs::Step;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
