@@ -68,6 +68,9 @@ pub struct PhoneConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Wrong tokens accepted from one address per minute before it is answered 429 for the
+    /// rest of that minute.
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +119,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            auth_failures_per_minute: 10,
         }
     }
 }

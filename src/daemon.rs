@@ -88,6 +88,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
         .await
         .expect("store open task")?;
+    if let (Some(log), Ok(Some(level))) = (&log, store.preferences().map(|p| p.log_level)) {
+        log.set_level(&level)
+            .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));
+    }
     let pki = Arc::new(Pki::load_or_init(
         &config.pki_dir(),
         &config.pki,
@@ -174,11 +178,15 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         store: store.clone(),
         recorder: recorder.clone(),
         pki: pki.clone(),
-        token,
+        guard: Arc::new(admin::Guard {
+            box_token: token,
+            limiter: admin::FailureLimiter::new(config.admin.auth_failures_per_minute),
+        }),
         firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
+        log: log.clone(),
     };
     let limits = Arc::new(Limits {
         metrics: metrics.clone(),
@@ -258,6 +266,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         stop_rx.clone(),
         graceful.clone(),
     ));
+    loops.spawn(crate::retention::run(store.clone(), stop_rx.clone()));
     loops.spawn(crate::notify::watchdog(store.clone(), stop_rx));
 
     let listeners_path = config.listeners_path();
@@ -288,6 +297,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         phone_tls: phone_tls.clone(),
         admin_tls: admin_tls_handle,
         log,
+        store: store.clone(),
     };
     while signals.next().await == Signal::Reload {
         crate::notify::reloading();

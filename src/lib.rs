@@ -17,6 +17,7 @@ pub mod notify;
 pub mod phone;
 pub mod pki;
 pub mod reload;
+pub mod retention;
 pub mod serve;
 pub mod settings;
 pub mod store;

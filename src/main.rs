@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use edgeprov::cli::{
     self, Output, client::ApiClient, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd,
     dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, job::JobCmd, param::ParamCmd, pki::PkiCmd,
-    settings::SettingsCmd,
+    prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -69,7 +69,20 @@ enum Remote {
     #[command(subcommand)]
     Pki(PkiCmd),
     /// List alarms.
+    #[command(alias = "alarm")]
     Alarms,
+    /// Sites: list, create, change, delete.
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Groups in use.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Runtime preferences: log level, check-in and audit retention.
+    #[command(subcommand)]
+    Prefs(PrefsCmd),
     /// Take a consistent backup (database, PKI, token, configuration) from the running daemon.
     Backup {
         #[arg(long, value_name = "FILE")]
@@ -207,6 +220,10 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Site(cmd) => cli::site::run(cmd, &api, out).await,
+            Remote::Group(cmd) => cli::site::groups(cmd, &api, out).await,
+            Remote::Token(cmd) => cli::token::run(cmd, &api, out).await,
+            Remote::Prefs(cmd) => cli::prefs::run(cmd, &api, out).await,
             Remote::Backup {
                 out: file,
                 passphrase_file,

@@ -16,6 +16,8 @@ pub struct Reloader {
     pub phone_tls: TlsSource,
     pub admin_tls: TlsSource,
     pub log: Option<LogControl>,
+    /// Where a log level set at runtime (the preferences) is kept: it wins over the file's.
+    pub store: crate::store::Store,
 }
 
 /// Settings a reload cannot apply to a running daemon (sockets are bound, files are open).
@@ -85,8 +87,9 @@ impl Reloader {
         };
         swap(&self.phone_tls, phone);
         swap(&self.admin_tls, admin);
+        let runtime_level = self.store.preferences().ok().and_then(|p| p.log_level);
         if let Some(log) = &self.log
-            && let Err(e) = log.set_level(&new.log_level)
+            && let Err(e) = log.set_level(runtime_level.as_deref().unwrap_or(&new.log_level))
         {
             tracing::warn!("log level not changed: {e}");
         }

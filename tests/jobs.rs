@@ -100,6 +100,7 @@ async fn scheduled_job_runs_at_its_time_and_not_before() {
     let j = finished(&d, id).await;
     assert_eq!(state(&j), "done", "{j}");
     assert!(j["started"].as_i64().unwrap() >= at, "{j}");
+    assert_eq!(j["created_by"], "admin", "the caller's user name");
     assert_eq!(
         j["counts"],
         json!({"total": 3, "ok": 3, "failed": 0, "skipped": 0, "pending": 0})

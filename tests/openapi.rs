@@ -1,11 +1,15 @@
-//! The OpenAPI document matches the router both ways, and every route refuses a missing or
-//! wrong token (audited) and works for the administrator.
+//! The OpenAPI document matches the router both ways, and one table-driven test walks every
+//! documented operation: no token or a wrong one → 401; an operator outside its sites → 403
+//! (or, for a listing, nothing of the other site) with an audit entry; the administrator →
+//! works. A route the table has no case for fails the test, so a new route cannot be
+//! forgotten.
 
 mod common;
 
 use std::collections::BTreeSet;
 
 use common::*;
+use serde_json::{Value, json};
 
 /// (method, path) of every `.route(...)` in the admin module's source.
 fn routes_in_source() -> BTreeSet<(String, String)> {
@@ -46,23 +50,186 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
     out
 }
 
-fn sample(path: &str) -> String {
-    path.replace("{mac}", "001122aabbcc")
+/// An operator's view of a route it is not meant to reach.
+enum Outside {
+    /// 403 for this request.
+    Refused(String, Option<Value>),
+    /// Answered, but nothing in the answer names the other site.
+    Filtered(String),
+    /// Open to every valid token.
+    Open,
+}
+
+struct Case {
+    /// The administrator's request and whether its status means it worked.
+    admin: (String, Option<Value>),
+    admin_ok: fn(u16) -> bool,
+    outside: Outside,
+}
+
+const MINE: &str = "0011220000a1";
+const THEIRS: &str = "0011220000b1";
+/// Removed by the administrator's DELETE.
+const SPARE: &str = "0011220000c1";
+
+fn success(s: u16) -> bool {
+    (200..300).contains(&s)
+}
+
+/// Past the guard: whatever the handler decided, it was not an authorisation refusal.
+fn past_the_guard(s: u16) -> bool {
+    !matches!(s, 401 | 403 | 405 | 429)
+}
+
+fn fill(path: &str, mac: &str, site: &str) -> String {
+    path.replace("{mac}", mac)
         .replace("{name}", "46xxsettings.txt")
-        .replace("{layer}", "global")
+        .replace("{layer}", &format!("site:{site}"))
+        .replace("{site}", site)
         .replace("{id}", "1")
         .replace("{file}", "x.bin")
         .replace("{scope}", "global")
 }
 
+/// The case for one documented operation; `None` when the table lacks it.
+fn case(method: &str, path: &str, access: &str) -> Option<Case> {
+    let ok = |url: String, body: Option<Value>| Case {
+        admin: (url, body),
+        admin_ok: success,
+        outside: Outside::Open,
+    };
+    let sites = |admin: String, body: Option<Value>, outside: Outside| Case {
+        admin: (admin, body),
+        admin_ok: success,
+        outside,
+    };
+    let refused = |url: String, body: Option<Value>| Outside::Refused(url, body);
+    let on = |mac: &str, site: &str| fill(path, mac, site);
+    let c = match (access, method, path) {
+        ("any", _, _) => ok(path.to_string(), None),
+        ("sites", "get", "/devices") => sites(
+            "/devices".into(),
+            None,
+            refused("/devices?site=theirs".into(), None),
+        ),
+        ("sites", "post", "/devices") => sites(
+            "/devices".into(),
+            Some(json!({"mac": "0011220000d1", "model": "J179", "site": "mine"})),
+            refused(
+                "/devices".into(),
+                Some(json!({"mac": "0011220000d2", "model": "J179", "site": "theirs"})),
+            ),
+        ),
+        ("sites", "post", "/devices/import") => sites(
+            "/devices/import?format=json".into(),
+            Some(json!([{"mac": "0011220000d3", "model": "J179", "site": "mine"}])),
+            refused(
+                "/devices/import?format=json".into(),
+                Some(json!([{"mac": "0011220000d4", "model": "J179", "site": "theirs"}])),
+            ),
+        ),
+        ("sites", "get", "/devices/export") => sites(
+            "/devices/export?format=json".into(),
+            None,
+            refused("/devices/export?format=json&site=theirs".into(), None),
+        ),
+        ("sites", "patch", "/devices/{mac}") => sites(
+            on(MINE, "mine"),
+            Some(json!({"label": "front desk"})),
+            refused(on(THEIRS, "theirs"), Some(json!({"label": "taken"}))),
+        ),
+        ("sites", "delete", "/devices/{mac}") => {
+            sites(on(SPARE, "mine"), None, refused(on(THEIRS, "theirs"), None))
+        }
+        ("sites", "patch", "/params/{layer}") => sites(
+            on(MINE, "mine"),
+            Some(json!({"params": {"sip.server": "pbx.mine.example"}})),
+            refused(
+                on(THEIRS, "theirs"),
+                Some(json!({"params": {"sip.server": "pbx.evil.example"}})),
+            ),
+        ),
+        ("sites", "get" | "put" | "delete", "/files/{name}") => sites(
+            format!("{}?site=mine", on(MINE, "mine")),
+            (method == "put").then(|| json!("SET X 1")),
+            refused(
+                format!("{}?site=theirs", on(THEIRS, "theirs")),
+                (method == "put").then(|| json!("SET X 2")),
+            ),
+        ),
+        ("sites", "get", "/files" | "/groups") => sites(
+            path.into(),
+            None,
+            refused(format!("{path}?site=theirs"), None),
+        ),
+        ("sites", "get", "/sites") => {
+            sites("/sites".into(), None, Outside::Filtered("/sites".into()))
+        }
+        ("sites", "post", "/devices/{mac}/certificate") => {
+            sites(on(MINE, "mine"), None, refused(on(THEIRS, "theirs"), None))
+        }
+        ("sites", "get" | "patch", _)
+            if path.contains("{mac}") || path.contains("{site}") || path.contains("{layer}") =>
+        {
+            let body = (method == "patch").then(|| json!({"label": "renamed"}));
+            sites(
+                on(MINE, "mine"),
+                body.clone(),
+                refused(on(THEIRS, "theirs"), body),
+            )
+        }
+        ("sites", _, _) => return None,
+        // Administrator-only routes: the operator is refused whatever it asks.
+        ("administrator", _, _) => {
+            let (url, body, admin_ok): (String, Option<Value>, fn(u16) -> bool) = match (
+                method, path,
+            ) {
+                ("post", "/sites") => (
+                    "/sites".into(),
+                    Some(json!({"name": "spare-site"})),
+                    success,
+                ),
+                ("delete", "/sites/{site}") => ("/sites/spare-site".into(), None, success),
+                ("post", "/tokens") => (
+                    "/tokens".into(),
+                    Some(json!({"user": "bob", "role": "operator", "sites": ["mine"]})),
+                    success,
+                ),
+                ("patch", "/preferences") => (
+                    "/preferences".into(),
+                    Some(json!({"audit_retention_days": 400})),
+                    success,
+                ),
+                ("post", "/dns/records") => (
+                    "/dns/records".into(),
+                    Some(
+                        json!({"name": "prov.example.lan", "type": "A", "value": "10.0.0.9", "ttl": 60}),
+                    ),
+                    success,
+                ),
+                ("get", _) if !path.contains('{') => (path.into(), None, success),
+                _ => (fill(path, MINE, "mine"), None, past_the_guard),
+            };
+            Case {
+                admin: (url.clone(), body.clone()),
+                admin_ok,
+                outside: Outside::Refused(url, body),
+            }
+        }
+        _ => return None,
+    };
+    Some(c)
+}
+
 #[tokio::test]
 async fn document_matches_router_and_every_route_is_guarded() {
-    let d = Daemon::start();
+    let d = Daemon::start_with("auth_failures_per_minute = 100000");
     let (status, doc) = d.api("GET", "/openapi.json", None).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
     let mut documented = BTreeSet::new();
+    let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             assert!(op["responses"].is_object(), "{method} {path} has responses");
@@ -79,6 +246,8 @@ async fn document_matches_router_and_every_route_is_guarded() {
                 .collect();
             assert_eq!(declared, in_path, "{method} {path}: path parameters");
             documented.insert((method.clone(), path.clone()));
+            let access = op["x-access"].as_str().unwrap_or_default().to_string();
+            operations.push((method.clone(), path.clone(), access));
         }
     }
     let routed = routes_in_source();
@@ -93,30 +262,92 @@ async fn document_matches_router_and_every_route_is_guarded() {
         "routed but not documented"
     );
 
-    d.add_device(serde_json::json!({"mac": "001122aabbcc", "model": "J179"}))
-        .await;
-    for (method, path) in &documented {
-        let url = sample(path);
-        let m = method.to_uppercase();
-        let (s, _) = d.api_with_token(&m, &url, None, None).await;
-        assert_eq!(s, 401, "{m} {url} without a token");
-        let (s, _) = d.api_with_token(&m, &url, None, Some("ep_wrong")).await;
-        assert_eq!(s, 401, "{m} {url} with a wrong token");
-        if m == "GET" {
-            let (s, body) = d.api(&m, &url, None).await;
-            assert!(s != 401 && s != 405, "{m} {url} as administrator: {s}");
-            assert!(
-                !(s == 404 && body["error"] == "no such route"),
-                "{m} {url} is routed"
-            );
-        }
+    // Two sites with a device each, a file each, and an operator of one of them.
+    for (mac, site) in [(MINE, "mine"), (THEIRS, "theirs"), (SPARE, "mine")] {
+        d.add_device(json!({"mac": mac, "model": "J179", "site": site, "group": site}))
+            .await;
     }
+    for site in ["mine", "theirs"] {
+        let (s, v) = d
+            .api(
+                "PUT",
+                &format!("/files/46xxsettings.txt?site={site}"),
+                Some(json!("SET A 1")),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let operator = made["token"].as_str().unwrap().to_string();
+
+    let mut cases = Vec::new();
+    for (method, path, access) in &operations {
+        let c = case(method, path, access).unwrap_or_else(|| {
+            panic!("{method} {path} (access {access:?}) has no case in this test: add one")
+        });
+        cases.push((method.to_uppercase(), path.clone(), c));
+    }
+    // Deletions last, so what they remove has served the other requests first.
+    cases.sort_by_key(|(m, _, _)| m == "DELETE");
+
+    let mut operator_refusals = 0;
+    for (m, path, c) in &cases {
+        let (url, body) = &c.admin;
+        let (s, _) = d.api_with_token(m, url, body.clone(), None).await;
+        assert_eq!(s, 401, "{m} {url} without a token");
+        let (s, _) = d
+            .api_with_token(m, url, body.clone(), Some("ep_wrong"))
+            .await;
+        assert_eq!(s, 401, "{m} {url} with a wrong token");
+        match &c.outside {
+            Outside::Refused(url, body) => {
+                let (s, v) = d
+                    .api_with_token(m, url, body.clone(), Some(&operator))
+                    .await;
+                assert_eq!(s, 403, "{m} {url} as an operator outside its sites: {v}");
+                operator_refusals += 1;
+            }
+            Outside::Filtered(url) => {
+                let (s, v) = d.api_with_token(m, url, None, Some(&operator)).await;
+                assert_eq!(s, 200, "{m} {url} as an operator: {v}");
+                assert!(
+                    !v.to_string().contains("theirs"),
+                    "{m} {url} shows the other site: {v}"
+                );
+            }
+            Outside::Open => {
+                let (s, _) = d.api_with_token(m, url, None, Some(&operator)).await;
+                assert_eq!(s, 200, "{m} {url} is open to every token");
+            }
+        }
+        let (s, v) = d.api(m, url, body.clone()).await;
+        assert!(
+            (c.admin_ok)(s) && !(s == 404 && v["error"] == "no such route"),
+            "{m} {url} ({path}) as administrator: {s} {v}"
+        );
+    }
+
     let (_, audit) = d
         .api("GET", "/audit?who=anonymous&limit=100000", None)
         .await;
     assert_eq!(
         audit.as_array().unwrap().len(),
-        documented.len() * 2,
-        "every refusal is audited"
+        cases.len() * 2,
+        "every refused token is audited"
+    );
+    let (_, audit) = d
+        .api("GET", "/audit?who=olivia&status=403&limit=100000", None)
+        .await;
+    assert_eq!(
+        audit.as_array().unwrap().len(),
+        operator_refusals,
+        "every refusal of the operator is audited under its name"
     );
 }

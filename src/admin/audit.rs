@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{AdminState, ApiError, blocking, token};
+use super::{AdminState, ApiError, blocking};
 use crate::serve::ConnInfo;
 use crate::store::AuditEntry;
 
@@ -84,14 +84,17 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
         .get::<Arc<ConnInfo>>()
         .map(|c| c.peer.ip().to_string())
         .unwrap_or_default();
-    let who = if token::presented(&st.token, req.headers()) {
-        "admin"
-    } else {
-        "anonymous"
-    };
     let resp = next.run(req).await;
+    let who = resp
+        .extensions()
+        .get::<super::auth::Who>()
+        .map_or("anonymous", |w| w.0.as_str())
+        .to_string();
     let status = resp.status();
-    let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    let refused = matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    );
     // Reads are not audited, unless they were refused.
     if (method == Method::GET || method == Method::HEAD) && !refused {
         return resp;
@@ -100,7 +103,7 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
     let entry = AuditEntry {
         seq: 0,
         time: crate::model::now_unix(),
-        who: who.to_string(),
+        who,
         source,
         method: method.to_string(),
         resource,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::audit::with_change;
-use super::{AdminState, ApiError, blocking, parse_json};
+use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
 
@@ -323,10 +323,15 @@ pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize
 /// The inventory, filtered; the total number of matches is in `X-Total-Count`.
 pub async fn list(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Result<([(&'static str, String); 1], Json<Vec<DeviceView>>), ApiError> {
+    if let Some(site) = &q.site {
+        who.require_site(site)?;
+    }
     let store = st.store.clone();
-    let devices = blocking(move || store.list_devices()).await?;
+    let mut devices = blocking(move || store.list_devices()).await?;
+    devices.retain(|d| who.allows(&d.site));
     let (page, total) = select(devices, &q)?;
     Ok((
         [("x-total-count", total.to_string())],
@@ -334,9 +339,14 @@ pub async fn list(
     ))
 }
 
-pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let new: NewDevice = parse_json(&body)?;
     new.validate()?;
+    who.require_site(&new.site)?;
     let store = st.store.clone();
     let device = blocking(move || store.create_device(new.into_device())).await?;
     tracing::info!(mac = %device.mac, "device added");
@@ -348,18 +358,27 @@ pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Respons
 
 pub async fn get(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let mac = parse_mac(&mac)?;
+    Ok(Json(scoped(&st, &who, mac).await?.into()))
+}
+
+/// The device, if the caller may see its site: 404 when there is none, 403 when it belongs to a
+/// site the caller does not have.
+pub async fn scoped(st: &AdminState, who: &Principal, mac: Mac) -> Result<Device, ApiError> {
     let store = st.store.clone();
-    blocking(move || store.get_device(mac))
+    let device = blocking(move || store.get_device(mac))
         .await?
-        .map(|d| Json(d.into()))
-        .ok_or_else(|| ApiError::NotFound(format!("device {mac} not found")))
+        .ok_or_else(|| ApiError::NotFound(format!("device {mac} not found")))?;
+    who.require_site(&device.site)?;
+    Ok(device)
 }
 
 pub async fn update(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -371,13 +390,16 @@ pub async fn update(
         let mut before = None;
         store
             .update_device(mac, |d| {
+                // Both where the device is and where the change would put it must be the
+                // caller's; a refusal leaves the device as it was.
+                who.require_site(&d.site)?;
                 before = Some(DeviceView::from(d.clone()));
                 patch.apply(d);
-                Ok::<(), std::convert::Infallible>(())
+                who.require_site(&d.site)
             })
-            .map(|r| (before, r.unwrap_or_else(|never| match never {})))
+            .map(|r| r.map(|d| (before, d)))
     })
-    .await?;
+    .await??;
     let after = DeviceView::from(device);
     let resp = Json(&after).into_response();
     Ok(with_change(
@@ -390,9 +412,11 @@ pub async fn update(
 
 pub async fn delete(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
 ) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
+    scoped(&st, &who, mac).await?;
     let store = st.store.clone();
     match blocking(move || store.delete_device(mac)).await? {
         Some(old) => {
@@ -418,6 +442,7 @@ struct CertRequest {
 /// Issues a client certificate for an inventory device (softphones, tests, simulators).
 pub async fn certificate(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DeviceIdentity>), ApiError> {
@@ -431,10 +456,7 @@ pub async fn certificate(
     if !(1..=3650).contains(&days) {
         return Err(ApiError::BadRequest("days: must be 1 to 3650".into()));
     }
-    let store = st.store.clone();
-    if blocking(move || store.get_device(mac)).await?.is_none() {
-        return Err(ApiError::NotFound(format!("device {mac} not found")));
-    }
+    scoped(&st, &who, mac).await?;
     let pki = st.pki.clone();
     let identity = tokio::task::spawn_blocking(move || pki.issue_device(mac, days))
         .await
@@ -442,6 +464,27 @@ pub async fn certificate(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(%mac, days, "device certificate issued");
     Ok((StatusCode::CREATED, Json(identity)))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+/// A device's check-in history, newest first.
+pub async fn checkins(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(mac): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<CheckIn>>, ApiError> {
+    let mac = parse_mac(&mac)?;
+    scoped(&st, &who, mac).await?;
+    st.recorder.flush().await;
+    let store = st.store.clone();
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    Ok(Json(blocking(move || store.checkins_of(mac, limit)).await?))
 }
 
 #[cfg(test)]

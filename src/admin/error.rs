@@ -13,6 +13,10 @@ pub enum ApiError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("too many wrong tokens from this address: try again in {0} s")]
+    TooManyFailures(i64),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -25,6 +29,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::InUse(why) => ApiError::Conflict(why),
             other => {
                 tracing::error!(error = %other, "store error in admin API");
                 ApiError::Internal(other.to_string())
@@ -38,9 +43,15 @@ impl IntoResponse for ApiError {
         let status = match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let retry_after = match self {
+            ApiError::TooManyFailures(secs) => Some(secs),
+            _ => None,
         };
         let mut resp = (
             status,
@@ -52,6 +63,10 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer realm=\"edgeprov\""),
             );
+        }
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
     }

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::devices::NewDevice;
-use super::{AdminState, ApiError, blocking};
+use super::{AdminState, ApiError, Principal, blocking};
 use crate::model::{Device, Mac};
 
 const FIXED: [&str; 6] = ["mac", "model", "serial", "site", "group", "label"];
@@ -190,6 +190,7 @@ pub struct ImportQuery {
 
 pub async fn import(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
@@ -205,6 +206,9 @@ pub async fn import(
     // Each error so far is a row that could not be read at all.
     let total = rows.len() + errors.len();
     check_rows(&rows, &mut errors);
+    if !who.is_admin() {
+        within_sites(&st, &who, &rows).await?;
+    }
     let devices: Vec<Device> = rows.into_iter().map(|(_, d)| d.into_device()).collect();
     let store = st.store.clone();
     let apply = errors.is_empty() && !q.dry_run;
@@ -227,19 +231,58 @@ pub async fn import(
     Ok((status, Json(report)))
 }
 
+/// An operator's import may only touch its sites: every row's site, and the site of every
+/// device a row would change. One row outside refuses the whole import (403, naming the line).
+async fn within_sites(
+    st: &AdminState,
+    who: &Principal,
+    rows: &[(usize, NewDevice)],
+) -> Result<(), ApiError> {
+    if let Some((line, d)) = rows.iter().find(|(_, d)| !who.allows(&d.site)) {
+        return Err(ApiError::Forbidden(format!(
+            "line {line}: site {:?} is not assigned to {}",
+            d.site, who.user
+        )));
+    }
+    let store = st.store.clone();
+    let wanted: Vec<(usize, Mac)> = rows.iter().map(|(line, d)| (*line, d.mac)).collect();
+    let existing = blocking(move || {
+        wanted
+            .into_iter()
+            .map(|(line, mac)| Ok(store.get_device(mac)?.map(|d| (line, d.site))))
+            .filter_map(Result::transpose)
+            .collect::<Result<Vec<_>, crate::store::StoreError>>()
+    })
+    .await?;
+    match existing.into_iter().find(|(_, site)| !who.allows(site)) {
+        Some((line, site)) => Err(ApiError::Forbidden(format!(
+            "line {line}: the device belongs to site {site:?}, which is not assigned to {}",
+            who.user
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub struct ExportQuery {
     pub format: Option<String>,
+    /// Only this site's devices.
+    pub site: Option<String>,
 }
 
 /// The inventory as CSV or JSON. Secret values are never exported (they are write-only): an
 /// export is safe to hand around; the backup carries them.
 pub async fn export(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(site) = &q.site {
+        who.require_site(site)?;
+    }
     let store = st.store.clone();
-    let devices = blocking(move || store.list_devices()).await?;
+    let mut devices = blocking(move || store.list_devices()).await?;
+    devices.retain(|d| who.allows(&d.site) && q.site.as_ref().is_none_or(|s| &d.site == s));
     match q.format.as_deref().unwrap_or("csv") {
         "json" => {
             let views: Vec<super::DeviceView> = devices.into_iter().map(Into::into).collect();

@@ -1,6 +1,7 @@
 //! The admin REST API: JSON under `/api/v1`, HTTPS with the server certificate, bearer token.
 
 mod audit;
+pub mod auth;
 mod devices;
 mod dhcp;
 mod dns;
@@ -9,27 +10,34 @@ mod firmware;
 mod import;
 mod jobs;
 pub mod openapi;
+mod preferences;
+mod ratelimit;
 mod settings;
+mod sites;
 mod sync;
 pub mod token;
+mod tokens;
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use audit::Change;
+pub use auth::{Guard, Principal};
 pub use devices::DeviceView;
 pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;
+pub use ratelimit::FailureLimiter;
 pub use settings::{EffectiveView, LayerView, StaticFileView};
+pub use sites::{GroupView, SiteView};
+pub use tokens::{NewTokenView, TokenView};
 
 use crate::model::Alarm;
 use crate::pki::Pki;
@@ -40,12 +48,15 @@ pub struct AdminState {
     pub store: Store,
     pub recorder: Recorder,
     pub pki: Arc<Pki>,
-    pub token: Arc<str>,
+    pub guard: Arc<auth::Guard>,
     pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
     /// The running configuration (backups carry it).
     pub config: Arc<crate::config::Config>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Changes the log level at runtime (absent when logging was set up elsewhere, as in tests
+    /// of the library).
+    pub log: Option<crate::logging::LogControl>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -67,6 +78,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/devices/{mac}/certificate", post(devices::certificate))
         .route("/devices/{mac}/files/{name}", get(settings::device_file))
         .route("/devices/{mac}/effective", get(settings::device_effective))
+        .route("/devices/{mac}/checkins", get(devices::checkins))
+        .route("/sites", get(sites::list).post(sites::create))
+        .route(
+            "/sites/{site}",
+            get(sites::get).patch(sites::update).delete(sites::delete),
+        )
+        .route("/groups", get(sites::groups))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route(
+            "/preferences",
+            get(preferences::get).patch(preferences::update),
+        )
         .route(
             "/params/{layer}",
             get(settings::get_layer).patch(settings::patch_layer),
@@ -115,7 +139,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}/stop", post(jobs::stop))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            require_token,
+            auth::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -128,18 +152,6 @@ pub fn router(state: AdminState) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
-}
-
-async fn require_token(
-    State(st): State<AdminState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if token::presented(&st.token, req.headers()) {
-        Ok(next.run(req).await)
-    } else {
-        Err(ApiError::Unauthorized)
-    }
 }
 
 async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -329,5 +341,14 @@ async fn blocking<T: Send + 'static>(
 
 /// Parses a JSON body; serde's message names the field and position that is wrong.
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        match e.path().to_string().as_str() {
+            "." => ApiError::BadRequest(format!("request body: {}", e.inner())),
+            path => ApiError::BadRequest(format!("request body: {path}: {}", e.inner())),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
+    Ok(value)
 }

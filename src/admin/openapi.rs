@@ -11,6 +11,45 @@ pub struct Route {
     pub summary: &'static str,
     /// Query parameters, by name.
     pub query: &'static [&'static str],
+    pub access: Access,
+}
+
+/// Who may call a route (published as `x-access` on each operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any valid token.
+    Any,
+    /// Administrators, and operators for the sites assigned to them (checked by the handler).
+    Sites,
+    /// Administrators only.
+    Admin,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Any => "any",
+            Access::Sites => "sites",
+            Access::Admin => "administrator",
+        }
+    }
+}
+
+impl Route {
+    /// Opens the route to operators, limited to their sites.
+    const fn sites(self) -> Route {
+        Route {
+            access: Access::Sites,
+            ..self
+        }
+    }
+
+    const fn any(self) -> Route {
+        Route {
+            access: Access::Any,
+            ..self
+        }
+    }
 }
 
 const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
@@ -19,6 +58,7 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
         path,
         summary,
         query: &[],
+        access: Access::Admin,
     }
 }
 
@@ -33,12 +73,13 @@ const fn q(
         path,
         summary,
         query,
+        access: Access::Admin,
     }
 }
 
 pub const ROUTES: &[Route] = &[
-    r("get", "/openapi.json", "This document"),
-    r("get", "/health", "Status, version and device count"),
+    r("get", "/openapi.json", "This document").any(),
+    r("get", "/health", "Status, version and device count").any(),
     q(
         "get",
         "/devices",
@@ -56,61 +97,116 @@ pub const ROUTES: &[Route] = &[
             "offset",
             "limit",
         ],
-    ),
-    r("post", "/devices", "Create a device"),
+    )
+    .sites(),
+    r("post", "/devices", "Create a device").sites(),
     q(
         "post",
         "/devices/import",
         "Import devices from CSV or JSON, all or nothing",
         &["format", "dry_run"],
-    ),
+    )
+    .sites(),
     q(
         "get",
         "/devices/export",
         "Export the inventory as CSV or JSON (no secret values)",
-        &["format"],
-    ),
-    r("get", "/devices/{mac}", "One device"),
+        &["format", "site"],
+    )
+    .sites(),
+    r("get", "/devices/{mac}", "One device").sites(),
     r(
         "patch",
         "/devices/{mac}",
         "Change a device (null removes a parameter)",
-    ),
-    r("delete", "/devices/{mac}", "Remove a device"),
+    )
+    .sites(),
+    r("delete", "/devices/{mac}", "Remove a device").sites(),
     r(
         "post",
         "/devices/{mac}/certificate",
         "Issue a client certificate for the device",
-    ),
+    )
+    .sites(),
     r(
         "get",
         "/devices/{mac}/files/{name}",
         "The exact bytes the device gets for a file",
-    ),
+    )
+    .sites(),
     r(
         "get",
         "/devices/{mac}/effective",
         "The device's evaluated settings with their origin",
-    ),
+    )
+    .sites(),
     r(
         "get",
         "/params/{layer}",
         "Parameters of a layer (global, site:NAME, group:NAME, model:NAME)",
-    ),
+    )
+    .sites(),
     r(
         "patch",
         "/params/{layer}",
         "Set or remove parameters of a layer",
+    )
+    .sites(),
+    q(
+        "get",
+        "/devices/{mac}/checkins",
+        "The device's check-in history, newest first",
+        &["limit"],
+    )
+    .sites(),
+    r("get", "/sites", "Sites with their device counts").sites(),
+    r("post", "/sites", "Create a site"),
+    r("get", "/sites/{site}", "One site").sites(),
+    r(
+        "patch",
+        "/sites/{site}",
+        "Change a site's label or HTTP-credential policy",
+    )
+    .sites(),
+    r(
+        "delete",
+        "/sites/{site}",
+        "Delete a site without devices, with its parameters",
     ),
-    r("get", "/files", "List static files"),
-    q("get", "/files/{name}", "Download a static file", &["site"]),
+    q(
+        "get",
+        "/groups",
+        "Groups in use, with their device counts",
+        &["site"],
+    )
+    .sites(),
+    r("get", "/tokens", "API tokens (never their secrets)"),
+    r(
+        "post",
+        "/tokens",
+        "Create a token ({user, role, sites}); its secret is shown once",
+    ),
+    r("delete", "/tokens/{id}", "Revoke a token"),
+    r(
+        "get",
+        "/preferences",
+        "Log level and retention of check-ins and audit",
+    ),
+    r(
+        "patch",
+        "/preferences",
+        "Change the log level (at once) or the retention",
+    ),
+    q("get", "/files", "List static files", &["site"]).sites(),
+    q("get", "/files/{name}", "Download a static file", &["site"]).sites(),
     q(
         "put",
         "/files/{name}",
         "Upload a static file (wins over a generated one)",
         &["site"],
-    ),
-    q("delete", "/files/{name}", "Delete a static file", &["site"]),
+    )
+    .sites(),
+    q("delete", "/files/{name}", "Delete a static file", &["site"]).sites(),
     r("get", "/metrics", "Prometheus metrics (text format)"),
     r(
         "get",
@@ -231,11 +327,14 @@ pub fn document() -> Value {
         let op = json!({
             "summary": route.summary,
             "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
+            "x-access": route.access.as_str(),
             "parameters": params,
             "responses": {
                 "200": {"description": "OK"},
                 "400": {"description": "Bad request: the message names the field", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
                 "401": {"description": "Missing or wrong bearer token"},
+                "403": {"description": "The token's role or sites do not allow this"},
+                "429": {"description": "Too many wrong tokens from this address (Retry-After)"},
                 "404": {"description": "Not found"},
             },
         });

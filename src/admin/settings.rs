@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminState, ApiError, blocking, parse_json};
+use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::preview;
 use crate::settings::layered::effective;
@@ -24,8 +24,14 @@ pub fn check_param(field: &str, name: &str, value: &str) -> Result<(), ApiError>
     vocab::validate(name, value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
-fn layer(text: &str) -> Result<Layer, ApiError> {
-    Layer::parse(text).map_err(|e| ApiError::BadRequest(format!("layer: {e}")))
+/// Parses a layer name and checks the caller may use it: an operator only its sites' layers.
+fn layer(text: &str, who: &Principal) -> Result<Layer, ApiError> {
+    let l = Layer::parse(text).map_err(|e| ApiError::BadRequest(format!("layer: {e}")))?;
+    match &l {
+        Layer::Site(site) => who.require_site(site)?,
+        _ => who.require_admin()?,
+    }
+    Ok(l)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,9 +44,10 @@ pub struct LayerView {
 
 pub async fn get_layer(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<LayerView>, ApiError> {
-    let l = layer(&name)?;
+    let l = layer(&name, &who)?;
     let store = st.store.clone();
     let key = l.clone();
     let set = blocking(move || store.get_layer(&key)).await?;
@@ -63,10 +70,11 @@ pub struct LayerPatch {
 /// Sets (or with `null` removes) parameters of one layer, all or nothing.
 pub async fn patch_layer(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let l = layer(&name)?;
+    let l = layer(&name, &who)?;
     let patch: LayerPatch = parse_json(&body)?;
     for (field, map) in [("params", &patch.params), ("secrets", &patch.secrets)] {
         for (k, v) in map {
@@ -140,12 +148,18 @@ pub struct StaticFileView {
 
 pub async fn list_files(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<SiteQuery>,
 ) -> Result<Json<Vec<StaticFileView>>, ApiError> {
+    if let Some(site) = &q.site {
+        who.require_site(site)?;
+    }
     let store = st.store.clone();
     let files = blocking(move || store.list_static_files()).await?;
     Ok(Json(
         files
             .into_iter()
+            .filter(|(site, _, _)| who.allows(site) && q.site.as_ref().is_none_or(|s| s == site))
             .map(|(site, name, size)| StaticFileView { site, name, size })
             .collect(),
     ))
@@ -153,11 +167,13 @@ pub async fn list_files(
 
 pub async fn put_file(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<SiteQuery>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<StaticFileView>), ApiError> {
     let name = file_name(&name)?;
+    who.require_site(q.site.as_deref().unwrap_or(""))?;
     if body.len() > MAX_STATIC_FILE {
         return Err(ApiError::BadRequest(format!(
             "{name}: {} bytes is over the {MAX_STATIC_FILE}-byte limit for static files",
@@ -180,10 +196,12 @@ pub async fn put_file(
 
 pub async fn get_file(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<SiteQuery>,
 ) -> Result<Response, ApiError> {
     let name = file_name(&name)?;
+    who.require_site(q.site.as_deref().unwrap_or(""))?;
     let store = st.store.clone();
     let n = name.clone();
     let found = blocking(move || store.static_file(q.site.as_deref(), &n)).await?;
@@ -193,10 +211,12 @@ pub async fn get_file(
 
 pub async fn delete_file(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<SiteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let name = file_name(&name)?;
+    who.require_site(q.site.as_deref().unwrap_or(""))?;
     let store = st.store.clone();
     let n = name.clone();
     if blocking(move || store.delete_static_file(q.site.as_deref(), &n)).await? {
@@ -213,9 +233,11 @@ fn parse_mac(text: &str) -> Result<Mac, ApiError> {
 /// The exact bytes device `mac` would receive for file `name`.
 pub async fn device_file(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path((mac, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
+    super::devices::scoped(&st, &who, mac).await?;
     let name = file_name(&name)?;
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
@@ -252,9 +274,11 @@ pub struct EffectiveView {
 /// The evaluated settings of a device, with their origin.
 pub async fn device_effective(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
 ) -> Result<Json<EffectiveView>, ApiError> {
     let mac = parse_mac(&mac)?;
+    super::devices::scoped(&st, &who, mac).await?;
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
     let view = blocking(move || {

@@ -41,16 +41,6 @@ pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
     }
 }
 
-/// Whether a request carries the administrator's bearer token.
-pub fn presented(expected: &str, headers: &axum::http::HeaderMap) -> bool {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    matches(expected, given.trim())
-}
-
 /// Compares without an early exit, so response timing does not reveal a token's prefix.
 pub fn matches(expected: &str, presented: &str) -> bool {
     let (a, b) = (expected.as_bytes(), presented.as_bytes());

@@ -14,8 +14,11 @@ pub mod firmware;
 pub mod job;
 pub mod param;
 pub mod pki;
+pub mod prefs;
 pub mod settings;
+pub mod site;
 pub mod table;
+pub mod token;
 
 use anyhow::Result;
 

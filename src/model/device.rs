@@ -186,7 +186,7 @@ impl DeviceFilter {
 
 /// A customer site: devices are associated with one; parameters may be set for all of its
 /// devices at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Site {
     pub name: String,
     #[serde(default)]

@@ -6,6 +6,8 @@ mod device;
 mod lease;
 mod mac;
 mod params;
+mod preferences;
+mod token;
 mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
@@ -15,6 +17,8 @@ pub use device::{
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
+pub use preferences::{Preferences, RETENTION_DAYS};
+pub use token::{ApiToken, Role};
 pub use vendor::Vendor;
 
 /// Seconds since the Unix epoch: the one time representation stored.

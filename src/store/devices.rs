@@ -2,7 +2,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::{DEVICES, SITES, Store, StoreError, decode, encode, read_all};
+use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode, read_all};
 use crate::model::{Device, Mac, Site, now_unix};
 
 impl Store {
@@ -149,5 +149,37 @@ impl Store {
             .insert(site.name.as_str(), encode(site).as_slice())?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Removes a site record and its parameter layer, in one transaction; refused while a
+    /// device still belongs to the site.
+    pub fn delete_site(&self, name: &str) -> Result<Option<Site>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let removed = {
+            let devices = tx.open_table(DEVICES)?;
+            for row in devices.iter()? {
+                let (k, v) = row?;
+                let d: Device = decode("devices", k.value(), v.value())?;
+                if d.site == name {
+                    return Err(StoreError::InUse(format!(
+                        "site {name} still has devices (for example {})",
+                        d.mac
+                    )));
+                }
+            }
+            let mut sites = tx.open_table(SITES)?;
+            let old = sites.remove(name)?;
+            let removed = old
+                .map(|v| decode::<Site>("sites", name, v.value()))
+                .transpose()?;
+            tx.open_table(LAYERS)?.remove(
+                crate::model::Layer::Site(name.to_string())
+                    .to_string()
+                    .as_str(),
+            )?;
+            removed
+        };
+        tx.commit()?;
+        Ok(removed)
     }
 }

@@ -26,6 +26,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    /// Refused because something still depends on the record.
+    #[error("{0}")]
+    InUse(String),
 }
 
 /// redb has one error type per operation; they all fold into `redb::Error`.

@@ -12,11 +12,14 @@ mod dns_records;
 mod error;
 mod files;
 mod firmware;
+mod history;
 mod jobs;
 mod layers;
 mod leases;
+mod prefs;
 mod recorder;
 mod sync;
+mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::MAX_STATIC_FILE;
 pub use firmware::ReleaseOrigin;
+pub use history::CheckinRecord;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
@@ -137,6 +141,9 @@ impl Store {
             tx.open_table(LEASES)?;
             tx.open_table(jobs::JOBS)?;
             tx.open_table(jobs::JOB_RESULTS)?;
+            tx.open_table(tokens::TOKENS)?;
+            tx.open_table(history::CHECKINS)?;
+            tx.open_table(prefs::PREFERENCES)?;
         }
         tx.commit()?;
         Ok(())

@@ -168,6 +168,8 @@ fn write_batch(
             events.push(checkin_event(&key, checkin, known));
         }
     }
+    let history: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
+    Store::append_checkins(&tx, &history)?;
     events.extend(alarms.iter().map(alarm_event));
     // The cloud's copy of these events commits with them (or not at all).
     let overflow = store.enqueue(&tx, events)?;

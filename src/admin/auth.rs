@@ -1,0 +1,175 @@
+//! Who is calling and what they may do. One middleware resolves the bearer token to a
+//! [`Principal`] (the box's own administrator token file, or a token from the store), refuses
+//! unknown tokens (rate-limited per address), and applies the route's access from the OpenAPI
+//! table: administrator-only routes refuse operators here; site-scoped routes let the handler
+//! check the sites through [`Principal::require_site`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::openapi::{Access, ROUTES};
+use super::ratelimit::FailureLimiter;
+use super::{AdminState, ApiError, token};
+use crate::model::{ApiToken, Role};
+use crate::serve::ConnInfo;
+
+/// The caller, as the handlers see it.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: String,
+    pub role: Role,
+    /// An operator's sites; ignored for an administrator.
+    pub sites: BTreeSet<String>,
+}
+
+/// Put into a response's extensions so the audit log can say who it was.
+#[derive(Debug, Clone)]
+pub struct Who(pub String);
+
+/// The user name of the token file made on first start.
+pub const BOX_ADMIN: &str = "admin";
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Administrator
+    }
+
+    /// Whether the caller may see and change things of `site`.
+    pub fn allows(&self, site: &str) -> bool {
+        self.is_admin() || self.sites.contains(site)
+    }
+
+    pub fn require_site(&self, site: &str) -> Result<(), ApiError> {
+        if self.allows(site) {
+            Ok(())
+        } else if site.is_empty() {
+            Err(ApiError::Forbidden(
+                "only an administrator may change what belongs to no site".into(),
+            ))
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "site {site} is not assigned to {}",
+                self.user
+            )))
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{} is an operator; this needs an administrator",
+                self.user
+            )))
+        }
+    }
+}
+
+impl From<ApiToken> for Principal {
+    fn from(t: ApiToken) -> Self {
+        Principal {
+            user: t.user,
+            role: t.role,
+            sites: t.sites,
+        }
+    }
+}
+
+/// What the guard needs besides the store: the token file's secret and the limiter.
+pub struct Guard {
+    pub box_token: Arc<str>,
+    pub limiter: FailureLimiter,
+}
+
+/// Hex SHA-256 of a token's secret, the only form stored.
+pub fn hash(token: &str) -> String {
+    crate::phone::credentials::hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    )
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The route's declared access, found by the path pattern axum matched.
+fn access(req: &Request) -> Access {
+    let pattern = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().trim_start_matches("/api/v1").to_string())
+        .unwrap_or_default();
+    let method = req.method().as_str().to_ascii_lowercase();
+    ROUTES
+        .iter()
+        .find(|r| r.path == pattern && r.method == method)
+        .map_or(Access::Admin, |r| r.access)
+}
+
+pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<Arc<ConnInfo>>()
+        .map(|c| c.peer.ip())
+        .unwrap_or(std::net::Ipv6Addr::LOCALHOST.into());
+    let now = crate::model::now_unix();
+    if let Some(wait) = st.guard.limiter.blocked(ip, now) {
+        let mut resp = ApiError::TooManyFailures(wait).into_response();
+        resp.extensions_mut().insert(Who("anonymous".into()));
+        return resp;
+    }
+    let principal = match bearer(&req).map(str::to_string) {
+        None => None,
+        Some(given) if token::matches(&st.guard.box_token, &given) => Some(Principal {
+            user: BOX_ADMIN.into(),
+            role: Role::Administrator,
+            sites: BTreeSet::new(),
+        }),
+        Some(given) => {
+            let store = st.store.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let t = store.token_by_hash(&hash(&given))?;
+                if let Some(t) = &t {
+                    store.touch_token(&t.id, now)?;
+                }
+                Ok::<_, crate::store::StoreError>(t)
+            })
+            .await;
+            match found {
+                Ok(Ok(Some(t))) => Some(Principal::from(t)),
+                Ok(Ok(None)) => {
+                    st.guard.limiter.fail(ip, now);
+                    None
+                }
+                Ok(Err(e)) => return ApiError::from(e).into_response(),
+                Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+            }
+        }
+    };
+    let Some(principal) = principal else {
+        let mut resp = ApiError::Unauthorized.into_response();
+        resp.extensions_mut().insert(Who("anonymous".into()));
+        return resp;
+    };
+    let who = Who(principal.user.clone());
+    let mut resp = match (access(&req), principal.require_admin()) {
+        (Access::Admin, Err(refused)) => refused.into_response(),
+        _ => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+    };
+    resp.extensions_mut().insert(who);
+    resp
+}

@@ -1,0 +1,83 @@
+//! Failed-authentication limiter: after `limit` wrong tokens from one address within a minute,
+//! that address is answered 429 until the minute is over, without its tokens being checked, so
+//! guessing a token from one place costs time. Pure: the caller passes the clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+/// Addresses remembered at most; past this, windows that are over are forgotten first.
+const MAX_TRACKED: usize = 10_000;
+const WINDOW_SECS: i64 = 60;
+
+pub struct FailureLimiter {
+    limit: u32,
+    windows: Mutex<HashMap<IpAddr, Window>>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: i64,
+    failures: u32,
+}
+
+impl FailureLimiter {
+    pub fn new(limit_per_minute: u32) -> Self {
+        FailureLimiter {
+            limit: limit_per_minute.max(1),
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds until `ip` may try again, or `None` if it may try now.
+    pub fn blocked(&self, ip: IpAddr, now: i64) -> Option<i64> {
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = windows.get(&ip)?;
+        let left = w.start + WINDOW_SECS - now;
+        (left > 0 && w.failures >= self.limit).then_some(left)
+    }
+
+    /// Counts a wrong token from `ip`.
+    pub fn fail(&self, ip: IpAddr, now: i64) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MAX_TRACKED && !windows.contains_key(&ip) {
+            windows.retain(|_, w| w.start + WINDOW_SECS > now);
+            if windows.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let w = windows.entry(ip).or_insert(Window {
+            start: now,
+            failures: 0,
+        });
+        if w.start + WINDOW_SECS <= now {
+            *w = Window {
+                start: now,
+                failures: 0,
+            };
+        }
+        w.failures = w.failures.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_the_limit_until_the_window_ends() {
+        let l = FailureLimiter::new(3);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..2 {
+            l.fail(a, 100);
+        }
+        assert_eq!(l.blocked(a, 100), None);
+        l.fail(a, 110);
+        assert_eq!(l.blocked(a, 110), Some(50));
+        assert_eq!(l.blocked(b, 110), None, "other addresses are not affected");
+        assert_eq!(l.blocked(a, 160), None, "a new minute starts afresh");
+        l.fail(a, 160);
+        assert_eq!(l.blocked(a, 161), None);
+    }
+}

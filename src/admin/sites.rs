@@ -1,0 +1,241 @@
+//! `/api/v1/sites` and `/api/v1/groups`. A site is a record (label, HTTP-credential policy, the
+//! cloud's profile) plus a parameter layer; a site named by devices but never created is listed
+//! too, so an imported inventory shows its sites at once. Groups have no record: they are the
+//! names devices carry, listed with their counts.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::audit::with_change;
+use super::{AdminState, ApiError, Principal, blocking, parse_json};
+use crate::model::Site;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SiteView {
+    #[serde(flatten)]
+    pub site: Site,
+    pub devices: usize,
+    /// Whether a site record exists (false: only devices name it).
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    pub devices: usize,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "name: {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+async fn all_sites(st: &AdminState) -> Result<Vec<SiteView>, ApiError> {
+    let store = st.store.clone();
+    let (sites, devices) =
+        blocking(move || Ok((store.list_sites()?, store.list_devices()?))).await?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for d in devices.iter().filter(|d| !d.site.is_empty()) {
+        *counts.entry(d.site.clone()).or_default() += 1;
+    }
+    let mut out: BTreeMap<String, SiteView> = counts
+        .iter()
+        .map(|(name, n)| {
+            let site = Site {
+                name: name.clone(),
+                ..Site::default()
+            };
+            let view = SiteView {
+                site,
+                devices: *n,
+                created: false,
+            };
+            (name.clone(), view)
+        })
+        .collect();
+    for site in sites {
+        let devices = counts.get(&site.name).copied().unwrap_or(0);
+        out.insert(
+            site.name.clone(),
+            SiteView {
+                site,
+                devices,
+                created: true,
+            },
+        );
+    }
+    Ok(out.into_values().collect())
+}
+
+pub async fn list(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Vec<SiteView>>, ApiError> {
+    let mut sites = all_sites(&st).await?;
+    sites.retain(|s| who.allows(&s.site.name));
+    Ok(Json(sites))
+}
+
+pub async fn get(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Json<SiteView>, ApiError> {
+    who.require_site(&name)?;
+    all_sites(&st)
+        .await?
+        .into_iter()
+        .find(|s| s.site.name == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("site {name} not found")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSite {
+    name: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    allow_http_auth: bool,
+}
+
+pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
+    let new: NewSite = parse_json(&body)?;
+    check_name(&new.name)?;
+    let site = Site {
+        name: new.name,
+        label: new.label,
+        allow_http_auth: new.allow_http_auth,
+        profile: None,
+    };
+    let store = st.store.clone();
+    let stored = site.clone();
+    blocking(move || {
+        if store.get_site(&stored.name)?.is_some() {
+            return Err(crate::store::StoreError::Conflict(format!(
+                "site {}",
+                stored.name
+            )));
+        }
+        store.put_site(&stored)
+    })
+    .await?;
+    let summary = format!("site {} created", site.name);
+    let resp = (StatusCode::CREATED, Json(&site)).into_response();
+    Ok(with_change(resp, summary, Value::Null, &site))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SitePatch {
+    label: Option<String>,
+    allow_http_auth: Option<bool>,
+}
+
+/// Changes a site's label or HTTP-credential policy (creating its record if only devices
+/// named it).
+pub async fn update(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require_site(&name)?;
+    check_name(&name)?;
+    let patch: SitePatch = parse_json(&body)?;
+    let store = st.store.clone();
+    let key = name.clone();
+    let (before, after) = blocking(move || {
+        let before = store.get_site(&key)?;
+        let mut site = before.clone().unwrap_or(Site {
+            name: key.clone(),
+            ..Site::default()
+        });
+        if let Some(label) = patch.label {
+            site.label = label;
+        }
+        if let Some(allow) = patch.allow_http_auth {
+            site.allow_http_auth = allow;
+        }
+        store.put_site(&site)?;
+        Ok((before, site))
+    })
+    .await?;
+    let resp = Json(&after).into_response();
+    Ok(with_change(
+        resp,
+        format!("site {name} changed"),
+        &before,
+        &after,
+    ))
+}
+
+/// Removes a site with no devices, with its parameter layer.
+pub async fn delete(
+    State(st): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = st.store.clone();
+    let key = name.clone();
+    match blocking(move || store.delete_site(&key)).await? {
+        Some(old) => Ok(with_change(
+            StatusCode::NO_CONTENT.into_response(),
+            format!("site {name} deleted"),
+            &old,
+            Value::Null,
+        )),
+        None => Err(ApiError::NotFound(format!("site {name} not found"))),
+    }
+}
+
+/// Groups in use, with their device counts (an operator counts only its sites' devices).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GroupQuery {
+    /// Only this site's devices are counted.
+    site: Option<String>,
+}
+
+pub async fn groups(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    axum::extract::Query(q): axum::extract::Query<GroupQuery>,
+) -> Result<Json<Vec<GroupView>>, ApiError> {
+    if let Some(site) = &q.site {
+        who.require_site(site)?;
+    }
+    let store = st.store.clone();
+    let devices = blocking(move || store.list_devices()).await?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for d in devices
+        .iter()
+        .filter(|d| !d.group.is_empty() && who.allows(&d.site))
+        .filter(|d| q.site.as_ref().is_none_or(|s| &d.site == s))
+    {
+        *counts.entry(d.group.clone()).or_default() += 1;
+    }
+    Ok(Json(
+        counts
+            .into_iter()
+            .map(|(name, devices)| GroupView { name, devices })
+            .collect(),
+    ))
+}

@@ -1,0 +1,130 @@
+//! `edgeprov site list|show|create|set|delete` and `edgeprov group list`.
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use serde_json::{Map, Value, json};
+
+use super::client::ApiClient;
+use super::{Output, table};
+use crate::admin::{GroupView, SiteView};
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCmd {
+    /// Sites with their device counts.
+    List,
+    /// One site.
+    Show { name: String },
+    /// Create a site.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Let every device of the site prove itself with its HTTP credentials.
+        #[arg(long)]
+        allow_http_auth: bool,
+    },
+    /// Change a site's label or HTTP-credential policy.
+    Set {
+        name: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        allow_http_auth: Option<bool>,
+    },
+    /// Delete a site that has no devices (with its parameters).
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Groups in use, with their device counts.
+    List,
+}
+
+fn print_sites(sites: Vec<SiteView>) {
+    let rows: Vec<Vec<String>> = sites
+        .into_iter()
+        .map(|s| {
+            vec![
+                s.site.name,
+                s.site.label,
+                s.devices.to_string(),
+                if s.site.allow_http_auth { "yes" } else { "no" }.into(),
+                if s.site.profile.is_some() {
+                    "cloud"
+                } else if s.created {
+                    "local"
+                } else {
+                    "devices only"
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    table::print(&["SITE", "LABEL", "DEVICES", "HTTP AUTH", "ORIGIN"], &rows);
+}
+
+pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
+    let value = match cmd {
+        SiteCmd::List => api.get("/sites").await?,
+        SiteCmd::Show { name } => api.get(&format!("/sites/{name}")).await?,
+        SiteCmd::Create {
+            name,
+            label,
+            allow_http_auth,
+        } => {
+            let body = json!({"name": name, "label": label, "allow_http_auth": allow_http_auth});
+            api.post("/sites", &body).await?;
+            api.get(&format!("/sites/{name}")).await?
+        }
+        SiteCmd::Set {
+            name,
+            label,
+            allow_http_auth,
+        } => {
+            let mut body = Map::new();
+            if let Some(l) = label {
+                body.insert("label".into(), l.into());
+            }
+            if let Some(a) = allow_http_auth {
+                body.insert("allow_http_auth".into(), a.into());
+            }
+            if body.is_empty() {
+                bail!("nothing to change: give --label or --allow-http-auth");
+            }
+            api.patch(&format!("/sites/{name}"), &Value::Object(body))
+                .await?;
+            api.get(&format!("/sites/{name}")).await?
+        }
+        SiteCmd::Delete { name } => {
+            api.delete(&format!("/sites/{name}")).await?;
+            if !out.json {
+                println!("site {name} deleted");
+            }
+            return Ok(());
+        }
+    };
+    if out.json {
+        return out.print_json(&value);
+    }
+    match value {
+        Value::Array(_) => print_sites(serde_json::from_value(value)?),
+        one => print_sites(vec![serde_json::from_value(one)?]),
+    }
+    Ok(())
+}
+
+pub async fn groups(cmd: GroupCmd, api: &ApiClient, out: Output) -> Result<()> {
+    let GroupCmd::List = cmd;
+    let value = api.get("/groups").await?;
+    if out.json {
+        return out.print_json(&value);
+    }
+    let groups: Vec<GroupView> = serde_json::from_value(value)?;
+    let rows: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|g| vec![g.name, g.devices.to_string()])
+        .collect();
+    table::print(&["GROUP", "DEVICES"], &rows);
+    Ok(())
+}

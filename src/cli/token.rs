@@ -1,0 +1,98 @@
+//! `edgeprov token create|list|revoke`: API tokens. A new token is printed once; only its hash
+//! is kept.
+
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+
+use super::client::ApiClient;
+use super::{Output, table};
+use crate::admin::{NewTokenView, TokenView};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Administrator,
+    Operator,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A site the operator may manage (repeat for several).
+        #[arg(long = "site", value_name = "SITE")]
+        sites: Vec<String>,
+        /// Who the token is for (the audit log's "who"); defaults to the role.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
+    match cmd {
+        TokenCmd::Create { role, sites, user } => {
+            let role = match role {
+                RoleArg::Administrator => "administrator",
+                RoleArg::Operator => "operator",
+            };
+            let body = json!({
+                "user": user.unwrap_or_else(|| role.to_string()),
+                "role": role,
+                "sites": sites,
+            });
+            let value = api.post("/tokens", &body).await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            let made: NewTokenView = serde_json::from_value(value)?;
+            eprintln!(
+                "token {} for {} ({}); it is shown only now:",
+                made.info.id,
+                made.info.user,
+                made.info.role.as_str()
+            );
+            println!("{}", made.token);
+        }
+        TokenCmd::List => {
+            let value = api.get("/tokens").await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            let tokens: Vec<TokenView> = serde_json::from_value(value)?;
+            let rows: Vec<Vec<String>> = tokens
+                .into_iter()
+                .map(|t| {
+                    vec![
+                        t.id,
+                        t.user,
+                        t.role.as_str().to_string(),
+                        t.sites.into_iter().collect::<Vec<_>>().join(","),
+                        super::time_text(t.created),
+                        if t.last_used == 0 {
+                            "never".into()
+                        } else {
+                            super::time_text(t.last_used)
+                        },
+                    ]
+                })
+                .collect();
+            table::print(
+                &["ID", "USER", "ROLE", "SITES", "CREATED", "LAST USED"],
+                &rows,
+            );
+        }
+        TokenCmd::Revoke { id } => {
+            api.delete(&format!("/tokens/{id}")).await?;
+            if !out.json {
+                println!("token {id} revoked");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Keeps the check-in history and the audit log within the retention the preferences set: once
+//! at start, then every hour, and at once when an administrator changes the preferences.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::model::now_unix;
+use crate::store::{Store, StoreError};
+
+const EVERY: Duration = Duration::from_secs(3600);
+const DAY: i64 = 86_400;
+
+/// What one pass removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub checkins: u64,
+    pub audit: u64,
+}
+
+/// Removes what is older than the retention, as of `now`.
+pub fn prune_once(store: &Store, now: i64) -> Result<Pruned, StoreError> {
+    let prefs = store.preferences()?;
+    Ok(Pruned {
+        checkins: store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?,
+        audit: store.prune_audit(now - i64::from(prefs.audit_retention_days) * DAY)?,
+    })
+}
+
+pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || prune_once(&s, now_unix())).await {
+            Ok(Ok(p)) if p.checkins + p.audit > 0 => {
+                tracing::info!(checkins = p.checkins, audit = p.audit, "retention applied");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
+            Err(e) => tracing::error!(error = %e, "retention task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CheckIn, Mac, Preferences};
+    use crate::store::AuditEntry;
+
+    #[tokio::test]
+    async fn removes_only_what_is_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        store
+            .put_preferences(&Preferences {
+                checkin_retention_days: 7,
+                audit_retention_days: 30,
+                ..Preferences::default()
+            })
+            .unwrap();
+        let now = 1_000 * DAY;
+        for age_days in [40, 20, 1] {
+            store
+                .append_audit(AuditEntry {
+                    seq: 0,
+                    time: now - age_days * DAY,
+                    who: "admin".into(),
+                    source: "127.0.0.1".into(),
+                    method: "POST".into(),
+                    resource: format!("/api/v1/x{age_days}"),
+                    status: 200,
+                    summary: String::new(),
+                    changes: serde_json::Value::Null,
+                })
+                .unwrap();
+        }
+        let mac = Mac::from_octets([2, 0, 0, 0, 0, 1]);
+        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        for age_days in [10, 8, 2] {
+            recorder.check_in(
+                mac,
+                CheckIn {
+                    last_seen: now - age_days * DAY,
+                    ..CheckIn::default()
+                },
+            );
+        }
+        recorder.flush().await;
+
+        assert_eq!(
+            prune_once(&store, now).unwrap(),
+            Pruned {
+                checkins: 2,
+                audit: 1
+            }
+        );
+        let left = store.list_audit(10, |_| true).unwrap();
+        assert_eq!(
+            left.iter().map(|e| e.resource.as_str()).collect::<Vec<_>>(),
+            ["/api/v1/x1", "/api/v1/x20"]
+        );
+        let history = store.checkins_of(mac, 10).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].last_seen, now - 2 * DAY);
+        assert_eq!(prune_once(&store, now).unwrap().audit, 0, "idempotent");
+    }
+}

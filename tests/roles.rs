@@ -1,0 +1,317 @@
+//! Users and tokens: an operator works inside its sites and nowhere else; tokens are shown once
+//! and stop working when revoked; wrong tokens are rate-limited and audited; preferences change
+//! the log level and retention at runtime; sites are managed; check-ins are kept as history.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const MINE: &str = "0011220000a1";
+const THEIRS: &str = "0011220000b1";
+
+async fn two_sites(d: &Daemon) {
+    for (mac, site) in [(MINE, "mine"), (THEIRS, "theirs")] {
+        d.add_device(json!({"mac": mac, "model": "J179", "site": site}))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_operator_works_inside_its_sites_only() {
+    let d = Daemon::start();
+    two_sites(&d).await;
+    // The CLI prints the new token once, on stdout alone.
+    let out = d.cli(&[
+        "token", "create", "--role", "operator", "--site", "mine", "--user", "olivia",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("ep_") && token.len() == 67, "{token}");
+    let listed = d.cli(&["--json", "token", "list"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("olivia") && !listed.contains(&token[3..]),
+        "{listed}"
+    );
+    assert!(!listed.contains("hash"), "{listed}");
+
+    let op = |m: &'static str, p: String, b: Option<Value>| {
+        let token = token.clone();
+        let d = &d;
+        async move { d.api_with_token(m, &p, b, Some(&token)).await }
+    };
+    let (s, list) = op("GET", "/devices".into(), None).await;
+    assert_eq!(s, 200);
+    let macs: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap())
+        .collect();
+    assert_eq!(macs, [MINE], "only the operator's site is listed");
+
+    let (s, v) = op(
+        "PATCH",
+        format!("/devices/{MINE}"),
+        Some(json!({"label": "lobby"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["label"], "lobby");
+    // Moving its own device into a site it does not have: refused, device unchanged.
+    let (s, v) = op(
+        "PATCH",
+        format!("/devices/{MINE}"),
+        Some(json!({"site": "theirs"})),
+    )
+    .await;
+    assert_eq!(s, 403, "{v}");
+    let (_, dev) = d.api("GET", &format!("/devices/{MINE}"), None).await;
+    assert_eq!(dev["site"], "mine");
+
+    let (s, _) = op(
+        "PATCH",
+        "/params/site:mine".into(),
+        Some(json!({"params": {"sip.server": "pbx.mine"}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = op("GET", "/params/global".into(), None).await;
+    assert_eq!(s, 403, "the global layer is the administrator's");
+    let (s, v) = op("GET", format!("/devices/{MINE}/effective"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = op("GET", "/backup".into(), None).await;
+    assert_eq!(s, 403);
+
+    // Its changes are audited under its name.
+    let (_, audit) = d.api("GET", "/audit?who=olivia&method=PATCH", None).await;
+    let statuses: Vec<u64> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 403, 200], "newest first");
+
+    // Revoked: refused from the next request on.
+    let (_, tokens) = d.api("GET", "/tokens", None).await;
+    let id = tokens[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(tokens[0]["last_used"], 0);
+    let out = d.cli(&["token", "revoke", &id]);
+    assert!(out.status.success());
+    let (s, _) = op("GET", "/devices".into(), None).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn token_requests_are_checked() {
+    let d = Daemon::start();
+    for (body, field) in [
+        (json!({"user": "x", "role": "operator"}), "sites"),
+        (
+            json!({"user": "x", "role": "administrator", "sites": ["a"]}),
+            "sites",
+        ),
+        (
+            json!({"user": "", "role": "operator", "sites": ["a"]}),
+            "user",
+        ),
+        (json!({"user": "x", "role": "root"}), "role"),
+    ] {
+        let (s, v) = d.api("POST", "/tokens", Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    let (_, tokens) = d.api("GET", "/tokens", None).await;
+    assert_eq!(tokens, json!([]), "nothing stored");
+    // A second administrator works like the box's own token.
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "ada", "role": "administrator"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = d
+        .api_with_token(
+            "GET",
+            "/backup",
+            None,
+            Some(made["token"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_rate_limited_and_audited() {
+    let d = Daemon::start_with("auth_failures_per_minute = 3");
+    for _ in 0..3 {
+        let (s, _) = d
+            .api_with_token("GET", "/devices", None, Some("ep_guess"))
+            .await;
+        assert_eq!(s, 401);
+    }
+    let (s, v) = d
+        .api_with_token("GET", "/devices", None, Some("ep_guess"))
+        .await;
+    assert_eq!(s, 429, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("try again"), "{v}");
+    // The address is held off, whatever it presents, until the minute is over.
+    let (s, _) = d.api("GET", "/health", None).await;
+    assert_eq!(s, 429);
+    // A missing token is not a guess and is not counted (and gets its 401).
+    let (s, _) = d.api_with_token("GET", "/health", None, None).await;
+    assert_eq!(s, 429);
+
+    let mut d = d;
+    assert!(d.stop().success());
+    let db = d.data_dir().join("edgeprov.redb");
+    let store = edgeprov::store::Store::open(&db).unwrap();
+    let entries = store.list_audit(100, |_| true).unwrap();
+    let statuses: Vec<u16> = entries.iter().rev().map(|e| e.status).collect();
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.who == "anonymous" && e.source == "127.0.0.1")
+    );
+}
+
+#[tokio::test]
+async fn preferences_change_the_log_level_and_retention_at_runtime() {
+    let d = Daemon::start();
+    let (s, p) = d.api("GET", "/preferences", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        p,
+        json!({"log_level": null, "checkin_retention_days": 30, "audit_retention_days": 365})
+    );
+
+    let (s, _) = d
+        .api(
+            "PATCH",
+            "/preferences",
+            Some(json!({"audit_retention_days": 90})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(!d.log().contains("pruned"), "debug lines are off at info");
+    let (s, _) = d
+        .api("PATCH", "/preferences", Some(json!({"log_level": "debug"})))
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = d
+        .api(
+            "PATCH",
+            "/preferences",
+            Some(json!({"checkin_retention_days": 7})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        d.log().contains("pruned"),
+        "debug lines appear at once:\n{}",
+        d.log()
+    );
+
+    for (body, field) in [
+        (json!({"log_level": "nonsense=[["}), "log_level"),
+        (json!({"audit_retention_days": 0}), "audit_retention_days"),
+        (
+            json!({"checkin_retention_days": 100000}),
+            "checkin_retention_days",
+        ),
+        (json!({"colour": 1}), "colour"),
+    ] {
+        let (s, v) = d.api("PATCH", "/preferences", Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{body}: {v}");
+    }
+    let (_, p) = d.api("GET", "/preferences", None).await;
+    assert_eq!(
+        p,
+        json!({"log_level": "debug", "checkin_retention_days": 7, "audit_retention_days": 90})
+    );
+    // Kept across a restart.
+    let d = d.restart();
+    let (_, after) = d.api("GET", "/preferences", None).await;
+    assert_eq!(after, p);
+}
+
+#[tokio::test]
+async fn sites_are_managed_and_checkins_kept() {
+    let d = Daemon::start();
+    two_sites(&d).await;
+    let (s, _) = d
+        .api(
+            "POST",
+            "/sites",
+            Some(json!({"name": "branch", "label": "Branch office"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = d
+        .api("POST", "/sites", Some(json!({"name": "branch"})))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = d
+        .api("POST", "/sites", Some(json!({"name": "no spaces"})))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (_, sites) = d.api("GET", "/sites", None).await;
+    let summary: Vec<(String, u64)> = sites
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["devices"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("branch".into(), 0),
+            ("mine".into(), 1),
+            ("theirs".into(), 1)
+        ]
+    );
+    let (s, v) = d.api("DELETE", "/sites/mine", None).await;
+    assert_eq!(s, 409, "a site with devices stays: {v}");
+    assert!(v["error"].as_str().unwrap().contains(MINE), "{v}");
+    let (s, _) = d.api("DELETE", "/sites/branch", None).await;
+    assert_eq!(s, 204);
+    let out = d.cli(&["site", "list"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("mine") && !text.contains("branch"), "{text}");
+
+    // Two fetches by the phone, two check-ins in its history, newest first.
+    let id = d.identity(MINE).await;
+    let tls = client_config(&d.ca_pem(), Some(&id));
+    for file in ["/46xxsettings.txt", &format!("/{MINE}.txt")] {
+        let r = send(d.https, tls.clone(), get(file, J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{file}");
+    }
+    let (s, history) = d
+        .api("GET", &format!("/devices/{MINE}/checkins"), None)
+        .await;
+    assert_eq!(s, 200);
+    let files: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [format!("{MINE}.txt").as_str(), "46xxsettings.txt"]);
+}
