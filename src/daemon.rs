@@ -177,7 +177,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             box_token: token,
             limiter: admin::FailureLimiter::new(config.admin.auth_failures_per_minute),
         }),
-        firmware,
+        firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
@@ -240,10 +240,18 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         recorder.clone(),
         stop_rx.clone(),
     ));
+    let jobs = Arc::new(crate::jobs::JobsHandle::default());
+    loops.spawn(crate::jobs::run(
+        store.clone(),
+        firmware,
+        jobs.clone(),
+        stop_rx.clone(),
+    ));
     let router = admin::router(admin_state)
         .layer(axum::Extension(dns_zone))
         .layer(axum::Extension(sync))
-        .layer(axum::Extension(certs.clone()));
+        .layer(axum::Extension(certs.clone()))
+        .layer(axum::Extension(jobs));
     loops.spawn(accept_loop(
         admin_listener,
         Some(certs.admin_tls()),

@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod firmware;
 pub mod fsutil;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
     self, Output, cert::CertCmd, client::ApiClient, cloud::CloudCmd, device::DeviceCmd,
-    dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, param::ParamCmd, pki::PkiCmd,
-    prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
+    dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, job::JobCmd, param::ParamCmd,
+    pki::PkiCmd, prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd,
+    token::TokenCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -116,6 +117,9 @@ enum Remote {
     /// Firmware catalogue, cache, uploads, prefetch and policies.
     #[command(subcommand)]
     Firmware(FirmwareCmd),
+    /// Bulk jobs over a selection of devices: create, follow, pause, resume, stop, delete.
+    #[command(subcommand)]
+    Job(JobCmd),
     /// Print the exact bytes device MAC would get for file NAME.
     Render {
         #[arg(long)]
@@ -241,6 +245,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,
             Remote::Firmware(cmd) => cli::firmware::run(cmd, &api, out).await,
+            Remote::Job(cmd) => cli::job::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {
                 let mac = edgeprov::model::Mac::parse(&mac)?;
                 let bytes = api

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
-use crate::model::{CheckIn, Device, DeviceState, HttpCredential, Mac};
+use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
 
 /// A device as the API shows it.
@@ -119,7 +119,7 @@ mod double_option {
     }
 }
 
-fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+pub(super) fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > 256 || value.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
             "{field}: at most 256 characters, no control characters"
@@ -267,42 +267,25 @@ fn seen(d: &Device) -> i64 {
     d.checkin.as_ref().map_or(0, |c| c.last_seen)
 }
 
-fn matches(d: &Device, q: &ListQuery) -> bool {
-    let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-    if !(eq(&q.site, &d.site) && eq(&q.group, &d.group) && eq(&q.model, &d.model)) {
-        return false;
+impl ListQuery {
+    /// The filter part of the query (bulk jobs select devices with the same filter).
+    pub fn filter(&self) -> DeviceFilter {
+        DeviceFilter {
+            site: self.site.clone(),
+            group: self.group.clone(),
+            model: self.model.clone(),
+            state: self.state,
+            seen_before: self.seen_before,
+            seen_after: self.seen_after,
+            q: self.q.clone(),
+        }
     }
-    if q.state.is_some_and(|s| s != d.state)
-        || q.seen_before.is_some_and(|t| seen(d) >= t)
-        || q.seen_after.is_some_and(|t| seen(d) <= t)
-    {
-        return false;
-    }
-    let Some(needle) = q.q.as_deref().map(str::to_lowercase) else {
-        return true;
-    };
-    let c = d.checkin.clone().unwrap_or_default();
-    let mac = d.mac.to_string();
-    [
-        &mac,
-        &d.model,
-        &d.serial,
-        &d.site,
-        &d.group,
-        &d.label,
-        &c.peer_ip,
-        &c.firmware,
-        &c.user_agent,
-    ]
-    .into_iter()
-    .chain(d.params.iter().flat_map(|(k, v)| [k, v]))
-    .chain(d.secrets.keys())
-    .any(|field| field.to_lowercase().contains(&needle))
 }
 
 /// Filters, sorts and pages; returns the page and the number of matches.
 pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize), ApiError> {
-    let mut found: Vec<Device> = devices.into_iter().filter(|d| matches(d, q)).collect();
+    let filter = q.filter();
+    let mut found: Vec<Device> = devices.into_iter().filter(|d| filter.matches(d)).collect();
     let key = q.sort.as_deref().unwrap_or("mac");
     match key {
         "mac" => {}

@@ -9,6 +9,7 @@ mod dns;
 mod error;
 mod firmware;
 mod import;
+mod jobs;
 pub mod openapi;
 mod preferences;
 mod ratelimit;
@@ -33,6 +34,7 @@ pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
+pub use jobs::JobDetail;
 pub use ratelimit::FailureLimiter;
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 pub use sites::{GroupView, SiteView};
@@ -132,6 +134,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
         .merge(certs::routes())
+        .route("/jobs", get(jobs::list).post(jobs::create))
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/jobs/{id}/pause", post(jobs::pause))
+        .route("/jobs/{id}/resume", post(jobs::resume))
+        .route("/jobs/{id}/stop", post(jobs::stop))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -318,6 +318,25 @@ pub const ROUTES: &[Route] = &[
         &["mac", "ip", "state"],
     ),
     r("get", "/dhcp/stats", "DHCP counters"),
+    q("get", "/jobs", "Bulk jobs, newest first", &["state"]),
+    r(
+        "post",
+        "/jobs",
+        "Create a bulk job (kind, selection, at, rate)",
+    ),
+    r(
+        "get",
+        "/jobs/{id}",
+        "A bulk job with its per-device results",
+    ),
+    r("delete", "/jobs/{id}", "Delete a job (409 while running)"),
+    r(
+        "post",
+        "/jobs/{id}/pause",
+        "Pause a scheduled or running job",
+    ),
+    r("post", "/jobs/{id}/resume", "Resume a paused job"),
+    r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped"),
 ];
 
 /// The document.

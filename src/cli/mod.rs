@@ -12,6 +12,7 @@ pub mod dns;
 pub mod doctor;
 pub mod file;
 pub mod firmware;
+pub mod job;
 pub mod param;
 pub mod pki;
 pub mod prefs;

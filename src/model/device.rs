@@ -121,6 +121,69 @@ impl Device {
     }
 }
 
+/// Which devices a list (or a bulk job's selection) takes: every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<DeviceState>,
+    /// Last seen before / after this Unix time (never-seen devices count as seen at 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_after: Option<i64>,
+    /// Case-insensitive search over MAC, model, serial, site, group, label, parameter names and
+    /// values, secret names, and the last check-in (IP, firmware, User-Agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+}
+
+impl DeviceFilter {
+    /// Whether no field is given (the filter takes every device).
+    pub fn is_empty(&self) -> bool {
+        *self == DeviceFilter::default()
+    }
+
+    pub fn matches(&self, d: &Device) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        if !(eq(&self.site, &d.site) && eq(&self.group, &d.group) && eq(&self.model, &d.model)) {
+            return false;
+        }
+        let seen = d.checkin.as_ref().map_or(0, |c| c.last_seen);
+        if self.state.is_some_and(|s| s != d.state)
+            || self.seen_before.is_some_and(|t| seen >= t)
+            || self.seen_after.is_some_and(|t| seen <= t)
+        {
+            return false;
+        }
+        let Some(needle) = self.q.as_deref().map(str::to_lowercase) else {
+            return true;
+        };
+        let c = d.checkin.clone().unwrap_or_default();
+        let mac = d.mac.to_string();
+        [
+            &mac,
+            &d.model,
+            &d.serial,
+            &d.site,
+            &d.group,
+            &d.label,
+            &c.peer_ip,
+            &c.firmware,
+            &c.user_agent,
+        ]
+        .into_iter()
+        .chain(d.params.iter().flat_map(|(k, v)| [k, v]))
+        .chain(d.secrets.keys())
+        .any(|field| field.to_lowercase().contains(&needle))
+    }
+}
+
 /// A customer site: devices are associated with one; parameters may be set for all of its
 /// devices at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -11,7 +11,9 @@ mod token;
 mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
-pub use device::{CheckIn, CloudDevice, Device, DeviceState, HttpCredential, Site, SiteProfile};
+pub use device::{
+    CheckIn, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site, SiteProfile,
+};
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};

@@ -13,6 +13,7 @@ mod error;
 mod files;
 mod firmware;
 mod history;
+mod jobs;
 mod layers;
 mod leases;
 mod prefs;
@@ -138,6 +139,8 @@ impl Store {
             tx.open_table(sync::OUTBOX)?;
             tx.open_table(sync::OUTBOX_INDEX)?;
             tx.open_table(LEASES)?;
+            tx.open_table(jobs::JOBS)?;
+            tx.open_table(jobs::JOB_RESULTS)?;
             tx.open_table(tokens::TOKENS)?;
             tx.open_table(history::CHECKINS)?;
             tx.open_table(prefs::PREFERENCES)?;

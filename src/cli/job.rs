@@ -1,0 +1,412 @@
+//! `edgeprov job list|show|create|pause|resume|stop|delete|wait`: bulk jobs.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use super::client::ApiClient;
+use super::{Output, table};
+use crate::jobs::{DeviceResult, Job, JobState};
+
+/// How often `--wait` asks for progress.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// List jobs, newest first.
+    List {
+        /// scheduled, running, paused, stopped, done or failed
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show a job and what it did to each device.
+    Show { id: u64 },
+    /// Create a bulk job over a selection of devices (see docs/jobs.md).
+    Create(Box<CreateArgs>),
+    /// Pause a scheduled or running job (a running one stops before its next device).
+    Pause { id: u64 },
+    /// Resume a paused job where it stopped.
+    Resume { id: u64 },
+    /// Stop a job for good; devices not reached are reported as skipped.
+    Stop { id: u64 },
+    /// Delete a job and its results (not while it runs).
+    Delete { id: u64 },
+    /// Follow a job until it ends, with a progress line on standard error.
+    Wait { id: u64 },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Activate,
+    Deactivate,
+    Move,
+    SetParam,
+    Delete,
+    FirmwarePrefetch,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What to do to every selected device.
+    kind: Kind,
+    /// Select this device (repeatable).
+    #[arg(long = "mac", value_name = "MAC")]
+    macs: Vec<String>,
+    /// Select the devices of this site.
+    #[arg(long)]
+    site: Option<String>,
+    /// Select the devices of this group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Select the devices of this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Select the devices in this state.
+    #[arg(long)]
+    state: Option<String>,
+    /// Select the devices where any field contains this text.
+    #[arg(long)]
+    search: Option<String>,
+    /// Select every device (needed when no other selection is given).
+    #[arg(long)]
+    all: bool,
+    /// move: the new site.
+    #[arg(long)]
+    to_site: Option<String>,
+    /// move: the new group.
+    #[arg(long)]
+    to_group: Option<String>,
+    /// set-param: the parameter to set.
+    #[arg(long, value_name = "NAME=VALUE", conflicts_with = "unset")]
+    set: Option<String>,
+    /// set-param: the parameter to remove.
+    #[arg(long, value_name = "NAME")]
+    unset: Option<String>,
+    /// set-param: the parameter is a secret (only the device itself may read it).
+    #[arg(long)]
+    secret: bool,
+    /// When to run: RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, or +DURATION from now
+    /// (+90s, +10m, +2h, +1d). Default: now.
+    #[arg(long)]
+    at: Option<String>,
+    /// At most this many devices per second.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Follow the job until it ends, with a progress line.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// `--at` as a Unix time.
+pub fn parse_at(text: &str, now: i64) -> Result<i64> {
+    if let Some(rel) = text.strip_prefix('+') {
+        let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
+        let (n, unit) = rel.split_at(split);
+        let n: i64 = n
+            .parse()
+            .map_err(|_| anyhow!("--at {text:?}: expected +N followed by s, m, h or d"))?;
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => bail!("--at {text:?}: the unit must be s, m, h or d"),
+        };
+        return Ok(now + n * scale);
+    }
+    if let Ok(t) = text.parse::<i64>() {
+        return Ok(t);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| {
+            anyhow!(
+                "--at {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds or +DURATION: {e}"
+            )
+        })
+}
+
+impl CreateArgs {
+    fn body(&self) -> Result<Value> {
+        let mut body = Map::new();
+        let kind = match self.kind {
+            Kind::Activate => "activate",
+            Kind::Deactivate => "deactivate",
+            Kind::Move => "move",
+            Kind::SetParam => "set_param",
+            Kind::Delete => "delete",
+            Kind::FirmwarePrefetch => "firmware_prefetch",
+        };
+        body.insert("kind".into(), kind.into());
+        match self.kind {
+            Kind::Move => {
+                if let Some(s) = &self.to_site {
+                    body.insert("site".into(), s.as_str().into());
+                }
+                if let Some(g) = &self.to_group {
+                    body.insert("group".into(), g.as_str().into());
+                }
+            }
+            Kind::SetParam => {
+                let (name, value) = match (&self.set, &self.unset) {
+                    (Some(pair), None) => {
+                        let (n, v) = pair
+                            .split_once('=')
+                            .ok_or_else(|| anyhow!("--set {pair:?}: expected NAME=VALUE"))?;
+                        (n.to_string(), Value::from(v))
+                    }
+                    (None, Some(n)) => (n.clone(), Value::Null),
+                    _ => bail!("set-param needs --set NAME=VALUE or --unset NAME"),
+                };
+                body.insert("name".into(), name.into());
+                body.insert("value".into(), value);
+                body.insert("secret".into(), self.secret.into());
+            }
+            _ => {}
+        }
+        let mut selection = Map::new();
+        if !self.macs.is_empty() {
+            selection.insert("macs".into(), json!(self.macs));
+        }
+        if self.all {
+            selection.insert("all".into(), true.into());
+        }
+        for (k, v) in [
+            ("site", &self.site),
+            ("group", &self.group),
+            ("model", &self.model),
+            ("state", &self.state),
+            ("q", &self.search),
+        ] {
+            if let Some(v) = v {
+                selection.insert(k.into(), v.as_str().into());
+            }
+        }
+        body.insert("selection".into(), selection.into());
+        if let Some(at) = &self.at {
+            body.insert("at".into(), parse_at(at, crate::model::now_unix())?.into());
+        }
+        if let Some(r) = self.rate {
+            body.insert("rate".into(), r.into());
+        }
+        Ok(body.into())
+    }
+}
+
+pub async fn run(cmd: JobCmd, api: &ApiClient, out: Output) -> Result<()> {
+    match cmd {
+        JobCmd::List { state } => {
+            let path = match state {
+                Some(s) => format!("/jobs?state={s}"),
+                None => "/jobs".into(),
+            };
+            let list = api.get(&path).await?;
+            if out.json {
+                return out.print_json(&list);
+            }
+            let jobs: Vec<Job> = serde_json::from_value(list)?;
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|j| {
+                    vec![
+                        j.id.to_string(),
+                        j.kind.name().to_string(),
+                        j.state.to_string(),
+                        super::time_text(j.at),
+                        progress(j),
+                        j.counts.ok.to_string(),
+                        j.counts.failed.to_string(),
+                        j.counts.skipped.to_string(),
+                        j.created_by.clone(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "ID", "KIND", "STATE", "AT", "PROGRESS", "OK", "FAILED", "SKIPPED", "BY",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        JobCmd::Show { id } => show(api.get(&format!("/jobs/{id}")).await?, out),
+        JobCmd::Create(args) => {
+            let created = api.post("/jobs", &args.body()?).await?;
+            let job: Job = serde_json::from_value(created.clone())?;
+            if args.wait {
+                return wait(api, job.id, out).await;
+            }
+            if out.json {
+                return out.print_json(&created);
+            }
+            println!(
+                "job {} ({}) {}, runs at {}",
+                job.id,
+                job.kind.name(),
+                job.state,
+                super::time_text(job.at)
+            );
+            Ok(())
+        }
+        JobCmd::Pause { id } => action(api, out, id, "pause").await,
+        JobCmd::Resume { id } => action(api, out, id, "resume").await,
+        JobCmd::Stop { id } => action(api, out, id, "stop").await,
+        JobCmd::Delete { id } => {
+            api.delete(&format!("/jobs/{id}")).await?;
+            if out.json {
+                return out.print_json(&json!({ "deleted": id }));
+            }
+            println!("job {id} deleted");
+            Ok(())
+        }
+        JobCmd::Wait { id } => wait(api, id, out).await,
+    }
+}
+
+async fn action(api: &ApiClient, out: Output, id: u64, verb: &str) -> Result<()> {
+    let value = api.post(&format!("/jobs/{id}/{verb}"), &json!({})).await?;
+    if out.json {
+        return out.print_json(&value);
+    }
+    let job: Job = serde_json::from_value(value)?;
+    println!("job {id} {} ({})", job.state, progress(&job));
+    Ok(())
+}
+
+/// `done/total`, where done counts ok, failed and skipped devices.
+fn progress(j: &Job) -> String {
+    let c = j.counts;
+    format!("{}/{}", c.ok + c.failed + c.skipped, c.total)
+}
+
+/// Polls the job until it will not run again, drawing a progress line on standard error; then
+/// shows it. A job that ends `failed` makes the command fail.
+async fn wait(api: &ApiClient, id: u64, out: Output) -> Result<()> {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    let value = loop {
+        let value = api.get(&format!("/jobs/{id}")).await?;
+        let job: Job = serde_json::from_value(value.clone())?;
+        let c = job.counts;
+        let line = format!(
+            "job {id} {}: {} devices (ok {}, failed {}, skipped {})",
+            job.state,
+            progress(&job),
+            c.ok,
+            c.failed,
+            c.skipped
+        );
+        if line != last_line {
+            let mut err = std::io::stderr();
+            if tty {
+                let _ = write!(err, "\r\x1b[K{line}");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+            last_line = line;
+        }
+        if job.state.is_final() {
+            if tty {
+                eprintln!();
+            }
+            break value;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let state = value["state"].clone();
+    show(value, out)?;
+    if state == json!(JobState::Failed) {
+        bail!("job {id} failed on some devices (see above)");
+    }
+    Ok(())
+}
+
+fn show(value: Value, out: Output) -> Result<()> {
+    if out.json {
+        return out.print_json(&value);
+    }
+    let results: Vec<DeviceResult> = serde_json::from_value(value["results"].clone())?;
+    let job: Job = serde_json::from_value(value)?;
+    let kind = serde_json::to_value(&job.kind)?;
+    let args: Vec<String> = kind
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "kind")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let c = job.counts;
+    let time = |t: Option<i64>| t.map(super::time_text).unwrap_or_else(|| "-".into());
+    let rows = vec![
+        vec!["id".into(), job.id.to_string()],
+        vec![
+            "kind".into(),
+            format!("{} {}", job.kind.name(), args.join(" "))
+                .trim()
+                .to_string(),
+        ],
+        vec!["selection".into(), serde_json::to_string(&job.selection)?],
+        vec!["state".into(), job.state.to_string()],
+        vec!["at".into(), super::time_text(job.at)],
+        vec![
+            "rate".into(),
+            job.rate
+                .map(|r| format!("{r} devices/s"))
+                .unwrap_or_else(|| "unlimited".into()),
+        ],
+        vec!["created by".into(), job.created_by.clone()],
+        vec!["created".into(), super::time_text(job.created)],
+        vec!["started".into(), time(job.started)],
+        vec!["finished".into(), time(job.finished)],
+        vec![
+            "devices".into(),
+            format!(
+                "{} total, {} ok, {} failed, {} skipped, {} pending",
+                c.total, c.ok, c.failed, c.skipped, c.pending
+            ),
+        ],
+    ];
+    table::print(&["FIELD", "VALUE"], &rows);
+    if !results.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = results
+            .into_iter()
+            .map(|r| {
+                vec![
+                    r.mac.to_string(),
+                    serde_json::to_value(r.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    r.detail,
+                ]
+            })
+            .collect();
+        table::print(&["MAC", "RESULT", "DETAIL"], &rows);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_at;
+
+    #[test]
+    fn at_accepts_rfc3339_unix_and_relative() {
+        assert_eq!(parse_at("2025-06-01T02:00:00Z", 0).unwrap(), 1_748_743_200);
+        assert_eq!(
+            parse_at("2025-06-01T04:00:00+02:00", 0).unwrap(),
+            1_748_743_200
+        );
+        assert_eq!(parse_at("1748743200", 0).unwrap(), 1_748_743_200);
+        assert_eq!(parse_at("+90", 1000).unwrap(), 1090);
+        assert_eq!(parse_at("+10m", 1000).unwrap(), 1600);
+        assert_eq!(parse_at("+2h", 0).unwrap(), 7200);
+        assert!(parse_at("+2w", 0).is_err());
+        assert!(parse_at("tomorrow", 0).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! Bulk jobs and their per-device results. A job's step (change one device, record its result,
+//! advance the job) is one transaction: after a crash or restart a device is never applied
+//! twice nor skipped, and once a pause or stop is committed no further device is changed.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{DEVICES, META, Store, StoreError, decode, encode};
+use crate::jobs::model::{
+    Action, DeviceResult, Job, JobError, JobId, JobState, Outcome, ResultStatus, check_delete,
+};
+use crate::model::{Device, Mac, now_unix};
+
+/// Key: job id; value: a [`Job`] (without its results).
+pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// Key: (job id, index in the resolved device list); value: a [`DeviceResult`].
+pub(crate) const JOB_RESULTS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("job_results");
+
+/// The last job id handed out; ids are never reused, even after a delete.
+const LAST_JOB_ID: &str = "last_job_id";
+
+fn job_key(id: JobId) -> String {
+    format!("job {id}")
+}
+
+fn read_job(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: JobId,
+) -> Result<Option<Job>, StoreError> {
+    table
+        .get(id)?
+        .map(|v| decode("jobs", &id.to_string(), v.value()))
+        .transpose()
+}
+
+impl Store {
+    /// Stores a new job and gives it the next id.
+    pub fn create_job(&self, mut job: Job) -> Result<Job, StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let id = meta.get(LAST_JOB_ID)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(LAST_JOB_ID, id)?;
+            job.id = id;
+            tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(job)
+    }
+
+    pub fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let tx = self.db.begin_read()?;
+        read_job(&tx.open_table(JOBS)?, id)
+    }
+
+    /// Every job, oldest first.
+    pub fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(JOBS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode("jobs", &k.value().to_string(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A job's per-device results in the order it processes them.
+    pub fn job_results(&self, id: JobId) -> Result<Vec<DeviceResult>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(JOB_RESULTS)?;
+        let mut out = Vec::new();
+        for row in table.range((id, 0)..=(id, u64::MAX))? {
+            let (k, v) = row?;
+            let (job, index) = k.value();
+            out.push(decode("job_results", &format!("{job}/{index}"), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The device at `index` of a started job's list.
+    pub fn job_device(&self, id: JobId, index: u64) -> Result<Option<Mac>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(JOB_RESULTS)?;
+        let found = table.get((id, index))?;
+        found
+            .map(|v| {
+                decode::<DeviceResult>("job_results", &format!("{id}/{index}"), v.value())
+                    .map(|r| r.mac)
+            })
+            .transpose()
+    }
+
+    /// An operator's or the runner's action on a job. Stopping marks every device not yet
+    /// processed as skipped, in the same transaction.
+    pub fn job_action(
+        &self,
+        id: JobId,
+        action: Action,
+    ) -> Result<Result<Job, JobError>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let job = {
+            let mut jobs = tx.open_table(JOBS)?;
+            let Some(mut job) = read_job(&jobs, id)? else {
+                return Err(StoreError::NotFound(job_key(id)));
+            };
+            let (from, total) = (job.next, job.counts.total);
+            if let Err(e) = job.act(action, now_unix()) {
+                return Ok(Err(e));
+            }
+            if action == Action::Stop {
+                let mut results = tx.open_table(JOB_RESULTS)?;
+                for index in from..total {
+                    let key = format!("{id}/{index}");
+                    let old = results.get((id, index))?.map(|v| v.value().to_vec());
+                    if let Some(bytes) = old {
+                        let mut r: DeviceResult = decode("job_results", &key, &bytes)?;
+                        r.status = ResultStatus::Skipped;
+                        r.detail = "job stopped before this device".into();
+                        results.insert((id, index), encode(&r).as_slice())?;
+                    }
+                }
+            }
+            jobs.insert(id, encode(&job).as_slice())?;
+            job
+        };
+        tx.commit()?;
+        Ok(Ok(job))
+    }
+
+    /// Starts a scheduled job: resolves its selection against the inventory as it is now and
+    /// records every selected device as pending, in one transaction. `Ok(Err(_))` when the job
+    /// is no longer scheduled (paused or stopped meanwhile).
+    pub fn start_job(&self, id: JobId) -> Result<Result<Job, JobError>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let job = {
+            let mut jobs = tx.open_table(JOBS)?;
+            let Some(mut job) = read_job(&jobs, id)? else {
+                return Err(StoreError::NotFound(job_key(id)));
+            };
+            let devices: Vec<Device> = super::read_all(&tx.open_table(DEVICES)?, "devices")?;
+            let macs = job.selection.resolve(&devices);
+            if let Err(e) = job.start(macs.len(), now_unix()) {
+                return Ok(Err(e));
+            }
+            let mut results = tx.open_table(JOB_RESULTS)?;
+            for (index, mac) in macs.into_iter().enumerate() {
+                let r = DeviceResult::pending(mac);
+                results.insert((id, index as u64), encode(&r).as_slice())?;
+            }
+            jobs.insert(id, encode(&job).as_slice())?;
+            job
+        };
+        tx.commit()?;
+        Ok(Ok(job))
+    }
+
+    /// Processes device `index` of a running job in one transaction: `decide` sees the device
+    /// (`None` when it is not in the inventory) and says what to do; the device change, its
+    /// result and the job's progress commit together. Nothing happens unless the job is
+    /// running and `index` is its next device (`None`: paused, stopped, deleted or already past
+    /// that device). Returns the job as it is after the step.
+    pub fn job_step(
+        &self,
+        id: JobId,
+        index: u64,
+        decide: impl FnOnce(Option<Device>) -> Outcome,
+    ) -> Result<Option<Job>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let job = {
+            let mut jobs = tx.open_table(JOBS)?;
+            let mut job = match read_job(&jobs, id)? {
+                Some(j) if j.state == JobState::Running && j.next == index && !j.complete() => j,
+                _ => return Ok(None),
+            };
+            let mut results = tx.open_table(JOB_RESULTS)?;
+            let rkey = format!("{id}/{index}");
+            let mac = match results.get((id, index))? {
+                Some(v) => decode::<DeviceResult>("job_results", &rkey, v.value())?.mac,
+                None => return Err(StoreError::NotFound(format!("result {rkey}"))),
+            };
+            let mut devices = tx.open_table(DEVICES)?;
+            let key = mac.to_string();
+            let device: Option<Device> = match devices.get(key.as_str())? {
+                Some(v) => Some(decode("devices", &key, v.value())?),
+                None => None,
+            };
+            let outcome = decide(device);
+            let result = DeviceResult::from_outcome(mac, &outcome);
+            match outcome {
+                Outcome::Put(mut d, _) => {
+                    d.mac = mac;
+                    d.updated = now_unix();
+                    devices.insert(key.as_str(), encode(&d).as_slice())?;
+                }
+                Outcome::Remove(_) => {
+                    devices.remove(key.as_str())?;
+                }
+                Outcome::Unchanged(_) | Outcome::Failed(_) => {}
+            }
+            results.insert((id, index), encode(&result).as_slice())?;
+            job.record(result.status);
+            jobs.insert(id, encode(&job).as_slice())?;
+            job
+        };
+        tx.commit()?;
+        Ok(Some(job))
+    }
+
+    /// Deletes a job and its results; refused while it runs.
+    pub fn delete_job(&self, id: JobId) -> Result<Result<Job, JobError>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let job = {
+            let mut jobs = tx.open_table(JOBS)?;
+            let Some(job) = read_job(&jobs, id)? else {
+                return Err(StoreError::NotFound(job_key(id)));
+            };
+            if let Err(e) = check_delete(job.state) {
+                return Ok(Err(e));
+            }
+            jobs.remove(id)?;
+            let mut results = tx.open_table(JOB_RESULTS)?;
+            results.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            job
+        };
+        tx.commit()?;
+        Ok(Ok(job))
+    }
+}
