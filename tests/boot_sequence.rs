@@ -159,6 +159,94 @@ async fn avaya_yealink_and_poly_boot() {
     assert_eq!(r.status, 401);
 }
 
+/// The phone path keeps common files rendered per store generation; every change an operator
+/// makes must still reach the very next request.
+#[tokio::test]
+async fn changes_after_a_cached_render_are_served_at_once() {
+    let d = site().await;
+    let ua = format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{AVAYA})");
+    let id = d.identity(AVAYA).await;
+    let settings = || async { fetch(&d, &id, "/46xxsettings.txt", &ua).await.text() };
+    let upgrade = || async { fetch(&d, &id, "/J100Supgrade.txt", &ua).await.text() };
+    let own = || async { fetch(&d, &id, &format!("/{AVAYA}.txt"), &ua).await.text() };
+    for _ in 0..2 {
+        assert!(settings().await.contains("SET SIPDOMAIN hq.example.com"));
+        assert!(
+            upgrade()
+                .await
+                .contains("SET APPNAME FW_S_J179_R4_1_3_0_6.bin")
+        );
+        assert!(!own().await.contains("46xxspecials.txt"));
+    }
+
+    // A layer: the site's, the model's.
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/site:hq",
+            Some(json!({"params": {"sip.domain": "new.example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let now = settings().await;
+    assert!(now.contains("SET SIPDOMAIN new.example.com"), "{now}");
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/model:J179",
+            Some(json!({"params": {"firmware.file": "FW_S_J179_R4_2_0_0_1.bin"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let now = upgrade().await;
+    assert!(
+        now.contains("SET APPNAME FW_S_J179_R4_2_0_0_1.bin"),
+        "{now}"
+    );
+
+    // A static file: specials appear in the generated files, an override replaces one.
+    let upload = |name: &str, body: &str| {
+        let f = d.dir.path().join(name);
+        std::fs::write(&f, body).unwrap();
+        let out = d.cli(&["file", "put", name, "--from", f.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    upload("46xxspecials.txt", "SET ENABLE_OPUS 1\n");
+    assert!(settings().await.contains("GET 46xxspecials.txt"));
+    assert_eq!(own().await.lines().last(), Some("GET 46xxspecials.txt"));
+    upload("J100Supgrade.txt", "GET 46xxsettings.txt\n");
+    assert_eq!(upgrade().await, "GET 46xxsettings.txt\n");
+
+    // The device moves to another site: it gets that site's common files at once.
+    let (s, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{AVAYA}"),
+            Some(json!({"site": "branch"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let now = settings().await;
+    assert!(!now.contains("SET SIPDOMAIN new.example.com"), "{now}");
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/site:branch",
+            Some(json!({"params": {"sip.domain": "branch.example.com"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        settings()
+            .await
+            .contains("SET SIPDOMAIN branch.example.com")
+    );
+}
+
 #[tokio::test]
 async fn static_files_win_and_specials_are_fetched() {
     let d = site().await;

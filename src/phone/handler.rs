@@ -1,7 +1,6 @@
 //! One phone request, from path to response. The decisions (identify, authorise, render) are
 //! pure functions in sibling modules; this file sequences them and does the store I/O.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use hyper::body::Incoming;
 
 use super::PhoneState;
 use super::authorize::{Decision, Proof, Target, authorize};
+use super::cache::{FileKey, Published, Ready};
 use super::credentials::{self, FailureOutcome, Verdict};
 use super::identify::{Agent, mac_from_certificate, mac_from_path, parse_user_agent};
 use super::path::{PathError, segments};
@@ -19,12 +19,10 @@ use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
 use crate::serve::ConnInfo;
 use crate::settings::render::{
-    Common, Rendered, Requester, classify, file_device, render_common, render_device,
+    Common, FileName, Rendered, Requester, classify, file_device, render_common, render_device,
+    requester_part,
 };
-use crate::store::{CommonLayers, DeviceContext, Store, StoreError};
-
-/// The operator's additions to the generated Avaya settings.
-const SPECIALS: &str = "46xxspecials.txt";
+use crate::store::{DeviceContext, Store, StoreError};
 
 type Resp = Response<PhoneBody>;
 
@@ -192,16 +190,28 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         }
         return resp;
     }
+    let published = match state.cache.current(&state.store, &catalogue) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "store read failed");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
+    };
     // A few redb read transactions on pages the OS has cached: microseconds, so they run
     // inline instead of paying a thread hand-off per request in a boot storm.
-    let mut loaded = match load(&state.store, &catalogue, name, requester_mac) {
+    let loaded = match load(
+        &state.store,
+        &published,
+        name,
+        requester_mac,
+        &firmware_base(asked),
+    ) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "store read failed");
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
     };
-    loaded.firmware_base = firmware_base(asked);
     let who = Requester {
         vendor: asked.agent.as_ref().map(|a| a.vendor),
         firmware: asked
@@ -210,12 +220,30 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             .map(|a| a.firmware.clone())
             .unwrap_or_default(),
     };
+    // A generated common file is the same for every phone of a site in a generation.
+    let common_key = match (&loaded.file, &loaded.static_file) {
+        (Some(file), None) if file_device(file).is_none() => Some(FileKey {
+            site: loaded.site.clone(),
+            name: name.to_string(),
+            firmware_base: loaded.common.firmware_base.clone(),
+            requester: requester_part(file, &who),
+        }),
+        _ => None,
+    };
+    if let Some(ready) = common_key.as_ref().and_then(|k| published.file(k)) {
+        record_checkin(state, asked, requester_mac, name);
+        return serve_file(asked, ready, false);
+    }
     let Some(served) = decide(&loaded, name, &who) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let Some(file_mac) = served.device else {
+        let ready = Ready::new(Bytes::from(served.rendered.bytes));
+        if let Some(key) = common_key {
+            published.keep(key, &ready);
+        }
         record_checkin(state, asked, requester_mac, name);
-        return serve_file(asked, served.rendered);
+        return serve_file(asked, ready, false);
     };
     let ctx = loaded.target.as_ref();
     let proof = match ctx {
@@ -236,7 +264,12 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     match authorize(&target, proof) {
         Decision::Allow => {
             record_checkin(state, asked, Some(file_mac), name);
-            serve_file(asked, served.rendered)
+            let secret = served.rendered.carries_secret;
+            serve_file(
+                asked,
+                Ready::new(Bytes::from(served.rendered.bytes)),
+                secret,
+            )
         }
         Decision::Unauthenticated { alarm } => {
             state.recorder.alarm(
@@ -267,13 +300,15 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
 
 /// The exact bytes device `mac` would receive for `name`, as if it asked with its own
 /// certificate (the admin API's "what does this phone get"). Blocking: call off the runtime.
+/// Reads the store afresh rather than through the phone path's cache.
 pub fn preview(
     store: &Store,
-    catalogue: &Catalogue,
+    catalogue: &Arc<Catalogue>,
     mac: Mac,
     name: &str,
 ) -> Result<Option<Rendered>, StoreError> {
-    let loaded = load(store, catalogue, name, Some(mac))?;
+    let published = Published::read(store, catalogue.clone(), store.generation())?;
+    let loaded = load(store, &published, name, Some(mac), "")?;
     let device = store.get_device(mac)?;
     let who = Requester {
         vendor: device
@@ -292,18 +327,19 @@ pub fn preview(
     }))
 }
 
-/// What the store holds for one request, read in one blocking call.
+/// What the store holds for one request.
 struct Loaded {
+    /// The requested name as a file edgeprov generates, if it is one.
+    file: Option<FileName>,
     /// The device the requested file is about (per-device files), if in the inventory.
     target: Option<DeviceContext>,
+    /// The site whose files the requester gets (`None` for no site).
+    site: Option<String>,
     /// An operator's static file of that name for the requester's site (or box-wide).
     static_file: Option<Vec<u8>>,
-    common: CommonLayers,
-    specials: bool,
-    /// Model → firmware file the policies choose for the requester's site.
-    firmware: BTreeMap<String, String>,
-    /// URL prefix of firmware downloads, as the requester reached this server.
-    firmware_base: String,
+    /// The common data of that site, with the firmware the policies choose for it and the URL
+    /// prefix of firmware downloads as the requester reached this server.
+    common: Arc<Common>,
     /// The site this box serves per its cloud registration (cloud-activated devices of other
     /// sites get no secrets here).
     home_site: Option<String>,
@@ -311,9 +347,10 @@ struct Loaded {
 
 fn load(
     store: &Store,
-    catalogue: &Catalogue,
+    published: &Published,
     name: &str,
     requester: Option<Mac>,
+    firmware_base: &str,
 ) -> Result<Loaded, StoreError> {
     let file = classify(name);
     let file_mac = file
@@ -326,18 +363,17 @@ fn load(
         .flatten();
     let site = match (&target, requester) {
         (Some(ctx), _) => Some(ctx.device.site.clone()),
-        (None, Some(m)) => store.get_device(m)?.map(|d| d.site),
+        (None, Some(m)) => store.device_site(m)?,
         (None, None) => None,
-    };
-    let site = site.as_deref().filter(|s| !s.is_empty());
+    }
+    .filter(|s| !s.is_empty());
     Ok(Loaded {
-        static_file: store.static_file(site, name)?,
-        specials: store.static_file(site, SPECIALS)?.is_some(),
-        common: store.common_layers(site)?,
-        firmware: catalogue.files_for_site(site),
-        firmware_base: String::new(),
+        static_file: published.static_file(store, site.as_deref(), name)?,
+        common: published.common(store, site.as_deref(), firmware_base)?,
+        home_site: published.home_site.clone(),
+        file,
         target,
-        home_site: store.home_site()?,
+        site,
     })
 }
 
@@ -351,9 +387,9 @@ struct Served {
 /// as that device's own file and as carrying a secret: an operator's upload of `{mac}.cfg`
 /// usually holds its SIP password.
 fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
-    let file = classify(name);
     if let Some(bytes) = &loaded.static_file {
-        let device = file
+        let device = loaded
+            .file
             .as_ref()
             .and_then(file_device)
             .or_else(|| mac_from_path(std::slice::from_ref(&name.to_string())));
@@ -365,17 +401,14 @@ fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
             device,
         });
     }
-    let file = file?;
-    let mut common = Common::from_layers(&loaded.common, loaded.specials);
-    common.firmware = loaded.firmware.clone();
-    common.firmware_base = loaded.firmware_base.clone();
-    match file_device(&file) {
+    let file = loaded.file.as_ref()?;
+    match file_device(file) {
         Some(mac) => Some(Served {
-            rendered: render_device(&file, loaded.target.as_ref()?, &common, who)?,
+            rendered: render_device(file, loaded.target.as_ref()?, &loaded.common, who)?,
             device: Some(mac),
         }),
         None => Some(Served {
-            rendered: render_common(&file, &common, who)?,
+            rendered: render_common(file, &loaded.common, who)?,
             device: None,
         }),
     }
@@ -435,41 +468,30 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
     }
 }
 
-fn serve_file(asked: &Asked<'_>, rendered: Rendered) -> Resp {
-    let etag = etag(&rendered.bytes);
-    let not_modified = asked
-        .if_none_match
-        .as_deref()
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+fn serve_file(asked: &Asked<'_>, ready: Ready, carries_secret: bool) -> Resp {
+    let not_modified = asked.if_none_match.as_deref().is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().as_bytes() == ready.etag.as_bytes() || t.trim() == "*")
+    });
     let mut r = if not_modified {
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if asked.method == Method::HEAD {
         let mut r = Response::new(full(Bytes::new()));
-        r.headers_mut().insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(rendered.bytes.len()),
-        );
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(ready.bytes.len()));
         r
     } else {
-        Response::new(full(rendered.bytes))
+        Response::new(full(ready.bytes))
     };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if rendered.carries_secret {
+    h.insert(header::ETAG, ready.etag);
+    if carries_secret {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     r
-}
-
-/// A strong ETag from the content, so an unchanged file is a 304 however it was produced.
-fn etag(bytes: &[u8]) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    format!("\"{}\"", credentials::hex(&d.as_ref()[..16]))
 }
 
 /// Records who fetched a file. Only after a successful response, so a refused request cannot

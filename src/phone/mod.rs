@@ -1,6 +1,7 @@
 //! The phone-facing HTTP(S) service: identify the device, authorise, render, respond.
 
 pub mod authorize;
+mod cache;
 pub mod credentials;
 mod handler;
 pub mod identify;
@@ -15,6 +16,7 @@ use crate::config::PhoneConfig;
 use crate::firmware::Firmware;
 use crate::pki::Pki;
 use crate::store::{Recorder, Store};
+use cache::RenderCache;
 use credentials::{Lockouts, NonceKey};
 
 /// Everything a phone request needs, shared by all connections.
@@ -28,6 +30,8 @@ pub struct PhoneState {
     pub nonces: NonceKey,
     pub lockouts: Lockouts,
     pub firmware: Arc<Firmware>,
+    /// What requests of the current store generation share (layers, rendered common files).
+    cache: RenderCache,
 }
 
 impl PhoneState {
@@ -45,6 +49,7 @@ impl PhoneState {
             pki,
             firmware,
             metrics,
+            cache: RenderCache::default(),
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,

@@ -31,7 +31,7 @@ impl Store {
 
     /// Clears (removes) one alarm; returns it, or `None` when there was none.
     pub fn clear_alarm(&self, kind: AlarmKind, source: &str) -> Result<Option<Alarm>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let k = key(kind, source);
         let removed = {
             let mut table = tx.open_table(ALARMS)?;

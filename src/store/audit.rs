@@ -26,7 +26,7 @@ pub struct AuditEntry {
 impl Store {
     /// Appends an entry (durably) and returns its sequence number.
     pub fn append_audit(&self, mut entry: AuditEntry) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let seq = {
             let mut table = tx.open_table(AUDIT)?;
             let seq = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);

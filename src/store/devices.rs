@@ -16,6 +16,23 @@ impl Store {
             .transpose()
     }
 
+    /// The site of a device in the inventory ("" when it has none), without reading the rest
+    /// of its record: what the phone path needs to choose the common files of a requester.
+    pub fn device_site(&self, mac: Mac) -> Result<Option<String>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct SiteOnly {
+            #[serde(default)]
+            site: String,
+        }
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEVICES)?;
+        let key = mac.to_string();
+        let found = table.get(key.as_str())?;
+        found
+            .map(|v| decode::<SiteOnly>("devices", &key, v.value()).map(|d| d.site))
+            .transpose()
+    }
+
     pub fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         let tx = self.db.begin_read()?;
         read_all(&tx.open_table(DEVICES)?, "devices")
@@ -28,7 +45,7 @@ impl Store {
 
     /// Adds a new device; an existing MAC is a conflict, never silently overwritten.
     pub fn create_device(&self, mut device: Device) -> Result<Device, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(DEVICES)?;
             let key = device.mac.to_string();
@@ -51,7 +68,7 @@ impl Store {
         mac: Mac,
         change: impl FnOnce(&mut Device) -> Result<(), E>,
     ) -> Result<Result<Device, E>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let updated = {
             let mut table = tx.open_table(DEVICES)?;
             let key = mac.to_string();
@@ -79,7 +96,7 @@ impl Store {
         devices: Vec<Device>,
         apply: bool,
     ) -> Result<(usize, usize), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let (mut created, mut updated) = (0, 0);
         {
             let mut table = tx.open_table(DEVICES)?;
@@ -119,7 +136,7 @@ impl Store {
 
     /// Removes a device; returns what was removed.
     pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let key = mac.to_string();
         let removed = {
             let mut table = tx.open_table(DEVICES)?;
@@ -144,7 +161,7 @@ impl Store {
     }
 
     pub fn put_site(&self, site: &Site) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(SITES)?
             .insert(site.name.as_str(), encode(site).as_slice())?;
         tx.commit()?;
@@ -154,7 +171,7 @@ impl Store {
     /// Removes a site record and its parameter layer, in one transaction; refused while a
     /// device still belongs to the site.
     pub fn delete_site(&self, name: &str) -> Result<Option<Site>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let removed = {
             let devices = tx.open_table(DEVICES)?;
             for row in devices.iter()? {

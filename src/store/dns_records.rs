@@ -49,7 +49,7 @@ impl Store {
         spec: &RecordSpec,
         now: i64,
     ) -> Result<DnsRecordEntry, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let entry = {
             let mut table = tx.open_table(DNS_RECORDS)?;
             let id = table.last()?.map_or(1, |(k, _)| k.value() + 1);
@@ -69,7 +69,7 @@ impl Store {
     }
 
     pub fn delete_dns_record(&self, id: u64) -> Result<DnsRecordEntry, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let removed = {
             let mut table = tx.open_table(DNS_RECORDS)?;
             let removed = table.remove(id)?;

@@ -1,6 +1,8 @@
 //! Static files uploaded by an operator. A file of the same name as a generated one wins; a
 //! site's file wins over a box-wide one.
 
+use std::collections::HashSet;
+
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{STATIC_FILES, Store, StoreError};
@@ -20,7 +22,7 @@ impl Store {
         name: &str,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(STATIC_FILES)?
             .insert(key(site, name).as_str(), bytes)?;
         tx.commit()?;
@@ -28,7 +30,7 @@ impl Store {
     }
 
     pub fn delete_static_file(&self, site: Option<&str>, name: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let removed = tx
             .open_table(STATIC_FILES)?
             .remove(key(site, name).as_str())?
@@ -55,6 +57,18 @@ impl Store {
             .map(|v| v.value().to_vec()))
     }
 
+    /// Which static files exist, so a request reads one only when it is there.
+    pub fn static_index(&self) -> Result<StaticIndex, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(STATIC_FILES)?;
+        let mut keys = HashSet::new();
+        for row in table.iter()? {
+            let (k, _) = row?;
+            keys.insert(k.value().to_string());
+        }
+        Ok(StaticIndex { keys })
+    }
+
     /// Every static file as (site, name, size); site is empty for box-wide files.
     pub fn list_static_files(&self) -> Result<Vec<(String, String, usize)>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -67,5 +81,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// The names of the static files at one moment (see [`Store::static_index`]).
+#[derive(Debug, Default)]
+pub struct StaticIndex {
+    keys: HashSet<String>,
+}
+
+impl StaticIndex {
+    /// Whether [`Store::static_file`] finds a file for `site` and `name`.
+    pub fn contains(&self, site: Option<&str>, name: &str) -> bool {
+        site.filter(|s| !s.is_empty())
+            .is_some_and(|s| self.keys.contains(&key(Some(s), name)))
+            || self.keys.contains(&key(None, name))
     }
 }

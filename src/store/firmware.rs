@@ -53,7 +53,7 @@ impl Store {
     /// Replaces the config's releases with `releases` (a release removed from the config
     /// disappears; one added through the API with the same file name is overridden).
     pub fn replace_config_releases(&self, releases: &[Release]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
             let mut stale = Vec::new();
@@ -82,7 +82,7 @@ impl Store {
     /// Adds an operator's release; a file name already in the catalogue is a conflict.
     pub fn add_firmware_release(&self, release: &Release) -> Result<(), StoreError> {
         let key = release.file.to_ascii_lowercase();
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
             if table.get(key.as_str())?.is_some() {
@@ -103,7 +103,7 @@ impl Store {
 
     pub fn delete_firmware_release(&self, file: &str) -> Result<Release, StoreError> {
         let key = file.to_ascii_lowercase();
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let removed = {
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
             let removed = table.remove(key.as_str())?;
@@ -122,7 +122,7 @@ impl Store {
         scope: &str,
         policies: &ScopePolicies,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(FIRMWARE_POLICIES)?;
             if policies.is_empty() {

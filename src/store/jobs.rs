@@ -36,7 +36,7 @@ fn read_job(
 impl Store {
     /// Stores a new job and gives it the next id.
     pub fn create_job(&self, mut job: Job) -> Result<Job, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let id = meta.get(LAST_JOB_ID)?.map_or(0, |v| v.value()) + 1;
@@ -98,7 +98,7 @@ impl Store {
         id: JobId,
         action: Action,
     ) -> Result<Result<Job, JobError>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
             let Some(mut job) = read_job(&jobs, id)? else {
@@ -132,7 +132,7 @@ impl Store {
     /// records every selected device as pending, in one transaction. `Ok(Err(_))` when the job
     /// is no longer scheduled (paused or stopped meanwhile).
     pub fn start_job(&self, id: JobId) -> Result<Result<Job, JobError>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
             let Some(mut job) = read_job(&jobs, id)? else {
@@ -166,7 +166,7 @@ impl Store {
         index: u64,
         decide: impl FnOnce(Option<Device>) -> Outcome,
     ) -> Result<Option<Job>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
             let mut job = match read_job(&jobs, id)? {
@@ -209,7 +209,7 @@ impl Store {
 
     /// Deletes a job and its results; refused while it runs.
     pub fn delete_job(&self, id: JobId) -> Result<Result<Job, JobError>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
             let Some(job) = read_job(&jobs, id)? else {

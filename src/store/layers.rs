@@ -74,7 +74,7 @@ impl Store {
     }
 
     pub fn put_layer(&self, layer: &Layer, set: &ParamSet) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(LAYERS)?;
             let key = layer.to_string();

@@ -19,7 +19,7 @@ impl Store {
         if leases.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(LEASES)?;
             for lease in leases {

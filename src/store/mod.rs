@@ -25,12 +25,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use audit::AuditEntry;
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
-pub use files::MAX_STATIC_FILE;
+pub use files::{MAX_STATIC_FILE, StaticIndex};
 pub use firmware::ReleaseOrigin;
 pub use history::CheckinRecord;
 pub use layers::{CommonLayers, DeviceContext};
@@ -61,6 +61,8 @@ pub struct Store {
     /// The database file, for consistent snapshots (backups).
     path: Arc<std::path::PathBuf>,
     outbox: Arc<OutboxSettings>,
+    /// Counts committed changes; see [`Store::generation`].
+    generation: Arc<AtomicU64>,
 }
 
 /// Whether events are kept for the cloud (only once the box is registered: a box without a
@@ -90,10 +92,28 @@ impl Store {
                 enabled: AtomicBool::new(false),
                 max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
             }),
+            generation: Arc::new(AtomicU64::new(0)),
         };
         store.init_schema()?;
         store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
+    }
+
+    /// Rises after every committed change except the recorder's batches (check-ins, alarms
+    /// and their history and cloud events, which no rendered file depends on). It rises after
+    /// the commit, so whoever reads generation `g` and then the database sees every change
+    /// counted up to `g`: what was derived from the data after reading `g` may be reused for
+    /// as long as the generation is still `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A write transaction that counts in [`Store::generation`] when it commits.
+    fn begin_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
+        Ok(CountedWrite {
+            tx: self.db.begin_write()?,
+            generation: &self.generation,
+        })
     }
 
     /// Bounds the outbox (`cloud.outbox_max`).
@@ -114,7 +134,7 @@ impl Store {
     }
 
     fn init_schema(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
@@ -153,7 +173,7 @@ impl Store {
     /// writer out while the file is copied, so the copy is one consistent commit; the
     /// transaction is then abandoned, changing nothing.
     pub fn snapshot_to(&self, dest: &Path) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let copied = std::fs::copy(self.path.as_path(), dest).map_err(|source| StoreError::Io {
             path: dest.to_path_buf(),
             source,
@@ -166,6 +186,31 @@ impl Store {
         let tx = self.db.begin_read()?;
         let meta = tx.open_table(META)?;
         Ok(meta.get("schema_version")?.map(|v| v.value()).unwrap_or(0))
+    }
+}
+
+/// A write transaction whose commit raises the store's generation.
+struct CountedWrite<'a> {
+    tx: WriteTransaction,
+    generation: &'a AtomicU64,
+}
+
+impl CountedWrite<'_> {
+    fn commit(self) -> Result<(), redb::CommitError> {
+        self.tx.commit()?;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn abort(self) -> Result<(), redb::StorageError> {
+        self.tx.abort()
+    }
+}
+
+impl std::ops::Deref for CountedWrite<'_> {
+    type Target = WriteTransaction;
+    fn deref(&self) -> &WriteTransaction {
+        &self.tx
     }
 }
 

@@ -20,7 +20,7 @@ impl Store {
     }
 
     pub fn put_preferences(&self, prefs: &Preferences) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         tx.open_table(PREFERENCES)?
             .insert(KEY, encode(prefs).as_slice())?;
         tx.commit()?;

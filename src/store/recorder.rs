@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,9 @@ use crate::model::{AlarmKind, CheckIn, Device, Mac, Severity, now_unix};
 use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
-/// block or grow memory without limit.
+/// block or grow memory without limit. Counted by hand over an unbounded channel, whose memory
+/// follows what is queued: a bounded one allocates every slot up front (about 9 MB for this
+/// bound, resident all the time).
 const QUEUE: usize = 65_536;
 /// Largest batch written in one transaction.
 const BATCH: usize = 8_192;
@@ -44,21 +46,31 @@ pub enum RecorderEvent {
 /// A cloneable sender into the recorder thread.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: SyncSender<RecorderEvent>,
+    tx: Sender<RecorderEvent>,
     dropped: Arc<AtomicU64>,
+    /// Check-ins and alarms sent and not yet taken by the thread.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Recorder {
     /// Starts the writer thread; join the handle after sending [`Recorder::stop`].
     pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = channel();
         let dropped = Arc::new(AtomicU64::new(0));
-        let counter = dropped.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (counter, taken) = (dropped.clone(), queued.clone());
         let handle = std::thread::Builder::new()
             .name("edgeprov-recorder".into())
-            .spawn(move || run(store, rx, counter))
+            .spawn(move || run(store, rx, counter, taken))
             .expect("spawning a thread at start-up");
-        (Recorder { tx, dropped }, handle)
+        (
+            Recorder {
+                tx,
+                dropped,
+                queued,
+            },
+            handle,
+        )
     }
 
     pub fn check_in(&self, mac: Mac, checkin: CheckIn) {
@@ -91,14 +103,10 @@ impl Recorder {
     /// Waits until everything sent before this call is committed (used by the admin API so an
     /// alarm list read right after a refusal shows it).
     pub async fn flush(&self) {
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let tx = self.tx.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if tx.send(RecorderEvent::Flush(done_tx)).is_ok() {
-                let _ = done_rx.recv();
-            }
-        })
-        .await;
+        let (done_tx, done_rx) = channel();
+        if self.tx.send(RecorderEvent::Flush(done_tx)).is_ok() {
+            let _ = tokio::task::spawn_blocking(move || done_rx.recv()).await;
+        }
     }
 
     /// Commits what is queued and ends the thread.
@@ -107,16 +115,20 @@ impl Recorder {
     }
 
     fn send(&self, ev: RecorderEvent) {
-        match self.tx.try_send(ev) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let full = self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE;
+        if full || self.tx.send(ev).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-fn run(store: Store, rx: Receiver<RecorderEvent>, dropped: Arc<AtomicU64>) {
+fn run(
+    store: Store,
+    rx: Receiver<RecorderEvent>,
+    dropped: Arc<AtomicU64>,
+    queued: Arc<AtomicUsize>,
+) {
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
@@ -126,6 +138,9 @@ fn run(store: Store, rx: Receiver<RecorderEvent>, dropped: Arc<AtomicU64>) {
         let mut waiters = Vec::new();
         let mut next = Some(first);
         while let Some(ev) = next.take() {
+            if matches!(ev, RecorderEvent::CheckIn(..) | RecorderEvent::Alarm { .. }) {
+                queued.fetch_sub(1, Ordering::Relaxed);
+            }
             match ev {
                 RecorderEvent::CheckIn(mac, c) => checkins.push((mac, c)),
                 RecorderEvent::Alarm {
@@ -188,6 +203,7 @@ fn write_batch(
     if checkins.is_empty() && alarms.is_empty() {
         return Ok(());
     }
+    // Not counted in the store's generation: nothing rendered depends on check-ins or alarms.
     let tx = store.db.begin_write()?;
     // A phone fetches several files per boot: its device record is read and rewritten once per
     // batch, with its latest check-in (the history below keeps every one; the outbox keeps one

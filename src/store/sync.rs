@@ -86,7 +86,7 @@ impl Store {
 
     /// Records a registration and starts pulling from the beginning; turns the outbox on.
     pub fn put_registration(&self, reg: &Registration) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut t = tx.open_table(SYNC_STATE)?;
             t.insert("registration", encode(reg).as_slice())?;
@@ -110,7 +110,7 @@ impl Store {
     /// Applies one pulled page and its new cursor in one transaction, with the enrollment
     /// events the changes cause. A cursor that moved meanwhile is a conflict: nothing is written.
     pub fn apply_pull(&self, update: &PullUpdate) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let mut pending = Vec::new();
         {
             let mut state = tx.open_table(SYNC_STATE)?;
@@ -323,7 +323,7 @@ impl Store {
     /// Removes delivered events. An entry replaced since it was read (a newer check-in under
     /// the same sequence, with a new id) stays to be delivered next time.
     pub fn outbox_ack(&self, delivered: &[(u64, String)]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut outbox = tx.open_table(OUTBOX)?;
             let mut index = tx.open_table(OUTBOX_INDEX)?;

@@ -20,7 +20,7 @@ impl Store {
 
     /// Stores a new token; refused if the id is taken.
     pub fn add_token(&self, token: &ApiToken) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(TOKENS)?;
             if table.get(token.id.as_str())?.is_some() {
@@ -34,7 +34,7 @@ impl Store {
 
     /// Revokes a token: it stops working at once. Returns what was removed.
     pub fn revoke_token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         let removed = {
             let mut table = tx.open_table(TOKENS)?;
             let old = table.remove(id)?;
@@ -47,7 +47,7 @@ impl Store {
 
     /// Notes a successful use, at most once a minute per token so reads stay reads.
     pub fn touch_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(TOKENS)?;
             let found = table

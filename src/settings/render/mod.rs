@@ -108,6 +108,15 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
     })
 }
 
+/// What of the requester a common file's bytes depend on beyond [`Common`] (empty for most):
+/// with the file, the common data and this, a rendered common file can be reused.
+pub fn requester_part(file: &FileName, who: &Requester) -> String {
+    match file {
+        FileName::YealinkBoot => who.firmware.clone(),
+        _ => String::new(),
+    }
+}
+
 /// The vendor a device's files are for: its model, else what its User-Agent says.
 pub fn device_vendor(ctx: &DeviceContext, who: &Requester) -> Option<Vendor> {
     Vendor::from_model(&ctx.device.model).or(who.vendor)

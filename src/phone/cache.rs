@@ -1,0 +1,186 @@
+//! What the phone requests of one store generation share, so a boot storm reads the layers and
+//! renders each common file once instead of on every request.
+//!
+//! Everything here belongs to one [`Store::generation`] and one firmware catalogue: a request
+//! that finds either changed starts a new [`Published`], so a change made through the admin
+//! API (which commits, and so raises the generation, before it answers) is served to the very
+//! next request. Per-device files are never kept: they carry the device's own data and secrets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::firmware::Catalogue;
+use crate::settings::render::Common;
+use crate::store::{StaticIndex, Store, StoreError};
+
+/// The operator's additions to the generated Avaya settings.
+pub(super) const SPECIALS: &str = "46xxspecials.txt";
+
+/// Bounds on what one generation keeps. The keys come partly from requests (the Host a phone
+/// used, its firmware version), so they are bounded; past a bound, files are rendered per
+/// request as before.
+const MAX_COMMONS: usize = 256;
+const MAX_FILES: usize = 1_024;
+const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A file ready to send: its bytes and their ETag.
+#[derive(Clone)]
+pub struct Ready {
+    pub bytes: Bytes,
+    pub etag: HeaderValue,
+}
+
+impl Ready {
+    pub fn new(bytes: Bytes) -> Ready {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+        let etag = format!("\"{}\"", super::credentials::hex(&d.as_ref()[..16]));
+        Ready {
+            bytes,
+            etag: HeaderValue::from_str(&etag).expect("hex digits in quotes are a header value"),
+        }
+    }
+}
+
+/// A rendered common file's identity within a generation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub site: Option<String>,
+    pub name: String,
+    pub firmware_base: String,
+    /// [`crate::settings::render::requester_part`].
+    pub requester: String,
+}
+
+/// (site, firmware base) → the common data of that site's phones.
+type Commons = HashMap<(Option<String>, String), Arc<Common>>;
+
+#[derive(Default)]
+struct Files {
+    map: HashMap<FileKey, Ready>,
+    bytes: usize,
+}
+
+/// The shared state of one generation.
+pub struct Published {
+    generation: u64,
+    catalogue: Arc<Catalogue>,
+    /// The site this box serves per its cloud registration.
+    pub home_site: Option<String>,
+    statics: StaticIndex,
+    commons: Mutex<Commons>,
+    files: Mutex<Files>,
+}
+
+impl Published {
+    /// Reads what a generation shares. Read the generation first: the data read after it is at
+    /// least as new.
+    pub fn read(
+        store: &Store,
+        catalogue: Arc<Catalogue>,
+        generation: u64,
+    ) -> Result<Published, StoreError> {
+        Ok(Published {
+            generation,
+            catalogue,
+            home_site: store.home_site()?,
+            statics: store.static_index()?,
+            commons: Mutex::default(),
+            files: Mutex::default(),
+        })
+    }
+
+    /// The operator's static file `name` for phones of `site`, if there is one.
+    pub fn static_file(
+        &self,
+        store: &Store,
+        site: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.statics.contains(site, name) {
+            store.static_file(site, name)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The common data for phones of `site` reaching this server at `firmware_base`.
+    pub fn common(
+        &self,
+        store: &Store,
+        site: Option<&str>,
+        firmware_base: &str,
+    ) -> Result<Arc<Common>, StoreError> {
+        let key = (site.map(str::to_string), firmware_base.to_string());
+        if let Some(c) = lock(&self.commons).get(&key) {
+            return Ok(c.clone());
+        }
+        let layers = store.common_layers(site)?;
+        let mut common = Common::from_layers(&layers, self.statics.contains(site, SPECIALS));
+        common.firmware = self.catalogue.files_for_site(site);
+        common.firmware_base = firmware_base.to_string();
+        let common = Arc::new(common);
+        let mut commons = lock(&self.commons);
+        if commons.len() < MAX_COMMONS {
+            commons.insert(key, common.clone());
+        }
+        Ok(common)
+    }
+
+    /// A common file rendered earlier in this generation.
+    pub fn file(&self, key: &FileKey) -> Option<Ready> {
+        lock(&self.files).map.get(key).cloned()
+    }
+
+    /// Keeps a rendered common file for the rest of the generation, within the bounds.
+    pub fn keep(&self, key: FileKey, ready: &Ready) {
+        let mut files = lock(&self.files);
+        let size = ready.bytes.len();
+        if files.map.len() < MAX_FILES
+            && files.bytes + size <= MAX_FILE_BYTES
+            && files.map.insert(key, ready.clone()).is_none()
+        {
+            files.bytes += size;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The current generation's [`Published`], replaced when the store or the catalogue changes.
+#[derive(Default)]
+pub struct RenderCache {
+    current: RwLock<Option<Arc<Published>>>,
+}
+
+impl RenderCache {
+    pub fn current(
+        &self,
+        store: &Store,
+        catalogue: &Arc<Catalogue>,
+    ) -> Result<Arc<Published>, StoreError> {
+        let generation = store.generation();
+        let fresh =
+            |p: &Arc<Published>| p.generation == generation && Arc::ptr_eq(&p.catalogue, catalogue);
+        if let Some(p) = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|p| fresh(p))
+        {
+            return Ok(p.clone());
+        }
+        let published = Arc::new(Published::read(store, catalogue.clone(), generation)?);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        // Never replace a newer generation with an older one read concurrently.
+        if current.as_ref().is_none_or(|p| p.generation <= generation) {
+            *current = Some(published.clone());
+        }
+        Ok(published)
+    }
+}
