@@ -2,13 +2,15 @@
 //! batch, so a phone's response never waits for a disk sync and a boot storm of thousands of
 //! phones costs a handful of commits instead of thousands. Once an event arrives the thread
 //! keeps gathering for [`LINGER`] (or until a batch is full, or someone waits on a flush), so
-//! under load every commit — and its disk sync — carries hundreds of check-ins.
+//! under load every commit — and its disk sync — carries hundreds of check-ins. While it
+//! gathers it sleeps rather than waiting on the channel: a check-in then costs the request no
+//! wake-up of this thread; a flush or stop wakes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use redb::ReadableTable;
@@ -50,6 +52,8 @@ pub struct Recorder {
     dropped: Arc<AtomicU64>,
     /// Check-ins and alarms sent and not yet taken by the thread.
     queued: Arc<AtomicUsize>,
+    /// The recorder thread, woken when someone waits for a commit.
+    thread: Thread,
 }
 
 impl Recorder {
@@ -68,6 +72,7 @@ impl Recorder {
                 tx,
                 dropped,
                 queued,
+                thread: handle.thread().clone(),
             },
             handle,
         )
@@ -105,6 +110,7 @@ impl Recorder {
     pub async fn flush(&self) {
         let (done_tx, done_rx) = channel();
         if self.tx.send(RecorderEvent::Flush(done_tx)).is_ok() {
+            self.thread.unpark();
             let _ = tokio::task::spawn_blocking(move || done_rx.recv()).await;
         }
     }
@@ -112,6 +118,7 @@ impl Recorder {
     /// Commits what is queued and ends the thread.
     pub fn stop(&self) {
         let _ = self.tx.send(RecorderEvent::Stop);
+        self.thread.unpark();
     }
 
     fn send(&self, ev: RecorderEvent) {
@@ -120,6 +127,47 @@ impl Recorder {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// What one commit writes, and who waits for it.
+#[derive(Default)]
+struct Batch {
+    checkins: Vec<(Mac, CheckIn)>,
+    alarms: Vec<AlarmEvent>,
+    waiters: Vec<Sender<()>>,
+    stop: bool,
+}
+
+impl Batch {
+    fn take(&mut self, ev: RecorderEvent, queued: &AtomicUsize) {
+        match ev {
+            RecorderEvent::CheckIn(mac, c) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                self.checkins.push((mac, c));
+            }
+            RecorderEvent::Alarm {
+                kind,
+                severity,
+                source,
+                message,
+            } => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                self.alarms.push(AlarmEvent {
+                    kind,
+                    severity,
+                    source,
+                    message,
+                    at: now_unix(),
+                });
+            }
+            RecorderEvent::Flush(w) => self.waiters.push(w),
+            RecorderEvent::Stop => self.stop = true,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.checkins.len() + self.alarms.len() >= BATCH
     }
 }
 
@@ -133,49 +181,29 @@ fn run(
     while !stop {
         let Ok(first) = rx.recv() else { break };
         let deadline = Instant::now() + LINGER;
-        let mut checkins = Vec::new();
-        let mut alarms = Vec::new();
-        let mut waiters = Vec::new();
-        let mut next = Some(first);
-        while let Some(ev) = next.take() {
-            if matches!(ev, RecorderEvent::CheckIn(..) | RecorderEvent::Alarm { .. }) {
-                queued.fetch_sub(1, Ordering::Relaxed);
-            }
-            match ev {
-                RecorderEvent::CheckIn(mac, c) => checkins.push((mac, c)),
-                RecorderEvent::Alarm {
-                    kind,
-                    severity,
-                    source,
-                    message,
-                } => alarms.push(AlarmEvent {
-                    kind,
-                    severity,
-                    source,
-                    message,
-                    at: now_unix(),
-                }),
-                RecorderEvent::Flush(w) => waiters.push(w),
-                RecorderEvent::Stop => stop = true,
-            }
-            let full = checkins.len() + alarms.len() >= BATCH;
-            if full || stop {
-                break;
-            }
-            // Someone waits for the commit: take only what is already queued.
-            next = if waiters.is_empty() {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(ev) => Some(ev),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        stop = true;
-                        None
+        let mut batch = Batch::default();
+        batch.take(first, &queued);
+        while !batch.stop && !batch.full() {
+            match rx.try_recv() {
+                Ok(ev) => batch.take(ev, &queued),
+                Err(TryRecvError::Disconnected) => batch.stop = true,
+                Err(TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !batch.waiters.is_empty() || left.is_zero() {
+                        break;
                     }
+                    // A flush or stop wakes this thread; a spurious wake-up only looks again.
+                    std::thread::park_timeout(left);
                 }
-            } else {
-                rx.try_recv().ok()
-            };
+            }
         }
+        stop = batch.stop;
+        let Batch {
+            checkins,
+            mut alarms,
+            waiters,
+            ..
+        } = batch;
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             alarms.push(AlarmEvent {
