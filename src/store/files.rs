@@ -98,3 +98,49 @@ impl StaticIndex {
             || self.keys.contains(&key(None, name))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CheckIn, Mac};
+    use crate::store::Recorder;
+
+    #[test]
+    fn the_index_resolves_as_static_file_does_and_changes_raise_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let before = s.generation();
+        s.put_static_file(Some("hq"), "A.txt", b"site").unwrap();
+        assert!(s.generation() > before);
+        s.put_static_file(None, "b.txt", b"box").unwrap();
+        let index = s.static_index().unwrap();
+        for (site, name) in [
+            (Some("hq"), "a.txt"),
+            (Some("branch"), "a.txt"),
+            (None, "a.txt"),
+            (Some("branch"), "B.TXT"),
+            (None, "b.txt"),
+            (Some(""), "b.txt"),
+        ] {
+            assert_eq!(
+                index.contains(site, name),
+                s.static_file(site, name).unwrap().is_some(),
+                "{site:?} {name}"
+            );
+        }
+
+        // Check-ins change nothing a phone is served: they leave the generation as it was.
+        let at = s.generation();
+        let (recorder, thread) = Recorder::start(s.clone());
+        recorder.check_in(Mac::from_octets([2, 0, 0, 0, 0, 1]), CheckIn::default());
+        recorder.stop();
+        thread.join().unwrap();
+        assert_eq!(s.generation(), at);
+        assert_eq!(
+            s.checkins_of(Mac::from_octets([2, 0, 0, 0, 0, 1]), 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
