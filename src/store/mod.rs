@@ -40,6 +40,11 @@ pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// redb's page cache (its default is 1 GiB). Pages stay cached once read or written, so with
+/// the default a boot storm's check-ins (every device record rewritten, a history row per
+/// file) grew the daemon by tens of MB; past this, pages come from the OS page cache.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Outbox bound until the configuration says otherwise.
 const DEFAULT_OUTBOX_MAX: u64 = 10_000;
 
@@ -81,10 +86,13 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let store = Store {
             db: Arc::new(db),
             path: Arc::new(path.to_path_buf()),
