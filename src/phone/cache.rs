@@ -19,9 +19,9 @@ use crate::store::{StaticIndex, Store, StoreError};
 /// The operator's additions to the generated Avaya settings.
 pub(super) const SPECIALS: &str = "46xxspecials.txt";
 
-/// Bounds on what one generation keeps. The keys come partly from requests (the Host a phone
-/// used, its firmware version), so they are bounded; past a bound, files are rendered per
-/// request as before.
+/// Bounds on what one generation keeps. Rendered files are keyed partly by what requests say
+/// (the Host a phone used, its firmware version), so they are bounded; past a bound, files are
+/// rendered per request.
 const MAX_COMMONS: usize = 256;
 const MAX_FILES: usize = 1_024;
 const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
@@ -54,9 +54,6 @@ pub struct FileKey {
     pub requester: String,
 }
 
-/// (site, firmware base) → the common data of that site's phones.
-type Commons = HashMap<(Option<String>, String), Arc<Common>>;
-
 #[derive(Default)]
 struct Files {
     map: HashMap<FileKey, Ready>,
@@ -70,7 +67,8 @@ pub struct Published {
     /// The site this box serves per its cloud registration.
     pub home_site: Option<String>,
     statics: StaticIndex,
-    commons: Mutex<Commons>,
+    /// Site → the common data of its phones (without a firmware base: see [`Published::common`]).
+    commons: Mutex<HashMap<Option<String>, Arc<Common>>>,
     files: Mutex<Files>,
 }
 
@@ -106,21 +104,16 @@ impl Published {
         }
     }
 
-    /// The common data for phones of `site` reaching this server at `firmware_base`.
-    pub fn common(
-        &self,
-        store: &Store,
-        site: Option<&str>,
-        firmware_base: &str,
-    ) -> Result<Arc<Common>, StoreError> {
-        let key = (site.map(str::to_string), firmware_base.to_string());
+    /// The common data for phones of `site`. Its firmware base is empty: the base comes from
+    /// each request's Host, and one copy per Host would let requests multiply this memory.
+    pub fn common(&self, store: &Store, site: Option<&str>) -> Result<Arc<Common>, StoreError> {
+        let key = site.map(str::to_string);
         if let Some(c) = lock(&self.commons).get(&key) {
             return Ok(c.clone());
         }
         let layers = store.common_layers(site)?;
         let mut common = Common::from_layers(&layers, self.statics.contains(site, SPECIALS));
         common.firmware = self.catalogue.files_for_site(site);
-        common.firmware_base = firmware_base.to_string();
         let common = Arc::new(common);
         let mut commons = lock(&self.commons);
         if commons.len() < MAX_COMMONS {

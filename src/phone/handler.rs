@@ -225,7 +225,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         (Some(file), None) if file_device(file).is_none() => Some(FileKey {
             site: loaded.site.clone(),
             name: name.to_string(),
-            firmware_base: loaded.common.firmware_base.clone(),
+            firmware_base: loaded.firmware_base.clone(),
             requester: requester_part(file, &who),
         }),
         _ => None,
@@ -337,9 +337,11 @@ struct Loaded {
     site: Option<String>,
     /// An operator's static file of that name for the requester's site (or box-wide).
     static_file: Option<Vec<u8>>,
-    /// The common data of that site, with the firmware the policies choose for it and the URL
-    /// prefix of firmware downloads as the requester reached this server.
+    /// The common data of that site, with the firmware the policies choose for it; shared by
+    /// every request of the generation, so without a firmware base.
     common: Arc<Common>,
+    /// URL prefix of firmware downloads, as the requester reached this server.
+    firmware_base: String,
     /// The site this box serves per its cloud registration (cloud-activated devices of other
     /// sites get no secrets here).
     home_site: Option<String>,
@@ -369,7 +371,8 @@ fn load(
     .filter(|s| !s.is_empty());
     Ok(Loaded {
         static_file: published.static_file(store, site.as_deref(), name)?,
-        common: published.common(store, site.as_deref(), firmware_base)?,
+        common: published.common(store, site.as_deref())?,
+        firmware_base: firmware_base.to_string(),
         home_site: published.home_site.clone(),
         file,
         target,
@@ -407,10 +410,20 @@ fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
             rendered: render_device(file, loaded.target.as_ref()?, &loaded.common, who)?,
             device: Some(mac),
         }),
-        None => Some(Served {
+        // Per-device files take nothing from the firmware base; common files may (Yealink's
+        // name the firmware URL), so they get a copy with the requester's.
+        None if loaded.firmware_base.is_empty() => Some(Served {
             rendered: render_common(file, &loaded.common, who)?,
             device: None,
         }),
+        None => {
+            let mut common = Common::clone(&loaded.common);
+            common.firmware_base.clone_from(&loaded.firmware_base);
+            Some(Served {
+                rendered: render_common(file, &common, who)?,
+                device: None,
+            })
+        }
     }
 }
 
@@ -535,4 +548,39 @@ fn firmware_base(asked: &Asked<'_>) -> String {
 
 fn truncate(s: &str) -> String {
     s.chars().take(256).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_common_file_gets_the_requesters_firmware_base_and_the_shared_data_keeps_none() {
+        let mut common = Common::default();
+        common
+            .firmware
+            .insert("T46S".into(), "T46S-66.86.0.15.rom".into());
+        let name = "y000000000066.cfg";
+        let mut loaded = Loaded {
+            file: classify(name),
+            target: None,
+            site: None,
+            static_file: None,
+            common: Arc::new(common),
+            firmware_base: "https://box:8443/firmware/".into(),
+            home_site: None,
+        };
+        let served = decide(&loaded, name, &Requester::default()).unwrap();
+        let text = String::from_utf8(served.rendered.bytes).unwrap();
+        assert!(
+            text.contains("static.firmware.url = https://box:8443/firmware/T46S-66.86.0.15.rom"),
+            "{text}"
+        );
+        assert!(loaded.common.firmware_base.is_empty());
+
+        loaded.firmware_base.clear();
+        let served = decide(&loaded, name, &Requester::default()).unwrap();
+        let text = String::from_utf8(served.rendered.bytes).unwrap();
+        assert!(!text.contains("firmware.url"), "{text}");
+    }
 }
