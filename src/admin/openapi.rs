@@ -318,25 +318,28 @@ pub const ROUTES: &[Route] = &[
         &["mac", "ip", "state"],
     ),
     r("get", "/dhcp/stats", "DHCP counters"),
-    q("get", "/jobs", "Bulk jobs, newest first", &["state"]),
+    q("get", "/jobs", "Bulk jobs, newest first", &["state"]).sites(),
     r(
         "post",
         "/jobs",
         "Create a bulk job (kind, selection, at, rate)",
-    ),
+    )
+    .sites(),
     r(
         "get",
         "/jobs/{id}",
         "A bulk job with its per-device results",
-    ),
-    r("delete", "/jobs/{id}", "Delete a job (409 while running)"),
+    )
+    .sites(),
+    r("delete", "/jobs/{id}", "Delete a job (409 while running)").sites(),
     r(
         "post",
         "/jobs/{id}/pause",
         "Pause a scheduled or running job",
-    ),
-    r("post", "/jobs/{id}/resume", "Resume a paused job"),
-    r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped"),
+    )
+    .sites(),
+    r("post", "/jobs/{id}/resume", "Resume a paused job").sites(),
+    r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped").sites(),
 ];
 
 /// The document.
