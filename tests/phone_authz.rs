@@ -464,16 +464,7 @@ async fn metrics_count_requests_and_handshakes() {
     let _ = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
         .await
         .unwrap();
-    let mut req = get("/api/v1/metrics", "prometheus");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", d.token).parse().unwrap(),
-    );
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200);
-    let text = r.text();
+    let text = d.metrics().await;
     assert!(
         text.contains("edgeprov_phone_requests_total{file=\"device\",status=\"200\"} 2\n"),
         "{text}"

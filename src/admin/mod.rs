@@ -52,6 +52,7 @@ pub struct AdminState {
     pub guard: Arc<auth::Guard>,
     pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
+    pub dns: Arc<crate::dns::Stats>,
     /// The running configuration (backups carry it).
     pub config: Arc<crate::config::Config>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -150,8 +151,20 @@ pub fn router(state: AdminState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::store::MAX_STATIC_FILE + 1,
         ));
+    // Prometheus scrapes `/metrics` by convention: the same handler, behind the same guard.
+    let scrape = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ));
     Router::new()
         .nest("/api/v1", api)
+        .merge(scrape)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }
@@ -256,6 +269,38 @@ async fn metrics(
             "counter",
             &format!("DHCP {name}."),
             value,
+        );
+    }
+    for (name, value) in st.dns.view() {
+        sample(
+            &mut out,
+            &format!("edgeprov_dns_{name}_total"),
+            "counter",
+            &format!("DNS queries: {}.", name.replace('_', " ")),
+            value,
+        );
+    }
+    let fw = &st.firmware.counters;
+    for (name, help, counter) in [
+        ("hits", "Image requests answered from the cache.", &fw.hits),
+        (
+            "misses",
+            "Image requests that waited for a fetch.",
+            &fw.misses,
+        ),
+        ("fetches", "Images fetched from upstream.", &fw.fetches),
+        (
+            "fetch_failures",
+            "Upstream fetches that failed.",
+            &fw.fetch_failures,
+        ),
+    ] {
+        sample(
+            &mut out,
+            &format!("edgeprov_firmware_cache_{name}_total"),
+            "counter",
+            help,
+            counter.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
     let store = st.store.clone();

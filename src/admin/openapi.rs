@@ -207,7 +207,11 @@ pub const ROUTES: &[Route] = &[
     )
     .sites(),
     q("delete", "/files/{name}", "Delete a static file", &["site"]).sites(),
-    r("get", "/metrics", "Prometheus metrics (text format)"),
+    r(
+        "get",
+        "/metrics",
+        "Prometheus metrics (text format; also served at /metrics)",
+    ),
     r(
         "get",
         "/backup",
