@@ -1,5 +1,6 @@
 //! Keeps the check-in history and the audit log within the retention the preferences set: once
-//! at start, then every hour, and at once when an administrator changes the preferences.
+//! at start, then every hour, and at once when an administrator changes the preferences. The
+//! hourly pass also drops the store's decoded inventory when listings have not used it lately.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use crate::model::now_unix;
 use crate::store::{Store, StoreError};
 
 const EVERY: Duration = Duration::from_secs(3600);
+/// Decoded copies unused this long are dropped on the hourly pass.
+const CACHE_IDLE: Duration = Duration::from_secs(600);
 const DAY: i64 = 86_400;
 
 /// What one pass removed.
@@ -38,6 +41,7 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
             Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
+        store.release_idle_caches(CACHE_IDLE);
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stop.changed() => return,

@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 
 pub use audit::Change;
 pub use auth::{Guard, Principal};
-pub use devices::DeviceView;
+pub use devices::{DeviceView, ListQuery, select};
 pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};

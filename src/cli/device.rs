@@ -273,18 +273,17 @@ async fn import(
             "csv".into()
         }
     });
-    if !out.json {
-        eprint!("uploading {} ({} bytes)…", file.display(), bytes.len());
-    }
+    let progress = std::sync::Arc::new(super::progress::Progress::new(
+        "uploading",
+        bytes.len() as u64,
+    ));
     let result = api
-        .post_bytes(
+        .post_bytes_progress(
             &format!("/devices/import?format={format}&dry_run={dry_run}"),
             bytes,
+            progress,
         )
         .await;
-    if !out.json {
-        eprintln!(" done");
-    }
     let (ok, value) = result?;
     let report: crate::admin::ImportReport = serde_json::from_value(value.clone())?;
     if out.json {

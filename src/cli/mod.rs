@@ -16,6 +16,7 @@ pub mod job;
 pub mod param;
 pub mod pki;
 pub mod prefs;
+pub mod progress;
 pub mod settings;
 pub mod site;
 pub mod table;

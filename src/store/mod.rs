@@ -61,6 +61,24 @@ pub struct Store {
     /// The database file, for consistent snapshots (backups).
     path: Arc<std::path::PathBuf>,
     outbox: Arc<OutboxSettings>,
+    devices: Arc<DeviceCache>,
+}
+
+/// The decoded inventory for listings. Decoding 100,000 JSON records takes about 200 ms, too
+/// slow for an API list; so the decoded list is kept until the devices table changes. Every
+/// write to that table commits through [`Store::commit_devices`], which moves the generation
+/// on; a listing whose generation is behind reads afresh. The copy costs about 1 KB per device
+/// while it is kept; it is dropped once unused for a while ([`Store::release_idle_caches`]).
+#[derive(Default)]
+struct DeviceCache {
+    generation: AtomicU64,
+    cached: std::sync::Mutex<Option<CachedDevices>>,
+}
+
+struct CachedDevices {
+    generation: u64,
+    devices: Arc<[crate::model::Device]>,
+    used: std::time::Instant,
 }
 
 /// Whether events are kept for the cloud (only once the box is registered: a box without a
@@ -90,10 +108,55 @@ impl Store {
                 enabled: AtomicBool::new(false),
                 max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
             }),
+            devices: Arc::default(),
         };
         store.init_schema()?;
         store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
+    }
+
+    /// Commits a transaction that wrote the devices table, and marks decoded copies stale.
+    pub(crate) fn commit_devices(&self, tx: redb::WriteTransaction) -> Result<(), StoreError> {
+        tx.commit()?;
+        self.devices.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Every device, decoded once per change of the table (see [`DeviceCache`]).
+    pub fn devices_snapshot(&self) -> Result<Arc<[crate::model::Device]>, StoreError> {
+        // Read before the snapshot: a write that lands meanwhile leaves this entry stale, and
+        // the next call reads again.
+        let generation = self.devices.generation.load(Ordering::SeqCst);
+        let mut cached = self
+            .devices
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_mut()
+            && c.generation == generation
+        {
+            c.used = std::time::Instant::now();
+            return Ok(c.devices.clone());
+        }
+        let devices: Arc<[crate::model::Device]> = self.list_devices()?.into();
+        *cached = Some(CachedDevices {
+            generation,
+            devices: devices.clone(),
+            used: std::time::Instant::now(),
+        });
+        Ok(devices)
+    }
+
+    /// Drops decoded copies nobody has used for `idle`.
+    pub fn release_idle_caches(&self, idle: std::time::Duration) {
+        let mut cached = self
+            .devices
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|c| c.used.elapsed() >= idle) {
+            *cached = None;
+        }
     }
 
     /// Bounds the outbox (`cloud.outbox_max`).

@@ -191,7 +191,7 @@ fn write_batch(
     let overflow = store.enqueue(&tx, events)?;
     Store::raise_alarms(&tx, alarms)?;
     Store::raise_alarms(&tx, &overflow)?;
-    tx.commit()?;
+    store.commit_devices(tx)?;
     Ok(())
 }
 
