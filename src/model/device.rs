@@ -177,11 +177,7 @@ impl DeviceFilter {
             .chain(c.map(|c| c.peer_ip.as_str()))
             .chain(c.map(|c| c.firmware.as_str()))
             .chain(c.map(|c| c.user_agent.as_str()))
-            .chain(
-                d.params
-                    .iter()
-                    .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-            )
+            .chain(d.params.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
             .chain(d.secrets.keys().map(String::as_str))
             .any(|field| contains_folded(field, &needle))
     }
