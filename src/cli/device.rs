@@ -78,6 +78,12 @@ pub enum DeviceCmd {
     Show { mac: String },
     /// Remove a device.
     Remove { mac: String },
+    /// The device's check-ins, newest first.
+    History {
+        mac: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -125,6 +131,22 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             format,
             dry_run,
         } => import(api, out, &file, format, dry_run).await,
+        DeviceCmd::History { mac: m, limit } => {
+            let m = mac(&m)?;
+            let value = api
+                .get(&format!("/devices/{m}/checkins?limit={limit}"))
+                .await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            let checkins: Vec<crate::model::CheckIn> = serde_json::from_value(value)?;
+            let rows: Vec<Vec<String>> = checkins
+                .into_iter()
+                .map(|c| vec![super::time_text(c.last_seen), c.file, c.peer_ip, c.firmware])
+                .collect();
+            table::print(&["TIME", "FILE", "ADDRESS", "FIRMWARE"], &rows);
+            Ok(())
+        }
         DeviceCmd::Export { format, out: path } => {
             let bytes = api
                 .get_bytes(&format!("/devices/export?format={format}"))
