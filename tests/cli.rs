@@ -262,4 +262,9 @@ async fn changes_and_refusals_are_audited_with_differences() {
     assert_eq!(log[2]["summary"], "device 001122aabbcc added");
     let (_, only) = d.api("GET", "/audit?who=anonymous", None).await;
     assert_eq!(only.as_array().unwrap().len(), 1);
+    // Search in summaries and differences.
+    let (_, found) = d.api("GET", "/audit?q=B.EXAMPLE", None).await;
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["method"], "PATCH");
 }

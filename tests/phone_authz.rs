@@ -409,6 +409,22 @@ async fn alarms_filter_and_clear_audited() {
     assert_eq!(found.as_array().unwrap().len(), 1);
     let (status, _) = d.api("GET", "/alarms?severity=loud", None).await;
     assert_eq!(status, 400);
+    // Sorted by severity, most severe first; ascending turns it round.
+    let (_, by) = d.api("GET", "/alarms?sort=severity", None).await;
+    let kinds: Vec<&str> = by
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"major"), "{by}");
+    let (_, asc) = d.api("GET", "/alarms?sort=severity&order=asc", None).await;
+    assert_eq!(
+        asc.as_array().unwrap().last(),
+        by.as_array().unwrap().first()
+    );
+    let (status, _) = d.api("GET", "/alarms?sort=colour", None).await;
+    assert_eq!(status, 400);
 
     let source = major[0]["source"].clone();
     let (status, _) = d

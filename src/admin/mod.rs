@@ -186,6 +186,10 @@ struct AlarmQuery {
     kind: Option<crate::model::AlarmKind>,
     /// Case-insensitive search in source and message.
     q: Option<String>,
+    /// `last` (default), `first`, `count`, `severity` or `source`.
+    sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    order: Option<String>,
 }
 
 async fn alarms(
@@ -197,17 +201,39 @@ async fn alarms(
     let store = st.store.clone();
     let all = blocking(move || store.list_alarms()).await?;
     let needle = q.q.as_deref().map(str::to_lowercase);
-    Ok(Json(
-        all.into_iter()
-            .filter(|a| q.severity.is_none_or(|s| a.severity == s))
-            .filter(|a| q.kind.is_none_or(|k| a.kind == k))
-            .filter(|a| {
-                needle.as_deref().is_none_or(|n| {
-                    a.source.to_lowercase().contains(n) || a.message.to_lowercase().contains(n)
-                })
+    let mut found: Vec<Alarm> = all
+        .into_iter()
+        .filter(|a| q.severity.is_none_or(|s| a.severity == s))
+        .filter(|a| q.kind.is_none_or(|k| a.kind == k))
+        .filter(|a| {
+            needle.as_deref().is_none_or(|n| {
+                a.source.to_lowercase().contains(n) || a.message.to_lowercase().contains(n)
             })
-            .collect(),
-    ))
+        })
+        .collect();
+    match q.sort.as_deref().unwrap_or("last") {
+        "last" => found.sort_by_key(|a| a.last),
+        "first" => found.sort_by_key(|a| a.first),
+        "count" => found.sort_by_key(|a| a.count),
+        // Most severe is the largest, so that the default descending order puts it first.
+        "severity" => found.sort_by_key(|a| std::cmp::Reverse(a.severity)),
+        "source" => found.sort_by(|a, b| a.source.cmp(&b.source)),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "sort: {other:?} is not last, first, count, severity or source"
+            )));
+        }
+    }
+    match q.order.as_deref() {
+        None | Some("desc") => found.reverse(),
+        Some("asc") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order: {other:?} is not asc or desc"
+            )));
+        }
+    }
+    Ok(Json(found))
 }
 
 #[derive(Debug, serde::Deserialize)]

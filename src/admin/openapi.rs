@@ -220,8 +220,8 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/alarms",
-        "Alarms, newest first",
-        &["severity", "kind", "q"],
+        "Alarms (filter, search, sort; newest first by default)",
+        &["severity", "kind", "q", "sort", "order"],
     ),
     r(
         "post",
@@ -233,7 +233,7 @@ pub const ROUTES: &[Route] = &[
         "/audit",
         "The audit log, newest first",
         &[
-            "who", "source", "method", "resource", "status", "since", "until", "limit",
+            "who", "source", "method", "resource", "status", "since", "until", "q", "limit",
         ],
     ),
     r("get", "/dns/records", "DNS records managed through the API"),
