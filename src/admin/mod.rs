@@ -139,34 +139,31 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
         .route("/jobs/{id}/pause", post(jobs::pause))
         .route("/jobs/{id}/resume", post(jobs::resume))
-        .route("/jobs/{id}/stop", post(jobs::stop))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::store::MAX_STATIC_FILE + 1,
-        ));
+        .route("/jobs/{id}/stop", post(jobs::stop));
+    let api = guarded(api, &state).layer(axum::extract::DefaultBodyLimit::max(
+        crate::store::MAX_STATIC_FILE + 1,
+    ));
     // Prometheus scrapes `/metrics` by convention: the same handler, behind the same guard.
-    let scrape = Router::new()
-        .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record,
-        ));
+    let scrape = guarded(Router::new().route("/metrics", get(metrics)), &state);
     Router::new()
         .nest("/api/v1", api)
         .merge(scrape)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
+}
+
+/// Every route passes the guard (token, role, rate limit) inside the audit record, so refusals
+/// are audited too.
+fn guarded(routes: Router<AdminState>, state: &AdminState) -> Router<AdminState> {
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
 }
 
 async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
