@@ -36,15 +36,8 @@ pub enum DeviceCmd {
     },
     /// List the inventory, filtered and sorted.
     List {
-        #[arg(long)]
-        site: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        model: Option<String>,
-        /// Search every field.
-        #[arg(long)]
-        search: Option<String>,
+        #[command(flatten)]
+        filter: super::filter::FilterArgs,
         /// mac, model, site, group, label, last_seen, created, updated
         #[arg(long)]
         sort: Option<String>,
@@ -162,32 +155,20 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             Ok(())
         }
         DeviceCmd::List {
-            site,
-            group,
-            model,
-            search,
+            filter,
             sort,
             desc,
             limit,
             offset,
         } => {
             let mut query = vec![format!("offset={offset}")];
-            for (k, v) in [
-                ("site", site),
-                ("group", group),
-                ("model", model),
-                ("q", search),
-                ("sort", sort),
-            ] {
-                if let Some(v) = v {
-                    query.push(format!(
-                        "{k}={}",
-                        percent_encoding::utf8_percent_encode(
-                            &v,
-                            percent_encoding::NON_ALPHANUMERIC
-                        )
-                    ));
-                }
+            query.extend(filter.query());
+            if let Some(sort) = sort {
+                let sort = percent_encoding::utf8_percent_encode(
+                    &sort,
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                query.push(format!("sort={sort}"));
             }
             if desc {
                 query.push("order=desc".into());

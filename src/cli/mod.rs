@@ -11,6 +11,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod doctor;
 pub mod file;
+pub mod filter;
 pub mod firmware;
 pub mod job;
 pub mod param;
