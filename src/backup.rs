@@ -156,8 +156,13 @@ pub struct Restored {
     pub config_copy: PathBuf,
 }
 
-/// Restores `archive` into `config.data_dir`. The daemon must be stopped.
-pub fn restore(archive: &[u8], config: &Config) -> Result<Restored, BackupError> {
+/// Restores `archive` into `config.data_dir`, telling `progress` how many bytes of the archive
+/// have been unpacked. The daemon must be stopped.
+pub fn restore(
+    archive: &[u8],
+    config: &Config,
+    progress: &dyn Fn(u64),
+) -> Result<Restored, BackupError> {
     if let Some(parent) = config
         .data_dir
         .parent()
@@ -166,7 +171,7 @@ pub fn restore(archive: &[u8], config: &Config) -> Result<Restored, BackupError>
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     let staging = tempdir_in(&config.data_dir)?;
-    let checked = unpack_and_check(archive, &staging, config);
+    let checked = unpack_and_check(archive, &staging, config, progress);
     let devices = match checked {
         Ok(n) => n,
         Err(e) => {
@@ -197,7 +202,12 @@ pub fn restore(archive: &[u8], config: &Config) -> Result<Restored, BackupError>
     })
 }
 
-fn unpack_and_check(archive: &[u8], dir: &Path, config: &Config) -> Result<u64, BackupError> {
+fn unpack_and_check(
+    archive: &[u8],
+    dir: &Path,
+    config: &Config,
+    progress: &dyn Fn(u64),
+) -> Result<u64, BackupError> {
     let mut tar = tar::Archive::new(archive);
     let entries = tar
         .entries()
@@ -216,9 +226,17 @@ fn unpack_and_check(archive: &[u8], dir: &Path, config: &Config) -> Result<u64, 
             other => return Err(BackupError::Archive(format!("unexpected entry {other:?}"))),
         };
         let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| BackupError::Archive(e.to_string()))?;
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = entry
+                .read(&mut chunk)
+                .map_err(|e| BackupError::Archive(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+            progress(entry.raw_file_position() + bytes.len() as u64);
+        }
         if let Some(p) = target.parent() {
             std::fs::create_dir_all(p).map_err(io(p))?;
         }

@@ -160,6 +160,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             .expect("firmware open task")?
     };
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
+    let dns_stats = Arc::new(crate::dns::Stats::default());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let phone_state = PhoneState::new(
         store.clone(),
@@ -179,6 +180,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         }),
         firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
+        dns: dns_stats.clone(),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
         log: log.clone(),
@@ -218,6 +220,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             dns_sockets,
             dns_zone.clone(),
             config.dns.clone(),
+            dns_stats,
             stop_rx.clone(),
         ));
     }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, cert::CertCmd, client::ApiClient, cloud::CloudCmd, device::DeviceCmd,
-    dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd, job::JobCmd, param::ParamCmd,
-    pki::PkiCmd, prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd,
-    token::TokenCmd,
+    self, Output, alarms::AlarmArgs, cert::CertCmd, client::ApiClient, cloud::CloudCmd,
+    device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd,
+    job::JobCmd, param::ParamCmd, pki::PkiCmd, prefs::PrefsCmd, settings::SettingsCmd,
+    site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -72,9 +72,9 @@ enum Remote {
     /// The box's certificates: show with expiry, regenerate, install, trusted device roots.
     #[command(subcommand)]
     Cert(CertCmd),
-    /// List alarms.
+    /// Alarms: list (filtered), clear one.
     #[command(alias = "alarm")]
-    Alarms,
+    Alarms(AlarmArgs),
     /// Sites: list, create, change, delete.
     #[command(subcommand)]
     Site(SiteCmd),
@@ -224,7 +224,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
             Remote::Cert(cmd) => cli::cert::run(cmd, &api, out).await,
-            Remote::Alarms => cli::alarms::run(&api, out).await,
+            Remote::Alarms(args) => cli::alarms::run(args, &api, out).await,
             Remote::Site(cmd) => cli::site::run(cmd, &api, out).await,
             Remote::Group(cmd) => cli::site::groups(cmd, &api, out).await,
             Remote::Token(cmd) => cli::token::run(cmd, &api, out).await,

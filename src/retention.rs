@@ -1,5 +1,6 @@
 //! Keeps the check-in history and the audit log within the retention the preferences set: once
-//! at start, then every hour, and at once when an administrator changes the preferences.
+//! at start, then every hour, and at once when an administrator changes the preferences. The
+//! hourly pass also drops the store's decoded inventory when listings have not used it lately.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use crate::model::now_unix;
 use crate::store::{Store, StoreError};
 
 const EVERY: Duration = Duration::from_secs(3600);
+/// Decoded copies unused this long are dropped on the hourly pass.
+const CACHE_IDLE: Duration = Duration::from_secs(600);
 const DAY: i64 = 86_400;
 
 /// What one pass removed.
@@ -16,14 +19,27 @@ const DAY: i64 = 86_400;
 pub struct Pruned {
     pub checkins: u64,
     pub audit: u64,
+    /// Ended jobs, kept as long as the audit log that records their creation.
+    pub jobs: u64,
 }
 
 /// Removes what is older than the retention, as of `now`.
 pub fn prune_once(store: &Store, now: i64) -> Result<Pruned, StoreError> {
     let prefs = store.preferences()?;
+    let audit_cutoff = now - i64::from(prefs.audit_retention_days) * DAY;
+    let mut jobs = 0;
+    for job in store.list_jobs()? {
+        if job.state.is_final()
+            && job.finished.is_some_and(|t| t < audit_cutoff)
+            && store.delete_job(job.id)?.is_ok()
+        {
+            jobs += 1;
+        }
+    }
     Ok(Pruned {
         checkins: store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?,
-        audit: store.prune_audit(now - i64::from(prefs.audit_retention_days) * DAY)?,
+        audit: store.prune_audit(audit_cutoff)?,
+        jobs,
     })
 }
 
@@ -31,13 +47,19 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
     loop {
         let s = store.clone();
         match tokio::task::spawn_blocking(move || prune_once(&s, now_unix())).await {
-            Ok(Ok(p)) if p.checkins + p.audit > 0 => {
-                tracing::info!(checkins = p.checkins, audit = p.audit, "retention applied");
+            Ok(Ok(p)) if p.checkins + p.audit + p.jobs > 0 => {
+                tracing::info!(
+                    checkins = p.checkins,
+                    audit = p.audit,
+                    jobs = p.jobs,
+                    "retention applied"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "retention pass failed"),
             Err(e) => tracing::error!(error = %e, "retention task failed"),
         }
+        store.release_idle_caches(CACHE_IDLE);
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stop.changed() => return,
@@ -48,6 +70,7 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::{Job, JobKind, JobState, Selection};
     use crate::model::{CheckIn, Mac, Preferences};
     use crate::store::AuditEntry;
 
@@ -79,6 +102,25 @@ mod tests {
                 .unwrap();
         }
         let mac = Mac::from_octets([2, 0, 0, 0, 0, 1]);
+        // Ended 40 and 20 days ago, and one still waiting: only the first goes.
+        let mut ids = Vec::new();
+        for (state, finished) in [
+            (JobState::Done, Some(now - 40 * DAY)),
+            (JobState::Stopped, Some(now - 20 * DAY)),
+            (JobState::Scheduled, None),
+        ] {
+            let mut job = Job::new(
+                JobKind::Delete,
+                Selection::default(),
+                now,
+                None,
+                "admin",
+                now - 50 * DAY,
+            );
+            job.state = state;
+            job.finished = finished;
+            ids.push(store.create_job(job).unwrap().id);
+        }
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
         for age_days in [10, 8, 2] {
             recorder.check_in(
@@ -95,7 +137,8 @@ mod tests {
             prune_once(&store, now).unwrap(),
             Pruned {
                 checkins: 2,
-                audit: 1
+                audit: 1,
+                jobs: 1
             }
         );
         let left = store.list_audit(10, |_| true).unwrap();
@@ -106,6 +149,8 @@ mod tests {
         let history = store.checkins_of(mac, 10).unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].last_seen, now - 2 * DAY);
+        let left: Vec<u64> = store.list_jobs().unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(left, ids[1..]);
         assert_eq!(prune_once(&store, now).unwrap().audit, 0, "idempotent");
     }
 }

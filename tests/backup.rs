@@ -1,5 +1,5 @@
-//! Backup → wipe → restore gives back the same devices, parameters, PKI and token; a bad or
-//! wrongly unlocked backup changes nothing.
+//! Backup → wipe → restore gives back the same devices, parameters, PKI and tokens (the box's
+//! own and those made through the API); a bad or wrongly unlocked backup changes nothing.
 
 mod common;
 
@@ -22,6 +22,15 @@ async fn backup_wipe_restore() {
         .await;
     assert_eq!(s, 200);
     let id = d.identity("001122aabbcc").await;
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["hq"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let operator = made["token"].as_str().unwrap().to_string();
     let ca = d.ca_pem();
     let token = d.token.clone();
     let dir = d.dir.path().to_path_buf();
@@ -86,6 +95,10 @@ async fn backup_wipe_restore() {
     let d = d.restart();
     assert_eq!(d.ca_pem(), ca, "same CA");
     assert_eq!(d.token, token, "same token");
+    let (s, _) = d
+        .api_with_token("GET", "/devices", None, Some(&operator))
+        .await;
+    assert_eq!(s, 200, "the operator's token works again");
     let (_, p) = d.api("GET", "/params/global", None).await;
     assert_eq!(p["params"]["sip.server"], "pbx.example.com");
     // The phone's certificate from before still proves it, and its secret is back.

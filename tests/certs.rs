@@ -234,6 +234,10 @@ async fn installed_identities_are_checked_applied_at_once_and_survive_restart() 
     assert!(presented_serial(&d, &own_ca).await.is_err());
     // The admin API keeps the generated certificate: the CLI trusts only the box's CA.
     assert_eq!(v["admin"]["issuer"], v["ca"]["subject"]);
+    // `edgeprov doctor` checks the installed identity's validity too.
+    let doctor = d.cli(&["doctor", "--json"]);
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.contains("installed.pem valid for"), "{doctor}");
 
     // PKCS#12: a wrong password is refused and changes nothing.
     let (cert2, key2) = leaf(&site_ca, true);

@@ -109,6 +109,14 @@ async fn device_lifecycle_and_certificates() {
     assert!(alarms.contains("secret_without_proof"), "{alarms}");
     let alarms: Value = serde_json::from_str(&ok(&d.cli(&["alarms", "--json"]))).unwrap();
     assert_eq!(alarms[0]["kind"], "secret_without_proof");
+    let source = alarms[0]["source"].as_str().unwrap().to_string();
+    let none = ok(&d.cli(&["alarm", "--severity", "warning", "--search", "no such text"]));
+    assert!(!none.contains("secret_without_proof"), "{none}");
+    ok(&d.cli(&["alarm", "clear", "secret_without_proof", &source]));
+    let alarms: Value = serde_json::from_str(&ok(&d.cli(&["alarms", "--json"]))).unwrap();
+    assert_eq!(alarms, serde_json::json!([]), "cleared");
+    let history = ok(&d.cli(&["device", "history", "001122aabbcc"]));
+    assert!(history.contains("001122aabbcc.txt"), "{history}");
 
     ok(&d.cli(&["device", "remove", "001122aabbcc"]));
     let gone = d.cli(&["device", "show", "001122aabbcc"]);
@@ -254,4 +262,9 @@ async fn changes_and_refusals_are_audited_with_differences() {
     assert_eq!(log[2]["summary"], "device 001122aabbcc added");
     let (_, only) = d.api("GET", "/audit?who=anonymous", None).await;
     assert_eq!(only.as_array().unwrap().len(), 1);
+    // Search in summaries and differences.
+    let (_, found) = d.api("GET", "/audit?q=B.EXAMPLE", None).await;
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["method"], "PATCH");
 }

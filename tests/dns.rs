@@ -298,6 +298,12 @@ async fn forwards_with_cache_and_fails_fast_when_upstream_is_down() {
     let m = ask(&mut c, "missing.example.com.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
 
+    let text = d.metrics().await;
+    assert_eq!(metric(&text, "edgeprov_dns_forwarded_total"), 3, "{text}");
+    assert_eq!(metric(&text, "edgeprov_dns_cache_hits_total"), 1);
+    assert_eq!(metric(&text, "edgeprov_dns_upstream_failures_total"), 0);
+    assert!(metric(&text, "edgeprov_dns_local_total") >= 1);
+
     // Upstream down: a closed port on loopback.
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dead_addr = dead.local_addr().unwrap();
@@ -314,6 +320,12 @@ async fn forwards_with_cache_and_fails_fast_when_upstream_is_down() {
     );
     let m = ask(&mut c2, "sip.prov.example.lan.", RecordType::A).await;
     assert_eq!(m.answers.len(), 1, "own zone still served");
+    let text = d2.metrics().await;
+    assert_eq!(
+        metric(&text, "edgeprov_dns_upstream_failures_total"),
+        1,
+        "{text}"
+    );
 }
 
 #[tokio::test]

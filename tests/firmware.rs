@@ -150,6 +150,18 @@ async fn two_hundred_concurrent_requests_cause_one_upstream_fetch() {
     let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
     assert_eq!((g.status, g.sha), (200, want));
     assert_eq!(up.requests(), 1);
+    let text = d.metrics().await;
+    assert_eq!(
+        metric(&text, "edgeprov_firmware_cache_fetches_total"),
+        1,
+        "{text}"
+    );
+    let (hits, misses) = (
+        metric(&text, "edgeprov_firmware_cache_hits_total"),
+        metric(&text, "edgeprov_firmware_cache_misses_total"),
+    );
+    assert_eq!(hits + misses, 201, "every request counted once: {text}");
+    assert!(hits >= 1 && misses >= 1, "{text}");
 }
 
 #[tokio::test]

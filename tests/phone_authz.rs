@@ -409,6 +409,22 @@ async fn alarms_filter_and_clear_audited() {
     assert_eq!(found.as_array().unwrap().len(), 1);
     let (status, _) = d.api("GET", "/alarms?severity=loud", None).await;
     assert_eq!(status, 400);
+    // Sorted by severity, most severe first; ascending turns it round.
+    let (_, by) = d.api("GET", "/alarms?sort=severity", None).await;
+    let kinds: Vec<&str> = by
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"major"), "{by}");
+    let (_, asc) = d.api("GET", "/alarms?sort=severity&order=asc", None).await;
+    assert_eq!(
+        asc.as_array().unwrap().last(),
+        by.as_array().unwrap().first()
+    );
+    let (status, _) = d.api("GET", "/alarms?sort=colour", None).await;
+    assert_eq!(status, 400);
 
     let source = major[0]["source"].clone();
     let (status, _) = d
@@ -464,16 +480,7 @@ async fn metrics_count_requests_and_handshakes() {
     let _ = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
         .await
         .unwrap();
-    let mut req = get("/api/v1/metrics", "prometheus");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", d.token).parse().unwrap(),
-    );
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200);
-    let text = r.text();
+    let text = d.metrics().await;
     assert!(
         text.contains("edgeprov_phone_requests_total{file=\"device\",status=\"200\"} 2\n"),
         "{text}"

@@ -315,3 +315,81 @@ async fn sites_are_managed_and_checkins_kept() {
         .collect();
     assert_eq!(files, [format!("{MINE}.txt").as_str(), "46xxsettings.txt"]);
 }
+
+#[tokio::test]
+async fn an_operators_job_stays_inside_its_site() {
+    let d = Daemon::start();
+    two_sites(&d).await;
+    let (_, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    let token = made["token"].as_str().unwrap().to_string();
+    // No site named: refused; the other site as a move target: refused.
+    let (s, v) = d
+        .api_with_token(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "deactivate", "selection": {"all": true}})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("selection.site"),
+        "{v}"
+    );
+    let (s, _) = d
+        .api_with_token(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "move", "site": "theirs", "selection": {"site": "mine"}})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Listing the other site's device by MAC does not reach it.
+    let (s, job) = d
+        .api_with_token(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "deactivate", "selection": {"site": "mine", "macs": [MINE, THEIRS]}})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let id = job["id"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, j) = d
+            .api_with_token("GET", &format!("/jobs/{id}"), None, Some(&token))
+            .await;
+        if j["state"] == "done" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job did not finish: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, mine) = d.api("GET", &format!("/devices/{MINE}"), None).await;
+    let (_, theirs) = d.api("GET", &format!("/devices/{THEIRS}"), None).await;
+    assert_eq!(
+        (mine["state"].as_str(), theirs["state"].as_str()),
+        (Some("inactive"), Some("active"))
+    );
+    // The administrator's job on the other site is not the operator's to see.
+    let (_, other) = d
+        .api("POST", "/jobs", Some(json!({"kind": "activate", "selection": {"site": "theirs"}, "at": 4_000_000_000i64})))
+        .await;
+    let (s, _) = d
+        .api_with_token("GET", &format!("/jobs/{}", other["id"]), None, Some(&token))
+        .await;
+    assert_eq!(s, 403);
+    let (_, list) = d.api_with_token("GET", "/jobs", None, Some(&token)).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}

@@ -155,6 +155,8 @@ pub struct AuditQuery {
     pub status: Option<u16>,
     pub since: Option<i64>,
     pub until: Option<i64>,
+    /// Case-insensitive search in the summary and the changes.
+    pub q: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -164,6 +166,7 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let store = st.store.clone();
     let limit = q.limit.unwrap_or(1000).min(100_000);
+    let needle = q.q.as_deref().map(str::to_lowercase);
     let entries = blocking(move || {
         store.list_audit(limit, |e| {
             q.who.as_deref().is_none_or(|w| e.who == w)
@@ -177,6 +180,10 @@ pub async fn list(
                 && q.status.is_none_or(|s| e.status == s)
                 && q.since.is_none_or(|t| e.time >= t)
                 && q.until.is_none_or(|t| e.time <= t)
+                && needle.as_deref().is_none_or(|n| {
+                    e.summary.to_lowercase().contains(n)
+                        || e.changes.to_string().to_lowercase().contains(n)
+                })
         })
     })
     .await?;

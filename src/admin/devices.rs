@@ -282,10 +282,18 @@ impl ListQuery {
     }
 }
 
-/// Filters, sorts and pages; returns the page and the number of matches.
-pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize), ApiError> {
+/// Filters (the query's, and `keep`: the caller's sites), sorts and pages; returns the page
+/// and the number of matches. Works on references so that only the page is copied.
+pub fn select(
+    devices: &[Device],
+    q: &ListQuery,
+    keep: impl Fn(&Device) -> bool,
+) -> Result<(Vec<Device>, usize), ApiError> {
     let filter = q.filter();
-    let mut found: Vec<Device> = devices.into_iter().filter(|d| filter.matches(d)).collect();
+    let mut found: Vec<&Device> = devices
+        .iter()
+        .filter(|d| keep(d) && filter.matches(d))
+        .collect();
     let key = q.sort.as_deref().unwrap_or("mac");
     match key {
         "mac" => {}
@@ -293,7 +301,7 @@ pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize
         "site" => found.sort_by(|a, b| a.site.cmp(&b.site)),
         "group" => found.sort_by(|a, b| a.group.cmp(&b.group)),
         "label" => found.sort_by(|a, b| a.label.cmp(&b.label)),
-        "last_seen" => found.sort_by_key(seen),
+        "last_seen" => found.sort_by_key(|d| seen(d)),
         "created" => found.sort_by_key(|d| d.created),
         "updated" => found.sort_by_key(|d| d.updated),
         other => {
@@ -316,6 +324,7 @@ pub fn select(devices: Vec<Device>, q: &ListQuery) -> Result<(Vec<Device>, usize
         .into_iter()
         .skip(q.offset)
         .take(q.limit.unwrap_or(usize::MAX))
+        .cloned()
         .collect();
     Ok((page, total))
 }
@@ -330,9 +339,8 @@ pub async fn list(
         who.require_site(site)?;
     }
     let store = st.store.clone();
-    let mut devices = blocking(move || store.list_devices()).await?;
-    devices.retain(|d| who.allows(&d.site));
-    let (page, total) = select(devices, &q)?;
+    let devices = blocking(move || store.devices_snapshot()).await?;
+    let (page, total) = select(&devices, &q, |d| who.allows(&d.site))?;
     Ok((
         [("x-total-count", total.to_string())],
         Json(page.into_iter().map(DeviceView::from).collect()),
@@ -527,33 +535,33 @@ mod list_tests {
             )
         };
         assert_eq!(
-            macs(select(all.clone(), &q("site=hq&model=J179")).unwrap()),
+            macs(select(&all, &q("site=hq&model=J179"), |_| true).unwrap()),
             (vec![1, 4], 2)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("sort=last_seen&order=desc")).unwrap()),
+            macs(select(&all, &q("sort=last_seen&order=desc"), |_| true).unwrap()),
             (vec![2, 4, 1, 3], 4)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("seen_after=150")).unwrap()),
+            macs(select(&all, &q("seen_after=150"), |_| true).unwrap()),
             (vec![2, 4], 2)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("seen_before=150")).unwrap()),
+            macs(select(&all, &q("seen_before=150"), |_| true).unwrap()),
             (vec![1, 3], 2)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("q=DESK%203")).unwrap()),
+            macs(select(&all, &q("q=DESK%203"), |_| true).unwrap()),
             (vec![3], 1)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("q=020000000002")).unwrap()),
+            macs(select(&all, &q("q=020000000002"), |_| true).unwrap()),
             (vec![2], 1)
         );
         assert_eq!(
-            macs(select(all.clone(), &q("offset=1&limit=2")).unwrap()),
+            macs(select(&all, &q("offset=1&limit=2"), |_| true).unwrap()),
             (vec![2, 3], 4)
         );
-        assert!(select(all, &q("sort=colour")).is_err());
+        assert!(select(&all, &q("sort=colour"), |_| true).is_err());
     }
 }

@@ -214,9 +214,22 @@ pub struct JobQuery {
     pub state: Option<JobState>,
 }
 
-/// Jobs, newest first, without their per-device results.
+/// The site a job is confined to: an operator's jobs must name one of its sites as
+/// `selection.site`, and the selection resolves only to that site's devices (listed MACs
+/// included), so a job cannot reach outside it when it starts later.
+fn job_site(job: &Job) -> &str {
+    job.selection.filter.site.as_deref().unwrap_or("")
+}
+
+/// Whether the caller may see and act on a job.
+fn check_job(who: &Principal, job: &Job) -> Result<(), ApiError> {
+    who.require_site(job_site(job))
+}
+
+/// Jobs, newest first, without their per-device results (an operator sees its sites' jobs).
 pub async fn list(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<JobQuery>,
 ) -> Result<Json<Vec<Job>>, ApiError> {
     let store = st.store.clone();
@@ -224,14 +237,15 @@ pub async fn list(
     Ok(Json(
         jobs.iter()
             .rev()
+            .filter(|j| who.allows(job_site(j)))
             .filter(|j| q.state.is_none_or(|s| j.state == s))
             .map(Job::redacted)
             .collect(),
     ))
 }
 
-/// Creates a job; `created_by` is the caller's user name. Jobs are administrator-only routes
-/// (see `openapi::ROUTES`): a job's selection is not limited to an operator's sites.
+/// Creates a job; `created_by` is the caller's user name. An operator's job must name one of
+/// its sites in `selection.site`, and a move may only go to one of its sites.
 pub async fn create(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
@@ -239,6 +253,22 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let new = parse_new_job(&body)?;
+    if !who.is_admin() {
+        match new.selection.filter.site.as_deref() {
+            Some(site) => who.require_site(site)?,
+            None => {
+                return Err(ApiError::Forbidden(
+                    "selection.site: an operator's job must name one of its sites".into(),
+                ));
+            }
+        }
+        if let JobKind::Move {
+            site: Some(target), ..
+        } = &new.kind
+        {
+            who.require_site(target)?;
+        }
+    }
     let now = now_unix();
     let job = Job::new(
         new.kind,
@@ -264,12 +294,14 @@ pub async fn create(
 
 pub async fn get(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<JobDetail>, ApiError> {
     let id = parse_id(&id)?;
     let store = st.store.clone();
     let (job, results) = blocking(move || Ok((store.get_job(id)?, store.job_results(id)?))).await?;
     let job = job.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    check_job(&who, &job)?;
     Ok(Json(JobDetail {
         job: job.redacted(),
         results,
@@ -278,6 +310,7 @@ pub async fn get(
 
 async fn act(
     st: AdminState,
+    who: &Principal,
     runner: &JobsHandle,
     id: &str,
     action: Action,
@@ -287,6 +320,7 @@ async fn act(
     let before = blocking(move || store.get_job(id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    check_job(who, &before)?;
     let store = st.store.clone();
     let after = blocking(move || store.job_action(id, action))
         .await?
@@ -307,35 +341,44 @@ async fn act(
 pub async fn pause(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(st, &runner, &id, Action::Pause).await
+    act(st, &who, &runner, &id, Action::Pause).await
 }
 
 /// Queues a paused job again; it continues with the first device it had not processed.
 pub async fn resume(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(st, &runner, &id, Action::Resume).await
+    act(st, &who, &runner, &id, Action::Resume).await
 }
 
 /// Ends a job for good; devices it had not reached are reported as skipped.
 pub async fn stop(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    act(st, &runner, &id, Action::Stop).await
+    act(st, &who, &runner, &id, Action::Stop).await
 }
 
 /// Removes a job and its results; 409 while it runs.
 pub async fn delete(
     State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    let store = st.store.clone();
+    let job = blocking(move || store.get_job(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    check_job(&who, &job)?;
     let store = st.store.clone();
     let old = blocking(move || store.delete_job(id))
         .await?

@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 
 pub use audit::Change;
 pub use auth::{Guard, Principal};
-pub use devices::DeviceView;
+pub use devices::{DeviceView, ListQuery, select};
 pub use dhcp::LeaseView;
 pub use error::ApiError;
 pub use firmware::{FirmwareView, ReleaseView};
@@ -52,6 +52,7 @@ pub struct AdminState {
     pub guard: Arc<auth::Guard>,
     pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
+    pub dns: Arc<crate::dns::Stats>,
     /// The running configuration (backups carry it).
     pub config: Arc<crate::config::Config>,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -138,7 +139,23 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
         .route("/jobs/{id}/pause", post(jobs::pause))
         .route("/jobs/{id}/resume", post(jobs::resume))
-        .route("/jobs/{id}/stop", post(jobs::stop))
+        .route("/jobs/{id}/stop", post(jobs::stop));
+    let api = guarded(api, &state).layer(axum::extract::DefaultBodyLimit::max(
+        crate::store::MAX_STATIC_FILE + 1,
+    ));
+    // Prometheus scrapes `/metrics` by convention: the same handler, behind the same guard.
+    let scrape = guarded(Router::new().route("/metrics", get(metrics)), &state);
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(scrape)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+/// Every route passes the guard (token, role, rate limit) inside the audit record, so refusals
+/// are audited too.
+fn guarded(routes: Router<AdminState>, state: &AdminState) -> Router<AdminState> {
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
@@ -147,13 +164,6 @@ pub fn router(state: AdminState) -> Router {
             state.clone(),
             audit::record,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            crate::store::MAX_STATIC_FILE + 1,
-        ));
-    Router::new()
-        .nest("/api/v1", api)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .with_state(state)
 }
 
 async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -173,6 +183,10 @@ struct AlarmQuery {
     kind: Option<crate::model::AlarmKind>,
     /// Case-insensitive search in source and message.
     q: Option<String>,
+    /// `last` (default), `first`, `count`, `severity` or `source`.
+    sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    order: Option<String>,
 }
 
 async fn alarms(
@@ -184,17 +198,39 @@ async fn alarms(
     let store = st.store.clone();
     let all = blocking(move || store.list_alarms()).await?;
     let needle = q.q.as_deref().map(str::to_lowercase);
-    Ok(Json(
-        all.into_iter()
-            .filter(|a| q.severity.is_none_or(|s| a.severity == s))
-            .filter(|a| q.kind.is_none_or(|k| a.kind == k))
-            .filter(|a| {
-                needle.as_deref().is_none_or(|n| {
-                    a.source.to_lowercase().contains(n) || a.message.to_lowercase().contains(n)
-                })
+    let mut found: Vec<Alarm> = all
+        .into_iter()
+        .filter(|a| q.severity.is_none_or(|s| a.severity == s))
+        .filter(|a| q.kind.is_none_or(|k| a.kind == k))
+        .filter(|a| {
+            needle.as_deref().is_none_or(|n| {
+                a.source.to_lowercase().contains(n) || a.message.to_lowercase().contains(n)
             })
-            .collect(),
-    ))
+        })
+        .collect();
+    match q.sort.as_deref().unwrap_or("last") {
+        "last" => found.sort_by_key(|a| a.last),
+        "first" => found.sort_by_key(|a| a.first),
+        "count" => found.sort_by_key(|a| a.count),
+        // Most severe is the largest, so that the default descending order puts it first.
+        "severity" => found.sort_by_key(|a| std::cmp::Reverse(a.severity)),
+        "source" => found.sort_by(|a, b| a.source.cmp(&b.source)),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "sort: {other:?} is not last, first, count, severity or source"
+            )));
+        }
+    }
+    match q.order.as_deref() {
+        None | Some("desc") => found.reverse(),
+        Some("asc") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order: {other:?} is not asc or desc"
+            )));
+        }
+    }
+    Ok(Json(found))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -256,6 +292,38 @@ async fn metrics(
             "counter",
             &format!("DHCP {name}."),
             value,
+        );
+    }
+    for (name, value) in st.dns.view() {
+        sample(
+            &mut out,
+            &format!("edgeprov_dns_{name}_total"),
+            "counter",
+            &format!("DNS queries: {}.", name.replace('_', " ")),
+            value,
+        );
+    }
+    let fw = &st.firmware.counters;
+    for (name, help, counter) in [
+        ("hits", "Image requests answered from the cache.", &fw.hits),
+        (
+            "misses",
+            "Image requests that waited for a fetch.",
+            &fw.misses,
+        ),
+        ("fetches", "Images fetched from upstream.", &fw.fetches),
+        (
+            "fetch_failures",
+            "Upstream fetches that failed.",
+            &fw.fetch_failures,
+        ),
+    ] {
+        sample(
+            &mut out,
+            &format!("edgeprov_firmware_cache_{name}_total"),
+            "counter",
+            help,
+            counter.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
     let store = st.store.clone();

@@ -207,7 +207,11 @@ pub const ROUTES: &[Route] = &[
     )
     .sites(),
     q("delete", "/files/{name}", "Delete a static file", &["site"]).sites(),
-    r("get", "/metrics", "Prometheus metrics (text format)"),
+    r(
+        "get",
+        "/metrics",
+        "Prometheus metrics (text format; also served at /metrics)",
+    ),
     r(
         "get",
         "/backup",
@@ -216,8 +220,8 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/alarms",
-        "Alarms, newest first",
-        &["severity", "kind", "q"],
+        "Alarms (filter, search, sort; newest first by default)",
+        &["severity", "kind", "q", "sort", "order"],
     ),
     r(
         "post",
@@ -229,7 +233,7 @@ pub const ROUTES: &[Route] = &[
         "/audit",
         "The audit log, newest first",
         &[
-            "who", "source", "method", "resource", "status", "since", "until", "limit",
+            "who", "source", "method", "resource", "status", "since", "until", "q", "limit",
         ],
     ),
     r("get", "/dns/records", "DNS records managed through the API"),
@@ -318,25 +322,28 @@ pub const ROUTES: &[Route] = &[
         &["mac", "ip", "state"],
     ),
     r("get", "/dhcp/stats", "DHCP counters"),
-    q("get", "/jobs", "Bulk jobs, newest first", &["state"]),
+    q("get", "/jobs", "Bulk jobs, newest first", &["state"]).sites(),
     r(
         "post",
         "/jobs",
         "Create a bulk job (kind, selection, at, rate)",
-    ),
+    )
+    .sites(),
     r(
         "get",
         "/jobs/{id}",
         "A bulk job with its per-device results",
-    ),
-    r("delete", "/jobs/{id}", "Delete a job (409 while running)"),
+    )
+    .sites(),
+    r("delete", "/jobs/{id}", "Delete a job (409 while running)").sites(),
     r(
         "post",
         "/jobs/{id}/pause",
         "Pause a scheduled or running job",
-    ),
-    r("post", "/jobs/{id}/resume", "Resume a paused job"),
-    r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped"),
+    )
+    .sites(),
+    r("post", "/jobs/{id}/resume", "Resume a paused job").sites(),
+    r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped").sites(),
 ];
 
 /// The document.

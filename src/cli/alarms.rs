@@ -1,13 +1,57 @@
-//! `edgeprov alarms`.
+//! `edgeprov alarms [--severity S] [--kind K] [--search TEXT]` and `edgeprov alarms clear KIND
+//! SOURCE`.
 
 use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::json;
 
 use super::client::ApiClient;
 use super::{Output, table};
 use crate::model::Alarm;
 
-pub async fn run(api: &ApiClient, out: Output) -> Result<()> {
-    let value = api.get("/alarms").await?;
+#[derive(Debug, Args)]
+pub struct AlarmArgs {
+    #[command(subcommand)]
+    pub cmd: Option<AlarmCmd>,
+    /// Only this severity: critical, major, minor or warning.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// Only this kind (as listed in KIND).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Search the source and the message.
+    #[arg(long)]
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmCmd {
+    /// Clear one alarm (it comes back if the cause recurs); audited.
+    Clear { kind: String, source: String },
+}
+
+pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
+    if let Some(AlarmCmd::Clear { kind, source }) = args.cmd {
+        api.post("/alarms/clear", &json!({"kind": kind, "source": source}))
+            .await?;
+        if !out.json {
+            println!("alarm {kind} from {source} cleared");
+        }
+        return Ok(());
+    }
+    let query: Vec<String> = [
+        ("severity", args.severity),
+        ("kind", args.kind),
+        ("q", args.search),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| {
+        let v = v?;
+        let v = percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC);
+        Some(format!("{k}={v}"))
+    })
+    .collect();
+    let value = api.get(&format!("/alarms?{}", query.join("&"))).await?;
     if out.json {
         return out.print_json(&value);
     }

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use super::Output;
 use super::client::ApiClient;
+use super::progress::Progress;
 use crate::config::Config;
 
 /// Reads a passphrase from a file (first line), so it never appears in `ps` or shell history.
@@ -21,13 +22,12 @@ pub fn passphrase(file: Option<&Path>) -> Result<Option<String>> {
 }
 
 pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<String>) -> Result<()> {
-    if !out.json {
-        eprint!("taking a backup…");
-    }
+    let progress = std::sync::Arc::new(Progress::new("downloading the backup", 0));
     let bytes = api
-        .get_bytes_with(
+        .get_bytes_progress(
             "/backup",
             pass.as_deref().map(|p| ("x-backup-passphrase", p)),
+            progress,
         )
         .await?;
     crate::fsutil::write_atomic(file, &bytes, 0o600)
@@ -37,7 +37,6 @@ pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<Stri
             &serde_json::json!({"file": file, "bytes": bytes.len(), "encrypted": pass.is_some()}),
         );
     }
-    eprintln!(" done");
     println!(
         "wrote {} ({} bytes{})",
         file.display(),
@@ -63,7 +62,9 @@ pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String
         eprintln!("checking {}…", file.display());
     }
     let archive = crate::backup::unseal(&bytes, pass.as_deref())?;
-    let restored = crate::backup::restore(&archive, config)?;
+    let progress = Progress::new("restoring", archive.len() as u64);
+    let restored = crate::backup::restore(&archive, config, &|done| progress.set(done))?;
+    progress.finish();
     if out.json {
         return out.print_json(&serde_json::to_value(&restored)?);
     }

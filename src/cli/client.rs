@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 
+use super::progress::Progress;
 use crate::config::Config;
 use crate::daemon::Listeners;
 
@@ -62,7 +63,7 @@ impl ApiClient {
     /// A GET with one extra header, whose answer is a file.
     pub async fn get_bytes_with(&self, path: &str, header: Option<(&str, &str)>) -> Result<Bytes> {
         let (status, bytes) = self
-            .exchange_with(Method::GET, path, Bytes::new(), header)
+            .exchange_with(Method::GET, path, Bytes::new(), header, None)
             .await?;
         check(status, bytes)
     }
@@ -122,7 +123,36 @@ impl ApiClient {
         path: &str,
         payload: Bytes,
     ) -> Result<(StatusCode, Bytes)> {
-        self.exchange_with(method, path, payload, None).await
+        self.exchange_with(method, path, payload, None, None).await
+    }
+
+    /// A POST of raw bytes, like [`ApiClient::post_bytes`], drawing the upload's progress.
+    pub async fn post_bytes_progress(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        progress: Arc<Progress>,
+    ) -> Result<(bool, Value)> {
+        let (status, bytes) = self
+            .exchange_with(Method::POST, path, Bytes::from(body), None, Some(progress))
+            .await?;
+        if status == StatusCode::UNAUTHORIZED {
+            bail!("admin API refused the token");
+        }
+        Ok((status.is_success(), json_of(&bytes)?))
+    }
+
+    /// A GET of a file with one extra header, drawing the download's progress.
+    pub async fn get_bytes_progress(
+        &self,
+        path: &str,
+        header: Option<(&str, &str)>,
+        progress: Arc<Progress>,
+    ) -> Result<Bytes> {
+        let (status, bytes) = self
+            .exchange_with(Method::GET, path, Bytes::new(), header, Some(progress))
+            .await?;
+        check(status, bytes)
     }
 }
 
@@ -143,14 +173,17 @@ fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
 }
 
 impl ApiClient {
-    /// Sends one request and returns the status and body.
+    /// Sends one request and returns the status and body; `progress`, when given, follows the
+    /// upload when there is a body, else the download.
     async fn exchange_with(
         &self,
         method: Method,
         path: &str,
         payload: Bytes,
         header: Option<(&str, &str)>,
+        progress: Option<Arc<Progress>>,
     ) -> Result<(StatusCode, Bytes)> {
+        let is_get = method == Method::GET;
         let tcp = tokio::net::TcpStream::connect(self.addr)
             .await
             .with_context(|| {
@@ -180,11 +213,76 @@ impl ApiClient {
             Some((name, value)) => req.header(name, value),
             None => req,
         }
-        .body(Full::new(payload))?;
+        .body(Upload {
+            progress: progress.clone().filter(|_| !payload.is_empty()),
+            data: payload,
+            sent: 0,
+        })?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+        let Some(progress) = progress.filter(|_| is_get) else {
+            return Ok((status, resp.into_body().collect().await?.to_bytes()));
+        };
+        if let Some(len) = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+        {
+            progress.set_total(len);
+        }
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                progress.add(data.len() as u64);
+                out.extend_from_slice(&data);
+            }
+        }
+        progress.finish();
+        Ok((status, Bytes::from(out)))
+    }
+}
+
+/// A request body sent in 64 KiB frames, counting each into a progress bar as hyper takes it.
+struct Upload {
+    data: Bytes,
+    sent: usize,
+    progress: Option<Arc<Progress>>,
+}
+
+const UPLOAD_FRAME: usize = 64 * 1024;
+
+impl hyper::body::Body for Upload {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let start = self.sent;
+        if start >= self.data.len() {
+            if let Some(p) = self.progress.take() {
+                p.finish();
+            }
+            return std::task::Poll::Ready(None);
+        }
+        let end = (start + UPLOAD_FRAME).min(self.data.len());
+        self.sent = end;
+        if let Some(p) = &self.progress {
+            p.add((end - start) as u64);
+        }
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(
+            self.data.slice(start..end),
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.data.len()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact((self.data.len() - self.sent) as u64)
     }
 }
 

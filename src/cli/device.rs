@@ -36,15 +36,8 @@ pub enum DeviceCmd {
     },
     /// List the inventory, filtered and sorted.
     List {
-        #[arg(long)]
-        site: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        model: Option<String>,
-        /// Search every field.
-        #[arg(long)]
-        search: Option<String>,
+        #[command(flatten)]
+        filter: super::filter::FilterArgs,
         /// mac, model, site, group, label, last_seen, created, updated
         #[arg(long)]
         sort: Option<String>,
@@ -78,6 +71,12 @@ pub enum DeviceCmd {
     Show { mac: String },
     /// Remove a device.
     Remove { mac: String },
+    /// The device's check-ins, newest first.
+    History {
+        mac: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -125,6 +124,22 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             format,
             dry_run,
         } => import(api, out, &file, format, dry_run).await,
+        DeviceCmd::History { mac: m, limit } => {
+            let m = mac(&m)?;
+            let value = api
+                .get(&format!("/devices/{m}/checkins?limit={limit}"))
+                .await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            let checkins: Vec<crate::model::CheckIn> = serde_json::from_value(value)?;
+            let rows: Vec<Vec<String>> = checkins
+                .into_iter()
+                .map(|c| vec![super::time_text(c.last_seen), c.file, c.peer_ip, c.firmware])
+                .collect();
+            table::print(&["TIME", "FILE", "ADDRESS", "FIRMWARE"], &rows);
+            Ok(())
+        }
         DeviceCmd::Export { format, out: path } => {
             let bytes = api
                 .get_bytes(&format!("/devices/export?format={format}"))
@@ -140,32 +155,20 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             Ok(())
         }
         DeviceCmd::List {
-            site,
-            group,
-            model,
-            search,
+            filter,
             sort,
             desc,
             limit,
             offset,
         } => {
             let mut query = vec![format!("offset={offset}")];
-            for (k, v) in [
-                ("site", site),
-                ("group", group),
-                ("model", model),
-                ("q", search),
-                ("sort", sort),
-            ] {
-                if let Some(v) = v {
-                    query.push(format!(
-                        "{k}={}",
-                        percent_encoding::utf8_percent_encode(
-                            &v,
-                            percent_encoding::NON_ALPHANUMERIC
-                        )
-                    ));
-                }
+            query.extend(filter.query());
+            if let Some(sort) = sort {
+                let sort = percent_encoding::utf8_percent_encode(
+                    &sort,
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                query.push(format!("sort={sort}"));
             }
             if desc {
                 query.push("order=desc".into());
@@ -273,18 +276,17 @@ async fn import(
             "csv".into()
         }
     });
-    if !out.json {
-        eprint!("uploading {} ({} bytes)…", file.display(), bytes.len());
-    }
+    let progress = std::sync::Arc::new(super::progress::Progress::new(
+        "uploading",
+        bytes.len() as u64,
+    ));
     let result = api
-        .post_bytes(
+        .post_bytes_progress(
             &format!("/devices/import?format={format}&dry_run={dry_run}"),
             bytes,
+            progress,
         )
         .await;
-    if !out.json {
-        eprintln!(" done");
-    }
     let (ok, value) = result?;
     let report: crate::admin::ImportReport = serde_json::from_value(value.clone())?;
     if out.json {

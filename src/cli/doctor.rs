@@ -105,7 +105,18 @@ fn ports(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
 fn certificates(c: &Config) -> Vec<Check> {
     let now = crate::model::now_unix();
     let mut out = Vec::new();
-    for (name, warn_days) in [("ca.crt", 90), ("server.crt", 30)] {
+    // An identity installed through `edgeprov cert install` is what phones see instead of
+    // server.crt; it is checked when present.
+    let installed = c.pki_dir().join(crate::pki::INSTALLED).exists();
+    let files = [
+        ("ca.crt", 90),
+        ("server.crt", 90),
+        (crate::pki::INSTALLED, 90),
+    ];
+    for (name, warn_days) in files
+        .into_iter()
+        .filter(|(n, _)| *n != crate::pki::INSTALLED || installed)
+    {
         let path = c.pki_dir().join(name);
         let der = match crate::pki::read_cert(&path) {
             Ok(d) => d,
@@ -155,7 +166,11 @@ fn certificates(c: &Config) -> Vec<Check> {
                 Level::Warn,
                 "certificates",
                 format!("{name} expires in {days} days"),
-                "reload edgeprov to renew the server certificate",
+                if name == crate::pki::INSTALLED {
+                    "install a renewed identity (edgeprov cert install)"
+                } else {
+                    "reload edgeprov to renew the server certificate"
+                },
             ));
         } else {
             out.push(check(

@@ -277,12 +277,9 @@ pub fn progress_line(job: &Value) -> String {
     } else {
         1.0
     };
-    let width = 30;
-    let filled = (frac * width as f64).round() as usize;
     format!(
-        "[{}{}] {:3.0}%  {:.1}/{:.1} MB  {finished}/{images} images",
-        "#".repeat(filled),
-        "-".repeat(width - filled),
+        "{} {:3.0}%  {:.1}/{:.1} MB  {finished}/{images} images",
+        super::progress::bar(frac),
         frac * 100.0,
         done as f64 / 1e6,
         total as f64 / 1e6,

@@ -55,21 +55,9 @@ pub struct CreateArgs {
     /// Select this device (repeatable).
     #[arg(long = "mac", value_name = "MAC")]
     macs: Vec<String>,
-    /// Select the devices of this site.
-    #[arg(long)]
-    site: Option<String>,
-    /// Select the devices of this group.
-    #[arg(long)]
-    group: Option<String>,
-    /// Select the devices of this model.
-    #[arg(long)]
-    model: Option<String>,
-    /// Select the devices in this state.
-    #[arg(long)]
-    state: Option<String>,
-    /// Select the devices where any field contains this text.
-    #[arg(long)]
-    search: Option<String>,
+    /// Select the devices that pass these filters.
+    #[command(flatten)]
+    filter: super::filter::FilterArgs,
     /// Select every device (needed when no other selection is given).
     #[arg(long)]
     all: bool,
@@ -174,16 +162,8 @@ impl CreateArgs {
         if self.all {
             selection.insert("all".into(), true.into());
         }
-        for (k, v) in [
-            ("site", &self.site),
-            ("group", &self.group),
-            ("model", &self.model),
-            ("state", &self.state),
-            ("q", &self.search),
-        ] {
-            if let Some(v) = v {
-                selection.insert(k.into(), v.as_str().into());
-            }
+        for (k, v) in self.filter.fields() {
+            selection.insert(k.into(), v.into());
         }
         body.insert("selection".into(), selection.into());
         if let Some(at) = &self.at {

@@ -13,7 +13,7 @@ use hickory_proto::serialize::binary::BinEncodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::cache::{Cache, Cached};
+use super::cache::{Cache, Cached, Key};
 use super::respond::EDNS_PAYLOAD;
 
 #[derive(Debug, thiserror::Error)]
@@ -136,16 +136,21 @@ impl Forwarder {
     }
 
     /// The answer from the cache, else from the first upstream that gives a usable one
-    /// (NOERROR or NXDOMAIN). `None` when none does: the caller answers SERVFAIL.
-    pub async fn resolve(&self, query: &Query) -> Option<Cached> {
+    /// (NOERROR or NXDOMAIN). `None` when none does: the caller answers SERVFAIL. The flag says
+    /// whether the cache answered.
+    pub async fn resolve(&self, query: &Query) -> (Option<Cached>, bool) {
         let key = (
             LowerName::from(query.name().clone()),
             query.query_type(),
             query.query_class(),
         );
         if let Some(hit) = self.cache().get(&key, Instant::now()) {
-            return Some(hit);
+            return (Some(hit), true);
         }
+        (self.ask_upstreams(query, key).await, false)
+    }
+
+    async fn ask_upstreams(&self, query: &Query, key: Key) -> Option<Cached> {
         for server in &self.upstreams {
             match exchange(*server, query, self.timeout).await {
                 Ok(reply)

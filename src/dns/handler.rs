@@ -16,19 +16,27 @@ use ipnet::IpNet;
 use super::forward::Forwarder;
 use super::live::DnsZone;
 use super::respond::{self, Plan};
+use super::stats::Stats;
 
 pub struct Responder {
     pub zone: DnsZone,
     forwarder: Option<Forwarder>,
     allow: Vec<IpNet>,
+    pub stats: Arc<Stats>,
 }
 
 impl Responder {
-    pub fn new(zone: DnsZone, forwarder: Option<Forwarder>, allow: Vec<IpNet>) -> Responder {
+    pub fn new(
+        zone: DnsZone,
+        forwarder: Option<Forwarder>,
+        allow: Vec<IpNet>,
+        stats: Arc<Stats>,
+    ) -> Responder {
         Responder {
             zone,
             forwarder,
             allow,
+            stats,
         }
     }
 
@@ -45,14 +53,28 @@ impl Responder {
         let served = self.zone.current();
         let recursion = self.forwarder.is_some();
         match respond::plan(&served.zone, req, self.allowed(src), recursion) {
-            Plan::Drop => None,
-            Plan::Reply(reply) => Some(reply),
+            Plan::Drop => {
+                Stats::count(&self.stats.dropped);
+                None
+            }
+            Plan::Reply(reply) => {
+                Stats::count(&self.stats.local);
+                Some(reply)
+            }
             Plan::Forward(query) => {
                 drop(served);
                 let forwarder = self.forwarder.as_ref()?;
-                Some(match forwarder.resolve(&query).await {
+                Stats::count(&self.stats.forwarded);
+                let (answer, hit) = forwarder.resolve(&query).await;
+                if hit {
+                    Stats::count(&self.stats.cache_hits);
+                }
+                Some(match answer {
                     Some(answer) => respond::forwarded(req, &answer),
-                    None => respond::servfail(req),
+                    None => {
+                        Stats::count(&self.stats.upstream_failures);
+                        respond::servfail(req)
+                    }
                 })
             }
         }

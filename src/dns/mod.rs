@@ -23,6 +23,7 @@ pub mod record;
 mod respond;
 mod rrl;
 mod server;
+mod stats;
 pub mod zone;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use handler::Responder;
 pub use live::DnsZone;
 pub use record::RecordSpec;
 pub use server::{DnsSockets, bind};
+pub use stats::Stats;
 pub use zone::Provisioning;
 
 /// Starts serving on bound sockets until `stop` turns true.
@@ -41,6 +43,7 @@ pub async fn serve(
     sockets: DnsSockets,
     zone: DnsZone,
     config: DnsConfig,
+    stats: Arc<Stats>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let forwarder = (!config.upstream.is_empty()).then(|| {
@@ -50,7 +53,12 @@ pub async fn serve(
             config.cache_size,
         )
     });
-    let responder = Arc::new(Responder::new(zone, forwarder, config.allow_from.clone()));
+    let responder = Arc::new(Responder::new(
+        zone,
+        forwarder,
+        config.allow_from.clone(),
+        stats,
+    ));
     server::serve(
         sockets,
         responder,

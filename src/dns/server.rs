@@ -16,6 +16,7 @@ use super::fast::slip;
 use super::handler::{Responder, TcpHandler};
 use super::respond::{encode, udp_limit};
 use super::rrl::{RateLimiter, Verdict};
+use super::stats::Stats;
 
 /// Queries longer than this are not queries (one question plus an OPT with options fits in a
 /// fraction of it); they are dropped unread.
@@ -143,12 +144,16 @@ fn udp_loop(
         match limiter.check(src.ip(), Instant::now()) {
             Verdict::Answer => {}
             Verdict::Slip => {
+                Stats::count(&responder.stats.rate_limited);
                 if let Some(reply) = slip(packet) {
                     let _ = sock.send_to(&reply, src);
                 }
                 continue;
             }
-            Verdict::Drop => continue,
+            Verdict::Drop => {
+                Stats::count(&responder.stats.rate_limited);
+                continue;
+            }
         }
         let generation = responder.zone.generation();
         if generation != seen {
@@ -158,14 +163,17 @@ fn udp_loop(
         if responder.allowed(src.ip())
             && let Some(reply) = served.fast.answer(packet)
         {
+            Stats::count(&responder.stats.local);
             let _ = sock.send_to(&reply, src);
             continue;
         }
         // Garbage is dropped: answering FORMERR to unparseable input is a reflection vector.
         let Ok(req) = Message::from_vec(packet) else {
+            Stats::count(&responder.stats.dropped);
             continue;
         };
         if inflight.load(Ordering::Relaxed) >= MAX_INFLIGHT {
+            Stats::count(&responder.stats.dropped);
             continue;
         }
         inflight.fetch_add(1, Ordering::Relaxed);

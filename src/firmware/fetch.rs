@@ -4,6 +4,7 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -60,8 +61,10 @@ impl Firmware {
             // Checked under the flights lock: a fetch publishes before it leaves the map, so
             // a miss here means no finished fetch was missed.
             if let Some(hit) = self.cache.lookup(&rel.sha256) {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit);
             }
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
             match flights.get(&rel.sha256) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -70,7 +73,11 @@ impl Firmware {
                     let (this, rel) = (self.clone(), rel.clone());
                     // Spawned, so a phone hanging up does not cancel the fetch for the others.
                     tokio::spawn(async move {
+                        this.counters.fetches.fetch_add(1, Ordering::Relaxed);
                         let result = this.fetch(&rel).await;
+                        if result.is_err() {
+                            this.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                        }
                         this.flights
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -16,6 +16,7 @@ mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,17 @@ pub struct Firmware {
     catalogue: RwLock<Arc<Catalogue>>,
     flights: Mutex<HashMap<String, fetch::Flight>>,
     jobs: Mutex<BTreeMap<u64, Job>>,
+    pub counters: Counters,
+}
+
+/// Cache effectiveness, for the metrics: how many image requests the cache answered, how many
+/// had to wait for a fetch, and the fetches themselves.
+#[derive(Default)]
+pub struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub fetches: AtomicU64,
+    pub fetch_failures: AtomicU64,
 }
 
 impl Firmware {
@@ -139,6 +151,7 @@ impl Firmware {
             catalogue: RwLock::new(Arc::new(catalogue)),
             flights: Mutex::new(HashMap::new()),
             jobs: Mutex::new(BTreeMap::new()),
+            counters: Counters::default(),
         }))
     }
 

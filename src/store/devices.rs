@@ -57,7 +57,7 @@ impl Store {
             device.updated = now;
             table.insert(key.as_str(), encode(&device).as_slice())?;
         }
-        tx.commit()?;
+        self.commit_devices(tx)?;
         Ok(device)
     }
 
@@ -84,7 +84,7 @@ impl Store {
             table.insert(key.as_str(), encode(&device).as_slice())?;
             device
         };
-        tx.commit()?;
+        self.commit_devices(tx)?;
         Ok(Ok(updated))
     }
 
@@ -127,7 +127,7 @@ impl Store {
             }
         }
         if apply {
-            tx.commit()?;
+            self.commit_devices(tx)?;
         } else {
             tx.abort()?;
         }
@@ -144,7 +144,7 @@ impl Store {
             old.map(|v| decode::<Device>("devices", &key, v.value()))
                 .transpose()?
         };
-        tx.commit()?;
+        self.commit_devices(tx)?;
         Ok(removed)
     }
 
@@ -198,5 +198,67 @@ impl Store {
         };
         tx.commit()?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::model::CheckIn;
+    use std::sync::Arc;
+
+    fn macs(store: &Store) -> Vec<(String, String)> {
+        store
+            .devices_snapshot()
+            .unwrap()
+            .iter()
+            .map(|d| (d.mac.to_string(), d.label.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_write_is_seen_by_the_next_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let a = Mac::from_octets([2, 0, 0, 0, 0, 1]);
+        let b = Mac::from_octets([2, 0, 0, 0, 0, 2]);
+        assert!(macs(&store).is_empty());
+        store.create_device(Device::new(a)).unwrap();
+        assert_eq!(macs(&store), [(a.to_string(), String::new())]);
+        store
+            .update_device(a, |d| {
+                d.label = "lobby".into();
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(macs(&store), [(a.to_string(), "lobby".into())]);
+        store.import_devices(vec![Device::new(b)], true).unwrap();
+        assert_eq!(macs(&store).len(), 2);
+        store.import_devices(vec![Device::new(b)], false).unwrap();
+        store.delete_device(b).unwrap();
+        assert_eq!(macs(&store).len(), 1);
+        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        recorder.check_in(
+            a,
+            CheckIn {
+                last_seen: 42,
+                ..CheckIn::default()
+            },
+        );
+        recorder.flush().await;
+        let seen = store.devices_snapshot().unwrap()[0]
+            .checkin
+            .as_ref()
+            .map(|c| c.last_seen);
+        assert_eq!(seen, Some(42), "check-ins too");
+        // Unchanged: the same decoded copy is handed out again.
+        let (x, y) = (
+            store.devices_snapshot().unwrap(),
+            store.devices_snapshot().unwrap(),
+        );
+        assert!(Arc::ptr_eq(&x, &y));
+        store.release_idle_caches(std::time::Duration::ZERO);
+        assert!(!Arc::ptr_eq(&x, &store.devices_snapshot().unwrap()));
     }
 }

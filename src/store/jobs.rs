@@ -203,7 +203,7 @@ impl Store {
             jobs.insert(id, encode(&job).as_slice())?;
             job
         };
-        tx.commit()?;
+        self.commit_devices(tx)?;
         Ok(Some(job))
     }
 

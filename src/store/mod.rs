@@ -68,6 +68,24 @@ pub struct Store {
     outbox: Arc<OutboxSettings>,
     /// Counts committed changes; see [`Store::generation`].
     generation: Arc<AtomicU64>,
+    devices: Arc<DeviceCache>,
+}
+
+/// The decoded inventory for listings. Decoding 100,000 JSON records takes about 200 ms, too
+/// slow for an API list; so the decoded list is kept until the devices table changes. Every
+/// write to that table commits through [`Store::commit_devices`], which moves the generation
+/// on; a listing whose generation is behind reads afresh. The copy costs about 1 KB per device
+/// while it is kept; it is dropped once unused for a while ([`Store::release_idle_caches`]).
+#[derive(Default)]
+struct DeviceCache {
+    generation: AtomicU64,
+    cached: std::sync::Mutex<Option<CachedDevices>>,
+}
+
+struct CachedDevices {
+    generation: u64,
+    devices: Arc<[crate::model::Device]>,
+    used: std::time::Instant,
 }
 
 /// Whether events are kept for the cloud (only once the box is registered: a box without a
@@ -101,6 +119,7 @@ impl Store {
                 max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
             }),
             generation: Arc::new(AtomicU64::new(0)),
+            devices: Arc::default(),
         };
         store.init_schema()?;
         store.set_outbox_enabled(store.registration()?.is_some());
@@ -120,8 +139,62 @@ impl Store {
     fn begin_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
         Ok(CountedWrite {
             tx: self.db.begin_write()?,
-            generation: &self.generation,
+            generation: Some(&self.generation),
         })
+    }
+
+    /// A write transaction that does not count in [`Store::generation`]: only for the
+    /// recorder's batches (check-ins, alarms, their history and cloud events), on which
+    /// nothing rendered depends.
+    fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
+        Ok(CountedWrite {
+            tx: self.db.begin_write()?,
+            generation: None,
+        })
+    }
+
+    /// Commits a transaction that wrote the devices table, and marks decoded copies stale.
+    fn commit_devices(&self, tx: CountedWrite<'_>) -> Result<(), StoreError> {
+        tx.commit()?;
+        self.devices.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Every device, decoded once per change of the table (see [`DeviceCache`]).
+    pub fn devices_snapshot(&self) -> Result<Arc<[crate::model::Device]>, StoreError> {
+        // Read before the snapshot: a write that lands meanwhile leaves this entry stale, and
+        // the next call reads again.
+        let generation = self.devices.generation.load(Ordering::SeqCst);
+        let mut cached = self
+            .devices
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_mut()
+            && c.generation == generation
+        {
+            c.used = std::time::Instant::now();
+            return Ok(c.devices.clone());
+        }
+        let devices: Arc<[crate::model::Device]> = self.list_devices()?.into();
+        *cached = Some(CachedDevices {
+            generation,
+            devices: devices.clone(),
+            used: std::time::Instant::now(),
+        });
+        Ok(devices)
+    }
+
+    /// Drops decoded copies nobody has used for `idle`.
+    pub fn release_idle_caches(&self, idle: std::time::Duration) {
+        let mut cached = self
+            .devices
+            .cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|c| c.used.elapsed() >= idle) {
+            *cached = None;
+        }
     }
 
     /// Bounds the outbox (`cloud.outbox_max`).
@@ -197,16 +270,19 @@ impl Store {
     }
 }
 
-/// A write transaction whose commit raises the store's generation.
+/// A write transaction whose commit raises the store's generation (unless it is the
+/// recorder's).
 struct CountedWrite<'a> {
     tx: WriteTransaction,
-    generation: &'a AtomicU64,
+    generation: Option<&'a AtomicU64>,
 }
 
 impl CountedWrite<'_> {
     fn commit(self) -> Result<(), redb::CommitError> {
         self.tx.commit()?;
-        self.generation.fetch_add(1, Ordering::Release);
+        if let Some(g) = self.generation {
+            g.fetch_add(1, Ordering::Release);
+        }
         Ok(())
     }
 

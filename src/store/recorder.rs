@@ -231,8 +231,7 @@ fn write_batch(
     if checkins.is_empty() && alarms.is_empty() {
         return Ok(());
     }
-    // Not counted in the store's generation: nothing rendered depends on check-ins or alarms.
-    let tx = store.db.begin_write()?;
+    let tx = store.begin_uncounted_write()?;
     // A phone fetches several files per boot: its device record is read and rewritten once per
     // batch, with its latest check-in (the history below keeps every one; the outbox keeps one
     // check-in event per device anyway).
@@ -264,7 +263,7 @@ fn write_batch(
     let overflow = store.enqueue(&tx, events)?;
     Store::raise_alarms(&tx, alarms)?;
     Store::raise_alarms(&tx, &overflow)?;
-    tx.commit()?;
+    store.commit_devices(tx)?;
     Ok(())
 }
 

@@ -177,7 +177,7 @@ impl Store {
         }
         let overflow = self.enqueue(&tx, pending)?;
         Store::raise_alarms(&tx, &overflow)?;
-        tx.commit()?;
+        self.commit_devices(tx)?;
         Ok(())
     }
 

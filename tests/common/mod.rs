@@ -214,6 +214,20 @@ impl Daemon {
         (resp.status, v)
     }
 
+    /// The Prometheus text from the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let mut req = get("/metrics", "prometheus");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let r = send(self.admin, client_config(&self.ca_pem(), None), req)
+            .await
+            .expect("metrics request");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    }
+
     pub async fn add_device(&self, body: Value) {
         let (status, v) = self.api("POST", "/devices", Some(body)).await;
         assert_eq!(status, 201, "{v}");
@@ -365,3 +379,12 @@ pub fn get(path: &str, user_agent: &str) -> http::Request<Full<Bytes>> {
 
 pub const J179_UA: &str =
     "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:001122aabbcc)";
+
+/// The value of an unlabelled sample in Prometheus text (`name value` on its own line).
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
