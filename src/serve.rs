@@ -3,9 +3,12 @@
 //! hyper HTTP/1.1 with a header deadline and bounded header size. Each connection keeps its
 //! peer certificate, which is why this is a hand-written hyper-util loop and not a framework's.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -15,6 +18,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -59,6 +63,9 @@ pub async fn accept_loop<F, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Linux copies TCP_NODELAY from the listener to every socket it accepts: one setsockopt
+    // per listener instead of one per connection.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let make = Arc::new(make);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -73,7 +80,6 @@ pub async fn accept_loop<F, S, B>(
                 }
             },
         };
-        let _ = tcp.set_nodelay(true);
         let make = make.clone();
         let limits = limits.clone();
         let watcher = graceful.watcher();
@@ -91,7 +97,8 @@ pub async fn accept_loop<F, S, B>(
                         tls: false,
                         client_cert: None,
                     };
-                    let conn = builder.serve_connection(TokioIo::new(tcp), make(info));
+                    let conn =
+                        builder.serve_connection(TokioIo::new(UntilEof::new(tcp)), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -133,12 +140,99 @@ pub async fn accept_loop<F, S, B>(
                         tls: true,
                         client_cert,
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), make(info));
+                    let conn =
+                        builder.serve_connection(TokioIo::new(UntilEof::new(stream)), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 }
             }
         });
+    }
+}
+
+/// A connection that skips the shutdown once its peer has closed: hyper shuts a connection down
+/// when it reads end-of-stream, and a TLS stream's shutdown writes a close_notify and a TCP FIN
+/// to a peer that is gone (one more write and a reset per phone). Dropping the socket closes it.
+struct UntilEof<S> {
+    inner: S,
+    peer_closed: bool,
+}
+
+impl<S> UntilEof<S> {
+    fn new(inner: S) -> Self {
+        UntilEof {
+            inner,
+            peer_closed: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for UntilEof<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.peer_closed = true;
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for UntilEof<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_closed {
+            return Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
     }
 }
