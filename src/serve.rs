@@ -3,9 +3,12 @@
 //! hyper HTTP/1.1 with a header deadline and bounded header size. Each connection keeps its
 //! peer certificate, which is why this is a hand-written hyper-util loop and not a framework's.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -15,7 +18,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::CertificateDer;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Largest request head accepted (request line + headers); beyond it hyper answers 431.
@@ -59,6 +63,9 @@ pub async fn accept_loop<F, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Linux copies TCP_NODELAY from the listener to every socket it accepts: one setsockopt
+    // per listener instead of one per connection.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let make = Arc::new(make);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -73,7 +80,6 @@ pub async fn accept_loop<F, S, B>(
                 }
             },
         };
-        let _ = tcp.set_nodelay(true);
         let make = make.clone();
         let limits = limits.clone();
         let watcher = graceful.watcher();
@@ -91,7 +97,8 @@ pub async fn accept_loop<F, S, B>(
                         tls: false,
                         client_cert: None,
                     };
-                    let conn = builder.serve_connection(TokioIo::new(tcp), make(info));
+                    let conn =
+                        builder.serve_connection(TokioIo::new(UntilEof::new(tcp)), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -99,29 +106,31 @@ pub async fn accept_loop<F, S, B>(
                 Some(source) => {
                     let config = source.read().unwrap_or_else(|p| p.into_inner()).clone();
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                    let stream =
-                        match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                            Ok(Ok(s)) => {
-                                limits.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
-                                s
-                            }
-                            Ok(Err(e)) => {
-                                limits
-                                    .metrics
-                                    .handshakes_failed
-                                    .fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                limits
-                                    .metrics
-                                    .handshakes_timed_out
-                                    .fetch_add(1, Ordering::Relaxed);
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                    let accept = acceptor.accept(HoldTicket::new(tcp)).into_fallible();
+                    let mut stream = match tokio::time::timeout(limits.handshake, accept).await {
+                        Ok(Ok(s)) => {
+                            limits.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                            s
+                        }
+                        Ok(Err((e, io))) => {
+                            io.send_held_now();
+                            limits
+                                .metrics
+                                .handshakes_failed
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            limits
+                                .metrics
+                                .handshakes_timed_out
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    stream.get_mut().0.release();
                     let client_cert = stream
                         .get_ref()
                         .1
@@ -133,12 +142,258 @@ pub async fn accept_loop<F, S, B>(
                         tls: true,
                         client_cert,
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), make(info));
+                    let conn =
+                        builder.serve_connection(TokioIo::new(UntilEof::new(stream)), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 }
             }
         });
+    }
+}
+
+/// A connection that skips the shutdown once its peer has closed: hyper shuts a connection down
+/// when it reads end-of-stream, and a TLS stream's shutdown writes a close_notify and a TCP FIN
+/// to a peer that is gone (one more write and a reset per phone). Dropping the socket closes it.
+struct UntilEof<S> {
+    inner: S,
+    peer_closed: bool,
+}
+
+impl<S> UntilEof<S> {
+    fn new(inner: S) -> Self {
+        UntilEof {
+            inner,
+            peer_closed: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for UntilEof<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+        {
+            self.peer_closed = true;
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for UntilEof<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_closed {
+            return Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The TCP stream under a TLS server connection. A TLS 1.3 server sends its session ticket
+/// after the client's Finished, when the handshake is over, as a write of its own; the phone
+/// does not wait for it. This keeps that write (during the handshake, an encrypted record after
+/// the first flight) and sends it in the same `writev` as the first response: one loopback send
+/// per phone fewer. Until `release`, a flush does not send what is kept; after it, every write
+/// and flush sends it first. An encrypted alert that fails the handshake is kept the same way
+/// and sent by `send_held_now`.
+struct HoldTicket {
+    tcp: TcpStream,
+    /// Set until the handshake has finished.
+    handshaking: bool,
+    /// Cleared when a handshake write was only partly sent: the next write continues a record,
+    /// so its first byte says nothing.
+    at_record_start: bool,
+    held: Vec<u8>,
+}
+
+/// TLS record content type of encrypted TLS 1.3 records.
+const APPLICATION_DATA: u8 = 0x17;
+
+impl HoldTicket {
+    fn new(tcp: TcpStream) -> Self {
+        HoldTicket {
+            tcp,
+            handshaking: true,
+            at_record_start: true,
+            held: Vec::new(),
+        }
+    }
+
+    /// The handshake is over: what is kept goes out with the next write or flush.
+    fn release(&mut self) {
+        self.handshaking = false;
+    }
+
+    /// After a failed handshake: sends what is kept (an alert) if the socket takes it now.
+    fn send_held_now(&self) {
+        if !self.held.is_empty() {
+            let _ = self.tcp.try_write(&self.held);
+        }
+    }
+
+    /// Writes what is kept, then as much of `bufs` as the socket takes; counts only bytes of
+    /// `bufs`.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        while !self.held.is_empty() {
+            let mut slices = Vec::with_capacity(bufs.len() + 1);
+            slices.push(io::IoSlice::new(&self.held));
+            slices.extend(bufs.iter().map(|b| io::IoSlice::new(b)));
+            let n = std::task::ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, &slices))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let held = self.held.len();
+            if n > held {
+                self.held.clear();
+                return Poll::Ready(Ok(n - held));
+            }
+            self.held.drain(..n);
+        }
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl AsyncRead for HoldTicket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HoldTicket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let first = bufs.iter().find(|b| !b.is_empty()).map(|b| b[0]);
+        if this.handshaking && this.at_record_start && first == Some(APPLICATION_DATA) {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            this.held.reserve(len);
+            bufs.iter().for_each(|b| this.held.extend_from_slice(b));
+            return Poll::Ready(Ok(len));
+        }
+        let sent = this.poll_send(cx, bufs);
+        if this.handshaking
+            && let Poll::Ready(Ok(n)) = sent
+        {
+            this.at_record_start = n == bufs.iter().map(|b| b.len()).sum::<usize>();
+        }
+        sent
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.handshaking {
+            std::task::ready!(self.poll_send(cx, &[]))?;
+        }
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_send(cx, &[]))?;
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_record_written_after_the_first_flight_goes_out_with_the_next_write() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut phone = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut server = HoldTicket::new(listener.accept().await.unwrap().0);
+        let mut got = [0u8; 16];
+
+        server.write_all(&[0x16, 1]).await.unwrap();
+        server.flush().await.unwrap();
+        phone.read_exact(&mut got[..2]).await.unwrap();
+        assert_eq!(got[..2], [0x16, 1]);
+
+        server.write_all(&[APPLICATION_DATA, 2]).await.unwrap();
+        server.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            phone.try_read(&mut got).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+
+        server.release();
+        server.write_all(b"ok").await.unwrap();
+        server.flush().await.unwrap();
+        phone.read_exact(&mut got[..4]).await.unwrap();
+        assert_eq!(got[..4], [APPLICATION_DATA, 2, b'o', b'k']);
     }
 }
