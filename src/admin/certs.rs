@@ -77,23 +77,19 @@ async fn regenerate(
     State(st): State<AdminState>,
     Extension(certs): Extension<Arc<LiveCerts>>,
 ) -> Result<Response, ApiError> {
-    let live = certs.clone();
-    let before = off_runtime(move || Ok(live.overview()?)).await?;
-    let live = certs.clone();
-    let after = off_runtime(move || live.regenerate()).await?;
-    recheck(&st, &certs).await;
-    let summary = format!(
-        "server certificate regenerated: serial {}, expires {}",
-        after.server.cert.serial,
-        crate::cli::time_text(after.server.cert.not_after)
-    );
-    let (b, a) = (audited(&before.server.cert), audited(&after.server.cert));
-    Ok(audit::with_change(
-        Json(after).into_response(),
-        summary,
-        b,
-        a,
-    ))
+    change_server(
+        &st,
+        &certs,
+        |live| live.regenerate(),
+        |cert| {
+            format!(
+                "server certificate regenerated: serial {}, expires {}",
+                cert.serial,
+                crate::cli::time_text(cert.not_after)
+            )
+        },
+    )
+    .await
 }
 
 /// `{"pem": "<chain and key>"}` or `{"pkcs12": "<base64>", "password": "..."}`.
@@ -137,17 +133,36 @@ async fn install(
             ));
         }
     };
+    change_server(
+        &st,
+        &certs,
+        move |live| live.install(&identity),
+        |cert| {
+            format!(
+                "server identity installed: {} (serial {}), expires {}",
+                cert.subject,
+                cert.serial,
+                crate::cli::time_text(cert.not_after)
+            )
+        },
+    )
+    .await
+}
+
+/// Applies a change of the server certificate, re-checks the expiry alarms, and answers with
+/// the new overview, audited with the certificate before and after (never key material).
+async fn change_server(
+    st: &AdminState,
+    certs: &Arc<LiveCerts>,
+    change: impl FnOnce(&LiveCerts) -> Result<crate::pki::CertOverview, CertError> + Send + 'static,
+    summary: impl FnOnce(&CertInfo) -> String,
+) -> Result<Response, ApiError> {
     let live = certs.clone();
     let before = off_runtime(move || Ok(live.overview()?)).await?;
     let live = certs.clone();
-    let after = off_runtime(move || live.install(&identity)).await?;
-    recheck(&st, &certs).await;
-    let summary = format!(
-        "server identity installed: {} (serial {}), expires {}",
-        after.server.cert.subject,
-        after.server.cert.serial,
-        crate::cli::time_text(after.server.cert.not_after)
-    );
+    let after = off_runtime(move || change(&live)).await?;
+    recheck(st, certs).await;
+    let summary = summary(&after.server.cert);
     let (b, a) = (audited(&before.server.cert), audited(&after.server.cert));
     Ok(audit::with_change(
         Json(after).into_response(),

@@ -80,7 +80,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         loop {
-            let tx = self.begin_write()?;
+            let tx = self.begin_uncounted_write()?;
             let n = {
                 let mut table = tx.open_table(table_def)?;
                 let mut doomed = Vec::new();
