@@ -186,7 +186,7 @@ http {
         ssl_session_cache shared:SSL:10m;
         root $WORK/static;
         # A per-device file only for the device that proved it is that device.
-        location ~ "^/(?<file_mac>[0-9a-f]{12})\.(txt|cfg)\$" {
+        location ~ "^/(?<file_mac>[0-9a-f]{12})(-phone)?\.(txt|cfg)\$" {
             if (\$client_mac != \$file_mac) { return 403; }
             add_header Cache-Control no-store;
         }

@@ -38,10 +38,14 @@ async fn load_inventory(d: &Daemon, csv: &str) {
 }
 
 fn storm(d: &Daemon, extra: &[&str]) -> (Value, bool) {
+    storm_as(d, "avaya", PHONES, extra)
+}
+
+fn storm_as(d: &Daemon, vendor: &str, phones: usize, extra: &[&str]) -> (Value, bool) {
     let pki = d.data_dir().join("pki");
     let out = Command::new(BIN)
-        .args(["storm", "--json", "--vendor", "avaya", "--concurrency", "8"])
-        .args(["--phones", &PHONES.to_string(), "--duration", "60"])
+        .args(["storm", "--json", "--vendor", vendor, "--concurrency", "8"])
+        .args(["--phones", &phones.to_string(), "--duration", "60"])
         .arg("--target")
         .arg(format!("https://127.0.0.1:{}", d.https.port()))
         .arg("--ca-cert")
@@ -117,6 +121,53 @@ async fn every_phone_gets_its_own_secret() {
             .all(|k| k.starts_with("status_")),
         "{r}"
     );
+}
+
+/// Each vendor's whole boot sequence against the inventory the simulator emits for it: every
+/// file answered 200, the per-device file with the phone's own secret, the others with none
+/// (a Poly phone's own master file `{mac}.cfg` included).
+#[tokio::test]
+async fn every_vendor_boots_through_its_whole_sequence() {
+    const N: usize = 20;
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    for (vendor, prefix, files) in [
+        (
+            "avaya",
+            "0201",
+            ["J100Supgrade.txt", "46xxsettings.txt", "{mac}.txt"],
+        ),
+        (
+            "yealink",
+            "0202",
+            ["y000000000000.boot", "y000000000028.cfg", "{mac}.cfg"],
+        ),
+        (
+            "poly",
+            "0203",
+            ["{mac}.cfg", "{mac}-phone.cfg", "edgeprov-common.cfg"],
+        ),
+    ] {
+        let csv_path = dir.path().join(format!("{vendor}.csv"));
+        let emitted = Command::new(BIN)
+            .args(["storm", "--vendor", vendor, "--mac-prefix", prefix])
+            .args(["--phones", &N.to_string()])
+            .arg("--emit-inventory")
+            .arg(&csv_path)
+            .output()
+            .unwrap();
+        assert!(emitted.status.success(), "{emitted:?}");
+        load_inventory(&d, &std::fs::read_to_string(&csv_path).unwrap()).await;
+
+        let (r, success) = storm_as(&d, vendor, N, &["--mac-prefix", prefix]);
+        assert!(success, "{vendor}: {r}");
+        assert_eq!(r["ok"], N, "{vendor}: {r}");
+        assert_eq!(r["errors"], 0, "{vendor}: {r}");
+        assert_eq!(r["requests"], 3 * N, "{vendor}: {r}");
+        for file in files {
+            assert_eq!(r["files"][file]["ok"], N, "{vendor} {file}: {r}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::StormError;
 use super::phone::{Phone, Vendor, secret_for, yealink_common_file};
+use crate::settings::render::POLY_COMMON;
 use crate::settings::set_line;
 
 /// The fixed columns of an inventory CSV; parameter columns follow, `secret:` ones are secret.
@@ -105,12 +106,17 @@ pub fn common_files(vendor: Vendor, firmware: bool) -> Vec<(String, Vec<u8>)> {
                 ),
             ),
         ],
-        Vendor::Poly => vec![(
-            "000000000000.cfg",
-            format!(
-                "<?xml version=\"1.0\" standalone=\"yes\"?>\n<APPLICATION APP_FILE_PATH=\"{image}\" CONFIG_FILES=\"[PHONE_MAC_ADDRESS]-phone.cfg\" MISC_FILES=\"\" LOG_FILE_DIRECTORY=\"\" OVERRIDES_DIRECTORY=\"\" CONTACTS_DIRECTORY=\"\" LICENSE_DIRECTORY=\"\"/>\n"
+        Vendor::Poly => vec![
+            ("000000000000.cfg", poly_master(image)),
+            (
+                POLY_COMMON,
+                poly_config(&[
+                    ("tcpIpApp.sntp.address", "ntp.storm.example"),
+                    ("tcpIpApp.sntp.gmtOffset", "0"),
+                    ("voIpProt.SIP.outboundProxy.address", SIP_DOMAIN),
+                ]),
             ),
-        )],
+        ],
     };
     files
         .into_iter()
@@ -118,13 +124,34 @@ pub fn common_files(vendor: Vendor, firmware: bool) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// A phone's per-device file as edgeprov renders it from the inventory line.
-pub fn device_file(phone: &Phone) -> (String, Vec<u8>) {
+/// Poly's master file: the image and the configuration files, the phone's own first.
+fn poly_master(image: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" standalone=\"yes\"?>\n<APPLICATION APP_FILE_PATH=\"{image}\" CONFIG_FILES=\"[PHONE_MAC_ADDRESS]-phone.cfg, {POLY_COMMON}\" MISC_FILES=\"\" LOG_FILE_DIRECTORY=\"\" OVERRIDES_DIRECTORY=\"\" CONTACTS_DIRECTORY=\"\" LICENSE_DIRECTORY=\"\"/>\n"
+    )
+}
+
+/// A Poly configuration file: the settings as attributes of one element.
+fn poly_config(settings: &[(&str, &str)]) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<polycomConfig>\n  <edgeprov",
+    );
+    for (name, value) in settings {
+        out.push_str(&format!("\n    {name}=\"{value}\""));
+    }
+    out.push_str("/>\n</polycomConfig>\n");
+    out
+}
+
+/// A phone's own files as edgeprov renders them from the inventory line: the per-device file
+/// with its secret, and for Poly also its master file (`{mac}.cfg`, no secret). `firmware`
+/// makes that master file name the image, as the common ones do.
+pub fn device_files(phone: &Phone, firmware: bool) -> Vec<(String, Vec<u8>)> {
     let (param, secret_name) = names(phone.vendor);
     let secret = secret_for(phone.mac);
     let mac = phone.mac;
     match phone.vendor {
-        Vendor::Avaya => (
+        Vendor::Avaya => vec![(
             format!("{mac}.txt"),
             format!(
                 "## edgeprov settings for device {mac}\n{}\n{}\n",
@@ -132,8 +159,8 @@ pub fn device_file(phone: &Phone) -> (String, Vec<u8>) {
                 set_line(secret_name, &secret)
             )
             .into_bytes(),
-        ),
-        Vendor::Yealink => (
+        )],
+        Vendor::Yealink => vec![(
             format!("{mac}.cfg"),
             format!(
                 "#!version:1.0.0.1\n{} = {SIP_DOMAIN}\n{} = {secret}\n",
@@ -141,16 +168,26 @@ pub fn device_file(phone: &Phone) -> (String, Vec<u8>) {
                 secret_name.trim_start_matches("yealink:")
             )
             .into_bytes(),
-        ),
-        Vendor::Poly => (
-            format!("{mac}.cfg"),
-            format!(
-                "<?xml version=\"1.0\" standalone=\"yes\"?>\n<PHONE_CONFIG><ALL {}=\"{SIP_DOMAIN}\" {}=\"{secret}\"/></PHONE_CONFIG>\n",
-                param.trim_start_matches("poly:"),
-                secret_name.trim_start_matches("poly:")
-            )
-            .into_bytes(),
-        ),
+        )],
+        Vendor::Poly => vec![
+            (
+                format!("{mac}.cfg"),
+                poly_master(if firmware {
+                    firmware_file(phone.vendor)
+                } else {
+                    ""
+                })
+                .into_bytes(),
+            ),
+            (
+                format!("{mac}-phone.cfg"),
+                poly_config(&[
+                    (param.trim_start_matches("poly:"), SIP_DOMAIN),
+                    (secret_name.trim_start_matches("poly:"), &secret),
+                ])
+                .into_bytes(),
+            ),
+        ],
     }
 }
 
@@ -190,7 +227,8 @@ pub fn write_static(dir: &Path, phones: &[Phone], firmware: bool) -> Result<(), 
             vec![0x5a; FIRMWARE_BYTES],
         ));
     }
-    for (name, bytes) in files.into_iter().chain(phones.iter().map(device_file)) {
+    let own = phones.iter().flat_map(|p| device_files(p, firmware));
+    for (name, bytes) in files.into_iter().chain(own) {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io_err(&path))?;
     }
@@ -230,29 +268,41 @@ mod tests {
         for v in [Vendor::Avaya, Vendor::Yealink, Vendor::Poly] {
             let p = phone(v);
             let commons = common_files(v, true);
+            let own = device_files(&p, true);
+            let file = |path: &str| {
+                commons
+                    .iter()
+                    .chain(&own)
+                    .find(|(n, _)| format!("/{n}") == path)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_else(|| panic!("{v:?} has no {path}"))
+            };
             for step in p.sequence(false) {
-                let bytes = if step.device_file {
-                    let (name, bytes) = device_file(&p);
-                    assert_eq!(format!("/{name}"), step.path);
-                    bytes
-                } else {
-                    commons
-                        .iter()
-                        .find(|(n, _)| format!("/{n}") == step.path)
-                        .unwrap_or_else(|| panic!("{v:?} has no {}", step.path))
-                        .1
-                        .clone()
-                };
-                assert_eq!(p.check(&step, &bytes), Ok(()), "{v:?} {}", step.path);
+                assert_eq!(
+                    own.iter().any(|(n, _)| format!("/{n}") == step.path),
+                    step.path.contains(&p.mac.to_string()),
+                    "{v:?} {}",
+                    step.path
+                );
+                assert_eq!(
+                    p.check(&step, &file(&step.path)),
+                    Ok(()),
+                    "{v:?} {}",
+                    step.path
+                );
             }
-            let named = commons
+            // The simulator asks for the image the first file without a secret names.
+            let named = p
+                .sequence(false)
                 .iter()
-                .find_map(|(_, b)| firmware_named(v, b))
+                .filter(|s| !s.device_file)
+                .find_map(|s| firmware_named(v, &file(&s.path)))
                 .unwrap();
             assert_eq!(named, format!("/{}", firmware_file(v)));
             assert!(
                 common_files(v, false)
                     .iter()
+                    .chain(&device_files(&p, false))
                     .all(|(_, b)| firmware_named(v, b).is_none())
             );
         }

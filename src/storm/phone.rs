@@ -2,6 +2,7 @@
 //! files its vendor fetches at boot, and the check of each response.
 
 use crate::model::Mac;
+use crate::settings::render::POLY_COMMON;
 
 /// The phone families the simulator can play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,34 +82,35 @@ impl Phone {
 
     /// The files fetched at boot, in order. `device_only` keeps just the per-device file.
     pub fn sequence(&self, device_only: bool) -> Vec<Step> {
-        let common = |label: &'static str| Step {
+        let step = |label: &'static str, device_file: bool| Step {
             label,
-            path: format!("/{label}"),
-            device_file: false,
+            path: format!("/{}", label.replace("{mac}", &self.mac.to_string())),
+            device_file,
         };
-        let (commons, device_label, device_ext) = match self.vendor {
-            Vendor::Avaya => (
-                vec![common("J100Supgrade.txt"), common("46xxsettings.txt")],
-                "{mac}.txt",
-                "txt",
-            ),
-            Vendor::Yealink => (
-                vec![common("y000000000000.boot"), common(yealink_common_file())],
-                "{mac}.cfg",
-                "cfg",
-            ),
-            Vendor::Poly => (vec![common("000000000000.cfg")], "{mac}.cfg", "cfg"),
-        };
-        let device = Step {
-            label: device_label,
-            path: format!("/{}.{device_ext}", self.mac),
-            device_file: true,
+        let mut steps = match self.vendor {
+            Vendor::Avaya => vec![
+                step("J100Supgrade.txt", false),
+                step("46xxsettings.txt", false),
+                step("{mac}.txt", true),
+            ],
+            Vendor::Yealink => vec![
+                step("y000000000000.boot", false),
+                step(yealink_common_file(), false),
+                step("{mac}.cfg", true),
+            ],
+            // A Poly phone asks for its own master file first (`000000000000.cfg` only when
+            // that is missing), then the configuration files it lists, in order: its own
+            // settings, then the common ones.
+            Vendor::Poly => vec![
+                step("{mac}.cfg", false),
+                step("{mac}-phone.cfg", true),
+                step(POLY_COMMON, false),
+            ],
         };
         if device_only {
-            vec![device]
-        } else {
-            commons.into_iter().chain(std::iter::once(device)).collect()
+            steps.retain(|s| s.device_file);
         }
+        steps
     }
 
     /// Checks a 200 response's body: the per-device file must carry this phone's secret and no
@@ -244,8 +246,15 @@ mod tests {
         );
         assert_eq!(
             paths(Vendor::Poly),
-            ["/000000000000.cfg", "/020000000007.cfg"]
+            [
+                "/020000000007.cfg",
+                "/020000000007-phone.cfg",
+                "/edgeprov-common.cfg"
+            ]
         );
+        let poly = phone(Vendor::Poly).sequence(true);
+        assert_eq!(poly.len(), 1);
+        assert_eq!(poly[0].path, "/020000000007-phone.cfg");
         let only = phone(Vendor::Avaya).sequence(true);
         assert_eq!(only.len(), 1);
         assert!(only[0].device_file);

@@ -14,7 +14,7 @@ mod yealink;
 
 use std::collections::BTreeMap;
 
-pub use name::{FileName, classify};
+pub use name::{FileName, POLY_COMMON, classify};
 
 use super::layered::effective;
 use super::vocab::{self, Native};
