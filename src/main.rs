@@ -120,7 +120,7 @@ enum Remote {
     /// Bulk jobs over a selection of devices: create, follow, pause, resume, stop, delete.
     #[command(subcommand)]
     Job(JobCmd),
-    /// Print the exact bytes device MAC would get for file NAME.
+    /// Print what device MAC would get for file NAME, its secret values shown as ********.
     Render {
         #[arg(long)]
         mac: String,

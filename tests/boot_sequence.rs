@@ -307,6 +307,7 @@ async fn static_files_win_and_specials_are_fetched() {
     assert_eq!(opus["value"], "1");
     assert_eq!(opus["file"], "46xxspecials.txt");
     let pw = find("FORCE_SIP_PASSWORD");
+    assert_eq!(pw["value"], "********", "secrets are write-only: {pw}");
     assert_eq!(pw["file"], "c81fea83e85a.txt");
     assert_eq!(pw["param"], "line.1.password");
     assert_eq!(pw["layer"], "device");
@@ -363,6 +364,23 @@ async fn static_files_win_and_specials_are_fetched() {
     assert_eq!(
         rendered,
         fetch(&d, &id, "/J100Supgrade.txt", &ua).await.text()
+    );
+
+    // The preview of the device's own file is the phone's file with its secrets masked (its
+    // SIP password, and the site's admin password): the phone gets them, the administrator
+    // sees where they go.
+    let file = format!("{AVAYA}.txt");
+    let out = d.cli(&["render", "--mac", AVAYA, &file]);
+    assert!(out.status.success(), "{out:?}");
+    let preview = String::from_utf8(out.stdout).unwrap();
+    let served = fetch(&d, &id, &format!("/{file}"), &ua).await.text();
+    assert!(served.contains("pw-avaya"), "{served}");
+    assert!(!preview.contains("pw-avaya"), "{preview}");
+    assert_eq!(
+        preview,
+        served
+            .replace("pw-avaya", "********")
+            .replace("ADMIN_PASSWORD 2580", "ADMIN_PASSWORD ********")
     );
 }
 

@@ -131,13 +131,13 @@ pub const ROUTES: &[Route] = &[
     r(
         "get",
         "/devices/{mac}/files/{name}",
-        "The exact bytes the device gets for a file",
+        "The file the device gets, secret values masked",
     )
     .sites(),
     r(
         "get",
         "/devices/{mac}/effective",
-        "The device's evaluated settings with their origin",
+        "The device's evaluated settings with their origin, secret values masked",
     )
     .sites(),
     r(

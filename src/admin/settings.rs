@@ -1,5 +1,5 @@
-//! Parameter layers, static files, and "what does this phone get": the exact bytes of any file
-//! for a device, and its evaluated settings with where each came from.
+//! Parameter layers, static files, and "what does this phone get": any file as a device gets
+//! it, and its evaluated settings with where each came from, secret values masked in both.
 
 use std::collections::BTreeMap;
 
@@ -230,7 +230,7 @@ fn parse_mac(text: &str) -> Result<Mac, ApiError> {
     Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
 }
 
-/// The exact bytes device `mac` would receive for file `name`.
+/// The bytes device `mac` would receive for file `name`, its secret values masked.
 pub async fn device_file(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
@@ -282,9 +282,12 @@ pub async fn device_effective(
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
     let view = blocking(move || {
-        let ctx = store
+        let mut ctx = store
             .device_context(mac)?
             .ok_or_else(|| crate::store::StoreError::NotFound(format!("device {mac}")))?;
+        // The view shows where each secret goes, not what it is (the files it evaluates come
+        // from `preview`, which masks the same way).
+        crate::settings::layered::mask_secrets(&mut ctx);
         let vendor = Vendor::from_model(&ctx.device.model);
         // Native name → (value, parameter, layer) as generated, later layers winning. A value
         // is attributed to a parameter only when it is the value that parameter produces: a

@@ -18,6 +18,7 @@ use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
 use crate::serve::ConnInfo;
+use crate::settings::layered::mask_secrets;
 use crate::settings::render::{
     Common, FileName, Rendered, Requester, classify, file_device, render_common, render_device,
     requester_part,
@@ -298,8 +299,9 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     }
 }
 
-/// The exact bytes device `mac` would receive for `name`, as if it asked with its own
-/// certificate (the admin API's "what does this phone get"). Blocking: call off the runtime.
+/// The bytes device `mac` would receive for `name`, as if it asked with its own certificate
+/// (the admin API's "what does this phone get"), with every secret value generated into it
+/// shown as [`crate::settings::layered::SECRET_MASK`]: secrets are write-only. Blocking: call off the runtime.
 /// Reads the store afresh rather than through the phone path's cache.
 pub fn preview(
     store: &Store,
@@ -308,7 +310,10 @@ pub fn preview(
     name: &str,
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
-    let loaded = load(store, &published, name, Some(mac), "")?;
+    let mut loaded = load(store, &published, name, Some(mac), "")?;
+    if let Some(ctx) = loaded.target.as_mut() {
+        mask_secrets(ctx);
+    }
     let device = store.get_device(mac)?;
     let who = Requester {
         vendor: device

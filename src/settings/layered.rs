@@ -1,7 +1,7 @@
 //! Parameters layered global → site → group → model → device: what one device ends up with,
 //! and where each value came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::Layer;
 use crate::store::DeviceContext;
@@ -29,6 +29,40 @@ pub struct Effective {
     /// layer cannot make a credential public by accident by setting it as a plain parameter.
     pub secret: bool,
     pub origin: Origin,
+}
+
+/// What the admin API shows in place of a secret value. Secrets are write-only; a preview of a
+/// device's files or of its effective settings must not be a way to read them back.
+pub const SECRET_MASK: &str = "********";
+
+/// Replaces, in every layer and the device, each value of a name [`effective`] treats as
+/// secret with [`SECRET_MASK`]: what is rendered from the result shows where each secret goes,
+/// never what it is.
+pub fn mask_secrets(ctx: &mut DeviceContext) {
+    let sets: Vec<_> = ctx
+        .layers
+        .iter_mut()
+        .map(|(_, set)| (&mut set.params, &mut set.secrets))
+        .chain(std::iter::once((
+            &mut ctx.device.params,
+            &mut ctx.device.secrets,
+        )))
+        .collect();
+    let secret: BTreeSet<String> = sets
+        .iter()
+        .flat_map(|(params, secrets)| {
+            let named = params.keys().filter(|n| super::vocab::is_secret(n));
+            secrets.keys().chain(named)
+        })
+        .cloned()
+        .collect();
+    for (params, secrets) in sets {
+        for (name, value) in params.iter_mut().chain(secrets.iter_mut()) {
+            if secret.contains(name) {
+                *value = SECRET_MASK.to_string();
+            }
+        }
+    }
 }
 
 /// The device's effective parameters by name. A later layer replaces a value set earlier.
@@ -119,5 +153,37 @@ mod tests {
             "secret-ness survives a plain override"
         );
         assert!(!e["SNTPSRVR"].secret);
+    }
+
+    #[test]
+    fn masking_hides_every_secret_value_and_nothing_else() {
+        let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+        device
+            .params
+            .insert("TOKEN".into(), "plain-override".into());
+        device.params.insert("DISPLAY".into(), "Reception".into());
+        device
+            .secrets
+            .insert("line.1.password".into(), "pw1".into());
+        let mut ctx = DeviceContext {
+            device,
+            site: None,
+            layers: vec![(
+                Layer::Global,
+                set(
+                    &[("ADMIN_PIN", "1234"), ("SNTPSRVR", "pool")],
+                    &[("TOKEN", "g")],
+                ),
+            )],
+        };
+        mask_secrets(&mut ctx);
+        let e = effective(&ctx);
+        for name in ["TOKEN", "line.1.password", "ADMIN_PIN"] {
+            assert_eq!(e[name].value, SECRET_MASK, "{name}");
+            assert!(e[name].secret, "{name}");
+        }
+        assert_eq!(e["DISPLAY"].value, "Reception");
+        assert_eq!(e["SNTPSRVR"].value, "pool");
+        assert_eq!(ctx.layers[0].1.secrets["TOKEN"], SECRET_MASK);
     }
 }
