@@ -261,4 +261,62 @@ mod snapshot_tests {
         store.release_idle_caches(std::time::Duration::ZERO);
         assert!(!Arc::ptr_eq(&x, &store.devices_snapshot().unwrap()));
     }
+
+    /// A storm's check-ins update the decoded copy in place instead of making the next listing
+    /// decode every record again; a copy a listing still holds is left alone and read afresh.
+    #[tokio::test]
+    async fn check_ins_update_the_decoded_copy_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let macs: Vec<Mac> = (1..=5)
+            .map(|i| Mac::from_octets([2, 0, 0, 0, 0, i]))
+            .collect();
+        store
+            .import_devices(macs.iter().map(|m| Device::new(*m)).collect(), true)
+            .unwrap();
+        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        let seen = |at: i64| CheckIn {
+            last_seen: at,
+            ..CheckIn::default()
+        };
+        let last_seen = |devices: &[Device]| -> Vec<Option<i64>> {
+            devices
+                .iter()
+                .map(|d| d.checkin.as_ref().map(|c| c.last_seen))
+                .collect()
+        };
+
+        let first = Arc::as_ptr(&store.devices_snapshot().unwrap());
+        recorder.check_in(macs[1], seen(7));
+        recorder.check_in(macs[3], seen(9));
+        recorder.check_in(Mac::from_octets([2, 0, 0, 0, 0, 99]), seen(1));
+        recorder.flush().await;
+        let after = store.devices_snapshot().unwrap();
+        assert_eq!(Arc::as_ptr(&after), first, "the same copy, updated");
+        assert_eq!(
+            last_seen(&after),
+            [None, Some(7), None, Some(9), None],
+            "an unknown phone's sighting adds nothing"
+        );
+        assert_eq!(last_seen(&after), last_seen(&store.list_devices().unwrap()));
+
+        // Held by a listing: not touched; the next listing reads the table.
+        recorder.check_in(macs[0], seen(11));
+        recorder.flush().await;
+        assert_eq!(last_seen(&after)[0], None);
+        let fresh = store.devices_snapshot().unwrap();
+        assert!(!Arc::ptr_eq(&fresh, &after));
+        assert_eq!(last_seen(&fresh)[0], Some(11));
+
+        // Any other write still makes the copy stale.
+        drop((after, fresh));
+        store
+            .update_device(macs[4], |d| {
+                d.label = "lobby".into();
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.devices_snapshot().unwrap()[4].label, "lobby");
+    }
 }

@@ -240,6 +240,7 @@ fn write_batch(
         latest.insert(*mac, checkin);
     }
     let mut events = Vec::with_capacity(latest.len() + alarms.len());
+    let mut written = Vec::with_capacity(latest.len());
     {
         let mut table = tx.open_table(DEVICES)?;
         for (mac, checkin) in latest {
@@ -252,6 +253,7 @@ fn write_batch(
             if let Some(mut device) = device {
                 device.checkin = Some(checkin.clone());
                 table.insert(key.as_str(), encode(&device).as_slice())?;
+                written.push((mac, checkin.clone()));
             }
             events.push(checkin_event(&key, checkin, known));
         }
@@ -263,7 +265,7 @@ fn write_batch(
     let overflow = store.enqueue(&tx, events)?;
     Store::raise_alarms(&tx, alarms)?;
     Store::raise_alarms(&tx, &overflow)?;
-    store.commit_devices(tx)?;
+    store.commit_checkins(tx, &written)?;
     Ok(())
 }
 
