@@ -11,6 +11,7 @@
 # Usage: benches/storm-vs-nginx.sh            (as root if nginx or jq must be installed)
 # Tunables (environment): PHONES=10000 CONCURRENCY=64 DURATION=20 VENDOR=avaya
 #   NGINX_PORT=28443 EDGEPROV_BIN=path (skips the release build) KEEP=1 (keep the work dir)
+#   RESUME=1 (a connection per file, each after the first resuming the phone's TLS session)
 set -euo pipefail
 
 PHONES=${PHONES:-10000}
@@ -232,13 +233,19 @@ if ! "$BIN" storm --target "$EDGEPROV_URL" --vendor "$VENDOR" --phones 1 --ca-ce
     SEQUENCE=(--device-file-only)
 fi
 
+# Phones that close after every file and resume their session on the next connection.
+CONNECTIONS=()
+if [ -n "${RESUME:-}" ]; then
+    CONNECTIONS=(--resume-sessions)
+fi
+
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 for tls in 1.3 1.2; do
     log "TLS $tls: edgeprov"
-    run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" "${SEQUENCE[@]}" >>"$RESULTS"
+    run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
     log "TLS $tls: nginx"
-    run nginx "$NGINX_URL" "$NGINX_PID" "$tls" "${SEQUENCE[@]}" >>"$RESULTS"
+    run nginx "$NGINX_URL" "$NGINX_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
 done
 
 # p99 at 80% of edgeprov's TLS 1.3 peak, with phones arriving at a steady rate.
@@ -247,7 +254,7 @@ RATE=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p * 0.8 }')
 if [ "$RATE" -gt 0 ]; then
     log "TLS 1.3: edgeprov at 80% of peak ($RATE phones/s)"
     RUN_CONCURRENCY=$((CONCURRENCY * 4)) run "edgeprov@80%" "$EDGEPROV_URL" "$EDGEPROV_PID" 1.3 \
-        --rate "$RATE" "${SEQUENCE[@]}" >>"$RESULTS"
+        --rate "$RATE" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
 fi
 PEAK_RSS_KIB=$(kib "$EDGEPROV_PID" VmHWM)
 
@@ -255,6 +262,9 @@ PEAK_RSS_KIB=$(kib "$EDGEPROV_PID" VmHWM)
 echo
 echo "storm-vs-nginx: $PHONES $VENDOR phones, concurrency $CONCURRENCY, $(nproc) cores shared with the simulator"
 echo "files per phone: ${SEQUENCE[*]:-the whole boot sequence}"
+if [ -n "${RESUME:-}" ]; then
+    echo "connections: one per file, the first a full handshake, the others resumed"
+fi
 echo "edgeprov $("$BIN" --version | awk '{print $2}'), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 printf '%-14s %-4s %7s %7s %6s %10s %9s %9s %14s\n' server tls phones ok errors phones/s p99_ms cpu_s phones/cpu_s
