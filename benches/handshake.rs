@@ -76,16 +76,6 @@ fn setup() -> Setup {
     }
 }
 
-/// Moves everything `from` has to send into `to`.
-fn pump(from: &mut dyn FnMut(&mut Vec<u8>), into: &mut dyn FnMut(&[u8])) -> bool {
-    let mut wire = Vec::new();
-    from(&mut wire);
-    if !wire.is_empty() {
-        into(&wire);
-    }
-    !wire.is_empty()
-}
-
 /// One full handshake (and the server's session ticket); returns the time spent in the
 /// server's calls.
 fn handshake(server_config: &Arc<ServerConfig>, client_config: &Arc<ClientConfig>) -> Duration {
@@ -95,37 +85,27 @@ fn handshake(server_config: &Arc<ServerConfig>, client_config: &Arc<ClientConfig
     let mut server = ServerConnection::new(server_config.clone()).expect("server");
     let mut spent = started.elapsed();
     loop {
-        let to_server = pump(
-            &mut |wire| {
-                while client.wants_write() {
-                    client.write_tls(wire).expect("client write");
-                }
-            },
-            &mut |mut bytes| {
-                let started = Instant::now();
-                while !bytes.is_empty() {
-                    server.read_tls(&mut bytes).expect("server read");
-                    server.process_new_packets().expect("server handshake");
-                }
-                spent += started.elapsed();
-            },
-        );
-        let to_client = pump(
-            &mut |wire| {
-                let started = Instant::now();
-                while server.wants_write() {
-                    server.write_tls(wire).expect("server write");
-                }
-                spent += started.elapsed();
-            },
-            &mut |mut bytes| {
-                while !bytes.is_empty() {
-                    client.read_tls(&mut bytes).expect("client read");
-                    client.process_new_packets().expect("client handshake");
-                }
-            },
-        );
-        if !to_server && !to_client {
+        let mut to_server = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut to_server).expect("client write");
+        }
+        let started = Instant::now();
+        let mut bytes = &to_server[..];
+        while !bytes.is_empty() {
+            server.read_tls(&mut bytes).expect("server read");
+            server.process_new_packets().expect("server handshake");
+        }
+        let mut to_client = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut to_client).expect("server write");
+        }
+        spent += started.elapsed();
+        let mut bytes = &to_client[..];
+        while !bytes.is_empty() {
+            client.read_tls(&mut bytes).expect("client read");
+            client.process_new_packets().expect("client handshake");
+        }
+        if to_server.is_empty() && to_client.is_empty() {
             break;
         }
     }
