@@ -12,6 +12,8 @@
 # Tunables (environment): PHONES=10000 CONCURRENCY=64 DURATION=20 VENDOR=avaya
 #   NGINX_PORT=28443 EDGEPROV_BIN=path (skips the release build) KEEP=1 (keep the work dir)
 #   RESUME=1 (a connection per file, each after the first resuming the phone's TLS session)
+#   ROUNDS=1 (rounds of the four storms, interleaved: edgeprov and nginx take turns, so a slow
+#   moment of the machine falls on both; the ratios reported are the medians of the rounds')
 set -euo pipefail
 
 PHONES=${PHONES:-10000}
@@ -19,6 +21,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 DURATION=${DURATION:-20}
 VENDOR=${VENDOR:-avaya}
 NGINX_PORT=${NGINX_PORT:-28443}
+ROUNDS=${ROUNDS:-1}
+[[ "$ROUNDS" =~ ^[1-9]$ ]] || { echo "storm-vs-nginx: ROUNDS must be 1 to 9, not '$ROUNDS'" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -204,7 +208,8 @@ done
 NGINX_URL="https://127.0.0.1:$NGINX_PORT"
 
 # --- the storms -----------------------------------------------------------------------------------
-# run NAME URL PIDS TLS [extra storm flags...]: one storm; prints a result line (TSV) on stdout.
+# run NAME URL PIDS TLS [extra storm flags...]: one storm; prints a result line (TSV) on stdout,
+# its first field the round ($ROUND).
 run() {
     local name=$1 url=$2 pids=$3 tls=$4
     shift 4
@@ -218,8 +223,8 @@ run() {
     echo "$json" >>"$WORK/reports.jsonl"
     local cpu_s
     cpu_s=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
-    jq -r --arg name "$name" --arg tls "$tls" --arg cpu "$cpu_s" '
-        [$name, $tls, .phones, .ok, .errors, .phones_per_s, .latency_ms.p99, $cpu,
+    jq -r --arg round "$ROUND" --arg name "$name" --arg tls "$tls" --arg cpu "$cpu_s" '
+        [$round, $name, $tls, .phones, .ok, .errors, .phones_per_s, .latency_ms.p99, $cpu,
          (if ($cpu | tonumber) > 0 then (.ok / ($cpu | tonumber) | floor) else 0 end)] | @tsv' \
         <<<"$json"
 }
@@ -241,20 +246,27 @@ fi
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
-for tls in 1.3 1.2; do
-    log "TLS $tls: edgeprov"
-    run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
-    log "TLS $tls: nginx"
-    run nginx "$NGINX_URL" "$NGINX_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
+for ROUND in $(seq 1 "$ROUNDS"); do
+    for tls in 1.3 1.2; do
+        log "round $ROUND, TLS $tls: edgeprov"
+        run edgeprov "$EDGEPROV_URL" "$EDGEPROV_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
+        log "round $ROUND, TLS $tls: nginx"
+        run nginx "$NGINX_URL" "$NGINX_PID" "$tls" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
+    done
 done
 
-# p99 at 80% of edgeprov's TLS 1.3 peak, with phones arriving at a steady rate.
-PEAK=$(awk -F'\t' '$1 == "edgeprov" && $2 == "1.3" { print $6 }' "$RESULTS")
+# median: the middle of the numbers on stdin (the mean of the middle two for an even count).
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+# p99 at 80% of edgeprov's TLS 1.3 peak (the median of the rounds), phones arriving steadily.
+PEAK=$(awk -F'\t' '$2 == "edgeprov" && $3 == "1.3" { print $7 }' "$RESULTS" | median)
 RATE=$(awk -v p="$PEAK" 'BEGIN { printf "%d", p * 0.8 }')
 if [ "$RATE" -gt 0 ]; then
     log "TLS 1.3: edgeprov at 80% of peak ($RATE phones/s)"
-    RUN_CONCURRENCY=$((CONCURRENCY * 4)) run "edgeprov@80%" "$EDGEPROV_URL" "$EDGEPROV_PID" 1.3 \
-        --rate "$RATE" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
+    ROUND=- RUN_CONCURRENCY=$((CONCURRENCY * 4)) run "edgeprov@80%" "$EDGEPROV_URL" \
+        "$EDGEPROV_PID" 1.3 --rate "$RATE" "${SEQUENCE[@]}" "${CONNECTIONS[@]}" >>"$RESULTS"
 fi
 PEAK_RSS_KIB=$(kib "$EDGEPROV_PID" VmHWM)
 
@@ -267,15 +279,25 @@ if [ -n "${RESUME:-}" ]; then
 fi
 echo "edgeprov $("$BIN" --version | awk '{print $2}'), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-printf '%-14s %-4s %7s %7s %6s %10s %9s %9s %14s\n' server tls phones ok errors phones/s p99_ms cpu_s phones/cpu_s
-awk -F'\t' '{ printf "%-14s %-4s %7d %7d %6d %10.0f %9.2f %9.2f %14d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RESULTS"
+printf '%-5s %-14s %-4s %7s %7s %6s %10s %9s %9s %14s\n' round server tls phones ok errors phones/s p99_ms cpu_s phones/cpu_s
+awk -F'\t' '{ printf "%-5s %-14s %-4s %7d %7d %6d %10.0f %9.2f %9.2f %14d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RESULTS"
 echo
+# ratio TLS FIELD: edgeprov/nginx of a result field, one per round, on stdout.
+ratio() {
+    awk -F'\t' -v tls="$1" -v f="$2" '
+        $3 == tls && $2 == "edgeprov" { e[$1] = $f }
+        $3 == tls && $2 == "nginx" { n[$1] = $f }
+        END { for (r in e) if (n[r] > 0) printf "%.2f\n", e[r] / n[r] }' "$RESULTS"
+}
 for tls in 1.3 1.2; do
-    awk -F'\t' -v tls="$tls" '
-        $2 == tls && $1 == "edgeprov" { e = $9; ep = $6 }
-        $2 == tls && $1 == "nginx" { n = $9; np = $6 }
-        END {
-            if (n > 0 && np > 0) printf "TLS %s: edgeprov/nginx phones per server CPU-second %.2fx, phones/s %.2fx\n", tls, e / n, ep / np
-        }' "$RESULTS"
+    cpu=$(ratio "$tls" 10 | median)
+    rate=$(ratio "$tls" 7 | median)
+    [ -n "$cpu" ] && [ -n "$rate" ] || continue
+    rounds=""
+    if [ "$ROUNDS" -gt 1 ]; then
+        rounds=" (medians of $ROUNDS rounds; per server CPU-second by round: $(ratio "$tls" 10 | sort -g | tr '\n' ' ' | sed 's/ $//'))"
+    fi
+    printf 'TLS %s: edgeprov/nginx phones per server CPU-second %.2fx, phones/s %.2fx%s\n' \
+        "$tls" "$cpu" "$rate" "$rounds"
 done
 echo "edgeprov: ready ${READY_MS} ms after start with $PHONES devices; idle RSS $((IDLE_RSS_KIB / 1024)) MiB; peak RSS over the storms $((PEAK_RSS_KIB / 1024)) MiB"
