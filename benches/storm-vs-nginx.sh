@@ -198,6 +198,9 @@ http {
     }
 }
 EOF
+if (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null; then
+    die "127.0.0.1:$NGINX_PORT is already in use: stop what listens there or set NGINX_PORT"
+fi
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" &
 NGINX_PID=$!

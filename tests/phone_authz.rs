@@ -498,3 +498,79 @@ async fn metrics_count_requests_and_handshakes() {
     assert!(ok >= 2, "{text}");
     assert!(text.contains("\nedgeprov_devices 2\n"), "{text}");
 }
+
+/// A TLS 1.2 client that resumes by session ID only (no session tickets), as some phone stacks
+/// do, with `id`'s certificate.
+fn tls12_session_id_client(ca_pem: &str, id: &Identity) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::client::{Resumption, Tls12Resumption};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    install_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
+    let mut config =
+        rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+    config.resumption =
+        Resumption::in_memory_sessions(8).tls12_resumption(Tls12Resumption::SessionIdOnly);
+    std::sync::Arc::new(config)
+}
+
+/// Fetches `path` over a new connection; returns how the handshake went and the response head
+/// and body.
+async fn fetch(
+    d: &Daemon,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+) -> (rustls::HandshakeKind, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let kind = stream.get_ref().1.handshake_kind().unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {J179_UA}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    (kind, String::from_utf8_lossy(&response).into_owned())
+}
+
+/// A session resumed by TLS 1.2 session ID still carries the certificate its full handshake
+/// proved: the phone gets its own secret on the resumed connection, another phone's resumed
+/// session still gets 403.
+#[tokio::test]
+async fn a_resumed_tls12_session_still_proves_its_device() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let a = tls12_session_id_client(&ca, &d.identity(A).await);
+    let b = tls12_session_id_client(&ca, &d.identity(B).await);
+
+    let (kind, first) = fetch(&d, a.clone(), &format!("/{A}.txt")).await;
+    assert_eq!(kind, rustls::HandshakeKind::Full);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let (kind, resumed) = fetch(&d, a, &format!("/{A}.txt")).await;
+    assert_eq!(kind, rustls::HandshakeKind::Resumed);
+    assert!(resumed.starts_with("HTTP/1.1 200"), "{resumed}");
+    assert!(
+        resumed.contains(&format!("SET SIP_PASSWORD pw-{A}")),
+        "{resumed}"
+    );
+
+    fetch(&d, b.clone(), &format!("/{B}.txt")).await;
+    let (kind, other) = fetch(&d, b, &format!("/{A}.txt")).await;
+    assert_eq!(kind, rustls::HandshakeKind::Resumed);
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    assert!(!other.contains("pw-"), "{other}");
+}

@@ -37,6 +37,23 @@ async fn load_inventory(d: &Daemon, csv: &str) {
     }
 }
 
+/// Emits `phones` phones of `vendor` with the MAC prefix `prefix` and loads them into the daemon.
+async fn load_emitted(d: &Daemon, vendor: &str, prefix: &str, phones: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join(format!("{vendor}.csv"));
+    let emitted = Command::new(BIN)
+        .args(["storm", "--vendor", vendor, "--mac-prefix", prefix])
+        .args(["--phones", &phones.to_string()])
+        .arg("--emit-inventory")
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(emitted.status.success(), "{emitted:?}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert_eq!(csv.lines().count(), phones + 1);
+    load_inventory(d, &csv).await;
+}
+
 fn storm(d: &Daemon, extra: &[&str]) -> (Value, bool) {
     storm_as(d, "avaya", PHONES, extra)
 }
@@ -68,24 +85,7 @@ fn storm_as(d: &Daemon, vendor: &str, phones: usize, extra: &[&str]) -> (Value, 
 #[tokio::test]
 async fn every_phone_gets_its_own_secret() {
     let d = Daemon::start();
-    let dir = tempfile::tempdir().unwrap();
-    let csv_path = dir.path().join("inventory.csv");
-    let emitted = Command::new(BIN)
-        .args([
-            "storm",
-            "--vendor",
-            "avaya",
-            "--phones",
-            &PHONES.to_string(),
-        ])
-        .arg("--emit-inventory")
-        .arg(&csv_path)
-        .output()
-        .unwrap();
-    assert!(emitted.status.success(), "{emitted:?}");
-    let csv = std::fs::read_to_string(&csv_path).unwrap();
-    assert_eq!(csv.lines().count(), PHONES + 1);
-    load_inventory(&d, &csv).await;
+    load_emitted(&d, "avaya", "0200", PHONES).await;
 
     // The per-device step alone: every phone, every check.
     let (r, success) = storm(&d, &["--device-file-only"]);
@@ -130,7 +130,6 @@ async fn every_phone_gets_its_own_secret() {
 async fn every_vendor_boots_through_its_whole_sequence() {
     const N: usize = 20;
     let d = Daemon::start();
-    let dir = tempfile::tempdir().unwrap();
     for (vendor, prefix, files) in [
         (
             "avaya",
@@ -148,16 +147,7 @@ async fn every_vendor_boots_through_its_whole_sequence() {
             ["{mac}.cfg", "{mac}-phone.cfg", "edgeprov-common.cfg"],
         ),
     ] {
-        let csv_path = dir.path().join(format!("{vendor}.csv"));
-        let emitted = Command::new(BIN)
-            .args(["storm", "--vendor", vendor, "--mac-prefix", prefix])
-            .args(["--phones", &N.to_string()])
-            .arg("--emit-inventory")
-            .arg(&csv_path)
-            .output()
-            .unwrap();
-        assert!(emitted.status.success(), "{emitted:?}");
-        load_inventory(&d, &std::fs::read_to_string(&csv_path).unwrap()).await;
+        load_emitted(&d, vendor, prefix, N).await;
 
         let (r, success) = storm_as(&d, vendor, N, &["--mac-prefix", prefix]);
         assert!(success, "{vendor}: {r}");
@@ -167,6 +157,24 @@ async fn every_vendor_boots_through_its_whole_sequence() {
         for file in files {
             assert_eq!(r["files"][file]["ok"], N, "{vendor} {file}: {r}");
         }
+    }
+}
+
+/// Phones that open a connection for every file resume the session of their first one with its
+/// session ticket, TLS 1.3 and TLS 1.2 alike: every reconnect skips the full handshake, and the
+/// per-device file still goes only to the phone whose session it is. (Resumption by TLS 1.2
+/// session ID: `phone_authz::a_resumed_tls12_session_still_proves_its_device`.)
+#[tokio::test]
+async fn every_reconnect_resumes_its_session_with_tls_1_2_and_1_3() {
+    let d = Daemon::start();
+    load_emitted(&d, "avaya", "0200", PHONES).await;
+    for tls in ["1.3", "1.2"] {
+        let (r, success) = storm(&d, &["--resume-sessions", "--tls", tls]);
+        assert!(success, "TLS {tls}: {r}");
+        assert_eq!(r["ok"], PHONES, "TLS {tls}: {r}");
+        assert_eq!(r["full_handshakes"], PHONES, "TLS {tls}: {r}");
+        assert_eq!(r["resumed_handshakes"], 2 * PHONES, "TLS {tls}: {r}");
+        assert_eq!(r["files"]["{mac}.txt"]["ok"], PHONES, "TLS {tls}: {r}");
     }
 }
 
