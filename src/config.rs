@@ -15,6 +15,10 @@ pub const SYSTEM_CONFIG: &str = "/etc/edgeprov/edgeprov.toml";
 /// Environment variable naming a config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "EDGEPROV_CONFIG";
 
+/// Most phone connections `phone.max_connections` may allow: a million connections' buffers
+/// (~24 GB) are already more than any box running this has.
+const MAX_PHONE_CONNECTIONS: usize = 1_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -58,6 +62,11 @@ pub struct PhoneConfig {
     pub handshake_timeout_ms: u64,
     /// Time allowed for a request's headers to arrive (slowloris protection).
     pub header_timeout_ms: u64,
+    /// Phone connections (HTTPS and HTTP together) open at once. Each holds about 24 KB of
+    /// buffers; beyond the limit new connections wait in the kernel's listen queue until one
+    /// closes, so a flood of connections slows phones down instead of exhausting memory. A boot
+    /// storm at 3,500 phones a second keeps about a hundred open (~30 ms each).
+    pub max_connections: usize,
     /// Failed HTTP-credential attempts per device before its credentials are locked.
     pub auth_max_failures: u32,
     /// How long locked HTTP credentials stay locked.
@@ -109,6 +118,7 @@ impl Default for PhoneConfig {
             http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
+            max_connections: 2_048,
             auth_max_failures: 5,
             auth_lockout_secs: 900,
         }
@@ -203,6 +213,12 @@ impl Config {
         }
         if self.phone.handshake_timeout_ms == 0 || self.phone.header_timeout_ms == 0 {
             return Err(invalid("phone", "timeouts must be greater than zero"));
+        }
+        if !(1..=MAX_PHONE_CONNECTIONS).contains(&self.phone.max_connections) {
+            return Err(invalid(
+                "phone.max_connections",
+                &format!("must be 1 to {MAX_PHONE_CONNECTIONS}"),
+            ));
         }
         if self.phone.auth_max_failures == 0 {
             return Err(invalid("phone.auth_max_failures", "must be at least 1"));
@@ -355,6 +371,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("phone.https_listen"), "{err}");
+    }
+
+    #[test]
+    fn max_connections_out_of_range_is_refused() {
+        for value in ["0", "1000001", "9223372036854775807"] {
+            let err = parse(&format!("[phone]\nmax_connections = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("phone.max_connections"), "{value}: {err}");
+            assert!(err.contains("1 to 1000000"), "{value}: {err}");
+        }
+        let c = parse("[phone]\nmax_connections = 1\n").unwrap();
+        assert_eq!(c.phone.max_connections, 1);
     }
 
     #[test]

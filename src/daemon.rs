@@ -20,11 +20,14 @@ use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
 use crate::pki::{LiveCerts, PkiError};
 use crate::reload::Reloader;
-use crate::serve::{ConnInfo, Limits, TlsSource, accept_loop};
+use crate::serve::{ConnInfo, ConnectionLimit, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN: Duration = Duration::from_secs(10);
+/// Connections the admin API holds open at once: administrators and their scripts need a few;
+/// the limit keeps a flood of them from taking the memory the phones need.
+const ADMIN_CONNECTIONS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -161,7 +164,9 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let dns_stats = Arc::new(crate::dns::Stats::default());
-    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(Arc::new(
+        ConnectionLimit::new(config.phone.max_connections),
+    )));
     let phone_state = PhoneState::new(
         store.clone(),
         recorder.clone(),
@@ -189,6 +194,12 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         metrics: metrics.clone(),
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
         header: Duration::from_millis(config.phone.header_timeout_ms),
+        connections: metrics.phone_connections.clone(),
+    });
+    let admin_limits = Arc::new(Limits {
+        connections: Arc::new(ConnectionLimit::new(ADMIN_CONNECTIONS)),
+        metrics: metrics.clone(),
+        ..*limits
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
@@ -258,7 +269,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     loops.spawn(accept_loop(
         admin_listener,
         Some(certs.admin_tls()),
-        limits.clone(),
+        admin_limits,
         move |info: ConnInfo| {
             TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
         },

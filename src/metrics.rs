@@ -1,21 +1,34 @@
-//! Counters for Prometheus: phone requests by file kind and status, and TLS handshakes by
-//! result. Other services keep their own counters (DHCP `Stats`, the sync status); the admin
+//! Counters for Prometheus: phone requests by file kind and status, TLS handshakes by result,
+//! and the phone connections open. Other services keep their own counters (DHCP `Stats`, the sync status); the admin
 //! API renders them all in the Prometheus text format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-#[derive(Default)]
+use crate::serve::ConnectionLimit;
+
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     pub handshakes_ok: AtomicU64,
     pub handshakes_failed: AtomicU64,
     pub handshakes_timed_out: AtomicU64,
+    /// The phone listeners' connections (HTTPS and HTTP together) and their limit.
+    pub phone_connections: Arc<ConnectionLimit>,
 }
 
 impl Metrics {
+    pub fn new(phone_connections: Arc<ConnectionLimit>) -> Self {
+        Metrics {
+            requests: Mutex::default(),
+            handshakes_ok: AtomicU64::default(),
+            handshakes_failed: AtomicU64::default(),
+            handshakes_timed_out: AtomicU64::default(),
+            phone_connections,
+        }
+    }
+
     /// Counts one phone request: `file` is `device`, `common`, `crl` or `other`.
     pub fn request(&self, file: &'static str, status: u16) {
         *self
@@ -60,6 +73,20 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         }
+        sample(
+            out,
+            "edgeprov_phone_connections",
+            "gauge",
+            "Phone connections open now (HTTPS and HTTP).",
+            self.phone_connections.open(),
+        );
+        sample(
+            out,
+            "edgeprov_phone_connections_limit",
+            "gauge",
+            "Phone connections that may be open at once (phone.max_connections); beyond it new ones wait to be accepted.",
+            self.phone_connections.max(),
+        );
     }
 }
 
@@ -77,7 +104,7 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let m = Metrics::default();
+        let m = Metrics::new(Arc::new(ConnectionLimit::new(5)));
         m.request("device", 200);
         m.request("device", 200);
         m.request("common", 404);
@@ -95,5 +122,7 @@ mod tests {
         assert!(out.contains("edgeprov_phone_requests_total{file=\"common\",status=\"404\"} 1\n"));
         assert!(out.contains("edgeprov_tls_handshakes_total{result=\"failed\"} 3\n"));
         assert!(out.contains("# TYPE edgeprov_devices gauge\nedgeprov_devices 7\n"));
+        assert!(out.contains("\nedgeprov_phone_connections 0\n"));
+        assert!(out.contains("\nedgeprov_phone_connections_limit 5\n"));
     }
 }

@@ -20,7 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// Largest request head accepted (request line + headers); beyond it hyper answers 431.
 const MAX_HEAD: usize = 16 * 1024;
@@ -39,6 +39,44 @@ pub struct Limits {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub handshake: Duration,
     pub header: Duration,
+    /// Shared by the listeners these limits are for.
+    pub connections: Arc<ConnectionLimit>,
+}
+
+/// How many connections the listeners sharing it may hold open at once. Each open connection
+/// holds about 24 KB of TLS and HTTP buffers; at the limit the accept loops stop accepting, so
+/// new connections wait in the kernel's listen queue (and, when that is full, phones retry their
+/// SYN) instead of taking memory until the box runs out.
+pub struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnectionLimit {
+    pub fn new(max: usize) -> Self {
+        ConnectionLimit {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// Waits for a free slot; the connection holds it until it ends.
+    async fn slot(&self) -> OwnedSemaphorePermit {
+        match self.slots.clone().acquire_owned().await {
+            Ok(slot) => slot,
+            // The semaphore is never closed; should it be, wait for shutdown instead.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Where the TLS configuration comes from; read at each handshake so a reload (new
@@ -68,6 +106,10 @@ pub async fn accept_loop<F, S, B>(
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let make = Arc::new(make);
     loop {
+        let slot = tokio::select! {
+            _ = stop.changed() => break,
+            slot = limits.connections.slot() => slot,
+        };
         let (tcp, peer) = tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
@@ -85,6 +127,7 @@ pub async fn accept_loop<F, S, B>(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

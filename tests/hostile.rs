@@ -161,3 +161,54 @@ async fn plain_http_on_the_tls_port_is_closed() {
     let _ = raw(d.https, &junk).await;
     still_serving(&d).await;
 }
+
+/// A flood of connections cannot take the box's memory: beyond `phone.max_connections` (HTTPS
+/// and HTTP together) the daemon accepts no more until one closes; the waiting connection is
+/// then served, and the admin API, which has its own limit, answers throughout.
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_one() {
+    let d = Daemon::start();
+    let config = std::fs::read_to_string(d.config_path()).unwrap().replace(
+        "header_timeout_ms = 1000",
+        "header_timeout_ms = 30000\nmax_connections = 2",
+    );
+    std::fs::write(d.config_path(), config).unwrap();
+    let d = d.restart();
+    let http = d.http.unwrap();
+
+    // Two idle connections, one on each phone port, take both slots.
+    let mut held = vec![
+        TcpStream::connect(d.https).await.unwrap(),
+        TcpStream::connect(http).await.unwrap(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = d.metrics().await;
+        assert_eq!(metric(&text, "edgeprov_phone_connections_limit"), 2);
+        if metric(&text, "edgeprov_phone_connections") == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A third waits in the listen queue: its request is not answered while both are held.
+    let mut third = TcpStream::connect(http).await.unwrap();
+    third
+        .write_all(b"GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let waited =
+        tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut out)).await;
+    assert!(waited.is_err(), "answered beyond the limit: {out:?}");
+    assert_eq!(metric(&d.metrics().await, "edgeprov_phone_connections"), 2);
+
+    // One closes: the third is accepted and answered.
+    drop(held.pop());
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut out))
+        .await
+        .expect("the waiting connection is served once a slot is free")
+        .unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200, "{out:?}");
+}
