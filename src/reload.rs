@@ -26,11 +26,35 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.data_dir != new.data_dir {
         keys.push("data_dir");
     }
-    if old.phone.https_listen != new.phone.https_listen {
-        keys.push("phone.https_listen");
-    }
-    if old.phone.http_listen != new.phone.http_listen {
-        keys.push("phone.http_listen");
+    // The phone listeners, their limits and the lockout policy are set up once, at start.
+    let (o, n) = (&old.phone, &new.phone);
+    for (key, changed) in [
+        ("phone.https_listen", o.https_listen != n.https_listen),
+        ("phone.http_listen", o.http_listen != n.http_listen),
+        (
+            "phone.handshake_timeout_ms",
+            o.handshake_timeout_ms != n.handshake_timeout_ms,
+        ),
+        (
+            "phone.header_timeout_ms",
+            o.header_timeout_ms != n.header_timeout_ms,
+        ),
+        (
+            "phone.max_connections",
+            o.max_connections != n.max_connections,
+        ),
+        (
+            "phone.auth_max_failures",
+            o.auth_max_failures != n.auth_max_failures,
+        ),
+        (
+            "phone.auth_lockout_secs",
+            o.auth_lockout_secs != n.auth_lockout_secs,
+        ),
+    ] {
+        if changed {
+            keys.push(key);
+        }
     }
     if old.admin.listen != new.admin.listen {
         keys.push("admin.listen");
@@ -103,6 +127,17 @@ mod tests {
         assert_eq!(
             restart_needed(&old, &new),
             ["phone.http_listen", "admin.listen"]
+        );
+        new.phone.max_connections = 100;
+        new.phone.header_timeout_ms = 5_000;
+        assert_eq!(
+            restart_needed(&old, &new),
+            [
+                "phone.http_listen",
+                "phone.header_timeout_ms",
+                "phone.max_connections",
+                "admin.listen"
+            ]
         );
     }
 }
