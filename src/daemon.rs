@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
@@ -70,10 +70,24 @@ pub struct Listeners {
     pub dhcp: Option<SocketAddr>,
 }
 
-async fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Bind { addr, key, source })
+/// Connections the kernel queues on a listener until they are accepted. A boot storm's
+/// arrivals, and connections waiting for a free slot (`phone.max_connections`), wait here
+/// instead of having their SYNs dropped and retried a second later; the kernel caps it at
+/// `net.core.somaxconn` (4,096 by default). tokio's own `bind` asks for 1,024.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError> {
+    let err = |source| DaemonError::Bind { addr, key, source };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // As the standard library's bind does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `log` lets a reload change the log level.
@@ -102,13 +116,13 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
 
     let mut https = Vec::new();
     for addr in &config.phone.https_listen {
-        https.push(bind(*addr, "phone.https_listen").await?);
+        https.push(bind(*addr, "phone.https_listen")?);
     }
     let mut http = Vec::new();
     for addr in &config.phone.http_listen {
-        http.push(bind(*addr, "phone.http_listen").await?);
+        http.push(bind(*addr, "phone.http_listen")?);
     }
-    let admin_listener = bind(config.admin.listen, "admin.listen").await?;
+    let admin_listener = bind(config.admin.listen, "admin.listen")?;
     let dns_sockets = crate::dns::bind(&config.dns.listen)
         .await
         .map_err(|(addr, source)| DaemonError::Bind {

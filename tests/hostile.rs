@@ -162,6 +162,33 @@ async fn plain_http_on_the_tls_port_is_closed() {
     still_serving(&d).await;
 }
 
+/// Every listener asks the kernel to queue 4,096 connections until they are accepted (the
+/// `Send-Q` that `ss` shows for a listening socket; the kernel caps it at `somaxconn`), not
+/// tokio's 1,024: in a boot storm the
+/// phones beyond it would have their SYNs dropped and wait a second to retry.
+#[tokio::test]
+async fn listeners_queue_a_storm_of_connections() {
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = 4096.min(somaxconn).to_string();
+    let d = Daemon::start();
+    for addr in [d.https, d.http.unwrap(), d.admin] {
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", addr.port())])
+            .output()
+            .expect("ss (iproute2) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let backlog: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(backlog, [expected.as_str()], "{addr}: {text}");
+    }
+}
+
 /// A flood of connections cannot take the box's memory: beyond `phone.max_connections` (HTTPS
 /// and HTTP together) the daemon accepts no more until one closes; the waiting connection is
 /// then served, and the admin API, which has its own limit, answers throughout.
