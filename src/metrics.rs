@@ -1,6 +1,6 @@
 //! Counters for Prometheus: phone requests by file kind and status, TLS handshakes by result,
-//! and the phone connections open. Other services keep their own counters (DHCP `Stats`, the sync status); the admin
-//! API renders them all in the Prometheus text format.
+//! and the phone connections open. Other services keep their own counters (DHCP `Stats`, the
+//! sync status); the admin API renders them all in the Prometheus text format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
