@@ -28,6 +28,9 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Connections the admin API holds open at once: administrators and their scripts need a few;
 /// the limit keeps a flood of them from taking the memory the phones need.
 const ADMIN_CONNECTIONS: usize = 256;
+/// Open files the daemon needs besides its connections: the store, the log, DNS and DHCP
+/// sockets, firmware images being served.
+const OTHER_FILES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -90,12 +93,33 @@ fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError>
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }
 
+/// Raises the open-file limit for `needed` files, and warns when even the hard limit is lower:
+/// connections beyond it would fail to be accepted.
+fn raise_open_files(needed: usize) {
+    match crate::open_files::raise() {
+        Ok(limit) if limit.now < needed as u64 => tracing::warn!(
+            limit = limit.now,
+            needed,
+            "the open-file limit is below what phone.max_connections needs; connections beyond \
+             it fail to be accepted: raise LimitNOFILE (ulimit -n) or lower phone.max_connections"
+        ),
+        Ok(limit) if limit.now > limit.before => tracing::debug!(
+            before = limit.before,
+            now = limit.now,
+            "open-file limit raised"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `log` lets a reload change the log level.
 pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonError> {
     // Installed first: a SIGHUP or SIGTERM that arrives right after READY must not kill the
     // process with the default action.
     let mut signals = Signals::install();
     let config = loaded.config.clone();
+    raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + OTHER_FILES);
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::Io {
         path: data_dir.clone(),

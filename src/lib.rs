@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod open_files;
 pub mod phone;
 pub mod pki;
 pub mod reload;
