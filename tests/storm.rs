@@ -188,3 +188,21 @@ async fn phones_without_inventory_are_reported_not_hidden() {
     assert_eq!(r["errors"], PHONES);
     assert_eq!(r["errors_by_kind"]["status_404"], PHONES);
 }
+
+/// A concurrency the open-file limit cannot hold is refused up front, naming the flag and the
+/// limit, instead of failing phones as refused connections.
+#[test]
+fn a_concurrency_beyond_the_open_file_limit_is_refused() {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" storm --target https://127.0.0.1:9 --phones 10 --concurrency 300 --ca-cert ca.crt --ca-key ca.key")
+        .arg(BIN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--concurrency 300 needs 364 open files, but the limit is 256"),
+        "{stderr}"
+    );
+}

@@ -183,6 +183,28 @@ pub fn phones(args: &StormArgs) -> Result<Vec<Phone>, StormError> {
         .collect()
 }
 
+/// Open files the simulator needs besides its phones' sockets (standard streams, the runtime,
+/// the CA files).
+const OTHER_FILES: usize = 64;
+
+/// Every phone in flight holds a socket: raises the soft open-file limit to the hard one (a
+/// shell's default of 1,024 would otherwise fail connections long before `--concurrency`),
+/// and refuses a concurrency the hard limit cannot hold.
+fn check_open_files(concurrency: usize) -> Result<(), StormError> {
+    let limit = crate::open_files::raise().map_err(|e| {
+        StormError::Usage(format!("cannot raise the open-file limit (ulimit -n): {e}"))
+    })?;
+    let needed = concurrency + OTHER_FILES;
+    if limit.now < needed as u64 {
+        return Err(StormError::Usage(format!(
+            "--concurrency {concurrency} needs {needed} open files, but the limit is {} \
+             (ulimit -n): lower --concurrency or raise the limit",
+            limit.now
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the command: emits the requested files, then storms the target if one is given.
 /// Prints the report (JSON with `json`) and fails when any phone failed.
 pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
@@ -207,6 +229,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
             "--ca-cert and --ca-key are needed to mint the phones' certificates".into(),
         ));
     };
+    check_open_files(args.concurrency)?;
     let addr = resolve(&target).await?;
     let server_name = ServerName::try_from(target.host.clone())
         .map_err(|e| StormError::Usage(format!("--target host: {e}")))?;
