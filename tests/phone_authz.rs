@@ -503,22 +503,7 @@ async fn metrics_count_requests_and_handshakes() {
 /// do, with `id`'s certificate.
 fn tls12_session_id_client(ca_pem: &str, id: &Identity) -> std::sync::Arc<rustls::ClientConfig> {
     use rustls::client::{Resumption, Tls12Resumption};
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    install_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let chain: Vec<_> = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).unwrap();
-    let mut config =
-        rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .unwrap();
+    let mut config = client_config_with(&[&rustls::version::TLS12], ca_pem, Some(id));
     config.resumption =
         Resumption::in_memory_sessions(8).tls12_resumption(Tls12Resumption::SessionIdOnly);
     std::sync::Arc::new(config)

@@ -283,13 +283,27 @@ pub struct Identity {
 }
 
 pub fn client_config(ca_pem: &str, identity: Option<&Identity>) -> Arc<rustls::ClientConfig> {
+    Arc::new(client_config_with(
+        rustls::DEFAULT_VERSIONS,
+        ca_pem,
+        identity,
+    ))
+}
+
+/// A client of the given TLS versions trusting `ca_pem`, with `identity`'s certificate if any.
+pub fn client_config_with(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    ca_pem: &str,
+    identity: Option<&Identity>,
+) -> rustls::ClientConfig {
     install_provider();
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let config = match identity {
+    let builder = rustls::ClientConfig::builder_with_protocol_versions(versions)
+        .with_root_certificates(roots);
+    match identity {
         Some(id) => {
             let chain: Vec<_> = CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
                 .map(|c| c.unwrap())
@@ -298,8 +312,7 @@ pub fn client_config(ca_pem: &str, identity: Option<&Identity>) -> Arc<rustls::C
             builder.with_client_auth_cert(chain, key).unwrap()
         }
         None => builder.with_no_client_auth(),
-    };
-    Arc::new(config)
+    }
 }
 
 pub struct Resp {
