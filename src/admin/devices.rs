@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::audit::with_change;
-use super::{AdminState, ApiError, Principal, blocking, parse_json};
+use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, Mac};
 use crate::pki::DeviceIdentity;
 
@@ -234,10 +234,6 @@ impl DevicePatch {
             d.http_credential = c;
         }
     }
-}
-
-fn parse_mac(text: &str) -> Result<Mac, ApiError> {
-    Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
 }
 
 /// `GET /devices` filters, search, sort and paging.

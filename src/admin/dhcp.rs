@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminState, ApiError, blocking};
+use super::{AdminState, ApiError, blocking, parse_mac};
 use crate::dhcp::StatsView;
 use crate::model::{LeaseState, Mac, now_unix};
 
@@ -37,12 +37,7 @@ pub async fn leases(
     State(st): State<AdminState>,
     Query(filter): Query<LeaseFilter>,
 ) -> Result<Json<Vec<LeaseView>>, ApiError> {
-    let mac = filter
-        .mac
-        .as_deref()
-        .map(Mac::parse)
-        .transpose()
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mac = filter.mac.as_deref().map(parse_mac).transpose()?;
     let ip = filter
         .ip
         .as_deref()

@@ -4,7 +4,13 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::model::Mac;
 use crate::store::StoreError;
+
+/// A MAC from a path or query, or 400 naming the `mac` field and what is wrong with it.
+pub fn parse_mac(text: &str) -> Result<Mac, ApiError> {
+    Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -31,7 +31,7 @@ pub use audit::Change;
 pub use auth::{Guard, Principal};
 pub use devices::{DeviceView, ListQuery, select};
 pub use dhcp::LeaseView;
-pub use error::ApiError;
+pub use error::{ApiError, parse_mac};
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;

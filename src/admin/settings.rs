@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminState, ApiError, Principal, blocking, parse_json};
+use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::preview;
 use crate::settings::layered::effective;
@@ -224,10 +224,6 @@ pub async fn delete_file(
     } else {
         Err(ApiError::NotFound(format!("static file {name} not found")))
     }
-}
-
-fn parse_mac(text: &str) -> Result<Mac, ApiError> {
-    Mac::parse(text).map_err(|e| ApiError::BadRequest(format!("mac: {e}")))
 }
 
 /// The bytes device `mac` would receive for file `name`, its secret values masked.

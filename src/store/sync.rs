@@ -226,21 +226,6 @@ impl Store {
                        key: Option<String>,
                        body: EventBody|
          -> Result<bool, StoreError> {
-            if let Some(k) = &key
-                && let Some(seq) = index.get(k.as_str())?.map(|v| v.value())
-                && outbox.get(seq)?.is_some()
-            {
-                let stored = Stored {
-                    key: key.clone(),
-                    event: Event {
-                        id: new_event_id(),
-                        at: now,
-                        body,
-                    },
-                };
-                outbox.insert(seq, encode(&stored).as_slice())?;
-                return Ok(false);
-            }
             let stored = Stored {
                 key: key.clone(),
                 event: Event {
@@ -249,6 +234,13 @@ impl Store {
                     body,
                 },
             };
+            if let Some(k) = &key
+                && let Some(seq) = index.get(k.as_str())?.map(|v| v.value())
+                && outbox.get(seq)?.is_some()
+            {
+                outbox.insert(seq, encode(&stored).as_slice())?;
+                return Ok(false);
+            }
             outbox.insert(next, encode(&stored).as_slice())?;
             if let Some(k) = &key {
                 index.insert(k.as_str(), next)?;
