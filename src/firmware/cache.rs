@@ -143,6 +143,22 @@ impl Cache {
         pinned: &BTreeSet<String>,
     ) -> Result<Vec<String>, CacheFull> {
         let mut st = self.lock();
+        // What stays whatever is evicted: when even that leaves no room, evict nothing (an
+        // image that cannot fit must not empty the cache on its way to failing).
+        let evictable: u64 = st
+            .entries
+            .iter()
+            .filter(|(sha, _)| !pinned.contains(*sha))
+            .map(|(_, e)| e.size)
+            .sum();
+        let kept = st.total.saturating_sub(evictable);
+        if kept.saturating_add(needed) > self.max_bytes {
+            return Err(CacheFull {
+                needed,
+                free: self.max_bytes.saturating_sub(kept),
+                max: self.max_bytes,
+            });
+        }
         let mut evicted = Vec::new();
         while st.total.saturating_add(needed) > self.max_bytes {
             let victim = st
@@ -287,6 +303,24 @@ mod tests {
         // Reopening finds what is on disk.
         let again = Cache::open(dir.path(), 300).unwrap();
         assert_eq!(again.total(), 200);
+    }
+
+    #[test]
+    fn an_image_that_cannot_fit_evicts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 300).unwrap();
+        let (a, b) = (format!("{:064x}", 1), format!("{:064x}", 2));
+        put(&cache, &a, 100);
+        put(&cache, &b, 100);
+        let full = cache
+            .make_room(250, &BTreeSet::from([a.clone()]))
+            .unwrap_err();
+        assert_eq!((full.needed, full.free, full.max), (250, 200, 300));
+        assert!(cache.lookup(&b).is_some(), "the unpinned image is kept");
+        assert!(cache.image_path(&b).exists());
+        assert_eq!(cache.total(), 200);
+        assert!(cache.make_room(u64::MAX, &BTreeSet::new()).is_err());
+        assert_eq!(cache.total(), 200, "nothing evicted for an absurd size");
     }
 
     #[test]

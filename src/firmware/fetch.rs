@@ -46,6 +46,9 @@ enum Attempt {
     Unreachable(String),
     /// Bytes that are not the image: the caller deletes the `.part` file; try the next URL.
     Mismatch(String),
+    /// More bytes than the cache can hold (size unknown): the caller deletes the `.part`
+    /// file; try the next URL.
+    TooLarge(FetchError),
     Fatal(FetchError),
 }
 
@@ -146,6 +149,11 @@ impl Firmware {
                         last = FetchError::Mismatch(why);
                         break;
                     }
+                    Err(Attempt::TooLarge(e)) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        last = e;
+                        break;
+                    }
                     Err(Attempt::Fatal(e)) => return Err(e),
                 }
             }
@@ -186,6 +194,19 @@ impl Firmware {
         }
     }
 
+    /// An image of unknown size that outgrew the whole cache (`what`: where the bytes came
+    /// from): raises the disk-full alarm.
+    pub(super) fn too_large(&self, rel: &Release, what: &str) -> FetchError {
+        let why = format!(
+            "{}: {what} holds more than firmware.max_cache_bytes ({} bytes); nothing was kept",
+            rel.file,
+            self.cache.max_bytes()
+        );
+        self.recorder
+            .alarm(AlarmKind::FirmwareDiskFull, "firmware cache", why.clone());
+        FetchError::DiskFull(why)
+    }
+
     pub(super) fn io_error(&self, rel: &Release, e: &std::io::Error) -> FetchError {
         if e.raw_os_error() == Some(28) {
             self.recorder.alarm(
@@ -211,8 +232,11 @@ impl Firmware {
             .open(part)
             .await
             .map_err(io)?;
+        // Without a known size, nothing larger than the whole cache can be kept: an upstream
+        // that never ends its body must not fill the disk.
+        let limit = rel.size.unwrap_or(self.cache.max_bytes());
         let mut have = file.metadata().await.map_err(io)?.len();
-        if rel.size.is_some_and(|s| have > s) {
+        if have > limit {
             have = 0;
         }
         // Re-hash what is on disk: after a crash that is the only truth.
@@ -259,13 +283,16 @@ impl Firmware {
             file.set_len(0).await.map_err(io)?;
         }
         file.seek(SeekFrom::Start(have)).await.map_err(io)?;
-        if let (Some(size), Some(len)) = (rel.size, content_length(&resp))
-            && have + len != size
+        let announced = content_length(&resp).map(|len| u128::from(have) + u128::from(len));
+        if let (Some(size), Some(total)) = (rel.size, announced)
+            && total != u128::from(size)
         {
             return Err(Attempt::Mismatch(format!(
-                "upstream announces {} bytes, the catalogue says {size}",
-                have + len
+                "upstream announces {total} bytes, the catalogue says {size}"
             )));
+        }
+        if announced.is_some_and(|total| total > u128::from(limit)) {
+            return Err(Attempt::TooLarge(self.too_large(rel, url)));
         }
         let mut body = resp.into_body();
         // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
@@ -289,11 +316,13 @@ impl Firmware {
                 continue;
             };
             have += data.len() as u64;
-            if rel.size.is_some_and(|s| have > s) {
-                return Err(Attempt::Mismatch(format!(
-                    "upstream sent more than the {} bytes the catalogue says",
-                    rel.size.unwrap_or_default()
-                )));
+            if have > limit {
+                return Err(match rel.size {
+                    Some(size) => Attempt::Mismatch(format!(
+                        "upstream sent more than the {size} bytes the catalogue says"
+                    )),
+                    None => Attempt::TooLarge(self.too_large(rel, url)),
+                });
             }
             ctx.update(&data);
             file.write_all(&data).await.map_err(io)?;

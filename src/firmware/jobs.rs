@@ -54,7 +54,11 @@ impl Firmware {
                 Job {
                     id,
                     state: JobState::Running,
-                    total_bytes: releases.iter().filter_map(|r| r.size).sum(),
+                    // Sizes come from the catalogue as given: saturate rather than overflow.
+                    total_bytes: releases
+                        .iter()
+                        .filter_map(|r| r.size)
+                        .fold(0, u64::saturating_add),
                     done_bytes: 0,
                     images: releases
                         .iter()

@@ -116,12 +116,16 @@ impl Firmware {
                 continue;
             };
             have += data.len() as u64;
-            if let Some(size) = rel.size
-                && have > size
-            {
+            // Without a known size, nothing larger than the whole cache can be kept.
+            if have > rel.size.unwrap_or(self.cache.max_bytes()) {
                 drop(file);
                 let _ = tokio::fs::remove_file(&part).await;
-                return Err(self.mismatch(rel, format!("more than the {size} bytes expected")));
+                return Err(match rel.size {
+                    Some(size) => {
+                        self.mismatch(rel, format!("more than the {size} bytes expected"))
+                    }
+                    None => UploadError::Fetch(self.too_large(rel, "the upload")),
+                });
             }
             file.write_all(&data).await.map_err(io)?;
         }

@@ -1,0 +1,250 @@
+//! Firmware from a hostile or broken upstream, and uploads that cannot fit: the daemon stops
+//! early, keeps nothing, says why, and keeps serving.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::upstream::{image, sha256_hex};
+use common::*;
+use http_body_util::Full;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the raw upstream answers one request.
+#[derive(Clone)]
+enum Answer {
+    /// A head as written, then `body`, then the connection is closed.
+    Raw { head: String, body: Vec<u8> },
+    /// A chunked body that never ends (until the reader goes away).
+    Endless,
+    /// The image, honouring `Range: bytes=N-`.
+    Image(Arc<Vec<u8>>),
+}
+
+/// Answers requests from a script, then with the last answer forever.
+async fn upstream(script: Vec<Answer>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let answer = {
+                let mut s = script.lock().unwrap();
+                if s.len() > 1 {
+                    s.pop_front().unwrap()
+                } else {
+                    s.front().unwrap().clone()
+                }
+            };
+            tokio::spawn(async move {
+                let _ = answer_one(sock, answer).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn answer_one(mut sock: TcpStream, answer: Answer) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    match answer {
+        Answer::Raw { head, body } => {
+            sock.write_all(head.as_bytes()).await?;
+            sock.write_all(&body).await?;
+        }
+        Answer::Endless => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await?;
+            let chunk = [0x5au8; 64 * 1024];
+            loop {
+                sock.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await?;
+                sock.write_all(&chunk).await?;
+                sock.write_all(b"\r\n").await?;
+            }
+        }
+        Answer::Image(img) => {
+            let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let start = text
+                .lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok())
+                .unwrap_or(0);
+            let status = if start > 0 {
+                format!(
+                    "206 Partial Content\r\ncontent-range: bytes {start}-{}/{}",
+                    img.len() - 1,
+                    img.len()
+                )
+            } else {
+                "200 OK".to_string()
+            };
+            sock.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    img.len() - start
+                )
+                .as_bytes(),
+            )
+            .await?;
+            sock.write_all(&img[start..]).await?;
+        }
+    }
+    sock.shutdown().await
+}
+
+/// A phone's GET of `/{file}` over plain HTTP: status and body.
+async fn phone_get(d: &Daemon, file: &str) -> Resp {
+    let fetch = send_plain(d.http.unwrap(), get(&format!("/{file}"), J179_UA));
+    tokio::time::timeout(Duration::from_secs(30), fetch)
+        .await
+        .expect("the phone is answered within 30 s")
+        .expect("the phone's request completes")
+}
+
+async fn alarms(d: &Daemon) -> String {
+    let (status, v) = d.api("GET", "/alarms", None).await;
+    assert_eq!(status, 200);
+    v.to_string()
+}
+
+fn partial_files(d: &Daemon) -> Vec<(String, u64)> {
+    std::fs::read_dir(d.data_dir().join("firmware/partial"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+fn release(file: &str, url: &str, sha: &str, size: Option<u64>) -> String {
+    let size = size.map(|s| format!("size = {s}\n")).unwrap_or_default();
+    format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"{file}\"\nurls = [\"{url}\"]\nsha256 = \"{sha}\"\n{size}"
+    )
+}
+
+/// An upstream whose body never ends, for a release of unknown size: the download stops once it
+/// outgrows the whole cache, the partial file is removed, a disk-full alarm says why.
+#[tokio::test]
+async fn an_endless_body_of_unknown_size_stops_at_the_cache_limit() {
+    let up = upstream(vec![Answer::Endless]).await;
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nmax_cache_bytes = 1000000\n{}",
+        release(
+            "endless.bin",
+            &format!("http://{up}/endless.bin"),
+            &sha256_hex(b"an image"),
+            None
+        )
+    ));
+    let r = phone_get(&d, "endless.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let alarms = alarms(&d).await;
+    assert!(alarms.contains("firmware_disk_full"), "{alarms}");
+    assert!(alarms.contains("max_cache_bytes"), "{alarms}");
+    assert_eq!(partial_files(&d), vec![], "nothing of it is kept");
+}
+
+/// A resumed download whose answer announces a length near 2^64 (so offset + length overflows)
+/// is refused as not the image; the next request fetches the image afresh and is served.
+#[tokio::test]
+async fn a_resume_announcing_an_absurd_length_is_refused_and_the_next_fetch_succeeds() {
+    let img = Arc::new(image(300_000, 21));
+    let up = upstream(vec![
+        Answer::Raw {
+            head: "HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n".into(),
+            body: img[..100_000].to_vec(),
+        },
+        Answer::Raw {
+            head: "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 100000-299999/300000\r\n\
+                   content-length: 18446744073709551613\r\n\r\n"
+                .into(),
+            body: Vec::new(),
+        },
+        Answer::Image(img.clone()),
+    ])
+    .await;
+    let d = Daemon::start_with(&release(
+        "resume.bin",
+        &format!("http://{up}/resume.bin"),
+        &sha256_hex(&img),
+        Some(300_000),
+    ));
+    let first = phone_get(&d, "resume.bin").await;
+    assert_eq!(first.status, 503, "{}", first.text());
+    assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
+    let again = phone_get(&d, "resume.bin").await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(sha256_hex(&again.body), sha256_hex(&img));
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+/// An upload for a release of unknown size that outgrows the whole cache is refused, naming
+/// the limit, and nothing of it is kept.
+#[tokio::test]
+async fn an_upload_of_unknown_size_larger_than_the_cache_is_refused_and_not_kept() {
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nmax_cache_bytes = 1000000\n\
+         [[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"big.bin\"\nsha256 = \"{}\"\n",
+        sha256_hex(b"an image")
+    ));
+    let req = http::Request::put("/api/v1/firmware/images/big.bin?offset=0")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(Full::new(Bytes::from(image(1_500_000, 22))))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert!(r.status >= 400, "{} {}", r.status, r.text());
+    assert!(r.text().contains("max_cache_bytes"), "{}", r.text());
+    assert_eq!(partial_files(&d), vec![], "nothing of it is kept");
+    assert!(alarms(&d).await.contains("firmware_disk_full"));
+}
+
+/// Prefetch sums the sizes of the images it fetches: sizes near 2^64 from the catalogue do not
+/// overflow the sum, and the job reports the images it cannot fit.
+#[tokio::test]
+async fn prefetch_of_releases_with_absurd_sizes_answers_and_reports() {
+    let d = Daemon::start();
+    for (model, file, n) in [("J179", "a.bin", 1u8), ("J169", "b.bin", 2)] {
+        let (status, v) = d
+            .api(
+                "POST",
+                "/firmware/releases",
+                Some(json!({
+                    "models": [model], "version": "1", "file": file,
+                    "urls": ["http://127.0.0.1:9/x"], "sha256": format!("{n:064x}"),
+                    "size": u64::MAX,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        d.add_device(json!({"mac": format!("0011223344{n:02x}"), "model": model}))
+            .await;
+    }
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["total_bytes"], json!(u64::MAX), "{job}");
+}
