@@ -148,11 +148,16 @@ pub fn parse_json(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<NewDevice>(item) {
+        match serde_path_to_error::deserialize::<_, NewDevice>(item) {
             Ok(d) => rows.push((i + 1, d)),
             Err(e) => errors.push(RowError {
                 line: i + 1,
-                error: e.to_string(),
+                // Named by the field's path (`params.SIP_DOMAIN`) unless the element itself
+                // is wrong.
+                error: match e.path().to_string().as_str() {
+                    "." => e.inner().to_string(),
+                    path => format!("{path}: {}", e.inner()),
+                },
             }),
         }
     }
@@ -358,5 +363,20 @@ mod tests {
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let (rows, e) = parse_json(
+            br#"[{"mac":"001122334455","params":{"SIP_DOMAIN":1}},{"mac":"nope"},
+                 {"mac":"001122334456","state":"sideways"},"a string"]"#,
+        );
+        assert!(rows.is_empty());
+        let lines: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.error.as_str())).collect();
+        assert!(lines[0].1.starts_with("params.SIP_DOMAIN: "), "{lines:?}");
+        assert!(lines[1].1.starts_with("mac: "), "{lines:?}");
+        assert!(lines[2].1.starts_with("state: "), "{lines:?}");
+        assert!(lines[3].1.starts_with("invalid type"), "{lines:?}");
+        assert_eq!(lines.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
     }
 }
