@@ -50,7 +50,8 @@ fn inventory() -> (tempfile::TempDir, Store) {
             d
         })
         .collect();
-    store.import_devices(devices, true).expect("import");
+    let rows = devices.into_iter().map(|d| (d.mac, d)).collect();
+    store.import_devices(rows, true, |d, _| d).expect("import");
     (dir, store)
 }
 

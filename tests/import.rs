@@ -168,3 +168,116 @@ async fn the_sample_inventory_imports_and_serves_each_vendor() {
         assert!(r.text().contains(want), "{file}: {}", r.text());
     }
 }
+
+/// An export, edited and imported again, changes what was edited and keeps what an export
+/// cannot carry: the phone still gets its secret, and a device taken out of service stays out.
+#[tokio::test]
+async fn an_edited_export_imported_again_keeps_secrets_and_state() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    let (a, b) = ("c81fea83e85a", "c81fea83e85b");
+    std::fs::write(
+        dir.join("first.csv"),
+        format!(
+            "mac,model,site,label,line.1.user,sip.server,secret:line.1.password\n\
+             {a},J179,hq,Reception,201,pbx.example.com,s3cret-201\n\
+             {b},J179,hq,Spare,202,pbx.example.com,s3cret-202\n"
+        ),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(
+        &d,
+        &["device", "import", dir.join("first.csv").to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    let (status, _) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{b}"),
+            Some(serde_json::json!({"state": "inactive"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (ok, csv, _) = run(&d, &["device", "export"]);
+    assert!(ok);
+    assert!(!csv.contains("s3cret"), "{csv}");
+    std::fs::write(dir.join("edited.csv"), csv.replace("Reception", "Lobby")).unwrap();
+    let (ok, stdout, stderr) = run(
+        &d,
+        &["device", "import", dir.join("edited.csv").to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("imported 0 new, 2 updated"), "{stdout}");
+
+    let (_, device_a) = d.api("GET", &format!("/devices/{a}"), None).await;
+    assert_eq!(device_a["label"], "Lobby");
+    assert_eq!(device_a["secrets"], serde_json::json!(["line.1.password"]));
+    let (_, device_b) = d.api("GET", &format!("/devices/{b}"), None).await;
+    assert_eq!(device_b["state"], "inactive");
+
+    let id = d.identity(a).await;
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get(&format!("/{a}.txt"), "test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("s3cret-201"), "{}", r.text());
+
+    // A file of only some columns changes only those.
+    std::fs::write(dir.join("labels.csv"), format!("mac,label\n{a},Hall\n")).unwrap();
+    let (ok, _, stderr) = run(
+        &d,
+        &["device", "import", dir.join("labels.csv").to_str().unwrap()],
+    );
+    assert!(ok, "{stderr}");
+    let (_, device_a) = d.api("GET", &format!("/devices/{a}"), None).await;
+    assert_eq!(device_a["label"], "Hall");
+    assert_eq!(device_a["model"], "J179");
+    assert_eq!(device_a["site"], "hq");
+    assert_eq!(device_a["params"]["line.1.user"], "201");
+
+    // An operator of hq may relabel its device without naming the site, but neither move it
+    // out nor make a device outside its sites.
+    let (_, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(serde_json::json!({"user": "olivia", "role": "operator", "sites": ["hq"]})),
+        )
+        .await;
+    let operator = made["token"].as_str().unwrap().to_string();
+    let import = |rows: Value| {
+        let (d, operator) = (&d, operator.clone());
+        async move {
+            d.api_with_token(
+                "POST",
+                "/devices/import?format=json",
+                Some(rows),
+                Some(&operator),
+            )
+            .await
+        }
+    };
+    let (status, report) = import(serde_json::json!([{"mac": a, "label": "Desk 1"}])).await;
+    assert_eq!(status, 200, "{report}");
+    let (status, refusal) = import(serde_json::json!([{"mac": a, "site": "branch"}])).await;
+    assert_eq!(status, 403, "{refusal}");
+    assert!(
+        refusal["error"]
+            .as_str()
+            .unwrap()
+            .contains("line 1: site \"branch\""),
+        "{refusal}"
+    );
+    let (status, _) = import(serde_json::json!([{"mac": "c81fea83e85c", "label": "x"}])).await;
+    assert_eq!(status, 403);
+    let (_, device_a) = d.api("GET", &format!("/devices/{a}"), None).await;
+    assert_eq!(
+        (device_a["label"].as_str(), device_a["site"].as_str()),
+        (Some("Desk 1"), Some("hq"))
+    );
+}

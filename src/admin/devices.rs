@@ -205,7 +205,7 @@ impl DevicePatch {
         Ok(())
     }
 
-    fn apply(self, d: &mut Device) {
+    pub(super) fn apply(self, d: &mut Device) {
         let set = |target: &mut String, v: Option<String>| {
             if let Some(v) = v {
                 *target = v;

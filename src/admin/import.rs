@@ -2,6 +2,12 @@
 //! parameter, `secret:NAME` for secret ones) or JSON (an array of devices as `POST /devices`
 //! takes them). An import is checked whole first: every bad row is reported with its line and
 //! reason, and nothing is written unless every row is good.
+//!
+//! A row for a MAC that exists changes only what the row gives: the CSV header's columns (an
+//! empty parameter cell removes that parameter, an empty `secret:` cell keeps the secret) or the
+//! JSON element's keys (`params` and `secrets` set the names they hold). So an export, edited
+//! and imported again, keeps what an export does not carry: secret values, the cloud's
+//! parameters, the lifecycle state, the HTTP credential and the last check-in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,9 +18,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::devices::NewDevice;
+use super::devices::{DevicePatch, NewDevice};
 use super::{AdminState, ApiError, Principal, blocking};
-use crate::model::{Device, Mac};
+use crate::model::Mac;
 
 const FIXED: [&str; 6] = ["mac", "model", "serial", "site", "group", "label"];
 
@@ -23,6 +29,17 @@ pub struct RowError {
     /// 1-based line (CSV, counting the header) or array position + 1 (JSON).
     pub line: usize,
     pub error: String,
+}
+
+/// One row of an import, ready for either case.
+#[derive(Debug)]
+pub struct Row {
+    /// 1-based line (CSV, counting the header) or array position + 1 (JSON).
+    pub line: usize,
+    /// The device the row makes when its MAC is new.
+    pub new: NewDevice,
+    /// What the row changes on a device that exists: only what it gives.
+    pub update: DevicePatch,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,7 +53,7 @@ pub struct ImportReport {
 }
 
 /// Reads CSV rows into devices; rows that cannot be read are errors with their line.
-pub fn parse_csv(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
+pub fn parse_csv(bytes: &[u8]) -> (Vec<Row>, Vec<RowError>) {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
     let headers = match reader.headers() {
         Ok(h) => h.clone(),
@@ -89,17 +106,37 @@ pub fn parse_csv(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
         let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
         let mut fixed: BTreeMap<&str, String> = BTreeMap::new();
         let (mut params, mut secrets) = (BTreeMap::new(), BTreeMap::new());
+        let mut param_changes = BTreeMap::new();
         for (name, value) in names.iter().zip(record.iter()) {
             if FIXED.contains(&name.as_str()) {
                 fixed.insert(name.as_str(), value.trim().to_string());
-            } else if value.is_empty() {
-                // An empty cell: this device does not set that parameter.
             } else if let Some(secret) = name.strip_prefix("secret:") {
-                secrets.insert(secret.to_string(), value.to_string());
+                // An empty cell keeps the secret: an export never carries secret values.
+                if !value.is_empty() {
+                    secrets.insert(secret.to_string(), value.to_string());
+                }
+            } else if value.is_empty() {
+                // An empty cell: the device does not set that parameter (any more).
+                param_changes.insert(name.clone(), None);
             } else {
                 params.insert(name.clone(), value.to_string());
+                param_changes.insert(name.clone(), Some(value.to_string()));
             }
         }
+        let given = |k: &str| fixed.get(k).cloned();
+        let update = DevicePatch {
+            model: given("model"),
+            serial: given("serial"),
+            site: given("site"),
+            group: given("group"),
+            label: given("label"),
+            params: param_changes,
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            ..DevicePatch::default()
+        };
         let mut take = |k: &str| fixed.remove(k).unwrap_or_default();
         let mac = match Mac::parse(&take("mac")) {
             Ok(m) => m,
@@ -111,9 +148,9 @@ pub fn parse_csv(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
                 continue;
             }
         };
-        rows.push((
+        rows.push(Row {
             line,
-            NewDevice {
+            new: NewDevice {
                 mac,
                 model: take("model"),
                 serial: take("serial"),
@@ -126,13 +163,14 @@ pub fn parse_csv(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
                 allow_http_auth: false,
                 http_credential: None,
             },
-        ));
+            update,
+        });
     }
     (rows, errors)
 }
 
 /// Reads a JSON array of devices; each element is checked on its own.
-pub fn parse_json(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
+pub fn parse_json(bytes: &[u8]) -> (Vec<Row>, Vec<RowError>) {
     let items: Vec<serde_json::Value> = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -148,8 +186,16 @@ pub fn parse_json(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
+        let keys: BTreeSet<String> = item
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         match serde_path_to_error::deserialize::<_, NewDevice>(item) {
-            Ok(d) => rows.push((i + 1, d)),
+            Ok(new) => rows.push(Row {
+                line: i + 1,
+                update: json_update(&new, &keys),
+                new,
+            }),
             Err(e) => errors.push(RowError {
                 line: i + 1,
                 // Named by the field's path (`params.SIP_DOMAIN`) unless the element itself
@@ -164,10 +210,33 @@ pub fn parse_json(bytes: &[u8]) -> (Vec<(usize, NewDevice)>, Vec<RowError>) {
     (rows, errors)
 }
 
+/// The change a JSON element makes to a device that exists: the fields among its `keys`.
+fn json_update(new: &NewDevice, keys: &BTreeSet<String>) -> DevicePatch {
+    let given = |k: &str| keys.contains(k);
+    let text = |k: &str, v: &String| given(k).then(|| v.clone());
+    let set = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect()
+    };
+    DevicePatch {
+        model: text("model", &new.model),
+        serial: text("serial", &new.serial),
+        site: text("site", &new.site),
+        group: text("group", &new.group),
+        label: text("label", &new.label),
+        params: set(&new.params),
+        secrets: set(&new.secrets),
+        state: given("state").then_some(new.state),
+        allow_http_auth: given("allow_http_auth").then_some(new.allow_http_auth),
+        http_credential: given("http_credential").then(|| new.http_credential.clone()),
+    }
+}
+
 /// Validates every row and finds MACs given twice.
-pub fn check_rows(rows: &[(usize, NewDevice)], errors: &mut Vec<RowError>) {
+pub fn check_rows(rows: &[Row], errors: &mut Vec<RowError>) {
     let mut first_line: BTreeMap<Mac, usize> = BTreeMap::new();
-    for (line, d) in rows {
+    for Row { line, new: d, .. } in rows {
         if let Err(e) = d.validate() {
             errors.push(RowError {
                 line: *line,
@@ -214,10 +283,19 @@ pub async fn import(
     if !who.is_admin() {
         within_sites(&st, &who, &rows).await?;
     }
-    let devices: Vec<Device> = rows.into_iter().map(|(_, d)| d.into_device()).collect();
+    let rows: Vec<(Mac, Row)> = rows.into_iter().map(|r| (r.new.mac, r)).collect();
     let store = st.store.clone();
     let apply = errors.is_empty() && !q.dry_run;
-    let (created, updated) = blocking(move || store.import_devices(devices, apply)).await?;
+    let (created, updated) = blocking(move || {
+        store.import_devices(rows, apply, |row, existing| match existing {
+            Some(mut d) => {
+                row.update.apply(&mut d);
+                d
+            }
+            None => row.new.into_device(),
+        })
+    })
+    .await?;
     let report = ImportReport {
         rows: total,
         created,
@@ -236,36 +314,38 @@ pub async fn import(
     Ok((status, Json(report)))
 }
 
-/// An operator's import may only touch its sites: every row's site, and the site of every
-/// device a row would change. One row outside refuses the whole import (403, naming the line).
-async fn within_sites(
-    st: &AdminState,
-    who: &Principal,
-    rows: &[(usize, NewDevice)],
-) -> Result<(), ApiError> {
-    if let Some((line, d)) = rows.iter().find(|(_, d)| !who.allows(&d.site)) {
-        return Err(ApiError::Forbidden(format!(
-            "line {line}: site {:?} is not assigned to {}",
-            d.site, who.user
-        )));
-    }
+/// An operator's import may only touch its sites: the site of every device a row would change,
+/// and the site every row puts its device in. One row outside refuses the whole import (403,
+/// naming the line).
+async fn within_sites(st: &AdminState, who: &Principal, rows: &[Row]) -> Result<(), ApiError> {
     let store = st.store.clone();
-    let wanted: Vec<(usize, Mac)> = rows.iter().map(|(line, d)| (*line, d.mac)).collect();
+    let macs: Vec<Mac> = rows.iter().map(|r| r.new.mac).collect();
     let existing = blocking(move || {
-        wanted
-            .into_iter()
-            .map(|(line, mac)| Ok(store.get_device(mac)?.map(|d| (line, d.site))))
-            .filter_map(Result::transpose)
+        macs.into_iter()
+            .map(|mac| Ok(store.get_device(mac)?.map(|d| d.site)))
             .collect::<Result<Vec<_>, crate::store::StoreError>>()
     })
     .await?;
-    match existing.into_iter().find(|(_, site)| !who.allows(site)) {
-        Some((line, site)) => Err(ApiError::Forbidden(format!(
-            "line {line}: the device belongs to site {site:?}, which is not assigned to {}",
-            who.user
-        ))),
-        None => Ok(()),
+    for (row, site) in rows.iter().zip(existing) {
+        let line = row.line;
+        let target = match &site {
+            Some(site) if !who.allows(site) => {
+                return Err(ApiError::Forbidden(format!(
+                    "line {line}: the device belongs to site {site:?}, which is not assigned to {}",
+                    who.user
+                )));
+            }
+            Some(_) => row.update.site.as_ref(),
+            None => Some(&row.new.site),
+        };
+        if let Some(target) = target.filter(|t| !who.allows(t)) {
+            return Err(ApiError::Forbidden(format!(
+                "line {line}: site {target:?} is not assigned to {}",
+                who.user
+            )));
+        }
     }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -339,10 +419,10 @@ mod tests {
         let (rows, mut errors) = parse_csv(csv);
         check_rows(&rows, &mut errors);
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0].1.params["SIPDOMAIN"], "example.com");
-        assert_eq!(rows[0].1.secrets["SIP_PASSWORD"], "pw1");
-        assert_eq!(rows[1].1.secrets["SIP_PASSWORD"], "pw, with comma");
-        assert!(rows[1].1.params.is_empty(), "empty cells set nothing");
+        assert_eq!(rows[0].new.params["SIPDOMAIN"], "example.com");
+        assert_eq!(rows[0].new.secrets["SIP_PASSWORD"], "pw1");
+        assert_eq!(rows[1].new.secrets["SIP_PASSWORD"], "pw, with comma");
+        assert!(rows[1].new.params.is_empty(), "empty cells set nothing");
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [3, 5], "{errors:?}");
         assert!(errors[1].error.contains("already on line 2"));
@@ -363,6 +443,68 @@ mod tests {
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(e.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    /// Applies each row's update to a device that has what no export carries.
+    fn updated(rows: Vec<Row>) -> Vec<crate::model::Device> {
+        rows.into_iter()
+            .map(|row| {
+                let mut d = crate::model::Device::new(row.new.mac);
+                d.model = "J179".into();
+                d.site = "hq".into();
+                d.label = "desk".into();
+                d.params.insert("SIPDOMAIN".into(), "old.example".into());
+                d.params.insert("VLAN".into(), "20".into());
+                d.cloud_params
+                    .insert("SIPPROXY".into(), "cloud.example".into());
+                d.secrets.insert("SIP_PASSWORD".into(), "kept".into());
+                d.state = crate::model::DeviceState::Deactivated;
+                row.update.apply(&mut d);
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_csv_row_changes_only_its_columns_of_a_device_that_exists() {
+        let (rows, errors) = parse_csv(
+            b"mac,label,SIPDOMAIN,VLAN,secret:SIP_PASSWORD,secret:ADMIN_PIN
+              001122334455,lobby,new.example,,,1234
+",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let d = &updated(rows)[0];
+        assert_eq!((d.label.as_str(), d.model.as_str()), ("lobby", "J179"));
+        assert_eq!(d.site, "hq", "no site column: the site is kept");
+        assert_eq!(d.params.get("SIPDOMAIN").unwrap(), "new.example");
+        assert!(!d.params.contains_key("VLAN"), "an empty cell removes");
+        assert_eq!(
+            d.secrets["SIP_PASSWORD"], "kept",
+            "an empty secret cell keeps"
+        );
+        assert_eq!(d.secrets["ADMIN_PIN"], "1234");
+        assert_eq!(d.cloud_params["SIPPROXY"], "cloud.example");
+        assert_eq!(d.state, crate::model::DeviceState::Deactivated);
+    }
+
+    #[test]
+    fn a_json_element_changes_only_its_keys_of_a_device_that_exists() {
+        let (rows, errors) = parse_json(
+            br#"[{"mac":"001122334455","site":"branch","params":{"VLAN":"30"}},
+                 {"mac":"001122334456","state":"active","secrets":{"ADMIN_PIN":"9"}}]"#,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let d = updated(rows);
+        assert_eq!(
+            (d[0].site.as_str(), d[0].label.as_str()),
+            ("branch", "desk")
+        );
+        assert_eq!(d[0].params["VLAN"], "30");
+        assert_eq!(d[0].params["SIPDOMAIN"], "old.example", "names merge");
+        assert_eq!(d[0].state, crate::model::DeviceState::Deactivated);
+        assert_eq!(d[0].secrets["SIP_PASSWORD"], "kept");
+        assert_eq!(d[1].state, crate::model::DeviceState::Active, "given");
+        assert_eq!(d[1].secrets.len(), 2);
     }
 
     #[test]

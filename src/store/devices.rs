@@ -89,37 +89,42 @@ impl Store {
     }
 
     /// Creates or updates many devices in one transaction: all of them or, on any error, none.
-    /// An update keeps what the import does not carry (check-in, creation time, credentials).
+    /// `merge` makes each row's device from the row and the device stored under its MAC, if
+    /// any; whatever it returns, an update keeps the stored check-in and creation time.
     /// With `apply` false nothing is written and the counts say what would happen.
-    pub fn import_devices(
+    pub fn import_devices<R>(
         &self,
-        devices: Vec<Device>,
+        rows: Vec<(Mac, R)>,
         apply: bool,
+        merge: impl Fn(R, Option<Device>) -> Device,
     ) -> Result<(usize, usize), StoreError> {
         let tx = self.begin_write()?;
         let (mut created, mut updated) = (0, 0);
         {
             let mut table = tx.open_table(DEVICES)?;
             let now = now_unix();
-            for mut d in devices {
-                let key = d.mac.to_string();
+            for (mac, row) in rows {
+                let key = mac.to_string();
                 let existing: Option<Device> = match table.get(key.as_str())? {
                     Some(v) => Some(decode("devices", &key, v.value())?),
                     None => None,
                 };
-                match existing {
-                    Some(old) => {
+                let kept = existing
+                    .as_ref()
+                    .map(|old| (old.created, old.checkin.clone()));
+                let mut d = merge(row, existing);
+                match kept {
+                    Some((created_at, checkin)) => {
                         updated += 1;
-                        d.created = old.created;
-                        d.checkin = old.checkin;
-                        d.http_credential = d.http_credential.or(old.http_credential);
-                        d.allow_http_auth |= old.allow_http_auth;
+                        d.created = created_at;
+                        d.checkin = checkin;
                     }
                     None => {
                         created += 1;
                         d.created = now;
                     }
                 }
+                d.mac = mac;
                 d.updated = now;
                 if apply {
                     table.insert(key.as_str(), encode(&d).as_slice())?;
@@ -233,9 +238,11 @@ mod snapshot_tests {
             .unwrap()
             .unwrap();
         assert_eq!(macs(&store), [(a.to_string(), "lobby".into())]);
-        store.import_devices(vec![Device::new(b)], true).unwrap();
+        let row = || vec![(b, Device::new(b))];
+        let whole = |d: Device, _: Option<Device>| d;
+        store.import_devices(row(), true, whole).unwrap();
         assert_eq!(macs(&store).len(), 2);
-        store.import_devices(vec![Device::new(b)], false).unwrap();
+        store.import_devices(row(), false, whole).unwrap();
         store.delete_device(b).unwrap();
         assert_eq!(macs(&store).len(), 1);
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
@@ -272,7 +279,11 @@ mod snapshot_tests {
             .map(|i| Mac::from_octets([2, 0, 0, 0, 0, i]))
             .collect();
         store
-            .import_devices(macs.iter().map(|m| Device::new(*m)).collect(), true)
+            .import_devices(
+                macs.iter().map(|m| (*m, Device::new(*m))).collect(),
+                true,
+                |d, _| d,
+            )
             .unwrap();
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
         let seen = |at: i64| CheckIn {
