@@ -30,6 +30,11 @@ async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() ->
 
 fn start_registered(cloud: &Cloud, extra: &str) -> Daemon {
     let d = Daemon::start_with(&format!("{}{extra}", cloud.config()));
+    register(&d, cloud);
+    d
+}
+
+fn register(d: &Daemon, cloud: &Cloud) {
     let out = d.cli(&[
         "cloud",
         "register",
@@ -43,7 +48,6 @@ fn start_registered(cloud: &Cloud, extra: &str) -> Daemon {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    d
 }
 
 async fn status(d: &Daemon) -> Value {
@@ -275,6 +279,47 @@ async fn cloud_down_then_every_event_delivered_exactly_once() {
         "lost answers caused redelivery, and the cloud dropped them"
     );
     assert_eq!(m.received - m.duplicates, m.events.len() as u64);
+}
+
+/// A backlog of events (a boot storm's sightings, delivered one per batch here) does not hold
+/// back pulls: after at most 100 batches the box asks the cloud for changes again, and it
+/// goes on at once rather than after the pull interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_push_backlog_does_not_starve_pulls() {
+    let cloud = Cloud::start(SITE);
+    let config = cloud.config().replace(
+        "pull_interval_ms = 100\n",
+        "pull_interval_ms = 600000\npush_batch = 1\n",
+    );
+    let d = Daemon::start_with(&config);
+    register(&d, &cloud);
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    cloud.faults().down = true;
+    let http = d.http.unwrap();
+    for i in 0..250u32 {
+        let mac = format!("0a0b0d{i:06x}");
+        let r = send_plain(http, get("/46xxsettings.txt", &ua(&mac)))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    eventually(Duration::from_secs(10), "250 events queued", async || {
+        status(&d).await["outbox"]["events"].as_u64() >= Some(250)
+    })
+    .await;
+    cloud.faults().down = false;
+    d.cli(&["cloud", "sync"]);
+    eventually(Duration::from_secs(30), "outbox drained", async || {
+        status(&d).await["outbox"]["events"] == 0
+    })
+    .await;
+    let order = cloud.model.lock().unwrap().order.clone();
+    let longest = order.split('p').map(str::len).max().unwrap_or(0);
+    assert!(longest <= 100, "{longest} event posts in a row: {order}");
+    assert!(order.matches('e').count() >= 250, "{order}");
 }
 
 /// Small deterministic PRNG: the test needs varied kill points, not cryptographic randomness.

@@ -31,6 +31,21 @@ use status::Progress;
 /// Most pages applied in one round before pushing (so a long backlog cannot starve delivery).
 const PAGES_PER_ROUND: usize = 100;
 
+/// Most event batches delivered in one round before pulling again: a boot storm's steady
+/// check-ins would otherwise keep the outbox from ever emptying and hold back the cloud's
+/// activations for as long as the storm lasts.
+const BATCHES_PER_ROUND: usize = 100;
+
+/// How a round ended.
+enum Round {
+    /// Not registered: nothing to do until `wake`.
+    Unregistered,
+    /// Everything pulled and pushed: the next round after `pull_interval_ms`.
+    CaughtUp,
+    /// A round's limit was reached with more to pull or push: the next round at once.
+    Behind,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("cloud sync is not configured: set [cloud] ca_file to the cloud's CA certificate")]
@@ -135,11 +150,14 @@ pub async fn run(handle: Arc<SyncHandle>, recorder: Recorder, mut stop: watch::R
     let mut failures = 0u32;
     loop {
         let delay = match round(&handle).await {
-            Ok(false) => None,
-            Ok(true) => {
+            Ok(Round::Unregistered) => None,
+            Ok(done) => {
                 failures = 0;
                 handle.progress().succeeded();
-                Some(Duration::from_millis(cfg.pull_interval_ms))
+                Some(match done {
+                    Round::Behind => Duration::ZERO,
+                    _ => Duration::from_millis(cfg.pull_interval_ms),
+                })
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -188,11 +206,11 @@ pub async fn run(handle: Arc<SyncHandle>, recorder: Recorder, mut stop: watch::R
     }
 }
 
-/// One pull-then-push round. `Ok(false)`: not registered, nothing to do.
-async fn round(handle: &SyncHandle) -> Result<bool, SyncError> {
+/// One round: pull up to `PAGES_PER_ROUND` pages, then push up to `BATCHES_PER_ROUND` batches.
+async fn round(handle: &SyncHandle) -> Result<Round, SyncError> {
     let s = handle.store.clone();
     let Some(reg) = blocking(move || s.registration()).await? else {
-        return Ok(false);
+        return Ok(Round::Unregistered);
     };
     let cfg = &handle.config;
     if cfg.ca_file.as_os_str().is_empty() {
@@ -201,15 +219,26 @@ async fn round(handle: &SyncHandle) -> Result<bool, SyncError> {
     let identity = crate::pki::cloud::appliance_identity(&handle.pki_dir)?;
     let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))?;
     let client = CloudClient::new(&reg.url, tls, Duration::from_millis(cfg.request_timeout_ms))?;
+    let mut behind = true;
     for _ in 0..PAGES_PER_ROUND {
         let more = pull::pull_page(&client, &handle.store, cfg.page_limit).await?;
         handle.progress().last_pull = Some(now_unix());
         if !more {
+            behind = false;
             break;
         }
     }
-    while push::push_batch(&client, &handle.store, cfg.push_batch).await? > 0 {
+    let mut pushing = true;
+    for _ in 0..BATCHES_PER_ROUND {
+        if push::push_batch(&client, &handle.store, cfg.push_batch).await? == 0 {
+            pushing = false;
+            break;
+        }
         handle.progress().last_push = Some(now_unix());
     }
-    Ok(true)
+    Ok(if behind || pushing {
+        Round::Behind
+    } else {
+        Round::CaughtUp
+    })
 }

@@ -58,6 +58,8 @@ pub struct Model {
     pub duplicates: u64,
     /// Change requests answered / refused for lack of a client certificate.
     pub pulls: u64,
+    /// Every change request ('p') and event post ('e') answered, in the order they came.
+    pub order: String,
     pub unauthenticated: u64,
 }
 
@@ -322,6 +324,7 @@ fn changes(shared: &Shared, query: &str) -> Resp {
     drop(faults);
     let mut m = shared.model.lock().unwrap();
     m.pulls += 1;
+    m.order.push('p');
     let asked = params.get("cursor").cloned().unwrap_or_default();
     let from: usize = if replay {
         0
@@ -356,6 +359,7 @@ fn events(shared: &Shared, body: &[u8]) -> Result<Resp, String> {
     let mut accepted = 0;
     {
         let mut m = shared.model.lock().unwrap();
+        m.order.push('e');
         for e in batch["events"].as_array().cloned().unwrap_or_default() {
             m.received += 1;
             let id = e["id"].as_str().unwrap_or("").to_string();
