@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
-    CachedImage, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
+    CachedImage, FetchError, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
 };
 
 #[derive(Debug, Serialize)]
@@ -205,6 +205,9 @@ pub async fn upload(
         }
         Err(e @ (UploadError::Mismatch(_) | UploadError::Body(_))) => {
             Err(ApiError::BadRequest(e.to_string()))
+        }
+        Err(e @ UploadError::Fetch(FetchError::DiskFull(_))) => {
+            Err(ApiError::TooLarge(e.to_string()))
         }
         Err(e) => Err(ApiError::Internal(e.to_string())),
     }
