@@ -322,6 +322,32 @@ async fn a_long_push_backlog_does_not_starve_pulls() {
     assert!(order.matches('e').count() >= 250, "{order}");
 }
 
+/// A registration answer whose site name a page could not carry is refused whole, naming the
+/// field: the box stays unregistered, with no cloud certificate installed.
+#[tokio::test]
+async fn a_registration_naming_a_bad_site_is_refused_and_nothing_kept() {
+    let cloud = Cloud::start("hq\u{7}");
+    let d = Daemon::start_with(&cloud.config());
+    let out = d.cli(&[
+        "cloud",
+        "register",
+        "--url",
+        &cloud.url(),
+        "--token",
+        &cloud.token(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("registration answer: site"), "{stderr}");
+    let st = status(&d).await;
+    assert_eq!(
+        (&st["registered"], &st["site"]),
+        (&json!(false), &json!("")),
+        "{st}"
+    );
+    assert!(!d.data_dir().join("pki/appliance.crt").exists());
+}
+
 /// Small deterministic PRNG: the test needs varied kill points, not cryptographic randomness.
 fn next(seed: &mut u64) -> u64 {
     *seed = seed

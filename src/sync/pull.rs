@@ -35,7 +35,7 @@ fn item(what: String) -> PageError {
     PageError::Item(what)
 }
 
-fn check_name(field: &str, value: &str) -> Result<(), PageError> {
+pub(super) fn check_name(field: &str, value: &str) -> Result<(), PageError> {
     if value.len() > MAX_NAME || value.chars().any(|c| c.is_control() || c == '|') {
         return Err(item(format!(
             "{field} {value:?}: too long or contains control characters"

@@ -46,6 +46,11 @@ pub async fn register(
             "registration answer names no site".into(),
         ));
     }
+    // The same names a page may carry, checked before anything is installed or stored.
+    for (field, value) in [("site", &resp.site), ("appliance_id", &resp.appliance_id)] {
+        super::pull::check_name(field, value)
+            .map_err(|e| SyncError::Schema(format!("registration answer: {e}")))?;
+    }
     cloud::install_appliance_cert(pki_dir, &resp.certificate)?;
     let reg = Registration {
         url: url.to_string(),
