@@ -387,6 +387,18 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     }
 
     #[test]
+    fn firmware_phone_wait_out_of_range_is_refused() {
+        for value in ["0", "600001"] {
+            let err = parse(&format!("[firmware]\nphone_wait_ms = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("firmware.phone_wait_ms"), "{value}: {err}");
+        }
+        let c = parse("[firmware]\nphone_wait_ms = 600000\n").unwrap();
+        assert_eq!(c.firmware.phone_wait_ms, 600_000);
+    }
+
+    #[test]
     fn firmware_keys_parse_and_releases_are_checked() {
         let sha = "ab".repeat(32);
         let c = parse(&format!(

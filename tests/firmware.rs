@@ -223,6 +223,34 @@ async fn a_broken_download_resumes_with_range() {
     assert_eq!(up.ranges(), vec![None, Some("bytes=300000-".to_string())]);
 }
 
+/// A phone waits for a slow fetch only `firmware.phone_wait_ms`, then gets 503 with
+/// `Retry-After` while the one fetch goes on; asking again later gets the whole image from it.
+#[tokio::test]
+async fn a_slow_fetch_answers_waiting_phones_retry_later_and_goes_on() {
+    let up = Upstream::start(image(1024 * 1024, 7)).await;
+    up.set_default(Mode::Slow(64 * 1024, Duration::from_millis(100)));
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nphone_wait_ms = 200\n{}",
+        release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true)
+    ));
+    let http = d.http.unwrap();
+    let first = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(first.status, 503);
+    assert_eq!(first.headers.get("retry-after").unwrap(), "60");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+        if g.status == 200 {
+            break g;
+        }
+        assert_eq!(g.status, 503);
+        assert!(Instant::now() < deadline, "the fetch never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(got.sha, sha256_hex(&up.image));
+    assert_eq!(up.requests(), 1, "the retries joined the one fetch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_a_fetch_never_serves_a_partial_file() {
     let up = Upstream::start(image(2 * 1024 * 1024, 5)).await;

@@ -31,6 +31,9 @@ pub use upload::{UploadError, UploadOutcome};
 
 use crate::store::{Recorder, Store, StoreError};
 
+/// Ten minutes: longer than any phone waits for an answer.
+const MAX_PHONE_WAIT_MS: u64 = 600_000;
+
 /// `[firmware]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +45,10 @@ pub struct FirmwareConfig {
     pub max_cache_bytes: u64,
     /// PEM bundle trusted for `https://` upstream URLs.
     pub upstream_ca_file: PathBuf,
+    /// How long a phone asking for an image not yet cached waits for the fetch before it is
+    /// answered 503 with `Retry-After` (the fetch goes on). Bounded so that a slow upstream
+    /// cannot hold every connection slot of a boot storm while configuration files wait.
+    pub phone_wait_ms: u64,
     /// Releases from the config; merged with those added through the admin API at start.
     #[serde(rename = "release")]
     pub releases: Vec<Release>,
@@ -53,6 +60,7 @@ impl Default for FirmwareConfig {
             cache_dir: PathBuf::new(),
             max_cache_bytes: 20_000_000_000,
             upstream_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            phone_wait_ms: 20_000,
             releases: Vec::new(),
         }
     }
@@ -65,6 +73,12 @@ impl FirmwareConfig {
             return Err((
                 "firmware.max_cache_bytes",
                 "must be greater than zero".into(),
+            ));
+        }
+        if !(1..=MAX_PHONE_WAIT_MS).contains(&self.phone_wait_ms) {
+            return Err((
+                "firmware.phone_wait_ms",
+                format!("must be 1 to {MAX_PHONE_WAIT_MS} (milliseconds)"),
             ));
         }
         let mut files = BTreeSet::new();
@@ -111,6 +125,8 @@ pub struct Firmware {
     store: Store,
     recorder: Recorder,
     upstream_ca_file: PathBuf,
+    /// `firmware.phone_wait_ms`.
+    pub phone_wait: std::time::Duration,
     /// The store's catalogue and policies, reloaded after every admin change; the hot path
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
@@ -148,6 +164,7 @@ impl Firmware {
             store,
             recorder,
             upstream_ca_file: config.upstream_ca_file.clone(),
+            phone_wait: std::time::Duration::from_millis(config.phone_wait_ms),
             catalogue: RwLock::new(Arc::new(catalogue)),
             flights: Mutex::new(HashMap::new()),
             jobs: Mutex::new(BTreeMap::new()),

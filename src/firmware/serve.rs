@@ -6,10 +6,10 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
+use super::Firmware;
 use super::body::{FileBody, PhoneBody, full};
 use super::catalogue::Release;
 use super::range::{Plan, plan};
-use super::{FetchError, Firmware};
 
 /// The request headers that matter for a download.
 pub struct Asked<'a> {
@@ -50,9 +50,10 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
     // A cached file can vanish (eviction, an operator's rm) between lookup and open: one retry.
     let mut opened = None;
     for _ in 0..2 {
-        let (path, size) = match fw.ensure(rel).await {
-            Ok(found) => found,
-            Err(e) => return unavailable(rel, &e),
+        let (path, size) = match tokio::time::timeout(fw.phone_wait, fw.ensure(rel)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return unavailable(rel, &e),
+            Err(_) => return unavailable(rel, &"still fetching; the fetch goes on"),
         };
         match std::fs::File::open(&path) {
             Ok(f) => {
@@ -107,8 +108,8 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
 
 /// The image cannot be provided now: the phone should retry later (the alarm is raised by
 /// the fetch, once, not per waiting phone).
-fn unavailable(rel: &Release, e: &FetchError) -> Response<PhoneBody> {
-    tracing::warn!(file = %rel.file, error = %e, "firmware image not available");
+fn unavailable(rel: &Release, why: &dyn std::fmt::Display) -> Response<PhoneBody> {
+    tracing::warn!(file = %rel.file, error = %why, "firmware image not available");
     let mut r = plain(
         StatusCode::SERVICE_UNAVAILABLE,
         "firmware not available yet\n",
