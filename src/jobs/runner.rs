@@ -82,6 +82,15 @@ fn until(at: i64) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// The time between device starts at `rate` devices per second. A rate so small that the
+/// time does not fit a `Duration` (say `1e-20`, which the API accepts as "more than 0") waits as
+/// long as a `Duration` can.
+fn spacing(rate: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / rate)
+        .unwrap_or(Duration::MAX)
+        .max(Duration::from_micros(1))
+}
+
 async fn sleep_for(wait: Option<Duration>) {
     match wait {
         Some(d) => tokio::time::sleep(d).await,
@@ -129,9 +138,7 @@ impl Runner {
         } else {
             tracing::info!(job = id, next = job.next, "job continues");
         }
-        let interval = job
-            .rate
-            .map(|r| Duration::from_secs_f64(1.0 / r).max(Duration::from_micros(1)));
+        let interval = job.rate.map(spacing);
         let mut last: Option<Instant> = None;
         loop {
             if job.state != JobState::Running {
@@ -149,8 +156,9 @@ impl Runner {
                 return Ok(());
             }
             if let (Some(interval), Some(last)) = (interval, last) {
-                let due = last + interval;
-                while Instant::now() < due {
+                // Past the clock's range: due never, so only a pause, stop or shutdown ends it.
+                let due = last.checked_add(interval);
+                while due.is_none_or(|due| Instant::now() < due) {
                     tokio::select! {
                         _ = self.stop.changed() => return Ok(()),
                         _ = self.handle.wake.notified() => {
@@ -160,7 +168,7 @@ impl Runner {
                                 _ => return Ok(()),
                             }
                         }
-                        _ = tokio::time::sleep_until(due) => {}
+                        _ = sleep_for(due.map(|due| due.saturating_duration_since(Instant::now()))) => {}
                     }
                 }
             }
