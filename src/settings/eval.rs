@@ -43,18 +43,23 @@ pub struct EvalOptions {
     /// or a cycle of files would otherwise never end. Only a successful fetch counts: a `GET`
     /// that fails at the limit still goes on with the next line, as on a phone.
     pub max_files: usize,
+    /// Most bytes the trace and the notes may hold (names, values and file names, and each
+    /// record's own size). The step limit alone does not bound memory: a loop that sets a
+    /// 4 MB value keeps a copy per pass.
+    pub max_bytes: usize,
 }
 
 impl Default for EvalOptions {
     /// 96x1/J100 behaviour; one million steps is 30 passes over the 1 MB official template,
-    /// and 16 files is four times the longest chain seen (upgrade script, settings, specials,
-    /// per-device file).
+    /// 16 files is four times the longest chain seen (upgrade script, settings, specials,
+    /// per-device file), and 64 MiB is 64 times what the official template's settings take.
     fn default() -> Self {
         Self {
             case_insensitive_seq: false,
             dollar_dollar_is_variable: false,
             max_steps: 1_000_000,
             max_files: 16,
+            max_bytes: 64 << 20,
         }
     }
 }
@@ -117,6 +122,9 @@ pub enum Outcome {
     StepLimit(Origin),
     /// [`EvalOptions::max_files`] was reached at this `GET`: the files form a cycle.
     FileLimit(Origin),
+    /// [`EvalOptions::max_bytes`] was reached at this statement: the script loops over long
+    /// values or names. What it would have recorded is not in the trace or the notes.
+    ByteLimit(Origin),
 }
 
 /// Everything evaluation found out.
@@ -160,6 +168,8 @@ pub fn evaluate_with(
         vars,
         options,
         steps: 0,
+        kept: 0,
+        full: false,
         index: HashMap::new(),
         noted_vars: Vec::new(),
         result: Evaluation {
@@ -204,6 +214,10 @@ struct Run<'v> {
     vars: &'v Vars,
     options: &'v EvalOptions,
     steps: usize,
+    /// Bytes held by the trace and the notes, counted against [`EvalOptions::max_bytes`].
+    kept: usize,
+    /// Set when a record did not fit within [`EvalOptions::max_bytes`].
+    full: bool,
     /// Setting name to its position in `result.settings`.
     index: HashMap<String, usize>,
     noted_vars: Vec<Vec<u8>>,
@@ -287,13 +301,19 @@ impl Run<'_> {
                 }
                 Kind::Label { .. } | Kind::Comment | Kind::Blank | Kind::Other => None,
             };
+            if self.full {
+                return Next::Stop(Outcome::ByteLimit(origin()));
+            }
             if let Some(label) = jump {
                 match labels.get_or_insert_with(|| script.labels()).get(label) {
                     Some(&target) => at = target + 1,
                     None => {
                         let label = String::from_utf8_lossy(label).into_owned();
                         self.note(origin(), NoteKind::UnknownLabel(label));
-                        return Next::Done;
+                        return match self.full {
+                            true => Next::Stop(Outcome::ByteLimit(origin())),
+                            false => Next::Done,
+                        };
                     }
                 }
             }
@@ -301,7 +321,24 @@ impl Run<'_> {
         Next::Done
     }
 
+    /// Counts a record of `size` bytes (its strings) against the byte limit; false, and
+    /// evaluation stops after the statement, when it does not fit.
+    fn keep<T>(&mut self, size: usize) -> bool {
+        let kept = self
+            .kept
+            .saturating_add(std::mem::size_of::<T>())
+            .saturating_add(size);
+        self.full = kept > self.options.max_bytes;
+        if !self.full {
+            self.kept = kept;
+        }
+        !self.full
+    }
+
     fn apply(&mut self, name: String, value: String, origin: Origin) {
+        if !self.keep::<Setting>(name.len() + value.len() + origin.file.len()) {
+            return;
+        }
         self.result.trace.push(Setting {
             name: name.clone(),
             value: value.clone(),
@@ -326,7 +363,17 @@ impl Run<'_> {
     }
 
     fn note(&mut self, origin: Origin, kind: NoteKind) {
-        self.result.notes.push(Note { origin, kind });
+        let text = match &kind {
+            NoteKind::UnknownVariable(t)
+            | NoteKind::UnknownOperator(t)
+            | NoteKind::UnknownLabel(t)
+            | NoteKind::GetFailed(t)
+            | NoteKind::SetIgnored(t) => t.len(),
+            NoteKind::InvalidStatement => 0,
+        };
+        if self.keep::<Note>(text + origin.file.len()) {
+            self.result.notes.push(Note { origin, kind });
+        }
     }
 }
 
@@ -497,6 +544,39 @@ mod tests {
         assert!(matches!(e.outcome, Outcome::StepLimit(_)));
         // Each pass runs SET and GOTO; the jump lands after the label line.
         assert_eq!(e.trace.len(), 500);
+    }
+
+    #[test]
+    fn loops_over_long_values_or_names_stop_at_the_byte_limit() {
+        // Each pass keeps 1 KiB in the trace (or the notes): a million steps would keep 500 MB,
+        // and a 4 MiB static file 2 TB.
+        let long = "v".repeat(1024);
+        for src in [
+            format!("# TOP\nSET A \"{long}\"\nGOTO TOP\n"),
+            format!("# TOP\nSET {long}\nGOTO TOP\n"),
+        ] {
+            let e = evaluate("a", &j179(), files(&[("a", &src)]));
+            let kept: usize = e
+                .trace
+                .iter()
+                .map(|s| s.name.len() + s.value.len())
+                .chain(e.notes.iter().map(|n| match &n.kind {
+                    NoteKind::SetIgnored(name) => name.len(),
+                    _ => 0,
+                }))
+                .sum();
+            assert!(
+                kept <= EvalOptions::default().max_bytes,
+                "{kept} bytes kept"
+            );
+            assert_eq!(
+                e.outcome,
+                Outcome::ByteLimit(Origin {
+                    file: "a".into(),
+                    line: 2
+                })
+            );
+        }
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //!   across line ends if needed (the line ends are dropped); curly quotes are plain text;
 //!   `SET NAME` without a value is ignored. [`try_set_line`] refuses what cannot be written.
 //! - **Limits**: [`LintLimits`] (1024-byte lines, 255-byte values by default, warnings only);
-//!   evaluation stops after [`EvalOptions::max_steps`] statements or
-//!   [`EvalOptions::max_files`] files and says so in [`Evaluation::outcome`].
+//!   evaluation stops after [`EvalOptions::max_steps`] statements,
+//!   [`EvalOptions::max_files`] files or [`EvalOptions::max_bytes`] bytes of trace and notes,
+//!   and says so in [`Evaluation::outcome`].
 
 mod classify;
 mod eval;
