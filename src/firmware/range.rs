@@ -37,11 +37,13 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, len: u64) -
         return Plan::Full;
     };
     let (first, last) = (first.trim(), last.trim());
+    // RFC 9110 §14.1.1: numerals may exceed any integer type. One beyond `u64` is read as
+    // `u64::MAX`, which no file reaches, so it still means "past the end".
     let num = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             None
         } else {
-            s.parse().ok()
+            Some(s.parse().unwrap_or(u64::MAX))
         }
     };
     if first.is_empty() {
@@ -65,7 +67,7 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, len: u64) -
         u64::MAX
     } else {
         match num(last) {
-            Some(e) if e >= start => e,
+            Some(e) if !numeral_exceeds(first, last) => e,
             _ => return Plan::Full,
         }
     };
@@ -78,9 +80,17 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, len: u64) -
     }
 }
 
+/// Whether decimal numeral `a` is greater than `b`, compared as text so that numerals too large
+/// for `u64` (read as `u64::MAX`) still order correctly.
+fn numeral_exceeds(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) > (b.len(), b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const TAG: &str = "\"abc\"";
 
@@ -163,5 +173,109 @@ mod tests {
             ),
             Plan::Full
         );
+    }
+
+    /// Lengths a file can have, weighted towards the edges where arithmetic goes wrong.
+    fn lengths() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(0), Just(1), Just(u64::MAX), 0..2_000u64, any::<u64>()]
+    }
+
+    /// What RFC 9110 §14.1.2 asks of one `bytes=first-last` with decimal numerals of any size,
+    /// worked out in `u128` (numerals here have at most 25 digits, so nothing saturates).
+    fn rfc(first: Option<&str>, last: Option<&str>, len: u64) -> Plan {
+        let value = |s: &str| s.parse::<u128>().unwrap();
+        let len = u128::from(len);
+        let (start, end) = match (first.map(value), last.map(value)) {
+            (None, None) => return Plan::Full,
+            (None, Some(n)) if n == 0 || len == 0 => return Plan::Unsatisfiable,
+            (None, Some(n)) => (len - n.min(len), len - 1),
+            (Some(f), Some(l)) if f > l => return Plan::Full,
+            (Some(f), _) if f >= len => return Plan::Unsatisfiable,
+            (Some(f), l) => (f, l.unwrap_or(u128::MAX).min(len - 1)),
+        };
+        Plan::Partial {
+            start: u64::try_from(start).unwrap(),
+            end: u64::try_from(end).unwrap(),
+        }
+    }
+
+    #[test]
+    fn numerals_beyond_u64_are_read_as_huge_not_ignored() {
+        let huge = "18446744073709551616"; // u64::MAX + 1
+        assert_eq!(
+            p(&format!("bytes=0-{huge}")),
+            Plan::Partial { start: 0, end: 999 }
+        );
+        assert_eq!(
+            p(&format!("bytes=-{huge}")),
+            Plan::Partial { start: 0, end: 999 }
+        );
+        assert_eq!(p(&format!("bytes={huge}-")), Plan::Unsatisfiable);
+        assert_eq!(p(&format!("bytes={huge}-{huge}")), Plan::Unsatisfiable);
+        assert_eq!(
+            p(&format!("bytes=18446744073709551617-{huge}")),
+            Plan::Full,
+            "first after last, both beyond u64"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `Range` is client text and `len` any file size: no header may panic the planner
+        /// (an overflow in `len - n` or `len - 1` would), and a 206 it plans must be servable,
+        /// a non-empty range inside the file.
+        #[test]
+        fn any_header_plans_a_servable_response(
+            range in prop_oneof![
+                any::<String>(),
+                "bytes=[-0-9, ]{0,48}",
+                "bytes=[0-9]{0,24}-[0-9]{0,24}",
+            ],
+            if_range in proptest::option::of(prop_oneof![Just(TAG.to_string()), any::<String>()]),
+            len in lengths(),
+        ) {
+            let planned = plan(Some(&range), if_range.as_deref(), TAG, len);
+            if let Plan::Partial { start, end } = planned {
+                prop_assert!(start <= end && end < len, "{range:?} len {len}: {start}..={end}");
+            }
+        }
+
+        /// The range a resuming phone asks for is exactly what it gets, whether or not it
+        /// sends `If-Range` with the current tag; with another tag it gets the whole file.
+        #[test]
+        fn a_range_inside_the_file_is_served_exactly(
+            (len, a, b) in prop_oneof![1..2_000u64, 1..=u64::MAX]
+                .prop_flat_map(|len| (Just(len), 0..len))
+                .prop_flat_map(|(len, a)| (Just(len), Just(a), a..len)),
+            if_range in proptest::option::of(Just(TAG)),
+        ) {
+            let range = format!("bytes={a}-{b}");
+            prop_assert_eq!(
+                plan(Some(&range), if_range, TAG, len),
+                Plan::Partial { start: a, end: b }
+            );
+            prop_assert_eq!(plan(Some(&range), Some("\"older\""), TAG, len), Plan::Full);
+        }
+
+        /// Decimal numerals of any size (with leading zeros) mean what RFC 9110 says: a server
+        /// must not misread a numeral that overflows its integers.
+        #[test]
+        fn single_ranges_follow_rfc_9110(
+            first in proptest::option::of("[0-9]{1,25}"),
+            last in proptest::option::of("[0-9]{1,25}"),
+            len in lengths(),
+        ) {
+            let range = format!(
+                "bytes={}-{}",
+                first.as_deref().unwrap_or(""),
+                last.as_deref().unwrap_or("")
+            );
+            prop_assert_eq!(
+                plan(Some(&range), None, TAG, len),
+                rfc(first.as_deref(), last.as_deref(), len),
+                "{}", range
+            );
+        }
     }
 }

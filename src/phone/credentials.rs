@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{digest, hmac};
+use base64::Engine as _;
 use md5::Digest as _;
 
 use crate::model::{HttpCredential, Mac};
@@ -236,26 +237,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Standard base64 with or without its padding, and nothing else: a `=` before the end, a
+/// stray symbol or non-zero spare bits make it another string, not the same credential.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(s)
+        .ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn cred() -> HttpCredential {
         HttpCredential {
@@ -281,14 +275,30 @@ mod tests {
         );
     }
 
-    fn digest_header(nonce: &str, password: &str, alg: &str) -> String {
+    /// The Digest `response` (qop=auth, nc=1) a phone computes for a GET of `uri` with `cred`,
+    /// as RFC 7616 says, independently of `verify`.
+    fn digest_response(
+        cred: &HttpCredential,
+        alg: &str,
+        uri: &str,
+        nonce: &str,
+        cnonce: &str,
+    ) -> String {
         let h = |s: String| match alg {
             "MD5" => hex(&md5::Md5::digest(s.as_bytes())),
             _ => hex(digest::digest(&digest::SHA256, s.as_bytes()).as_ref()),
         };
-        let ha1 = h(format!("phone1:{REALM}:{password}"));
-        let ha2 = h("GET:/001122aabbcc.txt".to_string());
-        let resp = h(format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+        let ha1 = h(format!("{}:{REALM}:{}", cred.username, cred.password));
+        let ha2 = h(format!("GET:{uri}"));
+        h(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"))
+    }
+
+    fn digest_header(nonce: &str, password: &str, alg: &str) -> String {
+        let claimed = HttpCredential {
+            username: "phone1".into(),
+            password: password.into(),
+        };
+        let resp = digest_response(&claimed, alg, "/001122aabbcc.txt", nonce, "abc");
         format!(
             r#"Digest username="phone1", realm="{REALM}", nonce="{nonce}", uri="/001122aabbcc.txt", algorithm={alg}, qop=auth, nc=00000001, cnonce="abc", response="{resp}""#
         )
@@ -351,6 +361,209 @@ mod tests {
                 Verdict::Valid,
                 "{h}"
             );
+        }
+    }
+
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /// RFC 4648 base64, written here independently of the decoder under test.
+    fn encode(bytes: &[u8], pad: bool) -> String {
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .chain([0, 0].iter())
+                .take(3)
+                .fold(0u32, |n, b| (n << 8) | u32::from(*b));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+                } else if pad {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn malformed_base64_of_the_right_credential_does_not_verify() {
+        let nonces = NonceKey::new();
+        // "phone1:s3cret pw" is "cGhvbmUxOnMzY3JldCBwdw==".
+        for h in [
+            "Basic =cGhvbmUxOnMzY3JldCBwdw==",
+            "Basic cGhvbmUxOnMzY3JldCBwdx==",
+        ] {
+            assert_eq!(
+                verify(h, "GET", &cred(), &nonces, true),
+                Verdict::Invalid,
+                "{h}"
+            );
+        }
+    }
+
+    /// Credentials as the admin API accepts them (a username without `:`, any password), with
+    /// usernames a Digest quoted-string carries unescaped (no `"` or `\`).
+    fn credentials() -> impl Strategy<Value = HttpCredential> {
+        ("[^:\"\\\\]{1,16}", ".{1,16}")
+            .prop_map(|(username, password)| HttpCredential { username, password })
+    }
+
+    /// Text a quoted Digest parameter carries unescaped.
+    const QUOTABLE: &str = "[^\"\\\\]{0,24}";
+    /// An HTTP token (RFC 9110 §5.6.2): a parameter name or an unquoted value.
+    const TOKEN: &str = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The `Authorization` header is attacker text on the path to every secret: whatever
+        /// it says, it must not panic the daemon nor prove a device's credential, including
+        /// Digest headers that name the right user, realm and a fresh nonce.
+        #[test]
+        fn arbitrary_headers_never_verify(
+            scheme in proptest::sample::select(&["", "Basic ", "basic ", "Digest ", "DIGEST "][..]),
+            text in any::<String>(),
+            params in "[a-z=\", ]{0,40}",
+            tls in any::<bool>(),
+        ) {
+            let nonces = NonceKey::new();
+            let nonce = nonces.issue();
+            for h in [
+                format!("{scheme}{text}"),
+                format!(
+                    r#"Digest username="phone1", realm="{REALM}", nonce="{nonce}", {params}{text}"#
+                ),
+            ] {
+                prop_assert_ne!(verify(&h, "GET", &cred(), &nonces, tls), Verdict::Valid, "{}", h);
+            }
+        }
+
+        /// The parameter parser sees raw header text before any check: it must never panic,
+        /// least of all on text made of the characters its grammar turns on.
+        #[test]
+        fn digest_params_never_panic(text in prop_oneof![any::<String>(), "[a-zé=\", ]{0,40}"]) {
+            let _ = digest_params(&text);
+        }
+
+        /// Parameters written in any order, quoted or as tokens, with optional spaces around
+        /// `=` and `,`, read back as exactly the names (lower-cased) and values written.
+        #[test]
+        fn digest_params_read_back_what_was_written(
+            written in proptest::collection::btree_map(
+                TOKEN,
+                (
+                    prop_oneof![QUOTABLE.prop_map(|v| (v, true)), TOKEN.prop_map(|v| (v, false))],
+                    " ?",
+                    " ?",
+                ),
+                0..8,
+            ),
+        ) {
+            let header = written
+                .iter()
+                .map(|(k, ((v, quoted), sp1, sp2))| {
+                    if *quoted {
+                        format!(r#"{k}{sp1}={sp2}"{v}""#)
+                    } else {
+                        format!("{k}{sp1}={sp2}{v}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let want: BTreeMap<String, String> = written
+                .iter()
+                .map(|(k, ((v, _), _, _))| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            prop_assume!(want.len() == written.len());
+            let got: BTreeMap<String, String> = digest_params(&header).into_iter().collect();
+            prop_assert_eq!(got, want, "{}", header);
+        }
+
+        /// A phone that computes Digest correctly, for any credential, URI and parameter order,
+        /// is let in; the same header for another method, or with a wrong password, is not.
+        #[test]
+        fn a_correct_digest_verifies_and_nothing_near_it_does(
+            cred in credentials(),
+            other_password in ".{1,16}",
+            alg in proptest::sample::select(&["MD5", "SHA-256"][..]),
+            uri in QUOTABLE,
+            cnonce in QUOTABLE,
+            order in Just((0..8).collect::<Vec<usize>>()).prop_shuffle(),
+        ) {
+            let nonces = NonceKey::new();
+            let nonce = nonces.issue();
+            let header = |cred: &HttpCredential| {
+                let response = digest_response(cred, alg, &uri, &nonce, &cnonce);
+                let params = [
+                    format!(r#"username="{}""#, cred.username),
+                    format!(r#"realm="{REALM}""#),
+                    format!(r#"nonce="{nonce}""#),
+                    format!(r#"uri="{uri}""#),
+                    format!("algorithm={alg}"),
+                    "qop=auth".to_string(),
+                    "nc=00000001".to_string(),
+                    format!(r#"cnonce="{cnonce}", response="{response}""#),
+                ];
+                let ordered: Vec<&str> = order.iter().map(|i| params[*i].as_str()).collect();
+                format!("Digest {}", ordered.join(", "))
+            };
+            let good = header(&cred);
+            let verdict = verify(&good, "GET", &cred, &nonces, false);
+            prop_assert_eq!(verdict, Verdict::Valid, "{}", good);
+            prop_assert_eq!(verify(&good, "PUT", &cred, &nonces, false), Verdict::Invalid);
+            prop_assume!(other_password != cred.password);
+            let guessed = header(&HttpCredential { password: other_password, ..cred.clone() });
+            prop_assert_eq!(verify(&guessed, "GET", &cred, &nonces, false), Verdict::Invalid);
+        }
+
+        /// Base64 written by any client, padded or not, decodes to exactly the bytes encoded.
+        #[test]
+        fn base64_round_trips(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            pad in any::<bool>(),
+        ) {
+            prop_assert_eq!(base64_decode(&encode(&bytes, pad)), Some(bytes));
+        }
+
+        /// Basic credentials verify in their one encoding (padding optional) inside TLS only;
+        /// a symbol after the padding, a `=` inside the data or non-zero spare bits make it
+        /// another header, which must not pass for the credential.
+        #[test]
+        fn basic_verifies_only_the_exact_encoding(
+            cred in credentials(),
+            pad in any::<bool>(),
+            extra in proptest::sample::select([&ALPHABET[..], b"="].concat()),
+            at in any::<proptest::sample::Index>(),
+            spare in 1usize..4,
+        ) {
+            let nonces = NonceKey::new();
+            let plain = format!("{}:{}", cred.username, cred.password);
+            let enc = encode(plain.as_bytes(), pad);
+            let check = |b64: &str, tls| {
+                verify(&format!("Basic {b64}"), "GET", &cred, &nonces, tls)
+            };
+            prop_assert_eq!(check(&enc, true), Verdict::Valid);
+            prop_assert_eq!(check(&enc, false), Verdict::BasicWithoutTls);
+
+            let data = enc.trim_end_matches('=');
+            let mut misplaced = enc.clone();
+            misplaced.insert(at.index(data.len()), '=');
+            let mut appended = encode(plain.as_bytes(), true);
+            appended.push(char::from(extra));
+            let mut malformed = vec![misplaced, appended];
+            // The last symbol of a short final group (2 or 3 symbols) has 4 or 2 spare bits,
+            // which must be 0; `spare` sets some of the lowest two.
+            if !data.len().is_multiple_of(4) {
+                let mut b = data.as_bytes().to_vec();
+                let last = b.last_mut().unwrap();
+                let value = ALPHABET.iter().position(|c| c == last).unwrap();
+                *last = ALPHABET[value | spare];
+                malformed.push(String::from_utf8(b).unwrap());
+            }
+            for m in malformed {
+                prop_assert_eq!(check(&m, true), Verdict::Invalid, "{}", m);
+            }
         }
     }
 }

@@ -142,6 +142,8 @@ pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 
     fn mac(s: &str) -> Mac {
         Mac::parse(s).unwrap()
@@ -263,5 +265,184 @@ mod tests {
         }
         let dir = vec!["c81fea9b650d".to_string(), "46xxsettings.txt".to_string()];
         assert_eq!(mac_from_path(&dir), Some(m));
+    }
+
+    /// The strings that send `parse_user_agent` down a vendor's branch.
+    const MARKERS: [&str; 6] = [
+        "avaya/",
+        "yealink",
+        "polycom",
+        "cisco-",
+        "snom",
+        "grandstream",
+    ];
+
+    /// A self-signed certificate with subject CN `cn` and the URI SANs `uris`, DER encoded.
+    fn certificate(cn: &str, uris: &[String]) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| SanType::URI(u.as_str().try_into().unwrap()))
+            .collect();
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    /// A MAC in the dash-separated form (`00-11-22-aa-bb-cc`).
+    fn dashed(mac: Mac) -> String {
+        mac.colon_form().replace(':', "-")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The User-Agent is free text from any client: it must never panic the daemon, even
+        /// when a vendor's marker is followed by anything at all, and only a vendor's marker
+        /// makes it a phone.
+        #[test]
+        fn any_user_agent_is_parsed_without_panic(
+            before in any::<String>(),
+            marker in proptest::sample::select(
+                &["AVAYA/", "Yealink", "Polycom", "Cisco-", "snom", "Grandstream", "(MAC:", ""][..],
+            ),
+            after in any::<String>(),
+        ) {
+            let ua = format!("{before}{marker}{after}");
+            if parse_user_agent(&ua).is_some() {
+                let lower = ua.to_ascii_lowercase();
+                prop_assert!(MARKERS.iter().any(|m| lower.contains(m)), "{ua:?}");
+            }
+        }
+
+        /// Every vendor's real User-Agent format, with any MAC, model number and firmware
+        /// version, gives back exactly that MAC, model and firmware: a phone identified by its
+        /// agent must be the phone it says it is.
+        #[test]
+        fn vendor_agents_give_back_their_mac(
+            octets in any::<[u8; 6]>(),
+            n in 100..10_000u32,
+            fw in "[0-9]{1,2}(\\.[0-9]{1,4}){1,4}",
+        ) {
+            let mac = Mac::from_octets(octets);
+            let upper = mac.to_string().to_ascii_uppercase();
+            let cases = [
+                (
+                    format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J{n}-{fw} (MAC:{mac})"),
+                    Vendor::Avaya,
+                    format!("J{n}"),
+                ),
+                (
+                    format!("Yealink SIP-T{n}G {fw} {}", mac.colon_form()),
+                    Vendor::Yealink,
+                    format!("T{n}G"),
+                ),
+                (
+                    format!("Cisco-CP-{n}-3PCC/{fw} ({mac})"),
+                    Vendor::Cisco,
+                    format!("CP-{n}-3PCC"),
+                ),
+                (
+                    format!(
+                        "Mozilla/4.0 (compatible; snom{n}-SIP {fw} 1.1.5-IFX-05.01.12 {upper})"
+                    ),
+                    Vendor::Snom,
+                    format!("snom{n}"),
+                ),
+                (
+                    format!("Grandstream Model HW GXP{n} SW {fw} DevId {mac}"),
+                    Vendor::Grandstream,
+                    format!("GXP{n}"),
+                ),
+            ];
+            for (ua, vendor, model) in cases {
+                prop_assert_eq!(
+                    parse_user_agent(&ua),
+                    Some(Agent { vendor, model, firmware: fw.clone(), mac: Some(mac) }),
+                    "{}", ua
+                );
+            }
+        }
+
+        /// Request paths are client text: no segment may panic the daemon, and a MAC is only
+        /// ever taken from a segment that spells it (never the all-zero common file name).
+        #[test]
+        fn a_mac_from_a_path_is_spelt_in_it(
+            segs in proptest::collection::vec(
+                prop_oneof![
+                    any::<String>(),
+                    "(sep|SEP|ctl|cfg)?[0-9a-fA-F:.-]{10,20}(\\.[a-z]{1,4})?",
+                    "(0{12}|00(:00){5})(\\.cfg)?",
+                ],
+                0..4,
+            ),
+        ) {
+            if let Some(mac) = mac_from_path(&segs) {
+                prop_assert_ne!(mac.octets(), [0; 6]);
+                let spelt = |s: &String| {
+                    s.to_ascii_lowercase().replace([':', '-'], "").contains(&mac.to_string())
+                };
+                prop_assert!(segs.iter().any(spelt), "{segs:?} gave {mac}");
+            }
+        }
+
+        /// Every file name form the vendors use, with any MAC, names that device; the
+        /// all-zero MAC is the common file, which names no device.
+        #[test]
+        fn file_names_of_every_vendor_name_the_device(octets in any::<[u8; 6]>()) {
+            let mac = Mac::from_octets(octets);
+            let upper = mac.to_string().to_ascii_uppercase();
+            let want = (octets != [0; 6]).then_some(mac);
+            for name in [
+                format!("{mac}.txt"),
+                format!("{upper}.cfg"),
+                format!("{mac}.boot"),
+                format!("{mac}-phone.cfg"),
+                format!("SEP{upper}.cnf.xml"),
+                format!("CTL{upper}.tlv"),
+                format!("cfg{mac}.xml"),
+                format!("{}.txt", mac.colon_form()),
+                format!("{}.txt", dashed(mac)),
+            ] {
+                prop_assert_eq!(mac_from_path(std::slice::from_ref(&name)), want, "{}", name);
+            }
+            let dir = [mac.to_string(), "46xxsettings.txt".to_string()];
+            prop_assert_eq!(mac_from_path(&dir), want);
+        }
+
+        /// The client certificate is parsed before anything else is known about the peer:
+        /// neither random bytes nor a real certificate with bytes changed may panic it.
+        #[test]
+        fn any_certificate_bytes_are_parsed_without_panic(
+            random in proptest::collection::vec(any::<u8>(), 0..600),
+            edits in proptest::collection::vec(
+                (any::<proptest::sample::Index>(), any::<u8>()),
+                1..4,
+            ),
+        ) {
+            prop_assert_eq!(mac_from_certificate(&random), None);
+            let mut der = certificate("SEP001122AABBCC", &["urn:dev:mac:00-11-22-aa-bb-cc".into()]);
+            for (at, byte) in edits {
+                let i = at.index(der.len());
+                der[i] = byte;
+            }
+            let _ = mac_from_certificate(&der);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// A certificate names the device in its CN (`SEP<MAC>`, as factory certificates do)
+        /// or, failing that, in a SAN; the CN wins when both name one.
+        #[test]
+        fn certificates_name_their_device(a in any::<[u8; 6]>(), b in any::<[u8; 6]>()) {
+            let (a, b) = (Mac::from_octets(a), Mac::from_octets(b));
+            let cn = format!("SEP{}", a.to_string().to_ascii_uppercase());
+            let san = vec![format!("urn:dev:mac:{}", dashed(b))];
+            prop_assert_eq!(mac_from_certificate(&certificate(&cn, &[])), Some(a));
+            prop_assert_eq!(mac_from_certificate(&certificate("Phone", &san)), Some(b));
+            prop_assert_eq!(mac_from_certificate(&certificate(&cn, &san)), Some(a));
+        }
     }
 }
