@@ -3,6 +3,10 @@
 //! AES-256-GCM). A restore checks the whole archive (it decrypts, the database opens at a known
 //! schema, the PKI loads, the token is there) before it touches the data directory, and then
 //! swaps directories, keeping the replaced one beside it.
+//!
+//! The archive's last entry, `SHA256SUMS`, lists every other entry's SHA-256, so a damaged
+//! unencrypted backup is refused too, naming the damaged file (an encrypted one is already
+//! authenticated by AES-GCM). A backup made before it existed is restored without it.
 
 use std::io::Read;
 use std::num::NonZeroU32;
@@ -21,6 +25,8 @@ const ITERATIONS: u32 = 600_000;
 const DB: &str = "edgeprov.redb";
 const TOKEN: &str = "admin.token";
 const CONFIG: &str = "edgeprov.toml";
+/// Lines of `<sha256 hex>  <entry name>`, as `sha256sum` writes them.
+const SUMS: &str = "SHA256SUMS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -34,6 +40,10 @@ pub enum BackupError {
     Archive(String),
     #[error("backup lacks {0}")]
     Missing(&'static str),
+    #[error("backup entry {0} is damaged: its SHA-256 is not the one SHA256SUMS lists for it")]
+    Damaged(String),
+    #[error("backup entry SHA256SUMS line {line}: {reason}")]
+    Sums { line: usize, reason: String },
     #[error("the database in the backup is not usable: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("the PKI in the backup is not usable: {0}")]
@@ -109,14 +119,10 @@ pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
     let result = (|| {
         store.snapshot_to(&db_copy)?;
         let mut tar = tar::Builder::new(Vec::new());
+        let mut sums = String::new();
         let mut add = |name: &str, bytes: &[u8], mode: u32| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(bytes.len() as u64);
-            h.set_mode(mode);
-            h.set_mtime(crate::model::now_unix().max(0) as u64);
-            h.set_cksum();
-            tar.append_data(&mut h, name, bytes)
-                .map_err(|e| BackupError::Archive(e.to_string()))
+            sums.push_str(&format!("{}  {name}\n", sha256(bytes)));
+            append(&mut tar, name, bytes, mode)
         };
         add(DB, &std::fs::read(&db_copy).map_err(io(&db_copy))?, 0o600)?;
         for (name, bytes) in pki::files_for_backup(&config.pki_dir())? {
@@ -126,11 +132,57 @@ pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
         add(TOKEN, &std::fs::read(&token).map_err(io(&token))?, 0o600)?;
         let toml = toml::to_string(config).map_err(|e| BackupError::Archive(e.to_string()))?;
         add(CONFIG, toml.as_bytes(), 0o644)?;
+        append(&mut tar, SUMS, sums.as_bytes(), 0o644)?;
         tar.into_inner()
             .map_err(|e| BackupError::Archive(e.to_string()))
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+fn append(
+    tar: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), BackupError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(bytes.len() as u64);
+    h.set_mode(mode);
+    h.set_mtime(crate::model::now_unix().max(0) as u64);
+    h.set_cksum();
+    tar.append_data(&mut h, name, bytes)
+        .map_err(|e| BackupError::Archive(e.to_string()))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    crate::phone::credentials::hex(digest.as_ref())
+}
+
+/// The entries `SHA256SUMS` lists, by name.
+fn parse_sums(text: &[u8]) -> Result<std::collections::BTreeMap<String, String>, BackupError> {
+    let text = std::str::from_utf8(text).map_err(|_| BackupError::Sums {
+        line: 1,
+        reason: "not UTF-8 text".into(),
+    })?;
+    let mut sums = std::collections::BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |reason: &str| BackupError::Sums {
+            line: i + 1,
+            reason: reason.into(),
+        };
+        let (hash, name) = line
+            .split_once("  ")
+            .ok_or_else(|| bad("expected <sha256>  <name>"))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad("not a SHA-256 in lower-case hex"));
+        }
+        if sums.insert(name.to_string(), hash.to_string()).is_some() {
+            return Err(bad(&format!("{name:?} is listed twice")));
+        }
+    }
+    Ok(sums)
 }
 
 fn tempdir_in(parent: &Path) -> Result<PathBuf, BackupError> {
@@ -212,6 +264,8 @@ fn unpack_and_check(
     let entries = tar
         .entries()
         .map_err(|e| BackupError::Archive(e.to_string()))?;
+    let mut found = std::collections::BTreeMap::new();
+    let mut sums = None;
     for entry in entries {
         let mut entry = entry.map_err(|e| BackupError::Archive(e.to_string()))?;
         let name = entry
@@ -220,9 +274,10 @@ fn unpack_and_check(
             .to_string_lossy()
             .into_owned();
         let target = match name.as_str() {
-            DB | TOKEN => dir.join(&name),
-            CONFIG => dir.join("restored-edgeprov.toml"),
-            n if n.strip_prefix("pki/").is_some_and(pki::is_backup_file) => dir.join(n),
+            SUMS => None,
+            DB | TOKEN => Some(dir.join(&name)),
+            CONFIG => Some(dir.join("restored-edgeprov.toml")),
+            n if n.strip_prefix("pki/").is_some_and(pki::is_backup_file) => Some(dir.join(n)),
             other => return Err(BackupError::Archive(format!("unexpected entry {other:?}"))),
         };
         let mut bytes = Vec::new();
@@ -237,11 +292,26 @@ fn unpack_and_check(
             bytes.extend_from_slice(&chunk[..n]);
             progress(entry.raw_file_position() + bytes.len() as u64);
         }
+        let Some(target) = target else {
+            sums = Some(parse_sums(&bytes)?);
+            continue;
+        };
         if let Some(p) = target.parent() {
             std::fs::create_dir_all(p).map_err(io(p))?;
         }
         let mode = if name == CONFIG { 0o644 } else { 0o600 };
         crate::fsutil::write_atomic(&target, &bytes, mode).map_err(io(&target))?;
+        found.insert(name, sha256(&bytes));
+    }
+    if let Some(sums) = sums {
+        if let Some((name, _)) = found.iter().find(|(n, h)| sums.get(*n) != Some(*h)) {
+            return Err(BackupError::Damaged(name.clone()));
+        }
+        if let Some(name) = sums.keys().find(|n| !found.contains_key(*n)) {
+            return Err(BackupError::Archive(format!(
+                "{name} is listed in SHA256SUMS but not in the archive"
+            )));
+        }
     }
     for (what, path) in [
         ("the database", DB),
@@ -292,5 +362,45 @@ mod tests {
             unseal(&damaged, Some("correct horse")),
             Err(BackupError::Decrypt)
         ));
+    }
+
+    #[test]
+    fn a_damaged_plain_backup_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let store = Store::open(&config.data_dir.join(DB)).unwrap();
+        Pki::load_or_init(&config.pki_dir(), &config.pki, &config.crl_url()).unwrap();
+        let token = "edgeprov-token-0123456789";
+        std::fs::write(config.token_path(), token).unwrap();
+        let archive = build(&store, &config).unwrap();
+        drop(store);
+        let at = archive
+            .windows(token.len())
+            .position(|w| w == token.as_bytes())
+            .unwrap();
+        let mut damaged = archive.clone();
+        damaged[at + token.len() - 1] ^= 1;
+
+        let target = Config {
+            data_dir: dir.path().join("restored"),
+            ..config.clone()
+        };
+        std::fs::create_dir_all(&target.data_dir).unwrap();
+        std::fs::write(target.data_dir.join("marker"), "still here").unwrap();
+        let err = restore(&damaged, &target, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains(TOKEN), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "only data and restored: nothing staged or set aside is left"
+        );
+        assert_eq!(
+            std::fs::read_to_string(target.data_dir.join("marker")).unwrap(),
+            "still here"
+        );
+        assert_eq!(restore(&archive, &target, &|_| {}).unwrap().devices, 0);
     }
 }
