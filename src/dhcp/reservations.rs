@@ -31,13 +31,27 @@ pub fn from_devices(
             ));
             continue;
         };
-        let usable = subnets.iter().any(|s| {
+        let Some(subnet) = subnets.iter().find(|s| {
             s.network.contains(&ip) && ip != s.network.network() && ip != s.network.broadcast()
-        });
-        if !usable {
+        }) else {
             problems.push(format!(
                 "device {}: {PARAM} {ip} is not inside a [[dhcp.subnet]]",
                 d.mac
+            ));
+            continue;
+        };
+        // Handing a phone the gateway's or this server's own address breaks the whole subnet.
+        let taken = if subnet.router == Some(ip) {
+            Some("the router")
+        } else if subnet.server_id == Some(ip) {
+            Some("this server's address (server_id)")
+        } else {
+            None
+        };
+        if let Some(what) = taken {
+            problems.push(format!(
+                "device {}: {PARAM} {ip} is {what} of {}",
+                d.mac, subnet.network
             ));
             continue;
         }
@@ -80,5 +94,32 @@ mod tests {
             Ipv4Addr::new(10, 77, 0, 20)
         );
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn the_router_and_server_addresses_are_never_reserved() {
+        let subnet: SubnetConfig = toml::from_str(
+            "network = \"10.77.0.0/24\"\nrouter = \"10.77.0.1\"\nserver_id = \"10.77.0.2\"",
+        )
+        .unwrap();
+        let devices: Vec<Device> = ["10.77.0.1", "10.77.0.2"]
+            .iter()
+            .enumerate()
+            .map(|(n, addr)| {
+                let mut d = Device::new(Mac::from_octets([0, 0, 0, 0, 0, n as u8]));
+                d.params.insert(PARAM.into(), (*addr).into());
+                d
+            })
+            .collect();
+        let (map, problems) = from_devices(&devices, &[subnet]);
+        assert!(map.is_empty(), "{map:?}");
+        assert!(
+            problems[0].contains("10.77.0.1 is the router"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("10.77.0.2 is this server's address"),
+            "{problems:?}"
+        );
     }
 }
