@@ -334,6 +334,17 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains(&format!("pw-{A}")));
 
+    // The same proof computed for a file without a secret, replayed for the secret one while
+    // its nonce is fresh, opens nothing.
+    let mut replayed = get(&path, J179_UA);
+    replayed.headers_mut().insert(
+        "authorization",
+        digest_header(nonce, "j179a", "right", "/46xxsettings.txt")
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(send_plain(http, replayed).await.unwrap().status, 401);
+
     // Basic over plain HTTP is never accepted, even when right.
     let mut basic = get(&path, J179_UA);
     basic

@@ -86,6 +86,7 @@ pub fn challenges(nonces: &NonceKey, tls: bool) -> Vec<String> {
 pub fn verify(
     header: &str,
     method: &str,
+    target: &str,
     cred: &HttpCredential,
     nonces: &NonceKey,
     tls: bool,
@@ -108,7 +109,11 @@ pub fn verify(
     }
     let p = digest_params(rest);
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    if get("username") != cred.username || get("realm") != REALM || !nonces.check(get("nonce")) {
+    if get("username") != cred.username
+        || get("realm") != REALM
+        || !nonces.check(get("nonce"))
+        || !same_target(get("uri"), target)
+    {
         return Verdict::Invalid;
     }
     let algorithm = get("algorithm");
@@ -137,6 +142,18 @@ pub fn verify(
         Some(e) if constant_time_eq(e.as_bytes(), get("response").as_bytes()) => Verdict::Valid,
         _ => Verdict::Invalid,
     }
+}
+
+/// Whether a Digest `uri` names the request's own target (RFC 7616 §3.4.6), as sent or in
+/// absolute form: otherwise a response captured for one file could be replayed for another,
+/// a secret one, while its nonce is fresh.
+fn same_target(digest_uri: &str, target: &str) -> bool {
+    digest_uri == target
+        || digest_uri
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.path_and_query().map(|p| p.as_str() == target))
+            .unwrap_or(false)
 }
 
 /// Parses `a="x", b=y` pairs of a Digest header; quoted values may contain commas.
@@ -251,6 +268,9 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
+    /// The request-target of the requests below (the `uri` of `digest_header`).
+    const T: &str = "/001122aabbcc.txt";
+
     fn cred() -> HttpCredential {
         HttpCredential {
             username: "phone1".into(),
@@ -263,14 +283,14 @@ mod tests {
         let nonces = NonceKey::new();
         // "phone1:s3cret pw"
         let h = "Basic cGhvbmUxOnMzY3JldCBwdw==";
-        assert_eq!(verify(h, "GET", &cred(), &nonces, true), Verdict::Valid);
+        assert_eq!(verify(h, "GET", T, &cred(), &nonces, true), Verdict::Valid);
         assert_eq!(
-            verify(h, "GET", &cred(), &nonces, false),
+            verify(h, "GET", T, &cred(), &nonces, false),
             Verdict::BasicWithoutTls
         );
         let wrong = "Basic cGhvbmUxOndyb25n";
         assert_eq!(
-            verify(wrong, "GET", &cred(), &nonces, true),
+            verify(wrong, "GET", T, &cred(), &nonces, true),
             Verdict::Invalid
         );
     }
@@ -304,6 +324,28 @@ mod tests {
         )
     }
 
+    /// A response computed for one file does not open another (a replay within the nonce's
+    /// lifetime); the same target in absolute form does.
+    #[test]
+    fn digest_is_bound_to_the_request_target() {
+        let nonces = NonceKey::new();
+        let good = digest_header(&nonces.issue(), "s3cret pw", "SHA-256");
+        let verdict = |target| verify(&good, "GET", target, &cred(), &nonces, false);
+        assert_eq!(verdict("/46xxsettings.txt"), Verdict::Invalid);
+        assert_eq!(verdict("/001122aabbcc.txt?x=1"), Verdict::Invalid);
+        assert_eq!(verdict(T), Verdict::Valid);
+
+        let nonce = nonces.issue();
+        let uri = "http://prov.example/001122aabbcc.txt";
+        let resp = digest_response(&cred(), "SHA-256", uri, &nonce, "abc");
+        let absolute = format!(
+            r#"Digest username="phone1", realm="{REALM}", nonce="{nonce}", uri="{uri}", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="abc", response="{resp}""#
+        );
+        let verdict = |target| verify(&absolute, "GET", target, &cred(), &nonces, false);
+        assert_eq!(verdict(T), Verdict::Valid);
+        assert_eq!(verdict("/46xxsettings.txt"), Verdict::Invalid);
+    }
+
     #[test]
     fn digest_md5_and_sha256() {
         let nonces = NonceKey::new();
@@ -311,19 +353,19 @@ mod tests {
         for alg in ["MD5", "SHA-256"] {
             let good = digest_header(&nonce, "s3cret pw", alg);
             assert_eq!(
-                verify(&good, "GET", &cred(), &nonces, false),
+                verify(&good, "GET", T, &cred(), &nonces, false),
                 Verdict::Valid,
                 "{alg}"
             );
             let bad = digest_header(&nonce, "guess", alg);
             assert_eq!(
-                verify(&bad, "GET", &cred(), &nonces, false),
+                verify(&bad, "GET", T, &cred(), &nonces, false),
                 Verdict::Invalid
             );
         }
         let forged = digest_header("0.00000000000000000000000000000000", "s3cret pw", "MD5");
         assert_eq!(
-            verify(&forged, "GET", &cred(), &nonces, false),
+            verify(&forged, "GET", T, &cred(), &nonces, false),
             Verdict::Invalid
         );
     }
@@ -357,7 +399,7 @@ mod tests {
             "Digest ,,,=,",
         ] {
             assert_ne!(
-                verify(h, "GET", &cred(), &nonces, true),
+                verify(h, "GET", T, &cred(), &nonces, true),
                 Verdict::Valid,
                 "{h}"
             );
@@ -395,7 +437,7 @@ mod tests {
             "Basic cGhvbmUxOnMzY3JldCBwdx==",
         ] {
             assert_eq!(
-                verify(h, "GET", &cred(), &nonces, true),
+                verify(h, "GET", T, &cred(), &nonces, true),
                 Verdict::Invalid,
                 "{h}"
             );
@@ -435,7 +477,7 @@ mod tests {
                     r#"Digest username="phone1", realm="{REALM}", nonce="{nonce}", {params}{text}"#
                 ),
             ] {
-                prop_assert_ne!(verify(&h, "GET", &cred(), &nonces, tls), Verdict::Valid, "{}", h);
+                prop_assert_ne!(verify(&h, "GET", T, &cred(), &nonces, tls), Verdict::Valid, "{}", h);
             }
         }
 
@@ -509,12 +551,14 @@ mod tests {
                 format!("Digest {}", ordered.join(", "))
             };
             let good = header(&cred);
-            let verdict = verify(&good, "GET", &cred, &nonces, false);
+            let verdict = verify(&good, "GET", &uri, &cred, &nonces, false);
             prop_assert_eq!(verdict, Verdict::Valid, "{}", good);
-            prop_assert_eq!(verify(&good, "PUT", &cred, &nonces, false), Verdict::Invalid);
+            prop_assert_eq!(verify(&good, "PUT", &uri, &cred, &nonces, false), Verdict::Invalid);
+            prop_assume!(!uri.ends_with(T));
+            prop_assert_eq!(verify(&good, "GET", T, &cred, &nonces, false), Verdict::Invalid);
             prop_assume!(other_password != cred.password);
             let guessed = header(&HttpCredential { password: other_password, ..cred.clone() });
-            prop_assert_eq!(verify(&guessed, "GET", &cred, &nonces, false), Verdict::Invalid);
+            prop_assert_eq!(verify(&guessed, "GET", &uri, &cred, &nonces, false), Verdict::Invalid);
         }
 
         /// Base64 written by any client, padded or not, decodes to exactly the bytes encoded.
@@ -541,7 +585,7 @@ mod tests {
             let plain = format!("{}:{}", cred.username, cred.password);
             let enc = encode(plain.as_bytes(), pad);
             let check = |b64: &str, tls| {
-                verify(&format!("Basic {b64}"), "GET", &cred, &nonces, tls)
+                verify(&format!("Basic {b64}"), "GET", T, &cred, &nonces, tls)
             };
             prop_assert_eq!(check(&enc, true), Verdict::Valid);
             prop_assert_eq!(check(&enc, false), Verdict::BasicWithoutTls);

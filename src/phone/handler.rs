@@ -41,7 +41,7 @@ fn text(status: StatusCode, body: &'static str) -> Resp {
 struct Asked<'a> {
     conn: &'a ConnInfo,
     method: Method,
-    uri_path: String,
+    uri: http::Uri,
     user_agent: String,
     authorization: Option<String>,
     if_none_match: Option<String>,
@@ -93,7 +93,7 @@ pub async fn handle(
     let asked = Asked {
         conn: &conn.info,
         method: req.method().clone(),
-        uri_path: req.uri().path().to_string(),
+        uri: req.uri().clone(),
         agent: parse_user_agent(&user_agent),
         user_agent,
         authorization: header_text(header::AUTHORIZATION),
@@ -106,10 +106,10 @@ pub async fn handle(
     let resp = respond(&state, &asked).await;
     state
         .metrics
-        .request(file_kind(&asked.uri_path), resp.status().as_u16());
+        .request(file_kind(asked.uri.path()), resp.status().as_u16());
     tracing::debug!(
         peer = %conn.info.peer,
-        path = %asked.uri_path,
+        path = %asked.uri.path(),
         device = ?asked.cert_mac,
         status = resp.status().as_u16(),
         "phone request"
@@ -135,14 +135,14 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let segs = match segments(&asked.uri_path) {
+    let segs = match segments(asked.uri.path()) {
         Ok(s) => s,
         Err(PathError::TooLong) => return text(StatusCode::URI_TOO_LONG, "path too long\n"),
         Err(PathError::Traversal) => {
             state.recorder.alarm(
                 AlarmKind::PathTraversal,
                 asked.source(),
-                format!("refused path {:?}", truncate(&asked.uri_path)),
+                format!("refused path {:?}", truncate(asked.uri.path())),
             );
             return text(StatusCode::BAD_REQUEST, "bad path\n");
         }
@@ -457,9 +457,11 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
         );
         return Proof::None;
     }
+    let target = asked.uri.path_and_query().map_or("/", |p| p.as_str());
     match credentials::verify(
         header,
         asked.method.as_str(),
+        target,
         cred,
         &state.nonces,
         asked.conn.tls,
