@@ -231,27 +231,42 @@ pub fn restore(
             return Err(e);
         }
     };
-    let previous = if config.data_dir.exists() {
-        let aside = config.data_dir.with_file_name(format!(
-            "{}.replaced-{}",
-            config
-                .data_dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("edgeprov-data"),
-            crate::model::now_unix()
-        ));
-        std::fs::rename(&config.data_dir, &aside).map_err(io(&config.data_dir))?;
-        Some(aside)
-    } else {
-        None
+    let previous = match swap_in(&staging, &config.data_dir) {
+        Ok(previous) => previous,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
     };
-    std::fs::rename(&staging, &config.data_dir).map_err(io(&config.data_dir))?;
     Ok(Restored {
         devices,
         previous,
         config_copy: config.data_dir.join("restored-edgeprov.toml"),
     })
+}
+
+/// Moves the data directory aside (returned) and the checked staging directory into its place.
+/// Should the second move fail, the first is undone: a failed restore never leaves the box
+/// without a data directory.
+fn swap_in(staging: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupError> {
+    if !data_dir.exists() {
+        std::fs::rename(staging, data_dir).map_err(io(data_dir))?;
+        return Ok(None);
+    }
+    let aside = data_dir.with_file_name(format!(
+        "{}.replaced-{}",
+        data_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("edgeprov-data"),
+        crate::model::now_unix()
+    ));
+    std::fs::rename(data_dir, &aside).map_err(io(data_dir))?;
+    if let Err(e) = std::fs::rename(staging, data_dir) {
+        std::fs::rename(&aside, data_dir).map_err(io(&aside))?;
+        return Err(io(data_dir)(e));
+    }
+    Ok(Some(aside))
 }
 
 fn unpack_and_check(
@@ -322,6 +337,14 @@ fn unpack_and_check(
         if !dir.join(path).exists() {
             return Err(BackupError::Missing(what));
         }
+    }
+    // Opening an empty file would make a new, empty database and "restore" no devices.
+    if std::fs::metadata(dir.join(DB))
+        .map_err(io(&dir.join(DB)))?
+        .len()
+        == 0
+    {
+        return Err(BackupError::Missing("a database (its entry is empty)"));
     }
     let devices = {
         let store = Store::open(&dir.join(DB))?;
@@ -402,5 +425,74 @@ mod tests {
             "still here"
         );
         assert_eq!(restore(&archive, &target, &|_| {}).unwrap().devices, 0);
+    }
+
+    /// The entries of `archive`, each through `change` (`None` drops it), as a new archive
+    /// without `SHA256SUMS`: a backup made before it existed.
+    fn rebuilt(archive: &[u8], change: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u8> {
+        let mut out = tar::Builder::new(Vec::new());
+        for entry in tar::Archive::new(archive).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            if name == SUMS {
+                continue;
+            }
+            if let Some(bytes) = change(&name, bytes) {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o600);
+                out.append_data(&mut header, &name, bytes.as_slice())
+                    .unwrap();
+            }
+        }
+        out.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_backup_with_an_empty_database_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let store = Store::open(&config.data_dir.join(DB)).unwrap();
+        Pki::load_or_init(&config.pki_dir(), &config.pki, &config.crl_url()).unwrap();
+        std::fs::write(config.token_path(), "edgeprov-token-0123456789").unwrap();
+        let archive = build(&store, &config).unwrap();
+        drop(store);
+        let unsummed = rebuilt(&archive, |_, bytes| Some(bytes));
+        let empty = rebuilt(&archive, |name, bytes| {
+            Some(if name == DB { Vec::new() } else { bytes })
+        });
+
+        std::fs::write(config.data_dir.join("marker"), "still here").unwrap();
+        let err = restore(&empty, &config, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains("database"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
+            "still here"
+        );
+        assert_eq!(restore(&unsummed, &config, &|_| {}).unwrap().devices, 0);
+    }
+
+    #[test]
+    fn a_failed_swap_puts_the_data_directory_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("marker"), "still here").unwrap();
+        let err = swap_in(&dir.path().join("no-such-staging"), &data).unwrap_err();
+        assert!(err.to_string().contains("data"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(data.join("marker")).unwrap(),
+            "still here"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing set aside"
+        );
     }
 }
