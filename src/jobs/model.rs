@@ -2,7 +2,7 @@
 //! what it did to each device. No I/O here: the store persists these types and the runner
 //! drives them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -191,14 +191,14 @@ impl Selection {
                 .map(|d| d.mac)
                 .collect();
         }
+        // Looked up by MAC, not by scanning: 100,000 listed MACs against as many devices would
+        // otherwise be 10^10 comparisons when the job starts.
+        let by_mac: BTreeMap<Mac, &Device> = devices.iter().map(|d| (d.mac, d)).collect();
         let mut seen = BTreeSet::new();
         self.macs
             .iter()
             .filter(|m| seen.insert(**m))
-            .filter(|m| match devices.iter().find(|d| d.mac == **m) {
-                Some(d) => self.filter.matches(d),
-                None => true,
-            })
+            .filter(|m| by_mac.get(*m).is_none_or(|d| self.filter.matches(d)))
             .copied()
             .collect()
     }
