@@ -306,6 +306,7 @@ async fn static_files_win_and_specials_are_fetched() {
     let opus = find("ENABLE_OPUS");
     assert_eq!(opus["value"], "1");
     assert_eq!(opus["file"], "46xxspecials.txt");
+    assert_eq!(eff["outcome"], "completed");
     let pw = find("FORCE_SIP_PASSWORD");
     assert_eq!(pw["value"], "********", "secrets are write-only: {pw}");
     assert_eq!(pw["file"], "c81fea83e85a.txt");
@@ -352,6 +353,27 @@ async fn static_files_win_and_specials_are_fetched() {
     assert_eq!(
         eff["settings"][1]["layer"], "",
         "from a static file, not a parameter"
+    );
+
+    // A static file that loops on a missing file: the view says where evaluation stopped
+    // instead of passing what it has off as all the phone gets.
+    upload(
+        "46xxsettings.txt",
+        Some("hq"),
+        "SET SIPDOMAIN looped.example.com\n# AGAIN\nGET missing.txt\nGOTO AGAIN\n",
+    );
+    let (_, eff) = d
+        .api("GET", &format!("/devices/{AVAYA}/effective"), None)
+        .await;
+    let outcome = eff["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("stopped at 46xxsettings.txt:") && outcome.contains("loops"),
+        "{eff}"
+    );
+    upload(
+        "46xxsettings.txt",
+        Some("hq"),
+        "SET SIPDOMAIN static.example.com\n",
     );
 
     let out = d.cli(&["render", "--mac", AVAYA, "J100Supgrade.txt"]);
@@ -432,9 +454,23 @@ fn settings_lint_and_eval_on_field_files() {
     assert!(text.contains("SIPDOMAIN=192.168.2.231\n"));
     assert!(
         text.trim_end()
-            .ends_with("# GET chain: ipo11-autogen-b.46xxsettings.txt"),
+            .ends_with("# GET chain: ipo11-autogen-b.46xxsettings.txt\n# completed"),
         "{text}"
     );
+    let dir = tempfile::tempdir().unwrap();
+    let looping = dir.path().join("loop.txt");
+    std::fs::write(&looping, "# TOP\nSET A 1\nGOTO TOP\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["settings", "eval", looping.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a chain cut short is not a success"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("# stopped at loop.txt:"), "{text}");
     let traced = std::process::Command::new(BIN)
         .args(["settings", "eval", &file, "--var", "MODEL4=J179", "--trace"])
         .output()

@@ -15,7 +15,7 @@ use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::preview;
 use crate::settings::layered::effective;
 use crate::settings::vocab;
-use crate::settings::{Vars, evaluate};
+use crate::settings::{Outcome, Vars, evaluate};
 use crate::store::MAX_STATIC_FILE;
 
 /// Checks a parameter for the store (expressible in every file) and for the vocabulary.
@@ -265,6 +265,9 @@ pub struct EffectiveView {
     /// Avaya: the files processed, in order.
     pub chain: Vec<String>,
     pub settings: Vec<EffectiveSetting>,
+    /// Avaya: how evaluating the chain ended, `completed` or why it stopped (the settings are
+    /// then only those before the stop).
+    pub outcome: String,
 }
 
 /// The evaluated settings of a device, with their origin.
@@ -306,7 +309,7 @@ pub async fn device_effective(
             Some((v, param, layer)) if v == value => (param.clone(), layer.clone()),
             _ => (String::new(), String::new()),
         };
-        let (chain, settings) = match vendor {
+        let (chain, settings, outcome) = match vendor {
             Some(Vendor::Avaya) => {
                 let entry = match ctx.device.model.to_ascii_uppercase() {
                     m if m.starts_with('K') => "K1xxSupgrade.txt",
@@ -326,9 +329,19 @@ pub async fn device_effective(
                     )
                     .with("MACADDR", mac.to_string());
                 let mut load_err = None;
+                // A GET of a missing file in a loop is asked again up to the step limit: each
+                // miss is looked up once.
+                let mut missing = std::collections::HashSet::new();
                 let eval = evaluate(entry, &vars, |name: &str| {
+                    if missing.contains(name) {
+                        return None;
+                    }
                     match preview(&store, &catalogue, mac, name) {
-                        Ok(r) => r.map(|r| r.bytes),
+                        Ok(Some(r)) => Some(r.bytes),
+                        Ok(None) => {
+                            missing.insert(name.to_string());
+                            None
+                        }
                         Err(e) => {
                             load_err = Some(e);
                             None
@@ -353,7 +366,7 @@ pub async fn device_effective(
                         }
                     })
                     .collect();
-                (eval.files, settings)
+                (eval.files, settings, eval.outcome.to_string())
             }
             Some(v @ (Vendor::Yealink | Vendor::Poly)) => {
                 let (native, _) = crate::settings::render::device_native(v, &ctx);
@@ -376,15 +389,16 @@ pub async fn device_effective(
                         }
                     })
                     .collect();
-                (vec![file], settings)
+                (vec![file], settings, Outcome::Completed.to_string())
             }
-            _ => (Vec::new(), Vec::new()),
+            _ => (Vec::new(), Vec::new(), Outcome::Completed.to_string()),
         };
         Ok(EffectiveView {
             mac,
             vendor,
             chain,
             settings,
+            outcome,
         })
     })
     .await?;

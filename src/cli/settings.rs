@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use crate::settings::{Script, Severity, Vars, evaluate, lint};
+use crate::settings::{Outcome, Script, Severity, Vars, evaluate, lint};
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCmd {
@@ -85,7 +85,8 @@ pub fn run(cmd: SettingsCmd) -> Result<bool> {
                 }
             }
             println!("# GET chain: {}", eval.files.join(" -> "));
-            Ok(true)
+            println!("# {}", eval.outcome);
+            Ok(eval.outcome == Outcome::Completed)
         }
     }
 }

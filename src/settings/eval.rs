@@ -127,6 +127,32 @@ pub enum Outcome {
     ByteLimit(Origin),
 }
 
+/// Said to an operator (the admin view, `edgeprov settings eval`), so that settings cut short
+/// by a bound are never shown as if they were all a phone gets.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Completed => f.write_str("completed"),
+            Outcome::EntryUnavailable => f.write_str("the entry file could not be loaded"),
+            Outcome::StepLimit(o) => write!(
+                f,
+                "stopped at {}:{}: too many statements, the script loops",
+                o.file, o.line
+            ),
+            Outcome::FileLimit(o) => write!(
+                f,
+                "stopped at {}:{}: too many files, the GETs form a cycle",
+                o.file, o.line
+            ),
+            Outcome::ByteLimit(o) => write!(
+                f,
+                "stopped at {}:{}: too much recorded, the script loops over long values",
+                o.file, o.line
+            ),
+        }
+    }
+}
+
 /// Everything evaluation found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
