@@ -12,10 +12,12 @@ use crate::model::{Device, Mac};
 /// The device parameter that holds a reservation.
 pub const PARAM: &str = "dhcp:address";
 
-/// The reservations, and a message for each one that cannot be honoured.
+/// The reservations, and a message for each one that cannot be honoured. `own` are this
+/// server's addresses (its server identifiers, configured or worked out from the routes).
 pub fn from_devices(
     devices: &[Device],
     subnets: &[SubnetConfig],
+    own: &[Ipv4Addr],
 ) -> (HashMap<Mac, Ipv4Addr>, Vec<String>) {
     let mut map = HashMap::new();
     let mut owner: HashMap<Ipv4Addr, Mac> = HashMap::new();
@@ -43,8 +45,8 @@ pub fn from_devices(
         // Handing a phone the gateway's or this server's own address breaks the whole subnet.
         let taken = if subnet.router == Some(ip) {
             Some("the router")
-        } else if subnet.server_id == Some(ip) {
-            Some("this server's address (server_id)")
+        } else if subnet.server_id == Some(ip) || own.contains(&ip) {
+            Some("this server's address")
         } else {
             None
         };
@@ -87,7 +89,7 @@ mod tests {
             dev(4, "x"),
             Device::new(Mac::from_octets([9; 6])),
         ];
-        let (map, problems) = from_devices(&devices, &[subnet]);
+        let (map, problems) = from_devices(&devices, &[subnet], &[]);
         assert_eq!(map.len(), 1);
         assert_eq!(
             map[&Mac::from_octets([0, 0, 0, 0, 0, 1])],
@@ -102,7 +104,7 @@ mod tests {
             "network = \"10.77.0.0/24\"\nrouter = \"10.77.0.1\"\nserver_id = \"10.77.0.2\"",
         )
         .unwrap();
-        let devices: Vec<Device> = ["10.77.0.1", "10.77.0.2"]
+        let devices: Vec<Device> = ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
             .iter()
             .enumerate()
             .map(|(n, addr)| {
@@ -111,7 +113,8 @@ mod tests {
                 d
             })
             .collect();
-        let (map, problems) = from_devices(&devices, &[subnet]);
+        // 10.77.0.3: the address the server worked out for a socket with no server_id.
+        let (map, problems) = from_devices(&devices, &[subnet], &[Ipv4Addr::new(10, 77, 0, 3)]);
         assert!(map.is_empty(), "{map:?}");
         assert!(
             problems[0].contains("10.77.0.1 is the router"),
@@ -119,6 +122,10 @@ mod tests {
         );
         assert!(
             problems[1].contains("10.77.0.2 is this server's address"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[2].contains("10.77.0.3 is this server's address"),
             "{problems:?}"
         );
     }

@@ -138,6 +138,14 @@ pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
     Ok(Bound { sockets })
 }
 
+/// Every server identifier of every socket: addresses a reservation must never hand out.
+fn own_addresses(server_ids: &[Vec<Ipv4Addr>]) -> Vec<Ipv4Addr> {
+    let mut own: Vec<Ipv4Addr> = server_ids.iter().flatten().copied().collect();
+    own.sort_unstable();
+    own.dedup();
+    own
+}
+
 /// The source address the kernel would use toward `target`: connecting a UDP socket only looks
 /// up the route, it sends nothing.
 fn route_source(target: Ipv4Addr, device: Option<&str>) -> Option<Ipv4Addr> {
@@ -192,7 +200,6 @@ impl Server {
         .map_err(|e| DhcpError::Task(e.to_string()))??;
         tracing::info!(leases = leases.len(), "DHCP leases loaded");
         engine.load(leases);
-        engine.set_reservations(reservations::from_devices(&devices, &config.subnets).0);
         let listen_ip = match config.listen {
             SocketAddr::V4(a) => *a.ip(),
             SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
@@ -229,6 +236,8 @@ impl Server {
             senders.push(sock.try_clone().map_err(DhcpError::Io)?);
             sockets.push(UdpSocket::from_std(sock).map_err(DhcpError::Io)?);
         }
+        let own = own_addresses(&server_ids);
+        engine.set_reservations(reservations::from_devices(&devices, &config.subnets, &own).0);
         Ok(Server {
             shared: Arc::new(Shared {
                 engine: Mutex::new(engine),
@@ -287,7 +296,8 @@ impl Server {
                     else {
                         continue;
                     };
-                    let (map, problems) = reservations::from_devices(&devices, &subnets);
+                    let own = own_addresses(&shared.server_ids);
+                    let (map, problems) = reservations::from_devices(&devices, &subnets, &own);
                     if problems != last_problems {
                         for p in &problems {
                             tracing::warn!("DHCP reservation ignored: {p}");
