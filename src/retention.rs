@@ -71,7 +71,7 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
 mod tests {
     use super::*;
     use crate::jobs::{Job, JobKind, JobState, Selection};
-    use crate::model::{CheckIn, Mac, Preferences};
+    use crate::model::{CheckIn, Mac};
     use crate::store::AuditEntry;
 
     #[tokio::test]
@@ -79,11 +79,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
         store
-            .put_preferences(&Preferences {
-                checkin_retention_days: 7,
-                audit_retention_days: 30,
-                ..Preferences::default()
+            .update_preferences(|p| {
+                p.checkin_retention_days = 7;
+                p.audit_retention_days = 30;
+                Ok::<(), ()>(())
             })
+            .unwrap()
             .unwrap();
         let now = 1_000 * DAY;
         for age_days in [40, 20, 1] {

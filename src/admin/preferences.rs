@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
-use crate::model::{Preferences, RETENTION_DAYS};
+use crate::model::{Preferences, RETENTION_DAYS, now_unix};
 
 pub async fn get(State(st): State<AdminState>) -> Result<Json<Preferences>, ApiError> {
     let store = st.store.clone();
@@ -51,33 +51,40 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
             )));
         }
     }
+    // Read, changed and written in one transaction: a concurrent change to another field is
+    // kept. A log filter that does not parse refuses the change and writes nothing.
     let store = st.store.clone();
-    let before = blocking(move || store.preferences()).await?;
-    let mut after = before.clone();
-    if let Some(level) = patch.log_level {
-        after.log_level = level;
-    }
-    if let Some(d) = patch.checkin_retention_days {
-        after.checkin_retention_days = d;
-    }
-    if let Some(d) = patch.audit_retention_days {
-        after.audit_retention_days = d;
-    }
-    // The level is tried first: a filter that does not parse changes nothing.
+    let config_level = st.config.log_level.clone();
+    let (before, after) = blocking(move || {
+        store.update_preferences(|p| {
+            if let Some(level) = patch.log_level {
+                p.log_level = level;
+            }
+            if let Some(d) = patch.checkin_retention_days {
+                p.checkin_retention_days = d;
+            }
+            if let Some(d) = patch.audit_retention_days {
+                p.audit_retention_days = d;
+            }
+            let level = p.log_level.as_deref().unwrap_or(&config_level);
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map(drop)
+                .map_err(|e| ApiError::BadRequest(format!("log_level: {e}")))
+        })
+    })
+    .await??;
     if after.log_level != before.log_level
         && let Some(log) = &st.log
+        && let Err(e) = log.set_level(after.log_level.as_deref().unwrap_or(&st.config.log_level))
     {
-        let level = after.log_level.as_deref().unwrap_or(&st.config.log_level);
-        log.set_level(level)
-            .map_err(|e| ApiError::BadRequest(format!("log_level: {e}")))?;
+        tracing::error!("stored log level not applied: {e}");
     }
+    // The change is stored: a failed pass is retried by the hourly one, not reported as a
+    // failed change.
     let store = st.store.clone();
-    let stored = after.clone();
-    blocking(move || {
-        store.put_preferences(&stored)?;
-        crate::retention::prune_once(&store, crate::model::now_unix())
-    })
-    .await?;
+    if let Err(e) = blocking(move || crate::retention::prune_once(&store, now_unix())).await {
+        tracing::error!(error = %e, "retention pass after a preferences change failed");
+    }
     tracing::info!(?after, "preferences changed");
     let resp = Json(&after).into_response();
     Ok(with_change(

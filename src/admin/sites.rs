@@ -128,16 +128,7 @@ pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Respons
     };
     let store = st.store.clone();
     let stored = site.clone();
-    blocking(move || {
-        if store.get_site(&stored.name)?.is_some() {
-            return Err(crate::store::StoreError::Conflict(format!(
-                "site {}",
-                stored.name
-            )));
-        }
-        store.put_site(&stored)
-    })
-    .await?;
+    blocking(move || store.create_site(&stored)).await?;
     let summary = format!("site {} created", site.name);
     let resp = (StatusCode::CREATED, Json(&site)).into_response();
     Ok(with_change(resp, summary, Value::Null, &site))
@@ -164,19 +155,14 @@ pub async fn update(
     let store = st.store.clone();
     let key = name.clone();
     let (before, after) = blocking(move || {
-        let before = store.get_site(&key)?;
-        let mut site = before.clone().unwrap_or(Site {
-            name: key.clone(),
-            ..Site::default()
-        });
-        if let Some(label) = patch.label {
-            site.label = label;
-        }
-        if let Some(allow) = patch.allow_http_auth {
-            site.allow_http_auth = allow;
-        }
-        store.put_site(&site)?;
-        Ok((before, site))
+        store.update_site(&key, |site| {
+            if let Some(label) = patch.label {
+                site.label = label;
+            }
+            if let Some(allow) = patch.allow_http_auth {
+                site.allow_http_auth = allow;
+            }
+        })
     })
     .await?;
     let resp = Json(&after).into_response();

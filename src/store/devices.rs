@@ -165,12 +165,46 @@ impl Store {
         read_all(&tx.open_table(SITES)?, "sites")
     }
 
-    pub fn put_site(&self, site: &Site) -> Result<(), StoreError> {
+    /// Adds a site record; an existing one is a conflict, never overwritten.
+    pub fn create_site(&self, site: &Site) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
-        tx.open_table(SITES)?
-            .insert(site.name.as_str(), encode(site).as_slice())?;
+        {
+            let mut sites = tx.open_table(SITES)?;
+            if sites.get(site.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("site {}", site.name)));
+            }
+            sites.insert(site.name.as_str(), encode(site).as_slice())?;
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Changes a site record inside one transaction (starting from an empty record of that
+    /// name when there is none), so a change committed meanwhile by the cloud or another
+    /// administrator is never written back over. Returns the record before and after.
+    pub fn update_site(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Site),
+    ) -> Result<(Option<Site>, Site), StoreError> {
+        let tx = self.begin_write()?;
+        let changed = {
+            let mut sites = tx.open_table(SITES)?;
+            let before: Option<Site> = match sites.get(name)? {
+                Some(v) => Some(decode("sites", name, v.value())?),
+                None => None,
+            };
+            let mut site = before.clone().unwrap_or_else(|| Site {
+                name: name.to_string(),
+                ..Site::default()
+            });
+            change(&mut site);
+            site.name = name.to_string();
+            sites.insert(name, encode(&site).as_slice())?;
+            (before, site)
+        };
+        tx.commit()?;
+        Ok(changed)
     }
 
     /// Removes a site record and its parameter layer, in one transaction; refused while a

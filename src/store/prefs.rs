@@ -1,6 +1,6 @@
 //! The runtime preferences, one JSON record.
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, decode, encode};
 use crate::model::Preferences;
@@ -19,11 +19,28 @@ impl Store {
             .unwrap_or_default())
     }
 
-    pub fn put_preferences(&self, prefs: &Preferences) -> Result<(), StoreError> {
+    /// Changes the preferences inside one transaction, so a change committed meanwhile is
+    /// never written back over. `change` may refuse (its error is returned and nothing is
+    /// written). Returns the preferences before and after.
+    pub fn update_preferences<E>(
+        &self,
+        change: impl FnOnce(&mut Preferences) -> Result<(), E>,
+    ) -> Result<Result<(Preferences, Preferences), E>, StoreError> {
         let tx = self.begin_write()?;
-        tx.open_table(PREFERENCES)?
-            .insert(KEY, encode(prefs).as_slice())?;
+        let changed = {
+            let mut table = tx.open_table(PREFERENCES)?;
+            let before: Preferences = match table.get(KEY)? {
+                Some(v) => decode("preferences", KEY, v.value())?,
+                None => Preferences::default(),
+            };
+            let mut after = before.clone();
+            if let Err(e) = change(&mut after) {
+                return Ok(Err(e));
+            }
+            table.insert(KEY, encode(&after).as_slice())?;
+            (before, after)
+        };
         tx.commit()?;
-        Ok(())
+        Ok(Ok(changed))
     }
 }
