@@ -1,6 +1,6 @@
 //! Alarms, deduplicated by kind and source.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::{ALARMS, Store, StoreError, decode, encode, read_all};
 use crate::model::{Alarm, AlarmKind, Severity};
@@ -16,6 +16,12 @@ pub struct AlarmEvent {
     pub message: String,
     pub at: i64,
 }
+
+/// Distinct alarms kept. Sources come from the network (a peer's address): beyond this, an
+/// occurrence from a source not yet alarmed is counted in its kind's alarm from
+/// [`OTHER_SOURCES`], so the table stays bounded whatever the peers do.
+pub(super) const MAX_ALARMS: u64 = 10_000;
+pub(super) const OTHER_SOURCES: &str = "other sources";
 
 fn key(kind: AlarmKind, source: &str) -> String {
     format!("{}|{}", kind.as_str(), source)
@@ -49,10 +55,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut table = tx.open_table(ALARMS)?;
         for ev in events {
-            let k = key(ev.kind, &ev.source);
-            let existing: Option<Alarm> = match table.get(k.as_str())? {
-                Some(v) => Some(decode("alarms", &k, v.value())?),
-                None => None,
+            let read = |table: &redb::Table<&str, &[u8]>, k: &str| -> Result<_, StoreError> {
+                table
+                    .get(k)?
+                    .map(|v| decode::<Alarm>("alarms", k, v.value()))
+                    .transpose()
+            };
+            let mut k = key(ev.kind, &ev.source);
+            let mut existing = read(&table, &k)?;
+            let overflow;
+            let ev = if existing.is_none() && table.len()? >= MAX_ALARMS {
+                k = key(ev.kind, OTHER_SOURCES);
+                existing = read(&table, &k)?;
+                overflow = AlarmEvent {
+                    source: OTHER_SOURCES.into(),
+                    message: format!("{}: {}", ev.source, ev.message),
+                    ..ev.clone()
+                };
+                &overflow
+            } else {
+                ev
             };
             let alarm = match existing {
                 Some(mut a) => {
@@ -75,5 +97,60 @@ impl Store {
             table.insert(k.as_str(), encode(&alarm).as_slice())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(source: String, at: i64) -> AlarmEvent {
+        AlarmEvent {
+            kind: AlarmKind::PathTraversal,
+            severity: AlarmKind::PathTraversal.severity(),
+            source,
+            message: "refused path".into(),
+            at,
+        }
+    }
+
+    /// A peer that changes its address for every request (IPv6 gives it 2^64) must not grow
+    /// the alarm table, which every alarm listing and metrics scrape reads whole.
+    #[test]
+    fn new_sources_beyond_the_bound_are_counted_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        let events: Vec<AlarmEvent> = (0..MAX_ALARMS + 5)
+            .map(|i| refusal(format!("fd00::{i:x}"), 1_000 + i as i64))
+            .collect();
+        Store::raise_alarms(&tx, &events).unwrap();
+        tx.commit().unwrap();
+        let alarms = store.list_alarms().unwrap();
+        assert_eq!(alarms.len() as u64, MAX_ALARMS + 1);
+        let other = &alarms[0];
+        assert_eq!(
+            (other.kind, other.source.as_str(), other.count),
+            (AlarmKind::PathTraversal, OTHER_SOURCES, 5)
+        );
+        assert!(other.message.contains("fd00::"), "{}", other.message);
+        // A source already alarmed is still counted under its own name.
+        let tx = store.db.begin_write().unwrap();
+        Store::raise_alarms(&tx, &[refusal("fd00::0".into(), 99_999)]).unwrap();
+        tx.commit().unwrap();
+        let alarms = store.list_alarms().unwrap();
+        assert_eq!(alarms.len() as u64, MAX_ALARMS + 1);
+        assert_eq!((alarms[0].source.as_str(), alarms[0].count), ("fd00::0", 2));
+        // Clearing makes room for a new source again (the bound counts every alarm kept).
+        for source in ["fd00::1", "fd00::2"] {
+            store
+                .clear_alarm(AlarmKind::PathTraversal, source)
+                .unwrap()
+                .unwrap();
+        }
+        let tx = store.db.begin_write().unwrap();
+        Store::raise_alarms(&tx, &[refusal("fd01::1".into(), 100_000)]).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.list_alarms().unwrap()[0].source, "fd01::1");
     }
 }
