@@ -27,19 +27,10 @@ pub struct Pruned {
 pub fn prune_once(store: &Store, now: i64) -> Result<Pruned, StoreError> {
     let prefs = store.preferences()?;
     let audit_cutoff = now - i64::from(prefs.audit_retention_days) * DAY;
-    let mut jobs = 0;
-    for job in store.list_jobs()? {
-        if job.state.is_final()
-            && job.finished.is_some_and(|t| t < audit_cutoff)
-            && store.delete_job(job.id)?.is_ok()
-        {
-            jobs += 1;
-        }
-    }
     Ok(Pruned {
         checkins: store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?,
         audit: store.prune_audit(audit_cutoff)?,
-        jobs,
+        jobs: store.prune_jobs(audit_cutoff)?,
     })
 }
 
@@ -153,5 +144,45 @@ mod tests {
         let left: Vec<u64> = store.list_jobs().unwrap().iter().map(|j| j.id).collect();
         assert_eq!(left, ids[1..]);
         assert_eq!(prune_once(&store, now).unwrap().audit, 0, "idempotent");
+    }
+
+    /// An administrator deleting an ended job while a pass runs: the pass still prunes the
+    /// rest (it failed as a whole when the job it had listed was gone by its delete).
+    #[test]
+    fn a_job_deleted_meanwhile_does_not_fail_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let now = 1_000 * DAY;
+        let ended = move || {
+            let mut job = Job::new(
+                JobKind::Delete,
+                Selection::default(),
+                now,
+                None,
+                "admin",
+                now - 500 * DAY,
+            );
+            job.state = JobState::Done;
+            job.finished = Some(now - 400 * DAY);
+            job
+        };
+        let admin = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    let id = store.create_job(ended()).unwrap().id;
+                    // Either this delete or the pass's removes it.
+                    match store.delete_job(id) {
+                        Ok(r) => drop(r.unwrap()),
+                        Err(e) => assert!(matches!(e, StoreError::NotFound(_)), "{e}"),
+                    }
+                }
+            })
+        };
+        while !admin.is_finished() {
+            prune_once(&store, now).expect("a pass while jobs are deleted");
+        }
+        admin.join().unwrap();
+        assert!(store.list_jobs().unwrap().is_empty());
     }
 }

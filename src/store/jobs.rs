@@ -207,6 +207,37 @@ impl Store {
         Ok(Some(job))
     }
 
+    /// Deletes every ended job that finished before `cutoff`, with its results, in one
+    /// transaction (a job an administrator deletes meanwhile is simply not there); returns how
+    /// many.
+    pub fn prune_jobs(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let tx = self.begin_write()?;
+        let removed = {
+            let mut jobs = tx.open_table(JOBS)?;
+            let mut doomed = Vec::new();
+            for row in jobs.iter()? {
+                let (k, v) = row?;
+                let job: Job = decode("jobs", &k.value().to_string(), v.value())?;
+                if job.state.is_final() && job.finished.is_some_and(|t| t < cutoff) {
+                    doomed.push(k.value());
+                }
+            }
+            let mut results = tx.open_table(JOB_RESULTS)?;
+            for &id in &doomed {
+                jobs.remove(id)?;
+                results.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            }
+            doomed.len() as u64
+        };
+        if removed == 0 {
+            // Nothing changed: no commit, and the generation stays.
+            tx.abort()?;
+        } else {
+            tx.commit()?;
+        }
+        Ok(removed)
+    }
+
     /// Deletes a job and its results; refused while it runs.
     pub fn delete_job(&self, id: JobId) -> Result<Result<Job, JobError>, StoreError> {
         let tx = self.begin_write()?;
