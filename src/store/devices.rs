@@ -225,9 +225,13 @@ impl Store {
             }
             let mut sites = tx.open_table(SITES)?;
             let old = sites.remove(name)?;
-            let removed = old
+            // No record: "not found", and the layer (which can be set without one) stays.
+            let Some(removed) = old
                 .map(|v| decode::<Site>("sites", name, v.value()))
-                .transpose()?;
+                .transpose()?
+            else {
+                return Ok(None);
+            };
             tx.open_table(LAYERS)?.remove(
                 crate::model::Layer::Site(name.to_string())
                     .to_string()
@@ -236,7 +240,7 @@ impl Store {
             removed
         };
         tx.commit()?;
-        Ok(removed)
+        Ok(Some(removed))
     }
 }
 
@@ -363,5 +367,28 @@ mod snapshot_tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.devices_snapshot().unwrap()[4].label, "lobby");
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+    use crate::model::{Layer, ParamSet};
+
+    /// Deleting a site that has no record answers "not found" and changes nothing: its
+    /// parameter layer (set without a record) stays.
+    #[test]
+    fn deleting_a_site_without_a_record_keeps_its_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let layer = Layer::Site("branch".into());
+        let mut set = ParamSet::default();
+        set.params
+            .insert("SIPDOMAIN".into(), "branch.example".into());
+        store.put_layer(&layer, &set).unwrap();
+        let before = store.generation();
+        assert!(store.delete_site("branch").unwrap().is_none());
+        assert_eq!(store.get_layer(&layer).unwrap(), set);
+        assert_eq!(store.generation(), before, "nothing was written");
     }
 }
