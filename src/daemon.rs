@@ -19,7 +19,7 @@ use crate::firmware::{Firmware, FirmwareError};
 use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
 use crate::pki::{LiveCerts, PkiError};
-use crate::reload::Reloader;
+use crate::reload::{Reloader, RunningConfig};
 use crate::serve::{ConnInfo, ConnectionLimit, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
 
@@ -213,6 +213,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         metrics.clone(),
         &config.phone,
     );
+    let running = RunningConfig::new(config.clone());
     let admin_state = AdminState {
         store: store.clone(),
         recorder: recorder.clone(),
@@ -224,7 +225,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
         dns: dns_stats.clone(),
-        config: Arc::new(config.clone()),
+        config: running.clone(),
         metrics: metrics.clone(),
         log: log.clone(),
     };
@@ -347,7 +348,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     crate::notify::ready(&status);
     let mut reloader = Reloader {
         source: loaded.source.clone(),
-        current: config.clone(),
+        current: running,
         certs,
         log,
         store: store.clone(),

@@ -3,15 +3,34 @@
 //! does not load (or whose PKI does not) is refused with a log line and the running one kept.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
 use crate::logging::LogControl;
 use crate::pki::LiveCerts;
 
+/// The configuration as last loaded, at start or by a reload: what the admin API works from
+/// (the level a cleared runtime log level returns to, the copy a backup carries).
+#[derive(Clone)]
+pub struct RunningConfig(Arc<RwLock<Arc<Config>>>);
+
+impl RunningConfig {
+    pub fn new(config: Config) -> RunningConfig {
+        RunningConfig(Arc::new(RwLock::new(Arc::new(config))))
+    }
+
+    pub fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, config: Config) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+}
+
 pub struct Reloader {
     pub source: Option<PathBuf>,
-    pub current: Config,
+    pub current: RunningConfig,
     /// The certificates and the TLS configurations the listeners read (shared with the admin
     /// API, whose certificate changes go through the same path).
     pub certs: Arc<LiveCerts>,
@@ -99,13 +118,13 @@ impl Reloader {
         {
             tracing::warn!("log level not changed: {e}");
         }
-        for key in restart_needed(&self.current, &new) {
+        for key in restart_needed(&self.current.get(), &new) {
             tracing::warn!(
                 key,
                 "changed in the configuration; takes effect after a restart"
             );
         }
-        self.current = new;
+        self.current.set(new);
         tracing::info!("configuration and certificates reloaded");
         true
     }

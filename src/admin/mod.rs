@@ -53,8 +53,8 @@ pub struct AdminState {
     pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
     pub dns: Arc<crate::dns::Stats>,
-    /// The running configuration (backups carry it).
-    pub config: Arc<crate::config::Config>,
+    /// The running configuration, as last (re)loaded (backups carry it).
+    pub config: crate::reload::RunningConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Changes the log level at runtime (absent when logging was set up elsewhere, as in tests
     /// of the library).
@@ -383,7 +383,7 @@ async fn backup(
                 .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be text".into()))
         })
         .transpose()?;
-    let (store, config) = (st.store.clone(), st.config.clone());
+    let (store, config) = (st.store.clone(), st.config.get());
     let bytes = tokio::task::spawn_blocking(move || {
         crate::backup::build(&store, &config)
             .map(|archive| crate::backup::seal(archive, passphrase.as_deref()))

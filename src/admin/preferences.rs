@@ -54,7 +54,8 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
     // Read, changed and written in one transaction: a concurrent change to another field is
     // kept. A log filter that does not parse refuses the change and writes nothing.
     let store = st.store.clone();
-    let config_level = st.config.log_level.clone();
+    let config_level = st.config.get().log_level.clone();
+    let fallback = config_level.clone();
     let (before, after) = blocking(move || {
         store.update_preferences(|p| {
             if let Some(level) = patch.log_level {
@@ -66,7 +67,7 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
             if let Some(d) = patch.audit_retention_days {
                 p.audit_retention_days = d;
             }
-            let level = p.log_level.as_deref().unwrap_or(&config_level);
+            let level = p.log_level.as_deref().unwrap_or(&fallback);
             tracing_subscriber::EnvFilter::try_new(level)
                 .map(drop)
                 .map_err(|e| ApiError::BadRequest(format!("log_level: {e}")))
@@ -75,7 +76,7 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
     .await??;
     if after.log_level != before.log_level
         && let Some(log) = &st.log
-        && let Err(e) = log.set_level(after.log_level.as_deref().unwrap_or(&st.config.log_level))
+        && let Err(e) = log.set_level(after.log_level.as_deref().unwrap_or(&config_level))
     {
         tracing::error!("stored log level not applied: {e}");
     }
