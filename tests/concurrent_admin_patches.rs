@@ -89,3 +89,37 @@ async fn concurrent_preference_patches_keep_both_fields() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_parameter_patches_of_one_layer_keep_both() {
+    let d = Daemon::start();
+    for round in 0..ROUNDS {
+        let (a, b) = tokio::join!(
+            d.api(
+                "PATCH",
+                "/params/site:hq",
+                Some(json!({"params": {"SIPDOMAIN": format!("r{round}.example")}}))
+            ),
+            d.api(
+                "PATCH",
+                "/params/site:hq",
+                Some(json!({"params": {"NTPSRVR": format!("10.0.0.{round}")}}))
+            ),
+        );
+        assert_eq!(a.0, 200, "{}", a.1);
+        assert_eq!(b.0, 200, "{}", b.1);
+        let (status, layer) = d.api("GET", "/params/site:hq", None).await;
+        assert_eq!(status, 200, "{layer}");
+        assert_eq!(
+            (
+                layer["params"]["SIPDOMAIN"].as_str(),
+                layer["params"]["NTPSRVR"].as_str()
+            ),
+            (
+                Some(format!("r{round}.example").as_str()),
+                Some(format!("10.0.0.{round}").as_str())
+            ),
+            "round {round}: one of the two patches was lost"
+        );
+    }
+}

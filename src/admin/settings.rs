@@ -84,21 +84,19 @@ pub async fn patch_layer(
     let store = st.store.clone();
     let key = l.clone();
     let (before, set) = blocking(move || {
-        let mut set = store.get_layer(&key)?;
-        let before = set.clone();
-        for (map, changes) in [
-            (&mut set.params, patch.params),
-            (&mut set.secrets, patch.secrets),
-        ] {
-            for (k, v) in changes {
-                match v {
-                    Some(v) => map.insert(k, v),
-                    None => map.remove(&k),
-                };
+        store.update_layer(&key, |set| {
+            for (map, changes) in [
+                (&mut set.params, patch.params),
+                (&mut set.secrets, patch.secrets),
+            ] {
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => map.insert(k, v),
+                        None => map.remove(&k),
+                    };
+                }
             }
-        }
-        store.put_layer(&key, &set)?;
-        Ok((before, set))
+        })
     })
     .await?;
     tracing::info!(layer = %l, "parameters changed");

@@ -373,7 +373,7 @@ mod snapshot_tests {
 #[cfg(test)]
 mod site_tests {
     use super::*;
-    use crate::model::{Layer, ParamSet};
+    use crate::model::Layer;
 
     /// Deleting a site that has no record answers "not found" and changes nothing: its
     /// parameter layer (set without a record) stays.
@@ -382,10 +382,12 @@ mod site_tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let layer = Layer::Site("branch".into());
-        let mut set = ParamSet::default();
-        set.params
-            .insert("SIPDOMAIN".into(), "branch.example".into());
-        store.put_layer(&layer, &set).unwrap();
+        let (_, set) = store
+            .update_layer(&layer, |set| {
+                set.params
+                    .insert("SIPDOMAIN".into(), "branch.example".into());
+            })
+            .unwrap();
         let before = store.generation();
         assert!(store.delete_site("branch").unwrap().is_none());
         assert_eq!(store.get_layer(&layer).unwrap(), set);

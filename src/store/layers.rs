@@ -73,19 +73,33 @@ impl Store {
             .unwrap_or_default())
     }
 
-    pub fn put_layer(&self, layer: &Layer, set: &ParamSet) -> Result<(), StoreError> {
+    /// Changes one layer in one transaction and returns it before and after: a change made
+    /// meanwhile by another writer is built on, never put back. An emptied layer is removed.
+    pub fn update_layer(
+        &self,
+        layer: &Layer,
+        change: impl FnOnce(&mut ParamSet),
+    ) -> Result<(ParamSet, ParamSet), StoreError> {
         let tx = self.begin_write()?;
-        {
+        let changed = {
             let mut table = tx.open_table(LAYERS)?;
             let key = layer.to_string();
+            let before: ParamSet = table
+                .get(key.as_str())?
+                .map(|v| decode("layers", &key, v.value()))
+                .transpose()?
+                .unwrap_or_default();
+            let mut set = before.clone();
+            change(&mut set);
             if set.params.is_empty() && set.secrets.is_empty() {
                 table.remove(key.as_str())?;
             } else {
-                table.insert(key.as_str(), encode(set).as_slice())?;
+                table.insert(key.as_str(), encode(&set).as_slice())?;
             }
-        }
+            (before, set)
+        };
         tx.commit()?;
-        Ok(())
+        Ok(changed)
     }
 
     pub fn device_context(&self, mac: Mac) -> Result<Option<DeviceContext>, StoreError> {
