@@ -47,6 +47,7 @@ pub struct StormArgs {
     /// Phones booting at the same time.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// The phones' vendor: its User-Agent, boot sequence and file formats.
     #[arg(long, value_enum, default_value_t = Vendor::Avaya)]
     pub vendor: Vendor,
     /// CA certificate (PEM) that signs the phones' certificates and the server's.
@@ -336,7 +337,14 @@ async fn storm(
                         break;
                     };
                     if let Some(rate) = rate {
-                        let at = started + Duration::from_secs_f64(i as f64 / rate);
+                        // A phone whose turn comes after the deadline is not started: waiting
+                        // for it would run the storm past --duration (a tiny rate puts its turn
+                        // beyond what a Duration can hold).
+                        let at = Duration::try_from_secs_f64(i as f64 / rate)
+                            .ok()
+                            .and_then(|offset| started.checked_add(offset))
+                            .filter(|at| *at < deadline);
+                        let Some(at) = at else { break };
                         tokio::time::sleep_until(at.into()).await;
                     }
                     if Instant::now() >= deadline {
