@@ -89,6 +89,7 @@ enum Remote {
     Prefs(PrefsCmd),
     /// Take a consistent backup (database, PKI, token, configuration) from the running daemon.
     Backup {
+        /// The file to write the backup to (mode 0600).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// A file whose first line is a passphrase to encrypt the backup with.
@@ -97,11 +98,13 @@ enum Remote {
     },
     /// The audit log: every change and every refused attempt, newest first.
     Audit {
+        /// Only entries of this user (a token's user, or "anonymous" for refused tokens).
         #[arg(long)]
         who: Option<String>,
         /// Only requests whose path starts with this (e.g. /api/v1/devices).
         #[arg(long)]
         resource: Option<String>,
+        /// Show at most this many entries.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -122,8 +125,10 @@ enum Remote {
     Job(JobCmd),
     /// Print what device MAC would get for file NAME, its secret values shown as ********.
     Render {
+        /// The device's MAC address.
         #[arg(long)]
         mac: String,
+        /// The file the phone asks for (46xxsettings.txt, {mac}.txt, y000000000028.cfg, …).
         name: String,
     },
 }
@@ -136,10 +141,24 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edgeprov: {e:#}");
+            eprintln!("edgeprov: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause the text already ends with (many
+/// errors name their source in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(args: Cli) -> anyhow::Result<ExitCode> {
@@ -147,7 +166,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
     let remote = match args.command {
         // Local files only: no config, daemon or runtime needed.
         Command::Settings(cmd) => {
-            return Ok(if cli::settings::run(cmd)? {
+            return Ok(if cli::settings::run(cmd, out)? {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -167,7 +186,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let loaded = Config::discover(args.config.as_deref())?;
             if !cmd.needs_api() {
                 // Option definitions come from the config alone.
-                cli::dhcp::options(cmd, &loaded.config)?;
+                cli::dhcp::options(cmd, &loaded.config, out)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -249,8 +268,18 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Render { mac, name } => {
                 let mac = edgeprov::model::Mac::parse(&mac)?;
                 let bytes = api
-                    .get_bytes(&format!("/devices/{mac}/files/{name}"))
+                    .get_bytes(&format!(
+                        "/devices/{mac}/files/{}",
+                        cli::client::encode(&name)
+                    ))
                     .await?;
+                if out.json {
+                    let content = String::from_utf8(bytes.to_vec())
+                        .map_err(|_| anyhow::anyhow!("{name} is not text: leave out --json"))?;
+                    return out.print_json(
+                        &serde_json::json!({"mac": mac, "name": name, "content": content}),
+                    );
+                }
                 use std::io::Write;
                 std::io::stdout().write_all(&bytes)?;
                 Ok(())
@@ -258,4 +287,37 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and every option has a line of help (the README promises `edgeprov
+    /// COMMAND --help` documents them all).
+    #[test]
+    fn every_command_and_option_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                // Options only: a positional argument is named in the usage line.
+                if matches!(id, "help" | "version") || arg.is_positional() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "edgeprov", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:#?}");
+    }
 }

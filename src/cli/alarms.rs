@@ -34,9 +34,10 @@ pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
     if let Some(AlarmCmd::Clear { kind, source }) = args.cmd {
         api.post("/alarms/clear", &json!({"kind": kind, "source": source}))
             .await?;
-        if !out.json {
-            println!("alarm {kind} from {source} cleared");
+        if out.json {
+            return out.print_json(&json!({"cleared": {"kind": kind, "source": source}}));
         }
+        println!("alarm {kind} from {source} cleared");
         return Ok(());
     }
     let query: Vec<String> = [

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::store::AuditEntry;
 
@@ -15,10 +15,10 @@ pub async fn run(
 ) -> Result<()> {
     let mut query = vec![format!("limit={limit}")];
     if let Some(w) = who {
-        query.push(format!("who={w}"));
+        query.push(format!("who={}", encode(&w)));
     }
     if let Some(r) = resource {
-        query.push(format!("resource={r}"));
+        query.push(format!("resource={}", encode(&r)));
     }
     let value = api.get(&format!("/audit?{}", query.join("&"))).await?;
     if out.json {

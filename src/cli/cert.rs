@@ -9,7 +9,7 @@ use base64::Engine;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table, time_text};
 use crate::pki::{CertInfo, CertOverview, RootInfo};
 
@@ -88,7 +88,8 @@ pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
             roots(added, out)
         }
         CertCmd::Root(RootCmd::Remove { fingerprint }) => {
-            api.delete(&format!("/certs/roots/{fingerprint}")).await?;
+            api.delete(&format!("/certs/roots/{}", encode(&fingerprint)))
+                .await?;
             if out.json {
                 return out.print_json(&json!({ "removed": fingerprint }));
             }

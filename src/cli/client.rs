@@ -73,16 +73,6 @@ impl ApiClient {
         self.raw(Method::GET, path, Bytes::new()).await
     }
 
-    /// A POST of raw bytes whose answer is JSON even when refused (imports report every bad
-    /// row): returns whether it succeeded, and the answer.
-    pub async fn post_bytes(&self, path: &str, body: Vec<u8>) -> Result<(bool, Value)> {
-        let (status, bytes) = self.exchange(Method::POST, path, Bytes::from(body)).await?;
-        if status == StatusCode::UNAUTHORIZED {
-            bail!("admin API refused the token");
-        }
-        Ok((status.is_success(), json_of(&bytes)?))
-    }
-
     /// A PUT of raw bytes (file uploads).
     pub async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<Value> {
         let bytes = self.raw(Method::PUT, path, Bytes::from(body)).await?;
@@ -126,7 +116,8 @@ impl ApiClient {
         self.exchange_with(method, path, payload, None, None).await
     }
 
-    /// A POST of raw bytes, like [`ApiClient::post_bytes`], drawing the upload's progress.
+    /// A POST of raw bytes whose answer is JSON even when refused (imports report every bad
+    /// row), drawing the upload's progress: returns whether it succeeded, and the answer.
     pub async fn post_bytes_progress(
         &self,
         path: &str,
@@ -136,10 +127,7 @@ impl ApiClient {
         let (status, bytes) = self
             .exchange_with(Method::POST, path, Bytes::from(body), None, Some(progress))
             .await?;
-        if status == StatusCode::UNAUTHORIZED {
-            bail!("admin API refused the token");
-        }
-        Ok((status.is_success(), json_of(&bytes)?))
+        refused_report(status, bytes)
     }
 
     /// A GET of a file with one extra header, drawing the download's progress.
@@ -159,17 +147,47 @@ impl ApiClient {
 /// A non-2xx answer becomes an error carrying the API's message.
 fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
     if !status.is_success() {
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let msg = value
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no detail");
+        let msg = error_message(&bytes);
         if status == StatusCode::UNAUTHORIZED {
             bail!("admin API refused the token: {msg}");
         }
         bail!("{msg} (HTTP {})", status.as_u16());
     }
     Ok(bytes)
+}
+
+/// Longest part of a refusal's plain-text body shown in an error.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// What a refusal says: the `error` field of a JSON body, else the body's text (a refused query
+/// string is answered in plain text, naming the field).
+fn error_message(bytes: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes)
+        && let Some(msg) = value.get("error").and_then(Value::as_str)
+    {
+        return msg.to_string();
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    if text.is_empty() {
+        return "no detail".into();
+    }
+    match text.char_indices().nth(MAX_ERROR_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// One path segment or query value, percent-encoded, so a name with a space, `/`, `?` or `#`
+/// reaches the API as that name instead of breaking the request line or naming another route.
+pub fn encode(text: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b':');
+    percent_encoding::utf8_percent_encode(text, KEEP).to_string()
 }
 
 impl ApiClient {
@@ -283,6 +301,20 @@ impl hyper::body::Body for Upload {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         hyper::body::SizeHint::with_exact((self.data.len() - self.sent) as u64)
+    }
+}
+
+/// The answer of a POST whose refusals carry a report (imports): a refusal without one (wrong
+/// token, bad query, a body too large) becomes an error with the API's message.
+fn refused_report(status: StatusCode, bytes: Bytes) -> Result<(bool, Value)> {
+    if status.is_success() {
+        return Ok((true, json_of(&bytes)?));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if status != StatusCode::UNAUTHORIZED && value.get("error").is_none() => {
+            Ok((false, value))
+        }
+        _ => check(status, bytes).map(|_| (false, Value::Null)),
     }
 }
 

@@ -34,7 +34,10 @@ pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         CloudCmd::Status => api.get("/sync").await?,
         CloudCmd::Sync => {
-            api.post("/sync/now", &json!({})).await?;
+            let answer = api.post("/sync/now", &json!({})).await?;
+            if out.json {
+                return out.print_json(&json!({ "requested": true, "answer": answer }));
+            }
             println!("sync requested");
             return Ok(());
         }

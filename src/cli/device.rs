@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::admin::DeviceView;
 use crate::model::Mac;
@@ -15,16 +15,22 @@ use crate::model::Mac;
 pub enum DeviceCmd {
     /// Add a device to the inventory.
     Add {
+        /// The device's MAC address, any spelling (001122aabbcc, 00:11:22:AA:BB:CC, …).
         #[arg(long)]
         mac: String,
+        /// The phone model (J179, T54W, …); selects the model parameter layer.
         #[arg(long)]
         model: Option<String>,
+        /// The serial number, for the inventory.
         #[arg(long)]
         serial: Option<String>,
+        /// The site the device belongs to; selects the site:NAME parameter layer.
         #[arg(long)]
         site: Option<String>,
+        /// The device's group; selects the group:NAME parameter layer.
         #[arg(long)]
         group: Option<String>,
+        /// Free text shown in listings (desk, user).
         #[arg(long)]
         label: Option<String>,
         /// A parameter, NAME=VALUE (repeatable).
@@ -41,10 +47,13 @@ pub enum DeviceCmd {
         /// mac, model, site, group, label, last_seen, created, updated
         #[arg(long)]
         sort: Option<String>,
+        /// Sort in descending order.
         #[arg(long)]
         desc: bool,
+        /// Show at most this many devices.
         #[arg(long)]
         limit: Option<usize>,
+        /// Skip this many devices first (for paging).
         #[arg(long, default_value_t = 0)]
         offset: usize,
     },
@@ -61,8 +70,9 @@ pub enum DeviceCmd {
     },
     /// Export the inventory (secret values are never exported).
     Export {
-        #[arg(long, default_value = "csv")]
-        format: String,
+        /// csv or json (default: csv, or json with --json).
+        #[arg(long)]
+        format: Option<String>,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -74,6 +84,7 @@ pub enum DeviceCmd {
     /// The device's check-ins, newest first.
     History {
         mac: String,
+        /// Show at most this many check-ins.
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -141,8 +152,16 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             Ok(())
         }
         DeviceCmd::Export { format, out: path } => {
+            let format = match format {
+                Some(f) if out.json && f != "json" => {
+                    bail!("--json exports JSON: leave out --format {f}, or --json")
+                }
+                Some(f) => f,
+                None if out.json => "json".into(),
+                None => "csv".into(),
+            };
             let bytes = api
-                .get_bytes(&format!("/devices/export?format={format}"))
+                .get_bytes(&format!("/devices/export?format={}", encode(&format)))
                 .await?;
             match path {
                 Some(p) => std::fs::write(&p, &bytes)
@@ -282,7 +301,10 @@ async fn import(
     ));
     let result = api
         .post_bytes_progress(
-            &format!("/devices/import?format={format}&dry_run={dry_run}"),
+            &format!(
+                "/devices/import?format={}&dry_run={dry_run}",
+                encode(&format)
+            ),
             bytes,
             progress,
         )

@@ -13,8 +13,10 @@ use crate::dhcp::external;
 pub enum DhcpCmd {
     /// List leases (stored: acknowledged, released and declined).
     Leases {
+        /// Only this device's leases.
         #[arg(long)]
         mac: Option<String>,
+        /// Only the lease of this address.
         #[arg(long)]
         ip: Option<String>,
         /// offered, bound, released, declined or expired.
@@ -81,7 +83,7 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
     Ok(())
 }
 
-pub fn options(cmd: DhcpCmd, config: &Config) -> Result<()> {
+pub fn options(cmd: DhcpCmd, config: &Config, out: Output) -> Result<()> {
     let DhcpCmd::Options { format } = cmd else {
         bail!("not an options command");
     };
@@ -90,6 +92,7 @@ pub fn options(cmd: DhcpCmd, config: &Config) -> Result<()> {
         Some(f) => vec![f],
         None => external::FORMATS.to_vec(),
     };
+    let mut texts = serde_json::Map::new();
     for (i, f) in formats.iter().enumerate() {
         let Some(text) = external::render(f, &url, config.dhcp.sson_option, config.dhcp.url_option)
         else {
@@ -98,10 +101,17 @@ pub fn options(cmd: DhcpCmd, config: &Config) -> Result<()> {
                 external::FORMATS.join(", ")
             );
         };
+        if out.json {
+            texts.insert(f.to_string(), text.into());
+            continue;
+        }
         if i > 0 {
             println!();
         }
         print!("{text}");
+    }
+    if out.json {
+        out.print_json(&texts.into())?;
     }
     Ok(())
 }

@@ -29,19 +29,21 @@ pub enum DnsCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum RecordsCmd {
+    /// List the records added through the admin API.
     List,
+    /// Add a record inside the served domain; answered at once.
     Add {
         name: String,
         /// A, AAAA, CNAME, SRV, TXT or PTR.
         #[arg(value_name = "TYPE")]
         rtype: String,
         value: String,
+        /// Time to live in seconds.
         #[arg(long, default_value_t = 300)]
         ttl: u32,
     },
-    Remove {
-        id: u64,
-    },
+    /// Remove a record by its id (as listed).
+    Remove { id: u64 },
 }
 
 pub async fn run(cmd: DnsCmd, config: &Config, out: Output) -> Result<()> {
@@ -68,6 +70,10 @@ async fn records(cmd: RecordsCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         RecordsCmd::Remove { id } => {
             api.delete(&format!("/dns/records/{id}")).await?;
+            if out.json {
+                return out.print_json(&json!({ "removed": id }));
+            }
+            println!("removed DNS record {id}");
             return Ok(());
         }
     };

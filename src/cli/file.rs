@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::admin::StaticFileView;
+use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum FileCmd {
@@ -17,20 +18,24 @@ pub enum FileCmd {
     /// Upload FILE as NAME (box-wide, or for one site with --site).
     Put {
         name: String,
+        /// The local file to upload.
         #[arg(long = "from", value_name = "FILE")]
         from: PathBuf,
+        /// Only for this site's phones (default: every phone).
         #[arg(long)]
         site: Option<String>,
     },
     /// Print a static file.
     Get {
         name: String,
+        /// The site's file instead of the box-wide one.
         #[arg(long)]
         site: Option<String>,
     },
     /// Delete a static file.
     Rm {
         name: String,
+        /// The site's file instead of the box-wide one.
         #[arg(long)]
         site: Option<String>,
     },
@@ -38,7 +43,7 @@ pub enum FileCmd {
 
 fn query(site: &Option<String>) -> String {
     site.as_ref()
-        .map(|s| format!("?site={s}"))
+        .map(|s| format!("?site={}", encode(s)))
         .unwrap_or_default()
 }
 
@@ -70,7 +75,7 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
             let bytes =
                 std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
             let v = api
-                .put_bytes(&format!("/files/{name}{}", query(&site)), bytes)
+                .put_bytes(&format!("/files/{}{}", encode(&name), query(&site)), bytes)
                 .await?;
             if out.json {
                 return out.print_json(&v);
@@ -79,13 +84,25 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         FileCmd::Get { name, site } => {
             let bytes = api
-                .get_bytes(&format!("/files/{name}{}", query(&site)))
+                .get_bytes(&format!("/files/{}{}", encode(&name), query(&site)))
                 .await?;
+            if out.json {
+                let content = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| anyhow::anyhow!("{name} is not text: leave out --json"))?;
+                return out.print_json(&json!({
+                    "name": name,
+                    "site": site.unwrap_or_default(),
+                    "content": content,
+                }));
+            }
             std::io::stdout().write_all(&bytes)?;
         }
         FileCmd::Rm { name, site } => {
-            api.delete(&format!("/files/{name}{}", query(&site)))
+            api.delete(&format!("/files/{}{}", encode(&name), query(&site)))
                 .await?;
+            if out.json {
+                return out.print_json(&json!({"removed": name, "site": site.unwrap_or_default()}));
+            }
             println!("removed {name}");
         }
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 
 /// Bytes per upload request: each is one resumable step, and memory stays at one chunk.
@@ -22,12 +22,16 @@ pub enum FirmwareCmd {
     Add {
         /// File name phones ask for.
         file: String,
+        /// The models this release is for, comma-separated (J179,J189).
         #[arg(long, required = true, value_delimiter = ',')]
         models: Vec<String>,
+        /// The release's version, compared by the policies.
         #[arg(long)]
         version: String,
+        /// The image's SHA-256 (64 lower-case hex digits); every copy is checked against it.
         #[arg(long)]
         sha256: String,
+        /// The image's size in bytes, checked before the hash.
         #[arg(long)]
         size: Option<u64>,
         /// Upstream URL (repeat for mirrors).
@@ -37,12 +41,15 @@ pub enum FirmwareCmd {
     /// Remove a release (and its cached image); with --image-only keep the release.
     Rm {
         file: String,
+        /// Drop only the cached image; keep the release in the catalogue.
         #[arg(long)]
         image_only: bool,
     },
     /// Upload an image for a release in the catalogue; resumes where a broken upload stopped.
     Upload {
+        /// The release's file name in the catalogue.
         file: String,
+        /// The local image file to upload.
         #[arg(long = "from", value_name = "PATH")]
         from: PathBuf,
     },
@@ -118,11 +125,15 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
             println!("added {file}");
         }
         FirmwareCmd::Rm { file, image_only } => {
+            let what = if image_only { "images" } else { "releases" };
+            api.delete(&format!("/firmware/{what}/{}", encode(&file)))
+                .await?;
+            if out.json {
+                return out.print_json(&json!({ "removed": file, "image_only": image_only }));
+            }
             if image_only {
-                api.delete(&format!("/firmware/images/{file}")).await?;
                 println!("removed the cached image of {file}");
             } else {
-                api.delete(&format!("/firmware/releases/{file}")).await?;
                 println!("removed {file}");
             }
         }
@@ -152,7 +163,10 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
                 body.insert(model.trim().to_string(), json!(policy.trim()));
             }
             let v = api
-                .put_json(&format!("/firmware/policies/{scope}"), &Value::Object(body))
+                .put_json(
+                    &format!("/firmware/policies/{}", encode(&scope)),
+                    &Value::Object(body),
+                )
                 .await?;
             if out.json {
                 return out.print_json(&v);
@@ -185,18 +199,22 @@ async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Res
         .with_context(|| format!("{file} is not in the catalogue (add it first)"))?["partial_bytes"]
         .as_u64()
         .unwrap_or(0);
-    let mut f =
-        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
-    let total = f.metadata()?.len();
+    let cannot_read = || format!("cannot read {}", from.display());
+    let mut f = std::fs::File::open(from).with_context(cannot_read)?;
+    let meta = f.metadata().with_context(cannot_read)?;
+    if !meta.is_file() {
+        bail!("cannot read {}: not a file", from.display());
+    }
+    let total = meta.len();
     if offset > total {
         offset = 0;
     }
-    f.seek(SeekFrom::Start(offset))?;
+    f.seek(SeekFrom::Start(offset)).with_context(cannot_read)?;
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     loop {
         let mut n = 0;
         while n < buf.len() {
-            let r = f.read(&mut buf[n..])?;
+            let r = f.read(&mut buf[n..]).with_context(cannot_read)?;
             if r == 0 {
                 break;
             }
@@ -204,7 +222,7 @@ async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Res
         }
         let v = api
             .put_bytes(
-                &format!("/firmware/images/{file}?offset={offset}"),
+                &format!("/firmware/images/{}?offset={offset}", encode(file)),
                 buf[..n].to_vec(),
             )
             .await?;

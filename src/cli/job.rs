@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::jobs::{DeviceResult, Job, JobState};
 
@@ -103,7 +103,10 @@ pub fn parse_at(text: &str, now: i64) -> Result<i64> {
             "d" => 86_400,
             _ => bail!("--at {text:?}: the unit must be s, m, h or d"),
         };
-        return Ok(now + n * scale);
+        return n
+            .checked_mul(scale)
+            .and_then(|secs| now.checked_add(secs))
+            .ok_or_else(|| anyhow!("--at {text:?}: too far in the future"));
     }
     if let Ok(t) = text.parse::<i64>() {
         return Ok(t);
@@ -170,6 +173,10 @@ impl CreateArgs {
             body.insert("at".into(), parse_at(at, crate::model::now_unix())?.into());
         }
         if let Some(r) = self.rate {
+            // JSON has no NaN or infinity: serde_json would send null, which means unlimited.
+            if !r.is_finite() {
+                bail!("--rate {r}: expected a number of devices per second");
+            }
             body.insert("rate".into(), r.into());
         }
         Ok(body.into())
@@ -180,7 +187,7 @@ pub async fn run(cmd: JobCmd, api: &ApiClient, out: Output) -> Result<()> {
     match cmd {
         JobCmd::List { state } => {
             let path = match state {
-                Some(s) => format!("/jobs?state={s}"),
+                Some(s) => format!("/jobs?state={}", encode(&s)),
                 None => "/jobs".into(),
             };
             let list = api.get(&path).await?;
@@ -373,7 +380,47 @@ fn show(value: Value, out: Output) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_at;
+    use super::{CreateArgs, parse_at};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        create: CreateArgs,
+    }
+
+    fn create(args: &[&str]) -> CreateArgs {
+        let mut argv = vec!["create"];
+        argv.extend_from_slice(args);
+        Cli::parse_from(argv).create
+    }
+
+    #[test]
+    fn at_refuses_a_time_past_the_clock_range() {
+        for text in [
+            "+9223372036854775807d",
+            "+2562047788015216h",
+            "+9223372036854775807",
+        ] {
+            let err = parse_at(text, 1_700_000_000).unwrap_err().to_string();
+            assert!(err.contains("--at") && err.contains(text), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn rate_that_json_cannot_carry_is_refused() {
+        for rate in ["NaN", "inf"] {
+            let err = create(&["activate", "--all", "--rate", rate])
+                .body()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--rate"), "{rate}: {err}");
+        }
+        let body = create(&["activate", "--all", "--rate", "2.5"])
+            .body()
+            .unwrap();
+        assert_eq!(body["rate"], 2.5);
+    }
 
     #[test]
     fn at_accepts_rfc3339_unix_and_relative() {

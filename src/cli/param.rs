@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::admin::LayerView;
 
@@ -15,20 +15,24 @@ use crate::admin::LayerView;
 pub enum ParamCmd {
     /// Show a layer's parameters.
     Show {
+        /// global, site:NAME, group:NAME or model:NAME.
         #[arg(long, default_value = "global")]
         layer: String,
     },
     /// Set parameters of a layer: NAME=VALUE…, secrets with --secret NAME=VALUE.
     Set {
+        /// global, site:NAME, group:NAME or model:NAME.
         #[arg(long, default_value = "global")]
         layer: String,
         #[arg(value_name = "NAME=VALUE")]
         params: Vec<String>,
+        /// A secret parameter, only ever put into per-device files (repeatable).
         #[arg(long = "secret", value_name = "NAME=VALUE")]
         secrets: Vec<String>,
     },
     /// Remove parameters (plain or secret) from a layer.
     Unset {
+        /// global, site:NAME, group:NAME or model:NAME.
         #[arg(long, default_value = "global")]
         layer: String,
         #[arg(required = true)]
@@ -49,7 +53,7 @@ fn pairs(items: &[String]) -> Result<BTreeMap<String, Value>> {
 
 pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
     let view = match cmd {
-        ParamCmd::Show { layer } => api.get(&format!("/params/{layer}")).await?,
+        ParamCmd::Show { layer } => api.get(&format!("/params/{}", encode(&layer))).await?,
         ParamCmd::Set {
             layer,
             params,
@@ -59,12 +63,13 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
                 bail!("nothing to set: give NAME=VALUE or --secret NAME=VALUE");
             }
             let body = json!({"params": pairs(&params)?, "secrets": pairs(&secrets)?});
-            api.patch(&format!("/params/{layer}"), &body).await?
+            api.patch(&format!("/params/{}", encode(&layer)), &body)
+                .await?
         }
         ParamCmd::Unset { layer, names } => {
             let none: BTreeMap<&String, Value> = names.iter().map(|n| (n, Value::Null)).collect();
             api.patch(
-                &format!("/params/{layer}"),
+                &format!("/params/{}", encode(&layer)),
                 &json!({"params": none, "secrets": none}),
             )
             .await?

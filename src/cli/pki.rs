@@ -15,8 +15,10 @@ use crate::pki::DeviceIdentity;
 pub enum PkiCmd {
     /// Issue a device certificate: writes DIR/<mac>.crt, DIR/<mac>.key and DIR/ca.crt.
     IssueDevice {
+        /// The device's MAC address (the certificate's subject).
         #[arg(long)]
         mac: String,
+        /// The directory to write the files into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Validity in days.

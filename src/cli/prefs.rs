@@ -10,14 +10,18 @@ use crate::model::Preferences;
 
 #[derive(Debug, Subcommand)]
 pub enum PrefsCmd {
+    /// Show the log level and the retention periods.
     Show,
+    /// Change the log level (at once) or a retention period.
     Set {
         /// A tracing filter (`debug`, `info,edgeprov::phone=trace`); `config` returns to the
         /// configuration file's level.
         #[arg(long)]
         log_level: Option<String>,
+        /// Days a device's check-in history is kept.
         #[arg(long)]
         checkin_retention_days: Option<u32>,
+        /// Days the audit log (and ended jobs) are kept.
         #[arg(long)]
         audit_retention_days: Option<u32>,
     },

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::admin::{GroupView, SiteView};
 
@@ -17,6 +17,7 @@ pub enum SiteCmd {
     /// Create a site.
     Create {
         name: String,
+        /// Free text shown in listings.
         #[arg(long, default_value = "")]
         label: String,
         /// Let every device of the site prove itself with its HTTP credentials.
@@ -26,8 +27,10 @@ pub enum SiteCmd {
     /// Change a site's label or HTTP-credential policy.
     Set {
         name: String,
+        /// The new label.
         #[arg(long)]
         label: Option<String>,
+        /// Whether every device of the site may prove itself with its HTTP credentials.
         #[arg(long)]
         allow_http_auth: Option<bool>,
     },
@@ -67,7 +70,7 @@ fn print_sites(sites: Vec<SiteView>) {
 pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
     let value = match cmd {
         SiteCmd::List => api.get("/sites").await?,
-        SiteCmd::Show { name } => api.get(&format!("/sites/{name}")).await?,
+        SiteCmd::Show { name } => api.get(&format!("/sites/{}", encode(&name))).await?,
         SiteCmd::Create {
             name,
             label,
@@ -75,7 +78,7 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
         } => {
             let body = json!({"name": name, "label": label, "allow_http_auth": allow_http_auth});
             api.post("/sites", &body).await?;
-            api.get(&format!("/sites/{name}")).await?
+            api.get(&format!("/sites/{}", encode(&name))).await?
         }
         SiteCmd::Set {
             name,
@@ -92,15 +95,16 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
             if body.is_empty() {
                 bail!("nothing to change: give --label or --allow-http-auth");
             }
-            api.patch(&format!("/sites/{name}"), &Value::Object(body))
+            api.patch(&format!("/sites/{}", encode(&name)), &Value::Object(body))
                 .await?;
-            api.get(&format!("/sites/{name}")).await?
+            api.get(&format!("/sites/{}", encode(&name))).await?
         }
         SiteCmd::Delete { name } => {
-            api.delete(&format!("/sites/{name}")).await?;
-            if !out.json {
-                println!("site {name} deleted");
+            api.delete(&format!("/sites/{}", encode(&name))).await?;
+            if out.json {
+                return out.print_json(&serde_json::json!({ "deleted": name }));
             }
+            println!("site {name} deleted");
             return Ok(());
         }
     };

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::client::ApiClient;
+use super::client::{ApiClient, encode};
 use super::{Output, table};
 use crate::admin::{NewTokenView, TokenView};
 
@@ -19,6 +19,7 @@ pub enum RoleArg {
 pub enum TokenCmd {
     /// Create a token and print it (the only time it is shown).
     Create {
+        /// administrator (everything) or operator (only its --site sites).
         #[arg(long, value_enum)]
         role: RoleArg,
         /// A site the operator may manage (repeat for several).
@@ -88,10 +89,11 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
             );
         }
         TokenCmd::Revoke { id } => {
-            api.delete(&format!("/tokens/{id}")).await?;
-            if !out.json {
-                println!("token {id} revoked");
+            api.delete(&format!("/tokens/{}", encode(&id))).await?;
+            if out.json {
+                return out.print_json(&serde_json::json!({ "revoked": id }));
             }
+            println!("token {id} revoked");
         }
     }
     Ok(())
