@@ -4,7 +4,7 @@
 //! new snapshot only when it moved.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hickory_proto::rr::{Name, Record};
 
@@ -29,6 +29,9 @@ struct Inner {
     current: RwLock<Arc<Served>>,
     generation: AtomicU64,
     serial: AtomicU32,
+    /// Held from listing the records to swapping the zone: two admin writes reloading at once
+    /// must not swap the older listing in last and leave an acknowledged record unserved.
+    reloading: Mutex<()>,
 }
 
 /// A cheap, cloneable handle shared by the responder and the admin API.
@@ -65,6 +68,7 @@ impl DnsZone {
                 current: RwLock::new(Arc::new(placeholder)),
                 generation: AtomicU64::new(0),
                 serial: AtomicU32::new(0),
+                reloading: Mutex::new(()),
             }),
         };
         zone.reload()?;
@@ -75,6 +79,7 @@ impl DnsZone {
     /// domain was changed in the config) are skipped with a warning, not fatal.
     pub fn reload(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
+        let _one_at_a_time = inner.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = inner.config_records.clone();
         for entry in inner.store.list_dns_records()? {
             match entry.spec().to_record(&inner.provisioning.origin) {
@@ -122,5 +127,54 @@ impl DnsZone {
 
     pub fn recursion(&self) -> bool {
         self.inner.recursion
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::RecordSpec;
+    use hickory_proto::rr::{LowerName, RecordType};
+
+    /// Admin writes that reload at the same moment end with every acknowledged record served.
+    #[test]
+    fn concurrent_reloads_serve_every_acknowledged_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let dns = DnsConfig::default();
+        let names = ["prov.prov.example.lan".to_string()];
+        let https = "127.0.0.1:8443".parse().unwrap();
+        let provisioning = Provisioning::derive(&dns, &names, https, None).unwrap();
+        let zone = DnsZone::load(store.clone(), &dns, provisioning).unwrap();
+        for round in 0..60 {
+            let added: Vec<String> = std::thread::scope(|s| {
+                let writers: Vec<_> = (0..3)
+                    .map(|t| {
+                        let (zone, store) = (&zone, &store);
+                        s.spawn(move || {
+                            let name = format!("r{round}-{t}.prov.example.lan");
+                            let spec = RecordSpec {
+                                name: name.clone(),
+                                rtype: "A".into(),
+                                value: "10.0.0.7".into(),
+                                ttl: 60,
+                            };
+                            store.add_dns_record(&spec, 0).unwrap();
+                            zone.reload().unwrap();
+                            name
+                        })
+                    })
+                    .collect();
+                writers.into_iter().map(|w| w.join().unwrap()).collect()
+            });
+            let served = zone.current();
+            for name in added {
+                let owner = LowerName::from(Name::from_ascii(format!("{name}.")).unwrap());
+                assert!(
+                    served.zone.keys().any(|k| k == (&owner, RecordType::A)),
+                    "round {round}: {name} was acknowledged but is not served"
+                );
+            }
+        }
     }
 }
