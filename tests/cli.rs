@@ -268,3 +268,26 @@ async fn changes_and_refusals_are_audited_with_differences() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["method"], "PATCH");
 }
+
+/// A vocabulary parameter whose values are constrained (a VLAN id is 1-4094) can be unset:
+/// removing it sets no value, so there is none to check, on a layer and on a device.
+#[tokio::test]
+async fn a_constrained_parameter_can_be_unset() {
+    let d = Daemon::start();
+    ok(&d.cli(&["param", "set", "--layer", "global", "vlan.id=20"]));
+    ok(&d.cli(&["param", "unset", "--layer", "global", "vlan.id"]));
+    let (_, layer) = d.api("GET", "/params/global", None).await;
+    assert!(layer["params"].get("vlan.id").is_none(), "{layer}");
+
+    d.add_device(serde_json::json!({"mac": "001122334455", "params": {"vlan.id": "30"}}))
+        .await;
+    let (status, device) = d
+        .api(
+            "PATCH",
+            "/devices/001122334455",
+            Some(serde_json::json!({"params": {"vlan.id": null}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{device}");
+    assert!(device["params"].get("vlan.id").is_none(), "{device}");
+}

@@ -133,7 +133,7 @@ fn check_params<'a>(
     entries: impl Iterator<Item = (&'a String, Option<&'a String>)>,
 ) -> Result<(), ApiError> {
     for (name, value) in entries {
-        super::settings::check_param(field, name, value.map(String::as_str).unwrap_or(""))?;
+        super::settings::check_param(field, name, value.map(String::as_str))?;
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ fn parse_kind(f: &mut Fields) -> Result<JobKind, ApiError> {
             };
             let secret: bool = f.take("secret")?.unwrap_or(false);
             crate::model::validate_param(&name, "").map_err(|e| bad(format!("name: {e}")))?;
-            check_param("value", &name, value.as_deref().unwrap_or(""))?;
+            check_param("value", &name, value.as_deref())?;
             JobKind::SetParam {
                 name,
                 value,

@@ -19,9 +19,15 @@ use crate::settings::{Outcome, Vars, evaluate};
 use crate::store::MAX_STATIC_FILE;
 
 /// Checks a parameter for the store (expressible in every file) and for the vocabulary.
-pub fn check_param(field: &str, name: &str, value: &str) -> Result<(), ApiError> {
-    validate_param(name, value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))?;
-    vocab::validate(name, value).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+pub fn check_param(field: &str, name: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("{field}: {e}"));
+    validate_param(name, value.unwrap_or("")).map_err(|e| bad(&e))?;
+    // Removing a parameter sets no value, so the vocabulary has nothing to check: a VLAN id's
+    // range must not stop `vlan.id` from being unset.
+    match value {
+        Some(value) => vocab::validate(name, value).map_err(|e| bad(&e)),
+        None => Ok(()),
+    }
 }
 
 /// Parses a layer name and checks the caller may use it: an operator only its sites' layers.
@@ -78,7 +84,7 @@ pub async fn patch_layer(
     let patch: LayerPatch = parse_json(&body)?;
     for (field, map) in [("params", &patch.params), ("secrets", &patch.secrets)] {
         for (k, v) in map {
-            check_param(field, k, v.as_deref().unwrap_or(""))?;
+            check_param(field, k, v.as_deref())?;
         }
     }
     let store = st.store.clone();
