@@ -30,13 +30,7 @@ pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<Stri
             progress,
         )
         .await?;
-    // A bare file name is in the current directory: write_atomic syncs the file's directory,
-    // which must not be the empty path.
-    let target = match file.parent() {
-        Some(dir) if dir.as_os_str().is_empty() => Path::new(".").join(file),
-        _ => file.to_path_buf(),
-    };
-    crate::fsutil::write_atomic(&target, &bytes, 0o600)
+    crate::fsutil::write_atomic(file, &bytes, 0o600)
         .with_context(|| format!("cannot write {}", file.display()))?;
     if out.json {
         return out.print_json(
