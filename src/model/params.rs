@@ -27,7 +27,9 @@ impl Layer {
             return Ok(Layer::Global);
         }
         let (kind, name) = text.split_once(':').ok_or_else(err)?;
-        if name.is_empty() || name.len() > 128 {
+        // As free as a device's site, group and model fields (a layer must be nameable for
+        // every value they hold), but never a control character.
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(err());
         }
         match kind {
@@ -68,7 +70,15 @@ mod tests {
         for text in ["global", "site:hq", "group:2", "model:J179"] {
             assert_eq!(Layer::parse(text).unwrap().to_string(), text);
         }
-        for bad in ["", "site:", "device:x", "Global", "site"] {
+        for bad in [
+            "",
+            "site:",
+            "device:x",
+            "Global",
+            "site",
+            "site:a\nb",
+            "group:\u{7}",
+        ] {
             assert!(Layer::parse(bad).is_err(), "{bad}");
         }
     }
