@@ -291,3 +291,44 @@ async fn a_constrained_parameter_can_be_unset() {
     assert_eq!(status, 200, "{device}");
     assert!(device["params"].get("vlan.id").is_none(), "{device}");
 }
+
+/// `limit=0` asks for nothing and gets nothing, from the audit log and from a device's history.
+#[tokio::test]
+async fn a_limit_of_zero_lists_nothing() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": "001122334455"}))
+        .await;
+    let (_, one) = d.api("GET", "/audit?limit=1", None).await;
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    let (_, none) = d.api("GET", "/audit?limit=0", None).await;
+    assert_eq!(none, serde_json::json!([]));
+    let out = ok(&d.cli(&["--json", "audit", "--limit", "0"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!([])
+    );
+
+    let ua = "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:001122334455)";
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, one) = d
+            .api("GET", "/devices/001122334455/checkins?limit=1", None)
+            .await;
+        if one.as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check-in was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, none) = d
+        .api("GET", "/devices/001122334455/checkins?limit=0", None)
+        .await;
+    assert_eq!(none, serde_json::json!([]));
+}

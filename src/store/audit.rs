@@ -48,13 +48,13 @@ impl Store {
         let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         for row in table.iter()?.rev() {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = row?;
             let entry: AuditEntry = decode("audit", &k.value().to_string(), v.value())?;
             if keep(&entry) {
                 out.push(entry);
-                if out.len() >= limit {
-                    break;
-                }
             }
         }
         Ok(out)

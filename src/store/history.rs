@@ -46,13 +46,13 @@ impl Store {
         let table = tx.open_table(CHECKINS)?;
         let mut out = Vec::new();
         for row in table.iter()?.rev() {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = row?;
             let r: CheckinRecord = decode("checkins", &k.value().to_string(), v.value())?;
             if r.mac == mac {
                 out.push(r.checkin);
-                if out.len() >= limit {
-                    break;
-                }
             }
         }
         Ok(out)
