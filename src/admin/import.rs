@@ -26,7 +26,8 @@ const FIXED: [&str; 6] = ["mac", "model", "serial", "site", "group", "label"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowError {
-    /// 1-based line (CSV, counting the header) or array position + 1 (JSON).
+    /// 1-based line (CSV, counting the header) or array position + 1 (JSON; for a text that
+    /// is not an array of devices, the line where it stops being one).
     pub line: usize,
     pub error: String,
 }
@@ -177,7 +178,8 @@ pub fn parse_json(bytes: &[u8]) -> (Vec<Row>, Vec<RowError>) {
             return (
                 Vec::new(),
                 vec![RowError {
-                    line: 0,
+                    // serde_json's own line: where the text stops being an array of devices.
+                    line: e.line(),
                     error: format!("not a JSON array of devices: {e}"),
                 }],
             );
@@ -505,6 +507,14 @@ mod tests {
         assert_eq!(d[0].secrets["SIP_PASSWORD"], "kept");
         assert_eq!(d[1].state, crate::model::DeviceState::Active, "given");
         assert_eq!(d[1].secrets.len(), 2);
+    }
+
+    #[test]
+    fn a_json_document_that_is_not_an_array_names_its_line() {
+        let (rows, e) = parse_json(b"\n\n{\"mac\": \"001122334455\"}");
+        assert!(rows.is_empty());
+        assert_eq!(e[0].line, 3, "{e:?}");
+        assert!(e[0].error.starts_with("not a JSON array"), "{e:?}");
     }
 
     #[test]
