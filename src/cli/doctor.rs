@@ -252,6 +252,18 @@ fn discovery(c: &Config) -> Vec<Check> {
             format!("phones are told to fetch from {host:?}, which is this box only to itself"),
             "put the box's LAN address or name first in pki.server_names",
         ));
+    } else if loopback {
+        // No discovery of its own: phones learn the address from another DHCP server, whose
+        // options `edgeprov dhcp options` prints from this same name.
+        out.push(check(
+            Level::Warn,
+            "discovery",
+            format!(
+                "edgeprov dhcp options would send phones to {host:?}, which is this box only to \
+                 itself, and its certificate names no LAN address"
+            ),
+            "put the box's LAN address or name first in pki.server_names",
+        ));
     }
     if c.dhcp.enabled {
         match crate::dhcp::provisioning_url(c) {
@@ -375,6 +387,21 @@ mod tests {
                 .any(|ch| ch.level == Level::Fail && ch.message.contains("localhost"))
         );
         c.pki.server_names = vec!["10.0.0.5".into()];
+        assert!(discovery(&c).iter().all(|ch| ch.level == Level::Ok));
+    }
+
+    #[test]
+    fn a_loopback_provisioning_host_warns_without_discovery_of_its_own() {
+        let mut c = Config::default();
+        assert!(c.dns.listen.is_empty() && !c.dhcp.enabled);
+        let checks = discovery(&c);
+        assert!(
+            checks
+                .iter()
+                .any(|ch| ch.level == Level::Warn && ch.message.contains("dhcp options")),
+            "{checks:?}"
+        );
+        c.pki.server_names = vec!["prov.example.lan".into()];
         assert!(discovery(&c).iter().all(|ch| ch.level == Level::Ok));
     }
 
