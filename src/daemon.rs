@@ -57,6 +57,8 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the {0} loop panicked; stopped so that the service manager starts edgeprov again")]
+    Panicked(&'static str),
 }
 
 /// The addresses actually bound, written to `<data_dir>/listeners.json` for the CLI and tests.
@@ -242,7 +244,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
-    let mut loops = tokio::task::JoinSet::new();
+    let mut loops = crate::supervise::Loops::default();
 
     let phone_service = move |state: Arc<PhoneState>| {
         move |info: ConnInfo| {
@@ -256,23 +258,29 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         .map(|l| (l, Some(phone_tls.clone())))
         .chain(http.into_iter().map(|l| (l, None)))
     {
-        loops.spawn(accept_loop(
-            listener,
-            tls,
-            limits.clone(),
-            phone_service(phone_state.clone()),
-            stop_rx.clone(),
-            graceful.clone(),
-        ));
+        loops.spawn(
+            "phone listener",
+            accept_loop(
+                listener,
+                tls,
+                limits.clone(),
+                phone_service(phone_state.clone()),
+                stop_rx.clone(),
+                graceful.clone(),
+            ),
+        );
     }
     if !config.dns.listen.is_empty() {
-        loops.spawn(crate::dns::serve(
-            dns_sockets,
-            dns_zone.clone(),
-            config.dns.clone(),
-            dns_stats,
-            stop_rx.clone(),
-        ));
+        loops.spawn(
+            "DNS",
+            crate::dns::serve(
+                dns_sockets,
+                dns_zone.clone(),
+                config.dns.clone(),
+                dns_stats,
+                stop_rx.clone(),
+            ),
+        );
     }
     if let Some(bound) = dhcp_bound {
         let url = crate::dhcp::provisioning_url(&config)
@@ -286,43 +294,52 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             dhcp_stats,
         )
         .await?;
-        loops.spawn(server.serve(config.dhcp.subnets.clone(), stop_rx.clone()));
+        loops.spawn(
+            "DHCP",
+            server.serve(config.dhcp.subnets.clone(), stop_rx.clone()),
+        );
     }
-    loops.spawn(crate::sync::run(
-        sync.clone(),
-        recorder.clone(),
-        stop_rx.clone(),
-    ));
+    loops.spawn(
+        "cloud sync",
+        crate::sync::run(sync.clone(), recorder.clone(), stop_rx.clone()),
+    );
     let jobs = Arc::new(crate::jobs::JobsHandle::default());
-    loops.spawn(crate::jobs::run(
-        store.clone(),
-        firmware,
-        jobs.clone(),
-        stop_rx.clone(),
-    ));
+    loops.spawn(
+        "jobs",
+        crate::jobs::run(store.clone(), firmware, jobs.clone(), stop_rx.clone()),
+    );
     let router = admin::router(admin_state)
         .layer(axum::Extension(dns_zone))
         .layer(axum::Extension(sync))
         .layer(axum::Extension(certs.clone()))
         .layer(axum::Extension(jobs));
-    loops.spawn(accept_loop(
-        admin_listener,
-        Some(certs.admin_tls()),
-        admin_limits,
-        move |info: ConnInfo| {
-            TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
-        },
-        stop_rx.clone(),
-        graceful.clone(),
-    ));
-    loops.spawn(crate::retention::run(store.clone(), stop_rx.clone()));
-    loops.spawn(crate::pki::expiry::watch(
-        certs.clone(),
-        store.clone(),
-        recorder.clone(),
-        stop_rx.clone(),
-    ));
-    loops.spawn(crate::notify::watchdog(store.clone(), stop_rx));
+    loops.spawn(
+        "admin listener",
+        accept_loop(
+            admin_listener,
+            Some(certs.admin_tls()),
+            admin_limits,
+            move |info: ConnInfo| {
+                TowerToHyperService::new(router.clone().layer(axum::Extension(Arc::new(info))))
+            },
+            stop_rx.clone(),
+            graceful.clone(),
+        ),
+    );
+    loops.spawn(
+        "retention",
+        crate::retention::run(store.clone(), stop_rx.clone()),
+    );
+    loops.spawn(
+        "certificate expiry",
+        crate::pki::expiry::watch(
+            certs.clone(),
+            store.clone(),
+            recorder.clone(),
+            stop_rx.clone(),
+        ),
+    );
+    loops.spawn("watchdog", crate::notify::watchdog(store.clone(), stop_rx));
 
     let listeners_path = config.listeners_path();
     let json = serde_json::to_vec_pretty(&listeners).expect("listener addresses serialize");
@@ -353,15 +370,26 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         log,
         store: store.clone(),
     };
-    while signals.next().await == Signal::Reload {
-        crate::notify::reloading();
-        reloader.reload();
-        crate::notify::ready(&status);
-    }
+    let panicked = loop {
+        tokio::select! {
+            signal = signals.next() => {
+                if signal == Signal::Stop {
+                    break None;
+                }
+                crate::notify::reloading();
+                reloader.reload();
+                crate::notify::ready(&status);
+            }
+            name = loops.first_panic() => {
+                tracing::error!(service = name, "a service loop panicked: stopping");
+                break Some(name);
+            }
+        }
+    };
     crate::notify::stopping();
     tracing::info!("stopping: draining connections");
     let _ = stop_tx.send(true);
-    while loops.join_next().await.is_some() {}
+    loops.join_all().await;
     match Arc::try_unwrap(graceful) {
         Ok(g) => {
             if tokio::time::timeout(DRAIN, g.shutdown()).await.is_err() {
@@ -375,7 +403,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let _ = std::fs::remove_file(&listeners_path);
     drop(store);
     tracing::info!("stopped");
-    Ok(())
+    match panicked {
+        Some(name) => Err(DaemonError::Panicked(name)),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -23,4 +23,5 @@ pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod storm;
+pub mod supervise;
 pub mod sync;
