@@ -13,7 +13,7 @@ use super::PhoneState;
 use super::authorize::{Decision, Proof, Target, authorize};
 use super::cache::{FileKey, Published, Ready};
 use super::credentials::{self, FailureOutcome, Verdict};
-use super::identify::{Agent, mac_from_certificate, mac_from_path, parse_user_agent};
+use super::identify::{Agent, mac_from_certificate, mac_from_path, macs_in_name, parse_user_agent};
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
@@ -205,6 +205,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         &published,
         name,
         requester_mac,
+        asked.cert_mac,
         &firmware_base(asked),
     ) {
         Ok(l) => l,
@@ -235,7 +236,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         record_checkin(state, asked, requester_mac, name);
         return serve_file(asked, ready, false);
     }
-    let Some(served) = decide(&loaded, name, &who) else {
+    let Some(served) = decide(&loaded, &who) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let Some(file_mac) = served.device else {
@@ -310,7 +311,7 @@ pub fn preview(
     name: &str,
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
-    let mut loaded = load(store, &published, name, Some(mac), "")?;
+    let mut loaded = load(store, &published, name, Some(mac), Some(mac), "")?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
     }
@@ -323,7 +324,7 @@ pub fn preview(
             .and_then(|d| d.checkin.map(|c| c.firmware))
             .unwrap_or_default(),
     };
-    Ok(decide(&loaded, name, &who).and_then(|served| {
+    Ok(decide(&loaded, &who).and_then(|served| {
         // Another device's own file is not what this device would get.
         match served.device {
             Some(owner) if owner != mac && served.rendered.carries_secret => None,
@@ -336,6 +337,9 @@ pub fn preview(
 struct Loaded {
     /// The requested name as a file edgeprov generates, if it is one.
     file: Option<FileName>,
+    /// The device the requested file is about: the MAC of a generated per-device file, or one
+    /// that the name of any other file holds (an operator's static file).
+    owner: Option<Mac>,
     /// The device the requested file is about (per-device files), if in the inventory.
     target: Option<DeviceContext>,
     /// The site whose files the requester gets (`None` for no site).
@@ -352,22 +356,25 @@ struct Loaded {
     home_site: Option<String>,
 }
 
+/// `requester`: who asks, as far as known (for its site); `proven`: the MAC its certificate
+/// proves, which picks the owner of a name that holds more than one.
 fn load(
     store: &Store,
     published: &Published,
     name: &str,
     requester: Option<Mac>,
+    proven: Option<Mac>,
     firmware_base: &str,
 ) -> Result<Loaded, StoreError> {
     let file = classify(name);
-    let file_mac = file
-        .as_ref()
-        .and_then(file_device)
-        .or_else(|| mac_from_path(std::slice::from_ref(&name.to_string())));
-    let target = file_mac
-        .map(|m| store.device_context(m))
-        .transpose()?
-        .flatten();
+    let (owner, target) = match file.as_ref() {
+        Some(f) => {
+            let owner = file_device(f);
+            let target = owner.map(|m| store.device_context(m)).transpose()?;
+            (owner, target.flatten())
+        }
+        None => owner_of(store, name, proven)?,
+    };
     let site = match (&target, requester) {
         (Some(ctx), _) => Some(ctx.device.site.clone()),
         (None, Some(m)) => store.device_site(m)?,
@@ -380,9 +387,30 @@ fn load(
         firmware_base: firmware_base.to_string(),
         home_site: published.home_site.clone(),
         file,
+        owner,
         target,
         site,
     })
+}
+
+/// The device a name that edgeprov does not generate belongs to, and its record. A name may
+/// hold several MACs (`spa001122aabbcc.xml` holds `a001122aabbc` too): the one the requester's
+/// certificate proves, else the first that is in the inventory, else the first.
+fn owner_of(
+    store: &Store,
+    name: &str,
+    proven: Option<Mac>,
+) -> Result<(Option<Mac>, Option<DeviceContext>), StoreError> {
+    let macs = macs_in_name(name);
+    if let Some(m) = proven.filter(|m| macs.contains(m)) {
+        return Ok((Some(m), store.device_context(m)?));
+    }
+    for &m in &macs {
+        if let Some(ctx) = store.device_context(m)? {
+            return Ok((Some(m), Some(ctx)));
+        }
+    }
+    Ok((macs.first().copied(), None))
 }
 
 /// The file to send, and the device it belongs to when it is a per-device file.
@@ -391,16 +419,12 @@ struct Served {
     device: Option<Mac>,
 }
 
-/// Static file first, else the generated one. A static file whose name holds a MAC is treated
-/// as that device's own file and as carrying a secret: an operator's upload of `{mac}.cfg`
-/// usually holds its SIP password.
-fn decide(loaded: &Loaded, name: &str, who: &Requester) -> Option<Served> {
+/// Static file first, else the generated one. A static file whose name holds a MAC (anywhere,
+/// see [`macs_in_name`]) is treated as that device's own file and as carrying a secret: an
+/// operator's upload of `{mac}.cfg` or `spa{mac}.xml` usually holds its SIP password.
+fn decide(loaded: &Loaded, who: &Requester) -> Option<Served> {
     if let Some(bytes) = &loaded.static_file {
-        let device = loaded
-            .file
-            .as_ref()
-            .and_then(file_device)
-            .or_else(|| mac_from_path(std::slice::from_ref(&name.to_string())));
+        let device = loaded.owner;
         return Some(Served {
             rendered: Rendered {
                 bytes: bytes.clone(),
@@ -570,6 +594,7 @@ mod tests {
         let name = "y000000000066.cfg";
         let mut loaded = Loaded {
             file: classify(name),
+            owner: None,
             target: None,
             site: None,
             static_file: None,
@@ -577,7 +602,7 @@ mod tests {
             firmware_base: "https://box:8443/firmware/".into(),
             home_site: None,
         };
-        let served = decide(&loaded, name, &Requester::default()).unwrap();
+        let served = decide(&loaded, &Requester::default()).unwrap();
         let text = String::from_utf8(served.rendered.bytes).unwrap();
         assert!(
             text.contains("static.firmware.url = https://box:8443/firmware/T46S-66.86.0.15.rom"),
@@ -586,7 +611,7 @@ mod tests {
         assert!(loaded.common.firmware_base.is_empty());
 
         loaded.firmware_base.clear();
-        let served = decide(&loaded, name, &Requester::default()).unwrap();
+        let served = decide(&loaded, &Requester::default()).unwrap();
         let text = String::from_utf8(served.rendered.bytes).unwrap();
         assert!(!text.contains("firmware.url"), "{text}");
     }

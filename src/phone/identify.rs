@@ -119,6 +119,43 @@ fn mac_from_segment(seg: &str) -> Option<Mac> {
     })
 }
 
+/// Every MAC an operator's file name holds, wherever it stands and however it is spelt: vendors
+/// put it after a prefix (`spa{mac}.xml`, `snom710-{MAC}.htm`, `Config{MAC}.cfg`), before a
+/// suffix (`{mac}_sip.cfg`), with `:`/`-` separators or in dotted groups. A prefix may end in a
+/// hex letter (Cisco's `spa`), so every 12 digits of a run of 12 to 14 hex digits count; a longer
+/// run is a hash or a serial number, not a MAC. MACs of the all-zero OUI are the placeholder
+/// names of common files (`y000000000108.cfg`, `000000000000.cfg`), not devices. In order of
+/// appearance, without repeats.
+pub fn macs_in_name(name: &str) -> Vec<Mac> {
+    let b = name.as_bytes();
+    let mut out: Vec<Mac> = Vec::new();
+    let mut keep = |mac: Mac| {
+        if mac.octets()[..3] != [0; 3] && !out.contains(&mac) {
+            out.push(mac);
+        }
+    };
+    for i in 0..b.len() {
+        // Separated forms: `00:11:22:aa:bb:cc`, `00-11-22-aa-bb-cc`, `0011.22aa.bbcc`.
+        for len in [17, 14] {
+            if let Some(mac) = name.get(i..i + len).and_then(|s| Mac::parse(s).ok()) {
+                keep(mac);
+            }
+        }
+        if !b[i].is_ascii_hexdigit() || (i > 0 && b[i - 1].is_ascii_hexdigit()) {
+            continue;
+        }
+        let run = b[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+        if (12..=14).contains(&run) {
+            for start in i..=i + run - 12 {
+                if let Some(mac) = name.get(start..start + 12).and_then(|s| Mac::parse(s).ok()) {
+                    keep(mac);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The MAC a client certificate speaks for: its subject CN, else a subject alternative name.
 pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -265,6 +302,35 @@ mod tests {
         }
         let dir = vec!["c81fea9b650d".to_string(), "46xxsettings.txt".to_string()];
         assert_eq!(mac_from_path(&dir), Some(m));
+    }
+
+    #[test]
+    fn macs_anywhere_in_an_operators_file_name() {
+        let m = mac("001122aabbcc");
+        for name in [
+            "001122aabbcc.cfg",
+            "spa001122aabbcc.xml",
+            "snom710-001122AABBCC.htm",
+            "Config001122AABBCC.cfg",
+            "001122aabbcc_sip.cfg",
+            "SEP001122AABBCC.cnf.xml",
+            "cfg001122aabbcc",
+            "0011.22aa.bbcc.xml",
+            "phone-00:11:22:aa:bb:cc.cfg",
+            "00-11-22-AA-BB-CC-phone.cfg",
+        ] {
+            assert!(macs_in_name(name).contains(&m), "{name}");
+        }
+        for name in [
+            "46xxspecials.txt",
+            "000000000000.cfg",
+            "y000000000000.boot",
+            "y000000000108.cfg",
+            "logo-3f2a9c0d1e4b5a6978a1.png",
+            "J100Supgrade.txt",
+        ] {
+            assert_eq!(macs_in_name(name), [], "{name}");
+        }
     }
 
     /// The strings that send `parse_user_agent` down a vendor's branch.

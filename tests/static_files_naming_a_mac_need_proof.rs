@@ -1,0 +1,114 @@
+//! An operator's static file whose name holds a device's MAC is that device's own file, whatever
+//! vendor's naming puts the MAC where: Cisco SPA's `spa{mac}.xml`, Snom's `snom710-{MAC}.htm`,
+//! Panasonic's `Config{MAC}.cfg`, a suffix after `_`, the dotted form. Such a file usually holds
+//! the SIP password, so it reaches only the device that proves it is that MAC.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use serde_json::json;
+
+const A: &str = "001122aabbcc";
+const B: &str = "001122aabbcd";
+const SECRET: &str = "SIP_PASSWORD=topsecret";
+
+async fn put_static(d: &Daemon, name: &str, body: &str) {
+    let req = http::Request::builder()
+        .method("PUT")
+        .uri(format!("/api/v1/files/{name}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{name}: {}", r.text());
+}
+
+#[tokio::test]
+async fn a_static_file_holding_a_mac_anywhere_in_its_name_needs_that_devices_proof() {
+    let d = Daemon::start();
+    for mac in [A, B] {
+        d.add_device(json!({"mac": mac, "secrets": {"SIP_PASSWORD": "x"}}))
+            .await;
+    }
+    let upper = A.to_ascii_uppercase();
+    let names = [
+        format!("spa{A}.xml"),
+        format!("snom710-{upper}.htm"),
+        format!("Config{upper}.cfg"),
+        format!("{A}_sip.cfg"),
+        "0011.22aa.bbcc.xml".to_string(),
+    ];
+    for name in &names {
+        put_static(&d, name, SECRET).await;
+    }
+    // Operator overrides of common files stay common: Yealink's three-digit family files look
+    // like a MAC of zeros.
+    put_static(&d, "y000000000108.cfg", "common\n").await;
+
+    let id_a = d.identity(A).await;
+    let id_b = d.identity(B).await;
+    let ca = d.ca_pem();
+    for name in &names {
+        let path = format!("/{name}");
+        let plain = send_plain(d.http.unwrap(), get(&path, J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(plain.status, 401, "{name} over plain HTTP");
+        assert!(!plain.text().contains("topsecret"), "{name}");
+        let anonymous = send(d.https, client_config(&ca, None), get(&path, J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status, 401, "{name} without a certificate");
+        let other = send(
+            d.https,
+            client_config(&ca, Some(&id_b)),
+            get(&path, J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            other.status, 403,
+            "{name} with another device's certificate"
+        );
+        assert!(!other.text().contains("topsecret"), "{name}");
+        let own = send(
+            d.https,
+            client_config(&ca, Some(&id_a)),
+            get(&path, J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(own.status, 200, "{name} with its own certificate");
+        assert_eq!(own.text(), SECRET);
+        assert_eq!(own.headers["cache-control"], "no-store");
+    }
+    let common = send_plain(d.http.unwrap(), get("/y000000000108.cfg", "Yealink"))
+        .await
+        .unwrap();
+    assert_eq!(common.status, 200);
+
+    // A device that is no longer active gets none of them, even with its own certificate.
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{A}"),
+            Some(json!({"state": "inactive"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    for name in &names {
+        let r = send(
+            d.https,
+            client_config(&ca, Some(&id_a)),
+            get(&format!("/{name}"), J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 403, "{name} of an inactive device");
+    }
+}
