@@ -23,13 +23,28 @@ pub enum Verdict {
     Invalid,
     /// Basic credentials on plain HTTP: refused without looking at them.
     BasicWithoutTls,
+    /// A right Digest response that was already used once: a copy of a phone's header
+    /// (seen on plain HTTP), not the phone. Refused, and not counted as a wrong guess.
+    Replayed,
 }
 
 /// Issues and checks nonces statelessly: a nonce is a timestamp and its HMAC under a key made at
-/// start-up, so no table of outstanding nonces can be filled by an attacker.
+/// start-up, so no table of outstanding nonces can be filled by an attacker. What is kept is the
+/// right responses of the nonces still fresh, each accepted once: only a client that knows the
+/// password can add one, and it is forgotten when its nonce goes stale.
 pub struct NonceKey {
     key: hmac::Key,
     epoch: Instant,
+    used: Mutex<Used>,
+}
+
+/// Right Digest responses accepted, with the issue time of their nonce.
+#[derive(Default)]
+struct Used {
+    responses: HashMap<String, u64>,
+    /// Stale entries are dropped when the table reaches this size (then twice what is left), so
+    /// the sweep costs a constant per insertion.
+    sweep_at: usize,
 }
 
 impl NonceKey {
@@ -38,6 +53,7 @@ impl NonceKey {
         NonceKey {
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             epoch: Instant::now(),
+            used: Mutex::default(),
         }
     }
 
@@ -49,16 +65,27 @@ impl NonceKey {
         )
     }
 
-    fn check(&self, nonce: &str) -> bool {
-        let Some((t, tag)) = nonce.split_once('.') else {
-            return false;
-        };
-        let Ok(t) = u64::from_str_radix(t, 16) else {
-            return false;
-        };
+    /// The issue time of a nonce this key made and that is still fresh.
+    fn check(&self, nonce: &str) -> Option<u64> {
+        let (t, tag) = nonce.split_once('.')?;
+        let t = u64::from_str_radix(t, 16).ok()?;
         let want = hex(&hmac::sign(&self.key, &t.to_be_bytes()).as_ref()[..16]);
         let fresh = self.epoch.elapsed().as_secs().saturating_sub(t) <= NONCE_LIFETIME.as_secs();
-        fresh && constant_time_eq(want.as_bytes(), tag.as_bytes())
+        (fresh && constant_time_eq(want.as_bytes(), tag.as_bytes())).then_some(t)
+    }
+
+    /// Records a right `response` to a nonce issued at `issued`; false when it was seen before.
+    fn first_use(&self, issued: u64, response: &str) -> bool {
+        let now = self.epoch.elapsed().as_secs();
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if used.responses.len() >= used.sweep_at {
+            used.responses
+                .retain(|_, t| now.saturating_sub(*t) <= NONCE_LIFETIME.as_secs());
+            used.sweep_at = (2 * used.responses.len()).max(1024);
+        }
+        used.responses
+            .insert(response.to_string(), issued)
+            .is_none()
     }
 }
 
@@ -109,10 +136,10 @@ pub fn verify(
     }
     let p = digest_params(rest);
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    if get("username") != cred.username
-        || get("realm") != REALM
-        || !nonces.check(get("nonce"))
-        || !same_target(get("uri"), target)
+    let Some(issued) = nonces.check(get("nonce")) else {
+        return Verdict::Invalid;
+    };
+    if get("username") != cred.username || get("realm") != REALM || !same_target(get("uri"), target)
     {
         return Verdict::Invalid;
     }
@@ -139,7 +166,15 @@ pub fn verify(
         }
     })();
     match expected {
-        Some(e) if constant_time_eq(e.as_bytes(), get("response").as_bytes()) => Verdict::Valid,
+        // The response covers the nonce, nc, cnonce, method and target: the same one again is
+        // the same request again.
+        Some(e) if constant_time_eq(e.as_bytes(), get("response").as_bytes()) => {
+            if nonces.first_use(issued, &e) {
+                Verdict::Valid
+            } else {
+                Verdict::Replayed
+            }
+        }
         _ => Verdict::Invalid,
     }
 }

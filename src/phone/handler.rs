@@ -495,6 +495,14 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
             Proof::Credential(mac)
         }
         Verdict::BasicWithoutTls => Proof::None,
+        Verdict::Replayed => {
+            state.recorder.alarm(
+                AlarmKind::HttpAuthFailed,
+                asked.source(),
+                format!("a used HTTP Digest answer of device {mac} was sent again (a replay)"),
+            );
+            Proof::None
+        }
         Verdict::Invalid => {
             let (kind, message) = match state.lockouts.failure(mac) {
                 FailureOutcome::Counted(n) => (
