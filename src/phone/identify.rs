@@ -119,26 +119,23 @@ fn mac_from_segment(seg: &str) -> Option<Mac> {
     })
 }
 
-/// Every MAC an operator's file name holds, wherever it stands and however it is spelt: vendors
+/// The MAC an operator's file name holds, wherever it stands and however it is spelt: vendors
 /// put it after a prefix (`spa{mac}.xml`, `snom710-{MAC}.htm`, `Config{MAC}.cfg`), before a
-/// suffix (`{mac}_sip.cfg`), with `:`/`-` separators or in dotted groups. A prefix may end in a
-/// hex letter (Cisco's `spa`), so every 12 digits of a run of 12 to 14 hex digits count; a longer
+/// suffix (`{mac}_sip.cfg`), with `:`/`-` separators or in dotted groups. Only the first MAC-like
+/// part of the name counts. A prefix may end in a hex letter (Cisco's `spa`), so when that part
+/// is a run of 13 or 14 hex digits each 12 of them may be the MAC, and all are returned; a longer
 /// run is a hash or a serial number, not a MAC. MACs of the all-zero OUI are the placeholder
-/// names of common files (`y000000000108.cfg`, `000000000000.cfg`), not devices. In order of
-/// appearance, without repeats.
+/// names of common files (`y000000000108.cfg`, `000000000000.cfg`), not devices.
 pub fn macs_in_name(name: &str) -> Vec<Mac> {
     let b = name.as_bytes();
-    let mut out: Vec<Mac> = Vec::new();
-    let mut keep = |mac: Mac| {
-        if mac.octets()[..3] != [0; 3] && !out.contains(&mac) {
-            out.push(mac);
-        }
-    };
+    let device = |mac: &Mac| mac.octets()[..3] != [0; 3];
     for i in 0..b.len() {
         // Separated forms: `00:11:22:aa:bb:cc`, `00-11-22-aa-bb-cc`, `0011.22aa.bbcc`.
         for len in [17, 14] {
-            if let Some(mac) = name.get(i..i + len).and_then(|s| Mac::parse(s).ok()) {
-                keep(mac);
+            if let Some(mac) = name.get(i..i + len).and_then(|s| Mac::parse(s).ok())
+                && device(&mac)
+            {
+                return vec![mac];
             }
         }
         if !b[i].is_ascii_hexdigit() || (i > 0 && b[i - 1].is_ascii_hexdigit()) {
@@ -146,14 +143,16 @@ pub fn macs_in_name(name: &str) -> Vec<Mac> {
         }
         let run = b[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
         if (12..=14).contains(&run) {
-            for start in i..=i + run - 12 {
-                if let Some(mac) = name.get(start..start + 12).and_then(|s| Mac::parse(s).ok()) {
-                    keep(mac);
-                }
+            let macs: Vec<Mac> = (i..=i + run - 12)
+                .filter_map(|start| Mac::parse(&name[start..start + 12]).ok())
+                .filter(device)
+                .collect();
+            if !macs.is_empty() {
+                return macs;
             }
         }
     }
-    out
+    Vec::new()
 }
 
 /// The MAC a client certificate speaks for: its subject CN, else a subject alternative name.
@@ -321,6 +320,16 @@ mod tests {
         ] {
             assert!(macs_in_name(name).contains(&m), "{name}");
         }
+        assert_eq!(
+            macs_in_name("spa001122aabbcc.xml"),
+            [mac("a001122aabbc"), m],
+            "each 12 digits of a 13-digit run"
+        );
+        assert_eq!(
+            macs_in_name("001122aabbcc-001122aabbcd.cfg"),
+            [m],
+            "only the first MAC of the name"
+        );
         for name in [
             "46xxspecials.txt",
             "000000000000.cfg",
