@@ -387,19 +387,26 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_damaged_plain_backup_is_refused_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
+    const TOKEN_TEXT: &str = "edgeprov-token-0123456789";
+
+    /// A data directory under `dir` (store, PKI, token) and a plain backup of it.
+    fn backed_up(dir: &Path) -> (Config, Vec<u8>) {
         let config = Config {
-            data_dir: dir.path().join("data"),
+            data_dir: dir.join("data"),
             ..Config::default()
         };
         let store = Store::open(&config.data_dir.join(DB)).unwrap();
         Pki::load_or_init(&config.pki_dir(), &config.pki, &config.crl_url()).unwrap();
-        let token = "edgeprov-token-0123456789";
-        std::fs::write(config.token_path(), token).unwrap();
+        std::fs::write(config.token_path(), TOKEN_TEXT).unwrap();
         let archive = build(&store, &config).unwrap();
-        drop(store);
+        (config, archive)
+    }
+
+    #[test]
+    fn a_damaged_plain_backup_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let token = TOKEN_TEXT;
         let at = archive
             .windows(token.len())
             .position(|w| w == token.as_bytes())
@@ -453,15 +460,7 @@ mod tests {
     #[test]
     fn a_backup_with_an_empty_database_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        let store = Store::open(&config.data_dir.join(DB)).unwrap();
-        Pki::load_or_init(&config.pki_dir(), &config.pki, &config.crl_url()).unwrap();
-        std::fs::write(config.token_path(), "edgeprov-token-0123456789").unwrap();
-        let archive = build(&store, &config).unwrap();
-        drop(store);
+        let (config, archive) = backed_up(dir.path());
         let unsummed = rebuilt(&archive, |_, bytes| Some(bytes));
         let empty = rebuilt(&archive, |name, bytes| {
             Some(if name == DB { Vec::new() } else { bytes })

@@ -34,15 +34,20 @@ fn start_registered(cloud: &Cloud, extra: &str) -> Daemon {
     d
 }
 
-fn register(d: &Daemon, cloud: &Cloud) {
-    let out = d.cli(&[
+/// `edgeprov cloud register` with the cloud's URL and a valid token.
+fn try_register(d: &Daemon, cloud: &Cloud) -> std::process::Output {
+    d.cli(&[
         "cloud",
         "register",
         "--url",
         &cloud.url(),
         "--token",
         &cloud.token(),
-    ]);
+    ])
+}
+
+fn register(d: &Daemon, cloud: &Cloud) {
+    let out = try_register(d, cloud);
     assert!(
         out.status.success(),
         "{}",
@@ -328,14 +333,7 @@ async fn a_long_push_backlog_does_not_starve_pulls() {
 async fn a_registration_naming_a_bad_site_is_refused_and_nothing_kept() {
     let cloud = Cloud::start("hq\u{7}");
     let d = Daemon::start_with(&cloud.config());
-    let out = d.cli(&[
-        "cloud",
-        "register",
-        "--url",
-        &cloud.url(),
-        "--token",
-        &cloud.token(),
-    ]);
+    let out = try_register(&d, &cloud);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("registration answer: site"), "{stderr}");
