@@ -641,3 +641,56 @@ async fn cli_prefetch_list_policy_upload_scrub() {
     let out = ok(d.cli(&["firmware", "list"]));
     assert!(!out.contains("k.bin"), "{out}");
 }
+
+/// A release a policy pins for one of its models cannot be deleted while no other release of
+/// that version is left for it: phones would be pinned to nothing. Changing the policy first
+/// lets it go.
+#[tokio::test]
+async fn a_pinned_release_is_deleted_only_after_its_policy_changes() {
+    let d = Daemon::start();
+    for file in ["pin-a.bin", "pin-b.bin"] {
+        let (status, v) = d
+            .api(
+                "POST",
+                "/firmware/releases",
+                Some(json!({"file": file, "models": ["J179"], "version": "9.9",
+                            "sha256": sha256_hex(file.as_bytes())})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/site:hq",
+            Some(json!({"J179": "9.9"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Another release of the version is left: this one may go.
+    let (status, v) = d.api("DELETE", "/firmware/releases/pin-a.bin", None).await;
+    assert!((200..300).contains(&status), "{status} {v}");
+    let (status, v) = d.api("DELETE", "/firmware/releases/pin-b.bin", None).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("site:hq pins J179"),
+        "{v}"
+    );
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(
+        list.to_string().contains("pin-b.bin"),
+        "still there: {list}"
+    );
+
+    let (status, _) = d
+        .api(
+            "PUT",
+            "/firmware/policies/site:hq",
+            Some(json!({"J179": "latest"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, v) = d.api("DELETE", "/firmware/releases/pin-b.bin", None).await;
+    assert!((200..300).contains(&status), "{status} {v}");
+}

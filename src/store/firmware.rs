@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::firmware::{Catalogue, Release, ScopePolicies};
+use crate::firmware::{Catalogue, Policy, Release, ScopePolicies};
 use crate::model::Device;
 
 /// Key: the release's file name in lower case.
@@ -101,16 +101,44 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a release, refused while a policy pins its version for one of its models and
+    /// no other release of that version is left for it: phones would be pinned to nothing.
     pub fn delete_firmware_release(&self, file: &str) -> Result<Release, StoreError> {
         let key = file.to_ascii_lowercase();
         let tx = self.begin_write()?;
         let removed = {
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
-            let removed = table.remove(key.as_str())?;
-            match removed {
+            let removed = match table.remove(key.as_str())? {
                 Some(v) => decode::<StoredRelease>("firmware_releases", &key, v.value())?.release,
                 None => return Err(StoreError::NotFound(format!("firmware file {file}"))),
+            };
+            let mut left = Vec::new();
+            for row in table.iter()? {
+                let (k, v) = row?;
+                left.push(
+                    decode::<StoredRelease>("firmware_releases", k.value(), v.value())?.release,
+                );
             }
+            let policies = tx.open_table(FIRMWARE_POLICIES)?;
+            for row in policies.iter()? {
+                let (scope, v) = row?;
+                let set: ScopePolicies = decode("firmware_policies", scope.value(), v.value())?;
+                for (model, policy) in &set {
+                    let Policy::Pinned(version) = policy else {
+                        continue;
+                    };
+                    let serves =
+                        |r: &Release| &r.version == version && (model == "*" || r.is_for(model));
+                    if serves(&removed) && !left.iter().any(serves) {
+                        return Err(StoreError::InUse(format!(
+                            "firmware file {file}: policy {} pins {model} to version {version}; \
+                             change that policy first",
+                            scope.value()
+                        )));
+                    }
+                }
+            }
+            removed
         };
         tx.commit()?;
         Ok(removed)
