@@ -48,13 +48,7 @@ async fn a_replayed_digest_header_is_refused() {
         .map(|v| v.to_str().unwrap().to_string())
         .find(|o| o.contains("MD5"))
         .unwrap();
-    let nonce = md5
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let nonce = challenge_nonce(&md5);
 
     // The phone's first fetch, then a conditional one that is answered 304.
     let mut first = get(&path, J179_UA);

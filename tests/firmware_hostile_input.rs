@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::upstream::{image, sha256_hex};
+use common::upstream::{image, read_head, sha256_hex};
 use common::*;
 use http_body_util::Full;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// How the raw upstream answers one request.
@@ -54,15 +54,9 @@ async fn upstream(script: Vec<Answer>) -> SocketAddr {
 }
 
 async fn answer_one(mut sock: TcpStream, answer: Answer) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = sock.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
+    let Some(head) = read_head(&mut sock).await? else {
+        return Ok(());
+    };
     match answer {
         Answer::Raw { head, body } => {
             sock.write_all(head.as_bytes()).await?;

@@ -314,13 +314,7 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
         "no Basic on plain HTTP: {offers:?}"
     );
     let md5 = offers.iter().find(|o| o.contains("MD5")).unwrap();
-    let nonce = md5
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let nonce = challenge_nonce(md5);
 
     // Right Digest credentials over plain HTTP: the secret file.
     let mut ok = get(&path, J179_UA);

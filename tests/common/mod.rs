@@ -401,3 +401,12 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// The `nonce` of a `WWW-Authenticate: Digest …` challenge.
+pub fn challenge_nonce(challenge: &str) -> &str {
+    challenge
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a Digest challenge carries a nonce")
+}

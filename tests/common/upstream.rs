@@ -134,15 +134,9 @@ async fn serve(
     sent: &AtomicU64,
     ranges: &Mutex<Vec<Option<String>>>,
 ) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = sock.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
+    let Some(head) = read_head(&mut sock).await? else {
+        return Ok(());
+    };
     requests.fetch_add(1, Ordering::SeqCst);
     let text = String::from_utf8_lossy(&head).into_owned();
     let range = text
@@ -211,4 +205,18 @@ async fn serve(
         }
     }
     sock.shutdown().await
+}
+
+/// Reads an HTTP request head up to its blank line; `None` when the client closed first.
+pub async fn read_head(sock: &mut tokio::net::TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(head))
 }
