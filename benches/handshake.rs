@@ -29,7 +29,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, Server
 
 use edgeprov::config::PkiConfig;
 use edgeprov::model::Mac;
-use edgeprov::pki::{DeviceMinter, Pki, phone_server_config};
+use edgeprov::pki::{DeviceMinter, Pki, Revocations, phone_server_config};
 
 /// Phones whose certificates the handshakes take in turn.
 const PHONES: u32 = 64;
@@ -43,7 +43,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let pki = Pki::load_or_init(dir.path(), &PkiConfig::default(), "").expect("PKI");
+    let pki =
+        Pki::load_or_init(dir.path(), &PkiConfig::default(), "", Revocations::none()).expect("PKI");
     let server = phone_server_config(&pki).expect("phone TLS configuration");
     let minter = DeviceMinter::from_files(&dir.path().join("ca.crt"), &dir.path().join("ca.key"))
         .expect("CA files");

@@ -43,7 +43,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !addr.ip().is_loopback() {
         return Err("tls_floor listens on loopback only".into());
     }
-    let pki = edgeprov::pki::Pki::load_or_init(&dir, &Default::default(), "")?;
+    let pki = edgeprov::pki::Pki::load_or_init(
+        &dir,
+        &Default::default(),
+        "",
+        edgeprov::pki::Revocations::none(),
+    )?;
     let acceptor = tokio_rustls::TlsAcceptor::from(edgeprov::pki::phone_server_config(&pki)?);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     socket2::SockRef::from(&listener).set_tcp_nodelay(true)?;

@@ -351,7 +351,12 @@ fn unpack_and_check(
         store.schema_version()?;
         store.count_devices()?
     };
-    Pki::load_or_init(&dir.join("pki"), &config.pki, &config.crl_url())?;
+    Pki::load_or_init(
+        &dir.join("pki"),
+        &config.pki,
+        &config.crl_url(),
+        crate::pki::Revocations::none(),
+    )?;
     Ok(devices)
 }
 
@@ -396,7 +401,13 @@ mod tests {
             ..Config::default()
         };
         let store = Store::open(&config.data_dir.join(DB)).unwrap();
-        Pki::load_or_init(&config.pki_dir(), &config.pki, &config.crl_url()).unwrap();
+        Pki::load_or_init(
+            &config.pki_dir(),
+            &config.pki,
+            &config.crl_url(),
+            crate::pki::Revocations::none(),
+        )
+        .unwrap();
         std::fs::write(config.token_path(), TOKEN_TEXT).unwrap();
         let archive = build(&store, &config).unwrap();
         (config, archive)

@@ -18,7 +18,7 @@ use crate::config::Loaded;
 use crate::firmware::{Firmware, FirmwareError};
 use crate::logging::LogControl;
 use crate::phone::{self, PhoneState};
-use crate::pki::{LiveCerts, PkiError};
+use crate::pki::{LiveCerts, PkiError, Revocations};
 use crate::reload::{Reloader, RunningConfig};
 use crate::serve::{ConnInfo, ConnectionLimit, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
@@ -135,7 +135,13 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         log.set_level(&level)
             .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));
     }
-    let certs = Arc::new(LiveCerts::start(&config)?);
+    let revoked = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.revoked_certs())
+            .await
+            .expect("store read task")?
+    };
+    let certs = Arc::new(LiveCerts::start(&config, Revocations::new(revoked))?);
     let pki = certs.pki();
     let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
     let phone_tls: TlsSource = certs.phone_tls();
@@ -191,6 +197,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
 
     let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
+    pki.revocations().alarm_to(recorder.clone());
     let firmware = {
         let (fw, dir, store, recorder) = (
             config.firmware.clone(),

@@ -186,6 +186,13 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
         ("sites", "post", "/devices/{mac}/certificate") => {
             sites(on(MINE, "mine"), None, refused(on(THEIRS, "theirs"), None))
         }
+        // Whether MINE has a certificate to revoke depends on the order the cases run in; the
+        // revocation itself is tested in tests/certificate_revocation.rs.
+        ("sites", "post", "/devices/{mac}/certificates/revoke") => Case {
+            admin: (on(MINE, "mine"), Some(json!({"all": true}))),
+            admin_ok: past_the_guard,
+            outside: refused(on(THEIRS, "theirs"), Some(json!({"all": true}))),
+        },
         ("sites", "get" | "patch", _)
             if path.contains("{mac}") || path.contains("{site}") || path.contains("{layer}") =>
         {

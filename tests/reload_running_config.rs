@@ -3,20 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Daemon, signal};
+use common::{Daemon, signal, wait_for_log};
 use serde_json::json;
-
-async fn wait_for_log(d: &Daemon, text: &str) {
-    for _ in 0..200 {
-        if d.log().contains(text) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no {text:?} in the log:\n{}", d.log());
-}
 
 #[tokio::test]
 async fn clearing_the_runtime_log_level_returns_to_the_reloaded_one() {

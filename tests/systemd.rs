@@ -141,13 +141,3 @@ async fn sighup_reloads_certificates_and_keeps_open_connections() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("SET SIPDOMAIN x"));
 }
-
-async fn wait_for_log(d: &Daemon, text: &str) {
-    for _ in 0..200 {
-        if d.log().contains(text) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("log never said {text:?}:\n{}", d.log());
-}

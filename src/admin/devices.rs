@@ -15,7 +15,6 @@ use serde_json::Value;
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, Mac};
-use crate::pki::DeviceIdentity;
 
 /// A device as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -435,39 +434,6 @@ pub async fn delete(
         }
         None => Err(ApiError::NotFound(format!("device {mac} not found"))),
     }
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CertRequest {
-    days: Option<u32>,
-}
-
-/// Issues a client certificate for an inventory device (softphones, tests, simulators).
-pub async fn certificate(
-    State(st): State<AdminState>,
-    Extension(who): Extension<Principal>,
-    Path(mac): Path<String>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<DeviceIdentity>), ApiError> {
-    let mac = parse_mac(&mac)?;
-    let req: CertRequest = if body.is_empty() {
-        CertRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let days = req.days.unwrap_or(3650);
-    if !(1..=3650).contains(&days) {
-        return Err(ApiError::BadRequest("days: must be 1 to 3650".into()));
-    }
-    scoped(&st, &who, mac).await?;
-    let pki = st.pki.clone();
-    let identity = tokio::task::spawn_blocking(move || pki.issue_device(mac, days))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tracing::info!(%mac, days, "device certificate issued");
-    Ok((StatusCode::CREATED, Json(identity)))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -3,6 +3,7 @@
 mod audit;
 pub mod auth;
 mod certs;
+mod device_certs;
 mod devices;
 mod dhcp;
 mod dns;
@@ -77,7 +78,6 @@ pub fn router(state: AdminState) -> Router {
                 .patch(devices::update)
                 .delete(devices::delete),
         )
-        .route("/devices/{mac}/certificate", post(devices::certificate))
         .route("/devices/{mac}/files/{name}", get(settings::device_file))
         .route("/devices/{mac}/effective", get(settings::device_effective))
         .route("/devices/{mac}/checkins", get(devices::checkins))
@@ -135,6 +135,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
         .merge(certs::routes())
+        .merge(device_certs::routes())
         .route("/jobs", get(jobs::list).post(jobs::create))
         .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
         .route("/jobs/{id}/pause", post(jobs::pause))

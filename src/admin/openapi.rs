@@ -130,6 +130,18 @@ pub const ROUTES: &[Route] = &[
     .sites(),
     r(
         "get",
+        "/devices/{mac}/certificates",
+        "The client certificates the box issued to the device, newest first, with revocations",
+    )
+    .sites(),
+    r(
+        "post",
+        "/devices/{mac}/certificates/revoke",
+        "Revoke device certificates ({serial} | {all: true} | {pem}, optional reason); refused from the next handshake on and listed in /ca.crl",
+    )
+    .sites(),
+    r(
+        "get",
         "/devices/{mac}/files/{name}",
         "The file the device gets, secret values masked",
     )

@@ -1,4 +1,5 @@
-//! `edgeprov pki issue-device`: a client certificate for a softphone, a test or a simulator.
+//! `edgeprov pki …`: device certificates — issue one for a softphone, a test or a simulator;
+//! list those the box issued to a device; revoke them.
 
 use std::path::PathBuf;
 
@@ -6,9 +7,9 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 
-use super::Output;
 use super::client::ApiClient;
-use crate::model::Mac;
+use super::{Output, table, time_text};
+use crate::model::{IssuedCert, Mac, RevocationReason};
 use crate::pki::DeviceIdentity;
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,52 @@ pub enum PkiCmd {
         #[arg(long, default_value_t = 3650)]
         days: u32,
     },
+    /// The certificates the box issued to a device, newest first, with revocations.
+    List {
+        /// The device's MAC address.
+        #[arg(long)]
+        mac: String,
+    },
+    /// Revoke device certificates: phones presenting them are refused at the handshake from
+    /// now on, and they are listed in the CRL (`/ca.crl`).
+    Revoke {
+        /// The device's MAC address.
+        #[arg(long)]
+        mac: String,
+        /// One certificate the box issued to the device, by serial (as `pki list` shows it).
+        #[arg(long, required_unless_present_any = ["all", "cert"], conflicts_with_all = ["all", "cert"])]
+        serial: Option<String>,
+        /// Every certificate the box issued to the device.
+        #[arg(long, conflicts_with = "cert")]
+        all: bool,
+        /// A certificate file (PEM) of the box's CA for the device, issued before the box
+        /// recorded issuance.
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// Why: unspecified, key-compromise, superseded or cessation-of-operation.
+        #[arg(long, value_enum, default_value = "unspecified")]
+        reason: Reason,
+    },
+}
+
+/// `--reason`, in the CLI's spelling of [`RevocationReason`].
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Reason {
+    Unspecified,
+    KeyCompromise,
+    Superseded,
+    CessationOfOperation,
+}
+
+impl From<Reason> for RevocationReason {
+    fn from(r: Reason) -> Self {
+        match r {
+            Reason::Unspecified => RevocationReason::Unspecified,
+            Reason::KeyCompromise => RevocationReason::KeyCompromise,
+            Reason::Superseded => RevocationReason::Superseded,
+            Reason::CessationOfOperation => RevocationReason::CessationOfOperation,
+        }
+    }
 }
 
 pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
@@ -62,5 +109,57 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             }
             Ok(())
         }
+        PkiCmd::List { mac } => {
+            let mac = Mac::parse(&mac)?;
+            let value = api.get(&format!("/devices/{mac}/certificates")).await?;
+            print_certs(value, out)
+        }
+        PkiCmd::Revoke {
+            mac,
+            serial,
+            all,
+            cert,
+            reason,
+        } => {
+            let mac = Mac::parse(&mac)?;
+            let mut body = json!({ "reason": RevocationReason::from(reason) });
+            match (serial, cert) {
+                (Some(serial), _) => body["serial"] = json!(serial),
+                (None, Some(path)) => {
+                    let pem = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    body["pem"] = json!(pem);
+                }
+                (None, None) if all => body["all"] = json!(true),
+                (None, None) => anyhow::bail!("give --serial SERIAL, --all or --cert FILE"),
+            }
+            let value = api
+                .post(&format!("/devices/{mac}/certificates/revoke"), &body)
+                .await?;
+            print_certs(value, out)
+        }
     }
+}
+
+fn print_certs(value: serde_json::Value, out: Output) -> Result<()> {
+    if out.json {
+        return out.print_json(&value);
+    }
+    let certs: Vec<IssuedCert> = serde_json::from_value(value)?;
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.serial.clone(),
+                c.issued_at.map(time_text).unwrap_or_else(|| "-".into()),
+                time_text(c.not_after),
+                match &c.revoked {
+                    Some(r) => format!("{} ({})", time_text(r.at), r.reason),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    table::print(&["SERIAL", "ISSUED", "EXPIRES", "REVOKED"], &rows);
+    Ok(())
 }

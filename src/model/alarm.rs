@@ -47,6 +47,9 @@ pub enum AlarmKind {
     /// has expired; the source names which. Major, critical within 14 days (the raising code
     /// sets the severity of each occurrence).
     CertificateExpiring,
+    /// A phone presented a device certificate the box's CA issued and an operator revoked; the
+    /// handshake was refused.
+    RevokedCertificate,
 }
 
 impl AlarmKind {
@@ -60,6 +63,7 @@ impl AlarmKind {
                 | AlarmKind::HttpAuthFailed
                 | AlarmKind::HttpAuthLockout
                 | AlarmKind::PathTraversal
+                | AlarmKind::RevokedCertificate
         )
     }
 
@@ -79,6 +83,7 @@ impl AlarmKind {
             AlarmKind::SyncRejected => "sync_rejected",
             AlarmKind::OutboxOverflow => "outbox_overflow",
             AlarmKind::CertificateExpiring => "certificate_expiring",
+            AlarmKind::RevokedCertificate => "revoked_certificate",
         }
     }
 
@@ -91,7 +96,7 @@ impl AlarmKind {
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }
-            AlarmKind::CertificateExpiring => Severity::Major,
+            AlarmKind::CertificateExpiring | AlarmKind::RevokedCertificate => Severity::Major,
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

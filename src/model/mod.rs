@@ -3,6 +3,7 @@
 
 mod alarm;
 mod device;
+mod device_cert;
 mod lease;
 mod mac;
 mod params;
@@ -14,6 +15,7 @@ pub use alarm::{Alarm, AlarmKind, Severity};
 pub use device::{
     CheckIn, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site, SiteProfile,
 };
+pub use device_cert::{IssuedCert, Revocation, RevocationReason};
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};

@@ -6,14 +6,14 @@ use std::path::Path;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
     DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType, SerialNumber,
+    RevocationReason as CrlReason, RevokedCertParams, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
 use super::files::{parse_one_cert, read_text, write};
 use super::tls::random_bytes;
 use super::{CA_CERT, CA_KEY, PkiError, SERVER_CERT, SERVER_KEY};
-use crate::model::Mac;
+use crate::model::{IssuedCert, Mac, RevocationReason};
 
 const CA_DAYS: i64 = 3650;
 const SERVER_DAYS: i64 = 825;
@@ -203,23 +203,9 @@ pub fn issue_server(
 }
 
 /// A client certificate whose subject CN is the device's MAC (the form phones' factory
-/// certificates use), with the MAC also as a URI SAN so SAN-based identification finds it.
-pub fn device_identity(
-    issuer: &Issuer<'static, KeyPair>,
-    ca_pem: &str,
-    mac: Mac,
-    days: u32,
-) -> Result<DeviceIdentity, PkiError> {
-    let (cert, key) = device_cert(issuer, mac, days)?;
-    Ok(DeviceIdentity {
-        certificate: cert.pem(),
-        private_key: key.serialize_pem(),
-        ca_certificate: ca_pem.to_string(),
-    })
-}
-
-/// The device certificate profile shared by [`device_identity`] and the in-memory minter: a
-/// new ECDSA P-256 key and its certificate.
+/// certificates use), with the MAC also as a URI SAN so SAN-based identification finds it: the
+/// profile shared by [`super::Pki::issue_device`] and the in-memory minter, a new ECDSA P-256
+/// key and its certificate.
 pub fn device_cert(
     issuer: &Issuer<'static, KeyPair>,
     mac: Mac,
@@ -244,18 +230,55 @@ pub fn device_cert(
 /// How long a published CRL is valid; it is re-signed daily, well before that.
 const CRL_DAYS: i64 = 7;
 
-/// The CA's revocation list, DER encoded. Nothing is revoked yet; publishing a signed, current
-/// list lets TLS clients that check revocation (and audits that ask for it) do so.
-pub fn crl_der(issuer: &Issuer<'static, KeyPair>) -> Result<Vec<u8>, PkiError> {
+/// The CA's revocation list, DER encoded: a signed, current list of the device certificates
+/// revoked, for TLS clients that check revocation and audits that ask for it.
+pub fn crl_der(
+    issuer: &Issuer<'static, KeyPair>,
+    revoked: &[IssuedCert],
+) -> Result<Vec<u8>, PkiError> {
     let now = OffsetDateTime::now_utc();
+    let revoked_certs = revoked
+        .iter()
+        .filter_map(|c| {
+            let r = c.revoked.as_ref()?;
+            let Some(serial) = serial_bytes(&c.serial) else {
+                tracing::error!(serial = %c.serial, "a revoked serial is not hex: left out of the CRL");
+                return None;
+            };
+            Some(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial),
+                revocation_time: OffsetDateTime::from_unix_timestamp(r.at).unwrap_or(now),
+                reason_code: Some(match r.reason {
+                    RevocationReason::Unspecified => CrlReason::Unspecified,
+                    RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+                    RevocationReason::Superseded => CrlReason::Superseded,
+                    RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+                }),
+                invalidity_date: None,
+            })
+        })
+        .collect();
+    // CRL numbers must grow; milliseconds keep two lists signed in one second apart.
+    let number = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let params = CertificateRevocationListParams {
         this_update: now - Duration::hours(1),
         next_update: now + Duration::days(CRL_DAYS),
-        crl_number: SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
         issuing_distribution_point: None,
-        revoked_certs: Vec::new(),
+        revoked_certs,
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
     let crl = params.signed_by(issuer).map_err(gen_err("CRL"))?;
     Ok(crl.der().to_vec())
+}
+
+/// The bytes of a serial written as hex (an [`IssuedCert::serial`]).
+fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }

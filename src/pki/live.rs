@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rustls_pki_types::CertificateDer;
 
 use super::{
-    CertOverview, INSTALLED, IdentityError, Pki, PkiError, RootError, RootInfo, RootOrigin,
-    SERVER_CERT, SERVER_KEY, ServerIdentity, files, issue, roots,
+    CertOverview, INSTALLED, IdentityError, Pki, PkiError, Revocations, RootError, RootInfo,
+    RootOrigin, SERVER_CERT, SERVER_KEY, ServerIdentity, files, issue, roots,
 };
 use crate::config::{Config, PkiConfig};
 use crate::serve::TlsSource;
@@ -39,19 +39,22 @@ struct Settings {
     dir: PathBuf,
     config: PkiConfig,
     crl_url: String,
+    /// Not from the configuration: the store's revocations, kept across reloads.
+    revoked: Arc<Revocations>,
 }
 
 impl Settings {
-    fn of(config: &Config) -> Settings {
+    fn of(config: &Config, revoked: Arc<Revocations>) -> Settings {
         Settings {
             dir: config.pki_dir(),
             config: config.pki.clone(),
             crl_url: config.crl_url(),
+            revoked,
         }
     }
 
     fn load(&self) -> Result<Pki, PkiError> {
-        Pki::load_or_init(&self.dir, &self.config, &self.crl_url)
+        Pki::load_or_init(&self.dir, &self.config, &self.crl_url, self.revoked.clone())
     }
 }
 
@@ -117,9 +120,10 @@ fn put_back(saved: Vec<Saved>) {
 }
 
 impl LiveCerts {
-    /// Loads (or on first start creates) the PKI and builds the TLS configurations.
-    pub fn start(config: &Config) -> Result<LiveCerts, PkiError> {
-        let settings = Settings::of(config);
+    /// Loads (or on first start creates) the PKI and builds the TLS configurations; phones'
+    /// handshakes check `revoked`, which the admin API refreshes after each revocation.
+    pub fn start(config: &Config, revoked: Arc<Revocations>) -> Result<LiveCerts, PkiError> {
+        let settings = Settings::of(config, revoked);
         let pki = settings.load()?;
         let phone = Arc::new(std::sync::RwLock::new(super::phone_server_config(&pki)?));
         let admin = Arc::new(std::sync::RwLock::new(super::admin_server_config(&pki)?));
@@ -176,7 +180,8 @@ impl LiveCerts {
     /// Reload (SIGHUP): the PKI part of a new configuration, and whatever changed on disk.
     pub fn apply(&self, config: &Config) -> Result<(), PkiError> {
         let mut current = self.lock();
-        self.load_and_swap(&mut current, Settings::of(config))?;
+        let revoked = current.settings.revoked.clone();
+        self.load_and_swap(&mut current, Settings::of(config, revoked))?;
         self.reloaded.notify_one();
         Ok(())
     }

@@ -13,6 +13,7 @@ mod inspect;
 mod issue;
 mod live;
 mod minter;
+mod revoked;
 pub mod roots;
 mod tls;
 
@@ -30,6 +31,7 @@ pub use inspect::{CertInfo, fingerprint, normalise_fingerprint};
 pub use issue::{DeviceIdentity, cert_names};
 pub use live::{CertError, LiveCerts};
 pub use minter::DeviceMinter;
+pub use revoked::{Revocations, RevokedSet};
 pub use roots::RootError;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
@@ -75,8 +77,18 @@ pub struct Pki {
     device_roots: Arc<RootCertStore>,
     /// The trusted device roots besides the CA, for the overview.
     roots: Vec<TrustedRoot>,
-    /// The last signed CRL and when it was signed (Unix seconds).
-    crl: std::sync::Mutex<Option<(i64, Arc<Vec<u8>>)>>,
+    /// Revoked device certificates, shared with every PKI loaded after this one.
+    revoked: Arc<Revocations>,
+    crl: std::sync::Mutex<Option<SignedCrl>>,
+}
+
+/// The last signed CRL, with when it was signed and for which revocations.
+struct SignedCrl {
+    /// Unix seconds.
+    at: i64,
+    /// [`RevokedSet::version`] it lists.
+    version: u64,
+    der: Arc<Vec<u8>>,
 }
 
 /// A CRL older than this is signed anew when asked for.
@@ -84,8 +96,14 @@ const CRL_REFRESH_SECS: i64 = 86_400;
 
 impl Pki {
     /// Loads the PKI from `dir`, creating it when the directory holds none of its files.
-    /// `crl_url` is written into the server certificate (see `Config::crl_url`).
-    pub fn load_or_init(dir: &Path, config: &PkiConfig, crl_url: &str) -> Result<Pki, PkiError> {
+    /// `crl_url` is written into the server certificate (see `Config::crl_url`); `revoked` is
+    /// what the phone listener's handshakes check and the CRL lists.
+    pub fn load_or_init(
+        dir: &Path,
+        config: &PkiConfig,
+        crl_url: &str,
+        revoked: Arc<Revocations>,
+    ) -> Result<Pki, PkiError> {
         files::ensure_dir(dir)?;
         let present: Vec<bool> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
             .iter()
@@ -169,6 +187,7 @@ impl Pki {
             installed,
             device_roots: Arc::new(store),
             roots: trusted,
+            revoked,
             crl: std::sync::Mutex::new(None),
         })
     }
@@ -240,27 +259,99 @@ impl Pki {
         self.device_roots.clone()
     }
 
-    /// The current CRL (DER), re-signed once a day.
+    /// The revoked device certificates.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revoked
+    }
+
+    /// The current CRL (DER), re-signed once a day and whenever the revocations change.
     pub fn crl_der(&self) -> Result<Arc<Vec<u8>>, PkiError> {
         let now = crate::model::now_unix();
+        let revoked = self.revoked.current();
         let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, der)) = cached.as_ref()
-            && now - at < CRL_REFRESH_SECS
+        if let Some(signed) = cached.as_ref()
+            && now - signed.at < CRL_REFRESH_SECS
+            && signed.version == revoked.version()
         {
-            return Ok(der.clone());
+            return Ok(signed.der.clone());
         }
-        let der = Arc::new(issue::crl_der(&self.issuer)?);
-        *cached = Some((now, der.clone()));
+        let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs())?);
+        *cached = Some(SignedCrl {
+            at: now,
+            version: revoked.version(),
+            der: der.clone(),
+        });
         Ok(der)
     }
 
-    /// Issues a client certificate for a device (softphones, tests, the boot-storm simulator).
+    /// Issues a client certificate for a device (softphones, tests, the boot-storm simulator),
+    /// with the record of it to keep, by which it can be revoked.
     pub fn issue_device(
         &self,
         mac: crate::model::Mac,
         days: u32,
-    ) -> Result<DeviceIdentity, PkiError> {
-        issue::device_identity(&self.issuer, &self.ca_cert_pem, mac, days)
+    ) -> Result<(DeviceIdentity, crate::model::IssuedCert), PkiError> {
+        let (cert, key) = issue::device_cert(&self.issuer, mac, days)?;
+        let info = inspect::describe(cert.der(), crate::model::now_unix()).map_err(|reason| {
+            PkiError::Generate {
+                what: "device certificate",
+                reason,
+            }
+        })?;
+        let record = crate::model::IssuedCert {
+            serial: info.serial,
+            mac,
+            not_before: info.not_before,
+            not_after: info.not_after,
+            issued_at: Some(crate::model::now_unix()),
+            revoked: None,
+        };
+        let identity = DeviceIdentity {
+            certificate: cert.pem(),
+            private_key: key.serialize_pem(),
+            ca_certificate: self.ca_cert_pem.clone(),
+        };
+        Ok((identity, record))
+    }
+
+    /// Reads a device certificate (PEM) this CA issued to `mac`, for revoking one the box has
+    /// no record of. The error says why it is not one: not PEM, not signed by this CA (or
+    /// expired: no longer accepted anyway), or for another device.
+    pub fn own_device_cert(
+        &self,
+        pem: &str,
+        mac: crate::model::Mac,
+    ) -> Result<crate::model::IssuedCert, String> {
+        use rustls_pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        let mut ca_only = RootCertStore::empty();
+        ca_only
+            .add(self.ca_cert.clone())
+            .map_err(|e| e.to_string())?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(ca_only),
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+        verifier
+            .verify_client_cert(&der, &[], rustls_pki_types::UnixTime::now())
+            .map_err(|e| format!("not a valid certificate of this box's CA: {e}"))?;
+        match crate::phone::identify::mac_from_certificate(&der) {
+            Some(m) if m == mac => {}
+            Some(m) => return Err(format!("it was issued to {m}, not {mac}")),
+            None => return Err("it names no MAC address".into()),
+        }
+        let info = inspect::describe(&der, crate::model::now_unix())?;
+        Ok(crate::model::IssuedCert {
+            serial: info.serial,
+            mac,
+            not_before: info.not_before,
+            not_after: info.not_after,
+            issued_at: None,
+            revoked: None,
+        })
     }
 }
 

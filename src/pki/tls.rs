@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 
+use super::revoked::CheckRevoked;
 use super::{Pki, PkiError};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -39,13 +40,17 @@ fn phone_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Phone HTTPS: client certificates are requested but optional at the handshake — whether a
 /// missing one matters depends on the file asked for. A certificate that is presented must chain
 /// to the edgeprov CA or a configured vendor root and be within its validity, else the handshake
-/// fails (so an expired or foreign certificate never reaches the request handler).
+/// fails (so an expired, foreign or revoked certificate never reaches the request handler).
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let (chain, key) = pki.phone_identity();
-    let verifier = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
+    let webpki = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
         .allow_unauthenticated()
         .build()
         .map_err(|e| PkiError::Tls(e.to_string()))?;
+    let verifier = Arc::new(
+        CheckRevoked::new(webpki, pki.revocations().clone(), pki.ca_cert())
+            .map_err(PkiError::Tls)?,
+    );
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?

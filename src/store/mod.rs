@@ -7,6 +7,7 @@
 
 mod alarms;
 mod audit;
+mod device_certs;
 mod devices;
 mod dns_records;
 mod error;
@@ -28,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use audit::AuditEntry;
+pub use device_certs::RevokeWhich;
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::{MAX_STATIC_FILE, StaticIndex};
@@ -277,6 +279,7 @@ impl Store {
             tx.open_table(jobs::JOBS)?;
             tx.open_table(jobs::JOB_RESULTS)?;
             tx.open_table(tokens::TOKENS)?;
+            tx.open_table(device_certs::DEVICE_CERTS)?;
             tx.open_table(history::CHECKINS)?;
             tx.open_table(prefs::PREFERENCES)?;
         }

@@ -255,6 +255,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Waits (up to 5 s) until the daemon's log says `text`.
+pub async fn wait_for_log(d: &Daemon, text: &str) {
+    for _ in 0..200 {
+        if d.log().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("log never said {text:?}:\n{}", d.log());
+}
+
 pub fn signal(pid: u32, sig: &str) {
     Command::new("kill")
         .arg(format!("-{sig}"))

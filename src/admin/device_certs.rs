@@ -1,0 +1,169 @@
+//! Device certificates: issue one for an inventory device (softphones, tests, simulators), list
+//! those the box issued to a device, and revoke them. A revocation applies from the next
+//! handshake on and is listed in `/ca.crl`; see docs/certificates.md.
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::audit::with_change;
+use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
+use crate::model::{IssuedCert, Mac, RevocationReason};
+use crate::store::RevokeWhich;
+
+pub fn routes() -> Router<AdminState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/devices/{mac}/certificate", post(issue))
+        .route("/devices/{mac}/certificates", get(list))
+        .route("/devices/{mac}/certificates/revoke", post(revoke))
+}
+
+/// Whether the caller may manage `mac`'s certificates: those of a device of one of its sites;
+/// an administrator's also once the device is gone from the inventory (its certificate still
+/// passes the handshake until it expires or is revoked).
+async fn scope(st: &AdminState, who: &Principal, mac: Mac) -> Result<(), ApiError> {
+    let store = st.store.clone();
+    match blocking(move || store.get_device(mac)).await? {
+        Some(device) => who.require_site(&device.site),
+        None if who.is_admin() => Ok(()),
+        None => Err(ApiError::NotFound(format!("device {mac} not found"))),
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IssueRequest {
+    days: Option<u32>,
+}
+
+/// Issues a client certificate for an inventory device, and records it so it can be revoked.
+async fn issue(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(mac): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let req: IssueRequest = if body.is_empty() {
+        IssueRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let days = req.days.unwrap_or(3650);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::BadRequest("days: must be 1 to 3650".into()));
+    }
+    super::devices::scoped(&st, &who, mac).await?;
+    let pki = st.pki.clone();
+    let (identity, record) = tokio::task::spawn_blocking(move || pki.issue_device(mac, days))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let store = st.store.clone();
+    let kept = record.clone();
+    blocking(move || store.record_issued_cert(&kept)).await?;
+    tracing::info!(%mac, days, serial = %record.serial, "device certificate issued");
+    let summary = format!("device certificate {} issued to {mac}", record.serial);
+    Ok(with_change(
+        (StatusCode::CREATED, Json(identity)).into_response(),
+        summary,
+        serde_json::Value::Null,
+        record,
+    ))
+}
+
+/// The certificates the box issued to the device, newest first.
+async fn list(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(mac): Path<String>,
+) -> Result<Json<Vec<IssuedCert>>, ApiError> {
+    let mac = parse_mac(&mac)?;
+    scope(&st, &who, mac).await?;
+    let store = st.store.clone();
+    Ok(Json(blocking(move || store.issued_certs_of(mac)).await?))
+}
+
+/// Which certificate to revoke: exactly one of `serial`, `all` or `pem`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// A certificate the box issued to the device, by serial (hex, any case, colons allowed).
+    serial: Option<String>,
+    /// Every certificate the box issued to the device.
+    #[serde(default)]
+    all: bool,
+    /// A certificate of the box's CA for the device that the box has no record of (issued
+    /// before issuance was recorded), given whole.
+    pem: Option<String>,
+    #[serde(default)]
+    reason: RevocationReason,
+}
+
+/// A serial as the store keys it: lower-case hex without separators.
+fn normalise_serial(text: &str) -> Result<String, ApiError> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.is_empty() || hex.len() > 42 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest(format!(
+            "serial: {text:?} is not a certificate serial (hex digits)"
+        )));
+    }
+    Ok(hex)
+}
+
+/// Revokes device certificates; answers with them as now recorded (a certificate already
+/// revoked keeps its first revocation).
+async fn revoke(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Path(mac): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mac = parse_mac(&mac)?;
+    let req: RevokeRequest = parse_json(&body)?;
+    let which = match (req.serial, req.all, req.pem) {
+        (Some(serial), false, None) => RevokeWhich::Serial(normalise_serial(&serial)?),
+        (None, true, None) => RevokeWhich::All,
+        (None, false, Some(pem)) => {
+            let pki = st.pki.clone();
+            let cert = tokio::task::spawn_blocking(move || pki.own_device_cert(&pem, mac))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::BadRequest(format!("pem: {e}")))?;
+            RevokeWhich::Cert(cert)
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "request body: give exactly one of serial, all (true) or pem".into(),
+            ));
+        }
+    };
+    scope(&st, &who, mac).await?;
+    let (store, reason) = (st.store.clone(), req.reason);
+    let now = crate::model::now_unix();
+    let revoked = blocking(move || store.revoke_certs(mac, which, reason, now)).await?;
+    let store = st.store.clone();
+    let revocations = st.pki.revocations().clone();
+    blocking(move || revocations.refresh(|| store.revoked_certs())).await?;
+    let serials: Vec<&str> = revoked.iter().map(|c| c.serial.as_str()).collect();
+    tracing::warn!(%mac, serials = ?serials, %reason, "device certificates revoked");
+    let summary = format!(
+        "device certificate{} {} of {mac} revoked ({reason})",
+        if serials.len() == 1 { "" } else { "s" },
+        serials.join(", ")
+    );
+    Ok(with_change(
+        Json(revoked.clone()).into_response(),
+        summary,
+        serde_json::Value::Null,
+        revoked,
+    ))
+}

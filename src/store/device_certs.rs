@@ -1,0 +1,203 @@
+//! The device certificates the box's CA issued, by serial, and which of them are revoked.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Store, StoreError, decode, encode, read_all};
+use crate::model::{IssuedCert, Mac, Revocation, RevocationReason};
+
+/// Key: the serial (lower-case hex); value: an [`IssuedCert`].
+pub(crate) const DEVICE_CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_certs");
+
+/// Which of a device's certificates to revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeWhich {
+    /// One recorded certificate, by serial.
+    Serial(String),
+    /// Every certificate recorded for the device.
+    All,
+    /// A certificate read from its PEM and checked to be the CA's and the device's: recorded
+    /// first when the box has no record of it (issued before issuance was recorded).
+    Cert(IssuedCert),
+}
+
+impl Store {
+    /// Records a certificate just issued; a serial already recorded is refused.
+    pub fn record_issued_cert(&self, cert: &IssuedCert) -> Result<(), StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        {
+            let mut table = tx.open_table(DEVICE_CERTS)?;
+            if table.get(cert.serial.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "device certificate {}",
+                    cert.serial
+                )));
+            }
+            table.insert(cert.serial.as_str(), encode(cert).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The certificates recorded for `mac`, newest first.
+    pub fn issued_certs_of(&self, mac: Mac) -> Result<Vec<IssuedCert>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
+        Ok(newest_first(all.into_iter().filter(|c| c.mac == mac)))
+    }
+
+    /// Every revoked certificate, for the CRL and the handshake check.
+    pub fn revoked_certs(&self) -> Result<Vec<IssuedCert>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
+        Ok(all.into_iter().filter(|c| c.revoked.is_some()).collect())
+    }
+
+    /// Revokes `which` of `mac`'s certificates in one transaction and returns them as now
+    /// stored, newest first. A certificate already revoked keeps its first revocation. Nothing
+    /// changes when the serial is not one of `mac`'s, or `mac` has no certificate on record.
+    pub fn revoke_certs(
+        &self,
+        mac: Mac,
+        which: RevokeWhich,
+        reason: RevocationReason,
+        now: i64,
+    ) -> Result<Vec<IssuedCert>, StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        let revoked = {
+            let mut table = tx.open_table(DEVICE_CERTS)?;
+            let mut chosen: Vec<IssuedCert> = match which {
+                RevokeWhich::Serial(serial) => {
+                    let found = table
+                        .get(serial.as_str())?
+                        .map(|v| decode::<IssuedCert>("device_certs", &serial, v.value()))
+                        .transpose()?
+                        .filter(|c| c.mac == mac);
+                    vec![found.ok_or_else(|| {
+                        StoreError::NotFound(format!(
+                            "a certificate with serial {serial} issued to {mac}"
+                        ))
+                    })?]
+                }
+                RevokeWhich::All => {
+                    let all: Vec<IssuedCert> = read_all(&table, "device_certs")?;
+                    let mine: Vec<IssuedCert> = all.into_iter().filter(|c| c.mac == mac).collect();
+                    if mine.is_empty() {
+                        return Err(StoreError::NotFound(format!(
+                            "a certificate issued to {mac} by this box"
+                        )));
+                    }
+                    mine
+                }
+                RevokeWhich::Cert(cert) => {
+                    let stored = table
+                        .get(cert.serial.as_str())?
+                        .map(|v| decode::<IssuedCert>("device_certs", &cert.serial, v.value()))
+                        .transpose()?;
+                    vec![stored.unwrap_or(cert)]
+                }
+            };
+            for cert in &mut chosen {
+                if cert.revoked.is_none() {
+                    cert.revoked = Some(Revocation { at: now, reason });
+                }
+                table.insert(cert.serial.as_str(), encode(cert).as_slice())?;
+            }
+            chosen
+        };
+        tx.commit()?;
+        Ok(newest_first(revoked.into_iter()))
+    }
+}
+
+fn newest_first(certs: impl Iterator<Item = IssuedCert>) -> Vec<IssuedCert> {
+    let mut out: Vec<IssuedCert> = certs.collect();
+    out.sort_by(|a, b| (b.not_before, &b.serial).cmp(&(a.not_before, &a.serial)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn cert(serial: &str, mac: Mac, not_before: i64) -> IssuedCert {
+        IssuedCert {
+            serial: serial.into(),
+            mac,
+            not_before,
+            not_after: not_before + 86_400,
+            issued_at: Some(not_before),
+            revoked: None,
+        }
+    }
+
+    const A: Mac = Mac::from_octets([2, 0, 0, 0, 0, 1]);
+    const B: Mac = Mac::from_octets([2, 0, 0, 0, 0, 2]);
+
+    #[test]
+    fn revoking_one_all_or_a_pem_certificate() {
+        let (_d, s) = store();
+        s.record_issued_cert(&cert("0a", A, 100)).unwrap();
+        s.record_issued_cert(&cert("0b", A, 200)).unwrap();
+        s.record_issued_cert(&cert("0c", B, 300)).unwrap();
+        assert!(matches!(
+            s.record_issued_cert(&cert("0a", B, 400)),
+            Err(StoreError::Conflict(_))
+        ));
+        let serials = |v: Vec<IssuedCert>| v.into_iter().map(|c| c.serial).collect::<Vec<_>>();
+        assert_eq!(serials(s.issued_certs_of(A).unwrap()), ["0b", "0a"]);
+
+        // Another device's serial, or one never issued: nothing changes.
+        for serial in ["0c", "ff"] {
+            let r = s.revoke_certs(A, RevokeWhich::Serial(serial.into()), Default::default(), 1);
+            assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+        }
+        assert!(s.revoked_certs().unwrap().is_empty());
+
+        let one = s
+            .revoke_certs(
+                A,
+                RevokeWhich::Serial("0a".into()),
+                RevocationReason::KeyCompromise,
+                500,
+            )
+            .unwrap();
+        assert_eq!(
+            one[0].revoked,
+            Some(Revocation {
+                at: 500,
+                reason: RevocationReason::KeyCompromise
+            })
+        );
+        // All of A's: the first revocation of 0a stays as it was.
+        let all = s
+            .revoke_certs(A, RevokeWhich::All, RevocationReason::Superseded, 600)
+            .unwrap();
+        assert_eq!(serials(all.clone()), ["0b", "0a"]);
+        assert_eq!(all[1].revoked.as_ref().unwrap().at, 500);
+        assert_eq!(all[0].revoked.as_ref().unwrap().at, 600);
+        assert_eq!(serials(s.revoked_certs().unwrap()), ["0a", "0b"]);
+
+        // A device with no certificate on record.
+        let none = s.revoke_certs(
+            Mac::from_octets([2, 0, 0, 0, 0, 9]),
+            RevokeWhich::All,
+            Default::default(),
+            1,
+        );
+        assert!(matches!(none, Err(StoreError::NotFound(_))));
+
+        // An unrecorded certificate given by its PEM is recorded as revoked.
+        let mut old = cert("0d", B, 50);
+        old.issued_at = None;
+        s.revoke_certs(B, RevokeWhich::Cert(old), Default::default(), 700)
+            .unwrap();
+        assert_eq!(serials(s.issued_certs_of(B).unwrap()), ["0c", "0d"]);
+        assert_eq!(serials(s.revoked_certs().unwrap()), ["0a", "0b", "0d"]);
+    }
+}

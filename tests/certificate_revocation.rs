@@ -1,0 +1,267 @@
+//! Revoking a device certificate: a stolen copy stops proving the device from the next
+//! handshake on, while the device's other certificates keep working; the revocation survives a
+//! reload and a restart, is alarmed when presented, and is listed in the signed CRL.
+
+mod common;
+
+use common::*;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
+
+const A: &str = "001122aabbcc";
+const B: &str = "001122aabbcd";
+
+fn serial_of(id: &Identity) -> String {
+    let der = CertificateDer::from_pem_slice(id.cert_pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What one phone with `id` gets for its own file: the status, or the TLS error.
+async fn own_file(d: &Daemon, id: &Identity) -> Result<Resp, String> {
+    send(
+        d.https,
+        client_config(&d.ca_pem(), Some(id)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+}
+
+async fn refused(d: &Daemon, id: &Identity) {
+    let err = own_file(d, id)
+        .await
+        .err()
+        .expect("a revoked certificate must not get an HTTP answer");
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+}
+
+async fn served(d: &Daemon, id: &Identity) {
+    let r = own_file(d, id).await.expect("served");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(&format!("pw-{A}")), "{}", r.text());
+}
+
+async fn crl_serials(d: &Daemon) -> Vec<(String, Option<String>)> {
+    let r = send_plain(d.http.unwrap(), get("/ca.crl", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let (_, crl) = x509_parser::parse_x509_crl(&r.body).expect("a DER CRL");
+    crl.iter_revoked_certificates()
+        .map(|c| {
+            (
+                c.raw_serial().iter().map(|b| format!("{b:02x}")).collect(),
+                c.reason_code().map(|(_, r)| r.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// A certificate of the box's CA for `mac` made outside the daemon, as one issued before the
+/// daemon recorded issuance would be.
+fn unrecorded(d: &Daemon, mac: &str) -> Identity {
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
+            .unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&d.ca_pem(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, mac);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Identity {
+        cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+async fn revoke(d: &Daemon, mac: &str, body: Value) -> (u16, Value) {
+    d.api(
+        "POST",
+        &format!("/devices/{mac}/certificates/revoke"),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
+    let d = Daemon::start();
+    for mac in [A, B] {
+        d.add_device(json!({
+            "mac": mac,
+            "model": "J179",
+            "params": {"SIPDOMAIN": "example.com"},
+            "secrets": {"SIP_PASSWORD": format!("pw-{mac}")},
+        }))
+        .await;
+    }
+    let stolen = d.identity(A).await;
+    let current = d.identity(A).await;
+    let other = d.identity(B).await;
+    served(&d, &stolen).await;
+    served(&d, &current).await;
+
+    // The box lists what it issued, newest first.
+    let (s, list) = d
+        .api("GET", &format!("/devices/{A}/certificates"), None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let serials: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials.len(), 2, "{list}");
+    assert!(serials.contains(&serial_of(&stolen).as_str()), "{list}");
+    assert!(serials.contains(&serial_of(&current).as_str()), "{list}");
+    assert!(list[0].get("revoked").is_none(), "{list}");
+
+    // Refused, and nothing revoked: another device's serial, an unknown serial, no choice,
+    // two choices, a reason the box does not know, text that is not a serial.
+    for (mac, body, status) in [
+        (A, json!({"serial": serial_of(&other)}), 404),
+        (A, json!({"serial": "0badc0de"}), 404),
+        (A, json!({}), 400),
+        (A, json!({"serial": serial_of(&stolen), "all": true}), 400),
+        (
+            A,
+            json!({"serial": serial_of(&stolen), "reason": "bored"}),
+            400,
+        ),
+        (A, json!({"serial": "not hex"}), 400),
+        ("0011220000ff", json!({"all": true}), 404),
+    ] {
+        let (s, v) = revoke(&d, mac, body.clone()).await;
+        assert_eq!(s, status, "{body} -> {v}");
+    }
+    assert!(crl_serials(&d).await.is_empty());
+    served(&d, &stolen).await;
+
+    // By serial, as `openssl x509 -serial` prints it (upper case, with colons).
+    let spelled = serial_of(&stolen)
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let (s, v) = revoke(
+        &d,
+        A,
+        json!({"serial": spelled, "reason": "key_compromise"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["serial"], serial_of(&stolen));
+    assert_eq!(v[0]["revoked"]["reason"], "key_compromise");
+
+    refused(&d, &stolen).await;
+    served(&d, &current).await;
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&other)),
+        get(&format!("/{B}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    // A phone without a certificate still gets the common files.
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), None),
+        get("/46xxsettings.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+
+    assert_eq!(
+        crl_serials(&d).await,
+        [(serial_of(&stolen), Some("KeyCompromise".to_string()))]
+    );
+    let (_, alarms) = d.api("GET", "/alarms?kind=revoked_certificate", None).await;
+    let alarms = alarms.as_array().unwrap().clone();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["source"], A);
+    assert!(
+        alarms[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&serial_of(&stolen)),
+        "{alarms:?}"
+    );
+    let (_, audit) = d
+        .api(
+            "GET",
+            &format!("/audit?resource=/api/v1/devices/{A}/certificates"),
+            None,
+        )
+        .await;
+    assert!(
+        audit.to_string().contains("revoked (key_compromise)"),
+        "{audit}"
+    );
+
+    // A reload rebuilds the TLS configuration: the revocation stays.
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "configuration and certificates reloaded").await;
+    refused(&d, &stolen).await;
+
+    // A certificate the box has no record of is revoked from its PEM, once checked to be the
+    // CA's and the device's.
+    let old = unrecorded(&d, A);
+    served(&d, &old).await;
+    let (s, v) = revoke(&d, B, json!({"pem": old.cert_pem})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains(A), "{v}");
+    let foreign = {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, A);
+        p.self_signed(&key).unwrap().pem()
+    };
+    let (s, v) = revoke(&d, A, json!({"pem": foreign})).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = revoke(&d, A, json!({"pem": old.cert_pem, "reason": "superseded"})).await;
+    assert_eq!(s, 200, "{v}");
+    refused(&d, &old).await;
+
+    // Survives a restart; then every remaining certificate of A, through the CLI.
+    let d = d.restart();
+    refused(&d, &stolen).await;
+    served(&d, &current).await;
+    let out = d.cli(&[
+        "pki",
+        "revoke",
+        "--mac",
+        A,
+        "--all",
+        "--reason",
+        "superseded",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = d.cli(&["pki", "list", "--mac", A]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("superseded").count(), 2, "{text}");
+    assert!(text.contains("key_compromise"), "{text}");
+    refused(&d, &current).await;
+    let revoked: Vec<String> = crl_serials(&d).await.into_iter().map(|(s, _)| s).collect();
+    for id in [&stolen, &current, &old] {
+        assert!(revoked.contains(&serial_of(id)), "{revoked:?}");
+    }
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&other)),
+        get(&format!("/{B}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+}
