@@ -256,7 +256,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let phone_service = move |state: Arc<PhoneState>| {
         move |info: ConnInfo| {
             let state = state.clone();
-            let conn = Arc::new(phone::PhoneConn::new(info));
+            let conn = Arc::new(phone::PhoneConn::new(info, &state.pki));
             hyper::service::service_fn(move |req| phone::handle(state.clone(), conn.clone(), req))
         }
     };

@@ -265,3 +265,36 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
     .unwrap();
     assert_eq!(r.status, 200);
 }
+
+/// A TLS session resumed from before the revocation carries the certificate without a new
+/// handshake check: the phone listener asks again at accept, so the resumed connection proves
+/// nothing and gets no secret.
+#[tokio::test]
+async fn a_session_resumed_from_before_the_revocation_proves_nothing() {
+    let d = Daemon::start();
+    d.add_device(json!({
+        "mac": A,
+        "model": "J179",
+        "secrets": {"SIP_PASSWORD": format!("pw-{A}")},
+    }))
+    .await;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let id = d.identity(A).await;
+        let tls = std::sync::Arc::new(client_config_with(&[version], &d.ca_pem(), Some(&id)));
+        let fetch = || send(d.https, tls.clone(), get(&format!("/{A}.txt"), J179_UA));
+        let first = fetch().await.unwrap();
+        assert_eq!(first.status, 200, "{version:?}");
+        assert!(first.text().contains(&format!("pw-{A}")));
+
+        let (s, v) = revoke(&d, A, json!({"serial": serial_of(&id)})).await;
+        assert_eq!(s, 200, "{v}");
+        // Resumed (a full handshake would be refused at the handshake instead).
+        let resumed = fetch()
+            .await
+            .unwrap_or_else(|e| panic!("{version:?}: the session was not resumed: {e}"));
+        assert_eq!(resumed.status, 401, "{version:?}: {}", resumed.text());
+        assert!(!resumed.text().contains(&format!("pw-{A}")));
+    }
+    let (_, alarms) = d.api("GET", "/alarms?kind=revoked_certificate", None).await;
+    assert!(alarms[0]["count"].as_u64().unwrap() >= 2, "{alarms}");
+}

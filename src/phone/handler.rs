@@ -17,6 +17,7 @@ use super::identify::{Agent, mac_from_certificate, mac_from_path, macs_in_name, 
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
+use crate::pki::Pki;
 use crate::serve::ConnInfo;
 use crate::settings::layered::mask_secrets;
 use crate::settings::render::{
@@ -70,10 +71,13 @@ pub struct PhoneConn {
 }
 
 impl PhoneConn {
-    pub fn new(info: ConnInfo) -> PhoneConn {
+    /// A revoked certificate proves nothing: the handshake refuses one, but a TLS session
+    /// resumed from before the revocation carries the certificate without that check.
+    pub fn new(info: ConnInfo, pki: &Pki) -> PhoneConn {
         let cert_mac = info
             .client_cert
             .as_ref()
+            .filter(|c| !pki.refuses(c))
             .and_then(|c| mac_from_certificate(c));
         PhoneConn { info, cert_mac }
     }

@@ -67,6 +67,8 @@ pub struct Pki {
     dir: PathBuf,
     ca_cert_pem: String,
     ca_cert: CertificateDer<'static>,
+    /// The CA's subject (DER): the issuer of the certificates it can revoke.
+    ca_subject: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
     /// The generated server certificate: the admin API always presents it (the CLI trusts only
     /// the CA), phones get it unless an identity is installed.
@@ -119,6 +121,12 @@ impl Pki {
         }
         let ca_cert_pem = files::read_text(&dir.join(CA_CERT))?;
         let ca_cert = files::parse_one_cert(&dir.join(CA_CERT), &ca_cert_pem)?;
+        let ca_subject = x509_parser::parse_x509_certificate(&ca_cert)
+            .map(|(_, c)| c.subject().as_raw().to_vec())
+            .map_err(|e| PkiError::Corrupt {
+                path: dir.join(CA_CERT),
+                reason: e.to_string(),
+            })?;
         let ca_key = files::read_key_pair(&dir.join(CA_KEY))?;
         let issuer =
             Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).map_err(|e| PkiError::Corrupt {
@@ -181,6 +189,7 @@ impl Pki {
             dir: dir.to_path_buf(),
             ca_cert_pem,
             ca_cert,
+            ca_subject,
             issuer,
             server_chain,
             server_key,
@@ -262,6 +271,13 @@ impl Pki {
     /// The revoked device certificates.
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revoked
+    }
+
+    /// Whether `cert` (DER) is a revoked certificate of the CA; a presented one is alarmed.
+    /// The handshake refuses such a certificate, but a session resumed from before the
+    /// revocation carries it without a new check: the phone listener asks again at accept.
+    pub fn refuses(&self, cert: &[u8]) -> bool {
+        self.revoked.refuses(cert, &self.ca_subject)
     }
 
     /// The current CRL (DER), re-signed once a day and whenever the revocations change.

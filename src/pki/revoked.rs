@@ -91,25 +91,38 @@ impl Revocations {
         let _ = self.alarms.set(recorder);
     }
 
-    /// The serial of `end_entity` when the CA (whose subject is `ca_subject`, DER) issued it
-    /// and it is revoked. Certificates of other issuers (vendors' factory roots) are not
-    /// looked up: their serials are theirs to number.
-    fn revoked_serial(&self, end_entity: &[u8], ca_subject: &[u8]) -> Option<(String, String)> {
+    /// Whether the CA (whose subject is `ca_subject`, DER) issued `end_entity` and it is
+    /// revoked; if so it is logged and alarmed. Certificates of other issuers (vendors' factory
+    /// roots) are not looked up: their serials are theirs to number.
+    pub(super) fn refuses(&self, end_entity: &[u8], ca_subject: &[u8]) -> bool {
         let set = self.current();
         if set.serials.is_empty() {
-            return None;
+            return false;
         }
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity).ok()?;
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+            return false;
+        };
         if cert.issuer().as_raw() != ca_subject {
-            return None;
+            return false;
         }
         let serial = hex(cert.raw_serial());
-        set.serials.contains(&serial).then(|| {
-            let who = crate::phone::identify::mac_from_certificate(end_entity)
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| cert.subject().to_string());
-            (serial, who)
-        })
+        if !set.serials.contains(&serial) {
+            return false;
+        }
+        let who = crate::phone::identify::mac_from_certificate(end_entity)
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| cert.subject().to_string());
+        tracing::warn!(device = %who, %serial, "a revoked device certificate was presented");
+        if let Some(recorder) = self.alarms.get() {
+            recorder.alarm(
+                AlarmKind::RevokedCertificate,
+                who,
+                format!(
+                    "certificate serial {serial} was presented after it was revoked; it was refused"
+                ),
+            );
+        }
+        true
     }
 }
 
@@ -134,14 +147,13 @@ impl CheckRevoked {
     pub(super) fn new(
         inner: Arc<dyn ClientCertVerifier>,
         revoked: Arc<Revocations>,
-        ca_cert: &[u8],
-    ) -> Result<CheckRevoked, String> {
-        let (_, ca) = x509_parser::parse_x509_certificate(ca_cert).map_err(|e| e.to_string())?;
-        Ok(CheckRevoked {
+        ca_subject: Vec<u8>,
+    ) -> CheckRevoked {
+        CheckRevoked {
             inner,
             revoked,
-            ca_subject: ca.subject().as_raw().to_vec(),
-        })
+            ca_subject,
+        }
     }
 }
 
@@ -167,21 +179,9 @@ impl ClientCertVerifier for CheckRevoked {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        match self.revoked.revoked_serial(end_entity, &self.ca_subject) {
-            None => Ok(verified),
-            Some((serial, who)) => {
-                tracing::warn!(device = %who, %serial, "a revoked device certificate was presented");
-                if let Some(recorder) = self.revoked.alarms.get() {
-                    recorder.alarm(
-                        AlarmKind::RevokedCertificate,
-                        who,
-                        format!(
-                            "certificate serial {serial} was presented after it was revoked; the handshake was refused"
-                        ),
-                    );
-                }
-                Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
-            }
+        match self.revoked.refuses(end_entity, &self.ca_subject) {
+            false => Ok(verified),
+            true => Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
         }
     }
 
@@ -209,5 +209,66 @@ impl ClientCertVerifier for CheckRevoked {
 
     fn requires_raw_public_keys(&self) -> bool {
         self.inner.requires_raw_public_keys()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Mac, Revocation, RevocationReason};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+
+    fn ca(name: &str) -> (Vec<u8>, Issuer<'static, KeyPair>) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        let subject = parsed.subject().as_raw().to_vec();
+        (subject, Issuer::new(p, key))
+    }
+
+    fn leaf(issuer: &Issuer<'static, KeyPair>, serial: u8) -> Vec<u8> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, "001122aabbcc");
+        p.serial_number = Some(SerialNumber::from_slice(&[serial]));
+        let key = KeyPair::generate().unwrap();
+        p.signed_by(&key, issuer).unwrap().der().to_vec()
+    }
+
+    fn revoked(serial: &str) -> IssuedCert {
+        IssuedCert {
+            serial: serial.into(),
+            mac: Mac::from_octets([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc]),
+            not_before: 0,
+            not_after: 1,
+            issued_at: None,
+            revoked: Some(Revocation {
+                at: 0,
+                reason: RevocationReason::KeyCompromise,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_the_own_cas_revoked_serials_are_refused() {
+        let (own_subject, own) = ca("edgeprov device CA");
+        let (_, vendor) = ca("vendor factory root");
+        let r = Revocations::new(vec![revoked("2a")]);
+        assert!(r.refuses(&leaf(&own, 0x2a), &own_subject));
+        assert!(!r.refuses(&leaf(&own, 0x2b), &own_subject));
+        // The same serial from a vendor's root is the vendor's certificate, not ours.
+        assert!(!r.refuses(&leaf(&vendor, 0x2a), &own_subject));
+        assert!(!r.refuses(b"not a certificate", &own_subject));
+
+        // A refresh replaces the set; a failed one leaves it as it was.
+        r.refresh(|| Ok::<_, ()>(vec![revoked("2b")])).unwrap();
+        assert!(!r.refuses(&leaf(&own, 0x2a), &own_subject));
+        assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
+        assert!(r.refresh(|| Err(())).is_err());
+        assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
+        assert!(!Revocations::none().refuses(&leaf(&own, 0x2b), &own_subject));
     }
 }

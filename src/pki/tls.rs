@@ -47,10 +47,11 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
         .allow_unauthenticated()
         .build()
         .map_err(|e| PkiError::Tls(e.to_string()))?;
-    let verifier = Arc::new(
-        CheckRevoked::new(webpki, pki.revocations().clone(), pki.ca_cert())
-            .map_err(PkiError::Tls)?,
-    );
+    let verifier = Arc::new(CheckRevoked::new(
+        webpki,
+        pki.revocations().clone(),
+        pki.ca_subject.clone(),
+    ));
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
