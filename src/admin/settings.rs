@@ -148,6 +148,35 @@ pub struct StaticFileView {
     pub site: String,
     pub name: String,
     pub size: usize,
+    /// Served only to a device that proves who it is: the name holds a MAC (that device's own
+    /// file), or a line gives a password or PIN a value (see `secrets`).
+    #[serde(default)]
+    pub protected: bool,
+    /// The lines that give a secret-looking name a value: `line 59: FORCE_SIP_PASSWORD`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+impl StaticFileView {
+    fn new(site: String, name: String, size: usize, secrets: Vec<String>) -> StaticFileView {
+        let protected =
+            !secrets.is_empty() || !crate::phone::identify::macs_in_name(&name).is_empty();
+        StaticFileView {
+            site,
+            name,
+            size,
+            protected,
+            secrets,
+        }
+    }
+}
+
+/// The secret assignments of a static file, as [`StaticFileView::secrets`] lists them.
+fn secrets_of(bytes: &[u8]) -> Vec<String> {
+    crate::settings::secrets::secret_lines(bytes)
+        .into_iter()
+        .map(|s| format!("line {}: {}", s.line, s.name))
+        .collect()
 }
 
 pub async fn list_files(
@@ -159,12 +188,12 @@ pub async fn list_files(
         who.require_site(site)?;
     }
     let store = st.store.clone();
-    let files = blocking(move || store.list_static_files()).await?;
+    let files = blocking(move || store.list_static_files(secrets_of)).await?;
     Ok(Json(
         files
             .into_iter()
-            .filter(|(site, _, _)| who.allows(site) && q.site.as_ref().is_none_or(|s| s == site))
-            .map(|(site, name, size)| StaticFileView { site, name, size })
+            .filter(|(site, ..)| who.allows(site) && q.site.as_ref().is_none_or(|s| s == site))
+            .map(|(site, name, size, secrets)| StaticFileView::new(site, name, size, secrets))
             .collect(),
     ))
 }
@@ -184,17 +213,19 @@ pub async fn put_file(
             body.len()
         )));
     }
+    let secrets = secrets_of(&body);
     let store = st.store.clone();
     let (n, site, size) = (name.clone(), q.site.clone(), body.len());
     blocking(move || store.put_static_file(site.as_deref(), &n, &body)).await?;
-    tracing::info!(file = %name, site = ?q.site, size, "static file stored");
+    tracing::info!(file = %name, site = ?q.site, size, secrets = secrets.len(), "static file stored");
     Ok((
         StatusCode::CREATED,
-        Json(StaticFileView {
-            site: q.site.unwrap_or_default(),
+        Json(StaticFileView::new(
+            q.site.unwrap_or_default(),
             name,
             size,
-        }),
+            secrets,
+        )),
     ))
 }
 

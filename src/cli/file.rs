@@ -66,10 +66,11 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
                             f.site
                         },
                         f.size.to_string(),
+                        if f.protected { "yes" } else { "no" }.into(),
                     ]
                 })
                 .collect();
-            table::print(&["NAME", "SITE", "BYTES"], &rows);
+            table::print(&["NAME", "SITE", "BYTES", "PROOF NEEDED"], &rows);
         }
         FileCmd::Put { name, from, site } => {
             let bytes =
@@ -81,6 +82,13 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
                 return out.print_json(&v);
             }
             println!("stored {name}");
+            let stored: StaticFileView = serde_json::from_value(v)?;
+            if !stored.secrets.is_empty() {
+                println!(
+                    "it holds secrets ({}): served only to a device of the inventory that proves who it is",
+                    stored.secrets.join(", ")
+                );
+            }
         }
         FileCmd::Get { name, site } => {
             let bytes = api

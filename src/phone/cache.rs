@@ -14,6 +14,7 @@ use http::HeaderValue;
 
 use crate::firmware::Catalogue;
 use crate::settings::render::Common;
+use crate::settings::secrets::secret_lines;
 use crate::store::{StaticIndex, Store, StoreError};
 
 /// The operator's additions to the generated Avaya settings.
@@ -70,6 +71,9 @@ pub struct Published {
     /// Site → the common data of its phones (without a firmware base: see [`Published::common`]).
     commons: Mutex<HashMap<Option<String>, Arc<Common>>>,
     files: Mutex<Files>,
+    /// (site, name) of a static file → whether it holds a secret ([`secret_lines`]), read
+    /// once per generation rather than on every request.
+    static_secrets: Mutex<HashMap<(Option<String>, String), bool>>,
 }
 
 impl Published {
@@ -87,6 +91,7 @@ impl Published {
             statics: store.static_index()?,
             commons: Mutex::default(),
             files: Mutex::default(),
+            static_secrets: Mutex::default(),
         })
     }
 
@@ -102,6 +107,20 @@ impl Published {
         } else {
             Ok(None)
         }
+    }
+
+    /// Whether the static file `bytes`, which phones of `site` get for `name`, holds a secret.
+    pub fn static_holds_secret(&self, site: Option<&str>, name: &str, bytes: &[u8]) -> bool {
+        let key = (site.map(str::to_string), name.to_ascii_lowercase());
+        if let Some(known) = lock(&self.static_secrets).get(&key) {
+            return *known;
+        }
+        let holds = !secret_lines(bytes).is_empty();
+        let mut known = lock(&self.static_secrets);
+        if known.len() < MAX_FILES {
+            known.insert(key, holds);
+        }
+        holds
     }
 
     /// The common data for phones of `site`. Its firmware base is empty: the base comes from

@@ -16,7 +16,7 @@ use super::credentials::{self, FailureOutcome, Verdict};
 use super::identify::{Agent, mac_from_certificate, mac_from_path, macs_in_name, parse_user_agent};
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
-use crate::model::{AlarmKind, CheckIn, Mac, now_unix};
+use crate::model::{AlarmKind, CheckIn, DeviceState, Mac, now_unix};
 use crate::pki::Pki;
 use crate::serve::ConnInfo;
 use crate::settings::layered::mask_secrets;
@@ -243,7 +243,18 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     let Some(served) = decide(&loaded, &who) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    let Some(file_mac) = served.device else {
+    // An operator's common file that holds a secret goes only to a device of the inventory
+    // that proves it is the device it says it is, as its own file would.
+    let shared_secret = served.device.is_none() && served.rendered.carries_secret;
+    let Some(file_mac) = served.device.or(requester_mac.filter(|_| shared_secret)) else {
+        if shared_secret {
+            state.recorder.alarm(
+                AlarmKind::SecretWithoutProof,
+                asked.source(),
+                format!("{name}: a file with a secret was asked for by no known device"),
+            );
+            return text(StatusCode::UNAUTHORIZED, "client certificate required\n");
+        }
         let ready = Ready::new(Bytes::from(served.rendered.bytes));
         if let Some(key) = common_key {
             published.keep(key, &ready);
@@ -251,14 +262,31 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         record_checkin(state, asked, requester_mac, name);
         return serve_file(asked, ready, false);
     };
-    let ctx = loaded.target.as_ref();
+    let requester_ctx = match shared_secret {
+        true => match state.store.device_context(file_mac) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                tracing::error!(error = %e, "store read failed");
+                return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            }
+        },
+        false => None,
+    };
+    let ctx = match shared_secret {
+        true => requester_ctx.as_ref(),
+        false => loaded.target.as_ref(),
+    };
     let proof = match ctx {
         Some(ctx) => prove(state, asked, ctx),
         None => asked.cert_mac.map_or(Proof::None, Proof::Certificate),
     };
+    let unknown = shared_secret && ctx.is_none();
     let target = Target {
         device: file_mac,
-        state: ctx.map(|c| c.device.state).unwrap_or_default(),
+        state: match unknown {
+            true => DeviceState::Inactive,
+            false => ctx.map(|c| c.device.state).unwrap_or_default(),
+        },
         associated_here: ctx.is_some_and(|c| {
             loaded
                 .home_site
@@ -295,6 +323,9 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         }
         Decision::Forbidden { alarm } => {
             let why = match alarm {
+                AlarmKind::InactiveDevice if unknown => {
+                    format!("{name}: device {file_mac} is not in the inventory")
+                }
                 AlarmKind::InactiveDevice => format!("{name}: device {file_mac} is not active"),
                 _ => format!("{name}: proven identity is not device {file_mac}"),
             };
@@ -350,6 +381,8 @@ struct Loaded {
     site: Option<String>,
     /// An operator's static file of that name for the requester's site (or box-wide).
     static_file: Option<Vec<u8>>,
+    /// Whether that static file holds a secret ([`crate::settings::secrets::secret_lines`]).
+    static_secret: bool,
     /// The common data of that site, with the firmware the policies choose for it; shared by
     /// every request of the generation, so without a firmware base.
     common: Arc<Common>,
@@ -385,8 +418,13 @@ fn load(
         (None, None) => None,
     }
     .filter(|s| !s.is_empty());
+    let static_file = published.static_file(store, site.as_deref(), name)?;
+    let static_secret = static_file
+        .as_ref()
+        .is_some_and(|b| published.static_holds_secret(site.as_deref(), name, b));
     Ok(Loaded {
-        static_file: published.static_file(store, site.as_deref(), name)?,
+        static_file,
+        static_secret,
         common: published.common(store, site.as_deref())?,
         firmware_base: firmware_base.to_string(),
         home_site: published.home_site.clone(),
@@ -425,14 +463,15 @@ struct Served {
 
 /// Static file first, else the generated one. A static file whose name holds a MAC (anywhere,
 /// see [`macs_in_name`]) is treated as that device's own file and as carrying a secret: an
-/// operator's upload of `{mac}.cfg` or `spa{mac}.xml` usually holds its SIP password.
+/// operator's upload of `{mac}.cfg` or `spa{mac}.xml` usually holds its SIP password. Any
+/// other static file carries a secret when one of its lines gives a password or PIN a value.
 fn decide(loaded: &Loaded, who: &Requester) -> Option<Served> {
     if let Some(bytes) = &loaded.static_file {
         let device = loaded.owner;
         return Some(Served {
             rendered: Rendered {
                 bytes: bytes.clone(),
-                carries_secret: device.is_some(),
+                carries_secret: device.is_some() || loaded.static_secret,
             },
             device,
         });
@@ -610,6 +649,7 @@ mod tests {
             target: None,
             site: None,
             static_file: None,
+            static_secret: false,
             common: Arc::new(common),
             firmware_base: "https://box:8443/firmware/".into(),
             home_site: None,

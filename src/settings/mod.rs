@@ -30,6 +30,7 @@ mod lint;
 mod quote;
 pub mod render;
 mod script;
+pub mod secrets;
 mod vars;
 pub mod vocab;
 

@@ -69,15 +69,20 @@ impl Store {
         Ok(StaticIndex { keys })
     }
 
-    /// Every static file as (site, name, size); site is empty for box-wide files.
-    pub fn list_static_files(&self) -> Result<Vec<(String, String, usize)>, StoreError> {
+    /// Every static file as (site, name, size, what `read` makes of its bytes); site is empty
+    /// for box-wide files.
+    pub fn list_static_files<T>(
+        &self,
+        read: impl Fn(&[u8]) -> T,
+    ) -> Result<Vec<(String, String, usize, T)>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
             if let Some((site, name)) = k.value().split_once('|') {
-                out.push((site.to_string(), name.to_string(), v.value().len()));
+                let bytes = v.value();
+                out.push((site.to_string(), name.to_string(), bytes.len(), read(bytes)));
             }
         }
         Ok(out)

@@ -1,0 +1,189 @@
+//! A common settings file from the field often carries a site-wide password: the real
+//! `opensip-j100.46xxsettings.txt` sets `FORCE_SIP_PASSWORD`. Uploaded as a static file, it goes
+//! only to a device of the inventory that proves who it is, never to whoever asks; a static
+//! file without a secret stays open to every phone.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+use serde_json::{Value, json};
+
+/// In the inventory, site hq, active; J179_UA names it.
+const A: &str = "001122aabbcc";
+/// In the inventory, site hq, inactive.
+const B: &str = "001122aabbcd";
+/// Not in the inventory.
+const STRANGER: &str = "001122aabbce";
+const FIELD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/opensip-j100.46xxsettings.txt"
+);
+
+async fn put_static(d: &Daemon, path: &str, body: Vec<u8>) -> Value {
+    let req = http::Request::builder()
+        .method("PUT")
+        .uri(format!("/api/v1/files/{path}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{path}: {}", r.text());
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// A certificate of the box's CA for a MAC the inventory does not hold.
+fn stranger(d: &Daemon) -> Identity {
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
+            .unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&d.ca_pem(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, STRANGER);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Identity {
+        cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+#[tokio::test]
+async fn a_static_common_file_with_a_password_needs_a_proven_device() {
+    let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 201, "{v}");
+    for (mac, state) in [(A, "active"), (B, "inactive")] {
+        d.add_device(json!({"mac": mac, "model": "J179", "site": "hq", "state": state}))
+            .await;
+    }
+    let field = std::fs::read(FIELD_FILE).unwrap();
+    let stored = put_static(&d, "46xxsettings.txt?site=hq", field.clone()).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(
+        stored["secrets"],
+        json!(["line 59: FORCE_SIP_PASSWORD"]),
+        "{stored}"
+    );
+    let open = put_static(&d, "46xxspecials.txt", b"SET DISPLAY_NAME lobby\n".to_vec()).await;
+    assert_eq!(open["protected"], false, "{open}");
+    assert!(open.get("secrets").is_none(), "{open}");
+
+    let ca = d.ca_pem();
+    let leaked = |r: &Resp| r.text().contains("SIPPassword");
+
+    // Claiming A's MAC proves nothing: not over HTTPS without a certificate, not over HTTP.
+    let r = send(
+        d.https,
+        client_config(&ca, None),
+        get("/46xxsettings.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(!leaked(&r));
+    // Asking as nobody in particular gets the box-wide file: the generated one.
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!leaked(&r));
+
+    // A proven, active device of the site gets it, byte for byte.
+    let id_a = d.identity(A).await;
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&id_a)),
+        get("/46xxsettings.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, field);
+    assert_eq!(r.headers["cache-control"], "no-store");
+
+    // Proven, but inactive: 403.
+    let id_b = d.identity(B).await;
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&id_b)),
+        get("/46xxsettings.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!leaked(&r));
+
+    // A box-wide file with a secret: asking without any MAC is refused too.
+    put_static(
+        &d,
+        "y000000000028.cfg",
+        b"account.1.password = shared-secret\n".to_vec(),
+    )
+    .await;
+    let r = send_plain(d.http.unwrap(), get("/y000000000028.cfg", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!r.text().contains("shared-secret"));
+    // Proven, but not in the inventory: 403; in it: the file.
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&stranger(&d))),
+        get("/y000000000028.cfg", "Yealink SIP-T46S 66.86.0.15"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&id_a)),
+        get("/y000000000028.cfg", "Yealink SIP-T46S 66.86.0.15"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("shared-secret"));
+
+    // A static file without a secret is every phone's.
+    let r = send_plain(d.http.unwrap(), get("/46xxspecials.txt", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "SET DISPLAY_NAME lobby\n");
+
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let kinds: Vec<&str> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"secret_without_proof"), "{alarms}");
+    assert!(kinds.contains(&"inactive_device"), "{alarms}");
+    let text = alarms.to_string();
+    assert!(text.contains("not in the inventory"), "{text}");
+
+    // The listing says which files need proof.
+    let (_, files) = d.api("GET", "/files", None).await;
+    let protected = |name: &str| {
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map(|f| f["protected"].clone())
+    };
+    assert_eq!(protected("46xxsettings.txt"), Some(json!(true)), "{files}");
+    assert_eq!(protected("46xxspecials.txt"), Some(json!(false)), "{files}");
+}
