@@ -1,7 +1,8 @@
 //! Check-in history and retention. Every check-in is appended (in the recorder's batch) to a
 //! table keyed by a rising sequence number, so the oldest entries are at the front: pruning by
 //! age, for check-ins as for the audit log, removes from the front until an entry is young
-//! enough.
+//! enough. A second table indexes the rows by device, so one device's history is read without
+//! going through every other device's rows (a boot storm leaves one row per file fetched).
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,11 @@ use crate::model::{CheckIn, Mac};
 
 /// Key: sequence number; value: a [`CheckinRecord`].
 pub(crate) const CHECKINS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkins");
+/// Key: (the MAC as a number, the sequence number of its row in [`CHECKINS`]). Written and
+/// removed in the transactions that write and remove those rows, so the two always agree;
+/// built from [`CHECKINS`] when a database from before it (schema 1) is opened.
+pub(crate) const CHECKINS_BY_MAC: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("checkins_by_mac");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckinRecord {
@@ -29,6 +35,7 @@ impl Store {
         records: &[(Mac, &CheckIn)],
     ) -> Result<(), StoreError> {
         let mut table = tx.open_table(CHECKINS)?;
+        let mut index = tx.open_table(CHECKINS_BY_MAC)?;
         let first = table.last()?.map_or(1, |(k, _)| k.value() + 1);
         for (seq, (mac, checkin)) in (first..).zip(records) {
             let record = CheckinRecord {
@@ -36,47 +43,104 @@ impl Store {
                 checkin: (*checkin).clone(),
             };
             table.insert(seq, encode(&record).as_slice())?;
+            index.insert((mac_key(*mac), seq), ())?;
         }
         Ok(())
     }
 
-    /// A device's check-ins, newest first, at most `limit`.
+    /// Indexes every check-in row by device, for a database written before the index existed.
+    /// Runs in the transaction that raises the schema version, so a crash part-way leaves the
+    /// old version and no index, and the next open starts again. Only the MAC is decoded. A
+    /// row that cannot be read is left out of the index, with a warning, rather than keeping
+    /// the daemon from starting over a history entry.
+    pub(crate) fn index_checkins(tx: &WriteTransaction) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Owner {
+            mac: Mac,
+        }
+        let table = tx.open_table(CHECKINS)?;
+        let mut index = tx.open_table(CHECKINS_BY_MAC)?;
+        let (mut indexed, mut unreadable) = (0u64, 0u64);
+        for row in table.iter()? {
+            let (k, v) = row?;
+            match decode::<Owner>("checkins", "", v.value()) {
+                Ok(owner) => {
+                    index.insert((mac_key(owner.mac), k.value()), ())?;
+                    indexed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(seq = k.value(), error = %e, "check-in left out of the device index");
+                    unreadable += 1;
+                }
+            }
+        }
+        tracing::info!(indexed, unreadable, "check-in history indexed by device");
+        Ok(())
+    }
+
+    /// A device's check-ins, newest first, at most `limit`: a range of the device index, then
+    /// one lookup per row returned.
     pub fn checkins_of(&self, mac: Mac, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
         let tx = self.db.begin_read()?;
+        let index = tx.open_table(CHECKINS_BY_MAC)?;
         let table = tx.open_table(CHECKINS)?;
+        let m = mac_key(mac);
         let mut out = Vec::new();
-        for row in table.iter()?.rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = row?;
-            let r: CheckinRecord = decode("checkins", &k.value().to_string(), v.value())?;
-            if r.mac == mac {
-                out.push(r.checkin);
-            }
+        for row in index.range((m, 0)..=(m, u64::MAX))?.rev().take(limit) {
+            let seq = row?.0.value().1;
+            let Some(v) = table.get(seq)? else {
+                return Err(StoreError::Corrupt {
+                    table: "checkins_by_mac",
+                    key: format!("{mac}|{seq}"),
+                    message: "names a check-in that is not stored".into(),
+                });
+            };
+            let r: CheckinRecord = decode("checkins", &seq.to_string(), v.value())?;
+            out.push(r.checkin);
         }
         Ok(out)
     }
 
-    /// Removes check-ins seen before `cutoff`; returns how many.
+    /// Removes check-ins seen before `cutoff`, with their index rows; returns how many.
     pub fn prune_checkins(&self, cutoff: i64) -> Result<u64, StoreError> {
-        self.prune(CHECKINS, "checkins", |v| {
-            decode::<CheckinRecord>("checkins", "", v).map(|r| r.checkin.last_seen < cutoff)
-        })
+        self.prune(
+            CHECKINS,
+            "checkins",
+            |v| {
+                let r = decode::<CheckinRecord>("checkins", "", v)?;
+                Ok((r.checkin.last_seen < cutoff).then_some(r.mac))
+            },
+            |tx, doomed| {
+                let mut index = tx.open_table(CHECKINS_BY_MAC)?;
+                for (seq, mac) in doomed {
+                    index.remove((mac_key(*mac), *seq))?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Removes audit entries written before `cutoff`; returns how many.
     pub fn prune_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
-        self.prune(AUDIT, "audit", |v| {
-            decode::<super::AuditEntry>("audit", "", v).map(|e| e.time < cutoff)
-        })
+        self.prune(
+            AUDIT,
+            "audit",
+            |v| {
+                decode::<super::AuditEntry>("audit", "", v).map(|e| (e.time < cutoff).then_some(()))
+            },
+            |_, _| Ok(()),
+        )
     }
 
-    fn prune(
+    /// Removes entries from the front while `old` finds them old, in transactions of at most
+    /// [`PRUNE_CHUNK`]. `old` answers `None` for the first entry young enough, else what
+    /// `dependents` needs to remove, in the same transaction, the rows that point at the entry.
+    fn prune<T>(
         &self,
         table_def: TableDefinition<u64, &[u8]>,
         name: &str,
-        old: impl Fn(&[u8]) -> Result<bool, StoreError>,
+        old: impl Fn(&[u8]) -> Result<Option<T>, StoreError>,
+        dependents: impl Fn(&WriteTransaction, &[(u64, T)]) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         loop {
@@ -86,14 +150,16 @@ impl Store {
                 let mut doomed = Vec::new();
                 for row in table.iter()? {
                     let (k, v) = row?;
-                    if doomed.len() >= PRUNE_CHUNK || !old(v.value())? {
+                    if doomed.len() >= PRUNE_CHUNK {
                         break;
                     }
-                    doomed.push(k.value());
+                    let Some(what) = old(v.value())? else { break };
+                    doomed.push((k.value(), what));
                 }
-                for k in &doomed {
+                for (k, _) in &doomed {
                     table.remove(k)?;
                 }
+                dependents(&tx, &doomed)?;
                 doomed.len()
             };
             tx.commit()?;
@@ -103,5 +169,149 @@ impl Store {
                 return Ok(removed);
             }
         }
+    }
+}
+
+/// A MAC as the first part of a [`CHECKINS_BY_MAC`] key: its six octets read as one number.
+fn mac_key(mac: Mac) -> u64 {
+    let [a, b, c, d, e, f] = mac.octets();
+    u64::from_be_bytes([0, 0, a, b, c, d, e, f])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{META, SCHEMA_VERSION};
+
+    const A: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xa]);
+    const B: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xb]);
+
+    fn seen(last_seen: i64) -> CheckIn {
+        CheckIn {
+            last_seen,
+            file: format!("file-{last_seen}"),
+            ..CheckIn::default()
+        }
+    }
+
+    /// Appends as the recorder does, one transaction for all of them.
+    fn append(s: &Store, rows: &[(Mac, i64)]) {
+        let checkins: Vec<(Mac, CheckIn)> = rows.iter().map(|(m, t)| (*m, seen(*t))).collect();
+        let records: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
+        let tx = s.begin_uncounted_write().unwrap();
+        Store::append_checkins(&tx, &records).unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn times(history: &[CheckIn]) -> Vec<i64> {
+        history.iter().map(|c| c.last_seen).collect()
+    }
+
+    fn index_rows(s: &Store) -> Vec<(u64, u64)> {
+        let tx = s.db.begin_read().unwrap();
+        let index = tx.open_table(CHECKINS_BY_MAC).unwrap();
+        index
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value())
+            .collect()
+    }
+
+    /// One device's history comes from its own rows only: newest first, cut at the limit,
+    /// none of another device's, and another device's row that cannot be read (it was read,
+    /// and failed the whole listing, while the history was scanned) does not matter.
+    #[test]
+    fn a_devices_history_is_its_own_rows_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        append(&s, &[(A, 1), (B, 2), (A, 3)]);
+        append(&s, &[(B, 4), (A, 5), (B, 6)]);
+
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [5, 3, 1]);
+        assert_eq!(times(&s.checkins_of(A, 2).unwrap()), [5, 3]);
+        assert!(s.checkins_of(A, 0).unwrap().is_empty());
+        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [6, 4, 2]);
+        let other = Mac::from_octets([2, 0, 0, 0, 0, 0xc]);
+        assert!(s.checkins_of(other, 10).unwrap().is_empty());
+
+        // B's newest row (sequence 6) damaged.
+        let tx = s.begin_uncounted_write().unwrap();
+        tx.open_table(CHECKINS)
+            .unwrap()
+            .insert(6, b"not json".as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [5, 3, 1]);
+        assert!(matches!(
+            s.checkins_of(B, 10),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    /// Pruning removes a row's index entry with it: no index row outlives its check-in, and
+    /// once the whole history is pruned and sequence numbers start again at 1, a device's
+    /// history does not pick up another device's new rows.
+    #[test]
+    fn pruning_removes_the_index_rows_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        append(&s, &[(A, 1), (A, 2), (B, 3), (A, 4)]);
+
+        assert_eq!(s.prune_checkins(3).unwrap(), 2);
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [4]);
+        assert_eq!(
+            index_rows(&s),
+            [(mac_key(A), 4), (mac_key(B), 3)],
+            "only the rows left are indexed"
+        );
+
+        assert_eq!(s.prune_checkins(100).unwrap(), 2);
+        assert!(index_rows(&s).is_empty());
+        append(&s, &[(B, 200), (B, 201)]);
+        assert!(s.checkins_of(A, 10).unwrap().is_empty());
+        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [201, 200]);
+    }
+
+    /// A database written by the previous version (schema 1: check-in rows, no index) is
+    /// indexed when opened, answers as that version did, and goes on from there; a row that
+    /// cannot be read does not keep it from opening.
+    #[test]
+    fn a_schema_1_database_is_indexed_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", 1)
+                .unwrap();
+            let mut table = tx.open_table(CHECKINS).unwrap();
+            for (seq, (mac, t)) in (1u64..).zip([(A, 10), (B, 11), (A, 12), (B, 13), (A, 14)]) {
+                let record = CheckinRecord {
+                    mac,
+                    checkin: seen(t),
+                };
+                table.insert(seq, encode(&record).as_slice()).unwrap();
+            }
+            table.insert(6, b"not json".as_slice()).unwrap();
+            drop(table);
+            tx.commit().unwrap();
+        }
+
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(index_rows(&s).len(), 5, "every row that can be read");
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [14, 12, 10]);
+        assert_eq!(times(&s.checkins_of(A, 2).unwrap()), [14, 12]);
+        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [13, 11]);
+
+        append(&s, &[(A, 15)]);
+        assert_eq!(s.prune_checkins(12).unwrap(), 2);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [15, 14, 12]);
+        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [13]);
+        assert_eq!(index_rows(&s).len(), 4);
     }
 }

@@ -40,7 +40,10 @@ pub use recorder::{Recorder, RecorderEvent};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: check-ins are indexed by device (`checkins_by_mac`). A schema-1 file is indexed when
+/// opened; an edgeprov that knows only 1 refuses a schema-2 file, since it would add check-ins
+/// without their index rows and later answers from the index would miss them.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// redb's page cache (its default is 1 GiB). Pages stay cached once read or written, so with
 /// the default a boot storm's check-ins (every device record rewritten, a history row per
@@ -259,6 +262,10 @@ impl Store {
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
+                Some(1) => {
+                    Store::index_checkins(&tx)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
                 Some(v) if v == SCHEMA_VERSION => {}
                 Some(v) => return Err(StoreError::Schema { found: v }),
             }
@@ -281,6 +288,7 @@ impl Store {
             tx.open_table(tokens::TOKENS)?;
             tx.open_table(device_certs::DEVICE_CERTS)?;
             tx.open_table(history::CHECKINS)?;
+            tx.open_table(history::CHECKINS_BY_MAC)?;
             tx.open_table(prefs::PREFERENCES)?;
         }
         tx.commit()?;
