@@ -489,15 +489,23 @@ async fn upgrade_script_follows_the_policy() {
     let s = script().await;
     assert!(!s.contains("J169"), "{s}");
     assert!(s.contains("SET APPNAME j179-new.bin"), "{s}");
-    // An unknown version is refused, naming it.
-    let (status, v) = d
-        .api(
-            "PUT",
-            "/firmware/policies/global",
-            Some(json!({"J179": "9.9"})),
-        )
-        .await;
-    assert_eq!(status, 400, "{v}");
+    // An unknown version is refused, naming it and the model as the request spelled it.
+    for model in ["J179", "j179"] {
+        let (status, v) = d
+            .api(
+                "PUT",
+                "/firmware/policies/global",
+                Some(json!({model: "9.9"})),
+            )
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(
+            v["error"],
+            format!("{model}: no release of version 9.9 for this model in the catalogue")
+        );
+    }
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies["global"], json!({"J169": "off"}), "unchanged");
 }
 
 /// A raw-bytes PUT to the admin API.

@@ -16,6 +16,7 @@ use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
     CachedImage, FetchError, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
 };
+use crate::store::StoreError;
 
 #[derive(Debug, Serialize)]
 pub struct ReleaseView {
@@ -265,7 +266,9 @@ pub async fn policies(
 
 /// `PUT /firmware/policies/{scope}` (`global` or `site:NAME`) with `{"MODEL": "latest"|"off"|
 /// "inherit"|"VERSION"}` (`*` for every model not named): replaces the scope's policies. A
-/// pinned version must exist in the catalogue for the model.
+/// pinned version must exist in the catalogue for the model: the store checks it in the
+/// writing transaction, so a release deleted meanwhile cannot leave the policy pinned to
+/// nothing.
 pub async fn put_policies(
     State(st): State<AdminState>,
     Path(scope): Path<String>,
@@ -281,28 +284,34 @@ pub async fn put_policies(
         )));
     }
     let raw: BTreeMap<String, String> = parse_json(&body)?;
-    let catalogue = st.firmware.catalogue();
     let mut policies = ScopePolicies::new();
+    // Stored (upper-case) model → the request's spelling, which a refused pin names.
+    let mut spelled = BTreeMap::new();
     for (model, text) in raw {
         let p = Policy::parse(&text).map_err(|e| ApiError::BadRequest(format!("{model}: {e}")))?;
-        if let Policy::Pinned(v) = &p {
-            let exists = catalogue
-                .releases
-                .iter()
-                .any(|r| &r.version == v && (model == "*" || r.is_for(&model)));
-            if !exists {
-                return Err(ApiError::BadRequest(format!(
-                    "{model}: no release of version {v} for this model in the catalogue"
-                )));
-            }
-        }
-        policies.insert(model.to_ascii_uppercase(), p);
+        let key = model.to_ascii_uppercase();
+        policies.insert(key.clone(), p);
+        spelled.insert(key, model);
     }
-    let before = catalogue.policies.get(&scope).cloned().unwrap_or_default();
+    let before = st
+        .firmware
+        .catalogue()
+        .policies
+        .get(&scope)
+        .cloned()
+        .unwrap_or_default();
     let fw = st.firmware.clone();
     let (p, key) = (policies.clone(), scope.clone());
     blocking(move || {
-        fw.store().put_firmware_policies(&key, &p)?;
+        fw.store()
+            .put_firmware_policies(&key, &p)
+            .map_err(|e| match e {
+                StoreError::NoPinnedRelease { model, version } => StoreError::NoPinnedRelease {
+                    model: spelled.remove(&model).unwrap_or(model),
+                    version,
+                },
+                e => e,
+            })?;
         fw.reload()
     })
     .await?;

@@ -29,6 +29,9 @@ pub enum StoreError {
     /// Refused because something still depends on the record.
     #[error("{0}")]
     InUse(String),
+    /// A firmware policy pins a version no release in the catalogue serves for the model.
+    #[error("{model}: no release of version {version} for this model in the catalogue")]
+    NoPinnedRelease { model: String, version: String },
 }
 
 /// redb has one error type per operation; they all fold into `redb::Error`.

@@ -127,8 +127,7 @@ impl Store {
                     let Policy::Pinned(version) = policy else {
                         continue;
                     };
-                    let serves =
-                        |r: &Release| &r.version == version && (model == "*" || r.is_for(model));
+                    let serves = |r: &Release| serves_pin(r, model, version);
                     if serves(&removed) && !left.iter().any(serves) {
                         return Err(StoreError::InUse(format!(
                             "firmware file {file}: policy {} pins {model} to version {version}; \
@@ -144,7 +143,12 @@ impl Store {
         Ok(removed)
     }
 
-    /// Replaces one scope's policies (an empty map removes the scope).
+    /// Replaces one scope's policies (an empty map removes the scope), refused when one pins
+    /// a version no release serves for its model. The releases are read in the writing
+    /// transaction, as deleting a release reads the policies in its own: of a pin and the
+    /// deletion of its last release, whichever commits second is refused, so no policy is
+    /// left pinned to nothing. Every release the catalogue knows is in this table (config
+    /// releases are written to it at start).
     pub fn put_firmware_policies(
         &self,
         scope: &str,
@@ -152,6 +156,24 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
+            let mut releases = Vec::new();
+            for row in tx.open_table(FIRMWARE_RELEASES)?.iter()? {
+                let (k, v) = row?;
+                releases.push(
+                    decode::<StoredRelease>("firmware_releases", k.value(), v.value())?.release,
+                );
+            }
+            for (model, policy) in policies {
+                let Policy::Pinned(version) = policy else {
+                    continue;
+                };
+                if !releases.iter().any(|r| serves_pin(r, model, version)) {
+                    return Err(StoreError::NoPinnedRelease {
+                        model: model.clone(),
+                        version: version.clone(),
+                    });
+                }
+            }
             let mut table = tx.open_table(FIRMWARE_POLICIES)?;
             if policies.is_empty() {
                 table.remove(scope)?;
@@ -176,5 +198,110 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether phones of `model` (`*`: any model) pinned to `version` would be served `release`.
+fn serves_pin(release: &Release, model: &str, version: &str) -> bool {
+    release.version == version && (model == "*" || release.is_for(model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(file: &str) -> Release {
+        Release {
+            models: vec!["J179".into()],
+            version: "9.9".into(),
+            file: file.into(),
+            urls: Vec::new(),
+            sha256: "a".repeat(64),
+            size: None,
+        }
+    }
+
+    fn pin(version: &str) -> ScopePolicies {
+        ScopePolicies::from([("J179".to_string(), Policy::Pinned(version.into()))])
+    }
+
+    /// The admin API used to check a pin against its snapshot of the catalogue before writing:
+    /// a release deleted in between left the policy pinned to nothing. The store checks in
+    /// the writing transaction: a pin written after the deletion is refused, and a deletion
+    /// after the pin (tested since the delete checks the policies) is refused.
+    #[test]
+    fn a_pin_and_the_deletion_of_its_release_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.add_firmware_release(&release("j.bin")).unwrap();
+        let seen = s.firmware_catalogue().unwrap();
+        assert!(seen.releases.iter().any(|r| r.version == "9.9"));
+
+        s.delete_firmware_release("j.bin").unwrap();
+        let e = s.put_firmware_policies("site:hq", &pin("9.9")).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::NoPinnedRelease { model, version }
+                if model == "J179" && version == "9.9"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "J179: no release of version 9.9 for this model in the catalogue"
+        );
+        assert!(s.firmware_catalogue().unwrap().policies.is_empty());
+
+        s.add_firmware_release(&release("j.bin")).unwrap();
+        s.put_firmware_policies("site:hq", &pin("9.9")).unwrap();
+        let e = s.delete_firmware_release("j.bin").unwrap_err();
+        assert!(matches!(e, StoreError::InUse(_)), "{e}");
+        assert_eq!(s.firmware_catalogue().unwrap().releases.len(), 1);
+    }
+
+    /// Pins and deletions from two threads at once: no committed state has a policy pinned to
+    /// a version without a release.
+    #[test]
+    fn racing_pins_and_deletions_never_leave_a_pin_without_a_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let deleter = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    match s.add_firmware_release(&release("j.bin")) {
+                        Ok(()) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    match s.delete_firmware_release("j.bin") {
+                        Ok(_) | Err(StoreError::InUse(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        };
+        let pinner = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    match s.put_firmware_policies("global", &pin("9.9")) {
+                        Ok(()) | Err(StoreError::NoPinnedRelease { .. }) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    s.put_firmware_policies("global", &ScopePolicies::new())
+                        .unwrap();
+                }
+            })
+        };
+        let mut checked = 0;
+        while !(deleter.is_finished() && pinner.is_finished()) || checked == 0 {
+            let c = s.firmware_catalogue().unwrap();
+            let pinned = c.policies.values().any(|p| !p.is_empty());
+            assert!(
+                !pinned || !c.releases.is_empty(),
+                "pinned to nothing: {c:?}"
+            );
+            checked += 1;
+        }
+        deleter.join().unwrap();
+        pinner.join().unwrap();
     }
 }
