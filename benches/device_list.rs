@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use edgeprov::admin::{ListQuery, select};
-use edgeprov::model::{CheckIn, Device, Mac};
+use edgeprov::model::{CheckIn, CheckInProof, Device, Mac};
 use edgeprov::store::{Recorder, Store};
 
 const DEVICES: u32 = 100_000;
@@ -46,6 +46,7 @@ fn inventory() -> (tempfile::TempDir, Store) {
                 user_agent: "AVAYA/J179-4.1.3.0.6".into(),
                 firmware: "4.1.3.0.6".into(),
                 file: "46xxsettings.txt".into(),
+                proof: CheckInProof::Certificate,
             });
             d
         })

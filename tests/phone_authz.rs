@@ -266,6 +266,20 @@ async fn etag_and_check_in() {
     assert_eq!(seen["firmware"], "4.1.3.0.6", "{seen}");
     assert_eq!(seen["peer_ip"], "127.0.0.1");
     assert_eq!(seen["user_agent"], J179_UA);
+    assert_eq!(seen["proof"], "certificate", "{seen}");
+
+    // Naming a MAC proves nothing: the check-in says it was only claimed.
+    let claims_b = J179_UA.replace(A, B);
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &claims_b))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let (_, history) = d
+        .api("GET", &format!("/devices/{B}/checkins?limit=1"), None)
+        .await;
+    assert_eq!(history[0]["file"], "46xxsettings.txt", "{history}");
+    assert_eq!(history[0]["proof"], "claim", "{history}");
+    assert_eq!(history[0]["user_agent"], claims_b, "{history}");
 }
 
 fn digest_header(nonce: &str, user: &str, password: &str, uri: &str) -> String {
@@ -327,6 +341,11 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     let r = send_plain(http, ok).await.unwrap();
     assert_eq!(r.status, 200);
     assert!(r.text().contains(&format!("pw-{A}")));
+    let (_, history) = d
+        .api("GET", &format!("/devices/{A}/checkins?limit=1"), None)
+        .await;
+    assert_eq!(history[0]["file"], format!("{A}.txt"), "{history}");
+    assert_eq!(history[0]["proof"], "credential", "{history}");
 
     // The same proof computed for a file without a secret, replayed for the secret one while
     // its nonce is fresh, opens nothing.

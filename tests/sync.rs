@@ -278,6 +278,8 @@ async fn cloud_down_then_every_event_delivered_exactly_once() {
         per_mac.values().all(|n| *n == 1),
         "a sighting counted twice"
     );
+    // Each phone only named its MAC in its User-Agent, over plain HTTP.
+    assert!(seen.iter().all(|e| e["proof"] == "claim"), "{:?}", seen[0]);
     let m = cloud.model.lock().unwrap();
     assert!(
         m.duplicates > 0,

@@ -146,9 +146,17 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             let checkins: Vec<crate::model::CheckIn> = serde_json::from_value(value)?;
             let rows: Vec<Vec<String>> = checkins
                 .into_iter()
-                .map(|c| vec![super::time_text(c.last_seen), c.file, c.peer_ip, c.firmware])
+                .map(|c| {
+                    vec![
+                        super::time_text(c.last_seen),
+                        c.file,
+                        c.peer_ip,
+                        c.firmware,
+                        c.proof.as_str().into(),
+                    ]
+                })
                 .collect();
-            table::print(&["TIME", "FILE", "ADDRESS", "FIRMWARE"], &rows);
+            table::print(&["TIME", "FILE", "ADDRESS", "FIRMWARE", "PROOF"], &rows);
             Ok(())
         }
         DeviceCmd::Export { format, out: path } => {
@@ -269,6 +277,7 @@ fn show(value: Value, out: Output) -> Result<()> {
     if let Some(c) = d.checkin {
         rows.push(vec!["last seen".into(), super::time_text(c.last_seen)]);
         rows.push(vec!["peer".into(), c.peer_ip]);
+        rows.push(vec!["proof".into(), c.proof.as_str().into()]);
         rows.push(vec!["firmware".into(), c.firmware]);
         rows.push(vec!["user agent".into(), c.user_agent]);
     }

@@ -52,6 +52,34 @@ pub struct CheckIn {
     pub user_agent: String,
     pub firmware: String,
     pub file: String,
+    /// How the requester showed it was this device: anyone can name a MAC in a User-Agent or a
+    /// path, so a check-in only claimed may be someone else's.
+    #[serde(default)]
+    pub proof: CheckInProof,
+}
+
+/// How a check-in's device was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckInProof {
+    /// Named, not proven: the User-Agent, the path, or a certificate for another device.
+    /// (Also what a check-in recorded before proofs were recorded reads as.)
+    #[default]
+    Claim,
+    /// Its client certificate.
+    Certificate,
+    /// Its HTTP credentials.
+    Credential,
+}
+
+impl CheckInProof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckInProof::Claim => "claim",
+            CheckInProof::Certificate => "certificate",
+            CheckInProof::Credential => "credential",
+        }
+    }
 }
 
 /// Per-device HTTP credentials, the opt-in proof for phones that cannot present a client

@@ -13,7 +13,8 @@ mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, Severity};
 pub use device::{
-    CheckIn, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site, SiteProfile,
+    CheckIn, CheckInProof, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site,
+    SiteProfile,
 };
 pub use device_cert::{IssuedCert, Revocation, RevocationReason};
 pub use lease::{Lease, LeaseState};

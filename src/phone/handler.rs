@@ -16,7 +16,7 @@ use super::credentials::{self, FailureOutcome, Verdict};
 use super::identify::{Agent, mac_from_certificate, mac_from_path, macs_in_name, parse_user_agent};
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
-use crate::model::{AlarmKind, CheckIn, DeviceState, Mac, now_unix};
+use crate::model::{AlarmKind, CheckIn, CheckInProof, DeviceState, Mac, now_unix};
 use crate::pki::Pki;
 use crate::serve::ConnInfo;
 use crate::settings::layered::mask_secrets;
@@ -191,7 +191,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         )
         .await;
         if resp.status().is_success() {
-            record_checkin(state, asked, requester_mac, name);
+            record_checkin(state, asked, requester_mac, name, false);
         }
         return resp;
     }
@@ -237,7 +237,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         _ => None,
     };
     if let Some(ready) = common_key.as_ref().and_then(|k| published.file(k)) {
-        record_checkin(state, asked, requester_mac, name);
+        record_checkin(state, asked, requester_mac, name, false);
         return serve_file(asked, ready, false);
     }
     let Some(served) = decide(&loaded, &who) else {
@@ -259,7 +259,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         if let Some(key) = common_key {
             published.keep(key, &ready);
         }
-        record_checkin(state, asked, requester_mac, name);
+        record_checkin(state, asked, requester_mac, name, false);
         return serve_file(asked, ready, false);
     };
     let requester_ctx = match shared_secret {
@@ -297,7 +297,8 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     };
     match authorize(&target, proof) {
         Decision::Allow => {
-            record_checkin(state, asked, Some(file_mac), name);
+            let by_credential = matches!(proof, Proof::Credential(_));
+            record_checkin(state, asked, Some(file_mac), name, by_credential);
             let secret = served.rendered.carries_secret;
             serve_file(
                 asked,
@@ -591,7 +592,20 @@ fn serve_file(asked: &Asked<'_>, ready: Ready, carries_secret: bool) -> Resp {
 
 /// Records who fetched a file. Only after a successful response, so a refused request cannot
 /// fake a device's check-in.
-fn record_checkin(state: &PhoneState, asked: &Asked<'_>, identified: Option<Mac>, file: &str) {
+/// Records that the device this request was from (its certificate's, else the one it named)
+/// fetched `file`; `by_credential` when its HTTP credentials proved it.
+fn record_checkin(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    identified: Option<Mac>,
+    file: &str,
+    by_credential: bool,
+) {
+    let proof = match (asked.cert_mac, by_credential) {
+        (Some(_), _) => CheckInProof::Certificate,
+        (None, true) => CheckInProof::Credential,
+        (None, false) => CheckInProof::Claim,
+    };
     let mac = asked.cert_mac.or(identified);
     if let Some(mac) = mac {
         state.recorder.check_in(
@@ -606,6 +620,7 @@ fn record_checkin(state: &PhoneState, asked: &Asked<'_>, identified: Option<Mac>
                     .map(|a| a.firmware.clone())
                     .unwrap_or_default(),
                 file: file.to_string(),
+                proof,
             },
         );
     }

@@ -280,6 +280,7 @@ fn checkin_event(mac: &str, c: &CheckIn, known: bool) -> Pending {
                 firmware: c.firmware.clone(),
                 user_agent: c.user_agent.clone(),
                 file: c.file.clone(),
+                proof: c.proof,
             },
         )
     } else {
@@ -290,6 +291,7 @@ fn checkin_event(mac: &str, c: &CheckIn, known: bool) -> Pending {
                 ip: c.peer_ip.clone(),
                 user_agent: c.user_agent.clone(),
                 file: c.file.clone(),
+                proof: c.proof,
             },
         )
     };

@@ -392,6 +392,7 @@ mod tests {
                 firmware: String::new(),
                 user_agent: String::new(),
                 file: file.into(),
+                proof: Default::default(),
             },
         }
     }

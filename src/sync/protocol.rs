@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::CheckInProof;
+
 /// The protocol version this box speaks; sent in every message and checked in every answer.
 pub const VERSION: u32 = 1;
 
@@ -149,6 +151,9 @@ pub enum EventBody {
         firmware: String,
         user_agent: String,
         file: String,
+        /// `certificate`, `credential`, or `claim` (the MAC was only named).
+        #[serde(default)]
+        proof: CheckInProof,
     },
     /// A device not in the inventory asked for files: "seen, unclaimed".
     SeenUnclaimed {
@@ -156,6 +161,8 @@ pub enum EventBody {
         ip: String,
         user_agent: String,
         file: String,
+        #[serde(default)]
+        proof: CheckInProof,
     },
     /// The box applied a lifecycle change pulled from the cloud.
     Enrollment {
