@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -71,6 +71,15 @@ fn without_noise(mut v: Value) -> Value {
     v
 }
 
+/// What an entry says while its request runs; it stays so if the daemon stops before the
+/// request ends, so no change is ever committed without an entry.
+const UNFINISHED: &str = "started; the daemon stopped before it answered";
+
+/// Audits a request. A request that may change something (any method but GET and HEAD) is
+/// entered **before** it runs, then the entry is completed with its outcome: the change and
+/// its entry are two commits, and a `kill -9` or power loss between them must not leave a
+/// change that the log does not show. When the log cannot be written, the request is refused
+/// (503) rather than run unaudited. Reads are entered only when refused.
 pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // The full path as the client sent it, not the part below the `/api/v1` nest.
@@ -84,6 +93,41 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
         .get::<Arc<ConnInfo>>()
         .map(|c| c.peer.ip().to_string())
         .unwrap_or_default();
+    let read = method == Method::GET || method == Method::HEAD;
+    let entry = |who: String, status: StatusCode, summary: String, changes: Value| AuditEntry {
+        seq: 0,
+        time: crate::model::now_unix(),
+        who,
+        source: source.clone(),
+        method: method.to_string(),
+        resource: resource.clone(),
+        status: status.as_u16(),
+        summary,
+        changes,
+    };
+    let started = match read {
+        true => None,
+        false => {
+            let store = st.store.clone();
+            let first = AuditEntry {
+                status: 0,
+                ..entry(
+                    "unknown".into(),
+                    StatusCode::OK,
+                    UNFINISHED.into(),
+                    Value::Null,
+                )
+            };
+            match blocking(move || store.append_audit(first)).await {
+                Ok(seq) => Some(seq),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log not writable: request refused");
+                    return ApiError::Unavailable("the audit log cannot be written".into())
+                        .into_response();
+                }
+            }
+        }
+    };
     let resp = next.run(req).await;
     let who = resp
         .extensions()
@@ -95,36 +139,31 @@ pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> R
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
     );
-    // Reads are not audited, unless they were refused.
-    if (method == Method::GET || method == Method::HEAD) && !refused {
+    if read && !refused {
         return resp;
     }
     let change = resp.extensions().get::<Change>().cloned();
-    let entry = AuditEntry {
-        seq: 0,
-        time: crate::model::now_unix(),
-        who,
-        source,
-        method: method.to_string(),
-        resource,
-        status: status.as_u16(),
-        summary: change
-            .as_ref()
-            .map(|c| c.summary.clone())
-            .unwrap_or_else(|| {
-                if refused {
-                    "refused".into()
-                } else {
-                    status.canonical_reason().unwrap_or("").to_lowercase()
-                }
-            }),
-        changes: change
-            .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
-            .unwrap_or(Value::Null),
-    };
+    let summary = change
+        .as_ref()
+        .map(|c| c.summary.clone())
+        .unwrap_or_else(|| {
+            if refused {
+                "refused".into()
+            } else {
+                status.canonical_reason().unwrap_or("").to_lowercase()
+            }
+        });
+    let changes = change
+        .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
+        .unwrap_or(Value::Null);
+    let done = entry(who, status, summary, changes);
     let store = st.store.clone();
-    if let Err(e) = blocking(move || store.append_audit(entry)).await {
-        tracing::error!(error = %e, "audit entry lost");
+    let written = match started {
+        Some(seq) => blocking(move || store.complete_audit(seq, done)).await,
+        None => blocking(move || store.append_audit(done)).await.map(|_| ()),
+    };
+    if let Err(e) = written {
+        tracing::error!(error = %e, "audit entry not completed");
     }
     resp
 }

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The body is bigger than what may hold it (an upload beyond the firmware cache).
     #[error("{0}")]
     TooLarge(String),
+    /// Something the request needs is not available now (the audit log cannot be written).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -58,6 +61,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after = match self {

@@ -38,6 +38,19 @@ impl Store {
         Ok(seq)
     }
 
+    /// Writes the final form of the entry `seq` (durably), replacing what
+    /// [`Store::append_audit`] wrote when the request began.
+    pub fn complete_audit(&self, seq: u64, mut entry: AuditEntry) -> Result<(), StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        {
+            let mut table = tx.open_table(AUDIT)?;
+            entry.seq = seq;
+            table.insert(seq, encode(&entry).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Entries from newest to oldest that pass `keep`, at most `limit`.
     pub fn list_audit(
         &self,

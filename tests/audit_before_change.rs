@@ -1,0 +1,86 @@
+//! A change and its audit entry are two commits; the entry is written first, so a daemon killed
+//! between them never leaves a change that the log does not show: the entry stays, saying the
+//! daemon stopped before the request was answered.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rustls_pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+async fn entries_for(d: &Daemon, resource: &str) -> Vec<Value> {
+    let (s, v) = d
+        .api("GET", &format!("/audit?resource={resource}"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_request_is_audited_before_it_can_change_anything() {
+    let mut d = Daemon::start();
+    let resource = "/api/v1/files/slow.txt";
+
+    // An upload whose body never finishes: the handler is still waiting for it.
+    let tcp = tokio::net::TcpStream::connect(d.admin).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT {resource} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100\r\n\r\nSET X 1\n",
+        d.token
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        pending = entries_for(&d, resource).await;
+        if !pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["status"], 0, "{pending:?}");
+    assert_eq!(pending[0]["method"], "PUT");
+
+    // Killed before the request ends: the entry survives, and nothing was stored.
+    d.kill9();
+    drop(tls);
+    let d = d.restart();
+    let after = entries_for(&d, resource).await;
+    assert_eq!(after, pending);
+    assert!(
+        after[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before it answered"),
+        "{after:?}"
+    );
+    let (s, _) = d.api("GET", "/files/slow.txt", None).await;
+    assert_eq!(s, 404);
+
+    // A request that ends completes its own entry: one entry, with the outcome.
+    let (s, v) = d
+        .api(
+            "POST",
+            "/devices",
+            Some(json!({"mac": "001122aabbcc", "model": "J179"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let done = entries_for(&d, "/api/v1/devices").await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["status"], 201);
+    assert_eq!(done[0]["who"], "admin");
+    assert!(
+        done[0]["seq"].as_u64().unwrap() > after[0]["seq"].as_u64().unwrap(),
+        "{done:?}"
+    );
+}
