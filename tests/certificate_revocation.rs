@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+use rcgen::{CertificateParams, DnType, KeyPair};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -60,23 +60,6 @@ async fn crl_serials(d: &Daemon) -> Vec<(String, Option<String>)> {
             )
         })
         .collect()
-}
-
-/// A certificate of the box's CA for `mac` made outside the daemon, as one issued before the
-/// daemon recorded issuance would be.
-fn unrecorded(d: &Daemon, mac: &str) -> Identity {
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
-            .unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&d.ca_pem(), ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, mac);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    Identity {
-        cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
-        key_pem: key.serialize_pem(),
-    }
 }
 
 async fn revoke(d: &Daemon, mac: &str, body: Value) -> (u16, Value) {
@@ -215,7 +198,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
 
     // A certificate the box has no record of is revoked from its PEM, once checked to be the
     // CA's and the device's.
-    let old = unrecorded(&d, A);
+    let old = d.mint(A, |_| {});
     served(&d, &old).await;
     let (s, v) = revoke(&d, B, json!({"pem": old.cert_pem})).await;
     assert_eq!(s, 400, "{v}");

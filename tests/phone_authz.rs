@@ -155,20 +155,10 @@ async fn foreign_and_expired_certificates_are_refused_at_the_handshake() {
     );
 
     // A certificate from the box's own CA that has expired.
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
-            .unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&ca, ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, A);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let expired = Identity {
-        cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
-        key_pem: key.serialize_pem(),
-    };
+    let expired = d.mint(A, |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
     let r = send(
         d.https,
         client_config(&ca, Some(&expired)),

@@ -5,11 +5,8 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// In the inventory, site hq, active; J179_UA names it.
 const A: &str = "001122aabbcc";
@@ -22,37 +19,6 @@ const FIELD_FILE: &str = concat!(
     "/../shared/fixtures/opensip-j100.46xxsettings.txt"
 );
 
-async fn put_static(d: &Daemon, path: &str, body: Vec<u8>) -> Value {
-    let req = http::Request::builder()
-        .method("PUT")
-        .uri(format!("/api/v1/files/{path}"))
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {}", d.token))
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{path}: {}", r.text());
-    serde_json::from_slice(&r.body).unwrap()
-}
-
-/// A certificate of the box's CA for a MAC the inventory does not hold.
-fn stranger(d: &Daemon) -> Identity {
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(d.data_dir().join("pki/ca.key")).unwrap())
-            .unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&d.ca_pem(), ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, STRANGER);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    Identity {
-        cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
-
 #[tokio::test]
 async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     let d = Daemon::start();
@@ -63,14 +29,16 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
             .await;
     }
     let field = std::fs::read(FIELD_FILE).unwrap();
-    let stored = put_static(&d, "46xxsettings.txt?site=hq", field.clone()).await;
+    let stored = d.put_file("46xxsettings.txt?site=hq", field.clone()).await;
     assert_eq!(stored["protected"], true, "{stored}");
     assert_eq!(
         stored["secrets"],
         json!(["line 59: FORCE_SIP_PASSWORD"]),
         "{stored}"
     );
-    let open = put_static(&d, "46xxspecials.txt", b"SET DISPLAY_NAME lobby\n".to_vec()).await;
+    let open = d
+        .put_file("46xxspecials.txt", &b"SET DISPLAY_NAME lobby\n"[..])
+        .await;
     assert_eq!(open["protected"], false, "{open}");
     assert!(open.get("secrets").is_none(), "{open}");
 
@@ -125,10 +93,9 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     assert!(!leaked(&r));
 
     // A box-wide file with a secret: asking without any MAC is refused too.
-    put_static(
-        &d,
+    d.put_file(
         "y000000000028.cfg",
-        b"account.1.password = shared-secret\n".to_vec(),
+        &b"account.1.password = shared-secret\n"[..],
     )
     .await;
     let r = send_plain(d.http.unwrap(), get("/y000000000028.cfg", "curl/8"))
@@ -139,7 +106,7 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     // Proven, but not in the inventory: 403; in it: the file.
     let r = send(
         d.https,
-        client_config(&ca, Some(&stranger(&d))),
+        client_config(&ca, Some(&d.mint(STRANGER, |_| {}))),
         get("/y000000000028.cfg", "Yealink SIP-T46S 66.86.0.15"),
     )
     .await

@@ -5,28 +5,12 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::Full;
 use serde_json::json;
 
 const A: &str = "001122aabbcc";
 const B: &str = "001122aabbcd";
 const SECRET: &str = "SIP_PASSWORD=topsecret";
-
-async fn put_static(d: &Daemon, name: &str, body: &str) {
-    let req = http::Request::builder()
-        .method("PUT")
-        .uri(format!("/api/v1/files/{name}"))
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {}", d.token))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
-        .await
-        .unwrap();
-    assert_eq!(r.status, 201, "{name}: {}", r.text());
-}
 
 #[tokio::test]
 async fn a_static_file_holding_a_mac_anywhere_in_its_name_needs_that_devices_proof() {
@@ -44,11 +28,11 @@ async fn a_static_file_holding_a_mac_anywhere_in_its_name_needs_that_devices_pro
         "0011.22aa.bbcc.xml".to_string(),
     ];
     for name in &names {
-        put_static(&d, name, SECRET).await;
+        d.put_file(name, SECRET).await;
     }
     // Operator overrides of common files stay common: Yealink's three-digit family files look
     // like a MAC of zeros.
-    put_static(&d, "y000000000108.cfg", "common\n").await;
+    d.put_file("y000000000108.cfg", "common\n").await;
 
     let id_a = d.identity(A).await;
     let id_b = d.identity(B).await;

@@ -233,6 +233,41 @@ impl Daemon {
         assert_eq!(status, 201, "{v}");
     }
 
+    /// Uploads a static file (`NAME` or `NAME?site=S`); answers the API's view of it.
+    pub async fn put_file(&self, name_and_query: &str, body: impl Into<Bytes>) -> Value {
+        let req = http::Request::builder()
+            .method("PUT")
+            .uri(format!("/api/v1/files/{name_and_query}"))
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(Full::new(body.into()))
+            .unwrap();
+        let r = send(self.admin, client_config(&self.ca_pem(), None), req)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{name_and_query}: {}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    /// A client identity for `mac` signed with the daemon's CA key file outside the daemon
+    /// (so the daemon has no record of issuing it), after `adjust` changed its parameters.
+    pub fn mint(&self, mac: &str, adjust: impl FnOnce(&mut rcgen::CertificateParams)) -> Identity {
+        let ca_key = rcgen::KeyPair::from_pem(
+            &std::fs::read_to_string(self.data_dir().join("pki/ca.key")).unwrap(),
+        )
+        .unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&self.ca_pem(), ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, mac);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        adjust(&mut p);
+        Identity {
+            cert_pem: p.signed_by(&key, &issuer).unwrap().pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     /// A client identity for `mac` issued by the daemon's CA through the admin API.
     pub async fn identity(&self, mac: &str) -> Identity {
         let (status, v) = self
