@@ -281,3 +281,48 @@ async fn a_session_resumed_from_before_the_revocation_proves_nothing() {
     let (_, alarms) = d.api("GET", "/alarms?kind=revoked_certificate", None).await;
     assert!(alarms[0]["count"].as_u64().unwrap() >= 2, "{alarms}");
 }
+
+/// A connection opened before the revocation stops proving the device at its next request.
+#[tokio::test]
+async fn an_open_connection_stops_proving_the_device_once_revoked() {
+    use http_body_util::BodyExt;
+    let d = Daemon::start();
+    d.add_device(json!({
+        "mac": A,
+        "model": "J179",
+        "secrets": {"SIP_PASSWORD": format!("pw-{A}")},
+    }))
+    .await;
+    let id = d.identity(A).await;
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), Some(&id)))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut fetch = async || {
+        let r = sender
+            .send_request(get(&format!("/{A}.txt"), J179_UA))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, body) = fetch().await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("pw-{A}")));
+
+    let (s, v) = revoke(&d, A, json!({"serial": serial_of(&id)})).await;
+    assert_eq!(s, 200, "{v}");
+    let (status, body) = fetch().await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(&format!("pw-{A}")));
+}

@@ -148,11 +148,16 @@ async fn revoke(
     };
     scope(&st, &who, mac).await?;
     let (store, reason) = (st.store.clone(), req.reason);
-    let now = crate::model::now_unix();
-    let revoked = blocking(move || store.revoke_certs(mac, which, reason, now)).await?;
-    let store = st.store.clone();
     let revocations = st.pki.revocations().clone();
-    blocking(move || revocations.refresh(|| store.revoked_certs())).await?;
+    let now = crate::model::now_unix();
+    // One blocking task for the commit and the refresh: it runs to its end even when the
+    // client goes away meanwhile, so a stored revocation is never left unenforced.
+    let revoked = blocking(move || {
+        let revoked = store.revoke_certs(mac, which, reason, now)?;
+        revocations.refresh(|| store.revoked_certs())?;
+        Ok(revoked)
+    })
+    .await?;
     let serials: Vec<&str> = revoked.iter().map(|c| c.serial.as_str()).collect();
     tracing::warn!(%mac, serials = ?serials, %reason, "device certificates revoked");
     let summary = format!(

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -67,19 +68,48 @@ impl Asked<'_> {
 /// rather than on every request of a keep-alive connection.
 pub struct PhoneConn {
     pub info: ConnInfo,
-    pub cert_mac: Option<Mac>,
+    /// The MAC the certificate names, whether or not it has been revoked since.
+    named: Option<Mac>,
+    /// The revocations' version the certificate was last checked against.
+    checked: AtomicU64,
+    /// Revoked: it proves nothing from then on (a revocation is never undone).
+    revoked: AtomicBool,
 }
 
 impl PhoneConn {
     /// A revoked certificate proves nothing: the handshake refuses one, but a TLS session
     /// resumed from before the revocation carries the certificate without that check.
     pub fn new(info: ConnInfo, pki: &Pki) -> PhoneConn {
-        let cert_mac = info
+        let named = info
             .client_cert
             .as_ref()
-            .filter(|c| !pki.refuses(c))
             .and_then(|c| mac_from_certificate(c));
-        PhoneConn { info, cert_mac }
+        let conn = PhoneConn {
+            info,
+            named,
+            checked: AtomicU64::new(u64::MAX),
+            revoked: AtomicBool::new(false),
+        };
+        conn.cert_mac(pki);
+        conn
+    }
+
+    /// The device the certificate proves, as of now: a connection opened before its
+    /// certificate was revoked stops proving the device at its next request.
+    pub fn cert_mac(&self, pki: &Pki) -> Option<Mac> {
+        let mac = self.named?;
+        let version = pki.revocations().version();
+        if !self.revoked.load(Ordering::Acquire)
+            && self.checked.swap(version, Ordering::AcqRel) != version
+            && self
+                .info
+                .client_cert
+                .as_ref()
+                .is_some_and(|c| pki.refuses(c))
+        {
+            self.revoked.store(true, Ordering::Release);
+        }
+        (!self.revoked.load(Ordering::Acquire)).then_some(mac)
     }
 }
 
@@ -105,7 +135,7 @@ pub async fn handle(
         range: header_text(header::RANGE),
         if_range: header_text(header::IF_RANGE),
         host: header_text(header::HOST),
-        cert_mac: conn.cert_mac,
+        cert_mac: conn.cert_mac(&state.pki),
     };
     let resp = respond(&state, &asked).await;
     state

@@ -7,6 +7,7 @@
 //! check is a hash lookup, and costs nothing while nothing is revoked.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -41,6 +42,9 @@ impl RevokedSet {
 #[derive(Default)]
 pub struct Revocations {
     current: RwLock<Arc<RevokedSet>>,
+    /// [`RevokedSet::version`] of `current`, readable without the lock: an open connection
+    /// checks it on every request to learn that it must check its certificate again.
+    version: AtomicU64,
     /// Serialises refreshes, so a slower one cannot put back a list a later one replaced.
     refreshing: Mutex<()>,
     /// Where a presented revoked certificate is alarmed (set once the recorder runs).
@@ -67,6 +71,12 @@ impl Revocations {
             version,
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        self.version.store(version, Ordering::Release);
+    }
+
+    /// Moves on with every refresh (0 before the first).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Replaces the set with what `read` returns (the store's list, read after a change was
