@@ -702,3 +702,85 @@ async fn a_pinned_release_is_deleted_only_after_its_policy_changes() {
     let (status, v) = d.api("DELETE", "/firmware/releases/pin-b.bin", None).await;
     assert!((200..300).contains(&status), "{status} {v}");
 }
+
+async fn upgrade_script(d: &Daemon) -> String {
+    let r = send_plain(d.http.unwrap(), get("/J100Supgrade.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    r.text()
+}
+
+async fn pin_alarms(d: &Daemon) -> Vec<serde_json::Value> {
+    let (status, v) = d
+        .api("GET", "/alarms?kind=firmware_pin_orphaned", None)
+        .await;
+    assert_eq!(status, 200);
+    v.as_array().unwrap().clone()
+}
+
+/// Editing the config to drop the only release a policy pins, then restarting, used to leave
+/// the pin to nothing: the upgrade script silently named no firmware for the model. The daemon
+/// starts, keeps serving the release for the pin, raises an alarm naming the scope, model and
+/// version (and `edgeprov doctor` warns with the daemon stopped), until the policy changes:
+/// then the release goes and the alarm clears.
+#[tokio::test]
+async fn a_config_that_drops_a_pinned_release_keeps_it_and_raises_an_alarm() {
+    let old = Upstream::start(image(1000, 20)).await;
+    let new = Upstream::start(image(1000, 21)).await;
+    let newer = release_toml(&new, "j179-new.bin", "\"J179\"", "4.1.10.0.1", true);
+    let cfg = release_toml(&old, "j179-old.bin", "\"J179\"", "4.1.3.0.6", true) + &newer;
+    let d = Daemon::start_with(&cfg);
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"J179": "4.1.3.0.6"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    std::fs::write(d.config_path(), base_config(&d.data_dir(), &newer)).unwrap();
+    let mut d = d.restart();
+    let s = upgrade_script(&d).await;
+    assert!(s.contains("SET APPNAME j179-old.bin"), "{s}");
+    let got = download(d.http.unwrap(), None, "GET", "/j179-old.bin", &[]).await;
+    assert_eq!(
+        (got.status, got.sha),
+        (200, sha256_hex(&old.image)),
+        "the kept release is still served"
+    );
+    let alarms = pin_alarms(&d).await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["source"], "global J179=4.1.3.0.6");
+    assert_eq!(alarms[0]["severity"], "warning");
+    let message = alarms[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no longer lists j179-old.bin"),
+        "{message}"
+    );
+
+    d.stop();
+    let out = d.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("WARN firmware")
+            && l.contains("policy global pins J179 to 4.1.3.0.6")),
+        "{text}"
+    );
+
+    let d = d.restart();
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"J179": "latest"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(pin_alarms(&d).await.is_empty(), "cleared");
+    let s = upgrade_script(&d).await;
+    assert!(s.contains("SET APPNAME j179-new.bin"), "{s}");
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(!list.to_string().contains("j179-old.bin"), "gone: {list}");
+}

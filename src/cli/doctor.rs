@@ -240,6 +240,52 @@ fn store(c: &Config, running: bool) -> Check {
     }
 }
 
+/// A config that no longer lists the release a firmware policy pins: the next start keeps it
+/// (or, when it cannot, leaves the pin without any) and raises `firmware_pin_orphaned`; this
+/// says so before the start. Only with the daemon stopped, since the running one holds the
+/// store (its alarms report what its own start found).
+fn firmware(c: &Config, running: bool) -> Vec<Check> {
+    if running || !c.db_path().exists() {
+        return Vec::new();
+    }
+    let problems = match crate::store::Store::open(&c.db_path())
+        .and_then(|s| s.config_release_problems(&c.firmware.releases))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![check(
+                Level::Fail,
+                "firmware",
+                e.to_string(),
+                "restore the database from a backup (edgeprov backup/restore)",
+            )];
+        }
+    };
+    if problems.is_empty() {
+        return vec![check(
+            Level::Ok,
+            "firmware",
+            "every pinned firmware version has a release",
+            "",
+        )];
+    }
+    problems
+        .iter()
+        .map(|p| {
+            check(
+                Level::Warn,
+                "firmware",
+                format!("at the next start: {}", p.message()),
+                format!(
+                    "list a release of {} for {} in [[firmware.release]] again, or change the \
+                     policies of {} (edgeprov firmware policy {} MODEL=POLICY …)",
+                    p.pin.version, p.pin.model, p.pin.scope, p.pin.scope
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Where phones are sent (DHCP options, DNS SRV/TXT) must be reachable by them.
 fn discovery(c: &Config) -> Vec<Check> {
     let mut out = Vec::new();
@@ -332,6 +378,7 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     let mut out = ports(c, running);
     out.extend(certificates(c));
     out.push(store(c, running.is_some()));
+    out.extend(firmware(c, running.is_some()));
     out.extend(discovery(c));
     out
 }

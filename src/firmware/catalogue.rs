@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Severity;
+
 /// One firmware image a phone can be told to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +148,96 @@ pub type ScopePolicies = BTreeMap<String, Policy>;
 pub struct Catalogue {
     pub releases: Vec<Release>,
     pub policies: BTreeMap<String, ScopePolicies>,
+    /// File names (lower case) of releases the config no longer lists, kept only because a
+    /// pin needs them (see [`Catalogue::pin_problems`]). They serve phones like any release.
+    pub kept: BTreeSet<String>,
+}
+
+/// One scope's policy naming exactly one version for a model (or `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub scope: String,
+    pub model: String,
+    pub version: String,
+}
+
+impl Pin {
+    /// Every pin of every scope.
+    pub fn all(policies: &BTreeMap<String, ScopePolicies>) -> Vec<Pin> {
+        policies
+            .iter()
+            .flat_map(|(scope, set)| {
+                set.iter().filter_map(move |(model, policy)| match policy {
+                    Policy::Pinned(version) => Some(Pin {
+                        scope: scope.clone(),
+                        model: model.clone(),
+                        version: version.clone(),
+                    }),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `release` serves this pin: it is of the version and for the model (any model
+    /// for `*`). The admin API's checks and the config's replacement use the same test.
+    pub fn served_by(&self, release: &Release) -> bool {
+        release.version == self.version && (self.model == "*" || release.is_for(&self.model))
+    }
+}
+
+/// A pin that no release the config lists or an operator added serves any more: the config
+/// dropped its release. Phones must come up whatever the config says, so this is not a start
+/// failure but an alarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinProblem {
+    pub pin: Pin,
+    /// The releases kept for it although the config no longer lists them; empty when none
+    /// could be kept (the config gave its file name to another release, or an older edgeprov
+    /// already dropped it), and phones of the model are then told no firmware at all.
+    pub kept: Vec<String>,
+}
+
+impl PinProblem {
+    /// The alarm's source: the scope and the pin as `edgeprov firmware policy` writes it, so
+    /// the alarm of a pin that changes version is a different one (and the old one clears).
+    pub fn source(&self) -> String {
+        format!("{} {}={}", self.pin.scope, self.pin.model, self.pin.version)
+    }
+
+    /// A kept release serves phones as before (a warning: the config and the catalogue
+    /// disagree); a pin without any release leaves its phones on whatever they run (major).
+    pub fn severity(&self) -> Severity {
+        if self.kept.is_empty() {
+            Severity::Major
+        } else {
+            Severity::Warning
+        }
+    }
+
+    pub fn message(&self) -> String {
+        let Pin {
+            scope,
+            model,
+            version,
+        } = &self.pin;
+        if self.kept.is_empty() {
+            format!(
+                "policy {scope} pins {model} to {version}, and no release of that version for \
+                 {model} is in the catalogue: phones of that model are given no firmware file \
+                 and keep what they run; configure or add a release of {version}, or change \
+                 the policy"
+            )
+        } else {
+            format!(
+                "policy {scope} pins {model} to {version}, and the config no longer lists {}, \
+                 which serves it: kept, so phones get it as before, until a release of \
+                 {version} for {model} is configured or added again or the policy changes \
+                 (then it goes)",
+                self.kept.join(", ")
+            )
+        }
+    }
 }
 
 /// Orders dotted versions numerically where both parts are numbers (`4.1.10` > `4.1.9`).
@@ -246,6 +338,31 @@ impl Catalogue {
             .collect()
     }
 
+    /// The pins served only by releases the config no longer lists, or by none, in scope
+    /// and model order.
+    pub fn pin_problems(&self) -> Vec<PinProblem> {
+        let listed = |r: &&Release| !self.kept.contains(&r.file.to_ascii_lowercase());
+        Pin::all(&self.policies)
+            .into_iter()
+            .filter(|pin| {
+                !self
+                    .releases
+                    .iter()
+                    .filter(listed)
+                    .any(|r| pin.served_by(r))
+            })
+            .map(|pin| PinProblem {
+                kept: self
+                    .releases
+                    .iter()
+                    .filter(|r| !listed(r) && pin.served_by(r))
+                    .map(|r| r.file.clone())
+                    .collect(),
+                pin,
+            })
+            .collect()
+    }
+
     /// Images some policy currently points at, for any site and any of `models` (the
     /// inventory's models plus the catalogue's): eviction never removes these.
     pub fn pinned(&self, models: &BTreeSet<String>) -> BTreeSet<String> {
@@ -291,7 +408,7 @@ mod tests {
                 rel(&["J179", "J169"], "4.1.10.0.1", "b.bin", 2),
                 rel(&["T4*"], "66.86.0.15", "t.rom", 3),
             ],
-            policies: BTreeMap::new(),
+            ..Catalogue::default()
         }
     }
 

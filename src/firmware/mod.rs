@@ -23,12 +23,13 @@ use serde::{Deserialize, Serialize};
 
 pub use body::{FileBody, PhoneBody, full};
 pub use cache::{Cache, CachedImage};
-pub use catalogue::{Catalogue, Policy, Release, ScopePolicies};
+pub use catalogue::{Catalogue, Pin, PinProblem, Policy, Release, ScopePolicies};
 pub use fetch::FetchError;
 pub use jobs::{Job, JobImage, JobState};
 pub use serve::{Asked, respond};
 pub use upload::{UploadError, UploadOutcome};
 
+use crate::model::AlarmKind;
 use crate::store::{Recorder, Store, StoreError};
 
 /// Ten minutes: longer than any phone waits for an answer.
@@ -130,6 +131,9 @@ pub struct Firmware {
     /// The store's catalogue and policies, reloaded after every admin change; the hot path
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
+    /// Held while the snapshot is reloaded and its pins alarmed, so two reloads cannot
+    /// install or alarm an older state after a newer one.
+    reloading: Mutex<()>,
     flights: Mutex<HashMap<String, fetch::Flight>>,
     jobs: Mutex<BTreeMap<u64, Job>>,
     pub counters: Counters,
@@ -158,18 +162,20 @@ impl Firmware {
         let cache = Cache::open(&dir, config.max_cache_bytes)
             .map_err(|source| FirmwareError::Io { path: dir, source })?;
         store.replace_config_releases(&config.releases)?;
-        let catalogue = store.firmware_catalogue()?;
-        Ok(Arc::new(Firmware {
+        let firmware = Arc::new(Firmware {
             cache,
             store,
             recorder,
             upstream_ca_file: config.upstream_ca_file.clone(),
             phone_wait: std::time::Duration::from_millis(config.phone_wait_ms),
-            catalogue: RwLock::new(Arc::new(catalogue)),
+            catalogue: RwLock::new(Arc::default()),
+            reloading: Mutex::new(()),
             flights: Mutex::new(HashMap::new()),
             jobs: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
-        }))
+        });
+        firmware.reload()?;
+        Ok(firmware)
     }
 
     pub fn catalogue(&self) -> Arc<Catalogue> {
@@ -179,11 +185,50 @@ impl Firmware {
             .clone()
     }
 
-    /// Re-reads the catalogue and policies after a change. Blocking.
+    /// Re-reads the catalogue and policies (at start and after a change) and brings the
+    /// pin alarms in line with them. Blocking.
     pub fn reload(&self) -> Result<(), StoreError> {
-        let c = self.store.firmware_catalogue()?;
-        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let c = Arc::new(self.store.firmware_catalogue()?);
+        *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = c.clone();
+        self.alarm_pins(&c);
         Ok(())
+    }
+
+    /// Raises a `firmware_pin_orphaned` alarm for every pin only a kept release serves, or
+    /// none ([`Catalogue::pin_problems`]), and clears those of pins served again, changed or
+    /// gone. Raised at every check, as the certificate expiry alarm is, so the count and the
+    /// time of the latest occurrence show that it still holds. A failure to clear is logged:
+    /// the catalogue change it follows is already committed.
+    fn alarm_pins(&self, catalogue: &Catalogue) {
+        let kind = AlarmKind::FirmwarePinOrphaned;
+        let problems = catalogue.pin_problems();
+        for p in &problems {
+            self.recorder
+                .alarm_with_severity(kind, p.severity(), p.source(), p.message());
+        }
+        // Committed before the stale ones are cleared, or a queued raise could outlive them.
+        self.recorder.flush_blocking();
+        let current: BTreeSet<String> = problems.iter().map(PinProblem::source).collect();
+        let cleared = self.store.list_alarms().and_then(|alarms| {
+            let stale = alarms
+                .into_iter()
+                .filter(|a| a.kind == kind && !current.contains(&a.source));
+            let mut cleared = Vec::new();
+            for a in stale {
+                self.store.clear_alarm(kind, &a.source)?;
+                cleared.push(a.source);
+            }
+            Ok(cleared)
+        });
+        match cleared {
+            Ok(sources) => {
+                for source in sources {
+                    tracing::info!(%source, "firmware pin alarm cleared");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "clearing firmware pin alarms failed"),
+        }
     }
 
     /// Images a policy points at for some site and model in the inventory or catalogue.

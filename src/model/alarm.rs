@@ -50,6 +50,12 @@ pub enum AlarmKind {
     /// A phone presented a device certificate the box's CA issued and an operator revoked; the
     /// handshake was refused.
     RevokedCertificate,
+    /// A firmware policy pins a version whose release the config no longer lists (the source
+    /// names the scope, model and version). The release is kept while the pin needs it
+    /// (warning: phones get what they got), or, when it cannot be, no release serves the pin
+    /// and its phones are given no firmware (major). Cleared when a release serves the pin
+    /// again or the policy changes.
+    FirmwarePinOrphaned,
 }
 
 impl AlarmKind {
@@ -84,6 +90,7 @@ impl AlarmKind {
             AlarmKind::OutboxOverflow => "outbox_overflow",
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
+            AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
         }
     }
 
@@ -93,6 +100,8 @@ impl AlarmKind {
             AlarmKind::RecorderOverflow => Severity::Major,
             AlarmKind::FirmwareChecksumMismatch | AlarmKind::FirmwareDiskFull => Severity::Major,
             AlarmKind::FirmwareUpstreamUnreachable => Severity::Minor,
+            // The worse of its two cases; a kept release is raised as a warning.
+            AlarmKind::FirmwarePinOrphaned => Severity::Major,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }

@@ -1,13 +1,13 @@
 //! Firmware releases added through the admin API or merged from the config, and firmware
 //! policies per scope (`global`, `site:NAME`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::firmware::{Catalogue, Policy, Release, ScopePolicies};
+use crate::firmware::{Catalogue, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
 
 /// Key: the release's file name in lower case.
@@ -30,56 +30,172 @@ pub enum ReleaseOrigin {
 struct StoredRelease {
     origin: ReleaseOrigin,
     release: Release,
+    /// A config release the config no longer lists, kept because a pin needs it. A flag
+    /// rather than a third origin so that an older edgeprov of the same schema still reads
+    /// the record (as a config release, which it drops at its start).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    kept: bool,
+}
+
+/// Every release, by key.
+fn read_releases(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<(String, StoredRelease)>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let s: StoredRelease = decode("firmware_releases", k.value(), v.value())?;
+        out.push((k.value().to_string(), s));
+    }
+    Ok(out)
+}
+
+/// Every scope's policies.
+fn read_policies(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<BTreeMap<String, ScopePolicies>, StoreError> {
+    let mut out = BTreeMap::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let p: ScopePolicies = decode("firmware_policies", k.value(), v.value())?;
+        out.insert(k.value().to_string(), p);
+    }
+    Ok(out)
+}
+
+fn catalogue_of(
+    releases: impl IntoIterator<Item = StoredRelease>,
+    policies: BTreeMap<String, ScopePolicies>,
+) -> Catalogue {
+    let mut out = Catalogue {
+        policies,
+        ..Catalogue::default()
+    };
+    for s in releases {
+        if s.kept {
+            out.kept.insert(s.release.file.to_ascii_lowercase());
+        }
+        out.releases.push(s.release);
+    }
+    out
+}
+
+/// The releases once `config` replaces the stored config releases: the operator's, then the
+/// config's (which win a shared file name), then each release an earlier config listed and
+/// this one does not that a pin needs (no other release serves the pin), marked kept. The
+/// config cannot refuse the change as the admin API refuses deleting a pinned release (the
+/// daemon must start), so it keeps what phones under the pin were served instead of leaving
+/// the pin to nothing; the alarm says so.
+fn merge_config(
+    stored: Vec<(String, StoredRelease)>,
+    config: &[Release],
+    pins: &[Pin],
+) -> BTreeMap<String, StoredRelease> {
+    let mut out = BTreeMap::new();
+    let mut dropped = Vec::new();
+    for (key, s) in stored {
+        match s.origin {
+            ReleaseOrigin::Api => {
+                out.insert(key, s);
+            }
+            ReleaseOrigin::Config => dropped.push((key, s)),
+        }
+    }
+    for r in config {
+        let s = StoredRelease {
+            origin: ReleaseOrigin::Config,
+            release: r.clone(),
+            kept: false,
+        };
+        out.insert(r.file.to_ascii_lowercase(), s);
+    }
+    for pin in pins {
+        if out.values().any(|s| pin.served_by(&s.release)) {
+            continue;
+        }
+        for (key, s) in &dropped {
+            if pin.served_by(&s.release) && !out.contains_key(key) {
+                let kept = StoredRelease {
+                    kept: true,
+                    ..s.clone()
+                };
+                out.insert(key.clone(), kept);
+            }
+        }
+    }
+    out
+}
+
+/// Removes the kept releases no pin needs any more (its policy changed, or another release of
+/// the version was added): they stayed only for the pin.
+fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?);
+    let mut table = tx.open_table(FIRMWARE_RELEASES)?;
+    let stored = read_releases(&table)?;
+    let needs_kept = |pin: &Pin| {
+        !stored
+            .iter()
+            .any(|(_, s)| !s.kept && pin.served_by(&s.release))
+    };
+    for (key, s) in &stored {
+        if s.kept
+            && !pins
+                .iter()
+                .any(|p| p.served_by(&s.release) && needs_kept(p))
+        {
+            table.remove(key.as_str())?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
     /// Every release and every scope's policies, in one snapshot.
     pub fn firmware_catalogue(&self) -> Result<Catalogue, StoreError> {
         let tx = self.db.begin_read()?;
-        let mut out = Catalogue::default();
-        for row in tx.open_table(FIRMWARE_RELEASES)?.iter()? {
-            let (k, v) = row?;
-            let s: StoredRelease = decode("firmware_releases", k.value(), v.value())?;
-            out.releases.push(s.release);
-        }
-        for row in tx.open_table(FIRMWARE_POLICIES)?.iter()? {
-            let (k, v) = row?;
-            let p: ScopePolicies = decode("firmware_policies", k.value(), v.value())?;
-            out.policies.insert(k.value().to_string(), p);
-        }
-        Ok(out)
+        let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
+        let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+        Ok(catalogue_of(releases.into_iter().map(|(_, s)| s), policies))
     }
 
     /// Replaces the config's releases with `releases` (a release removed from the config
-    /// disappears; one added through the API with the same file name is overridden).
+    /// disappears, unless a pin needs it: see [`merge_config`]; one added through the API with
+    /// the same file name is overridden). The pins are read in the writing transaction, as
+    /// the admin API's deletion does.
     pub fn replace_config_releases(&self, releases: &[Release]) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
+            let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?);
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
-            let mut stale = Vec::new();
-            for row in table.iter()? {
-                let (k, v) = row?;
-                let s: StoredRelease = decode("firmware_releases", k.value(), v.value())?;
-                if s.origin == ReleaseOrigin::Config {
-                    stale.push(k.value().to_string());
-                }
-            }
-            for k in stale {
+            let stored = read_releases(&table)?;
+            let keys: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
+            let merged = merge_config(stored, releases, &pins);
+            for k in keys.iter().filter(|k| !merged.contains_key(*k)) {
                 table.remove(k.as_str())?;
             }
-            for r in releases {
-                let s = StoredRelease {
-                    origin: ReleaseOrigin::Config,
-                    release: r.clone(),
-                };
-                table.insert(r.file.to_ascii_lowercase().as_str(), encode(&s).as_slice())?;
+            for (k, s) in &merged {
+                table.insert(k.as_str(), encode(s).as_slice())?;
             }
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Adds an operator's release; a file name already in the catalogue is a conflict.
+    /// What [`Store::replace_config_releases`] would leave pinned to a kept release or to
+    /// nothing, without writing: `edgeprov doctor` checks an edited config before a start.
+    pub fn config_release_problems(
+        &self,
+        releases: &[Release],
+    ) -> Result<Vec<PinProblem>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let stored = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
+        let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+        let merged = merge_config(stored, releases, &Pin::all(&policies));
+        Ok(catalogue_of(merged.into_values(), policies).pin_problems())
+    }
+
+    /// Adds an operator's release; a file name already in the catalogue is a conflict. A kept
+    /// release the new one makes unneeded goes.
     pub fn add_firmware_release(&self, release: &Release) -> Result<(), StoreError> {
         let key = release.file.to_ascii_lowercase();
         let tx = self.begin_write()?;
@@ -94,9 +210,11 @@ impl Store {
             let s = StoredRelease {
                 origin: ReleaseOrigin::Api,
                 release: release.clone(),
+                kept: false,
             };
             table.insert(key.as_str(), encode(&s).as_slice())?;
         }
+        drop_unneeded_kept(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -112,29 +230,15 @@ impl Store {
                 Some(v) => decode::<StoredRelease>("firmware_releases", &key, v.value())?.release,
                 None => return Err(StoreError::NotFound(format!("firmware file {file}"))),
             };
-            let mut left = Vec::new();
-            for row in table.iter()? {
-                let (k, v) = row?;
-                left.push(
-                    decode::<StoredRelease>("firmware_releases", k.value(), v.value())?.release,
-                );
-            }
-            let policies = tx.open_table(FIRMWARE_POLICIES)?;
-            for row in policies.iter()? {
-                let (scope, v) = row?;
-                let set: ScopePolicies = decode("firmware_policies", scope.value(), v.value())?;
-                for (model, policy) in &set {
-                    let Policy::Pinned(version) = policy else {
-                        continue;
-                    };
-                    let serves = |r: &Release| serves_pin(r, model, version);
-                    if serves(&removed) && !left.iter().any(serves) {
-                        return Err(StoreError::InUse(format!(
-                            "firmware file {file}: policy {} pins {model} to version {version}; \
-                             change that policy first",
-                            scope.value()
-                        )));
-                    }
+            let left = read_releases(&table)?;
+            let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+            for pin in Pin::all(&policies) {
+                if pin.served_by(&removed) && !left.iter().any(|(_, s)| pin.served_by(&s.release)) {
+                    return Err(StoreError::InUse(format!(
+                        "firmware file {file}: policy {} pins {} to version {}; \
+                         change that policy first",
+                        pin.scope, pin.model, pin.version
+                    )));
                 }
             }
             removed
@@ -148,7 +252,7 @@ impl Store {
     /// transaction, as deleting a release reads the policies in its own: of a pin and the
     /// deletion of its last release, whichever commits second is refused, so no policy is
     /// left pinned to nothing. Every release the catalogue knows is in this table (config
-    /// releases are written to it at start).
+    /// releases are written to it at start). A kept release no pin needs any more goes.
     pub fn put_firmware_policies(
         &self,
         scope: &str,
@@ -156,21 +260,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
-            let mut releases = Vec::new();
-            for row in tx.open_table(FIRMWARE_RELEASES)?.iter()? {
-                let (k, v) = row?;
-                releases.push(
-                    decode::<StoredRelease>("firmware_releases", k.value(), v.value())?.release,
-                );
-            }
-            for (model, policy) in policies {
-                let Policy::Pinned(version) = policy else {
-                    continue;
-                };
-                if !releases.iter().any(|r| serves_pin(r, model, version)) {
+            let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
+            let scoped = BTreeMap::from([(scope.to_string(), policies.clone())]);
+            for pin in Pin::all(&scoped) {
+                if !releases.iter().any(|(_, s)| pin.served_by(&s.release)) {
                     return Err(StoreError::NoPinnedRelease {
-                        model: model.clone(),
-                        version: version.clone(),
+                        model: pin.model,
+                        version: pin.version,
                     });
                 }
             }
@@ -181,6 +277,7 @@ impl Store {
                 table.insert(scope, encode(policies).as_slice())?;
             }
         }
+        drop_unneeded_kept(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -201,14 +298,10 @@ impl Store {
     }
 }
 
-/// Whether phones of `model` (`*`: any model) pinned to `version` would be served `release`.
-fn serves_pin(release: &Release, model: &str, version: &str) -> bool {
-    release.version == version && (model == "*" || release.is_for(model))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firmware::Policy;
 
     fn release(file: &str) -> Release {
         Release {
@@ -218,6 +311,13 @@ mod tests {
             urls: Vec::new(),
             sha256: "a".repeat(64),
             size: None,
+        }
+    }
+
+    fn release_of(file: &str, version: &str) -> Release {
+        Release {
+            version: version.into(),
+            ..release(file)
         }
     }
 
@@ -303,5 +403,102 @@ mod tests {
         }
         deleter.join().unwrap();
         pinner.join().unwrap();
+    }
+
+    /// A config that drops the only release a policy pins used to remove it at start, leaving
+    /// the pin to nothing (phones of the model silently given no firmware). The release is
+    /// kept, still served, reported as a problem of the pin (also before the start, for
+    /// `edgeprov doctor`), and goes once the policy no longer needs it.
+    #[test]
+    fn a_config_that_drops_a_pinned_release_keeps_it_while_the_pin_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let (old, new) = (release_of("a.bin", "9.9"), release_of("b.bin", "10.0"));
+        s.replace_config_releases(&[old.clone(), new.clone()])
+            .unwrap();
+        s.put_firmware_policies("site:hq", &pin("9.9")).unwrap();
+        assert!(
+            s.config_release_problems(&[old, new.clone()])
+                .unwrap()
+                .is_empty()
+        );
+
+        let dry = s
+            .config_release_problems(std::slice::from_ref(&new))
+            .unwrap();
+        for _start in 0..2 {
+            s.replace_config_releases(std::slice::from_ref(&new))
+                .unwrap();
+            let c = s.firmware_catalogue().unwrap();
+            assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "a.bin");
+            assert_eq!(c.kept, BTreeSet::from(["a.bin".to_string()]));
+            let problems = c.pin_problems();
+            assert_eq!(problems, dry, "doctor foresees what the start does");
+            let [p] = problems.as_slice() else {
+                panic!("{problems:?}")
+            };
+            assert_eq!(p.source(), "site:hq J179=9.9");
+            assert_eq!(p.kept, ["a.bin"]);
+            assert_eq!(p.severity(), crate::model::Severity::Warning);
+            assert!(
+                p.message().contains("no longer lists a.bin"),
+                "{}",
+                p.message()
+            );
+        }
+
+        // Deleting it is refused like any pinned release's; changing the pin lets it go.
+        assert!(matches!(
+            s.delete_firmware_release("a.bin"),
+            Err(StoreError::InUse(_))
+        ));
+        let latest = ScopePolicies::from([("J179".to_string(), Policy::Latest)]);
+        s.put_firmware_policies("site:hq", &latest).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.releases, [new]);
+        assert!(c.kept.is_empty() && c.pin_problems().is_empty());
+    }
+
+    /// A release of the pinned version added through the API serves the pin: the kept one is
+    /// no longer needed and goes. A config that gives the pinned release's file name to
+    /// another version cannot keep it (names are unique): the pin is left without a release,
+    /// which phones see as no firmware, and that is a major problem.
+    #[test]
+    fn a_kept_release_goes_when_another_serves_the_pin_and_a_reused_name_cannot_be_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.replace_config_releases(&[release_of("a.bin", "9.9")])
+            .unwrap();
+        s.put_firmware_policies("global", &pin("9.9")).unwrap();
+        s.replace_config_releases(&[]).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "a.bin");
+        assert_eq!(c.pin_problems().len(), 1);
+        s.add_firmware_release(&release_of("c.bin", "9.9")).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.releases, [release_of("c.bin", "9.9")]);
+        assert!(c.pin_problems().is_empty());
+        s.delete_firmware_release("c.bin").unwrap_err();
+
+        s.put_firmware_policies("global", &ScopePolicies::new())
+            .unwrap();
+        s.delete_firmware_release("c.bin").unwrap();
+        s.replace_config_releases(&[release_of("a.bin", "9.9")])
+            .unwrap();
+        s.put_firmware_policies("global", &pin("9.9")).unwrap();
+        s.replace_config_releases(&[release_of("A.bin", "10.0")])
+            .unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert!(c.resolve(None, "J179").is_none());
+        let [p] = c.pin_problems().try_into().unwrap();
+        assert_eq!(
+            (p.source().as_str(), p.kept.len(), p.severity()),
+            ("global J179=9.9", 0, crate::model::Severity::Major)
+        );
+        assert!(
+            p.message().contains("no release of that version"),
+            "{}",
+            p.message()
+        );
     }
 }

@@ -108,10 +108,16 @@ impl Recorder {
     /// Waits until everything sent before this call is committed (used by the admin API so an
     /// alarm list read right after a refusal shows it).
     pub async fn flush(&self) {
+        let recorder = self.clone();
+        let _ = tokio::task::spawn_blocking(move || recorder.flush_blocking()).await;
+    }
+
+    /// [`Recorder::flush`] for a thread that may block (start-up, `spawn_blocking`).
+    pub fn flush_blocking(&self) {
         let (done_tx, done_rx) = channel();
         if self.tx.send(RecorderEvent::Flush(done_tx)).is_ok() {
             self.thread.unpark();
-            let _ = tokio::task::spawn_blocking(move || done_rx.recv()).await;
+            let _ = done_rx.recv();
         }
     }
 
