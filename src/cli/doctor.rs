@@ -222,15 +222,27 @@ fn store(c: &Config, running: bool) -> Check {
             "start the daemon once",
         );
     }
-    match crate::store::Store::open(&c.db_path())
+    match crate::store::Store::inspect(&c.db_path())
         .and_then(|s| Ok((s.schema_version()?, s.count_devices()?)))
     {
-        Ok((v, n)) => check(
-            Level::Ok,
-            "store",
-            format!("{}: schema {v}, {n} devices", c.db_path().display()),
-            "",
-        ),
+        Ok((v, n)) => {
+            let upgrade = match v < crate::store::SCHEMA_VERSION {
+                true => format!(
+                    " (moves to schema {} at the next start)",
+                    crate::store::SCHEMA_VERSION
+                ),
+                false => String::new(),
+            };
+            check(
+                Level::Ok,
+                "store",
+                format!(
+                    "{}: schema {v}, {n} devices{upgrade}",
+                    c.db_path().display()
+                ),
+                "",
+            )
+        }
         Err(e) => check(
             Level::Fail,
             "store",
@@ -248,7 +260,7 @@ fn firmware(c: &Config, running: bool) -> Vec<Check> {
     if running || !c.db_path().exists() {
         return Vec::new();
     }
-    let problems = match crate::store::Store::open(&c.db_path())
+    let problems = match crate::store::Store::inspect(&c.db_path())
         .and_then(|s| s.config_release_problems(&c.firmware.releases))
     {
         Ok(p) => p,

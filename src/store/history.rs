@@ -299,6 +299,12 @@ mod tests {
             tx.commit().unwrap();
         }
 
+        // Looking (edgeprov doctor) leaves it as it was: an older daemon can still start on it.
+        let looked = Store::inspect(&path).unwrap();
+        assert_eq!(looked.schema_version().unwrap(), 1);
+        drop(looked);
+        assert_eq!(Store::inspect(&path).unwrap().schema_version().unwrap(), 1);
+
         let s = Store::open(&path).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(index_rows(&s).len(), 5, "every row that can be read");

@@ -117,16 +117,7 @@ impl Store {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        let store = Store {
-            db: Arc::new(db),
-            path: Arc::new(path.to_path_buf()),
-            outbox: Arc::new(OutboxSettings {
-                enabled: AtomicBool::new(false),
-                max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
-            }),
-            generation: Arc::new(AtomicU64::new(0)),
-            devices: Arc::default(),
-        };
+        let store = Store::of(db, path);
         store.init_schema()?;
         store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
@@ -306,6 +297,37 @@ impl Store {
         });
         tx.abort()?;
         copied.map(drop)
+    }
+
+    /// Opens an existing database to look at it (`edgeprov doctor`) without moving it to this
+    /// version's schema: an older daemon must still be able to start on it. Only reads are
+    /// meant; a schema newer than this edgeprov's is refused.
+    pub fn inspect(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .open(path)
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let store = Store::of(db, path);
+        match store.schema_version()? {
+            found if found > SCHEMA_VERSION => Err(StoreError::Schema { found }),
+            _ => Ok(store),
+        }
+    }
+
+    fn of(db: Database, path: &Path) -> Store {
+        Store {
+            db: Arc::new(db),
+            path: Arc::new(path.to_path_buf()),
+            outbox: Arc::new(OutboxSettings {
+                enabled: AtomicBool::new(false),
+                max: AtomicU64::new(DEFAULT_OUTBOX_MAX),
+            }),
+            generation: Arc::new(AtomicU64::new(0)),
+            devices: Arc::default(),
+        }
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
