@@ -49,6 +49,7 @@ async fn a_request_is_audited_before_it_can_change_anything() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0]["status"], 0, "{pending:?}");
     assert_eq!(pending[0]["method"], "PUT");
+    assert_eq!(pending[0]["who"], "admin");
 
     // Killed before the request ends: the entry survives, and nothing was stored.
     d.kill9();
@@ -83,4 +84,56 @@ async fn a_request_is_audited_before_it_can_change_anything() {
         done[0]["seq"].as_u64().unwrap() > after[0]["seq"].as_u64().unwrap(),
         "{done:?}"
     );
+}
+
+/// A client that goes away in the middle of its body leaves an entry with the outcome, not a
+/// "started" one; a caller the guard refuses is entered once, after the fact, with no
+/// "started" entry before it.
+#[tokio::test]
+async fn a_request_whose_client_goes_away_is_still_entered_whole() {
+    let d = Daemon::start();
+    let resource = "/api/v1/files/cut.txt";
+    let tcp = tokio::net::TcpStream::connect(d.admin).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT {resource} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 100\r\n\r\nSET X 1\n",
+        d.token
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    for _ in 0..200 {
+        if !entries_for(&d, resource).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    drop(tls);
+    let mut entries = Vec::new();
+    for _ in 0..200 {
+        entries = entries_for(&d, resource).await;
+        if entries.len() == 1 && entries[0]["status"] != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_ne!(entries[0]["status"], 0, "{entries:?}");
+    assert_eq!(entries[0]["who"], "admin");
+
+    let (s, _) = d
+        .api_with_token(
+            "POST",
+            "/devices",
+            Some(json!({"mac": "001122aabbcc"})),
+            Some("wrong-token"),
+        )
+        .await;
+    assert_eq!(s, 401);
+    let refused = entries_for(&d, "/api/v1/devices").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["status"], 401);
 }

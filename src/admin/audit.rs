@@ -71,101 +71,148 @@ fn without_noise(mut v: Value) -> Value {
     v
 }
 
-/// What an entry says while its request runs; it stays so if the daemon stops before the
-/// request ends, so no change is ever committed without an entry.
+/// What an entry says while its request runs; it stays so only if the daemon stops before the
+/// request ends (the request runs to its end even when its client goes away).
 const UNFINISHED: &str = "started; the daemon stopped before it answered";
 
-/// Audits a request. A request that may change something (any method but GET and HEAD) is
-/// entered **before** it runs, then the entry is completed with its outcome: the change and
-/// its entry are two commits, and a `kill -9` or power loss between them must not leave a
-/// change that the log does not show. When the log cannot be written, the request is refused
-/// (503) rather than run unaudited. Reads are entered only when refused.
-pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    // The full path as the client sent it, not the part below the `/api/v1` nest.
-    let resource = req
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map(|u| u.path().to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
-    let source = req
-        .extensions()
-        .get::<Arc<ConnInfo>>()
-        .map(|c| c.peer.ip().to_string())
-        .unwrap_or_default();
-    let read = method == Method::GET || method == Method::HEAD;
-    let entry = |who: String, status: StatusCode, summary: String, changes: Value| AuditEntry {
-        seq: 0,
-        time: crate::model::now_unix(),
-        who,
-        source: source.clone(),
-        method: method.to_string(),
-        resource: resource.clone(),
-        status: status.as_u16(),
-        summary,
-        changes,
-    };
-    let started = match read {
-        true => None,
-        false => {
-            let store = st.store.clone();
-            let first = AuditEntry {
-                status: 0,
-                ..entry(
-                    "unknown".into(),
-                    StatusCode::OK,
-                    UNFINISHED.into(),
-                    Value::Null,
-                )
-            };
-            match blocking(move || store.append_audit(first)).await {
-                Ok(seq) => Some(seq),
-                Err(e) => {
-                    tracing::error!(error = %e, "audit log not writable: request refused");
-                    return ApiError::Unavailable("the audit log cannot be written".into())
-                        .into_response();
-                }
-            }
+/// Put on a response whose entry [`intent`] has written.
+#[derive(Debug, Clone, Copy)]
+struct Audited;
+
+/// What identifies a request in its entry.
+struct Asked {
+    method: Method,
+    resource: String,
+    source: String,
+}
+
+impl Asked {
+    fn of(req: &Request) -> Asked {
+        Asked {
+            method: req.method().clone(),
+            // The full path as the client sent it, not the part below the `/api/v1` nest.
+            resource: req
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map(|u| u.path().to_string())
+                .unwrap_or_else(|| req.uri().path().to_string()),
+            source: req
+                .extensions()
+                .get::<Arc<ConnInfo>>()
+                .map(|c| c.peer.ip().to_string())
+                .unwrap_or_default(),
         }
-    };
-    let resp = next.run(req).await;
-    let who = resp
-        .extensions()
-        .get::<super::auth::Who>()
-        .map_or("anonymous", |w| w.0.as_str())
-        .to_string();
-    let status = resp.status();
-    let refused = matches!(
+    }
+
+    fn is_read(&self) -> bool {
+        self.method == Method::GET || self.method == Method::HEAD
+    }
+
+    fn entry(&self, who: String, status: u16, summary: String, changes: Value) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            time: crate::model::now_unix(),
+            who,
+            source: self.source.clone(),
+            method: self.method.to_string(),
+            resource: self.resource.clone(),
+            status,
+            summary,
+            changes,
+        }
+    }
+
+    /// The entry for a request of `who` (else the one the guard names on `resp`) that ended
+    /// with `resp`.
+    fn finished(&self, resp: &Response, who: Option<String>) -> AuditEntry {
+        let who = who.unwrap_or_else(|| {
+            resp.extensions()
+                .get::<super::auth::Who>()
+                .map_or("anonymous", |w| w.0.as_str())
+                .to_string()
+        });
+        let status = resp.status();
+        let change = resp.extensions().get::<Change>().cloned();
+        let summary = change
+            .as_ref()
+            .map(|c| c.summary.clone())
+            .unwrap_or_else(|| match refused(status) {
+                true => "refused".into(),
+                false => status.canonical_reason().unwrap_or("").to_lowercase(),
+            });
+        let changes = change
+            .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
+            .unwrap_or(Value::Null);
+        self.entry(who, status.as_u16(), summary, changes)
+    }
+}
+
+fn refused(status: StatusCode) -> bool {
+    matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-    );
-    if read && !refused {
+    )
+}
+
+/// The outer audit layer, around the guard: enters what the guard refused (reads included),
+/// after the fact, since nothing was changed. What passed the guard [`intent`] enters.
+pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let asked = Asked::of(&req);
+    let resp = next.run(req).await;
+    if resp.extensions().get::<Audited>().is_some() || (asked.is_read() && !refused(resp.status()))
+    {
         return resp;
     }
-    let change = resp.extensions().get::<Change>().cloned();
-    let summary = change
-        .as_ref()
-        .map(|c| c.summary.clone())
-        .unwrap_or_else(|| {
-            if refused {
-                "refused".into()
-            } else {
-                status.canonical_reason().unwrap_or("").to_lowercase()
-            }
-        });
-    let changes = change
-        .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
-        .unwrap_or(Value::Null);
-    let done = entry(who, status, summary, changes);
+    let entry = asked.finished(&resp, None);
     let store = st.store.clone();
-    let written = match started {
-        Some(seq) => blocking(move || store.complete_audit(seq, done)).await,
-        None => blocking(move || store.append_audit(done)).await.map(|_| ()),
-    };
-    if let Err(e) = written {
-        tracing::error!(error = %e, "audit entry not completed");
+    if let Err(e) = blocking(move || store.append_audit(entry)).await {
+        tracing::error!(error = %e, "audit entry lost");
     }
     resp
+}
+
+/// The inner audit layer, inside the guard: a request that may change something (any method
+/// but GET and HEAD) is entered **before** it runs, under the caller's name, then its entry is
+/// completed with the outcome. The change and its entry are two commits, and a `kill -9` or a
+/// power loss between them must not leave a change the log does not show. The request and
+/// the completion run as a task of their own, so a client that goes away does not cut them
+/// short. When the log cannot be written, the request is refused (503) rather than run
+/// unaudited.
+pub async fn intent(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let asked = Asked::of(&req);
+    if asked.is_read() {
+        return next.run(req).await;
+    }
+    let who = req
+        .extensions()
+        .get::<super::Principal>()
+        .map_or_else(|| "anonymous".to_string(), |p| p.user.clone());
+    let started = asked.entry(who.clone(), 0, UNFINISHED.into(), Value::Null);
+    let store = st.store.clone();
+    let seq = match blocking(move || store.append_audit(started)).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "audit log not writable: request refused");
+            return ApiError::Unavailable("the audit log cannot be written".into()).into_response();
+        }
+    };
+    let run = tokio::spawn(async move {
+        let mut resp = next.run(req).await;
+        let entry = asked.finished(&resp, Some(who));
+        let store = st.store.clone();
+        if let Err(e) = blocking(move || store.complete_audit(seq, entry)).await {
+            tracing::error!(error = %e, seq, "audit entry not completed");
+        }
+        resp.extensions_mut().insert(Audited);
+        resp
+    });
+    match run.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, seq, "admin request failed");
+            ApiError::Internal("the request failed".into()).into_response()
+        }
+    }
 }
 
 /// Attaches a change to a response for the audit middleware.

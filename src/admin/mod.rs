@@ -154,9 +154,13 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Every route passes the guard (token, role, rate limit) inside the audit record, so refusals
-/// are audited too.
+/// are audited too; what passes it is entered before it runs (`audit::intent`).
 fn guarded(routes: Router<AdminState>, state: &AdminState) -> Router<AdminState> {
     routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::intent,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
