@@ -116,6 +116,32 @@ fn raise_open_files(needed: usize) {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `log` lets a reload change the log level.
+/// Static files stored by an edgeprov that did not yet read them for secrets are read once;
+/// each that holds one is from now on served only to proven devices, which is alarmed, since
+/// phones that fetched it without proof until now no longer can.
+async fn protect_old_static_files(store: &Store, recorder: &Recorder) -> Result<(), StoreError> {
+    let s = store.clone();
+    let protected = tokio::task::spawn_blocking(move || {
+        s.backfill_static_flags(|bytes| !crate::settings::secrets::secret_lines(bytes).is_empty())
+    })
+    .await
+    .expect("static file read task")?;
+    for (site, name) in protected {
+        let source = match site.is_empty() {
+            true => name,
+            false => format!("{site}/{name}"),
+        };
+        tracing::warn!(file = %source, "a static file holds a secret: only proven devices get it now");
+        recorder.alarm(
+            crate::model::AlarmKind::StaticFileProtected,
+            source,
+            "it holds a password or PIN (edgeprov file list shows which lines), so from this \
+             version on only a device that proves who it is gets it",
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonError> {
     // Installed first: a SIGHUP or SIGTERM that arrives right after READY must not kill the
     // process with the default action.
@@ -198,6 +224,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, recorder_thread) = Recorder::start(store.clone());
     pki.revocations().alarm_to(recorder.clone());
+    protect_old_static_files(&store, &recorder).await?;
     let firmware = {
         let (fw, dir, store, recorder) = (
             config.firmware.clone(),

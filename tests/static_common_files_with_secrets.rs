@@ -154,3 +154,37 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     assert_eq!(protected("46xxsettings.txt"), Some(json!(true)), "{files}");
     assert_eq!(protected("46xxspecials.txt"), Some(json!(false)), "{files}");
 }
+
+/// A static file stored by an edgeprov that did not read files for secrets is read at the next
+/// start: one that holds a password is from then on only a proven device's, and an alarm says
+/// so, since phones that fetched it without proof no longer can.
+#[tokio::test]
+async fn a_file_stored_before_files_were_read_for_secrets_is_read_at_start() {
+    let mut d = Daemon::start();
+    d.put_file("46xxspecials.txt", "SET ADMIN_PASSWORD 27238\n")
+        .await;
+    d.stop();
+    {
+        // As the earlier edgeprov left it: the file without its flag.
+        const FLAGS: redb::TableDefinition<&str, u8> =
+            redb::TableDefinition::new("static_file_flags");
+        let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(FLAGS)
+            .unwrap()
+            .remove("|46xxspecials.txt")
+            .unwrap()
+            .expect("the flag was stored with the file");
+        tx.commit().unwrap();
+    }
+    let d = d.restart();
+    let (_, alarms) = d
+        .api("GET", "/alarms?kind=static_file_protected", None)
+        .await;
+    assert_eq!(alarms[0]["source"], "46xxspecials.txt", "{alarms}");
+    let r = send_plain(d.http.unwrap(), get("/46xxspecials.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!r.text().contains("27238"));
+}

@@ -213,10 +213,14 @@ pub async fn put_file(
             body.len()
         )));
     }
-    let secrets = secrets_of(&body);
     let store = st.store.clone();
     let (n, site, size) = (name.clone(), q.site.clone(), body.len());
-    blocking(move || store.put_static_file(site.as_deref(), &n, &body)).await?;
+    let secrets = blocking(move || {
+        let secrets = secrets_of(&body);
+        store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty())?;
+        Ok(secrets)
+    })
+    .await?;
     tracing::info!(file = %name, site = ?q.site, size, secrets = secrets.len(), "static file stored");
     Ok((
         StatusCode::CREATED,
@@ -240,7 +244,9 @@ pub async fn get_file(
     let store = st.store.clone();
     let n = name.clone();
     let found = blocking(move || store.static_file(q.site.as_deref(), &n)).await?;
-    let bytes = found.ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
+    let bytes = found
+        .map(|f| f.bytes)
+        .ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

@@ -56,6 +56,9 @@ pub enum AlarmKind {
     /// and its phones are given no firmware (major). Cleared when a release serves the pin
     /// again or the policy changes.
     FirmwarePinOrphaned,
+    /// A static file stored by an earlier edgeprov holds a secret: since this version it goes
+    /// only to a proven device, so phones that could fetch it without proof no longer can.
+    StaticFileProtected,
 }
 
 impl AlarmKind {
@@ -91,6 +94,7 @@ impl AlarmKind {
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
+            AlarmKind::StaticFileProtected => "static_file_protected",
         }
     }
 
@@ -102,6 +106,7 @@ impl AlarmKind {
             AlarmKind::FirmwareUpstreamUnreachable => Severity::Minor,
             // The worse of its two cases; a kept release is raised as a warning.
             AlarmKind::FirmwarePinOrphaned => Severity::Major,
+            AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }

@@ -14,8 +14,7 @@ use http::HeaderValue;
 
 use crate::firmware::Catalogue;
 use crate::settings::render::Common;
-use crate::settings::secrets::secret_lines;
-use crate::store::{StaticIndex, Store, StoreError};
+use crate::store::{StaticFile, StaticIndex, Store, StoreError};
 
 /// The operator's additions to the generated Avaya settings.
 pub(super) const SPECIALS: &str = "46xxspecials.txt";
@@ -71,9 +70,6 @@ pub struct Published {
     /// Site → the common data of its phones (without a firmware base: see [`Published::common`]).
     commons: Mutex<HashMap<Option<String>, Arc<Common>>>,
     files: Mutex<Files>,
-    /// (site, name) of a static file → whether it holds a secret ([`secret_lines`]), read
-    /// once per generation rather than on every request.
-    static_secrets: Mutex<HashMap<(Option<String>, String), bool>>,
 }
 
 impl Published {
@@ -91,7 +87,6 @@ impl Published {
             statics: store.static_index()?,
             commons: Mutex::default(),
             files: Mutex::default(),
-            static_secrets: Mutex::default(),
         })
     }
 
@@ -101,26 +96,12 @@ impl Published {
         store: &Store,
         site: Option<&str>,
         name: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<StaticFile>, StoreError> {
         if self.statics.contains(site, name) {
             store.static_file(site, name)
         } else {
             Ok(None)
         }
-    }
-
-    /// Whether the static file `bytes`, which phones of `site` get for `name`, holds a secret.
-    pub fn static_holds_secret(&self, site: Option<&str>, name: &str, bytes: &[u8]) -> bool {
-        let key = (site.map(str::to_string), name.to_ascii_lowercase());
-        if let Some(known) = lock(&self.static_secrets).get(&key) {
-            return *known;
-        }
-        let holds = !secret_lines(bytes).is_empty();
-        let mut known = lock(&self.static_secrets);
-        if known.len() < MAX_FILES {
-            known.insert(key, holds);
-        }
-        holds
     }
 
     /// The common data for phones of `site`. Its firmware base is empty: the base comes from

@@ -25,6 +25,7 @@ use crate::settings::render::{
     Common, FileName, Rendered, Requester, classify, file_device, render_common, render_device,
     requester_part,
 };
+use crate::settings::secrets::secret_lines;
 use crate::store::{DeviceContext, Store, StoreError};
 
 type Resp = Response<PhoneBody>;
@@ -449,12 +450,15 @@ fn load(
         (None, None) => None,
     }
     .filter(|s| !s.is_empty());
-    let static_file = published.static_file(store, site.as_deref(), name)?;
-    let static_secret = static_file
-        .as_ref()
-        .is_some_and(|b| published.static_holds_secret(site.as_deref(), name, b));
+    let stored = published.static_file(store, site.as_deref(), name)?;
+    // Read with the file, so it is the flag of these bytes; a file stored before flags were
+    // kept (and not yet read at a start) is read here.
+    let static_secret = stored.as_ref().is_some_and(|f| {
+        f.holds_secret
+            .unwrap_or_else(|| !secret_lines(&f.bytes).is_empty())
+    });
     Ok(Loaded {
-        static_file,
+        static_file: stored.map(|f| f.bytes),
         static_secret,
         common: published.common(store, site.as_deref())?,
         firmware_base: firmware_base.to_string(),

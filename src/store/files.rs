@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{STATIC_FILES, Store, StoreError};
 
@@ -15,46 +15,94 @@ fn key(site: Option<&str>, name: &str) -> String {
     format!("{}|{}", site.unwrap_or(""), name.to_ascii_lowercase())
 }
 
+/// Key as in [`STATIC_FILES`]; value 1 when the file holds a secret, 0 when not. Written in the
+/// transaction that writes the file, so the two never disagree.
+pub(crate) const STATIC_FLAGS: TableDefinition<&str, u8> =
+    TableDefinition::new("static_file_flags");
+
+/// A static file and whether it holds a secret (see `settings::secrets`); `None` for a file
+/// stored before that was recorded, until [`Store::backfill_static_flags`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticFile {
+    pub bytes: Vec<u8>,
+    pub holds_secret: Option<bool>,
+}
+
 impl Store {
+    /// Stores a static file with whether it holds a secret, in one transaction.
     pub fn put_static_file(
         &self,
         site: Option<&str>,
         name: &str,
         bytes: &[u8],
+        holds_secret: bool,
     ) -> Result<(), StoreError> {
+        let key = key(site, name);
         let tx = self.begin_write()?;
-        tx.open_table(STATIC_FILES)?
-            .insert(key(site, name).as_str(), bytes)?;
+        tx.open_table(STATIC_FILES)?.insert(key.as_str(), bytes)?;
+        tx.open_table(STATIC_FLAGS)?
+            .insert(key.as_str(), u8::from(holds_secret))?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn delete_static_file(&self, site: Option<&str>, name: &str) -> Result<bool, StoreError> {
+        let key = key(site, name);
         let tx = self.begin_write()?;
-        let removed = tx
-            .open_table(STATIC_FILES)?
-            .remove(key(site, name).as_str())?
-            .is_some();
+        let removed = tx.open_table(STATIC_FILES)?.remove(key.as_str())?.is_some();
+        tx.open_table(STATIC_FLAGS)?.remove(key.as_str())?;
         tx.commit()?;
         Ok(removed)
     }
 
-    /// The file a phone of `site` gets for `name`: the site's own, else the box-wide one.
+    /// The file a phone of `site` gets for `name`: the site's own, else the box-wide one; read
+    /// with its flag in one transaction.
     pub fn static_file(
         &self,
         site: Option<&str>,
         name: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<StaticFile>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
-        if let Some(site) = site.filter(|s| !s.is_empty())
-            && let Some(v) = table.get(key(Some(site), name).as_str())?
-        {
-            return Ok(Some(v.value().to_vec()));
+        let flags = tx.open_table(STATIC_FLAGS)?;
+        let site_key = site.filter(|s| !s.is_empty()).map(|s| key(Some(s), name));
+        for k in site_key.into_iter().chain([key(None, name)]) {
+            if let Some(v) = table.get(k.as_str())? {
+                return Ok(Some(StaticFile {
+                    bytes: v.value().to_vec(),
+                    holds_secret: flags.get(k.as_str())?.map(|f| f.value() != 0),
+                }));
+            }
         }
-        Ok(table
-            .get(key(None, name).as_str())?
-            .map(|v| v.value().to_vec()))
+        Ok(None)
+    }
+
+    /// Records whether each static file stored without that flag (by an edgeprov before it
+    /// was kept) holds a secret, as `holds_secret` reads it; returns the (site, name) of those
+    /// that do, which from now on only a proven device gets.
+    pub fn backfill_static_flags(
+        &self,
+        holds_secret: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let tx = self.begin_write()?;
+        let mut protected = Vec::new();
+        {
+            let files = tx.open_table(STATIC_FILES)?;
+            let mut flags = tx.open_table(STATIC_FLAGS)?;
+            for row in files.iter()? {
+                let (k, v) = row?;
+                if flags.get(k.value())?.is_some() {
+                    continue;
+                }
+                let holds = holds_secret(v.value());
+                flags.insert(k.value(), u8::from(holds))?;
+                if holds && let Some((site, name)) = k.value().split_once('|') {
+                    protected.push((site.to_string(), name.to_string()));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(protected)
     }
 
     /// Which static files exist, so a request reads one only when it is there.
@@ -115,9 +163,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let before = s.generation();
-        s.put_static_file(Some("hq"), "A.txt", b"site").unwrap();
+        s.put_static_file(Some("hq"), "A.txt", b"site", false)
+            .unwrap();
         assert!(s.generation() > before);
-        s.put_static_file(None, "b.txt", b"box").unwrap();
+        s.put_static_file(None, "b.txt", b"box", true).unwrap();
         let index = s.static_index().unwrap();
         for (site, name) in [
             (Some("hq"), "a.txt"),
@@ -134,6 +183,26 @@ mod tests {
             );
         }
 
+        // The flag is read with the file, and goes with it.
+        assert_eq!(
+            s.static_file(None, "b.txt").unwrap().unwrap().holds_secret,
+            Some(true)
+        );
+        assert_eq!(
+            s.static_file(Some("hq"), "a.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            Some(false)
+        );
+        s.delete_static_file(None, "b.txt").unwrap();
+        s.put_static_file(None, "b.txt", b"box again", false)
+            .unwrap();
+        assert_eq!(
+            s.static_file(None, "b.txt").unwrap().unwrap().holds_secret,
+            Some(false)
+        );
+
         // Check-ins change nothing a phone is served: they leave the generation as it was.
         let at = s.generation();
         let (recorder, thread) = Recorder::start(s.clone());
@@ -147,5 +216,61 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn files_stored_without_a_flag_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.put_static_file(None, "kept.txt", b"SET PW 1", false)
+            .unwrap();
+        // As an edgeprov that kept no flags stored them.
+        let tx = s.db.begin_write().unwrap();
+        {
+            let mut files = tx.open_table(STATIC_FILES).unwrap();
+            files
+                .insert(key(Some("hq"), "old.txt").as_str(), b"SET PW 1".as_slice())
+                .unwrap();
+            files
+                .insert(key(None, "plain.txt").as_str(), b"SET X 1".as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(
+            s.static_file(Some("hq"), "old.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            None
+        );
+
+        let holds = |b: &[u8]| b.starts_with(b"SET PW");
+        assert_eq!(
+            s.backfill_static_flags(holds).unwrap(),
+            [("hq".to_string(), "old.txt".to_string())]
+        );
+        assert_eq!(
+            s.static_file(Some("hq"), "old.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            Some(true)
+        );
+        assert_eq!(
+            s.static_file(None, "plain.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            Some(false)
+        );
+        // A flag already kept is not read again (kept.txt said false at upload).
+        assert_eq!(
+            s.static_file(None, "kept.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            Some(false)
+        );
+        assert!(s.backfill_static_flags(holds).unwrap().is_empty());
     }
 }

@@ -32,7 +32,7 @@ pub use audit::AuditEntry;
 pub use device_certs::RevokeWhich;
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
-pub use files::{MAX_STATIC_FILE, StaticIndex};
+pub use files::{MAX_STATIC_FILE, StaticFile, StaticIndex};
 pub use firmware::ReleaseOrigin;
 pub use history::CheckinRecord;
 pub use layers::{CommonLayers, DeviceContext};
@@ -266,6 +266,7 @@ impl Store {
             tx.open_table(ALARMS)?;
             tx.open_table(AUDIT)?;
             tx.open_table(STATIC_FILES)?;
+            tx.open_table(files::STATIC_FLAGS)?;
             tx.open_table(dns_records::DNS_RECORDS)?;
             tx.open_table(firmware::FIRMWARE_RELEASES)?;
             tx.open_table(firmware::FIRMWARE_POLICIES)?;
