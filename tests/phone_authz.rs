@@ -258,6 +258,20 @@ async fn etag_and_check_in() {
     assert_eq!(seen["user_agent"], J179_UA);
     assert_eq!(seen["proof"], "certificate", "{seen}");
 
+    // A later claim of A's MAC is in A's history, but does not replace what A proved.
+    let spoofed = J179_UA.replace("4.1.3.0.6", "9.9.9.9");
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &spoofed))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let (_, history) = d
+        .api("GET", &format!("/devices/{A}/checkins?limit=1"), None)
+        .await;
+    assert_eq!(history[0]["proof"], "claim", "{history}");
+    let (_, device) = d.api("GET", &format!("/devices/{A}"), None).await;
+    assert_eq!(device["checkin"]["proof"], "certificate", "{device}");
+    assert_eq!(device["checkin"]["firmware"], "4.1.3.0.6", "{device}");
+
     // Naming a MAC proves nothing: the check-in says it was only claimed.
     let claims_b = J179_UA.replace(A, B);
     let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &claims_b))

@@ -18,7 +18,7 @@ use redb::ReadableTable;
 use super::alarms::AlarmEvent;
 use super::sync::Pending;
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::model::{AlarmKind, CheckIn, Device, Mac, Severity, now_unix};
+use crate::model::{AlarmKind, CheckIn, CheckInProof, Device, Mac, Severity, now_unix};
 use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
@@ -240,10 +240,14 @@ fn write_batch(
     let tx = store.begin_uncounted_write()?;
     // A phone fetches several files per boot: its device record is read and rewritten once per
     // batch, with its latest check-in (the history below keeps every one; the outbox keeps one
-    // check-in event per device anyway).
+    // check-in event per device anyway). A check-in the device proved wins over a later one
+    // that only named its MAC, which anyone can send.
     let mut latest: HashMap<Mac, &CheckIn> = HashMap::with_capacity(checkins.len());
     for (mac, checkin) in checkins {
-        latest.insert(*mac, checkin);
+        let kept = latest.entry(*mac).or_insert(checkin);
+        if proven(checkin) || !proven(kept) {
+            *kept = checkin;
+        }
     }
     let mut events = Vec::with_capacity(latest.len() + alarms.len());
     let mut written = Vec::with_capacity(latest.len());
@@ -257,6 +261,10 @@ fn write_batch(
             };
             let known = device.is_some();
             if let Some(mut device) = device {
+                // A claim does not replace what the device proved: it stays in the history.
+                if !proven(checkin) && device.checkin.as_ref().is_some_and(proven) {
+                    continue;
+                }
                 device.checkin = Some(checkin.clone());
                 table.insert(key.as_str(), encode(&device).as_slice())?;
                 written.push((mac, checkin.clone()));
@@ -273,6 +281,10 @@ fn write_batch(
     Store::raise_alarms(&tx, &overflow)?;
     store.commit_checkins(tx, &written)?;
     Ok(())
+}
+
+fn proven(c: &CheckIn) -> bool {
+    c.proof != CheckInProof::Claim
 }
 
 /// A check-in of a known device, or a sighting of an unknown one; both coalesced per device.
