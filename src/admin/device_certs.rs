@@ -104,9 +104,11 @@ struct RevokeRequest {
     reason: RevocationReason,
 }
 
-/// A serial as the store keys it: lower-case hex without separators.
+/// A serial as a number in lower-case hex, without separators, in whole bytes and without
+/// leading zero bytes: tools print it with or without the sign byte (`openssl x509 -serial`
+/// drops it) and as an integer without a leading zero digit; the store finds it either way.
 fn normalise_serial(text: &str) -> Result<String, ApiError> {
-    let hex: String = text
+    let mut hex: String = text
         .chars()
         .filter(|c| *c != ':')
         .map(|c| c.to_ascii_lowercase())
@@ -115,6 +117,12 @@ fn normalise_serial(text: &str) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest(format!(
             "serial: {text:?} is not a certificate serial (hex digits)"
         )));
+    }
+    if hex.len() % 2 == 1 {
+        hex.insert(0, '0');
+    }
+    while hex.len() > 2 && hex.starts_with("00") {
+        hex.drain(..2);
     }
     Ok(hex)
 }
@@ -171,4 +179,26 @@ async fn revoke(
         serde_json::Value::Null,
         revoked,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_in_every_spelling_become_one() {
+        for (given, want) in [
+            ("3F:1A:00", "3f1a00"),
+            ("003f1a00", "3f1a00"),
+            ("0080ff", "80ff"),
+            ("80FF", "80ff"),
+            ("a", "0a"),
+            ("00", "00"),
+        ] {
+            assert_eq!(normalise_serial(given).unwrap(), want, "{given}");
+        }
+        for bad in ["", "xyz", "12 34", &"0".repeat(43)] {
+            assert!(normalise_serial(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -62,8 +62,8 @@ pub struct CheckIn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckInProof {
-    /// Named, not proven: the User-Agent, the path, or a certificate for another device.
-    /// (Also what a check-in recorded before proofs were recorded reads as.)
+    /// Named, not proven: in the User-Agent or the path. (Also what a check-in recorded
+    /// before proofs were recorded reads as.)
     #[default]
     Claim,
     /// Its client certificate.

@@ -235,6 +235,7 @@ const CRL_DAYS: i64 = 7;
 pub fn crl_der(
     issuer: &Issuer<'static, KeyPair>,
     revoked: &[IssuedCert],
+    number: i64,
 ) -> Result<Vec<u8>, PkiError> {
     let now = OffsetDateTime::now_utc();
     let revoked_certs = revoked
@@ -258,8 +259,6 @@ pub fn crl_der(
             })
         })
         .collect();
-    // CRL numbers must grow; milliseconds keep two lists signed in one second apart.
-    let number = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let params = CertificateRevocationListParams {
         this_update: now - Duration::hours(1),
         next_update: now + Duration::days(CRL_DAYS),

@@ -90,6 +90,8 @@ struct SignedCrl {
     at: i64,
     /// [`RevokedSet::version`] it lists.
     version: u64,
+    /// Its CRL number.
+    number: i64,
     der: Arc<Vec<u8>>,
 }
 
@@ -291,10 +293,17 @@ impl Pki {
         {
             return Ok(signed.der.clone());
         }
-        let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs())?);
+        // CRL numbers must grow: milliseconds keep two lists signed in one second apart, and
+        // the last number keeps them growing when the clock steps back.
+        let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let number = cached
+            .as_ref()
+            .map_or(millis, |last| millis.max(last.number + 1));
+        let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs(), number)?);
         *cached = Some(SignedCrl {
             at: now,
             version: revoked.version(),
+            number,
             der: der.clone(),
         });
         Ok(der)

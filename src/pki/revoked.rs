@@ -282,3 +282,60 @@ mod tests {
         assert!(!Revocations::none().refuses(&leaf(&own, 0x2b), &own_subject));
     }
 }
+
+#[cfg(test)]
+mod crl_tests {
+    use super::*;
+    use crate::model::{Mac, Revocation, RevocationReason};
+
+    fn crl(pki: &super::super::Pki) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let der = pki.crl_der().unwrap();
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        let serials = crl
+            .iter_revoked_certificates()
+            .map(|c| c.raw_serial().to_vec())
+            .collect();
+        (serials, crl.crl_number().unwrap().to_bytes_be())
+    }
+
+    #[test]
+    fn the_crl_is_signed_anew_with_a_greater_number_when_revocations_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let revoked = Revocations::none();
+        let pki = super::super::Pki::load_or_init(
+            dir.path(),
+            &crate::config::PkiConfig::default(),
+            "",
+            revoked.clone(),
+        )
+        .unwrap();
+        let (none, first) = crl(&pki);
+        assert!(none.is_empty());
+        // Unchanged: the same list.
+        assert_eq!(crl(&pki).1, first);
+
+        let (cert, _) = pki
+            .issue_device(Mac::from_octets([2, 0, 0, 0, 0, 1]), 1)
+            .unwrap();
+        let der: CertificateDer<'static> =
+            rustls_pki_types::pem::PemObject::from_pem_slice(cert.certificate.as_bytes()).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let record = IssuedCert {
+            serial: hex(parsed.raw_serial()),
+            mac: Mac::from_octets([2, 0, 0, 0, 0, 1]),
+            not_before: 0,
+            not_after: 1,
+            issued_at: None,
+            revoked: Some(Revocation {
+                at: 1_800_000_000,
+                reason: RevocationReason::KeyCompromise,
+            }),
+        };
+        revoked.refresh(|| Ok::<_, ()>(vec![record])).unwrap();
+        let (listed, second) = crl(&pki);
+        assert_eq!(listed, [parsed.raw_serial().to_vec()]);
+        let as_number = |b: &[u8]| b.iter().fold(0u128, |n, d| n << 8 | u128::from(*d));
+        assert!(as_number(&second) > as_number(&first));
+        assert!(pki.refuses(&der));
+    }
+}

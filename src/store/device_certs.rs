@@ -67,8 +67,14 @@ impl Store {
             let mut table = tx.open_table(DEVICE_CERTS)?;
             let mut chosen: Vec<IssuedCert> = match which {
                 RevokeWhich::Serial(serial) => {
-                    let found = table
-                        .get(serial.as_str())?
+                    // Stored as the certificate holds it: with a zero sign byte when the
+                    // number's top bit is set.
+                    let signed = format!("00{serial}");
+                    let stored = match table.get(serial.as_str())? {
+                        Some(v) => Some(v),
+                        None => table.get(signed.as_str())?,
+                    };
+                    let found = stored
                         .map(|v| decode::<IssuedCert>("device_certs", &serial, v.value()))
                         .transpose()?
                         .filter(|c| c.mac == mac);
@@ -192,12 +198,27 @@ mod tests {
         );
         assert!(matches!(none, Err(StoreError::NotFound(_))));
 
+        // A serial whose top bit is set is stored with its sign byte; found without it too.
+        s.record_issued_cert(&cert("0080ff", A, 800)).unwrap();
+        let signed = s
+            .revoke_certs(
+                A,
+                RevokeWhich::Serial("80ff".into()),
+                Default::default(),
+                900,
+            )
+            .unwrap();
+        assert_eq!(serials(signed), ["0080ff"]);
+
         // An unrecorded certificate given by its PEM is recorded as revoked.
         let mut old = cert("0d", B, 50);
         old.issued_at = None;
         s.revoke_certs(B, RevokeWhich::Cert(old), Default::default(), 700)
             .unwrap();
         assert_eq!(serials(s.issued_certs_of(B).unwrap()), ["0c", "0d"]);
-        assert_eq!(serials(s.revoked_certs().unwrap()), ["0a", "0b", "0d"]);
+        assert_eq!(
+            serials(s.revoked_certs().unwrap()),
+            ["0080ff", "0a", "0b", "0d"]
+        );
     }
 }
