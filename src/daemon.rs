@@ -116,13 +116,15 @@ fn raise_open_files(needed: usize) {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `log` lets a reload change the log level.
-/// Static files stored by an edgeprov that did not yet read them for secrets are read once;
+/// Static files stored by an edgeprov that did not yet read them for secrets (or read them
+/// another way) are read once;
 /// each that holds one is from now on served only to proven devices, which is alarmed, since
 /// phones that fetched it without proof until now no longer can.
 async fn protect_old_static_files(store: &Store, recorder: &Recorder) -> Result<(), StoreError> {
     let s = store.clone();
     let protected = tokio::task::spawn_blocking(move || {
-        s.backfill_static_flags(|bytes| !crate::settings::secrets::secret_lines(bytes).is_empty())
+        use crate::settings::secrets::{READING, secret_lines};
+        s.backfill_static_flags(READING, |bytes| !secret_lines(bytes).is_empty())
     })
     .await
     .expect("static file read task")?;

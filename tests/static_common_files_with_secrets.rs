@@ -141,6 +141,22 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     let text = alarms.to_string();
     assert!(text.contains("not in the inventory"), "{text}");
 
+    // The preview of what A gets shows where the secret goes, never the value.
+    let mut req = get(
+        &format!("/api/v1/devices/{A}/files/46xxsettings.txt"),
+        "curl/8",
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", d.token).parse().unwrap(),
+    );
+    let preview = send(d.admin, client_config(&ca, None), req).await.unwrap();
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    let text = preview.text();
+    assert!(text.contains("FORCE_SIP_PASSWORD"), "{text}");
+    assert!(text.contains("********"), "{text}");
+    assert!(!text.contains("SIPPassword"), "{text}");
+
     // The listing says which files need proof.
     let (_, files) = d.api("GET", "/files", None).await;
     let protected = |name: &str| {

@@ -217,7 +217,8 @@ pub async fn put_file(
     let (n, site, size) = (name.clone(), q.site.clone(), body.len());
     let secrets = blocking(move || {
         let secrets = secrets_of(&body);
-        store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty())?;
+        let reading = crate::settings::secrets::READING;
+        store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty(), reading)?;
         Ok(secrets)
     })
     .await?;

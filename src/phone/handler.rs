@@ -20,7 +20,7 @@ use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, CheckInProof, DeviceState, Mac, now_unix};
 use crate::pki::Pki;
 use crate::serve::ConnInfo;
-use crate::settings::layered::mask_secrets;
+use crate::settings::layered::{SECRET_MASK, mask_secrets};
 use crate::settings::render::{
     Common, FileName, Rendered, Requester, classify, file_device, render_common, render_device,
     requester_part,
@@ -368,8 +368,8 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
 }
 
 /// The bytes device `mac` would receive for `name`, as if it asked with its own certificate
-/// (the admin API's "what does this phone get"), with every secret value generated into it
-/// shown as [`crate::settings::layered::SECRET_MASK`]: secrets are write-only. Blocking: call
+/// (the admin API's "what does this phone get"), with every secret value generated into it (or
+/// given in an operator's static file) shown as [`SECRET_MASK`]: secrets are write-only. Blocking: call
 /// off the runtime. Reads the store afresh rather than through the phone path's cache.
 pub fn preview(
     store: &Store,
@@ -381,6 +381,10 @@ pub fn preview(
     let mut loaded = load(store, &published, name, Some(mac), Some(mac), "")?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
+    }
+    // An operator's file is shown as uploaded but for the values its secrets are given.
+    if let Some(bytes) = loaded.static_file.as_mut() {
+        *bytes = crate::settings::secrets::mask_secrets(bytes, SECRET_MASK);
     }
     let device = store.get_device(mac)?;
     let who = Requester {

@@ -37,6 +37,11 @@
 
 use std::ops::Range;
 
+/// Which reading of files this is. Raise it whenever what counts as a secret changes: the
+/// answer for each static file is stored with it, and files read by an older reading are read
+/// again at the next start.
+pub const READING: u8 = 1;
+
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretLine {

@@ -15,10 +15,15 @@ fn key(site: Option<&str>, name: &str) -> String {
     format!("{}|{}", site.unwrap_or(""), name.to_ascii_lowercase())
 }
 
-/// Key as in [`STATIC_FILES`]; value 1 when the file holds a secret, 0 when not. Written in the
+/// Key as in [`STATIC_FILES`]; value: the reading of files that made it (`settings::secrets::
+/// READING`) shifted left by one, plus 1 when the file holds a secret. Written in the
 /// transaction that writes the file, so the two never disagree.
 pub(crate) const STATIC_FLAGS: TableDefinition<&str, u8> =
     TableDefinition::new("static_file_flags");
+
+fn flag(holds_secret: bool, reading: u8) -> u8 {
+    reading << 1 | u8::from(holds_secret)
+}
 
 /// A static file and whether it holds a secret (see `settings::secrets`); `None` for a file
 /// stored before that was recorded, until [`Store::backfill_static_flags`] reads it.
@@ -29,19 +34,21 @@ pub struct StaticFile {
 }
 
 impl Store {
-    /// Stores a static file with whether it holds a secret, in one transaction.
+    /// Stores a static file with whether it holds a secret (as `reading` read it), in one
+    /// transaction.
     pub fn put_static_file(
         &self,
         site: Option<&str>,
         name: &str,
         bytes: &[u8],
         holds_secret: bool,
+        reading: u8,
     ) -> Result<(), StoreError> {
         let key = key(site, name);
         let tx = self.begin_write()?;
         tx.open_table(STATIC_FILES)?.insert(key.as_str(), bytes)?;
         tx.open_table(STATIC_FLAGS)?
-            .insert(key.as_str(), u8::from(holds_secret))?;
+            .insert(key.as_str(), flag(holds_secret, reading))?;
         tx.commit()?;
         Ok(())
     }
@@ -70,18 +77,20 @@ impl Store {
             if let Some(v) = table.get(k.as_str())? {
                 return Ok(Some(StaticFile {
                     bytes: v.value().to_vec(),
-                    holds_secret: flags.get(k.as_str())?.map(|f| f.value() != 0),
+                    holds_secret: flags.get(k.as_str())?.map(|f| f.value() & 1 == 1),
                 }));
             }
         }
         Ok(None)
     }
 
-    /// Records whether each static file stored without that flag (by an edgeprov before it
-    /// was kept) holds a secret, as `holds_secret` reads it; returns the (site, name) of those
-    /// that do, which from now on only a proven device gets.
+    /// Reads again, with `holds_secret` (the reading `reading`), each static file stored
+    /// without a flag (by an edgeprov before flags were kept) or with a flag of another
+    /// reading; returns the (site, name) of those that hold a secret and were not known to,
+    /// which from now on only a proven device gets.
     pub fn backfill_static_flags(
         &self,
+        reading: u8,
         holds_secret: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let tx = self.begin_write()?;
@@ -91,12 +100,17 @@ impl Store {
             let mut flags = tx.open_table(STATIC_FLAGS)?;
             for row in files.iter()? {
                 let (k, v) = row?;
-                if flags.get(k.value())?.is_some() {
+                let old = flags.get(k.value())?.map(|f| f.value());
+                if old.is_some_and(|f| f >> 1 == reading) {
                     continue;
                 }
                 let holds = holds_secret(v.value());
-                flags.insert(k.value(), u8::from(holds))?;
-                if holds && let Some((site, name)) = k.value().split_once('|') {
+                flags.insert(k.value(), flag(holds, reading))?;
+                let known = old.is_some_and(|f| f & 1 == 1);
+                if holds
+                    && !known
+                    && let Some((site, name)) = k.value().split_once('|')
+                {
                     protected.push((site.to_string(), name.to_string()));
                 }
             }
@@ -163,10 +177,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let before = s.generation();
-        s.put_static_file(Some("hq"), "A.txt", b"site", false)
+        s.put_static_file(Some("hq"), "A.txt", b"site", false, 1)
             .unwrap();
         assert!(s.generation() > before);
-        s.put_static_file(None, "b.txt", b"box", true).unwrap();
+        s.put_static_file(None, "b.txt", b"box", true, 1).unwrap();
         let index = s.static_index().unwrap();
         for (site, name) in [
             (Some("hq"), "a.txt"),
@@ -196,7 +210,7 @@ mod tests {
             Some(false)
         );
         s.delete_static_file(None, "b.txt").unwrap();
-        s.put_static_file(None, "b.txt", b"box again", false)
+        s.put_static_file(None, "b.txt", b"box again", false, 1)
             .unwrap();
         assert_eq!(
             s.static_file(None, "b.txt").unwrap().unwrap().holds_secret,
@@ -222,7 +236,7 @@ mod tests {
     fn files_stored_without_a_flag_are_read_once() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
-        s.put_static_file(None, "kept.txt", b"SET PW 1", false)
+        s.put_static_file(None, "kept.txt", b"SET PW 1", false, 1)
             .unwrap();
         // As an edgeprov that kept no flags stored them.
         let tx = s.db.begin_write().unwrap();
@@ -246,7 +260,7 @@ mod tests {
 
         let holds = |b: &[u8]| b.starts_with(b"SET PW");
         assert_eq!(
-            s.backfill_static_flags(holds).unwrap(),
+            s.backfill_static_flags(1, holds).unwrap(),
             [("hq".to_string(), "old.txt".to_string())]
         );
         assert_eq!(
@@ -263,7 +277,7 @@ mod tests {
                 .holds_secret,
             Some(false)
         );
-        // A flag already kept is not read again (kept.txt said false at upload).
+        // A flag of this reading is not read again (kept.txt said false at upload).
         assert_eq!(
             s.static_file(None, "kept.txt")
                 .unwrap()
@@ -271,6 +285,19 @@ mod tests {
                 .holds_secret,
             Some(false)
         );
-        assert!(s.backfill_static_flags(holds).unwrap().is_empty());
+        assert!(s.backfill_static_flags(1, holds).unwrap().is_empty());
+        // One of another reading is read again; a file already known to hold one is not new.
+        assert_eq!(
+            s.backfill_static_flags(2, holds).unwrap(),
+            [(String::new(), "kept.txt".to_string())]
+        );
+        assert_eq!(
+            s.static_file(None, "kept.txt")
+                .unwrap()
+                .unwrap()
+                .holds_secret,
+            Some(true)
+        );
+        assert!(s.backfill_static_flags(3, holds).unwrap().is_empty());
     }
 }
