@@ -47,6 +47,7 @@ fn inventory() -> (tempfile::TempDir, Store) {
                 firmware: "4.1.3.0.6".into(),
                 file: "46xxsettings.txt".into(),
                 proof: CheckInProof::Certificate,
+                cert_serial: None,
             });
             d
         })

@@ -215,6 +215,25 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
     assert_eq!(s, 200, "{v}");
     refused(&d, &old).await;
 
+    // One made with the CA's key outside the daemon, known only because A presented it: its
+    // serial is in A's check-ins, and revoked by it.
+    let elsewhere = d.mint(A, |_| {});
+    served(&d, &elsewhere).await;
+    let (_, history) = d
+        .api("GET", &format!("/devices/{A}/checkins?limit=1"), None)
+        .await;
+    assert_eq!(
+        history[0]["cert_serial"],
+        serial_of(&elsewhere),
+        "{history}"
+    );
+    let (s, v) = revoke(&d, B, json!({"serial": serial_of(&elsewhere)})).await;
+    assert_eq!(s, 404, "B never presented it: {v}");
+    let (s, v) = revoke(&d, A, json!({"serial": serial_of(&elsewhere)})).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v[0].get("not_after").is_none(), "{v}");
+    refused(&d, &elsewhere).await;
+
     // Survives a restart; then every remaining certificate of A, through the CLI.
     let d = d.restart();
     refused(&d, &stolen).await;
@@ -236,7 +255,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
     assert!(text.contains("key_compromise"), "{text}");
     refused(&d, &current).await;
     let revoked: Vec<String> = crl_serials(&d).await.into_iter().map(|(s, _)| s).collect();
-    for id in [&stolen, &current, &old] {
+    for id in [&stolen, &current, &old, &elsewhere] {
         assert!(revoked.contains(&serial_of(id)), "{revoked:?}");
     }
     let r = send(

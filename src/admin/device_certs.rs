@@ -92,7 +92,8 @@ async fn list(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RevokeRequest {
-    /// A certificate the box issued to the device, by serial (hex, any case, colons allowed).
+    /// A certificate the box issued to the device, or one of its CA the device presented (its
+    /// check-ins record the serial), by serial (hex, any case, colons allowed).
     serial: Option<String>,
     /// Every certificate the box issued to the device.
     #[serde(default)]
@@ -155,6 +156,8 @@ async fn revoke(
         }
     };
     scope(&st, &who, mac).await?;
+    // A serial may be known only from the device's check-ins: those queued count too.
+    st.recorder.flush().await;
     let (store, reason) = (st.store.clone(), req.reason);
     let revocations = st.pki.revocations().clone();
     let now = crate::model::now_unix();

@@ -278,6 +278,9 @@ fn show(value: Value, out: Output) -> Result<()> {
         rows.push(vec!["last seen".into(), super::time_text(c.last_seen)]);
         rows.push(vec!["peer".into(), c.peer_ip]);
         rows.push(vec!["proof".into(), c.proof.as_str().into()]);
+        if let Some(serial) = c.cert_serial {
+            rows.push(vec!["certificate serial".into(), serial]);
+        }
         rows.push(vec!["firmware".into(), c.firmware]);
         rows.push(vec!["user agent".into(), c.user_agent]);
     }

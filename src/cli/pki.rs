@@ -152,7 +152,7 @@ fn print_certs(value: serde_json::Value, out: Output) -> Result<()> {
             vec![
                 c.serial.clone(),
                 c.issued_at.map(time_text).unwrap_or_else(|| "-".into()),
-                time_text(c.not_after),
+                c.not_after.map(time_text).unwrap_or_else(|| "-".into()),
                 match &c.revoked {
                     Some(r) => format!("{} ({})", time_text(r.at), r.reason),
                     None => "-".into(),

@@ -56,6 +56,10 @@ pub struct CheckIn {
     /// path, so a check-in only claimed may be someone else's.
     #[serde(default)]
     pub proof: CheckInProof,
+    /// With proof by a certificate of the box's CA: its serial, by which it can be revoked
+    /// even when the box has no record of issuing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_serial: Option<String>,
 }
 
 /// How a check-in's device was identified.

@@ -13,10 +13,14 @@ pub struct IssuedCert {
     /// compare.
     pub serial: String,
     pub mac: Mac,
-    pub not_before: i64,
-    pub not_after: i64,
-    /// When the box issued it; `None` for a certificate issued before issuance was recorded,
-    /// recorded when it was revoked from its PEM.
+    /// Validity; unknown (`None`) for a certificate revoked by a serial the box only saw in
+    /// the device's check-ins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
+    /// When the box issued it; `None` for a certificate issued before issuance was recorded
+    /// (or outside the daemon with the CA's key), recorded when it was revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -14,7 +14,7 @@ use super::PhoneState;
 use super::authorize::{Decision, Proof, Target, authorize};
 use super::cache::{FileKey, Published, Ready};
 use super::credentials::{self, FailureOutcome, Verdict};
-use super::identify::{Agent, mac_from_certificate, mac_from_path, macs_in_name, parse_user_agent};
+use super::identify::{Agent, certificate_facts, mac_from_path, macs_in_name, parse_user_agent};
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, CheckInProof, DeviceState, Mac, now_unix};
@@ -53,6 +53,8 @@ struct Asked<'a> {
     host: Option<String>,
     agent: Option<Agent>,
     cert_mac: Option<Mac>,
+    /// The serial of that certificate, when the box's CA issued it.
+    cert_serial: Option<&'a str>,
 }
 
 impl Asked<'_> {
@@ -71,6 +73,9 @@ pub struct PhoneConn {
     pub info: ConnInfo,
     /// The MAC the certificate names, whether or not it has been revoked since.
     named: Option<Mac>,
+    /// The certificate's serial when the box's CA issued it: check-ins record it, so that a
+    /// certificate the box has no record of issuing can be found and revoked.
+    own_serial: Option<String>,
     /// The revocations' version the certificate was last checked against.
     checked: AtomicU64,
     /// Revoked: it proves nothing from then on (a revocation is never undone).
@@ -81,13 +86,15 @@ impl PhoneConn {
     /// A revoked certificate proves nothing: the handshake refuses one, but a TLS session
     /// resumed from before the revocation carries the certificate without that check.
     pub fn new(info: ConnInfo, pki: &Pki) -> PhoneConn {
-        let named = info
-            .client_cert
-            .as_ref()
-            .and_then(|c| mac_from_certificate(c));
+        let facts = info.client_cert.as_ref().and_then(|c| certificate_facts(c));
+        let named = facts.as_ref().and_then(|f| f.mac);
+        let own_serial = facts
+            .filter(|f| pki.issued_here(&f.issuer))
+            .map(|f| f.serial);
         let conn = PhoneConn {
             info,
             named,
+            own_serial,
             checked: AtomicU64::new(u64::MAX),
             revoked: AtomicBool::new(false),
         };
@@ -125,6 +132,7 @@ pub async fn handle(
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let user_agent = header_text(header::USER_AGENT).unwrap_or_default();
+    let cert_mac = conn.cert_mac(&state.pki);
     let asked = Asked {
         conn: &conn.info,
         method: req.method().clone(),
@@ -136,7 +144,8 @@ pub async fn handle(
         range: header_text(header::RANGE),
         if_range: header_text(header::IF_RANGE),
         host: header_text(header::HOST),
-        cert_mac: conn.cert_mac(&state.pki),
+        cert_mac,
+        cert_serial: cert_mac.and(conn.own_serial.as_deref()),
     };
     let resp = respond(&state, &asked).await;
     state
@@ -659,6 +668,7 @@ fn record_checkin(
                     .unwrap_or_default(),
                 file: file.to_string(),
                 proof,
+                cert_serial: asked.cert_serial.map(str::to_string),
             },
         );
     }

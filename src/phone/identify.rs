@@ -158,6 +158,30 @@ pub fn macs_in_name(name: &str) -> Vec<Mac> {
 /// The MAC a client certificate speaks for: its subject CN, else a subject alternative name.
 pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    mac_of(&cert)
+}
+
+/// What the phone listener reads of a client certificate once per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    pub mac: Option<Mac>,
+    /// The issuer's name, DER: whether the box's own CA issued it.
+    pub issuer: Vec<u8>,
+    /// The serial number, lower-case hex, as the box records and revokes it.
+    pub serial: String,
+}
+
+/// The facts of a DER certificate, read in one parse; `None` when it does not parse.
+pub fn certificate_facts(der: &[u8]) -> Option<CertFacts> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(CertFacts {
+        mac: mac_of(&cert),
+        issuer: cert.issuer().as_raw().to_vec(),
+        serial: super::credentials::hex(cert.raw_serial()),
+    })
+}
+
+fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
     let from_cn = cert
         .subject()
         .iter_common_name()

@@ -275,6 +275,12 @@ impl Pki {
         &self.revoked
     }
 
+    /// Whether the box's CA is the issuer named `issuer` (DER): only its certificates are
+    /// recorded and revoked by serial.
+    pub fn issued_here(&self, issuer: &[u8]) -> bool {
+        issuer == self.ca_subject.as_slice()
+    }
+
     /// Whether `cert` (DER) is a revoked certificate of the CA; a presented one is alarmed.
     /// The handshake refuses such a certificate, but a session resumed from before the
     /// revocation carries it without a new check: the phone listener asks again at accept.
@@ -326,8 +332,8 @@ impl Pki {
         let record = crate::model::IssuedCert {
             serial: info.serial,
             mac,
-            not_before: info.not_before,
-            not_after: info.not_after,
+            not_before: Some(info.not_before),
+            not_after: Some(info.not_after),
             issued_at: Some(crate::model::now_unix()),
             revoked: None,
         };
@@ -372,8 +378,8 @@ impl Pki {
         Ok(crate::model::IssuedCert {
             serial: info.serial,
             mac,
-            not_before: info.not_before,
-            not_after: info.not_after,
+            not_before: Some(info.not_before),
+            not_after: Some(info.not_after),
             issued_at: None,
             revoked: None,
         })

@@ -252,8 +252,8 @@ mod tests {
         IssuedCert {
             serial: serial.into(),
             mac: Mac::from_octets([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc]),
-            not_before: 0,
-            not_after: 1,
+            not_before: None,
+            not_after: None,
             issued_at: None,
             revoked: Some(Revocation {
                 at: 0,
@@ -323,8 +323,8 @@ mod crl_tests {
         let record = IssuedCert {
             serial: hex(parsed.raw_serial()),
             mac: Mac::from_octets([2, 0, 0, 0, 0, 1]),
-            not_before: 0,
-            not_after: 1,
+            not_before: None,
+            not_after: None,
             issued_at: None,
             revoked: Some(Revocation {
                 at: 1_800_000_000,

@@ -76,13 +76,24 @@ impl Store {
                     };
                     let found = stored
                         .map(|v| decode::<IssuedCert>("device_certs", &serial, v.value()))
-                        .transpose()?
-                        .filter(|c| c.mac == mac);
-                    vec![found.ok_or_else(|| {
-                        StoreError::NotFound(format!(
-                            "a certificate with serial {serial} issued to {mac}"
-                        ))
-                    })?]
+                        .transpose()?;
+                    match found {
+                        Some(c) if c.mac == mac => vec![c],
+                        Some(_) => return Err(not_issued(&serial, mac)),
+                        // Not issued through the admin API (before issuance was recorded, or
+                        // with the CA's key elsewhere), but presented by the device: its.
+                        None => match Store::presented_serial(&tx, mac, &[&serial, &signed])? {
+                            Some(serial) => vec![IssuedCert {
+                                serial,
+                                mac,
+                                not_before: None,
+                                not_after: None,
+                                issued_at: None,
+                                revoked: None,
+                            }],
+                            None => return Err(not_issued(&serial, mac)),
+                        },
+                    }
                 }
                 RevokeWhich::All => {
                     let all: Vec<IssuedCert> = read_all(&table, "device_certs")?;
@@ -115,6 +126,12 @@ impl Store {
     }
 }
 
+fn not_issued(serial: &str, mac: Mac) -> StoreError {
+    StoreError::NotFound(format!(
+        "a certificate with serial {serial} issued to or presented by {mac}"
+    ))
+}
+
 fn newest_first(certs: impl Iterator<Item = IssuedCert>) -> Vec<IssuedCert> {
     let mut out: Vec<IssuedCert> = certs.collect();
     out.sort_by(|a, b| (b.not_before, &b.serial).cmp(&(a.not_before, &a.serial)));
@@ -135,8 +152,8 @@ mod tests {
         IssuedCert {
             serial: serial.into(),
             mac,
-            not_before,
-            not_after: not_before + 86_400,
+            not_before: Some(not_before),
+            not_after: Some(not_before + 86_400),
             issued_at: Some(not_before),
             revoked: None,
         }

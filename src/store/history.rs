@@ -101,6 +101,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Which of `serials` the device presented, by its check-ins with a certificate of the
+    /// box's CA (newest first), inside the caller's transaction; `None` when none.
+    pub(crate) fn presented_serial(
+        tx: &WriteTransaction,
+        mac: Mac,
+        serials: &[&str],
+    ) -> Result<Option<String>, StoreError> {
+        let index = tx.open_table(CHECKINS_BY_MAC)?;
+        let table = tx.open_table(CHECKINS)?;
+        let m = mac_key(mac);
+        for row in index.range((m, 0)..=(m, u64::MAX))?.rev() {
+            let seq = row?.0.value().1;
+            let Some(v) = table.get(seq)? else { continue };
+            let r: CheckinRecord = decode("checkins", &seq.to_string(), v.value())?;
+            if let Some(s) = r
+                .checkin
+                .cert_serial
+                .filter(|s| serials.contains(&s.as_str()))
+            {
+                return Ok(Some(s));
+            }
+        }
+        Ok(None)
+    }
+
     /// Removes check-ins seen before `cutoff`, with their index rows; returns how many.
     pub fn prune_checkins(&self, cutoff: i64) -> Result<u64, StoreError> {
         self.prune(
