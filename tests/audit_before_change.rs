@@ -19,12 +19,11 @@ async fn entries_for(d: &Daemon, resource: &str) -> Vec<Value> {
     v.as_array().unwrap().clone()
 }
 
-#[tokio::test]
-async fn a_request_is_audited_before_it_can_change_anything() {
-    let mut d = Daemon::start();
-    let resource = "/api/v1/files/slow.txt";
-
-    // An upload whose body never finishes: the handler is still waiting for it.
+/// Sends an upload to `resource` whose body never finishes: its handler waits for the rest.
+async fn unfinished_upload(
+    d: &Daemon,
+    resource: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let tcp = tokio::net::TcpStream::connect(d.admin).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -37,6 +36,15 @@ async fn a_request_is_audited_before_it_can_change_anything() {
     );
     tls.write_all(head.as_bytes()).await.unwrap();
     tls.flush().await.unwrap();
+    tls
+}
+
+#[tokio::test]
+async fn a_request_is_audited_before_it_can_change_anything() {
+    let mut d = Daemon::start();
+    let resource = "/api/v1/files/slow.txt";
+
+    let tls = unfinished_upload(&d, resource).await;
 
     let mut pending = Vec::new();
     for _ in 0..200 {
@@ -93,18 +101,7 @@ async fn a_request_is_audited_before_it_can_change_anything() {
 async fn a_request_whose_client_goes_away_is_still_entered_whole() {
     let d = Daemon::start();
     let resource = "/api/v1/files/cut.txt";
-    let tcp = tokio::net::TcpStream::connect(d.admin).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let head = format!(
-        "PUT {resource} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Content-Length: 100\r\n\r\nSET X 1\n",
-        d.token
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.flush().await.unwrap();
+    let tls = unfinished_upload(&d, resource).await;
     for _ in 0..200 {
         if !entries_for(&d, resource).await.is_empty() {
             break;

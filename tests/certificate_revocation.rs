@@ -62,6 +62,18 @@ async fn crl_serials(d: &Daemon) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// A daemon with device A, whose own file carries its SIP password.
+async fn daemon_with_a() -> Daemon {
+    let d = Daemon::start();
+    d.add_device(json!({
+        "mac": A,
+        "model": "J179",
+        "secrets": {"SIP_PASSWORD": format!("pw-{A}")},
+    }))
+    .await;
+    d
+}
+
 async fn revoke(d: &Daemon, mac: &str, body: Value) -> (u16, Value) {
     d.api(
         "POST",
@@ -273,13 +285,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
 /// nothing and gets no secret.
 #[tokio::test]
 async fn a_session_resumed_from_before_the_revocation_proves_nothing() {
-    let d = Daemon::start();
-    d.add_device(json!({
-        "mac": A,
-        "model": "J179",
-        "secrets": {"SIP_PASSWORD": format!("pw-{A}")},
-    }))
-    .await;
+    let d = daemon_with_a().await;
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let id = d.identity(A).await;
         let tls = std::sync::Arc::new(client_config_with(&[version], &d.ca_pem(), Some(&id)));
@@ -305,13 +311,7 @@ async fn a_session_resumed_from_before_the_revocation_proves_nothing() {
 #[tokio::test]
 async fn an_open_connection_stops_proving_the_device_once_revoked() {
     use http_body_util::BodyExt;
-    let d = Daemon::start();
-    d.add_device(json!({
-        "mac": A,
-        "model": "J179",
-        "secrets": {"SIP_PASSWORD": format!("pw-{A}")},
-    }))
-    .await;
+    let d = daemon_with_a().await;
     let id = d.identity(A).await;
     let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), Some(&id)))
