@@ -378,8 +378,9 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
 
 /// The bytes device `mac` would receive for `name`, as if it asked with its own certificate
 /// (the admin API's "what does this phone get"), with every secret value generated into it (or
-/// given in an operator's static file) shown as [`SECRET_MASK`]: secrets are write-only. Blocking: call
-/// off the runtime. Reads the store afresh rather than through the phone path's cache.
+/// given in an operator's static file) shown as [`SECRET_MASK`]: secrets are write-only.
+/// Blocking: call off the runtime. Reads the store afresh rather than through the phone path's
+/// cache.
 pub fn preview(
     store: &Store,
     catalogue: &Arc<Catalogue>,
