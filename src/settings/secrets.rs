@@ -40,7 +40,7 @@ use std::ops::Range;
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 1;
+pub const READING: u8 = 2;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +236,11 @@ pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
     let mut number = 0;
     while let Some(rest) = bytes.get(start..) {
         number += 1;
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        // Lines end in LF, CR LF, or (old Macintosh files) CR alone.
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(rest.len());
         let raw = &rest[..len];
         let line = raw.trim_ascii();
         let offset = start + (raw.len() - raw.trim_ascii_start().len());
@@ -254,7 +258,10 @@ pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
                 value: offset + a.value.start..offset + a.value.end,
             }));
         }
-        start += len + 1;
+        start += match rest.get(len..len + 2) {
+            Some(b"\r\n") => len + 2,
+            _ => len + 1,
+        };
     }
     out
 }
@@ -572,6 +579,20 @@ fn trimmed(line: &[u8], range: Range<usize>) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_end_in_lf_crlf_or_cr_alone() {
+        for (text, line) in [
+            ("SET A 1\nSET ADMIN_PASSWORD 27238\n", 2),
+            ("SET A 1\r\nSET ADMIN_PASSWORD 27238\r\n", 2),
+            ("SET A 1\rSET B 2\rSET ADMIN_PASSWORD 27238\r", 3),
+        ] {
+            let found = secret_lines(text.as_bytes());
+            assert_eq!(found.len(), 1, "{text:?}");
+            assert_eq!(found[0].line, line, "{text:?}");
+            assert_eq!(&text.as_bytes()[found[0].value.clone()], b"27238");
+        }
+    }
     use proptest::prelude::*;
 
     fn names(text: &str) -> Vec<(usize, String)> {
