@@ -62,6 +62,13 @@ impl Store {
         reason: RevocationReason,
         now: i64,
     ) -> Result<Vec<IssuedCert>, StoreError> {
+        // Read before the writer is taken: a device's history can be long.
+        let presented = match &which {
+            RevokeWhich::Serial(serial) => {
+                self.presented_serial(mac, &[serial, &format!("00{serial}")])?
+            }
+            _ => None,
+        };
         let tx = self.begin_uncounted_write()?;
         let revoked = {
             let mut table = tx.open_table(DEVICE_CERTS)?;
@@ -82,7 +89,7 @@ impl Store {
                         Some(_) => return Err(not_issued(&serial, mac)),
                         // Not issued through the admin API (before issuance was recorded, or
                         // with the CA's key elsewhere), but presented by the device: its.
-                        None => match Store::presented_serial(&tx, mac, &[&serial, &signed])? {
+                        None => match presented {
                             Some(serial) => vec![IssuedCert {
                                 serial,
                                 mac,

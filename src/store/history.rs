@@ -25,6 +25,10 @@ pub struct CheckinRecord {
     pub checkin: CheckIn,
 }
 
+/// Check-ins of a device read at most for a serial it presented (about 0.1 s): anyone can
+/// add rows to a device's history by naming its MAC, and a revocation must not wait on them.
+const PRESENTED_ROWS: usize = 100_000;
+
 /// Entries removed at most per transaction, so a large backlog does not hold the writer long.
 const PRUNE_CHUNK: usize = 10_000;
 
@@ -101,20 +105,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Which of `serials` the device presented, by its check-ins with a certificate of the
-    /// box's CA (newest first), inside the caller's transaction; `None` when none.
+    /// Which of `serials` the device presented, by its newest [`PRESENTED_ROWS`] check-ins
+    /// with a certificate of the box's CA; `None` when none. A read transaction: the writer is
+    /// not held while a long history is read, and a row that cannot be read is passed over.
     pub(crate) fn presented_serial(
-        tx: &WriteTransaction,
+        &self,
         mac: Mac,
         serials: &[&str],
     ) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read()?;
         let index = tx.open_table(CHECKINS_BY_MAC)?;
         let table = tx.open_table(CHECKINS)?;
         let m = mac_key(mac);
-        for row in index.range((m, 0)..=(m, u64::MAX))?.rev() {
+        let rows = index
+            .range((m, 0)..=(m, u64::MAX))?
+            .rev()
+            .take(PRESENTED_ROWS);
+        for row in rows {
             let seq = row?.0.value().1;
             let Some(v) = table.get(seq)? else { continue };
-            let r: CheckinRecord = decode("checkins", &seq.to_string(), v.value())?;
+            let Ok(r) = decode::<CheckinRecord>("checkins", &seq.to_string(), v.value()) else {
+                continue;
+            };
             if let Some(s) = r
                 .checkin
                 .cert_serial
