@@ -184,6 +184,31 @@ impl Pin {
     pub fn served_by(&self, release: &Release) -> bool {
         release.version == self.version && (self.model == "*" || release.is_for(&self.model))
     }
+
+    /// The pins this one stands for, one per model: a `*` pin pins each model that one of
+    /// `releases` of its version is for, so that whether a release may go is judged model by
+    /// model (a release of the version for another model does not serve this one's phones).
+    pub fn per_model<'a>(&self, releases: impl IntoIterator<Item = &'a Release>) -> Vec<Pin> {
+        if self.model != "*" {
+            return vec![self.clone()];
+        }
+        let models: BTreeSet<String> = releases
+            .into_iter()
+            .filter(|r| r.version == self.version)
+            .flat_map(|r| r.models.iter().map(|m| m.to_ascii_uppercase()))
+            .collect();
+        if models.is_empty() {
+            // No release of the version at all: the pin stands as it is, served by none.
+            return vec![self.clone()];
+        }
+        models
+            .into_iter()
+            .map(|model| Pin {
+                model,
+                ..self.clone()
+            })
+            .collect()
+    }
 }
 
 /// A pin that no release the config lists or an operator added serves any more: the config
@@ -344,6 +369,7 @@ impl Catalogue {
         let listed = |r: &&Release| !self.kept.contains(&r.file.to_ascii_lowercase());
         Pin::all(&self.policies)
             .into_iter()
+            .flat_map(|pin| pin.per_model(&self.releases))
             .filter(|pin| {
                 !self
                     .releases

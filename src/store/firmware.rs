@@ -109,7 +109,12 @@ fn merge_config(
         };
         out.insert(r.file.to_ascii_lowercase(), s);
     }
-    for pin in pins {
+    let known: Vec<Release> = out
+        .values()
+        .chain(dropped.iter().map(|(_, s)| s))
+        .map(|s| s.release.clone())
+        .collect();
+    for pin in pins.iter().flat_map(|p| p.per_model(&known)) {
         if out.values().any(|s| pin.served_by(&s.release)) {
             continue;
         }
@@ -129,9 +134,13 @@ fn merge_config(
 /// Removes the kept releases no pin needs any more (its policy changed, or another release of
 /// the version was added): they stayed only for the pin.
 fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?);
     let mut table = tx.open_table(FIRMWARE_RELEASES)?;
     let stored = read_releases(&table)?;
+    let releases: Vec<&Release> = stored.iter().map(|(_, s)| &s.release).collect();
+    let pins: Vec<Pin> = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?)
+        .iter()
+        .flat_map(|p| p.per_model(releases.iter().copied()))
+        .collect();
     let needs_kept = |pin: &Pin| {
         !stored
             .iter()
@@ -232,7 +241,11 @@ impl Store {
             };
             let left = read_releases(&table)?;
             let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-            for pin in Pin::all(&policies) {
+            let per_model = Pin::all(&policies)
+                .iter()
+                .flat_map(|p| p.per_model([&removed]))
+                .collect::<Vec<_>>();
+            for pin in per_model {
                 if pin.served_by(&removed) && !left.iter().any(|(_, s)| pin.served_by(&s.release)) {
                     return Err(StoreError::InUse(format!(
                         "firmware file {file}: policy {} pins {} to version {}; \
@@ -457,6 +470,46 @@ mod tests {
         let c = s.firmware_catalogue().unwrap();
         assert_eq!(c.releases, [new]);
         assert!(c.kept.is_empty() && c.pin_problems().is_empty());
+    }
+
+    /// A `*` pin pins each model on its own: a release of the version for another model does
+    /// not serve J179's phones, neither when the config drops J179's release nor when one for
+    /// a third model is added.
+    #[test]
+    fn a_pin_of_every_model_is_judged_model_by_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let for_model = |file: &str, model: &str| Release {
+            models: vec![model.into()],
+            ..release_of(file, "9.9")
+        };
+        let (j179, j169) = (for_model("a.bin", "J179"), for_model("b.bin", "J169"));
+        s.replace_config_releases(&[j179.clone(), j169.clone()])
+            .unwrap();
+        let every = ScopePolicies::from([("*".to_string(), Policy::Pinned("9.9".into()))]);
+        s.put_firmware_policies("global", &every).unwrap();
+        // Deleting J179's only release is refused although J169 has one of the version.
+        s.add_firmware_release(&for_model("c.bin", "K175")).unwrap();
+        assert!(matches!(
+            s.delete_firmware_release("c.bin"),
+            Err(StoreError::InUse(_))
+        ));
+
+        s.replace_config_releases(std::slice::from_ref(&j169))
+            .unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "a.bin");
+        assert!(c.kept.contains("a.bin"));
+        let problems = c.pin_problems();
+        assert_eq!(
+            problems.iter().map(|p| p.source()).collect::<Vec<_>>(),
+            ["global J179=9.9"]
+        );
+
+        // Another model's release of the version does not make J179's unneeded.
+        s.add_firmware_release(&for_model("d.bin", "K165")).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "a.bin");
     }
 
     /// A release of the pinned version added through the API serves the pin: the kept one is
