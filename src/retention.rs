@@ -65,6 +65,21 @@ mod tests {
     use crate::model::{CheckIn, Mac};
     use crate::store::AuditEntry;
 
+    /// A delete job made at `created`, in `state`, ended at `finished`.
+    fn ended_job(now: i64, created: i64, state: JobState, finished: Option<i64>) -> Job {
+        let mut job = Job::new(
+            JobKind::Delete,
+            Selection::default(),
+            now,
+            None,
+            "admin",
+            created,
+        );
+        job.state = state;
+        job.finished = finished;
+        job
+    }
+
     #[tokio::test]
     async fn removes_only_what_is_older_than_the_retention() {
         let dir = tempfile::tempdir().unwrap();
@@ -101,16 +116,7 @@ mod tests {
             (JobState::Stopped, Some(now - 20 * DAY)),
             (JobState::Scheduled, None),
         ] {
-            let mut job = Job::new(
-                JobKind::Delete,
-                Selection::default(),
-                now,
-                None,
-                "admin",
-                now - 50 * DAY,
-            );
-            job.state = state;
-            job.finished = finished;
+            let job = ended_job(now, now - 50 * DAY, state, finished);
             ids.push(store.create_job(job).unwrap().id);
         }
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
@@ -153,19 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
         let now = 1_000 * DAY;
-        let ended = move || {
-            let mut job = Job::new(
-                JobKind::Delete,
-                Selection::default(),
-                now,
-                None,
-                "admin",
-                now - 500 * DAY,
-            );
-            job.state = JobState::Done;
-            job.finished = Some(now - 400 * DAY);
-            job
-        };
+        let ended = move || ended_job(now, now - 500 * DAY, JobState::Done, Some(now - 400 * DAY));
         let admin = {
             let store = store.clone();
             std::thread::spawn(move || {

@@ -23,17 +23,18 @@ fn serial_of(id: &Identity) -> String {
 }
 
 /// What one phone with `id` gets for its own file: the status, or the TLS error.
-async fn own_file(d: &Daemon, id: &Identity) -> Result<Resp, String> {
+/// What a phone with `id` gets for `mac`'s own file: the answer, or the TLS error.
+async fn own_file(d: &Daemon, id: &Identity, mac: &str) -> Result<Resp, String> {
     send(
         d.https,
         client_config(&d.ca_pem(), Some(id)),
-        get(&format!("/{A}.txt"), J179_UA),
+        get(&format!("/{mac}.txt"), J179_UA),
     )
     .await
 }
 
 async fn refused(d: &Daemon, id: &Identity) {
-    let err = own_file(d, id)
+    let err = own_file(d, id, A)
         .await
         .err()
         .expect("a revoked certificate must not get an HTTP answer");
@@ -41,7 +42,7 @@ async fn refused(d: &Daemon, id: &Identity) {
 }
 
 async fn served(d: &Daemon, id: &Identity) {
-    let r = own_file(d, id).await.expect("served");
+    let r = own_file(d, id, A).await.expect("served");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains(&format!("pw-{A}")), "{}", r.text());
 }
@@ -158,14 +159,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
 
     refused(&d, &stolen).await;
     served(&d, &current).await;
-    let r = send(
-        d.https,
-        client_config(&d.ca_pem(), Some(&other)),
-        get(&format!("/{B}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200);
+    assert_eq!(own_file(&d, &other, B).await.unwrap().status, 200);
     // A phone without a certificate still gets the common files.
     let r = send(
         d.https,
@@ -270,14 +264,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
     for id in [&stolen, &current, &old, &elsewhere] {
         assert!(revoked.contains(&serial_of(id)), "{revoked:?}");
     }
-    let r = send(
-        d.https,
-        client_config(&d.ca_pem(), Some(&other)),
-        get(&format!("/{B}.txt"), J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200);
+    assert_eq!(own_file(&d, &other, B).await.unwrap().status, 200);
 }
 
 /// A TLS session resumed from before the revocation carries the certificate without a new
