@@ -256,7 +256,8 @@ impl PinProblem {
         } else {
             format!(
                 "policy {scope} pins {model} to {version}, and the config no longer lists {}, \
-                 which serves it: kept, so phones get it as before, until a release of \
+                 which serves it: kept for this pin only (sites on latest no longer get \
+                 it), so the pinned phones get it as before, until a release of \
                  {version} for {model} is configured or added again or the policy changes \
                  (then it goes)",
                 self.kept.join(", ")
@@ -329,12 +330,22 @@ impl Catalogue {
         p
     }
 
+    /// Whether the config no longer lists `release` and it stays only for a pin.
+    fn is_kept(&self, release: &Release) -> bool {
+        self.kept.contains(&release.file.to_ascii_lowercase())
+    }
+
     /// The release a model at a site should run, or `None` (policy off, nothing matching).
+    /// A kept release serves only the pins it is kept for: under `latest` it is not a
+    /// candidate, since the config dropped it (perhaps because it is bad), and a site that
+    /// follows the config must not be moved onto it.
     pub fn resolve(&self, site: Option<&str>, model: &str) -> Option<&Release> {
         let candidates = self.releases.iter().filter(|r| r.is_for(model));
         match self.policy(site, model) {
             Policy::Off | Policy::Inherit => None,
-            Policy::Latest => candidates.max_by(|a, b| compare_versions(&a.version, &b.version)),
+            Policy::Latest => candidates
+                .filter(|r| !self.is_kept(r))
+                .max_by(|a, b| compare_versions(&a.version, &b.version)),
             Policy::Pinned(v) => candidates
                 .filter(|r| r.version == v)
                 .max_by(|a, b| a.file.cmp(&b.file)),
@@ -366,7 +377,7 @@ impl Catalogue {
     /// The pins served only by releases the config no longer lists, or by none, in scope
     /// and model order.
     pub fn pin_problems(&self) -> Vec<PinProblem> {
-        let listed = |r: &&Release| !self.kept.contains(&r.file.to_ascii_lowercase());
+        let listed = |r: &&Release| !self.is_kept(r);
         Pin::all(&self.policies)
             .into_iter()
             .flat_map(|pin| pin.per_model(&self.releases))
@@ -479,6 +490,23 @@ mod tests {
             pinned,
             BTreeSet::from([format!("{:064x}", 1), format!("{:064x}", 2)])
         );
+    }
+
+    /// The config dropped the newest release, which a pin at one site keeps: that site still
+    /// gets it, and every site on `latest` goes by the releases the config lists.
+    #[test]
+    fn a_kept_release_serves_its_pin_and_not_latest() {
+        let mut c = cat();
+        c.releases.push(rel(&["J179"], "4.2.0.0.1", "kept.bin", 4));
+        c.kept.insert("kept.bin".into());
+        c.policies.insert(
+            "site:lab".into(),
+            BTreeMap::from([("J179".into(), Policy::Pinned("4.2.0.0.1".into()))]),
+        );
+        assert_eq!(c.resolve(Some("lab"), "J179").unwrap().file, "kept.bin");
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "b.bin");
+        assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "b.bin");
+        assert_eq!(c.files_for_site(None)["J179"], "b.bin");
     }
 
     #[test]

@@ -76,6 +76,14 @@ impl AlarmKind {
         )
     }
 
+    /// Alarms whose source a peer chooses (its address, the MAC it claims or presents): only
+    /// these are bounded in number. Every other kind's sources come from the box's own
+    /// configuration, files, certificates or catalogue, so they are few, and each must be
+    /// kept under its own source, since the code that raises it also clears it by that source.
+    pub fn source_from_peers(&self) -> bool {
+        self.is_refusal()
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AlarmKind::CertificateMismatch => "certificate_mismatch",

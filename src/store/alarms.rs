@@ -17,9 +17,12 @@ pub struct AlarmEvent {
     pub at: i64,
 }
 
-/// Distinct alarms kept. Sources come from the network (a peer's address): beyond this, an
-/// occurrence from a source not yet alarmed is counted in its kind's alarm from
-/// [`OTHER_SOURCES`], so the table stays bounded whatever the peers do.
+/// Distinct alarms kept before peers' new sources are counted together. A refusal's source
+/// comes from the network (a peer's address): beyond this, an occurrence from a source not yet
+/// alarmed is counted in its kind's alarm from [`OTHER_SOURCES`], so the table stays bounded
+/// whatever the peers do. The box's own alarms ([`AlarmKind::source_from_peers`] false) are
+/// always kept under their source: a full table of refusals must not hide a pin left without
+/// its release, nor let the pin check clear it as stale.
 pub(super) const MAX_ALARMS: u64 = 10_000;
 pub(super) const OTHER_SOURCES: &str = "other sources";
 
@@ -64,7 +67,10 @@ impl Store {
             let mut k = key(ev.kind, &ev.source);
             let mut existing = read(&table, &k)?;
             let overflow;
-            let ev = if existing.is_none() && table.len()? >= MAX_ALARMS {
+            let ev = if existing.is_none()
+                && ev.kind.source_from_peers()
+                && table.len()? >= MAX_ALARMS
+            {
                 k = key(ev.kind, OTHER_SOURCES);
                 existing = read(&table, &k)?;
                 overflow = AlarmEvent {
@@ -152,5 +158,39 @@ mod tests {
         Store::raise_alarms(&tx, &[refusal("fd01::1".into(), 100_000)]).unwrap();
         tx.commit().unwrap();
         assert_eq!(store.list_alarms().unwrap()[0].source, "fd01::1");
+    }
+
+    /// With the table full of peers' refusals, an alarm of the box's own is still kept under
+    /// its source, where the code that raised it finds it to clear it.
+    #[test]
+    fn the_boxs_own_alarms_are_kept_when_peers_filled_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        let events: Vec<AlarmEvent> = (0..MAX_ALARMS)
+            .map(|i| refusal(format!("fd00::{i:x}"), 1_000 + i as i64))
+            .collect();
+        Store::raise_alarms(&tx, &events).unwrap();
+        let pin = AlarmEvent {
+            kind: AlarmKind::FirmwarePinOrphaned,
+            severity: Severity::Warning,
+            source: "global J179=4.1.3.0.6".into(),
+            message: "kept".into(),
+            at: 50_000,
+        };
+        Store::raise_alarms(&tx, &[pin.clone(), pin]).unwrap();
+        tx.commit().unwrap();
+        let alarms = store.list_alarms().unwrap();
+        assert_eq!(alarms.len() as u64, MAX_ALARMS + 1);
+        assert_eq!(
+            (alarms[0].kind, alarms[0].source.as_str(), alarms[0].count),
+            (AlarmKind::FirmwarePinOrphaned, "global J179=4.1.3.0.6", 2)
+        );
+        assert!(
+            store
+                .clear_alarm(AlarmKind::FirmwarePinOrphaned, "global J179=4.1.3.0.6")
+                .unwrap()
+                .is_some()
+        );
     }
 }
