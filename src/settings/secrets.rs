@@ -25,22 +25,27 @@
 //!   (`P34 = x`);
 //! - `Name "value";` and `Name ! "value";` statements (Cisco SPA legacy text);
 //! - `name="value"` and `name='value'` anywhere in a line (XML attributes, Poly);
-//! - `<name …>value</name>` on one line (Cisco, Snom XML, Grandstream `<P34>`);
+//! - `<name …>value</name>` (Cisco, Snom XML, Grandstream `<P34>`);
 //! - `<tag name="…">value</tag>` and `<tag id="…" value="…"/>`: an element whose `name`, `id`
 //!   or `key` attribute names the secret holds it in its `value` attribute, else in its text
 //!   (Grandstream XML v2).
 //!
-//! Comment lines (`#`, `;`, `//`, `!`, so also Avaya `##`) are skipped, and a UTF-8 byte order
-//! mark before the first line is read past. Each form reads a line in one pass (no search
-//! starts again from a byte it has read), so a file costs time in proportion to its size: the
-//! scan runs on the phone request path, where a crafted upload must not stall it.
+//! Elements are read over the whole file rather than line by line: a pretty-printed file may
+//! put an element's text, or the attributes of its open tag, on lines of their own, and a
+//! password written that way must not go to whoever asks.
+//!
+//! Comment lines (`#`, `;`, `//`, `!`, so also Avaya `##`) are skipped by the line forms (the
+//! element reading, like XML comments, reads them too: the safe side), and a UTF-8 byte order
+//! mark before the first line is read past. Each form reads in one pass (no search starts
+//! again from a byte it has read), so a file costs time in proportion to its size: the scan
+//! runs on the phone request path, where a crafted upload must not stall it.
 
 use std::ops::Range;
 
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 2;
+pub const READING: u8 = 3;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,10 +233,15 @@ fn holds_value(value: &[u8]) -> bool {
 }
 
 /// Every assignment in `bytes` of a value to a secret-looking name, in order: by line, and
-/// within a line by where the value starts (one per value; a line may hold several).
+/// within a line by where the value starts (one per value; a line may hold several). An
+/// element's value that runs over several lines is reported at the line where it starts.
 pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
     let mut out = Vec::new();
     let mut found = Vec::new();
+    let mut in_elements = Vec::new();
+    elements(bytes, &mut in_elements);
+    in_elements.sort_by_key(|a| a.value.start);
+    let mut in_elements = in_elements.into_iter().peekable();
     let mut start = if bytes.starts_with(BOM) { BOM.len() } else { 0 };
     let mut number = 0;
     while let Some(rest) = bytes.get(start..) {
@@ -248,16 +258,27 @@ pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
             .iter()
             .any(|c| line.starts_with(c.as_bytes()))
         {
-            found.clear();
             assignments(line, &mut found);
-            found.sort_by_key(|a: &Assignment| (a.value.start, a.value.end));
-            found.dedup_by_key(|a| (a.value.start, a.value.end));
-            out.extend(found.iter().map(|a| SecretLine {
-                line: number,
-                name: String::from_utf8_lossy(&line[a.name.clone()]).into_owned(),
-                value: offset + a.value.start..offset + a.value.end,
-            }));
         }
+        // Found in this line and in the elements that start in it, in the file's offsets.
+        let mut here: Vec<SecretLine> = found
+            .drain(..)
+            .map(|a| SecretLine {
+                line: number,
+                name: String::from_utf8_lossy(&line[a.name]).into_owned(),
+                value: offset + a.value.start..offset + a.value.end,
+            })
+            .collect();
+        while let Some(a) = in_elements.next_if(|a| a.value.start <= start + len) {
+            here.push(SecretLine {
+                line: number,
+                name: String::from_utf8_lossy(&bytes[a.name]).into_owned(),
+                value: a.value,
+            });
+        }
+        here.sort_by_key(|s| (s.value.start, s.value.end));
+        here.dedup_by_key(|s| (s.value.start, s.value.end));
+        out.append(&mut here);
         start += match rest.get(len..len + 2) {
             Some(b"\r\n") => len + 2,
             _ => len + 1,
@@ -303,14 +324,13 @@ fn offer(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Ass
     }
 }
 
-/// The secret assignments of a trimmed line, in every form [`secret_lines`] reads.
+/// The secret assignments of a trimmed line, in every form [`secret_lines`] reads line by line.
 fn assignments(line: &[u8], out: &mut Vec<Assignment>) {
     if !set_statement(line, out) {
         key_value(line, out);
         spa_statements(line, out);
     }
     attributes(line, out);
-    elements(line, out);
 }
 
 fn is_quote(b: u8) -> bool {
@@ -470,7 +490,8 @@ enum TagEnd {
 }
 
 /// `<name …>value</name>` and keyed elements (`<item name="…">value</item>`,
-/// `<setting id="…" value="…"/>`). An element's value is its text up to the next `<`, read
+/// `<setting id="…" value="…"/>`), read in `line`, which [`secret_lines`] gives the whole
+/// file (line ends are blanks here). An element's value is its text up to the next `<`, read
 /// when that `<` closes it, so no text is searched twice.
 fn elements(line: &[u8], out: &mut Vec<Assignment>) {
     let mut open: Option<Open> = None;
@@ -719,6 +740,38 @@ user_pass3&: off
                 ("http_pass", "a4"),
             ])
         );
+    }
+
+    /// A pretty-printer puts an element's text, or the attributes of its open tag, on lines of
+    /// their own; the value is reported at the line where it starts, and masked.
+    #[test]
+    fn an_element_written_over_several_lines_is_read() {
+        let text = "<flat-profile>\r\n  <Display_Name_1_>Ann</Display_Name_1_>\r\n  \
+                    <Password_1_ ua=\"na\">\r\n    hunter2\r\n  </Password_1_>\r\n  \
+                    <Admin_Passwd_\r\n      ua=\"na\">s3cret</Admin_Passwd_>\r\n  \
+                    <item name=\"account.1.password\">\n\n  pw9\n</item>\n\
+                    <Voice_Mail_PIN_1_>\n</Voice_Mail_PIN_1_>\n</flat-profile>\n";
+        let found = secret_lines(text.as_bytes());
+        let seen: Vec<(usize, &str, &str)> = found
+            .iter()
+            .map(|s| (s.line, s.name.as_str(), &text[s.value.clone()]))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (4, "Password_1_", "hunter2"),
+                (7, "Admin_Passwd_", "s3cret"),
+                (10, "account.1.password", "pw9"),
+            ]
+        );
+        let masked = String::from_utf8(mask_secrets(text.as_bytes(), "*")).unwrap();
+        assert!(masked.contains("<Password_1_ ua=\"na\">\r\n    *\r\n  </Password_1_>"));
+        assert!(
+            !["hunter2", "s3cret", "pw9"]
+                .iter()
+                .any(|v| masked.contains(v))
+        );
+        assert!(masked.contains("Ann"));
     }
 
     #[test]
