@@ -6,7 +6,15 @@
 //!
 //! The archive's last entry, `SHA256SUMS`, lists every other entry's SHA-256, so a damaged
 //! unencrypted backup is refused too, naming the damaged file (an encrypted one is already
-//! authenticated by AES-GCM). A backup made before it existed is restored without it.
+//! authenticated by AES-GCM). A backup made before it existed is restored without it, so the
+//! archive must also end as tar archives do (two zero blocks after its last entry): a file cut
+//! short at an entry's boundary would otherwise read as a whole, smaller archive.
+//!
+//! A backup is made by the running daemon, as the service user, which may write only inside
+//! its data directory (the packaged unit has `ProtectSystem=strict` and a `StateDirectory=`),
+//! so the database snapshot is staged there. A restore runs with the daemon stopped and swaps
+//! the data directory itself, so it needs to write beside it: as root on a packaged install
+//! (systemd gives the files back to the service user at the next start).
 
 use std::io::Read;
 use std::num::NonZeroU32;
@@ -40,6 +48,8 @@ pub enum BackupError {
     Archive(String),
     #[error("backup lacks {0}")]
     Missing(&'static str),
+    #[error("backup entry admin.token is empty or not text: the daemon would refuse it")]
+    Token,
     #[error("backup entry {0} is damaged: its SHA-256 is not the one SHA256SUMS lists for it")]
     Damaged(String),
     #[error("backup entry SHA256SUMS line {line}: {reason}")]
@@ -114,7 +124,11 @@ pub fn unseal(bytes: &[u8], passphrase: Option<&str>) -> Result<Vec<u8>, BackupE
 
 /// Builds the archive: database snapshot, PKI files, token, configuration.
 pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
-    let tmp = tempdir_in(&config.data_dir)?;
+    let tmp = config.data_dir.join(format!(
+        ".backup-{}",
+        crate::phone::credentials::hex(&pki::random_bytes::<6>())
+    ));
+    std::fs::create_dir(&tmp).map_err(io(&tmp))?;
     let db_copy = tmp.join(DB);
     let result = (|| {
         store.snapshot_to(&db_copy)?;
@@ -185,7 +199,8 @@ fn parse_sums(text: &[u8]) -> Result<std::collections::BTreeMap<String, String>,
     Ok(sums)
 }
 
-fn tempdir_in(parent: &Path) -> Result<PathBuf, BackupError> {
+/// A new directory beside `parent`, on its file system, so that it can be renamed into place.
+fn tempdir_beside(parent: &Path) -> Result<PathBuf, BackupError> {
     let dir = parent.with_file_name(format!(
         ".{}-restore-{}",
         parent
@@ -222,7 +237,7 @@ pub fn restore(
     {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let staging = tempdir_in(&config.data_dir)?;
+    let staging = tempdir_beside(&config.data_dir)?;
     let checked = unpack_and_check(archive, &staging, config, progress);
     let devices = match checked {
         Ok(n) => n,
@@ -281,8 +296,13 @@ fn unpack_and_check(
         .map_err(|e| BackupError::Archive(e.to_string()))?;
     let mut found = std::collections::BTreeMap::new();
     let mut sums = None;
+    // Where the last entry's data, padded to whole blocks, ends.
+    let mut end = 0u64;
     for entry in entries {
         let mut entry = entry.map_err(|e| BackupError::Archive(e.to_string()))?;
+        end = entry
+            .raw_file_position()
+            .saturating_add(entry.size().div_ceil(512).saturating_mul(512));
         let name = entry
             .path()
             .map_err(|e| BackupError::Archive(e.to_string()))?
@@ -318,6 +338,13 @@ fn unpack_and_check(
         crate::fsutil::write_atomic(&target, &bytes, mode).map_err(io(&target))?;
         found.insert(name, sha256(&bytes));
     }
+    if !ends_whole(archive, end) {
+        return Err(BackupError::Archive(
+            "the archive is cut short: it does not end after its last entry as a whole backup \
+             does"
+                .into(),
+        ));
+    }
     if let Some(sums) = sums {
         if let Some((name, _)) = found.iter().find(|(n, h)| sums.get(*n) != Some(*h)) {
             return Err(BackupError::Damaged(name.clone()));
@@ -337,6 +364,10 @@ fn unpack_and_check(
         if !dir.join(path).exists() {
             return Err(BackupError::Missing(what));
         }
+    }
+    let token = dir.join(TOKEN);
+    if crate::admin::token::parse(&std::fs::read(&token).map_err(io(&token))?).is_none() {
+        return Err(BackupError::Token);
     }
     // Opening an empty file would make a new, empty database and "restore" no devices.
     if std::fs::metadata(dir.join(DB))
@@ -358,6 +389,15 @@ fn unpack_and_check(
         crate::pki::Revocations::none(),
     )?;
     Ok(devices)
+}
+
+/// Whether the archive goes on, after the last entry's data ending at `end`, with the two zero
+/// blocks that end a tar archive.
+fn ends_whole(archive: &[u8], end: u64) -> bool {
+    usize::try_from(end)
+        .ok()
+        .and_then(|end| archive.get(end..end.checked_add(1024)?))
+        .is_some_and(|marker| marker.iter().all(|&b| b == 0))
 }
 
 #[cfg(test)]
@@ -485,6 +525,53 @@ mod tests {
             "still here"
         );
         assert_eq!(restore(&unsummed, &config, &|_| {}).unwrap().devices, 0);
+    }
+
+    /// Cut at an entry's boundary, an archive without `SHA256SUMS` (as before it existed) or
+    /// without its later entries still reads as a whole one; the missing end marks it.
+    #[test]
+    fn a_backup_cut_short_at_an_entry_boundary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let unsummed = rebuilt(&archive, |_, bytes| Some(bytes));
+        std::fs::write(config.data_dir.join("marker"), "still here").unwrap();
+        for whole in [&archive, &unsummed] {
+            let cut_at = tar::Archive::new(whole.as_slice())
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap())
+                .find(|e| e.path().unwrap().to_str() == Some(CONFIG))
+                .unwrap()
+                .raw_header_position() as usize;
+            let err = restore(&whole[..cut_at], &config, &|_| {}).unwrap_err();
+            assert!(err.to_string().contains("cut short"), "{err}");
+            assert_eq!(
+                std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
+                "still here"
+            );
+        }
+    }
+
+    /// The daemon refuses an empty token file; a backup made before `SHA256SUMS` existed may
+    /// carry one, and is refused before anything is replaced.
+    #[test]
+    fn a_backup_whose_token_the_daemon_would_refuse_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let no_token = rebuilt(&archive, |name, bytes| {
+            Some(if name == TOKEN {
+                b" \n".to_vec()
+            } else {
+                bytes
+            })
+        });
+        std::fs::write(config.data_dir.join("marker"), "still here").unwrap();
+        let err = restore(&no_token, &config, &|_| {}).unwrap_err();
+        assert!(err.to_string().contains(TOKEN), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
+            "still here"
+        );
     }
 
     #[test]

@@ -132,3 +132,75 @@ fn a_damaged_backup_is_refused_before_anything_is_replaced() {
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "still here");
 }
+
+/// Makes a directory unwritable to everyone until dropped: as root with the immutable attribute
+/// (permissions do not bind root), else by its mode. Stands for a packaged install, where the
+/// service may write inside `/var/lib/edgeprov` and not in `/var/lib`.
+struct Unwritable(std::path::PathBuf);
+
+impl Unwritable {
+    fn new(dir: &std::path::Path) -> Unwritable {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if root {
+            let done = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(done.success(), "chattr +i {}", dir.display());
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        assert!(
+            std::fs::create_dir(dir.join("probe")).is_err(),
+            "{} is still writable",
+            dir.display()
+        );
+        Unwritable(dir.to_path_buf())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+/// The daemon makes a backup writing only inside its data directory: a packaged install runs it
+/// as the service user under `ProtectSystem=strict`, where the data directory's parent is
+/// read-only (a snapshot staged beside the data directory failed there with 500).
+#[tokio::test]
+async fn a_backup_is_made_when_only_the_data_directory_is_writable() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("box.backup");
+    let out = {
+        let _sealed = Unwritable::new(d.dir.path());
+        d.cli(&["backup", "--out", file.to_str().unwrap()])
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"EDGEPROV-BACKUP-1\n"));
+    assert!(bytes.windows(12).any(|w| w == b"001122aabbcc"));
+    let left: Vec<_> = std::fs::read_dir(d.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".backup"))
+        .collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+}

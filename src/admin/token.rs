@@ -14,22 +14,24 @@ pub enum TokenError {
     Invalid { path: std::path::PathBuf },
 }
 
+/// The token a token file holds: ASCII text, not empty once trimmed. A restore checks a
+/// backup's token with this too, so that it never puts back a file the daemon would refuse.
+pub fn parse(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.is_ascii())
+}
+
 pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
     let io = |source| TokenError::Io {
         path: path.to_path_buf(),
         source,
     };
     match std::fs::read(path) {
-        Ok(bytes) => {
-            let token = String::from_utf8(bytes)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty() && s.is_ascii())
-                .ok_or_else(|| TokenError::Invalid {
-                    path: path.to_path_buf(),
-                })?;
-            Ok(token)
-        }
+        Ok(bytes) => parse(&bytes).ok_or_else(|| TokenError::Invalid {
+            path: path.to_path_buf(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes: [u8; 32] = crate::pki::random_bytes();
             let token = format!("ep_{}", crate::phone::credentials::hex(&bytes));
