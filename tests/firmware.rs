@@ -784,3 +784,184 @@ async fn a_config_that_drops_a_pinned_release_keeps_it_and_raises_an_alarm() {
     let (_, list) = d.api("GET", "/firmware", None).await;
     assert!(!list.to_string().contains("j179-old.bin"), "gone: {list}");
 }
+
+/// A raw JSON body to the admin API: a `Value` cannot hold a key twice.
+async fn api_raw(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("/api/v1{path}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(http_body_util::Full::new(Bytes::copy_from_slice(
+            body.as_bytes(),
+        )))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
+}
+
+/// Policy models used to be stored as given (upper-cased): `J1*` was kept and never matched a
+/// phone, and `J179` next to `j179` resolved to whichever the map kept. A model is `*` or one
+/// model's name, stored in upper case; anything else, and one model given twice however it is
+/// spelled, is refused with 400 naming it, through the API and the CLI, and changes nothing.
+#[tokio::test]
+async fn policy_models_are_one_model_each_in_one_case() {
+    let up = Upstream::start(image(1000, 30)).await;
+    let d = Daemon::start_with(&release_toml(
+        &up,
+        "j179.bin",
+        "\"J179\"",
+        "4.1.3.0.6",
+        true,
+    ));
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"K175": "off"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let unchanged = json!({"global": {"K175": "off"}});
+
+    for (body, names) in [
+        (r#"{"J1*": "off"}"#, vec![r#""J1*""#, "family patterns"]),
+        (r#"{"": "off"}"#, vec![r#"model """#]),
+        (r#"{"J 179": "off"}"#, vec![r#""J 179""#]),
+        (r#"{"J179/../x": "latest"}"#, vec![r#""J179/../x""#]),
+        (
+            r#"{"J179": "latest", "j179": "off"}"#,
+            vec![r#""J179" and "j179" are the same model"#],
+        ),
+        (
+            r#"{"J179": "latest", "J179": "off"}"#,
+            vec![r#""J179" is given more than one policy"#],
+        ),
+    ] {
+        let (status, v) = api_raw(&d, "PUT", "/firmware/policies/global", body).await;
+        assert_eq!(status, 400, "{body}: {v}");
+        let error = v["error"].as_str().unwrap();
+        for name in names {
+            assert!(error.contains(name), "{body}: {error}");
+        }
+        let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+        assert_eq!(policies, unchanged, "{body}");
+    }
+
+    let fails = |args: &[&str]| {
+        let out = d.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = fails(&["firmware", "policy", "global", "J179=off", "j179=latest"]);
+    assert!(e.contains(r#""J179" and "j179""#), "{e}");
+    let e = fails(&["firmware", "policy", "global", "J179=off", "J179=latest"]);
+    assert!(e.contains(r#""J179" is given more than one policy"#), "{e}");
+    let e = fails(&["firmware", "policy", "global", "J1*=off"]);
+    assert!(e.contains(r#""J1*""#), "{e}");
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies, unchanged);
+
+    // One spelling, any case: stored in upper case, and it governs the model's phones.
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"j179": "off", "*": "latest"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!({"J179": "off", "*": "latest"}));
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies, json!({"global": {"J179": "off", "*": "latest"}}));
+    assert!(!upgrade_script(&d).await.contains("APPNAME"));
+}
+
+/// Policies an earlier edgeprov stored with models no policy may name do not stop the daemon:
+/// it starts, serves phones, leaves them out, and raises an alarm naming each until the scope
+/// is set again.
+#[tokio::test]
+async fn stored_policies_with_bad_models_are_ignored_with_an_alarm() {
+    let up = Upstream::start(image(1000, 31)).await;
+    let d = Daemon::start_with(&release_toml(
+        &up,
+        "j179.bin",
+        "\"J179\"",
+        "4.1.3.0.6",
+        true,
+    ));
+    let mut d = d;
+    assert!(d.stop().success());
+    {
+        use edgeprov::firmware::Policy;
+        let store = edgeprov::store::Store::open(&d.data_dir().join("edgeprov.redb")).unwrap();
+        // As the old admin API stored any request: upper case, unchecked.
+        let stored = [
+            ("J1*", Policy::Off),
+            ("J 179", Policy::Off),
+            ("K175", Policy::Off),
+        ]
+        .map(|(m, p)| (m.to_string(), p));
+        store
+            .put_firmware_policies("global", &stored.into_iter().collect())
+            .unwrap();
+    }
+    let d = d.restart();
+    let s = upgrade_script(&d).await;
+    assert!(s.contains("SET APPNAME j179.bin"), "{s}");
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies, json!({"global": {"K175": "off"}}));
+    let ignored = || async {
+        let (status, v) = d
+            .api("GET", "/alarms?kind=firmware_policy_ignored", None)
+            .await;
+        assert_eq!(status, 200);
+        v.as_array().unwrap().clone()
+    };
+    let alarms = ignored().await;
+    let mut sources: Vec<&str> = alarms
+        .iter()
+        .map(|a| a["source"].as_str().unwrap())
+        .collect();
+    sources.sort();
+    assert_eq!(
+        sources,
+        [r#"global "J 179""#, r#"global "J1*""#],
+        "{alarms:?}"
+    );
+    let message = alarms
+        .iter()
+        .find(|a| a["source"] == r#"global "J1*""#)
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("family patterns"), "{message}");
+
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"K175": "off"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(ignored().await.is_empty(), "cleared");
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e.to_string().contains("firmware policies of global set"))
+        .unwrap_or_else(|| panic!("{audit}"))
+        .to_string();
+    assert!(
+        entry.contains("J1*"),
+        "what was dropped is audited: {entry}"
+    );
+}

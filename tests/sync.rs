@@ -550,3 +550,34 @@ async fn hostile_page_rejected_whole_previous_state_kept() {
     assert!(rejected["count"].as_u64().unwrap() >= 4, "{rejected}");
     assert_eq!(secret_file(&d, &id).await, 403);
 }
+
+/// A page whose firmware policy names a family pattern is rejected whole, as other hostile
+/// pages are: the device change it carries is not applied, the cursor stays, and the
+/// `sync_rejected` alarm names the model (it used to be stored as it came).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_a_policy_for_a_family_pattern_is_rejected_whole() {
+    let cloud = Cloud::start(SITE);
+    cloud.set_device(PHONE, "activated", SITE, json!({}));
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "activated", async || {
+        device_state(&d, PHONE).await.as_deref() == Some("activated")
+    })
+    .await;
+    let cursor = status(&d).await["cursor"].clone();
+    let page = json!({"version": 1, "cursor": cursor, "next_cursor": "99",
+        "devices": [{"mac": PHONE, "state": "released"}],
+        "policies": [{"site": SITE, "model": "J1*", "policy": "latest"}]});
+    cloud.faults().raw_pages = vec![page.to_string()];
+    eventually(Duration::from_secs(10), "sync_rejected", async || {
+        alarm_kinds(&d).await.contains(&"sync_rejected".to_string())
+    })
+    .await;
+    let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
+    let message = alarms[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"model "J1*": family patterns are not supported"#),
+        "{message}"
+    );
+    assert_eq!(device_state(&d, PHONE).await.as_deref(), Some("activated"));
+    assert_eq!(status(&d).await["cursor"], cursor);
+}

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
-    CachedImage, FetchError, Job, Policy, Release, ScopePolicies, UploadError, UploadOutcome,
+    CachedImage, FetchError, Job, Release, ScopePolicies, UploadError, UploadOutcome, policy_model,
+    scope_policies,
 };
 use crate::store::StoreError;
 
@@ -264,11 +265,39 @@ pub async fn policies(
     Ok(Json(st.firmware.catalogue().policies.clone()))
 }
 
+/// A policies request's entries in the order given, a model given twice kept twice (a map
+/// would keep only the last), so that [`scope_policies`] can refuse it.
+struct PolicyEntries(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PolicyEntries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = PolicyEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of MODEL: POLICY")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PolicyEntries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(PolicyEntries(out))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
 /// `PUT /firmware/policies/{scope}` (`global` or `site:NAME`) with `{"MODEL": "latest"|"off"|
-/// "inherit"|"VERSION"}` (`*` for every model not named): replaces the scope's policies. A
-/// pinned version must exist in the catalogue for the model: the store checks it in the
-/// writing transaction, so a release deleted meanwhile cannot leave the policy pinned to
-/// nothing.
+/// "inherit"|"VERSION"}` (`*` for every model not named): replaces the scope's policies.
+/// Models are checked and stored as [`scope_policies`] says (a family pattern, a garbled name
+/// or two spellings of one model are 400, naming them). A pinned version must exist in the
+/// catalogue for the model (400): the store checks it in the writing transaction, so a
+/// release deleted meanwhile cannot leave the policy pinned to nothing.
 pub async fn put_policies(
     State(st): State<AdminState>,
     Path(scope): Path<String>,
@@ -283,27 +312,19 @@ pub async fn put_policies(
             "scope: {scope:?} is neither global nor site:NAME"
         )));
     }
-    let raw: BTreeMap<String, String> = parse_json(&body)?;
-    let mut policies = ScopePolicies::new();
-    // Stored (upper-case) model → the request's spelling, which a refused pin names.
-    let mut spelled = BTreeMap::new();
-    for (model, text) in raw {
-        let p = Policy::parse(&text).map_err(|e| ApiError::BadRequest(format!("{model}: {e}")))?;
-        let key = model.to_ascii_uppercase();
-        policies.insert(key.clone(), p);
-        spelled.insert(key, model);
-    }
-    let before = st
-        .firmware
-        .catalogue()
-        .policies
-        .get(&scope)
-        .cloned()
-        .unwrap_or_default();
+    let PolicyEntries(entries) = parse_json(&body)?;
+    let policies = scope_policies(entries.iter().map(|(m, p)| (m.as_str(), p.as_str())))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Stored model → the request's spelling, which a refused pin names.
+    let mut spelled: BTreeMap<String, String> = entries
+        .into_iter()
+        .filter_map(|(model, _)| Some((policy_model(&model).ok()?, model)))
+        .collect();
     let fw = st.firmware.clone();
     let (p, key) = (policies.clone(), scope.clone());
-    blocking(move || {
-        fw.store()
+    let before = blocking(move || {
+        let before = fw
+            .store()
             .put_firmware_policies(&key, &p)
             .map_err(|e| match e {
                 StoreError::NoPinnedRelease { model, version } => StoreError::NoPinnedRelease {
@@ -312,7 +333,8 @@ pub async fn put_policies(
                 },
                 e => e,
             })?;
-        fw.reload()
+        fw.reload()?;
+        Ok(before)
     })
     .await?;
     let resp = Json(&policies).into_response();

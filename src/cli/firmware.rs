@@ -59,7 +59,8 @@ pub enum FirmwareCmd {
     Policy {
         /// `global` or `site:NAME`.
         scope: Option<String>,
-        /// MODEL=POLICY (`*` for every model not named); replaces the scope's policies.
+        /// MODEL=POLICY, one model each (`*` for every model not named, no family patterns);
+        /// replaces the scope's policies.
         #[arg(value_name = "MODEL=POLICY")]
         set: Vec<String>,
     },
@@ -155,13 +156,20 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
                 table::print(&["SCOPE", "MODEL", "POLICY"], &rows);
                 return Ok(());
             };
-            let mut body = serde_json::Map::new();
+            let mut pairs = Vec::new();
             for pair in &set {
                 let Some((model, policy)) = pair.split_once('=') else {
                     bail!("{pair:?}: expected MODEL=POLICY");
                 };
-                body.insert(model.trim().to_string(), json!(policy.trim()));
+                pairs.push((model.trim(), policy.trim()));
             }
+            // Checked here as the daemon checks them: a JSON object cannot carry a model
+            // given twice, so the daemon would never see that the command did.
+            crate::firmware::scope_policies(pairs.iter().copied())?;
+            let body: serde_json::Map<String, Value> = pairs
+                .into_iter()
+                .map(|(model, policy)| (model.to_string(), json!(policy)))
+                .collect();
             let v = api
                 .put_json(
                     &format!("/firmware/policies/{}", encode(&scope)),

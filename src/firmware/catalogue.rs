@@ -139,8 +139,166 @@ impl<'de> Deserialize<'de> for Policy {
     }
 }
 
-/// Policies of one scope, by model; the model `*` applies to models not named.
+/// Policies of one scope, by model in the form [`policy_model`] gives it; the model `*`
+/// applies to models not named.
 pub type ScopePolicies = BTreeMap<String, Policy>;
+
+/// Longest model name a policy may give: far above any phone's (`CP-8851-3PCC`), low enough
+/// that an error can quote it whole.
+pub const MAX_MODEL_LEN: usize = 64;
+
+/// Why a scope's policies cannot be taken as given. Each names the model as it was spelled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("model \"\": a policy names a model, or * for every model not named")]
+    Empty,
+    /// Releases may name families (`J1*`), policies may not: see [`policy_model`].
+    #[error(
+        "model {0:?}: family patterns are not supported in policies; name each model (J179), \
+         or use * for every model not named"
+    )]
+    Pattern(String),
+    /// Holds the first [`MAX_MODEL_LEN`] characters only.
+    #[error("model {0:?}…: longer than {MAX_MODEL_LEN} characters")]
+    TooLong(String),
+    #[error("model {0:?}: a model name is letters, digits, '-', '_' and '.'")]
+    NotAModel(String),
+    #[error("model {0:?} is given more than one policy")]
+    Twice(String),
+    #[error(
+        "models {0:?} and {1:?} are the same model (model names are not case-sensitive): \
+         give it one policy"
+    )]
+    SameModel(String, String),
+    #[error("{model}: {message}")]
+    Policy { model: String, message: String },
+}
+
+/// The form a policy's model is stored and looked up in: `*`, or a model name (letters,
+/// digits, `-`, `_`, `.`) in upper case, as phones and releases spell one model in either
+/// case. Family patterns (`J1*`), which releases accept, are refused: within a scope, a
+/// pattern next to a model it covers, another pattern or `*` would need a precedence of its
+/// own, and a pinned pattern would pin whichever models its releases of the moment name, so
+/// what the delete and config checks protect would change with the catalogue. Naming each
+/// model, or `*`, says the same without either, and refusing now leaves patterns open to be
+/// added later without any stored policy changing meaning.
+pub fn policy_model(model: &str) -> Result<String, PolicyError> {
+    if model == "*" {
+        return Ok(model.to_string());
+    }
+    if model.is_empty() {
+        return Err(PolicyError::Empty);
+    }
+    if model.contains('*') {
+        return Err(PolicyError::Pattern(model.to_string()));
+    }
+    if model.chars().count() > MAX_MODEL_LEN {
+        return Err(PolicyError::TooLong(
+            model.chars().take(MAX_MODEL_LEN).collect(),
+        ));
+    }
+    if !model
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(PolicyError::NotAModel(model.to_string()));
+    }
+    Ok(model.to_ascii_uppercase())
+}
+
+/// A request's policies (model → policy text, in the order given and with any model given
+/// twice kept twice, so that it can be refused) as a scope's. Two spellings of one model are
+/// refused rather than one chosen: which of them the request meant cannot be known.
+pub fn scope_policies<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<ScopePolicies, PolicyError> {
+    let mut out = ScopePolicies::new();
+    let mut spelled: BTreeMap<String, &str> = BTreeMap::new();
+    for (model, text) in entries {
+        let key = policy_model(model)?;
+        if let Some(first) = spelled.insert(key.clone(), model) {
+            return Err(if first == model {
+                PolicyError::Twice(model.to_string())
+            } else {
+                PolicyError::SameModel(first.to_string(), model.to_string())
+            });
+        }
+        let policy = Policy::parse(text).map_err(|message| PolicyError::Policy {
+            model: model.to_string(),
+            message,
+        })?;
+        out.insert(key, policy);
+    }
+    Ok(out)
+}
+
+/// A stored policy that is not followed: an earlier edgeprov stored whatever model a request
+/// gave (`J1*`, which never matched a phone; an empty or garbled name), or another stored
+/// spelling of its model is followed instead. Phones must come up whatever the database
+/// holds, so this is not a start failure but an alarm until the scope's policies are set
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredPolicy {
+    pub scope: String,
+    /// As stored.
+    pub model: String,
+    pub policy: Policy,
+    pub reason: PolicyError,
+}
+
+impl IgnoredPolicy {
+    /// The alarm's source: the scope and the model as stored (quoted: it may be empty).
+    pub fn source(&self) -> String {
+        format!("{} {:?}", self.scope, self.model)
+    }
+
+    pub fn message(&self) -> String {
+        let scope = &self.scope;
+        format!(
+            "policy {scope} {:?}={} is ignored: {}; set the policies of {scope} again \
+             (edgeprov firmware policy {scope} MODEL=POLICY …) to drop it",
+            self.model, self.policy, self.reason
+        )
+    }
+}
+
+/// One scope's stored policies as they are followed, keyed by [`policy_model`], and those
+/// that are not. Of two stored spellings of one model, the one already in stored form wins,
+/// else the first in key order, so the choice is the same at every start.
+pub fn stored_policies(scope: &str, stored: ScopePolicies) -> (ScopePolicies, Vec<IgnoredPolicy>) {
+    let mut followed = ScopePolicies::new();
+    let mut spelled: BTreeMap<String, String> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    let (canonical, others): (Vec<_>, Vec<_>) = stored
+        .into_iter()
+        .partition(|(model, _)| policy_model(model).is_ok_and(|k| &k == model));
+    for (model, policy) in canonical.into_iter().chain(others) {
+        let key = match policy_model(&model) {
+            Ok(key) => key,
+            Err(reason) => {
+                ignored.push(IgnoredPolicy {
+                    scope: scope.to_string(),
+                    model,
+                    policy,
+                    reason,
+                });
+                continue;
+            }
+        };
+        if let Some(first) = spelled.get(&key) {
+            ignored.push(IgnoredPolicy {
+                scope: scope.to_string(),
+                reason: PolicyError::SameModel(first.clone(), model.clone()),
+                model,
+                policy,
+            });
+            continue;
+        }
+        spelled.insert(key.clone(), model);
+        followed.insert(key, policy);
+    }
+    (followed, ignored)
+}
 
 /// Everything resolution needs: the releases and the policies of every scope
 /// (`global`, `site:NAME`).
@@ -148,6 +306,8 @@ pub type ScopePolicies = BTreeMap<String, Policy>;
 pub struct Catalogue {
     pub releases: Vec<Release>,
     pub policies: BTreeMap<String, ScopePolicies>,
+    /// Stored policies left out of `policies` (see [`stored_policies`]).
+    pub ignored: Vec<IgnoredPolicy>,
     /// File names (lower case) of releases the config no longer lists, kept only because a
     /// pin needs them (see [`Catalogue::pin_problems`]). They serve phones like any release.
     pub kept: BTreeSet<String>,
@@ -307,10 +467,9 @@ impl Catalogue {
         let Some(p) = self.policies.get(scope) else {
             return Policy::Inherit;
         };
-        p.iter()
-            .find(|(m, _)| m.eq_ignore_ascii_case(model))
-            .or_else(|| p.get_key_value("*"))
-            .map(|(_, p)| p.clone())
+        p.get(&model.to_ascii_uppercase())
+            .or_else(|| p.get("*"))
+            .cloned()
             .unwrap_or(Policy::Inherit)
     }
 
@@ -530,5 +689,137 @@ mod tests {
         assert_eq!(r.validate().unwrap_err().0, "urls");
         r.urls = vec!["http://127.0.0.1:9/x".into()];
         assert!(r.validate().is_ok());
+    }
+
+    /// A policy's model is `*` or one model's name, kept in upper case; anything else is
+    /// refused naming it. `J1*` used to be stored and never match a phone.
+    #[test]
+    fn a_policy_names_one_model_or_every_model() {
+        for (given, stored) in [
+            ("*", "*"),
+            ("J179", "J179"),
+            ("j179", "J179"),
+            ("CP-7832-3pcc", "CP-7832-3PCC"),
+            ("VVX_400", "VVX_400"),
+            ("snom710", "SNOM710"),
+            ("9611G.1", "9611G.1"),
+        ] {
+            assert_eq!(policy_model(given).unwrap(), stored, "{given}");
+        }
+        let longest = "A".repeat(MAX_MODEL_LEN);
+        assert_eq!(policy_model(&longest).unwrap(), longest);
+
+        let refused = |model: &str| policy_model(model).unwrap_err();
+        assert_eq!(refused(""), PolicyError::Empty);
+        assert_eq!(refused("J1*"), PolicyError::Pattern("J1*".into()));
+        assert_eq!(
+            refused("J1*").to_string(),
+            "model \"J1*\": family patterns are not supported in policies; name each model \
+             (J179), or use * for every model not named"
+        );
+        for pattern in ["*79", "**", "J*9"] {
+            assert_eq!(refused(pattern), PolicyError::Pattern(pattern.into()));
+        }
+        for garbage in [
+            "J 179", " J179", "J179\n", "../x", "J179|x", "J179=off", "é",
+        ] {
+            assert_eq!(refused(garbage), PolicyError::NotAModel(garbage.into()));
+            assert!(
+                refused(garbage)
+                    .to_string()
+                    .contains(&format!("{garbage:?}")),
+                "the error names {garbage:?}"
+            );
+        }
+        let long = format!("{longest}B");
+        assert_eq!(refused(&long), PolicyError::TooLong(longest.clone()));
+        assert!(refused(&long).to_string().contains(&longest));
+    }
+
+    /// Two spellings of one model in one request used to be taken, and the policy stored was
+    /// whichever spelling sorted last; now they are refused, naming both.
+    #[test]
+    fn one_model_in_two_spellings_is_refused() {
+        let err = scope_policies([("J179", "latest"), ("j179", "off")]).unwrap_err();
+        assert_eq!(err, PolicyError::SameModel("J179".into(), "j179".into()));
+        assert_eq!(
+            err.to_string(),
+            "models \"J179\" and \"j179\" are the same model (model names are not \
+             case-sensitive): give it one policy"
+        );
+        assert_eq!(
+            scope_policies([("*", "off"), ("J179", "latest"), ("*", "latest")]).unwrap_err(),
+            PolicyError::Twice("*".into())
+        );
+        assert_eq!(
+            scope_policies([("j169", "a b")]).unwrap_err().to_string(),
+            "j169: \"a b\" is not inherit, latest, off or a version"
+        );
+        assert_eq!(
+            scope_policies([("K175", "off"), ("J1*", "off")]).unwrap_err(),
+            PolicyError::Pattern("J1*".into())
+        );
+
+        let set = scope_policies([("j179", "4.1.3.0.6"), ("*", "off")]).unwrap();
+        assert_eq!(
+            set,
+            ScopePolicies::from([
+                ("*".to_string(), Policy::Off),
+                ("J179".to_string(), Policy::Pinned("4.1.3.0.6".into())),
+            ])
+        );
+        let mut c = cat();
+        c.policies.insert("global".into(), set);
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "a.bin");
+        assert_eq!(c.resolve(None, "j179").unwrap().file, "a.bin");
+        assert!(c.resolve(None, "J169").is_none());
+    }
+
+    /// What an earlier edgeprov stored is read whatever it is: models no policy may name are
+    /// left out and reported; of two spellings of one model, the stored form wins.
+    #[test]
+    fn stored_policies_are_followed_where_they_can_be() {
+        let stored = ScopePolicies::from([
+            ("J1*".to_string(), Policy::Off),
+            ("T46s".to_string(), Policy::Latest),
+            ("j179".to_string(), Policy::Off),
+            ("J179".to_string(), Policy::Pinned("4.1.3.0.6".into())),
+            ("*".to_string(), Policy::Latest),
+        ]);
+        let (followed, ignored) = stored_policies("site:hq", stored);
+        assert_eq!(
+            followed,
+            ScopePolicies::from([
+                ("*".to_string(), Policy::Latest),
+                ("J179".to_string(), Policy::Pinned("4.1.3.0.6".into())),
+                ("T46S".to_string(), Policy::Latest),
+            ])
+        );
+        let reported: Vec<(String, PolicyError)> = ignored
+            .iter()
+            .map(|i| (i.source(), i.reason.clone()))
+            .collect();
+        assert_eq!(
+            reported,
+            [
+                (
+                    r#"site:hq "J1*""#.to_string(),
+                    PolicyError::Pattern("J1*".into())
+                ),
+                (
+                    r#"site:hq "j179""#.to_string(),
+                    PolicyError::SameModel("J179".into(), "j179".into())
+                ),
+            ]
+        );
+        let message = ignored[0].message();
+        assert!(
+            message.starts_with(r#"policy site:hq "J1*"=off is ignored: model "J1*": family"#),
+            "{message}"
+        );
+        assert!(
+            message.contains("edgeprov firmware policy site:hq"),
+            "{message}"
+        );
     }
 }

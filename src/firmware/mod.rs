@@ -23,13 +23,16 @@ use serde::{Deserialize, Serialize};
 
 pub use body::{FileBody, PhoneBody, full};
 pub use cache::{Cache, CachedImage};
-pub use catalogue::{Catalogue, Pin, PinProblem, Policy, Release, ScopePolicies};
+pub use catalogue::{
+    Catalogue, IgnoredPolicy, Pin, PinProblem, Policy, PolicyError, Release, ScopePolicies,
+    policy_model, scope_policies,
+};
 pub use fetch::FetchError;
 pub use jobs::{Job, JobImage, JobState};
 pub use serve::{Asked, respond};
 pub use upload::{UploadError, UploadOutcome};
 
-use crate::model::AlarmKind;
+use crate::model::{AlarmKind, Severity};
 use crate::store::{Recorder, Store, StoreError};
 
 /// Ten minutes: longer than any phone waits for an answer.
@@ -186,34 +189,52 @@ impl Firmware {
     }
 
     /// Re-reads the catalogue and policies (at start and after a change) and brings the
-    /// pin alarms in line with them. Blocking.
+    /// pin alarms and those of ignored policies in line with them. Blocking.
     pub fn reload(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let c = Arc::new(self.store.firmware_catalogue()?);
         *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = c.clone();
-        self.alarm_pins(&c);
+        let pins = c.pin_problems();
+        let pins = pins.iter().map(|p| (p.source(), p.severity(), p.message()));
+        self.align_alarms(AlarmKind::FirmwarePinOrphaned, pins);
+        for i in &c.ignored {
+            tracing::warn!(scope = %i.scope, model = ?i.model, reason = %i.reason,
+                "stored firmware policy ignored");
+        }
+        let kind = AlarmKind::FirmwarePolicyIgnored;
+        let ignored = c
+            .ignored
+            .iter()
+            .map(|i| (i.source(), kind.severity(), i.message()));
+        self.align_alarms(kind, ignored);
         Ok(())
     }
 
-    /// Raises a `firmware_pin_orphaned` alarm for every pin only a kept release serves, or
-    /// none ([`Catalogue::pin_problems`]), and clears those of pins served again, changed or
-    /// gone. Raised at every check, as the certificate expiry alarm is, so the count and the
-    /// time of the latest occurrence show that it still holds. A failure to clear is logged:
-    /// the catalogue change it follows is already committed.
-    fn alarm_pins(&self, catalogue: &Catalogue) {
-        let kind = AlarmKind::FirmwarePinOrphaned;
-        let problems = catalogue.pin_problems();
-        for p in &problems {
+    /// Raises an alarm of `kind` for every (source, severity, message) in `current` and
+    /// clears those of other sources: a `firmware_pin_orphaned` alarm for every pin only a
+    /// kept release serves, or none ([`Catalogue::pin_problems`]), cleared once the pin is
+    /// served again, changed or gone; a `firmware_policy_ignored` one for every stored policy
+    /// not followed ([`Catalogue::ignored`]), cleared once the scope is set again. Raised at
+    /// every check, as the certificate expiry alarm is, so the count and the time of the
+    /// latest occurrence show that it still holds. A failure to clear is logged: the
+    /// catalogue change it follows is already committed.
+    fn align_alarms(
+        &self,
+        kind: AlarmKind,
+        current: impl Iterator<Item = (String, Severity, String)>,
+    ) {
+        let mut sources = BTreeSet::new();
+        for (source, severity, message) in current {
             self.recorder
-                .alarm_with_severity(kind, p.severity(), p.source(), p.message());
+                .alarm_with_severity(kind, severity, source.clone(), message);
+            sources.insert(source);
         }
         // Committed before the stale ones are cleared, or a queued raise could outlive them.
         self.recorder.flush_blocking();
-        let current: BTreeSet<String> = problems.iter().map(PinProblem::source).collect();
         let cleared = self.store.list_alarms().and_then(|alarms| {
             let stale = alarms
                 .into_iter()
-                .filter(|a| a.kind == kind && !current.contains(&a.source));
+                .filter(|a| a.kind == kind && !sources.contains(&a.source));
             let mut cleared = Vec::new();
             for a in stale {
                 self.store.clear_alarm(kind, &a.source)?;
@@ -224,10 +245,10 @@ impl Firmware {
         match cleared {
             Ok(sources) => {
                 for source in sources {
-                    tracing::info!(%source, "firmware pin alarm cleared");
+                    tracing::info!(kind = kind.as_str(), %source, "firmware alarm cleared");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "clearing firmware pin alarms failed"),
+            Err(e) => tracing::error!(error = %e, "clearing firmware alarms failed"),
         }
     }
 

@@ -56,6 +56,11 @@ pub enum AlarmKind {
     /// and its phones are given no firmware (major). Cleared when a release serves the pin
     /// again or the policy changes.
     FirmwarePinOrphaned,
+    /// A stored firmware policy is not followed: an earlier edgeprov stored a model no policy
+    /// may name (a family pattern such as `J1*`, an empty or garbled name), or another
+    /// spelling of its model. The source names the scope and the model as stored. Cleared
+    /// when the scope's policies are set again.
+    FirmwarePolicyIgnored,
     /// A static file stored by an earlier edgeprov holds a secret: since this version it goes
     /// only to a proven device, so phones that could fetch it without proof no longer can.
     StaticFileProtected,
@@ -102,6 +107,7 @@ impl AlarmKind {
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
+            AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
             AlarmKind::StaticFileProtected => "static_file_protected",
         }
     }
@@ -114,6 +120,9 @@ impl AlarmKind {
             AlarmKind::FirmwareUpstreamUnreachable => Severity::Minor,
             // The worse of its two cases; a kept release is raised as a warning.
             AlarmKind::FirmwarePinOrphaned => Severity::Major,
+            // What such a policy named never matched a phone's model (at most a model
+            // imported with characters phones never send), so phones keep what they got.
+            AlarmKind::FirmwarePolicyIgnored => Severity::Minor,
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major

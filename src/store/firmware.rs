@@ -7,7 +7,8 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::firmware::{Catalogue, Pin, PinProblem, Release, ScopePolicies};
+use crate::firmware::catalogue::stored_policies;
+use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
 
 /// Key: the release's file name in lower case.
@@ -50,25 +51,31 @@ fn read_releases(
     Ok(out)
 }
 
-/// Every scope's policies.
+/// Every scope's policies as they are followed, and the stored ones that are not (see
+/// [`stored_policies`]): every check reads them as resolution does, so a policy that is not
+/// followed neither protects a release nor keeps one.
 fn read_policies(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<BTreeMap<String, ScopePolicies>, StoreError> {
-    let mut out = BTreeMap::new();
+) -> Result<(BTreeMap<String, ScopePolicies>, Vec<IgnoredPolicy>), StoreError> {
+    let mut followed = BTreeMap::new();
+    let mut ignored = Vec::new();
     for row in table.iter()? {
         let (k, v) = row?;
-        let p: ScopePolicies = decode("firmware_policies", k.value(), v.value())?;
-        out.insert(k.value().to_string(), p);
+        let stored: ScopePolicies = decode("firmware_policies", k.value(), v.value())?;
+        let (p, mut left_out) = stored_policies(k.value(), stored);
+        followed.insert(k.value().to_string(), p);
+        ignored.append(&mut left_out);
     }
-    Ok(out)
+    Ok((followed, ignored))
 }
 
 fn catalogue_of(
     releases: impl IntoIterator<Item = StoredRelease>,
-    policies: BTreeMap<String, ScopePolicies>,
+    (policies, ignored): (BTreeMap<String, ScopePolicies>, Vec<IgnoredPolicy>),
 ) -> Catalogue {
     let mut out = Catalogue {
         policies,
+        ignored,
         ..Catalogue::default()
     };
     for s in releases {
@@ -137,7 +144,7 @@ fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut table = tx.open_table(FIRMWARE_RELEASES)?;
     let stored = read_releases(&table)?;
     let releases: Vec<&Release> = stored.iter().map(|(_, s)| &s.release).collect();
-    let pins: Vec<Pin> = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?)
+    let pins: Vec<Pin> = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?.0)
         .iter()
         .flat_map(|p| p.per_model(releases.iter().copied()))
         .collect();
@@ -174,7 +181,7 @@ impl Store {
     pub fn replace_config_releases(&self, releases: &[Release]) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
-            let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?);
+            let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?.0);
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
             let stored = read_releases(&table)?;
             let keys: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
@@ -199,7 +206,7 @@ impl Store {
         let tx = self.db.begin_read()?;
         let stored = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-        let merged = merge_config(stored, releases, &Pin::all(&policies));
+        let merged = merge_config(stored, releases, &Pin::all(&policies.0));
         Ok(catalogue_of(merged.into_values(), policies).pin_problems())
     }
 
@@ -240,7 +247,7 @@ impl Store {
                 None => return Err(StoreError::NotFound(format!("firmware file {file}"))),
             };
             let left = read_releases(&table)?;
-            let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+            let (policies, _) = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
             let per_model = Pin::all(&policies)
                 .iter()
                 .flat_map(|p| p.per_model([&removed]))
@@ -266,13 +273,16 @@ impl Store {
     /// deletion of its last release, whichever commits second is refused, so no policy is
     /// left pinned to nothing. Every release the catalogue knows is in this table (config
     /// releases are written to it at start). A kept release no pin needs any more goes.
+    ///
+    /// `policies` are keyed as [`crate::firmware::policy_model`] gives them. Returns the
+    /// scope's policies as they were stored, ignored ones included, for the audit.
     pub fn put_firmware_policies(
         &self,
         scope: &str,
         policies: &ScopePolicies,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ScopePolicies, StoreError> {
         let tx = self.begin_write()?;
-        {
+        let before = {
             let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
             let scoped = BTreeMap::from([(scope.to_string(), policies.clone())]);
             for pin in Pin::all(&scoped) {
@@ -284,15 +294,18 @@ impl Store {
                 }
             }
             let mut table = tx.open_table(FIRMWARE_POLICIES)?;
-            if policies.is_empty() {
-                table.remove(scope)?;
+            let old = if policies.is_empty() {
+                table.remove(scope)?
             } else {
-                table.insert(scope, encode(policies).as_slice())?;
-            }
-        }
+                table.insert(scope, encode(policies).as_slice())?
+            };
+            old.map(|v| decode::<ScopePolicies>("firmware_policies", scope, v.value()))
+                .transpose()?
+                .unwrap_or_default()
+        };
         drop_unneeded_kept(&tx)?;
         tx.commit()?;
-        Ok(())
+        Ok(before)
     }
 
     /// The distinct (site, model) pairs in the inventory, models upper case.
@@ -396,7 +409,7 @@ mod tests {
             std::thread::spawn(move || {
                 for _ in 0..100 {
                     match s.put_firmware_policies("global", &pin("9.9")) {
-                        Ok(()) | Err(StoreError::NoPinnedRelease { .. }) => {}
+                        Ok(_) | Err(StoreError::NoPinnedRelease { .. }) => {}
                         Err(e) => panic!("{e}"),
                     }
                     s.put_firmware_policies("global", &ScopePolicies::new())
@@ -553,5 +566,36 @@ mod tests {
             "{}",
             p.message()
         );
+    }
+
+    /// Policies an earlier edgeprov stored with models no policy may name are not followed,
+    /// do not stop the catalogue from loading, are reported, and protect no release.
+    #[test]
+    fn stored_policies_with_models_no_policy_may_name_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let family = Release {
+            models: vec!["J1*".into()],
+            ..release("fam.bin")
+        };
+        s.add_firmware_release(&family).unwrap();
+        // Written as the old admin API wrote any request: upper case, unchecked.
+        let stored = ScopePolicies::from([
+            ("J1*".to_string(), Policy::Pinned("9.9".into())),
+            (String::new(), Policy::Off),
+            ("K175".to_string(), Policy::Off),
+        ]);
+        s.put_firmware_policies("global", &stored).unwrap();
+
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(
+            c.policies["global"],
+            ScopePolicies::from([("K175".to_string(), Policy::Off)])
+        );
+        let sources: Vec<String> = c.ignored.iter().map(|i| i.source()).collect();
+        assert_eq!(sources, [r#"global """#, r#"global "J1*""#]);
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "fam.bin");
+        assert!(c.pin_problems().is_empty());
+        s.delete_firmware_release("fam.bin").unwrap();
     }
 }

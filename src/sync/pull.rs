@@ -2,12 +2,15 @@
 //! the new cursor in one store transaction. A page that fails any check is rejected whole:
 //! nothing of it is applied, an alarm is raised, and the previous state is kept.
 
+use std::collections::BTreeMap;
+
+use crate::firmware::{PolicyError, policy_model};
 use crate::model::{CloudDevice, DeviceState, Mac, Site, SiteProfile, validate_param};
 use crate::store::PullUpdate;
 
 use super::SyncError;
 use super::client::CloudClient;
-use super::protocol::{ChangesPage, Lifecycle, PATH_CHANGES, VERSION};
+use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, PATH_CHANGES, VERSION};
 
 /// Most items of any kind in one page; more is treated as hostile.
 const MAX_ITEMS: usize = 10_000;
@@ -138,13 +141,30 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             .cloud_data
             .push((format!("firmware|{}|{}", f.model, f.version), json(f)));
     }
+    // A policy's model as the admin API takes it, stored in one case. One model given again
+    // in the same spelling is a later change (applied in order, as devices are); in another
+    // spelling it is two models to the cloud and one here, so which one counts is unknown.
+    let mut spelled: BTreeMap<(&str, String), &str> = BTreeMap::new();
     for p in &page.policies {
         check_name("policy site", &p.site)?;
-        check_name("policy model", &p.model)?;
         check_name("policy", &p.policy)?;
+        let in_site = |e: PolicyError| item(format!("policy of site {:?}: {e}", p.site));
+        let model = policy_model(&p.model).map_err(in_site)?;
+        if let Some(first) = spelled.insert((&p.site, model.clone()), &p.model)
+            && first != p.model
+        {
+            return Err(in_site(PolicyError::SameModel(
+                first.to_string(),
+                p.model.clone(),
+            )));
+        }
+        let stored = FirmwarePolicy {
+            model: model.clone(),
+            ..p.clone()
+        };
         update
             .cloud_data
-            .push((format!("policy|{}|{}", p.site, p.model), json(p)));
+            .push((format!("policy|{}|{model}", p.site), json(&stored)));
     }
     for l in &page.lockouts {
         let mac = Mac::parse(&l.mac).map_err(|e| item(format!("lockout {:?}: {e}", l.mac)))?;
@@ -231,5 +251,69 @@ mod tests {
         for b in bad {
             assert!(validate(&page(b), "").is_err(), "{b}");
         }
+    }
+
+    fn policies(items: &str) -> ChangesPage {
+        page(&format!(
+            r#"{{"version":1,"cursor":"","next_cursor":"c","policies":[{items}]}}"#
+        ))
+    }
+
+    /// Policy models are checked as the admin API checks them: a family pattern, garbage or
+    /// one model in two spellings for one site rejects the page whole, naming them; what is
+    /// stored is keyed by the model in its one stored case.
+    #[test]
+    fn policy_models_are_checked_and_stored_in_one_case() {
+        let err = |items: &str| validate(&policies(items), "").unwrap_err().to_string();
+        assert_eq!(
+            err(r#"{"site":"hq","model":"J1*","policy":"latest"}"#),
+            "policy of site \"hq\": model \"J1*\": family patterns are not supported in \
+             policies; name each model (J179), or use * for every model not named"
+        );
+        for garbage in ["", "J 179", "J179/../x"] {
+            let e = err(&format!(
+                r#"{{"site":"hq","model":"{garbage}","policy":"off"}}"#
+            ));
+            assert!(e.contains(&format!("model {garbage:?}")), "{e}");
+        }
+        assert_eq!(
+            err(r#"{"site":"hq","model":"J179","policy":"latest"},
+                   {"site":"hq","model":"j179","policy":"off"}"#),
+            "policy of site \"hq\": models \"J179\" and \"j179\" are the same model (model \
+             names are not case-sensitive): give it one policy"
+        );
+
+        // The same spelling again is a later change; another site is another policy.
+        let u = validate(
+            &policies(
+                r#"{"site":"hq","model":"j179","policy":"latest"},
+                   {"site":"hq","model":"j179","policy":"off"},
+                   {"site":"lab","model":"J179","policy":"off"}"#,
+            ),
+            "",
+        )
+        .unwrap();
+        let stored: Vec<(&str, serde_json::Value)> = u
+            .cloud_data
+            .iter()
+            .map(|(k, v)| (k.as_str(), serde_json::from_slice(v).unwrap()))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                (
+                    "policy|hq|J179",
+                    serde_json::json!({"site":"hq","model":"J179","policy":"latest"})
+                ),
+                (
+                    "policy|hq|J179",
+                    serde_json::json!({"site":"hq","model":"J179","policy":"off"})
+                ),
+                (
+                    "policy|lab|J179",
+                    serde_json::json!({"site":"lab","model":"J179","policy":"off"})
+                ),
+            ]
+        );
     }
 }
