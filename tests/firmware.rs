@@ -656,6 +656,8 @@ async fn cli_prefetch_list_policy_upload_scrub() {
 #[tokio::test]
 async fn a_pinned_release_is_deleted_only_after_its_policy_changes() {
     let d = Daemon::start();
+    let (status, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(status, 201, "{v}");
     for file in ["pin-a.bin", "pin-b.bin"] {
         let (status, v) = d
             .api(
@@ -964,4 +966,85 @@ async fn stored_policies_with_bad_models_are_ignored_with_an_alarm() {
         entry.contains("J1*"),
         "what was dropped is audited: {entry}"
     );
+}
+
+/// Deleting a site used to leave its `site:NAME` policies: the releases kept for their pins
+/// stayed with their alarm, and a later site of the name silently inherited them. They go with
+/// the site (deletion still refused while devices remain), the firmware snapshot follows at
+/// once, and a site's policies need the site to exist.
+#[tokio::test]
+async fn a_sites_policies_need_the_site_and_go_with_it() {
+    let old = Upstream::start(image(1000, 32)).await;
+    let new = Upstream::start(image(1000, 33)).await;
+    let newer = release_toml(&new, "j179-new.bin", "\"J179\"", "4.1.10.0.1", true);
+    let cfg = release_toml(&old, "j179-old.bin", "\"J179\"", "4.1.3.0.6", true) + &newer;
+    let d = Daemon::start_with(&cfg);
+    let pin = Some(json!({"J179": "4.1.3.0.6"}));
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/site:lab", pin.clone())
+        .await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (404, Some("site lab not found"))
+    );
+    let (status, v) = d.api("POST", "/sites", Some(json!({"name": "lab"}))).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/site:lab", pin.clone())
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/site:LAB", pin.clone())
+        .await;
+    assert_eq!(status, 404, "site names are exact: {v}");
+
+    // The config drops the pinned release: kept for the pin, with its alarm.
+    std::fs::write(d.config_path(), base_config(&d.data_dir(), &newer)).unwrap();
+    let d = d.restart();
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179", "site": "lab"}))
+        .await;
+    let s = upgrade_script(&d).await;
+    assert!(s.contains("SET APPNAME j179-old.bin"), "{s}");
+    let alarms = pin_alarms(&d).await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["source"], "site:lab J179=4.1.3.0.6");
+
+    let (status, v) = d.api("DELETE", "/sites/lab", None).await;
+    assert_eq!(status, 409, "a site with devices stays: {v}");
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies["site:lab"], json!({"J179": "4.1.3.0.6"}));
+    let (status, v) = d.api("DELETE", "/devices/001122aabbcc", None).await;
+    assert!((200..300).contains(&status), "{status} {v}");
+
+    let (status, v) = d.api("DELETE", "/sites/lab", None).await;
+    assert_eq!(status, 204, "{v}");
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies, json!({}), "gone with the site");
+    assert!(pin_alarms(&d).await.is_empty(), "the pin's alarm cleared");
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(
+        !list.to_string().contains("j179-old.bin"),
+        "the release kept for the pin went: {list}"
+    );
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e.to_string()
+                .contains("site lab deleted with its firmware policies")
+        })
+        .unwrap_or_else(|| panic!("{audit}"))
+        .to_string();
+    assert!(entry.contains("4.1.3.0.6"), "what went is audited: {entry}");
+
+    // A new site of the name starts without them, and the deleted one's are not in the store.
+    let (status, v) = d.api("POST", "/sites", Some(json!({"name": "lab"}))).await;
+    assert_eq!(status, 201, "{v}");
+    let mut d = d;
+    d.stop();
+    let d = d.restart();
+    let (_, policies) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(policies, json!({}));
 }

@@ -295,9 +295,10 @@ impl<'de> Deserialize<'de> for PolicyEntries {
 /// `PUT /firmware/policies/{scope}` (`global` or `site:NAME`) with `{"MODEL": "latest"|"off"|
 /// "inherit"|"VERSION"}` (`*` for every model not named): replaces the scope's policies.
 /// Models are checked and stored as [`scope_policies`] says (a family pattern, a garbled name
-/// or two spellings of one model are 400, naming them). A pinned version must exist in the
-/// catalogue for the model (400): the store checks it in the writing transaction, so a
-/// release deleted meanwhile cannot leave the policy pinned to nothing.
+/// or two spellings of one model are 400, naming them). A site's policies need the site to
+/// exist (404), and a pinned version must exist in the catalogue for the model (400): the
+/// store checks both in the writing transaction, so a site or release deleted meanwhile
+/// cannot leave policies for nothing.
 pub async fn put_policies(
     State(st): State<AdminState>,
     Path(scope): Path<String>,

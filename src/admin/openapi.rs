@@ -183,7 +183,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "delete",
         "/sites/{site}",
-        "Delete a site without devices, with its parameters",
+        "Delete a site without devices, with its parameters and firmware policies",
     ),
     q(
         "get",
@@ -325,7 +325,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "put",
         "/firmware/policies/{scope}",
-        "Set the policies of a scope (global or site:NAME)",
+        "Set the policies of a scope (global or site:NAME of a site that exists)",
     ),
     q(
         "get",

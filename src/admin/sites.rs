@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::model::Site;
+use crate::store::DeletedSite;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SiteView {
@@ -174,22 +175,46 @@ pub async fn update(
     ))
 }
 
-/// Removes a site with no devices, with its parameter layer.
+/// Removes a site with no devices, with its parameter layer and its firmware policies; when
+/// it had policies, the firmware snapshot is reloaded before the answer, as after a policy
+/// change, so its pin alarms and the releases kept for them go at once.
 pub async fn delete(
     State(st): State<AdminState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = st.store.clone();
+    let (store, fw) = (st.store.clone(), st.firmware.clone());
     let key = name.clone();
-    match blocking(move || store.delete_site(&key)).await? {
-        Some(old) => Ok(with_change(
-            StatusCode::NO_CONTENT.into_response(),
-            format!("site {name} deleted"),
-            &old,
-            Value::Null,
-        )),
-        None => Err(ApiError::NotFound(format!("site {name} not found"))),
-    }
+    let deleted = blocking(move || {
+        let deleted = store.delete_site(&key)?;
+        if deleted
+            .as_ref()
+            .is_some_and(|d| !d.firmware_policies.is_empty())
+        {
+            fw.reload()?;
+        }
+        Ok(deleted)
+    })
+    .await?;
+    let Some(DeletedSite {
+        site,
+        firmware_policies,
+    }) = deleted
+    else {
+        return Err(ApiError::NotFound(format!("site {name} not found")));
+    };
+    let mut before = serde_json::to_value(&site).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let summary = if firmware_policies.is_empty() {
+        format!("site {name} deleted")
+    } else {
+        before["firmware_policies"] = serde_json::json!(firmware_policies);
+        format!("site {name} deleted with its firmware policies")
+    };
+    Ok(with_change(
+        StatusCode::NO_CONTENT.into_response(),
+        summary,
+        &before,
+        Value::Null,
+    ))
 }
 
 /// Groups in use, with their device counts (an operator counts only its sites' devices).

@@ -1,9 +1,36 @@
 //! Devices and sites.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode, read_all};
+use crate::firmware::ScopePolicies;
 use crate::model::{Device, Mac, Site, now_unix};
+
+/// What deleting a site removed with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletedSite {
+    pub site: Site,
+    /// Its firmware policies as stored; empty when it had none.
+    pub firmware_policies: ScopePolicies,
+}
+
+/// A device of the site, if any, read inside `tx`.
+fn device_of_site(tx: &WriteTransaction, site: &str) -> Result<Option<Mac>, StoreError> {
+    for row in tx.open_table(DEVICES)?.iter()? {
+        let (k, v) = row?;
+        let d: Device = decode("devices", k.value(), v.value())?;
+        if d.site == site {
+            return Ok(Some(d.mac));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the site exists, read inside `tx`: it has a record, or a device names it (as the
+/// sites API lists it).
+pub(super) fn site_exists(tx: &WriteTransaction, site: &str) -> Result<bool, StoreError> {
+    Ok(tx.open_table(SITES)?.get(site)?.is_some() || device_of_site(tx, site)?.is_some())
+}
 
 impl Store {
     pub fn get_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
@@ -207,26 +234,23 @@ impl Store {
         Ok(changed)
     }
 
-    /// Removes a site record and its parameter layer, in one transaction; refused while a
-    /// device still belongs to the site.
-    pub fn delete_site(&self, name: &str) -> Result<Option<Site>, StoreError> {
+    /// Removes a site record with its parameter layer and its firmware policies (and the
+    /// releases kept only for their pins), in one transaction; refused while a device still
+    /// belongs to the site. What belongs to a site goes with it, so a later site of the same
+    /// name starts empty instead of silently inheriting the deleted one's settings.
+    pub fn delete_site(&self, name: &str) -> Result<Option<DeletedSite>, StoreError> {
         let tx = self.begin_write()?;
         let removed = {
-            let devices = tx.open_table(DEVICES)?;
-            for row in devices.iter()? {
-                let (k, v) = row?;
-                let d: Device = decode("devices", k.value(), v.value())?;
-                if d.site == name {
-                    return Err(StoreError::InUse(format!(
-                        "site {name} still has devices (for example {})",
-                        d.mac
-                    )));
-                }
+            if let Some(mac) = device_of_site(&tx, name)? {
+                return Err(StoreError::InUse(format!(
+                    "site {name} still has devices (for example {mac})"
+                )));
             }
             let mut sites = tx.open_table(SITES)?;
             let old = sites.remove(name)?;
-            // No record: "not found", and the layer (which can be set without one) stays.
-            let Some(removed) = old
+            // No record: "not found", and the layer and policies (which can be set while
+            // devices name the site) stay.
+            let Some(site) = old
                 .map(|v| decode::<Site>("sites", name, v.value()))
                 .transpose()?
             else {
@@ -237,7 +261,11 @@ impl Store {
                     .to_string()
                     .as_str(),
             )?;
-            removed
+            let scope = crate::firmware::catalogue::scope_key(Some(name));
+            DeletedSite {
+                site,
+                firmware_policies: Store::remove_firmware_policies(&tx, &scope)?,
+            }
         };
         tx.commit()?;
         Ok(Some(removed))

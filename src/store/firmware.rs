@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::devices::site_exists;
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
@@ -274,8 +275,11 @@ impl Store {
     /// left pinned to nothing. Every release the catalogue knows is in this table (config
     /// releases are written to it at start). A kept release no pin needs any more goes.
     ///
-    /// `policies` are keyed as [`crate::firmware::policy_model`] gives them. Returns the
-    /// scope's policies as they were stored, ignored ones included, for the audit.
+    /// `policies` are keyed as [`crate::firmware::policy_model`] gives them. A site's are
+    /// refused while the site does not exist (no record, no device naming it): checked here,
+    /// so a site deleted meanwhile cannot be left policies that a later site of its name would
+    /// silently inherit. Removing them is allowed whatever the site. Returns the scope's
+    /// policies as they were stored, ignored ones included, for the audit.
     pub fn put_firmware_policies(
         &self,
         scope: &str,
@@ -283,6 +287,12 @@ impl Store {
     ) -> Result<ScopePolicies, StoreError> {
         let tx = self.begin_write()?;
         let before = {
+            if let Some(site) = scope.strip_prefix("site:")
+                && !policies.is_empty()
+                && !site_exists(&tx, site)?
+            {
+                return Err(StoreError::NotFound(format!("site {site}")));
+            }
             let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
             let scoped = BTreeMap::from([(scope.to_string(), policies.clone())]);
             for pin in Pin::all(&scoped) {
@@ -306,6 +316,24 @@ impl Store {
         drop_unneeded_kept(&tx)?;
         tx.commit()?;
         Ok(before)
+    }
+
+    /// Removes a scope's policies inside `tx` (a site's, with the site), with the kept
+    /// releases only they needed; returns them as stored.
+    pub(super) fn remove_firmware_policies(
+        tx: &redb::WriteTransaction,
+        scope: &str,
+    ) -> Result<ScopePolicies, StoreError> {
+        let removed = tx
+            .open_table(FIRMWARE_POLICIES)?
+            .remove(scope)?
+            .map(|v| decode::<ScopePolicies>("firmware_policies", scope, v.value()))
+            .transpose()?
+            .unwrap_or_default();
+        if !removed.is_empty() {
+            drop_unneeded_kept(tx)?;
+        }
+        Ok(removed)
     }
 
     /// The distinct (site, model) pairs in the inventory, models upper case.
@@ -347,6 +375,17 @@ mod tests {
         }
     }
 
+    /// A store with the site `hq`, whose policies the tests set (a site's need the site).
+    fn store_with_hq(dir: &std::path::Path) -> Store {
+        let s = Store::open(&dir.join("db")).unwrap();
+        s.create_site(&crate::model::Site {
+            name: "hq".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        s
+    }
+
     fn pin(version: &str) -> ScopePolicies {
         ScopePolicies::from([("J179".to_string(), Policy::Pinned(version.into()))])
     }
@@ -358,7 +397,7 @@ mod tests {
     #[test]
     fn a_pin_and_the_deletion_of_its_release_exclude_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
+        let s = store_with_hq(dir.path());
         s.add_firmware_release(&release("j.bin")).unwrap();
         let seen = s.firmware_catalogue().unwrap();
         assert!(seen.releases.iter().any(|r| r.version == "9.9"));
@@ -438,7 +477,7 @@ mod tests {
     #[test]
     fn a_config_that_drops_a_pinned_release_keeps_it_while_the_pin_needs_it() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("db")).unwrap();
+        let s = store_with_hq(dir.path());
         let (old, new) = (release_of("a.bin", "9.9"), release_of("b.bin", "10.0"));
         s.replace_config_releases(&[old.clone(), new.clone()])
             .unwrap();
@@ -566,6 +605,67 @@ mod tests {
             "{}",
             p.message()
         );
+    }
+
+    /// A site's policies used to be stored for any name: a typo (`site:HQ` for `hq`) pinned
+    /// nothing, and a later site of the name silently inherited them. They need the site to
+    /// exist, as the sites API says: a record, or a device naming it. Removing them does not.
+    #[test]
+    fn a_sites_policies_need_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        s.add_firmware_release(&release("j.bin")).unwrap();
+        let e = s
+            .put_firmware_policies("site:lab", &pin("9.9"))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "site lab not found");
+        assert!(s.firmware_catalogue().unwrap().policies.is_empty());
+        s.put_firmware_policies("site:lab", &ScopePolicies::new())
+            .unwrap();
+
+        let mut phone = Device::new(crate::model::Mac::from_octets([2, 0, 0, 0, 0, 1]));
+        phone.site = "lab".into();
+        s.create_device(phone).unwrap();
+        s.put_firmware_policies("site:lab", &pin("9.9")).unwrap();
+        let e = s
+            .put_firmware_policies("site:LAB", &pin("9.9"))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::NotFound(_)), "names are exact: {e}");
+        s.put_firmware_policies("global", &pin("9.9")).unwrap();
+    }
+
+    /// Deleting a site used to leave its policies behind: a site created later under the same
+    /// name was pinned by them, and the release the config dropped stayed kept for them. They
+    /// go with the site, in its transaction, and so does the release kept only for them.
+    #[test]
+    fn deleting_a_site_removes_its_policies_and_what_was_kept_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_hq(dir.path());
+        let (old, new) = (release_of("a.bin", "9.9"), release_of("b.bin", "10.0"));
+        s.replace_config_releases(&[old, new.clone()]).unwrap();
+        s.put_firmware_policies("site:hq", &pin("9.9")).unwrap();
+        s.replace_config_releases(std::slice::from_ref(&new))
+            .unwrap();
+        assert_eq!(s.firmware_catalogue().unwrap().releases.len(), 2, "kept");
+
+        let deleted = s.delete_site("hq").unwrap().unwrap();
+        assert_eq!(deleted.site.name, "hq");
+        assert_eq!(deleted.firmware_policies, pin("9.9"));
+        let c = s.firmware_catalogue().unwrap();
+        assert!(c.policies.is_empty(), "{:?}", c.policies);
+        assert_eq!(c.releases, [new], "the kept release went with its pin");
+        assert!(c.pin_problems().is_empty());
+
+        s.create_site(&crate::model::Site {
+            name: "hq".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert!(c.policies.is_empty(), "nothing inherited");
+        assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "b.bin");
+        let deleted = s.delete_site("hq").unwrap().unwrap();
+        assert!(deleted.firmware_policies.is_empty());
     }
 
     /// Policies an earlier edgeprov stored with models no policy may name are not followed,
