@@ -61,7 +61,7 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::{Job, JobKind, JobState, Selection};
+    use crate::jobs::{Job, JobKind, JobState, Selection, Sites};
     use crate::model::{CheckIn, Mac};
     use crate::store::AuditEntry;
 
@@ -73,6 +73,7 @@ mod tests {
             now,
             None,
             "admin",
+            Sites::All,
             created,
         );
         job.state = state;

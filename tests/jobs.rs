@@ -1,7 +1,8 @@
 //! Bulk jobs against the real daemon: a scheduled job runs at its time and not before; pause,
 //! resume and stop behave as docs/jobs.md says; a running job cannot be deleted; a job survives
 //! a restart and continues where it was; bad bodies name the field; every kind changes the
-//! devices; the CLI creates, follows, lists and shows jobs.
+//! devices; an operator's running job changes only devices in the sites it may still change;
+//! the CLI creates, follows, lists and shows jobs.
 
 mod common;
 
@@ -239,6 +240,153 @@ async fn stop_skips_the_rest_and_only_a_job_not_running_can_be_deleted() {
     assert!(summaries.contains(&format!("job {id} (move) created").as_str()));
 }
 
+/// A new operator token for `olivia` over `sites`: its secret and its id.
+async fn operator(d: &Daemon, sites: &[&str]) -> (String, String) {
+    let (status, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": sites})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["token"].as_str().unwrap().to_string();
+    (secret, made["id"].as_str().unwrap().to_string())
+}
+
+/// Creates a job with an operator's token.
+async fn create_as(d: &Daemon, token: &str, body: Value) -> Value {
+    let (status, v) = d
+        .api_with_token("POST", "/jobs", Some(body), Some(token))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    v
+}
+
+/// Waits for the first of a 0.5-device-per-second job's devices, then does `meanwhile`, which
+/// must happen before the job reaches its second device two seconds later; checked by the
+/// second device still being pending afterwards, so the test cannot pass on a lost race.
+async fn between_first_and_second<F: Future<Output = ()>>(d: &Daemon, id: u64, meanwhile: F) {
+    wait_for(d, id, 20, |j| ok_count(j) >= 1).await;
+    meanwhile.await;
+    let j = job(d, id).await;
+    assert_eq!(
+        j["results"][1]["status"], "pending",
+        "too slow: the job reached its second device first: {j}"
+    );
+}
+
+#[tokio::test]
+async fn an_operators_running_job_changes_only_devices_it_may_still_change() {
+    let d = Daemon::start();
+    add_devices(&d, 1, 3, "hq").await;
+    let (olivia, olivia_id) = operator(&d, &["hq"]).await;
+
+    // An administrator moves a device out of the operator's site while its job runs.
+    let j = create_as(
+        &d,
+        &olivia,
+        json!({"kind": "delete", "selection": {"site": "hq"}, "rate": 0.5}),
+    )
+    .await;
+    assert_eq!(
+        j["sites"],
+        json!(["hq"]),
+        "the creator's sites, stored with the job"
+    );
+    let id = j["id"].as_u64().unwrap();
+    between_first_and_second(&d, id, async {
+        let (status, v) = d
+            .api(
+                "PATCH",
+                &format!("/devices/{}", mac(2)),
+                Some(json!({"site": "secret-site"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    })
+    .await;
+    let (status, v) = d
+        .api_with_token(
+            "DELETE",
+            &format!("/devices/{}", mac(2)),
+            None,
+            Some(&olivia),
+        )
+        .await;
+    assert_eq!(status, 403, "the operator may not delete it by hand: {v}");
+    let j = finished(&d, id).await;
+    assert_eq!(state(&j), "done", "a skipped device is no failure: {j}");
+    assert_eq!(
+        j["counts"],
+        json!({"total": 3, "ok": 2, "failed": 0, "skipped": 1, "pending": 0})
+    );
+    assert_eq!(
+        j["results"][1],
+        json!({"mac": mac(2), "status": "skipped", "detail": "moved out of the job's sites"})
+    );
+    let (status, dev) = device(&d, &mac(2)).await;
+    assert_eq!((status, dev["site"].as_str()), (200, Some("secret-site")));
+    for m in [mac(1), mac(3)] {
+        assert_eq!(device(&d, &m).await.0, 404, "{m} deleted");
+    }
+    let (status, seen) = d
+        .api_with_token("GET", &format!("/jobs/{id}"), None, Some(&olivia))
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["results"], j["results"], "the operator sees why");
+    assert!(
+        !seen.to_string().contains("secret-site"),
+        "the other site is not named to the operator: {seen}"
+    );
+
+    // A listed MAC that was not in the inventory when the job started, created in another
+    // site before the job reached it.
+    add_devices(&d, 4, 1, "hq").await;
+    let j = create_as(
+        &d,
+        &olivia,
+        json!({"kind": "delete", "selection": {"site": "hq", "macs": [mac(4), mac(9)]},
+               "rate": 0.5}),
+    )
+    .await;
+    let id = j["id"].as_u64().unwrap();
+    between_first_and_second(&d, id, async {
+        add_devices(&d, 9, 1, "secret-site").await;
+    })
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!(
+        j["results"][1],
+        json!({"mac": mac(9), "status": "skipped", "detail": "moved out of the job's sites"})
+    );
+    assert_eq!(device(&d, &mac(9)).await.0, 200, "not deleted");
+
+    // The operator's sites cut while its job runs (its token replaced by one for another
+    // site): the job acts with the rights its creator has at each step.
+    add_devices(&d, 5, 2, "hq").await;
+    let j = create_as(
+        &d,
+        &olivia,
+        json!({"kind": "deactivate", "selection": {"site": "hq"}, "rate": 0.5}),
+    )
+    .await;
+    let id = j["id"].as_u64().unwrap();
+    between_first_and_second(&d, id, async {
+        operator(&d, &["branch"]).await;
+        let (status, _) = d.api("DELETE", &format!("/tokens/{olivia_id}"), None).await;
+        assert_eq!(status, 204);
+    })
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!(
+        j["results"][1],
+        json!({"mac": mac(6), "status": "skipped", "detail": "in a site olivia does not have now"})
+    );
+    assert_eq!(device(&d, &mac(5)).await.1["state"], "inactive");
+    assert_eq!(device(&d, &mac(6)).await.1["state"], "active");
+}
+
 #[tokio::test]
 async fn a_running_job_continues_after_a_restart_and_a_crash() {
     let d = Daemon::start();
@@ -442,6 +590,7 @@ async fn cli_creates_follows_lists_and_shows_jobs() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("job 1 done: 3/3 devices"), "{stderr}");
     assert!(stdout.contains("devices     3 total, 3 ok"), "{stdout}");
+    assert!(stdout.contains("sites       all\n"), "{stdout}");
     assert!(stdout.contains(&format!("{}  ok", mac(1))), "{stdout}");
     assert_eq!(device(&d, &mac(1)).await.1["site"], "branch");
 
@@ -509,4 +658,46 @@ async fn firmware_prefetch_fetches_each_image_once_for_the_selected_devices() {
     assert_eq!(details[1], format!("{file} cached"));
     assert!(details[2].contains("no firmware"), "{details:?}");
     assert_eq!(up.requests(), 1, "one download for both devices");
+}
+
+/// A prefetch skips a device moved out of the operator's site without fetching its image: the
+/// image its new site's policy points at is none of the operator's business.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_prefetch_fetches_nothing_for_a_device_moved_out() {
+    use common::upstream::{Upstream, image, sha256_hex};
+    let up = Upstream::start(image(200_000, 7)).await;
+    let file = "FW_S_J179_R4_1_3_0_6.bin";
+    let d = Daemon::start_with(&format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"4.1.3.0.6\"\nfile = \"{file}\"\nurls = [\"{}\"]\nsha256 = \"{}\"\n",
+        up.url(file),
+        sha256_hex(&up.image)
+    ));
+    d.add_device(json!({"mac": mac(1), "model": "K175", "site": "hq"}))
+        .await;
+    add_devices(&d, 2, 1, "hq").await;
+    let (olivia, _) = operator(&d, &["hq"]).await;
+    let j = create_as(
+        &d,
+        &olivia,
+        json!({"kind": "firmware_prefetch", "selection": {"site": "hq"}, "rate": 0.5}),
+    )
+    .await;
+    let id = j["id"].as_u64().unwrap();
+    between_first_and_second(&d, id, async {
+        let (status, v) = d
+            .api(
+                "PATCH",
+                &format!("/devices/{}", mac(2)),
+                Some(json!({"site": "secret-site"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+    })
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!(
+        j["results"][1],
+        json!({"mac": mac(2), "status": "skipped", "detail": "moved out of the job's sites"})
+    );
+    assert_eq!(up.requests(), 0, "nothing fetched for the skipped device");
 }

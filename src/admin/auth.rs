@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::openapi::{Access, ROUTES};
 use super::ratelimit::FailureLimiter;
 use super::{AdminState, ApiError, token};
-use crate::model::{ApiToken, Role};
+use crate::model::{ApiToken, BOX_ADMIN, Role};
 use crate::serve::ConnInfo;
 
 /// The caller, as the handlers see it.
@@ -29,9 +29,6 @@ pub struct Principal {
 /// Put into a response's extensions so the audit log can say who it was.
 #[derive(Debug, Clone)]
 pub struct Who(pub String);
-
-/// The user name of the token file made on first start.
-pub const BOX_ADMIN: &str = "admin";
 
 impl Principal {
     pub fn is_admin(&self) -> bool {

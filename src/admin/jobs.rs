@@ -17,7 +17,7 @@ use super::devices::check_text;
 use super::settings::check_param;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::jobs::{
-    Action, DeviceResult, Job, JobError, JobId, JobKind, JobState, JobsHandle, Selection,
+    Action, DeviceResult, Job, JobError, JobId, JobKind, JobState, JobsHandle, Selection, Sites,
 };
 use crate::model::{DeviceFilter, DeviceState, Mac, now_unix};
 
@@ -244,8 +244,10 @@ pub async fn list(
     ))
 }
 
-/// Creates a job; `created_by` is the caller's user name. An operator's job must name one of
-/// its sites in `selection.site`, and a move may only go to one of its sites.
+/// Creates a job; `created_by` is the caller's user name and `sites` the caller's sites (an
+/// administrator's: all), which bound every device the job changes when it runs. An operator's
+/// job must name one of its sites in `selection.site`, and a move may only go to one of its
+/// sites.
 pub async fn create(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
@@ -270,12 +272,18 @@ pub async fn create(
         }
     }
     let now = now_unix();
+    let sites = if who.is_admin() {
+        Sites::All
+    } else {
+        Sites::Only(who.sites.clone())
+    };
     let job = Job::new(
         new.kind,
         new.selection,
         new.at.unwrap_or(now),
         new.rate,
         &who.user,
+        sites,
         now,
     );
     let store = st.store.clone();

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ApiClient, encode};
 use super::{Output, table};
-use crate::jobs::{DeviceResult, Job, JobState};
+use crate::jobs::{DeviceResult, Job, JobState, Sites};
 
 /// How often `--wait` asks for progress.
 const POLL: Duration = Duration::from_millis(500);
@@ -346,6 +346,13 @@ fn show(value: Value, out: Output) -> Result<()> {
                 .unwrap_or_else(|| "unlimited".into()),
         ],
         vec!["created by".into(), job.created_by.clone()],
+        vec![
+            "sites".into(),
+            match &job.sites {
+                Sites::All => "all".into(),
+                Sites::Only(sites) => sites.iter().cloned().collect::<Vec<_>>().join(", "),
+            },
+        ],
         vec!["created".into(), super::time_text(job.created)],
         vec!["started".into(), time(job.started)],
         vec!["finished".into(), time(job.finished)],

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 pub use model::{
     Action, Counts, DeviceResult, Job, JobError, JobId, JobKind, JobState, ResultStatus, Selection,
+    Sites,
 };
 pub use runner::run;
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Device, DeviceFilter, DeviceState, Mac};
+use crate::model::{ApiToken, BOX_ADMIN, Device, DeviceFilter, DeviceState, Mac, Role};
 
 pub type JobId = u64;
 
@@ -53,6 +53,8 @@ pub enum Outcome {
     Unchanged(String),
     /// The device was refused; nothing is written.
     Failed(String),
+    /// The job may not change the device (see [`Job::refusal`]); nothing is written.
+    Skipped(String),
 }
 
 impl JobKind {
@@ -329,7 +331,8 @@ pub enum ResultStatus {
     Pending,
     Ok,
     Failed,
-    /// Not reached: the job was stopped first.
+    /// Not reached (the job was stopped first), or out of the job's reach (see
+    /// [`Job::refusal`]).
     Skipped,
 }
 
@@ -358,6 +361,7 @@ impl DeviceResult {
                 (ResultStatus::Ok, d.clone())
             }
             Outcome::Failed(e) => (ResultStatus::Failed, e.clone()),
+            Outcome::Skipped(why) => (ResultStatus::Skipped, why.clone()),
         };
         DeviceResult {
             mac,
@@ -376,6 +380,81 @@ pub struct Counts {
     pub pending: u64,
 }
 
+/// The sites a job may change devices in (`"sites"` in the API: `"all"` or a list of sites).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SitesRepr", into = "SitesRepr")]
+pub enum Sites {
+    /// Every site, and devices in no site: an administrator's rights.
+    All,
+    /// These sites only: an operator's.
+    Only(BTreeSet<String>),
+}
+
+/// How [`Sites`] is written: the word `"all"` or a list, so that a site named "all" is still a
+/// list of one.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum SitesRepr {
+    Word(String),
+    List(BTreeSet<String>),
+}
+
+impl TryFrom<SitesRepr> for Sites {
+    type Error = String;
+
+    fn try_from(r: SitesRepr) -> Result<Sites, String> {
+        match r {
+            SitesRepr::Word(w) if w == "all" => Ok(Sites::All),
+            SitesRepr::Word(w) => Err(format!("sites: {w:?} is neither \"all\" nor a list")),
+            SitesRepr::List(l) => Ok(Sites::Only(l)),
+        }
+    }
+}
+
+impl From<Sites> for SitesRepr {
+    fn from(s: Sites) -> SitesRepr {
+        match s {
+            Sites::All => SitesRepr::Word("all".into()),
+            Sites::Only(l) => SitesRepr::List(l),
+        }
+    }
+}
+
+impl Sites {
+    pub fn allows(&self, site: &str) -> bool {
+        match self {
+            Sites::All => true,
+            Sites::Only(sites) => sites.contains(site),
+        }
+    }
+
+    /// What `user` may change now, by the tokens stored for it: every site if one of them is
+    /// an administrator's (or `user` is the box's own administrator, whose token is a file),
+    /// else the union of its operator tokens' sites; nothing once every token is revoked.
+    /// By user rather than by token, so that replacing a token with one for fewer sites
+    /// narrows the user's jobs, and rotating a token with the same sites does not stop them.
+    pub fn held_by(user: &str, tokens: &[ApiToken]) -> Sites {
+        if user == BOX_ADMIN {
+            return Sites::All;
+        }
+        let mut sites = BTreeSet::new();
+        for t in tokens.iter().filter(|t| t.user == user) {
+            match t.role {
+                Role::Administrator => return Sites::All,
+                Role::Operator => sites.extend(t.sites.iter().cloned()),
+            }
+        }
+        Sites::Only(sites)
+    }
+
+    /// What a job stored before jobs recorded their sites is read with: no bound of its own,
+    /// so the creator's rights at each step alone confine it (an administrator's job carries
+    /// on; an operator's stays inside the sites the operator has).
+    fn unrecorded() -> Sites {
+        Sites::All
+    }
+}
+
 /// A bulk job. Its per-device results are stored beside it, one record per device, so a step
 /// writes one small record instead of rewriting the whole list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +469,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     pub created_by: String,
+    /// The sites the job may change devices in: its creator's when it was created. Each step
+    /// also needs the creator to still have the site (see [`Job::refusal`]).
+    #[serde(default = "Sites::unrecorded")]
+    pub sites: Sites,
     pub created: i64,
     #[serde(default)]
     pub started: Option<i64>,
@@ -410,6 +493,7 @@ impl Job {
         at: i64,
         rate: Option<f64>,
         created_by: &str,
+        sites: Sites,
         now: i64,
     ) -> Job {
         Job {
@@ -419,6 +503,7 @@ impl Job {
             at,
             rate,
             created_by: created_by.to_string(),
+            sites,
             created: now,
             started: None,
             finished: None,
@@ -481,6 +566,33 @@ impl Job {
     /// Whether every device has been processed.
     pub fn complete(&self) -> bool {
         self.next >= self.counts.total
+    }
+
+    /// Why this job may not change `device` now (`None`: it may), given the sites its creator
+    /// holds now (`creator`). The device's list was fixed when the job started, so the device
+    /// may since have been moved to, or (listed by MAC) created in, a site the creator never
+    /// had; and the creator's own sites may have been cut or its tokens revoked. The job acts
+    /// only where its creator could act by hand at this moment and could when creating it: the
+    /// device's current site, and a move's target site, must be in both. A device not in the
+    /// inventory has no site to check; it fails as "not in the inventory".
+    pub fn refusal(&self, device: Option<&Device>, creator: &Sites) -> Option<String> {
+        let device = device?;
+        // The device's site is never named: it may be one the operator must not learn of.
+        if !self.sites.allows(&device.site) {
+            return Some("moved out of the job's sites".into());
+        }
+        if !creator.allows(&device.site) {
+            return Some(format!("in a site {} does not have now", self.created_by));
+        }
+        match &self.kind {
+            JobKind::Move {
+                site: Some(target), ..
+            } if !(self.sites.allows(target) && creator.allows(target)) => Some(format!(
+                "the move's target site {target:?} is not one {} has now",
+                self.created_by
+            )),
+            _ => None,
+        }
     }
 
     /// The job as the API shows it (secret value hidden).
@@ -573,7 +685,7 @@ mod tests {
             value: Some("pw".into()),
             secret: true,
         };
-        let mut job = Job::new(kind, Selection::default(), 0, None, "admin", 0);
+        let mut job = Job::new(kind, Selection::default(), 0, None, "admin", Sites::All, 0);
         job.start(3, 10).unwrap();
         job.record(ResultStatus::Ok);
         job.act(Action::Stop, 20).unwrap();
@@ -667,12 +779,180 @@ mod tests {
         assert!(d.params.is_empty());
     }
 
+    fn sites(names: &[&str]) -> Sites {
+        Sites::Only(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn token(user: &str, role: Role, sites: &[&str]) -> ApiToken {
+        ApiToken {
+            id: format!("{user}-{}", sites.join("-")),
+            user: user.into(),
+            role,
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+            hash: String::new(),
+            created: 0,
+            created_by: "admin".into(),
+            last_used: 0,
+        }
+    }
+
+    fn olivias(kind: JobKind, job_sites: Sites) -> Job {
+        Job::new(kind, Selection::default(), 0, None, "olivia", job_sites, 0)
+    }
+
+    #[test]
+    fn a_job_changes_only_devices_in_its_sites_that_its_creator_still_has() {
+        let job = olivias(JobKind::Delete, sites(&["hq"]));
+        let in_hq = device(2, "hq", DeviceState::Active);
+        let moved = device(2, "secret-site", DeviceState::Active);
+        let now = sites(&["hq"]);
+        assert_eq!(job.refusal(Some(&in_hq), &now), None);
+        // Moved (or, listed by MAC, created) elsewhere after the job started; the other
+        // site is not named to the operator.
+        assert_eq!(
+            job.refusal(Some(&moved), &now).as_deref(),
+            Some("moved out of the job's sites")
+        );
+        // Even when the creator has been given that site since: never beyond creation.
+        assert_eq!(
+            job.refusal(Some(&moved), &sites(&["hq", "secret-site"]))
+                .as_deref(),
+            Some("moved out of the job's sites")
+        );
+        // The creator lost the site, or every token.
+        for now in [sites(&["branch"]), sites(&[])] {
+            assert_eq!(
+                job.refusal(Some(&in_hq), &now).as_deref(),
+                Some("in a site olivia does not have now")
+            );
+        }
+        // Nothing to check for a device that is not there: the kind fails it.
+        assert_eq!(job.refusal(None, &sites(&[])), None);
+        let no_site = device(3, "", DeviceState::Active);
+        assert_eq!(
+            job.refusal(Some(&no_site), &now).as_deref(),
+            Some("moved out of the job's sites")
+        );
+        // An administrator's job reaches every site, devices in none included.
+        let admins = Job::new(
+            JobKind::Delete,
+            Selection::default(),
+            0,
+            None,
+            "admin",
+            Sites::All,
+            0,
+        );
+        for d in [&in_hq, &moved, &no_site] {
+            assert_eq!(admins.refusal(Some(d), &Sites::All), None);
+        }
+    }
+
+    #[test]
+    fn a_move_needs_its_target_site_at_each_step() {
+        let to_branch = JobKind::Move {
+            site: Some("branch".into()),
+            group: None,
+        };
+        let job = olivias(to_branch, sites(&["hq", "branch"]));
+        let in_hq = device(1, "hq", DeviceState::Active);
+        assert_eq!(job.refusal(Some(&in_hq), &sites(&["hq", "branch"])), None);
+        assert_eq!(
+            job.refusal(Some(&in_hq), &sites(&["hq"])).as_deref(),
+            Some("the move's target site \"branch\" is not one olivia has now")
+        );
+        let outside = olivias(
+            JobKind::Move {
+                site: Some("branch".into()),
+                group: None,
+            },
+            sites(&["hq"]),
+        );
+        assert_eq!(
+            outside.refusal(Some(&in_hq), &Sites::All).as_deref(),
+            Some("the move's target site \"branch\" is not one olivia has now")
+        );
+        // A move within the site (group only) needs no target site.
+        let regroup = olivias(
+            JobKind::Move {
+                site: None,
+                group: Some("2".into()),
+            },
+            sites(&["hq"]),
+        );
+        assert_eq!(regroup.refusal(Some(&in_hq), &sites(&["hq"])), None);
+    }
+
+    #[test]
+    fn a_users_sites_are_those_of_its_tokens_now() {
+        let tokens = [
+            token("olivia", Role::Operator, &["hq"]),
+            token("olivia", Role::Operator, &["branch"]),
+            token("oscar", Role::Operator, &["secret-site"]),
+            token("alice", Role::Administrator, &[]),
+        ];
+        assert_eq!(Sites::held_by("olivia", &tokens), sites(&["hq", "branch"]));
+        assert_eq!(Sites::held_by("alice", &tokens), Sites::All);
+        assert_eq!(Sites::held_by("nobody", &tokens), sites(&[]));
+        assert_eq!(Sites::held_by(BOX_ADMIN, &[]), Sites::All);
+        let promoted = [
+            token("olivia", Role::Operator, &["hq"]),
+            token("olivia", Role::Administrator, &[]),
+        ];
+        assert_eq!(Sites::held_by("olivia", &promoted), Sites::All);
+    }
+
+    #[test]
+    fn sites_are_stored_as_all_or_a_list_and_older_jobs_read_as_all() {
+        let job = olivias(JobKind::Delete, sites(&["all", "hq"]));
+        let stored = serde_json::to_value(&job).unwrap();
+        assert_eq!(stored["sites"], serde_json::json!(["all", "hq"]));
+        assert_eq!(serde_json::from_value::<Job>(stored).unwrap(), job);
+        let admins = Job {
+            sites: Sites::All,
+            ..job.clone()
+        };
+        let mut stored = serde_json::to_value(&admins).unwrap();
+        assert_eq!(stored["sites"], "all");
+        // A job stored before jobs recorded their sites: only its creator's rights bound it.
+        stored.as_object_mut().unwrap().remove("sites");
+        assert_eq!(
+            serde_json::from_value::<Job>(stored.clone()).unwrap(),
+            admins
+        );
+        stored["sites"] = "some".into();
+        assert!(serde_json::from_value::<Job>(stored).is_err());
+    }
+
+    #[test]
+    fn a_skipped_outcome_is_a_skipped_result() {
+        let mac = Mac::from_octets([2, 0, 0, 0, 0, 2]);
+        let r = DeviceResult::from_outcome(mac, &Outcome::Skipped("why".into()));
+        assert_eq!(
+            (r.status, r.detail.as_str()),
+            (ResultStatus::Skipped, "why")
+        );
+        let mut job = olivias(JobKind::Delete, sites(&["hq"]));
+        job.start(1, 0).unwrap();
+        job.record(r.status);
+        assert!(job.complete());
+        assert_eq!((job.counts.skipped, job.counts.pending), (1, 0));
+    }
+
     #[test]
     fn running_first_then_earliest_due() {
         let job = |id, at, state| Job {
             id,
             state,
-            ..Job::new(JobKind::Delete, Selection::default(), at, None, "a", 0)
+            ..Job::new(
+                JobKind::Delete,
+                Selection::default(),
+                at,
+                None,
+                "a",
+                Sites::All,
+                0,
+            )
         };
         assert_eq!(pick(&[], 100), Pick::Idle);
         let jobs = [

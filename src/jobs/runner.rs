@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::JobsHandle;
-use super::model::{Action, Job, JobId, JobKind, JobState, Outcome, Pick, pick};
+use super::model::{Action, Job, JobId, JobKind, JobState, Outcome, Pick, Sites, pick};
 use crate::firmware::Firmware;
 use crate::model::{Device, now_unix};
 use crate::store::{Store, StoreError};
@@ -190,18 +190,28 @@ impl Runner {
         let (id, index) = (job.id, job.next);
         let store = self.store.clone();
         if job.kind == JobKind::FirmwarePrefetch {
-            let device = blocking(move || {
-                store
+            // The step checks the device's site again when it records the outcome; checked
+            // here too so that no image is fetched (and named in the result) for a device the
+            // job may not touch.
+            let checked = job.clone();
+            let (device, refusal) = blocking(move || {
+                let device = store
                     .job_device(id, index)?
                     .map(|mac| store.get_device(mac))
-                    .transpose()
-                    .map(Option::flatten)
+                    .transpose()?
+                    .flatten();
+                let creator = Sites::held_by(&checked.created_by, &store.list_tokens()?);
+                let refusal = checked.refusal(device.as_ref(), &creator);
+                Ok((device, refusal))
             })
             .await?;
             let fw = self.firmware.clone();
-            let outcome = tokio::select! {
-                o = prefetch(&fw, device) => o,
-                _ = self.stop.changed() => return Ok(None),
+            let outcome = match refusal {
+                Some(why) => Outcome::Skipped(why),
+                None => tokio::select! {
+                    o = prefetch(&fw, device) => o,
+                    _ = self.stop.changed() => return Ok(None),
+                },
             };
             let store = self.store.clone();
             return Ok(Some(

@@ -21,7 +21,7 @@ pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
 pub use preferences::{Preferences, RETENTION_DAYS};
-pub use token::{ApiToken, Role};
+pub use token::{ApiToken, BOX_ADMIN, Role};
 pub use vendor::Vendor;
 
 /// Seconds since the Unix epoch: the one time representation stored.

@@ -23,6 +23,10 @@ impl Role {
     }
 }
 
+/// The user name of the box's own administrator token, the file made on first start. It is not
+/// a stored token, so whatever reads the rights of a user from the stored tokens must know it.
+pub const BOX_ADMIN: &str = "admin";
+
 /// A stored token (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {

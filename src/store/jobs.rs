@@ -4,11 +4,13 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{DEVICES, META, Store, StoreError, decode, encode};
+use super::tokens::TOKENS;
+use super::{DEVICES, META, Store, StoreError, decode, encode, read_all};
 use crate::jobs::model::{
-    Action, DeviceResult, Job, JobError, JobId, JobState, Outcome, ResultStatus, check_delete,
+    Action, DeviceResult, Job, JobError, JobId, JobState, Outcome, ResultStatus, Sites,
+    check_delete,
 };
-use crate::model::{Device, Mac, now_unix};
+use crate::model::{ApiToken, Device, Mac, now_unix};
 
 /// Key: job id; value: a [`Job`] (without its results).
 pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
@@ -160,6 +162,11 @@ impl Store {
     /// result and the job's progress commit together. Nothing happens unless the job is
     /// running and `index` is its next device (`None`: paused, stopped, deleted or already past
     /// that device). Returns the job as it is after the step.
+    ///
+    /// First, in the same transaction, the device's current site and the creator's current
+    /// tokens are checked ([`Job::refusal`]): a device moved out of the job's sites, or a site
+    /// taken from the creator, since the job started is skipped, and `decide` is not asked.
+    /// Checked here rather than before, so no move or revocation can slip in between.
     pub fn job_step(
         &self,
         id: JobId,
@@ -185,7 +192,12 @@ impl Store {
                 Some(v) => Some(decode("devices", &key, v.value())?),
                 None => None,
             };
-            let outcome = decide(device);
+            let tokens: Vec<ApiToken> = read_all(&tx.open_table(TOKENS)?, "tokens")?;
+            let creator = Sites::held_by(&job.created_by, &tokens);
+            let outcome = match job.refusal(device.as_ref(), &creator) {
+                Some(why) => Outcome::Skipped(why),
+                None => decide(device),
+            };
             let result = DeviceResult::from_outcome(mac, &outcome);
             match outcome {
                 Outcome::Put(mut d, _) => {
@@ -196,7 +208,7 @@ impl Store {
                 Outcome::Remove(_) => {
                     devices.remove(key.as_str())?;
                 }
-                Outcome::Unchanged(_) | Outcome::Failed(_) => {}
+                Outcome::Unchanged(_) | Outcome::Failed(_) | Outcome::Skipped(_) => {}
             }
             results.insert((id, index), encode(&result).as_slice())?;
             job.record(result.status);
@@ -256,5 +268,138 @@ impl Store {
         };
         tx.commit()?;
         Ok(Ok(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::model::{JobKind, Selection};
+    use crate::model::{DeviceFilter, Role};
+
+    fn mac(i: u8) -> Mac {
+        Mac::from_octets([2, 0, 0, 0, 0, i])
+    }
+
+    fn device(i: u8, site: &str) -> Device {
+        let mut d = Device::new(mac(i));
+        d.site = site.into();
+        d
+    }
+
+    fn olivia(store: &Store, sites: &[&str]) -> ApiToken {
+        let t = ApiToken {
+            id: format!("olivia-{}", sites.join("-")),
+            user: "olivia".into(),
+            role: Role::Operator,
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+            hash: String::new(),
+            created: 0,
+            created_by: "admin".into(),
+            last_used: 0,
+        };
+        store.add_token(&t).unwrap();
+        t
+    }
+
+    /// Olivia's (sites hq) delete job over site hq, started over devices 1 and 2.
+    fn started_delete(store: &Store) -> JobId {
+        for i in [1, 2] {
+            store.create_device(device(i, "hq")).unwrap();
+        }
+        let selection = Selection {
+            filter: DeviceFilter {
+                site: Some("hq".into()),
+                ..DeviceFilter::default()
+            },
+            ..Selection::default()
+        };
+        let sites = Sites::Only(["hq".to_string()].into());
+        let job = Job::new(JobKind::Delete, selection, 0, None, "olivia", sites, 0);
+        let id = store.create_job(job).unwrap().id;
+        store.start_job(id).unwrap().unwrap();
+        id
+    }
+
+    fn step(store: &Store, id: JobId, index: u64) -> Job {
+        store
+            .job_step(id, index, |d| JobKind::Delete.apply(d))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_device_moved_out_after_the_start_is_skipped_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        olivia(&store, &["hq"]);
+        let id = started_delete(&store);
+        store
+            .update_device(mac(2), |d| {
+                d.site = "secret-site".into();
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        step(&store, id, 0);
+        let job = step(&store, id, 1);
+        assert_eq!((job.counts.ok, job.counts.skipped), (1, 1));
+        assert_eq!(store.get_device(mac(1)).unwrap(), None);
+        assert!(store.get_device(mac(2)).unwrap().is_some());
+        let results = store.job_results(id).unwrap();
+        assert_eq!(
+            (results[1].status, results[1].detail.as_str()),
+            (ResultStatus::Skipped, "moved out of the job's sites")
+        );
+    }
+
+    #[test]
+    fn a_revoked_creator_changes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let token = olivia(&store, &["hq"]);
+        let id = started_delete(&store);
+        step(&store, id, 0);
+        store.revoke_token(&token.id).unwrap();
+        let job = step(&store, id, 1);
+        assert_eq!((job.counts.ok, job.counts.skipped), (1, 1));
+        assert!(store.get_device(mac(2)).unwrap().is_some());
+        assert_eq!(
+            store.job_results(id).unwrap()[1].detail,
+            "in a site olivia does not have now"
+        );
+    }
+
+    /// A job stored before jobs recorded their sites is bounded by its creator's rights.
+    #[test]
+    fn an_older_job_acts_only_where_its_creator_may() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        olivia(&store, &["hq"]);
+        let id = started_delete(&store);
+        let tx = store.db.begin_write().unwrap();
+        {
+            let mut jobs = tx.open_table(JOBS).unwrap();
+            let mut old = serde_json::to_value(read_job(&jobs, id).unwrap().unwrap()).unwrap();
+            old.as_object_mut().unwrap().remove("sites");
+            jobs.insert(id, serde_json::to_vec(&old).unwrap().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(store.get_job(id).unwrap().unwrap().sites, Sites::All);
+        store
+            .update_device(mac(2), |d| {
+                d.site = "secret-site".into();
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        step(&store, id, 0);
+        step(&store, id, 1);
+        assert!(store.get_device(mac(2)).unwrap().is_some());
+        assert_eq!(
+            store.job_results(id).unwrap()[1].detail,
+            "in a site olivia does not have now"
+        );
     }
 }
