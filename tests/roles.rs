@@ -122,6 +122,10 @@ async fn token_requests_are_checked() {
             "user",
         ),
         (json!({"user": "x", "role": "root"}), "role"),
+        (
+            json!({"user": "Admin", "role": "operator", "sites": ["a"]}),
+            "box's own administrator",
+        ),
     ] {
         let (s, v) = d.api("POST", "/tokens", Some(body.clone())).await;
         assert_eq!(s, 400, "{body}");

@@ -67,6 +67,14 @@ impl NewToken {
         {
             return bad("user: 1 to 64 printable characters, no spaces".into());
         }
+        // The box's own token acts as this name: a stored token by it would share its audit
+        // entries and, for jobs, its rights over every site.
+        if self.user.eq_ignore_ascii_case(crate::model::BOX_ADMIN) {
+            return bad(format!(
+                "user: {:?} is the box's own administrator (the token file); choose another name",
+                self.user
+            ));
+        }
         match self.role {
             Role::Operator if self.sites.is_empty() => {
                 bad("sites: an operator needs at least one site".into())
