@@ -217,6 +217,10 @@ fn tempdir_beside(parent: &Path) -> Result<PathBuf, BackupError> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Restored {
     pub devices: u64,
+    /// Jobs that were scheduled or running when the backup was made, paused by the restore:
+    /// a restore often undoes a bulk change, and must not quietly make it again at the next
+    /// start. `edgeprov job resume ID` runs one on.
+    pub paused_jobs: Vec<crate::jobs::JobId>,
     /// Where the replaced data directory was kept.
     pub previous: Option<PathBuf>,
     /// The configuration the backup was taken with (for comparison; `/etc` is not overwritten).
@@ -239,8 +243,8 @@ pub fn restore(
     }
     let staging = tempdir_beside(&config.data_dir)?;
     let checked = unpack_and_check(archive, &staging, config, progress);
-    let devices = match checked {
-        Ok(n) => n,
+    let (devices, paused_jobs) = match checked {
+        Ok(found) => found,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -255,6 +259,7 @@ pub fn restore(
     };
     Ok(Restored {
         devices,
+        paused_jobs,
         previous,
         config_copy: config.data_dir.join("restored-edgeprov.toml"),
     })
@@ -289,7 +294,7 @@ fn unpack_and_check(
     dir: &Path,
     config: &Config,
     progress: &dyn Fn(u64),
-) -> Result<u64, BackupError> {
+) -> Result<(u64, Vec<crate::jobs::JobId>), BackupError> {
     let mut tar = tar::Archive::new(archive);
     let entries = tar
         .entries()
@@ -377,10 +382,10 @@ fn unpack_and_check(
     {
         return Err(BackupError::Missing("a database (its entry is empty)"));
     }
-    let devices = {
+    let (devices, paused) = {
         let store = Store::open(&dir.join(DB))?;
         store.schema_version()?;
-        store.count_devices()?
+        (store.count_devices()?, pause_pending_jobs(&store)?)
     };
     Pki::load_or_init(
         &dir.join("pki"),
@@ -388,7 +393,21 @@ fn unpack_and_check(
         &config.crl_url(),
         crate::pki::Revocations::none(),
     )?;
-    Ok(devices)
+    Ok((devices, paused))
+}
+
+/// Pauses, in the restored database, every job that would run at the next start.
+fn pause_pending_jobs(store: &Store) -> Result<Vec<crate::jobs::JobId>, BackupError> {
+    use crate::jobs::{Action, JobState};
+    let mut paused = Vec::new();
+    for job in store.list_jobs()? {
+        if matches!(job.state, JobState::Scheduled | JobState::Running)
+            && store.job_action(job.id, Action::Pause)?.is_ok()
+        {
+            paused.push(job.id);
+        }
+    }
+    Ok(paused)
 }
 
 /// Whether the archive goes on, after the last entry's data ending at `end`, with the two zero

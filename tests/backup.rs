@@ -31,6 +31,15 @@ async fn backup_wipe_restore() {
         .await;
     assert_eq!(s, 201);
     let operator = made["token"].as_str().unwrap().to_string();
+    // A bulk delete due in an hour: restoring must not make it again by itself.
+    let (s, job) = d
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "delete", "selection": {"all": true}, "at": 1_900_000_000})),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
     let ca = d.ca_pem();
     let token = d.token.clone();
     let dir = d.dir.path().to_path_buf();
@@ -90,7 +99,12 @@ async fn backup_wipe_restore() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 1 devices"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("restored 1 devices"), "{said}");
+    assert!(
+        said.contains(&format!("jobs {} were pending", job["id"])),
+        "{said}"
+    );
 
     let d = d.restart();
     assert_eq!(d.ca_pem(), ca, "same CA");
@@ -101,6 +115,8 @@ async fn backup_wipe_restore() {
     assert_eq!(s, 200, "the operator's token works again");
     let (_, p) = d.api("GET", "/params/global", None).await;
     assert_eq!(p["params"]["sip.server"], "pbx.example.com");
+    let (_, restored_job) = d.api("GET", &format!("/jobs/{}", job["id"]), None).await;
+    assert_eq!(restored_job["state"], "paused", "{restored_job}");
     // The phone's certificate from before still proves it, and its secret is back.
     let r = send(
         d.https,

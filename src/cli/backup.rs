@@ -73,6 +73,13 @@ pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String
         restored.devices,
         config.data_dir.display()
     );
+    if !restored.paused_jobs.is_empty() {
+        let ids: Vec<String> = restored.paused_jobs.iter().map(u64::to_string).collect();
+        println!(
+            "jobs {} were pending in the backup and are paused: `edgeprov job resume ID` runs one on",
+            ids.join(", ")
+        );
+    }
     if let Some(prev) = restored.previous {
         println!("the replaced data is kept in {}", prev.display());
     }
