@@ -156,9 +156,16 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         source,
     })?;
     let db_path = config.db_path();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
-        .await
-        .expect("store open task")?;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open_reporting(&db_path, |p| {
+            crate::notify::starting(&format!(
+                "upgrading the database: {} of {} check-ins indexed by device",
+                p.done, p.total
+            ))
+        })
+    })
+    .await
+    .expect("store open task")?;
     if let (Some(log), Ok(Some(level))) = (&log, store.preferences().map(|p| p.log_level)) {
         log.set_level(&level)
             .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));

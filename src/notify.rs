@@ -1,7 +1,8 @@
 //! Talking to the service manager (sd_notify): READY=1 once every listener is bound and the
-//! store is open, STATUS= lines saying what is served, watchdog pings while the daemon can still
-//! read its store, RELOADING=1/READY=1 around a reload and STOPPING=1 on shutdown. Every call is
-//! a no-op when not started by systemd (no `NOTIFY_SOCKET`).
+//! store is open, more start-up time while a long start progresses, STATUS= lines saying what
+//! is served, watchdog pings while the daemon can still read its store, RELOADING=1/READY=1
+//! around a reload and STOPPING=1 on shutdown. Every call is a no-op when not started by
+//! systemd (no `NOTIFY_SOCKET`).
 
 use std::time::Duration;
 
@@ -14,6 +15,22 @@ fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!(error = %e, "cannot notify the service manager");
     }
+}
+
+/// How much more start-up time each [`starting`] asks for: a minute, in microseconds. The
+/// store's upgrade reports after every chunk, and a chunk stops taking rows after five seconds
+/// (`store/schema.rs`); a minute leaves room for a slow disk's commit, while a start that no
+/// longer progresses is still stopped by systemd within a minute of its last report.
+const EXTEND_START_USEC: u32 = 60_000_000;
+
+/// A long start is progressing: asks for more time than `TimeoutStartSec=` allows
+/// (EXTEND_TIMEOUT_USEC) and says what is being done (STATUS=, in `systemctl status`). Sent on
+/// real progress, never on a timer, so a start that hangs still times out.
+pub fn starting(status: &str) {
+    send(&[
+        NotifyState::ExtendTimeoutUsec(EXTEND_START_USEC),
+        NotifyState::Status(status),
+    ]);
 }
 
 pub fn ready(status: &str) {

@@ -13,8 +13,14 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 
 fn recv_until(sock: &UnixDatagram, want: &str, limit: Duration) -> Option<String> {
+    recv_all_until(sock, want, limit).and_then(|mut all| all.pop())
+}
+
+/// Every message received up to and including the first with the line `want`.
+fn recv_all_until(sock: &UnixDatagram, want: &str, limit: Duration) -> Option<Vec<String>> {
     let deadline = Instant::now() + limit;
     let mut buf = [0u8; 4096];
+    let mut all = Vec::new();
     while Instant::now() < deadline {
         sock.set_read_timeout(Some(
             deadline
@@ -24,8 +30,10 @@ fn recv_until(sock: &UnixDatagram, want: &str, limit: Duration) -> Option<String
         .unwrap();
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if msg.lines().any(|l| l == want) {
-                return Some(msg);
+            let found = msg.lines().any(|l| l == want);
+            all.push(msg);
+            if found {
+                return Some(all);
             }
         }
     }
@@ -64,6 +72,94 @@ fn notify_ready_watchdog_and_stopping() {
     signal(d.child.as_ref().unwrap().id(), "TERM");
     recv_until(&sock, "STOPPING=1", Duration::from_secs(10)).expect("STOPPING=1 on SIGTERM");
     assert!(d.stop_waiting().success());
+}
+
+/// A database as an edgeprov before the check-in index wrote it (schema 1): `rows` check-ins,
+/// alternately of `devices[0]` and `devices[1]`, one a second.
+fn schema_1_database(path: &std::path::Path, devices: [&str; 2], rows: u64) {
+    use redb::TableDefinition;
+    let db = redb::Database::create(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    tx.open_table(TableDefinition::<&str, u64>::new("meta"))
+        .unwrap()
+        .insert("schema_version", 1)
+        .unwrap();
+    let mut checkins = tx
+        .open_table(TableDefinition::<u64, &[u8]>::new("checkins"))
+        .unwrap();
+    for seq in 1..=rows {
+        let record = serde_json::json!({
+            "mac": devices[(seq % 2) as usize],
+            "last_seen": 1_800_000_000 + seq,
+            "peer_ip": "192.0.2.10",
+            "user_agent": "test",
+            "firmware": "",
+            "file": "",
+        });
+        let bytes = serde_json::to_vec(&record).unwrap();
+        checkins.insert(seq, bytes.as_slice()).unwrap();
+    }
+    drop(checkins);
+    tx.commit().unwrap();
+}
+
+/// A start that upgrades a schema-1 database (indexing every check-in by device) asks systemd
+/// for more time as it progresses (EXTEND_TIMEOUT_USEC, with what it is doing in STATUS), so a
+/// box with a long history is not killed as a hung start, restarted and killed again; READY
+/// follows, with every check-in indexed under its device.
+#[tokio::test]
+async fn an_upgrade_at_start_asks_for_more_time() {
+    const ROWS: u64 = 2_000;
+    const DEVICES: [&str; 2] = ["001122aabb00", "001122aabb01"];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let d = Daemon::start_prepared("", &[("NOTIFY_SOCKET", path.to_str().unwrap())], |data| {
+        schema_1_database(&data.join("edgeprov.redb"), DEVICES, ROWS)
+    });
+    let messages = recv_all_until(&sock, "READY=1", Duration::from_secs(20)).expect("READY=1");
+    let (ready, starting) = messages.split_last().unwrap();
+    assert!(!ready.contains("EXTEND_TIMEOUT_USEC="), "{ready}");
+    let extended: Vec<u64> = starting
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("EXTEND_TIMEOUT_USEC="))
+        })
+        .map(|usec| usec.parse().unwrap())
+        .collect();
+    assert!(
+        extended.len() >= 2 && extended.iter().all(|&usec| usec >= 10_000_000),
+        "more time before the upgrade and after it: {messages:?}"
+    );
+    let status = |m: &String| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .map(str::to_owned)
+    };
+    let statuses: Vec<String> = starting.iter().filter_map(status).collect();
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("upgrading the database: 0 of 2000 check-ins indexed by device")
+    );
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("upgrading the database: 2000 of 2000 check-ins indexed by device")
+    );
+    assert!(
+        d.log().contains("database upgraded to schema 2"),
+        "{}",
+        d.log()
+    );
+
+    for mac in DEVICES {
+        d.add_device(serde_json::json!({"mac": mac})).await;
+        let (s, history) = d
+            .api("GET", &format!("/devices/{mac}/checkins?limit=10000"), None)
+            .await;
+        assert_eq!(s, 200, "{history}");
+        assert_eq!(history.as_array().unwrap().len() as u64, ROWS / 2, "{mac}");
+    }
 }
 
 async fn server_cert(d: &Daemon) -> Vec<u8> {

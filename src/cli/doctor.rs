@@ -222,16 +222,25 @@ fn store(c: &Config, running: bool) -> Check {
             "start the daemon once",
         );
     }
-    match crate::store::Store::inspect(&c.db_path())
-        .and_then(|s| Ok((s.schema_version()?, s.count_devices()?)))
-    {
-        Ok((v, n)) => {
-            let upgrade = match v < crate::store::SCHEMA_VERSION {
-                true => format!(
+    match crate::store::Store::inspect(&c.db_path()).and_then(|s| {
+        Ok((
+            s.schema_version()?,
+            s.count_devices()?,
+            s.upgrade_pending()?,
+        ))
+    }) {
+        Ok((v, n, pending)) => {
+            let upgrade = match (v < crate::store::SCHEMA_VERSION, pending) {
+                (true, _) => format!(
                     " (moves to schema {} at the next start)",
                     crate::store::SCHEMA_VERSION
                 ),
-                false => String::new(),
+                (false, Some(p)) => format!(
+                    " (its upgrade stopped part-way: {} of {} check-ins indexed by device; \
+                     the next start goes on)",
+                    p.done, p.total
+                ),
+                (false, None) => String::new(),
             };
             check(
                 Level::Ok,

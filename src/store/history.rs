@@ -52,36 +52,6 @@ impl Store {
         Ok(())
     }
 
-    /// Indexes every check-in row by device, for a database written before the index existed.
-    /// Runs in the transaction that raises the schema version, so a crash part-way leaves the
-    /// old version and no index, and the next open starts again. Only the MAC is decoded. A
-    /// row that cannot be read is left out of the index, with a warning, rather than keeping
-    /// the daemon from starting over a history entry.
-    pub(crate) fn index_checkins(tx: &WriteTransaction) -> Result<(), StoreError> {
-        #[derive(Deserialize)]
-        struct Owner {
-            mac: Mac,
-        }
-        let table = tx.open_table(CHECKINS)?;
-        let mut index = tx.open_table(CHECKINS_BY_MAC)?;
-        let (mut indexed, mut unreadable) = (0u64, 0u64);
-        for row in table.iter()? {
-            let (k, v) = row?;
-            match decode::<Owner>("checkins", "", v.value()) {
-                Ok(owner) => {
-                    index.insert((mac_key(owner.mac), k.value()), ())?;
-                    indexed += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(seq = k.value(), error = %e, "check-in left out of the device index");
-                    unreadable += 1;
-                }
-            }
-        }
-        tracing::info!(indexed, unreadable, "check-in history indexed by device");
-        Ok(())
-    }
-
     /// A device's check-ins, newest first, at most `limit`: a range of the device index, then
     /// one lookup per row returned.
     pub fn checkins_of(&self, mac: Mac, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
@@ -210,20 +180,21 @@ impl Store {
 }
 
 /// A MAC as the first part of a [`CHECKINS_BY_MAC`] key: its six octets read as one number.
-fn mac_key(mac: Mac) -> u64 {
+pub(super) fn mac_key(mac: Mac) -> u64 {
     let [a, b, c, d, e, f] = mac.octets();
     u64::from_be_bytes([0, 0, a, b, c, d, e, f])
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    //! Also the helpers of the schema upgrade's tests, which read the same tables.
+
     use super::*;
-    use crate::store::{META, SCHEMA_VERSION};
 
-    const A: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xa]);
-    const B: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xb]);
+    pub(in crate::store) const A: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xa]);
+    pub(in crate::store) const B: Mac = Mac::from_octets([2, 0, 0, 0, 0, 0xb]);
 
-    fn seen(last_seen: i64) -> CheckIn {
+    pub(in crate::store) fn seen(last_seen: i64) -> CheckIn {
         CheckIn {
             last_seen,
             file: format!("file-{last_seen}"),
@@ -232,7 +203,7 @@ mod tests {
     }
 
     /// Appends as the recorder does, one transaction for all of them.
-    fn append(s: &Store, rows: &[(Mac, i64)]) {
+    pub(in crate::store) fn append(s: &Store, rows: &[(Mac, i64)]) {
         let checkins: Vec<(Mac, CheckIn)> = rows.iter().map(|(m, t)| (*m, seen(*t))).collect();
         let records: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
         let tx = s.begin_uncounted_write().unwrap();
@@ -240,11 +211,11 @@ mod tests {
         tx.commit().unwrap();
     }
 
-    fn times(history: &[CheckIn]) -> Vec<i64> {
+    pub(in crate::store) fn times(history: &[CheckIn]) -> Vec<i64> {
         history.iter().map(|c| c.last_seen).collect()
     }
 
-    fn index_rows(s: &Store) -> Vec<(u64, u64)> {
+    pub(in crate::store) fn index_rows(s: &Store) -> Vec<(u64, u64)> {
         let tx = s.db.begin_read().unwrap();
         let index = tx.open_table(CHECKINS_BY_MAC).unwrap();
         index
@@ -307,54 +278,5 @@ mod tests {
         append(&s, &[(B, 200), (B, 201)]);
         assert!(s.checkins_of(A, 10).unwrap().is_empty());
         assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [201, 200]);
-    }
-
-    /// A database written by the previous version (schema 1: check-in rows, no index) is
-    /// indexed when opened, answers as that version did, and goes on from there; a row that
-    /// cannot be read does not keep it from opening.
-    #[test]
-    fn a_schema_1_database_is_indexed_when_opened() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        {
-            let db = redb::Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
-            tx.open_table(META)
-                .unwrap()
-                .insert("schema_version", 1)
-                .unwrap();
-            let mut table = tx.open_table(CHECKINS).unwrap();
-            for (seq, (mac, t)) in (1u64..).zip([(A, 10), (B, 11), (A, 12), (B, 13), (A, 14)]) {
-                let record = CheckinRecord {
-                    mac,
-                    checkin: seen(t),
-                };
-                table.insert(seq, encode(&record).as_slice()).unwrap();
-            }
-            table.insert(6, b"not json".as_slice()).unwrap();
-            drop(table);
-            tx.commit().unwrap();
-        }
-
-        // Looking (edgeprov doctor) leaves it as it was: an older daemon can still start on it.
-        let looked = Store::inspect(&path).unwrap();
-        assert_eq!(looked.schema_version().unwrap(), 1);
-        drop(looked);
-        assert_eq!(Store::inspect(&path).unwrap().schema_version().unwrap(), 1);
-
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(index_rows(&s).len(), 5, "every row that can be read");
-        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [14, 12, 10]);
-        assert_eq!(times(&s.checkins_of(A, 2).unwrap()), [14, 12]);
-        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [13, 11]);
-
-        append(&s, &[(A, 15)]);
-        assert_eq!(s.prune_checkins(12).unwrap(), 2);
-        drop(s);
-        let s = Store::open(&path).unwrap();
-        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [15, 14, 12]);
-        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [13]);
-        assert_eq!(index_rows(&s).len(), 4);
     }
 }

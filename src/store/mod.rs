@@ -19,6 +19,7 @@ mod layers;
 mod leases;
 mod prefs;
 mod recorder;
+mod schema;
 mod sync;
 mod tokens;
 
@@ -38,12 +39,14 @@ pub use firmware::ReleaseOrigin;
 pub use history::CheckinRecord;
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
+pub use schema::UpgradeProgress;
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 /// 2: check-ins are indexed by device (`checkins_by_mac`). A schema-1 file is indexed when
-/// opened; an edgeprov that knows only 1 refuses a schema-2 file, since it would add check-ins
-/// without their index rows and later answers from the index would miss them.
+/// opened, in chunks that survive a restart (`schema.rs`); an edgeprov that knows only 1
+/// refuses a schema-2 file, since it would add check-ins without their index rows and later
+/// answers from the index would miss them.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// redb's page cache (its default is 1 GiB). Pages stay cached once read or written, so with
@@ -103,8 +106,20 @@ struct OutboxSettings {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file and checks its schema version.
+    /// Opens (creating if needed) the database file and checks its schema version; a file of an
+    /// older schema is moved to this one first.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_reporting(path, |_| {})
+    }
+
+    /// [`Store::open`], telling `report` how far moving an older file to this schema has come:
+    /// before it starts and after every chunk of it commits (see `schema.rs`), so that a
+    /// caller can show that a long start is progressing. A file already on this schema reports
+    /// nothing.
+    pub fn open_reporting(
+        path: &Path,
+        report: impl FnMut(UpgradeProgress),
+    ) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
@@ -120,6 +135,7 @@ impl Store {
             })?;
         let store = Store::of(db, path);
         store.init_schema()?;
+        store.upgrade(schema::CHUNK, report)?;
         store.set_outbox_enabled(store.registration()?.is_some());
         Ok(store)
     }
@@ -243,49 +259,6 @@ impl Store {
             .enabled
             .load(Ordering::Relaxed)
             .then(|| self.outbox.max.load(Ordering::Relaxed))
-    }
-
-    fn init_schema(&self) -> Result<(), StoreError> {
-        let tx = self.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-                Some(1) => {
-                    Store::index_checkins(&tx)?;
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-                Some(v) if v == SCHEMA_VERSION => {}
-                Some(v) => return Err(StoreError::Schema { found: v }),
-            }
-            tx.open_table(DEVICES)?;
-            tx.open_table(SITES)?;
-            tx.open_table(LAYERS)?;
-            tx.open_table(ALARMS)?;
-            tx.open_table(AUDIT)?;
-            tx.open_table(STATIC_FILES)?;
-            tx.open_table(files::STATIC_FLAGS)?;
-            tx.open_table(dns_records::DNS_RECORDS)?;
-            tx.open_table(firmware::FIRMWARE_RELEASES)?;
-            tx.open_table(firmware::FIRMWARE_POLICIES)?;
-            tx.open_table(sync::SYNC_STATE)?;
-            tx.open_table(sync::CLOUD_DATA)?;
-            tx.open_table(sync::OUTBOX)?;
-            tx.open_table(sync::OUTBOX_INDEX)?;
-            tx.open_table(LEASES)?;
-            tx.open_table(jobs::JOBS)?;
-            tx.open_table(jobs::JOB_RESULTS)?;
-            tx.open_table(tokens::TOKENS)?;
-            tx.open_table(device_certs::DEVICE_CERTS)?;
-            tx.open_table(history::CHECKINS)?;
-            tx.open_table(history::CHECKINS_BY_MAC)?;
-            tx.open_table(prefs::PREFERENCES)?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Copies the database file as of the last commit. Holding a write transaction keeps every

@@ -74,6 +74,21 @@ impl Daemon {
         Daemon::launch_env(dir, env)
     }
 
+    /// Starts with extra TOML and environment variables on a data directory that `prepare`
+    /// fills first (e.g. with a database an older edgeprov wrote).
+    pub fn start_prepared(
+        extra: &str,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&Path),
+    ) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        prepare(&data);
+        std::fs::write(dir.path().join("edgeprov.toml"), base_config(&data, extra)).unwrap();
+        Daemon::launch_env(dir, env)
+    }
+
     fn launch(dir: tempfile::TempDir) -> Daemon {
         Daemon::launch_env(dir, &[])
     }
