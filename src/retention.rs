@@ -21,16 +21,22 @@ pub struct Pruned {
     pub audit: u64,
     /// Ended jobs, kept as long as the audit log that records their creation.
     pub jobs: u64,
+    /// Check-ins and audit entries (counted above too) removed because they could not be read:
+    /// not dated, but each was at the front with only old entries before it.
+    pub unreadable: u64,
 }
 
 /// Removes what is older than the retention, as of `now`.
 pub fn prune_once(store: &Store, now: i64) -> Result<Pruned, StoreError> {
     let prefs = store.preferences()?;
     let audit_cutoff = now - i64::from(prefs.audit_retention_days) * DAY;
+    let checkins = store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?;
+    let audit = store.prune_audit(audit_cutoff)?;
     Ok(Pruned {
-        checkins: store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?,
-        audit: store.prune_audit(audit_cutoff)?,
+        checkins: checkins.removed,
+        audit: audit.removed,
         jobs: store.prune_jobs(audit_cutoff)?,
+        unreadable: checkins.unreadable + audit.unreadable,
     })
 }
 
@@ -43,6 +49,7 @@ pub async fn run(store: Store, mut stop: watch::Receiver<bool>) {
                     checkins = p.checkins,
                     audit = p.audit,
                     jobs = p.jobs,
+                    unreadable = p.unreadable,
                     "retention applied"
                 );
             }
@@ -81,6 +88,25 @@ mod tests {
         job
     }
 
+    /// An administrator's change made at `time`.
+    fn audit_entry(time: i64) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            time,
+            who: "admin".into(),
+            source: "127.0.0.1".into(),
+            method: "POST".into(),
+            resource: "/api/v1/x".into(),
+            status: 200,
+            summary: String::new(),
+            changes: serde_json::Value::Null,
+        }
+    }
+
+    fn times(history: &[CheckIn]) -> Vec<i64> {
+        history.iter().map(|c| c.last_seen).collect()
+    }
+
     #[tokio::test]
     async fn removes_only_what_is_older_than_the_retention() {
         let dir = tempfile::tempdir().unwrap();
@@ -97,15 +123,8 @@ mod tests {
         for age_days in [40, 20, 1] {
             store
                 .append_audit(AuditEntry {
-                    seq: 0,
-                    time: now - age_days * DAY,
-                    who: "admin".into(),
-                    source: "127.0.0.1".into(),
-                    method: "POST".into(),
                     resource: format!("/api/v1/x{age_days}"),
-                    status: 200,
-                    summary: String::new(),
-                    changes: serde_json::Value::Null,
+                    ..audit_entry(now - age_days * DAY)
                 })
                 .unwrap();
         }
@@ -137,7 +156,8 @@ mod tests {
             Pruned {
                 checkins: 2,
                 audit: 1,
-                jobs: 1
+                jobs: 1,
+                unreadable: 0
             }
         );
         let left = store.list_audit(10, |_| true).unwrap();
@@ -179,5 +199,108 @@ mod tests {
         }
         admin.join().unwrap();
         assert!(store.list_jobs().unwrap().is_empty());
+    }
+
+    /// Damage written straight into the file: the oldest check-in (indexed under its device)
+    /// and the oldest audit entry no longer read at all, and the next check-in lost every
+    /// field but its device and time. Retention failed at the first of them on every pass
+    /// from then on; now it dates what it can, removes what it cannot read (counted), leaves
+    /// no index row without its check-in and no check-in without its index row, and keeps the
+    /// young rows.
+    #[test]
+    fn unreadable_rows_at_the_front_do_not_stop_retention() {
+        use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+        const CHECKINS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkins");
+        const INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("checkins_by_mac");
+        const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let now = 1_000 * DAY;
+        let (a, b) = (
+            Mac::from_octets([2, 0, 0, 0, 0, 0xa]),
+            Mac::from_octets([2, 0, 0, 0, 0, 0xb]),
+        );
+        {
+            // Retention by default: check-ins 30 days, audit 365.
+            let store = Store::open(&path).unwrap();
+            let (recorder, thread) = crate::store::Recorder::start(store.clone());
+            for (mac, age_days) in [(a, 40), (a, 35), (b, 33), (a, 2), (b, 1)] {
+                let checkin = CheckIn {
+                    last_seen: now - age_days * DAY,
+                    ..CheckIn::default()
+                };
+                recorder.check_in(mac, checkin);
+            }
+            recorder.flush_blocking();
+            recorder.stop();
+            thread.join().unwrap();
+            for age_days in [400, 1] {
+                store
+                    .append_audit(audit_entry(now - age_days * DAY))
+                    .unwrap();
+            }
+        }
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            let mut checkins = tx.open_table(CHECKINS).unwrap();
+            checkins.insert(1, b"\xff\x00 not json".as_slice()).unwrap();
+            let bare = format!(r#"{{"mac":"{a}","last_seen":{}}}"#, now - 35 * DAY);
+            checkins.insert(2, bare.as_bytes()).unwrap();
+            drop(checkins);
+            tx.open_table(AUDIT)
+                .unwrap()
+                .insert(1, b"{\"time\":".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            prune_once(&store, now).unwrap(),
+            Pruned {
+                checkins: 3,
+                audit: 1,
+                jobs: 0,
+                unreadable: 2
+            }
+        );
+        assert_eq!(times(&store.checkins_of(a, 10).unwrap()), [now - 2 * DAY]);
+        assert_eq!(times(&store.checkins_of(b, 10).unwrap()), [now - DAY]);
+        assert_eq!(store.list_audit(10, |_| true).unwrap().len(), 1);
+        assert_eq!(
+            prune_once(&store, now).unwrap(),
+            Pruned {
+                checkins: 0,
+                audit: 0,
+                jobs: 0,
+                unreadable: 0
+            }
+        );
+        drop(store);
+
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let rows: Vec<u64> = tx
+            .open_table(CHECKINS)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value())
+            .collect();
+        let mut indexed: Vec<u64> = tx
+            .open_table(INDEX)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value().1)
+            .collect();
+        indexed.sort();
+        assert_eq!(rows, [4, 5]);
+        assert_eq!(
+            indexed, rows,
+            "one index row per check-in, none for a removed one"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Check-in history and retention. Every check-in is appended (in the recorder's batch) to a
 //! table keyed by a rising sequence number, so the oldest entries are at the front: pruning by
 //! age, for check-ins as for the audit log, removes from the front until an entry is young
-//! enough. A second table indexes the rows by device, so one device's history is read without
+//! enough; an entry that cannot be read is removed when it reaches the front. A second table indexes the rows by device, so one device's history is read without
 //! going through every other device's rows (a boot storm leaves one row per file fetched).
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -108,75 +108,118 @@ impl Store {
         Ok(None)
     }
 
-    /// Removes check-ins seen before `cutoff`, with their index rows; returns how many.
-    pub fn prune_checkins(&self, cutoff: i64) -> Result<u64, StoreError> {
+    /// Removes check-ins seen before `cutoff`, with their index rows. Only the MAC and the time
+    /// are decoded, so a row whose other fields no longer read is still dated.
+    pub fn prune_checkins(&self, cutoff: i64) -> Result<Pruning, StoreError> {
+        #[derive(Deserialize)]
+        struct Stamp {
+            mac: Mac,
+            last_seen: i64,
+        }
         self.prune(
             CHECKINS,
             "checkins",
-            |v| {
-                let r = decode::<CheckinRecord>("checkins", "", v)?;
-                Ok((r.checkin.last_seen < cutoff).then_some(r.mac))
-            },
-            |tx, doomed| {
+            |v| serde_json::from_slice(v).map(|s: Stamp| (s.last_seen < cutoff).then_some(s.mac)),
+            |tx, old, unreadable| {
                 let mut index = tx.open_table(CHECKINS_BY_MAC)?;
-                for (seq, mac) in doomed {
+                for (seq, mac) in old {
                     index.remove((mac_key(*mac), *seq))?;
+                }
+                // A row that cannot be read does not say whose it was, so its index row (if it
+                // was indexed while it could be read) is found by going through the whole
+                // index, holding the writer meanwhile (seconds on a history of tens of millions).
+                // Rows become unreadable only by damage: this is rare, and then once per chunk.
+                if !unreadable.is_empty() {
+                    index.retain(|(_, seq), ()| unreadable.binary_search(&seq).is_err())?;
                 }
                 Ok(())
             },
         )
     }
 
-    /// Removes audit entries written before `cutoff`; returns how many.
-    pub fn prune_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
+    /// Removes audit entries written before `cutoff`.
+    pub fn prune_audit(&self, cutoff: i64) -> Result<Pruning, StoreError> {
+        #[derive(Deserialize)]
+        struct Stamp {
+            time: i64,
+        }
         self.prune(
             AUDIT,
             "audit",
-            |v| {
-                decode::<super::AuditEntry>("audit", "", v).map(|e| (e.time < cutoff).then_some(()))
-            },
-            |_, _| Ok(()),
+            |v| serde_json::from_slice(v).map(|s: Stamp| (s.time < cutoff).then_some(())),
+            |_, _, _| Ok(()),
         )
     }
 
     /// Removes entries from the front while `old` finds them old, in transactions of at most
     /// [`PRUNE_CHUNK`]. `old` answers `None` for the first entry young enough, else what
-    /// `dependents` needs to remove, in the same transaction, the rows that point at the entry.
+    /// `dependents` needs to remove, in the same transaction, the rows that point at the entry;
+    /// `dependents` also gets the keys, in order, of the entries removed as unreadable.
+    ///
+    /// An entry that `old` cannot read is removed too, counted and logged. Its key is a
+    /// sequence number, not a time, so it cannot be dated; but every entry before it was old,
+    /// and nobody can use it (it fails every listing that reaches it). Stopping there, as
+    /// pruning did, failed every pass from then on and let the table grow without bound.
     fn prune<T>(
         &self,
         table_def: TableDefinition<u64, &[u8]>,
-        name: &str,
-        old: impl Fn(&[u8]) -> Result<Option<T>, StoreError>,
-        dependents: impl Fn(&WriteTransaction, &[(u64, T)]) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        let mut removed = 0u64;
+        name: &'static str,
+        old: impl Fn(&[u8]) -> serde_json::Result<Option<T>>,
+        dependents: impl Fn(&WriteTransaction, &[(u64, T)], &[u64]) -> Result<(), StoreError>,
+    ) -> Result<Pruning, StoreError> {
+        let mut pruned = Pruning::default();
         loop {
             let tx = self.begin_uncounted_write()?;
-            let n = {
+            let (n, unreadable) = {
                 let mut table = tx.open_table(table_def)?;
-                let mut doomed = Vec::new();
+                let (mut doomed, mut unreadable) = (Vec::new(), Vec::new());
+                let mut first_error = None;
                 for row in table.iter()? {
-                    let (k, v) = row?;
-                    if doomed.len() >= PRUNE_CHUNK {
+                    if doomed.len() + unreadable.len() >= PRUNE_CHUNK {
                         break;
                     }
-                    let Some(what) = old(v.value())? else { break };
-                    doomed.push((k.value(), what));
+                    let (k, v) = row?;
+                    match old(v.value()) {
+                        Ok(Some(what)) => doomed.push((k.value(), what)),
+                        Ok(None) => break,
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                            unreadable.push(k.value());
+                        }
+                    }
                 }
-                for (k, _) in &doomed {
+                if let (Some(error), Some(first)) = (first_error, unreadable.first()) {
+                    tracing::warn!(
+                        table = name,
+                        count = unreadable.len(),
+                        first,
+                        %error,
+                        "entries that cannot be read removed by retention"
+                    );
+                }
+                for k in doomed.iter().map(|(k, _)| k).chain(&unreadable) {
                     table.remove(k)?;
                 }
-                dependents(&tx, &doomed)?;
-                doomed.len()
+                dependents(&tx, &doomed, &unreadable)?;
+                (doomed.len() + unreadable.len(), unreadable.len())
             };
             tx.commit()?;
-            removed += n as u64;
+            pruned.removed += n as u64;
+            pruned.unreadable += unreadable as u64;
             if n < PRUNE_CHUNK {
-                tracing::debug!(table = name, removed, "pruned");
-                return Ok(removed);
+                tracing::debug!(table = name, pruned.removed, pruned.unreadable, "pruned");
+                return Ok(pruned);
             }
         }
     }
+}
+
+/// What pruning a table removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruning {
+    pub removed: u64,
+    /// Of those, entries that could not be read (so not dated).
+    pub unreadable: u64,
 }
 
 /// A MAC as the first part of a [`CHECKINS_BY_MAC`] key: its six octets read as one number.
@@ -265,7 +308,7 @@ pub(super) mod tests {
         let s = Store::open(&dir.path().join("db")).unwrap();
         append(&s, &[(A, 1), (A, 2), (B, 3), (A, 4)]);
 
-        assert_eq!(s.prune_checkins(3).unwrap(), 2);
+        assert_eq!(s.prune_checkins(3).unwrap().removed, 2);
         assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [4]);
         assert_eq!(
             index_rows(&s),
@@ -273,7 +316,7 @@ pub(super) mod tests {
             "only the rows left are indexed"
         );
 
-        assert_eq!(s.prune_checkins(100).unwrap(), 2);
+        assert_eq!(s.prune_checkins(100).unwrap().removed, 2);
         assert!(index_rows(&s).is_empty());
         append(&s, &[(B, 200), (B, 201)]);
         assert!(s.checkins_of(A, 10).unwrap().is_empty());

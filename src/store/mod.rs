@@ -36,7 +36,7 @@ pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::{MAX_STATIC_FILE, StaticFile, StaticIndex};
 pub use firmware::ReleaseOrigin;
-pub use history::CheckinRecord;
+pub use history::{CheckinRecord, Pruning};
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 pub use schema::UpgradeProgress;

@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [13, 11]);
 
         append(&s, &[(A, 15)]);
-        assert_eq!(s.prune_checkins(12).unwrap(), 2);
+        assert_eq!(s.prune_checkins(12).unwrap().removed, 2);
         drop(s);
         let s = Store::open(&path).unwrap();
         assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [15, 14, 12]);
