@@ -26,16 +26,20 @@ pub struct Pruned {
     pub unreadable: u64,
 }
 
-/// Removes what is older than the retention, as of `now`.
+/// Removes what is older than the retention, as of `now`. Each table is pruned whatever became
+/// of the others, so that a failure in one does not let the others grow; the first failure is
+/// returned once all have run.
 pub fn prune_once(store: &Store, now: i64) -> Result<Pruned, StoreError> {
     let prefs = store.preferences()?;
     let audit_cutoff = now - i64::from(prefs.audit_retention_days) * DAY;
-    let checkins = store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY)?;
-    let audit = store.prune_audit(audit_cutoff)?;
+    let checkins = store.prune_checkins(now - i64::from(prefs.checkin_retention_days) * DAY);
+    let audit = store.prune_audit(audit_cutoff);
+    let jobs = store.prune_jobs(audit_cutoff);
+    let (checkins, audit, jobs) = (checkins?, audit?, jobs?);
     Ok(Pruned {
         checkins: checkins.removed,
         audit: audit.removed,
-        jobs: store.prune_jobs(audit_cutoff)?,
+        jobs,
         unreadable: checkins.unreadable + audit.unreadable,
     })
 }
@@ -213,6 +217,7 @@ mod tests {
         const CHECKINS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkins");
         const INDEX: TableDefinition<(u64, u64), ()> = TableDefinition::new("checkins_by_mac");
         const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+        const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
@@ -252,6 +257,11 @@ mod tests {
             tx.open_table(AUDIT)
                 .unwrap()
                 .insert(1, b"{\"time\":".as_slice())
+                .unwrap();
+            // A job record no longer read: kept (it is not dated), and it stops nothing.
+            tx.open_table(JOBS)
+                .unwrap()
+                .insert(7, b"\x00".as_slice())
                 .unwrap();
             tx.commit().unwrap();
         }

@@ -229,9 +229,16 @@ impl Store {
             let mut doomed = Vec::new();
             for row in jobs.iter()? {
                 let (k, v) = row?;
-                let job: Job = decode("jobs", &k.value().to_string(), v.value())?;
-                if job.state.is_final() && job.finished.is_some_and(|t| t < cutoff) {
-                    doomed.push(k.value());
+                // A record that no longer reads cannot be dated: it is left as it is, and the
+                // pass goes on with the others.
+                match decode::<Job>("jobs", &k.value().to_string(), v.value()) {
+                    Ok(job) if job.state.is_final() && job.finished.is_some_and(|t| t < cutoff) => {
+                        doomed.push(k.value());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention passes over a job it cannot read")
+                    }
                 }
             }
             let mut results = tx.open_table(JOB_RESULTS)?;
