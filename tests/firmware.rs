@@ -510,18 +510,9 @@ async fn upgrade_script_follows_the_policy() {
 
 /// A raw-bytes PUT to the admin API.
 async fn put_image(d: &Daemon, file: &str, offset: u64, bytes: &[u8]) -> (u16, serde_json::Value) {
-    let req = http::Request::put(format!("/api/v1/firmware/images/{file}?offset={offset}"))
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {}", d.token))
-        .body(http_body_util::Full::new(Bytes::copy_from_slice(bytes)))
-        .unwrap();
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+    let path = format!("/firmware/images/{file}?offset={offset}");
+    d.api_bytes("PUT", &path, bytes.to_vec(), Some(&d.token))
         .await
-        .unwrap();
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or_default(),
-    )
 }
 
 #[tokio::test]
@@ -789,22 +780,8 @@ async fn a_config_that_drops_a_pinned_release_keeps_it_and_raises_an_alarm() {
 
 /// A raw JSON body to the admin API: a `Value` cannot hold a key twice.
 async fn api_raw(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(format!("/api/v1{path}"))
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {}", d.token))
-        .body(http_body_util::Full::new(Bytes::copy_from_slice(
-            body.as_bytes(),
-        )))
-        .unwrap();
-    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+    d.api_bytes(method, path, body.to_string(), Some(&d.token))
         .await
-        .unwrap();
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or_default(),
-    )
 }
 
 /// Policy models used to be stored as given (upper-cased): `J1*` was kept and never matched a

@@ -209,6 +209,19 @@ impl Daemon {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.api_bytes(method, path, body, token).await
+    }
+
+    /// An admin API request with a body of raw bytes: an upload, or JSON a `Value` cannot
+    /// hold (a key given twice).
+    pub async fn api_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let tls = client_config(&self.ca_pem(), None);
         let mut req = http::Request::builder()
             .method(method)
@@ -217,8 +230,7 @@ impl Daemon {
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let resp = send(self.admin, tls, req.body(body.into()).unwrap())
+        let resp = send(self.admin, tls, req.body(Full::new(body.into())).unwrap())
             .await
             .expect("admin API request");
         let v = if resp.body.is_empty() {
