@@ -335,19 +335,24 @@ mod tests {
             .unwrap()
     }
 
+    /// An administrator moves the device to a site olivia does not have.
+    fn move_to_secret_site(store: &Store, device: Mac) {
+        store
+            .update_device(device, |d| {
+                d.site = "secret-site".into();
+                Ok::<_, ()>(())
+            })
+            .unwrap()
+            .unwrap();
+    }
+
     #[test]
     fn a_device_moved_out_after_the_start_is_skipped_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         olivia(&store, &["hq"]);
         let id = started_delete(&store);
-        store
-            .update_device(mac(2), |d| {
-                d.site = "secret-site".into();
-                Ok::<_, ()>(())
-            })
-            .unwrap()
-            .unwrap();
+        move_to_secret_site(&store, mac(2));
         step(&store, id, 0);
         let job = step(&store, id, 1);
         assert_eq!((job.counts.ok, job.counts.skipped), (1, 1));
@@ -394,13 +399,7 @@ mod tests {
         }
         tx.commit().unwrap();
         assert_eq!(store.get_job(id).unwrap().unwrap().sites, Sites::All);
-        store
-            .update_device(mac(2), |d| {
-                d.site = "secret-site".into();
-                Ok::<_, ()>(())
-            })
-            .unwrap()
-            .unwrap();
+        move_to_secret_site(&store, mac(2));
         step(&store, id, 0);
         step(&store, id, 1);
         assert!(store.get_device(mac(2)).unwrap().is_some());
