@@ -281,3 +281,110 @@ async fn an_edited_export_imported_again_keeps_secrets_and_state() {
         (Some("Desk 1"), Some("hq"))
     );
 }
+
+/// Posts a body as it is (CSV or JSON text) to the admin API.
+async fn post(d: &Daemon, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1{path}"))
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+/// A parameter may not be named `secret:…` (a CSV import reads such a column as a secret), on
+/// any path that writes parameters; the refusal names the parameter.
+#[tokio::test]
+async fn a_parameter_named_secret_is_refused_everywhere() {
+    let d = Daemon::start();
+    let params = serde_json::json!({"secret:ADMIN_PIN": "1234"});
+    let device = serde_json::json!({"mac": "c81fea83e85a", "params": params});
+    let csv = b"mac,secret:secret:ADMIN_PIN\nc81fea83e85a,1234\n".to_vec();
+    for (method, path, body) in [
+        ("POST", "/devices", device.clone()),
+        (
+            "POST",
+            "/devices/import?format=json",
+            serde_json::json!([device]),
+        ),
+        (
+            "PATCH",
+            "/params/global",
+            serde_json::json!({"params": params}),
+        ),
+        (
+            "PATCH",
+            "/params/site:hq",
+            serde_json::json!({"secrets": params}),
+        ),
+    ] {
+        let (status, v) = d.api(method, path, Some(body)).await;
+        assert_eq!(status, 400, "{method} {path}: {v}");
+        assert!(
+            v.to_string().contains("secret:ADMIN_PIN"),
+            "{method} {path}: {v}"
+        );
+    }
+    let (status, v) = post(&d, "/devices/import", csv).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("secret:ADMIN_PIN"), "{v}");
+    d.add_device(serde_json::json!({"mac": "c81fea83e85a"}))
+        .await;
+    let (status, v) = d
+        .api(
+            "PATCH",
+            "/devices/c81fea83e85a",
+            Some(serde_json::json!({"params": params})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (_, health) = d.api("GET", "/health", None).await;
+    assert_eq!(health["devices"], 1);
+}
+
+/// A site name a device may carry can always be given a site layer, and a longer one is refused
+/// wherever it could be written.
+#[tokio::test]
+async fn every_site_a_device_can_name_can_have_a_layer() {
+    let d = Daemon::start();
+    let longest = "s".repeat(128);
+    d.add_device(serde_json::json!({"mac": "c81fea83e85a", "site": longest}))
+        .await;
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/params/site:{longest}"),
+            Some(serde_json::json!({"params": {"VLAN": "20"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = d
+        .api("POST", "/sites", Some(serde_json::json!({"name": longest})))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let longer = "s".repeat(200);
+    let (status, v) = d
+        .api(
+            "POST",
+            "/devices",
+            Some(serde_json::json!({"mac": "c81fea83e85b", "site": longer})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = d
+        .api(
+            "POST",
+            "/devices/import?format=json",
+            Some(serde_json::json!([{"mac": "c81fea83e85b", "site": longer}])),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+}

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
-use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, Mac};
+use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_NAME, Mac};
 
 /// A device as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,13 +118,26 @@ mod double_option {
     }
 }
 
-pub(super) fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.len() > 256 || value.chars().any(char::is_control) {
+/// Longest serial or label (free text that names no layer).
+const MAX_TEXT: usize = 256;
+
+fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_TEXT || value.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(
-            "{field}: at most 256 characters, no control characters"
+            "{field}: at most {MAX_TEXT} characters, no control characters"
         )));
     }
     Ok(())
+}
+
+/// Checks one of a device's text fields. Model, site and group name parameter layers, so they
+/// take the layers' limit ([`MAX_NAME`]); serial and label are free text.
+pub(super) fn check_field(field: &str, value: &str) -> Result<(), ApiError> {
+    let max = match field {
+        "model" | "site" | "group" => MAX_NAME,
+        _ => MAX_TEXT,
+    };
+    crate::model::check_field(value, max).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 fn check_params<'a>(
@@ -156,7 +169,7 @@ impl NewDevice {
             ("group", &self.group),
             ("label", &self.label),
         ] {
-            check_text(field, v)?;
+            check_field(field, v)?;
         }
         check_params("params", self.params.iter().map(|(k, v)| (k, Some(v))))?;
         check_params("secrets", self.secrets.iter().map(|(k, v)| (k, Some(v))))?;
@@ -193,7 +206,7 @@ impl DevicePatch {
             ("label", &self.label),
         ] {
             if let Some(v) = v {
-                check_text(field, v)?;
+                check_field(field, v)?;
             }
         }
         check_params("params", self.params.iter().map(|(k, v)| (k, v.as_ref())))?;

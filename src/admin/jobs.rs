@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::audit::with_change;
-use super::devices::check_text;
+use super::devices::check_field;
 use super::settings::check_param;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::jobs::{
@@ -113,7 +113,7 @@ fn parse_kind(f: &mut Fields) -> Result<JobKind, ApiError> {
             }
             for (field, v) in [("site", &site), ("group", &group)] {
                 if let Some(v) = v {
-                    check_text(field, v)?;
+                    check_field(field, v)?;
                 }
             }
             JobKind::Move { site, group }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
-use crate::model::Site;
+use crate::model::{MAX_NAME, Site};
 use crate::store::DeletedSite;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,9 +33,10 @@ pub struct GroupView {
     pub devices: usize,
 }
 
+/// A site record's name: as long as any site a device can name ([`MAX_NAME`]).
 fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -43,7 +44,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::BadRequest(format!(
-            "name: {name:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+            "name: {:?} must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.'",
+            name.chars().take(MAX_NAME + 1).collect::<String>()
         )))
     }
 }

@@ -19,7 +19,10 @@ pub use device::{
 pub use device_cert::{IssuedCert, Revocation, RevocationReason};
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
-pub use params::{Layer, LayerError, MAX_VALUE, ParamError, ParamSet, validate_param};
+pub use params::{
+    FieldError, Layer, LayerError, MAX_NAME, MAX_VALUE, ParamError, ParamSet, check_field,
+    validate_param,
+};
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
 pub use vendor::Vendor;

@@ -6,6 +6,40 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest site, group or model name. Each of them names a parameter layer (`site:NAME`), so
+/// every path that writes one (devices, import, bulk jobs, sites, layers, the cloud's pull) takes
+/// this one limit: whatever a device can carry can also be given parameters.
+pub const MAX_NAME: usize = 128;
+
+/// Why a text field of a device (model, serial, site, group, label) or a layer's name is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("at most {0} bytes")]
+    TooLong(usize),
+    #[error("no control characters")]
+    Control,
+    #[error("no spaces at the start or end")]
+    OuterSpace,
+}
+
+/// Checks a device's text field or a layer's name. Outer spaces are refused rather than
+/// trimmed: `"J179 "` is a different model (another `model:` layer) than `"J179"`, and a write
+/// that quietly changed it would not give back what it was given, while a refusal names the
+/// field. Refused at every write path (API, import, bulk jobs, layers, the cloud's pull), so an
+/// export holds none and imports again unchanged.
+pub fn check_field(value: &str, max: usize) -> Result<(), FieldError> {
+    if value.len() > max {
+        Err(FieldError::TooLong(max))
+    } else if value.chars().any(char::is_control) {
+        Err(FieldError::Control)
+    } else if value.trim() != value {
+        Err(FieldError::OuterSpace)
+    } else {
+        Ok(())
+    }
+}
+
 /// One level of the hierarchy, addressed in the store and the API as `global`, `site:NAME`,
 /// `group:NAME`, `model:NAME` (device parameters live in the device record).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,9 +61,9 @@ impl Layer {
             return Ok(Layer::Global);
         }
         let (kind, name) = text.split_once(':').ok_or_else(err)?;
-        // As free as a device's site, group and model fields (a layer must be nameable for
-        // every value they hold), but never a control character.
-        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        // Exactly as free as a device's site, group and model fields: a layer must be nameable
+        // for every value they may hold.
+        if name.is_empty() || check_field(name, MAX_NAME).is_err() {
             return Err(err());
         }
         match kind {
@@ -78,9 +112,14 @@ mod tests {
             "site",
             "site:a\nb",
             "group:\u{7}",
+            "site: hq",
+            "model:J179 ",
         ] {
             assert!(Layer::parse(bad).is_err(), "{bad}");
         }
+        let longest = format!("site:{}", "s".repeat(MAX_NAME));
+        assert!(Layer::parse(&longest).is_ok());
+        assert!(Layer::parse(&format!("{longest}s")).is_err());
     }
 }
 
@@ -99,6 +138,10 @@ pub enum ParamError {
     Value { name: String },
     #[error("parameter {name}: value is longer than {MAX_VALUE} bytes")]
     TooLong { name: String },
+    #[error(
+        "parameter name {0:?}: the prefix 'secret:' is reserved (a CSV import reads a column of that name as a secret)"
+    )]
+    Reserved(String),
 }
 
 /// Checked when a parameter is written, so every file rendered later can express it: the 46xx
@@ -115,6 +158,10 @@ pub fn validate_param(name: &str, value: &str) -> Result<(), ParamError> {
     };
     if name.len() > 128 || !word(bare) || prefix.is_some_and(|p| !word(p)) {
         return Err(ParamError::Name(name.chars().take(140).collect()));
+    }
+    // A parameter of that name would come back from an export as a secret of the bare name.
+    if prefix == Some("secret") {
+        return Err(ParamError::Reserved(name.into()));
     }
     if value.len() > MAX_VALUE {
         return Err(ParamError::TooLong { name: name.into() });
@@ -139,5 +186,13 @@ mod validate_tests {
         assert!(validate_param("X", "say \"hi\"").is_err());
         assert!(validate_param("X", "line\nSET ADMIN_PASSWORD 0").is_err());
         assert!(validate_param("X", &"a".repeat(MAX_VALUE + 1)).is_err());
+        assert_eq!(
+            validate_param("secret:ADMIN_PIN", "1"),
+            Err(ParamError::Reserved("secret:ADMIN_PIN".into()))
+        );
+        assert!(
+            validate_param("Secret:ADMIN_PIN", "1").is_ok(),
+            "the CSV prefix is exact"
+        );
     }
 }

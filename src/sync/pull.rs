@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::firmware::{PolicyError, policy_model};
-use crate::model::{CloudDevice, DeviceState, Mac, Site, SiteProfile, validate_param};
+use crate::model::{
+    CloudDevice, DeviceState, MAX_NAME, Mac, Site, SiteProfile, check_field, validate_param,
+};
 use crate::store::PullUpdate;
 
 use super::SyncError;
@@ -16,8 +18,6 @@ use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, PATH_CHANGES, VERS
 const MAX_ITEMS: usize = 10_000;
 /// Longest cursor accepted (it is stored and echoed back).
 const MAX_CURSOR: usize = 512;
-/// Longest name (site, group, model, serial, firmware version).
-const MAX_NAME: usize = 128;
 
 /// Why a page was rejected; names the item at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,11 +38,14 @@ fn item(what: String) -> PageError {
     PageError::Item(what)
 }
 
+/// A name (site, group, model, serial, firmware version) under the admin API's rules for a
+/// device's fields, so a name the cloud gives can always be given a parameter layer and exported
+/// and imported again.
 pub(super) fn check_name(field: &str, value: &str) -> Result<(), PageError> {
-    if value.len() > MAX_NAME || value.chars().any(|c| c.is_control() || c == '|') {
-        return Err(item(format!(
-            "{field} {value:?}: too long or contains control characters"
-        )));
+    let shown = || value.chars().take(MAX_NAME + 1).collect::<String>();
+    check_field(value, MAX_NAME).map_err(|e| item(format!("{field} {:?}: {e}", shown())))?;
+    if value.contains('|') {
+        return Err(item(format!("{field} {:?}: contains '|'", shown())));
     }
     Ok(())
 }
