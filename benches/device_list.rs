@@ -52,8 +52,14 @@ fn inventory() -> (tempfile::TempDir, Store) {
             d
         })
         .collect();
-    let rows = devices.into_iter().map(|d| (d.mac, d)).collect();
-    store.import_devices(rows, true, |d, _| d).expect("import");
+    store
+        .import_devices(|tx| {
+            for d in devices {
+                tx.put(d, None)?;
+            }
+            Ok::<_, edgeprov::store::StoreError>(((), true))
+        })
+        .expect("import");
     (dir, store)
 }
 

@@ -11,12 +11,26 @@ use std::collections::BTreeSet;
 use common::*;
 use serde_json::{Value, json};
 
+/// The source files under `dir`, in its subdirectories too (a module of several files).
+fn sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// (method, path) of every `.route(...)` in the admin module's source.
 fn routes_in_source() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/admin");
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let src = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in sources(std::path::Path::new(dir)) {
+        let src = std::fs::read_to_string(file).unwrap();
         let mut rest = src.as_str();
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + 7..];

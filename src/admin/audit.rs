@@ -19,8 +19,9 @@ use crate::store::AuditEntry;
 #[derive(Debug, Clone)]
 pub struct Change {
     pub summary: String,
-    pub before: Value,
-    pub after: Value,
+    /// What the entry's `changes` say: a [`diff`], or what a handler that changes many things
+    /// at once made of it (an import).
+    pub changes: Value,
 }
 
 /// Only what differs, by dotted path: `{"params.SIPDOMAIN": {"before": "a", "after": "b"}}`.
@@ -60,6 +61,12 @@ pub fn diff(before: &Value, after: &Value) -> Value {
     let mut out = Map::new();
     walk("", before, after, &mut out);
     Value::Object(out)
+}
+
+/// What changed from `before` to `after` (a resource's JSON, `null` for none), as an entry
+/// says it: the [`diff`] without the fields that change on every write.
+pub fn changes(before: Value, after: Value) -> Value {
+    diff(&without_noise(before), &without_noise(after))
 }
 
 /// Fields that change on every write and say nothing to an auditor.
@@ -140,9 +147,7 @@ impl Asked {
                 true => "refused".into(),
                 false => status.canonical_reason().unwrap_or("").to_lowercase(),
             });
-        let changes = change
-            .map(|c| diff(&without_noise(c.before), &without_noise(c.after)))
-            .unwrap_or(Value::Null);
+        let changes = change.map(|c| c.changes).unwrap_or(Value::Null);
         self.entry(who, status.as_u16(), summary, changes)
     }
 }
@@ -217,16 +222,19 @@ pub async fn intent(State(st): State<AdminState>, req: Request, next: Next) -> R
 
 /// Attaches a change to a response for the audit middleware.
 pub fn with_change(
-    mut resp: Response,
+    resp: Response,
     summary: String,
     before: impl serde::Serialize,
     after: impl serde::Serialize,
 ) -> Response {
-    resp.extensions_mut().insert(Change {
-        summary,
-        before: serde_json::to_value(before).unwrap_or(Value::Null),
-        after: serde_json::to_value(after).unwrap_or(Value::Null),
-    });
+    let before = serde_json::to_value(before).unwrap_or(Value::Null);
+    let after = serde_json::to_value(after).unwrap_or(Value::Null);
+    with_changes(resp, summary, changes(before, after))
+}
+
+/// Attaches a change already described (see [`Change::changes`]) to a response.
+pub fn with_changes(mut resp: Response, summary: String, changes: Value) -> Response {
+    resp.extensions_mut().insert(Change { summary, changes });
     resp
 }
 

@@ -161,6 +161,23 @@ fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {
 }
 
 impl NewDevice {
+    /// A device of nothing but its MAC, as an import row starts one.
+    pub(super) fn with_mac(mac: Mac) -> NewDevice {
+        NewDevice {
+            mac,
+            model: String::new(),
+            serial: String::new(),
+            site: String::new(),
+            group: String::new(),
+            label: String::new(),
+            params: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            state: DeviceState::default(),
+            allow_http_auth: false,
+            http_credential: None,
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ApiError> {
         for (field, v) in [
             ("model", &self.model),

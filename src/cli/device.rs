@@ -342,12 +342,12 @@ async fn import(
             if report.errors.is_empty() {
                 String::new()
             } else {
-                format!("; {} bad rows, nothing changed", report.errors.len())
+                format!("; {} bad rows, nothing changed", report.bad_rows)
             }
         );
     }
     if !ok {
-        bail!("import refused: {} bad rows", report.errors.len());
+        bail!("import refused: {} bad rows", report.bad_rows);
     }
     Ok(())
 }

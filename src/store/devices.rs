@@ -115,55 +115,29 @@ impl Store {
         Ok(Ok(updated))
     }
 
-    /// Creates or updates many devices in one transaction: all of them or, on any error, none.
-    /// `merge` makes each row's device from the row and the device stored under its MAC, if
-    /// any; whatever it returns, an update keeps the stored check-in and creation time.
-    /// With `apply` false nothing is written and the counts say what would happen.
-    pub fn import_devices<R>(
+    /// Runs an import in one write transaction, all or nothing: `run` reads and writes devices
+    /// through the [`ImportTx`] and says whether to commit (not for a dry run or a bad row); an
+    /// error of its own leaves everything as it was, too. Since each row is checked against the
+    /// device as this transaction sees it, no other writer can change a device between the
+    /// check and the write.
+    pub fn import_devices<T, E: From<StoreError>>(
         &self,
-        rows: Vec<(Mac, R)>,
-        apply: bool,
-        merge: impl Fn(R, Option<Device>) -> Device,
-    ) -> Result<(usize, usize), StoreError> {
-        let tx = self.begin_write()?;
-        let (mut created, mut updated) = (0, 0);
-        {
-            let mut table = tx.open_table(DEVICES)?;
-            let now = now_unix();
-            for (mac, row) in rows {
-                let key = mac.to_string();
-                let existing: Option<Device> = match table.get(key.as_str())? {
-                    Some(v) => Some(decode("devices", &key, v.value())?),
-                    None => None,
-                };
-                let kept = existing
-                    .as_ref()
-                    .map(|old| (old.created, old.checkin.clone()));
-                let mut d = merge(row, existing);
-                match kept {
-                    Some((created_at, checkin)) => {
-                        updated += 1;
-                        d.created = created_at;
-                        d.checkin = checkin;
-                    }
-                    None => {
-                        created += 1;
-                        d.created = now;
-                    }
-                }
-                d.mac = mac;
-                d.updated = now;
-                if apply {
-                    table.insert(key.as_str(), encode(&d).as_slice())?;
-                }
-            }
-        }
-        if apply {
+        run: impl FnOnce(&mut ImportTx<'_>) -> Result<(T, bool), E>,
+    ) -> Result<T, E> {
+        let tx = self.begin_write().map_err(StoreError::from)?;
+        let (out, commit) = {
+            let table = tx.open_table(DEVICES).map_err(StoreError::from)?;
+            run(&mut ImportTx {
+                table,
+                now: now_unix(),
+            })?
+        };
+        if commit {
             self.commit_devices(tx)?;
         } else {
-            tx.abort()?;
+            tx.abort().map_err(StoreError::from)?;
         }
-        Ok((created, updated))
+        Ok(out)
     }
 
     /// Removes a device; returns what was removed.
@@ -278,6 +252,19 @@ mod snapshot_tests {
     use crate::model::CheckIn;
     use std::sync::Arc;
 
+    /// Writes `devices` in one import transaction, committed or not.
+    fn import(store: &Store, devices: Vec<Device>, commit: bool) {
+        store
+            .import_devices(|tx| {
+                for d in devices {
+                    let existing = tx.get(d.mac)?;
+                    tx.put(d, existing.as_ref())?;
+                }
+                Ok::<_, StoreError>(((), commit))
+            })
+            .unwrap();
+    }
+
     fn macs(store: &Store) -> Vec<(String, String)> {
         store
             .devices_snapshot()
@@ -304,11 +291,9 @@ mod snapshot_tests {
             .unwrap()
             .unwrap();
         assert_eq!(macs(&store), [(a.to_string(), "lobby".into())]);
-        let row = || vec![(b, Device::new(b))];
-        let whole = |d: Device, _: Option<Device>| d;
-        store.import_devices(row(), true, whole).unwrap();
+        import(&store, vec![Device::new(b)], true);
         assert_eq!(macs(&store).len(), 2);
-        store.import_devices(row(), false, whole).unwrap();
+        import(&store, vec![Device::new(b)], false);
         store.delete_device(b).unwrap();
         assert_eq!(macs(&store).len(), 1);
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
@@ -344,13 +329,7 @@ mod snapshot_tests {
         let macs: Vec<Mac> = (1..=5)
             .map(|i| Mac::from_octets([2, 0, 0, 0, 0, i]))
             .collect();
-        store
-            .import_devices(
-                macs.iter().map(|m| (*m, Device::new(*m))).collect(),
-                true,
-                |d, _| d,
-            )
-            .unwrap();
+        import(&store, macs.iter().map(|m| Device::new(*m)).collect(), true);
         let (recorder, _thread) = crate::store::Recorder::start(store.clone());
         let seen = |at: i64| CheckIn {
             last_seen: at,
@@ -420,5 +399,39 @@ mod site_tests {
         assert!(store.delete_site("branch").unwrap().is_none());
         assert_eq!(store.get_layer(&layer).unwrap(), set);
         assert_eq!(store.generation(), before, "nothing was written");
+    }
+}
+
+/// The devices table inside an import's write transaction (see [`Store::import_devices`]).
+pub struct ImportTx<'t> {
+    table: redb::Table<'t, &'static str, &'static [u8]>,
+    now: i64,
+}
+
+impl ImportTx<'_> {
+    /// The device stored under `mac`, as this transaction sees it.
+    pub fn get(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
+        let key = mac.to_string();
+        let found = self.table.get(key.as_str())?;
+        found
+            .map(|v| decode("devices", &key, v.value()))
+            .transpose()
+    }
+
+    /// Writes the device a row made from `existing` (the device stored under its MAC, if any):
+    /// whatever the row did, an update keeps the stored check-in and creation time.
+    pub fn put(&mut self, mut device: Device, existing: Option<&Device>) -> Result<(), StoreError> {
+        match existing {
+            Some(old) => {
+                device.created = old.created;
+                device.checkin = old.checkin.clone();
+            }
+            None => device.created = self.now,
+        }
+        device.updated = self.now;
+        let key = device.mac.to_string();
+        self.table
+            .insert(key.as_str(), encode(&device).as_slice())?;
+        Ok(())
     }
 }

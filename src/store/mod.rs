@@ -31,7 +31,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 
 pub use audit::AuditEntry;
 pub use device_certs::RevokeWhich;
-pub use devices::DeletedSite;
+pub use devices::{DeletedSite, ImportTx};
 pub use dns_records::DnsRecordEntry;
 pub use error::StoreError;
 pub use files::{MAX_STATIC_FILE, StaticFile, StaticIndex};

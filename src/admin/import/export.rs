@@ -1,0 +1,92 @@
+//! `GET /devices/export`: the inventory as CSV or JSON, in the shapes an import reads back to
+//! the same devices. Secret values are never exported (they are write-only): an export is safe
+//! to hand around; the backup carries them.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Extension, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::csv_rows::{EMPTY_VALUE, FIXED};
+use crate::admin::{AdminState, ApiError, DeviceView, Principal, blocking};
+use crate::model::Device;
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+    /// Only this site's devices.
+    pub site: Option<String>,
+}
+
+pub async fn export(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(site) = &q.site {
+        who.require_site(site)?;
+    }
+    let store = st.store.clone();
+    let mut devices = blocking(move || store.list_devices()).await?;
+    devices.retain(|d| who.allows(&d.site) && q.site.as_ref().is_none_or(|s| &d.site == s));
+    match q.format.as_deref().unwrap_or("csv") {
+        "json" => {
+            let views: Vec<DeviceView> = devices.into_iter().map(Into::into).collect();
+            Ok(Json(views).into_response())
+        }
+        "csv" => {
+            let bytes = csv(&devices).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(([(header::CONTENT_TYPE, "text/csv")], bytes).into_response())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "format: {other:?} is not csv or json"
+        ))),
+    }
+}
+
+/// The fixed columns, then one per parameter any device sets. A device that does not set a
+/// parameter gets an empty cell, one that sets it to `""` gets [`EMPTY_VALUE`]: importing
+/// treats the two differently, as the devices do.
+fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
+    let params: BTreeSet<&String> = devices.iter().flat_map(|d| d.params.keys()).collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = FIXED
+        .iter()
+        .copied()
+        .chain(params.iter().map(|p| p.as_str()));
+    w.write_record(header)?;
+    for d in devices {
+        let mac = d.mac.to_string();
+        let fixed = [&mac, &d.model, &d.serial, &d.site, &d.group, &d.label];
+        let cells = params.iter().map(|p| match d.params.get(*p) {
+            None => "",
+            Some(v) if v.is_empty() => EMPTY_VALUE,
+            Some(v) => v,
+        });
+        w.write_record(fixed.into_iter().map(String::as_str).chain(cells))?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mac;
+
+    #[test]
+    fn a_parameter_set_to_empty_is_not_an_empty_cell() {
+        let mut d = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x55]));
+        d.params.insert("SIPDOMAIN".into(), String::new());
+        let other = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x56]));
+        let text = String::from_utf8(csv(&[d, other]).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "mac,model,serial,site,group,label,SIPDOMAIN\n\
+             001122334455,,,,,,\"\"\"\"\"\"\n\
+             001122334456,,,,,,\n"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! Inventory import and export: CSV (`mac,model,serial,site,group,label`, then one column per
+//! parameter, `secret:NAME` for secret ones) or JSON (an array of devices as `POST /devices`
+//! takes them, or as an export gives them). docs/import-export.md says it for operators.
+//!
+//! An import is all or nothing: every bad row is reported with its line and reason, and nothing
+//! is written unless every row is good. A row for a MAC that exists changes only what the row
+//! gives, so an export, edited and imported again, keeps what an export does not carry: secret
+//! values, the cloud's parameters, the HTTP credential and the last check-in.
+//!
+//! The body is read one row at a time inside the import's write transaction, never collected:
+//! what an import holds besides its body is one row, the MACs seen so far, at most
+//! [`MAX_ERRORS`] errors and a bounded audit record ([`trail`]). Each row is checked against
+//! the device as that transaction sees it, so no other writer can slip in between an
+//! operator's site check and the write.
+
+mod csv_rows;
+mod export;
+mod json_rows;
+mod trail;
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::devices::NewDevice;
+use super::{AdminState, ApiError, Principal};
+use crate::model::{Device, Mac};
+use crate::store::ImportTx;
+
+pub use export::export;
+
+/// Most bad rows a report lists; one last entry counts the rest ("…and N more"). A body of
+/// nothing but bad rows (16 MiB of `[0,0,…]`) would otherwise make a report, and the memory
+/// behind it, many times the size of the body.
+pub const MAX_ERRORS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// 1-based line of the text: a CSV row's line (the header is line 1); for JSON, the line
+    /// where the element goes wrong, or its first line when it reads but is refused (its
+    /// position in the array is at the start of `error`: `element 3: …`).
+    pub line: usize,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub created: usize,
+    pub updated: usize,
+    /// Every bad row, listed in `errors` or not.
+    #[serde(default)]
+    pub bad_rows: usize,
+    /// The first [`MAX_ERRORS`] bad rows, then one entry saying how many more there are.
+    pub errors: Vec<RowError>,
+    /// False for a dry run, and whenever any row was bad.
+    pub applied: bool,
+}
+
+/// Which of a device's fields an import row gives: a device that exists keeps the others.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gives {
+    pub model: bool,
+    pub serial: bool,
+    pub site: bool,
+    pub group: bool,
+    pub label: bool,
+    pub state: bool,
+    pub allow_http_auth: bool,
+    pub http_credential: bool,
+}
+
+/// One row of an import (a CSV record or a JSON element).
+#[derive(Debug)]
+pub struct Row<'h> {
+    pub line: usize,
+    /// The JSON element's 1-based position in its array.
+    pub element: Option<usize>,
+    /// The device the row makes when its MAC is new. On a device that exists, its `params` and
+    /// `secrets` are set and the fields in `gives` replaced.
+    pub new: NewDevice,
+    pub gives: Gives,
+    /// Parameters the row removes from a device that exists (a CSV row's empty cells).
+    pub clears: Vec<&'h str>,
+}
+
+impl Row<'_> {
+    /// Where the row is, for messages that are not a [`RowError`].
+    fn place(&self) -> String {
+        match self.element {
+            Some(n) => format!("element {n}, line {}", self.line),
+            None => format!("line {}", self.line),
+        }
+    }
+
+    /// An error of this row.
+    fn error(&self, error: impl std::fmt::Display) -> RowError {
+        RowError {
+            line: self.line,
+            error: match self.element {
+                Some(n) => format!("element {n}: {error}"),
+                None => error.to_string(),
+            },
+        }
+    }
+
+    /// Changes a device that exists as the row says.
+    fn apply(self, d: &mut Device) {
+        let (g, new) = (self.gives, self.new);
+        for (given, field, value) in [
+            (g.model, &mut d.model, new.model),
+            (g.serial, &mut d.serial, new.serial),
+            (g.site, &mut d.site, new.site),
+            (g.group, &mut d.group, new.group),
+            (g.label, &mut d.label, new.label),
+        ] {
+            if given {
+                *field = value;
+            }
+        }
+        for name in self.clears {
+            d.params.remove(name);
+        }
+        d.params.extend(new.params);
+        d.secrets.extend(new.secrets);
+        if g.state {
+            d.state = new.state;
+        }
+        if g.allow_http_auth {
+            d.allow_http_auth = new.allow_http_auth;
+        }
+        if g.http_credential {
+            d.http_credential = new.http_credential;
+        }
+    }
+}
+
+/// What a reader hands each row to: the row, or why it cannot be read. Its error stops the
+/// reading (an operator's row outside its sites, the store failing).
+type Each<'e> = dyn for<'h> FnMut(Result<Row<'h>, RowError>) -> Result<(), ApiError> + 'e;
+
+/// The bad rows of an import: the first [`MAX_ERRORS`], and how many more.
+#[derive(Debug, Default)]
+struct Errors {
+    listed: Vec<RowError>,
+    more: usize,
+    /// The line of the first bad row not listed.
+    more_from: usize,
+}
+
+impl Errors {
+    fn push(&mut self, e: RowError) {
+        if self.listed.len() < MAX_ERRORS {
+            self.listed.push(e);
+        } else {
+            if self.more == 0 {
+                self.more_from = e.line;
+            }
+            self.more += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    fn total(&self) -> usize {
+        self.listed.len() + self.more
+    }
+
+    fn into_list(mut self) -> Vec<RowError> {
+        if self.more > 0 {
+            self.listed.push(RowError {
+                line: self.more_from,
+                error: format!(
+                    "…and {} more bad rows from this line on, not listed",
+                    self.more
+                ),
+            });
+        }
+        self.listed
+    }
+}
+
+/// One import's way through its rows, inside the write transaction.
+struct Pass<'a, 't> {
+    tx: &'a mut ImportTx<'t>,
+    who: &'a Principal,
+    dry_run: bool,
+    /// Each good row's MAC and line, to refuse a MAC given twice.
+    seen: BTreeMap<Mac, usize>,
+    rows: usize,
+    created: usize,
+    updated: usize,
+    errors: Errors,
+    trail: trail::Trail,
+}
+
+impl Pass<'_, '_> {
+    fn take(&mut self, item: Result<Row<'_>, RowError>) -> Result<(), ApiError> {
+        self.rows += 1;
+        let row = match item {
+            Ok(row) => row,
+            Err(e) => {
+                self.errors.push(e);
+                return Ok(());
+            }
+        };
+        if let Err(e) = row.new.validate() {
+            self.errors.push(row.error(e));
+            return Ok(());
+        }
+        let mac = row.new.mac;
+        if let Some(first) = self.seen.get(&mac) {
+            self.errors
+                .push(row.error(format!("mac {mac} already on line {first}")));
+            return Ok(());
+        }
+        self.seen.insert(mac, row.line);
+        let existing = self.tx.get(mac)?;
+        if !self.who.is_admin() {
+            self.within_sites(&row, existing.as_ref())?;
+        }
+        let device = match &existing {
+            Some(old) => {
+                self.updated += 1;
+                let mut d = old.clone();
+                row.apply(&mut d);
+                d
+            }
+            None => {
+                self.created += 1;
+                row.new.into_device()
+            }
+        };
+        // Once a row is bad nothing will be written: the rest are only checked and counted.
+        if !self.dry_run && self.errors.is_empty() {
+            self.trail.record(existing.as_ref(), &device);
+            self.tx.put(device, existing.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// An operator's import may only touch its sites: the site of a device the row would
+    /// change, and the site the row puts its device in. One row outside refuses the whole
+    /// import (403, naming the row).
+    fn within_sites(&self, row: &Row, existing: Option<&Device>) -> Result<(), ApiError> {
+        let user = &self.who.user;
+        let target = match existing {
+            Some(d) if !self.who.allows(&d.site) => {
+                return Err(ApiError::Forbidden(format!(
+                    "{}: the device belongs to site {:?}, which is not assigned to {user}",
+                    row.place(),
+                    d.site
+                )));
+            }
+            Some(_) => row.gives.site.then_some(&row.new.site),
+            None => Some(&row.new.site),
+        };
+        match target.filter(|t| !self.who.allows(t)) {
+            Some(t) => Err(ApiError::Forbidden(format!(
+                "{}: site {t:?} is not assigned to {user}",
+                row.place()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The report, and the audit record of what was written (when anything was).
+    fn finish(self) -> (ImportReport, Option<serde_json::Value>) {
+        let applied = !self.dry_run && self.errors.is_empty();
+        let report = ImportReport {
+            rows: self.rows,
+            created: self.created,
+            updated: self.updated,
+            bad_rows: self.errors.total(),
+            errors: self.errors.into_list(),
+            applied,
+        };
+        (report, applied.then(|| self.trail.into_changes()))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+impl Format {
+    fn parse(text: Option<&str>) -> Result<Format, ApiError> {
+        match text.unwrap_or("csv") {
+            "csv" => Ok(Format::Csv),
+            "json" => Ok(Format::Json),
+            other => Err(ApiError::BadRequest(format!(
+                "format: {other:?} is not csv or json"
+            ))),
+        }
+    }
+}
+
+/// Reads `body` and imports it in one transaction of `store` (nothing is written on a dry run
+/// or when any row is bad). Blocking.
+pub fn run(
+    store: &crate::store::Store,
+    who: &Principal,
+    format: Format,
+    body: &[u8],
+    dry_run: bool,
+) -> Result<(ImportReport, Option<serde_json::Value>), ApiError> {
+    store.import_devices(|tx| {
+        let mut pass = Pass {
+            tx,
+            who,
+            dry_run,
+            seen: BTreeMap::new(),
+            rows: 0,
+            created: 0,
+            updated: 0,
+            errors: Errors::default(),
+            trail: trail::Trail::default(),
+        };
+        let mut each = |item: Result<Row<'_>, RowError>| pass.take(item);
+        match format {
+            Format::Csv => csv_rows::read(body, &mut each)?,
+            Format::Json => json_rows::read(body, &mut each)?,
+        }
+        let (report, changes) = pass.finish();
+        let commit = report.applied;
+        Ok(((report, changes), commit))
+    })
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ImportQuery {
+    /// `csv` (default) or `json`.
+    pub format: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+pub async fn import(
+    State(st): State<AdminState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let format = Format::parse(q.format.as_deref())?;
+    let store = st.store.clone();
+    let (report, changes) =
+        tokio::task::spawn_blocking(move || run(&store, &who, format, &body, q.dry_run))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let status = if report.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let (rows, created, updated) = (report.rows, report.created, report.updated);
+    let resp = (status, Json(report)).into_response();
+    Ok(match changes {
+        Some(changes) => {
+            tracing::info!(created, updated, "inventory imported");
+            let summary =
+                format!("inventory imported: {rows} rows, {created} created, {updated} updated");
+            super::audit::with_changes(resp, summary, changes)
+        }
+        None => resp,
+    })
+}
+
+#[cfg(test)]
+mod tests;
