@@ -26,7 +26,9 @@ pub struct DeviceView {
     pub group: String,
     pub label: String,
     pub params: BTreeMap<String, String>,
-    /// Parameters from the cloud (local `params` of the same name win).
+    /// Parameters from the cloud (local `params` of the same name win). The cloud has no
+    /// channel for secrets of its own, so it sends a SIP password as a parameter: a value whose
+    /// name says it is a secret is shown masked, as the effective view and the preview show it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cloud_params: BTreeMap<String, String>,
     /// Names of the secret parameters set on the device.
@@ -50,7 +52,18 @@ impl From<Device> for DeviceView {
             group: d.group,
             label: d.label,
             params: d.params,
-            cloud_params: d.cloud_params,
+            cloud_params: d
+                .cloud_params
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if crate::settings::vocab::is_secret(&name) {
+                        crate::settings::layered::SECRET_MASK.to_string()
+                    } else {
+                        value
+                    };
+                    (name, value)
+                })
+                .collect(),
             secrets: d.secrets.into_keys().collect(),
             state: d.state,
             allow_http_auth: d.allow_http_auth,
@@ -485,6 +498,30 @@ pub async fn checkins(
     let store = st.store.clone();
     let limit = q.limit.unwrap_or(100).min(10_000);
     Ok(Json(blocking(move || store.checkins_of(mac, limit)).await?))
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    /// An operator of the device's site read the cloud's SIP password in clear in the device
+    /// view and listing, while the effective view masked it.
+    #[test]
+    fn cloud_parameters_that_are_secrets_are_masked() {
+        let mut d = Device::new(Mac::from_octets([2, 0, 0, 0, 0, 1]));
+        d.cloud_params = BTreeMap::from([
+            ("SIP_PASSWORD".to_string(), "cloud-secret-1".to_string()),
+            ("voicemail.pin".into(), "4711".into()),
+            ("SIPDOMAIN".into(), "example.com".into()),
+        ]);
+        let view = serde_json::to_string(&DeviceView::from(d)).unwrap();
+        assert!(
+            !view.contains("cloud-secret-1") && !view.contains("4711"),
+            "{view}"
+        );
+        assert!(view.contains(r#""SIP_PASSWORD":"********""#), "{view}");
+        assert!(view.contains(r#""SIPDOMAIN":"example.com""#), "{view}");
+    }
 }
 
 #[cfg(test)]
