@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::secrets::secret_name;
 use crate::model::Vendor;
 
 /// Native settings, by name, in a stable order.
@@ -46,13 +47,19 @@ const LINE_FIELDS: &[&str] = &["user", "auth_user", "password", "display_name"];
 
 /// A secret is never put into a file shared by several phones. Neutral secrets are listed; for
 /// native names anything that looks like a password or PIN counts, so a pass-through name cannot
-/// leak a credential into a common file by accident.
+/// leak a credential into a common file by accident. That is at least what the reading of
+/// uploaded files counts ([`secret_name`]: `PROCPSWD`, `DOT1XPSWD`, `SIP_SECRET`, `user_pass1`,
+/// Grandstream's `P34`), and more: a name holding password, passwd or ending in pin counts even
+/// with a qualifier after it (`PASSWORD_MIN_LENGTH`), erring on the side of proof.
 pub fn is_secret(name: &str) -> bool {
     if name == "admin.password" || (name.starts_with("line.") && name.ends_with(".password")) {
         return true;
     }
     let lower = name.to_ascii_lowercase();
-    lower.contains("password") || lower.contains("passwd") || lower.ends_with("pin")
+    lower.contains("password")
+        || lower.contains("passwd")
+        || lower.ends_with("pin")
+        || secret_name(name.rsplit_once(':').map_or(name, |(_, native)| native))
 }
 
 fn line_parts(name: &str) -> Option<(u32, &str)> {
@@ -405,10 +412,23 @@ mod tests {
             "ADMIN_PASSWORD",
             "poly:reg.1.auth.password",
             "avaya:PROCPSWD_PIN",
+            "PROCPSWD",
+            "avaya:DOT1XPSWD",
+            "avaya:SIP_SECRET",
+            "snom:user_pass1",
+            "grandstream:P34",
+            "wifi.passphrase",
+            "PASSWORD_MIN_LENGTH",
         ] {
             assert!(is_secret(s), "{s}");
         }
-        for s in ["sip.server", "line.1.user", "SIPDOMAIN"] {
+        for s in [
+            "sip.server",
+            "line.1.user",
+            "SIPDOMAIN",
+            "bypass",
+            "SPINNER",
+        ] {
             assert!(!is_secret(s), "{s}");
         }
     }
