@@ -270,10 +270,20 @@ pub struct CloudDevice {
 impl Device {
     /// Applies the cloud's view of a device. The cloud owns lifecycle state, site, group, model,
     /// serial and its own parameters; everything else (label, local parameters, secrets, HTTP
-    /// credentials, check-in) stays as the local administrator and the phone left it.
+    /// credentials, check-in) stays as the local administrator and the phone left it, except
+    /// that a move to another site drops the device's HTTP credential and its permission to use
+    /// one: an operator of the old site may have set it, and it would otherwise go on opening
+    /// the device's file, secrets of the new site included, to someone who holds no right there
+    /// (the cloud is not bound by operators' sites). Certificates prove the device itself and
+    /// are unaffected; an administrator of the new site sets a credential again if the phone
+    /// needs one.
     pub fn apply_cloud(existing: Option<Device>, cloud: &CloudDevice) -> Device {
         let mut d = existing.unwrap_or_else(|| Device::new(cloud.mac));
         d.state = cloud.state;
+        if d.site != cloud.site {
+            d.http_credential = None;
+            d.allow_http_auth = false;
+        }
         d.site.clone_from(&cloud.site);
         d.group.clone_from(&cloud.group);
         if !cloud.model.is_empty() {
@@ -291,5 +301,45 @@ impl Device {
         let mut out = self.cloud_params.clone();
         out.extend(self.params.iter().map(|(k, v)| (k.clone(), v.clone())));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud(site: &str) -> CloudDevice {
+        CloudDevice {
+            mac: Mac::from_octets([2, 0, 0, 0, 0, 1]),
+            state: DeviceState::Active,
+            site: site.into(),
+            group: String::new(),
+            model: "J179".into(),
+            serial: String::new(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// An operator of `branch` set a credential while the cloud had the device there; when the
+    /// cloud moved it back to `hq`, the credential still opened its file, `hq`'s SIP password
+    /// included, to that operator.
+    #[test]
+    fn a_move_by_the_cloud_drops_the_http_credential() {
+        let mut d = Device::apply_cloud(None, &cloud("branch"));
+        d.allow_http_auth = true;
+        d.http_credential = Some(HttpCredential {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        d.secrets.insert("SIP_PASSWORD".into(), "hq-pw".into());
+        let same = Device::apply_cloud(Some(d.clone()), &cloud("branch"));
+        assert!(same.allow_http_auth && same.http_credential.is_some());
+        let moved = Device::apply_cloud(Some(d), &cloud("hq"));
+        assert_eq!(moved.site, "hq");
+        assert!(!moved.allow_http_auth && moved.http_credential.is_none());
+        assert_eq!(
+            moved.secrets["SIP_PASSWORD"], "hq-pw",
+            "the device's own secrets stay"
+        );
     }
 }
