@@ -77,8 +77,8 @@ pub struct PhoneConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
-    /// Wrong tokens accepted from one address per minute before it is answered 429 for the
-    /// rest of that minute.
+    /// Wrong or missing tokens accepted from one address per minute before it is answered 429
+    /// for the rest of that minute.
     pub auth_failures_per_minute: u32,
 }
 

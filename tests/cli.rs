@@ -193,7 +193,8 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
 
 #[tokio::test]
 async fn admin_api_requires_the_token() {
-    let d = Daemon::start();
+    // Sixteen refusals from one address: past the default limit, which would answer 429.
+    let d = Daemon::start_with("auth_failures_per_minute = 100");
     for (method, path) in [
         ("GET", "/health"),
         ("GET", "/devices"),

@@ -170,7 +170,6 @@ async fn wrong_tokens_are_rate_limited_and_audited() {
     // The address is held off, whatever it presents, until the minute is over.
     let (s, _) = d.api("GET", "/health", None).await;
     assert_eq!(s, 429);
-    // A missing token is not a guess and is not counted (and gets its 401).
     let (s, _) = d.api_with_token("GET", "/health", None, None).await;
     assert_eq!(s, 429);
 
@@ -180,12 +179,45 @@ async fn wrong_tokens_are_rate_limited_and_audited() {
     let store = edgeprov::store::Store::open(&db).unwrap();
     let entries = store.list_audit(100, |_| true).unwrap();
     let statuses: Vec<u16> = entries.iter().rev().map(|e| e.status).collect();
-    assert_eq!(statuses, [401, 401, 401, 429, 429, 429]);
+    // One entry for the lockout, not one for each request it holds off.
+    assert_eq!(statuses, [401, 401, 401, 429]);
     assert!(
         entries
             .iter()
             .all(|e| e.who == "anonymous" && e.source == "127.0.0.1")
     );
+}
+
+/// Requests without any token were neither counted nor bounded: each cost a durable audit entry
+/// holding the whole path the client chose. They are counted as wrong tokens are, the address
+/// is held off after the limit, and an entry keeps 512 bytes of the path at most.
+#[tokio::test]
+async fn requests_without_a_token_are_limited_and_their_entries_bounded() {
+    let mut d = Daemon::start_with("auth_failures_per_minute = 3");
+    let long = format!("/devices/x{}", "a".repeat(15_000));
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let (s, _) = d.api_with_token("GET", &long, None, None).await;
+        statuses.push(s);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    assert!(d.stop().success());
+    let db = d.data_dir().join("edgeprov.redb");
+    let store = edgeprov::store::Store::open(&db).unwrap();
+    let entries = store.list_audit(100, |_| true).unwrap();
+    assert_eq!(entries.len(), 4, "three refusals and the lockout");
+    for e in &entries {
+        assert!(
+            e.resource.len() <= 512 + '…'.len_utf8(),
+            "{}",
+            e.resource.len()
+        );
+        assert!(
+            e.resource.starts_with("/api/v1/devices/xaaa"),
+            "{}",
+            e.resource
+        );
+    }
 }
 
 #[tokio::test]

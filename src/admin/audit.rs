@@ -86,6 +86,15 @@ const UNFINISHED: &str = "started; the daemon stopped before it answered";
 #[derive(Debug, Clone, Copy)]
 struct Audited;
 
+/// Put by the guard on a refusal that repeats one already entered (a 429 after the first of
+/// its address's window): an address held off must not cost a durable write per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Repeated;
+
+/// The longest request path an entry keeps: a path is the client's to choose, and the log keeps
+/// every entry for a year.
+const MAX_RESOURCE: usize = 512;
+
 /// What identifies a request in its entry.
 struct Asked {
     method: Method,
@@ -98,11 +107,11 @@ impl Asked {
         Asked {
             method: req.method().clone(),
             // The full path as the client sent it, not the part below the `/api/v1` nest.
-            resource: req
-                .extensions()
-                .get::<axum::extract::OriginalUri>()
-                .map(|u| u.path().to_string())
-                .unwrap_or_else(|| req.uri().path().to_string()),
+            resource: shortened(
+                req.extensions()
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| req.uri().path(), |u| u.path()),
+            ),
             source: req
                 .extensions()
                 .get::<Arc<ConnInfo>>()
@@ -152,6 +161,18 @@ impl Asked {
     }
 }
 
+/// `path` cut to [`MAX_RESOURCE`] bytes at a character boundary, marked with `…` when cut.
+fn shortened(path: &str) -> String {
+    if path.len() <= MAX_RESOURCE {
+        return path.to_string();
+    }
+    let mut end = MAX_RESOURCE;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
 fn refused(status: StatusCode) -> bool {
     matches!(
         status,
@@ -164,7 +185,9 @@ fn refused(status: StatusCode) -> bool {
 pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let asked = Asked::of(&req);
     let resp = next.run(req).await;
-    if resp.extensions().get::<Audited>().is_some() || (asked.is_read() && !refused(resp.status()))
+    if resp.extensions().get::<Audited>().is_some()
+        || resp.extensions().get::<Repeated>().is_some()
+        || (asked.is_read() && !refused(resp.status()))
     {
         return resp;
     }

@@ -121,13 +121,21 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
         .map(|c| c.peer.ip())
         .unwrap_or(std::net::Ipv6Addr::LOCALHOST.into());
     let now = crate::model::now_unix();
-    if let Some(wait) = st.guard.limiter.blocked(ip, now) {
-        let mut resp = ApiError::TooManyFailures(wait).into_response();
+    if let Some(blocked) = st.guard.limiter.blocked(ip, now) {
+        let mut resp = ApiError::TooManyFailures(blocked.wait).into_response();
         resp.extensions_mut().insert(Who("anonymous".into()));
+        if !blocked.first {
+            resp.extensions_mut().insert(super::audit::Repeated);
+        }
         return resp;
     }
     let principal = match bearer(&req).map(str::to_string) {
-        None => None,
+        // No token is refused as a wrong one is, and counted alike: each refusal is a durable
+        // audit entry, which a client must not be able to ask for at will.
+        None => {
+            st.guard.limiter.fail(ip, now);
+            None
+        }
         Some(given) if token::matches(&st.guard.box_token, &given) => Some(Principal {
             user: BOX_ADMIN.into(),
             role: Role::Administrator,

@@ -1,6 +1,7 @@
-//! Failed-authentication limiter: after `limit` wrong tokens from one address within a minute,
-//! that address is answered 429 until the minute is over, without its tokens being checked, so
-//! guessing a token from one place costs time. Pure: the caller passes the clock.
+//! Failed-authentication limiter: after `limit` wrong or missing tokens from one address within a
+//! minute, that address is answered 429 until the minute is over, without its tokens being
+//! checked, so guessing a token from one place costs time, and an address costs the audit log at
+//! most `limit` refusals and one 429 a minute. Pure: the caller passes the clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +20,16 @@ pub struct FailureLimiter {
 struct Window {
     start: i64,
     failures: u32,
+    /// Whether a 429 was already answered in this window.
+    told: bool,
+}
+
+/// An address held off: for how long, and whether this is the first answer of its window that
+/// says so (the one worth an audit entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    pub wait: i64,
+    pub first: bool,
 }
 
 impl FailureLimiter {
@@ -29,12 +40,17 @@ impl FailureLimiter {
         }
     }
 
-    /// Seconds until `ip` may try again, or `None` if it may try now.
-    pub fn blocked(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = windows.get(&ip)?;
+    /// How long `ip` is held off, or `None` if it may try now.
+    pub fn blocked(&self, ip: IpAddr, now: i64) -> Option<Blocked> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = windows.get_mut(&ip)?;
         let left = w.start + WINDOW_SECS - now;
-        (left > 0 && w.failures >= self.limit).then_some(left)
+        if left <= 0 || w.failures < self.limit {
+            return None;
+        }
+        let first = !w.told;
+        w.told = true;
+        Some(Blocked { wait: left, first })
     }
 
     /// Counts a wrong token from `ip`.
@@ -46,15 +62,14 @@ impl FailureLimiter {
                 return;
             }
         }
-        let w = windows.entry(ip).or_insert(Window {
+        let fresh = Window {
             start: now,
             failures: 0,
-        });
+            told: false,
+        };
+        let w = windows.entry(ip).or_insert(fresh);
         if w.start + WINDOW_SECS <= now {
-            *w = Window {
-                start: now,
-                failures: 0,
-            };
+            *w = fresh;
         }
         w.failures = w.failures.saturating_add(1);
     }
@@ -74,9 +89,27 @@ mod tests {
         }
         assert_eq!(l.blocked(a, 100), None);
         l.fail(a, 110);
-        assert_eq!(l.blocked(a, 110), Some(50));
-        assert_eq!(l.blocked(b, 110), None, "other addresses are not affected");
-        assert_eq!(l.blocked(a, 160), None, "a new minute starts afresh");
+        let wait = |b: Option<Blocked>| b.map(|b| b.wait);
+        assert_eq!(
+            l.blocked(a, 110),
+            Some(Blocked {
+                wait: 50,
+                first: true
+            })
+        );
+        assert_eq!(
+            l.blocked(a, 111),
+            Some(Blocked {
+                wait: 49,
+                first: false
+            })
+        );
+        assert_eq!(
+            wait(l.blocked(b, 110)),
+            None,
+            "other addresses are not affected"
+        );
+        assert_eq!(wait(l.blocked(a, 160)), None, "a new minute starts afresh");
         l.fail(a, 160);
         assert_eq!(l.blocked(a, 161), None);
     }
