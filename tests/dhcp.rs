@@ -166,6 +166,69 @@ fn relayed_clients_get_their_vendor_options_renew_and_release() {
     );
 }
 
+const INFORM_ONLY: &str = r#"
+[dhcp]
+enabled = true
+mode = "inform"
+listen = "127.0.0.1:0"
+provisioning_url = "https://127.0.0.1:8443/"
+"#;
+
+/// RFC 2131 4.3.5: the answer to a DHCPINFORM is a DHCPACK with the options and no lease: no
+/// yiaddr, no lease, renewal or rebinding time, and nothing stored.
+#[test]
+fn inform_is_answered_with_the_provisioning_options_and_no_lease() {
+    let d = Daemon::start_with(INFORM_ONLY);
+    let inform_mode = relay(&d);
+    let phone = Ipv4Addr::new(127, 0, 99, 20);
+    let avaya = [
+        (60, b"ccp.avaya.com".to_vec()),
+        (55, vec![1, 3, 6, 242, 43]),
+    ];
+    let ack = inform_mode
+        .exchange(&message(INFORM, 0x4001, mac(20), GIADDR, phone, &avaya))
+        .expect("the INFORM is answered");
+    assert_eq!(ack.msg_type, ACK);
+    assert_eq!(ack.yiaddr, Ipv4Addr::UNSPECIFIED);
+    assert_eq!(ack.giaddr, GIADDR);
+    for code in [51, 58, 59] {
+        assert_eq!(
+            ack.options.get(code),
+            None,
+            "option {code} in an INFORM answer"
+        );
+    }
+    assert_eq!(text(&ack, 242), "TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT=8443");
+    assert_eq!(&ack.options.get(43).unwrap()[..6], b"\x01\x046889");
+    assert_eq!(ack.options.get(54), Some(&[127, 0, 0, 1][..]));
+    // Inform mode hands out no address.
+    let discover = message(
+        DISCOVER,
+        0x4002,
+        mac(21),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &avaya,
+    );
+    assert!(inform_mode.exchange(&discover).is_none());
+    let stats = api(&d, "/dhcp/stats");
+    assert_eq!(stats["informs"], 1, "{stats}");
+    assert_eq!(stats["malformed"], 0, "{stats}");
+    assert_eq!(api(&d, "/dhcp/leases").as_array().unwrap().len(), 0);
+
+    // In server mode an INFORM from a configured subnet gets its network options too.
+    let d = Daemon::start_with(DHCP);
+    let server_mode = relay(&d);
+    let ack = server_mode
+        .exchange(&message(INFORM, 0x4003, mac(22), GIADDR, phone, &avaya))
+        .expect("the INFORM is answered");
+    assert_eq!((ack.msg_type, ack.yiaddr), (ACK, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(ack.options.get(51), None);
+    assert_eq!(ack.options.get(3), Some(&[127, 0, 99, 1][..]));
+    assert_eq!(text(&ack, 242), "TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT=8443");
+    assert_eq!(api(&d, "/dhcp/leases").as_array().unwrap().len(), 0);
+}
+
 #[test]
 fn malformed_packets_are_dropped_counted_and_the_server_keeps_answering() {
     let d = Daemon::start_with(DHCP);

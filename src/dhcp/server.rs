@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::answer::Plan;
 use super::config::DhcpConfig;
 use super::lease::{Decision, Engine};
-use super::packet::{self, ACK};
+use super::packet;
 use super::vendor::ProvisioningUrl;
 use super::{DhcpError, reservations};
 use crate::model::{Lease, now_unix};
@@ -407,16 +407,21 @@ fn handle(
     bump(counter);
     let reply = shared.plan.reply(&req, &decision, server_id).map(|r| {
         let dest = packet::destination(&req, r.msg_type, shared.port);
-        (packet::encode(&req, &r), dest, r.msg_type)
+        (packet::encode(&req, &r), dest)
     });
     let job = match (decision, reply) {
-        (Decision::Ack { lease, .. }, Some((bytes, dest, _))) => Job {
+        (Decision::Ack { lease, .. }, Some((bytes, dest))) => Job {
             lease,
             reply: Some((bytes, dest, idx)),
         },
         (Decision::Write(lease), _) => Job { lease, reply: None },
-        (_, Some((bytes, dest, msg_type))) => {
-            debug_assert_ne!(msg_type, ACK, "an INFORM answer carries no lease");
+        // Offers, NAKs and INFORM answers (a DHCPACK too, RFC 2131 4.3.5) bind no address: they
+        // leave at once. Only the engine's Ack carries a lease that must be durable first.
+        (decision, Some((bytes, dest))) => {
+            debug_assert!(
+                !matches!(decision, Decision::Ack { .. }),
+                "a lease must be committed before its ACK leaves"
+            );
             if let Err(e) = sock.try_send_to(&bytes, SocketAddr::V4(dest)) {
                 bump(&stats.send_errors);
                 tracing::debug!(%dest, error = %e, "DHCP send");

@@ -13,6 +13,7 @@ pub const REQUEST: u8 = 3;
 pub const ACK: u8 = 5;
 pub const NAK: u8 = 6;
 pub const RELEASE: u8 = 7;
+pub const INFORM: u8 = 8;
 
 pub struct Relay {
     pub sock: UdpSocket,
