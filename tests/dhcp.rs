@@ -229,6 +229,41 @@ fn inform_is_answered_with_the_provisioning_options_and_no_lease() {
     assert_eq!(api(&d, "/dhcp/leases").as_array().unwrap().len(), 0);
 }
 
+/// The range starts at the server's own address (its identifier toward the subnet, worked out
+/// from the routes: 127.0.0.1); clients get every other address and never that one.
+#[test]
+fn the_server_never_leases_its_own_address() {
+    let d = Daemon::start_with(
+        r#"
+[dhcp]
+enabled = true
+listen = "127.0.0.1:0"
+provisioning_url = "https://127.0.0.1:8443/"
+[[dhcp.subnet]]
+network = "127.0.0.0/24"
+ranges = [["127.0.0.1", "127.0.0.2"]]
+"#,
+    );
+    let server = dhcp_addr(&d);
+    let relay = Relay::bind(Ipv4Addr::new(127, 0, 0, 9), server.port(), server);
+    let (offer, ack) = relay.dora(mac(30), 0x5001, &[]).expect("DORA");
+    assert_eq!(offer.options.get(54), Some(&[127, 0, 0, 1][..]));
+    assert_eq!(
+        (ack.msg_type, ack.yiaddr),
+        (ACK, Ipv4Addr::new(127, 0, 0, 2))
+    );
+    let second = relay.exchange(&message(
+        DISCOVER,
+        0x5002,
+        mac(31),
+        relay.giaddr,
+        Ipv4Addr::UNSPECIFIED,
+        &[],
+    ));
+    assert!(second.is_none(), "pool exhausted, yet offered {second:?}");
+    assert_eq!(api(&d, "/dhcp/stats")["exhausted"], 1);
+}
+
 #[test]
 fn malformed_packets_are_dropped_counted_and_the_server_keeps_answering() {
     let d = Daemon::start_with(DHCP);

@@ -8,7 +8,7 @@
 //! a crash); bound, released and declined leases are written. One record per address is what
 //! keeps an address from being handed to two clients.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -98,6 +98,8 @@ pub struct Engine {
     by_expiry: BTreeSet<(i64, u32)>,
     reserved_by_mac: HashMap<Mac, Ipv4Addr>,
     reserved_ips: HashMap<Ipv4Addr, Mac>,
+    /// This server's own addresses: never handed out, whatever a range or a stored lease says.
+    own: HashSet<Ipv4Addr>,
     offer_hold: i64,
     decline_secs: i64,
     authoritative: bool,
@@ -132,6 +134,7 @@ impl Engine {
             by_expiry: BTreeSet::new(),
             reserved_by_mac: HashMap::new(),
             reserved_ips: HashMap::new(),
+            own: HashSet::new(),
             offer_hold: i64::from(config.offer_hold_seconds),
             decline_secs: i64::from(config.decline_seconds),
             authoritative: config.authoritative,
@@ -169,6 +172,26 @@ impl Engine {
         for pool in &mut self.pools {
             pool.fresh_exhausted = false;
         }
+    }
+
+    /// Replaces the server's own addresses (its interfaces' and its server identifiers): a
+    /// client given one of them would answer ARP for the server and cut the subnet off. Returns
+    /// those that lie inside a dynamic range, which the configuration should not have.
+    pub fn set_own_addresses(&mut self, own: HashSet<Ipv4Addr>) -> Vec<Ipv4Addr> {
+        if own != self.own {
+            self.own = own;
+            for pool in &mut self.pools {
+                pool.fresh_exhausted = false;
+            }
+        }
+        let mut inside: Vec<Ipv4Addr> = self
+            .own
+            .iter()
+            .copied()
+            .filter(|ip| self.pools.iter().any(|p| p.in_range(*ip)))
+            .collect();
+        inside.sort_unstable();
+        inside
     }
 
     pub fn lease(&self, ip: Ipv4Addr) -> Option<&Lease> {
@@ -222,6 +245,9 @@ impl Engine {
 
     /// Whether `ip` may go to this client now.
     fn available(&self, ip: Ipv4Addr, key: &ClientKey, mac: Mac, now: i64) -> bool {
+        if self.own.contains(&ip) {
+            return false;
+        }
         if self.reserved_ips.get(&ip).is_some_and(|m| *m != mac) {
             return false;
         }
@@ -267,7 +293,7 @@ impl Engine {
         self.reclaimable(subnet, key, mac, now)
     }
 
-    /// The next never-used, unreserved address of the pool.
+    /// The next never-used, unreserved address of the pool that is not the server's own.
     fn fresh(&mut self, subnet: usize) -> Option<Ipv4Addr> {
         let pool = &self.pools[subnet];
         if pool.fresh_exhausted {
@@ -276,7 +302,10 @@ impl Engine {
         for step in 0..pool.size {
             let k = (pool.cursor + step) % pool.size;
             let ip = Ipv4Addr::from(pool.nth(k));
-            if !self.leases.contains_key(&ip) && !self.reserved_ips.contains_key(&ip) {
+            if !self.leases.contains_key(&ip)
+                && !self.reserved_ips.contains_key(&ip)
+                && !self.own.contains(&ip)
+            {
                 self.pools[subnet].cursor = (k + 1) % pool.size;
                 return Some(ip);
             }

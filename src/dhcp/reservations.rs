@@ -13,7 +13,8 @@ use crate::model::{Device, Mac};
 pub const PARAM: &str = "dhcp:address";
 
 /// The reservations, and a message for each one that cannot be honoured. `own` are this
-/// server's addresses (its server identifiers, configured or worked out from the routes).
+/// server's addresses (its server identifiers, configured or worked out from the routes, and its
+/// interfaces' addresses).
 pub fn from_devices(
     devices: &[Device],
     subnets: &[SubnetConfig],

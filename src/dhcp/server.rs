@@ -138,12 +138,33 @@ pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
     Ok(Bound { sockets })
 }
 
-/// Every server identifier of every socket: addresses a reservation must never hand out.
+/// This server's addresses, which no client may be given: every server identifier of every
+/// socket (configured or worked out from the routes) and every address of this host's
+/// interfaces. Read again with the reservations, since interfaces gain addresses after start.
 fn own_addresses(server_ids: &[Vec<Ipv4Addr>]) -> Vec<Ipv4Addr> {
     let mut own: Vec<Ipv4Addr> = server_ids.iter().flatten().copied().collect();
+    match nix::ifaddrs::getifaddrs() {
+        Ok(ifaddrs) => {
+            own.extend(ifaddrs.filter_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip())))
+        }
+        Err(e) => tracing::warn!(error = %e, "listing this host's addresses for DHCP"),
+    }
+    own.retain(|ip| !ip.is_unspecified());
     own.sort_unstable();
     own.dedup();
     own
+}
+
+/// Hands the engine this server's addresses; warns about those inside a range when they differ
+/// from `last` (the engine skips them, but the range is wrong and its size overstated).
+fn set_own_addresses(engine: &mut Engine, own: &[Ipv4Addr], last: &mut Vec<Ipv4Addr>) {
+    let inside = engine.set_own_addresses(own.iter().copied().collect());
+    if inside != *last {
+        for ip in &inside {
+            tracing::warn!(%ip, "this server's own address lies inside a DHCP range: it is never handed out; take it out of dhcp.subnet.ranges");
+        }
+        *last = inside;
+    }
 }
 
 /// The source address the kernel would use toward `target`: connecting a UDP socket only looks
@@ -180,6 +201,8 @@ pub struct Server {
     sockets: Vec<UdpSocket>,
     senders: Vec<StdUdpSocket>,
     store: Store,
+    /// This server's addresses inside a range, already warned about.
+    own_in_ranges: Vec<Ipv4Addr>,
 }
 
 impl Server {
@@ -237,6 +260,8 @@ impl Server {
             sockets.push(UdpSocket::from_std(sock).map_err(DhcpError::Io)?);
         }
         let own = own_addresses(&server_ids);
+        let mut own_in_ranges = Vec::new();
+        set_own_addresses(&mut engine, &own, &mut own_in_ranges);
         engine.set_reservations(reservations::from_devices(&devices, &config.subnets, &own).0);
         Ok(Server {
             shared: Arc::new(Shared {
@@ -251,6 +276,7 @@ impl Server {
             sockets,
             senders,
             store,
+            own_in_ranges,
         })
     }
 
@@ -283,6 +309,7 @@ impl Server {
             let shared = self.shared.clone();
             let store = self.store.clone();
             let mut stop = stop.clone();
+            let mut own_in_ranges = self.own_in_ranges;
             async move {
                 let mut last_problems = Vec::new();
                 loop {
@@ -304,11 +331,9 @@ impl Server {
                         }
                         last_problems = problems;
                     }
-                    shared
-                        .engine
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .set_reservations(map);
+                    let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
+                    set_own_addresses(&mut engine, &own, &mut own_in_ranges);
+                    engine.set_reservations(map);
                 }
             }
         };

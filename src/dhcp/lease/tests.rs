@@ -1,7 +1,7 @@
 //! The engine without sockets: state transitions, exhaustion, reservations, decline, expiry,
 //! repeated messages, and a property test that no address is ever held by two clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
@@ -243,6 +243,46 @@ fn reservations_win_and_are_kept_from_others() {
     reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 101));
     assert!(matches!(run(&mut e, &reboot, 2), Decision::Nak(_)));
     assert_eq!(dora(&mut e, 1, 3), Ipv4Addr::new(10, 77, 0, 30));
+}
+
+#[test]
+fn the_servers_own_addresses_are_never_handed_out() {
+    // The server is 10.77.0.1 and the range starts there: the first fresh address is skipped.
+    let mut e = Engine::new(&config(1, 3));
+    let own = HashSet::from([
+        SERVER,
+        Ipv4Addr::new(10, 77, 0, 3),
+        Ipv4Addr::new(10, 9, 0, 1),
+    ]);
+    assert_eq!(
+        e.set_own_addresses(own),
+        vec![SERVER, Ipv4Addr::new(10, 77, 0, 3)],
+        "the own addresses inside a range, for the start-up warning"
+    );
+    assert_eq!(dora(&mut e, 1, 0), Ipv4Addr::new(10, 77, 0, 2));
+    assert_eq!(run(&mut e, &req(Kind::Discover, 2), 0), Decision::Exhausted);
+    // Asking for it by name, or being reserved it, does not get it either.
+    let mut ask = req(Kind::Discover, 2);
+    ask.requested_ip = Some(SERVER);
+    assert_eq!(run(&mut e, &ask, 0), Decision::Exhausted);
+    assert!(matches!(select(&mut e, 2, SERVER, 0), Decision::Nak(_)));
+    e.set_reservations(HashMap::from([(mac(2), SERVER)]));
+    assert_eq!(run(&mut e, &req(Kind::Discover, 2), 0), Decision::Exhausted);
+}
+
+#[test]
+fn a_stored_lease_on_an_own_address_is_not_renewed() {
+    // Leases written before the address became the server's (or before this rule) move on.
+    let mut e = Engine::new(&config(1, 3));
+    let ip = dora(&mut e, 1, 0);
+    assert_eq!(ip, SERVER);
+    let mut e2 = Engine::new(&config(1, 3));
+    e2.load(vec![e.lease(ip).unwrap().clone()]);
+    e2.set_own_addresses(HashSet::from([SERVER]));
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = ip;
+    assert!(matches!(run(&mut e2, &renew, 10), Decision::Nak(_)));
+    assert_eq!(offer(&mut e2, 1, 11), Some(Ipv4Addr::new(10, 77, 0, 2)));
 }
 
 #[test]
