@@ -229,6 +229,34 @@ fn inform_is_answered_with_the_provisioning_options_and_no_lease() {
     assert_eq!(api(&d, "/dhcp/leases").as_array().unwrap().len(), 0);
 }
 
+/// An INFORM in inform mode, with the default wildcard listen address and no subnet: the
+/// server identifier is the address the phone reached, never 0.0.0.0.
+#[test]
+fn inform_answer_names_the_address_the_phone_reached() {
+    let d = Daemon::start_with(&INFORM_ONLY.replace("127.0.0.1:0", "0.0.0.0:0"));
+    let port = dhcp_addr(&d).port();
+    let phone = Ipv4Addr::new(127, 0, 99, 21);
+    // Not relayed: the answer goes to the phone's own address on the client port.
+    let client = Relay::bind(
+        phone,
+        port + 1,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    );
+    let ack = client
+        .exchange(&message(
+            INFORM,
+            0x4101,
+            mac(23),
+            Ipv4Addr::UNSPECIFIED,
+            phone,
+            &[(60, b"yealink".to_vec()), (55, vec![1, 66])],
+        ))
+        .expect("the INFORM is answered");
+    assert_eq!((ack.msg_type, ack.yiaddr), (ACK, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(ack.options.get(54), Some(&[127, 0, 0, 1][..]));
+    assert_eq!(text(&ack, 66), "https://127.0.0.1:8443/");
+}
+
 /// The range starts at the server's own address (its identifier toward the subnet, worked out
 /// from the routes: 127.0.0.1); clients get every other address and never that one.
 #[test]

@@ -10,6 +10,15 @@
 //! options on the directly attached subnet, renew and release; a relay agent probe in the relay
 //! namespace gets an address from the 10.78.0.0/24 subnet through `giaddr`. No address outside
 //! these namespaces is used. Skips, saying why, without root, `ip`, `udhcpc` or `dhclient`.
+//!
+//! A second lab runs the daemon with the default `interfaces = []` (one socket for every link)
+//! on a box with two client links and a management link that holds the default route:
+//!
+//! ```text
+//!  a ns: c0 ◀──▶ s0 10.77.0.1/24 ┐
+//!  b ns: c1 ◀──▶ s1 10.79.0.1/24 ├ server ns: edgeprov, interfaces = []
+//!  u ns: u0 10.99.0.2/24 ◀──▶ m0 10.99.0.1/24, default route via 10.99.0.2
+//! ```
 
 mod common;
 
@@ -27,6 +36,7 @@ const PROBE_ENV: &str = "EDGEPROV_DHCP_RELAY_PROBE";
 /// Namespaces and processes to tear down whatever happens.
 struct Lab {
     prefix: String,
+    roles: &'static [&'static str],
     children: Vec<Child>,
 }
 
@@ -81,7 +91,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for role in ["s", "c", "r"] {
+        for role in self.roles {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(role)])
                 .status();
@@ -187,6 +197,7 @@ fn real_clients_and_a_relay_in_network_namespaces() {
     }
     let mut lab = Lab {
         prefix: format!("epd{}", std::process::id()),
+        roles: &["s", "c", "r"],
         children: Vec::new(),
     };
     lab.setup();
@@ -389,6 +400,112 @@ esac"#,
             .iter()
             .any(|v| v["ip"].as_str().unwrap().starts_with("10.78.0.") && v["state"] == "bound")
     );
+}
+
+/// With `interfaces = []` one socket serves every link. A client's broadcast must be answered
+/// out of the link it came in on, with an address of that link's subnet and that link's server
+/// address, although the default route leaves by the management link.
+#[test]
+fn one_socket_for_all_links_answers_each_link_from_its_own_subnet() {
+    if let Some(why) = missing_tools() {
+        println!("SKIP one_socket_for_all_links_answers_each_link_from_its_own_subnet: {why}");
+        return;
+    }
+    let mut lab = Lab {
+        prefix: format!("epw{}", std::process::id()),
+        roles: &["s", "a", "b", "u"],
+        children: Vec::new(),
+    };
+    let ns: Vec<String> = lab.roles.iter().map(|r| lab.ns(r)).collect();
+    let [s, a, b, u] = [&ns[0], &ns[1], &ns[2], &ns[3]];
+    for n in [s, a, b, u] {
+        lab.ip(&["netns", "add", n]);
+        lab.ip(&["-n", n, "link", "set", "lo", "up"]);
+    }
+    for (dev, peer, other) in [("s0", "c0", a), ("s1", "c1", b), ("m0", "u0", u)] {
+        lab.ip(&[
+            "-n", s, "link", "add", dev, "type", "veth", "peer", "name", peer, "netns", other,
+        ]);
+        lab.ip(&["-n", s, "link", "set", dev, "up"]);
+        lab.ip(&["-n", other, "link", "set", peer, "up"]);
+    }
+    lab.ip(&["-n", s, "addr", "add", "10.77.0.1/24", "dev", "s0"]);
+    lab.ip(&["-n", s, "addr", "add", "10.79.0.1/24", "dev", "s1"]);
+    lab.ip(&["-n", s, "addr", "add", "10.99.0.1/24", "dev", "m0"]);
+    lab.ip(&["-n", u, "addr", "add", "10.99.0.2/24", "dev", "u0"]);
+    lab.ip(&["-n", s, "route", "add", "default", "via", "10.99.0.2"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("edgeprov.toml");
+    let dhcp = r#"
+[dhcp]
+enabled = true
+listen = "0.0.0.0:67"
+provisioning_url = "https://10.77.0.1:8443/"
+[[dhcp.subnet]]
+network = "10.77.0.0/24"
+ranges = [["10.77.0.100", "10.77.0.150"]]
+[[dhcp.subnet]]
+network = "10.79.0.0/24"
+ranges = [["10.79.0.100", "10.79.0.150"]]
+"#;
+    std::fs::write(&config, base_config(&data, dhcp)).unwrap();
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let daemon = lab
+        .exec("s", &[BIN, "serve", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    lab.children.push(daemon);
+    let daemon_log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    wait_for("the daemon to listen", Duration::from_secs(30), || {
+        data.join("listeners.json").exists()
+    });
+
+    let out = dir.path().join("udhcpc");
+    std::fs::create_dir(&out).unwrap();
+    let bound = script(
+        dir.path(),
+        "udhcpc.sh",
+        &format!(
+            r#"[ "$1" = bound ] && env > {out}/$interface.tmp && mv {out}/$interface.tmp {out}/$interface.env
+exit 0"#,
+            out = out.display()
+        ),
+    );
+    // The second subnet's link first: the old code put every client in the first subnet.
+    for (role, dev, net, server) in [
+        ("b", "c1", "10.79.0.", "10.79.0.1"),
+        ("a", "c0", "10.77.0.", "10.77.0.1"),
+    ] {
+        let got = lab
+            .exec(
+                role,
+                &[
+                    "busybox", "udhcpc", "-f", "-n", "-q", "-i", dev, "-t", "5", "-T", "1", "-s",
+                ],
+            )
+            .arg(&bound)
+            .output()
+            .unwrap();
+        let env = env_file(&out.join(format!("{dev}.env"))).unwrap_or_else(|| {
+            panic!(
+                "no lease on {dev}: {}\n{}",
+                String::from_utf8_lossy(&got.stderr),
+                daemon_log()
+            )
+        });
+        let ip = get(&env, "ip").unwrap();
+        assert!(
+            ip.starts_with(net),
+            "{dev} got {ip}, not an address of {net}0/24"
+        );
+        assert_eq!(get(&env, "serverid"), Some(server), "{dev}");
+    }
 }
 
 /// Not a test on its own: the relay agent the test above runs inside the relay namespace. It

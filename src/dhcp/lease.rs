@@ -198,6 +198,12 @@ impl Engine {
         self.leases.get(&ip)
     }
 
+    /// The subnet directly attached where a request arrived: the one holding this host's address
+    /// on the arrival interface.
+    pub fn attached(&self, local: Ipv4Addr) -> Option<usize> {
+        self.pools.iter().position(|p| p.net.contains(&local))
+    }
+
     /// The subnet a request belongs to: the relay's, else the one holding the client's own
     /// address, else the subnet directly attached to the interface it arrived on.
     pub fn subnet_for(&self, req: &Request, direct: Option<usize>) -> Option<usize> {

@@ -2,16 +2,29 @@
 //! out at once; ACKs go to one writer thread that commits the leases of everything queued in a
 //! single transaction and only then sends those ACKs (group commit: durable before the ACK
 //! leaves, without one disk sync per client).
+//!
+//! Every datagram is read with `IP_PKTINFO`: one socket bound to all interfaces still learns the
+//! interface a client's broadcast came in on and this host's address there. That address picks
+//! the subnet of a client that is not relayed, and a broadcast answer is sent out of that same
+//! interface; routing alone would send 255.255.255.255 out of the default route's interface.
 
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket as StdUdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::libc;
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt,
+    sockopt,
+};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -113,7 +126,8 @@ fn udp_socket(device: Option<&str>) -> std::io::Result<Socket> {
 }
 
 /// Binds the DHCP port: SO_BROADCAST for replies to clients without an address, SO_REUSEADDR
-/// so one socket per interface can share the port, SO_BINDTODEVICE per listed interface.
+/// so one socket per interface can share the port, SO_BINDTODEVICE per listed interface,
+/// IP_PKTINFO to learn where each datagram arrived.
 pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
     let devices: Vec<Option<String>> = if config.interfaces.is_empty() {
         vec![None]
@@ -126,6 +140,7 @@ pub fn bind(config: &DhcpConfig) -> std::io::Result<Bound> {
         let s = udp_socket(device.as_deref())?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
+        setsockopt(&s, sockopt::Ipv4PacketInfo, &true)?;
         // A boot storm arrives faster than it is answered for a moment: queue, do not drop.
         s.set_recv_buffer_size(RECV_BUFFER)?;
         s.set_nonblocking(true)?;
@@ -178,9 +193,77 @@ fn route_source(target: Ipv4Addr, device: Option<&str>) -> Option<Ipv4Addr> {
     }
 }
 
+/// Where a datagram came from and arrived: the interface, and this host's address there as the
+/// kernel works it out (the destination of a unicast; the interface's address for a broadcast).
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    peer: SocketAddrV4,
+    ifindex: u32,
+    local: Ipv4Addr,
+}
+
+/// One datagram and its `IP_PKTINFO`. A datagram without it (none is expected once the option
+/// is set) keeps an unspecified local address and interface 0.
+fn recv_with_pktinfo(
+    fd: RawFd,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> std::io::Result<(usize, Arrival)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
+    let peer = msg
+        .address
+        .map(|a| SocketAddrV4::new(a.ip(), a.port()))
+        .unwrap_or_else(|| SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+    let mut arrival = Arrival {
+        peer,
+        ifindex: 0,
+        local: Ipv4Addr::UNSPECIFIED,
+    };
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::Ipv4PacketInfo(info) = c {
+            arrival.ifindex = u32::try_from(info.ipi_ifindex).unwrap_or(0);
+            arrival.local = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
+        }
+    }
+    Ok((msg.bytes, arrival))
+}
+
+/// Sends a reply. A broadcast is pinned to the interface its request came in on (and sent from
+/// this host's address there): with one socket for all interfaces, routing would pick the
+/// default route's interface, or fail with no default route.
+fn send_reply(fd: RawFd, out: &Outgoing) -> std::io::Result<usize> {
+    let iov = [IoSlice::new(&out.bytes)];
+    let to = SockaddrIn::from(out.dest);
+    let pin = libc::in_pktinfo {
+        ipi_ifindex: i32::try_from(out.ifindex).unwrap_or(0),
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(out.source).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    let pinned = [ControlMessage::Ipv4PacketInfo(&pin)];
+    let cmsgs = if out.dest.ip().is_broadcast() && out.ifindex != 0 {
+        &pinned[..]
+    } else {
+        &[]
+    };
+    Ok(sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&to))?)
+}
+
+/// A reply ready to leave: by which socket, to where, and for a broadcast out of which
+/// interface and from which address.
+struct Outgoing {
+    bytes: Vec<u8>,
+    dest: SocketAddrV4,
+    socket: usize,
+    ifindex: u32,
+    source: Ipv4Addr,
+}
+
 struct Job {
     lease: Lease,
-    reply: Option<(Vec<u8>, SocketAddrV4, usize)>,
+    reply: Option<Outgoing>,
 }
 
 struct Shared {
@@ -188,8 +271,8 @@ struct Shared {
     plan: Plan,
     /// Per socket, per subnet: our address as the subnet's clients see it.
     server_ids: Vec<Vec<Ipv4Addr>>,
-    /// Per socket: the subnet its directly attached clients belong to.
-    direct: Vec<Option<usize>>,
+    /// The server identifier for a client of no configured subnet (an INFORM in inform mode)
+    /// when the arrival gave no local address.
     fallback_id: Ipv4Addr,
     port: u16,
     stats: Arc<Stats>,
@@ -228,7 +311,6 @@ impl Server {
             SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
         };
         let mut server_ids = Vec::new();
-        let mut direct = Vec::new();
         let mut sockets = Vec::new();
         let mut senders = Vec::new();
         let mut port = config.listen.port();
@@ -247,14 +329,8 @@ impl Server {
                     })
                 })
                 .collect();
-            let here = config
-                .subnets
-                .iter()
-                .zip(&ids)
-                .position(|(s, id)| s.network.contains(id));
-            tracing::info!(interface = device.as_deref().unwrap_or("*"), server_ids = ?ids, direct_subnet = ?here.map(|i| config.subnets[i].network), "DHCP socket");
+            tracing::info!(interface = device.as_deref().unwrap_or("*"), server_ids = ?ids, "DHCP socket");
             server_ids.push(ids);
-            direct.push(here);
             port = sock.local_addr().map(|a| a.port()).unwrap_or(port);
             senders.push(sock.try_clone().map_err(DhcpError::Io)?);
             sockets.push(UdpSocket::from_std(sock).map_err(DhcpError::Io)?);
@@ -268,7 +344,6 @@ impl Server {
                 engine: Mutex::new(engine),
                 plan,
                 server_ids,
-                direct,
                 fallback_id: listen_ip,
                 port,
                 stats,
@@ -352,9 +427,11 @@ async fn recv_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 4096];
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let fd = sock.as_raw_fd();
     loop {
-        let (len, peer) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
+        let (len, arrival) = tokio::select! {
+            r = sock.async_io(Interest::READABLE, || recv_with_pktinfo(fd, &mut buf, &mut cmsg)) => match r {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::debug!(error = %e, "DHCP receive");
@@ -367,11 +444,11 @@ async fn recv_loop(
         // packet is counted as malformed and the loop goes on answering.
         let packet = &buf[..len];
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle(&sock, idx, &shared, &writer, packet, peer)
+            handle(&sock, idx, &shared, &writer, packet, arrival)
         }));
         if handled.is_err() {
             bump(&shared.stats.malformed);
-            tracing::error!(%peer, "DHCP packet made the decoder panic; dropped");
+            tracing::error!(peer = %arrival.peer, "DHCP packet made the decoder panic; dropped");
         }
     }
 }
@@ -382,8 +459,9 @@ fn handle(
     shared: &Shared,
     writer: &SyncSender<Job>,
     bytes: &[u8],
-    peer: SocketAddr,
+    arrival: Arrival,
 ) {
+    let peer = arrival.peer;
     let stats = &shared.stats;
     bump(&stats.received);
     let req = match packet::decode(bytes) {
@@ -401,9 +479,10 @@ fn handle(
     let now = now_unix();
     let (decision, server_id) = {
         let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
-        let subnet = engine.subnet_for(&req, shared.direct[idx]);
+        let subnet = engine.subnet_for(&req, engine.attached(arrival.local));
         let server_id = subnet
             .and_then(|s| shared.server_ids[idx].get(s).copied())
+            .or(Some(arrival.local).filter(|ip| !ip.is_unspecified()))
             .unwrap_or(shared.fallback_id);
         (engine.handle(&req, subnet, server_id, now), server_id)
     };
@@ -430,26 +509,33 @@ fn handle(
         }
     };
     bump(counter);
-    let reply = shared.plan.reply(&req, &decision, server_id).map(|r| {
-        let dest = packet::destination(&req, r.msg_type, shared.port);
-        (packet::encode(&req, &r), dest)
-    });
+    let reply = shared
+        .plan
+        .reply(&req, &decision, server_id)
+        .map(|r| Outgoing {
+            bytes: packet::encode(&req, &r),
+            dest: packet::destination(&req, r.msg_type, shared.port),
+            socket: idx,
+            ifindex: arrival.ifindex,
+            source: arrival.local,
+        });
     let job = match (decision, reply) {
-        (Decision::Ack { lease, .. }, Some((bytes, dest))) => Job {
+        (Decision::Ack { lease, .. }, Some(out)) => Job {
             lease,
-            reply: Some((bytes, dest, idx)),
+            reply: Some(out),
         },
         (Decision::Write(lease), _) => Job { lease, reply: None },
         // Offers, NAKs and INFORM answers (a DHCPACK too, RFC 2131 4.3.5) bind no address: they
         // leave at once. Only the engine's Ack carries a lease that must be durable first.
-        (decision, Some((bytes, dest))) => {
+        (decision, Some(out)) => {
             debug_assert!(
                 !matches!(decision, Decision::Ack { .. }),
                 "a lease must be committed before its ACK leaves"
             );
-            if let Err(e) = sock.try_send_to(&bytes, SocketAddr::V4(dest)) {
+            let fd = sock.as_raw_fd();
+            if let Err(e) = sock.try_io(Interest::WRITABLE, || send_reply(fd, &out)) {
                 bump(&stats.send_errors);
-                tracing::debug!(%dest, error = %e, "DHCP send");
+                tracing::debug!(dest = %out.dest, error = %e, "DHCP send");
             }
             return;
         }
@@ -479,9 +565,9 @@ fn write_loop(store: Store, rx: Receiver<Job>, senders: Vec<StdUdpSocket>, stats
             tracing::error!(error = %e, leases = batch.len(), "DHCP leases not saved: their ACKs are not sent");
             continue;
         }
-        for (bytes, dest, idx) in batch.into_iter().filter_map(|j| j.reply) {
-            if let Some(sock) = senders.get(idx)
-                && sock.send_to(&bytes, dest).is_err()
+        for out in batch.into_iter().filter_map(|j| j.reply) {
+            if let Some(sock) = senders.get(out.socket)
+                && send_reply(sock.as_raw_fd(), &out).is_err()
             {
                 bump(&stats.send_errors);
             }
