@@ -41,6 +41,10 @@ pub enum Decision {
     Ignore(&'static str),
 }
 
+/// How far the wall clock may move against the monotonic clock between two looks before it
+/// counts as stepped. Slewing (NTP's normal correction) moves it by milliseconds a minute.
+pub const CLOCK_STEP_SECS: i64 = 10;
+
 /// Who a lease belongs to: the client identifier when the client sent one, else its MAC.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ClientKey {
@@ -104,6 +108,8 @@ pub struct Engine {
     decline_secs: i64,
     authoritative: bool,
     inform_only: bool,
+    /// Wall-clock seconds minus monotonic seconds at the last look; `None` before the first.
+    clock_offset: Option<i64>,
 }
 
 impl Engine {
@@ -139,7 +145,45 @@ impl Engine {
             decline_secs: i64::from(config.decline_seconds),
             authoritative: config.authoritative,
             inform_only: config.mode == DhcpMode::Inform,
+            clock_offset: None,
         }
+    }
+
+    /// Compares the wall clock (`wall`, Unix seconds) with a monotonic one (`mono`, seconds from
+    /// any fixed start) and, when the wall clock has stepped by more than [`CLOCK_STEP_SECS`]
+    /// since the last look, moves every running lease by the step. Lease ends are wall-clock
+    /// instants because they are stored and outlive the process; a box without a real-time
+    /// clock starts at an old date and jumps when NTP syncs, and without this every running
+    /// lease would look long over and its address go to a second client. Returns the step and
+    /// the written leases that moved, which must be stored again.
+    pub fn observe_clock(&mut self, wall: i64, mono: i64) -> Option<(i64, Vec<Lease>)> {
+        let offset = wall.saturating_sub(mono);
+        let last = self.clock_offset.replace(offset)?;
+        let step = offset.saturating_sub(last);
+        if step.abs() <= CLOCK_STEP_SECS {
+            return None;
+        }
+        Some((step, self.clock_stepped(wall.saturating_sub(step), step)))
+    }
+
+    /// The wall clock read `before` and then jumped by `step` seconds: every lease still running
+    /// at `before` keeps the time it had left. Leases already over stay over.
+    fn clock_stepped(&mut self, before: i64, step: i64) -> Vec<Lease> {
+        let mut moved = Vec::new();
+        for lease in self.leases.values_mut() {
+            if lease.expires <= before {
+                continue;
+            }
+            self.by_expiry.remove(&(lease.expires, u32::from(lease.ip)));
+            lease.starts = lease.starts.saturating_add(step);
+            lease.expires = lease.expires.saturating_add(step);
+            self.by_expiry.insert((lease.expires, u32::from(lease.ip)));
+            // Offers live in memory only.
+            if lease.state != LeaseState::Offered {
+                moved.push(lease.clone());
+            }
+        }
+        moved
     }
 
     /// Takes in the stored leases at start: the latest lease of a client is its address.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::libc;
 use nix::sys::socket::{
@@ -276,6 +276,8 @@ struct Shared {
     fallback_id: Ipv4Addr,
     port: u16,
     stats: Arc<Stats>,
+    /// The monotonic clock the wall clock is checked against (see [`Engine::observe_clock`]).
+    started: Instant,
 }
 
 /// A DHCP server ready to serve: leases loaded, sockets bound.
@@ -347,6 +349,7 @@ impl Server {
                 fallback_id: listen_ip,
                 port,
                 stats,
+                started: Instant::now(),
             }),
             sockets,
             senders,
@@ -477,15 +480,33 @@ fn handle(
         }
     };
     let now = now_unix();
-    let (decision, server_id) = {
+    let mono = i64::try_from(shared.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+    let (decision, server_id, stepped) = {
         let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let stepped = engine.observe_clock(now, mono);
         let subnet = engine.subnet_for(&req, engine.attached(arrival.local));
         let server_id = subnet
             .and_then(|s| shared.server_ids[idx].get(s).copied())
             .or(Some(arrival.local).filter(|ip| !ip.is_unspecified()))
             .unwrap_or(shared.fallback_id);
-        (engine.handle(&req, subnet, server_id, now), server_id)
+        (
+            engine.handle(&req, subnet, server_id, now),
+            server_id,
+            stepped,
+        )
     };
+    if let Some((step, moved)) = stepped {
+        tracing::warn!(
+            step_seconds = step,
+            leases = moved.len(),
+            "the wall clock stepped: running DHCP leases keep the time they had left"
+        );
+        for lease in moved {
+            if writer.try_send(Job { lease, reply: None }).is_err() {
+                bump(&stats.dropped);
+            }
+        }
+    }
     let counter = match &decision {
         Decision::Offer { .. } => &stats.offers,
         Decision::Ack { .. } => &stats.acks,

@@ -286,6 +286,46 @@ fn a_stored_lease_on_an_own_address_is_not_renewed() {
 }
 
 #[test]
+fn a_forward_clock_step_does_not_free_running_leases() {
+    let mut e = Engine::new(&config(100, 100));
+    // The monotonic clock counts from the daemon's start; the wall clock from 1970.
+    assert_eq!(e.observe_clock(1_000, 0), None);
+    let a = dora(&mut e, 1, 1_000);
+    assert_eq!(e.observe_clock(1_010, 10), None, "no step: time passing");
+    // NTP syncs: the wall clock jumps two hours ahead while 10 s pass.
+    let (step, moved) = e.observe_clock(1_020 + 7_200, 20).expect("a step");
+    assert_eq!(step, 7_200);
+    let now = 1_020 + 7_200;
+    assert_eq!(
+        run(&mut e, &req(Kind::Discover, 2), now),
+        Decision::Exhausted
+    );
+    let mut steal = req(Kind::Request, 2);
+    steal.requested_ip = Some(a);
+    assert!(matches!(run(&mut e, &steal, now), Decision::Nak(_)));
+    // The moved lease is stored again, so that a restart does not undo the move.
+    assert_eq!(moved.len(), 1);
+    assert_eq!((moved[0].ip, moved[0].expires), (a, 1_600 + 7_200));
+    // The lease ends when it would have without the step, and not before.
+    assert_eq!(offer(&mut e, 2, 1_599 + 7_200), None);
+    assert_eq!(offer(&mut e, 2, 1_600 + 7_200), Some(a));
+}
+
+#[test]
+fn a_backward_step_keeps_the_time_left_and_drift_is_no_step() {
+    let mut e = Engine::new(&config(100, 100));
+    assert_eq!(e.observe_clock(10_000, 0), None);
+    let a = dora(&mut e, 1, 10_000);
+    // A few seconds of slew and rounding are not a step.
+    assert_eq!(e.observe_clock(10_105, 100), None);
+    // A running lease keeps the time it had left.
+    let (step, moved) = e.observe_clock(10_205 - 3_600, 200).expect("a step");
+    assert_eq!((step, moved[0].expires), (-3_600, 10_600 - 3_600));
+    assert_eq!(offer(&mut e, 2, 10_599 - 3_600), None);
+    assert_eq!(offer(&mut e, 2, 10_600 - 3_600), Some(a));
+}
+
+#[test]
 fn duplicate_messages_are_idempotent() {
     let mut e = Engine::new(&config(100, 110));
     let a = offer(&mut e, 1, 0).unwrap();
