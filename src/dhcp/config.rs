@@ -29,7 +29,8 @@ pub struct DhcpConfig {
     /// The server port; clients are answered on the next port up (68 for 67), the convention
     /// ISC dhcpd and Kea follow when run on another port.
     pub listen: SocketAddr,
-    /// Interfaces to bind to (SO_BINDTODEVICE); empty means all.
+    /// Interfaces to bind to (SO_BINDTODEVICE); empty means all, with one socket that learns
+    /// each request's interface (IP_PKTINFO) and answers a client out of it, from its subnet.
     pub interfaces: Vec<String>,
     pub mode: DhcpMode,
     /// NAK requests for addresses that are wrong for the client's network; when false such
@@ -61,7 +62,8 @@ pub struct DhcpConfig {
 #[serde(deny_unknown_fields)]
 pub struct SubnetConfig {
     pub network: Ipv4Net,
-    /// Inclusive first/last address pairs handed out dynamically.
+    /// Inclusive first/last address pairs handed out dynamically. The server's own addresses
+    /// are skipped (with a warning at start) should a range hold one.
     #[serde(default)]
     pub ranges: Vec<[Ipv4Addr; 2]>,
     #[serde(default)]
