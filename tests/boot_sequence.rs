@@ -159,6 +159,35 @@ async fn avaya_yealink_and_poly_boot() {
     assert_eq!(r.status, 401);
 }
 
+/// A Yealink family with a three-digit number (T43U/T46U/T48U are 108): a phone that is not in
+/// the inventory still gets its family's common file, named with twelve digits, from the boot
+/// file and by name.
+#[tokio::test]
+async fn a_three_digit_yealink_family_gets_its_common_file() {
+    let d = site().await;
+    let ua = "Yealink SIP-T46U 108.86.0.45 00:15:65:bb:cc:01";
+    let anonymous = client_config(&d.ca_pem(), None);
+    let boot = send(d.https, anonymous.clone(), get("/y000000000000.boot", ua))
+        .await
+        .unwrap();
+    assert_eq!(boot.status, 200);
+    let boot = boot.text();
+    assert!(
+        boot.contains("include:config \"y000000000108.cfg\"\n"),
+        "{boot}"
+    );
+    let common = send(d.https, anonymous, get("/y000000000108.cfg", ua))
+        .await
+        .unwrap();
+    assert_eq!(common.status, 200);
+    let common = common.text();
+    assert!(
+        common.contains("account.1.sip_server.1.address = pbx.example.com"),
+        "{common}"
+    );
+    assert!(!common.contains("2580"), "{common}");
+}
+
 /// The phone path keeps common files rendered per store generation; every change an operator
 /// makes must still reach the very next request.
 #[tokio::test]

@@ -35,7 +35,8 @@ pub enum FileName {
     AvayaDevice(Mac),
     /// `y000000000000.boot`
     YealinkBoot,
-    /// `y0000000000XX.cfg`, XX the firmware family number
+    /// `y` and twelve digits, `.cfg`: the common file of the Yealink family whose number the
+    /// digits spell zero-padded (`y000000000066.cfg` for 66, `y000000000108.cfg` for 108).
     YealinkCommon(u32),
     /// `{mac}.boot` (Yealink)
     DeviceBoot(Mac),
@@ -67,11 +68,14 @@ pub fn classify(name: &str) -> Option<FileName> {
     if fixed.is_some() {
         return fixed;
     }
+    // Any family number, known to the model table or not: a model newer than the table still
+    // gets the global and site settings. Zero is no family (`y000000000000` is the boot file's).
     if let Some(code) = lower
-        .strip_prefix("y0000000000")
+        .strip_prefix('y')
         .and_then(|r| r.strip_suffix(".cfg"))
-        .filter(|c| c.len() == 2)
+        .filter(|c| c.len() == 12 && c.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|c| c.parse::<u32>().ok())
+        .filter(|c| *c != 0)
     {
         return Some(FileName::YealinkCommon(code));
     }
@@ -111,6 +115,8 @@ mod tests {
             ("00-11-22-aa-bb-cc.txt", FileName::AvayaDevice(mac)),
             ("y000000000000.boot", FileName::YealinkBoot),
             ("y000000000066.cfg", FileName::YealinkCommon(66)),
+            ("y000000000108.cfg", FileName::YealinkCommon(108)),
+            ("Y000000000124.CFG", FileName::YealinkCommon(124)),
             ("001122aabbcc.boot", FileName::DeviceBoot(mac)),
             ("001122aabbcc.cfg", FileName::DeviceCfg(mac)),
             ("000000000000.cfg", FileName::PolyMaster),
@@ -121,7 +127,10 @@ mod tests {
         for n in [
             "46xxspecials.txt",
             "y0000000000.cfg",
-            "y000000000666.cfg",
+            "y00000000066.cfg",
+            "y0000000000066.cfg",
+            "y000000000000.cfg",
+            "y00000000+066.cfg",
             "x.txt",
             "001122aabbcc.xml",
             "000000000000.txt",
