@@ -120,12 +120,19 @@ async fn avaya_yealink_and_poly_boot() {
     );
     assert!(common.contains("account.1.sip_server.1.transport_type = 2"));
     assert!(common.contains("lang.gui = German"));
-    assert!(common.contains("features.dnd.enable = 1"));
+    assert!(
+        !common.contains("features.dnd.enable"),
+        "the family file is read by every model of the family: no model layer in it"
+    );
     assert!(!common.contains("2580"));
     let cfg = fetch(&d, &id, &format!("/{YEALINK}.cfg"), ua).await;
     assert_eq!(cfg.status, 200);
     let cfg = cfg.text();
     assert!(cfg.contains("account.1.password = pw-yealink"), "{cfg}");
+    assert!(
+        cfg.contains("features.dnd.enable = 1"),
+        "model layer in its own file"
+    );
     assert!(cfg.contains("account.1.user_name = 202"));
     assert!(cfg.contains("static.security.user_password = admin:2580"));
 
@@ -186,6 +193,44 @@ async fn a_three_digit_yealink_family_gets_its_common_file() {
         "{common}"
     );
     assert!(!common.contains("2580"), "{common}");
+}
+
+/// A T53 and a T53W read the same family file (`y000000000095.cfg`): a `model:T53W` layer must
+/// not reach the T53 through it, and reaches a T53W of the inventory through its own file.
+#[tokio::test]
+async fn a_model_layer_reaches_only_that_model() {
+    let d = site().await;
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/model:T53W",
+            Some(json!({"params": {"yealink:features.only_t53w": "1"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let t53w = "001565aaa953";
+    d.add_device(json!({"mac": t53w, "model": "T53W", "site": "hq"}))
+        .await;
+    let ua = "Yealink SIP-T53 95.86.0.45 00:15:65:bb:cc:53";
+    let common = send(
+        d.https,
+        client_config(&d.ca_pem(), None),
+        get("/y000000000095.cfg", ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(common.status, 200);
+    let common = common.text();
+    assert!(!common.contains("only_t53w"), "{common}");
+    let ua = "Yealink SIP-T53W 95.86.0.45 00:15:65:aa:a9:53";
+    let id = d.identity(t53w).await;
+    let own = fetch(&d, &id, &format!("/{t53w}.cfg"), ua).await;
+    assert_eq!(own.status, 200);
+    assert!(
+        own.text().contains("features.only_t53w = 1"),
+        "{}",
+        own.text()
+    );
 }
 
 /// The phone path keeps common files rendered per store generation; every change an operator

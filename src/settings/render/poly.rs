@@ -36,7 +36,9 @@ fn params_xml(comment: &str, native: &Native) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `edgeprov-common.cfg`: global, site and model settings shared by all Poly phones.
+/// `edgeprov-common.cfg`: global and site settings, shared by all Poly phones of the site.
+/// Model layers are left out, as from Yealink's family file: every model reads this one file,
+/// so a model layer reaches a phone of the inventory through its own `{mac}-phone.cfg` only.
 pub fn common(common: &Common) -> Vec<u8> {
     let mut native = to_native(Vendor::Poly, &common.global, &BTreeMap::new());
     native.extend(to_native(Vendor::Poly, &common.site, &common.global));

@@ -120,10 +120,10 @@ proptest! {
         let cfg = render_device(&FileName::DeviceCfg(MAC), &ctx, &common, &who).unwrap().bytes;
         prop_assert_eq!(yealink::parse_cfg(&cfg), all);
         let common_cfg = render_common(&FileName::YealinkCommon(66), &common, &who).unwrap().bytes;
-        // Groups are not a Yealink notion (they reach phones through their own file): the
-        // common file holds global, site and the family's model layers.
+        // Groups and models reach phones through their own file (the family file is shared by
+        // every model of the family): the common file holds global and site.
         let mut expect = BTreeMap::new();
-        for l in [0usize, 1, 3] {
+        for l in [0usize, 1] {
             for (layer, name, val) in &entries {
                 if *layer == l {
                     expect.insert(name.split_once(':').unwrap().1.to_string(), val.clone());
