@@ -233,6 +233,54 @@ async fn a_model_layer_reaches_only_that_model() {
     );
 }
 
+/// The admin preview of a Yealink family file is what the phone gets, firmware URL included: a
+/// phone reaches the box at the URL DHCP gives it, and the preview names firmware there.
+#[tokio::test]
+async fn the_preview_of_a_family_file_is_what_the_phone_gets() {
+    let d = Daemon::start_with("[dhcp]\nprovisioning_url = \"https://localhost:8443/\"\n");
+    d.add_device(json!({"mac": YEALINK, "model": "T46S",
+        "params": {"line.1.user": "202"}, "secrets": {"line.1.password": "pw-yealink"}}))
+        .await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "t46s.rom", "models": ["T46S"], "version": "66.86.0.15",
+                        "sha256": "ab".repeat(32)}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let ua = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:37";
+    let id = d.identity(YEALINK).await;
+    let mut req = get("/y000000000066.cfg", ua);
+    req.headers_mut()
+        .insert("host", "localhost:8443".parse().unwrap());
+    let served = send(d.https, client_config(&d.ca_pem(), Some(&id)), req)
+        .await
+        .unwrap();
+    assert_eq!(served.status, 200);
+    let served = served.text();
+    assert!(
+        served.contains("static.firmware.url = https://localhost:8443/firmware/t46s.rom"),
+        "{served}"
+    );
+    let mut req = get(
+        &format!("/api/v1/devices/{YEALINK}/files/y000000000066.cfg"),
+        "curl/8",
+    );
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", d.token).parse().unwrap(),
+    );
+    let preview = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    assert_eq!(preview.text(), served);
+}
+
 /// The phone path keeps common files rendered per store generation; every change an operator
 /// makes must still reach the very next request.
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{Layer, Mac, Vendor, validate_param};
-use crate::phone::preview;
+use crate::phone::{preview, preview_firmware_base};
 use crate::settings::layered::effective;
 use crate::settings::vocab;
 use crate::settings::{Outcome, Vars, evaluate};
@@ -279,8 +279,9 @@ pub async fn device_file(
     let name = file_name(&name)?;
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
+    let base = preview_firmware_base(&st.config.get());
     let n = name.clone();
-    let rendered = blocking(move || preview(&store, &catalogue, mac, &n)).await?;
+    let rendered = blocking(move || preview(&store, &catalogue, mac, &n, &base)).await?;
     let r =
         rendered.ok_or_else(|| ApiError::NotFound(format!("device {mac} gets no file {name}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain")], r.bytes).into_response())
@@ -322,6 +323,7 @@ pub async fn device_effective(
     super::devices::scoped(&st, &who, mac).await?;
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
+    let base = preview_firmware_base(&st.config.get());
     let view = blocking(move || {
         let mut ctx = store
             .device_context(mac)?
@@ -378,7 +380,7 @@ pub async fn device_effective(
                     if missing.contains(name) {
                         return None;
                     }
-                    match preview(&store, &catalogue, mac, name) {
+                    match preview(&store, &catalogue, mac, name, &base) {
                         Ok(Some(r)) => Some(r.bytes),
                         Ok(None) => {
                             missing.insert(name.to_string());

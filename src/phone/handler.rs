@@ -380,15 +380,17 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
 /// (the admin API's "what does this phone get"), with every secret value generated into it (or
 /// given in an operator's static file) shown as [`SECRET_MASK`]: secrets are write-only.
 /// Blocking: call off the runtime. Reads the store afresh rather than through the phone path's
-/// cache.
+/// cache. `firmware_base` stands in for the address the phone would reach this server at (see
+/// [`preview_firmware_base`]): a Yealink family file names its firmware under it.
 pub fn preview(
     store: &Store,
     catalogue: &Arc<Catalogue>,
     mac: Mac,
     name: &str,
+    firmware_base: &str,
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
-    let mut loaded = load(store, &published, name, Some(mac), Some(mac), "")?;
+    let mut loaded = load(store, &published, name, Some(mac), Some(mac), firmware_base)?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
     }
@@ -692,6 +694,27 @@ fn firmware_base(asked: &Asked<'_>) -> String {
     format!("{scheme}://{host}/firmware/")
 }
 
+/// The firmware base of a preview: the one a phone gets when it reaches this server at the URL
+/// edgeprov's DHCP hands out (`dhcp.provisioning_url`, else the first `pki.server_names` name
+/// and the first `phone.https_listen` port). A phone sends that host and port as its Host, and
+/// [`firmware_base`] echoes it; a phone pointed at another name of the box gets that name in
+/// its firmware URL instead. Empty (no firmware URL, as on the phone path for a request without
+/// a usable Host) when no such URL can be made.
+pub fn preview_firmware_base(config: &crate::config::Config) -> String {
+    let Ok(url) = crate::dhcp::provisioning_url(config) else {
+        return String::new();
+    };
+    let (scheme, default) = if url.tls {
+        ("https", 443)
+    } else {
+        ("http", 80)
+    };
+    match url.port {
+        p if p == default => format!("{scheme}://{}/firmware/", url.host),
+        p => format!("{scheme}://{}:{p}/firmware/", url.host),
+    }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(256).collect()
 }
@@ -730,5 +753,23 @@ mod tests {
         let served = decide(&loaded, &Requester::default()).unwrap();
         let text = String::from_utf8(served.rendered.bytes).unwrap();
         assert!(!text.contains("firmware.url"), "{text}");
+    }
+
+    #[test]
+    fn a_preview_names_firmware_where_dhcp_points_phones() {
+        let mut config = crate::config::Config::default();
+        config.pki.server_names = vec!["prov.example.lan".into()];
+        config.phone.https_listen = vec!["0.0.0.0:443".parse().unwrap()];
+        assert_eq!(
+            preview_firmware_base(&config),
+            "https://prov.example.lan/firmware/"
+        );
+        config.phone.https_listen = vec!["0.0.0.0:8443".parse().unwrap()];
+        assert_eq!(
+            preview_firmware_base(&config),
+            "https://prov.example.lan:8443/firmware/"
+        );
+        config.dhcp.provisioning_url = "http://10.0.0.5/prov/".into();
+        assert_eq!(preview_firmware_base(&config), "http://10.0.0.5/firmware/");
     }
 }

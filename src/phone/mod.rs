@@ -10,7 +10,7 @@ pub mod path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use handler::{PhoneConn, handle, preview};
+pub use handler::{PhoneConn, handle, preview, preview_firmware_base};
 
 use crate::config::PhoneConfig;
 use crate::firmware::Firmware;
