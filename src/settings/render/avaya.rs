@@ -2,7 +2,7 @@
 //! then a section per group (`$GROUP`) and per model (`$MODEL4`) chosen with `IF … GOTO`, then
 //! the per-device file and the operator's specials.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::Common;
 use super::name::AvayaFamily;
@@ -28,6 +28,40 @@ fn label(prefix: &str, name: &str) -> String {
     format!("{prefix}_{clean}")
 }
 
+/// One label per name, all different. Names that reduce to the same word (`a-b` and `a_b`, or
+/// `J179` and `j179`, which `SEQ` tells apart) would otherwise share a label, and the phones
+/// of the second would run the first's section: a name whose label is taken gets a suffix
+/// from a hash of its exact text (FNV-1a, so a file renders the same on every build).
+fn unique_labels<'n>(prefix: &str, names: impl Iterator<Item = &'n str>) -> Vec<String> {
+    let mut taken = HashSet::new();
+    names
+        .map(|name| {
+            let plain = label(prefix, name);
+            if taken.insert(plain.clone()) {
+                return plain;
+            }
+            let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            let hashed = format!("{plain}_{hash:08X}");
+            let mut candidate = hashed.clone();
+            let mut n = 1;
+            while !taken.insert(candidate.clone()) {
+                candidate = format!("{hashed}_{n}");
+                n += 1;
+            }
+            candidate
+        })
+        .collect()
+}
+
+/// Whether `IF $VAR SEQ name` can compare with `name`: the value is one word (the language
+/// has no quoting in conditions), so a name with a blank can never match and would break the
+/// line apart.
+fn comparable(name: &str) -> bool {
+    !name.is_empty() && !name.contains(char::is_whitespace)
+}
+
 fn push_sets(out: &mut String, native: &Native) {
     for (name, value) in native {
         out.push_str(&set_line(name, value));
@@ -44,23 +78,31 @@ fn sections(
     base: &BTreeMap<String, String>,
 ) {
     let end = format!("END_{prefix}");
-    let rendered: Vec<(&String, Native)> = layers
-        .iter()
-        .map(|(name, params)| (name, to_native(Vendor::Avaya, params, base)))
-        .filter(|(_, native)| !native.is_empty())
-        .collect();
+    let mut rendered: Vec<(&String, Native)> = Vec::new();
+    for (name, params) in layers {
+        let native = to_native(Vendor::Avaya, params, base);
+        if native.is_empty() {
+            continue;
+        }
+        if comparable(name) {
+            rendered.push((name, native));
+        } else {
+            // Said in the file, so that whoever reads it sees why the layer is not there.
+            out.push_str(&format!(
+                "## {prefix} {name:?}: ${var} is one word, never this name; its settings reach phones through their own files\n"
+            ));
+        }
+    }
     if rendered.is_empty() {
         return;
     }
-    for (name, _) in &rendered {
-        out.push_str(&format!(
-            "IF ${var} SEQ {name} GOTO {}\n",
-            label(prefix, name)
-        ));
+    let labels = unique_labels(prefix, rendered.iter().map(|(name, _)| name.as_str()));
+    for ((name, _), label) in rendered.iter().zip(&labels) {
+        out.push_str(&format!("IF ${var} SEQ {name} GOTO {label}\n"));
     }
     out.push_str(&format!("GOTO {end}\n"));
-    for (name, native) in &rendered {
-        out.push_str(&format!("# {}\n", label(prefix, name)));
+    for ((_, native), label) in rendered.iter().zip(&labels) {
+        out.push_str(&format!("# {label}\n"));
         push_sets(out, native);
         out.push_str(&format!("GOTO {end}\n"));
     }
@@ -125,4 +167,68 @@ pub fn device_file(mac: Mac, native: &Native, specials: bool) -> Vec<u8> {
         out.push_str("GET 46xxspecials.txt\n");
     }
     out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Kind, Script, Vars, evaluate};
+
+    /// What a phone with these variables ends up with from `46xxsettings.txt` alone.
+    fn evaluated(file: &[u8], vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let vars = vars
+            .iter()
+            .fold(Vars::new(), |v, (name, value)| v.with(*name, *value));
+        evaluate("46xxsettings.txt", &vars, |n: &str| {
+            (n == "46xxsettings.txt").then(|| file.to_vec())
+        })
+        .settings
+        .into_iter()
+        .map(|s| (s.name, s.value))
+        .collect()
+    }
+
+    fn layer(value: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("avaya:ENABLE_OPUS".to_string(), value.to_string())])
+    }
+
+    #[test]
+    fn names_that_reduce_to_one_label_keep_their_own_sections() {
+        let common = Common {
+            groups: vec![("a-b".into(), layer("1")), ("a_b".into(), layer("2"))],
+            models: vec![("J179".into(), layer("3")), ("j179".into(), layer("4"))],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let opus = |vars: &[(&str, &str)]| evaluated(&file, vars).get("ENABLE_OPUS").cloned();
+        assert_eq!(opus(&[("GROUP", "a-b")]).as_deref(), Some("1"));
+        assert_eq!(opus(&[("GROUP", "a_b")]).as_deref(), Some("2"));
+        assert_eq!(opus(&[("MODEL4", "J179")]).as_deref(), Some("3"));
+        assert_eq!(opus(&[("MODEL4", "j179")]).as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn a_name_with_a_blank_gets_no_condition() {
+        let common = Common {
+            groups: vec![("Front Desk".into(), layer("1")), ("2".into(), layer("2"))],
+            ..Common::default()
+        };
+        let text = String::from_utf8(settings_file(&common)).unwrap();
+        assert!(!text.contains("SEQ Front"), "{text}");
+        assert!(text.contains("## GROUP \"Front Desk\""), "{text}");
+        let script = Script::parse(text.as_bytes());
+        assert!(
+            script
+                .statements()
+                .iter()
+                .all(|s| !matches!(s.kind, Kind::Invalid { .. })),
+            "{text}"
+        );
+        assert_eq!(
+            evaluated(text.as_bytes(), &[("GROUP", "2")])
+                .get("ENABLE_OPUS")
+                .map(String::as_str),
+            Some("2")
+        );
+    }
 }
