@@ -20,8 +20,8 @@ use crate::store::{StaticFile, StaticIndex, Store, StoreError};
 pub(super) const SPECIALS: &str = "46xxspecials.txt";
 
 /// Bounds on what one generation keeps. Rendered files are keyed partly by what requests say
-/// (the Host a phone used, its firmware version), so they are bounded; past a bound, files are
-/// rendered per request.
+/// (the Host a phone used, its model and firmware version), so they are bounded; past a bound,
+/// files are rendered per request.
 const MAX_COMMONS: usize = 256;
 const MAX_FILES: usize = 1_024;
 const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;

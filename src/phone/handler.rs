@@ -260,6 +260,11 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     };
     let who = Requester {
         vendor: asked.agent.as_ref().map(|a| a.vendor),
+        model: asked
+            .agent
+            .as_ref()
+            .map(|a| a.model.clone())
+            .unwrap_or_default(),
         firmware: asked
             .agent
             .as_ref()
@@ -403,6 +408,7 @@ pub fn preview(
         vendor: device
             .as_ref()
             .and_then(|d| crate::model::Vendor::from_model(&d.model)),
+        model: device.as_ref().map(|d| d.model.clone()).unwrap_or_default(),
         firmware: device
             .and_then(|d| d.checkin.map(|c| c.firmware))
             .unwrap_or_default(),

@@ -87,6 +87,8 @@ impl Common {
 pub struct Requester {
     /// From the User-Agent, when it is a phone.
     pub vendor: Option<Vendor>,
+    /// The model from the User-Agent (for Yealink, what names the family's common file).
+    pub model: String,
     /// The firmware version from the User-Agent (Yealink's family number is its first part).
     pub firmware: String,
 }
@@ -96,7 +98,7 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
     let bytes = match file {
         FileName::AvayaSettings => avaya::settings_file(common),
         FileName::AvayaUpgrade(family) => avaya::upgrade_script(*family, common),
-        FileName::YealinkBoot => yealink::boot(None, yealink::family_of_firmware(&who.firmware)),
+        FileName::YealinkBoot => yealink::boot(None, yealink::family_of_requester(who)),
         FileName::YealinkCommon(code) => yealink::common_cfg(*code, common),
         FileName::PolyMaster => poly::master(),
         FileName::PolyCommon => poly::common(common),
@@ -112,7 +114,7 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
 /// with the file, the common data and this, a rendered common file can be reused.
 pub fn requester_part(file: &FileName, who: &Requester) -> String {
     match file {
-        FileName::YealinkBoot => who.firmware.clone(),
+        FileName::YealinkBoot => format!("{} {}", who.model, who.firmware),
         _ => String::new(),
     }
 }

@@ -116,7 +116,7 @@ proptest! {
     #[test]
     fn yealink_files_read_back_to_the_layers(entries in layered("yealink", false)) {
         let (ctx, common, _, all) = context("T46S", &entries);
-        let who = Requester { vendor: Some(Vendor::Yealink), firmware: "66.86.0.15".into() };
+        let who = Requester { vendor: Some(Vendor::Yealink), model: "T46S".into(), firmware: "66.86.0.15".into() };
         let cfg = render_device(&FileName::DeviceCfg(MAC), &ctx, &common, &who).unwrap().bytes;
         prop_assert_eq!(yealink::parse_cfg(&cfg), all);
         let common_cfg = render_common(&FileName::YealinkCommon(66), &common, &who).unwrap().bytes;

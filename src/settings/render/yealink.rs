@@ -11,7 +11,8 @@ const VERSION: &str = "#!version:1.0.0.1\n";
 
 /// The firmware family number of a Yealink model, which names its common file (`y` and the
 /// number zero-padded to twelve digits, see [`common_name`]).
-/// The same number is the first part of the model's firmware version (`28.72.0.1` on a T46G).
+/// It is usually also the first part of the model's firmware version (`28.72.0.1` on a T46G),
+/// but not always: see [`family_of_requester`].
 pub fn family_of_model(model: &str) -> Option<u32> {
     let m = model.to_ascii_uppercase();
     let m = m.strip_prefix("SIP-").unwrap_or(&m);
@@ -50,6 +51,14 @@ pub fn family_of_firmware(firmware: &str) -> Option<u32> {
         .parse()
         .ok()
         .filter(|n| (1..1000).contains(n))
+}
+
+/// The family whose common file a phone not in the inventory reads: its model's, when the
+/// table knows the model, else the first part of its firmware version. The model decides when
+/// known: models that share a firmware release can read different common files (a T48S runs
+/// T4xS firmware 66 but reads `y000000000065.cfg`).
+pub fn family_of_requester(who: &super::Requester) -> Option<u32> {
+    family_of_model(&who.model).or_else(|| family_of_firmware(&who.firmware))
 }
 
 /// `y` and the family number zero-padded to twelve digits: the name the phone itself asks for
@@ -157,6 +166,19 @@ mod tests {
             own.contains("include:config \"y000000000124.cfg\"\n"),
             "{own}"
         );
+    }
+
+    #[test]
+    fn a_phone_not_in_the_inventory_reads_its_models_common_file() {
+        let who = |model: &str, firmware: &str| super::super::Requester {
+            model: model.into(),
+            firmware: firmware.into(),
+            ..Default::default()
+        };
+        assert_eq!(family_of_requester(&who("T48S", "66.86.0.15")), Some(65));
+        assert_eq!(family_of_requester(&who("T46S", "66.86.0.15")), Some(66));
+        assert_eq!(family_of_requester(&who("T58W", "150.86.0.5")), Some(150));
+        assert_eq!(family_of_requester(&who("", "")), None);
     }
 
     #[test]
