@@ -149,7 +149,11 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     // process with the default action.
     let mut signals = Signals::install();
     let config = loaded.config.clone();
-    raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + OTHER_FILES);
+    let dns_tcp = match config.dns.listen.is_empty() {
+        true => 0,
+        false => config.dns.tcp_max_connections,
+    };
+    raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + dns_tcp + OTHER_FILES);
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::Io {
         path: data_dir.clone(),

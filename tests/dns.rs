@@ -494,3 +494,124 @@ async fn dns_check_cli_reports_what_is_served() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("elsewhere"), "{text}");
 }
+
+/// A TCP connection to `server` from `source`: every 127/8 address is this machine's, so one
+/// test can be several clients.
+async fn connect_from(source: &str, server: SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    sock.connect(server).await.unwrap()
+}
+
+/// Whether the server closed `conn` within `within` (end of stream or a reset).
+async fn closed(conn: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, conn.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// One length-prefixed query over an open connection, and its answer.
+async fn ask_over(conn: &mut tokio::net::TcpStream, n: &str) -> Message {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(name(n), RecordType::A));
+    let bytes = q.to_vec().unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    conn.write_all(&framed).await.unwrap();
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).await.unwrap();
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    conn.read_exact(&mut reply).await.unwrap();
+    Message::from_vec(&reply).unwrap()
+}
+
+#[tokio::test]
+async fn tcp_connections_are_capped_per_client_and_in_total() {
+    let d = Daemon::start_with(&zone(
+        "allow_from = [\"127.0.0.0/29\"]\ntcp_max_connections = 6\n\
+         tcp_connections_per_client = 4\ntcp_timeout_ms = 20000",
+    ));
+    let server = d.dns.unwrap();
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(connect_from("127.0.0.1", server).await);
+    }
+    let mut fifth = connect_from("127.0.0.1", server).await;
+    assert!(
+        closed(&mut fifth, Duration::from_secs(2)).await,
+        "over the per-client cap"
+    );
+    let _second = [
+        connect_from("127.0.0.2", server).await,
+        connect_from("127.0.0.2", server).await,
+    ];
+    let mut seventh = connect_from("127.0.0.3", server).await;
+    assert!(
+        closed(&mut seventh, Duration::from_secs(2)).await,
+        "over the total cap"
+    );
+    for conn in &mut first {
+        assert!(!closed(conn, Duration::from_millis(100)).await, "admitted");
+    }
+    let m = ask_over(&mut first[0], "sip.prov.example.lan.").await;
+    assert_eq!(m.answers.len(), 1, "an admitted connection is served");
+
+    // A source outside allow_from is closed at once, not after the idle timeout.
+    let started = Instant::now();
+    let mut stranger = connect_from("127.0.0.9", server).await;
+    assert!(closed(&mut stranger, Duration::from_secs(2)).await);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A closed connection frees its place.
+    drop(first.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from("127.0.0.3", server).await;
+    assert_eq!(
+        ask_over(&mut again, "sip.prov.example.lan.")
+            .await
+            .answers
+            .len(),
+        1
+    );
+    assert_eq!(
+        metric(&d.metrics().await, "edgeprov_dns_tcp_refused_total"),
+        3
+    );
+}
+
+#[tokio::test]
+async fn idle_tcp_connections_from_strangers_do_not_starve_the_phone_listener() {
+    let d = Daemon::start_with(&zone("allow_from = [\"10.0.0.0/8\"]"));
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=256:256"])
+        .status()
+        .expect("prlimit runs");
+    assert!(limited.success());
+    let server = d.dns.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(connect_from("127.0.0.1", server).await);
+    }
+    let mut c = udp_client(server).await;
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let phone = tokio::time::timeout(
+        Duration::from_secs(5),
+        send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA)),
+    )
+    .await
+    .expect("the phone listener answers")
+    .expect("the phone listener answers");
+    assert_eq!(phone.status, 200, "{}", phone.text());
+    for i in [0, held.len() - 1] {
+        assert!(
+            closed(&mut held[i], Duration::from_secs(2)).await,
+            "a stranger is closed"
+        );
+    }
+}

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{RecordSpec, parse_name};
 
+/// Most DNS TCP connections `dns.tcp_max_connections` may allow: each is a file descriptor the
+/// open-file limit must also cover, and DNS over TCP is a fallback, not a bulk transport.
+pub const MAX_TCP_CONNECTIONS: usize = 65_536;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
@@ -52,8 +56,17 @@ pub struct DnsConfig {
     pub cache_size: usize,
     /// How long to wait for each upstream before trying the next, then SERVFAIL.
     pub forward_timeout_ms: u64,
-    /// Idle TCP connections are closed after this time.
+    /// Idle TCP connections are closed after this time (also the most a client may take to
+    /// send one whole message).
     pub tcp_timeout_ms: u64,
+    /// TCP connections open at once, from all clients. Each holds a file descriptor, so this
+    /// bounds what DNS can take from the phone listener; beyond it new connections are closed
+    /// as soon as accepted. Clients only use TCP after a truncated UDP reply, so few are open.
+    pub tcp_max_connections: usize,
+    /// TCP connections open at once from one client (an IPv4 address or an IPv6 /64), so one
+    /// client cannot hold them all; beyond it its new connections are closed at once.
+    /// Connections from outside `allow_from` are always closed at once.
+    pub tcp_connections_per_client: usize,
     /// Records served in addition to the generated ones (`[[dns.record]]`).
     pub record: Vec<RecordSpec>,
 }
@@ -89,6 +102,8 @@ impl Default for DnsConfig {
             cache_size: 10_000,
             forward_timeout_ms: 1_000,
             tcp_timeout_ms: 5_000,
+            tcp_max_connections: 256,
+            tcp_connections_per_client: 16,
             record: Vec::new(),
         }
     }
@@ -124,6 +139,18 @@ impl DnsConfig {
         }
         if self.forward_timeout_ms == 0 || self.tcp_timeout_ms == 0 {
             return Err(("dns", "timeouts must be greater than zero".into()));
+        }
+        if !(1..=MAX_TCP_CONNECTIONS).contains(&self.tcp_max_connections) {
+            return Err((
+                "dns.tcp_max_connections",
+                format!("must be between 1 and {MAX_TCP_CONNECTIONS}"),
+            ));
+        }
+        if !(1..=self.tcp_max_connections).contains(&self.tcp_connections_per_client) {
+            return Err((
+                "dns.tcp_connections_per_client",
+                "must be between 1 and dns.tcp_max_connections".into(),
+            ));
         }
         for (i, rec) in self.record.iter().enumerate() {
             rec.to_record(&zone).map_err(|e| {

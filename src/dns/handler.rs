@@ -1,16 +1,10 @@
-//! The responder shared by the UDP loop and hickory-server's TCP service: access control, zone
-//! answers and forwarding, as one async function over a parsed request. `TcpHandler` adapts it
-//! to hickory-server's `RequestHandler`.
+//! The responder shared by the UDP loop and the TCP connections: access control, zone answers
+//! and forwarding, as one async function over a parsed request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{
-    Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
-};
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_proto::op::Message;
 use ipnet::IpNet;
 
 use super::forward::Forwarder;
@@ -76,48 +70,6 @@ impl Responder {
                         respond::servfail(req)
                     }
                 })
-            }
-        }
-    }
-}
-
-/// DNS over TCP through hickory-server's `Server` (framing, idle timeouts, connection tasks).
-pub struct TcpHandler(pub Arc<Responder>);
-
-fn failed(request: &Request) -> ResponseInfo {
-    let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
-    metadata.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    })
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let Ok(req) = Message::from_vec(request.as_slice()) else {
-            return failed(request);
-        };
-        let Some(reply) = self.0.respond(&req, request.src().ip()).await else {
-            return failed(request);
-        };
-        let response = MessageResponseBuilder::new(&request.queries, reply.edns.as_ref()).build(
-            reply.metadata,
-            reply.answers.iter(),
-            reply.authorities.iter(),
-            std::iter::empty(),
-            reply.additionals.iter(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "DNS reply over TCP not sent");
-                failed(request)
             }
         }
     }

@@ -4,14 +4,15 @@
 //!
 //! Pure parts: `record` (operator records), `zone` (the record set and lookups), `respond`
 //! (request → reply), `fast` (pre-encoded hot answers), `cache`, `rrl`. I/O: `forward`
-//! (upstream exchange), `server` (sockets), `handler` (glue to hickory-server for TCP), `live`
-//! (the served snapshot and its reload).
+//! (upstream exchange), `server` (sockets and the UDP loop), `tcp` (the bounded TCP accept loop
+//! and framing), `handler` (the responder both share), `live` (the served snapshot and its
+//! reload).
 //!
 //! Why not hickory-server's UDP service: it routes every datagram through channels and a
 //! spawned task before the handler sees it, so neither a per-client rate limit ahead of parsing
 //! nor a pre-encoded fast path can be placed in front of it; at provisioning storms (hundreds of
-//! phones booting at once) that path is the cost that matters. TCP, where per-message cost is
-//! dominated by connection handling, uses hickory-server as is.
+//! phones booting at once) that path is the cost that matters. Nor its TCP service: it accepts
+//! without bound and checks `allow_from` only per request (see `tcp` for what that cost).
 
 mod cache;
 mod config;
@@ -24,6 +25,7 @@ mod respond;
 mod rrl;
 mod server;
 mod stats;
+mod tcp;
 pub mod zone;
 
 use std::sync::Arc;
@@ -63,6 +65,10 @@ pub async fn serve(
         sockets,
         responder,
         config.rate_limit,
+        tcp::Admission::new(
+            config.tcp_max_connections,
+            config.tcp_connections_per_client,
+        ),
         Duration::from_millis(config.tcp_timeout_ms),
         stop,
     )

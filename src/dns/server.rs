@@ -1,6 +1,6 @@
 //! Socket wiring only. UDP: one OS thread per socket doing blocking `recv_from`/`send_to`
 //! (the cheapest loop per packet: rate limit, then the pre-encoded fast path, else a parse and
-//! a task on the runtime for the general path). TCP: hickory-server's `Server`.
+//! a task on the runtime for the general path). TCP: `tcp`'s bounded accept loop.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_server::Server;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::fast::slip;
-use super::handler::{Responder, TcpHandler};
+use super::handler::Responder;
 use super::respond::{encode, udp_limit};
 use super::rrl::{RateLimiter, Verdict};
 use super::stats::Stats;
+use super::tcp::{self, Admission};
 
 /// Queries longer than this are not queries (one question plus an OPT with options fits in a
 /// fraction of it); they are dropped unread.
@@ -69,8 +69,9 @@ pub async fn serve(
     sockets: DnsSockets,
     responder: Arc<Responder>,
     rate_limit: u32,
+    tcp_admission: Arc<Admission>,
     tcp_timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let stopping = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
@@ -85,15 +86,8 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e, "cannot start a DNS UDP thread"),
         }
     }
-    let mut server = Server::new(TcpHandler(responder));
-    for listener in sockets.tcp {
-        server.register_listener(listener, tcp_timeout, 16);
-    }
-    let _ = stop.wait_for(|s| *s).await;
+    tcp::serve(sockets.tcp, responder, tcp_admission, tcp_timeout, stop).await;
     stopping.store(true, Ordering::Relaxed);
-    if let Err(e) = server.shutdown_gracefully().await {
-        tracing::debug!(error = %e, "DNS TCP service stopped with an error");
-    }
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();

@@ -16,6 +16,9 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Held back by response-rate limiting (slipped or dropped).
     pub rate_limited: AtomicU64,
+    /// TCP connections closed as soon as accepted: the source is outside `allow_from`, or over
+    /// `tcp_max_connections` / `tcp_connections_per_client`.
+    pub tcp_refused: AtomicU64,
 }
 
 impl Stats {
@@ -24,7 +27,7 @@ impl Stats {
     }
 
     /// `(name, value)` of every counter, for rendering.
-    pub fn view(&self) -> [(&'static str, u64); 6] {
+    pub fn view(&self) -> [(&'static str, u64); 7] {
         [
             ("local", self.local.load(Ordering::Relaxed)),
             ("forwarded", self.forwarded.load(Ordering::Relaxed)),
@@ -35,6 +38,7 @@ impl Stats {
             ),
             ("dropped", self.dropped.load(Ordering::Relaxed)),
             ("rate_limited", self.rate_limited.load(Ordering::Relaxed)),
+            ("tcp_refused", self.tcp_refused.load(Ordering::Relaxed)),
         ]
     }
 }
