@@ -615,3 +615,46 @@ async fn idle_tcp_connections_from_strangers_do_not_starve_the_phone_listener() 
         );
     }
 }
+
+/// A boot storm from one voice VLAN: 250 phones in one /24, inside `allow_from`, each asking
+/// twice at once, all answered at the default rate limit.
+#[tokio::test]
+async fn a_boot_storm_from_one_subnet_is_not_one_client() {
+    let d = Daemon::start_with(&zone(""));
+    let server = d.dns.unwrap();
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        name("sip.prov.example.lan."),
+        RecordType::A,
+    ));
+    let bytes = q.to_vec().unwrap();
+    let mut phones = Vec::new();
+    for host in 1..=250 {
+        let sock = tokio::net::UdpSocket::bind(format!("127.0.0.{host}:0"))
+            .await
+            .unwrap();
+        phones.push(sock);
+    }
+    // Within a quarter of a second, in batches that fit the server's socket buffer.
+    for batch in phones.chunks(25) {
+        for sock in batch {
+            sock.send_to(&bytes, server).await.unwrap();
+            sock.send_to(&bytes, server).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut full, mut other) = (0, 0);
+    let mut buf = vec![0u8; 2048];
+    for sock in &phones {
+        for _ in 0..2 {
+            let wait = tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf));
+            let Ok(Ok((n, _))) = wait.await else { break };
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            match m.metadata.truncation || m.answers.is_empty() {
+                true => other += 1,
+                false => full += 1,
+            }
+        }
+    }
+    assert_eq!((full, other), (500, 0));
+}

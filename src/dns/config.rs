@@ -49,8 +49,10 @@ pub struct DnsConfig {
     pub ttl: u32,
     /// How long resolvers may cache "no such name" for this zone (SOA MINIMUM).
     pub negative_ttl: u32,
-    /// Responses per second allowed to one client network (/24 for IPv4, /56 for IPv6) over
-    /// UDP, so the box cannot be used to amplify traffic at a spoofed victim. 0 turns it off.
+    /// Responses per second allowed to one client over UDP, so the box cannot be used to
+    /// amplify traffic at a spoofed victim. A client inside `allow_from` is one address (an
+    /// IPv6 /64), so a boot storm on a voice VLAN's /24 is not one client; any other source is
+    /// its whole /24 (IPv4) or /56 (IPv6). 0 turns it off.
     pub rate_limit: u32,
     /// Forwarded answers kept in the cache (entries).
     pub cache_size: usize,

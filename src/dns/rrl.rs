@@ -1,8 +1,16 @@
-//! Response-rate limiting per client network, so the responder cannot be used to reflect and
-//! amplify traffic at a spoofed victim. A token bucket per /24 (IPv4) or /56 (IPv6), refilled at
-//! `rate` per second with one second of burst. Over the limit, every second query gets a tiny
-//! truncated reply ("slip"), the rest nothing: a real client behind a busy NAT still gets through
-//! over TCP, a victim gets at most what the attacker sent. Time is passed in.
+//! Response-rate limiting per client, so the responder cannot be used to reflect and amplify
+//! traffic at a spoofed victim. A token bucket per client, refilled at `rate` per second with one
+//! second of burst. Over the limit, every second query gets a tiny truncated reply ("slip"), the
+//! rest nothing: a real client behind a busy NAT still gets through over TCP, a victim gets at
+//! most what the attacker sent. Time is passed in.
+//!
+//! Who is one client: a source inside `allow_from` (the phones this box serves) is one address
+//! (an IPv6 /64); any other source is its whole /24 (IPv4) or /56 (IPv6). A voice VLAN is usually
+//! one /24, so counting it as one client let a boot storm of a few hundred phones exceed the
+//! limit and go unanswered; counted per phone, each needs a handful of queries per boot, far
+//! below it. Sources outside `allow_from` only ever get REFUSED, so there the aggregate stays:
+//! an attacker spoofing many addresses of one victim network is still held to one bucket.
+//! Allowed sources are limited rather than exempt, so one looping phone cannot take the loop.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,20 +37,34 @@ pub struct RateLimiter {
     buckets: HashMap<[u8; 16], Bucket>,
 }
 
-fn prefix(ip: IpAddr) -> [u8; 16] {
+/// The bucket a source counts against; `own`: the source is inside `allow_from`. The last byte
+/// keeps the four kinds of key apart.
+fn client(ip: IpAddr, own: bool) -> [u8; 16] {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
     let mut key = [0u8; 16];
-    match ip {
-        IpAddr::V4(v4) => key[..3].copy_from_slice(&v4.octets()[..3]),
-        IpAddr::V6(v6) => {
+    match (ip, own) {
+        (IpAddr::V4(v4), false) => key[..3].copy_from_slice(&v4.octets()[..3]),
+        (IpAddr::V4(v4), true) => {
+            key[..4].copy_from_slice(&v4.octets());
+            key[15] = 4;
+        }
+        (IpAddr::V6(v6), false) => {
             key[..7].copy_from_slice(&v6.octets()[..7]);
             key[15] = 6;
+        }
+        (IpAddr::V6(v6), true) => {
+            key[..8].copy_from_slice(&v6.octets()[..8]);
+            key[15] = 64;
         }
     }
     key
 }
 
 impl RateLimiter {
-    /// `rate` responses per second per client network; 0 disables limiting.
+    /// `rate` responses per second per client; 0 disables limiting.
     pub fn new(rate: u32) -> RateLimiter {
         RateLimiter {
             rate: f64::from(rate),
@@ -50,7 +72,8 @@ impl RateLimiter {
         }
     }
 
-    pub fn check(&mut self, ip: IpAddr, now: Instant) -> Verdict {
+    /// The verdict for one query from `ip`; `allowed`: the source is inside `allow_from`.
+    pub fn check(&mut self, ip: IpAddr, allowed: bool, now: Instant) -> Verdict {
         if self.rate == 0.0 {
             return Verdict::Answer;
         }
@@ -63,7 +86,7 @@ impl RateLimiter {
                 self.buckets.clear();
             }
         }
-        let bucket = self.buckets.entry(prefix(ip)).or_insert(Bucket {
+        let bucket = self.buckets.entry(client(ip, allowed)).or_insert(Bucket {
             tokens: self.rate,
             last: now,
             limited: 0,
@@ -97,13 +120,13 @@ mod tests {
         let same_net: IpAddr = "192.0.2.200".parse().unwrap();
         let other: IpAddr = "198.51.100.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(rl.check(a, t0), Verdict::Answer);
+            assert_eq!(rl.check(a, false, t0), Verdict::Answer);
         }
-        assert_eq!(rl.check(same_net, t0), Verdict::Slip);
-        assert_eq!(rl.check(a, t0), Verdict::Drop);
-        assert_eq!(rl.check(other, t0), Verdict::Answer);
+        assert_eq!(rl.check(same_net, false, t0), Verdict::Slip);
+        assert_eq!(rl.check(a, false, t0), Verdict::Drop);
+        assert_eq!(rl.check(other, false, t0), Verdict::Answer);
         assert_eq!(
-            rl.check(a, t0 + Duration::from_millis(200)),
+            rl.check(a, false, t0 + Duration::from_millis(200)),
             Verdict::Answer
         );
     }
@@ -113,7 +136,35 @@ mod tests {
         let mut rl = RateLimiter::new(0);
         let t0 = Instant::now();
         for _ in 0..10_000 {
-            assert_eq!(rl.check("::1".parse().unwrap(), t0), Verdict::Answer);
+            assert_eq!(rl.check("::1".parse().unwrap(), true, t0), Verdict::Answer);
         }
+    }
+
+    /// A boot storm from one voice VLAN: 250 phones in one /24, two queries each, at once.
+    #[test]
+    fn allowed_clients_are_limited_per_address() {
+        let mut rl = RateLimiter::new(200);
+        let t0 = Instant::now();
+        for host in 1..=250u8 {
+            let phone = IpAddr::from([10, 1, 2, host]);
+            assert_eq!(rl.check(phone, true, t0), Verdict::Answer, "{phone}");
+            assert_eq!(rl.check(phone, true, t0), Verdict::Answer, "{phone}");
+        }
+        let one: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut rl = RateLimiter::new(10);
+        for _ in 0..10 {
+            assert_eq!(rl.check(one, true, t0), Verdict::Answer);
+        }
+        assert_eq!(rl.check(one, true, t0), Verdict::Slip, "still limited");
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(rl.check(mapped, true, t0), Verdict::Drop, "same phone");
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(rl.check(v6, true, t0), Verdict::Answer);
+        }
+        let same_64: IpAddr = "fd00::2".parse().unwrap();
+        let next_64: IpAddr = "fd00:0:0:1::1".parse().unwrap();
+        assert_eq!(rl.check(same_64, true, t0), Verdict::Slip);
+        assert_eq!(rl.check(next_64, true, t0), Verdict::Answer);
     }
 }

@@ -135,7 +135,8 @@ fn udp_loop(
             continue;
         }
         let packet = &buf[..n];
-        match limiter.check(src.ip(), Instant::now()) {
+        let allowed = responder.allowed(src.ip());
+        match limiter.check(src.ip(), allowed, Instant::now()) {
             Verdict::Answer => {}
             Verdict::Slip => {
                 Stats::count(&responder.stats.rate_limited);
@@ -154,9 +155,7 @@ fn udp_loop(
             seen = generation;
             served = responder.zone.current();
         }
-        if responder.allowed(src.ip())
-            && let Some(reply) = served.fast.answer(packet)
-        {
+        if allowed && let Some(reply) = served.fast.answer(packet) {
             Stats::count(&responder.stats.local);
             let _ = sock.send_to(&reply, src);
             continue;
