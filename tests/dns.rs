@@ -658,3 +658,41 @@ async fn a_boot_storm_from_one_subnet_is_not_one_client() {
     }
     assert_eq!((full, other), (500, 0));
 }
+
+/// RFC 1034 §3.6.2: a CNAME is refused where other data is (configured, generated or stored),
+/// other data where a CNAME is; the error names `name` and nothing is stored.
+#[tokio::test]
+async fn a_cname_is_refused_beside_other_data() {
+    let d = Daemon::start_with(&zone(""));
+    let post = |name: &str, rtype: &str, value: &str| {
+        let body = json!({"name": name, "type": rtype, "value": value});
+        d.api("POST", "/dns/records", Some(body))
+    };
+    for owner in ["sip.prov.example.lan", "_https._tcp.prov.example.lan"] {
+        let (status, v) = post(owner, "CNAME", "other.example.com").await;
+        assert_eq!(status, 409, "{owner}: {v}");
+        assert!(v["error"].as_str().unwrap().starts_with("name:"), "{v}");
+    }
+    let (status, v) = post("alias.prov.example.lan", "CNAME", "other.example.com").await;
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = post("alias.prov.example.lan", "A", "10.0.0.30").await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("name:"), "{v}");
+    let (_, v) = d.api("GET", "/dns/records", None).await;
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        1,
+        "only the alias is stored: {v}"
+    );
+
+    let mut c = udp_client(d.dns.unwrap()).await;
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::AAAA).await;
+    assert!(m.answers.is_empty(), "sip is no alias: {m:?}");
+    let m = ask(&mut c, "alias.prov.example.lan.", RecordType::A).await;
+    assert!(
+        m.answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::CNAME),
+        "{m:?}"
+    );
+}

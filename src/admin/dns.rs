@@ -1,6 +1,7 @@
 //! `/api/v1/dns/records`: records the DNS responder serves in addition to the generated and
 //! configured ones. A change is written durably, then the served zone is rebuilt, then the API
-//! answers: a record acknowledged is already being answered.
+//! answers: a record acknowledged is already being answered. A CNAME next to other data at its
+//! name (either way round) is refused with 409 naming `name`, and nothing is stored.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,7 +9,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 
 use super::{AdminState, ApiError, blocking, parse_json};
-use crate::dns::{DnsZone, RecordSpec};
+use crate::dns::{AddError, DnsZone, RecordSpec};
 use crate::store::DnsRecordEntry;
 
 pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DnsRecordEntry>>, ApiError> {
@@ -17,20 +18,18 @@ pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DnsRecordEntr
 }
 
 pub async fn create(
-    State(st): State<AdminState>,
     Extension(zone): Extension<DnsZone>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<DnsRecordEntry>), ApiError> {
     let spec: RecordSpec = parse_json(&body)?;
-    spec.to_record(zone.origin())
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let store = st.store.clone();
-    let entry = blocking(move || {
-        let entry = store.add_dns_record(&spec, crate::model::now_unix())?;
-        zone.reload()?;
-        Ok(entry)
-    })
-    .await?;
+    let entry = tokio::task::spawn_blocking(move || zone.add(&spec, crate::model::now_unix()))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            AddError::Invalid(e) => ApiError::BadRequest(e.to_string()),
+            AddError::Conflict(e) => ApiError::Conflict(e.to_string()),
+            AddError::Store(e) => ApiError::from(e),
+        })?;
     Ok((StatusCode::CREATED, Json(entry)))
 }
 

@@ -252,7 +252,8 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/dns/records",
-        "Add a DNS record (answered at once)",
+        "Add a DNS record (answered at once); a CNAME beside other data at its name, or data \
+         beside a CNAME, is refused with 409",
     ),
     r("delete", "/dns/records/{id}", "Delete a DNS record"),
     r(

@@ -154,13 +154,24 @@ impl DnsConfig {
                 "must be between 1 and dns.tcp_max_connections".into(),
             ));
         }
+        let mut records: Vec<hickory_proto::rr::Record> = Vec::new();
         for (i, rec) in self.record.iter().enumerate() {
-            rec.to_record(&zone).map_err(|e| {
+            let at = |e: String| {
                 (
                     "dns.record",
                     format!("record {} ({}): {e}", i + 1, rec.name),
                 )
-            })?;
+            };
+            let record = rec.to_record(&zone).map_err(|e| at(e.to_string()))?;
+            let present: Vec<_> = records
+                .iter()
+                .filter(|r| r.name == record.name)
+                .cloned()
+                .collect();
+            if let Some(why) = super::zone::cname_conflict(&present, &record) {
+                return Err(at(format!("name: {why}")));
+            }
+            records.push(record);
         }
         Ok(())
     }
@@ -212,5 +223,19 @@ ttl = 300
         assert!(e.contains("line 2"), "{e}");
         let e = parse("[dns]\nlisen = []\n").unwrap_err();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn a_cname_beside_other_configured_data_is_refused() {
+        let e = parse(
+            "[[dns.record]]\nname = \"sip.prov.example.lan\"\ntype = \"A\"\nvalue = \"10.0.0.1\"\n\
+             [[dns.record]]\nname = \"SIP.prov.example.lan.\"\ntype = \"CNAME\"\n\
+             value = \"other.example.com\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("dns.record") && e.contains("record 2") && e.contains("name:"),
+            "{e}"
+        );
     }
 }

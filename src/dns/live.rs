@@ -4,14 +4,27 @@
 //! new snapshot only when it moved.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use hickory_proto::rr::{Name, Record};
 
 use super::DnsConfig;
 use super::fast::FastPath;
+use super::record::{RecordError, RecordSpec};
 use super::zone::{Provisioning, Zone};
-use crate::store::{Store, StoreError};
+use crate::store::{DnsRecordEntry, Store, StoreError};
+
+/// Why [`DnsZone::add`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("{0}")]
+    Invalid(RecordError),
+    /// Valid alone, but not next to what is at its name (a CNAME beside other data).
+    #[error("{0}")]
+    Conflict(RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// One immutable snapshot: the zone and its pre-encoded hot answers.
 pub struct Served {
@@ -75,11 +88,40 @@ impl DnsZone {
         Ok(zone)
     }
 
+    /// Stores `spec` (valid, inside the zone) and serves it, unless it would put a CNAME next
+    /// to other data at its name; then nothing is stored. Checked and stored under the reload
+    /// lock, so two writes at once cannot each pass the check against a zone without the other.
+    pub fn add(&self, spec: &RecordSpec, now: i64) -> Result<DnsRecordEntry, AddError> {
+        let record = spec.to_record(self.origin()).map_err(AddError::Invalid)?;
+        let _one_at_a_time = self.lock();
+        if let Some(message) = self.current().zone.conflict(&record) {
+            return Err(AddError::Conflict(RecordError {
+                field: "name",
+                message,
+            }));
+        }
+        let entry = self.inner.store.add_dns_record(spec, now)?;
+        self.rebuild()?;
+        Ok(entry)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.inner
+            .reloading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Rebuilds from the store (blocking). Stored records that no longer fit the zone (the
     /// domain was changed in the config) are skipped with a warning, not fatal.
     pub fn reload(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.lock();
+        self.rebuild()
+    }
+
+    /// `reload` with the lock held.
+    fn rebuild(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let _one_at_a_time = inner.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let mut records = inner.config_records.clone();
         for entry in inner.store.list_dns_records()? {
             match entry.spec().to_record(&inner.provisioning.origin) {
@@ -133,7 +175,6 @@ impl DnsZone {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::RecordSpec;
     use hickory_proto::rr::{LowerName, RecordType};
 
     /// Admin writes that reload at the same moment end with every acknowledged record served.

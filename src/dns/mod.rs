@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use config::DnsConfig;
 pub use forward::{ExchangeError, exchange};
 pub use handler::Responder;
-pub use live::DnsZone;
+pub use live::{AddError, DnsZone};
 pub use record::RecordSpec;
 pub use server::{DnsSockets, bind};
 pub use stats::Stats;

@@ -26,6 +26,32 @@ pub fn owner(text: &str, zone: &Name) -> Result<Name, String> {
         .map_err(|e| format!("{text:?} under {zone}: {e}"))
 }
 
+/// Why `rec` cannot join `present` (the records already at its name), or `None` when it can. A
+/// CNAME says its name is an alias and nothing else (RFC 1034 §3.6.2): next to other data,
+/// answers would depend on the type asked (A from the data, AAAA through the alias), and
+/// resolvers that cached the CNAME would never see the rest.
+pub fn cname_conflict(present: &[Record], rec: &Record) -> Option<String> {
+    let name = &rec.name;
+    let is_cname = |r: &Record| r.record_type() == RecordType::CNAME;
+    if is_cname(rec) {
+        let other = present
+            .iter()
+            .find(|r| !(is_cname(r) && r.data == rec.data))?;
+        return Some(format!(
+            "{name} already has a {} record; a CNAME cannot share its name with other data \
+             (RFC 1034 section 3.6.2)",
+            other.record_type()
+        ));
+    }
+    present.iter().any(is_cname).then(|| {
+        format!(
+            "{name} is a CNAME (an alias), so it cannot also have a {} record \
+             (RFC 1034 section 3.6.2)",
+            rec.record_type()
+        )
+    })
+}
+
 /// What the discovery records say, derived once from the configuration and the bound listener
 /// addresses (the real ports, even when the config says 0).
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +249,13 @@ impl Zone {
 
     pub fn origin(&self) -> &LowerName {
         &self.origin
+    }
+
+    /// Why `rec` cannot be added next to what the zone holds at its name (generated, configured
+    /// and stored records alike), or `None` when it can; see [`cname_conflict`].
+    pub fn conflict(&self, rec: &Record) -> Option<String> {
+        let present = self.names.get(&LowerName::from(rec.name.clone()));
+        cname_conflict(present.map_or(&[], Vec::as_slice), rec)
     }
 
     /// The SOA for a negative answer's authority section, with the TTL negative answers may be
@@ -452,5 +485,64 @@ pub(crate) mod tests {
             panic!()
         };
         assert_eq!(&*t.txt_data[0], b"https://prov.example.lan:8443/");
+    }
+
+    #[test]
+    fn a_cname_cannot_share_its_name_either_way_round() {
+        let z = sample();
+        let zone = z.provisioning.origin.clone();
+        let rec = |n: &str, t: &str, v: &str| {
+            RecordSpec {
+                name: n.into(),
+                rtype: t.into(),
+                value: v.into(),
+                ttl: 300,
+            }
+            .to_record(&zone)
+            .unwrap()
+        };
+        let e = z
+            .conflict(&rec("SIP.prov.example.lan", "CNAME", "other.example.com"))
+            .unwrap();
+        assert!(e.contains("already has a A record"), "{e}");
+        let e = z
+            .conflict(&rec("alias.prov.example.lan", "AAAA", "fd00::1"))
+            .unwrap();
+        assert!(e.contains("is a CNAME"), "{e}");
+        assert!(
+            z.conflict(&rec("alias.prov.example.lan", "CNAME", "x.example.com"))
+                .is_some(),
+            "a second, different CNAME"
+        );
+        assert!(
+            z.conflict(&rec(
+                "_https._tcp.prov.example.lan",
+                "CNAME",
+                "x.example.com"
+            ))
+            .is_some(),
+            "a generated record counts"
+        );
+        assert!(
+            z.conflict(&rec(
+                "alias.prov.example.lan",
+                "CNAME",
+                "sip.prov.example.lan"
+            ))
+            .is_none(),
+            "the same CNAME again"
+        );
+        assert!(
+            z.conflict(&rec("sip.prov.example.lan", "AAAA", "fd00::1"))
+                .is_none()
+        );
+        assert!(
+            z.conflict(&rec(
+                "new.prov.example.lan",
+                "CNAME",
+                "sip.prov.example.lan"
+            ))
+            .is_none()
+        );
     }
 }
