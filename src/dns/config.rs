@@ -3,7 +3,7 @@
 //! `pki.server_names`, ports from `phone.*_listen`), so a site usually sets only `listen`,
 //! `domain` and `upstream`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -31,8 +31,10 @@ pub struct DnsConfig {
     pub server_name: String,
     /// Addresses of `server_name`. Default: the IP addresses in `pki.server_names`, else the
     /// specific (non-wildcard) addresses of `phone.https_listen`.
-    pub addresses: Vec<std::net::IpAddr>,
-    /// Host that discovery records point phones at. Default: `server_name`.
+    pub addresses: Vec<IpAddr>,
+    /// Host that discovery records point phones at. Default: `server_name`. A host name, not
+    /// an address (an SRV target must be a name): for an address, leave this empty and set
+    /// `addresses`.
     pub provisioning_host: String,
     /// SRV owner names pointing at the HTTPS provisioning port; relative to `domain` unless
     /// they end with a dot. Vendors differ, so this is a list.
@@ -123,6 +125,20 @@ impl DnsConfig {
             ("dns.server_name", &self.server_name),
             ("dns.provisioning_host", &self.provisioning_host),
         ] {
+            // An address would pass as a name ("10.77.0.1." is four labels) and go out as an
+            // SRV, NS or SOA target, which must be a host name (RFC 2782, RFC 1035); phones
+            // would look up a name that does not exist.
+            if value.trim().parse::<IpAddr>().is_ok() {
+                return Err((
+                    key,
+                    format!(
+                        "{value:?} is an IP address, but this is a host name (SRV targets \
+                         must be names, RFC 2782): leave it empty to use the box's own name, \
+                         whose addresses dns.addresses sets, or name a host; dns.settings_url \
+                         may still carry an address"
+                    ),
+                ));
+            }
             if !value.is_empty() {
                 parse_name(value).map_err(|m| (key, m))?;
             }
@@ -223,6 +239,22 @@ ttl = 300
         assert!(e.contains("line 2"), "{e}");
         let e = parse("[dns]\nlisen = []\n").unwrap_err();
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn an_address_where_a_host_name_goes_is_refused() {
+        for (key, value) in [
+            ("provisioning_host", "10.77.0.1"),
+            ("provisioning_host", "fd00::1"),
+            ("server_name", "10.77.0.1"),
+        ] {
+            let e = parse(&format!("[dns]\n{key} = \"{value}\"\n")).unwrap_err();
+            assert!(
+                e.contains(&format!("dns.{key}")) && e.contains("IP address"),
+                "{e}"
+            );
+        }
+        assert!(parse("[dns]\nprovisioning_host = \"prov.example.lan\"\n").is_ok());
     }
 
     #[test]
