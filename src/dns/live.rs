@@ -143,6 +143,9 @@ impl DnsZone {
             inner.negative_ttl,
             serial,
         );
+        for (record, why) in &zone.skipped {
+            tracing::warn!(name = %record.name, kind = %record.record_type(), "DNS record not served: {why}");
+        }
         let fast = FastPath::build(&zone, inner.recursion);
         let served = Arc::new(Served { zone, fast });
         *inner.current.write().unwrap_or_else(|p| p.into_inner()) = served;

@@ -203,11 +203,17 @@ pub struct Zone {
     /// NXDOMAIN (RFC 8020 empty non-terminals such as `_tcp.<domain>`).
     existing: HashSet<LowerName>,
     soa: Record,
+    /// Records of `extra` left out because a CNAME would have shared a name with other data
+    /// (written before that was refused, or configured beside a generated name), with why.
+    pub skipped: Vec<(Record, String)>,
 }
 
 impl Zone {
     /// Builds the zone from the generated records plus `extra` (config and stored records,
-    /// already validated). Records with the same owner, type and data collapse into one.
+    /// already validated). Records with the same owner, type and data collapse into one; an
+    /// `extra` record that would put a CNAME beside other data at its name is left out (the
+    /// earlier one wins: generated, then configured, then stored in order) and listed in
+    /// `skipped`.
     pub fn build(
         provisioning: Provisioning,
         extra: &[Record],
@@ -220,8 +226,20 @@ impl Zone {
         let mut existing = HashSet::new();
         let generated = provisioning.records(ttl, negative_ttl, serial);
         let soa = generated[0].clone();
-        for rec in generated.into_iter().chain(extra.iter().cloned()) {
+        let mut skipped = Vec::new();
+        let generated_count = generated.len();
+        for (i, rec) in generated
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .enumerate()
+        {
             let key = LowerName::from(rec.name.clone());
+            if i >= generated_count
+                && let Some(why) = cname_conflict(names.get(&key).map_or(&[], Vec::as_slice), &rec)
+            {
+                skipped.push((rec, why));
+                continue;
+            }
             let mut up = rec.name.clone();
             while origin.zone_of(&LowerName::from(up.clone())) {
                 existing.insert(LowerName::from(up.clone()));
@@ -244,6 +262,7 @@ impl Zone {
             names,
             existing,
             soa,
+            skipped,
         }
     }
 
@@ -544,5 +563,37 @@ pub(crate) mod tests {
             ))
             .is_none()
         );
+    }
+
+    /// Records that clash (stored before the check existed) are not served side by side.
+    #[test]
+    fn a_clashing_extra_record_is_left_out() {
+        let base = sample();
+        let zone = base.provisioning.origin.clone();
+        let extra: Vec<Record> = [
+            ("sip.prov.example.lan", "A", "10.0.0.10"),
+            ("sip.prov.example.lan", "CNAME", "other.example.com"),
+            ("_https._tcp.prov.example.lan", "CNAME", "other.example.com"),
+        ]
+        .iter()
+        .map(|(n, t, v)| {
+            RecordSpec {
+                name: (*n).into(),
+                rtype: (*t).into(),
+                value: (*v).into(),
+                ttl: 300,
+            }
+            .to_record(&zone)
+            .unwrap()
+        })
+        .collect();
+        let z = Zone::build(base.provisioning.clone(), &extra, 300, 60, 1);
+        assert_eq!(z.skipped.len(), 2, "{:?}", z.skipped);
+        let sip = LowerName::from(Name::from_ascii("sip.prov.example.lan.").unwrap());
+        assert_eq!(z.lookup(&sip, RecordType::AAAA), Lookup::NoData);
+        assert!(matches!(
+            z.lookup(&sip, RecordType::A),
+            Lookup::Answer { .. }
+        ));
     }
 }
