@@ -577,9 +577,11 @@ async fn tcp_connections_are_capped_per_client_and_in_total() {
             .len(),
         1
     );
-    assert_eq!(
-        metric(&d.metrics().await, "edgeprov_dns_tcp_refused_total"),
-        3
+    let metrics = d.metrics().await;
+    assert_eq!(metric(&metrics, "edgeprov_dns_tcp_refused_total"), 3);
+    assert!(
+        metrics.contains("# HELP edgeprov_dns_tcp_refused_total DNS TCP connections closed"),
+        "{metrics}"
     );
 }
 

@@ -300,11 +300,18 @@ async fn metrics(
         );
     }
     for (name, value) in st.dns.view() {
+        // Every counter but this one counts queries.
+        let help = match name {
+            "tcp_refused" => "DNS TCP connections closed as soon as accepted (outside \
+                              allow_from, or over the connection caps)."
+                .to_string(),
+            _ => format!("DNS queries: {}.", name.replace('_', " ")),
+        };
         sample(
             &mut out,
             &format!("edgeprov_dns_{name}_total"),
             "counter",
-            &format!("DNS queries: {}.", name.replace('_', " ")),
+            &help,
             value,
         );
     }
