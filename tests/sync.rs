@@ -336,6 +336,52 @@ async fn a_long_push_backlog_does_not_starve_pulls() {
     assert!(order.matches('e').count() >= 250, "{order}");
 }
 
+/// A page the box rejects holds back only what the box learns: every round still delivers the
+/// outbox, so with a small outbox each sighting reaches the cloud and nothing is dropped, and
+/// the `sync_rejected` alarm each retry raises takes one outbox entry, not one per retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_page_does_not_hold_back_events() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "outbox_max = 3\n");
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    const PAGES: usize = 100_000;
+    let bad = json!({"version": 2, "cursor": "0", "next_cursor": "1"}).to_string();
+    cloud.faults().raw_pages = vec![bad; PAGES];
+    for i in 0..10u32 {
+        let mac = format!("0a0b0e{i:06x}");
+        let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &ua(&mac)))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        eventually(Duration::from_secs(10), "sighting delivered", async || {
+            cloud
+                .events_of("seen_unclaimed")
+                .iter()
+                .any(|e| e["mac"] == mac.as_str())
+        })
+        .await;
+    }
+    assert!(cloud.faults().raw_pages.len() < PAGES, "no page was pulled");
+    eventually(
+        Duration::from_secs(10),
+        "sync_rejected delivered",
+        async || {
+            cloud
+                .events_of("alarm")
+                .iter()
+                .any(|e| e["kind"] == "sync_rejected")
+        },
+    )
+    .await;
+    let kinds = alarm_kinds(&d).await;
+    assert!(kinds.contains(&"sync_rejected".to_string()), "{kinds:?}");
+    assert!(!kinds.contains(&"outbox_overflow".to_string()), "{kinds:?}");
+    assert!(cloud.events_of("outbox_overflow").is_empty());
+}
+
 /// A registration answer whose site name a page could not carry is refused whole, naming the
 /// field: the box stays unregistered, with no cloud certificate installed.
 #[tokio::test]

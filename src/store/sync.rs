@@ -21,7 +21,8 @@ pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new
 /// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON.
 pub(crate) const CLOUD_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("cloud_data");
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// Coalescing key (`checkin|MAC`, `seen|MAC`, `overflow`) → the sequence holding it.
+/// Coalescing key (`checkin|MAC`, `seen|MAC`, `alarm|KIND|SOURCE`, `overflow`) → the sequence
+/// holding it.
 pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("outbox_index");
 
 const NEXT_SEQ: &str = "outbox_next_seq";
@@ -200,8 +201,8 @@ impl Store {
     }
 
     /// Adds events to the outbox inside `tx`. Keyed events replace their pending predecessor in
-    /// place (a new id, the old position); when the outbox is at its bound, keyed events (check-ins,
-    /// sightings) are dropped and counted, alarms are kept up to twice the bound. Returns the
+    /// place (a new id, the old position); when the outbox is at its bound, check-ins and
+    /// sightings are dropped and counted, other events are kept up to twice the bound. Returns the
     /// local alarm to raise, in the same transaction, when anything was dropped.
     pub(super) fn enqueue(
         &self,
@@ -253,7 +254,7 @@ impl Store {
                 Some(k) => index.get(k.as_str())?.is_some(),
                 None => false,
             };
-            let bound = if item.key.is_some() { max } else { max * 2 };
+            let bound = if droppable(&item.body) { max } else { max * 2 };
             if !replaceable && len >= bound {
                 dropped += 1;
                 continue;
@@ -355,6 +356,16 @@ impl Store {
             oldest_at,
         })
     }
+}
+
+/// Check-ins and sightings give way first when the outbox is full: the device's record keeps
+/// its latest check-in anyway. Alarms and enrollment events (coalesced or not) are kept up to
+/// twice the bound.
+fn droppable(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::CheckIn { .. } | EventBody::SeenUnclaimed { .. }
+    )
 }
 
 fn state_name(d: &Device) -> String {
@@ -471,6 +482,45 @@ mod tests {
             events
                 .iter()
                 .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 3 })
+        );
+    }
+
+    /// Sync's own alarms recur at every retry: each kind takes one outbox entry (the latest
+    /// message), kept beyond the check-ins' bound, while the alarm table counts every one.
+    #[test]
+    fn repeated_sync_alarms_take_one_outbox_entry_each() {
+        let (_d, s) = store(2);
+        enqueue(&s, vec![checkin("a", "f"), checkin("b", "f")]);
+        let (recorder, thread) = super::super::Recorder::start(s.clone());
+        for i in 0..5 {
+            recorder.alarm(AlarmKind::SyncRejected, "sync", format!("bad page {i}"));
+            recorder.alarm(AlarmKind::SyncFailed, "sync", format!("failing {i}"));
+            recorder.flush_blocking();
+        }
+        recorder.stop();
+        thread.join().unwrap();
+        let alarms: Vec<(String, String)> = s
+            .outbox_peek(100)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| match e.body {
+                EventBody::Alarm { kind, message, .. } => Some((kind, message)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            alarms,
+            [
+                ("sync_rejected".to_string(), "bad page 4".to_string()),
+                ("sync_failed".to_string(), "failing 4".to_string())
+            ]
+        );
+        let counted = s.list_alarms().unwrap();
+        assert!(
+            counted
+                .iter()
+                .any(|a| a.kind == AlarmKind::SyncRejected && a.count == 5),
+            "{counted:?}"
         );
     }
 

@@ -36,14 +36,30 @@ const PAGES_PER_ROUND: usize = 100;
 /// activations for as long as the storm lasts.
 const BATCHES_PER_ROUND: usize = 100;
 
-/// How a round ended.
-enum Round {
-    /// Not registered: nothing to do until `wake`.
-    Unregistered,
-    /// Everything pulled and pushed: the next round after `pull_interval_ms`.
-    CaughtUp,
-    /// A round's limit was reached with more to pull or push: the next round at once.
-    Behind,
+/// What a round did. Pulling and pushing succeed or fail each on its own: a page the box
+/// rejects must not hold back the events (the outbox would fill and drop check-ins while the
+/// events endpoint is healthy), nor a refused event post the cloud's changes.
+struct Round {
+    /// `Ok(true)`: stopped at `PAGES_PER_ROUND` with more to pull.
+    pull: Result<bool, SyncError>,
+    /// `Ok(true)`: stopped at `BATCHES_PER_ROUND` with more to push.
+    push: Result<bool, SyncError>,
+}
+
+/// A round's failures, each named by the half it stopped (none: the round could not start).
+type Failures = Vec<(Option<&'static str>, SyncError)>;
+
+impl Round {
+    /// `Ok(behind)` when both halves worked, else each half's failure.
+    fn outcome(self) -> Result<bool, Failures> {
+        match (self.pull, self.push) {
+            (Ok(pull), Ok(push)) => Ok(pull || push),
+            (pull, push) => Err([("pull", pull), ("push", push)]
+                .into_iter()
+                .filter_map(|(half, r)| r.err().map(|e| (Some(half), e)))
+                .collect()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,36 +165,25 @@ pub async fn run(handle: Arc<SyncHandle>, recorder: Recorder, mut stop: watch::R
     let cfg = handle.config.clone();
     let mut failures = 0u32;
     loop {
-        let delay = match round(&handle).await {
-            Ok(Round::Unregistered) => None,
-            Ok(done) => {
+        let outcome = match round(&handle).await {
+            Ok(None) => None,
+            Ok(Some(round)) => Some(round.outcome()),
+            Err(e) => Some(Err(vec![(None, e)])),
+        };
+        let delay = match outcome {
+            None => None,
+            Some(Ok(behind)) => {
                 failures = 0;
                 handle.progress().succeeded();
-                Some(match done {
-                    Round::Behind => Duration::ZERO,
-                    _ => Duration::from_millis(cfg.pull_interval_ms),
+                Some(if behind {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(cfg.pull_interval_ms)
                 })
             }
-            Err(e) => {
+            Some(Err(errors)) => {
                 failures = failures.saturating_add(1);
-                let now = now_unix();
-                let message = e.to_string();
-                tracing::warn!(error = %message, failures, "cloud sync failed");
-                if let SyncError::Rejected(why) = &e {
-                    recorder.alarm(AlarmKind::SyncRejected, "sync", why.clone());
-                }
-                let mut p = handle.progress();
-                p.failed(message.clone(), now);
-                if p.should_alarm(now, cfg.alarm_after_secs) {
-                    recorder.alarm(
-                        AlarmKind::SyncFailed,
-                        "sync",
-                        format!(
-                            "cloud sync failing since {}: {message}",
-                            p.failing_since.unwrap_or(now)
-                        ),
-                    );
-                }
+                failed(&handle, &recorder, &errors, failures);
                 let jitter = f64::from(u32::from_ne_bytes(crate::pki::random_bytes::<4>()))
                     / f64::from(u32::MAX);
                 Some(push::backoff(
@@ -206,11 +211,45 @@ pub async fn run(handle: Arc<SyncHandle>, recorder: Recorder, mut stop: watch::R
     }
 }
 
-/// One round: pull up to `PAGES_PER_ROUND` pages, then push up to `BATCHES_PER_ROUND` batches.
-async fn round(handle: &SyncHandle) -> Result<Round, SyncError> {
+/// Records a failed round: the error (each half's, named) as the last error, a
+/// `sync_rejected` alarm for a rejected page, and `sync_failed` once failing has lasted.
+fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures: u32) {
+    let now = now_unix();
+    let message = errors
+        .iter()
+        .map(|(half, e)| match half {
+            Some(half) => format!("{half}: {e}"),
+            None => e.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    tracing::warn!(error = %message, failures, "cloud sync failed");
+    for (_, e) in errors {
+        if let SyncError::Rejected(why) = e {
+            recorder.alarm(AlarmKind::SyncRejected, "sync", why.clone());
+        }
+    }
+    let mut p = handle.progress();
+    p.failed(message.clone(), now);
+    if p.should_alarm(now, handle.config.alarm_after_secs) {
+        recorder.alarm(
+            AlarmKind::SyncFailed,
+            "sync",
+            format!(
+                "cloud sync failing since {}: {message}",
+                p.failing_since.unwrap_or(now)
+            ),
+        );
+    }
+}
+
+/// One round: pull up to `PAGES_PER_ROUND` pages, then push up to `BATCHES_PER_ROUND` batches,
+/// whatever became of the pull. `None`: not registered, nothing to do until `wake`. An error:
+/// the round could not start (no configuration, identity or client), so neither half ran.
+async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     let s = handle.store.clone();
     let Some(reg) = blocking(move || s.registration()).await? else {
-        return Ok(Round::Unregistered);
+        return Ok(None);
     };
     let cfg = &handle.config;
     if cfg.ca_file.as_os_str().is_empty() {
@@ -219,26 +258,30 @@ async fn round(handle: &SyncHandle) -> Result<Round, SyncError> {
     let identity = crate::pki::cloud::appliance_identity(&handle.pki_dir)?;
     let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))?;
     let client = CloudClient::new(&reg.url, tls, Duration::from_millis(cfg.request_timeout_ms))?;
-    let mut behind = true;
+    let pull = pull_pages(handle, &client).await;
+    let push = push_batches(handle, &client).await;
+    Ok(Some(Round { pull, push }))
+}
+
+/// Pulls up to `PAGES_PER_ROUND` pages; `true` when the cloud has more ready.
+async fn pull_pages(handle: &SyncHandle, client: &CloudClient) -> Result<bool, SyncError> {
     for _ in 0..PAGES_PER_ROUND {
-        let more = pull::pull_page(&client, &handle.store, cfg.page_limit).await?;
+        let more = pull::pull_page(client, &handle.store, handle.config.page_limit).await?;
         handle.progress().last_pull = Some(now_unix());
         if !more {
-            behind = false;
-            break;
+            return Ok(false);
         }
     }
-    let mut pushing = true;
+    Ok(true)
+}
+
+/// Delivers up to `BATCHES_PER_ROUND` batches; `true` when events may be left.
+async fn push_batches(handle: &SyncHandle, client: &CloudClient) -> Result<bool, SyncError> {
     for _ in 0..BATCHES_PER_ROUND {
-        if push::push_batch(&client, &handle.store, cfg.push_batch).await? == 0 {
-            pushing = false;
-            break;
+        if push::push_batch(client, &handle.store, handle.config.push_batch).await? == 0 {
+            return Ok(false);
         }
         handle.progress().last_push = Some(now_unix());
     }
-    Ok(if behind || pushing {
-        Round::Behind
-    } else {
-        Round::CaughtUp
-    })
+    Ok(true)
 }
