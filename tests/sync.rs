@@ -382,6 +382,49 @@ async fn a_rejected_page_does_not_hold_back_events() {
     assert!(cloud.events_of("outbox_overflow").is_empty());
 }
 
+/// A page whose values are megabytes long is rejected with a short message: the alarm, the
+/// last error and the alarm events sent to the cloud quote only the start of each value, and
+/// the retries' alarms take one outbox entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_huge_values_is_rejected_in_few_words() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    let huge = "A".repeat(2_000_000);
+    let pages = [
+        json!({"version": 1, "cursor": "0", "next_cursor": "1",
+               "devices": [{"mac": huge, "state": "claimed"}]}),
+        json!({"version": 1, "cursor": "0", "next_cursor": "1",
+               "devices": [{"mac": PHONE, "state": huge}]}),
+    ];
+    cloud.faults().raw_pages = (0..4).map(|i| pages[i % 2].to_string()).collect();
+    eventually(Duration::from_secs(20), "pages rejected", async || {
+        cloud.faults().raw_pages.is_empty()
+    })
+    .await;
+    let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
+    let message = alarms[0]["message"].as_str().unwrap();
+    assert!(message.len() < 1000, "{} bytes", message.len());
+    assert!(message.contains("AAAA"), "{message}");
+    let last_error = status(&d).await["last_error"].as_str().unwrap().to_string();
+    assert!(last_error.len() < 1000, "{} bytes", last_error.len());
+    eventually(
+        Duration::from_secs(10),
+        "alarm events delivered",
+        async || status(&d).await["outbox"]["events"] == 0,
+    )
+    .await;
+    let sent = cloud.events_of("alarm");
+    assert!(!sent.is_empty());
+    for e in sent {
+        let message = e["message"].as_str().unwrap();
+        assert!(message.len() < 2000, "{} bytes", message.len());
+    }
+}
+
 /// A registration answer whose site name a page could not carry is refused whole, naming the
 /// field: the box stays unregistered, with no cloud certificate installed.
 #[tokio::test]

@@ -189,13 +189,14 @@ pub fn policy_model(model: &str) -> Result<String, PolicyError> {
     if model.is_empty() {
         return Err(PolicyError::Empty);
     }
-    if model.contains('*') {
-        return Err(PolicyError::Pattern(model.to_string()));
-    }
+    // The length first: every other refusal quotes the model whole.
     if model.chars().count() > MAX_MODEL_LEN {
         return Err(PolicyError::TooLong(
             model.chars().take(MAX_MODEL_LEN).collect(),
         ));
+    }
+    if model.contains('*') {
+        return Err(PolicyError::Pattern(model.to_string()));
     }
     if !model
         .bytes()
@@ -733,6 +734,10 @@ mod tests {
         }
         let long = format!("{longest}B");
         assert_eq!(refused(&long), PolicyError::TooLong(longest.clone()));
+        assert_eq!(
+            refused(&format!("{longest}*")),
+            PolicyError::TooLong(longest.clone())
+        );
         assert!(refused(&long).to_string().contains(&longest));
     }
 

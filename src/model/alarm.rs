@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Longest alarm message kept (in characters; longer ones are cut, see [`super::clip`]). An
+/// alarm's message often quotes what a peer or the cloud sent; it is stored, listed, logged
+/// and sent to the cloud, so it is bounded wherever it came from.
+pub const MAX_MESSAGE: usize = 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

@@ -11,7 +11,7 @@ mod preferences;
 mod token;
 mod vendor;
 
-pub use alarm::{Alarm, AlarmKind, Severity};
+pub use alarm::{Alarm, AlarmKind, MAX_MESSAGE, Severity};
 pub use device::{
     CheckIn, CheckInProof, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site,
     SiteProfile,
@@ -26,6 +26,16 @@ pub use params::{
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
 pub use vendor::Vendor;
+
+/// `text` cut to at most `max` characters, with `…` to show that it was cut. For messages that
+/// quote what a peer sent: a quoted value must not make an alarm, a log line or an event for the
+/// cloud as large as the value.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
 
 /// Seconds since the Unix epoch: the one time representation stored.
 pub fn now_unix() -> i64 {

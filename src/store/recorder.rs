@@ -18,7 +18,9 @@ use redb::ReadableTable;
 use super::alarms::AlarmEvent;
 use super::sync::Pending;
 use super::{DEVICES, Store, StoreError, decode, encode};
-use crate::model::{AlarmKind, CheckIn, CheckInProof, Device, Mac, Severity, now_unix};
+use crate::model::{
+    AlarmKind, CheckIn, CheckInProof, Device, MAX_MESSAGE, Mac, Severity, clip, now_unix,
+};
 use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
@@ -86,7 +88,9 @@ impl Recorder {
         self.alarm_with_severity(kind, kind.severity(), source, message);
     }
 
-    /// An alarm whose severity depends on the occurrence, not only on its kind.
+    /// An alarm whose severity depends on the occurrence, not only on its kind. Every alarm
+    /// passes here, so this is where its message is cut to [`MAX_MESSAGE`]: whatever a caller
+    /// quoted, no alarm, log line or cloud event grows with it.
     pub fn alarm_with_severity(
         &self,
         kind: AlarmKind,
@@ -95,7 +99,7 @@ impl Recorder {
         message: impl Into<String>,
     ) {
         let source = source.into();
-        let message = message.into();
+        let message = clip(&message.into(), MAX_MESSAGE);
         tracing::warn!(alarm = kind.as_str(), %source, "{message}");
         self.send(RecorderEvent::Alarm {
             kind,
@@ -340,4 +344,35 @@ fn alarm_event(a: &AlarmEvent) -> Pending {
         }
     };
     Pending { key, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An alarm quoting something huge is kept, listed and sent to the cloud cut short.
+    #[test]
+    fn alarm_messages_are_cut_to_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .put_registration(&crate::store::Registration {
+                url: "https://cloud".into(),
+                site: "hq".into(),
+                appliance_id: String::new(),
+                registered_at: 0,
+            })
+            .unwrap();
+        let (recorder, thread) = Recorder::start(store.clone());
+        recorder.alarm(AlarmKind::SyncRejected, "sync", "é".repeat(2_000_000));
+        recorder.stop();
+        thread.join().unwrap();
+        let alarms = store.list_alarms().unwrap();
+        assert_eq!(alarms[0].message, format!("{}…", "é".repeat(MAX_MESSAGE)));
+        let events = store.outbox_peek(10).unwrap();
+        let EventBody::Alarm { message, .. } = &events[0].1.body else {
+            panic!("{events:?}")
+        };
+        assert_eq!(message, &alarms[0].message);
+    }
 }

@@ -13,7 +13,8 @@ use rustls_pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::SyncError;
+use super::{QUOTED, SyncError};
+use crate::model::clip;
 
 /// Largest answer accepted: a hostile or broken cloud cannot exhaust the box's memory.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -56,7 +57,7 @@ impl CloudClient {
 
     pub async fn get<R: DeserializeOwned>(&self, path_and_query: &str) -> Result<R, SyncError> {
         let body = self.call(Method::GET, path_and_query, Bytes::new()).await?;
-        serde_json::from_slice(&body).map_err(|e| SyncError::Schema(e.to_string()))
+        decode(&body)
     }
 
     pub async fn post<T: Serialize, R: DeserializeOwned>(
@@ -66,7 +67,7 @@ impl CloudClient {
     ) -> Result<R, SyncError> {
         let payload = serde_json::to_vec(body).map_err(|e| SyncError::Schema(e.to_string()))?;
         let body = self.call(Method::POST, path, Bytes::from(payload)).await?;
-        serde_json::from_slice(&body).map_err(|e| SyncError::Schema(e.to_string()))
+        decode(&body)
     }
 
     /// One request with the whole exchange under the timeout; non-2xx is an error.
@@ -132,5 +133,70 @@ impl CloudClient {
             });
         }
         Ok(body)
+    }
+}
+
+/// Reads an answer. The message names where it is wrong (`devices[3].state`); what it quotes of
+/// the answer (a value, or a map key in the path) is cut to [`QUOTED`] characters, and the
+/// position is kept: a hostile answer may put megabytes in one string.
+fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, SyncError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| schema(&e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| schema(".", &e))?;
+    Ok(value)
+}
+
+fn schema(path: &str, e: &serde_json::Error) -> SyncError {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&position).unwrap_or(&text);
+    let at = &text[what.len()..];
+    let what = clip(what, QUOTED);
+    SyncError::Schema(match path {
+        "." => format!("{what}{at}"),
+        path => format!("{}: {what}{at}", clip(path, QUOTED)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::protocol::ChangesPage;
+
+    /// serde quotes a bad value whole; the message keeps its first characters, where the
+    /// answer is wrong and the position.
+    #[test]
+    fn a_bad_answer_is_named_in_a_bounded_message() {
+        let huge = "x".repeat(2_000_000);
+        let body = format!(
+            r#"{{"version":1,"cursor":"","next_cursor":"c","devices":[{{"mac":"m","state":"{huge}"}}]}}"#
+        );
+        let Err(SyncError::Schema(m)) = decode::<ChangesPage>(body.as_bytes()) else {
+            panic!("decoded")
+        };
+        assert!(m.len() < 2 * QUOTED, "{} bytes", m.len());
+        assert!(
+            m.starts_with("devices[0].state: unknown variant `xxx"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with(&format!("at line 1 column {}", body.len() - 3)),
+            "{m}"
+        );
+
+        let body = format!(
+            r#"{{"version":1,"cursor":"","next_cursor":"c","devices":[{{"mac":"m","state":"claimed","params":{{"{huge}":7}}}}]}}"#
+        );
+        let Err(SyncError::Schema(m)) = decode::<ChangesPage>(body.as_bytes()) else {
+            panic!("decoded")
+        };
+        assert!(m.len() < 2 * QUOTED, "{} bytes", m.len());
+        assert!(m.starts_with("devices[0].params.xxx"), "{m}");
+
+        let Err(SyncError::Schema(m)) = decode::<serde_json::Value>(b"{} x") else {
+            panic!("decoded")
+        };
+        assert_eq!(m, "trailing characters at line 1 column 4");
     }
 }

@@ -22,11 +22,15 @@ use tokio::sync::{Notify, watch};
 pub use config::CloudConfig;
 pub use status::SyncStatus;
 
-use crate::model::{AlarmKind, now_unix};
+use crate::model::{AlarmKind, MAX_MESSAGE, clip, now_unix};
 use crate::pki::PkiError;
 use crate::store::{Recorder, Store, StoreError};
 use client::CloudClient;
 use status::Progress;
+
+/// Most characters of any one value the cloud sent that a message quotes: messages are stored
+/// (alarms, the last error), logged and sent back to the cloud, once per retry.
+const QUOTED: usize = 256;
 
 /// Most pages applied in one round before pushing (so a long backlog cannot starve delivery).
 const PAGES_PER_ROUND: usize = 100;
@@ -223,6 +227,7 @@ fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures:
         })
         .collect::<Vec<_>>()
         .join("; ");
+    let message = clip(&message, MAX_MESSAGE);
     tracing::warn!(error = %message, failures, "cloud sync failed");
     for (_, e) in errors {
         if let SyncError::Rejected(why) = e {

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use crate::firmware::{PolicyError, policy_model};
 use crate::model::{
-    CloudDevice, DeviceState, MAX_NAME, Mac, Site, SiteProfile, check_field, validate_param,
+    CloudDevice, DeviceState, MAX_NAME, Mac, Site, SiteProfile, check_field, clip, validate_param,
 };
 use crate::store::PullUpdate;
 
-use super::SyncError;
 use super::client::CloudClient;
 use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, PATH_CHANGES, VERSION};
+use super::{QUOTED, SyncError};
 
 /// Most items of any kind in one page; more is treated as hostile.
 const MAX_ITEMS: usize = 10_000;
@@ -38,6 +38,11 @@ fn item(what: String) -> PageError {
     PageError::Item(what)
 }
 
+/// A value from the page as a message quotes it: in quotes, cut to [`QUOTED`] characters.
+fn quoted(value: &str) -> String {
+    format!("{:?}", clip(value, QUOTED))
+}
+
 /// A name (site, group, model, serial, firmware version) under the admin API's rules for a
 /// device's fields, so a name the cloud gives can always be given a parameter layer and exported
 /// and imported again.
@@ -57,8 +62,8 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
     }
     if page.cursor != expected_cursor {
         return Err(PageError::Cursor {
-            expected: expected_cursor.to_string(),
-            got: page.cursor.clone(),
+            expected: clip(expected_cursor, QUOTED),
+            got: clip(&page.cursor, QUOTED),
         });
     }
     if page.next_cursor.is_empty() || page.next_cursor.len() > MAX_CURSOR {
@@ -82,7 +87,8 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
     };
     // A device may appear more than once (several changes in one page): applied in order.
     for d in &page.devices {
-        let mac = Mac::parse(&d.mac).map_err(|e| item(format!("device {:?}: {e}", d.mac)))?;
+        let mac =
+            Mac::parse(&d.mac).map_err(|e| item(format!("device {}: {e}", quoted(&d.mac))))?;
         for (field, v) in [
             ("site", &d.site),
             ("phone_group", &d.phone_group),
@@ -96,7 +102,7 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             return Err(item(format!("device {mac} is {state:?} without a site")));
         }
         for (k, v) in &d.params {
-            validate_param(k, v).map_err(|e| item(format!("device {mac} parameter {k}: {e}")))?;
+            validate_param(k, v).map_err(|e| item(format!("device {mac}: {e}")))?;
         }
         update.devices.push(CloudDevice {
             mac,
@@ -116,8 +122,9 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
         let url = &s.profile.provisioning_url;
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(item(format!(
-                "site {}: provisioning_url {url:?} is not http(s)",
-                s.name
+                "site {}: provisioning_url {} is not http(s)",
+                s.name,
+                quoted(url)
             )));
         }
         update.sites.push(Site {
@@ -170,7 +177,8 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             .push((format!("policy|{}|{model}", p.site), json(&stored)));
     }
     for l in &page.lockouts {
-        let mac = Mac::parse(&l.mac).map_err(|e| item(format!("lockout {:?}: {e}", l.mac)))?;
+        let mac =
+            Mac::parse(&l.mac).map_err(|e| item(format!("lockout {}: {e}", quoted(&l.mac))))?;
         update.cloud_data.push((format!("lockout|{mac}"), json(l)));
     }
     Ok(update)
@@ -253,6 +261,33 @@ mod tests {
         ];
         for b in bad {
             assert!(validate(&page(b), "").is_err(), "{b}");
+        }
+    }
+
+    /// However long a value the cloud sends, a rejection quotes at most [`QUOTED`] characters
+    /// of it: the message becomes an alarm, the last error and an event, once per retry.
+    #[test]
+    fn rejections_quote_cloud_values_briefly() {
+        let huge = "A".repeat(2_000_000);
+        let head = r#""version":1,"cursor":"","next_cursor":"c""#;
+        let pages = [
+            format!(r#"{{"version":1,"cursor":"{huge}","next_cursor":"c"}}"#),
+            format!(r#"{{{head},"devices":[{{"mac":"{huge}","state":"claimed"}}]}}"#),
+            format!(
+                r#"{{{head},"devices":[{{"mac":"001122aabbcc","state":"claimed","site":"{huge}"}}]}}"#
+            ),
+            format!(
+                r#"{{{head},"devices":[{{"mac":"001122aabbcc","state":"claimed","params":{{"{huge} ":"x"}}}}]}}"#
+            ),
+            format!(
+                r#"{{{head},"sites":[{{"name":"hq","profile":{{"provisioning_url":"ftp://{huge}"}}}}]}}"#
+            ),
+            format!(r#"{{{head},"policies":[{{"site":"hq","model":"J*{huge}","policy":"x"}}]}}"#),
+            format!(r#"{{{head},"lockouts":[{{"mac":"{huge}","until":1}}]}}"#),
+        ];
+        for p in &pages {
+            let e = validate(&page(p), "").unwrap_err().to_string();
+            assert!(e.len() < 2 * QUOTED, "{} bytes: {}", e.len(), clip(&e, 100));
         }
     }
 
