@@ -26,6 +26,8 @@ pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("out
 pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("outbox_index");
 
 const NEXT_SEQ: &str = "outbox_next_seq";
+/// The coalescing key of the `outbox_overflow` event still open to new drops.
+const OVERFLOW: &str = "overflow";
 
 /// This box's registration with the cloud.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,8 +267,7 @@ impl Store {
         }
         let mut alarms = Vec::new();
         if dropped > 0 {
-            let key = "overflow".to_string();
-            let before = match index.get(key.as_str())?.map(|v| v.value()) {
+            let before = match index.get(OVERFLOW)?.map(|v| v.value()) {
                 Some(seq) => match outbox.get(seq)? {
                     Some(v) => match decode::<Stored>("outbox", "overflow", v.value())?
                         .event
@@ -283,7 +284,7 @@ impl Store {
             put(
                 &mut outbox,
                 &mut index,
-                Some(key),
+                Some(OVERFLOW.to_string()),
                 EventBody::OutboxOverflow { dropped: total },
             )?;
             alarms.push(AlarmEvent {
@@ -291,7 +292,7 @@ impl Store {
                 severity: AlarmKind::OutboxOverflow.severity(),
                 source: "sync".into(),
                 message: format!(
-                    "cloud outbox full: {total} events not kept since the last delivery"
+                    "cloud outbox full: {total} events not kept since the cloud was last told"
                 ),
                 at: now,
             });
@@ -300,17 +301,35 @@ impl Store {
         Ok(alarms)
     }
 
-    /// The oldest `limit` events, in delivery order.
+    /// The oldest `limit` events, in delivery order, taken for delivery. The `outbox_overflow`
+    /// event among them, if any, is closed: later drops are counted in a new one. Once taken,
+    /// its count may reach the cloud (even when the answer is lost), so it must not grow
+    /// under a new id as check-ins are replaced: the cloud would count the same drops twice.
+    /// Closed or not, an entry leaves the outbox only when acknowledged.
     pub fn outbox_peek(&self, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(OUTBOX)?;
-        let mut out = Vec::new();
-        for row in t.iter()?.take(limit) {
-            let (k, v) = row?;
-            let stored: Stored = decode("outbox", &k.value().to_string(), v.value())?;
-            out.push((k.value(), stored.event));
+        let batch = first_events(&tx.open_table(OUTBOX)?, limit)?;
+        let open = tx
+            .open_table(OUTBOX_INDEX)?
+            .get(OVERFLOW)?
+            .map(|v| v.value());
+        if !open.is_some_and(|seq| batch.iter().any(|(s, _)| *s == seq)) {
+            return Ok(batch);
         }
-        Ok(out)
+        // Read again under the write lock, so that no drop is added to the entry between
+        // reading what is sent and closing it.
+        let tx = self.begin_uncounted_write()?;
+        let batch = {
+            let batch = first_events(&tx.open_table(OUTBOX)?, limit)?;
+            let mut index = tx.open_table(OUTBOX_INDEX)?;
+            let open = index.get(OVERFLOW)?.map(|v| v.value());
+            if open.is_some_and(|seq| batch.iter().any(|(s, _)| *s == seq)) {
+                index.remove(OVERFLOW)?;
+            }
+            batch
+        };
+        tx.commit()?;
+        Ok(batch)
     }
 
     /// Removes delivered events. An entry replaced since it was read (a newer check-in under
@@ -358,6 +377,20 @@ impl Store {
     }
 }
 
+/// The first `limit` events of the outbox table, in delivery order.
+fn first_events(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    limit: usize,
+) -> Result<Vec<(u64, Event)>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.iter()?.take(limit) {
+        let (k, v) = row?;
+        let stored: Stored = decode("outbox", &k.value().to_string(), v.value())?;
+        out.push((k.value(), stored.event));
+    }
+    Ok(out)
+}
+
 /// Check-ins and sightings give way first when the outbox is full: the device's record keeps
 /// its latest check-in anyway. Alarms and enrollment events (coalesced or not) are kept up to
 /// twice the bound.
@@ -377,6 +410,8 @@ fn state_name(d: &Device) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::{DeviceState, Mac};
 
@@ -465,23 +500,33 @@ mod tests {
         let raised = enqueue(&s, items);
         assert_eq!(raised.len(), 1);
         assert_eq!(raised[0].kind, AlarmKind::OutboxOverflow);
+        // Counts coalesce until the overflow event is taken for delivery...
+        enqueue(&s, vec![checkin("9", "f")]);
         let events = s.outbox_peek(100).unwrap();
         let alarms = events
             .iter()
             .filter(|(_, e)| matches!(e.body, EventBody::Alarm { .. }))
             .count();
         assert_eq!(alarms, 3, "alarms are kept beyond the bound");
-        assert!(
+        let overflows = |events: &[(u64, Event)]| -> Vec<EventBody> {
             events
                 .iter()
-                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 2 })
+                .filter(|(_, e)| matches!(e.body, EventBody::OutboxOverflow { .. }))
+                .map(|(_, e)| e.body.clone())
+                .collect()
+        };
+        assert_eq!(
+            overflows(&events),
+            [EventBody::OutboxOverflow { dropped: 3 }]
         );
-        enqueue(&s, vec![checkin("9", "f")]);
-        let events = s.outbox_peek(100).unwrap();
-        assert!(
-            events
-                .iter()
-                .any(|(_, e)| e.body == EventBody::OutboxOverflow { dropped: 3 })
+        // ... then later drops are counted in a new one.
+        enqueue(&s, vec![checkin("10", "f")]);
+        assert_eq!(
+            overflows(&s.outbox_peek(100).unwrap()),
+            [
+                EventBody::OutboxOverflow { dropped: 3 },
+                EventBody::OutboxOverflow { dropped: 1 }
+            ]
         );
     }
 
@@ -522,6 +567,44 @@ mod tests {
                 .any(|a| a.kind == AlarmKind::SyncRejected && a.count == 5),
             "{counted:?}"
         );
+    }
+
+    /// The overflow count taken for delivery is closed: drops after that go into a new
+    /// event, so the counts the cloud keeps (one per id) add up to the drops, whether the
+    /// first delivery is acknowledged or its answer is lost and it is sent again.
+    #[test]
+    fn overflow_counts_add_up_across_deliveries() {
+        let overflows = |batches: &[&Vec<(u64, Event)>]| -> BTreeMap<String, u64> {
+            batches
+                .iter()
+                .flat_map(|b| b.iter())
+                .filter_map(|(_, e)| match e.body {
+                    EventBody::OutboxOverflow { dropped } => Some((e.id.clone(), dropped)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let ack = |s: &Store, batch: &Vec<(u64, Event)>| {
+            let sent: Vec<_> = batch.iter().map(|(q, e)| (*q, e.id.clone())).collect();
+            s.outbox_ack(&sent).unwrap();
+        };
+        for answer_lost in [false, true] {
+            let (_d, s) = store(1);
+            enqueue(
+                &s,
+                vec![checkin("a", "f"), checkin("b", "f"), checkin("c", "f")],
+            );
+            let first = s.outbox_peek(10).unwrap();
+            enqueue(&s, vec![checkin("d", "f"), checkin("e", "f")]);
+            if !answer_lost {
+                ack(&s, &first);
+            }
+            let second = s.outbox_peek(10).unwrap();
+            ack(&s, &second);
+            let counted = overflows(&[&first, &second]);
+            assert_eq!(counted.values().sum::<u64>(), 4, "{counted:?}");
+            assert_eq!(s.outbox_depth().unwrap().events, 0);
+        }
     }
 
     #[test]
