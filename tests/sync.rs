@@ -425,6 +425,30 @@ async fn a_page_with_huge_values_is_rejected_in_few_words() {
     }
 }
 
+/// A page that asks for more at once but does not move the cursor is rejected and retried
+/// with backoff, instead of being fetched and applied again as fast as the cloud answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_does_not_advance_is_not_fetched_in_a_loop() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    const PAGES: usize = 10_000;
+    let stuck = json!({"version": 1, "cursor": "0", "next_cursor": "0", "more": true});
+    cloud.faults().raw_pages = vec![stuck.to_string(); PAGES];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fetched = PAGES - cloud.faults().raw_pages.len();
+    // Backoff from 50 ms to 400 ms allows about ten in 3 s; without it, hundreds.
+    assert!(
+        (1..=30).contains(&fetched),
+        "{fetched} pages fetched in 3 s"
+    );
+    assert!(alarm_kinds(&d).await.contains(&"sync_rejected".to_string()));
+    assert_eq!(status(&d).await["cursor"], "0");
+}
+
 /// A registration answer whose site name a page could not carry is refused whole, naming the
 /// field: the box stays unregistered, with no cloud certificate installed.
 #[tokio::test]

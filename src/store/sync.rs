@@ -51,6 +51,16 @@ pub struct PullUpdate {
     pub cloud_data: Vec<(String, Vec<u8>)>,
 }
 
+impl PullUpdate {
+    /// No change, and the cursor stays: the answer to every pull once caught up.
+    pub fn changes_nothing(&self) -> bool {
+        self.devices.is_empty()
+            && self.sites.is_empty()
+            && self.cloud_data.is_empty()
+            && self.next_cursor == self.from_cursor
+    }
+}
+
 /// An event to enqueue; events with a key replace a pending one with the same key in place.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -112,7 +122,12 @@ impl Store {
 
     /// Applies one pulled page and its new cursor in one transaction, with the enrollment
     /// events the changes cause. A cursor that moved meanwhile is a conflict: nothing is written.
+    /// A page that changes nothing commits nothing: a commit costs a disk sync and moves the
+    /// generation on, which drops every file rendered for phones.
     pub fn apply_pull(&self, update: &PullUpdate) -> Result<(), StoreError> {
+        if update.changes_nothing() {
+            return Ok(());
+        }
         let tx = self.begin_write()?;
         let mut pending = Vec::new();
         {
@@ -627,6 +642,15 @@ mod tests {
         };
         s.apply_pull(&update).unwrap();
         assert_eq!(s.cursor().unwrap(), "1");
+        // Caught up: a page with nothing and the same cursor writes nothing.
+        let generation = s.generation();
+        s.apply_pull(&PullUpdate {
+            from_cursor: "1".into(),
+            next_cursor: "1".into(),
+            ..PullUpdate::default()
+        })
+        .unwrap();
+        assert_eq!(s.generation(), generation);
         let events = s.outbox_peek(10).unwrap();
         assert!(matches!(&events[0].1.body,
             EventBody::Enrollment { serving_secrets: true, state, .. } if state == "activated"));

@@ -28,6 +28,8 @@ pub enum PageError {
     Cursor { expected: String, got: String },
     #[error("next_cursor is empty or longer than {MAX_CURSOR} bytes")]
     NextCursor,
+    #[error("more is true but next_cursor is the page's own cursor: the page does not advance")]
+    Stuck,
     #[error("{0} too many items in one page")]
     TooMany(&'static str),
     #[error("{0}")]
@@ -68,6 +70,11 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
     }
     if page.next_cursor.is_empty() || page.next_cursor.len() > MAX_CURSOR {
         return Err(PageError::NextCursor);
+    }
+    // `more` asks for the next page at once: from the same cursor, that would be this page
+    // again, fetched and applied as fast as the cloud answers, with no pause.
+    if page.more && page.next_cursor == page.cursor {
+        return Err(PageError::Stuck);
     }
     for (name, n) in [
         ("devices:", page.devices.len()),
@@ -289,6 +296,18 @@ mod tests {
             let e = validate(&page(p), "").unwrap_err().to_string();
             assert!(e.len() < 2 * QUOTED, "{} bytes: {}", e.len(), clip(&e, 100));
         }
+    }
+
+    /// A page asking for more at once from where it started is rejected (and retried with
+    /// backoff); without `more`, the same cursor is the caught-up answer, which changes nothing.
+    #[test]
+    fn a_page_that_does_not_advance_cannot_ask_for_more() {
+        let stuck = page(r#"{"version":1,"cursor":"c","next_cursor":"c","more":true}"#);
+        assert_eq!(validate(&stuck, "c").unwrap_err(), PageError::Stuck);
+        let idle = page(r#"{"version":1,"cursor":"c","next_cursor":"c"}"#);
+        assert!(validate(&idle, "c").unwrap().changes_nothing());
+        let moved = page(r#"{"version":1,"cursor":"c","next_cursor":"d","more":true}"#);
+        assert!(!validate(&moved, "c").unwrap().changes_nothing());
     }
 
     fn policies(items: &str) -> ChangesPage {
