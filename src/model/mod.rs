@@ -20,8 +20,8 @@ pub use device_cert::{IssuedCert, Revocation, RevocationReason};
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{
-    FieldError, Layer, LayerError, MAX_NAME, MAX_VALUE, ParamError, ParamSet, check_field,
-    validate_param,
+    FieldError, Layer, LayerError, MAX_NAME, MAX_TEXT, MAX_VALUE, ParamError, ParamSet,
+    check_field, validate_param,
 };
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 /// this one limit: whatever a device can carry can also be given parameters.
 pub const MAX_NAME: usize = 128;
 
+/// Longest free text that names no layer: a site's label (the admin API's device serial and
+/// label take the same limit).
+pub const MAX_TEXT: usize = 256;
+
 /// Why a text field of a device (model, serial, site, group, label) or a layer's name is
 /// refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

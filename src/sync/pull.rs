@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::firmware::{PolicyError, policy_model};
 use crate::model::{
-    CloudDevice, DeviceState, MAX_NAME, Mac, Site, SiteProfile, check_field, clip, validate_param,
+    CloudDevice, DeviceState, MAX_NAME, MAX_TEXT, MAX_VALUE, Mac, Site, SiteProfile, check_field,
+    clip, validate_param,
 };
 use crate::store::PullUpdate;
 
@@ -18,6 +19,12 @@ use super::{QUOTED, SyncError};
 const MAX_ITEMS: usize = 10_000;
 /// Longest cursor accepted (it is stored and echoed back).
 const MAX_CURSOR: usize = 512;
+/// Longest provisioning URL accepted: as long as a parameter's value, which is where a URL
+/// a phone is given ends up.
+const MAX_URL: usize = MAX_VALUE;
+/// Largest root CA bundle accepted: room for a few dozen certificates, and a bound on what a
+/// page can make the box store per site.
+const MAX_ROOT_CA: usize = 64 * 1024;
 
 /// Why a page was rejected; names the item at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,20 +133,21 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             return Err(item("a site without a name".into()));
         }
         check_name("site", &s.name)?;
-        let url = &s.profile.provisioning_url;
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(item(format!(
-                "site {}: provisioning_url {} is not http(s)",
-                s.name,
-                quoted(url)
-            )));
-        }
+        check_field(&s.label, MAX_TEXT).map_err(|e| item(format!("site {} label: {e}", s.name)))?;
+        check_name(
+            &format!("site {} phone_group", s.name),
+            &s.profile.phone_group,
+        )?;
+        check_url(&s.profile.provisioning_url)
+            .map_err(|e| item(format!("site {} provisioning_url: {e}", s.name)))?;
+        check_root_ca(&s.profile.root_ca)
+            .map_err(|e| item(format!("site {} root_ca: {e}", s.name)))?;
         update.sites.push(Site {
             name: s.name.clone(),
             label: s.label.clone(),
             allow_http_auth: false,
             profile: Some(SiteProfile {
-                provisioning_url: url.clone(),
+                provisioning_url: s.profile.provisioning_url.clone(),
                 phone_group: s.profile.phone_group.clone(),
                 root_ca: s.profile.root_ca.clone(),
             }),
@@ -189,6 +197,63 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
         update.cloud_data.push((format!("lockout|{mac}"), json(l)));
     }
     Ok(update)
+}
+
+/// A provisioning URL phones are pointed at: an http(s) URL with a host, parsed whole (a
+/// check of its start alone let a line break carry a settings statement after it).
+fn check_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL {
+        return Err(format!("longer than {MAX_URL} bytes"));
+    }
+    if url.chars().any(char::is_control) {
+        return Err(format!("{}: contains control characters", quoted(url)));
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{}: not a URL ({e})", quoted(url)))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{} is not http(s)", quoted(url)));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{} names no host", quoted(url)));
+    }
+    Ok(())
+}
+
+/// The root CA phones of a site are told to trust (empty: none): PEM certificates only, each
+/// one parsed, in a bounded text without control characters other than line ends.
+fn check_root_ca(pem_text: &str) -> Result<(), String> {
+    if pem_text.is_empty() {
+        return Ok(());
+    }
+    if pem_text.len() > MAX_ROOT_CA {
+        return Err(format!("larger than {MAX_ROOT_CA} bytes"));
+    }
+    if pem_text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        return Err("contains control characters".into());
+    }
+    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM ({e})"))?;
+    if blocks.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        let n = i + 1;
+        if block.tag() != "CERTIFICATE" {
+            return Err(format!(
+                "PEM block {n} is {}, not a CERTIFICATE",
+                quoted(block.tag())
+            ));
+        }
+        match x509_parser::parse_x509_certificate(block.contents()) {
+            Ok(([], _)) => {}
+            Ok(_) => return Err(format!("certificate {n} has trailing data")),
+            Err(e) => return Err(format!("certificate {n} does not parse ({e})")),
+        }
+    }
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -308,6 +373,134 @@ mod tests {
         assert!(validate(&idle, "c").unwrap().changes_nothing());
         let moved = page(r#"{"version":1,"cursor":"c","next_cursor":"d","more":true}"#);
         assert!(!validate(&moved, "c").unwrap().changes_nothing());
+    }
+
+    fn site(label: &str, profile: serde_json::Value) -> ChangesPage {
+        let s = serde_json::json!({"version": 1, "cursor": "", "next_cursor": "c",
+            "sites": [{"name": "hq", "label": label, "profile": profile}]});
+        serde_json::from_value(s).unwrap()
+    }
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// A site's label and profile pass the checks other fields do: a label is free text
+    /// without control characters, the group a name, the URL a whole http(s) URL, the root CA
+    /// a bounded PEM of certificates. Anything else rejects the page whole, naming the field.
+    #[test]
+    fn site_labels_and_profiles_are_checked() {
+        let url = "https://prov.example:8443/edge/";
+        let ca = ca_pem();
+        let good = site(
+            "Head office, 2nd floor",
+            serde_json::json!({"provisioning_url": url, "phone_group": "7",
+                "root_ca": format!("{ca}{ca}")}),
+        );
+        let u = validate(&good, "").unwrap();
+        assert_eq!(
+            u.sites[0].profile.as_ref().unwrap().root_ca,
+            format!("{ca}{ca}")
+        );
+        assert!(validate(&site("", serde_json::json!({"provisioning_url": url})), "").is_ok());
+
+        let key_pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let bad = [
+            (
+                site(
+                    "Head\u{1b}]0;pwned\u{7}",
+                    serde_json::json!({"provisioning_url": url}),
+                ),
+                "site hq label: no control characters",
+            ),
+            (
+                site("Head\noffice", serde_json::json!({"provisioning_url": url})),
+                "site hq label: no control characters",
+            ),
+            (
+                site(
+                    &"x".repeat(MAX_TEXT + 1),
+                    serde_json::json!({"provisioning_url": url}),
+                ),
+                "site hq label: at most 256 bytes",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": "https://x/\nSET ADMIN_PASSWORD 0"}),
+                ),
+                "site hq provisioning_url: \"https://x/\\nSET ADMIN_PASSWORD 0\": contains control characters",
+            ),
+            (
+                site("", serde_json::json!({"provisioning_url": "https://x/a b"})),
+                "site hq provisioning_url: \"https://x/a b\": not a URL",
+            ),
+            (
+                site("", serde_json::json!({"provisioning_url": "https:///path"})),
+                "site hq provisioning_url: \"https:///path\"",
+            ),
+            (
+                site("", serde_json::json!({"provisioning_url": "javascript:x"})),
+                "site hq provisioning_url: \"javascript:x\"",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": format!("https://x/{}", "a".repeat(MAX_URL))}),
+                ),
+                "site hq provisioning_url: longer than 1024 bytes",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url, "phone_group": "g\u{0}\n"}),
+                ),
+                "site hq phone_group \"g\\0\\n\": no control characters",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url, "root_ca": ca.repeat(3_000_000 / ca.len())}),
+                ),
+                "site hq root_ca: larger than 65536 bytes",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url, "root_ca": "not a certificate"}),
+                ),
+                "site hq root_ca: holds no PEM certificate",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url, "root_ca": key_pem}),
+                ),
+                "site hq root_ca: PEM block 1 is \"PRIVATE KEY\", not a CERTIFICATE",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url,
+                        "root_ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
+                ),
+                "site hq root_ca: certificate 1 does not parse",
+            ),
+            (
+                site(
+                    "",
+                    serde_json::json!({"provisioning_url": url, "root_ca": format!("{ca}\u{1b}[2J")}),
+                ),
+                "site hq root_ca: contains control characters",
+            ),
+        ];
+        for (page, expected) in bad {
+            let e = validate(&page, "").unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{e}\nexpected: {expected}");
+        }
     }
 
     fn policies(items: &str) -> ChangesPage {
