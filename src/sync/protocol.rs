@@ -6,13 +6,21 @@
 //! message whose `version` differs from [`VERSION`] is rejected.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::model::CheckInProof;
 
 /// The protocol version this box speaks; sent in every message and checked in every answer.
 pub const VERSION: u32 = 1;
+
+/// Most items of any one kind in a page; more is treated as hostile. Counted while the page is
+/// read ([`at_most`]): an answer of up to 32 MiB of tiny items would otherwise be held whole
+/// in memory first (about 200 MB for a million devices) and refused only then.
+pub const MAX_ITEMS: usize = 10_000;
 
 /// Paths the client calls, relative to the cloud's base URL (see docs/sync-openapi.json).
 pub const PATH_REGISTER: &str = "/v1/appliances/register";
@@ -119,16 +127,46 @@ pub struct ChangesPage {
     /// More pages are ready now.
     #[serde(default)]
     pub more: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most")]
     pub devices: Vec<DeviceChange>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most")]
     pub sites: Vec<SiteChange>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most")]
     pub firmware: Vec<FirmwareRelease>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most")]
     pub policies: Vec<FirmwarePolicy>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most")]
     pub lockouts: Vec<Lockout>,
+}
+
+/// A list of at most [`MAX_ITEMS`] items, refused at the first item beyond.
+fn at_most<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_ITEMS} items")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_ITEMS {
+                    return Err(de::Error::invalid_length(MAX_ITEMS + 1, &self));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    d.deserialize_seq(Bounded(PhantomData))
 }
 
 /// One event for the cloud. `id` is unique (random); the cloud drops an id it has seen, which
@@ -222,6 +260,36 @@ mod tests {
         assert!(serde_json::from_str::<ChangesPage>(missing).is_err());
         let no_state = r#"{"version":1,"cursor":"","next_cursor":"1","devices":[{"mac":"x"}]}"#;
         assert!(serde_json::from_str::<ChangesPage>(no_state).is_err());
+    }
+
+    /// A list longer than [`MAX_ITEMS`] is refused as it is read, at the first item beyond,
+    /// naming the list; a list of exactly that many is taken.
+    #[test]
+    fn lists_are_bounded_while_read() {
+        let page = |kind: &str, n: usize, item: &str| {
+            let items = vec![item; n].join(",");
+            format!(r#"{{"version":1,"cursor":"","next_cursor":"c","{kind}":[{items}]}}"#)
+        };
+        let device = r#"{"mac":"a","state":"claimed"}"#;
+        let full: ChangesPage = serde_json::from_str(&page("devices", MAX_ITEMS, device)).unwrap();
+        assert_eq!(full.devices.len(), MAX_ITEMS);
+        // What comes after the item beyond is never read: here, not even valid JSON.
+        let mut over = page("devices", MAX_ITEMS + 1, device);
+        over.truncate(over.len() - 2);
+        over.push_str(",garbage");
+        let mut de = serde_json::Deserializer::from_str(&over);
+        let e = serde_path_to_error::deserialize::<_, ChangesPage>(&mut de).unwrap_err();
+        assert_eq!(e.path().to_string(), "devices");
+        assert!(
+            e.inner()
+                .to_string()
+                .starts_with("invalid length 10001, expected a list of at most 10000 items"),
+            "{e}"
+        );
+        let lockout = r#"{"mac":"a","until":1}"#;
+        assert!(
+            serde_json::from_str::<ChangesPage>(&page("lockouts", MAX_ITEMS + 1, lockout)).is_err()
+        );
     }
 
     #[test]

@@ -12,11 +12,9 @@ use crate::model::{
 use crate::store::PullUpdate;
 
 use super::client::CloudClient;
-use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, PATH_CHANGES, VERSION};
+use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, MAX_ITEMS, PATH_CHANGES, VERSION};
 use super::{QUOTED, SyncError};
 
-/// Most items of any kind in one page; more is treated as hostile.
-const MAX_ITEMS: usize = 10_000;
 /// Longest cursor accepted (it is stored and echoed back).
 const MAX_CURSOR: usize = 512;
 /// Longest provisioning URL accepted: as long as a parameter's value, which is where a URL
@@ -83,6 +81,7 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
     if page.more && page.next_cursor == page.cursor {
         return Err(PageError::Stuck);
     }
+    // A page read from the cloud is bounded as it is read; this holds for any other page.
     for (name, n) in [
         ("devices:", page.devices.len()),
         ("sites:", page.sites.len()),
