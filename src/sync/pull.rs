@@ -234,7 +234,8 @@ fn check_root_ca(pem_text: &str) -> Result<(), String> {
     {
         return Err("contains control characters".into());
     }
-    let blocks = pem::parse_many(pem_text).map_err(|e| format!("not PEM ({e})"))?;
+    let blocks = pem::parse_many(pem_text)
+        .map_err(|e| format!("not PEM ({})", clip(&e.to_string(), QUOTED)))?;
     if blocks.is_empty() {
         return Err("holds no PEM certificate".into());
     }
