@@ -301,6 +301,23 @@ async fn sites_are_managed_and_checkins_kept() {
         .api("POST", "/sites", Some(json!({"name": "no spaces"})))
         .await;
     assert_eq!(s, 400, "{v}");
+    // A label is printed in tables: a terminal escape in it is refused, on creation and change.
+    let escape = "Lobby\u{1b}]0;owned\u{7}";
+    let (s, v) = d
+        .api(
+            "POST",
+            "/sites",
+            Some(json!({"name": "lobby", "label": escape})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("label:"), "{v}");
+    let (s, v) = d
+        .api("PATCH", "/sites/branch", Some(json!({"label": escape})))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (_, branch) = d.api("GET", "/sites/branch", None).await;
+    assert_eq!(branch["label"], "Branch office", "{branch}");
     let (_, sites) = d.api("GET", "/sites", None).await;
     let summary: Vec<(String, u64)> = sites
         .as_array()

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
-use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_NAME, Mac};
+use crate::model::{
+    CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_NAME, MAX_TEXT, Mac,
+};
 
 /// A device as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,9 +132,6 @@ mod double_option {
         Option::<T>::deserialize(d).map(Some)
     }
 }
-
-/// Longest serial or label (free text that names no layer).
-const MAX_TEXT: usize = 256;
 
 fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.len() > MAX_TEXT || value.chars().any(char::is_control) {

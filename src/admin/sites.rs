@@ -120,9 +120,17 @@ struct NewSite {
     allow_http_auth: bool,
 }
 
+/// A label is free text an operator reads in tables and the CLI prints: no control characters
+/// (a terminal escape in a label would run in the reader's terminal), as for a device's label.
+fn check_label(label: &str) -> Result<(), ApiError> {
+    crate::model::check_field(label, crate::model::MAX_TEXT)
+        .map_err(|e| ApiError::BadRequest(format!("label: {e}")))
+}
+
 pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewSite = parse_json(&body)?;
     check_name(&new.name)?;
+    check_label(&new.label)?;
     let site = Site {
         name: new.name,
         label: new.label,
@@ -155,6 +163,9 @@ pub async fn update(
     who.require_site(&name)?;
     check_name(&name)?;
     let patch: SitePatch = parse_json(&body)?;
+    if let Some(label) = &patch.label {
+        check_label(label)?;
+    }
     let store = st.store.clone();
     let key = name.clone();
     let (before, after) = blocking(move || {

@@ -159,7 +159,8 @@ impl Store {
 
     /// A write transaction that does not count in [`Store::generation`]: only for writes no
     /// rendered file depends on — the recorder's batches (check-ins, alarms, their history and
-    /// cloud events), a token's last use, and pruning the check-in history and the audit log.
+    /// cloud events), delivering cloud events, a token's last use, and pruning the check-in
+    /// history and the audit log.
     fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
         Ok(CountedWrite {
             tx: self.db.begin_write()?,
