@@ -94,6 +94,17 @@ pub enum SyncError {
     Internal(String),
 }
 
+impl SyncError {
+    /// Whether the cloud gave no answer at all: nothing reached it, or it did not answer in
+    /// time.
+    fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Connect(_) | SyncError::Tls(_) | SyncError::Http(_) | SyncError::Timeout(_)
+        )
+    }
+}
+
 /// Shared between the sync task and the admin API.
 pub struct SyncHandle {
     pub store: Store,
@@ -249,7 +260,7 @@ fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures:
 }
 
 /// One round: pull up to `PAGES_PER_ROUND` pages, then push up to `BATCHES_PER_ROUND` batches,
-/// whatever became of the pull. `None`: not registered, nothing to do until `wake`. An error:
+/// whatever became of the pull but an unreachable cloud. `None`: not registered, nothing to do until `wake`. An error:
 /// the round could not start (no configuration, identity or client), so neither half ran.
 async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     let s = handle.store.clone();
@@ -264,7 +275,13 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))?;
     let client = CloudClient::new(&reg.url, tls, Duration::from_millis(cfg.request_timeout_ms))?;
     let pull = pull_pages(handle, &client).await;
-    let push = push_batches(handle, &client).await;
+    // A cloud that could not be reached would fail the push the same way, after another
+    // timeout, and the failure would be known that much later; one that answered (a page
+    // rejected, an error status) may well take events.
+    let push = match &pull {
+        Err(e) if e.unreachable() => Ok(false),
+        _ => push_batches(handle, &client).await,
+    };
     Ok(Some(Round { pull, push }))
 }
 
