@@ -41,6 +41,27 @@ struct Lab {
 }
 
 impl Lab {
+    /// Starts the daemon in the server's namespace with `dhcp` (the DHCP part of its config),
+    /// its config, data and `daemon.log` under `dir`; returns once it listens.
+    fn serve(&mut self, dir: &Path, dhcp: &str) {
+        let data = dir.join("data");
+        let config = dir.join("edgeprov.toml");
+        std::fs::write(&config, base_config(&data, dhcp)).unwrap();
+        let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+        let daemon = self
+            .exec("s", &[BIN, "serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push(daemon);
+        wait_for("the daemon to listen", Duration::from_secs(30), || {
+            data.join("listeners.json").exists()
+        });
+    }
+
     fn ns(&self, role: &str) -> String {
         format!("{}{role}", self.prefix)
     }
@@ -202,7 +223,6 @@ fn real_clients_and_a_relay_in_network_namespaces() {
     };
     lab.setup();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let config = dir.path().join("edgeprov.toml");
     let dhcp = r#"
 [dhcp]
@@ -223,21 +243,8 @@ network = "10.78.0.0/24"
 ranges = [["10.78.0.100", "10.78.0.150"]]
 router = "10.78.0.1"
 "#;
-    std::fs::write(&config, base_config(&data, dhcp)).unwrap();
-    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let daemon = lab
-        .exec("s", &[BIN, "serve", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    lab.children.push(daemon);
+    lab.serve(dir.path(), dhcp);
     let daemon_log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-    wait_for("the daemon to listen", Duration::from_secs(30), || {
-        data.join("listeners.json").exists()
-    });
 
     // 1. busybox udhcpc with the Avaya vendor class asks for option 242.
     let out = dir.path().join("udhcpc");
@@ -436,8 +443,6 @@ fn one_socket_for_all_links_answers_each_link_from_its_own_subnet() {
     lab.ip(&["-n", s, "route", "add", "default", "via", "10.99.0.2"]);
 
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("edgeprov.toml");
     let dhcp = r#"
 [dhcp]
 enabled = true
@@ -450,21 +455,8 @@ ranges = [["10.77.0.100", "10.77.0.150"]]
 network = "10.79.0.0/24"
 ranges = [["10.79.0.100", "10.79.0.150"]]
 "#;
-    std::fs::write(&config, base_config(&data, dhcp)).unwrap();
-    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let daemon = lab
-        .exec("s", &[BIN, "serve", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    lab.children.push(daemon);
+    lab.serve(dir.path(), dhcp);
     let daemon_log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-    wait_for("the daemon to listen", Duration::from_secs(30), || {
-        data.join("listeners.json").exists()
-    });
 
     let out = dir.path().join("udhcpc");
     std::fs::create_dir(&out).unwrap();
