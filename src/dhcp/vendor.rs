@@ -87,12 +87,26 @@ impl ProvisioningUrl {
         if path.len() > 127 {
             return Err(format!("{url:?}: the path is longer than 127 characters"));
         }
-        Ok(ProvisioningUrl {
+        let parsed = ProvisioningUrl {
             tls,
             host: host.to_string(),
             port,
             path: path.to_string(),
-        })
+        };
+        // A DHCP option holds at most 255 bytes, and option 43 writes each part's length in
+        // one byte: a longer host would wrap it and corrupt the option every phone reads.
+        let longest = [
+            parsed.avaya_43().len(),
+            parsed.sson().len(),
+            parsed.url().len(),
+        ];
+        if longest.iter().any(|&n| n > 255) {
+            return Err(format!(
+                "{url:?}: too long for a DHCP option (255 bytes, with the host and path of \
+                 Avaya's option 43 at most 238 together)"
+            ));
+        }
+        Ok(parsed)
     }
 
     pub fn url(&self) -> String {
@@ -200,6 +214,15 @@ mod tests {
         ] {
             assert!(ProvisioningUrl::parse(bad).is_err(), "{bad}");
         }
+        // A host of 240 bytes (labels of 59) would wrap option 43's one-byte length.
+        let host = vec!["a".repeat(59); 4].join(".");
+        let err = ProvisioningUrl::parse(&format!("https://{host}/")).unwrap_err();
+        assert!(err.contains("too long for a DHCP option"), "{err}");
+        let fits = vec!["a".repeat(59); 3].join(".");
+        let o43 = ProvisioningUrl::parse(&format!("https://{fits}/"))
+            .unwrap()
+            .avaya_43();
+        assert!(o43.len() <= 255 && o43[7] as usize == fits.len());
     }
 
     #[test]
