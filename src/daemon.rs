@@ -102,8 +102,9 @@ fn raise_open_files(needed: usize) {
         Ok(limit) if limit.now < needed as u64 => tracing::warn!(
             limit = limit.now,
             needed,
-            "the open-file limit is below what phone.max_connections needs; connections beyond \
-             it fail to be accepted: raise LimitNOFILE (ulimit -n) or lower phone.max_connections"
+            "the open-file limit is below what phone.max_connections (and dns.tcp_max_connections \
+             when DNS is on) need; connections beyond it fail to be accepted: raise LimitNOFILE \
+             (ulimit -n) or lower those limits"
         ),
         Ok(limit) if limit.now > limit.before => tracing::debug!(
             before = limit.before,

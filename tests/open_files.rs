@@ -77,7 +77,7 @@ fn a_hard_limit_too_low_for_the_connections_is_named() {
     child.wait().unwrap();
     let log = std::fs::read_to_string(log).unwrap();
     assert!(
-        log.contains("open-file limit is below what phone.max_connections needs"),
+        log.contains("open-file limit is below what phone.max_connections (and dns.tcp_max"),
         "{log}"
     );
     assert!(log.contains("needed=3328"), "{log}");
