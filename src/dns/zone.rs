@@ -384,6 +384,22 @@ pub(crate) mod tests {
     use super::*;
     use crate::dns::record::RecordSpec;
 
+    /// Operator records in `zone`, from (name, type, value), each with a TTL of 300.
+    fn records(zone: &Name, rows: &[(&str, &str, &str)]) -> Vec<Record> {
+        rows.iter()
+            .map(|(n, t, v)| {
+                RecordSpec {
+                    name: (*n).into(),
+                    rtype: (*t).into(),
+                    value: (*v).into(),
+                    ttl: 300,
+                }
+                .to_record(zone)
+                .unwrap()
+            })
+            .collect()
+    }
+
     pub fn sample() -> Zone {
         let dns = DnsConfig::default();
         let p = Provisioning::derive(
@@ -393,28 +409,18 @@ pub(crate) mod tests {
             Some("0.0.0.0:8080".parse().unwrap()),
         )
         .unwrap();
-        let zone = p.origin.clone();
-        let extra: Vec<Record> = [
-            ("sip.prov.example.lan", "A", "10.0.0.10"),
-            ("alias.prov.example.lan", "CNAME", "sip.prov.example.lan"),
-            (
-                "_sip._udp.prov.example.lan",
-                "SRV",
-                "0 0 5060 sip.prov.example.lan",
-            ),
-        ]
-        .iter()
-        .map(|(n, t, v)| {
-            RecordSpec {
-                name: (*n).into(),
-                rtype: (*t).into(),
-                value: (*v).into(),
-                ttl: 300,
-            }
-            .to_record(&zone)
-            .unwrap()
-        })
-        .collect();
+        let extra = records(
+            &p.origin,
+            &[
+                ("sip.prov.example.lan", "A", "10.0.0.10"),
+                ("alias.prov.example.lan", "CNAME", "sip.prov.example.lan"),
+                (
+                    "_sip._udp.prov.example.lan",
+                    "SRV",
+                    "0 0 5060 sip.prov.example.lan",
+                ),
+            ],
+        );
         Zone::build(p, &extra, 300, 60, 1)
     }
 
@@ -569,24 +575,14 @@ pub(crate) mod tests {
     #[test]
     fn a_clashing_extra_record_is_left_out() {
         let base = sample();
-        let zone = base.provisioning.origin.clone();
-        let extra: Vec<Record> = [
-            ("sip.prov.example.lan", "A", "10.0.0.10"),
-            ("sip.prov.example.lan", "CNAME", "other.example.com"),
-            ("_https._tcp.prov.example.lan", "CNAME", "other.example.com"),
-        ]
-        .iter()
-        .map(|(n, t, v)| {
-            RecordSpec {
-                name: (*n).into(),
-                rtype: (*t).into(),
-                value: (*v).into(),
-                ttl: 300,
-            }
-            .to_record(&zone)
-            .unwrap()
-        })
-        .collect();
+        let extra = records(
+            &base.provisioning.origin,
+            &[
+                ("sip.prov.example.lan", "A", "10.0.0.10"),
+                ("sip.prov.example.lan", "CNAME", "other.example.com"),
+                ("_https._tcp.prov.example.lan", "CNAME", "other.example.com"),
+            ],
+        );
         let z = Zone::build(base.provisioning.clone(), &extra, 300, 60, 1);
         assert_eq!(z.skipped.len(), 2, "{:?}", z.skipped);
         let sip = LowerName::from(Name::from_ascii("sip.prov.example.lan.").unwrap());
