@@ -34,6 +34,14 @@ fn start_registered(cloud: &Cloud, extra: &str) -> Daemon {
     d
 }
 
+/// Waits for the daemon's first pull after registration.
+async fn first_pull(d: &Daemon) {
+    eventually(Duration::from_secs(10), "first pull", async || {
+        !status(d).await["last_pull"].is_null()
+    })
+    .await;
+}
+
 /// `edgeprov cloud register` with the cloud's URL and a valid token.
 fn try_register(d: &Daemon, cloud: &Cloud) -> std::process::Output {
     d.cli(&[
@@ -214,10 +222,7 @@ async fn claim_associate_activate_then_release() {
 async fn cloud_down_then_every_event_delivered_exactly_once() {
     let cloud = Cloud::start(SITE);
     let d = start_registered(&cloud, "");
-    eventually(Duration::from_secs(10), "first pull", async || {
-        !status(&d).await["last_pull"].is_null()
-    })
-    .await;
+    first_pull(&d).await;
     cloud.faults().down = true;
     let http = d.http.unwrap();
     let macs: Vec<String> = (0..1000u32).map(|i| format!("0a0b0c{i:06x}")).collect();
@@ -307,10 +312,7 @@ async fn a_long_push_backlog_does_not_starve_pulls() {
     );
     let d = Daemon::start_with(&config);
     register(&d, &cloud);
-    eventually(Duration::from_secs(10), "first pull", async || {
-        !status(&d).await["last_pull"].is_null()
-    })
-    .await;
+    first_pull(&d).await;
     cloud.faults().down = true;
     let http = d.http.unwrap();
     for i in 0..250u32 {
@@ -343,10 +345,7 @@ async fn a_long_push_backlog_does_not_starve_pulls() {
 async fn a_rejected_page_does_not_hold_back_events() {
     let cloud = Cloud::start(SITE);
     let d = start_registered(&cloud, "outbox_max = 3\n");
-    eventually(Duration::from_secs(10), "first pull", async || {
-        !status(&d).await["last_pull"].is_null()
-    })
-    .await;
+    first_pull(&d).await;
     const PAGES: usize = 100_000;
     let bad = json!({"version": 2, "cursor": "0", "next_cursor": "1"}).to_string();
     cloud.faults().raw_pages = vec![bad; PAGES];
@@ -389,10 +388,7 @@ async fn a_rejected_page_does_not_hold_back_events() {
 async fn a_page_with_huge_values_is_rejected_in_few_words() {
     let cloud = Cloud::start(SITE);
     let d = start_registered(&cloud, "");
-    eventually(Duration::from_secs(10), "first pull", async || {
-        !status(&d).await["last_pull"].is_null()
-    })
-    .await;
+    first_pull(&d).await;
     let huge = "A".repeat(2_000_000);
     let pages = [
         json!({"version": 1, "cursor": "0", "next_cursor": "1",
@@ -431,10 +427,7 @@ async fn a_page_with_huge_values_is_rejected_in_few_words() {
 async fn a_page_that_does_not_advance_is_not_fetched_in_a_loop() {
     let cloud = Cloud::start(SITE);
     let d = start_registered(&cloud, "");
-    eventually(Duration::from_secs(10), "first pull", async || {
-        !status(&d).await["last_pull"].is_null()
-    })
-    .await;
+    first_pull(&d).await;
     const PAGES: usize = 10_000;
     let stuck = json!({"version": 1, "cursor": "0", "next_cursor": "0", "more": true});
     cloud.faults().raw_pages = vec![stuck.to_string(); PAGES];
