@@ -263,6 +263,18 @@ async fn create_as(d: &Daemon, token: &str, body: Value) -> Value {
     v
 }
 
+/// An administrator moves device `i` to a site the operator does not have.
+async fn move_to_secret_site(d: &Daemon, i: usize) {
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{}", mac(i)),
+            Some(json!({"site": "secret-site"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
 /// Waits for the first of a 0.5-device-per-second job's devices, then does `meanwhile`, which
 /// must happen before the job reaches its second device two seconds later; checked by the
 /// second device still being pending afterwards, so the test cannot pass on a lost race.
@@ -295,17 +307,7 @@ async fn an_operators_running_job_changes_only_devices_it_may_still_change() {
         "the creator's sites, stored with the job"
     );
     let id = j["id"].as_u64().unwrap();
-    between_first_and_second(&d, id, async {
-        let (status, v) = d
-            .api(
-                "PATCH",
-                &format!("/devices/{}", mac(2)),
-                Some(json!({"site": "secret-site"})),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-    })
-    .await;
+    between_first_and_second(&d, id, move_to_secret_site(&d, 2)).await;
     let (status, v) = d
         .api_with_token(
             "DELETE",
@@ -683,17 +685,7 @@ async fn an_operators_prefetch_fetches_nothing_for_a_device_moved_out() {
     )
     .await;
     let id = j["id"].as_u64().unwrap();
-    between_first_and_second(&d, id, async {
-        let (status, v) = d
-            .api(
-                "PATCH",
-                &format!("/devices/{}", mac(2)),
-                Some(json!({"site": "secret-site"})),
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-    })
-    .await;
+    between_first_and_second(&d, id, move_to_secret_site(&d, 2)).await;
     let j = finished(&d, id).await;
     assert_eq!(
         j["results"][1],
