@@ -3,8 +3,10 @@
 //! flush the recorder and close the database cleanly.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulShutdown;
@@ -145,6 +147,36 @@ async fn protect_old_static_files(store: &Store, recorder: &Recorder) -> Result<
     Ok(())
 }
 
+/// Opens the store, upgrading an older file first. The upgrade of a long history takes minutes;
+/// a SIGTERM meanwhile (systemd's stop timeout is 30 s) ends it after the chunk in hand instead
+/// of waiting for all of it, and a SIGHUP is left for later: there is nothing to reload yet.
+async fn open_store(db_path: PathBuf, signals: &mut Signals) -> Result<Store, StoreError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let asked = stop.clone();
+    let mut open = tokio::task::spawn_blocking(move || {
+        Store::open_reporting(&db_path, |p| {
+            crate::notify::starting(&format!(
+                "upgrading the database: {} of {} check-ins indexed by device",
+                p.done, p.total
+            ));
+            match asked.load(Ordering::Relaxed) {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            }
+        })
+    });
+    loop {
+        tokio::select! {
+            opened = &mut open => return opened.expect("store open task"),
+            signal = signals.next() => {
+                if signal == Signal::Stop {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonError> {
     // Installed first: a SIGHUP or SIGTERM that arrives right after READY must not kill the
     // process with the default action.
@@ -161,16 +193,17 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         source,
     })?;
     let db_path = config.db_path();
-    let store = tokio::task::spawn_blocking(move || {
-        Store::open_reporting(&db_path, |p| {
-            crate::notify::starting(&format!(
-                "upgrading the database: {} of {} check-ins indexed by device",
-                p.done, p.total
-            ))
-        })
-    })
-    .await
-    .expect("store open task")?;
+    let store = match open_store(db_path, &mut signals).await {
+        Err(StoreError::UpgradeStopped { done, total }) => {
+            tracing::info!(
+                done,
+                total,
+                "stopped during the database upgrade; the next start goes on from there"
+            );
+            return Ok(());
+        }
+        opened => opened?,
+    };
     if let (Some(log), Ok(Some(level))) = (&log, store.preferences().map(|p| p.log_level)) {
         log.set_level(&level)
             .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));

@@ -14,6 +14,11 @@ pub enum StoreError {
         super::SCHEMA_VERSION
     )]
     Schema { found: u64 },
+    #[error(
+        "asked to stop while upgrading the database: {done} of {total} check-ins indexed by \
+         device; the next start goes on from there"
+    )]
+    UpgradeStopped { done: u64, total: u64 },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
     #[error("stored record {table}/{key} cannot be read: {message}")]

@@ -23,6 +23,7 @@ mod schema;
 mod sync;
 mod tokens;
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,16 +110,17 @@ impl Store {
     /// Opens (creating if needed) the database file and checks its schema version; a file of an
     /// older schema is moved to this one first.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_reporting(path, |_| {})
+        Store::open_reporting(path, |_| ControlFlow::Continue(()))
     }
 
     /// [`Store::open`], telling `report` how far moving an older file to this schema has come:
     /// before it starts and after every chunk of it commits (see `schema.rs`), so that a
     /// caller can show that a long start is progressing. A file already on this schema reports
-    /// nothing.
+    /// nothing. `report` answering [`ControlFlow::Break`] stops the move after the chunk just
+    /// committed ([`StoreError::UpgradeStopped`]); the next open goes on from there.
     pub fn open_reporting(
         path: &Path,
-        report: impl FnMut(UpgradeProgress),
+        report: impl FnMut(UpgradeProgress) -> ControlFlow<()>,
     ) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {

@@ -14,7 +14,7 @@
 //! then outlive them. While the marker is present the index is incomplete; opening the store
 //! finishes it before anything reads it, and `edgeprov doctor` says so.
 
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::time::{Duration, Instant};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -123,11 +123,14 @@ impl Store {
 
     /// Finishes an upgrade that [`Store::init_schema`] began, now or at an earlier start that
     /// was stopped, in chunks of at most `chunk`. `report` hears how far it has come before the
-    /// first chunk and after each commits; with nothing to do it hears nothing.
+    /// first chunk and after each commits; with nothing to do it hears nothing. When it answers
+    /// [`ControlFlow::Break`] (the daemon was asked to stop) the upgrade ends there with
+    /// [`StoreError::UpgradeStopped`]: every committed chunk is kept and the next start goes
+    /// on from the marker, so a stop waits for one chunk at most, not for the whole history.
     pub(super) fn upgrade(
         &self,
         chunk: Chunk,
-        mut report: impl FnMut(UpgradeProgress),
+        mut report: impl FnMut(UpgradeProgress) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         let Some(from) = self.upgrade_pending()? else {
             return Ok(());
@@ -138,13 +141,19 @@ impl Store {
             "upgrading the database to schema {SCHEMA_VERSION}: indexing the check-in history \
              by device, a chunk per commit (a restart goes on from the last)"
         );
-        report(from);
+        let stopped = |p: UpgradeProgress| StoreError::UpgradeStopped {
+            done: p.done,
+            total: p.total,
+        };
+        if report(from).is_break() {
+            return Err(stopped(from));
+        }
         let started = Instant::now();
         let mut unreadable = 0;
         loop {
             let step = self.index_chunk(chunk)?;
             unreadable += step.unreadable;
-            report(step.progress);
+            let asked_to_stop = report(step.progress).is_break();
             if step.finished {
                 tracing::info!(
                     total = step.progress.total,
@@ -153,6 +162,9 @@ impl Store {
                     "database upgraded to schema {SCHEMA_VERSION}"
                 );
                 return Ok(());
+            }
+            if asked_to_stop {
+                return Err(stopped(step.progress));
             }
             tracing::info!(
                 done = step.progress.done,
@@ -364,7 +376,10 @@ mod tests {
                 rows: 3,
                 time: Duration::ZERO,
             },
-            |p| reports.push(p.done),
+            |p| {
+                reports.push(p.done);
+                ControlFlow::Continue(())
+            },
         )
         .unwrap();
         assert_eq!(reports, [3, 4, 5, 6, 7]);
@@ -383,8 +398,58 @@ mod tests {
         drop(s);
 
         let mut reported = false;
-        let s = Store::open_reporting(&path, |_| reported = true).unwrap();
+        let s = Store::open_reporting(&path, |_| {
+            reported = true;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert!(!reported, "an upgraded file has nothing to report");
         assert_eq!(index_rows(&s), every_readable_row);
+    }
+
+    /// A daemon asked to stop during the upgrade ends it after the chunk in hand (systemd kills
+    /// a stop that takes longer than 30 s, which the whole history would), keeping every chunk
+    /// committed; asked before the first, it indexes nothing. The next open finishes the rest.
+    #[test]
+    fn an_upgrade_asked_to_stop_ends_after_the_chunk_in_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let rows: Vec<_> = (0..6).map(|i| Some((A, 10 + i))).collect();
+        schema_1_file(&path, &rows);
+        let one_row = Chunk {
+            rows: 1,
+            time: Duration::from_secs(3600),
+        };
+
+        let s = begun(&path);
+        let stopped = s.upgrade(one_row, |_| ControlFlow::Break(()));
+        assert!(matches!(
+            stopped,
+            Err(StoreError::UpgradeStopped { done: 0, total: 6 })
+        ));
+        assert!(index_rows(&s).is_empty());
+
+        let mut reports = Vec::new();
+        let stopped = s.upgrade(one_row, |p| {
+            reports.push(p.done);
+            match p.done {
+                2 => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        });
+        assert!(matches!(
+            stopped,
+            Err(StoreError::UpgradeStopped { done: 2, total: 6 })
+        ));
+        assert_eq!(reports, [0, 1, 2], "no chunk after the stop");
+        assert_eq!(
+            s.upgrade_pending().unwrap(),
+            Some(UpgradeProgress { done: 2, total: 6 })
+        );
+        drop(s);
+
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.upgrade_pending().unwrap(), None);
+        assert_eq!(index_rows(&s).len(), 6);
     }
 }
