@@ -95,7 +95,8 @@ struct RevokeRequest {
     /// A certificate the box issued to the device, or one of its CA the device presented (its
     /// check-ins record the serial), by serial (hex, any case, colons allowed).
     serial: Option<String>,
-    /// Every certificate the box issued to the device.
+    /// Every certificate the box issued to the device, and every other of its CA's naming the
+    /// device issued before now, recorded or not.
     #[serde(default)]
     all: bool,
     /// A certificate of the box's CA for the device that the box has no record of (issued
@@ -155,6 +156,7 @@ async fn revoke(
             ));
         }
     };
+    let all = matches!(which, RevokeWhich::All);
     scope(&st, &who, mac).await?;
     // A serial may be known only from the device's check-ins: those queued count too.
     st.recorder.flush().await;
@@ -170,12 +172,22 @@ async fn revoke(
     })
     .await?;
     let serials: Vec<&str> = revoked.iter().map(|c| c.serial.as_str()).collect();
-    tracing::warn!(%mac, serials = ?serials, %reason, "device certificates revoked");
-    let summary = format!(
-        "device certificate{} {} of {mac} revoked ({reason})",
-        if serials.len() == 1 { "" } else { "s" },
-        serials.join(", ")
-    );
+    tracing::warn!(%mac, serials = ?serials, %reason, all, "device certificates revoked");
+    let summary = match all {
+        true => format!(
+            "every device certificate of {mac} issued until now revoked ({reason}); on record: {}",
+            if serials.is_empty() {
+                "none".into()
+            } else {
+                serials.join(", ")
+            }
+        ),
+        false => format!(
+            "device certificate{} {} of {mac} revoked ({reason})",
+            if serials.len() == 1 { "" } else { "s" },
+            serials.join(", ")
+        ),
+    };
     Ok(with_change(
         Json(revoked.clone()).into_response(),
         summary,

@@ -41,7 +41,8 @@ pub enum PkiCmd {
         /// One certificate the box issued to the device, by serial (as `pki list` shows it).
         #[arg(long, required_unless_present_any = ["all", "cert"], conflicts_with_all = ["all", "cert"])]
         serial: Option<String>,
-        /// Every certificate the box issued to the device.
+        /// Every certificate the box issued to the device, and any other of its CA's for the
+        /// device issued before now, even one the box has no record of.
         #[arg(long, conflicts_with = "cert")]
         all: bool,
         /// A certificate file (PEM) of the box's CA for the device, issued before the box

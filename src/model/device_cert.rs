@@ -2,6 +2,8 @@
 //! operator stop one stolen or superseded certificate without deactivating the device (which
 //! would refuse the device's new certificate too).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Mac;
@@ -62,4 +64,15 @@ impl std::fmt::Display for RevocationReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What the phone listener refuses: certificates revoked one by one, and for each device whose
+/// certificates were all revoked, every certificate of the box's CA naming it that was issued
+/// before then, recorded or not (issued before issuance was recorded, or with the CA's key
+/// elsewhere). The CRL can list only the first: the others' serials are unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedCerts {
+    pub certs: Vec<IssuedCert>,
+    /// Per device, the Unix time of its latest "revoke all".
+    pub issued_before: BTreeMap<Mac, i64>,
 }

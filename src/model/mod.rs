@@ -16,7 +16,7 @@ pub use device::{
     CheckIn, CheckInProof, CloudDevice, Device, DeviceFilter, DeviceState, HttpCredential, Site,
     SiteProfile,
 };
-pub use device_cert::{IssuedCert, Revocation, RevocationReason};
+pub use device_cert::{IssuedCert, Revocation, RevocationReason, RevokedCerts};
 pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{

@@ -37,6 +37,11 @@ fn gen_err(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
     }
 }
 
+/// How far back a certificate's validity starts from its issue: an hour, as phones' clocks are
+/// often a little behind right after boot. A "revoke all" relies on it to tell the certificates
+/// issued before it from those issued after (`revoked.rs`).
+pub(super) const NOT_BEFORE_SLACK_SECS: i64 = 3600;
+
 fn base_params(cn: &str, days: i64) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -44,8 +49,7 @@ fn base_params(cn: &str, days: i64) -> CertificateParams {
     dn.push(DnType::CommonName, cn);
     p.distinguished_name = dn;
     let now = OffsetDateTime::now_utc();
-    // An hour of slack: phones' clocks are often a little behind right after boot.
-    p.not_before = now - Duration::hours(1);
+    p.not_before = now - Duration::seconds(NOT_BEFORE_SLACK_SECS);
     p.not_after = now + Duration::days(days);
     p.serial_number = Some(SerialNumber::from_slice(&serial()));
     p

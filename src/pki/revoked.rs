@@ -6,7 +6,7 @@
 //! (an ECDSA verification, about 38 µs, a sixth of a phone's server CPU in a boot storm); this
 //! check is a hash lookup, and costs nothing while nothing is revoked.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -15,7 +15,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::model::{AlarmKind, IssuedCert};
+use super::issue::NOT_BEFORE_SLACK_SECS;
+use crate::model::{AlarmKind, IssuedCert, Mac, RevokedCerts};
 use crate::phone::credentials::hex;
 use crate::store::Recorder;
 
@@ -24,6 +25,8 @@ use crate::store::Recorder;
 pub struct RevokedSet {
     serials: HashSet<String>,
     certs: Vec<IssuedCert>,
+    /// Devices whose every certificate was revoked, and when ([`RevokedCerts::issued_before`]).
+    issued_before: BTreeMap<Mac, i64>,
     /// Moves on with every refresh, so a CRL signed for an older set is signed anew.
     version: u64,
 }
@@ -57,17 +60,18 @@ impl Revocations {
         Arc::new(Revocations::default())
     }
 
-    /// The set as the store holds it (`revoked` lists only revoked certificates).
-    pub fn new(revoked: Vec<IssuedCert>) -> Arc<Revocations> {
+    /// The set as the store holds it.
+    pub fn new(revoked: RevokedCerts) -> Arc<Revocations> {
         let r = Revocations::default();
         r.set(revoked, 1);
         Arc::new(r)
     }
 
-    fn set(&self, revoked: Vec<IssuedCert>, version: u64) {
+    fn set(&self, revoked: RevokedCerts, version: u64) {
         let set = RevokedSet {
-            serials: revoked.iter().map(|c| c.serial.clone()).collect(),
-            certs: revoked,
+            serials: revoked.certs.iter().map(|c| c.serial.clone()).collect(),
+            certs: revoked.certs,
+            issued_before: revoked.issued_before,
             version,
         };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
@@ -81,7 +85,7 @@ impl Revocations {
 
     /// Replaces the set with what `read` returns (the store's list, read after a change was
     /// committed); on error the set stays as it was.
-    pub fn refresh<E>(&self, read: impl FnOnce() -> Result<Vec<IssuedCert>, E>) -> Result<(), E> {
+    pub fn refresh<E>(&self, read: impl FnOnce() -> Result<RevokedCerts, E>) -> Result<(), E> {
         let _one_at_a_time = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
         let revoked = read()?;
         let version = self.current().version + 1;
@@ -102,11 +106,12 @@ impl Revocations {
     }
 
     /// Whether the CA (whose subject is `ca_subject`, DER) issued `end_entity` and it is
-    /// revoked; if so it is logged and alarmed. Certificates of other issuers (vendors' factory
-    /// roots) are not looked up: their serials are theirs to number.
+    /// revoked, by its serial or by its device's "revoke all"; if so it is logged and alarmed.
+    /// Certificates of other issuers (vendors' factory roots) are not looked up: their serials
+    /// are theirs to number.
     pub(super) fn refuses(&self, end_entity: &[u8], ca_subject: &[u8]) -> bool {
         let set = self.current();
-        if set.serials.is_empty() {
+        if set.serials.is_empty() && set.issued_before.is_empty() {
             return false;
         }
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
@@ -116,10 +121,16 @@ impl Revocations {
             return false;
         }
         let serial = hex(cert.raw_serial());
-        if !set.serials.contains(&serial) {
+        let mac = crate::phone::identify::mac_from_certificate(end_entity);
+        // The CA dates a certificate back by its slack: one issued at or after the revocation
+        // starts at most that much before it.
+        let revoked_with_all = mac
+            .and_then(|m| set.issued_before.get(&m))
+            .is_some_and(|&at| cert.validity().not_before.timestamp() < at - NOT_BEFORE_SLACK_SECS);
+        if !revoked_with_all && !set.serials.contains(&serial) {
             return false;
         }
-        let who = crate::phone::identify::mac_from_certificate(end_entity)
+        let who = mac
             .map(|m| m.to_string())
             .unwrap_or_else(|| cert.subject().to_string());
         tracing::warn!(device = %who, %serial, "a revoked device certificate was presented");
@@ -240,12 +251,23 @@ mod tests {
     }
 
     fn leaf(issuer: &Issuer<'static, KeyPair>, serial: u8) -> Vec<u8> {
+        leaf_of(issuer, serial, "001122aabbcc", 0)
+    }
+
+    fn leaf_of(issuer: &Issuer<'static, KeyPair>, serial: u8, cn: &str, from: i64) -> Vec<u8> {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name
-            .push(DnType::CommonName, "001122aabbcc");
+        p.distinguished_name.push(DnType::CommonName, cn);
         p.serial_number = Some(SerialNumber::from_slice(&[serial]));
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(from).unwrap();
         let key = KeyPair::generate().unwrap();
         p.signed_by(&key, issuer).unwrap().der().to_vec()
+    }
+
+    fn only(certs: Vec<IssuedCert>) -> RevokedCerts {
+        RevokedCerts {
+            certs,
+            ..Default::default()
+        }
     }
 
     fn revoked(serial: &str) -> IssuedCert {
@@ -266,7 +288,7 @@ mod tests {
     fn only_the_own_cas_revoked_serials_are_refused() {
         let (own_subject, own) = ca("edgeprov device CA");
         let (_, vendor) = ca("vendor factory root");
-        let r = Revocations::new(vec![revoked("2a")]);
+        let r = Revocations::new(only(vec![revoked("2a")]));
         assert!(r.refuses(&leaf(&own, 0x2a), &own_subject));
         assert!(!r.refuses(&leaf(&own, 0x2b), &own_subject));
         // The same serial from a vendor's root is the vendor's certificate, not ours.
@@ -274,12 +296,42 @@ mod tests {
         assert!(!r.refuses(b"not a certificate", &own_subject));
 
         // A refresh replaces the set; a failed one leaves it as it was.
-        r.refresh(|| Ok::<_, ()>(vec![revoked("2b")])).unwrap();
+        r.refresh(|| Ok::<_, ()>(only(vec![revoked("2b")])))
+            .unwrap();
         assert!(!r.refuses(&leaf(&own, 0x2a), &own_subject));
         assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
         assert!(r.refresh(|| Err(())).is_err());
         assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
         assert!(!Revocations::none().refuses(&leaf(&own, 0x2b), &own_subject));
+    }
+
+    /// "Revoke all" of a device refuses every certificate of the box's CA naming it that was
+    /// issued before then, with no serial on record (issued before issuance was recorded, or
+    /// with the CA's key elsewhere); one issued after (its validity starts at most the CA's
+    /// slack before it) is the device's new certificate and passes, as do other devices' and
+    /// other issuers'.
+    #[test]
+    fn revoking_all_refuses_what_the_ca_issued_the_device_before() {
+        let (own_subject, own) = ca("edgeprov device CA");
+        let (_, vendor) = ca("vendor factory root");
+        let at = 1_800_000_000;
+        let mac = Mac::from_octets([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc]);
+        let r = Revocations::new(RevokedCerts {
+            certs: Vec::new(),
+            issued_before: BTreeMap::from([(mac, at)]),
+        });
+        let issued_at = |t: i64| t - NOT_BEFORE_SLACK_SECS;
+        assert!(r.refuses(
+            &leaf_of(&own, 1, "001122aabbcc", issued_at(at - 1)),
+            &own_subject
+        ));
+        assert!(r.refuses(&leaf_of(&own, 2, "001122AABBCC", 0), &own_subject));
+        assert!(!r.refuses(
+            &leaf_of(&own, 3, "001122aabbcc", issued_at(at)),
+            &own_subject
+        ));
+        assert!(!r.refuses(&leaf_of(&own, 4, "001122aabbcd", 0), &own_subject));
+        assert!(!r.refuses(&leaf_of(&vendor, 5, "001122aabbcc", 0), &own_subject));
     }
 }
 
@@ -331,7 +383,14 @@ mod crl_tests {
                 reason: RevocationReason::KeyCompromise,
             }),
         };
-        revoked.refresh(|| Ok::<_, ()>(vec![record])).unwrap();
+        revoked
+            .refresh(|| {
+                Ok::<_, ()>(RevokedCerts {
+                    certs: vec![record],
+                    ..Default::default()
+                })
+            })
+            .unwrap();
         let (listed, second) = crl(&pki);
         assert_eq!(listed, [parsed.raw_serial().to_vec()]);
         let as_number = |b: &[u8]| b.iter().fold(0u128, |n, d| n << 8 | u128::from(*d));

@@ -1,19 +1,27 @@
 //! The device certificates the box's CA issued, by serial, and which of them are revoked.
 
+use std::collections::BTreeMap;
+
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, decode, encode, read_all};
-use crate::model::{IssuedCert, Mac, Revocation, RevocationReason};
+use crate::model::{IssuedCert, Mac, Revocation, RevocationReason, RevokedCerts};
 
 /// Key: the serial (lower-case hex); value: an [`IssuedCert`].
 pub(crate) const DEVICE_CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_certs");
+
+/// Key: a device's MAC (its six octets); value: the Unix time of its latest "revoke all":
+/// every certificate of the box's CA naming it issued before then is refused.
+pub(crate) const REVOKED_BEFORE: TableDefinition<[u8; 6], i64> =
+    TableDefinition::new("device_certs_revoked_before");
 
 /// Which of a device's certificates to revoke.
 #[derive(Debug, Clone)]
 pub enum RevokeWhich {
     /// One recorded certificate, by serial.
     Serial(String),
-    /// Every certificate recorded for the device.
+    /// Every certificate recorded for the device, and every other one of the CA's naming it
+    /// issued before now.
     All,
     /// A certificate read from its PEM and checked to be the CA's and the device's: recorded
     /// first when the box has no record of it (issued before issuance was recorded).
@@ -46,15 +54,23 @@ impl Store {
     }
 
     /// Every revoked certificate, for the CRL and the handshake check.
-    pub fn revoked_certs(&self) -> Result<Vec<IssuedCert>, StoreError> {
+    pub fn revoked_certs(&self) -> Result<RevokedCerts, StoreError> {
         let tx = self.db.begin_read()?;
         let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
-        Ok(all.into_iter().filter(|c| c.revoked.is_some()).collect())
+        let mut issued_before = BTreeMap::new();
+        for row in tx.open_table(REVOKED_BEFORE)?.iter()? {
+            let (mac, at) = row?;
+            issued_before.insert(Mac::from_octets(mac.value()), at.value());
+        }
+        Ok(RevokedCerts {
+            certs: all.into_iter().filter(|c| c.revoked.is_some()).collect(),
+            issued_before,
+        })
     }
 
-    /// Revokes `which` of `mac`'s certificates in one transaction and returns them as now
-    /// stored, newest first. A certificate already revoked keeps its first revocation. Nothing
-    /// changes when the serial is not one of `mac`'s, or `mac` has no certificate on record.
+    /// Revokes `which` of `mac`'s certificates in one transaction and returns those on record
+    /// as now stored, newest first. A certificate already revoked keeps its first revocation.
+    /// Nothing changes when the serial is not one of `mac`'s.
     pub fn revoke_certs(
         &self,
         mac: Mac,
@@ -103,14 +119,14 @@ impl Store {
                     }
                 }
                 RevokeWhich::All => {
+                    // Later is more: a second "revoke all" refuses what was issued in between.
+                    let mut before = tx.open_table(REVOKED_BEFORE)?;
+                    let since = before
+                        .get(mac.octets())?
+                        .map_or(now, |t| t.value().max(now));
+                    before.insert(mac.octets(), since)?;
                     let all: Vec<IssuedCert> = read_all(&table, "device_certs")?;
-                    let mine: Vec<IssuedCert> = all.into_iter().filter(|c| c.mac == mac).collect();
-                    if mine.is_empty() {
-                        return Err(StoreError::NotFound(format!(
-                            "a certificate issued to {mac} by this box"
-                        )));
-                    }
-                    mine
+                    all.into_iter().filter(|c| c.mac == mac).collect()
                 }
                 RevokeWhich::Cert(cert) => {
                     let stored = table
@@ -187,7 +203,7 @@ mod tests {
             let r = s.revoke_certs(A, RevokeWhich::Serial(serial.into()), Default::default(), 1);
             assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
         }
-        assert!(s.revoked_certs().unwrap().is_empty());
+        assert_eq!(s.revoked_certs().unwrap(), RevokedCerts::default());
 
         let one = s
             .revoke_certs(
@@ -211,16 +227,21 @@ mod tests {
         assert_eq!(serials(all.clone()), ["0b", "0a"]);
         assert_eq!(all[1].revoked.as_ref().unwrap().at, 500);
         assert_eq!(all[0].revoked.as_ref().unwrap().at, 600);
-        assert_eq!(serials(s.revoked_certs().unwrap()), ["0a", "0b"]);
+        assert_eq!(serials(s.revoked_certs().unwrap().certs), ["0a", "0b"]);
 
-        // A device with no certificate on record.
-        let none = s.revoke_certs(
-            Mac::from_octets([2, 0, 0, 0, 0, 9]),
-            RevokeWhich::All,
-            Default::default(),
-            1,
+        // A device with no certificate on record: nothing listed, yet whatever the CA issued
+        // it before now is refused; a later "revoke all" moves that on, an earlier one not.
+        let unrecorded = Mac::from_octets([2, 0, 0, 0, 0, 9]);
+        let none = s
+            .revoke_certs(unrecorded, RevokeWhich::All, Default::default(), 650)
+            .unwrap();
+        assert!(none.is_empty());
+        s.revoke_certs(unrecorded, RevokeWhich::All, Default::default(), 640)
+            .unwrap();
+        assert_eq!(
+            s.revoked_certs().unwrap().issued_before,
+            BTreeMap::from([(A, 600), (unrecorded, 650)])
         );
-        assert!(matches!(none, Err(StoreError::NotFound(_))));
 
         // A serial whose top bit is set is stored with its sign byte; found without it too.
         s.record_issued_cert(&cert("0080ff", A, 800)).unwrap();
@@ -241,7 +262,7 @@ mod tests {
             .unwrap();
         assert_eq!(serials(s.issued_certs_of(B).unwrap()), ["0c", "0d"]);
         assert_eq!(
-            serials(s.revoked_certs().unwrap()),
+            serials(s.revoked_certs().unwrap().certs),
             ["0080ff", "0a", "0b", "0d"]
         );
     }

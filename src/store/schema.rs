@@ -102,6 +102,7 @@ impl Store {
             tx.open_table(jobs::JOB_RESULTS)?;
             tx.open_table(tokens::TOKENS)?;
             tx.open_table(device_certs::DEVICE_CERTS)?;
+            tx.open_table(device_certs::REVOKED_BEFORE)?;
             tx.open_table(CHECKINS)?;
             tx.open_table(CHECKINS_BY_MAC)?;
             tx.open_table(prefs::PREFERENCES)?;
