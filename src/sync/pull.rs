@@ -155,6 +155,8 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
     for f in &page.firmware {
         check_name("firmware model", &f.model)?;
         check_name("firmware version", &f.version)?;
+        check_release_url(&f.url)
+            .map_err(|e| item(format!("firmware {} {} url: {e}", f.model, f.version)))?;
         if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(item(format!(
                 "firmware {} {}: sha256 is not 64 hex digits",
@@ -215,6 +217,25 @@ fn check_url(url: &str) -> Result<(), String> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{} names no host", quoted(url)));
+    }
+    Ok(())
+}
+
+/// Where the firmware cache fetches a release from: a provisioning URL's rules, and no
+/// credentials in it. A `user:password@` would be stored in the catalogue, shown by the admin
+/// API and written to logs with every fetch; a cloud that needs them must not hand them out
+/// in the URL.
+fn check_release_url(url: &str) -> Result<(), String> {
+    check_url(url)?;
+    let authority = url.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.contains('@') {
+        let host = authority.rsplit_once('@').map_or("", |(_, host)| host);
+        return Err(format!(
+            "{} carries credentials (user@host): not allowed",
+            quoted(&url.replacen(authority, &format!("…@{host}"), 1))
+        ));
     }
     Ok(())
 }
@@ -500,6 +521,69 @@ mod tests {
         for (page, expected) in bad {
             let e = validate(&page, "").unwrap_err().to_string();
             assert!(e.starts_with(expected), "{e}\nexpected: {expected}");
+        }
+    }
+
+    fn release(url: &str) -> ChangesPage {
+        let p = serde_json::json!({"version": 1, "cursor": "", "next_cursor": "c",
+            "firmware": [{"model": "J179", "version": "4.1.3", "url": url,
+                          "sha256": "0".repeat(64)}]});
+        serde_json::from_value(p).unwrap()
+    }
+
+    /// A release's URL is where the firmware cache fetches from: an http(s) URL with a host,
+    /// bounded, without control characters or credentials. Anything else rejects the page
+    /// whole, naming the release and the field; credentials are not quoted back.
+    #[test]
+    fn firmware_release_urls_are_checked() {
+        for good in [
+            "https://fw.example/j179/FW_S_J179_R4_1_3.bin",
+            "http://[::1]:8080/fw.bin?sig=abc",
+            "https://fw.example/path/with@sign.bin",
+        ] {
+            let u = validate(&release(good), "").unwrap();
+            assert_eq!(u.cloud_data[0].0, "firmware|J179|4.1.3", "{good}");
+        }
+        let long = format!("https://fw.example/{}", "a".repeat(MAX_URL));
+        let bad = [
+            ("", "firmware J179 4.1.3 url: \"\": not a URL"),
+            (
+                "fw.bin",
+                "firmware J179 4.1.3 url: \"fw.bin\" is not http(s)",
+            ),
+            (
+                "ftp://fw.example/fw.bin",
+                "firmware J179 4.1.3 url: \"ftp://fw.example/fw.bin\" is not http(s)",
+            ),
+            (
+                "file:///etc/shadow",
+                "firmware J179 4.1.3 url: \"file:///etc/shadow\"",
+            ),
+            (
+                "https:///fw.bin",
+                "firmware J179 4.1.3 url: \"https:///fw.bin\"",
+            ),
+            (
+                "https://fw.example/a\r\nHost: x",
+                "firmware J179 4.1.3 url: \"https://fw.example/a\\r\\nHost: x\": contains control characters",
+            ),
+            (
+                long.as_str(),
+                "firmware J179 4.1.3 url: longer than 1024 bytes",
+            ),
+            (
+                "https://admin:s3cret@fw.example/fw.bin",
+                "firmware J179 4.1.3 url: \"https://…@fw.example/fw.bin\" carries credentials",
+            ),
+            (
+                "http://token@fw.example:8080/fw.bin",
+                "firmware J179 4.1.3 url: \"http://…@fw.example:8080/fw.bin\" carries credentials",
+            ),
+        ];
+        for (url, expected) in bad {
+            let e = validate(&release(url), "").unwrap_err().to_string();
+            assert!(e.starts_with(expected), "{e}\nexpected: {expected}");
+            assert!(!e.contains("s3cret") && !e.contains("token@"), "{e}");
         }
     }
 
