@@ -687,3 +687,38 @@ async fn a_page_with_a_policy_for_a_family_pattern_is_rejected_whole() {
     assert_eq!(device_state(&d, PHONE).await.as_deref(), Some("activated"));
     assert_eq!(status(&d).await["cursor"], cursor);
 }
+
+/// A page of a few devices, each with tens of thousands of parameters, holds more items in all
+/// than a page may: every list is short, yet held in maps it would cost hundreds of megabytes.
+/// It is refused before it is read, with a `sync_rejected` alarm saying so and where; the
+/// device's state and the cursor stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_too_many_items_in_all_is_refused() {
+    let cloud = Cloud::start(SITE);
+    cloud.set_device(PHONE, "activated", SITE, json!({}));
+    let d = start_registered(&cloud, "");
+    eventually(Duration::from_secs(10), "activated", async || {
+        device_state(&d, PHONE).await.as_deref() == Some("activated")
+    })
+    .await;
+    let cursor = status(&d).await["cursor"].clone();
+    let params: serde_json::Map<String, Value> =
+        (0..40_000).map(|i| (format!("P{i}"), json!("v"))).collect();
+    let device = |state: &str| json!({"mac": PHONE, "state": state, "params": params});
+    let page = json!({"version": 1, "cursor": cursor, "next_cursor": "99",
+        "devices": [device("claimed"), device("claimed"), device("released")]});
+    cloud.faults().raw_pages = vec![page.to_string()];
+    eventually(Duration::from_secs(20), "sync_rejected", async || {
+        alarm_kinds(&d).await.contains(&"sync_rejected".to_string())
+    })
+    .await;
+    let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
+    let message = alarms[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("more than 100000 items in one page")
+            && message.contains("devices[2].params"),
+        "{message}"
+    );
+    assert_eq!(device_state(&d, PHONE).await.as_deref(), Some("activated"));
+    assert_eq!(status(&d).await["cursor"], cursor);
+}

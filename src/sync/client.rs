@@ -55,9 +55,10 @@ impl CloudClient {
         })
     }
 
-    pub async fn get<R: DeserializeOwned>(&self, path_and_query: &str) -> Result<R, SyncError> {
-        let body = self.call(Method::GET, path_and_query, Bytes::new()).await?;
-        decode(&body)
+    /// The answer's body as it came: a page is measured ([`super::page_items`]) before it is
+    /// read with [`decode`].
+    pub async fn get(&self, path_and_query: &str) -> Result<Bytes, SyncError> {
+        self.call(Method::GET, path_and_query, Bytes::new()).await
     }
 
     pub async fn post<T: Serialize, R: DeserializeOwned>(
@@ -139,7 +140,7 @@ impl CloudClient {
 /// Reads an answer. The message names where it is wrong (`devices[3].state`); what it quotes of
 /// the answer (a value, or a map key in the path) is cut to [`QUOTED`] characters, and the
 /// position is kept: a hostile answer may put megabytes in one string.
-fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, SyncError> {
+pub fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, SyncError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| schema(&e.path().to_string(), e.inner()))?;

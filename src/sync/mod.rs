@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod config;
+pub mod page_items;
 pub mod protocol;
 pub mod pull;
 pub mod push;

@@ -12,6 +12,7 @@ use crate::model::{
 use crate::store::PullUpdate;
 
 use super::client::CloudClient;
+use super::page_items::{self, MAX_PAGE_ITEMS};
 use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, MAX_ITEMS, PATH_CHANGES, VERSION};
 use super::{QUOTED, SyncError};
 
@@ -304,7 +305,9 @@ pub async fn pull_page(
         "{PATH_CHANGES}?cursor={}&limit={limit}",
         percent_encoding::utf8_percent_encode(&cursor, percent_encoding::NON_ALPHANUMERIC)
     );
-    let page: ChangesPage = client.get(&query).await.map_err(|e| match e {
+    let body = client.get(&query).await?;
+    page_items::check(&body, MAX_PAGE_ITEMS).map_err(SyncError::Rejected)?;
+    let page: ChangesPage = super::client::decode(&body).map_err(|e| match e {
         SyncError::Schema(m) => SyncError::Rejected(format!("page does not parse: {m}")),
         other => other,
     })?;
