@@ -722,3 +722,33 @@ async fn a_page_with_too_many_items_in_all_is_refused() {
     assert_eq!(device_state(&d, PHONE).await.as_deref(), Some("activated"));
     assert_eq!(status(&d).await["cursor"], cursor);
 }
+
+/// Cursors that go round in a cycle (0 → A → B → 0, each page asking for more) end the round
+/// as rejected at the page leading back, and the next round waits with backoff, instead of
+/// the pages being pulled and applied as fast as the cloud answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_going_round_in_a_cycle_are_not_pulled_in_a_loop() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    first_pull(&d).await;
+    assert_eq!(status(&d).await["cursor"], "0");
+    cloud.faults().cycle = ["0", "A", "B"].map(String::from).to_vec();
+    eventually(Duration::from_secs(10), "sync_rejected", async || {
+        alarm_kinds(&d).await.contains(&"sync_rejected".to_string())
+    })
+    .await;
+    let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
+    let message = alarms[0]["message"].as_str().unwrap();
+    assert!(message.contains("cursors go round in a cycle"), "{message}");
+    let before = cloud.faults().cycle_pulls;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fetched = cloud.faults().cycle_pulls - before;
+    // Three pages a round, rounds 50 ms to 400 ms apart with backoff: a few dozen in 3 s;
+    // without the bound, a hundred pages a round and no pause, thousands.
+    assert!(
+        (3..=80).contains(&fetched),
+        "{fetched} pages fetched in 3 s"
+    );
+    let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
+    assert!(alarms[0]["count"].as_u64().unwrap() >= 2, "{alarms}");
+}

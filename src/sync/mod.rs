@@ -14,6 +14,7 @@ pub mod push;
 pub mod register;
 pub mod status;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -286,10 +287,13 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     Ok(Some(Round { pull, push }))
 }
 
-/// Pulls up to `PAGES_PER_ROUND` pages; `true` when the cloud has more ready.
+/// Pulls up to `PAGES_PER_ROUND` pages; `true` when the cloud has more ready. A page leading
+/// back to a cursor pulled from in this round ends it as rejected (see `pull::check_cycle`).
 async fn pull_pages(handle: &SyncHandle, client: &CloudClient) -> Result<bool, SyncError> {
+    let mut pulled = HashSet::new();
     for _ in 0..PAGES_PER_ROUND {
-        let more = pull::pull_page(client, &handle.store, handle.config.page_limit).await?;
+        let more =
+            pull::pull_page(client, &handle.store, handle.config.page_limit, &mut pulled).await?;
         handle.progress().last_pull = Some(now_unix());
         if !more {
             return Ok(false);

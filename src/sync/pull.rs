@@ -2,7 +2,7 @@
 //! the new cursor in one store transaction. A page that fails any check is rejected whole:
 //! nothing of it is applied, an alarm is raised, and the previous state is kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::firmware::{PolicyError, policy_model};
 use crate::model::{
@@ -36,6 +36,11 @@ pub enum PageError {
     NextCursor,
     #[error("more is true but next_cursor is the page's own cursor: the page does not advance")]
     Stuck,
+    #[error(
+        "next_cursor {0} was pulled from before in this round: the cloud's cursors go round in \
+         a cycle"
+    )]
+    Cycle(String),
     #[error("{0} too many items in one page")]
     TooMany(&'static str),
     #[error("{0}")]
@@ -293,14 +298,28 @@ fn lifecycle(l: Lifecycle) -> DeviceState {
     }
 }
 
-/// Fetches and applies one page; returns whether the cloud has more ready.
+/// A page may not lead back to a cursor pulled from before in the same round (`pulled`, the
+/// round's start included): cursors only move forward, and a cycle (A → B → A, each page
+/// asking for more) would otherwise be pulled and applied, page after page, for as long as
+/// the round lasts and again in the next. Pure.
+pub fn check_cycle(page: &ChangesPage, pulled: &HashSet<String>) -> Result<(), PageError> {
+    if page.next_cursor != page.cursor && pulled.contains(&page.next_cursor) {
+        return Err(PageError::Cycle(quoted(&page.next_cursor)));
+    }
+    Ok(())
+}
+
+/// Fetches and applies one page; returns whether the cloud has more ready. `pulled` holds the
+/// cursors this round has pulled from; this page's is added.
 pub async fn pull_page(
     client: &CloudClient,
     store: &crate::store::Store,
     limit: usize,
+    pulled: &mut HashSet<String>,
 ) -> Result<bool, SyncError> {
     let s = store.clone();
     let cursor = super::blocking(move || s.cursor()).await?;
+    pulled.insert(cursor.clone());
     let query = format!(
         "{PATH_CHANGES}?cursor={}&limit={limit}",
         percent_encoding::utf8_percent_encode(&cursor, percent_encoding::NON_ALPHANUMERIC)
@@ -311,7 +330,9 @@ pub async fn pull_page(
         SyncError::Schema(m) => SyncError::Rejected(format!("page does not parse: {m}")),
         other => other,
     })?;
-    let update = validate(&page, &cursor).map_err(|e| SyncError::Rejected(e.to_string()))?;
+    let update = validate(&page, &cursor)
+        .and_then(|u| check_cycle(&page, pulled).map(|()| u))
+        .map_err(|e| SyncError::Rejected(e.to_string()))?;
     let s = store.clone();
     super::blocking(move || s.apply_pull(&update)).await?;
     Ok(page.more)
@@ -397,6 +418,25 @@ mod tests {
         assert!(validate(&idle, "c").unwrap().changes_nothing());
         let moved = page(r#"{"version":1,"cursor":"c","next_cursor":"d","more":true}"#);
         assert!(!validate(&moved, "c").unwrap().changes_nothing());
+    }
+
+    /// A page leading back to a cursor pulled from in this round is a cycle; a cursor not
+    /// seen yet, or the caught-up answer (the page's own cursor, without `more`), is not.
+    #[test]
+    fn a_page_leading_back_to_a_pulled_cursor_is_a_cycle() {
+        let pulled: HashSet<String> = ["a".to_string(), "b".to_string()].into();
+        let back = page(r#"{"version":1,"cursor":"b","next_cursor":"a","more":true}"#);
+        assert_eq!(
+            check_cycle(&back, &pulled).unwrap_err().to_string(),
+            "next_cursor \"a\" was pulled from before in this round: the cloud's cursors go \
+             round in a cycle"
+        );
+        let back_and_done = page(r#"{"version":1,"cursor":"b","next_cursor":"a"}"#);
+        assert!(check_cycle(&back_and_done, &pulled).is_err());
+        let on = page(r#"{"version":1,"cursor":"b","next_cursor":"c","more":true}"#);
+        assert_eq!(check_cycle(&on, &pulled), Ok(()));
+        let idle = page(r#"{"version":1,"cursor":"b","next_cursor":"b"}"#);
+        assert_eq!(check_cycle(&idle, &pulled), Ok(()));
     }
 
     fn site(label: &str, profile: serde_json::Value) -> ChangesPage {

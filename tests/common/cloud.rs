@@ -40,6 +40,11 @@ pub struct Faults {
     /// The next change request gets a page that continues from the very beginning (as if
     /// delivered out of order or replayed).
     pub replay_from_start: bool,
+    /// A change request from one of these cursors answers a page leading to the next one (the
+    /// last leads back to the first), asking for more, with nothing in it.
+    pub cycle: Vec<String>,
+    /// Change requests answered from `cycle`.
+    pub cycle_pulls: u64,
 }
 
 #[derive(Debug, Default)]
@@ -320,12 +325,17 @@ fn changes(shared: &Shared, query: &str) -> Resp {
         let raw = faults.raw_pages.remove(0);
         return Response::new(Full::new(Bytes::from(raw)));
     }
+    let asked = params.get("cursor").cloned().unwrap_or_default();
+    if let Some(i) = faults.cycle.iter().position(|c| *c == asked) {
+        let next = faults.cycle[(i + 1) % faults.cycle.len()].clone();
+        faults.cycle_pulls += 1;
+        return json_ok(json!({"version": 1, "cursor": asked, "next_cursor": next, "more": true}));
+    }
     let replay = std::mem::take(&mut faults.replay_from_start);
     drop(faults);
     let mut m = shared.model.lock().unwrap();
     m.pulls += 1;
     m.order.push('p');
-    let asked = params.get("cursor").cloned().unwrap_or_default();
     let from: usize = if replay {
         0
     } else {
