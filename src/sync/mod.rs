@@ -17,7 +17,7 @@ pub mod status;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -248,8 +248,9 @@ fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures:
         }
     }
     let mut p = handle.progress();
-    p.failed(message.clone(), now);
-    if p.should_alarm(now, handle.config.alarm_after_secs) {
+    let mono = Instant::now();
+    p.failed(message.clone(), now, mono);
+    if p.should_alarm(mono, Duration::from_secs(handle.config.alarm_after_secs)) {
         recorder.alarm(
             AlarmKind::SyncFailed,
             "sync",

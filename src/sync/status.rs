@@ -1,6 +1,8 @@
 //! What `GET /api/v1/sync` and `edgeprov cloud status` show, and when sync failing becomes an
 //! alarm. The sync task updates it; readers take a copy.
 
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::OutboxDepth;
@@ -31,7 +33,12 @@ pub struct Progress {
     pub last_pull: Option<i64>,
     pub last_push: Option<i64>,
     pub last_error: Option<String>,
+    /// Unix seconds, for people: shown in the status and the alarm's message.
     pub failing_since: Option<i64>,
+    /// The same moment on the monotonic clock, for the decision to alarm: a wall-clock step
+    /// (NTP correcting a box that booted without a clock, an administrator's `date`) must
+    /// neither raise `sync_failed` at the first failure nor hold it back for hours.
+    failing_since_mono: Option<Instant>,
     /// The current failure episode has been alarmed already.
     pub alarmed: bool,
 }
@@ -39,18 +46,23 @@ pub struct Progress {
 impl Progress {
     pub fn succeeded(&mut self) {
         self.failing_since = None;
+        self.failing_since_mono = None;
         self.alarmed = false;
     }
 
-    pub fn failed(&mut self, error: String, now: i64) {
+    /// Records a failure at `now` (Unix seconds, shown) and `mono` (when it happened on the
+    /// monotonic clock, which decides).
+    pub fn failed(&mut self, error: String, now: i64, mono: Instant) {
         self.last_error = Some(error);
         self.failing_since.get_or_insert(now);
+        self.failing_since_mono.get_or_insert(mono);
     }
 
-    /// Whether to raise the `sync_failed` alarm now (once per failure episode).
-    pub fn should_alarm(&mut self, now: i64, after_secs: u64) -> bool {
-        match self.failing_since {
-            Some(since) if !self.alarmed && now - since >= after_secs as i64 => {
+    /// Whether to raise the `sync_failed` alarm at `mono` (once per failure episode): failing
+    /// has lasted `after` by the monotonic clock.
+    pub fn should_alarm(&mut self, mono: Instant, after: Duration) -> bool {
+        match self.failing_since_mono {
+            Some(since) if !self.alarmed && mono.saturating_duration_since(since) >= after => {
                 self.alarmed = true;
                 true
             }
@@ -63,16 +75,41 @@ impl Progress {
 mod tests {
     use super::*;
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
     fn alarm_once_per_episode_after_the_delay() {
+        let t = Instant::now();
         let mut p = Progress::default();
-        p.failed("down".into(), 100);
-        p.failed("down".into(), 150);
-        assert!(!p.should_alarm(150, 60));
-        assert!(p.should_alarm(160, 60));
-        assert!(!p.should_alarm(200, 60));
+        p.failed("down".into(), 100, t);
+        p.failed("down".into(), 150, t + secs(50));
+        assert!(!p.should_alarm(t + secs(50), secs(60)));
+        assert!(p.should_alarm(t + secs(60), secs(60)));
+        assert!(!p.should_alarm(t + secs(100), secs(60)));
+        assert_eq!(p.failing_since, Some(100));
         p.succeeded();
-        p.failed("down".into(), 300);
-        assert!(p.should_alarm(400, 60));
+        p.failed("down".into(), 300, t + secs(200));
+        assert!(p.should_alarm(t + secs(300), secs(60)));
+    }
+
+    /// The wall clock stepping while sync fails changes what the status shows, never when
+    /// the alarm comes: a step back does not hold it back, a step forward does not bring it
+    /// on at the next failure.
+    #[test]
+    fn a_wall_clock_step_neither_raises_nor_suppresses_the_alarm() {
+        let t = Instant::now();
+        let after = secs(900);
+        let mut back = Progress::default();
+        back.failed("down".into(), 1_790_000_000, t);
+        back.failed("down".into(), 1_790_000_000 - 86_400, t + secs(900));
+        assert!(back.should_alarm(t + secs(900), after), "held back");
+
+        let mut forward = Progress::default();
+        forward.failed("down".into(), 1_000_000, t);
+        forward.failed("down".into(), 1_790_000_000, t + secs(5));
+        assert!(!forward.should_alarm(t + secs(5), after), "raised early");
+        assert_eq!(forward.failing_since, Some(1_000_000));
     }
 }
