@@ -140,7 +140,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a device; returns what was removed.
+    /// Removes a device, with what the cloud kept here about it; returns what was removed.
     pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
         let tx = self.begin_write()?;
         let key = mac.to_string();
@@ -150,6 +150,7 @@ impl Store {
             old.map(|v| decode::<Device>("devices", &key, v.value()))
                 .transpose()?
         };
+        super::sync::forget_cloud_device(&tx, &key)?;
         self.commit_devices(tx)?;
         Ok(removed)
     }

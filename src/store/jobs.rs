@@ -207,6 +207,7 @@ impl Store {
                 }
                 Outcome::Remove(_) => {
                     devices.remove(key.as_str())?;
+                    super::sync::forget_cloud_device(&tx, &key)?;
                 }
                 Outcome::Unchanged(_) | Outcome::Failed(_) | Outcome::Skipped(_) => {}
             }

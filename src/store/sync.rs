@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::alarms::AlarmEvent;
 use super::{DEVICES, META, SITES, Store, StoreError, decode, encode};
-use crate::model::{AlarmKind, CloudDevice, Device, Site, now_unix};
-use crate::sync::protocol::{Event, EventBody, new_event_id};
+use crate::model::{AlarmKind, CloudDevice, Device, DeviceState, Site, now_unix};
+use crate::sync::protocol::{Event, EventBody, Lockout, new_event_id};
 
 /// `registration`, `cursor`.
 pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
@@ -25,6 +25,8 @@ pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("out
 /// holding it.
 pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new("outbox_index");
 
+/// The key prefix of the cloud's lockouts in `cloud_data`.
+const LOCKOUT: &str = "lockout|";
 const NEXT_SEQ: &str = "outbox_next_seq";
 /// The coalescing key of the `outbox_overflow` event still open to new drops.
 const OVERFLOW: &str = "overflow";
@@ -191,6 +193,15 @@ impl Store {
             for (k, v) in &update.cloud_data {
                 data.insert(k.as_str(), v.as_slice())?;
             }
+            // A device the cloud released is no longer in its inventory for this box: what
+            // the cloud kept about it here goes with it (a later lockout in a later page is
+            // stored again). Lockouts that ran out are dropped: they hold nothing any more.
+            for cloud in &update.devices {
+                if cloud.state == DeviceState::Released {
+                    data.remove(lockout_key(&cloud.mac.to_string()).as_str())?;
+                }
+            }
+            prune_expired_lockouts(&mut data, now)?;
             state.insert("cursor", encode(&update.next_cursor).as_slice())?;
         }
         let overflow = self.enqueue(&tx, pending)?;
@@ -392,6 +403,37 @@ impl Store {
             oldest_at,
         })
     }
+}
+
+fn lockout_key(mac: &str) -> String {
+    format!("{LOCKOUT}{mac}")
+}
+
+/// Removes what the cloud keeps here about one device (its lockout), inside `tx`: called by
+/// every change that removes the device, so no row outlives it.
+pub(super) fn forget_cloud_device(tx: &WriteTransaction, mac: &str) -> Result<(), StoreError> {
+    tx.open_table(CLOUD_DATA)?
+        .remove(lockout_key(mac).as_str())?;
+    Ok(())
+}
+
+/// Removes the lockouts whose `until` has passed.
+fn prune_expired_lockouts(data: &mut redb::Table<&str, &[u8]>, now: i64) -> Result<(), StoreError> {
+    let mut expired = Vec::new();
+    for row in data.range(LOCKOUT..)? {
+        let (k, v) = row?;
+        if !k.value().starts_with(LOCKOUT) {
+            break;
+        }
+        let lockout: Lockout = decode("cloud_data", k.value(), v.value())?;
+        if lockout.until < now {
+            expired.push(k.value().to_string());
+        }
+    }
+    for key in expired {
+        data.remove(key.as_str())?;
+    }
+    Ok(())
 }
 
 /// The first `limit` events of the outbox table, in delivery order.
@@ -624,6 +666,82 @@ mod tests {
             assert_eq!(counted.values().sum::<u64>(), 4, "{counted:?}");
             assert_eq!(s.outbox_depth().unwrap().events, 0);
         }
+    }
+
+    fn cloud_device(mac: Mac, state: DeviceState) -> CloudDevice {
+        CloudDevice {
+            mac,
+            state,
+            site: String::new(),
+            group: String::new(),
+            model: String::new(),
+            serial: String::new(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    fn lockout(mac: Mac, until: i64) -> (String, Vec<u8>) {
+        let l = Lockout {
+            mac: mac.to_string(),
+            until,
+        };
+        (format!("lockout|{mac}"), serde_json::to_vec(&l).unwrap())
+    }
+
+    fn locked_out(s: &Store) -> Vec<String> {
+        s.cloud_data("lockout|")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// What the cloud keeps here about a device (its lockout) goes in the same transaction
+    /// as the device: deleted locally, or released by the cloud. Lockouts that ran out go
+    /// with the next applied page. Catalogue rows (firmware, policies) stay.
+    #[test]
+    fn cloud_data_of_gone_devices_is_removed() {
+        let (_d, s) = store(100);
+        let mac = |n: u8| Mac::parse(&format!("0011220000{n:02x}")).unwrap();
+        let later = now_unix() + 3600;
+        let mut data = vec![lockout(mac(1), later), lockout(mac(2), later)];
+        data.push(lockout(mac(3), later));
+        data.push(lockout(mac(4), now_unix() - 1));
+        data.push(("policy|hq|J179".into(), b"{}".to_vec()));
+        s.apply_pull(&PullUpdate {
+            from_cursor: String::new(),
+            next_cursor: "1".into(),
+            devices: (1..=4)
+                .map(|n| cloud_device(mac(n), DeviceState::Claimed))
+                .collect(),
+            cloud_data: data,
+            ..PullUpdate::default()
+        })
+        .unwrap();
+        // The expired one went with the page that brought it.
+        assert_eq!(
+            locked_out(&s),
+            [1, 2, 3].map(|n| format!("lockout|{}", mac(n)))
+        );
+
+        s.delete_device(mac(1)).unwrap().unwrap();
+        assert_eq!(
+            locked_out(&s),
+            [2, 3].map(|n| format!("lockout|{}", mac(n)))
+        );
+
+        s.apply_pull(&PullUpdate {
+            from_cursor: "1".into(),
+            next_cursor: "2".into(),
+            devices: vec![
+                cloud_device(mac(2), DeviceState::Released),
+                cloud_device(mac(3), DeviceState::Deactivated),
+            ],
+            ..PullUpdate::default()
+        })
+        .unwrap();
+        assert_eq!(locked_out(&s), [format!("lockout|{}", mac(3))]);
+        assert_eq!(s.cloud_data("policy|").unwrap().len(), 1);
     }
 
     #[test]
