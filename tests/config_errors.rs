@@ -68,6 +68,19 @@ fn address_in_use_names_the_key() {
     );
 }
 
+/// One code for the Avaya SSON and the phones' URL option would define that code twice in the
+/// ISC dhcpd export and make one value overwrite the other in replies.
+#[test]
+fn one_code_for_the_sson_and_the_url_option_is_refused() {
+    let (ok, err) =
+        serve_with("data_dir = \"DATA\"\n[dhcp]\nsson_option = 242\nurl_option = 242\n");
+    assert!(!ok);
+    assert!(
+        err.contains("dhcp.url_option") && err.contains("dhcp.sson_option"),
+        "{err}"
+    );
+}
+
 #[test]
 fn missing_config_file_is_named() {
     let (ok, err) = run_serve(std::path::Path::new("/nonexistent/edgeprov.toml"));

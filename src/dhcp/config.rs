@@ -44,7 +44,8 @@ pub struct DhcpConfig {
     pub vendor_defaults: bool,
     /// The Avaya site-specific option (SSON) the phones are set to read.
     pub sson_option: u8,
-    /// The custom URL option Yealink and Poly phones read besides option 66.
+    /// The custom URL option Yealink and Poly phones read besides option 66. Must differ from
+    /// `sson_option`: one code cannot carry both strings.
     pub url_option: u8,
     /// How long an offered address is held for the client it was offered to.
     pub offer_hold_seconds: u32,
@@ -153,6 +154,17 @@ impl DhcpConfig {
             if options::SERVER_OWNED.contains(&code) {
                 return Err((key, format!("option {code} is set by the server itself")));
             }
+        }
+        // One code for both would make the Avaya SSON and the Yealink/Poly URL overwrite each
+        // other in a reply, and the ISC dhcpd export would define that code twice.
+        if self.sson_option == self.url_option {
+            return Err((
+                "dhcp.url_option",
+                format!(
+                    "option {} is also dhcp.sson_option: the SSON and the URL need two codes",
+                    self.url_option
+                ),
+            ));
         }
         if self.offer_hold_seconds == 0 {
             return Err(("dhcp.offer_hold_seconds", "must be at least 1".into()));
@@ -334,6 +346,11 @@ options = { 242 = "HTTPSRVR=10.77.0.1,HTTPDIR=/" }
             let err = parse(&text).unwrap_err();
             assert!(err.starts_with(key), "{key}: {err}");
         }
+        let err = parse("[dhcp]\nsson_option = 200\nurl_option = 200\n").unwrap_err();
+        assert!(
+            err.starts_with("dhcp.url_option") && err.contains("dhcp.sson_option"),
+            "{err}"
+        );
         let err = parse("[dhcp]\nenabeld = true\n").unwrap_err();
         assert!(err.contains("enabeld"), "{err}");
         let err = parse("[dhcp]\nenabled = true\n").unwrap_err();
