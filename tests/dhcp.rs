@@ -259,6 +259,36 @@ fn inform_answer_names_the_address_the_phone_reached() {
 
 /// The range starts at the server's own address (its identifier toward the subnet, worked out
 /// from the routes: 127.0.0.1); clients get every other address and never that one.
+/// A NAKed client is back in INIT (a phone moved to another network, rebooting with its old
+/// address): the lease it held ends at once and is stored as ended, so its address goes to the
+/// next client instead of staying held for the rest of the lease time.
+#[test]
+fn a_nak_ends_the_lease_the_client_held() {
+    let d = Daemon::start_with(&DHCP.replace("127.0.99.250", "127.0.99.100"));
+    let relay = relay(&d);
+    let only = Ipv4Addr::new(127, 0, 99, 100);
+    let (_, ack) = relay.dora(mac(40), 0x6001, &[]).expect("DORA");
+    assert_eq!((ack.msg_type, ack.yiaddr), (ACK, only));
+    let reboot = message(
+        REQUEST,
+        0x6002,
+        mac(40),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &[(50, vec![192, 168, 1, 50])],
+    );
+    assert_eq!(relay.exchange(&reboot).expect("answered").msg_type, NAK);
+    // Stored as ended: written just after the NAK left.
+    let path = format!("/dhcp/leases?ip={only}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api(&d, &path)[0]["state"] != "expired" && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(api(&d, &path)[0]["state"], "expired", "{}", api(&d, &path));
+    let (_, ack) = relay.dora(mac(41), 0x6003, &[]).expect("DORA");
+    assert_eq!((ack.msg_type, ack.yiaddr), (ACK, only));
+}
+
 #[test]
 fn the_server_never_leases_its_own_address() {
     let d = Daemon::start_with(

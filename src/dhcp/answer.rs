@@ -129,7 +129,7 @@ impl Plan {
                 req.ciaddr,
                 self.body(*subnet, &req.vendor_class),
             ),
-            Decision::Nak(_) => (
+            Decision::Nak { .. } => (
                 NAK,
                 Ipv4Addr::UNSPECIFIED,
                 Ipv4Addr::UNSPECIFIED,

@@ -33,12 +33,21 @@ pub enum Decision {
     InformAck {
         subnet: Option<usize>,
     },
-    Nak(&'static str),
+    /// Send a NAK. `freed`: the client's lease that the NAK ended, to persist (the NAK leaves
+    /// at once: should the write be lost, the lease only runs to its old end).
+    Nak {
+        why: &'static str,
+        freed: Option<Lease>,
+    },
     /// A release or decline: persist, answer nothing.
     Write(Lease),
     /// No free address in the client's subnet.
     Exhausted,
     Ignore(&'static str),
+}
+
+fn nak(why: &'static str) -> Decision {
+    Decision::Nak { why, freed: None }
 }
 
 /// How far the wall clock may move against the monotonic clock between two looks before it
@@ -442,7 +451,29 @@ impl Engine {
         Decision::Offer { ip, subnet }
     }
 
+    /// A REQUEST in any state. A NAK ends the client's lease: RFC 2131 (3.1 step 5, 3.2 step
+    /// 3, 4.4.1) sends a NAKed client back to INIT, where it stops using every address it had
+    /// and starts over with a DISCOVER. Kept until its old end, that address would be out of
+    /// everyone's reach (a phone moved to another VLAN held its old address for a whole lease
+    /// time). Its client still gets it back first should it ask again.
     fn request(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        subnet: usize,
+        server_id: Ipv4Addr,
+        now: i64,
+    ) -> Decision {
+        match self.answer_request(req, key, subnet, server_id, now) {
+            Decision::Nak { why, .. } => Decision::Nak {
+                why,
+                freed: self.end_lease(key, now),
+            },
+            decision => decision,
+        }
+    }
+
+    fn answer_request(
         &mut self,
         req: &Request,
         key: &ClientKey,
@@ -460,7 +491,7 @@ impl Engine {
                 .or(Some(req.ciaddr).filter(|ip| !ip.is_unspecified()));
             return match requested {
                 Some(ip) => self.bind(req, key, ip, subnet, now),
-                None => Decision::Nak("no requested address"),
+                None => nak("no requested address"),
             };
         }
         let (ip, init_reboot) = if req.ciaddr.is_unspecified() {
@@ -491,10 +522,27 @@ impl Engine {
 
     fn wrong(&self, why: &'static str) -> Decision {
         if self.authoritative {
-            Decision::Nak(why)
+            nak(why)
         } else {
             Decision::Ignore(why)
         }
+    }
+
+    /// Ends the client's running lease or offer now. Returns the lease when it was bound, for
+    /// the store; an offer lives in memory only.
+    fn end_lease(&mut self, key: &ClientKey, now: i64) -> Option<Lease> {
+        let ip = self.by_client.get(key).copied()?;
+        let l = self.leases.get(&ip)?;
+        if key_of(l) != *key
+            || !matches!(l.state, LeaseState::Bound | LeaseState::Offered)
+            || l.expires <= now
+        {
+            return None;
+        }
+        let mut ended = l.clone();
+        ended.expires = now;
+        self.put(ended.clone(), now);
+        (ended.state == LeaseState::Bound).then_some(ended)
     }
 
     fn forget_offer(&mut self, key: &ClientKey, now: i64) {
@@ -525,10 +573,10 @@ impl Engine {
             && r != ip
             && self.available(r, key, req.mac, now)
         {
-            return Decision::Nak("the client has a reserved address");
+            return nak("the client has a reserved address");
         }
         if !self.available(ip, key, req.mac, now) {
-            return Decision::Nak("the address is in use");
+            return nak("the address is in use");
         }
         let starts = match self.leases.get(&ip) {
             Some(l) if key_of(l) == *key && l.state == LeaseState::Bound && l.expires > now => {

@@ -511,8 +511,8 @@ fn handle(
         Decision::Offer { .. } => &stats.offers,
         Decision::Ack { .. } => &stats.acks,
         Decision::InformAck { .. } => &stats.informs,
-        Decision::Nak(why) => {
-            tracing::debug!(mac = %req.mac, why, "DHCP NAK");
+        Decision::Nak { why, freed } => {
+            tracing::debug!(mac = %req.mac, why, freed = ?freed.as_ref().map(|l| l.ip), "DHCP NAK");
             &stats.naks
         }
         Decision::Write(l) if l.state == crate::model::LeaseState::Declined => {
@@ -558,7 +558,14 @@ fn handle(
                 bump(&stats.send_errors);
                 tracing::debug!(dest = %out.dest, error = %e, "DHCP send");
             }
-            return;
+            // The lease a NAK ended is stored after the NAK: it frees an address and promises
+            // nothing, so losing it only keeps the address out of use until the old end.
+            match decision {
+                Decision::Nak {
+                    freed: Some(lease), ..
+                } => Job { lease, reply: None },
+                _ => return,
+            }
         }
         _ => return,
     };

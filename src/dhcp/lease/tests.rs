@@ -120,19 +120,61 @@ fn wrong_network_and_foreign_addresses_are_nakked() {
     let a = dora(&mut e, 1, 0);
     let mut reboot = req(Kind::Request, 2);
     reboot.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
-    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak(_)));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak { .. }));
     reboot.requested_ip = Some(a);
-    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak(_)));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak { .. }));
     // Unknown address on the right network: silent (RFC 2131 4.3.2).
     reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 105));
     assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
     // Selecting an address offered to someone else.
-    assert!(matches!(select(&mut e, 3, a, 10), Decision::Nak(_)));
+    assert!(matches!(select(&mut e, 3, a, 10), Decision::Nak { .. }));
     let mut not_auth = config(100, 110);
     not_auth.authoritative = false;
     let mut e = Engine::new(&not_auth);
     reboot.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
     assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+}
+
+/// A NAKed client is back in INIT and uses no address any more: the lease it held ends now,
+/// instead of keeping its address from everyone until its old end.
+#[test]
+fn a_nak_ends_the_lease_the_client_held() {
+    // One address: while anyone holds it, nobody else gets one.
+    let mut e = Engine::new(&config(100, 100));
+    let a = dora(&mut e, 1, 0);
+    // Another client asking for it is NAKed, and the holder keeps it.
+    let mut steal = req(Kind::Request, 2);
+    steal.requested_ip = Some(a);
+    assert_eq!(
+        run(&mut e, &steal, 5),
+        Decision::Nak {
+            why: "the address belongs to another client",
+            freed: None
+        }
+    );
+    assert_eq!(run(&mut e, &req(Kind::Discover, 2), 6), Decision::Exhausted);
+    // The phone moved to another network and reboots asking for an address from there.
+    let mut moved = req(Kind::Request, 1);
+    moved.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
+    let Decision::Nak { freed, .. } = run(&mut e, &moved, 10) else {
+        panic!("a NAK for the wrong network")
+    };
+    let freed = freed.expect("the ended lease, for the store");
+    assert_eq!((freed.ip, freed.mac, freed.expires), (a, mac(1), 10));
+    assert_eq!(freed.state_at(10), LeaseState::Expired);
+    assert_eq!(offer(&mut e, 2, 11), Some(a), "free for another client");
+
+    // A renewal NAKed because the client has since been given a reservation.
+    let mut e = Engine::new(&config(100, 100));
+    let a = dora(&mut e, 1, 0);
+    e.set_reservations(HashMap::from([(mac(1), Ipv4Addr::new(10, 77, 0, 30))]));
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = a;
+    let Decision::Nak { freed, .. } = run(&mut e, &renew, 20) else {
+        panic!("a NAK for the reserved client")
+    };
+    assert_eq!(freed.map(|l| (l.ip, l.expires)), Some((a, 20)));
+    assert_eq!(offer(&mut e, 2, 21), Some(a));
 }
 
 #[test]
@@ -172,7 +214,7 @@ fn offers_expire_after_the_hold() {
     assert_eq!(offer(&mut e, 2, 29), None);
     assert_eq!(offer(&mut e, 2, 30), Some(ip));
     // Client 1 now selecting its stale offer is refused.
-    assert!(matches!(select(&mut e, 1, ip, 31), Decision::Nak(_)));
+    assert!(matches!(select(&mut e, 1, ip, 31), Decision::Nak { .. }));
 }
 
 #[test]
@@ -236,12 +278,12 @@ fn reservations_win_and_are_kept_from_others() {
     let mut steal = req(Kind::Request, 2);
     steal.requested_ip = Some(fixed);
     steal.server_id = Some(SERVER);
-    assert!(matches!(run(&mut e, &steal, 1), Decision::Nak(_)));
+    assert!(matches!(run(&mut e, &steal, 1), Decision::Nak { .. }));
     // A client with a dynamic lease that gains a reservation is moved on its next reboot.
     e.set_reservations(HashMap::from([(mac(1), Ipv4Addr::new(10, 77, 0, 30))]));
     let mut reboot = req(Kind::Request, 1);
     reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 101));
-    assert!(matches!(run(&mut e, &reboot, 2), Decision::Nak(_)));
+    assert!(matches!(run(&mut e, &reboot, 2), Decision::Nak { .. }));
     assert_eq!(dora(&mut e, 1, 3), Ipv4Addr::new(10, 77, 0, 30));
 }
 
@@ -265,7 +307,7 @@ fn the_servers_own_addresses_are_never_handed_out() {
     let mut ask = req(Kind::Discover, 2);
     ask.requested_ip = Some(SERVER);
     assert_eq!(run(&mut e, &ask, 0), Decision::Exhausted);
-    assert!(matches!(select(&mut e, 2, SERVER, 0), Decision::Nak(_)));
+    assert!(matches!(select(&mut e, 2, SERVER, 0), Decision::Nak { .. }));
     e.set_reservations(HashMap::from([(mac(2), SERVER)]));
     assert_eq!(run(&mut e, &req(Kind::Discover, 2), 0), Decision::Exhausted);
 }
@@ -281,7 +323,7 @@ fn a_stored_lease_on_an_own_address_is_not_renewed() {
     e2.set_own_addresses(HashSet::from([SERVER]));
     let mut renew = req(Kind::Request, 1);
     renew.ciaddr = ip;
-    assert!(matches!(run(&mut e2, &renew, 10), Decision::Nak(_)));
+    assert!(matches!(run(&mut e2, &renew, 10), Decision::Nak { .. }));
     assert_eq!(offer(&mut e2, 1, 11), Some(Ipv4Addr::new(10, 77, 0, 2)));
 }
 
@@ -302,7 +344,7 @@ fn a_forward_clock_step_does_not_free_running_leases() {
     );
     let mut steal = req(Kind::Request, 2);
     steal.requested_ip = Some(a);
-    assert!(matches!(run(&mut e, &steal, now), Decision::Nak(_)));
+    assert!(matches!(run(&mut e, &steal, now), Decision::Nak { .. }));
     // The moved lease is stored again, so that a restart does not undo the move.
     assert_eq!(moved.len(), 1);
     assert_eq!((moved[0].ip, moved[0].expires), (a, 1_600 + 7_200));
@@ -500,6 +542,11 @@ proptest! {
                     prop_assert!((100..=104).contains(&lease.ip.octets()[3]));
                     held.insert(lease.ip, (client, lease.expires));
                     bound.insert(client, lease.ip);
+                }
+                Decision::Nak { freed: Some(lease), .. } => {
+                    prop_assert_eq!(held.get(&lease.ip).map(|h| h.0), Some(client));
+                    held.remove(&lease.ip);
+                    bound.remove(&client);
                 }
                 Decision::Write(lease) => {
                     held.remove(&lease.ip);
