@@ -289,6 +289,39 @@ fn a_nak_ends_the_lease_the_client_held() {
     assert_eq!((ack.msg_type, ack.yiaddr), (ACK, only));
 }
 
+/// Nothing watches the clock while the daemon is stopped: a clock that went back meanwhile
+/// leaves stored lease ends far ahead. At start they are shortened to one lease time from now,
+/// and stored so.
+#[test]
+fn stored_leases_far_ahead_are_shortened_at_start() {
+    let mut d = Daemon::start_with(DHCP);
+    let (_, ack) = relay(&d).dora(mac(50), 0x7001, &[]).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    d.stop();
+    // The clock going back a year while stopped, as the daemon will see it: ends a year ahead.
+    let year = 365 * 86_400;
+    let store = edgeprov::store::Store::open(&d.data_dir().join("edgeprov.redb")).unwrap();
+    let mut lease = store.list_leases().unwrap();
+    assert_eq!(lease.len(), 1);
+    lease[0].starts += year;
+    lease[0].expires += year;
+    store.put_leases(&lease).unwrap();
+    drop(store);
+
+    let d = d.restart();
+    let now = edgeprov::model::now_unix();
+    let stored = api(&d, &format!("/dhcp/leases?ip={}", ack.yiaddr));
+    let (starts, expires) = (
+        stored[0]["starts"].as_i64().unwrap(),
+        stored[0]["expires"].as_i64().unwrap(),
+    );
+    assert_eq!(stored[0]["state"], "bound", "{stored}");
+    assert!(
+        (now - 60..=now).contains(&starts) && (now + 3_540..=now + 3_600).contains(&expires),
+        "one lease time (3600 s) from the start at {now}: {stored}"
+    );
+}
+
 #[test]
 fn the_server_never_leases_its_own_address() {
     let d = Daemon::start_with(

@@ -195,9 +195,30 @@ impl Engine {
         moved
     }
 
-    /// Takes in the stored leases at start: the latest lease of a client is its address.
-    pub fn load(&mut self, leases: Vec<Lease>) {
-        for lease in leases {
+    /// Takes in the stored leases at start (`now`: the wall clock then): the latest lease of a
+    /// client is its address. Returns the leases it had to shorten, which must be stored again.
+    ///
+    /// Nothing watched the clock while the daemon was stopped. A clock that went back meanwhile
+    /// (a box without a real-time clock boots at an old date, before NTP) would leave stored
+    /// ends far ahead: those leases would run for as long as the clock went back, and when NTP
+    /// then steps the clock forward, [`Engine::observe_clock`] would move them on by the whole
+    /// step again. So no stored lease runs past `now` plus the longest it may run: its
+    /// subnet's lease time (the longest of all subnets for an address in none), the decline
+    /// quarantine, and nothing for a released one. A clock that went forward meanwhile cannot
+    /// be told from the downtime it shows, so those leases end as it says; each ended lease
+    /// still is its client's address, handed back when the client renews or reboots, and
+    /// reclaimed for others only after every never-used address.
+    pub fn load(&mut self, leases: Vec<Lease>, now: i64) -> Vec<Lease> {
+        let mut shortened = Vec::new();
+        for mut lease in leases {
+            if let Some(most) = self.longest(&lease) {
+                let limit = now.saturating_add(most);
+                if lease.expires > limit || lease.starts > now {
+                    lease.expires = lease.expires.min(limit);
+                    lease.starts = lease.starts.min(now);
+                    shortened.push(lease.clone());
+                }
+            }
             let ip = lease.ip;
             self.by_expiry.insert((lease.expires, u32::from(ip)));
             if lease.state != LeaseState::Declined {
@@ -212,6 +233,23 @@ impl Engine {
                 }
             }
             self.leases.insert(ip, lease);
+        }
+        shortened
+    }
+
+    /// The longest a stored lease may still run from now, in seconds; `None` when no subnet
+    /// is configured to say.
+    fn longest(&self, lease: &Lease) -> Option<i64> {
+        match lease.state {
+            LeaseState::Released | LeaseState::Expired => Some(0),
+            LeaseState::Declined => Some(self.decline_secs),
+            LeaseState::Offered => Some(self.offer_hold),
+            LeaseState::Bound => self
+                .pools
+                .iter()
+                .find(|p| p.net.contains(&lease.ip))
+                .or_else(|| self.pools.iter().max_by_key(|p| p.lease_secs))
+                .map(|p| p.lease_secs),
         }
     }
 

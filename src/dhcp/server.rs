@@ -307,7 +307,18 @@ impl Server {
         .await
         .map_err(|e| DhcpError::Task(e.to_string()))??;
         tracing::info!(leases = leases.len(), "DHCP leases loaded");
-        engine.load(leases);
+        let shortened = engine.load(leases, now_unix());
+        if !shortened.is_empty() {
+            tracing::warn!(
+                leases = shortened.len(),
+                "stored DHCP leases ran further ahead than a lease may (the clock went back while \
+                 stopped): each now ends at most one lease time from now"
+            );
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.put_leases(&shortened))
+                .await
+                .map_err(|e| DhcpError::Task(e.to_string()))??;
+        }
         let listen_ip = match config.listen {
             SocketAddr::V4(a) => *a.ip(),
             SocketAddr::V6(_) => Ipv4Addr::UNSPECIFIED,

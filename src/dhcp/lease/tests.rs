@@ -319,7 +319,7 @@ fn a_stored_lease_on_an_own_address_is_not_renewed() {
     let ip = dora(&mut e, 1, 0);
     assert_eq!(ip, SERVER);
     let mut e2 = Engine::new(&config(1, 3));
-    e2.load(vec![e.lease(ip).unwrap().clone()]);
+    e2.load(vec![e.lease(ip).unwrap().clone()], 0);
     e2.set_own_addresses(HashSet::from([SERVER]));
     let mut renew = req(Kind::Request, 1);
     renew.ciaddr = ip;
@@ -365,6 +365,66 @@ fn a_backward_step_keeps_the_time_left_and_drift_is_no_step() {
     assert_eq!((step, moved[0].expires), (-3_600, 10_600 - 3_600));
     assert_eq!(offer(&mut e, 2, 10_599 - 3_600), None);
     assert_eq!(offer(&mut e, 2, 10_600 - 3_600), Some(a));
+}
+
+/// The clock went back while the daemon was stopped (a box without a real-time clock boots at
+/// an old date), then NTP steps it forward while serving: every lease still ends at most one
+/// lease time after the real time, not years later.
+#[test]
+fn stored_leases_run_at_most_one_lease_time_from_load() {
+    let real = 1_800_000_000;
+    let mut e = Engine::new(&config(100, 101));
+    let a = dora(&mut e, 1, real);
+    let b = dora(&mut e, 2, real);
+    let mut dec = req(Kind::Decline, 2);
+    dec.requested_ip = Some(b);
+    assert!(matches!(run(&mut e, &dec, real), Decision::Write(_)));
+    let stored = vec![e.lease(a).unwrap().clone(), e.lease(b).unwrap().clone()];
+
+    let boot = 1_000;
+    let mut e = Engine::new(&config(100, 101));
+    let mut shortened = e.load(stored.clone(), boot);
+    shortened.sort_by_key(|l| l.ip);
+    let ends: Vec<_> = shortened
+        .iter()
+        .map(|l| (l.ip, l.state, l.starts, l.expires))
+        .collect();
+    assert_eq!(
+        ends,
+        vec![
+            (a, LeaseState::Bound, boot, boot + 600),
+            (b, LeaseState::Declined, boot, boot + 1000),
+        ],
+        "shortened to a lease time (and the quarantine) from now, to be stored again"
+    );
+    // Still held: nobody else gets either address.
+    assert_eq!(offer(&mut e, 3, boot + 1), None);
+    // NTP steps the clock to the real time: the lease ends one lease time after it.
+    assert_eq!(e.observe_clock(boot + 2, 0), None);
+    let (_, moved) = e.observe_clock(real + 12, 10).expect("a step");
+    assert!(
+        moved.iter().all(|l| l.expires <= real + 1_000 + 12),
+        "{moved:?}"
+    );
+    assert_eq!(
+        e.lease(a).unwrap().expires,
+        real + 600,
+        "598 s left at 1002, 10 s passed"
+    );
+    assert_eq!(offer(&mut e, 3, real + 599), None);
+    assert_eq!(offer(&mut e, 3, real + 600), Some(a));
+
+    // A clock that went forward while stopped cannot be told from real downtime: the lease is
+    // over, and nothing is rewritten, but it is still its client's address on reboot.
+    let mut e = Engine::new(&config(100, 101));
+    let later = real + 86_400;
+    assert!(e.load(stored, later).is_empty());
+    let mut reboot = req(Kind::Request, 1);
+    reboot.requested_ip = Some(a);
+    let Decision::Ack { lease, .. } = run(&mut e, &reboot, later) else {
+        panic!("the client's own address back")
+    };
+    assert_eq!((lease.ip, lease.expires), (a, later + 600));
 }
 
 #[test]
@@ -446,7 +506,7 @@ fn a_restart_keeps_bindings() {
         }
     }
     let mut e2 = Engine::new(&config(100, 102));
-    e2.load(written.clone());
+    e2.load(written.clone(), 1);
     assert_eq!(
         run(&mut e2, &req(Kind::Discover, 9), 1),
         Decision::Exhausted
