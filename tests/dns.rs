@@ -585,6 +585,44 @@ async fn tcp_connections_are_capped_per_client_and_in_total() {
     );
 }
 
+/// Bounding connections does not bound queries: one client's queries over TCP, over all its
+/// connections, are held to `rate_limit` per second by making their answers wait, and another
+/// client is not slowed by it.
+#[tokio::test]
+async fn tcp_queries_are_paced_per_client() {
+    let d = Daemon::start_with(&zone("allow_from = [\"127.0.0.0/29\"]\nrate_limit = 10"));
+    let server = d.dns.unwrap();
+    let mut conns = [
+        connect_from("127.0.0.1", server).await,
+        connect_from("127.0.0.1", server).await,
+    ];
+    // 30 queries: the first 10 at once (one second's burst), the other 20 at 10 a second.
+    let started = Instant::now();
+    for i in 0..30 {
+        let m = ask_over(&mut conns[i % 2], "sip.prov.example.lan.").await;
+        assert_eq!(m.answers.len(), 1, "query {i} answered in full");
+    }
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_millis(1_700)..Duration::from_secs(10)).contains(&took),
+        "30 queries at 10/s with a burst of 10 took {took:?}"
+    );
+    let other = Instant::now();
+    let mut third = connect_from("127.0.0.2", server).await;
+    for _ in 0..5 {
+        ask_over(&mut third, "sip.prov.example.lan.").await;
+    }
+    assert!(
+        other.elapsed() < Duration::from_millis(500),
+        "another client"
+    );
+    let metrics = d.metrics().await;
+    assert!(
+        metric(&metrics, "edgeprov_dns_rate_limited_total") >= 19,
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn idle_tcp_connections_from_strangers_do_not_starve_the_phone_listener() {
     let d = Daemon::start_with(&zone("allow_from = [\"10.0.0.0/8\"]"));

@@ -54,7 +54,9 @@ pub struct DnsConfig {
     /// Responses per second allowed to one client over UDP, so the box cannot be used to
     /// amplify traffic at a spoofed victim. A client inside `allow_from` is one address (an
     /// IPv6 /64), so a boot storm on a voice VLAN's /24 is not one client; any other source is
-    /// its whole /24 (IPv4) or /56 (IPv6). 0 turns it off.
+    /// its whole /24 (IPv4) or /56 (IPv6). Over TCP the same number of queries per second per
+    /// client, over all its connections: beyond it each answer waits (TCP is not spoofed, so
+    /// it is slowed rather than dropped). 0 turns both off.
     pub rate_limit: u32,
     /// Forwarded answers kept in the cache (entries).
     pub cache_size: usize,

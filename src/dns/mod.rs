@@ -68,6 +68,7 @@ pub async fn serve(
         tcp::Admission::new(
             config.tcp_max_connections,
             config.tcp_connections_per_client,
+            config.rate_limit,
         ),
         Duration::from_millis(config.tcp_timeout_ms),
         stop,

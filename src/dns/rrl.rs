@@ -11,10 +11,14 @@
 //! below it. Sources outside `allow_from` only ever get REFUSED, so there the aggregate stays:
 //! an attacker spoofing many addresses of one victim network is still held to one bucket.
 //! Allowed sources are limited rather than exempt, so one looping phone cannot take the loop.
+//!
+//! Over TCP ([`RateLimiter::pace`]) the same buckets hold back queries instead: the source is
+//! proven by the handshake and an answer amplifies nothing, so a client over the limit is made
+//! to wait for its answers rather than losing them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Buckets kept at most; past this, full (idle) buckets are dropped first.
 const MAX_BUCKETS: usize = 65_536;
@@ -77,6 +81,41 @@ impl RateLimiter {
         if self.rate == 0.0 {
             return Verdict::Answer;
         }
+        let bucket = self.refilled(ip, allowed, now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Verdict::Answer;
+        }
+        bucket.limited = bucket.limited.wrapping_add(1);
+        if bucket.limited % 2 == 1 {
+            Verdict::Slip
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// How long a query from `ip` must wait before it is answered: zero within the limit.
+    /// The query takes its token at once, on credit when there is none, so queries waiting on
+    /// several connections of one client are answered `rate` per second between them, in the
+    /// order they came. The credit is bounded by the queries a client can have waiting: one
+    /// per connection.
+    pub fn pace(&mut self, ip: IpAddr, allowed: bool, now: Instant) -> Duration {
+        if self.rate == 0.0 {
+            return Duration::ZERO;
+        }
+        let rate = self.rate;
+        let bucket = self.refilled(ip, allowed, now);
+        bucket.tokens -= 1.0;
+        if bucket.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-bucket.tokens / rate)
+        }
+    }
+
+    /// The bucket of `ip` topped up for the time since its last use, dropping idle buckets
+    /// first when there are too many.
+    fn refilled(&mut self, ip: IpAddr, allowed: bool, now: Instant) -> &mut Bucket {
         if self.buckets.len() >= MAX_BUCKETS {
             let rate = self.rate;
             self.buckets.retain(|_, b| {
@@ -94,23 +133,13 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.rate);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Verdict::Answer;
-        }
-        bucket.limited = bucket.limited.wrapping_add(1);
-        if bucket.limited % 2 == 1 {
-            Verdict::Slip
-        } else {
-            Verdict::Drop
-        }
+        bucket
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn limits_per_network_and_refills() {
@@ -129,6 +158,30 @@ mod tests {
             rl.check(a, false, t0 + Duration::from_millis(200)),
             Verdict::Answer
         );
+    }
+
+    #[test]
+    fn pacing_delays_past_the_limit_and_refills() {
+        let mut rl = RateLimiter::new(10);
+        let t0 = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(rl.pace(a, true, t0), Duration::ZERO);
+        }
+        // Each further query waits a tenth of a second longer than the one before.
+        let waits: Vec<_> = (0..3).map(|_| rl.pace(a, true, t0).as_millis()).collect();
+        assert_eq!(waits, vec![100, 200, 300]);
+        assert_eq!(
+            rl.pace("10.0.0.2".parse().unwrap(), true, t0),
+            Duration::ZERO,
+            "another client"
+        );
+        // Once the waits are over and a second more has passed, the burst is back.
+        assert_eq!(
+            rl.pace(a, true, t0 + Duration::from_millis(1_300)),
+            Duration::ZERO
+        );
+        assert!(RateLimiter::new(0).pace(a, true, t0).is_zero());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub struct Stats {
     pub upstream_failures: AtomicU64,
     /// Not answered: refused by `allow_from`, unparseable, or too many in flight.
     pub dropped: AtomicU64,
-    /// Held back by response-rate limiting (slipped or dropped).
+    /// Held back by rate limiting: over UDP slipped or dropped, over TCP delayed.
     pub rate_limited: AtomicU64,
     /// TCP connections closed as soon as accepted: the source is outside `allow_from`, or over
     /// `tcp_max_connections` / `tcp_connections_per_client`.

@@ -12,12 +12,19 @@
 //! Over the cap a connection is closed rather than left waiting in the listen queue (as the
 //! phone listener does): a DNS client that gets a close falls back to its next server at once,
 //! while one left queued waits out its own timeout, and a closed socket costs nothing to keep.
+//!
+//! Bounding connections does not bound queries: one connection can carry any number. A client's
+//! queries over all its connections are paced to `dns.rate_limit` per second (the UDP limit,
+//! counted per client the same way): past it each query waits for its answer, and the client
+//! cannot make the responder (or the upstream it forwards to) do more. Waiting, not closing: a
+//! resolver that batches a burst over TCP loses nothing, and a connection that waits holds
+//! only the descriptor it was already admitted with.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::handler::Responder;
 use super::respond::encode;
+use super::rrl::RateLimiter;
 use super::stats::Stats;
 
 /// How long the accept loop pauses after the process ran out of descriptors (EMFILE/ENFILE) or
@@ -38,6 +46,8 @@ pub struct Admission {
     max: usize,
     per_client: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// Queries per second per client, over all of its connections.
+    queries: Mutex<RateLimiter>,
 }
 
 /// Why an accepted connection was closed at once.
@@ -87,13 +97,24 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 impl Admission {
-    pub fn new(max: usize, per_client: usize) -> Arc<Admission> {
+    /// `rate`: queries per second per client (0: unlimited).
+    pub fn new(max: usize, per_client: usize, rate: u32) -> Arc<Admission> {
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(max)),
             max,
             per_client,
             open: Mutex::new(HashMap::new()),
+            queries: Mutex::new(RateLimiter::new(rate)),
         })
+    }
+
+    /// How long the query just read from `peer` waits before it is answered. Every admitted
+    /// source is inside `allow_from`, so it is counted as one address (an IPv6 /64).
+    fn pace(&self, peer: IpAddr, now: Instant) -> Duration {
+        self.queries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pace(peer, true, now)
     }
 
     /// Admits a connection from `peer` (`allowed`: inside `allow_from`), or says why not.
@@ -196,22 +217,24 @@ async fn accept_loop(
                 continue;
             }
         };
-        let (responder, stop) = (responder.clone(), stop.clone());
+        let (responder, admission, stop) = (responder.clone(), admission.clone(), stop.clone());
         tokio::spawn(async move {
             let _ticket = ticket;
-            if let Err(e) = connection(tcp, peer, &responder, idle, stop).await {
+            if let Err(e) = connection(tcp, peer, &responder, &admission, idle, stop).await {
                 tracing::debug!(%peer, error = %e, "DNS TCP connection ended with an error");
             }
         });
     }
 }
 
-/// Serves one connection: length-prefixed messages answered in order, until the peer closes,
-/// sends something that is not a query, stays idle for `idle`, or the service stops.
+/// Serves one connection: length-prefixed messages answered in order, each after the wait its
+/// client's rate asks for, until the peer closes, sends something that is not a query, stays
+/// idle for `idle`, or the service stops.
 async fn connection(
     mut tcp: TcpStream,
     peer: SocketAddr,
     responder: &Responder,
+    admission: &Admission,
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
@@ -225,6 +248,14 @@ async fn connection(
             Err(_) | Ok(Ok(false)) => return Ok(()),
             Ok(Err(e)) => return Err(e),
             Ok(Ok(true)) => {}
+        }
+        let wait = admission.pace(peer.ip(), Instant::now());
+        if !wait.is_zero() {
+            Stats::count(&responder.stats.rate_limited);
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
         // Garbage ends the connection: there is no message ID to answer it under.
         let Ok(req) = Message::from_vec(&buf) else {
@@ -270,7 +301,7 @@ mod tests {
 
     #[test]
     fn disallowed_sources_are_refused_before_counting() {
-        let a = Admission::new(1, 1);
+        let a = Admission::new(1, 1, 0);
         assert_eq!(
             a.admit(ip("192.0.2.1"), false).err(),
             Some(Refusal::NotAllowed)
@@ -280,7 +311,7 @@ mod tests {
 
     #[test]
     fn caps_per_client_and_in_total_and_frees_on_drop() {
-        let a = Admission::new(3, 2);
+        let a = Admission::new(3, 2, 0);
         let one = a.admit(ip("10.0.0.1"), true).unwrap();
         let _two = a.admit(ip("10.0.0.1"), true).unwrap();
         assert_eq!(
@@ -300,7 +331,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_per_64_and_mapped_v4_as_v4() {
-        let a = Admission::new(10, 1);
+        let a = Admission::new(10, 1, 0);
         let _x = a.admit(ip("2001:db8::1"), true).unwrap();
         assert_eq!(
             a.admit(ip("2001:db8::2"), true).err(),
