@@ -202,9 +202,10 @@ impl Engine {
     /// (a box without a real-time clock boots at an old date, before NTP) would leave stored
     /// ends far ahead: those leases would run for as long as the clock went back, and when NTP
     /// then steps the clock forward, [`Engine::observe_clock`] would move them on by the whole
-    /// step again. So no stored lease runs past `now` plus the longest it may run: its
-    /// subnet's lease time (the longest of all subnets for an address in none), the decline
-    /// quarantine, and nothing for a released one. A clock that went forward meanwhile cannot
+    /// step again. So no stored lease runs past `now` plus the longest it may run: the lease
+    /// time its last ACK gave (not the subnet's current one, which may have been lowered since:
+    /// shortening a lease below what its client was told would let its address go to a second
+    /// client), the decline quarantine, and nothing for a released one. A clock that went forward meanwhile cannot
     /// be told from the downtime it shows, so those leases end as it says; each ended lease
     /// still is its client's address, handed back when the client renews or reboots, and
     /// reclaimed for others only after every never-used address.
@@ -237,13 +238,15 @@ impl Engine {
         shortened
     }
 
-    /// The longest a stored lease may still run from now, in seconds; `None` when no subnet
-    /// is configured to say.
+    /// The longest a stored lease may still run from now, in seconds. For a bound lease of a
+    /// version that did not record what it was given: its subnet's lease time (the longest of
+    /// all for an address in none), `None` when no subnet is configured.
     fn longest(&self, lease: &Lease) -> Option<i64> {
         match lease.state {
             LeaseState::Released | LeaseState::Expired => Some(0),
             LeaseState::Declined => Some(self.decline_secs),
             LeaseState::Offered => Some(self.offer_hold),
+            LeaseState::Bound if lease.granted > 0 => Some(i64::from(lease.granted)),
             LeaseState::Bound => self
                 .pools
                 .iter()
@@ -471,6 +474,7 @@ impl Engine {
             state,
             starts,
             expires,
+            granted: 0,
         }
     }
 
@@ -622,13 +626,9 @@ impl Engine {
             }
             _ => now,
         };
-        let lease = self.record(
-            req,
-            ip,
-            LeaseState::Bound,
-            starts,
-            now + self.pools[subnet].lease_secs,
-        );
+        let secs = self.pools[subnet].lease_secs;
+        let mut lease = self.record(req, ip, LeaseState::Bound, starts, now + secs);
+        lease.granted = u32::try_from(secs).unwrap_or(u32::MAX);
         self.put(lease.clone(), now);
         Decision::Ack { subnet, lease }
     }

@@ -639,6 +639,7 @@ mod tests {
             state,
             starts: 0,
             expires: 0,
+            granted: 0,
         };
         let batch = [
             mk(crate::model::LeaseState::Bound),

@@ -63,6 +63,11 @@ pub struct Lease {
     /// For a bound lease its end; for a declined address the end of its quarantine; for a
     /// released one the moment it was released.
     pub expires: i64,
+    /// Seconds the last ACK gave a bound lease: the longest it may still run, whatever the
+    /// clock did while the daemon was stopped (see `dhcp::lease::Engine::load`). 0 when not
+    /// known (other states, and records written before it was kept).
+    #[serde(default)]
+    pub granted: u32,
 }
 
 impl Lease {

@@ -52,6 +52,7 @@ mod tests {
             state: LeaseState::Bound,
             starts: 1,
             expires: 2,
+            granted: 1,
         };
         {
             let store = Store::open(&path).unwrap();

@@ -414,6 +414,20 @@ fn stored_leases_run_at_most_one_lease_time_from_load() {
     assert_eq!(offer(&mut e, 3, real + 599), None);
     assert_eq!(offer(&mut e, 3, real + 600), Some(a));
 
+    // The subnet's lease time lowered since: a lease keeps what its ACK gave (600 s), or its
+    // address could go to a second client before the holder renews.
+    let mut lowered = config(100, 101);
+    lowered.subnets[0].lease_seconds = 60;
+    let mut e = Engine::new(&lowered);
+    assert!(e.load(stored.clone(), real + 10).is_empty());
+    assert_eq!(offer(&mut e, 3, real + 599), None);
+    // A record of a version that kept no granted time: the subnet's lease time bounds it.
+    let mut e = Engine::new(&lowered);
+    let mut unknown = stored[0].clone();
+    unknown.granted = 0;
+    let shortened = e.load(vec![unknown], boot);
+    assert_eq!(shortened[0].expires, boot + 60);
+
     // A clock that went forward while stopped cannot be told from real downtime: the lease is
     // over, and nothing is rewritten, but it is still its client's address on reboot.
     let mut e = Engine::new(&config(100, 101));
