@@ -166,7 +166,7 @@ async fn avaya_yealink_and_poly_boot() {
     assert_eq!(r.status, 401);
 }
 
-/// A Yealink family with a three-digit number (T43U/T46U/T48U are 108): a phone that is not in
+/// A Yealink family with a three-digit number (a T46U's is 108): a phone that is not in
 /// the inventory still gets its family's common file, named with twelve digits, from the boot
 /// file and by name.
 #[tokio::test]
@@ -207,6 +207,20 @@ async fn a_three_digit_yealink_family_gets_its_common_file() {
     .text();
     assert!(
         boot.contains("include:config \"y000000000065.cfg\"\n"),
+        "{boot}"
+    );
+    // So does a T31P, which runs the T3x firmware 124 but reads y000000000123.cfg.
+    let ua = "Yealink SIP-T31P 124.86.0.40 00:15:65:bb:cc:03";
+    let boot = send(
+        d.https,
+        client_config(&d.ca_pem(), None),
+        get("/y000000000000.boot", ua),
+    )
+    .await
+    .unwrap()
+    .text();
+    assert!(
+        boot.contains("include:config \"y000000000123.cfg\"\n"),
         "{boot}"
     );
 }

@@ -9,10 +9,24 @@ use crate::settings::vocab::{Native, to_native};
 
 const VERSION: &str = "#!version:1.0.0.1\n";
 
-/// The firmware family number of a Yealink model, which names its common file (`y` and the
-/// number zero-padded to twelve digits, see [`common_name`]).
-/// It is usually also the first part of the model's firmware version (`28.72.0.1` on a T46G),
-/// but not always: see [`family_of_requester`].
+/// The family number of a Yealink model's common file (`y` and the number zero-padded to
+/// twelve digits, see [`common_name`]).
+/// It is often also the first part of the model's firmware version (`28.72.0.1` on a T46G),
+/// but not always: a T31P runs firmware `124.x` and reads `y000000000123.cfg`, a T48U runs
+/// `108.x` and reads `y000000000109.cfg` (see [`family_of_requester`]).
+///
+/// Only models whose common file a public source names are listed; any other model falls
+/// back to its firmware's family. Sources, each a directory of common-file templates per model
+/// or a model-to-file table of a provisioning project:
+/// - FusionPBX, `resources/templates/provision/yealink/<model>/y0000000000NN.cfg`
+///   (github.com/fusionpbx/fusionpbx): T23G/T23P 44, T27G 69, T27P 45, T29G 46, T31G 123,
+///   T33G 124, T34W 171, T31W 172, T40G 76, T40P 54, T42U 116, T43U 107, T46U 108, T48U 109,
+///   T53/T53W 95, T54W 96, T57W 97, T58W 150, CP920 78, CP925 148, CP960 73, CP965 143;
+/// - Wazo's Yealink provd plugin, `plugins/xivo-yealink/v85/entry.py` and its successors
+///   (github.com/wazo-platform/wazo-provd-plugins): T4xS 65 to 68 with firmware 66, the T3x
+///   files 123, 124 and 127 with firmware 124, CP960 73, W60B 77;
+/// - a FreePBX endpoint module's model table and a Perl provisioning script, both public: T30
+///   and T30P 127, T31, T31P and T31G 123, T33P and T33G 124 (the same numbers as above).
 pub fn family_of_model(model: &str) -> Option<u32> {
     let m = model.to_ascii_uppercase();
     let m = m.strip_prefix("SIP-").unwrap_or(&m);
@@ -24,20 +38,33 @@ pub fn family_of_model(model: &str) -> Option<u32> {
         "T23G" | "T23P" => 44,
         "T27P" => 45,
         "T29G" => 46,
+        "T40P" => 54,
         "T48S" => 65,
         "T46S" => 66,
         "T42S" => 67,
         "T41S" => 68,
         "T27G" => 69,
         "T54S" => 70,
+        "CP960" => 73,
         "T52S" => 74,
+        "T40G" => 76,
         "W60B" => 77,
         "CP920" => 78,
         "T53" | "T53W" => 95,
         "T54W" => 96,
         "T57W" => 97,
-        "T43U" | "T46U" | "T48U" => 108,
-        "T31P" | "T31G" | "T33G" => 124,
+        "T43U" => 107,
+        "T46U" => 108,
+        "T48U" => 109,
+        "T42U" => 116,
+        "T31" | "T31P" | "T31G" => 123,
+        "T33P" | "T33G" => 124,
+        "T30" | "T30P" => 127,
+        "CP965" => 143,
+        "CP925" => 148,
+        "T58W" => 150,
+        "T34W" => 171,
+        "T31W" => 172,
         _ => return None,
     })
 }
@@ -149,9 +176,20 @@ mod tests {
         assert_eq!(family_of_firmware("1000.1"), None);
         for (model, code) in [
             ("SIP-T46U", 108),
-            ("T43U", 108),
-            ("T48U", 108),
+            ("T43U", 107),
+            ("T48U", 109),
+            ("T42U", 116),
             ("T33G", 124),
+            ("T33P", 124),
+            ("T31", 123),
+            ("T31P", 123),
+            ("SIP-T31G", 123),
+            ("T30P", 127),
+            ("T53", 95),
+            ("T53W", 95),
+            ("T54W", 96),
+            ("T57W", 97),
+            ("T58W", 150),
         ] {
             assert_eq!(family_of_model(model), Some(code), "{model}");
         }
@@ -166,6 +204,11 @@ mod tests {
             own.contains("include:config \"y000000000124.cfg\"\n"),
             "{own}"
         );
+        let own = String::from_utf8(boot(Some(mac), family_of_model("T31P"))).unwrap();
+        assert!(
+            own.contains("include:config \"y000000000123.cfg\"\n"),
+            "{own}"
+        );
     }
 
     #[test]
@@ -178,6 +221,10 @@ mod tests {
         assert_eq!(family_of_requester(&who("T48S", "66.86.0.15")), Some(65));
         assert_eq!(family_of_requester(&who("T46S", "66.86.0.15")), Some(66));
         assert_eq!(family_of_requester(&who("T58W", "150.86.0.5")), Some(150));
+        // Firmware 124 runs on the whole T3x range, whose models read three common files.
+        assert_eq!(family_of_requester(&who("T31P", "124.86.0.40")), Some(123));
+        assert_eq!(family_of_requester(&who("T30", "124.86.0.40")), Some(127));
+        assert_eq!(family_of_requester(&who("T48U", "108.86.0.45")), Some(109));
         assert_eq!(family_of_requester(&who("", "")), None);
     }
 
