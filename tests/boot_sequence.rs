@@ -263,6 +263,65 @@ async fn a_model_layer_reaches_only_that_model() {
     );
 }
 
+/// Models of one Yealink family read one common file, but each runs what its own policy says:
+/// the family file names an image only while the policies give every model of the family the
+/// same one, and a phone of the inventory gets its own model's in its `{mac}.cfg`.
+#[tokio::test]
+async fn each_yealink_model_gets_its_own_firmware() {
+    let d = Daemon::start();
+    let (t53, t53w) = ("001565aaa953", "001565aaa954");
+    d.add_device(json!({"mac": t53, "model": "T53"})).await;
+    d.add_device(json!({"mac": t53w, "model": "T53W"})).await;
+    for (file, models, version) in [
+        ("t5x.rom", json!(["T53", "T53W"]), "96.86.0.45"),
+        ("t53w.rom", json!(["T53W"]), "96.86.0.50"),
+    ] {
+        let (s, v) = d
+            .api(
+                "POST",
+                "/firmware/releases",
+                Some(json!({"file": file, "models": models, "version": version,
+                            "sha256": "ab".repeat(32)})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let url = |file: &str| format!("static.firmware.url = https://localhost/firmware/{file}\n");
+    let ids = (d.identity(t53).await, d.identity(t53w).await);
+    let files = || async {
+        let ua = "Yealink SIP-T53 96.86.0.45 00:15:65:aa:a9:53";
+        let family = fetch(&d, &ids.0, "/y000000000095.cfg", ua).await.text();
+        let own_t53 = fetch(&d, &ids.0, &format!("/{t53}.cfg"), ua).await.text();
+        let ua = "Yealink SIP-T53W 96.86.0.45 00:15:65:aa:a9:54";
+        let own_t53w = fetch(&d, &ids.1, &format!("/{t53w}.cfg"), ua).await.text();
+        (family, own_t53, own_t53w)
+    };
+    let policy = |body: serde_json::Value| async {
+        let (s, v) = d.api("PUT", "/firmware/policies/global", Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+    };
+
+    // Latest for both: the T53W has a newer image of its own.
+    let (family, own_t53, own_t53w) = files().await;
+    assert!(!family.contains("firmware.url"), "{family}");
+    assert!(own_t53.contains(&url("t5x.rom")), "{own_t53}");
+    assert!(own_t53w.contains(&url("t53w.rom")), "{own_t53w}");
+
+    // Both pinned to the shared image: the family file names it.
+    policy(json!({"T53W": "96.86.0.45"})).await;
+    let (family, own_t53, own_t53w) = files().await;
+    assert!(family.contains(&url("t5x.rom")), "{family}");
+    assert!(own_t53.contains(&url("t5x.rom")), "{own_t53}");
+    assert!(own_t53w.contains(&url("t5x.rom")), "{own_t53w}");
+
+    // The T53W set to off: no image reaches it, through either file.
+    policy(json!({"T53W": "off"})).await;
+    let (family, own_t53, own_t53w) = files().await;
+    assert!(!family.contains("firmware.url"), "{family}");
+    assert!(own_t53.contains(&url("t5x.rom")), "{own_t53}");
+    assert!(!own_t53w.contains("firmware.url"), "{own_t53w}");
+}
+
 /// The admin preview of a Yealink family file is what the phone gets, firmware URL included: a
 /// phone reaches the box at the URL DHCP gives it, and the preview names firmware there.
 #[tokio::test]

@@ -534,25 +534,27 @@ fn decide(loaded: &Loaded, who: &Requester) -> Option<Served> {
         });
     }
     let file = loaded.file.as_ref()?;
+    // Yealink files name the firmware URL (the family file, and a device's own `{mac}.cfg`
+    // for its model), so with a firmware base they get a copy of the shared data with the
+    // requester's.
+    let with_base;
+    let common = if loaded.firmware_base.is_empty() {
+        &loaded.common
+    } else {
+        let mut c = Common::clone(&loaded.common);
+        c.firmware_base.clone_from(&loaded.firmware_base);
+        with_base = c;
+        &with_base
+    };
     match file_device(file) {
         Some(mac) => Some(Served {
-            rendered: render_device(file, loaded.target.as_ref()?, &loaded.common, who)?,
+            rendered: render_device(file, loaded.target.as_ref()?, common, who)?,
             device: Some(mac),
         }),
-        // Per-device files take nothing from the firmware base; common files may (Yealink's
-        // name the firmware URL), so they get a copy with the requester's.
-        None if loaded.firmware_base.is_empty() => Some(Served {
-            rendered: render_common(file, &loaded.common, who)?,
+        None => Some(Served {
+            rendered: render_common(file, common, who)?,
             device: None,
         }),
-        None => {
-            let mut common = Common::clone(&loaded.common);
-            common.firmware_base.clone_from(&loaded.firmware_base);
-            Some(Served {
-                rendered: render_common(file, &common, who)?,
-                device: None,
-            })
-        }
     }
 }
 

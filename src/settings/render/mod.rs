@@ -157,7 +157,9 @@ pub fn render_device(
                 carries_secret: false,
             });
         }
-        (FileName::DeviceCfg(_), Vendor::Yealink) => yealink::cfg(&native),
+        (FileName::DeviceCfg(_), Vendor::Yealink) => {
+            yealink::cfg(&native, &ctx.device.model, common)
+        }
         (FileName::DeviceCfg(_), Vendor::Poly) => {
             return Some(Rendered {
                 bytes: poly::master(),

@@ -9,11 +9,8 @@ use crate::settings::vocab::{Native, to_native};
 
 const VERSION: &str = "#!version:1.0.0.1\n";
 
-/// The family number of a Yealink model's common file (`y` and the number zero-padded to
-/// twelve digits, see [`common_name`]).
-/// It is often also the first part of the model's firmware version (`28.72.0.1` on a T46G),
-/// but not always: a T31P runs firmware `124.x` and reads `y000000000123.cfg`, a T48U runs
-/// `108.x` and reads `y000000000109.cfg` (see [`family_of_requester`]).
+/// Model → common-file family: the models [`family_of_model`] knows, and which models read
+/// each family file.
 ///
 /// Only models whose common file a public source names are listed; any other model falls
 /// back to its firmware's family. Sources, each a directory of common-file templates per model
@@ -27,46 +24,66 @@ const VERSION: &str = "#!version:1.0.0.1\n";
 ///   files 123, 124 and 127 with firmware 124, CP960 73, W60B 77;
 /// - a FreePBX endpoint module's model table and a Perl provisioning script, both public: T30
 ///   and T30P 127, T31, T31P and T31G 123, T33P and T33G 124 (the same numbers as above).
+const FAMILIES: &[(&str, u32)] = &[
+    ("T46G", 28),
+    ("T42G", 29),
+    ("T48G", 35),
+    ("T41P", 36),
+    ("T23G", 44),
+    ("T23P", 44),
+    ("T27P", 45),
+    ("T29G", 46),
+    ("T40P", 54),
+    ("T48S", 65),
+    ("T46S", 66),
+    ("T42S", 67),
+    ("T41S", 68),
+    ("T27G", 69),
+    ("T54S", 70),
+    ("CP960", 73),
+    ("T52S", 74),
+    ("T40G", 76),
+    ("W60B", 77),
+    ("CP920", 78),
+    ("T53", 95),
+    ("T53W", 95),
+    ("T54W", 96),
+    ("T57W", 97),
+    ("T43U", 107),
+    ("T46U", 108),
+    ("T48U", 109),
+    ("T42U", 116),
+    ("T31", 123),
+    ("T31P", 123),
+    ("T31G", 123),
+    ("T33P", 124),
+    ("T33G", 124),
+    ("T30", 127),
+    ("T30P", 127),
+    ("CP965", 143),
+    ("CP925", 148),
+    ("T58W", 150),
+    ("T34W", 171),
+    ("T31W", 172),
+];
+
+/// The family number of a Yealink model's common file (`y` and the number zero-padded to
+/// twelve digits, see [`common_name`]).
+/// It is often also the first part of the model's firmware version (`28.72.0.1` on a T46G),
+/// but not always: a T31P runs firmware `124.x` and reads `y000000000123.cfg`, a T48U runs
+/// `108.x` and reads `y000000000109.cfg` (see [`family_of_requester`]).
 pub fn family_of_model(model: &str) -> Option<u32> {
+    let m = bare_model(model);
+    FAMILIES
+        .iter()
+        .find(|(name, _)| *name == m)
+        .map(|(_, code)| *code)
+}
+
+/// A model's name as [`FAMILIES`] spells it: upper case, without the `SIP-` of User-Agents.
+fn bare_model(model: &str) -> String {
     let m = model.to_ascii_uppercase();
-    let m = m.strip_prefix("SIP-").unwrap_or(&m);
-    Some(match m {
-        "T46G" => 28,
-        "T42G" => 29,
-        "T48G" => 35,
-        "T41P" => 36,
-        "T23G" | "T23P" => 44,
-        "T27P" => 45,
-        "T29G" => 46,
-        "T40P" => 54,
-        "T48S" => 65,
-        "T46S" => 66,
-        "T42S" => 67,
-        "T41S" => 68,
-        "T27G" => 69,
-        "T54S" => 70,
-        "CP960" => 73,
-        "T52S" => 74,
-        "T40G" => 76,
-        "W60B" => 77,
-        "CP920" => 78,
-        "T53" | "T53W" => 95,
-        "T54W" => 96,
-        "T57W" => 97,
-        "T43U" => 107,
-        "T46U" => 108,
-        "T48U" => 109,
-        "T42U" => 116,
-        "T31" | "T31P" | "T31G" => 123,
-        "T33P" | "T33G" => 124,
-        "T30" | "T30P" => 127,
-        "CP965" => 143,
-        "CP925" => 148,
-        "T58W" => 150,
-        "T34W" => 171,
-        "T31W" => 172,
-        _ => return None,
-    })
+    m.strip_prefix("SIP-").map(str::to_string).unwrap_or(m)
 }
 
 /// The family number a firmware version starts with (`108` of `108.86.0.45`); numbers have
@@ -115,23 +132,52 @@ fn cfg_lines(out: &mut String, native: &Native) {
     }
 }
 
-/// The family's common file: global and site settings and the firmware the policy chooses for
-/// the family (an explicit `firmware.file` in the global or site layer wins).
+/// The firmware file of `model` (any case, with or without `SIP-`) the policies choose.
+fn firmware_of<'a>(model: &str, firmware: &'a BTreeMap<String, String>) -> Option<&'a String> {
+    let m = bare_model(model);
+    firmware
+        .iter()
+        .find(|(name, _)| bare_model(name) == m)
+        .map(|(_, file)| file)
+}
+
+/// The firmware file of family `code`'s common file: the one the policies choose for every
+/// model that reads the file (those [`FAMILIES`] lists for it, and any other model of the
+/// catalogue it gives the family), when they all get the same one; else none. The file is
+/// shared, so an image one model's policy chose there would reach a model pinned to another
+/// version, or set to `off`, too.
+fn family_firmware(code: u32, firmware: &BTreeMap<String, String>) -> Option<&String> {
+    let mut readers = FAMILIES
+        .iter()
+        .filter(|(_, c)| *c == code)
+        .map(|(name, _)| (*name).to_string())
+        .chain(
+            firmware
+                .keys()
+                .filter(|m| family_of_model(m) == Some(code))
+                .map(|m| bare_model(m)),
+        );
+    let first = firmware_of(&readers.next()?, firmware)?;
+    readers
+        .all(|m| firmware_of(&m, firmware) == Some(first))
+        .then_some(first)
+}
+
+/// The family's common file: global and site settings, and the firmware the policies choose
+/// when they choose the same for every model of the family ([`family_firmware`]; an explicit
+/// `firmware.file` in the global or site layer wins).
 ///
 /// Model layers are left out. Every model of a family reads this one file (a T53 and a T53W
 /// both read `y000000000095.cfg`) and the format has no conditionals, so a model layer here
 /// would reach the family's other models too. A model layer reaches a phone of the inventory
 /// through its own `{mac}.cfg`, which the boot file includes after this one; a phone not in the
-/// inventory gets no model layer.
+/// inventory gets no model layer. The same goes for firmware: a phone of the inventory gets its
+/// own model's in its `{mac}.cfg` ([`cfg`]).
 pub fn common_cfg(code: u32, common: &Common) -> Vec<u8> {
     let mut out = format!("{VERSION}## edgeprov AUTOGENERATED common settings\n");
     let mut native = Native::new();
     if !common.firmware_base.is_empty()
-        && let Some(file) = common
-            .firmware
-            .iter()
-            .find(|(model, _)| family_of_model(model) == Some(code))
-            .map(|(_, file)| file)
+        && let Some(file) = family_firmware(code, &common.firmware)
     {
         native.insert(
             "static.firmware.url".into(),
@@ -144,10 +190,21 @@ pub fn common_cfg(code: u32, common: &Common) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `{mac}.cfg`: the device's whole effective set, secrets included.
-pub fn cfg(native: &Native) -> Vec<u8> {
+/// `{mac}.cfg`: the device's whole effective set, secrets included, and the firmware the
+/// policies choose for its `model` (an explicit `firmware.file` in any layer wins). The family
+/// file names firmware only when the family's models agree ([`family_firmware`]), so this is
+/// where a phone of the inventory learns its own model's.
+pub fn cfg(native: &Native, model: &str, common: &Common) -> Vec<u8> {
     let mut out = format!("{VERSION}## edgeprov AUTOGENERATED device settings\n");
-    cfg_lines(&mut out, native);
+    let mut native = native.clone();
+    if !common.firmware_base.is_empty()
+        && let Some(file) = firmware_of(model, &common.firmware)
+    {
+        native
+            .entry("static.firmware.url".into())
+            .or_insert_with(|| format!("{}{file}", common.firmware_base));
+    }
+    cfg_lines(&mut out, &native);
     out.into_bytes()
 }
 
@@ -226,6 +283,36 @@ mod tests {
         assert_eq!(family_of_requester(&who("T30", "124.86.0.40")), Some(127));
         assert_eq!(family_of_requester(&who("T48U", "108.86.0.45")), Some(109));
         assert_eq!(family_of_requester(&who("", "")), None);
+    }
+
+    #[test]
+    fn a_devices_own_firmware_setting_wins_over_its_models_policy() {
+        let common = Common {
+            firmware: BTreeMap::from([("T46S".into(), "t46s.rom".into())]),
+            firmware_base: "https://box/firmware/".into(),
+            ..Common::default()
+        };
+        let own = parse_cfg(&cfg(&Native::new(), "SIP-T46S", &common));
+        assert_eq!(
+            own.get("static.firmware.url").map(String::as_str),
+            Some("https://box/firmware/t46s.rom")
+        );
+        let set = Native::from([(
+            "static.firmware.url".into(),
+            "http://elsewhere/x.rom".into(),
+        )]);
+        let own = parse_cfg(&cfg(&set, "T46S", &common));
+        assert_eq!(
+            own.get("static.firmware.url").map(String::as_str),
+            Some("http://elsewhere/x.rom")
+        );
+        let none = Common {
+            firmware_base: String::new(),
+            ..common
+        };
+        assert!(
+            !parse_cfg(&cfg(&Native::new(), "T46S", &none)).contains_key("static.firmware.url")
+        );
     }
 
     #[test]
