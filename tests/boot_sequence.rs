@@ -12,6 +12,8 @@ const POLY: &str = "0004f2123456";
 
 async fn site() -> Daemon {
     let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 201, "{v}");
     let patch = |layer: &str, body: serde_json::Value| {
         let d = &d;
         let layer = layer.to_string();

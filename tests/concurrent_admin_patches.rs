@@ -93,6 +93,8 @@ async fn concurrent_preference_patches_keep_both_fields() {
 #[tokio::test]
 async fn concurrent_parameter_patches_of_one_layer_keep_both() {
     let d = Daemon::start();
+    let (status, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(status, 201, "{v}");
     for round in 0..ROUNDS {
         let (a, b) = tokio::join!(
             d.api(

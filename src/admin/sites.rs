@@ -188,9 +188,9 @@ pub async fn update(
     ))
 }
 
-/// Removes a site with no devices, with its parameter layer and its firmware policies; when
-/// it had policies, the firmware snapshot is reloaded before the answer, as after a policy
-/// change, so its pin alarms and the releases kept for them go at once.
+/// Removes a site with no devices, with its parameter layer, its static files and its firmware
+/// policies; when it had policies, the firmware snapshot is reloaded before the answer, as
+/// after a policy change, so its pin alarms and the releases kept for them go at once.
 pub async fn delete(
     State(st): State<AdminState>,
     Path(name): Path<String>,
@@ -211,16 +211,25 @@ pub async fn delete(
     let Some(DeletedSite {
         site,
         firmware_policies,
+        static_files,
     }) = deleted
     else {
         return Err(ApiError::NotFound(format!("site {name} not found")));
     };
     let mut before = serde_json::to_value(&site).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let summary = if firmware_policies.is_empty() {
+    let mut with = Vec::new();
+    if !firmware_policies.is_empty() {
+        before["firmware_policies"] = serde_json::json!(firmware_policies);
+        with.push("firmware policies");
+    }
+    if !static_files.is_empty() {
+        before["static_files"] = serde_json::json!(static_files);
+        with.push("static files");
+    }
+    let summary = if with.is_empty() {
         format!("site {name} deleted")
     } else {
-        before["firmware_policies"] = serde_json::json!(firmware_policies);
-        format!("site {name} deleted with its firmware policies")
+        format!("site {name} deleted with its {}", with.join(" and "))
     };
     Ok(with_change(
         StatusCode::NO_CONTENT.into_response(),

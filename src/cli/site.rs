@@ -34,7 +34,8 @@ pub enum SiteCmd {
         #[arg(long)]
         allow_http_auth: Option<bool>,
     },
-    /// Delete a site that has no devices (with its parameters and firmware policies).
+    /// Delete a site that has no devices (with its parameters, static files and firmware
+    /// policies).
     Delete { name: String },
 }
 

@@ -12,6 +12,8 @@ pub struct DeletedSite {
     pub site: Site,
     /// Its firmware policies as stored; empty when it had none.
     pub firmware_policies: ScopePolicies,
+    /// The names of its static files; empty when it had none.
+    pub static_files: Vec<String>,
 }
 
 /// A device of the site, if any, read inside `tx`.
@@ -209,9 +211,9 @@ impl Store {
         Ok(changed)
     }
 
-    /// Removes a site record with its parameter layer and its firmware policies (and the
-    /// releases kept only for their pins), in one transaction; refused while a device still
-    /// belongs to the site. What belongs to a site goes with it, so a later site of the same
+    /// Removes a site record with its parameter layer, its static files and its firmware
+    /// policies (and the releases kept only for their pins), in one transaction; refused while
+    /// a device still belongs to the site. What belongs to a site goes with it, so a later site of the same
     /// name starts empty instead of silently inheriting the deleted one's settings.
     pub fn delete_site(&self, name: &str) -> Result<Option<DeletedSite>, StoreError> {
         let tx = self.begin_write()?;
@@ -240,6 +242,7 @@ impl Store {
             DeletedSite {
                 site,
                 firmware_policies: Store::remove_firmware_policies(&tx, &scope)?,
+                static_files: super::files::remove_site_files(&tx, name)?,
             }
         };
         tx.commit()?;
@@ -381,14 +384,25 @@ mod snapshot_tests {
 #[cfg(test)]
 mod site_tests {
     use super::*;
-    use crate::model::Layer;
+    use crate::model::{Layer, ParamSet};
+
+    fn site(name: &str) -> Site {
+        Site {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
 
     /// Deleting a site that has no record answers "not found" and changes nothing: its
-    /// parameter layer (set without a record) stays.
+    /// parameter layer (set while a device named the site) stays.
     #[test]
     fn deleting_a_site_without_a_record_keeps_its_parameters() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
+        let mac = Mac::from_octets([2, 0, 0, 0, 0, 9]);
+        let mut device = Device::new(mac);
+        device.site = "branch".into();
+        store.create_device(device).unwrap();
         let layer = Layer::Site("branch".into());
         let (_, set) = store
             .update_layer(&layer, |set| {
@@ -396,10 +410,71 @@ mod site_tests {
                     .insert("SIPDOMAIN".into(), "branch.example".into());
             })
             .unwrap();
+        store.delete_device(mac).unwrap();
         let before = store.generation();
         assert!(store.delete_site("branch").unwrap().is_none());
         assert_eq!(store.get_layer(&layer).unwrap(), set);
         assert_eq!(store.generation(), before, "nothing was written");
+    }
+
+    /// A site's parameters and static files need the site, as its firmware policies do; taking
+    /// them away does not. Deleting the site deletes them, and only them.
+    #[test]
+    fn a_sites_parameters_and_files_need_the_site_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let layer = Layer::Site("lab".into());
+        let set = |set: &mut ParamSet| {
+            set.params.insert("SIPDOMAIN".into(), "lab.example".into());
+        };
+        let e = store.update_layer(&layer, set).unwrap_err();
+        assert_eq!(e.to_string(), "site lab not found");
+        let e = store
+            .put_static_file(Some("lab"), "a.txt", b"x", false, 1)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "site lab not found");
+        assert!(store.list_static_files(|_| ()).unwrap().is_empty());
+        assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
+        // Removing is allowed whatever the site.
+        store
+            .update_layer(&layer, |set| {
+                set.params.remove("SIPDOMAIN");
+            })
+            .unwrap();
+
+        for name in ["lab", "lab2"] {
+            store.create_site(&site(name)).unwrap();
+            store.update_layer(&Layer::Site(name.into()), set).unwrap();
+            store
+                .put_static_file(Some(name), "a.txt", b"x", false, 1)
+                .unwrap();
+        }
+        store
+            .put_static_file(None, "a.txt", b"box", false, 1)
+            .unwrap();
+        let deleted = store.delete_site("lab").unwrap().unwrap();
+        assert_eq!(deleted.static_files, ["a.txt"]);
+        assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
+        let left: Vec<(String, String)> = store
+            .list_static_files(|_| ())
+            .unwrap()
+            .into_iter()
+            .map(|(site, name, ..)| (site, name))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("lab2".to_string(), "a.txt".to_string()),
+                (String::new(), "a.txt".into())
+            ]
+        );
+        assert!(
+            !store
+                .get_layer(&Layer::Site("lab2".into()))
+                .unwrap()
+                .params
+                .is_empty()
+        );
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::devices::site_exists;
 use super::{STATIC_FILES, Store, StoreError};
 
 /// Largest static file accepted (settings files; firmware images have their own cache).
@@ -13,6 +14,43 @@ pub const MAX_STATIC_FILE: usize = 4 * 1024 * 1024;
 /// Where a static file applies: the whole box, or one site.
 fn key(site: Option<&str>, name: &str) -> String {
     format!("{}|{}", site.unwrap_or(""), name.to_ascii_lowercase())
+}
+
+/// A key's site and file name. Split at the last `|`: a file name holds none (the admin API
+/// takes letters, digits, `.`, `-` and `_`), while a site an earlier version stored may.
+fn split_key(key: &str) -> Option<(&str, &str)> {
+    key.rsplit_once('|')
+}
+
+/// The static files of `site`, removed inside `tx` with their flags; returns their names.
+pub(super) fn remove_site_files(
+    tx: &redb::WriteTransaction,
+    site: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut files = tx.open_table(STATIC_FILES)?;
+    let mut flags = tx.open_table(STATIC_FLAGS)?;
+    let prefix = format!("{site}|");
+    let mut keys = Vec::new();
+    for row in files.range(prefix.as_str()..)? {
+        let (k, _) = row?;
+        let k = k.value();
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        // Among them may be a key of a site whose stored name starts with "{site}|".
+        if split_key(k).is_some_and(|(s, _)| s == site) {
+            keys.push(k.to_string());
+        }
+    }
+    let mut names = Vec::new();
+    for k in keys {
+        files.remove(k.as_str())?;
+        flags.remove(k.as_str())?;
+        if let Some((_, name)) = split_key(&k) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Key as in [`STATIC_FILES`]; value: the reading of files that made it (`settings::secrets::
@@ -35,7 +73,9 @@ pub struct StaticFile {
 
 impl Store {
     /// Stores a static file with whether it holds a secret (as `reading` read it), in one
-    /// transaction.
+    /// transaction. A site's file is refused while the site does not exist (no record, no
+    /// device naming it), checked in this transaction as for its parameters and firmware
+    /// policies: it would wait unseen for a site of that exact name.
     pub fn put_static_file(
         &self,
         site: Option<&str>,
@@ -46,6 +86,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = key(site, name);
         let tx = self.begin_write()?;
+        if let Some(site) = site.filter(|s| !s.is_empty())
+            && !site_exists(&tx, site)?
+        {
+            return Err(StoreError::NotFound(format!("site {site}")));
+        }
         tx.open_table(STATIC_FILES)?.insert(key.as_str(), bytes)?;
         tx.open_table(STATIC_FLAGS)?
             .insert(key.as_str(), flag(holds_secret, reading))?;
@@ -109,7 +154,7 @@ impl Store {
                 let known = old.is_some_and(|f| f & 1 == 1);
                 if holds
                     && !known
-                    && let Some((site, name)) = k.value().split_once('|')
+                    && let Some((site, name)) = split_key(k.value())
                 {
                     protected.push((site.to_string(), name.to_string()));
                 }
@@ -142,7 +187,7 @@ impl Store {
         let mut out = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
-            if let Some((site, name)) = k.value().split_once('|') {
+            if let Some((site, name)) = split_key(k.value()) {
                 let bytes = v.value();
                 out.push((site.to_string(), name.to_string(), bytes.len(), read(bytes)));
             }
@@ -176,6 +221,11 @@ mod tests {
     fn the_index_resolves_as_static_file_does_and_changes_raise_the_generation() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
+        s.create_site(&crate::model::Site {
+            name: "hq".into(),
+            ..Default::default()
+        })
+        .unwrap();
         let before = s.generation();
         s.put_static_file(Some("hq"), "A.txt", b"site", false, 1)
             .unwrap();

@@ -1,7 +1,10 @@
 //! Parameter layers, and the one-transaction read of everything needed to render a device.
 
+use std::collections::BTreeMap;
+
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::devices::site_exists;
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode};
 use crate::model::{Device, Layer, Mac, ParamSet, Site};
 
@@ -75,6 +78,12 @@ impl Store {
 
     /// Changes one layer in one transaction and returns it before and after: a change made
     /// meanwhile by another writer is built on, never put back. An emptied layer is removed.
+    ///
+    /// A change that sets anything in a site's layer is refused while the site does not exist
+    /// (no record, no device naming it), checked in this transaction as firmware policies are:
+    /// site names are exact, so `site:HQ` for the site `hq` would silently wait for a site of
+    /// that name, and a site deleted meanwhile would leave its successor settings. Removing is
+    /// allowed whatever the site, so parameters an earlier version left can be cleared.
     pub fn update_layer(
         &self,
         layer: &Layer,
@@ -91,6 +100,15 @@ impl Store {
                 .unwrap_or_default();
             let mut set = before.clone();
             change(&mut set);
+            let sets = |after: &BTreeMap<String, String>, was: &BTreeMap<String, String>| {
+                after.iter().any(|(k, v)| was.get(k) != Some(v))
+            };
+            if let Layer::Site(site) = layer
+                && (sets(&set.params, &before.params) || sets(&set.secrets, &before.secrets))
+                && !site_exists(&tx, site)?
+            {
+                return Err(StoreError::NotFound(format!("site {site}")));
+            }
             if set.params.is_empty() && set.secrets.is_empty() {
                 table.remove(key.as_str())?;
             } else {
