@@ -587,3 +587,49 @@ async fn a_resumed_tls12_session_still_proves_its_device() {
     assert!(other.starts_with("HTTP/1.1 403"), "{other}");
     assert!(!other.contains("pw-"), "{other}");
 }
+
+/// A resumed TLS session carries the certificate of its full handshake without the validity
+/// check a new handshake makes: once that certificate has expired, the resumed connection
+/// proves nothing and gets no secret, in TLS 1.3 (tickets) and TLS 1.2 (session IDs).
+#[tokio::test]
+async fn a_session_resumed_after_its_certificate_expired_proves_nothing() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let expiring = d.mint(A, |p| {
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::hours(1);
+        p.not_after = now + time::Duration::seconds(3);
+    });
+    let clients = [
+        client_config(&ca, Some(&expiring)),
+        tls12_session_id_client(&ca, &expiring),
+    ];
+    for tls in &clients {
+        let (kind, first) = fetch(&d, tls.clone(), &format!("/{A}.txt")).await;
+        assert_eq!(kind, rustls::HandshakeKind::Full);
+        assert!(
+            first.contains(&format!("SET SIP_PASSWORD pw-{A}")),
+            "{first}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+
+    // A new handshake refuses the expired certificate...
+    let fresh = send(
+        d.https,
+        client_config(&ca, Some(&expiring)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await;
+    assert!(
+        fresh.is_err(),
+        "a full handshake accepted an expired certificate"
+    );
+    // ...and a session resumed from before the expiry proves nothing either.
+    for tls in clients {
+        let (kind, resumed) = fetch(&d, tls, &format!("/{A}.txt")).await;
+        assert_eq!(kind, rustls::HandshakeKind::Resumed);
+        assert!(resumed.starts_with("HTTP/1.1 401"), "{resumed}");
+        assert!(!resumed.contains("pw-"), "{resumed}");
+    }
+}

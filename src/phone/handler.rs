@@ -73,6 +73,10 @@ pub struct PhoneConn {
     pub info: ConnInfo,
     /// The MAC the certificate names, whether or not it has been revoked since.
     named: Option<Mac>,
+    /// The certificate's validity (Unix seconds, both ends included): the handshake checked it
+    /// then, but a session resumed later, or a connection kept open, carries the certificate
+    /// past its end without a new check.
+    valid: (i64, i64),
     /// The certificate's serial when the box's CA issued it: check-ins record it, so that a
     /// certificate the box has no record of issuing can be found and revoked.
     own_serial: Option<String>,
@@ -88,12 +92,16 @@ impl PhoneConn {
     pub fn new(info: ConnInfo, pki: &Pki) -> PhoneConn {
         let facts = info.client_cert.as_ref().and_then(|c| certificate_facts(c));
         let named = facts.as_ref().and_then(|f| f.mac);
+        let valid = facts
+            .as_ref()
+            .map_or((0, -1), |f| (f.not_before, f.not_after));
         let own_serial = facts
             .filter(|f| pki.issued_here(&f.issuer))
             .map(|f| f.serial);
         let conn = PhoneConn {
             info,
             named,
+            valid,
             own_serial,
             checked: AtomicU64::new(u64::MAX),
             revoked: AtomicBool::new(false),
@@ -103,9 +111,14 @@ impl PhoneConn {
     }
 
     /// The device the certificate proves, as of now: a connection opened before its
-    /// certificate was revoked stops proving the device at its next request.
+    /// certificate was revoked, or resumed or kept open past its expiry, stops proving the
+    /// device at its next request.
     pub fn cert_mac(&self, pki: &Pki) -> Option<Mac> {
         let mac = self.named?;
+        let now = now_unix();
+        if now < self.valid.0 || now > self.valid.1 {
+            return None;
+        }
         let version = pki.revocations().version();
         if !self.revoked.load(Ordering::Acquire)
             && self.checked.swap(version, Ordering::AcqRel) != version

@@ -169,6 +169,9 @@ pub struct CertFacts {
     pub issuer: Vec<u8>,
     /// The serial number, lower-case hex, as the box records and revokes it.
     pub serial: String,
+    /// Its validity, Unix seconds, both ends included (as the handshake checks it).
+    pub not_before: i64,
+    pub not_after: i64,
 }
 
 /// The facts of a DER certificate, read in one parse; `None` when it does not parse.
@@ -178,6 +181,8 @@ pub fn certificate_facts(der: &[u8]) -> Option<CertFacts> {
         mac: mac_of(&cert),
         issuer: cert.issuer().as_raw().to_vec(),
         serial: super::credentials::hex(cert.raw_serial()),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
     })
 }
 
