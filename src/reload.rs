@@ -39,7 +39,22 @@ pub struct Reloader {
     pub store: crate::store::Store,
 }
 
-/// Settings a reload cannot apply to a running daemon (sockets are bound, files are open).
+/// What the daemon works from after a reload to `new`: its log level and `[pki]`, everything
+/// else as it runs now. The certificates are loaded from the running data directory (a new
+/// one would mean a new CA, which no phone's or the CLI's certificate chains to), the CRL URL
+/// names the ports actually served, and the admin API (backups, previews) works from the
+/// same running values until the restart that [`restart_needed`] asks for.
+pub fn in_effect(old: &Config, new: Config) -> Config {
+    Config {
+        log_level: new.log_level,
+        pki: new.pki,
+        ..old.clone()
+    }
+}
+
+/// Settings a reload cannot apply to a running daemon (sockets are bound, files are open):
+/// every key but `log_level` and `[pki]`, and `pki.server_names` too where DNS or DHCP made
+/// their records and provisioning URL from it at start.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut keys = Vec::new();
     if old.data_dir != new.data_dir {
@@ -78,6 +93,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.admin.listen != new.admin.listen {
         keys.push("admin.listen");
     }
+    // The token limiter is made once, at start.
+    if old.admin.auth_failures_per_minute != new.admin.auth_failures_per_minute {
+        keys.push("admin.auth_failures_per_minute");
+    }
+    let derived = !old.dns.listen.is_empty() || old.dhcp.enabled;
+    if derived && old.pki.server_names != new.pki.server_names {
+        keys.push("pki.server_names (DNS records, DHCP provisioning URL)");
+    }
     if old.dns != new.dns {
         keys.push("dns");
     }
@@ -108,6 +131,9 @@ impl Reloader {
             },
             None => Config::default(),
         };
+        let running = self.current.get();
+        let changed = restart_needed(&running, &new);
+        let new = in_effect(&running, new);
         if let Err(e) = self.certs.apply(&new) {
             tracing::error!("reload refused, keeping the running certificates: {e}");
             return false;
@@ -118,7 +144,7 @@ impl Reloader {
         {
             tracing::warn!("log level not changed: {e}");
         }
-        for key in restart_needed(&self.current.get(), &new) {
+        for key in changed {
             tracing::warn!(
                 key,
                 "changed in the configuration; takes effect after a restart"
@@ -158,5 +184,42 @@ mod tests {
                 "admin.listen"
             ]
         );
+    }
+
+    #[test]
+    fn the_token_limit_and_names_dns_and_dhcp_derive_from_need_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.admin.auth_failures_per_minute = 100;
+        assert_eq!(
+            restart_needed(&old, &new),
+            ["admin.auth_failures_per_minute"]
+        );
+
+        let mut old = Config::default();
+        old.dns.listen = vec!["127.0.0.1:5353".parse().unwrap()];
+        let mut new = old.clone();
+        new.pki.server_names = vec!["prov.example.lan".into()];
+        assert_eq!(
+            restart_needed(&old, &new),
+            ["pki.server_names (DNS records, DHCP provisioning URL)"]
+        );
+    }
+
+    #[test]
+    fn a_reload_takes_the_level_and_pki_and_keeps_what_needs_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.data_dir = "/elsewhere".into();
+        new.log_level = "debug".into();
+        new.pki.server_names = vec!["prov.example.lan".into()];
+        new.admin.auth_failures_per_minute = 100;
+        new.phone.http_listen.clear();
+        let running = in_effect(&old, new.clone());
+        assert_eq!(running.data_dir, old.data_dir);
+        assert_eq!(running.admin, old.admin);
+        assert_eq!(running.phone, old.phone);
+        assert_eq!(running.log_level, "debug");
+        assert_eq!(running.pki, new.pki);
     }
 }

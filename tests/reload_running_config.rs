@@ -35,3 +35,31 @@ async fn clearing_the_runtime_log_level_returns_to_the_reloaded_one() {
         d.log()
     );
 }
+
+/// A reload whose file names another data directory keeps the running one (it is logged as
+/// needing a restart): the certificates still come from the box's CA, so the CLI and the phones
+/// still trust the box, no second CA is made, and a backup still reads the running directory.
+#[tokio::test]
+async fn a_new_data_dir_waits_for_the_restart_and_the_certificates_stay() {
+    let d = Daemon::start();
+    let ca = d.ca_pem();
+    let elsewhere = d.dir.path().join("elsewhere");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let data = format!("data_dir = \"{}\"", d.data_dir().display());
+    assert!(config.contains(&data), "{config}");
+    std::fs::write(
+        d.config_path(),
+        config.replace(&data, &format!("data_dir = \"{}\"", elsewhere.display())),
+    )
+    .unwrap();
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "configuration and certificates reloaded").await;
+    assert!(d.log().contains("data_dir"), "{}", d.log());
+
+    assert!(!elsewhere.join("pki").exists(), "a second CA was made");
+    assert_eq!(d.ca_pem(), ca);
+    let (s, v) = d.api("GET", "/health", None).await;
+    assert_eq!(s, 200, "the box's CA no longer verifies it: {v}");
+    let (s, _) = d.api_bytes("GET", "/backup", "", Some(&d.token)).await;
+    assert_eq!(s, 200, "backup after the reload");
+}
