@@ -25,7 +25,8 @@ use crate::reload::{Reloader, RunningConfig};
 use crate::serve::{ConnInfo, ConnectionLimit, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
 
-/// How long shutdown waits for open connections to finish their requests.
+/// How long shutdown waits for the service loops to end, and then for open connections to
+/// finish their requests: twice this stays inside the unit's `TimeoutStopSec=30s`.
 const DRAIN: Duration = Duration::from_secs(10);
 /// Connections the admin API holds open at once: administrators and their scripts need a few;
 /// the limit keeps a flood of them from taking the memory the phones need.
@@ -470,7 +471,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     crate::notify::stopping();
     tracing::info!("stopping: draining connections");
     let _ = stop_tx.send(true);
-    loops.join_all().await;
+    loops.stop_within(DRAIN).await;
     match Arc::try_unwrap(graceful) {
         Ok(g) => {
             if tokio::time::timeout(DRAIN, g.shutdown()).await.is_err() {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::task::{Id, JoinSet};
 
@@ -33,16 +34,35 @@ impl Loops {
         std::future::pending().await
     }
 
-    /// Waits for every loop to end (after the stop signal went out).
-    pub async fn join_all(&mut self) {
-        while self.set.join_next().await.is_some() {}
+    /// Waits up to `limit` for every loop to end (after the stop signal went out), then cancels
+    /// those still running, naming each: a loop in the middle of something slow (a pull from a
+    /// cloud that takes a minute to answer) must not hold the stop past the service manager's
+    /// `TimeoutStopSec=`, whose SIGKILL would lose the check-ins still queued. What a cancelled
+    /// loop was doing is left as a restart would find it: each store change is one transaction.
+    pub async fn stop_within(&mut self, limit: Duration) {
+        if tokio::time::timeout(limit, async {
+            while self.set.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok()
+        {
+            return;
+        }
+        self.set.abort_all();
+        while let Some(done) = self.set.join_next_with_id().await {
+            if let Err(e) = done
+                && e.is_cancelled()
+            {
+                let name = self.names.get(&e.id()).copied().unwrap_or("service");
+                tracing::warn!(service = name, "did not stop within {limit:?}: cancelled");
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test]
     async fn the_first_panicking_loop_is_named_and_normal_ends_are_let_go() {

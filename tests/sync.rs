@@ -752,3 +752,37 @@ async fn cursors_going_round_in_a_cycle_are_not_pulled_in_a_loop() {
     let (_, alarms) = d.api("GET", "/alarms?kind=sync_rejected", None).await;
     assert!(alarms[0]["count"].as_u64().unwrap() >= 2, "{alarms}");
 }
+
+/// A cloud that takes its time answering does not hold up a stop: SIGTERM during a pull that
+/// would wait a minute ends the daemon cleanly within the drain time (well inside systemd's
+/// `TimeoutStopSec=`, after which it would be killed with its queued check-ins).
+#[tokio::test]
+async fn a_stop_does_not_wait_for_a_slow_cloud() {
+    let cloud = Cloud::start(SITE);
+    let config = cloud
+        .config()
+        .replace("request_timeout_ms = 1000", "request_timeout_ms = 60000");
+    let mut d = Daemon::start_with(&config);
+    register(&d, &cloud);
+    first_pull(&d).await;
+    cloud.faults().delay_ms = 60_000;
+    // The next pull (every 100 ms) is now waiting for the cloud.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    signal(d.child.as_ref().unwrap().id(), "TERM");
+    let mut child = d.child.take().unwrap();
+    let exit = wait_timeout(&mut child, Duration::from_secs(15));
+    if exit.is_none() {
+        let _ = child.kill();
+    }
+    let exit = exit.expect("stopped while a pull was waiting for the cloud");
+    assert!(exit.success(), "{exit:?}\n{}", d.log());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(d.log().contains("stopped"), "{}", d.log());
+    assert!(
+        d.log().contains("cloud sync"),
+        "the log names the loop: {}",
+        d.log()
+    );
+}
