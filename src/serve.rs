@@ -44,8 +44,9 @@ pub struct Limits {
 }
 
 /// How many connections the listeners sharing it may hold open at once. Each open connection
-/// holds about 24 KB of TLS and HTTP buffers; at the limit the accept loops stop accepting, so
-/// new connections wait in the kernel's listen queue (and, when that is full, phones retry their
+/// holds about 24 KB of TLS and HTTP buffers; at the limit each accept loop holds the one
+/// connection it accepted last (its socket only, unread) and accepts no more, so further
+/// connections wait in the kernel's listen queue (and, when that is full, phones retry their
 /// SYN) instead of taking memory until the box runs out.
 pub struct ConnectionLimit {
     slots: Arc<Semaphore>,
@@ -106,10 +107,11 @@ pub async fn accept_loop<F, S, B>(
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let make = Arc::new(make);
     loop {
-        let slot = tokio::select! {
-            _ = stop.changed() => break,
-            slot = limits.connections.slot() => slot,
-        };
+        // Accept first, then wait for a slot: a listener waiting for a connection must not hold
+        // a slot meanwhile, or an idle listener (plain HTTP when phones use HTTPS) would keep it
+        // from the others, count as an open connection, and with a limit below the number of
+        // listeners starve a listener altogether. At the limit each listener holds at most this
+        // one accepted connection; the rest wait in the kernel's listen queue.
         let (tcp, peer) = tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
@@ -121,6 +123,10 @@ pub async fn accept_loop<F, S, B>(
                     continue;
                 }
             },
+        };
+        let slot = tokio::select! {
+            _ = stop.changed() => break,
+            slot = limits.connections.slot() => slot,
         };
         let make = make.clone();
         let limits = limits.clone();

@@ -189,6 +189,33 @@ async fn listeners_queue_a_storm_of_connections() {
     }
 }
 
+/// A listener waiting for a connection holds no slot: with a limit of one, plain HTTP is served
+/// although the HTTPS listener is idle, and no connection is counted while none is open.
+#[tokio::test]
+async fn an_idle_listener_holds_no_connection_slot() {
+    let d = Daemon::start_with("");
+    let config = std::fs::read_to_string(d.config_path()).unwrap().replace(
+        "header_timeout_ms = 1000",
+        "header_timeout_ms = 1000\nmax_connections = 1",
+    );
+    std::fs::write(d.config_path(), config).unwrap();
+    let d = d.restart();
+    let text = d.metrics().await;
+    assert_eq!(metric(&text, "edgeprov_phone_connections_limit"), 1);
+    assert_eq!(metric(&text, "edgeprov_phone_connections"), 0, "{text}");
+
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        raw(
+            d.http.unwrap(),
+            b"GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+    )
+    .await
+    .expect("plain HTTP is served while the HTTPS listener waits");
+    assert_eq!(status_of(&answer), 200, "{answer}");
+}
+
 /// A flood of connections cannot take the box's memory: beyond `phone.max_connections` (HTTPS
 /// and HTTP together) the daemon accepts no more until one closes; the waiting connection is
 /// then served, and the admin API, which has its own limit, answers throughout.
