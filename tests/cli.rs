@@ -333,3 +333,31 @@ async fn a_limit_of_zero_lists_nothing() {
         .await;
     assert_eq!(none, serde_json::json!([]));
 }
+
+/// A daemon that takes connections but never answers them (stopped with SIGSTOP: the kernel
+/// still accepts) does not hang the CLI: it gives up after its connect limit, naming the
+/// address, with a non-zero exit, so a script going through many sites carries on.
+#[test]
+fn a_daemon_that_does_not_answer_is_given_up_on() {
+    let d = Daemon::start();
+    let pid = d.child.as_ref().unwrap().id();
+    signal(pid, "STOP");
+    let mut cli = std::process::Command::new(BIN)
+        .args(["device", "list", "--config"])
+        .arg(d.config_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exit = wait_timeout(&mut cli, std::time::Duration::from_secs(30));
+    signal(pid, "CONT");
+    if exit.is_none() {
+        let _ = cli.kill();
+    }
+    let out = cli.wait_with_output().unwrap();
+    assert!(exit.is_some(), "the CLI still waits after 30 s");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&d.admin.to_string()), "{err}");
+    assert!(err.contains("did not answer"), "{err}");
+}

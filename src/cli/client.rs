@@ -190,7 +190,31 @@ pub fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, KEEP).to_string()
 }
 
+/// How long the CLI waits for the admin API to take its connection and finish the TLS
+/// handshake. A stopped (SIGSTOP) or wedged daemon, or another program on the port, still lets
+/// the kernel accept the connection; without a limit the command, and the script running it
+/// against many sites, would wait forever. The request itself has none: a backup of a large
+/// store takes as long as it takes.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ApiClient {
+    /// A TLS connection to the admin API, trusting only the box's CA.
+    async fn connect(&self) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the edgeprov admin API at {} (is the daemon running?)",
+                    self.addr
+                )
+            })?;
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        self.tls
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("TLS with the admin API at {}", self.addr))
+    }
+
     /// Sends one request and returns the status and body; `progress`, when given, follows the
     /// upload when there is a body, else the download.
     async fn exchange_with(
@@ -202,20 +226,16 @@ impl ApiClient {
         progress: Option<Arc<Progress>>,
     ) -> Result<(StatusCode, Bytes)> {
         let is_get = method == Method::GET;
-        let tcp = tokio::net::TcpStream::connect(self.addr)
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
             .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the edgeprov admin API at {} (is the daemon running?)",
-                    self.addr
+            .map_err(|_| {
+                anyhow!(
+                    "the edgeprov admin API at {} did not answer within {} s (is the daemon \
+                     stopped or hung, or is another program on that port?)",
+                    self.addr,
+                    CONNECT_TIMEOUT.as_secs()
                 )
-            })?;
-        let name = ServerName::IpAddress(self.addr.ip().into());
-        let tls = self
-            .tls
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS with the admin API at {}", self.addr))?;
+            })??;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
         let req = Request::builder()
