@@ -223,6 +223,14 @@ impl Config {
         if self.phone.auth_max_failures == 0 {
             return Err(invalid("phone.auth_max_failures", "must be at least 1"));
         }
+        if self.admin.auth_failures_per_minute == 0 {
+            return Err(invalid(
+                "admin.auth_failures_per_minute",
+                "must be at least 1",
+            ));
+        }
+        self.listeners_apart()
+            .map_err(|(key, message)| invalid(key, &message))?;
         if self.pki.server_names.is_empty() {
             return Err(invalid("pki.server_names", "at least one name is needed"));
         }
@@ -243,6 +251,47 @@ impl Config {
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
         crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
+        Ok(())
+    }
+
+    /// Two listeners of one protocol on the same port and overlapping addresses: the second
+    /// would fail the start with "address in use", as if another program had the port, and a
+    /// reload would accept the file that a restart then cannot run. IPv6 sockets take IPv6
+    /// only (`daemon::bind`), so `0.0.0.0:443` and `[::]:443` are apart.
+    fn listeners_apart(&self) -> Result<(), (&'static str, String)> {
+        let dns = &self.dns.listen;
+        let tcp = (self
+            .phone
+            .https_listen
+            .iter()
+            .map(|a| ("phone.https_listen", a)))
+        .chain(
+            self.phone
+                .http_listen
+                .iter()
+                .map(|a| ("phone.http_listen", a)),
+        )
+        .chain([("admin.listen", &self.admin.listen)])
+        .chain(dns.iter().map(|a| ("dns.listen", a)));
+        let dhcp = self
+            .dhcp
+            .enabled
+            .then_some(("dhcp.listen", &self.dhcp.listen));
+        let udp = dns.iter().map(|a| ("dns.listen", a)).chain(dhcp);
+        for (protocol, list) in [("TCP", tcp.collect::<Vec<_>>()), ("UDP", udp.collect())] {
+            for (i, (key, addr)) in list.iter().enumerate() {
+                if let Some((other, taken)) = list[..i].iter().find(|(_, b)| overlap(addr, b)) {
+                    return Err((
+                        key,
+                        format!(
+                            "{addr} overlaps {taken} ({other}) on {protocol} port {}: one \
+                             listener per address and port",
+                            addr.port()
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -285,6 +334,18 @@ impl Config {
     pub fn listeners_path(&self) -> PathBuf {
         self.data_dir.join("listeners.json")
     }
+}
+
+/// Whether sockets bound to `a` and `b` would take the same port on some address. Port 0 asks
+/// the kernel for a free port, so it never clashes.
+fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let covers = |wild: &SocketAddr, other: &SocketAddr| {
+        wild.ip().is_unspecified() && wild.is_ipv6() == other.is_ipv6()
+    };
+    a.ip() == b.ip() || covers(a, b) || covers(b, a)
 }
 
 #[cfg(test)]
@@ -363,6 +424,58 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("cloud.retry_max_ms"), "{err}");
+    }
+
+    #[test]
+    fn listeners_on_one_port_are_refused_naming_both() {
+        let err =
+            parse("[phone]\nhttps_listen = [\"0.0.0.0:443\"]\nhttp_listen = [\"127.0.0.1:443\"]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(
+                "phone.http_listen: 127.0.0.1:443 overlaps 0.0.0.0:443 (phone.https_listen)"
+            ),
+            "{err}"
+        );
+        let err = parse("[phone]\nhttps_listen = [\"[::]:443\", \"[::1]:443\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("phone.https_listen: [::1]:443 overlaps [::]:443"),
+            "{err}"
+        );
+        let err = parse("[admin]\nlisten = \"127.0.0.1:8080\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("admin.listen") && err.contains("phone.http_listen"),
+            "{err}"
+        );
+        let err = parse("[dns]\nlisten = [\"127.0.0.1:8443\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dns.listen") && err.contains("TCP port 8443"),
+            "{err}"
+        );
+
+        // Apart: other addresses, other families, other protocols, kernel-chosen ports.
+        parse("[phone]\nhttps_listen = [\"127.0.0.1:443\", \"127.0.0.2:443\", \"[::1]:443\"]\n")
+            .unwrap();
+        parse("[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn a_token_failure_limit_of_zero_is_refused() {
+        let err = parse("[admin]\nauth_failures_per_minute = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("admin.auth_failures_per_minute: must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -94,6 +94,14 @@ fn bind(addr: SocketAddr, key: &'static str) -> Result<TcpListener, DaemonError>
     .map_err(err)?;
     // As the standard library's bind does: a restart may bind while old connections linger.
     socket.set_reuseaddr(true).map_err(err)?;
+    // IPv6 only, as nginx's listen does: `[::]:443` would otherwise take IPv4 too (Linux's
+    // default `bindv6only = 0`), and a config listing both `0.0.0.0:443` and `[::]:443` would
+    // fail its start with "address in use".
+    if addr.is_ipv6() {
+        socket2::SockRef::from(&socket)
+            .set_only_v6(true)
+            .map_err(err)?;
+    }
     socket.bind(addr).map_err(err)?;
     socket.listen(LISTEN_BACKLOG).map_err(err)
 }

@@ -153,3 +153,59 @@ fn bad_trusted_root_file_is_named() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/roots.pem"), "{err}");
 }
+
+/// IPv4 and IPv6 wildcards on one port are two listeners, as in nginx: `0.0.0.0:8443` and
+/// `[::]:8443` (and the same for DNS, UDP and TCP) both bind, where an IPv6 socket that took
+/// IPv4 too made the start fail with "address in use". Run in a network namespace of its own,
+/// so the wildcards listen on nothing but its loopback.
+#[test]
+fn ipv4_and_ipv6_wildcards_on_one_port_both_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("edgeprov.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[phone]\nhttps_listen = [\"0.0.0.0:8443\", \"[::]:8443\"]\n\
+             http_listen = []\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [dns]\nlisten = [\"0.0.0.0:5353\", \"[::]:5353\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" serve --config \"$1\"",
+        ])
+        .arg(BIN)
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let listeners = data.join("listeners.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let bound = loop {
+        if let Ok(text) = std::fs::read_to_string(&listeners) {
+            break Some(text);
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    signal(child.id(), "TERM");
+    let stopped = wait_timeout(&mut child, std::time::Duration::from_secs(20));
+    if stopped.is_none() {
+        let _ = child.kill();
+    }
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let bound = bound.unwrap_or_else(|| panic!("did not start:\n{err}"));
+    for addr in ["0.0.0.0:8443", "[::]:8443", "0.0.0.0:5353", "[::]:5353"] {
+        assert!(bound.contains(addr), "{addr} not bound: {bound}");
+    }
+}

@@ -45,9 +45,9 @@ pub async fn bind(listen: &[SocketAddr]) -> Result<DnsSockets, (SocketAddr, std:
     for &addr in listen {
         let mut attempt = 0;
         let (udp, tcp) = loop {
-            let udp = UdpSocket::bind(addr).map_err(|e| (addr, e))?;
+            let udp = bind_udp(addr).map_err(|e| (addr, e))?;
             let bound = udp.local_addr().map_err(|e| (addr, e))?;
-            match TcpListener::bind(bound).await {
+            match bind_tcp(bound) {
                 Ok(tcp) => break (udp, tcp),
                 Err(e) if addr.port() == 0 && attempt < 10 => {
                     attempt += 1;
@@ -62,6 +62,33 @@ pub async fn bind(listen: &[SocketAddr]) -> Result<DnsSockets, (SocketAddr, std:
         out.tcp.push(tcp);
     }
     Ok(out)
+}
+
+/// A UDP socket on `addr`; an IPv6 one takes IPv6 only, so `0.0.0.0:53` and `[::]:53` can
+/// both be listed (see `daemon::bind`).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The TCP listener beside a UDP socket, IPv6-only like it; the backlog tokio's `bind` uses.
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => {
+            let socket = tokio::net::TcpSocket::new_v6()?;
+            socket2::SockRef::from(&socket).set_only_v6(true)?;
+            socket
+        }
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Serves until `stop` turns true.
