@@ -205,10 +205,12 @@ impl Engine {
     /// step again. So no stored lease runs past `now` plus the longest it may run: the lease
     /// time its last ACK gave (not the subnet's current one, which may have been lowered since:
     /// shortening a lease below what its client was told would let its address go to a second
-    /// client), the decline quarantine, and nothing for a released one. A clock that went forward meanwhile cannot
-    /// be told from the downtime it shows, so those leases end as it says; each ended lease
-    /// still is its client's address, handed back when the client renews or reboots, and
-    /// reclaimed for others only after every never-used address.
+    /// client), the decline quarantine, and nothing for a released one.
+    ///
+    /// A clock that went forward meanwhile cannot be told from the downtime it shows, so those
+    /// leases end as it says; each ended lease still is its client's address, handed back when
+    /// the client renews or reboots, and reclaimed for others only after every never-used
+    /// address.
     pub fn load(&mut self, leases: Vec<Lease>, now: i64) -> Vec<Lease> {
         let mut shortened = Vec::new();
         for mut lease in leases {

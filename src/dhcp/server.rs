@@ -312,7 +312,7 @@ impl Server {
             tracing::warn!(
                 leases = shortened.len(),
                 "stored DHCP leases ran further ahead than a lease may (the clock went back while \
-                 stopped): each now ends at most one lease time from now"
+                 stopped): each now ends at most the lease time it was given from now"
             );
             let s = store.clone();
             tokio::task::spawn_blocking(move || s.put_leases(&shortened))
