@@ -786,3 +786,55 @@ async fn a_stop_does_not_wait_for_a_slow_cloud() {
         d.log()
     );
 }
+
+/// The box registers again (another cloud) while a pull from the first one is on its way. The
+/// first cloud's page arrives after the new registration, whose cursor (empty again) it
+/// matches; it belongs to the old registration and is dropped: the box holds only what the
+/// new cloud says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_pulled_before_registering_again_is_not_applied() {
+    let old = Cloud::start(SITE);
+    old.set_device(PHONE, "activated", SITE, json!({}));
+    let new = Cloud::start(SITE);
+    // One CA file trusting both clouds, and a timeout the old cloud's slow answer fits in.
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("clouds.pem");
+    let pem = |c: &Cloud| std::fs::read_to_string(&c.ca_file).unwrap();
+    std::fs::write(&both, pem(&old) + &pem(&new)).unwrap();
+    let config = old
+        .config()
+        .replace(
+            &old.ca_file.display().to_string(),
+            &both.display().to_string(),
+        )
+        .replace("request_timeout_ms = 1000", "request_timeout_ms = 10000");
+    let d = Daemon::start_with(&config);
+    old.faults().delay_ms = 2000;
+    register(&d, &old);
+    // The first pull is now waiting for the old cloud's answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    register(&d, &new);
+    assert_eq!(
+        old.model.lock().unwrap().pulls,
+        0,
+        "old page already answered"
+    );
+    eventually(Duration::from_secs(10), "old page answered", async || {
+        old.model.lock().unwrap().pulls >= 1
+    })
+    .await;
+    eventually(Duration::from_secs(10), "new cloud pulled", async || {
+        new.model.lock().unwrap().pulls >= 1 && !status(&d).await["last_pull"].is_null()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = status(&d).await;
+    assert_eq!(st["url"], new.url().as_str(), "{st}");
+    assert_eq!(st["cursor"], "0", "{st}");
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(
+        device_state(&d, PHONE).await,
+        None,
+        "the old cloud's page was applied"
+    );
+}

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// Refused because something still depends on the record.
     #[error("{0}")]
     InUse(String),
+    /// Refused because the write was prepared under what has since been replaced: a page
+    /// pulled from the cloud the box was registered with before it registered again.
+    #[error("{0}")]
+    Superseded(String),
     /// A firmware policy pins a version no release in the catalogue serves for the model.
     #[error("{model}: no release of version {version} for this model in the catalogue")]
     NoPinnedRelease { model: String, version: String },

@@ -361,6 +361,7 @@ mod tests {
                 site: "hq".into(),
                 appliance_id: String::new(),
                 registered_at: 0,
+                generation: 0,
             })
             .unwrap();
         let (recorder, thread) = Recorder::start(store.clone());

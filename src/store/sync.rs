@@ -40,6 +40,10 @@ pub struct Registration {
     #[serde(default)]
     pub appliance_id: String,
     pub registered_at: i64,
+    /// Counts registrations (set by [`Store::put_registration`]): a page is applied only under
+    /// the registration it was pulled under, never after the box registered again meanwhile.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// One pulled page, validated and converted to model types (see `sync::pull`).
@@ -47,6 +51,9 @@ pub struct Registration {
 pub struct PullUpdate {
     /// The cursor the page continued from: the apply is refused if the stored one differs.
     pub from_cursor: String,
+    /// The registration's generation the page was pulled under: the apply is refused if the
+    /// box registered again since (the cursor alone may well match: it starts empty again).
+    pub registration: u64,
     pub next_cursor: String,
     pub devices: Vec<CloudDevice>,
     pub sites: Vec<Site>,
@@ -99,17 +106,27 @@ impl Store {
         Ok(self.registration()?.map(|r| r.site))
     }
 
-    /// Records a registration and starts pulling from the beginning; turns the outbox on.
-    pub fn put_registration(&self, reg: &Registration) -> Result<(), StoreError> {
+    /// Records a registration, as the next generation after the one it replaces, and starts
+    /// pulling from the beginning; turns the outbox on. Returns the registration as stored.
+    pub fn put_registration(&self, reg: &Registration) -> Result<Registration, StoreError> {
         let tx = self.begin_write()?;
-        {
+        let stored = {
             let mut t = tx.open_table(SYNC_STATE)?;
-            t.insert("registration", encode(reg).as_slice())?;
+            let before: Option<Registration> = match t.get("registration")? {
+                Some(v) => Some(decode("sync_state", "registration", v.value())?),
+                None => None,
+            };
+            let stored = Registration {
+                generation: before.map_or(0, |r| r.generation) + 1,
+                ..reg.clone()
+            };
+            t.insert("registration", encode(&stored).as_slice())?;
             t.insert("cursor", encode(&String::new()).as_slice())?;
-        }
+            stored
+        };
         tx.commit()?;
         self.set_outbox_enabled(true);
-        Ok(())
+        Ok(stored)
     }
 
     pub fn cursor(&self) -> Result<String, StoreError> {
@@ -144,11 +161,19 @@ impl Store {
                     update.from_cursor
                 )));
             }
-            let home: Option<Registration> = match state.get("registration")? {
+            let reg: Option<Registration> = match state.get("registration")? {
                 Some(v) => Some(decode("sync_state", "registration", v.value())?),
                 None => None,
             };
-            let home = home.map(|r| r.site).unwrap_or_default();
+            let generation = reg.as_ref().map_or(0, |r| r.generation);
+            if generation != update.registration {
+                return Err(StoreError::Superseded(format!(
+                    "the page was pulled under registration {} and the box has registered \
+                     again since (now {generation}): it is not applied",
+                    update.registration
+                )));
+            }
+            let home = reg.map(|r| r.site).unwrap_or_default();
             let mut devices = tx.open_table(DEVICES)?;
             let now = now_unix();
             for cloud in &update.devices {
@@ -482,6 +507,7 @@ mod tests {
             site: "hq".into(),
             appliance_id: String::new(),
             registered_at: 0,
+            generation: 0,
         })
         .unwrap();
         s.set_outbox_max(max);
@@ -710,6 +736,7 @@ mod tests {
         data.push(("policy|hq|J179".into(), b"{}".to_vec()));
         s.apply_pull(&PullUpdate {
             from_cursor: String::new(),
+            registration: 1,
             next_cursor: "1".into(),
             devices: (1..=4)
                 .map(|n| cloud_device(mac(n), DeviceState::Claimed))
@@ -732,6 +759,7 @@ mod tests {
 
         s.apply_pull(&PullUpdate {
             from_cursor: "1".into(),
+            registration: 1,
             next_cursor: "2".into(),
             devices: vec![
                 cloud_device(mac(2), DeviceState::Released),
@@ -744,12 +772,52 @@ mod tests {
         assert_eq!(s.cloud_data("policy|").unwrap().len(), 1);
     }
 
+    /// A page pulled under one registration is refused once the box registered again, even
+    /// though the cursor (empty again) matches; nothing of it is written.
+    #[test]
+    fn a_page_from_before_registering_again_is_not_applied() {
+        let (_d, s) = store(100);
+        let reg = s.registration().unwrap().unwrap();
+        assert_eq!(reg.generation, 1);
+        let page = PullUpdate {
+            from_cursor: String::new(),
+            registration: reg.generation,
+            next_cursor: "1".into(),
+            devices: vec![cloud_device(
+                Mac::parse("001122aabbcc").unwrap(),
+                DeviceState::Claimed,
+            )],
+            ..PullUpdate::default()
+        };
+        let again = s
+            .put_registration(&Registration {
+                url: "https://other-cloud".into(),
+                ..reg
+            })
+            .unwrap();
+        assert_eq!(again.generation, 2);
+        let generation = s.generation();
+        let e = s.apply_pull(&page).unwrap_err();
+        assert!(matches!(e, StoreError::Superseded(_)), "{e}");
+        assert_eq!(s.generation(), generation);
+        assert_eq!(s.cursor().unwrap(), "");
+        assert!(s.list_devices().unwrap().is_empty());
+        assert_eq!(s.outbox_depth().unwrap().events, 0);
+        s.apply_pull(&PullUpdate {
+            registration: 2,
+            ..page
+        })
+        .unwrap();
+        assert_eq!(s.cursor().unwrap(), "1");
+    }
+
     #[test]
     fn pull_applies_with_its_cursor_or_not_at_all() {
         let (_d, s) = store(100);
         let mac = Mac::parse("001122aabbcc").unwrap();
         let update = PullUpdate {
             from_cursor: String::new(),
+            registration: 1,
             next_cursor: "1".into(),
             devices: vec![CloudDevice {
                 mac,
@@ -768,6 +836,7 @@ mod tests {
         let generation = s.generation();
         s.apply_pull(&PullUpdate {
             from_cursor: "1".into(),
+            registration: 1,
             next_cursor: "1".into(),
             ..PullUpdate::default()
         })

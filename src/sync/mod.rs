@@ -263,7 +263,8 @@ fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures:
 }
 
 /// One round: pull up to `PAGES_PER_ROUND` pages, then push up to `BATCHES_PER_ROUND` batches,
-/// whatever became of the pull but an unreachable cloud. `None`: not registered, nothing to do until `wake`. An error:
+/// whatever became of the pull but an unreachable cloud. `None`: not registered, or registered
+/// again during the round, nothing to do until `wake` (which registering calls). An error:
 /// the round could not start (no configuration, identity or client), so neither half ran.
 async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     let s = handle.store.clone();
@@ -277,7 +278,13 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     let identity = crate::pki::cloud::appliance_identity(&handle.pki_dir)?;
     let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))?;
     let client = CloudClient::new(&reg.url, tls, Duration::from_millis(cfg.request_timeout_ms))?;
-    let pull = pull_pages(handle, &client).await;
+    let pull = pull_pages(handle, &client, reg.generation).await;
+    if let Err(SyncError::Store(StoreError::Superseded(why))) = &pull {
+        // Registering again woke the task: the next round starts over with the new cloud.
+        // Nothing failed, and the events are the new cloud's to receive.
+        tracing::info!(%why, "registered again while pulling");
+        return Ok(None);
+    }
     // A cloud that could not be reached would fail the push the same way, after another
     // timeout, and the failure would be known that much later; one that answered (a page
     // rejected, an error status) may well take events.
@@ -288,13 +295,18 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
     Ok(Some(Round { pull, push }))
 }
 
-/// Pulls up to `PAGES_PER_ROUND` pages; `true` when the cloud has more ready. A page leading
-/// back to a cursor pulled from in this round ends it as rejected (see `pull::check_cycle`).
-async fn pull_pages(handle: &SyncHandle, client: &CloudClient) -> Result<bool, SyncError> {
+/// Pulls up to `PAGES_PER_ROUND` pages under registration `generation`; `true` when the cloud
+/// has more ready. A page leading back to a cursor pulled from in this round ends it as
+/// rejected (see `pull::check_cycle`).
+async fn pull_pages(
+    handle: &SyncHandle,
+    client: &CloudClient,
+    generation: u64,
+) -> Result<bool, SyncError> {
     let mut pulled = HashSet::new();
     for _ in 0..PAGES_PER_ROUND {
-        let more =
-            pull::pull_page(client, &handle.store, handle.config.page_limit, &mut pulled).await?;
+        let limit = handle.config.page_limit;
+        let more = pull::pull_page(client, &handle.store, limit, generation, &mut pulled).await?;
         handle.progress().last_pull = Some(now_unix());
         if !more {
             return Ok(false);

@@ -310,11 +310,13 @@ pub fn check_cycle(page: &ChangesPage, pulled: &HashSet<String>) -> Result<(), P
 }
 
 /// Fetches and applies one page; returns whether the cloud has more ready. `pulled` holds the
-/// cursors this round has pulled from; this page's is added.
+/// cursors this round has pulled from; this page's is added. `registration` is the generation
+/// of the registration `client` was made for: the page is applied only while it is current.
 pub async fn pull_page(
     client: &CloudClient,
     store: &crate::store::Store,
     limit: usize,
+    registration: u64,
     pulled: &mut HashSet<String>,
 ) -> Result<bool, SyncError> {
     let s = store.clone();
@@ -333,6 +335,10 @@ pub async fn pull_page(
     let update = validate(&page, &cursor)
         .and_then(|u| check_cycle(&page, pulled).map(|()| u))
         .map_err(|e| SyncError::Rejected(e.to_string()))?;
+    let update = PullUpdate {
+        registration,
+        ..update
+    };
     let s = store.clone();
     super::blocking(move || s.apply_pull(&update)).await?;
     Ok(page.more)

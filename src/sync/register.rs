@@ -57,9 +57,10 @@ pub async fn register(
         site: resp.site,
         appliance_id: resp.appliance_id,
         registered_at: now_unix(),
+        generation: 0,
     };
-    let (s, r) = (store.clone(), reg.clone());
-    super::blocking(move || s.put_registration(&r)).await?;
+    let s = store.clone();
+    let reg = super::blocking(move || s.put_registration(&reg)).await?;
     tracing::info!(url, site = %reg.site, "registered with the cloud");
     Ok(reg)
 }
