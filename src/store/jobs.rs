@@ -366,6 +366,37 @@ mod tests {
         );
     }
 
+    /// A device a delete job removes takes the cloud's lockout for it along, in the same
+    /// transaction; a device the job keeps keeps its own.
+    #[test]
+    fn a_deleted_device_takes_its_cloud_lockout_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        olivia(&store, &["hq"]);
+        let id = started_delete(&store);
+        let tx = store.db.begin_write().unwrap();
+        {
+            let mut data = tx.open_table(super::super::sync::CLOUD_DATA).unwrap();
+            for i in [1, 2] {
+                let key = format!("lockout|{}", mac(i));
+                data.insert(key.as_str(), br#"{"mac":"x","until":1}"#.as_slice())
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        move_to_secret_site(&store, mac(2));
+        step(&store, id, 0);
+        step(&store, id, 1);
+        assert_eq!(store.get_device(mac(1)).unwrap(), None);
+        let left: Vec<String> = store
+            .cloud_data("lockout|")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, [format!("lockout|{}", mac(2))]);
+    }
+
     #[test]
     fn a_revoked_creator_changes_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
