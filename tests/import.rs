@@ -516,6 +516,75 @@ async fn outer_spaces_are_refused_wherever_a_device_is_written() {
     assert_eq!(status, 400, "{v}");
 }
 
+/// A `|` in a site, group or model name is refused wherever a name enters (the API, the CSV
+/// import, a bulk move, a layer, the CLI), as the cloud's pull refuses it: the store joins names
+/// with it in keys. A serial is free text and may hold one.
+#[tokio::test]
+async fn a_separator_in_a_name_is_refused_wherever_a_name_enters() {
+    let d = Daemon::start();
+    let no_pipe = |v: &Value, field: &str| {
+        let e = v["error"].as_str().unwrap_or_default();
+        e.starts_with(&format!("{field}: ")) && e.contains("no '|'")
+    };
+    for field in ["site", "group", "model"] {
+        let (status, v) = d
+            .api(
+                "POST",
+                "/devices",
+                Some(serde_json::json!({"mac": "c81fea83e85a", field: "a|b"})),
+            )
+            .await;
+        assert_eq!(status, 400, "{field}: {v}");
+        assert!(no_pipe(&v, field), "{field}: {v}");
+    }
+    let csv = b"mac,site\nc81fea83e85a,a|b\n".to_vec();
+    let (status, v) = post(&d, "/devices/import", csv).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["errors"][0]["line"], 2, "{v}");
+    assert!(v.to_string().contains("no '|'"), "{v}");
+
+    d.add_device(serde_json::json!({"mac": "c81fea83e85a", "serial": "SN|1"}))
+        .await;
+    let (status, v) = d
+        .api(
+            "PATCH",
+            "/devices/c81fea83e85a",
+            Some(serde_json::json!({"group": "1|2"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(no_pipe(&v, "group"), "{v}");
+    let (status, v) = d
+        .api(
+            "POST",
+            "/jobs",
+            Some(serde_json::json!({"kind": "move", "site": "a|b", "selection": {"all": true}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(no_pipe(&v, "site"), "{v}");
+    let (status, v) = d
+        .api(
+            "PATCH",
+            "/params/site:a%7Cb",
+            Some(serde_json::json!({"params": {"sip.domain": "x.example"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let out = d.cli(&["device", "add", "--mac", "c81fea83e85b", "--site", "a|b"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("site: no '|'"), "{err}");
+
+    let (_, devices) = d.api("GET", "/devices", None).await;
+    let devices = devices.to_string();
+    assert!(
+        !devices.contains("a|b") && !devices.contains("1|2"),
+        "{devices}"
+    );
+    assert!(devices.contains("SN|1"), "{devices}");
+}
+
 /// A site name a device may carry can always be given a site layer, and a longer one is refused
 /// wherever it could be written.
 #[tokio::test]

@@ -14,9 +14,7 @@ use serde_json::Value;
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
-use crate::model::{
-    CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_NAME, MAX_TEXT, Mac,
-};
+use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_TEXT, Mac};
 
 /// A device as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,13 +141,13 @@ fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// Checks one of a device's text fields. Model, site and group name parameter layers, so they
-/// take the layers' limit ([`MAX_NAME`]); serial and label are free text.
+/// take the layers' rule ([`crate::model::check_name`]); serial and label are free text.
 pub(super) fn check_field(field: &str, value: &str) -> Result<(), ApiError> {
-    let max = match field {
-        "model" | "site" | "group" => MAX_NAME,
-        _ => MAX_TEXT,
-    };
-    crate::model::check_field(value, max).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+    match field {
+        "model" | "site" | "group" => crate::model::check_name(value),
+        _ => crate::model::check_field(value, MAX_TEXT),
+    }
+    .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 fn check_params<'a>(

@@ -21,7 +21,7 @@ pub use lease::{Lease, LeaseState};
 pub use mac::{Mac, MacError};
 pub use params::{
     FieldError, Layer, LayerError, MAX_NAME, MAX_TEXT, MAX_VALUE, ParamError, ParamSet,
-    check_field, validate_param,
+    check_field, check_name, validate_param,
 };
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};

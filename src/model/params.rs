@@ -25,6 +25,8 @@ pub enum FieldError {
     Control,
     #[error("no spaces at the start or end")]
     OuterSpace,
+    #[error("no '|' (it separates the parts of stored keys)")]
+    Separator,
 }
 
 /// Checks a device's text field or a layer's name. Outer spaces are refused rather than
@@ -42,6 +44,20 @@ pub fn check_field(value: &str, max: usize) -> Result<(), FieldError> {
     } else {
         Ok(())
     }
+}
+
+/// Checks a site, group or model name: a device's field that names a parameter layer, or a
+/// layer's name. [`check_field`] with [`MAX_NAME`], and no `|`: the store joins names with it
+/// in keys (a site's static file is `SITE|FILE`, the cloud's policy `policy|SITE|MODEL`), so a
+/// name holding one would read back as another site's or be cut. One rule at every path a
+/// name enters by (devices, import, bulk jobs, layers, sites, the cloud's pull), so whatever
+/// one of them takes, the others take too.
+pub fn check_name(value: &str) -> Result<(), FieldError> {
+    check_field(value, MAX_NAME)?;
+    if value.contains('|') {
+        return Err(FieldError::Separator);
+    }
+    Ok(())
 }
 
 /// One level of the hierarchy, addressed in the store and the API as `global`, `site:NAME`,
@@ -67,7 +83,7 @@ impl Layer {
         let (kind, name) = text.split_once(':').ok_or_else(err)?;
         // Exactly as free as a device's site, group and model fields: a layer must be nameable
         // for every value they may hold.
-        if name.is_empty() || check_field(name, MAX_NAME).is_err() {
+        if name.is_empty() || check_name(name).is_err() {
             return Err(err());
         }
         match kind {
@@ -102,6 +118,15 @@ pub struct ParamSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_holds_no_separator() {
+        assert_eq!(check_name("hq"), Ok(()));
+        assert_eq!(check_name("a|b"), Err(FieldError::Separator));
+        assert_eq!(check_name(" hq"), Err(FieldError::OuterSpace));
+        assert!(Layer::parse("site:a|b").is_err());
+        assert!(Layer::parse("model:T46S|x").is_err());
+    }
 
     #[test]
     fn layer_names_round_trip() {

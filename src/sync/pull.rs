@@ -56,16 +56,12 @@ fn quoted(value: &str) -> String {
     format!("{:?}", clip(value, QUOTED))
 }
 
-/// A name (site, group, model, serial, firmware version) under the admin API's rules for a
-/// device's fields, so a name the cloud gives can always be given a parameter layer and exported
-/// and imported again.
+/// A name (site, group, model, firmware version, policy) under the admin API's rule for names
+/// ([`crate::model::check_name`]), so a name the cloud gives can always be given a parameter
+/// layer and exported and imported again.
 pub(super) fn check_name(field: &str, value: &str) -> Result<(), PageError> {
     let shown = || value.chars().take(MAX_NAME + 1).collect::<String>();
-    check_field(value, MAX_NAME).map_err(|e| item(format!("{field} {:?}: {e}", shown())))?;
-    if value.contains('|') {
-        return Err(item(format!("{field} {:?}: contains '|'", shown())));
-    }
-    Ok(())
+    crate::model::check_name(value).map_err(|e| item(format!("{field} {:?}: {e}", shown())))
 }
 
 /// Checks a page and converts it to what the store applies. Pure.
@@ -112,10 +108,12 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             ("site", &d.site),
             ("phone_group", &d.phone_group),
             ("model", &d.model),
-            ("serial", &d.serial),
         ] {
             check_name(&format!("device {mac} {field}"), v)?;
         }
+        // Free text, as the admin API takes a device's serial.
+        check_field(&d.serial, MAX_TEXT)
+            .map_err(|e| item(format!("device {mac} serial {}: {e}", quoted(&d.serial))))?;
         let state = lifecycle(d.state);
         if matches!(d.state, Lifecycle::Associated | Lifecycle::Activated) && d.site.is_empty() {
             return Err(item(format!("device {mac} is {state:?} without a site")));
@@ -385,6 +383,31 @@ mod tests {
         for b in bad {
             assert!(validate(&page(b), "").is_err(), "{b}");
         }
+    }
+
+    /// Names take the admin API's rule: a `|` in a site, group or model rejects the page,
+    /// naming the field; a serial is free text there, and so here.
+    #[test]
+    fn names_take_the_admin_apis_rule() {
+        let device = |field: &str, value: &str| {
+            page(&format!(
+                r#"{{"version":1,"cursor":"","next_cursor":"c","devices":[
+                    {{"mac":"001122aabbcc","state":"claimed","{field}":"{value}"}}]}}"#
+            ))
+        };
+        for field in ["site", "phone_group", "model"] {
+            let e = validate(&device(field, "a|b"), "").unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "device 001122aabbcc {field} \"a|b\": no '|' (it separates the parts of stored keys)"
+                )
+            );
+        }
+        let u = validate(&device("serial", "SN|1"), "").unwrap();
+        assert_eq!(u.devices[0].serial, "SN|1");
+        let long = "s".repeat(crate::model::MAX_TEXT + 1);
+        assert!(validate(&device("serial", &long), "").is_err());
     }
 
     /// However long a value the cloud sends, a rejection quotes at most [`QUOTED`] characters
