@@ -571,6 +571,70 @@ async fn every_kind_changes_the_devices() {
     assert_eq!(device(&d, &macs[2]).await.0, 200);
 }
 
+/// A job that ends without a failure but left devices as they were (skipped as out of its
+/// sites, or not reached before a stop) makes `job wait` fail, saying how many and why.
+#[tokio::test]
+async fn waiting_on_a_job_that_skipped_devices_fails_and_says_why() {
+    let d = Daemon::start();
+    add_devices(&d, 1, 3, "hq").await;
+    let (olivia, _) = operator(&d, &["hq"]).await;
+    let j = create_as(
+        &d,
+        &olivia,
+        json!({"kind": "deactivate", "selection": {"site": "hq"}, "rate": 0.5}),
+    )
+    .await;
+    let id = j["id"].as_u64().unwrap();
+    between_first_and_second(&d, id, move_to_secret_site(&d, 2)).await;
+    let out = d.cli(&["job", "wait", &id.to_string()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "job {id} done, but 1 of 3 devices were skipped and left as they were: \
+             moved out of the job's sites (1)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("3 total, 2 ok, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
+
+    // Stopped before its last devices: those are skipped too.
+    add_devices(&d, 4, 3, "hq").await;
+    let id = create(
+        &d,
+        json!({"kind": "activate", "selection": {"macs": [mac(4), mac(5), mac(6)]},
+               "rate": 0.5}),
+    )
+    .await;
+    wait_for(&d, id, 20, |j| ok_count(j) >= 1).await;
+    let (status, v) = d.api("POST", &format!("/jobs/{id}/stop"), None).await;
+    assert_eq!(status, 200, "{v}");
+    let out = d.cli(&["job", "wait", &id.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "job {id} stopped, but 2 of 3 devices were skipped and left as they were: \
+             job stopped before this device (2)"
+        )),
+        "{stderr}"
+    );
+
+    // A job that reached every device still succeeds.
+    let out = d.cli(&["job", "create", "activate", "--site", "hq", "--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn cli_creates_follows_lists_and_shows_jobs() {
     let d = Daemon::start();

@@ -1,5 +1,6 @@
 //! `edgeprov job list|show|create|pause|resume|stop|delete|wait`: bulk jobs.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ApiClient, encode};
 use super::{Output, table};
-use crate::jobs::{DeviceResult, Job, JobState, Sites};
+use crate::jobs::{DeviceResult, Job, JobState, ResultStatus, Sites};
 
 /// How often `--wait` asks for progress.
 const POLL: Duration = Duration::from_millis(500);
@@ -34,7 +35,9 @@ pub enum JobCmd {
     Stop { id: u64 },
     /// Delete a job and its results (not while it runs).
     Delete { id: u64 },
-    /// Follow a job until it ends, with a progress line on standard error.
+    /// Follow a job until it ends, with a progress line on standard error. Fails when the job
+    /// ends failed, or with devices skipped (out of the job's sites, or not reached before a
+    /// stop), naming how many and why.
     Wait { id: u64 },
 }
 
@@ -83,7 +86,7 @@ pub struct CreateArgs {
     /// At most this many devices per second.
     #[arg(long)]
     rate: Option<f64>,
-    /// Follow the job until it ends, with a progress line.
+    /// Follow the job until it ends, with a progress line; fails as `job wait` does.
     #[arg(long)]
     wait: bool,
 }
@@ -270,7 +273,7 @@ fn progress(j: &Job) -> String {
 }
 
 /// Polls the job until it will not run again, drawing a progress line on standard error; then
-/// shows it. A job that ends `failed` makes the command fail.
+/// shows it. A job that ends `failed`, or with skipped devices, makes the command fail.
 async fn wait(api: &ApiClient, id: u64, out: Output) -> Result<()> {
     let tty = std::io::stderr().is_terminal();
     let mut last_line = String::new();
@@ -304,12 +307,49 @@ async fn wait(api: &ApiClient, id: u64, out: Output) -> Result<()> {
         }
         tokio::time::sleep(POLL).await;
     };
-    let state = value["state"].clone();
+    let job: Job = serde_json::from_value(value.clone())?;
+    let results: Vec<DeviceResult> = serde_json::from_value(value["results"].clone())?;
     show(value, out)?;
-    if state == json!(JobState::Failed) {
+    if job.state == JobState::Failed {
         bail!("job {id} failed on some devices (see above)");
     }
+    if let Some(why) = skipped(&job, &results) {
+        bail!(why);
+    }
     Ok(())
+}
+
+/// What `--wait` says when the job left devices as they were although it ended without a
+/// failure (`done` with skipped devices, or `stopped`): how many and why, each reason with its
+/// count. A waiting script must not take such a job for one that reached every device.
+fn skipped(job: &Job, results: &[DeviceResult]) -> Option<String> {
+    let c = job.counts;
+    if c.skipped == 0 {
+        return None;
+    }
+    let mut why: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.status == ResultStatus::Skipped) {
+        *why.entry(r.detail.as_str()).or_default() += 1;
+    }
+    let why: Vec<String> = why
+        .into_iter()
+        .map(|(detail, n)| match detail {
+            "" => format!("no reason given ({n})"),
+            d => format!("{d} ({n})"),
+        })
+        .collect();
+    Some(format!(
+        "job {} {}, but {} of {} devices were skipped and left as they were: {}",
+        job.id,
+        job.state,
+        c.skipped,
+        c.total,
+        if why.is_empty() {
+            "see the results".to_string()
+        } else {
+            why.join(", ")
+        }
+    ))
 }
 
 fn show(value: Value, out: Output) -> Result<()> {
