@@ -161,7 +161,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "patch",
         "/params/{layer}",
-        "Set or remove parameters of a layer",
+        "Set or remove parameters of a layer (setting a site's needs the site)",
     )
     .sites(),
     q(
@@ -183,7 +183,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "delete",
         "/sites/{site}",
-        "Delete a site without devices, with its parameters and firmware policies",
+        "Delete a site without devices, with its parameters, static files and firmware policies",
     ),
     q(
         "get",
@@ -214,7 +214,7 @@ pub const ROUTES: &[Route] = &[
     q(
         "put",
         "/files/{name}",
-        "Upload a static file (wins over a generated one)",
+        "Upload a static file (wins over a generated one; a site's needs the site)",
         &["site"],
     )
     .sites(),
