@@ -22,8 +22,11 @@ const VERSION: &str = "#!version:1.0.0.1\n";
 /// - Wazo's Yealink provd plugin, `plugins/xivo-yealink/v85/entry.py` and its successors
 ///   (github.com/wazo-platform/wazo-provd-plugins): T4xS 65 to 68 with firmware 66, the T3x
 ///   files 123, 124 and 127 with firmware 124, CP960 73, W60B 77;
-/// - a FreePBX endpoint module's model table and a Perl provisioning script, both public: T30
-///   and T30P 127, T31, T31P and T31G 123, T33P and T33G 124 (the same numbers as above).
+/// - a FreePBX endpoint module's model table and a Perl provisioning script, both public: T46G
+///   28, T42G 29, T48G 35, T41P 36, T54S 70, T52S 74, T30 and T30P 127, T31, T31P and T31G 123,
+///   T33P and T33G 124, and the numbers above again where they list the model.
+///
+/// Models none of them names (a T41U, T44U) are left out: they fall back to the firmware.
 const FAMILIES: &[(&str, u32)] = &[
     ("T46G", 28),
     ("T42G", 29),
