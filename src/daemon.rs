@@ -322,14 +322,14 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         log: log.clone(),
     };
     let limits = Arc::new(Limits {
-        metrics: metrics.clone(),
+        handshakes: metrics.phone_handshakes.clone(),
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
         header: Duration::from_millis(config.phone.header_timeout_ms),
         connections: metrics.phone_connections.clone(),
     });
     let admin_limits = Arc::new(Limits {
         connections: Arc::new(ConnectionLimit::new(ADMIN_CONNECTIONS)),
-        metrics: metrics.clone(),
+        handshakes: metrics.admin_handshakes.clone(),
         ..*limits
     });
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,5 +1,5 @@
-//! Counters for Prometheus: phone requests by file kind and status, TLS handshakes by result,
-//! and the phone connections open. Other services keep their own counters (DHCP `Stats`, the
+//! Counters for Prometheus: phone requests by file kind and status, TLS handshakes by listener
+//! and result, and the phone connections open. Other services keep their own counters (DHCP `Stats`, the
 //! sync status); the admin API renders them all in the Prometheus text format.
 
 use std::collections::BTreeMap;
@@ -9,11 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::serve::ConnectionLimit;
 
+/// One listener kind's TLS handshakes by result.
+#[derive(Default)]
+pub struct Handshakes {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub timed_out: AtomicU64,
+}
+
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    pub handshakes_ok: AtomicU64,
-    pub handshakes_failed: AtomicU64,
-    pub handshakes_timed_out: AtomicU64,
+    /// Kept apart from the admin listener's, so that the CLI and the Prometheus scrape itself
+    /// are not counted as phones, nor a scraper with the wrong CA as phones failing.
+    pub phone_handshakes: Arc<Handshakes>,
+    pub admin_handshakes: Arc<Handshakes>,
     /// The phone listeners' connections (HTTPS and HTTP together) and their limit.
     pub phone_connections: Arc<ConnectionLimit>,
 }
@@ -22,9 +31,8 @@ impl Metrics {
     pub fn new(phone_connections: Arc<ConnectionLimit>) -> Self {
         Metrics {
             requests: Mutex::default(),
-            handshakes_ok: AtomicU64::default(),
-            handshakes_failed: AtomicU64::default(),
-            handshakes_timed_out: AtomicU64::default(),
+            phone_handshakes: Arc::default(),
+            admin_handshakes: Arc::default(),
             phone_connections,
         }
     }
@@ -59,19 +67,24 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP edgeprov_tls_handshakes_total TLS handshakes by result."
+            "# HELP edgeprov_tls_handshakes_total TLS handshakes by listener (phone, admin) and result."
         );
         let _ = writeln!(out, "# TYPE edgeprov_tls_handshakes_total counter");
-        for (result, c) in [
-            ("ok", &self.handshakes_ok),
-            ("failed", &self.handshakes_failed),
-            ("timeout", &self.handshakes_timed_out),
+        for (listener, h) in [
+            ("phone", &self.phone_handshakes),
+            ("admin", &self.admin_handshakes),
         ] {
-            let _ = writeln!(
-                out,
-                "edgeprov_tls_handshakes_total{{result=\"{result}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
+            for (result, c) in [
+                ("ok", &h.ok),
+                ("failed", &h.failed),
+                ("timeout", &h.timed_out),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "edgeprov_tls_handshakes_total{{listener=\"{listener}\",result=\"{result}\"}} {}",
+                    c.load(Ordering::Relaxed)
+                );
+            }
         }
         sample(
             out,
@@ -108,7 +121,8 @@ mod tests {
         m.request("device", 200);
         m.request("device", 200);
         m.request("common", 404);
-        m.handshakes_failed.fetch_add(3, Ordering::Relaxed);
+        m.phone_handshakes.failed.fetch_add(3, Ordering::Relaxed);
+        m.admin_handshakes.ok.fetch_add(1, Ordering::Relaxed);
         let mut out = String::new();
         m.render(&mut out);
         sample(
@@ -120,7 +134,15 @@ mod tests {
         );
         assert!(out.contains("edgeprov_phone_requests_total{file=\"device\",status=\"200\"} 2\n"));
         assert!(out.contains("edgeprov_phone_requests_total{file=\"common\",status=\"404\"} 1\n"));
-        assert!(out.contains("edgeprov_tls_handshakes_total{result=\"failed\"} 3\n"));
+        assert!(
+            out.contains("edgeprov_tls_handshakes_total{listener=\"phone\",result=\"failed\"} 3\n")
+        );
+        assert!(
+            out.contains("edgeprov_tls_handshakes_total{listener=\"phone\",result=\"ok\"} 0\n")
+        );
+        assert!(
+            out.contains("edgeprov_tls_handshakes_total{listener=\"admin\",result=\"ok\"} 1\n")
+        );
         assert!(out.contains("# TYPE edgeprov_devices gauge\nedgeprov_devices 7\n"));
         assert!(out.contains("\nedgeprov_phone_connections 0\n"));
         assert!(out.contains("\nedgeprov_phone_connections_limit 5\n"));

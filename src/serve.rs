@@ -36,7 +36,7 @@ pub struct ConnInfo {
 
 pub struct Limits {
     /// Where handshake results are counted.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub handshakes: Arc<crate::metrics::Handshakes>,
     pub handshake: Duration,
     pub header: Duration,
     /// Shared by the listeners these limits are for.
@@ -158,23 +158,17 @@ pub async fn accept_loop<F, S, B>(
                     let accept = acceptor.accept(HoldTicket::new(tcp)).into_fallible();
                     let mut stream = match tokio::time::timeout(limits.handshake, accept).await {
                         Ok(Ok(s)) => {
-                            limits.metrics.handshakes_ok.fetch_add(1, Ordering::Relaxed);
+                            limits.handshakes.ok.fetch_add(1, Ordering::Relaxed);
                             s
                         }
                         Ok(Err((e, io))) => {
                             io.send_held_now();
-                            limits
-                                .metrics
-                                .handshakes_failed
-                                .fetch_add(1, Ordering::Relaxed);
+                            limits.handshakes.failed.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {
-                            limits
-                                .metrics
-                                .handshakes_timed_out
-                                .fetch_add(1, Ordering::Relaxed);
+                            limits.handshakes.timed_out.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
