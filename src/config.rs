@@ -211,8 +211,16 @@ impl Config {
                 "at least one address is needed: HTTPS is how phones prove who they are",
             ));
         }
-        if self.phone.handshake_timeout_ms == 0 || self.phone.header_timeout_ms == 0 {
-            return Err(invalid("phone", "timeouts must be greater than zero"));
+        for (key, ms) in [
+            (
+                "phone.handshake_timeout_ms",
+                self.phone.handshake_timeout_ms,
+            ),
+            ("phone.header_timeout_ms", self.phone.header_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(invalid(key, "must be greater than zero"));
+            }
         }
         if !(1..=MAX_PHONE_CONNECTIONS).contains(&self.phone.max_connections) {
             return Err(invalid(
@@ -465,6 +473,19 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap();
         parse("[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n")
             .unwrap();
+    }
+
+    #[test]
+    fn a_zero_timeout_is_named() {
+        for key in ["handshake_timeout_ms", "header_timeout_ms"] {
+            let err = parse(&format!("[phone]\n{key} = 0\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("phone.{key}: must be greater than zero")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
