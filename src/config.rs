@@ -28,10 +28,12 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config file {path}: {key}: {message}")]
+    #[error("config file {path}{}: {key}: {message}", line.map(|n| format!(", line {n}")).unwrap_or_default())]
     Invalid {
         path: PathBuf,
         key: &'static str,
+        /// Where the file sets `key`, when it does (see [`key_line`]).
+        line: Option<usize>,
         message: String,
     },
 }
@@ -186,7 +188,17 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        config.validate(path)?;
+        config.validate(path).map_err(|e| match e {
+            ConfigError::Invalid {
+                path, key, message, ..
+            } => ConfigError::Invalid {
+                line: key_line(text, key),
+                path,
+                key,
+                message,
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -194,6 +206,7 @@ impl Config {
         let invalid = |key, message: &str| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
+            line: None,
             message: message.to_string(),
         };
         if self.data_dir.as_os_str().is_empty() {
@@ -344,6 +357,25 @@ impl Config {
     }
 }
 
+/// The line (1-based) of `text` that sets the dotted `key`, so that a value refused after
+/// parsing is pointed at like a syntax error is. None when the file leaves the key to its
+/// default, or when it is inside an array of tables (`firmware.release.file`): which element
+/// the refusal is about the key alone does not say.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, value) = table.iter().find(|(k, _)| k.get_ref() == part)?;
+        match value.get_ref() {
+            toml::de::DeValue::Table(inner) if parts.peek().is_some() => table = inner,
+            _ if parts.peek().is_some() => return None,
+            _ => return Some(text[..name.span().start].matches('\n').count() + 1),
+        }
+    }
+    None
+}
+
 /// Whether sockets bound to `a` and `b` would take the same port on some address. Port 0 asks
 /// the kernel for a free port, so it never clashes.
 fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
@@ -473,6 +505,29 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap();
         parse("[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n")
             .unwrap();
+    }
+
+    #[test]
+    fn a_refused_value_is_named_with_its_line() {
+        let err = parse("data_dir = \"x\"\n\n[phone]\nhttp_listen = []\nmax_connections = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 5: phone.max_connections: must be 1 to"),
+            "{err}"
+        );
+        let err = parse("log_level = \"info\"\nphone.header_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: phone.header_timeout_ms"), "{err}");
+        // Left to its default, the key has no line to point at.
+        let err = parse("[phone]\nhttp_listen = [\"127.0.0.1:9443\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml: admin.listen: 127.0.0.1:9443 overlaps"),
+            "{err}"
+        );
     }
 
     #[test]
