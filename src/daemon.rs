@@ -467,8 +467,17 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
                     break None;
                 }
                 crate::notify::reloading();
-                reloader.reload();
-                crate::notify::ready(&status);
+                // `systemctl reload` only sends the signal: the status is where `systemctl
+                // status` shows that the file was refused, or what waits for a restart.
+                let note = match reloader.reload() {
+                    Ok(waiting) if waiting.is_empty() => String::new(),
+                    Ok(waiting) => format!(
+                        "; changed, applied at the next restart: {}",
+                        waiting.join(", ")
+                    ),
+                    Err(e) => format!("; reload refused, still on the previous configuration: {e}"),
+                };
+                crate::notify::ready(&format!("{status}{note}"));
             }
             name = loops.first_panic() => {
                 tracing::error!(service = name, "a service loop panicked: stopping");

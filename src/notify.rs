@@ -29,12 +29,24 @@ const EXTEND_START_USEC: u32 = 60_000_000;
 pub fn starting(status: &str) {
     send(&[
         NotifyState::ExtendTimeoutUsec(EXTEND_START_USEC),
-        NotifyState::Status(status),
+        NotifyState::Status(&one_line(status)),
     ]);
 }
 
 pub fn ready(status: &str) {
-    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    send(&[NotifyState::Ready, NotifyState::Status(&one_line(status))]);
+}
+
+/// `status` as one line: the protocol is one `KEY=value` per line, so a second line (a TOML
+/// error's excerpt of the file, in a refused reload's status) would be lost or misread. The
+/// excerpt's lines (those drawing the file with `|`) are left out, the others joined.
+fn one_line(status: &str) -> String {
+    status
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains('|'))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 pub fn reloading() {
@@ -65,5 +77,24 @@ pub async fn watchdog(store: Store, mut stop: watch::Receiver<bool>) {
             Ok(Ok(_)) => send(&[NotifyState::Watchdog]),
             _ => tracing::error!("store unreadable: withholding the watchdog ping"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_one_line_without_the_file_excerpt() {
+        let toml_error = "config file e.toml: TOML parse error at line 13, column 1\n   |\n13 | bogus_key = 1\n   | ^^^^^^^^^\nunknown field `bogus_key`, expected one of `data_dir`\n";
+        assert_eq!(
+            one_line(&format!("serving; reload refused: {toml_error}")),
+            "serving; reload refused: config file e.toml: TOML parse error at line 13, column 1: \
+             unknown field `bogus_key`, expected one of `data_dir`"
+        );
+        assert_eq!(
+            one_line("serving phones on [127.0.0.1:443]"),
+            "serving phones on [127.0.0.1:443]"
+        );
     }
 }

@@ -119,14 +119,15 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 impl Reloader {
-    /// Applies what can be applied; returns false when the new configuration was refused.
-    pub fn reload(&mut self) -> bool {
+    /// Applies what can be applied. Returns the keys that changed but wait for a restart, or
+    /// why the new configuration was refused (the daemon's status shows either).
+    pub fn reload(&mut self) -> Result<Vec<&'static str>, String> {
         let new = match &self.source {
             Some(path) => match Config::load(path) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("reload refused, keeping the running configuration: {e}");
-                    return false;
+                    return Err(e.to_string());
                 }
             },
             None => Config::default(),
@@ -136,7 +137,7 @@ impl Reloader {
         let new = in_effect(&running, new);
         if let Err(e) = self.certs.apply(&new) {
             tracing::error!("reload refused, keeping the running certificates: {e}");
-            return false;
+            return Err(e.to_string());
         }
         let runtime_level = self.store.preferences().ok().and_then(|p| p.log_level);
         if let Some(log) = &self.log
@@ -144,7 +145,7 @@ impl Reloader {
         {
             tracing::warn!("log level not changed: {e}");
         }
-        for key in changed {
+        for key in &changed {
             tracing::warn!(
                 key,
                 "changed in the configuration; takes effect after a restart"
@@ -152,7 +153,7 @@ impl Reloader {
         }
         self.current.set(new);
         tracing::info!("configuration and certificates reloaded");
-        true
+        Ok(changed)
     }
 }
 

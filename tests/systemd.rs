@@ -237,3 +237,52 @@ async fn sighup_reloads_certificates_and_keeps_open_connections() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("SET SIPDOMAIN x"));
 }
+
+/// `systemctl reload` only sends SIGHUP and returns: the status line (`systemctl status`) is
+/// where the administrator sees that the file was refused and why, or which changed keys wait
+/// for a restart.
+#[test]
+fn the_status_says_what_a_reload_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let mut d = Daemon::start_with_env("", &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    recv_until(&sock, "READY=1", Duration::from_secs(20)).expect("READY=1");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let status_after_reload = |sock: &UnixDatagram| {
+        signal(d.child.as_ref().unwrap().id(), "HUP");
+        recv_until(sock, "RELOADING=1", Duration::from_secs(10)).expect("RELOADING=1");
+        let ready = recv_until(sock, "READY=1", Duration::from_secs(10)).expect("READY=1");
+        ready
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    std::fs::write(d.config_path(), format!("{config}\nbogus_key = 1\n")).unwrap();
+    let status = status_after_reload(&sock);
+    assert!(status.starts_with("serving phones on"), "{status}");
+    assert!(status.contains("reload refused"), "{status}");
+    assert!(status.contains("bogus_key"), "{status}");
+
+    std::fs::write(
+        d.config_path(),
+        config.replace("max_connections", "x").replace(
+            "auth_lockout_secs = 60",
+            "auth_lockout_secs = 60\nmax_connections = 100",
+        ),
+    )
+    .unwrap();
+    let status = status_after_reload(&sock);
+    assert!(
+        status.contains("applied at the next restart: phone.max_connections"),
+        "{status}"
+    );
+    assert!(!status.contains("refused"), "{status}");
+
+    std::fs::write(d.config_path(), &config).unwrap();
+    let status = status_after_reload(&sock);
+    assert!(!status.contains(';'), "{status}");
+    assert!(d.stop().success());
+}
