@@ -17,9 +17,18 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 #[derive(Clone)]
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
+    /// `RUST_LOG`, when the daemon was started with one that parses.
+    from_env: Option<String>,
 }
 
 impl LogControl {
+    /// The level that applies when none is set at runtime (the preferences): `RUST_LOG`'s
+    /// for a debugging session started with it, else the configuration's. A reload, or a
+    /// runtime level cleared, must not end that session.
+    pub fn base<'a>(&'a self, config_level: &'a str) -> &'a str {
+        self.from_env.as_deref().unwrap_or(config_level)
+    }
+
     pub fn set_level(&self, level: &str) -> Result<(), String> {
         let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
@@ -27,8 +36,10 @@ impl LogControl {
 }
 
 pub fn init(level: &str) -> LogControl {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
+    let from_env = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty() && EnvFilter::try_new(v).is_ok());
+    let filter = EnvFilter::try_new(from_env.as_deref().unwrap_or(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let journal = std::env::var_os("JOURNAL_STREAM")
@@ -44,5 +55,5 @@ pub fn init(level: &str) -> LogControl {
         .with(journal)
         .with(stderr)
         .init();
-    LogControl { handle }
+    LogControl { handle, from_env }
 }

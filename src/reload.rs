@@ -141,7 +141,8 @@ impl Reloader {
         }
         let runtime_level = self.store.preferences().ok().and_then(|p| p.log_level);
         if let Some(log) = &self.log
-            && let Err(e) = log.set_level(runtime_level.as_deref().unwrap_or(&new.log_level))
+            && let Err(e) =
+                log.set_level(runtime_level.as_deref().unwrap_or(log.base(&new.log_level)))
         {
             tracing::warn!("log level not changed: {e}");
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Daemon, signal, wait_for_log};
+use common::{Daemon, get, send_plain, signal, wait_for_log};
 use serde_json::json;
 
 #[tokio::test]
@@ -62,4 +62,32 @@ async fn a_new_data_dir_waits_for_the_restart_and_the_certificates_stay() {
     assert_eq!(s, 200, "the box's CA no longer verifies it: {v}");
     let (s, _) = d.api_bytes("GET", "/backup", "", Some(&d.token)).await;
     assert_eq!(s, 200, "backup after the reload");
+}
+
+/// A debugging session started with `RUST_LOG` outlives a reload: the file's level applies
+/// when there is no `RUST_LOG`, as at start.
+#[tokio::test]
+async fn a_reload_keeps_the_rust_log_level() {
+    let d = Daemon::start_with_env("", &[("RUST_LOG", "debug")]);
+    let phone = |d: &Daemon| {
+        let http = d.http.unwrap();
+        async move {
+            send_plain(http, get("/46xxsettings.txt", "test"))
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(phone(&d).await, 200);
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "configuration and certificates reloaded").await;
+    let before = d.log().matches("phone request").count();
+    assert!(before >= 1, "debug lines before the reload:\n{}", d.log());
+    assert_eq!(phone(&d).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        d.log().matches("phone request").count() > before,
+        "debug lines after the reload:\n{}",
+        d.log()
+    );
 }

@@ -76,7 +76,12 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
     .await??;
     if after.log_level != before.log_level
         && let Some(log) = &st.log
-        && let Err(e) = log.set_level(after.log_level.as_deref().unwrap_or(&config_level))
+        && let Err(e) = log.set_level(
+            after
+                .log_level
+                .as_deref()
+                .unwrap_or(log.base(&config_level)),
+        )
     {
         tracing::error!("stored log level not applied: {e}");
     }
