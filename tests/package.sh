@@ -58,6 +58,13 @@ check "binary runs in the root" 'in_root /usr/bin/edgeprov --help >/dev/null'
 # matters here is that the config loads and every check runs.
 in_root /usr/bin/edgeprov --config /etc/edgeprov/edgeprov.toml doctor >"$work/doctor.txt" 2>&1 || true
 check "shipped config loads and doctor checks it" 'grep -q "^FAIL discovery" "$work/doctor.txt" && grep -q "^ok   ports" "$work/doctor.txt" || { cat "$work/doctor.txt"; false; }'
+check "reinstalling (an upgrade) runs its scripts again" 'in_root dpkg -i /tmp/edgeprov.deb >"$work/reinstall.log" 2>&1 || { cat "$work/reinstall.log"; false; }'
+check "config still readable by the service group after it" '[ "$(in_root stat -c %G:%a /etc/edgeprov/edgeprov.toml)" = "edgeprov:640" ]'
+# dpkg keeps a deleted conffile deleted on upgrades; the upgrade must still configure.
+cp "$work/root/etc/edgeprov/edgeprov.toml" "$work/kept.toml"
+rm "$work/root/etc/edgeprov/edgeprov.toml"
+check "upgrading with the config deleted still configures" 'in_root dpkg -i /tmp/edgeprov.deb >"$work/deleted.log" 2>&1 || { cat "$work/deleted.log"; false; }'
+cp "$work/kept.toml" "$work/root/etc/edgeprov/edgeprov.toml"
 echo 'data' > "$work/root/var/lib/edgeprov/marker"
 check "remove keeps data" 'in_root dpkg -r edgeprov >/dev/null 2>&1 && [ -f "$work/root/var/lib/edgeprov/marker" ]'
 check "purge deletes data" 'in_root dpkg -P edgeprov >/dev/null 2>&1 && [ ! -e "$work/root/var/lib/edgeprov" ]'
