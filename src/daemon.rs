@@ -456,6 +456,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let mut reloader = Reloader {
         source: loaded.source.clone(),
         current: running,
+        started: config.clone(),
         certs,
         log,
         store: store.clone(),

@@ -31,6 +31,9 @@ impl RunningConfig {
 pub struct Reloader {
     pub source: Option<PathBuf>,
     pub current: RunningConfig,
+    /// The configuration the daemon started with: what a key that waits for a restart still
+    /// runs on, and what DNS and DHCP made their records from, however many reloads since.
+    pub started: Config,
     /// The certificates and the TLS configurations the listeners read (shared with the admin
     /// API, whose certificate changes go through the same path).
     pub certs: Arc<LiveCerts>,
@@ -132,9 +135,8 @@ impl Reloader {
             },
             None => Config::default(),
         };
-        let running = self.current.get();
-        let changed = restart_needed(&running, &new);
-        let new = in_effect(&running, new);
+        let changed = restart_needed(&self.started, &new);
+        let new = in_effect(&self.started, new);
         if let Err(e) = self.certs.apply(&new) {
             tracing::error!("reload refused, keeping the running certificates: {e}");
             return Err(e.to_string());

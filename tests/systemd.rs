@@ -286,3 +286,33 @@ fn the_status_says_what_a_reload_did() {
     assert!(!status.contains(';'), "{status}");
     assert!(d.stop().success());
 }
+
+/// DNS makes its records from `pki.server_names` at start: a reload that changes them says so
+/// in the status, and keeps saying so at every reload until the restart that applies it.
+#[test]
+fn server_names_dns_was_made_from_wait_for_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let mut d = Daemon::start_with_env(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\ndomain = \"prov.example.lan\"\n",
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    recv_until(&sock, "READY=1", Duration::from_secs(20)).expect("READY=1");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        format!("{config}[pki]\nserver_names = [\"box.prov.example.lan\", \"127.0.0.1\"]\n"),
+    )
+    .unwrap();
+    for reload in 1..=2 {
+        signal(d.child.as_ref().unwrap().id(), "HUP");
+        recv_until(&sock, "RELOADING=1", Duration::from_secs(10)).expect("RELOADING=1");
+        let ready = recv_until(&sock, "READY=1", Duration::from_secs(10)).expect("READY=1");
+        assert!(
+            ready.contains("applied at the next restart: pki.server_names"),
+            "reload {reload}: {ready}"
+        );
+    }
+    assert!(d.stop().success());
+}
