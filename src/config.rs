@@ -64,6 +64,10 @@ pub struct PhoneConfig {
     pub handshake_timeout_ms: u64,
     /// Time allowed for a request's headers to arrive (slowloris protection).
     pub header_timeout_ms: u64,
+    /// A connection whose peer takes none of a response's bytes for this long is closed: a
+    /// client that sends requests but never reads the answers would otherwise hold its
+    /// connection, and one of `max_connections`, for ever.
+    pub send_timeout_ms: u64,
     /// Phone connections (HTTPS and HTTP together) open at once. Each holds about 24 KB of
     /// buffers; beyond the limit new connections wait in the kernel's listen queue until one
     /// closes, so a flood of connections slows phones down instead of exhausting memory. A boot
@@ -120,6 +124,7 @@ impl Default for PhoneConfig {
             http_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
+            send_timeout_ms: 30_000,
             max_connections: 2_048,
             auth_max_failures: 5,
             auth_lockout_secs: 900,
@@ -230,6 +235,7 @@ impl Config {
                 self.phone.handshake_timeout_ms,
             ),
             ("phone.header_timeout_ms", self.phone.header_timeout_ms),
+            ("phone.send_timeout_ms", self.phone.send_timeout_ms),
         ] {
             if ms == 0 {
                 return Err(invalid(key, "must be greater than zero"));
@@ -560,6 +566,22 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("phone.https_listen"), "{err}");
+    }
+
+    #[test]
+    fn a_zero_phone_timeout_is_refused_by_name() {
+        for key in [
+            "handshake_timeout_ms",
+            "header_timeout_ms",
+            "send_timeout_ms",
+        ] {
+            let err = parse(&format!("[phone]\n{key} = 0\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("phone.{key}")), "{err}");
+        }
+        let c = parse("[phone]\nsend_timeout_ms = 5000\n").unwrap();
+        assert_eq!(c.phone.send_timeout_ms, 5_000);
     }
 
     #[test]

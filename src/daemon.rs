@@ -325,6 +325,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         handshakes: metrics.phone_handshakes.clone(),
         handshake: Duration::from_millis(config.phone.handshake_timeout_ms),
         header: Duration::from_millis(config.phone.header_timeout_ms),
+        send: Duration::from_millis(config.phone.send_timeout_ms),
         connections: metrics.phone_connections.clone(),
     });
     let admin_limits = Arc::new(Limits {

@@ -77,6 +77,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             o.header_timeout_ms != n.header_timeout_ms,
         ),
         (
+            "phone.send_timeout_ms",
+            o.send_timeout_ms != n.send_timeout_ms,
+        ),
+        (
             "phone.max_connections",
             o.max_connections != n.max_connections,
         ),

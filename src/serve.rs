@@ -39,6 +39,8 @@ pub struct Limits {
     pub handshakes: Arc<crate::metrics::Handshakes>,
     pub handshake: Duration,
     pub header: Duration,
+    /// How long a response may wait for its peer to take any of its bytes.
+    pub send: Duration,
     /// Shared by the listeners these limits are for.
     pub connections: Arc<ConnectionLimit>,
 }
@@ -146,8 +148,8 @@ pub async fn accept_loop<F, S, B>(
                         tls: false,
                         client_cert: None,
                     };
-                    let conn =
-                        builder.serve_connection(TokioIo::new(UntilEof::new(tcp)), make(info));
+                    let io = SendDeadline::new(UntilEof::new(tcp), limits.send);
+                    let conn = builder.serve_connection(TokioIo::new(io), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -185,14 +187,105 @@ pub async fn accept_loop<F, S, B>(
                         tls: true,
                         client_cert,
                     };
-                    let conn =
-                        builder.serve_connection(TokioIo::new(UntilEof::new(stream)), make(info));
+                    let io = SendDeadline::new(UntilEof::new(stream), limits.send);
+                    let conn = builder.serve_connection(TokioIo::new(io), make(info));
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 }
             }
         });
+    }
+}
+
+/// A connection whose peer must keep taking what is sent: a write, flush or shutdown that makes
+/// no progress for `limit` fails with `TimedOut`, which ends the connection and frees its slot.
+/// hyper has no write timeout of its own, and its header deadline does not run while a response
+/// waits to be sent, so a client that sends requests and never reads the answers would
+/// otherwise hold its connection (and one of the listener's connection slots) for ever.
+struct SendDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Running while a write waits for the peer; any progress stops it.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        SendDeadline {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Passes on what a write-side poll of the inner stream gave, or the timeout once a wait
+    /// for the peer has lasted `limit`.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer took nothing of the response within the send timeout",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for SendDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SendDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.deadline(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.deadline(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.deadline(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.deadline(cx, polled)
     }
 }
 

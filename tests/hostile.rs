@@ -266,3 +266,66 @@ async fn connections_beyond_the_limit_wait_for_a_free_one() {
         .unwrap();
     assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200, "{out:?}");
 }
+
+/// Clients that send requests and never read the answers cannot keep the connection slots:
+/// once one has taken nothing for `phone.send_timeout_ms`, its connection is closed, on the TLS
+/// port and on plain HTTP, and the phone waiting behind them is served.
+#[tokio::test]
+async fn clients_that_never_read_lose_their_connections() {
+    let d = Daemon::start();
+    let config = std::fs::read_to_string(d.config_path()).unwrap().replace(
+        "header_timeout_ms = 1000",
+        "header_timeout_ms = 1000\nsend_timeout_ms = 1000\nmax_connections = 2",
+    );
+    std::fs::write(d.config_path(), config).unwrap();
+    let d = d.restart();
+    let http = d.http.unwrap();
+    let pipelined = b"GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20_000);
+
+    // One flooder on each port takes both slots; the phone waits behind them.
+    let tcp = TcpStream::connect(d.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let (tls_unread, mut tls_writer) = tokio::io::split(tls);
+    let requests = pipelined.clone();
+    let tls_flood = tokio::spawn(async move { tls_writer.write_all(&requests).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (plain_unread, mut plain_writer) = TcpStream::connect(http).await.unwrap().into_split();
+    let plain_flood = tokio::spawn(async move { plain_writer.write_all(&pipelined).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut phone = TcpStream::connect(http).await.unwrap();
+    phone
+        .write_all(b"GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), phone.read_to_end(&mut out))
+        .await
+        .expect("the phone is served once the clients that never read are closed")
+        .unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200);
+    // Both flooders were cut off: what reached them ends, answers to only some requests.
+    for (name, mut unread) in [
+        (
+            "TLS",
+            Box::new(tls_unread) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        ),
+        ("HTTP", Box::new(plain_unread)),
+    ] {
+        let mut got = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(10), unread.read_to_end(&mut got));
+        assert!(
+            ended.await.is_ok(),
+            "the {name} flooder's connection is still open"
+        );
+        let answered = String::from_utf8_lossy(&got)
+            .matches("HTTP/1.1 200")
+            .count();
+        assert!(answered < 20_000, "{name}: {answered}");
+    }
+    tls_flood.abort();
+    plain_flood.abort();
+}
