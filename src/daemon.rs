@@ -301,6 +301,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         store.clone(),
         recorder.clone(),
         pki.clone(),
+        certs.clone(),
         firmware.clone(),
         metrics.clone(),
         &config.phone,
@@ -340,7 +341,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let phone_service = move |state: Arc<PhoneState>| {
         move |info: ConnInfo| {
             let state = state.clone();
-            let conn = Arc::new(phone::PhoneConn::new(info, &state.pki));
+            let conn = Arc::new(phone::PhoneConn::new(info, &state));
             hyper::service::service_fn(move |req| phone::handle(state.clone(), conn.clone(), req))
         }
     };

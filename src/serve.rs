@@ -32,6 +32,10 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The verified leaf certificate the client presented, if any.
     pub client_cert: Option<CertificateDer<'static>>,
+    /// The certificates the client sent after its leaf, to check the chain again later.
+    pub client_intermediates: Vec<CertificateDer<'static>>,
+    /// The TLS configuration whose verifier accepted that certificate.
+    pub verified_by: Option<Arc<rustls::ServerConfig>>,
 }
 
 pub struct Limits {
@@ -147,6 +151,8 @@ pub async fn accept_loop<F, S, B>(
                         peer,
                         tls: false,
                         client_cert: None,
+                        client_intermediates: Vec::new(),
+                        verified_by: None,
                     };
                     let io = SendDeadline::new(UntilEof::new(tcp), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));
@@ -156,7 +162,7 @@ pub async fn accept_loop<F, S, B>(
                 }
                 Some(source) => {
                     let config = source.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
                     let accept = acceptor.accept(HoldTicket::new(tcp)).into_fallible();
                     let mut stream = match tokio::time::timeout(limits.handshake, accept).await {
                         Ok(Ok(s)) => {
@@ -176,16 +182,14 @@ pub async fn accept_loop<F, S, B>(
                         }
                     };
                     stream.get_mut().0.release();
-                    let client_cert = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| c.clone().into_owned());
+                    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+                    let owned = |c: &CertificateDer<'_>| c.clone().into_owned();
                     let info = ConnInfo {
                         peer,
                         tls: true,
-                        client_cert,
+                        client_cert: chain.first().map(owned),
+                        client_intermediates: chain.iter().skip(1).map(owned).collect(),
+                        verified_by: Some(config),
                     };
                     let io = SendDeadline::new(UntilEof::new(stream), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));

@@ -510,3 +510,67 @@ async fn backup_and_restore_carry_the_installed_identity_and_roots() {
         before["server"]["serial"].as_str().unwrap()
     );
 }
+
+/// A connection opened while a root was trusted stops proving the device at its next request
+/// once the root is removed, as a new handshake would be refused; a connection with the box's
+/// own certificate carries on across the same change.
+#[tokio::test]
+async fn an_open_connection_stops_proving_the_device_once_its_root_is_removed() {
+    use http_body_util::BodyExt;
+    let d = Daemon::start();
+    d.add_device(json!({
+        "mac": MAC,
+        "model": "J179",
+        "secrets": {"SIP_PASSWORD": "pw-root"},
+    }))
+    .await;
+    let vendor = test_ca("vendor device root", 3650);
+    let (s, v) = d
+        .api("POST", "/certs/roots", Some(json!({"pem": vendor.pem})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let fp = v[0]["sha256"].as_str().unwrap().to_string();
+
+    let (cert, key) = leaf(&vendor, false);
+    let by_vendor = Identity {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let own = d.identity(MAC).await;
+    let mut open = Vec::new();
+    for id in [&by_vendor, &own] {
+        let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), Some(id)))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        open.push(sender);
+    }
+    let fetch = async |sender: &mut hyper::client::conn::http1::SendRequest<_>| {
+        let r = sender
+            .send_request(get(&format!("/{MAC}.txt"), J179_UA))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    for sender in &mut open {
+        let (status, body) = fetch(sender).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("pw-root"), "{body}");
+    }
+
+    let (s, v) = d.api("DELETE", &format!("/certs/roots/{fp}"), None).await;
+    assert_eq!(s, 204, "{v}");
+    let (status, body) = fetch(&mut open[0]).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("pw-root"), "{body}");
+    let (status, body) = fetch(&mut open[1]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("pw-root"), "{body}");
+}

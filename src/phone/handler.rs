@@ -2,8 +2,8 @@
 //! pure functions in sibling modules; this file sequences them and does the store I/O.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -18,7 +18,7 @@ use super::identify::{Agent, certificate_facts, mac_from_path, macs_in_name, par
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, CheckInProof, DeviceState, Mac, now_unix};
-use crate::pki::Pki;
+use crate::pki::LiveCerts;
 use crate::serve::ConnInfo;
 use crate::settings::layered::{SECRET_MASK, mask_secrets};
 use crate::settings::render::{
@@ -82,14 +82,18 @@ pub struct PhoneConn {
     own_serial: Option<String>,
     /// The revocations' version the certificate was last checked against.
     checked: AtomicU64,
-    /// Revoked: it proves nothing from then on (a revocation is never undone).
+    /// Revoked, or no longer chaining to a trusted root: it proves nothing from then on.
     revoked: AtomicBool,
+    /// The phone TLS configuration under whose trust the certificate was last found valid: the
+    /// handshake's, until a reload replaces it.
+    trusted_under: Mutex<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl PhoneConn {
     /// A revoked certificate proves nothing: the handshake refuses one, but a TLS session
     /// resumed from before the revocation carries the certificate without that check.
-    pub fn new(info: ConnInfo, pki: &Pki) -> PhoneConn {
+    pub fn new(info: ConnInfo, state: &PhoneState) -> PhoneConn {
+        let pki = &state.pki;
         let facts = info.client_cert.as_ref().and_then(|c| certificate_facts(c));
         let named = facts.as_ref().and_then(|f| f.mac);
         let valid = facts
@@ -99,6 +103,7 @@ impl PhoneConn {
             .filter(|f| pki.issued_here(&f.issuer))
             .map(|f| f.serial);
         let conn = PhoneConn {
+            trusted_under: Mutex::new(info.verified_by.clone()),
             info,
             named,
             valid,
@@ -106,14 +111,15 @@ impl PhoneConn {
             checked: AtomicU64::new(u64::MAX),
             revoked: AtomicBool::new(false),
         };
-        conn.cert_mac(pki);
+        conn.cert_mac(state);
         conn
     }
 
     /// The device the certificate proves, as of now: a connection opened before its
-    /// certificate was revoked, or resumed or kept open past its expiry, stops proving the
-    /// device at its next request.
-    pub fn cert_mac(&self, pki: &Pki) -> Option<Mac> {
+    /// certificate was revoked or its root stopped being trusted, or resumed or kept open past
+    /// its expiry, stops proving the device at its next request.
+    pub fn cert_mac(&self, state: &PhoneState) -> Option<Mac> {
+        let pki = &state.pki;
         let mac = self.named?;
         let now = now_unix();
         if now < self.valid.0 || now > self.valid.1 {
@@ -130,7 +136,36 @@ impl PhoneConn {
         {
             self.revoked.store(true, Ordering::Release);
         }
+        if !self.revoked.load(Ordering::Acquire) && !self.still_trusted(&state.certs) {
+            self.revoked.store(true, Ordering::Release);
+        }
         (!self.revoked.load(Ordering::Acquire)).then_some(mac)
+    }
+
+    /// Whether the certificate passes the phone listener's current check: at once while the
+    /// configuration is the one it was last checked under, else checked again (once per
+    /// reload) against the roots now trusted.
+    fn still_trusted(&self, certs: &LiveCerts) -> bool {
+        let current = certs.phone_config();
+        let mut under = self
+            .trusted_under
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if under.as_ref().is_some_and(|c| Arc::ptr_eq(c, &current)) {
+            return true;
+        }
+        let Some(leaf) = &self.info.client_cert else {
+            return false;
+        };
+        if !certs
+            .pki()
+            .verifies_client(leaf, &self.info.client_intermediates)
+        {
+            tracing::warn!(peer = %self.info.peer, "an open connection's client certificate is no longer trusted");
+            return false;
+        }
+        *under = Some(current);
+        true
     }
 }
 
@@ -145,7 +180,7 @@ pub async fn handle(
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     let user_agent = header_text(header::USER_AGENT).unwrap_or_default();
-    let cert_mac = conn.cert_mac(&state.pki);
+    let cert_mac = conn.cert_mac(&state);
     let asked = Asked {
         conn: &conn.info,
         method: req.method().clone(),

@@ -14,7 +14,7 @@ pub use handler::{PhoneConn, handle, preview, preview_firmware_base};
 
 use crate::config::PhoneConfig;
 use crate::firmware::Firmware;
-use crate::pki::Pki;
+use crate::pki::{LiveCerts, Pki};
 use crate::store::{Recorder, Store};
 use cache::RenderCache;
 use credentials::{Lockouts, NonceKey};
@@ -25,6 +25,9 @@ pub struct PhoneState {
     pub recorder: Recorder,
     /// For the CA's revocation list, served at `/ca.crl`.
     pub pki: Arc<Pki>,
+    /// The certificates as reloaded: an open connection's certificate is checked again against
+    /// the trusted roots once they may have changed.
+    pub certs: Arc<LiveCerts>,
     /// Requests are counted here for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     pub nonces: NonceKey,
@@ -39,6 +42,7 @@ impl PhoneState {
         store: Store,
         recorder: Recorder,
         pki: Arc<Pki>,
+        certs: Arc<LiveCerts>,
         firmware: Arc<Firmware>,
         metrics: Arc<crate::metrics::Metrics>,
         config: &PhoneConfig,
@@ -47,6 +51,7 @@ impl PhoneState {
             store,
             recorder,
             pki,
+            certs,
             firmware,
             metrics,
             cache: RenderCache::default(),

@@ -149,6 +149,12 @@ impl LiveCerts {
         self.phone.clone()
     }
 
+    /// The phone listeners' TLS configuration as of now: one other than a connection's own
+    /// means the trust may have changed since its handshake.
+    pub fn phone_config(&self) -> Arc<rustls::ServerConfig> {
+        self.phone.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// What the admin listener reads at each handshake.
     pub fn admin_tls(&self) -> TlsSource {
         self.admin.clone()

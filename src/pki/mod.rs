@@ -288,6 +288,26 @@ impl Pki {
         self.revoked.refuses(cert, &self.ca_subject)
     }
 
+    /// Whether a client certificate (with the intermediates its client sent) passes the phone
+    /// listener's handshake check with this PKI's trusted roots and revocations, now: a
+    /// connection accepted under roots since removed proves nothing any more.
+    pub fn verifies_client(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> bool {
+        use rustls::server::danger::ClientCertVerifier;
+        match tls::client_verifier(self) {
+            Ok(v) => v
+                .verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now())
+                .is_ok(),
+            Err(e) => {
+                tracing::error!("cannot check a client certificate again: {e}");
+                false
+            }
+        }
+    }
+
     /// The current CRL (DER), re-signed once a day and whenever the revocations change.
     pub fn crl_der(&self) -> Result<Arc<Vec<u8>>, PkiError> {
         let now = crate::model::now_unix();

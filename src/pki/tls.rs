@@ -43,15 +43,7 @@ fn phone_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// fails (so an expired, foreign or revoked certificate never reaches the request handler).
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let (chain, key) = pki.phone_identity();
-    let webpki = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| PkiError::Tls(e.to_string()))?;
-    let verifier = Arc::new(CheckRevoked::new(
-        webpki,
-        pki.revocations().clone(),
-        pki.ca_subject.clone(),
-    ));
+    let verifier = client_verifier(pki)?;
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
@@ -76,6 +68,20 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     // ticket is work.
     config.send_tls13_tickets = 1;
     Ok(Arc::new(config))
+}
+
+/// What the phone listener's handshake checks a client certificate with: a chain to the CA or
+/// a trusted device root, within its validity, and not revoked.
+pub(super) fn client_verifier(pki: &Pki) -> Result<Arc<CheckRevoked>, PkiError> {
+    let webpki = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    Ok(Arc::new(CheckRevoked::new(
+        webpki,
+        pki.revocations().clone(),
+        pki.ca_subject.clone(),
+    )))
 }
 
 /// Admin API: server authentication only; clients prove themselves with a bearer token. Always
