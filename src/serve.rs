@@ -6,8 +6,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,8 +34,9 @@ pub struct ConnInfo {
     pub client_cert: Option<CertificateDer<'static>>,
     /// The certificates the client sent after its leaf, to check the chain again later.
     pub client_intermediates: Vec<CertificateDer<'static>>,
-    /// The TLS configuration whose verifier accepted that certificate.
-    pub verified_by: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS configuration whose verifier accepted that certificate; weak, so that an open
+    /// connection does not keep a replaced configuration's session cache alive.
+    pub verified_by: Weak<rustls::ServerConfig>,
 }
 
 pub struct Limits {
@@ -152,7 +153,7 @@ pub async fn accept_loop<F, S, B>(
                         tls: false,
                         client_cert: None,
                         client_intermediates: Vec::new(),
-                        verified_by: None,
+                        verified_by: Weak::new(),
                     };
                     let io = SendDeadline::new(UntilEof::new(tcp), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));
@@ -189,7 +190,7 @@ pub async fn accept_loop<F, S, B>(
                         tls: true,
                         client_cert: chain.first().map(owned),
                         client_intermediates: chain.iter().skip(1).map(owned).collect(),
-                        verified_by: Some(config),
+                        verified_by: Arc::downgrade(&config),
                     };
                     let io = SendDeadline::new(UntilEof::new(stream), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));

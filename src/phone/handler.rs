@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -85,8 +85,9 @@ pub struct PhoneConn {
     /// Revoked, or no longer chaining to a trusted root: it proves nothing from then on.
     revoked: AtomicBool,
     /// The phone TLS configuration under whose trust the certificate was last found valid: the
-    /// handshake's, until a reload replaces it.
-    trusted_under: Mutex<Option<Arc<rustls::ServerConfig>>>,
+    /// handshake's, until a reload replaces it. Weak, but it keeps the configuration's
+    /// allocation, so no later configuration can have its address.
+    trusted_under: Mutex<Weak<rustls::ServerConfig>>,
 }
 
 impl PhoneConn {
@@ -151,7 +152,7 @@ impl PhoneConn {
             .trusted_under
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if under.as_ref().is_some_and(|c| Arc::ptr_eq(c, &current)) {
+        if std::ptr::eq(under.as_ptr(), Arc::as_ptr(&current)) {
             return true;
         }
         let Some(leaf) = &self.info.client_cert else {
@@ -164,7 +165,7 @@ impl PhoneConn {
             tracing::warn!(peer = %self.info.peer, "an open connection's client certificate is no longer trusted");
             return false;
         }
-        *under = Some(current);
+        *under = Arc::downgrade(&current);
         true
     }
 }
