@@ -307,6 +307,21 @@ async fn clients_that_never_read_lose_their_connections() {
         .expect("the phone is served once the clients that never read are closed")
         .unwrap();
     assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200);
+    // The phone was served once one flooder was cut; the other may still be sending (on a busy
+    // machine its socket buffers take a while to fill). Reading it now would drain it, so wait
+    // until the daemon holds no connection at all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !d
+        .metrics()
+        .await
+        .contains("\nedgeprov_phone_connections 0\n")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a flooder's connection is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Both flooders were cut off: what reached them ends, answers to only some requests.
     for (name, mut unread) in [
         (
