@@ -3,7 +3,8 @@
 //!
 //! Connections: by default a phone opens one connection, makes one full handshake and fetches its
 //! whole sequence over it (keep-alive), the way HTTP/1.1 clients in current phone firmware
-//! behave. With `--resume-sessions` it opens a new connection for every file and resumes the
+//! behave; when the server closes it after an answer, the phone opens a new one for its next
+//! file. With `--resume-sessions` it opens a new connection for every file and resumes the
 //! TLS session of its first one, which measures the server's resumption path (phones that
 //! close after each file).
 
@@ -48,7 +49,7 @@ pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mu
     let mut i = 0;
     while let Some(step) = steps.get(i).cloned() {
         i += 1;
-        if plan.resume || sender.is_none() {
+        if plan.resume || !reusable(&mut sender, plan.timeout).await {
             match connect(plan, tls.clone(), tally).await {
                 Ok(s) => sender = Some(s),
                 Err(kind) => {
@@ -101,6 +102,17 @@ pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mu
         }
     }
     all_ok
+}
+
+/// Whether the phone's open connection can carry its next request. A server may close it after
+/// an answer (`Connection: close`, or an HTTP/1.0 answer without keep-alive), as HTTP/1.1
+/// allows; a phone then opens a new one for its next file, and so does the simulator, instead of
+/// counting the server's legitimate close as a broken connection.
+async fn reusable(sender: &mut Option<SendRequest<Empty<Bytes>>>, timeout: Duration) -> bool {
+    let Some(s) = sender.as_mut() else {
+        return false;
+    };
+    matches!(tokio::time::timeout(timeout, s.ready()).await, Ok(Ok(())))
 }
 
 /// TCP connect and TLS handshake within the deadline; the HTTP connection is driven by its own

@@ -1,0 +1,177 @@
+//! `edgeprov storm`'s verdict on servers that answer otherwise than edgeprov: a small static
+//! file server with mutual TLS on loopback, serving the tree `--emit-static` writes (as nginx
+//! does in `benches/storm-vs-nginx.sh`), edited per test. A correct server must pass, a wrong
+//! one must fail with the right kind of error.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How the server frames its answers.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// `Content-Length` and keep-alive.
+    KeepAlive,
+    /// `Connection: close`, then the connection is closed.
+    Close,
+}
+
+/// A static file server on loopback whose CA (and key) the storm mints its phones from.
+struct Server {
+    addr: SocketAddr,
+    pki: tempfile::TempDir,
+    root: tempfile::TempDir,
+}
+
+impl Server {
+    /// Emits `phones` phones of `vendor` (MAC prefix 0200) as static files and serves them.
+    fn start(vendor: &str, phones: u32, extra_emit: &[&str], framing: Framing) -> Server {
+        install_provider();
+        let root = tempfile::tempdir().unwrap();
+        let emitted = Command::new(BIN)
+            .args(["storm", "--vendor", vendor, "--phones", &phones.to_string()])
+            .args(extra_emit)
+            .arg("--emit-static")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert!(emitted.status.success(), "{emitted:?}");
+        let pki = tempfile::tempdir().unwrap();
+        let loaded = edgeprov::pki::Pki::load_or_init(
+            pki.path(),
+            &Default::default(),
+            "",
+            edgeprov::pki::Revocations::none(),
+        )
+        .unwrap();
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(edgeprov::pki::phone_server_config(&loaded).unwrap());
+        let dir = root.path().to_path_buf();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(serve(listener, acceptor, dir, framing));
+        });
+        Server { addr, pki, root }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    /// Runs a storm of `phones` phones against the server; the JSON report and success.
+    fn storm(&self, vendor: &str, phones: u32, extra: &[&str]) -> (Value, bool) {
+        let out = Command::new(BIN)
+            .args(["storm", "--json", "--vendor", vendor, "--concurrency", "2"])
+            .args(["--phones", &phones.to_string(), "--timeout-ms", "5000"])
+            .arg("--target")
+            .arg(format!("https://{}", self.addr))
+            .arg("--ca-cert")
+            .arg(self.pki.path().join("ca.crt"))
+            .arg("--ca-key")
+            .arg(self.pki.path().join("ca.key"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        (report, out.status.success())
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    root: PathBuf,
+    framing: Framing,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let root = Arc::new(root);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (acceptor, root) = (acceptor.clone(), root.clone());
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut pending = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    match tls.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                pending.drain(..end + 4);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let answer = answer(&root, &path, framing);
+                if tls.write_all(&answer).await.is_err() {
+                    return;
+                }
+                if matches!(framing, Framing::Close) {
+                    let _ = tls.shutdown().await;
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn answer(root: &Path, path: &str, framing: Framing) -> Vec<u8> {
+    let name = path.trim_start_matches('/');
+    let file = (!name.contains('/') && !name.is_empty())
+        .then(|| std::fs::read(root.join(name)).ok())
+        .flatten();
+    let (status, body) = match file {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", b"not found\n".to_vec()),
+    };
+    let connection = match framing {
+        Framing::KeepAlive => "",
+        Framing::Close => "connection: close\r\n",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{connection}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A server that closes the connection after every answer, as HTTP/1.1 allows, is a correct
+/// server: the phones open a new connection for their next file instead of failing.
+#[test]
+fn a_server_that_closes_after_each_answer_passes() {
+    let server = Server::start("avaya", 5, &[], Framing::Close);
+    let (r, success) = server.storm("avaya", 5, &[]);
+    assert!(success, "{r}");
+    assert_eq!(r["ok"], 5, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["requests"], 15, "{r}");
+    assert_eq!(r["full_handshakes"], 15, "{r}");
+
+    // Over keep-alive, the same tree: one handshake per phone.
+    let server = Server::start("avaya", 5, &[], Framing::KeepAlive);
+    let (r, success) = server.storm("avaya", 5, &[]);
+    assert!(success, "{r}");
+    assert_eq!(r["full_handshakes"], 5, "{r}");
+}
