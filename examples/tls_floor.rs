@@ -3,7 +3,7 @@
 //! tokio, rustls with the phone listener's own TLS configuration, and a bare HTTP/1.1
 //! keep-alive loop answering every GET from memory. No hyper, no store, no rendering, no
 //! recorder. It answers what the Avaya storm checks: `/{mac}.txt` with that phone's storm
-//! secret, any other file with a common body and no secret.
+//! secret, any other file with a common body and no secret that leads on to the next file.
 //!
 //! `cargo run --release --example tls_floor -- DATA_DIR/pki [127.0.0.1:29443]`, then
 //! `edgeprov storm --target https://127.0.0.1:29443 --vendor avaya --ca-cert … --ca-key …`.
@@ -26,8 +26,16 @@ fn body_for(path: &str) -> String {
         Some(mac) => format!(
             "## device {mac}\nSET SIPDOMAIN storm.example\nSET SIP_PASSWORD stormpw-{mac}\n"
         ),
-        _ => "## common file\nSET SIPDOMAIN storm.example\nSET SNTPSRVR ntp.storm.example\n"
-            .repeat(8),
+        _ => {
+            let next = if name == "J100Supgrade.txt" {
+                "GET 46xxsettings.txt\n"
+            } else {
+                "GET $MACADDR.txt\n"
+            };
+            "## common file\nSET SIPDOMAIN storm.example\nSET SNTPSRVR ntp.storm.example\n"
+                .repeat(8)
+                + next
+        }
     }
 }
 

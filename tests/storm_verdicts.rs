@@ -175,3 +175,23 @@ fn a_server_that_closes_after_each_answer_passes() {
     assert!(success, "{r}");
     assert_eq!(r["full_handshakes"], 5, "{r}");
 }
+
+/// A server that answers 200 with an empty file, or with an HTML page for any path (a web
+/// server's catch-all), gives the phones nothing to boot from: every such answer fails the check.
+#[test]
+fn empty_and_html_answers_fail_the_check() {
+    let server = Server::start("avaya", 4, &[], Framing::KeepAlive);
+    std::fs::write(server.file("J100Supgrade.txt"), "").unwrap();
+    std::fs::write(
+        server.file("46xxsettings.txt"),
+        "<html><body><h1>Welcome to nginx!</h1></body></html>\n",
+    )
+    .unwrap();
+    let (r, success) = server.storm("avaya", 4, &[]);
+    assert!(!success, "{r}");
+    assert_eq!(r["ok"], 0, "{r}");
+    assert_eq!(r["errors_by_kind"]["check"], 8, "{r}");
+    assert_eq!(r["files"]["J100Supgrade.txt"]["errors"], 4, "{r}");
+    assert_eq!(r["files"]["46xxsettings.txt"]["errors"], 4, "{r}");
+    assert_eq!(r["files"]["{mac}.txt"]["ok"], 4, "{r}");
+}

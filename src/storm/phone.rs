@@ -16,6 +16,9 @@ pub enum Vendor {
 /// exactly for "its own secret and nobody else's".
 pub const SECRET_MARK: &str = "stormpw-";
 
+/// The first line of every Yealink boot and configuration file.
+const YEALINK_VERSION: &str = "#!version:1.0.0.1";
+
 /// Yealink firmware version the simulated phones run; its first number is the family that names
 /// the common file (`y000000000028.cfg`).
 const YEALINK_FIRMWARE: &str = "28.72.0.1";
@@ -114,7 +117,8 @@ impl Phone {
     }
 
     /// Checks a 200 response's body: the per-device file must carry this phone's secret and no
-    /// other phone's; any other file must carry no storm secret at all.
+    /// other phone's; any other file must carry no storm secret at all; and every file must be
+    /// one the phone can use ([`Phone::usable`]).
     pub fn check(&self, step: &Step, body: &[u8]) -> Result<(), CheckError> {
         let text = String::from_utf8_lossy(body);
         let own = secret_for(self.mac);
@@ -129,7 +133,38 @@ impl Phone {
         match (step.device_file, found_own) {
             (true, false) => Err(CheckError::MissingSecret),
             (false, true) => Err(CheckError::SecretInCommonFile),
+            _ if !self.usable(step, &text) => Err(CheckError::Unusable),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the phone could use the file and go on with its boot: an empty body, an HTML
+    /// page served with 200 for any path, or a file cut short (an answer whose end is only the
+    /// connection's close) fails. Avaya scripts must lead on to the next file of the sequence
+    /// (`phones.md`: the upgrade script ends with `GET 46xxsettings.txt`, and a per-device file
+    /// is fetched only when a script says `GET $MACADDR.txt`); Yealink files start with their
+    /// version line; Poly files are whole XML documents.
+    fn usable(&self, step: &Step, text: &str) -> bool {
+        let gets = |file: &str| {
+            text.lines().any(|line| {
+                let mut words = line.split_whitespace();
+                words.next() == Some("GET")
+                    && words.next().is_some_and(|w| w.eq_ignore_ascii_case(file))
+            })
+        };
+        match (self.vendor, step.label) {
+            (Vendor::Avaya, "J100Supgrade.txt") => gets("46xxsettings.txt"),
+            (Vendor::Avaya, "46xxsettings.txt") => gets("$MACADDR.txt"),
+            (Vendor::Avaya, _) => !text.trim().is_empty(),
+            (Vendor::Yealink, _) => text.lines().next().map(str::trim_end) == Some(YEALINK_VERSION),
+            (Vendor::Poly, "{mac}.cfg") => {
+                text.starts_with("<?xml")
+                    && text.contains("<APPLICATION ")
+                    && text.trim_end().ends_with("/>")
+            }
+            (Vendor::Poly, _) => {
+                text.starts_with("<?xml") && text.trim_end().ends_with("</polycomConfig>")
+            }
         }
     }
 }
@@ -148,6 +183,8 @@ pub enum CheckError {
     ForeignSecret,
     #[error("a common file carries a secret")]
     SecretInCommonFile,
+    #[error("the file is not one the phone can use (empty, not its vendor's format, or cut short)")]
+    Unusable,
 }
 
 /// The firmware image a response names, as a path on the same server: Avaya `SET APPNAME x`,
@@ -289,6 +326,64 @@ mod tests {
             p.check(common, other.as_bytes()),
             Err(CheckError::ForeignSecret)
         );
+    }
+
+    #[test]
+    fn empty_foreign_or_cut_files_are_unusable() {
+        let html = b"<html><body>Not Found</body></html>\n";
+        for (vendor, good) in [
+            (
+                Vendor::Avaya,
+                [
+                    "## upgrade\nGET 46xxsettings.txt\n",
+                    "SET SIPDOMAIN x\nGET $MACADDR.txt\n",
+                ],
+            ),
+            (
+                Vendor::Yealink,
+                [
+                    "#!version:1.0.0.1\ninclude:config \"$mac.cfg\"\n",
+                    "#!version:1.0.0.1\n",
+                ],
+            ),
+            (
+                Vendor::Poly,
+                [
+                    "<?xml version=\"1.0\"?>\n<APPLICATION APP_FILE_PATH=\"\"/>\n",
+                    "<?xml version=\"1.0\"?>\n<polycomConfig>\n</polycomConfig>\n",
+                ],
+            ),
+        ] {
+            let p = phone(vendor);
+            let commons: Vec<Step> = p
+                .sequence(false)
+                .into_iter()
+                .filter(|s| !s.device_file)
+                .collect();
+            for (step, good) in commons.iter().zip(good) {
+                assert_eq!(
+                    p.check(step, good.as_bytes()),
+                    Ok(()),
+                    "{vendor:?} {}",
+                    step.label
+                );
+                let good = good.as_bytes();
+                let mut bad = vec![&b""[..], html, &good[..12]];
+                // A Yealink file cut after its version line is still one the phone reads.
+                if vendor != Vendor::Yealink {
+                    bad.push(&good[..good.len() - 6]);
+                }
+                for bad in bad {
+                    assert_eq!(
+                        p.check(step, bad),
+                        Err(CheckError::Unusable),
+                        "{vendor:?} {} {:?}",
+                        step.label,
+                        String::from_utf8_lossy(bad)
+                    );
+                }
+            }
+        }
     }
 
     #[test]
