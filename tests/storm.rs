@@ -206,3 +206,35 @@ fn a_concurrency_beyond_the_open_file_limit_is_refused() {
         "{stderr}"
     );
 }
+
+/// `--firmware` fetches the image edgeprov's files name: Avaya's upgrade script (`APPNAME`) and
+/// Yealink's family file (`static.firmware.url`, the key edgeprov writes), every byte of it.
+#[tokio::test]
+async fn the_image_edgeprov_names_is_fetched_with_firmware() {
+    const N: usize = 4;
+    const SIZE: usize = 4096;
+    let img = common::upstream::image(SIZE, 7);
+    let sha = common::upstream::sha256_hex(&img);
+    let files = [("J179", "j179-1.bin"), ("T46G", "t46g-1.rom")];
+    let releases: String = files
+        .iter()
+        .map(|(model, file)| {
+            format!(
+                "[[firmware.release]]\nmodels = [\"{model}\"]\nversion = \"1\"\nfile = \"{file}\"\nsha256 = \"{sha}\"\nsize = {SIZE}\n"
+            )
+        })
+        .collect();
+    let d = Daemon::start_with(&releases);
+    for (_, file) in files {
+        let path = format!("/firmware/images/{file}?offset=0");
+        let (status, v) = d.api_bytes("PUT", &path, img.clone(), Some(&d.token)).await;
+        assert!(status < 300, "{file}: {status} {v}");
+    }
+    for (vendor, prefix) in [("avaya", "0201"), ("yealink", "0202")] {
+        load_emitted(&d, vendor, prefix, N).await;
+        let (r, success) = storm_as(&d, vendor, N, &["--mac-prefix", prefix, "--firmware"]);
+        assert!(success, "{vendor}: {r}");
+        assert_eq!(r["files"]["firmware"]["ok"], N, "{vendor}: {r}");
+        assert_eq!(r["files"]["firmware"]["bytes"], N * SIZE, "{vendor}: {r}");
+    }
+}

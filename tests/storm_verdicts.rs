@@ -195,3 +195,23 @@ fn empty_and_html_answers_fail_the_check() {
     assert_eq!(r["files"]["46xxsettings.txt"]["errors"], 4, "{r}");
     assert_eq!(r["files"]["{mac}.txt"]["ok"], 4, "{r}");
 }
+
+/// Asked for `--firmware`, a storm whose files name no image has not shown what it was asked
+/// to, and an image answered with no bytes is no image: both fail the check.
+#[test]
+fn firmware_named_nowhere_or_empty_fails() {
+    let server = Server::start("yealink", 3, &[], Framing::KeepAlive);
+    let (r, success) = server.storm("yealink", 3, &["--firmware"]);
+    assert!(!success, "{r}");
+    assert_eq!(r["files"]["firmware"]["errors"], 3, "{r}");
+    assert_eq!(r["errors_by_kind"]["check"], 3, "{r}");
+
+    let server = Server::start("avaya", 3, &["--firmware"], Framing::KeepAlive);
+    let (r, success) = server.storm("avaya", 3, &["--firmware"]);
+    assert!(success, "{r}");
+    assert_eq!(r["files"]["firmware"]["ok"], 3, "{r}");
+    std::fs::write(server.file("J100-IPT-SIP-R4_1_3_0_6.bin"), "").unwrap();
+    let (r, success) = server.storm("avaya", 3, &["--firmware"]);
+    assert!(!success, "{r}");
+    assert_eq!(r["files"]["firmware"]["errors"], 3, "{r}");
+}

@@ -102,7 +102,7 @@ pub fn common_files(vendor: Vendor, firmware: bool) -> Vec<(String, Vec<u8>)> {
             (
                 yealink_common_file(),
                 format!(
-                    "#!version:1.0.0.1\nfirmware.url = {image}\nlocal_time.time_zone = 0\nlocal_time.ntp_server1 = ntp.storm.example\naccount.1.sip_server.1.transport_type = 2\n"
+                    "#!version:1.0.0.1\nstatic.firmware.url = {image}\nlocal_time.time_zone = 0\nlocal_time.ntp_server1 = ntp.storm.example\naccount.1.sip_server.1.transport_type = 2\n"
                 ),
             ),
         ],

@@ -188,7 +188,8 @@ pub enum CheckError {
 }
 
 /// The firmware image a response names, as a path on the same server: Avaya `SET APPNAME x`,
-/// Yealink `firmware.url = x`, Poly `APP_FILE_PATH="x"`. An absolute URL keeps only its path.
+/// Yealink `static.firmware.url = x` (the key edgeprov writes, and current firmware reads) or
+/// the older `firmware.url = x`, Poly `APP_FILE_PATH="x"`. An absolute URL keeps only its path.
 pub fn firmware_named(vendor: Vendor, body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let name = text.lines().find_map(|line| {
@@ -201,7 +202,8 @@ pub fn firmware_named(vendor: Vendor, body: &[u8]) -> Option<String> {
             }
             Vendor::Yealink => {
                 let (key, value) = line.split_once('=')?;
-                (key.trim() == "firmware.url").then(|| value.trim().to_string())
+                matches!(key.trim(), "static.firmware.url" | "firmware.url")
+                    .then(|| value.trim().to_string())
             }
             Vendor::Poly => {
                 let at = line.find("APP_FILE_PATH=\"")? + "APP_FILE_PATH=\"".len();
@@ -401,6 +403,13 @@ mod tests {
                 b"#!version:1.0.0.1\nfirmware.url = https://h:8443/fw/T46G.rom\n"
             ),
             Some("/fw/T46G.rom".into())
+        );
+        assert_eq!(
+            firmware_named(
+                Vendor::Yealink,
+                b"#!version:1.0.0.1\nstatic.firmware.url = https://h:8443/firmware/T46G-1.rom\n"
+            ),
+            Some("/firmware/T46G-1.rom".into())
         );
         assert_eq!(
             firmware_named(
