@@ -63,7 +63,7 @@ pub struct StormArgs {
     /// handshake per phone and keep-alive.
     #[arg(long)]
     pub resume_sessions: bool,
-    /// Also fetch the firmware image the common files name.
+    /// Also fetch the firmware image the phone's files name; a phone whose files name none fails.
     #[arg(long)]
     pub firmware: bool,
     /// Stop starting phones after this many seconds.
