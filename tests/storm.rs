@@ -238,3 +238,53 @@ async fn the_image_edgeprov_names_is_fetched_with_firmware() {
         assert_eq!(r["files"]["firmware"]["bytes"], N * SIZE, "{vendor}: {r}");
     }
 }
+
+/// `--emit-static` writes what edgeprov serves for the emitted inventory, byte for byte, so
+/// nginx is measured on identical work: every file of each vendor's sequence, fetched from the
+/// daemon as the phone fetches it (its own certificate and User-Agent), equals its static copy.
+#[tokio::test]
+async fn the_static_tree_is_what_edgeprov_serves() {
+    use edgeprov::storm::phone::{Phone, Vendor, mac_for};
+    const N: u64 = 3;
+    let d = Daemon::start();
+    for (vendor, name, prefix) in [
+        (Vendor::Avaya, "avaya", "0201"),
+        (Vendor::Yealink, "yealink", "0202"),
+        (Vendor::Poly, "poly", "0203"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("phones.csv");
+        let tree = dir.path().join("static");
+        let emitted = Command::new(BIN)
+            .args(["storm", "--vendor", name, "--mac-prefix", prefix])
+            .args(["--phones", &N.to_string(), "--emit-inventory"])
+            .arg(&csv)
+            .arg("--emit-static")
+            .arg(&tree)
+            .output()
+            .unwrap();
+        assert!(emitted.status.success(), "{emitted:?}");
+        let imported = d.cli(&["device", "import", csv.to_str().unwrap()]);
+        assert!(imported.status.success(), "{imported:?}");
+        for i in 1..=N {
+            let phone = Phone {
+                vendor,
+                mac: mac_for(prefix, i).unwrap(),
+            };
+            let tls = client_config(&d.ca_pem(), Some(&d.mint(&phone.mac.to_string(), |_| {})));
+            for step in phone.sequence(false) {
+                let served = send(d.https, tls.clone(), get(&step.path, &phone.user_agent()))
+                    .await
+                    .unwrap();
+                assert_eq!(served.status, 200, "{name} {}", step.path);
+                let copy = std::fs::read(tree.join(step.path.trim_start_matches('/'))).unwrap();
+                assert_eq!(
+                    served.text(),
+                    String::from_utf8_lossy(&copy),
+                    "{name} {}",
+                    step.path
+                );
+            }
+        }
+    }
+}

@@ -7,8 +7,12 @@ use std::path::Path;
 
 use super::StormError;
 use super::phone::{Phone, Vendor, secret_for, yealink_common_file};
-use crate::settings::render::POLY_COMMON;
-use crate::settings::set_line;
+use crate::model::Device;
+use crate::phone::identify::parse_user_agent;
+use crate::settings::render::{
+    Common, POLY_COMMON, Requester, classify, render_common, render_device,
+};
+use crate::store::DeviceContext;
 
 /// The fixed columns of an inventory CSV; parameter columns follow, `secret:` ones are secret.
 const CSV_HEAD: &str = "mac,model,serial,site,group,label";
@@ -54,140 +58,108 @@ pub fn csv_line(phone: &Phone, index: u64) -> String {
     )
 }
 
-/// The files every phone of the vendor fetches before its own, with their content. `firmware`
-/// makes the first file name an image, as a real upgrade script would.
-pub fn common_files(vendor: Vendor, firmware: bool) -> Vec<(String, Vec<u8>)> {
-    let image = if firmware { firmware_file(vendor) } else { "" };
-    let files: Vec<(&str, String)> = match vendor {
-        Vendor::Avaya => {
-            let mut settings = String::from("## 46xxsettings.txt for the storm site\n");
-            for (name, value) in [
-                (
-                    "SIP_CONTROLLER_LIST",
-                    "sip.storm.example:5061;transport=tls",
-                ),
-                ("SIPDOMAIN", SIP_DOMAIN),
-                ("ENABLE_IPOFFICE", "0"),
-                ("DSCPAUD", "46"),
-                ("DSCPSIG", "34"),
-                ("SNTPSRVR", "ntp.storm.example"),
-                ("GMTOFFSET", "0:00"),
-                ("DAYLIGHT_SAVING_SETTING_MODE", "2"),
-                ("ENABLE_PRESENCE", "1"),
-                ("LANG0STAT", "1"),
-            ] {
-                settings.push_str(&set_line(name, value));
-                settings.push('\n');
-            }
-            settings.push_str("GET $MACADDR.txt\n");
-            vec![
-                (
-                    "J100Supgrade.txt",
-                    format!(
-                        "## J100Supgrade.txt\nIF $MODEL4 SEQ J179 GOTO J179\nGOTO END\n# J179\n{}\n# END\nGET 46xxsettings.txt\n",
-                        set_line("APPNAME", image)
-                    ),
-                ),
-                ("46xxsettings.txt", settings),
-            ]
+/// The files edgeprov renders, for the phones of the emitted inventory, from nothing but that
+/// inventory: no global, site, group or model parameters, and (with `firmware`) a firmware
+/// policy that gives each phone's model its image. Rendered by edgeprov's own renderer, so the
+/// static tree is byte for byte what edgeprov serves and a plain web server is measured on
+/// identical work.
+struct Rendering {
+    common: Common,
+    who: Requester,
+}
+
+/// Where a static tree's Yealink files say the images are: edgeprov names an absolute
+/// `https://HOST:PORT/firmware/` URL, which a tree written before the server is known cannot.
+const FIRMWARE_DIR: &str = "/firmware/";
+
+impl Rendering {
+    fn new(phone: &Phone, firmware: bool) -> Rendering {
+        let agent = parse_user_agent(&phone.user_agent());
+        let mut common = Common::default();
+        if firmware {
+            common.firmware.insert(
+                phone.model().to_ascii_uppercase(),
+                firmware_file(phone.vendor).to_string(),
+            );
+            common.firmware_base = FIRMWARE_DIR.to_string();
         }
-        Vendor::Yealink => vec![
-            (
-                "y000000000000.boot",
-                format!(
-                    "#!version:1.0.0.1\ninclude:config \"{}\"\ninclude:config \"$mac.cfg\"\noverwrite_mode = 1\n",
-                    yealink_common_file()
-                ),
-            ),
-            (
-                yealink_common_file(),
-                format!(
-                    "#!version:1.0.0.1\nstatic.firmware.url = {image}\nlocal_time.time_zone = 0\nlocal_time.ntp_server1 = ntp.storm.example\naccount.1.sip_server.1.transport_type = 2\n"
-                ),
-            ),
-        ],
-        Vendor::Poly => vec![
-            ("000000000000.cfg", poly_master(image)),
-            (
-                POLY_COMMON,
-                poly_config(&[
-                    ("tcpIpApp.sntp.address", "ntp.storm.example"),
-                    ("tcpIpApp.sntp.gmtOffset", "0"),
-                    ("voIpProt.SIP.outboundProxy.address", SIP_DOMAIN),
-                ]),
-            ),
-        ],
+        Rendering {
+            common,
+            who: Requester {
+                vendor: agent.as_ref().map(|a| a.vendor),
+                model: agent.as_ref().map(|a| a.model.clone()).unwrap_or_default(),
+                firmware: agent.map(|a| a.firmware).unwrap_or_default(),
+            },
+        }
+    }
+
+    fn common_file(&self, name: &str) -> Result<(String, Vec<u8>), StormError> {
+        classify(name)
+            .and_then(|file| render_common(&file, &self.common, &self.who))
+            .map(|r| (name.to_string(), r.bytes))
+            .ok_or_else(|| StormError::Render(name.to_string()))
+    }
+
+    fn device_file(&self, phone: &Phone, name: String) -> Result<(String, Vec<u8>), StormError> {
+        let (param, secret_name) = names(phone.vendor);
+        let mut device = Device::new(phone.mac);
+        device.model = phone.model().to_string();
+        device.site = SITE.to_string();
+        device
+            .params
+            .insert(param.to_string(), SIP_DOMAIN.to_string());
+        device
+            .secrets
+            .insert(secret_name.to_string(), secret_for(phone.mac));
+        let ctx = DeviceContext {
+            device,
+            site: None,
+            layers: Vec::new(),
+        };
+        classify(&name)
+            .and_then(|file| render_device(&file, &ctx, &self.common, &self.who))
+            .map(|r| (name.clone(), r.bytes))
+            .ok_or(StormError::Render(name))
+    }
+}
+
+/// The files every phone of the vendor fetches besides its own, as edgeprov serves them.
+/// `firmware` makes them name the vendor's image.
+pub fn common_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8>)>, StormError> {
+    let names: [&str; 2] = match phone.vendor {
+        Vendor::Avaya => ["J100Supgrade.txt", "46xxsettings.txt"],
+        Vendor::Yealink => ["y000000000000.boot", yealink_common_file()],
+        Vendor::Poly => ["000000000000.cfg", POLY_COMMON],
     };
-    files
+    let rendering = Rendering::new(phone, firmware);
+    names.iter().map(|n| rendering.common_file(n)).collect()
+}
+
+/// A phone's own files as edgeprov serves them from its inventory line: the per-device file
+/// with its secret, and for Poly also its master file (`{mac}.cfg`, no secret).
+pub fn device_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8>)>, StormError> {
+    let rendering = Rendering::new(phone, firmware);
+    let mac = phone.mac;
+    let names = match phone.vendor {
+        Vendor::Avaya => vec![format!("{mac}.txt")],
+        Vendor::Yealink => vec![format!("{mac}.cfg")],
+        Vendor::Poly => vec![format!("{mac}.cfg"), format!("{mac}-phone.cfg")],
+    };
+    names
         .into_iter()
-        .map(|(name, text)| (name.to_string(), text.into_bytes()))
+        .map(|n| rendering.device_file(phone, n))
         .collect()
 }
 
-/// Poly's master file: the image and the configuration files, the phone's own first.
-fn poly_master(image: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" standalone=\"yes\"?>\n<APPLICATION APP_FILE_PATH=\"{image}\" CONFIG_FILES=\"[PHONE_MAC_ADDRESS]-phone.cfg, {POLY_COMMON}\" MISC_FILES=\"\" LOG_FILE_DIRECTORY=\"\" OVERRIDES_DIRECTORY=\"\" CONTACTS_DIRECTORY=\"\" LICENSE_DIRECTORY=\"\"/>\n"
-    )
-}
-
-/// A Poly configuration file: the settings as attributes of one element.
-fn poly_config(settings: &[(&str, &str)]) -> String {
-    let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<polycomConfig>\n  <edgeprov",
-    );
-    for (name, value) in settings {
-        out.push_str(&format!("\n    {name}=\"{value}\""));
-    }
-    out.push_str("/>\n</polycomConfig>\n");
-    out
-}
-
-/// A phone's own files as edgeprov renders them from the inventory line: the per-device file
-/// with its secret, and for Poly also its master file (`{mac}.cfg`, no secret). `firmware`
-/// makes that master file name the image, as the common ones do.
-pub fn device_files(phone: &Phone, firmware: bool) -> Vec<(String, Vec<u8>)> {
-    let (param, secret_name) = names(phone.vendor);
-    let secret = secret_for(phone.mac);
-    let mac = phone.mac;
-    match phone.vendor {
-        Vendor::Avaya => vec![(
-            format!("{mac}.txt"),
-            format!(
-                "## edgeprov settings for device {mac}\n{}\n{}\n",
-                set_line(param, SIP_DOMAIN),
-                set_line(secret_name, &secret)
-            )
-            .into_bytes(),
-        )],
-        Vendor::Yealink => vec![(
-            format!("{mac}.cfg"),
-            format!(
-                "#!version:1.0.0.1\n{} = {SIP_DOMAIN}\n{} = {secret}\n",
-                param.trim_start_matches("yealink:"),
-                secret_name.trim_start_matches("yealink:")
-            )
-            .into_bytes(),
-        )],
-        Vendor::Poly => vec![
-            (
-                format!("{mac}.cfg"),
-                poly_master(if firmware {
-                    firmware_file(phone.vendor)
-                } else {
-                    ""
-                })
-                .into_bytes(),
-            ),
-            (
-                format!("{mac}-phone.cfg"),
-                poly_config(&[
-                    (param.trim_start_matches("poly:"), SIP_DOMAIN),
-                    (secret_name.trim_start_matches("poly:"), &secret),
-                ])
-                .into_bytes(),
-            ),
-        ],
+/// Where the vendor's image lies in the static tree: where the rendered files name it.
+fn firmware_path(vendor: Vendor) -> String {
+    match vendor {
+        Vendor::Yealink => format!(
+            "{}{}",
+            FIRMWARE_DIR.trim_start_matches('/'),
+            firmware_file(vendor)
+        ),
+        Vendor::Avaya | Vendor::Poly => firmware_file(vendor).to_string(),
     }
 }
 
@@ -220,17 +192,24 @@ pub fn write_static(dir: &Path, phones: &[Phone], firmware: bool) -> Result<(), 
         return Ok(());
     };
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut files = common_files(first.vendor, firmware);
-    if firmware {
-        files.push((
-            firmware_file(first.vendor).to_string(),
-            vec![0x5a; FIRMWARE_BYTES],
-        ));
-    }
-    let own = phones.iter().flat_map(|p| device_files(p, firmware));
-    for (name, bytes) in files.into_iter().chain(own) {
+    let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(io_err(&path))?;
+        std::fs::write(&path, bytes).map_err(io_err(&path))
+    };
+    if firmware {
+        let image = firmware_path(first.vendor);
+        if let Some(parent) = dir.join(&image).parent() {
+            std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        write(&image, &vec![0x5a; FIRMWARE_BYTES])?;
+    }
+    for (name, bytes) in common_files(first, firmware)? {
+        write(&name, &bytes)?;
+    }
+    for phone in phones {
+        for (name, bytes) in device_files(phone, firmware)? {
+            write(&name, &bytes)?;
+        }
     }
     Ok(())
 }
@@ -267,8 +246,8 @@ mod tests {
     fn static_files_pass_the_phones_own_checks() {
         for v in [Vendor::Avaya, Vendor::Yealink, Vendor::Poly] {
             let p = phone(v);
-            let commons = common_files(v, true);
-            let own = device_files(&p, true);
+            let commons = common_files(&p, true).unwrap();
+            let own = device_files(&p, true).unwrap();
             let file = |path: &str| {
                 commons
                     .iter()
@@ -291,18 +270,24 @@ mod tests {
                     step.path
                 );
             }
-            // The simulator asks for the image the first file without a secret names.
+            // The simulator asks for the image the first file that names one names, and the
+            // static tree has it there.
             let named = p
                 .sequence(false)
                 .iter()
-                .filter(|s| !s.device_file)
                 .find_map(|s| firmware_named(v, &file(&s.path)))
                 .unwrap();
-            assert_eq!(named, format!("/{}", firmware_file(v)));
+            assert_eq!(named, format!("/{}", firmware_path(v)));
+        }
+        // Without firmware, Avaya and Yealink files name none (Poly's master file always names
+        // `sip.ld`, as edgeprov's does).
+        for v in [Vendor::Avaya, Vendor::Yealink] {
+            let p = phone(v);
             assert!(
-                common_files(v, false)
+                common_files(&p, false)
+                    .unwrap()
                     .iter()
-                    .chain(&device_files(&p, false))
+                    .chain(&device_files(&p, false).unwrap())
                     .all(|(_, b)| firmware_named(v, b).is_none())
             );
         }

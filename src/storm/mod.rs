@@ -101,6 +101,8 @@ pub enum StormError {
     Tls(String),
     #[error("cannot resolve {target}: {reason}")]
     Resolve { target: String, reason: String },
+    #[error("cannot render {0} as edgeprov would")]
+    Render(String),
     #[error("{path}: {source}")]
     Emit {
         path: PathBuf,
