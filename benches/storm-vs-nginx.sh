@@ -202,12 +202,14 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null; then
     die "127.0.0.1:$NGINX_PORT is already in use: stop what listens there or set NGINX_PORT"
 fi
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" &
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" 2>>"$WORK/nginx-error.log" &
 NGINX_PID=$!
 for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break
     sleep 0.01
 done
+(exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && kill -0 "$NGINX_PID" 2>/dev/null ||
+    die "nginx did not start: $(cat "$WORK/nginx-error.log")"
 NGINX_URL="https://127.0.0.1:$NGINX_PORT"
 
 # --- the storms -----------------------------------------------------------------------------------
@@ -222,6 +224,11 @@ run() {
         --concurrency "${RUN_CONCURRENCY:-$CONCURRENCY}" --duration "$DURATION" --tls "$tls" \
         --ca-cert "$CA" --ca-key "$CA_KEY" "$@" || true)
     after=$(cpu_ticks $pids)
+    # A server that died during the storm would be measured as failing phones.
+    local pid
+    for pid in $pids; do
+        kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the storm"
+    done
     [ -n "$json" ] || die "$name: the storm printed no report"
     echo "$json" >>"$WORK/reports.jsonl"
     local cpu_s
