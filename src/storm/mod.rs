@@ -35,6 +35,9 @@ use stats::Tally;
 pub const MAX_PHONES: u64 = 100_000;
 pub const MAX_CONCURRENCY: usize = 10_000;
 pub const MAX_DURATION_S: u64 = 3_600;
+/// Longest wait for one connection or request: a storm ends at most this long per file after
+/// `--duration`, so an unbounded wait would make the storm unbounded in time.
+pub const MAX_TIMEOUT_MS: u64 = 300_000;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StormArgs {
@@ -75,7 +78,7 @@ pub struct StormArgs {
     /// TLS versions the phones offer.
     #[arg(long, value_enum, default_value_t = TlsVersion::Any)]
     pub tls: TlsVersion,
-    /// Deadline of each connection and each request.
+    /// Deadline of each connection and each request (at most 300000).
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub timeout_ms: u64,
     /// Fetch only the per-device file (the step that proves mutual TLS and per-device secrets).
@@ -156,8 +159,8 @@ pub fn phones(args: &StormArgs) -> Result<Vec<Phone>, StormError> {
     if args.duration == 0 || args.duration > MAX_DURATION_S {
         return usage(format!("--duration must be 1..={MAX_DURATION_S} seconds"));
     }
-    if args.timeout_ms == 0 {
-        return usage("--timeout-ms must be positive".into());
+    if args.timeout_ms == 0 || args.timeout_ms > MAX_TIMEOUT_MS {
+        return usage(format!("--timeout-ms must be 1..={MAX_TIMEOUT_MS}"));
     }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return usage("--rate must be a positive number".into());
@@ -420,6 +423,8 @@ mod tests {
             &["--concurrency", "0"],
             &["--duration", "0"],
             &["--rate", "0"],
+            &["--timeout-ms", "0"],
+            &["--timeout-ms", "300001"],
             &["--mac-prefix", "0200xx"],
             &["--mac-prefix", "02000000ff", "--phones", "300"],
         ] {
