@@ -215,3 +215,46 @@ fn firmware_named_nowhere_or_empty_fails() {
     assert!(!success, "{r}");
     assert_eq!(r["files"]["firmware"]["errors"], 3, "{r}");
 }
+
+/// A server that answers with a file far larger than any phone's (hundreds of MB where Avaya's
+/// whole settings template is about 1 MB) fails the check without the simulator holding it in
+/// memory: its memory stays bounded whatever the server sends.
+#[test]
+fn a_huge_answer_fails_without_filling_the_simulators_memory() {
+    const MB: usize = 1 << 20;
+    let server = Server::start("avaya", 2, &[], Framing::KeepAlive);
+    let mut huge = "## padding\n".repeat(96 * MB / 11).into_bytes();
+    huge.extend_from_slice(b"GET $MACADDR.txt\n");
+    std::fs::write(server.file("46xxsettings.txt"), &huge).unwrap();
+    drop(huge);
+    let mut child = Command::new(BIN)
+        .args(["storm", "--json", "--vendor", "avaya", "--concurrency", "2"])
+        .args(["--phones", "2", "--timeout-ms", "60000"])
+        .arg("--target")
+        .arg(format!("https://{}", server.addr))
+        .arg("--ca-cert")
+        .arg(server.pki.path().join("ca.crt"))
+        .arg("--ca-key")
+        .arg(server.pki.path().join("ca.key"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!out.status.success(), "peak RSS {peak_kib} KiB: {r}");
+    assert_eq!(r["files"]["46xxsettings.txt"]["errors"], 2, "{r}");
+    assert_eq!(r["errors_by_kind"]["check"], 2, "{r}");
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}

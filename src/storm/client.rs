@@ -39,6 +39,11 @@ pub struct Plan {
 
 const FIRMWARE_LABEL: &str = "firmware";
 
+/// Most of a file the simulator keeps to check. A phone's settings files are far smaller (the
+/// whole Avaya settings template is about 1 MB); a larger answer fails the check rather than
+/// make the simulator's memory grow with what a server sends (images are counted, not kept).
+const MAX_KEPT: usize = 8 << 20;
+
 /// Boots one phone; counts everything in `tally`; true when every file arrived and checked out.
 pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mut Tally) -> bool {
     let agent = phone.user_agent();
@@ -189,6 +194,9 @@ async fn fetch(
         if let Some(data) = frame.data_ref() {
             len += data.len();
             if keep_body {
+                if kept.len() + data.len() > MAX_KEPT {
+                    return Err(ErrorKind::Check);
+                }
                 kept.extend_from_slice(data);
             }
         }
