@@ -162,6 +162,11 @@ pub fn phones(args: &StormArgs) -> Result<Vec<Phone>, StormError> {
     if args.timeout_ms == 0 || args.timeout_ms > MAX_TIMEOUT_MS {
         return usage(format!("--timeout-ms must be 1..={MAX_TIMEOUT_MS}"));
     }
+    if args.firmware && args.device_file_only {
+        // The image is named by the files --device-file-only leaves out, so every phone would
+        // fail for want of one.
+        return usage("--firmware needs the whole sequence: drop --device-file-only".into());
+    }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return usage("--rate must be a positive number".into());
     }
@@ -425,6 +430,7 @@ mod tests {
             &["--rate", "0"],
             &["--timeout-ms", "0"],
             &["--timeout-ms", "300001"],
+            &["--firmware", "--device-file-only"],
             &["--mac-prefix", "0200xx"],
             &["--mac-prefix", "02000000ff", "--phones", "300"],
         ] {
