@@ -148,7 +148,7 @@ impl Phone {
         let gets = |file: &str| {
             text.lines().any(|line| {
                 let mut words = line.split_whitespace();
-                words.next() == Some("GET")
+                words.next().is_some_and(|w| w.eq_ignore_ascii_case("GET"))
                     && words.next().is_some_and(|w| w.eq_ignore_ascii_case(file))
             })
         };
