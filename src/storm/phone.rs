@@ -320,6 +320,7 @@ mod tests {
             Err(CheckError::ForeignSecret)
         );
         assert_eq!(p.check(common, b"GET 46xxsettings.txt\n"), Ok(()));
+        assert_eq!(p.check(common, b"get 46XXSETTINGS.TXT\n"), Ok(()));
         assert_eq!(
             p.check(common, own.as_bytes()),
             Err(CheckError::SecretInCommonFile)
