@@ -19,7 +19,7 @@ const CSV_HEAD: &str = "mac,model,serial,site,group,label";
 const SITE: &str = "storm";
 const SIP_DOMAIN: &str = "storm.example";
 
-/// Firmware image the common files name (with `--firmware`) and its size in the static tree.
+/// Size of the firmware image the files name (with `--firmware`) in the static tree.
 const FIRMWARE_BYTES: usize = 1 << 20;
 
 /// The parameter each phone gets, and the name of its secret, in the vendor's naming.
@@ -34,6 +34,7 @@ fn names(vendor: Vendor) -> (&'static str, &'static str) {
     }
 }
 
+/// The image the files name with `--firmware`; Poly's is the one edgeprov's master file names.
 fn firmware_file(vendor: Vendor) -> &'static str {
     match vendor {
         Vendor::Avaya => "J100-IPT-SIP-R4_1_3_0_6.bin",
