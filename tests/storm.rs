@@ -139,7 +139,7 @@ async fn every_vendor_boots_through_its_whole_sequence() {
         (
             "yealink",
             "0202",
-            ["y000000000000.boot", "y000000000028.cfg", "{mac}.cfg"],
+            ["{mac}.boot", "y000000000028.cfg", "{mac}.cfg"],
         ),
         (
             "poly",

@@ -38,7 +38,7 @@ fn names(vendor: Vendor) -> (&'static str, &'static str) {
 fn firmware_file(vendor: Vendor) -> &'static str {
     match vendor {
         Vendor::Avaya => "J100-IPT-SIP-R4_1_3_0_6.bin",
-        Vendor::Yealink => "T46G-28.72.0.1.rom",
+        Vendor::Yealink => "T46G-28.83.0.60.rom",
         Vendor::Poly => "sip.ld",
     }
 }
@@ -124,7 +124,9 @@ impl Rendering {
     }
 }
 
-/// The files every phone of the vendor fetches besides its own, as edgeprov serves them.
+/// The vendor's files common to every phone, as edgeprov serves them: those its phones fetch
+/// besides their own, and Yealink's `y000000000000.boot` (for a phone without a boot file of
+/// its own).
 /// `firmware` makes them name the vendor's image.
 pub fn common_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8>)>, StormError> {
     let names: [&str; 2] = match phone.vendor {
@@ -137,13 +139,14 @@ pub fn common_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8
 }
 
 /// A phone's own files as edgeprov serves them from its inventory line: the per-device file
-/// with its secret, and for Poly also its master file (`{mac}.cfg`, no secret).
+/// with its secret, and for Yealink also its boot file (`{mac}.boot`), for Poly its master file
+/// (`{mac}.cfg`), neither with a secret.
 pub fn device_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8>)>, StormError> {
     let rendering = Rendering::new(phone, firmware);
     let mac = phone.mac;
     let names = match phone.vendor {
         Vendor::Avaya => vec![format!("{mac}.txt")],
-        Vendor::Yealink => vec![format!("{mac}.cfg")],
+        Vendor::Yealink => vec![format!("{mac}.boot"), format!("{mac}.cfg")],
         Vendor::Poly => vec![format!("{mac}.cfg"), format!("{mac}-phone.cfg")],
     };
     names

@@ -20,8 +20,9 @@ pub const SECRET_MARK: &str = "stormpw-";
 const YEALINK_VERSION: &str = "#!version:1.0.0.1";
 
 /// Yealink firmware version the simulated phones run; its first number is the family that names
-/// the common file (`y000000000028.cfg`).
-const YEALINK_FIRMWARE: &str = "28.72.0.1";
+/// the common file (`y000000000028.cfg`), its second (83) a release with boot files, which
+/// `phones.md` gives firmware 81 and later (earlier ones ask for the common file first).
+const YEALINK_FIRMWARE: &str = "28.83.0.50";
 
 /// The secret a phone's inventory entry carries, derived from its MAC.
 pub fn secret_for(mac: Mac) -> String {
@@ -96,8 +97,11 @@ impl Phone {
                 step("46xxsettings.txt", false),
                 step("{mac}.txt", true),
             ],
+            // Firmware 81 and later asks for its own boot file first (`y000000000000.boot`
+            // only when that is missing), then the files it includes: the family's common file,
+            // then its own settings.
             Vendor::Yealink => vec![
-                step("y000000000000.boot", false),
+                step("{mac}.boot", false),
                 step(yealink_common_file(), false),
                 step("{mac}.cfg", true),
             ],
@@ -278,7 +282,7 @@ mod tests {
         assert_eq!(
             paths(Vendor::Yealink),
             [
-                "/y000000000000.boot",
+                "/020000000007.boot",
                 "/y000000000028.cfg",
                 "/020000000007.cfg"
             ]
