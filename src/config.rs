@@ -536,6 +536,26 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         );
     }
 
+    /// docs/configuration.md (shipped with the package) names every key of the tables it
+    /// documents, so a key added to the code cannot be left out of it.
+    #[test]
+    fn the_reference_names_every_dns_dhcp_and_cloud_key() {
+        let doc = include_str!("../docs/configuration.md");
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for table in ["dns", "dhcp", "cloud"] {
+            for key in defaults[table].as_table().unwrap().keys() {
+                assert!(doc.contains(&format!("| `{key}` |")), "{table}.{key}");
+            }
+        }
+        let subnet: crate::dhcp::config::SubnetConfig =
+            toml::from_str("network = \"192.0.2.0/24\"").unwrap();
+        let nested = toml::Value::try_from(subnet).unwrap();
+        let nested = nested.as_table().unwrap().keys().map(String::as_str);
+        for key in nested.chain(["match", "name", "type", "value", "ttl"]) {
+            assert!(doc.contains(&format!("`{key}`")), "{key}");
+        }
+    }
+
     #[test]
     fn a_zero_timeout_is_named() {
         for key in ["handshake_timeout_ms", "header_timeout_ms"] {

@@ -27,6 +27,12 @@ check "unit /usr/lib/systemd/system/edgeprov.service" '[ "$(mode_of usr/lib/syst
 check "sysusers entry" '[ "$(mode_of usr/lib/sysusers.d/edgeprov.conf)" = "-rw-r--r--" ]'
 check "tmpfiles entry" '[ "$(mode_of usr/lib/tmpfiles.d/edgeprov.conf)" = "-rw-r--r--" ]'
 check "README in the docs" '[ -n "$(mode_of usr/share/doc/edgeprov/README.md)" ]'
+# The README is the config's stated reference: every page it links to is installed where the
+# link leads.
+for doc in $( { grep -oE '\]\(docs/[^)#]+' README.md | cut -c3-;
+                grep -ohE '\]\([a-z-]+\.(md|json)' docs/*.md | sed 's#^](#docs/#'; } | sort -u); do
+  check "linked page $doc is installed" '[ -n "$(mode_of "usr/share/doc/edgeprov/$doc")" ]'
+done
 check "config is a conffile" 'dpkg-deb -f "$deb" Package >/dev/null && dpkg-deb -I "$deb" conffiles | grep -qx /etc/edgeprov/edgeprov.toml'
 check "depends on systemd" 'dpkg-deb -f "$deb" Depends | grep -q systemd'
 
