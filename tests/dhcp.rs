@@ -353,6 +353,14 @@ ranges = [["127.0.0.1", "127.0.0.2"]]
     ));
     assert!(second.is_none(), "pool exhausted, yet offered {second:?}");
     assert_eq!(api(&d, "/dhcp/stats")["exhausted"], 1);
+    // And where monitoring looks: every counter of the stats, this one moved.
+    let text = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(d.metrics());
+    assert_eq!(metric(&text, "edgeprov_dhcp_exhausted_total"), 1, "{text}");
+    for name in api(&d, "/dhcp/stats").as_object().unwrap().keys() {
+        metric(&text, &format!("edgeprov_dhcp_{name}_total"));
+    }
 }
 
 #[test]

@@ -281,21 +281,61 @@ async fn metrics(
     use crate::metrics::sample;
     let mut out = String::new();
     st.metrics.render(&mut out);
+    // Every DHCP counter `GET /dhcp/stats` has: the ones that say something is wrong (a pool
+    // exhausted, leases not saved so their ACKs never left, replies not sent) matter most.
     let d = st.dhcp.view();
-    for (name, value) in [
-        ("received", d.received),
-        ("malformed", d.malformed),
-        ("offers", d.offers),
-        ("acks", d.acks),
-        ("naks", d.naks),
-        ("informs", d.informs),
-        ("dropped", d.dropped),
+    for (name, value, help) in [
+        ("received", d.received, "DHCP packets received."),
+        (
+            "malformed",
+            d.malformed,
+            "DHCP packets that did not decode.",
+        ),
+        (
+            "ignored",
+            d.ignored,
+            "DHCP packets not for this server or of no use to it.",
+        ),
+        ("offers", d.offers, "DHCP offers sent."),
+        ("acks", d.acks, "DHCP acknowledgements sent."),
+        ("naks", d.naks, "DHCP negative acknowledgements sent."),
+        ("informs", d.informs, "DHCPINFORM requests answered."),
+        (
+            "releases",
+            d.releases,
+            "DHCP leases released by their clients.",
+        ),
+        (
+            "declines",
+            d.declines,
+            "DHCP addresses declined by clients (in use by someone else).",
+        ),
+        (
+            "exhausted",
+            d.exhausted,
+            "DHCP requests left unanswered: no free address in the pool.",
+        ),
+        (
+            "dropped",
+            d.dropped,
+            "DHCP requests dropped: the lease writer was behind or gone.",
+        ),
+        (
+            "commit_errors",
+            d.commit_errors,
+            "DHCP leases not saved, so their ACKs were not sent.",
+        ),
+        (
+            "send_errors",
+            d.send_errors,
+            "DHCP replies that could not be sent.",
+        ),
     ] {
         sample(
             &mut out,
             &format!("edgeprov_dhcp_{name}_total"),
             "counter",
-            &format!("DHCP {name}."),
+            help,
             value,
         );
     }
