@@ -209,3 +209,40 @@ fn ipv4_and_ipv6_wildcards_on_one_port_both_listen() {
         assert!(bound.contains(addr), "{addr} not bound: {bound}");
     }
 }
+
+/// `doctor` probes a port as the daemon binds it: `[::]:8443` is free although another program
+/// holds `0.0.0.0:8443`, since the daemon's IPv6 sockets take IPv6 only. In a network namespace
+/// of its own.
+#[test]
+fn doctor_probes_an_ipv6_wildcard_as_the_daemon_binds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[phone]\nhttps_listen = [\"[::]:8443\"]\nhttp_listen = []\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let script = "ip link set lo up && python3 -c '
+import socket, subprocess, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((\"0.0.0.0\", 8443)); s.listen()
+sys.exit(subprocess.run([sys.argv[1], \"doctor\", \"--config\", sys.argv[2]]).returncode)
+' \"$0\" \"$1\"";
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", script])
+        .arg(BIN)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("phone.https_listen [::]:8443 is free")),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -63,6 +63,25 @@ fn addresses(c: &Config) -> Vec<(&'static str, SocketAddr, bool)> {
     out
 }
 
+/// Binds `addr` as the daemon does, IPv6 sockets IPv6-only (`daemon::bind`), then lets it go:
+/// a dual-stack probe of `[::]:443` would call the port taken by whatever holds `0.0.0.0:443`.
+fn try_bind(addr: SocketAddr, tcp: bool) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let kind = if tcp { Type::STREAM } else { Type::DGRAM };
+    let socket = Socket::new(Domain::for_address(addr), kind, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if tcp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.bind(&addr.into())?;
+    if tcp {
+        socket.listen(1)?;
+    }
+    Ok(())
+}
+
 fn ports(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     let ours = |a: &SocketAddr| {
         running.is_some_and(|l| {
@@ -76,11 +95,7 @@ fn ports(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     addresses(c)
         .into_iter()
         .map(|(key, addr, tcp)| {
-            let bound = if tcp {
-                std::net::TcpListener::bind(addr).map(drop)
-            } else {
-                std::net::UdpSocket::bind(addr).map(drop)
-            };
+            let bound = try_bind(addr, tcp);
             match bound {
                 Ok(()) if addr.port() == 0 => check(Level::Ok, "ports", format!("{key} {addr}: the kernel picks a port"), ""),
                 Ok(()) => check(Level::Ok, "ports", format!("{key} {addr} is free"), ""),
