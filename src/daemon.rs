@@ -45,7 +45,7 @@ pub enum DaemonError {
     Token(#[from] admin::token::TokenError),
     #[error(transparent)]
     Dhcp(#[from] crate::dhcp::DhcpError),
-    #[error("cannot listen on {addr} ({key}): {source}")]
+    #[error("cannot listen on {addr} ({key}): {source}{}", in_use_hint(*addr, source))]
     Bind {
         addr: SocketAddr,
         key: &'static str,
@@ -62,6 +62,20 @@ pub enum DaemonError {
     },
     #[error("the {0} loop panicked; stopped so that the service manager starts edgeprov again")]
     Panicked(&'static str),
+}
+
+/// What to do about an address in use, for the one case an installer meets right after `apt
+/// install`: systemd-resolved's stub resolver (Ubuntu) holds `127.0.0.53:53`, which takes
+/// port 53 from the packaged `0.0.0.0:53` too.
+fn in_use_hint(addr: SocketAddr, source: &std::io::Error) -> &'static str {
+    match (source.kind(), addr.port()) {
+        (std::io::ErrorKind::AddrInUse, 53) if addr.ip().is_unspecified() => {
+            " (systemd-resolved's stub at 127.0.0.53:53 takes the port from a wildcard address: \
+             list this box's LAN addresses in dns.listen instead; `ss -lptun` shows who has it)"
+        }
+        (std::io::ErrorKind::AddrInUse, _) => " (`ss -lptun` shows which program has it)",
+        _ => "",
+    }
 }
 
 /// The addresses actually bound, written to `<data_dir>/listeners.json` for the CLI and tests.

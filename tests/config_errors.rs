@@ -246,3 +246,45 @@ sys.exit(subprocess.run([sys.argv[1], \"doctor\", \"--config\", sys.argv[2]]).re
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A stub resolver on `127.0.0.53:53` (systemd-resolved, as on Ubuntu) takes port 53 from the
+/// packaged `dns.listen = ["0.0.0.0:53"]`: the failed start says what to list instead. In a
+/// network namespace of its own.
+#[test]
+fn port_53_taken_by_a_stub_resolver_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n[dns]\nlisten = [\"0.0.0.0:53\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let script = "ip link set lo up && python3 -c '
+import socket, subprocess, sys
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((\"127.0.0.53\", 53)); t.listen()
+u = socket.socket(type=socket.SOCK_DGRAM); u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+u.bind((\"127.0.0.53\", 53))
+sys.exit(subprocess.run([sys.argv[1], \"serve\", \"--config\", sys.argv[2]], timeout=20).returncode)
+' \"$0\" \"$1\"";
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", script])
+        .arg(BIN)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot listen on 0.0.0.0:53 (dns.listen)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("list this box's LAN addresses in dns.listen"),
+        "{err}"
+    );
+}
