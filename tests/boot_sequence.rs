@@ -324,6 +324,63 @@ async fn each_yealink_model_gets_its_own_firmware() {
     assert!(!own_t53w.contains("firmware.url"), "{own_t53w}");
 }
 
+/// A Poly phone of the inventory is told its model's image in its own master file (`{mac}.cfg`),
+/// as the policies choose it; the shared `000000000000.cfg`, read by every model, names only
+/// Poly's default `sip.ld`, and so does a phone's own file once its model is set to `off`.
+#[tokio::test]
+async fn a_poly_phone_is_told_its_models_image() {
+    let d = Daemon::start();
+    let (vvx400, vvx500) = ("0004f2aaa400", "0004f2aaa500");
+    d.add_device(json!({"mac": vvx400, "model": "VVX_400"}))
+        .await;
+    d.add_device(json!({"mac": vvx500, "model": "VVX_500"}))
+        .await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "vvx400-6.4.ld", "models": ["VVX_400"], "version": "6.4.3",
+                        "sha256": "ab".repeat(32)}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let ua = "FileTransport PolycomVVX-VVX_400-UA/6.4.0.1 Type/Application";
+    let ids = (d.identity(vvx400).await, d.identity(vvx500).await);
+    let app = |text: &str| {
+        let at = text.find("APP_FILE_PATH=\"").expect(text) + "APP_FILE_PATH=\"".len();
+        text[at..at + text[at..].find('"').unwrap()].to_string()
+    };
+    let own = fetch(&d, &ids.0, &format!("/{vvx400}.cfg"), ua)
+        .await
+        .text();
+    assert_eq!(
+        app(&own),
+        "https://localhost/firmware/vvx400-6.4.ld",
+        "{own}"
+    );
+    let other = fetch(&d, &ids.1, &format!("/{vvx500}.cfg"), ua)
+        .await
+        .text();
+    assert_eq!(app(&other), "sip.ld", "{other}");
+    let shared = fetch(&d, &ids.0, "/000000000000.cfg", ua).await.text();
+    assert_eq!(app(&shared), "sip.ld", "{shared}");
+
+    let (s, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"VVX_400": "off"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let own = fetch(&d, &ids.0, &format!("/{vvx400}.cfg"), ua)
+        .await
+        .text();
+    assert_eq!(app(&own), "sip.ld", "{own}");
+}
+
 /// The admin preview of a Yealink family file is what the phone gets, firmware URL included: a
 /// phone reaches the box at the URL DHCP gives it, and the preview names firmware there.
 #[tokio::test]

@@ -100,7 +100,7 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
         FileName::AvayaUpgrade(family) => avaya::upgrade_script(*family, common),
         FileName::YealinkBoot => yealink::boot(None, yealink::family_of_requester(who)),
         FileName::YealinkCommon(code) => yealink::common_cfg(*code, common),
-        FileName::PolyMaster => poly::master(),
+        FileName::PolyMaster => poly::master(None),
         FileName::PolyCommon => poly::common(common),
         _ => return None,
     };
@@ -161,8 +161,9 @@ pub fn render_device(
             yealink::cfg(&native, &ctx.device.model, common)
         }
         (FileName::DeviceCfg(_), Vendor::Poly) => {
+            let image = poly::image_of(&ctx.device.model, common);
             return Some(Rendered {
-                bytes: poly::master(),
+                bytes: poly::master(image.as_deref()),
                 carries_secret: false,
             });
         }
