@@ -34,12 +34,12 @@ fn names(vendor: Vendor) -> (&'static str, &'static str) {
     }
 }
 
-/// The image the files name with `--firmware`; Poly's is the one edgeprov's master file names.
+/// The image the files name with `--firmware`.
 fn firmware_file(vendor: Vendor) -> &'static str {
     match vendor {
         Vendor::Avaya => "J100-IPT-SIP-R4_1_3_0_6.bin",
         Vendor::Yealink => "T46G-28.83.0.60.rom",
-        Vendor::Poly => "sip.ld",
+        Vendor::Poly => "VVX400-6.4.3.sip.ld",
     }
 }
 
@@ -69,7 +69,7 @@ struct Rendering {
     who: Requester,
 }
 
-/// Where a static tree's Yealink files say the images are: edgeprov names an absolute
+/// Where a static tree's Yealink and Poly files say the images are: edgeprov names an absolute
 /// `https://HOST:PORT/firmware/` URL, which a tree written before the server is known cannot.
 const FIRMWARE_DIR: &str = "/firmware/";
 
@@ -158,12 +158,12 @@ pub fn device_files(phone: &Phone, firmware: bool) -> Result<Vec<(String, Vec<u8
 /// Where the vendor's image lies in the static tree: where the rendered files name it.
 fn firmware_path(vendor: Vendor) -> String {
     match vendor {
-        Vendor::Yealink => format!(
+        Vendor::Yealink | Vendor::Poly => format!(
             "{}{}",
             FIRMWARE_DIR.trim_start_matches('/'),
             firmware_file(vendor)
         ),
-        Vendor::Avaya | Vendor::Poly => firmware_file(vendor).to_string(),
+        Vendor::Avaya => firmware_file(vendor).to_string(),
     }
 }
 
@@ -283,8 +283,8 @@ mod tests {
                 .unwrap();
             assert_eq!(named, format!("/{}", firmware_path(v)));
         }
-        // Without firmware, Avaya and Yealink files name none (Poly's master file always names
-        // `sip.ld`, as edgeprov's does).
+        // Without firmware, Avaya and Yealink files name none (Poly's master file names Poly's
+        // default `sip.ld`, as edgeprov's does).
         for v in [Vendor::Avaya, Vendor::Yealink] {
             let p = phone(v);
             assert!(
