@@ -242,3 +242,123 @@ async fn prefetch_of_releases_with_absurd_sizes_answers_and_reports() {
     assert_eq!(status, 202, "{job}");
     assert_eq!(job["total_bytes"], json!(u64::MAX), "{job}");
 }
+
+/// A daemon whose firmware cache is a tmpfs of `bytes`, mounted in a mount namespace of its
+/// own (so the cache disk fills up for real without touching the machine's mounts). The test
+/// cannot see into that namespace: it sees the cache through the admin API.
+fn start_on_small_disk(bytes: u64, extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    let extra = format!("[firmware]\ncache_dir = \"{}\"\n{extra}", cache.display());
+    std::fs::write(&config, base_config(&dir.path().join("data"), &extra)).unwrap();
+    let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+    let child = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=\"$1\" tmpfs \"$2\" && exec \"$0\" serve --config \"$3\"",
+        ])
+        .arg(BIN)
+        .arg(bytes.to_string())
+        .arg(&cache)
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let listeners = dir.path().join("data/listeners.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let parsed: serde_json::Value = loop {
+        if let Ok(bytes) = std::fs::read(&listeners)
+            && let Ok(v) = serde_json::from_slice(&bytes)
+        {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon did not start: {}",
+            std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let addr = |v: &serde_json::Value| v.as_str().unwrap().parse::<SocketAddr>().unwrap();
+    let token = std::fs::read_to_string(dir.path().join("data/admin.token")).unwrap();
+    Daemon {
+        https: addr(&parsed["phone_https"][0]),
+        http: parsed["phone_http"].get(0).map(addr),
+        admin: addr(&parsed["admin"]),
+        dns: None,
+        token: token.trim().to_string(),
+        child: Some(child),
+        dir,
+    }
+}
+
+/// `cache` and `partial_bytes` of a release, as `GET /firmware` shows them.
+async fn cache_state(d: &Daemon, file: &str) -> (String, u64) {
+    let (status, list) = d.api("GET", "/firmware", None).await;
+    assert_eq!(status, 200, "{list}");
+    let r = list["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == file)
+        .unwrap_or_else(|| panic!("{file} in {list}"));
+    (
+        r["cache"].as_str().unwrap().to_string(),
+        r["partial_bytes"].as_u64().unwrap(),
+    )
+}
+
+/// A fetch or an upload that fills the cache disk (ENOSPC) fails with the disk-full alarm and
+/// removes what it wrote: a partial file kept there would only fail again on resume, and it
+/// would hold the space other images (and the store, on the same disk by default) need.
+#[tokio::test]
+async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
+    let big = Arc::new(image(1_500_000, 31));
+    let small = Arc::new(image(600_000, 32));
+    let (up_big, up_small) = (
+        upstream(vec![Answer::Image(big.clone())]).await,
+        upstream(vec![Answer::Image(small.clone())]).await,
+    );
+    let d = start_on_small_disk(
+        1024 * 1024,
+        &format!(
+            "{}[[firmware.release]]\nmodels = [\"J169\"]\nversion = \"1\"\nfile = \"small.bin\"\n\
+             urls = [\"http://{up_small}/small.bin\"]\nsha256 = \"{}\"\nsize = 600000\n",
+            release(
+                "big.bin",
+                &format!("http://{up_big}/big.bin"),
+                &sha256_hex(&big),
+                Some(1_500_000)
+            ),
+            sha256_hex(&small),
+        ),
+    );
+    let r = phone_get(&d, "big.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let alarms = alarms(&d).await;
+    assert!(alarms.contains("firmware_disk_full"), "{alarms}");
+    assert!(alarms.contains("no space left"), "{alarms}");
+    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    // The space is free again: an image that fits is cached and served.
+    let r = phone_get(&d, "small.bin").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&small));
+    // An upload that fills what is left fails alike and keeps nothing.
+    let req = http::Request::put("/api/v1/firmware/images/big.bin?offset=0")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", d.token))
+        .body(Full::new(Bytes::from(big.to_vec())))
+        .unwrap();
+    let r = send(d.admin, client_config(&d.ca_pem(), None), req)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("no space left"), "{}", r.text());
+    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    assert_eq!(cache_state(&d, "small.bin").await, ("cached".into(), 0));
+}

@@ -208,7 +208,7 @@ pub async fn upload(
         Err(e @ (UploadError::Mismatch(_) | UploadError::Body(_))) => {
             Err(ApiError::BadRequest(e.to_string()))
         }
-        Err(e @ UploadError::Fetch(FetchError::DiskFull(_))) => {
+        Err(e @ UploadError::Fetch(FetchError::DiskFull(_) | FetchError::NoSpace(_))) => {
             Err(ApiError::TooLarge(e.to_string()))
         }
         Err(e) => Err(ApiError::Internal(e.to_string())),

@@ -34,6 +34,11 @@ pub enum FetchError {
     Mismatch(String),
     #[error("{0}")]
     DiskFull(String),
+    /// The cache's file system is full (ENOSPC): what was written of the image is removed,
+    /// since a partial file resumed on a full disk only fails again, and meanwhile it holds
+    /// the space the store (by default on the same disk) needs to commit.
+    #[error("{0}")]
+    NoSpace(String),
     #[error("{0}")]
     Io(String),
 }
@@ -154,7 +159,12 @@ impl Firmware {
                         last = e;
                         break;
                     }
-                    Err(Attempt::Fatal(e)) => return Err(e),
+                    Err(Attempt::Fatal(e)) => {
+                        if let FetchError::NoSpace(_) = e {
+                            let _ = tokio::fs::remove_file(&part).await;
+                        }
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -212,9 +222,15 @@ impl Firmware {
             self.recorder.alarm(
                 AlarmKind::FirmwareDiskFull,
                 "firmware cache",
-                format!("{}: no space left on the cache disk", rel.file),
+                format!(
+                    "{}: no space left on the cache disk; the partial file was removed",
+                    rel.file
+                ),
             );
-            FetchError::DiskFull(format!("{}: no space left on device", rel.file))
+            FetchError::NoSpace(format!(
+                "{}: no space left on the cache disk; the partial file was removed",
+                rel.file
+            ))
         } else {
             FetchError::Io(format!("{}: {e}", rel.file))
         }

@@ -65,6 +65,10 @@ impl Firmware {
             tx
         };
         let result = self.receive(rel, offset, body).await;
+        if let Err(UploadError::Fetch(FetchError::NoSpace(_))) = result {
+            // Resuming on a full disk only fails again; the space goes back to the store.
+            let _ = tokio::fs::remove_file(self.cache.part_path(&rel.sha256)).await;
+        }
         self.flights
             .lock()
             .unwrap_or_else(|p| p.into_inner())
