@@ -362,3 +362,27 @@ async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
     assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
     assert_eq!(cache_state(&d, "small.bin").await, ("cached".into(), 0));
 }
+
+/// A download link that redirects to a CDN with a network-path `Location` (`//host/path`, no
+/// scheme) is followed to that host: the image is fetched from there and served.
+#[tokio::test]
+async fn a_redirect_to_another_host_without_a_scheme_is_followed() {
+    let img = Arc::new(image(200_000, 33));
+    let cdn = upstream(vec![Answer::Image(img.clone())]).await;
+    let link = upstream(vec![Answer::Raw {
+        head: format!(
+            "HTTP/1.1 302 Found\r\nlocation: //{cdn}/cdn/fw.bin\r\ncontent-length: 0\r\n\r\n"
+        ),
+        body: Vec::new(),
+    }])
+    .await;
+    let d = Daemon::start_with(&release(
+        "fw.bin",
+        &format!("http://{link}/download/fw.bin"),
+        &sha256_hex(&img),
+        Some(200_000),
+    ));
+    let r = phone_get(&d, "fw.bin").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
+}

@@ -56,25 +56,40 @@ pub async fn get(
     Err(UpstreamError::Connect(url, "too many redirects".into()))
 }
 
-/// A `Location` relative to the URL that answered with it.
+/// A `Location` relative to the URL that answered with it (RFC 3986 §5.2). An absolute one
+/// is taken as it is whatever its scheme, so that one other than `http`/`https` is refused by
+/// the next request, naming it, instead of being read as a path on the answering host; a
+/// network-path one (`//cdn.example/fw.bin`, as CDNs send) keeps only the scheme.
 fn resolve(base: &str, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
+    let location = location.trim();
+    if has_scheme(location) {
         return location.to_string();
     }
     let Ok(uri) = base.parse::<Uri>() else {
         return location.to_string();
     };
-    let origin = format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or("http"),
-        uri.authority().map_or("", |a| a.as_str())
-    );
+    let scheme = uri.scheme_str().unwrap_or("http");
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}");
+    }
+    let origin = format!("{scheme}://{}", uri.authority().map_or("", |a| a.as_str()));
     if location.starts_with('/') {
         format!("{origin}{location}")
     } else {
         let dir = uri.path().rsplit_once('/').map_or("", |(d, _)| d);
         format!("{origin}{dir}/{location}")
     }
+}
+
+/// Whether a URI reference starts with a scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
+/// then `:`), which makes it absolute.
+fn has_scheme(reference: &str) -> bool {
+    reference.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
 }
 
 async fn get_once(
@@ -186,5 +201,30 @@ mod tests {
         assert_eq!(super::resolve(base, "https://cdn/x"), "https://cdn/x");
         assert_eq!(super::resolve(base, "/c/fw.bin"), "http://h:8/c/fw.bin");
         assert_eq!(super::resolve(base, "fw2.bin"), "http://h:8/a/b/fw2.bin");
+    }
+
+    /// A CDN's `Location: //cdn/path` names another host, and `ftp://…` another scheme: neither
+    /// is a path on the host that answered.
+    #[test]
+    fn network_path_and_other_scheme_redirects_leave_the_answering_host() {
+        let base = "https://h:8/a/fw.bin";
+        assert_eq!(
+            super::resolve(base, "//cdn.example:9/x/fw.bin"),
+            "https://cdn.example:9/x/fw.bin"
+        );
+        assert_eq!(
+            super::resolve("http://h/fw.bin", "//cdn/fw.bin"),
+            "http://cdn/fw.bin"
+        );
+        assert_eq!(super::resolve(base, "ftp://cdn/fw.bin"), "ftp://cdn/fw.bin");
+        assert_eq!(
+            super::resolve(base, "HTTP://cdn/fw.bin"),
+            "HTTP://cdn/fw.bin"
+        );
+        assert_eq!(super::resolve(base, "fw:2.bin"), "fw:2.bin");
+        assert_eq!(
+            super::resolve(base, "./fw:2.bin"),
+            "https://h:8/a/./fw:2.bin"
+        );
     }
 }
