@@ -308,6 +308,51 @@ async fn kill9_during_a_fetch_never_serves_a_partial_file() {
     assert!(!part.exists());
 }
 
+/// A partial download is resumed after a restart only while a release still names its image:
+/// one the config dropped meanwhile is removed at start (it would otherwise stay on the disk
+/// for ever, outside `max_cache_bytes`), one still named is kept and resumed.
+#[tokio::test]
+async fn a_partial_download_no_release_names_is_removed_at_start() {
+    let (dropped, kept) = (
+        Upstream::start(image(400_000, 41)).await,
+        Upstream::start(image(400_000, 42)).await,
+    );
+    dropped.set_default(Mode::CutAfter(100_000));
+    kept.set_default(Mode::CutAfter(100_000));
+    let kept_toml = release_toml(&kept, "kept.bin", "\"J169\"", "2", true);
+    let mut d = Daemon::start_with(&format!(
+        "{}{kept_toml}",
+        release_toml(&dropped, FILE, "\"J179\"", "4.1.3.0.6", true)
+    ));
+    let http = d.http.unwrap();
+    for file in [FILE, "kept.bin"] {
+        let g = download(http, None, "GET", &format!("/{file}"), &[]).await;
+        assert_eq!(g.status, 503, "{file}");
+    }
+    let partial = d.data_dir().join("firmware/partial");
+    let part_of = |up: &Upstream| partial.join(format!("{}.part", sha256_hex(&up.image)));
+    assert!(part_of(&dropped).exists() && part_of(&kept).exists());
+    std::fs::write(partial.join("stray.tmp"), b"left by something else").unwrap();
+    let had = std::fs::metadata(part_of(&kept)).unwrap().len();
+
+    d.stop();
+    std::fs::write(d.config_path(), base_config(&d.data_dir(), &kept_toml)).unwrap();
+    kept.set_default(Mode::Normal);
+    let d = d.restart();
+    let names: Vec<String> = std::fs::read_dir(&partial)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec![format!("{}.part", sha256_hex(&kept.image))]);
+    let g = download(d.http.unwrap(), None, "GET", "/kept.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha256_hex(&kept.image)));
+    assert_eq!(
+        kept.ranges().last().cloned().flatten().as_deref(),
+        Some(format!("bytes={had}-").as_str()),
+        "the kept partial download is resumed"
+    );
+}
+
 #[tokio::test]
 async fn ranges_head_etag_match_the_file() {
     let up = Upstream::start(image(100_000, 6)).await;

@@ -186,6 +186,31 @@ impl Cache {
         Ok(evicted)
     }
 
+    /// Removes every file under `partial/` but the `.part` files of `wanted` images, and returns
+    /// their names. Run at start, before any fetch or upload: a download stopped by a crash, a
+    /// failure or a restart is resumed only while a release still names its image, and one no
+    /// release names (dropped from the config meanwhile) would otherwise stay on the disk for
+    /// ever, outside `max_cache_bytes`. Blocking.
+    pub fn remove_unwanted_parts(&self, wanted: &BTreeSet<&str>) -> io::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for e in std::fs::read_dir(self.dir.join("partial"))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let keep = name
+                .strip_suffix(".part")
+                .is_some_and(|sha| wanted.contains(sha));
+            if keep || !e.file_type()?.is_file() {
+                continue;
+            }
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => removed.push(name),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes an image and any partial download of it. Blocking.
     pub fn remove(&self, sha: &str) -> io::Result<bool> {
         let had = {

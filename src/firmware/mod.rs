@@ -162,8 +162,11 @@ impl Firmware {
         recorder: Recorder,
     ) -> Result<Arc<Firmware>, FirmwareError> {
         let dir = config.cache_dir(data_dir);
-        let cache = Cache::open(&dir, config.max_cache_bytes)
-            .map_err(|source| FirmwareError::Io { path: dir, source })?;
+        let cache =
+            Cache::open(&dir, config.max_cache_bytes).map_err(|source| FirmwareError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         store.replace_config_releases(&config.releases)?;
         let firmware = Arc::new(Firmware {
             cache,
@@ -178,6 +181,22 @@ impl Firmware {
             counters: Counters::default(),
         });
         firmware.reload()?;
+        let catalogue = firmware.catalogue();
+        let wanted = catalogue
+            .releases
+            .iter()
+            .map(|r| r.sha256.as_str())
+            .collect();
+        // Leftovers only cost disk space: failing to remove them must not keep phones down.
+        match firmware.cache.remove_unwanted_parts(&wanted) {
+            Ok(removed) => {
+                for name in removed {
+                    tracing::info!(file = %name, "removed a partial download no release names");
+                }
+            }
+            Err(e) => tracing::warn!(dir = %dir.join("partial").display(), error = %e,
+                "cannot remove partial downloads no release names"),
+        }
         Ok(firmware)
     }
 
