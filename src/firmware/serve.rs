@@ -36,10 +36,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<PhoneBody> {
 
 pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Response<PhoneBody> {
     let tag = etag(rel);
-    if asked
-        .if_none_match
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
-    {
+    if asked.if_none_match.is_some_and(|v| matches_none(v, &tag)) {
         let mut r = Response::new(full(""));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         if let Ok(v) = HeaderValue::from_str(&tag) {
@@ -106,6 +103,16 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
     r
 }
 
+/// Whether `If-None-Match` names the image, so 304 is the answer. RFC 9110 §13.1.2 compares
+/// weakly here: a client that keeps the tag as `W/"…"` (a proxy may weaken it) still has this
+/// image, and sending it the whole file again would cost a download for nothing.
+fn matches_none(if_none_match: &str, tag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
 /// The image cannot be provided now: the phone should retry later (the alarm is raised by
 /// the fetch, once, not per waiting phone).
 fn unavailable(rel: &Release, why: &dyn std::fmt::Display) -> Response<PhoneBody> {
@@ -117,4 +124,18 @@ fn unavailable(rel: &Release, why: &dyn std::fmt::Display) -> Response<PhoneBody
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let tag = "\"abc\"";
+        for v in ["\"abc\"", "W/\"abc\"", " \"x\", W/\"abc\" ", "*"] {
+            assert!(super::matches_none(v, tag), "{v}");
+        }
+        for v in ["\"abd\"", "w/\"abc\"", "W/abc", ""] {
+            assert!(!super::matches_none(v, tag), "{v}");
+        }
+    }
 }
