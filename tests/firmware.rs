@@ -164,6 +164,73 @@ async fn two_hundred_concurrent_requests_cause_one_upstream_fetch() {
     assert!(hits >= 1 && misses >= 1, "{text}");
 }
 
+/// Phones that keep arriving after a failed fetch are answered from its failure for a while
+/// instead of each asking the upstream again (a boot storm against a vendor site that is down
+/// would otherwise send it a request per phone, and raise the alarm per phone); after that
+/// while, or at once for an operator's prefetch, the upstream is asked again.
+#[tokio::test]
+async fn phones_after_a_failed_fetch_do_not_each_ask_the_upstream_again() {
+    let up = Upstream::start(image(100_000, 43)).await;
+    up.set_default(Mode::Error);
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let http = d.http.unwrap();
+    let failed_at = Instant::now();
+    for _ in 0..20 {
+        let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+        assert_eq!(g.status, 503);
+        assert_eq!(g.headers["retry-after"], "60");
+    }
+    assert_eq!(
+        up.requests(),
+        1,
+        "one fetch failed; the other phones got its answer"
+    );
+    let (_, v) = d.api("GET", "/alarms", None).await;
+    let alarm = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "firmware_upstream_unreachable")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert_eq!(alarm["count"], 1, "{alarm}");
+
+    // An operator's change (perhaps to the URL that failed) lets the next phone ask again.
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/global", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert_eq!(up.requests(), 2);
+
+    // The operator's prefetch asks again at once.
+    up.set_default(Mode::Normal);
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, job) = d
+            .api("GET", &format!("/firmware/jobs/{}", job["id"]), None)
+            .await;
+        if job["state"] != "running" {
+            assert_eq!(job["state"], "done", "{job}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        failed_at.elapsed() < Duration::from_secs(10),
+        "within the while"
+    );
+    let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha256_hex(&up.image)));
+    assert_eq!(up.requests(), 3);
+}
+
 #[tokio::test]
 async fn wrong_bytes_are_never_served_and_raise_an_alarm() {
     let up = Upstream::start(image(512 * 1024, 2)).await;

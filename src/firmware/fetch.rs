@@ -5,7 +5,7 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -22,6 +22,16 @@ use crate::model::AlarmKind;
 const ATTEMPTS: usize = 3;
 /// A download that receives nothing for this long is treated as broken (and resumed).
 const IDLE: Duration = Duration::from_secs(30);
+
+/// How long a fetch that found every upstream URL unreachable or refusing answers phones for
+/// its image without asking again. Single flight joins only the phones that ask while a fetch
+/// runs; against an upstream that is down and says so fast, every phone of a boot storm
+/// arriving after it would start a fetch of its own (and raise the alarm again), a request per
+/// phone to a vendor site that may well throttle or block the site for it. Other failures
+/// (wrong bytes, a full cache) are retried by the next phone: they are rare, alarmed, and may
+/// be gone (another CDN node, space freed). An operator's change to the catalogue or the
+/// policies, and a prefetch job, ask again at once.
+pub(super) const FAILED_FOR: Duration = Duration::from_secs(10);
 
 /// Why an image could not be provided. Cloneable: every waiting phone gets the same answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,8 +72,27 @@ pub(super) type Flight = watch::Receiver<Option<Result<(), FetchError>>>;
 
 impl Firmware {
     /// The cached image for `rel` (path, size), fetching it first if needed. Concurrent
-    /// callers for the same image share one fetch and all see its result.
+    /// callers for the same image share one fetch and all see its result; for
+    /// [`FAILED_FOR`] after a fetch found the upstream unreachable, callers get its error
+    /// without a fetch.
     pub async fn ensure(self: &Arc<Self>, rel: &Release) -> Result<(PathBuf, u64), FetchError> {
+        self.ensure_with(rel, true).await
+    }
+
+    /// [`Firmware::ensure`] for an operator's prefetch: a recent failure does not stop it
+    /// from asking the upstream again.
+    pub(super) async fn ensure_now(
+        self: &Arc<Self>,
+        rel: &Release,
+    ) -> Result<(PathBuf, u64), FetchError> {
+        self.ensure_with(rel, false).await
+    }
+
+    async fn ensure_with(
+        self: &Arc<Self>,
+        rel: &Release,
+        after_failure_wait: bool,
+    ) -> Result<(PathBuf, u64), FetchError> {
         let mut rx = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             // Checked under the flights lock: a fetch publishes before it leaves the map, so
@@ -73,6 +102,15 @@ impl Firmware {
                 return Ok(hit);
             }
             self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((when, e)) = failed.get(&rel.sha256)
+                && after_failure_wait
+                && when.elapsed() < FAILED_FOR
+                && !flights.contains_key(&rel.sha256)
+            {
+                return Err(e.clone());
+            }
+            drop(failed);
             match flights.get(&rel.sha256) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -86,10 +124,18 @@ impl Firmware {
                         if result.is_err() {
                             this.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
                         }
-                        this.flights
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&rel.sha256);
+                        {
+                            let mut flights =
+                                this.flights.lock().unwrap_or_else(|p| p.into_inner());
+                            let mut failed = this.failed.lock().unwrap_or_else(|p| p.into_inner());
+                            match &result {
+                                Err(e @ FetchError::Unreachable(_)) => {
+                                    failed.insert(rel.sha256.clone(), (Instant::now(), e.clone()))
+                                }
+                                _ => failed.remove(&rel.sha256),
+                            };
+                            flights.remove(&rel.sha256);
+                        }
                         let _ = tx.send(Some(result));
                     });
                     rx

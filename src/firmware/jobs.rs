@@ -82,7 +82,7 @@ impl Firmware {
                 tasks.spawn(async move {
                     let _permit = sem.acquire().await;
                     this.set_image(id, i, "fetching", String::new());
-                    match this.ensure(&rel).await {
+                    match this.ensure_now(&rel).await {
                         Ok(_) => this.set_image(id, i, "cached", String::new()),
                         Err(e) => this.set_image(id, i, "failed", e.to_string()),
                     }

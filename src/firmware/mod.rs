@@ -138,6 +138,10 @@ pub struct Firmware {
     /// install or alarm an older state after a newer one.
     reloading: Mutex<()>,
     flights: Mutex<HashMap<String, fetch::Flight>>,
+    /// Image → when and why its last fetch found the upstream unreachable, which answers
+    /// phones instead of a new fetch for a while ([`fetch::FAILED_FOR`]); locked after
+    /// `flights` when both are held.
+    failed: Mutex<HashMap<String, (std::time::Instant, FetchError)>>,
     jobs: Mutex<BTreeMap<u64, Job>>,
     pub counters: Counters,
 }
@@ -177,6 +181,7 @@ impl Firmware {
             catalogue: RwLock::new(Arc::default()),
             reloading: Mutex::new(()),
             flights: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
             jobs: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
         });
@@ -213,6 +218,11 @@ impl Firmware {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let c = Arc::new(self.store.firmware_catalogue()?);
         *self.catalogue.write().unwrap_or_else(|p| p.into_inner()) = c.clone();
+        // The operator changed something (perhaps the URL that failed): phones try again now.
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let pins = c.pin_problems();
         let pins = pins.iter().map(|p| (p.source(), p.severity(), p.message()));
         self.align_alarms(AlarmKind::FirmwarePinOrphaned, pins);
