@@ -386,3 +386,42 @@ async fn a_redirect_to_another_host_without_a_scheme_is_followed() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
 }
+
+/// An upstream that trickles (here about 5 KB/s, under 64 KiB per `upstream_stall_secs`) is
+/// broken off as stalled, resumed, and after three tries per URL given up with the unreachable
+/// alarm, instead of holding the image's one fetch for ever with nothing saying why.
+#[tokio::test]
+async fn a_trickling_upstream_is_given_up_as_stalled_with_an_alarm() {
+    let up = common::upstream::Upstream::start(image(200_000, 34)).await;
+    up.set_default(common::upstream::Mode::Slow(
+        500,
+        Duration::from_millis(100),
+    ));
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nupstream_stall_secs = 1\nphone_wait_ms = 10000\n{}",
+        release(
+            "slow.bin",
+            &up.url("slow.bin"),
+            &sha256_hex(&up.image),
+            Some(200_000)
+        )
+    ));
+    let started = std::time::Instant::now();
+    let r = phone_get(&d, "slow.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "given up before the phone's wait"
+    );
+    let alarms = alarms(&d).await;
+    assert!(alarms.contains("firmware_upstream_unreachable"), "{alarms}");
+    assert!(alarms.contains("stalled"), "{alarms}");
+    assert_eq!(up.requests(), 3, "three tries");
+    let ranges = up.ranges();
+    assert!(
+        ranges[1..]
+            .iter()
+            .all(|r| r.as_deref().is_some_and(|r| r.starts_with("bytes="))),
+        "the tries after the first resume: {ranges:?}"
+    );
+}

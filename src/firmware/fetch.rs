@@ -20,8 +20,11 @@ use crate::model::AlarmKind;
 
 /// Tries per URL; after a broken transfer the next try resumes where it stopped.
 const ATTEMPTS: usize = 3;
-/// A download that receives nothing for this long is treated as broken (and resumed).
-const IDLE: Duration = Duration::from_secs(30);
+/// A download that receives less than this in `firmware.upstream_stall_secs` is stalled: it is
+/// broken off and resumed. About 2 KiB/s at the default 30 s: an upstream that trickles a few
+/// bytes at a time would otherwise hold the image's one fetch for ever, phones answered 503
+/// with nothing (no alarm, no failure in the metrics) saying why.
+const STALL_BYTES: u64 = 64 * 1024;
 
 /// How long a fetch that found every upstream URL unreachable or refusing answers phones for
 /// its image without asking again. Single flight joins only the phones that ask while a fetch
@@ -359,12 +362,22 @@ impl Firmware {
         let mut body = resp.into_body();
         // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
         let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        let stall = self.upstream_stall;
+        // The current stall window: when it began and what it received.
+        let (mut since, mut received) = (Instant::now(), 0u64);
         loop {
-            let frame = match tokio::time::timeout(IDLE, body.frame()).await {
+            let left = stall.saturating_sub(since.elapsed());
+            let frame = match tokio::time::timeout(left, body.frame()).await {
+                Err(_) if received >= STALL_BYTES => {
+                    (since, received) = (Instant::now(), 0);
+                    continue;
+                }
                 Err(_) => {
                     file.flush().await.map_err(io)?;
                     return Err(Attempt::Broken(format!(
-                        "{url}: nothing received for {IDLE:?}"
+                        "{url}: stalled, {received} bytes received in {} s \
+                         (firmware.upstream_stall_secs)",
+                        stall.as_secs()
                     )));
                 }
                 Ok(None) => break,
@@ -378,6 +391,7 @@ impl Firmware {
                 continue;
             };
             have += data.len() as u64;
+            received += data.len() as u64;
             if have > limit {
                 return Err(match rel.size {
                     Some(size) => Attempt::Mismatch(format!(

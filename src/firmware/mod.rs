@@ -38,6 +38,9 @@ use crate::store::{Recorder, Store, StoreError};
 /// Ten minutes: longer than any phone waits for an answer.
 const MAX_PHONE_WAIT_MS: u64 = 600_000;
 
+/// An hour: a stall longer than that is an outage, not a slow link.
+const MAX_UPSTREAM_STALL_SECS: u64 = 3600;
+
 /// `[firmware]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,6 +56,10 @@ pub struct FirmwareConfig {
     /// answered 503 with `Retry-After` (the fetch goes on). Bounded so that a slow upstream
     /// cannot hold every connection slot of a boot storm while configuration files wait.
     pub phone_wait_ms: u64,
+    /// A download from an upstream that receives less than 64 KiB in this many seconds is
+    /// stalled: broken off and resumed (three tries per URL), then the next URL is tried, then
+    /// the unreachable alarm is raised. Bounds how long a trickling upstream holds a fetch.
+    pub upstream_stall_secs: u64,
     /// Releases from the config; merged with those added through the admin API at start.
     #[serde(rename = "release")]
     pub releases: Vec<Release>,
@@ -65,6 +72,7 @@ impl Default for FirmwareConfig {
             max_cache_bytes: 20_000_000_000,
             upstream_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             phone_wait_ms: 20_000,
+            upstream_stall_secs: 30,
             releases: Vec::new(),
         }
     }
@@ -83,6 +91,12 @@ impl FirmwareConfig {
             return Err((
                 "firmware.phone_wait_ms",
                 format!("must be 1 to {MAX_PHONE_WAIT_MS} (milliseconds)"),
+            ));
+        }
+        if !(1..=MAX_UPSTREAM_STALL_SECS).contains(&self.upstream_stall_secs) {
+            return Err((
+                "firmware.upstream_stall_secs",
+                format!("must be 1 to {MAX_UPSTREAM_STALL_SECS} (seconds)"),
             ));
         }
         let mut files = BTreeSet::new();
@@ -131,6 +145,8 @@ pub struct Firmware {
     upstream_ca_file: PathBuf,
     /// `firmware.phone_wait_ms`.
     pub phone_wait: std::time::Duration,
+    /// `firmware.upstream_stall_secs`.
+    upstream_stall: std::time::Duration,
     /// The store's catalogue and policies, reloaded after every admin change; the hot path
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
@@ -178,6 +194,7 @@ impl Firmware {
             recorder,
             upstream_ca_file: config.upstream_ca_file.clone(),
             phone_wait: std::time::Duration::from_millis(config.phone_wait_ms),
+            upstream_stall: std::time::Duration::from_secs(config.upstream_stall_secs),
             catalogue: RwLock::new(Arc::default()),
             reloading: Mutex::new(()),
             flights: Mutex::new(HashMap::new()),
