@@ -630,17 +630,14 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     }
 
     #[test]
-    fn firmware_upstream_stall_out_of_range_is_refused() {
+    fn firmware_stall_out_of_range_is_refused() {
         for value in ["0", "3601"] {
-            let err = parse(&format!("[firmware]\nupstream_stall_secs = {value}\n"))
+            let err = parse(&format!("[firmware]\nstall_secs = {value}\n"))
                 .unwrap_err()
                 .to_string();
-            assert!(
-                err.contains("firmware.upstream_stall_secs"),
-                "{value}: {err}"
-            );
+            assert!(err.contains("firmware.stall_secs"), "{value}: {err}");
         }
-        assert_eq!(parse("").unwrap().firmware.upstream_stall_secs, 30);
+        assert_eq!(parse("").unwrap().firmware.stall_secs, 30);
     }
 
     #[test]

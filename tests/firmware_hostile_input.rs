@@ -387,7 +387,7 @@ async fn a_redirect_to_another_host_without_a_scheme_is_followed() {
     assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
 }
 
-/// An upstream that trickles (here about 5 KB/s, under 64 KiB per `upstream_stall_secs`) is
+/// An upstream that trickles (here about 5 KB/s, under 64 KiB per `stall_secs`) is
 /// broken off as stalled, resumed, and after three tries per URL given up with the unreachable
 /// alarm, instead of holding the image's one fetch for ever with nothing saying why.
 #[tokio::test]
@@ -398,7 +398,7 @@ async fn a_trickling_upstream_is_given_up_as_stalled_with_an_alarm() {
         Duration::from_millis(100),
     ));
     let d = Daemon::start_with(&format!(
-        "[firmware]\nupstream_stall_secs = 1\nphone_wait_ms = 10000\n{}",
+        "[firmware]\nstall_secs = 1\nphone_wait_ms = 10000\n{}",
         release(
             "slow.bin",
             &up.url("slow.bin"),
@@ -424,4 +424,51 @@ async fn a_trickling_upstream_is_given_up_as_stalled_with_an_alarm() {
             .all(|r| r.as_deref().is_some_and(|r| r.starts_with("bytes="))),
         "the tries after the first resume: {ranges:?}"
     );
+}
+
+/// An upload that stops sending (the operator's laptop went to sleep) holds the image's one
+/// flight only until `stall_secs` passes with less than 64 KiB received: it is then ended, what
+/// arrived is kept, and phones get the image from the upstream, resumed from there.
+#[tokio::test]
+async fn an_upload_that_stops_sending_is_ended_and_phones_get_the_image() {
+    let up = common::upstream::Upstream::start(image(300_000, 35)).await;
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nstall_secs = 1\nphone_wait_ms = 10000\n{}",
+        release(
+            "up.bin",
+            &up.url("up.bin"),
+            &sha256_hex(&up.image),
+            Some(300_000)
+        )
+    ));
+    let tcp = TcpStream::connect(d.admin).await.unwrap();
+    let mut upload = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/v1/firmware/images/up.bin?offset=0 HTTP/1.1\r\nhost: localhost\r\n\
+         authorization: Bearer {}\r\ncontent-length: 300000\r\n\r\n",
+        d.token
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&up.image[..1000]).await.unwrap();
+    upload.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let r = phone_get(&d, "up.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered when the upload stalled, not after the phone's wait"
+    );
+    let r = phone_get(&d, "up.bin").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&up.image));
+    assert_eq!(up.ranges(), vec![Some("bytes=1000-".to_string())]);
+    drop(upload);
 }

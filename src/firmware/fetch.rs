@@ -8,24 +8,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::Firmware;
 use super::cache::hex;
 use super::catalogue::Release;
+use super::stall::Stall;
 use super::upstream;
 use crate::model::AlarmKind;
 
 /// Tries per URL; after a broken transfer the next try resumes where it stopped.
 const ATTEMPTS: usize = 3;
-/// A download that receives less than this in `firmware.upstream_stall_secs` is stalled: it is
-/// broken off and resumed. About 2 KiB/s at the default 30 s: an upstream that trickles a few
-/// bytes at a time would otherwise hold the image's one fetch for ever, phones answered 503
-/// with nothing (no alarm, no failure in the metrics) saying why.
-const STALL_BYTES: u64 = 64 * 1024;
-
 /// How long a fetch that found every upstream URL unreachable or refusing answers phones for
 /// its image without asking again. Single flight joins only the phones that ask while a fetch
 /// runs; against an upstream that is down and says so fast, every phone of a boot storm
@@ -362,23 +356,12 @@ impl Firmware {
         let mut body = resp.into_body();
         // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
         let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-        let stall = self.upstream_stall;
-        // The current stall window: when it began and what it received.
-        let (mut since, mut received) = (Instant::now(), 0u64);
+        let mut stall = Stall::new(self.stall);
         loop {
-            let left = stall.saturating_sub(since.elapsed());
-            let frame = match tokio::time::timeout(left, body.frame()).await {
-                Err(_) if received >= STALL_BYTES => {
-                    (since, received) = (Instant::now(), 0);
-                    continue;
-                }
-                Err(_) => {
+            let frame = match stall.frame(&mut body).await {
+                Err(why) => {
                     file.flush().await.map_err(io)?;
-                    return Err(Attempt::Broken(format!(
-                        "{url}: stalled, {received} bytes received in {} s \
-                         (firmware.upstream_stall_secs)",
-                        stall.as_secs()
-                    )));
+                    return Err(Attempt::Broken(format!("{url}: {why}")));
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
@@ -391,7 +374,6 @@ impl Firmware {
                 continue;
             };
             have += data.len() as u64;
-            received += data.len() as u64;
             if have > limit {
                 return Err(match rel.size {
                     Some(size) => Attempt::Mismatch(format!(

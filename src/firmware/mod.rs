@@ -11,6 +11,7 @@ mod fetch;
 mod jobs;
 pub mod range;
 mod serve;
+mod stall;
 mod upload;
 mod upstream;
 
@@ -39,7 +40,7 @@ use crate::store::{Recorder, Store, StoreError};
 const MAX_PHONE_WAIT_MS: u64 = 600_000;
 
 /// An hour: a stall longer than that is an outage, not a slow link.
-const MAX_UPSTREAM_STALL_SECS: u64 = 3600;
+const MAX_STALL_SECS: u64 = 3600;
 
 /// `[firmware]` in the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,10 +57,11 @@ pub struct FirmwareConfig {
     /// answered 503 with `Retry-After` (the fetch goes on). Bounded so that a slow upstream
     /// cannot hold every connection slot of a boot storm while configuration files wait.
     pub phone_wait_ms: u64,
-    /// A download from an upstream that receives less than 64 KiB in this many seconds is
-    /// stalled: broken off and resumed (three tries per URL), then the next URL is tried, then
-    /// the unreachable alarm is raised. Bounds how long a trickling upstream holds a fetch.
-    pub upstream_stall_secs: u64,
+    /// An image transfer that receives less than 64 KiB in this many seconds is stalled: a
+    /// download is broken off and resumed (three tries per URL), then the next URL is tried,
+    /// then the unreachable alarm is raised; an upload is ended, what arrived kept for a resume.
+    /// Bounds how long a trickling upstream or a stopped upload holds the image's one flight.
+    pub stall_secs: u64,
     /// Releases from the config; merged with those added through the admin API at start.
     #[serde(rename = "release")]
     pub releases: Vec<Release>,
@@ -72,7 +74,7 @@ impl Default for FirmwareConfig {
             max_cache_bytes: 20_000_000_000,
             upstream_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
             phone_wait_ms: 20_000,
-            upstream_stall_secs: 30,
+            stall_secs: 30,
             releases: Vec::new(),
         }
     }
@@ -93,10 +95,10 @@ impl FirmwareConfig {
                 format!("must be 1 to {MAX_PHONE_WAIT_MS} (milliseconds)"),
             ));
         }
-        if !(1..=MAX_UPSTREAM_STALL_SECS).contains(&self.upstream_stall_secs) {
+        if !(1..=MAX_STALL_SECS).contains(&self.stall_secs) {
             return Err((
-                "firmware.upstream_stall_secs",
-                format!("must be 1 to {MAX_UPSTREAM_STALL_SECS} (seconds)"),
+                "firmware.stall_secs",
+                format!("must be 1 to {MAX_STALL_SECS} (seconds)"),
             ));
         }
         let mut files = BTreeSet::new();
@@ -145,8 +147,8 @@ pub struct Firmware {
     upstream_ca_file: PathBuf,
     /// `firmware.phone_wait_ms`.
     pub phone_wait: std::time::Duration,
-    /// `firmware.upstream_stall_secs`.
-    upstream_stall: std::time::Duration,
+    /// `firmware.stall_secs`.
+    stall: std::time::Duration,
     /// The store's catalogue and policies, reloaded after every admin change; the hot path
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
@@ -194,7 +196,7 @@ impl Firmware {
             recorder,
             upstream_ca_file: config.upstream_ca_file.clone(),
             phone_wait: std::time::Duration::from_millis(config.phone_wait_ms),
-            upstream_stall: std::time::Duration::from_secs(config.upstream_stall_secs),
+            stall: std::time::Duration::from_secs(config.stall_secs),
             catalogue: RwLock::new(Arc::default()),
             reloading: Mutex::new(()),
             flights: Mutex::new(HashMap::new()),

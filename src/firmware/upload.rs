@@ -6,7 +6,6 @@ use std::io::SeekFrom;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Body;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -15,6 +14,7 @@ use super::Firmware;
 use super::cache::sha256_file;
 use super::catalogue::Release;
 use super::fetch::FetchError;
+use super::stall::Stall;
 use crate::model::AlarmKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,12 +108,20 @@ impl Firmware {
             });
         }
         file.seek(SeekFrom::Start(have)).await.map_err(io)?;
-        while let Some(frame) = body.frame().await {
-            let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
+        let mut stall = Stall::new(self.stall);
+        loop {
+            let frame = match stall.frame(&mut body).await {
+                Ok(None) => break,
+                Ok(Some(Ok(f))) => f,
+                Ok(Some(Err(e))) => {
                     file.flush().await.map_err(io)?;
                     return Err(UploadError::Body(e.to_string()));
+                }
+                Err(why) => {
+                    file.flush().await.map_err(io)?;
+                    return Err(UploadError::Body(format!(
+                        "{why}; {have} bytes are stored, continue with ?offset={have}"
+                    )));
                 }
             };
             let Ok(data) = frame.into_data() else {
