@@ -42,8 +42,8 @@ impl Stall {
             let left = self.window.saturating_sub(self.since.elapsed());
             match tokio::time::timeout(left, body.frame()).await {
                 Ok(next) => {
-                    if let Some(Ok(data)) = next.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
-                        && let Some(data) = data
+                    if let Some(Ok(frame)) = &next
+                        && let Some(data) = frame.data_ref()
                     {
                         self.received += data.len() as u64;
                     }
