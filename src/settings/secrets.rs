@@ -18,7 +18,9 @@
 //! not empty, not Yealink's `%NULL%` and not a switch (`0`, `1`, `true`, `off`…).
 //!
 //! Each line is read in every form the vendors use:
-//! - `SET NAME value`, any case of SET and any blank after it (Avaya);
+//! - `SET NAME value`, any case of SET and any blank after it (Avaya); and every `SET` also
+//!   as the evaluator reads it, so a quoted value continued on later lines or a quoted name is
+//!   read as the phone reads it;
 //! - `name = value`, `name=value` and `name: value`, the name one token or words separated by
 //!   blanks (`sip line1 password: x`, Aastra/Mitel), with an optional Snom permission flag
 //!   (`user_pass1$: x`, `http_pass&: x`, `admin_mode_password!: x`), Grandstream P-values
@@ -42,10 +44,12 @@
 
 use std::ops::Range;
 
+use super::script::{Kind, Script, Value};
+
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 3;
+pub const READING: u8 = 4;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +288,44 @@ pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
             _ => len + 1,
         };
     }
+    script_sets(bytes, &mut out);
     out
+}
+
+/// `SET` statements read the way the evaluator (and so the phone) reads them, which the line
+/// forms cannot: a quoted value continued on later lines (`SET FORCE_SIP_PASSWORD "` with the
+/// password on the next line) and a quoted name (`SET "ADMIN_PASSWORD"1234`). Each one found
+/// replaces what the line forms found inside its value, so the whole value is masked and
+/// reported once, at the statement's first line.
+fn script_sets(bytes: &[u8], out: &mut Vec<SecretLine>) {
+    let script = Script::parse(bytes);
+    for statement in script.statements() {
+        let Kind::Set(set) = &statement.kind else {
+            continue;
+        };
+        let text = match set.value {
+            Value::Bare(text) => text,
+            Value::Quoted { text, .. } => text,
+            Value::Missing => continue,
+        };
+        let holds = set.value.effective().is_some_and(|v| holds_value(&v));
+        if !holds || !is_secret_name(set.name) {
+            continue;
+        }
+        // Both borrow from `bytes`, so the difference of their addresses is the offset.
+        let at = text.as_ptr() as usize - bytes.as_ptr() as usize;
+        let value = at..at + text.len();
+        out.retain(|s| s.value.end <= value.start || s.value.start >= value.end);
+        let place = out.partition_point(|s| s.value.start < value.start);
+        out.insert(
+            place,
+            SecretLine {
+                line: statement.line,
+                name: String::from_utf8_lossy(set.name).into_owned(),
+                value,
+            },
+        );
+    }
 }
 
 /// `bytes` with every value [`secret_lines`] finds replaced by `mask`, every other byte as it
@@ -629,6 +670,41 @@ mod tests {
             .into_iter()
             .map(|s| (s.name, text[s.value].to_string()))
             .collect()
+    }
+
+    /// The phone joins a quoted value that runs over line ends: the password on the line after
+    /// the opening quote, or split across lines, is a secret like any other, masked whole.
+    #[test]
+    fn a_quoted_value_continued_on_later_lines_is_read_and_masked_whole() {
+        let text = "SET A 1\nSET FORCE_SIP_PASSWORD \"\nhunter2\"\n\
+                    SET\tADMIN_PASSWORD\t\"\r\n99\r\n99\"\r\nSET B 2\n";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("FORCE_SIP_PASSWORD", "\nhunter2"),
+                ("ADMIN_PASSWORD", "\r\n99\r\n99")
+            ])
+        );
+        assert_eq!(
+            names(text),
+            [
+                (2, "FORCE_SIP_PASSWORD".into()),
+                (4, "ADMIN_PASSWORD".into())
+            ]
+        );
+        assert_eq!(
+            mask_secrets(text.as_bytes(), "***"),
+            b"SET A 1\nSET FORCE_SIP_PASSWORD \"***\"\nSET\tADMIN_PASSWORD\t\"***\"\r\nSET B 2\n"
+        );
+    }
+
+    /// The evaluator reads a quoted name without its quotes, and the value right after it.
+    #[test]
+    fn a_quoted_name_is_read() {
+        assert_eq!(
+            values("SET \"ADMIN_PASSWORD\"1234\n"),
+            pairs(&[("ADMIN_PASSWORD", "1234")])
+        );
     }
 
     fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
