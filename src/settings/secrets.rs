@@ -27,14 +27,16 @@
 //!   (`P34 = x`);
 //! - `Name "value";` and `Name ! "value";` statements (Cisco SPA legacy text);
 //! - `name="value"` and `name='value'` anywhere in a line (XML attributes, Poly);
-//! - `<name …>value</name>` (Cisco, Snom XML, Grandstream `<P34>`);
+//! - `<name …>value</name>` (Cisco, Snom XML, Grandstream `<P34>`), the value also in a
+//!   CDATA section or after a comment;
 //! - `<tag name="…">value</tag>` and `<tag id="…" value="…"/>`: an element whose `name`, `id`
 //!   or `key` attribute names the secret holds it in its `value` attribute, else in its text
 //!   (Grandstream XML v2).
 //!
-//! Elements are read over the whole file rather than line by line: a pretty-printed file may
-//! put an element's text, or the attributes of its open tag, on lines of their own, and a
-//! password written that way must not go to whoever asks.
+//! Elements and the attributes of their tags are read over the whole file rather than line by
+//! line: a pretty-printed file may put an element's text, the attributes of its open tag, or
+//! the `=` of an attribute on lines of their own, and a password written that way must not go
+//! to whoever asks.
 //!
 //! Comment lines (`#`, `;`, `//`, `!`, so also Avaya `##`) are skipped by the line forms (the
 //! element reading, like XML comments, reads them too: the safe side), and a UTF-8 byte order
@@ -513,6 +515,14 @@ fn attributes(line: &[u8], out: &mut Vec<Assignment>) {
     }
 }
 
+/// Where the next `seq` at or after `at` starts.
+fn find_seq(line: &[u8], at: usize, seq: &[u8]) -> Option<usize> {
+    line.get(at..)?
+        .windows(seq.len())
+        .position(|w| w == seq)
+        .map(|i| at + i)
+}
+
 /// An element whose open tag has been read, waiting for the text up to the next `<`.
 struct Open {
     name: Range<usize>,
@@ -540,6 +550,31 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
     let mut i = 0;
     while let Some(lt) = find(line, i, b'<') {
         let element = open.take();
+        let markup = &line[lt..];
+        if element.is_some() && markup.starts_with(b"<!--") {
+            // A comment inside an element's text: the text goes on after it. (Other comments
+            // are read like any text, the safe side.)
+            let Some(end) = find_seq(line, lt + 4, b"-->") else {
+                return;
+            };
+            i = end + 3;
+            open = element.map(|e| Open { text: i, ..e });
+            continue;
+        }
+        if markup.starts_with(b"<![CDATA[") {
+            // The text of a CDATA section is the element's value, `<` and all.
+            let text = lt + 9;
+            let end = find_seq(line, text, b"]]>").unwrap_or(line.len());
+            if let Some(element) = element {
+                let value = trimmed(line, text..end);
+                offer(line, element.name, value.clone(), out);
+                if let Some(key) = element.key {
+                    offer(line, key, value, out);
+                }
+            }
+            i = end;
+            continue;
+        }
         if line.get(lt + 1) == Some(&b'/') {
             let name_end = run(line, lt + 2, is_name_char);
             if let Some(element) = element
@@ -606,6 +641,9 @@ fn tag(
                     unclosed[kind] = true;
                     break TagEnd::Done(open + 1);
                 };
+                // Read here as well as line by line: XML allows line ends around the `=`
+                // (`reg.1.auth.password` on one line, `="…"` on the next).
+                offer(line, attr.clone(), open + 1..close, out);
                 let attr_name = &line[attr];
                 if [b"name".as_slice(), b"id", b"key"]
                     .iter()
@@ -695,6 +733,29 @@ mod tests {
         assert_eq!(
             mask_secrets(text.as_bytes(), "***"),
             b"SET A 1\nSET FORCE_SIP_PASSWORD \"***\"\nSET\tADMIN_PASSWORD\t\"***\"\r\nSET B 2\n"
+        );
+    }
+
+    /// XML allows blanks and line ends around an attribute's `=`; an element's text may be a
+    /// CDATA section or follow a comment. Each is read, at the line where its value starts.
+    #[test]
+    fn xml_attributes_over_lines_cdata_and_comments_are_read() {
+        let text = "<polycomConfig>\n<reg reg.1.address=\"201\"\n  reg.1.auth.password\n\
+                    =\"s1\"\n  device.auth.localAdminPassword=\n'4567'/>\n\
+                    <Password_1_><![CDATA[ s<2> ]]></Password_1_>\n\
+                    <Admin_Passwd_><!-- set by hand -->s3</Admin_Passwd_>\n</polycomConfig>\n";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("reg.1.auth.password", "s1"),
+                ("device.auth.localAdminPassword", "4567"),
+                ("Password_1_", "s<2>"),
+                ("Admin_Passwd_", "s3"),
+            ])
+        );
+        assert_eq!(
+            names(text).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [4, 6, 7, 8]
         );
     }
 
