@@ -204,3 +204,39 @@ async fn a_file_stored_before_files_were_read_for_secrets_is_read_at_start() {
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(!r.text().contains("27238"));
 }
+
+/// Passwords written in forms a phone reads but a line-by-line reading misses: an Avaya quoted
+/// value continued on the next line, a Poly attribute whose `=` starts a line, a Cisco value
+/// in a CDATA section. Each file needs proof, and nobody in particular gets it.
+#[tokio::test]
+async fn passwords_written_over_lines_or_in_cdata_need_proof() {
+    let d = Daemon::start();
+    for (name, body, secret) in [
+        (
+            "46xxspecials.txt",
+            "SET A 1\r\nSET FORCE_SIP_PASSWORD \"\r\nhunter2\"\r\n",
+            "line 2: FORCE_SIP_PASSWORD",
+        ),
+        (
+            "edgeprov-extra.cfg",
+            "<polycomConfig>\n<reg reg.1.address=\"201\"\n reg.1.auth.password\n=\"pw-poly\"/>\n</polycomConfig>\n",
+            "line 4: reg.1.auth.password",
+        ),
+        (
+            "XMLDefault.cnf.xml",
+            "<flat-profile><Password_1_><![CDATA[pw-cisco]]></Password_1_></flat-profile>\n",
+            "line 1: Password_1_",
+        ),
+    ] {
+        let stored = d.put_file(name, body).await;
+        assert_eq!(stored["protected"], true, "{name}: {stored}");
+        assert_eq!(stored["secrets"], json!([secret]), "{name}: {stored}");
+        let r = send_plain(d.http.unwrap(), get(&format!("/{name}"), "curl/8"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "{name}: {}", r.text());
+        for leaked in ["hunter2", "pw-poly", "pw-cisco"] {
+            assert!(!r.text().contains(leaked), "{name}: {}", r.text());
+        }
+    }
+}
