@@ -55,11 +55,12 @@ fn unique_labels<'n>(prefix: &str, names: impl Iterator<Item = &'n str>) -> Vec<
         .collect()
 }
 
-/// Whether `IF $VAR SEQ name` can compare with `name`: the value is one word (the language
-/// has no quoting in conditions), so a name with a blank can never match and would break the
-/// line apart.
+/// Whether `IF $VAR SEQ name` can compare with `name`: the value is one word, so a name with a
+/// blank can never match and would break the line apart; and a word in ASCII double quotes is
+/// read without them, so the section of a group named `"2"` would go to the phones of group
+/// `2` (a quote elsewhere would make the line mean something else again).
 fn comparable(name: &str) -> bool {
-    !name.is_empty() && !name.contains(char::is_whitespace)
+    !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || c == '"')
 }
 
 fn push_sets(out: &mut String, native: &Native) {
@@ -89,7 +90,7 @@ fn sections(
         } else {
             // Said in the file, so that whoever reads it sees why the layer is not there.
             out.push_str(&format!(
-                "## {prefix} {name:?}: ${var} is one word, never this name; its settings reach phones through their own files\n"
+                "## {prefix} {name:?}: ${var} is compared with one word without quotes, never this name; its settings reach phones through their own files\n"
             ));
         }
     }
@@ -205,6 +206,32 @@ mod tests {
         assert_eq!(opus(&[("GROUP", "a_b")]).as_deref(), Some("2"));
         assert_eq!(opus(&[("MODEL4", "J179")]).as_deref(), Some("3"));
         assert_eq!(opus(&[("MODEL4", "j179")]).as_deref(), Some("4"));
+    }
+
+    /// `IF $GROUP SEQ "2"` compares with `2`: a layer of group `"2"` must not reach group 2,
+    /// whose own section must still be found.
+    #[test]
+    fn a_name_with_a_quote_gets_no_condition() {
+        let common = Common {
+            groups: vec![("\"2\"".into(), layer("quoted")), ("3".into(), layer("3"))],
+            models: vec![("\"J179".into(), layer("model"))],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let text = String::from_utf8_lossy(&file);
+        let opus = |vars: &[(&str, &str)]| evaluated(&file, vars).get("ENABLE_OPUS").cloned();
+        assert_eq!(opus(&[("GROUP", "2")]), None, "{text}");
+        assert_eq!(opus(&[("GROUP", "3")]).as_deref(), Some("3"), "{text}");
+        assert_eq!(opus(&[("MODEL4", "J179")]), None, "{text}");
+        assert!(text.contains("## GROUP \"\\\"2\\\"\""), "{text}");
+        let script = Script::parse(&file);
+        assert!(
+            script
+                .statements()
+                .iter()
+                .all(|s| !matches!(s.kind, Kind::Invalid { .. })),
+            "{text}"
+        );
     }
 
     #[test]
