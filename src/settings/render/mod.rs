@@ -12,7 +12,7 @@ mod poly;
 mod proptests;
 mod yealink;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use name::{FileName, POLY_COMMON, classify};
 
@@ -49,24 +49,34 @@ pub struct Common {
 }
 
 impl Common {
-    /// Keeps only what may be sent to every phone.
-    pub fn public(set: &ParamSet) -> BTreeMap<String, String> {
+    /// Keeps only what may be sent to every phone: no name the vocabulary calls a secret, and
+    /// none of `secret`, the names some layer declared secret.
+    fn public(set: &ParamSet, secret: &BTreeSet<&str>) -> BTreeMap<String, String> {
         set.params
             .iter()
-            .filter(|(k, _)| !vocab::is_secret(k))
+            .filter(|(k, _)| !vocab::is_secret(k) && !secret.contains(k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
+    /// The common data of `layers`. A name set as a secret in any of them stays out of every
+    /// common file, also where another layer sets it as a plain parameter: once secret at any
+    /// layer a name stays secret (as in a device's effective set), so a plain value cannot
+    /// make a credential public by accident.
     pub fn from_layers(layers: &CommonLayers, specials: bool) -> Common {
-        let named = |v: &[(String, ParamSet)]| {
-            v.iter()
-                .map(|(n, set)| (n.clone(), Common::public(set)))
-                .collect()
-        };
+        let all = std::iter::once(&layers.global)
+            .chain(&layers.site)
+            .chain(layers.groups.iter().map(|(_, set)| set))
+            .chain(layers.models.iter().map(|(_, set)| set));
+        let secret: BTreeSet<&str> = all
+            .flat_map(|set| set.secrets.keys().map(String::as_str))
+            .collect();
+        let public = |set: &ParamSet| Common::public(set, &secret);
+        let named =
+            |v: &[(String, ParamSet)]| v.iter().map(|(n, set)| (n.clone(), public(set))).collect();
         Common {
-            global: Common::public(&layers.global),
-            site: layers.site.as_ref().map(Common::public).unwrap_or_default(),
+            global: public(&layers.global),
+            site: layers.site.as_ref().map(public).unwrap_or_default(),
             groups: named(&layers.groups),
             models: named(&layers.models),
             specials,
@@ -201,5 +211,52 @@ pub fn file_device(file: &FileName) -> Option<Mac> {
         | FileName::DeviceCfg(m)
         | FileName::PolyDevice(m) => Some(*m),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(params: &[(&str, &str)], secrets: &[(&str, &str)]) -> ParamSet {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        ParamSet {
+            params: map(params),
+            secrets: map(secrets),
+        }
+    }
+
+    /// A name declared secret at one layer and set as a plain parameter at another is still a
+    /// secret: no common file of any vendor carries either value.
+    #[test]
+    fn a_name_secret_at_one_layer_stays_out_of_common_files() {
+        let layers = CommonLayers {
+            global: set(&[("SIPDOMAIN", "example.com")], &[("avaya:SIP_TOKEN", "g")]),
+            site: Some(set(
+                &[
+                    ("avaya:SIP_TOKEN", "site-token"),
+                    ("yealink:wifi.key", "w1"),
+                ],
+                &[],
+            )),
+            groups: vec![("2".into(), set(&[("avaya:SIP_TOKEN", "group-token")], &[]))],
+            models: vec![("T46S".into(), set(&[], &[("yealink:wifi.key", "w2")]))],
+        };
+        let common = Common::from_layers(&layers, false);
+        let avaya = render_common(&FileName::AvayaSettings, &common, &Requester::default())
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+            .unwrap_or_default();
+        assert!(avaya.contains("SET SIPDOMAIN example.com"), "{avaya}");
+        assert!(!avaya.contains("token"), "{avaya}");
+        let yealink = render_common(&FileName::YealinkCommon(66), &common, &Requester::default())
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+            .unwrap_or_default();
+        assert!(yealink.starts_with("#!version"), "{yealink}");
+        assert!(!yealink.contains("wifi.key"), "{yealink}");
     }
 }
