@@ -17,6 +17,8 @@ pub enum VocabError {
         "{0}: not in the vocabulary (see docs/parameters.md), and not a vendor-prefixed native name"
     )]
     Unknown(String),
+    #[error("{0}: a Poly setting is an XML attribute, whose name starts with a letter or '_'")]
+    PolyName(String),
     #[error("{name}: {expected}")]
     Value {
         name: String,
@@ -75,6 +77,13 @@ fn is_neutral(name: &str) -> bool {
 
 /// Checks a parameter at write time, so that every value can be rendered for every vendor.
 pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
+    if let Some((prefix, native)) = name.split_once(':')
+        && prefix.eq_ignore_ascii_case(vendor_prefix(Vendor::Poly))
+        && !is_xml_name(native)
+    {
+        // One such attribute makes the whole file unreadable to the phone.
+        return Err(VocabError::PolyName(name.to_string()));
+    }
     if name.contains(':') || name.bytes().any(|b| b.is_ascii_uppercase()) {
         return Ok(()); // native: the vendor's own syntax
     }
@@ -108,6 +117,15 @@ pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Whether a native name (letters, digits, `_`, `.`, `-`, as parameter names are) can be an
+/// XML attribute's name: it must not start with a digit, `.` or `-`.
+pub fn is_xml_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn utc_offset_seconds(v: &str) -> Option<i32> {
@@ -397,10 +415,15 @@ mod tests {
             ("sip.serverr", "x"),
             ("time.utc_offset", "+25"),
             ("language", "tlh"),
+            ("poly:1x", "1"),
+            ("Poly:.x", "1"),
+            ("poly:-x", "1"),
         ] {
             let e = validate(n, v).unwrap_err().to_string();
             assert!(e.starts_with(n), "{e}");
         }
+        assert!(validate("poly:_x.1-a", "1").is_ok());
+        assert!(validate("yealink:1x", "1").is_ok());
     }
 
     #[test]
