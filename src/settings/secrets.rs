@@ -27,6 +27,7 @@
 //!   (`P34 = x`);
 //! - `Name "value";` and `Name ! "value";` statements (Cisco SPA legacy text);
 //! - `name="value"` and `name='value'` anywhere in a line (XML attributes, Poly);
+//! - `"name": "value"` and `"name": value` anywhere in a line (JSON);
 //! - `<name …>value</name>` (Cisco, Snom XML, Grandstream `<P34>`), the value also in a
 //!   CDATA section or after a comment;
 //! - `<tag name="…">value</tag>` and `<tag id="…" value="…"/>`: an element whose `name`, `id`
@@ -374,6 +375,48 @@ fn assignments(line: &[u8], out: &mut Vec<Assignment>) {
         spa_statements(line, out);
     }
     attributes(line, out);
+    json_members(line, out);
+}
+
+/// Where the string whose opening quote is just before `from` ends (its closing `"`), a
+/// backslash escaping the byte after it.
+fn string_end(line: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(&b) = line.get(i) {
+        match b {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// `"name": "value"` and `"name": value` anywhere in a line (JSON, also YAML's flow style), as
+/// some phones and softphones take their configuration. One pass over the line's strings.
+fn json_members(line: &[u8], out: &mut Vec<Assignment>) {
+    let mut at = 0;
+    while let Some(open) = find(line, at, b'"') {
+        let Some(close) = string_end(line, open + 1) else {
+            return;
+        };
+        at = close + 1;
+        let colon = skip_blanks(line, close + 1);
+        if line.get(colon) != Some(&b':') {
+            continue;
+        }
+        let start = skip_blanks(line, colon + 1);
+        let value = if line.get(start) == Some(&b'"') {
+            let Some(end) = string_end(line, start + 1) else {
+                return;
+            };
+            at = end + 1;
+            start + 1..end
+        } else {
+            start..run(line, start, |b| !b",}] \t".contains(&b))
+        };
+        offer(line, open + 1..close, value, out);
+    }
 }
 
 fn is_quote(b: u8) -> bool {
@@ -756,6 +799,23 @@ mod tests {
         assert_eq!(
             names(text).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
             [4, 6, 7, 8]
+        );
+    }
+
+    /// JSON names its settings in quotes, one to a line or several in one object.
+    #[test]
+    fn json_members_are_read() {
+        let text = "{\n  \"sipPassword\": \"hunter2\",\n  \"server\": \"pbx\",\n\
+                    \"account\": {\"note\": \"a \\\"b\\\" c\", \"voicemail_pin\": 4711}}\n";
+        assert_eq!(
+            values(text),
+            pairs(&[("sipPassword", "hunter2"), ("voicemail_pin", "4711")])
+        );
+        assert_eq!(
+            mask_secrets(text.as_bytes(), "*"),
+            "{\n  \"sipPassword\": \"*\",\n  \"server\": \"pbx\",\n\
+             \"account\": {\"note\": \"a \\\"b\\\" c\", \"voicemail_pin\": *}}\n"
+                .as_bytes()
         );
     }
 
