@@ -207,7 +207,7 @@ async fn a_file_stored_before_files_were_read_for_secrets_is_read_at_start() {
 
 /// Passwords written in forms a phone reads but a line-by-line reading misses: an Avaya quoted
 /// value continued on the next line, a Poly attribute whose `=` starts a line, a Cisco value
-/// in a CDATA section. Each file needs proof, and nobody in particular gets it.
+/// in a CDATA section, a JSON member. Each file needs proof, and nobody in particular gets it.
 #[tokio::test]
 async fn passwords_written_over_lines_or_in_cdata_need_proof() {
     let d = Daemon::start();
@@ -227,6 +227,11 @@ async fn passwords_written_over_lines_or_in_cdata_need_proof() {
             "<flat-profile><Password_1_><![CDATA[pw-cisco]]></Password_1_></flat-profile>\n",
             "line 1: Password_1_",
         ),
+        (
+            "softphone.json",
+            "{\n  \"server\": \"pbx\",\n  \"sipPassword\": \"pw-json\"\n}\n",
+            "line 3: sipPassword",
+        ),
     ] {
         let stored = d.put_file(name, body).await;
         assert_eq!(stored["protected"], true, "{name}: {stored}");
@@ -235,7 +240,7 @@ async fn passwords_written_over_lines_or_in_cdata_need_proof() {
             .await
             .unwrap();
         assert_eq!(r.status, 401, "{name}: {}", r.text());
-        for leaked in ["hunter2", "pw-poly", "pw-cisco"] {
+        for leaked in ["hunter2", "pw-poly", "pw-cisco", "pw-json"] {
             assert!(!r.text().contains(leaked), "{name}: {}", r.text());
         }
     }
