@@ -162,7 +162,7 @@ pub enum ParamError {
     )]
     Name(String),
     #[error(
-        "parameter {name}: value must not contain double quotes, line breaks or control characters"
+        "parameter {name}: value must not contain double quotes, line breaks, control characters or U+FFFE/U+FFFF"
     )]
     Value { name: String },
     #[error("parameter {name}: value is longer than {MAX_VALUE} bytes")]
@@ -195,7 +195,8 @@ pub fn validate_param(name: &str, value: &str) -> Result<(), ParamError> {
     if value.len() > MAX_VALUE {
         return Err(ParamError::TooLong { name: name.into() });
     }
-    if value.contains('"') || value.chars().any(char::is_control) {
+    // U+FFFE and U+FFFF are no characters of XML: one in a Poly file makes it unreadable.
+    if value.contains(['"', '\u{FFFE}', '\u{FFFF}']) || value.chars().any(char::is_control) {
         return Err(ParamError::Value { name: name.into() });
     }
     Ok(())
@@ -214,6 +215,9 @@ mod validate_tests {
         assert!(validate_param("a:b:c", "x").is_err());
         assert!(validate_param("X", "say \"hi\"").is_err());
         assert!(validate_param("X", "line\nSET ADMIN_PASSWORD 0").is_err());
+        assert!(validate_param("poly:reg.1.label", "a\u{FFFF}").is_err());
+        assert!(validate_param("poly:reg.1.label", "\u{FFFE}").is_err());
+        assert!(validate_param("poly:reg.1.label", "\u{FFFD}\u{10FFFF}").is_ok());
         assert!(validate_param("X", &"a".repeat(MAX_VALUE + 1)).is_err());
         assert_eq!(
             validate_param("secret:ADMIN_PIN", "1"),
