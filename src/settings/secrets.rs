@@ -10,7 +10,7 @@
 //! out of a common file, so this is a reading of names, not of any one grammar.
 //!
 //! A name holds a secret ([`secret_name`]) when one of its words says password, passwd, pswd,
-//! pwd, passphrase or secret, is `pass`, or ends in `pin` (`user_pass1`, `voicemail.pin.1`,
+//! pwd, passphrase, secret or psk, is `pass`, or ends in `pin` (`user_pass1`, `voicemail.pin.1`,
 //! `Voice_Mail_PIN_1_`), and no qualifier such as length, prefix, dial, min, max, expire,
 //! enable, type, timeout, policy, hint or save comes after that word (`min_password_length`
 //! and `features.password_dial.prefix` describe a password, `admin_mode_password` is one); or
@@ -67,13 +67,16 @@ pub struct SecretLine {
 
 /// Words that make a name a password's (matched inside a word, so `PROCPSWD` and
 /// `localAdminPassword` count).
-const SECRET_WORDS: [&[u8]; 6] = [
+const SECRET_WORDS: [&[u8]; 7] = [
     b"password",
     b"passwd",
     b"pswd",
     b"pwd",
     b"passphrase",
     b"secret",
+    // A Wi-Fi or VPN pre-shared key (Poly's `device.wifi.psk.key`, `WPA2PSK`): whoever has it
+    // joins the network.
+    b"psk",
 ];
 
 /// Words that, after a secret word, make the name a setting about the secret rather than the
@@ -816,6 +819,21 @@ mod tests {
             "{\n  \"sipPassword\": \"*\",\n  \"server\": \"pbx\",\n\
              \"account\": {\"note\": \"a \\\"b\\\" c\", \"voicemail_pin\": *}}\n"
                 .as_bytes()
+        );
+    }
+
+    /// A pre-shared key opens the network to whoever reads it.
+    #[test]
+    fn pre_shared_keys_are_read() {
+        let text = "<x device.wifi.psk.key=\"wifi-key\" device.wifi.ssid=\"lobby\"/>\n\
+                    SET WPA2PSK \"vpn key\"\nstatic.wifi.1.psk = k3\n";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("device.wifi.psk.key", "wifi-key"),
+                ("WPA2PSK", "vpn key"),
+                ("static.wifi.1.psk", "k3")
+            ])
         );
     }
 

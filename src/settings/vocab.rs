@@ -441,6 +441,7 @@ mod tests {
             "snom:user_pass1",
             "grandstream:P34",
             "wifi.passphrase",
+            "poly:device.wifi.psk.key",
             "PASSWORD_MIN_LENGTH",
         ] {
             assert!(is_secret(s), "{s}");
