@@ -120,7 +120,7 @@ fn device_list(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let (recorder, _thread) = Recorder::start(store.clone());
+    let (recorder, _thread) = Recorder::start(store.clone()).expect("recorder thread");
     let mut round = 0;
     let mut group = c.benchmark_group("device_list_100k");
     group.sample_size(20);

@@ -60,8 +60,13 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the {0} loop panicked; stopped so that the service manager starts edgeprov again")]
-    Panicked(&'static str),
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
+    #[error("{service}: {reason}; stopped so that the service manager starts edgeprov again")]
+    Failed {
+        service: &'static str,
+        reason: String,
+    },
 }
 
 /// What to do about an address in use, for the one case an installer meets right after `apt
@@ -292,7 +297,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
 
     let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
-    let (recorder, recorder_thread) = Recorder::start(store.clone());
+    let (recorder, mut recorder_thread) =
+        Recorder::start(store.clone()).map_err(|e| DaemonError::Thread("check-in recorder", e))?;
     pki.revocations().alarm_to(recorder.clone());
     protect_old_static_files(&store, &recorder).await?;
     let firmware = {
@@ -377,7 +383,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         );
     }
     if !config.dns.listen.is_empty() {
-        loops.spawn(
+        loops.spawn_checked(
             "DNS",
             crate::dns::serve(
                 dns_sockets,
@@ -400,7 +406,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             dhcp_stats,
         )
         .await?;
-        loops.spawn(
+        loops.spawn_checked(
             "DHCP",
             server.serve(config.dhcp.subnets.clone(), stop_rx.clone()),
         );
@@ -477,7 +483,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         log,
         store: store.clone(),
     };
-    let panicked = loop {
+    let failed = loop {
         tokio::select! {
             signal = signals.next() => {
                 if signal == Signal::Stop {
@@ -496,9 +502,15 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
                 };
                 crate::notify::ready(&format!("{status}{note}"));
             }
-            name = loops.first_panic() => {
-                tracing::error!(service = name, "a service loop panicked: stopping");
-                break Some(name);
+            (service, reason) = loops.first_failure() => {
+                tracing::error!(service, "{reason}: stopping");
+                break Some((service, reason));
+            }
+            reason = recorder_thread.failed() => {
+                // What it had taken is lost and what is still queued cannot be written; the
+                // restart starts a new one.
+                tracing::error!(service = "check-in recorder", "{reason}: stopping");
+                break Some(("check-in recorder", reason));
             }
         }
     };
@@ -519,8 +531,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let _ = std::fs::remove_file(&listeners_path);
     drop(store);
     tracing::info!("stopped");
-    match panicked {
-        Some(name) => Err(DaemonError::Panicked(name)),
+    match failed {
+        Some((service, reason)) => Err(DaemonError::Failed { service, reason }),
         None => Ok(()),
     }
 }

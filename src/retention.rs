@@ -143,7 +143,8 @@ mod tests {
             let job = ended_job(now, now - 50 * DAY, state, finished);
             ids.push(store.create_job(job).unwrap().id);
         }
-        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        let (recorder, _thread) =
+            crate::store::Recorder::start(store.clone()).expect("recorder thread");
         for age_days in [10, 8, 2] {
             recorder.check_in(
                 mac,
@@ -229,7 +230,8 @@ mod tests {
         {
             // Retention by default: check-ins 30 days, audit 365.
             let store = Store::open(&path).unwrap();
-            let (recorder, thread) = crate::store::Recorder::start(store.clone());
+            let (recorder, thread) =
+                crate::store::Recorder::start(store.clone()).expect("recorder thread");
             for (mac, age_days) in [(a, 40), (a, 35), (b, 33), (a, 2), (b, 1)] {
                 let checkin = CheckIn {
                     last_seen: now - age_days * DAY,

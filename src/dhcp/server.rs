@@ -14,7 +14,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -36,6 +35,7 @@ use super::vendor::ProvisioningUrl;
 use super::{DhcpError, reservations};
 use crate::model::{Lease, now_unix};
 use crate::store::Store;
+use crate::supervise::{Watched, join_failure};
 
 /// ACKs waiting for their commit; beyond this a request is dropped (the client retries).
 const QUEUE: usize = 16_384;
@@ -369,20 +369,23 @@ impl Server {
         })
     }
 
-    /// Serves until `stop` turns true, then commits and answers what is queued.
+    /// Serves until `stop` turns true, then commits and answers what is queued. Ends early
+    /// with an error naming the part that died (the lease writer thread, a receive loop, the
+    /// reservation refresh): without the writer no lease is stored and no ACK sent.
     pub async fn serve(
         self,
         subnets: Vec<super::config::SubnetConfig>,
         mut stop: watch::Receiver<bool>,
-    ) {
+    ) -> Result<(), String> {
         let (tx, rx) = sync_channel::<Job>(QUEUE);
         let store = self.store.clone();
         let stats = self.shared.stats.clone();
         let senders = self.senders;
-        let writer: JoinHandle<()> = std::thread::Builder::new()
-            .name("edgeprov-dhcp-writer".into())
-            .spawn(move || write_loop(store, rx, senders, stats))
-            .expect("spawning a thread at start-up");
+        let mut writer = Watched::spawn("lease writer", "edgeprov-dhcp-writer", move || {
+            write_loop(store, rx, senders, stats);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| format!("cannot start the lease writer thread: {e}"))?;
         let mut tasks = tokio::task::JoinSet::new();
         for (idx, sock) in self.sockets.into_iter().enumerate() {
             tasks.spawn(recv_loop(
@@ -427,9 +430,28 @@ impl Server {
             }
         };
         tasks.spawn(refresh);
-        let _ = stop.wait_for(|s| *s).await;
-        while tasks.join_next().await.is_some() {}
+        let failed = tokio::select! {
+            _ = stop.wait_for(|s| *s) => None,
+            reason = writer.failed() => Some(format!("lease writer {reason}")),
+            reason = async {
+                while let Some(done) = tasks.join_next().await {
+                    if let Err(e) = done
+                        && let Some(reason) = join_failure(e)
+                    {
+                        return reason;
+                    }
+                }
+                std::future::pending().await
+            } => Some(format!("receive or refresh task {reason}")),
+        };
+        if failed.is_some() {
+            // The others are cancelled; the writer then commits what they queued and ends.
+            tasks.shutdown().await;
+        } else {
+            while tasks.join_next().await.is_some() {}
+        }
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        failed.map_or(Ok(()), Err)
     }
 }
 

@@ -40,14 +40,15 @@ pub use server::{DnsSockets, bind};
 pub use stats::Stats;
 pub use zone::Provisioning;
 
-/// Starts serving on bound sockets until `stop` turns true.
+/// Starts serving on bound sockets until `stop` turns true, or until a part of it dies (the
+/// error names it).
 pub async fn serve(
     sockets: DnsSockets,
     zone: DnsZone,
     config: DnsConfig,
     stats: Arc<Stats>,
     stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     let forwarder = (!config.upstream.is_empty()).then(|| {
         forward::Forwarder::new(
             config.upstream.clone(),
@@ -73,5 +74,5 @@ pub async fn serve(
         Duration::from_millis(config.tcp_timeout_ms),
         stop,
     )
-    .await;
+    .await
 }

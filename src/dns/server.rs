@@ -17,6 +17,7 @@ use super::respond::{encode, udp_limit};
 use super::rrl::{RateLimiter, Verdict};
 use super::stats::Stats;
 use super::tcp::{self, Admission};
+use crate::supervise::{Watched, any_failed};
 
 /// Queries longer than this are not queries (one question plus an OPT with options fits in a
 /// fraction of it); they are dropped unread.
@@ -91,7 +92,8 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Serves until `stop` turns true.
+/// Serves until `stop` turns true. Ends early with an error naming the part that died (a UDP
+/// thread, a TCP accept loop): a socket nobody reads leaves phones without names.
 pub async fn serve(
     sockets: DnsSockets,
     responder: Arc<Responder>,
@@ -99,21 +101,31 @@ pub async fn serve(
     tcp_admission: Arc<Admission>,
     tcp_timeout: Duration,
     stop: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     let stopping = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
+    let mut failed = None;
     for sock in sockets.udp {
         let (responder, stopping, runtime) = (responder.clone(), stopping.clone(), runtime.clone());
-        let spawned = std::thread::Builder::new()
-            .name("dns-udp".into())
-            .spawn(move || udp_loop(sock, responder, runtime, rate_limit, stopping));
+        let spawned = Watched::spawn("UDP thread", "dns-udp", move || {
+            udp_loop(sock, responder, runtime, rate_limit, stopping);
+            Ok::<(), std::convert::Infallible>(())
+        });
         match spawned {
             Ok(t) => threads.push(t),
-            Err(e) => tracing::error!(error = %e, "cannot start a DNS UDP thread"),
+            Err(e) => {
+                failed = Some(format!("cannot start a UDP thread: {e}"));
+                break;
+            }
         }
     }
-    tcp::serve(sockets.tcp, responder, tcp_admission, tcp_timeout, stop).await;
+    if failed.is_none() {
+        failed = tokio::select! {
+            served = tcp::serve(sockets.tcp, responder, tcp_admission, tcp_timeout, stop) => served.err(),
+            reason = any_failed(&mut threads) => Some(reason),
+        };
+    }
     stopping.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
@@ -121,6 +133,7 @@ pub async fn serve(
         }
     })
     .await;
+    failed.map_or(Ok(()), Err)
 }
 
 fn udp_loop(

@@ -35,6 +35,7 @@ use super::handler::Responder;
 use super::respond::encode;
 use super::rrl::RateLimiter;
 use super::stats::Stats;
+use crate::supervise::join_failure;
 
 /// How long the accept loop pauses after the process ran out of descriptors (EMFILE/ENFILE) or
 /// memory: the pending connection stays queued, and retrying at once would only fail again.
@@ -158,29 +159,33 @@ fn exhausted(e: &io::Error) -> bool {
 
 /// Accepts on `listeners` until `stop` turns true, then lets open connections finish their
 /// current message (at most `idle` more).
+/// Ends early with an error if an accept loop panics.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     responder: Arc<Responder>,
     admission: Arc<Admission>,
     idle: Duration,
     stop: watch::Receiver<bool>,
-) {
-    let loops: Vec<_> = listeners
-        .into_iter()
-        .map(|listener| {
-            tokio::spawn(accept_loop(
-                listener,
-                responder.clone(),
-                admission.clone(),
-                idle,
-                stop.clone(),
-            ))
-        })
-        .collect();
-    for l in loops {
-        let _ = l.await;
+) -> Result<(), String> {
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        loops.spawn(accept_loop(
+            listener,
+            responder.clone(),
+            admission.clone(),
+            idle,
+            stop.clone(),
+        ));
+    }
+    while let Some(done) = loops.join_next().await {
+        if let Err(e) = done
+            && let Some(reason) = join_failure(e)
+        {
+            return Err(format!("TCP accept loop {reason}"));
+        }
     }
     admission.drained(idle).await;
+    Ok(())
 }
 
 async fn accept_loop(

@@ -300,7 +300,8 @@ mod snapshot_tests {
         import(&store, vec![Device::new(b)], false);
         store.delete_device(b).unwrap();
         assert_eq!(macs(&store).len(), 1);
-        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        let (recorder, _thread) =
+            crate::store::Recorder::start(store.clone()).expect("recorder thread");
         recorder.check_in(
             a,
             CheckIn {
@@ -334,7 +335,8 @@ mod snapshot_tests {
             .map(|i| Mac::from_octets([2, 0, 0, 0, 0, i]))
             .collect();
         import(&store, macs.iter().map(|m| Device::new(*m)).collect(), true);
-        let (recorder, _thread) = crate::store::Recorder::start(store.clone());
+        let (recorder, _thread) =
+            crate::store::Recorder::start(store.clone()).expect("recorder thread");
         let seen = |at: i64| CheckIn {
             last_seen: at,
             ..CheckIn::default()

@@ -269,7 +269,7 @@ mod tests {
 
         // Check-ins change nothing a phone is served: they leave the generation as it was.
         let at = s.generation();
-        let (recorder, thread) = Recorder::start(s.clone());
+        let (recorder, thread) = Recorder::start(s.clone()).expect("recorder thread");
         recorder.check_in(Mac::from_octets([2, 0, 0, 0, 0, 1]), CheckIn::default());
         recorder.stop();
         thread.join().unwrap();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::thread::{JoinHandle, Thread};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use redb::ReadableTable;
@@ -21,6 +21,7 @@ use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::model::{
     AlarmKind, CheckIn, CheckInProof, Device, MAX_MESSAGE, Mac, Severity, clip, now_unix,
 };
+use crate::supervise::Watched;
 use crate::sync::protocol::EventBody;
 
 /// Queue bound: beyond this the request path drops events (counted, then alarmed) rather than
@@ -59,17 +60,18 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer thread; join the handle after sending [`Recorder::stop`].
-    pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
+    /// Starts the writer thread; join the handle after sending [`Recorder::stop`], and watch
+    /// it meanwhile ([`Watched::failed`]): without it check-ins and alarms only queue.
+    pub fn start(store: Store) -> std::io::Result<(Recorder, Watched)> {
         let (tx, rx) = channel();
         let dropped = Arc::new(AtomicU64::new(0));
         let queued = Arc::new(AtomicUsize::new(0));
         let (counter, taken) = (dropped.clone(), queued.clone());
-        let handle = std::thread::Builder::new()
-            .name("edgeprov-recorder".into())
-            .spawn(move || run(store, rx, counter, taken))
-            .expect("spawning a thread at start-up");
-        (
+        let handle = Watched::spawn("check-in recorder", "edgeprov-recorder", move || {
+            run(store, rx, counter, taken);
+            Ok::<(), std::convert::Infallible>(())
+        })?;
+        Ok((
             Recorder {
                 tx,
                 dropped,
@@ -77,7 +79,7 @@ impl Recorder {
                 thread: handle.thread().clone(),
             },
             handle,
-        )
+        ))
     }
 
     pub fn check_in(&self, mac: Mac, checkin: CheckIn) {
@@ -364,7 +366,7 @@ mod tests {
                 generation: 0,
             })
             .unwrap();
-        let (recorder, thread) = Recorder::start(store.clone());
+        let (recorder, thread) = Recorder::start(store.clone()).expect("recorder thread");
         recorder.alarm(AlarmKind::SyncRejected, "sync", "é".repeat(2_000_000));
         recorder.stop();
         thread.join().unwrap();

@@ -623,7 +623,7 @@ mod tests {
     fn repeated_sync_alarms_take_one_outbox_entry_each() {
         let (_d, s) = store(2);
         enqueue(&s, vec![checkin("a", "f"), checkin("b", "f")]);
-        let (recorder, thread) = super::super::Recorder::start(s.clone());
+        let (recorder, thread) = super::super::Recorder::start(s.clone()).expect("recorder thread");
         for i in 0..5 {
             recorder.alarm(AlarmKind::SyncRejected, "sync", format!("bad page {i}"));
             recorder.alarm(AlarmKind::SyncFailed, "sync", format!("failing {i}"));
