@@ -25,6 +25,8 @@ use crate::reload::{Reloader, RunningConfig};
 use crate::serve::{ConnInfo, ConnectionLimit, Limits, TlsSource, accept_loop};
 use crate::store::{Recorder, Store, StoreError};
 
+/// What the logs, the exit error and alarms call the check-in recorder thread.
+const RECORDER: &str = "check-in recorder";
 /// How long shutdown waits for the service loops to end, and then for open connections to
 /// finish their requests: twice this stays inside the unit's `TimeoutStopSec=30s`.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -298,7 +300,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
 
     let sync = crate::sync::SyncHandle::new(store.clone(), config.pki_dir(), config.cloud.clone());
     let (recorder, mut recorder_thread) =
-        Recorder::start(store.clone()).map_err(|e| DaemonError::Thread("check-in recorder", e))?;
+        Recorder::start(store.clone()).map_err(|e| DaemonError::Thread(RECORDER, e))?;
     pki.revocations().alarm_to(recorder.clone());
     protect_old_static_files(&store, &recorder).await?;
     let firmware = {
@@ -509,8 +511,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             reason = recorder_thread.failed() => {
                 // What it had taken is lost and what is still queued cannot be written; the
                 // restart starts a new one.
-                tracing::error!(service = "check-in recorder", "{reason}: stopping");
-                break Some(("check-in recorder", reason));
+                tracing::error!(service = RECORDER, "{reason}: stopping");
+                break Some((RECORDER, reason));
             }
         }
     };
@@ -525,6 +527,15 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             }
         }
         Err(_) => tracing::warn!("connection tracker still shared; not draining"),
+    }
+    if let Some((service, reason)) = &failed
+        && *service != RECORDER
+    {
+        recorder.alarm(
+            crate::model::AlarmKind::ServiceFailed,
+            *service,
+            format!("{reason}; edgeprov stopped to be started again"),
+        );
     }
     recorder.stop();
     let _ = tokio::task::spawn_blocking(move || recorder_thread.join()).await;

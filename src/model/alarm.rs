@@ -69,6 +69,10 @@ pub enum AlarmKind {
     /// A static file stored by an earlier edgeprov holds a secret: since this version it goes
     /// only to a proven device, so phones that could fetch it without proof no longer can.
     StaticFileProtected,
+    /// A service loop or thread (the source names it) panicked or failed, and the daemon
+    /// stopped so that the service manager starts it again; the message says why. Raised on
+    /// the way out, so it is read after the restart.
+    ServiceFailed,
 }
 
 impl AlarmKind {
@@ -114,6 +118,7 @@ impl AlarmKind {
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
             AlarmKind::StaticFileProtected => "static_file_protected",
+            AlarmKind::ServiceFailed => "service_failed",
         }
     }
 
@@ -129,6 +134,7 @@ impl AlarmKind {
             // imported with characters phones never send), so phones keep what they got.
             AlarmKind::FirmwarePolicyIgnored => Severity::Minor,
             AlarmKind::StaticFileProtected => Severity::Minor,
+            AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }
