@@ -265,6 +265,19 @@ async fn a_model_layer_reaches_only_that_model() {
     );
 }
 
+/// A firmware release of `models` through the admin API (its image is never fetched here).
+async fn add_release(d: &Daemon, file: &str, models: &[&str], version: &str) {
+    let (s, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(json!({"file": file, "models": models, "version": version,
+                        "sha256": "ab".repeat(32)})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+}
+
 /// Models of one Yealink family read one common file, but each runs what its own policy says:
 /// the family file names an image only while the policies give every model of the family the
 /// same one, and a phone of the inventory gets its own model's in its `{mac}.cfg`.
@@ -274,20 +287,8 @@ async fn each_yealink_model_gets_its_own_firmware() {
     let (t53, t53w) = ("001565aaa953", "001565aaa954");
     d.add_device(json!({"mac": t53, "model": "T53"})).await;
     d.add_device(json!({"mac": t53w, "model": "T53W"})).await;
-    for (file, models, version) in [
-        ("t5x.rom", json!(["T53", "T53W"]), "96.86.0.45"),
-        ("t53w.rom", json!(["T53W"]), "96.86.0.50"),
-    ] {
-        let (s, v) = d
-            .api(
-                "POST",
-                "/firmware/releases",
-                Some(json!({"file": file, "models": models, "version": version,
-                            "sha256": "ab".repeat(32)})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
+    add_release(&d, "t5x.rom", &["T53", "T53W"], "96.86.0.45").await;
+    add_release(&d, "t53w.rom", &["T53W"], "96.86.0.50").await;
     let url = |file: &str| format!("static.firmware.url = https://localhost/firmware/{file}\n");
     let ids = (d.identity(t53).await, d.identity(t53w).await);
     let files = || async {
@@ -335,17 +336,7 @@ async fn a_poly_phone_is_told_its_models_image() {
         .await;
     d.add_device(json!({"mac": vvx500, "model": "VVX_500"}))
         .await;
-    let (s, v) = d
-        .api(
-            "POST",
-            "/firmware/releases",
-            Some(
-                json!({"file": "vvx400-6.4.ld", "models": ["VVX_400"], "version": "6.4.3",
-                        "sha256": "ab".repeat(32)}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    add_release(&d, "vvx400-6.4.ld", &["VVX_400"], "6.4.3").await;
     let ua = "FileTransport PolycomVVX-VVX_400-UA/6.4.0.1 Type/Application";
     let ids = (d.identity(vvx400).await, d.identity(vvx500).await);
     let app = |text: &str| {
@@ -389,17 +380,7 @@ async fn the_preview_of_a_family_file_is_what_the_phone_gets() {
     d.add_device(json!({"mac": YEALINK, "model": "T46S",
         "params": {"line.1.user": "202"}, "secrets": {"line.1.password": "pw-yealink"}}))
         .await;
-    let (s, v) = d
-        .api(
-            "POST",
-            "/firmware/releases",
-            Some(
-                json!({"file": "t46s.rom", "models": ["T46S"], "version": "66.86.0.15",
-                        "sha256": "ab".repeat(32)}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    add_release(&d, "t46s.rom", &["T46S"], "66.86.0.15").await;
     let ua = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:37";
     let id = d.identity(YEALINK).await;
     let mut req = get("/y000000000066.cfg", ua);
