@@ -1,6 +1,7 @@
 //! Filling the cache: one fetch per image however many phones ask (single flight), resumed
 //! with `Range` after a broken download, verified (size, SHA-256) before it is published.
 
+use std::collections::HashMap;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,6 +68,16 @@ enum Attempt {
 /// The state of one flight, watched by every request waiting on it.
 pub(super) type Flight = watch::Receiver<Option<Result<(), FetchError>>>;
 
+/// The flight of image `sha256` that can still answer: one whose task is gone without
+/// answering (it panicked, or the upload that owned it was dropped) counts as none, so the
+/// image is fetched or uploaded again instead of failing every phone until a restart.
+pub(super) fn live_flight<'a>(
+    flights: &'a HashMap<String, Flight>,
+    sha256: &str,
+) -> Option<&'a Flight> {
+    flights.get(sha256).filter(|rx| rx.has_changed().is_ok())
+}
+
 impl Firmware {
     /// The cached image for `rel` (path, size), fetching it first if needed. Concurrent
     /// callers for the same image share one fetch and all see its result; for
@@ -103,12 +114,12 @@ impl Firmware {
             if let Some((when, e)) = failed.get(&rel.sha256)
                 && after_failure_wait
                 && when.elapsed() < FAILED_FOR
-                && !flights.contains_key(&rel.sha256)
+                && live_flight(&flights, &rel.sha256).is_none()
             {
                 return Err(e.clone());
             }
             drop(failed);
-            match flights.get(&rel.sha256) {
+            match live_flight(&flights, &rel.sha256) {
                 Some(rx) => rx.clone(),
                 None => {
                     let (tx, rx) = watch::channel(None);

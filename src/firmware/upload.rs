@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::Firmware;
 use super::cache::sha256_file;
 use super::catalogue::Release;
-use super::fetch::FetchError;
+use super::fetch::{FetchError, live_flight};
 use super::stall::Stall;
 use crate::model::AlarmKind;
 
@@ -55,7 +55,7 @@ impl Firmware {
             if let Some((_, size)) = self.cache.lookup(&rel.sha256) {
                 return Ok(UploadOutcome::Complete { size });
             }
-            if flights.contains_key(&rel.sha256) {
+            if live_flight(&flights, &rel.sha256).is_some() {
                 return Err(UploadError::Busy);
             }
             // Registered as a flight: phones asking meanwhile wait for it, and no fetch writes
@@ -176,5 +176,59 @@ impl Firmware {
             format!("{}: {why}; the upload was discarded", rel.file),
         );
         UploadError::Mismatch(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firmware::FirmwareConfig;
+    use crate::store::{Recorder, Store};
+    use http_body_util::Full;
+
+    /// A flight whose task ended without answering (a panic, or an upload whose request was
+    /// dropped) no longer holds the image: a phone's request starts a fetch of its own instead
+    /// of failing on the dead flight, and an upload is taken instead of being refused as busy
+    /// until a restart, and it completes.
+    #[tokio::test]
+    async fn a_flight_whose_task_is_gone_does_not_hold_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let (recorder, _thread) = Recorder::start(store.clone()).unwrap();
+        let firmware =
+            Firmware::open(&FirmwareConfig::default(), dir.path(), store, recorder).unwrap();
+        let image = Bytes::from_static(b"an image");
+        let rel = Release {
+            models: vec!["J179".into()],
+            version: "4.1".into(),
+            file: "j179.bin".into(),
+            urls: Vec::new(),
+            sha256: super::super::cache::hex(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &image).as_ref(),
+            ),
+            size: Some(image.len() as u64),
+        };
+        let dead_flight = || {
+            let (gone, rx) = watch::channel(None);
+            drop(gone);
+            firmware
+                .flights
+                .lock()
+                .unwrap()
+                .insert(rel.sha256.clone(), rx);
+        };
+        dead_flight();
+        // No URL to fetch from: the phone's own fetch fails, but not on the dead flight.
+        let asked = firmware.ensure(&rel).await.unwrap_err();
+        assert!(!asked.to_string().contains("without an answer"), "{asked}");
+
+        dead_flight();
+        let outcome = firmware.upload(&rel, 0, Full::new(image.clone())).await;
+        assert_eq!(
+            outcome.unwrap(),
+            UploadOutcome::Complete {
+                size: image.len() as u64
+            }
+        );
     }
 }
