@@ -738,3 +738,64 @@ fn settings_lint_and_eval_on_field_files() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.txt"));
 }
+
+/// A release may name a family (`J1*`, `T4*`): a phone whose model it covers is told its image
+/// as one named model's would be, in the Avaya upgrade script under its own `$MODEL4` section
+/// and in a Yealink phone's own `{mac}.cfg` and family file. Such releases used to be fetched
+/// and served but never offered: no file named them.
+#[tokio::test]
+async fn a_family_release_is_offered_to_the_models_it_covers() {
+    let d = Daemon::start();
+    let (j179, t46s) = ("c81fea83e8aa", "001565aaa946");
+    d.add_device(json!({"mac": j179, "model": "J179"})).await;
+    d.add_device(json!({"mac": t46s, "model": "T46S"})).await;
+    add_release(&d, "FW_S_J1XX.bin", &["J1*"], "4.1.3.0.6").await;
+    add_release(&d, "t4x.rom", &["T4*"], "66.86.0.15").await;
+    let avaya = format!("Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J179-4.1.3.0.6 (MAC:{j179})");
+    let yealink = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:46";
+    let ids = (d.identity(j179).await, d.identity(t46s).await);
+    let url = "static.firmware.url = https://localhost/firmware/t4x.rom\n";
+
+    let up = fetch(&d, &ids.0, "/J100Supgrade.txt", &avaya).await.text();
+    assert!(up.contains("IF $MODEL4 SEQ J179 GOTO APP_J179"), "{up}");
+    assert!(up.contains("SET APPNAME FW_S_J1XX.bin"), "{up}");
+    let own = fetch(&d, &ids.1, &format!("/{t46s}.cfg"), yealink)
+        .await
+        .text();
+    assert!(own.contains(url), "{own}");
+    let family = fetch(&d, &ids.1, "/y000000000066.cfg", yealink)
+        .await
+        .text();
+    assert!(family.contains(url), "{family}");
+
+    // A J169 reading the same script (after the J179's was rendered) is told the image under
+    // its own model's section.
+    let j169 = "Mozilla/4.0 (compatible; MSIE 6.0) AVAYA/J169-4.1.3.0.6 (MAC:c81fea83e8ab)";
+    let up = fetch(&d, &ids.0, "/J100Supgrade.txt", j169).await.text();
+    assert!(up.contains("IF $MODEL4 SEQ J169 GOTO APP_J169"), "{up}");
+    assert!(up.contains("SET APPNAME FW_S_J1XX.bin"), "{up}");
+
+    // Set to off for the T46S and the J179: none of their files names the image any more,
+    // while the J169 is still told it, in its own section only.
+    let (s, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(json!({"T46S": "off", "J179": "off"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let own = fetch(&d, &ids.1, &format!("/{t46s}.cfg"), yealink)
+        .await
+        .text();
+    assert!(!own.contains("firmware.url"), "{own}");
+    let family = fetch(&d, &ids.1, "/y000000000066.cfg", yealink)
+        .await
+        .text();
+    assert!(!family.contains("firmware.url"), "{family}");
+    let up = fetch(&d, &ids.0, "/J100Supgrade.txt", &avaya).await.text();
+    assert!(!up.contains("APPNAME"), "{up}");
+    let up = fetch(&d, &ids.0, "/J100Supgrade.txt", j169).await.text();
+    assert!(up.contains("SEQ J169"), "{up}");
+    assert!(!up.contains("SEQ J179"), "{up}");
+}

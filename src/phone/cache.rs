@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::firmware::Catalogue;
+use crate::firmware::{Catalogue, policy_model};
 use crate::settings::render::Common;
 use crate::store::{StaticFile, StaticIndex, Store, StoreError};
 
@@ -25,6 +25,9 @@ pub(super) const SPECIALS: &str = "46xxspecials.txt";
 const MAX_COMMONS: usize = 256;
 const MAX_FILES: usize = 1_024;
 const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+/// Bound on the (site, model) pairs whose firmware one generation remembers: models come from
+/// requests' User-Agents too. Past it, the catalogue (in memory) is asked per request.
+const MAX_MODELS: usize = 1_024;
 
 /// A file ready to send: its bytes and their ETag.
 #[derive(Clone)]
@@ -60,6 +63,9 @@ struct Files {
     bytes: usize,
 }
 
+/// A site (`None` for no site) and a model in stored form ([`policy_model`]).
+type SiteModel = (Option<String>, String);
+
 /// The shared state of one generation.
 pub struct Published {
     generation: u64,
@@ -70,6 +76,12 @@ pub struct Published {
     /// Site → the common data of its phones (without a firmware base: see [`Published::common`]).
     commons: Mutex<HashMap<Option<String>, Arc<Common>>>,
     files: Mutex<Files>,
+    /// (Site, model) → the file the policies choose for a model [`Published::common`] leaves
+    /// out: one only a family release (`J1*`) covers. See [`Published::own_firmware`].
+    models: Mutex<HashMap<SiteModel, Option<String>>>,
+    /// Whether any release names a family: without one, [`Published::common`] names every
+    /// model a release is for, and a request costs no look-up.
+    family_releases: bool,
 }
 
 impl Published {
@@ -82,12 +94,51 @@ impl Published {
     ) -> Result<Published, StoreError> {
         Ok(Published {
             generation,
-            catalogue,
             home_site: store.home_site()?,
             statics: store.static_index()?,
             commons: Mutex::default(),
             files: Mutex::default(),
+            models: Mutex::default(),
+            family_releases: catalogue
+                .releases
+                .iter()
+                .any(|r| r.models.iter().any(|m| m.ends_with('*'))),
+            catalogue,
         })
+    }
+
+    /// The model (in stored form) and the file the policies choose for it at `site`, when
+    /// `common` (that site's) does not name the model: its firmware list holds the models
+    /// releases and policies name, and a model only a family release (`J1*`) covers is known
+    /// only from the request (the User-Agent, or the device the file is about). Resolved once
+    /// per generation and site; no store read.
+    pub fn own_firmware(
+        &self,
+        common: &Common,
+        site: Option<&str>,
+        model: &str,
+    ) -> Option<(String, String)> {
+        if !self.family_releases {
+            return None;
+        }
+        let model = policy_model(model).ok().filter(|m| m != "*")?;
+        if common.firmware.contains_key(&model) {
+            return None;
+        }
+        let key = (site.map(str::to_string), model);
+        let remembered = lock(&self.models).get(&key).cloned();
+        let file = match remembered {
+            Some(file) => file,
+            None => {
+                let file = self.catalogue.resolve(site, &key.1).map(|r| r.file.clone());
+                let mut models = lock(&self.models);
+                if models.len() < MAX_MODELS {
+                    models.insert(key.clone(), file.clone());
+                }
+                file
+            }
+        };
+        Some((key.1, file?))
     }
 
     /// The operator's static file `name` for phones of `site`, if there is one.

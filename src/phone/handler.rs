@@ -293,20 +293,6 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     };
     // A few redb read transactions on pages the OS has cached: microseconds, so they run
     // inline instead of paying a thread hand-off per request in a boot storm.
-    let loaded = match load(
-        &state.store,
-        &published,
-        name,
-        requester_mac,
-        asked.cert_mac,
-        &firmware_base(asked),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "store read failed");
-            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
-        }
-    };
     let who = Requester {
         vendor: asked.agent.as_ref().map(|a| a.vendor),
         model: asked
@@ -319,6 +305,20 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             .as_ref()
             .map(|a| a.firmware.clone())
             .unwrap_or_default(),
+    };
+    let loaded = match load(
+        &state.store,
+        &published,
+        name,
+        (requester_mac, asked.cert_mac),
+        &who.model,
+        &firmware_base(asked),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "store read failed");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        }
     };
     // A generated common file is the same for every phone of a site in a generation.
     let common_key = match (&loaded.file, &loaded.static_file) {
@@ -444,14 +444,6 @@ pub fn preview(
     firmware_base: &str,
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
-    let mut loaded = load(store, &published, name, Some(mac), Some(mac), firmware_base)?;
-    if let Some(ctx) = loaded.target.as_mut() {
-        mask_secrets(ctx);
-    }
-    // An operator's file is shown as uploaded but for the values its secrets are given.
-    if let Some(bytes) = loaded.static_file.as_mut() {
-        *bytes = crate::settings::secrets::mask_secrets(bytes, SECRET_MASK);
-    }
     let device = store.get_device(mac)?;
     let who = Requester {
         vendor: device
@@ -462,6 +454,21 @@ pub fn preview(
             .and_then(|d| d.checkin.map(|c| c.firmware))
             .unwrap_or_default(),
     };
+    let mut loaded = load(
+        store,
+        &published,
+        name,
+        (Some(mac), Some(mac)),
+        &who.model,
+        firmware_base,
+    )?;
+    if let Some(ctx) = loaded.target.as_mut() {
+        mask_secrets(ctx);
+    }
+    // An operator's file is shown as uploaded but for the values its secrets are given.
+    if let Some(bytes) = loaded.static_file.as_mut() {
+        *bytes = crate::settings::secrets::mask_secrets(bytes, SECRET_MASK);
+    }
     Ok(decide(&loaded, &who).and_then(|served| {
         // Another device's own file is not what this device would get.
         match served.device {
@@ -489,6 +496,10 @@ struct Loaded {
     /// The common data of that site, with the firmware the policies choose for it; shared by
     /// every request of the generation, so without a firmware base.
     common: Arc<Common>,
+    /// The model the file is about and the firmware the policies choose for it, when
+    /// `common` leaves the model out ([`Published::own_firmware`]): the device's model for a
+    /// per-device file, the requester's for a common one.
+    own_firmware: Option<(String, String)>,
     /// URL prefix of firmware downloads, as the requester reached this server.
     firmware_base: String,
     /// The site this box serves per its cloud registration (cloud-activated devices of other
@@ -497,13 +508,14 @@ struct Loaded {
 }
 
 /// `requester`: who asks, as far as known (for its site); `proven`: the MAC its certificate
-/// proves, which picks the owner of a name that holds more than one.
+/// proves, which picks the owner of a name that holds more than one. `model`: the requester's
+/// model, as far as known.
 fn load(
     store: &Store,
     published: &Published,
     name: &str,
-    requester: Option<Mac>,
-    proven: Option<Mac>,
+    (requester, proven): (Option<Mac>, Option<Mac>),
+    model: &str,
     firmware_base: &str,
 ) -> Result<Loaded, StoreError> {
     let file = classify(name);
@@ -528,10 +540,16 @@ fn load(
         f.holds_secret
             .unwrap_or_else(|| !secret_lines(&f.bytes).is_empty())
     });
+    let common = published.common(store, site.as_deref())?;
+    let model = match &target {
+        Some(ctx) => &ctx.device.model,
+        None => model,
+    };
     Ok(Loaded {
         static_file: stored.map(|f| f.bytes),
         static_secret,
-        common: published.common(store, site.as_deref())?,
+        own_firmware: published.own_firmware(&common, site.as_deref(), model),
+        common,
         firmware_base: firmware_base.to_string(),
         home_site: published.home_site.clone(),
         file,
@@ -585,13 +603,15 @@ fn decide(loaded: &Loaded, who: &Requester) -> Option<Served> {
     let file = loaded.file.as_ref()?;
     // Yealink files name the firmware URL (the family file, and a device's own `{mac}.cfg`
     // for its model), so with a firmware base they get a copy of the shared data with the
-    // requester's.
+    // requester's; and so does a file about a model only a family release covers, with that
+    // model's firmware.
     let with_base;
-    let common = if loaded.firmware_base.is_empty() {
+    let common = if loaded.firmware_base.is_empty() && loaded.own_firmware.is_none() {
         &loaded.common
     } else {
         let mut c = Common::clone(&loaded.common);
         c.firmware_base.clone_from(&loaded.firmware_base);
+        c.firmware.extend(loaded.own_firmware.clone());
         with_base = c;
         &with_base
     };
@@ -795,6 +815,7 @@ mod tests {
             static_file: None,
             static_secret: false,
             common: Arc::new(common),
+            own_firmware: None,
             firmware_base: "https://box:8443/firmware/".into(),
             home_site: None,
         };

@@ -121,10 +121,18 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
 }
 
 /// What of the requester a common file's bytes depend on beyond [`Common`] (empty for most):
-/// with the file, the common data and this, a rendered common file can be reused.
+/// with the file, the common data and this, a rendered common file can be reused. A file that
+/// names firmware per model depends on the requester's model when the family reads it: the
+/// phone path adds that model's firmware when only a family release (`J1*`) covers it.
 pub fn requester_part(file: &FileName, who: &Requester) -> String {
     match file {
         FileName::YealinkBoot => format!("{} {}", who.model, who.firmware),
+        FileName::AvayaUpgrade(family) if family.contains(&who.model) => {
+            who.model.to_ascii_uppercase()
+        }
+        FileName::YealinkCommon(code) if yealink::family_of_model(&who.model) == Some(*code) => {
+            who.model.to_ascii_uppercase()
+        }
         _ => String::new(),
     }
 }
