@@ -228,3 +228,54 @@ impl RenderCache {
         Ok(published)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firmware::Release;
+
+    fn release(models: &[&str], file: &str) -> Release {
+        Release {
+            models: models.iter().map(|m| m.to_string()).collect(),
+            version: "1".into(),
+            file: file.into(),
+            urls: Vec::new(),
+            sha256: "a".repeat(64),
+            size: None,
+        }
+    }
+
+    /// A model only a family release covers gets that release's file, once resolved; a model
+    /// the site's list names, one no release covers, or a name no model has, gets nothing
+    /// added; and without family releases nothing is looked up at all.
+    #[test]
+    fn own_firmware_adds_what_only_a_family_release_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let catalogue = Arc::new(Catalogue {
+            releases: vec![release(&["J1*"], "j1.bin"), release(&["T46S"], "t.rom")],
+            ..Catalogue::default()
+        });
+        let published = Published::read(&store, catalogue, store.generation()).unwrap();
+        let common = published.common(&store, None).unwrap();
+        assert_eq!(common.firmware.keys().collect::<Vec<_>>(), ["T46S"]);
+        let own = |model: &str| published.own_firmware(&common, None, model);
+        for _ in 0..2 {
+            assert_eq!(own("j179"), Some(("J179".into(), "j1.bin".into())));
+        }
+        assert_eq!(own("T46S"), None);
+        assert_eq!(own("K175"), None);
+        assert_eq!(own("J1 79"), None);
+        assert_eq!(own("*"), None);
+
+        let concrete = Arc::new(Catalogue {
+            releases: vec![release(&["J179"], "j179.bin")],
+            ..Catalogue::default()
+        });
+        let published = Published::read(&store, concrete, store.generation()).unwrap();
+        assert_eq!(
+            published.own_firmware(&Common::default(), None, "J179"),
+            None
+        );
+    }
+}

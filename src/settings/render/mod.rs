@@ -239,6 +239,29 @@ mod tests {
         }
     }
 
+    /// A shared file that names firmware per model is kept per model of its family, as the
+    /// phone path adds that model's firmware; for other models, and other files, the model
+    /// makes no difference.
+    #[test]
+    fn files_naming_firmware_per_model_are_kept_per_model() {
+        let who = |model: &str| Requester {
+            model: model.into(),
+            ..Requester::default()
+        };
+        let j100 = FileName::AvayaUpgrade(name::AvayaFamily::J100);
+        assert_eq!(requester_part(&j100, &who("j179")), "J179");
+        assert_eq!(requester_part(&j100, &who("K175")), "");
+        assert_eq!(
+            requester_part(&FileName::YealinkCommon(66), &who("T46S")),
+            "T46S"
+        );
+        assert_eq!(
+            requester_part(&FileName::YealinkCommon(66), &who("T48S")),
+            ""
+        );
+        assert_eq!(requester_part(&FileName::AvayaSettings, &who("J179")), "");
+    }
+
     /// A name declared secret at one layer and set as a plain parameter at another is still a
     /// secret: no common file of any vendor carries either value.
     #[test]
