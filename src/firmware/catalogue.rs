@@ -512,7 +512,9 @@ impl Catalogue {
         }
     }
 
-    /// Model → file for every model the catalogue knows, as the render layer wants it.
+    /// Model → file for every model the catalogue knows, as the render layer wants it. A
+    /// model only a family release (`J1*`) covers is not among them: the phone path adds it
+    /// from the request (`Published::own_firmware`).
     pub fn files_for_site(&self, site: Option<&str>) -> BTreeMap<String, String> {
         self.models()
             .into_iter()

@@ -41,7 +41,9 @@ pub struct Common {
     /// An operator has uploaded `46xxspecials.txt`: generated Avaya files end by fetching it.
     pub specials: bool,
     /// Model (upper case) → firmware file the policies choose for this site; an explicit
-    /// `firmware.file` parameter of the model layer wins over it.
+    /// `firmware.file` parameter of the model layer wins over it. The models releases and
+    /// policies name, plus, for one request, the model the file is about when only a family
+    /// release covers it.
     pub firmware: BTreeMap<String, String>,
     /// Where phones download those files (`https://host:port/firmware/`), from the request;
     /// empty when unknown, and Yealink files then name no firmware URL.
