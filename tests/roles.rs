@@ -446,3 +446,52 @@ async fn an_operators_job_stays_inside_its_site() {
     let (_, list) = d.api_with_token("GET", "/jobs", None, Some(&token)).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
+
+/// The preview of "the file a device gets" rendered any per-device file its name asked for: an
+/// operator of one site, asking with its own device for the other site's device's file, read
+/// that device's parameters and its site's layer. Another device's file is not this device's.
+#[tokio::test]
+async fn a_preview_never_renders_another_devices_file() {
+    let d = Daemon::start();
+    for (mac, site) in [(MINE, "mine"), (THEIRS, "theirs")] {
+        d.add_device(json!({"mac": mac, "model": "T46S", "site": site}))
+            .await;
+    }
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/site:theirs",
+            Some(json!({"params": {"yealink:account.1.label": "THEIRS-ONLY"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let preview = |name: String| {
+        let token = token.clone();
+        let d = &d;
+        async move {
+            let req = http::Request::builder()
+                .uri(format!("/api/v1/devices/{MINE}/files/{name}"))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            send(d.admin, client_config(&d.ca_pem(), None), req)
+                .await
+                .unwrap()
+        }
+    };
+    let own = preview(format!("{MINE}.cfg")).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    let other = preview(format!("{THEIRS}.cfg")).await;
+    assert_eq!(other.status, 404, "{}", other.text());
+    assert!(!other.text().contains("THEIRS-ONLY"), "{}", other.text());
+}

@@ -470,9 +470,11 @@ pub fn preview(
         *bytes = crate::settings::secrets::mask_secrets(bytes, SECRET_MASK);
     }
     Ok(decide(&loaded, &who).and_then(|served| {
-        // Another device's own file is not what this device would get.
+        // Another device's own file is not what this device would get, with or without a
+        // secret: it is rendered from that device's record and its site's layers, which the
+        // caller may not hold (an operator of one site read another site's parameters so).
         match served.device {
-            Some(owner) if owner != mac && served.rendered.carries_secret => None,
+            Some(owner) if owner != mac => None,
             _ => Some(served.rendered),
         }
     }))
