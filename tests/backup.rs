@@ -220,3 +220,25 @@ async fn a_backup_is_made_when_only_the_data_directory_is_writable() {
         .collect();
     assert!(left.is_empty(), "staging left behind: {left:?}");
 }
+
+/// A backup holds every secret, the CA key and the box's token, yet taking one left no audit
+/// entry (reads were not audited): who took one, from where, and whether it was encrypted is
+/// now entered.
+#[tokio::test]
+async fn taking_a_backup_is_audited() {
+    let d = Daemon::start();
+    let (s, _) = d.api_bytes("GET", "/backup", "", Some(&d.token)).await;
+    assert_eq!(s, 200);
+    let (s, entries) = d.api("GET", "/audit?resource=/api/v1/backup", None).await;
+    assert_eq!(s, 200, "{entries}");
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["who"], "admin");
+    assert_eq!(entries[0]["status"], 200);
+    assert_eq!(entries[0]["source"], "127.0.0.1");
+    let summary = entries[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("backup taken") && summary.contains("not encrypted"),
+        "{summary}"
+    );
+}

@@ -181,13 +181,16 @@ fn refused(status: StatusCode) -> bool {
 }
 
 /// The outer audit layer, around the guard: enters what the guard refused (reads included),
-/// after the fact, since nothing was changed. What passed the guard [`intent`] enters.
+/// after the fact, since nothing was changed, and a read whose handler says what it gave out
+/// (a backup, holding every secret and the CA key). What passed the guard [`intent`] enters.
 pub async fn record(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let asked = Asked::of(&req);
     let resp = next.run(req).await;
     if resp.extensions().get::<Audited>().is_some()
         || resp.extensions().get::<Repeated>().is_some()
-        || (asked.is_read() && !refused(resp.status()))
+        || (asked.is_read()
+            && !refused(resp.status())
+            && resp.extensions().get::<Change>().is_none())
     {
         return resp;
     }

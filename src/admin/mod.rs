@@ -435,6 +435,7 @@ async fn backup(
                 .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be text".into()))
         })
         .transpose()?;
+    let sealed = passphrase.is_some();
     let (store, config) = (st.store.clone(), st.config.get());
     let bytes = tokio::task::spawn_blocking(move || {
         crate::backup::build(&store, &config)
@@ -443,12 +444,19 @@ async fn backup(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tracing::info!(bytes = bytes.len(), "backup taken");
-    Ok((
+    tracing::info!(bytes = bytes.len(), sealed, "backup taken");
+    // A read, but it gives out every secret, the CA key and the box's token: audited.
+    let summary = format!(
+        "backup taken ({} bytes, {})",
+        bytes.len(),
+        if sealed { "encrypted" } else { "not encrypted" }
+    );
+    let resp = (
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         bytes,
     )
-        .into_response())
+        .into_response();
+    Ok(audit::with_changes(resp, summary, serde_json::Value::Null))
 }
 
 /// Runs a store call on the blocking pool.
