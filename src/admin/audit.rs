@@ -69,6 +69,37 @@ pub fn changes(before: Value, after: Value) -> Value {
     diff(&without_noise(before), &without_noise(after))
 }
 
+/// Adds to `changes` (a [`changes`] result) the secrets whose value changed under the same
+/// name, masked: views list a secret's name only, so a new SIP password or HTTP password left
+/// an empty difference and the log did not show that a secret was changed at all.
+pub fn with_secret_changes(
+    mut changes: Value,
+    changed: impl IntoIterator<Item = (String, bool)>,
+) -> Value {
+    if let Value::Object(o) = &mut changes {
+        for (path, differs) in changed {
+            if differs {
+                let mask = crate::settings::layered::SECRET_MASK;
+                o.insert(path, json!({"before": mask, "after": mask}));
+            }
+        }
+    }
+    changes
+}
+
+/// The names (as `{field}.{name}`) of the secrets set both before and after, each with
+/// whether its value differs.
+pub fn secret_values<'a>(
+    field: &'a str,
+    before: &'a std::collections::BTreeMap<String, String>,
+    after: &'a std::collections::BTreeMap<String, String>,
+) -> impl Iterator<Item = (String, bool)> + 'a {
+    before.iter().filter_map(move |(name, old)| {
+        let new = after.get(name)?;
+        Some((format!("{field}.{name}"), old != new))
+    })
+}
+
 /// Fields that change on every write and say nothing to an auditor.
 fn without_noise(mut v: Value) -> Value {
     if let Value::Object(o) = &mut v {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::audit::with_change;
+use super::audit::{changes, secret_values, with_change, with_changes, with_secret_changes};
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{CheckIn, Device, DeviceFilter, DeviceState, HttpCredential, MAX_TEXT, Mac};
 
@@ -436,21 +436,42 @@ pub async fn update(
                 // Both where the device is and where the change would put it must be the
                 // caller's; a refusal leaves the device as it was.
                 who.require_site(&d.site)?;
-                before = Some(DeviceView::from(d.clone()));
+                before = Some(d.clone());
                 patch.apply(d);
                 who.require_site(&d.site)
             })
             .map(|r| r.map(|d| (before, d)))
     })
     .await??;
-    let after = DeviceView::from(device);
-    let resp = Json(&after).into_response();
-    Ok(with_change(
-        resp,
-        format!("device {mac} changed"),
-        &before,
-        &after,
-    ))
+    let changes = device_changes(before.as_ref(), Some(&device));
+    let resp = Json(DeviceView::from(device)).into_response();
+    Ok(with_changes(resp, format!("device {mac} changed"), changes))
+}
+
+/// What an audit entry says changed on a device: the difference of its views, and the
+/// secrets and HTTP password whose value changed, masked (a view shows no secret value, so a
+/// new password alone left an empty difference).
+pub fn device_changes(before: Option<&Device>, after: Option<&Device>) -> Value {
+    let view = |d: Option<&Device>| {
+        d.map_or(Value::Null, |d| {
+            serde_json::to_value(DeviceView::from(d.clone())).unwrap_or_default()
+        })
+    };
+    let diff = changes(view(before), view(after));
+    let (Some(b), Some(a)) = (before, after) else {
+        return diff;
+    };
+    let password = match (&b.http_credential, &a.http_credential) {
+        (Some(old), Some(new)) => Some((
+            "http_credential.password".to_string(),
+            old.password != new.password,
+        )),
+        _ => None,
+    };
+    with_secret_changes(
+        diff,
+        secret_values("secrets", &b.secrets, &a.secrets).chain(password),
+    )
 }
 
 pub async fn delete(

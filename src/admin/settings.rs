@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
+use super::{AdminState, ApiError, Principal, audit, blocking, parse_json, parse_mac};
 use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::{preview, preview_firmware_base};
 use crate::settings::layered::effective;
@@ -111,13 +111,21 @@ pub async fn patch_layer(
         params: set.params,
         secrets: set.secrets.into_keys().collect(),
     };
+    let secrets: Vec<(String, bool)> =
+        audit::secret_values("secrets", &before.secrets, &set.secrets).collect();
     let (before, after) = (view(before), view(set));
+    let changes = audit::with_secret_changes(
+        audit::changes(
+            serde_json::to_value(&before).unwrap_or_default(),
+            serde_json::to_value(&after).unwrap_or_default(),
+        ),
+        secrets,
+    );
     let resp = Json(&after).into_response();
-    Ok(super::audit::with_change(
+    Ok(audit::with_changes(
         resp,
         format!("parameters of {l} changed"),
-        &before,
-        &after,
+        changes,
     ))
 }
 

@@ -5,8 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::admin::audit::changes;
-use crate::admin::devices::DeviceView;
+use crate::admin::devices::device_changes;
 use crate::model::Device;
 
 /// About how much of an entry's `changes` an import may fill.
@@ -35,11 +34,9 @@ impl Trail {
             return;
         }
         let mac = after.mac.to_string();
-        let view =
-            |d: &Device| serde_json::to_value(DeviceView::from(d.clone())).unwrap_or_default();
         let diff = match kind {
             2 => Value::Null,
-            _ => changes(before.map(view).unwrap_or_default(), view(after)),
+            _ => device_changes(before, Some(after)),
         };
         self.bytes += mac.len() + diff.to_string().len() + 4;
         match kind {
