@@ -210,3 +210,41 @@ async fn a_changed_secret_value_is_entered_masked() {
         assert!(!all.contains(secret), "{secret} in the audit log: {all}");
     }
 }
+
+/// A static file's upload and removal were entered with the path alone (`created`, no
+/// changes): the entry did not say which site's file it was (the site is in the query) nor
+/// that its content was replaced. It says both now, the content masked.
+#[tokio::test]
+async fn static_file_changes_name_their_site_and_content() {
+    let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 201, "{v}");
+    d.put_file("desk.cfg?site=hq", "A=1\n").await;
+    d.put_file("desk.cfg?site=hq", "A=2\n").await;
+    let (s, v) = d
+        .api_bytes("DELETE", "/files/desk.cfg?site=hq", "", Some(&d.token))
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let entries = entries_for(&d, "/api/v1/files/desk.cfg").await;
+    let summaries: Vec<&str> = entries
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "static file desk.cfg of site hq deleted",
+            "static file desk.cfg of site hq stored",
+            "static file desk.cfg of site hq stored",
+        ],
+        "newest first: {entries:?}"
+    );
+    assert_eq!(entries[2]["changes"]["site"]["after"], "hq", "{entries:?}");
+    assert_eq!(
+        entries[1]["changes"]["content"],
+        json!({"before": "********", "after": "********"}),
+        "{entries:?}"
+    );
+    assert_eq!(entries[0]["changes"]["size"]["before"], 4, "{entries:?}");
+    assert!(!serde_json::to_string(&entries).unwrap().contains("A=2"));
+}

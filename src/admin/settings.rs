@@ -212,7 +212,7 @@ pub async fn put_file(
     Path(name): Path<String>,
     Query(q): Query<SiteQuery>,
     body: Bytes,
-) -> Result<(StatusCode, Json<StaticFileView>), ApiError> {
+) -> Result<Response, ApiError> {
     let name = file_name(&name)?;
     who.require_site(q.site.as_deref().unwrap_or(""))?;
     if body.len() > MAX_STATIC_FILE {
@@ -223,23 +223,48 @@ pub async fn put_file(
     }
     let store = st.store.clone();
     let (n, site, size) = (name.clone(), q.site.clone(), body.len());
-    let secrets = blocking(move || {
+    let (secrets, old, changed) = blocking(move || {
         let secrets = secrets_of(&body);
         let reading = crate::settings::secrets::READING;
-        store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty(), reading)?;
-        Ok(secrets)
+        let old =
+            store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty(), reading)?;
+        let changed = old.as_deref().is_some_and(|o| o != body.as_ref());
+        Ok((secrets, old, changed))
     })
     .await?;
     tracing::info!(file = %name, site = ?q.site, size, secrets = secrets.len(), "static file stored");
-    Ok((
-        StatusCode::CREATED,
-        Json(StaticFileView::new(
-            q.site.unwrap_or_default(),
-            name,
-            size,
-            secrets,
-        )),
-    ))
+    let site = q.site.unwrap_or_default();
+    let before =
+        old.map(|o| StaticFileView::new(site.clone(), name.clone(), o.len(), secrets_of(&o)));
+    let after = StaticFileView::new(site, name, size, secrets);
+    let summary = format!("static file {} {} stored", after.name, of_site(&after.site));
+    let changes = file_changes(before.as_ref(), Some(&after), changed);
+    let resp = (StatusCode::CREATED, Json(&after)).into_response();
+    Ok(audit::with_changes(resp, summary, changes))
+}
+
+/// Where a static file belongs, as an audit summary says it.
+fn of_site(site: &str) -> String {
+    if site.is_empty() {
+        "box-wide".into()
+    } else {
+        format!("of site {site}")
+    }
+}
+
+/// What an audit entry says changed on a static file: its view (site, name, size, the lines
+/// holding secrets) and, masked, whether its content changed (bytes may hold a secret). The
+/// request path alone said neither which site's file it was nor what it held.
+fn file_changes(
+    before: Option<&StaticFileView>,
+    after: Option<&StaticFileView>,
+    content_changed: bool,
+) -> serde_json::Value {
+    let view = |v: Option<&StaticFileView>| serde_json::to_value(v).unwrap_or_default();
+    audit::with_secret_changes(
+        audit::changes(view(before), view(after)),
+        [("content".to_string(), content_changed)],
+    )
 }
 
 pub async fn get_file(
@@ -264,16 +289,22 @@ pub async fn delete_file(
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
     Query(q): Query<SiteQuery>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let name = file_name(&name)?;
     who.require_site(q.site.as_deref().unwrap_or(""))?;
     let store = st.store.clone();
-    let n = name.clone();
-    if blocking(move || store.delete_static_file(q.site.as_deref(), &n)).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("static file {name} not found")))
-    }
+    let (n, site) = (name.clone(), q.site.clone());
+    let old = blocking(move || store.delete_static_file(site.as_deref(), &n))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
+    let site = q.site.unwrap_or_default();
+    let summary = format!("static file {name} {} deleted", of_site(&site));
+    let before = StaticFileView::new(site, name, old.len(), secrets_of(&old));
+    Ok(audit::with_changes(
+        StatusCode::NO_CONTENT.into_response(),
+        summary,
+        file_changes(Some(&before), None, false),
+    ))
 }
 
 /// The bytes device `mac` would receive for file `name`, its secret values masked.

@@ -75,7 +75,8 @@ impl Store {
     /// Stores a static file with whether it holds a secret (as `reading` read it), in one
     /// transaction. A site's file is refused while the site does not exist (no record, no
     /// device naming it), checked in this transaction as for its parameters and firmware
-    /// policies: it would wait unseen for a site of that exact name.
+    /// policies: it would wait unseen for a site of that exact name. Returns the bytes it
+    /// replaced (for the audit).
     pub fn put_static_file(
         &self,
         site: Option<&str>,
@@ -83,7 +84,7 @@ impl Store {
         bytes: &[u8],
         holds_secret: bool,
         reading: u8,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key(site, name);
         let tx = self.begin_write()?;
         if let Some(site) = site.filter(|s| !s.is_empty())
@@ -91,17 +92,28 @@ impl Store {
         {
             return Err(StoreError::NotFound(format!("site {site}")));
         }
-        tx.open_table(STATIC_FILES)?.insert(key.as_str(), bytes)?;
+        let old = tx
+            .open_table(STATIC_FILES)?
+            .insert(key.as_str(), bytes)?
+            .map(|v| v.value().to_vec());
         tx.open_table(STATIC_FLAGS)?
             .insert(key.as_str(), flag(holds_secret, reading))?;
         tx.commit()?;
-        Ok(())
+        Ok(old)
     }
 
-    pub fn delete_static_file(&self, site: Option<&str>, name: &str) -> Result<bool, StoreError> {
+    /// Removes a file; returns the bytes it held (for the audit), `None` when there was none.
+    pub fn delete_static_file(
+        &self,
+        site: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key(site, name);
         let tx = self.begin_write()?;
-        let removed = tx.open_table(STATIC_FILES)?.remove(key.as_str())?.is_some();
+        let removed = tx
+            .open_table(STATIC_FILES)?
+            .remove(key.as_str())?
+            .map(|v| v.value().to_vec());
         tx.open_table(STATIC_FLAGS)?.remove(key.as_str())?;
         tx.commit()?;
         Ok(removed)
