@@ -495,3 +495,47 @@ async fn a_preview_never_renders_another_devices_file() {
     assert_eq!(other.status, 404, "{}", other.text());
     assert!(!other.text().contains("THEIRS-ONLY"), "{}", other.text());
 }
+
+/// `GET /files/NAME?site=S` read the file as a phone of S gets it: the site's own, else the
+/// box-wide one. An operator of S so downloaded, unmasked, a box-wide file (with its
+/// passwords) that only an administrator may read. An operator gets the site's own file only.
+#[tokio::test]
+async fn an_operator_downloads_only_its_sites_own_files() {
+    let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "mine"}))).await;
+    assert_eq!(s, 201, "{v}");
+    d.put_file("common.cfg", "SET ADMIN_PASSWORD box-wide-secret\n")
+        .await;
+    d.put_file("own.cfg?site=mine", "SET A 1\n").await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let download = |path: &'static str| {
+        let token = token.clone();
+        let d = &d;
+        async move {
+            let req = http::Request::builder()
+                .uri(format!("/api/v1/files/{path}"))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {token}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            send(d.admin, client_config(&d.ca_pem(), None), req)
+                .await
+                .unwrap()
+        }
+    };
+    let own = download("own.cfg?site=mine").await;
+    assert_eq!((own.status, own.text().as_str()), (200, "SET A 1\n"));
+    let r = download("common.cfg").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = download("common.cfg?site=mine").await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(!r.text().contains("box-wide-secret"), "{}", r.text());
+}

@@ -277,10 +277,17 @@ pub async fn get_file(
     who.require_site(q.site.as_deref().unwrap_or(""))?;
     let store = st.store.clone();
     let n = name.clone();
-    let found = blocking(move || store.static_file(q.site.as_deref(), &n)).await?;
-    let bytes = found
-        .map(|f| f.bytes)
-        .ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
+    let box_wide = who.allows("");
+    let bytes = blocking(
+        move || match store.own_static_file(q.site.as_deref(), &n)? {
+            // A site without a file of its own: its phones get the box-wide one, which is given
+            // only to those who may read files of no site (an operator read its passwords so).
+            None if q.site.is_some() && box_wide => store.own_static_file(None, &n),
+            found => Ok(found),
+        },
+    )
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 

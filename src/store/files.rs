@@ -119,6 +119,20 @@ impl Store {
         Ok(removed)
     }
 
+    /// The file stored under exactly `site` (`None`: the box-wide one), with no fall-back to
+    /// the box-wide file: a download of a site's file must not give out one of no site.
+    pub fn own_static_file(
+        &self,
+        site: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(STATIC_FILES)?;
+        Ok(table
+            .get(key(site, name).as_str())?
+            .map(|v| v.value().to_vec()))
+    }
+
     /// The file a phone of `site` gets for `name`: the site's own, else the box-wide one; read
     /// with its flag in one transaction.
     pub fn static_file(
