@@ -469,16 +469,76 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Parses a JSON body; serde's message names the field and position that is wrong.
+/// Parses a JSON body; serde's message names the field and position that is wrong (and, for
+/// a value that may be a secret, not the value: see [`without_value`]).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = match secret_path(e.path()) {
+            true => without_value(&e.inner().to_string()),
+            false => e.inner().to_string(),
+        };
         match e.path().to_string().as_str() {
-            "." => ApiError::BadRequest(format!("request body: {}", e.inner())),
-            path => ApiError::BadRequest(format!("request body: {path}: {}", e.inner())),
+            "." => ApiError::BadRequest(format!("request body: {message}")),
+            path => ApiError::BadRequest(format!("request body: {path}: {message}")),
         }
     })?;
     de.end()
         .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
     Ok(value)
+}
+
+/// Whether a value at `path` may be a secret: under `secrets` or `http_credential`, or under a
+/// name that says it is one (a password, a PIN).
+fn secret_path(path: &serde_path_to_error::Path) -> bool {
+    path.iter().any(|segment| match segment {
+        serde_path_to_error::Segment::Map { key } => {
+            key == "secrets" || key == "http_credential" || crate::settings::vocab::is_secret(key)
+        }
+        _ => false,
+    })
+}
+
+/// serde's `invalid type: integer `4711`, expected a string at line 1 column 21` without the
+/// value it quotes: a secret given with the wrong type (a PIN as a number) came back in the
+/// error, where whatever shows or keeps errors would have it.
+fn without_value(message: &str) -> String {
+    let Some((head, _)) = message.split_once(['"', '`']) else {
+        return message.to_string();
+    };
+    match message.rfind(", expected ") {
+        Some(at) if at >= head.len() => format!("{}{}", head.trim_end(), &message[at..]),
+        _ => format!("{} (the value is not repeated)", head.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    /// A secret of the wrong type came back in the error: `invalid type: integer `4711``.
+    #[test]
+    fn an_error_about_a_secret_does_not_repeat_it() {
+        for body in [
+            r#"{"mac": "020000000001", "secrets": {"PIN": 4711}}"#,
+            r#"{"mac": "020000000001", "http_credential": "4711"}"#,
+            r#"{"mac": "020000000001", "http_credential": {"username": "u", "password": 4711}}"#,
+            r#"{"mac": "020000000001", "params": {"voicemail.pin": 4711}}"#,
+        ] {
+            let err = parse_json::<devices::NewDevice>(body.as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{body} accepted"))
+                .to_string();
+            assert!(!err.contains("4711"), "{err}");
+            assert!(
+                err.contains("invalid type: ") && err.contains(", expected "),
+                "{err}"
+            );
+        }
+        let err = parse_json::<devices::NewDevice>(br#"{"mac": "020000000001", "label": 4711}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("label: invalid type: integer `4711`"), "{err}");
+    }
 }
