@@ -138,6 +138,11 @@ fn element(text: &str, line: usize, n: usize) -> Result<Row<'static>, RowError> 
             let message = inner.to_string();
             let suffix = format!(" at line {} column {}", inner.line(), inner.column());
             let message = message.strip_suffix(&suffix).unwrap_or(&message);
+            // A secret of the wrong type is not quoted back (the report lists every bad row).
+            let message = match crate::admin::secret_path(e.path()) {
+                true => crate::admin::without_value(message),
+                false => message.to_string(),
+            };
             Err(RowError {
                 line: line + within - 1,
                 // Named by the field's path (`params.SIP_DOMAIN`) unless the element itself is

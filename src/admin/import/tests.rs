@@ -506,3 +506,20 @@ fn an_applied_import_says_what_it_did_to_each_device() {
         "a dry run changes nothing"
     );
 }
+
+/// A secret of the wrong type was quoted back in the row's error (`integer `4711``), which
+/// the report lists for every bad row.
+#[test]
+fn json_errors_do_not_repeat_a_secret() {
+    let r = check(
+        Format::Json,
+        br#"[{"mac":"001122334455","secrets":{"voicemail.pin":4711}},
+             {"mac":"001122334456","http_credential":{"username":"u","password":4711}}]"#,
+    );
+    let errors: Vec<&str> = r.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    for e in &errors {
+        assert!(!e.contains("4711"), "{errors:?}");
+        assert!(e.contains("invalid type: integer, expected "), "{errors:?}");
+    }
+}
