@@ -242,3 +242,28 @@ async fn taking_a_backup_is_audited() {
         "{summary}"
     );
 }
+
+/// A backup holds the box's own token, which no revocation reaches: an administrator's API
+/// token (revocable) took one and so kept the box's token after its own was revoked. Only the
+/// box's own token takes a backup.
+#[tokio::test]
+async fn only_the_boxs_own_token_takes_a_backup() {
+    let d = Daemon::start();
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "remote-admin", "role": "administrator"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let api_token = made["token"].as_str().unwrap().to_string();
+    let (s, v) = d.api_bytes("GET", "/backup", "", Some(&api_token)).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("box's own"), "{v}");
+    // Still an administrator for everything else.
+    let (s, _) = d.api_bytes("GET", "/tokens", "", Some(&api_token)).await;
+    assert_eq!(s, 200);
+    let (s, _) = d.api_bytes("GET", "/backup", "", Some(&d.token)).await;
+    assert_eq!(s, 200);
+}

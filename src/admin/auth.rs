@@ -24,6 +24,9 @@ pub struct Principal {
     pub role: Role,
     /// An operator's sites; ignored for an administrator.
     pub sites: BTreeSet<String>,
+    /// Whether the caller presented the box's own token (the token file), which no revocation
+    /// reaches.
+    pub box_token: bool,
 }
 
 /// Put into a response's extensions so the audit log can say who it was.
@@ -55,6 +58,20 @@ impl Principal {
         }
     }
 
+    /// Refuses all but the box's own token: for what gives out that token itself (a backup),
+    /// which a revocable token must not turn into one no revocation reaches.
+    pub fn require_box_token(&self) -> Result<(), ApiError> {
+        if self.box_token {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{} uses an API token; this needs the box's own administrator token (the token \
+                 file), which it would give out",
+                self.user
+            )))
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {
             Ok(())
@@ -73,6 +90,7 @@ impl From<ApiToken> for Principal {
             user: t.user,
             role: t.role,
             sites: t.sites,
+            box_token: false,
         }
     }
 }
@@ -140,6 +158,7 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
             user: BOX_ADMIN.into(),
             role: Role::Administrator,
             sites: BTreeSet::new(),
+            box_token: true,
         }),
         Some(given) => {
             let store = st.store.clone();

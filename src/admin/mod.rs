@@ -422,11 +422,14 @@ async fn metrics(
 }
 
 /// A consistent backup of the database, PKI, token and configuration; sealed with the
-/// passphrase given in `X-Backup-Passphrase`, if any.
+/// passphrase given in `X-Backup-Passphrase`, if any. Only for the box's own token.
 async fn backup(
     State(st): State<AdminState>,
+    axum::Extension(who): axum::Extension<Principal>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    // The backup holds the token file: a revocable API token must not be able to take it.
+    who.require_box_token()?;
     let passphrase = headers
         .get("x-backup-passphrase")
         .map(|v| {

@@ -227,7 +227,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "get",
         "/backup",
-        "A consistent backup (X-Backup-Passphrase encrypts it)",
+        "A consistent backup (X-Backup-Passphrase encrypts it); the box's own token only, as it holds that token",
     ),
     q(
         "get",

@@ -19,6 +19,7 @@ fn admin() -> Principal {
         user: "admin".into(),
         role: Role::Administrator,
         sites: BTreeSet::new(),
+        box_token: true,
     }
 }
 
@@ -453,6 +454,7 @@ fn an_operator_row_is_checked_against_the_device_the_import_writes() {
         user: "olivia".into(),
         role: Role::Operator,
         sites: ["hq".to_string()].into(),
+        box_token: false,
     };
     let (began, moving) = std::sync::mpsc::channel();
     let mover = {
