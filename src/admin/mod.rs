@@ -491,12 +491,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     Ok(value)
 }
 
-/// Whether a value at `path` may be a secret: under `secrets` or `http_credential`, or under a
-/// name that says it is one (a password, a PIN).
+/// Whether a value at `path` may be a secret: under `secrets` or `http_credential`, a cloud
+/// enrollment `token`, a server identity (`pem`, `pkcs12`), or under a name that says it is
+/// one (a password, a PIN).
 fn secret_path(path: &serde_path_to_error::Path) -> bool {
     path.iter().any(|segment| match segment {
         serde_path_to_error::Segment::Map { key } => {
-            key == "secrets" || key == "http_credential" || crate::settings::vocab::is_secret(key)
+            ["secrets", "http_credential", "token", "pem", "pkcs12"].contains(&key.as_str())
+                || crate::settings::vocab::is_secret(key)
         }
         _ => false,
     })
@@ -538,6 +540,14 @@ mod parse_tests {
                 "{err}"
             );
         }
+        let err = parse_json::<sync::RegisterBody>(br#"{"url": "https://x", "token": 4711}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("token: invalid type: integer, expected"),
+            "{err}"
+        );
         let err = parse_json::<devices::NewDevice>(br#"{"mac": "020000000001", "label": 4711}"#)
             .err()
             .map(|e| e.to_string())
