@@ -757,3 +757,58 @@ async fn an_operators_prefetch_fetches_nothing_for_a_device_moved_out() {
     );
     assert_eq!(up.requests(), 0, "nothing fetched for the skipped device");
 }
+
+/// A job lists the sites it may change devices in, its creator's: another operator of the
+/// same site read from it the names of its creator's other sites, sites it does not hold. An
+/// operator sees only its own of them.
+#[tokio::test]
+async fn an_operator_does_not_learn_another_operators_sites_from_a_job() {
+    let d = Daemon::start();
+    let mut tokens = Vec::new();
+    for (user, sites) in [
+        ("bea", json!(["hq", "secret-lab"])),
+        ("olivia", json!(["hq"])),
+    ] {
+        let (s, v) = d
+            .api(
+                "POST",
+                "/tokens",
+                Some(json!({"user": user, "role": "operator", "sites": sites})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        tokens.push(v["token"].as_str().unwrap().to_string());
+    }
+    let (s, job) = d
+        .api_with_token(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "deactivate", "selection": {"site": "hq"}, "at": now() + 3600})),
+            Some(&tokens[0]),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    assert_eq!(
+        job["sites"],
+        json!(["hq", "secret-lab"]),
+        "its creator sees its own"
+    );
+    let id = job["id"].as_u64().unwrap();
+    let (s, one) = d
+        .api_with_token("GET", &format!("/jobs/{id}"), None, Some(&tokens[1]))
+        .await;
+    assert_eq!(s, 200, "{one}");
+    let (s, list) = d
+        .api_with_token("GET", "/jobs", None, Some(&tokens[1]))
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let (s, paused) = d
+        .api_with_token("POST", &format!("/jobs/{id}/pause"), None, Some(&tokens[1]))
+        .await;
+    assert_eq!(s, 200, "{paused}");
+    for shown in [&one, &list[0], &paused] {
+        assert_eq!(shown["sites"], json!(["hq"]), "{shown}");
+    }
+    let (_, by_admin) = d.api("GET", &format!("/jobs/{id}"), None).await;
+    assert_eq!(by_admin["sites"], json!(["hq", "secret-lab"]));
+}

@@ -226,6 +226,17 @@ fn check_job(who: &Principal, job: &Job) -> Result<(), ApiError> {
     who.require_site(job_site(job))
 }
 
+/// A job as `who` may see it, its secret value hidden: of the sites the job may change an
+/// operator sees only those it holds (another operator's job listed that operator's other
+/// sites, which this one must not learn of).
+fn shown(job: &Job, who: &Principal) -> Job {
+    let mut job = job.redacted();
+    if let Sites::Only(sites) = &mut job.sites {
+        sites.retain(|s| who.allows(s));
+    }
+    job
+}
+
 /// Jobs, newest first, without their per-device results (an operator sees its sites' jobs).
 pub async fn list(
     State(st): State<AdminState>,
@@ -239,7 +250,7 @@ pub async fn list(
             .rev()
             .filter(|j| who.allows(job_site(j)))
             .filter(|j| q.state.is_none_or(|s| j.state == s))
-            .map(Job::redacted)
+            .map(|j| shown(j, &who))
             .collect(),
     ))
 }
@@ -311,7 +322,7 @@ pub async fn get(
     let job = job.ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
     check_job(&who, &job)?;
     Ok(Json(JobDetail {
-        job: job.redacted(),
+        job: shown(&job, &who),
         results,
     }))
 }
@@ -336,7 +347,7 @@ async fn act(
     runner.wake();
     tracing::info!(job = id, state = %after.state, "job {}", after.state);
     let summary = format!("job {id} {} → {}", before.state, after.state);
-    let resp = Json(after.redacted()).into_response();
+    let resp = Json(shown(&after, who)).into_response();
     Ok(with_change(
         resp,
         summary,
