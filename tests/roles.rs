@@ -539,3 +539,45 @@ async fn an_operator_downloads_only_its_sites_own_files() {
     assert_eq!(r.status, 404, "{}", r.text());
     assert!(!r.text().contains("box-wide-secret"), "{}", r.text());
 }
+
+/// A refusal over another site's device named that device's site ("site theirs is not
+/// assigned to olivia"), so an operator could learn, MAC by MAC, the sites it does not hold.
+/// The refusal names the device, not its site.
+#[tokio::test]
+async fn a_refusal_does_not_name_another_sites_name() {
+    let d = Daemon::start();
+    two_sites(&d).await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    for (method, path, body) in [
+        ("GET", format!("/devices/{THEIRS}"), None),
+        (
+            "PATCH",
+            format!("/devices/{THEIRS}"),
+            Some(json!({"label": "x"})),
+        ),
+        ("DELETE", format!("/devices/{THEIRS}"), None),
+        ("GET", format!("/devices/{THEIRS}/checkins"), None),
+        ("GET", format!("/devices/{THEIRS}/effective"), None),
+        ("GET", format!("/devices/{THEIRS}/certificates"), None),
+    ] {
+        let (s, v) = d.api_with_token(method, &path, body, Some(&token)).await;
+        assert_eq!(s, 403, "{method} {path}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(!error.contains("theirs"), "{method} {path}: {error}");
+        assert!(error.contains(THEIRS), "{method} {path}: {error}");
+    }
+    let csv = format!("mac,label\n{THEIRS},x\n");
+    let (s, v) = d
+        .api_bytes("POST", "/devices/import", csv, Some(&token))
+        .await;
+    assert_eq!(s, 403, "{v}");
+    assert!(!v.to_string().contains("theirs"), "{v}");
+}

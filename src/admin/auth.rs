@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::openapi::{Access, ROUTES};
 use super::ratelimit::FailureLimiter;
 use super::{AdminState, ApiError, token};
-use crate::model::{ApiToken, BOX_ADMIN, Role};
+use crate::model::{ApiToken, BOX_ADMIN, Mac, Role};
 use crate::serve::ConnInfo;
 
 /// The caller, as the handlers see it.
@@ -67,6 +67,19 @@ impl Principal {
             Err(ApiError::Forbidden(format!(
                 "{} uses an API token; this needs the box's own administrator token (the token \
                  file), which it would give out",
+                self.user
+            )))
+        }
+    }
+
+    /// As [`Principal::require_site`] for the site device `mac` is in, without naming that
+    /// site: it may be one the caller must not learn of.
+    pub fn require_device_site(&self, mac: Mac, site: &str) -> Result<(), ApiError> {
+        if self.allows(site) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "device {mac} is in a site not assigned to {}",
                 self.user
             )))
         }

@@ -28,7 +28,7 @@ pub fn routes() -> Router<AdminState> {
 async fn scope(st: &AdminState, who: &Principal, mac: Mac) -> Result<(), ApiError> {
     let store = st.store.clone();
     match blocking(move || store.get_device(mac)).await? {
-        Some(device) => who.require_site(&device.site),
+        Some(device) => who.require_device_site(mac, &device.site),
         None if who.is_admin() => Ok(()),
         None => Err(ApiError::NotFound(format!("device {mac} not found"))),
     }

@@ -415,7 +415,7 @@ pub async fn scoped(st: &AdminState, who: &Principal, mac: Mac) -> Result<Device
     let device = blocking(move || store.get_device(mac))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {mac} not found")))?;
-    who.require_site(&device.site)?;
+    who.require_device_site(mac, &device.site)?;
     Ok(device)
 }
 
@@ -435,7 +435,7 @@ pub async fn update(
             .update_device(mac, |d| {
                 // Both where the device is and where the change would put it must be the
                 // caller's; a refusal leaves the device as it was.
-                who.require_site(&d.site)?;
+                who.require_device_site(mac, &d.site)?;
                 before = Some(d.clone());
                 patch.apply(d);
                 who.require_site(&d.site)
