@@ -479,7 +479,10 @@ fn an_operator_row_is_checked_against_the_device_the_import_writes() {
     );
     mover.join().unwrap().unwrap().unwrap();
     match result {
-        Err(ApiError::Forbidden(e)) => assert!(e.contains("site \"branch\""), "{e}"),
+        Err(ApiError::Forbidden(e)) => {
+            assert!(e.contains("a site not assigned to olivia"), "{e}");
+            assert!(!e.contains("branch"), "the other site is not named: {e}");
+        }
         other => panic!("the moved device was imported into: {other:?}"),
     }
     assert_eq!(get(&store, A).label, "desk");
