@@ -736,3 +736,41 @@ async fn a_cname_is_refused_beside_other_data() {
         "{m:?}"
     );
 }
+
+/// Adding and deleting a record through the API were entered with the path alone (`created`,
+/// `DELETE /dns/records/1`, no changes): the log did not say which record was added or gone.
+#[tokio::test]
+async fn api_record_changes_are_audited_with_the_record() {
+    let d = Daemon::start_with(&zone(""));
+    let (status, v) = d
+        .api(
+            "POST",
+            "/dns/records",
+            Some(json!({"name": "pbx.prov.example.lan", "type": "A", "value": "10.0.0.20"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    let (status, _) = d.api("DELETE", &format!("/dns/records/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, entries) = d
+        .api("GET", "/audit?resource=/api/v1/dns/records", None)
+        .await;
+    assert_eq!(status, 200, "{entries}");
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let summaries: Vec<&str> = entries
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            format!("DNS record {id} (pbx.prov.example.lan A) deleted"),
+            format!("DNS record {id} (pbx.prov.example.lan A) added"),
+        ],
+        "newest first"
+    );
+    assert_eq!(entries[0]["changes"]["value"]["before"], "10.0.0.20");
+    assert_eq!(entries[1]["changes"]["value"]["after"], "10.0.0.20");
+}

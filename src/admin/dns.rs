@@ -7,7 +7,10 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
+use super::audit::with_change;
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::dns::{AddError, DnsZone, RecordSpec};
 use crate::store::DnsRecordEntry;
@@ -17,10 +20,11 @@ pub async fn list(State(st): State<AdminState>) -> Result<Json<Vec<DnsRecordEntr
     Ok(Json(blocking(move || store.list_dns_records()).await?))
 }
 
+/// Adds a record, audited with what it is (the entry's path alone said nothing of it).
 pub async fn create(
     Extension(zone): Extension<DnsZone>,
     body: Bytes,
-) -> Result<(StatusCode, Json<DnsRecordEntry>), ApiError> {
+) -> Result<Response, ApiError> {
     let spec: RecordSpec = parse_json(&body)?;
     let entry = tokio::task::spawn_blocking(move || zone.add(&spec, crate::model::now_unix()))
         .await
@@ -30,22 +34,35 @@ pub async fn create(
             AddError::Conflict(e) => ApiError::Conflict(e.to_string()),
             AddError::Store(e) => ApiError::from(e),
         })?;
-    Ok((StatusCode::CREATED, Json(entry)))
+    let summary = format!(
+        "DNS record {} ({} {}) added",
+        entry.id, entry.name, entry.rtype
+    );
+    let resp = (StatusCode::CREATED, Json(&entry)).into_response();
+    Ok(with_change(resp, summary, Value::Null, &entry))
 }
 
 pub async fn delete(
     State(st): State<AdminState>,
     Extension(zone): Extension<DnsZone>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("id: {id:?} is not a record number")))?;
     let store = st.store.clone();
-    blocking(move || {
-        store.delete_dns_record(id)?;
-        zone.reload()
+    let old = blocking(move || {
+        let old = store.delete_dns_record(id)?;
+        zone.reload()?;
+        Ok(old)
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    // The entry says which record it was: once it is gone, its number says nothing.
+    let summary = format!("DNS record {id} ({} {}) deleted", old.name, old.rtype);
+    Ok(with_change(
+        StatusCode::NO_CONTENT.into_response(),
+        summary,
+        &old,
+        Value::Null,
+    ))
 }
