@@ -838,3 +838,29 @@ async fn a_page_pulled_before_registering_again_is_not_applied() {
         "the old cloud's page was applied"
     );
 }
+
+/// A registration decides which cloud the box obeys, yet its entry had the path alone
+/// (`created`): it now names the cloud and the site, before and after, and never the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_is_audited_with_its_cloud_and_site() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    let (code, entries) = d
+        .api("GET", "/audit?resource=/api/v1/sync/register", None)
+        .await;
+    assert_eq!(code, 200, "{entries}");
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!(
+        e["summary"],
+        format!(
+            "registered with the cloud at {} for site {SITE}",
+            cloud.url()
+        ),
+        "{e}"
+    );
+    assert_eq!(e["changes"]["site"]["after"], SITE, "{e}");
+    assert_eq!(e["changes"]["registered"]["after"], true, "{e}");
+    assert!(!e.to_string().contains(&cloud.token()), "{e}");
+}

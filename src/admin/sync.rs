@@ -8,6 +8,10 @@ use axum::extract::Extension;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::audit::with_change;
 use super::{ApiError, parse_json};
 use crate::sync::{SyncError, SyncHandle, SyncStatus};
 
@@ -36,16 +40,30 @@ pub async fn status(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Registers the box with the cloud, audited with the cloud and site before and after (never
+/// the enrollment token): the entry's path alone did not say which cloud the box now obeys.
 pub async fn register(
     Extension(sync): Extension<Arc<SyncHandle>>,
     body: Bytes,
-) -> Result<(StatusCode, Json<SyncStatus>), ApiError> {
+) -> Result<Response, ApiError> {
     let req: RegisterBody = parse_json(&body)?;
+    let before = sync.status().await.map(|s| registration(&s)).ok();
     let status = sync
         .register(&req.url, &req.token)
         .await
         .map_err(api_error)?;
-    Ok((StatusCode::CREATED, Json(status)))
+    let after = registration(&status);
+    let summary = format!(
+        "registered with the cloud at {} for site {}",
+        status.url, status.site
+    );
+    let resp = (StatusCode::CREATED, Json(status)).into_response();
+    Ok(with_change(resp, summary, before, after))
+}
+
+/// What an audit entry says of a registration.
+fn registration(s: &SyncStatus) -> Value {
+    json!({"registered": s.registered, "url": s.url, "site": s.site})
 }
 
 pub async fn now(Extension(sync): Extension<Arc<SyncHandle>>) -> StatusCode {
