@@ -2,9 +2,14 @@
 //! minute, that address is answered 429 until the minute is over, without its tokens being
 //! checked, so guessing a token from one place costs time, and an address costs the audit log at
 //! most `limit` refusals and one 429 a minute. Pure: the caller passes the clock.
+//!
+//! An IPv6 "address" here is its /64: a single host is commonly given a whole /64 and may
+//! pick any address in it, so counting per address would let it guess without limit (and fill
+//! the table, past which new addresses are not counted at all). An IPv4-mapped IPv6 address
+//! counts as its IPv4 address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 
 /// Addresses remembered at most; past this, windows that are over are forgotten first.
@@ -43,7 +48,7 @@ impl FailureLimiter {
     /// How long `ip` is held off, or `None` if it may try now.
     pub fn blocked(&self, ip: IpAddr, now: i64) -> Option<Blocked> {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = windows.get_mut(&ip)?;
+        let w = windows.get_mut(&source(ip))?;
         let left = w.start + WINDOW_SECS - now;
         if left <= 0 || w.failures < self.limit {
             return None;
@@ -55,6 +60,7 @@ impl FailureLimiter {
 
     /// Counts a wrong token from `ip`.
     pub fn fail(&self, ip: IpAddr, now: i64) {
+        let ip = source(ip);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if windows.len() >= MAX_TRACKED && !windows.contains_key(&ip) {
             windows.retain(|_, w| w.start + WINDOW_SECS > now);
@@ -72,6 +78,17 @@ impl FailureLimiter {
             *w = fresh;
         }
         w.failures = w.failures.saturating_add(1);
+    }
+}
+
+/// What one source is counted as: an IPv4 address (also written IPv4-mapped), or an IPv6 /64.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !u128::from(u64::MAX);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
     }
 }
 
@@ -112,5 +129,24 @@ mod tests {
         assert_eq!(wait(l.blocked(a, 160)), None, "a new minute starts afresh");
         l.fail(a, 160);
         assert_eq!(l.blocked(a, 161), None);
+    }
+
+    /// A host that may pick any address of its /64 is one source: its guesses from many
+    /// addresses add up. Another /64 is another source; an IPv4-mapped address is its IPv4 one.
+    #[test]
+    fn an_ipv6_64_is_one_source() {
+        let l = FailureLimiter::new(3);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+            l.fail(ip(host), 100);
+        }
+        assert!(l.blocked(ip("2001:db8:1:2:abcd::9"), 100).is_some());
+        assert_eq!(l.blocked(ip("2001:db8:1:3::1"), 100), None);
+
+        for _ in 0..3 {
+            l.fail(ip("::ffff:10.0.0.7"), 100);
+        }
+        assert!(l.blocked(ip("10.0.0.7"), 100).is_some());
+        assert_eq!(l.blocked(ip("10.0.0.8"), 100), None);
     }
 }
