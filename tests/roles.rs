@@ -10,6 +10,19 @@ use serde_json::{Value, json};
 const MINE: &str = "0011220000a1";
 const THEIRS: &str = "0011220000b1";
 
+/// A token of the operator `olivia`, who holds the site `mine` only.
+async fn olivia(d: &Daemon) -> String {
+    let (s, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
 async fn two_sites(d: &Daemon) {
     for (mac, site) in [(MINE, "mine"), (THEIRS, "theirs")] {
         d.add_device(json!({"mac": mac, "model": "J179", "site": site}))
@@ -372,14 +385,7 @@ async fn sites_are_managed_and_checkins_kept() {
 async fn an_operators_job_stays_inside_its_site() {
     let d = Daemon::start();
     two_sites(&d).await;
-    let (_, made) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    let token = made["token"].as_str().unwrap().to_string();
+    let token = olivia(&d).await;
     // No site named: refused; the other site as a move target: refused.
     let (s, v) = d
         .api_with_token(
@@ -464,30 +470,8 @@ async fn a_preview_never_renders_another_devices_file() {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    let (s, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_string();
-    let preview = |name: String| {
-        let token = token.clone();
-        let d = &d;
-        async move {
-            let req = http::Request::builder()
-                .uri(format!("/api/v1/devices/{MINE}/files/{name}"))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            send(d.admin, client_config(&d.ca_pem(), None), req)
-                .await
-                .unwrap()
-        }
-    };
+    let token = olivia(&d).await;
+    let preview = |name: String| d.get_raw(format!("/devices/{MINE}/files/{name}"), &token);
     let own = preview(format!("{MINE}.cfg")).await;
     assert_eq!(own.status, 200, "{}", own.text());
     let other = preview(format!("{THEIRS}.cfg")).await;
@@ -506,30 +490,8 @@ async fn an_operator_downloads_only_its_sites_own_files() {
     d.put_file("common.cfg", "SET ADMIN_PASSWORD box-wide-secret\n")
         .await;
     d.put_file("own.cfg?site=mine", "SET A 1\n").await;
-    let (s, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_string();
-    let download = |path: &'static str| {
-        let token = token.clone();
-        let d = &d;
-        async move {
-            let req = http::Request::builder()
-                .uri(format!("/api/v1/files/{path}"))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            send(d.admin, client_config(&d.ca_pem(), None), req)
-                .await
-                .unwrap()
-        }
-    };
+    let token = olivia(&d).await;
+    let download = |path: &str| d.get_raw(format!("/files/{path}"), &token);
     let own = download("own.cfg?site=mine").await;
     assert_eq!((own.status, own.text().as_str()), (200, "SET A 1\n"));
     let r = download("common.cfg").await;
@@ -546,15 +508,7 @@ async fn an_operator_downloads_only_its_sites_own_files() {
 async fn a_refusal_does_not_name_another_sites_name() {
     let d = Daemon::start();
     two_sites(&d).await;
-    let (s, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_string();
+    let token = olivia(&d).await;
     for (method, path, body) in [
         ("GET", format!("/devices/{THEIRS}"), None),
         (

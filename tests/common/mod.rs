@@ -241,6 +241,19 @@ impl Daemon {
         (resp.status, v)
     }
 
+    /// An admin API GET with `token`, answered as it came (a file's text is no JSON).
+    pub async fn get_raw(&self, path: String, token: &str) -> Resp {
+        let req = http::Request::builder()
+            .uri(format!("/api/v1{path}"))
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        send(self.admin, client_config(&self.ca_pem(), None), req)
+            .await
+            .expect("admin API request")
+    }
+
     /// The Prometheus text from the admin listener's `/metrics`.
     pub async fn metrics(&self) -> String {
         let mut req = get("/metrics", "prometheus");
