@@ -198,33 +198,30 @@ async fn a_three_digit_yealink_family_gets_its_common_file() {
 
     // The model names the common file when the table knows it: a T48S runs the T4xS firmware
     // 66 but reads y000000000065.cfg.
-    let ua = "Yealink SIP-T48S 66.86.0.15 00:15:65:bb:cc:02";
-    let boot = send(
-        d.https,
-        client_config(&d.ca_pem(), None),
-        get("/y000000000000.boot", ua),
-    )
-    .await
-    .unwrap()
-    .text();
-    assert!(
-        boot.contains("include:config \"y000000000065.cfg\"\n"),
-        "{boot}"
-    );
     // So does a T31P, which runs the T3x firmware 124 but reads y000000000123.cfg.
-    let ua = "Yealink SIP-T31P 124.86.0.40 00:15:65:bb:cc:03";
-    let boot = send(
-        d.https,
-        client_config(&d.ca_pem(), None),
-        get("/y000000000000.boot", ua),
-    )
-    .await
-    .unwrap()
-    .text();
-    assert!(
-        boot.contains("include:config \"y000000000123.cfg\"\n"),
-        "{boot}"
-    );
+    for (ua, family) in [
+        (
+            "Yealink SIP-T48S 66.86.0.15 00:15:65:bb:cc:02",
+            "y000000000065.cfg",
+        ),
+        (
+            "Yealink SIP-T31P 124.86.0.40 00:15:65:bb:cc:03",
+            "y000000000123.cfg",
+        ),
+    ] {
+        let boot = send(
+            d.https,
+            client_config(&d.ca_pem(), None),
+            get("/y000000000000.boot", ua),
+        )
+        .await
+        .unwrap()
+        .text();
+        assert!(
+            boot.contains(&format!("include:config \"{family}\"\n")),
+            "{boot}"
+        );
+    }
 }
 
 /// A T53 and a T53W read the same family file (`y000000000095.cfg`): a `model:T53W` layer must
