@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod open_files;
+pub mod per_source;
 pub mod phone;
 pub mod pki;
 pub mod reload;

@@ -6,11 +6,14 @@
 //! An IPv6 "address" here is its /64: a single host is commonly given a whole /64 and may
 //! pick any address in it, so counting per address would let it guess without limit (and fill
 //! the table, past which new addresses are not counted at all). An IPv4-mapped IPv6 address
-//! counts as its IPv4 address.
+//! counts as its IPv4 address. The keying is [`crate::per_source::source`], shared with the
+//! other per-source limits.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
+
+use crate::per_source::source;
 
 /// Addresses remembered at most; past this, windows that are over are forgotten first.
 const MAX_TRACKED: usize = 10_000;
@@ -78,17 +81,6 @@ impl FailureLimiter {
             *w = fresh;
         }
         w.failures = w.failures.saturating_add(1);
-    }
-}
-
-/// What one source is counted as: an IPv4 address (also written IPv4-mapped), or an IPv6 /64.
-fn source(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !u128::from(u64::MAX);
-            IpAddr::V6(Ipv6Addr::from(prefix))
-        }
-        v4 => v4,
     }
 }
 
