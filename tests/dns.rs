@@ -623,6 +623,74 @@ async fn tcp_queries_are_paced_per_client() {
     );
 }
 
+/// `n` queries for one name from a UDP socket on `source`, all sent at once; answers how many
+/// came back whole and how many truncated (the rate limiter's slip), as soon as every query is
+/// answered or none more came for half a second.
+async fn udp_burst(source: &str, server: SocketAddr, n: usize) -> (usize, usize) {
+    let sock = tokio::net::UdpSocket::bind(format!("{source}:0"))
+        .await
+        .unwrap();
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        name("sip.prov.example.lan."),
+        RecordType::A,
+    ));
+    let bytes = q.to_vec().unwrap();
+    for _ in 0..n {
+        sock.send_to(&bytes, server).await.unwrap();
+    }
+    let (mut full, mut slipped) = (0, 0);
+    let mut buf = vec![0u8; 2048];
+    while full + slipped < n
+        && let Ok(Ok((len, _))) =
+            tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+    {
+        match Message::from_vec(&buf[..len]).unwrap().metadata.truncation {
+            true => slipped += 1,
+            false => full += 1,
+        }
+    }
+    (full, slipped)
+}
+
+/// `dns.rate_limit` is one budget per client over UDP and TCP together: a client that spent it
+/// over UDP finds its TCP answers paced, and one that spent it over TCP finds its UDP answers
+/// truncated or dropped, instead of getting the limit again over the other transport.
+#[tokio::test]
+async fn udp_and_tcp_share_one_rate_budget_per_client() {
+    let d = Daemon::start_with(&zone("allow_from = [\"127.0.0.0/29\"]\nrate_limit = 10"));
+    let server = d.dns.unwrap();
+
+    // UDP first: ten answers spend the second's budget, so ten queries over TCP then take
+    // most of a second (a tenth each), where a budget of their own would answer them at once.
+    assert_eq!(udp_burst("127.0.0.1", server, 10).await, (10, 0));
+    let mut conn = connect_from("127.0.0.1", server).await;
+    let started = Instant::now();
+    for i in 0..10 {
+        let m = ask_over(&mut conn, "sip.prov.example.lan.").await;
+        assert_eq!(m.answers.len(), 1, "TCP query {i} answered in full");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(600),
+        "ten TCP queries after the UDP budget was spent took only {took:?}"
+    );
+
+    // TCP first: ten answers at once spend the budget, so a UDP burst right after is held
+    // back (a whole answer only for what refilled meanwhile).
+    let mut conn = connect_from("127.0.0.2", server).await;
+    let started = Instant::now();
+    for _ in 0..10 {
+        ask_over(&mut conn, "sip.prov.example.lan.").await;
+    }
+    assert!(started.elapsed() < Duration::from_millis(500), "the burst");
+    let (full, slipped) = udp_burst("127.0.0.2", server, 10).await;
+    assert!(
+        full <= 3 && slipped > 0,
+        "{full} whole and {slipped} truncated UDP answers after the TCP budget was spent"
+    );
+}
+
 #[tokio::test]
 async fn idle_tcp_connections_from_strangers_do_not_starve_the_phone_listener() {
     let d = Daemon::start_with(&zone("allow_from = [\"10.0.0.0/8\"]"));

@@ -51,12 +51,13 @@ pub struct DnsConfig {
     pub ttl: u32,
     /// How long resolvers may cache "no such name" for this zone (SOA MINIMUM).
     pub negative_ttl: u32,
-    /// Responses per second allowed to one client over UDP, so the box cannot be used to
-    /// amplify traffic at a spoofed victim. A client inside `allow_from` is one address (an
-    /// IPv6 /64), so a boot storm on a voice VLAN's /24 is not one client; any other source is
-    /// its whole /24 (IPv4) or /56 (IPv6). Over TCP the same number of queries per second per
-    /// client, over all its connections: beyond it each answer waits (TCP is not spoofed, so
-    /// it is slowed rather than dropped). 0 turns both off.
+    /// Answers per second allowed to one client, over UDP and TCP together (one budget, so
+    /// switching transport does not double it), so the box cannot be used to amplify traffic
+    /// at a spoofed victim. A client inside `allow_from` is one address (an IPv6 /64), so a
+    /// boot storm on a voice VLAN's /24 is not one client; any other source is its whole /24
+    /// (IPv4) or /56 (IPv6). Beyond it a UDP query is answered truncated or not at all, and a
+    /// TCP query, over any of the client's connections, waits for its answer (TCP is not
+    /// spoofed, so it is slowed rather than dropped). 0 turns both off.
     pub rate_limit: u32,
     /// Forwarded answers kept in the cache (entries).
     pub cache_size: usize,

@@ -62,14 +62,16 @@ pub async fn serve(
         config.allow_from.clone(),
         stats,
     ));
+    // One budget per client over UDP and TCP, so switching transport does not double it.
+    let limiter = Arc::new(rrl::SharedLimiter::new(config.rate_limit));
     server::serve(
         sockets,
         responder,
-        config.rate_limit,
+        limiter.clone(),
         tcp::Admission::new(
             config.tcp_max_connections,
             config.tcp_connections_per_client,
-            config.rate_limit,
+            limiter,
         ),
         Duration::from_millis(config.tcp_timeout_ms),
         stop,

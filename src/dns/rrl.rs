@@ -15,9 +15,14 @@
 //! Over TCP ([`RateLimiter::pace`]) the same buckets hold back queries instead: the source is
 //! proven by the handshake and an answer amplifies nothing, so a client over the limit is made
 //! to wait for its answers rather than losing them.
+//!
+//! One budget per client over both transports and every listening socket ([`SharedLimiter`]):
+//! with a bucket per UDP socket and another for TCP, a client got `rate` answers a second over
+//! each, twice (or more) what `dns.rate_limit` says.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Buckets kept at most; past this, full (idle) buckets are dropped first.
@@ -137,9 +142,74 @@ impl RateLimiter {
     }
 }
 
+/// The buckets every UDP socket and every TCP connection of the responder draw on.
+pub struct SharedLimiter {
+    /// `dns.rate_limit` is 0: nothing to count, so the UDP threads do not take the lock.
+    off: bool,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl SharedLimiter {
+    pub fn new(rate: u32) -> SharedLimiter {
+        SharedLimiter {
+            off: rate == 0,
+            limiter: Mutex::new(RateLimiter::new(rate)),
+        }
+    }
+
+    /// [`RateLimiter::check`] on the shared buckets (a UDP query).
+    pub fn check(&self, ip: IpAddr, allowed: bool, now: Instant) -> Verdict {
+        if self.off {
+            return Verdict::Answer;
+        }
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(ip, allowed, now)
+    }
+
+    /// [`RateLimiter::pace`] on the shared buckets (a TCP query).
+    pub fn pace(&self, ip: IpAddr, allowed: bool, now: Instant) -> Duration {
+        if self.off {
+            return Duration::ZERO;
+        }
+        self.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pace(ip, allowed, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers over UDP and over TCP come out of one budget: a client that spent it over one
+    /// transport is held back over the other.
+    #[test]
+    fn udp_and_tcp_share_one_budget() {
+        let shared = SharedLimiter::new(10);
+        let t0 = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(shared.check(a, true, t0), Verdict::Answer);
+        }
+        assert_eq!(
+            shared.pace(a, true, t0),
+            Duration::from_millis(100),
+            "TCP after UDP"
+        );
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..10 {
+            assert!(shared.pace(b, true, t0).is_zero());
+        }
+        assert_eq!(shared.check(b, true, t0), Verdict::Slip, "UDP after TCP");
+        assert_eq!(
+            SharedLimiter::new(0).check(a, true, t0),
+            Verdict::Answer,
+            "off"
+        );
+    }
 
     #[test]
     fn limits_per_network_and_refills() {

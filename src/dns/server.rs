@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::fast::slip;
 use super::handler::Responder;
 use super::respond::{encode, udp_limit};
-use super::rrl::{RateLimiter, Verdict};
+use super::rrl::{SharedLimiter, Verdict};
 use super::stats::Stats;
 use super::tcp::{self, Admission};
 use crate::supervise::{Watched, any_failed};
@@ -97,7 +97,7 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(
     sockets: DnsSockets,
     responder: Arc<Responder>,
-    rate_limit: u32,
+    limiter: Arc<SharedLimiter>,
     tcp_admission: Arc<Admission>,
     tcp_timeout: Duration,
     stop: watch::Receiver<bool>,
@@ -107,9 +107,14 @@ pub async fn serve(
     let mut threads = Vec::new();
     let mut failed = None;
     for sock in sockets.udp {
-        let (responder, stopping, runtime) = (responder.clone(), stopping.clone(), runtime.clone());
+        let (responder, limiter, stopping, runtime) = (
+            responder.clone(),
+            limiter.clone(),
+            stopping.clone(),
+            runtime.clone(),
+        );
         let spawned = Watched::spawn("UDP thread", "dns-udp", move || {
-            udp_loop(sock, responder, runtime, rate_limit, stopping);
+            udp_loop(sock, responder, runtime, &limiter, stopping);
             Ok::<(), std::convert::Infallible>(())
         });
         match spawned {
@@ -140,11 +145,10 @@ fn udp_loop(
     sock: UdpSocket,
     responder: Arc<Responder>,
     runtime: tokio::runtime::Handle,
-    rate_limit: u32,
+    limiter: &SharedLimiter,
     stopping: Arc<AtomicBool>,
 ) {
     let sock = Arc::new(sock);
-    let mut limiter = RateLimiter::new(rate_limit);
     let inflight = Arc::new(AtomicUsize::new(0));
     let mut buf = vec![0u8; 65_536];
     let mut seen = responder.zone.generation();

@@ -14,16 +14,16 @@
 //! while one left queued waits out its own timeout, and a closed socket costs nothing to keep.
 //!
 //! Bounding connections does not bound queries: one connection can carry any number. A client's
-//! queries over all its connections are paced to `dns.rate_limit` per second (the UDP limit,
-//! counted per client the same way): past it each query waits for its answer, and the client
-//! cannot make the responder (or the upstream it forwards to) do more. Waiting, not closing: a
+//! queries over all its connections are paced to `dns.rate_limit` per second, out of the same
+//! budget as its UDP queries (one per client over both, see `rrl`): past it each query waits
+//! for its answer, and the client cannot make the responder (or the upstream it forwards to) do
+//! more, nor get a second budget by switching transport. Waiting, not closing: a
 //! resolver that batches a burst over TCP loses nothing, and a connection that waits holds
 //! only the descriptor it was already admitted with.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -33,8 +33,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::handler::Responder;
 use super::respond::encode;
-use super::rrl::RateLimiter;
+use super::rrl::SharedLimiter;
 use super::stats::Stats;
+use crate::per_source::{OpenPerSource, SourcePlace};
 use crate::supervise::join_failure;
 
 /// How long the accept loop pauses after the process ran out of descriptors (EMFILE/ENFILE) or
@@ -45,10 +46,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Admission {
     slots: Arc<Semaphore>,
     max: usize,
-    per_client: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
-    /// Queries per second per client, over all of its connections.
-    queries: Mutex<RateLimiter>,
+    /// Connections open per client: an IPv4 address or an IPv6 /64 (see `per_source`).
+    per_client: Arc<OpenPerSource>,
+    /// Queries per second per client, over all of its connections and its UDP queries.
+    queries: Arc<SharedLimiter>,
 }
 
 /// Why an accepted connection was closed at once.
@@ -59,84 +60,43 @@ pub enum Refusal {
     ClientFull,
 }
 
-/// An admitted connection's place; dropping it frees the place.
+/// An admitted connection's place, in its client's count and in the total; dropping it frees
+/// both.
 pub struct Ticket {
-    admission: Arc<Admission>,
-    client: IpAddr,
+    _client: SourcePlace,
     _slot: OwnedSemaphorePermit,
 }
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut open = self
-            .admission
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.client) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.client);
-            }
-        }
-    }
-}
-
-/// The key a client's connections are counted under: its IPv4 address, or its IPv6 /64 (one
-/// host is usually given a whole /64, so counting single IPv6 addresses would bound nothing).
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 impl Admission {
-    /// `rate`: queries per second per client (0: unlimited).
-    pub fn new(max: usize, per_client: usize, rate: u32) -> Arc<Admission> {
+    /// `queries`: the responder's per-client budgets, shared with its UDP sockets.
+    pub fn new(max: usize, per_client: usize, queries: Arc<SharedLimiter>) -> Arc<Admission> {
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(max)),
             max,
-            per_client,
-            open: Mutex::new(HashMap::new()),
-            queries: Mutex::new(RateLimiter::new(rate)),
+            per_client: OpenPerSource::new(per_client),
+            queries,
         })
     }
 
     /// How long the query just read from `peer` waits before it is answered. Every admitted
     /// source is inside `allow_from`, so it is counted as one address (an IPv6 /64).
     fn pace(&self, peer: IpAddr, now: Instant) -> Duration {
-        self.queries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pace(peer, true, now)
+        self.queries.pace(peer, true, now)
     }
 
     /// Admits a connection from `peer` (`allowed`: inside `allow_from`), or says why not.
-    pub fn admit(self: &Arc<Self>, peer: IpAddr, allowed: bool) -> Result<Ticket, Refusal> {
+    pub fn admit(&self, peer: IpAddr, allowed: bool) -> Result<Ticket, Refusal> {
         if !allowed {
             return Err(Refusal::NotAllowed);
         }
-        let client = client_key(peer);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.get(&client).is_some_and(|&n| n >= self.per_client) {
-            return Err(Refusal::ClientFull);
-        }
+        let client = self.per_client.take(peer).ok_or(Refusal::ClientFull)?;
         let slot = self
             .slots
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refusal::Full)?;
-        *open.entry(client).or_insert(0) += 1;
         Ok(Ticket {
-            admission: self.clone(),
-            client,
+            _client: client,
             _slot: slot,
         })
     }
@@ -304,9 +264,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn unlimited() -> Arc<SharedLimiter> {
+        Arc::new(SharedLimiter::new(0))
+    }
+
     #[test]
     fn disallowed_sources_are_refused_before_counting() {
-        let a = Admission::new(1, 1, 0);
+        let a = Admission::new(1, 1, unlimited());
         assert_eq!(
             a.admit(ip("192.0.2.1"), false).err(),
             Some(Refusal::NotAllowed)
@@ -316,7 +280,7 @@ mod tests {
 
     #[test]
     fn caps_per_client_and_in_total_and_frees_on_drop() {
-        let a = Admission::new(3, 2, 0);
+        let a = Admission::new(3, 2, unlimited());
         let one = a.admit(ip("10.0.0.1"), true).unwrap();
         let _two = a.admit(ip("10.0.0.1"), true).unwrap();
         assert_eq!(
@@ -328,7 +292,7 @@ mod tests {
         drop(one);
         assert!(a.admit(ip("10.0.0.1"), true).is_ok());
         assert_eq!(
-            a.open.lock().unwrap().len(),
+            a.per_client.sources(),
             2,
             "a refused client leaves no entry"
         );
@@ -336,7 +300,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_per_64_and_mapped_v4_as_v4() {
-        let a = Admission::new(10, 1, 0);
+        let a = Admission::new(10, 1, unlimited());
         let _x = a.admit(ip("2001:db8::1"), true).unwrap();
         assert_eq!(
             a.admit(ip("2001:db8::2"), true).err(),
