@@ -73,6 +73,15 @@ pub struct PhoneConfig {
     /// closes, so a flood of connections slows phones down instead of exhausting memory. A boot
     /// storm at 3,500 phones a second keeps about a hundred open (~30 ms each).
     pub max_connections: usize,
+    /// Phone connections open at once from one source: an IPv4 address (IPv4-mapped IPv6 counts
+    /// as its IPv4) or an IPv6 /64. Without it one host holding connections idle, or flooding
+    /// handshakes, could take every one of `max_connections` and starve every other phone; a
+    /// connection beyond it is closed as soon as it is accepted, before its TLS handshake.
+    /// Not set: a quarter of `max_connections`, rounded up (512 by default), which phones
+    /// behind one NAT and a boot-storm simulator at the documented concurrency stay under;
+    /// 0: no per-address limit. At most `max_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
     /// Failed HTTP-credential attempts per device before its credentials are locked.
     pub auth_max_failures: u32,
     /// How long locked HTTP credentials stay locked.
@@ -126,9 +135,19 @@ impl Default for PhoneConfig {
             header_timeout_ms: 10_000,
             send_timeout_ms: 30_000,
             max_connections: 2_048,
+            max_connections_per_address: None,
             auth_max_failures: 5,
             auth_lockout_secs: 900,
         }
+    }
+}
+
+impl PhoneConfig {
+    /// `max_connections_per_address` as applied: a quarter of `max_connections` (rounded up,
+    /// so never 0) when the file leaves it out; 0 means no per-address limit.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or(self.max_connections.div_ceil(4))
     }
 }
 
@@ -245,6 +264,18 @@ impl Config {
             return Err(invalid(
                 "phone.max_connections",
                 &format!("must be 1 to {MAX_PHONE_CONNECTIONS}"),
+            ));
+        }
+        if let Some(n) = self.phone.max_connections_per_address
+            && n > self.phone.max_connections
+        {
+            return Err(invalid(
+                "phone.max_connections_per_address",
+                &format!(
+                    "{n} is more than phone.max_connections ({}): at most that, or 0 for no \
+                     per-address limit",
+                    self.phone.max_connections
+                ),
             ));
         }
         if self.phone.auth_max_failures == 0 {
@@ -615,6 +646,35 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
         let c = parse("[phone]\nmax_connections = 1\n").unwrap();
         assert_eq!(c.phone.max_connections, 1);
+    }
+
+    #[test]
+    fn connections_per_address_default_to_a_quarter_and_are_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.phone.connections_per_address(), 512);
+        let c = parse("[phone]\nmax_connections = 10\n").unwrap();
+        assert_eq!(c.phone.connections_per_address(), 3, "rounded up");
+        let c = parse("[phone]\nmax_connections = 1\n").unwrap();
+        assert_eq!(c.phone.connections_per_address(), 1, "never 0 by default");
+        let c = parse("[phone]\nmax_connections_per_address = 0\n").unwrap();
+        assert_eq!(c.phone.connections_per_address(), 0, "off");
+        let c = parse("[phone]\nmax_connections = 8\nmax_connections_per_address = 8\n").unwrap();
+        assert_eq!(c.phone.connections_per_address(), 8);
+
+        let err = parse("[phone]\nmax_connections = 8\n\nmax_connections_per_address = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "line 4: phone.max_connections_per_address: 9 is more than \
+                 phone.max_connections (8)"
+            ),
+            "{err}"
+        );
+        let err = parse("[phone]\nmax_connections_per_address = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_connections_per_address"), "{err}");
     }
 
     #[test]

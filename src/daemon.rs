@@ -317,7 +317,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let dns_stats = Arc::new(crate::dns::Stats::default());
     let metrics = Arc::new(crate::metrics::Metrics::new(Arc::new(
-        ConnectionLimit::new(config.phone.max_connections),
+        ConnectionLimit::new(
+            config.phone.max_connections,
+            config.phone.connections_per_address(),
+        ),
     )));
     let phone_state = PhoneState::new(
         store.clone(),
@@ -352,7 +355,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         connections: metrics.phone_connections.clone(),
     });
     let admin_limits = Arc::new(Limits {
-        connections: Arc::new(ConnectionLimit::new(ADMIN_CONNECTIONS)),
+        connections: Arc::new(ConnectionLimit::new(ADMIN_CONNECTIONS, 0)),
         handshakes: metrics.admin_handshakes.clone(),
         ..*limits
     });

@@ -100,6 +100,20 @@ impl Metrics {
             "Phone connections that may be open at once (phone.max_connections); beyond it new ones wait to be accepted.",
             self.phone_connections.max(),
         );
+        sample(
+            out,
+            "edgeprov_phone_connections_per_address_limit",
+            "gauge",
+            "Phone connections one address (IPv6: one /64) may have open at once (phone.max_connections_per_address; 0: no such limit).",
+            self.phone_connections.per_address(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgeprov_phone_connections_refused_total Phone connections closed as soon as accepted, by reason (per_address: their address already had phone.max_connections_per_address open).\n\
+             # TYPE edgeprov_phone_connections_refused_total counter\n\
+             edgeprov_phone_connections_refused_total{{reason=\"per_address\"}} {}",
+            self.phone_connections.refused_per_address()
+        );
     }
 }
 
@@ -117,7 +131,7 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let m = Metrics::new(Arc::new(ConnectionLimit::new(5)));
+        let m = Metrics::new(Arc::new(ConnectionLimit::new(5, 2)));
         m.request("device", 200);
         m.request("device", 200);
         m.request("common", 404);
@@ -146,5 +160,10 @@ mod tests {
         assert!(out.contains("# TYPE edgeprov_devices gauge\nedgeprov_devices 7\n"));
         assert!(out.contains("\nedgeprov_phone_connections 0\n"));
         assert!(out.contains("\nedgeprov_phone_connections_limit 5\n"));
+        assert!(out.contains("\nedgeprov_phone_connections_per_address_limit 2\n"));
+        assert!(out.contains(
+            "# TYPE edgeprov_phone_connections_refused_total counter\n\
+             edgeprov_phone_connections_refused_total{reason=\"per_address\"} 0\n"
+        ));
     }
 }

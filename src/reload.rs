@@ -85,6 +85,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             o.max_connections != n.max_connections,
         ),
         (
+            "phone.max_connections_per_address",
+            o.max_connections_per_address != n.max_connections_per_address,
+        ),
+        (
             "phone.auth_max_failures",
             o.auth_max_failures != n.auth_max_failures,
         ),
@@ -192,6 +196,8 @@ mod tests {
                 "admin.listen"
             ]
         );
+        new.phone.max_connections_per_address = Some(10);
+        assert!(restart_needed(&old, &new).contains(&"phone.max_connections_per_address"));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
@@ -21,6 +21,8 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::per_source::{OpenPerSource, SourcePlace};
 
 /// Largest request head accepted (request line + headers); beyond it hyper answers 431.
 const MAX_HEAD: usize = 16 * 1024;
@@ -55,21 +57,104 @@ pub struct Limits {
 /// connection it accepted last (its socket only, unread) and accepts no more, so further
 /// connections wait in the kernel's listen queue (and, when that is full, phones retry their
 /// SYN) instead of taking memory until the box runs out.
+///
+/// Within that, each source address (an IPv4 address or IPv6 /64, see `per_source`) may hold
+/// at most `per_address`: otherwise one host holding idle connections, or flooding handshakes,
+/// could take every slot and starve every other phone. A connection beyond it is closed as
+/// soon as it is accepted, before anything is read or a handshake started, so refusing it
+/// costs the box next to nothing and holds no slot.
 pub struct ConnectionLimit {
     slots: Arc<Semaphore>,
     max: usize,
+    /// Connections open per source address; `None`: no per-address limit.
+    per_address: Option<Arc<OpenPerSource>>,
+    /// Connections closed at accept because their address had `per_address` open.
+    refused_per_address: AtomicU64,
+    refusal_log: Mutex<RefusalLog>,
 }
 
+/// The least time between two log lines about refused connections: a host that floods
+/// connections must not flood the journal too (the metric counts every refusal).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Refusals not yet logged, and when the last line was written.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// Counts one refusal at `now`; answers how many to report in a log line when one is due
+    /// (the first refusal, then at most one line per [`REFUSAL_LOG_EVERY`]).
+    fn refused(&mut self, now: Instant) -> Option<u64> {
+        self.unlogged += 1;
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+/// An accepted connection's address already has its limit of connections open.
+struct OverAddressLimit;
+
 impl ConnectionLimit {
-    pub fn new(max: usize) -> Self {
+    /// `per_address`: connections one source address may have open; 0 for no such limit.
+    pub fn new(max: usize, per_address: usize) -> Self {
         ConnectionLimit {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            per_address: (per_address > 0).then(|| OpenPerSource::new(per_address)),
+            refused_per_address: AtomicU64::new(0),
+            refusal_log: Mutex::default(),
         }
     }
 
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// Connections one source address may have open; 0 when there is no such limit.
+    pub fn per_address(&self) -> usize {
+        self.per_address.as_ref().map_or(0, |p| p.limit())
+    }
+
+    /// Connections closed at accept because their address had its limit open.
+    pub fn refused_per_address(&self) -> u64 {
+        self.refused_per_address.load(Ordering::Relaxed)
+    }
+
+    /// `peer`'s place in its address's count (`None` when there is no per-address limit), or
+    /// the refusal, counted and logged, when the address already has its limit open.
+    fn address_place(&self, peer: SocketAddr) -> Result<Option<SourcePlace>, OverAddressLimit> {
+        let Some(per_address) = &self.per_address else {
+            return Ok(None);
+        };
+        if let Some(place) = per_address.take(peer.ip()) {
+            return Ok(Some(place));
+        }
+        self.refused_per_address.fetch_add(1, Ordering::Relaxed);
+        let due = self
+            .refusal_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused(Instant::now());
+        if let Some(refused) = due {
+            tracing::warn!(
+                peer = %peer.ip(),
+                refused,
+                limit = per_address.limit(),
+                "phone connections closed at accept: their address already had \
+                 phone.max_connections_per_address open (logged at most every 10 s; \
+                 edgeprov_phone_connections_refused_total counts them all)"
+            );
+        }
+        Err(OverAddressLimit)
     }
 
     /// Connections open now.
@@ -131,6 +216,11 @@ pub async fn accept_loop<F, S, B>(
                 }
             },
         };
+        // Over its address's limit: closed now, unread, before it waits for a slot.
+        let Ok(place) = limits.connections.address_place(peer) else {
+            drop(tcp);
+            continue;
+        };
         let slot = tokio::select! {
             _ = stop.changed() => break,
             slot = limits.connections.slot() => slot,
@@ -140,7 +230,9 @@ pub async fn accept_loop<F, S, B>(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
+            // Both are given back when the task ends, however it ends (also by a panic).
             let _slot = slot;
+            let _place = place;
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -494,6 +586,39 @@ impl AsyncWrite for HoldTicket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_logged_at_most_once_per_interval_with_their_count() {
+        let mut log = RefusalLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.refused(t0), Some(1), "the first one at once");
+        for ms in [1, 500, 9_999] {
+            assert_eq!(log.refused(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(log.refused(t0 + REFUSAL_LOG_EVERY), Some(4));
+        assert_eq!(log.refused(t0 + REFUSAL_LOG_EVERY), None);
+    }
+
+    #[tokio::test]
+    async fn an_address_over_its_limit_is_refused_and_counted() {
+        let limit = ConnectionLimit::new(10, 2);
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let first = limit.address_place(a).ok().flatten().unwrap();
+        let _second = limit.address_place(a).ok().flatten().unwrap();
+        assert!(limit.address_place(a).is_err());
+        assert!(limit.address_place(b).is_ok(), "another address");
+        assert_eq!(limit.refused_per_address(), 1);
+        drop(first);
+        assert!(limit.address_place(a).is_ok(), "a place given back");
+
+        let unlimited = ConnectionLimit::new(10, 0);
+        assert_eq!(unlimited.per_address(), 0);
+        assert!(
+            unlimited.address_place(a).ok().unwrap().is_none(),
+            "not counted"
+        );
+    }
 
     #[tokio::test]
     async fn accepted_sockets_inherit_nodelay_from_the_listener() {

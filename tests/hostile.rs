@@ -222,9 +222,10 @@ async fn an_idle_listener_holds_no_connection_slot() {
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_free_one() {
     let d = Daemon::start();
+    // One address stands for every phone here: no per-address limit.
     let config = std::fs::read_to_string(d.config_path()).unwrap().replace(
         "header_timeout_ms = 1000",
-        "header_timeout_ms = 30000\nmax_connections = 2",
+        "header_timeout_ms = 30000\nmax_connections = 2\nmax_connections_per_address = 0",
     );
     std::fs::write(d.config_path(), config).unwrap();
     let d = d.restart();
@@ -267,15 +268,145 @@ async fn connections_beyond_the_limit_wait_for_a_free_one() {
     assert_eq!(status_of(&String::from_utf8_lossy(&out)), 200, "{out:?}");
 }
 
+/// A connection to `addr` from `source` (any 127/8 address is this machine's, so one test can
+/// be several hosts).
+async fn connect_from(source: &str, addr: std::net::SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+/// A plain HTTP request for the common settings file from `source`, and what came back before
+/// the server closed (nothing, when it closed without answering).
+async fn settings_from(source: &str, addr: std::net::SocketAddr) -> String {
+    let mut s = connect_from(source, addr).await;
+    let _ = s
+        .write_all(b"GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the server closed `conn` within `within`.
+async fn closed(conn: &mut TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, conn.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// One address cannot take every phone connection slot. With `max_connections = 8` (so
+/// `max_connections_per_address` is 2) a host opening eight idle connections, TLS and plain,
+/// keeps two; the other six are closed as soon as they are accepted, before any TLS
+/// handshake, counted, and logged in one line. A phone at another address is served
+/// meanwhile, and the host is served again once it closes one of its two.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection_slot() {
+    let d = Daemon::start();
+    let config = std::fs::read_to_string(d.config_path())
+        .unwrap()
+        .replace(
+            "handshake_timeout_ms = 1000",
+            "handshake_timeout_ms = 30000",
+        )
+        .replace(
+            "header_timeout_ms = 1000",
+            "header_timeout_ms = 30000\nmax_connections = 8",
+        );
+    std::fs::write(d.config_path(), config).unwrap();
+    let d = d.restart();
+    let http = d.http.unwrap();
+
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.0.1", d.https).await);
+        held.push(connect_from("127.0.0.1", http).await);
+    }
+    // Until the daemon has taken all eight (held or closed), so the phone comes after them.
+    let refused = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("edgeprov_phone_connections_refused_total{reason=\"per_address\"} ")
+            })
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = d.metrics().await;
+        if metric(&text, "edgeprov_phone_connections") + refused(&text) == 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let phone = settings_from("127.0.0.2", http).await;
+    assert_eq!(
+        status_of(&phone),
+        200,
+        "a phone at another address is starved: {phone:?}"
+    );
+
+    let text = d.metrics().await;
+    assert_eq!(metric(&text, "edgeprov_phone_connections"), 2, "{text}");
+    assert_eq!(refused(&text), 6, "{text}");
+    assert_eq!(
+        metric(&text, "edgeprov_phone_connections_per_address_limit"),
+        2
+    );
+    for result in ["failed", "timeout"] {
+        assert!(
+            text.contains(&format!(
+                "edgeprov_tls_handshakes_total{{listener=\"phone\",result=\"{result}\"}} 0\n"
+            )),
+            "a refused connection began no handshake: {text}"
+        );
+    }
+    let mut kept = Vec::new();
+    for mut conn in held {
+        if !closed(&mut conn, Duration::from_millis(200)).await {
+            kept.push(conn);
+        }
+    }
+    assert_eq!(kept.len(), 2, "the address keeps its limit of connections");
+    let refused = settings_from("127.0.0.1", http).await;
+    assert!(refused.is_empty(), "answered over the limit: {refused:?}");
+    let lines = d
+        .log()
+        .matches("phone connections closed at accept")
+        .count();
+    assert_eq!(
+        lines,
+        1,
+        "refusals are logged, not one line each:\n{}",
+        d.log()
+    );
+
+    // One of its connections closes: the address is served again.
+    drop(kept.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = settings_from("127.0.0.1", http).await;
+        if status_of(&again) == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {again:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Clients that send requests and never read the answers cannot keep the connection slots:
 /// once one has taken nothing for `phone.send_timeout_ms`, its connection is closed, on the TLS
 /// port and on plain HTTP, and the phone waiting behind them is served.
 #[tokio::test]
 async fn clients_that_never_read_lose_their_connections() {
     let d = Daemon::start();
+    // One address stands for every client here: no per-address limit.
     let config = std::fs::read_to_string(d.config_path()).unwrap().replace(
         "header_timeout_ms = 1000",
-        "header_timeout_ms = 1000\nsend_timeout_ms = 1000\nmax_connections = 2",
+        "header_timeout_ms = 1000\nsend_timeout_ms = 1000\nmax_connections = 2\n\
+         max_connections_per_address = 0",
     );
     std::fs::write(d.config_path(), config).unwrap();
     let d = d.restart();
