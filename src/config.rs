@@ -570,13 +570,17 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     /// docs/configuration.md (shipped with the package) names every key of the tables it
     /// documents, so a key added to the code cannot be left out of it.
     #[test]
-    fn the_reference_names_every_dns_dhcp_and_cloud_key() {
+    fn the_reference_names_every_key_it_documents() {
         let doc = include_str!("../docs/configuration.md");
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         for table in ["dns", "dhcp", "cloud"] {
             for key in defaults[table].as_table().unwrap().keys() {
                 assert!(doc.contains(&format!("| `{key}` |")), "{table}.{key}");
             }
+        }
+        // The phone listener's connection limits are there too, with why one address is limited.
+        for key in ["max_connections", "max_connections_per_address"] {
+            assert!(doc.contains(&format!("| `{key}` |")), "phone.{key}");
         }
         let subnet: crate::dhcp::config::SubnetConfig =
             toml::from_str("network = \"192.0.2.0/24\"").unwrap();
