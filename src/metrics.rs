@@ -1,5 +1,5 @@
 //! Counters for Prometheus: phone requests by file kind and status, TLS handshakes by listener
-//! and result, and the phone connections open. Other services keep their own counters (DHCP `Stats`, the
+//! and result, the phone connections open, their limits, and those refused at accept. Other services keep their own counters (DHCP `Stats`, the
 //! sync status); the admin API renders them all in the Prometheus text format.
 
 use std::collections::BTreeMap;

@@ -599,8 +599,8 @@ mod tests {
         assert_eq!(log.refused(t0 + REFUSAL_LOG_EVERY), None);
     }
 
-    #[tokio::test]
-    async fn an_address_over_its_limit_is_refused_and_counted() {
+    #[test]
+    fn an_address_over_its_limit_is_refused_and_counted() {
         let limit = ConnectionLimit::new(10, 2);
         let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
