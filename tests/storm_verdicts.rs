@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use serde_json::Value;
@@ -21,6 +22,16 @@ enum Framing {
     KeepAlive,
     /// `Connection: close`, then the connection is closed.
     Close,
+    /// Keep-alive headers, but the connection is closed after the first answer all the same:
+    /// a server timing out an idle connection just after an answer.
+    SilentClose,
+    /// Keep-alive headers; the first request on a connection is answered, the next one read and
+    /// the connection closed without a byte of answer: the server's idle close crossing the
+    /// phone's next request.
+    CloseUnderNextRequest,
+    /// Only the very first request the server sees is answered; every later one, on any
+    /// connection, is read and its connection closed without an answer.
+    AnswerOnce,
 }
 
 /// A static file server on loopback whose CA (and key) the storm mints its phones from.
@@ -100,17 +111,19 @@ async fn serve(
 ) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let root = Arc::new(root);
+    let answered = Arc::new(AtomicBool::new(false));
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
         };
-        let (acceptor, root) = (acceptor.clone(), root.clone());
+        let (acceptor, root, answered) = (acceptor.clone(), root.clone(), answered.clone());
         tokio::spawn(async move {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
                 return;
             };
             let mut pending = Vec::new();
             let mut chunk = [0u8; 4096];
+            let mut requests = 0;
             loop {
                 let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") else {
                     match tls.read(&mut chunk).await {
@@ -122,11 +135,21 @@ async fn serve(
                 let head = String::from_utf8_lossy(&pending[..end]).into_owned();
                 pending.drain(..end + 4);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                requests += 1;
+                let unanswered = match framing {
+                    Framing::CloseUnderNextRequest => requests > 1,
+                    Framing::AnswerOnce => answered.swap(true, Ordering::SeqCst),
+                    _ => false,
+                };
+                if unanswered {
+                    let _ = tls.shutdown().await;
+                    return;
+                }
                 let answer = answer(&root, &path, framing);
                 if tls.write_all(&answer).await.is_err() {
                     return;
                 }
-                if matches!(framing, Framing::Close) {
+                if matches!(framing, Framing::Close | Framing::SilentClose) {
                     let _ = tls.shutdown().await;
                     return;
                 }
@@ -145,8 +168,8 @@ fn answer(root: &Path, path: &str, framing: Framing) -> Vec<u8> {
         None => ("404 Not Found", b"not found\n".to_vec()),
     };
     let connection = match framing {
-        Framing::KeepAlive => "",
         Framing::Close => "connection: close\r\n",
+        _ => "",
     };
     let mut out = format!(
         "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{connection}\r\n",
@@ -168,12 +191,48 @@ fn a_server_that_closes_after_each_answer_passes() {
     assert_eq!(r["errors"], 0, "{r}");
     assert_eq!(r["requests"], 15, "{r}");
     assert_eq!(r["full_handshakes"], 15, "{r}");
+    // Said so: no reconnect.
+    assert_eq!(r["reconnects"], 0, "{r}");
 
     // Over keep-alive, the same tree: one handshake per phone.
     let server = Server::start("avaya", 5, &[], Framing::KeepAlive);
     let (r, success) = server.storm("avaya", 5, &[]);
     assert!(success, "{r}");
     assert_eq!(r["full_handshakes"], 5, "{r}");
+}
+
+/// A server that closes a kept-alive connection without saying so (no `Connection: close`) is
+/// still a server phones boot from: a phone reconnects, and a request that crossed the close
+/// before any byte of its answer is asked again on a new connection (a new full handshake),
+/// counted as a reconnect, not an error.
+#[test]
+fn a_server_that_closes_kept_alive_connections_silently_passes_with_reconnects() {
+    for framing in [Framing::CloseUnderNextRequest, Framing::SilentClose] {
+        let server = Server::start("avaya", 5, &[], framing);
+        let (r, success) = server.storm("avaya", 5, &[]);
+        assert!(success, "{r}");
+        assert_eq!(r["ok"], 5, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["requests"], 15, "{r}");
+        assert_eq!(r["reconnects"], 10, "{r}");
+        assert_eq!(r["full_handshakes"], 15, "{r}");
+    }
+}
+
+/// The retry is one: when the request asked again on a new connection goes unanswered too, the
+/// phone fails with an `http` error (and does not retry forever).
+#[test]
+fn a_retry_that_goes_unanswered_too_is_an_error() {
+    let server = Server::start("avaya", 1, &[], Framing::AnswerOnce);
+    let (r, success) = server.storm("avaya", 1, &[]);
+    assert!(!success, "{r}");
+    assert_eq!(r["ok"], 0, "{r}");
+    assert_eq!(r["requests"], 1, "{r}");
+    assert_eq!(r["reconnects"], 1, "{r}");
+    assert_eq!(r["full_handshakes"], 2, "{r}");
+    assert_eq!(r["errors"], 1, "{r}");
+    assert_eq!(r["errors_by_kind"]["http"], 1, "{r}");
+    assert_eq!(r["files"]["46xxsettings.txt"]["errors"], 1, "{r}");
 }
 
 /// A server that answers 200 with an empty file, or with an HTML page for any path (a web

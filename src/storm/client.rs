@@ -4,9 +4,10 @@
 //! Connections: by default a phone opens one connection, makes one full handshake and fetches its
 //! whole sequence over it (keep-alive), the way HTTP/1.1 clients in current phone firmware
 //! behave; when the server closes it after an answer, the phone opens a new one for its next
-//! file. With `--resume-sessions` it opens a new connection for every file and resumes the
-//! TLS session of its first one, which measures the server's resumption path (phones that
-//! close after each file).
+//! file (a reconnect when the server closed it without saying so; see `boot`). With
+//! `--resume-sessions` it opens a new connection for every file and resumes the TLS session of
+//! its first one, which measures the server's resumption path (phones that close after each
+//! file).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use rustls::HandshakeKind;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use super::counted::{BytesRead, Counted};
 use super::phone::{Phone, Step, firmware_named};
 use super::stats::{ErrorKind, Tally};
 
@@ -44,44 +46,85 @@ const FIRMWARE_LABEL: &str = "firmware";
 /// make the simulator's memory grow with what a server sends (images are counted, not kept).
 const MAX_KEPT: usize = 8 << 20;
 
+/// A phone's open connection.
+struct Conn {
+    sender: SendRequest<Empty<Bytes>>,
+    read: BytesRead,
+    /// The last answer on it said the server would close it (`Connection: close`, or HTTP/1.0
+    /// without keep-alive): a new connection for the next file is then no reconnect.
+    closing: bool,
+}
+
+/// One answered request.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    len: usize,
+    took: Duration,
+}
+
 /// Boots one phone; counts everything in `tally`; true when every file arrived and checked out.
+///
+/// A server may close an idle keep-alive connection without saying so, and the phone's next
+/// request can cross the close. A phone then reconnects, and an HTTP client retries an
+/// idempotent GET whose connection closed before any byte of the answer; so the simulator opens
+/// a new connection (a new handshake) and asks once more, counted as a reconnect, and counts an
+/// error only when that fails too.
 pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mut Tally) -> bool {
     let agent = phone.user_agent();
     let mut steps = phone.sequence(plan.device_only);
-    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut conn: Option<Conn> = None;
     let mut all_ok = true;
     let mut firmware_asked = false;
     let mut i = 0;
     while let Some(step) = steps.get(i).cloned() {
         i += 1;
-        if plan.resume || !reusable(&mut sender, plan.timeout).await {
+        let reused = match conn.as_mut() {
+            Some(c) if !plan.resume => {
+                let open = reusable(&mut c.sender, plan.timeout).await;
+                if !open && !c.closing {
+                    tally.reconnects += 1;
+                }
+                open
+            }
+            _ => false,
+        };
+        if !reused {
             match connect(plan, tls.clone(), tally).await {
-                Ok(s) => sender = Some(s),
+                Ok(c) => conn = Some(c),
                 Err(kind) => {
                     tally.error(Some(step.label), kind);
                     return false;
                 }
             }
         }
-        let Some(s) = sender.as_mut() else {
+        let Some(c) = conn.as_mut() else {
             return false;
         };
         let keep_body = step.label != FIRMWARE_LABEL;
-        let started = Instant::now();
-        let fetched = tokio::time::timeout(
-            plan.timeout,
-            fetch(s, &step.path, &plan.authority, &agent, keep_body),
-        )
-        .await
-        .unwrap_or(Err(ErrorKind::Timeout));
-        let (status, body, len) = match fetched {
+        let mut answer = ask(c, &step.path, plan, &agent, keep_body).await;
+        if reused && matches!(answer, Err(Failed::Unanswered(_))) {
+            tally.reconnects += 1;
+            match connect(plan, tls.clone(), tally).await {
+                Ok(fresh) => {
+                    answer = ask(conn.insert(fresh), &step.path, plan, &agent, keep_body).await
+                }
+                Err(kind) => answer = Err(Failed::Broken(kind)),
+            }
+        }
+        let Answer {
+            status,
+            body,
+            len,
+            took,
+        } = match answer {
             Ok(answer) => answer,
-            Err(kind) => {
+            Err(Failed::Unanswered(kind) | Failed::Broken(kind)) => {
                 tally.error(Some(step.label), kind);
                 return false;
             }
         };
-        tally.answered(step.label, started.elapsed(), len);
+        tally.answered(step.label, took, len);
         if status != 200 {
             tally.error(Some(step.label), ErrorKind::Status(status));
             all_ok = false;
@@ -127,11 +170,53 @@ pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mu
 /// an answer (`Connection: close`, or an HTTP/1.0 answer without keep-alive), as HTTP/1.1
 /// allows; a phone then opens a new one for its next file, and so does the simulator, instead of
 /// counting the server's legitimate close as a broken connection.
-async fn reusable(sender: &mut Option<SendRequest<Empty<Bytes>>>, timeout: Duration) -> bool {
-    let Some(s) = sender.as_mut() else {
-        return false;
-    };
-    matches!(tokio::time::timeout(timeout, s.ready()).await, Ok(Ok(())))
+async fn reusable(sender: &mut SendRequest<Empty<Bytes>>, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, sender.ready()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Why a request got no usable answer.
+enum Failed {
+    /// Failed before any byte of an answer arrived (not by the deadline): the server may have
+    /// closed the connection as the request crossed it, and asking again is safe.
+    Unanswered(ErrorKind),
+    /// Timed out, or broke part way through the answer.
+    Broken(ErrorKind),
+}
+
+/// One GET of `path` on `conn` within the deadline; records whether the server said it closes.
+async fn ask(
+    conn: &mut Conn,
+    path: &str,
+    plan: &Plan,
+    agent: &str,
+    keep_body: bool,
+) -> Result<Answer, Failed> {
+    let read_before = conn.read.get();
+    let started = Instant::now();
+    let fetched = tokio::time::timeout(
+        plan.timeout,
+        fetch(&mut conn.sender, path, &plan.authority, agent, keep_body),
+    )
+    .await
+    .unwrap_or(Err(ErrorKind::Timeout));
+    match fetched {
+        Ok(f) => {
+            conn.closing = f.closing;
+            Ok(Answer {
+                status: f.status,
+                body: f.body,
+                len: f.len,
+                took: started.elapsed(),
+            })
+        }
+        Err(kind) if kind != ErrorKind::Timeout && conn.read.get() == read_before => {
+            Err(Failed::Unanswered(kind))
+        }
+        Err(kind) => Err(Failed::Broken(kind)),
+    }
 }
 
 /// TCP connect and TLS handshake within the deadline; the HTTP connection is driven by its own
@@ -140,7 +225,7 @@ async fn connect(
     plan: &Plan,
     tls: Arc<ClientConfig>,
     tally: &mut Tally,
-) -> Result<SendRequest<Empty<Bytes>>, ErrorKind> {
+) -> Result<Conn, ErrorKind> {
     let started = Instant::now();
     let work = async {
         let tcp = TcpStream::connect(plan.addr)
@@ -152,13 +237,21 @@ async fn connect(
             .await
             .map_err(|_| ErrorKind::Tls)?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        let (stream, read) = Counted::new(stream);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| ErrorKind::Http)?;
         tokio::spawn(conn);
-        Ok::<_, ErrorKind>((sender, resumed))
+        Ok::<_, ErrorKind>((
+            Conn {
+                sender,
+                read,
+                closing: false,
+            },
+            resumed,
+        ))
     };
-    let (sender, resumed) = tokio::time::timeout(plan.timeout, work)
+    let (conn, resumed) = tokio::time::timeout(plan.timeout, work)
         .await
         .unwrap_or(Err(ErrorKind::Timeout))?;
     tally.handshake.record(started.elapsed());
@@ -167,17 +260,26 @@ async fn connect(
     } else {
         tally.full_handshakes += 1;
     }
-    Ok(sender)
+    Ok(conn)
 }
 
-/// One GET; returns the status, the body (when `keep_body`) and the body's length.
+/// What one GET brought back.
+struct Fetched {
+    status: u16,
+    /// The body when asked to keep it.
+    body: Vec<u8>,
+    len: usize,
+    closing: bool,
+}
+
+/// One GET.
 async fn fetch(
     sender: &mut SendRequest<Empty<Bytes>>,
     path: &str,
     authority: &str,
     agent: &str,
     keep_body: bool,
-) -> Result<(u16, Vec<u8>, usize), ErrorKind> {
+) -> Result<Fetched, ErrorKind> {
     sender.ready().await.map_err(|e| classify(&e))?;
     let req = http::Request::get(path)
         .header(header::HOST, authority)
@@ -186,6 +288,7 @@ async fn fetch(
         .map_err(|_| ErrorKind::Http)?;
     let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
     let status = resp.status().as_u16();
+    let closing = announces_close(resp.version(), resp.headers());
     let mut body = resp.into_body();
     let mut kept = Vec::new();
     let mut len = 0;
@@ -201,7 +304,26 @@ async fn fetch(
             }
         }
     }
-    Ok((status, kept, len))
+    Ok(Fetched {
+        status,
+        body: kept,
+        len,
+        closing,
+    })
+}
+
+/// Whether an answer tells the client the server closes the connection after it: HTTP/1.1's
+/// `Connection: close`, or HTTP/1.0 without `Connection: keep-alive`.
+fn announces_close(version: http::Version, headers: &http::HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has("close") || (version <= http::Version::HTTP_10 && !has("keep-alive"))
 }
 
 /// A failure after the handshake is a TLS one when rustls is behind it (in TLS 1.3 a refused
@@ -222,4 +344,37 @@ fn classify(e: &hyper::Error) -> ErrorKind {
         source = err.source();
     }
     ErrorKind::Http
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue, Version};
+
+    fn headers(connection: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in connection {
+            h.append(header::CONNECTION, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn which_answers_announce_a_close() {
+        assert!(!announces_close(Version::HTTP_11, &headers(&[])));
+        assert!(!announces_close(
+            Version::HTTP_11,
+            &headers(&["keep-alive"])
+        ));
+        assert!(announces_close(Version::HTTP_11, &headers(&["Close"])));
+        assert!(announces_close(
+            Version::HTTP_11,
+            &headers(&["upgrade", "te, close"])
+        ));
+        assert!(announces_close(Version::HTTP_10, &headers(&[])));
+        assert!(!announces_close(
+            Version::HTTP_10,
+            &headers(&["Keep-Alive"])
+        ));
+    }
 }

@@ -8,6 +8,7 @@
 //! `--duration` (phones in flight at the deadline finish, each request within `--timeout-ms`).
 
 mod client;
+mod counted;
 pub mod emit;
 mod identity;
 pub mod phone;

@@ -39,6 +39,9 @@ pub struct Report {
     pub requests: u64,
     pub full_handshakes: u64,
     pub resumed_handshakes: u64,
+    /// New connections (each a handshake) because the server closed a kept-alive connection
+    /// without saying so; a request that crossed such a close was asked again, not an error.
+    pub reconnects: u64,
     /// Every answered request, all files together.
     pub latency_ms: Summary,
     /// TCP connect + TLS handshake.
@@ -81,6 +84,7 @@ pub fn build(setup: Setup, tally: &Tally, elapsed: Duration) -> Report {
         requests: tally.requests,
         full_handshakes: tally.full_handshakes,
         resumed_handshakes: tally.resumed_handshakes,
+        reconnects: tally.reconnects,
         latency_ms: tally.latency.summary(),
         handshake_ms: tally.handshake.summary(),
         files: tally
@@ -134,12 +138,13 @@ pub fn table(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:.0} phones/s   {:.0} requests/s   {:.0} handshakes/s ({} full, {} resumed)",
+        "{:.0} phones/s   {:.0} requests/s   {:.0} handshakes/s ({} full, {} resumed, {} reconnects)",
         r.phones_per_s,
         r.requests_per_s,
         r.handshakes_per_s,
         r.full_handshakes,
-        r.resumed_handshakes
+        r.resumed_handshakes,
+        r.reconnects
     );
     let _ = writeln!(
         out,

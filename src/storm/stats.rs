@@ -117,6 +117,10 @@ pub struct Tally {
     pub requests: u64,
     pub full_handshakes: u64,
     pub resumed_handshakes: u64,
+    /// New connections because the server closed a kept-alive one without saying so (found
+    /// closed before a request, or closed under one before any byte of the answer, which is
+    /// then asked again).
+    pub reconnects: u64,
     /// TCP connect + TLS handshake.
     pub handshake: Samples,
     /// Every answered request, all files together.
@@ -167,6 +171,7 @@ impl Tally {
         self.requests += other.requests;
         self.full_handshakes += other.full_handshakes;
         self.resumed_handshakes += other.resumed_handshakes;
+        self.reconnects += other.reconnects;
         self.handshake.merge(other.handshake);
         self.latency.merge(other.latency);
         for (name, f) in other.files {
