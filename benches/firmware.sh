@@ -11,6 +11,9 @@
 #        a release build: cargo build --release   (or EDGEPROV_BIN=/path/to/edgeprov)
 # Usage: benches/firmware.sh [concurrent downloads, default 100] [image MB, default 50]
 #        ORDER="nginx edgeprov" to swap the order (or repeat names for more rounds)
+# A step that fails (a server that does not start or dies, a download that fails or comes up
+# short) stops the run non-zero with a message naming it, and prints no figures for it
+# (tests/bench-firmware.sh).
 set -euo pipefail
 
 N=${1:-100}
@@ -23,15 +26,24 @@ NG_PORT=${NG_PORT:-18444}
 UP_PORT=${UP_PORT:-18081}
 FILE=FW_BENCH.bin
 
-for tool in nginx curl openssl; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
+die() { printf 'bench firmware: %s\n' "$*" >&2; exit 1; }
+
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "concurrent downloads must be a positive integer, not '$N'"
+[[ "$MB" =~ ^[1-9][0-9]*$ ]] || die "image MB must be a positive integer, not '$MB'"
+[[ "$CLIENTS" =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive integer, not '$CLIENTS'"
+for server in ${ORDER:-edgeprov nginx}; do
+  case $server in edgeprov | nginx) ;; *) die "ORDER names '$server': only edgeprov and nginx" ;; esac
 done
-[ -x "$BIN" ] || { echo "no edgeprov binary at $BIN: cargo build --release" >&2; exit 2; }
+for tool in nginx curl openssl; do
+  command -v "$tool" >/dev/null || { echo "bench firmware: missing $tool" >&2; exit 2; }
+done
+[ -x "$BIN" ] || { echo "bench firmware: no edgeprov binary at $BIN: cargo build --release" >&2; exit 2; }
 
 WORK=$(mktemp -d)
 PIDS=()
+CURLS=()   # download clients still running
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" "${CURLS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -91,35 +103,33 @@ sha256 = "$SHA"
 size = $SIZE
 T
 
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
-PIDS+=($!)
-NG_PID=$!
+wait_for() { # name url pid log: until the server answers, or it exits
+  for _ in $(seq 100); do
+    kill -0 "$3" 2>/dev/null || die "$1 did not start: $(tail -n 5 "$4")"
+    if curl -sk --max-time 2 -o /dev/null "$2"; then return 0; fi
+    sleep 0.1
+  done
+  die "$1 did not answer at $2 within 10 s: $(tail -n 5 "$4")"
+}
+
 "$BIN" serve --config "$WORK/edgeprov.toml" 2>"$WORK/edgeprov.log" &
 PIDS+=($!)
 EP_PID=$!
-
-wait_for() { # url
-  for _ in $(seq 100); do
-    if curl -sk -o /dev/null "$1"; then return 0; fi
-    sleep 0.1
-  done
-  echo "no answer from $1" >&2; exit 1
-}
-wait_for "https://127.0.0.1:$NG_PORT/"
-wait_for "https://127.0.0.1:$EP_PORT/ca.crl"
+wait_for edgeprov "https://127.0.0.1:$EP_PORT/ca.crl" "$EP_PID" "$WORK/edgeprov.log"
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
+PIDS+=($!)
+NG_PID=$!
+wait_for nginx "https://127.0.0.1:$NG_PORT/" "$NG_PID" "$WORK/nginx/stderr"
 # Warm edgeprov's cache (one upstream fetch) and check both serve the same bytes.
 for port in "$EP_PORT" "$NG_PORT"; do
-  got=$(curl -sk "https://127.0.0.1:$port/$FILE" | sha256sum | cut -d' ' -f1)
-  [ "$got" = "$SHA" ] || {
-    echo "port $port served wrong bytes" >&2
-    tail -n 5 "$WORK/edgeprov.log" "$WORK/nginx/error.log" >&2
-    exit 1
-  }
+  got=$({ curl -sk --max-time 300 "https://127.0.0.1:$port/$FILE" || true; } | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$SHA" ] ||
+    die "port $port served wrong bytes: $(tail -n 5 "$WORK/edgeprov.log" "$WORK/nginx/error.log" 2>&1)"
 done
 
 for port in "$EP_PORT" "$NG_PORT"; do
-  echo "port $port: $(openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null \
-    | awk '/^New, / { sub(/^New, /, ""); print; exit }')"
+  echo "port $port: $(timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null \
+    | awk '/^New, / { sub(/^New, /, ""); print; exit }' || true)"
 done
 
 peak_rss_kb() { # pids...
@@ -133,19 +143,34 @@ peak_rss_kb() { # pids...
 
 run() { # name port pids...
   local name=$1 port=$2; shift 2
-  local per=$(( (N + CLIENTS - 1) / CLIENTS )) start end bytes i
+  local start end bytes i count pid rc
   local url="https://127.0.0.1:$port/$FILE"
-  local waits=()
+  rm -f "$WORK/$name".sizes.* "$WORK/$name".errors.*
   start=$(date +%s.%N)
+  # Exactly N downloads, shared out as evenly as the clients allow.
   for i in $(seq "$CLIENTS"); do
-    ( args=(); for _ in $(seq "$per"); do args+=(-o /dev/null "$url"); done
-      curl -sk --no-progress-meter --parallel --parallel-immediate --parallel-max "$per" -w '%{size_download}\n' "${args[@]}" ) \
-      > "$WORK/$name.$i" 2>/dev/null &
-    waits+=($!)
+    count=$(( N / CLIENTS + (i <= N % CLIENTS ? 1 : 0) ))
+    [ "$count" -gt 0 ] || continue
+    ( args=(); for _ in $(seq "$count"); do args+=(-o /dev/null "$url"); done
+      curl -sk --no-progress-meter --max-time 600 --parallel --parallel-immediate --parallel-max "$count" \
+        -w '%{size_download}\n' "${args[@]}" ) \
+      > "$WORK/$name.sizes.$i" 2>"$WORK/$name.errors.$i" &
+    CURLS[$i]=$!
   done
-  wait "${waits[@]}"
+  # Every client's exit, not only the last one's.
+  for i in "${!CURLS[@]}"; do
+    rc=0
+    wait "${CURLS[$i]}" || rc=$?
+    unset "CURLS[$i]"
+    [ "$rc" = 0 ] || die "downloads from $name failed (curl exit $rc): $(cat "$WORK/$name".errors.* | tail -n 5)"
+  done
   end=$(date +%s.%N)
-  bytes=$(cat "$WORK/$name".* | awk '{ s += $1 } END { print s + 0 }')
+  for pid in "$@"; do
+    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the downloads"
+  done
+  bytes=$(cat "$WORK/$name".sizes.* | awk '{ s += $1 } END { print s + 0 }')
+  [ "$bytes" = "$((N * SIZE))" ] ||
+    die "downloads from $name received $bytes bytes, not $((N * SIZE))"
   local rss
   rss=$(peak_rss_kb "$@")
   awk -v n="$name" -v b="$bytes" -v s="$start" -v e="$end" -v r="$rss" -v want="$((N * SIZE))" 'BEGIN {
