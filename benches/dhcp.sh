@@ -8,17 +8,25 @@
 # release build: cargo build --release. Not a test: a measurement, run by hand.
 #
 #   sudo benches/dhcp.sh [path/to/edgeprov] [seconds per rate] [rates...]
+# What cannot run is refused (exit 2) and a step that fails (a server that does not start or
+# dies, perfdhcp failing or sending nothing) stops the run (exit 1), each with a message naming
+# it, rather than print a result nothing measured.
 set -euo pipefail
 
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/edgeprov}
 PERIOD=${2:-10}
 shift $(( $# > 2 ? 2 : $# ))
 RATES=${*:-"2000 4000 6000 8000 10000 12000 16000 20000"}
-for tool in ip perfdhcp kea-dhcp4; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool is missing"; exit 0; }
+die() { printf 'bench dhcp: %s\n' "$*" >&2; exit 1; }
+[[ "$PERIOD" =~ ^[1-9][0-9]*$ ]] || die "seconds per rate must be a positive integer, not '$PERIOD'"
+for rate in $RATES; do
+    [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "rates must be positive integers, not '$rate'"
 done
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root for network namespaces"; exit 0; }
-[ -x "$BIN" ] || { echo "no edgeprov binary at $BIN (cargo build --release)"; exit 1; }
+for tool in ip perfdhcp kea-dhcp4; do
+    command -v "$tool" >/dev/null || { echo "bench dhcp: $tool is missing (iproute2, kea-admin, kea-dhcp4-server)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench dhcp: needs root for network namespaces" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "bench dhcp: no edgeprov binary at $BIN (cargo build --release)" >&2; exit 2; }
 
 P=epb$$
 SRV=${P}s CLI=${P}c
@@ -89,7 +97,13 @@ start_server() {
         rm -rf "$WORK/edgeprov-data"
         ip netns exec "$SRV" "$BIN" serve --config "$WORK/edgeprov.toml" 2>"$WORK/edgeprov.log" &
         SERVER_PID=$!
-        for _ in $(seq 100); do [ -f "$WORK/edgeprov-data/listeners.json" ] && break; sleep 0.1; done
+        for _ in $(seq 100); do
+            [ -f "$WORK/edgeprov-data/listeners.json" ] && break
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        [ -f "$WORK/edgeprov-data/listeners.json" ] || ! kill -0 "$SERVER_PID" 2>/dev/null ||
+            die "edgeprov is not listening after 10 s: $(tail -n 5 "$WORK/edgeprov.log")"
         ;;
     kea)
         rm -f "$WORK"/kea-leases.csv*
@@ -99,7 +113,8 @@ start_server() {
         sleep 2
         ;;
     esac
-    kill -0 "$SERVER_PID" || { echo "$1 did not start"; cat "$WORK/$1.log" "$WORK/kea.out" 2>/dev/null; exit 1; }
+    kill -0 "$SERVER_PID" 2>/dev/null ||
+        die "$1 did not start: $(tail -n 5 "$WORK/$1.log" "$WORK/kea.out" 2>/dev/null)"
 }
 
 stop_server() {
@@ -108,14 +123,19 @@ stop_server() {
     SERVER_PID=
 }
 
-# One perfdhcp run: prints "completed max_drop_percent cpu_seconds".
+# One perfdhcp run: prints "completed max_drop_percent cpu_seconds". perfdhcp's exit status says
+# whether packets were dropped, which is a measurement here; a run that sent no DORA at all, or
+# a server that died during it, is a failure.
 run_rate() {
     local rate=$1 before after out
     before=$(cpu_ticks "$SERVER_PID")
-    out=$(ip netns exec "$CLI" perfdhcp -4 -r "$rate" -p "$PERIOD" -R 4000000 -W 1000000 \
+    out=$(timeout $((PERIOD + 30)) ip netns exec "$CLI" perfdhcp -4 -r "$rate" -p "$PERIOD" -R 4000000 -W 1000000 \
         -l 10.90.0.2 10.90.0.1 2>&1 || true)
-    after=$(cpu_ticks "$SERVER_PID")
     echo "$out" > "$WORK/perfdhcp-$rate.out"
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the server died at $rate DORA/s: $(tail -n 5 "$WORK"/*.log)"
+    after=$(cpu_ticks "$SERVER_PID")
+    awk '/Statistics for: DISCOVER-OFFER/ { ex = 1 } ex && /^sent packets:/ && $3 > 0 { ok = 1 } END { exit !ok }' <<<"$out" ||
+        die "perfdhcp sent no DISCOVER at $rate/s: $(tail -n 5 <<<"$out")"
     awk -v cpu="$(( after - before ))" -v tick="$TICK" '
         /Statistics for: DISCOVER-OFFER/ { ex = "do" }
         /Statistics for: REQUEST-ACK/    { ex = "ra" }
@@ -132,7 +152,8 @@ for server in edgeprov kea; do
     start_server "$server"
     best=0 best_line="none under 1% drops"
     for rate in $RATES; do
-        read -r completed drop cpu < <(run_rate "$rate")
+        line=$(run_rate "$rate")
+        read -r completed drop cpu <<<"$line"
         per_cpu=$(awk -v c="$completed" -v s="$cpu" 'BEGIN { printf "%.0f", (s > 0 ? c / s : 0) }')
         printf '%-9s rate %6s/s: %8s DORAs, max drop %6s%%, server CPU %6ss, %7s DORA/CPU-s\n' \
             "$server" "$rate" "$completed" "$drop" "$cpu" "$per_cpu"
