@@ -23,9 +23,12 @@ TOML
 "$bin" serve --config "$work/edgeprov.toml" 2>"$work/daemon.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/data/listeners.json" ] && break; sleep 0.1; done
+[ -s "$work/data/listeners.json" ] || { echo "testssl: edgeprov did not start:"; tail -n 20 "$work/daemon.log"; exit 1; }
 port=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['phone_https'][0].split(':')[1])" "$work/data/listeners.json")
 echo "testssl against 127.0.0.1:$port"
-testssl --quiet --color 0 --warnings off --ip one --add-ca "$work/data/pki/ca.crt" --jsonfile "$work/result.json" "127.0.0.1:$port" >"$work/testssl.txt" 2>&1 || true
+# testssl's exit status counts findings; no JSON at all means it did not run.
+timeout 1200 testssl --quiet --color 0 --warnings off --ip one --add-ca "$work/data/pki/ca.crt" --jsonfile "$work/result.json" "127.0.0.1:$port" >"$work/testssl.txt" 2>&1 || true
+[ -s "$work/result.json" ] || { echo "testssl: no findings written (did it run?):"; tail -n 20 "$work/testssl.txt"; exit 1; }
 python3 - "$work/result.json" <<'PY'
 import json, sys
 findings = json.load(open(sys.argv[1]))
