@@ -24,6 +24,23 @@ impl DeviceMinter {
         let pem = read_text(cert_path)?;
         let ca_cert = parse_one_cert(cert_path, &pem)?;
         let key = read_key_pair(key_path)?;
+        // Certificates signed by another key name this CA as issuer yet fail every server's
+        // check: a mismatched pair is refused here, naming both files, rather than as every
+        // phone's TLS error.
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&ca_cert).map_err(|e| PkiError::Corrupt {
+                path: cert_path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(PkiError::Corrupt {
+                path: key_path.to_path_buf(),
+                reason: format!(
+                    "not the private key of the CA certificate {}",
+                    cert_path.display()
+                ),
+            });
+        }
         let issuer = Issuer::from_ca_cert_pem(&pem, key).map_err(|e| PkiError::Corrupt {
             path: cert_path.to_path_buf(),
             reason: e.to_string(),
