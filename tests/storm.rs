@@ -195,7 +195,7 @@ async fn phones_without_inventory_are_reported_not_hidden() {
 fn a_concurrency_beyond_the_open_file_limit_is_refused() {
     let out = Command::new("bash")
         .arg("-c")
-        .arg("ulimit -n 256 && exec \"$0\" storm --target https://127.0.0.1:9 --phones 10 --concurrency 300 --ca-cert ca.crt --ca-key ca.key")
+        .arg("ulimit -n 256 && exec \"$0\" storm --target https://127.0.0.1:9 --phones 300 --concurrency 300 --ca-cert ca.crt --ca-key ca.key")
         .arg(BIN)
         .output()
         .unwrap();

@@ -241,7 +241,10 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
             "--ca-cert and --ca-key are needed to mint the phones' certificates".into(),
         ));
     };
-    check_open_files(args.concurrency)?;
+    // More workers than phones would only wait for phones that do not exist: the storm runs at
+    // most one per phone, and needs (and reports) only as many sockets.
+    let concurrency = args.concurrency.min(phones.len());
+    check_open_files(concurrency)?;
     let addr = resolve(&target).await?;
     let server_name = ServerName::try_from(target.host.clone())
         .map_err(|e| StormError::Usage(format!("--target host: {e}")))?;
@@ -273,6 +276,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
         Arc::new(configs),
         Arc::new(plan),
         &args,
+        concurrency,
         started,
     )
     .await;
@@ -288,7 +292,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
                 TlsVersion::V13 => "1.3",
             }
             .into(),
-            concurrency: args.concurrency,
+            concurrency,
             resume_sessions: args.resume_sessions,
             mint,
         },
@@ -331,12 +335,13 @@ async fn storm(
     configs: Arc<Vec<Arc<rustls::ClientConfig>>>,
     plan: Arc<Plan>,
     args: &StormArgs,
+    concurrency: usize,
     started: Instant,
 ) -> Tally {
     let next = Arc::new(AtomicU64::new(0));
     let deadline = started + Duration::from_secs(args.duration);
     let rate = args.rate;
-    let workers: Vec<_> = (0..args.concurrency)
+    let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (phones, configs, plan, next) =
                 (phones.clone(), configs.clone(), plan.clone(), next.clone());
