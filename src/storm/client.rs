@@ -194,14 +194,18 @@ async fn ask(
     agent: &str,
     keep_body: bool,
 ) -> Result<Answer, Failed> {
+    // A path no request can carry (a server's file may name any image) fails whatever the
+    // connection: not one to ask again.
+    let req = http::Request::get(path)
+        .header(header::HOST, &plan.authority)
+        .header(header::USER_AGENT, agent)
+        .body(Empty::new())
+        .map_err(|_| Failed::Broken(ErrorKind::Http))?;
     let read_before = conn.read.get();
     let started = Instant::now();
-    let fetched = tokio::time::timeout(
-        plan.timeout,
-        fetch(&mut conn.sender, path, &plan.authority, agent, keep_body),
-    )
-    .await
-    .unwrap_or(Err(ErrorKind::Timeout));
+    let fetched = tokio::time::timeout(plan.timeout, fetch(&mut conn.sender, req, keep_body))
+        .await
+        .unwrap_or(Err(ErrorKind::Timeout));
     match fetched {
         Ok(f) => {
             conn.closing = f.closing;
@@ -272,20 +276,13 @@ struct Fetched {
     closing: bool,
 }
 
-/// One GET.
+/// One request.
 async fn fetch(
     sender: &mut SendRequest<Empty<Bytes>>,
-    path: &str,
-    authority: &str,
-    agent: &str,
+    req: http::Request<Empty<Bytes>>,
     keep_body: bool,
 ) -> Result<Fetched, ErrorKind> {
     sender.ready().await.map_err(|e| classify(&e))?;
-    let req = http::Request::get(path)
-        .header(header::HOST, authority)
-        .header(header::USER_AGENT, agent)
-        .body(Empty::new())
-        .map_err(|_| ErrorKind::Http)?;
     let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
     let status = resp.status().as_u16();
     let closing = announces_close(resp.version(), resp.headers());

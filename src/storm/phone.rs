@@ -194,6 +194,8 @@ pub enum CheckError {
 /// The firmware image a response names, as a path on the same server: Avaya `SET APPNAME x`,
 /// Yealink `static.firmware.url = x` (the key edgeprov writes, and current firmware reads) or
 /// the older `firmware.url = x`, Poly `APP_FILE_PATH="x"`. An absolute URL keeps only its path.
+/// A name no request line can carry (a space, a control character) names nothing a phone could
+/// fetch, so it is no name.
 pub fn firmware_named(vendor: Vendor, body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let name = text.lines().find_map(|line| {
@@ -219,7 +221,7 @@ pub fn firmware_named(vendor: Vendor, body: &[u8]) -> Option<String> {
         Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string())?,
         None => format!("/{}", name.trim_start_matches('/')),
     };
-    (path.len() > 1).then_some(path)
+    (path.len() > 1 && path.parse::<http::uri::PathAndQuery>().is_ok()).then_some(path)
 }
 
 #[cfg(test)]
@@ -424,6 +426,14 @@ mod tests {
             Some("/sip.ld".into())
         );
         assert_eq!(firmware_named(Vendor::Avaya, b"SET APPNAME \n"), None);
+        assert_eq!(
+            firmware_named(Vendor::Avaya, b"SET APPNAME J100 R4.bin\n"),
+            None
+        );
+        assert_eq!(
+            firmware_named(Vendor::Poly, b"<APPLICATION APP_FILE_PATH=\"a\x01b.ld\"/>"),
+            None
+        );
         assert_eq!(firmware_named(Vendor::Yealink, b"a = b\n"), None);
     }
 }
