@@ -63,6 +63,8 @@ fn a_slow_rate_stops_starting_phones_at_the_duration() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(r["phones"], 1, "{r}");
     assert_eq!(r["ok"], 1, "{r}");
+    // The two whose turn never came are reported, not lost.
+    assert_eq!(r["not_started"], 2, "{r}");
 }
 
 #[test]
@@ -74,4 +76,5 @@ fn a_rate_too_small_for_a_duration_does_not_panic() {
     assert!(success, "{r} {stderr}");
     assert_eq!(r["phones"], 1, "{r}");
     assert_eq!(r["ok"], 1, "{r}");
+    assert_eq!(r["not_started"], 2, "{r}");
 }

@@ -295,6 +295,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
             concurrency,
             resume_sessions: args.resume_sessions,
             mint,
+            phones: args.phones,
         },
         &tally,
         elapsed,

@@ -25,6 +25,10 @@ pub struct Report {
     pub resume_sessions: bool,
     /// Phones started (each ran its whole sequence or failed).
     pub phones: u64,
+    /// Phones asked for but not started: their turn came after `--duration`. They are in no
+    /// other figure, and do not fail the storm (the duration bounds it by design), so they are
+    /// counted here rather than vanish.
+    pub not_started: u64,
     /// Phones whose every file arrived with status 200 and passed the check.
     pub ok: u64,
     /// Failed requests and connections, all kinds together.
@@ -60,6 +64,8 @@ pub struct Setup {
     pub concurrency: usize,
     pub resume_sessions: bool,
     pub mint: Duration,
+    /// Phones asked for (`--phones`).
+    pub phones: u64,
 }
 
 pub fn build(setup: Setup, tally: &Tally, elapsed: Duration) -> Report {
@@ -73,6 +79,7 @@ pub fn build(setup: Setup, tally: &Tally, elapsed: Duration) -> Report {
         concurrency: setup.concurrency,
         resume_sessions: setup.resume_sessions,
         phones: tally.phones,
+        not_started: setup.phones.saturating_sub(tally.phones),
         ok: tally.phones_ok,
         errors: tally.error_count(),
         errors_by_kind: tally.errors.iter().map(|(k, n)| (k.name(), *n)).collect(),
@@ -136,6 +143,13 @@ pub fn table(r: &Report) -> String {
         "phones ok {} of {} in {:.2} s (certificates minted beforehand in {:.2} s)",
         r.ok, r.phones, r.elapsed_s, r.mint_s
     );
+    if r.not_started > 0 {
+        let _ = writeln!(
+            out,
+            "{} more phones not started: their turn came after --duration",
+            r.not_started
+        );
+    }
     let _ = writeln!(
         out,
         "{:.0} phones/s   {:.0} requests/s   {:.0} handshakes/s ({} full, {} resumed, {} reconnects)",
@@ -181,4 +195,60 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(out, "\nerrors: {}", kinds.join(", "));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storm::stats::ErrorKind;
+
+    fn setup(phones: u64) -> Setup {
+        Setup {
+            target: "https://127.0.0.1:8443".into(),
+            vendor: "avaya".into(),
+            tls: "any".into(),
+            concurrency: 4,
+            resume_sessions: false,
+            mint: Duration::ZERO,
+            phones,
+        }
+    }
+
+    /// A storm that started nothing, or took no measurable time, reports zeros (JSON has no
+    /// NaN or infinity) and the phones it never started.
+    #[test]
+    fn an_empty_or_instant_storm_reports_zeros_and_what_was_not_started() {
+        let r = build(setup(10), &Tally::default(), Duration::ZERO);
+        assert_eq!((r.phones, r.not_started, r.ok, r.errors), (0, 10, 0, 0));
+        assert_eq!(
+            (r.phones_per_s, r.requests_per_s, r.handshakes_per_s),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(r.latency_ms, Summary::default());
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["phones", "ok", "errors", "phones_per_s", "requests_per_s"] {
+            assert!(json[key].is_number(), "{key}: {json}");
+        }
+        for key in ["p50", "p90", "p99", "max"] {
+            assert_eq!(json["latency_ms"][key], 0.0, "{json}");
+        }
+        assert!(table(&r).contains("10 more phones not started"));
+
+        let mut tally = Tally {
+            phones: 3,
+            phones_ok: 2,
+            full_handshakes: 3,
+            ..Tally::default()
+        };
+        for ms in [10, 20, 30] {
+            tally.answered("{mac}.txt", Duration::from_millis(ms), 5);
+        }
+        tally.error(Some("{mac}.txt"), ErrorKind::Status(404));
+        let r = build(setup(3), &tally, Duration::from_secs(2));
+        assert_eq!((r.not_started, r.errors), (0, 1));
+        assert_eq!((r.phones_per_s, r.requests_per_s), (1.0, 1.5));
+        assert_eq!((r.latency_ms.p50, r.latency_ms.max), (20.0, 30.0));
+        assert_eq!(r.files["{mac}.txt"].errors, 1);
+        assert!(!table(&r).contains("not started"));
+    }
 }
