@@ -245,3 +245,60 @@ async fn passwords_written_over_lines_or_in_cdata_need_proof() {
         }
     }
 }
+
+/// An XML file whose elements and attributes carry a namespace prefix (`<voip:AdminPIN>`,
+/// `ns:password="…"`, its `=` on the next line): the phone reads them by their local name, so
+/// the file holds secrets and goes only to a proven device of the inventory.
+#[tokio::test]
+async fn a_file_with_prefixed_password_elements_is_served_only_with_proof() {
+    let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 201, "{v}");
+    d.add_device(json!({"mac": A, "model": "J179", "site": "hq", "state": "active"}))
+        .await;
+    let body = "<voip:config xmlns:voip=\"urn:x\" xmlns:ns=\"urn:y\">\n\
+                <ns:Password>pw-element</ns:Password>\n\
+                <voip:AdminPIN>4711</voip:AdminPIN>\n\
+                <reg ns:password\n=\"pw-attr\"/>\n\
+                </voip:config>\n";
+    let stored = d.put_file("XMLDefault.cnf.xml", body).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(
+        stored["secrets"],
+        json!([
+            "line 2: ns:Password",
+            "line 3: voip:AdminPIN",
+            "line 5: ns:password"
+        ]),
+        "{stored}"
+    );
+    let leaked = |r: &Resp| {
+        ["pw-element", "4711", "pw-attr"]
+            .iter()
+            .any(|s| r.text().contains(s))
+    };
+    let r = send_plain(d.http.unwrap(), get("/XMLDefault.cnf.xml", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let ca = d.ca_pem();
+    let r = send(
+        d.https,
+        client_config(&ca, None),
+        get("/XMLDefault.cnf.xml", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get("/XMLDefault.cnf.xml", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), body);
+}

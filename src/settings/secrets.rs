@@ -34,6 +34,9 @@
 //!   or `key` attribute names the secret holds it in its `value` attribute, else in its text
 //!   (Grandstream XML v2).
 //!
+//! An element or attribute name with a namespace prefix (`<voip:AdminPIN>`, `ns:password="…"`)
+//! is judged by its local name, as the phone reads it, and reported as written.
+//!
 //! Elements and the attributes of their tags are read over the whole file rather than line by
 //! line: a pretty-printed file may put an element's text, the attributes of its open tag, or
 //! the `=` of an attribute on lines of their own, and a password written that way must not go
@@ -52,7 +55,7 @@ use super::script::{Kind, Script, Value};
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 4;
+pub const READING: u8 = 5;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,6 +374,25 @@ fn offer(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Ass
     }
 }
 
+/// [`offer`] for an XML element or attribute name, judged by its local name: the phone reads
+/// `<voip:AdminPIN>` and `ns:password="…"` as `AdminPIN` and `password`, while the prefix is
+/// whatever the file's author chose (`spin:` must not make every name a PIN's). The name
+/// reported is the one written, prefix and all.
+fn offer_markup(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Assignment>) {
+    if let (Some(n), Some(v)) = (line.get(name.clone()), line.get(value.clone()))
+        && holds_value(v)
+        && is_secret_name(local_name(n))
+    {
+        out.push(Assignment { name, value });
+    }
+}
+
+/// What follows an XML name's namespace prefix (`Password` in `ns:Password`), or the whole
+/// name when it has none.
+fn local_name(name: &[u8]) -> &[u8] {
+    name.rsplit(|&b| b == b':').next().unwrap_or(name)
+}
+
 /// The secret assignments of a trimmed line, in every form [`secret_lines`] reads line by line.
 fn assignments(line: &[u8], out: &mut Vec<Assignment>) {
     if !set_statement(line, out) {
@@ -477,6 +499,12 @@ fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._-".contains(&b)
 }
 
+/// A byte of an XML element or attribute name, which may carry a namespace prefix
+/// (`ns:Password`).
+fn is_markup_name_char(b: u8) -> bool {
+    is_name_char(b) || b == b':'
+}
+
 /// `name = value`, `name: value`, `name=value`; the name is words of name characters and `[]`
 /// separated by blanks, optionally followed by a Snom permission flag (`$`, `!` or `&`).
 fn key_value(line: &[u8], out: &mut Vec<Assignment>) {
@@ -537,7 +565,7 @@ fn attributes(line: &[u8], out: &mut Vec<Assignment>) {
     while let Some(eq) = find(line, i, b'=') {
         let name_end = floor + line[floor..eq].trim_ascii_end().len();
         let mut name_start = name_end;
-        while name_start > floor && is_name_char(line[name_start - 1]) {
+        while name_start > floor && is_markup_name_char(line[name_start - 1]) {
             name_start -= 1;
         }
         floor = eq + 1;
@@ -552,7 +580,7 @@ fn attributes(line: &[u8], out: &mut Vec<Assignment>) {
         }
         match find(line, open + 1, q) {
             Some(close) => {
-                offer(line, name_start..name_end, open + 1..close, out);
+                offer_markup(line, name_start..name_end, open + 1..close, out);
                 i = close + 1;
                 floor = i;
             }
@@ -613,7 +641,7 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
             let end = find_seq(line, text, b"]]>").unwrap_or(line.len());
             if let Some(element) = element {
                 let value = trimmed(line, text..end);
-                offer(line, element.name, value.clone(), out);
+                offer_markup(line, element.name, value.clone(), out);
                 if let Some(key) = element.key {
                     offer(line, key, value, out);
                 }
@@ -622,13 +650,13 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
             continue;
         }
         if line.get(lt + 1) == Some(&b'/') {
-            let name_end = run(line, lt + 2, is_name_char);
+            let name_end = run(line, lt + 2, is_markup_name_char);
             if let Some(element) = element
                 && name_end > lt + 2
                 && line.get(element.name.clone()) == line.get(lt + 2..name_end)
             {
                 let text = trimmed(line, element.text..lt);
-                offer(line, element.name, text.clone(), out);
+                offer_markup(line, element.name, text.clone(), out);
                 if let Some(key) = element.key {
                     offer(line, key, text, out);
                 }
@@ -636,7 +664,7 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
             i = name_end;
             continue;
         }
-        let name = lt + 1..run(line, lt + 1, is_name_char);
+        let name = lt + 1..run(line, lt + 1, is_markup_name_char);
         if name.is_empty() {
             i = lt + 1;
             continue;
@@ -667,8 +695,8 @@ fn tag(
         match line.get(at) {
             Some(b'>') => break TagEnd::Open(at + 1),
             Some(b'/') if line.get(at + 1) == Some(&b'>') => break TagEnd::Done(at + 2),
-            Some(&b) if is_name_char(b) => {
-                let attr = at..run(line, at, is_name_char);
+            Some(&b) if is_markup_name_char(b) => {
+                let attr = at..run(line, at, is_markup_name_char);
                 let eq = skip_blanks(line, attr.end);
                 if line.get(eq) != Some(&b'=') {
                     break TagEnd::Done(eq);
@@ -689,8 +717,8 @@ fn tag(
                 };
                 // Read here as well as line by line: XML allows line ends around the `=`
                 // (`reg.1.auth.password` on one line, `="…"` on the next).
-                offer(line, attr.clone(), open + 1..close, out);
-                let attr_name = &line[attr];
+                offer_markup(line, attr.clone(), open + 1..close, out);
+                let attr_name = local_name(&line[attr]);
                 if [b"name".as_slice(), b"id", b"key"]
                     .iter()
                     .any(|k| attr_name.eq_ignore_ascii_case(k))
@@ -803,6 +831,32 @@ mod tests {
             names(text).iter().map(|(l, _)| *l).collect::<Vec<_>>(),
             [4, 6, 7, 8]
         );
+    }
+
+    /// A namespace prefix is the file author's choice: `<ns:Password>` and `ns:password="…"`
+    /// are a password's, in every element form, and a prefix that happens to end in `pin`
+    /// makes nothing a secret.
+    #[test]
+    fn prefixed_elements_and_attributes_are_judged_by_their_local_name() {
+        let text = "<voip:config xmlns:voip=\"urn:x\">\n\
+                    <ns:Password>secret</ns:Password>\n\
+                    <voip:AdminPIN><![CDATA[4711]]></voip:AdminPIN>\n\
+                    <reg ns:password\n=\"s1\" ns:address=\"201\"/>\n\
+                    <g:item g:name=\"P34\">s2</g:item>\n\
+                    <spin:Label>lobby</spin:Label>\n</voip:config>\n";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("ns:Password", "secret"),
+                ("voip:AdminPIN", "4711"),
+                ("ns:password", "s1"),
+                ("P34", "s2"),
+            ])
+        );
+        assert!(mask_secrets(text.as_bytes(), "*").starts_with(
+            b"<voip:config xmlns:voip=\"urn:x\">\n<ns:Password>*</ns:Password>\n\
+                  <voip:AdminPIN><![CDATA[*]]></voip:AdminPIN>\n<reg ns:password\n=\"*\""
+        ));
     }
 
     /// JSON names its settings in quotes, one to a line or several in one object.
