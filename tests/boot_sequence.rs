@@ -451,6 +451,22 @@ async fn changes_after_a_cached_render_are_served_at_once() {
         now.contains("SET APPNAME FW_S_J179_R4_2_0_0_1.bin"),
         "{now}"
     );
+    // Another model layer differing only by case would share J179's section on phones that
+    // compare `$MODEL4` without case: refused, naming the layer to use, and nothing changes.
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/model:j179",
+            Some(json!({"params": {"firmware.file": "FW_S_J179_R4_0_0_0_1.bin"}})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("differs only by case from the existing layer model:J179"),
+        "{v}"
+    );
+    assert_eq!(upgrade().await, now);
 
     // A static file: specials appear in the generated files, an override replaces one.
     let upload = |name: &str, body: &str| {

@@ -42,6 +42,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::InUse(why) => ApiError::Conflict(why),
+            e @ StoreError::CaseClash { .. } => ApiError::Conflict(e.to_string()),
             e @ StoreError::NoPinnedRelease { .. } => ApiError::BadRequest(e.to_string()),
             other => {
                 tracing::error!(error = %other, "store error in admin API");

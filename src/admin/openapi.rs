@@ -161,7 +161,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "patch",
         "/params/{layer}",
-        "Set or remove parameters of a layer (setting a site's needs the site)",
+        "Set or remove parameters of a layer (setting a site's needs the site; a new model layer's name must differ from every other's by more than case)",
     )
     .sites(),
     q(

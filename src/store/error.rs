@@ -38,6 +38,14 @@ pub enum StoreError {
     /// pulled from the cloud the box was registered with before it registered again.
     #[error("{0}")]
     Superseded(String),
+    /// A new model layer's name differs from a stored one's only by case, which 1600 and early
+    /// 9600 phones do not tell apart when they compare `$MODEL4`.
+    #[error(
+        "{new}: differs only by case from the existing layer {existing}, and 1600 and early 9600 \
+         phones compare $MODEL4 without regard to case, so both would reach one section of \
+         46xxsettings.txt; set the parameters in {existing}"
+    )]
+    CaseClash { new: String, existing: String },
     /// A firmware policy pins a version no release in the catalogue serves for the model.
     #[error("{model}: no release of version {version} for this model in the catalogue")]
     NoPinnedRelease { model: String, version: String },

@@ -43,6 +43,23 @@ fn layers_with_prefix(
     Ok(out)
 }
 
+/// The name of a stored model layer equal to `model` but for ASCII case, other than `model`.
+fn model_differing_by_case(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    model: &str,
+) -> Result<Option<String>, StoreError> {
+    for row in table.range("model:"..)? {
+        let (k, _) = row?;
+        let Some(name) = k.value().strip_prefix("model:") else {
+            break;
+        };
+        if name != model && name.eq_ignore_ascii_case(model) {
+            return Ok(Some(name.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 impl Store {
     /// Global, the site's, and every group and model layer, in one snapshot.
     pub fn common_layers(&self, site: Option<&str>) -> Result<CommonLayers, StoreError> {
@@ -84,6 +101,11 @@ impl Store {
     /// site names are exact, so `site:HQ` for the site `hq` would silently wait for a site of
     /// that name, and a site deleted meanwhile would leave its successor settings. Removing is
     /// allowed whatever the site, so parameters an earlier version left can be cleared.
+    ///
+    /// A new model layer whose name differs from an existing one's only by case (`j179` beside
+    /// `J179`) is refused: 1600 and early 9600 phones compare `IF $MODEL4 SEQ …` without
+    /// regard to case, so in `46xxsettings.txt` the first of the two sections would take the
+    /// phones of both. Two such layers stored before this check keep working as they are.
     pub fn update_layer(
         &self,
         layer: &Layer,
@@ -108,6 +130,16 @@ impl Store {
                 && !site_exists(&tx, site)?
             {
                 return Err(StoreError::NotFound(format!("site {site}")));
+            }
+            let created = before == ParamSet::default() && set != before;
+            if let Layer::Model(model) = layer
+                && created
+                && let Some(other) = model_differing_by_case(&table, model)?
+            {
+                return Err(StoreError::CaseClash {
+                    new: layer.to_string(),
+                    existing: Layer::Model(other).to_string(),
+                });
             }
             if set.params.is_empty() && set.secrets.is_empty() {
                 table.remove(key.as_str())?;
@@ -161,5 +193,57 @@ impl Store {
             site,
             layers,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opus(value: &str) -> impl FnOnce(&mut ParamSet) {
+        let value = value.to_string();
+        move |set| {
+            set.params.insert("avaya:ENABLE_OPUS".into(), value);
+        }
+    }
+
+    /// `j179` beside `J179` would share one `$MODEL4` section on phones that compare without
+    /// case: refused, naming both, with nothing written; the existing layer stays editable, and
+    /// once it is emptied the other spelling may be used.
+    #[test]
+    fn a_model_layer_differing_only_by_case_from_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let upper = Layer::Model("J179".into());
+        let lower = Layer::Model("j179".into());
+        store.update_layer(&upper, opus("1")).unwrap();
+        let before = store.generation();
+        let e = store.update_layer(&lower, opus("2")).unwrap_err();
+        assert!(matches!(e, StoreError::CaseClash { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("model:j179: differs only by case from the existing layer model:J179"),
+            "{text}"
+        );
+        assert_eq!(store.generation(), before, "nothing was written");
+        assert_eq!(store.get_layer(&lower).unwrap(), ParamSet::default());
+        assert_eq!(store.common_layers(None).unwrap().models.len(), 1);
+
+        store.update_layer(&upper, opus("3")).unwrap();
+        store
+            .update_layer(&Layer::Model("J169".into()), opus("4"))
+            .unwrap();
+        store
+            .update_layer(&upper, |set| set.params.clear())
+            .unwrap();
+        store.update_layer(&lower, opus("2")).unwrap();
+        let models: Vec<String> = store
+            .common_layers(None)
+            .unwrap()
+            .models
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(models, ["J169", "j179"]);
     }
 }

@@ -29,9 +29,11 @@ fn label(prefix: &str, name: &str) -> String {
 }
 
 /// One label per name, all different. Names that reduce to the same word (`a-b` and `a_b`, or
-/// `J179` and `j179`, which `SEQ` tells apart) would otherwise share a label, and the phones
-/// of the second would run the first's section: a name whose label is taken gets a suffix
-/// from a hash of its exact text (FNV-1a, so a file renders the same on every build).
+/// `J179` and `j179`, which `SEQ` on 96x1 and J100 phones tells apart) would otherwise share a
+/// label, and the phones of the second would run the first's section: a name whose label is
+/// taken gets a suffix from a hash of its exact text (FNV-1a, so a file renders the same on
+/// every build). 1600 and early 9600 phones compare without case, so the store refuses a new
+/// model layer that differs from another only by case; two stored before keep their sections.
 fn unique_labels<'n>(prefix: &str, names: impl Iterator<Item = &'n str>) -> Vec<String> {
     let mut taken = HashSet::new();
     names
