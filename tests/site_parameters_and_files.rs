@@ -130,3 +130,93 @@ async fn a_sites_parameters_and_files_need_the_site_and_go_with_it() {
         "the site's phones get the box-wide file, not the deleted site's"
     );
 }
+
+/// A store from before names were checked may hold a device of site `a|b` and that site's
+/// layer. The layer still gives the device its values, so it stays addressable through the
+/// layer API (the `|` sent as `%7C`): readable, and clearable, though nothing new can be set in
+/// it; once cleared the device no longer gets its values.
+#[tokio::test]
+async fn a_layer_named_with_a_separator_before_names_were_checked_can_be_read_and_cleared() {
+    const MAC: &str = "001122aabbcc";
+    let mut d = Daemon::start();
+    d.add_device(json!({"mac": MAC, "model": "J179"})).await;
+    d.stop();
+    {
+        // As the earlier edgeprov left it: the device in site "a|b", the site's layer set.
+        use redb::ReadableTable;
+        const DEVICES: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("devices");
+        const LAYERS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("layers");
+        let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut devices = tx.open_table(DEVICES).unwrap();
+            let mut device: serde_json::Value =
+                serde_json::from_slice(devices.get(MAC).unwrap().unwrap().value()).unwrap();
+            device["site"] = json!("a|b");
+            let bytes = serde_json::to_vec(&device).unwrap();
+            devices.insert(MAC, bytes.as_slice()).unwrap();
+            let layer = json!({"params": {"sip.domain": "legacy.example"}, "secrets": {}});
+            let bytes = serde_json::to_vec(&layer).unwrap();
+            tx.open_table(LAYERS)
+                .unwrap()
+                .insert("site:a|b", bytes.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let d = d.restart();
+    let domain = |eff: &serde_json::Value| {
+        eff["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "SIPDOMAIN")
+            .map(|s| (s["value"].clone(), s["layer"].clone()))
+    };
+    let (s, eff) = d
+        .api("GET", &format!("/devices/{MAC}/effective"), None)
+        .await;
+    assert_eq!(s, 200, "{eff}");
+    assert_eq!(
+        domain(&eff),
+        Some((json!("legacy.example"), json!("site:a|b"))),
+        "{eff}"
+    );
+
+    let (s, layer) = d.api("GET", "/params/site:a%7Cb", None).await;
+    assert_eq!(s, 200, "{layer}");
+    assert_eq!(layer["layer"], "site:a|b");
+    assert_eq!(layer["params"], json!({"sip.domain": "legacy.example"}));
+
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/site:a%7Cb",
+            Some(json!({"params": {"sip.domain": "new.example"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing can be set in it"),
+        "{v}"
+    );
+    let (_, layer) = d.api("GET", "/params/site:a%7Cb", None).await;
+    assert_eq!(layer["params"], json!({"sip.domain": "legacy.example"}));
+
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/site:a%7Cb",
+            Some(json!({"params": {"sip.domain": null}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["params"], json!({}), "{v}");
+    let (_, eff) = d
+        .api("GET", &format!("/devices/{MAC}/effective"), None)
+        .await;
+    assert_eq!(domain(&eff), None, "{eff}");
+}

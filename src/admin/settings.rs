@@ -31,8 +31,10 @@ pub fn check_param(field: &str, name: &str, value: Option<&str>) -> Result<(), A
 }
 
 /// Parses a layer name and checks the caller may use it: an operator only its sites' layers.
+/// A name with `|` from before names were checked is taken ([`Layer::parse_stored`]), so that
+/// its layer can be read and cleared; [`patch_layer`] refuses to set anything in it.
 fn layer(text: &str, who: &Principal) -> Result<Layer, ApiError> {
-    let l = Layer::parse(text).map_err(|e| ApiError::BadRequest(format!("layer: {e}")))?;
+    let l = Layer::parse_stored(text).map_err(|e| ApiError::BadRequest(format!("layer: {e}")))?;
     match &l {
         Layer::Site(site) => who.require_site(site)?,
         _ => who.require_admin()?,
@@ -86,6 +88,17 @@ pub async fn patch_layer(
         for (k, v) in map {
             check_param(field, k, v.as_deref())?;
         }
+    }
+    let sets = patch
+        .params
+        .values()
+        .chain(patch.secrets.values())
+        .any(Option::is_some);
+    if sets && let Some(Err(e)) = l.name().map(crate::model::check_name) {
+        return Err(ApiError::BadRequest(format!(
+            "layer: {l}: {e}; stored before names were checked, it can be read and its \
+             parameters removed (null), but nothing can be set in it"
+        )));
     }
     let store = st.store.clone();
     let key = l.clone();

@@ -76,14 +76,25 @@ pub struct LayerError(pub String);
 
 impl Layer {
     pub fn parse(text: &str) -> Result<Layer, LayerError> {
+        let layer = Layer::parse_stored(text)?;
+        match layer.name().map(check_name) {
+            Some(Err(_)) => Err(LayerError(text.to_string())),
+            _ => Ok(layer),
+        }
+    }
+
+    /// [`Layer::parse`], also taking a name with `|` that an edgeprov from before names were
+    /// checked may have stored (`site:a|b`): such a layer still applies to the devices that
+    /// name it, so it must stay readable and clearable, though nothing may be set in it.
+    pub fn parse_stored(text: &str) -> Result<Layer, LayerError> {
         let err = || LayerError(text.to_string());
         if text == "global" {
             return Ok(Layer::Global);
         }
         let (kind, name) = text.split_once(':').ok_or_else(err)?;
         // Exactly as free as a device's site, group and model fields: a layer must be nameable
-        // for every value they may hold.
-        if name.is_empty() || check_name(name).is_err() {
+        // for every value they may hold, now or before names were checked.
+        if name.is_empty() || check_field(name, MAX_NAME).is_err() {
             return Err(err());
         }
         match kind {
@@ -91,6 +102,14 @@ impl Layer {
             "group" => Ok(Layer::Group(name.into())),
             "model" => Ok(Layer::Model(name.into())),
             _ => Err(err()),
+        }
+    }
+
+    /// The site, group or model name; none for the global layer.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Layer::Global => None,
+            Layer::Site(n) | Layer::Group(n) | Layer::Model(n) => Some(n),
         }
     }
 }
@@ -126,6 +145,29 @@ mod tests {
         assert_eq!(check_name(" hq"), Err(FieldError::OuterSpace));
         assert!(Layer::parse("site:a|b").is_err());
         assert!(Layer::parse("model:T46S|x").is_err());
+    }
+
+    /// A layer an earlier edgeprov stored under a name with `|` can still be addressed, and
+    /// nothing else the strict reading refuses can.
+    #[test]
+    fn a_stored_name_with_a_separator_can_be_addressed() {
+        assert_eq!(
+            Layer::parse_stored("site:a|b"),
+            Ok(Layer::Site("a|b".into()))
+        );
+        assert_eq!(
+            Layer::parse_stored("model:T46S|x").unwrap().name(),
+            Some("T46S|x")
+        );
+        for bad in [
+            "site:",
+            "site: a|b",
+            "group:a|\u{7}",
+            "device:a|b",
+            "global|",
+        ] {
+            assert!(Layer::parse_stored(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
