@@ -143,13 +143,24 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
         .filter(|(model, _)| family.contains(model))
         .map(|(model, file)| (model.to_ascii_uppercase(), file.clone()))
         .collect();
-    for (model, params) in common.models.iter().filter(|(m, _)| family.contains(m)) {
-        let native = to_native(Vendor::Avaya, params, &BTreeMap::new());
-        if let Some(app) = native.get("APPNAME") {
-            apps.retain(|m, _| !m.eq_ignore_ascii_case(model));
-            apps.insert(model.clone(), app.clone());
-        }
-    }
+    // A layer's file replaces the policy's for its model (whose key is upper case), but not
+    // another layer's: `J179` and `j179` stored before such pairs were refused each keep
+    // their own, as J100 phones tell them apart.
+    let chosen: Vec<(&String, String)> = common
+        .models
+        .iter()
+        .filter(|(m, _)| family.contains(m))
+        .filter_map(|(model, params)| {
+            let mut native = to_native(Vendor::Avaya, params, &BTreeMap::new());
+            native.remove("APPNAME").map(|app| (model, app))
+        })
+        .collect();
+    apps.retain(|m, _| {
+        !chosen
+            .iter()
+            .any(|(model, _)| m.eq_ignore_ascii_case(model))
+    });
+    apps.extend(chosen.into_iter().map(|(model, app)| (model.clone(), app)));
     let apps: Vec<(String, BTreeMap<String, String>)> = apps
         .into_iter()
         .map(|(model, app)| (model, BTreeMap::from([("APPNAME".to_string(), app)])))
@@ -179,16 +190,19 @@ mod tests {
 
     /// What a phone with these variables ends up with from `46xxsettings.txt` alone.
     fn evaluated(file: &[u8], vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        evaluated_entry(file, "46xxsettings.txt", vars)
+    }
+
+    /// What a phone with these variables ends up with from the file `name` alone.
+    fn evaluated_entry(file: &[u8], name: &str, vars: &[(&str, &str)]) -> BTreeMap<String, String> {
         let vars = vars
             .iter()
             .fold(Vars::new(), |v, (name, value)| v.with(*name, *value));
-        evaluate("46xxsettings.txt", &vars, |n: &str| {
-            (n == "46xxsettings.txt").then(|| file.to_vec())
-        })
-        .settings
-        .into_iter()
-        .map(|s| (s.name, s.value))
-        .collect()
+        evaluate(name, &vars, |n: &str| (n == name).then(|| file.to_vec()))
+            .settings
+            .into_iter()
+            .map(|s| (s.name, s.value))
+            .collect()
     }
 
     fn layer(value: &str) -> BTreeMap<String, String> {
@@ -208,6 +222,35 @@ mod tests {
         assert_eq!(opus(&[("GROUP", "a_b")]).as_deref(), Some("2"));
         assert_eq!(opus(&[("MODEL4", "J179")]).as_deref(), Some("3"));
         assert_eq!(opus(&[("MODEL4", "j179")]).as_deref(), Some("4"));
+    }
+
+    /// Two model layers of one model but for case, both stored before such pairs were refused,
+    /// each naming firmware: J100 phones compare `$MODEL4` exactly, so each keeps its own
+    /// `APPNAME`, and neither takes away the other's.
+    #[test]
+    fn model_layers_differing_by_case_each_keep_their_firmware() {
+        let app = |file: &str| BTreeMap::from([("firmware.file".to_string(), file.to_string())]);
+        let common = Common {
+            models: vec![
+                ("J179".into(), app("upper.bin")),
+                ("j179".into(), app("lower.bin")),
+            ],
+            firmware: BTreeMap::from([
+                ("J179".to_string(), "policy.bin".to_string()),
+                ("J139".to_string(), "j139.bin".to_string()),
+            ]),
+            ..Common::default()
+        };
+        let file = upgrade_script(AvayaFamily::J100, &common);
+        let app = |model: &str| {
+            evaluated_entry(&file, "J100Supgrade.txt", &[("MODEL4", model)])
+                .get("APPNAME")
+                .cloned()
+        };
+        let text = String::from_utf8_lossy(&file);
+        assert_eq!(app("J179").as_deref(), Some("upper.bin"), "{text}");
+        assert_eq!(app("j179").as_deref(), Some("lower.bin"), "{text}");
+        assert_eq!(app("J139").as_deref(), Some("j139.bin"), "{text}");
     }
 
     /// `IF $GROUP SEQ "2"` compares with `2`: a layer of group `"2"` must not reach group 2,
