@@ -276,6 +276,9 @@ async fn prefetch(api: &ApiClient, out: Output) -> Result<()> {
                     );
                 }
             }
+            if let Some(why) = v["error"].as_str() {
+                println!("  the job ended early: {why}");
+            }
             if state == "failed" {
                 bail!("prefetch job {id} finished with failures");
             }
