@@ -544,6 +544,41 @@ async fn eviction_keeps_images_a_policy_points_at() {
     assert_eq!(have, want);
 }
 
+/// A download of known size used to evict to make room before it started: when it then
+/// failed (wrong bytes, an upstream refusing), the images evicted for it were gone for
+/// nothing. Room is now made only for a verified image, so the cached image stays and is
+/// served from the cache.
+#[tokio::test]
+async fn a_failed_fetch_evicts_nothing() {
+    let old = Upstream::start(image(600_000, 21)).await;
+    let new = Upstream::start(image(600_000, 22)).await;
+    let mut cfg = String::from("[firmware]\nmax_cache_bytes = 1000000\n");
+    cfg += &release_toml(&old, "j179-old.bin", "\"J179\"", "4.1.3.0.6", true);
+    cfg += &release_toml(&new, "j179-new.bin", "\"J179\"", "4.1.10.0.1", true);
+    let d = Daemon::start_with(&cfg);
+    let http = d.http.unwrap();
+    let g = download(http, None, "GET", "/j179-old.bin", &[]).await;
+    assert_eq!((g.status, g.sha.clone()), (200, sha256_hex(&old.image)));
+    // The new image is the one `latest` points at: the old one is unpinned, and the new one
+    // does not fit beside it.
+    for (mode, why) in [(Mode::WrongBytes, "wrong bytes"), (Mode::Error, "503")] {
+        new.set_default(mode);
+        let g = download(http, None, "GET", "/j179-new.bin", &[]).await;
+        assert_eq!(g.status, 503, "{why}");
+        assert_eq!(
+            cached(&d),
+            vec![sha256_hex(&old.image)],
+            "the cached image stays after a failed fetch ({why})"
+        );
+        let g = download(http, None, "GET", "/j179-old.bin", &[]).await;
+        assert_eq!((g.status, g.sha), (200, sha256_hex(&old.image)), "{why}");
+        assert_eq!(old.requests(), 1, "served from the cache ({why})");
+    }
+    let (status, v) = d.api("GET", "/firmware", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["cache"]["total_bytes"], 600_000, "{v}");
+}
+
 #[tokio::test]
 async fn upgrade_script_follows_the_policy() {
     let old = Upstream::start(image(1000, 10)).await;

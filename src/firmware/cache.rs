@@ -136,15 +136,19 @@ impl Cache {
         Ok(dest)
     }
 
-    /// Evicts least recently used, unpinned images until `needed` more bytes fit. Blocking.
-    pub fn make_room(
+    /// Whether `needed` more bytes could fit once every unpinned image is evicted; evicts
+    /// nothing. A download of known size asks this before it starts, so that an image that
+    /// can never fit fails at once, and evicts only once it is verified ([`Cache::make_room`]).
+    pub fn room_for(&self, needed: u64, pinned: &BTreeSet<String>) -> Result<(), CacheFull> {
+        self.check_room(&self.lock(), needed, pinned)
+    }
+
+    fn check_room(
         &self,
+        st: &State,
         needed: u64,
         pinned: &BTreeSet<String>,
-    ) -> Result<Vec<String>, CacheFull> {
-        let mut st = self.lock();
-        // What stays whatever is evicted: when even that leaves no room, evict nothing (an
-        // image that cannot fit must not empty the cache on its way to failing).
+    ) -> Result<(), CacheFull> {
         let evictable: u64 = st
             .entries
             .iter()
@@ -159,6 +163,21 @@ impl Cache {
                 max: self.max_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Evicts least recently used, unpinned images until `needed` more bytes fit. Called for
+    /// an image already verified, right before it is published: a fetch that fails costs no
+    /// cached image. Blocking.
+    pub fn make_room(
+        &self,
+        needed: u64,
+        pinned: &BTreeSet<String>,
+    ) -> Result<Vec<String>, CacheFull> {
+        let mut st = self.lock();
+        // What stays whatever is evicted: when even that leaves no room, evict nothing (an
+        // image that cannot fit must not empty the cache on its way to failing).
+        self.check_room(&st, needed, pinned)?;
         let mut evicted = Vec::new();
         while st.total.saturating_add(needed) > self.max_bytes {
             let victim = st

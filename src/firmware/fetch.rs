@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::Firmware;
-use super::cache::hex;
+use super::cache::{CacheFull, hex};
 use super::catalogue::Release;
 use super::stall::Stall;
 use super::upstream;
@@ -167,8 +167,11 @@ impl Firmware {
         if rel.urls.is_empty() {
             return Err(FetchError::NoUrl(rel.file.clone()));
         }
+        // Evicting now would lose cached images for a download that may yet fail (404, wrong
+        // bytes, a stall): only whether the image could ever fit is checked, and room is made
+        // once it is verified, before it is published.
         if let Some(size) = rel.size {
-            self.make_room(size).await?;
+            self.check_room(size).await?;
         }
         let part = self.cache.part_path(&rel.sha256);
         let mut last = FetchError::NoUrl(rel.file.clone());
@@ -176,9 +179,7 @@ impl Firmware {
             for _ in 0..ATTEMPTS {
                 match self.attempt(url, rel, &part).await {
                     Ok(size) => {
-                        if rel.size.is_none() {
-                            self.make_room(size).await?;
-                        }
+                        self.make_room(size).await?;
                         let cache = self.clone();
                         let (sha, part2) = (rel.sha256.clone(), part.clone());
                         tokio::task::spawn_blocking(move || {
@@ -232,6 +233,7 @@ impl Firmware {
         Err(last)
     }
 
+    /// Evicts what `size` more bytes need (an image verified and about to be published).
     pub(super) async fn make_room(self: &Arc<Self>, size: u64) -> Result<(), FetchError> {
         let this = self.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -240,22 +242,29 @@ impl Firmware {
         })
         .await
         .map_err(|e| FetchError::Io(e.to_string()))?;
-        match result {
-            Ok(evicted) => {
-                for sha in evicted {
-                    tracing::info!(%sha, "evicted firmware image");
-                }
-                Ok(())
-            }
-            Err(full) => {
-                self.recorder.alarm(
-                    AlarmKind::FirmwareDiskFull,
-                    "firmware cache",
-                    full.to_string(),
-                );
-                Err(FetchError::DiskFull(full.to_string()))
-            }
+        for sha in result.map_err(|full| self.cache_full(&full))? {
+            tracing::info!(%sha, "evicted firmware image");
         }
+        Ok(())
+    }
+
+    /// Fails when `size` more bytes could not fit even after evicting every unpinned image;
+    /// evicts nothing.
+    async fn check_room(self: &Arc<Self>, size: u64) -> Result<(), FetchError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.cache.room_for(size, &this.pinned()))
+            .await
+            .map_err(|e| FetchError::Io(e.to_string()))?
+            .map_err(|full| self.cache_full(&full))
+    }
+
+    fn cache_full(&self, full: &CacheFull) -> FetchError {
+        self.recorder.alarm(
+            AlarmKind::FirmwareDiskFull,
+            "firmware cache",
+            full.to_string(),
+        );
+        FetchError::DiskFull(full.to_string())
     }
 
     /// An image of unknown size that outgrew the whole cache (`what`: where the bytes came

@@ -49,7 +49,8 @@ pub struct FirmwareConfig {
     /// Where images are cached; empty means `<data_dir>/firmware`.
     pub cache_dir: PathBuf,
     /// Images beyond this total are evicted, least recently used first, except those a policy
-    /// points at.
+    /// points at; only to publish a verified image, so a failed fetch evicts nothing. Downloads
+    /// under way are on disk beside it (their `.part` files).
     pub max_cache_bytes: u64,
     /// PEM bundle trusted for `https://` upstream URLs.
     pub upstream_ca_file: PathBuf,
