@@ -579,6 +579,81 @@ async fn a_failed_fetch_evicts_nothing() {
     assert_eq!(v["cache"]["total_bytes"], 600_000, "{v}");
 }
 
+/// Yealink models are spelled `SIP-T54W` (as their User-Agents say) in some inventories and
+/// `T54W` in others. A `T5*` release used to miss the first spelling: such a phone's own
+/// `{mac}.cfg` named no firmware and both prefetches passed it by. Both spellings now get the
+/// image, served and prefetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yealink_model_spelled_with_sip_matches_a_family_release() {
+    let up = Upstream::start(image(100_000, 23)).await;
+    let d = Daemon::start_with(&release_toml(&up, "t5.rom", "\"T5*\"", "96.86.0.70", true));
+    let macs = [("001565aa0001", "SIP-T54W"), ("001565aa0002", "T54W")];
+    for (mac, model) in macs {
+        d.add_device(json!({"mac": mac, "model": model, "site": "hq"}))
+            .await;
+    }
+    for (mac, model) in macs {
+        let id = d.identity(mac).await;
+        let ua = format!("Yealink SIP-T54W 96.86.0.70 {mac}");
+        let mut req = get(&format!("/{mac}.cfg"), &ua);
+        req.headers_mut()
+            .insert("host", "localhost:8443".parse().unwrap());
+        let r = send(d.https, client_config(&d.ca_pem(), Some(&id)), req)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{model}");
+        assert!(
+            r.text()
+                .contains("static.firmware.url = https://localhost:8443/firmware/t5.rom"),
+            "{model}: {}",
+            r.text()
+        );
+    }
+
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["images"][0]["file"], "t5.rom", "{job}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let (_, v) = d
+            .api("GET", &format!("/firmware/jobs/{}", job["id"]), None)
+            .await;
+        if v["state"] != "running" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(cached(&d), vec![sha256_hex(&up.image)]);
+
+    let (status, v) = d
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"kind": "firmware_prefetch", "selection": {"site": "hq"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let (_, v) = d.api("GET", &format!("/jobs/{}", v["id"]), None).await;
+        if ["done", "failed", "stopped"].contains(&v["state"].as_str().unwrap()) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let details: Vec<&str> = job["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details, ["t5.rom cached", "t5.rom cached"], "{job}");
+    assert_eq!(up.requests(), 1);
+}
+
 #[tokio::test]
 async fn upgrade_script_follows_the_policy() {
     let old = Upstream::start(image(1000, 10)).await;

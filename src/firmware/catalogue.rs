@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Severity;
+use crate::model::{Severity, Vendor};
 
 /// One firmware image a phone can be told to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,13 +27,32 @@ pub struct Release {
     pub size: Option<u64>,
 }
 
+/// A model's name as the catalogue compares it: upper case, and a Yealink model without the
+/// `SIP-` that its User-Agents and some inventories put before it, so that `SIP-T54W`,
+/// `T54W` and `t54w` are one model wherever they are spelled (a release, a policy, the
+/// inventory). Only before a Yealink model: the prefix is Yealink's (`Yealink SIP-T46G …`),
+/// and whatever another vendor's model is called stays as it is.
+pub fn model_key(model: &str) -> String {
+    let m = model.to_ascii_uppercase();
+    match m.strip_prefix("SIP-") {
+        Some(bare) if Vendor::from_model(bare) == Some(Vendor::Yealink) => bare.to_string(),
+        _ => m,
+    }
+}
+
 impl Release {
+    /// Whether the release is for `model`, spelled any way [`model_key`] takes as one: a
+    /// family (`T5*`) covers `SIP-T54W` as it covers `T54W`, and `SIP-T5*` covers both too.
     pub fn is_for(&self, model: &str) -> bool {
+        let key = model_key(model);
         self.models.iter().any(|m| match m.strip_suffix('*') {
-            Some(prefix) => model
-                .to_ascii_uppercase()
-                .starts_with(&prefix.to_ascii_uppercase()),
-            None => m.eq_ignore_ascii_case(model),
+            Some(prefix) => {
+                key.starts_with(&model_key(prefix))
+                    || model
+                        .to_ascii_uppercase()
+                        .starts_with(&prefix.to_ascii_uppercase())
+            }
+            None => model_key(m) == key,
         })
     }
 
@@ -166,8 +185,8 @@ pub enum PolicyError {
     #[error("model {0:?} is given more than one policy")]
     Twice(String),
     #[error(
-        "models {0:?} and {1:?} are the same model (model names are not case-sensitive): \
-         give it one policy"
+        "models {0:?} and {1:?} are the same model (model names are not case-sensitive, nor \
+         is a Yealink model's SIP- prefix): give it one policy"
     )]
     SameModel(String, String),
     #[error("{model}: {message}")]
@@ -175,8 +194,8 @@ pub enum PolicyError {
 }
 
 /// The form a policy's model is stored and looked up in: `*`, or a model name (letters,
-/// digits, `-`, `_`, `.`) in upper case, as phones and releases spell one model in either
-/// case. Family patterns (`J1*`), which releases accept, are refused: within a scope, a
+/// digits, `-`, `_`, `.`) as [`model_key`] gives it (upper case, a Yealink model without
+/// `SIP-`), as phones, inventories and releases spell one model either way. Family patterns (`J1*`), which releases accept, are refused: within a scope, a
 /// pattern next to a model it covers, another pattern or `*` would need a precedence of its
 /// own, and a pinned pattern would pin whichever models its releases of the moment name, so
 /// what the delete and config checks protect would change with the catalogue. Naming each
@@ -204,7 +223,7 @@ pub fn policy_model(model: &str) -> Result<String, PolicyError> {
     {
         return Err(PolicyError::NotAModel(model.to_string()));
     }
-    Ok(model.to_ascii_uppercase())
+    Ok(model_key(model))
 }
 
 /// A request's policies (model → policy text, in the order given and with any model given
@@ -356,7 +375,7 @@ impl Pin {
         let models: BTreeSet<String> = releases
             .into_iter()
             .filter(|r| r.version == self.version)
-            .flat_map(|r| r.models.iter().map(|m| m.to_ascii_uppercase()))
+            .flat_map(|r| r.models.iter().map(|m| model_key(m)))
             .collect();
         if models.is_empty() {
             // No release of the version at all: the pin stands as it is, served by none.
@@ -468,7 +487,7 @@ impl Catalogue {
         let Some(p) = self.policies.get(scope) else {
             return Policy::Inherit;
         };
-        p.get(&model.to_ascii_uppercase())
+        p.get(&model_key(model))
             .or_else(|| p.get("*"))
             .cloned()
             .unwrap_or(Policy::Inherit)
@@ -532,7 +551,7 @@ impl Catalogue {
             .flat_map(|r| r.models.iter())
             .chain(self.policies.values().flat_map(|p| p.keys()))
             .filter(|m| !m.ends_with('*'))
-            .map(|m| m.to_ascii_uppercase())
+            .map(|m| model_key(m))
             .collect()
     }
 
@@ -671,6 +690,50 @@ mod tests {
         assert_eq!(c.files_for_site(None)["J179"], "b.bin");
     }
 
+    /// Yealink models come as `SIP-T54W` (User-Agents, some inventories) and `T54W`: a `T5*`
+    /// release used to miss the first, so a phone listed so got no firmware and no prefetch.
+    /// Now every spelling is one model, for releases, families and policies alike; the prefix
+    /// is dropped before Yealink models only.
+    #[test]
+    fn a_yealink_model_with_or_without_sip_is_one_model() {
+        let mut c = Catalogue {
+            releases: vec![
+                rel(&["T5*"], "96.86.0.70", "t5.rom", 1),
+                rel(&["SIP-T46S"], "66.86.0.15", "t46s.rom", 2),
+                rel(&["SIP-T3*"], "124.86.0.40", "t3.rom", 3),
+            ],
+            ..Catalogue::default()
+        };
+        for model in ["SIP-T54W", "T54W", "sip-t54w", "t54w"] {
+            assert_eq!(c.resolve(None, model).unwrap().file, "t5.rom", "{model}");
+        }
+        for model in ["SIP-T46S", "T46S"] {
+            assert_eq!(c.resolve(None, model).unwrap().file, "t46s.rom", "{model}");
+        }
+        for model in ["SIP-T33G", "T33G"] {
+            assert_eq!(c.resolve(None, model).unwrap().file, "t3.rom", "{model}");
+        }
+        assert!(c.resolve(None, "SIP-J179").is_none(), "not a Yealink model");
+        assert_eq!(model_key("SIP-T54W"), "T54W");
+        assert_eq!(model_key("sip-j179"), "SIP-J179");
+        assert_eq!(model_key("SIP-"), "SIP-");
+
+        // A policy in either spelling is one model's, and applies to both.
+        assert_eq!(policy_model("SIP-T54W").unwrap(), "T54W");
+        assert_eq!(
+            scope_policies([("SIP-T54W", "off"), ("T54W", "latest")]).unwrap_err(),
+            PolicyError::SameModel("SIP-T54W".into(), "T54W".into())
+        );
+        c.policies.insert(
+            "global".into(),
+            scope_policies([("SIP-T54W", "off")]).unwrap(),
+        );
+        assert!(c.resolve(None, "T54W").is_none());
+        assert!(c.resolve(None, "SIP-T54W").is_none());
+        assert_eq!(c.resolve(None, "T53W").unwrap().file, "t5.rom");
+        assert!(c.models().contains("T46S") && !c.models().contains("SIP-T46S"));
+    }
+
     #[test]
     fn policy_text_round_trips() {
         for s in ["inherit", "latest", "off", "4.1.3.0.6"] {
@@ -752,7 +815,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "models \"J179\" and \"j179\" are the same model (model names are not \
-             case-sensitive): give it one policy"
+             case-sensitive, nor is a Yealink model's SIP- prefix): give it one policy"
         );
         assert_eq!(
             scope_policies([("*", "off"), ("J179", "latest"), ("*", "latest")]).unwrap_err(),

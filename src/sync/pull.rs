@@ -686,7 +686,8 @@ mod tests {
             err(r#"{"site":"hq","model":"J179","policy":"latest"},
                    {"site":"hq","model":"j179","policy":"off"}"#),
             "policy of site \"hq\": models \"J179\" and \"j179\" are the same model (model \
-             names are not case-sensitive): give it one policy"
+             names are not case-sensitive, nor is a Yealink model's SIP- prefix): give it one \
+             policy"
         );
 
         // The same spelling again is a later change; another site is another policy.
