@@ -654,6 +654,216 @@ async fn a_yealink_model_spelled_with_sip_matches_a_family_release() {
     assert_eq!(up.requests(), 1);
 }
 
+/// Polls a firmware prefetch job until it is no longer running.
+async fn prefetched(d: &Daemon, job: &serde_json::Value) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = d
+            .api("GET", &format!("/firmware/jobs/{}", job["id"]), None)
+            .await;
+        if v["state"] != "running" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A release URL that carries a vendor portal's login used to be shown whole by the API, the
+/// CLI, the alarms and the audit log, and its login went to the upstream in the Host header,
+/// not as authorization. Now the password is masked everywhere an operator reads, and the
+/// fetch authenticates with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_urls_password_is_masked_and_used_to_fetch() {
+    let up = Upstream::start(image(50_000, 24)).await;
+    let down = Upstream::start(image(50_000, 25)).await;
+    down.set_default(Mode::Error);
+    let d = Daemon::start();
+    let secret = "s3cr%40t";
+    let with_login = |u: &Upstream, file: &str| {
+        u.url(file)
+            .replacen("http://", &format!("http://vendor:{secret}@"), 1)
+    };
+    let masked =
+        |u: &Upstream, file: &str| u.url(file).replacen("http://", "http://vendor:***@", 1);
+    for (u, file, model) in [(&up, "t5.rom", "T5*"), (&down, "j179.bin", "J179")] {
+        let (status, v) = d
+            .api(
+                "POST",
+                "/firmware/releases",
+                Some(json!({"file": file, "models": [model], "version": "1.0",
+                    "sha256": sha256_hex(&u.image), "size": u.image.len(),
+                    "urls": [with_login(u, file)]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["urls"], json!([masked(u, file)]));
+    }
+    d.add_device(json!({"mac": "001565aa0001", "model": "T54W"}))
+        .await;
+    d.add_device(json!({"mac": "c81fea83e85a", "model": "J179"}))
+        .await;
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    let job = prefetched(&d, &job).await;
+    assert_eq!(job["images"][0]["state"], "failed", "{job}");
+    assert_eq!(job["images"][1]["state"], "cached", "{job}");
+
+    let head = up.heads()[0].to_ascii_lowercase();
+    // base64("vendor:s3cr@t")
+    assert!(
+        head.contains("authorization: basic dmvuzg9yonmzy3jada=="),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("host: {}\r\n", up.addr)),
+        "no login in the Host header: {head}"
+    );
+
+    let (_, firmware) = d.api("GET", "/firmware", None).await;
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    let cli = d.cli(&["--json", "firmware", "list"]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let cli = String::from_utf8_lossy(&cli.stdout).into_owned();
+    for (what, shown) in [
+        ("GET /firmware", firmware.to_string()),
+        ("the job", job.to_string()),
+        ("the alarms", alarms.to_string()),
+        ("the audit log", audit.to_string()),
+        ("edgeprov firmware list", cli),
+        ("the log", d.log()),
+    ] {
+        assert!(
+            !shown.contains("s3cr"),
+            "{what} shows the password: {shown}"
+        );
+    }
+    assert!(firmware.to_string().contains(&masked(&up, "t5.rom")));
+    assert!(
+        alarms.to_string().contains(&masked(&down, "j179.bin")),
+        "{alarms}"
+    );
+    assert!(
+        audit.to_string().contains(&masked(&up, "t5.rom")),
+        "{audit}"
+    );
+
+    let (status, _) = d.api("DELETE", "/firmware/releases/j179.bin", None).await;
+    assert_eq!(status, 204);
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    assert!(!audit.to_string().contains("s3cr"), "{audit}");
+}
+
+/// Uploads, scrubs, prefetches and image removals used to be entered with their path only;
+/// their entries now say what was done to which image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_actions_are_audited_with_their_facts() {
+    let up = Upstream::start(image(40_000, 26)).await;
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let img = image(30_000, 27);
+    let sha = sha256_hex(&img);
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "k.bin", "models": ["K175"], "version": "2.0",
+                "sha256": sha, "size": img.len()}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let entry = |resource: &'static str| {
+        let d = &d;
+        async move {
+            let (_, v) = d
+                .api("GET", &format!("/audit?resource=/api/v1{resource}"), None)
+                .await;
+            v.as_array().unwrap().last().unwrap().clone()
+        }
+    };
+
+    assert_eq!(put_image(&d, "k.bin", 0, &img[..10_000]).await.0, 202);
+    let e = entry("/firmware/images/k.bin").await;
+    assert_eq!(
+        e["summary"], "firmware image k.bin upload stored up to byte 10000, not complete",
+        "{e}"
+    );
+    assert_eq!(put_image(&d, "k.bin", 10_000, &img[10_000..]).await.0, 201);
+    let (_, v) = d
+        .api("GET", "/audit?resource=/api/v1/firmware/images/k.bin", None)
+        .await;
+    let e = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == 201)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        e["summary"],
+        format!("firmware image k.bin uploaded: 30000 bytes, SHA-256 {sha} verified and cached"),
+        "{e}"
+    );
+    assert_eq!(e["changes"]["version"], "2.0", "{e}");
+    assert_eq!(e["changes"]["offset"], 10_000, "{e}");
+    assert_eq!(e["changes"]["size"], 30_000, "{e}");
+
+    d.add_device(json!({"mac": "c81fea83e85a", "model": "J179"}))
+        .await;
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    prefetched(&d, &job).await;
+    let e = entry("/firmware/prefetch").await;
+    assert_eq!(
+        e["summary"],
+        format!("firmware prefetch job {} started: 1 image(s)", job["id"]),
+        "{e}"
+    );
+    assert_eq!(e["changes"]["job"], job["id"], "{e}");
+    assert_eq!(e["changes"]["images"][0]["file"], FILE, "{e}");
+    assert_eq!(
+        e["changes"]["images"][0]["sha256"],
+        sha256_hex(&up.image),
+        "{e}"
+    );
+
+    std::fs::write(d.data_dir().join(format!("firmware/sha256/{sha}")), b"rot").unwrap();
+    let (status, v) = d.api("POST", "/firmware/scrub", None).await;
+    assert_eq!(status, 200, "{v}");
+    let e = entry("/firmware/scrub").await;
+    assert_eq!(
+        e["summary"], "firmware cache scrubbed: 2 image(s) checked, 1 corrupted removed",
+        "{e}"
+    );
+    assert_eq!(
+        e["changes"]["removed"],
+        json!([{"sha256": sha, "files": ["k.bin"]}]),
+        "{e}"
+    );
+
+    let (status, _) = d
+        .api("DELETE", &format!("/firmware/images/{FILE}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let e = entry("/firmware/images/FW_S_J179_R4_1_3_0_6.bin").await;
+    assert_eq!(
+        e["summary"],
+        format!("cached image of firmware {FILE} removed"),
+        "{e}"
+    );
+    assert_eq!(
+        e["changes"]["release"]["sha256"],
+        sha256_hex(&up.image),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn upgrade_script_follows_the_policy() {
     let old = Upstream::start(image(1000, 10)).await;

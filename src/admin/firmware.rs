@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::audit::with_change;
+use super::audit::{with_change, with_changes};
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
     CachedImage, FetchError, Job, Release, ScopePolicies, UploadError, UploadOutcome, policy_model,
@@ -21,6 +21,8 @@ use crate::store::StoreError;
 
 #[derive(Debug, Serialize)]
 pub struct ReleaseView {
+    /// With the passwords of its URLs masked ([`Release::masked`]), as everywhere the API and
+    /// the audit log show a release.
     #[serde(flatten)]
     pub release: Release,
     /// `cached`, `fetching`, `partial` (bytes so far in `partial_bytes`) or `missing`.
@@ -70,7 +72,7 @@ pub async fn list(State(st): State<AdminState>) -> Result<Json<FirmwareView>, Ap
                     "missing"
                 };
                 ReleaseView {
-                    release: r.clone(),
+                    release: r.masked(),
                     cache: cache.into(),
                     partial_bytes: partial,
                 }
@@ -106,13 +108,9 @@ pub async fn add(State(st): State<AdminState>, body: Bytes) -> Result<Response, 
     })
     .await?;
     let summary = format!("firmware release {} added", release.file);
-    let resp = (StatusCode::CREATED, Json(&release)).into_response();
-    Ok(with_change(
-        resp,
-        summary,
-        serde_json::Value::Null,
-        &release,
-    ))
+    let shown = release.masked();
+    let resp = (StatusCode::CREATED, Json(&shown)).into_response();
+    Ok(with_change(resp, summary, serde_json::Value::Null, &shown))
 }
 
 /// Removes a release from the catalogue and its image from the cache (a config release comes
@@ -146,7 +144,7 @@ pub async fn delete(
     Ok(with_change(
         resp,
         summary,
-        &removed,
+        removed.masked(),
         serde_json::Value::Null,
     ))
 }
@@ -155,19 +153,41 @@ pub async fn delete(
 pub async fn delete_image(
     State(st): State<AdminState>,
     Path(file): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let release = release_of(&st, &file)?;
     let fw = st.firmware.clone();
-    blocking(move || {
+    let sha = release.sha256.clone();
+    let had = blocking(move || {
         fw.cache
-            .remove(&release.sha256)
+            .remove(&sha)
             .map_err(|source| crate::store::StoreError::Io {
-                path: fw.cache.image_path(&release.sha256),
+                path: fw.cache.image_path(&sha),
                 source,
             })
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let summary = match had {
+        true => format!("cached image of firmware {} removed", release.file),
+        false => format!("firmware {} had no cached image", release.file),
+    };
+    let facts = serde_json::json!({"removed": had, "release": facts(&release)});
+    Ok(with_changes(
+        StatusCode::NO_CONTENT.into_response(),
+        summary,
+        facts,
+    ))
+}
+
+/// What an audit entry says of the release an action was about: enough to tell which image,
+/// without its URLs.
+fn facts(release: &Release) -> serde_json::Value {
+    serde_json::json!({
+        "file": release.file,
+        "models": release.models,
+        "version": release.version,
+        "sha256": release.sha256,
+        "size": release.size,
+    })
 }
 
 fn release_of(st: &AdminState, file: &str) -> Result<Release, ApiError> {
@@ -185,22 +205,37 @@ pub struct UploadQuery {
 }
 
 /// `PUT /firmware/images/{file}?offset=N`: streams the body into the cache. 201 when the image
-/// is complete and verified, 202 with the offset to continue from otherwise.
+/// is complete and verified, 202 with the offset to continue from otherwise. The audit entry
+/// names the release, where the upload started and what it left.
 pub async fn upload(
     State(st): State<AdminState>,
     Path(file): Path<String>,
     Query(q): Query<UploadQuery>,
     body: Body,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let release = release_of(&st, &file)?;
+    let audited = |status: StatusCode, answer: serde_json::Value, summary: String| {
+        let mut facts = facts(&release);
+        facts["offset"] = q.offset.into();
+        facts["outcome"] = answer.clone();
+        with_changes((status, Json(answer)).into_response(), summary, facts)
+    };
     match st.firmware.upload(&release, q.offset, body).await {
-        Ok(UploadOutcome::Complete { size }) => Ok((
+        Ok(UploadOutcome::Complete { size }) => Ok(audited(
             StatusCode::CREATED,
-            Json(serde_json::json!({"file": release.file, "complete": true, "size": size})),
+            serde_json::json!({"file": release.file, "complete": true, "size": size}),
+            format!(
+                "firmware image {} uploaded: {size} bytes, SHA-256 {} verified and cached",
+                release.file, release.sha256
+            ),
         )),
-        Ok(UploadOutcome::Partial { offset }) => Ok((
+        Ok(UploadOutcome::Partial { offset }) => Ok(audited(
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({"file": release.file, "complete": false, "offset": offset})),
+            serde_json::json!({"file": release.file, "complete": false, "offset": offset}),
+            format!(
+                "firmware image {} upload stored up to byte {offset}, not complete",
+                release.file
+            ),
         )),
         Err(e @ (UploadError::Offset { .. } | UploadError::Busy)) => {
             Err(ApiError::Conflict(e.to_string()))
@@ -216,28 +251,69 @@ pub async fn upload(
 }
 
 /// Re-verifies every cached image; corrupted ones are removed (and fetched again on demand).
-pub async fn scrub(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// The audit entry says how many were checked and which were removed (with the releases that
+/// name them).
+pub async fn scrub(State(st): State<AdminState>) -> Result<Response, ApiError> {
     let fw = st.firmware.clone();
-    let removed = tokio::task::spawn_blocking(move || fw.cache.scrub())
+    let scrubbed = tokio::task::spawn_blocking(move || fw.cache.scrub())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("scrub: {e}")))?;
-    for sha in &removed {
+    for sha in &scrubbed.removed {
         st.recorder.alarm(
             crate::model::AlarmKind::FirmwareChecksumMismatch,
             "firmware scrub",
             format!("cached image {sha} no longer matches its hash; removed"),
         );
     }
-    Ok(Json(serde_json::json!({ "removed": removed })))
+    let catalogue = st.firmware.catalogue();
+    let removed: Vec<serde_json::Value> = scrubbed
+        .removed
+        .iter()
+        .map(|sha| {
+            let files: Vec<&str> = catalogue
+                .releases
+                .iter()
+                .filter(|r| &r.sha256 == sha)
+                .map(|r| r.file.as_str())
+                .collect();
+            serde_json::json!({"sha256": sha, "files": files})
+        })
+        .collect();
+    let summary = format!(
+        "firmware cache scrubbed: {} image(s) checked, {} corrupted removed",
+        scrubbed.checked,
+        scrubbed.removed.len()
+    );
+    let resp = Json(serde_json::json!({
+        "checked": scrubbed.checked,
+        "removed": scrubbed.removed,
+    }))
+    .into_response();
+    Ok(with_changes(
+        resp,
+        summary,
+        serde_json::json!({"checked": scrubbed.checked, "removed": removed}),
+    ))
 }
 
-/// Starts a job fetching every image the inventory's phones would be told to load.
-pub async fn prefetch(State(st): State<AdminState>) -> Result<(StatusCode, Json<Job>), ApiError> {
+/// Starts a job fetching every image the inventory's phones would be told to load. The audit
+/// entry names the job and its images.
+pub async fn prefetch(State(st): State<AdminState>) -> Result<Response, ApiError> {
     let fw = st.firmware.clone();
     let wanted = blocking(move || fw.wanted()).await?;
+    let images: Vec<serde_json::Value> = wanted.iter().map(facts).collect();
     let id = st.firmware.start_prefetch(wanted);
-    job_view(&st, id).await.map(|j| (StatusCode::ACCEPTED, j))
+    let job = job_view(&st, id).await?;
+    let summary = format!(
+        "firmware prefetch job {id} started: {} image(s)",
+        images.len()
+    );
+    Ok(with_changes(
+        (StatusCode::ACCEPTED, job).into_response(),
+        summary,
+        serde_json::json!({"job": id, "images": images}),
+    ))
 }
 
 pub async fn job(

@@ -187,7 +187,8 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
                 return out.print_json(&v);
             }
             let removed = v["removed"].as_array().map_or(0, Vec::len);
-            println!("scrub done: {removed} corrupted image(s) removed");
+            let checked = v["checked"].as_u64().unwrap_or_default();
+            println!("scrub done: {checked} image(s) checked, {removed} corrupted removed");
         }
     }
     Ok(())

@@ -44,6 +44,13 @@ pub struct CachedImage {
     pub used: u64,
 }
 
+/// What a scrub found: how many images it re-hashed, and those removed for not matching.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scrubbed {
+    pub checked: usize,
+    pub removed: Vec<String>,
+}
+
 /// Not enough room even after evicting everything unpinned.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -276,9 +283,10 @@ impl Cache {
     }
 
     /// Re-hashes every cached image and removes those that no longer match their name (bit
-    /// rot, an operator's edit). Returns the removed hashes. Blocking.
-    pub fn scrub(&self) -> io::Result<Vec<String>> {
+    /// rot, an operator's edit). Blocking.
+    pub fn scrub(&self) -> io::Result<Scrubbed> {
         let shas: Vec<String> = self.lock().entries.keys().cloned().collect();
+        let checked = shas.len();
         let mut bad = Vec::new();
         for sha in shas {
             let ok = match sha256_file(&self.image_path(&sha)) {
@@ -291,7 +299,10 @@ impl Cache {
                 bad.push(sha);
             }
         }
-        Ok(bad)
+        Ok(Scrubbed {
+            checked,
+            removed: bad,
+        })
     }
 }
 
@@ -378,7 +389,13 @@ mod tests {
         cache.publish(&sha, &part, good.len() as u64).unwrap();
         put(&cache, &format!("{:064x}", 9), 10);
         let bad = cache.scrub().unwrap();
-        assert_eq!(bad, vec![format!("{:064x}", 9)]);
+        assert_eq!(
+            bad,
+            Scrubbed {
+                checked: 2,
+                removed: vec![format!("{:064x}", 9)]
+            }
+        );
         assert!(cache.lookup(&sha).is_some());
     }
 }

@@ -81,6 +81,7 @@ impl Release {
             .iter()
             .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
         {
+            let u = super::masked_url(u);
             return Err(("urls", format!("{u:?} is not an http:// or https:// URL")));
         }
         Ok(())

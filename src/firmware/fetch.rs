@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::Firmware;
 use super::cache::{CacheFull, hex};
 use super::catalogue::Release;
+use super::masked::masked_url;
 use super::stall::Stall;
 use super::upstream;
 use crate::model::AlarmKind;
@@ -176,6 +177,8 @@ impl Firmware {
         let part = self.cache.part_path(&rel.sha256);
         let mut last = FetchError::NoUrl(rel.file.clone());
         for url in &rel.urls {
+            // What alarms, logs and errors name: never the URL's password.
+            let shown = masked_url(url);
             for _ in 0..ATTEMPTS {
                 match self.attempt(url, rel, &part).await {
                     Ok(size) => {
@@ -188,11 +191,11 @@ impl Firmware {
                         .await
                         .map_err(|e| FetchError::Io(e.to_string()))?
                         .map_err(|e| self.io_error(rel, &e))?;
-                        tracing::info!(file = %rel.file, %url, size, "firmware image cached");
+                        tracing::info!(file = %rel.file, url = %shown, size, "firmware image cached");
                         return Ok(());
                     }
                     Err(Attempt::Broken(why)) => {
-                        tracing::warn!(file = %rel.file, %url, "download broken, resuming: {why}");
+                        tracing::warn!(file = %rel.file, url = %shown, "download broken, resuming: {why}");
                         last = FetchError::Unreachable(why);
                     }
                     Err(Attempt::Unreachable(why)) => {
@@ -203,7 +206,7 @@ impl Firmware {
                         let _ = tokio::fs::remove_file(&part).await;
                         self.recorder.alarm(
                             AlarmKind::FirmwareChecksumMismatch,
-                            url.clone(),
+                            shown.clone(),
                             format!("{}: {why}; nothing was served", rel.file),
                         );
                         last = FetchError::Mismatch(why);
@@ -226,7 +229,7 @@ impl Firmware {
         if let FetchError::Unreachable(why) = &last {
             self.recorder.alarm(
                 AlarmKind::FirmwareUpstreamUnreachable,
-                rel.urls.join(" "),
+                rel.masked().urls.join(" "),
                 format!("{}: {why}", rel.file),
             );
         }
@@ -301,7 +304,9 @@ impl Firmware {
 
     /// One GET into the `.part` file, resuming from what it already holds. Returns the
     /// image's size once the whole file is there and hashes right (fsynced).
+    /// Errors name the URL masked ([`masked_url`]).
     async fn attempt(&self, url: &str, rel: &Release, part: &Path) -> Result<u64, Attempt> {
+        let (fetch_url, url) = (url, masked_url(url));
         let io = |e: std::io::Error| Attempt::Fatal(self.io_error(rel, &e));
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -336,7 +341,7 @@ impl Firmware {
         if rel.size == Some(have) && have > 0 {
             return self.finish(rel, file, ctx, have).await;
         }
-        let resp = upstream::get(url, have, &self.upstream_ca_file)
+        let resp = upstream::get(fetch_url, have, &self.upstream_ca_file)
             .await
             .map_err(|e| Attempt::Unreachable(e.to_string()))?;
         let status = resp.status();
@@ -371,7 +376,7 @@ impl Firmware {
             )));
         }
         if announced.is_some_and(|total| total > u128::from(limit)) {
-            return Err(Attempt::TooLarge(self.too_large(rel, url)));
+            return Err(Attempt::TooLarge(self.too_large(rel, &url)));
         }
         let mut body = resp.into_body();
         // Buffered: one blocking-pool write per 256 KiB instead of one per network frame.
@@ -399,7 +404,7 @@ impl Firmware {
                     Some(size) => Attempt::Mismatch(format!(
                         "upstream sent more than the {size} bytes the catalogue says"
                     )),
-                    None => Attempt::TooLarge(self.too_large(rel, url)),
+                    None => Attempt::TooLarge(self.too_large(rel, &url)),
                 });
             }
             ctx.update(&data);

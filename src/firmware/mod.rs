@@ -9,6 +9,7 @@ pub mod cache;
 pub mod catalogue;
 mod fetch;
 mod jobs;
+mod masked;
 pub mod range;
 mod serve;
 mod stall;
@@ -30,6 +31,7 @@ pub use catalogue::{
 };
 pub use fetch::FetchError;
 pub use jobs::{Job, JobImage, JobState};
+pub use masked::masked_url;
 pub use serve::{Asked, respond};
 pub use upload::{UploadError, UploadOutcome};
 

@@ -13,9 +13,12 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
+use super::masked::masked_url;
+
 /// How long connecting and receiving the response head may take.
 const CONNECT: Duration = Duration::from_secs(10);
 
+/// Each names the URL masked ([`masked_url`]): the error reaches alarms, logs and the admin API.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("{0}: not an http:// or https:// URL")]
@@ -53,7 +56,10 @@ pub async fn get(
         };
         url = resolve(&url, &next);
     }
-    Err(UpstreamError::Connect(url, "too many redirects".into()))
+    Err(UpstreamError::Connect(
+        masked_url(&url),
+        "too many redirects".into(),
+    ))
 }
 
 /// A `Location` relative to the URL that answered with it (RFC 3986 §5.2). An absolute one
@@ -97,25 +103,30 @@ async fn get_once(
     offset: u64,
     ca_file: &std::path::Path,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let uri: Uri = url.parse().map_err(|_| UpstreamError::BadUrl(url.into()))?;
+    let shown = masked_url(url);
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| UpstreamError::BadUrl(shown.clone()))?;
     let tls = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        _ => return Err(UpstreamError::BadUrl(url.into())),
+        _ => return Err(UpstreamError::BadUrl(shown)),
     };
     let host = uri
         .host()
-        .ok_or_else(|| UpstreamError::BadUrl(url.into()))?
+        .ok_or_else(|| UpstreamError::BadUrl(shown.clone()))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let authority = uri
-        .authority()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| host.clone());
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    // The login a URL carries goes as Basic authorization, never in the Host header.
+    let (login, authority) = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => (Some(basic(userinfo)), hostport.to_string()),
+        None => (None, authority.to_string()),
+    };
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let connect_err = |e: String| UpstreamError::Connect(url.to_string(), e);
+    let connect_err = |e: String| UpstreamError::Connect(shown.clone(), e);
     let tcp = tokio::time::timeout(
         CONNECT,
         tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -128,6 +139,9 @@ async fn get_once(
     if offset > 0 {
         req = req.header(http::header::RANGE, format!("bytes={offset}-"));
     }
+    if let Some(login) = login {
+        req = req.header(http::header::AUTHORIZATION, login);
+    }
     let req = req
         .header(
             http::header::USER_AGENT,
@@ -137,19 +151,30 @@ async fn get_once(
         .map_err(|e| connect_err(e.to_string()))?;
     if tls {
         let name = ServerName::try_from(host.clone())
-            .map_err(|e| UpstreamError::Tls(url.into(), e.to_string()))?;
-        let config = client_config(ca_file).map_err(|e| UpstreamError::Tls(url.into(), e))?;
+            .map_err(|e| UpstreamError::Tls(shown.clone(), e.to_string()))?;
+        let config = client_config(ca_file).map_err(|e| UpstreamError::Tls(shown.clone(), e))?;
         let stream = tokio::time::timeout(
             CONNECT,
             tokio_rustls::TlsConnector::from(config).connect(name, tcp),
         )
         .await
-        .map_err(|_| UpstreamError::Tls(url.into(), "handshake timed out".into()))?
-        .map_err(|e| UpstreamError::Tls(url.into(), e.to_string()))?;
-        send(TokioIo::new(stream), req, url).await
+        .map_err(|_| UpstreamError::Tls(shown.clone(), "handshake timed out".into()))?
+        .map_err(|e| UpstreamError::Tls(shown.clone(), e.to_string()))?;
+        send(TokioIo::new(stream), req, &shown).await
     } else {
-        send(TokioIo::new(tcp), req, url).await
+        send(TokioIo::new(tcp), req, &shown).await
     }
+}
+
+/// `Basic` credentials from a URL's userinfo (`user:password`, percent-encoded as RFC 3986
+/// has it).
+fn basic(userinfo: &str) -> String {
+    use base64::Engine;
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(userinfo).collect();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(decoded)
+    )
 }
 
 async fn send<T>(

@@ -33,6 +33,7 @@ pub struct Upstream {
     /// The default when the script is empty.
     default: Arc<Mutex<Mode>>,
     ranges: Arc<Mutex<Vec<Option<String>>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 /// A deterministic pseudo-random image.
@@ -66,14 +67,16 @@ impl Upstream {
             script: Arc::default(),
             default: Arc::new(Mutex::new(Mode::Normal)),
             ranges: Arc::default(),
+            heads: Arc::default(),
         };
-        let (image, requests, sent, script, default, ranges) = (
+        let (image, requests, sent, script, default, ranges, heads) = (
             up.image.clone(),
             up.requests.clone(),
             up.sent.clone(),
             up.script.clone(),
             up.default.clone(),
             up.ranges.clone(),
+            up.heads.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -85,14 +88,16 @@ impl Upstream {
                     .unwrap()
                     .pop_front()
                     .unwrap_or(*default.lock().unwrap());
-                let (image, requests, sent, ranges) = (
+                let (image, requests, sent, ranges, heads) = (
                     image.clone(),
                     requests.clone(),
                     sent.clone(),
                     ranges.clone(),
+                    heads.clone(),
                 );
                 tokio::spawn(async move {
-                    let _ = serve(sock, mode, &image, &requests, &sent, &ranges).await;
+                    let seen = (&*ranges, &*heads);
+                    let _ = serve(sock, mode, &image, &requests, &sent, seen).await;
                 });
             }
         });
@@ -120,6 +125,11 @@ impl Upstream {
         self.sent.load(Ordering::SeqCst)
     }
 
+    /// Every request head so far, as text.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
     /// The `Range` header of every request so far.
     pub fn ranges(&self) -> Vec<Option<String>> {
         self.ranges.lock().unwrap().clone()
@@ -132,13 +142,14 @@ async fn serve(
     image: &[u8],
     requests: &AtomicUsize,
     sent: &AtomicU64,
-    ranges: &Mutex<Vec<Option<String>>>,
+    (ranges, heads): (&Mutex<Vec<Option<String>>>, &Mutex<Vec<String>>),
 ) -> std::io::Result<()> {
     let Some(head) = read_head(&mut sock).await? else {
         return Ok(());
     };
     requests.fetch_add(1, Ordering::SeqCst);
     let text = String::from_utf8_lossy(&head).into_owned();
+    heads.lock().unwrap().push(text.clone());
     let range = text
         .lines()
         .find_map(|l| {
