@@ -165,6 +165,156 @@ async fn token_requests_are_checked() {
     assert_eq!(s, 403);
 }
 
+/// A token may be made to expire: it works until then and is refused after, with a 401 that
+/// says it expired (only its holder, who has the secret, hears that), entered in the audit log
+/// under its user and counted as a wrong token is. Listings show the expiry; a token made
+/// without one never expires; an expiry already past is refused at creation.
+#[tokio::test]
+async fn a_token_works_until_it_expires_and_is_refused_after() {
+    let mut d = Daemon::start();
+    let now = edgeprov::model::now_unix();
+    let (s, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "late", "role": "administrator", "expires": now - 1})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("expires:"), "{v}");
+
+    let soon = now + 4;
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "temp", "role": "administrator", "expires": soon})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["expires"], soon);
+    let temp = made["token"].as_str().unwrap().to_string();
+    let temp_id = made["id"].as_str().unwrap().to_string();
+    // The CLI takes a relative time as `job create --at` does.
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--role",
+        "administrator",
+        "--user",
+        "ops",
+        "--expires",
+        "+90d",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ops = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = d.cli(&[
+        "token",
+        "create",
+        "--role",
+        "administrator",
+        "--user",
+        "forever",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_, listed) = d.api("GET", "/tokens", None).await;
+    let expiry = |user: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["user"] == user)
+            .map(|t| t["expires"].clone())
+            .unwrap()
+    };
+    assert_eq!(expiry("temp"), soon);
+    let in_90_days = expiry("ops").as_i64().unwrap() - now;
+    assert!(
+        (90 * 86_400..90 * 86_400 + 60).contains(&in_90_days),
+        "{listed}"
+    );
+    assert_eq!(expiry("forever"), Value::Null, "no expiry unless asked for");
+    let table = String::from_utf8(d.cli(&["token", "list"]).stdout).unwrap();
+    assert!(
+        table.contains("EXPIRES") && table.contains("never"),
+        "{table}"
+    );
+
+    let (s, _) = d.api_with_token("GET", "/devices", None, Some(&temp)).await;
+    assert_eq!(s, 200, "before its expiry");
+    while edgeprov::model::now_unix() < soon {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (s, v) = d.api_with_token("GET", "/devices", None, Some(&temp)).await;
+    assert_eq!(s, 401, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(&temp_id) && error.contains("expired"), "{v}");
+    let (s, v) = d
+        .api_with_token("GET", "/devices", None, Some("ep_guess"))
+        .await;
+    assert_eq!(s, 401);
+    assert!(!v["error"].as_str().unwrap().contains("expired"), "{v}");
+    let (s, _) = d.api_with_token("GET", "/devices", None, Some(&ops)).await;
+    assert_eq!(s, 200, "a token expiring later still works");
+    let table = String::from_utf8(d.cli(&["token", "list"]).stdout).unwrap();
+    assert!(table.contains("(expired)"), "{table}");
+
+    assert!(d.stop().success());
+    let db = d.data_dir().join("edgeprov.redb");
+    let store = edgeprov::store::Store::open(&db).unwrap();
+    let refused: Vec<(String, String)> = store
+        .list_audit(100, |e| e.status == 401)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.who, e.summary))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert_eq!(
+        refused[1].0, "temp",
+        "the expired token's user: {refused:?}"
+    );
+    assert!(refused[1].1.contains("expired"), "{refused:?}");
+    assert_eq!(refused[0], ("anonymous".to_string(), "refused".to_string()));
+}
+
+/// Expired tokens count towards the limit on wrong tokens: each refusal is an audit entry, which
+/// a script left running with an expired token must not be able to ask for without bound.
+#[tokio::test]
+async fn an_expired_token_counts_as_a_failure() {
+    let d = Daemon::start_with("auth_failures_per_minute = 2");
+    let soon = edgeprov::model::now_unix() + 3;
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "temp", "role": "administrator", "expires": soon})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let temp = made["token"].as_str().unwrap();
+    while edgeprov::model::now_unix() < soon {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            d.api_with_token("GET", "/devices", None, Some(temp))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+}
+
 #[tokio::test]
 async fn wrong_tokens_are_rate_limited_and_audited() {
     let d = Daemon::start_with("auth_failures_per_minute = 3");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use super::openapi::{Access, ROUTES};
 use super::ratelimit::FailureLimiter;
@@ -177,13 +178,28 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
             let store = st.store.clone();
             let found = tokio::task::spawn_blocking(move || {
                 let t = store.token_by_hash(&hash(&given))?;
-                if let Some(t) = &t {
+                if let Some(t) = t.as_ref().filter(|t| !t.expired(now)) {
                     store.touch_token(&t.id, now)?;
                 }
                 Ok::<_, crate::store::StoreError>(t)
             })
             .await;
             match found {
+                // Counted and entered as a wrong token is, but under its user and saying why:
+                // only the holder of the secret learns that it expired, so this tells a guesser
+                // nothing, and tells the holder what to ask for.
+                Ok(Ok(Some(t))) if t.expired(now) => {
+                    st.guard.limiter.fail(ip, now);
+                    let expired = ApiError::TokenExpired {
+                        id: t.id.clone(),
+                        at: t.expires.unwrap_or(now),
+                    };
+                    let summary = format!("refused: {expired}");
+                    let mut resp =
+                        super::audit::with_changes(expired.into_response(), summary, Value::Null);
+                    resp.extensions_mut().insert(Who(t.user));
+                    return resp;
+                }
                 Ok(Ok(Some(t))) => Some(Principal::from(t)),
                 Ok(Ok(None)) => {
                     st.guard.limiter.fail(ip, now);

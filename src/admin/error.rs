@@ -18,6 +18,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// A stored token presented after its expiry (its secret matched).
+    #[error("token {id} expired at {}; ask an administrator for a new one", time_text(*.at))]
+    TokenExpired { id: String, at: i64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("too many wrong tokens from this address: try again in {0} s")]
@@ -34,6 +37,17 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+/// A Unix time as RFC 3339 UTC, or the number itself when out of range.
+fn time_text(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }
 
 impl From<StoreError> for ApiError {
@@ -56,7 +70,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenExpired { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

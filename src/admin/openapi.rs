@@ -196,7 +196,8 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/tokens",
-        "Create a token ({user, role, sites}); its secret is shown once",
+        "Create a token ({user, role, sites, expires: Unix time or none for never}); its \
+         secret is shown once",
     ),
     r("delete", "/tokens/{id}", "Revoke a token"),
     r(
@@ -378,7 +379,7 @@ pub fn document() -> Value {
             "responses": {
                 "200": {"description": "OK"},
                 "400": {"description": "Bad request: the message names the field", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "401": {"description": "Missing or wrong bearer token"},
+                "401": {"description": "Missing, wrong or expired bearer token"},
                 "403": {"description": "The token's role or sites do not allow this"},
                 "429": {"description": "Too many wrong tokens from this address (Retry-After)"},
                 "404": {"description": "Not found"},

@@ -25,6 +25,8 @@ pub struct TokenView {
     pub created: i64,
     pub created_by: String,
     pub last_used: i64,
+    /// Unix time from which the token is refused; `null`: never.
+    pub expires: Option<i64>,
 }
 
 impl From<ApiToken> for TokenView {
@@ -37,6 +39,7 @@ impl From<ApiToken> for TokenView {
             created: t.created,
             created_by: t.created_by,
             last_used: t.last_used,
+            expires: t.expires,
         }
     }
 }
@@ -56,11 +59,21 @@ struct NewToken {
     role: Role,
     #[serde(default)]
     sites: BTreeSet<String>,
+    /// Unix time from which the token is refused. None by default: a token made without it
+    /// works until revoked, as every token did before tokens could expire.
+    #[serde(default)]
+    expires: Option<i64>,
 }
 
 impl NewToken {
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self, now: i64) -> Result<(), ApiError> {
         let bad = |m: String| Err(ApiError::BadRequest(m));
+        if let Some(t) = self.expires.filter(|&t| t <= now) {
+            return bad(format!(
+                "expires: {t} is not in the future (now is {now}); a token that never works is \
+                 not worth making"
+            ));
+        }
         if self.user.is_empty()
             || self.user.len() > 64
             || !self.user.chars().all(|c| c.is_ascii_graphic())
@@ -102,24 +115,30 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let new: NewToken = parse_json(&body)?;
-    new.validate()?;
+    let now = now_unix();
+    new.validate(now)?;
     let secret = format!(
         "ep_{}",
         crate::phone::credentials::hex(&crate::pki::random_bytes::<32>())
     );
     let token = ApiToken {
-        id: crate::phone::credentials::hex(&crate::pki::random_bytes::<4>()),
+        id: String::new(),
         user: new.user,
         role: new.role,
         sites: new.sites,
         hash: super::auth::hash(&secret),
-        created: now_unix(),
+        created: now,
         created_by: who.user,
         last_used: 0,
+        expires: new.expires,
     };
     let store = st.store.clone();
-    let stored = token.clone();
-    blocking(move || store.add_token(&stored)).await?;
+    let token = blocking(move || {
+        store.add_token(token, || {
+            crate::phone::credentials::hex(&crate::pki::random_bytes::<4>())
+        })
+    })
+    .await?;
     tracing::info!(id = %token.id, user = %token.user, role = token.role.as_str(), "API token created");
     let view = NewTokenView {
         token: secret,

@@ -91,38 +91,6 @@ pub struct CreateArgs {
     wait: bool,
 }
 
-/// `--at` as a Unix time.
-pub fn parse_at(text: &str, now: i64) -> Result<i64> {
-    if let Some(rel) = text.strip_prefix('+') {
-        let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
-        let (n, unit) = rel.split_at(split);
-        let n: i64 = n
-            .parse()
-            .map_err(|_| anyhow!("--at {text:?}: expected +N followed by s, m, h or d"))?;
-        let scale = match unit {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => bail!("--at {text:?}: the unit must be s, m, h or d"),
-        };
-        return n
-            .checked_mul(scale)
-            .and_then(|secs| now.checked_add(secs))
-            .ok_or_else(|| anyhow!("--at {text:?}: too far in the future"));
-    }
-    if let Ok(t) = text.parse::<i64>() {
-        return Ok(t);
-    }
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .map_err(|e| {
-            anyhow!(
-                "--at {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds or +DURATION: {e}"
-            )
-        })
-}
-
 impl CreateArgs {
     fn body(&self) -> Result<Value> {
         let mut body = Map::new();
@@ -173,7 +141,10 @@ impl CreateArgs {
         }
         body.insert("selection".into(), selection.into());
         if let Some(at) = &self.at {
-            body.insert("at".into(), parse_at(at, crate::model::now_unix())?.into());
+            body.insert(
+                "at".into(),
+                super::when::parse_time("--at", at, crate::model::now_unix())?.into(),
+            );
         }
         if let Some(r) = self.rate {
             // JSON has no NaN or infinity: serde_json would send null, which means unlimited.
@@ -427,7 +398,7 @@ fn show(value: Value, out: Output) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CreateArgs, parse_at};
+    use super::CreateArgs;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -443,18 +414,6 @@ mod tests {
     }
 
     #[test]
-    fn at_refuses_a_time_past_the_clock_range() {
-        for text in [
-            "+9223372036854775807d",
-            "+2562047788015216h",
-            "+9223372036854775807",
-        ] {
-            let err = parse_at(text, 1_700_000_000).unwrap_err().to_string();
-            assert!(err.contains("--at") && err.contains(text), "{text}: {err}");
-        }
-    }
-
-    #[test]
     fn rate_that_json_cannot_carry_is_refused() {
         for rate in ["NaN", "inf"] {
             let err = create(&["activate", "--all", "--rate", rate])
@@ -467,20 +426,5 @@ mod tests {
             .body()
             .unwrap();
         assert_eq!(body["rate"], 2.5);
-    }
-
-    #[test]
-    fn at_accepts_rfc3339_unix_and_relative() {
-        assert_eq!(parse_at("2025-06-01T02:00:00Z", 0).unwrap(), 1_748_743_200);
-        assert_eq!(
-            parse_at("2025-06-01T04:00:00+02:00", 0).unwrap(),
-            1_748_743_200
-        );
-        assert_eq!(parse_at("1748743200", 0).unwrap(), 1_748_743_200);
-        assert_eq!(parse_at("+90", 1000).unwrap(), 1090);
-        assert_eq!(parse_at("+10m", 1000).unwrap(), 1600);
-        assert_eq!(parse_at("+2h", 0).unwrap(), 7200);
-        assert!(parse_at("+2w", 0).is_err());
-        assert!(parse_at("tomorrow", 0).is_err());
     }
 }

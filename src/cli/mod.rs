@@ -22,6 +22,7 @@ pub mod settings;
 pub mod site;
 pub mod table;
 pub mod token;
+pub mod when;
 
 use anyhow::Result;
 

@@ -28,6 +28,10 @@ pub enum TokenCmd {
         /// Who the token is for (the audit log's "who"); defaults to the role.
         #[arg(long)]
         user: Option<String>,
+        /// When the token stops working: RFC 3339 (2027-01-01T00:00:00Z), Unix seconds, or
+        /// +DURATION from now (+90d, +12h). Default: never (until revoked).
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
@@ -37,23 +41,35 @@ pub enum TokenCmd {
 
 pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
     match cmd {
-        TokenCmd::Create { role, sites, user } => {
+        TokenCmd::Create {
+            role,
+            sites,
+            user,
+            expires,
+        } => {
             let role = match role {
                 RoleArg::Administrator => "administrator",
                 RoleArg::Operator => "operator",
             };
+            let expires = expires
+                .map(|t| super::when::parse_time("--expires", &t, crate::model::now_unix()))
+                .transpose()?;
             let body = json!({
                 "user": user.unwrap_or_else(|| role.to_string()),
                 "role": role,
                 "sites": sites,
+                "expires": expires,
             });
             let value = api.post("/tokens", &body).await?;
             if out.json {
                 return out.print_json(&value);
             }
             let made: NewTokenView = serde_json::from_value(value)?;
+            let until = made.info.expires.map_or_else(String::new, |t| {
+                format!(", expires {}", super::time_text(t))
+            });
             eprintln!(
-                "token {} for {} ({}); it is shown only now:",
+                "token {} for {} ({}{until}); it is shown only now:",
                 made.info.id,
                 made.info.user,
                 made.info.role.as_str()
@@ -66,6 +82,7 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                 return out.print_json(&value);
             }
             let tokens: Vec<TokenView> = serde_json::from_value(value)?;
+            let now = crate::model::now_unix();
             let rows: Vec<Vec<String>> = tokens
                 .into_iter()
                 .map(|t| {
@@ -80,11 +97,24 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                         } else {
                             super::time_text(t.last_used)
                         },
+                        match t.expires {
+                            None => "never".into(),
+                            Some(e) if e <= now => format!("{} (expired)", super::time_text(e)),
+                            Some(e) => super::time_text(e),
+                        },
                     ]
                 })
                 .collect();
             table::print(
-                &["ID", "USER", "ROLE", "SITES", "CREATED", "LAST USED"],
+                &[
+                    "ID",
+                    "USER",
+                    "ROLE",
+                    "SITES",
+                    "CREATED",
+                    "LAST USED",
+                    "EXPIRES",
+                ],
                 &rows,
             );
         }

@@ -430,15 +430,17 @@ impl Sites {
 
     /// What `user` may change now, by the tokens stored for it: every site if one of them is
     /// an administrator's (or `user` is the box's own administrator, whose token is a file),
-    /// else the union of its operator tokens' sites; nothing once every token is revoked.
-    /// By user rather than by token, so that replacing a token with one for fewer sites
-    /// narrows the user's jobs, and rotating a token with the same sites does not stop them.
-    pub fn held_by(user: &str, tokens: &[ApiToken]) -> Sites {
+    /// else the union of its operator tokens' sites; nothing once every token is revoked or
+    /// expired at `now` (an expired token no longer lets its user in, so neither may it let
+    /// the user's jobs go on). By user rather than by token, so that replacing a token with
+    /// one for fewer sites narrows the user's jobs, and rotating a token with the same sites
+    /// does not stop them.
+    pub fn held_by(user: &str, tokens: &[ApiToken], now: i64) -> Sites {
         if user == BOX_ADMIN {
             return Sites::All;
         }
         let mut sites = BTreeSet::new();
-        for t in tokens.iter().filter(|t| t.user == user) {
+        for t in tokens.iter().filter(|t| t.user == user && !t.expired(now)) {
             match t.role {
                 Role::Administrator => return Sites::All,
                 Role::Operator => sites.extend(t.sites.iter().cloned()),
@@ -793,6 +795,7 @@ mod tests {
             created: 0,
             created_by: "admin".into(),
             last_used: 0,
+            expires: None,
         }
     }
 
@@ -891,15 +894,26 @@ mod tests {
             token("oscar", Role::Operator, &["secret-site"]),
             token("alice", Role::Administrator, &[]),
         ];
-        assert_eq!(Sites::held_by("olivia", &tokens), sites(&["hq", "branch"]));
-        assert_eq!(Sites::held_by("alice", &tokens), Sites::All);
-        assert_eq!(Sites::held_by("nobody", &tokens), sites(&[]));
-        assert_eq!(Sites::held_by(BOX_ADMIN, &[]), Sites::All);
+        assert_eq!(
+            Sites::held_by("olivia", &tokens, 0),
+            sites(&["hq", "branch"])
+        );
+        assert_eq!(Sites::held_by("alice", &tokens, 0), Sites::All);
+        assert_eq!(Sites::held_by("nobody", &tokens, 0), sites(&[]));
+        assert_eq!(Sites::held_by(BOX_ADMIN, &[], 0), Sites::All);
         let promoted = [
             token("olivia", Role::Operator, &["hq"]),
             token("olivia", Role::Administrator, &[]),
         ];
-        assert_eq!(Sites::held_by("olivia", &promoted), Sites::All);
+        assert_eq!(Sites::held_by("olivia", &promoted, 0), Sites::All);
+        let mut lapsing = promoted.clone();
+        lapsing[1].expires = Some(100);
+        assert_eq!(Sites::held_by("olivia", &lapsing, 99), Sites::All);
+        assert_eq!(
+            Sites::held_by("olivia", &lapsing, 100),
+            sites(&["hq"]),
+            "an expired token's rights are gone"
+        );
     }
 
     #[test]

@@ -200,7 +200,11 @@ impl Runner {
                     .map(|mac| store.get_device(mac))
                     .transpose()?
                     .flatten();
-                let creator = Sites::held_by(&checked.created_by, &store.list_tokens()?);
+                let creator = Sites::held_by(
+                    &checked.created_by,
+                    &store.list_tokens()?,
+                    crate::model::now_unix(),
+                );
                 let refusal = checked.refusal(device.as_ref(), &creator);
                 Ok((device, refusal))
             })

@@ -45,4 +45,49 @@ pub struct ApiToken {
     /// Last successful use (seconds), 0 when never used.
     #[serde(default)]
     pub last_used: i64,
+    /// From this Unix time on the token is refused; `None`: it never expires. Records stored
+    /// before tokens could expire have no such field and read as `None`, so they keep working.
+    #[serde(default)]
+    pub expires: Option<i64>,
+}
+
+impl ApiToken {
+    /// Whether the token is past its expiry at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires.is_some_and(|t| now >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as edgeprov stored it before tokens could expire still loads, never expires,
+    /// and keeps its other fields.
+    #[test]
+    fn a_token_stored_without_an_expiry_loads_and_never_expires() {
+        let old = br#"{"id":"0a1b2c3d","user":"olivia","role":"operator","sites":["hq"],
+            "hash":"ab","created":1700000000,"created_by":"admin","last_used":1700000100}"#;
+        let t: ApiToken = serde_json::from_slice(old).unwrap();
+        assert_eq!(t.expires, None);
+        assert_eq!((t.user.as_str(), t.last_used), ("olivia", 1_700_000_100));
+        assert!(!t.expired(i64::MAX));
+    }
+
+    #[test]
+    fn a_token_expires_at_its_time() {
+        let t = ApiToken {
+            id: "0a1b2c3d".into(),
+            user: "olivia".into(),
+            role: Role::Operator,
+            sites: BTreeSet::new(),
+            hash: String::new(),
+            created: 0,
+            created_by: BOX_ADMIN.into(),
+            last_used: 0,
+            expires: Some(100),
+        };
+        assert!(!t.expired(99));
+        assert!(t.expired(100));
+    }
 }

@@ -193,7 +193,7 @@ impl Store {
                 None => None,
             };
             let tokens: Vec<ApiToken> = read_all(&tx.open_table(TOKENS)?, "tokens")?;
-            let creator = Sites::held_by(&job.created_by, &tokens);
+            let creator = Sites::held_by(&job.created_by, &tokens, now_unix());
             let outcome = match job.refusal(device.as_ref(), &creator) {
                 Some(why) => Outcome::Skipped(why),
                 None => decide(device),
@@ -297,7 +297,7 @@ mod tests {
 
     fn olivia(store: &Store, sites: &[&str]) -> ApiToken {
         let t = ApiToken {
-            id: format!("olivia-{}", sites.join("-")),
+            id: String::new(),
             user: "olivia".into(),
             role: Role::Operator,
             sites: sites.iter().map(|s| s.to_string()).collect(),
@@ -305,9 +305,11 @@ mod tests {
             created: 0,
             created_by: "admin".into(),
             last_used: 0,
+            expires: None,
         };
-        store.add_token(&t).unwrap();
-        t
+        store
+            .add_token(t, || format!("olivia-{}", sites.join("-")))
+            .unwrap()
     }
 
     /// Olivia's (sites hq) delete job over site hq, started over devices 1 and 2.

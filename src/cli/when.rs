@@ -1,0 +1,74 @@
+//! Points in time as the CLI takes them (`job create --at`, `token create --expires`): RFC 3339,
+//! Unix seconds, or `+DURATION` from now, one format wherever a time is asked for.
+
+use anyhow::{Result, anyhow, bail};
+
+/// `text`, given for `flag`, as a Unix time: RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, or
+/// +N with a unit s, m, h or d (seconds without one) added to `now`.
+pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
+    if let Some(rel) = text.strip_prefix('+') {
+        let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
+        let (n, unit) = rel.split_at(split);
+        let n: i64 = n
+            .parse()
+            .map_err(|_| anyhow!("{flag} {text:?}: expected +N followed by s, m, h or d"))?;
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => bail!("{flag} {text:?}: the unit must be s, m, h or d"),
+        };
+        return n
+            .checked_mul(scale)
+            .and_then(|secs| now.checked_add(secs))
+            .ok_or_else(|| anyhow!("{flag} {text:?}: too far in the future"));
+    }
+    if let Ok(t) = text.parse::<i64>() {
+        return Ok(t);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| {
+            anyhow!(
+                "{flag} {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds or \
+                 +DURATION: {e}"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    fn at(text: &str, now: i64) -> anyhow::Result<i64> {
+        parse_time("--at", text, now)
+    }
+
+    #[test]
+    fn a_time_past_the_clock_range_is_refused() {
+        for text in [
+            "+9223372036854775807d",
+            "+2562047788015216h",
+            "+9223372036854775807",
+        ] {
+            let err = at(text, 1_700_000_000).unwrap_err().to_string();
+            assert!(err.contains("--at") && err.contains(text), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_unix_and_relative_are_accepted() {
+        assert_eq!(at("2025-06-01T02:00:00Z", 0).unwrap(), 1_748_743_200);
+        assert_eq!(at("2025-06-01T04:00:00+02:00", 0).unwrap(), 1_748_743_200);
+        assert_eq!(at("1748743200", 0).unwrap(), 1_748_743_200);
+        assert_eq!(at("+90", 1000).unwrap(), 1090);
+        assert_eq!(at("+10m", 1000).unwrap(), 1600);
+        assert_eq!(at("+2h", 0).unwrap(), 7200);
+        assert_eq!(at("+90d", 0).unwrap(), 90 * 86_400);
+        assert!(at("+2w", 0).is_err());
+        assert!(at("tomorrow", 0).is_err());
+        let err = parse_time("--expires", "soon", 0).unwrap_err().to_string();
+        assert!(err.starts_with("--expires \"soon\""), "{err}");
+    }
+}
