@@ -335,10 +335,11 @@ async fn import(
             "would import"
         };
         println!(
-            "{} rows: {verb} {} new, {} updated{}",
+            "{} rows: {verb} {} new, {} updated, {} unchanged{}",
             report.rows,
             report.created,
             report.updated,
+            report.unchanged,
             if report.errors.is_empty() {
                 String::new()
             } else {

@@ -53,6 +53,11 @@ pub struct ImportReport {
     pub rows: usize,
     pub created: usize,
     pub updated: usize,
+    /// Rows for a device that exists and that change nothing of it: counted apart from
+    /// `updated`, and not written, so importing an export again says it changed nothing and
+    /// leaves every device's `updated` time as it was.
+    #[serde(default)]
+    pub unchanged: usize,
     /// Every bad row, listed in `errors` or not.
     #[serde(default)]
     pub bad_rows: usize,
@@ -197,6 +202,7 @@ struct Pass<'a, 't> {
     rows: usize,
     created: usize,
     updated: usize,
+    unchanged: usize,
     errors: Errors,
     trail: trail::Trail,
 }
@@ -228,20 +234,24 @@ impl Pass<'_, '_> {
         }
         let device = match &existing {
             Some(old) => {
-                self.updated += 1;
                 let mut d = old.clone();
                 row.apply(&mut d);
                 d
             }
-            None => {
-                self.created += 1;
-                row.new.into_device()
-            }
+            None => row.new.into_device(),
         };
+        let changes = existing.as_ref() != Some(&device);
+        match (&existing, changes) {
+            (None, _) => self.created += 1,
+            (Some(_), true) => self.updated += 1,
+            (Some(_), false) => self.unchanged += 1,
+        }
         // Once a row is bad nothing will be written: the rest are only checked and counted.
         if !self.dry_run && self.errors.is_empty() {
             self.trail.record(existing.as_ref(), &device);
-            self.tx.put(device, existing.as_ref())?;
+            if changes {
+                self.tx.put(device, existing.as_ref())?;
+            }
         }
         Ok(())
     }
@@ -278,6 +288,7 @@ impl Pass<'_, '_> {
             rows: self.rows,
             created: self.created,
             updated: self.updated,
+            unchanged: self.unchanged,
             bad_rows: self.errors.total(),
             errors: self.errors.into_list(),
             applied,
@@ -322,6 +333,7 @@ pub fn run(
             rows: 0,
             created: 0,
             updated: 0,
+            unchanged: 0,
             errors: Errors::default(),
             trail: trail::Trail::default(),
         };
@@ -361,13 +373,20 @@ pub async fn import(
     } else {
         StatusCode::BAD_REQUEST
     };
-    let (rows, created, updated) = (report.rows, report.created, report.updated);
+    let (rows, created, updated, unchanged) = (
+        report.rows,
+        report.created,
+        report.updated,
+        report.unchanged,
+    );
     let resp = (status, Json(report)).into_response();
     Ok(match changes {
         Some(changes) => {
-            tracing::info!(created, updated, "inventory imported");
-            let summary =
-                format!("inventory imported: {rows} rows, {created} created, {updated} updated");
+            tracing::info!(created, updated, unchanged, "inventory imported");
+            let summary = format!(
+                "inventory imported: {rows} rows, {created} created, {updated} updated, \
+                 {unchanged} unchanged"
+            );
             super::audit::with_changes(resp, summary, changes)
         }
         None => resp,
