@@ -107,6 +107,9 @@ enum Remote {
         /// Show at most this many entries.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only entries older than this SEQ: the next page after one whose last entry is SEQ.
+        #[arg(long, value_name = "SEQ")]
+        before: Option<u64>,
     },
     /// The cloud enrollment service: register this box, sync status.
     #[command(subcommand)]
@@ -259,7 +262,8 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 who,
                 resource,
                 limit,
-            } => cli::audit::run(&api, out, who, resource, limit).await,
+                before,
+            } => cli::audit::run(&api, out, who, resource, limit, before).await,
             Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,

@@ -309,6 +309,9 @@ pub struct AuditQuery {
     /// Case-insensitive search in the summary and the changes.
     pub q: Option<String>,
     pub limit: Option<usize>,
+    /// Only entries older than this sequence number: the next page after a page whose last
+    /// entry has it.
+    pub before: Option<u64>,
 }
 
 pub async fn list(
@@ -319,7 +322,7 @@ pub async fn list(
     let limit = q.limit.unwrap_or(1000).min(100_000);
     let needle = q.q.as_deref().map(str::to_lowercase);
     let entries = blocking(move || {
-        store.list_audit(limit, |e| {
+        store.list_audit_before(q.before, limit, |e| {
             q.who.as_deref().is_none_or(|w| e.who == w)
                 && q.source.as_deref().is_none_or(|s| e.source == s)
                 && q.method

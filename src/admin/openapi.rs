@@ -244,9 +244,10 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/audit",
-        "The audit log, newest first",
+        "The audit log, newest first; before=SEQ gives the page after the entry SEQ",
         &[
             "who", "source", "method", "resource", "status", "since", "until", "q", "limit",
+            "before",
         ],
     ),
     r("get", "/dns/records", "DNS records managed through the API"),

@@ -12,8 +12,12 @@ pub async fn run(
     who: Option<String>,
     resource: Option<String>,
     limit: usize,
+    before: Option<u64>,
 ) -> Result<()> {
     let mut query = vec![format!("limit={limit}")];
+    if let Some(b) = before {
+        query.push(format!("before={b}"));
+    }
     if let Some(w) = who {
         query.push(format!("who={}", encode(&w)));
     }
@@ -25,10 +29,15 @@ pub async fn run(
         return out.print_json(&value);
     }
     let entries: Vec<AuditEntry> = serde_json::from_value(value)?;
+    let next = entries
+        .last()
+        .filter(|_| limit > 0 && entries.len() == limit)
+        .map(|e| e.seq);
     let rows: Vec<Vec<String>> = entries
         .into_iter()
         .map(|e| {
             vec![
+                e.seq.to_string(),
                 super::time_text(e.time),
                 e.who,
                 e.source,
@@ -39,8 +48,13 @@ pub async fn run(
         })
         .collect();
     table::print(
-        &["TIME", "WHO", "SOURCE", "REQUEST", "STATUS", "SUMMARY"],
+        &[
+            "SEQ", "TIME", "WHO", "SOURCE", "REQUEST", "STATUS", "SUMMARY",
+        ],
         &rows,
     );
+    if let Some(seq) = next {
+        eprintln!("older entries may follow: add --before {seq}");
+    }
     Ok(())
 }

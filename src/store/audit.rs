@@ -1,5 +1,7 @@
 //! The audit log: every change made through the admin API and every refused attempt, in order.
 
+use std::ops::Bound;
+
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
@@ -59,10 +61,24 @@ impl Store {
         limit: usize,
         keep: impl Fn(&AuditEntry) -> bool,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.list_audit_before(None, limit, keep)
+    }
+
+    /// As [`Store::list_audit`], from the entry before sequence number `before` on (`None`:
+    /// from the newest). The next page starts before the last entry of this one: unlike an
+    /// offset or a time, the sequence number neither shifts as entries are appended nor is
+    /// shared by two entries, so paging sees every entry once.
+    pub fn list_audit_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&AuditEntry) -> bool,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
-        for row in table.iter()?.rev() {
+        let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+        for row in table.range((Bound::Unbounded, end))?.rev() {
             if out.len() >= limit {
                 break;
             }
