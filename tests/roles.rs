@@ -139,6 +139,19 @@ async fn token_requests_are_checked() {
             json!({"user": "Admin", "role": "operator", "sites": ["a"]}),
             "box's own administrator",
         ),
+        // Names no device's site can have: the operator would hold a site that never exists.
+        (
+            json!({"user": "x", "role": "operator", "sites": ["hq "]}),
+            "sites: \"hq \": no spaces at the start or end",
+        ),
+        (
+            json!({"user": "x", "role": "operator", "sites": ["a|b"]}),
+            "sites: \"a|b\": no '|'",
+        ),
+        (
+            json!({"user": "x", "role": "operator", "sites": ["s".repeat(129)]}),
+            "sites:",
+        ),
     ] {
         let (s, v) = d.api("POST", "/tokens", Some(body.clone())).await;
         assert_eq!(s, 400, "{body}");
@@ -146,6 +159,22 @@ async fn token_requests_are_checked() {
     }
     let (_, tokens) = d.api("GET", "/tokens", None).await;
     assert_eq!(tokens, json!([]), "nothing stored");
+    // A site as long as any a device can be in may be given to an operator, who then sees it.
+    let long = "s".repeat(128);
+    d.add_device(json!({"mac": MINE, "model": "J179", "site": long}))
+        .await;
+    let (s, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "lena", "role": "operator", "sites": [long]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let lena = made["token"].as_str().unwrap();
+    let (s, seen) = d.api_with_token("GET", "/devices", None, Some(lena)).await;
+    assert_eq!(s, 200, "{seen}");
+    assert_eq!(seen[0]["mac"], MINE);
     // A second administrator works like the box's own token, but for a backup, which holds
     // the box's token (see tests/backup.rs).
     let (s, made) = d

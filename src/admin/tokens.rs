@@ -95,10 +95,13 @@ impl NewToken {
             Role::Administrator if !self.sites.is_empty() => {
                 bad("sites: an administrator has every site; give no sites".into())
             }
-            _ => match self.sites.iter().find(|s| s.is_empty() || s.len() > 64) {
-                Some(s) => bad(format!("sites: {s:?} is not a site name")),
-                None => Ok(()),
-            },
+            // The rule every site a device can be in passes: a longer limit would refuse a
+            // site that exists, a looser one would give an operator a site no device can be in
+            // (a name copied with a space at its end), which it would then be refused in.
+            _ => self.sites.iter().try_for_each(|s| match s.is_empty() {
+                true => bad("sites: a site name is not empty".into()),
+                false => crate::model::check_name(s).or_else(|e| bad(format!("sites: {s:?}: {e}"))),
+            }),
         }
     }
 }
