@@ -198,7 +198,9 @@ fn release_of(st: &AdminState, file: &str) -> Result<Release, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("firmware file {file} is not in the catalogue")))
 }
 
+/// Unknown fields are refused, as on every query of the API.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     #[serde(default)]
     offset: u64,

@@ -142,7 +142,9 @@ pub async fn patch_layer(
     ))
 }
 
+/// Unknown fields are refused: a misspelt `site` would put a file for every site.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct SiteQuery {
     pub site: Option<String>,
 }

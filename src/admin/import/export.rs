@@ -14,7 +14,9 @@ use super::csv_rows::{EMPTY_VALUE, FIXED};
 use crate::admin::{AdminState, ApiError, DeviceView, Principal, blocking};
 use crate::model::Device;
 
+/// Unknown fields are refused: a misspelt `site` would export every site.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     pub format: Option<String>,
     /// Only this site's devices.

@@ -348,7 +348,9 @@ pub fn run(
     })
 }
 
+/// Unknown fields are refused: `dryrun=true` taken as no dry run would apply the file.
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// `csv` (default) or `json`.
     pub format: Option<String>,
