@@ -223,8 +223,11 @@ impl<'de> Visitor<'de> for Elements<'_, '_, 'de> {
     }
 }
 
-/// Reads every element of a JSON body, handing each to `each`.
+/// Reads every element of a JSON body, handing each to `each`. A UTF-8 byte order mark at the
+/// start is passed over, as in a CSV file: editors and tools on Windows write one, and JSON
+/// text itself may not hold it.
 pub fn read(body: &[u8], each: &mut Each) -> Result<(), ApiError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut stopped = None;
     let mut de = serde_json::Deserializer::from_slice(body);
     let walk = Elements {

@@ -147,6 +147,18 @@ fn blank_lines_crlf_and_a_byte_order_mark() {
     assert_eq!(lines(&r), [6], "{:?}", r.errors);
 }
 
+/// A JSON file saved with a byte order mark (as Windows tools do) reads as one without, lines
+/// counted alike; it was refused as "expected value at line 1 column 1".
+#[test]
+fn a_json_file_with_a_byte_order_mark_imports() {
+    let r = check(
+        Format::Json,
+        b"\xEF\xBB\xBF[\n{\"mac\": \"001122334455\"},\n{\"mac\": \"not-a-mac\"}\n]",
+    );
+    assert_eq!((r.rows, r.created), (2, 1), "{:?}", r.errors);
+    assert_eq!(lines(&r), [3], "{:?}", r.errors);
+}
+
 #[test]
 fn a_csv_row_changes_only_its_columns_of_a_device_that_exists() {
     let (_dir, store) = store();
