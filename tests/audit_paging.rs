@@ -67,3 +67,23 @@ async fn the_audit_log_pages_by_sequence_number() {
     let hint = String::from_utf8(out.stderr).unwrap();
     assert!(hint.contains("--before"), "{hint}");
 }
+
+/// A page larger than the API gives was cut to 100,000 entries without a word, so a script
+/// asking for more took the page for the whole log; it is refused, naming the field.
+#[tokio::test]
+async fn a_page_larger_than_the_api_gives_is_refused_not_cut() {
+    let d = Daemon::start();
+    let (s, v) = d.api("GET", "/audit?limit=100000", None).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.api("GET", "/audit?limit=100001", None).await;
+    assert_eq!(s, 400, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("limit:") && error.contains("before="),
+        "{v}"
+    );
+    let out = d.cli(&["audit", "--limit", "100001"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("limit: at most 100000"), "{stderr}");
+}

@@ -295,6 +295,10 @@ pub fn with_changes(mut resp: Response, summary: String, changes: Value) -> Resp
     resp
 }
 
+/// The most entries one page holds. A larger `limit` is refused, not cut to this: a script
+/// asking for more would take the page for the whole log.
+const MAX_PAGE: usize = 100_000;
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
@@ -318,8 +322,13 @@ pub async fn list(
     State(st): State<AdminState>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "limit: at most {MAX_PAGE} entries a page; ask for the next page with before=SEQ"
+        )));
+    }
     let store = st.store.clone();
-    let limit = q.limit.unwrap_or(1000).min(100_000);
     let needle = q.q.as_deref().map(str::to_lowercase);
     let entries = blocking(move || {
         store.list_audit_before(q.before, limit, |e| {
