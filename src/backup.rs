@@ -303,8 +303,27 @@ fn unpack_and_check(
     let mut sums = None;
     // Where the last entry's data, padded to whole blocks, ends.
     let mut end = 0u64;
+    // A file cut inside an entry (a copy stopped part-way) is said to be cut short, as one cut
+    // between entries is, rather than in tar's words ("unexpected EOF during skip").
+    let len = archive.len() as u64;
+    let cut_short = |place: &str| {
+        BackupError::Archive(format!(
+            "the archive is cut short: it ends inside {place}, not after its last entry as a \
+             whole backup does"
+        ))
+    };
     for entry in entries {
-        let mut entry = entry.map_err(|e| BackupError::Archive(e.to_string()))?;
+        let mut entry = entry.map_err(|e| match end.saturating_add(512) > len {
+            true => cut_short("an entry's header"),
+            false => BackupError::Archive(e.to_string()),
+        })?;
+        if entry.raw_file_position().saturating_add(entry.size()) > len {
+            let name = entry.path().map(|p| p.display().to_string());
+            return Err(cut_short(&format!(
+                "entry {}",
+                name.unwrap_or_else(|_| "?".into())
+            )));
+        }
         end = entry
             .raw_file_position()
             .saturating_add(entry.size().div_ceil(512).saturating_mul(512));
@@ -564,6 +583,38 @@ mod tests {
                 .raw_header_position() as usize;
             let err = restore(&whole[..cut_at], &config, &|_| {}).unwrap_err();
             assert!(err.to_string().contains("cut short"), "{err}");
+            assert_eq!(
+                std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
+                "still here"
+            );
+        }
+    }
+
+    /// Cut inside an entry's data or its header (a copy stopped part-way), an archive is
+    /// refused as cut short, naming where, and the data directory is left as it was.
+    #[test]
+    fn a_backup_cut_inside_an_entry_is_refused_as_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        std::fs::write(config.data_dir.join("marker"), "still here").unwrap();
+        let db = tar::Archive::new(archive.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some(DB))
+            .map(|e| (e.raw_header_position(), e.raw_file_position(), e.size()))
+            .unwrap();
+        let (header, data, size) = (db.0 as usize, db.1 as usize, db.2 as usize);
+        for (cut_at, names) in [
+            (data + size / 2, format!("entry {DB}")),
+            (header + 100, "an entry's header".to_string()),
+        ] {
+            let err = restore(&archive[..cut_at], &config, &|_| {}).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("cut short") && text.contains(&names),
+                "{cut_at}: {text}"
+            );
             assert_eq!(
                 std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
                 "still here"
