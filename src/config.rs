@@ -591,6 +591,80 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
     }
 
+    /// The ```toml block of the README's Configuration section: every key of the top level,
+    /// `[phone]`, `[admin]`, `[pki]` and `[firmware]` is there, with the value the daemon uses
+    /// when the file leaves it out, so an installer who copies a line gets the default.
+    #[test]
+    fn the_readme_states_every_top_level_key_with_its_default() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("\n## Configuration\n").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        let documented: toml::Table = toml::from_str(block).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut wrong = Vec::new();
+        let mut compare = |path: String, doc: Option<&toml::Value>, code: &toml::Value| {
+            if doc != Some(code) {
+                wrong.push(format!("{path}: README {doc:?}, code {code}"));
+            }
+        };
+        for (key, code) in defaults.as_table().unwrap() {
+            match code.as_table() {
+                Some(table) if ["phone", "admin", "pki", "firmware"].contains(&key.as_str()) => {
+                    let doc = documented.get(key).and_then(toml::Value::as_table);
+                    for (inner, code) in table {
+                        // The release list's default is empty; the README shows one release.
+                        if inner != "release" {
+                            let doc = doc.and_then(|t| t.get(inner));
+                            compare(format!("{key}.{inner}"), doc, code);
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => compare(key.clone(), documented.get(key), code),
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    /// Each row of docs/configuration.md gives its key's default in backticks as a TOML value;
+    /// it must be the default the code has (a prose default names what the code computes).
+    #[test]
+    fn the_reference_states_the_defaults_the_code_has() {
+        let doc = include_str!("../docs/configuration.md");
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut table = None;
+        let mut checked = 0;
+        let mut wrong = Vec::new();
+        for line in doc.lines() {
+            if let Some(rest) = line.strip_prefix("## `[") {
+                table = rest.split(']').next();
+                continue;
+            }
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let (Some(table), [first, default, ..]) = (table, cells.as_slice()) else {
+                continue;
+            };
+            let Some(key) = first.strip_prefix("| `").and_then(|k| k.strip_suffix('`')) else {
+                continue;
+            };
+            let Some(value) = default.strip_prefix('`').and_then(|d| d.strip_suffix('`')) else {
+                continue;
+            };
+            let parsed: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
+            let code = &defaults[table][key];
+            if &parsed["v"] != code {
+                wrong.push(format!("{table}.{key}: documented {value}, code {code}"));
+            }
+            checked += 1;
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        assert!(
+            checked > 40,
+            "only {checked} rows were read: has the table layout changed?"
+        );
+    }
+
     #[test]
     fn a_zero_timeout_is_named() {
         for key in ["handshake_timeout_ms", "header_timeout_ms"] {
