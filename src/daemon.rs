@@ -47,7 +47,7 @@ pub enum DaemonError {
     Token(#[from] admin::token::TokenError),
     #[error(transparent)]
     Dhcp(#[from] crate::dhcp::DhcpError),
-    #[error("cannot listen on {addr} ({key}): {source}{}", in_use_hint(*addr, source))]
+    #[error("cannot listen on {addr} ({key}): {source}{}", bind_hint(*addr, key, source))]
     Bind {
         addr: SocketAddr,
         key: &'static str,
@@ -55,6 +55,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Firmware(#[from] FirmwareError),
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     #[error("dns: {0}")]
     Dns(String),
     #[error("{path}: {source}")]
@@ -71,17 +73,31 @@ pub enum DaemonError {
     },
 }
 
-/// What to do about an address in use, for the one case an installer meets right after `apt
-/// install`: systemd-resolved's stub resolver (Ubuntu) holds `127.0.0.53:53`, which takes
-/// port 53 from the packaged `0.0.0.0:53` too.
-fn in_use_hint(addr: SocketAddr, source: &std::io::Error) -> &'static str {
-    match (source.kind(), addr.port()) {
-        (std::io::ErrorKind::AddrInUse, 53) if addr.ip().is_unspecified() => {
+/// What to do about a listener that cannot be bound, for the cases an installer meets first:
+/// systemd-resolved's stub resolver (Ubuntu) holding `127.0.0.53:53`, which takes port 53 from
+/// the packaged `0.0.0.0:53` too; another program on the port; a privileged port (the
+/// package's 53, 67, 80, 443) started by hand without root or the unit's capability; an
+/// address copied from another box's config.
+fn bind_hint(addr: SocketAddr, key: &str, source: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match source.kind() {
+        ErrorKind::AddrInUse if addr.port() == 53 && addr.ip().is_unspecified() => {
             " (systemd-resolved's stub at 127.0.0.53:53 takes the port from a wildcard address: \
              list this box's LAN addresses in dns.listen instead; `ss -lptun` shows who has it)"
+                .into()
         }
-        (std::io::ErrorKind::AddrInUse, _) => " (`ss -lptun` shows which program has it)",
-        _ => "",
+        ErrorKind::AddrInUse => " (`ss -lptun` shows which program has it)".into(),
+        ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            " (a port below 1024 needs CAP_NET_BIND_SERVICE, which the packaged \
+             edgeprov.service grants: start it with `systemctl start edgeprov`, run by hand as \
+             root, or give {key} a port above 1023)"
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            " (no interface of this box has that address: `ip -br addr` lists them; give {key} \
+             one of those or the wildcard {})",
+            if addr.is_ipv4() { "0.0.0.0" } else { "[::]" }
+        ),
+        _ => String::new(),
     }
 }
 
@@ -218,10 +234,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
     raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + dns_tcp + OTHER_FILES);
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| DaemonError::Io {
-        path: data_dir.clone(),
-        source,
-    })?;
+    crate::data_dir::prepare(&data_dir)?;
     let db_path = config.db_path();
     let store = match open_store(db_path, &mut signals).await {
         Err(StoreError::UpgradeStopped { done, total }) => {

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod data_dir;
 pub mod dhcp;
 pub mod dns;
 pub mod firmware;

@@ -150,13 +150,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause the text already ends with (many
-/// errors name their source in their own message).
+/// The error and its causes, `: `-separated, leaving out a cause the text already holds (many
+/// errors name their source in their own message, some followed by what to do about it).
 fn message(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let cause = cause.to_string();
-        if !text.ends_with(&cause) {
+        if !text.contains(&cause) {
             text.push_str(": ");
             text.push_str(&cause);
         }

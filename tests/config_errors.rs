@@ -288,3 +288,137 @@ sys.exit(subprocess.run([sys.argv[1], \"serve\", \"--config\", sys.argv[2]], tim
         "{err}"
     );
 }
+
+/// `edgeprov serve` as an unprivileged user (uid 65534 through `setpriv` when the tests run as
+/// root), with the config at `config`: returns (exited successfully, stderr). None when the
+/// tests run as another user, who cannot switch.
+fn serve_unprivileged(config: &std::path::Path) -> Option<(bool, String)> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: switching to an unprivileged user needs root");
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "serve",
+        ])
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A directory anyone may enter and write, for a config and data an unprivileged user reads.
+fn open_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// The package's DNS port 53 started by hand without root: the error names the key and says
+/// where the capability comes from, and the cause is said once.
+#[test]
+fn a_privileged_port_without_the_capability_says_what_to_do() {
+    let dir = open_dir();
+    let config = dir.path().join("edgeprov.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        base_config(&data, "[dns]\nlisten = [\"127.0.0.1:53\"]\n"),
+    )
+    .unwrap();
+    let Some((ok, err)) = serve_unprivileged(&config) else {
+        return;
+    };
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("cannot listen on 127.0.0.1:53 (dns.listen): Permission denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CAP_NET_BIND_SERVICE") && err.contains("give dns.listen a port above 1023"),
+        "{err}"
+    );
+    assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+}
+
+/// A data directory the service user cannot write, and one where `edgeprov serve` once ran as
+/// root and left files only root may open: each error names the file and says to give the
+/// directory to the service user.
+#[test]
+fn a_data_dir_the_user_cannot_use_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = open_dir();
+    let config = dir.path().join("edgeprov.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&config, base_config(&data, "")).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let Some((ok, err)) = serve_unprivileged(&config) else {
+        return;
+    };
+    assert!(!ok, "{err}");
+    let hint = format!("chown -R edgeprov:edgeprov {}", data.display());
+    assert!(
+        err.contains(&format!("{}: Permission denied", data.display())),
+        "{err}"
+    );
+    assert!(err.contains(&hint) && err.contains("uid 65534"), "{err}");
+
+    // Started once as root: its files are root's, the directory anyone's.
+    let mut root = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !data.join("listeners.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    signal(root.id(), "TERM");
+    root.wait().unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, err) = serve_unprivileged(&config).unwrap();
+    assert!(!ok, "{err}");
+    assert!(err.contains(&hint), "{err}");
+    assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+}
+
+/// An address copied from another box's config: in a network namespace whose loopback is down,
+/// `::1` is no interface's, so binding it fails as a LAN address of another box would.
+#[test]
+fn an_address_no_interface_has_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    let text = base_config(&dir.path().join("data"), "").replace(
+        "https_listen = [\"127.0.0.1:0\"]",
+        "https_listen = [\"[::1]:0\"]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new("unshare")
+        .args(["--net", BIN, "serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot listen on [::1]:0 (phone.https_listen)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "`ip -br addr` lists them; give phone.https_listen one of those or the wildcard [::]"
+        ),
+        "{err}"
+    );
+}

@@ -1,0 +1,69 @@
+//! The data directory must be the daemon's to read and write, with everything the daemon keeps
+//! in it. An installer meets this first in two ways: `data_dir` names a place the service user
+//! cannot write, or `edgeprov serve` was once run by hand as root on a packaged box and left
+//! files only root may open. Checked once at start, so the error names the file and says what
+//! to do, instead of a bare "Permission denied" from whichever part touched it first.
+
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Access, AtFlags, CWD, accessat};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}{}", hint(dir, source))]
+pub struct DataDirError {
+    /// The file or directory that cannot be used.
+    pub path: PathBuf,
+    /// The data directory it is in (or is).
+    pub dir: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// What to do when the cause is permission, the one an installer can fix by ownership.
+fn hint(dir: &Path, source: &std::io::Error) -> String {
+    if source.kind() != std::io::ErrorKind::PermissionDenied {
+        return String::new();
+    }
+    format!(
+        " (the data directory and everything in it must be readable and writable by the user \
+         edgeprov runs as, uid {}: on a packaged box `chown -R edgeprov:edgeprov {}` (edgeprov \
+         once run by hand as root leaves files only root may open), else set data_dir to a \
+         directory of this user's)",
+        rustix::process::geteuid().as_raw(),
+        dir.display()
+    )
+}
+
+/// Creates `dir` if missing and checks that this process may read and write it, its entries
+/// and those of its `pki` directory (where the keys are).
+pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
+    let fail = |path: &Path, source| DataDirError {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    check(dir, true).map_err(|e| fail(dir, e))?;
+    for sub in [dir.to_path_buf(), dir.join("pki")] {
+        let entries = match std::fs::read_dir(&sub) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(&sub, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(&sub, e))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(|e| fail(&path, e))?.is_dir();
+            check(&path, is_dir).map_err(|e| fail(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Read and write access (and search, for a directory) as the effective user.
+fn check(path: &Path, is_dir: bool) -> std::io::Result<()> {
+    let mut access = Access::READ_OK | Access::WRITE_OK;
+    if is_dir {
+        access |= Access::EXEC_OK;
+    }
+    accessat(CWD, path, access, AtFlags::EACCESS).map_err(std::io::Error::from)
+}
