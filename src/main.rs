@@ -165,6 +165,9 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 fn run(args: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(args.command, Command::Serve) {
+        cli::end_quietly_on_broken_pipe();
+    }
     let out = Output { json: args.json };
     let remote = match args.command {
         // Local files only: no config, daemon or runtime needed.

@@ -361,3 +361,31 @@ fn a_daemon_that_does_not_answer_is_given_up_on() {
     assert!(err.contains(&d.admin.to_string()), "{err}");
     assert!(err.contains("did not answer"), "{err}");
 }
+
+/// `edgeprov device list | head`: the reader closes the pipe after the lines it wants, and the
+/// command ends quietly with the status a shell gives a program ended by SIGPIPE (141), not
+/// with a panic and its backtrace on the terminal.
+#[test]
+fn a_listing_whose_reader_stops_early_ends_quietly() {
+    let d = Daemon::start();
+    let csv: String = std::iter::once("mac,model,serial,site,group,label\n".to_string())
+        .chain((0..2000).map(|i| format!("02aa00{i:06x},J179,,hq,1,desk {i}\n")))
+        .collect();
+    let file = d.dir.path().join("devices.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(&d.cli(&["device", "import", file.to_str().unwrap()]));
+
+    let mut child = std::process::Command::new(BIN)
+        .args(["device", "list", "--config"])
+        .arg(d.config_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the table (~100 KB, more than a pipe holds) is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(err.is_empty(), "{err}");
+}

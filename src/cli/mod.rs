@@ -39,6 +39,33 @@ impl Output {
     }
 }
 
+/// Exit status of a command whose standard output was closed by its reader: what a shell
+/// reports for a program ended by SIGPIPE (128 + 13), as `seq 1000000 | head -1` gives.
+pub const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Ends the process quietly, with [`BROKEN_PIPE_EXIT`], when printing to standard output fails
+/// because its reader has gone (`edgeprov device list | head`). Rust ignores SIGPIPE, so
+/// `println!` panics there instead, with a panic message and backtrace on the terminal for what
+/// is an ordinary end. Other panics are reported as before. Not for `serve`, whose panics the
+/// supervisor reports.
+pub fn end_quietly_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout")
+            && message.ends_with(&std::io::Error::from(rustix::io::Errno::PIPE).to_string())
+        {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        report(info);
+    }));
+}
+
 /// A Unix time as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn time_text(t: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
