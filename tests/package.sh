@@ -73,5 +73,8 @@ check "upgrading with the config deleted still configures" 'in_root dpkg -i /tmp
 cp "$work/kept.toml" "$work/root/etc/edgeprov/edgeprov.toml"
 echo 'data' > "$work/root/var/lib/edgeprov/marker"
 check "remove keeps data" 'in_root dpkg -r edgeprov >/dev/null 2>&1 && [ -f "$work/root/var/lib/edgeprov/marker" ]'
+# A restore sets the replaced data directory aside; an interrupted one leaves its staging.
+mkdir "$work/root/var/lib/edgeprov.replaced-1795420000" "$work/root/var/lib/.edgeprov-restore-0a1b2c3d4e5f"
 check "purge deletes data" 'in_root dpkg -P edgeprov >/dev/null 2>&1 && [ ! -e "$work/root/var/lib/edgeprov" ]'
+check "purge deletes the data directories a restore set aside" '[ -z "$(ls -A "$work/root/var/lib" | grep edgeprov)" ]'
 if [ "$fail" = 0 ]; then echo "package: all checks passed"; else echo "package: checks failed"; exit 1; fi
