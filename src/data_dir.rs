@@ -1,8 +1,11 @@
-//! The data directory must be the daemon's to read and write, with everything the daemon keeps
-//! in it. An installer meets this first in two ways: `data_dir` names a place the service user
-//! cannot write, or `edgeprov serve` was once run by hand as root on a packaged box and left
-//! files only root may open. Checked once at start, so the error names the file and says what
-//! to do, instead of a bare "Permission denied" from whichever part touched it first.
+//! The data directory, and the firmware cache, must be the daemon's to read and write with
+//! everything the daemon keeps in them. An installer meets this first in three ways: `data_dir`
+//! names a place the service user cannot write; `edgeprov serve` was once run by hand as root
+//! on a packaged box and left files only root may open; or a directory outside
+//! `/var/lib/edgeprov` is named under the packaged unit, whose `ProtectSystem=strict` makes
+//! every other place read-only. Checked once at start, so the error names the file and says
+//! what to do, instead of a bare "Permission denied" or "Read-only file system" from whichever
+//! part touched it first.
 
 use std::path::{Path, PathBuf};
 
@@ -18,23 +21,31 @@ pub struct DataDirError {
     pub source: std::io::Error,
 }
 
-/// What to do when the cause is permission, the one an installer can fix by ownership.
+/// What to do when the cause is one an installer can fix: ownership, or the unit's sandbox.
 fn hint(dir: &Path, source: &std::io::Error) -> String {
-    if source.kind() != std::io::ErrorKind::PermissionDenied {
-        return String::new();
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            " ({} and everything in it must be readable and writable by the user edgeprov runs \
+             as, uid {}: on a packaged box `chown -R edgeprov:edgeprov {}` (edgeprov once run \
+             by hand as root leaves files only root may open), else name a directory of this \
+             user's)",
+            dir.display(),
+            rustix::process::geteuid().as_raw(),
+            dir.display()
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem => format!(
+            " (under the packaged edgeprov.service, ProtectSystem=strict leaves only \
+             /var/lib/edgeprov writable: keep data_dir and firmware.cache_dir under it, or let \
+             the service write to {} with `systemctl edit edgeprov`: [Service] ReadWritePaths={})",
+            dir.display(),
+            dir.display()
+        ),
+        _ => String::new(),
     }
-    format!(
-        " (the data directory and everything in it must be readable and writable by the user \
-         edgeprov runs as, uid {}: on a packaged box `chown -R edgeprov:edgeprov {}` (edgeprov \
-         once run by hand as root leaves files only root may open), else set data_dir to a \
-         directory of this user's)",
-        rustix::process::geteuid().as_raw(),
-        dir.display()
-    )
 }
 
 /// Creates `dir` if missing and checks that this process may read and write it, its entries
-/// and those of its `pki` directory (where the keys are).
+/// and those of its `pki` directory (where the data directory keeps the keys).
 pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     let fail = |path: &Path, source| DataDirError {
         path: path.to_path_buf(),

@@ -422,3 +422,38 @@ fn an_address_no_interface_has_says_what_to_do() {
         "{err}"
     );
 }
+
+/// A data directory on a read-only file system, as every place but `/var/lib/edgeprov` is under
+/// the packaged unit's `ProtectSystem=strict`: the error says how to let the service write
+/// there. The read-only bind mount is made in a mount namespace of the daemon's own.
+#[test]
+fn a_read_only_data_dir_says_how_the_unit_may_write_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(&config, base_config(&data, "")).unwrap();
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && \
+             exec \"$0\" serve --config \"$2\"",
+        ])
+        .arg(BIN)
+        .arg(&data)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{}: Read-only file system", data.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("[Service] ReadWritePaths={}", data.display())),
+        "{err}"
+    );
+}
