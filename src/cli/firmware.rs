@@ -1,6 +1,6 @@
 //! `edgeprov firmware list|add|rm|upload|prefetch|policy|scrub`.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
+use super::progress::Progress;
 use super::{Output, table};
 
 /// Bytes per upload request: each is one resumable step, and memory stays at one chunk.
@@ -219,6 +220,8 @@ async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Res
         offset = 0;
     }
     f.seek(SeekFrom::Start(offset)).with_context(cannot_read)?;
+    let progress = Progress::new(&format!("uploading {file}"), total);
+    progress.set(offset);
     let mut buf = vec![0u8; UPLOAD_CHUNK];
     loop {
         let mut n = 0;
@@ -236,17 +239,16 @@ async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Res
             )
             .await?;
         if v["complete"].as_bool() == Some(true) {
+            progress.set(total);
+            progress.finish();
             if out.json {
                 return out.print_json(&v);
             }
-            println!("\ruploaded {file}: {total} bytes, verified");
+            println!("uploaded {file}: {total} bytes, verified");
             return Ok(());
         }
         offset = v["offset"].as_u64().unwrap_or(offset + n as u64);
-        if !out.json {
-            print!("\ruploading {file}: {offset}/{total} bytes");
-            std::io::stdout().flush()?;
-        }
+        progress.set(offset);
         if n == 0 {
             bail!("the whole file was sent but its SHA-256 does not match the catalogue");
         }
@@ -256,18 +258,18 @@ async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Res
 async fn prefetch(api: &ApiClient, out: Output) -> Result<()> {
     let job = api.post("/firmware/prefetch", &json!({})).await?;
     let id = job["id"].as_u64().context("no job id in the answer")?;
+    let progress = Progress::new("prefetching", 0);
     loop {
         let v = api.get(&format!("/firmware/jobs/{id}")).await?;
         let state = v["state"].as_str().unwrap_or_default().to_string();
-        if !out.json {
-            print!("\r{}", progress_line(&v));
-            std::io::stdout().flush()?;
-        }
+        progress.set_total(v["total_bytes"].as_u64().unwrap_or(0));
+        progress.set(v["done_bytes"].as_u64().unwrap_or(0));
         if state != "running" {
+            progress.finish();
             if out.json {
                 return out.print_json(&v);
             }
-            println!();
+            println!("{}", progress_line(&v));
             for img in v["images"].as_array().into_iter().flatten() {
                 if img["state"] == "failed" {
                     println!(
