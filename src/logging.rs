@@ -44,7 +44,12 @@ pub fn init(level: &str) -> LogControl {
     let (filter, handle) = reload::Layer::new(filter);
     let journal = std::env::var_os("JOURNAL_STREAM")
         .and_then(|_| tracing_journald::layer().ok())
-        .map(|l| l.with_syslog_identifier("edgeprov".into()));
+        // Fields under their own names (`DEVICE=`, `PEER=`), not tracing-journald's default
+        // `F_` prefix, so that the README's `journalctl -u edgeprov DEVICE=…` finds them.
+        .map(|l| {
+            l.with_syslog_identifier("edgeprov".into())
+                .with_field_prefix(None)
+        });
     let stderr = journal.is_none().then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

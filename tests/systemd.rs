@@ -316,3 +316,134 @@ fn server_names_dns_was_made_from_wait_for_the_restart() {
     }
     assert!(d.stop().success());
 }
+
+/// The fields of one message in the journal's native protocol: `NAME=value` lines, or `NAME`, a
+/// 64-bit little-endian length and that many bytes, for values that may hold a newline.
+fn journal_fields(mut msg: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while let Some(end) = msg.iter().position(|&b| b == b'\n' || b == b'=') {
+        let name = String::from_utf8_lossy(&msg[..end]).into_owned();
+        let (value, rest) = if msg[end] == b'=' {
+            let line = msg[end + 1..].iter().position(|&b| b == b'\n').unwrap();
+            (&msg[end + 1..end + 1 + line], &msg[end + 2 + line..])
+        } else {
+            let len = u64::from_le_bytes(msg[end + 1..end + 9].try_into().unwrap()) as usize;
+            (&msg[end + 9..end + 9 + len], &msg[end + 10 + len..])
+        };
+        fields.push((name, String::from_utf8_lossy(value).into_owned()));
+        msg = rest;
+    }
+    fields
+}
+
+/// Started by systemd, the daemon logs to the journal with fields under their own names, so
+/// that `journalctl -u edgeprov DEVICE=001122aabbcc` (the README's example) finds a phone's
+/// requests. The journal socket is one the test binds, in a mount namespace of the daemon's own
+/// with a fresh `/run`: the daemon finds it where systemd's would be.
+#[tokio::test]
+async fn journal_fields_are_named_as_the_readme_filters_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    let text = base_config(&dir.path().join("data"), "")
+        .replace("log_level = \"info\"", "log_level = \"debug\"");
+    std::fs::write(&config, text).unwrap();
+    let journal = dir.path().join("journal");
+    // The daemon ends with the receiver (PR_SET_PDEATHSIG), which the test's Daemon kills.
+    let receiver = "import ctypes, os, signal, socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind('/run/systemd/journal/socket')
+s.settimeout(0.1)
+env = dict(os.environ, JOURNAL_STREAM='0:0')
+env.pop('RUST_LOG', None)
+d = subprocess.Popen([sys.argv[1], 'serve', '--config', sys.argv[2]], env=env,
+    preexec_fn=lambda: ctypes.CDLL(None).prctl(1, signal.SIGKILL))
+out = open(sys.argv[3], 'ab')
+while d.poll() is None:
+    try:
+        m = s.recv(1 << 20)
+    except socket.timeout:
+        continue
+    out.write(len(m).to_bytes(8, 'little') + m)
+    out.flush()
+";
+    let child = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && \
+             exec python3 -c \"$0\" \"$1\" \"$2\" \"$3\"",
+            receiver,
+            BIN,
+        ])
+        .arg(&config)
+        .arg(&journal)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let listeners = dir.path().join("data/listeners.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !listeners.exists() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let bound: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&listeners).unwrap()).unwrap();
+    let addr = |v: &serde_json::Value| v.as_str().unwrap().parse().unwrap();
+    let d = Daemon {
+        https: addr(&bound["phone_https"][0]),
+        http: bound["phone_http"].get(0).map(addr),
+        admin: addr(&bound["admin"]),
+        dns: None,
+        token: std::fs::read_to_string(dir.path().join("data/admin.token"))
+            .unwrap()
+            .trim()
+            .to_string(),
+        child: Some(child),
+        dir,
+    };
+    d.add_device(serde_json::json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let id = d.identity("001122aabbcc").await;
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get("/001122aabbcc.txt", "AVAYA/J179-4.1.3.0.6"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(&journal).unwrap_or_default();
+        let mut rest = bytes.as_slice();
+        let mut messages = Vec::new();
+        while rest.len() >= 8 {
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            messages.push(journal_fields(&rest[8..8 + len]));
+            rest = &rest[8 + len..];
+        }
+        let request = messages.iter().find(|m| {
+            m.iter()
+                .any(|(k, v)| k == "MESSAGE" && v == "phone request")
+        });
+        if let Some(m) = request {
+            let has = |k: &str, v: &str| m.iter().any(|(a, b)| a == k && b == v);
+            assert!(has("DEVICE", "001122aabbcc"), "{m:?}");
+            assert!(
+                has("PATH", "/001122aabbcc.txt") && has("STATUS", "200"),
+                "{m:?}"
+            );
+            assert!(has("SYSLOG_IDENTIFIER", "edgeprov"), "{m:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no phone request logged: {messages:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

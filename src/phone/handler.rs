@@ -203,7 +203,7 @@ pub async fn handle(
     tracing::debug!(
         peer = %conn.info.peer,
         path = %asked.uri.path(),
-        device = ?asked.cert_mac,
+        device = asked.cert_mac.map(tracing::field::display),
         status = resp.status().as_u16(),
         "phone request"
     );
