@@ -166,6 +166,11 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
             "double quotes",
         ),
         (vec!["device", "show", "001122aabbcc"], "not found"),
+        // Not registered: no cloud to sync with, not "sync requested".
+        (
+            vec!["cloud", "sync"],
+            "not registered with a cloud, so there is nothing to sync",
+        ),
     ] {
         let out = d.cli(&args);
         assert!(!out.status.success(), "{args:?}");

@@ -1,7 +1,7 @@
 //! `edgeprov cloud register|status|sync`: the cloud enrollment link, through the admin API (the
 //! daemon owns the keys and the store).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -34,6 +34,15 @@ pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         CloudCmd::Status => api.get("/sync").await?,
         CloudCmd::Sync => {
+            // The daemon takes the request either way; a box that is not registered has no
+            // cloud to pull from, and "sync requested" would leave the administrator waiting.
+            let status: SyncStatus = serde_json::from_value(api.get("/sync").await?)?;
+            if !status.registered {
+                bail!(
+                    "this box is not registered with a cloud, so there is nothing to sync: \
+                     `edgeprov cloud register --url URL --token TOKEN` first"
+                );
+            }
             let answer = api.post("/sync/now", &json!({})).await?;
             if out.json {
                 return out.print_json(&json!({ "requested": true, "answer": answer }));
