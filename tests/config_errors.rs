@@ -293,6 +293,15 @@ sys.exit(subprocess.run([sys.argv[1], \"serve\", \"--config\", sys.argv[2]], tim
 /// root), with the config at `config`: returns (exited successfully, stderr). None when the
 /// tests run as another user, who cannot switch.
 fn serve_unprivileged(config: &std::path::Path) -> Option<(bool, String)> {
+    let out = unprivileged("serve", config)?;
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// `edgeprov COMMAND --config CONFIG` as uid 65534, as [`serve_unprivileged`] runs it.
+fn unprivileged(command: &str, config: &std::path::Path) -> Option<std::process::Output> {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: switching to an unprivileged user needs root");
         return None;
@@ -303,16 +312,13 @@ fn serve_unprivileged(config: &std::path::Path) -> Option<(bool, String)> {
             "--regid=65534",
             "--clear-groups",
             BIN,
-            "serve",
+            command,
         ])
         .arg("--config")
         .arg(config)
         .output()
         .unwrap();
-    Some((
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    Some(out)
 }
 
 /// A directory anyone may enter and write, for a config and data an unprivileged user reads.
@@ -456,4 +462,32 @@ fn a_read_only_data_dir_says_how_the_unit_may_write_there() {
         err.contains(&format!("[Service] ReadWritePaths={}", data.display())),
         "{err}"
     );
+}
+
+/// `edgeprov doctor` run by an administrator's own account on a packaged box, where the data
+/// directory is the service user's: it says it cannot read it and how to run, not that the
+/// certificates and the store are missing and the daemon should be started once.
+#[test]
+fn doctor_that_may_not_read_the_data_dir_says_so() {
+    let mut d = Daemon::start();
+    d.stop();
+    let dir = open_dir();
+    let config = dir.path().join("edgeprov.toml");
+    std::fs::write(&config, base_config(&d.data_dir(), "")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.data_dir(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let Some(out) = unprivileged("doctor", &config) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "FAIL data         {}: Permission denied",
+            d.data_dir().display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("run edgeprov doctor as root"), "{text}");
+    assert!(!text.contains("start the daemon once"), "{text}");
 }

@@ -412,11 +412,34 @@ fn discovery(c: &Config) -> Vec<Check> {
 /// Runs every check. `running` is the daemon's listener file, when it is up.
 pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     let mut out = ports(c, running);
-    out.extend(certificates(c));
-    out.push(store(c, running.is_some()));
-    out.extend(firmware(c, running.is_some()));
+    match unreadable_data_dir(c) {
+        Some(unreadable) => out.push(unreadable),
+        None => {
+            out.extend(certificates(c));
+            out.push(store(c, running.is_some()));
+            out.extend(firmware(c, running.is_some()));
+        }
+    }
     out.extend(discovery(c));
     out
+}
+
+/// The data directory as this user may not read it: an administrator's own account on a
+/// packaged box, where it is the service user's (0750). Its certificates and store would look
+/// missing ("start the daemon once"), so this says what is wrong instead of those checks.
+fn unreadable_data_dir(c: &Config) -> Option<Check> {
+    [c.data_dir.clone(), c.pki_dir()]
+        .into_iter()
+        .find_map(|dir| match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(check(
+                Level::Fail,
+                "data",
+                format!("{}: {e}", dir.display()),
+                "run edgeprov doctor as root, or as the service user \
+                 (sudo -u edgeprov edgeprov doctor --config …)",
+            )),
+            _ => None,
+        })
 }
 
 /// Prints the checks; returns false when any failed.
