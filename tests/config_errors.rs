@@ -17,28 +17,6 @@ fn serve_with(config: &str) -> (bool, String) {
     run_serve(&path)
 }
 
-/// Runs `serve` and returns (exited successfully, stderr); a daemon still running after 20 s
-/// is killed and counts as not refused.
-fn run_serve(config: &std::path::Path) -> (bool, String) {
-    let scratch = tempfile::tempdir().unwrap();
-    let err_path = scratch.path().join("stderr");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    // A daemon that starts when it should have refused is a failure, not a hang.
-    let status = wait_timeout(&mut child, std::time::Duration::from_secs(20));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    (status.is_none_or(|s| s.success()), err)
-}
-
 #[test]
 fn unknown_key_is_named_with_its_line() {
     let (ok, err) = serve_with("data_dir = \"DATA\"\n[phone]\nhttps_lissten = [\"127.0.0.1:0\"]\n");

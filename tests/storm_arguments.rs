@@ -64,7 +64,7 @@ fn a_key_that_is_not_the_cas_is_refused_naming_both_files() {
     assert!(out.stdout.is_empty(), "a storm ran: {out:?}");
     assert!(
         stderr.contains(&format!(
-            "{} is not usable: not the private key of the CA certificate {}",
+            "{} is not the private key of the certificate {}",
             other_key.display(),
             cert.display()
         )),

@@ -11,7 +11,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::PkiError;
 use super::files::{
-    add_roots, ensure_dir, parse_one_cert, read_key_pair, read_private_key, read_text, write,
+    add_roots, check_pair, ensure_dir, parse_one_cert, public_key_of, read_key_pair,
+    read_private_key, read_text, write,
 };
 
 const DIR: &str = "cloud";
@@ -85,7 +86,16 @@ pub fn appliance_identity(
     let dir = dir(pki_dir);
     let cert_path = dir.join(CERT);
     let cert = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
-    Ok((vec![cert], read_private_key(&dir.join(KEY))?))
+    let key_path = dir.join(KEY);
+    let key = read_private_key(&key_path)?;
+    check_pair(
+        &cert_path,
+        &cert,
+        &key_path,
+        &public_key_of(&key_path, &key)?,
+        "put back both files from one backup, or register the appliance with the cloud again",
+    )?;
+    Ok((vec![cert], key))
 }
 
 /// A TLS client configuration that trusts only the pinned cloud CA (`cloud.ca_file`) and, once
@@ -110,4 +120,40 @@ pub fn cloud_client_config(
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate and a key made apart, as a restore of the wrong key leaves them.
+    fn write_mismatched(pki_dir: &Path) {
+        let dir = dir(pki_dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let certified = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["appliance".to_string()])
+            .unwrap()
+            .self_signed(&certified)
+            .unwrap();
+        std::fs::write(dir.join(CERT), cert.pem()).unwrap();
+        let other = KeyPair::generate().unwrap();
+        std::fs::write(dir.join(KEY), other.serialize_pem()).unwrap();
+    }
+
+    #[test]
+    fn an_appliance_key_not_of_its_certificate_is_refused_naming_both_files() {
+        let pki = tempfile::tempdir().unwrap();
+        write_mismatched(pki.path());
+        let err = appliance_identity(pki.path()).unwrap_err().to_string();
+        let (cert, key) = (dir(pki.path()).join(CERT), dir(pki.path()).join(KEY));
+        assert!(
+            err.contains(&format!(
+                "{} is not the private key of the certificate {}",
+                key.display(),
+                cert.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("register"), "says what to do: {err}");
+    }
 }

@@ -53,6 +53,46 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError>
         .map_err(|e| corrupt(path, format!("no PEM private key ({e})")))
 }
 
+/// The public key (the bits of its SubjectPublicKeyInfo) of a private key read from `path`.
+pub fn public_key_of(path: &Path, key: &PrivateKeyDer<'_>) -> Result<Vec<u8>, PkiError> {
+    use x509_parser::prelude::FromDer;
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(key)
+        .map_err(|e| corrupt(path, format!("private key is not usable: {e}")))?;
+    let spki = signer
+        .public_key()
+        .ok_or_else(|| corrupt(path, "the public key of this private key cannot be derived"))?;
+    let (_, parsed) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(spki.as_ref()).map_err(|e| {
+            corrupt(
+                path,
+                format!("private key's public key does not parse: {e}"),
+            )
+        })?;
+    Ok(parsed.subject_public_key.data.to_vec())
+}
+
+/// Refuses a private key that is not the one `cert` (read from `cert_path`) certifies, naming
+/// both files and `remedy`: a mismatched pair loads without complaint, then fails every
+/// handshake or signs certificates nobody can verify, far from the files that caused it.
+pub fn check_pair(
+    cert_path: &Path,
+    cert: &CertificateDer<'_>,
+    key_path: &Path,
+    key_public: &[u8],
+    remedy: &'static str,
+) -> Result<(), PkiError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| corrupt(cert_path, format!("certificate does not parse: {e}")))?;
+    match parsed.public_key().subject_public_key.data.as_ref() == key_public {
+        true => Ok(()),
+        false => Err(PkiError::KeyMismatch {
+            cert: cert_path.to_path_buf(),
+            key: key_path.to_path_buf(),
+            remedy,
+        }),
+    }
+}
+
 /// Every certificate of a PEM bundle; a file with none is an error, since a trust file that
 /// silently trusts nothing leaves phones unable to prove themselves.
 pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {

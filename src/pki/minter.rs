@@ -7,9 +7,9 @@ use std::path::Path;
 use rcgen::{Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::PkiError;
-use super::files::{parse_one_cert, read_key_pair, read_text};
+use super::files::{check_pair, parse_one_cert, read_key_pair, read_text};
 use super::issue::device_cert;
+use super::{CA_PAIR_REMEDY, PkiError};
 use crate::model::Mac;
 
 /// A CA able to sign device certificates, loaded once; minting is then pure CPU.
@@ -27,20 +27,13 @@ impl DeviceMinter {
         // Certificates signed by another key name this CA as issuer yet fail every server's
         // check: a mismatched pair is refused here, naming both files, rather than as every
         // phone's TLS error.
-        let (_, parsed) =
-            x509_parser::parse_x509_certificate(&ca_cert).map_err(|e| PkiError::Corrupt {
-                path: cert_path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
-            return Err(PkiError::Corrupt {
-                path: key_path.to_path_buf(),
-                reason: format!(
-                    "not the private key of the CA certificate {}",
-                    cert_path.display()
-                ),
-            });
-        }
+        check_pair(
+            cert_path,
+            &ca_cert,
+            key_path,
+            key.public_key_raw(),
+            CA_PAIR_REMEDY,
+        )?;
         let issuer = Issuer::from_ca_cert_pem(&pem, key).map_err(|e| PkiError::Corrupt {
             path: cert_path.to_path_buf(),
             reason: e.to_string(),

@@ -42,6 +42,11 @@ pub const SERVER_KEY: &str = "server.key";
 /// An installed server identity (chain and key in one file, so they never disagree).
 pub const INSTALLED: &str = "installed.pem";
 
+/// What to do about a CA certificate and key that do not belong together.
+const CA_PAIR_REMEDY: &str = "put back ca.crt and ca.key together from one backup (edgeprov never makes a new CA: the phones' certificates chain to this one)";
+/// What to do about a server certificate and key that do not belong together.
+const SERVER_PAIR_REMEDY: &str = "put back server.crt and server.key together from one backup";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
@@ -56,6 +61,15 @@ pub enum PkiError {
     Missing { path: PathBuf },
     #[error("{path} is not usable: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "{key} is not the private key of the certificate {cert} (the two files do not belong together); {remedy}"
+    )]
+    KeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        /// What the operator can do about it.
+        remedy: &'static str,
+    },
     #[error("cannot generate {what}: {reason}")]
     Generate { what: &'static str, reason: String },
     #[error("TLS configuration: {0}")]
@@ -130,6 +144,15 @@ impl Pki {
                 reason: e.to_string(),
             })?;
         let ca_key = files::read_key_pair(&dir.join(CA_KEY))?;
+        // Before anything is signed with it: a server certificate issued with the wrong key
+        // would be written over the working one.
+        files::check_pair(
+            &dir.join(CA_CERT),
+            &ca_cert,
+            &dir.join(CA_KEY),
+            ca_key.public_key_raw(),
+            CA_PAIR_REMEDY,
+        )?;
         let issuer =
             Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).map_err(|e| PkiError::Corrupt {
                 path: dir.join(CA_CERT),
@@ -141,6 +164,13 @@ impl Pki {
             &files::read_text(&dir.join(SERVER_CERT))?,
         )?];
         let server_key = files::read_private_key(&dir.join(SERVER_KEY))?;
+        files::check_pair(
+            &dir.join(SERVER_CERT),
+            &server_chain[0],
+            &dir.join(SERVER_KEY),
+            &files::public_key_of(&dir.join(SERVER_KEY), &server_key)?,
+            SERVER_PAIR_REMEDY,
+        )?;
         let installed_path = dir.join(INSTALLED);
         // Not checked for expiry here: an expired installed identity raises a critical alarm
         // but must not keep the daemon from starting.

@@ -349,6 +349,28 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap();
 }
 
+/// Runs `serve` and returns (exited successfully, stderr); a daemon still running after 20 s
+/// is killed and counts as not refused.
+pub fn run_serve(config: &Path) -> (bool, String) {
+    let scratch = tempfile::tempdir().unwrap();
+    let err_path = scratch.path().join("stderr");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // A daemon that starts when it should have refused is a failure, not a hang.
+    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    (status.is_none_or(|s| s.success()), err)
+}
+
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
