@@ -11,8 +11,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::PkiError;
 use super::files::{
-    add_roots, check_pair, ensure_dir, parse_one_cert, public_key_of, read_key_pair,
-    read_private_key, read_text, write,
+    add_roots, check_pair, ensure_dir, finish_pending_key, parse_one_cert, public_key_of,
+    read_key_pair, read_private_key, read_text, rename, write,
 };
 
 const DIR: &str = "cloud";
@@ -72,11 +72,9 @@ pub fn install_appliance_cert(pki_dir: &Path, cert_pem: &str) -> Result<(), PkiE
             reason: "the cloud's certificate is not for the key this box sent".into(),
         });
     }
+    // A stop between these two leaves the pending key for `appliance_identity` to finish.
     write(&cert_path, cert_pem.as_bytes(), 0o644)?;
-    std::fs::rename(&pending, dir.join(KEY)).map_err(|source| PkiError::Io {
-        path: pending,
-        source,
-    })
+    rename(&pending, &dir.join(KEY))
 }
 
 /// The appliance certificate chain and key for mutual TLS with the cloud.
@@ -85,8 +83,9 @@ pub fn appliance_identity(
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
     let dir = dir(pki_dir);
     let cert_path = dir.join(CERT);
-    let cert = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
     let key_path = dir.join(KEY);
+    finish_pending_key(&cert_path, &key_path, &dir.join(PENDING_KEY))?;
+    let cert = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
     let key = read_private_key(&key_path)?;
     check_pair(
         &cert_path,
@@ -155,5 +154,29 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("register"), "says what to do: {err}");
+    }
+
+    /// What a stop between writing the cloud's certificate and putting its key in place leaves:
+    /// the new certificate, the old key, the new key pending. Before, that identity was taken as
+    /// it was, and every round's handshake failed until the appliance was registered again.
+    #[test]
+    fn a_registration_stopped_before_its_key_was_put_in_place_is_finished() {
+        let pki = tempfile::tempdir().unwrap();
+        let dir = dir(pki.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = KeyPair::generate().unwrap();
+        std::fs::write(dir.join(KEY), old.serialize_pem()).unwrap();
+        appliance_csr(pki.path(), "box").unwrap();
+        let pending = std::fs::read_to_string(dir.join(PENDING_KEY)).unwrap();
+        let new = KeyPair::from_pem(&pending).unwrap();
+        let cert = CertificateParams::new(vec!["box".to_string()])
+            .unwrap()
+            .self_signed(&new)
+            .unwrap();
+        std::fs::write(dir.join(CERT), cert.pem()).unwrap();
+
+        appliance_identity(pki.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(KEY)).unwrap(), pending);
+        assert!(!dir.join(PENDING_KEY).exists());
     }
 }

@@ -71,6 +71,18 @@ pub fn public_key_of(path: &Path, key: &PrivateKeyDer<'_>) -> Result<Vec<u8>, Pk
     Ok(parsed.subject_public_key.data.to_vec())
 }
 
+/// Whether `cert` (read from `cert_path`) is for the public key `key_public` (the bits of a
+/// SubjectPublicKeyInfo).
+pub fn certifies(
+    cert_path: &Path,
+    cert: &CertificateDer<'_>,
+    key_public: &[u8],
+) -> Result<bool, PkiError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| corrupt(cert_path, format!("certificate does not parse: {e}")))?;
+    Ok(parsed.public_key().subject_public_key.data.as_ref() == key_public)
+}
+
 /// Refuses a private key that is not the one `cert` (read from `cert_path`) certifies, naming
 /// both files and `remedy`: a mismatched pair loads without complaint, then fails every
 /// handshake or signs certificates nobody can verify, far from the files that caused it.
@@ -81,9 +93,7 @@ pub fn check_pair(
     key_public: &[u8],
     remedy: &'static str,
 ) -> Result<(), PkiError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|e| corrupt(cert_path, format!("certificate does not parse: {e}")))?;
-    match parsed.public_key().subject_public_key.data.as_ref() == key_public {
+    match certifies(cert_path, cert, key_public)? {
         true => Ok(()),
         false => Err(PkiError::KeyMismatch {
             cert: cert_path.to_path_buf(),
@@ -114,6 +124,40 @@ pub fn add_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), PkiError>
             .map_err(|e| corrupt(path, format!("not a usable trust anchor: {e}")))?;
     }
     Ok(())
+}
+
+/// Puts a new key left at `pending` in place at `key_path` when the certificate at `cert_path`
+/// is its certificate: a pair is replaced key first to `pending`, then the certificate, then
+/// the key renamed, so a stop in between leaves this to finish. A waiting key that is not the
+/// certificate's stays where it is (its certificate was never written, or is yet to come).
+pub fn finish_pending_key(
+    cert_path: &Path,
+    key_path: &Path,
+    pending: &Path,
+) -> Result<(), PkiError> {
+    if !pending.exists() || !cert_path.exists() {
+        return Ok(());
+    }
+    let cert = parse_one_cert(cert_path, &read_text(cert_path)?)?;
+    let key = read_private_key(pending)?;
+    if certifies(cert_path, &cert, &public_key_of(pending, &key)?)? {
+        rename(pending, key_path)?;
+        tracing::warn!(
+            key = %key_path.display(),
+            "put in place the new key a stop while replacing {} left waiting",
+            cert_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Renames a PKI file over another and makes the rename durable.
+pub fn rename(from: &Path, to: &Path) -> Result<(), PkiError> {
+    std::fs::rename(from, to).map_err(io(from))?;
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 /// Writes a PKI file atomically with the given mode (keys 0600).

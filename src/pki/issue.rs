@@ -10,9 +10,9 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::files::{parse_one_cert, read_text, write};
+use super::files::{finish_pending_key, parse_one_cert, read_text, rename, write};
 use super::tls::random_bytes;
-use super::{CA_CERT, CA_KEY, PkiError, SERVER_CERT, SERVER_KEY};
+use super::{CA_CERT, CA_KEY, PkiError, SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING};
 use crate::model::{IssuedCert, Mac, RevocationReason};
 
 const CA_DAYS: i64 = 3650;
@@ -119,8 +119,9 @@ pub fn reissue_reason(
             let have = cert_names(&cert);
             let want: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
             let expires = cert.validity().not_after.timestamp();
-            let renew_at =
-                (OffsetDateTime::now_utc() + Duration::days(SERVER_RENEW_DAYS)).unix_timestamp();
+            let starts = cert.validity().not_before.timestamp();
+            let now = OffsetDateTime::now_utc();
+            let renew_at = (now + Duration::days(SERVER_RENEW_DAYS)).unix_timestamp();
             let crl_now = crl_urls(&cert);
             if have != want {
                 Some(format!("server names changed from {have:?} to {want:?}"))
@@ -128,6 +129,13 @@ pub fn reissue_reason(
                 Some(format!("CRL URL changed from {crl_now:?} to {crl_url}"))
             } else if expires < renew_at {
                 Some(format!("it expires within {SERVER_RENEW_DAYS} days"))
+            } else if starts > now.unix_timestamp() {
+                // Issued while the clock was ahead (a box that booted without a real-time
+                // clock, then corrected by NTP): every client refuses it until then, which may
+                // be years away, and nothing else would renew it.
+                Some(format!(
+                    "it is not valid before {starts} (Unix time): issued while the clock was ahead"
+                ))
             } else {
                 None
             }
@@ -201,9 +209,24 @@ pub fn issue_server(
     let cert = params
         .signed_by(&key, issuer)
         .map_err(gen_err("server certificate"))?;
-    write(&dir.join(SERVER_KEY), key.serialize_pem().as_bytes(), 0o600)?;
+    // Two files cannot be replaced at once: the new key waits beside the old one until the
+    // certificate is written, so a crash in between leaves a pair [`finish_server_key`] completes
+    // instead of a key and a certificate that do not belong together.
+    let pending = dir.join(SERVER_KEY_PENDING);
+    write(&pending, key.serialize_pem().as_bytes(), 0o600)?;
     write(&dir.join(SERVER_CERT), cert.pem().as_bytes(), 0o644)?;
-    Ok(())
+    rename(&pending, &dir.join(SERVER_KEY))
+}
+
+/// Puts in place a new server key that a crash left waiting (see [`issue_server`]) when the
+/// server certificate is already its certificate; otherwise the certificate was never written
+/// and the old pair stands (the waiting key is replaced by the next issue).
+pub fn finish_server_key(dir: &Path) -> Result<(), PkiError> {
+    finish_pending_key(
+        &dir.join(SERVER_CERT),
+        &dir.join(SERVER_KEY),
+        &dir.join(SERVER_KEY_PENDING),
+    )
 }
 
 /// A client certificate whose subject CN is the device's MAC (the form phones' factory
@@ -284,4 +307,115 @@ fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::pki::files::read_key_pair;
+    use crate::pki::{Pki, Revocations};
+
+    fn ca_issuer(dir: &Path) -> Issuer<'static, KeyPair> {
+        let pem = read_text(&dir.join(CA_CERT)).unwrap();
+        Issuer::from_ca_cert_pem(&pem, read_key_pair(&dir.join(CA_KEY)).unwrap()).unwrap()
+    }
+
+    fn load(dir: &Path) -> Result<Pki, PkiError> {
+        let config = Config::default();
+        Pki::load_or_init(dir, &config.pki, &config.crl_url(), Revocations::none())
+    }
+
+    /// A box that booted with its clock a month ahead issued its server certificate then; once
+    /// the clock is right, phones refuse that certificate until its start comes round. Before,
+    /// nothing renewed it (names, CRL URL and expiry were all fine).
+    #[test]
+    fn a_server_certificate_issued_under_a_clock_ahead_is_issued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        load(dir.path()).unwrap();
+        let config = Config::default();
+        let names = &config.pki.server_names;
+        let ahead = OffsetDateTime::now_utc() + Duration::days(30);
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params.not_before = ahead - Duration::seconds(NOT_BEFORE_SLACK_SECS);
+        params.not_after = ahead + Duration::days(SERVER_DAYS);
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![config.crl_url()],
+        }];
+        let cert = params.signed_by(&key, &ca_issuer(dir.path())).unwrap();
+        write(
+            &dir.path().join(SERVER_KEY),
+            key.serialize_pem().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        write(&dir.path().join(SERVER_CERT), cert.pem().as_bytes(), 0o644).unwrap();
+
+        let reason = reissue_reason(dir.path(), names, &config.crl_url(), false).unwrap();
+        assert!(
+            reason
+                .as_deref()
+                .is_some_and(|r| r.contains("clock was ahead")),
+            "{reason:?}"
+        );
+        load(dir.path()).unwrap();
+        let der = parse_one_cert(
+            &dir.path().join(SERVER_CERT),
+            &read_text(&dir.path().join(SERVER_CERT)).unwrap(),
+        )
+        .unwrap();
+        let (_, now_served) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(now_served.validity().not_before.timestamp() <= crate::model::now_unix());
+    }
+
+    /// What a stop between writing the new server key and its certificate leaves: the new
+    /// certificate, the old key, and the new key waiting. Before, the key was written first
+    /// and the certificate after, and a stop in between left a new key with the old
+    /// certificate: a pair nothing could load again.
+    #[test]
+    fn a_new_server_key_left_waiting_by_a_stop_is_put_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        load(dir.path()).unwrap();
+        let old_key = std::fs::read(dir.path().join(SERVER_KEY)).unwrap();
+        // Stopped before the certificate was written: the old pair stands.
+        let stray = KeyPair::generate().unwrap().serialize_pem();
+        write(
+            &dir.path().join(SERVER_KEY_PENDING),
+            stray.as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        load(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(SERVER_KEY)).unwrap(), old_key);
+
+        // Stopped after: the new key goes in place.
+        let scratch = tempfile::tempdir().unwrap();
+        let config = Config::default();
+        issue_server(
+            scratch.path(),
+            &ca_issuer(dir.path()),
+            &config.pki.server_names,
+            &config.crl_url(),
+        )
+        .unwrap();
+        let new_key = std::fs::read(scratch.path().join(SERVER_KEY)).unwrap();
+        assert_ne!(new_key, old_key);
+        std::fs::copy(
+            scratch.path().join(SERVER_CERT),
+            dir.path().join(SERVER_CERT),
+        )
+        .unwrap();
+        write(&dir.path().join(SERVER_KEY_PENDING), &new_key, 0o600).unwrap();
+
+        load(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(SERVER_KEY)).unwrap(), new_key);
+        assert!(!dir.path().join(SERVER_KEY_PENDING).exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(SERVER_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

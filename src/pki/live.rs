@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::{
     CertOverview, INSTALLED, IdentityError, Pki, PkiError, Revocations, RootError, RootInfo,
-    RootOrigin, SERVER_CERT, SERVER_KEY, ServerIdentity, files, issue, roots,
+    RootOrigin, SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING, ServerIdentity, files, issue, roots,
 };
 use crate::config::{Config, PkiConfig};
 use crate::serve::TlsSource;
@@ -222,7 +222,7 @@ impl LiveCerts {
     /// identity is removed, so phones get the generated certificate again.
     pub fn regenerate(&self) -> Result<CertOverview, CertError> {
         let dir = self.lock().settings.dir.clone();
-        let touched = [SERVER_CERT, SERVER_KEY, INSTALLED].map(|f| dir.join(f));
+        let touched = [SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING, INSTALLED].map(|f| dir.join(f));
         self.change(&touched, |current| {
             let s = &current.settings;
             issue::issue_server(

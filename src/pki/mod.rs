@@ -39,6 +39,8 @@ pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const SERVER_CERT: &str = "server.crt";
 pub const SERVER_KEY: &str = "server.key";
+/// A new server key written before its certificate (see `issue::issue_server`).
+const SERVER_KEY_PENDING: &str = "server.key.new";
 /// An installed server identity (chain and key in one file, so they never disagree).
 pub const INSTALLED: &str = "installed.pem";
 
@@ -123,6 +125,7 @@ impl Pki {
         revoked: Arc<Revocations>,
     ) -> Result<Pki, PkiError> {
         files::ensure_dir(dir)?;
+        issue::finish_server_key(dir)?;
         let present: Vec<bool> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
             .iter()
             .map(|f| dir.join(f).exists())
