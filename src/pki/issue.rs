@@ -232,14 +232,20 @@ pub fn finish_server_key(dir: &Path) -> Result<(), PkiError> {
 /// A client certificate whose subject CN is the device's MAC (the form phones' factory
 /// certificates use), with the MAC also as a URI SAN so SAN-based identification finds it: the
 /// profile shared by [`super::Pki::issue_device`] and the in-memory minter, a new ECDSA P-256
-/// key and its certificate.
+/// key and its certificate. It is valid for `days`, but not past `ca_not_after` (Unix
+/// seconds), when its CA stops being valid and with it every certificate it signed: the
+/// certificate and its record then say when it really stops working.
 pub fn device_cert(
     issuer: &Issuer<'static, KeyPair>,
+    ca_not_after: i64,
     mac: Mac,
     days: u32,
 ) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate().map_err(gen_err("device key"))?;
     let mut params = base_params(&mac.to_string(), i64::from(days));
+    if let Ok(ca_end) = OffsetDateTime::from_unix_timestamp(ca_not_after) {
+        params.not_after = params.not_after.min(ca_end);
+    }
     params.subject_alt_names = vec![SanType::URI(
         format!("urn:dev:mac:{mac}")
             .try_into()
@@ -367,6 +373,40 @@ mod tests {
         .unwrap();
         let (_, now_served) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(now_served.validity().not_before.timestamp() <= crate::model::now_unix());
+    }
+
+    /// Device certificates default to ten years, as long as the CA lives from its creation:
+    /// before, every one issued after the CA's first day outlived it, and its record (and the
+    /// API's answer) promised days it could never work.
+    #[test]
+    fn a_device_certificate_does_not_outlive_its_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        load(dir.path()).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = base_params("short-lived CA", 100);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = params.self_signed(&ca_key).unwrap();
+        let ca_end = params.not_after.unix_timestamp();
+        write(
+            &dir.path().join(CA_KEY),
+            ca_key.serialize_pem().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        write(&dir.path().join(CA_CERT), ca.pem().as_bytes(), 0o644).unwrap();
+
+        let pki = load(dir.path()).unwrap();
+        let mac = Mac::parse("00:04:0d:11:22:33").unwrap();
+        let (identity, record) = pki.issue_device(mac, 3650).unwrap();
+        assert_eq!(record.not_after, Some(ca_end));
+        let der = parse_one_cert(Path::new("device"), &identity.certificate).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(cert.validity().not_after.timestamp(), ca_end);
+
+        // A shorter life than the CA's is kept as asked.
+        let (_, record) = pki.issue_device(mac, 30).unwrap();
+        assert!(record.not_after.unwrap() < ca_end - 60 * 86_400);
     }
 
     /// What a stop between writing the new server key and its certificate leaves: the new

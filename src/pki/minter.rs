@@ -16,6 +16,8 @@ use crate::model::Mac;
 pub struct DeviceMinter {
     issuer: Issuer<'static, KeyPair>,
     ca_cert: CertificateDer<'static>,
+    /// Unix seconds.
+    ca_not_after: i64,
 }
 
 impl DeviceMinter {
@@ -38,7 +40,17 @@ impl DeviceMinter {
             path: cert_path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        Ok(DeviceMinter { issuer, ca_cert })
+        let ca_not_after = x509_parser::parse_x509_certificate(&ca_cert)
+            .map(|(_, c)| c.validity().not_after.timestamp())
+            .map_err(|e| PkiError::Corrupt {
+                path: cert_path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(DeviceMinter {
+            issuer,
+            ca_cert,
+            ca_not_after,
+        })
     }
 
     pub fn ca_cert(&self) -> &CertificateDer<'static> {
@@ -51,7 +63,7 @@ impl DeviceMinter {
         mac: Mac,
         days: u32,
     ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), PkiError> {
-        let (cert, key) = device_cert(&self.issuer, mac, days)?;
+        let (cert, key) = device_cert(&self.issuer, self.ca_not_after, mac, days)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         Ok((cert.der().clone(), key))
     }

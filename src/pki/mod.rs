@@ -85,6 +85,8 @@ pub struct Pki {
     ca_cert: CertificateDer<'static>,
     /// The CA's subject (DER): the issuer of the certificates it can revoke.
     ca_subject: Vec<u8>,
+    /// When the CA stops being valid (Unix seconds): no certificate it signs outlives it.
+    ca_not_after: i64,
     issuer: Issuer<'static, KeyPair>,
     /// The generated server certificate: the admin API always presents it (the CLI trusts only
     /// the CA), phones get it unless an identity is installed.
@@ -140,8 +142,13 @@ impl Pki {
         }
         let ca_cert_pem = files::read_text(&dir.join(CA_CERT))?;
         let ca_cert = files::parse_one_cert(&dir.join(CA_CERT), &ca_cert_pem)?;
-        let ca_subject = x509_parser::parse_x509_certificate(&ca_cert)
-            .map(|(_, c)| c.subject().as_raw().to_vec())
+        let (ca_subject, ca_not_after) = x509_parser::parse_x509_certificate(&ca_cert)
+            .map(|(_, c)| {
+                (
+                    c.subject().as_raw().to_vec(),
+                    c.validity().not_after.timestamp(),
+                )
+            })
             .map_err(|e| PkiError::Corrupt {
                 path: dir.join(CA_CERT),
                 reason: e.to_string(),
@@ -225,6 +232,7 @@ impl Pki {
             ca_cert_pem,
             ca_cert,
             ca_subject,
+            ca_not_after,
             issuer,
             server_chain,
             server_key,
@@ -375,7 +383,7 @@ impl Pki {
         mac: crate::model::Mac,
         days: u32,
     ) -> Result<(DeviceIdentity, crate::model::IssuedCert), PkiError> {
-        let (cert, key) = issue::device_cert(&self.issuer, mac, days)?;
+        let (cert, key) = issue::device_cert(&self.issuer, self.ca_not_after, mac, days)?;
         let info = inspect::describe(cert.der(), crate::model::now_unix()).map_err(|reason| {
             PkiError::Generate {
                 what: "device certificate",
