@@ -151,6 +151,18 @@ pub fn finish_pending_key(
     Ok(())
 }
 
+/// Removes a PKI file, if it is there, and makes the removal durable.
+pub fn remove(path: &Path) -> Result<(), PkiError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(io(path))?,
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
 /// Renames a PKI file over another and makes the rename durable.
 pub fn rename(from: &Path, to: &Path) -> Result<(), PkiError> {
     std::fs::rename(from, to).map_err(io(from))?;

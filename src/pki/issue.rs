@@ -10,7 +10,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::files::{finish_pending_key, parse_one_cert, read_text, rename, write};
+use super::files::{finish_pending_key, parse_one_cert, read_text, remove, rename, write};
 use super::tls::random_bytes;
 use super::{CA_CERT, CA_KEY, PkiError, SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING};
 use crate::model::{IssuedCert, Mac, RevocationReason};
@@ -76,6 +76,16 @@ pub fn create_ca(dir: &Path) -> Result<(), PkiError> {
     write(&dir.join(CA_KEY), key.serialize_pem().as_bytes(), 0o600)?;
     write(&dir.join(CA_CERT), cert.pem().as_bytes(), 0o644)?;
     tracing::info!(dir = %dir.display(), "created a new device CA");
+    Ok(())
+}
+
+/// Removes what a first start a stop interrupted had written (the CA and server files), so
+/// that this start makes them anew; its marker goes once they are made.
+pub fn discard_first_start(dir: &Path) -> Result<(), PkiError> {
+    for name in [SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING, CA_CERT, CA_KEY] {
+        remove(&dir.join(name))?;
+    }
+    tracing::warn!(dir = %dir.display(), "the first start was stopped before the PKI was made: making it again");
     Ok(())
 }
 
@@ -373,6 +383,35 @@ mod tests {
         .unwrap();
         let (_, now_served) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert!(now_served.validity().not_before.timestamp() <= crate::model::now_unix());
+    }
+
+    /// A first start stopped after writing the CA key (or the CA but not yet the server
+    /// certificate) left files that every later start refused as a PKI missing some of them,
+    /// to be restored from a backup that could not exist.
+    #[test]
+    fn a_first_start_stopped_while_making_the_pki_is_made_again() {
+        let made = tempfile::tempdir().unwrap();
+        create_ca(made.path()).unwrap();
+        for left in [&[CA_KEY][..], &[CA_KEY, CA_CERT]] {
+            let dir = tempfile::tempdir().unwrap();
+            // What the first start writes before it begins.
+            write(&dir.path().join(crate::pki::FIRST_START), b"", 0o600).unwrap();
+            for name in left {
+                std::fs::copy(made.path().join(name), dir.path().join(name)).unwrap();
+            }
+            let pki = load(dir.path()).unwrap();
+            assert_ne!(
+                pki.ca_cert_pem(),
+                read_text(&made.path().join(CA_CERT)).unwrap()
+            );
+            for name in [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY] {
+                assert!(dir.path().join(name).exists(), "{name}");
+            }
+            assert!(!dir.path().join(crate::pki::FIRST_START).exists());
+            // A finished PKI is never made again.
+            let again = load(dir.path()).unwrap();
+            assert_eq!(again.ca_cert_pem(), pki.ca_cert_pem());
+        }
     }
 
     /// Device certificates default to ten years, as long as the CA lives from its creation:

@@ -39,6 +39,10 @@ pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const SERVER_CERT: &str = "server.crt";
 pub const SERVER_KEY: &str = "server.key";
+/// Present while a first start makes the PKI: one a stop interrupted is made again from the
+/// start (nothing can have been issued with it), where the files it had written would have
+/// been taken for a PKI missing some of them.
+const FIRST_START: &str = "first-start.incomplete";
 /// A new server key written before its certificate (see `issue::issue_server`).
 const SERVER_KEY_PENDING: &str = "server.key.new";
 /// An installed server identity (chain and key in one file, so they never disagree).
@@ -127,6 +131,9 @@ impl Pki {
         revoked: Arc<Revocations>,
     ) -> Result<Pki, PkiError> {
         files::ensure_dir(dir)?;
+        if dir.join(FIRST_START).exists() {
+            issue::discard_first_start(dir)?;
+        }
         issue::finish_server_key(dir)?;
         let present: Vec<bool> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
             .iter()
@@ -134,6 +141,7 @@ impl Pki {
             .collect();
         let first_start = present.iter().all(|p| !p);
         if first_start {
+            files::write(&dir.join(FIRST_START), b"", 0o600)?;
             issue::create_ca(dir)?;
         } else if let Some(missing) = [CA_CERT, CA_KEY].iter().zip(&present).find(|(_, p)| !**p) {
             return Err(PkiError::Missing {
@@ -181,6 +189,9 @@ impl Pki {
             &files::public_key_of(&dir.join(SERVER_KEY), &server_key)?,
             SERVER_PAIR_REMEDY,
         )?;
+        if first_start {
+            files::remove(&dir.join(FIRST_START))?;
+        }
         let installed_path = dir.join(INSTALLED);
         // Not checked for expiry here: an expired installed identity raises a critical alarm
         // but must not keep the daemon from starting.
