@@ -1,4 +1,5 @@
-//! The PKI as clients see it: the server certificate and the CA's revocation list.
+//! The PKI as clients and operators see it: the server certificate, the CA's revocation list,
+//! and which roots are trusted.
 
 mod common;
 
@@ -31,4 +32,30 @@ async fn crl_is_published_and_named_in_the_server_certificate() {
     // Port 0 in the test config is left out of the URL.
     assert!(text.contains("http://localhost/ca.crl"), "{text}");
     assert_eq!(server.issuer(), ca.subject());
+}
+
+/// A vendor's root copied by hand into `pki/roots/` is not trusted (only roots added through the
+/// API live there); before, it was skipped without a word, leaving its phones' failed
+/// handshakes unexplained.
+#[test]
+fn a_root_copied_into_the_roots_directory_is_named_as_not_trusted() {
+    let d = Daemon::start_prepared("", &[], |data| {
+        let roots = data.join("pki/roots");
+        std::fs::create_dir_all(&roots).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = params.self_signed(&key).unwrap();
+        std::fs::write(roots.join("vendor-root.pem"), root.pem()).unwrap();
+    });
+    let file = d.data_dir().join("pki/roots/vendor-root.pem");
+    let log = d.log();
+    assert!(
+        log.contains(&file.display().to_string()) && log.contains("not trusted"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pki.trusted_device_roots"),
+        "says what to do: {log}"
+    );
 }

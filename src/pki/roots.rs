@@ -60,6 +60,14 @@ pub fn load_stored(pki_dir: &Path) -> Result<Vec<CertificateDer<'static>>, PkiEr
         let name = entry.file_name().to_string_lossy().into_owned();
         if is_root_file(&format!("{DIR}/{name}")) {
             paths.push(entry.path());
+        } else if !name.ends_with(".tmp") {
+            // Most likely a vendor's root copied here by hand, which the operator expects
+            // trusted: say so rather than leave phones failing their handshakes unexplained.
+            tracing::warn!(
+                file = %entry.path().display(),
+                "not trusted: only roots added through the API are kept here (as <sha256>.crt); \
+                 list other root files in pki.trusted_device_roots"
+            );
         }
     }
     paths.sort();
