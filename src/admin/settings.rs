@@ -15,7 +15,7 @@ use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::{preview, preview_firmware_base};
 use crate::settings::layered::effective;
 use crate::settings::vocab;
-use crate::settings::{Outcome, Vars, evaluate};
+use crate::settings::{EvalOptions, Outcome, Vars, evaluate_with};
 use crate::store::MAX_STATIC_FILE;
 
 /// Checks a parameter for the store (expressible in every file) and for the vocabulary.
@@ -421,23 +421,16 @@ pub async fn device_effective(
                     m if m.starts_with("96") => "96x1Supgrade.txt",
                     _ => "J100Supgrade.txt",
                 };
-                let vars = Vars::new()
-                    .with("MODEL4", ctx.device.model.clone())
-                    .with("MODEL", ctx.device.model.clone())
-                    .with(
-                        "GROUP",
-                        if ctx.device.group.is_empty() {
-                            "0".to_string()
-                        } else {
-                            ctx.device.group.clone()
-                        },
-                    )
-                    .with("MACADDR", mac.to_string());
+                // As the phone sets them: `MODEL4` is the model's first four characters, so a
+                // 9641GS runs the `IF $MODEL4 SEQ 9641` sections.
+                let model = &ctx.device.model;
+                let vars = Vars::for_phone(model, &ctx.device.group, &mac.to_string());
+                let options = EvalOptions::for_model(model);
                 let mut load_err = None;
                 // A GET of a missing file in a loop is asked again up to the step limit: each
                 // miss is looked up once.
                 let mut missing = std::collections::HashSet::new();
-                let eval = evaluate(entry, &vars, |name: &str| {
+                let loader = |name: &str| {
                     if missing.contains(name) {
                         return None;
                     }
@@ -452,7 +445,8 @@ pub async fn device_effective(
                             None
                         }
                     }
-                });
+                };
+                let eval = evaluate_with(entry, &vars, loader, &options);
                 if let Some(e) = load_err {
                     return Err(e);
                 }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Output;
-use crate::settings::{Outcome, Script, Severity, Vars, evaluate, lint};
+use crate::settings::{Outcome, Script, Severity, Vars, evaluate, lint, model4};
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCmd {
@@ -23,13 +23,43 @@ pub enum SettingsCmd {
         /// Where GET finds the files FILE names (default: FILE's directory).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// A phone variable, NAME=VALUE (MODEL4, GROUP, MACADDR, SIG_IN_USE…; repeatable).
+        /// A phone variable, NAME=VALUE (MODEL, MODEL4, GROUP, MACADDR, SIG_IN_USE…;
+        /// repeatable). MODEL is the whole model (9641GS); MODEL4, its first four characters
+        /// (9641), is taken from MODEL when not given.
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
         /// Show where each value was set.
         #[arg(long)]
         trace: bool,
     },
+}
+
+/// The variables of `--var NAME=VALUE` items, completed as a phone completes them: a phone
+/// with a `MODEL` has its first four characters as `MODEL4` ([`model4`]), so `--var
+/// MODEL=9641GS` alone runs the `IF $MODEL4 SEQ 9641` sections. A `MODEL4` of more than four
+/// characters is refused: no phone has one, and conditions on it would never match.
+fn phone_vars(items: &[String]) -> Result<Vars> {
+    let mut v = Vars::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            bail!("--var {item:?}: expected NAME=VALUE");
+        };
+        if name.eq_ignore_ascii_case("MODEL4") && value.chars().count() > 4 {
+            bail!(
+                "--var {item:?}: a phone's MODEL4 is at most four characters, the first four of \
+                 its model ({}); give the whole model as --var MODEL={value}",
+                model4(value)
+            );
+        }
+        v.insert(name, value);
+    }
+    if v.get(b"MODEL4").is_none()
+        && let Some(model) = v.get(b"MODEL")
+    {
+        let four = model4(model);
+        v.insert("MODEL4", four);
+    }
+    Ok(v)
 }
 
 /// Runs the command; `Ok(false)` means "findings with errors" (exit status 1).
@@ -73,13 +103,7 @@ pub fn run(cmd: SettingsCmd, out: Output) -> Result<bool> {
         } => {
             let dir =
                 dir.unwrap_or_else(|| file.parent().map(Path::to_path_buf).unwrap_or_default());
-            let mut v = Vars::new();
-            for item in &vars {
-                let Some((name, value)) = item.split_once('=') else {
-                    bail!("--var {item:?}: expected NAME=VALUE");
-                };
-                v.insert(name, value);
-            }
+            let v = phone_vars(&vars)?;
             let entry = file
                 .file_name()
                 .and_then(|n| n.to_str())

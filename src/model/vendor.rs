@@ -14,8 +14,9 @@ pub enum Vendor {
 }
 
 impl Vendor {
-    /// The vendor a model name belongs to: `J179`, `K175`, `9641`, Workplace `acw` → Avaya;
-    /// `T46S`, `SIP-T54W`, `W60B`, `CP920` → Yealink; `VVX_400`, `CCX600`, `Trio8800` → Poly.
+    /// The vendor a model name belongs to: `J179`, `K175`, `9641`, `9641GS`, Workplace `acw` →
+    /// Avaya; `T46S`, `SIP-T54W`, `W60B`, `CP920` → Yealink; `VVX_400`, `CCX600`, `Trio8800` →
+    /// Poly.
     pub fn from_model(model: &str) -> Option<Vendor> {
         let m = model.trim().to_ascii_lowercase();
         let m = m.strip_prefix("sip-").unwrap_or(&m);
@@ -26,9 +27,7 @@ impl Vendor {
         if ["aca", "aci", "acm", "acw"].contains(&m)
             || digits_after("j")
             || digits_after("k")
-            || (m.len() == 4
-                && m.bytes().all(|b| b.is_ascii_digit())
-                && (m.starts_with("96") || m.starts_with("16")))
+            || avaya_desk(m)
         {
             Some(Vendor::Avaya)
         } else if digits_after("t") || digits_after("w") || digits_after("cp") || digits_after("vp")
@@ -53,6 +52,18 @@ impl Vendor {
     }
 }
 
+/// A 1600 or 9600 desk phone (lower case): four digits, `16` or `96` first, then perhaps the
+/// letters and digits of a variant (`9641`, `9641GS`, `9608G`, `1608-I`). The variant does not
+/// make it another vendor's: the phone's `$MODEL4` is the four digits.
+fn avaya_desk(m: &str) -> bool {
+    let Some((head, rest)) = m.get(..4).zip(m.get(4..)) else {
+        return false;
+    };
+    head.bytes().all(|b| b.is_ascii_digit())
+        && (head.starts_with("96") || head.starts_with("16"))
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +74,9 @@ mod tests {
             ("J179", Vendor::Avaya),
             ("K175", Vendor::Avaya),
             ("9641", Vendor::Avaya),
+            ("9641GS", Vendor::Avaya),
+            ("9608G", Vendor::Avaya),
+            ("1608-I", Vendor::Avaya),
             ("acw", Vendor::Avaya),
             ("T46S", Vendor::Yealink),
             ("SIP-T54W", Vendor::Yealink),
@@ -77,5 +91,8 @@ mod tests {
         }
         assert_eq!(Vendor::from_model(""), None);
         assert_eq!(Vendor::from_model("toaster"), None);
+        assert_eq!(Vendor::from_model("96"), None);
+        assert_eq!(Vendor::from_model("9641 GS"), None);
+        assert_eq!(Vendor::from_model("1234"), None);
     }
 }

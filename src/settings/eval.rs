@@ -64,6 +64,17 @@ impl Default for EvalOptions {
     }
 }
 
+impl EvalOptions {
+    /// How a phone of `model` (`$MODEL`) compares: 1600 phones (`$MODEL4` `16..`) without
+    /// regard to case, every other family exactly; the bounds are the defaults.
+    pub fn for_model(model: &str) -> Self {
+        Self {
+            case_insensitive_seq: super::vars::model4(model).starts_with("16"),
+            ..Self::default()
+        }
+    }
+}
+
 /// Where something is: a file name and a 1-based line number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
@@ -419,6 +430,25 @@ mod tests {
         Vars::new()
             .with("MODEL4", "J179")
             .with("MACADDR", "c81fea83e85a")
+    }
+
+    #[test]
+    fn only_1600_phones_compare_without_case() {
+        let src = "IF $GROUP SEQ a GOTO A\nSET R exact\nGOTO END\n# A\nSET R any_case\n# END\n";
+        let run = |model: &str| {
+            let vars = Vars::for_phone(model, "A", "");
+            let e = evaluate_with(
+                "a",
+                &vars,
+                files(&[("a", src)]),
+                &EvalOptions::for_model(model),
+            );
+            e.get("R").map(str::to_owned)
+        };
+        assert_eq!(run("1608").as_deref(), Some("any_case"));
+        assert_eq!(run("1616-I").as_deref(), Some("any_case"));
+        assert_eq!(run("9641GS").as_deref(), Some("exact"));
+        assert_eq!(run("J179").as_deref(), Some("exact"));
     }
 
     #[test]

@@ -43,4 +43,4 @@ pub use lint::{
 };
 pub use quote::{QuoteError, set_line, try_set_line};
 pub use script::{If, Keyword, Kind, Problem, Script, Set, Statement, Value};
-pub use vars::{KNOWN_VARIABLES, Vars};
+pub use vars::{KNOWN_VARIABLES, Vars, model4};

@@ -105,6 +105,30 @@ impl Vars {
     }
 }
 
+/// `$MODEL4` of a phone whose `$MODEL` is `model`: its first four characters (`9641` for a
+/// `9641GS`, `J179` for a `J179`), all of it when shorter (Workplace's `acw`). Scripts test
+/// `$MODEL4` against four-character names (`IF $MODEL4 SEQ 9641`), so a phone whose whole model
+/// stood there would never match its own section.
+pub fn model4(model: &str) -> String {
+    model.chars().take(4).collect()
+}
+
+impl Vars {
+    /// The variables an Avaya phone of `model` in `group` with `mac` tests, as the phone sets
+    /// them: `MODEL` the whole model, `MODEL4` its first four characters ([`model4`]), `GROUP`
+    /// (0, the phones' default, when the inventory gives none) and `MACADDR`. `SIG` and
+    /// `SIG_IN_USE` are left out: they depend on what the phone runs, not on the inventory, so a
+    /// condition on them is skipped, as for any variable the phone does not know.
+    pub fn for_phone(model: &str, group: &str, mac: &str) -> Vars {
+        let group = if group.is_empty() { "0" } else { group };
+        Vars::new()
+            .with("MODEL", model)
+            .with("MODEL4", model4(model))
+            .with("GROUP", group)
+            .with("MACADDR", mac)
+    }
+}
+
 impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Vars {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut vars = Self::new();
@@ -148,6 +172,22 @@ mod tests {
         assert_eq!(v.substitute(b"$SERIALNO.txt"), b"$SERIALNO.txt");
         assert_eq!(v.substitute(b"cost$"), b"cost$");
         assert_eq!(v.substitute(b"$$MACADDR"), b"$c81fea83e85a");
+    }
+
+    #[test]
+    fn a_phone_tests_its_whole_model_and_its_first_four_characters() {
+        let v = Vars::for_phone("9641GS", "", "001122aabbcc");
+        assert_eq!(v.get(b"MODEL"), Some("9641GS"));
+        assert_eq!(v.get(b"MODEL4"), Some("9641"));
+        assert_eq!(v.get(b"GROUP"), Some("0"));
+        assert_eq!(v.get(b"MACADDR"), Some("001122aabbcc"));
+        assert_eq!(
+            Vars::for_phone("J179", "2", "").get(b"MODEL4"),
+            Some("J179")
+        );
+        assert_eq!(Vars::for_phone("J179", "2", "").get(b"GROUP"), Some("2"));
+        assert_eq!(model4("acw"), "acw");
+        assert_eq!(model4("é1234"), "é123");
     }
 
     #[test]
