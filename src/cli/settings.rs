@@ -8,16 +8,34 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Output;
-use crate::settings::{Outcome, Script, Severity, Vars, evaluate, lint, model4};
+use crate::settings::{FILE_KINDS, FileKind, Outcome, Severity, Vars, evaluate, lint_file, model4};
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCmd {
-    /// Check settings files: findings as FILE:LINE: message; exit status 1 if any is an error.
+    /// Check settings files by the rules of their format: findings as FILE:LINE: message;
+    /// exit status 1 if any is an error.
+    ///
+    /// Avaya files (46xxsettings.txt, upgrade scripts, {mac}.txt, any .txt) get the 46xx
+    /// script rules: GOTO targets, labels, quotes, unknown variables and operators, lengths.
+    /// Yealink files (.boot, y0000000000NN.cfg, a .cfg that is not XML) must start with
+    /// `#!version:1.0.0.1`; other lines must be `key = value`, `include:config` or `#`
+    /// comments, and a key set twice is reported (the phone takes the later value). Poly files
+    /// (000000000000.cfg, {mac}-phone.cfg, a .cfg or .xml that is XML) must be well-formed XML
+    /// with one value per attribute; a setting given in two elements is reported. The name
+    /// decides first, then the extension, then the content; a file none of them tells is an
+    /// error: give its format with --kind.
     Lint {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The format of every FILE, when its name and content do not tell it.
+        #[arg(long, value_name = "avaya|yealink|poly")]
+        kind: Option<FileKind>,
     },
-    /// Evaluate FILE as a phone would: NAME=VALUE lines, then the GET chain.
+    /// Evaluate an Avaya FILE as a phone would: NAME=VALUE lines, then the GET chain.
+    ///
+    /// Only the 46xx script language has conditions and GET chains to evaluate: Yealink and
+    /// Poly files are read top down with the later value winning, which `settings lint`
+    /// reports.
     Eval {
         file: PathBuf,
         /// Where GET finds the files FILE names (default: FILE's directory).
@@ -65,14 +83,27 @@ fn phone_vars(items: &[String]) -> Result<Vars> {
 /// Runs the command; `Ok(false)` means "findings with errors" (exit status 1).
 pub fn run(cmd: SettingsCmd, out: Output) -> Result<bool> {
     match cmd {
-        SettingsCmd::Lint { files } => {
-            let mut clean = true;
-            let mut found = Vec::new();
+        SettingsCmd::Lint { files, kind } => {
+            // Every file is read and its format known before any is linted, so a file that
+            // cannot be read or told stops the run before it prints a partial result.
+            let mut inputs = Vec::new();
             for path in files {
                 let bytes = std::fs::read(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                let script = Script::parse(&bytes);
-                for finding in lint(&path.display().to_string(), &script) {
+                let name = path.display().to_string();
+                let Some(kind) = kind.or_else(|| FileKind::of(&name, &bytes)) else {
+                    bail!(
+                        "{name}: cannot tell whether Avaya (46xx script), Yealink (cfg) or Poly \
+                         (XML) phones read it from its name or content; say which with --kind \
+                         {FILE_KINDS}"
+                    );
+                };
+                inputs.push((name, bytes, kind));
+            }
+            let mut clean = true;
+            let mut found = Vec::new();
+            for (name, bytes, kind) in inputs {
+                for finding in lint_file(&name, &bytes, kind) {
                     clean &= finding.severity != Severity::Error;
                     if out.json {
                         let severity = match finding.severity {

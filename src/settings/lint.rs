@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::file_kind::FileKind;
 use super::lines::Lines;
+use super::lint_poly::lint_poly;
+use super::lint_yealink::lint_yealink;
 use super::script::{Keyword, Kind, Problem, Script, Statement, Value};
 use super::vars::KNOWN_VARIABLES;
 
@@ -67,6 +70,18 @@ impl Default for LintLimits {
     }
 }
 
+/// Lints the bytes of `file` by the rules of its `kind` ([`FileKind::of`] tells it from the
+/// name and content): the 46xx script rules for Avaya, the cfg rules for Yealink
+/// ([`lint_yealink`]), XML for Poly ([`lint_poly`]). Each format has its own mistakes; the
+/// rules of one find only noise in another's files.
+pub fn lint_file(file: &str, bytes: &[u8], kind: FileKind) -> Vec<Finding> {
+    match kind {
+        FileKind::Avaya => lint(file, &Script::parse(bytes)),
+        FileKind::Yealink => lint_yealink(file, bytes),
+        FileKind::Poly => lint_poly(file, bytes),
+    }
+}
+
 /// Lints `script` (called `file` in findings) with the default limits.
 pub fn lint(file: &str, script: &Script<'_>) -> Vec<Finding> {
     lint_with(file, script, &LintLimits::default())
@@ -74,10 +89,7 @@ pub fn lint(file: &str, script: &Script<'_>) -> Vec<Finding> {
 
 /// Lints with explicit limits. Findings come in line order.
 pub fn lint_with(file: &str, script: &Script<'_>, limits: &LintLimits) -> Vec<Finding> {
-    let mut out = Linter {
-        file,
-        findings: Vec::new(),
-    };
+    let mut out = Linter::new(file);
     let statements = script.statements();
     let labels = labels(statements, &mut out);
     let mut unreachable_after: Option<usize> = None;
@@ -137,12 +149,20 @@ pub fn lint_with(file: &str, script: &Script<'_>, limits: &LintLimits) -> Vec<Fi
     out.findings
 }
 
-struct Linter<'f> {
+/// Findings of one file as they are found, for the linter of each format.
+pub(crate) struct Linter<'f> {
     file: &'f str,
-    findings: Vec<Finding>,
+    pub(crate) findings: Vec<Finding>,
 }
 
-impl Linter<'_> {
+impl<'f> Linter<'f> {
+    pub(crate) fn new(file: &'f str) -> Self {
+        Self {
+            file,
+            findings: Vec::new(),
+        }
+    }
+
     fn push(&mut self, line: usize, severity: Severity, message: String) {
         self.findings.push(Finding {
             file: self.file.to_owned(),
@@ -152,11 +172,11 @@ impl Linter<'_> {
         });
     }
 
-    fn warn(&mut self, line: usize, message: String) {
+    pub(crate) fn warn(&mut self, line: usize, message: String) {
         self.push(line, Severity::Warning, message);
     }
 
-    fn error(&mut self, line: usize, message: String) {
+    pub(crate) fn error(&mut self, line: usize, message: String) {
         self.push(line, Severity::Error, message);
     }
 }

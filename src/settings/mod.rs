@@ -6,7 +6,8 @@
 //!
 //! Pure code over bytes: no I/O, no panics on any input. Files from the field are kept byte
 //! for byte ([`Script::parse`] / [`Script::print`]), evaluated the way a phone runs them
-//! ([`evaluate`]) and checked for the mistakes a phone silently ignores ([`lint`]).
+//! ([`evaluate`]) and checked for the mistakes a phone silently ignores ([`lint`]); Yealink
+//! cfg and Poly XML files are checked by their own rules ([`lint_file`], [`FileKind`]).
 //!
 //! Decisions where the reference leaves room (each is documented where it is implemented):
 //! - **Labels** are `#`, one space, one word, in column one. `## LABEL` is a comment: a
@@ -24,9 +25,12 @@
 
 mod classify;
 mod eval;
+mod file_kind;
 pub mod layered;
 mod lines;
 mod lint;
+mod lint_poly;
+mod lint_yealink;
 mod quote;
 pub mod render;
 mod script;
@@ -38,9 +42,13 @@ pub use eval::{
     EvalOptions, Evaluation, Loader, Note, NoteKind, Origin, Outcome, Setting, evaluate,
     evaluate_with,
 };
+pub use file_kind::{FILE_KINDS, FileKind};
 pub use lint::{
-    DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_VALUE_BYTES, Finding, LintLimits, Severity, lint, lint_with,
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_VALUE_BYTES, Finding, LintLimits, Severity, lint,
+    lint_file, lint_with,
 };
+pub use lint_poly::lint_poly;
+pub use lint_yealink::lint_yealink;
 pub use quote::{QuoteError, set_line, try_set_line};
 pub use script::{If, Keyword, Kind, Problem, Script, Set, Statement, Value};
 pub use vars::{KNOWN_VARIABLES, Vars, model4};
