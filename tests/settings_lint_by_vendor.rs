@@ -189,3 +189,23 @@ fn a_file_of_no_telling_kind_is_an_error_until_kind_says_it() {
         "{out:?}"
     );
 }
+
+#[test]
+fn settings_eval_refuses_yealink_and_poly_files() {
+    let teams = format!("{FIXTURES}/yealink-teams.y000000000000.boot");
+    let dir = tempfile::tempdir().unwrap();
+    let poly = write(dir.path(), "001122aabbcc-phone.cfg", POLY);
+    for (file, kind) in [(teams.as_str(), "yealink"), (poly.as_str(), "poly")] {
+        let out = std::process::Command::new(BIN)
+            .args(["settings", "eval", file])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(stdout(&out), "", "no empty result that looks complete");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{file}: a {kind} file has no script to evaluate")),
+            "{err}"
+        );
+    }
+}

@@ -143,6 +143,18 @@ pub fn run(cmd: SettingsCmd, out: Output) -> Result<bool> {
             // FILE itself is the entry, even when --dir names another directory.
             let entry_bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // Read as a script, a Yealink or Poly file sets nothing, and "completed" with no
+            // settings would say its phones get nothing from it.
+            if let Some(other @ (FileKind::Yealink | FileKind::Poly)) =
+                FileKind::of(&file.display().to_string(), &entry_bytes)
+            {
+                bail!(
+                    "{}: a {other} file has no script to evaluate (only Avaya files do); its \
+                     phones take each setting's last value in the file: check it with \
+                     `edgeprov settings lint`",
+                    file.display()
+                );
+            }
             let eval = evaluate(&entry, &v, |name: &str| {
                 if name == entry {
                     return Some(entry_bytes.clone());
