@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run the daemon in the foreground.
     Serve,
-    /// Lint or evaluate settings files locally.
+    /// Lint Avaya, Yealink and Poly settings files, or evaluate Avaya ones, locally.
     #[command(subcommand)]
     Settings(SettingsCmd),
     /// The DNS responder: check what it serves, manage records.
