@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::BIN;
+use edgeprov::settings::{FileKind, lint_file};
+use proptest::prelude::*;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
 
@@ -207,5 +209,68 @@ fn settings_eval_refuses_yealink_and_poly_files() {
             err.contains(&format!("{file}: a {kind} file has no script to evaluate")),
             "{err}"
         );
+    }
+}
+
+/// Bytes rich in XML and cfg tokens, so generated inputs reach the interesting paths.
+fn markup_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"<a".to_vec()),
+        Just(b"</a>".to_vec()),
+        Just(b"/>".to_vec()),
+        Just(b">".to_vec()),
+        Just(b" x=\"1\"".to_vec()),
+        Just(b" x='&amp;'".to_vec()),
+        Just(b"<!--".to_vec()),
+        Just(b"-->".to_vec()),
+        Just(b"<![CDATA[".to_vec()),
+        Just(b"]]>".to_vec()),
+        Just(b"<?xml version=\"1.0\"?>".to_vec()),
+        Just(b"<!DOCTYPE a [".to_vec()),
+        Just(b"#!version:1.0.0.1".to_vec()),
+        Just(b"include:config \"".to_vec()),
+        Just(b"a.b = 1".to_vec()),
+        Just(b"&#x".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just("\u{FEFF}".as_bytes().to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ];
+    proptest::collection::vec(piece, 0..64).prop_map(|pieces| pieces.concat())
+}
+
+/// Physical lines as the linters count them (LF, CRLF or lone CR; a last unended line).
+fn line_count(bytes: &[u8]) -> usize {
+    let text = bytes.split(|&b| b == b'\n' || b == b'\r');
+    let ends = bytes.windows(2).filter(|w| w == b"\r\n").count();
+    text.count() - ends - usize::from(bytes.last().is_none_or(|&b| b == b'\n' || b == b'\r'))
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_lint_without_panics_at_lines_of_the_file(bytes in markup_bytes()) {
+        let lines = line_count(&bytes).max(1);
+        for kind in [FileKind::Avaya, FileKind::Yealink, FileKind::Poly] {
+            for finding in lint_file("f", &bytes, kind) {
+                prop_assert!(finding.line >= 1 && finding.line <= lines, "{kind} {finding}");
+            }
+        }
+        let _ = FileKind::of("f", &bytes);
+    }
+
+    /// Any values, escaped as the renderer escapes them, make a clean Poly file.
+    #[test]
+    fn escaped_attribute_values_lint_clean(values in proptest::collection::vec("[^\\p{Cc}]{0,20}", 1..6)) {
+        let escape = |v: &str| {
+            v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+        };
+        let attrs: String = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("\n    reg.{i}.label=\"{}\"", escape(v)))
+            .collect();
+        let file = format!("<?xml version=\"1.0\"?>\n<polycomConfig>\n  <reg{attrs}/>\n</polycomConfig>\n");
+        prop_assert_eq!(lint_file("p.cfg", file.as_bytes(), FileKind::Poly), vec![]);
     }
 }

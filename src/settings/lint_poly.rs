@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::lines::Lines;
 use super::lint::{Finding, Linter};
 
 /// Lints a Poly XML file (called `file` in findings). Findings come in line order.
@@ -25,8 +26,10 @@ pub fn lint_poly(file: &str, bytes: &[u8]) -> Vec<Finding> {
         out: &mut out,
     };
     if let Err((line, message)) = reader.document() {
+        // A file that ends early fails past its last line end: name its last line.
+        let last = Lines::new(bytes).count().max(1);
         reader.out.error(
-            line,
+            line.min(last),
             format!("{message}: not well-formed XML, the phone rejects the whole file"),
         );
     }
@@ -43,6 +46,16 @@ struct Reader<'a, 'o, 'f> {
     /// Attribute name → line of its first element, over the whole file.
     settings: HashMap<&'a [u8], usize>,
     out: &'o mut Linter<'f>,
+}
+
+/// Whether the byte at `at` ends a line: LF, or a CR not followed by LF (the CR of a CRLF
+/// leaves the line to its LF), as [`Lines`] counts them for the other formats.
+fn ends_line(src: &[u8], at: usize) -> bool {
+    match src.get(at) {
+        Some(b'\n') => true,
+        Some(b'\r') => src.get(at + 1) != Some(&b'\n'),
+        _ => false,
+    }
 }
 
 fn name_start(b: u8) -> bool {
@@ -68,7 +81,7 @@ impl<'a> Reader<'a, '_, '_> {
 
     fn bump(&mut self, n: usize) {
         for _ in 0..n {
-            if self.peek() == Some(b'\n') {
+            if ends_line(self.src, self.pos) {
                 self.line += 1;
             }
             self.pos += 1;
@@ -334,7 +347,7 @@ impl<'a> Reader<'a, '_, '_> {
     fn references(&self, text: &[u8]) -> Result<(), Fail> {
         let mut line = self.line;
         for (i, &b) in text.iter().enumerate() {
-            if b == b'\n' {
+            if ends_line(text, i) {
                 line += 1;
             }
             if b != b'&' {
@@ -425,6 +438,17 @@ mod tests {
         );
         case("<a/>\ntext", 2, "text or markup after the root element");
         case("", 1, "no root element");
+        case("\r\n", 1, "no root element");
+        case(
+            "<a>\r<b>\r\n</a>",
+            3,
+            "end tag `</a>` does not match `<b>` opened on line 2",
+        );
+        case(
+            "<a x=\"1\r&\"/>",
+            2,
+            "`&` that starts no reference (write `&amp;` for a literal `&`)",
+        );
         case("<!-- a -- b -->\n<a/>", 1, "`--` inside a comment");
         case(
             "<a>\n<?xml version=\"1.0\"?></a>",
