@@ -142,8 +142,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Rises after every committed change except the recorder's batches (check-ins, alarms
-    /// and their history and cloud events, which no rendered file depends on). It rises after
+    /// Rises after every committed change except those no rendered file depends on (see
+    /// [`Store::begin_uncounted_write`]: the recorder's batches, DHCP leases…). It rises after
     /// the commit, so whoever reads generation `g` and then the database sees every change
     /// counted up to `g`: what was derived from the data after reading `g` may be reused for
     /// as long as the generation is still `g`.
@@ -161,8 +161,8 @@ impl Store {
 
     /// A write transaction that does not count in [`Store::generation`]: only for writes no
     /// rendered file depends on — the recorder's batches (check-ins, alarms, their history and
-    /// cloud events), delivering cloud events, a token's last use, and pruning the check-in
-    /// history and the audit log.
+    /// cloud events), delivering cloud events, DHCP leases, a token's last use, and pruning the
+    /// check-in history and the audit log.
     fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
         Ok(CountedWrite {
             tx: self.db.begin_write()?,
