@@ -257,6 +257,42 @@ fn inform_answer_names_the_address_the_phone_reached() {
     assert_eq!(text(&ack, 66), "https://127.0.0.1:8443/");
 }
 
+/// A phone renewing straight to the server (a relayed VLAN's renewals skip the relay) with the
+/// broadcast flag set, as some phones always do: the ACK goes to its address (RFC 2131 4.1: a
+/// client with `ciaddr` is answered there), not broadcast on the server's own link where it
+/// would never arrive. Its client identifier comes back in every reply (RFC 6842).
+#[test]
+fn a_renewal_with_the_broadcast_flag_is_answered_at_its_address_with_its_client_id() {
+    let d = Daemon::start_with(DHCP);
+    let port = dhcp_addr(&d).port();
+    let client_id = [1, 0x02, 0xed, 0, 0, 0, 24].to_vec();
+    let opts = [(61, client_id.clone())];
+    let (offer, ack) = relay(&d).dora(mac(24), 0x4201, &opts).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    for reply in [&offer, &ack] {
+        assert_eq!(reply.options.get(61), Some(client_id.as_slice()));
+    }
+    let phone = Relay::bind(
+        ack.yiaddr,
+        port + 1,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+    );
+    let mut renew = message(
+        REQUEST,
+        0x4202,
+        mac(24),
+        Ipv4Addr::UNSPECIFIED,
+        ack.yiaddr,
+        &opts,
+    );
+    renew[10] = 0x80;
+    let r = phone
+        .exchange(&renew)
+        .expect("the renewal is answered at the phone's address");
+    assert_eq!((r.msg_type, r.yiaddr), (ACK, ack.yiaddr));
+    assert_eq!(r.options.get(61), Some(client_id.as_slice()));
+}
+
 /// The range starts at the server's own address (its identifier toward the subnet, worked out
 /// from the routes: 127.0.0.1); clients get every other address and never that one.
 /// A NAKed client is back in INIT (a phone moved to another network, rebooting with its old

@@ -356,7 +356,7 @@ impl ReplyOptions {
 }
 
 /// Bytes taken by a value of `len` once split into instances of at most 255 bytes.
-fn encoded_len(len: usize) -> usize {
+pub fn encoded_len(len: usize) -> usize {
     len + 2 * len.div_ceil(255).max(1)
 }
 

@@ -209,6 +209,19 @@ pub fn encode(req: &Request, reply: &Reply) -> Vec<u8> {
     for (code, value) in reply.head.iter() {
         head.set(code, value.to_vec());
     }
+    // RFC 6842: a client identifier is returned unaltered in every reply. A client that keys
+    // itself by it (RFC 4361, several clients behind one MAC) tells its answers apart by it.
+    // The head is written whatever its size, so an identifier too long to fit with it and the
+    // echoed relay information is left out rather than let the reply outgrow the client's limit.
+    let used: usize = head
+        .iter()
+        .map(|(_, v)| options::encoded_len(v.len()))
+        .sum::<usize>()
+        + options::encoded_len(req.relay_info.len()) * usize::from(!req.relay_info.is_empty())
+        + 1;
+    if !req.client_id.is_empty() && used + options::encoded_len(req.client_id.len()) <= limit {
+        head.set(CLIENT_ID, req.client_id.clone());
+    }
     reply
         .body
         .write(&head, &req.prl, &req.relay_info, limit, &mut out);
@@ -219,14 +232,16 @@ pub fn encode(req: &Request, reply: &Reply) -> Vec<u8> {
 }
 
 /// Where a reply goes (RFC 2131 4.1): to the relay on the server port; a NAK is broadcast; a
-/// client that has an address (renewing, informing) gets it unicast; everything else is
-/// broadcast. Unicasting an offer to an address the client does not have yet would need a raw
-/// socket to bypass ARP; RFC 2131 allows broadcasting instead.
+/// client that has an address (renewing, informing) gets it unicast, whatever its broadcast
+/// flag says (the flag is for clients without an address: a renewal from a relayed VLAN comes
+/// straight from the phone, and a broadcast answer would stay on this host's own link);
+/// everything else is broadcast. Unicasting an offer to an address the client does not have
+/// yet would need a raw socket to bypass ARP; RFC 2131 allows broadcasting instead.
 pub fn destination(req: &Request, msg_type: u8, server_port: u16) -> SocketAddrV4 {
     let client_port = server_port.wrapping_add(1);
     if !req.giaddr.is_unspecified() {
         SocketAddrV4::new(req.giaddr, server_port)
-    } else if msg_type != NAK && !req.ciaddr.is_unspecified() && !req.broadcast {
+    } else if msg_type != NAK && !req.ciaddr.is_unspecified() {
         SocketAddrV4::new(req.ciaddr, client_port)
     } else {
         SocketAddrV4::new(Ipv4Addr::BROADCAST, client_port)
@@ -383,5 +398,56 @@ pub(crate) mod tests {
             destination(&req, NAK, 6767),
             SocketAddrV4::new(Ipv4Addr::BROADCAST, 6768)
         );
+        // A renewing client that sets the broadcast flag still has an address to answer to.
+        req.broadcast = true;
+        assert_eq!(
+            destination(&req, ACK, 67),
+            SocketAddrV4::new(req.ciaddr, 68)
+        );
+        req.ciaddr = Ipv4Addr::UNSPECIFIED;
+        assert_eq!(
+            destination(&req, ACK, 67),
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)
+        );
+    }
+
+    #[test]
+    fn the_client_identifier_is_echoed_in_every_reply() {
+        let id = [0xff, 0, 0, 0, 1, 0, 1, 0, 1, 0x2b, 0x3c, 0x4d];
+        let req = decode(&request_bytes(3, [1; 6], &[(61, &id)])).unwrap();
+        for msg_type in [OFFER, ACK, NAK] {
+            let out = encode(
+                &req,
+                &Reply {
+                    msg_type,
+                    yiaddr: Ipv4Addr::UNSPECIFIED,
+                    ciaddr: Ipv4Addr::UNSPECIFIED,
+                    head: ReplyOptions::default(),
+                    body: ReplyOptions::default(),
+                },
+            );
+            let opts = options::walk(&out[OPTIONS_AT..]).unwrap();
+            assert_eq!(
+                opts.get(CLIENT_ID),
+                Some(&id[..]),
+                "message type {msg_type}"
+            );
+        }
+        let plain = decode(&request_bytes(3, [1; 6], &[])).unwrap();
+        let reply = Reply {
+            msg_type: ACK,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            head: ReplyOptions::default(),
+            body: ReplyOptions::default(),
+        };
+        let opts = options::walk(&encode(&plain, &reply)[OPTIONS_AT..]).unwrap();
+        assert_eq!(opts.get(CLIENT_ID), None);
+        // Identifier and relay information of 255 bytes each cannot both fit in 548 bytes:
+        // the reply stays within the client's limit.
+        let long = vec![7u8; 255];
+        let big = decode(&request_bytes(3, [1; 6], &[(61, &long), (82, &long)])).unwrap();
+        let out = encode(&big, &reply);
+        assert!(out.len() <= big.max_size, "{} bytes", out.len());
     }
 }
