@@ -422,6 +422,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             &config.dhcp,
             url,
             store.clone(),
+            recorder.clone(),
             dhcp_stats,
         )
         .await?;

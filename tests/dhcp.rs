@@ -325,6 +325,43 @@ fn a_nak_ends_the_lease_the_client_held() {
     assert_eq!((ack.msg_type, ack.yiaddr), (ACK, only));
 }
 
+/// A full pool is an alarm an operator sees (and the cloud is told), naming the subnet and
+/// what to change, not only a log line: phones asking for an address get no answer at all.
+/// A boot storm against the full pool makes one alarm occurrence a minute, not one a DISCOVER.
+#[test]
+fn an_exhausted_pool_raises_one_alarm_naming_the_subnet() {
+    let d = Daemon::start_with(&DHCP.replace("127.0.99.250", "127.0.99.101"));
+    let relay = relay(&d);
+    for n in [70, 71] {
+        let (_, ack) = relay.dora(mac(n), 0x7100 + n, &[]).expect("DORA");
+        assert_eq!(ack.msg_type, ACK);
+    }
+    let none = Ipv4Addr::UNSPECIFIED;
+    for (n, xid) in [(72, 0x7201), (73, 0x7202), (72, 0x7203)] {
+        let discover = message(DISCOVER, xid, mac(n), GIADDR, none, &[]);
+        assert!(relay.exchange(&discover).is_none(), "no address is left");
+    }
+    assert_eq!(api(&d, "/dhcp/stats")["exhausted"], 3);
+    let path = "/alarms?kind=dhcp_pool_exhausted";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api(&d, path).as_array().is_none_or(|a| a.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alarms = api(&d, path);
+    assert_eq!(alarms.as_array().map(Vec::len), Some(1), "{alarms}");
+    let alarm = &alarms[0];
+    assert_eq!(alarm["source"], "127.0.99.0/24", "{alarm}");
+    assert_eq!(alarm["severity"], "major", "{alarm}");
+    assert_eq!(alarm["count"], 1, "{alarm}");
+    let message = alarm["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("02ed00000048") && message.contains("dhcp.subnet.ranges"),
+        "{message}"
+    );
+}
+
 /// Nothing watches the clock while the daemon is stopped: a clock that went back meanwhile
 /// leaves stored lease ends far ahead. At start they are shortened to one lease time from now,
 /// and stored so.

@@ -33,8 +33,8 @@ use super::lease::{Decision, Engine};
 use super::packet;
 use super::vendor::ProvisioningUrl;
 use super::{DhcpError, reservations};
-use crate::model::{Lease, now_unix};
-use crate::store::Store;
+use crate::model::{AlarmKind, Lease, now_unix};
+use crate::store::{Recorder, Store};
 use crate::supervise::{Watched, join_failure};
 
 /// ACKs waiting for their commit; beyond this a request is dropped (the client retries).
@@ -45,6 +45,9 @@ const BATCH: usize = 4_096;
 const RECV_BUFFER: usize = 4 << 20;
 /// How often the inventory's reservations are re-read.
 const RESERVATION_REFRESH: Duration = Duration::from_secs(10);
+/// Least time between two `dhcp_pool_exhausted` alarms of one subnet: a full pool refuses
+/// every DISCOVER of a boot storm, and each would otherwise be an alarm write and a cloud event.
+const EXHAUSTED_ALARM_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters, shown by `GET /api/v1/dhcp/stats`.
 #[derive(Debug, Default)]
@@ -278,6 +281,43 @@ struct Shared {
     stats: Arc<Stats>,
     /// The monotonic clock the wall clock is checked against (see [`Engine::observe_clock`]).
     started: Instant,
+    recorder: Recorder,
+    /// Per subnet: its network, which names it in alarms, and when its pool was last alarmed
+    /// as exhausted.
+    networks: Vec<ipnet::Ipv4Net>,
+    exhausted_alarmed: Mutex<Vec<Option<Instant>>>,
+}
+
+impl Shared {
+    /// Raises `dhcp_pool_exhausted` for `subnet`, unless it was raised within
+    /// [`EXHAUSTED_ALARM_EVERY`].
+    fn alarm_exhausted(&self, subnet: usize, mac: crate::model::Mac) {
+        let Some(net) = self.networks.get(subnet) else {
+            return;
+        };
+        {
+            let mut last = self
+                .exhausted_alarmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let Some(slot) = last.get_mut(subnet) else {
+                return;
+            };
+            if slot.is_some_and(|at| at.elapsed() < EXHAUSTED_ALARM_EVERY) {
+                return;
+            }
+            *slot = Some(Instant::now());
+        }
+        self.recorder.alarm(
+            AlarmKind::DhcpPoolExhausted,
+            net.to_string(),
+            format!(
+                "no free address in DHCP subnet {net} for {mac}: every address of its ranges is \
+                 leased, offered, reserved or quarantined (a declined address); widen \
+                 dhcp.subnet.ranges or shorten its lease_seconds"
+            ),
+        );
+    }
 }
 
 /// A DHCP server ready to serve: leases loaded, sockets bound.
@@ -296,6 +336,7 @@ impl Server {
         config: &DhcpConfig,
         url: Option<ProvisioningUrl>,
         store: Store,
+        recorder: Recorder,
         stats: Arc<Stats>,
     ) -> Result<Server, DhcpError> {
         let plan = Plan::new(config, url).map_err(DhcpError::Config)?;
@@ -361,6 +402,9 @@ impl Server {
                 port,
                 stats,
                 started: Instant::now(),
+                recorder,
+                networks: config.subnets.iter().map(|s| s.network).collect(),
+                exhausted_alarmed: Mutex::new(vec![None; config.subnets.len()]),
             }),
             sockets,
             senders,
@@ -514,7 +558,7 @@ fn handle(
     };
     let now = now_unix();
     let mono = i64::try_from(shared.started.elapsed().as_secs()).unwrap_or(i64::MAX);
-    let (decision, server_id, stepped) = {
+    let (decision, subnet, server_id, stepped) = {
         let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
         let stepped = engine.observe_clock(now, mono);
         let subnet = engine.subnet_for(&req, engine.attached(arrival.local));
@@ -524,6 +568,7 @@ fn handle(
             .unwrap_or(shared.fallback_id);
         (
             engine.handle(&req, subnet, server_id, now),
+            subnet,
             server_id,
             stepped,
         )
@@ -555,6 +600,9 @@ fn handle(
         Decision::Write(_) => &stats.releases,
         Decision::Exhausted => {
             tracing::warn!(mac = %req.mac, "DHCP pool exhausted");
+            if let Some(subnet) = subnet {
+                shared.alarm_exhausted(subnet, req.mac);
+            }
             &stats.exhausted
         }
         Decision::Ignore(why) => {

@@ -73,6 +73,10 @@ pub enum AlarmKind {
     /// stopped so that the service manager starts it again; the message says why. Raised on
     /// the way out, so it is read after the restart.
     ServiceFailed,
+    /// A DHCP subnet (the source names its network) had no address left for a client: every
+    /// address of its ranges is leased, offered, reserved or quarantined, and phones asking
+    /// get no answer. Raised at most once a minute per subnet while it lasts.
+    DhcpPoolExhausted,
 }
 
 impl AlarmKind {
@@ -119,6 +123,7 @@ impl AlarmKind {
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
             AlarmKind::StaticFileProtected => "static_file_protected",
             AlarmKind::ServiceFailed => "service_failed",
+            AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
         }
     }
 
@@ -135,6 +140,7 @@ impl AlarmKind {
             AlarmKind::FirmwarePolicyIgnored => Severity::Minor,
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
+            AlarmKind::DhcpPoolExhausted => Severity::Major,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }

@@ -328,9 +328,13 @@ fn checkin_event(mac: &str, c: &CheckIn, known: bool) -> Pending {
 /// An alarm for the cloud. Sync's own failures are coalesced per kind and source, as check-ins
 /// are per device: they repeat at every retry for as long as the cloud misbehaves, which would
 /// otherwise fill the outbox with copies of one alarm (the alarm table counts them anyway).
+/// An exhausted DHCP pool repeats the same way for as long as it stays full.
 fn alarm_event(a: &AlarmEvent) -> Pending {
-    let key = matches!(a.kind, AlarmKind::SyncRejected | AlarmKind::SyncFailed)
-        .then(|| format!("alarm|{}|{}", a.kind.as_str(), a.source));
+    let key = matches!(
+        a.kind,
+        AlarmKind::SyncRejected | AlarmKind::SyncFailed | AlarmKind::DhcpPoolExhausted
+    )
+    .then(|| format!("alarm|{}|{}", a.kind.as_str(), a.source));
     let body = if a.kind.is_refusal() {
         EventBody::Refusal {
             kind: a.kind.as_str().into(),

@@ -617,16 +617,25 @@ mod tests {
         );
     }
 
-    /// Sync's own alarms recur at every retry: each kind takes one outbox entry (the latest
-    /// message), kept beyond the check-ins' bound, while the alarm table counts every one.
+    /// Sync's own alarms recur at every retry, and an exhausted DHCP pool while it stays full:
+    /// each kind and source takes one outbox entry (the latest message), kept beyond the
+    /// check-ins' bound, while the alarm table counts every one.
     #[test]
     fn repeated_sync_alarms_take_one_outbox_entry_each() {
-        let (_d, s) = store(2);
-        enqueue(&s, vec![checkin("a", "f"), checkin("b", "f")]);
+        let (_d, s) = store(3);
+        enqueue(
+            &s,
+            vec![checkin("a", "f"), checkin("b", "f"), checkin("c", "f")],
+        );
         let (recorder, thread) = super::super::Recorder::start(s.clone()).expect("recorder thread");
         for i in 0..5 {
             recorder.alarm(AlarmKind::SyncRejected, "sync", format!("bad page {i}"));
             recorder.alarm(AlarmKind::SyncFailed, "sync", format!("failing {i}"));
+            recorder.alarm(
+                AlarmKind::DhcpPoolExhausted,
+                "10.0.0.0/24",
+                format!("full {i}"),
+            );
             recorder.flush_blocking();
         }
         recorder.stop();
@@ -644,7 +653,8 @@ mod tests {
             alarms,
             [
                 ("sync_rejected".to_string(), "bad page 4".to_string()),
-                ("sync_failed".to_string(), "failing 4".to_string())
+                ("sync_failed".to_string(), "failing 4".to_string()),
+                ("dhcp_pool_exhausted".to_string(), "full 4".to_string())
             ]
         );
         let counted = s.list_alarms().unwrap();
