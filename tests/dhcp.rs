@@ -362,6 +362,35 @@ fn an_exhausted_pool_raises_one_alarm_naming_the_subnet() {
     );
 }
 
+/// The only server on its network (authoritative, the default) NAKs a rebooting or renewing
+/// phone whose address it has no record of: after the database was lost or another server was
+/// replaced, such a phone would otherwise go on using an address this server then gives to the
+/// next phone. Told so, it starts over and gets a lease the server knows.
+#[test]
+fn an_address_the_server_has_no_record_of_is_nakked() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let old = Ipv4Addr::new(127, 0, 99, 100);
+    let none = Ipv4Addr::UNSPECIFIED;
+    let reboot = message(
+        REQUEST,
+        0x7301,
+        mac(80),
+        GIADDR,
+        none,
+        &[(50, old.octets().to_vec())],
+    );
+    assert_eq!(relay.exchange(&reboot).map(|r| r.msg_type), Some(NAK));
+    let renew = message(REQUEST, 0x7302, mac(81), GIADDR, old, &[]);
+    assert_eq!(relay.exchange(&renew).map(|r| r.msg_type), Some(NAK));
+    let (_, ack) = relay.dora(mac(80), 0x7303, &[]).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    // Not authoritative: the address may be another server's, which is left to answer.
+    let d = Daemon::start_with(&DHCP.replace("[dhcp]\n", "[dhcp]\nauthoritative = false\n"));
+    let relay = self::relay(&d);
+    assert!(relay.exchange(&reboot).is_none());
+}
+
 /// Nothing watches the clock while the daemon is stopped: a clock that went back meanwhile
 /// leaves stored lease ends far ahead. At start they are shortened to one lease time from now,
 /// and stored so.

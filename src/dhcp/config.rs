@@ -33,8 +33,10 @@ pub struct DhcpConfig {
     /// each request's interface (IP_PKTINFO) and answers a client out of it, from its subnet.
     pub interfaces: Vec<String>,
     pub mode: DhcpMode,
-    /// NAK requests for addresses that are wrong for the client's network; when false such
-    /// requests are ignored, leaving them to another server.
+    /// NAK requests for addresses that are wrong for the client's network or that this server
+    /// has no record of (it is the only server there: the client must start over rather than
+    /// keep an address the server may give to another); when false such requests are ignored,
+    /// leaving them to another server.
     pub authoritative: bool,
     /// The URL phones are pointed at. Empty: `https://<first pki.server_names entry>:<port of
     /// the first phone.https_listen>/`.

@@ -558,12 +558,20 @@ impl Engine {
             {
                 self.wrong("the address belongs to another client")
             }
-            // RFC 2131 4.3.2: with no record of the client, stay silent.
-            _ if init_reboot => Decision::Ignore("no record of this client's address"),
-            _ => Decision::Ignore("renewal of an address with no record"),
+            // RFC 2131 4.3.2 has a server with no record of the client stay silent, so that
+            // servers that do not talk to each other can share a network. An authoritative
+            // server is the only one on its networks: it gave no such lease (its database was
+            // lost or replaced, or another server ran before it), and a client left without
+            // an answer goes on using the address (RFC 2131 3.2 allows it) while it is free
+            // here for the next phone. Told so, the client starts over and gets a lease this
+            // server knows.
+            _ if init_reboot => self.wrong("no record of this client's address"),
+            _ => self.wrong("renewal of an address with no record"),
         }
     }
 
+    /// A NAK when this server is authoritative for its networks, else silence: another server
+    /// on the network may know better.
     fn wrong(&self, why: &'static str) -> Decision {
         if self.authoritative {
             nak(why)

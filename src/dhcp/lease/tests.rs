@@ -123,9 +123,18 @@ fn wrong_network_and_foreign_addresses_are_nakked() {
     assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak { .. }));
     reboot.requested_ip = Some(a);
     assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak { .. }));
-    // Unknown address on the right network: silent (RFC 2131 4.3.2).
+    // Unknown address on the right network: an authoritative server gave no such lease, so
+    // the client is told to start over rather than left to keep using it.
     reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 105));
-    assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Nak { .. }));
+    let mut renew = req(Kind::Request, 4);
+    renew.ciaddr = Ipv4Addr::new(10, 77, 0, 106);
+    assert!(matches!(run(&mut e, &renew, 10), Decision::Nak { .. }));
+    // The address stays free for the next client.
+    assert!(matches!(
+        select(&mut e, 5, Ipv4Addr::new(10, 77, 0, 105), 20),
+        Decision::Ack { .. }
+    ));
     // Selecting an address offered to someone else.
     assert!(matches!(select(&mut e, 3, a, 10), Decision::Nak { .. }));
     let mut not_auth = config(100, 110);
@@ -133,6 +142,12 @@ fn wrong_network_and_foreign_addresses_are_nakked() {
     let mut e = Engine::new(&not_auth);
     reboot.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
     assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+    // Not authoritative: an address it has no record of may be another server's (RFC 2131
+    // 4.3.2: silent).
+    reboot.requested_ip = Some(Ipv4Addr::new(10, 77, 0, 105));
+    assert!(matches!(run(&mut e, &reboot, 10), Decision::Ignore(_)));
+    renew.ciaddr = Ipv4Addr::new(10, 77, 0, 106);
+    assert!(matches!(run(&mut e, &renew, 10), Decision::Ignore(_)));
 }
 
 /// A NAKed client is back in INIT and uses no address any more: the lease it held ends now,
