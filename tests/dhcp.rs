@@ -391,6 +391,46 @@ fn an_address_the_server_has_no_record_of_is_nakked() {
     assert!(relay.exchange(&reboot).is_none());
 }
 
+/// A client that finds its address taken declines it (RFC 2131 4.3.3): the address is kept
+/// out of use and the administrator is told, by an alarm naming the address and the client,
+/// since a device with a fixed address inside the range will be found again and again.
+#[test]
+fn a_declined_address_raises_an_alarm_naming_it() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let (_, ack) = relay.dora(mac(90), 0x7401, &[]).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    relay.send(&message(
+        DECLINE,
+        0x7402,
+        mac(90),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &[
+            (50, ack.yiaddr.octets().to_vec()),
+            (54, ack.options.get(54).unwrap_or_default().to_vec()),
+        ],
+    ));
+    let path = "/alarms?kind=dhcp_address_declined";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api(&d, path).as_array().is_none_or(|a| a.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alarms = api(&d, path);
+    assert_eq!(alarms.as_array().map(Vec::len), Some(1), "{alarms}");
+    assert_eq!(alarms[0]["source"], ack.yiaddr.to_string(), "{alarms}");
+    let message = alarms[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("02ed0000005a"), "{message}");
+    assert_eq!(api(&d, "/dhcp/stats")["declines"], 1);
+    let (_, next) = relay.dora(mac(91), 0x7403, &[]).expect("DORA");
+    assert_ne!(
+        next.yiaddr, ack.yiaddr,
+        "the declined address is kept out of use"
+    );
+}
+
 /// Nothing watches the clock while the daemon is stopped: a clock that went back meanwhile
 /// leaves stored lease ends far ahead. At start they are shortened to one lease time from now,
 /// and stored so.

@@ -594,7 +594,17 @@ fn handle(
             &stats.naks
         }
         Decision::Write(l) if l.state == crate::model::LeaseState::Declined => {
-            tracing::warn!(ip = %l.ip, mac = %l.mac, "address declined by the client: quarantined");
+            // One per address at most every quarantine: only an address the client was given
+            // can be declined, and a declined one is given to no one until it ends.
+            shared.recorder.alarm(
+                AlarmKind::DhcpAddressDeclined,
+                l.ip.to_string(),
+                format!(
+                    "client {} declined {}: another device answers on it (a fixed address \
+                     inside dhcp.subnet.ranges?); kept out of use for dhcp.decline_seconds",
+                    l.mac, l.ip
+                ),
+            );
             &stats.declines
         }
         Decision::Write(_) => &stats.releases,

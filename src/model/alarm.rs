@@ -77,6 +77,11 @@ pub enum AlarmKind {
     /// address of its ranges is leased, offered, reserved or quarantined, and phones asking
     /// get no answer. Raised at most once a minute per subnet while it lasts.
     DhcpPoolExhausted,
+    /// A DHCP client declined the address it was given (the source names the address): another
+    /// device answers on it, most often one with a fixed address inside a dynamic range. The
+    /// address is kept out of use for `dhcp.decline_seconds` (RFC 2131 4.3.3 asks that the
+    /// administrator be told).
+    DhcpAddressDeclined,
 }
 
 impl AlarmKind {
@@ -124,6 +129,7 @@ impl AlarmKind {
             AlarmKind::StaticFileProtected => "static_file_protected",
             AlarmKind::ServiceFailed => "service_failed",
             AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
+            AlarmKind::DhcpAddressDeclined => "dhcp_address_declined",
         }
     }
 
@@ -141,6 +147,7 @@ impl AlarmKind {
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::DhcpPoolExhausted => Severity::Major,
+            AlarmKind::DhcpAddressDeclined => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }

@@ -10,6 +10,7 @@ use edgeprov::dhcp::options::{self, RawOptions};
 pub const DISCOVER: u8 = 1;
 pub const OFFER: u8 = 2;
 pub const REQUEST: u8 = 3;
+pub const DECLINE: u8 = 4;
 pub const ACK: u8 = 5;
 pub const NAK: u8 = 6;
 pub const RELEASE: u8 = 7;
