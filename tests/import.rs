@@ -124,7 +124,7 @@ async fn import_is_all_or_nothing_and_reports_every_bad_row() {
     let (ok, csv, _) = run(&d, &["device", "export"]);
     assert!(ok);
     assert!(
-        csv.starts_with("mac,model,serial,site,group,label,SIPDOMAIN\n"),
+        csv.starts_with("mac,model,serial,site,group,label,state,SIPDOMAIN\n"),
         "{}",
         &csv[..80]
     );
@@ -437,6 +437,52 @@ async fn a_csv_export_imports_again_unchanged() {
         );
     }
     assert_eq!(after[0]["params"]["SIPDOMAIN"], "");
+}
+
+/// An inventory moved to a new box through CSV keeps each device's state: the export had no
+/// state column, so a deactivated device came back active on the new box.
+#[tokio::test]
+async fn a_csv_export_moved_to_a_new_box_keeps_device_states() {
+    let old = Daemon::start();
+    let (gone, kept) = ("c81fea83e85a", "c81fea83e85b");
+    old.add_device(serde_json::json!({"mac": gone, "model": "J179", "state": "deactivated"}))
+        .await;
+    old.add_device(serde_json::json!({"mac": kept, "model": "J179"}))
+        .await;
+    let (ok, csv, stderr) = run(&old, &["device", "export"]);
+    assert!(ok, "{stderr}");
+
+    let new = Daemon::start();
+    let file = new.dir.path().join("moved.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let (ok, stdout, stderr) = run(&new, &["device", "import", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("imported 2 new"), "{stdout}");
+    let (_, device) = new.api("GET", &format!("/devices/{gone}"), None).await;
+    assert_eq!(device["state"], "deactivated", "{csv}");
+    let (_, device) = new.api("GET", &format!("/devices/{kept}"), None).await;
+    assert_eq!(device["state"], "active", "{csv}");
+
+    // A state no device can have refuses the whole file, naming its line and column.
+    let bad = new.dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!("mac,label,state\n{kept},Lobby,inactive\nc81fea83e85c,Hall,gone\n"),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&new, &["device", "import", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bad.csv:3: state (column 3): \"gone\" is not a device state"),
+        "{stderr}"
+    );
+    let (_, device) = new.api("GET", &format!("/devices/{kept}"), None).await;
+    assert_eq!(
+        (&device["state"], &device["label"]),
+        (&"active".into(), &"".into())
+    );
+    let (status, _) = new.api("GET", "/devices/c81fea83e85c", None).await;
+    assert_eq!(status, 404);
 }
 
 /// A parameter may not be named `secret:…` (a CSV import reads such a column as a secret), on

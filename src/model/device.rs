@@ -27,6 +27,37 @@ pub enum DeviceState {
 }
 
 impl DeviceState {
+    /// Every state.
+    pub const ALL: [DeviceState; 8] = [
+        DeviceState::Active,
+        DeviceState::Inactive,
+        DeviceState::Imported,
+        DeviceState::Claimed,
+        DeviceState::Associated,
+        DeviceState::Activated,
+        DeviceState::Deactivated,
+        DeviceState::Released,
+    ];
+
+    /// The state's name, as the API and an inventory CSV file write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Inactive => "inactive",
+            DeviceState::Imported => "imported",
+            DeviceState::Claimed => "claimed",
+            DeviceState::Associated => "associated",
+            DeviceState::Activated => "activated",
+            DeviceState::Deactivated => "deactivated",
+            DeviceState::Released => "released",
+        }
+    }
+
+    /// The state named `text` exactly (see [`DeviceState::as_str`]).
+    pub fn parse(text: &str) -> Option<DeviceState> {
+        DeviceState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
     /// Whether the state comes from the cloud's lifecycle (the cloud owns it, see
     /// docs/sync-protocol.md) rather than from a local administrator.
     pub fn is_cloud(self) -> bool {
@@ -341,5 +372,17 @@ mod tests {
             moved.secrets["SIP_PASSWORD"], "hq-pw",
             "the device's own secrets stay"
         );
+    }
+
+    /// A CSV file names states as the API does: each name reads back to its state.
+    #[test]
+    fn state_names_are_the_api_names() {
+        for state in DeviceState::ALL {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, state.as_str());
+            assert_eq!(DeviceState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(DeviceState::parse("Active"), None);
+        assert_eq!(DeviceState::parse(""), None);
     }
 }

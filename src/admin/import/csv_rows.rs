@@ -11,10 +11,13 @@ use super::{Each, Gives, Row, RowError};
 use crate::admin::ApiError;
 use crate::admin::devices::NewDevice;
 use crate::admin::settings::check_param;
-use crate::model::Mac;
+use crate::model::{DeviceState, Mac};
 
-/// The fixed columns, in the order an export writes them.
-pub const FIXED: [&str; 6] = ["mac", "model", "serial", "site", "group", "label"];
+/// The fixed columns, in the order an export writes them. No parameter can be named like one:
+/// a parameter's name in lower case without a vendor prefix is one of the vocabulary's
+/// (docs/parameters.md), which has none of these (a test keeps it so). `state` came last, after
+/// files without it were exported: such a file still imports, keeping each device's state.
+pub const FIXED: [&str; 7] = ["mac", "model", "serial", "site", "group", "label", "state"];
 
 /// Most columns a header may have: far more parameters than any phone takes, and a bound on
 /// what the header (and each record's field positions) can hold.
@@ -33,6 +36,7 @@ enum Column {
     Site,
     Group,
     Label,
+    State,
     Param(String),
     Secret(String),
 }
@@ -147,6 +151,7 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
             "site" => (Column::Site, Some(&mut gives.site)),
             "group" => (Column::Group, Some(&mut gives.group)),
             "label" => (Column::Label, Some(&mut gives.label)),
+            "state" => (Column::State, Some(&mut gives.state)),
             _ => match name.strip_prefix("secret:") {
                 Some(secret) => {
                     check_param("secrets", secret, None)
@@ -205,6 +210,7 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
         error: format!("mac: {e}"),
     })?;
     let mut new = NewDevice::with_mac(mac);
+    let mut gives = header.gives;
     let mut clears = Vec::new();
     for (i, column) in header.columns.iter().enumerate().skip(1) {
         let cell = text(i)?;
@@ -216,6 +222,18 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
             Column::Site => new.site = cell.into(),
             Column::Group => new.group = cell.into(),
             Column::Label => new.label = cell.into(),
+            // An empty cell keeps the state of a device that exists; a new one is active.
+            Column::State if cell.is_empty() => gives.state = false,
+            Column::State => {
+                new.state = DeviceState::parse(cell).ok_or_else(|| RowError {
+                    line,
+                    error: format!(
+                        "state (column {}): {cell:?} is not a device state ({})",
+                        i + 1,
+                        DeviceState::ALL.map(DeviceState::as_str).join(", ")
+                    ),
+                })?
+            }
             // An empty cell keeps the secret: an export never carries secret values.
             Column::Secret(_) if cell.is_empty() => {}
             Column::Secret(name) => drop(new.secrets.insert(name.clone(), value.into())),
@@ -228,7 +246,7 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
         line,
         element: None,
         new,
-        gives: header.gives,
+        gives,
         clears,
     })
 }

@@ -52,7 +52,7 @@ pub async fn export(
 /// The fixed columns, then one per parameter any device sets. A device that does not set a
 /// parameter gets an empty cell, one that sets it to `""` gets [`EMPTY_VALUE`]: importing
 /// treats the two differently, as the devices do.
-fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
+pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
     let params: BTreeSet<&String> = devices.iter().flat_map(|d| d.params.keys()).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = FIXED
@@ -62,13 +62,21 @@ fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
     w.write_record(header)?;
     for d in devices {
         let mac = d.mac.to_string();
-        let fixed = [&mac, &d.model, &d.serial, &d.site, &d.group, &d.label];
+        let fixed = [
+            mac.as_str(),
+            &d.model,
+            &d.serial,
+            &d.site,
+            &d.group,
+            &d.label,
+            d.state.as_str(),
+        ];
         let cells = params.iter().map(|p| match d.params.get(*p) {
             None => "",
             Some(v) if v.is_empty() => EMPTY_VALUE,
             Some(v) => v,
         });
-        w.write_record(fixed.into_iter().map(String::as_str).chain(cells))?;
+        w.write_record(fixed.into_iter().chain(cells))?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -86,9 +94,9 @@ mod tests {
         let text = String::from_utf8(csv(&[d, other]).unwrap()).unwrap();
         assert_eq!(
             text,
-            "mac,model,serial,site,group,label,SIPDOMAIN\n\
-             001122334455,,,,,,\"\"\"\"\"\"\n\
-             001122334456,,,,,,\n"
+            "mac,model,serial,site,group,label,state,SIPDOMAIN\n\
+             001122334455,,,,,,active,\"\"\"\"\"\"\n\
+             001122334456,,,,,,active,\n"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Inventory import and export: CSV (`mac,model,serial,site,group,label`, then one column per
-//! parameter, `secret:NAME` for secret ones) or JSON (an array of devices as `POST /devices`
+//! Inventory import and export: CSV (`mac,model,serial,site,group,label,state`, then one column
+//! per parameter, `secret:NAME` for secret ones) or JSON (an array of devices as `POST /devices`
 //! takes them, or as an export gives them). docs/import-export.md says it for operators.
 //!
 //! An import is all or nothing: every bad row is reported with its line and reason, and nothing

@@ -371,6 +371,111 @@ fn a_csv_export_imports_again_to_the_same_parameters() {
     );
 }
 
+/// A CSV export carries each device's state: imported into an empty inventory, a deactivated
+/// device stays deactivated (it came back active), and into the inventory it came from it
+/// changes nothing.
+#[test]
+fn a_csv_export_keeps_each_device_state() {
+    let (_dir, store) = store();
+    let a = stored(&store, A);
+    let mut b = Device::new(B);
+    b.state = DeviceState::Inactive;
+    store.create_device(b).unwrap();
+    let text = export::csv(&store.list_devices().unwrap()).unwrap();
+
+    let (_dir, empty) = self::store();
+    let report = import(&empty, Format::Csv, &text);
+    assert!(report.applied, "{:?}", report.errors);
+    let back = get(&empty, A);
+    assert_eq!(back.state, DeviceState::Deactivated);
+    assert_eq!(back.params, a.params);
+    assert_eq!(get(&empty, B).state, DeviceState::Inactive);
+    let again = import(&store, Format::Csv, &text);
+    assert_eq!(
+        (again.updated, again.unchanged),
+        (0, 2),
+        "{:?}",
+        again.errors
+    );
+}
+
+/// A fixed column cannot be a parameter's: no write path takes a parameter of such a name, so
+/// a `state` column is always the device's state.
+#[test]
+fn no_parameter_is_named_like_a_fixed_column() {
+    for name in csv_rows::FIXED {
+        assert!(
+            crate::admin::settings::check_param("params", name, Some("1")).is_err(),
+            "{name}"
+        );
+    }
+}
+
+/// A state cell names a state as the API does; any other value refuses the whole file, naming
+/// the line and the column. An empty cell keeps a device's state, and a file without the
+/// column (as exported before it was added) keeps every state.
+#[test]
+fn a_csv_state_is_checked_and_an_empty_one_kept() {
+    let (_dir, store) = store();
+    stored(&store, A);
+    let r = import(
+        &store,
+        Format::Csv,
+        b"mac,label,state
+001122334455,x,active
+001122334456,y,Disabled
+",
+    );
+    assert!(!r.applied);
+    assert_eq!(lines(&r), [3], "{:?}", r.errors);
+    assert!(
+        r.errors[0]
+            .error
+            .starts_with("state (column 3): \"Disabled\" is not a device state (active, "),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(
+        get(&store, A).state,
+        DeviceState::Deactivated,
+        "nothing applied"
+    );
+    assert_eq!(get(&store, A).label, "desk", "nothing applied");
+
+    let r = import(
+        &store,
+        Format::Csv,
+        b"mac,label,state
+001122334455,x,
+001122334456,y,
+",
+    );
+    assert!(r.applied, "{:?}", r.errors);
+    assert_eq!(
+        get(&store, A).state,
+        DeviceState::Deactivated,
+        "empty: kept"
+    );
+    assert_eq!(
+        get(&store, B).state,
+        DeviceState::Active,
+        "empty: a new one is active"
+    );
+    let r = import(
+        &store,
+        Format::Csv,
+        b"mac,label
+001122334455,z
+",
+    );
+    assert!(r.applied, "{:?}", r.errors);
+    assert_eq!(
+        get(&store, A).state,
+        DeviceState::Deactivated,
+        "no column: kept"
+    );
+}
+
 #[test]
 fn the_secret_prefix_is_no_parameter_name() {
     let r = check(
