@@ -57,8 +57,8 @@ pub enum DeviceCmd {
         #[arg(long, default_value_t = 0)]
         offset: usize,
     },
-    /// Import devices from CSV (`mac,model,serial,site,group,label,state,PARAM…,secret:PARAM…`) or
-    /// JSON; all or nothing, every bad row reported with its line.
+    /// Import devices from CSV (`mac,model,serial,site,group,label,state,PARAM…,
+    /// secret:PARAM…`) or JSON; all or nothing, every bad row reported with its line.
     Import {
         file: std::path::PathBuf,
         /// csv or json (default: from the file name)
