@@ -179,7 +179,7 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
             let found = tokio::task::spawn_blocking(move || {
                 let t = store.token_by_hash(&hash(&given))?;
                 if let Some(t) = t.as_ref().filter(|t| !t.expired(now)) {
-                    store.touch_token(&t.id, now)?;
+                    store.touch_token(t, now)?;
                 }
                 Ok::<_, crate::store::StoreError>(t)
             })

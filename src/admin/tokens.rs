@@ -24,6 +24,8 @@ pub struct TokenView {
     pub sites: BTreeSet<String>,
     pub created: i64,
     pub created_by: String,
+    /// Unix time of the last successful use, 0 for none; to the minute: a use less than a
+    /// minute after the one recorded is not written (see `Store::touch_token`).
     pub last_used: i64,
     /// Unix time from which the token is refused; `null`: never.
     pub expires: Option<i64>,

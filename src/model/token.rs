@@ -42,7 +42,8 @@ pub struct ApiToken {
     pub hash: String,
     pub created: i64,
     pub created_by: String,
-    /// Last successful use (seconds), 0 when never used.
+    /// Last successful use (Unix seconds), 0 when never used; at most a minute behind the
+    /// last use (`Store::touch_token` writes it at most once a minute).
     #[serde(default)]
     pub last_used: i64,
     /// From this Unix time on the token is refused; `None`: it never expires. Records stored

@@ -12,6 +12,10 @@ pub(crate) const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("to
 /// broken generator, which this then reports instead of looping for ever.
 const ID_TRIES: u32 = 16;
 
+/// Seconds a token's recorded last use may lag behind its last use: a use within this long
+/// after the recorded one is not written.
+pub const LAST_USED_EVERY: i64 = 60;
+
 impl Store {
     pub fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -65,8 +69,15 @@ impl Store {
         Ok(removed)
     }
 
-    /// Notes a successful use, at most once a minute per token so reads stay reads.
-    pub fn touch_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+    /// Notes a successful use of `token` (as just read) at `now`, to the minute
+    /// ([`LAST_USED_EVERY`]). A use within the minute of the one recorded writes nothing and
+    /// opens no write transaction: one that writes nothing still waits for, and holds off,
+    /// every other writer, and a script's requests come many a second.
+    pub fn touch_token(&self, token: &ApiToken, now: i64) -> Result<(), StoreError> {
+        if now - token.last_used < LAST_USED_EVERY {
+            return Ok(());
+        }
+        let id = token.id.as_str();
         let tx = self.begin_uncounted_write()?;
         {
             let mut table = tx.open_table(TOKENS)?;
@@ -74,12 +85,13 @@ impl Store {
                 .get(id)?
                 .map(|v| decode::<ApiToken>("tokens", id, v.value()))
                 .transpose()?;
-            if let Some(mut t) = found {
-                if now - t.last_used < 60 {
-                    return Ok(());
+            // Another request may have noted a use since `token` was read.
+            match found {
+                Some(mut t) if now - t.last_used >= LAST_USED_EVERY => {
+                    t.last_used = now;
+                    table.insert(id, encode(&t).as_slice())?;
                 }
-                t.last_used = now;
-                table.insert(id, encode(&t).as_slice())?;
+                _ => return Ok(()),
             }
         }
         tx.commit()?;
@@ -141,5 +153,38 @@ mod tests {
         let stuck = store.add_token(token("eve"), || "0a1b2c3d".to_string());
         assert!(matches!(stuck, Err(StoreError::Conflict(_))), "{stuck:?}");
         assert_eq!(store.list_tokens().unwrap().len(), 2);
+    }
+
+    /// A use within the minute of the recorded one opens no write transaction: it neither
+    /// waits for another writer nor holds one off. It opened one on every request, and so
+    /// waited here for as long as the writer below was held.
+    #[test]
+    fn a_use_within_the_minute_takes_no_write_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let t = store.add_token(token("ada"), || "0a1b2c3d".into()).unwrap();
+        let last_used = |store: &Store| store.list_tokens().unwrap()[0].last_used;
+        store.touch_token(&t, 1_000).unwrap();
+        assert_eq!(last_used(&store), 1_000, "the first use is written");
+        let t = store.list_tokens().unwrap().remove(0);
+
+        let writer = store.db.begin_write().unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let other = store.clone();
+        let again = t.clone();
+        std::thread::spawn(move || done.send(other.touch_token(&again, 1_059)));
+        let answer = finished.recv_timeout(std::time::Duration::from_secs(5));
+        writer.abort().unwrap();
+        assert!(
+            matches!(answer, Ok(Ok(()))),
+            "waited for the writer: {answer:?}"
+        );
+        assert_eq!(last_used(&store), 1_000, "kept to the minute");
+
+        store.touch_token(&t, 1_060).unwrap();
+        assert_eq!(last_used(&store), 1_060, "a minute on, written");
+        // A copy read before that write notes nothing older over it.
+        store.touch_token(&t, 1_061).unwrap();
+        assert_eq!(last_used(&store), 1_060);
     }
 }
