@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
-    self, Output, alarms::AlarmArgs, cert::CertCmd, client::ApiClient, cloud::CloudCmd,
-    device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd, firmware::FirmwareCmd,
-    job::JobCmd, param::ParamCmd, pki::PkiCmd, prefs::PrefsCmd, settings::SettingsCmd,
-    site::GroupCmd, site::SiteCmd, token::TokenCmd,
+    self, Output, alarms::AlarmArgs, audit::AuditArgs, cert::CertCmd, client::ApiClient,
+    cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd,
+    firmware::FirmwareCmd, job::JobCmd, param::ParamCmd, pki::PkiCmd, prefs::PrefsCmd,
+    settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
 use edgeprov::config::{CONFIG_ENV, Config};
 use edgeprov::storm::StormArgs;
@@ -97,20 +97,7 @@ enum Remote {
         passphrase_file: Option<PathBuf>,
     },
     /// The audit log: every change and every refused attempt, newest first.
-    Audit {
-        /// Only entries of this user (a token's user, or "anonymous" for refused tokens).
-        #[arg(long)]
-        who: Option<String>,
-        /// Only requests whose path starts with this (e.g. /api/v1/devices).
-        #[arg(long)]
-        resource: Option<String>,
-        /// Show at most this many entries.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Only entries older than this SEQ: the next page after one whose last entry is SEQ.
-        #[arg(long, value_name = "SEQ")]
-        before: Option<u64>,
-    },
+    Audit(AuditArgs),
     /// The cloud enrollment service: register this box, sync status.
     #[command(subcommand)]
     Cloud(CloudCmd),
@@ -261,12 +248,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 let pass = cli::backup::passphrase(passphrase_file.as_deref())?;
                 cli::backup::backup(&api, out, &file, pass).await
             }
-            Remote::Audit {
-                who,
-                resource,
-                limit,
-                before,
-            } => cli::audit::run(&api, out, who, resource, limit, before).await,
+            Remote::Audit(args) => cli::audit::run(&api, out, args).await,
             Remote::Cloud(cmd) => cli::cloud::run(cmd, &api, out).await,
             Remote::Param(cmd) => cli::param::run(cmd, &api, out).await,
             Remote::File(cmd) => cli::file::run(cmd, &api, out).await,

@@ -275,6 +275,68 @@ async fn changes_and_refusals_are_audited_with_differences() {
     assert_eq!(found[0]["method"], "PATCH");
 }
 
+/// `edgeprov audit` filters as `GET /audit` does: by status, method, source, time and text as
+/// well as by user and path. It took only --who, --resource, --limit and --before, so finding
+/// the refusals of the last hour meant paging through the whole log.
+#[tokio::test]
+async fn the_audit_command_takes_the_filters_of_the_api() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": "001122aabbcc", "params": {"SIPDOMAIN": "a.example"}}))
+        .await;
+    let (s, _) = d
+        .api(
+            "PATCH",
+            "/devices/001122aabbcc",
+            Some(serde_json::json!({"params": {"SIPDOMAIN": "b.example"}})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = d
+        .api_with_token("DELETE", "/devices/001122aabbcc", None, Some("ep_wrong"))
+        .await;
+    assert_eq!(s, 401);
+    let audit = |args: &[&str]| {
+        let mut all = vec!["--json", "audit"];
+        all.extend_from_slice(args);
+        let out = ok(&d.cli(&all));
+        let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+        entries
+            .iter()
+            .map(|e| format!("{} {}", e["method"].as_str().unwrap(), e["status"]))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(audit(&[]), ["DELETE 401", "PATCH 200", "POST 201"]);
+    assert_eq!(audit(&["--status", "401"]), ["DELETE 401"]);
+    assert_eq!(audit(&["--method", "patch"]), ["PATCH 200"]);
+    assert_eq!(audit(&["--search", "B.EXAMPLE"]), ["PATCH 200"]);
+    assert_eq!(
+        audit(&["--source", "127.0.0.1", "--status", "201"]),
+        ["POST 201"]
+    );
+    assert!(audit(&["--source", "::1"]).is_empty());
+    // Times as other commands take them, and before now as -DURATION.
+    assert_eq!(audit(&["--since", "-1h", "--status", "200"]), ["PATCH 200"]);
+    assert_eq!(audit(&["--since=-1h"]).len(), 3);
+    assert!(audit(&["--until", "-1h"]).is_empty());
+    assert!(audit(&["--since", "+1h"]).is_empty());
+    assert_eq!(audit(&["--until", "2100-01-01T00:00:00Z"]).len(), 3);
+    assert!(
+        audit(&["--since", "4102444800"]).is_empty(),
+        "2100 in Unix seconds"
+    );
+
+    let out = d.cli(&["audit", "--since", "yesterday"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--since \"yesterday\""), "{stderr}");
+    let table = ok(&d.cli(&["audit", "--who", "anonymous", "--status", "401"]));
+    assert!(
+        table.contains("DELETE /api/v1/devices/001122aabbcc"),
+        "{table}"
+    );
+    assert!(!table.contains("PATCH"), "{table}");
+}
+
 /// A vocabulary parameter whose values are constrained (a VLAN id is 1-4094) can be unset:
 /// removing it sets no value, so there is none to check, on a layer and on a device.
 #[tokio::test]

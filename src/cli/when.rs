@@ -1,17 +1,24 @@
-//! Points in time as the CLI takes them (`job create --at`, `token create --expires`): RFC 3339,
-//! Unix seconds, or `+DURATION` from now, one format wherever a time is asked for.
+//! Points in time as the CLI takes them (`job create --at`, `token create --expires`,
+//! `audit --since/--until`): RFC 3339, Unix seconds, `+DURATION` from now or `-DURATION` before
+//! now, one format wherever a time is asked for.
 
 use anyhow::{Result, anyhow, bail};
 
 /// `text`, given for `flag`, as a Unix time: RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, or
-/// +N with a unit s, m, h or d (seconds without one) added to `now`.
+/// +N or -N with a unit s, m, h or d (seconds without one) added to or taken from `now`. A
+/// negative number is a time before now, never one before 1970: no time asked for is.
 pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
-    if let Some(rel) = text.strip_prefix('+') {
+    let relative = match text.as_bytes().first() {
+        Some(b'+') => Some((1, &text[1..])),
+        Some(b'-') => Some((-1, &text[1..])),
+        _ => None,
+    };
+    if let Some((sign, rel)) = relative {
         let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
         let (n, unit) = rel.split_at(split);
         let n: i64 = n
             .parse()
-            .map_err(|_| anyhow!("{flag} {text:?}: expected +N followed by s, m, h or d"))?;
+            .map_err(|_| anyhow!("{flag} {text:?}: expected +N or -N followed by s, m, h or d"))?;
         let scale = match unit {
             "" | "s" => 1,
             "m" => 60,
@@ -20,9 +27,9 @@ pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
             _ => bail!("{flag} {text:?}: the unit must be s, m, h or d"),
         };
         return n
-            .checked_mul(scale)
+            .checked_mul(scale * sign)
             .and_then(|secs| now.checked_add(secs))
-            .ok_or_else(|| anyhow!("{flag} {text:?}: too far in the future"));
+            .ok_or_else(|| anyhow!("{flag} {text:?}: too far from now"));
     }
     if let Ok(t) = text.parse::<i64>() {
         return Ok(t);
@@ -31,8 +38,8 @@ pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
         .map(|t| t.unix_timestamp())
         .map_err(|e| {
             anyhow!(
-                "{flag} {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds or \
-                 +DURATION: {e}"
+                "{flag} {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, \
+                 +DURATION or -DURATION: {e}"
             )
         })
 }
@@ -51,6 +58,7 @@ mod tests {
             "+9223372036854775807d",
             "+2562047788015216h",
             "+9223372036854775807",
+            "-9223372036854775807d",
         ] {
             let err = at(text, 1_700_000_000).unwrap_err().to_string();
             assert!(err.contains("--at") && err.contains(text), "{text}: {err}");
@@ -66,6 +74,9 @@ mod tests {
         assert_eq!(at("+10m", 1000).unwrap(), 1600);
         assert_eq!(at("+2h", 0).unwrap(), 7200);
         assert_eq!(at("+90d", 0).unwrap(), 90 * 86_400);
+        assert_eq!(at("-2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(at("-90", 1000).unwrap(), 910);
+        assert!(at("-", 0).is_err());
         assert!(at("+2w", 0).is_err());
         assert!(at("tomorrow", 0).is_err());
         let err = parse_time("--expires", "soon", 0).unwrap_err().to_string();
