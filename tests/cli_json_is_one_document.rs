@@ -56,7 +56,9 @@ fn commands_that_print_files_or_confirm_print_json() {
 
     let token = json(
         &d,
-        &["token", "create", "--role", "operator", "--site", "hq"],
+        &[
+            "token", "create", "--role", "operator", "--site", "hq", "--user", "olivia",
+        ],
     );
     let id = token["id"].as_str().unwrap().to_string();
     let revoked = json(&d, &["token", "revoke", &id]);

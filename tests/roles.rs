@@ -121,6 +121,36 @@ async fn an_operator_works_inside_its_sites_only() {
     assert_eq!(s, 401);
 }
 
+/// `token create` names the token's holder or makes none: without `--user` every such token
+/// was named after its role, so two operators made that way were one "operator" in the audit
+/// log, and each one's jobs could reach the other's sites.
+#[tokio::test]
+async fn a_token_is_made_only_for_a_named_user() {
+    let d = Daemon::start();
+    for role in ["operator", "administrator"] {
+        let mut args = vec!["token", "create", "--role", role];
+        if role == "operator" {
+            args.extend(["--site", "mine"]);
+        }
+        let out = d.cli(&args);
+        assert!(!out.status.success(), "{role}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--user <USER>"), "{role}: {stderr}");
+    }
+    let (_, tokens) = d.api("GET", "/tokens", None).await;
+    assert_eq!(tokens, json!([]), "no token made");
+
+    let out = d.cli(&[
+        "--json", "token", "create", "--role", "operator", "--site", "mine", "--user", "olivia",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&made["user"], &made["role"]),
+        (&json!("olivia"), &json!("operator"))
+    );
+}
+
 #[tokio::test]
 async fn token_requests_are_checked() {
     let d = Daemon::start();

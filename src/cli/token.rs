@@ -25,9 +25,11 @@ pub enum TokenCmd {
         /// A site the operator may manage (repeat for several).
         #[arg(long = "site", value_name = "SITE")]
         sites: Vec<String>,
-        /// Who the token is for (the audit log's "who"); defaults to the role.
+        /// Who the token is for, a person or a script: the audit log's "who", and whose sites
+        /// the user's jobs may reach. Required: named after the role by default, separate
+        /// operators shared one name in the log and, for jobs, each other's sites.
         #[arg(long)]
-        user: Option<String>,
+        user: String,
         /// When the token stops working: RFC 3339 (2027-01-01T00:00:00Z), Unix seconds, or
         /// +DURATION from now (+90d, +12h). Default: never (until revoked).
         #[arg(long, value_name = "TIME")]
@@ -55,7 +57,7 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .map(|t| super::when::parse_time("--expires", &t, crate::model::now_unix()))
                 .transpose()?;
             let body = json!({
-                "user": user.unwrap_or_else(|| role.to_string()),
+                "user": user,
                 "role": role,
                 "sites": sites,
                 "expires": expires,
