@@ -41,11 +41,9 @@ mod tests {
     use super::*;
     use crate::model::{LeaseState, Mac};
 
-    #[test]
-    fn batch_survives_reopen_and_replaces_by_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.redb");
-        let lease = |ip: [u8; 4], m: u8| Lease {
+    /// A bound lease of `ip` for the client whose MAC ends in `m`.
+    fn lease(ip: [u8; 4], m: u8) -> Lease {
+        Lease {
             ip: Ipv4Addr::from(ip),
             mac: Mac::from_octets([0, 0, 0, 0, 0, m]),
             client_id: String::new(),
@@ -55,7 +53,13 @@ mod tests {
             starts: 1,
             expires: 2,
             granted: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn batch_survives_reopen_and_replaces_by_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
         {
             let store = Store::open(&path).unwrap();
             store
@@ -76,18 +80,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.redb")).unwrap();
         let generation = store.generation();
-        let lease = Lease {
-            ip: Ipv4Addr::new(10, 0, 0, 1),
-            mac: Mac::from_octets([0, 0, 0, 0, 0, 1]),
-            client_id: String::new(),
-            hostname: String::new(),
-            vendor_class: String::new(),
-            state: LeaseState::Bound,
-            starts: 1,
-            expires: 2,
-            granted: 1,
-        };
-        store.put_leases(&[lease]).unwrap();
+        store.put_leases(&[lease([10, 0, 0, 1], 1)]).unwrap();
         assert_eq!(store.list_leases().unwrap().len(), 1);
         assert_eq!(store.generation(), generation, "rendered files stay");
     }
