@@ -574,3 +574,39 @@ async fn an_open_connection_stops_proving_the_device_once_its_root_is_removed() 
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("pw-root"), "{body}");
 }
+
+/// A root file under `pki/roots/` whose name is not the fingerprint of what it holds (copied or
+/// renamed by hand) is listed by what it holds, and removed by that name: before, removing it
+/// looked for a file of that name and failed (500), and a backup failed the same way.
+#[tokio::test]
+async fn a_root_file_named_for_another_certificate_is_removed_by_the_listed_fingerprint() {
+    let vendor = test_ca("vendor device root", 3650);
+    let misnamed = format!("{}.crt", "0".repeat(64));
+    let pem = vendor.pem.clone();
+    let d = Daemon::start_prepared("", &[], |data| {
+        let roots = data.join("pki/roots");
+        std::fs::create_dir_all(&roots).unwrap();
+        std::fs::write(roots.join(&misnamed), pem).unwrap();
+    });
+    let (_, roots) = d.api("GET", "/certs/roots", None).await;
+    let roots = roots.as_array().unwrap().clone();
+    assert_eq!(roots.len(), 1, "{roots:?}");
+    let fp = roots[0]["sha256"].as_str().unwrap().to_string();
+    assert_ne!(format!("{fp}.crt"), misnamed);
+    assert!(phone_with(&d, &vendor).await.is_ok(), "trusted as it is");
+
+    let file = d.dir.path().join("box.backup");
+    let out = d.cli(&["backup", "--out", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (s, v) = d.api("DELETE", &format!("/certs/roots/{fp}"), None).await;
+    assert_eq!(s, 204, "{v}");
+    let (_, roots) = d.api("GET", "/certs/roots", None).await;
+    assert_eq!(roots, json!([]));
+    assert!(!d.data_dir().join("pki/roots").join(&misnamed).exists());
+    assert!(phone_with(&d, &vendor).await.is_err(), "root removed");
+}

@@ -294,14 +294,19 @@ impl LiveCerts {
                 root.path.as_deref().unwrap_or("a file")
             )));
         }
-        let path = roots::path(&self.lock().settings.dir, fingerprint);
-        self.change(std::slice::from_ref(&path), |_| {
-            std::fs::remove_file(&path).map_err(|source| {
-                CertError::Pki(PkiError::Io {
-                    path: path.clone(),
-                    source,
-                })
-            })
+        // By what the files hold, not their names: a file renamed or copied by hand is still
+        // removed by the fingerprint the listing shows, every copy of it.
+        let files = roots::files_of(&self.lock().settings.dir, fingerprint)?;
+        self.change(&files, |_| {
+            for path in &files {
+                std::fs::remove_file(path).map_err(|source| {
+                    CertError::Pki(PkiError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+            }
+            Ok(())
         })?;
         Ok(root)
     }

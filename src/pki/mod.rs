@@ -228,10 +228,10 @@ impl Pki {
                 }
             }
         }
-        for cert in roots::load_stored(dir)? {
+        for roots::StoredRoot { file, cert } in roots::load_stored(dir)? {
             let fp = fingerprint(&cert);
             store.add(cert.clone()).map_err(|e| PkiError::Corrupt {
-                path: roots::path(dir, &fp),
+                path: file,
                 reason: format!("not a usable trust anchor: {e}"),
             })?;
             if seen.insert(fp) {
@@ -522,20 +522,25 @@ pub struct CertOverview {
 
 /// The PKI files a backup carries, by name relative to the PKI directory: the CA, the
 /// generated server certificate, an installed identity and the roots added through the API.
+/// A root is carried under the fingerprint of the certificate it holds, once, whatever its
+/// file is named here (a file renamed by hand is restored under its right name).
 pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> {
-    let mut names: Vec<String> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
-        .map(String::from)
+    let mut names: Vec<(String, PathBuf)> = [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY]
+        .map(|n| (n.to_string(), dir.join(n)))
         .into();
     if dir.join(INSTALLED).exists() {
-        names.push(INSTALLED.to_string());
+        names.push((INSTALLED.to_string(), dir.join(INSTALLED)));
     }
-    for cert in roots::load_stored(dir)? {
-        names.push(format!("{}/{}.crt", roots::DIR, fingerprint(&cert)));
+    let mut roots_seen = std::collections::BTreeSet::new();
+    for root in roots::load_stored(dir)? {
+        let fp = fingerprint(&root.cert);
+        if roots_seen.insert(fp.clone()) {
+            names.push((format!("{}/{fp}.crt", roots::DIR), root.file));
+        }
     }
     names
         .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
+        .map(|(name, path)| {
             std::fs::read(&path)
                 .map(|b| (name, b))
                 .map_err(|source| PkiError::Io { path, source })

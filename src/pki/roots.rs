@@ -43,8 +43,16 @@ pub fn is_root_file(name: &str) -> bool {
         .is_some_and(|fp| name == format!("roots/{fp}.crt"))
 }
 
+/// A root added through the API, with the file it is kept in. The file's name is normally its
+/// fingerprint, but a file copied or renamed by hand may hold another certificate: it is
+/// removed, and backed up, by the fingerprint of what it holds, which is what the listing shows.
+pub struct StoredRoot {
+    pub file: PathBuf,
+    pub cert: CertificateDer<'static>,
+}
+
 /// The roots added through the API, in file-name order.
-pub fn load_stored(pki_dir: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+pub fn load_stored(pki_dir: &Path) -> Result<Vec<StoredRoot>, PkiError> {
     let dir = pki_dir.join(DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -71,10 +79,31 @@ pub fn load_stored(pki_dir: &Path) -> Result<Vec<CertificateDer<'static>>, PkiEr
         }
     }
     paths.sort();
-    paths
-        .iter()
-        .map(|p| parse_one_cert(p, &read_text(p)?))
-        .collect()
+    let mut out = Vec::new();
+    for file in paths {
+        let cert = parse_one_cert(&file, &read_text(&file)?)?;
+        let fp = fingerprint(&cert);
+        if file.file_stem().and_then(|n| n.to_str()) != Some(fp.as_str()) {
+            tracing::warn!(
+                file = %file.display(),
+                sha256 = %fp,
+                "this root file is named for another certificate: it is trusted, listed and \
+                 removed as {fp}, the fingerprint of the certificate it holds"
+            );
+        }
+        out.push(StoredRoot { file, cert });
+    }
+    Ok(out)
+}
+
+/// The files under `pki_dir` holding the root added through the API whose fingerprint is
+/// `fingerprint` (more than one when a copy was made by hand under another name).
+pub fn files_of(pki_dir: &Path, fingerprint: &str) -> Result<Vec<PathBuf>, PkiError> {
+    Ok(load_stored(pki_dir)?
+        .into_iter()
+        .filter(|r| super::fingerprint(&r.cert) == fingerprint)
+        .map(|r| r.file)
+        .collect())
 }
 
 /// Parses the roots an operator offers (one or more PEM certificates): each must be a CA
