@@ -172,6 +172,19 @@ pub fn rename(from: &Path, to: &Path) -> Result<(), PkiError> {
         .map_err(io(dir))
 }
 
+/// Reads a file holding one decimal number; `None` when there is no such file.
+pub fn read_number(path: &Path) -> Result<Option<i64>, PkiError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| corrupt(path, format!("not a decimal number ({e})"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 /// Writes a PKI file atomically with the given mode (keys 0600).
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     crate::fsutil::write_atomic(path, bytes, mode).map_err(io(path))

@@ -275,6 +275,17 @@ const CRL_DAYS: i64 = 7;
 
 /// The CA's revocation list, DER encoded: a signed, current list of the device certificates
 /// revoked, for TLS clients that check revocation and audits that ask for it.
+/// The number of the next CRL at `now_millis` (Unix milliseconds), given the last one signed:
+/// the time, unless the clock was set back to or before the last number, then one more than
+/// it. RFC 5280 §5.2.3 asks for monotonically increasing CRL numbers, and a relying party may
+/// keep the greatest one it saw and refuse lists numbered below it.
+pub fn next_crl_number(now_millis: i64, last: Option<i64>) -> i64 {
+    match last {
+        Some(last) => now_millis.max(last.saturating_add(1)),
+        None => now_millis,
+    }
+}
+
 pub fn crl_der(
     issuer: &Issuer<'static, KeyPair>,
     revoked: &[IssuedCert],

@@ -47,6 +47,9 @@ const FIRST_START: &str = "first-start.incomplete";
 const SERVER_KEY_PENDING: &str = "server.key.new";
 /// An installed server identity (chain and key in one file, so they never disagree).
 pub const INSTALLED: &str = "installed.pem";
+/// The number of the last CRL signed (decimal text), so that the next one is greater even
+/// after a restart on a clock set back (RFC 5280 §5.2.3: CRL numbers increase).
+const CRL_NUMBER: &str = "crl.number";
 
 /// What to do about a CA certificate and key that do not belong together.
 const CA_PAIR_REMEDY: &str = "put back ca.crt and ca.key together from one backup (edgeprov never makes a new CA: the phones' certificates chain to this one)";
@@ -362,7 +365,13 @@ impl Pki {
 
     /// The current CRL (DER), re-signed once a day and whenever the revocations change.
     pub fn crl_der(&self) -> Result<Arc<Vec<u8>>, PkiError> {
-        let now = crate::model::now_unix();
+        let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        self.crl_der_at(millis)
+    }
+
+    /// [`Pki::crl_der`] with the clock read as `millis` (Unix milliseconds).
+    fn crl_der_at(&self, millis: i64) -> Result<Arc<Vec<u8>>, PkiError> {
+        let now = millis.div_euclid(1000);
         let revoked = self.revoked.current();
         let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(signed) = cached.as_ref()
@@ -372,12 +381,16 @@ impl Pki {
             return Ok(signed.der.clone());
         }
         // CRL numbers must grow: milliseconds keep two lists signed in one second apart, and
-        // the last number keeps them growing when the clock steps back.
-        let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let number = cached
-            .as_ref()
-            .map_or(millis, |last| millis.max(last.number + 1));
+        // the last number, kept in a file, keeps them growing when the clock steps back, also
+        // across restarts. It is written before the list is served.
+        let number_file = self.dir.join(CRL_NUMBER);
+        let last = files::read_number(&number_file)?
+            .into_iter()
+            .chain(cached.as_ref().map(|c| c.number))
+            .max();
+        let number = issue::next_crl_number(millis, last);
         let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs(), number)?);
+        files::write(&number_file, number.to_string().as_bytes(), 0o644)?;
         *cached = Some(SignedCrl {
             at: now,
             version: revoked.version(),

@@ -397,4 +397,68 @@ mod crl_tests {
         assert!(as_number(&second) > as_number(&first));
         assert!(pki.refuses(&der));
     }
+
+    fn number(der: &[u8]) -> u128 {
+        let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+        crl.crl_number()
+            .unwrap()
+            .to_bytes_be()
+            .iter()
+            .fold(0u128, |n, d| n << 8 | u128::from(*d))
+    }
+
+    /// A CRL signed, then the daemon restarted on a clock set back an hour (NTP correcting a
+    /// box that booted ahead): the next CRL's number is still greater. Before, the last number
+    /// was kept only in memory, and the new list took the earlier time as its number.
+    #[test]
+    fn crl_numbers_grow_across_a_restart_on_a_clock_set_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = || {
+            super::super::Pki::load_or_init(
+                dir.path(),
+                &crate::config::PkiConfig::default(),
+                "",
+                Revocations::none(),
+            )
+            .unwrap()
+        };
+        let t = 1_800_000_000_000;
+        let first = number(&load().crl_der_at(t).unwrap());
+        assert_eq!(first, u128::from(t.unsigned_abs()));
+        let again = number(&load().crl_der_at(t - 3_600_000).unwrap());
+        assert_eq!(again, first + 1);
+        // The clock catches up: the time is the number again.
+        let later = number(&load().crl_der_at(t + 60_000).unwrap());
+        assert_eq!(later, first + 60_000);
+    }
+
+    #[test]
+    fn the_next_crl_number_is_the_time_unless_the_clock_went_back() {
+        use super::super::issue::next_crl_number;
+        assert_eq!(next_crl_number(1_000, None), 1_000);
+        assert_eq!(next_crl_number(1_000, Some(500)), 1_000);
+        assert_eq!(next_crl_number(1_000, Some(1_000)), 1_001);
+        assert_eq!(next_crl_number(1_000, Some(5_000)), 5_001);
+        assert_eq!(next_crl_number(0, Some(i64::MAX)), i64::MAX);
+    }
+
+    /// A number file that is not a number is an error naming it, not a list numbered from
+    /// the clock as if none had been signed.
+    #[test]
+    fn a_garbled_crl_number_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = super::super::Pki::load_or_init(
+            dir.path(),
+            &crate::config::PkiConfig::default(),
+            "",
+            Revocations::none(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("crl.number"), "twelve").unwrap();
+        let e = pki.crl_der().unwrap_err().to_string();
+        assert!(
+            e.contains("crl.number") && e.contains("not a decimal number"),
+            "{e}"
+        );
+    }
 }
