@@ -864,3 +864,125 @@ async fn a_registration_is_audited_with_its_cloud_and_site() {
     assert_eq!(e["changes"]["registered"]["after"], true, "{e}");
     assert!(!e.to_string().contains(&cloud.token()), "{e}");
 }
+
+/// A cloud that refuses one event for good (422, naming it) and takes at most four a post
+/// (413): the batches are split down to the event it refuses, which is set apart (listed,
+/// counted, alarmed with the cloud's reason, never sent back as an alarm) while every other
+/// event is delivered once, and later events flow. Requeued once the cloud takes it, it is
+/// delivered too. Before, the refused batch was sent again at every retry, for ever, and no
+/// event after it reached the cloud.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_cloud_refuses_is_set_apart_and_holds_back_no_other() {
+    const BAD: &str = "0a0b0f000005";
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    first_pull(&d).await;
+    cloud.faults().down = true;
+    let macs: Vec<String> = (0..10u32).map(|i| format!("0a0b0f{i:06x}")).collect();
+    let sight = async |mac: &str| {
+        let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &ua(mac)))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    };
+    for mac in &macs {
+        sight(mac).await;
+    }
+    eventually(Duration::from_secs(10), "10 sightings queued", async || {
+        status(&d).await["outbox"]["events"].as_u64() >= Some(10)
+    })
+    .await;
+    {
+        let mut f = cloud.faults();
+        f.reject_macs.insert(BAD.to_string());
+        f.max_events = Some(4);
+        f.down = false;
+    }
+    d.cli(&["cloud", "sync"]);
+    eventually(Duration::from_secs(30), "outbox drained", async || {
+        status(&d).await["outbox"]["events"] == 0
+    })
+    .await;
+    let delivered = |mac: &str| {
+        cloud
+            .events_of("seen_unclaimed")
+            .iter()
+            .filter(|e| e["mac"] == mac)
+            .count()
+    };
+    for mac in &macs {
+        assert_eq!(delivered(mac), usize::from(mac != BAD), "{mac}");
+    }
+    assert!(
+        cloud.faults().refused_posts >= 2,
+        "413 and 422 were answered"
+    );
+
+    let st = status(&d).await;
+    assert_eq!(st["rejected"], 1, "{st}");
+    let (code, r) = d.api("GET", "/sync/rejected", None).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["count"], 1, "{r}");
+    let letter = &r["events"][0];
+    assert_eq!(letter["event"]["mac"], BAD, "{r}");
+    assert_eq!(letter["status"], 422, "{r}");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is blocked here"),
+        "{r}"
+    );
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let alarm = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "sync_event_rejected")
+        .unwrap_or_else(|| panic!("{alarms}"))
+        .clone();
+    let message = alarm["message"].as_str().unwrap();
+    assert!(
+        message.contains("HTTP 422") && message.contains("is blocked here"),
+        "{message}"
+    );
+    assert_eq!(
+        metric(&d.metrics().await, "edgeprov_sync_rejected_events"),
+        1
+    );
+
+    // Later events are not held back.
+    sight("0a0b0f0000ff").await;
+    eventually(Duration::from_secs(10), "a later sighting", async || {
+        delivered("0a0b0f0000ff") == 1
+    })
+    .await;
+
+    // The cloud takes it now: put back, it is delivered, and the alarm goes.
+    cloud.faults().reject_macs.clear();
+    let out = d.cli(&["cloud", "rejected", "--requeue"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the requeued sighting",
+        async || delivered(BAD) == 1,
+    )
+    .await;
+    assert_eq!(status(&d).await["rejected"], 0);
+    assert!(
+        !alarm_kinds(&d)
+            .await
+            .contains(&"sync_event_rejected".to_string())
+    );
+    assert!(
+        cloud
+            .events_of("alarm")
+            .iter()
+            .all(|e| e["kind"] != "sync_event_rejected"),
+        "the cloud is not told what it refused"
+    );
+}

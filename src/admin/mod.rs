@@ -132,6 +132,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync", get(sync::status))
         .route("/sync/register", post(sync::register))
         .route("/sync/now", post(sync::now))
+        .route("/sync/rejected", get(sync::rejected))
+        .route("/sync/rejected/requeue", post(sync::requeue))
         .route("/dhcp/leases", get(dhcp::leases))
         .route("/dhcp/stats", get(dhcp::stats))
         .merge(certs::routes())
@@ -409,6 +411,13 @@ async fn metrics(
             "gauge",
             "Events waiting for the cloud.",
             s.outbox.events,
+        );
+        sample(
+            &mut out,
+            "edgeprov_sync_rejected_events",
+            "gauge",
+            "Events the cloud refused for good, kept apart (GET /api/v1/sync/rejected).",
+            s.rejected,
         );
     }
     Ok((

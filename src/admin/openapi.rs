@@ -291,6 +291,17 @@ pub const ROUTES: &[Route] = &[
         "Register this box with the cloud enrollment service",
     ),
     r("post", "/sync/now", "Run a sync round now"),
+    q(
+        "get",
+        "/sync/rejected",
+        "Events the cloud refused for good, set apart from the outbox (oldest first)",
+        &["limit"],
+    ),
+    r(
+        "post",
+        "/sync/rejected/requeue",
+        "Put the events the cloud refused back in the outbox",
+    ),
     r(
         "get",
         "/firmware",

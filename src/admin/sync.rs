@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Extension;
+use axum::extract::{Extension, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::audit::with_change;
 use super::{ApiError, parse_json};
+use crate::store::DeadLetters;
 use crate::sync::{SyncError, SyncHandle, SyncStatus};
 
 #[derive(Debug, Deserialize)]
@@ -69,4 +70,42 @@ fn registration(s: &SyncStatus) -> Value {
 pub async fn now(Extension(sync): Extension<Arc<SyncHandle>>) -> StatusCode {
     sync.wake();
     StatusCode::ACCEPTED
+}
+
+/// `?limit=N` (default 100, at most 10,000) for `GET /sync/rejected`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedQuery {
+    limit: Option<usize>,
+}
+
+/// The events the cloud refused, oldest first, with how many are kept and were dropped.
+pub async fn rejected(
+    Extension(sync): Extension<Arc<SyncHandle>>,
+    Query(q): Query<RejectedQuery>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let store = sync.store.clone();
+    Ok(Json(
+        tokio::task::spawn_blocking(move || store.dead_letters(limit))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??,
+    ))
+}
+
+/// Puts the events the cloud refused back in the outbox (once the cloud takes them again),
+/// clears `sync_event_rejected`, and wakes the sync task; audited with how many.
+pub async fn requeue(Extension(sync): Extension<Arc<SyncHandle>>) -> Result<Response, ApiError> {
+    let store = sync.store.clone();
+    let requeued = tokio::task::spawn_blocking(move || store.requeue_dead_letters())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    sync.wake();
+    let summary = format!("{requeued} events the cloud refused put back in the outbox");
+    Ok(with_change(
+        Json(json!({ "requeued": requeued })).into_response(),
+        summary,
+        json!({ "rejected": requeued }),
+        json!({ "rejected": 0 }),
+    ))
 }

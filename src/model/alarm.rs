@@ -48,6 +48,11 @@ pub enum AlarmKind {
     SyncRejected,
     /// The cloud outbox was full: check-ins were dropped (alarms never are).
     OutboxOverflow,
+    /// The cloud refused an event for good (HTTP 400, 413 or 422 for that event alone): it was
+    /// moved from the outbox to the rejected events (`GET /api/v1/sync/rejected`), kept there
+    /// until an operator requeues it, so that it holds back no later event. The message names
+    /// the event and quotes the cloud's reason. Local only: the cloud knows what it refused.
+    SyncEventRejected,
     /// A certificate (CA, server, admin or a trusted device root) expires within 90 days or
     /// has expired; the source names which. Major, critical within 14 days (the raising code
     /// sets the severity of each occurrence).
@@ -122,6 +127,7 @@ impl AlarmKind {
             AlarmKind::SyncFailed => "sync_failed",
             AlarmKind::SyncRejected => "sync_rejected",
             AlarmKind::OutboxOverflow => "outbox_overflow",
+            AlarmKind::SyncEventRejected => "sync_event_rejected",
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
@@ -152,6 +158,7 @@ impl AlarmKind {
                 Severity::Major
             }
             AlarmKind::CertificateExpiring | AlarmKind::RevokedCertificate => Severity::Major,
+            AlarmKind::SyncEventRejected => Severity::Major,
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

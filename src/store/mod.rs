@@ -7,6 +7,7 @@
 
 mod alarms;
 mod audit;
+mod dead_letters;
 mod device_certs;
 mod devices;
 mod dns_records;
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 pub use audit::AuditEntry;
+pub use dead_letters::{DeadLetter, DeadLetters};
 pub use device_certs::RevokeWhich;
 pub use devices::{DeletedSite, ImportTx};
 pub use dns_records::DnsRecordEntry;

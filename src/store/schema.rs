@@ -23,7 +23,8 @@ use serde::Deserialize;
 use super::history::{CHECKINS, CHECKINS_BY_MAC, mac_key};
 use super::{
     ALARMS, AUDIT, DEVICES, LAYERS, LEASES, META, SCHEMA_VERSION, SITES, STATIC_FILES, Store,
-    StoreError, decode, device_certs, dns_records, files, firmware, jobs, prefs, sync, tokens,
+    StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs, prefs,
+    sync, tokens,
 };
 use crate::model::Mac;
 
@@ -97,6 +98,7 @@ impl Store {
             tx.open_table(sync::CLOUD_DATA)?;
             tx.open_table(sync::OUTBOX)?;
             tx.open_table(sync::OUTBOX_INDEX)?;
+            tx.open_table(dead_letters::DEAD_LETTERS)?;
             tx.open_table(LEASES)?;
             tx.open_table(jobs::JOBS)?;
             tx.open_table(jobs::JOB_RESULTS)?;

@@ -27,7 +27,7 @@ pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new
 
 /// The key prefix of the cloud's lockouts in `cloud_data`.
 const LOCKOUT: &str = "lockout|";
-const NEXT_SEQ: &str = "outbox_next_seq";
+pub(super) const NEXT_SEQ: &str = "outbox_next_seq";
 /// The coalescing key of the `outbox_overflow` event still open to new drops.
 const OVERFLOW: &str = "overflow";
 
@@ -78,10 +78,10 @@ pub struct Pending {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored {
+pub(super) struct Stored {
     #[serde(default)]
-    key: Option<String>,
-    event: Event,
+    pub(super) key: Option<String>,
+    pub(super) event: Event,
 }
 
 /// Outbox depth and the age of its oldest event.

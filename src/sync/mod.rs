@@ -147,8 +147,15 @@ impl SyncHandle {
 
     pub async fn status(&self) -> Result<SyncStatus, SyncError> {
         let s = self.store.clone();
-        let (reg, cursor, outbox) =
-            blocking(move || Ok((s.registration()?, s.cursor()?, s.outbox_depth()?))).await?;
+        let (reg, cursor, outbox, rejected) = blocking(move || {
+            Ok((
+                s.registration()?,
+                s.cursor()?,
+                s.outbox_depth()?,
+                s.dead_letters(0)?.count,
+            ))
+        })
+        .await?;
         let p = self.progress().clone();
         let now = now_unix();
         Ok(SyncStatus {
@@ -160,6 +167,7 @@ impl SyncHandle {
             last_push: p.last_push,
             lag_secs: outbox.oldest_at.map(|t| (now - t).max(0)).unwrap_or(0),
             outbox,
+            rejected,
             last_error: p.last_error,
             failing_since: p.failing_since,
         })

@@ -22,6 +22,9 @@ pub struct SyncStatus {
     /// Seconds the oldest undelivered event has waited (0 when the outbox is empty).
     pub lag_secs: i64,
     pub outbox: OutboxDepth,
+    /// Events the cloud refused for good, kept apart from the outbox (`GET /sync/rejected`).
+    #[serde(default)]
+    pub rejected: u64,
     pub last_error: Option<String>,
     /// Since when every attempt has failed (absent when the last one worked).
     pub failing_since: Option<i64>,

@@ -45,6 +45,13 @@ pub struct Faults {
     pub cycle: Vec<String>,
     /// Change requests answered from `cycle`.
     pub cycle_pulls: u64,
+    /// An event post holding an event for one of these MACs is refused whole (422), naming
+    /// the event; nothing of it is taken.
+    pub reject_macs: HashSet<String>,
+    /// An event post with more events than this (when set) is refused whole (413).
+    pub max_events: Option<usize>,
+    /// Event posts refused (413 and 422).
+    pub refused_posts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -366,11 +373,33 @@ fn events(shared: &Shared, body: &[u8]) -> Result<Resp, String> {
     let Ok(batch) = serde_json::from_slice::<Value>(body) else {
         return Ok(reply(StatusCode::BAD_REQUEST, json!({"error": "not JSON"})));
     };
+    let events = batch["events"].as_array().cloned().unwrap_or_default();
+    {
+        let mut f = shared.faults.lock().unwrap();
+        if let Some(max) = f.max_events.filter(|max| events.len() > *max) {
+            f.refused_posts += 1;
+            return Ok(reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "error": format!("at most {max} events a post") }),
+            ));
+        }
+        let refused = events
+            .iter()
+            .find(|e| f.reject_macs.contains(e["mac"].as_str().unwrap_or("")));
+        if let Some(e) = refused {
+            let why = format!("event {}: device {} is blocked here", e["id"], e["mac"]);
+            f.refused_posts += 1;
+            return Ok(reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "error": why }),
+            ));
+        }
+    }
     let mut accepted = 0;
     {
         let mut m = shared.model.lock().unwrap();
         m.order.push('e');
-        for e in batch["events"].as_array().cloned().unwrap_or_default() {
+        for e in events {
             m.received += 1;
             let id = e["id"].as_str().unwrap_or("").to_string();
             if m.seen_ids.insert(id) {
