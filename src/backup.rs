@@ -225,6 +225,24 @@ pub struct Restored {
     pub previous: Option<PathBuf>,
     /// The configuration the backup was taken with (for comparison; `/etc` is not overwritten).
     pub config_copy: PathBuf,
+    /// What became of the box's identity towards the cloud.
+    pub cloud_identity: CloudIdentity,
+}
+
+/// The cloud identity a restore put back. A backup carries it with the registration, so that a
+/// box restored on new hardware goes on syncing as the same appliance, as it keeps the CA its
+/// phones' certificates chain to. Restoring one backup on a second box while the first is in
+/// service makes two appliances of one identity: the restore says to register the second again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudIdentity {
+    /// The backup's box was not registered with a cloud.
+    NotRegistered,
+    /// The registration and the appliance's key and certificate (checked to belong together).
+    Restored,
+    /// The registration without the identity (a backup made before backups carried it): sync
+    /// fails until the box registers again.
+    Missing,
 }
 
 /// Restores `archive` into `config.data_dir`, telling `progress` how many bytes of the archive
@@ -243,7 +261,7 @@ pub fn restore(
     }
     let staging = tempdir_beside(&config.data_dir)?;
     let checked = unpack_and_check(archive, &staging, config, progress);
-    let (devices, paused_jobs) = match checked {
+    let (devices, paused_jobs, cloud_identity) = match checked {
         Ok(found) => found,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -262,6 +280,7 @@ pub fn restore(
         paused_jobs,
         previous,
         config_copy: config.data_dir.join("restored-edgeprov.toml"),
+        cloud_identity,
     })
 }
 
@@ -294,7 +313,7 @@ fn unpack_and_check(
     dir: &Path,
     config: &Config,
     progress: &dyn Fn(u64),
-) -> Result<(u64, Vec<crate::jobs::JobId>), BackupError> {
+) -> Result<(u64, Vec<crate::jobs::JobId>, CloudIdentity), BackupError> {
     let mut tar = tar::Archive::new(archive);
     let entries = tar
         .entries()
@@ -401,18 +420,32 @@ fn unpack_and_check(
     {
         return Err(BackupError::Missing("a database (its entry is empty)"));
     }
-    let (devices, paused) = {
+    let (devices, paused, registered) = {
         let store = Store::open(&dir.join(DB))?;
         store.schema_version()?;
-        (store.count_devices()?, pause_pending_jobs(&store)?)
+        (
+            store.count_devices()?,
+            pause_pending_jobs(&store)?,
+            store.registration()?.is_some(),
+        )
     };
+    let pki_dir = dir.join("pki");
     Pki::load_or_init(
-        &dir.join("pki"),
+        &pki_dir,
         &config.pki,
         &config.crl_url(),
         crate::pki::Revocations::none(),
     )?;
-    Ok((devices, paused))
+    let cloud = match (registered, pki::cloud::has_identity(&pki_dir)) {
+        (false, _) => CloudIdentity::NotRegistered,
+        (true, true) => {
+            // A key that is not the certificate's would fail every sync round after the swap.
+            pki::cloud::appliance_identity(&pki_dir)?;
+            CloudIdentity::Restored
+        }
+        (true, false) => CloudIdentity::Missing,
+    };
+    Ok((devices, paused, cloud))
 }
 
 /// Pauses, in the restored database, every job that would run at the next start.

@@ -986,3 +986,66 @@ async fn an_event_the_cloud_refuses_is_set_apart_and_holds_back_no_other() {
         "the cloud is not told what it refused"
     );
 }
+
+/// A registered box backed up, wiped and restored is the same appliance to the cloud: its
+/// events are delivered with no new registration, and the restore says so. Before, the backup
+/// left out `pki/cloud/appliance.*`: the restored box kept the registration but every round
+/// failed for want of its identity. A backup without the identity (as older ones are) is
+/// restored with the advice to register again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_box_keeps_its_cloud_identity() {
+    let cloud = Cloud::start(SITE);
+    let mut d = start_registered(&cloud, "");
+    first_pull(&d).await;
+    let file = d.dir.path().join("box.backup");
+    let backup = |d: &Daemon| {
+        let out = d.cli(&["backup", "--out", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let restore = |d: &Daemon| {
+        std::fs::remove_dir_all(d.data_dir()).unwrap();
+        let out = d.cli(&["restore", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    backup(&d);
+    d.stop();
+    let said = restore(&d);
+    assert!(said.contains("same appliance to the cloud"), "{said}");
+    assert!(said.contains("register this one again"), "{said}");
+    let d = d.restart();
+    let mac = "0a0b10000001";
+    let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", &ua(mac)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    eventually(Duration::from_secs(10), "sighting delivered", async || {
+        cloud
+            .events_of("seen_unclaimed")
+            .iter()
+            .any(|e| e["mac"] == mac)
+    })
+    .await;
+    assert_eq!(
+        cloud.model.lock().unwrap().appliances,
+        1,
+        "not registered again"
+    );
+    assert!(status(&d).await["last_error"].is_null());
+
+    // A backup without the identity, as older edgeprovs made them.
+    std::fs::remove_dir_all(d.data_dir().join("pki/cloud")).unwrap();
+    backup(&d);
+    let mut d = d;
+    d.stop();
+    let said = restore(&d);
+    assert!(said.contains("registers again"), "{said}");
+}

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use super::Output;
 use super::client::ApiClient;
 use super::progress::Progress;
+use crate::backup::CloudIdentity;
 use crate::config::Config;
 
 /// Reads a passphrase from a file (first line), so it never appears in `ps` or shell history.
@@ -79,6 +80,20 @@ pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String
             "jobs {} were pending in the backup and are paused: `edgeprov job resume ID` runs one on",
             ids.join(", ")
         );
+    }
+    match restored.cloud_identity {
+        CloudIdentity::NotRegistered => {}
+        CloudIdentity::Restored => println!(
+            "the cloud registration and the appliance's identity (pki/cloud/appliance.*) are \
+             restored: this box is the same appliance to the cloud. If the box this backup came \
+             from is still in service, register this one again (`edgeprov cloud register --url \
+             URL --token TOKEN`) so that the two do not share one identity"
+        ),
+        CloudIdentity::Missing => println!(
+            "the backup holds the cloud registration but not the appliance's identity (it was \
+             made by an edgeprov that did not back it up): cloud sync fails until this box \
+             registers again: `edgeprov cloud register --url URL --token TOKEN`"
+        ),
     }
     if let Some(prev) = restored.previous {
         println!("the replaced data is kept in {}", prev.display());

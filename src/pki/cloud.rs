@@ -26,6 +26,17 @@ fn dir(pki_dir: &Path) -> PathBuf {
     pki_dir.join(DIR)
 }
 
+/// The identity's files, relative to the PKI directory, as a backup carries them: a box
+/// restored from its backup is the same appliance to the cloud, as it keeps the registration
+/// (in the database) that goes with them.
+pub const BACKUP_FILES: [&str; 2] = ["cloud/appliance.crt", "cloud/appliance.key"];
+
+/// Whether the box has an appliance identity (both files; a registration still waiting for
+/// its certificate has none yet).
+pub fn has_identity(pki_dir: &Path) -> bool {
+    BACKUP_FILES.iter().all(|f| pki_dir.join(f).exists())
+}
+
 /// Makes a new appliance key and returns a CSR (PEM) for it.
 pub fn appliance_csr(pki_dir: &Path, name: &str) -> Result<String, PkiError> {
     let dir = dir(pki_dir);
@@ -124,6 +135,14 @@ pub fn cloud_client_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backup_names_are_the_identity_files() {
+        assert_eq!(
+            BACKUP_FILES.map(PathBuf::from),
+            [CERT, KEY].map(|f| Path::new(DIR).join(f))
+        );
+    }
 
     /// A certificate and a key made apart, as a restore of the wrong key leaves them.
     fn write_mismatched(pki_dir: &Path) {

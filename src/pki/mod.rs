@@ -534,7 +534,8 @@ pub struct CertOverview {
 }
 
 /// The PKI files a backup carries, by name relative to the PKI directory: the CA, the
-/// generated server certificate, an installed identity and the roots added through the API.
+/// generated server certificate, an installed identity, the roots added through the API and
+/// the appliance's cloud identity.
 /// A root is carried under the fingerprint of the certificate it holds, once, whatever its
 /// file is named here (a file renamed by hand is restored under its right name).
 pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> {
@@ -543,6 +544,9 @@ pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> 
         .into();
     if dir.join(INSTALLED).exists() {
         names.push((INSTALLED.to_string(), dir.join(INSTALLED)));
+    }
+    if cloud::has_identity(dir) {
+        names.extend(cloud::BACKUP_FILES.map(|n| (n.to_string(), dir.join(n))));
     }
     let mut roots_seen = std::collections::BTreeSet::new();
     for root in roots::load_stored(dir)? {
@@ -564,6 +568,7 @@ pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> 
 /// Whether `name` is one of the PKI files a backup may restore.
 pub fn is_backup_file(name: &str) -> bool {
     [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, INSTALLED].contains(&name)
+        || cloud::BACKUP_FILES.contains(&name)
         || roots::is_root_file(name)
 }
 
