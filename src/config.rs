@@ -108,6 +108,9 @@ pub struct PkiConfig {
     /// Empty: derived from the first server name and the first plain-HTTP port
     /// (`http://NAME[:PORT]/ca.crl`; a port of 0 is left out, meaning 80).
     pub crl_url: String,
+    /// Days before a device certificate the box issued expires from which the
+    /// `device_certs_expiring` alarm is raised; 0 turns it off.
+    pub device_cert_warn_days: u32,
 }
 
 impl Default for Config {
@@ -160,12 +163,18 @@ impl Default for AdminConfig {
     }
 }
 
+/// The default of [`PkiConfig::device_cert_warn_days`]: a month leaves time to issue and push
+/// new certificates (and for phones that fetch their settings weekly to pick them up) before
+/// the old ones stop a handshake.
+pub const DEVICE_CERT_WARN_DAYS: u32 = 30;
+
 impl Default for PkiConfig {
     fn default() -> Self {
         PkiConfig {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             trusted_device_roots: Vec::new(),
             crl_url: String::new(),
+            device_cert_warn_days: DEVICE_CERT_WARN_DAYS,
         }
     }
 }
@@ -294,6 +303,12 @@ impl Config {
         }
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
+        }
+        if self.pki.device_cert_warn_days > 3650 {
+            return Err(invalid(
+                "pki.device_cert_warn_days",
+                "must be 0 (off) to 3650, the longest a device certificate is issued for",
+            ));
         }
         let url = &self.pki.crl_url;
         if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
@@ -475,6 +490,22 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn device_cert_warn_days_defaults_to_a_month_and_is_bounded() {
+        assert_eq!(parse("").unwrap().pki.device_cert_warn_days, 30);
+        assert_eq!(
+            parse("[pki]\ndevice_cert_warn_days = 0\n")
+                .unwrap()
+                .pki
+                .device_cert_warn_days,
+            0
+        );
+        let err = parse("[pki]\ndevice_cert_warn_days = 3651\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pki.device_cert_warn_days"), "{err}");
     }
 
     #[test]

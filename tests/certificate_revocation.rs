@@ -372,3 +372,71 @@ async fn an_open_connection_stops_proving_the_device_once_revoked() {
     assert_eq!(status, 401, "{body}");
     assert!(!body.contains(&format!("pw-{A}")));
 }
+
+/// The alarm for expiring device certificates in the daemon: issuing one that runs out within
+/// `pki.device_cert_warn_days` raises one `device_certs_expiring` alarm naming the device and
+/// counting it; another device's counts into the same alarm; a new certificate for one device
+/// and the revocation of the other's clear it. It survives a restart (checked at start).
+#[tokio::test]
+async fn device_certificates_expiring_raise_one_alarm_until_renewed_or_revoked() {
+    let d = Daemon::start_with("[pki]\ndevice_cert_warn_days = 20\n");
+    for mac in [A, B] {
+        d.add_device(json!({"mac": mac, "model": "J179"})).await;
+    }
+    let issue = async |mac: &str, days: u32| {
+        let (s, v) = d
+            .api(
+                "POST",
+                &format!("/devices/{mac}/certificate"),
+                Some(json!({ "days": days })),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    };
+    let alarm = async || -> Option<Value> {
+        let (_, v) = d
+            .api("GET", "/alarms?kind=device_certs_expiring", None)
+            .await;
+        v.as_array().unwrap().first().cloned()
+    };
+    issue(A, 3650).await;
+    assert_eq!(alarm().await, None);
+    issue(B, 10).await;
+    let a = alarm().await.expect("raised at issue");
+    assert_eq!(a["source"], "device_certs");
+    assert_eq!(a["severity"], "warning");
+    let message = a["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("1 device certificate ") && message.contains(B),
+        "{message}"
+    );
+    issue(A, 5).await;
+    let message = alarm().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("1 device certificate ") && message.contains(B),
+        "A's latest certificate is the ten-year one: {message}"
+    );
+
+    let mut d = d;
+    d.stop();
+    let d = d.restart();
+    let (_, v) = d
+        .api("GET", "/alarms?kind=device_certs_expiring", None)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    let (s, v) = d
+        .api(
+            "POST",
+            &format!("/devices/{B}/certificates/revoke"),
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = d
+        .api("GET", "/alarms?kind=device_certs_expiring", None)
+        .await;
+    assert_eq!(v, json!([]), "cleared once no certificate is due");
+}

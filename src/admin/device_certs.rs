@@ -34,6 +34,13 @@ async fn scope(st: &AdminState, who: &Principal, mac: Mac) -> Result<(), ApiErro
     }
 }
 
+/// After an issue or a revocation: the device certificate expiry alarm follows (a device given
+/// a new certificate no longer counts; a revoked one never does).
+async fn device_expiry(st: &AdminState) {
+    let warn_days = st.config.get().pki.device_cert_warn_days;
+    crate::pki::device_expiry::check(&st.store, &st.recorder, warn_days).await;
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct IssueRequest {
@@ -67,6 +74,7 @@ async fn issue(
     let kept = record.clone();
     blocking(move || store.record_issued_cert(&kept)).await?;
     tracing::info!(%mac, days, serial = %record.serial, "device certificate issued");
+    device_expiry(&st).await;
     let summary = format!("device certificate {} issued to {mac}", record.serial);
     Ok(with_change(
         (StatusCode::CREATED, Json(identity)).into_response(),
@@ -171,6 +179,7 @@ async fn revoke(
         Ok(revoked)
     })
     .await?;
+    device_expiry(&st).await;
     let serials: Vec<&str> = revoked.iter().map(|c| c.serial.as_str()).collect();
     tracing::warn!(%mac, serials = ?serials, %reason, all, "device certificates revoked");
     let summary = match all {

@@ -60,6 +60,12 @@ pub enum AlarmKind {
     /// A phone presented a device certificate the box's CA issued and an operator revoked; the
     /// handshake was refused.
     RevokedCertificate,
+    /// Device certificates the box's CA issued expire within `pki.device_cert_warn_days` (or
+    /// have expired): counted per inventory device by its latest certificate not revoked, so a
+    /// device given a new one no longer counts. One alarm for them all (source
+    /// `device_certs`) with their number and the first to expire, its MAC and date; warning,
+    /// major once that one has expired. Cleared when none does.
+    DeviceCertsExpiring,
     /// A firmware policy pins a version whose release the config no longer lists (the source
     /// names the scope, model and version). The release is kept while the pin needs it
     /// (warning: phones get what they got), or, when it cannot be, no release serves the pin
@@ -130,6 +136,7 @@ impl AlarmKind {
             AlarmKind::SyncEventRejected => "sync_event_rejected",
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
+            AlarmKind::DeviceCertsExpiring => "device_certs_expiring",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
             AlarmKind::StaticFileProtected => "static_file_protected",
@@ -159,6 +166,8 @@ impl AlarmKind {
             }
             AlarmKind::CertificateExpiring | AlarmKind::RevokedCertificate => Severity::Major,
             AlarmKind::SyncEventRejected => Severity::Major,
+            // Major once one has expired (the raising code sets each occurrence's severity).
+            AlarmKind::DeviceCertsExpiring => Severity::Warning,
             AlarmKind::SecretWithoutProof
             | AlarmKind::InactiveDevice
             | AlarmKind::HttpAuthFailed

@@ -80,7 +80,8 @@ pub fn expiring(overview: &CertOverview) -> Vec<Expiring> {
 }
 
 /// Raises an alarm for every certificate that is expiring and clears the expiry alarms of
-/// certificates that no longer are (renewed, replaced or removed).
+/// certificates that no longer are (renewed, replaced or removed); then the same for the device
+/// certificates the box issued (`device_expiry`).
 pub async fn check(certs: &LiveCerts, store: &Store, recorder: &Recorder) {
     let _one_at_a_time = certs.checking.lock().await;
     let overview = match certs.overview() {
@@ -100,6 +101,7 @@ pub async fn check(certs: &LiveCerts, store: &Store, recorder: &Recorder) {
         );
     }
     recorder.flush().await;
+    super::device_expiry::check(store, recorder, certs.device_cert_warn_days()).await;
     let keep: BTreeSet<String> = due.into_iter().map(|e| e.source).collect();
     let store = store.clone();
     let cleared = tokio::task::spawn_blocking(move || {

@@ -144,6 +144,11 @@ impl LiveCerts {
         self.lock().pki.clone()
     }
 
+    /// `pki.device_cert_warn_days` as last (re)loaded.
+    pub fn device_cert_warn_days(&self) -> u32 {
+        self.lock().settings.config.device_cert_warn_days
+    }
+
     /// What the phone HTTPS listeners read at each handshake.
     pub fn phone_tls(&self) -> TlsSource {
         self.phone.clone()

@@ -6,6 +6,7 @@
 //! that names the file.
 
 pub mod cloud;
+pub mod device_expiry;
 pub mod expiry;
 mod files;
 mod identity;

@@ -53,6 +53,21 @@ impl Store {
         Ok(newest_first(all.into_iter().filter(|c| c.mac == mac)))
     }
 
+    /// The certificates not revoked of devices in the inventory, for the expiry alarm: those
+    /// of a device deleted since concern no phone here.
+    pub fn issued_certs_in_inventory(&self) -> Result<Vec<IssuedCert>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
+        let devices = tx.open_table(super::DEVICES)?;
+        let mut out = Vec::new();
+        for cert in all.into_iter().filter(|c| c.revoked.is_none()) {
+            if devices.get(cert.mac.to_string().as_str())?.is_some() {
+                out.push(cert);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every revoked certificate, for the CRL and the handshake check.
     pub fn revoked_certs(&self) -> Result<RevokedCerts, StoreError> {
         let tx = self.db.begin_read()?;
