@@ -950,6 +950,13 @@ async fn an_event_the_cloud_refuses_is_set_apart_and_holds_back_no_other() {
         metric(&d.metrics().await, "edgeprov_sync_rejected_events"),
         1
     );
+    let out = d.cli(&["cloud", "rejected"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let id = letter["event"]["id"].as_str().unwrap();
+    assert!(
+        out.status.success() && listed.contains(id) && listed.contains("422"),
+        "{listed}"
+    );
 
     // Later events are not held back.
     sight("0a0b0f0000ff").await;
