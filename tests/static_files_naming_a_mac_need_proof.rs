@@ -96,3 +96,69 @@ async fn a_static_file_holding_a_mac_anywhere_in_its_name_needs_that_devices_pro
         assert_eq!(r.status, 403, "{name} of an inactive device");
     }
 }
+
+/// A MAC outside the inventory owns no file: `spa{A}.xml` also reads as the file of
+/// `a001122aabbc` (the `a` of `spa` and eleven of A's digits), and a certificate for that MAC,
+/// trusted but of no device of the inventory, got A's SIP password; a file naming only a device
+/// outside the inventory reached whoever proved that MAC. Both are 403 with an alarm now, and
+/// the device the file is for still gets it.
+#[tokio::test]
+async fn a_mac_outside_the_inventory_gets_no_static_file() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "secrets": {"SIP_PASSWORD": "x"}}))
+        .await;
+    let spa = format!("spa{A}.xml");
+    d.put_file(&spa, SECRET).await;
+    const STRANGER: &str = "665544332211";
+    let strangers = format!("spa{STRANGER}.xml");
+    d.put_file(&strangers, SECRET).await;
+    let ca = d.ca_pem();
+
+    let shifted = d.mint("a001122aabbc", |_| {});
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&shifted)),
+        get(&format!("/{spa}"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("topsecret"));
+
+    let stranger = d.mint(STRANGER, |_| {});
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&stranger)),
+        get(&format!("/{strangers}"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("topsecret"));
+
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let alarms = alarms.as_array().unwrap();
+    let with = |kind: &str, text: &str| {
+        alarms
+            .iter()
+            .any(|a| a["kind"] == kind && a["message"].as_str().unwrap().contains(text))
+    };
+    assert!(
+        with("certificate_mismatch", &spa),
+        "the file is A's, proven by another: {alarms:?}"
+    );
+    assert!(
+        with("inactive_device", "not in the inventory"),
+        "{alarms:?}"
+    );
+
+    let own = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get(&format!("/{spa}"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200);
+    assert_eq!(own.text(), SECRET);
+}

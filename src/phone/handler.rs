@@ -374,13 +374,12 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         Some(ctx) => prove(state, asked, ctx),
         None => asked.cert_mac.map_or(Proof::None, Proof::Certificate),
     };
-    let unknown = shared_secret && ctx.is_none();
+    // A device outside the inventory gets no secret, whether the file is a common one or an
+    // operator's file that names it: nothing says the operator meant it for that device.
+    let unknown = ctx.is_none();
     let target = Target {
         device: file_mac,
-        state: match unknown {
-            true => DeviceState::Inactive,
-            false => ctx.map(|c| c.device.state).unwrap_or_default(),
-        },
+        state: ctx.map_or(DeviceState::Inactive, |c| c.device.state),
         associated_here: ctx.is_some_and(|c| {
             loaded
                 .home_site
@@ -563,22 +562,28 @@ fn load(
 
 /// The device a name that edgeprov does not generate belongs to, and its record. A name may
 /// hold several MACs (`spa001122aabbcc.xml` holds `a001122aabbc` too): the one the requester's
-/// certificate proves, else the first that is in the inventory, else the first.
+/// certificate proves when that device is in the inventory, else the first that is in the
+/// inventory, else the proven one, else the first. A proven MAC outside the inventory does not
+/// outrank a device of it: the name's other reading would make a stranger the owner of that
+/// device's file.
 fn owner_of(
     store: &Store,
     name: &str,
     proven: Option<Mac>,
 ) -> Result<(Option<Mac>, Option<DeviceContext>), StoreError> {
     let macs = macs_in_name(name);
-    if let Some(m) = proven.filter(|m| macs.contains(m)) {
-        return Ok((Some(m), store.device_context(m)?));
+    let proven = proven.filter(|m| macs.contains(m));
+    if let Some(m) = proven
+        && let Some(ctx) = store.device_context(m)?
+    {
+        return Ok((Some(m), Some(ctx)));
     }
     for &m in &macs {
         if let Some(ctx) = store.device_context(m)? {
             return Ok((Some(m), Some(ctx)));
         }
     }
-    Ok((macs.first().copied(), None))
+    Ok((proven.or(macs.first().copied()), None))
 }
 
 /// The file to send, and the device it belongs to when it is a per-device file.
