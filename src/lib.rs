@@ -11,6 +11,7 @@ pub mod dns;
 pub mod firmware;
 pub mod fsutil;
 pub mod jobs;
+pub mod log_throttle;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use crate::log_throttle::LogThrottle;
 use crate::per_source::{OpenPerSource, SourcePlace};
 
 /// Largest request head accepted (request line + headers); beyond it hyper answers 431.
@@ -70,34 +71,9 @@ pub struct ConnectionLimit {
     per_address: Option<Arc<OpenPerSource>>,
     /// Connections closed at accept because their address had `per_address` open.
     refused_per_address: AtomicU64,
-    refusal_log: Mutex<RefusalLog>,
-}
-
-/// The least time between two log lines about refused connections: a host that floods
-/// connections must not flood the journal too (the metric counts every refusal).
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Refusals not yet logged, and when the last line was written.
-#[derive(Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RefusalLog {
-    /// Counts one refusal at `now`; answers how many to report in a log line when one is due
-    /// (the first refusal, then at most one line per [`REFUSAL_LOG_EVERY`]).
-    fn refused(&mut self, now: Instant) -> Option<u64> {
-        self.unlogged += 1;
-        if self
-            .last
-            .is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_EVERY)
-        {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unlogged))
-    }
+    /// A host that floods connections must not flood the journal too (the metric counts every
+    /// refusal).
+    refusal_log: Mutex<LogThrottle>,
 }
 
 /// An accepted connection's address already has its limit of connections open.
@@ -143,7 +119,7 @@ impl ConnectionLimit {
             .refusal_log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .refused(Instant::now());
+            .occurred(Instant::now());
         if let Some(refused) = due {
             tracing::warn!(
                 peer = %peer.ip(),
@@ -586,18 +562,6 @@ impl AsyncWrite for HoldTicket {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refusals_are_logged_at_most_once_per_interval_with_their_count() {
-        let mut log = RefusalLog::default();
-        let t0 = Instant::now();
-        assert_eq!(log.refused(t0), Some(1), "the first one at once");
-        for ms in [1, 500, 9_999] {
-            assert_eq!(log.refused(t0 + Duration::from_millis(ms)), None);
-        }
-        assert_eq!(log.refused(t0 + REFUSAL_LOG_EVERY), Some(4));
-        assert_eq!(log.refused(t0 + REFUSAL_LOG_EVERY), None);
-    }
 
     #[test]
     fn an_address_over_its_limit_is_refused_and_counted() {

@@ -133,15 +133,19 @@ impl Revocations {
         let who = mac
             .map(|m| m.to_string())
             .unwrap_or_else(|| cert.subject().to_string());
-        tracing::warn!(device = %who, %serial, "a revoked device certificate was presented");
-        if let Some(recorder) = self.alarms.get() {
-            recorder.alarm(
+        // The alarm logs a line too, at most one per interval: each handshake of a peer that
+        // keeps presenting the certificate must not add a line of its own.
+        match self.alarms.get() {
+            Some(recorder) => recorder.alarm(
                 AlarmKind::RevokedCertificate,
                 who,
                 format!(
                     "certificate serial {serial} was presented after it was revoked; it was refused"
                 ),
-            );
+            ),
+            None => {
+                tracing::warn!(device = %who, %serial, "a revoked device certificate was presented")
+            }
         }
         true
     }

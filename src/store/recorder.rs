@@ -7,9 +7,9 @@
 //! wake-up of this thread; a flush or stop wakes it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use redb::ReadableTable;
 use super::alarms::AlarmEvent;
 use super::sync::Pending;
 use super::{DEVICES, Store, StoreError, decode, encode};
+use crate::log_throttle::LogThrottle;
 use crate::model::{
     AlarmKind, CheckIn, CheckInProof, Device, MAX_MESSAGE, Mac, Severity, clip, now_unix,
 };
@@ -57,6 +58,8 @@ pub struct Recorder {
     queued: Arc<AtomicUsize>,
     /// The recorder thread, woken when someone waits for a commit.
     thread: Thread,
+    /// Log lines of alarms a peer causes, per kind ([`AlarmKind::source_from_peers`]).
+    peer_alarm_lines: Arc<Mutex<HashMap<AlarmKind, LogThrottle>>>,
 }
 
 impl Recorder {
@@ -77,6 +80,7 @@ impl Recorder {
                 dropped,
                 queued,
                 thread: handle.thread().clone(),
+                peer_alarm_lines: Arc::default(),
             },
             handle,
         ))
@@ -92,7 +96,11 @@ impl Recorder {
 
     /// An alarm whose severity depends on the occurrence, not only on its kind. Every alarm
     /// passes here, so this is where its message is cut to [`MAX_MESSAGE`]: whatever a caller
-    /// quoted, no alarm, log line or cloud event grows with it.
+    /// quoted, no alarm, log line or cloud event grows with it. An alarm a peer causes (a
+    /// refused request) is logged at most once per [`crate::log_throttle::EVERY`] per kind,
+    /// with the number of its kind not logged since: one connection can send thousands of
+    /// refused requests a second, and journald, past its rate limit, would drop the box's
+    /// other lines. The alarm table counts every one.
     pub fn alarm_with_severity(
         &self,
         kind: AlarmKind,
@@ -102,7 +110,27 @@ impl Recorder {
     ) {
         let source = source.into();
         let message = clip(&message.into(), MAX_MESSAGE);
-        tracing::warn!(alarm = kind.as_str(), %source, "{message}");
+        let lines = match kind.source_from_peers() {
+            true => self
+                .peer_alarm_lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(kind)
+                .or_default()
+                .occurred(Instant::now()),
+            false => Some(1),
+        };
+        match lines {
+            Some(1) => tracing::warn!(alarm = kind.as_str(), %source, "{message}"),
+            Some(n) => tracing::warn!(
+                alarm = kind.as_str(),
+                %source,
+                not_logged = n - 1,
+                "{message} (and {} more of this kind since the last line)",
+                n - 1
+            ),
+            None => {}
+        }
         self.send(RecorderEvent::Alarm {
             kind,
             severity,
@@ -328,12 +356,16 @@ fn checkin_event(mac: &str, c: &CheckIn, known: bool) -> Pending {
 /// An alarm for the cloud. Sync's own failures are coalesced per kind and source, as check-ins
 /// are per device: they repeat at every retry for as long as the cloud misbehaves, which would
 /// otherwise fill the outbox with copies of one alarm (the alarm table counts them anyway).
-/// An exhausted DHCP pool repeats the same way for as long as it stays full.
+/// An exhausted DHCP pool repeats the same way for as long as it stays full, and so does a
+/// refused request: a phone with the wrong certificate asks again every few seconds, and one
+/// connection can send thousands a second, which filled the outbox (while the cloud was out of
+/// reach) until every phone's check-in, and then enrollment events, were dropped.
 fn alarm_event(a: &AlarmEvent) -> Pending {
-    let key = matches!(
-        a.kind,
-        AlarmKind::SyncRejected | AlarmKind::SyncFailed | AlarmKind::DhcpPoolExhausted
-    )
+    let key = (a.kind.is_refusal()
+        || matches!(
+            a.kind,
+            AlarmKind::SyncRejected | AlarmKind::SyncFailed | AlarmKind::DhcpPoolExhausted
+        ))
     .then(|| format!("alarm|{}|{}", a.kind.as_str(), a.source));
     let body = if a.kind.is_refusal() {
         EventBody::Refusal {

@@ -476,12 +476,13 @@ fn first_events(
 }
 
 /// Check-ins and sightings give way first when the outbox is full: the device's record keeps
-/// its latest check-in anyway. Alarms and enrollment events (coalesced or not) are kept up to
-/// twice the bound.
+/// its latest check-in anyway. So do refusals: peers cause them at will (one per kind and
+/// source is pending, but a host may use many addresses), and the local alarm table counts
+/// them. Other alarms and enrollment events (coalesced or not) are kept up to twice the bound.
 fn droppable(body: &EventBody) -> bool {
     matches!(
         body,
-        EventBody::CheckIn { .. } | EventBody::SeenUnclaimed { .. }
+        EventBody::CheckIn { .. } | EventBody::SeenUnclaimed { .. } | EventBody::Refusal { .. }
     )
 }
 
@@ -615,6 +616,36 @@ mod tests {
                 EventBody::OutboxOverflow { dropped: 1 }
             ]
         );
+    }
+
+    /// Refusals are the peers' to cause: from as many sources as a host has addresses, they
+    /// fill the outbox only to its bound, as sightings do, and leave the rest to the box's
+    /// own alarms and enrollment events.
+    #[test]
+    fn refusals_give_way_at_the_bound() {
+        let (_d, s) = store(3);
+        let refusal = |n: u32| Pending {
+            key: Some(format!("alarm|secret_without_proof|10.0.0.{n}")),
+            body: EventBody::Refusal {
+                kind: "secret_without_proof".into(),
+                source: format!("10.0.0.{n}"),
+                message: String::new(),
+            },
+        };
+        let raised = enqueue(&s, (0..10).map(refusal).collect());
+        assert_eq!(raised.len(), 1, "the drop is alarmed");
+        // Twice the bound, less the refusals and the overflow event.
+        enqueue(&s, (0..2).map(alarm).collect());
+        let events = s.outbox_peek(100).unwrap();
+        let count = |refusals: bool| {
+            events
+                .iter()
+                .filter(|(_, e)| matches!(e.body, EventBody::Refusal { .. }) == refusals)
+                .filter(|(_, e)| !matches!(e.body, EventBody::OutboxOverflow { .. }))
+                .count()
+        };
+        assert_eq!(count(true), 3, "refusals up to the bound only");
+        assert_eq!(count(false), 2, "the box's alarms still fit");
     }
 
     /// Sync's own alarms recur at every retry, and an exhausted DHCP pool while it stays full:
