@@ -21,7 +21,9 @@ pub(super) const SPECIALS: &str = "46xxspecials.txt";
 
 /// Bounds on what one generation keeps. Rendered files are keyed partly by what requests say
 /// (the Host a phone used, its model and firmware version), so they are bounded; past a bound,
-/// files are rendered per request.
+/// files are rendered per request. `MAX_FILE_BYTES` counts the keys with the files: a
+/// User-Agent may name a model and version of kilobytes each, and a few bytes of file under a
+/// 16 KB key took 16 MB that no bound counted.
 const MAX_COMMONS: usize = 256;
 const MAX_FILES: usize = 1_024;
 const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
@@ -55,6 +57,16 @@ pub struct FileKey {
     pub firmware_base: String,
     /// [`crate::settings::render::requester_part`].
     pub requester: String,
+}
+
+impl FileKey {
+    /// The bytes its text takes.
+    fn text_len(&self) -> usize {
+        self.site.as_ref().map_or(0, String::len)
+            + self.name.len()
+            + self.firmware_base.len()
+            + self.requester.len()
+    }
 }
 
 #[derive(Default)]
@@ -181,7 +193,7 @@ impl Published {
     /// Keeps a rendered common file for the rest of the generation, within the bounds.
     pub fn keep(&self, key: FileKey, ready: &Ready) {
         let mut files = lock(&self.files);
-        let size = ready.bytes.len();
+        let size = ready.bytes.len() + key.text_len();
         if files.map.len() < MAX_FILES
             && files.bytes + size <= MAX_FILE_BYTES
             && files.map.insert(key, ready.clone()).is_none()
@@ -243,6 +255,34 @@ mod tests {
             sha256: "a".repeat(64),
             size: None,
         }
+    }
+
+    /// What requests put in the keys counts against the bound with the files: a flood of
+    /// User-Agents naming long models kept 20 MB of keys under a 16 MB bound.
+    #[test]
+    fn the_kept_files_and_their_keys_stay_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let published =
+            Published::read(&store, Arc::new(Catalogue::default()), store.generation()).unwrap();
+        let ready = Ready::new(Bytes::from_static(b"small file"));
+        for i in 0..MAX_FILES {
+            let key = FileKey {
+                site: None,
+                name: "y000000000000.boot".into(),
+                firmware_base: String::new(),
+                requester: format!("T{i} {}", "9".repeat(20 * 1024)),
+            };
+            published.keep(key, &ready);
+        }
+        let files = lock(&published.files);
+        let held: usize = files
+            .map
+            .iter()
+            .map(|(k, f)| k.text_len() + f.bytes.len())
+            .sum();
+        assert!(held <= MAX_FILE_BYTES, "{held} bytes held");
+        assert!(!files.map.is_empty(), "files within the bound are kept");
     }
 
     /// A model only a family release covers gets that release's file, once resolved; a model
