@@ -4,7 +4,9 @@
 //! enough; an entry that cannot be read is removed when it reaches the front. A second table indexes the rows by device, so one device's history is read without
 //! going through every other device's rows (a boot storm leaves one row per file fetched).
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{AUDIT, Store, StoreError, decode, encode};
@@ -32,11 +34,20 @@ const PRESENTED_ROWS: usize = 100_000;
 /// Entries removed at most per transaction, so a large backlog does not hold the writer long.
 const PRUNE_CHUNK: usize = 10_000;
 
+/// Check-in rows kept at most, whatever their age: every request that names a MAC adds one
+/// (a claim in the User-Agent is enough, over plain HTTP), and one connection sent 10,000 a
+/// second, each row a few hundred bytes, so retention by age alone let any host on the network
+/// fill the disk in hours. A million rows (some 400 MB) hold twenty boot storms of 10,000
+/// phones fetching five files each; beyond it the oldest rows go first.
+pub(crate) const MAX_CHECKIN_ROWS: u64 = 1_000_000;
+
 impl Store {
-    /// Appends check-ins inside the caller's transaction.
+    /// Appends check-ins inside the caller's transaction, then removes the oldest rows beyond
+    /// `max_rows` ([`MAX_CHECKIN_ROWS`]).
     pub(crate) fn append_checkins(
         tx: &WriteTransaction,
         records: &[(Mac, &CheckIn)],
+        max_rows: u64,
     ) -> Result<(), StoreError> {
         let mut table = tx.open_table(CHECKINS)?;
         let mut index = tx.open_table(CHECKINS_BY_MAC)?;
@@ -48,6 +59,27 @@ impl Store {
             };
             table.insert(seq, encode(&record).as_slice())?;
             index.insert((mac_key(*mac), seq), ())?;
+        }
+        let mut unreadable = Vec::new();
+        for _ in max_rows..table.len()? {
+            let Some((seq, value)) = table.pop_first()? else {
+                break;
+            };
+            let seq = seq.value();
+            match serde_json::from_slice::<CheckinRecord>(value.value()) {
+                Ok(r) => {
+                    index.remove((mac_key(r.mac), seq))?;
+                }
+                Err(_) => unreadable.push(seq),
+            }
+        }
+        // As when pruning by age: a row that cannot be read does not say whose it was.
+        if !unreadable.is_empty() {
+            tracing::warn!(
+                removed = unreadable.len(),
+                "check-in history rows that could not be read were removed"
+            );
+            index.retain(|(_, seq), ()| !unreadable.contains(&seq))?;
         }
         Ok(())
     }
@@ -250,7 +282,7 @@ pub(super) mod tests {
         let checkins: Vec<(Mac, CheckIn)> = rows.iter().map(|(m, t)| (*m, seen(*t))).collect();
         let records: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
         let tx = s.begin_uncounted_write().unwrap();
-        Store::append_checkins(&tx, &records).unwrap();
+        Store::append_checkins(&tx, &records, MAX_CHECKIN_ROWS).unwrap();
         tx.commit().unwrap();
     }
 
@@ -266,6 +298,36 @@ pub(super) mod tests {
             .unwrap()
             .map(|r| r.unwrap().0.value())
             .collect()
+    }
+
+    /// However many check-ins arrive, the history keeps the newest rows up to its bound, and
+    /// the index keeps naming exactly those (a damaged row at the front goes too).
+    #[test]
+    fn the_history_keeps_the_newest_rows_up_to_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let appended = |rows: &[(Mac, i64)]| {
+            let checkins: Vec<(Mac, CheckIn)> = rows.iter().map(|(m, t)| (*m, seen(*t))).collect();
+            let records: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
+            let tx = s.begin_uncounted_write().unwrap();
+            Store::append_checkins(&tx, &records, 4).unwrap();
+            tx.commit().unwrap();
+        };
+        appended(&[(A, 1), (B, 2), (A, 3)]);
+        let tx = s.begin_uncounted_write().unwrap();
+        tx.open_table(CHECKINS)
+            .unwrap()
+            .insert(1, b"not json".as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        appended(&[(B, 4), (A, 5), (B, 6)]);
+        appended(&[(A, 7)]);
+        assert_eq!(times(&s.checkins_of(A, 10).unwrap()), [7, 5]);
+        assert_eq!(times(&s.checkins_of(B, 10).unwrap()), [6, 4]);
+        let seqs: Vec<u64> = index_rows(&s).iter().map(|(_, seq)| *seq).collect();
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [4, 5, 6, 7]);
     }
 
     /// One device's history comes from its own rows only: newest first, cut at the limit,

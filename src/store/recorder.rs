@@ -307,7 +307,7 @@ fn write_batch(
         }
     }
     let history: Vec<(Mac, &CheckIn)> = checkins.iter().map(|(m, c)| (*m, c)).collect();
-    Store::append_checkins(&tx, &history)?;
+    Store::append_checkins(&tx, &history, super::history::MAX_CHECKIN_ROWS)?;
     events.extend(alarms.iter().map(alarm_event));
     // The cloud's copy of these events commits with them (or not at all).
     let overflow = store.enqueue(&tx, events)?;
