@@ -431,6 +431,82 @@ fn a_declined_address_raises_an_alarm_naming_it() {
     );
 }
 
+/// Waits until the server has counted `n` ignored messages (a DECLINE or RELEASE has no
+/// answer to wait for).
+fn wait_ignored(d: &Daemon, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while api(d, "/dhcp/stats")["ignored"].as_u64() < Some(n) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            api(d, "/dhcp/stats")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// RFC 2131 4.3.3: a server acts on a DECLINE or RELEASE only when its server identifier
+/// (option 54) is the server's own, and a REQUEST naming another server means the client took
+/// that server's offer. A DECLINE for another server's offer took a working address out of the
+/// pool (and raised an alarm); here it changes nothing, a RELEASE for another server leaves the
+/// lease bound, and a REQUEST for another server frees the offer at once.
+#[test]
+fn messages_naming_another_server_are_not_acted_on() {
+    let d = Daemon::start_with(&DHCP.replace("127.0.99.250", "127.0.99.101"));
+    let relay = relay(&d);
+    let other = vec![127, 0, 99, 254];
+    let none = Ipv4Addr::UNSPECIFIED;
+    let (_, ack) = relay.dora(mac(95), 0x7501, &[]).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    let held = ack.yiaddr;
+    assert_ne!(ack.options.get(54), Some(other.as_slice()));
+
+    let decline = [(50, held.octets().to_vec()), (54, other.clone())];
+    relay.send(&message(DECLINE, 0x7502, mac(95), GIADDR, none, &decline));
+    wait_ignored(&d, 1);
+    relay.send(&message(
+        RELEASE,
+        0x7503,
+        mac(95),
+        GIADDR,
+        held,
+        &[(54, other.clone())],
+    ));
+    wait_ignored(&d, 2);
+    let stats = api(&d, "/dhcp/stats");
+    assert_eq!(
+        (&stats["declines"], &stats["releases"]),
+        (&0.into(), &0.into()),
+        "{stats}"
+    );
+    let lease = api(&d, &format!("/dhcp/leases?ip={held}"));
+    assert_eq!(lease[0]["state"], "bound", "{lease}");
+    let alarms = api(&d, "/alarms?kind=dhcp_address_declined");
+    assert_eq!(alarms.as_array().map(Vec::len), Some(0), "{alarms}");
+    let renew = message(REQUEST, 0x7504, mac(95), GIADDR, held, &[]);
+    assert_eq!(
+        relay.exchange(&renew).map(|r| (r.msg_type, r.yiaddr)),
+        Some((ACK, held))
+    );
+
+    // The last address is offered to one client, which then takes another server's offer: the
+    // next client gets it at once instead of after the offer hold.
+    let discover = |xid, n| message(DISCOVER, xid, mac(n), GIADDR, none, &[]);
+    let offer = relay.exchange(&discover(0x7505, 96)).expect("an offer");
+    assert_eq!(offer.msg_type, OFFER);
+    assert!(
+        relay.exchange(&discover(0x7506, 97)).is_none(),
+        "held for the first"
+    );
+    let elsewhere = [(50, offer.yiaddr.octets().to_vec()), (54, other)];
+    relay.send(&message(REQUEST, 0x7507, mac(96), GIADDR, none, &elsewhere));
+    wait_ignored(&d, 3);
+    let next = relay
+        .exchange(&discover(0x7508, 97))
+        .expect("the freed offer");
+    assert_eq!((next.msg_type, next.yiaddr), (OFFER, offer.yiaddr));
+}
+
 /// Nothing watches the clock while the daemon is stopped: a clock that went back meanwhile
 /// leaves stored lease ends far ahead. At start they are shortened to one lease time from now,
 /// and stored so.

@@ -338,7 +338,7 @@ impl Engine {
             Kind::Discover => self.discover(req, &key, subnet, now),
             Kind::Request => self.request(req, &key, subnet, server_id, now),
             Kind::Release => self.release(req, &key, server_id, now),
-            Kind::Decline => self.decline(req, &key, now),
+            Kind::Decline => self.decline(req, &key, server_id, now),
             Kind::Inform => Decision::InformAck {
                 subnet: Some(subnet),
             },
@@ -665,7 +665,21 @@ impl Engine {
         }
     }
 
-    fn decline(&mut self, req: &Request, key: &ClientKey, now: i64) -> Decision {
+    /// A DECLINE naming another server's identifier (RFC 2131 4.3.3 has a server act only on
+    /// its own) is about that server's offer: quarantining the address here would take a
+    /// working address out of this pool, and a client could empty the pool with such messages.
+    /// One without a server identifier (which RFC 2131 requires) is taken as ours, as ISC dhcpd
+    /// and Kea do: the client must still hold the address here for it to count.
+    fn decline(
+        &mut self,
+        req: &Request,
+        key: &ClientKey,
+        server_id: Ipv4Addr,
+        now: i64,
+    ) -> Decision {
+        if req.server_id.is_some_and(|s| s != server_id) {
+            return Decision::Ignore("a decline for another server");
+        }
         let Some(ip) = req.requested_ip else {
             return Decision::Ignore("a decline without an address");
         };

@@ -274,6 +274,25 @@ fn declined_address_is_quarantined() {
     assert_eq!(offer(&mut e, 3, 1010), Some(a), "quarantine over");
 }
 
+/// RFC 2131 4.3.3: a server acts only on a DECLINE that names it. One naming another server
+/// is about that server's offer; the address stays the client's here.
+#[test]
+fn a_decline_naming_another_server_is_ignored() {
+    let mut e = Engine::new(&config(100, 101));
+    let a = dora(&mut e, 1, 0);
+    let mut dec = req(Kind::Decline, 1);
+    dec.requested_ip = Some(a);
+    dec.server_id = Some(Ipv4Addr::new(10, 77, 0, 2));
+    assert!(matches!(run(&mut e, &dec, 10), Decision::Ignore(_)));
+    assert_eq!(e.lease(a).map(|l| l.state), Some(LeaseState::Bound));
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = a;
+    assert!(matches!(run(&mut e, &renew, 20), Decision::Ack { .. }));
+    dec.server_id = Some(SERVER);
+    assert!(matches!(run(&mut e, &dec, 30), Decision::Write(_)));
+    assert_eq!(e.lease(a).map(|l| l.state), Some(LeaseState::Declined));
+}
+
 #[test]
 fn reservations_win_and_are_kept_from_others() {
     let mut e = Engine::new(&config(100, 101));
