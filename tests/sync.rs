@@ -1056,3 +1056,114 @@ async fn a_restored_box_keeps_its_cloud_identity() {
     let said = restore(&d);
     assert!(said.contains("registers again"), "{said}");
 }
+
+/// A DHCP reservation the cloud sends (the device parameter `dhcp:address` of a pulled page)
+/// is honoured: the phone is handed that address. One the box cannot honour (another device's
+/// address, outside every subnet) is refused with an alarm naming the device, never applied,
+/// and never stops the rest of the page. Before, only locally set parameters were read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dhcp_reservations_from_the_cloud_are_honoured_or_refused_with_an_alarm() {
+    use common::dhcp::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+    const GIADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 98, 1);
+    let cloud = Cloud::start(SITE);
+    let fixed = "127.0.98.30";
+    // mac(1) and mac(2) of the test DHCP client: 02ed00000001, 02ed00000002, 02ed00000003.
+    cloud.set_device(
+        "02ed00000001",
+        "activated",
+        SITE,
+        json!({"dhcp:address": fixed}),
+    );
+    cloud.set_device(
+        "02ed00000002",
+        "activated",
+        SITE,
+        json!({"dhcp:address": fixed}),
+    );
+    cloud.set_device(
+        "02ed00000003",
+        "activated",
+        SITE,
+        json!({"dhcp:address": "10.9.9.9"}),
+    );
+    let d = start_registered(
+        &cloud,
+        r#"
+[dhcp]
+enabled = true
+listen = "127.0.0.1:0"
+provisioning_url = "https://127.0.0.1:8443/"
+[[dhcp.subnet]]
+network = "127.0.98.0/24"
+ranges = [["127.0.98.100", "127.0.98.200"]]
+"#,
+    );
+    let alarms = async || {
+        let (code, v) = d
+            .api("GET", "/alarms?kind=dhcp_reservation_refused", None)
+            .await;
+        assert_eq!(code, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    };
+    // Reservations are read again every 10 s.
+    eventually(
+        Duration::from_secs(25),
+        "the refused reservations alarmed",
+        async || alarms().await.len() == 2,
+    )
+    .await;
+    let mut sources: Vec<String> = alarms()
+        .await
+        .iter()
+        .map(|a| a["source"].as_str().unwrap_or_default().to_string())
+        .collect();
+    sources.sort();
+    assert_eq!(sources, ["02ed00000002", "02ed00000003"]);
+    let listeners: Value =
+        serde_json::from_slice(&std::fs::read(d.data_dir().join("listeners.json")).unwrap())
+            .unwrap();
+    let server: SocketAddr = listeners["dhcp"].as_str().unwrap().parse().unwrap();
+    let acks = tokio::task::spawn_blocking(move || {
+        let relay = Relay::bind(GIADDR, server.port(), server);
+        [1, 2, 3].map(|n| relay.dora(mac(n), 0x9000 + n, &[]).map(|(_, ack)| ack))
+    })
+    .await
+    .unwrap();
+    let ips: Vec<_> = acks
+        .iter()
+        .map(|a| a.as_ref().map(|a| (a.msg_type, a.yiaddr.to_string())))
+        .collect();
+    assert_eq!(ips[0], Some((ACK, fixed.to_string())), "{ips:?}");
+    for other in &ips[1..] {
+        let (kind, ip) = other.clone().expect("a dynamic lease");
+        assert_eq!(kind, ACK);
+        assert_ne!(ip, fixed, "{ips:?}");
+    }
+
+    // The cloud corrects one: its alarm clears and the phone gets the address on its next DORA.
+    cloud.set_device(
+        "02ed00000003",
+        "activated",
+        SITE,
+        json!({"dhcp:address": "127.0.98.40"}),
+    );
+    eventually(
+        Duration::from_secs(25),
+        "the corrected one cleared",
+        async || alarms().await.len() == 1,
+    )
+    .await;
+    assert_eq!(alarms().await[0]["source"], "02ed00000002");
+    let ack = tokio::task::spawn_blocking(move || {
+        let relay = Relay::bind(GIADDR, server.port(), server);
+        relay.dora(mac(3), 0x9103, &[]).map(|(_, ack)| ack)
+    })
+    .await
+    .unwrap()
+    .expect("DORA");
+    assert_eq!(
+        (ack.msg_type, ack.yiaddr.to_string()),
+        (ACK, "127.0.98.40".into())
+    );
+}

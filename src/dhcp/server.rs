@@ -447,11 +447,16 @@ impl Server {
             let mut stop = stop.clone();
             let mut own_in_ranges = self.own_in_ranges;
             async move {
-                let mut last_problems = Vec::new();
+                // The first round runs at once, so a reservation refused at start is told
+                // then rather than a refresh later.
+                let mut refused = Vec::new();
+                let mut first = true;
                 loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(RESERVATION_REFRESH) => {}
-                        _ = stop.changed() => return,
+                    if !std::mem::take(&mut first) {
+                        tokio::select! {
+                            _ = tokio::time::sleep(RESERVATION_REFRESH) => {}
+                            _ = stop.changed() => return,
+                        }
                     }
                     let s = store.clone();
                     let Ok(Ok(devices)) =
@@ -461,15 +466,12 @@ impl Server {
                     };
                     let own = own_addresses(&shared.server_ids);
                     let (map, problems) = reservations::from_devices(&devices, &subnets, &own);
-                    if problems != last_problems {
-                        for p in &problems {
-                            tracing::warn!("DHCP reservation ignored: {p}");
-                        }
-                        last_problems = problems;
+                    {
+                        let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
+                        set_own_addresses(&mut engine, &own, &mut own_in_ranges);
+                        engine.set_reservations(map);
                     }
-                    let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
-                    set_own_addresses(&mut engine, &own, &mut own_in_ranges);
-                    engine.set_reservations(map);
+                    report_refused(&shared.recorder, &store, &mut refused, problems).await;
                 }
             }
         };
@@ -496,6 +498,52 @@ impl Server {
         }
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Tells the operator about reservations that cannot be honoured: a
+/// `dhcp_reservation_refused` alarm per device when its problem is new or changed, cleared once
+/// the device's reservation is honoured or gone. `last` holds what was told before.
+async fn report_refused(
+    recorder: &Recorder,
+    store: &Store,
+    last: &mut Vec<reservations::Refused>,
+    now: Vec<reservations::Refused>,
+) {
+    if now == *last {
+        return;
+    }
+    for p in now.iter().filter(|p| !last.contains(p)) {
+        tracing::warn!("DHCP reservation refused: {}", p.message);
+        recorder.alarm(
+            AlarmKind::DhcpReservationRefused,
+            p.mac.to_string(),
+            format!(
+                "{}; the device gets a dynamic address until its dhcp:address is corrected",
+                p.message
+            ),
+        );
+    }
+    let fixed: Vec<String> = last
+        .iter()
+        .filter(|p| !now.iter().any(|n| n.mac == p.mac))
+        .map(|p| p.mac.to_string())
+        .collect();
+    *last = now;
+    if fixed.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let cleared = tokio::task::spawn_blocking(move || {
+        fixed.iter().try_for_each(|mac| {
+            store
+                .clear_alarm(AlarmKind::DhcpReservationRefused, mac)
+                .map(drop)
+        })
+    })
+    .await;
+    if let Ok(Err(e)) = cleared {
+        tracing::warn!(error = %e, "clearing a dhcp_reservation_refused alarm");
     }
 }
 

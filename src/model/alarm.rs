@@ -93,6 +93,12 @@ pub enum AlarmKind {
     /// address is kept out of use for `dhcp.decline_seconds` (RFC 2131 4.3.3 asks that the
     /// administrator be told).
     DhcpAddressDeclined,
+    /// A device's DHCP reservation (its `dhcp:address` parameter, set here or sent by the
+    /// cloud) cannot be honoured: not an IPv4 address, outside every `[[dhcp.subnet]]`, the
+    /// router's or this box's address, or another device's reservation. The source is the
+    /// device's MAC; the device gets a dynamic address meanwhile. Cleared when the
+    /// reservation is fixed or removed.
+    DhcpReservationRefused,
 }
 
 impl AlarmKind {
@@ -143,6 +149,7 @@ impl AlarmKind {
             AlarmKind::ServiceFailed => "service_failed",
             AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
             AlarmKind::DhcpAddressDeclined => "dhcp_address_declined",
+            AlarmKind::DhcpReservationRefused => "dhcp_reservation_refused",
         }
     }
 
@@ -160,7 +167,7 @@ impl AlarmKind {
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::DhcpPoolExhausted => Severity::Major,
-            AlarmKind::DhcpAddressDeclined => Severity::Minor,
+            AlarmKind::DhcpAddressDeclined | AlarmKind::DhcpReservationRefused => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major
             }
