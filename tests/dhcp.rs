@@ -176,6 +176,25 @@ provisioning_url = "https://127.0.0.1:8443/"
 
 /// RFC 2131 4.3.5: the answer to a DHCPINFORM is a DHCPACK with the options and no lease: no
 /// yiaddr, no lease, renewal or rebinding time, and nothing stored.
+/// Cisco phones read option 150 (addresses only) or option 66 (a name or an address). With a
+/// DNS name as the provisioning host they got neither, and never found the box; now option 66
+/// carries the name. With an address, both.
+#[test]
+fn cisco_phones_get_option_66_when_the_host_is_a_name() {
+    let cisco = [(60, b"Cisco Systems, Inc. IP Phone CP-8841".to_vec())];
+    let d = Daemon::start_with(
+        &DHCP.replace("https://127.0.0.1:8443/", "https://prov.example.lan:8443/"),
+    );
+    let (_, ack) = relay(&d).dora(mac(60), 0x6101, &cisco).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    assert_eq!(text(&ack, 66), "prov.example.lan");
+    assert_eq!(ack.options.get(150), None);
+    let d = Daemon::start_with(DHCP);
+    let (_, ack) = relay(&d).dora(mac(61), 0x6102, &cisco).expect("DORA");
+    assert_eq!(ack.options.get(150), Some(&[127, 0, 0, 1][..]));
+    assert_eq!(text(&ack, 66), "127.0.0.1");
+}
+
 #[test]
 fn inform_is_answered_with_the_provisioning_options_and_no_lease() {
     let d = Daemon::start_with(INFORM_ONLY);

@@ -125,13 +125,21 @@ pub fn render(format: &str, url: &ProvisioningUrl, sson: u8, url_option: u8) -> 
             out.push_str(&format!(
                 "REM Windows DHCP server (netsh, server-wide; add \"scope <net>\" after \"server\" for one scope): {head}\n"
             ));
-            let mut done = Vec::new();
+            let mut done: Vec<(u8, &[u8])> = Vec::new();
             for c in &cs {
                 for (code, v) in &c.options {
-                    if done.contains(code) {
+                    if let Some((_, first)) = done.iter().find(|(d, _)| d == code) {
+                        // Server-wide, one value per code: say which phones need another.
+                        if *first != v.as_slice() {
+                            out.push_str(&format!(
+                                "REM {} phones need option {code} = \"{}\": set it in a policy for them\n",
+                                c.name,
+                                text(v)
+                            ));
+                        }
                         continue;
                     }
-                    done.push(*code);
+                    done.push((*code, v));
                     let (kind, value) = match *code {
                         43 => ("BINARY", hex(v, "")),
                         150 => ("IPADDRESS", ip(v).replace(',', "")),
@@ -181,5 +189,29 @@ mod tests {
                 .contains("option cisco-tftp 10.77.0.1;")
         );
         assert!(render("nope", &url, 242, 160).is_none());
+    }
+
+    /// With a DNS name as the host, Cisco phones still get a class: option 66 with the name
+    /// (option 150 holds addresses only). Before, the class was left out of every format.
+    #[test]
+    fn a_host_name_gives_cisco_option_66() {
+        let url = ProvisioningUrl::parse("https://prov.example.lan:8443/").unwrap();
+        let isc = render("isc", &url, 242, 160).unwrap();
+        let cisco = isc.split("class \"cisco-phones\"").nth(1).expect(&isc);
+        assert!(
+            cisco.contains("option tftp-server-name \"prov.example.lan\";"),
+            "{isc}"
+        );
+        assert!(!cisco.contains("option cisco-tftp "), "{isc}");
+        let dnsmasq = render("dnsmasq", &url, 242, 160).unwrap();
+        assert!(
+            dnsmasq.contains("dhcp-option=tag:cisco,66,\"prov.example.lan\""),
+            "{dnsmasq}"
+        );
+        let netsh = render("netsh", &url, 242, 160).unwrap();
+        assert!(
+            netsh.contains("REM cisco phones need option 66 = \"prov.example.lan\""),
+            "{netsh}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What each phone family reads from DHCP to find this box, built from its provisioning URL:
 //! Avaya the SSON string (option 242 by default) and option 43 with enterprise number 6889,
-//! Yealink and Poly option 66 and a custom URL option (160), Cisco option 150.
+//! Yealink and Poly option 66 and a custom URL option (160), Cisco option 66 with the host and,
+//! when the host is an address, option 150.
 
 use std::net::Ipv4Addr;
 
@@ -163,10 +164,22 @@ impl ProvisioningUrl {
             Family::Yealink | Family::Poly => {
                 vec![(TFTP_SERVER_NAME, url.clone()), (url_option, url)]
             }
-            Family::Cisco => self
-                .host_ip()
-                .map(|ip| vec![(CISCO_TFTP, ip.octets().to_vec())])
-                .unwrap_or_default(),
+            // Cisco phones read their configuration server from option 150 (a list of IPv4
+            // addresses), else from option 66 (a host name or an address, as its TFTP server
+            // name). Option 150 cannot carry a name: with a DNS name as the host, only option
+            // 66 points the phone here (before, a name left Cisco phones without either).
+            // The host alone goes in 66, not the URL: that is the form every Cisco phone reads
+            // there; a site whose phones want the whole URL sets it in a
+            // `[[dhcp.vendor_class]]` entry (`match = "cisco"`, option 160 for MPP phones).
+            Family::Cisco => {
+                let mut out: Vec<(u8, Vec<u8>)> = self
+                    .host_ip()
+                    .map(|ip| (CISCO_TFTP, ip.octets().to_vec()))
+                    .into_iter()
+                    .collect();
+                out.push((TFTP_SERVER_NAME, self.host.clone().into_bytes()));
+                out
+            }
         }
     }
 }
@@ -225,15 +238,20 @@ mod tests {
         assert!(o43.len() <= 255 && o43[7] as usize == fits.len());
     }
 
+    /// Option 150 holds addresses only; with a DNS name as the host, Cisco phones are
+    /// pointed here by option 66 alone (before, they got nothing at all).
     #[test]
-    fn cisco_needs_an_address() {
+    fn cisco_gets_66_with_the_host_and_150_with_an_address() {
         let ip = ProvisioningUrl::parse("https://10.0.0.5/").unwrap();
         assert_eq!(
             ip.defaults(Family::Cisco, 242, 160),
-            vec![(150, vec![10, 0, 0, 5])]
+            vec![(150, vec![10, 0, 0, 5]), (66, b"10.0.0.5".to_vec())]
         );
         let name = ProvisioningUrl::parse("https://prov.lan/").unwrap();
-        assert!(name.defaults(Family::Cisco, 242, 160).is_empty());
+        assert_eq!(
+            name.defaults(Family::Cisco, 242, 160),
+            vec![(66, b"prov.lan".to_vec())]
+        );
         let y = name.defaults(Family::Yealink, 242, 161);
         assert_eq!(y[1].0, 161);
     }
