@@ -328,6 +328,43 @@ async fn forwards_with_cache_and_fails_fast_when_upstream_is_down() {
     );
 }
 
+/// An upstream that swallows every question (a resolver behind a dead route): each forwarded
+/// question waits `forward_timeout_ms`. Phones keep asking for names elsewhere meanwhile, and a
+/// UDP socket takes at most 1,024 such questions in flight; the zone's own answers that are not
+/// pre-encoded (no such type for a name, no such name) went the same way and were dropped with
+/// them, so a phone asking for the box's AAAA got nothing. They are answered at once.
+#[tokio::test]
+async fn own_answers_are_not_held_behind_questions_for_a_silent_upstream() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap();
+    let d = Daemon::start_with(&zone(&format!(
+        "upstream = [\"{upstream}\"]\nforward_timeout_ms = 20000\nrate_limit = 0"
+    )));
+    let server = d.dns.unwrap();
+    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..1500u32 {
+        let mut q = Message::query();
+        q.add_query(hickory_proto::op::Query::query(
+            name(&format!("host{i}.example.com.")),
+            RecordType::A,
+        ));
+        flood.send_to(&q.to_vec().unwrap(), server).unwrap();
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = udp_client(server).await;
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative && m.answers.is_empty(), "{m:?}");
+    let m = ask(&mut c, "nothing.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = ask(&mut c, "sip.prov.example.lan.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+    drop(silent);
+}
+
 #[tokio::test]
 async fn api_record_is_answered_at_once_and_survives_restart() {
     let d = Daemon::start_with(&zone(""));

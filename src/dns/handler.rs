@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, Query};
 use ipnet::IpNet;
 
 use super::forward::Forwarder;
@@ -44,33 +44,56 @@ impl Responder {
 
     /// The reply to `req` from `src`, or `None` when nothing should be sent.
     pub async fn respond(&self, req: &Message, src: IpAddr) -> Option<Message> {
+        match self.local(req, src) {
+            Local::Reply(reply) => reply,
+            Local::Forward(query) => Some(self.forward(req, &query).await),
+        }
+    }
+
+    /// What the zone and access control decide without any I/O: the reply (`None`: send
+    /// nothing), or the question to forward. The UDP loop answers the first kind on its own
+    /// thread, so answers of the zone never wait behind questions for a slow upstream.
+    pub fn local(&self, req: &Message, src: IpAddr) -> Local {
         let served = self.zone.current();
         let recursion = self.forwarder.is_some();
         match respond::plan(&served.zone, req, self.allowed(src), recursion) {
             Plan::Drop => {
                 Stats::count(&self.stats.dropped);
-                None
+                Local::Reply(None)
             }
             Plan::Reply(reply) => {
                 Stats::count(&self.stats.local);
-                Some(reply)
+                Local::Reply(Some(reply))
             }
-            Plan::Forward(query) => {
-                drop(served);
-                let forwarder = self.forwarder.as_ref()?;
-                Stats::count(&self.stats.forwarded);
-                let (answer, hit) = forwarder.resolve(&query).await;
-                if hit {
-                    Stats::count(&self.stats.cache_hits);
-                }
-                Some(match answer {
-                    Some(answer) => respond::forwarded(req, &answer),
-                    None => {
-                        Stats::count(&self.stats.upstream_failures);
-                        respond::servfail(req)
-                    }
-                })
+            Plan::Forward(query) => Local::Forward(query),
+        }
+    }
+
+    /// The reply to `req` once its question `query` is asked upstream (or found in the cache).
+    pub async fn forward(&self, req: &Message, query: &Query) -> Message {
+        let Some(forwarder) = self.forwarder.as_ref() else {
+            // `plan` forwards only when a forwarder exists.
+            return respond::servfail(req);
+        };
+        Stats::count(&self.stats.forwarded);
+        let (answer, hit) = forwarder.resolve(query).await;
+        if hit {
+            Stats::count(&self.stats.cache_hits);
+        }
+        match answer {
+            Some(answer) => respond::forwarded(req, &answer),
+            None => {
+                Stats::count(&self.stats.upstream_failures);
+                respond::servfail(req)
             }
         }
     }
+}
+
+/// What [`Responder::local`] decided.
+pub enum Local {
+    /// Answered (or to be dropped, `None`) without leaving the box.
+    Reply(Option<Message>),
+    /// Not ours: ask upstream with [`Responder::forward`].
+    Forward(Query),
 }

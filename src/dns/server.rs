@@ -1,6 +1,7 @@
 //! Socket wiring only. UDP: one OS thread per socket doing blocking `recv_from`/`send_to`
 //! (the cheapest loop per packet: rate limit, then the pre-encoded fast path, else a parse and
-//! a task on the runtime for the general path). TCP: `tcp`'s bounded accept loop.
+//! the zone's answer on the thread, and a task on the runtime only for a question forwarded
+//! upstream). TCP: `tcp`'s bounded accept loop.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::fast::slip;
-use super::handler::Responder;
+use super::handler::{Local, Responder};
 use super::respond::{encode, udp_limit};
 use super::rrl::{SharedLimiter, Verdict};
 use super::stats::Stats;
@@ -22,8 +23,8 @@ use crate::supervise::{Watched, any_failed};
 /// Queries longer than this are not queries (one question plus an OPT with options fits in a
 /// fraction of it); they are dropped unread.
 const MAX_QUERY: usize = 4096;
-/// General-path requests (parse, forward) in flight per UDP socket; beyond it, new ones are
-/// dropped rather than queued, so a flood cannot grow memory.
+/// Forwarded questions in flight per UDP socket; beyond it, new ones are dropped rather than
+/// queued, so a flood cannot grow memory.
 const MAX_INFLIGHT: usize = 1024;
 /// How often a UDP thread looks at the stop flag when no packet arrives.
 const POLL: Duration = Duration::from_millis(200);
@@ -209,6 +210,18 @@ fn udp_loop(
             Stats::count(&responder.stats.dropped);
             continue;
         };
+        // The zone's other answers (no such name or type, refusals) are answered here too:
+        // only forwarding waits, and only forwarded questions take an in-flight slot, so a
+        // silent upstream holding every slot cannot stop the box's own names being answered.
+        let query = match responder.local(&req, src.ip()) {
+            Local::Reply(reply) => {
+                if let Some(bytes) = reply.and_then(|r| encode(&r, udp_limit(&req))) {
+                    let _ = sock.send_to(&bytes, src);
+                }
+                continue;
+            }
+            Local::Forward(query) => query,
+        };
         if inflight.load(Ordering::Relaxed) >= MAX_INFLIGHT {
             Stats::count(&responder.stats.dropped);
             continue;
@@ -216,9 +229,8 @@ fn udp_loop(
         inflight.fetch_add(1, Ordering::Relaxed);
         let (sock, responder, inflight) = (sock.clone(), responder.clone(), inflight.clone());
         runtime.spawn(async move {
-            if let Some(reply) = responder.respond(&req, src.ip()).await
-                && let Some(bytes) = encode(&reply, udp_limit(&req))
-            {
+            let reply = responder.forward(&req, &query).await;
+            if let Some(bytes) = encode(&reply, udp_limit(&req)) {
                 let _ = sock.send_to(&bytes, src);
             }
             inflight.fetch_sub(1, Ordering::Relaxed);
