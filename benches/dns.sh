@@ -6,6 +6,10 @@
 # Needs: apt-get install dnsperf dnsmasq-base bind9-dnsutils   (this script installs nothing)
 #        a release build: cargo build --release   (or EDGEPROV_BIN=/path/to/edgeprov)
 # Usage: benches/dns.sh [seconds per server, default 10]
+#        RATE_LIMIT=N sets edgeprov's dns.rate_limit (default 0: off). With it on, every UDP
+#        query passes the per-client budget shared by all sockets and TCP (a mutex); a limit
+#        far above the rate measured (RATE_LIMIT=1000000000) measures what that costs without
+#        limiting anything (docs/performance.md, DNS).
 # A step that fails (a server that does not start or dies, dnsperf failing or reporting nothing)
 # stops the run non-zero with a message naming it, and prints no figures for it
 # (tests/bench-dns.sh).
@@ -17,10 +21,12 @@ BIN=${EDGEPROV_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/edgeprov}
 EP_PORT=${EP_PORT:-15353}
 DM_PORT=${DM_PORT:-15354}
 HTTPS_PORT=${HTTPS_PORT:-18443}
+RATE_LIMIT=${RATE_LIMIT:-0}
 
 die() { printf 'bench dns: %s\n' "$*" >&2; exit 1; }
 
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || die "seconds per server must be a positive integer, not '$SECS'"
+[[ "$RATE_LIMIT" =~ ^[0-9]+$ ]] || die "RATE_LIMIT must be a whole number, not '$RATE_LIMIT'"
 for tool in dnsperf dnsmasq dig; do
   command -v "$tool" >/dev/null || { echo "bench dns: missing $tool: apt-get install dnsperf dnsmasq-base bind9-dnsutils" >&2; exit 2; }
 done
@@ -53,7 +59,7 @@ server_names = ["prov.example.lan", "127.0.0.1"]
 [dns]
 listen = ["127.0.0.1:$EP_PORT"]
 domain = "prov.example.lan"
-rate_limit = 0
+rate_limit = $RATE_LIMIT
 [[dns.record]]
 name = "sip.prov.example.lan"
 type = "A"
@@ -105,6 +111,6 @@ dnsmasq -k -C /dev/null --no-resolv --no-hosts --user="$(id -un)" \
 PIDS+=($!)
 DM_PID=$!
 
-echo "dnsperf -l $SECS -c 4 -q 200, queries: A sip + SRV _avaya-ep-config._tcp, loopback"
+echo "dnsperf -l $SECS -c 4 -q 200, queries: A sip + SRV _avaya-ep-config._tcp, loopback, edgeprov dns.rate_limit $RATE_LIMIT"
 run edgeprov "$EP_PORT" "$EP_PID" "$WORK/edgeprov.log"
 run dnsmasq "$DM_PORT" "$DM_PID" "$WORK/dnsmasq.log"
