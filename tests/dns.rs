@@ -365,6 +365,39 @@ async fn own_answers_are_not_held_behind_questions_for_a_silent_upstream() {
     drop(silent);
 }
 
+/// With the first of two upstreams silent, only the first forwarded name waits its timeout:
+/// the silent one is then asked after the other, instead of every uncached name waiting for it.
+#[tokio::test]
+async fn a_silent_first_upstream_holds_up_one_name_not_every_name() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = silent.local_addr().unwrap();
+    let (alive, count) = fake_upstream().await;
+    let d = Daemon::start_with(&zone(&format!(
+        "upstream = [\"{dead}\", \"{alive}\"]\nforward_timeout_ms = 2000"
+    )));
+    let mut c = udp_client(d.dns.unwrap()).await;
+    let started = Instant::now();
+    let m = ask(&mut c, "one.example.com.", RecordType::A).await;
+    assert_eq!(m.answers.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    for n in ["two", "three"] {
+        let started = Instant::now();
+        let m = ask(&mut c, &format!("{n}.example.com."), RecordType::A).await;
+        assert_eq!(m.answers.len(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{n}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    drop(silent);
+}
+
 #[tokio::test]
 async fn api_record_is_answered_at_once_and_survives_restart() {
     let d = Daemon::start_with(&zone(""));

@@ -22,7 +22,8 @@ pub struct DnsConfig {
     pub listen: Vec<SocketAddr>,
     /// The zone served authoritatively (SOA, NS, the box's names, discovery records).
     pub domain: String,
-    /// Resolvers other names are forwarded to, tried in order; empty answers them REFUSED.
+    /// Resolvers other names are forwarded to, tried in order (one that gave no answer is
+    /// tried last for 20 seconds); empty answers them REFUSED.
     pub upstream: Vec<SocketAddr>,
     /// Clients allowed to query at all; everyone else gets REFUSED. Private ranges by default.
     pub allow_from: Vec<IpNet>,

@@ -2,6 +2,12 @@
 //! cache. Each upstream gets `timeout`; a connected UDP socket makes an unreachable upstream
 //! fail at once (ICMP port unreachable) instead of after the timeout. A truncated upstream
 //! answer is asked again over TCP.
+//!
+//! An upstream that gave no answer (timeout or network error) is tried after the others for
+//! [`HOLD_DOWN`]: with the first of two resolvers dead, every uncached name otherwise waited its
+//! whole timeout before the second was asked. Order is kept otherwise (a site may list an
+//! internal resolver first for internal names), and a held upstream is still asked when the
+//! others fail, so nothing is answered SERVFAIL that the old order would have answered.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -116,15 +122,30 @@ async fn exchange_tcp(
     Ok(reply)
 }
 
+/// How long an upstream that gave no answer is asked only after the others: the interval at
+/// which dnsmasq, too, tries again a server it stopped favouring.
+const HOLD_DOWN: Duration = Duration::from_secs(20);
+
 pub struct Forwarder {
     upstreams: Vec<SocketAddr>,
     timeout: Duration,
     cache: Mutex<Cache>,
+    /// Per upstream: until when it is tried last, after it gave no answer.
+    held: Mutex<Vec<Option<Instant>>>,
+}
+
+/// The upstreams in the order to try them at `now`: those not held in configured order, then
+/// the held ones in configured order.
+fn order(held: &[Option<Instant>], now: Instant) -> Vec<usize> {
+    let is_held = |i: &usize| held[*i].is_some_and(|until| until > now);
+    let (held, live): (Vec<usize>, Vec<usize>) = (0..held.len()).partition(is_held);
+    live.into_iter().chain(held).collect()
 }
 
 impl Forwarder {
     pub fn new(upstreams: Vec<SocketAddr>, timeout: Duration, cache_size: usize) -> Forwarder {
         Forwarder {
+            held: Mutex::new(vec![None; upstreams.len()]),
             upstreams,
             timeout,
             cache: Mutex::new(Cache::new(cache_size)),
@@ -133,6 +154,17 @@ impl Forwarder {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Option<Instant>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records whether upstream `i` answered at all (any response code counts: it is up).
+    fn answered(&self, i: usize, yes: bool) {
+        if let Some(slot) = self.held().get_mut(i) {
+            *slot = (!yes).then(|| Instant::now() + HOLD_DOWN);
+        }
     }
 
     /// The answer from the cache, else from the first upstream that gives a usable one
@@ -151,8 +183,12 @@ impl Forwarder {
     }
 
     async fn ask_upstreams(&self, query: &Query, key: Key) -> Option<Cached> {
-        for server in &self.upstreams {
-            match exchange(*server, query, self.timeout).await {
+        let order = order(&self.held(), Instant::now());
+        for i in order {
+            let server = &self.upstreams[i];
+            let result = exchange(*server, query, self.timeout).await;
+            self.answered(i, result.is_ok());
+            match result {
                 Ok(reply)
                     if matches!(
                         reply.metadata.response_code,
@@ -176,5 +212,25 @@ impl Forwarder {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_that_gave_no_answer_go_last_until_their_hold_ends() {
+        let now = Instant::now();
+        assert_eq!(order(&[None, None, None], now), vec![0, 1, 2]);
+        let later = Some(now + Duration::from_secs(5));
+        assert_eq!(order(&[later, None, later], now), vec![1, 0, 2]);
+        assert_eq!(
+            order(&[later, later], now),
+            vec![0, 1],
+            "all held: as configured"
+        );
+        let over = Some(now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
+        assert_eq!(order(&[over, None], now), vec![0, 1], "hold over");
     }
 }
