@@ -94,3 +94,47 @@ fn settings_eval_takes_model4_from_the_whole_model() {
     assert!(err.contains("--var MODEL=9641GS"), "{err}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// A model layer named for a whole model (`model:9641GS`) is rendered into `46xxsettings.txt`
+/// as a test of `$MODEL`, which a 9641GS has, not of `$MODEL4` (`9641`), which can never equal
+/// it; the preview and `settings eval` run it as the phone does.
+#[tokio::test]
+async fn a_whole_models_layer_reaches_its_phones_through_the_settings_file() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": GS, "model": "9641GS"})).await;
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/model:9641GS",
+            Some(json!({"params": {"avaya:ENABLE_OPUS": "1"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let file = d
+        .get_raw(format!("/devices/{GS}/files/46xxsettings.txt"), &d.token)
+        .await;
+    assert_eq!(file.status, 200, "{}", file.text());
+    let text = file.text();
+    assert!(text.contains("IF $MODEL SEQ 9641GS GOTO"), "{text}");
+    assert!(!text.contains("$MODEL4 SEQ 9641GS"), "{text}");
+
+    // `settings eval` of the file alone (no `{mac}.txt` beside it): the section is reached.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("46xxsettings.txt");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["settings", "eval", path.to_str().unwrap()])
+        .args(["--var", "MODEL=9641GS"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ENABLE_OPUS=1\n"), "{out:?}");
+
+    // The preview runs the same section, before the device's own file sets it again.
+    let (status, eff) = d
+        .api("GET", &format!("/devices/{GS}/effective"), None)
+        .await;
+    assert_eq!(status, 200, "{eff}");
+    assert_eq!(setting(&eff, "ENABLE_OPUS"), Some("1"), "{eff}");
+}

@@ -1,6 +1,7 @@
 //! Avaya files in the style of an auto-generated `46xxsettings.txt`: shared settings first,
-//! then a section per group (`$GROUP`) and per model (`$MODEL4`) chosen with `IF … GOTO`, then
-//! the per-device file and the operator's specials.
+//! then a section per group (`$GROUP`) and per model (`$MODEL4`, or `$MODEL` for a longer name:
+//! [`model_variable`]) chosen with `IF … GOTO`, then the per-device file and the operator's
+//! specials.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -65,6 +66,20 @@ fn comparable(name: &str) -> bool {
     !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || c == '"')
 }
 
+/// The variable a model layer's section tests. A phone's `$MODEL4` is the first four
+/// characters of its `$MODEL` (the whole model, `9641GS`), so it can never equal a longer name:
+/// `IF $MODEL4 SEQ 9641GS` would reach no phone. Such a layer is tested against `$MODEL`, which
+/// 96x1, J100 and B100 phones all document as testable, and which is the name the inventory
+/// matches a device's model layer by. Names of up to four characters keep `$MODEL4`, as every
+/// generated file from the field does (IP Office: `IF $MODEL4 SEQ J179`, `… SEQ acw`).
+fn model_variable(name: &str) -> &'static str {
+    if name.chars().count() > 4 {
+        "MODEL"
+    } else {
+        "MODEL4"
+    }
+}
+
 fn push_sets(out: &mut String, native: &Native) {
     for (name, value) in native {
         out.push_str(&set_line(name, value));
@@ -72,10 +87,13 @@ fn push_sets(out: &mut String, native: &Native) {
     }
 }
 
-/// `IF $VAR SEQ value GOTO label` lines and their sections, each ending in a jump to `end`.
+/// `IF $VAR SEQ value GOTO label` lines and their sections, each ending in a jump to `end`;
+/// `var` names the variable a layer's name is compared with. The conditions on `$MODEL` come
+/// before those on `$MODEL4`: a 9641GS matches both `9641GS` and `9641`, and it takes the
+/// layer named for its whole model, as its own `{mac}.txt` does.
 fn sections(
     out: &mut String,
-    var: &str,
+    var: impl Fn(&str) -> &'static str,
     prefix: &str,
     layers: &[(String, BTreeMap<String, String>)],
     base: &BTreeMap<String, String>,
@@ -92,16 +110,18 @@ fn sections(
         } else {
             // Said in the file, so that whoever reads it sees why the layer is not there.
             out.push_str(&format!(
-                "## {prefix} {name:?}: ${var} is compared with one word without quotes, never this name; its settings reach phones through their own files\n"
+                "## {prefix} {name:?}: ${} is compared with one word without quotes, never this name; its settings reach phones through their own files\n",
+                var(name)
             ));
         }
     }
     if rendered.is_empty() {
         return;
     }
+    rendered.sort_by_key(|(name, _)| var(name) != "MODEL");
     let labels = unique_labels(prefix, rendered.iter().map(|(name, _)| name.as_str()));
     for ((name, _), label) in rendered.iter().zip(&labels) {
-        out.push_str(&format!("IF ${var} SEQ {name} GOTO {label}\n"));
+        out.push_str(&format!("IF ${} SEQ {name} GOTO {label}\n", var(name)));
     }
     out.push_str(&format!("GOTO {end}\n"));
     for ((_, native), label) in rendered.iter().zip(&labels) {
@@ -122,8 +142,8 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     top.extend(shared);
     top.remove("APPNAME"); // firmware belongs in the upgrade scripts
     push_sets(&mut out, &top);
-    sections(&mut out, "GROUP", "GROUP", &common.groups, &base);
-    sections(&mut out, "MODEL4", "MODEL", &common.models, &base);
+    sections(&mut out, |_| "GROUP", "GROUP", &common.groups, &base);
+    sections(&mut out, model_variable, "MODEL", &common.models, &base);
     out.push_str("GET $MACADDR.txt\n");
     if common.specials {
         // Reached only when the per-device file could not be fetched.
@@ -165,7 +185,7 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
         .into_iter()
         .map(|(model, app)| (model, BTreeMap::from([("APPNAME".to_string(), app)])))
         .collect();
-    sections(&mut out, "MODEL4", "APP", &apps, &BTreeMap::new());
+    sections(&mut out, model_variable, "APP", &apps, &BTreeMap::new());
     out.push_str("GET 46xxsettings.txt\n");
     out.into_bytes()
 }
@@ -277,6 +297,66 @@ mod tests {
                 .all(|s| !matches!(s.kind, Kind::Invalid { .. })),
             "{text}"
         );
+    }
+
+    /// What an Avaya phone of `model` ends up with from the file `name` alone, with the
+    /// variables the admin preview gives it ([`Vars::for_phone`]).
+    fn as_phone(file: &[u8], name: &str, model: &str, key: &str) -> Option<String> {
+        let vars = Vars::for_phone(model, "", "001122aabbcc");
+        evaluate(name, &vars, |n: &str| (n == name).then(|| file.to_vec()))
+            .settings
+            .into_iter()
+            .find(|s| s.name == key)
+            .map(|s| s.value)
+    }
+
+    /// `$MODEL4` is four characters, so a layer named for a whole model (`9641GS`) is tested
+    /// against `$MODEL`; a phone matching both it and its first four characters' layer takes
+    /// the one named for its whole model, as its `{mac}.txt` does.
+    #[test]
+    fn a_model_layer_longer_than_four_characters_is_tested_against_the_whole_model() {
+        let common = Common {
+            models: vec![
+                ("9641".into(), layer("four")),
+                ("9641GS".into(), layer("gs")),
+                ("J179".into(), layer("j179")),
+            ],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let text = String::from_utf8_lossy(&file);
+        assert!(text.contains("IF $MODEL SEQ 9641GS GOTO"), "{text}");
+        assert!(!text.contains("$MODEL4 SEQ 9641GS"), "{text}");
+        let opus = |model: &str| as_phone(&file, "46xxsettings.txt", model, "ENABLE_OPUS");
+        assert_eq!(opus("9641GS").as_deref(), Some("gs"), "{text}");
+        assert_eq!(opus("9641G").as_deref(), Some("four"), "{text}");
+        assert_eq!(opus("J179").as_deref(), Some("j179"), "{text}");
+
+        let only = Common {
+            models: vec![("9641GS".into(), layer("gs"))],
+            ..Common::default()
+        };
+        let file = settings_file(&only);
+        let opus = |model: &str| as_phone(&file, "46xxsettings.txt", model, "ENABLE_OPUS");
+        assert_eq!(opus("9641GS").as_deref(), Some("gs"));
+        assert_eq!(opus("9641G"), None);
+    }
+
+    /// A whole model's layer naming firmware reaches its phones through its family's upgrade
+    /// script, tested against `$MODEL` there too.
+    #[test]
+    fn a_whole_models_firmware_reaches_its_upgrade_script() {
+        let app = |file: &str| BTreeMap::from([("firmware.file".to_string(), file.to_string())]);
+        let common = Common {
+            models: vec![("9641GS".into(), app("gs.bin"))],
+            firmware: BTreeMap::from([("9641".to_string(), "four.bin".to_string())]),
+            ..Common::default()
+        };
+        let file = upgrade_script(AvayaFamily::Avaya96x1, &common);
+        let text = String::from_utf8_lossy(&file);
+        let app = |model: &str| as_phone(&file, "96x1Supgrade.txt", model, "APPNAME");
+        assert_eq!(app("9641GS").as_deref(), Some("gs.bin"), "{text}");
+        assert_eq!(app("9641G").as_deref(), Some("four.bin"), "{text}");
     }
 
     #[test]

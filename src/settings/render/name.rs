@@ -12,15 +12,15 @@ pub enum AvayaFamily {
 }
 
 impl AvayaFamily {
-    /// Whether `model` (`$MODEL4`) belongs to the family.
+    /// Whether `model` (`$MODEL4`, or a whole model such as `9641GS`) belongs to the family.
     pub fn contains(&self, model: &str) -> bool {
         let m = model.to_ascii_uppercase();
         match self {
             AvayaFamily::J100 => m.starts_with('J'),
             AvayaFamily::K100 => m.starts_with('K'),
-            AvayaFamily::Avaya96x1 => {
-                m.len() == 4 && m.starts_with("96") && m.bytes().all(|b| b.is_ascii_digit())
-            }
+            AvayaFamily::Avaya96x1 => m
+                .get(..4)
+                .is_some_and(|h| h.starts_with("96") && h.bytes().all(|b| b.is_ascii_digit())),
         }
     }
 }
