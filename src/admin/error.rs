@@ -56,7 +56,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::InUse(why) => ApiError::Conflict(why),
-            e @ StoreError::CaseClash { .. } => ApiError::Conflict(e.to_string()),
+            e @ (StoreError::CaseClash { .. } | StoreError::SameModel { .. }) => {
+                ApiError::Conflict(e.to_string())
+            }
             e @ StoreError::NoPinnedRelease { .. } => ApiError::BadRequest(e.to_string()),
             other => {
                 tracing::error!(error = %other, "store error in admin API");

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Severity, Vendor};
+use crate::model::Severity;
+pub use crate::model::model_key;
 
 /// One firmware image a phone can be told to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,19 +26,6 @@ pub struct Release {
     /// stops early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-}
-
-/// A model's name as the catalogue compares it: upper case, and a Yealink model without the
-/// `SIP-` that its User-Agents and some inventories put before it, so that `SIP-T54W`,
-/// `T54W` and `t54w` are one model wherever they are spelled (a release, a policy, the
-/// inventory). Only before a Yealink model: the prefix is Yealink's (`Yealink SIP-T46G …`),
-/// and whatever another vendor's model is called stays as it is.
-pub fn model_key(model: &str) -> String {
-    let m = model.to_ascii_uppercase();
-    match m.strip_prefix("SIP-") {
-        Some(bare) if Vendor::from_model(bare) == Some(Vendor::Yealink) => bare.to_string(),
-        _ => m,
-    }
 }
 
 impl Release {

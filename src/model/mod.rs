@@ -25,7 +25,7 @@ pub use params::{
 };
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
-pub use vendor::Vendor;
+pub use vendor::{Vendor, model_key};
 
 /// `text` cut to at most `max` characters, with `…` to show that it was cut. For messages that
 /// quote what a peer sent: a quoted value must not make an alarm, a log line or an event for the

@@ -52,6 +52,19 @@ impl Vendor {
     }
 }
 
+/// A model's name as edgeprov compares it everywhere (firmware releases and policies, model
+/// layers, the inventory): upper case, and a Yealink model without the `SIP-` that its
+/// User-Agents and some inventories put before it, so that `SIP-T54W`, `T54W` and `t54w` are
+/// one model wherever they are spelled. Only before a Yealink model: the prefix is Yealink's
+/// (`Yealink SIP-T46G …`), and whatever another vendor's model is called stays as it is.
+pub fn model_key(model: &str) -> String {
+    let m = model.to_ascii_uppercase();
+    match m.strip_prefix("SIP-") {
+        Some(bare) if Vendor::from_model(bare) == Some(Vendor::Yealink) => bare.to_string(),
+        _ => m,
+    }
+}
+
 /// A 1600 or 9600 desk phone (lower case): four digits, `16` or `96` first, then perhaps the
 /// letters and digits of a variant (`9641`, `9641GS`, `9608G`, `1608-I`). The variant does not
 /// make it another vendor's: the phone's `$MODEL4` is the four digits.

@@ -46,6 +46,13 @@ pub enum StoreError {
          46xxsettings.txt; set the parameters in {existing}"
     )]
     CaseClash { new: String, existing: String },
+    /// A new model layer names a model a stored layer names already, spelled another way
+    /// (`SIP-T54W` beside `T54W`): one model, as for firmware, so a device of either spelling
+    /// would get both layers.
+    #[error(
+        "{new}: is the same model as the existing layer {existing} (models compare without case,          and a Yealink model with or without SIP-, as for firmware); set the parameters in          {existing}"
+    )]
+    SameModel { new: String, existing: String },
     /// A firmware policy pins a version no release in the catalogue serves for the model.
     #[error("{model}: no release of version {version} for this model in the catalogue")]
     NoPinnedRelease { model: String, version: String },

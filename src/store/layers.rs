@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::devices::site_exists;
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode};
-use crate::model::{Device, Layer, Mac, ParamSet, Site};
+use crate::model::{Device, Layer, Mac, ParamSet, Site, model_key};
 
 /// A device with its site and the parameter layers that apply to it, read in one snapshot so a
 /// rendered file never mixes two versions of the data.
@@ -14,7 +14,9 @@ use crate::model::{Device, Layer, Mac, ParamSet, Site};
 pub struct DeviceContext {
     pub device: Device,
     pub site: Option<Site>,
-    /// Global, site, group, model — in that order; layers with nothing set are omitted.
+    /// Global, site, group, model — in that order; layers with nothing set are omitted. The
+    /// model's are every layer naming it in any spelling [`model_key`] takes as one, the one
+    /// spelled as the device's model last.
     pub layers: Vec<(Layer, ParamSet)>,
 }
 
@@ -43,21 +45,40 @@ fn layers_with_prefix(
     Ok(out)
 }
 
-/// The name of a stored model layer equal to `model` but for ASCII case, other than `model`.
-fn model_differing_by_case(
+/// The stored model layers of the model `model` names, spelled any way [`model_key`] takes as
+/// one (`SIP-T54W`, `T54W`, `t54w`), in key order.
+fn layers_of_model(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     model: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Vec<(String, ParamSet)>, StoreError> {
+    let key = model_key(model);
+    let mut out = Vec::new();
     for row in table.range("model:"..)? {
-        let (k, _) = row?;
+        let (k, v) = row?;
         let Some(name) = k.value().strip_prefix("model:") else {
             break;
         };
-        if name != model && name.eq_ignore_ascii_case(model) {
-            return Ok(Some(name.to_string()));
+        // Only the layers of this model are decoded: this runs for every phone request.
+        if model_key(name) == key {
+            out.push((name.to_string(), decode("layers", k.value(), v.value())?));
         }
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The layers of a device's model ([`layers_of_model`]), in the order they apply: one spelled
+/// as the device's model last, so that its values win; others (stored before two spellings of
+/// one model were refused) before it, in key order.
+fn device_model_layers(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    model: &str,
+) -> Result<Vec<(Layer, ParamSet)>, StoreError> {
+    let mut layers = layers_of_model(table, model)?;
+    layers.sort_by_key(|(name, _)| name == model);
+    Ok(layers
+        .into_iter()
+        .map(|(name, set)| (Layer::Model(name), set))
+        .collect())
 }
 
 impl Store {
@@ -102,10 +123,12 @@ impl Store {
     /// that name, and a site deleted meanwhile would leave its successor settings. Removing is
     /// allowed whatever the site, so parameters an earlier version left can be cleared.
     ///
-    /// A new model layer whose name differs from an existing one's only by case (`j179` beside
-    /// `J179`) is refused: 1600 and early 9600 phones compare `IF $MODEL4 SEQ …` without
-    /// regard to case, so in `46xxsettings.txt` the first of the two sections would take the
-    /// phones of both. Two such layers stored before this check keep working as they are.
+    /// A new model layer of a model that another stored layer already names, spelled another
+    /// way ([`model_key`]), is refused: `j179` beside `J179` (1600 and early 9600 phones
+    /// compare `IF $MODEL4 SEQ …` without regard to case, so in `46xxsettings.txt` the first of
+    /// the two sections would take the phones of both), `SIP-T54W` beside `T54W` (one model, as
+    /// for firmware: a device of either spelling would get both). Two such layers stored before
+    /// this check both apply to the model's devices ([`Store::device_context`]).
     pub fn update_layer(
         &self,
         layer: &Layer,
@@ -134,11 +157,15 @@ impl Store {
             let created = before == ParamSet::default() && set != before;
             if let Layer::Model(model) = layer
                 && created
-                && let Some(other) = model_differing_by_case(&table, model)?
+                && let Some((other, _)) = layers_of_model(&table, model)?
+                    .into_iter()
+                    .find(|(name, _)| name != model)
             {
-                return Err(StoreError::CaseClash {
-                    new: layer.to_string(),
-                    existing: Layer::Model(other).to_string(),
+                let (new, existing) = (layer.to_string(), Layer::Model(other.clone()).to_string());
+                return Err(if other.eq_ignore_ascii_case(model) {
+                    StoreError::CaseClash { new, existing }
+                } else {
+                    StoreError::SameModel { new, existing }
                 });
             }
             if set.params.is_empty() && set.secrets.is_empty() {
@@ -177,9 +204,6 @@ impl Store {
         if !device.group.is_empty() {
             wanted.push(Layer::Group(device.group.clone()));
         }
-        if !device.model.is_empty() {
-            wanted.push(Layer::Model(device.model.clone()));
-        }
         let table = tx.open_table(LAYERS)?;
         let mut layers = Vec::new();
         for layer in wanted {
@@ -187,6 +211,9 @@ impl Store {
             if let Some(v) = table.get(key.as_str())? {
                 layers.push((layer, decode("layers", &key, v.value())?));
             }
+        }
+        if !device.model.is_empty() {
+            layers.extend(device_model_layers(&table, &device.model)?);
         }
         Ok(Some(DeviceContext {
             device,
@@ -245,5 +272,83 @@ mod tests {
             .map(|(name, _)| name)
             .collect();
         assert_eq!(models, ["J169", "j179"]);
+    }
+
+    /// A Yealink User-Agent says `SIP-T54W`, an operator writes `model:T54W`: one model, as
+    /// for firmware. The layer applies to a device of any spelling, a second spelling is refused
+    /// naming the first, and two stored before that apply both, the device's own spelling last.
+    #[test]
+    fn a_model_layer_applies_to_every_spelling_of_its_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let set = |name: &str, value: &str| {
+            let (name, value) = (name.to_string(), value.to_string());
+            move |set: &mut ParamSet| {
+                set.params.insert(name, value);
+            }
+        };
+        let bare = Layer::Model("T54W".into());
+        store
+            .update_layer(&bare, set("ntp.server", "ntp.bare"))
+            .unwrap();
+        let macs = [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 6], [0, 1, 2, 3, 4, 7]];
+        for (octets, model) in macs.iter().zip(["SIP-T54W", "T54W", "sip-t54w"]) {
+            let mut device = Device::new(Mac::from_octets(*octets));
+            device.model = model.into();
+            store.create_device(device).unwrap();
+        }
+        let model_layers = |octets: [u8; 6]| {
+            let ctx = store
+                .device_context(Mac::from_octets(octets))
+                .unwrap()
+                .unwrap();
+            ctx.layers
+                .into_iter()
+                .filter(|(l, _)| matches!(l, Layer::Model(_)))
+                .map(|(l, set)| (l.to_string(), set.params["ntp.server"].clone()))
+                .collect::<Vec<_>>()
+        };
+        for octets in macs {
+            assert_eq!(
+                model_layers(octets),
+                [("model:T54W".to_string(), "ntp.bare".to_string())],
+                "{octets:?}"
+            );
+        }
+
+        let before = store.generation();
+        let prefixed = Layer::Model("SIP-T54W".into());
+        let e = store
+            .update_layer(&prefixed, set("ntp.server", "ntp.sip"))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::SameModel { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("model:SIP-T54W: is the same model as the existing layer model:T54W"),
+            "{text}"
+        );
+        assert_eq!(store.generation(), before, "nothing was written");
+        // Another vendor's `SIP-` stays part of its model's name.
+        store
+            .update_layer(&Layer::Model("SIP-J179".into()), set("ntp.server", "x"))
+            .unwrap();
+
+        // Both spellings stored by an earlier edgeprov: both apply, the device's own last.
+        {
+            let tx = store.begin_write().unwrap();
+            let mut table = tx.open_table(LAYERS).unwrap();
+            let mut sip = ParamSet::default();
+            sip.params.insert("ntp.server".into(), "ntp.sip".into());
+            table
+                .insert(prefixed.to_string().as_str(), encode(&sip).as_slice())
+                .unwrap();
+            drop(table);
+            tx.commit().unwrap();
+        }
+        let sip = ("model:SIP-T54W".to_string(), "ntp.sip".to_string());
+        let bare = ("model:T54W".to_string(), "ntp.bare".to_string());
+        assert_eq!(model_layers(macs[0]), [bare.clone(), sip.clone()]);
+        assert_eq!(model_layers(macs[1]), [sip.clone(), bare.clone()]);
+        assert_eq!(model_layers(macs[2]), [sip, bare]);
     }
 }

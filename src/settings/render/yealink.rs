@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Common;
-use crate::model::{Mac, Vendor};
+use crate::model::{Mac, Vendor, model_key};
 use crate::settings::vocab::{Native, to_native};
 
 const VERSION: &str = "#!version:1.0.0.1\n";
@@ -76,17 +76,11 @@ const FAMILIES: &[(&str, u32)] = &[
 /// but not always: a T31P runs firmware `124.x` and reads `y000000000123.cfg`, a T48U runs
 /// `108.x` and reads `y000000000109.cfg` (see [`family_of_requester`]).
 pub fn family_of_model(model: &str) -> Option<u32> {
-    let m = bare_model(model);
+    let m = model_key(model);
     FAMILIES
         .iter()
         .find(|(name, _)| *name == m)
         .map(|(_, code)| *code)
-}
-
-/// A model's name as [`FAMILIES`] spells it: upper case, without the `SIP-` of User-Agents.
-fn bare_model(model: &str) -> String {
-    let m = model.to_ascii_uppercase();
-    m.strip_prefix("SIP-").map(str::to_string).unwrap_or(m)
 }
 
 /// The family number a firmware version starts with (`108` of `108.86.0.45`); numbers have
@@ -137,10 +131,10 @@ fn cfg_lines(out: &mut String, native: &Native) {
 
 /// The firmware file of `model` (any case, with or without `SIP-`) the policies choose.
 fn firmware_of<'a>(model: &str, firmware: &'a BTreeMap<String, String>) -> Option<&'a String> {
-    let m = bare_model(model);
+    let m = model_key(model);
     firmware
         .iter()
-        .find(|(name, _)| bare_model(name) == m)
+        .find(|(name, _)| model_key(name) == m)
         .map(|(_, file)| file)
 }
 
@@ -158,7 +152,7 @@ fn family_firmware(code: u32, firmware: &BTreeMap<String, String>) -> Option<&St
             firmware
                 .keys()
                 .filter(|m| family_of_model(m) == Some(code))
-                .map(|m| bare_model(m)),
+                .map(|m| model_key(m)),
         );
     let first = firmware_of(&readers.next()?, firmware)?;
     readers
