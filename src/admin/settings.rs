@@ -14,8 +14,8 @@ use super::{AdminState, ApiError, Principal, audit, blocking, parse_json, parse_
 use crate::model::{Layer, Mac, Vendor, validate_param};
 use crate::phone::{preview, preview_firmware_base};
 use crate::settings::layered::effective;
-use crate::settings::vocab;
 use crate::settings::{EvalOptions, Outcome, Vars, evaluate_with};
+use crate::settings::{served, vocab};
 use crate::store::MAX_STATIC_FILE;
 
 /// Checks a parameter for the store (expressible in every file) and for the vocabulary.
@@ -353,7 +353,9 @@ pub async fn device_file(
 pub struct EffectiveSetting {
     pub name: String,
     pub value: String,
-    /// The file and line that set it last (Avaya: as the phone evaluates its chain).
+    /// The file and line that gave the value, as the phone reads its files (Avaya: its chain;
+    /// Yealink: the boot file's includes, later winning; Poly: the master file's list, first
+    /// winning), an operator's static file where one replaces a generated one.
     pub file: String,
     pub line: Option<usize>,
     /// The parameter and layer that produced it (`global`, `site:hq`, …, `device`), when it
@@ -366,11 +368,13 @@ pub struct EffectiveSetting {
 pub struct EffectiveView {
     pub mac: Mac,
     pub vendor: Option<Vendor>,
-    /// Avaya: the files processed, in order.
+    /// The files processed, in order.
     pub chain: Vec<String>,
     pub settings: Vec<EffectiveSetting>,
     /// Avaya: how evaluating the chain ended, `completed` or why it stopped (the settings are
-    /// then only those before the stop).
+    /// then only those before the stop). Yealink and Poly: `completed`, or `completed; not
+    /// read: …` naming each file the phone would be told to read but that is not served here,
+    /// is ignored by the phone (no version line, not well-formed XML) or comes from elsewhere.
     pub outcome: String,
 }
 
@@ -468,27 +472,42 @@ pub async fn device_effective(
                 (eval.files, settings, eval.outcome.to_string())
             }
             Some(v @ (Vendor::Yealink | Vendor::Poly)) => {
-                let (native, _) = crate::settings::render::device_native(v, &ctx);
-                let file = if v == Vendor::Yealink {
-                    format!("{mac}.cfg")
-                } else {
-                    format!("{mac}-phone.cfg")
+                // The files the phone reads, as it would get them: an operator's static file
+                // where one replaces a generated one (a family or common file, the device's
+                // own), secrets masked as in the file preview.
+                let mut load_err = None;
+                let loader = |name: &str| match preview(&store, &catalogue, mac, name, &base) {
+                    Ok(found) => found.map(|r| r.bytes),
+                    Err(e) => {
+                        load_err = Some(e);
+                        None
+                    }
                 };
-                let settings = native
+                let read = if v == Vendor::Yealink {
+                    served::yealink(&mac.to_string(), loader)
+                } else {
+                    served::poly(&mac.to_string(), loader)
+                };
+                if let Some(e) = load_err {
+                    return Err(e);
+                }
+                let outcome = read.outcome();
+                let settings = read
+                    .settings
                     .into_iter()
-                    .map(|(name, value)| {
-                        let (param, layer) = origin_of(&name, &value);
+                    .map(|s| {
+                        let (param, layer) = origin_of(&s.name, &s.value);
                         EffectiveSetting {
-                            name,
-                            value,
-                            file: file.clone(),
-                            line: None,
+                            name: s.name,
+                            value: s.value,
+                            file: s.origin.file,
+                            line: Some(s.origin.line),
                             param,
                             layer,
                         }
                     })
                     .collect();
-                (vec![file], settings, Outcome::Completed.to_string())
+                (read.files, settings, outcome)
             }
             _ => (Vec::new(), Vec::new(), Outcome::Completed.to_string()),
         };

@@ -23,6 +23,7 @@ pub fn lint_poly(file: &str, bytes: &[u8]) -> Vec<Finding> {
         pos: 0,
         line: 1,
         settings: HashMap::new(),
+        attributes: Vec::new(),
         out: &mut out,
     };
     if let Err((line, message)) = reader.document() {
@@ -37,7 +38,64 @@ pub fn lint_poly(file: &str, bytes: &[u8]) -> Vec<Finding> {
     out.findings
 }
 
-type Fail = (usize, String);
+/// An attribute of a Poly XML file: name, value and line.
+pub type Attribute = (String, String, usize);
+
+/// The attributes of a Poly XML file, in document order: name, value (references such as
+/// `&amp;` replaced) and line. `Err` names the line and the first place the file stops being
+/// well-formed XML: the phone then rejects the whole file.
+pub fn poly_attributes(bytes: &[u8]) -> Result<Vec<Attribute>, Fail> {
+    let mut out = Linter::new("");
+    let mut reader = Reader {
+        src: bytes,
+        pos: 0,
+        line: 1,
+        settings: HashMap::new(),
+        attributes: Vec::new(),
+        out: &mut out,
+    };
+    reader.document()?;
+    Ok(reader
+        .attributes
+        .into_iter()
+        .map(|(name, value, line)| (shown(name), unescape(value), line))
+        .collect())
+}
+
+/// An attribute value with its character and entity references replaced (well-formed: every
+/// `&` starts one, [`Reader::references`]); an entity XML does not predefine is kept as written.
+fn unescape(value: &[u8]) -> String {
+    let text = shown(value);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else {
+            break;
+        };
+        let body = &rest[1..end];
+        let number = match body.strip_prefix("#x") {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => body.strip_prefix('#').and_then(|d| d.parse().ok()),
+        };
+        match (body, number.and_then(char::from_u32)) {
+            (_, Some(c)) => out.push(c),
+            ("amp", _) => out.push('&'),
+            ("lt", _) => out.push('<'),
+            ("gt", _) => out.push('>'),
+            ("quot", _) => out.push('"'),
+            ("apos", _) => out.push('\''),
+            _ => out.push_str(&rest[..=end]),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a file stops being well-formed XML: line and message.
+pub type Fail = (usize, String);
 
 struct Reader<'a, 'o, 'f> {
     src: &'a [u8],
@@ -45,6 +103,8 @@ struct Reader<'a, 'o, 'f> {
     line: usize,
     /// Attribute name → line of its first element, over the whole file.
     settings: HashMap<&'a [u8], usize>,
+    /// Every attribute as written: name, value and line.
+    attributes: Vec<(&'a [u8], &'a [u8], usize)>,
     out: &'o mut Linter<'f>,
 }
 
@@ -309,6 +369,7 @@ impl<'a> Reader<'a, '_, '_> {
                 return self.fail(format!("`<` in the value of attribute `{}`", shown(name)));
             }
             self.references(value)?;
+            self.attributes.push((name, value, line));
             self.bump(len + 1);
             if let Some(first) = here.insert(name, line) {
                 return Err((

@@ -35,6 +35,7 @@ mod quote;
 pub mod render;
 mod script;
 pub mod secrets;
+pub mod served;
 mod vars;
 pub mod vocab;
 
