@@ -759,6 +759,94 @@ async fn a_release_urls_password_is_masked_and_used_to_fetch() {
     assert!(!audit.to_string().contains("s3cr"), "{audit}");
 }
 
+/// A signed link's secret is in its query (`?X-Amz-Signature=…`, `?token=…`): it used to be
+/// shown whole by the API, the CLI, the job, the alarms, the audit log and the log, where a
+/// `user:pass@` login was masked. Now every query value is masked there, and the fetch still
+/// sends the link as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_release_urls_query_is_masked_and_used_to_fetch() {
+    let up = Upstream::start(image(50_000, 28)).await;
+    let down = Upstream::start(image(50_000, 29)).await;
+    down.set_default(Mode::Error);
+    let d = Daemon::start();
+    let signed = |u: &Upstream, file: &str| {
+        format!(
+            "{}?X-Amz-Credential=AKIAQSECRETKEY&X-Amz-Signature=feedSECRETsig&token=SECRETtok",
+            u.url(file)
+        )
+    };
+    let masked = |u: &Upstream, file: &str| {
+        format!(
+            "{}?X-Amz-Credential=***&X-Amz-Signature=***&token=***",
+            u.url(file)
+        )
+    };
+    for (u, file, model) in [(&up, "t5.rom", "T5*"), (&down, "j179.bin", "J179")] {
+        let (status, v) = d
+            .api(
+                "POST",
+                "/firmware/releases",
+                Some(json!({"file": file, "models": [model], "version": "1.0",
+                    "sha256": sha256_hex(&u.image), "size": u.image.len(),
+                    "urls": [signed(u, file)]})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["urls"], json!([masked(u, file)]));
+    }
+    d.add_device(json!({"mac": "001565aa0001", "model": "T54W"}))
+        .await;
+    d.add_device(json!({"mac": "c81fea83e85a", "model": "J179"}))
+        .await;
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    let job = prefetched(&d, &job).await;
+    let state = |file: &str| {
+        job["images"]
+            .as_array()
+            .and_then(|images| images.iter().find(|i| i["file"] == file))
+            .map(|i| i["state"].clone())
+    };
+    assert_eq!(state("j179.bin"), Some(json!("failed")), "{job}");
+    assert_eq!(state("t5.rom"), Some(json!("cached")), "{job}");
+    let head = up.heads()[0].clone();
+    assert!(
+        head.contains("&X-Amz-Signature=feedSECRETsig&token=SECRETtok HTTP/1.1"),
+        "the fetch sends the link as it is: {head}"
+    );
+
+    let (_, firmware) = d.api("GET", "/firmware", None).await;
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let cli = d.cli(&["--json", "firmware", "list"]);
+    assert!(cli.status.success(), "{cli:?}");
+    let cli = String::from_utf8_lossy(&cli.stdout).into_owned();
+    let (status, _) = d.api("DELETE", "/firmware/releases/j179.bin", None).await;
+    assert_eq!(status, 204);
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    for (what, shown) in [
+        ("GET /firmware", firmware.to_string()),
+        ("the job", job.to_string()),
+        ("the alarms", alarms.to_string()),
+        ("the audit log", audit.to_string()),
+        ("edgeprov firmware list", cli),
+        ("the log", d.log()),
+    ] {
+        assert!(
+            !shown.contains("SECRET"),
+            "{what} shows the secret: {shown}"
+        );
+    }
+    assert!(firmware.to_string().contains(&masked(&up, "t5.rom")));
+    assert!(
+        alarms.to_string().contains(&masked(&down, "j179.bin")),
+        "{alarms}"
+    );
+    assert!(
+        audit.to_string().contains(&masked(&up, "t5.rom")),
+        "{audit}"
+    );
+}
+
 /// Uploads, scrubs, prefetches and image removals used to be entered with their path only;
 /// their entries now say what was done to which image.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Release URLs as an operator sees them: a vendor portal's download link can carry its login
-//! (`https://user:password@host/…`), which is needed to fetch but must not reach the admin API's
-//! answers, the CLI, alarms, logs or the audit log (kept a year and exported).
+//! (`https://user:password@host/…`) or be a signed link whose query holds the secret
+//! (`?X-Amz-Signature=…`, `?token=…`, `?sig=…`), which is needed to fetch but must not reach
+//! the admin API's answers, the CLI, alarms, logs or the audit log (kept a year and exported).
 
 use super::catalogue::Release;
 
@@ -9,21 +10,51 @@ pub const MASK: &str = "***";
 
 /// `url` with the password of its userinfo masked (`https://user:***@host/…`); a userinfo
 /// without a password is masked whole (`https://***@host/…`), since a lone name there is
-/// usually a token. A URL without userinfo comes back as it is.
+/// usually a token. Every value of its query and fragment is masked too, the names kept
+/// (`?X-Amz-Signature=***&X-Amz-Expires=***`): signed links put their secret under whatever
+/// name their service chose (`token`, `sig`, `Signature`, `Policy`, `auth`, `key`…), so a
+/// list of secret names would let the next one through, while the names still tell what kind
+/// of link it is and the path names the file. A URL without either comes back as it is.
 pub fn masked_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{MASK}@{host}"),
+            None => format!("{MASK}@{host}"),
+        },
+        None => authority.to_string(),
     };
-    let shown = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:{MASK}"),
-        None => MASK.to_string(),
+    let (path, fragment) = match path.split_once('#') {
+        Some((path, fragment)) => (path, Some(fragment)),
+        None => (path, None),
     };
-    format!("{scheme}://{shown}@{host}{path}")
+    let mut shown = match path.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", masked_pairs(query)),
+        None => path.to_string(),
+    };
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        shown.push_str(&masked_pairs(fragment));
+    }
+    format!("{scheme}://{authority}{shown}")
+}
+
+/// `a=1&b&c=` as `a=***&***&c=`: each value masked, a part without `=` (a bare token) whole.
+fn masked_pairs(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, "")) => format!("{name}="),
+            Some((name, _)) => format!("{name}={MASK}"),
+            None if pair.is_empty() => String::new(),
+            None => MASK.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 impl Release {
@@ -41,6 +72,34 @@ impl Release {
 mod tests {
     use super::*;
 
+    /// Signed links: every query value goes, whatever its name; the names, the host and the
+    /// path stay.
+    #[test]
+    fn query_values_are_masked_whatever_their_names() {
+        for (url, shown) in [
+            (
+                "https://bucket.s3.example/fw/a.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=deadbeef",
+                "https://bucket.s3.example/fw/a.bin?X-Amz-Algorithm=***&X-Amz-Credential=***&X-Amz-Signature=***",
+            ),
+            (
+                "https://cdn.example/a.bin?token=t0k&expires=1",
+                "https://cdn.example/a.bin?token=***&expires=***",
+            ),
+            (
+                "https://blob.example/a.bin?sv=2020&sig=abc%3D&empty=&bare",
+                "https://blob.example/a.bin?sv=***&sig=***&empty=&***",
+            ),
+            (
+                "https://u:p@cdn.example/a.bin?auth=x#access_token=y",
+                "https://u:***@cdn.example/a.bin?auth=***#access_token=***",
+            ),
+            ("https://cdn.example?key=k", "https://cdn.example?key=***"),
+            ("https://cdn.example/a.bin?", "https://cdn.example/a.bin?"),
+        ] {
+            assert_eq!(masked_url(url), shown, "{url}");
+        }
+    }
+
     #[test]
     fn only_the_userinfo_secret_is_masked() {
         for (url, shown) in [
@@ -50,7 +109,7 @@ mod tests {
             ),
             (
                 "http://user:p%40ss@127.0.0.1:8080/a.bin?x=@y",
-                "http://user:***@127.0.0.1:8080/a.bin?x=@y",
+                "http://user:***@127.0.0.1:8080/a.bin?x=***",
             ),
             (
                 "https://token@vendor.example/a.bin",
