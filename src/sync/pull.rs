@@ -207,20 +207,25 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
 /// A provisioning URL phones are pointed at: an http(s) URL with a host, parsed whole (a
 /// check of its start alone let a line break carry a settings statement after it).
 fn check_url(url: &str) -> Result<(), String> {
+    check_url_shown(url, url)
+}
+
+/// [`check_url`], quoting the URL as `shown` in its errors.
+fn check_url_shown(url: &str, shown: &str) -> Result<(), String> {
     if url.len() > MAX_URL {
         return Err(format!("longer than {MAX_URL} bytes"));
     }
     if url.chars().any(char::is_control) {
-        return Err(format!("{}: contains control characters", quoted(url)));
+        return Err(format!("{}: contains control characters", quoted(shown)));
     }
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("{}: not a URL ({e})", quoted(url)))?;
+        .map_err(|e| format!("{}: not a URL ({e})", quoted(shown)))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(format!("{} is not http(s)", quoted(url)));
+        return Err(format!("{} is not http(s)", quoted(shown)));
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{} names no host", quoted(url)));
+        return Err(format!("{} names no host", quoted(shown)));
     }
     Ok(())
 }
@@ -229,8 +234,11 @@ fn check_url(url: &str) -> Result<(), String> {
 /// credentials in it. A `user:password@` would be stored in the catalogue, shown by the admin
 /// API and written to logs with every fetch; a cloud that needs them must not hand them out
 /// in the URL.
+///
+/// Errors quote the URL with its query values masked ([`crate::firmware::masked_url`]): a
+/// signed link holds its secret there, and the error reaches alarms and logs.
 fn check_release_url(url: &str) -> Result<(), String> {
-    check_url(url)?;
+    check_url_shown(url, &crate::firmware::masked_url(url))?;
     let authority = url.split_once("://").map_or("", |(_, rest)| {
         rest.split(['/', '?', '#']).next().unwrap_or("")
     });
@@ -646,6 +654,10 @@ mod tests {
             (
                 "https://admin:s3cret@fw.example/fw.bin",
                 "firmware J179 4.1.3 url: \"https://…@fw.example/fw.bin\" carries credentials",
+            ),
+            (
+                "ftp://fw.example/fw.bin?token=s3cret",
+                "firmware J179 4.1.3 url: \"ftp://fw.example/fw.bin?token=***\" is not http(s)",
             ),
             (
                 "http://token@fw.example:8080/fw.bin",
