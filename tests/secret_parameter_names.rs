@@ -65,3 +65,30 @@ async fn parameters_named_as_credentials_are_secrets() {
         assert!(text.contains(line), "{line} in {text}");
     }
 }
+
+/// A secret stays a secret in every spelling of its name: `SIP_TOKEN` declared secret globally
+/// and `avaya:sip_token` set plainly at a group reach the same Avaya setting (phones upper-case
+/// names), so the group's value stays out of `46xxsettings.txt`, which every phone may fetch.
+#[tokio::test]
+async fn a_secret_in_another_spelling_stays_out_of_the_common_file() {
+    let d = Daemon::start();
+    for (layer, body) in [
+        ("global", json!({"secrets": {"SIP_TOKEN": "global-token"}})),
+        (
+            "group:2",
+            json!({"params": {"avaya:sip_token": "group-token", "SIPDOMAIN": "g2.example"}}),
+        ),
+    ] {
+        let (s, v) = d
+            .api("PATCH", &format!("/params/{layer}"), Some(body))
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let common = send_plain(d.http.unwrap(), get("/46xxsettings.txt", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(common.status, 200);
+    let text = common.text();
+    assert!(text.contains("SET SIPDOMAIN g2.example"), "{text}");
+    assert!(!text.contains("token"), "{text}");
+}

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::vocab::setting_key;
 use crate::model::Layer;
 use crate::store::DeviceContext;
 
@@ -54,19 +55,32 @@ pub fn mask_secrets(ctx: &mut DeviceContext) {
             let named = params.keys().filter(|n| super::vocab::is_secret(n));
             secrets.keys().chain(named)
         })
-        .cloned()
+        .map(|name| setting_key(name))
         .collect();
     for (params, secrets) in sets {
         for (name, value) in params.iter_mut().chain(secrets.iter_mut()) {
-            if secret.contains(name) {
+            if secret.contains(&setting_key(name)) {
                 *value = SECRET_MASK.to_string();
             }
         }
     }
 }
 
-/// The device's effective parameters by name. A later layer replaces a value set earlier.
+/// The [`setting_key`]s of every name declared secret at some layer of `ctx` or the device.
+fn declared_secret(ctx: &DeviceContext) -> BTreeSet<String> {
+    ctx.layers
+        .iter()
+        .map(|(_, set)| &set.secrets)
+        .chain(std::iter::once(&ctx.device.secrets))
+        .flat_map(|secrets| secrets.keys().map(|k| setting_key(k)))
+        .collect()
+}
+
+/// The device's effective parameters by name. A later layer replaces a value set earlier. A
+/// value is secret when a layer declared its setting secret in any spelling
+/// ([`setting_key`]), or the vocabulary knows its name is one.
 pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
+    let declared = declared_secret(ctx);
     let mut out: BTreeMap<String, Effective> = BTreeMap::new();
     let layers = ctx
         .layers
@@ -81,7 +95,7 @@ pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
         for (values, secret) in [(params, false), (secrets, true)] {
             for (name, value) in values {
                 let was_secret =
-                    out.get(name).is_some_and(|e| e.secret) || super::vocab::is_secret(name);
+                    declared.contains(&setting_key(name)) || super::vocab::is_secret(name);
                 out.insert(
                     name.clone(),
                     Effective {
@@ -153,6 +167,35 @@ mod tests {
             "secret-ness survives a plain override"
         );
         assert!(!e["SNTPSRVR"].secret);
+    }
+
+    /// A plain value of a setting declared secret under another spelling of its name (by the
+    /// device, or a layer) is secret too, and masked in a preview.
+    #[test]
+    fn a_secret_settings_other_spellings_are_secret() {
+        let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+        device.secrets.insert("SIP_TOKEN".into(), "device".into());
+        let mut ctx = DeviceContext {
+            device,
+            site: None,
+            layers: vec![
+                (Layer::Global, set(&[("avaya:sip_token", "plain")], &[])),
+                (
+                    Layer::Group("2".into()),
+                    set(&[("yealink:wifi.key", "w")], &[]),
+                ),
+                (
+                    Layer::Model("T46S".into()),
+                    set(&[], &[("YEALINK:wifi.key", "m")]),
+                ),
+            ],
+        };
+        let e = effective(&ctx);
+        assert!(e["avaya:sip_token"].secret);
+        assert!(e["yealink:wifi.key"].secret);
+        mask_secrets(&mut ctx);
+        assert_eq!(ctx.layers[0].1.params["avaya:sip_token"], SECRET_MASK);
+        assert_eq!(ctx.layers[1].1.params["yealink:wifi.key"], SECRET_MASK);
     }
 
     #[test]

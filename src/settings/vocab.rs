@@ -64,6 +64,25 @@ pub fn is_secret(name: &str) -> bool {
         || secret_name(name.rsplit_once(':').map_or(name, |(_, native)| native))
 }
 
+/// The phone setting a parameter name reaches, one key for all its spellings: a vendor
+/// prefix in any case (`AVAYA:X` is `avaya:X`), and for Avaya a bare upper-case name
+/// (`SIP_TOKEN` is `avaya:SIP_TOKEN`, as [`to_native`] renders it) and the native name in any
+/// case (Avaya phones upper-case the names they read). Secret-ness follows the setting, not the
+/// spelling: a secret `SIP_TOKEN` at one layer must keep a plain `avaya:SIP_TOKEN` at another
+/// out of the files every phone reads.
+pub fn setting_key(name: &str) -> String {
+    match name.split_once(':') {
+        Some((prefix, native)) if prefix.eq_ignore_ascii_case(vendor_prefix(Vendor::Avaya)) => {
+            format!("avaya:{}", native.to_ascii_uppercase())
+        }
+        Some((prefix, native)) => format!("{}:{native}", prefix.to_ascii_lowercase()),
+        None if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            format!("avaya:{}", name.to_ascii_uppercase())
+        }
+        None => name.to_string(),
+    }
+}
+
 fn line_parts(name: &str) -> Option<(u32, &str)> {
     let rest = name.strip_prefix("line.")?;
     let (n, field) = rest.split_once('.')?;

@@ -52,11 +52,13 @@ pub struct Common {
 
 impl Common {
     /// Keeps only what may be sent to every phone: no name the vocabulary calls a secret, and
-    /// none of `secret`, the names some layer declared secret.
-    fn public(set: &ParamSet, secret: &BTreeSet<&str>) -> BTreeMap<String, String> {
+    /// none reaching a setting of `secret`, the [`vocab::setting_key`]s of the names some
+    /// layer declared secret (in any spelling: `SIP_TOKEN`, `avaya:SIP_TOKEN`, `AVAYA:sip_token`
+    /// are one Avaya setting).
+    fn public(set: &ParamSet, secret: &BTreeSet<String>) -> BTreeMap<String, String> {
         set.params
             .iter()
-            .filter(|(k, _)| !vocab::is_secret(k) && !secret.contains(k.as_str()))
+            .filter(|(k, _)| !vocab::is_secret(k) && !secret.contains(&vocab::setting_key(k)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -70,8 +72,8 @@ impl Common {
             .chain(&layers.site)
             .chain(layers.groups.iter().map(|(_, set)| set))
             .chain(layers.models.iter().map(|(_, set)| set));
-        let secret: BTreeSet<&str> = all
-            .flat_map(|set| set.secrets.keys().map(String::as_str))
+        let secret: BTreeSet<String> = all
+            .flat_map(|set| set.secrets.keys().map(|k| vocab::setting_key(k)))
             .collect();
         let public = |set: &ParamSet| Common::public(set, &secret);
         let named =
@@ -262,6 +264,40 @@ mod tests {
             ""
         );
         assert_eq!(requester_part(&FileName::AvayaSettings, &who("J179")), "");
+    }
+
+    /// A setting secret at one layer stays secret in every spelling of its name: a plain
+    /// `avaya:SIP_TOKEN`, `AVAYA:sip_token` or `Sip_Token` reaches the same Avaya setting as a
+    /// secret `SIP_TOKEN` (the phone upper-cases names), and `YEALINK:wifi.key` the same as a
+    /// secret `yealink:wifi.key`: no common file carries their values.
+    #[test]
+    fn a_secret_stays_out_of_common_files_in_every_spelling_of_its_name() {
+        let layers = CommonLayers {
+            global: set(
+                &[("SIPDOMAIN", "example.com")],
+                &[("SIP_TOKEN", "g"), ("yealink:wifi.key", "w")],
+            ),
+            site: Some(set(
+                &[
+                    ("avaya:SIP_TOKEN", "site-token"),
+                    ("YEALINK:wifi.key", "site-wifi"),
+                ],
+                &[],
+            )),
+            groups: vec![("2".into(), set(&[("AVAYA:sip_token", "group-token")], &[]))],
+            models: vec![("J179".into(), set(&[("Sip_Token", "model-token")], &[]))],
+        };
+        let common = Common::from_layers(&layers, false);
+        let avaya = render_common(&FileName::AvayaSettings, &common, &Requester::default())
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+            .unwrap_or_default();
+        assert!(avaya.contains("SET SIPDOMAIN example.com"), "{avaya}");
+        assert!(!avaya.to_ascii_lowercase().contains("token"), "{avaya}");
+        let yealink = render_common(&FileName::YealinkCommon(66), &common, &Requester::default())
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+            .unwrap_or_default();
+        assert!(yealink.starts_with("#!version"), "{yealink}");
+        assert!(!yealink.contains("wifi"), "{yealink}");
     }
 
     /// A name declared secret at one layer and set as a plain parameter at another is still a
