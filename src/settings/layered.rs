@@ -82,6 +82,9 @@ fn declared_secret(ctx: &DeviceContext) -> BTreeSet<String> {
 pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
     let declared = declared_secret(ctx);
     let mut out: BTreeMap<String, Effective> = BTreeMap::new();
+    // Setting → the name it was last set under: a later layer's value replaces an earlier
+    // one's also when the two spell the name differently (`SIP_TOKEN`, `avaya:SIP_TOKEN`).
+    let mut spelled: BTreeMap<String, String> = BTreeMap::new();
     let layers = ctx
         .layers
         .iter()
@@ -94,8 +97,13 @@ pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
     for (origin, params, secrets) in layers {
         for (values, secret) in [(params, false), (secrets, true)] {
             for (name, value) in values {
-                let was_secret =
-                    declared.contains(&setting_key(name)) || super::vocab::is_secret(name);
+                let key = setting_key(name);
+                let was_secret = declared.contains(&key) || super::vocab::is_secret(name);
+                if let Some(earlier) = spelled.insert(key, name.clone())
+                    && earlier != *name
+                {
+                    out.remove(&earlier);
+                }
                 out.insert(
                     name.clone(),
                     Effective {
@@ -169,17 +177,20 @@ mod tests {
         assert!(!e["SNTPSRVR"].secret);
     }
 
-    /// A plain value of a setting declared secret under another spelling of its name (by the
-    /// device, or a layer) is secret too, and masked in a preview.
+    /// A setting is one whatever the spelling of its name: a later layer's value replaces an
+    /// earlier one's under another spelling, and a plain value of a setting declared secret
+    /// under another spelling is secret too, and masked in a preview.
     #[test]
-    fn a_secret_settings_other_spellings_are_secret() {
+    fn a_settings_spellings_are_one_setting() {
         let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
-        device.secrets.insert("SIP_TOKEN".into(), "device".into());
+        device
+            .params
+            .insert("avaya:sip_token".into(), "device-plain".into());
         let mut ctx = DeviceContext {
             device,
             site: None,
             layers: vec![
-                (Layer::Global, set(&[("avaya:sip_token", "plain")], &[])),
+                (Layer::Global, set(&[], &[("SIP_TOKEN", "g")])),
                 (
                     Layer::Group("2".into()),
                     set(&[("yealink:wifi.key", "w")], &[]),
@@ -191,10 +202,13 @@ mod tests {
             ],
         };
         let e = effective(&ctx);
+        assert_eq!(e["avaya:sip_token"].value, "device-plain");
         assert!(e["avaya:sip_token"].secret);
-        assert!(e["yealink:wifi.key"].secret);
+        assert!(!e.contains_key("SIP_TOKEN"), "{e:?}");
+        assert_eq!(e["YEALINK:wifi.key"].value, "m");
+        assert!(!e.contains_key("yealink:wifi.key"), "{e:?}");
         mask_secrets(&mut ctx);
-        assert_eq!(ctx.layers[0].1.params["avaya:sip_token"], SECRET_MASK);
+        assert_eq!(ctx.device.params["avaya:sip_token"], SECRET_MASK);
         assert_eq!(ctx.layers[1].1.params["yealink:wifi.key"], SECRET_MASK);
     }
 

@@ -190,7 +190,13 @@ pub fn to_native(
     for (name, value) in params {
         if let Some((prefix, native)) = name.split_once(':') {
             if prefix.eq_ignore_ascii_case(vendor_prefix(vendor)) {
-                put(native, value);
+                // Avaya phones upper-case the names they read: `avaya:sip_token` is the
+                // setting `SIP_TOKEN`, and written so it replaces a lower layer's value of it.
+                if vendor == Vendor::Avaya {
+                    put(&native.to_ascii_uppercase(), value);
+                } else {
+                    put(native, value);
+                }
             }
             continue;
         }

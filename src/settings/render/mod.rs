@@ -266,6 +266,65 @@ mod tests {
         assert_eq!(requester_part(&FileName::AvayaSettings, &who("J179")), "");
     }
 
+    /// `ENABLE_X` and `avaya:enable_x` are one Avaya setting (the phone upper-cases names):
+    /// a later layer's value wins whichever spelling each layer used, in the shared file and
+    /// in the device's own, each of which sets it once.
+    #[test]
+    fn a_later_layer_wins_over_another_spelling_of_the_name() {
+        use crate::model::{Device, Layer};
+        use crate::settings::{Vars, evaluate};
+        let run = |name: &str, bytes: &[u8]| {
+            let eval = evaluate(name, &Vars::new(), |n: &str| {
+                (n == name).then(|| bytes.to_vec())
+            });
+            eval.get("ENABLE_X").map(str::to_string)
+        };
+        let layers = CommonLayers {
+            global: set(&[("avaya:enable_x", "global")], &[]),
+            site: Some(set(&[("ENABLE_X", "site")], &[])),
+            ..CommonLayers::default()
+        };
+        let common = Common::from_layers(&layers, false);
+        let file = render_common(&FileName::AvayaSettings, &common, &Requester::default())
+            .map(|r| r.bytes)
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&file);
+        assert_eq!(
+            run("46xxsettings.txt", &file).as_deref(),
+            Some("site"),
+            "{text}"
+        );
+        assert_eq!(
+            text.to_ascii_uppercase().matches("SET ENABLE_X").count(),
+            1,
+            "{text}"
+        );
+
+        let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+        device.model = "J179".into();
+        device.params.insert("ENABLE_X".into(), "device".into());
+        let ctx = DeviceContext {
+            device,
+            site: None,
+            layers: vec![(Layer::Global, set(&[("avaya:enable_x", "global")], &[]))],
+        };
+        let file = FileName::AvayaDevice(ctx.device.mac);
+        let own = render_device(&file, &ctx, &common, &Requester::default())
+            .map(|r| r.bytes)
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&own);
+        assert_eq!(
+            run("000102030405.txt", &own).as_deref(),
+            Some("device"),
+            "{text}"
+        );
+        assert_eq!(
+            text.to_ascii_uppercase().matches("SET ENABLE_X").count(),
+            1,
+            "{text}"
+        );
+    }
+
     /// A setting secret at one layer stays secret in every spelling of its name: a plain
     /// `avaya:SIP_TOKEN`, `AVAYA:sip_token` or `Sip_Token` reaches the same Avaya setting as a
     /// secret `SIP_TOKEN` (the phone upper-cases names), and `YEALINK:wifi.key` the same as a
