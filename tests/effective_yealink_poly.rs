@@ -69,7 +69,19 @@ async fn the_effective_view_shows_an_operators_static_common_files() {
         "{eff}"
     );
     assert_eq!(eff["outcome"], "completed", "{eff}");
-    // The CLI's preview of that file is the operator's too.
+    // So does the CLI's view of the device, and its preview of that file.
+    let out = d.cli(&["device", "effective", YEALINK]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("features.dnd.enable "))
+        .unwrap_or_default();
+    assert!(line.contains(" y000000000066.cfg:3"), "{text}");
+    assert!(
+        text.contains(&format!("# files: {YEALINK}.boot -> y000000000066.cfg")),
+        "{text}"
+    );
     let out = d.cli(&["render", "--mac", YEALINK, "y000000000066.cfg"]);
     assert!(out.status.success(), "{out:?}");
     assert!(

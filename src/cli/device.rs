@@ -1,4 +1,4 @@
-//! `edgeprov device add|list|show|remove`.
+//! `edgeprov device add|list|show|effective|remove`.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +81,10 @@ pub enum DeviceCmd {
     Show { mac: String },
     /// Remove a device.
     Remove { mac: String },
+    /// The settings the device ends up with, as its phone reads the files it is served
+    /// (an operator's static files included), each with the file and line that gave it and
+    /// the parameter layer it came from; secret values shown as ********.
+    Effective { mac: String },
     /// The device's check-ins, newest first.
     History {
         mac: String,
@@ -241,6 +245,32 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
         DeviceCmd::Show { mac: m } => {
             let d = api.get(&format!("/devices/{}", mac(&m)?)).await?;
             show(d, out)
+        }
+        DeviceCmd::Effective { mac: m } => {
+            let value = api.get(&format!("/devices/{}/effective", mac(&m)?)).await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            let view: crate::admin::EffectiveView = serde_json::from_value(value)?;
+            let rows: Vec<Vec<String>> = view
+                .settings
+                .into_iter()
+                .map(|s| {
+                    let at = match s.line {
+                        Some(line) => format!("{}:{line}", s.file),
+                        None => s.file,
+                    };
+                    let from = match (s.param.is_empty(), s.layer.is_empty()) {
+                        (false, false) => format!("{} ({})", s.param, s.layer),
+                        _ => String::new(),
+                    };
+                    vec![s.name, s.value, at, from]
+                })
+                .collect();
+            table::print(&["NAME", "VALUE", "FILE", "PARAMETER"], &rows);
+            println!("# files: {}", view.chain.join(" -> "));
+            println!("# {}", view.outcome);
+            Ok(())
         }
         DeviceCmd::Remove { mac: m } => {
             let m = mac(&m)?;
