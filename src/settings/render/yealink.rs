@@ -183,8 +183,25 @@ pub fn common_cfg(code: u32, common: &Common) -> Vec<u8> {
     }
     native.extend(to_native(Vendor::Yealink, &common.global, &BTreeMap::new()));
     native.extend(to_native(Vendor::Yealink, &common.site, &common.global));
+    firmware_url(&mut native, &common.firmware_base);
     cfg_lines(&mut out, &native);
     out.into_bytes()
+}
+
+/// Makes `static.firmware.url` a URL, which is what the phone downloads from. A
+/// `firmware.file` parameter names a file, as Avaya's `APPNAME` does (the vocabulary renders
+/// both from it); a value without a scheme is this server's `/firmware/{file}` under the
+/// address the phone reached it at. Kept as it is when that address is unknown.
+fn firmware_url(native: &mut Native, base: &str) {
+    if base.is_empty() {
+        return;
+    }
+    if let Some(url) = native.get_mut("static.firmware.url")
+        && !url.is_empty()
+        && !url.contains("://")
+    {
+        *url = format!("{base}{}", url.trim_start_matches('/'));
+    }
 }
 
 /// `{mac}.cfg`: the device's whole effective set, secrets included, and the firmware the
@@ -201,6 +218,7 @@ pub fn cfg(native: &Native, model: &str, common: &Common) -> Vec<u8> {
             .entry("static.firmware.url".into())
             .or_insert_with(|| format!("{}{file}", common.firmware_base));
     }
+    firmware_url(&mut native, &common.firmware_base);
     cfg_lines(&mut out, &native);
     out.into_bytes()
 }
@@ -302,6 +320,26 @@ mod tests {
         assert_eq!(
             own.get("static.firmware.url").map(String::as_str),
             Some("http://elsewhere/x.rom")
+        );
+        // `firmware.file` names a file, as for Avaya's APPNAME: the phone needs a URL.
+        let file = to_native(
+            Vendor::Yealink,
+            &BTreeMap::from([("firmware.file".into(), "T46S-66.86.0.160.rom".into())]),
+            &BTreeMap::new(),
+        );
+        let own = parse_cfg(&cfg(&file, "T46S", &common));
+        assert_eq!(
+            own.get("static.firmware.url").map(String::as_str),
+            Some("https://box/firmware/T46S-66.86.0.160.rom")
+        );
+        let shared = Common {
+            global: BTreeMap::from([("firmware.file".into(), "fam.rom".into())]),
+            ..common.clone()
+        };
+        let family = parse_cfg(&common_cfg(66, &shared));
+        assert_eq!(
+            family.get("static.firmware.url").map(String::as_str),
+            Some("https://box/firmware/fam.rom")
         );
         let none = Common {
             firmware_base: String::new(),
