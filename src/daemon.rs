@@ -414,9 +414,10 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         );
     }
     if let Some(bound) = dhcp_bound {
-        let url = crate::dhcp::provisioning_url(&config)
-            .inspect_err(|e| tracing::warn!("DHCP vendor defaults off: {e}"))
-            .ok();
+        let url =
+            crate::dhcp::provisioning_url_bound(&config, listeners.phone_https.first().copied())
+                .inspect_err(|e| tracing::warn!("DHCP vendor defaults off: {e}"))
+                .ok();
         let server = crate::dhcp::server::Server::prepare(
             bound,
             &config.dhcp,

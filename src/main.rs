@@ -178,7 +178,8 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Dhcp(cmd) => {
             let loaded = Config::discover(args.config.as_deref())?;
             if !cmd.needs_api() {
-                // Option definitions come from the config alone.
+                // Option definitions come from the config (and, when its HTTPS port is 0, the
+                // running daemon's listener file).
                 cli::dhcp::options(cmd, &loaded.config, out)?;
                 return Ok(ExitCode::SUCCESS);
             }

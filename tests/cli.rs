@@ -456,3 +456,28 @@ fn a_listing_whose_reader_stops_early_ends_quietly() {
     assert_eq!(out.status.code(), Some(141), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// With `phone.https_listen` on port 0 (the kernel's choice), `dhcp options` gives the port the
+/// running daemon is bound to, and with the daemon stopped says the port is not fixed: it used
+/// to print port 0, sending phones nowhere.
+#[test]
+fn dhcp_options_name_the_port_the_daemon_listens_on() {
+    let mut d = Daemon::start();
+    let port = d.https.port();
+    let isc = ok(&d.cli(&["dhcp", "options", "--format", "isc"]));
+    assert!(isc.contains(&format!(":{port}/")), "{isc}");
+    assert!(!isc.contains(":0/"), "{isc}");
+    let all: Value = serde_json::from_str(&ok(&d.cli(&["--json", "dhcp", "options"]))).unwrap();
+    for (format, text) in all.as_object().unwrap() {
+        let text = text.as_str().unwrap();
+        assert!(text.contains(&port.to_string()), "{format}: {text}");
+    }
+
+    d.stop();
+    let out = d.cli(&["dhcp", "options", "--format", "isc"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phone.https_listen has port 0"), "{err}");
+    assert!(err.contains("not fixed"), "{err}");
+}

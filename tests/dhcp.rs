@@ -59,6 +59,23 @@ fn text(r: &Reply, code: u8) -> String {
     String::from_utf8_lossy(r.options.get(code).unwrap_or_default()).into_owned()
 }
 
+/// Without `dhcp.provisioning_url`, phones are sent to the port the HTTPS listener is bound
+/// to: with `phone.https_listen` on port 0 they were sent to port 0.
+#[test]
+fn phones_are_sent_to_the_bound_https_port() {
+    let config = DHCP.replace("provisioning_url = \"https://127.0.0.1:8443/\"\n", "");
+    assert_ne!(config, DHCP);
+    let d = Daemon::start_with(&format!("{config}[pki]\nserver_names = [\"127.0.0.1\"]\n"));
+    let relay = relay(&d);
+    let avaya = [(60, b"ccp.avaya.com".to_vec()), (55, vec![1, 3, 6, 242])];
+    let (_, ack) = relay.dora(mac(9), 0x1009, &avaya).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    assert_eq!(
+        text(&ack, 242),
+        format!("TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT={}", d.https.port())
+    );
+}
+
 #[test]
 fn relayed_clients_get_their_vendor_options_renew_and_release() {
     let d = Daemon::start_with(DHCP);

@@ -23,7 +23,13 @@ pub enum DhcpCmd {
         #[arg(long)]
         state: Option<String>,
     },
-    /// Print option definitions for an external DHCP server (no daemon needed).
+    /// Print option definitions for an external DHCP server.
+    ///
+    /// The URL is dhcp.provisioning_url, else https://<first pki.server_names>:<port of the
+    /// first phone.https_listen>/. No daemon is needed, except when that port is 0 (chosen at
+    /// start-up): then the running daemon's port is used.
+    ///
+    /// Example: edgeprov dhcp options --format kea >> /etc/kea/edgeprov-options.json
     Options {
         /// isc, kea, dnsmasq or netsh; all of them when not given.
         #[arg(long)]
@@ -83,11 +89,32 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
     Ok(())
 }
 
+/// The bound HTTPS address to build the URL from, when the configured port is 0: the kernel
+/// chose it when the daemon started, so only the running daemon knows it, and a DHCP server
+/// told port 0 sends phones nowhere.
+fn https_port(config: &Config) -> Result<Option<std::net::SocketAddr>> {
+    let configured = config.phone.https_listen.first();
+    if !config.dhcp.provisioning_url.is_empty() || configured.is_none_or(|a| a.port() != 0) {
+        return Ok(None);
+    }
+    match super::running::listeners(config).and_then(|l| l.phone_https.first().copied()) {
+        Some(bound) => Ok(Some(bound)),
+        None => bail!(
+            "phone.https_listen has port 0, so the port is not fixed: the kernel chooses it \
+             when the daemon starts, and the daemon of {} is not running. Set a fixed port \
+             (phone.https_listen) or dhcp.provisioning_url, or start the daemon and run this \
+             again",
+            config.data_dir.display()
+        ),
+    }
+}
+
 pub fn options(cmd: DhcpCmd, config: &Config, out: Output) -> Result<()> {
     let DhcpCmd::Options { format } = cmd else {
         bail!("not an options command");
     };
-    let url = crate::dhcp::provisioning_url(config).map_err(anyhow::Error::msg)?;
+    let url = crate::dhcp::provisioning_url_bound(config, https_port(config)?)
+        .map_err(anyhow::Error::msg)?;
     let formats: Vec<&str> = match format.as_deref() {
         Some(f) => vec![f],
         None => external::FORMATS.to_vec(),

@@ -444,10 +444,7 @@ fn unreadable_data_dir(c: &Config) -> Option<Check> {
 
 /// Prints the checks; returns false when any failed.
 pub fn run(c: &Config, json: bool) -> anyhow::Result<bool> {
-    let running: Option<Listeners> = std::fs::read(c.listeners_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|l: &Listeners| std::net::TcpStream::connect(loopback(l.admin)).is_ok());
+    let running = super::running::listeners(c);
     let checks = run_checks(c, running.as_ref());
     if json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
@@ -465,17 +462,6 @@ pub fn run(c: &Config, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(checks.iter().all(|c| c.level != Level::Fail))
-}
-
-fn loopback(mut a: SocketAddr) -> SocketAddr {
-    if a.ip().is_unspecified() {
-        a.set_ip(if a.is_ipv4() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
-        });
-    }
-    a
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod param;
 pub mod pki;
 pub mod prefs;
 pub mod progress;
+pub mod running;
 pub mod settings;
 pub mod site;
 pub mod table;

@@ -37,6 +37,16 @@ pub enum DhcpError {
 /// The URL phones are pointed at: `dhcp.provisioning_url`, else built from the first
 /// `pki.server_names` entry and the port of the first `phone.https_listen` address.
 pub fn provisioning_url(config: &Config) -> Result<ProvisioningUrl, String> {
+    provisioning_url_bound(config, None)
+}
+
+/// [`provisioning_url`] with the port the first HTTPS listener is actually bound to, when known:
+/// a configured port 0 is chosen by the kernel at start-up, and phones sent to port 0 find
+/// nothing.
+pub fn provisioning_url_bound(
+    config: &Config,
+    bound_https: Option<std::net::SocketAddr>,
+) -> Result<ProvisioningUrl, String> {
     if !config.dhcp.provisioning_url.is_empty() {
         return ProvisioningUrl::parse(&config.dhcp.provisioning_url);
     }
@@ -46,10 +56,8 @@ pub fn provisioning_url(config: &Config) -> Result<ProvisioningUrl, String> {
         .first()
         .map(String::as_str)
         .unwrap_or("localhost");
-    let port = config
-        .phone
-        .https_listen
-        .first()
+    let port = bound_https
+        .or_else(|| config.phone.https_listen.first().copied())
         .map(|a| a.port())
         .unwrap_or(443);
     ProvisioningUrl::parse(&format!("https://{host}:{port}/")).map_err(|e| {
