@@ -129,6 +129,33 @@ async fn backup_wipe_restore() {
     assert!(r.text().contains("SET SIP_PASSWORD pw"));
 }
 
+/// An encrypted backup restored without its passphrase is refused with the flag that gives it:
+/// "give its passphrase" alone left the administrator to find `--passphrase-file` in the help.
+#[test]
+fn restoring_an_encrypted_backup_without_a_passphrase_names_the_flag() {
+    let mut d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    std::fs::write(dir.join("pass"), "correct horse battery\n").unwrap();
+    let file = dir.join("box.backup");
+    let out = d.cli(&[
+        "backup",
+        "--out",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        dir.join("pass").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    d.stop();
+    let marker = d.data_dir().join("marker");
+    std::fs::write(&marker, "still here").unwrap();
+    let out = d.cli(&["restore", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--passphrase-file"), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "still here");
+}
+
 #[test]
 fn a_damaged_backup_is_refused_before_anything_is_replaced() {
     let mut d = Daemon::start();

@@ -48,11 +48,7 @@ pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<Stri
 }
 
 pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String>) -> Result<()> {
-    let running = std::fs::read(config.listeners_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<crate::daemon::Listeners>(&b).ok())
-        .is_some_and(|l| std::net::TcpStream::connect(l.admin).is_ok());
-    if running {
+    if super::running::listeners(config).is_some() {
         bail!(
             "the daemon is running on {}: stop it first (systemctl stop edgeprov)",
             config.data_dir.display()
@@ -62,7 +58,14 @@ pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String
     if !out.json {
         eprintln!("checking {}…", file.display());
     }
-    let archive = crate::backup::unseal(&bytes, pass.as_deref())?;
+    let archive = crate::backup::unseal(&bytes, pass.as_deref()).map_err(|e| match e {
+        crate::backup::BackupError::NeedsPassphrase => anyhow::anyhow!(
+            "{} is encrypted: give its passphrase with --passphrase-file FILE (a file whose \
+             first line is the passphrase the backup was made with)",
+            file.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("{}", file.display())),
+    })?;
     let progress = Progress::new("restoring", archive.len() as u64);
     let restored = crate::backup::restore(&archive, config, &|done| progress.set(done))?;
     progress.finish();
