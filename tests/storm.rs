@@ -54,6 +54,46 @@ async fn load_emitted(d: &Daemon, vendor: &str, prefix: &str, phones: usize) {
     load_inventory(d, &csv).await;
 }
 
+/// `--emit-inventory` says what it wrote (path, count) and the next step, on stderr, and that
+/// step works: it used to print nothing at all on success.
+#[test]
+fn emitting_an_inventory_says_what_was_written_and_what_to_do_next() {
+    let d = Daemon::start();
+    let csv_path = d.dir.path().join("storm inventory.csv");
+    let emitted = Command::new(BIN)
+        .args(["storm", "--phones", "7", "--emit-inventory"])
+        .arg(&csv_path)
+        .output()
+        .unwrap();
+    assert!(emitted.status.success(), "{emitted:?}");
+    assert!(emitted.stdout.is_empty(), "{emitted:?}");
+    let said = String::from_utf8_lossy(&emitted.stderr);
+    let path = csv_path.display().to_string();
+    assert!(
+        said.contains(&format!("wrote 7 devices to {path}")),
+        "{said}"
+    );
+    let next = format!("`edgeprov device import '{path}'`");
+    assert!(said.contains(&next), "{said}");
+    // The step as printed, pasted into a shell.
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let imported = Command::new("bash")
+        .arg("-c")
+        .arg(next.trim_matches('`'))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("EDGEPROV_CONFIG", d.config_path())
+        .env_remove("EDGEPROV_TOKEN")
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let listed = d.cli(&["--json", "device", "list"]);
+    let devices: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(devices.as_array().map(Vec::len), Some(7), "{devices}");
+}
+
 fn storm(d: &Daemon, extra: &[&str]) -> (Value, bool) {
     storm_as(d, "avaya", PHONES, extra)
 }

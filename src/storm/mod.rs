@@ -217,15 +217,39 @@ fn check_open_files(concurrency: usize) -> Result<(), StormError> {
     Ok(())
 }
 
+/// `text` as one word for a POSIX shell: as is when it holds nothing a shell would split or
+/// expand, else in single quotes, so a suggested command can be pasted as printed.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
 /// Runs the command: emits the requested files, then storms the target if one is given.
 /// Prints the report (JSON with `json`) and fails when any phone failed.
 pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
     let phones = phones(&args)?;
+    // What was written, and the next step, go to stderr: standard output is the storm's report
+    // (one JSON document with --json), and a silent success left the operator guessing.
     if let Some(path) = &args.emit_inventory {
         emit::write_inventory(path, &phones)?;
+        eprintln!(
+            "wrote {} devices to {}: load them with `edgeprov device import {}`",
+            phones.len(),
+            path.display(),
+            shell_word(&path.display().to_string())
+        );
     }
     if let Some(dir) = &args.emit_static {
         emit::write_static(dir, &phones, args.firmware)?;
+        eprintln!(
+            "wrote the files of {} phones to {}: serve it with a web server and storm that \
+             with --target",
+            phones.len(),
+            dir.display()
+        );
     }
     let Some(url) = &args.target else {
         if args.emit_inventory.is_none() && args.emit_static.is_none() {
@@ -389,6 +413,14 @@ async fn storm(
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn shell_words_paste_as_one_argument() {
+        assert_eq!(shell_word("/tmp/inv-1.csv"), "/tmp/inv-1.csv");
+        assert_eq!(shell_word("/tmp/my inv.csv"), "'/tmp/my inv.csv'");
+        assert_eq!(shell_word("it's$x"), r"'it'\''s$x'");
+        assert_eq!(shell_word(""), "''");
+    }
 
     #[derive(Parser)]
     struct Cli {
