@@ -481,3 +481,78 @@ fn dhcp_options_name_the_port_the_daemon_listens_on() {
     assert!(err.contains("phone.https_listen has port 0"), "{err}");
     assert!(err.contains("not fixed"), "{err}");
 }
+
+/// A refused token names where it came from and what to do, and a daemon whose admin
+/// certificate the configured CA does not vouch for is named as another daemon, not reported as
+/// a bare `UnknownIssuer`; a missing CA file says what it is for.
+#[test]
+fn connection_errors_say_what_to_do() {
+    let d = Daemon::start();
+    let cli_with = |config: &std::path::Path, token: Option<&str>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["device", "list", "--config"]).arg(config);
+        match token {
+            Some(t) => cmd.env("EDGEPROV_TOKEN", t),
+            None => cmd.env_remove("EDGEPROV_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = cli_with(&d.config_path(), Some("ep_wrong"));
+    assert!(
+        err.contains("refused the token in $EDGEPROV_TOKEN"),
+        "{err}"
+    );
+    assert!(err.contains("edgeprov token create"), "{err}");
+
+    // Another configuration pointing at this daemon's admin port: its own token and CA.
+    let other = d.dir.path().join("other");
+    std::fs::create_dir_all(other.join("pki")).unwrap();
+    let config = d.dir.path().join("other.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[admin]\nlisten = \"{}\"\n",
+            other.display(),
+            d.admin
+        ),
+    )
+    .unwrap();
+    std::fs::write(other.join("admin.token"), "ep_not_this_boxs\n").unwrap();
+    std::fs::copy(d.data_dir().join("pki/ca.crt"), other.join("pki/ca.crt")).unwrap();
+    let token_file = other.join("admin.token").display().to_string();
+    let err = cli_with(&config, None);
+    assert!(
+        err.contains(&format!("refused the token in {token_file}")),
+        "{err}"
+    );
+    assert!(err.contains("--config"), "{err}");
+
+    let ca_path = other.join("pki/ca.crt").display().to_string();
+    std::fs::remove_file(other.join("pki/ca.crt")).unwrap();
+    let err = cli_with(&config, None);
+    assert!(
+        err.contains(&format!("the box's CA certificate {ca_path}")),
+        "{err}"
+    );
+    assert!(err.contains("run as root or the daemon's user"), "{err}");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    install_provider();
+    edgeprov::pki::Pki::load_or_init(
+        elsewhere.path(),
+        &Default::default(),
+        "",
+        edgeprov::pki::Revocations::none(),
+    )
+    .unwrap();
+    std::fs::copy(elsewhere.path().join("ca.crt"), other.join("pki/ca.crt")).unwrap();
+    let err = cli_with(&config, Some(&d.token));
+    assert!(
+        err.contains(&format!("the box's CA in {ca_path} does not vouch for")),
+        "{err}"
+    );
+    assert!(err.contains("give its --config"), "{err}");
+}

@@ -21,25 +21,44 @@ use crate::daemon::Listeners;
 pub struct ApiClient {
     addr: SocketAddr,
     token: String,
+    /// Where the token came from and where the trusted CA is, named when either is refused.
+    token_source: TokenSource,
+    ca_path: std::path::PathBuf,
     tls: tokio_rustls::TlsConnector,
+}
+
+/// Where the CLI's token came from: the fix for a refused one depends on it.
+enum TokenSource {
+    Env,
+    File(std::path::PathBuf),
 }
 
 impl ApiClient {
     pub fn from_config(config: &Config) -> Result<ApiClient> {
         let addr = admin_address(config);
-        let token = match std::env::var("EDGEPROV_TOKEN") {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-            _ => std::fs::read_to_string(config.token_path())
-                .with_context(|| {
-                    format!(
-                        "cannot read the admin token {} (run as the daemon's user, or set EDGEPROV_TOKEN)",
-                        config.token_path().display()
-                    )
-                })?
-                .trim()
-                .to_string(),
+        let (token, token_source) = match std::env::var("EDGEPROV_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => (t.trim().to_string(), TokenSource::Env),
+            _ => (
+                std::fs::read_to_string(config.token_path())
+                    .with_context(|| {
+                        format!(
+                            "cannot read the admin token {} (run as the daemon's user, or set EDGEPROV_TOKEN)",
+                            config.token_path().display()
+                        )
+                    })?
+                    .trim()
+                    .to_string(),
+                TokenSource::File(config.token_path()),
+            ),
         };
-        let ca = crate::pki::read_ca_cert(&config.pki_dir())?;
+        let ca_path = config.pki_dir().join(crate::pki::CA_CERT);
+        let ca = crate::pki::read_ca_cert(&config.pki_dir()).with_context(|| {
+            format!(
+                "cannot read the box's CA certificate {}, the only issuer the CLI trusts for the \
+                 admin API (run as root or the daemon's user, with the daemon's --config)",
+                ca_path.display()
+            )
+        })?;
         let mut roots = RootCertStore::empty();
         roots.add(ca)?;
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -51,6 +70,8 @@ impl ApiClient {
         Ok(ApiClient {
             addr,
             token,
+            token_source,
+            ca_path,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         })
     }
@@ -147,11 +168,7 @@ impl ApiClient {
 /// A non-2xx answer becomes an error carrying the API's message.
 fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
     if !status.is_success() {
-        let msg = error_message(&bytes);
-        if status == StatusCode::UNAUTHORIZED {
-            bail!("admin API refused the token: {msg}");
-        }
-        bail!("{msg} (HTTP {})", status.as_u16());
+        bail!("{} (HTTP {})", error_message(&bytes), status.as_u16());
     }
     Ok(bytes)
 }
@@ -209,10 +226,42 @@ impl ApiClient {
                 )
             })?;
         let name = ServerName::IpAddress(self.addr.ip().into());
-        self.tls
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS with the admin API at {}", self.addr))
+        self.tls.connect(name, tcp).await.map_err(|e| {
+            let untrusted = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+            if untrusted {
+                anyhow!(
+                    "the admin API at {} presented a certificate that the box's CA in {} does \
+                     not vouch for ({e}): the daemon on that port is not the one of this \
+                     configuration; give its --config (or run where its data directory is)",
+                    self.addr,
+                    self.ca_path.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("TLS with the admin API at {}", self.addr))
+            }
+        })
+    }
+
+    /// A refused token, named by where it came from, with what to do about it.
+    fn refused_token(&self, bytes: &[u8]) -> anyhow::Error {
+        let msg = error_message(bytes);
+        match &self.token_source {
+            TokenSource::Env => anyhow!(
+                "the admin API at {} refused the token in $EDGEPROV_TOKEN ({msg}): it is \
+                 mistyped, revoked or for another box; give a valid one (edgeprov token create \
+                 makes one), or unset EDGEPROV_TOKEN to use the daemon's own",
+                self.addr
+            ),
+            TokenSource::File(path) => anyhow!(
+                "the admin API at {} refused the token in {} ({msg}): that file is not the \
+                 running daemon's; give the daemon's --config, or set EDGEPROV_TOKEN",
+                self.addr,
+                path.display()
+            ),
+        }
     }
 
     /// Sends one request and returns the status and body; `progress`, when given, follows the
@@ -259,7 +308,11 @@ impl ApiClient {
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let Some(progress) = progress.filter(|_| is_get) else {
-            return Ok((status, resp.into_body().collect().await?.to_bytes()));
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(self.refused_token(&bytes));
+            }
+            return Ok((status, bytes));
         };
         if let Some(len) = resp
             .headers()
@@ -277,6 +330,9 @@ impl ApiClient {
             }
         }
         progress.finish();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(self.refused_token(&out));
+        }
         Ok((status, Bytes::from(out)))
     }
 }
@@ -324,16 +380,15 @@ impl hyper::body::Body for Upload {
     }
 }
 
-/// The answer of a POST whose refusals carry a report (imports): a refusal without one (wrong
-/// token, bad query, a body too large) becomes an error with the API's message.
+/// The answer of a POST whose refusals carry a report (imports): a refusal without one (bad
+/// query, a body too large) becomes an error with the API's message; a refused token never
+/// gets here.
 fn refused_report(status: StatusCode, bytes: Bytes) -> Result<(bool, Value)> {
     if status.is_success() {
         return Ok((true, json_of(&bytes)?));
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) if status != StatusCode::UNAUTHORIZED && value.get("error").is_none() => {
-            Ok((false, value))
-        }
+        Ok(value) if value.get("error").is_none() => Ok((false, value)),
         _ => check(status, bytes).map(|_| (false, Value::Null)),
     }
 }
