@@ -45,12 +45,17 @@ enum Command {
     /// DHCP leases, and option definitions for an external DHCP server.
     #[command(subcommand)]
     Dhcp(DhcpCmd),
-    /// Restore a backup into the data directory (the daemon must be stopped).
+    /// Restore a backup into the data directory (the daemon must be stopped; asks first,
+    /// --yes does not). The replaced data directory is kept beside the new one.
+    ///
+    /// Example: edgeprov restore box.backup --passphrase-file /root/backup.pass
     Restore {
         file: PathBuf,
         /// A file whose first line is the backup's passphrase.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        confirm: cli::confirm::Confirm,
     },
     /// Check ports, certificates, the clock, the store and DNS/DHCP settings; say what to fix.
     Doctor,
@@ -132,7 +137,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("edgeprov: {}", message(&e));
-            ExitCode::FAILURE
+            if e.downcast_ref::<cli::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -195,10 +204,11 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore {
             file,
             passphrase_file,
+            confirm,
         } => {
             let loaded = Config::discover(args.config.as_deref())?;
             let pass = cli::backup::passphrase(passphrase_file.as_deref())?;
-            cli::backup::restore(&loaded.config, out, &file, pass)?;
+            cli::backup::restore(&loaded.config, out, &file, pass, confirm)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Doctor => {

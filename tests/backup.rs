@@ -93,6 +93,7 @@ async fn backup_wipe_restore() {
         file.to_str().unwrap(),
         "--passphrase-file",
         dir.join("pass").to_str().unwrap(),
+        "--yes",
     ]);
     assert!(
         out.status.success(),
@@ -166,7 +167,11 @@ fn a_damaged_backup_is_refused_before_anything_is_replaced() {
     let mut junk = b"EDGEPROV-BACKUP-1\n".to_vec();
     junk.extend_from_slice(&[0u8; 4096]);
     std::fs::write(dir.join("junk.backup"), &junk).unwrap();
-    let out = d.cli(&["restore", dir.join("junk.backup").to_str().unwrap()]);
+    let out = d.cli(&[
+        "restore",
+        "--yes",
+        dir.join("junk.backup").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("backup lacks"),

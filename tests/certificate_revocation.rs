@@ -251,6 +251,7 @@ async fn a_revoked_certificate_is_refused_and_the_others_still_work() {
         "--all",
         "--reason",
         "superseded",
+        "--yes",
     ]);
     assert!(out.status.success(), "{out:?}");
     let out = d.cli(&["pki", "list", "--mac", A]);

@@ -455,7 +455,7 @@ async fn cli_shows_certificates_and_manages_roots() {
     let fp = added[0]["sha256"].as_str().unwrap();
     let out = d.cli(&["cert", "root", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(fp));
-    let out = d.cli(&["cert", "root", "remove", fp]);
+    let out = d.cli(&["cert", "root", "remove", "--yes", fp]);
     assert!(
         out.status.success(),
         "{}",
@@ -490,7 +490,7 @@ async fn backup_and_restore_carry_the_installed_identity_and_roots() {
     );
     d.stop();
     std::fs::remove_dir_all(d.data_dir()).unwrap();
-    let out = d.cli(&["restore", file.to_str().unwrap()]);
+    let out = d.cli(&["restore", "--yes", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",

@@ -118,7 +118,7 @@ async fn device_lifecycle_and_certificates() {
     let history = ok(&d.cli(&["device", "history", "001122aabbcc"]));
     assert!(history.contains("001122aabbcc.txt"), "{history}");
 
-    ok(&d.cli(&["device", "remove", "001122aabbcc"]));
+    ok(&d.cli(&["device", "remove", "001122aabbcc", "--yes"]));
     let gone = d.cli(&["device", "show", "001122aabbcc"]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
@@ -555,4 +555,124 @@ fn connection_errors_say_what_to_do() {
         "{err}"
     );
     assert!(err.contains("give its --config"), "{err}");
+}
+
+/// Removing, deleting and revoking ask first: without a terminal to ask on they are refused
+/// (exit 2, naming --yes) and change nothing; on a terminal only `y` goes on. They used to act at
+/// once, so a mistyped MAC or site name in a loop over sites was gone for good.
+#[tokio::test]
+async fn destructive_commands_ask_first() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": "001122aabbcc", "site": "hq"}))
+        .await;
+    ok(&d.cli(&["site", "create", "branch"]));
+    let token: Value = serde_json::from_str(&ok(&d.cli(&[
+        "--json", "token", "create", "--role", "operator", "--site", "hq", "--user", "vera",
+    ])))
+    .unwrap();
+    let token_id = token["id"].as_str().unwrap().to_string();
+    let static_file = d.dir.path().join("specials.txt");
+    std::fs::write(&static_file, "SET FOO 1\n").unwrap();
+    ok(&d.cli(&[
+        "file",
+        "put",
+        "46xxspecials.txt",
+        "--from",
+        static_file.to_str().unwrap(),
+    ]));
+    let sha = "0".repeat(64);
+    ok(&d.cli(&[
+        "firmware",
+        "add",
+        "fw.bin",
+        "--models",
+        "J179",
+        "--version",
+        "1",
+        "--sha256",
+        &sha,
+    ]));
+    ok(&d.cli(&["job", "create", "activate", "--all", "--at", "+1h"]));
+    let certs = d.dir.path().join("certs");
+    ok(&d.cli(&[
+        "pki",
+        "issue-device",
+        "--mac",
+        "001122aabbcc",
+        "--out",
+        certs.to_str().unwrap(),
+    ]));
+    let state = || async {
+        let mut all = Vec::new();
+        for path in [
+            "/devices",
+            "/sites",
+            "/tokens",
+            "/files",
+            "/firmware",
+            "/jobs",
+            "/devices/001122aabbcc/certificates",
+        ] {
+            let (status, v) = d.api("GET", path, None).await;
+            assert_eq!(status, 200, "{path}: {v}");
+            all.push(v.to_string());
+        }
+        all
+    };
+    let before = state().await;
+    for args in [
+        &["device", "remove", "001122aabbcc"][..],
+        &["site", "delete", "branch"],
+        &["token", "revoke", &token_id],
+        &["pki", "revoke", "--mac", "001122aabbcc", "--all"],
+        &["file", "rm", "46xxspecials.txt"],
+        &["firmware", "rm", "fw.bin"],
+        &["job", "delete", "1"],
+        &["job", "create", "delete", "--all"],
+    ] {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("add --yes"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(state().await, before, "nothing changed");
+
+    // On a terminal (script(1) gives the command one): "n" keeps the device, "y" removes it.
+    let on_terminal = |answer: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec"])
+            .arg(format!(
+                "{BIN} device remove 001122aabbcc --config {}",
+                d.config_path().display()
+            ))
+            .arg("/dev/null")
+            .env_remove("EDGEPROV_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = on_terminal("n\n");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("remove device 001122aabbcc"), "{said}");
+    assert!(said.contains("not confirmed"), "{said}");
+    assert_eq!(state().await, before, "nothing changed");
+    let out = on_terminal("y\n");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("removed 001122aabbcc"), "{said}");
+    let (status, _) = d.api("GET", "/devices/001122aabbcc", None).await;
+    assert_eq!(status, 404);
 }

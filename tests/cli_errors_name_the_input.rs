@@ -41,13 +41,19 @@ fn names_with_spaces_and_slashes_reach_the_api_as_names() {
     for (args, expect) in [
         (&["site", "show", "a b"][..], "site a b not found"),
         (&["file", "get", "a b"], "file name \"a b\""),
-        (&["file", "rm", "../devices"], "file name \"../devices\""),
+        (
+            &["file", "rm", "--yes", "../devices"],
+            "file name \"../devices\"",
+        ),
         (
             &["render", "--mac", "001122aabbcc", "46xxsettings.txt?x=1"],
             "46xxsettings.txt?x=1",
         ),
-        (&["token", "revoke", "a b"], "token a b not found"),
-        (&["cert", "root", "remove", "a/b"], "fingerprint: \"a/b\""),
+        (&["token", "revoke", "--yes", "a b"], "token a b not found"),
+        (
+            &["cert", "root", "remove", "--yes", "a/b"],
+            "fingerprint: \"a/b\"",
+        ),
     ] {
         let err = refused(&d, args);
         assert!(

@@ -51,7 +51,7 @@ fn commands_that_print_files_or_confirm_print_json() {
     assert!(put.status.success(), "{put:?}");
     let got = json(&d, &["file", "get", "46xxspecials.txt"]);
     assert_eq!(got["content"], "SET FOO 1\n");
-    let removed = json(&d, &["file", "rm", "46xxspecials.txt"]);
+    let removed = json(&d, &["file", "rm", "--yes", "46xxspecials.txt"]);
     assert_eq!(removed["removed"], "46xxspecials.txt");
 
     let token = json(
@@ -61,7 +61,7 @@ fn commands_that_print_files_or_confirm_print_json() {
         ],
     );
     let id = token["id"].as_str().unwrap().to_string();
-    let revoked = json(&d, &["token", "revoke", &id]);
+    let revoked = json(&d, &["token", "revoke", "--yes", &id]);
     assert_eq!(revoked["revoked"], id);
 
     let sha = "0".repeat(64);
@@ -77,12 +77,12 @@ fn commands_that_print_files_or_confirm_print_json() {
         &sha,
     ]);
     assert!(release.status.success(), "{release:?}");
-    let removed = json(&d, &["firmware", "rm", "fw.bin"]);
+    let removed = json(&d, &["firmware", "rm", "--yes", "fw.bin"]);
     assert_eq!(removed["removed"], "fw.bin");
 
     let site = d.cli(&["site", "create", "branch"]);
     assert!(site.status.success(), "{site:?}");
-    let deleted = json(&d, &["site", "delete", "branch"]);
+    let deleted = json(&d, &["site", "delete", "--yes", "branch"]);
     assert_eq!(deleted["deleted"], "branch");
 
     let options = json(&d, &["dhcp", "options", "--format", "isc"]);

@@ -1163,7 +1163,7 @@ async fn cli_prefetch_list_policy_upload_scrub() {
     let out = ok(d.cli(&["firmware", "scrub"]));
     assert!(out.contains("1 corrupted"), "{out}");
     assert!(!cached(&d).contains(&sha));
-    ok(d.cli(&["firmware", "rm", "k.bin"]));
+    ok(d.cli(&["firmware", "rm", "--yes", "k.bin"]));
     let out = ok(d.cli(&["firmware", "list"]));
     assert!(!out.contains("k.bin"), "{out}");
 }

@@ -660,7 +660,7 @@ async fn cli_creates_follows_lists_and_shows_jobs() {
     assert!(stdout.contains(&format!("{}  ok", mac(1))), "{stdout}");
     assert_eq!(device(&d, &mac(1)).await.1["site"], "branch");
 
-    let out = d.cli(&["job", "create", "delete", "--all", "--at", "+1h"]);
+    let out = d.cli(&["job", "create", "delete", "--all", "--at", "+1h", "--yes"]);
     assert!(
         out.status.success(),
         "{}",
@@ -687,7 +687,7 @@ async fn cli_creates_follows_lists_and_shows_jobs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = d.cli(&["job", "delete", "2"]);
+    let out = d.cli(&["job", "delete", "2", "--yes"]);
     assert!(out.status.success());
     let out = d.cli(&["job", "list", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

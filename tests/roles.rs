@@ -115,7 +115,7 @@ async fn an_operator_works_inside_its_sites_only() {
     let (_, tokens) = d.api("GET", "/tokens", None).await;
     let id = tokens[0]["id"].as_str().unwrap().to_string();
     assert_ne!(tokens[0]["last_used"], 0);
-    let out = d.cli(&["token", "revoke", &id]);
+    let out = d.cli(&["token", "revoke", "--yes", &id]);
     assert!(out.status.success());
     let (s, _) = op("GET", "/devices".into(), None).await;
     assert_eq!(s, 401);

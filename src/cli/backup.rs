@@ -47,7 +47,13 @@ pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<Stri
     Ok(())
 }
 
-pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String>) -> Result<()> {
+pub fn restore(
+    config: &Config,
+    out: Output,
+    file: &PathBuf,
+    pass: Option<String>,
+    confirm: super::confirm::Confirm,
+) -> Result<()> {
     if super::running::listeners(config).is_some() {
         bail!(
             "the daemon is running on {}: stop it first (systemctl stop edgeprov)",
@@ -66,6 +72,12 @@ pub fn restore(config: &Config, out: Output, file: &PathBuf, pass: Option<String
         ),
         e => anyhow::Error::new(e).context(format!("{}", file.display())),
     })?;
+    // Asked once the backup is known to open, so a wrong file or passphrase never gets as far.
+    confirm.ask(&format!(
+        "replace the data directory {} with the backup {} (the current one is kept beside it)",
+        config.data_dir.display(),
+        file.display()
+    ))?;
     let progress = Progress::new("restoring", archive.len() as u64);
     let restored = crate::backup::restore(&archive, config, &|done| progress.set(done))?;
     progress.finish();

@@ -43,8 +43,13 @@ pub enum RootCmd {
     List,
     /// Trust the CA certificates in a PEM file for phones' client certificates.
     Add { file: PathBuf },
-    /// Stop trusting a root added with `cert root add`, by SHA-256 fingerprint.
-    Remove { fingerprint: String },
+    /// Stop trusting a root added with `cert root add`, by SHA-256 fingerprint (asks first;
+    /// --yes does not).
+    Remove {
+        fingerprint: String,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -87,7 +92,14 @@ pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .await?;
             roots(added, out)
         }
-        CertCmd::Root(RootCmd::Remove { fingerprint }) => {
+        CertCmd::Root(RootCmd::Remove {
+            fingerprint,
+            confirm,
+        }) => {
+            confirm.ask(&format!(
+                "stop trusting device root {fingerprint}: phones with certificates from it are \
+                 refused from now on"
+            ))?;
             api.delete(&format!("/certs/roots/{}", encode(&fingerprint)))
                 .await?;
             if out.json {

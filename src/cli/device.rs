@@ -79,8 +79,12 @@ pub enum DeviceCmd {
     },
     /// Show one device.
     Show { mac: String },
-    /// Remove a device.
-    Remove { mac: String },
+    /// Remove a device, with its parameters and secrets (asks first; --yes does not).
+    Remove {
+        mac: String,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
     /// The settings the device ends up with, as its phone reads the files it is served
     /// (an operator's static files included), each with the file and line that gave it and
     /// the parameter layer it came from; secret values shown as ********.
@@ -272,8 +276,11 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             println!("# {}", view.outcome);
             Ok(())
         }
-        DeviceCmd::Remove { mac: m } => {
+        DeviceCmd::Remove { mac: m, confirm } => {
             let m = mac(&m)?;
+            confirm.ask(&format!(
+                "remove device {m} with its parameters and secrets"
+            ))?;
             api.delete(&format!("/devices/{m}")).await?;
             if out.json {
                 return out.print_json(&json!({ "removed": m }));

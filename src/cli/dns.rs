@@ -42,8 +42,12 @@ pub enum RecordsCmd {
         #[arg(long, default_value_t = 300)]
         ttl: u32,
     },
-    /// Remove a record by its id (as listed).
-    Remove { id: u64 },
+    /// Remove a record by its id (as listed; asks first, --yes does not).
+    Remove {
+        id: u64,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
 }
 
 pub async fn run(cmd: DnsCmd, config: &Config, out: Output) -> Result<()> {
@@ -68,7 +72,8 @@ async fn records(cmd: RecordsCmd, api: &ApiClient, out: Output) -> Result<()> {
             let body = json!({"name": name, "type": rtype, "value": value, "ttl": ttl});
             api.post("/dns/records", &body).await?
         }
-        RecordsCmd::Remove { id } => {
+        RecordsCmd::Remove { id, confirm } => {
+            confirm.ask(&format!("remove DNS record {id}"))?;
             api.delete(&format!("/dns/records/{id}")).await?;
             if out.json {
                 return out.print_json(&json!({ "removed": id }));

@@ -32,12 +32,14 @@ pub enum FileCmd {
         #[arg(long)]
         site: Option<String>,
     },
-    /// Delete a static file.
+    /// Delete a static file (asks first; --yes does not).
     Rm {
         name: String,
         /// The site's file instead of the box-wide one.
         #[arg(long)]
         site: Option<String>,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
     },
 }
 
@@ -105,7 +107,15 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
             }
             std::io::stdout().write_all(&bytes)?;
         }
-        FileCmd::Rm { name, site } => {
+        FileCmd::Rm {
+            name,
+            site,
+            confirm,
+        } => {
+            confirm.ask(&match &site {
+                Some(site) => format!("delete static file {name} of site {site}"),
+                None => format!("delete static file {name}"),
+            })?;
             api.delete(&format!("/files/{}{}", encode(&name), query(&site)))
                 .await?;
             if out.json {

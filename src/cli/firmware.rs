@@ -39,12 +39,15 @@ pub enum FirmwareCmd {
         #[arg(long = "url")]
         urls: Vec<String>,
     },
-    /// Remove a release (and its cached image); with --image-only keep the release.
+    /// Remove a release (and its cached image); with --image-only keep the release (asks
+    /// first; --yes does not).
     Rm {
         file: String,
         /// Drop only the cached image; keep the release in the catalogue.
         #[arg(long)]
         image_only: bool,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
     },
     /// Upload an image for a release in the catalogue; resumes where a broken upload stopped.
     Upload {
@@ -126,7 +129,16 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
             }
             println!("added {file}");
         }
-        FirmwareCmd::Rm { file, image_only } => {
+        FirmwareCmd::Rm {
+            file,
+            image_only,
+            confirm,
+        } => {
+            confirm.ask(&if image_only {
+                format!("remove the cached image of {file}")
+            } else {
+                format!("remove release {file} and its cached image")
+            })?;
             let what = if image_only { "images" } else { "releases" };
             api.delete(&format!("/firmware/{what}/{}", encode(&file)))
                 .await?;

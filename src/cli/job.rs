@@ -33,8 +33,12 @@ pub enum JobCmd {
     Resume { id: u64 },
     /// Stop a job for good; devices not reached are reported as skipped.
     Stop { id: u64 },
-    /// Delete a job and its results (not while it runs).
-    Delete { id: u64 },
+    /// Delete a job and its results (not while it runs; asks first, --yes does not).
+    Delete {
+        id: u64,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
     /// Follow a job until it ends, with a progress line on standard error. Fails when the job
     /// ends failed, or with devices skipped (out of the job's sites, or not reached before a
     /// stop), naming how many and why.
@@ -89,6 +93,9 @@ pub struct CreateArgs {
     /// Follow the job until it ends, with a progress line; fails as `job wait` does.
     #[arg(long)]
     wait: bool,
+    /// delete: asks first, as removing one device does; --yes does not.
+    #[command(flatten)]
+    confirm: super::confirm::Confirm,
 }
 
 impl CreateArgs {
@@ -195,7 +202,12 @@ pub async fn run(cmd: JobCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         JobCmd::Show { id } => show(api.get(&format!("/jobs/{id}")).await?, out),
         JobCmd::Create(args) => {
-            let created = api.post("/jobs", &args.body()?).await?;
+            let body = args.body()?;
+            if matches!(args.kind, Kind::Delete) {
+                args.confirm
+                    .ask("create a job that removes every selected device")?;
+            }
+            let created = api.post("/jobs", &body).await?;
             let job: Job = serde_json::from_value(created.clone())?;
             if args.wait {
                 return wait(api, job.id, out).await;
@@ -215,7 +227,8 @@ pub async fn run(cmd: JobCmd, api: &ApiClient, out: Output) -> Result<()> {
         JobCmd::Pause { id } => action(api, out, id, "pause").await,
         JobCmd::Resume { id } => action(api, out, id, "resume").await,
         JobCmd::Stop { id } => action(api, out, id, "stop").await,
-        JobCmd::Delete { id } => {
+        JobCmd::Delete { id, confirm } => {
+            confirm.ask(&format!("delete job {id} and its results"))?;
             api.delete(&format!("/jobs/{id}")).await?;
             if out.json {
                 return out.print_json(&json!({ "deleted": id }));

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cert;
 pub mod client;
 pub mod cloud;
+pub mod confirm;
 pub mod device;
 pub mod dhcp;
 pub mod dns;
@@ -26,6 +27,13 @@ pub mod token;
 pub mod when;
 
 use anyhow::Result;
+
+/// A command line that asks for something the command cannot do as given (a value out of its
+/// set, a missing `--yes`): exit status 2, as clap gives its own usage errors, so a script can
+/// tell "called wrongly" (2) from "tried and failed" (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// How results are printed: tables for people, JSON for scripts.
 #[derive(Debug, Clone, Copy)]

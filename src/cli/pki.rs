@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::client::ApiClient;
 use super::{Output, table, time_text};
@@ -52,6 +52,8 @@ pub enum PkiCmd {
         /// Why: unspecified, key-compromise, superseded or cessation-of-operation.
         #[arg(long, value_enum, default_value = "unspecified")]
         reason: Reason,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
     },
 }
 
@@ -121,6 +123,7 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             all,
             cert,
             reason,
+            confirm,
         } => {
             let mac = Mac::parse(&mac)?;
             let mut body = json!({ "reason": RevocationReason::from(reason) });
@@ -134,6 +137,14 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
                 (None, None) if all => body["all"] = json!(true),
                 (None, None) => anyhow::bail!("give --serial SERIAL, --all or --cert FILE"),
             }
+            let which = match (&body["serial"], all) {
+                (Value::String(serial), _) => format!("certificate {serial}"),
+                (_, true) => "every certificate".to_string(),
+                _ => "the certificate in the file".to_string(),
+            };
+            confirm.ask(&format!(
+                "revoke {which} of device {mac}: a phone presenting it is refused from now on"
+            ))?;
             let value = api
                 .post(&format!("/devices/{mac}/certificates/revoke"), &body)
                 .await?;

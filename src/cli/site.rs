@@ -35,8 +35,12 @@ pub enum SiteCmd {
         allow_http_auth: Option<bool>,
     },
     /// Delete a site that has no devices (with its parameters, static files and firmware
-    /// policies).
-    Delete { name: String },
+    /// policies; asks first, --yes does not).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +104,10 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .await?;
             api.get(&format!("/sites/{}", encode(&name))).await?
         }
-        SiteCmd::Delete { name } => {
+        SiteCmd::Delete { name, confirm } => {
+            confirm.ask(&format!(
+                "delete site {name} with its parameters, static files and firmware policies"
+            ))?;
             api.delete(&format!("/sites/{}", encode(&name))).await?;
             if out.json {
                 return out.print_json(&serde_json::json!({ "deleted": name }));

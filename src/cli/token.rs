@@ -37,8 +37,12 @@ pub enum TokenCmd {
     },
     /// List tokens (never their secrets).
     List,
-    /// Revoke a token by its id.
-    Revoke { id: String },
+    /// Revoke a token by its id (asks first; --yes does not).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
 }
 
 pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
@@ -120,7 +124,10 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                 &rows,
             );
         }
-        TokenCmd::Revoke { id } => {
+        TokenCmd::Revoke { id, confirm } => {
+            confirm.ask(&format!(
+                "revoke token {id}: whoever uses it is refused from now on"
+            ))?;
             api.delete(&format!("/tokens/{}", encode(&id))).await?;
             if out.json {
                 return out.print_json(&serde_json::json!({ "revoked": id }));
