@@ -223,7 +223,12 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(edgeprov::storm::run(*storm, out.json))?;
+            runtime
+                .block_on(edgeprov::storm::run(*storm, out.json))
+                .map_err(|e| match e {
+                    edgeprov::storm::StormError::Usage(m) => cli::UsageError(m).into(),
+                    e => anyhow::Error::new(e),
+                })?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Remote(r) => Some(r),
@@ -266,7 +271,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             Remote::Firmware(cmd) => cli::firmware::run(cmd, &api, out).await,
             Remote::Job(cmd) => cli::job::run(cmd, &api, out).await,
             Remote::Render { mac, name } => {
-                let mac = edgeprov::model::Mac::parse(&mac)?;
+                let mac = cli::mac_arg(&mac)?;
                 let bytes = api
                     .get_bytes(&format!(
                         "/devices/{mac}/files/{}",

@@ -676,3 +676,62 @@ async fn destructive_commands_ask_first() {
     let (status, _) = d.api("GET", "/devices/001122aabbcc", None).await;
     assert_eq!(status, 404);
 }
+
+/// A value the CLI checks itself (a MAC, a NAME=VALUE item, a format, a storm bound) is a
+/// usage error: exit 2, as clap gives for an unknown option, naming the flag; a refusal by the
+/// daemon stays 1. They all exited 1, so a script could not tell "called wrongly" from "failed".
+#[test]
+fn usage_errors_exit_2_naming_the_input() {
+    let d = Daemon::start();
+    let inventory = d.dir.path().join("never.csv");
+    for (args, expect) in [
+        (
+            &["dhcp", "options", "--format", "foo"][..],
+            "--format \"foo\"",
+        ),
+        (
+            &["device", "add", "--mac", "not-a-mac"],
+            "not a MAC address",
+        ),
+        (
+            &[
+                "device",
+                "add",
+                "--mac",
+                "001122aabbcc",
+                "--param",
+                "NOEQUALS",
+            ],
+            "--param \"NOEQUALS\"",
+        ),
+        (
+            &["device", "export", "--json", "--format", "csv"],
+            "--json exports JSON",
+        ),
+        (
+            &["job", "create", "set-param", "--all", "--set", "NOEQUALS"],
+            "--set \"NOEQUALS\"",
+        ),
+        (&["render", "--mac", "zz", "46xxsettings.txt"], "\"zz\""),
+        (&["pki", "list", "--mac", "zz"], "\"zz\""),
+        (
+            &[
+                "storm",
+                "--phones",
+                "0",
+                "--emit-inventory",
+                inventory.to_str().unwrap(),
+            ],
+            "--phones must be",
+        ),
+    ] {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    assert!(!inventory.exists());
+    let out = d.cli(&["device", "show", "001122aabbcc"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

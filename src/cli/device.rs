@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
-use super::{Output, table};
+use super::{Output, UsageError, table};
 use crate::admin::DeviceView;
 use crate::model::Mac;
 
@@ -102,7 +102,7 @@ fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in items {
         let Some((k, v)) = item.split_once('=') else {
-            bail!("--{flag} {item:?}: expected NAME=VALUE");
+            return Err(UsageError(format!("--{flag} {item:?}: expected NAME=VALUE")).into());
         };
         out.insert(k.to_string(), v.to_string());
     }
@@ -110,7 +110,7 @@ fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 fn mac(text: &str) -> Result<Mac> {
-    Ok(Mac::parse(text)?)
+    super::mac_arg(text)
 }
 
 pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
@@ -170,7 +170,10 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
         DeviceCmd::Export { format, out: path } => {
             let format = match format {
                 Some(f) if out.json && f != "json" => {
-                    bail!("--json exports JSON: leave out --format {f}, or --json")
+                    return Err(UsageError(format!(
+                        "--json exports JSON: leave out --format {f}, or --json"
+                    ))
+                    .into());
                 }
                 Some(f) => f,
                 None if out.json => "json".into(),

@@ -123,10 +123,11 @@ pub fn options(cmd: DhcpCmd, config: &Config, out: Output) -> Result<()> {
     for (i, f) in formats.iter().enumerate() {
         let Some(text) = external::render(f, &url, config.dhcp.sson_option, config.dhcp.url_option)
         else {
-            bail!(
+            return Err(super::UsageError(format!(
                 "--format {f:?}: expected one of {}",
                 external::FORMATS.join(", ")
-            );
+            ))
+            .into());
         };
         if out.json {
             texts.insert(f.to_string(), text.into());

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
 use super::client::{ApiClient, encode};
-use super::{Output, table};
+use super::{Output, UsageError, table};
 use crate::jobs::{DeviceResult, Job, JobState, ResultStatus, Sites};
 
 /// How often `--wait` asks for progress.
@@ -122,9 +122,9 @@ impl CreateArgs {
             Kind::SetParam => {
                 let (name, value) = match (&self.set, &self.unset) {
                     (Some(pair), None) => {
-                        let (n, v) = pair
-                            .split_once('=')
-                            .ok_or_else(|| anyhow!("--set {pair:?}: expected NAME=VALUE"))?;
+                        let (n, v) = pair.split_once('=').ok_or_else(|| {
+                            UsageError(format!("--set {pair:?}: expected NAME=VALUE"))
+                        })?;
                         (n.to_string(), Value::from(v))
                     }
                     (None, Some(n)) => (n.clone(), Value::Null),
@@ -156,7 +156,10 @@ impl CreateArgs {
         if let Some(r) = self.rate {
             // JSON has no NaN or infinity: serde_json would send null, which means unlimited.
             if !r.is_finite() {
-                bail!("--rate {r}: expected a number of devices per second");
+                return Err(UsageError(format!(
+                    "--rate {r}: expected a number of devices per second"
+                ))
+                .into());
             }
             body.insert("rate".into(), r.into());
         }

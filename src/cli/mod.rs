@@ -35,6 +35,11 @@ use anyhow::Result;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A MAC address given on the command line: one that does not parse is a usage error.
+pub fn mac_arg(text: &str) -> Result<crate::model::Mac> {
+    crate::model::Mac::parse(text).map_err(|e| UsageError(e.to_string()).into())
+}
+
 /// How results are printed: tables for people, JSON for scripts.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {

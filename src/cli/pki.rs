@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::client::ApiClient;
 use super::{Output, table, time_text};
-use crate::model::{IssuedCert, Mac, RevocationReason};
+use crate::model::{IssuedCert, RevocationReason};
 use crate::pki::DeviceIdentity;
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +84,7 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             out: dir,
             days,
         } => {
-            let mac = Mac::parse(&mac)?;
+            let mac = super::mac_arg(&mac)?;
             let value = api
                 .post(
                     &format!("/devices/{mac}/certificate"),
@@ -113,7 +113,7 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             Ok(())
         }
         PkiCmd::List { mac } => {
-            let mac = Mac::parse(&mac)?;
+            let mac = super::mac_arg(&mac)?;
             let value = api.get(&format!("/devices/{mac}/certificates")).await?;
             print_certs(value, out)
         }
@@ -125,7 +125,7 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             reason,
             confirm,
         } => {
-            let mac = Mac::parse(&mac)?;
+            let mac = super::mac_arg(&mac)?;
             let mut body = json!({ "reason": RevocationReason::from(reason) });
             match (serial, cert) {
                 (Some(serial), _) => body["serial"] = json!(serial),

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use serde_json::json;
 
-use super::Output;
+use super::{Output, UsageError};
 use crate::settings::{FILE_KINDS, FileKind, Outcome, Severity, Vars, evaluate, lint_file, model4};
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +60,7 @@ fn phone_vars(items: &[String]) -> Result<Vars> {
     let mut v = Vars::new();
     for item in items {
         let Some((name, value)) = item.split_once('=') else {
-            bail!("--var {item:?}: expected NAME=VALUE");
+            return Err(UsageError(format!("--var {item:?}: expected NAME=VALUE")).into());
         };
         if name.eq_ignore_ascii_case("MODEL4") && value.chars().count() > 4 {
             bail!(
