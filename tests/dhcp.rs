@@ -76,6 +76,35 @@ fn phones_are_sent_to_the_bound_https_port() {
     );
 }
 
+/// A client's host name and vendor class are the client's own bytes: `dhcp leases` shows
+/// their control characters escaped, so a line break cannot forge a row and an escape sequence
+/// is not run by the administrator's terminal.
+#[test]
+fn lease_listings_escape_what_clients_send() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let hostile = [
+        (60, b"yealink\x1b[2J".to_vec()),
+        (
+            12,
+            b"desk\n10.0.0.1  02:ed:00:00:00:99  bound\x1b]0;pwned\x07".to_vec(),
+        ),
+    ];
+    let (_, ack) = relay.dora(mac(7), 0x1007, &hostile).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    let out = d.cli(&["dhcp", "leases"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!out.stdout.contains(&0x1b), "{out:?}");
+    assert!(!out.stdout.contains(&0x07), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(
+        table.contains(r"desk\n10.0.0.1  02:ed:00:00:00:99  bound\u{1b}]0;pwned\u{7}"),
+        "{table}"
+    );
+    assert!(table.contains(r"yealink\u{1b}[2J"), "{table}");
+}
+
 #[test]
 fn relayed_clients_get_their_vendor_options_renew_and_release() {
     let d = Daemon::start_with(DHCP);

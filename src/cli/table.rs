@@ -1,10 +1,37 @@
 //! Plain aligned tables for people; scripts use `--json`.
+//!
+//! Cells can hold text from the network (a DHCP client's host name and vendor class, a
+//! phone's User-Agent), so control characters are shown escaped (`\n`, `\u{1b}`): a line
+//! break would forge a row, and an escape sequence would be run by the administrator's
+//! terminal. Long values are kept whole, so what is listed can be pasted into the next command.
 
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", render(headers, rows));
 }
 
+/// `text` as one table cell: control characters escaped as Rust writes them, the rest as is
+/// (non-ASCII letters in labels stay readable).
+fn cell(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| cell(c)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -41,5 +68,17 @@ mod tests {
             ],
         );
         assert_eq!(out, "MAC           MODEL\n001122aabbcc  J179\nx\n");
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        let out = super::render(
+            &["HOST", "VENDOR CLASS"],
+            &[vec!["a\nb\u{1b}[31m".into(), "Zoë\t1".into()]],
+        );
+        assert_eq!(
+            out,
+            "HOST            VENDOR CLASS\na\\nb\\u{1b}[31m  Zoë\\t1\n"
+        );
     }
 }
