@@ -123,3 +123,51 @@ fn settings_lint_and_eval_print_json() {
     assert_eq!(v["settings"][1]["file"], "extra.txt", "{v}");
     assert_eq!(v["completed"], true, "{v}");
 }
+
+/// Commands that write their result to a file print, with `--json`, one document saying what
+/// they wrote: `device export --out` and `storm --emit-inventory` printed nothing at all.
+#[test]
+fn commands_that_write_a_file_print_json_saying_so() {
+    let d = Daemon::start();
+    let added = d.cli(&["device", "add", "--mac", "001122aabbcc", "--model", "J179"]);
+    assert!(added.status.success(), "{added:?}");
+    let file = d.dir.path().join("devices.json");
+    let exported = json(&d, &["device", "export", "--out", file.to_str().unwrap()]);
+    assert_eq!(exported["file"], file.to_str().unwrap(), "{exported}");
+    assert_eq!(exported["format"], "json", "{exported}");
+    let written = std::fs::read(&file).unwrap();
+    assert_eq!(exported["bytes"], written.len(), "{exported}");
+    let devices: Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(devices[0]["mac"], "001122aabbcc");
+
+    let csv = d.dir.path().join("devices.csv");
+    let out = d.cli(&["device", "export", "--out", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(&format!("wrote {} (csv, ", csv.display())),
+        "{said}"
+    );
+
+    let inventory = d.dir.path().join("storm.csv");
+    let emitted = json(
+        &d,
+        &[
+            "storm",
+            "--phones",
+            "3",
+            "--emit-inventory",
+            inventory.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        emitted["inventory"],
+        inventory.to_str().unwrap(),
+        "{emitted}"
+    );
+    assert_eq!(emitted["phones"], 3, "{emitted}");
+    assert_eq!(
+        std::fs::read_to_string(&inventory).unwrap().lines().count(),
+        4
+    );
+}

@@ -182,14 +182,18 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             let bytes = api
                 .get_bytes(&format!("/devices/export?format={}", encode(&format)))
                 .await?;
-            match path {
-                Some(p) => std::fs::write(&p, &bytes)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
-                None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&bytes)?;
-                }
+            let Some(p) = path else {
+                use std::io::Write;
+                std::io::stdout().write_all(&bytes)?;
+                return Ok(());
+            };
+            std::fs::write(&p, &bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+            // The export is in the file; standard output says where, as `backup` does.
+            if out.json {
+                return out.print_json(&json!({"file": p, "format": format, "bytes": bytes.len()}));
             }
+            println!("wrote {} ({format}, {} bytes)", p.display(), bytes.len());
             Ok(())
         }
         DeviceCmd::List {

@@ -257,6 +257,17 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
                 "give --target, or --emit-inventory / --emit-static".into(),
             ));
         }
+        // Without a storm there is no report: with --json, what was written is the document.
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "inventory": args.emit_inventory,
+                    "static": args.emit_static,
+                    "phones": phones.len(),
+                })
+            );
+        }
         return Ok(());
     };
     let target = parse_target(url)?;
