@@ -93,6 +93,9 @@ enum Remote {
     #[command(subcommand)]
     Prefs(PrefsCmd),
     /// Take a consistent backup (database, PKI, token, configuration) from the running daemon.
+    #[command(
+        after_help = "Examples:\n  edgeprov backup --out /var/backups/edgeprov.backup --passphrase-file /root/backup.pass"
+    )]
     Backup {
         /// The file to write the backup to (mode 0600).
         #[arg(long, value_name = "FILE")]
@@ -296,7 +299,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     /// Every command and every option has a line of help (the README promises `edgeprov
     /// COMMAND --help` documents them all).
@@ -324,5 +327,51 @@ mod tests {
         let mut missing = Vec::new();
         walk(&super::Cli::command(), "edgeprov", &mut missing);
         assert!(missing.is_empty(), "no help: {missing:#?}");
+    }
+
+    /// The commands whose values have a shape to learn (filters, NAME=VALUE, layers, times,
+    /// selections) show examples in their help, and every example there is a command line that
+    /// parses, so none goes stale when an option changes.
+    #[test]
+    fn help_examples_are_there_and_parse() {
+        fn examples(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+            if let Some(text) = cmd.get_after_help() {
+                out.push((path.to_string(), text.to_string()));
+            }
+            for sub in cmd.get_subcommands() {
+                examples(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut found = Vec::new();
+        examples(&super::Cli::command(), "edgeprov", &mut found);
+        for wanted in [
+            "edgeprov device add",
+            "edgeprov device list",
+            "edgeprov device import",
+            "edgeprov param set",
+            "edgeprov job create",
+            "edgeprov token create",
+            "edgeprov pki revoke",
+            "edgeprov firmware policy",
+            "edgeprov backup",
+        ] {
+            assert!(
+                found.iter().any(|(path, _)| path == wanted),
+                "{wanted} --help has no examples"
+            );
+        }
+        for (path, text) in found {
+            let text = text.replace("\\\n", " ");
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("edgeprov "))
+            {
+                let line = line.split(" #").next().unwrap_or(line);
+                let args = line.split_whitespace();
+                if let Err(e) = super::Cli::try_parse_from(args) {
+                    panic!("{path}: example {line:?} does not parse: {e}");
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,9 @@ use crate::model::Mac;
 #[derive(Debug, Subcommand)]
 pub enum DeviceCmd {
     /// Add a device to the inventory.
+    #[command(
+        after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret SIP_PASSWORD=s3cret"
+    )]
     Add {
         /// The device's MAC address, any spelling (001122aabbcc, 00:11:22:AA:BB:CC, …).
         #[arg(long)]
@@ -41,6 +44,9 @@ pub enum DeviceCmd {
         secrets: Vec<String>,
     },
     /// List the inventory, filtered and sorted.
+    #[command(
+        after_help = "Examples:\n  edgeprov device list --site hq --search desk --sort last_seen --desc\n  edgeprov --json device list --state inactive --limit 100 --offset 200"
+    )]
     List {
         #[command(flatten)]
         filter: super::filter::FilterArgs,
@@ -59,6 +65,9 @@ pub enum DeviceCmd {
     },
     /// Import devices from CSV (`mac,model,serial,site,group,label,state,PARAM…,
     /// secret:PARAM…`) or JSON; all or nothing, every bad row reported with its line.
+    #[command(
+        after_help = "Examples:\n  edgeprov device import phones.csv --dry-run    # report every bad row, change nothing\n  edgeprov device import phones.csv"
+    )]
     Import {
         file: std::path::PathBuf,
         /// csv or json (default: from the file name)

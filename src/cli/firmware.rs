@@ -60,6 +60,9 @@ pub enum FirmwareCmd {
     /// Fetch every image the inventory's phones would be told to load, with progress.
     Prefetch,
     /// Show policies, or set MODEL=POLICY pairs (latest, off, inherit or a version) for a scope.
+    #[command(
+        after_help = "Examples:\n  edgeprov firmware policy                               # show every scope\n  edgeprov firmware policy site:hq J179=latest K175=off"
+    )]
     Policy {
         /// `global` or `site:NAME`.
         scope: Option<String>,

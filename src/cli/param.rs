@@ -20,6 +20,9 @@ pub enum ParamCmd {
         layer: String,
     },
     /// Set parameters of a layer: NAME=VALUE…, secrets with --secret NAME=VALUE.
+    #[command(
+        after_help = "Examples:\n  edgeprov param set --layer global sip.server=pbx.example.com sip.transport=tls\n  edgeprov param set --layer site:hq --secret admin.password=2580"
+    )]
     Set {
         /// global, site:NAME, group:NAME or model:NAME.
         #[arg(long, default_value = "global")]

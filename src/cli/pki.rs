@@ -34,6 +34,9 @@ pub enum PkiCmd {
     },
     /// Revoke device certificates: phones presenting them are refused at the handshake from
     /// now on, and they are listed in the CRL (`/ca.crl`).
+    #[command(
+        after_help = "Examples:\n  edgeprov pki revoke --mac 001122aabbcc --serial 3F:1A:... --reason key-compromise\n  edgeprov pki revoke --mac 001122aabbcc --all --reason superseded --yes"
+    )]
     Revoke {
         /// The device's MAC address.
         #[arg(long)]

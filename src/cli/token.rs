@@ -18,6 +18,9 @@ pub enum RoleArg {
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
     /// Create a token and print it (the only time it is shown).
+    #[command(
+        after_help = "Examples:\n  edgeprov token create --role operator --site hq --site branch --user olivia --expires +90d\n  edgeprov token create --role administrator --user backup-script"
+    )]
     Create {
         /// administrator (everything) or operator (only its --site sites).
         #[arg(long, value_enum)]
