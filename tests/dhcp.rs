@@ -76,6 +76,49 @@ fn phones_are_sent_to_the_bound_https_port() {
     );
 }
 
+/// `doctor` checks the URL the daemon's DHCP actually sends: with `phone.https_listen` on port
+/// 0, the bound port while it runs, and a warning that the port is not fixed when it does not.
+/// It reported "DHCP sends https://127.0.0.1:0/" as fine.
+#[test]
+fn doctor_checks_the_port_dhcp_sends() {
+    let config = DHCP.replace("provisioning_url = \"https://127.0.0.1:8443/\"\n", "");
+    let mut d = Daemon::start_with(&format!("{config}[pki]\nserver_names = [\"127.0.0.1\"]\n"));
+    let discovery = |d: &Daemon| {
+        let out = d.cli(&["doctor", "--json"]);
+        let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["area"] == "discovery" && c["message"].as_str().unwrap().contains("DHCP"))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["level"].as_str().unwrap(),
+                    c["message"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let running = discovery(&d);
+    assert_eq!(
+        running,
+        [format!(
+            "ok DHCP sends https://127.0.0.1:{}/",
+            d.https.port()
+        )],
+        "{running:?}"
+    );
+    d.stop();
+    let stopped = discovery(&d);
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(
+        stopped[0].starts_with("warn phone.https_listen has port 0"),
+        "{stopped:?}"
+    );
+    assert!(stopped[0].contains("not fixed"), "{stopped:?}");
+}
+
 /// A client's host name and vendor class are the client's own bytes: `dhcp leases` shows
 /// their control characters escaped, so a line break cannot forge a row and an escape sequence
 /// is not run by the administrator's terminal.

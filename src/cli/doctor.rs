@@ -322,8 +322,9 @@ fn firmware(c: &Config, running: bool) -> Vec<Check> {
         .collect()
 }
 
-/// Where phones are sent (DHCP options, DNS SRV/TXT) must be reachable by them.
-fn discovery(c: &Config) -> Vec<Check> {
+/// Where phones are sent (DHCP options, DNS SRV/TXT) must be reachable by them. A configured
+/// HTTPS port of 0 is the one the running daemon is bound to, as its DHCP server sends it.
+fn discovery(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     let mut out = Vec::new();
     let host = c.pki.server_names.first().cloned().unwrap_or_default();
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -348,10 +349,26 @@ fn discovery(c: &Config) -> Vec<Check> {
         ));
     }
     if c.dhcp.enabled {
-        match crate::dhcp::provisioning_url(c) {
+        let bound_https = running.and_then(|l| l.phone_https.first().copied());
+        match crate::dhcp::provisioning_url_bound(c, bound_https) {
+            Ok(url) if url.port == 0 => out.push(check(
+                Level::Warn,
+                "discovery",
+                "phone.https_listen has port 0, so the port DHCP sends is not fixed: the kernel \
+                 chooses it when the daemon starts, and external DHCP servers cannot follow",
+                "set a fixed port in phone.https_listen, or dhcp.provisioning_url",
+            )),
             Ok(url) => {
-                let https_ports: Vec<u16> = c.phone.https_listen.iter().map(|a| a.port()).collect();
-                let http_ports: Vec<u16> = c.phone.http_listen.iter().map(|a| a.port()).collect();
+                let (https_ports, http_ports): (Vec<u16>, Vec<u16>) = match running {
+                    Some(l) => (
+                        l.phone_https.iter().map(|a| a.port()).collect(),
+                        l.phone_http.iter().map(|a| a.port()).collect(),
+                    ),
+                    None => (
+                        c.phone.https_listen.iter().map(|a| a.port()).collect(),
+                        c.phone.http_listen.iter().map(|a| a.port()).collect(),
+                    ),
+                };
                 let served = if url.tls {
                     https_ports.contains(&url.port)
                 } else {
@@ -420,7 +437,7 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
             out.extend(firmware(c, running.is_some()));
         }
     }
-    out.extend(discovery(c));
+    out.extend(discovery(c, running));
     out
 }
 
