@@ -489,7 +489,7 @@ mod tests {
     fn unreachable_provisioning_host_fails() {
         let mut c = Config::default();
         c.dns.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        let checks = discovery(&c);
+        let checks = discovery(&c, None);
         assert!(
             checks
                 .iter()
