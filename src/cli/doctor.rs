@@ -496,7 +496,7 @@ mod tests {
                 .any(|ch| ch.level == Level::Fail && ch.message.contains("localhost"))
         );
         c.pki.server_names = vec!["10.0.0.5".into()];
-        assert!(discovery(&c).iter().all(|ch| ch.level == Level::Ok));
+        assert!(discovery(&c, None).iter().all(|ch| ch.level == Level::Ok));
     }
 
     #[test]
@@ -511,7 +511,7 @@ mod tests {
             "{checks:?}"
         );
         c.pki.server_names = vec!["prov.example.lan".into()];
-        assert!(discovery(&c).iter().all(|ch| ch.level == Level::Ok));
+        assert!(discovery(&c, None).iter().all(|ch| ch.level == Level::Ok));
     }
 
     #[test]
