@@ -503,7 +503,7 @@ mod tests {
     fn a_loopback_provisioning_host_warns_without_discovery_of_its_own() {
         let mut c = Config::default();
         assert!(c.dns.listen.is_empty() && !c.dhcp.enabled);
-        let checks = discovery(&c);
+        let checks = discovery(&c, None);
         assert!(
             checks
                 .iter()
