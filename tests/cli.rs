@@ -735,3 +735,17 @@ fn usage_errors_exit_2_naming_the_input() {
     let out = d.cli(&["device", "show", "001122aabbcc"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// A box whose certificate names only its LAN name (`pki.server_names = ["prov.example.com"]`)
+/// is still reachable by its own CLI: the admin certificate is checked against a name it was
+/// issued for, still under the box's CA. Every command failed with "certificate not valid for
+/// name 127.0.0.1".
+#[test]
+fn the_cli_reaches_a_box_whose_names_are_only_lan_ones() {
+    let d = Daemon::start_with("[pki]\nserver_names = [\"prov.example.com\"]\n");
+    let listed = ok(&d.cli(&["--json", "device", "list"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&listed).unwrap(),
+        serde_json::json!([])
+    );
+}

@@ -25,6 +25,8 @@ pub struct ApiClient {
     token_source: TokenSource,
     ca_path: std::path::PathBuf,
     tls: tokio_rustls::TlsConnector,
+    /// The name the admin certificate is checked against: see [`admin_server_name`].
+    server_name: ServerName<'static>,
 }
 
 /// Where the CLI's token came from: the fix for a refused one depends on it.
@@ -36,6 +38,7 @@ enum TokenSource {
 impl ApiClient {
     pub fn from_config(config: &Config) -> Result<ApiClient> {
         let addr = admin_address(config);
+        let server_name = admin_server_name(config, addr)?;
         let (token, token_source) = match std::env::var("EDGEPROV_TOKEN") {
             Ok(t) if !t.trim().is_empty() => (t.trim().to_string(), TokenSource::Env),
             _ => (
@@ -73,6 +76,7 @@ impl ApiClient {
             token_source,
             ca_path,
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            server_name,
         })
     }
 
@@ -225,24 +229,35 @@ impl ApiClient {
                     self.addr
                 )
             })?;
-        let name = ServerName::IpAddress(self.addr.ip().into());
-        self.tls.connect(name, tcp).await.map_err(|e| {
-            let untrusted = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
-            if untrusted {
-                anyhow!(
-                    "the admin API at {} presented a certificate that the box's CA in {} does \
+        self.tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| {
+                let untrusted = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| {
+                        matches!(
+                            e,
+                            rustls::Error::InvalidCertificate(
+                                rustls::CertificateError::UnknownIssuer
+                                    | rustls::CertificateError::BadSignature
+                            )
+                        )
+                    });
+                if untrusted {
+                    anyhow!(
+                        "the admin API at {} presented a certificate that the box's CA in {} does \
                      not vouch for ({e}): the daemon on that port is not the one of this \
                      configuration; give its --config (or run where its data directory is)",
-                    self.addr,
-                    self.ca_path.display()
-                )
-            } else {
-                anyhow::Error::new(e).context(format!("TLS with the admin API at {}", self.addr))
-            }
-        })
+                        self.addr,
+                        self.ca_path.display()
+                    )
+                } else {
+                    anyhow::Error::new(e)
+                        .context(format!("TLS with the admin API at {}", self.addr))
+                }
+            })
     }
 
     /// A refused token, named by where it came from, with what to do about it.
@@ -399,6 +414,28 @@ fn json_of(bytes: &[u8]) -> Result<Value> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| anyhow!("admin API answered with a body that is not JSON: {e}"))
+}
+
+/// The name to check the admin certificate against. The daemon presents its generated server
+/// certificate, issued for `pki.server_names`: the address the CLI connects to when that list
+/// names it (the default holds 127.0.0.1), else the list's first name. Checking the bare address
+/// failed every command on a box whose names were only its LAN ones (`prov.example.com`), with
+/// trust still resting on the box's own CA.
+fn admin_server_name(config: &Config, addr: SocketAddr) -> Result<ServerName<'static>> {
+    let ip = addr.ip();
+    let names = &config.pki.server_names;
+    if names
+        .iter()
+        .any(|n| n.parse::<std::net::IpAddr>().is_ok_and(|n| n == ip))
+    {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    let first = names.first().map(String::as_str).unwrap_or("localhost");
+    ServerName::try_from(first.to_string()).map_err(|e| {
+        anyhow!(
+            "pki.server_names {first:?}: not a name to check the admin certificate against: {e}"
+        )
+    })
 }
 
 /// The running daemon's admin address: from its listener file when present (it knows the real
