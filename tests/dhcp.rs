@@ -119,6 +119,29 @@ fn doctor_checks_the_port_dhcp_sends() {
     assert!(stopped[0].contains("not fixed"), "{stopped:?}");
 }
 
+/// A client's long host name is clipped in the `dhcp leases` table, so the vendor class after
+/// it stays on the screen, and is whole in `--json`: a 200-byte name pushed every row's last
+/// column 200 characters right.
+#[test]
+fn a_long_host_name_does_not_push_the_table_off_the_screen() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let name = "h".repeat(200);
+    let client = [(60, b"yealink".to_vec()), (12, name.clone().into_bytes())];
+    let (_, ack) = relay.dora(mac(8), 0x1008, &client).expect("DORA");
+    assert_eq!(ack.msg_type, ACK);
+    let out = d.cli(&["dhcp", "leases"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for line in table.lines() {
+        assert!(line.chars().count() < 130, "{table}");
+    }
+    assert!(table.contains("hhh…  yealink"), "{table}");
+    let out = d.cli(&["--json", "dhcp", "leases"]);
+    let leases: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(leases[0]["hostname"], name.as_str(), "{leases}");
+}
+
 /// A client's host name and vendor class are the client's own bytes: `dhcp leases` shows
 /// their control characters escaped, so a line break cannot forge a row and an escape sequence
 /// is not run by the administrator's terminal.

@@ -166,9 +166,9 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .map(|c| {
                     vec![
                         super::time_text(c.last_seen),
-                        c.file,
+                        table::clip(c.file),
                         c.peer_ip,
-                        c.firmware,
+                        table::clip(c.firmware),
                         c.proof.as_str().into(),
                     ]
                 })

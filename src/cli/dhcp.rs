@@ -77,7 +77,7 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
                 l.mac.colon_form(),
                 l.state.as_str().to_string(),
                 super::time_text(l.expires),
-                l.hostname,
+                table::clip(l.hostname),
                 l.vendor_class,
             ]
         })

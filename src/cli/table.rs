@@ -3,7 +3,9 @@
 //! Cells can hold text from the network (a DHCP client's host name and vendor class, a
 //! phone's User-Agent), so control characters are shown escaped (`\n`, `\u{1b}`): a line
 //! break would forge a row, and an escape sequence would be run by the administrator's
-//! terminal. Long values are kept whole, so what is listed can be pasted into the next command.
+//! terminal. Long values are kept whole, so what is listed can be pasted into the next command,
+//! except text a client chose that sits before other columns ([`clip`]): one phone's 255-byte
+//! host name would push the rest of every row off the screen.
 
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", render(headers, rows));
@@ -24,6 +26,18 @@ fn cell(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Longest network-supplied cell shown whole in a column followed by others; `--json` has it
+/// all.
+pub const CLIP: usize = 40;
+
+/// `text` cut to [`CLIP`] characters, ending in `…` when cut.
+pub fn clip(text: String) -> String {
+    match text.char_indices().nth(CLIP - 1) {
+        Some((end, _)) if text.chars().count() > CLIP => format!("{}…", &text[..end]),
+        _ => text,
+    }
 }
 
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -68,6 +82,16 @@ mod tests {
             ],
         );
         assert_eq!(out, "MAC           MODEL\n001122aabbcc  J179\nx\n");
+    }
+
+    #[test]
+    fn long_client_text_is_clipped() {
+        let long = "h".repeat(255);
+        let clipped = super::clip(long);
+        assert_eq!(clipped.chars().count(), super::CLIP);
+        assert!(clipped.ends_with("hh…"), "{clipped}");
+        let exact = "é".repeat(super::CLIP);
+        assert_eq!(super::clip(exact.clone()), exact);
     }
 
     #[test]
