@@ -329,6 +329,13 @@ mod tests {
         assert!(missing.is_empty(), "no help: {missing:#?}");
     }
 
+    /// clap's own checks over every command (no two options with one short flag, such as the
+    /// `-y` of `--yes`), which otherwise run only when that command is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
     /// The commands whose values have a shape to learn (filters, NAME=VALUE, layers, times,
     /// selections) show examples in their help, and every example there is a command line that
     /// parses, so none goes stale when an option changes.
