@@ -249,7 +249,16 @@ async fn wrong_bytes_are_never_served_and_raise_an_alarm() {
         "the wrong download is deleted"
     );
     assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
-    // The next (good) fetch works.
+    // The phones after it are answered from that failure (a boot storm against an upstream
+    // that sends wrong bytes would otherwise download the image once per phone)…
+    let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert_eq!(up.requests(), 1, "no new fetch right after a failed one");
+    // …until an operator's change (perhaps the hash that was wrong) asks again.
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/global", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{v}");
     let g = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
     assert_eq!(g.status, 200);
     assert_eq!(g.sha, sha256_hex(&up.image));
@@ -563,6 +572,11 @@ async fn a_failed_fetch_evicts_nothing() {
     // does not fit beside it.
     for (mode, why) in [(Mode::WrongBytes, "wrong bytes"), (Mode::Error, "503")] {
         new.set_default(mode);
+        // Asks the upstream again now, not after the last failure's while.
+        let (status, v) = d
+            .api("PUT", "/firmware/policies/global", Some(json!({})))
+            .await;
+        assert_eq!(status, 200, "{v}");
         let g = download(http, None, "GET", "/j179-new.bin", &[]).await;
         assert_eq!(g.status, 503, "{why}");
         assert_eq!(
@@ -574,6 +588,7 @@ async fn a_failed_fetch_evicts_nothing() {
         assert_eq!((g.status, g.sha), (200, sha256_hex(&old.image)), "{why}");
         assert_eq!(old.requests(), 1, "served from the cache ({why})");
     }
+    assert_eq!(new.requests(), 2, "each failure came from the upstream");
     let (status, v) = d.api("GET", "/firmware", None).await;
     assert_eq!(status, 200);
     assert_eq!(v["cache"]["total_bytes"], 600_000, "{v}");

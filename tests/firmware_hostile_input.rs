@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,14 +30,22 @@ enum Answer {
 
 /// Answers requests from a script, then with the last answer forever.
 async fn upstream(script: Vec<Answer>) -> SocketAddr {
+    upstream_counted(script).await.0
+}
+
+/// [`upstream`], with the number of connections it accepted so far (one request each).
+async fn upstream_counted(script: Vec<Answer>) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 continue;
             };
+            count.fetch_add(1, Ordering::SeqCst);
             let answer = {
                 let mut s = script.lock().unwrap();
                 if s.len() > 1 {
@@ -50,7 +59,7 @@ async fn upstream(script: Vec<Answer>) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 async fn answer_one(mut sock: TcpStream, answer: Answer) -> std::io::Result<()> {
@@ -188,10 +197,66 @@ async fn a_resume_announcing_an_absurd_length_is_refused_and_the_next_fetch_succ
     let first = phone_get(&d, "resume.bin").await;
     assert_eq!(first.status, 503, "{}", first.text());
     assert!(alarms(&d).await.contains("firmware_checksum_mismatch"));
+    // An operator's change asks the upstream again at once.
+    let (status, v) = d
+        .api("PUT", "/firmware/policies/global", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{v}");
     let again = phone_get(&d, "resume.bin").await;
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(sha256_hex(&again.body), sha256_hex(&img));
     assert!(!d.log().contains("panicked"), "{}", d.log());
+}
+
+/// A vendor portal whose session expired answers the download link 200 with an HTML login
+/// page. Each phone of a boot storm arriving after that failed fetch used to start a fetch of
+/// its own (only an unreachable upstream was remembered): a request per phone to the vendor
+/// and the alarm raised again per phone. The failure now answers them for a while, and the
+/// alarm names the release and says what came instead of the image.
+#[tokio::test]
+async fn phones_after_an_html_page_instead_of_the_image_do_not_each_fetch_it_again() {
+    let img = image(300_000, 36);
+    let page = b"<!doctype html><title>Sign in</title><form>...</form>".to_vec();
+    for size in [Some(300_000), None] {
+        let (up, requests) = upstream_counted(vec![Answer::Raw {
+            head: format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n",
+                page.len()
+            ),
+            body: page.clone(),
+        }])
+        .await;
+        let d = Daemon::start_with(&release(
+            "portal.bin",
+            &format!("http://{up}/dl/portal.bin"),
+            &sha256_hex(&img),
+            size,
+        ));
+        for _ in 0..20 {
+            let r = phone_get(&d, "portal.bin").await;
+            assert_eq!(r.status, 503, "{size:?}: {}", r.text());
+            assert_eq!(r.headers["retry-after"], "60");
+        }
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "{size:?}: one fetch; the phones after it got its answer"
+        );
+        let (_, v) = d.api("GET", "/alarms", None).await;
+        let alarm = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == "firmware_checksum_mismatch")
+            .unwrap_or_else(|| panic!("{v}"))
+            .clone();
+        assert_eq!(alarm["count"], 1, "{alarm}");
+        let message = alarm["message"].as_str().unwrap();
+        assert!(message.contains("portal.bin"), "{message}");
+        assert!(message.contains("text/html"), "{message}");
+        assert_eq!(partial_files(&d), vec![], "nothing of the page is kept");
+    }
 }
 
 /// An upload for a release of unknown size that outgrows the whole cache is refused, naming

@@ -22,14 +22,16 @@ use crate::model::AlarmKind;
 
 /// Tries per URL; after a broken transfer the next try resumes where it stopped.
 const ATTEMPTS: usize = 3;
-/// How long a fetch that found every upstream URL unreachable or refusing answers phones for
-/// its image without asking again. Single flight joins only the phones that ask while a fetch
-/// runs; against an upstream that is down and says so fast, every phone of a boot storm
-/// arriving after it would start a fetch of its own (and raise the alarm again), a request per
-/// phone to a vendor site that may well throttle or block the site for it. Other failures
-/// (wrong bytes, a full cache) are retried by the next phone: they are rare, alarmed, and may
-/// be gone (another CDN node, space freed). An operator's change to the catalogue or the
-/// policies, and a prefetch job, ask again at once.
+/// How long a failed fetch answers phones for its image without asking again. Single flight
+/// joins only the phones that ask while a fetch runs; against an upstream that fails fast
+/// (down, refusing, a 200 HTML error or login page instead of the image, a catalogue with the
+/// wrong hash) or a cache disk that fills up, every phone of a boot storm arriving after it
+/// would start a fetch of its own: a request per phone to a vendor site that may well throttle
+/// or block the site for it, the alarm raised again per phone, and on a full disk a download
+/// per phone that fills it again (and with it the store's disk, by default). Those failures
+/// persist until something changes; a transient one (another CDN node, a flipped byte) costs
+/// phones one [`FAILED_FOR`] more. An operator's change to the catalogue or the policies, and
+/// a prefetch job, ask again at once.
 pub(super) const FAILED_FOR: Duration = Duration::from_secs(10);
 
 /// Why an image could not be provided. Cloneable: every waiting phone gets the same answer.
@@ -138,10 +140,10 @@ impl Firmware {
                                 this.flights.lock().unwrap_or_else(|p| p.into_inner());
                             let mut failed = this.failed.lock().unwrap_or_else(|p| p.into_inner());
                             match &result {
-                                Err(e @ FetchError::Unreachable(_)) => {
+                                Err(e) => {
                                     failed.insert(rel.sha256.clone(), (Instant::now(), e.clone()))
                                 }
-                                _ => failed.remove(&rel.sha256),
+                                Ok(()) => failed.remove(&rel.sha256),
                             };
                             flights.remove(&rel.sha256);
                         }
@@ -367,13 +369,17 @@ impl Firmware {
             file.set_len(0).await.map_err(io)?;
         }
         file.seek(SeekFrom::Start(have)).await.map_err(io)?;
+        let page = is_html(&resp);
         let announced = content_length(&resp).map(|len| u128::from(have) + u128::from(len));
         if let (Some(size), Some(total)) = (rel.size, announced)
             && total != u128::from(size)
         {
-            return Err(Attempt::Mismatch(format!(
-                "upstream announces {total} bytes, the catalogue says {size}"
-            )));
+            return Err(from_page(
+                page,
+                Attempt::Mismatch(format!(
+                    "upstream announces {total} bytes, the catalogue says {size}"
+                )),
+            ));
         }
         if announced.is_some_and(|total| total > u128::from(limit)) {
             return Err(Attempt::TooLarge(self.too_large(rel, &url)));
@@ -401,9 +407,12 @@ impl Firmware {
             have += data.len() as u64;
             if have > limit {
                 return Err(match rel.size {
-                    Some(size) => Attempt::Mismatch(format!(
-                        "upstream sent more than the {size} bytes the catalogue says"
-                    )),
+                    Some(size) => from_page(
+                        page,
+                        Attempt::Mismatch(format!(
+                            "upstream sent more than the {size} bytes the catalogue says"
+                        )),
+                    ),
                     None => Attempt::TooLarge(self.too_large(rel, &url)),
                 });
             }
@@ -411,7 +420,9 @@ impl Firmware {
             file.write_all(&data).await.map_err(io)?;
         }
         file.flush().await.map_err(io)?;
-        self.finish(rel, file.into_inner(), ctx, have).await
+        self.finish(rel, file.into_inner(), ctx, have)
+            .await
+            .map_err(|e| from_page(page, e))
     }
 
     /// Checks size and hash of a complete download and makes it durable.
@@ -440,6 +451,31 @@ impl Firmware {
         file.flush().await.map_err(io)?;
         file.sync_all().await.map_err(io)?;
         Ok(have)
+    }
+}
+
+/// Whether the upstream answered with an HTML page: no firmware image is one, but a vendor
+/// portal's login page, an expired download link or a proxy's error page is, answered 200.
+fn is_html<B>(resp: &http::Response<B>) -> bool {
+    resp.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim()
+                .get(..9)
+                .is_some_and(|m| m.eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// A mismatch of bytes that came as an HTML page says so: "wrong SHA-256" alone sends the
+/// operator after the catalogue's hash, when the download link is what needs looking at.
+fn from_page(page: bool, e: Attempt) -> Attempt {
+    match e {
+        Attempt::Mismatch(why) if page => Attempt::Mismatch(format!(
+            "{why}; the upstream answered with an HTML page (text/html), an error or login \
+             page rather than the image: check the download link"
+        )),
+        e => e,
     }
 }
 

@@ -159,7 +159,7 @@ pub struct Firmware {
     /// install or alarm an older state after a newer one.
     reloading: Mutex<()>,
     flights: Mutex<HashMap<String, fetch::Flight>>,
-    /// Image → when and why its last fetch found the upstream unreachable, which answers
+    /// Image → when and why its last fetch failed, which answers
     /// phones instead of a new fetch for a while ([`fetch::FAILED_FOR`]); locked after
     /// `flights` when both are held.
     failed: Mutex<HashMap<String, (std::time::Instant, FetchError)>>,
