@@ -394,11 +394,13 @@ async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
         &format!(
             "{}[[firmware.release]]\nmodels = [\"J169\"]\nversion = \"1\"\nfile = \"small.bin\"\n\
              urls = [\"http://{up_small}/small.bin\"]\nsha256 = \"{}\"\nsize = 600000\n",
+            // Of unknown size, so that the download runs into ENOSPC (one of known size is
+            // refused before it starts: see the next test).
             release(
                 "big.bin",
                 &format!("http://{up_big}/big.bin"),
                 &sha256_hex(&big),
-                Some(1_500_000)
+                None
             ),
             sha256_hex(&small),
         ),
@@ -426,6 +428,54 @@ async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
     assert!(r.text().contains("no space left"), "{}", r.text());
     assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
     assert_eq!(cache_state(&d, "small.bin").await, ("cached".into(), 0));
+}
+
+/// `max_cache_bytes` (20 GB by default) is often more than the cache disk holds. A download of
+/// known size that cannot fit on the disk used to run until ENOSPC: the vendor asked for bytes
+/// that were then deleted, the disk (the store's too, by default) filled up, and again for the
+/// next phone. It is now refused before any byte is asked for, with the disk-full alarm naming
+/// the release and the room it lacks.
+#[tokio::test]
+async fn an_image_larger_than_the_free_disk_is_refused_before_it_is_downloaded() {
+    let up = common::upstream::Upstream::start(image(1_500_000, 37)).await;
+    let d = start_on_small_disk(
+        1024 * 1024,
+        &release(
+            "big.bin",
+            &up.url("big.bin"),
+            &sha256_hex(&up.image),
+            Some(1_500_000),
+        ),
+    );
+    let r = phone_get(&d, "big.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.headers["retry-after"], "60");
+    assert_eq!(up.requests(), 0, "nothing asked of the upstream");
+    let alarms = alarms(&d).await;
+    assert!(alarms.contains("firmware_disk_full"), "{alarms}");
+    assert!(alarms.contains("big.bin: no space left"), "{alarms}");
+    assert!(alarms.contains("1500000 more bytes needed"), "{alarms}");
+    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    // The operator's prefetch asks again, and is refused alike, saying why.
+    d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
+        .await;
+    let (status, job) = d.api("POST", "/firmware/prefetch", None).await;
+    assert_eq!(status, 202, "{job}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let (_, v) = d
+            .api("GET", &format!("/firmware/jobs/{}", job["id"]), None)
+            .await;
+        if v["state"] != "running" {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["images"][0]["error"].as_str().unwrap();
+    assert!(error.contains("big.bin: no space left"), "{job}");
+    assert_eq!(up.requests(), 0);
 }
 
 /// A download link that redirects to a CDN with a network-path `Location` (`//host/path`, no

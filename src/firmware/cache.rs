@@ -143,6 +143,13 @@ impl Cache {
         Ok(dest)
     }
 
+    /// Bytes free to an unprivileged writer on the file system that holds the downloads.
+    /// Blocking.
+    pub fn disk_free(&self) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(self.dir.join("partial"))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// Whether `needed` more bytes could fit once every unpinned image is evicted; evicts
     /// nothing. A download of known size asks this before it starts, so that an image that
     /// can never fit fails at once, and evicts only once it is verified ([`Cache::make_room`]).

@@ -175,6 +175,7 @@ impl Firmware {
         // once it is verified, before it is published.
         if let Some(size) = rel.size {
             self.check_room(size).await?;
+            self.check_disk(rel, size).await?;
         }
         let part = self.cache.part_path(&rel.sha256);
         let mut last = FetchError::NoUrl(rel.file.clone());
@@ -261,6 +262,42 @@ impl Firmware {
             .await
             .map_err(|e| FetchError::Io(e.to_string()))?
             .map_err(|full| self.cache_full(&full))
+    }
+
+    /// Fails when the cache disk has less room than what is left to download of an image of
+    /// known `size`, before any byte is asked for. `max_cache_bytes` (20 GB by default) is
+    /// often more than the disk holds: such a download only ends in ENOSPC, after filling the
+    /// disk the store shares and fetching from the vendor what is then deleted. Evicts nothing
+    /// (the download may still fail); a disk that cannot be measured lets the download try.
+    async fn check_disk(self: &Arc<Self>, rel: &Release, size: u64) -> Result<(), FetchError> {
+        let this = self.clone();
+        let part = self.cache.part_path(&rel.sha256);
+        let measured = tokio::task::spawn_blocking(move || {
+            let have = std::fs::metadata(&part).map_or(0, |m| m.len());
+            let needed = if have > size { size } else { size - have };
+            this.cache.disk_free().map(|free| (needed, free))
+        })
+        .await
+        .map_err(|e| FetchError::Io(e.to_string()))?;
+        let (needed, free) = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(file = %rel.file, error = %e, "cannot measure the cache disk's free space");
+                return Ok(());
+            }
+        };
+        if needed <= free {
+            return Ok(());
+        }
+        let why = format!(
+            "{}: no space left on the cache disk for it: {needed} more bytes needed, {free} \
+             free; nothing was downloaded (free space on the disk, or lower \
+             firmware.max_cache_bytes to what it holds so that eviction makes room)",
+            rel.file
+        );
+        self.recorder
+            .alarm(AlarmKind::FirmwareDiskFull, "firmware cache", why.clone());
+        Err(FetchError::NoSpace(why))
     }
 
     fn cache_full(&self, full: &CacheFull) -> FetchError {
