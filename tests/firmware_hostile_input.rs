@@ -502,6 +502,57 @@ async fn a_redirect_to_another_host_without_a_scheme_is_followed() {
     assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
 }
 
+/// A 302 to `location`.
+fn redirect(location: &str) -> Answer {
+    Answer::Raw {
+        head: format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n"),
+        body: Vec::new(),
+    }
+}
+
+/// Up to five redirects are followed, as the docs say (a vendor link → a mirror → a CDN's
+/// signed URL is three already); only four were. A loop ends after the fifth, with the
+/// unreachable alarm naming the release and saying why.
+#[tokio::test]
+async fn five_redirects_are_followed_and_a_loop_ends_with_an_alarm() {
+    let img = Arc::new(image(100_000, 38));
+    let mut next = format!(
+        "http://{}/cdn/fw.bin",
+        upstream(vec![Answer::Image(img.clone())]).await
+    );
+    for hop in 0..5 {
+        let addr = upstream(vec![redirect(&next)]).await;
+        next = format!("http://{addr}/hop{hop}/fw.bin");
+    }
+    let (looping, requests) = upstream_counted(vec![redirect("/again/loop.bin")]).await;
+    let d = Daemon::start_with(&format!(
+        "{}{}",
+        release("fw.bin", &next, &sha256_hex(&img), Some(100_000)),
+        release(
+            "loop.bin",
+            &format!("http://{looping}/loop.bin"),
+            &sha256_hex(b"another image"),
+            Some(100_000)
+        )
+        .replace("\"J179\"", "\"J169\"")
+    ));
+    let r = phone_get(&d, "fw.bin").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
+
+    let r = phone_get(&d, "loop.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        6,
+        "the first request and five redirects, then the URL is given up"
+    );
+    let alarms = alarms(&d).await;
+    assert!(alarms.contains("firmware_upstream_unreachable"), "{alarms}");
+    assert!(alarms.contains("loop.bin: cannot reach"), "{alarms}");
+    assert!(alarms.contains("too many redirects"), "{alarms}");
+}
+
 /// An upstream that trickles (here about 5 KB/s, under 64 KiB per `stall_secs`) is
 /// broken off as stalled, resumed, and after three tries per URL given up with the unreachable
 /// alarm, instead of holding the image's one fetch for ever with nothing saying why.

@@ -41,7 +41,8 @@ pub async fn get(
     ca_file: &std::path::Path,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let mut url = url.to_string();
-    for _ in 0..MAX_REDIRECTS {
+    // The first request, then one per redirect followed.
+    for _ in 0..=MAX_REDIRECTS {
         let resp = get_once(&url, offset, ca_file).await?;
         if !resp.status().is_redirection() {
             return Ok(resp);
