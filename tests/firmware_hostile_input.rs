@@ -502,6 +502,51 @@ async fn a_redirect_to_another_host_without_a_scheme_is_followed() {
     assert_eq!(sha256_hex(&r.body), sha256_hex(&img));
 }
 
+/// A release's URLs that all fail, each its own way: the alarm says why of each, naming the
+/// release; it used to give only the last URL's reason, so an operator who fixed that one
+/// learned of the first one's only when it failed again.
+#[tokio::test]
+async fn the_unreachable_alarm_says_why_each_url_failed() {
+    let refusing = upstream(vec![Answer::Raw {
+        head: "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
+        body: Vec::new(),
+    }])
+    .await;
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let d = Daemon::start_with(&release(
+        "two.bin",
+        &format!("http://{refusing}/a/two.bin\", \"http://{closed}/b/two.bin"),
+        &sha256_hex(b"an image"),
+        Some(8),
+    ));
+    let r = phone_get(&d, "two.bin").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let (_, v) = d.api("GET", "/alarms", None).await;
+    let alarm = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "firmware_upstream_unreachable")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    let message = alarm["message"].as_str().unwrap();
+    assert!(message.starts_with("two.bin: "), "{message}");
+    assert!(
+        message.contains(&format!(
+            "http://{refusing}/a/two.bin answered 404 Not Found"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("cannot reach http://{closed}/b/two.bin")),
+        "{message}"
+    );
+}
+
 /// A 302 to `location`.
 fn redirect(location: &str) -> Answer {
     Answer::Raw {

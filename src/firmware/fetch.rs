@@ -179,6 +179,9 @@ impl Firmware {
         }
         let part = self.cache.part_path(&rel.sha256);
         let mut last = FetchError::NoUrl(rel.file.clone());
+        // Why each URL was given up as unreachable: the alarm names them all, or an operator
+        // who fixes the last one's cause learns of the first one's only when it fails again.
+        let mut unreachable = Vec::new();
         for url in &rel.urls {
             // What alarms, logs and errors name: never the URL's password.
             let shown = masked_url(url);
@@ -228,13 +231,18 @@ impl Firmware {
                     }
                 }
             }
+            if let FetchError::Unreachable(why) = &last {
+                unreachable.push(why.clone());
+            }
         }
-        if let FetchError::Unreachable(why) = &last {
+        if let FetchError::Unreachable(_) = &last {
+            let why = unreachable.join("; ");
             self.recorder.alarm(
                 AlarmKind::FirmwareUpstreamUnreachable,
                 rel.masked().urls.join(" "),
                 format!("{}: {why}", rel.file),
             );
+            last = FetchError::Unreachable(why);
         }
         Err(last)
     }
