@@ -27,7 +27,13 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, len: u64) -
     {
         return Plan::Full;
     }
-    let Some(spec) = range.trim().strip_prefix("bytes=") else {
+    // RFC 9110 §14.1: range unit names are case-insensitive (`Bytes=` is `bytes=`).
+    let Some(spec) = range
+        .trim()
+        .split_once('=')
+        .filter(|(unit, _)| unit.eq_ignore_ascii_case("bytes"))
+        .map(|(_, spec)| spec)
+    else {
         return Plan::Full;
     };
     if spec.contains(',') {
@@ -122,6 +128,23 @@ mod tests {
                 end: 999
             }
         );
+    }
+
+    /// A client that spells the unit `Bytes` or `BYTES` gets its range, not the whole image.
+    #[test]
+    fn the_range_unit_is_case_insensitive() {
+        for unit in ["Bytes", "BYTES", "bYtEs"] {
+            assert_eq!(
+                p(&format!("{unit}=500-599")),
+                Plan::Partial {
+                    start: 500,
+                    end: 599
+                },
+                "{unit}"
+            );
+        }
+        assert_eq!(p("bytesx=0-1"), Plan::Full);
+        assert_eq!(p("=0-1"), Plan::Full);
     }
 
     #[test]
