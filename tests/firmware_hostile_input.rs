@@ -478,6 +478,57 @@ async fn an_image_larger_than_the_free_disk_is_refused_before_it_is_downloaded()
     assert_eq!(up.requests(), 0);
 }
 
+/// An upload of known size that the cache disk has no room for is refused (413, naming the
+/// bytes it lacks) before its body is taken; it used to be read until the disk was full (the
+/// store's too, by default) and only then refused.
+#[tokio::test]
+async fn an_upload_larger_than_the_free_disk_is_refused_before_its_body_is_read() {
+    let d = start_on_small_disk(
+        1024 * 1024,
+        &release(
+            "big.bin",
+            "http://127.0.0.1:9/big.bin",
+            &sha256_hex(b"an image"),
+            Some(1_500_000),
+        ),
+    );
+    let tcp = TcpStream::connect(d.admin).await.unwrap();
+    let mut upload = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/v1/firmware/images/big.bin?offset=0 HTTP/1.1\r\nhost: localhost\r\n\
+         authorization: Bearer {}\r\ncontent-length: 1500000\r\n\r\n",
+        d.token
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&[0u8; 1000]).await.unwrap();
+    upload.flush().await.unwrap();
+    // The rest of the body is never sent: only an answer that does not wait for it comes.
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("more bytes needed") {
+            let n = tokio::io::AsyncReadExt::read(&mut upload, &mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(answer.contains("big.bin: no space left"), "{answer}");
+    assert!(answer.contains("1500000 more bytes needed"), "{answer}");
+    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+}
+
 /// A download link that redirects to a CDN with a network-path `Location` (`//host/path`, no
 /// scheme) is followed to that host: the image is fetched from there and served.
 #[tokio::test]

@@ -273,11 +273,15 @@ impl Firmware {
     }
 
     /// Fails when the cache disk has less room than what is left to download of an image of
-    /// known `size`, before any byte is asked for. `max_cache_bytes` (20 GB by default) is
+    /// known `size`, before any byte is asked for (or, for an upload, taken). `max_cache_bytes` (20 GB by default) is
     /// often more than the disk holds: such a download only ends in ENOSPC, after filling the
     /// disk the store shares and fetching from the vendor what is then deleted. Evicts nothing
     /// (the download may still fail); a disk that cannot be measured lets the download try.
-    async fn check_disk(self: &Arc<Self>, rel: &Release, size: u64) -> Result<(), FetchError> {
+    pub(super) async fn check_disk(
+        self: &Arc<Self>,
+        rel: &Release,
+        size: u64,
+    ) -> Result<(), FetchError> {
         let this = self.clone();
         let part = self.cache.part_path(&rel.sha256);
         let measured = tokio::task::spawn_blocking(move || {
@@ -299,7 +303,7 @@ impl Firmware {
         }
         let why = format!(
             "{}: no space left on the cache disk for it: {needed} more bytes needed, {free} \
-             free; nothing was downloaded (free space on the disk, or lower \
+             free; nothing was written (free space on the disk, or lower \
              firmware.max_cache_bytes to what it holds so that eviction makes room)",
             rel.file
         );

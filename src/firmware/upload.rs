@@ -107,6 +107,10 @@ impl Firmware {
                 expected: have,
             });
         }
+        // Refused before the body is read: taking it would fill the disk, then fail.
+        if let Some(size) = rel.size {
+            self.check_disk(rel, size).await?;
+        }
         file.seek(SeekFrom::Start(have)).await.map_err(io)?;
         let mut stall = Stall::new(self.stall);
         loop {
