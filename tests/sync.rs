@@ -1015,7 +1015,7 @@ async fn a_restored_box_keeps_its_cloud_identity() {
     };
     let restore = |d: &Daemon| {
         std::fs::remove_dir_all(d.data_dir()).unwrap();
-        let out = d.cli(&["restore", file.to_str().unwrap()]);
+        let out = d.cli(&["restore", "--yes", file.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "{}",
