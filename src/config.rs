@@ -696,6 +696,86 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         );
     }
 
+    /// No key in the docs is one the daemon lacks: the README's block deserialises as a
+    /// `Config` (which refuses unknown keys), and every key row of docs/configuration.md and of
+    /// the `[cloud]` table in docs/sync-protocol.md names a key of its table.
+    #[test]
+    fn the_docs_name_no_key_the_daemon_lacks() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("\n## Configuration\n").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").unwrap()];
+        if let Err(e) = toml::from_str::<Config>(block) {
+            panic!("README's Configuration block: {e}");
+        }
+
+        // Every key, the optional ones too (left out of the defaults when unset).
+        let mut every = Config::default();
+        every.phone.max_connections_per_address = Some(0);
+        let defaults = toml::Value::try_from(every).unwrap();
+        let mut unknown = Vec::new();
+        let mut rows = 0;
+        for (file, doc) in [
+            ("configuration.md", include_str!("../docs/configuration.md")),
+            ("sync-protocol.md", include_str!("../docs/sync-protocol.md")),
+        ] {
+            let mut table = None;
+            for line in doc.lines() {
+                if line.starts_with("## ") {
+                    table = line
+                        .split("`[")
+                        .nth(1)
+                        .and_then(|rest| rest.split(']').next());
+                    continue;
+                }
+                let (Some(table), Some(first)) = (table, line.strip_prefix("| `")) else {
+                    continue;
+                };
+                let cell = first.split(" |").next().unwrap_or_default();
+                for key in cell.split('`').step_by(2).map(str::trim) {
+                    let key = key.trim_start_matches("/ ").trim();
+                    if key.is_empty() {
+                        continue;
+                    }
+                    rows += 1;
+                    if defaults[table].get(key).is_none() {
+                        unknown.push(format!("{file}: {table}.{key}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            unknown.is_empty(),
+            "documented keys the daemon lacks: {unknown:#?}"
+        );
+        assert!(
+            rows > 50,
+            "only {rows} key rows read: has the layout changed?"
+        );
+    }
+
+    /// The config the package ships loads, and has what the README promises of it: data in
+    /// /var/lib/edgeprov, HTTPS 443, HTTP 80, DNS 53, DHCP off.
+    #[test]
+    fn the_shipped_config_loads_with_the_documented_ports() {
+        let shipped = include_str!("../packaging/edgeprov.toml");
+        let c = match Config::parse(shipped, Path::new("packaging/edgeprov.toml")) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/edgeprov"));
+        let ports = |list: &[SocketAddr]| list.iter().map(SocketAddr::port).collect::<Vec<_>>();
+        assert_eq!(ports(&c.phone.https_listen), [443]);
+        assert_eq!(ports(&c.phone.http_listen), [80]);
+        assert_eq!(ports(&c.dns.listen), [53]);
+        assert!(!c.dhcp.enabled);
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains("with the standard ports: HTTPS 443,\nHTTP 80, DNS 53, DHCP off"),
+            "the README's install section no longer says which ports the package ships"
+        );
+    }
+
     #[test]
     fn a_zero_timeout_is_named() {
         for key in ["handshake_timeout_ms", "header_timeout_ms"] {

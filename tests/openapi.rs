@@ -381,6 +381,11 @@ async fn document_matches_router_and_every_route_is_guarded() {
             (c.admin_ok)(s) && !(s == 404 && v["error"] == "no such route"),
             "{m} {url} ({path}) as administrator: {s} {v}"
         );
+        let responses = &doc["paths"][path][m.to_lowercase()]["responses"];
+        assert!(
+            responses.get(s.to_string()).is_some(),
+            "{m} {path} answered {s}, which its responses do not list: {responses}"
+        );
     }
 
     let (_, audit) = d
@@ -399,6 +404,42 @@ async fn document_matches_router_and_every_route_is_guarded() {
         operator_refusals,
         "every refusal of the operator is audited under its name"
     );
+
+    // Query parameters: an unknown one is refused naming those the route reads, which must be
+    // the ones documented. A route that reads none takes any; only a GET is asked so (a
+    // request that changes something would run), and a route documenting some must refuse it.
+    for (method, path, _) in &operations {
+        let documented: BTreeSet<String> = doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        if method != "get" && documented.is_empty() {
+            continue;
+        }
+        let url = format!("{}?bogus=1", fill(path, MINE, "mine"));
+        let (s, v) = d.api(&method.to_uppercase(), &url, None).await;
+        // Refused as every other bad request is: JSON naming the parameter.
+        let text = v["error"].as_str().unwrap_or_default();
+        let read: BTreeSet<String> = match text.split_once("unknown field `bogus`, expected ") {
+            Some((_, names)) => names
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(String::from)
+                .collect(),
+            None => {
+                assert_ne!(s, 400, "{method} {url}: {v}");
+                BTreeSet::new()
+            }
+        };
+        assert_eq!(
+            read, documented,
+            "{method} {path}: query parameters read / documented"
+        );
+    }
 }
 
 /// The document passes an independent OpenAPI 3 validator (Python's `openapi-spec-validator`,
@@ -423,6 +464,33 @@ async fn document_is_valid_openapi() {
     let out = std::process::Command::new("python3")
         .args(["-m", "openapi_spec_validator", "--schema", "3.0"])
         .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// docs/sync-openapi.json, the cloud side's description, passes the same validator (as the
+/// OpenAPI version it declares: 3.1, whose `mutualTLS` security scheme it uses).
+#[test]
+fn sync_document_is_valid_openapi() {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!(
+            "openapi-spec-validator not installed (pip install openapi-spec-validator): skipped"
+        );
+        return;
+    }
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/sync-openapi.json");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", file])
         .output()
         .unwrap();
     assert!(

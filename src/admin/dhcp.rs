@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::query::Query;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, blocking, parse_mac};

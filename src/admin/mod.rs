@@ -13,6 +13,7 @@ mod import;
 mod jobs;
 pub mod openapi;
 mod preferences;
+mod query;
 mod ratelimit;
 mod settings;
 mod sites;
@@ -198,7 +199,7 @@ struct AlarmQuery {
 
 async fn alarms(
     State(st): State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<AlarmQuery>,
+    query::Query(q): query::Query<AlarmQuery>,
 ) -> Result<Json<Vec<Alarm>>, ApiError> {
     // Refusals are recorded off the request path; flush so the list reflects them.
     st.recorder.flush().await;

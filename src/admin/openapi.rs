@@ -12,6 +12,8 @@ pub struct Route {
     /// Query parameters, by name.
     pub query: &'static [&'static str],
     pub access: Access,
+    /// The statuses it answers when it works (200 unless it creates, accepts or deletes).
+    pub ok: &'static [u16],
 }
 
 /// Who may call a route (published as `x-access` on each operation).
@@ -50,6 +52,11 @@ impl Route {
             ..self
         }
     }
+
+    /// Answers these instead of 200 when it works.
+    const fn answers(self, ok: &'static [u16]) -> Route {
+        Route { ok, ..self }
+    }
 }
 
 const fn r(method: &'static str, path: &'static str, summary: &'static str) -> Route {
@@ -59,6 +66,7 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
         summary,
         query: &[],
         access: Access::Admin,
+        ok: &[200],
     }
 }
 
@@ -74,6 +82,7 @@ const fn q(
         summary,
         query,
         access: Access::Admin,
+        ok: &[200],
     }
 }
 
@@ -99,7 +108,7 @@ pub const ROUTES: &[Route] = &[
         ],
     )
     .sites(),
-    r("post", "/devices", "Create a device").sites(),
+    r("post", "/devices", "Create a device").answers(&[201]).sites(),
     q(
         "post",
         "/devices/import",
@@ -121,12 +130,12 @@ pub const ROUTES: &[Route] = &[
         "Change a device (null removes a parameter)",
     )
     .sites(),
-    r("delete", "/devices/{mac}", "Remove a device").sites(),
+    r("delete", "/devices/{mac}", "Remove a device").answers(&[204]).sites(),
     r(
         "post",
         "/devices/{mac}/certificate",
         "Issue a client certificate for the device",
-    )
+    ).answers(&[201])
     .sites(),
     r(
         "get",
@@ -172,7 +181,7 @@ pub const ROUTES: &[Route] = &[
     )
     .sites(),
     r("get", "/sites", "Sites with their device counts").sites(),
-    r("post", "/sites", "Create a site"),
+    r("post", "/sites", "Create a site").answers(&[201]),
     r("get", "/sites/{site}", "One site").sites(),
     r(
         "patch",
@@ -184,7 +193,7 @@ pub const ROUTES: &[Route] = &[
         "delete",
         "/sites/{site}",
         "Delete a site without devices, with its parameters, static files and firmware policies",
-    ),
+    ).answers(&[204]),
     q(
         "get",
         "/groups",
@@ -198,8 +207,8 @@ pub const ROUTES: &[Route] = &[
         "/tokens",
         "Create a token ({user, role, sites, expires: Unix time or none for never}); its \
          secret is shown once",
-    ),
-    r("delete", "/tokens/{id}", "Revoke a token"),
+    ).answers(&[201]),
+    r("delete", "/tokens/{id}", "Revoke a token").answers(&[204]),
     r(
         "get",
         "/preferences",
@@ -217,9 +226,9 @@ pub const ROUTES: &[Route] = &[
         "/files/{name}",
         "Upload a static file (wins over a generated one; a site's needs the site)",
         &["site"],
-    )
+    ).answers(&[201])
     .sites(),
-    q("delete", "/files/{name}", "Delete a static file", &["site"]).sites(),
+    q("delete", "/files/{name}", "Delete a static file", &["site"]).answers(&[204]).sites(),
     r(
         "get",
         "/metrics",
@@ -240,7 +249,7 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/alarms/clear",
         "Clear one alarm ({kind, source}); audited",
-    ),
+    ).answers(&[204]),
     q(
         "get",
         "/audit",
@@ -256,8 +265,8 @@ pub const ROUTES: &[Route] = &[
         "/dns/records",
         "Add a DNS record (answered at once); a CNAME beside other data at its name, or data \
          beside a CNAME, is refused with 409",
-    ),
-    r("delete", "/dns/records/{id}", "Delete a DNS record"),
+    ).answers(&[201]),
+    r("delete", "/dns/records/{id}", "Delete a DNS record").answers(&[204]),
     r(
         "get",
         "/certs",
@@ -278,19 +287,19 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/certs/roots",
         "Trust CA certificates ({pem}) for client certificates; applied at once",
-    ),
+    ).answers(&[201]),
     r(
         "delete",
         "/certs/roots/{fingerprint}",
         "Stop trusting a root added through the API (by SHA-256)",
-    ),
+    ).answers(&[204]),
     r("get", "/sync", "Cloud sync status"),
     r(
         "post",
         "/sync/register",
         "Register this box with the cloud enrollment service",
-    ),
-    r("post", "/sync/now", "Run a sync round now"),
+    ).answers(&[201]),
+    r("post", "/sync/now", "Run a sync round now").answers(&[202]),
     q(
         "get",
         "/sync/rejected",
@@ -311,24 +320,24 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/firmware/releases",
         "Add a release to the catalogue",
-    ),
+    ).answers(&[201]),
     r(
         "delete",
         "/firmware/releases/{file}",
         "Remove a release from the catalogue",
-    ),
+    ).answers(&[204]),
     q(
         "put",
         "/firmware/images/{file}",
         "Upload an image (resumable by offset, hash checked)",
         &["offset"],
-    ),
-    r("delete", "/firmware/images/{file}", "Delete a cached image"),
+    ).answers(&[201, 202]),
+    r("delete", "/firmware/images/{file}", "Delete a cached image").answers(&[204]),
     r(
         "post",
         "/firmware/prefetch",
         "Fetch every image the inventory's policies point at, as a job",
-    ),
+    ).answers(&[202]),
     r("get", "/firmware/jobs/{id}", "Progress of a firmware job"),
     r("post", "/firmware/scrub", "Re-verify every cached image"),
     r(
@@ -353,7 +362,7 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/jobs",
         "Create a bulk job (kind, selection, at, rate)",
-    )
+    ).answers(&[201])
     .sites(),
     r(
         "get",
@@ -361,7 +370,7 @@ pub const ROUTES: &[Route] = &[
         "A bulk job with its per-device results",
     )
     .sites(),
-    r("delete", "/jobs/{id}", "Delete a job (409 while running)").sites(),
+    r("delete", "/jobs/{id}", "Delete a job (409 while running)").answers(&[204]).sites(),
     r(
         "post",
         "/jobs/{id}/pause",
@@ -371,6 +380,53 @@ pub const ROUTES: &[Route] = &[
     r("post", "/jobs/{id}/resume", "Resume a paused job").sites(),
     r("post", "/jobs/{id}/stop", "Stop a job; the rest is skipped").sites(),
 ];
+
+/// What a status means, for the document.
+fn meaning(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created (an upload: complete and verified)",
+        202 => "Accepted: under way (an upload: `{\"offset\"}` to continue from)",
+        204 => "Done; no body",
+        400 => "Bad request: the message names the field",
+        401 => "Missing, wrong or expired bearer token",
+        403 => "The token's role or sites do not allow this",
+        404 => "Not found",
+        409 => {
+            "Conflicts with what is stored (exists already, in use, running); nothing was changed"
+        }
+        413 => "The body is too large",
+        429 => "Too many wrong tokens from this address (Retry-After)",
+        500 => "The store failed; nothing was changed",
+        // 503, the one other status a route answers.
+        _ => "The audit log cannot be written, so nothing was changed",
+    }
+}
+
+/// A route's statuses: its own success statuses, those every route may answer, and, for a
+/// request that may change something, a conflict, a body too large, or an audit log that
+/// cannot be written (such a request is audited before it runs).
+fn responses(route: &Route) -> Value {
+    let changes: &[u16] = match route.method {
+        "get" => &[],
+        _ => &[409, 413, 503],
+    };
+    let mut out = Map::new();
+    for &status in route
+        .ok
+        .iter()
+        .chain(&[400, 401, 403, 404, 429, 500])
+        .chain(changes)
+    {
+        let mut response = json!({"description": meaning(status)});
+        if status >= 400 {
+            response["content"] =
+                json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+        }
+        out.insert(status.to_string(), response);
+    }
+    Value::Object(out)
+}
 
 /// The document.
 pub fn document() -> Value {
@@ -388,14 +444,7 @@ pub fn document() -> Value {
             "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
             "x-access": route.access.as_str(),
             "parameters": params,
-            "responses": {
-                "200": {"description": "OK"},
-                "400": {"description": "Bad request: the message names the field", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "401": {"description": "Missing, wrong or expired bearer token"},
-                "403": {"description": "The token's role or sites do not allow this"},
-                "429": {"description": "Too many wrong tokens from this address (Retry-After)"},
-                "404": {"description": "Not found"},
-            },
+            "responses": responses(route),
         });
         paths
             .entry(route.path.to_string())
@@ -419,4 +468,180 @@ pub fn document() -> Value {
 
 pub async fn serve() -> axum::Json<Value> {
     axum::Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    /// A path with every `{parameter}` spelt `{}`: the README names some by example
+    /// (`{global|site:NAME}`).
+    fn shape(path: &str) -> String {
+        path.split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// The README's route table (`GET/PATCH /x/{id}?a=&b=`, `POST /jobs/{id}/pause\|resume`):
+    /// every route with the query parameters it shows.
+    fn readme_routes() -> BTreeMap<(String, String), BTreeSet<String>> {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("\n## Admin API\n").unwrap()..];
+        let section = &section[..section[1..].find("\n## ").unwrap()];
+        let mut out: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for line in section.lines() {
+            let Some(cell) = line.strip_prefix("| ").and_then(|l| l.split(" | ").next()) else {
+                continue;
+            };
+            for span in cell.split('`').skip(1).step_by(2) {
+                let Some((methods, target)) = span.split_once(' ') else {
+                    continue;
+                };
+                if !methods.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    continue;
+                }
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let query: BTreeSet<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.split('=').next())
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect();
+                let mut paths = vec![String::new()];
+                for segment in path.split('/').skip(1) {
+                    let choices: Vec<&str> = match segment.starts_with('{') {
+                        true => vec!["{}"],
+                        false => segment.split("\\|").collect(),
+                    };
+                    paths = paths
+                        .iter()
+                        .flat_map(|p| choices.iter().map(move |c| format!("{p}/{c}")))
+                        .collect();
+                }
+                for method in methods.split('/') {
+                    for path in &paths {
+                        out.entry((method.to_lowercase(), path.clone()))
+                            .or_default()
+                            .extend(query.iter().cloned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The README's table of routes has every route of the document and no other, and the
+    /// query parameters it shows for one are those the route reads.
+    #[test]
+    fn the_readme_lists_every_route() {
+        let readme = readme_routes();
+        let documented: BTreeMap<(String, String), BTreeSet<String>> = ROUTES
+            .iter()
+            .map(|r| {
+                let query = r.query.iter().map(|q| q.to_string()).collect();
+                ((r.method.to_string(), shape(r.path)), query)
+            })
+            .collect();
+        let missing: Vec<_> = documented
+            .keys()
+            .filter(|k| !readme.contains_key(*k))
+            .collect();
+        let extra: Vec<_> = readme
+            .keys()
+            .filter(|k| !documented.contains_key(*k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "routes the README's table leaves out: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "routes in the README that do not exist: {extra:?}"
+        );
+        for (route, shown) in &readme {
+            if !shown.is_empty() {
+                assert_eq!(shown, &documented[route], "{route:?}: query parameters");
+            }
+        }
+    }
+
+    /// Every `METHOD /api/v1/PATH` the docs mention is a route.
+    #[test]
+    fn the_docs_mention_only_routes_that_exist() {
+        let docs = [
+            include_str!("../../README.md"),
+            include_str!("../../docs/alarms.md"),
+            include_str!("../../docs/certificates.md"),
+            include_str!("../../docs/configuration.md"),
+            include_str!("../../docs/firmware.md"),
+            include_str!("../../docs/import-export.md"),
+            include_str!("../../docs/jobs.md"),
+            include_str!("../../docs/parameters.md"),
+            include_str!("../../docs/performance.md"),
+            include_str!("../../docs/sync-protocol.md"),
+        ];
+        let routes: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_uppercase(), shape(r.path)))
+            .collect();
+        let mut mentioned = 0;
+        let mut wrong = Vec::new();
+        for doc in docs {
+            for (i, _) in doc.match_indices(" /api/v1/") {
+                let method = doc[..i]
+                    .rsplit([' ', '`', '(', '\n'])
+                    .next()
+                    .unwrap_or_default();
+                if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) {
+                    continue;
+                }
+                let path: String = doc[i + " /api/v1".len()..]
+                    .chars()
+                    .take_while(|c| !matches!(c, ' ' | '`' | ')' | '?' | ',' | '\n'))
+                    .collect();
+                let shaped = path
+                    .split('/')
+                    .map(|s| match s.starts_with('{') || s.contains(':') {
+                        true => "{}",
+                        false => s,
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                mentioned += 1;
+                if !routes.contains(&(method.to_string(), shaped)) {
+                    wrong.push(format!("{method} /api/v1{path}"));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "the docs mention routes that do not exist: {wrong:?}"
+        );
+        assert!(mentioned > 15, "only {mentioned} mentions read");
+    }
+
+    /// Each operation lists the statuses it answers when it works, and those of a request
+    /// that changes something only where one may.
+    #[test]
+    fn responses_are_the_route_s_own() {
+        let doc = document();
+        let codes = |method: &str, path: &str| -> Vec<String> {
+            doc["paths"][path][method]["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        assert!(codes("post", "/devices").contains(&"201".to_string()));
+        assert!(!codes("post", "/devices").contains(&"200".to_string()));
+        assert!(codes("delete", "/devices/{mac}").contains(&"204".to_string()));
+        let upload = codes("put", "/firmware/images/{file}");
+        assert!(upload.contains(&"201".into()) && upload.contains(&"202".into()));
+        assert!(codes("patch", "/devices/{mac}").contains(&"409".to_string()));
+        assert!(!codes("get", "/devices").contains(&"409".to_string()));
+    }
 }

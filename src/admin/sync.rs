@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Query};
+use axum::extract::Extension;
+
+use super::query::Query;
 use axum::http::StatusCode;
 use serde::Deserialize;
 

@@ -195,3 +195,68 @@ pub struct Alarm {
     pub first: i64,
     pub last: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/alarms.md lists every kind the code has (read from [`AlarmKind::as_str`], so a
+    /// new kind cannot be left out) and no other, each with the severity it is raised with;
+    /// its first rows are the refusals, as its text says.
+    #[test]
+    fn the_alarm_reference_lists_every_kind_with_its_severity() {
+        let source = include_str!("alarm.rs");
+        let body = &source[source.find("pub fn as_str").unwrap()..];
+        let body = &body[..body.find("\n    }\n").unwrap()];
+        let in_code: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .collect();
+        assert!(in_code.len() > 20, "{in_code:?}");
+
+        let doc = include_str!("../../docs/alarms.md");
+        let mut documented = Vec::new();
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let [first, severity, ..] = cells.as_slice() else {
+                continue;
+            };
+            let Some(name) = first.strip_prefix("| `").and_then(|k| k.strip_suffix('`')) else {
+                continue;
+            };
+            let kind: AlarmKind = match serde_json::from_value(serde_json::json!(name)) {
+                Ok(kind) => kind,
+                Err(e) => panic!("docs/alarms.md names `{name}`, which is no alarm kind: {e}"),
+            };
+            let stated = severity.split_whitespace().next().unwrap_or_default();
+            assert_eq!(
+                serde_json::json!(stated),
+                serde_json::to_value(kind.severity()).unwrap(),
+                "{name}: documented severity"
+            );
+            documented.push(kind);
+        }
+        let names: Vec<&str> = documented.iter().map(AlarmKind::as_str).collect();
+        let mut sorted_doc = names.clone();
+        sorted_doc.sort_unstable();
+        let mut sorted_code = in_code.clone();
+        sorted_code.sort_unstable();
+        assert_eq!(
+            sorted_doc, sorted_code,
+            "docs/alarms.md against the code's kinds"
+        );
+
+        let refusals = documented.iter().take_while(|k| k.is_refusal()).count();
+        assert_eq!(
+            refusals,
+            documented.iter().filter(|k| k.is_refusal()).count()
+        );
+        assert!(doc.contains(&format!(
+            "The first {} kinds record refused phone requests",
+            [
+                "zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
+            ][refusals]
+        )));
+    }
+}

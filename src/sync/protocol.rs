@@ -305,6 +305,276 @@ mod tests {
         assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
     }
 
+    /// The JSON examples of docs/sync-protocol.md: each ```json block and each inline message
+    /// (`{"version":1, ...}`), by the type that reads it.
+    fn doc_examples() -> Vec<serde_json::Value> {
+        let doc = include_str!("../../docs/sync-protocol.md");
+        let blocks = doc
+            .split("```json\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next());
+        let inline = doc
+            .split('`')
+            .filter(|s| s.starts_with("{\"version\":1"))
+            .map(|s| s.replace(":N}", ":3}"));
+        blocks
+            .map(str::to_string)
+            .chain(inline)
+            .map(|text| match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => panic!("docs/sync-protocol.md example does not parse: {e}\n{text}"),
+            })
+            .collect()
+    }
+
+    /// Reads `example` as a `T` and writes it back: the result must be the example, so the
+    /// doc names no field the box ignores (unknown fields are ignored, not refused) and leaves
+    /// out none it writes.
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(
+        example: &serde_json::Value,
+    ) -> serde_json::Value {
+        let value: T = match serde_json::from_value(example.clone()) {
+            Ok(v) => v,
+            Err(e) => panic!("{example}: {e}"),
+        };
+        let back = serde_json::to_value(&value).unwrap();
+        assert_eq!(
+            &back, example,
+            "the doc's example and what the box makes of it"
+        );
+        back
+    }
+
+    /// Every example message in docs/sync-protocol.md is one the protocol types read and write
+    /// back field for field.
+    #[test]
+    fn the_protocol_doc_examples_round_trip() {
+        let mut seen = BTreeMap::new();
+        for example in doc_examples() {
+            let kind = if example.get("next_cursor").is_some() {
+                round_trip::<ChangesPage>(&example);
+                "changes"
+            } else if example.get("events").is_some() {
+                round_trip::<EventBatch>(&example);
+                "events"
+            } else if example.get("csr").is_some() {
+                round_trip::<RegisterRequest>(&example);
+                "register"
+            } else if example.get("certificate").is_some() {
+                round_trip::<RegisterResponse>(&example);
+                "registered"
+            } else if example.get("accepted").is_some() {
+                round_trip::<EventAck>(&example);
+                "ack"
+            } else {
+                panic!("an example of no known message: {example}");
+            };
+            *seen.entry(kind).or_insert(0) += 1;
+        }
+        assert_eq!(
+            seen.keys().copied().collect::<Vec<_>>(),
+            ["ack", "changes", "events", "register", "registered"]
+        );
+    }
+
+    /// One event of each type.
+    fn every_event_body() -> Vec<EventBody> {
+        let text = || String::from("x");
+        vec![
+            EventBody::CheckIn {
+                mac: text(),
+                ip: text(),
+                firmware: text(),
+                user_agent: text(),
+                file: text(),
+                proof: CheckInProof::default(),
+            },
+            EventBody::SeenUnclaimed {
+                mac: text(),
+                ip: text(),
+                user_agent: text(),
+                file: text(),
+                proof: CheckInProof::default(),
+            },
+            EventBody::Enrollment {
+                mac: text(),
+                state: text(),
+                site: text(),
+                serving_secrets: true,
+            },
+            EventBody::Refusal {
+                kind: text(),
+                source: text(),
+                message: text(),
+            },
+            EventBody::Alarm {
+                kind: text(),
+                severity: text(),
+                source: text(),
+                message: text(),
+            },
+            EventBody::OutboxOverflow { dropped: 1 },
+        ]
+    }
+
+    /// The event type table of docs/sync-protocol.md names every event type with the fields
+    /// the box sends for it.
+    #[test]
+    fn the_event_table_names_every_type_and_field() {
+        let mut in_code = BTreeMap::new();
+        for body in every_event_body() {
+            let v = serde_json::to_value(&body).unwrap();
+            let mut fields: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            fields.retain(|f| f != "type");
+            fields.sort();
+            in_code.insert(v["type"].as_str().unwrap().to_string(), fields);
+        }
+        let doc = include_str!("../../docs/sync-protocol.md");
+        let table = &doc[doc.find("| type | when | fields |").unwrap()..];
+        let mut documented = BTreeMap::new();
+        for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let kind = cells[1].trim_matches('`').to_string();
+            let mut fields: Vec<String> = cells[3].split(", ").map(String::from).collect();
+            fields.sort();
+            documented.insert(kind, fields);
+        }
+        assert_eq!(documented, in_code);
+    }
+
+    /// Where `schema` differs from the type `reads` stands for: its properties must be the
+    /// fields of `sample` (as the type writes it), and its required ones those without which
+    /// the type cannot read it.
+    fn schema_differences(
+        name: &str,
+        schema: &serde_json::Value,
+        sample: &serde_json::Value,
+        reads: &dyn Fn(serde_json::Value) -> bool,
+    ) -> Vec<String> {
+        let mut wrong = Vec::new();
+        let mut props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        props.sort();
+        let mut fields: Vec<&String> = sample.as_object().unwrap().keys().collect();
+        fields.sort();
+        if props != fields {
+            wrong.push(format!("{name}: schema {props:?}, type {fields:?}"));
+        }
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        required.sort_unstable();
+        let needed: Vec<&str> = fields
+            .iter()
+            .filter(|f| {
+                let mut without = sample.clone();
+                without.as_object_mut().unwrap().remove(f.as_str());
+                !reads(without)
+            })
+            .map(|f| f.as_str())
+            .collect();
+        if required != needed {
+            wrong.push(format!(
+                "{name}: schema requires {required:?}, the type {needed:?}"
+            ));
+        }
+        wrong
+    }
+
+    fn reads<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> bool {
+        serde_json::from_value::<T>(v).is_ok()
+    }
+
+    /// The schemas of docs/sync-openapi.json have the fields the types write, and call
+    /// required exactly those a message cannot be read without; each event type's schema
+    /// (the common `EventBase` and its own) those of its event.
+    #[test]
+    fn the_openapi_schemas_match_the_types() {
+        let text = include_str!("../../docs/sync-openapi.json");
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let examples = doc_examples();
+        let find = |key: &str| {
+            examples
+                .iter()
+                .find(|e| e.get(key).is_some())
+                .unwrap()
+                .clone()
+        };
+        let page = find("next_cursor");
+        type Reads = fn(serde_json::Value) -> bool;
+        let messages: [(&str, serde_json::Value, Reads); 11] = [
+            ("RegisterRequest", find("csr"), reads::<RegisterRequest>),
+            (
+                "RegisterResponse",
+                find("certificate"),
+                reads::<RegisterResponse>,
+            ),
+            ("ChangesPage", page.clone(), reads::<ChangesPage>),
+            (
+                "DeviceChange",
+                page["devices"][0].clone(),
+                reads::<DeviceChange>,
+            ),
+            ("SiteChange", page["sites"][0].clone(), reads::<SiteChange>),
+            (
+                "SiteProfile",
+                page["sites"][0]["profile"].clone(),
+                reads::<SiteProfileWire>,
+            ),
+            (
+                "FirmwareRelease",
+                page["firmware"][0].clone(),
+                reads::<FirmwareRelease>,
+            ),
+            (
+                "FirmwarePolicy",
+                page["policies"][0].clone(),
+                reads::<FirmwarePolicy>,
+            ),
+            ("Lockout", page["lockouts"][0].clone(), reads::<Lockout>),
+            ("EventBatch", find("events"), reads::<EventBatch>),
+            ("EventAck", find("accepted"), reads::<EventAck>),
+        ];
+        let mut wrong = Vec::new();
+        for (name, sample, reads) in messages {
+            wrong.extend(schema_differences(name, &schemas[name], &sample, &reads));
+        }
+
+        let mapping = &schemas["Event"]["discriminator"]["mapping"];
+        for body in every_event_body() {
+            let event = serde_json::to_value(Event {
+                id: "ab".into(),
+                at: 1,
+                body,
+            })
+            .unwrap();
+            let kind = event["type"].as_str().unwrap();
+            let Some(name) = mapping[kind].as_str().and_then(|r| r.rsplit('/').next()) else {
+                wrong.push(format!("Event: no schema for type {kind}"));
+                continue;
+            };
+            let own = &schemas[name]["allOf"][1];
+            let mut merged = schemas["EventBase"].clone();
+            for (key, extra) in [
+                ("properties", &own["properties"]),
+                ("required", &own["required"]),
+            ] {
+                match (&mut merged[key], extra) {
+                    (serde_json::Value::Object(m), serde_json::Value::Object(e)) => {
+                        m.extend(e.clone())
+                    }
+                    (serde_json::Value::Array(m), serde_json::Value::Array(e)) => {
+                        m.extend(e.iter().cloned())
+                    }
+                    _ => wrong.push(format!("{name}: no {key}")),
+                }
+            }
+            wrong.extend(schema_differences(name, &merged, &event, &reads::<Event>));
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
     /// The OpenAPI document parses and describes every path this client calls.
     #[test]
     fn openapi_lists_every_client_path() {
