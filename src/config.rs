@@ -57,6 +57,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhoneConfig {
+    /// Mutual-TLS listeners for phones (at least one: a client certificate is how a phone
+    /// proves which device it is). An IPv6 address listens on IPv6 only.
     pub https_listen: Vec<SocketAddr>,
     /// Plain HTTP for phones that cannot do TLS; an empty list turns it off.
     pub http_listen: Vec<SocketAddr>,
@@ -91,6 +93,8 @@ pub struct PhoneConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
+    /// The admin API and `/metrics`: HTTPS with the server certificate and a bearer token.
+    /// Loopback by default, so the API is reachable from the box alone until opened.
     pub listen: SocketAddr,
     /// Wrong or missing tokens accepted from one address per minute before it is answered 429
     /// for the rest of that minute.
@@ -106,7 +110,8 @@ pub struct PkiConfig {
     pub trusted_device_roots: Vec<PathBuf>,
     /// Where clients fetch the CA's revocation list, written into the server certificate.
     /// Empty: derived from the first server name and the first plain-HTTP port
-    /// (`http://NAME[:PORT]/ca.crl`; a port of 0 is left out, meaning 80).
+    /// (`http://NAME[:PORT]/ca.crl`; a port of 0 or 80 is left out), or with plain HTTP off
+    /// the first HTTPS port (`https://NAME[:PORT]/ca.crl`, 0 or 443 left out).
     pub crl_url: String,
     /// Days before a device certificate the box issued expires from which the
     /// `device_certs_expiring` alarm is raised; 0 turns it off.
