@@ -500,3 +500,26 @@ fn sync_document_is_valid_openapi() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every error is the API's JSON error, those axum answers before a handler runs too: a
+/// method the route does not take, a body over the limit, an unknown query parameter.
+#[tokio::test]
+async fn errors_are_json_naming_the_cause() {
+    let d = Daemon::start();
+    let (s, v) = d.api("PUT", "/health", None).await;
+    assert_eq!((s, v["error"].as_str()), (405, Some("method not allowed")));
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let (s, v) = d.api_bytes("POST", "/devices", big, Some(&d.token)).await;
+    assert_eq!(s, 413);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("length limit"),
+        "{v}"
+    );
+    let (s, v) = d.api("GET", "/alarms?colour=red", None).await;
+    assert_eq!(s, 400);
+    let message = v["error"].as_str().unwrap_or_default();
+    assert!(message.contains("unknown field `colour`"), "{v}");
+}

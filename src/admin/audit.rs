@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Request, State};
-
-use super::query::Query;
+use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
-
-use super::query::Query;
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -566,9 +564,7 @@ mod list_tests {
     /// Builds a query the way axum's `Query` extractor does, from `a=b&c=d`.
     fn q(text: &str) -> ListQuery {
         let uri: axum::http::Uri = format!("/x?{text}").parse().unwrap();
-        axum::extract::Query::<ListQuery>::try_from_uri(&uri)
-            .unwrap()
-            .0
+        Query::<ListQuery>::try_from_uri(&uri).unwrap().0
     }
 
     #[test]

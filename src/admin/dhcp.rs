@@ -4,9 +4,7 @@
 use std::net::Ipv4Addr;
 
 use axum::Json;
-use axum::extract::State;
-
-use super::query::Query;
+use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, blocking, parse_mac};

@@ -11,9 +11,9 @@ mod error;
 mod firmware;
 mod import;
 mod jobs;
+mod json_errors;
 pub mod openapi;
 mod preferences;
-mod query;
 mod ratelimit;
 mod settings;
 mod sites;
@@ -153,6 +153,7 @@ pub fn router(state: AdminState) -> Router {
         .nest("/api/v1", api)
         .merge(scrape)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(json_errors::as_json))
         .with_state(state)
 }
 
@@ -199,7 +200,7 @@ struct AlarmQuery {
 
 async fn alarms(
     State(st): State<AdminState>,
-    query::Query(q): query::Query<AlarmQuery>,
+    axum::extract::Query(q): axum::extract::Query<AlarmQuery>,
 ) -> Result<Json<Vec<Alarm>>, ApiError> {
     // Refusals are recorded off the request path; flush so the list reflects them.
     st.recorder.flush().await;

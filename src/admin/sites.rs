@@ -250,7 +250,7 @@ pub struct GroupQuery {
 pub async fn groups(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
-    super::query::Query(q): super::query::Query<GroupQuery>,
+    axum::extract::Query(q): axum::extract::Query<GroupQuery>,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
     if let Some(site) = &q.site {
         who.require_site(site)?;

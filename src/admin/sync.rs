@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Extension;
-
-use super::query::Query;
+use axum::extract::{Extension, Query};
 use axum::http::StatusCode;
 use serde::Deserialize;
 

@@ -5,9 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Extension, State};
-
-use crate::admin::query::Query;
+use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
