@@ -255,7 +255,13 @@ pub async fn intent(State(st): State<AdminState>, req: Request, next: Next) -> R
         Ok(seq) => seq,
         Err(e) => {
             tracing::error!(error = %e, "audit log not writable: request refused");
-            return ApiError::Unavailable("the audit log cannot be written".into()).into_response();
+            return match e {
+                ApiError::InsufficientStorage(why) => {
+                    ApiError::InsufficientStorage(format!("the audit log cannot be written: {why}"))
+                }
+                other => ApiError::Unavailable(format!("the audit log cannot be written: {other}")),
+            }
+            .into_response();
         }
     };
     let run = tokio::spawn(async move {

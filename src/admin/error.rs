@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Something the request needs is not available now (the audit log cannot be written).
     #[error("{0}")]
     Unavailable(String),
+    /// The store's file system is full: 507, so that a client tells it from a fault of ours.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -60,6 +63,13 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             e @ StoreError::NoPinnedRelease { .. } => ApiError::BadRequest(e.to_string()),
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "admin API write refused: the data directory is full");
+                ApiError::InsufficientStorage(format!(
+                    "{e}: the file system of the data directory is full, so nothing was \
+                     changed; free space there and try again"
+                ))
+            }
             other => {
                 tracing::error!(error = %other, "store error in admin API");
                 ApiError::Internal(other.to_string())
@@ -79,6 +89,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after = match self {

@@ -32,7 +32,7 @@ fn key(kind: AlarmKind, source: &str) -> String {
 
 impl Store {
     pub fn list_alarms(&self) -> Result<Vec<Alarm>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let mut alarms: Vec<Alarm> = read_all(&tx.open_table(ALARMS)?, "alarms")?;
         alarms.sort_by_key(|a| std::cmp::Reverse(a.last));
         Ok(alarms)
@@ -126,7 +126,7 @@ mod tests {
     fn new_sources_beyond_the_bound_are_counted_together() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         let events: Vec<AlarmEvent> = (0..MAX_ALARMS + 5)
             .map(|i| refusal(format!("fd00::{i:x}"), 1_000 + i as i64))
             .collect();
@@ -141,7 +141,7 @@ mod tests {
         );
         assert!(other.message.contains("fd00::"), "{}", other.message);
         // A source already alarmed is still counted under its own name.
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         Store::raise_alarms(&tx, &[refusal("fd00::0".into(), 99_999)]).unwrap();
         tx.commit().unwrap();
         let alarms = store.list_alarms().unwrap();
@@ -154,7 +154,7 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         Store::raise_alarms(&tx, &[refusal("fd01::1".into(), 100_000)]).unwrap();
         tx.commit().unwrap();
         assert_eq!(store.list_alarms().unwrap()[0].source, "fd01::1");
@@ -166,7 +166,7 @@ mod tests {
     fn the_boxs_own_alarms_are_kept_when_peers_filled_the_table() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         let events: Vec<AlarmEvent> = (0..MAX_ALARMS)
             .map(|i| refusal(format!("fd00::{i:x}"), 1_000 + i as i64))
             .collect();

@@ -74,7 +74,7 @@ impl Store {
         limit: usize,
         keep: impl Fn(&AuditEntry) -> bool,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(AUDIT)?;
         let mut out = Vec::new();
         let end = before.map_or(Bound::Unbounded, Bound::Excluded);

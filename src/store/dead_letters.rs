@@ -128,7 +128,7 @@ impl Store {
 
     /// The rejected events, oldest first, at most `limit` of them, with how many there are.
     pub fn dead_letters(&self, limit: usize) -> Result<DeadLetters, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let letters = tx.open_table(DEAD_LETTERS)?;
         let mut events = Vec::new();
         for row in letters.iter()?.take(limit) {
@@ -214,7 +214,7 @@ mod tests {
             generation: 0,
         })
         .unwrap();
-        let tx = s.db.begin_write().unwrap();
+        let tx = s.db().unwrap().begin_write().unwrap();
         s.enqueue(&tx, vec![sighting("a"), sighting("b"), sighting("c")])
             .unwrap();
         tx.commit().unwrap();

@@ -48,7 +48,7 @@ impl Store {
 
     /// The certificates recorded for `mac`, newest first.
     pub fn issued_certs_of(&self, mac: Mac) -> Result<Vec<IssuedCert>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
         Ok(newest_first(all.into_iter().filter(|c| c.mac == mac)))
     }
@@ -56,7 +56,7 @@ impl Store {
     /// The certificates not revoked of devices in the inventory, for the expiry alarm: those
     /// of a device deleted since concern no phone here.
     pub fn issued_certs_in_inventory(&self) -> Result<Vec<IssuedCert>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
         let devices = tx.open_table(super::DEVICES)?;
         let mut out = Vec::new();
@@ -70,7 +70,7 @@ impl Store {
 
     /// Every revoked certificate, for the CRL and the handshake check.
     pub fn revoked_certs(&self) -> Result<RevokedCerts, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let all: Vec<IssuedCert> = read_all(&tx.open_table(DEVICE_CERTS)?, "device_certs")?;
         let mut issued_before = BTreeMap::new();
         for row in tx.open_table(REVOKED_BEFORE)?.iter()? {

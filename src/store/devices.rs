@@ -36,7 +36,7 @@ pub(super) fn site_exists(tx: &WriteTransaction, site: &str) -> Result<bool, Sto
 
 impl Store {
     pub fn get_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(DEVICES)?;
         let key = mac.to_string();
         let found = table.get(key.as_str())?;
@@ -53,7 +53,7 @@ impl Store {
             #[serde(default)]
             site: String,
         }
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(DEVICES)?;
         let key = mac.to_string();
         let found = table.get(key.as_str())?;
@@ -63,12 +63,12 @@ impl Store {
     }
 
     pub fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_all(&tx.open_table(DEVICES)?, "devices")
     }
 
     pub fn count_devices(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok(tx.open_table(DEVICES)?.len()?)
     }
 
@@ -158,14 +158,14 @@ impl Store {
     }
 
     pub fn get_site(&self, name: &str) -> Result<Option<Site>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(SITES)?;
         let found = table.get(name)?;
         found.map(|v| decode("sites", name, v.value())).transpose()
     }
 
     pub fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_all(&tx.open_table(SITES)?, "sites")
     }
 

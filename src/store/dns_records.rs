@@ -36,7 +36,7 @@ impl DnsRecordEntry {
 
 impl Store {
     pub fn list_dns_records(&self) -> Result<Vec<DnsRecordEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(DNS_RECORDS)?;
         let mut out = Vec::new();
         for row in table.iter()? {

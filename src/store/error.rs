@@ -21,6 +21,17 @@ pub enum StoreError {
     UpgradeStopped { done: u64, total: u64 },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
+    /// A write failed on I/O (a full disk), and opening the file again has failed so far.
+    #[error(
+        "the database {path} cannot be used since a write to it failed, and opening it again \
+         failed: {message}"
+    )]
+    Unwritable {
+        path: PathBuf,
+        message: String,
+        /// The open failed for want of space.
+        disk_full: bool,
+    },
     #[error("stored record {table}/{key} cannot be read: {message}")]
     Corrupt {
         table: &'static str,
@@ -56,6 +67,28 @@ pub enum StoreError {
     /// A firmware policy pins a version no release in the catalogue serves for the model.
     #[error("{model}: no release of version {version} for this model in the catalogue")]
     NoPinnedRelease { model: String, version: String },
+}
+
+impl StoreError {
+    /// Whether the store failed for want of space on its file system (ENOSPC, or EDQUOT: over
+    /// the user's quota).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Db(redb::Error::Io(e)) | StoreError::Io { source: e, .. } => {
+                is_disk_full(e)
+            }
+            StoreError::Unwritable { disk_full, .. } => *disk_full,
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT.
+pub(super) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// redb has one error type per operation; they all fold into `redb::Error`.

@@ -126,7 +126,7 @@ impl Store {
         site: Option<&str>,
         name: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
         Ok(table
             .get(key(site, name).as_str())?
@@ -140,7 +140,7 @@ impl Store {
         site: Option<&str>,
         name: &str,
     ) -> Result<Option<StaticFile>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
         let flags = tx.open_table(STATIC_FLAGS)?;
         let site_key = site.filter(|s| !s.is_empty()).map(|s| key(Some(s), name));
@@ -192,7 +192,7 @@ impl Store {
 
     /// Which static files exist, so a request reads one only when it is there.
     pub fn static_index(&self) -> Result<StaticIndex, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
         let mut keys = HashSet::new();
         for row in table.iter()? {
@@ -208,7 +208,7 @@ impl Store {
         &self,
         read: impl Fn(&[u8]) -> T,
     ) -> Result<Vec<(String, String, usize, T)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(STATIC_FILES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -315,7 +315,7 @@ mod tests {
         s.put_static_file(None, "kept.txt", b"SET PW 1", false, 1)
             .unwrap();
         // As an edgeprov that kept no flags stored them.
-        let tx = s.db.begin_write().unwrap();
+        let tx = s.db().unwrap().begin_write().unwrap();
         {
             let mut files = tx.open_table(STATIC_FILES).unwrap();
             files

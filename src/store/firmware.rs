@@ -169,7 +169,7 @@ fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
 impl Store {
     /// Every release and every scope's policies, in one snapshot.
     pub fn firmware_catalogue(&self) -> Result<Catalogue, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
         Ok(catalogue_of(releases.into_iter().map(|(_, s)| s), policies))
@@ -204,7 +204,7 @@ impl Store {
         &self,
         releases: &[Release],
     ) -> Result<Vec<PinProblem>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let stored = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
         let merged = merge_config(stored, releases, &Pin::all(&policies.0));
@@ -338,7 +338,7 @@ impl Store {
 
     /// The distinct (site, model) pairs in the inventory, models upper case.
     pub fn device_site_models(&self) -> Result<BTreeSet<(String, String)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(DEVICES)?;
         let mut out = BTreeSet::new();
         for row in table.iter()? {

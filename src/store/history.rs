@@ -87,7 +87,7 @@ impl Store {
     /// A device's check-ins, newest first, at most `limit`: a range of the device index, then
     /// one lookup per row returned.
     pub fn checkins_of(&self, mac: Mac, limit: usize) -> Result<Vec<CheckIn>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let index = tx.open_table(CHECKINS_BY_MAC)?;
         let table = tx.open_table(CHECKINS)?;
         let m = mac_key(mac);
@@ -115,7 +115,7 @@ impl Store {
         mac: Mac,
         serials: &[&str],
     ) -> Result<Option<String>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let index = tx.open_table(CHECKINS_BY_MAC)?;
         let table = tx.open_table(CHECKINS)?;
         let m = mac_key(mac);
@@ -291,7 +291,7 @@ pub(super) mod tests {
     }
 
     pub(in crate::store) fn index_rows(s: &Store) -> Vec<(u64, u64)> {
-        let tx = s.db.begin_read().unwrap();
+        let tx = s.db().unwrap().begin_read().unwrap();
         let index = tx.open_table(CHECKINS_BY_MAC).unwrap();
         index
             .iter()

@@ -51,13 +51,13 @@ impl Store {
     }
 
     pub fn get_job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_job(&tx.open_table(JOBS)?, id)
     }
 
     /// Every job, oldest first.
     pub fn list_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(JOBS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -69,7 +69,7 @@ impl Store {
 
     /// A job's per-device results in the order it processes them.
     pub fn job_results(&self, id: JobId) -> Result<Vec<DeviceResult>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(JOB_RESULTS)?;
         let mut out = Vec::new();
         for row in table.range((id, 0)..=(id, u64::MAX))? {
@@ -82,7 +82,7 @@ impl Store {
 
     /// The device at `index` of a started job's list.
     pub fn job_device(&self, id: JobId, index: u64) -> Result<Option<Mac>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(JOB_RESULTS)?;
         let found = table.get((id, index))?;
         found
@@ -376,7 +376,7 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         olivia(&store, &["hq"]);
         let id = started_delete(&store);
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut data = tx.open_table(super::super::sync::CLOUD_DATA).unwrap();
             for i in [1, 2] {
@@ -423,7 +423,7 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).unwrap();
         olivia(&store, &["hq"]);
         let id = started_delete(&store);
-        let tx = store.db.begin_write().unwrap();
+        let tx = store.db().unwrap().begin_write().unwrap();
         {
             let mut jobs = tx.open_table(JOBS).unwrap();
             let mut old = serde_json::to_value(read_job(&jobs, id).unwrap().unwrap()).unwrap();

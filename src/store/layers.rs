@@ -84,7 +84,7 @@ fn device_model_layers(
 impl Store {
     /// Global, the site's, and every group and model layer, in one snapshot.
     pub fn common_layers(&self, site: Option<&str>) -> Result<CommonLayers, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(LAYERS)?;
         let get = |key: String| -> Result<Option<ParamSet>, StoreError> {
             table
@@ -104,7 +104,7 @@ impl Store {
     }
 
     pub fn get_layer(&self, layer: &Layer) -> Result<ParamSet, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(LAYERS)?;
         let key = layer.to_string();
         let found = table.get(key.as_str())?;
@@ -180,7 +180,7 @@ impl Store {
     }
 
     pub fn device_context(&self, mac: Mac) -> Result<Option<DeviceContext>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let key = mac.to_string();
         let mut device: Device = match tx.open_table(DEVICES)?.get(key.as_str())? {
             Some(v) => decode("devices", &key, v.value())?,

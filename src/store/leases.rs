@@ -9,7 +9,7 @@ use crate::model::Lease;
 impl Store {
     /// Every stored lease, in address-text order.
     pub fn list_leases(&self) -> Result<Vec<Lease>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_all(&tx.open_table(LEASES)?, "leases")
     }
 

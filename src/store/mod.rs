@@ -14,6 +14,7 @@ mod dns_records;
 mod error;
 mod files;
 mod firmware;
+mod handle;
 mod history;
 mod jobs;
 mod layers;
@@ -74,7 +75,8 @@ pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("le
 /// A cheap, cloneable handle; the database closes when the last one is dropped.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The open file, opened again after a write failed on I/O (`handle.rs`).
+    db: Arc<handle::DbHandle>,
     /// The database file, for consistent snapshots (backups).
     path: Arc<std::path::PathBuf>,
     outbox: Arc<OutboxSettings>,
@@ -153,11 +155,19 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The open database; see [`handle::DbHandle::get`].
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.get()
+    }
+
     /// A write transaction that counts in [`Store::generation`] when it commits.
-    fn begin_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
+    fn begin_write(&self) -> Result<CountedWrite<'_>, StoreError> {
+        let db = self.db()?;
         Ok(CountedWrite {
-            tx: self.db.begin_write()?,
+            tx: db.begin_write()?,
             generation: Some(&self.generation),
+            handle: &self.db,
+            db,
         })
     }
 
@@ -165,10 +175,13 @@ impl Store {
     /// rendered file depends on — the recorder's batches (check-ins, alarms, their history and
     /// cloud events), delivering cloud events, DHCP leases, a token's last use, and pruning the
     /// check-in history and the audit log.
-    fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, redb::TransactionError> {
+    fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, StoreError> {
+        let db = self.db()?;
         Ok(CountedWrite {
-            tx: self.db.begin_write()?,
+            tx: db.begin_write()?,
             generation: None,
+            handle: &self.db,
+            db,
         })
     }
 
@@ -299,7 +312,7 @@ impl Store {
 
     fn of(db: Database, path: &Path) -> Store {
         Store {
-            db: Arc::new(db),
+            db: Arc::new(handle::DbHandle::new(db, path)),
             path: Arc::new(path.to_path_buf()),
             outbox: Arc::new(OutboxSettings {
                 enabled: AtomicBool::new(false),
@@ -311,7 +324,7 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let meta = tx.open_table(META)?;
         Ok(meta.get("schema_version")?.map(|v| v.value()).unwrap_or(0))
     }
@@ -322,11 +335,19 @@ impl Store {
 struct CountedWrite<'a> {
     tx: WriteTransaction,
     generation: Option<&'a AtomicU64>,
+    /// Told when the commit fails on I/O, so that the next use opens the file again.
+    handle: &'a handle::DbHandle,
+    db: Arc<Database>,
 }
 
 impl CountedWrite<'_> {
     fn commit(self) -> Result<(), redb::CommitError> {
-        self.tx.commit()?;
+        if let Err(e) = self.tx.commit() {
+            if handle::latches(&e) {
+                self.handle.failed_on_io(&self.db);
+            }
+            return Err(e);
+        }
         if let Some(g) = self.generation {
             g.fetch_add(1, Ordering::Release);
         }

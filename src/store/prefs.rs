@@ -10,7 +10,7 @@ const KEY: &str = "preferences";
 
 impl Store {
     pub fn preferences(&self) -> Result<Preferences, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(PREFERENCES)?;
         let found = table.get(KEY)?;
         Ok(found

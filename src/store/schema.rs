@@ -115,7 +115,7 @@ impl Store {
 
     /// How far an unfinished upgrade has come; `None` when the file is wholly on its schema.
     pub fn upgrade_pending(&self) -> Result<Option<UpgradeProgress>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let meta = tx.open_table(META)?;
         let Some(through) = meta.get(INDEXED_THROUGH)?.map(|v| v.value()) else {
             return Ok(None);

@@ -93,7 +93,7 @@ pub struct OutboxDepth {
 
 impl Store {
     pub fn registration(&self) -> Result<Option<Registration>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(SYNC_STATE)?;
         let found = t.get("registration")?;
         found
@@ -130,7 +130,7 @@ impl Store {
     }
 
     pub fn cursor(&self) -> Result<String, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(SYNC_STATE)?;
         let found = t.get("cursor")?;
         Ok(found
@@ -237,7 +237,7 @@ impl Store {
 
     /// Cloud catalogue data stored by pulls, by key prefix (`firmware|`, `policy|`, `lockout|`).
     pub fn cloud_data(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(CLOUD_DATA)?;
         let mut out = Vec::new();
         for row in t.range(prefix..)? {
@@ -358,7 +358,7 @@ impl Store {
     /// under a new id as check-ins are replaced: the cloud would count the same drops twice.
     /// Closed or not, an entry leaves the outbox only when acknowledged.
     pub fn outbox_peek(&self, limit: usize) -> Result<Vec<(u64, Event)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let batch = first_events(&tx.open_table(OUTBOX)?, limit)?;
         let open = tx
             .open_table(OUTBOX_INDEX)?
@@ -413,7 +413,7 @@ impl Store {
     }
 
     pub fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let t = tx.open_table(OUTBOX)?;
         let oldest_at = match t.first()? {
             Some((k, v)) => Some(
@@ -542,7 +542,7 @@ mod tests {
     }
 
     fn enqueue(s: &Store, items: Vec<Pending>) -> Vec<AlarmEvent> {
-        let tx = s.db.begin_write().unwrap();
+        let tx = s.db().unwrap().begin_write().unwrap();
         let alarms = s.enqueue(&tx, items).unwrap();
         tx.commit().unwrap();
         alarms

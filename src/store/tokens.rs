@@ -18,7 +18,7 @@ pub const LAST_USED_EVERY: i64 = 60;
 
 impl Store {
     pub fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_all(&tx.open_table(TOKENS)?, "tokens")
     }
 
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(last_used(&store), 1_000, "the first use is written");
         let t = store.list_tokens().unwrap().remove(0);
 
-        let writer = store.db.begin_write().unwrap();
+        let writer = store.db().unwrap().begin_write().unwrap();
         let (done, finished) = std::sync::mpsc::channel();
         let other = store.clone();
         let again = t.clone();
