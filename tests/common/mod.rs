@@ -94,6 +94,47 @@ impl Daemon {
     }
 
     fn launch_env(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch_wrapped(dir, env, &[], |_| {})
+    }
+
+    /// Starts with the data directory on a tmpfs of `size` bytes (`4m`…) in a mount namespace
+    /// of the daemon's own, so that a test can fill it and no mount outlives the daemon. The
+    /// daemon's data directory is `ns/data`; `data` links to it through `/proc/PID/root`, so
+    /// the test sees the daemon's files where it always does. Needs root. A restart starts
+    /// without the tmpfs, on an empty `ns/data`.
+    pub fn start_on_tmpfs(size: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("ns/data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(dir.path().join("edgeprov.toml"), base_config(&data, "")).unwrap();
+        let options = format!("size={size}");
+        let wrapper = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@""#,
+            "sh",
+            &options,
+            data.to_str().unwrap(),
+        ];
+        let link = dir.path().join("data");
+        Daemon::launch_wrapped(dir, &[], &wrapper, |pid| {
+            let inside = format!("/proc/{pid}/root{}", data.display());
+            std::os::unix::fs::symlink(inside, &link).unwrap();
+        })
+    }
+
+    /// Starts `edgeprov serve`, after `wrapper` (a command that ends by running its arguments
+    /// in the same process), and calls `spawned` with the process id.
+    fn launch_wrapped(
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+        spawned: impl FnOnce(u32),
+    ) -> Daemon {
         let listeners = dir.path().join("data/listeners.json");
         let _ = std::fs::remove_file(&listeners);
         let log = std::fs::OpenOptions::new()
@@ -101,7 +142,15 @@ impl Daemon {
             .append(true)
             .open(dir.path().join("daemon.log"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(dir.path().join("edgeprov.toml"))
@@ -111,6 +160,7 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("spawn edgeprov");
+        spawned(child.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         let parsed: Value = loop {
             if let Ok(bytes) = std::fs::read(&listeners)
