@@ -10,10 +10,19 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "database schema version {found} is not supported by this edgeprov (it knows {})",
+        "{path}: database schema version {found} is newer than this edgeprov knows ({}): a \
+         newer edgeprov wrote it. The file is left as it is: install that version again, or \
+         restore a backup this version took (`edgeprov restore FILE`)",
         super::SCHEMA_VERSION
     )]
-    Schema { found: u64 },
+    Schema { path: PathBuf, found: u64 },
+    /// The file fails its checksums, is cut short or empty: refused, and left as it is.
+    #[error(
+        "the database {path} is damaged: {why}. edgeprov leaves it as it is and does not start \
+         on it: stop edgeprov, keep a copy of the file, and restore the last backup \
+         (`edgeprov restore FILE`); or move the file aside to start with an empty store"
+    )]
+    Damaged { path: PathBuf, why: String },
     #[error(
         "asked to stop while upgrading the database: {done} of {total} check-ins indexed by \
          device; the next start goes on from there"

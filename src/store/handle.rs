@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use super::error::is_disk_full;
-use super::{CACHE_BYTES, StoreError};
+use super::StoreError;
 
 /// The least time between two attempts to open the file again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -68,10 +67,7 @@ impl DbHandle {
         {
             return Err(unavailable(message, *disk_full));
         }
-        match Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .open(&self.path)
-        {
+        match super::open::open(&self.path) {
             Ok(db) => {
                 tracing::warn!(
                     path = %self.path.display(),
@@ -84,10 +80,7 @@ impl DbHandle {
                 Ok(db)
             }
             Err(e) => {
-                let disk_full = matches!(
-                    &e,
-                    redb::DatabaseError::Storage(redb::StorageError::Io(io)) if is_disk_full(io)
-                );
+                let disk_full = e.is_disk_full();
                 let message = e.to_string();
                 state.last_attempt = Some((Instant::now(), message.clone(), disk_full));
                 Err(unavailable(&message, disk_full))

@@ -19,6 +19,7 @@ mod history;
 mod jobs;
 mod layers;
 mod leases;
+mod open;
 mod prefs;
 mod recorder;
 mod schema;
@@ -132,13 +133,7 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let db = open::open(path)?;
         let store = Store::of(db, path);
         store.init_schema()?;
         store.upgrade(schema::CHUNK, report)?;
@@ -305,7 +300,10 @@ impl Store {
             })?;
         let store = Store::of(db, path);
         match store.schema_version()? {
-            found if found > SCHEMA_VERSION => Err(StoreError::Schema { found }),
+            found if found > SCHEMA_VERSION => Err(StoreError::Schema {
+                path: path.to_path_buf(),
+                found,
+            }),
             _ => Ok(store),
         }
     }

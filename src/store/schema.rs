@@ -82,7 +82,12 @@ impl Store {
                     meta.insert(INDEXED_THROUGH, 0)?;
                 }
                 Some(v) if v == SCHEMA_VERSION => {}
-                Some(v) => return Err(StoreError::Schema { found: v }),
+                Some(v) => {
+                    return Err(StoreError::Schema {
+                        path: self.path.to_path_buf(),
+                        found: v,
+                    });
+                }
             }
             tx.open_table(DEVICES)?;
             tx.open_table(SITES)?;

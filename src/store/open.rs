@@ -1,0 +1,113 @@
+//! Opening the database file: a damaged file is refused and left as it is, never trusted or
+//! made anew.
+//!
+//! redb trusts a file it closed cleanly: it reads no checksum at open, so a flipped byte in a
+//! page went unseen and the daemon served what it now said (a device's MAC one bit off, whose
+//! phone then got no settings); and `Database::create` makes a new, empty database in a file of
+//! length zero, so a truncated file started the box with no inventory at all. So every open of
+//! an existing file verifies the checksum of every page first (redb's integrity check, a read
+//! of the whole file: about a second per few hundred MB), an empty file is refused, and a new
+//! database is made only where no file is.
+//!
+//! After a crash or power loss redb may roll back to the commit before the last, whose write
+//! had not finished (it never answered, so nothing acknowledged is lost). A file closed cleanly
+//! has no such unfinished commit: when its last commit fails its checksums the file was
+//! changed outside edgeprov or the disk is failing, and rolling back would drop a write that
+//! was acknowledged, so the open is refused instead. Whether the file was closed cleanly is
+//! the "recovery required" bit of redb's header (file format 3, `docs/design.md` of redb): set
+//! while the file is open for writing, cleared when it is closed.
+
+use std::io::Read;
+use std::path::Path;
+
+use redb::{Database, DatabaseError, RepairSession};
+
+use super::error::is_disk_full;
+use super::{CACHE_BYTES, StoreError};
+
+/// redb's magic number, then its "god byte" of flags.
+const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+const RECOVERY_REQUIRED: u8 = 2;
+
+/// The progress redb reports when its last commit failed its checksums and it is about to fall
+/// back to the one before (`RepairSession::progress` after the first of its three scans); the
+/// next report, after the second scan, is at 0.6 and comes on every open that checks.
+const FALLING_BACK: std::ops::Range<f64> = 0.3..0.6;
+
+/// Opens the database at `path`, creating it only when there is no file.
+pub(super) fn open(path: &Path) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return builder.create(path).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty")),
+        Ok(_) => {}
+    }
+    let closed_cleanly = closed_cleanly(path)?;
+    builder.set_check_integrity_on_open(true);
+    builder.set_repair_callback(move |session: &mut RepairSession| {
+        if closed_cleanly && FALLING_BACK.contains(&session.progress()) {
+            session.abort();
+        }
+    });
+    builder.open(path).map_err(|e| match e {
+        DatabaseError::RepairAborted => damaged(
+            path,
+            "its last commit fails its checksums though edgeprov closed it cleanly: it was \
+             changed outside edgeprov, or the disk is failing",
+        ),
+        DatabaseError::Storage(redb::StorageError::Corrupted(why)) => damaged(path, &why),
+        DatabaseError::Storage(redb::StorageError::Io(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            damaged(path, &format!("it is not a whole edgeprov database: {io}"))
+        }
+        DatabaseError::Storage(redb::StorageError::Io(source)) if is_disk_full(&source) => {
+            StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+        other => StoreError::Open {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    })
+}
+
+fn damaged(path: &Path, why: &str) -> StoreError {
+    StoreError::Damaged {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
+/// Whether redb closed the file cleanly; a file too short for a header counts as closed
+/// cleanly (redb then refuses it as damaged).
+fn closed_cleanly(path: &Path) -> Result<bool, StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut head = [0u8; MAGIC.len() + 1];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    match file.read_exact(&mut head) {
+        Ok(()) => Ok(head[..MAGIC.len()] != MAGIC || head[MAGIC.len()] & RECOVERY_REQUIRED == 0),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+        Err(e) => Err(io(e)),
+    }
+}
