@@ -54,7 +54,10 @@ async fn a_full_disk_refuses_writes_with_507_and_they_work_again_once_space_retu
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for (method, path, body) in &refused {
         let (status, v) = d.api(method, path, Some(body.clone())).await;
-        assert!(status == 200 || status == 201, "{method} {path}: {status} {v}");
+        assert!(
+            status == 200 || status == 201,
+            "{method} {path}: {status} {v}"
+        );
     }
     let (_, device) = d.api("GET", "/devices/001122aabbcc", None).await;
     assert_eq!(device["label"], "during");
