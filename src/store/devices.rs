@@ -126,7 +126,7 @@ impl Store {
         &self,
         run: impl FnOnce(&mut ImportTx<'_>) -> Result<(T, bool), E>,
     ) -> Result<T, E> {
-        let tx = self.begin_write().map_err(StoreError::from)?;
+        let tx = self.begin_write()?;
         let (out, commit) = {
             let table = tx.open_table(DEVICES).map_err(StoreError::from)?;
             run(&mut ImportTx {
