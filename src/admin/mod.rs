@@ -63,6 +63,34 @@ pub struct AdminState {
     pub log: Option<crate::logging::LogControl>,
 }
 
+/// The most a request body may hold: one byte over the largest static file, so that the upload
+/// itself can say a file is too large, naming it.
+const BODY_MAX: usize = crate::store::MAX_STATIC_FILE + 1;
+/// The most an inventory import may hold.
+const IMPORT_BODY_MAX: usize = 64 << 20;
+
+/// A body over its route's limit is refused by the extractor with 413 and a line of plain
+/// text, unlike every other error of the API: said as JSON here, with the limit, so a client
+/// and the CLI show why.
+async fn too_large_as_json(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let limit = match req.uri().path().ends_with("/devices/import") {
+        true => IMPORT_BODY_MAX,
+        false => BODY_MAX - 1,
+    };
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return resp;
+    }
+    ApiError::TooLarge(format!(
+        "request body: over the {limit} bytes this route takes; nothing was changed"
+    ))
+    .into_response()
+}
+
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::serve))
@@ -70,7 +98,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/devices", get(devices::list).post(devices::create))
         .route(
             "/devices/import",
-            post(import::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+            post(import::import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_MAX)),
         )
         .route("/devices/export", get(import::export))
         .route(
@@ -144,9 +172,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}/pause", post(jobs::pause))
         .route("/jobs/{id}/resume", post(jobs::resume))
         .route("/jobs/{id}/stop", post(jobs::stop));
-    let api = guarded(api, &state).layer(axum::extract::DefaultBodyLimit::max(
-        crate::store::MAX_STATIC_FILE + 1,
-    ));
+    let api = guarded(
+        api.layer(axum::middleware::from_fn(too_large_as_json)),
+        &state,
+    )
+    .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX));
     // Prometheus scrapes `/metrics` by convention: the same handler, behind the same guard.
     let scrape = guarded(Router::new().route("/metrics", get(metrics)), &state);
     Router::new()

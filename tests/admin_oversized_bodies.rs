@@ -1,0 +1,45 @@
+//! A request body over its route's limit is refused with 413 and a JSON error saying the limit,
+//! like every other error of the admin API, and nothing of it is stored.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_a_json_error_naming_the_limit() {
+    let d = Daemon::start();
+    let huge = format!(
+        "{{\"mac\": \"001122aabbcc\", \"label\": \"{}\"}}",
+        "x".repeat(5 << 20)
+    );
+    for (method, path) in [
+        ("POST", "/devices"),
+        ("PATCH", "/params/global"),
+        ("PUT", "/files/46xxspecials.txt"),
+    ] {
+        let (status, v) = d
+            .api_bytes(method, path, huge.clone(), Some(&d.token))
+            .await;
+        assert_eq!(status, 413, "{method} {path}: {v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("request body: over the 4194304 bytes"),
+            "{method} {path}: {v}"
+        );
+    }
+    let import = "x".repeat(65 << 20);
+    let (status, v) = d
+        .api_bytes("POST", "/devices/import?format=csv", import, Some(&d.token))
+        .await;
+    assert_eq!(status, 413, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("over the 67108864 bytes")),
+        "{v}"
+    );
+    let (_, list) = d.api("GET", "/devices", None).await;
+    assert_eq!(list, serde_json::json!([]));
+    let (status, _) = d.api("GET", "/files/46xxspecials.txt", None).await;
+    assert_eq!(status, 404);
+}
