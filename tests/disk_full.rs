@@ -1,6 +1,7 @@
 //! The data directory's file system full during admin writes: each is refused with 507 naming
 //! the cause, nothing of it is stored, and once space returns the store takes writes again
-//! without a restart. Needs root (a tmpfs in a mount namespace of the daemon's own).
+//! without a restart; check-ins that could not be stored meanwhile are counted in an alarm.
+//! Needs root (a tmpfs in a mount namespace of the daemon's own).
 
 mod common;
 
@@ -44,6 +45,13 @@ async fn a_full_disk_refuses_writes_with_507_and_they_work_again_once_space_retu
             "{error}"
         );
     }
+    // A phone's check-in while the disk is full cannot be stored.
+    let phone = d.http.unwrap();
+    let r = send_plain(phone, get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, list) = d.api("GET", "/devices", None).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -65,5 +73,25 @@ async fn a_full_disk_refuses_writes_with_507_and_they_work_again_once_space_retu
     assert_eq!(status, 200);
     let (_, layer) = d.api("GET", "/params/global", None).await;
     assert_eq!(layer["params"]["A"], "b", "{layer}");
+    // The check-ins not stored are on record once the recorder writes again.
+    let r = send_plain(phone, get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let alarm = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["source"] == "recorder: database")
+        .unwrap_or_else(|| panic!("no alarm for the check-ins not stored: {alarms}"));
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("were not stored"),
+        "{alarm}"
+    );
     assert!(!d.log().contains("panicked"), "{}", d.log());
 }

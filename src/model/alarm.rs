@@ -33,7 +33,8 @@ pub enum AlarmKind {
     HttpAuthLockout,
     /// A request tried to leave the served tree (`..`, encoded separators).
     PathTraversal,
-    /// Events were dropped because the recorder could not keep up.
+    /// Events were dropped because the recorder could not keep up, or could not write them to
+    /// the database (a full disk).
     RecorderOverflow,
     /// No upstream URL of a firmware image could be reached (or all answered with errors).
     FirmwareUpstreamUnreachable,

@@ -218,6 +218,10 @@ fn run(
     queued: Arc<AtomicUsize>,
 ) {
     let mut stop = false;
+    // Events of batches that could not be written (a full disk), and why: said in an alarm
+    // with the next batch that commits, so that their loss is on record, not only in the log.
+    let mut unstored: u64 = 0;
+    let mut why = String::new();
     while !stop {
         let Ok(first) = rx.recv() else { break };
         let deadline = Instant::now() + LINGER;
@@ -254,8 +258,28 @@ fn run(
                 at: now_unix(),
             });
         }
-        if let Err(e) = write_batch(&store, &checkins, &alarms) {
-            tracing::error!(error = %e, checkins = checkins.len(), alarms = alarms.len(), "recorder batch lost");
+        let events = (checkins.len() + alarms.len()) as u64 - u64::from(lost > 0);
+        if unstored > 0 {
+            alarms.push(AlarmEvent {
+                kind: AlarmKind::RecorderOverflow,
+                severity: AlarmKind::RecorderOverflow.severity(),
+                source: "recorder: database".into(),
+                message: format!(
+                    "{unstored} check-in or alarm events were not stored: writing the database \
+                     failed ({why})"
+                ),
+                at: now_unix(),
+            });
+        }
+        match write_batch(&store, &checkins, &alarms) {
+            Ok(()) => unstored = 0,
+            Err(e) => {
+                tracing::error!(error = %e, checkins = checkins.len(), alarms = alarms.len(), "recorder batch lost");
+                // The queue overflow counted into this batch is counted again for the next.
+                dropped.fetch_add(lost, Ordering::Relaxed);
+                unstored += events;
+                why = e.to_string();
+            }
         }
         for w in waiters {
             let _ = w.send(());
