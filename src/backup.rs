@@ -12,7 +12,8 @@
 //!
 //! A backup is made by the running daemon, as the service user, which may write only inside
 //! its data directory (the packaged unit has `ProtectSystem=strict` and a `StateDirectory=`),
-//! so the database snapshot is staged there. A restore runs with the daemon stopped and swaps
+//! so the database snapshot is staged there. A restore runs with the daemon stopped (it is
+//! refused, right before the swap, while a daemon holds the directory's `daemon.lock`) and swaps
 //! the data directory itself, so it needs to write beside it: as root on a packaged install
 //! (systemd gives the files back to the service user at the next start).
 
@@ -46,6 +47,12 @@ pub enum BackupError {
     Decrypt,
     #[error("backup archive: {0}")]
     Archive(String),
+    #[error(
+        "an edgeprov daemon is running on {} (it holds daemon.lock there): stop it first \
+         (systemctl stop edgeprov); nothing was changed",
+        .0.display()
+    )]
+    Running(PathBuf),
     #[error("backup lacks {0}")]
     Missing(&'static str),
     #[error("backup entry admin.token is empty or not text: the daemon would refuse it")]
@@ -268,6 +275,16 @@ pub fn restore(
             return Err(e);
         }
     };
+    // Checked last, right before the swap: a daemon may have started during the check above.
+    let refused = match crate::data_dir::in_use(&config.data_dir) {
+        Ok(false) => None,
+        Ok(true) => Some(BackupError::Running(config.data_dir.clone())),
+        Err(e) => Some(io(&config.data_dir)(e)),
+    };
+    if let Some(e) = refused {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
     let previous = match swap_in(&staging, &config.data_dir) {
         Ok(previous) => previous,
         Err(e) => {

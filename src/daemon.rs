@@ -235,6 +235,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + dns_tcp + OTHER_FILES);
     let data_dir = config.data_dir.clone();
     crate::data_dir::prepare(&data_dir)?;
+    // Held until the daemon exits: a restore refuses to swap the directory meanwhile.
+    let _data_dir_lock = crate::data_dir::lock(&data_dir)?;
     crate::data_dir::prepare(&config.firmware.cache_dir(&data_dir))?;
     let db_path = config.db_path();
     let store = match open_store(db_path, &mut signals).await {

@@ -78,3 +78,52 @@ fn check(path: &Path, is_dir: bool) -> std::io::Result<()> {
     }
     accessat(CWD, path, access, AtFlags::EACCESS).map_err(std::io::Error::from)
 }
+
+/// The file a running daemon holds locked (`flock`) from before it opens the database until it
+/// exits, however it exits: the kernel releases the lock with the process. A restore must not
+/// swap the data directory from under a daemon (its acknowledged writes would go on into the
+/// directory moved aside), and `listeners.json` alone does not show one: it is written only once
+/// the listeners are bound, after the store is open, which after an upgrade can take minutes.
+const LOCK: &str = "daemon.lock";
+
+/// The data directory's lock, held for as long as this value lives.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir`'s lock for this daemon; another daemon on the same directory is an error.
+pub fn lock(dir: &Path) -> Result<DataDirLock, DataDirError> {
+    let path = dir.join(LOCK);
+    let fail = |source| DataDirError {
+        path: path.clone(),
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(fail)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(DataDirLock { _file: file }),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(fail(std::io::Error::other(
+            "another edgeprov is running on this data directory (it holds this file locked)",
+        ))),
+        Err(e) => Err(fail(e.into())),
+    }
+}
+
+/// Whether a daemon holds `dir`'s lock now.
+pub fn in_use(dir: &Path) -> std::io::Result<bool> {
+    let file = match std::fs::File::open(dir.join(LOCK)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+        Ok(()) => Ok(false),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}

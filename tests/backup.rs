@@ -299,3 +299,48 @@ async fn only_the_boxs_own_token_takes_a_backup() {
     let (s, _) = d.api_bytes("GET", "/backup", "", Some(&d.token)).await;
     assert_eq!(s, 200);
 }
+
+/// A restore never swaps the data directory from under a running daemon, even one whose
+/// `listeners.json` is not there (a start still opening or upgrading the database writes it
+/// only later): the daemon's acknowledged writes would go on into the directory moved aside.
+#[tokio::test]
+async fn a_restore_is_refused_while_a_daemon_runs_on_the_data_directory() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": "001122aabbcc"})).await;
+    let archive = d.dir.path().join("box.bak");
+    let out = d.cli(&["backup", "--out", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listeners = d.data_dir().join("listeners.json");
+    let kept = std::fs::read(&listeners).unwrap();
+    std::fs::remove_file(&listeners).unwrap();
+
+    let out = d.cli(&["restore", archive.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "restored under a running daemon: {err}"
+    );
+    assert!(err.contains("daemon is running"), "{err}");
+    let beside: Vec<_> = std::fs::read_dir(d.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data."))
+        .collect();
+    assert!(
+        beside.is_empty(),
+        "the data directory was moved: {beside:?}"
+    );
+
+    std::fs::write(&listeners, kept).unwrap();
+    d.add_device(json!({"mac": "001122aabbdd"})).await;
+    let d = d.restart();
+    let (status, _) = d.api("GET", "/devices/001122aabbdd", None).await;
+    assert_eq!(
+        status, 200,
+        "a write acknowledged after the refused restore was lost"
+    );
+}
