@@ -1,5 +1,6 @@
-//! A request body over its route's limit is refused with 413 and a JSON error saying the limit,
-//! like every other error of the admin API, and nothing of it is stored.
+//! Requests axum's extractors refuse are answered with a JSON error like every other error of
+//! the admin API: a body over its route's limit (413, saying the limit; nothing of it is
+//! stored), a path segment that is not UTF-8 (400, naming it).
 
 mod common;
 
@@ -42,4 +43,24 @@ async fn an_oversized_body_is_refused_with_a_json_error_naming_the_limit() {
     assert_eq!(list, serde_json::json!([]));
     let (status, _) = d.api("GET", "/files/46xxspecials.txt", None).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_is_refused_with_a_json_error_naming_it() {
+    let d = Daemon::start();
+    for (method, path, field) in [
+        ("PATCH", "/devices/%FF%FE", "mac"),
+        ("PATCH", "/params/site:%FF", "layer"),
+        ("PUT", "/files/%FF.txt", "name"),
+    ] {
+        let (status, v) = d
+            .api_bytes(method, path, r#"{"label": "x"}"#, Some(&d.token))
+            .await;
+        assert_eq!(status, 400, "{method} {path}: {v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("`{field}`")),
+            "{method} {path}: {v}"
+        );
+    }
 }
