@@ -515,7 +515,7 @@ async fn errors_are_json_naming_the_cause() {
         v["error"]
             .as_str()
             .unwrap_or_default()
-            .contains("length limit"),
+            .contains("over the 4194304 bytes"),
         "{v}"
     );
     let (s, v) = d.api("GET", "/alarms?colour=red", None).await;

@@ -2,11 +2,12 @@
 //! document says. axum answers some requests itself before a handler runs (an unknown query
 //! parameter, a body over the size limit, a method the route does not take) in plain text or
 //! with no body at all, which a client reading JSON cannot show; this layer rewrites those,
-//! keeping their status and headers (`Allow` on a 405 stays).
+//! keeping their status and headers (`Allow` on a 405 stays). A body over its route's limit
+//! is said with the limit, so the client knows how far over it went.
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -14,6 +15,10 @@ use axum::response::Response;
 const MAX_QUOTED: usize = 4096;
 
 pub async fn as_json(req: Request, next: Next) -> Response {
+    let limit = match req.uri().path().ends_with("/devices/import") {
+        true => super::IMPORT_BODY_MAX,
+        false => super::BODY_MAX - 1,
+    };
     let resp = next.run(req).await;
     let status = resp.status();
     let json = resp
@@ -29,9 +34,12 @@ pub async fn as_json(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
-    let message = match text.is_empty() {
-        false => text,
-        true => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    let message = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            format!("request body: over the {limit} bytes this route takes; nothing was changed")
+        }
+        (_, false) => text,
+        (_, true) => status.canonical_reason().unwrap_or("error").to_lowercase(),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(

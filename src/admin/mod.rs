@@ -69,39 +69,6 @@ const BODY_MAX: usize = crate::store::MAX_STATIC_FILE + 1;
 /// The most an inventory import may hold.
 const IMPORT_BODY_MAX: usize = 64 << 20;
 
-/// axum's extractors refuse a request with a line of plain text: a body over its route's limit
-/// (413), a path segment that is not UTF-8 (400)… unlike every other error of the API, which
-/// clients and the CLI read as `{"error": "..."}`. Said as JSON here, a 413 with the limit.
-async fn rejections_as_json(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let limit = match req.uri().path().ends_with("/devices/import") {
-        true => IMPORT_BODY_MAX,
-        false => BODY_MAX - 1,
-    };
-    let resp = next.run(req).await;
-    let plain_text = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
-    if !resp.status().is_client_error() || !plain_text {
-        return resp;
-    }
-    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::TooLarge(format!(
-            "request body: over the {limit} bytes this route takes; nothing was changed"
-        ))
-        .into_response();
-    }
-    let (parts, body) = resp.into_parts();
-    // A rejection's text is one short line; anything longer is not buffered, and the status
-    // says it instead.
-    let text = match axum::body::to_bytes(body, 4096).await {
-        Ok(text) => String::from_utf8_lossy(&text).into_owned(),
-        Err(_) => parts.status.canonical_reason().unwrap_or_default().into(),
-    };
-    let error = serde_json::json!({ "error": text });
-    (parts.status, Json(error)).into_response()
-}
-
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::serve))
@@ -183,11 +150,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/jobs/{id}/pause", post(jobs::pause))
         .route("/jobs/{id}/resume", post(jobs::resume))
         .route("/jobs/{id}/stop", post(jobs::stop));
-    let api = guarded(
-        api.layer(axum::middleware::from_fn(rejections_as_json)),
-        &state,
-    )
-    .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX));
+    let api = guarded(api, &state).layer(axum::extract::DefaultBodyLimit::max(BODY_MAX));
     // Prometheus scrapes `/metrics` by convention: the same handler, behind the same guard.
     let scrape = guarded(Router::new().route("/metrics", get(metrics)), &state);
     Router::new()
