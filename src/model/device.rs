@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Mac;
+use super::{Mac, model_key};
 
 /// Whether a device may receive files that carry its secrets. A deactivated device keeps its
 /// record (and its history) but is treated like a stranger for anything secret.
@@ -214,7 +214,14 @@ impl DeviceFilter {
 
     pub fn matches(&self, d: &Device) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        if !(eq(&self.site, &d.site) && eq(&self.group, &d.group) && eq(&self.model, &d.model)) {
+        // A model is one model however it is spelled (`SIP-T54W`, `T54W`, `t54w`), as for its
+        // parameter layer and firmware; the exact spelling is tried first to spare the
+        // allocation on the common path.
+        let same_model = self
+            .model
+            .as_deref()
+            .is_none_or(|w| w == d.model || model_key(w) == model_key(&d.model));
+        if !(eq(&self.site, &d.site) && eq(&self.group, &d.group) && same_model) {
             return false;
         }
         let seen = d.checkin.as_ref().map_or(0, |c| c.last_seen);
