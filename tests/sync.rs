@@ -300,6 +300,48 @@ async fn cloud_down_then_every_event_delivered_exactly_once() {
     assert_eq!(m.received - m.duplicates, m.events.len() as u64);
 }
 
+/// A cloud that answers 503 with `Retry-After: 2` is left alone for those two seconds, pull and
+/// push alike, although the backoff alone would have come back within 400 ms; the status says
+/// what the cloud asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_by_pull_and_push() {
+    let cloud = Cloud::start(SITE);
+    let d = start_registered(&cloud, "");
+    first_pull(&d).await;
+    {
+        let mut f = cloud.faults();
+        f.down = true;
+        f.retry_after = Some("2".into());
+    }
+    eventually(Duration::from_secs(10), "a 503 answered", async || {
+        cloud.faults().down_answers > 0
+    })
+    .await;
+    let first = Instant::now();
+    let at_first = cloud.faults().down_answers;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let answers = cloud.faults().down_answers - at_first;
+    assert_eq!(answers, 0, "{answers} requests within the 2 s asked");
+    eventually(Duration::from_secs(5), "the retry after 2 s", async || {
+        cloud.faults().down_answers > at_first
+    })
+    .await;
+    assert!(first.elapsed() >= Duration::from_secs(2));
+    let st = status(&d).await;
+    let error = st["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("HTTP 503") && error.contains("asked to retry after 2s"),
+        "{st}"
+    );
+    assert!(!error.contains("push:"), "the push was not tried: {error}");
+
+    cloud.faults().down = false;
+    eventually(Duration::from_secs(10), "sync working again", async || {
+        status(&d).await["failing_since"].is_null()
+    })
+    .await;
+}
+
 /// A backlog of events (a boot storm's sightings, delivered one per batch here) does not hold
 /// back pulls: after at most 100 batches the box asks the cloud for changes again, and it
 /// goes on at once rather than after the pull interval.

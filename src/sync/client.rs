@@ -3,7 +3,7 @@
 //! infrequent, and a fresh connection never inherits a half-dead one after a network fault.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, Uri};
@@ -119,6 +119,17 @@ impl CloudClient {
             .await
             .map_err(|e| SyncError::Http(e.to_string()))?;
         let status = resp.status();
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = retry_after(
+            header(http::header::RETRY_AFTER).as_deref(),
+            header(http::header::DATE).as_deref(),
+            SystemTime::now(),
+        );
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
@@ -131,10 +142,27 @@ impl CloudClient {
             return Err(SyncError::Status {
                 status: status.as_u16(),
                 detail,
+                retry_after,
             });
         }
         Ok(body)
     }
+}
+
+/// How long an answer's `Retry-After` asks to wait: seconds (`120`), or an HTTP date. A date
+/// is measured from the answer's own `Date` when it has one, not from `now`: the cloud's clock
+/// may be far from the box's, and only the difference between its two times means anything.
+/// A value that is neither is ignored (the backoff applies).
+fn retry_after(value: Option<&str>, date: Option<&str>, now: SystemTime) -> Option<Duration> {
+    let value = value?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let from = date
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+        .unwrap_or(now);
+    Some(at.duration_since(from).unwrap_or(Duration::ZERO))
 }
 
 /// Reads an answer. The message names where it is wrong (`devices[3].state`); what it quotes of
@@ -163,6 +191,35 @@ fn schema(path: &str, e: &serde_json::Error) -> SyncError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seconds, or a date measured against the answer's own `Date`: a cloud whose clock is a
+    /// day off from the box's still asks for the two minutes it means.
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date_of_the_clouds_clock() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        assert_eq!(
+            retry_after(Some("120"), None, now),
+            Some(Duration::from_secs(120))
+        );
+        let cloud_now = now + Duration::from_secs(86_400);
+        let date = httpdate::fmt_http_date(cloud_now);
+        let at = httpdate::fmt_http_date(cloud_now + Duration::from_secs(120));
+        assert_eq!(
+            retry_after(Some(&at), Some(&date), now),
+            Some(Duration::from_secs(120))
+        );
+        let at = httpdate::fmt_http_date(now + Duration::from_secs(60));
+        assert_eq!(
+            retry_after(Some(&at), None, now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after(Some(&httpdate::fmt_http_date(now)), None, cloud_now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(Some("soon"), None, now), None);
+        assert_eq!(retry_after(None, None, now), None);
+    }
     use crate::sync::protocol::ChangesPage;
 
     /// serde quotes a bad value whole; the message keeps its first characters, where the

@@ -80,8 +80,16 @@ pub enum SyncError {
     Tls(String),
     #[error("HTTP with the cloud: {0}")]
     Http(String),
-    #[error("the cloud answered HTTP {status}: {detail}")]
-    Status { status: u16, detail: String },
+    #[error(
+        "the cloud answered HTTP {status}: {detail}{}",
+        asked_to_wait(retry_after)
+    )]
+    Status {
+        status: u16,
+        detail: String,
+        /// How long the cloud asked the box to wait (`Retry-After`), if it did.
+        retry_after: Option<Duration>,
+    },
     #[error("the cloud did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the cloud's answer is not valid: {0}")]
@@ -105,6 +113,21 @@ impl SyncError {
             SyncError::Connect(_) | SyncError::Tls(_) | SyncError::Http(_) | SyncError::Timeout(_)
         )
     }
+
+    /// How long the cloud asked to be left alone (`Retry-After`, as on 429 and 503).
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SyncError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The end of a status error's message when the cloud asked the box to wait.
+fn asked_to_wait(retry_after: &Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |d| {
+        format!(" (asked to retry after {}s)", d.as_secs())
+    })
 }
 
 /// Shared between the sync task and the admin API.
@@ -211,12 +234,14 @@ pub async fn run(handle: Arc<SyncHandle>, recorder: Recorder, mut stop: watch::R
                 failed(&handle, &recorder, &errors, failures);
                 let jitter = f64::from(u32::from_ne_bytes(crate::pki::random_bytes::<4>()))
                     / f64::from(u32::MAX);
-                Some(push::backoff(
+                let backoff = push::backoff(
                     failures,
                     Duration::from_millis(cfg.retry_min_ms),
                     Duration::from_millis(cfg.retry_max_ms),
                     jitter,
-                ))
+                );
+                let asked = errors.iter().filter_map(|(_, e)| e.retry_after()).max();
+                Some(push::honour_retry_after(backoff, asked, jitter))
             }
         };
         let sleep = async {
@@ -294,10 +319,11 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
         return Ok(None);
     }
     // A cloud that could not be reached would fail the push the same way, after another
-    // timeout, and the failure would be known that much later; one that answered (a page
+    // timeout, and the failure would be known that much later; one that asked to be left
+    // alone for a while (`Retry-After`) is left alone; one that otherwise answered (a page
     // rejected, an error status) may well take events.
     let push = match &pull {
-        Err(e) if e.unreachable() => Ok(false),
+        Err(e) if e.unreachable() || e.retry_after().is_some() => Ok(false),
         _ => push_batches(handle, &client).await,
     };
     Ok(Some(Round { pull, push }))

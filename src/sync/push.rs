@@ -48,7 +48,7 @@ pub async fn push_batch(
                 let s = store.clone();
                 super::blocking(move || s.outbox_ack(&delivered)).await?;
             }
-            Err(SyncError::Status { status, detail }) if refused_for_good(status) => {
+            Err(SyncError::Status { status, detail, .. }) if refused_for_good(status) => {
                 if let [(seq, event)] = part.as_slice() {
                     let (seq, id, s) = (*seq, event.id.clone(), store.clone());
                     tracing::warn!(%id, status, %detail, "the cloud refused an event: set apart");
@@ -96,6 +96,24 @@ pub fn backoff(failures: u32, min: Duration, max: Duration, jitter: f64) -> Dura
     raw.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
 }
 
+/// Longest wait a `Retry-After` is followed for: a broken or hostile header ("wait a year")
+/// must not stop a site's sync for longer than an operator would look for the cause.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The delay before the next round when the cloud asked to wait `asked` (`Retry-After`): never
+/// sooner than asked (up to [`MAX_RETRY_AFTER`]) nor sooner than the backoff, and spread by up
+/// to a tenth more with `jitter` (in [0, 1)) so that the boxes the cloud turned away together
+/// do not all come back in the same second.
+pub fn honour_retry_after(backoff: Duration, asked: Option<Duration>, jitter: f64) -> Duration {
+    match asked {
+        Some(asked) => {
+            let asked = asked.min(MAX_RETRY_AFTER);
+            backoff.max(asked.mul_f64(1.0 + jitter.clamp(0.0, 1.0) / 10.0))
+        }
+        None => backoff,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +132,20 @@ mod tests {
     fn halves_keep_the_order() {
         assert_eq!(halves(vec![1, 2, 3]), (vec![1], vec![2, 3]));
         assert_eq!(halves(vec![1, 2]), (vec![1], vec![2]));
+    }
+
+    #[test]
+    fn retry_after_is_waited_for_never_less_and_within_the_cap() {
+        let s = Duration::from_secs;
+        assert_eq!(honour_retry_after(s(4), None, 0.5), s(4));
+        assert_eq!(honour_retry_after(s(4), Some(s(2)), 0.0), s(4));
+        assert_eq!(honour_retry_after(s(1), Some(s(120)), 0.0), s(120));
+        let spread = honour_retry_after(s(1), Some(s(120)), 0.99);
+        assert!(spread > s(131) && spread < s(132), "{spread:?}");
+        assert_eq!(
+            honour_retry_after(s(1), Some(s(86_400 * 365)), 0.0),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]

@@ -31,6 +31,10 @@ use serde_json::{Value, json};
 pub struct Faults {
     /// Every request answers 503.
     pub down: bool,
+    /// The `Retry-After` those 503s carry, if any.
+    pub retry_after: Option<String>,
+    /// Requests answered 503 for `down`.
+    pub down_answers: u64,
     /// Each request waits this long before answering (beyond the client's timeout = a timeout).
     pub delay_ms: u64,
     /// The next N event posts are committed, then the connection is dropped without an answer.
@@ -255,18 +259,21 @@ async fn handle(
     authenticated: bool,
     req: Request<Incoming>,
 ) -> Result<Resp, String> {
-    let (down, delay) = {
-        let f = shared.faults.lock().unwrap();
-        (f.down, f.delay_ms)
-    };
+    let delay = shared.faults.lock().unwrap().delay_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if down {
-        return Ok(reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "down"}),
-        ));
+    {
+        let mut f = shared.faults.lock().unwrap();
+        if f.down {
+            f.down_answers += 1;
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "down"}));
+            if let Some(after) = &f.retry_after {
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, after.parse().unwrap());
+            }
+            return Ok(r);
+        }
     }
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
