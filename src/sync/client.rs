@@ -84,7 +84,15 @@ impl CloudClient {
         path: &str,
         payload: Bytes,
     ) -> Result<Bytes, SyncError> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        // Resolved apart from connecting, so that a name the box cannot resolve (its DNS
+        // server) and a cloud that refuses or cannot be routed to (a firewall, the cloud
+        // itself) are told apart in the status and the alarm.
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| SyncError::Resolve(format!("{}: {e}", self.host)))?
+                .collect();
+        let tcp = tokio::net::TcpStream::connect(addrs.as_slice())
             .await
             .map_err(|e| SyncError::Connect(format!("{}:{}: {e}", self.host, self.port)))?;
         let name = ServerName::try_from(self.host.clone())
@@ -93,7 +101,7 @@ impl CloudClient {
             .tls
             .connect(name, tcp)
             .await
-            .map_err(|e| SyncError::Tls(e.to_string()))?;
+            .map_err(|e| SyncError::Tls(tls_failure(&e, SystemTime::now())))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| SyncError::Http(e.to_string()))?;
@@ -149,6 +157,39 @@ impl CloudClient {
     }
 }
 
+/// A failed handshake in words an operator can act on: rustls's reason, and for a certificate
+/// the box refused, what most likely lies behind it.
+fn tls_failure(e: &std::io::Error, now: SystemTime) -> String {
+    use rustls::CertificateError as C;
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    let hint = match cert {
+        C::UnknownIssuer | C::BadSignature | C::UnhandledCriticalExtension => {
+            "the cloud's certificate is not issued by the CA pinned in [cloud] ca_file: if the \
+             cloud changed its CA, install the new one there"
+                .to_string()
+        }
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            let secs = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!(
+                "the certificate's validity is checked against this box's clock, which reads \
+                 {secs} (Unix seconds): if that is wrong, set the time (NTP)"
+            )
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the cloud's certificate does not name the host of the registered URL".to_string()
+        }
+        _ => return e.to_string(),
+    };
+    format!("{e} ({hint})")
+}
+
 /// How long an answer's `Retry-After` asks to wait: seconds (`120`), or an HTTP date. A date
 /// is measured from the answer's own `Date` when it has one, not from `now`: the cloud's clock
 /// may be far from the box's, and only the difference between its two times means anything.
@@ -191,6 +232,103 @@ fn schema(path: &str, e: &serde_json::Error) -> SyncError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    fn ca() -> (String, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        (pem, Issuer::new(params, key))
+    }
+
+    /// A TLS server on loopback presenting a certificate for 127.0.0.1 from `issuer`
+    /// (`expired`: valid only in 2001); answers nothing beyond the handshake.
+    async fn tls_server(issuer: &Issuer<'static, KeyPair>, expired: bool) -> u16 {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let cert = params.signed_by(&key, issuer).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        port
+    }
+
+    async fn fail(url: &str, pinned_pem: &str) -> SyncError {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("cloud-ca.pem");
+        std::fs::write(&ca_file, pinned_pem).unwrap();
+        let tls = crate::pki::cloud::cloud_client_config(&ca_file, None).unwrap();
+        let client = CloudClient::new(url, tls, Duration::from_secs(5)).unwrap();
+        match client.get("/v1/changes").await {
+            Ok(_) => panic!("{url} answered"),
+            Err(e) => e,
+        }
+    }
+
+    /// A name that does not resolve, a port that refuses, a certificate from another CA and
+    /// an expired one each fail in their own words, naming what to look at. The name has a
+    /// label longer than DNS allows, which the resolver refuses without sending a query.
+    #[tokio::test]
+    async fn unresolvable_refused_and_refused_certificates_are_told_apart() {
+        let (pinned, issuer) = ca();
+        let name = format!("{}.test", "a".repeat(70));
+        let e = fail(&format!("https://{name}:443/"), &pinned).await;
+        assert!(matches!(e, SyncError::Resolve(_)), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot resolve the cloud's host name {name}")),
+            "{e}"
+        );
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = fail(&format!("https://127.0.0.1:{port}/"), &pinned).await;
+        assert!(matches!(e, SyncError::Connect(_)), "{e}");
+        assert!(e.to_string().contains("refused"), "{e}");
+
+        let (_, other) = ca();
+        let port = tls_server(&other, false).await;
+        let e = fail(&format!("https://127.0.0.1:{port}/"), &pinned).await;
+        assert!(matches!(e, SyncError::Tls(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("not issued by the CA pinned in [cloud] ca_file"),
+            "{e}"
+        );
+
+        let port = tls_server(&issuer, true).await;
+        let e = fail(&format!("https://127.0.0.1:{port}/"), &pinned).await;
+        assert!(matches!(e, SyncError::Tls(_)), "{e}");
+        assert!(
+            e.to_string().contains("this box's clock, which reads"),
+            "{e}"
+        );
+    }
 
     /// Seconds, or a date measured against the answer's own `Date`: a cloud whose clock is a
     /// day off from the box's still asks for the two minutes it means.

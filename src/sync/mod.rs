@@ -74,6 +74,8 @@ pub enum SyncError {
     NotConfigured,
     #[error("cloud URL {0}")]
     Url(String),
+    #[error("cannot resolve the cloud's host name {0}")]
+    Resolve(String),
     #[error("cannot connect to the cloud at {0}")]
     Connect(String),
     #[error("TLS with the cloud: {0}")]
@@ -110,7 +112,11 @@ impl SyncError {
     fn unreachable(&self) -> bool {
         matches!(
             self,
-            SyncError::Connect(_) | SyncError::Tls(_) | SyncError::Http(_) | SyncError::Timeout(_)
+            SyncError::Resolve(_)
+                | SyncError::Connect(_)
+                | SyncError::Tls(_)
+                | SyncError::Http(_)
+                | SyncError::Timeout(_)
         )
     }
 
