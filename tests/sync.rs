@@ -342,6 +342,101 @@ async fn retry_after_is_honoured_by_pull_and_push() {
     .await;
 }
 
+/// The `sync_failed` alarm's message for the box's sync, once it is raised.
+async fn sync_failed_message(d: &Daemon) -> Option<String> {
+    let (_, v) = d.api("GET", "/alarms", None).await;
+    v.as_array()?
+        .iter()
+        .find(|a| a["kind"] == "sync_failed")
+        .and_then(|a| a["message"].as_str().map(str::to_string))
+}
+
+/// Serves TLS on `port` of 127.0.0.1 with a certificate for localhost from a CA the box does
+/// not pin, as a cloud that changed its CA would; waits for the old listener to go.
+async fn foreign_tls_server(port: u16) -> tokio::task::JoinHandle<()> {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => break l,
+            Err(e) => assert!(Instant::now() < deadline, "port {port}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = acceptor.accept(tcp).await;
+        }
+    })
+}
+
+/// Over one long outage the cause changes: the cloud is gone (connection refused), then
+/// something answers on its address with a certificate from another CA. The `sync_failed`
+/// alarm says each in turn, so the operator is not sent after the cause already gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_failed_names_the_cause_of_now_refused_then_a_foreign_certificate() {
+    let cloud = Cloud::start(SITE);
+    // The pinned CA outlives the cloud, whose files go with it.
+    let kept = tempfile::tempdir().unwrap();
+    let ca_file = kept.path().join("cloud-ca.pem");
+    std::fs::copy(&cloud.ca_file, &ca_file).unwrap();
+    let config = cloud.config().replace(
+        &cloud.ca_file.display().to_string(),
+        &ca_file.display().to_string(),
+    );
+    let d = Daemon::start_with(&config);
+    register(&d, &cloud);
+    first_pull(&d).await;
+    let port = cloud.addr.port();
+    drop(cloud);
+    eventually(
+        Duration::from_secs(15),
+        "sync_failed: refused",
+        async || {
+            sync_failed_message(&d)
+                .await
+                .is_some_and(|m| m.contains("cannot connect to the cloud") && m.contains("refused"))
+        },
+    )
+    .await;
+    let server = foreign_tls_server(port).await;
+    eventually(
+        Duration::from_secs(15),
+        "sync_failed: the foreign CA",
+        async || {
+            sync_failed_message(&d)
+                .await
+                .is_some_and(|m| m.contains("not issued by the CA pinned in [cloud] ca_file"))
+        },
+    )
+    .await;
+    assert!(
+        status(&d).await["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("pull: TLS with the cloud"),
+        "the push is not tried when the cloud cannot be reached"
+    );
+    server.abort();
+}
+
 /// A backlog of events (a boot storm's sightings, delivered one per batch here) does not hold
 /// back pulls: after at most 100 batches the box asks the cloud for changes again, and it
 /// goes on at once rather than after the pull interval.

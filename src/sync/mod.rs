@@ -120,6 +120,26 @@ impl SyncError {
         )
     }
 
+    /// What kind of failure this is, for deciding whether a `sync_failed` alarm already names
+    /// it: the step that failed, and for an answer its status (every 5xx alike: a failing
+    /// cloud's 502 and 503 are one cause).
+    fn cause(&self) -> String {
+        match self {
+            SyncError::Status { status, .. } if (500..600).contains(status) => "HTTP 5xx".into(),
+            SyncError::Status { status, .. } => format!("HTTP {status}"),
+            SyncError::NotConfigured => "not configured".into(),
+            SyncError::Url(_) => "url".into(),
+            SyncError::Resolve(_) => "resolve".into(),
+            SyncError::Connect(_) => "connect".into(),
+            SyncError::Tls(_) => "tls".into(),
+            SyncError::Http(_) => "http".into(),
+            SyncError::Timeout(_) => "timeout".into(),
+            SyncError::Schema(_) => "schema".into(),
+            SyncError::Rejected(_) => "rejected".into(),
+            SyncError::Store(_) | SyncError::Pki(_) | SyncError::Internal(_) => "local".into(),
+        }
+    }
+
     /// How long the cloud asked to be left alone (`Retry-After`, as on 429 and 503).
     fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -289,7 +309,16 @@ fn failed(handle: &SyncHandle, recorder: &Recorder, errors: &Failures, failures:
     let mut p = handle.progress();
     let mono = Instant::now();
     p.failed(message.clone(), now, mono);
-    if p.should_alarm(mono, Duration::from_secs(handle.config.alarm_after_secs)) {
+    let cause = errors
+        .iter()
+        .map(|(half, e)| format!("{}:{}", half.unwrap_or("start"), e.cause()))
+        .collect::<Vec<_>>()
+        .join(",");
+    if p.should_alarm(
+        mono,
+        Duration::from_secs(handle.config.alarm_after_secs),
+        &cause,
+    ) {
         recorder.alarm(
             AlarmKind::SyncFailed,
             "sync",

@@ -42,15 +42,15 @@ pub struct Progress {
     /// (NTP correcting a box that booted without a clock, an administrator's `date`) must
     /// neither raise `sync_failed` at the first failure nor hold it back for hours.
     failing_since_mono: Option<Instant>,
-    /// The current failure episode has been alarmed already.
-    pub alarmed: bool,
+    /// The cause the current failure episode was last alarmed for (see `SyncError::cause`).
+    alarmed: Option<String>,
 }
 
 impl Progress {
     pub fn succeeded(&mut self) {
         self.failing_since = None;
         self.failing_since_mono = None;
-        self.alarmed = false;
+        self.alarmed = None;
     }
 
     /// Records a failure at `now` (Unix seconds, shown) and `mono` (when it happened on the
@@ -61,12 +61,18 @@ impl Progress {
         self.failing_since_mono.get_or_insert(mono);
     }
 
-    /// Whether to raise the `sync_failed` alarm at `mono` (once per failure episode): failing
-    /// has lasted `after` by the monotonic clock.
-    pub fn should_alarm(&mut self, mono: Instant, after: Duration) -> bool {
+    /// Whether to raise the `sync_failed` alarm at `mono`: failing has lasted `after` by the
+    /// monotonic clock, and the episode has not been alarmed for this `cause` yet. Once per
+    /// cause, not once per episode: an outage of days changes cause (the DNS server fixed, the
+    /// cloud's certificate then refused), and an alarm still naming the cause already fixed
+    /// would send the operator after the wrong thing.
+    pub fn should_alarm(&mut self, mono: Instant, after: Duration, cause: &str) -> bool {
         match self.failing_since_mono {
-            Some(since) if !self.alarmed && mono.saturating_duration_since(since) >= after => {
-                self.alarmed = true;
+            Some(since)
+                if self.alarmed.as_deref() != Some(cause)
+                    && mono.saturating_duration_since(since) >= after =>
+            {
+                self.alarmed = Some(cause.to_string());
                 true
             }
             _ => false,
@@ -88,13 +94,28 @@ mod tests {
         let mut p = Progress::default();
         p.failed("down".into(), 100, t);
         p.failed("down".into(), 150, t + secs(50));
-        assert!(!p.should_alarm(t + secs(50), secs(60)));
-        assert!(p.should_alarm(t + secs(60), secs(60)));
-        assert!(!p.should_alarm(t + secs(100), secs(60)));
+        assert!(!p.should_alarm(t + secs(50), secs(60), "connect"));
+        assert!(p.should_alarm(t + secs(60), secs(60), "connect"));
+        assert!(!p.should_alarm(t + secs(100), secs(60), "connect"));
         assert_eq!(p.failing_since, Some(100));
         p.succeeded();
         p.failed("down".into(), 300, t + secs(200));
-        assert!(p.should_alarm(t + secs(300), secs(60)));
+        assert!(p.should_alarm(t + secs(300), secs(60), "connect"));
+    }
+
+    /// Within one episode, a new cause is alarmed again (once), so that the alarm names what
+    /// fails now; going back to the first cause is alarmed again too.
+    #[test]
+    fn a_new_cause_in_the_same_episode_is_alarmed_again() {
+        let t = Instant::now();
+        let mut p = Progress::default();
+        p.failed("dns".into(), 100, t);
+        assert!(p.should_alarm(t + secs(60), secs(60), "resolve"));
+        assert!(!p.should_alarm(t + secs(70), secs(60), "resolve"));
+        assert!(p.should_alarm(t + secs(80), secs(60), "tls"));
+        assert!(!p.should_alarm(t + secs(90), secs(60), "tls"));
+        assert!(p.should_alarm(t + secs(95), secs(60), "resolve"));
+        assert_eq!(p.failing_since, Some(100), "still one episode");
     }
 
     /// The wall clock stepping while sync fails changes what the status shows, never when
@@ -107,12 +128,18 @@ mod tests {
         let mut back = Progress::default();
         back.failed("down".into(), 1_790_000_000, t);
         back.failed("down".into(), 1_790_000_000 - 86_400, t + secs(900));
-        assert!(back.should_alarm(t + secs(900), after), "held back");
+        assert!(
+            back.should_alarm(t + secs(900), after, "connect"),
+            "held back"
+        );
 
         let mut forward = Progress::default();
         forward.failed("down".into(), 1_000_000, t);
         forward.failed("down".into(), 1_790_000_000, t + secs(5));
-        assert!(!forward.should_alarm(t + secs(5), after), "raised early");
+        assert!(
+            !forward.should_alarm(t + secs(5), after, "connect"),
+            "raised early"
+        );
         assert_eq!(forward.failing_since, Some(1_000_000));
     }
 }
