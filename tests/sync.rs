@@ -389,9 +389,10 @@ async fn foreign_tls_server(port: u16) -> tokio::task::JoinHandle<()> {
 
 /// Over one long outage the cause changes: the cloud is gone (connection refused), then
 /// something answers on its address with a certificate from another CA. The `sync_failed`
-/// alarm says each in turn, so the operator is not sent after the cause already gone.
+/// alarm says each in turn, so the operator is not sent after the cause already gone. Last,
+/// the pinned CA's file goes missing: the alarm names the setting, not only a path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_failed_names_the_cause_of_now_refused_then_a_foreign_certificate() {
+async fn sync_failed_names_the_cause_of_now_refused_then_a_foreign_certificate_then_no_ca() {
     let cloud = Cloud::start(SITE);
     // The pinned CA outlives the cloud, whose files go with it.
     let kept = tempfile::tempdir().unwrap();
@@ -434,6 +435,17 @@ async fn sync_failed_names_the_cause_of_now_refused_then_a_foreign_certificate()
             .starts_with("pull: TLS with the cloud"),
         "the push is not tried when the cloud cannot be reached"
     );
+    std::fs::remove_file(&ca_file).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "sync_failed: no CA file",
+        async || {
+            sync_failed_message(&d)
+                .await
+                .is_some_and(|m| m.contains("the cloud's CA ([cloud] ca_file): "))
+        },
+    )
+    .await;
     server.abort();
 }
 

@@ -102,6 +102,10 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// The pinned CA could not be read: named by its key, since the path alone does not say
+    /// what the file is for.
+    #[error("the cloud's CA ([cloud] ca_file): {0}")]
+    CloudCa(PkiError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -136,6 +140,7 @@ impl SyncError {
             SyncError::Timeout(_) => "timeout".into(),
             SyncError::Schema(_) => "schema".into(),
             SyncError::Rejected(_) => "rejected".into(),
+            SyncError::CloudCa(_) => "ca_file".into(),
             SyncError::Store(_) | SyncError::Pki(_) | SyncError::Internal(_) => "local".into(),
         }
     }
@@ -344,7 +349,8 @@ async fn round(handle: &SyncHandle) -> Result<Option<Round>, SyncError> {
         return Err(SyncError::NotConfigured);
     }
     let identity = crate::pki::cloud::appliance_identity(&handle.pki_dir)?;
-    let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))?;
+    let tls = crate::pki::cloud::cloud_client_config(&cfg.ca_file, Some(identity))
+        .map_err(SyncError::CloudCa)?;
     let client = CloudClient::new(&reg.url, tls, Duration::from_millis(cfg.request_timeout_ms))?;
     let pull = pull_pages(handle, &client, reg.generation).await;
     if let Err(SyncError::Store(StoreError::Superseded(why))) = &pull {
