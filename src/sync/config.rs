@@ -17,7 +17,8 @@ pub struct CloudConfig {
     pub request_timeout_ms: u64,
     /// First retry delay after a failure; doubled per failure, with jitter.
     pub retry_min_ms: u64,
-    /// Cap of the retry delay.
+    /// Cap of the retry delay; a longer `Retry-After` from the cloud is still waited for (up
+    /// to an hour, see `push::honour_retry_after`).
     pub retry_max_ms: u64,
     /// Events kept for the cloud at most (check-ins are coalesced per device; beyond this,
     /// new check-ins are dropped and an `outbox_overflow` alarm says so; alarms are kept up to
