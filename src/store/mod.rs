@@ -133,7 +133,7 @@ impl Store {
                 source,
             })?;
         }
-        let db = open::open(path)?;
+        let db = open::open(path, false)?;
         let store = Store::of(db, path);
         store.init_schema()?;
         store.upgrade(schema::CHUNK, report)?;
@@ -289,15 +289,10 @@ impl Store {
 
     /// Opens an existing database to look at it (`edgeprov doctor`) without moving it to this
     /// version's schema: an older daemon must still be able to start on it. Only reads are
-    /// meant; a schema newer than this edgeprov's is refused.
+    /// meant; a schema newer than this edgeprov's is refused, and so is a file any of whose
+    /// pages fails its checksum (which the daemon's own start does not read for).
     pub fn inspect(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .open(path)
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let db = open::open(path, true)?;
         let store = Store::of(db, path);
         match store.schema_version()? {
             found if found > SCHEMA_VERSION => Err(StoreError::Schema {
