@@ -262,7 +262,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
     let certs = Arc::new(LiveCerts::start(&config, Revocations::new(revoked))?);
     let pki = certs.pki();
-    let token: Arc<str> = admin::token::load_or_create(&config.token_path())?.into();
+    let admin_token = admin::token::load_or_create(&config.token_path())?;
+    let token: Arc<str> = admin_token.token.into();
     let phone_tls: TlsSource = certs.phone_tls();
 
     let mut https = Vec::new();
@@ -484,19 +485,21 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             source,
         }
     })?;
+    let status = crate::start_notes::serving(&listeners);
     tracing::info!(
         phone_https = ?listeners.phone_https,
         phone_http = ?listeners.phone_http,
         admin = %listeners.admin,
         dns = ?listeners.dns,
         data_dir = %data_dir.display(),
-        "edgeprov serving"
+        "{status}"
     );
-
-    let status = format!(
-        "serving phones on {:?} (HTTP {:?}), admin on {}",
-        listeners.phone_https, listeners.phone_http, listeners.admin
-    );
+    if admin_token.created {
+        tracing::info!(
+            "{}",
+            crate::start_notes::first_start(&config.token_path(), loaded.source.as_deref())
+        );
+    }
     crate::notify::ready(&status);
     let mut reloader = Reloader {
         source: loaded.source.clone(),

@@ -24,6 +24,7 @@ pub mod reload;
 pub mod retention;
 pub mod serve;
 pub mod settings;
+pub mod start_notes;
 pub mod store;
 pub mod storm;
 pub mod supervise;

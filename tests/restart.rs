@@ -183,3 +183,46 @@ async fn a_damaged_database_is_refused_naming_the_file_and_left_as_it_is() {
     let (_, v) = d.api("GET", "/devices/001122aabbcc", None).await;
     assert_eq!(v["label"], "damage-me-label");
 }
+
+/// An installer reads `journalctl -u edgeprov`, whose short output shows messages without
+/// their fields: the first start says there where the administrator's token is and what to do
+/// next, and says it once; every start says in words what it serves.
+#[tokio::test]
+async fn the_first_start_says_where_the_token_is_and_what_to_do_next() {
+    let d = Daemon::start_with("[dns]\nlisten = [\"127.0.0.1:0\"]\n");
+    let token_file = d.data_dir().join("admin.token");
+    let config = d.config_path();
+    wait_for_log(&d, "first start:").await;
+    let log = d.log();
+    let first: Vec<&str> = log.lines().filter(|l| l.contains("first start:")).collect();
+    assert_eq!(first.len(), 1, "{log}");
+    assert!(
+        first[0].contains(&token_file.display().to_string()),
+        "{log}"
+    );
+    assert!(
+        first[0].contains(&format!("pki.server_names in {}", config.display())),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&d.token),
+        "the token itself is never logged:\n{log}"
+    );
+    let dns = d.dns.expect("DNS on");
+    assert!(
+        log.contains(&format!("admin on {}, DNS on [{dns}]", d.admin)),
+        "{log}"
+    );
+
+    let d = d.restart();
+    wait_for_log(&d, "stopped").await;
+    for _ in 0..200 {
+        if d.log().matches(", DNS on [").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let log = d.log();
+    assert_eq!(log.matches("first start:").count(), 1, "said again:\n{log}");
+    assert_eq!(log.matches(", DNS on [").count(), 2, "{log}");
+}

@@ -23,21 +23,36 @@ pub fn parse(bytes: &[u8]) -> Option<String> {
         .filter(|s| !s.is_empty() && s.is_ascii())
 }
 
-pub fn load_or_create(path: &Path) -> Result<String, TokenError> {
+/// The administrator's token, and whether this start made it: the first start says where it
+/// is (`start_notes::first_start`).
+pub struct AdminToken {
+    pub token: String,
+    pub created: bool,
+}
+
+pub fn load_or_create(path: &Path) -> Result<AdminToken, TokenError> {
     let io = |source| TokenError::Io {
         path: path.to_path_buf(),
         source,
     };
     match std::fs::read(path) {
-        Ok(bytes) => parse(&bytes).ok_or_else(|| TokenError::Invalid {
-            path: path.to_path_buf(),
-        }),
+        Ok(bytes) => parse(&bytes)
+            .map(|token| AdminToken {
+                token,
+                created: false,
+            })
+            .ok_or_else(|| TokenError::Invalid {
+                path: path.to_path_buf(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let bytes: [u8; 32] = crate::pki::random_bytes();
             let token = format!("ep_{}", crate::phone::credentials::hex(&bytes));
             crate::fsutil::write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
                 .map_err(io)?;
-            Ok(token)
+            Ok(AdminToken {
+                token,
+                created: true,
+            })
         }
         Err(e) => Err(io(e)),
     }
@@ -57,8 +72,10 @@ mod tests {
     fn created_once_then_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin.token");
-        let a = load_or_create(&path).unwrap();
-        let b = load_or_create(&path).unwrap();
+        let first = load_or_create(&path).unwrap();
+        let again = load_or_create(&path).unwrap();
+        assert!(first.created && !again.created);
+        let (a, b) = (first.token, again.token);
         assert_eq!(a, b);
         assert!(a.starts_with("ep_") && a.len() == 67);
         use std::os::unix::fs::PermissionsExt;
