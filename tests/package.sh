@@ -60,6 +60,12 @@ check "state directory owned by edgeprov" '[ "$(in_root stat -c %U:%a /var/lib/e
 check "config readable by the service group" '[ "$(in_root stat -c %G:%a /etc/edgeprov/edgeprov.toml)" = "edgeprov:640" ]'
 check "service enabled" '[ -L "$work/root/etc/systemd/system/multi-user.target.wants/edgeprov.service" ]'
 check "binary runs in the root" 'in_root /usr/bin/edgeprov --help >/dev/null'
+# Every program the unit runs is on a minimal system with only the package's dependencies
+# (ExecReload=/bin/kill failed there with 203/EXEC: kill comes with procps).
+unit="$work/root/usr/lib/systemd/system/edgeprov.service"
+for prog in $(sed -n 's/^Exec[A-Za-z]*=[-@:+!]*\([^ ]*\).*/\1/p' "$unit"); do
+  check "the unit's program $prog is installed" 'in_root test -x "$prog"'
+done
 # doctor exits 1 on the shipped config (it names localhost, which phones cannot reach): what
 # matters here is that the config loads and every check runs.
 in_root /usr/bin/edgeprov --config /etc/edgeprov/edgeprov.toml doctor >"$work/doctor.txt" 2>&1 || true
