@@ -70,6 +70,32 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     Ok(())
 }
 
+/// What in `dir` (itself, its entries and their entries one level down: `pki/`, the firmware
+/// cache's directories) another user than `dir`'s owner owns, with that user's uid. The
+/// daemon runs as the owner, so it cannot open those: the files `edgeprov serve` run by hand
+/// as root leaves. [`prepare`] finds them as the daemon's own user; `edgeprov doctor` is run
+/// as root, to whom everything is open, so it asks this instead.
+pub fn foreign_owned(dir: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(dir)?.uid();
+    let mut out = Vec::new();
+    let mut walk = vec![(dir.to_path_buf(), 1)];
+    while let Some((sub, depth)) = walk.pop() {
+        for entry in std::fs::read_dir(&sub)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.uid() != owner {
+                out.push((entry.path(), meta.uid()));
+            }
+            if meta.is_dir() && depth > 0 {
+                walk.push((entry.path(), depth - 1));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Read and write access (and search, for a directory) as the effective user.
 fn check(path: &Path, is_dir: bool) -> std::io::Result<()> {
     let mut access = Access::READ_OK | Access::WRITE_OK;

@@ -432,12 +432,89 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     match unreadable_data_dir(c) {
         Some(unreadable) => out.push(unreadable),
         None => {
+            out.extend(ownership(c));
             out.extend(certificates(c));
             out.push(store(c, running.is_some()));
             out.extend(firmware(c, running.is_some()));
         }
     }
     out.extend(discovery(c, running));
+    out
+}
+
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// Files in the data directory or the firmware cache that the daemon's user (the directory's
+/// owner) cannot open: left by `edgeprov serve` run once by hand as root. The daemon then fails
+/// its start; doctor, run as root, would otherwise see nothing wrong.
+fn ownership(c: &Config) -> Vec<Check> {
+    use std::os::unix::fs::MetadataExt;
+    let cache = c.firmware.cache_dir(&c.data_dir);
+    let mut dirs = vec![c.data_dir.clone()];
+    if !cache.starts_with(&c.data_dir) {
+        dirs.push(cache);
+    }
+    let mut out = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        let owner = match std::fs::metadata(dir) {
+            Ok(m) => (m.uid(), m.gid()),
+            Err(e) => {
+                out.push(check(
+                    Level::Fail,
+                    "data",
+                    format!("{}: {e}", dir.display()),
+                    "",
+                ));
+                continue;
+            }
+        };
+        match crate::data_dir::foreign_owned(dir) {
+            Ok(foreign) if foreign.is_empty() => out.push(check(
+                Level::Ok,
+                "data",
+                format!("{} is all {}'s", dir.display(), user_name(owner.0)),
+                "",
+            )),
+            Ok(foreign) => {
+                let listed: Vec<String> = foreign
+                    .iter()
+                    .take(3)
+                    .map(|(p, uid)| format!("{} ({})", p.display(), user_name(*uid)))
+                    .collect();
+                let more = match foreign.len() {
+                    n if n > 3 => format!(" and {} more", n - 3),
+                    _ => String::new(),
+                };
+                let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(owner.1))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_else(|| owner.1.to_string());
+                out.push(check(
+                    Level::Fail,
+                    "data",
+                    format!(
+                        "{}{more} belong to another user than {}, who owns {} and runs                          edgeprov: the daemon cannot open them",
+                        listed.join(", "),
+                        user_name(owner.0),
+                        dir.display()
+                    ),
+                    format!("chown -R {}:{group} {}", user_name(owner.0), dir.display()),
+                ));
+            }
+            Err(e) => out.push(check(
+                Level::Fail,
+                "data",
+                format!("{}: {e}", dir.display()),
+                "",
+            )),
+        }
+    }
     out
 }
 
@@ -512,6 +589,46 @@ mod tests {
         );
         c.pki.server_names = vec!["prov.example.lan".into()];
         assert!(discovery(&c, None).iter().all(|ch| ch.level == Level::Ok));
+    }
+
+    /// `edgeprov serve` once run by hand as root leaves files only root may open; doctor, run
+    /// as root, must still name them. Needs root (to give a file away), as the suite does.
+    #[test]
+    fn files_the_daemons_user_does_not_own_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        std::fs::create_dir_all(c.pki_dir()).unwrap();
+        std::fs::write(c.pki_dir().join("ca.key"), "k").unwrap();
+        std::fs::write(c.db_path(), "db").unwrap();
+        let fails = |c: &Config| {
+            ownership(c)
+                .into_iter()
+                .filter(|ch| ch.level == Level::Fail)
+                .collect::<Vec<_>>()
+        };
+        assert!(fails(&c).is_empty(), "{:?}", ownership(&c));
+        let stranger = Some(54_321);
+        std::os::unix::fs::chown(c.pki_dir().join("ca.key"), stranger, None).unwrap();
+        let found = fails(&c);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("ca.key (uid 54321)"), "{found:?}");
+        assert!(found[0].fix.starts_with("chown -R "), "{found:?}");
+        // The same when only the firmware cache (elsewhere) holds such a file.
+        std::os::unix::fs::chown(
+            c.pki_dir().join("ca.key"),
+            Some(rustix::process::getuid().as_raw()),
+            None,
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        c.firmware.cache_dir = cache.path().to_path_buf();
+        std::fs::create_dir(cache.path().join("sha256")).unwrap();
+        std::fs::write(cache.path().join("sha256/img"), "x").unwrap();
+        std::os::unix::fs::chown(cache.path().join("sha256/img"), stranger, None).unwrap();
+        assert_eq!(fails(&c).len(), 1, "{:?}", ownership(&c));
     }
 
     #[test]
