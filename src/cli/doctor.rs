@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::daemon::Listeners;
 
+mod links;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -439,6 +441,7 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
         }
     }
     out.extend(discovery(c, running));
+    out.extend(links::dhcp_links(c, &links::local_addresses()));
     out
 }
 
