@@ -227,25 +227,39 @@ fn certificates(c: &Config) -> Vec<Check> {
     out
 }
 
-fn store(c: &Config, running: bool) -> Check {
+/// The store, opened once for every check that reads it (the open reads the whole file) when
+/// the daemon is stopped and the file exists.
+type Inspected = Option<Result<crate::store::Store, crate::store::StoreError>>;
+
+fn inspect(c: &Config, running: bool) -> Inspected {
+    (!running && c.db_path().exists()).then(|| crate::store::Store::inspect(&c.db_path()))
+}
+
+fn store(c: &Config, running: bool, inspected: &Inspected) -> Check {
     if running {
         return check(Level::Ok, "store", "in use by the running daemon", "");
     }
-    if !c.db_path().exists() {
+    let Some(inspected) = inspected else {
         return check(
             Level::Warn,
             "store",
             format!("{} does not exist yet", c.db_path().display()),
             "start the daemon once",
         );
-    }
-    match crate::store::Store::inspect(&c.db_path()).and_then(|s| {
-        Ok((
-            s.schema_version()?,
-            s.count_devices()?,
-            s.upgrade_pending()?,
-        ))
-    }) {
+    };
+    match inspected
+        .as_ref()
+        .map_err(ToString::to_string)
+        .and_then(|s| {
+            let facts = || -> Result<_, crate::store::StoreError> {
+                Ok((
+                    s.schema_version()?,
+                    s.count_devices()?,
+                    s.upgrade_pending()?,
+                ))
+            };
+            facts().map_err(|e| e.to_string())
+        }) {
         Ok((v, n, pending)) => {
             let upgrade = match (v < crate::store::SCHEMA_VERSION, pending) {
                 (true, _) => format!(
@@ -272,7 +286,7 @@ fn store(c: &Config, running: bool) -> Check {
         Err(e) => check(
             Level::Fail,
             "store",
-            e.to_string(),
+            e,
             "restore the database from a backup (edgeprov backup/restore)",
         ),
     }
@@ -282,13 +296,12 @@ fn store(c: &Config, running: bool) -> Check {
 /// (or, when it cannot, leaves the pin without any) and raises `firmware_pin_orphaned`; this
 /// says so before the start. Only with the daemon stopped, since the running one holds the
 /// store (its alarms report what its own start found).
-fn firmware(c: &Config, running: bool) -> Vec<Check> {
-    if running || !c.db_path().exists() {
+/// A store that could not be opened is the store check's failure, not said again here.
+fn firmware(c: &Config, inspected: &Inspected) -> Vec<Check> {
+    let Some(Ok(store)) = inspected else {
         return Vec::new();
-    }
-    let problems = match crate::store::Store::inspect(&c.db_path())
-        .and_then(|s| s.config_release_problems(&c.firmware.releases))
-    {
+    };
+    let problems = match store.config_release_problems(&c.firmware.releases) {
         Ok(p) => p,
         Err(e) => {
             return vec![check(
@@ -436,8 +449,9 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
         None => {
             out.extend(ownership(c));
             out.extend(certificates(c));
-            out.push(store(c, running.is_some()));
-            out.extend(firmware(c, running.is_some()));
+            let inspected = inspect(c, running.is_some());
+            out.push(store(c, running.is_some(), &inspected));
+            out.extend(firmware(c, &inspected));
         }
     }
     out.extend(discovery(c, running));
