@@ -318,7 +318,7 @@ async fn a_restore_is_refused_while_a_daemon_runs_on_the_data_directory() {
     let kept = std::fs::read(&listeners).unwrap();
     std::fs::remove_file(&listeners).unwrap();
 
-    let out = d.cli(&["restore", archive.to_str().unwrap()]);
+    let out = d.cli(&["restore", "--yes", archive.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
