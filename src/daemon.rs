@@ -436,6 +436,12 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         );
     }
     loops.spawn(
+        "firmware catalogue",
+        firmware
+            .clone()
+            .follow_cloud(store.cloud_catalogue_changes(), stop_rx.clone()),
+    );
+    loops.spawn(
         "cloud sync",
         crate::sync::run(sync.clone(), recorder.clone(), stop_rx.clone()),
     );

@@ -28,6 +28,8 @@ pub struct ReleaseView {
     /// `cached`, `fetching`, `partial` (bytes so far in `partial_bytes`) or `missing`.
     pub cache: String,
     pub partial_bytes: u64,
+    /// `local` (the config's or an operator's) or `cloud` (pulled; managed in the cloud).
+    pub source: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -75,6 +77,7 @@ pub async fn list(State(st): State<AdminState>) -> Result<Json<FirmwareView>, Ap
                     release: r.masked(),
                     cache: cache.into(),
                     partial_bytes: partial,
+                    source: catalogue.source(r),
                 }
             })
             .collect();
@@ -114,13 +117,22 @@ pub async fn add(State(st): State<AdminState>, body: Bytes) -> Result<Response, 
 }
 
 /// Removes a release from the catalogue and its image from the cache (a config release comes
-/// back at the next start: remove it from the config too).
+/// back at the next start: remove it from the config too). The cloud's releases are refused.
 pub async fn delete(
     State(st): State<AdminState>,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
     let fw = st.firmware.clone();
     let removed = blocking(move || {
+        // A local write never changes the cloud's copy: the next pull would bring it back.
+        let catalogue = fw.catalogue();
+        if let Some(r) = catalogue.by_file(&file).filter(|r| catalogue.source(r) == "cloud") {
+            return Err(StoreError::Conflict(format!(
+                "firmware file {}: the release is the cloud's; withdraw it in the cloud, or \
+                 set a local policy (off, or another version) for its model",
+                r.file
+            )));
+        }
         let removed = fw.store().delete_firmware_release(&file)?;
         fw.reload()?;
         if !fw

@@ -102,10 +102,14 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
                             .map(|s| s.to_string())
                             .unwrap_or_default(),
                         r["cache"].as_str().unwrap_or_default().to_string(),
+                        r["source"].as_str().unwrap_or_default().to_string(),
                     ]
                 })
                 .collect();
-            table::print(&["FILE", "VERSION", "MODELS", "BYTES", "CACHE"], &rows);
+            table::print(
+                &["FILE", "VERSION", "MODELS", "BYTES", "CACHE", "SOURCE"],
+                &rows,
+            );
             println!(
                 "cache: {} of {} bytes",
                 v["cache"]["total_bytes"], v["cache"]["max_bytes"]

@@ -320,6 +320,12 @@ pub struct Catalogue {
     /// File names (lower case) of releases the config no longer lists, kept only because a
     /// pin needs them (see [`Catalogue::pin_problems`]). They serve phones like any release.
     pub kept: BTreeSet<String>,
+    /// File names (lower case) of the releases that are the cloud's (see
+    /// [`Catalogue::add_cloud`]); the cloud's policies are in `policies` under
+    /// [`super::cloud::cloud_scope`].
+    pub cloud: BTreeSet<String>,
+    /// The cloud's releases and policies that are not served, and why.
+    pub refused: Vec<super::cloud::Refused>,
 }
 
 /// One scope's policy naming exactly one version for a model (or `*`).
@@ -482,12 +488,18 @@ impl Catalogue {
             .unwrap_or(Policy::Inherit)
     }
 
-    /// The effective policy for a model at a site: the site's, else the global one, else
-    /// `latest` (the account default until cloud sync supplies one).
+    /// The effective policy for a model at a site: the site's set here, else the cloud's for
+    /// the site, else the global one, else `latest`. Each level is asked for the model, then
+    /// for `*`, before the next: a local policy overrides the cloud's as a local device
+    /// parameter overrides the cloud's of the same name, and the cloud, which sets policies
+    /// per site, is more specific than this box's global default.
     pub fn policy(&self, site: Option<&str>, model: &str) -> Policy {
         let mut p = Policy::Inherit;
-        if site.is_some_and(|s| !s.is_empty()) {
-            p = self.policy_in(&scope_key(site), model);
+        if let Some(site) = site.filter(|s| !s.is_empty()) {
+            p = self.policy_in(&scope_key(Some(site)), model);
+            if p == Policy::Inherit {
+                p = self.policy_in(&super::cloud::cloud_scope(site), model);
+            }
         }
         if p == Policy::Inherit {
             p = self.policy_in("global", model);
@@ -577,7 +589,7 @@ impl Catalogue {
         scopes.extend(
             self.policies
                 .keys()
-                .filter_map(|k| k.strip_prefix("site:"))
+                .filter_map(|k| k.strip_prefix("cloud:").unwrap_or(k).strip_prefix("site:"))
                 .map(Some),
         );
         let all: BTreeSet<String> = models.iter().cloned().chain(self.models()).collect();

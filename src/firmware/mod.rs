@@ -7,6 +7,7 @@
 mod body;
 pub mod cache;
 pub mod catalogue;
+pub mod cloud;
 mod fetch;
 mod jobs;
 mod masked;
@@ -152,7 +153,8 @@ pub struct Firmware {
     pub phone_wait: std::time::Duration,
     /// `firmware.stall_secs`.
     stall: std::time::Duration,
-    /// The store's catalogue and policies, reloaded after every admin change; the hot path
+    /// The store's catalogue and policies (local and the cloud's), reloaded after every admin
+    /// change and every pull that changed the cloud's; the hot path
     /// reads this snapshot instead of the database.
     catalogue: RwLock<Arc<Catalogue>>,
     /// Held while the snapshot is reloaded and its pins alarmed, so two reloads cannot
@@ -258,7 +260,41 @@ impl Firmware {
             .iter()
             .map(|i| (i.source(), kind.severity(), i.message()));
         self.align_alarms(kind, ignored);
+        for r in &c.refused {
+            tracing::warn!(source = %r.source, message = %r.message, "cloud firmware not served");
+        }
+        let kind = AlarmKind::FirmwareCloudRefused;
+        let refused = c
+            .refused
+            .iter()
+            .map(|r| (r.source.clone(), kind.severity(), r.message.clone()));
+        self.align_alarms(kind, refused);
         Ok(())
+    }
+
+    /// Reloads the catalogue after every pull that changed the cloud's releases or policies
+    /// ([`Store::cloud_catalogue_changes`]), as an operator's change does: phones are served
+    /// the new state at their next request, and images whose fetch failed are tried again.
+    /// Ends when `stop` turns true. `changes` is taken before the sync task starts, so no
+    /// pull is missed.
+    pub async fn follow_cloud(
+        self: Arc<Self>,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            let fw = self.clone();
+            match tokio::task::spawn_blocking(move || fw.reload()).await {
+                Ok(Ok(())) => tracing::info!("firmware catalogue reloaded after a cloud pull"),
+                Ok(Err(e)) => tracing::error!(error = %e,
+                    "cannot reload the firmware catalogue after a cloud pull"),
+                Err(e) => tracing::error!(error = %e, "firmware catalogue reload task failed"),
+            }
+        }
     }
 
     /// Raises an alarm of `kind` for every (source, severity, message) in `current` and

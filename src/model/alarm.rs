@@ -78,6 +78,13 @@ pub enum AlarmKind {
     /// spelling of its model. The source names the scope and the model as stored. Cleared
     /// when the scope's policies are set again.
     FirmwarePolicyIgnored,
+    /// A firmware release or policy the cloud sent is not served: the release's URL ends in
+    /// no usable file name, its file name is a local release's (or another cloud release's)
+    /// for a different image, a local release of the same model and version has another
+    /// image, or the policy is not one this box knows. The source names it (`cloud firmware
+    /// MODEL VERSION`, `cloud policy SITE MODEL`). Cleared when a pull or a local change
+    /// resolves it.
+    FirmwareCloudRefused,
     /// A static file stored by an earlier edgeprov holds a secret: since this version it goes
     /// only to a proven device, so phones that could fetch it without proof no longer can.
     StaticFileProtected,
@@ -146,6 +153,7 @@ impl AlarmKind {
             AlarmKind::DeviceCertsExpiring => "device_certs_expiring",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
+            AlarmKind::FirmwareCloudRefused => "firmware_cloud_refused",
             AlarmKind::StaticFileProtected => "static_file_protected",
             AlarmKind::ServiceFailed => "service_failed",
             AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
@@ -165,6 +173,8 @@ impl AlarmKind {
             // What such a policy named never matched a phone's model (at most a model
             // imported with characters phones never send), so phones keep what they got.
             AlarmKind::FirmwarePolicyIgnored => Severity::Minor,
+            // Phones keep what the local catalogue gives them; the cloud's intent is not met.
+            AlarmKind::FirmwareCloudRefused => Severity::Minor,
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::DhcpPoolExhausted => Severity::Major,

@@ -7,6 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::devices::site_exists;
+use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
@@ -166,13 +167,36 @@ fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The cloud's rows under `prefix` (`firmware|`, `policy|`), in key order.
+fn read_cloud<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range(prefix..)? {
+        let (k, v) = row?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push(decode("cloud_data", k.value(), v.value())?);
+    }
+    Ok(out)
+}
+
 impl Store {
-    /// Every release and every scope's policies, in one snapshot.
+    /// Every release and every scope's policies, local and the cloud's last pulled ones
+    /// ([`Catalogue::add_cloud`]), in one snapshot.
     pub fn firmware_catalogue(&self) -> Result<Catalogue, StoreError> {
         let tx = self.db()?.begin_read()?;
         let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-        Ok(catalogue_of(releases.into_iter().map(|(_, s)| s), policies))
+        let mut catalogue = catalogue_of(releases.into_iter().map(|(_, s)| s), policies);
+        let cloud = tx.open_table(CLOUD_DATA)?;
+        catalogue.add_cloud(
+            read_cloud(&cloud, CLOUD_FIRMWARE)?,
+            read_cloud(&cloud, CLOUD_POLICY)?,
+        );
+        Ok(catalogue)
     }
 
     /// Replaces the config's releases with `releases` (a release removed from the config

@@ -84,6 +84,8 @@ pub struct Store {
     /// Counts committed changes; see [`Store::generation`].
     generation: Arc<AtomicU64>,
     devices: Arc<DeviceCache>,
+    /// See [`Store::cloud_catalogue_changes`].
+    cloud_catalogue: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The decoded inventory for listings. Decoding 100,000 JSON records takes about 200 ms, too
@@ -313,6 +315,7 @@ impl Store {
             }),
             generation: Arc::new(AtomicU64::new(0)),
             devices: Arc::default(),
+            cloud_catalogue: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 

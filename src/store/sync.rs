@@ -18,7 +18,8 @@ use crate::sync::protocol::{Event, EventBody, Lockout, new_event_id};
 /// `registration`, `cursor`.
 pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
 /// The cloud's firmware catalogue, policies and lockouts: `firmware|MODEL|VERSION`,
-/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON.
+/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON. The firmware and policy rows are
+/// read into the catalogue phones are served from (`crate::firmware::cloud`).
 pub(crate) const CLOUD_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("cloud_data");
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Coalescing key (`checkin|MAC`, `seen|MAC`, `alarm|KIND|SOURCE`, `overflow`) → the sequence
@@ -27,6 +28,13 @@ pub(crate) const OUTBOX_INDEX: TableDefinition<&str, u64> = TableDefinition::new
 
 /// The key prefix of the cloud's lockouts in `cloud_data`.
 const LOCKOUT: &str = "lockout|";
+/// The key prefixes of the cloud's firmware releases and policies in `cloud_data`.
+pub(crate) const CLOUD_FIRMWARE: &str = "firmware|";
+pub(crate) const CLOUD_POLICY: &str = "policy|";
+
+fn is_catalogue_key(key: &str) -> bool {
+    key.starts_with(CLOUD_FIRMWARE) || key.starts_with(CLOUD_POLICY)
+}
 pub(super) const NEXT_SEQ: &str = "outbox_next_seq";
 /// The coalescing key of the `outbox_overflow` event still open to new drops.
 const OVERFLOW: &str = "overflow";
@@ -57,7 +65,8 @@ pub struct PullUpdate {
     pub next_cursor: String,
     pub devices: Vec<CloudDevice>,
     pub sites: Vec<Site>,
-    pub cloud_data: Vec<(String, Vec<u8>)>,
+    /// Key → the item's JSON, or `None` to remove the key (a release the cloud withdrew).
+    pub cloud_data: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl PullUpdate {
@@ -149,6 +158,7 @@ impl Store {
         }
         let tx = self.begin_write()?;
         let mut pending = Vec::new();
+        let mut catalogue_changed = false;
         {
             let mut state = tx.open_table(SYNC_STATE)?;
             let cursor: String = match state.get("cursor")? {
@@ -216,7 +226,12 @@ impl Store {
             }
             let mut data = tx.open_table(CLOUD_DATA)?;
             for (k, v) in &update.cloud_data {
-                data.insert(k.as_str(), v.as_slice())?;
+                let before = match v {
+                    Some(v) => data.insert(k.as_str(), v.as_slice())?,
+                    None => data.remove(k.as_str())?,
+                }
+                .map(|old| old.value().to_vec());
+                catalogue_changed |= is_catalogue_key(k) && before != *v;
             }
             // A device the cloud released is no longer in its inventory for this box: what
             // the cloud kept about it here goes with it (a later lockout in a later page is
@@ -232,7 +247,17 @@ impl Store {
         let overflow = self.enqueue(&tx, pending)?;
         Store::raise_alarms(&tx, &overflow)?;
         self.commit_devices(tx)?;
+        if catalogue_changed {
+            self.cloud_catalogue.send_modify(|n| *n += 1);
+        }
         Ok(())
+    }
+
+    /// Moves on after every applied page that changed the cloud's firmware releases or
+    /// policies (not at every page: the cloud may repeat them unchanged), so that the firmware
+    /// service reloads the catalogue phones are served from.
+    pub fn cloud_catalogue_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cloud_catalogue.subscribe()
     }
 
     /// Cloud catalogue data stored by pulls, by key prefix (`firmware|`, `policy|`, `lockout|`).
@@ -747,12 +772,12 @@ mod tests {
         }
     }
 
-    fn lockout(mac: Mac, until: i64) -> (String, Vec<u8>) {
+    fn lockout(mac: Mac, until: i64) -> (String, Option<Vec<u8>>) {
         let l = Lockout {
             mac: mac.to_string(),
             until,
         };
-        (format!("lockout|{mac}"), serde_json::to_vec(&l).unwrap())
+        (format!("lockout|{mac}"), Some(serde_json::to_vec(&l).unwrap()))
     }
 
     fn locked_out(s: &Store) -> Vec<String> {
@@ -774,7 +799,7 @@ mod tests {
         let mut data = vec![lockout(mac(1), later), lockout(mac(2), later)];
         data.push(lockout(mac(3), later));
         data.push(lockout(mac(4), now_unix() - 1));
-        data.push(("policy|hq|J179".into(), b"{}".to_vec()));
+        data.push(("policy|hq|J179".into(), Some(b"{}".to_vec())));
         s.apply_pull(&PullUpdate {
             from_cursor: String::new(),
             registration: 1,

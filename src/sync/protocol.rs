@@ -98,6 +98,10 @@ pub struct FirmwareRelease {
     pub version: String,
     pub url: String,
     pub sha256: String,
+    /// The cloud withdrew this release (model and version): the box drops its copy. The
+    /// protocol is otherwise upsert-only, and a withdrawn image must stop being offered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 /// Firmware policy per site and model: `same_as_account`, `latest`, `off` or a version.

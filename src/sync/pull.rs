@@ -167,9 +167,9 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
                 f.model, f.version
             )));
         }
-        update
-            .cloud_data
-            .push((format!("firmware|{}|{}", f.model, f.version), json(f)));
+        let key = format!("firmware|{}|{}", f.model, f.version);
+        let value = (!f.removed).then(|| json(f));
+        update.cloud_data.push((key, value));
     }
     // A policy's model as the admin API takes it, stored in one case. One model given again
     // in the same spelling is a later change (applied in order, as devices are); in another
@@ -194,12 +194,14 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
         };
         update
             .cloud_data
-            .push((format!("policy|{}|{model}", p.site), json(&stored)));
+            .push((format!("policy|{}|{model}", p.site), Some(json(&stored))));
     }
     for l in &page.lockouts {
         let mac =
             Mac::parse(&l.mac).map_err(|e| item(format!("lockout {}: {e}", quoted(&l.mac))))?;
-        update.cloud_data.push((format!("lockout|{mac}"), json(l)));
+        update
+            .cloud_data
+            .push((format!("lockout|{mac}"), Some(json(l))));
     }
     Ok(update)
 }
@@ -715,7 +717,7 @@ mod tests {
         let stored: Vec<(&str, serde_json::Value)> = u
             .cloud_data
             .iter()
-            .map(|(k, v)| (k.as_str(), serde_json::from_slice(v).unwrap()))
+            .map(|(k, v)| (k.as_str(), serde_json::from_slice(v.as_deref().unwrap()).unwrap()))
             .collect();
         assert_eq!(
             stored,
