@@ -10,6 +10,8 @@ use super::devices::site_exists;
 use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
+use crate::firmware::cloud::release_of;
+use crate::sync::protocol::FirmwareRelease;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
 
@@ -318,9 +320,17 @@ impl Store {
                 return Err(StoreError::NotFound(format!("site {site}")));
             }
             let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
+            // A local pin may name a version only the cloud's catalogue has.
+            let cloud: Vec<Release> =
+                read_cloud::<FirmwareRelease>(&tx.open_table(CLOUD_DATA)?, CLOUD_FIRMWARE)?
+                    .iter()
+                    .filter_map(|f| release_of(f).ok())
+                    .collect();
             let scoped = BTreeMap::from([(scope.to_string(), policies.clone())]);
             for pin in Pin::all(&scoped) {
-                if !releases.iter().any(|(_, s)| pin.served_by(&s.release)) {
+                if !releases.iter().any(|(_, s)| pin.served_by(&s.release))
+                    && !cloud.iter().any(|r| pin.served_by(r))
+                {
                     return Err(StoreError::NoPinnedRelease {
                         model: pin.model,
                         version: pin.version,

@@ -66,6 +66,9 @@ pub struct Model {
     /// The change log: each entry is a device's full state after a change. Cursor = index.
     pub log: Vec<Value>,
     pub devices: BTreeMap<String, Value>,
+    /// The firmware releases and policies sent with every page (none unless a test sets them).
+    pub firmware: Vec<Value>,
+    pub policies: Vec<Value>,
     /// Events by id, first delivery only, in arrival order.
     pub events: Vec<Value>,
     pub seen_ids: HashSet<String>,
@@ -216,6 +219,16 @@ impl Cloud {
         });
         m.devices.insert(mac.to_string(), d.clone());
         m.log.push(d);
+    }
+
+    /// The firmware releases sent with every page from now on.
+    pub fn set_firmware(&self, releases: Vec<Value>) {
+        self.model.lock().unwrap().firmware = releases;
+    }
+
+    /// The firmware policies sent with every page from now on.
+    pub fn set_policies(&self, policies: Vec<Value>) {
+        self.model.lock().unwrap().policies = policies;
     }
 
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
@@ -370,9 +383,8 @@ fn changes(shared: &Shared, query: &str) -> Resp {
         "devices": devices,
         "sites": [{"name": m.site, "label": "Head office",
                    "profile": {"provisioning_url": "https://prov.example/", "phone_group": "7"}}],
-        "firmware": [{"model": "J179", "version": "4.1.3", "url": "https://fw.example/j179.bin",
-                      "sha256": "0".repeat(64)}],
-        "policies": [{"site": m.site, "model": "J179", "policy": "latest"}],
+        "firmware": m.firmware,
+        "policies": m.policies,
     }))
 }
 

@@ -1,0 +1,222 @@
+//! The cloud's firmware catalogue and policies reach phones: the real daemon registered with
+//! the reference cloud (tests/common/cloud.rs) over mutual TLS on loopback, and a real
+//! upstream HTTP server on loopback holding the image.
+
+#[path = "common/cloud.rs"]
+mod cloud;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cloud::Cloud;
+use common::upstream::{Upstream, image, sha256_hex};
+use common::*;
+use serde_json::{Value, json};
+
+const SITE: &str = "hq";
+/// The MAC in [`J179_UA`]: the phone the cloud puts at [`SITE`].
+const PHONE: &str = "001122aabbcc";
+
+/// Polls `check` until it holds or ten seconds pass.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn release(up: &Upstream, version: &str, file: &str) -> Value {
+    json!({"model": "J179", "version": version, "url": up.url(file),
+           "sha256": sha256_hex(&up.image)})
+}
+
+fn policy(policy: &str) -> Value {
+    json!({"site": SITE, "model": "J179", "policy": policy})
+}
+
+/// A daemon registered with `cloud`, which has put [`PHONE`] (a J179) at [`SITE`].
+fn start(cloud: &Cloud) -> Daemon {
+    cloud.set_device(PHONE, "activated", SITE, json!({}));
+    let d = Daemon::start_with(&cloud.config());
+    let out = d.cli(&[
+        "cloud",
+        "register",
+        "--url",
+        &cloud.url(),
+        "--token",
+        &cloud.token(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+/// The upgrade script the phone at [`SITE`] is served.
+async fn upgrade_script(d: &Daemon) -> String {
+    let r = send_plain(d.http.unwrap(), get("/J100Supgrade.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    r.text()
+}
+
+async fn wait_for_script(d: &Daemon, what: &str, check: impl Fn(&str) -> bool) {
+    eventually(what, async || check(&upgrade_script(d).await)).await;
+}
+
+/// Downloads an image through the box, as the phone does; returns the status and the hash.
+async fn fetch(d: &Daemon, file: &str) -> (u16, String) {
+    let r = send_plain(d.http.unwrap(), get(&format!("/{file}"), J179_UA))
+        .await
+        .unwrap();
+    (r.status, sha256_hex(&r.body))
+}
+
+/// A release and a `latest` policy set in the cloud make the phone at the site load the image
+/// through the box: fetched upstream once, checked against the cloud's hash, served again from
+/// the cache. The listing says the release is the cloud's, and a local delete is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_release_and_latest_policy_reach_the_phone() {
+    let up = Upstream::start(image(64 * 1024, 7)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![release(&up, "4.1.3.0.7", "j179-cloud.bin")]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the cloud's release in the upgrade script", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            fetch(&d, "j179-cloud.bin").await,
+            (200, sha256_hex(&up.image))
+        );
+    }
+    assert_eq!(up.requests(), 1, "one upstream fetch");
+
+    let (status, v) = d.api("GET", "/firmware", None).await;
+    assert_eq!(status, 200);
+    let r = &v["releases"][0];
+    assert_eq!(
+        (r["file"].as_str(), r["source"].as_str()),
+        (Some("j179-cloud.bin"), Some("cloud")),
+        "{v}"
+    );
+    assert_eq!(
+        v["policies"]["cloud:site:hq"],
+        json!({"J179": "latest"}),
+        "{v}"
+    );
+    let (status, v) = d
+        .api("DELETE", "/firmware/releases/j179-cloud.bin", None)
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(v.to_string().contains("the cloud's"), "{v}");
+}
+
+/// The operator's `off` for the site overrides the cloud's `latest`, and later pulls leave it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_off_overrides_the_clouds_latest() {
+    let up = Upstream::start(image(4096, 8)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![release(&up, "4.1.3.0.7", "j179-cloud.bin")]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the cloud's release", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/site:hq",
+            Some(json!({"J179": "off"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!upgrade_script(&d).await.contains("APPNAME"));
+    // A pull that changes the cloud's policy does not touch the local one.
+    cloud.set_policies(vec![policy("4.1.3.0.7")]);
+    eventually("the cloud's new policy pulled", async || {
+        let (_, v) = d.api("GET", "/firmware/policies", None).await;
+        v["cloud:site:hq"] == json!({"J179": "4.1.3.0.7"})
+    })
+    .await;
+    let (_, v) = d.api("GET", "/firmware/policies", None).await;
+    assert_eq!(v["site:hq"], json!({"J179": "off"}), "{v}");
+    assert!(!upgrade_script(&d).await.contains("APPNAME"));
+}
+
+/// The cloud pins a version, then withdraws its release: the phone is not moved to another
+/// version but told no firmware, the image is no longer served, and a pin alarm names the
+/// cloud's policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_version_the_cloud_removes() {
+    let old = Upstream::start(image(4096, 9)).await;
+    let new = Upstream::start(image(4096, 10)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![
+        release(&old, "4.1.3.0.6", "j179-old.bin"),
+        release(&new, "4.1.3.0.7", "j179-new.bin"),
+    ]);
+    cloud.set_policies(vec![policy("4.1.3.0.6")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the pinned release", |s| {
+        s.contains("SET APPNAME j179-old.bin")
+    })
+    .await;
+    assert_eq!(
+        fetch(&d, "j179-old.bin").await,
+        (200, sha256_hex(&old.image))
+    );
+
+    let mut withdrawn = release(&old, "4.1.3.0.6", "j179-old.bin");
+    withdrawn["removed"] = json!(true);
+    cloud.set_firmware(vec![withdrawn, release(&new, "4.1.3.0.7", "j179-new.bin")]);
+    wait_for_script(&d, "no firmware for the orphaned pin", |s| {
+        !s.contains("APPNAME")
+    })
+    .await;
+    assert_eq!(fetch(&d, "j179-old.bin").await.0, 404);
+    let (_, alarms) = d
+        .api("GET", "/alarms?kind=firmware_pin_orphaned", None)
+        .await;
+    let sources: Vec<&str> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["source"].as_str())
+        .collect();
+    assert_eq!(sources, ["cloud:site:hq J179=4.1.3.0.6"], "{alarms}");
+}
+
+/// What was last pulled keeps working with no cloud: after a restart with the cloud down the
+/// phone is still told the cloud's release and gets its image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_the_cloud_down_serves_the_last_pulled_state() {
+    let up = Upstream::start(image(4096, 11)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![release(&up, "4.1.3.0.7", "j179-cloud.bin")]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the cloud's release", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    cloud.faults().down = true;
+    let d = d.restart();
+    assert!(
+        upgrade_script(&d)
+            .await
+            .contains("SET APPNAME j179-cloud.bin")
+    );
+    assert_eq!(
+        fetch(&d, "j179-cloud.bin").await,
+        (200, sha256_hex(&up.image))
+    );
+    assert_eq!(up.requests(), 1);
+}
