@@ -126,7 +126,10 @@ pub async fn delete(
     let removed = blocking(move || {
         // A local write never changes the cloud's copy: the next pull would bring it back.
         let catalogue = fw.catalogue();
-        if let Some(r) = catalogue.by_file(&file).filter(|r| catalogue.source(r) == "cloud") {
+        if let Some(r) = catalogue
+            .by_file(&file)
+            .filter(|r| catalogue.source(r) == "cloud")
+        {
             return Err(StoreError::Conflict(format!(
                 "firmware file {}: the release is the cloud's; withdraw it in the cloud, or \
                  set a local policy (off, or another version) for its model",

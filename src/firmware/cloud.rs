@@ -104,7 +104,9 @@ impl Catalogue {
                 if l.sha256 != release.sha256 {
                     let why = format!(
                         "its file name {} is the local release {} {}'s, a different image",
-                        release.file, l.version, l.models.join(",")
+                        release.file,
+                        l.version,
+                        l.models.join(",")
                     );
                     self.refused.push(refused(&f, why));
                 }
@@ -200,7 +202,10 @@ mod tests {
     #[test]
     fn the_file_name_is_the_urls_last_segment() {
         assert_eq!(file_name("https://fw.example/a/j179.bin"), Some("j179.bin"));
-        assert_eq!(file_name("https://fw.example/j179.bin?sig=x#y"), Some("j179.bin"));
+        assert_eq!(
+            file_name("https://fw.example/j179.bin?sig=x#y"),
+            Some("j179.bin")
+        );
         for none in [
             "https://fw.example",
             "https://fw.example/",
@@ -246,7 +251,11 @@ mod tests {
             [
                 ("mine.bin", "local", vec!["J179".to_string()]),
                 ("same.bin", "local", vec!["J179".to_string()]),
-                ("new.bin", "cloud", vec!["J179".to_string(), "J169".to_string()]),
+                (
+                    "new.bin",
+                    "cloud",
+                    vec!["J179".to_string(), "J169".to_string()]
+                ),
             ]
         );
         assert_eq!(c.releases[2].sha256, format!("{:064x}", 3), "lower case");
@@ -260,7 +269,11 @@ mod tests {
                 "cloud firmware J139 6",
             ]
         );
-        assert!(c.refused[2].message.contains("MINE.bin is the local release"));
+        assert!(
+            c.refused[2]
+                .message
+                .contains("MINE.bin is the local release")
+        );
         assert_eq!(
             c.policies[&cloud_scope("hq")],
             [("J179".to_string(), Policy::Pinned("4.1".into()))].into()

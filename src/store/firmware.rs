@@ -11,9 +11,9 @@ use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
 use crate::firmware::cloud::release_of;
-use crate::sync::protocol::FirmwareRelease;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
+use crate::sync::protocol::FirmwareRelease;
 
 /// Key: the release's file name in lower case.
 pub(crate) const FIRMWARE_RELEASES: TableDefinition<&str, &[u8]> =

@@ -777,7 +777,10 @@ mod tests {
             mac: mac.to_string(),
             until,
         };
-        (format!("lockout|{mac}"), Some(serde_json::to_vec(&l).unwrap()))
+        (
+            format!("lockout|{mac}"),
+            Some(serde_json::to_vec(&l).unwrap()),
+        )
     }
 
     fn locked_out(s: &Store) -> Vec<String> {

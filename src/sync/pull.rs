@@ -717,7 +717,12 @@ mod tests {
         let stored: Vec<(&str, serde_json::Value)> = u
             .cloud_data
             .iter()
-            .map(|(k, v)| (k.as_str(), serde_json::from_slice(v.as_deref().unwrap()).unwrap()))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    serde_json::from_slice(v.as_deref().unwrap()).unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             stored,
