@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cloud::Cloud;
-use common::upstream::{Upstream, image, sha256_hex};
+use common::upstream::{Mode, Upstream, image, sha256_hex};
 use common::*;
 use serde_json::{Value, json};
 
@@ -18,8 +18,12 @@ const SITE: &str = "hq";
 const PHONE: &str = "001122aabbcc";
 
 /// Polls `check` until it holds or ten seconds pass.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    eventually_within(Duration::from_secs(10), what, check).await;
+}
+
+async fn eventually_within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -219,4 +223,34 @@ async fn a_restart_with_the_cloud_down_serves_the_last_pulled_state() {
         (200, sha256_hex(&up.image))
     );
     assert_eq!(up.requests(), 1);
+}
+
+/// A pull that changes the cloud's catalogue clears the failed fetches remembered for 10
+/// seconds, as an operator's change does: the cloud's corrected URL is tried at the phone's
+/// next request, not 10 seconds later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrected_cloud_url_is_tried_at_once() {
+    let bad = Upstream::start(image(4096, 12)).await;
+    bad.set_default(Mode::Error);
+    let good = Upstream::start(image(4096, 12)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![release(&bad, "4.1.3.0.7", "j179-cloud.bin")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the cloud's release", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    assert_ne!(fetch(&d, "j179-cloud.bin").await.0, 200);
+    assert!(bad.requests() > 0);
+    let failed_at = Instant::now();
+
+    cloud.set_firmware(vec![release(&good, "4.1.3.0.7", "j179-cloud.bin")]);
+    eventually_within(
+        Duration::from_secs(5),
+        "the corrected URL fetched",
+        async || fetch(&d, "j179-cloud.bin").await == (200, sha256_hex(&good.image)),
+    )
+    .await;
+    assert!(failed_at.elapsed() < Duration::from_secs(10));
+    assert_eq!(good.requests(), 1);
 }
