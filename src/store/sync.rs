@@ -791,6 +791,43 @@ mod tests {
             .collect()
     }
 
+    /// A page that changes the cloud's firmware releases or policies signals the firmware
+    /// service to reload; one that repeats them unchanged (the cloud may send them with every
+    /// page) does not. A withdrawn release (`None`) is deleted, leaving the catalogue.
+    #[test]
+    fn a_catalogue_change_is_signalled_and_a_withdrawn_release_removed() {
+        let (_d, s) = store(100);
+        let mut changes = s.cloud_catalogue_changes();
+        let release = crate::sync::protocol::FirmwareRelease {
+            model: "J179".into(),
+            version: "4.1.3".into(),
+            url: "https://fw.example/j179.bin".into(),
+            sha256: "a".repeat(64),
+            removed: false,
+        };
+        let key = "firmware|J179|4.1.3".to_string();
+        let page = |from: &str, to: &str, value: Option<Vec<u8>>| PullUpdate {
+            from_cursor: from.into(),
+            registration: 1,
+            next_cursor: to.into(),
+            cloud_data: vec![(key.clone(), value)],
+            ..PullUpdate::default()
+        };
+        let json = Some(serde_json::to_vec(&release).unwrap());
+        s.apply_pull(&page("", "1", json.clone())).unwrap();
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(s.firmware_catalogue().unwrap().releases[0].file, "j179.bin");
+        changes.mark_unchanged();
+
+        s.apply_pull(&page("1", "2", json)).unwrap();
+        assert!(!changes.has_changed().unwrap(), "the same release again");
+
+        s.apply_pull(&page("2", "3", None)).unwrap();
+        assert!(changes.has_changed().unwrap());
+        assert!(s.cloud_data("firmware|").unwrap().is_empty());
+        assert!(s.firmware_catalogue().unwrap().releases.is_empty());
+    }
+
     /// What the cloud keeps here about a device (its lockout) goes in the same transaction
     /// as the device: deleted locally, or released by the cloud. Lockouts that ran out go
     /// with the next applied page. Catalogue rows (firmware, policies) stay.
