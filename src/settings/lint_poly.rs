@@ -18,14 +18,7 @@ use super::lint::{Finding, Linter};
 /// Lints a Poly XML file (called `file` in findings). Findings come in line order.
 pub fn lint_poly(file: &str, bytes: &[u8]) -> Vec<Finding> {
     let mut out = Linter::new(file);
-    let mut reader = Reader {
-        src: bytes,
-        pos: 0,
-        line: 1,
-        settings: HashMap::new(),
-        attributes: Vec::new(),
-        out: &mut out,
-    };
+    let mut reader = Reader::new(bytes, &mut out);
     if let Err((line, message)) = reader.document() {
         // A file that ends early fails past its last line end: name its last line.
         let last = Lines::new(bytes).count().max(1);
@@ -46,14 +39,7 @@ pub type Attribute = (String, String, usize);
 /// well-formed XML: the phone then rejects the whole file.
 pub fn poly_attributes(bytes: &[u8]) -> Result<Vec<Attribute>, Fail> {
     let mut out = Linter::new("");
-    let mut reader = Reader {
-        src: bytes,
-        pos: 0,
-        line: 1,
-        settings: HashMap::new(),
-        attributes: Vec::new(),
-        out: &mut out,
-    };
+    let mut reader = Reader::new(bytes, &mut out);
     reader.document()?;
     Ok(reader
         .attributes
@@ -130,7 +116,19 @@ fn shown(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-impl<'a> Reader<'a, '_, '_> {
+impl<'a, 'o, 'f> Reader<'a, 'o, 'f> {
+    /// A reader at the start of `src`, its findings going to `out`.
+    fn new(src: &'a [u8], out: &'o mut Linter<'f>) -> Self {
+        Reader {
+            src,
+            pos: 0,
+            line: 1,
+            settings: HashMap::new(),
+            attributes: Vec::new(),
+            out,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.src.get(self.pos).copied()
     }
