@@ -304,6 +304,74 @@ fn cisco_phones_get_option_66_when_the_host_is_a_name() {
     assert_eq!(text(&ack, 66), "127.0.0.1");
 }
 
+/// An Avaya site whose SSON carries many settings, behind a relay that adds option 82, and a
+/// phone that accepts 576-byte messages: the options field (308 bytes) cannot hold them all.
+/// Before, the server left out what did not fit (here the domain name and option 43); now the
+/// rest goes into the `file` and `sname` fields under option 52 (RFC 2132 9.3), as ISC dhcpd
+/// and dnsmasq do, and the reply stays within the phone's limit.
+#[test]
+fn options_that_do_not_fit_go_into_the_file_and_sname_fields() {
+    let sson = format!(
+        "MCIPADD=127.0.99.5,127.0.99.6,TLSSRVR=127.0.0.1,TLSDIR=/,TLSPORT=8443,L2Q=1,L2QVLAN=100,\
+         SIP_CONTROLLER_LIST=127.0.99.5:5061;transport=tls,{}",
+        "VLANTEST=60,".repeat(9)
+    );
+    assert!((230..=255).contains(&sson.len()), "{}", sson.len());
+    let d = Daemon::start_with(&format!(
+        r#"
+[dhcp]
+enabled = true
+listen = "127.0.0.1:0"
+provisioning_url = "https://127.0.0.1:8443/"
+[[dhcp.subnet]]
+network = "127.0.99.0/24"
+ranges = [["127.0.99.100", "127.0.99.250"]]
+router = "127.0.99.1"
+dns = ["127.0.99.1", "127.0.99.2"]
+ntp = ["127.0.99.1"]
+domain = "prov.example.lan"
+lease_seconds = 3600
+[[dhcp.vendor_class]]
+match = "ccp.avaya.com"
+options = {{ 242 = "{sson}" }}
+"#
+    ));
+    let relay = relay(&d);
+    let asked = vec![1, 3, 6, 15, 42, 242, 43];
+    let avaya = [
+        (60, b"ccp.avaya.com".to_vec()),
+        (55, asked.clone()),
+        (57, 576u16.to_be_bytes().to_vec()),
+        (82, vec![1, 6, b'p', b'o', b'r', b't', b'-', b'7']),
+    ];
+    let (offer, ack) = relay.dora(mac(70), 0x7001, &avaya).expect("DORA");
+    for reply in [&offer, &ack] {
+        for code in &asked {
+            assert!(
+                reply.options.get(*code).is_some(),
+                "option {code} missing from the {} reply",
+                reply.msg_type
+            );
+        }
+        assert_eq!(text(reply, 242), sson);
+        assert_eq!(text(reply, 15), "prov.example.lan");
+        assert_eq!(&reply.options.get(43).unwrap()[..6], b"\x01\x046889");
+        assert!(reply.options.get(52).is_some(), "option 52 says where");
+        assert_eq!(reply.options.get(82), Some(&avaya[3].1[..]));
+    }
+    let mut buf = [0u8; 2048];
+    relay.send(&message(
+        DISCOVER,
+        0x7002,
+        mac(71),
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &avaya,
+    ));
+    let (n, _) = relay.sock.recv_from(&mut buf).expect("an offer");
+    assert!(n <= 576 - 28, "{n} bytes for a client that takes 548");
+}
+
 #[test]
 fn inform_is_answered_with_the_provisioning_options_and_no_lease() {
     let d = Daemon::start_with(INFORM_ONLY);
@@ -456,13 +524,18 @@ fn a_nak_ends_the_lease_the_client_held() {
 /// A full pool is an alarm an operator sees (and the cloud is told), naming the subnet and
 /// what to change, not only a log line: phones asking for an address get no answer at all.
 /// A boot storm against the full pool makes one alarm occurrence a minute, not one a DISCOVER.
+/// Once an address is free again and no client was refused for a refresh round, the alarm
+/// clears itself, as docs/alarms.md says state alarms do (it stayed until an operator cleared
+/// it, so a pool that had recovered still showed as full).
 #[test]
-fn an_exhausted_pool_raises_one_alarm_naming_the_subnet() {
+fn an_exhausted_pool_raises_one_alarm_naming_the_subnet_and_clears_it_once_free() {
     let d = Daemon::start_with(&DHCP.replace("127.0.99.250", "127.0.99.101"));
     let relay = relay(&d);
+    let mut acks = Vec::new();
     for n in [70, 71] {
         let (_, ack) = relay.dora(mac(n), 0x7100 + n, &[]).expect("DORA");
         assert_eq!(ack.msg_type, ACK);
+        acks.push(ack);
     }
     let none = Ipv4Addr::UNSPECIFIED;
     for (n, xid) in [(72, 0x7201), (73, 0x7202), (72, 0x7203)] {
@@ -488,6 +561,137 @@ fn an_exhausted_pool_raises_one_alarm_naming_the_subnet() {
         message.contains("02ed00000048") && message.contains("dhcp.subnet.ranges"),
         "{message}"
     );
+
+    // The first phone leaves: an address is free, and the alarm goes within two refresh
+    // rounds (10 s each).
+    let server_id = acks[0].options.get(54).expect("server id").to_vec();
+    relay.send(&common::dhcp::message(
+        RELEASE,
+        0x7301,
+        mac(70),
+        GIADDR,
+        acks[0].yiaddr,
+        &[(54, server_id)],
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while api(&d, path).as_array().is_some_and(|a| !a.is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alarm stayed after the pool had a free address: {}",
+            api(&d, path)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(api(&d, "/dhcp/stats")["releases"], 1);
+    let (_, ack) = relay.dora(mac(72), 0x7302, &[]).expect("DORA");
+    assert_eq!((ack.msg_type, ack.yiaddr), (ACK, acks[0].yiaddr));
+}
+
+/// A reservation moved to another device (a phone replaced) on a server that shares its network
+/// (`authoritative = false`): the old phone, renewing the reserved address it holds from this
+/// server, was left unanswered and kept the address for the rest of its lease, the new phone
+/// getting a dynamic one meanwhile. This server knows the address is no longer the old phone's:
+/// it NAKs, the old phone starts over with a dynamic address, and the new one gets the
+/// reserved address at its next renewal, as Kea does.
+#[test]
+fn a_reservation_moved_to_another_device_is_handed_over() {
+    let d = Daemon::start_with(&DHCP.replace(
+        "provisioning_url",
+        "authoritative = false\nprovisioning_url",
+    ));
+    let fixed = "127.0.99.40";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (old_mac, new_mac) = (mac(80), mac(81));
+    let hex = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    rt.block_on(d.add_device(serde_json::json!({
+        "mac": hex(old_mac), "params": {"dhcp:address": fixed}
+    })));
+    rt.block_on(d.add_device(serde_json::json!({"mac": hex(new_mac)})));
+    let relay = relay(&d);
+    // The reservation is read at start and every 10 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let held = loop {
+        let (_, ack) = relay.dora(old_mac, 0x8001, &[]).expect("DORA");
+        if ack.yiaddr.to_string() == fixed {
+            break ack;
+        }
+        assert!(std::time::Instant::now() < deadline, "never got {fixed}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let server_id = held.options.get(54).unwrap().to_vec();
+
+    // The operator moves the reservation to the new phone.
+    for (m, value) in [(old_mac, serde_json::Value::Null), (new_mac, fixed.into())] {
+        let body = serde_json::json!({"params": {"dhcp:address": value}});
+        let (status, v) = rt.block_on(d.api("PATCH", &format!("/devices/{}", hex(m)), Some(body)));
+        assert_eq!(status, 200, "{v}");
+    }
+    let renew = common::dhcp::message(REQUEST, 0x8002, old_mac, GIADDR, held.yiaddr, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let reply = loop {
+        let reply = relay.exchange(&renew);
+        if reply.as_ref().is_none_or(|r| r.msg_type != ACK) {
+            break reply;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old phone kept renewing {fixed}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let reply = reply.expect("the old phone is told: no answer left it the address");
+    assert_eq!(reply.msg_type, NAK);
+
+    // The old phone starts over elsewhere; the new one gets the reserved address.
+    let (_, ack) = relay.dora(old_mac, 0x8003, &[]).expect("DORA");
+    assert_ne!(ack.yiaddr.to_string(), fixed);
+    let (_, ack) = relay
+        .dora(new_mac, 0x8004, &[(55, vec![1, 3])])
+        .expect("DORA");
+    assert_eq!(ack.yiaddr.to_string(), fixed);
+    assert_eq!(ack.options.get(54), Some(server_id.as_slice()));
+}
+
+/// A phone whose boot loader asks for an address without a client identifier and whose
+/// application then asks with one (or whose new firmware starts sending one) is one client:
+/// it got a second address, the first held for a whole lease time (a pool sized for its phones
+/// ran out at twice the rate), and a reboot asking for its address was NAKed as another
+/// client's. Leases now belong to the identifier when both sides have one, else to the MAC,
+/// as Kea and dnsmasq match them.
+#[test]
+fn a_client_that_starts_sending_an_identifier_keeps_its_address() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let phone = mac(90);
+    let (_, boot) = relay
+        .dora(phone, 0x9001, &[])
+        .expect("DORA without an identifier");
+    assert_eq!(boot.msg_type, ACK);
+    let id = vec![1, 0x02, 0xed, 0, 0, 0, 90];
+    let app = [(61, id.clone())];
+    let (offer, ack) = relay.dora(phone, 0x9002, &app).expect("DORA with one");
+    assert_eq!((offer.yiaddr, ack.msg_type), (boot.yiaddr, ACK));
+    assert_eq!(ack.yiaddr, boot.yiaddr);
+    assert_eq!(ack.options.get(61), Some(id.as_slice()));
+    // The boot loader again, rebooting with the address (INIT-REBOOT, no identifier).
+    let reboot = common::dhcp::message(
+        REQUEST,
+        0x9003,
+        phone,
+        GIADDR,
+        Ipv4Addr::UNSPECIFIED,
+        &[(50, boot.yiaddr.octets().to_vec())],
+    );
+    let r = relay.exchange(&reboot).expect("an answer");
+    assert_eq!((r.msg_type, r.yiaddr), (ACK, boot.yiaddr));
+    let leases = api(&d, "/dhcp/leases");
+    let mine: Vec<&Value> = leases
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mac"] == "02ed0000005a")
+        .collect();
+    assert_eq!(mine.len(), 1, "one address for one phone: {leases}");
 }
 
 /// The only server on its network (authoritative, the default) NAKs a rebooting or renewing

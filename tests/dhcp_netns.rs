@@ -10,6 +10,8 @@
 //! options on the directly attached subnet, renew and release; a relay agent probe in the relay
 //! namespace gets an address from the 10.78.0.0/24 subnet through `giaddr`. No address outside
 //! these namespaces is used. Skips, saying why, without root, `ip`, `udhcpc` or `dhclient`.
+//! In the same lab, udhcpc (which takes 576-byte messages) reads a long Avaya SSON that only
+//! fits with option 52 (the `file` and `sname` fields holding options).
 //!
 //! A second lab runs the daemon with the default `interfaces = []` (one socket for every link)
 //! on a box with two client links and a management link that holds the default route:
@@ -412,6 +414,108 @@ esac"#,
 /// With `interfaces = []` one socket serves every link. A client's broadcast must be answered
 /// out of the link it came in on, with an address of that link's subnet and that link's server
 /// address, although the default route leaves by the management link.
+/// busybox udhcpc asks for 576-byte messages at most, so the 308 bytes of its reply's options
+/// field cannot hold a long Avaya SSON with the network options. The server left out what did
+/// not fit (the SSON itself, asked for last); now the rest goes into the `file` and `sname`
+/// fields under option 52, and a real client reads every option from there.
+#[test]
+fn a_real_client_reads_options_from_the_file_and_sname_fields() {
+    if let Some(why) = missing_tools() {
+        println!("SKIP a_real_client_reads_options_from_the_file_and_sname_fields: {why}");
+        return;
+    }
+    let mut lab = Lab {
+        prefix: format!("epo{}", std::process::id()),
+        roles: &["s", "c", "r"],
+        children: Vec::new(),
+    };
+    lab.setup();
+    let dir = tempfile::tempdir().unwrap();
+    let sson = format!(
+        "MCIPADD=10.77.0.5,10.77.0.6,TLSSRVR=10.77.0.1,TLSDIR=/,TLSPORT=8443,L2Q=1,L2QVLAN=100,\
+         SIP_CONTROLLER_LIST=10.77.0.5:5061;transport=tls,{}",
+        "VLANTEST=60,".repeat(9)
+    );
+    assert!((230..=255).contains(&sson.len()), "{}", sson.len());
+    lab.serve(
+        dir.path(),
+        &format!(
+            r#"
+[dhcp]
+enabled = true
+listen = "0.0.0.0:67"
+interfaces = ["s0"]
+provisioning_url = "https://10.77.0.1:8443/"
+[[dhcp.subnet]]
+network = "10.77.0.0/24"
+ranges = [["10.77.0.100", "10.77.0.150"]]
+router = "10.77.0.1"
+dns = ["10.77.0.1", "10.77.0.2"]
+ntp = ["10.77.0.1"]
+domain = "prov.example.lan"
+lease_seconds = 600
+[[dhcp.vendor_class]]
+match = "ccp.avaya.com"
+options = {{ 242 = "{sson}" }}
+"#
+        ),
+    );
+    let out = dir.path().join("udhcpc");
+    std::fs::create_dir(&out).unwrap();
+    let hook = script(
+        dir.path(),
+        "udhcpc.sh",
+        &format!(
+            "env > {out}/$1.tmp && mv {out}/$1.tmp {out}/$1.env",
+            out = out.display()
+        ),
+    );
+    let udhcpc = lab
+        .exec(
+            "c",
+            &[
+                "busybox",
+                "udhcpc",
+                "-f",
+                "-q",
+                "-i",
+                "c0",
+                "-V",
+                "ccp.avaya.com",
+                "-O",
+                "ntpsrv",
+                "-O",
+                "242",
+                "-t",
+                "10",
+                "-T",
+                "1",
+                "-s",
+            ],
+        )
+        .arg(&hook)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.children.push(udhcpc);
+    wait_for("udhcpc to bind", Duration::from_secs(20), || {
+        out.join("bound.env").exists()
+    });
+    let bound = env_file(&out.join("bound.env")).unwrap();
+    assert_eq!(get(&bound, "router"), Some("10.77.0.1"));
+    assert_eq!(get(&bound, "dns"), Some("10.77.0.1 10.77.0.2"));
+    assert_eq!(get(&bound, "domain"), Some("prov.example.lan"));
+    assert_eq!(get(&bound, "ntpsrv"), Some("10.77.0.1"));
+    let delivered = get(&bound, "opt242").map(hex_or_text);
+    let options: Vec<&str> = bound
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("opt"))
+        .collect();
+    assert_eq!(delivered.as_deref(), Some(sson.as_str()), "got {options:?}");
+}
+
 #[test]
 fn one_socket_for_all_links_answers_each_link_from_its_own_subnet() {
     if let Some(why) = missing_tools() {

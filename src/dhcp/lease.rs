@@ -69,6 +69,18 @@ fn key_of(lease: &Lease) -> ClientKey {
     }
 }
 
+/// Whether `lease` belongs to the client `key` with hardware address `mac`. When both the lease
+/// and the client have a client identifier, the identifiers decide (several clients behind one
+/// MAC, RFC 4361); otherwise the MAC does, so a phone whose boot loader sends no identifier and
+/// whose application sends one (or whose new firmware starts sending one) is one client with
+/// one address, not two. Kea (`belongsToClient`) and dnsmasq match leases the same way.
+fn owns(lease: &Lease, key: &ClientKey, mac: Mac) -> bool {
+    match key {
+        ClientKey::Id(id) if !lease.client_id.is_empty() => lease.client_id == *id,
+        _ => lease.mac == mac,
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -294,6 +306,21 @@ impl Engine {
         self.leases.get(&ip)
     }
 
+    /// Whether a new client of `subnet` could be given an address at `now`: an address of its
+    /// ranges that is not this server's, not reserved, and not held by a running lease, offer
+    /// or quarantine.
+    pub fn has_free(&self, subnet: usize, now: i64) -> bool {
+        let Some(pool) = self.pools.get(subnet) else {
+            return false;
+        };
+        (0..pool.size).any(|k| {
+            let ip = Ipv4Addr::from(pool.nth(k));
+            !self.own.contains(&ip)
+                && !self.reserved_ips.contains_key(&ip)
+                && self.leases.get(&ip).is_none_or(|l| l.expires <= now)
+        })
+    }
+
     /// The subnet directly attached where a request arrived: the one holding this host's address
     /// on the arrival interface.
     pub fn attached(&self, local: Ipv4Addr) -> Option<usize> {
@@ -356,7 +383,7 @@ impl Engine {
         match self.leases.get(&ip) {
             None => true,
             Some(l) if l.state == LeaseState::Declined => l.expires <= now,
-            Some(l) => l.expires <= now || key_of(l) == *key,
+            Some(l) => l.expires <= now || owns(l, key, mac),
         }
     }
 
@@ -381,7 +408,13 @@ impl Engine {
             return Some(ip);
         }
         let pool = &self.pools[subnet];
-        let candidates = [self.by_client.get(key).copied(), req.requested_ip];
+        // A client now sending an identifier finds the address it had without one.
+        let had = self
+            .by_client
+            .get(key)
+            .or_else(|| self.by_client.get(&ClientKey::Mac(mac)))
+            .copied();
+        let candidates = [had, req.requested_ip];
         if let Some(ip) = candidates
             .into_iter()
             .flatten()
@@ -484,10 +517,9 @@ impl Engine {
         let Some(ip) = self.choose(req, key, subnet, now) else {
             return Decision::Exhausted;
         };
-        let bound_here = self
-            .leases
-            .get(&ip)
-            .is_some_and(|l| l.state == LeaseState::Bound && l.expires > now && key_of(l) == *key);
+        let bound_here = self.leases.get(&ip).is_some_and(|l| {
+            l.state == LeaseState::Bound && l.expires > now && owns(l, key, req.mac)
+        });
         if !bound_here {
             let offer = self.record(req, ip, LeaseState::Offered, now, now + self.offer_hold);
             self.put(offer, now);
@@ -550,7 +582,7 @@ impl Engine {
             return self.wrong("the address is not on the client's network");
         }
         match self.leases.get(&ip) {
-            Some(l) if key_of(l) == *key && l.state != LeaseState::Declined => {
+            Some(l) if owns(l, key, req.mac) && l.state != LeaseState::Declined => {
                 self.bind(req, key, ip, subnet, now)
             }
             Some(l)
@@ -619,7 +651,14 @@ impl Engine {
     ) -> Decision {
         let reserved = self.reservation_in(req.mac, subnet);
         if !(self.pools[subnet].in_range(ip) || reserved == Some(ip)) {
-            return self.wrong("the address is not in a pool of the client's network");
+            // Silence (`authoritative = false`) is for addresses this server knows nothing of.
+            // The client chose this server, or holds this address from it (a reservation since
+            // moved to another device or removed): this server knows the address is no longer
+            // the client's, and a client left unanswered keeps it to the end of its lease.
+            let known = req.server_id.is_some()
+                || self.leases.get(&ip).is_some_and(|l| owns(l, key, req.mac));
+            let why = "the address is not in a pool of the client's network";
+            return if known { nak(why) } else { self.wrong(why) };
         }
         if let Some(r) = reserved
             && r != ip
@@ -631,7 +670,7 @@ impl Engine {
             return nak("the address is in use");
         }
         let starts = match self.leases.get(&ip) {
-            Some(l) if key_of(l) == *key && l.state == LeaseState::Bound && l.expires > now => {
+            Some(l) if owns(l, key, req.mac) && l.state == LeaseState::Bound && l.expires > now => {
                 l.starts
             }
             _ => now,
@@ -654,7 +693,7 @@ impl Engine {
             return Decision::Ignore("a release for another server");
         }
         match self.leases.get(&req.ciaddr) {
-            Some(l) if key_of(l) == *key && l.state == LeaseState::Bound => {
+            Some(l) if owns(l, key, req.mac) && l.state == LeaseState::Bound => {
                 let mut released = l.clone();
                 released.state = LeaseState::Released;
                 released.expires = now;
@@ -685,7 +724,7 @@ impl Engine {
         };
         match self.leases.get(&ip) {
             Some(l)
-                if key_of(l) == *key
+                if owns(l, key, req.mac)
                     && matches!(l.state, LeaseState::Offered | LeaseState::Bound) =>
             {
                 let mut declined = l.clone();

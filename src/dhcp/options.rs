@@ -315,8 +315,14 @@ impl ReplyOptions {
 
     /// Writes `head` first (message type, server id, lease times), then the options the client
     /// asked for in the order of its parameter request list, then the rest in code order, then
-    /// `tail` (option 82 is echoed last) and END. An option that would overflow `limit` bytes of
-    /// options is left out, so the ones the client ranked first are the ones that fit.
+    /// `tail` (option 82 is echoed last) and END, in at most `limit` bytes of options.
+    ///
+    /// When they do not all fit, option 52 (overload, RFC 2132 9.3) joins the head and the
+    /// options that do not fit go to the `file` and then the `sname` header field, as ISC dhcpd
+    /// and dnsmasq do: a client's maximum message size (576 bytes by default) leaves 308 bytes
+    /// for options, which a long Avaya SSON and the network options outgrow. Each option goes
+    /// whole to the first area with room, so no option is split between areas; one that fits
+    /// nowhere is left out, so the ones the client ranked first are the ones that fit.
     pub fn write(
         &self,
         head: &ReplyOptions,
@@ -324,27 +330,44 @@ impl ReplyOptions {
         tail: &[u8],
         limit: usize,
         out: &mut Vec<u8>,
-    ) {
-        let start = out.len();
+    ) -> Overflow {
+        let order = self.in_order(head, prl);
         // Room for the END byte and the echoed relay information.
         let reserve = 1 + encoded_len(tail.len()) * usize::from(!tail.is_empty());
-        let fits =
-            |out: &Vec<u8>, len: usize| out.len() - start + encoded_len(len) + reserve <= limit;
+        let head_len: usize = head.entries.iter().map(|(_, v)| encoded_len(v.len())).sum();
+        let room = limit.saturating_sub(reserve + head_len);
+        let mut placed = place(&order, room, true);
+        if placed
+            .iter()
+            .all(|area| *area != Area::File && *area != Area::Sname)
+        {
+            // Nothing overflowed into the header fields: no option 52, and its three bytes
+            // are free for options.
+            placed = place(&order, room, false);
+        }
+        let mut overflow = Overflow::default();
+        let mut overload = 0u8;
+        for ((code, value), area) in order.iter().zip(&placed) {
+            match area {
+                Area::File => {
+                    put(&mut overflow.file, *code, value);
+                    overload |= 1;
+                }
+                Area::Sname => {
+                    put(&mut overflow.sname, *code, value);
+                    overload |= 2;
+                }
+                Area::Options | Area::Left => {}
+            }
+        }
         for (code, value) in &head.entries {
             put(out, *code, value);
         }
-        let mut written: Vec<u8> = head.entries.iter().map(|(c, _)| *c).collect();
-        let requested = prl
-            .iter()
-            .filter_map(|c| self.entries.iter().find(|(e, _)| e == c));
-        let mut rest: Vec<&(u8, Vec<u8>)> = self.entries.iter().collect();
-        rest.sort_by_key(|(c, _)| *c);
-        for (code, value) in requested.chain(rest) {
-            if written.contains(code) {
-                continue;
-            }
-            written.push(*code);
-            if fits(out, value.len()) {
+        if overload != 0 {
+            put(out, OVERLOAD, &[overload]);
+        }
+        for ((code, value), area) in order.iter().zip(&placed) {
+            if *area == Area::Options {
                 put(out, *code, value);
             }
         }
@@ -352,7 +375,111 @@ impl ReplyOptions {
             put(out, RELAY_AGENT_INFO, tail);
         }
         out.push(END);
+        for field in [&mut overflow.file, &mut overflow.sname] {
+            if !field.is_empty() {
+                field.push(END);
+            }
+        }
+        overflow
     }
+
+    /// The options to write after `head`, each code once: those in the parameter request list
+    /// in its order, then the rest in code order.
+    fn in_order(&self, head: &ReplyOptions, prl: &[u8]) -> Vec<(u8, &[u8])> {
+        let mut written: Vec<u8> = head.entries.iter().map(|(c, _)| *c).collect();
+        let requested = prl
+            .iter()
+            .filter_map(|c| self.entries.iter().find(|(e, _)| e == c));
+        let mut rest: Vec<&(u8, Vec<u8>)> = self.entries.iter().collect();
+        rest.sort_by_key(|(c, _)| *c);
+        let mut order = Vec::new();
+        for (code, value) in requested.chain(rest) {
+            if !written.contains(code) {
+                written.push(*code);
+                order.push((*code, value.as_slice()));
+            }
+        }
+        order
+    }
+}
+
+/// Bytes of the `file` header field (BOOTP's boot file name), usable for options under option 52.
+pub const FILE_LEN: usize = 128;
+/// Bytes of the `sname` header field (BOOTP's server host name), likewise.
+pub const SNAME_LEN: usize = 64;
+
+/// The options a reply carries in its `file` and `sname` header fields under option 52, each
+/// ending with END; empty when the options field held them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overflow {
+    pub file: Vec<u8>,
+    pub sname: Vec<u8>,
+}
+
+/// Where an option of a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Area {
+    Options,
+    File,
+    Sname,
+    /// Nowhere: it does not fit.
+    Left,
+}
+
+/// Where each option goes: all in the options field when they fit in its `room` bytes; else,
+/// with `overload` (option 52 takes three of those bytes), in the options field or the `file` or
+/// `sname` field less their END byte. Options are taken in order while the ones taken can still
+/// be packed: a long option that only the options field can hold is not crowded out of it by
+/// short ones after it, which fit in the header fields, and no option displaces one before it.
+fn place(order: &[(u8, &[u8])], room: usize, overload: bool) -> Vec<Area> {
+    let sizes: Vec<usize> = order.iter().map(|(_, v)| encoded_len(v.len())).collect();
+    if sizes.iter().sum::<usize>() <= room {
+        return vec![Area::Options; order.len()];
+    }
+    let areas = if overload {
+        [
+            (Area::Options, room.saturating_sub(3)),
+            (Area::File, FILE_LEN - 1),
+            (Area::Sname, SNAME_LEN - 1),
+        ]
+    } else {
+        [(Area::Options, room), (Area::File, 0), (Area::Sname, 0)]
+    };
+    let mut kept: Vec<usize> = Vec::new();
+    let mut placed = Vec::new();
+    for i in 0..order.len() {
+        kept.push(i);
+        match pack(&kept, &sizes, areas) {
+            Some(p) => placed = p,
+            None => {
+                kept.pop();
+            }
+        }
+    }
+    let mut out = vec![Area::Left; order.len()];
+    for (i, area) in placed {
+        out[i] = area;
+    }
+    out
+}
+
+/// Packs the options `which` (by index into `sizes`) into `areas`, largest first, each into the
+/// first area with room; `None` when one does not fit.
+fn pack(
+    which: &[usize],
+    sizes: &[usize],
+    mut areas: [(Area, usize); 3],
+) -> Option<Vec<(usize, Area)>> {
+    let mut largest_first = which.to_vec();
+    largest_first.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    largest_first
+        .into_iter()
+        .map(|i| {
+            let (area, free) = areas.iter_mut().find(|(_, free)| *free >= sizes[i])?;
+            *free -= sizes[i];
+            Some((i, *area))
+        })
+        .collect()
 }
 
 /// Bytes taken by a value of `len` once split into instances of at most 255 bytes.
@@ -443,8 +570,19 @@ mod tests {
         assert_eq!(walk(&out).unwrap().get(242), Some(value.as_slice()));
     }
 
+    /// The codes written in an options area, in order, up to END.
+    fn codes_in(area: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while area[i] != END {
+            v.push(area[i]);
+            i += 2 + area[i + 1] as usize;
+        }
+        v
+    }
+
     #[test]
-    fn requested_options_come_first_and_overflow_drops_the_rest() {
+    fn requested_options_come_first_and_overflow_goes_to_file_then_sname() {
         let mut opts = ReplyOptions::default();
         opts.set(6, vec![1, 1, 1, 1]);
         opts.set(66, vec![b'a'; 100]);
@@ -452,25 +590,30 @@ mod tests {
         let mut head = ReplyOptions::default();
         head.set(MESSAGE_TYPE, vec![2]);
         let mut out = Vec::new();
-        opts.write(&head, &[242, 6], &[1, 2, 0xAA, 0xBB], 1000, &mut out);
-        let codes: Vec<u8> = {
-            let mut v = Vec::new();
-            let mut i = 0;
-            while out[i] != END {
-                v.push(out[i]);
-                i += 2 + out[i + 1] as usize;
-            }
-            v
-        };
-        assert_eq!(codes, vec![53, 242, 6, 66, 82]);
+        let overflow = opts.write(&head, &[242, 6], &[1, 2, 0xAA, 0xBB], 1000, &mut out);
+        assert_eq!(codes_in(&out), vec![53, 242, 6, 66, 82]);
+        assert_eq!(overflow, Overflow::default(), "no overload when all fit");
+
+        // 120 bytes hold the head, option 52, 242 and 6; 66 overflows into `file`.
         let mut small = Vec::new();
-        opts.write(&head, &[242, 6], &[], 120, &mut small);
-        let walked = walk(&small).unwrap();
-        assert!(walked.get(242).is_some() && walked.get(6).is_some());
-        assert!(
-            walked.get(66).is_none(),
-            "the unrequested option did not fit"
-        );
+        let overflow = opts.write(&head, &[242, 6], &[], 120, &mut small);
         assert!(small.len() <= 120);
+        assert_eq!(codes_in(&small), vec![53, 52, 242, 6]);
+        assert_eq!(walk(&small).unwrap().get(OVERLOAD), Some(&[1][..]));
+        assert_eq!(codes_in(&overflow.file), vec![66]);
+        assert!(overflow.file.len() <= FILE_LEN && overflow.sname.is_empty());
+
+        // Then `sname`; an option that fits nowhere is left out.
+        opts.set(15, vec![b'd'; 100]);
+        opts.set(66, vec![b'a'; 50]);
+        opts.set(224, vec![b'e'; 200]);
+        let mut small = Vec::new();
+        let overflow = opts.write(&head, &[242, 6], &[], 120, &mut small);
+        assert_eq!(walk(&small).unwrap().get(OVERLOAD), Some(&[3][..]));
+        assert_eq!(codes_in(&overflow.file), vec![15]);
+        assert_eq!(codes_in(&overflow.sname), vec![66]);
+        assert!(overflow.sname.len() <= SNAME_LEN);
+        let all: Vec<u8> = [small, overflow.file, overflow.sname].concat();
+        assert!(!all.windows(2).any(|w| w == [224, 200]), "224 fits nowhere");
     }
 }

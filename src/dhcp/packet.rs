@@ -16,6 +16,9 @@ use crate::model::Mac;
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
 /// Where the options start: the fixed header (236 bytes) and the magic cookie.
 const OPTIONS_AT: usize = 240;
+/// Where the `sname` (64 bytes) and `file` (128 bytes) header fields start.
+const SNAME_AT: usize = 44;
+const FILE_AT: usize = 108;
 /// BOOTP relays and old clients drop replies shorter than a BOOTP message.
 const MIN_REPLY: usize = 300;
 /// RFC 2131: every client accepts 576-byte IP datagrams; the IP and UDP headers take 28.
@@ -165,10 +168,10 @@ fn walk_all(bytes: &[u8]) -> Result<RawOptions, WalkError> {
     let mut opts = options::walk(&bytes[OPTIONS_AT..])?;
     let overload = opts.get(OVERLOAD).and_then(|v| v.first().copied());
     if matches!(overload, Some(1 | 3)) {
-        options::walk_into(&bytes[108..236], &mut opts)?;
+        options::walk_into(&bytes[FILE_AT..FILE_AT + options::FILE_LEN], &mut opts)?;
     }
     if matches!(overload, Some(2 | 3)) {
-        options::walk_into(&bytes[44..108], &mut opts)?;
+        options::walk_into(&bytes[SNAME_AT..SNAME_AT + options::SNAME_LEN], &mut opts)?;
     }
     Ok(opts)
 }
@@ -222,9 +225,13 @@ pub fn encode(req: &Request, reply: &Reply) -> Vec<u8> {
     if !req.client_id.is_empty() && used + options::encoded_len(req.client_id.len()) <= limit {
         head.set(CLIENT_ID, req.client_id.clone());
     }
-    reply
+    let overflow = reply
         .body
         .write(&head, &req.prl, &req.relay_info, limit, &mut out);
+    // Options that overflowed go into the header's `file` and `sname` fields (option 52 says
+    // so), which the reply leaves empty otherwise.
+    out[FILE_AT..FILE_AT + overflow.file.len()].copy_from_slice(&overflow.file);
+    out[SNAME_AT..SNAME_AT + overflow.sname.len()].copy_from_slice(&overflow.sname);
     if out.len() < MIN_REPLY {
         out.resize(MIN_REPLY, 0);
     }

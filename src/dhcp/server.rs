@@ -49,6 +49,27 @@ const RESERVATION_REFRESH: Duration = Duration::from_secs(10);
 /// every DISCOVER of a boot storm, and each would otherwise be an alarm write and a cloud event.
 const EXHAUSTED_ALARM_EVERY: Duration = Duration::from_secs(60);
 
+/// One subnet's `dhcp_pool_exhausted` alarm as the server knows it.
+#[derive(Debug, Clone, Copy)]
+struct Exhaustion {
+    /// When the alarm was last raised (at most once per [`EXHAUSTED_ALARM_EVERY`]).
+    raised: Option<Instant>,
+    /// The alarm may be in the store: raised since the last clear, or left from before start.
+    open: bool,
+    /// A client was refused since the last refresh round.
+    refused: bool,
+}
+
+impl Default for Exhaustion {
+    fn default() -> Self {
+        Exhaustion {
+            raised: None,
+            open: true,
+            refused: false,
+        }
+    }
+}
+
 /// Counters, shown by `GET /api/v1/dhcp/stats`.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -282,13 +303,36 @@ struct Shared {
     /// The monotonic clock the wall clock is checked against (see [`Engine::observe_clock`]).
     started: Instant,
     recorder: Recorder,
-    /// Per subnet: its network, which names it in alarms, and when its pool was last alarmed
-    /// as exhausted.
+    /// Per subnet: its network, which names it in alarms, and its exhaustion alarm.
     networks: Vec<ipnet::Ipv4Net>,
-    exhausted_alarmed: Mutex<Vec<Option<Instant>>>,
+    exhausted: Mutex<Vec<Exhaustion>>,
 }
 
 impl Shared {
+    /// The networks whose `dhcp_pool_exhausted` alarm is to be cleared now: the alarm may be
+    /// stored, no client of the subnet was refused since the last round (a pool at its limit,
+    /// refusing one client in a while, keeps its alarm rather than have it cleared and raised
+    /// again at every freed address), and a new client could be given an address. Each round
+    /// starts a new period of refusals.
+    fn recovered(&self, engine: &Engine) -> Vec<String> {
+        let now = now_unix();
+        let mut all = self.exhausted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (subnet, slot) in all.iter_mut().enumerate() {
+            if slot.open && !slot.refused && engine.has_free(subnet, now) {
+                *slot = Exhaustion {
+                    open: false,
+                    ..Exhaustion::default()
+                };
+                if let Some(net) = self.networks.get(subnet) {
+                    out.push(net.to_string());
+                }
+            }
+            slot.refused = false;
+        }
+        out
+    }
+
     /// Raises `dhcp_pool_exhausted` for `subnet`, unless it was raised within
     /// [`EXHAUSTED_ALARM_EVERY`].
     fn alarm_exhausted(&self, subnet: usize, mac: crate::model::Mac) {
@@ -296,17 +340,19 @@ impl Shared {
             return;
         };
         {
-            let mut last = self
-                .exhausted_alarmed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let Some(slot) = last.get_mut(subnet) else {
+            let mut all = self.exhausted.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(slot) = all.get_mut(subnet) else {
                 return;
             };
-            if slot.is_some_and(|at| at.elapsed() < EXHAUSTED_ALARM_EVERY) {
+            slot.refused = true;
+            slot.open = true;
+            if slot
+                .raised
+                .is_some_and(|at| at.elapsed() < EXHAUSTED_ALARM_EVERY)
+            {
                 return;
             }
-            *slot = Some(Instant::now());
+            slot.raised = Some(Instant::now());
         }
         self.recorder.alarm(
             AlarmKind::DhcpPoolExhausted,
@@ -404,7 +450,7 @@ impl Server {
                 started: Instant::now(),
                 recorder,
                 networks: config.subnets.iter().map(|s| s.network).collect(),
-                exhausted_alarmed: Mutex::new(vec![None; config.subnets.len()]),
+                exhausted: Mutex::new(vec![Exhaustion::default(); config.subnets.len()]),
             }),
             sockets,
             senders,
@@ -466,12 +512,14 @@ impl Server {
                     };
                     let own = own_addresses(&shared.server_ids);
                     let (map, problems) = reservations::from_devices(&devices, &subnets, &own);
-                    {
+                    let recovered = {
                         let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
                         set_own_addresses(&mut engine, &own, &mut own_in_ranges);
                         engine.set_reservations(map);
-                    }
+                        shared.recovered(&engine)
+                    };
                     report_refused(&shared.recorder, &store, &mut refused, problems).await;
+                    clear_exhausted(&shared.recorder, &store, recovered).await;
                 }
             }
         };
@@ -544,6 +592,31 @@ async fn report_refused(
     .await;
     if let Ok(Err(e)) = cleared {
         tracing::warn!(error = %e, "clearing a dhcp_reservation_refused alarm");
+    }
+}
+
+/// Clears the `dhcp_pool_exhausted` alarms of `networks`, once the recorder has stored every
+/// alarm raised before (one still queued would otherwise come back after the clear).
+async fn clear_exhausted(recorder: &Recorder, store: &Store, networks: Vec<String>) {
+    if networks.is_empty() {
+        return;
+    }
+    let (recorder, store) = (recorder.clone(), store.clone());
+    let cleared = tokio::task::spawn_blocking(move || {
+        recorder.flush_blocking();
+        networks.iter().try_for_each(|net| {
+            store
+                .clear_alarm(AlarmKind::DhcpPoolExhausted, net)
+                .map(|gone| {
+                    if gone.is_some() {
+                        tracing::info!(subnet = %net, "DHCP pool has free addresses again: dhcp_pool_exhausted cleared");
+                    }
+                })
+        })
+    })
+    .await;
+    if let Ok(Err(e)) = cleared {
+        tracing::warn!(error = %e, "clearing a dhcp_pool_exhausted alarm");
     }
 }
 

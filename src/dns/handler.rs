@@ -46,7 +46,9 @@ impl Responder {
     pub async fn respond(&self, req: &Message, src: IpAddr) -> Option<Message> {
         match self.local(req, src) {
             Local::Reply(reply) => reply,
-            Local::Forward(query) => Some(self.forward(req, &query).await),
+            Local::Forward { query, partial } => {
+                Some(self.forward(req, &query, partial.as_ref()).await)
+            }
         }
     }
 
@@ -65,12 +67,25 @@ impl Responder {
                 Stats::count(&self.stats.local);
                 Local::Reply(Some(reply))
             }
-            Plan::Forward(query) => Local::Forward(query),
+            Plan::Forward(query) => Local::Forward {
+                query,
+                partial: None,
+            },
+            Plan::Chase(partial, query) => Local::Forward {
+                query,
+                partial: Some(partial),
+            },
         }
     }
 
-    /// The reply to `req` once its question `query` is asked upstream (or found in the cache).
-    pub async fn forward(&self, req: &Message, query: &Query) -> Message {
+    /// The reply to `req` once `query` is asked upstream (or found in the cache): its own
+    /// question, or the target of the zone's CNAME answer `partial`, which the answer completes.
+    pub async fn forward(
+        &self,
+        req: &Message,
+        query: &Query,
+        partial: Option<&Message>,
+    ) -> Message {
         let Some(forwarder) = self.forwarder.as_ref() else {
             // `plan` forwards only when a forwarder exists.
             return respond::servfail(req);
@@ -81,7 +96,10 @@ impl Responder {
             Stats::count(&self.stats.cache_hits);
         }
         match answer {
-            Some(answer) => respond::forwarded(req, &answer),
+            Some(answer) => match partial {
+                Some(partial) => respond::chased(partial, &answer),
+                None => respond::forwarded(req, &answer),
+            },
             None => {
                 Stats::count(&self.stats.upstream_failures);
                 respond::servfail(req)
@@ -94,6 +112,10 @@ impl Responder {
 pub enum Local {
     /// Answered (or to be dropped, `None`) without leaving the box.
     Reply(Option<Message>),
-    /// Not ours: ask upstream with [`Responder::forward`].
-    Forward(Query),
+    /// Ask upstream with [`Responder::forward`]: a question not ours, or the target of the
+    /// zone's CNAME answer `partial`.
+    Forward {
+        query: Query,
+        partial: Option<Message>,
+    },
 }

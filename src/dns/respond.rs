@@ -2,7 +2,7 @@
 //! fit a UDP datagram. The socket code only moves the bytes this produces.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::cache::Cached;
@@ -18,6 +18,9 @@ pub enum Plan {
     Reply(Message),
     /// Not ours: ask upstream, then build the reply with [`forwarded`].
     Forward(Query),
+    /// Our answer is a CNAME to a name elsewhere: ask upstream for the target, then complete
+    /// the answer with [`chased`].
+    Chase(Message, Query),
     /// Say nothing (responses, which would let two servers loop).
     Drop,
 }
@@ -69,7 +72,10 @@ pub fn plan(zone: &Zone, req: &Message, allowed: bool, recursion: bool) -> Plan 
         return Plan::Reply(error(req, recursion, ResponseCode::Refused));
     }
     match authoritative(zone, req, recursion) {
-        Some(reply) => Plan::Reply(reply),
+        Some(reply) => match chase_target(zone, &reply, req, recursion) {
+            Some(target) => Plan::Chase(reply, target),
+            None => Plan::Reply(reply),
+        },
         None if recursion => Plan::Forward(query.clone()),
         None => Plan::Reply(error(req, recursion, ResponseCode::Refused)),
     }
@@ -99,6 +105,41 @@ pub fn authoritative(zone: &Zone, req: &Message, recursion: bool) -> Option<Mess
     Some(reply)
 }
 
+/// The question to ask upstream when the zone's answer ends in a CNAME whose target lies
+/// outside the zone: a client that asks for recursion (a phone's stub resolver) follows no
+/// CNAME itself and, given the alias alone, finds no address. A recursive server answers with
+/// the whole chain (BIND restarts the query at the target, Unbound resolves the target of its
+/// local data); without an upstream, or without RD, the CNAME is the answer.
+fn chase_target(zone: &Zone, reply: &Message, req: &Message, recursion: bool) -> Option<Query> {
+    let qtype = req.queries.first()?.query_type();
+    if !recursion
+        || !req.metadata.recursion_desired
+        || matches!(qtype, RecordType::CNAME | RecordType::ANY)
+    {
+        return None;
+    }
+    let RData::CNAME(target) = &reply.answers.last()?.data else {
+        return None;
+    };
+    if zone.origin().zone_of(&LowerName::from(target.0.clone())) {
+        return None;
+    }
+    Some(Query::query(target.0.clone(), qtype))
+}
+
+/// The zone's CNAME answer `partial` completed with upstream's answer for its target: the chain
+/// first, then the target's records, with the target's response code (RFC 6604). Not
+/// authoritative, since the target's records are not ours.
+pub fn chased(partial: &Message, answer: &Cached) -> Message {
+    let mut reply = partial.clone();
+    reply.metadata.authoritative = false;
+    reply.metadata.response_code = answer.rcode;
+    reply.answers.extend(answer.answers.iter().cloned());
+    reply.authorities = answer.authorities.clone();
+    reply.additionals = answer.additionals.clone();
+    reply
+}
+
 /// The reply to a forwarded question, from upstream's (possibly cached) answer.
 pub fn forwarded(req: &Message, answer: &Cached) -> Message {
     let mut reply = base_reply(req, true);
@@ -111,6 +152,23 @@ pub fn forwarded(req: &Message, answer: &Cached) -> Message {
 
 pub fn servfail(req: &Message) -> Message {
     error(req, true, ResponseCode::ServFail)
+}
+
+/// A reply as sent over UDP: an answer to an ANY question keeps its first RRset only and no
+/// additional records (RFC 8482 4.2, BIND's `minimal-any`). Over UDP the source is not proven,
+/// and every RRset at a name in one answer is the reflection an ANY query is sent to get; a
+/// client that wants them all asks over TCP, where the reply is whole.
+pub fn for_udp(mut reply: Message) -> Message {
+    let any = reply
+        .queries
+        .first()
+        .is_some_and(|q| q.query_type() == RecordType::ANY);
+    if let (true, Some(first)) = (any, reply.answers.first()) {
+        let kept = first.record_type();
+        reply.answers.retain(|r| r.record_type() == kept);
+        reply.additionals.clear();
+    }
+    reply
 }
 
 /// The largest UDP reply the client accepts: 512 without EDNS (RFC 1035), else what it

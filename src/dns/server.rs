@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::fast::slip;
 use super::handler::{Local, Responder};
-use super::respond::{encode, udp_limit};
+use super::respond::{encode, for_udp, udp_limit};
 use super::rrl::{SharedLimiter, Verdict};
 use super::stats::Stats;
 use super::tcp::{self, Admission};
@@ -213,14 +213,14 @@ fn udp_loop(
         // The zone's other answers (no such name or type, refusals) are answered here too:
         // only forwarding waits, and only forwarded questions take an in-flight slot, so a
         // silent upstream holding every slot cannot stop the box's own names being answered.
-        let query = match responder.local(&req, src.ip()) {
+        let (query, partial) = match responder.local(&req, src.ip()) {
             Local::Reply(reply) => {
-                if let Some(bytes) = reply.and_then(|r| encode(&r, udp_limit(&req))) {
+                if let Some(bytes) = reply.and_then(|r| encode(&for_udp(r), udp_limit(&req))) {
                     let _ = sock.send_to(&bytes, src);
                 }
                 continue;
             }
-            Local::Forward(query) => query,
+            Local::Forward { query, partial } => (query, partial),
         };
         if inflight.load(Ordering::Relaxed) >= MAX_INFLIGHT {
             Stats::count(&responder.stats.dropped);
@@ -229,8 +229,8 @@ fn udp_loop(
         inflight.fetch_add(1, Ordering::Relaxed);
         let (sock, responder, inflight) = (sock.clone(), responder.clone(), inflight.clone());
         runtime.spawn(async move {
-            let reply = responder.forward(&req, &query).await;
-            if let Some(bytes) = encode(&reply, udp_limit(&req)) {
+            let reply = responder.forward(&req, &query, partial.as_ref()).await;
+            if let Some(bytes) = encode(&for_udp(reply), udp_limit(&req)) {
                 let _ = sock.send_to(&bytes, src);
             }
             inflight.fetch_sub(1, Ordering::Relaxed);

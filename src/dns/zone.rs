@@ -349,7 +349,8 @@ impl Zone {
         }
     }
 
-    /// Addresses of SRV and NS targets held in the zone, so a phone needs no second query.
+    /// Addresses of SRV and NS targets held in the zone, so a phone needs no second query;
+    /// none already in the answer section (a repeat costs bytes and tells the client nothing).
     fn additionals(&self, answers: &[Record]) -> Vec<Record> {
         let mut out: Vec<Record> = Vec::new();
         for rec in answers {
@@ -361,7 +362,7 @@ impl Zone {
             if let Some(recs) = self.names.get(&LowerName::from(target.clone())) {
                 for r in recs {
                     let addr = matches!(r.record_type(), RecordType::A | RecordType::AAAA);
-                    if addr && !out.contains(r) {
+                    if addr && !out.contains(r) && !answers.contains(r) {
                         out.push(r.clone());
                     }
                 }

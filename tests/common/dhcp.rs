@@ -68,7 +68,16 @@ pub fn parse(bytes: &[u8]) -> Option<Reply> {
     if bytes.len() < 240 || bytes[0] != 2 || bytes[236..240] != [99, 130, 83, 99] {
         return None;
     }
-    let options = options::walk(&bytes[240..]).ok()?;
+    let mut options = options::walk(&bytes[240..]).ok()?;
+    // Option 52 (RFC 2132 9.3): more options in `file` (1), `sname` (2) or both (3), read in
+    // that order after the options field, as a client reads them.
+    let overload = options.get(52).and_then(|v| v.first().copied());
+    if matches!(overload, Some(1 | 3)) {
+        options::walk_into(&bytes[108..236], &mut options).ok()?;
+    }
+    if matches!(overload, Some(2 | 3)) {
+        options::walk_into(&bytes[44..108], &mut options).ok()?;
+    }
     let ip = |at: usize| Ipv4Addr::new(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
     let mut chaddr = [0u8; 6];
     chaddr.copy_from_slice(&bytes[28..34]);

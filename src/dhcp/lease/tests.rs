@@ -214,8 +214,11 @@ fn pool_exhaustion_then_expiry_reclaims_the_oldest() {
     );
     // An unanswered offer holds its address only for the hold time.
     // Leases end at 601, 602, 603: at 602 the first one is reclaimable.
+    assert!(!e.has_free(0, 10), "every address is leased");
+    assert!(e.has_free(0, 602), "the first lease has ended");
     assert_eq!(offer(&mut e, 9, 602), Some(ips[0]));
     assert_eq!(offer(&mut e, 8, 602), Some(ips[1]));
+    assert!(!e.has_free(0, 602), "offered again");
     assert_eq!(
         run(&mut e, &req(Kind::Discover, 7), 602),
         Decision::Exhausted
@@ -502,6 +505,24 @@ fn client_identifier_beats_mac() {
         panic!()
     };
     assert_ne!(ip, ip2);
+}
+
+#[test]
+fn a_lease_without_identifier_belongs_to_the_mac_either_way_round() {
+    let mut e = Engine::new(&config(100, 110));
+    let plain = dora(&mut e, 1, 0);
+    let mut reboot = req(Kind::Request, 1);
+    reboot.client_id = vec![1, 2, 3];
+    reboot.requested_ip = Some(plain);
+    assert!(matches!(run(&mut e, &reboot, 1), Decision::Ack { lease, .. } if lease.ip == plain));
+    // Now stored with the identifier: the MAC alone (a boot loader) still renews it.
+    let mut renew = req(Kind::Request, 1);
+    renew.ciaddr = plain;
+    assert!(matches!(run(&mut e, &renew, 2), Decision::Ack { lease, .. } if lease.ip == plain));
+    // Another MAC never does.
+    let mut stranger = req(Kind::Request, 2);
+    stranger.requested_ip = Some(plain);
+    assert!(matches!(run(&mut e, &stranger, 3), Decision::Nak { .. }));
 }
 
 #[test]
