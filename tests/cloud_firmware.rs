@@ -120,6 +120,11 @@ async fn a_cloud_release_and_latest_policy_reach_the_phone() {
         .await;
     assert_eq!(status, 409, "{v}");
     assert!(v.to_string().contains("the cloud's"), "{v}");
+    // The refusal says why, without "already exists" tacked on (it used to end so).
+    assert!(
+        v["error"].as_str().unwrap().ends_with("for its model"),
+        "{v}"
+    );
 }
 
 /// The operator's `off` for the site overrides the cloud's `latest`, and later pulls leave it.

@@ -299,6 +299,80 @@ async fn a_broken_download_resumes_with_range() {
     assert_eq!(up.ranges(), vec![None, Some("bytes=300000-".to_string())]);
 }
 
+/// A cached image that is there but cannot be opened (a symlink loop here: the daemon runs as
+/// root, whom permissions do not stop) used to answer every phone 503 without `Retry-After`
+/// and with no alarm, for as long as the file stayed so. Now the cache forgets it, fetches it
+/// again over it, serves the phone, and a `firmware_cache_unreadable` alarm names the file.
+#[tokio::test]
+async fn a_cached_image_that_cannot_be_opened_is_fetched_again_with_an_alarm() {
+    let up = Upstream::start(image(100_000, 21)).await;
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let http = d.http.unwrap();
+    let first = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(first.status, 200);
+    let sha = sha256_hex(&up.image);
+    let path = d.data_dir().join("firmware/sha256").join(&sha);
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&sha, &path).unwrap();
+
+    let again = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(again.status, 200, "{}", d.log());
+    assert_eq!(again.sha, sha);
+    assert_eq!(up.requests(), 2, "fetched again");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        *up.image,
+        "replaced by the image"
+    );
+    let (_, v) = d.api("GET", "/alarms", None).await;
+    let alarm = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["kind"] == "firmware_cache_unreadable")
+        .unwrap_or_else(|| panic!("no alarm: {v}"));
+    assert_eq!(alarm["source"], path.display().to_string());
+    assert!(alarm["message"].as_str().unwrap().contains(FILE), "{alarm}");
+
+    // Served from the new copy: no further fetch.
+    let third = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!((third.status, up.requests()), (200, 2));
+}
+
+/// A download resumed after a break whose bytes then do not make the image (the partial file's
+/// tail zeroed by a power cut, or, as here, the upstream's bytes changed between the two
+/// requests) used to fail the fetch with a `firmware_checksum_mismatch` alarm, the phone
+/// answered 503, though a whole download from the same URL gives the image. Now the partial
+/// file is dropped and the image downloaded whole, once, before that counts as a mismatch.
+#[tokio::test]
+async fn a_resumed_download_that_is_not_the_image_is_downloaded_whole_once() {
+    let up = Upstream::start(image(1024 * 1024, 24)).await;
+    up.push(Mode::CutAfter(300_000));
+    // The resume gets the rest with a byte at 512 KiB flipped.
+    up.push(Mode::WrongBytes);
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let g = download(d.http.unwrap(), None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(g.status, 200, "{}", d.log());
+    assert_eq!(g.sha, sha256_hex(&up.image));
+    assert_eq!(
+        up.ranges(),
+        vec![None, Some("bytes=300000-".to_string()), None],
+        "broken, resumed, then whole"
+    );
+    assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
+
+    // Wrong whole too: then it is a mismatch, alarmed, and nothing is served.
+    let other = "other.bin";
+    let up2 = Upstream::start(image(200_000, 25)).await;
+    up2.set_default(Mode::WrongBytes);
+    up2.push(Mode::CutAfter(50_000));
+    let d2 = Daemon::start_with(&release_toml(&up2, other, "\"J179\"", "4.1.3.0.6", true));
+    let g = download(d2.http.unwrap(), None, "GET", &format!("/{other}"), &[]).await;
+    assert_eq!(g.status, 503);
+    assert_eq!(up2.requests(), 3, "broken, resumed, whole: then given up");
+    assert!(alarms(&d2).await.contains("firmware_checksum_mismatch"));
+}
+
 /// A phone waits for a slow fetch only `firmware.phone_wait_ms`, then gets 503 with
 /// `Retry-After` while the one fetch goes on; asking again later gets the whole image from it.
 #[tokio::test]
@@ -1181,6 +1255,111 @@ async fn cli_prefetch_list_policy_upload_scrub() {
     ok(d.cli(&["firmware", "rm", "--yes", "k.bin"]));
     let out = ok(d.cli(&["firmware", "list"]));
     assert!(!out.contains("k.bin"), "{out}");
+}
+
+fn files_under(d: &Daemon, dir: &str) -> Vec<String> {
+    std::fs::read_dir(d.data_dir().join("firmware").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Deleting a release while its image is being fetched used to leave the fetch running: the
+/// whole image was still asked of the vendor, the phone waiting on it got 503 once the publish
+/// found its partial file gone, and a fetch that resumed after the deletion wrote a new partial
+/// file and published an image no release names. Now the deletion stops the fetch and waits
+/// for it, the waiting phone gets 404 (as any phone asking for a file no release names), and
+/// nothing of the image is left on disk, then or later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_release_while_its_image_is_fetched_stops_the_fetch_and_leaves_nothing() {
+    let up = Upstream::start(image(2 * 1024 * 1024, 23)).await;
+    // 32 chunks, 100 ms apart: over 3 s for the whole image.
+    up.set_default(Mode::Slow(64 * 1024, Duration::from_millis(100)));
+    let d = Daemon::start();
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": FILE, "models": ["J179"], "version": "4.1.3.0.6",
+                        "urls": [up.url(FILE)], "sha256": sha256_hex(&up.image),
+                        "size": up.image.len()}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let http = d.http.unwrap();
+    let phone =
+        tokio::spawn(async move { download(http, None, "GET", &format!("/{FILE}"), &[]).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.sent() < 128 * 1024 {
+        assert!(Instant::now() < deadline, "the fetch never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let (status, v) = d
+        .api("DELETE", &format!("/firmware/releases/{FILE}"), None)
+        .await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(files_under(&d, "partial"), Vec::<String>::new());
+    assert_eq!(files_under(&d, "sha256"), Vec::<String>::new());
+    let waiting = tokio::time::timeout(Duration::from_secs(10), phone)
+        .await
+        .expect("the waiting phone is answered")
+        .unwrap();
+    assert_eq!(waiting.status, 404);
+
+    // Longer than the whole transfer would take: it was stopped, and nothing came back.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        up.sent() < up.image.len() as u64,
+        "the fetch went on after the deletion: {} bytes sent",
+        up.sent()
+    );
+    assert_eq!(files_under(&d, "partial"), Vec::<String>::new());
+    assert_eq!(files_under(&d, "sha256"), Vec::<String>::new());
+    let (_, v) = d.api("GET", "/firmware", None).await;
+    assert_eq!(v["releases"], json!([]), "{v}");
+    assert_eq!(v["cache"]["images"], json!([]), "{v}");
+    let later = download(http, None, "GET", &format!("/{FILE}"), &[]).await;
+    assert_eq!(later.status, 404);
+    assert_eq!(up.requests(), 1);
+}
+
+/// Dropping a cached image (`DELETE /firmware/images/{file}`) while it is being fetched used
+/// to remove the partial file under the fetch: its publish then failed and the phones waiting
+/// on it got 503. It is refused (409) while a transfer of the image runs, and works after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_an_image_while_it_is_fetched_is_refused() {
+    let up = Upstream::start(image(1024 * 1024, 26)).await;
+    up.set_default(Mode::Slow(64 * 1024, Duration::from_millis(100)));
+    let d = Daemon::start_with(&release_toml(&up, FILE, "\"J179\"", "4.1.3.0.6", true));
+    let http = d.http.unwrap();
+    let phone =
+        tokio::spawn(async move { download(http, None, "GET", &format!("/{FILE}"), &[]).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.sent() < 128 * 1024 {
+        assert!(Instant::now() < deadline, "the fetch never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, v) = d
+        .api("DELETE", &format!("/firmware/images/{FILE}"), None)
+        .await;
+    assert_eq!(status, 409, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("in progress") && !error.contains("already exists"),
+        "{v}"
+    );
+
+    let got = phone.await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.sha, sha256_hex(&up.image));
+    let (status, v) = d
+        .api("DELETE", &format!("/firmware/images/{FILE}"), None)
+        .await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(files_under(&d, "sha256"), Vec::<String>::new());
 }
 
 /// A release a policy pins for one of its models cannot be deleted while no other release of

@@ -290,7 +290,9 @@ impl Cache {
     }
 
     /// Re-hashes every cached image and removes those that no longer match their name (bit
-    /// rot, an operator's edit). Blocking.
+    /// rot, an operator's edit) or cannot be read (gone, permissions, a disk error): none of
+    /// them can be served, and each is fetched again on demand. One that cannot be read used
+    /// to fail the whole scrub, leaving every image after it unchecked. Blocking.
     pub fn scrub(&self) -> io::Result<Scrubbed> {
         let shas: Vec<String> = self.lock().entries.keys().cloned().collect();
         let checked = shas.len();
@@ -298,11 +300,17 @@ impl Cache {
         for sha in shas {
             let ok = match sha256_file(&self.image_path(&sha)) {
                 Ok(h) => h == sha,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(%sha, error = %e, "cannot read cached image; removing it");
+                    false
+                }
             };
             if !ok {
-                self.remove(&sha)?;
+                if let Err(e) = self.remove(&sha) {
+                    // Forgotten all the same: it is not served, and publishing a new copy
+                    // replaces it.
+                    tracing::warn!(%sha, error = %e, "cannot remove cached image");
+                }
                 bad.push(sha);
             }
         }
@@ -404,5 +412,36 @@ mod tests {
             }
         );
         assert!(cache.lookup(&sha).is_some());
+    }
+
+    /// An image that cannot be read (a symlink loop here, ELOOP: tests may run as root, whom
+    /// permissions do not stop) used to fail the whole scrub; it is removed like a corrupted
+    /// one, and the others are still checked.
+    #[test]
+    fn scrub_removes_unreadable_images_and_checks_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 1000).unwrap();
+        let good = b"good image";
+        let sha = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, good).as_ref());
+        let part = cache.part_path(&sha);
+        std::fs::write(&part, good).unwrap();
+        cache.publish(&sha, &part, good.len() as u64).unwrap();
+        let loop_sha = format!("{:064x}", 7);
+        put(&cache, &loop_sha, 10);
+        let path = cache.image_path(&loop_sha);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&loop_sha, &path).unwrap();
+
+        let scrubbed = cache.scrub().unwrap();
+        assert_eq!(
+            scrubbed,
+            Scrubbed {
+                checked: 2,
+                removed: vec![loop_sha.clone()]
+            }
+        );
+        assert!(cache.lookup(&loop_sha).is_none());
+        assert!(cache.lookup(&sha).is_some());
+        assert_eq!(cache.total(), good.len() as u64);
     }
 }

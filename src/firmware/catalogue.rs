@@ -478,7 +478,7 @@ impl Catalogue {
             .find(|r| r.file.eq_ignore_ascii_case(file))
     }
 
-    fn policy_in(&self, scope: &str, model: &str) -> Policy {
+    pub(super) fn policy_in(&self, scope: &str, model: &str) -> Policy {
         let Some(p) = self.policies.get(scope) else {
             return Policy::Inherit;
         };
@@ -557,12 +557,14 @@ impl Catalogue {
     }
 
     /// The pins served only by releases the config no longer lists, or by none, in scope
-    /// and model order.
+    /// and model order; a cloud pin a local policy overrides is none of them.
     pub fn pin_problems(&self) -> Vec<PinProblem> {
         let listed = |r: &&Release| !self.is_kept(r);
         Pin::all(&self.policies)
             .into_iter()
             .flat_map(|pin| pin.per_model(&self.releases))
+            // Phones follow the local policy that overrides it: no problem of theirs.
+            .filter(|pin| !self.overridden(pin))
             .filter(|pin| {
                 !self
                     .releases

@@ -6,7 +6,7 @@
 //! local policy of the same site and model. Nothing of the cloud's is dropped silently: what
 //! cannot be served is listed in [`Catalogue::refused`] and alarmed.
 
-use super::catalogue::{Catalogue, Policy, Release, is_plain_name};
+use super::catalogue::{Catalogue, Pin, Policy, Release, is_plain_name};
 use crate::sync::protocol::{FirmwarePolicy, FirmwareRelease};
 
 /// The scope the cloud's policies of `site` are kept under, beside the local `site:NAME`
@@ -153,6 +153,16 @@ impl Catalogue {
                 }),
             }
         }
+    }
+
+    /// Whether `pin` is the cloud's and a local policy of its site decides its model instead
+    /// (`site:NAME` names the model or `*`): phones follow the local one, so the cloud's pin
+    /// needs no release here, and setting a local policy is what an operator can do about
+    /// the cloud's pin.
+    pub fn overridden(&self, pin: &Pin) -> bool {
+        pin.scope
+            .strip_prefix("cloud:")
+            .is_some_and(|local| self.policy_in(local, &pin.model) != Policy::Inherit)
     }
 
     /// Whether `release` is the cloud's (`cloud`) or this box's (`local`: the config's or an

@@ -1,7 +1,6 @@
 //! Filling the cache: one fetch per image however many phones ask (single flight), resumed
 //! with `Range` after a broken download, verified (size, SHA-256) before it is published.
 
-use std::collections::HashMap;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::watch;
 
 use super::Firmware;
 use super::cache::{CacheFull, hex};
 use super::catalogue::Release;
+use super::flight::{Cancel, Flight, live_flight};
 use super::masked::masked_url;
 use super::stall::Stall;
 use super::upstream;
@@ -52,6 +51,11 @@ pub enum FetchError {
     NoSpace(String),
     #[error("{0}")]
     Io(String),
+    /// The image's last release was deleted while it was being fetched or uploaded: the
+    /// transfer stopped and its partial file was removed. Phones are answered 404, as they
+    /// are for any file no release names.
+    #[error("release {0} was deleted while its image was being fetched")]
+    Removed(String),
 }
 
 /// How one attempt ended, when it did not produce a verified image.
@@ -62,23 +66,15 @@ enum Attempt {
     Unreachable(String),
     /// Bytes that are not the image: the caller deletes the `.part` file; try the next URL.
     Mismatch(String),
+    /// Bytes that are not the image, made of a partial file resumed: what was on disk may be
+    /// what is wrong (the tail a power cut left zeroed, or bytes of an image the upstream
+    /// replaced since), so the caller deletes the `.part` file and downloads the image whole
+    /// from the same URL, once, before it counts as a mismatch.
+    StaleResume(String),
     /// More bytes than the cache can hold (size unknown): the caller deletes the `.part`
     /// file; try the next URL.
     TooLarge(FetchError),
     Fatal(FetchError),
-}
-
-/// The state of one flight, watched by every request waiting on it.
-pub(super) type Flight = watch::Receiver<Option<Result<(), FetchError>>>;
-
-/// The flight of image `sha256` that can still answer: one whose task is gone without
-/// answering (it panicked, or the upload that owned it was dropped) counts as none, so the
-/// image is fetched or uploaded again instead of failing every phone until a restart.
-pub(super) fn live_flight<'a>(
-    flights: &'a HashMap<String, Flight>,
-    sha256: &str,
-) -> Option<&'a Flight> {
-    flights.get(sha256).filter(|rx| rx.has_changed().is_ok())
 }
 
 impl Firmware {
@@ -123,15 +119,19 @@ impl Firmware {
             }
             drop(failed);
             match live_flight(&flights, &rel.sha256) {
-                Some(rx) => rx.clone(),
+                Some(f) => f.outcome.clone(),
                 None => {
-                    let (tx, rx) = watch::channel(None);
-                    flights.insert(rel.sha256.clone(), rx.clone());
-                    let (this, rel) = (self.clone(), rel.clone());
+                    if !self.named(&rel.sha256) {
+                        return Err(FetchError::Removed(rel.file.clone()));
+                    }
+                    let (flight, tx, cancel) = Flight::new();
+                    let rx = flight.outcome.clone();
+                    flights.insert(rel.sha256.clone(), flight);
+                    let (this, rel, mine) = (self.clone(), rel.clone(), rx.clone());
                     // Spawned, so a phone hanging up does not cancel the fetch for the others.
                     tokio::spawn(async move {
                         this.counters.fetches.fetch_add(1, Ordering::Relaxed);
-                        let result = this.fetch(&rel).await;
+                        let result = this.fetch(&rel, cancel).await;
                         if result.is_err() {
                             this.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
                         }
@@ -140,12 +140,16 @@ impl Firmware {
                                 this.flights.lock().unwrap_or_else(|p| p.into_inner());
                             let mut failed = this.failed.lock().unwrap_or_else(|p| p.into_inner());
                             match &result {
+                                // No release names the image: nothing is to be answered from it.
+                                Err(FetchError::Removed(_)) => None,
                                 Err(e) => {
                                     failed.insert(rel.sha256.clone(), (Instant::now(), e.clone()))
                                 }
                                 Ok(()) => failed.remove(&rel.sha256),
                             };
-                            flights.remove(&rel.sha256);
+                            if flights.get(&rel.sha256).is_some_and(|f| f.is(&mine)) {
+                                flights.remove(&rel.sha256);
+                            }
                         }
                         let _ = tx.send(Some(result));
                     });
@@ -166,7 +170,7 @@ impl Firmware {
     }
 
     /// One image from its URLs, in order, into the cache; alarms name what went wrong.
-    async fn fetch(self: &Arc<Self>, rel: &Release) -> Result<(), FetchError> {
+    async fn fetch(self: &Arc<Self>, rel: &Release, mut cancel: Cancel) -> Result<(), FetchError> {
         if rel.urls.is_empty() {
             return Err(FetchError::NoUrl(rel.file.clone()));
         }
@@ -185,8 +189,24 @@ impl Firmware {
         for url in &rel.urls {
             // What alarms, logs and errors name: never the URL's password.
             let shown = masked_url(url);
+            let mut restarted = false;
             for _ in 0..ATTEMPTS {
-                match self.attempt(url, rel, &part).await {
+                if cancel.is_set() {
+                    return Err(FetchError::Removed(rel.file.clone()));
+                }
+                let outcome = match self.attempt(url, rel, &part, &mut cancel).await {
+                    Err(Attempt::StaleResume(why)) if !restarted => {
+                        restarted = true;
+                        let _ = tokio::fs::remove_file(&part).await;
+                        tracing::warn!(file = %rel.file, url = %shown,
+                            "a resumed download is not the image ({why}); downloading it whole");
+                        last = FetchError::Mismatch(why);
+                        continue;
+                    }
+                    outcome => outcome,
+                };
+                match outcome {
+                    Ok(_) if cancel.is_set() => return Err(FetchError::Removed(rel.file.clone())),
                     Ok(size) => {
                         self.make_room(size).await?;
                         let cache = self.clone();
@@ -208,7 +228,7 @@ impl Firmware {
                         last = FetchError::Unreachable(why);
                         break;
                     }
-                    Err(Attempt::Mismatch(why)) => {
+                    Err(Attempt::Mismatch(why) | Attempt::StaleResume(why)) => {
                         let _ = tokio::fs::remove_file(&part).await;
                         self.recorder.alarm(
                             AlarmKind::FirmwareChecksumMismatch,
@@ -356,7 +376,14 @@ impl Firmware {
     /// One GET into the `.part` file, resuming from what it already holds. Returns the
     /// image's size once the whole file is there and hashes right (fsynced).
     /// Errors name the URL masked ([`masked_url`]).
-    async fn attempt(&self, url: &str, rel: &Release, part: &Path) -> Result<u64, Attempt> {
+    async fn attempt(
+        &self,
+        url: &str,
+        rel: &Release,
+        part: &Path,
+        cancel: &mut Cancel,
+    ) -> Result<u64, Attempt> {
+        let removed = || Attempt::Fatal(FetchError::Removed(rel.file.clone()));
         let (fetch_url, url) = (url, masked_url(url));
         let io = |e: std::io::Error| Attempt::Fatal(self.io_error(rel, &e));
         let mut file = tokio::fs::OpenOptions::new()
@@ -389,12 +416,18 @@ impl Firmware {
             hashed += n as u64;
         }
         drop(buf);
+        let stale = |e| match e {
+            Attempt::Mismatch(why) => Attempt::StaleResume(why),
+            e => e,
+        };
         if rel.size == Some(have) && have > 0 {
-            return self.finish(rel, file, ctx, have).await;
+            return self.finish(rel, file, ctx, have).await.map_err(stale);
         }
-        let resp = upstream::get(fetch_url, have, &self.upstream_ca_file)
-            .await
-            .map_err(|e| Attempt::Unreachable(e.to_string()))?;
+        let resp = tokio::select! {
+            resp = upstream::get(fetch_url, have, &self.upstream_ca_file) => resp,
+            () = cancel.set() => return Err(removed()),
+        }
+        .map_err(|e| Attempt::Unreachable(e.to_string()))?;
         let status = resp.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
             // Everything may already be here (size unknown, stopped before verification).
@@ -409,6 +442,8 @@ impl Firmware {
         let resumed = status == StatusCode::PARTIAL_CONTENT
             && have > 0
             && content_range_start(&resp) == Some(have);
+        // Whether bytes from before this attempt make part of the image.
+        let reused = resumed;
         if !resumed {
             if status != StatusCode::OK {
                 return Err(Attempt::Unreachable(format!("{url} answered {status}")));
@@ -438,7 +473,14 @@ impl Firmware {
         let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let mut stall = Stall::new(self.stall);
         loop {
-            let frame = match stall.frame(&mut body).await {
+            let next = tokio::select! {
+                next = stall.frame(&mut body) => next,
+                () = cancel.set() => {
+                    file.flush().await.map_err(io)?;
+                    return Err(removed());
+                }
+            };
+            let frame = match next {
                 Err(why) => {
                     file.flush().await.map_err(io)?;
                     return Err(Attempt::Broken(format!("{url}: {why}")));
@@ -471,7 +513,7 @@ impl Firmware {
         file.flush().await.map_err(io)?;
         self.finish(rel, file.into_inner(), ctx, have)
             .await
-            .map_err(|e| from_page(page, e))
+            .map_err(|e| if reused { stale(e) } else { from_page(page, e) })
     }
 
     /// Checks size and hash of a complete download and makes it durable.

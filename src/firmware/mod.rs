@@ -8,7 +8,9 @@ mod body;
 pub mod cache;
 pub mod catalogue;
 pub mod cloud;
+mod connect;
 mod fetch;
+mod flight;
 mod jobs;
 mod masked;
 pub mod range;
@@ -31,9 +33,10 @@ pub use catalogue::{
     policy_model, scope_policies,
 };
 pub use fetch::FetchError;
+pub use flight::RemoveImageError;
 pub use jobs::{Job, JobImage, JobState};
 pub use masked::masked_url;
-pub use serve::{Asked, respond};
+pub use serve::{Asked, matches_none, respond};
 pub use upload::{UploadError, UploadOutcome};
 
 use crate::model::{AlarmKind, Severity};
@@ -160,7 +163,7 @@ pub struct Firmware {
     /// Held while the snapshot is reloaded and its pins alarmed, so two reloads cannot
     /// install or alarm an older state after a newer one.
     reloading: Mutex<()>,
-    flights: Mutex<HashMap<String, fetch::Flight>>,
+    flights: Mutex<HashMap<String, flight::Flight>>,
     /// Image → when and why its last fetch failed, which answers
     /// phones instead of a new fetch for a while ([`fetch::FAILED_FOR`]); locked after
     /// `flights` when both are held.

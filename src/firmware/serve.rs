@@ -9,7 +9,9 @@ use http::{Method, Response, StatusCode};
 use super::Firmware;
 use super::body::{FileBody, PhoneBody, full};
 use super::catalogue::Release;
+use super::fetch::FetchError;
 use super::range::{Plan, plan};
+use crate::model::AlarmKind;
 
 /// The request headers that matter for a download.
 pub struct Asked<'a> {
@@ -44,11 +46,14 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
         }
         return r;
     }
-    // A cached file can vanish (eviction, an operator's rm) between lookup and open: one retry.
+    // A cached file can vanish (eviction, an operator's rm) or become unreadable between
+    // lookup and open: it is fetched again over it, once.
     let mut opened = None;
     for _ in 0..2 {
         let (path, size) = match tokio::time::timeout(fw.phone_wait, fw.ensure(rel)).await {
             Ok(Ok(found)) => found,
+            // Deleted meanwhile: what a phone asking for a file no release names is told.
+            Ok(Err(FetchError::Removed(_))) => return plain(StatusCode::NOT_FOUND, "not found\n"),
             Ok(Err(e)) => return unavailable(rel, &e),
             Err(_) => return unavailable(rel, &"still fetching; the fetch goes on"),
         };
@@ -58,14 +63,12 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
                 break;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => fw.cache.forget(&rel.sha256),
-            Err(e) => {
-                tracing::error!(file = %rel.file, error = %e, "cannot open cached image");
-                return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
-            }
+            Err(e) if exhausted(&e) => return unavailable(rel, &e),
+            Err(e) => unreadable(fw, rel, &path, &e),
         }
     }
     let Some((file, size)) = opened else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+        return unavailable(rel, &"the cached image cannot be opened");
     };
     let (status, start, len) = match plan(asked.range, asked.if_range, &tag, size) {
         Plan::Full => (StatusCode::OK, 0, size),
@@ -103,14 +106,46 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
     r
 }
 
-/// Whether `If-None-Match` names the image, so 304 is the answer. RFC 9110 §13.1.2 compares
-/// weakly here: a client that keeps the tag as `W/"…"` (a proxy may weaken it) still has this
-/// image, and sending it the whole file again would cost a download for nothing.
-fn matches_none(if_none_match: &str, tag: &str) -> bool {
+/// Whether `If-None-Match` names the representation tagged `tag`, so 304 is the answer.
+/// RFC 9110 §13.1.2 compares weakly here: a client that keeps the tag as `W/"…"` (a proxy may
+/// weaken it) still has these bytes, and sending them again would cost a download for nothing.
+/// Shared by firmware images and settings files, so both answer a conditional request alike.
+pub fn matches_none(if_none_match: &str, tag: &str) -> bool {
     if_none_match
         .split(',')
         .map(str::trim)
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
+/// A cached image that is there but cannot be opened (its permissions or owner changed, a
+/// disk error): phones cannot get it from this copy whatever they retry, so the cache forgets
+/// it, the next [`Firmware::ensure`] fetches it again (publishing over it), and an alarm names
+/// the file, since what made it unreadable may need the operator (and may make the new copy
+/// fail to publish too: that fetch's failure then answers phones 503 with `Retry-After`).
+fn unreadable(fw: &Firmware, rel: &Release, path: &std::path::Path, e: &std::io::Error) {
+    tracing::error!(file = %rel.file, path = %path.display(), error = %e,
+        "cannot open cached image; fetching it again");
+    fw.recorder.alarm(
+        AlarmKind::FirmwareCacheUnreadable,
+        path.display().to_string(),
+        format!(
+            "{}: the cached image {} cannot be opened: {e}; it is fetched again",
+            rel.file,
+            path.display()
+        ),
+    );
+    fw.cache.forget(&rel.sha256);
+}
+
+/// Whether opening a file failed for want of a resource the process shares (file
+/// descriptors, memory), not for anything about the file: a boot storm can exhaust them, and
+/// the cached image is then still good, so it is neither dropped nor fetched again.
+fn exhausted(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOMEM)
+    )
 }
 
 /// The image cannot be provided now: the phone should retry later (the alarm is raised by

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Body;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::watch;
 
 use super::Firmware;
 use super::cache::sha256_file;
 use super::catalogue::Release;
-use super::fetch::{FetchError, live_flight};
+use super::fetch::FetchError;
+use super::flight::{Cancel, Flight, live_flight};
 use super::stall::Stall;
 use crate::model::AlarmKind;
 
@@ -50,7 +50,7 @@ impl Firmware {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        let tx = {
+        let (tx, cancel, mine) = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, size)) = self.cache.lookup(&rel.sha256) {
                 return Ok(UploadOutcome::Complete { size });
@@ -58,24 +58,31 @@ impl Firmware {
             if live_flight(&flights, &rel.sha256).is_some() {
                 return Err(UploadError::Busy);
             }
-            // Registered as a flight: phones asking meanwhile wait for it, and no fetch writes
-            // the same `.part` file.
-            let (tx, rx) = watch::channel(None);
-            flights.insert(rel.sha256.clone(), rx);
-            tx
+            if !self.named(&rel.sha256) {
+                return Err(FetchError::Removed(rel.file.clone()).into());
+            }
+            // Registered as a flight: phones asking meanwhile wait for it, no fetch writes
+            // the same `.part` file, and deleting the release stops it.
+            let (flight, tx, cancel) = Flight::new();
+            let mine = flight.outcome.clone();
+            flights.insert(rel.sha256.clone(), flight);
+            (tx, cancel, mine)
         };
-        let result = self.receive(rel, offset, body).await;
+        let result = self.receive(rel, offset, body, cancel).await;
         if let Err(UploadError::Fetch(FetchError::NoSpace(_))) = result {
             // Resuming on a full disk only fails again; the space goes back to the store.
             let _ = tokio::fs::remove_file(self.cache.part_path(&rel.sha256)).await;
         }
-        self.flights
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&rel.sha256);
+        {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            if flights.get(&rel.sha256).is_some_and(|f| f.is(&mine)) {
+                flights.remove(&rel.sha256);
+            }
+        }
         let _ = tx.send(Some(match &result {
             Ok(UploadOutcome::Complete { .. }) => Ok(()),
             Ok(UploadOutcome::Partial { .. }) => Err(FetchError::Io("upload incomplete".into())),
+            Err(UploadError::Fetch(e)) => Err(e.clone()),
             Err(e) => Err(FetchError::Io(e.to_string())),
         }));
         result
@@ -86,6 +93,7 @@ impl Firmware {
         rel: &Release,
         offset: u64,
         mut body: B,
+        mut cancel: Cancel,
     ) -> Result<UploadOutcome, UploadError>
     where
         B: Body<Data = Bytes> + Unpin,
@@ -114,7 +122,14 @@ impl Firmware {
         file.seek(SeekFrom::Start(have)).await.map_err(io)?;
         let mut stall = Stall::new(self.stall);
         loop {
-            let frame = match stall.frame(&mut body).await {
+            let next = tokio::select! {
+                next = stall.frame(&mut body) => next,
+                () = cancel.set() => {
+                    file.flush().await.map_err(io)?;
+                    return Err(FetchError::Removed(rel.file.clone()).into());
+                }
+            };
+            let frame = match next {
                 Ok(None) => break,
                 Ok(Some(Ok(f))) => f,
                 Ok(Some(Err(e))) => {
@@ -164,6 +179,9 @@ impl Firmware {
             let _ = tokio::fs::remove_file(&part).await;
             return Err(self.mismatch(rel, format!("got SHA-256 {got}, expected {}", rel.sha256)));
         }
+        if cancel.is_set() {
+            return Err(FetchError::Removed(rel.file.clone()).into());
+        }
         self.make_room(have).await?;
         let (this, sha) = (self.clone(), rel.sha256.clone());
         tokio::task::spawn_blocking(move || this.cache.publish(&sha, &part, have))
@@ -199,8 +217,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let (recorder, _thread) = Recorder::start(store.clone()).unwrap();
-        let firmware =
-            Firmware::open(&FirmwareConfig::default(), dir.path(), store, recorder).unwrap();
         let image = Bytes::from_static(b"an image");
         let rel = Release {
             models: vec!["J179".into()],
@@ -212,14 +228,19 @@ mod tests {
             ),
             size: Some(image.len() as u64),
         };
+        let config = FirmwareConfig {
+            releases: vec![rel.clone()],
+            ..FirmwareConfig::default()
+        };
+        let firmware = Firmware::open(&config, dir.path(), store, recorder).unwrap();
         let dead_flight = || {
-            let (gone, rx) = watch::channel(None);
+            let (flight, gone, _) = Flight::new();
             drop(gone);
             firmware
                 .flights
                 .lock()
                 .unwrap()
-                .insert(rel.sha256.clone(), rx);
+                .insert(rel.sha256.clone(), flight);
         };
         dead_flight();
         // No URL to fetch from: the phone's own fetch fails, but not on the dead flight.

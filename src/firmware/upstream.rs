@@ -15,7 +15,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::masked::masked_url;
 
-/// How long connecting and receiving the response head may take.
+/// How long connecting (every address of the host, raced: see `connect`) and receiving the
+/// response head may take.
 const CONNECT: Duration = Duration::from_secs(10);
 
 /// Each names the URL masked ([`masked_url`]): the error reaches alarms, logs and the admin API.
@@ -128,13 +129,9 @@ async fn get_once(
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let connect_err = |e: String| UpstreamError::Connect(shown.clone(), e);
-    let tcp = tokio::time::timeout(
-        CONNECT,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| connect_err("connection timed out".into()))?
-    .map_err(|e| connect_err(e.to_string()))?;
+    let tcp = super::connect::connect(&host, port, CONNECT)
+        .await
+        .map_err(connect_err)?;
     let _ = tcp.set_nodelay(true);
     let mut req = Request::get(path).header(http::header::HOST, authority);
     if offset > 0 {

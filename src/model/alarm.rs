@@ -85,6 +85,10 @@ pub enum AlarmKind {
     /// MODEL VERSION`, `cloud policy SITE MODEL`). Cleared when a pull or a local change
     /// resolves it.
     FirmwareCloudRefused,
+    /// A cached firmware image could not be opened to serve a phone (its permissions or owner
+    /// changed, a disk error): the source is its path, the message names the release and the
+    /// error. The image is fetched again over it; phones get 503 with `Retry-After` until then.
+    FirmwareCacheUnreadable,
     /// A static file stored by an earlier edgeprov holds a secret: since this version it goes
     /// only to a proven device, so phones that could fetch it without proof no longer can.
     StaticFileProtected,
@@ -154,6 +158,7 @@ impl AlarmKind {
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
             AlarmKind::FirmwareCloudRefused => "firmware_cloud_refused",
+            AlarmKind::FirmwareCacheUnreadable => "firmware_cache_unreadable",
             AlarmKind::StaticFileProtected => "static_file_protected",
             AlarmKind::ServiceFailed => "service_failed",
             AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
@@ -175,6 +180,7 @@ impl AlarmKind {
             AlarmKind::FirmwarePolicyIgnored => Severity::Minor,
             // Phones keep what the local catalogue gives them; the cloud's intent is not met.
             AlarmKind::FirmwareCloudRefused => Severity::Minor,
+            AlarmKind::FirmwareCacheUnreadable => Severity::Major,
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::DhcpPoolExhausted => Severity::Major,

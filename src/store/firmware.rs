@@ -10,10 +10,9 @@ use super::devices::site_exists;
 use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
-use crate::firmware::cloud::release_of;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
-use crate::sync::protocol::FirmwareRelease;
+use crate::sync::protocol::{FirmwarePolicy, FirmwareRelease};
 
 /// Key: the release's file name in lower case.
 pub(crate) const FIRMWARE_RELEASES: TableDefinition<&str, &[u8]> =
@@ -100,7 +99,8 @@ fn catalogue_of(
 fn merge_config(
     stored: Vec<(String, StoredRelease)>,
     config: &[Release],
-    pins: &[Pin],
+    policies: &BTreeMap<String, ScopePolicies>,
+    cloud: &Cloud,
 ) -> BTreeMap<String, StoredRelease> {
     let mut out = BTreeMap::new();
     let mut dropped = Vec::new();
@@ -120,13 +120,25 @@ fn merge_config(
         };
         out.insert(r.file.to_ascii_lowercase(), s);
     }
-    let known: Vec<Release> = out
-        .values()
-        .chain(dropped.iter().map(|(_, s)| s))
-        .map(|s| s.release.clone())
+    // The cloud's pins are pins, and a release of the cloud's serves a pin as a local one
+    // does (a local pin may name a version only the cloud has).
+    let now = |out: &BTreeMap<String, StoredRelease>| {
+        served(out.values().cloned(), (policies.clone(), Vec::new()), cloud)
+    };
+    let before = now(&out);
+    let known: Vec<Release> = before
+        .releases
+        .iter()
+        .chain(dropped.iter().map(|(_, s)| &s.release))
+        .cloned()
         .collect();
-    for pin in pins.iter().flat_map(|p| p.per_model(&known)) {
-        if out.values().any(|s| pin.served_by(&s.release)) {
+    let pins: Vec<Pin> = Pin::all(&before.policies)
+        .iter()
+        .flat_map(|p| p.per_model(&known))
+        .filter(|p| !before.overridden(p))
+        .collect();
+    for pin in pins {
+        if now(&out).releases.iter().any(|r| pin.served_by(r)) {
             continue;
         }
         for (key, s) in &dropped {
@@ -145,18 +157,19 @@ fn merge_config(
 /// Removes the kept releases no pin needs any more (its policy changed, or another release of
 /// the version was added): they stayed only for the pin.
 fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+    let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
     let mut table = tx.open_table(FIRMWARE_RELEASES)?;
     let stored = read_releases(&table)?;
-    let releases: Vec<&Release> = stored.iter().map(|(_, s)| &s.release).collect();
-    let pins: Vec<Pin> = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?.0)
+    // The cloud's pins need kept releases too, and the cloud's releases serve pins.
+    let now = served(stored.iter().map(|(_, s)| s.clone()), policies, &cloud);
+    let pins: Vec<Pin> = Pin::all(&now.policies)
         .iter()
-        .flat_map(|p| p.per_model(releases.iter().copied()))
+        .flat_map(|p| p.per_model(&now.releases))
+        .filter(|p| !now.overridden(p))
         .collect();
-    let needs_kept = |pin: &Pin| {
-        !stored
-            .iter()
-            .any(|(_, s)| !s.kept && pin.served_by(&s.release))
-    };
+    let listed = |r: &Release| !now.kept.contains(&r.file.to_ascii_lowercase());
+    let needs_kept = |pin: &Pin| !now.releases.iter().any(|r| listed(r) && pin.served_by(r));
     for (key, s) in &stored {
         if s.kept
             && !pins
@@ -185,6 +198,57 @@ fn read_cloud<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// The cloud's last pulled releases and policies, as stored.
+struct Cloud {
+    releases: Vec<FirmwareRelease>,
+    policies: Vec<FirmwarePolicy>,
+}
+
+fn read_cloud_rows(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Cloud, StoreError> {
+    Ok(Cloud {
+        releases: read_cloud(table, CLOUD_FIRMWARE)?,
+        policies: read_cloud(table, CLOUD_POLICY)?,
+    })
+}
+
+/// The catalogue phones are served from these local releases and policies, with the cloud's
+/// added as [`Catalogue::add_cloud`] adds them (local data winning). Every check of a release
+/// or a pin asks this rather than the local table alone: a pin the cloud's release serves is
+/// served, the cloud's pins are pins, and a cloud release that is not served (its name is a
+/// local release's) serves nothing.
+fn served(
+    releases: impl IntoIterator<Item = StoredRelease>,
+    policies: (BTreeMap<String, ScopePolicies>, Vec<IgnoredPolicy>),
+    cloud: &Cloud,
+) -> Catalogue {
+    let mut catalogue = catalogue_of(releases, policies);
+    catalogue.add_cloud(cloud.releases.clone(), cloud.policies.clone());
+    catalogue
+}
+
+/// A local release to delete, or one the config drops, that `pin` needs: the refusal names
+/// the policy, and for the cloud's what can be done here.
+fn pinned_by(file: &str, pin: &Pin) -> StoreError {
+    let Pin {
+        scope,
+        model,
+        version,
+    } = pin;
+    StoreError::InUse(match scope.strip_prefix("cloud:site:") {
+        Some(site) => format!(
+            "firmware file {file}: the cloud's policy for site {site} pins {model} to version \
+             {version}, and no other release serves it; set a local policy for site:{site} \
+             (off, or another version) first, or change the policy in the cloud"
+        ),
+        None => format!(
+            "firmware file {file}: policy {scope} pins {model} to version {version}; change \
+             that policy first"
+        ),
+    })
+}
+
 impl Store {
     /// Every release and every scope's policies, local and the cloud's last pulled ones
     /// ([`Catalogue::add_cloud`]), in one snapshot.
@@ -192,13 +256,12 @@ impl Store {
         let tx = self.db()?.begin_read()?;
         let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-        let mut catalogue = catalogue_of(releases.into_iter().map(|(_, s)| s), policies);
-        let cloud = tx.open_table(CLOUD_DATA)?;
-        catalogue.add_cloud(
-            read_cloud(&cloud, CLOUD_FIRMWARE)?,
-            read_cloud(&cloud, CLOUD_POLICY)?,
-        );
-        Ok(catalogue)
+        let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
+        Ok(served(
+            releases.into_iter().map(|(_, s)| s),
+            policies,
+            &cloud,
+        ))
     }
 
     /// Replaces the config's releases with `releases` (a release removed from the config
@@ -208,11 +271,12 @@ impl Store {
     pub fn replace_config_releases(&self, releases: &[Release]) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         {
-            let pins = Pin::all(&read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?.0);
+            let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?.0;
+            let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
             let mut table = tx.open_table(FIRMWARE_RELEASES)?;
             let stored = read_releases(&table)?;
             let keys: Vec<String> = stored.iter().map(|(k, _)| k.clone()).collect();
-            let merged = merge_config(stored, releases, &pins);
+            let merged = merge_config(stored, releases, &policies, &cloud);
             for k in keys.iter().filter(|k| !merged.contains_key(*k)) {
                 table.remove(k.as_str())?;
             }
@@ -233,8 +297,9 @@ impl Store {
         let tx = self.db()?.begin_read()?;
         let stored = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
         let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-        let merged = merge_config(stored, releases, &Pin::all(&policies.0));
-        Ok(catalogue_of(merged.into_values(), policies).pin_problems())
+        let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
+        let merged = merge_config(stored, releases, &policies.0, &cloud);
+        Ok(served(merged.into_values(), policies, &cloud).pin_problems())
     }
 
     /// Adds an operator's release; a file name already in the catalogue is a conflict. A kept
@@ -274,18 +339,20 @@ impl Store {
                 None => return Err(StoreError::NotFound(format!("firmware file {file}"))),
             };
             let left = read_releases(&table)?;
-            let (policies, _) = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
-            let per_model = Pin::all(&policies)
+            let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
+            let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
+            // What phones would be served once it is gone: the cloud's pins count, and so do
+            // the cloud's releases (one of the same model and version is served once the
+            // local one no longer wins over it).
+            let after = served(left.into_iter().map(|(_, s)| s), policies, &cloud);
+            let per_model = Pin::all(&after.policies)
                 .iter()
                 .flat_map(|p| p.per_model([&removed]))
+                .filter(|p| !after.overridden(p))
                 .collect::<Vec<_>>();
             for pin in per_model {
-                if pin.served_by(&removed) && !left.iter().any(|(_, s)| pin.served_by(&s.release)) {
-                    return Err(StoreError::InUse(format!(
-                        "firmware file {file}: policy {} pins {} to version {}; \
-                         change that policy first",
-                        pin.scope, pin.model, pin.version
-                    )));
+                if pin.served_by(&removed) && !after.releases.iter().any(|r| pin.served_by(r)) {
+                    return Err(pinned_by(file, &pin));
                 }
             }
             removed
@@ -320,17 +387,17 @@ impl Store {
                 return Err(StoreError::NotFound(format!("site {site}")));
             }
             let releases = read_releases(&tx.open_table(FIRMWARE_RELEASES)?)?;
-            // A local pin may name a version only the cloud's catalogue has.
-            let cloud: Vec<Release> =
-                read_cloud::<FirmwareRelease>(&tx.open_table(CLOUD_DATA)?, CLOUD_FIRMWARE)?
-                    .iter()
-                    .filter_map(|f| release_of(f).ok())
-                    .collect();
+            let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
+            // A local pin may name a version only the cloud's releases have, but only one the
+            // catalogue serves: not a cloud release whose file name is a local release's.
+            let catalogue = served(
+                releases.into_iter().map(|(_, s)| s),
+                Default::default(),
+                &cloud,
+            );
             let scoped = BTreeMap::from([(scope.to_string(), policies.clone())]);
             for pin in Pin::all(&scoped) {
-                if !releases.iter().any(|(_, s)| pin.served_by(&s.release))
-                    && !cloud.iter().any(|r| pin.served_by(r))
-                {
+                if !catalogue.releases.iter().any(|r| pin.served_by(r)) {
                     return Err(StoreError::NoPinnedRelease {
                         model: pin.model,
                         version: pin.version,
@@ -731,5 +798,118 @@ mod tests {
         assert_eq!(c.resolve(None, "J179").unwrap().file, "fam.bin");
         assert!(c.pin_problems().is_empty());
         s.delete_firmware_release("fam.bin").unwrap();
+    }
+
+    /// Writes a row of the cloud's catalogue as a pull stores it.
+    fn put_cloud<T: Serialize>(s: &Store, key: &str, value: &T) {
+        let tx = s.begin_write().unwrap();
+        tx.open_table(CLOUD_DATA)
+            .unwrap()
+            .insert(key, encode(value).as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn cloud_release(model: &str, version: &str, file: &str, sha: &str) -> FirmwareRelease {
+        FirmwareRelease {
+            model: model.into(),
+            version: version.into(),
+            url: format!("https://fw.example/{file}"),
+            sha256: sha.into(),
+            removed: false,
+        }
+    }
+
+    /// Every check of a release or a pin used to read the local releases and policies only,
+    /// while phones are served the cloud's too. A local release whose pin a cloud release of
+    /// the version serves was refused deletion; one the cloud's pin needs was deleted, leaving
+    /// the cloud's pin to nothing; a local pin was accepted on a cloud release that is not
+    /// served (its file name is a local release's); `edgeprov doctor` reported a pin the
+    /// cloud's release serves as served by none; and a config dropping a release only the
+    /// cloud's pin needs dropped it at start. Each now asks the catalogue phones are served.
+    #[test]
+    fn release_and_pin_checks_count_the_clouds_releases_and_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_hq(dir.path());
+        let b = "b".repeat(64);
+
+        // A local pin the cloud's release serves lets the local release of the version go.
+        s.add_firmware_release(&release("local.bin")).unwrap();
+        s.put_firmware_policies("global", &pin("9.9")).unwrap();
+        put_cloud(
+            &s,
+            "firmware|J179|9.9",
+            &cloud_release("J179", "9.9", "cloud.bin", &b),
+        );
+        s.delete_firmware_release("local.bin").unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.resolve(None, "J179").unwrap().file, "cloud.bin");
+        assert!(c.pin_problems().is_empty());
+        // Nor does doctor see a problem in a config without a release of the version.
+        assert_eq!(s.config_release_problems(&[]).unwrap(), []);
+
+        // The cloud's pin protects the one local release that serves it.
+        s.put_firmware_policies("global", &ScopePolicies::new())
+            .unwrap();
+        s.add_firmware_release(&release_of("k.bin", "7.0")).unwrap();
+        let policy = FirmwarePolicy {
+            site: "hq".into(),
+            model: "J179".into(),
+            policy: "7.0".into(),
+        };
+        put_cloud(&s, "policy|hq|J179", &policy);
+        let e = s.delete_firmware_release("k.bin").unwrap_err();
+        assert!(matches!(e, StoreError::InUse(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("the cloud's policy for site hq pins J179 to version 7.0"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("set a local policy for site:hq"),
+            "{e}"
+        );
+
+        // A config that drops a release the cloud's pin needs keeps it, as for a local pin.
+        s.replace_config_releases(&[release_of("cfg.bin", "8.0")])
+            .unwrap();
+        s.delete_firmware_release("k.bin").unwrap_err();
+        s.put_firmware_policies("site:hq", &pin("8.0")).unwrap();
+        s.delete_firmware_release("k.bin").unwrap();
+        // Nor is the overridden cloud pin, left without a release, alarmed.
+        let problems = s.firmware_catalogue().unwrap().pin_problems();
+        assert!(
+            problems.iter().all(|p| p.pin.scope != "cloud:site:hq"),
+            "{problems:?}"
+        );
+        put_cloud(
+            &s,
+            "policy|hq|J179",
+            &FirmwarePolicy {
+                policy: "8.0".into(),
+                ..policy
+            },
+        );
+        s.put_firmware_policies("site:hq", &ScopePolicies::new())
+            .unwrap();
+        s.replace_config_releases(&[]).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "cfg.bin");
+        assert!(c.kept.contains("cfg.bin"), "kept for the cloud's pin");
+
+        // A cloud release not served (its name is a local release's, another image) serves
+        // no local pin.
+        put_cloud(
+            &s,
+            "firmware|J179|6.0",
+            &cloud_release("J179", "6.0", "taken.bin", &b),
+        );
+        s.add_firmware_release(&Release {
+            sha256: "c".repeat(64),
+            ..release_of("taken.bin", "5.0")
+        })
+        .unwrap();
+        let e = s.put_firmware_policies("global", &pin("6.0")).unwrap_err();
+        assert!(matches!(e, StoreError::NoPinnedRelease { .. }), "{e}");
     }
 }
