@@ -638,3 +638,34 @@ async fn a_session_resumed_after_its_certificate_expired_proves_nothing() {
         assert!(!resumed.contains("pw-"), "{resumed}");
     }
 }
+
+/// Basic credentials on plain HTTP are refused unread, but the phone has sent its password in
+/// clear: nothing told the operator, who kept a credential anyone on the segment may now hold.
+/// An alarm names the device and says to change it; the file still goes to nobody.
+#[tokio::test]
+async fn basic_credentials_sent_in_clear_raise_an_alarm() {
+    let d = daemon_with_two_phones().await;
+    d.api(
+        "PATCH",
+        &format!("/devices/{A}"),
+        Some(json!({"allow_http_auth": true, "http_credential": {"username": "j179a", "password": "right"}})),
+    )
+    .await;
+    let mut basic = get(&format!("/{A}.txt"), J179_UA);
+    basic
+        .headers_mut()
+        .insert("authorization", "Basic ajE3OWE6cmlnaHQ=".parse().unwrap());
+    let r = send_plain(d.http.unwrap(), basic).await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(!r.text().contains("pw-"));
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let in_clear = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "http_auth_failed")
+        .unwrap_or_else(|| panic!("no http_auth_failed alarm: {alarms}"));
+    let message = in_clear["message"].as_str().unwrap();
+    assert!(message.contains(A), "{message}");
+    assert!(message.contains("plain HTTP"), "{message}");
+}

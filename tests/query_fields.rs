@@ -55,3 +55,33 @@ async fn a_misspelt_query_field_is_refused_not_ignored() {
     let (s, text) = send_text(&d, "PUT", "/files/extra.txt?site=hq", b"X=1\n").await;
     assert_eq!(s, 201, "{text}");
 }
+
+/// A `limit` past what a route lists at once is refused naming `limit`, on every route that
+/// pages, as `/audit` did: the check-in history and the rejected events cut it to 10,000
+/// silently, so a script that asked for more took a short page for the whole list.
+#[tokio::test]
+async fn a_limit_past_the_most_is_refused_not_cut() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": "001122aabbcc"}))
+        .await;
+    for (path, most) in [
+        ("/devices/001122aabbcc/checkins?limit=10001", "10000"),
+        ("/sync/rejected?limit=10001", "10000"),
+        ("/audit?limit=100001", "100000"),
+    ] {
+        let (s, text) = send_text(&d, "GET", path, b"").await;
+        assert_eq!(s, 400, "{path}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let error = v["error"].as_str().unwrap();
+        assert!(error.starts_with("limit: "), "{path}: {error}");
+        assert!(error.contains(most), "{path}: {error}");
+    }
+    for path in [
+        "/devices/001122aabbcc/checkins?limit=10000",
+        "/sync/rejected?limit=10000",
+        "/audit?limit=100000",
+    ] {
+        let (s, text) = send_text(&d, "GET", path, b"").await;
+        assert_eq!(s, 200, "{path}: {text}");
+    }
+}

@@ -302,3 +302,84 @@ async fn a_file_with_prefixed_password_elements_is_served_only_with_proof() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), body);
 }
+
+/// Grandstream's XML config file password (P1359) is the AES key of every encrypted
+/// `cfg{mac}.xml`; in a common `cfg.xml` it went to whoever asked, over plain HTTP too. It is a
+/// secret now: only a proven device of the inventory gets the file.
+#[tokio::test]
+async fn a_grandstream_cfg_xml_with_its_xml_config_password_needs_proof() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "GXP2170", "state": "active"}))
+        .await;
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n\
+                <gs_provision version=\"1\">\n<config version=\"1\">\n\
+                <P1359>aes-key-4711</P1359>\n<P47>pbx.example</P47>\n\
+                </config>\n</gs_provision>\n";
+    let stored = d.put_file("cfg.xml", body).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(stored["secrets"], json!(["line 4: P1359"]), "{stored}");
+    let ua = format!("Grandstream Model HW GXP2170 SW 1.0.11.16 DevId {A}");
+    let r = send_plain(d.http.unwrap(), get("/cfg.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!r.text().contains("aes-key"));
+    let ca = d.ca_pem();
+    let r = send(d.https, client_config(&ca, None), get("/cfg.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get("/cfg.xml", &ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+}
+
+/// A Cisco common profile (`$PSN.xml`) that gives the key of the phones' encrypted profiles in
+/// its Profile_Rule, or in GPP_SA, went to whoever asked; it is a secret file now, served only
+/// to a proven device of the inventory.
+#[tokio::test]
+async fn a_cisco_profile_with_its_resync_key_needs_proof() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "CP-8841-3PCC", "state": "active"}))
+        .await;
+    let body = "<flat-profile>\n\
+                <Profile_Rule ua=\"na\">[--key \"SecretPhrase1234\"] https://prov/spa$MA.cfg</Profile_Rule>\n\
+                <GPP_SB ua=\"na\">other-key</GPP_SB>\n\
+                </flat-profile>\n";
+    let stored = d.put_file("8841.xml", body).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(
+        stored["secrets"],
+        json!(["line 2: --key", "line 3: GPP_SB"]),
+        "{stored}"
+    );
+    let ua = format!("Cisco-CP-8841-3PCC/11.3.1 ({A})");
+    let leaked = |r: &Resp| r.text().contains("SecretPhrase") || r.text().contains("other-key");
+    let r = send_plain(d.http.unwrap(), get("/8841.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let ca = d.ca_pem();
+    let r = send(d.https, client_config(&ca, None), get("/8841.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get("/8841.xml", &ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), body);
+}

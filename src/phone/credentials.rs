@@ -26,6 +26,12 @@ pub enum Verdict {
     /// A right Digest response that was already used once: a copy of a phone's header
     /// (seen on plain HTTP), not the phone. Refused, and not counted as a wrong guess.
     Replayed,
+    /// A right Digest response to a nonce this box no longer honours: gone stale after its
+    /// lifetime, or issued before a restart (a new key). The phone knows its password and only
+    /// needs a fresh nonce (RFC 7616 `stale=true`), so this is no wrong guess: counting it
+    /// locked out phones that keep their nonce between polls, and let an eavesdropper lock a
+    /// phone out by replaying its old headers.
+    Stale,
 }
 
 /// Issues and checks nonces statelessly: a nonce is a timestamp and its HMAC under a key made at
@@ -96,12 +102,15 @@ impl Default for NonceKey {
 }
 
 /// The `WWW-Authenticate` values to send with a 401: SHA-256 Digest first, MD5 Digest for older
-/// phones, and Basic only when the connection is TLS.
-pub fn challenges(nonces: &NonceKey, tls: bool) -> Vec<String> {
+/// phones, and Basic only when the connection is TLS. `stale` when the request's Digest answer
+/// was right but its nonce is no longer honoured: the phone then retries with the fresh nonce
+/// instead of taking its password for wrong.
+pub fn challenges(nonces: &NonceKey, tls: bool, stale: bool) -> Vec<String> {
     let nonce = nonces.issue();
+    let stale = if stale { ", stale=true" } else { "" };
     let mut out = vec![
-        format!(r#"Digest realm="{REALM}", qop="auth", algorithm=SHA-256, nonce="{nonce}""#),
-        format!(r#"Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}""#),
+        format!(r#"Digest realm="{REALM}", qop="auth", algorithm=SHA-256, nonce="{nonce}"{stale}"#),
+        format!(r#"Digest realm="{REALM}", qop="auth", algorithm=MD5, nonce="{nonce}"{stale}"#),
     ];
     if tls {
         out.push(format!(r#"Basic realm="{REALM}""#));
@@ -136,9 +145,6 @@ pub fn verify(
     }
     let p = digest_params(rest);
     let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
-    let Some(issued) = nonces.check(get("nonce")) else {
-        return Verdict::Invalid;
-    };
     if get("username") != cred.username || get("realm") != REALM || !same_target(get("uri"), target)
     {
         return Verdict::Invalid;
@@ -169,10 +175,10 @@ pub fn verify(
         // The response covers the nonce, nc, cnonce, method and target: the same one again is
         // the same request again.
         Some(e) if constant_time_eq(e.as_bytes(), get("response").as_bytes()) => {
-            if nonces.first_use(issued, &e) {
-                Verdict::Valid
-            } else {
-                Verdict::Replayed
+            match nonces.check(get("nonce")) {
+                Some(issued) if nonces.first_use(issued, &e) => Verdict::Valid,
+                Some(_) => Verdict::Replayed,
+                None => Verdict::Stale,
             }
         }
         _ => Verdict::Invalid,
@@ -398,10 +404,49 @@ mod tests {
                 Verdict::Invalid
             );
         }
-        let forged = digest_header("0.00000000000000000000000000000000", "s3cret pw", "MD5");
+        // A nonce this key did not make (another key's, before a restart): a right answer is
+        // stale, a wrong one still wrong.
+        let foreign = NonceKey::new().issue();
+        let right = digest_header(&foreign, "s3cret pw", "MD5");
         assert_eq!(
-            verify(&forged, "GET", T, &cred(), &nonces, false),
+            verify(&right, "GET", T, &cred(), &nonces, false),
+            Verdict::Stale
+        );
+        let wrong = digest_header(&foreign, "guess", "MD5");
+        assert_eq!(
+            verify(&wrong, "GET", T, &cred(), &nonces, false),
             Verdict::Invalid
+        );
+    }
+
+    /// A nonce of this key older than its lifetime: the right answer is stale (a fresh nonce
+    /// is all the phone needs), the wrong one is wrong.
+    #[test]
+    fn an_expired_nonce_is_stale_not_wrong() {
+        let lifetime = NONCE_LIFETIME + Duration::from_secs(1);
+        let mut nonces = NonceKey::new();
+        nonces.epoch = Instant::now()
+            .checked_sub(lifetime)
+            .expect("the monotonic clock runs longer than a nonce's lifetime");
+        let t = 0u64;
+        let expired = format!(
+            "{t:x}.{}",
+            hex(&hmac::sign(&nonces.key, &t.to_be_bytes()).as_ref()[..16])
+        );
+        let right = digest_header(&expired, "s3cret pw", "SHA-256");
+        assert_eq!(
+            verify(&right, "GET", T, &cred(), &nonces, false),
+            Verdict::Stale
+        );
+        let wrong = digest_header(&expired, "guess", "SHA-256");
+        assert_eq!(
+            verify(&wrong, "GET", T, &cred(), &nonces, false),
+            Verdict::Invalid
+        );
+        let fresh = digest_header(&nonces.issue(), "s3cret pw", "SHA-256");
+        assert_eq!(
+            verify(&fresh, "GET", T, &cred(), &nonces, false),
+            Verdict::Valid
         );
     }
 

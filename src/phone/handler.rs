@@ -370,9 +370,12 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         true => requester_ctx.as_ref(),
         false => loaded.target.as_ref(),
     };
-    let proof = match ctx {
+    let (proof, stale_nonce) = match ctx {
         Some(ctx) => prove(state, asked, ctx),
-        None => asked.cert_mac.map_or(Proof::None, Proof::Certificate),
+        None => (
+            asked.cert_mac.map_or(Proof::None, Proof::Certificate),
+            false,
+        ),
     };
     // A device outside the inventory gets no secret, whether the file is a common one or an
     // operator's file that names it: nothing says the operator meant it for that device.
@@ -400,14 +403,17 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             )
         }
         Decision::Unauthenticated { alarm } => {
-            state.recorder.alarm(
-                alarm,
-                asked.source(),
-                format!("{name}: a secret file was asked for without proof of identity"),
-            );
+            // A right answer on an old nonce is a phone about to retry, not a stranger.
+            if !stale_nonce {
+                state.recorder.alarm(
+                    alarm,
+                    asked.source(),
+                    format!("{name}: a secret file was asked for without proof of identity"),
+                );
+            }
             let mut r = text(StatusCode::UNAUTHORIZED, "client certificate required\n");
             if ctx.is_some_and(http_auth_allowed) {
-                for c in credentials::challenges(&state.nonces, asked.conn.tls) {
+                for c in credentials::challenges(&state.nonces, asked.conn.tls, stale_nonce) {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         r.headers_mut().append(header::WWW_AUTHENTICATE, v);
                     }
@@ -639,16 +645,17 @@ fn http_auth_allowed(ctx: &DeviceContext) -> bool {
         && (ctx.device.allow_http_auth || ctx.site.as_ref().is_some_and(|s| s.allow_http_auth))
 }
 
-/// The strongest proof the request carries for the device the file belongs to.
-fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
+/// The strongest proof the request carries for the device the file belongs to, and whether it
+/// carried a right Digest answer to a nonce no longer honoured ([`Verdict::Stale`]).
+fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> (Proof, bool) {
     if let Some(m) = asked.cert_mac {
-        return Proof::Certificate(m);
+        return (Proof::Certificate(m), false);
     }
     let (Some(header), Some(cred)) = (&asked.authorization, &ctx.device.http_credential) else {
-        return Proof::None;
+        return (Proof::None, false);
     };
     if !http_auth_allowed(ctx) {
-        return Proof::None;
+        return (Proof::None, false);
     }
     let mac = ctx.device.mac;
     if state.lockouts.is_locked(mac) {
@@ -657,10 +664,10 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
             asked.source(),
             format!("credentials of device {mac} are locked after repeated failures"),
         );
-        return Proof::None;
+        return (Proof::None, false);
     }
     let target = asked.uri.path_and_query().map_or("/", |p| p.as_str());
-    match credentials::verify(
+    let proof = match credentials::verify(
         header,
         asked.method.as_str(),
         target,
@@ -672,7 +679,20 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
             state.lockouts.success(mac);
             Proof::Credential(mac)
         }
-        Verdict::BasicWithoutTls => Proof::None,
+        Verdict::BasicWithoutTls => {
+            // Refused unread, but the password has crossed the network in clear: whoever was
+            // listening has it, so the operator must learn to change it.
+            state.recorder.alarm(
+                AlarmKind::HttpAuthFailed,
+                asked.source(),
+                format!(
+                    "device {mac}'s HTTP Basic credentials were sent over plain HTTP, in clear: \
+                     refused; change them"
+                ),
+            );
+            Proof::None
+        }
+        Verdict::Stale => return (Proof::None, true),
         Verdict::Replayed => {
             state.recorder.alarm(
                 AlarmKind::HttpAuthFailed,
@@ -695,14 +715,18 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> Proof {
             state.recorder.alarm(kind, asked.source(), message);
             Proof::None
         }
-    }
+    };
+    (proof, false)
 }
 
 fn serve_file(asked: &Asked<'_>, ready: Ready, carries_secret: bool) -> Resp {
-    let not_modified = asked.if_none_match.as_deref().is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().as_bytes() == ready.etag.as_bytes() || t.trim() == "*")
-    });
+    // Weakly compared, as for firmware: a phone or proxy that kept the tag as `W/"…"` has the
+    // same bytes. Only reached once the requester may have the file, so a 304 reveals nothing.
+    let not_modified = asked
+        .if_none_match
+        .as_deref()
+        .zip(ready.etag.to_str().ok())
+        .is_some_and(|(v, tag)| firmware::matches_none(v, tag));
     let mut r = if not_modified {
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;

@@ -187,21 +187,51 @@ pub fn certificate_facts(der: &[u8]) -> Option<CertFacts> {
 }
 
 fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
-    let from_cn = cert
-        .subject()
-        .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok())
-        .find_map(Mac::find_in);
+    let from_cn = mac_in_name(cert.subject(), false);
     from_cn.or_else(|| {
         use x509_parser::extensions::GeneralName;
         let san = cert.subject_alternative_name().ok()??;
         san.value.general_names.iter().find_map(|n| match n {
-            GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
-                Mac::find_in(s)
-            }
+            GeneralName::URI(s) => mac_in_dev_urn(s).or_else(|| Mac::find_in(s)),
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) => Mac::find_in(s),
+            GeneralName::DirectoryName(name) => mac_in_name(name, true),
             _ => None,
         })
     })
+}
+
+/// The MAC a distinguished name gives in its CN, or (`serial_too`) in its serialNumber. A
+/// factory certificate may name the device only in a directory name among its alternative
+/// names, with the MAC as that name's CN or as its serial number (as secure elements that
+/// provision device certificates write it, `34-C8-CE-AD-21-60`): without reading it the phone
+/// proved nothing and could not get its own file. The subject's serialNumber is not read: it
+/// is commonly a vendor's serial, and a CN is the established place for the MAC.
+fn mac_in_name(name: &x509_parser::x509::X509Name<'_>, serial_too: bool) -> Option<Mac> {
+    let serial = &x509_parser::oid_registry::OID_X509_SERIALNUMBER;
+    let serials = name.iter_by_oid(serial).filter(|_| serial_too);
+    name.iter_common_name()
+        .chain(serials)
+        .filter_map(|a| a.as_str().ok())
+        .find_map(Mac::find_in)
+}
+
+/// The MAC of an RFC 9039 device URN that gives it as an EUI-64 (`urn:dev:mac:0024befffe804ff1`):
+/// an EUI-48 carried in an EUI-64 has `fffe` between its OUI and the rest, and is that MAC.
+/// Any other EUI-64 names no MAC (a 12-digit or separated URN is read as free text).
+fn mac_in_dev_urn(uri: &str) -> Option<Mac> {
+    let id = uri
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("urn:dev:mac:"))
+        .map(|_| &uri[12..])?;
+    let hex = id
+        .get(..16)
+        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let ends = id[16..]
+        .bytes()
+        .next()
+        .is_none_or(|b| !b.is_ascii_hexdigit());
+    (ends && hex[6..10].eq_ignore_ascii_case("fffe"))
+        .then(|| Mac::parse(&format!("{}{}", &hex[..6], &hex[10..])).ok())?
 }
 
 #[cfg(test)]
@@ -369,6 +399,26 @@ mod tests {
         ] {
             assert_eq!(macs_in_name(name), [], "{name}");
         }
+    }
+
+    #[test]
+    fn device_urns_with_an_eui64_name_the_mac_it_carries() {
+        let m = Some(mac("0024be804ff1"));
+        assert_eq!(mac_in_dev_urn("urn:dev:mac:0024befffe804ff1"), m);
+        assert_eq!(mac_in_dev_urn("URN:DEV:MAC:0024BEFFFE804FF1"), m);
+        assert_eq!(mac_in_dev_urn("urn:dev:mac:0024befffe804ff1_eth0"), m);
+        for not_one in [
+            "urn:dev:mac:0024beffff804ff1",
+            "urn:dev:mac:0024befffe804ff1a",
+            "urn:dev:mac:0024be804ff1",
+            "urn:dev:ow:0024befffe804ff1",
+            "urn:dev:mac:",
+            "urn:dev:mac:é",
+        ] {
+            assert_eq!(mac_in_dev_urn(not_one), None, "{not_one}");
+        }
+        let uri = vec!["urn:dev:mac:0024befffe804ff1".to_string()];
+        assert_eq!(mac_from_certificate(&certificate("Phone", &uri)), m);
     }
 
     /// The strings that send `parse_user_agent` down a vendor's branch.

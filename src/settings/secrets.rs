@@ -14,7 +14,8 @@
 //! `Voice_Mail_PIN_1_`), and no qualifier such as length, prefix, dial, min, max, expire,
 //! enable, type, timeout, policy, hint or save comes after that word (`min_password_length`
 //! and `features.password_dial.prefix` describe a password, `admin_mode_password` is one); or
-//! when it is a Grandstream P-value that holds a password (`P34`). Its value counts when it is
+//! when it is a Grandstream P-value that holds a password (`P34`) or one of Cisco's special
+//! purpose parameters `GPP_SA`–`GPP_SD` (provisioning keys). Its value counts when it is
 //! not empty, not Yealink's `%NULL%` and not a switch (`0`, `1`, `true`, `off`…).
 //!
 //! Each line is read in every form the vendors use:
@@ -32,7 +33,9 @@
 //!   CDATA section or after a comment;
 //! - `<tag name="…">value</tag>` and `<tag id="…" value="…"/>`: an element whose `name`, `id`
 //!   or `key` attribute names the secret holds it in its `value` attribute, else in its text
-//!   (Grandstream XML v2).
+//!   (Grandstream XML v2);
+//! - `--key value` and `--pwd value` options of a Cisco resync URL (`[--key "…"] http://…`),
+//!   anywhere in a line.
 //!
 //! An element or attribute name with a namespace prefix (`<voip:AdminPIN>`, `ns:password="…"`)
 //! is judged by its local name, as the phone reads it, and reported as written.
@@ -55,7 +58,7 @@ use super::script::{Kind, Script, Value};
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 5;
+pub const READING: u8 = 7;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +120,13 @@ const QUALIFIERS: [&[u8]; 28] = [
 
 /// Grandstream names settings by number; these P-values hold a password: P2 admin password,
 /// P34 account 1 SIP authenticate password, P196 end-user password, P406, P506, P606, P1706 and
-/// P1806 the authenticate passwords of accounts 2–6. Source: Grandstream's configuration
-/// template for GXP2130/2135/2140/2160/2170 firmware 1.0.11.16 (the accounts), the
-/// GXP21xx/WP820 administration guides (P2 "Admin Password"), and provisioning code written
-/// against those phones (P196 "End User Password").
-const GRANDSTREAM_SECRETS: [u32; 8] = [2, 34, 196, 406, 506, 606, 1706, 1806];
+/// P1806 the authenticate passwords of accounts 2–6, P1359 the XML config file password (the
+/// AES key of every encrypted `cfg{mac}.xml`: whoever reads it from a common `cfg.xml` reads
+/// them all). Source: Grandstream's configuration template for GXP2130/2135/2140/2160/2170
+/// firmware 1.0.11.16 (the accounts), the GXP21xx/WP820 administration guides (P2 "Admin
+/// Password"), Grandstream's XML provisioning guide (P1359 "XML Config File Password"), and
+/// provisioning code written against those phones (P196 "End User Password").
+const GRANDSTREAM_SECRETS: [u32; 9] = [2, 34, 196, 406, 506, 606, 1359, 1706, 1806];
 
 /// Values that switch a feature rather than hold a credential (`SET PRESERVE_LOGIN_PASSWORD 1`),
 /// and Yealink's explicit empty value.
@@ -151,7 +156,7 @@ pub fn secret_name(name: &str) -> bool {
 }
 
 fn is_secret_name(name: &[u8]) -> bool {
-    if grandstream_secret(name) {
+    if grandstream_secret(name) || cisco_special_purpose(name) {
         return true;
     }
     let mut secret = false;
@@ -165,6 +170,15 @@ fn is_secret_name(name: &[u8]) -> bool {
         }
     }
     secret && !qualified
+}
+
+/// `GPP_SA` to `GPP_SD`: Cisco's special purpose parameters, which "hold keys or passwords used
+/// in provisioning" (Cisco MPP administration guides, macro expansion variables `$SA`–`$SD`,
+/// the arguments of a resync URL's `--key`); their names say nothing of a password.
+fn cisco_special_purpose(name: &[u8]) -> bool {
+    name.len() == 6
+        && name[..5].eq_ignore_ascii_case(b"gpp_s")
+        && matches!(name[5].to_ascii_lowercase(), b'a'..=b'd')
 }
 
 /// `P34`, `p406`: a Grandstream P-value listed in [`GRANDSTREAM_SECRETS`].
@@ -401,6 +415,62 @@ fn assignments(line: &[u8], out: &mut Vec<Assignment>) {
     }
     attributes(line, out);
     json_members(line, out);
+    url_options(line, out);
+}
+
+/// Cisco's resync URL options, in a `Profile_Rule*` or `Upgrade_Rule` of any file: `--key`
+/// gives the key that decrypts the profiles (`[--key "SecretPhrase1234"] http://…`) and `--pwd`
+/// the password for the server (`[--uid admin --pwd x]https://…`). Whoever reads a common file
+/// holding one decrypts every phone's profile, or fetches them. The value is quoted, or runs to
+/// a blank or `]`; a macro (`$SA`, naming a `GPP_SA` that is itself a secret) gives none.
+fn url_options(line: &[u8], out: &mut Vec<Assignment>) {
+    let mut at = 0;
+    while let Some(dash) = find(line, at, b'-') {
+        at = dash + 1;
+        if line.get(dash + 1) != Some(&b'-')
+            || (dash > 0 && !(line[dash - 1] == b'[' || line[dash - 1].is_ascii_whitespace()))
+        {
+            continue;
+        }
+        let opt = dash + 2;
+        let opt_end = opt
+            + line[opt..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphabetic())
+                .count();
+        at = opt_end;
+        let option = &line[opt..opt_end];
+        if !(option.eq_ignore_ascii_case(b"key") || option.eq_ignore_ascii_case(b"pwd")) {
+            continue;
+        }
+        let blanks = line[opt_end..]
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        let from = opt_end + blanks;
+        let value = match line.get(from) {
+            _ if blanks == 0 => continue,
+            Some(b'"') => match find(line, from + 1, b'"') {
+                Some(close) => from + 1..close,
+                None => continue,
+            },
+            _ => {
+                let len = line[from..]
+                    .iter()
+                    .take_while(|b| !b.is_ascii_whitespace() && **b != b']')
+                    .count();
+                from..from + len
+            }
+        };
+        at = value.end;
+        let v = &line[value.clone()];
+        if holds_value(v) && !v.starts_with(b"$") {
+            out.push(Assignment {
+                name: dash..opt_end,
+                value,
+            });
+        }
+    }
 }
 
 /// Where the string whose opening quote is just before `from` ends (its closing `"`), a
@@ -907,6 +977,41 @@ mod tests {
             .collect()
     }
 
+    /// Cisco keeps provisioning keys in GPP_SA–GPP_SD and in resync URL options: the key that
+    /// decrypts every profile and the server's password, in a common file, are secrets. A
+    /// macro naming the key (`$SA`) and text that only looks like an option are not.
+    #[test]
+    fn cisco_resync_keys_and_special_purpose_parameters_are_read() {
+        let text = "<flat-profile>
+<Profile_Rule ua=\"na\">[--key \"SecretPhrase1234\"] http://prov/spa$MA.cfg</Profile_Rule>
+<Profile_Rule_B ua=\"na\">[--uid admin --pwd s3cr3t]https://prov/b.xml</Profile_Rule_B>
+<Profile_Rule_C ua=\"na\">[--key $SA]http://prov/c.cfg</Profile_Rule_C>
+<Profile_Rule_D ua=\"na\">( $PN == CP-8841-3PCC )? [--key k2 ] http://prov/d.cfg</Profile_Rule_D>
+<GPP_SA ua=\"na\">aeskey</GPP_SA>
+<GPP_A ua=\"na\">public</GPP_A>
+<Upgrade_Rule ua=\"na\">http://prov/a--key.bin</Upgrade_Rule>
+Profile_Rule \"[--pwd legacy] tftp://prov/x.cfg\";
+GPP_SD \"legacykey\";
+</flat-profile>
+";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("--key", "SecretPhrase1234"),
+                ("--pwd", "s3cr3t"),
+                ("--key", "k2"),
+                ("GPP_SA", "aeskey"),
+                ("--pwd", "legacy"),
+                ("GPP_SD", "legacykey"),
+            ])
+        );
+        let masked = String::from_utf8(mask_secrets(text.as_bytes(), "***")).unwrap();
+        for secret in ["SecretPhrase1234", "s3cr3t", "k2 ", "aeskey", "legacy"] {
+            assert!(!masked.contains(secret), "{secret}: {masked}");
+        }
+        assert!(masked.contains("[--key $SA]"), "{masked}");
+    }
+
     #[test]
     fn every_vendor_form_is_read() {
         let text = "\
@@ -971,6 +1076,7 @@ P506 = three
 <P606>four</P606>
 P1706 = five
 P1806=six
+<P1359>xmlkey</P1359>
 P3 = Reception
 P35 = 1001
 <P47>pbx.example</P47>
@@ -987,6 +1093,7 @@ P271 = 1
                 ("P606", "four"),
                 ("P1706", "five"),
                 ("P1806", "six"),
+                ("P1359", "xmlkey"),
             ])
         );
     }

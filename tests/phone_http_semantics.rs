@@ -1,0 +1,198 @@
+//! HTTP as a phone fleet uses it, on real TLS connections: conditional requests with the
+//! content-hash ETag, HEAD, HTTP/1.0 clients and pipelined requests, none of which may hand a
+//! secret file (or a 304 that confirms its content) to a device that has not proven it owns it.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const A: &str = "001122aabbcc";
+const B: &str = "001122aabbcd";
+
+async fn daemon_with_two_phones() -> Daemon {
+    let d = Daemon::start();
+    for mac in [A, B] {
+        d.add_device(json!({
+            "mac": mac,
+            "model": "J179",
+            "params": {"SIPDOMAIN": "example.com"},
+            "secrets": {"SIP_PASSWORD": format!("pw-{mac}")},
+        }))
+        .await;
+    }
+    d
+}
+
+fn conditional(
+    path: &str,
+    if_none_match: &str,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut req = get(path, J179_UA);
+    req.headers_mut()
+        .insert("if-none-match", if_none_match.parse().unwrap());
+    req
+}
+
+/// Writes `raw` on a fresh TLS connection with `id`'s certificate and reads until the server
+/// closes (or 5 s pass).
+async fn raw_tls(d: &Daemon, id: Option<&Identity>, raw: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), id))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "the server did not close: {}",
+        String::from_utf8_lossy(&out)
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A phone (or a proxy on its way) may keep the ETag weakened as `W/"…"`; RFC 9110 compares
+/// If-None-Match weakly, and firmware images already did. Settings files compared strongly,
+/// so such a phone downloaded its unchanged file on every check (200 instead of 304). The weak
+/// tag still proves nothing: another device, or none, gets 403/401 and no 304.
+#[tokio::test]
+async fn a_weak_etag_gets_304_only_for_the_owner() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let id_a = d.identity(A).await;
+    let id_b = d.identity(B).await;
+    let path = format!("/{A}.txt");
+    let first = send(
+        d.https,
+        client_config(&ca, Some(&id_a)),
+        get(&path, J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.status, 200);
+    let etag = first.headers["etag"].to_str().unwrap().to_string();
+
+    for tag in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"x\", W/{etag}"),
+    ] {
+        let own = send(
+            d.https,
+            client_config(&ca, Some(&id_a)),
+            conditional(&path, &tag),
+        )
+        .await
+        .unwrap();
+        assert_eq!(own.status, 304, "{tag}");
+        assert!(own.body.is_empty());
+        assert_eq!(own.headers["etag"], etag.as_str());
+        assert_eq!(own.headers["cache-control"], "no-store");
+
+        let other = send(
+            d.https,
+            client_config(&ca, Some(&id_b)),
+            conditional(&path, &tag),
+        )
+        .await
+        .unwrap();
+        assert_eq!(other.status, 403, "{tag}");
+        assert!(other.headers.get("etag").is_none());
+        let anonymous = send(d.https, client_config(&ca, None), conditional(&path, &tag))
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status, 401, "{tag}");
+        assert!(anonymous.headers.get("etag").is_none());
+    }
+    // A changed file is sent again, weak tag or not.
+    d.api(
+        "PATCH",
+        &format!("/devices/{A}"),
+        Some(json!({"secrets": {"SIP_PASSWORD": "changed"}})),
+    )
+    .await;
+    let changed = send(
+        d.https,
+        client_config(&ca, Some(&id_a)),
+        conditional(&path, &format!("W/{etag}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed.status, 200);
+    assert!(changed.text().contains("SET SIP_PASSWORD changed"));
+}
+
+/// HEAD tells the owner what GET would (length, tag, no-store) without the body; an HTTP/1.0
+/// client without a Host gets its file and the connection closed; pipelined requests on one
+/// connection are each authorised on their own: the other device's file among them is 403.
+#[tokio::test]
+async fn head_http10_and_pipelined_requests_keep_the_promise() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let id_a = d.identity(A).await;
+    let id_b = d.identity(B).await;
+    let path = format!("/{A}.txt");
+    let got = send(
+        d.https,
+        client_config(&ca, Some(&id_a)),
+        get(&path, J179_UA),
+    )
+    .await
+    .unwrap();
+    let mut head = get(&path, J179_UA);
+    *head.method_mut() = http::Method::HEAD;
+    let r = send(d.https, client_config(&ca, Some(&id_a)), head)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(
+        r.headers["content-length"],
+        got.body.len().to_string().as_str()
+    );
+    assert_eq!(r.headers["etag"], got.headers["etag"]);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let mut head = get(&path, J179_UA);
+    *head.method_mut() = http::Method::HEAD;
+    let r = send(d.https, client_config(&ca, Some(&id_b)), head)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+
+    let old = raw_tls(&d, Some(&id_a), &format!("GET {path} HTTP/1.0\r\n\r\n")).await;
+    assert!(old.starts_with("HTTP/1.0 200 "), "{old}");
+    assert!(old.contains(&format!("SET SIP_PASSWORD pw-{A}")), "{old}");
+
+    let pipelined = raw_tls(
+        &d,
+        Some(&id_b),
+        &format!(
+            "GET /46xxsettings.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /{A}.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /{B}.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    let statuses: Vec<&str> = pipelined
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 200 OK"
+        ],
+        "{pipelined}"
+    );
+    assert!(!pipelined.contains(&format!("pw-{A}")), "{pipelined}");
+    assert!(pipelined.contains(&format!("pw-{B}")), "{pipelined}");
+}
