@@ -344,3 +344,23 @@ async fn a_restore_is_refused_while_a_daemon_runs_on_the_data_directory() {
         "a write acknowledged after the refused restore was lost"
     );
 }
+
+/// Restoring replaces the whole data directory, so it asks first like every other command that
+/// takes something away: without a terminal and without --yes a good backup is refused (exit 2,
+/// naming --yes) once it is known to open, and the data directory stays as it was.
+#[test]
+fn restore_asks_first() {
+    let mut d = Daemon::start();
+    let file = d.dir.path().join("box.backup");
+    let out = d.cli(&["backup", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    d.stop();
+    let marker = d.data_dir().join("marker");
+    std::fs::write(&marker, "still here").unwrap();
+    let out = d.cli(&["restore", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --yes"), "{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "still here");
+}

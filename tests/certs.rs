@@ -610,3 +610,36 @@ async fn a_root_file_named_for_another_certificate_is_removed_by_the_listed_fing
     assert!(!d.data_dir().join("pki/roots").join(&misnamed).exists());
     assert!(phone_with(&d, &vendor).await.is_err(), "root removed");
 }
+
+/// `cert regenerate` drops an installed identity, whose key edgeprov does not keep: with one
+/// installed it asks first, so without a terminal it is refused (exit 2, naming --yes) and the
+/// identity stays; `--yes` drops it. With the generated certificate nothing is lost, and it
+/// goes on without asking, as before.
+#[tokio::test]
+async fn regenerating_over_an_installed_identity_asks_first() {
+    let d = Daemon::start();
+    let out = d.cli(&["cert", "regenerate"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let site_ca = test_ca("site CA", 3650);
+    let (cert, key) = leaf(&site_ca, true);
+    let pem = format!("{}{}{}", cert.pem(), site_ca.pem, key.serialize_pem());
+    let (s, v) = d
+        .api("PUT", "/certs/server", Some(json!({"pem": pem})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let installed = v["server"].clone();
+    assert_eq!(installed["source"], "installed");
+
+    let out = d.cli(&["cert", "regenerate"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("drop the installed server identity"), "{err}");
+    assert!(err.contains(installed["serial"].as_str().unwrap()), "{err}");
+    assert!(err.contains("add --yes"), "{err}");
+    assert_eq!(certs(&d).await["server"], installed, "nothing changed");
+
+    let out = d.cli(&["cert", "regenerate", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(certs(&d).await["server"]["source"], "generated");
+}

@@ -724,6 +724,50 @@ fn usage_errors_exit_2_naming_the_input() {
             ],
             "--phones must be",
         ),
+        (
+            &["param", "set", "NOEQUALS"],
+            "\"NOEQUALS\": expected NAME=VALUE",
+        ),
+        (&["param", "set"], "nothing to set"),
+        (
+            &["firmware", "policy", "global", "J179"],
+            "\"J179\": expected MODEL=POLICY",
+        ),
+        (
+            &["firmware", "policy", "global", "J179=latest", "J179=off"],
+            "J179",
+        ),
+        (&["job", "create", "set-param", "--all"], "--set NAME=VALUE"),
+        (
+            &["job", "create", "activate", "--all", "--at", "soon"],
+            "--at \"soon\"",
+        ),
+        (&["audit", "--since", "yesterday"], "--since \"yesterday\""),
+        (
+            &[
+                "token",
+                "create",
+                "--role",
+                "operator",
+                "--user",
+                "u",
+                "--expires",
+                "+1y",
+            ],
+            "--expires \"+1y\"",
+        ),
+        (&["site", "set", "hq"], "nothing to change"),
+        (&["prefs", "set"], "nothing to change"),
+        (
+            &[
+                "settings",
+                "eval",
+                "--var",
+                "MODEL4=J179G",
+                "46xxsettings.txt",
+            ],
+            "MODEL4",
+        ),
     ] {
         let out = d.cli(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
@@ -748,4 +792,106 @@ fn the_cli_reaches_a_box_whose_names_are_only_lan_ones() {
         serde_json::from_str::<Value>(&listed).unwrap(),
         serde_json::json!([])
     );
+}
+
+/// The other commands that take something away for good ask first too: `dns records remove`
+/// and `cert root remove` without a terminal are refused (exit 2, naming --yes) and leave the
+/// record and the root trusted; with --yes they go.
+#[tokio::test]
+async fn record_and_root_removal_ask_first() {
+    let d = Daemon::start_with(
+        r#"
+[dns]
+listen = ["127.0.0.1:0"]
+domain = "prov.example.lan"
+"#,
+    );
+    let (status, record) = d
+        .api(
+            "POST",
+            "/dns/records",
+            Some(serde_json::json!({"name": "pbx.prov.example.lan", "type": "A", "value": "10.0.0.20"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{record}");
+    let record_id = record["id"].as_u64().unwrap().to_string();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "vendor device root");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root = params.self_signed(&key).unwrap();
+    let pem = d.dir.path().join("vendor.pem");
+    std::fs::write(&pem, root.pem()).unwrap();
+    let added: Value = serde_json::from_str(&ok(&d.cli(&[
+        "--json",
+        "cert",
+        "root",
+        "add",
+        pem.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let fp = added[0]["sha256"].as_str().unwrap().to_string();
+    let state = || async {
+        let (s1, records) = d.api("GET", "/dns/records", None).await;
+        let (s2, certs) = d.api("GET", "/certs", None).await;
+        assert_eq!((s1, s2), (200, 200));
+        (records, certs["roots"].clone())
+    };
+    let before = state().await;
+    assert_eq!(before.0.as_array().unwrap().len(), 1);
+    assert_eq!(before.1.as_array().unwrap().len(), 1);
+    for args in [
+        &["dns", "records", "remove", &record_id][..],
+        &["cert", "root", "remove", &fp],
+    ] {
+        let out = d.cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("add --yes"), "{args:?}: {err}");
+        assert!(err.contains("nothing changed"), "{args:?}: {err}");
+    }
+    assert_eq!(state().await, before, "nothing changed");
+    ok(&d.cli(&["dns", "records", "remove", "--yes", &record_id]));
+    ok(&d.cli(&["cert", "root", "remove", "--yes", &fp]));
+    let (records, roots) = state().await;
+    assert_eq!(records, serde_json::json!([]));
+    assert_eq!(roots, serde_json::json!([]));
+}
+
+/// `doctor` tells whether the kernel keeps the clock synchronised (adjtimex(2), no network):
+/// one `clock` check that says "synchronised" or, as a warning with what to do, that it is not
+/// (or could not be read). Which of them depends on this machine, so only the form is checked;
+/// the judgement is unit-tested in `cli::doctor::clock`.
+#[test]
+fn doctor_says_whether_the_clock_is_synchronised() {
+    let d = Daemon::start();
+    let out = d.cli(&["doctor", "--json"]);
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clock: Vec<&Value> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["area"] == "clock"
+                && ["synchronised", "adjtimex"]
+                    .iter()
+                    .any(|w| c["message"].as_str().unwrap().contains(w))
+        })
+        .collect();
+    assert_eq!(clock.len(), 1, "{checks}");
+    let check = clock[0];
+    match check["level"].as_str().unwrap() {
+        "ok" => assert_eq!(check["fix"], "", "{check}"),
+        "warn" => assert!(
+            check["fix"]
+                .as_str()
+                .unwrap()
+                .contains("timedatectl set-ntp true"),
+            "{check}"
+        ),
+        other => panic!("an unsynchronised clock is a warning, not {other}: {check}"),
+    }
 }

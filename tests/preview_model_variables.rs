@@ -88,7 +88,7 @@ fn settings_eval_takes_model4_from_the_whole_model() {
 
     // A MODEL4 no phone can have is refused, naming the option and what to give instead.
     let out = eval("MODEL4=9641GS");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--var \"MODEL4=9641GS\""), "{err}");
     assert!(err.contains("--var MODEL=9641GS"), "{err}");

@@ -259,6 +259,9 @@ pub async fn intent(State(st): State<AdminState>, req: Request, next: Next) -> R
                 ApiError::InsufficientStorage(why) => {
                     ApiError::InsufficientStorage(format!("the audit log cannot be written: {why}"))
                 }
+                ApiError::Reopening(why) => {
+                    ApiError::Reopening(format!("the audit log cannot be written: {why}"))
+                }
                 other => ApiError::Unavailable(format!("the audit log cannot be written: {other}")),
             }
             .into_response();
@@ -328,12 +331,12 @@ pub async fn list(
     State(st): State<AdminState>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let limit = q.limit.unwrap_or(1000);
-    if limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(format!(
-            "limit: at most {MAX_PAGE} entries a page; ask for the next page with before=SEQ"
-        )));
-    }
+    let limit = super::paging::limit(
+        q.limit,
+        1000,
+        MAX_PAGE,
+        "ask for the next page with before=SEQ",
+    )?;
     let store = st.store.clone();
     let needle = q.q.as_deref().map(str::to_lowercase);
     let entries = blocking(move || {

@@ -152,8 +152,11 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
         .get::<Arc<ConnInfo>>()
         .map(|c| c.peer.ip())
         .unwrap_or(std::net::Ipv6Addr::LOCALHOST.into());
+    // Token expiry is a wall-clock time (that is what the token was given); the failure limit
+    // is measured on the monotonic clock, which a stepped wall clock cannot stretch or end.
     let now = crate::model::now_unix();
-    if let Some(blocked) = st.guard.limiter.blocked(ip, now) {
+    let mono = std::time::Instant::now();
+    if let Some(blocked) = st.guard.limiter.blocked(ip, mono) {
         let mut resp = ApiError::TooManyFailures(blocked.wait).into_response();
         resp.extensions_mut().insert(Who("anonymous".into()));
         if !blocked.first {
@@ -165,7 +168,7 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
         // No token is refused as a wrong one is, and counted alike: each refusal is a durable
         // audit entry, which a client must not be able to ask for at will.
         None => {
-            st.guard.limiter.fail(ip, now);
+            st.guard.limiter.fail(ip, mono);
             None
         }
         Some(given) if token::matches(&st.guard.box_token, &given) => Some(Principal {
@@ -189,7 +192,7 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
                 // only the holder of the secret learns that it expired, so this tells a guesser
                 // nothing, and tells the holder what to ask for.
                 Ok(Ok(Some(t))) if t.expired(now) => {
-                    st.guard.limiter.fail(ip, now);
+                    st.guard.limiter.fail(ip, mono);
                     let expired = ApiError::TokenExpired {
                         id: t.id.clone(),
                         at: t.expires.unwrap_or(now),
@@ -202,7 +205,7 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
                 }
                 Ok(Ok(Some(t))) => Some(Principal::from(t)),
                 Ok(Ok(None)) => {
-                    st.guard.limiter.fail(ip, now);
+                    st.guard.limiter.fail(ip, mono);
                     None
                 }
                 Ok(Err(e)) => return ApiError::from(e).into_response(),

@@ -354,14 +354,8 @@ pub fn select(
             )));
         }
     }
-    let total = found.len();
-    let page = found
-        .into_iter()
-        .skip(q.offset)
-        .take(q.limit.unwrap_or(usize::MAX))
-        .cloned()
-        .collect();
-    Ok((page, total))
+    let (page, total) = super::paging::window(found.into_iter(), q.offset, q.limit);
+    Ok((page.into_iter().cloned().collect(), total))
 }
 
 /// The inventory, filtered; the total number of matches is in `X-Total-Count`.
@@ -377,7 +371,7 @@ pub async fn list(
     let devices = blocking(move || store.devices_snapshot()).await?;
     let (page, total) = select(&devices, &q, |d| who.allows(&d.site))?;
     Ok((
-        [("x-total-count", total.to_string())],
+        super::paging::total_count(total),
         Json(page.into_iter().map(DeviceView::from).collect()),
     ))
 }
@@ -497,6 +491,10 @@ pub async fn delete(
     }
 }
 
+/// The most check-ins one request lists (see `paging`).
+const MAX_CHECKINS: usize = 10_000;
+
+/// `?limit=N` (default 100, at most [`MAX_CHECKINS`]: more is refused).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
@@ -514,7 +512,12 @@ pub async fn checkins(
     scoped(&st, &who, mac).await?;
     st.recorder.flush().await;
     let store = st.store.clone();
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = super::paging::limit(
+        q.limit,
+        100,
+        MAX_CHECKINS,
+        "ask for at most that many (the newest come first)",
+    )?;
     Ok(Json(blocking(move || store.checkins_of(mac, limit)).await?))
 }
 

@@ -17,6 +17,10 @@ pub struct LeaseFilter {
     mac: Option<String>,
     ip: Option<String>,
     state: Option<String>,
+    /// Paging as `/devices` pages ([`super::paging::window`]).
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
 }
 
 /// A lease as the API shows it: `state` is as of the request (a bound lease past its end is
@@ -33,10 +37,13 @@ pub struct LeaseView {
     pub expires: i64,
 }
 
+/// Leases, filtered, in address order (an address has one lease record, so the order is total
+/// and pages of an unchanged list cover each lease once), one page of them; the number that
+/// match is in `X-Total-Count`.
 pub async fn leases(
     State(st): State<AdminState>,
     Query(filter): Query<LeaseFilter>,
-) -> Result<Json<Vec<LeaseView>>, ApiError> {
+) -> Result<([(&'static str, String); 1], Json<Vec<LeaseView>>), ApiError> {
     let mac = filter.mac.as_deref().map(parse_mac).transpose()?;
     let ip = filter
         .ip
@@ -75,7 +82,8 @@ pub async fn leases(
         .filter(|l| state.is_none_or(|s| l.state == s))
         .collect();
     out.sort_by_key(|l| l.ip);
-    Ok(Json(out))
+    let (page, total) = super::paging::window(out.into_iter(), filter.offset, filter.limit);
+    Ok((super::paging::total_count(total), Json(page)))
 }
 
 pub async fn stats(State(st): State<AdminState>) -> Json<StatsView> {

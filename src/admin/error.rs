@@ -35,6 +35,10 @@ pub enum ApiError {
     /// Something the request needs is not available now (the audit log cannot be written).
     #[error("{0}")]
     Unavailable(String),
+    /// The store is being opened again after a write failed on I/O and will be back in a
+    /// moment: 503 with `Retry-After: 1`, so that a client retries instead of reporting a fault.
+    #[error("{0}")]
+    Reopening(String),
     /// The store's file system is full: 507, so that a client tells it from a fault of ours.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -63,6 +67,13 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(e.to_string())
             }
             e @ StoreError::NoPinnedRelease { .. } => ApiError::BadRequest(e.to_string()),
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "admin API request met the store while it reopens");
+                ApiError::Reopening(format!(
+                    "{e}: the database is being opened again after a write to it failed, so \
+                     nothing was changed; try again in a second"
+                ))
+            }
             e if e.is_disk_full() => {
                 tracing::error!(error = %e, "admin API write refused: the data directory is full");
                 ApiError::InsufficientStorage(format!(
@@ -88,12 +99,13 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Reopening(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after = match self {
             ApiError::TooManyFailures(secs) => Some(secs),
+            ApiError::Reopening(_) => Some(1),
             _ => None,
         };
         let mut resp = (
@@ -112,5 +124,36 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request that used the store's handle just before a write on it failed meets redb's
+    /// "Previous I/O error occurred": the store is being opened again, so 503 with
+    /// `Retry-After`, not a 500 that tells the client the box is at fault for good.
+    #[test]
+    fn a_use_of_the_failed_handle_is_503_with_retry_after() {
+        let resp = ApiError::from(StoreError::Db(redb::Error::PreviousIo)).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "1");
+    }
+
+    /// A store that cannot be opened again for another reason (the file was found damaged)
+    /// stays an internal error: retrying will not help.
+    #[test]
+    fn an_open_again_that_fails_for_good_stays_500() {
+        let e = StoreError::Unwritable {
+            path: "/x".into(),
+            message: "damaged".into(),
+            disk_full: false,
+            held: false,
+        };
+        assert_eq!(
+            ApiError::from(e).into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::audit::{with_change, with_changes};
 use super::{AdminState, ApiError, blocking, parse_json};
 use crate::firmware::{
-    CachedImage, FetchError, Job, Release, ScopePolicies, UploadError, UploadOutcome, policy_model,
-    scope_policies,
+    CachedImage, FetchError, Job, Release, RemoveImageError, ScopePolicies, UploadError,
+    UploadOutcome, policy_model, scope_policies,
 };
 use crate::store::StoreError;
 
@@ -130,7 +130,7 @@ pub async fn delete(
             .by_file(&file)
             .filter(|r| catalogue.source(r) == "cloud")
         {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InUse(format!(
                 "firmware file {}: the release is the cloud's; withdraw it in the cloud, or \
                  set a local policy (off, or another version) for its model",
                 r.file
@@ -138,22 +138,26 @@ pub async fn delete(
         }
         let removed = fw.store().delete_firmware_release(&file)?;
         fw.reload()?;
-        if !fw
-            .catalogue()
-            .releases
-            .iter()
-            .any(|r| r.sha256 == removed.sha256)
-        {
-            fw.cache
-                .remove(&removed.sha256)
-                .map_err(|source| crate::store::StoreError::Io {
-                    path: fw.cache.image_path(&removed.sha256),
-                    source,
-                })?;
-        }
         Ok(removed)
     })
     .await?;
+    // Once no release names the image: a transfer of it is stopped first, so that nothing it
+    // still writes outlives the release.
+    if !st
+        .firmware
+        .catalogue()
+        .releases
+        .iter()
+        .any(|r| r.sha256 == removed.sha256)
+    {
+        st.firmware
+            .discard_image(&removed.sha256)
+            .await
+            .map_err(|source| StoreError::Io {
+                path: st.firmware.cache.image_path(&removed.sha256),
+                source,
+            })?;
+    }
     let summary = format!("firmware release {} removed", removed.file);
     let resp = StatusCode::NO_CONTENT.into_response();
     Ok(with_change(
@@ -172,13 +176,16 @@ pub async fn delete_image(
     let release = release_of(&st, &file)?;
     let fw = st.firmware.clone();
     let sha = release.sha256.clone();
-    let had = blocking(move || {
-        fw.cache
-            .remove(&sha)
-            .map_err(|source| crate::store::StoreError::Io {
-                path: fw.cache.image_path(&sha),
-                source,
-            })
+    let file = release.file.clone();
+    let had = blocking(move || match fw.remove_image(&sha) {
+        Ok(had) => Ok(had),
+        Err(e @ RemoveImageError::Busy) => {
+            Err(StoreError::InUse(format!("firmware file {file}: {e}")))
+        }
+        Err(RemoveImageError::Io(source)) => Err(StoreError::Io {
+            path: fw.cache.image_path(&sha),
+            source,
+        }),
     })
     .await?;
     let summary = match had {
@@ -260,6 +267,9 @@ pub async fn upload(
         Err(e @ (UploadError::Mismatch(_) | UploadError::Body(_))) => {
             Err(ApiError::BadRequest(e.to_string()))
         }
+        Err(e @ UploadError::Fetch(FetchError::Removed(_))) => {
+            Err(ApiError::NotFound(e.to_string()))
+        }
         Err(e @ UploadError::Fetch(FetchError::DiskFull(_) | FetchError::NoSpace(_))) => {
             Err(ApiError::TooLarge(e.to_string()))
         }
@@ -280,7 +290,7 @@ pub async fn scrub(State(st): State<AdminState>) -> Result<Response, ApiError> {
         st.recorder.alarm(
             crate::model::AlarmKind::FirmwareChecksumMismatch,
             "firmware scrub",
-            format!("cached image {sha} no longer matches its hash; removed"),
+            format!("cached image {sha} no longer matches its hash or cannot be read; removed"),
         );
     }
     let catalogue = st.firmware.catalogue();

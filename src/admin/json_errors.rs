@@ -3,13 +3,16 @@
 //! parameter, a body over the size limit, a method the route does not take) in plain text or
 //! with no body at all, which a client reading JSON cannot show; this layer rewrites those,
 //! keeping their status and headers (`Allow` on a 405 stays). A body over its route's limit
-//! is said with the limit, so the client knows how far over it went.
+//! is said with the limit, so the client knows how far over it went. A refused body the client
+//! is still sending is read to its end first (`refused_body`), so the client gets the answer.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+
+use super::refused_body::Leftover;
 
 /// Most of an error body read to quote it: axum's own are one line.
 const MAX_QUOTED: usize = 4096;
@@ -19,8 +22,12 @@ pub async fn as_json(req: Request, next: Next) -> Response {
         true => super::IMPORT_BODY_MAX,
         false => super::BODY_MAX - 1,
     };
-    let resp = next.run(req).await;
+    let leftover = Leftover::default();
+    let resp = next.run(leftover.watch(req)).await;
     let status = resp.status();
+    if status.is_client_error() {
+        leftover.drain().await;
+    }
     let json = resp
         .headers()
         .get(header::CONTENT_TYPE)

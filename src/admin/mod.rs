@@ -13,8 +13,10 @@ mod import;
 mod jobs;
 mod json_errors;
 pub mod openapi;
+mod paging;
 mod preferences;
 mod ratelimit;
+mod refused_body;
 mod settings;
 mod sites;
 mod sync;
@@ -200,12 +202,19 @@ struct AlarmQuery {
     sort: Option<String>,
     /// `desc` (default) or `asc`.
     order: Option<String>,
+    /// Paging as `/devices` pages ([`paging::window`]).
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
 }
 
+/// Alarms, filtered and sorted, one page of them; the number that match is in
+/// `X-Total-Count`. Alarms with the same sort key are in the order of their kind and source
+/// (reversed with the order), so that the pages of an unchanged list cover each alarm once.
 async fn alarms(
     State(st): State<AdminState>,
     axum::extract::Query(q): axum::extract::Query<AlarmQuery>,
-) -> Result<Json<Vec<Alarm>>, ApiError> {
+) -> Result<([(&'static str, String); 1], Json<Vec<Alarm>>), ApiError> {
     // Refusals are recorded off the request path; flush so the list reflects them.
     st.recorder.flush().await;
     let store = st.store.clone();
@@ -221,6 +230,7 @@ async fn alarms(
             })
         })
         .collect();
+    found.sort_by(|a, b| (a.kind.as_str(), &a.source).cmp(&(b.kind.as_str(), &b.source)));
     match q.sort.as_deref().unwrap_or("last") {
         "last" => found.sort_by_key(|a| a.last),
         "first" => found.sort_by_key(|a| a.first),
@@ -243,7 +253,8 @@ async fn alarms(
             )));
         }
     }
-    Ok(Json(found))
+    let (page, total) = paging::window(found.into_iter(), q.offset, q.limit);
+    Ok((paging::total_count(total), Json(page)))
 }
 
 #[derive(Debug, serde::Deserialize)]

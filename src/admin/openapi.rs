@@ -242,8 +242,8 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/alarms",
-        "Alarms (filter, search, sort; newest first by default)",
-        &["severity", "kind", "q", "sort", "order"],
+        "Alarms (filter, search, sort, paging; X-Total-Count; newest first by default)",
+        &["severity", "kind", "q", "sort", "order", "offset", "limit"],
     ),
     r(
         "post",
@@ -353,8 +353,8 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/dhcp/leases",
-        "DHCP leases (filter by MAC, IP, state)",
-        &["mac", "ip", "state"],
+        "DHCP leases by address (filter by MAC, IP, state; paging; X-Total-Count)",
+        &["mac", "ip", "state", "offset", "limit"],
     ),
     r("get", "/dhcp/stats", "DHCP counters"),
     q("get", "/jobs", "Bulk jobs, newest first", &["state"]).sites(),

@@ -72,7 +72,7 @@ pub async fn now(Extension(sync): Extension<Arc<SyncHandle>>) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// `?limit=N` (default 100, at most 10,000) for `GET /sync/rejected`.
+/// `?limit=N` (default 100, at most 10,000: more is refused) for `GET /sync/rejected`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectedQuery {
@@ -84,7 +84,12 @@ pub async fn rejected(
     Extension(sync): Extension<Arc<SyncHandle>>,
     Query(q): Query<RejectedQuery>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = super::paging::limit(
+        q.limit,
+        100,
+        10_000,
+        "requeue them (POST /sync/rejected/requeue) or ask for fewer",
+    )?;
     let store = sync.store.clone();
     Ok(Json(
         tokio::task::spawn_blocking(move || store.dead_letters(limit))

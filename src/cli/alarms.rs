@@ -1,5 +1,5 @@
-//! `edgeprov alarms [--severity S] [--kind K] [--search TEXT]` and `edgeprov alarms clear KIND
-//! SOURCE`.
+//! `edgeprov alarms [--severity S] [--kind K] [--search TEXT] [--limit N] [--offset N]` and
+//! `edgeprov alarms clear KIND SOURCE`.
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -22,6 +22,8 @@ pub struct AlarmArgs {
     /// Search the source and the message.
     #[arg(long)]
     pub search: Option<String>,
+    #[command(flatten)]
+    pub page: super::page::PageArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,18 +42,20 @@ pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
         println!("alarm {kind} from {source} cleared");
         return Ok(());
     }
-    let query: Vec<String> = [
-        ("severity", args.severity),
-        ("kind", args.kind),
-        ("q", args.search),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| {
-        let v = v?;
-        let v = percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC);
-        Some(format!("{k}={v}"))
-    })
-    .collect();
+    let mut query = args.page.query();
+    query.extend(
+        [
+            ("severity", args.severity),
+            ("kind", args.kind),
+            ("q", args.search),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let v = v?;
+            let v = percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC);
+            Some(format!("{k}={v}"))
+        }),
+    );
     let value = api.get(&format!("/alarms?{}", query.join("&"))).await?;
     if out.json {
         return out.print_json(&value);

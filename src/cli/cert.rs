@@ -11,15 +11,19 @@ use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
 use super::{Output, table, time_text};
-use crate::pki::{CertInfo, CertOverview, RootInfo};
+use crate::pki::{CertInfo, CertOverview, RootInfo, ServerSource};
 
 #[derive(Debug, Subcommand)]
 pub enum CertCmd {
     /// The CA, the server certificate phones get, the admin certificate and the trusted device
     /// roots, with expiry.
     Show,
-    /// Issue a new server certificate from the CA; drops an installed identity.
-    Regenerate,
+    /// Issue a new server certificate from the CA; drops an installed identity (asks first
+    /// when one is installed: its key is not kept; --yes does not).
+    Regenerate {
+        #[command(flatten)]
+        confirm: super::confirm::Confirm,
+    },
     /// Install the server identity phones get, from PEM (chain and key) or PKCS#12.
     Install {
         /// A PEM file with the certificate chain and its (unencrypted) private key.
@@ -63,7 +67,19 @@ fn text(path: &Path) -> Result<String> {
 pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
     match cmd {
         CertCmd::Show => show(api.get("/certs").await?, out),
-        CertCmd::Regenerate => show(api.post("/certs/server/regenerate", &json!({})).await?, out),
+        CertCmd::Regenerate { confirm } => {
+            // Only an installed identity is lost: its key came from outside and is not kept,
+            // so going back to it needs the file it came from. A generated one is made anew.
+            let now: CertOverview = serde_json::from_value(api.get("/certs").await?)?;
+            if now.server.source == ServerSource::Installed {
+                confirm.ask(&format!(
+                    "drop the installed server identity (serial {}, issued by {}) and present \
+                     a certificate from the box's CA instead",
+                    now.server.cert.serial, now.server.cert.issuer
+                ))?;
+            }
+            show(api.post("/certs/server/regenerate", &json!({})).await?, out)
+        }
         CertCmd::Install {
             pem,
             pkcs12,
@@ -81,7 +97,9 @@ pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
                         "password": password,
                     })
                 }
-                (None, None) => anyhow::bail!("give --pem FILE or --pkcs12 FILE"),
+                (None, None) => {
+                    return Err(super::UsageError("give --pem FILE or --pkcs12 FILE".into()).into());
+                }
             };
             show(api.put_json("/certs/server", &body).await?, out)
         }

@@ -30,7 +30,7 @@ pub enum CloudCmd {
         /// Put them all back in the outbox, once the cloud takes them again.
         #[arg(long)]
         requeue: bool,
-        /// Most events listed.
+        /// Most events listed (the daemon lists at most 10,000 at once).
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },

@@ -56,12 +56,8 @@ pub enum DeviceCmd {
         /// Sort in descending order.
         #[arg(long)]
         desc: bool,
-        /// Show at most this many devices.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Skip this many devices first (for paging).
-        #[arg(long, default_value_t = 0)]
-        offset: usize,
+        #[command(flatten)]
+        page: super::page::PageArgs,
     },
     /// Import devices from CSV (`mac,model,serial,site,group,label,state,PARAM…,
     /// secret:PARAM…`) or JSON; all or nothing, every bad row reported with its line.
@@ -101,7 +97,7 @@ pub enum DeviceCmd {
     /// The device's check-ins, newest first.
     History {
         mac: String,
-        /// Show at most this many check-ins.
+        /// Show at most this many check-ins (the daemon lists at most 10,000 at once).
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -209,10 +205,9 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             filter,
             sort,
             desc,
-            limit,
-            offset,
+            page,
         } => {
-            let mut query = vec![format!("offset={offset}")];
+            let mut query = page.query();
             query.extend(filter.query());
             if let Some(sort) = sort {
                 let sort = percent_encoding::utf8_percent_encode(
@@ -223,9 +218,6 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             }
             if desc {
                 query.push("order=desc".into());
-            }
-            if let Some(l) = limit {
-                query.push(format!("limit={l}"));
             }
             let list = api.get(&format!("/devices?{}", query.join("&"))).await?;
             if out.json {

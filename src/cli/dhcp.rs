@@ -22,6 +22,8 @@ pub enum DhcpCmd {
         /// offered, bound, released, declined or expired.
         #[arg(long)]
         state: Option<String>,
+        #[command(flatten)]
+        page: super::page::PageArgs,
     },
     /// Print option definitions for an external DHCP server.
     ///
@@ -45,26 +47,34 @@ impl DhcpCmd {
 }
 
 pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
-    let DhcpCmd::Leases { mac, ip, state } = cmd else {
+    let DhcpCmd::Leases {
+        mac,
+        ip,
+        state,
+        page,
+    } = cmd
+    else {
         bail!("not a leases command");
     };
-    let query: Vec<String> = [("mac", mac), ("ip", ip), ("state", state)]
-        .into_iter()
-        .filter_map(|(k, v)| {
-            v.map(|v| {
-                format!(
-                    "{k}={}",
-                    percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC)
-                )
-            })
-        })
-        .collect();
-    let path = if query.is_empty() {
-        "/dhcp/leases".to_string()
-    } else {
-        format!("/dhcp/leases?{}", query.join("&"))
-    };
-    let value = api.get(&path).await?;
+    let mut query = page.query();
+    query.extend(
+        [("mac", mac), ("ip", ip), ("state", state)]
+            .into_iter()
+            .filter_map(|(k, v)| {
+                v.map(|v| {
+                    format!(
+                        "{k}={}",
+                        percent_encoding::utf8_percent_encode(
+                            &v,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    )
+                })
+            }),
+    );
+    let value = api
+        .get(&format!("/dhcp/leases?{}", query.join("&")))
+        .await?;
     if out.json {
         return out.print_json(&value);
     }

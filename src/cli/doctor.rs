@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::daemon::Listeners;
 
+mod clock;
 mod links;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -456,6 +457,7 @@ pub fn run_checks(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     }
     out.extend(discovery(c, running));
     out.extend(links::dhcp_links(c, &links::local_addresses()));
+    out.push(clock::judge(clock::kernel_clock()));
     out
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
 use super::progress::Progress;
-use super::{Output, table};
+use super::{Output, UsageError, table};
 
 /// Bytes per upload request: each is one resumable step, and memory stays at one chunk.
 const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
@@ -179,13 +179,14 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
             let mut pairs = Vec::new();
             for pair in &set {
                 let Some((model, policy)) = pair.split_once('=') else {
-                    bail!("{pair:?}: expected MODEL=POLICY");
+                    return Err(UsageError(format!("{pair:?}: expected MODEL=POLICY")).into());
                 };
                 pairs.push((model.trim(), policy.trim()));
             }
             // Checked here as the daemon checks them: a JSON object cannot carry a model
             // given twice, so the daemon would never see that the command did.
-            crate::firmware::scope_policies(pairs.iter().copied())?;
+            crate::firmware::scope_policies(pairs.iter().copied())
+                .map_err(|e| UsageError(e.to_string()))?;
             let body: serde_json::Map<String, Value> = pairs
                 .into_iter()
                 .map(|(model, policy)| (model.to_string(), json!(policy)))

@@ -131,7 +131,12 @@ impl CreateArgs {
                         (n.to_string(), Value::from(v))
                     }
                     (None, Some(n)) => (n.clone(), Value::Null),
-                    _ => bail!("set-param needs --set NAME=VALUE or --unset NAME"),
+                    _ => {
+                        return Err(UsageError(
+                            "set-param needs --set NAME=VALUE or --unset NAME".into(),
+                        )
+                        .into());
+                    }
                 };
                 body.insert("name".into(), name.into());
                 body.insert("value".into(), value);

@@ -15,6 +15,7 @@ pub mod file;
 pub mod filter;
 pub mod firmware;
 pub mod job;
+pub mod page;
 pub mod param;
 pub mod pki;
 pub mod prefs;

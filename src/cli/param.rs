@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
-use super::{Output, table};
+use super::{Output, UsageError, table};
 use crate::admin::LayerView;
 
 #[derive(Debug, Subcommand)]
@@ -47,7 +47,7 @@ fn pairs(items: &[String]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for item in items {
         let Some((k, v)) = item.split_once('=') else {
-            bail!("{item:?}: expected NAME=VALUE");
+            return Err(UsageError(format!("{item:?}: expected NAME=VALUE")).into());
         };
         out.insert(k.to_string(), Value::String(v.to_string()));
     }
@@ -63,7 +63,10 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
             secrets,
         } => {
             if params.is_empty() && secrets.is_empty() {
-                bail!("nothing to set: give NAME=VALUE or --secret NAME=VALUE");
+                return Err(UsageError(
+                    "nothing to set: give NAME=VALUE or --secret NAME=VALUE".into(),
+                )
+                .into());
             }
             let body = json!({"params": pairs(&params)?, "secrets": pairs(&secrets)?});
             api.patch(&format!("/params/{}", encode(&layer)), &body)

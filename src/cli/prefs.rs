@@ -1,6 +1,6 @@
 //! `edgeprov prefs show|set`: the log level (applied at once) and retention.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{Map, Value};
 
@@ -51,7 +51,12 @@ pub async fn run(cmd: PrefsCmd, api: &ApiClient, out: Output) -> Result<()> {
                 body.insert("audit_retention_days".into(), d.into());
             }
             if body.is_empty() {
-                bail!("nothing to change");
+                return Err(super::UsageError(
+                    "nothing to change: give --log-level, --checkin-retention-days or \
+                     --audit-retention-days"
+                        .into(),
+                )
+                .into());
             }
             api.patch("/preferences", &Value::Object(body)).await?
         }

@@ -63,11 +63,12 @@ fn phone_vars(items: &[String]) -> Result<Vars> {
             return Err(UsageError(format!("--var {item:?}: expected NAME=VALUE")).into());
         };
         if name.eq_ignore_ascii_case("MODEL4") && value.chars().count() > 4 {
-            bail!(
+            return Err(UsageError(format!(
                 "--var {item:?}: a phone's MODEL4 is at most four characters, the first four of \
                  its model ({}); give the whole model as --var MODEL={value}",
                 model4(value)
-            );
+            ))
+            .into());
         }
         v.insert(name, value);
     }

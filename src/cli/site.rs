@@ -1,6 +1,6 @@
 //! `edgeprov site list|show|create|set|delete` and `edgeprov group list`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
@@ -98,7 +98,10 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
                 body.insert("allow_http_auth".into(), a.into());
             }
             if body.is_empty() {
-                bail!("nothing to change: give --label or --allow-http-auth");
+                return Err(super::UsageError(
+                    "nothing to change: give --label or --allow-http-auth".into(),
+                )
+                .into());
             }
             api.patch(&format!("/sites/{}", encode(&name)), &Value::Object(body))
                 .await?;

@@ -2,12 +2,19 @@
 //! `audit --since/--until`): RFC 3339, Unix seconds, `+DURATION` from now or `-DURATION` before
 //! now, one format wherever a time is asked for.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::Result;
+
+use super::UsageError;
 
 /// `text`, given for `flag`, as a Unix time: RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, or
 /// +N or -N with a unit s, m, h or d (seconds without one) added to or taken from `now`. A
 /// negative number is a time before now, never one before 1970: no time asked for is.
+/// A text that is none of these is a usage error (exit 2), naming `flag`.
 pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
+    parse(flag, text, now).map_err(|why| UsageError(why).into())
+}
+
+fn parse(flag: &str, text: &str, now: i64) -> Result<i64, String> {
     let relative = match text.as_bytes().first() {
         Some(b'+') => Some((1, &text[1..])),
         Some(b'-') => Some((-1, &text[1..])),
@@ -18,18 +25,18 @@ pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
         let (n, unit) = rel.split_at(split);
         let n: i64 = n
             .parse()
-            .map_err(|_| anyhow!("{flag} {text:?}: expected +N or -N followed by s, m, h or d"))?;
+            .map_err(|_| format!("{flag} {text:?}: expected +N or -N followed by s, m, h or d"))?;
         let scale = match unit {
             "" | "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
-            _ => bail!("{flag} {text:?}: the unit must be s, m, h or d"),
+            _ => return Err(format!("{flag} {text:?}: the unit must be s, m, h or d")),
         };
         return n
             .checked_mul(scale * sign)
             .and_then(|secs| now.checked_add(secs))
-            .ok_or_else(|| anyhow!("{flag} {text:?}: too far from now"));
+            .ok_or_else(|| format!("{flag} {text:?}: too far from now"));
     }
     if let Ok(t) = text.parse::<i64>() {
         return Ok(t);
@@ -37,7 +44,7 @@ pub fn parse_time(flag: &str, text: &str, now: i64) -> Result<i64> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .map_err(|e| {
-            anyhow!(
+            format!(
                 "{flag} {text:?}: not RFC 3339 (2025-06-01T02:00:00Z), Unix seconds, \
                  +DURATION or -DURATION: {e}"
             )

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("cannot open database {path}: {message}")]
     Open { path: PathBuf, message: String },
+    /// The file is locked by another open of it: at start-up another process's; when opening
+    /// it again after a failed write, a transaction begun on the failed handle that has not
+    /// ended yet (redb keeps the file, and its lock, until the last one ends).
+    #[error("cannot open database {path}: it is still open (locked) elsewhere")]
+    AlreadyOpen { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -40,6 +45,9 @@ pub enum StoreError {
         message: String,
         /// The open failed for want of space.
         disk_full: bool,
+        /// The open failed because a transaction of the failed handle still holds the file:
+        /// it passes when that transaction ends.
+        held: bool,
     },
     #[error("stored record {table}/{key} cannot be read: {message}")]
     Corrupt {
@@ -89,6 +97,19 @@ impl StoreError {
             StoreError::Unwritable { disk_full, .. } => *disk_full,
             _ => false,
         }
+    }
+
+    /// Whether the store cannot serve this request only for the moment, because its handle is
+    /// being replaced after a write failed on I/O: a use of the failed handle that began before
+    /// (redb's "Previous I/O error occurred", or "Database closed" once the handle was closed
+    /// under a read still running on it), or an open again that found the file still held by
+    /// such a use. Asking again in a second succeeds, unless the disk is still full.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(redb::Error::PreviousIo | redb::Error::DatabaseClosed)
+                | StoreError::Unwritable { held: true, .. }
+        )
     }
 }
 

@@ -30,8 +30,17 @@ struct State {
     /// `None` after a failed handle was dropped and until an open succeeds.
     db: Option<Arc<Database>>,
     failed: bool,
-    /// When the last open was tried, why it failed, and whether for want of space.
-    last_attempt: Option<(Instant, String, bool)>,
+    /// When the last open was tried, and why it failed.
+    last_attempt: Option<(Instant, Failure)>,
+}
+
+/// Why an open again failed: its message, whether for want of space, and whether because a
+/// transaction of the failed handle still held the file.
+#[derive(Clone)]
+struct Failure {
+    message: String,
+    disk_full: bool,
+    held: bool,
 }
 
 impl DbHandle {
@@ -57,15 +66,16 @@ impl DbHandle {
         if let Some(db) = &state.db {
             return Ok(db.clone());
         }
-        let unavailable = |message: &str, disk_full| StoreError::Unwritable {
+        let unavailable = |f: &Failure| StoreError::Unwritable {
             path: self.path.clone(),
-            message: message.to_string(),
-            disk_full,
+            message: f.message.clone(),
+            disk_full: f.disk_full,
+            held: f.held,
         };
-        if let Some((at, message, disk_full)) = &state.last_attempt
+        if let Some((at, failure)) = &state.last_attempt
             && at.elapsed() < RETRY
         {
-            return Err(unavailable(message, *disk_full));
+            return Err(unavailable(failure));
         }
         match super::open::open(&self.path, false) {
             Ok(db) => {
@@ -80,10 +90,14 @@ impl DbHandle {
                 Ok(db)
             }
             Err(e) => {
-                let disk_full = e.is_disk_full();
-                let message = e.to_string();
-                state.last_attempt = Some((Instant::now(), message.clone(), disk_full));
-                Err(unavailable(&message, disk_full))
+                let failure = Failure {
+                    message: e.to_string(),
+                    disk_full: e.is_disk_full(),
+                    held: matches!(e, StoreError::AlreadyOpen { .. }),
+                };
+                let err = unavailable(&failure);
+                state.last_attempt = Some((Instant::now(), failure));
+                Err(err)
             }
         }
     }
@@ -107,4 +121,57 @@ pub(super) fn latches(e: &redb::CommitError) -> bool {
         e,
         redb::CommitError::Storage(redb::StorageError::Io(_) | redb::StorageError::PreviousIo)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// A write begun on the handle that failed (one that waited for the failed one and began as
+    /// it ended) still holds the file when the next use opens it again: redb keeps a database
+    /// open until its last write transaction ends. That open is refused as held, which passes
+    /// (the API answers 503 with Retry-After, not 500), and the store works again once the
+    /// write has ended.
+    #[test]
+    fn an_open_again_that_a_writer_on_the_failed_handle_holds_off_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("edgeprov.redb")).unwrap();
+        let failed = store.db().unwrap();
+        let writer = failed.begin_write().unwrap();
+        store.db.failed_on_io(&failed);
+        drop(failed);
+
+        let err = store.db().unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("still open"), "{err}");
+        let api = crate::admin::ApiError::from(err);
+        use axum::response::IntoResponse;
+        assert_eq!(api.into_response().status(), 503);
+
+        drop(writer);
+        std::thread::sleep(RETRY);
+        store.db().unwrap().begin_write().unwrap().commit().unwrap();
+    }
+
+    /// A read begun on the failed handle goes on after the file was opened again, and the
+    /// failed handle closed under it: redb answers "Database closed", which is the same passing
+    /// state (503 with Retry-After), not an internal error.
+    #[test]
+    fn a_read_that_outlives_the_failed_handle_is_unavailable_for_the_moment() {
+        use redb::ReadableDatabase;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("edgeprov.redb")).unwrap();
+        let failed = store.db().unwrap();
+        let reader = failed.begin_read().unwrap();
+        store.db.failed_on_io(&failed);
+        drop(failed);
+        store.db().unwrap();
+
+        let err = StoreError::from(reader.list_tables().map(|_| ()).unwrap_err());
+        assert!(err.is_transient(), "{err}");
+        let api = crate::admin::ApiError::from(err);
+        use axum::response::IntoResponse;
+        assert_eq!(api.into_response().status(), 503);
+    }
 }

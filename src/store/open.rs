@@ -69,6 +69,9 @@ pub(super) fn open(path: &Path, verify_every_page: bool) -> Result<Database, Sto
         }
     });
     builder.open(path).map_err(|e| match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+            path: path.to_path_buf(),
+        },
         DatabaseError::RepairAborted => damaged(
             path,
             "its last commit fails its checksums though edgeprov closed it cleanly: it was \

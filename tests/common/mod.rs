@@ -127,6 +127,30 @@ impl Daemon {
         })
     }
 
+    /// Starts with extra TOML in a mount namespace of the daemon's own whose `/etc/hosts` is
+    /// `hosts`, so that the daemon's resolver answers names a test chooses (a name with a
+    /// dead `::1` port beside a live `127.0.0.1` one) and no other process sees them. Needs
+    /// root.
+    pub fn start_with_hosts(extra: &str, hosts: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = base_config(&dir.path().join("data"), extra);
+        std::fs::write(dir.path().join("edgeprov.toml"), config).unwrap();
+        let file = dir.path().join("hosts");
+        std::fs::write(&file, hosts).unwrap();
+        let wrapper = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#,
+            "sh",
+            file.to_str().unwrap(),
+        ];
+        Daemon::launch_wrapped(dir, &[], &wrapper, |_| {})
+    }
+
     /// Starts `edgeprov serve`, after `wrapper` (a command that ends by running its arguments
     /// in the same process), and calls `spawned` with the process id.
     fn launch_wrapped(
