@@ -4,7 +4,7 @@
 //! with no body at all, which a client reading JSON cannot show; this layer rewrites those,
 //! keeping their status and headers (`Allow` on a 405 stays). A body over its route's limit
 //! is said with the limit, so the client knows how far over it went. A refused body the client
-//! is still sending is read to its end first (`refused_body`), so the client gets the answer.
+//! is still sending is read to its end after the answer (`refused_body`), so the client gets it.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -25,16 +25,13 @@ pub async fn as_json(req: Request, next: Next) -> Response {
     let leftover = Leftover::default();
     let resp = next.run(leftover.watch(req)).await;
     let status = resp.status();
-    if status.is_client_error() {
-        leftover.drain().await;
-    }
     let json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if json || !(status.is_client_error() || status.is_server_error()) {
-        return resp;
+        return leftover.after(resp);
     }
     let (mut parts, body) = resp.into_parts();
     let text = axum::body::to_bytes(body, MAX_QUOTED)
@@ -54,5 +51,5 @@ pub async fn as_json(req: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     let body = serde_json::json!({ "error": message }).to_string();
-    Response::from_parts(parts, Body::from(body))
+    leftover.after(Response::from_parts(parts, Body::from(body)))
 }

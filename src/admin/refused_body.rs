@@ -1,20 +1,23 @@
 //! What is left of a request body the API refused before reading it (a 413 over its route's
-//! limit) is read and thrown away before the answer goes out. The client is still sending it:
-//! had the connection closed with its bytes unread, the kernel would reset it, and a client
-//! that has not yet read the answer (the CLI uploading an inventory too large) would see
-//! "broken pipe" instead of the JSON error saying the limit. nginx's lingering close does the
-//! same. Reading is bounded in time, and a client that asked `Expect: 100-continue` is not read
-//! from at all: it waits for the answer before sending.
+//! limit or over the free disk, a 401) is read and thrown away *after* the answer is sent, before
+//! the connection closes. The client is still sending it: had the connection closed with its
+//! bytes unread, the kernel would reset it, and a client that has not yet read the answer (the
+//! CLI uploading an inventory too large) would see "broken pipe" instead of the JSON error
+//! saying the limit. The answer goes first, so a refusal never waits for the body it refuses;
+//! nginx's lingering close does the same. Reading is bounded in time, and a client that asked
+//! `Expect: 100-continue` is not read from at all: it waits for the answer before sending.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
-use http_body_util::BodyExt;
+use axum::response::Response;
+use tokio::time::Sleep;
 
 /// The longest a refused body is read: far more than a loopback or LAN client needs to finish a
 /// 64 MiB upload, short enough that a client trickling bytes holds the connection briefly.
@@ -44,15 +47,67 @@ impl Leftover {
         })
     }
 
-    /// Reads and discards what the client still sends of a body the handler left unread, for
-    /// at most [`DRAIN_FOR`].
-    pub async fn drain(&self) {
+    /// `answer` with what the client still sends of a body the handler left unread read and
+    /// discarded after it, for at most [`DRAIN_FOR`]: the answer is flushed first, and the
+    /// connection is kept open until the client has sent the rest.
+    pub fn after(&self, answer: Response) -> Response {
         let left = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let Some(mut body) = left else { return };
-        let _ = tokio::time::timeout(DRAIN_FOR, async {
-            while let Some(Ok(_)) = body.frame().await {}
+        let Some(left) = left else { return answer };
+        answer.map(|answer| {
+            Body::new(ThenDrain {
+                answer,
+                answered: false,
+                left: Some(left),
+                until: Box::pin(tokio::time::sleep(DRAIN_FOR)),
+            })
         })
-        .await;
+    }
+}
+
+/// A response body that, once sent, reads the refused request body to its end before it ends
+/// itself: the server flushes the answer while this waits, and closes only after.
+struct ThenDrain {
+    answer: Body,
+    answered: bool,
+    left: Option<Body>,
+    until: Pin<Box<Sleep>>,
+}
+
+impl http_body::Body for ThenDrain {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if !this.answered {
+            match ready!(Pin::new(&mut this.answer).poll_frame(cx)) {
+                Some(frame) => return Poll::Ready(Some(frame)),
+                None => this.answered = true,
+            }
+        }
+        while let Some(left) = this.left.as_mut() {
+            if this.until.as_mut().poll(cx).is_ready() {
+                this.left = None;
+                break;
+            }
+            match Pin::new(left).poll_frame(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(_) => this.left = None,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left.is_none() && (self.answered || self.answer.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.answer.size_hint()
     }
 }
 
