@@ -91,6 +91,16 @@ async fn plain_get_from(from: Ipv4Addr, to: std::net::SocketAddr, path: &str) ->
     answer.lines().next().unwrap_or_default().to_string()
 }
 
+/// The CLI's table of a page: its data rows (stdout, past the heading) and what it says on
+/// stderr about the rest of the list.
+fn cli_table(d: &Daemon, args: &[&str]) -> (usize, String) {
+    let out = d.cli(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let rows = String::from_utf8_lossy(&out.stdout).lines().count();
+    (rows.saturating_sub(1), stderr)
+}
+
 fn cli_json(d: &Daemon, args: &[&str]) -> Vec<Value> {
     let out = d.cli(args);
     assert!(
@@ -139,6 +149,15 @@ async fn alarms_page_by_offset_and_limit() {
     let (_, api, _) = page(&d, "/alarms?offset=3&limit=4").await;
     let cli = cli_json(&d, &["--json", "alarms", "--offset", "3", "--limit", "4"]);
     assert_eq!(cli, api);
+    // A table that shows part of the list says so, and where the next page starts.
+    assert_eq!(
+        cli_table(&d, &["alarms", "--offset", "3", "--limit", "4"]),
+        (4, "showing 4-7 of 23; --offset 7 for the next page".into())
+    );
+    assert_eq!(
+        cli_table(&d, &["alarms", "--kind", "secret_without_proof"]),
+        (ENTRIES, String::new())
+    );
 }
 
 const GIADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 98, 1);
@@ -199,6 +218,11 @@ async fn leases_page_by_offset_and_limit() {
         &["--json", "dhcp", "leases", "--offset", "20", "--limit", "5"],
     );
     assert_eq!(cli, api);
+    // The last page says what it shows, with no next page to point at.
+    assert_eq!(
+        cli_table(&d, &["dhcp", "leases", "--offset", "20", "--limit", "5"]),
+        (3, "showing 21-23 of 23".into())
+    );
 }
 
 /// `device list` takes the same `--limit`/`--offset` (one definition now) and still gives the
@@ -218,4 +242,9 @@ async fn device_list_still_pages() {
         &["--json", "device", "list", "--offset", "1", "--limit", "3"],
     );
     assert_eq!(cli, api);
+    assert_eq!(
+        cli_table(&d, &["device", "list", "--limit", "1"]),
+        (1, "showing 1 of 5; --offset 1 for the next page".into())
+    );
+    assert_eq!(cli_table(&d, &["device", "list"]), (5, String::new()));
 }

@@ -56,11 +56,14 @@ pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
             Some(format!("{k}={v}"))
         }),
     );
-    let value = api.get(&format!("/alarms?{}", query.join("&"))).await?;
+    let (value, total) = api
+        .get_page(&format!("/alarms?{}", query.join("&")))
+        .await?;
     if out.json {
         return out.print_json(&value);
     }
     let alarms: Vec<Alarm> = serde_json::from_value(value)?;
+    let shown = alarms.len();
     let rows: Vec<Vec<String>> = alarms
         .into_iter()
         .map(|a| {
@@ -78,5 +81,6 @@ pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
         &["SEVERITY", "KIND", "SOURCE", "COUNT", "LAST", "MESSAGE"],
         &rows,
     );
+    args.page.say_footer(shown, total);
     Ok(())
 }

@@ -85,6 +85,15 @@ impl ApiClient {
         json_of(&bytes)
     }
 
+    /// A GET of one page of a list, with how many entries the whole list has when the API
+    /// says (`X-Total-Count`).
+    pub async fn get_page(&self, path: &str) -> Result<(Value, Option<u64>)> {
+        let (status, total, bytes) = self
+            .exchange_counted(Method::GET, path, Bytes::new(), None, None)
+            .await?;
+        Ok((json_of(&check(status, bytes)?)?, total))
+    }
+
     /// A GET with one extra header, whose answer is a file.
     pub async fn get_bytes_with(&self, path: &str, header: Option<(&str, &str)>) -> Result<Bytes> {
         let (status, bytes) = self
@@ -289,6 +298,21 @@ impl ApiClient {
         header: Option<(&str, &str)>,
         progress: Option<Arc<Progress>>,
     ) -> Result<(StatusCode, Bytes)> {
+        self.exchange_counted(method, path, payload, header, progress)
+            .await
+            .map(|(status, _, bytes)| (status, bytes))
+    }
+
+    /// One request; also gives the answer's `X-Total-Count` (how many entries a paged list
+    /// has over all its pages), when it has one.
+    async fn exchange_counted(
+        &self,
+        method: Method,
+        path: &str,
+        payload: Bytes,
+        header: Option<(&str, &str)>,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<(StatusCode, Option<u64>, Bytes)> {
         let is_get = method == Method::GET;
         let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
             .await
@@ -322,12 +346,16 @@ impl ApiClient {
         })?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
+        let total = resp
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let Some(progress) = progress.filter(|_| is_get) else {
             let bytes = resp.into_body().collect().await?.to_bytes();
             if status == StatusCode::UNAUTHORIZED {
                 return Err(self.refused_token(&bytes));
             }
-            return Ok((status, bytes));
+            return Ok((status, total, bytes));
         };
         if let Some(len) = resp
             .headers()
@@ -348,7 +376,7 @@ impl ApiClient {
         if status == StatusCode::UNAUTHORIZED {
             return Err(self.refused_token(&out));
         }
-        Ok((status, Bytes::from(out)))
+        Ok((status, total, Bytes::from(out)))
     }
 }
 

@@ -219,11 +219,14 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             if desc {
                 query.push("order=desc".into());
             }
-            let list = api.get(&format!("/devices?{}", query.join("&"))).await?;
+            let (list, total) = api
+                .get_page(&format!("/devices?{}", query.join("&")))
+                .await?;
             if out.json {
                 return out.print_json(&list);
             }
             let devices: Vec<DeviceView> = serde_json::from_value(list)?;
+            let shown = devices.len();
             let rows: Vec<Vec<String>> = devices
                 .into_iter()
                 .map(|d| {
@@ -252,6 +255,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
                 ],
                 &rows,
             );
+            page.say_footer(shown, total);
             Ok(())
         }
         DeviceCmd::Show { mac: m } => {

@@ -72,13 +72,14 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
                 })
             }),
     );
-    let value = api
-        .get(&format!("/dhcp/leases?{}", query.join("&")))
+    let (value, total) = api
+        .get_page(&format!("/dhcp/leases?{}", query.join("&")))
         .await?;
     if out.json {
         return out.print_json(&value);
     }
     let leases: Vec<LeaseView> = serde_json::from_value(value)?;
+    let shown = leases.len();
     let rows: Vec<Vec<String>> = leases
         .into_iter()
         .map(|l| {
@@ -96,6 +97,7 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
         &["IP", "MAC", "STATE", "EXPIRES", "HOST", "VENDOR CLASS"],
         &rows,
     );
+    page.say_footer(shown, total);
     Ok(())
 }
 
