@@ -20,6 +20,9 @@ stand_in() { # name body: a script on the stand-ins' PATH
 # dnsmasq is not what these cases are about: a stand-in that just stays up (under its own path,
 # so a leftover shows).
 stand_in dnsmasq 'exec -a "$0" sleep 120'
+# Nor is dnsperf in the first case, which stops before it: a stand-in, so the case does not
+# depend on dnsperf being installed (a clean machine has none), that fails if it is reached.
+stand_in dnsperf 'echo "dnsperf ran although edgeprov did not start (stand-in)"; exit 1'
 
 fail() {
     echo "bench-dns: $*"
