@@ -41,10 +41,25 @@ struct Server {
     root: tempfile::TempDir,
 }
 
+/// A fresh PKI in a directory of its own, and the TLS configuration edgeprov's phone listener
+/// builds from it.
+fn phone_tls() -> (tempfile::TempDir, Arc<rustls::ServerConfig>) {
+    install_provider();
+    let pki = tempfile::tempdir().unwrap();
+    let loaded = edgeprov::pki::Pki::load_or_init(
+        pki.path(),
+        &Default::default(),
+        "",
+        edgeprov::pki::Revocations::none(),
+    )
+    .unwrap();
+    let config = edgeprov::pki::phone_server_config(&loaded).unwrap();
+    (pki, config)
+}
+
 impl Server {
     /// Emits `phones` phones of `vendor` (MAC prefix 0200) as static files and serves them.
     fn start(vendor: &str, phones: u32, extra_emit: &[&str], framing: Framing) -> Server {
-        install_provider();
         let root = tempfile::tempdir().unwrap();
         let emitted = Command::new(BIN)
             .args(["storm", "--vendor", vendor, "--phones", &phones.to_string()])
@@ -54,16 +69,8 @@ impl Server {
             .output()
             .unwrap();
         assert!(emitted.status.success(), "{emitted:?}");
-        let pki = tempfile::tempdir().unwrap();
-        let loaded = edgeprov::pki::Pki::load_or_init(
-            pki.path(),
-            &Default::default(),
-            "",
-            edgeprov::pki::Revocations::none(),
-        )
-        .unwrap();
-        let acceptor =
-            tokio_rustls::TlsAcceptor::from(edgeprov::pki::phone_server_config(&loaded).unwrap());
+        let (pki, config) = phone_tls();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let dir = root.path().to_path_buf();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -316,4 +323,63 @@ fn a_huge_answer_fails_without_filling_the_simulators_memory() {
     assert_eq!(r["files"]["46xxsettings.txt"]["errors"], 2, "{r}");
     assert_eq!(r["errors_by_kind"]["check"], 2, "{r}");
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// A server that sends its half of the handshake, then resets the connection when the phone
+/// sends its certificate and Finished, never finishing the handshake (a server that fails or
+/// is overwhelmed as it checks the phone's certificate).
+fn start_resetting_mid_handshake() -> Server {
+    let (pki, config) = phone_tls();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let config = config.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+                let mut tls =
+                    rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+                // The ClientHello in, the server's flight out.
+                while !tls.wants_write() {
+                    if tls.read_tls(&mut tcp)? == 0 {
+                        return Ok(());
+                    }
+                    tls.process_new_packets().map_err(std::io::Error::other)?;
+                }
+                while tls.wants_write() {
+                    tls.write_tls(&mut tcp)?;
+                }
+                // The phone's flight arrives: reset instead of checking it.
+                tcp.peek(&mut [0u8; 1])?;
+                socket2::SockRef::from(&tcp).set_linger(Some(std::time::Duration::ZERO))?;
+                Ok(())
+            });
+        }
+    });
+    Server {
+        addr,
+        pki,
+        root: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// A reset during the handshake is a `tls` error whatever the TLS version. With TLS 1.3 the
+/// phone's handshake ends before the server has checked its certificate, and the reset used to
+/// surface under the first request as an `http` error ("the connection broke after the
+/// handshake").
+#[test]
+fn a_reset_during_the_handshake_is_a_tls_error_with_tls_1_2_and_1_3() {
+    let server = start_resetting_mid_handshake();
+    for tls in ["1.2", "1.3"] {
+        let (r, success) = server.storm("avaya", 3, &["--tls", tls]);
+        assert!(!success, "TLS {tls}: {r}");
+        assert_eq!(r["ok"], 0, "TLS {tls}: {r}");
+        assert_eq!(r["errors"], 3, "TLS {tls}: {r}");
+        assert_eq!(r["errors_by_kind"]["tls"], 3, "TLS {tls}: {r}");
+        assert_eq!(
+            r["files"]["J100Supgrade.txt"]["errors"], 3,
+            "TLS {tls}: {r}"
+        );
+    }
 }

@@ -49,10 +49,28 @@ const MAX_KEPT: usize = 8 << 20;
 /// A phone's open connection.
 struct Conn {
     sender: SendRequest<Empty<Bytes>>,
+    /// Plaintext bytes read: answer bytes.
     read: BytesRead,
+    /// Bytes read off the socket, TLS records included.
+    wire: BytesRead,
+    /// With TLS 1.3, `wire` when the phone's handshake ended; `None` with TLS 1.2.
+    tls13_handshake_end: Option<u64>,
     /// The last answer on it said the server would close it (`Connection: close`, or HTTP/1.0
     /// without keep-alive): a new connection for the next file is then no reconnect.
     closing: bool,
+}
+
+impl Conn {
+    /// Whether the server may not have finished its half of the handshake yet. A TLS 1.3 client
+    /// ends its handshake when it sends its certificate and Finished, before the server has
+    /// checked them (RFC 8446 §4.4); the server's first record after that (a session ticket,
+    /// an alert, an answer) is the first sign it did. A connection that breaks before any such
+    /// record broke in the handshake as far as the phone can tell: a `tls` error, as the same
+    /// reset is with TLS 1.2 (whose handshake ends with the server's Finished), not an `http` one.
+    fn handshake_unconfirmed(&self) -> bool {
+        self.tls13_handshake_end
+            .is_some_and(|end| self.wire.get() == end)
+    }
 }
 
 /// One answered request.
@@ -216,6 +234,9 @@ async fn ask(
                 took: started.elapsed(),
             })
         }
+        Err(ErrorKind::Http) if conn.handshake_unconfirmed() => {
+            Err(Failed::Unanswered(ErrorKind::Tls))
+        }
         Err(kind) if kind != ErrorKind::Timeout && conn.read.get() == read_before => {
             Err(Failed::Unanswered(kind))
         }
@@ -236,11 +257,16 @@ async fn connect(
             .await
             .map_err(|_| ErrorKind::Refused)?;
         let _ = tcp.set_nodelay(true);
+        let (tcp, wire) = Counted::new(tcp);
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(plan.server_name.clone(), tcp)
             .await
             .map_err(|_| ErrorKind::Tls)?;
-        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        let session = stream.get_ref().1;
+        let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
+        let tls13_handshake_end = (session.protocol_version()
+            == Some(rustls::ProtocolVersion::TLSv1_3))
+        .then(|| wire.get());
         let (stream, read) = Counted::new(stream);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -250,6 +276,8 @@ async fn connect(
             Conn {
                 sender,
                 read,
+                wire,
+                tls13_handshake_end,
                 closing: false,
             },
             resumed,

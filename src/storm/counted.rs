@@ -1,7 +1,8 @@
 //! A connection that counts the bytes read from it, so the simulator can tell a request the
 //! server never began to answer (safe to retry on a new connection, as HTTP clients do with an
-//! idempotent GET) from an answer broken off part way (an error). Counts plaintext, after TLS:
-//! session tickets and alerts are not answer bytes.
+//! idempotent GET) from an answer broken off part way (an error). Over TLS it counts plaintext:
+//! session tickets and alerts are not answer bytes. Over the socket it counts every record, so
+//! the simulator can tell whether a TLS 1.3 server sent anything after the handshake.
 
 use std::io;
 use std::pin::Pin;

@@ -16,7 +16,8 @@ pub enum ErrorKind {
     Status(u16),
     /// No answer within the per-request deadline.
     Timeout,
-    /// The connection broke after the handshake, or the answer was not HTTP.
+    /// The connection broke after the handshake (with TLS 1.3, after the server's first record
+    /// that follows it), or the answer was not HTTP.
     Http,
     /// A 200 whose body failed the secret check.
     Check,
