@@ -383,3 +383,36 @@ fn a_reset_during_the_handshake_is_a_tls_error_with_tls_1_2_and_1_3() {
         );
     }
 }
+
+/// A storm at the open-file limit it was checked against (`--concurrency 192` needs 256 open
+/// files) holds one socket per phone, even when every file is a new connection: a phone closes
+/// its last connection before it opens the next. It used to open the next while the last was
+/// still closing, two sockets a phone, and most connections failed as `refused`.
+#[test]
+fn a_storm_at_the_open_file_limit_holds_one_socket_per_phone() {
+    const PHONES: u32 = 384;
+    let server = Server::start("avaya", PHONES, &[], Framing::KeepAlive);
+    for mode in ["--resume-sessions", "--tls=any"] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+            .arg(BIN)
+            .args(["storm", "--json", "--vendor", "avaya", mode])
+            .args(["--phones", &PHONES.to_string(), "--concurrency", "192"])
+            .args(["--timeout-ms", "20000", "--target"])
+            .arg(format!("https://{}", server.addr))
+            .arg("--ca-cert")
+            .arg(server.pki.path().join("ca.crt"))
+            .arg("--ca-key")
+            .arg(server.pki.path().join("ca.key"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let r: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{mode}: {e}: {stderr}"));
+        assert!(out.status.success(), "{mode}: {r} {stderr}");
+        assert_eq!(r["concurrency"], 192, "{mode}: {r}");
+        assert_eq!(r["ok"], PHONES, "{mode}: {r}");
+        assert_eq!(r["errors"], 0, "{mode}: {r}");
+    }
+}

@@ -22,6 +22,7 @@ use rustls::ClientConfig;
 use rustls::HandshakeKind;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 use super::counted::{BytesRead, Counted};
 use super::phone::{Phone, Step, firmware_named};
@@ -58,6 +59,8 @@ struct Conn {
     /// The last answer on it said the server would close it (`Connection: close`, or HTTP/1.0
     /// without keep-alive): a new connection for the next file is then no reconnect.
     closing: bool,
+    /// The task that drives the connection; it owns the socket.
+    driver: JoinHandle<Result<(), hyper::Error>>,
 }
 
 impl Conn {
@@ -70,6 +73,29 @@ impl Conn {
     fn handshake_unconfirmed(&self) -> bool {
         self.tls13_handshake_end
             .is_some_and(|end| self.wire.get() == end)
+    }
+
+    /// Closes the connection and waits until its socket is closed. The open-file limit is
+    /// checked against one socket per phone in flight: a phone that opened its next connection
+    /// while its last one was still closing would hold two, and a storm at the limit would fail
+    /// connections it was told it had room for. A server that does not take the close within
+    /// `timeout` has the socket dropped under it.
+    async fn close(self, timeout: Duration) {
+        let Conn {
+            sender, mut driver, ..
+        } = self;
+        drop(sender);
+        if tokio::time::timeout(timeout, &mut driver).await.is_err() {
+            driver.abort();
+            let _ = driver.await;
+        }
+    }
+}
+
+/// Closes the phone's connection, if it has one (see [`Conn::close`]).
+async fn close(conn: &mut Option<Conn>, timeout: Duration) {
+    if let Some(c) = conn.take() {
+        c.close(timeout).await;
     }
 }
 
@@ -89,9 +115,23 @@ struct Answer {
 /// a new connection (a new handshake) and asks once more, counted as a reconnect, and counts an
 /// error only when that fails too.
 pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mut Tally) -> bool {
+    let mut conn = None;
+    let ok = sequence(phone, tls, plan, tally, &mut conn).await;
+    close(&mut conn, plan.timeout).await;
+    ok
+}
+
+/// The phone's files in order, on `conn` (the phone's connection, opened as needed and left
+/// open for [`boot`] to close).
+async fn sequence(
+    phone: &Phone,
+    tls: Arc<ClientConfig>,
+    plan: &Plan,
+    tally: &mut Tally,
+    conn: &mut Option<Conn>,
+) -> bool {
     let agent = phone.user_agent();
     let mut steps = phone.sequence(plan.device_only);
-    let mut conn: Option<Conn> = None;
     let mut all_ok = true;
     let mut firmware_asked = false;
     let mut i = 0;
@@ -108,8 +148,9 @@ pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mu
             _ => false,
         };
         if !reused {
+            close(conn, plan.timeout).await;
             match connect(plan, tls.clone(), tally).await {
-                Ok(c) => conn = Some(c),
+                Ok(c) => *conn = Some(c),
                 Err(kind) => {
                     tally.error(Some(step.label), kind);
                     return false;
@@ -123,6 +164,7 @@ pub async fn boot(phone: &Phone, tls: Arc<ClientConfig>, plan: &Plan, tally: &mu
         let mut answer = ask(c, &step.path, plan, &agent, keep_body).await;
         if reused && matches!(answer, Err(Failed::Unanswered(_))) {
             tally.reconnects += 1;
+            close(conn, plan.timeout).await;
             match connect(plan, tls.clone(), tally).await {
                 Ok(fresh) => {
                     answer = ask(conn.insert(fresh), &step.path, plan, &agent, keep_body).await
@@ -271,7 +313,6 @@ async fn connect(
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| ErrorKind::Http)?;
-        tokio::spawn(conn);
         Ok::<_, ErrorKind>((
             Conn {
                 sender,
@@ -279,6 +320,7 @@ async fn connect(
                 wire,
                 tls13_handshake_end,
                 closing: false,
+                driver: tokio::spawn(conn),
             },
             resumed,
         ))
