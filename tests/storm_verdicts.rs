@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -70,6 +72,16 @@ impl Server {
             .unwrap();
         assert!(emitted.status.success(), "{emitted:?}");
         let (pki, config) = phone_tls();
+        Server::serve(root, pki, config, framing)
+    }
+
+    /// Serves the files in `root` with `config`, the storm minting its phones from `pki`'s CA.
+    fn serve(
+        root: tempfile::TempDir,
+        pki: tempfile::TempDir,
+        config: Arc<rustls::ServerConfig>,
+        framing: Framing,
+    ) -> Server {
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let dir = root.path().to_path_buf();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -381,6 +393,52 @@ fn a_reset_during_the_handshake_is_a_tls_error_with_tls_1_2_and_1_3() {
             r["files"]["J100Supgrade.txt"]["errors"], 3,
             "TLS {tls}: {r}"
         );
+    }
+}
+
+/// A server with edgeprov's server certificate that trusts another CA's phones only: it
+/// refuses every phone's certificate with an alert.
+fn start_refusing_the_phones() -> Server {
+    let (pki, _) = phone_tls();
+    let (other, _) = phone_tls();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(other.path().join("ca.crt")).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
+    let chain = CertificateDer::pem_file_iter(pki.path().join("server.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.path().join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    Server::serve(
+        tempfile::tempdir().unwrap(),
+        pki,
+        Arc::new(config),
+        Framing::KeepAlive,
+    )
+}
+
+/// A refused certificate is a `tls` error whatever the TLS version. A TLS 1.3 phone finishes
+/// its half of the handshake before the server refuses its certificate; when the connection's
+/// own task read the server's alert before the phone's first request went out, the request
+/// failed with only "connection closed", and the phone was counted as an `http` error.
+#[test]
+fn a_refused_certificate_is_a_tls_error_with_tls_1_2_and_1_3() {
+    const PHONES: u32 = 60;
+    let server = start_refusing_the_phones();
+    for tls in ["1.2", "1.3"] {
+        let (r, success) = server.storm("avaya", PHONES, &["--tls", tls]);
+        assert!(!success, "TLS {tls}: {r}");
+        assert_eq!(r["ok"], 0, "TLS {tls}: {r}");
+        assert_eq!(r["errors"], PHONES, "TLS {tls}: {r}");
+        assert_eq!(r["errors_by_kind"]["tls"], PHONES, "TLS {tls}: {r}");
     }
 }
 

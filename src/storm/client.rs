@@ -59,8 +59,9 @@ struct Conn {
     /// The last answer on it said the server would close it (`Connection: close`, or HTTP/1.0
     /// without keep-alive): a new connection for the next file is then no reconnect.
     closing: bool,
-    /// The task that drives the connection; it owns the socket.
-    driver: JoinHandle<Result<(), hyper::Error>>,
+    /// The task that drives the connection: it owns the socket, and ends with why the
+    /// connection broke. `None` once that was taken ([`Conn::broken_by`]).
+    driver: Option<JoinHandle<Result<(), ErrorKind>>>,
 }
 
 impl Conn {
@@ -81,13 +82,31 @@ impl Conn {
     /// connections it was told it had room for. A server that does not take the close within
     /// `timeout` has the socket dropped under it.
     async fn close(self, timeout: Duration) {
-        let Conn {
-            sender, mut driver, ..
-        } = self;
+        let Conn { sender, driver, .. } = self;
         drop(sender);
+        let Some(mut driver) = driver else { return };
         if tokio::time::timeout(timeout, &mut driver).await.is_err() {
             driver.abort();
             let _ = driver.await;
+        }
+    }
+
+    /// Why the connection broke, as its task saw it, when a request on it failed with nothing
+    /// better than an HTTP error. The task reads whatever the server sends, request or not: when
+    /// it read the server's alert (a TLS 1.3 server refusing the phone's certificate after the
+    /// phone's half of the handshake) before the phone's request went out, the request fails
+    /// with only "connection closed", and the alert is in the task's error.
+    async fn broken_by(&mut self, timeout: Duration) -> ErrorKind {
+        let Some(driver) = self.driver.as_mut() else {
+            return ErrorKind::Http;
+        };
+        let Ok(ended) = tokio::time::timeout(timeout, driver).await else {
+            return ErrorKind::Http;
+        };
+        self.driver = None;
+        match ended {
+            Ok(Err(kind)) => kind,
+            Ok(Ok(())) | Err(_) => ErrorKind::Http,
         }
     }
 }
@@ -263,9 +282,13 @@ async fn ask(
         .map_err(|_| Failed::Broken(ErrorKind::Http))?;
     let read_before = conn.read.get();
     let started = Instant::now();
-    let fetched = tokio::time::timeout(plan.timeout, fetch(&mut conn.sender, req, keep_body))
+    let fetched = match tokio::time::timeout(plan.timeout, fetch(&mut conn.sender, req, keep_body))
         .await
-        .unwrap_or(Err(ErrorKind::Timeout));
+        .unwrap_or(Err(ErrorKind::Timeout))
+    {
+        Err(ErrorKind::Http) => Err(conn.broken_by(plan.timeout).await),
+        fetched => fetched,
+    };
     match fetched {
         Ok(f) => {
             conn.closing = f.closing;
@@ -320,7 +343,9 @@ async fn connect(
                 wire,
                 tls13_handshake_end,
                 closing: false,
-                driver: tokio::spawn(conn),
+                driver: Some(tokio::spawn(
+                    async move { conn.await.map_err(|e| classify(&e)) },
+                )),
             },
             resumed,
         ))
