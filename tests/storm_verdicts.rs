@@ -474,3 +474,24 @@ fn a_storm_at_the_open_file_limit_holds_one_socket_per_phone() {
         assert_eq!(r["errors"], 0, "{mode}: {r}");
     }
 }
+
+/// A handshake the server refused is no handshake, whatever the TLS version: it is in neither
+/// `full_handshakes`, `handshakes_per_s` nor `handshake_ms`. A TLS 1.3 phone finishes its half
+/// before the server refuses its certificate (with an alert) or resets the connection, and such
+/// handshakes used to be counted as full ones where the same refusals with TLS 1.2 were not.
+#[test]
+fn a_refused_handshake_is_not_counted() {
+    for (server, how) in [
+        (start_refusing_the_phones(), "refused"),
+        (start_resetting_mid_handshake(), "reset"),
+    ] {
+        for tls in ["1.2", "1.3"] {
+            let (r, success) = server.storm("avaya", 6, &["--tls", tls]);
+            assert!(!success, "{how} TLS {tls}: {r}");
+            assert_eq!(r["errors_by_kind"]["tls"], 6, "{how} TLS {tls}: {r}");
+            assert_eq!(r["full_handshakes"], 0, "{how} TLS {tls}: {r}");
+            assert_eq!(r["handshakes_per_s"], 0.0, "{how} TLS {tls}: {r}");
+            assert_eq!(r["handshake_ms"]["count"], 0, "{how} TLS {tls}: {r}");
+        }
+    }
+}

@@ -56,6 +56,8 @@ struct Conn {
     wire: BytesRead,
     /// With TLS 1.3, `wire` when the phone's handshake ended; `None` with TLS 1.2.
     tls13_handshake_end: Option<u64>,
+    /// A TLS 1.3 handshake not counted yet: see [`Conn::count_handshake`].
+    uncounted: Option<Handshake>,
     /// The last answer on it said the server would close it (`Connection: close`, or HTTP/1.0
     /// without keep-alive): a new connection for the next file is then no reconnect.
     closing: bool,
@@ -74,6 +76,23 @@ impl Conn {
     fn handshake_unconfirmed(&self) -> bool {
         self.tls13_handshake_end
             .is_some_and(|end| self.wire.get() == end)
+    }
+
+    /// Counts the connection's TLS 1.3 handshake once the first request on it has ended, unless
+    /// the server refused it: a TLS 1.3 phone finishes its half before the server has checked
+    /// its certificate, so a handshake the server then refused (an alert, a reset, silence) is
+    /// no handshake, as it is none with TLS 1.2.
+    fn count_handshake(&mut self, ended: &Result<Answer, Failed>, tally: &mut Tally) {
+        let refused = matches!(
+            ended,
+            Err(Failed::Unanswered(ErrorKind::Tls) | Failed::Broken(ErrorKind::Tls))
+        );
+        if let Some(handshake) = self.uncounted.take()
+            && !refused
+            && !self.handshake_unconfirmed()
+        {
+            handshake.count(tally);
+        }
     }
 
     /// Closes the connection and waits until its socket is closed. The open-file limit is
@@ -115,6 +134,23 @@ impl Conn {
 async fn close(conn: &mut Option<Conn>, timeout: Duration) {
     if let Some(c) = conn.take() {
         c.close(timeout).await;
+    }
+}
+
+/// A handshake the phone made: connect + TLS handshake.
+struct Handshake {
+    took: Duration,
+    resumed: bool,
+}
+
+impl Handshake {
+    fn count(&self, tally: &mut Tally) {
+        tally.handshake.record(self.took);
+        if self.resumed {
+            tally.resumed_handshakes += 1;
+        } else {
+            tally.full_handshakes += 1;
+        }
     }
 }
 
@@ -180,13 +216,14 @@ async fn sequence(
             return false;
         };
         let keep_body = step.label != FIRMWARE_LABEL;
-        let mut answer = ask(c, &step.path, plan, &agent, keep_body).await;
+        let mut answer = ask(c, &step.path, plan, &agent, keep_body, tally).await;
         if reused && matches!(answer, Err(Failed::Unanswered(_))) {
             tally.reconnects += 1;
             close(conn, plan.timeout).await;
             match connect(plan, tls.clone(), tally).await {
                 Ok(fresh) => {
-                    answer = ask(conn.insert(fresh), &step.path, plan, &agent, keep_body).await
+                    let fresh = conn.insert(fresh);
+                    answer = ask(fresh, &step.path, plan, &agent, keep_body, tally).await
                 }
                 Err(kind) => answer = Err(Failed::Broken(kind)),
             }
@@ -265,8 +302,23 @@ enum Failed {
     Broken(ErrorKind),
 }
 
-/// One GET of `path` on `conn` within the deadline; records whether the server said it closes.
+/// One GET of `path` on `conn` within the deadline; records whether the server said it closes,
+/// and counts the handshake it shows the server accepted.
 async fn ask(
+    conn: &mut Conn,
+    path: &str,
+    plan: &Plan,
+    agent: &str,
+    keep_body: bool,
+    tally: &mut Tally,
+) -> Result<Answer, Failed> {
+    let ended = ask_once(conn, path, plan, agent, keep_body).await;
+    conn.count_handshake(&ended, tally);
+    ended
+}
+
+/// The GET itself, for [`ask`].
+async fn ask_once(
     conn: &mut Conn,
     path: &str,
     plan: &Plan,
@@ -342,6 +394,7 @@ async fn connect(
                 read,
                 wire,
                 tls13_handshake_end,
+                uncounted: None,
                 closing: false,
                 driver: Some(tokio::spawn(
                     async move { conn.await.map_err(|e| classify(&e)) },
@@ -350,14 +403,17 @@ async fn connect(
             resumed,
         ))
     };
-    let (conn, resumed) = tokio::time::timeout(plan.timeout, work)
+    let (mut conn, resumed) = tokio::time::timeout(plan.timeout, work)
         .await
         .unwrap_or(Err(ErrorKind::Timeout))?;
-    tally.handshake.record(started.elapsed());
-    if resumed {
-        tally.resumed_handshakes += 1;
+    let handshake = Handshake {
+        took: started.elapsed(),
+        resumed,
+    };
+    if conn.tls13_handshake_end.is_some() {
+        conn.uncounted = Some(handshake);
     } else {
-        tally.full_handshakes += 1;
+        handshake.count(tally);
     }
     Ok(conn)
 }
