@@ -39,6 +39,8 @@ pub const MAX_DURATION_S: u64 = 3_600;
 /// Longest wait for one connection or request: a storm ends at most this long per file after
 /// `--duration`, so an unbounded wait would make the storm unbounded in time.
 pub const MAX_TIMEOUT_MS: u64 = 300_000;
+/// Longest `--mac-prefix`: two hex digits are left for the phones' numbers (255 phones).
+const MAX_PREFIX_DIGITS: usize = 10;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StormArgs {
@@ -172,11 +174,32 @@ pub fn phones(args: &StormArgs) -> Result<Vec<Phone>, StormError> {
         return usage("--rate must be a positive number".into());
     }
     let prefix = args.mac_prefix.to_ascii_lowercase();
-    if prefix.len() > 10 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if let Some(bad) = prefix.chars().find(|c| !c.is_ascii_hexdigit()) {
         return usage(format!(
-            "--mac-prefix {:?}: at most 10 hex digits",
+            "--mac-prefix {:?}: {bad:?} is not a hex digit",
             args.mac_prefix
         ));
+    }
+    if prefix.len() > MAX_PREFIX_DIGITS {
+        return usage(format!(
+            "--mac-prefix {:?}: {} hex digits, at most {MAX_PREFIX_DIGITS} (the phones' numbers \
+             fill the rest of the 12)",
+            args.mac_prefix,
+            prefix.len()
+        ));
+    }
+    // Phone numbers count from 1, so the digits after the prefix number 16^n - 1 phones.
+    let digits = 12 - prefix.len();
+    let room = 16u64.pow(digits as u32) - 1;
+    let too_many = || {
+        StormError::Usage(format!(
+            "--mac-prefix {prefix} leaves {digits} hex digits for the phones' numbers: at most \
+             {room} phones, not {}",
+            args.phones
+        ))
+    };
+    if args.phones > room {
+        return Err(too_many());
     }
     (1..=args.phones)
         .map(|i| {
@@ -185,12 +208,7 @@ pub fn phones(args: &StormArgs) -> Result<Vec<Phone>, StormError> {
                     vendor: args.vendor,
                     mac,
                 })
-                .ok_or_else(|| {
-                    StormError::Usage(format!(
-                        "--mac-prefix {prefix} leaves too few digits for {} phones",
-                        args.phones
-                    ))
-                })
+                .ok_or_else(too_many)
         })
         .collect()
 }
@@ -486,5 +504,40 @@ mod tests {
         ] {
             assert!(phones(&args(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    /// A refused `--mac-prefix` says what is wrong with it: which character is not hex, how
+    /// long it may be, or how many phones it leaves room for. All three used to say "at most
+    /// 10 hex digits" or "too few digits", whatever was wrong.
+    #[test]
+    fn a_refused_mac_prefix_says_why() {
+        let refused = |extra: &[&str]| match phones(&args(extra)) {
+            Err(StormError::Usage(m)) => m,
+            other => panic!("{extra:?}: {other:?}"),
+        };
+        assert_eq!(
+            refused(&["--mac-prefix", "02zz"]),
+            r#"--mac-prefix "02zz": 'z' is not a hex digit"#
+        );
+        assert_eq!(
+            refused(&["--mac-prefix", "02:00"]),
+            r#"--mac-prefix "02:00": ':' is not a hex digit"#
+        );
+        assert_eq!(
+            refused(&["--mac-prefix", "020000000000"]),
+            r#"--mac-prefix "020000000000": 12 hex digits, at most 10 (the phones' numbers fill the rest of the 12)"#
+        );
+        assert_eq!(
+            refused(&["--mac-prefix", "02000000FF", "--phones", "256"]),
+            "--mac-prefix 02000000ff leaves 2 hex digits for the phones' numbers: at most 255 \
+             phones, not 256"
+        );
+        assert_eq!(
+            refused(&["--mac-prefix", "0200ffff", "--phones", "65536"]),
+            "--mac-prefix 0200ffff leaves 4 hex digits for the phones' numbers: at most 65535 \
+             phones, not 65536"
+        );
+        let last = phones(&args(&["--mac-prefix", "02000000ff", "--phones", "255"])).unwrap();
+        assert_eq!(last[254].mac.to_string(), "02000000ffff");
     }
 }
