@@ -51,7 +51,7 @@ enum Command {
     /// Example: edgeprov restore box.backup --passphrase-file /root/backup.pass
     Restore {
         file: PathBuf,
-        /// A file whose first line is the backup's passphrase.
+        /// A file whose first line is the backup's passphrase (spaces and tabs at its ends are no part of it).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
         #[command(flatten)]
@@ -100,7 +100,7 @@ enum Remote {
         /// The file to write the backup to (mode 0600).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// A file whose first line is a passphrase to encrypt the backup with.
+        /// A file whose first line is a passphrase to encrypt the backup with (spaces and tabs at its ends are no part of it).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },

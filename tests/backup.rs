@@ -364,3 +364,45 @@ fn restore_asks_first() {
     assert!(err.contains("nothing changed"), "{err}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "still here");
 }
+
+/// A passphrase is taken as its file's first line, byte for byte: one with a space at an end, or
+/// with letters beyond ASCII, restores the backup it sealed. The daemon took it from an HTTP
+/// header, whose value the server trims and reads as ASCII only: a trailing space sealed the
+/// backup under another passphrase than the one its file held (the backup never restored),
+/// and `pässwort` was refused as "not text".
+#[test]
+fn a_passphrase_restores_its_backup_whatever_its_characters() {
+    let mut d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    let mut files = Vec::new();
+    for (i, pass) in [" padded secret ", "pässwort ✓", "\ttabbed"]
+        .iter()
+        .enumerate()
+    {
+        let pass_file = dir.join(format!("pass{i}"));
+        std::fs::write(&pass_file, format!("{pass}\n")).unwrap();
+        let file = dir.join(format!("box{i}.backup"));
+        let out = d.cli(&[
+            "backup",
+            "--out",
+            file.to_str().unwrap(),
+            "--passphrase-file",
+            pass_file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{pass:?}: {out:?}");
+        files.push((pass, pass_file, file));
+    }
+    d.stop();
+    for (pass, pass_file, file) in &files {
+        std::fs::remove_dir_all(d.data_dir()).unwrap();
+        let out = d.cli(&[
+            "restore",
+            "--yes",
+            file.to_str().unwrap(),
+            "--passphrase-file",
+            pass_file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{pass:?}: {out:?}");
+        assert!(d.data_dir().join("edgeprov.redb").exists(), "{pass:?}");
+    }
+}

@@ -459,9 +459,10 @@ async fn backup(
     let passphrase = headers
         .get("x-backup-passphrase")
         .map(|v| {
-            v.to_str()
-                .map(str::to_string)
-                .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be text".into()))
+            // UTF-8, not ASCII alone: `HeaderValue::to_str` refused `pässwort`, which the CLI
+            // reads from its file and `restore` takes as it is.
+            String::from_utf8(v.as_bytes().to_vec())
+                .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be UTF-8 text".into()))
         })
         .transpose()?;
     let sealed = passphrase.is_some();

@@ -11,11 +11,21 @@ use crate::backup::CloudIdentity;
 use crate::config::Config;
 
 /// Reads a passphrase from a file (first line), so it never appears in `ps` or shell history.
+///
+/// Spaces and tabs at the line's ends are no part of it, for `backup` and `restore` alike: the
+/// backup's passphrase travels in an HTTP header, whose value loses them on the way, so a
+/// restore that kept them would try another passphrase than the one the backup was sealed with
+/// (and every backup made so far was sealed without them).
 pub fn passphrase(file: Option<&Path>) -> Result<Option<String>> {
     let Some(f) = file else { return Ok(None) };
     let text =
         std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-    let pass = text.lines().next().unwrap_or("").to_string();
+    let pass = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_matches([' ', '\t'])
+        .to_string();
     if pass.is_empty() {
         bail!("{}: the passphrase is empty", f.display());
     }
