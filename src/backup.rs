@@ -53,6 +53,12 @@ pub enum BackupError {
         .0.display()
     )]
     Running(PathBuf),
+    #[error(
+        "{MAX_ASIDE_PER_SECOND} replaced data directories are already kept as {}…: remove some \
+         first; nothing was changed",
+        .0.display()
+    )]
+    AsideTaken(PathBuf),
     #[error("backup lacks {0}")]
     Missing(&'static str),
     #[error("backup entry admin.token is empty or not text: the daemon would refuse it")]
@@ -285,7 +291,7 @@ pub fn restore(
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    let previous = match swap_in(&staging, &config.data_dir) {
+    let previous = match swap_in(&staging, &config.data_dir, crate::model::now_unix()) {
         Ok(previous) => previous,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -304,25 +310,41 @@ pub fn restore(
 /// Moves the data directory aside (returned) and the checked staging directory into its place.
 /// Should the second move fail, the first is undone: a failed restore never leaves the box
 /// without a data directory.
-fn swap_in(staging: &Path, data_dir: &Path) -> Result<Option<PathBuf>, BackupError> {
+fn swap_in(staging: &Path, data_dir: &Path, now: i64) -> Result<Option<PathBuf>, BackupError> {
     if !data_dir.exists() {
         std::fs::rename(staging, data_dir).map_err(io(data_dir))?;
         return Ok(None);
     }
-    let aside = data_dir.with_file_name(format!(
-        "{}.replaced-{}",
-        data_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("edgeprov-data"),
-        crate::model::now_unix()
-    ));
+    let aside = aside_name(data_dir, now)?;
     std::fs::rename(data_dir, &aside).map_err(io(data_dir))?;
     if let Err(e) = std::fs::rename(staging, data_dir) {
         std::fs::rename(&aside, data_dir).map_err(io(&aside))?;
         return Err(io(data_dir)(e));
     }
     Ok(Some(aside))
+}
+
+/// Most directories set aside in one second that get a name of their own.
+const MAX_ASIDE_PER_SECOND: u32 = 1000;
+
+/// A name beside `data_dir` that nothing holds: `NAME.replaced-TIME`, then `-2`, `-3`… A second
+/// restore within the same second (a script restoring, checking, restoring another) otherwise
+/// met the first one's directory there and failed with "Directory not empty".
+fn aside_name(data_dir: &Path, now: i64) -> Result<PathBuf, BackupError> {
+    let base = format!(
+        "{}.replaced-{now}",
+        data_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("edgeprov-data"),
+    );
+    (1..=MAX_ASIDE_PER_SECOND)
+        .map(|n| match n {
+            1 => data_dir.with_file_name(&base),
+            n => data_dir.with_file_name(format!("{base}-{n}")),
+        })
+        .find(|p| !p.exists())
+        .ok_or_else(|| BackupError::AsideTaken(data_dir.with_file_name(base)))
 }
 
 fn unpack_and_check(
@@ -700,7 +722,7 @@ mod tests {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join("marker"), "still here").unwrap();
-        let err = swap_in(&dir.path().join("no-such-staging"), &data).unwrap_err();
+        let err = swap_in(&dir.path().join("no-such-staging"), &data, 1).unwrap_err();
         assert!(err.to_string().contains("data"), "{err}");
         assert_eq!(
             std::fs::read_to_string(data.join("marker")).unwrap(),
@@ -710,6 +732,38 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "nothing set aside"
+        );
+    }
+
+    /// Two restores within one second each keep the directory they replace, under a name of its
+    /// own: the second one failed with "Directory not empty" as it met the first's.
+    #[test]
+    fn two_swaps_in_one_second_keep_both_replaced_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("marker"), "first").unwrap();
+        let mut kept = Vec::new();
+        for next in ["second", "third"] {
+            let staging = dir.path().join("staging");
+            std::fs::create_dir_all(&staging).unwrap();
+            std::fs::write(staging.join("marker"), next).unwrap();
+            kept.push(swap_in(&staging, &data, 1_800_000_000).unwrap().unwrap());
+            assert_eq!(std::fs::read_to_string(data.join("marker")).unwrap(), next);
+        }
+        assert_ne!(kept[0], kept[1]);
+        let markers: Vec<String> = kept
+            .iter()
+            .map(|k| std::fs::read_to_string(k.join("marker")).unwrap())
+            .collect();
+        assert_eq!(markers, ["first", "second"]);
+        assert!(
+            kept[1]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("data.replaced-1800000000"),
+            "{kept:?}"
         );
     }
 }
