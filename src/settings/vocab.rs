@@ -94,8 +94,11 @@ fn is_neutral(name: &str) -> bool {
     PLAIN.contains(&name) || line_parts(name).is_some()
 }
 
-/// Checks a parameter at write time, so that every value can be rendered for every vendor.
-pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
+/// Whether `name` is one a parameter can have, whatever its value: a vendor-prefixed or bare
+/// upper-case native name (a Poly one an XML attribute name), or one of the vocabulary's. Apart
+/// from [`validate`] so that an import checks a column's name once, in its header, rather than
+/// on every row that gives the column a value.
+pub fn check_name(name: &str) -> Result<(), VocabError> {
     if let Some((prefix, native)) = name.split_once(':')
         && prefix.eq_ignore_ascii_case(vendor_prefix(Vendor::Poly))
         && !is_xml_name(native)
@@ -103,11 +106,23 @@ pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
         // One such attribute makes the whole file unreadable to the phone.
         return Err(VocabError::PolyName(name.to_string()));
     }
-    if name.contains(':') || name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Ok(()); // native: the vendor's own syntax
+    if is_native(name) || is_neutral(name) {
+        Ok(())
+    } else {
+        Err(VocabError::Unknown(name.to_string()))
     }
-    if !is_neutral(name) {
-        return Err(VocabError::Unknown(name.to_string()));
+}
+
+/// A name in the vendor's own syntax: a vendor prefix, or upper case (Avaya's).
+fn is_native(name: &str) -> bool {
+    name.contains(':') || name.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Checks a parameter at write time, so that every value can be rendered for every vendor.
+pub fn validate(name: &str, value: &str) -> Result<(), VocabError> {
+    check_name(name)?;
+    if is_native(name) {
+        return Ok(()); // native: the vendor's own syntax
     }
     let bad = |expected| {
         Err(VocabError::Value {

@@ -12,6 +12,7 @@ use crate::admin::ApiError;
 use crate::admin::devices::NewDevice;
 use crate::admin::settings::check_param;
 use crate::model::{DeviceState, Mac};
+use crate::settings::vocab;
 
 /// The fixed columns, in the order an export writes them. No parameter can be named like one:
 /// a parameter's name in lower case without a vendor prefix is one of the vocabulary's
@@ -154,12 +155,11 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
             "state" => (Column::State, Some(&mut gives.state)),
             _ => match name.strip_prefix("secret:") {
                 Some(secret) => {
-                    check_param("secrets", secret, None)
-                        .map_err(|e| header_error(e.to_string()))?;
+                    column_name("secrets", secret)?;
                     (Column::Secret(secret.to_string()), None)
                 }
                 None => {
-                    check_param("params", name, None).map_err(|e| header_error(e.to_string()))?;
+                    column_name("params", name)?;
                     (Column::Param(name.to_string()), None)
                 }
             },
@@ -170,6 +170,14 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
         columns.push(column);
     }
     Ok(Header { columns, gives })
+}
+
+/// Checks a parameter column's name, as a header error: the name itself, and that it is one a
+/// parameter can have (an unknown neutral name such as `colour` or `sip.sever` was refused on
+/// every row that gave it a value, a thousand times over, and let rows without one through).
+fn column_name(field: &str, name: &str) -> Result<(), RowError> {
+    check_param(field, name, None).map_err(|e| header_error(e.to_string()))?;
+    vocab::check_name(name).map_err(|e| header_error(format!("{field}: {e}")))
 }
 
 /// Reads every row of a CSV body, handing each to `each`.
