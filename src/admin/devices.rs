@@ -25,13 +25,18 @@ pub struct DeviceView {
     pub site: String,
     pub group: String,
     pub label: String,
+    /// The device's parameters but those whose name makes them secrets (docs/parameters.md:
+    /// `admin.password`, `SIP_PASSWORD`, … set as plain parameters): those are in `secrets`,
+    /// by name only. Masking their values here instead would make a JSON export, imported
+    /// again, set each such parameter to the mask.
     pub params: BTreeMap<String, String>,
     /// Parameters from the cloud (local `params` of the same name win). The cloud has no
     /// channel for secrets of its own, so it sends a SIP password as a parameter: a value whose
     /// name says it is a secret is shown masked, as the effective view and the preview show it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cloud_params: BTreeMap<String, String>,
-    /// Names of the secret parameters set on the device.
+    /// Names of the secret parameters set on the device, and of its parameters whose name
+    /// makes them secrets.
     pub secrets: Vec<String>,
     pub state: DeviceState,
     pub allow_http_auth: bool,
@@ -44,6 +49,15 @@ pub struct DeviceView {
 
 impl From<Device> for DeviceView {
     fn from(d: Device) -> Self {
+        let (secret_params, params): (BTreeMap<_, _>, BTreeMap<_, _>) = d
+            .params
+            .into_iter()
+            .partition(|(name, _)| crate::settings::vocab::is_secret(name));
+        let secrets: std::collections::BTreeSet<String> = d
+            .secrets
+            .into_keys()
+            .chain(secret_params.into_keys())
+            .collect();
         DeviceView {
             mac: d.mac,
             model: d.model,
@@ -51,7 +65,7 @@ impl From<Device> for DeviceView {
             site: d.site,
             group: d.group,
             label: d.label,
-            params: d.params,
+            params,
             cloud_params: d
                 .cloud_params
                 .into_iter()
@@ -64,7 +78,7 @@ impl From<Device> for DeviceView {
                     (name, value)
                 })
                 .collect(),
-            secrets: d.secrets.into_keys().collect(),
+            secrets: secrets.into_iter().collect(),
             state: d.state,
             allow_http_auth: d.allow_http_auth,
             http_username: d.http_credential.map(|c| c.username),
@@ -462,9 +476,20 @@ pub fn device_changes(before: Option<&Device>, after: Option<&Device>) -> Value 
         )),
         _ => None,
     };
+    // The view leaves out the values of parameters named as secrets: their changes, masked.
+    let secret_params = |d: &Device| -> BTreeMap<String, String> {
+        d.params
+            .iter()
+            .filter(|(name, _)| crate::settings::vocab::is_secret(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    };
+    let (params_before, params_after) = (secret_params(b), secret_params(a));
     with_secret_changes(
         diff,
-        secret_values("secrets", &b.secrets, &a.secrets).chain(password),
+        secret_values("secrets", &b.secrets, &a.secrets)
+            .chain(secret_values("params", &params_before, &params_after))
+            .chain(password),
     )
 }
 
@@ -542,6 +567,36 @@ mod view_tests {
         );
         assert!(view.contains(r#""SIP_PASSWORD":"********""#), "{view}");
         assert!(view.contains(r#""SIPDOMAIN":"example.com""#), "{view}");
+    }
+}
+
+#[cfg(test)]
+mod secret_named_params {
+    use super::*;
+
+    /// A plain parameter named as a secret (`SIP_PASSWORD`) showed its value in the device view
+    /// and, through it, in the audit entry of every change: the view lists its name with the
+    /// secrets, and the audit entry says it changed, masked.
+    #[test]
+    fn are_listed_by_name_and_audited_masked() {
+        let mut before = Device::new(Mac::from_octets([2, 0, 0, 0, 0, 1]));
+        before.params = BTreeMap::from([
+            ("SIP_PASSWORD".to_string(), "old-secret".to_string()),
+            ("SIPDOMAIN".into(), "example.com".into()),
+        ]);
+        let mut after = before.clone();
+        after
+            .params
+            .insert("SIP_PASSWORD".into(), "new-secret".into());
+        let view = DeviceView::from(after.clone());
+        assert_eq!(view.secrets, ["SIP_PASSWORD"]);
+        assert_eq!(view.params.keys().collect::<Vec<_>>(), ["SIPDOMAIN"]);
+        let audited = device_changes(Some(&before), Some(&after)).to_string();
+        assert!(
+            !audited.contains("old-secret") && !audited.contains("new-secret"),
+            "{audited}"
+        );
+        assert!(audited.contains("params.SIP_PASSWORD"), "{audited}");
     }
 }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::csv_rows::{EMPTY_VALUE, FIXED};
 use crate::admin::{AdminState, ApiError, DeviceView, Principal, blocking};
 use crate::model::Device;
+use crate::settings::vocab;
 
 /// Unknown fields are refused: a misspelt `site` would export every site.
 #[derive(Debug, Deserialize, Default)]
@@ -52,8 +53,17 @@ pub async fn export(
 /// The fixed columns, then one per parameter any device sets. A device that does not set a
 /// parameter gets an empty cell, one that sets it to `""` gets [`EMPTY_VALUE`]: importing
 /// treats the two differently, as the devices do.
+///
+/// A parameter whose name makes it a secret (`admin.password`, `SIP_PASSWORD` set as a plain
+/// parameter) gets no column, as a secret gets none: its value must not leave, and a column
+/// the file does not have is kept by an import, so the export still imports to the same
+/// devices.
 pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
-    let params: BTreeSet<&String> = devices.iter().flat_map(|d| d.params.keys()).collect();
+    let params: BTreeSet<&String> = devices
+        .iter()
+        .flat_map(|d| d.params.keys())
+        .filter(|name| !vocab::is_secret(name))
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = FIXED
         .iter()

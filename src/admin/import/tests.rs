@@ -682,3 +682,47 @@ fn an_unknown_parameter_column_is_one_header_error() {
     );
     assert!(r.errors.is_empty(), "{:?}", r.errors);
 }
+
+/// A parameter whose name makes it a secret (docs/parameters.md), set as a plain parameter,
+/// left in an export in clear, CSV and JSON alike ("secret values never leave"). Neither
+/// export carries its value now; the JSON lists its name with the secrets; and each export,
+/// imported again, leaves every device as it was, the value included.
+#[test]
+fn an_export_carries_no_value_of_a_parameter_named_as_a_secret() {
+    let (_dir, store) = store();
+    let r = import(
+        &store,
+        Format::Csv,
+        b"mac,SIPDOMAIN,SIP_PASSWORD,admin.password,line.1.password\n\
+          001122334455,example.com,pw-one,2580,pw-three\n",
+    );
+    assert!(r.applied, "{:?}", r.errors);
+    let before = get(&store, A);
+    let secret_values = ["pw-one", "2580", "pw-three"];
+
+    let csv_text = String::from_utf8(export::csv(&store.list_devices().unwrap()).unwrap()).unwrap();
+    let views: Vec<DeviceView> = store
+        .list_devices()
+        .unwrap()
+        .into_iter()
+        .map(DeviceView::from)
+        .collect();
+    let json_text = serde_json::to_string(&views).unwrap();
+    for value in secret_values {
+        assert!(!csv_text.contains(value), "{value} in {csv_text}");
+        assert!(!json_text.contains(value), "{value} in {json_text}");
+    }
+    assert!(csv_text.contains("example.com"), "{csv_text}");
+    assert_eq!(
+        views[0].secrets,
+        ["SIP_PASSWORD", "admin.password", "line.1.password"]
+    );
+    assert_eq!(views[0].params.len(), 1, "{:?}", views[0].params);
+
+    for (format, text) in [(Format::Csv, csv_text), (Format::Json, json_text)] {
+        let r = import(&store, format, text.as_bytes());
+        assert!(r.applied, "{format:?}: {:?}", r.errors);
+        assert_eq!((r.updated, r.unchanged), (0, 1), "{format:?}");
+        assert_eq!(get(&store, A), before, "{format:?}");
+    }
+}
