@@ -67,6 +67,11 @@ pub enum BackupError {
     Damaged(String),
     #[error("backup entry SHA256SUMS line {line}: {reason}")]
     Sums { line: usize, reason: String },
+    #[error(
+        "this backup was made by a newer edgeprov (database schema {found}; this one knows \
+         {known}): restore it with that version or a later one; nothing was changed"
+    )]
+    Newer { found: u64, known: u64 },
     #[error("the database in the backup is not usable: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("the PKI in the backup is not usable: {0}")]
@@ -460,8 +465,15 @@ fn unpack_and_check(
         return Err(BackupError::Missing("a database (its entry is empty)"));
     }
     let (devices, paused, registered) = {
-        let store = Store::open(&dir.join(DB))?;
-        store.schema_version()?;
+        // Said as what it is for a restore: the store's own words name the staging copy,
+        // which is removed, as "left as it is", and send the reader to restore a backup.
+        let store = Store::open(&dir.join(DB)).map_err(|e| match e {
+            crate::store::StoreError::Schema { found, .. } => BackupError::Newer {
+                found,
+                known: crate::store::SCHEMA_VERSION,
+            },
+            e => e.into(),
+        })?;
         (
             store.count_devices()?,
             pause_pending_jobs(&store)?,
@@ -764,6 +776,43 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("data.replaced-1800000000"),
             "{kept:?}"
+        );
+    }
+
+    /// A backup from a newer edgeprov (a database schema this one does not know) is refused
+    /// saying so, and the data directory is left as it was. It was refused in the store's
+    /// words, which named the restore's staging copy (removed since) as "left as it is".
+    #[test]
+    fn a_backup_from_a_newer_version_is_refused_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let newer = rebuilt(&archive, |name, bytes| {
+            if name != DB {
+                return Some(bytes);
+            }
+            let path = dir.path().join("newer.redb");
+            std::fs::write(&path, bytes).unwrap();
+            let db = redb::Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(crate::store::META)
+                .unwrap()
+                .insert("schema_version", crate::store::SCHEMA_VERSION + 1)
+                .unwrap();
+            tx.commit().unwrap();
+            drop(db);
+            Some(std::fs::read(&path).unwrap())
+        });
+        std::fs::write(config.data_dir.join("marker"), "still here").unwrap();
+        let err = restore(&newer, &config, &|_| {}).unwrap_err().to_string();
+        assert!(
+            err.contains("newer edgeprov")
+                && err.contains(&format!("schema {}", crate::store::SCHEMA_VERSION + 1))
+                && !err.contains("-restore-"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(config.data_dir.join("marker")).unwrap(),
+            "still here"
         );
     }
 }
