@@ -27,6 +27,8 @@ pub mod table;
 pub mod token;
 pub mod when;
 
+pub use when::time_text;
+
 use anyhow::Result;
 
 /// A command line that asks for something the command cannot do as given (a value out of its
@@ -79,13 +81,4 @@ pub fn end_quietly_on_broken_pipe() {
         }
         report(info);
     }));
-}
-
-/// A Unix time as UTC `YYYY-MM-DD HH:MM:SS`.
-pub fn time_text(t: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(&fmt).ok())
-        .unwrap_or_else(|| t.to_string())
 }

@@ -51,9 +51,29 @@ fn parse(flag: &str, text: &str, now: i64) -> Result<i64, String> {
         })
 }
 
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`. The zone is said: an administrator of sites in
+/// several zones read `job create --at 2026-01-01T02:00:00+01:00 … runs at 2026-01-01
+/// 01:00:00` as the box's or the site's local time, an hour off from what was asked.
+pub fn time_text(t: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&fmt).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use super::{parse_time, time_text};
+
+    /// A time given in any zone is shown in UTC, saying so.
+    #[test]
+    fn a_time_is_shown_in_utc_and_says_so() {
+        let t = parse_time("--at", "2026-01-01T02:00:00+01:00", 0).unwrap();
+        assert_eq!(time_text(t), "2026-01-01 01:00:00 UTC");
+        assert_eq!(time_text(i64::MAX), i64::MAX.to_string());
+    }
 
     fn at(text: &str, now: i64) -> anyhow::Result<i64> {
         parse_time("--at", text, now)
