@@ -406,3 +406,30 @@ fn a_passphrase_restores_its_backup_whatever_its_characters() {
         assert!(d.data_dir().join("edgeprov.redb").exists(), "{pass:?}");
     }
 }
+
+/// An empty `X-Backup-Passphrase` (or one of spaces alone, which HTTP empties) is refused: it
+/// sealed a backup under the empty passphrase, which `edgeprov restore` refuses to be given,
+/// so the backup could never be restored.
+#[tokio::test]
+async fn an_empty_backup_passphrase_is_refused() {
+    let d = Daemon::start();
+    for value in ["", "   "] {
+        let req = http::Request::builder()
+            .method("GET")
+            .uri("/api/v1/backup")
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {}", d.token))
+            .header("x-backup-passphrase", value)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = send(d.admin, client_config(&d.ca_pem(), None), req)
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 400, "{value:?}: {}", resp.text());
+        assert!(
+            resp.text().contains("X-Backup-Passphrase: empty"),
+            "{value:?}: {}",
+            resp.text()
+        );
+    }
+}

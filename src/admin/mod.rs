@@ -465,6 +465,15 @@ async fn backup(
                 .map_err(|_| ApiError::BadRequest("X-Backup-Passphrase: must be UTF-8 text".into()))
         })
         .transpose()?;
+    // HTTP drops a value's outer spaces, so `   ` arrives empty too. A backup sealed under no
+    // passphrase would never restore: `edgeprov restore` refuses an empty one.
+    if passphrase.as_deref() == Some("") {
+        return Err(ApiError::BadRequest(
+            "X-Backup-Passphrase: empty (or only spaces): give a passphrase, or leave the \
+             header out for a backup that is not encrypted"
+                .into(),
+        ));
+    }
     let sealed = passphrase.is_some();
     let (store, config) = (st.store.clone(), st.config.get());
     let bytes = tokio::task::spawn_blocking(move || {
