@@ -407,7 +407,7 @@ pub async fn device_effective(
                 .iter()
                 .map(|(k, e)| (k.clone(), e.value.clone()))
                 .collect();
-            for (param, e) in &eff {
+            for (param, e) in crate::settings::layered::in_layer_order(&ctx, &eff) {
                 let one = BTreeMap::from([(param.clone(), e.value.clone())]);
                 for (native, value) in vocab::to_native(v, &one, &all) {
                     producers.insert(native, (value, param.clone(), e.origin.to_string()));

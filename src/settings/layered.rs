@@ -118,6 +118,27 @@ pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
     out
 }
 
+/// `eff`'s entries in the order their layers apply (global, site, group, model, device; by
+/// name within a layer). A neutral name and a native one can reach one phone setting
+/// (`sip.domain` and `avaya:SIPDOMAIN`): rendered in this order the later layer's value wins,
+/// where the names' own order would let whichever sorts last win.
+pub fn in_layer_order<'e>(
+    ctx: &DeviceContext,
+    eff: &'e BTreeMap<String, Effective>,
+) -> Vec<(&'e String, &'e Effective)> {
+    let rank = |origin: &Origin| match origin {
+        Origin::Layer(layer) => ctx
+            .layers
+            .iter()
+            .position(|(l, _)| l == layer)
+            .unwrap_or_default(),
+        Origin::Device => ctx.layers.len(),
+    };
+    let mut entries: Vec<_> = eff.iter().collect();
+    entries.sort_by_key(|(_, e)| rank(&e.origin));
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use name::{FileName, POLY_COMMON, classify};
 
-use super::layered::effective;
+use super::layered::{effective, in_layer_order};
 use super::vocab::{self, Native};
 use crate::model::{Mac, ParamSet, Vendor};
 use crate::store::{CommonLayers, DeviceContext};
@@ -206,7 +206,13 @@ pub fn device_native(vendor: Vendor, ctx: &DeviceContext) -> (Native, bool) {
         .iter()
         .map(|(k, e)| (k.clone(), e.value.clone()))
         .collect();
-    let native = vocab::to_native(vendor, &all, &BTreeMap::new());
+    // Layer by layer, so that of two names reaching one setting the later layer's wins;
+    // composite settings are computed from the whole effective set.
+    let mut native = Native::new();
+    for (name, e) in in_layer_order(ctx, &eff) {
+        let one = BTreeMap::from([(name.clone(), e.value.clone())]);
+        native.extend(vocab::to_native(vendor, &one, &all));
+    }
     // Any secret meant for this vendor (or for every vendor) marks the file. This errs on the
     // safe side: a neutral secret this vendor has no setting for still requires proof.
     let carries_secret = eff
@@ -357,6 +363,80 @@ mod tests {
             .unwrap_or_default();
         assert!(yealink.starts_with("#!version"), "{yealink}");
         assert!(!yealink.contains("wifi"), "{yealink}");
+    }
+
+    /// A neutral name and a native one can reach the same phone setting (`sip.domain` and
+    /// `avaya:SIPDOMAIN`, `sip.server` and `yealink:account.1.sip_server.1.address`): in a
+    /// device's own file the later layer's value wins, whichever of the two names it used,
+    /// not whichever name sorts last.
+    #[test]
+    fn a_later_layer_wins_over_a_neutral_or_native_name_for_the_same_setting() {
+        use crate::model::{Device, Layer};
+        let ctx = |global: &[(&str, &str)], device: &[(&str, &str)], model: &str| {
+            let mut d = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+            d.model = model.into();
+            d.params = set(device, &[]).params;
+            DeviceContext {
+                device: d,
+                site: None,
+                layers: vec![(Layer::Global, set(global, &[]))],
+            }
+        };
+        let avaya = |global: &[(&str, &str)], device: &[(&str, &str)]| {
+            device_native(Vendor::Avaya, &ctx(global, device, "J179")).0
+        };
+        for (global, device) in [
+            (
+                ("sip.domain", "global.example"),
+                ("avaya:SIPDOMAIN", "device.example"),
+            ),
+            (
+                ("sip.domain", "global.example"),
+                ("SIPDOMAIN", "device.example"),
+            ),
+            (
+                ("SIPDOMAIN", "global.example"),
+                ("sip.domain", "device.example"),
+            ),
+            (
+                ("avaya:SIPDOMAIN", "global.example"),
+                ("sip.domain", "device.example"),
+            ),
+        ] {
+            let native = avaya(&[global], &[device]);
+            assert_eq!(
+                native.get("SIPDOMAIN").map(String::as_str),
+                Some("device.example"),
+                "global {global:?}, device {device:?}"
+            );
+        }
+        let address = "account.1.sip_server.1.address";
+        for (global, device) in [
+            (
+                (format!("yealink:{address}"), "old.example"),
+                ("sip.server".to_string(), "new.example"),
+            ),
+            (
+                ("sip.server".to_string(), "old.example"),
+                (format!("yealink:{address}"), "new.example"),
+            ),
+        ] {
+            let ctx = ctx(&[(&global.0, global.1)], &[(&device.0, device.1)], "T46S");
+            let file = render_device(
+                &FileName::DeviceCfg(ctx.device.mac),
+                &ctx,
+                &Common::default(),
+                &Requester::default(),
+            )
+            .map(|r| r.bytes)
+            .unwrap_or_default();
+            assert_eq!(
+                yealink::parse_cfg(&file).get(address).map(String::as_str),
+                Some("new.example"),
+                "global {global:?}, device {device:?}: {}",
+                String::from_utf8_lossy(&file)
+            );
+        }
     }
 
     /// A name declared secret at one layer and set as a plain parameter at another is still a
