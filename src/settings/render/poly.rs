@@ -39,7 +39,14 @@ pub fn image_of(model: &str, common: &Common) -> Option<String> {
         .map(|(_, file)| format!("{}{file}", common.firmware_base))
 }
 
+/// `v` as an attribute value. Control characters and U+FFFE/U+FFFF are left out: most are no
+/// XML characters, and one makes the phone reject the whole file; a raw line end is read as a
+/// blank, not as what was set. Writes refuse them, so only a value stored before holds one.
 fn escape(v: &str) -> String {
+    let v: String = v
+        .chars()
+        .filter(|&c| !c.is_control() && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+        .collect();
     v.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -101,6 +108,45 @@ pub fn parse_params(bytes: &[u8]) -> Native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value holding a line end or another control character, stored before writes refused
+    /// them, neither breaks the XML (a control character other than tab, line feed and carriage
+    /// return is no XML character: the phone would reject the whole file) nor reaches the
+    /// setting (a parser turns a raw line end in an attribute into a blank).
+    #[test]
+    fn control_characters_in_a_value_are_left_out() {
+        let native = Native::from([
+            (
+                "reg.1.label".to_string(),
+                "Front\r\ndesk\u{1}\u{7f}\u{85}\t!".to_string(),
+            ),
+            (
+                "reg.1.address".to_string(),
+                "201\u{FFFE}\u{FFFF}".to_string(),
+            ),
+        ]);
+        let file = params_file(&native);
+        let text = String::from_utf8_lossy(&file);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' || matches!(c, '\u{FFFE}' | '\u{FFFF}')),
+            "{text:?}"
+        );
+        let read = crate::settings::lint_poly::poly_attributes(&file)
+            .map(|a| a.into_iter().map(|(k, v, _)| (k, v)).collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert_eq!(
+            read,
+            [
+                ("reg.1.address".to_string(), "201".to_string()),
+                ("reg.1.label".to_string(), "Frontdesk!".to_string()),
+            ],
+            "{text:?}"
+        );
+        // Declaration, comment, `<polycomConfig>`, `<edgeprov`, one line per attribute, end.
+        assert_eq!(text.lines().count(), 7, "{text:?}");
+    }
 
     /// Every attribute name in a rendered file is an XML name: a name stored before writes
     /// refused the others is left out rather than make the file unreadable.

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::name::FileName;
-use super::{Common, Requester, poly, render_common, render_device, yealink};
+use super::{Common, Requester, avaya, poly, render_common, render_device, yealink};
 use crate::model::{Device, Layer, Mac, ParamSet, Vendor};
+use crate::settings::vocab::Native;
 use crate::settings::{Vars, evaluate};
 use crate::store::DeviceContext;
 
@@ -139,5 +140,26 @@ proptest! {
         let who = Requester::default();
         let file = render_device(&FileName::PolyDevice(MAC), &ctx, &common, &who).unwrap().bytes;
         prop_assert_eq!(poly::parse_params(&file), all);
+    }
+
+    /// Whatever a stored value holds, a device's file has one line per setting: a value can
+    /// never add a line (a setting of its own) to a phone's file, in any vendor's format.
+    #[test]
+    fn no_value_adds_a_line_to_a_file(
+        value in prop::collection::vec(
+            prop_oneof![any::<char>(), Just('\n'), Just('\r'), Just('"'), Just('\u{85}')],
+            0..24,
+        ).prop_map(String::from_iter)
+    ) {
+        let line_ends = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n' || b == b'\r').count();
+        let one = |v: &str| Native::from([("name.x".to_string(), v.to_string())]);
+        let files = |v: &str| [
+            avaya::device_file(MAC, &one(v), false),
+            yealink::cfg(&one(v), "T46S", &Common::default()),
+            poly::params_file(&one(v)),
+        ];
+        for (file, plain) in files(&value).iter().zip(files("x").iter()) {
+            prop_assert_eq!(line_ends(file), line_ends(plain), "{}", String::from_utf8_lossy(file));
+        }
     }
 }

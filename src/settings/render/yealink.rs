@@ -123,8 +123,23 @@ pub fn boot(mac: Option<Mac>, family: Option<u32>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Whether `key` can be a cfg key: a word of letters, digits, `_`, `.` and `-`, as parameter
+/// names are. Writes refuse other names; one stored before could hold a blank or a line end
+/// and give the phone a key, or a whole line, nobody set.
+fn is_cfg_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// One `key = value` line per setting. A line end in a value would end the setting and start
+/// another the phone reads as its own, and the format has no escape: control characters (which
+/// writes refuse, so only a value stored before can hold one) are left out, as from Avaya's
+/// `SET` lines, and a key that is no cfg key is left out whole.
 fn cfg_lines(out: &mut String, native: &Native) {
-    for (k, v) in native {
+    for (k, v) in native.iter().filter(|(k, _)| is_cfg_key(k)) {
+        let v: String = v.chars().filter(|c| !c.is_control()).collect();
         out.push_str(&format!("{k} = {v}\n"));
     }
 }
@@ -350,6 +365,35 @@ mod tests {
         assert!(
             !parse_cfg(&cfg(&Native::new(), "T46S", &none)).contains_key("static.firmware.url")
         );
+    }
+
+    /// A value or name holding a line end, stored before writes refused them, must not add a
+    /// line to the file: the phone would read the text after it as a setting of its own.
+    #[test]
+    fn a_line_end_in_a_name_or_value_adds_no_setting() {
+        let native = Native::from([
+            (
+                "account.1.label".to_string(),
+                "Desk\nstatic.security.user_password = admin:0wned\r\n".to_string(),
+            ),
+            (
+                "bad\nstatic.network.vlan.internet_port_vid".to_string(),
+                "7".to_string(),
+            ),
+            ("a b".to_string(), "1".to_string()),
+            ("lang.gui".to_string(), "English".to_string()),
+        ]);
+        let file = cfg(&native, "T46S", &Common::default());
+        let text = String::from_utf8_lossy(&file);
+        let read = parse_cfg(&file);
+        let keys: Vec<&str> = read.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["account.1.label", "lang.gui"], "{text}");
+        assert_eq!(
+            read["account.1.label"], "Deskstatic.security.user_password = admin:0wned",
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(!text.contains('\r'), "{text}");
     }
 
     #[test]
