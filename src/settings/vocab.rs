@@ -162,13 +162,21 @@ pub fn is_xml_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// `+H:MM`, `-HH:MM`, or whole hours (`+1`, `5`), in seconds. Hours and minutes are digits
+/// only: integer parsing alone would take a sign of its own (`+-5:00`, `+5:-30`), which every
+/// vendor's value is then rendered with.
 fn utc_offset_seconds(v: &str) -> Option<i32> {
     let (sign, rest) = match v.as_bytes().first()? {
         b'+' => (1, &v[1..]),
         b'-' => (-1, &v[1..]),
         _ => (1, v),
     };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "00"));
+    let digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h, 2) || !digits(m, 2) || m.len() != 2 {
+        return None;
+    }
     let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
@@ -454,6 +462,15 @@ mod tests {
             ("line.17.user", "x"),
             ("sip.serverr", "x"),
             ("time.utc_offset", "+25"),
+            ("time.utc_offset", "+-5:00"),
+            ("time.utc_offset", "--5"),
+            ("time.utc_offset", "++1:00"),
+            ("time.utc_offset", "+5:-30"),
+            ("time.utc_offset", "+5:+30"),
+            ("time.utc_offset", "+5:3"),
+            ("time.utc_offset", "+005:30"),
+            ("time.utc_offset", "+1:"),
+            ("time.utc_offset", ""),
             ("language", "tlh"),
             ("poly:1x", "1"),
             ("Poly:.x", "1"),
@@ -461,6 +478,9 @@ mod tests {
         ] {
             let e = validate(n, v).unwrap_err().to_string();
             assert!(e.starts_with(n), "{e}");
+        }
+        for offset in ["+1:00", "-5:30", "+14", "0:00", "5", "-09:30"] {
+            assert!(validate("time.utc_offset", offset).is_ok(), "{offset}");
         }
         assert!(validate("poly:_x.1-a", "1").is_ok());
         assert!(validate("yealink:1x", "1").is_ok());
