@@ -88,7 +88,8 @@ fn push_sets(out: &mut String, native: &Native) {
 }
 
 /// `IF $VAR SEQ value GOTO label` lines and their sections, each ending in a jump to `end`;
-/// `var` names the variable a layer's name is compared with. The conditions on `$MODEL` come
+/// `var` names the variable a layer's name is compared with, and the native settings `omit`
+/// names are left out of every section (a layer left with none gets no section). The conditions on `$MODEL` come
 /// before those on `$MODEL4`: a 9641GS matches both `9641GS` and `9641`, and it takes the
 /// layer named for its whole model, as its own `{mac}.txt` does.
 fn sections(
@@ -97,11 +98,13 @@ fn sections(
     prefix: &str,
     layers: &[(String, BTreeMap<String, String>)],
     base: &BTreeMap<String, String>,
+    omit: &[&str],
 ) {
     let end = format!("END_{prefix}");
     let mut rendered: Vec<(&String, Native)> = Vec::new();
     for (name, params) in layers {
-        let native = to_native(Vendor::Avaya, params, base);
+        let mut native = to_native(Vendor::Avaya, params, base);
+        native.retain(|setting, _| !omit.contains(&setting.as_str()));
         if native.is_empty() {
             continue;
         }
@@ -140,10 +143,28 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     let shared = to_native(Vendor::Avaya, &common.site, &common.global);
     let mut top = to_native(Vendor::Avaya, &common.global, &BTreeMap::new());
     top.extend(shared);
-    top.remove("APPNAME"); // firmware belongs in the upgrade scripts
+    // `APPNAME` belongs to the upgrade scripts (the policies' images and the model layers'),
+    // so no part of this file names it, as `{mac}.txt` does not: a group's `firmware.file`
+    // would otherwise name an image the scripts never chose.
+    let firmware = ["APPNAME"];
+    top.retain(|setting, _| !firmware.contains(&setting.as_str()));
     push_sets(&mut out, &top);
-    sections(&mut out, |_| "GROUP", "GROUP", &common.groups, &base);
-    sections(&mut out, model_variable, "MODEL", &common.models, &base);
+    sections(
+        &mut out,
+        |_| "GROUP",
+        "GROUP",
+        &common.groups,
+        &base,
+        &firmware,
+    );
+    sections(
+        &mut out,
+        model_variable,
+        "MODEL",
+        &common.models,
+        &base,
+        &firmware,
+    );
     out.push_str("GET $MACADDR.txt\n");
     if common.specials {
         // Reached only when the per-device file could not be fetched.
@@ -185,7 +206,14 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
         .into_iter()
         .map(|(model, app)| (model, BTreeMap::from([("APPNAME".to_string(), app)])))
         .collect();
-    sections(&mut out, model_variable, "APP", &apps, &BTreeMap::new());
+    sections(
+        &mut out,
+        model_variable,
+        "APP",
+        &apps,
+        &BTreeMap::new(),
+        &[],
+    );
     out.push_str("GET 46xxsettings.txt\n");
     out.into_bytes()
 }
@@ -357,6 +385,38 @@ mod tests {
         let app = |model: &str| as_phone(&file, "96x1Supgrade.txt", model, "APPNAME");
         assert_eq!(app("9641GS").as_deref(), Some("gs.bin"), "{text}");
         assert_eq!(app("9641G").as_deref(), Some("four.bin"), "{text}");
+    }
+
+    /// `APPNAME` belongs to the upgrade scripts, which follow the firmware policies: the shared
+    /// part of `46xxsettings.txt` and `{mac}.txt` leave it out, and so do its group and model
+    /// sections, whatever spelling a layer gave it.
+    #[test]
+    fn no_section_of_the_settings_file_names_firmware() {
+        let app = |name: &str| BTreeMap::from([(name.to_string(), "x.bin".to_string())]);
+        let common = Common {
+            global: app("firmware.file"),
+            groups: vec![("2".into(), app("firmware.file"))],
+            models: vec![
+                ("J179".into(), app("avaya:appname")),
+                ("9641GS".into(), app("APPNAME")),
+            ],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let text = String::from_utf8_lossy(&file);
+        assert!(!text.to_ascii_uppercase().contains("APPNAME"), "{text}");
+        for vars in [
+            Vars::for_phone("J179", "2", "001122aabbcc"),
+            Vars::for_phone("9641GS", "2", "001122aabbcc"),
+        ] {
+            let e = evaluate("46xxsettings.txt", &vars, |n: &str| {
+                (n == "46xxsettings.txt").then(|| file.clone())
+            });
+            assert_eq!(e.get("APPNAME"), None, "{text}");
+        }
+        let script = upgrade_script(AvayaFamily::J100, &common);
+        let j179 = evaluated_entry(&script, "J100Supgrade.txt", &[("MODEL4", "J179")]);
+        assert_eq!(j179.get("APPNAME").map(String::as_str), Some("x.bin"));
     }
 
     #[test]
