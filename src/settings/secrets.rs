@@ -58,7 +58,7 @@ use super::script::{Kind, Script, Value};
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 7;
+pub const READING: u8 = 8;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +262,100 @@ fn holds_value(value: &[u8]) -> bool {
 /// Every assignment in `bytes` of a value to a secret-looking name, in order: by line, and
 /// within a line by where the value starts (one per value; a line may hold several). An
 /// element's value that runs over several lines is reported at the line where it starts.
+///
+/// A file that looks like UTF-16 ([`Utf16::of`]) is read both as bytes and as its text, and
+/// what either finds counts: a byte order mark alone does not prove the rest is UTF-16, and a
+/// miss leaks a password while a false alarm only asks for proof.
 pub fn secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
+    let mut out = byte_secret_lines(bytes);
+    if let Some(utf16) = Utf16::of(bytes) {
+        out.extend(utf16.secret_lines());
+        out.sort_by_key(|s| (s.value.start, s.value.end));
+        out.dedup_by_key(|s| (s.value.start, s.value.end));
+    }
+    out
+}
+
+/// A file in UTF-16, read as UTF-8 text with the way back to its bytes.
+struct Utf16 {
+    big_endian: bool,
+    /// The file's text in UTF-8.
+    text: Vec<u8>,
+    /// For each byte of `text`, and for its end, the offset in the file of the code unit that
+    /// starts its character.
+    at: Vec<usize>,
+}
+
+impl Utf16 {
+    /// The UTF-16 text of `bytes`, when they start as XML parsers recognise it: a byte order
+    /// mark, or `<?` in either byte order (XML 1.0, appendix F).
+    fn of(bytes: &[u8]) -> Option<Utf16> {
+        let (big_endian, start) = match bytes {
+            [0xFF, 0xFE, ..] => (false, 2),
+            [0xFE, 0xFF, ..] => (true, 2),
+            [b'<', 0, b'?', 0, ..] => (false, 0),
+            [0, b'<', 0, b'?', ..] => (true, 0),
+            _ => return None,
+        };
+        let units = bytes[start..].chunks_exact(2).map(|pair| {
+            let pair = [pair[0], pair[1]];
+            match big_endian {
+                true => u16::from_be_bytes(pair),
+                false => u16::from_le_bytes(pair),
+            }
+        });
+        let mut text = Vec::with_capacity(bytes.len());
+        let mut at = Vec::with_capacity(bytes.len() + 1);
+        let mut offset = start;
+        for c in char::decode_utf16(units) {
+            // An unpaired surrogate is one unit, as is the replacement character.
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            let mut buf = [0; 4];
+            let utf8 = c.encode_utf8(&mut buf).as_bytes();
+            text.extend_from_slice(utf8);
+            at.extend(std::iter::repeat_n(offset, utf8.len()));
+            offset += 2 * c.len_utf16();
+        }
+        at.push(offset);
+        Some(Utf16 {
+            big_endian,
+            text,
+            at,
+        })
+    }
+
+    /// What [`byte_secret_lines`] finds in the text, its values as offsets in the file.
+    fn secret_lines(&self) -> Vec<SecretLine> {
+        let file = |i: usize| {
+            self.at
+                .get(i)
+                .or(self.at.last())
+                .copied()
+                .unwrap_or_default()
+        };
+        byte_secret_lines(&self.text)
+            .into_iter()
+            .map(|s| SecretLine {
+                value: file(s.value.start)..file(s.value.end),
+                ..s
+            })
+            .collect()
+    }
+
+    /// `mask` in the file's encoding.
+    fn encode(&self, mask: &str) -> Vec<u8> {
+        mask.encode_utf16()
+            .flat_map(|u| match self.big_endian {
+                true => u.to_be_bytes(),
+                false => u.to_le_bytes(),
+            })
+            .collect()
+    }
+}
+
+/// [`secret_lines`] of `bytes` read as bytes (ASCII, UTF-8 or any other ASCII-compatible
+/// encoding).
+fn byte_secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
     let mut out = Vec::new();
     let mut found = Vec::new();
     let mut in_elements = Vec::new();
@@ -354,18 +447,33 @@ fn script_sets(bytes: &[u8], out: &mut Vec<SecretLine>) {
 /// `bytes` with every value [`secret_lines`] finds replaced by `mask`, every other byte as it
 /// was, so an operator can see a file without the secrets it carries.
 pub fn mask_secrets(bytes: &[u8], mask: &str) -> Vec<u8> {
-    let mut hidden: Vec<Range<usize>> = Vec::new();
-    for value in secret_lines(bytes).into_iter().map(|s| s.value) {
+    // A value found in a UTF-16 file's text is masked in its encoding.
+    let mut found: Vec<(Range<usize>, Vec<u8>)> = byte_secret_lines(bytes)
+        .into_iter()
+        .map(|s| (s.value, mask.as_bytes().to_vec()))
+        .collect();
+    if let Some(utf16) = Utf16::of(bytes) {
+        let encoded = utf16.encode(mask);
+        found.extend(
+            utf16
+                .secret_lines()
+                .into_iter()
+                .map(|s| (s.value, encoded.clone())),
+        );
+        found.sort_by_key(|(value, _)| (value.start, value.end));
+    }
+    let mut hidden: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    for (value, mask) in found {
         match hidden.last_mut() {
-            Some(last) if value.start < last.end => last.end = last.end.max(value.end),
-            _ => hidden.push(value),
+            Some((last, _)) if value.start < last.end => last.end = last.end.max(value.end),
+            _ => hidden.push((value, mask)),
         }
     }
     let mut out = Vec::with_capacity(bytes.len());
     let mut copied = 0;
-    for range in hidden {
+    for (range, mask) in hidden {
         out.extend_from_slice(&bytes[copied..range.start]);
-        out.extend_from_slice(mask.as_bytes());
+        out.extend_from_slice(&mask);
         copied = range.end;
     }
     out.extend_from_slice(&bytes[copied..]);
@@ -1323,6 +1431,56 @@ P34 = ***
             String::from_utf8(mask_secrets(text.as_bytes(), "***")).unwrap(),
             expected
         );
+    }
+
+    /// A file saved as UTF-16 (Windows editors' "Unicode"; XML parsers must read it, so a Poly
+    /// phone reads such a cfg) holds its password in two-byte units, which a reading of bytes
+    /// never sees: it is read as its text, with or without a byte order mark, in either order.
+    #[test]
+    fn a_utf16_file_is_read_as_its_text() {
+        let utf16 = |text: &str, big: bool, bom: bool| -> Vec<u8> {
+            let units = bom.then_some(0xFEFF).into_iter().chain(text.encode_utf16());
+            units
+                .flat_map(|u| {
+                    if big {
+                        u.to_be_bytes()
+                    } else {
+                        u.to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\r
+<polycomConfig reg.1.label=\"Caf\u{e9} \u{1F600}\" reg.1.auth.password=\"hunter2\"/>\r
+SET ADMIN_PASSWORD 1234\r
+";
+        let masked = text.replace("hunter2", "***").replace("1234", "***");
+        for (big, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+            let bytes = utf16(text, big, bom);
+            let found = secret_lines(&bytes);
+            let shown: Vec<(usize, &str, String)> = found
+                .iter()
+                .map(|s| {
+                    let units: Vec<u16> = bytes[s.value.clone()]
+                        .chunks_exact(2)
+                        .map(|p| match big {
+                            true => u16::from_be_bytes([p[0], p[1]]),
+                            false => u16::from_le_bytes([p[0], p[1]]),
+                        })
+                        .collect();
+                    (s.line, s.name.as_str(), String::from_utf16_lossy(&units))
+                })
+                .collect();
+            assert_eq!(
+                shown,
+                [
+                    (2, "reg.1.auth.password", "hunter2".to_string()),
+                    (3, "ADMIN_PASSWORD", "1234".to_string())
+                ],
+                "big endian {big}, byte order mark {bom}"
+            );
+            assert_eq!(mask_secrets(&bytes, "***"), utf16(&masked, big, bom));
+        }
     }
 
     #[test]
