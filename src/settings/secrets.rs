@@ -1541,6 +1541,45 @@ SET ADMIN_PASSWORD 1234\r
             let _ = secret_lines(&bytes);
         }
 
+        /// A file in UTF-16 shows the secrets its text shows in UTF-8, at the same lines and
+        /// under the same names, each value the same text.
+        #[test]
+        fn utf16_text_shows_the_secrets_of_its_utf8(
+            text in prop::collection::vec(
+                prop::sample::select(vec![
+                    "SET ", "password", "Admin_PIN", "reg.1.auth.password", "name", " = ", "=",
+                    ": ", "\"", "'", "<", ">", "</", "/>", " ", "x1", "\u{e9}", "\u{1F600}",
+                    "\n", "\r\n", "#", ";",
+                ]),
+                0..40,
+            ).prop_map(|pieces| pieces.concat()),
+            big in any::<bool>(),
+            bom in any::<bool>(),
+        ) {
+            let prefixed = format!("<?{text}");
+            let units: Vec<u16> = bom.then_some(0xFEFF).into_iter().chain(prefixed.encode_utf16()).collect();
+            let bytes: Vec<u8> = units
+                .iter()
+                .flat_map(|u| if big { u.to_be_bytes() } else { u.to_le_bytes() })
+                .collect();
+            let decode = |range: &Range<usize>| {
+                let units: Vec<u16> = bytes[range.clone()]
+                    .chunks_exact(2)
+                    .map(|p| if big { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) })
+                    .collect();
+                String::from_utf16_lossy(&units)
+            };
+            let read: Vec<(usize, String, String)> = secret_lines(&bytes)
+                .iter()
+                .map(|s| (s.line, s.name.clone(), decode(&s.value)))
+                .collect();
+            let want: Vec<(usize, String, String)> = secret_lines(prefixed.as_bytes())
+                .iter()
+                .map(|s| (s.line, s.name.clone(), prefixed[s.value.clone()].to_string()))
+                .collect();
+            prop_assert_eq!(read, want);
+        }
+
         #[test]
         fn markup_like_text_is_read_without_panicking(text in "[<>=\"'/a-zA-Z_ .:;$!&?\t-]{0,80}") {
             for s in secret_lines(text.as_bytes()) {
