@@ -89,9 +89,9 @@ fn push_sets(out: &mut String, native: &Native) {
 
 /// `IF $VAR SEQ value GOTO label` lines and their sections, each ending in a jump to `end`;
 /// `var` names the variable a layer's name is compared with, and the native settings `omit`
-/// names are left out of every section (a layer left with none gets no section). The conditions on `$MODEL` come
-/// before those on `$MODEL4`: a 9641GS matches both `9641GS` and `9641`, and it takes the
-/// layer named for its whole model, as its own `{mac}.txt` does.
+/// names are left out of every section (a layer left with none gets no section). The
+/// conditions on `$MODEL` come before those on `$MODEL4`: a 9641GS matches both `9641GS` and
+/// `9641`, and it takes the layer named for its whole model, as its own `{mac}.txt` does.
 fn sections(
     out: &mut String,
     var: impl Fn(&str) -> &'static str,
