@@ -92,3 +92,56 @@ async fn a_secret_in_another_spelling_stays_out_of_the_common_file() {
     assert!(text.contains("SET SIPDOMAIN g2.example"), "{text}");
     assert!(!text.contains("token"), "{text}");
 }
+
+/// A parameter named as a credential, set as a plain parameter of a layer or by a `set_param`
+/// job, is listed by name with the layer's secrets and its value is shown nowhere: not by
+/// `GET /params/{layer}`, not in the audit entries of its changes, not in the job list. The
+/// layer view, the job list and the audit log showed it in clear, while the device view
+/// already hid it; its change is still audited, masked.
+#[tokio::test]
+async fn a_layer_or_job_shows_no_value_of_a_parameter_named_as_a_credential() {
+    let d = Daemon::start();
+    for value in ["271828", "314159"] {
+        let (s, v) = d
+            .api(
+                "PATCH",
+                "/params/global",
+                Some(json!({"params": {"PROCPSWD": value, "SIPDOMAIN": "example.com"}})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["secrets"], json!(["PROCPSWD"]), "{v}");
+        assert_eq!(v["params"], json!({"SIPDOMAIN": "example.com"}), "{v}");
+    }
+    let (_, layer) = d.api("GET", "/params/global", None).await;
+    assert_eq!(layer["secrets"], json!(["PROCPSWD"]), "{layer}");
+    assert!(!layer.to_string().contains("314159"), "{layer}");
+
+    let (s, job) = d
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({
+                "kind": "set_param", "name": "SIP_PASSWORD", "value": "hunter2",
+                "selection": {"all": true}, "at": 1_900_000_000
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{job}");
+    let (_, jobs) = d.api("GET", "/jobs", None).await;
+    assert!(!jobs.to_string().contains("hunter2"), "{jobs}");
+
+    let (_, audit) = d
+        .api("GET", "/audit?resource=/api/v1/params/global", None)
+        .await;
+    let entries = audit.as_array().expect("audit entries");
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert!(
+        entries[0].to_string().contains("params.PROCPSWD"),
+        "the change is audited, masked: {audit}"
+    );
+    let (_, all) = d.api("GET", "/audit", None).await;
+    for secret in ["271828", "314159", "hunter2"] {
+        assert!(!all.to_string().contains(secret), "{secret} in {all}");
+    }
+}

@@ -59,11 +59,30 @@ pub async fn get_layer(
     let store = st.store.clone();
     let key = l.clone();
     let set = blocking(move || store.get_layer(&key)).await?;
-    Ok(Json(LayerView {
-        layer: l.to_string(),
-        params: set.params,
-        secrets: set.secrets.into_keys().collect(),
-    }))
+    Ok(Json(LayerView::of(&l, set)))
+}
+
+impl LayerView {
+    /// A layer as the API shows it. A parameter whose name makes it a secret (`SIP_PASSWORD`,
+    /// `admin.password` set as a plain parameter, docs/parameters.md) is listed by name with
+    /// the secrets, as the device view lists it: its value would otherwise be shown to anyone
+    /// who may read the layer and kept in the audit entry of every change to it.
+    fn of(layer: &Layer, set: crate::model::ParamSet) -> LayerView {
+        let (secret_named, params): (BTreeMap<_, _>, BTreeMap<_, _>) = set
+            .params
+            .into_iter()
+            .partition(|(name, _)| crate::settings::vocab::is_secret(name));
+        let secrets: std::collections::BTreeSet<String> = set
+            .secrets
+            .into_keys()
+            .chain(secret_named.into_keys())
+            .collect();
+        LayerView {
+            layer: layer.to_string(),
+            params,
+            secrets: secrets.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -119,14 +138,19 @@ pub async fn patch_layer(
     })
     .await?;
     tracing::info!(layer = %l, "parameters changed");
-    let view = |set: crate::model::ParamSet| LayerView {
-        layer: l.to_string(),
-        params: set.params,
-        secrets: set.secrets.into_keys().collect(),
+    let secret_named = |set: &crate::model::ParamSet| -> BTreeMap<String, String> {
+        set.params
+            .iter()
+            .filter(|(name, _)| crate::settings::vocab::is_secret(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
     };
+    let (named_before, named_after) = (secret_named(&before), secret_named(&set));
     let secrets: Vec<(String, bool)> =
-        audit::secret_values("secrets", &before.secrets, &set.secrets).collect();
-    let (before, after) = (view(before), view(set));
+        audit::secret_values("secrets", &before.secrets, &set.secrets)
+            .chain(audit::secret_values("params", &named_before, &named_after))
+            .collect();
+    let (before, after) = (LayerView::of(&l, before), LayerView::of(&l, set));
     let changes = audit::with_secret_changes(
         audit::changes(
             serde_json::to_value(&before).unwrap_or_default(),

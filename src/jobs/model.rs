@@ -57,6 +57,12 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// Whether a `set_param` job's value is kept from view: it is set as a secret, or its name
+/// makes it one (docs/parameters.md).
+fn hides_value(name: &str, secret: bool) -> bool {
+    secret || crate::settings::vocab::is_secret(name)
+}
+
 impl JobKind {
     pub fn name(&self) -> &'static str {
         match self {
@@ -69,17 +75,19 @@ impl JobKind {
         }
     }
 
-    /// The kind as the API shows it: a secret value is replaced by [`HIDDEN`].
+    /// The kind as the API shows it: a secret value is replaced by [`HIDDEN`], and so is the
+    /// value of a parameter whose name makes it a secret (`SIP_PASSWORD`, `admin.password`,
+    /// docs/parameters.md) set without `secret: true`: the device view hides it too.
     pub fn redacted(&self) -> JobKind {
         match self {
             JobKind::SetParam {
                 name,
                 value: Some(_),
-                secret: true,
-            } => JobKind::SetParam {
+                secret,
+            } if hides_value(name, *secret) => JobKind::SetParam {
                 name: name.clone(),
                 value: Some(HIDDEN.into()),
-                secret: true,
+                secret: *secret,
             },
             other => other.clone(),
         }
@@ -530,10 +538,11 @@ impl Job {
         if self.state.is_final() {
             self.finished = Some(now);
             if let JobKind::SetParam {
+                name,
                 value: value @ Some(_),
-                secret: true,
-                ..
+                secret,
             } = &mut self.kind
+                && hides_value(name, *secret)
             {
                 *value = Some(HIDDEN.into());
             }
@@ -702,6 +711,53 @@ mod tests {
         );
         assert_eq!((job.started, job.finished), (Some(10), Some(20)));
         assert!(matches!(job.kind, JobKind::SetParam { value: Some(v), .. } if v == HIDDEN));
+    }
+
+    /// A parameter named as a secret, set without `secret: true`, showed its value in the job
+    /// list and the audit entry of the job's creation, while the device view hides it.
+    #[test]
+    fn a_value_of_a_parameter_named_as_a_secret_is_hidden() {
+        let kind = |name: &str| JobKind::SetParam {
+            name: name.into(),
+            value: Some("s3cret".into()),
+            secret: false,
+        };
+        for name in [
+            "SIP_PASSWORD",
+            "admin.password",
+            "yealink:account.1.password",
+        ] {
+            let job = Job::new(
+                kind(name),
+                Selection::default(),
+                0,
+                None,
+                "a",
+                Sites::All,
+                0,
+            );
+            let shown = serde_json::to_string(&job.redacted()).unwrap();
+            assert!(!shown.contains("s3cret"), "{name}: {shown}");
+            let mut done = job.clone();
+            done.start(1, 10).unwrap();
+            done.act(Action::Stop, 20).unwrap();
+            assert!(
+                matches!(&done.kind, JobKind::SetParam { value: Some(v), .. } if v == HIDDEN),
+                "{name}: a finished job forgets it"
+            );
+        }
+        let plain = Job::new(
+            kind("sip.domain"),
+            Selection::default(),
+            0,
+            None,
+            "a",
+            Sites::All,
+            0,
+        );
+        assert!(
+            matches!(plain.redacted().kind, JobKind::SetParam { value: Some(v), .. } if v == "s3cret")
+        );
     }
 
     #[test]
