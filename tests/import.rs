@@ -130,6 +130,13 @@ async fn import_is_all_or_nothing_and_reports_every_bad_row() {
     );
     assert_eq!(csv.lines().count(), ROWS + 1);
     assert!(!csv.contains("pw-"));
+
+    // One site's devices: every other row of the inventory is at "branch".
+    let (ok, csv, stderr) = run(&d, &["device", "export", "--site", "branch"]);
+    assert!(ok, "{stderr}");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), ROWS / 2);
+    assert!(rows.iter().all(|r| r.contains(",branch,")), "{}", rows[0]);
 }
 
 #[tokio::test]

@@ -81,6 +81,9 @@ pub enum DeviceCmd {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Only this site's devices (an operator exports one of its sites this way).
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Show one device.
     Show { mac: String },
@@ -172,7 +175,11 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             table::print(&["TIME", "FILE", "ADDRESS", "FIRMWARE", "PROOF"], &rows);
             Ok(())
         }
-        DeviceCmd::Export { format, out: path } => {
+        DeviceCmd::Export {
+            format,
+            out: path,
+            site,
+        } => {
             let format = match format {
                 Some(f) if out.json && f != "json" => {
                     return Err(UsageError(format!(
@@ -184,8 +191,13 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
                 None if out.json => "json".into(),
                 None => "csv".into(),
             };
+            let site = site.map(|s| format!("&site={}", encode(&s)));
             let bytes = api
-                .get_bytes(&format!("/devices/export?format={}", encode(&format)))
+                .get_bytes(&format!(
+                    "/devices/export?format={}{}",
+                    encode(&format),
+                    site.unwrap_or_default()
+                ))
                 .await?;
             let Some(p) = path else {
                 use std::io::Write;
