@@ -49,15 +49,7 @@ pub struct DeviceView {
 
 impl From<Device> for DeviceView {
     fn from(d: Device) -> Self {
-        let (secret_params, params): (BTreeMap<_, _>, BTreeMap<_, _>) = d
-            .params
-            .into_iter()
-            .partition(|(name, _)| crate::settings::vocab::is_secret(name));
-        let secrets: std::collections::BTreeSet<String> = d
-            .secrets
-            .into_keys()
-            .chain(secret_params.into_keys())
-            .collect();
+        let (params, secrets) = super::secret_named::split(d.params, d.secrets.into_keys());
         DeviceView {
             mac: d.mac,
             model: d.model,
@@ -78,7 +70,7 @@ impl From<Device> for DeviceView {
                     (name, value)
                 })
                 .collect(),
-            secrets: secrets.into_iter().collect(),
+            secrets,
             state: d.state,
             allow_http_auth: d.allow_http_auth,
             http_username: d.http_credential.map(|c| c.username),
@@ -477,14 +469,10 @@ pub fn device_changes(before: Option<&Device>, after: Option<&Device>) -> Value 
         _ => None,
     };
     // The view leaves out the values of parameters named as secrets: their changes, masked.
-    let secret_params = |d: &Device| -> BTreeMap<String, String> {
-        d.params
-            .iter()
-            .filter(|(name, _)| crate::settings::vocab::is_secret(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect()
-    };
-    let (params_before, params_after) = (secret_params(b), secret_params(a));
+    let (params_before, params_after) = (
+        super::secret_named::values(&b.params),
+        super::secret_named::values(&a.params),
+    );
     with_secret_changes(
         diff,
         secret_values("secrets", &b.secrets, &a.secrets)

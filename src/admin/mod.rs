@@ -17,6 +17,7 @@ mod paging;
 mod preferences;
 mod ratelimit;
 mod refused_body;
+mod secret_named;
 mod settings;
 mod sites;
 mod sync;

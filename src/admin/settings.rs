@@ -68,19 +68,11 @@ impl LayerView {
     /// the secrets, as the device view lists it: its value would otherwise be shown to anyone
     /// who may read the layer and kept in the audit entry of every change to it.
     fn of(layer: &Layer, set: crate::model::ParamSet) -> LayerView {
-        let (secret_named, params): (BTreeMap<_, _>, BTreeMap<_, _>) = set
-            .params
-            .into_iter()
-            .partition(|(name, _)| crate::settings::vocab::is_secret(name));
-        let secrets: std::collections::BTreeSet<String> = set
-            .secrets
-            .into_keys()
-            .chain(secret_named.into_keys())
-            .collect();
+        let (params, secrets) = super::secret_named::split(set.params, set.secrets.into_keys());
         LayerView {
             layer: layer.to_string(),
             params,
-            secrets: secrets.into_iter().collect(),
+            secrets,
         }
     }
 }
@@ -138,14 +130,10 @@ pub async fn patch_layer(
     })
     .await?;
     tracing::info!(layer = %l, "parameters changed");
-    let secret_named = |set: &crate::model::ParamSet| -> BTreeMap<String, String> {
-        set.params
-            .iter()
-            .filter(|(name, _)| crate::settings::vocab::is_secret(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect()
-    };
-    let (named_before, named_after) = (secret_named(&before), secret_named(&set));
+    let (named_before, named_after) = (
+        super::secret_named::values(&before.params),
+        super::secret_named::values(&set.params),
+    );
     let secrets: Vec<(String, bool)> =
         audit::secret_values("secrets", &before.secrets, &set.secrets)
             .chain(audit::secret_values("params", &named_before, &named_after))
