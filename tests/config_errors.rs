@@ -132,6 +132,37 @@ fn bad_trusted_root_file_is_named() {
     assert!(err.contains("/nonexistent/roots.pem"), "{err}");
 }
 
+/// A device's own certificate listed as a trusted root by mistake would let whoever holds its
+/// key sign certificates naming any device: the start refuses it, naming the file and which
+/// certificate of the bundle it is, as the API refuses such a root.
+#[test]
+fn trusted_root_that_is_not_a_ca_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let self_signed = |ca: bool, name: &str| {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        p.self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .pem()
+    };
+    let roots = dir.path().join("vendor-roots.pem");
+    let bundle = self_signed(true, "Vendor Root") + &self_signed(false, "001122aabbcc");
+    std::fs::write(&roots, bundle).unwrap();
+    let (ok, err) = serve_with(&format!(
+        "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:0\"\n[pki]\ntrusted_device_roots = [\"{}\"]\n",
+        roots.display()
+    ));
+    assert!(!ok, "started trusting a certificate that is not a CA");
+    assert!(err.contains("vendor-roots.pem"), "{err}");
+    assert!(
+        err.contains("certificate 2") && err.contains("001122aabbcc") && err.contains("not a CA"),
+        "{err}"
+    );
+}
+
 /// IPv4 and IPv6 wildcards on one port are two listeners, as in nginx: `0.0.0.0:8443` and
 /// `[::]:8443` (and the same for DNS, UDP and TCP) both bind, where an IPv6 socket that took
 /// IPv4 too made the start fail with "address in use". Run in a network namespace of its own,

@@ -219,7 +219,8 @@ impl Pki {
         let mut seen = std::collections::BTreeSet::from([fingerprint(&ca_cert)]);
         let mut trusted = Vec::new();
         for path in &config.trusted_device_roots {
-            for cert in files::read_roots(path)? {
+            for (i, cert) in files::read_roots(path)?.into_iter().enumerate() {
+                roots::require_ca(path, i + 1, &cert)?;
                 store.add(cert.clone()).map_err(|e| PkiError::Corrupt {
                     path: path.clone(),
                     reason: format!("not a usable trust anchor: {e}"),
@@ -233,6 +234,7 @@ impl Pki {
             }
         }
         for roots::StoredRoot { file, cert } in roots::load_stored(dir)? {
+            roots::require_ca(&file, 1, &cert)?;
             let fp = fingerprint(&cert);
             store.add(cert.clone()).map_err(|e| PkiError::Corrupt {
                 path: file,

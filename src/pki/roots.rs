@@ -142,6 +142,41 @@ pub fn parse_new(pem: &str, now: i64) -> Result<Vec<CertificateDer<'static>>, Ro
     Ok(out)
 }
 
+/// Refuses a root read from a file (`pki.trusted_device_roots`, or one put in `roots/` by hand)
+/// that is not a CA certificate, as [`parse_new`] refuses one offered through the API. webpki
+/// takes any certificate as a trust anchor (its name and key only): a device's own certificate
+/// listed by mistake would let whoever holds that device's key sign certificates naming any
+/// other device, and be given that device's secrets. Expiry is left to the expiry alarm.
+pub(super) fn require_ca(
+    path: &Path,
+    index: usize,
+    cert: &CertificateDer<'_>,
+) -> Result<(), PkiError> {
+    let corrupt = |reason: String| PkiError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).map_err(|e| {
+        corrupt(
+            RootError::Bad {
+                index,
+                reason: e.to_string(),
+            }
+            .to_string(),
+        )
+    })?;
+    match is_ca(&parsed) {
+        true => Ok(()),
+        false => Err(corrupt(format!(
+            "{}; a trusted device root must be the CA that signs the devices' certificates",
+            RootError::NotCa {
+                index,
+                subject: parsed.subject().to_string(),
+            }
+        ))),
+    }
+}
+
 /// Writes a root added through the API; returns its fingerprint.
 pub fn store(pki_dir: &Path, cert: &CertificateDer<'_>) -> Result<String, PkiError> {
     super::files::ensure_dir(&pki_dir.join(DIR))?;
@@ -181,6 +216,36 @@ mod tests {
             parse_new("nothing", now),
             Err(RootError::NoCertificate)
         ));
+    }
+
+    /// A leaf copied into `roots/` by hand, named by its fingerprint, would be trusted as an
+    /// anchor: the load refuses it, naming the file.
+    #[test]
+    fn a_stored_root_that_is_not_a_ca_stops_the_load_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::default();
+        let load = || {
+            super::super::Pki::load_or_init(
+                dir.path(),
+                &config.pki,
+                &config.crl_url(),
+                super::super::Revocations::none(),
+            )
+        };
+        assert!(load().is_ok());
+        let leaf = cert(false);
+        let der = CertificateDer::from_pem_slice(leaf.as_bytes()).unwrap();
+        let file = path(dir.path(), &fingerprint(&der));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &leaf).unwrap();
+
+        let err = load()
+            .err()
+            .expect("a leaf was loaded as a trusted root")
+            .to_string();
+
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(err.contains("not a CA certificate"), "{err}");
     }
 
     #[test]
