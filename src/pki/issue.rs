@@ -286,12 +286,18 @@ pub fn next_crl_number(now_millis: i64, last: Option<i64>) -> i64 {
     }
 }
 
+/// `now_secs` (Unix seconds) is the clock reading the list is signed at: its thisUpdate and
+/// nextUpdate follow the same reading as its number and the signed list's cache.
 pub fn crl_der(
     issuer: &Issuer<'static, KeyPair>,
     revoked: &[IssuedCert],
     number: i64,
+    now_secs: i64,
 ) -> Result<Vec<u8>, PkiError> {
-    let now = OffsetDateTime::now_utc();
+    let now = OffsetDateTime::from_unix_timestamp(now_secs).map_err(|e| PkiError::Generate {
+        what: "CRL",
+        reason: format!("the clock reads {now_secs}: {e}"),
+    })?;
     let revoked_certs = revoked
         .iter()
         .filter_map(|c| {

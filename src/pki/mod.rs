@@ -377,8 +377,11 @@ impl Pki {
         let now = millis.div_euclid(1000);
         let revoked = self.revoked.current();
         let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        // Not a list signed "later" than now: the clock was ahead then (a box that booted
+        // without a real-time clock, corrected by NTP), and its thisUpdate is still in the
+        // future, where relying parties refuse it, until the clock catches up.
         if let Some(signed) = cached.as_ref()
-            && now - signed.at < CRL_REFRESH_SECS
+            && (0..CRL_REFRESH_SECS).contains(&(now - signed.at))
             && signed.version == revoked.version()
         {
             return Ok(signed.der.clone());
@@ -392,7 +395,7 @@ impl Pki {
             .chain(cached.as_ref().map(|c| c.number))
             .max();
         let number = issue::next_crl_number(millis, last);
-        let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs(), number)?);
+        let der = Arc::new(issue::crl_der(&self.issuer, revoked.certs(), number, now)?);
         files::write(&number_file, number.to_string().as_bytes(), 0o644)?;
         *cached = Some(SignedCrl {
             at: now,

@@ -436,6 +436,37 @@ mod crl_tests {
         assert_eq!(later, first + 60_000);
     }
 
+    /// A CRL signed while the clock was a month ahead (a box booted without a real-time clock),
+    /// then asked for once NTP set the clock back: the list is signed anew, dated by the clock
+    /// now. Before, the cached list, dated a month ahead, was served until the clock caught
+    /// up, and relying parties refuse a list whose thisUpdate is in the future.
+    #[test]
+    fn a_crl_signed_under_a_clock_ahead_is_signed_anew_once_the_clock_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = super::super::Pki::load_or_init(
+            dir.path(),
+            &crate::config::PkiConfig::default(),
+            "",
+            Revocations::none(),
+        )
+        .unwrap();
+        let this_update = |der: &[u8]| {
+            let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+            crl.last_update().timestamp()
+        };
+        let t = 1_800_000_000_000;
+        let ahead = pki.crl_der_at(t + 30 * 86_400_000).unwrap();
+        assert!(this_update(&ahead) > t / 1000 + 29 * 86_400);
+
+        let back = pki.crl_der_at(t).unwrap();
+
+        assert!(
+            this_update(&back) <= t / 1000,
+            "the list is dated ahead of the clock"
+        );
+        assert_eq!(number(&back), number(&ahead) + 1);
+    }
+
     #[test]
     fn the_next_crl_number_is_the_time_unless_the_clock_went_back() {
         use super::super::issue::next_crl_number;
