@@ -273,8 +273,6 @@ pub fn device_cert(
 /// How long a published CRL is valid; it is re-signed daily, well before that.
 const CRL_DAYS: i64 = 7;
 
-/// The CA's revocation list, DER encoded: a signed, current list of the device certificates
-/// revoked, for TLS clients that check revocation and audits that ask for it.
 /// The number of the next CRL at `now_millis` (Unix milliseconds), given the last one signed:
 /// the time, unless the clock was set back to or before the last number, then one more than
 /// it. RFC 5280 §5.2.3 asks for monotonically increasing CRL numbers, and a relying party may
@@ -286,6 +284,8 @@ pub fn next_crl_number(now_millis: i64, last: Option<i64>) -> i64 {
     }
 }
 
+/// The CA's revocation list, DER encoded: a signed, current list of the device certificates
+/// revoked, for TLS clients that check revocation and audits that ask for it.
 /// `now_secs` (Unix seconds) is the clock reading the list is signed at: its thisUpdate and
 /// nextUpdate follow the same reading as its number and the signed list's cache.
 pub fn crl_der(
