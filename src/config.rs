@@ -794,6 +794,28 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
     }
 
+    /// Each DNS key refused is named itself, with its line: "dns: timeouts" or "dns.ttl" for
+    /// `negative_ttl` left the administrator guessing which line of the table to fix.
+    #[test]
+    fn a_refused_dns_value_names_its_own_key_and_line() {
+        for (key, value) in [
+            ("forward_timeout_ms", "0"),
+            ("tcp_timeout_ms", "0"),
+            ("ttl", "604801"),
+            ("negative_ttl", "604801"),
+            ("srv_https", "[\"a..b\"]"),
+            ("srv_http", "[\"a..b\"]"),
+        ] {
+            let err = parse(&format!("[dns]\ncache_size = 10\n{key} = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("test.toml, line 3: dns.{key}: ")),
+                "{key}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn a_token_failure_limit_of_zero_is_refused() {
         let err = parse("[admin]\nauth_failures_per_minute = 0\n")

@@ -147,20 +147,36 @@ impl DnsConfig {
                 parse_name(value).map_err(|m| (key, m))?;
             }
         }
-        for name in self.srv_https.iter().chain(&self.srv_http) {
-            super::zone::owner(name, &zone).map_err(|m| ("dns.srv_https/srv_http", m))?;
+        for (key, names) in [
+            ("dns.srv_https", &self.srv_https),
+            ("dns.srv_http", &self.srv_http),
+        ] {
+            for name in names {
+                super::zone::owner(name, &zone).map_err(|m| (key, m))?;
+            }
         }
         if !self.txt_name.is_empty() {
             super::zone::owner(&self.txt_name, &zone).map_err(|m| ("dns.txt_name", m))?;
         }
-        if self.ttl > super::record::MAX_TTL || self.negative_ttl > super::record::MAX_TTL {
-            return Err((
-                "dns.ttl",
-                format!("TTLs must be at most {} seconds", super::record::MAX_TTL),
-            ));
+        // Each refusal names its own key, so that the error carries the line that sets it.
+        for (key, ttl) in [
+            ("dns.ttl", self.ttl),
+            ("dns.negative_ttl", self.negative_ttl),
+        ] {
+            if ttl > super::record::MAX_TTL {
+                return Err((
+                    key,
+                    format!("{ttl} is more than {} seconds", super::record::MAX_TTL),
+                ));
+            }
         }
-        if self.forward_timeout_ms == 0 || self.tcp_timeout_ms == 0 {
-            return Err(("dns", "timeouts must be greater than zero".into()));
+        for (key, ms) in [
+            ("dns.forward_timeout_ms", self.forward_timeout_ms),
+            ("dns.tcp_timeout_ms", self.tcp_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err((key, "must be greater than zero".into()));
+            }
         }
         if !(1..=MAX_TCP_CONNECTIONS).contains(&self.tcp_max_connections) {
             return Err((
