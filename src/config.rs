@@ -250,7 +250,11 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+        // A blank level parses as a filter with no directives, which enables nothing: the
+        // daemon would then not log even its errors. `off` says that on purpose.
+        if self.log_level.trim().is_empty()
+            || tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
+        {
             return Err(invalid(
                 "log_level",
                 "expected error, warn, info, debug, trace or a filter directive",
@@ -792,6 +796,24 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
                 "{err}"
             );
         }
+    }
+
+    /// A blank `log_level` parses as a tracing filter with no directives, which enables
+    /// nothing: the daemon would run without logging even its errors.
+    #[test]
+    fn a_blank_log_level_is_refused_with_its_line() {
+        for value in ["\"\"", "\"  \""] {
+            let err = parse(&format!("data_dir = \"x\"\nlog_level = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("line 2: log_level: "), "{value}: {err}");
+        }
+        assert_eq!(
+            parse("log_level = \"warn,edgeprov=debug\"\n")
+                .unwrap()
+                .log_level,
+            "warn,edgeprov=debug"
+        );
     }
 
     /// Each DNS key refused is named itself, with its line: "dns: timeouts" or "dns.ttl" for
