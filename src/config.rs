@@ -798,6 +798,23 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
     }
 
+    /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not
+    /// exist, and every reply would go to port 0, which no client listens on.
+    #[test]
+    fn a_dhcp_port_with_no_client_port_after_it_is_refused() {
+        let err = parse("[dhcp]\nmode = \"inform\"\nlisten = \"127.0.0.1:65535\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: dhcp.listen: port 65535 leaves no port for the clients"),
+            "{err}"
+        );
+        for port in [0, 67, 65534] {
+            let c = parse(&format!("[dhcp]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+            assert_eq!(c.dhcp.listen.port(), port);
+        }
+    }
+
     /// A blank `log_level` parses as a tracing filter with no directives, which enables
     /// nothing: the daemon would run without logging even its errors.
     #[test]

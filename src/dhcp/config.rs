@@ -143,6 +143,18 @@ impl DhcpConfig {
         if self.listen.ip().is_ipv6() {
             return Err(("dhcp.listen", "DHCP is IPv4: use an IPv4 address".into()));
         }
+        // Clients are answered on the port after the server's (`packet::destination`); after
+        // 65535 that would wrap to port 0, where no client listens and no reply arrives.
+        if self.listen.port() == u16::MAX {
+            return Err((
+                "dhcp.listen",
+                format!(
+                    "port {} leaves no port for the clients, who are answered on the next port \
+                     up (68 for 67)",
+                    u16::MAX
+                ),
+            ));
+        }
         if self.interfaces.iter().any(|i| i.is_empty() || i.len() > 15) {
             return Err((
                 "dhcp.interfaces",
