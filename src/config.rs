@@ -313,6 +313,23 @@ impl Config {
         if self.pki.server_names.iter().any(|n| n.trim().is_empty()) {
             return Err(invalid("pki.server_names", "names must not be empty"));
         }
+        // The rule TLS clients, the CLI among them, check a certificate's names by: an entry
+        // that fails it (a port or a URL pasted in) would go into the server certificate as a
+        // name nothing can match.
+        if let Some(bad) = self
+            .pki
+            .server_names
+            .iter()
+            .find(|n| rustls_pki_types::ServerName::try_from(n.as_str()).is_err())
+        {
+            return Err(invalid(
+                "pki.server_names",
+                &format!(
+                    "{bad:?} is not an IP address or a host name (no scheme, port or path: \
+                     \"prov.example.lan\", \"192.0.2.10\")"
+                ),
+            ));
+        }
         if self.pki.device_cert_warn_days > 3650 {
             return Err(invalid(
                 "pki.device_cert_warn_days",
@@ -796,6 +813,33 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
                 "{err}"
             );
         }
+    }
+
+    /// A server name that is neither an IP address nor a host name (a port or a URL pasted in)
+    /// went into the server certificate as a name no client can match, and the CLI refused it
+    /// only when it came to connect: it is refused at load, naming the entry and its line.
+    #[test]
+    fn a_server_name_that_is_no_host_name_is_refused_with_its_line() {
+        for bad in [
+            "10.0.0.5:443",
+            "https://prov.example.lan/",
+            "prov example lan",
+        ] {
+            let err = parse(&format!(
+                "[pki]\ndevice_cert_warn_days = 30\nserver_names = [\"prov.example.lan\", \"{bad}\"]\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(&format!("line 3: pki.server_names: {bad:?} is not")),
+                "{bad}: {err}"
+            );
+        }
+        let c = parse(
+            "[pki]\nserver_names = [\"prov.example.lan\", \"10.0.0.5\", \"fd00::5\", \"box_1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.pki.server_names.len(), 4);
     }
 
     /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not
