@@ -59,6 +59,53 @@ fn one_code_for_the_sson_and_the_url_option_is_refused() {
     );
 }
 
+/// Values the daemon once took and then ran badly on (no logging at all, a certificate name no
+/// client matches, DHCP replies to port 0, a DNS refusal naming no key) stop `serve` before it
+/// makes its data directory, and `doctor` on the same file says the same line.
+#[test]
+fn serve_and_doctor_refuse_the_same_values_before_anything_starts() {
+    let base = "data_dir = \"DATA\"\n[phone]\nhttps_listen = [\"127.0.0.1:0\"]\nhttp_listen = []\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    for (extra, said) in [
+        ("log_level = \" \"\n", "line 1: log_level: "),
+        (
+            "[pki]\nserver_names = [\"127.0.0.1:443\"]\n",
+            "line 8: pki.server_names: \"127.0.0.1:443\" is not",
+        ),
+        (
+            "[dhcp]\nmode = \"inform\"\nlisten = \"127.0.0.1:65535\"\n",
+            "line 9: dhcp.listen: port 65535",
+        ),
+        (
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\ntcp_timeout_ms = 0\n",
+            "line 9: dns.tcp_timeout_ms: must be greater than zero",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let path = dir.path().join("edgeprov.toml");
+        let text = if extra.starts_with('[') {
+            format!("{base}{extra}")
+        } else {
+            format!("{extra}{base}")
+        };
+        std::fs::write(&path, text.replace("DATA", &data.display().to_string())).unwrap();
+
+        let (ok, err) = run_serve(&path);
+        assert!(!ok, "{extra}: started");
+        assert!(err.contains(said), "{extra}: serve said {err}");
+        assert!(!data.exists(), "{extra}: the data directory was made");
+
+        let doctor = Command::new(BIN)
+            .args(["doctor", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&doctor.stderr);
+        assert!(!doctor.status.success(), "{extra}: doctor passed");
+        assert!(err.contains(said), "{extra}: doctor said {err}");
+    }
+}
+
 #[test]
 fn missing_config_file_is_named() {
     let (ok, err) = run_serve(std::path::Path::new("/nonexistent/edgeprov.toml"));
