@@ -250,11 +250,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        // A blank level parses as a filter with no directives, which enables nothing: the
-        // daemon would then not log even its errors. `off` says that on purpose.
-        if self.log_level.trim().is_empty()
-            || tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
-        {
+        if crate::logging::check_level(&self.log_level).is_err() {
             return Err(invalid(
                 "log_level",
                 "expected error, warn, info, debug, trace or a filter directive",

@@ -35,6 +35,18 @@ impl LogControl {
     }
 }
 
+/// Whether `level` is one the daemon may run on: the config's `log_level` and the runtime
+/// preference alike. A blank one parses as a filter with no directives, which enables nothing:
+/// the daemon would not log even its errors (`off` says that on purpose).
+pub fn check_level(level: &str) -> Result<(), String> {
+    if level.trim().is_empty() {
+        return Err("must not be blank (\"off\" turns logging off)".into());
+    }
+    EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 pub fn init(level: &str) -> LogControl {
     let from_env = std::env::var(EnvFilter::DEFAULT_ENV)
         .ok()

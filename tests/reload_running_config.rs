@@ -91,3 +91,25 @@ async fn a_reload_keeps_the_rust_log_level() {
         d.log()
     );
 }
+
+/// A blank runtime level parsed as a filter with no directives: the change was stored and the
+/// daemon logged nothing from then on, not even errors. It is refused, naming `log_level`, and
+/// the level in force stays.
+#[tokio::test]
+async fn a_blank_runtime_log_level_is_refused_and_the_level_kept() {
+    let d = Daemon::start();
+    let (s, v) = d
+        .api("PATCH", "/preferences", Some(json!({"log_level": "debug"})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    for blank in ["", "  "] {
+        let (s, v) = d
+            .api("PATCH", "/preferences", Some(json!({"log_level": blank})))
+            .await;
+        assert_eq!(s, 400, "{blank:?}: {v}");
+        assert!(v.to_string().contains("log_level"), "{blank:?}: {v}");
+    }
+    let (s, v) = d.api("GET", "/preferences", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["log_level"], "debug", "{v}");
+}

@@ -68,8 +68,7 @@ pub async fn update(State(st): State<AdminState>, body: Bytes) -> Result<Respons
                 p.audit_retention_days = d;
             }
             let level = p.log_level.as_deref().unwrap_or(&fallback);
-            tracing_subscriber::EnvFilter::try_new(level)
-                .map(drop)
+            crate::logging::check_level(level)
                 .map_err(|e| ApiError::BadRequest(format!("log_level: {e}")))
         })
     })
