@@ -838,6 +838,22 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         assert_eq!(c.pki.server_names.len(), 4);
     }
 
+    /// Each listed interface gets a socket on the DHCP port (SO_REUSEADDR); one listed twice
+    /// got two, and a broadcast request is delivered to both, so every DISCOVER was answered
+    /// twice. A repeated name is refused, naming it and the line.
+    #[test]
+    fn a_dhcp_interface_listed_twice_is_refused_with_its_line() {
+        let err = parse("[dhcp]\nmode = \"inform\"\ninterfaces = [\"eth0\", \"eth1\", \"eth0\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: dhcp.interfaces: \"eth0\" is listed twice"),
+            "{err}"
+        );
+        let c = parse("[dhcp]\ninterfaces = [\"eth0\", \"eth1\"]\n").unwrap();
+        assert_eq!(c.dhcp.interfaces, ["eth0", "eth1"]);
+    }
+
     /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not
     /// exist, and every reply would go to port 0, which no client listens on.
     #[test]

@@ -161,6 +161,20 @@ impl DhcpConfig {
                 "interface names are 1-15 characters".into(),
             ));
         }
+        // One socket per listed interface shares the port (`server::bind`); a name listed twice
+        // would get two, each handed every broadcast request, so each would be answered twice.
+        for (i, name) in self.interfaces.iter().enumerate() {
+            if let Some(first) = self.interfaces[..i].iter().position(|n| n == name) {
+                return Err((
+                    "dhcp.interfaces",
+                    format!(
+                        "{name:?} is listed twice (entries {} and {})",
+                        first + 1,
+                        i + 1
+                    ),
+                ));
+            }
+        }
         for (key, code) in [
             ("dhcp.sson_option", self.sson_option),
             ("dhcp.url_option", self.url_option),
