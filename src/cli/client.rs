@@ -89,14 +89,14 @@ impl ApiClient {
     /// says (`X-Total-Count`).
     pub async fn get_page(&self, path: &str) -> Result<(Value, Option<u64>)> {
         let (status, total, bytes) = self
-            .exchange_counted(Method::GET, path, Bytes::new(), None, None)
+            .exchange_with(Method::GET, path, Bytes::new(), None, None)
             .await?;
         Ok((json_of(&check(status, bytes)?)?, total))
     }
 
     /// A GET with one extra header, whose answer is a file.
     pub async fn get_bytes_with(&self, path: &str, header: Option<(&str, &str)>) -> Result<Bytes> {
-        let (status, bytes) = self
+        let (status, _, bytes) = self
             .exchange_with(Method::GET, path, Bytes::new(), header, None)
             .await?;
         check(status, bytes)
@@ -137,17 +137,10 @@ impl ApiClient {
 
     /// One request; a non-2xx answer becomes an error carrying the API's message.
     async fn raw(&self, method: Method, path: &str, payload: Bytes) -> Result<Bytes> {
-        let (status, bytes) = self.exchange(method, path, payload).await?;
+        let (status, _, bytes) = self
+            .exchange_with(method, path, payload, None, None)
+            .await?;
         check(status, bytes)
-    }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        payload: Bytes,
-    ) -> Result<(StatusCode, Bytes)> {
-        self.exchange_with(method, path, payload, None, None).await
     }
 
     /// A POST of raw bytes whose answer is JSON even when refused (imports report every bad
@@ -158,7 +151,7 @@ impl ApiClient {
         body: Vec<u8>,
         progress: Arc<Progress>,
     ) -> Result<(bool, Value)> {
-        let (status, bytes) = self
+        let (status, _, bytes) = self
             .exchange_with(Method::POST, path, Bytes::from(body), None, Some(progress))
             .await?;
         refused_report(status, bytes)
@@ -171,7 +164,7 @@ impl ApiClient {
         header: Option<(&str, &str)>,
         progress: Arc<Progress>,
     ) -> Result<Bytes> {
-        let (status, bytes) = self
+        let (status, _, bytes) = self
             .exchange_with(Method::GET, path, Bytes::new(), header, Some(progress))
             .await?;
         check(status, bytes)
@@ -288,24 +281,10 @@ impl ApiClient {
         }
     }
 
-    /// Sends one request and returns the status and body; `progress`, when given, follows the
-    /// upload when there is a body, else the download.
+    /// Sends one request and returns the status, the answer's `X-Total-Count` (how many
+    /// entries a paged list has over all its pages) when it has one, and the body; `progress`,
+    /// when given, follows the upload when there is a body, else the download.
     async fn exchange_with(
-        &self,
-        method: Method,
-        path: &str,
-        payload: Bytes,
-        header: Option<(&str, &str)>,
-        progress: Option<Arc<Progress>>,
-    ) -> Result<(StatusCode, Bytes)> {
-        self.exchange_counted(method, path, payload, header, progress)
-            .await
-            .map(|(status, _, bytes)| (status, bytes))
-    }
-
-    /// One request; also gives the answer's `X-Total-Count` (how many entries a paged list
-    /// has over all its pages), when it has one.
-    async fn exchange_counted(
         &self,
         method: Method,
         path: &str,
