@@ -43,7 +43,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Database, PKI, admin token and listener file live here.
     pub data_dir: PathBuf,
-    /// `error`, `warn`, `info`, `debug` or `trace` (a tracing filter directive is accepted too).
+    /// `error`, `warn`, `info`, `debug`, `trace` or `off`, or a tracing filter whose every
+    /// directive is a level or names one (`warn,edgeprov=debug`): see [`crate::logging::check_level`].
     pub log_level: String,
     pub phone: PhoneConfig,
     pub admin: AdminConfig,
@@ -250,11 +251,8 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        if crate::logging::check_level(&self.log_level).is_err() {
-            return Err(invalid(
-                "log_level",
-                "expected error, warn, info, debug, trace or a filter directive",
-            ));
+        if let Err(e) = crate::logging::check_level(&self.log_level) {
+            return Err(invalid("log_level", &e));
         }
         if self.phone.https_listen.is_empty() {
             return Err(invalid(
@@ -887,6 +885,42 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
                 .log_level,
             "warn,edgeprov=debug"
         );
+    }
+
+    /// EnvFilter reads a bare word that is not a level as a target at every level, everything
+    /// else off: `inof` had the daemon log next to nothing. Such a word is refused, naming it,
+    /// the levels and the `target=level` form; the forms with a level still load.
+    #[test]
+    fn a_log_level_word_that_is_no_level_is_refused_with_its_line() {
+        for (value, word) in [
+            ("inof", "inof"),
+            ("hyper", "hyper"),
+            ("warn,edgeprov", "edgeprov"),
+            ("info, [request]", "[request]"),
+        ] {
+            let err = parse(&format!("data_dir = \"x\"\nlog_level = \"{value}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "line 2: log_level: {word:?} is not a level (trace, debug, info, warn, \
+                     error, off); to filter a target give it a level: \"edgeprov=debug\""
+                )),
+                "{value}: {err}"
+            );
+        }
+        for value in [
+            "info",
+            "WARN",
+            "off",
+            "warn,edgeprov=debug",
+            "edgeprov::phone=trace",
+            "[request]=debug",
+            "info,[request{peer=x}]=trace",
+        ] {
+            let c = parse(&format!("log_level = \"{value}\"\n"));
+            assert_eq!(c.map(|c| c.log_level).ok().as_deref(), Some(value));
+        }
     }
 
     /// Each DNS key refused is named itself, with its line: "dns: timeouts" or "dns.ttl" for

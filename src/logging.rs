@@ -9,6 +9,7 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
@@ -38,13 +39,27 @@ impl LogControl {
 /// Whether `level` is one the daemon may run on: the config's `log_level` and the runtime
 /// preference alike. A blank one parses as a filter with no directives, which enables nothing:
 /// the daemon would not log even its errors (`off` says that on purpose).
+///
+/// A directive without `=level` that is not a level is refused too. EnvFilter reads such a
+/// word as a target enabled at every level and everything else off, so a misspelt level
+/// (`inof`) had the daemon log next to nothing; a bare target (`hyper`) looks the same as a
+/// typo, and `hyper=trace` says what it means.
 pub fn check_level(level: &str) -> Result<(), String> {
     if level.trim().is_empty() {
         return Err("must not be blank (\"off\" turns logging off)".into());
     }
-    EnvFilter::try_new(level)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        // `=` inside a span's field list (`[span{id=7}]`) is not the directive's level.
+        let after_span = directive.rfind(']').map_or(directive, |i| &directive[i..]);
+        if !after_span.contains('=') && directive.parse::<LevelFilter>().is_err() {
+            return Err(format!(
+                "{directive:?} is not a level (trace, debug, info, warn, error, off); to filter \
+                 a target give it a level: \"edgeprov=debug\""
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn init(level: &str) -> LogControl {

@@ -92,22 +92,30 @@ async fn a_reload_keeps_the_rust_log_level() {
     );
 }
 
-/// A blank runtime level parsed as a filter with no directives: the change was stored and the
-/// daemon logged nothing from then on, not even errors. It is refused, naming `log_level`, and
-/// the level in force stays.
+/// A blank runtime level parsed as a filter with no directives, and a word that is no level
+/// (`inof`) as a filter for that target alone: the change was stored and the daemon logged
+/// (next to) nothing from then on, not even errors. Both are refused, naming `log_level` (and
+/// the word), and the level in force stays.
 #[tokio::test]
-async fn a_blank_runtime_log_level_is_refused_and_the_level_kept() {
+async fn a_blank_or_misspelt_runtime_log_level_is_refused_and_the_level_kept() {
     let d = Daemon::start();
     let (s, v) = d
         .api("PATCH", "/preferences", Some(json!({"log_level": "debug"})))
         .await;
     assert_eq!(s, 200, "{v}");
-    for blank in ["", "  "] {
+    for bad in ["", "  ", "inof", "warn,hyper"] {
         let (s, v) = d
-            .api("PATCH", "/preferences", Some(json!({"log_level": blank})))
+            .api("PATCH", "/preferences", Some(json!({"log_level": bad})))
             .await;
-        assert_eq!(s, 400, "{blank:?}: {v}");
-        assert!(v.to_string().contains("log_level"), "{blank:?}: {v}");
+        assert_eq!(s, 400, "{bad:?}: {v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("log_level: "), "{bad:?}: {v}");
+        if let Some(word) = bad.split(',').next_back().filter(|w| !w.trim().is_empty()) {
+            assert!(
+                error.contains(&format!("{word:?} is not a level")),
+                "{bad:?}: {v}"
+            );
+        }
     }
     let (s, v) = d.api("GET", "/preferences", None).await;
     assert_eq!(s, 200, "{v}");
