@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// Where the packaged service keeps its configuration; used when no other is named.
 pub const SYSTEM_CONFIG: &str = "/etc/edgeprov/edgeprov.toml";
 
-/// Environment variable naming a config file when `--config` is not given.
+/// Environment variable naming a config file when `--config` is not given. Set but empty, it
+/// counts as unset, as an empty path variable does for most tools (`EDGEPROV_CONFIG= cmd` is
+/// how a shell clears it for one command).
 pub const CONFIG_ENV: &str = "EDGEPROV_CONFIG";
 
 /// Most phone connections `phone.max_connections` may allow: a million connections' buffers
@@ -193,14 +195,19 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Finds the configuration the way every command does: `--config`, else `$EDGEPROV_CONFIG`
-    /// (both already folded into `explicit` by the argument parser), else the system file if it
-    /// exists, else the embedded defaults.
+    /// Finds the configuration the way every command does: `--config` (`explicit`), else
+    /// `$EDGEPROV_CONFIG` unless it is empty, else the system file if it exists, else the
+    /// embedded defaults.
     pub fn discover(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
-        let path = match explicit {
-            Some(p) => Some(p.to_path_buf()),
-            None => Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()),
+        let from_env = || {
+            std::env::var_os(CONFIG_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
         };
+        let path = explicit
+            .map(Path::to_path_buf)
+            .or_else(from_env)
+            .or_else(|| Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()));
         match path {
             Some(path) => Ok(Loaded {
                 config: Config::load(&path)?,

@@ -11,7 +11,7 @@ use edgeprov::cli::{
     firmware::FirmwareCmd, job::JobCmd, param::ParamCmd, pki::PkiCmd, prefs::PrefsCmd,
     settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
-use edgeprov::config::{CONFIG_ENV, Config};
+use edgeprov::config::Config;
 use edgeprov::storm::StormArgs;
 
 #[derive(Debug, Parser)]
@@ -21,9 +21,11 @@ use edgeprov::storm::StormArgs;
     about = "Provisioning server for IP desk phones"
 )]
 struct Cli {
-    /// Configuration file (TOML). Default: $EDGEPROV_CONFIG, else /etc/edgeprov/edgeprov.toml
-    /// if it exists, else built-in defaults.
-    #[arg(long, global = true, env = CONFIG_ENV, value_name = "FILE")]
+    /// Configuration file (TOML). Default: $EDGEPROV_CONFIG (unless empty), else
+    /// /etc/edgeprov/edgeprov.toml if it exists, else built-in defaults.
+    // Not clap's `env`: it took an empty variable as an empty `--config` and blamed the
+    // option; `Config::discover` reads the variable instead.
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]

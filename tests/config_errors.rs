@@ -547,3 +547,40 @@ fn doctor_that_may_not_read_the_data_dir_says_so() {
     assert!(text.contains("run edgeprov doctor as root"), "{text}");
     assert!(!text.contains("start the daemon once"), "{text}");
 }
+
+/// An empty `EDGEPROV_CONFIG` (how a shell clears it for one command) was taken as an empty
+/// `--config` and refused, blaming the option the user never gave. It counts as unset, as an
+/// empty path variable does for most tools: the command finds the configuration as it does
+/// without the variable, and a file named by `--config` is still the one read.
+#[test]
+fn an_empty_config_variable_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path()).args(args);
+        match env {
+            Some(v) => cmd.env("EDGEPROV_CONFIG", v),
+            None => cmd.env_remove("EDGEPROV_CONFIG"),
+        };
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{env:?} {args:?}: {err}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let unset = run(None, &["dhcp", "options"]);
+    assert_eq!(run(Some(""), &["dhcp", "options"]), unset);
+
+    let path = dir.path().join("edgeprov.toml");
+    std::fs::write(
+        &path,
+        "[dhcp]\nprovisioning_url = \"https://prov.example.lan/\"\n",
+    )
+    .unwrap();
+    let named = run(
+        Some(""),
+        &["dhcp", "options", "--config", path.to_str().unwrap()],
+    );
+    assert!(named.contains("https://prov.example.lan"), "{named}");
+    let from_env = run(Some(path.to_str().unwrap()), &["dhcp", "options"]);
+    assert_eq!(from_env, named);
+}
