@@ -229,6 +229,71 @@ async fn phones_without_inventory_are_reported_not_hidden() {
     assert_eq!(r["errors_by_kind"]["status_404"], PHONES);
 }
 
+/// A target whose name resolves first to an address the server does not listen on: each phone
+/// goes on to the next address, as curl and browsers do, instead of failing `refused` on the
+/// first. `localhost` is ::1 then 127.0.0.1 for the storm alone (a mount namespace whose
+/// /etc/hosts says so, as Debian's does), and the daemon listens on 127.0.0.1 alone. Skips,
+/// saying why, where no mount namespace can be made (needs root and `unshare`).
+#[tokio::test]
+async fn a_target_whose_first_address_refuses_is_reached_at_the_next() {
+    let d = Daemon::start();
+    load_emitted(&d, "avaya", "0200", 8).await;
+    let port = d.https.port();
+    assert!(
+        std::net::TcpStream::connect(("::1", port)).is_err(),
+        "something listens on [::1]:{port}"
+    );
+    let hosts = d.dir.path().join("hosts");
+    std::fs::write(&hosts, "::1 localhost\n127.0.0.1 localhost\n").unwrap();
+    // `sh -c SCRIPT sh HOSTS COMMAND…`: the command runs with the file over /etc/hosts.
+    let with_hosts = |command: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc/hosts && shift && exec \"$@\"",
+        ])
+        .arg("sh")
+        .arg(&hosts)
+        .args(command);
+        c
+    };
+    let resolved = match with_hosts(&["getent", "ahosts", "localhost"]).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        other => {
+            eprintln!("skipped: no mount namespace with its own /etc/hosts: {other:?}");
+            return;
+        }
+    };
+    assert!(resolved.starts_with("::1 "), "{resolved}");
+
+    let pki = d.data_dir().join("pki");
+    let target = format!("https://localhost:{port}");
+    let ca_cert = pki.join("ca.crt");
+    let ca_key = pki.join("ca.key");
+    let out = with_hosts(&[
+        BIN,
+        "storm",
+        "--json",
+        "--phones",
+        "8",
+        "--concurrency",
+        "4",
+    ])
+    .args(["--device-file-only", "--target", &target, "--ca-cert"])
+    .arg(&ca_cert)
+    .arg("--ca-key")
+    .arg(&ca_key)
+    .output()
+    .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["ok"], 8, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+}
+
 /// A concurrency the open-file limit cannot hold is refused up front, naming the flag and the
 /// limit, instead of failing phones as refused connections.
 #[test]

@@ -9,7 +9,6 @@
 //! its first one, which measures the server's resumption path (phones that close after each
 //! file).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,16 +20,16 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::HandshakeKind;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use super::addresses::Addresses;
 use super::counted::{BytesRead, Counted};
 use super::phone::{Phone, Step, firmware_named};
 use super::stats::{ErrorKind, Tally};
 
 /// Where the phones go and how patient they are.
 pub struct Plan {
-    pub addr: SocketAddr,
+    pub addrs: Addresses,
     pub server_name: ServerName<'static>,
     /// The `Host` header (`HOST:PORT` of the target).
     pub authority: String,
@@ -370,9 +369,7 @@ async fn connect(
 ) -> Result<Conn, ErrorKind> {
     let started = Instant::now();
     let work = async {
-        let tcp = TcpStream::connect(plan.addr)
-            .await
-            .map_err(|_| ErrorKind::Refused)?;
+        let tcp = plan.addrs.connect().await?;
         let _ = tcp.set_nodelay(true);
         let (tcp, wire) = Counted::new(tcp);
         let stream = tokio_rustls::TlsConnector::from(tls)

@@ -7,6 +7,7 @@
 //! own secret in its per-device file and no secret anywhere else). Bounded by `--phones` and
 //! `--duration` (phones in flight at the deadline finish, each request within `--timeout-ms`).
 
+mod addresses;
 mod client;
 mod counted;
 pub mod emit;
@@ -27,6 +28,7 @@ pub use identity::TlsVersion;
 pub use phone::Vendor;
 
 use crate::pki::{DeviceMinter, PkiError};
+use addresses::Addresses;
 use client::Plan;
 use phone::{Phone, mac_for};
 use stats::Tally;
@@ -298,7 +300,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
     // most one per phone, and needs (and reports) only as many sockets.
     let concurrency = args.concurrency.min(phones.len());
     check_open_files(concurrency)?;
-    let addr = resolve(&target).await?;
+    let addrs = resolve(&target).await?;
     let server_name = ServerName::try_from(target.host.clone())
         .map_err(|e| StormError::Usage(format!("--target host: {e}")))?;
 
@@ -315,7 +317,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
     let mint = mint_started.elapsed();
 
     let plan = Plan {
-        addr,
+        addrs,
         server_name,
         authority: target.authority.clone(),
         timeout: Duration::from_millis(args.timeout_ms),
@@ -371,16 +373,21 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
     Ok(())
 }
 
-async fn resolve(target: &Target) -> Result<SocketAddr, StormError> {
+/// Every address the target's host resolves to, in the resolver's order: a phone goes down
+/// the list until one takes its connection (see [`Addresses`]).
+async fn resolve(target: &Target) -> Result<Addresses, StormError> {
     let err = |reason: String| StormError::Resolve {
         target: target.authority.clone(),
         reason,
     };
-    tokio::net::lookup_host(&target.authority)
+    let list: Vec<SocketAddr> = tokio::net::lookup_host(&target.authority)
         .await
         .map_err(|e| err(e.to_string()))?
-        .next()
-        .ok_or_else(|| err("no address".into()))
+        .collect();
+    if list.is_empty() {
+        return Err(err("no address".into()));
+    }
+    Ok(Addresses::new(list))
 }
 
 /// `concurrency` workers take the next phone until all have booted or the duration is over.
