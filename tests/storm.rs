@@ -347,16 +347,53 @@ async fn the_image_edgeprov_names_is_fetched_with_firmware() {
 /// `--emit-static` writes what edgeprov serves for the emitted inventory, byte for byte, so
 /// nginx is measured on identical work: every file of each vendor's sequence, fetched from the
 /// daemon as the phone fetches it (its own certificate and User-Agent), equals its static copy.
+///
+/// One exception, with `--firmware`: where edgeprov names a Yealink or Poly image by an
+/// absolute URL, `https://HOST:PORT/firmware/FILE` with the host and port the phone reached it
+/// at, the tree names it `/firmware/FILE`. The tree is written before it is known which server
+/// will serve it (nginx, on its own port): a URL naming edgeprov would send the phones there for
+/// their image. Avaya's `APPNAME` is a file name either way. Nothing else may differ.
 #[tokio::test]
 async fn the_static_tree_is_what_edgeprov_serves() {
+    let plain = Daemon::start();
+    compare_static_tree(&plain, false).await;
+    // Releases for the emitted phones' models, with the files the tree names: edgeprov's policy
+    // then gives each phone the image the tree gives it.
+    let releases = STATIC_IMAGES
+        .map(|(model, file)| {
+        format!(
+            "[[firmware.release]]\nmodels = [\"{model}\"]\nversion = \"1\"\nfile = \"{file}\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        )
+    })
+    .concat();
+    let with_firmware = Daemon::start_with(&releases);
+    compare_static_tree(&with_firmware, true).await;
+}
+
+/// The emitted phones' models (Avaya, Yealink, Poly) and the images `--emit-static --firmware`
+/// names for them.
+const STATIC_IMAGES: [(&str, &str); 3] = [
+    ("J179", "J100-IPT-SIP-R4_1_3_0_6.bin"),
+    ("T46G", "T46G-28.83.0.60.rom"),
+    ("VVX_400", "VVX400-6.4.3.sip.ld"),
+];
+
+/// Emits each vendor's inventory and static tree (with `--firmware` when `firmware`), loads the
+/// inventory into `d`, and compares every file of every phone's sequence with its copy.
+async fn compare_static_tree(d: &Daemon, firmware: bool) {
     use edgeprov::storm::phone::{Phone, Vendor, mac_for};
     const N: u64 = 3;
-    let d = Daemon::start();
-    for (vendor, name, prefix) in [
+    // The host the requests below name (`Host: localhost`), as edgeprov echoes it.
+    let absolute = "https://localhost/firmware/";
+    for ((vendor, name, prefix), (_, file)) in [
         (Vendor::Avaya, "avaya", "0201"),
         (Vendor::Yealink, "yealink", "0202"),
         (Vendor::Poly, "poly", "0203"),
-    ] {
+    ]
+    .into_iter()
+    .zip(STATIC_IMAGES)
+    {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("phones.csv");
         let tree = dir.path().join("static");
@@ -366,11 +403,13 @@ async fn the_static_tree_is_what_edgeprov_serves() {
             .arg(&csv)
             .arg("--emit-static")
             .arg(&tree)
+            .args(firmware.then_some("--firmware"))
             .output()
             .unwrap();
         assert!(emitted.status.success(), "{emitted:?}");
         let imported = d.cli(&["device", "import", csv.to_str().unwrap()]);
         assert!(imported.status.success(), "{imported:?}");
+        let mut named = 0;
         for i in 1..=N {
             let phone = Phone {
                 vendor,
@@ -382,14 +421,27 @@ async fn the_static_tree_is_what_edgeprov_serves() {
                     .await
                     .unwrap();
                 assert_eq!(served.status, 200, "{name} {}", step.path);
+                let served = served.text();
                 let copy = std::fs::read(tree.join(step.path.trim_start_matches('/'))).unwrap();
+                let copy = String::from_utf8_lossy(&copy);
+                // Poly's master file names Poly's default `sip.ld` without a policy.
+                let image = edgeprov::storm::phone::firmware_named(vendor, copy.as_bytes())
+                    .filter(|path| path.ends_with(file));
+                named += usize::from(image.is_some());
                 assert_eq!(
-                    served.text(),
-                    String::from_utf8_lossy(&copy),
-                    "{name} {}",
+                    served.replace(absolute, "/firmware/"),
+                    copy,
+                    "{name} {} (firmware: {firmware})",
+                    step.path
+                );
+                assert_eq!(
+                    served.contains(absolute),
+                    firmware && vendor != Vendor::Avaya && image.is_some(),
+                    "{name} {}: {served}",
                     step.path
                 );
             }
         }
+        assert_eq!(named > 0, firmware, "{name}: files naming an image");
     }
 }

@@ -69,8 +69,13 @@ struct Rendering {
     who: Requester,
 }
 
-/// Where a static tree's Yealink and Poly files say the images are: edgeprov names an absolute
-/// `https://HOST:PORT/firmware/` URL, which a tree written before the server is known cannot.
+/// Where a static tree's Yealink and Poly files say the images are: a path on the server that
+/// serves the tree. The one place the tree differs from what edgeprov serves, and on purpose:
+/// edgeprov names an absolute `https://HOST:PORT/firmware/` URL, the host and port the phone
+/// reached it at, but the tree is written before it is known which server will serve it (in
+/// `benches/storm-vs-nginx.sh`, nginx on its own port), and a URL naming edgeprov would send the
+/// phones there for their image. The image is in the tree, at this path
+/// (`storm::the_static_tree_is_what_edgeprov_serves` checks both halves).
 const FIRMWARE_DIR: &str = "/firmware/";
 
 impl Rendering {
