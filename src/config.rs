@@ -21,6 +21,10 @@ pub const CONFIG_ENV: &str = "EDGEPROV_CONFIG";
 /// (~24 GB) are already more than any box running this has.
 const MAX_PHONE_CONNECTIONS: usize = 1_000_000;
 
+/// Longest `phone.auth_lockout_secs`: a year is "until someone looks", and a lockout's end must
+/// stay a time the clock can hold (a failed attempt adds it to the present).
+const MAX_AUTH_LOCKOUT_SECS: u64 = 365 * 24 * 3600;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -89,7 +93,7 @@ pub struct PhoneConfig {
     pub max_connections_per_address: Option<usize>,
     /// Failed HTTP-credential attempts per device before its credentials are locked.
     pub auth_max_failures: u32,
-    /// How long locked HTTP credentials stay locked.
+    /// How long locked HTTP credentials stay locked (1 s to a year).
     pub auth_lockout_secs: u64,
 }
 
@@ -299,6 +303,15 @@ impl Config {
         }
         if self.phone.auth_max_failures == 0 {
             return Err(invalid("phone.auth_max_failures", "must be at least 1"));
+        }
+        if !(1..=MAX_AUTH_LOCKOUT_SECS).contains(&self.phone.auth_lockout_secs) {
+            return Err(invalid(
+                "phone.auth_lockout_secs",
+                &format!(
+                    "must be 1 to {MAX_AUTH_LOCKOUT_SECS} (a year): 0 would lock nothing while \
+                     still raising the lockout alarm"
+                ),
+            ));
         }
         if self.admin.auth_failures_per_minute == 0 {
             return Err(invalid(
@@ -859,6 +872,48 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         assert_eq!(c.dhcp.interfaces, ["eth0", "eth1"]);
     }
 
+    /// A declined address is one another host answers ARP for (RFC 2131 4.3.3): kept out of use
+    /// for 0 seconds, it went to the next client at once, a second host on the same address.
+    #[test]
+    fn a_decline_time_of_zero_is_refused_with_its_line() {
+        let err = parse("[dhcp]\nmode = \"inform\"\ndecline_seconds = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: dhcp.decline_seconds: must be at least 1"),
+            "{err}"
+        );
+        assert_eq!(
+            parse("[dhcp]\ndecline_seconds = 1\n")
+                .unwrap()
+                .dhcp
+                .decline_seconds,
+            1
+        );
+    }
+
+    /// A release of 0 bytes refuses every download past its first byte, so it could never be
+    /// cached; the file loaded and the release failed only when a phone asked for it.
+    #[test]
+    fn a_firmware_release_of_zero_bytes_is_refused() {
+        let release = |size: &str| {
+            format!(
+                "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"j.bin\"\nsha256 = \"{}\"\n{size}",
+                "ab".repeat(32)
+            )
+        };
+        let err = parse(&release("size = 0\n")).unwrap_err().to_string();
+        assert!(
+            err.contains("firmware.release.size: release 1 (j.bin): must be greater than zero"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&release("size = 1\n")).unwrap().firmware.releases[0].size,
+            Some(1)
+        );
+        assert_eq!(parse(&release("")).unwrap().firmware.releases[0].size, None);
+    }
+
     /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not
     /// exist, and every reply would go to port 0, which no client listens on.
     #[test]
@@ -950,6 +1005,26 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
                 "{key}: {err}"
             );
         }
+    }
+
+    /// A lockout of 0 seconds ended as it began: wrong passwords could be tried without end,
+    /// while every `auth_max_failures` of them still raised the lockout alarm. One beyond what
+    /// the clock can hold made the first locking failure panic its connection's task.
+    #[test]
+    fn a_lockout_of_zero_or_beyond_a_year_is_refused_with_its_line() {
+        for value in ["0", "31536001", "18446744073709551615"] {
+            let err = parse(&format!(
+                "[phone]\nauth_max_failures = 3\nauth_lockout_secs = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("line 3: phone.auth_lockout_secs: must be 1 to 31536000 (a year)"),
+                "{value}: {err}"
+            );
+        }
+        let c = parse("[phone]\nauth_lockout_secs = 31536000\n").unwrap();
+        assert_eq!(c.phone.auth_lockout_secs, 31_536_000);
     }
 
     #[test]

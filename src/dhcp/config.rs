@@ -197,6 +197,14 @@ impl DhcpConfig {
         if self.offer_hold_seconds == 0 {
             return Err(("dhcp.offer_hold_seconds", "must be at least 1".into()));
         }
+        if self.decline_seconds == 0 {
+            return Err((
+                "dhcp.decline_seconds",
+                "must be at least 1: a declined address is in use by another host (RFC 2131 \
+                 4.3.3), and 0 would hand it out again at once"
+                    .into(),
+            ));
+        }
         if !self.provisioning_url.is_empty() {
             super::vendor::ProvisioningUrl::parse(&self.provisioning_url)
                 .map_err(|e| ("dhcp.provisioning_url", e))?;

@@ -60,7 +60,7 @@ pub struct DnsConfig {
     /// TCP query, over any of the client's connections, waits for its answer (TCP is not
     /// spoofed, so it is slowed rather than dropped). 0 turns both off.
     pub rate_limit: u32,
-    /// Forwarded answers kept in the cache (entries).
+    /// Forwarded answers kept in the cache (entries); 0 keeps none.
     pub cache_size: usize,
     /// How long to wait for each upstream before trying the next, then SERVFAIL.
     pub forward_timeout_ms: u64,

@@ -64,6 +64,13 @@ impl Release {
         if !is_sha256_hex(&self.sha256) {
             return Err(("sha256", "must be 64 lower-case hex digits".into()));
         }
+        if self.size == Some(0) {
+            // A download is refused once it passes `size`: no image could ever be cached.
+            return Err((
+                "size",
+                "must be greater than zero (leave it out when unknown)".into(),
+            ));
+        }
         if let Some(u) = self
             .urls
             .iter()

@@ -142,6 +142,7 @@ fn release_key(field: &str) -> &'static str {
         "file" => "firmware.release.file",
         "sha256" => "firmware.release.sha256",
         "urls" => "firmware.release.urls",
+        "size" => "firmware.release.size",
         _ => "firmware.release",
     }
 }

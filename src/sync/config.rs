@@ -28,7 +28,8 @@ pub struct CloudConfig {
     pub push_batch: usize,
     /// Changes per pulled page (asked of the cloud; it may send fewer).
     pub page_limit: usize,
-    /// Raise a `sync_failed` alarm when sync has failed for longer than this.
+    /// Raise a `sync_failed` alarm when sync has failed for longer than this; 0 raises it at the
+    /// first failed round.
     pub alarm_after_secs: u64,
 }
 
