@@ -694,6 +694,50 @@ fn a_client_that_starts_sending_an_identifier_keeps_its_address() {
     assert_eq!(mine.len(), 1, "one address for one phone: {leases}");
 }
 
+/// The reverse: a phone that got its lease with a client identifier and later asks without one
+/// (older firmware after a downgrade, or its boot loader), from a DISCOVER that does not name
+/// its address (no option 50). It was found by neither key and got a second address, the first
+/// held for a whole lease time. It is one client by its MAC (as Kea finds it by hardware
+/// address); another identifier behind the same MAC stays another client.
+#[test]
+fn a_client_that_stops_sending_its_identifier_keeps_its_address() {
+    let d = Daemon::start_with(DHCP);
+    let relay = relay(&d);
+    let phone = mac(91);
+    let id = vec![1, 0x02, 0xed, 0, 0, 0, 91];
+    let (_, app) = relay
+        .dora(phone, 0x9101, &[(61, id.clone())])
+        .expect("DORA with an identifier");
+    assert_eq!(app.msg_type, ACK);
+    let (offer, boot) = relay
+        .dora(phone, 0x9102, &[])
+        .expect("DORA without an identifier");
+    assert_eq!((offer.yiaddr, boot.msg_type), (app.yiaddr, ACK));
+    assert_eq!(boot.yiaddr, app.yiaddr);
+    assert_eq!(boot.options.get(61), None);
+    // The identifier again: still the same address.
+    let (_, again) = relay.dora(phone, 0x9103, &[(61, id)]).expect("DORA");
+    assert_eq!((again.msg_type, again.yiaddr), (ACK, app.yiaddr));
+    // A second stack behind the same NIC, with its own identifier, is another client.
+    let (_, other) = relay
+        .dora(phone, 0x9104, &[(61, vec![0xff, 1, 2, 3])])
+        .expect("DORA for the second stack");
+    assert_eq!(other.msg_type, ACK);
+    assert_ne!(other.yiaddr, app.yiaddr);
+    let leases = api(&d, "/dhcp/leases");
+    let mut mine: Vec<String> = leases
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mac"] == "02ed0000005b")
+        .map(|l| l["ip"].as_str().unwrap_or_default().to_string())
+        .collect();
+    mine.sort();
+    let mut want = vec![app.yiaddr.to_string(), other.yiaddr.to_string()];
+    want.sort();
+    assert_eq!(mine, want, "one address per client: {leases}");
+}
+
 /// The only server on its network (authoritative, the default) NAKs a rebooting or renewing
 /// phone whose address it has no record of: after the database was lost or another server was
 /// replaced, such a phone would otherwise go on using an address this server then gives to the

@@ -119,6 +119,9 @@ pub struct Engine {
     pools: Vec<Pool>,
     leases: HashMap<Ipv4Addr, Lease>,
     by_client: HashMap<ClientKey, Ipv4Addr>,
+    /// The addresses of leases made with a client identifier, by MAC: where a client that has
+    /// stopped sending its identifier finds its address (see [`Engine::held`]).
+    with_id_by_mac: HashMap<Mac, HashSet<Ipv4Addr>>,
     /// Every lease by its end, oldest first: where reclaiming looks.
     by_expiry: BTreeSet<(i64, u32)>,
     reserved_by_mac: HashMap<Mac, Ipv4Addr>,
@@ -158,6 +161,7 @@ impl Engine {
             pools,
             leases: HashMap::new(),
             by_client: HashMap::new(),
+            with_id_by_mac: HashMap::new(),
             by_expiry: BTreeSet::new(),
             reserved_by_mac: HashMap::new(),
             reserved_ips: HashMap::new(),
@@ -247,6 +251,7 @@ impl Engine {
                     self.by_client.insert(key, ip);
                 }
             }
+            self.index_mac(&lease);
             self.leases.insert(ip, lease);
         }
         shortened
@@ -407,13 +412,8 @@ impl Engine {
         {
             return Some(ip);
         }
+        let had = self.held(key, mac);
         let pool = &self.pools[subnet];
-        // A client now sending an identifier finds the address it had without one.
-        let had = self
-            .by_client
-            .get(key)
-            .or_else(|| self.by_client.get(&ClientKey::Mac(mac)))
-            .copied();
         let candidates = [had, req.requested_ip];
         if let Some(ip) = candidates
             .into_iter()
@@ -464,8 +464,9 @@ impl Engine {
         let ip = lease.ip;
         let key = key_of(&lease);
         if let Some(old) = self.leases.get(&ip) {
-            self.by_expiry.remove(&(old.expires, u32::from(ip)));
-            let old_key = key_of(old);
+            let (expires, old_mac, old_key) = (old.expires, old.mac, key_of(old));
+            self.by_expiry.remove(&(expires, u32::from(ip)));
+            self.unindex_mac(old_mac, ip);
             if old_key != key && self.by_client.get(&old_key) == Some(&ip) {
                 self.by_client.remove(&old_key);
             }
@@ -489,7 +490,52 @@ impl Engine {
             }
         }
         self.by_expiry.insert((lease.expires, u32::from(ip)));
+        self.index_mac(&lease);
         self.leases.insert(ip, lease);
+    }
+
+    fn index_mac(&mut self, lease: &Lease) {
+        if !lease.client_id.is_empty() {
+            self.with_id_by_mac
+                .entry(lease.mac)
+                .or_default()
+                .insert(lease.ip);
+        }
+    }
+
+    fn unindex_mac(&mut self, mac: Mac, ip: Ipv4Addr) {
+        if let Some(ips) = self.with_id_by_mac.get_mut(&mac) {
+            ips.remove(&ip);
+            if ips.is_empty() {
+                self.with_id_by_mac.remove(&mac);
+            }
+        }
+    }
+
+    /// The address the client last had (running or ended, never a declined one): the lease
+    /// recorded under its own key, else the one [`owns`] gives it under the other key. A client
+    /// now sending an identifier takes the lease its MAC got without one (the lease is re-keyed
+    /// to the identifier when it is next written); a lease its MAC got with another identifier
+    /// is another client's (a second stack or a VM behind the NIC) and is not looked at. A
+    /// client that has stopped sending its identifier (older firmware, a boot loader) has only
+    /// its MAC to go by and takes the lease of that MAC that runs longest, as Kea finds it by
+    /// hardware address; without this it got a second address from a DISCOVER that did not
+    /// name the first, and the phone held two.
+    fn held(&self, key: &ClientKey, mac: Mac) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.by_client.get(key) {
+            return Some(*ip);
+        }
+        match key {
+            ClientKey::Id(_) => self.by_client.get(&ClientKey::Mac(mac)).copied(),
+            ClientKey::Mac(_) => self
+                .with_id_by_mac
+                .get(&mac)?
+                .iter()
+                .filter_map(|ip| self.leases.get(ip))
+                .filter(|l| l.state != LeaseState::Declined)
+                .max_by_key(|l| (l.expires, l.ip))
+                .map(|l| l.ip),
+        }
     }
 
     fn record(
@@ -543,7 +589,7 @@ impl Engine {
         match self.answer_request(req, key, subnet, server_id, now) {
             Decision::Nak { why, .. } => Decision::Nak {
                 why,
-                freed: self.end_lease(key, now),
+                freed: self.end_lease(key, req.mac, now),
             },
             decision => decision,
         }
@@ -559,7 +605,7 @@ impl Engine {
     ) -> Decision {
         if let Some(chosen) = req.server_id {
             if chosen != server_id {
-                self.forget_offer(key, now);
+                self.forget_offer(key, req.mac, now);
                 return Decision::Ignore("the client chose another server");
             }
             let requested = req
@@ -614,10 +660,10 @@ impl Engine {
 
     /// Ends the client's running lease or offer now. Returns the lease when it was bound, for
     /// the store; an offer lives in memory only.
-    fn end_lease(&mut self, key: &ClientKey, now: i64) -> Option<Lease> {
-        let ip = self.by_client.get(key).copied()?;
+    fn end_lease(&mut self, key: &ClientKey, mac: Mac, now: i64) -> Option<Lease> {
+        let ip = self.held(key, mac)?;
         let l = self.leases.get(&ip)?;
-        if key_of(l) != *key
+        if !owns(l, key, mac)
             || !matches!(l.state, LeaseState::Bound | LeaseState::Offered)
             || l.expires <= now
         {
@@ -629,9 +675,10 @@ impl Engine {
         (ended.state == LeaseState::Bound).then_some(ended)
     }
 
-    fn forget_offer(&mut self, key: &ClientKey, now: i64) {
-        if let Some(ip) = self.by_client.get(key).copied()
+    fn forget_offer(&mut self, key: &ClientKey, mac: Mac, now: i64) {
+        if let Some(ip) = self.held(key, mac)
             && let Some(l) = self.leases.get(&ip)
+            && owns(l, key, mac)
             && l.state == LeaseState::Offered
             && l.expires > now
         {

@@ -525,6 +525,99 @@ fn a_lease_without_identifier_belongs_to_the_mac_either_way_round() {
     assert!(matches!(run(&mut e, &stranger, 3), Decision::Nak { .. }));
 }
 
+/// A client of `mac(n)` sending the identifier `id` (empty: none).
+fn with_id(kind: Kind, n: u8, id: &[u8]) -> Request {
+    let mut r = req(kind, n);
+    r.client_id = id.to_vec();
+    r
+}
+
+/// The address `with_id(.., n, id)` gets from a DISCOVER and a REQUEST selecting the offer.
+fn dora_with_id(e: &mut Engine, n: u8, id: &[u8], now: i64) -> Ipv4Addr {
+    let Decision::Offer { ip, .. } = run(e, &with_id(Kind::Discover, n, id), now) else {
+        panic!("an offer")
+    };
+    let mut select = with_id(Kind::Request, n, id);
+    select.server_id = Some(SERVER);
+    select.requested_ip = Some(ip);
+    match run(e, &select, now) {
+        Decision::Ack { lease, .. } => lease.ip,
+        other => panic!("expected an ACK, got {other:?}"),
+    }
+}
+
+/// Who holds a running lease, as (MAC, client identifier) per address.
+fn holders(e: &Engine, now: i64) -> Vec<(Ipv4Addr, Mac, String)> {
+    let mut all: Vec<_> = e
+        .leases
+        .values()
+        .filter(|l| l.expires > now && l.state == LeaseState::Bound)
+        .map(|l| (l.ip, l.mac, l.client_id.clone()))
+        .collect();
+    all.sort();
+    all
+}
+
+/// The client identifier changes across a phone's firmware: a lease made without one is the
+/// client's when it later sends one (it is re-keyed to it), and a lease made with one is the
+/// client's when it later drops it (an older firmware, a boot loader), even from a DISCOVER
+/// that does not name the address (no option 50). A lease of the same MAC made with another
+/// identifier is another client's (a second stack behind the NIC), and a reservation by MAC
+/// still wins. Kea's `belongsToClient` decides the same way.
+#[test]
+fn a_client_whose_identifier_comes_or_goes_keeps_one_address() {
+    let mut e = Engine::new(&config(100, 110));
+    let plain = dora_with_id(&mut e, 1, &[], 0);
+    // The upgraded firmware sends an identifier: same address, now keyed by the identifier.
+    assert_eq!(dora_with_id(&mut e, 1, &[1, 2, 3], 10), plain);
+    assert_eq!(holders(&e, 10), [(plain, mac(1), "010203".to_string())]);
+    // Downgraded again (or its boot loader), no identifier and no option 50: still its address.
+    assert_eq!(dora_with_id(&mut e, 1, &[], 20), plain);
+    assert_eq!(holders(&e, 20), [(plain, mac(1), String::new())]);
+
+    // A second stack behind the same NIC, with its own identifier, is another client.
+    let mut e = Engine::new(&config(100, 110));
+    let vm = dora_with_id(&mut e, 1, &[9], 0);
+    let stack = dora_with_id(&mut e, 1, &[7], 1);
+    assert_ne!(vm, stack);
+    // Without an identifier the MAC is all there is to go by: the lease that runs longest.
+    assert_eq!(
+        run(&mut e, &with_id(Kind::Discover, 1, &[]), 2),
+        Decision::Offer {
+            ip: stack,
+            subnet: 0
+        }
+    );
+    // Asking for the other stack's address is NAKed, and that stack keeps it.
+    let mut reboot = with_id(Kind::Request, 1, &[7]);
+    reboot.requested_ip = Some(vm);
+    assert!(matches!(run(&mut e, &reboot, 3), Decision::Nak { .. }));
+    assert_eq!(holders(&e, 3), [(vm, mac(1), "09".to_string())]);
+
+    // A reservation by MAC wins over the address the client had without an identifier.
+    let mut e = Engine::new(&config(100, 110));
+    let plain = dora_with_id(&mut e, 1, &[], 0);
+    let fixed = Ipv4Addr::new(10, 77, 0, 30);
+    e.set_reservations(HashMap::from([(mac(1), fixed)]));
+    assert_eq!(dora_with_id(&mut e, 1, &[1, 2, 3], 10), fixed);
+    assert_ne!(plain, fixed);
+}
+
+/// A NAK ends the lease of the client it is sent to, also when that lease was made before
+/// the client sent an identifier.
+#[test]
+fn a_nak_ends_the_lease_made_before_the_client_sent_an_identifier() {
+    let mut e = Engine::new(&config(100, 100));
+    let a = dora_with_id(&mut e, 1, &[], 0);
+    let mut moved = with_id(Kind::Request, 1, &[1, 2, 3]);
+    moved.requested_ip = Some(Ipv4Addr::new(192, 168, 1, 50));
+    let Decision::Nak { freed, .. } = run(&mut e, &moved, 10) else {
+        panic!("a NAK for the wrong network")
+    };
+    assert_eq!(freed.map(|l| (l.ip, l.expires)), Some((a, 10)));
+    assert_eq!(offer(&mut e, 2, 11), Some(a), "free for another client");
+}
+
 #[test]
 fn inform_and_inform_mode() {
     let mut cfg = config(100, 110);
