@@ -41,8 +41,13 @@ fn policy(policy: &str) -> Value {
 
 /// A daemon registered with `cloud`, which has put [`PHONE`] (a J179) at [`SITE`].
 fn start(cloud: &Cloud) -> Daemon {
+    start_with(cloud, "")
+}
+
+/// [`start`] with `extra` TOML in the config.
+fn start_with(cloud: &Cloud, extra: &str) -> Daemon {
     cloud.set_device(PHONE, "activated", SITE, json!({}));
-    let d = Daemon::start_with(&cloud.config());
+    let d = Daemon::start_with(&format!("{}{extra}", cloud.config()));
     let out = d.cli(&[
         "cloud",
         "register",
@@ -258,4 +263,75 @@ async fn a_corrected_cloud_url_is_tried_at_once() {
     .await;
     assert!(failed_at.elapsed() < Duration::from_secs(10));
     assert_eq!(good.requests(), 1);
+}
+
+/// The alarms of `kind`, by source.
+async fn alarm_sources(d: &Daemon, kind: &str) -> Vec<String> {
+    let (status, v) = d.api("GET", &format!("/alarms?kind={kind}"), None).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["source"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A release the config drops is kept while the cloud's pin needs it. Kept releases were
+/// checked again after local changes only: when the cloud then brought its own release of the
+/// pinned version, the kept one (a local release, which wins over the cloud's of its model and
+/// version) went on being served instead, the cloud's was refused, and the pin alarm said the
+/// kept release stood in for a missing one. The pull now drops it, as a local change would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_kept_for_a_cloud_pin_gives_way_to_the_clouds_release_of_the_version() {
+    let local = Upstream::start(image(4096, 13)).await;
+    let up = Upstream::start(image(4096, 14)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_policies(vec![policy("4.1.3.0.6")]);
+    let configured = format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"4.1.3.0.6\"\n\
+         file = \"j179-local.bin\"\nurls = [\"{}\"]\nsha256 = \"{}\"\n",
+        local.url("j179-local.bin"),
+        sha256_hex(&local.image)
+    );
+    let d = start_with(&cloud, &configured);
+    wait_for_script(&d, "the local release for the cloud's pin", |s| {
+        s.contains("SET APPNAME j179-local.bin")
+    })
+    .await;
+
+    // The config drops it: kept for the cloud's pin, and the alarm says so.
+    std::fs::write(d.config_path(), base_config(&d.data_dir(), &cloud.config())).unwrap();
+    let d = d.restart();
+    let s = upgrade_script(&d).await;
+    assert!(s.contains("SET APPNAME j179-local.bin"), "{s}");
+    let pin = "cloud:site:hq J179=4.1.3.0.6";
+    eventually("the pin alarm", async || {
+        alarm_sources(&d, "firmware_pin_orphaned").await == [pin]
+    })
+    .await;
+
+    cloud.set_firmware(vec![release(&up, "4.1.3.0.6", "j179-cloud.bin")]);
+    wait_for_script(&d, "the cloud's release of the pinned version", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    assert_eq!(
+        fetch(&d, "j179-cloud.bin").await,
+        (200, sha256_hex(&up.image))
+    );
+    assert_eq!(
+        fetch(&d, "j179-local.bin").await.0,
+        404,
+        "the kept release went"
+    );
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(!list.to_string().contains("j179-local.bin"), "{list}");
+    eventually("the pin alarm cleared", async || {
+        alarm_sources(&d, "firmware_pin_orphaned").await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        alarm_sources(&d, "firmware_cloud_refused").await,
+        Vec::<String>::new()
+    );
 }

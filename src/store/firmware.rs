@@ -154,28 +154,39 @@ fn merge_config(
     out
 }
 
-/// Removes the kept releases no pin needs any more (its policy changed, or another release of
-/// the version was added): they stayed only for the pin.
-fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+/// Removes the kept releases no pin needs any more: its policy changed, here or in the cloud,
+/// or another release of the version serves it, configured, added or pulled from the cloud.
+/// Called by every write that can change either (a local release or policy, a site deleted, a
+/// pull that changes the cloud's catalogue); a pull used not to, so a release kept for a cloud
+/// pin stayed for ever once the cloud changed that pin. Judged as [`merge_config`] judges at
+/// start: against the catalogue without any kept release, since a kept release (a local one)
+/// wins over the cloud's release of its model and version, and so kept itself needed and the
+/// cloud's image from phones.
+pub(super) fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     let policies = read_policies(&tx.open_table(FIRMWARE_POLICIES)?)?;
     let cloud = read_cloud_rows(&tx.open_table(CLOUD_DATA)?)?;
     let mut table = tx.open_table(FIRMWARE_RELEASES)?;
-    let stored = read_releases(&table)?;
-    // The cloud's pins need kept releases too, and the cloud's releases serve pins.
-    let now = served(stored.iter().map(|(_, s)| s.clone()), policies, &cloud);
-    let pins: Vec<Pin> = Pin::all(&now.policies)
+    let (kept, listed): (Vec<_>, Vec<_>) = read_releases(&table)?
+        .into_iter()
+        .partition(|(_, s)| s.kept);
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let without = served(listed.into_iter().map(|(_, s)| s), policies, &cloud);
+    let known: Vec<Release> = without
+        .releases
         .iter()
-        .flat_map(|p| p.per_model(&now.releases))
-        .filter(|p| !now.overridden(p))
+        .chain(kept.iter().map(|(_, s)| &s.release))
+        .cloned()
         .collect();
-    let listed = |r: &Release| !now.kept.contains(&r.file.to_ascii_lowercase());
-    let needs_kept = |pin: &Pin| !now.releases.iter().any(|r| listed(r) && pin.served_by(r));
-    for (key, s) in &stored {
-        if s.kept
-            && !pins
-                .iter()
-                .any(|p| p.served_by(&s.release) && needs_kept(p))
-        {
+    let unserved: Vec<Pin> = Pin::all(&without.policies)
+        .iter()
+        .flat_map(|p| p.per_model(&known))
+        .filter(|p| !without.overridden(p))
+        .filter(|p| !without.releases.iter().any(|r| p.served_by(r)))
+        .collect();
+    for (key, s) in &kept {
+        if !unserved.iter().any(|p| p.served_by(&s.release)) {
             table.remove(key.as_str())?;
         }
     }
@@ -818,6 +829,69 @@ mod tests {
             sha256: sha.into(),
             removed: false,
         }
+    }
+
+    /// Applies a pulled page that sets (or, `None`, withdraws) rows of the cloud's catalogue.
+    fn pull(s: &Store, from: &str, to: &str, rows: Vec<(&str, Option<Vec<u8>>)>) {
+        s.apply_pull(&crate::store::PullUpdate {
+            from_cursor: from.into(),
+            next_cursor: to.into(),
+            cloud_data: rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+
+    fn cloud_pin(version: &str) -> Option<Vec<u8>> {
+        let p = FirmwarePolicy {
+            site: "hq".into(),
+            model: "J179".into(),
+            policy: version.into(),
+        };
+        Some(serde_json::to_vec(&p).unwrap())
+    }
+
+    /// A store whose config dropped `k.bin` (7.0), kept for the cloud's pin of hq's J179 to 7.0.
+    fn kept_for_a_cloud_pin(dir: &std::path::Path) -> Store {
+        let s = store_with_hq(dir);
+        s.replace_config_releases(&[release_of("k.bin", "7.0")])
+            .unwrap();
+        pull(&s, "", "1", vec![("policy|hq|J179", cloud_pin("7.0"))]);
+        s.replace_config_releases(&[]).unwrap();
+        let c = s.firmware_catalogue().unwrap();
+        assert_eq!(c.kept, BTreeSet::from(["k.bin".to_string()]));
+        assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "k.bin");
+        s
+    }
+
+    /// A release kept for a cloud pin was checked again only by local writes: a pull that
+    /// changed the cloud's pin left it in the catalogue for ever, and a pull that brought the
+    /// cloud's own release of the pinned version left the kept one served instead of it (a
+    /// local release wins over the cloud's of its model and version), its pin alarm standing.
+    /// A pull that changes the cloud's catalogue now drops what it makes unneeded.
+    #[test]
+    fn a_pull_drops_the_kept_releases_it_makes_unneeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = kept_for_a_cloud_pin(dir.path());
+        let cloud = cloud_release("J179", "7.0", "cloud.bin", &"b".repeat(64));
+        let row = Some(serde_json::to_vec(&cloud).unwrap());
+        pull(&s, "1", "2", vec![("firmware|J179|7.0", row)]);
+        let c = s.firmware_catalogue().unwrap();
+        let files: Vec<&str> = c.releases.iter().map(|r| r.file.as_str()).collect();
+        assert_eq!(files, ["cloud.bin"]);
+        assert_eq!(c.resolve(Some("hq"), "J179").unwrap().file, "cloud.bin");
+        assert!(c.kept.is_empty() && c.refused.is_empty(), "{c:?}");
+        assert!(c.pin_problems().is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = kept_for_a_cloud_pin(dir.path());
+        // A pull that changes nothing of the catalogue keeps it.
+        pull(&s, "1", "2", vec![("policy|hq|J179", cloud_pin("7.0"))]);
+        assert!(s.firmware_catalogue().unwrap().kept.contains("k.bin"));
+        pull(&s, "2", "3", vec![("policy|hq|J179", cloud_pin("latest"))]);
+        let c = s.firmware_catalogue().unwrap();
+        assert!(c.releases.is_empty() && c.kept.is_empty(), "{c:?}");
+        assert!(c.pin_problems().is_empty());
     }
 
     /// Every check of a release or a pin used to read the local releases and policies only,

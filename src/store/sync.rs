@@ -244,6 +244,17 @@ impl Store {
             prune_expired_lockouts(&mut data, now)?;
             state.insert("cursor", encode(&update.next_cursor).as_slice())?;
         }
+        // The releases kept for pins are checked again, as after a local change. A row that
+        // cannot be read (it fails before anything is removed) must not refuse the page, or
+        // the sync would stop at it for good: the check is left to the next change.
+        if catalogue_changed {
+            match super::firmware::drop_unneeded_kept(&tx) {
+                Ok(()) => {}
+                Err(e @ StoreError::Corrupt { .. }) => tracing::warn!(error = %e,
+                    "firmware releases kept for pins not checked after a cloud pull"),
+                Err(e) => return Err(e),
+            }
+        }
         let overflow = self.enqueue(&tx, pending)?;
         Store::raise_alarms(&tx, &overflow)?;
         self.commit_devices(tx)?;
