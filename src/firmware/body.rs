@@ -17,10 +17,23 @@ use hyper::body::{Body, Frame, SizeHint};
 /// hundred concurrent downloads stay within a few tens of megabytes.
 const CHUNK: u64 = 64 * 1024;
 
-/// Disk reads in flight at once over all downloads. Without a bound every download holds a
-/// blocking-pool thread during a boot storm (170 threads for 100 downloads, a third of the
-/// memory); reads from the page cache take microseconds, so a few threads keep up.
+/// Disk operations of downloads (opening the image, reading a chunk) in flight at once over
+/// all downloads. Without a bound every download holds a blocking-pool thread during a boot
+/// storm (170 threads for 100 downloads, a third of the memory); reads from the page cache
+/// take microseconds, so a few threads keep up.
 static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// Runs `op`, a download's disk operation, on the blocking pool within [`READS`]: a slow or
+/// stalled disk then holds neither a runtime worker (whose other connections, settings files
+/// of a boot storm among them, would wait behind it) nor more than that many blocking threads.
+/// `Err` only when the task could not run to its end (the runtime is stopping).
+pub(super) async fn on_disk<T: Send + 'static>(
+    op: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    // The semaphore is never closed: a permit always comes.
+    let _permit = READS.acquire().await.ok();
+    tokio::task::spawn_blocking(op).await
+}
 
 type Read = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send + Sync>>;
 
@@ -67,8 +80,7 @@ impl Body for FileBody {
         let reading = this.reading.get_or_insert_with(|| {
             let (file, pos, want) = (this.file.clone(), this.pos, this.remaining.min(CHUNK));
             Box::pin(async move {
-                let _permit = READS.acquire().await.map_err(io::Error::other)?;
-                tokio::task::spawn_blocking(move || {
+                on_disk(move || {
                     let mut buf = vec![0u8; want as usize];
                     let n = file.read_at(&mut buf, pos)?;
                     buf.truncate(n);

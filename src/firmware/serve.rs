@@ -7,7 +7,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use super::Firmware;
-use super::body::{FileBody, PhoneBody, full};
+use super::body::{FileBody, PhoneBody, full, on_disk};
 use super::catalogue::Release;
 use super::fetch::FetchError;
 use super::range::{Plan, plan};
@@ -57,7 +57,13 @@ pub async fn respond(fw: &Arc<Firmware>, rel: &Release, asked: &Asked<'_>) -> Re
             Ok(Err(e)) => return unavailable(rel, &e),
             Err(_) => return unavailable(rel, &"still fetching; the fetch goes on"),
         };
-        match std::fs::File::open(&path) {
+        // Off the runtime's workers: during a boot storm a slow disk would otherwise stall
+        // every connection a worker serves while it waits for one open.
+        let to_open = path.clone();
+        let Ok(open) = on_disk(move || std::fs::File::open(to_open)).await else {
+            return unavailable(rel, &"the daemon is stopping");
+        };
+        match open {
             Ok(f) => {
                 opened = Some((f, size));
                 break;
