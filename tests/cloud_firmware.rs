@@ -335,3 +335,42 @@ async fn a_release_kept_for_a_cloud_pin_gives_way_to_the_clouds_release_of_the_v
         Vec::<String>::new()
     );
 }
+
+/// The cache holds images by hash, not by release: when the cloud changes a release's SHA-256
+/// (an image re-spun under the same name), the image cached under the old hash is never served
+/// for it. Bytes that do not match the new hash are refused (503, the phone retries), and the
+/// image that does is fetched at the phone's next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_whose_hash_the_cloud_changes_is_not_served_from_the_old_image() {
+    let old = Upstream::start(image(4096, 15)).await;
+    let new = Upstream::start(image(4096, 16)).await;
+    let cloud = Cloud::start(SITE);
+    cloud.set_firmware(vec![release(&old, "4.1.3.0.7", "j179-cloud.bin")]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the cloud's release", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    assert_eq!(
+        fetch(&d, "j179-cloud.bin").await,
+        (200, sha256_hex(&old.image))
+    );
+
+    // The new hash, the URL still giving the old bytes.
+    let mut respun = release(&old, "4.1.3.0.7", "j179-cloud.bin");
+    respun["sha256"] = json!(sha256_hex(&new.image));
+    cloud.set_firmware(vec![respun]);
+    eventually("the new hash pulled", async || {
+        let (_, v) = d.api("GET", "/firmware", None).await;
+        v["releases"][0]["sha256"] == json!(sha256_hex(&new.image))
+    })
+    .await;
+    assert_eq!(fetch(&d, "j179-cloud.bin").await.0, 503);
+
+    cloud.set_firmware(vec![release(&new, "4.1.3.0.7", "j179-cloud.bin")]);
+    eventually("the new image served", async || {
+        fetch(&d, "j179-cloud.bin").await == (200, sha256_hex(&new.image))
+    })
+    .await;
+}
