@@ -383,3 +383,69 @@ async fn a_cisco_profile_with_its_resync_key_needs_proof() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), body);
 }
+
+/// Grandstream's version-2 XML gives a setting's fields in child elements (`<item
+/// name="account.1.sip"><part name="password">…`); a password whose part or child has a plain
+/// name (`<item name="users.admin.password"><value>…`) made a common `cfg.xml` look free of
+/// secrets, so it went to whoever asked. Both forms need proof now, and the legacy
+/// `cfg{mac}`, P-values joined by `&`, shows its SIP password after the first pair.
+#[tokio::test]
+async fn a_grandstream_v2_cfg_xml_with_nested_passwords_needs_proof() {
+    let d = Daemon::start();
+    for mac in [A, B] {
+        d.add_device(json!({"mac": mac, "model": "GRP2614", "state": "active"}))
+            .await;
+    }
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+                <gs_provision version=\"1\">\n<config version=\"2\">\n\
+                <item name=\"account.1.sip\">\n<part name=\"userId\">1001</part>\n\
+                <part name=\"password\">sip-pw-4711</part>\n</item>\n\
+                <item name=\"users.admin.password\"><value>admin-pw-4711</value></item>\n\
+                </config>\n</gs_provision>\n";
+    let stored = d.put_file("cfg.xml", body).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(
+        stored["secrets"],
+        json!(["line 6: password", "line 8: users.admin.password"]),
+        "{stored}"
+    );
+    let leaked = |r: &Resp| r.text().contains("-pw-4711");
+    let ua = format!("Grandstream Model HW GRP2614 SW 1.0.9.1 DevId {A}");
+    let r = send_plain(d.http.unwrap(), get("/cfg.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let ca = d.ca_pem();
+    let r = send(d.https, client_config(&ca, None), get("/cfg.xml", &ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!leaked(&r));
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get("/cfg.xml", &ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), body);
+
+    // The legacy file names A: B's certificate does not get it, and the upload says which
+    // P-value is the secret.
+    let legacy = format!("cfg{A}");
+    let stored = d
+        .put_file(&legacy, "P30=time.example&P34=sip-pw-4711&gnkey=0b82")
+        .await;
+    assert_eq!(stored["secrets"], json!(["line 1: P34"]), "{stored}");
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(B).await)),
+        get(&format!("/{legacy}"), &ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!leaked(&r));
+}

@@ -35,7 +35,11 @@
 //!   or `key` attribute names the secret holds it in its `value` attribute, else in its text
 //!   (Grandstream XML v2);
 //! - `--key value` and `--pwd value` options of a Cisco resync URL (`[--key "…"] http://…`),
-//!   anywhere in a line.
+//!   anywhere in a line;
+//! - `&name=value` pairs (Grandstream's legacy `cfg{mac}`, `P30=…&P34=…&gnkey=0b82`; a URL's
+//!   query);
+//! - a keyed element's value in its child elements (Grandstream XML v2, `<item
+//!   name="account.1.sip"><part name="password">…</part></item>`).
 //!
 //! An element or attribute name with a namespace prefix (`<voip:AdminPIN>`, `ns:password="…"`)
 //! is judged by its local name, as the phone reads it, and reported as written.
@@ -58,7 +62,7 @@ use super::script::{Kind, Script, Value};
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 8;
+pub const READING: u8 = 9;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -524,6 +528,32 @@ fn assignments(line: &[u8], out: &mut Vec<Assignment>) {
     attributes(line, out);
     json_members(line, out);
     url_options(line, out);
+    joined_pairs(line, out);
+}
+
+/// `name=value` pairs after an `&` (`P30=pbx.example&P34=secret&gnkey=0b82`): Grandstream's
+/// legacy `cfg{mac}` file is its P-values joined this way behind a 16-byte header (the
+/// format the Grandstream configuration tool writes; described with a worked header in
+/// "Grandstream Configuration Tool", grandstreamht502.blogspot.com, 2015), and a URL's query
+/// gives a password the same way (`?user=1001&pwd=…`, also as `&amp;` in XML). The first pair
+/// of a line is the `name=value` form's; each later one is read here, its value running to the
+/// next `&`. One pass over the line.
+fn joined_pairs(line: &[u8], out: &mut Vec<Assignment>) {
+    let mut at = 0;
+    while let Some(amp) = find(line, at, b'&') {
+        let mut name = amp + 1;
+        if line.get(name..name + 4) == Some(b"amp;") {
+            name += 4;
+        }
+        let name_end = run(line, name, is_name_char);
+        at = name_end;
+        if name_end == name || line.get(name_end) != Some(&b'=') {
+            continue;
+        }
+        let value_end = find(line, name_end + 1, b'&').unwrap_or(line.len());
+        offer(line, name..name_end, name_end + 1..value_end, out);
+        at = value_end;
+    }
 }
 
 /// Cisco's resync URL options, in a `Profile_Rule*` or `Upgrade_Rule` of any file: `--key`
@@ -781,6 +811,16 @@ struct Open {
     text: usize,
     /// The `name`, `id` or `key` attribute's value, when there is no `value` attribute.
     key: Option<Range<usize>>,
+    /// The key of the keyed element it is written in (`account.1.sip` for a `<part>` of
+    /// `<item name="account.1.sip">`), which names the setting together with its own.
+    within: Option<Range<usize>>,
+}
+
+/// A keyed element whose children are being read: its tag's name, to know its end, and its
+/// key.
+struct Keyed {
+    tag: Range<usize>,
+    key: Range<usize>,
 }
 
 /// How reading a tag ended.
@@ -796,8 +836,18 @@ enum TagEnd {
 /// `<setting id="…" value="…"/>`), read in `line`, which [`secret_lines`] gives the whole
 /// file (line ends are blanks here). An element's value is its text up to the next `<`, read
 /// when that `<` closes it, so no text is searched twice.
+///
+/// A keyed element may hold its value in child elements instead, as Grandstream's version-2
+/// XML does (`<item name="account.1.sip"><part name="password">…</part></item>`, the item
+/// naming the setting, each part one field of it; seen in Grandstream GDMS templates and
+/// GRP26xx provisioning files). A child's value counts when its own name says secret or when
+/// the innermost keyed element's key and its name together do (`<item
+/// name="users.admin.password">` with `<part name="1">` or `<value>`), so a password written
+/// one level down is not missed for its child's plain name.
 fn elements(line: &[u8], out: &mut Vec<Assignment>) {
     let mut open: Option<Open> = None;
+    // The keyed elements open around the reading point, innermost last.
+    let mut keyed: Vec<Keyed> = Vec::new();
     let mut unclosed = [false; 2];
     let mut i = 0;
     while let Some(lt) = find(line, i, b'<') {
@@ -818,11 +868,7 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
             let text = lt + 9;
             let end = find_seq(line, text, b"]]>").unwrap_or(line.len());
             if let Some(element) = element {
-                let value = trimmed(line, text..end);
-                offer_markup(line, element.name, value.clone(), out);
-                if let Some(key) = element.key {
-                    offer(line, key, value, out);
-                }
+                offer_element(line, element, trimmed(line, text..end), out);
             }
             i = end;
             continue;
@@ -834,10 +880,13 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
                 && line.get(element.name.clone()) == line.get(lt + 2..name_end)
             {
                 let text = trimmed(line, element.text..lt);
-                offer_markup(line, element.name, text.clone(), out);
-                if let Some(key) = element.key {
-                    offer(line, key, text, out);
-                }
+                offer_element(line, element, text, out);
+            }
+            if keyed
+                .last()
+                .is_some_and(|k| line.get(k.tag.clone()) == line.get(lt + 2..name_end))
+            {
+                keyed.pop();
             }
             i = name_end;
             continue;
@@ -850,11 +899,52 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
         let (key, end) = tag(line, name.end, &mut unclosed, out);
         i = match end {
             TagEnd::Open(text) => {
-                open = Some(Open { name, text, key });
+                let within = keyed.last().map(|k| k.key.clone());
+                if let Some(key) = &key {
+                    keyed.push(Keyed {
+                        tag: name.clone(),
+                        key: key.clone(),
+                    });
+                }
+                open = Some(Open {
+                    name,
+                    text,
+                    key,
+                    within,
+                });
                 text
             }
             TagEnd::Done(at) => at,
         };
+    }
+}
+
+/// Offers an element's value under its name, its key, and the key of the keyed element it is
+/// written in joined to its own name or key (reported under that outer key).
+fn offer_element(line: &[u8], element: Open, value: Range<usize>, out: &mut Vec<Assignment>) {
+    let before = out.len();
+    offer_markup(line, element.name.clone(), value.clone(), out);
+    if let Some(key) = element.key.clone() {
+        offer(line, key, value.clone(), out);
+    }
+    let Some(within) = element.within else {
+        return;
+    };
+    let own = match &element.key {
+        Some(key) => &line[key.clone()],
+        None => local_name(&line[element.name]),
+    };
+    let mut joined = line[within.clone()].to_vec();
+    joined.push(b'.');
+    joined.extend_from_slice(own);
+    if out.len() == before
+        && line.get(value.clone()).is_some_and(holds_value)
+        && is_secret_name(&joined)
+    {
+        out.push(Assignment {
+            name: within,
+            value,
+        });
     }
 }
 
@@ -1277,6 +1367,64 @@ user_pass3&: off
                 ("password", "k2"),
                 ("admin.pwd", "k3"),
                 ("password", "k4"),
+            ])
+        );
+    }
+
+    /// Grandstream's version-2 XML names a setting by an item and each field by a part; a
+    /// password one level down is read whether the part or the item says so, and a part of an
+    /// item about something else is not.
+    #[test]
+    fn a_keyed_elements_value_in_its_children_is_read() {
+        let text = "\
+<gs_provision version=\"1\">
+<config version=\"2\">
+<item name=\"account.1.sip\">
+  <part name=\"userId\">1001</part>
+  <part name=\"password\">g1</part>
+</item>
+<item name=\"users.admin.password\"><value>g2</value></item>
+<item name=\"network.8021x.password\">
+  <part name=\"1\">g3</part>
+  <part name=\"2\"><![CDATA[g4]]></part>
+</item>
+<item name=\"account.1.codec.choice\"><part name=\"1\">PCMA</part></item>
+<item name=\"users.admin.password\"><part name=\"minLength\">8</part></item>
+<item name=\"dateTime.ntp.server\"><part name=\"1\">ntp.example</part></item>
+<P34>g5</P34>
+</config>
+</gs_provision>
+";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("password", "g1"),
+                ("users.admin.password", "g2"),
+                ("network.8021x.password", "g3"),
+                ("network.8021x.password", "g4"),
+                ("P34", "g5"),
+            ])
+        );
+    }
+
+    /// The legacy `cfg{mac}` joins P-values with `&`; a password after the first pair, and one
+    /// in a URL's query, is read; `&` inside a value of the `name = value` form stays its own.
+    #[test]
+    fn pairs_joined_by_ampersands_are_read() {
+        let text = "\
+P30=time.example&P34=j1&P35=1001&gnkey=0b82
+P2=j2&P3=Reception
+url = https://prov.example/cfg?user=1001&amp;pwd=j3
+account.1.password = j4&more
+label = a&b=c
+";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("P34", "j1"),
+                ("P2", "j2&P3=Reception"),
+                ("pwd", "j3"),
+                ("account.1.password", "j4&more"),
             ])
         );
     }
