@@ -208,6 +208,20 @@ async fn a_three_digit_yealink_family_gets_its_common_file() {
             "Yealink SIP-T31P 124.86.0.40 00:15:65:bb:cc:03",
             "y000000000123.cfg",
         ),
+        // The T44U and T44W read files of their own whatever firmware they run (the version
+        // here only shows that its first number does not decide).
+        (
+            "Yealink SIP-T44U 108.87.0.10 00:15:65:bb:cc:04",
+            "y000000000173.cfg",
+        ),
+        (
+            "Yealink SIP-T44W 108.87.0.10 00:15:65:bb:cc:05",
+            "y000000000174.cfg",
+        ),
+        (
+            "Yealink SIP-T21P_E2 52.84.0.15 00:15:65:bb:cc:06",
+            "y000000000052.cfg",
+        ),
     ] {
         let boot = send(
             d.https,
@@ -222,6 +236,30 @@ async fn a_three_digit_yealink_family_gets_its_common_file() {
             "{boot}"
         );
     }
+
+    // A T44U of the inventory is told its family file in its own boot file, and gets it.
+    let t44u = "001565bbcc07";
+    d.add_device(json!({"mac": t44u, "model": "SIP-T44U", "site": "hq"}))
+        .await;
+    let id = d.identity(t44u).await;
+    let ua = "Yealink SIP-T44U 108.87.0.10 00:15:65:bb:cc:07";
+    let boot = fetch(&d, &id, &format!("/{t44u}.boot"), ua).await;
+    assert_eq!(boot.status, 200, "{}", boot.text());
+    assert!(
+        boot.text()
+            .contains("include:config \"y000000000173.cfg\"\n"),
+        "{}",
+        boot.text()
+    );
+    let common = fetch(&d, &id, "/y000000000173.cfg", ua).await;
+    assert_eq!(common.status, 200, "{}", common.text());
+    assert!(
+        common
+            .text()
+            .contains("account.1.sip_server.1.address = pbx.example.com"),
+        "{}",
+        common.text()
+    );
 }
 
 /// A T53 and a T53W read the same family file (`y000000000095.cfg`): a `model:T53W` layer must

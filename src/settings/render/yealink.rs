@@ -24,19 +24,36 @@ const VERSION: &str = "#!version:1.0.0.1\n";
 ///   files 123, 124 and 127 with firmware 124, CP960 73, W60B 77;
 /// - a FreePBX endpoint module's model table and a Perl provisioning script, both public: T46G
 ///   28, T42G 29, T48G 35, T41P 36, T54S 70, T52S 74, T30 and T30P 127, T31, T31P and T31G 123,
-///   T33P and T33G 124, and the numbers above again where they list the model.
+///   T33P and T33G 124, and the numbers above again where they list the model;
+/// - a FreePBX endpoint-manager module's map of Yealink global files (`yealinkGlobalCfgMap`,
+///   public PHP): T19(P) E2 53, T21(P) E2 52, T44U 173, T44W 174, T58A 58, VP59 91, with the
+///   numbers above again; FusionPBX agrees on T44W (`yealink/t44w/y000000000174.cfg`, and its
+///   `t44w+` boot file includes `y000000000174.cfg`), T19P E2 (`t19p/y000000000053.cfg`),
+///   T21P E2 (`t21p/y000000000052.cfg`) and CP860 (`cp860/y000000000037.cfg`); the Perl
+///   script on T58 58, T49G 51 and CP860 37.
 ///
-/// Models none of them names (a T41U, T44U) are left out: they fall back to the firmware.
+/// Models none of them names (a T41U) are left out: they fall back to the firmware. A model
+/// missing here is worse than a slow lookup: a T44U would be told its firmware's family file,
+/// which is not the file Yealink's documents name for it, so an operator's
+/// `y000000000173.cfg` would never reach it.
 const FAMILIES: &[(&str, u32)] = &[
     ("T46G", 28),
     ("T42G", 29),
     ("T48G", 35),
     ("T41P", 36),
+    ("CP860", 37),
     ("T23G", 44),
     ("T23P", 44),
     ("T27P", 45),
     ("T29G", 46),
+    ("T49G", 51),
+    ("T21P_E2", 52),
+    ("T21_E2", 52),
+    ("T19P_E2", 53),
+    ("T19_E2", 53),
     ("T40P", 54),
+    ("T58", 58),
+    ("T58A", 58),
     ("T48S", 65),
     ("T46S", 66),
     ("T42S", 67),
@@ -48,6 +65,7 @@ const FAMILIES: &[(&str, u32)] = &[
     ("T40G", 76),
     ("W60B", 77),
     ("CP920", 78),
+    ("VP59", 91),
     ("T53", 95),
     ("T53W", 95),
     ("T54W", 96),
@@ -68,6 +86,8 @@ const FAMILIES: &[(&str, u32)] = &[
     ("T58W", 150),
     ("T34W", 171),
     ("T31W", 172),
+    ("T44U", 173),
+    ("T44W", 174),
 ];
 
 /// The family number of a Yealink model's common file (`y` and the number zero-padded to
@@ -279,6 +299,13 @@ mod tests {
             ("T54W", 96),
             ("T57W", 97),
             ("T58W", 150),
+            ("SIP-T44U", 173),
+            ("T44W", 174),
+            ("SIP-T21P_E2", 52),
+            ("T19P_E2", 53),
+            ("T58A", 58),
+            ("VP59", 91),
+            ("CP860", 37),
         ] {
             assert_eq!(family_of_model(model), Some(code), "{model}");
         }
@@ -314,6 +341,11 @@ mod tests {
         assert_eq!(family_of_requester(&who("T31P", "124.86.0.40")), Some(123));
         assert_eq!(family_of_requester(&who("T30", "124.86.0.40")), Some(127));
         assert_eq!(family_of_requester(&who("T48U", "108.86.0.45")), Some(109));
+        // A T44U or T44W reads its own file whatever its firmware's first number.
+        assert_eq!(family_of_requester(&who("T44U", "108.87.0.10")), Some(173));
+        assert_eq!(family_of_requester(&who("T44W", "108.87.0.10")), Some(174));
+        // A model no source names falls back to its firmware.
+        assert_eq!(family_of_requester(&who("T41U", "108.86.0.45")), Some(108));
         assert_eq!(family_of_requester(&who("", "")), None);
     }
 
