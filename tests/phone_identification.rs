@@ -140,3 +140,62 @@ async fn a_certificate_naming_no_mac_proves_nothing_whatever_the_request_claims(
         }
     }
 }
+
+/// Cisco SPA phones and ATAs and Cisco's Multiplatform phones name themselves in their client
+/// certificate's subject as `OU=<product>, L=<serial>, S=<MAC>`: such a phone proves its MAC
+/// and gets its own file, not another's. A CN that merely holds a MAC among other text, the
+/// serial in L, and Cisco's generic certificate (`S=ciscogeneric`) prove nothing: 401.
+#[tokio::test]
+async fn cisco_s_element_proves_the_mac_and_a_cn_merely_holding_one_does_not() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let cisco = |ou: &'static str, l: &'static str, st: &'static str| {
+        move |p: &mut CertificateParams| {
+            p.distinguished_name = DistinguishedName::new();
+            p.distinguished_name
+                .push(DnType::OrganizationalUnitName, ou);
+            p.distinguished_name.push(DnType::LocalityName, l);
+            p.distinguished_name.push(DnType::StateOrProvinceName, st);
+        }
+    };
+    let spa = d.mint(A, cisco("SPA-962", "88012BA01234", A));
+    let own = send(
+        d.https,
+        client_config(&ca, Some(&spa)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert!(own.text().contains(&format!("SET SIP_PASSWORD pw-{A}")));
+    let other = send(
+        d.https,
+        client_config(&ca, Some(&spa)),
+        get(&format!("/{B}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status, 403, "{}", other.text());
+    assert!(!other.text().contains("pw-"));
+
+    let unproven = [
+        d.mint(A, |p| {
+            p.distinguished_name = DistinguishedName::new();
+            p.distinguished_name
+                .push(DnType::CommonName, format!("Desk phone {A}"));
+        }),
+        d.mint(A, cisco("SPA-962", A, "ciscogeneric")),
+        d.mint(A, cisco("cisco.com", "ciscogeneric", "ciscogeneric")),
+    ];
+    for id in &unproven {
+        let r = send(
+            d.https,
+            client_config(&ca, Some(id)),
+            get(&format!("/{A}.txt"), J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(!r.text().contains("pw-"));
+    }
+}

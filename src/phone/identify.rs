@@ -155,7 +155,8 @@ pub fn macs_in_name(name: &str) -> Vec<Mac> {
     Vec::new()
 }
 
-/// The MAC a client certificate speaks for: its subject CN, else a subject alternative name.
+/// The MAC a client certificate speaks for: its subject CN, else Cisco's `S` element of the
+/// subject, else a subject alternative name (see [`mac_of`] for the forms read).
 pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     mac_of(&cert)
@@ -186,9 +187,26 @@ pub fn certificate_facts(der: &[u8]) -> Option<CertFacts> {
     })
 }
 
+/// The MAC a certificate names, read only where and as vendors write it, so that a subject
+/// that merely holds twelve hex digits (a serial number, a hash, `L=88012BA01234`) names no
+/// device:
+/// - the subject CN in a form of [`mac_in_cn`];
+/// - else the subject's stateOrProvinceName (`S`) when it is a MAC and nothing else: Cisco's
+///   SPA phones and ATAs and its Multiplatform (3PCC) phones carry a unique client certificate
+///   whose subject gives the product in OU, the serial number in L and the MAC in S
+///   (`OU=SPA-962, L=88012BA01234, S=000e08abcdef`; a unit without its own certificate sends a
+///   generic one, `S=ciscogeneric`, which names none). Sources: Cisco's Provisioning Guide for
+///   the SPA100 and SPA200 series ATAs and the Cisco IP Phone 8800 Multiplatform Phones
+///   Provisioning Guide, "Client Certificate" / "Multiplatform Phone CA Client Root
+///   Certificate";
+/// - else a subject alternative name: a directory name (its CN as above, or its serialNumber
+///   when that is a MAC), an RFC 9039 EUI-64 device URN, or a MAC in a URI, DNS name or e-mail
+///   address.
 fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
-    let from_cn = mac_in_name(cert.subject(), false);
-    from_cn.or_else(|| {
+    let state = &x509_parser::oid_registry::OID_X509_STATE_OR_PROVINCE_NAME;
+    let subject = cert.subject();
+    let from_subject = mac_in_name(subject, false).or_else(|| exact_mac_in(subject, state));
+    from_subject.or_else(|| {
         use x509_parser::extensions::GeneralName;
         let san = cert.subject_alternative_name().ok()??;
         san.value.general_names.iter().find_map(|n| match n {
@@ -200,19 +218,43 @@ fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
     })
 }
 
-/// The MAC a distinguished name gives in its CN, or (`serial_too`) in its serialNumber. A
-/// factory certificate may name the device only in a directory name among its alternative
-/// names, with the MAC as that name's CN or as its serial number (as secure elements that
-/// provision device certificates write it, `34-C8-CE-AD-21-60`): without reading it the phone
-/// proved nothing and could not get its own file. The subject's serialNumber is not read: it
-/// is commonly a vendor's serial, and a CN is the established place for the MAC.
+/// The MAC a distinguished name gives in its CN ([`mac_in_cn`]), or (`serial_too`) as its
+/// serialNumber. A factory certificate may name the device only in a directory name among its
+/// alternative names, with the MAC as that name's CN or as its serial number (as secure
+/// elements that provision device certificates write it, `34-C8-CE-AD-21-60`): without
+/// reading it the phone proved nothing and could not get its own file. The subject's
+/// serialNumber is not read: it is commonly a vendor's serial, and a CN is the established
+/// place for the MAC.
 fn mac_in_name(name: &x509_parser::x509::X509Name<'_>, serial_too: bool) -> Option<Mac> {
     let serial = &x509_parser::oid_registry::OID_X509_SERIALNUMBER;
-    let serials = name.iter_by_oid(serial).filter(|_| serial_too);
     name.iter_common_name()
-        .chain(serials)
         .filter_map(|a| a.as_str().ok())
-        .find_map(Mac::find_in)
+        .find_map(mac_in_cn)
+        .or_else(|| exact_mac_in(name, serial).filter(|_| serial_too))
+}
+
+/// The MAC a CN gives in a form devices' certificates use: the MAC alone (`001122aabbcc`,
+/// `00:11:22:AA:BB:CC`, `00-11-22-aa-bb-cc`: edgeprov's own device certificates and factory
+/// certificates that are "unique to a device, based on the MAC address"), or Cisco's device
+/// name `SEP` + the MAC (`SEP001122AABBCC`, how Cisco phones name themselves and their
+/// `SEP{MAC}.cnf.xml`). Anything else, even with twelve hex digits in it, names no MAC.
+fn mac_in_cn(cn: &str) -> Option<Mac> {
+    let cn = cn.trim();
+    let bare = cn
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("sep"))
+        .map_or(cn, |_| &cn[3..]);
+    Mac::parse(bare).ok()
+}
+
+/// The MAC an attribute of `name` gives when its whole value is one.
+fn exact_mac_in(
+    name: &x509_parser::x509::X509Name<'_>,
+    oid: &x509_parser::der_parser::oid::Oid<'_>,
+) -> Option<Mac> {
+    name.iter_by_oid(oid)
+        .filter_map(|a| a.as_str().ok())
+        .find_map(|v| Mac::parse(v.trim()).ok())
 }
 
 /// The MAC of an RFC 9039 device URN that gives it as an EUI-64 (`urn:dev:mac:0024befffe804ff1`):
@@ -419,6 +461,76 @@ mod tests {
         }
         let uri = vec!["urn:dev:mac:0024befffe804ff1".to_string()];
         assert_eq!(mac_from_certificate(&certificate("Phone", &uri)), m);
+    }
+
+    /// A CN names the device only as the MAC alone or Cisco's `SEP{MAC}`; twelve hex digits
+    /// elsewhere in it (a serial, a product string) name none.
+    #[test]
+    fn a_cn_names_a_mac_only_in_a_known_form() {
+        let a = Some(mac("001122aabbcc"));
+        for cn in [
+            "001122aabbcc",
+            "001122AABBCC",
+            "00:11:22:aa:bb:cc",
+            "00-11-22-AA-BB-CC",
+            "SEP001122AABBCC",
+            "sep001122aabbcc",
+        ] {
+            assert_eq!(mac_from_certificate(&certificate(cn, &[])), a, "{cn}");
+        }
+        for cn in [
+            "Phone 001122aabbcc",
+            "MAC:001122aabbcc",
+            "001122aabbcc.example",
+            "CP-8841-001122AABBCC",
+            "SEP 001122AABBCC",
+            "SEP001122AABBCCDD",
+            "x001122aabbcc",
+            "Factory Device Certificate",
+        ] {
+            assert_eq!(mac_from_certificate(&certificate(cn, &[])), None, "{cn}");
+        }
+    }
+
+    /// Cisco SPA phones, ATAs and Multiplatform phones give the product in OU, the serial in L
+    /// and the MAC in S; the serial is never the MAC, and the generic certificate names none.
+    #[test]
+    fn a_cisco_client_certificate_names_its_mac_in_the_s_element() {
+        let subject = |ou: &str, l: &str, st: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, ou);
+            params.distinguished_name.push(DnType::LocalityName, l);
+            if !st.is_empty() {
+                params
+                    .distinguished_name
+                    .push(DnType::StateOrProvinceName, st);
+            }
+            let key = KeyPair::generate().unwrap();
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        assert_eq!(
+            mac_from_certificate(&subject("SPA-962", "88012BA01234", "000e08abcdef")),
+            Some(mac("000e08abcdef"))
+        );
+        assert_eq!(
+            mac_from_certificate(&subject("CP-8841-3PCC", "88012BA01234", "000E08ABCDEF")),
+            Some(mac("000e08abcdef"))
+        );
+        assert_eq!(
+            mac_from_certificate(&subject("cisco.com", "ciscogeneric", "ciscogeneric")),
+            None
+        );
+        assert_eq!(
+            mac_from_certificate(&subject("SPA-962", "88012BA01234", "")),
+            None
+        );
+        assert_eq!(
+            mac_from_certificate(&subject("SPA-962", "x", "MAC 000e08abcdef")),
+            None
+        );
     }
 
     /// The strings that send `parse_user_agent` down a vendor's branch.
