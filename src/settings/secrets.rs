@@ -160,20 +160,39 @@ pub fn secret_name(name: &str) -> bool {
 }
 
 fn is_secret_name(name: &[u8]) -> bool {
-    if grandstream_secret(name) || cisco_special_purpose(name) {
-        return true;
+    grandstream_secret(name) || cisco_special_purpose(name) || Words::of(name).say_secret()
+}
+
+/// What the words of a name read so far say: whether one names a secret, and whether a
+/// qualifier came after it. Reading a name's words on from another's (`then`) judges the two
+/// joined by a `.` without building the joined name, so a key read once judges each of its
+/// element's children at the cost of the child's name alone.
+#[derive(Debug, Clone, Copy, Default)]
+struct Words {
+    secret: bool,
+    qualified: bool,
+}
+
+impl Words {
+    fn of(name: &[u8]) -> Words {
+        Words::default().then(name)
     }
-    let mut secret = false;
-    let mut qualified = false;
-    for word in words(name) {
-        if let Some(rest) = secret_word(word) {
-            secret = true;
-            qualified = QUALIFIERS.iter().any(|q| starts_with_ignore_case(rest, q));
-        } else if secret && QUALIFIERS.iter().any(|q| word.eq_ignore_ascii_case(q)) {
-            qualified = true;
+
+    fn then(mut self, name: &[u8]) -> Words {
+        for word in words(name) {
+            if let Some(rest) = secret_word(word) {
+                self.secret = true;
+                self.qualified = QUALIFIERS.iter().any(|q| starts_with_ignore_case(rest, q));
+            } else if self.secret && QUALIFIERS.iter().any(|q| word.eq_ignore_ascii_case(q)) {
+                self.qualified = true;
+            }
         }
+        self
     }
-    secret && !qualified
+
+    fn say_secret(self) -> bool {
+        self.secret && !self.qualified
+    }
 }
 
 /// `GPP_SA` to `GPP_SD`: Cisco's special purpose parameters, which "hold keys or passwords used
@@ -811,16 +830,18 @@ struct Open {
     text: usize,
     /// The `name`, `id` or `key` attribute's value, when there is no `value` attribute.
     key: Option<Range<usize>>,
-    /// The key of the keyed element it is written in (`account.1.sip` for a `<part>` of
-    /// `<item name="account.1.sip">`), which names the setting together with its own.
-    within: Option<Range<usize>>,
+    /// The keyed element it is written in (`<item name="account.1.sip">` for one of its
+    /// `<part>`s), whose key names the setting together with its own name.
+    within: Option<Keyed>,
 }
 
-/// A keyed element whose children are being read: its tag's name, to know its end, and its
-/// key.
+/// A keyed element whose children are being read: its tag's name, to know its end, its key,
+/// and what the key's words say, read once for all its children.
+#[derive(Clone)]
 struct Keyed {
     tag: Range<usize>,
     key: Range<usize>,
+    words: Words,
 }
 
 /// How reading a tag ended.
@@ -899,11 +920,12 @@ fn elements(line: &[u8], out: &mut Vec<Assignment>) {
         let (key, end) = tag(line, name.end, &mut unclosed, out);
         i = match end {
             TagEnd::Open(text) => {
-                let within = keyed.last().map(|k| k.key.clone());
+                let within = keyed.last().cloned();
                 if let Some(key) = &key {
                     keyed.push(Keyed {
                         tag: name.clone(),
                         key: key.clone(),
+                        words: Words::of(&line[key.clone()]),
                     });
                 }
                 open = Some(Open {
@@ -934,15 +956,12 @@ fn offer_element(line: &[u8], element: Open, value: Range<usize>, out: &mut Vec<
         Some(key) => &line[key.clone()],
         None => local_name(&line[element.name]),
     };
-    let mut joined = line[within.clone()].to_vec();
-    joined.push(b'.');
-    joined.extend_from_slice(own);
     if out.len() == before
         && line.get(value.clone()).is_some_and(holds_value)
-        && is_secret_name(&joined)
+        && within.words.then(own).say_secret()
     {
         out.push(Assignment {
-            name: within,
+            name: within.key,
             value,
         });
     }
@@ -1674,6 +1693,13 @@ SET ADMIN_PASSWORD 1234\r
             input.push_str(&unit.repeat(per_line / unit.len()));
             input.push('\n');
         }
+        // A long key read once, not again for each of its many children, and `&` pairs.
+        let key = "k".repeat(SIZE / 4);
+        input.push_str(&format!("<item name=\"{key}\">"));
+        input.push_str(&"<part name=\"1\">x</part><v>x</v>".repeat(SIZE / 4 / 32));
+        input.push_str("</item>\n");
+        input.push_str(&"&a=&&amp;=&".repeat(SIZE / 4 / 11));
+        input.push('\n');
         let found = secret_lines(input.as_bytes());
         assert_eq!(found.len(), per_line / "<password>x</password>".len());
         assert!(
