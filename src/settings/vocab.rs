@@ -1,7 +1,8 @@
 //! The vendor-neutral parameter vocabulary: what every site sets, under one name, mapped to each
 //! vendor's native settings. Names with a vendor prefix (`avaya:SIPDOMAIN`,
 //! `yealink:local_time.time_zone`, `poly:reg.1.label`) pass through to that vendor only; a bare
-//! upper-case name (`SIPDOMAIN`) is taken as an Avaya setting. See `docs/parameters.md`.
+//! name written as Avaya writes its settings (`SIPDOMAIN`: [`is_avaya_name`]) is taken as an
+//! Avaya setting. See `docs/parameters.md`.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,10 @@ pub enum VocabError {
     Unknown(String),
     #[error("{0}: a Poly setting is an XML attribute, whose name starts with a letter or '_'")]
     PolyName(String),
+    #[error(
+        "{name}: a bare name is an Avaya setting only as Avaya writes them, in upper-case letters, digits and '_' (SIPDOMAIN); {hint}"
+    )]
+    NotAvaya { name: String, hint: String },
     #[error("{name}: {expected}")]
     Value {
         name: String,
@@ -94,26 +99,60 @@ fn is_neutral(name: &str) -> bool {
     PLAIN.contains(&name) || line_parts(name).is_some()
 }
 
-/// Whether `name` is one a parameter can have, whatever its value: a vendor-prefixed or bare
-/// upper-case native name (a Poly one an XML attribute name), or one of the vocabulary's. Apart
-/// from [`validate`] so that an import checks a column's name once, in its header, rather than
-/// on every row that gives the column a value.
+/// Whether `name` is one a parameter can be written under, whatever its value: a
+/// vendor-prefixed native name (a Poly one an XML attribute name), a bare Avaya one
+/// ([`is_avaya_name`]), or one of the vocabulary's. Apart from [`validate`] so that an import
+/// checks a column's name once, in its header, rather than on every row that gives the column
+/// a value.
+///
+/// Only writes are checked: a bare name with an upper-case letter stored before this check
+/// (`Notes`) still renders as the Avaya setting it was taken for ([`to_native`]), and can be
+/// removed.
 pub fn check_name(name: &str) -> Result<(), VocabError> {
-    if let Some((prefix, native)) = name.split_once(':')
-        && prefix.eq_ignore_ascii_case(vendor_prefix(Vendor::Poly))
-        && !is_xml_name(native)
-    {
-        // One such attribute makes the whole file unreadable to the phone.
-        return Err(VocabError::PolyName(name.to_string()));
+    if let Some((prefix, native)) = name.split_once(':') {
+        if prefix.eq_ignore_ascii_case(vendor_prefix(Vendor::Poly)) && !is_xml_name(native) {
+            // One such attribute makes the whole file unreadable to the phone.
+            return Err(VocabError::PolyName(name.to_string()));
+        }
+        return Ok(());
     }
-    if is_native(name) || is_neutral(name) {
-        Ok(())
+    if is_neutral(name) || is_avaya_name(name) {
+        return Ok(());
+    }
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(VocabError::Unknown(name.to_string()));
+    }
+    // A spreadsheet's `Notes` or `Location` column, or a neutral name typed with capitals.
+    let lower = name.to_ascii_lowercase();
+    let hint = if is_neutral(&lower) {
+        format!("the vocabulary's names are lower case: {lower}")
     } else {
-        Err(VocabError::Unknown(name.to_string()))
-    }
+        format!(
+            "if it is a phone setting write avaya:{}, else leave it out",
+            name.to_ascii_uppercase()
+        )
+    };
+    Err(VocabError::NotAvaya {
+        name: name.to_string(),
+        hint,
+    })
 }
 
-/// A name in the vendor's own syntax: a vendor prefix, or upper case (Avaya's).
+/// Whether a bare name is written as Avaya writes its settings: upper-case letters, digits and
+/// `_`, starting with a letter (`SIP_CONTROLLER_LIST`, `DOT1XSTAT`), as every `SET` of the
+/// settings files from the field is. That form is the whole test: Avaya's settings are
+/// hundreds, and each firmware release adds some, so a list of them would refuse real ones.
+/// A name outside it (`Notes`, `Location`: a spreadsheet's columns) is no phone setting by
+/// accident; a phone setting of another spelling can still be written `avaya:NAME`.
+pub fn is_avaya_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A name in the vendor's own syntax: a vendor prefix, or upper case (Avaya's). Wider than
+/// what [`check_name`] lets a write take, so that a name stored before still renders.
 fn is_native(name: &str) -> bool {
     name.contains(':') || name.bytes().any(|b| b.is_ascii_uppercase())
 }
@@ -484,6 +523,47 @@ mod tests {
         }
         assert!(validate("poly:_x.1-a", "1").is_ok());
         assert!(validate("yealink:1x", "1").is_ok());
+    }
+
+    /// A bare name is an Avaya setting only written as Avaya writes them: a spreadsheet's
+    /// `Notes` or `Location` column is refused, with how to write a real setting; the settings
+    /// of the files from the field, and every other upper-case name, are taken.
+    #[test]
+    fn a_bare_name_is_avaya_only_in_avayas_form() {
+        for name in [
+            "SIPDOMAIN",
+            "SIP_CONTROLLER_LIST",
+            "DOT1XSTAT",
+            "LANG1FILE",
+            "ENABLE_G711A",
+            "NOTES",
+            "avaya:Notes",
+            "AVAYA:sip_token",
+        ] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+        for (name, hint) in [
+            ("Notes", "write avaya:NOTES"),
+            ("Location", "write avaya:LOCATION"),
+            ("Sip_Token", "write avaya:SIP_TOKEN"),
+            ("_X", "write avaya:_X"),
+            ("1X", "write avaya:1X"),
+            ("SIP.X", "write avaya:SIP.X"),
+            ("SIP-X", "write avaya:SIP-X"),
+            ("Sip.Server", "lower case: sip.server"),
+            ("LINE.1.USER", "lower case: line.1.user"),
+        ] {
+            let e = check_name(name).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("{name}: ")) && e.contains(hint),
+                "{e}"
+            );
+            assert_eq!(validate(name, "x").map_err(|e| e.to_string()), Err(e));
+        }
+        // What an earlier edgeprov stored still renders as the setting it was taken for.
+        let stored = BTreeMap::from([("Notes".to_string(), "desk".to_string())]);
+        let native = to_native(Vendor::Avaya, &stored, &BTreeMap::new());
+        assert_eq!(native.get("NOTES").map(String::as_str), Some("desk"));
     }
 
     #[test]

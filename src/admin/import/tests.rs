@@ -683,6 +683,50 @@ fn an_unknown_parameter_column_is_one_header_error() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
 }
 
+/// A spreadsheet's own columns (`Notes`, `Location`) were taken as Avaya settings, and each
+/// row's text went to its phone as `SET Notes …`. Such a column is one header error now,
+/// naming it and how to write a real Avaya setting; the layer API refuses the name alike. A
+/// name in Avaya's form, or with the `avaya:` prefix, is still a setting.
+#[test]
+fn a_spreadsheet_column_is_no_avaya_setting() {
+    for column in ["Notes", "Location", "secret:Notes"] {
+        let body = format!(
+            "mac,label,{column}
+001122334455,a,call Bob
+"
+        );
+        let r = check(Format::Csv, body.as_bytes());
+        assert_eq!(lines(&r), [1], "{column}: {:?}", r.errors);
+        let error = &r.errors[0].error;
+        let name = column.trim_start_matches("secret:");
+        assert!(
+            error.starts_with(&format!(
+                "header: {}: {name}: ",
+                if column.starts_with("secret:") {
+                    "secrets"
+                } else {
+                    "params"
+                }
+            )) && error.contains(&format!("avaya:{}", name.to_ascii_uppercase())),
+            "{column}: {error}"
+        );
+        assert!(
+            crate::admin::settings::check_param("params", name, Some("x")).is_err(),
+            "{name}"
+        );
+    }
+    let (_dir, store) = store();
+    let r = import(
+        &store,
+        Format::Csv,
+        b"mac,ENABLE_OPUS,avaya:Notes
+001122334455,1,desk
+",
+    );
+    assert!(r.applied, "{:?}", r.errors);
+    assert_eq!(get(&store, A).params.len(), 2);
+}
+
 /// A parameter whose name makes it a secret (docs/parameters.md), set as a plain parameter,
 /// left in an export in clear, CSV and JSON alike ("secret values never leave"). Neither
 /// export carries its value now; the JSON lists its name with the secrets; and each export,
