@@ -87,21 +87,26 @@ fn push_sets(out: &mut String, native: &Native) {
     }
 }
 
+/// A layer that got a section: its name, its parameters and the settings the section sets.
+type Section<'l> = (&'l str, &'l BTreeMap<String, String>, Native);
+
 /// `IF $VAR SEQ value GOTO label` lines and their sections, each ending in a jump to `end`;
 /// `var` names the variable a layer's name is compared with, and the native settings `omit`
 /// names are left out of every section (a layer left with none gets no section). The
 /// conditions on `$MODEL` come before those on `$MODEL4`: a 9641GS matches both `9641GS` and
 /// `9641`, and it takes the layer named for its whole model, as its own `{mac}.txt` does.
-fn sections(
+/// Returns the layers given a section, in the order of their conditions (the first a phone
+/// matches is the one it runs).
+fn sections<'l>(
     out: &mut String,
     var: impl Fn(&str) -> &'static str,
     prefix: &str,
-    layers: &[(String, BTreeMap<String, String>)],
+    layers: &'l [(String, BTreeMap<String, String>)],
     base: &BTreeMap<String, String>,
     omit: &[&str],
-) {
+) -> Vec<Section<'l>> {
     let end = format!("END_{prefix}");
-    let mut rendered: Vec<(&String, Native)> = Vec::new();
+    let mut rendered: Vec<Section<'l>> = Vec::new();
     for (name, params) in layers {
         let mut native = to_native(Vendor::Avaya, params, base);
         native.retain(|setting, _| !omit.contains(&setting.as_str()));
@@ -109,7 +114,7 @@ fn sections(
             continue;
         }
         if comparable(name) {
-            rendered.push((name, native));
+            rendered.push((name, params, native));
         } else {
             // Said in the file, so that whoever reads it sees why the layer is not there.
             out.push_str(&format!(
@@ -119,24 +124,117 @@ fn sections(
         }
     }
     if rendered.is_empty() {
-        return;
+        return rendered;
     }
-    rendered.sort_by_key(|(name, _)| var(name) != "MODEL");
-    let labels = unique_labels(prefix, rendered.iter().map(|(name, _)| name.as_str()));
-    for ((name, _), label) in rendered.iter().zip(&labels) {
+    rendered.sort_by_key(|(name, ..)| var(name) != "MODEL");
+    let labels = unique_labels(prefix, rendered.iter().map(|(name, ..)| *name));
+    for ((name, ..), label) in rendered.iter().zip(&labels) {
         out.push_str(&format!("IF ${} SEQ {name} GOTO {label}\n", var(name)));
     }
     out.push_str(&format!("GOTO {end}\n"));
-    for ((_, native), label) in rendered.iter().zip(&labels) {
+    for ((.., native), label) in rendered.iter().zip(&labels) {
         out.push_str(&format!("# {label}\n"));
         push_sets(out, native);
         out.push_str(&format!("GOTO {end}\n"));
     }
     out.push_str(&format!("# {end}\n"));
+    rendered
+}
+
+/// What the layers give a phone of `group` and `model` that the file's shared settings, the
+/// group's section and then the model's do not: the settings one layer computes from another's
+/// values. `SIP_CONTROLLER_LIST` is the server, port and transport together, so a model
+/// section that sets the transport, computed without any group, would replace the list with
+/// one that lacks the group's port; a model's `line.1.user` makes its user name the
+/// `FORCE_SIP_USERNAME` unless a layer names an `auth_user`, the group's included. Computed
+/// as a device's own file is ([`super::device_native`]): layer by layer in order, each from
+/// the values of all four.
+fn pair_settings(
+    common: &Common,
+    shared: &Native,
+    group: &Section,
+    model: &Section,
+    omit: &[&str],
+) -> Native {
+    let layers = [&common.global, &common.site, group.1, model.1];
+    let mut all = BTreeMap::new();
+    for params in layers {
+        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut right = Native::new();
+    for params in layers {
+        right.extend(to_native(Vendor::Avaya, params, &all));
+    }
+    let mut run = shared.clone();
+    run.extend(group.2.clone());
+    run.extend(model.2.clone());
+    right.retain(|setting, value| {
+        !omit.contains(&setting.as_str()) && run.get(setting) != Some(value)
+    });
+    right
+}
+
+/// Sections for phones matching both a group's section and a model's where the two do not add
+/// up to what the layers give ([`pair_settings`]): `IF $GROUP SEQ …` leads to the group's
+/// block, which tests the models in the order the model sections do, so a phone reaches the
+/// pair of the section it ran (a 9641GS that ran `9641GS`'s does not take `9641`'s pair). A
+/// model whose pair needs nothing, tested before one that does, jumps to the end. Run last,
+/// these sections set the pair's values over the model section's.
+fn pair_sections(
+    out: &mut String,
+    common: &Common,
+    shared: &Native,
+    groups: &[Section],
+    models: &[Section],
+    omit: &[&str],
+) {
+    const END: &str = "END_PAIR";
+    let blocks: Vec<(usize, &str, Vec<Native>)> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let pairs = models
+                .iter()
+                .map(|model| pair_settings(common, shared, group, model, omit))
+                .collect();
+            (i + 1, group.0, pairs)
+        })
+        .filter(|(.., pairs): &(usize, &str, Vec<Native>)| pairs.iter().any(|p| !p.is_empty()))
+        .collect();
+    if blocks.is_empty() {
+        return;
+    }
+    for (i, group, _) in &blocks {
+        out.push_str(&format!("IF $GROUP SEQ {group} GOTO PAIR_{i}\n"));
+    }
+    out.push_str(&format!("GOTO {END}\n"));
+    for (i, _, pairs) in &blocks {
+        out.push_str(&format!("# PAIR_{i}\n"));
+        let last = pairs.iter().rposition(|p| !p.is_empty()).unwrap_or(0);
+        for (j, ((model, ..), pair)) in models.iter().zip(pairs).enumerate().take(last + 1) {
+            let target = if pair.is_empty() {
+                END.to_string()
+            } else {
+                format!("PAIR_{i}_{}", j + 1)
+            };
+            out.push_str(&format!(
+                "IF ${} SEQ {model} GOTO {target}\n",
+                model_variable(model)
+            ));
+        }
+        out.push_str(&format!("GOTO {END}\n"));
+        for (j, pair) in pairs.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+            out.push_str(&format!("# PAIR_{i}_{}\n", j + 1));
+            push_sets(out, pair);
+            out.push_str(&format!("GOTO {END}\n"));
+        }
+    }
+    out.push_str(&format!("# {END}\n"));
 }
 
 /// `46xxsettings.txt`. Group sections come before model sections, so for a phone that matches
-/// both the model's values win, as in the layer order global → site → group → model → device.
+/// both the model's values win, as in the layer order global → site → group → model → device;
+/// the settings the two compute together follow in sections of their own ([`pair_sections`]).
 pub fn settings_file(common: &Common) -> Vec<u8> {
     let mut out = String::from(HEADER);
     let base = common.base();
@@ -149,7 +247,7 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     let firmware = ["APPNAME"];
     top.retain(|setting, _| !firmware.contains(&setting.as_str()));
     push_sets(&mut out, &top);
-    sections(
+    let groups = sections(
         &mut out,
         |_| "GROUP",
         "GROUP",
@@ -157,7 +255,7 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
         &base,
         &firmware,
     );
-    sections(
+    let models = sections(
         &mut out,
         model_variable,
         "MODEL",
@@ -165,6 +263,7 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
         &base,
         &firmware,
     );
+    pair_sections(&mut out, common, &top, &groups, &models, &firmware);
     out.push_str("GET $MACADDR.txt\n");
     if common.specials {
         // Reached only when the per-device file could not be fetched.
@@ -417,6 +516,99 @@ mod tests {
         let script = upgrade_script(AvayaFamily::J100, &common);
         let j179 = evaluated_entry(&script, "J100Supgrade.txt", &[("MODEL4", "J179")]);
         assert_eq!(j179.get("APPNAME").map(String::as_str), Some("x.bin"));
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A phone outside the inventory that matches a group's section and a model's gets what the
+    /// layers give for that group and model together (global → site → group → model), not the
+    /// model section's value computed without the group's: `SIP_CONTROLLER_LIST` takes the
+    /// global server, the group's port and the model's transport. Phones matching only one
+    /// section, or a model section that does not touch the setting, keep theirs.
+    #[test]
+    fn a_phone_matching_a_group_and_a_model_gets_both_layers_values() {
+        let common = Common {
+            global: params(&[("sip.server", "A")]),
+            groups: vec![
+                ("2".into(), params(&[("sip.port", "5070")])),
+                ("3".into(), params(&[("line.1.auth_user", "grp")])),
+                ("4".into(), params(&[("avaya:ENABLE_OPUS", "1")])),
+            ],
+            models: vec![
+                ("9641GS".into(), params(&[("avaya:ENABLE_OPUS", "0")])),
+                ("9641".into(), params(&[("sip.transport", "udp")])),
+                ("J179".into(), params(&[("line.1.user", "201")])),
+            ],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let text = String::from_utf8_lossy(&file);
+        let get = |model: &str, group: &str, key: &str| {
+            let vars = Vars::for_phone(model, group, "001122aabbcc");
+            evaluate("46xxsettings.txt", &vars, |n: &str| {
+                (n == "46xxsettings.txt").then(|| file.clone())
+            })
+            .get(key)
+            .map(str::to_string)
+        };
+        let list = |model: &str, group: &str| get(model, group, "SIP_CONTROLLER_LIST");
+        assert_eq!(
+            list("9641G", "2").as_deref(),
+            Some("A:5070;transport=udp"),
+            "{text}"
+        );
+        assert_eq!(
+            list("9641G", "0").as_deref(),
+            Some("A:5060;transport=udp"),
+            "{text}"
+        );
+        assert_eq!(
+            list("J179", "2").as_deref(),
+            Some("A:5070;transport=tls"),
+            "{text}"
+        );
+        assert_eq!(
+            list("J179", "0").as_deref(),
+            Some("A:5061;transport=tls"),
+            "{text}"
+        );
+        // The 9641GS takes its whole model's section, which leaves the list to the group.
+        assert_eq!(
+            list("9641GS", "2").as_deref(),
+            Some("A:5070;transport=tls"),
+            "{text}"
+        );
+        // A group's auth_user is the user name below a model's line.1.user.
+        assert_eq!(
+            get("J179", "3", "FORCE_SIP_USERNAME").as_deref(),
+            Some("grp"),
+            "{text}"
+        );
+        assert_eq!(
+            get("J179", "0", "FORCE_SIP_USERNAME").as_deref(),
+            Some("201"),
+            "{text}"
+        );
+        // Layers that do not touch each other's settings need no section of their pair.
+        assert_eq!(
+            get("9641GS", "4", "ENABLE_OPUS").as_deref(),
+            Some("0"),
+            "{text}"
+        );
+        assert!(!text.contains("SEQ 4 GOTO PAIR"), "{text}");
+        let script = Script::parse(&file);
+        assert!(
+            script
+                .statements()
+                .iter()
+                .all(|s| !matches!(s.kind, Kind::Invalid { .. })),
+            "{text}"
+        );
     }
 
     #[test]
