@@ -36,10 +36,15 @@ fn label(prefix: &str, name: &str) -> String {
 /// every build). 1600 and early 9600 phones compare without case, so the store refuses a new
 /// model layer that differs from another only by case; two stored before keep their sections.
 fn unique_labels<'n>(prefix: &str, names: impl Iterator<Item = &'n str>) -> Vec<String> {
+    distinct(names.map(|name| (label(prefix, name), name)))
+}
+
+/// Each `(label, name)`'s label, made distinct from those before it with a suffix from a hash
+/// of the name's exact text (see [`unique_labels`]).
+fn distinct<'n>(labels: impl Iterator<Item = (String, &'n str)>) -> Vec<String> {
     let mut taken = HashSet::new();
-    names
-        .map(|name| {
-            let plain = label(prefix, name);
+    labels
+        .map(|(plain, name)| {
             if taken.insert(plain.clone()) {
                 return plain;
             }
@@ -241,9 +246,9 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     let shared = to_native(Vendor::Avaya, &common.site, &common.global);
     let mut top = to_native(Vendor::Avaya, &common.global, &BTreeMap::new());
     top.extend(shared);
-    // `APPNAME` belongs to the upgrade scripts (the policies' images and the model layers'),
-    // so no part of this file names it, as `{mac}.txt` does not: a group's `firmware.file`
-    // would otherwise name an image the scripts never chose.
+    // `APPNAME` belongs to the upgrade scripts, which name the layers' and the policies'
+    // images ([`upgrade_script`]), so no part of this file names it, as `{mac}.txt` does not:
+    // the phone decides on firmware before it reads this file.
     let firmware = ["APPNAME"];
     top.retain(|setting, _| !firmware.contains(&setting.as_str()));
     push_sets(&mut out, &top);
@@ -272,48 +277,113 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `J100Supgrade.txt` and its siblings: `APPNAME` per model of the family, from the model
-/// layer's `firmware.file` (or native `APPNAME`) when an operator set one, else the file the
-/// firmware policy chooses; then `GET 46xxsettings.txt` as the last line.
+/// The `APPNAME` a layer's parameters give (`firmware.file`, or the native name in any
+/// spelling), if any.
+fn appname(params: &BTreeMap<String, String>) -> Option<String> {
+    to_native(Vendor::Avaya, params, &BTreeMap::new()).remove("APPNAME")
+}
+
+/// `J100Supgrade.txt` and its siblings: `APPNAME` for each phone of the family, then
+/// `GET 46xxsettings.txt` as the last line. The file is the layers' `firmware.file` (or
+/// native `APPNAME`) for the phone, in the layer order — a model layer's, else its group's,
+/// else the site's, else the global one — and without any, the file the firmware policy
+/// chooses for its model: an explicit file wins over the policy, as in Yealink's files. One
+/// block of conditions tested in that order, the first a phone matches setting its file, so a
+/// group's file reaches the phones of every model of the group that no model layer names
+/// firmware for, and a site's or the global one's every phone no other layer does (then no
+/// policy's choice is left to name). Every family's script has the group, site and global
+/// files: such a file names one image for models of any family its layer reaches.
+/// A device's own `firmware.file` reaches no Avaya phone: the phone reads `APPNAME` from this
+/// script only, which all phones of the family share (docs/parameters.md).
 pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
     let mut out = String::from(HEADER);
-    let mut apps: BTreeMap<String, String> = common
-        .firmware
-        .iter()
-        .filter(|(model, _)| family.contains(model))
-        .map(|(model, file)| (model.to_ascii_uppercase(), file.clone()))
-        .collect();
     // A layer's file replaces the policy's for its model (whose key is upper case), but not
     // another layer's: `J179` and `j179` stored before such pairs were refused each keep
     // their own, as J100 phones tell them apart.
-    let chosen: Vec<(&String, String)> = common
+    let mut models: Vec<(&str, String)> = common
         .models
         .iter()
         .filter(|(m, _)| family.contains(m))
-        .filter_map(|(model, params)| {
-            let mut native = to_native(Vendor::Avaya, params, &BTreeMap::new());
-            native.remove("APPNAME").map(|app| (model, app))
-        })
+        .filter_map(|(model, params)| Some((model.as_str(), appname(params)?)))
         .collect();
-    apps.retain(|m, _| {
-        !chosen
+    let groups: Vec<(&str, String)> = common
+        .groups
+        .iter()
+        .filter_map(|(group, params)| Some((group.as_str(), appname(params)?)))
+        .collect();
+    let shared = appname(&common.site).or_else(|| appname(&common.global));
+    let mut policies: Vec<(&str, String)> = match shared {
+        Some(_) => Vec::new(),
+        None => common
+            .firmware
             .iter()
-            .any(|(model, _)| m.eq_ignore_ascii_case(model))
-    });
-    apps.extend(chosen.into_iter().map(|(model, app)| (model.clone(), app)));
-    let apps: Vec<(String, BTreeMap<String, String>)> = apps
-        .into_iter()
-        .map(|(model, app)| (model, BTreeMap::from([("APPNAME".to_string(), app)])))
+            .filter(|(model, _)| family.contains(model))
+            .filter(|(m, _)| {
+                !models
+                    .iter()
+                    .any(|(model, _)| m.eq_ignore_ascii_case(model))
+            })
+            .map(|(model, file)| (model.as_str(), file.clone()))
+            .collect(),
+    };
+    // A name a condition cannot compare with is said in the file, so that whoever reads it
+    // sees why the layer is not there.
+    let uncomparable = models
+        .iter()
+        .map(|(m, _)| ("MODEL", model_variable(m), *m))
+        .chain(groups.iter().map(|(g, _)| ("GROUP", "GROUP", *g)));
+    for (kind, var, name) in uncomparable.filter(|(.., name)| !comparable(name)) {
+        out.push_str(&format!(
+            "## {kind} {name:?}: ${var} is compared with one word without quotes, never this name; its firmware reaches no phone\n"
+        ));
+    }
+    models.retain(|(m, _)| comparable(m));
+    let groups: Vec<_> = groups.into_iter().filter(|(g, _)| comparable(g)).collect();
+    policies.retain(|(m, _)| comparable(m));
+    // A 9641GS matches `9641GS` and `9641`: the whole model's condition first, as in
+    // `46xxsettings.txt`.
+    models.sort_by_key(|(m, _)| model_variable(m) != "MODEL");
+    policies.sort_by_key(|(m, _)| model_variable(m) != "MODEL");
+    let conditions: Vec<(String, &str, &String)> = models
+        .iter()
+        .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), *m, app))
+        .chain(
+            groups
+                .iter()
+                .map(|(g, app)| (format!("$GROUP SEQ {g}"), *g, app)),
+        )
+        .chain(
+            policies
+                .iter()
+                .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), *m, app)),
+        )
         .collect();
-    sections(
-        &mut out,
-        model_variable,
-        "APP",
-        &apps,
-        &BTreeMap::new(),
-        &[],
+    let labels = distinct(
+        models
+            .iter()
+            .map(|(m, _)| (label("APP", m), *m))
+            .chain(groups.iter().map(|(g, _)| (label("APP_GROUP", g), *g)))
+            .chain(policies.iter().map(|(m, _)| (label("APP", m), *m))),
     );
-    out.push_str("GET 46xxsettings.txt\n");
+    if conditions.is_empty() && shared.is_none() {
+        out.push_str("GET 46xxsettings.txt\n");
+        return out.into_bytes();
+    }
+    const END: &str = "END_APP";
+    for ((condition, ..), label) in conditions.iter().zip(&labels) {
+        out.push_str(&format!("IF {condition} GOTO {label}\n"));
+    }
+    if let Some(app) = &shared {
+        out.push_str(&set_line("APPNAME", app));
+        out.push('\n');
+    }
+    out.push_str(&format!("GOTO {END}\n"));
+    for ((.., app), label) in conditions.iter().zip(&labels) {
+        out.push_str(&format!("# {label}\n"));
+        out.push_str(&set_line("APPNAME", app));
+        out.push_str(&format!("\nGOTO {END}\n"));
+    }
+    out.push_str(&format!("# {END}\nGET 46xxsettings.txt\n"));
     out.into_bytes()
 }
 
@@ -484,6 +554,67 @@ mod tests {
         let app = |model: &str| as_phone(&file, "96x1Supgrade.txt", model, "APPNAME");
         assert_eq!(app("9641GS").as_deref(), Some("gs.bin"), "{text}");
         assert_eq!(app("9641G").as_deref(), Some("four.bin"), "{text}");
+    }
+
+    /// `firmware.file` (or `APPNAME`) set at the global, site or group layer reached no
+    /// upgrade script: only a model layer's did. Each now reaches the phones it applies to, in
+    /// the layer order, and an explicit file wins over the policy's choice, as in Yealink's
+    /// files: a model layer's over a group's, a group's over the site's, the site's over the
+    /// global one's.
+    #[test]
+    fn firmware_set_above_the_model_layer_reaches_the_upgrade_script() {
+        let app = |name: &str, file: &str| BTreeMap::from([(name.to_string(), file.to_string())]);
+        let policy = BTreeMap::from([
+            ("J169".to_string(), "j169-policy.bin".to_string()),
+            ("J179".to_string(), "j179-policy.bin".to_string()),
+        ]);
+        let run = |common: &Common, model: &str, group: &str| {
+            let file = upgrade_script(AvayaFamily::J100, common);
+            let vars = Vars::for_phone(model, group, "001122aabbcc");
+            let e = evaluate("J100Supgrade.txt", &vars, |n: &str| {
+                (n == "J100Supgrade.txt").then(|| file.clone())
+            });
+            let text = String::from_utf8_lossy(&file).into_owned();
+            (e.get("APPNAME").map(str::to_string), text)
+        };
+        let layered = Common {
+            groups: vec![
+                ("2".into(), app("firmware.file", "group.bin")),
+                ("3".into(), app("avaya:appname", "group3.bin")),
+            ],
+            models: vec![("J179".into(), app("firmware.file", "j179-layer.bin"))],
+            firmware: policy.clone(),
+            ..Common::default()
+        };
+        for (model, group, want) in [
+            ("J169", "0", "j169-policy.bin"),
+            ("J169", "2", "group.bin"),
+            ("J169", "3", "group3.bin"),
+            ("J179", "2", "j179-layer.bin"),
+            ("J179", "0", "j179-layer.bin"),
+        ] {
+            let (got, text) = run(&layered, model, group);
+            assert_eq!(got.as_deref(), Some(want), "{model} {group}: {text}");
+        }
+        let shared = Common {
+            global: app("firmware.file", "global.bin"),
+            ..layered.clone()
+        };
+        for (model, group, want) in [
+            ("J169", "0", "global.bin"),
+            ("J139", "0", "global.bin"),
+            ("J169", "2", "group.bin"),
+            ("J179", "2", "j179-layer.bin"),
+        ] {
+            let (got, text) = run(&shared, model, group);
+            assert_eq!(got.as_deref(), Some(want), "{model} {group}: {text}");
+        }
+        let site = Common {
+            site: app("APPNAME", "site.bin"),
+            ..shared
+        };
+        let (got, text) = run(&site, "J169", "0");
+        assert_eq!(got.as_deref(), Some("site.bin"), "{text}");
     }
 
     /// `APPNAME` belongs to the upgrade scripts, which follow the firmware policies: the shared

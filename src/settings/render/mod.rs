@@ -41,7 +41,7 @@ pub struct Common {
     /// An operator has uploaded `46xxspecials.txt`: generated Avaya files end by fetching it.
     pub specials: bool,
     /// Model (upper case) → firmware file the policies choose for this site; an explicit
-    /// `firmware.file` parameter of the model layer wins over it. The models releases and
+    /// `firmware.file` parameter of a layer that reaches the phone wins over it. The models releases and
     /// policies name, plus, for one request, the model the file is about when only a family
     /// release covers it.
     pub firmware: BTreeMap<String, String>,
@@ -114,7 +114,7 @@ pub fn render_common(file: &FileName, common: &Common, who: &Requester) -> Optio
         FileName::AvayaUpgrade(family) => avaya::upgrade_script(*family, common),
         FileName::YealinkBoot => yealink::boot(None, yealink::family_of_requester(who)),
         FileName::YealinkCommon(code) => yealink::common_cfg(*code, common),
-        FileName::PolyMaster => poly::master(None),
+        FileName::PolyMaster => poly::master(poly::shared_image(common).as_deref()),
         FileName::PolyCommon => poly::common(common),
         _ => return None,
     };
@@ -183,7 +183,13 @@ pub fn render_device(
             yealink::cfg(&native, &ctx.device.model, common)
         }
         (FileName::DeviceCfg(_), Vendor::Poly) => {
-            let image = poly::image_of(&ctx.device.model, common);
+            // The device's effective `firmware.file` wins over the policy's image, as in a
+            // Yealink phone's own file; set empty, it names none (Poly's `sip.ld`).
+            let image = match effective(ctx).remove("firmware.file") {
+                Some(e) if e.value.is_empty() => None,
+                Some(e) => Some(poly::image_url(&e.value, &common.firmware_base)),
+                None => poly::image_of(&ctx.device.model, common),
+            };
             return Some(Rendered {
                 bytes: poly::master(image.as_deref()),
                 carries_secret: false,
@@ -437,6 +443,88 @@ mod tests {
                 String::from_utf8_lossy(&file)
             );
         }
+    }
+
+    /// `firmware.file` reached no Poly file at any layer: the master file's `APP_FILE_PATH`
+    /// named the policy's image or `sip.ld` whatever it said. A phone of the inventory now
+    /// gets its effective `firmware.file` (any layer, its own included) in its own master file,
+    /// over the policy's image; the shared master file, read by every model, the site's or the
+    /// global one's. A file name is this server's `/firmware/{file}`, a URL is kept.
+    #[test]
+    fn firmware_file_reaches_polys_master_files() {
+        use crate::model::{Device, Layer};
+        let app = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let path = text
+                .split("APP_FILE_PATH=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_string);
+            (path, text)
+        };
+        let base = "https://box:443/firmware/";
+        let mut device = Device::new(Mac::from_octets([0, 4, 0xf2, 1, 2, 3]));
+        device.model = "VVX450".into();
+        let mut ctx = DeviceContext {
+            device,
+            site: None,
+            layers: vec![
+                (Layer::Global, set(&[("firmware.file", "global.ld")], &[])),
+                (
+                    Layer::Model("VVX450".into()),
+                    set(&[("firmware.file", "model.ld")], &[]),
+                ),
+            ],
+        };
+        let common = Common {
+            global: set(&[("firmware.file", "global.ld")], &[]).params,
+            firmware: BTreeMap::from([("VVX450".to_string(), "policy.ld".to_string())]),
+            firmware_base: base.into(),
+            ..Common::default()
+        };
+        let own = |ctx: &DeviceContext| {
+            let file = FileName::DeviceCfg(ctx.device.mac);
+            app(&render_device(&file, ctx, &common, &Requester::default())
+                .map(|r| r.bytes)
+                .unwrap_or_default())
+        };
+        let (path, text) = own(&ctx);
+        assert_eq!(
+            path.as_deref(),
+            Some("https://box:443/firmware/model.ld"),
+            "{text}"
+        );
+        ctx.device
+            .params
+            .insert("firmware.file".into(), "https://elsewhere/x.ld".into());
+        let (path, text) = own(&ctx);
+        assert_eq!(path.as_deref(), Some("https://elsewhere/x.ld"), "{text}");
+        ctx.device.params.clear();
+        ctx.layers.clear();
+        let (path, text) = own(&ctx);
+        assert_eq!(
+            path.as_deref(),
+            Some("https://box:443/firmware/policy.ld"),
+            "{text}"
+        );
+
+        let shared = render_common(&FileName::PolyMaster, &common, &Requester::default())
+            .map(|r| r.bytes)
+            .unwrap_or_default();
+        let (path, text) = app(&shared);
+        assert_eq!(
+            path.as_deref(),
+            Some("https://box:443/firmware/global.ld"),
+            "{text}"
+        );
+        let none = render_common(
+            &FileName::PolyMaster,
+            &Common::default(),
+            &Requester::default(),
+        )
+        .map(|r| r.bytes)
+        .unwrap_or_default();
+        assert_eq!(app(&none).0.as_deref(), Some("sip.ld"));
     }
 
     /// A name declared secret at one layer and set as a plain parameter at another is still a

@@ -39,6 +39,31 @@ pub fn image_of(model: &str, common: &Common) -> Option<String> {
         .map(|(_, file)| format!("{}{file}", common.firmware_base))
 }
 
+/// The image a `firmware.file` parameter names (the value as set, not empty), as a master
+/// file's `APP_FILE_PATH`: a file name is this server's `/firmware/{file}` under `base`, the
+/// address the phone reached it at, as for Yealink's `static.firmware.url`; a URL, or any value
+/// while that address is unknown, is kept as it is (Poly reads a bare name from its
+/// provisioning server's directory, as it reads `sip.ld`).
+pub fn image_url(file: &str, base: &str) -> String {
+    if base.is_empty() || file.contains("://") {
+        file.to_string()
+    } else {
+        format!("{base}{}", file.trim_start_matches('/'))
+    }
+}
+
+/// The image the shared master file names, read by every model: the site's `firmware.file`,
+/// else the global one's, as Yealink's family file names them. A group's or a model's reaches
+/// a phone of the inventory through its own master file only, which the shared one cannot
+/// tell apart.
+pub fn shared_image(common: &Common) -> Option<String> {
+    let file = common
+        .site
+        .get("firmware.file")
+        .or_else(|| common.global.get("firmware.file"))?;
+    (!file.is_empty()).then(|| image_url(file, &common.firmware_base))
+}
+
 /// `v` as an attribute value. Control characters and U+FFFE/U+FFFF are left out: most are no
 /// XML characters, and one makes the phone reject the whole file; a raw line end is read as a
 /// blank, not as what was set. Writes refuse them, so only a value stored before holds one.
