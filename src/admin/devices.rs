@@ -161,9 +161,25 @@ fn check_params<'a>(
     entries: impl Iterator<Item = (&'a String, Option<&'a String>)>,
 ) -> Result<(), ApiError> {
     for (name, value) in entries {
-        super::settings::check_param(field, name, value.map(String::as_str))?;
+        check_device_param(field, name, value.map(String::as_str))?;
     }
     Ok(())
+}
+
+/// [`super::settings::check_param`] for a device's own parameter, which also refuses a name
+/// that can reach no phone from a device ([`vocab::check_device_name`]). Removing one
+/// (`value` `None`) is allowed, so what an earlier version stored can be cleared.
+pub(super) fn check_device_param(
+    field: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), ApiError> {
+    super::settings::check_param(field, name, value)?;
+    match value {
+        Some(_) => crate::settings::vocab::check_device_name(name)
+            .map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))),
+        None => Ok(()),
+    }
 }
 
 fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::audit::with_change;
+use super::devices::check_device_param;
 use super::devices::check_field;
-use super::settings::check_param;
 use super::{AdminState, ApiError, Principal, blocking, parse_json};
 use crate::jobs::{
     Action, DeviceResult, Job, JobError, JobId, JobKind, JobState, JobsHandle, Selection, Sites,
@@ -134,7 +134,7 @@ fn parse_kind(f: &mut Fields) -> Result<JobKind, ApiError> {
             };
             let secret: bool = f.take("secret")?.unwrap_or(false);
             crate::model::validate_param(&name, "").map_err(|e| bad(format!("name: {e}")))?;
-            check_param("value", &name, value.as_deref())?;
+            check_device_param("value", &name, value.as_deref())?;
             JobKind::SetParam {
                 name,
                 value,

@@ -21,6 +21,10 @@ pub enum VocabError {
     #[error("{0}: a Poly setting is an XML attribute, whose name starts with a letter or '_'")]
     PolyName(String),
     #[error(
+        "{0}: an Avaya phone reads APPNAME only from its family's upgrade script, which every phone of the family shares, so a device's reaches no phone; set firmware.file at the model:MODEL or group:NAME layer, or use a firmware policy"
+    )]
+    DeviceFirmware(String),
+    #[error(
         "{name}: a bare name is an Avaya setting only as Avaya writes them, in upper-case letters, digits and '_' (SIPDOMAIN); {hint}"
     )]
     NotAvaya { name: String, hint: String },
@@ -136,6 +140,18 @@ pub fn check_name(name: &str) -> Result<(), VocabError> {
         name: name.to_string(),
         hint,
     })
+}
+
+/// Checks a name a device's own parameters are to get, beyond [`check_name`]: Avaya's
+/// `APPNAME` in any spelling is refused there, since the phone reads it only from its family's
+/// upgrade script, never from a file of its own (docs/parameters.md). A neutral
+/// `firmware.file` is not: it reaches a Yealink or Poly device's own files.
+pub fn check_device_name(name: &str) -> Result<(), VocabError> {
+    check_name(name)?;
+    if setting_key(name) == "avaya:APPNAME" {
+        return Err(VocabError::DeviceFirmware(name.to_string()));
+    }
+    Ok(())
 }
 
 /// Whether a bare name is written as Avaya writes its settings: upper-case letters, digits and
@@ -523,6 +539,21 @@ mod tests {
         }
         assert!(validate("poly:_x.1-a", "1").is_ok());
         assert!(validate("yealink:1x", "1").is_ok());
+    }
+
+    /// `APPNAME` at a device reached no phone: Avaya phones read it from the upgrade script
+    /// only, and the device's own file leaves it out. It is refused there in every spelling;
+    /// `firmware.file`, which reaches Yealink and Poly devices, is not.
+    #[test]
+    fn a_devices_appname_is_refused() {
+        for name in ["APPNAME", "avaya:appname", "AVAYA:APPNAME"] {
+            let e = check_device_name(name).unwrap_err().to_string();
+            assert!(e.starts_with(name) && e.contains("model:MODEL"), "{e}");
+            assert_eq!(check_name(name), Ok(()), "{name} at a layer");
+        }
+        assert_eq!(check_device_name("firmware.file"), Ok(()));
+        assert_eq!(check_device_name("yealink:APPNAME"), Ok(()));
+        assert!(check_device_name("Notes").is_err());
     }
 
     /// A bare name is an Avaya setting only written as Avaya writes them: a spreadsheet's

@@ -174,10 +174,11 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
 
 /// Checks a parameter column's name, as a header error: the name itself, and that it is one a
 /// parameter can have (an unknown neutral name such as `colour` or `sip.sever` was refused on
-/// every row that gave it a value, a thousand times over, and let rows without one through).
+/// every row that gave it a value, a thousand times over, and let rows without one through),
+/// as a device's parameter (no Avaya `APPNAME`: [`vocab::check_device_name`]).
 fn column_name(field: &str, name: &str) -> Result<(), RowError> {
     check_param(field, name, None).map_err(|e| header_error(e.to_string()))?;
-    vocab::check_name(name).map_err(|e| header_error(format!("{field}: {e}")))
+    vocab::check_device_name(name).map_err(|e| header_error(format!("{field}: {e}")))
 }
 
 /// Reads every row of a CSV body, handing each to `each`.

@@ -715,6 +715,14 @@ fn a_spreadsheet_column_is_no_avaya_setting() {
             "{name}"
         );
     }
+    // A device's APPNAME reaches no phone (docs/parameters.md): refused in the header too.
+    let r = check(Format::Csv, b"mac,APPNAME\n001122334455,x.bin\n");
+    assert_eq!(lines(&r), [1], "{:?}", r.errors);
+    assert!(
+        r.errors[0].error.contains("upgrade script"),
+        "{:?}",
+        r.errors
+    );
     let (_dir, store) = store();
     let r = import(
         &store,
