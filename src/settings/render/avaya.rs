@@ -198,13 +198,13 @@ fn pair_sections(
         .iter()
         .enumerate()
         .map(|(i, group)| {
-            let pairs = models
+            let pairs: Vec<Native> = models
                 .iter()
                 .map(|model| pair_settings(common, shared, group, model, omit))
                 .collect();
             (i + 1, group.0, pairs)
         })
-        .filter(|(.., pairs): &(usize, &str, Vec<Native>)| pairs.iter().any(|p| !p.is_empty()))
+        .filter(|(.., pairs)| pairs.iter().any(|p| !p.is_empty()))
         .collect();
     if blocks.is_empty() {
         return;
@@ -344,18 +344,19 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
     // `46xxsettings.txt`.
     models.sort_by_key(|(m, _)| model_variable(m) != "MODEL");
     policies.sort_by_key(|(m, _)| model_variable(m) != "MODEL");
-    let conditions: Vec<(String, &str, &String)> = models
+    // The order a phone tests them in, the first it matches naming its image.
+    let conditions: Vec<(String, &String)> = models
         .iter()
-        .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), *m, app))
+        .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), app))
         .chain(
             groups
                 .iter()
-                .map(|(g, app)| (format!("$GROUP SEQ {g}"), *g, app)),
+                .map(|(g, app)| (format!("$GROUP SEQ {g}"), app)),
         )
         .chain(
             policies
                 .iter()
-                .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), *m, app)),
+                .map(|(m, app)| (format!("${} SEQ {m}", model_variable(m)), app)),
         )
         .collect();
     let labels = distinct(
@@ -370,7 +371,7 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
         return out.into_bytes();
     }
     const END: &str = "END_APP";
-    for ((condition, ..), label) in conditions.iter().zip(&labels) {
+    for ((condition, _), label) in conditions.iter().zip(&labels) {
         out.push_str(&format!("IF {condition} GOTO {label}\n"));
     }
     if let Some(app) = &shared {
@@ -378,7 +379,7 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
         out.push('\n');
     }
     out.push_str(&format!("GOTO {END}\n"));
-    for ((.., app), label) in conditions.iter().zip(&labels) {
+    for ((_, app), label) in conditions.iter().zip(&labels) {
         out.push_str(&format!("# {label}\n"));
         out.push_str(&set_line("APPNAME", app));
         out.push_str(&format!("\nGOTO {END}\n"));
