@@ -237,14 +237,32 @@ fn mac_in_name(name: &x509_parser::x509::X509Name<'_>, serial_too: bool) -> Opti
 /// `00:11:22:AA:BB:CC`, `00-11-22-aa-bb-cc`: edgeprov's own device certificates and factory
 /// certificates that are "unique to a device, based on the MAC address"), or Cisco's device
 /// name `SEP` + the MAC (`SEP001122AABBCC`, how Cisco phones name themselves and their
-/// `SEP{MAC}.cnf.xml`). Anything else, even with twelve hex digits in it, names no MAC.
+/// `SEP{MAC}.cnf.xml`), or the CN of a Cisco enterprise phone's manufacturing certificate (MIC),
+/// `CP-{model}-SEP{MAC}` (`CP-7961G-GE-SEP001AA136C68A`, also the phone's 802.1X identity).
+/// Anything else, even with twelve hex digits in it, names no MAC: `EVIL-SEP{MAC}` included,
+/// which a substring match would take for that phone.
 fn mac_in_cn(cn: &str) -> Option<Mac> {
     let cn = cn.trim();
-    let bare = cn
+    let device_name = cisco_mic_device_name(cn).unwrap_or(cn);
+    let bare = device_name
         .get(..3)
         .filter(|p| p.eq_ignore_ascii_case("sep"))
-        .map_or(cn, |_| &cn[3..]);
+        .map_or(device_name, |_| &device_name[3..]);
     Mac::parse(bare).ok()
+}
+
+/// The `SEP{MAC}` of a Cisco MIC's CN `CP-{model}-SEP{MAC}`, the model being letters, digits
+/// and hyphens (`7961G-GE`); `None` for a CN of any other shape.
+fn cisco_mic_device_name(cn: &str) -> Option<&str> {
+    let rest = cn.get(..3).filter(|p| p.eq_ignore_ascii_case("cp-"))?;
+    let rest = &cn[rest.len()..];
+    let split = rest.len().checked_sub(16)?;
+    let (model, device_name) = (rest.get(..split)?, rest.get(split..)?);
+    let model_ok = !model.is_empty()
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    (model_ok && device_name[..4].eq_ignore_ascii_case("-sep")).then(|| &device_name[1..])
 }
 
 /// The MAC an attribute of `name` gives when its whole value is one.
@@ -463,7 +481,8 @@ mod tests {
         assert_eq!(mac_from_certificate(&certificate("Phone", &uri)), m);
     }
 
-    /// A CN names the device only as the MAC alone or Cisco's `SEP{MAC}`; twelve hex digits
+    /// A CN names the device only as the MAC alone, Cisco's `SEP{MAC}` or a Cisco MIC's
+    /// `CP-{model}-SEP{MAC}`; twelve hex digits
     /// elsewhere in it (a serial, a product string) name none.
     #[test]
     fn a_cn_names_a_mac_only_in_a_known_form() {
@@ -475,6 +494,8 @@ mod tests {
             "00-11-22-AA-BB-CC",
             "SEP001122AABBCC",
             "sep001122aabbcc",
+            "CP-7961G-GE-SEP001122AABBCC",
+            "CP-8841-SEP001122AABBCC",
         ] {
             assert_eq!(mac_from_certificate(&certificate(cn, &[])), a, "{cn}");
         }
@@ -483,6 +504,11 @@ mod tests {
             "MAC:001122aabbcc",
             "001122aabbcc.example",
             "CP-8841-001122AABBCC",
+            "EVIL-SEP001122AABBCC",
+            "CP--SEP001122AABBCC",
+            "CP-7961G SEP001122AABBCC",
+            "CP-8841-SEP001122AABBCCDD",
+            "CP-7961G/x-SEP001122AABBCC",
             "SEP 001122AABBCC",
             "SEP001122AABBCCDD",
             "x001122aabbcc",
