@@ -441,3 +441,80 @@ async fn device_certificates_expiring_raise_one_alarm_until_renewed_or_revoked()
         .await;
     assert_eq!(v, json!([]), "cleared once no certificate is due");
 }
+
+/// Every edgeprov box names its CA alike ("edgeprov device CA"), so a second box's CA trusted
+/// as a device root (phones moved between sites, a restored backup of another site) issues
+/// certificates naming this box's CA as their issuer. Which CA issued a certificate is decided
+/// by its key, not its issuer's name: such a certificate whose serial is one this box revoked
+/// is not refused, nor is it caught by a "revoke all" of its device, and its check-in records
+/// no serial of this box's CA; this box's own revoked certificate is still refused.
+#[tokio::test]
+async fn a_namesake_cas_certificate_is_not_refused_by_our_revocations() {
+    let d = daemon_with_a().await;
+    let ours = d.identity(A).await;
+    let (s, v) = revoke(&d, A, json!({"serial": serial_of(&ours)})).await;
+    assert_eq!(s, 200, "{v}");
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "edgeprov");
+    ca.distinguished_name
+        .push(DnType::CommonName, "edgeprov device CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let our_ca = CertificateDer::from_pem_slice(d.ca_pem().as_bytes()).unwrap();
+    let their_ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap();
+    let subject = |der: &CertificateDer<'_>| {
+        let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+        c.subject().as_raw().to_vec()
+    };
+    assert_eq!(subject(&our_ca), subject(&their_ca), "the same name");
+    let (s, v) = d
+        .api("POST", "/certs/roots", Some(json!({"pem": ca_pem})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    let namesake = rcgen::Issuer::new(ca, ca_key);
+    let theirs = |serial: &[u8]| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, A);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        p.use_authority_key_identifier_extension = true;
+        Identity {
+            cert_pem: p.signed_by(&key, &namesake).unwrap().pem(),
+            key_pem: key.serialize_pem(),
+        }
+    };
+    let ours_serial: Vec<u8> = (0..serial_of(&ours).len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&serial_of(&ours)[i..i + 2], 16).unwrap())
+        .collect();
+    let same_serial = theirs(&ours_serial);
+    assert_eq!(serial_of(&same_serial), serial_of(&ours));
+    served(&d, &same_serial).await;
+    refused(&d, &ours).await;
+
+    let (_, history) = d
+        .api("GET", &format!("/devices/{A}/checkins?limit=1"), None)
+        .await;
+    assert_eq!(history[0]["proof"], "certificate", "{history}");
+    assert!(
+        history[0].get("cert_serial").is_none(),
+        "not a certificate of this box's CA: {history}"
+    );
+
+    // "Revoke all" of A: this box's certificates of A before it, not the namesake's.
+    let before = theirs(&[0x11, 0x22]);
+    let (s, v) = revoke(&d, A, json!({"all": true})).await;
+    assert_eq!(s, 200, "{v}");
+    served(&d, &before).await;
+    refused(
+        &d,
+        &d.mint(A, |p| p.not_before = time::OffsetDateTime::UNIX_EPOCH),
+    )
+    .await;
+}

@@ -77,8 +77,10 @@ pub struct PhoneConn {
     /// then, but a session resumed later, or a connection kept open, carries the certificate
     /// past its end without a new check.
     valid: (i64, i64),
-    /// The certificate's serial when the box's CA issued it: check-ins record it, so that a
-    /// certificate the box has no record of issuing can be found and revoked.
+    /// The certificate's serial when the box's CA issued it (signed it with its key, see
+    /// `Pki::issued_here`): check-ins record it, so that a certificate the box has no record of
+    /// issuing can be found and revoked, and only such a certificate is looked up among the
+    /// revocations.
     own_serial: Option<String>,
     /// The revocations' version the certificate was last checked against.
     checked: AtomicU64,
@@ -94,15 +96,19 @@ impl PhoneConn {
     /// A revoked certificate proves nothing: the handshake refuses one, but a TLS session
     /// resumed from before the revocation carries the certificate without that check.
     pub fn new(info: ConnInfo, state: &PhoneState) -> PhoneConn {
-        let pki = &state.pki;
-        let facts = info.client_cert.as_ref().and_then(|c| certificate_facts(c));
+        // Whether the box's CA issued the certificate, decided once, under the trusted roots
+        // of now (see `cert_mac`).
+        let trust = state.certs.pki();
+        let facts = info.client_cert.as_ref().and_then(|c| {
+            certificate_facts(c, |parsed| {
+                trust.issued_here(parsed, &info.client_intermediates)
+            })
+        });
         let named = facts.as_ref().and_then(|f| f.mac);
         let valid = facts
             .as_ref()
             .map_or((0, -1), |f| (f.not_before, f.not_after));
-        let own_serial = facts
-            .filter(|f| pki.issued_here(&f.issuer))
-            .map(|f| f.serial);
+        let own_serial = facts.filter(|f| f.issued_here).map(|f| f.serial);
         let conn = PhoneConn {
             trusted_under: Mutex::new(info.verified_by.clone()),
             info,
@@ -126,18 +132,22 @@ impl PhoneConn {
         if now < self.valid.0 || now > self.valid.1 {
             return None;
         }
+        // Trust first: whether the box's CA issued the certificate was decided under the
+        // trusted roots current when the connection was set up, and holds once it still
+        // passes the listener's check under the roots trusted now.
+        if !self.revoked.load(Ordering::Acquire) && !self.still_trusted(&state.certs) {
+            self.revoked.store(true, Ordering::Release);
+        }
         let version = pki.revocations().version();
         if !self.revoked.load(Ordering::Acquire)
+            && self.own_serial.is_some()
             && self.checked.swap(version, Ordering::AcqRel) != version
             && self
                 .info
                 .client_cert
                 .as_ref()
-                .is_some_and(|c| pki.refuses(c))
+                .is_some_and(|c| pki.refuses_own(c))
         {
-            self.revoked.store(true, Ordering::Release);
-        }
-        if !self.revoked.load(Ordering::Acquire) && !self.still_trusted(&state.certs) {
             self.revoked.store(true, Ordering::Release);
         }
         (!self.revoked.load(Ordering::Acquire)).then_some(mac)

@@ -166,8 +166,8 @@ pub fn mac_from_certificate(der: &[u8]) -> Option<Mac> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFacts {
     pub mac: Option<Mac>,
-    /// The issuer's name, DER: whether the box's own CA issued it.
-    pub issuer: Vec<u8>,
+    /// Whether the box's own CA issued it, as `issued_here` told.
+    pub issued_here: bool,
     /// The serial number, lower-case hex, as the box records and revokes it.
     pub serial: String,
     /// Its validity, Unix seconds, both ends included (as the handshake checks it).
@@ -176,11 +176,15 @@ pub struct CertFacts {
 }
 
 /// The facts of a DER certificate, read in one parse; `None` when it does not parse.
-pub fn certificate_facts(der: &[u8]) -> Option<CertFacts> {
+/// `issued_here` tells whether the box's CA issued it (`Pki::issued_here`).
+pub fn certificate_facts(
+    der: &[u8],
+    issued_here: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> bool,
+) -> Option<CertFacts> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(CertFacts {
         mac: mac_of(&cert),
-        issuer: cert.issuer().as_raw().to_vec(),
+        issued_here: issued_here(&cert),
         serial: super::credentials::hex(cert.raw_serial()),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),

@@ -14,6 +14,7 @@ mod inspect;
 mod issue;
 mod live;
 mod minter;
+mod own_ca;
 mod revoked;
 pub mod roots;
 mod tls;
@@ -91,8 +92,8 @@ pub struct Pki {
     dir: PathBuf,
     ca_cert_pem: String,
     ca_cert: CertificateDer<'static>,
-    /// The CA's subject (DER): the issuer of the certificates it can revoke.
-    ca_subject: Vec<u8>,
+    /// Tells the CA's certificates, which it can revoke, from those of namesakes.
+    own: Arc<own_ca::OwnCa>,
     /// When the CA stops being valid (Unix seconds): no certificate it signs outlives it.
     ca_not_after: i64,
     issuer: Issuer<'static, KeyPair>,
@@ -244,11 +245,16 @@ impl Pki {
                 trusted.push(TrustedRoot { cert, path: None });
             }
         }
+        let own = Arc::new(own_ca::OwnCa::new(
+            ca_cert.clone(),
+            ca_subject,
+            trusted.iter().map(|r| &r.cert),
+        ));
         Ok(Pki {
             dir: dir.to_path_buf(),
             ca_cert_pem,
             ca_cert,
-            ca_subject,
+            own,
             ca_not_after,
             issuer,
             server_chain,
@@ -333,17 +339,26 @@ impl Pki {
         &self.revoked
     }
 
-    /// Whether the box's CA is the issuer named `issuer` (DER): only its certificates are
-    /// recorded and revoked by serial.
-    pub fn issued_here(&self, issuer: &[u8]) -> bool {
-        issuer == self.ca_subject.as_slice()
+    /// Whether the box's CA issued `cert`, a client certificate the phone listener
+    /// accepted with the `intermediates` its client sent: whether the CA's key signed it, not
+    /// merely whether it names the CA as its issuer (every edgeprov box's CA bears the same
+    /// name). Only such certificates are revoked by serial and have their serial recorded.
+    /// Costs nothing unless a trusted root or a sent certificate bears the CA's name; then one
+    /// signature check: ask once per connection.
+    pub fn issued_here(
+        &self,
+        cert: &x509_parser::certificate::X509Certificate<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> bool {
+        self.own.signed(cert, intermediates)
     }
 
-    /// Whether `cert` (DER) is a revoked certificate of the CA; a presented one is alarmed.
-    /// The handshake refuses such a certificate, but a session resumed from before the
-    /// revocation carries it without a new check: the phone listener asks again at accept.
-    pub fn refuses(&self, cert: &[u8]) -> bool {
-        self.revoked.refuses(cert, &self.ca_subject)
+    /// Whether `cert` (DER), a certificate of the CA ([`Pki::issued_here`]), is revoked; a
+    /// presented one is alarmed. The handshake refuses such a certificate, but a session
+    /// resumed from before the revocation carries it without a new check: the phone listener
+    /// asks again at accept.
+    pub fn refuses_own(&self, cert: &[u8]) -> bool {
+        self.revoked.refuses(cert, |_| true)
     }
 
     /// Whether a client certificate (with the intermediates its client sent) passes the phone

@@ -16,6 +16,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::issue::NOT_BEFORE_SLACK_SECS;
+use super::own_ca::OwnCa;
 use crate::model::{AlarmKind, IssuedCert, Mac, RevokedCerts};
 use crate::phone::credentials::hex;
 use crate::store::Recorder;
@@ -105,11 +106,15 @@ impl Revocations {
         let _ = self.alarms.set(recorder);
     }
 
-    /// Whether the CA (whose subject is `ca_subject`, DER) issued `end_entity` and it is
-    /// revoked, by its serial or by its device's "revoke all"; if so it is logged and alarmed.
-    /// Certificates of other issuers (vendors' factory roots) are not looked up: their serials
-    /// are theirs to number.
-    pub(super) fn refuses(&self, end_entity: &[u8], ca_subject: &[u8]) -> bool {
+    /// Whether the CA issued `end_entity` (as `issued_here` tells) and it is revoked, by its
+    /// serial or by its device's "revoke all"; if so it is logged and alarmed. Certificates of
+    /// other CAs (vendors' factory roots, namesakes of the CA) are not looked up: their serials
+    /// are theirs to number. `issued_here` is only asked while something is revoked.
+    pub(super) fn refuses(
+        &self,
+        end_entity: &[u8],
+        issued_here: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> bool,
+    ) -> bool {
         let set = self.current();
         if set.serials.is_empty() && set.issued_before.is_empty() {
             return false;
@@ -117,7 +122,7 @@ impl Revocations {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
             return false;
         };
-        if cert.issuer().as_raw() != ca_subject {
+        if !issued_here(&cert) {
             return false;
         }
         let serial = hex(cert.raw_serial());
@@ -157,7 +162,8 @@ impl Revocations {
 pub(super) struct CheckRevoked {
     inner: Arc<dyn ClientCertVerifier>,
     revoked: Arc<Revocations>,
-    ca_subject: Vec<u8>,
+    /// Built from the same trusted roots as `inner`.
+    own: Arc<OwnCa>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -172,12 +178,12 @@ impl CheckRevoked {
     pub(super) fn new(
         inner: Arc<dyn ClientCertVerifier>,
         revoked: Arc<Revocations>,
-        ca_subject: Vec<u8>,
+        own: Arc<OwnCa>,
     ) -> CheckRevoked {
         CheckRevoked {
             inner,
             revoked,
-            ca_subject,
+            own,
         }
     }
 }
@@ -204,7 +210,10 @@ impl ClientCertVerifier for CheckRevoked {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        match self.revoked.refuses(end_entity, &self.ca_subject) {
+        match self
+            .revoked
+            .refuses(end_entity, |cert| self.own.signed(cert, intermediates))
+        {
             false => Ok(verified),
             true => Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
         }
@@ -243,7 +252,12 @@ mod tests {
     use crate::model::{Mac, Revocation, RevocationReason};
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
 
-    fn ca(name: &str) -> (Vec<u8>, Issuer<'static, KeyPair>) {
+    /// Whether `r` refuses `cert`, as the phone listener's handshake asks it.
+    fn refuses(r: &Revocations, cert: &[u8], own: &OwnCa) -> bool {
+        r.refuses(cert, |c| own.signed(c, &[]))
+    }
+
+    fn ca(name: &str) -> (OwnCa, Issuer<'static, KeyPair>) {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, name);
@@ -251,7 +265,8 @@ mod tests {
         let cert = p.self_signed(&key).unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
         let subject = parsed.subject().as_raw().to_vec();
-        (subject, Issuer::new(p, key))
+        let own = OwnCa::new(cert.der().clone(), subject, []);
+        (own, Issuer::new(p, key))
     }
 
     fn leaf(issuer: &Issuer<'static, KeyPair>, serial: u8) -> Vec<u8> {
@@ -290,23 +305,23 @@ mod tests {
 
     #[test]
     fn only_the_own_cas_revoked_serials_are_refused() {
-        let (own_subject, own) = ca("edgeprov device CA");
+        let (own_ca, own) = ca("edgeprov device CA");
         let (_, vendor) = ca("vendor factory root");
         let r = Revocations::new(only(vec![revoked("2a")]));
-        assert!(r.refuses(&leaf(&own, 0x2a), &own_subject));
-        assert!(!r.refuses(&leaf(&own, 0x2b), &own_subject));
+        assert!(refuses(&r, &leaf(&own, 0x2a), &own_ca));
+        assert!(!refuses(&r, &leaf(&own, 0x2b), &own_ca));
         // The same serial from a vendor's root is the vendor's certificate, not ours.
-        assert!(!r.refuses(&leaf(&vendor, 0x2a), &own_subject));
-        assert!(!r.refuses(b"not a certificate", &own_subject));
+        assert!(!refuses(&r, &leaf(&vendor, 0x2a), &own_ca));
+        assert!(!refuses(&r, b"not a certificate", &own_ca));
 
         // A refresh replaces the set; a failed one leaves it as it was.
         r.refresh(|| Ok::<_, ()>(only(vec![revoked("2b")])))
             .unwrap();
-        assert!(!r.refuses(&leaf(&own, 0x2a), &own_subject));
-        assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
+        assert!(!refuses(&r, &leaf(&own, 0x2a), &own_ca));
+        assert!(refuses(&r, &leaf(&own, 0x2b), &own_ca));
         assert!(r.refresh(|| Err(())).is_err());
-        assert!(r.refuses(&leaf(&own, 0x2b), &own_subject));
-        assert!(!Revocations::none().refuses(&leaf(&own, 0x2b), &own_subject));
+        assert!(refuses(&r, &leaf(&own, 0x2b), &own_ca));
+        assert!(!refuses(&Revocations::none(), &leaf(&own, 0x2b), &own_ca));
     }
 
     /// "Revoke all" of a device refuses every certificate of the box's CA naming it that was
@@ -316,7 +331,7 @@ mod tests {
     /// other issuers'.
     #[test]
     fn revoking_all_refuses_what_the_ca_issued_the_device_before() {
-        let (own_subject, own) = ca("edgeprov device CA");
+        let (own_ca, own) = ca("edgeprov device CA");
         let (_, vendor) = ca("vendor factory root");
         let at = 1_800_000_000;
         let mac = Mac::from_octets([0, 0x11, 0x22, 0xaa, 0xbb, 0xcc]);
@@ -325,17 +340,23 @@ mod tests {
             issued_before: BTreeMap::from([(mac, at)]),
         });
         let issued_at = |t: i64| t - NOT_BEFORE_SLACK_SECS;
-        assert!(r.refuses(
+        assert!(refuses(
+            &r,
             &leaf_of(&own, 1, "001122aabbcc", issued_at(at - 1)),
-            &own_subject
+            &own_ca
         ));
-        assert!(r.refuses(&leaf_of(&own, 2, "001122AABBCC", 0), &own_subject));
-        assert!(!r.refuses(
+        assert!(refuses(&r, &leaf_of(&own, 2, "001122AABBCC", 0), &own_ca));
+        assert!(!refuses(
+            &r,
             &leaf_of(&own, 3, "001122aabbcc", issued_at(at)),
-            &own_subject
+            &own_ca
         ));
-        assert!(!r.refuses(&leaf_of(&own, 4, "001122aabbcd", 0), &own_subject));
-        assert!(!r.refuses(&leaf_of(&vendor, 5, "001122aabbcc", 0), &own_subject));
+        assert!(!refuses(&r, &leaf_of(&own, 4, "001122aabbcd", 0), &own_ca));
+        assert!(!refuses(
+            &r,
+            &leaf_of(&vendor, 5, "001122aabbcc", 0),
+            &own_ca
+        ));
     }
 }
 
@@ -399,7 +420,7 @@ mod crl_tests {
         assert_eq!(listed, [parsed.raw_serial().to_vec()]);
         let as_number = |b: &[u8]| b.iter().fold(0u128, |n, d| n << 8 | u128::from(*d));
         assert!(as_number(&second) > as_number(&first));
-        assert!(pki.refuses(&der));
+        assert!(pki.refuses_own(&der));
     }
 
     fn number(der: &[u8]) -> u128 {

@@ -80,7 +80,7 @@ pub(super) fn client_verifier(pki: &Pki) -> Result<Arc<CheckRevoked>, PkiError> 
     Ok(Arc::new(CheckRevoked::new(
         webpki,
         pki.revocations().clone(),
-        pki.ca_subject.clone(),
+        pki.own.clone(),
     )))
 }
 
