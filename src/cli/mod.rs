@@ -15,6 +15,7 @@ pub mod file;
 pub mod filter;
 pub mod firmware;
 pub mod job;
+pub mod new_password;
 pub mod page;
 pub mod param;
 pub mod pki;

@@ -8,13 +8,19 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::ApiClient;
+use super::new_password::new_password;
 use super::{Output, table, time_text};
 use crate::model::{IssuedCert, RevocationReason};
-use crate::pki::DeviceIdentity;
+use crate::pki::{DeviceIdentity, Pkcs12Form};
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCmd {
-    /// Issue a device certificate: writes DIR/<mac>.crt, DIR/<mac>.key and DIR/ca.crt.
+    /// Issue a device certificate: writes DIR/<mac>.crt, DIR/<mac>.key and DIR/ca.crt; with
+    /// --pkcs12, DIR/<mac>.p12 (key, certificate and CA, password-protected) instead of the
+    /// unprotected key.
+    #[command(
+        after_help = "The box keeps no device key: a PKCS#12 file can only be made at issue.\n\nExamples:\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs --pkcs12 --password-file ./p12.pass\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs --pkcs12 --legacy   # asks for the password"
+    )]
     IssueDevice {
         /// The device's MAC address (the certificate's subject).
         #[arg(long)]
@@ -25,6 +31,18 @@ pub enum PkiCmd {
         /// Validity in days.
         #[arg(long, default_value_t = 3650)]
         days: u32,
+        /// Write the identity as PKCS#12 (DIR/<mac>.p12, for softphones and phones that import
+        /// one file): PBES2/AES-256 with a SHA-256 MAC. The key is written nowhere else.
+        #[arg(long)]
+        pkcs12: bool,
+        /// With --pkcs12: 3DES with a SHA-1 MAC, for importers that refuse the modern form
+        /// (often reported as a wrong password).
+        #[arg(long, requires = "pkcs12")]
+        legacy: bool,
+        /// With --pkcs12: a file whose first line is the password (else it is asked on the
+        /// terminal). Printable ASCII, not empty.
+        #[arg(long, value_name = "FILE", requires = "pkcs12")]
+        password_file: Option<PathBuf>,
     },
     /// The certificates the box issued to a device, newest first, with revocations.
     List {
@@ -86,8 +104,20 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             mac,
             out: dir,
             days,
+            pkcs12,
+            legacy,
+            password_file,
         } => {
             let mac = super::mac_arg(&mac)?;
+            // Before anything is issued: a certificate recorded for a file never written
+            // would be one more to revoke.
+            let pkcs12 = match pkcs12 {
+                true => Some(new_password(
+                    password_file.as_deref(),
+                    &format!("{mac}.p12"),
+                )?),
+                false => None,
+            };
             let value = api
                 .post(
                     &format!("/devices/{mac}/certificate"),
@@ -95,15 +125,34 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
                 )
                 .await?;
             let id: DeviceIdentity = serde_json::from_value(value)?;
+            let key_file = match &pkcs12 {
+                Some(password) => {
+                    let form = match legacy {
+                        true => Pkcs12Form::Legacy,
+                        false => Pkcs12Form::Modern,
+                    };
+                    let p12 = id.to_pkcs12(&mac.to_string(), password, form)?;
+                    (dir.join(format!("{mac}.p12")), p12, 0o600)
+                }
+                None => (
+                    dir.join(format!("{mac}.key")),
+                    id.private_key.into_bytes(),
+                    0o600,
+                ),
+            };
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let files = [
-                (dir.join(format!("{mac}.crt")), id.certificate, 0o644),
-                (dir.join(format!("{mac}.key")), id.private_key, 0o600),
-                (dir.join("ca.crt"), id.ca_certificate, 0o644),
+                (
+                    dir.join(format!("{mac}.crt")),
+                    id.certificate.into_bytes(),
+                    0o644,
+                ),
+                key_file,
+                (dir.join("ca.crt"), id.ca_certificate.into_bytes(), 0o644),
             ];
-            for (path, text, mode) in &files {
-                crate::fsutil::write_atomic(path, text.as_bytes(), *mode)
+            for (path, bytes, mode) in &files {
+                crate::fsutil::write_atomic(path, bytes, *mode)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             let written: Vec<String> = files.iter().map(|f| f.0.display().to_string()).collect();
