@@ -78,7 +78,7 @@ pub struct PhoneConn {
     /// past its end without a new check.
     valid: (i64, i64),
     /// The certificate's serial when the box's CA issued it (signed it with its key, see
-    /// `Pki::issued_here`): check-ins record it, so that a certificate the box has no record of
+    /// `LiveCerts::issued_here`): check-ins record it, so that a certificate the box has no record of
     /// issuing can be found and revoked, and only such a certificate is looked up among the
     /// revocations.
     own_serial: Option<String>,
@@ -98,10 +98,9 @@ impl PhoneConn {
     pub fn new(info: ConnInfo, state: &PhoneState) -> PhoneConn {
         // Whether the box's CA issued the certificate, decided once, under the trusted roots
         // of now (see `cert_mac`).
-        let trust = state.certs.pki();
         let facts = info.client_cert.as_ref().and_then(|c| {
             certificate_facts(c, |parsed| {
-                trust.issued_here(parsed, &info.client_intermediates)
+                state.certs.issued_here(parsed, &info.client_intermediates)
             })
         });
         let named = facts.as_ref().and_then(|f| f.mac);

@@ -176,7 +176,7 @@ pub struct CertFacts {
 }
 
 /// The facts of a DER certificate, read in one parse; `None` when it does not parse.
-/// `issued_here` tells whether the box's CA issued it (`Pki::issued_here`).
+/// `issued_here` tells whether the box's CA issued it (`LiveCerts::issued_here`).
 pub fn certificate_facts(
     der: &[u8],
     issued_here: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> bool,

@@ -4,10 +4,11 @@
 //! SIGHUP reload and every change made through the admin API go through here, one at a time.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rustls_pki_types::CertificateDer;
 
+use super::own_ca::OwnCa;
 use super::{
     CertOverview, INSTALLED, IdentityError, Pki, PkiError, Revocations, RootError, RootInfo,
     RootOrigin, SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING, ServerIdentity, files, issue, roots,
@@ -67,6 +68,9 @@ struct Current {
 pub struct LiveCerts {
     phone: TlsSource,
     admin: TlsSource,
+    /// The CA as the phone configuration's trust tells its certificates from namesakes',
+    /// swapped with it: read once per phone connection, never waiting for a reload's work.
+    own: RwLock<Arc<OwnCa>>,
     current: Mutex<Current>,
     /// Woken when a reload changed the certificates (the expiry check runs again).
     reloaded: tokio::sync::Notify,
@@ -130,6 +134,7 @@ impl LiveCerts {
         Ok(LiveCerts {
             phone,
             admin,
+            own: RwLock::new(pki.own.clone()),
             current: Mutex::new(Current {
                 settings,
                 pki: Arc::new(pki),
@@ -137,6 +142,21 @@ impl LiveCerts {
             reloaded: tokio::sync::Notify::new(),
             checking: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Whether the box's CA issued `cert`, a client certificate the phone listener accepted
+    /// with the `intermediates` its client sent: whether the CA's key signed it, not merely
+    /// whether it names the CA as its issuer (every edgeprov box's CA bears the same name).
+    /// Only such certificates are revoked by serial and have their serial recorded. Costs
+    /// nothing unless a trusted root or a sent certificate bears the CA's name; then one
+    /// signature check: ask once per connection.
+    pub fn issued_here(
+        &self,
+        cert: &x509_parser::certificate::X509Certificate<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> bool {
+        let own = self.own.read().unwrap_or_else(|p| p.into_inner()).clone();
+        own.signed(cert, intermediates)
     }
 
     /// The PKI as loaded last.
@@ -180,6 +200,7 @@ impl LiveCerts {
         let phone = super::phone_server_config(&pki)?;
         let admin = super::admin_server_config(&pki)?;
         swap(&self.phone, phone);
+        *self.own.write().unwrap_or_else(|p| p.into_inner()) = pki.own.clone();
         swap(&self.admin, admin);
         *current = Current {
             settings,

@@ -341,21 +341,7 @@ impl Pki {
         &self.revoked
     }
 
-    /// Whether the box's CA issued `cert`, a client certificate the phone listener
-    /// accepted with the `intermediates` its client sent: whether the CA's key signed it, not
-    /// merely whether it names the CA as its issuer (every edgeprov box's CA bears the same
-    /// name). Only such certificates are revoked by serial and have their serial recorded.
-    /// Costs nothing unless a trusted root or a sent certificate bears the CA's name; then one
-    /// signature check: ask once per connection.
-    pub fn issued_here(
-        &self,
-        cert: &x509_parser::certificate::X509Certificate<'_>,
-        intermediates: &[CertificateDer<'_>],
-    ) -> bool {
-        self.own.signed(cert, intermediates)
-    }
-
-    /// Whether `cert` (DER), a certificate of the CA ([`Pki::issued_here`]), is revoked; a
+    /// Whether `cert` (DER), a certificate of the CA ([`LiveCerts::issued_here`]), is revoked; a
     /// presented one is alarmed. The handshake refuses such a certificate, but a session
     /// resumed from before the revocation carries it without a new check: the phone listener
     /// asks again at accept.
