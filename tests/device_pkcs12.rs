@@ -135,6 +135,7 @@ async fn an_issued_identity_exports_as_pkcs12_that_openssl_and_the_p12_crate_rea
 #[tokio::test]
 async fn a_missing_or_unusable_password_is_refused_before_anything_is_issued() {
     let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
     let out = d.dir.path().join("certs");
     let issued = async || {
         let (s, v) = d
@@ -199,4 +200,72 @@ async fn a_missing_or_unusable_password_is_refused_before_anything_is_issued() {
 
     assert_eq!(issued().await, 0);
     assert!(!out.exists(), "nothing written");
+}
+
+/// On a terminal (here a pseudo-terminal from util-linux `script`) the password is asked twice
+/// and not echoed, and the file opens with what was typed.
+#[tokio::test]
+async fn on_a_terminal_the_password_is_asked_twice_without_echo() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
+    let out = d.dir.path().join("certs");
+    let command = format!(
+        "{BIN} pki issue-device --mac {A} --out {} --pkcs12 --config {}",
+        out.display(),
+        d.config_path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("EDGEPROV_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |text: &str| {
+        for _ in 0..500 {
+            if seen.lock().unwrap().contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("never asked {text:?}: {}", seen.lock().unwrap());
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for("Password for");
+    stdin.write_all(b"Typed-pw 1\n").unwrap();
+    wait_for("The same again");
+    stdin.write_all(b"Typed-pw 1\n").unwrap();
+    assert_eq!(
+        wait_timeout(&mut child, std::time::Duration::from_secs(20)).map(|s| s.success()),
+        Some(true),
+        "{}",
+        seen.lock().unwrap()
+    );
+    drop(stdin);
+    reader.join().unwrap();
+    let shown = seen.lock().unwrap().clone();
+    assert!(!shown.contains("Typed-pw"), "echoed: {shown}");
+    let bytes = std::fs::read(out.join(format!("{A}.p12"))).unwrap();
+    assert!(KeyStore::from_pkcs12(&bytes, "Typed-pw 1", Pkcs12ImportPolicy::Strict).is_ok());
 }

@@ -45,20 +45,25 @@ pub fn new_password(file: Option<&Path>, what: &str) -> Result<String> {
     bail!("no usable password after three tries; nothing was done")
 }
 
-/// One line typed on the terminal with echo off (restored afterwards, also on error).
+/// One line typed on the terminal after `prompt`, with echo off (restored afterwards, also on
+/// error). The echo goes off before the prompt shows, so nothing typed after it is echoed, and
+/// nothing typed ahead is discarded.
 fn ask(prompt: &str) -> Result<String> {
     let stdin = std::io::stdin();
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
     let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
     let mut quiet = saved.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     quiet.local_flags.insert(LocalFlags::ECHONL);
-    tcsetattr(&stdin, SetArg::TCSAFLUSH, &quiet).context("cannot turn the echo off")?;
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    tcsetattr(&stdin, SetArg::TCSAFLUSH, &saved).context("cannot turn the echo back on")?;
-    if read? == 0 {
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("cannot turn the echo off")?;
+    let read = (|| {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map(|n| (n, line))
+    })();
+    tcsetattr(&stdin, SetArg::TCSANOW, &saved).context("cannot turn the echo back on")?;
+    let (n, line) = read?;
+    if n == 0 {
         bail!("no password typed (end of input)");
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
