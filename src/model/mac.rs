@@ -66,8 +66,8 @@ impl Mac {
         Ok(Mac(octets))
     }
 
-    /// Finds a MAC inside free text such as a certificate subject (`SEP001122AABBCC`,
-    /// `MAC:c81fea83e85a`, `urn:dev:mac:00-11-22-aa-bb-cc`): the first run of 12 hex digits, or
+    /// Finds a MAC inside free text such as a User-Agent (`MAC:c81fea83e85a`, `(00562b043615)`;
+    /// never a certificate, whose MAC must stand where devices put it): the first run of 12 hex digits, or
     /// six colon/dash-separated pairs, that is not part of a longer hex run.
     pub fn find_in(text: &str) -> Option<Mac> {
         let b = text.as_bytes();

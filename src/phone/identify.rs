@@ -203,9 +203,10 @@ pub fn certificate_facts(
 ///   the SPA100 and SPA200 series ATAs and the Cisco IP Phone 8800 Multiplatform Phones
 ///   Provisioning Guide, "Client Certificate" / "Multiplatform Phone CA Client Root
 ///   Certificate";
-/// - else a subject alternative name: a directory name (its CN as above, or its serialNumber
-///   when that is a MAC), an RFC 9039 EUI-64 device URN, or a MAC in a URI, DNS name or e-mail
-///   address.
+/// - else a subject alternative name in a form of [`mac_in_uri`], [`mac_in_dns_name`] or
+///   [`mac_in_mailbox`], or a directory name (its CN as above, or its serialNumber when that is
+///   a MAC). Twelve hex digits elsewhere in a SAN (a build tag, a batch number, a server's
+///   `ipoffice-{mac}.avaya.com`) name no device.
 fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
     let state = &x509_parser::oid_registry::OID_X509_STATE_OR_PROVINCE_NAME;
     let subject = cert.subject();
@@ -214,8 +215,9 @@ fn mac_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Mac> {
         use x509_parser::extensions::GeneralName;
         let san = cert.subject_alternative_name().ok()??;
         san.value.general_names.iter().find_map(|n| match n {
-            GeneralName::URI(s) => mac_in_dev_urn(s).or_else(|| Mac::find_in(s)),
-            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) => Mac::find_in(s),
+            GeneralName::URI(s) => mac_in_uri(s),
+            GeneralName::DNSName(s) => mac_in_dns_name(s),
+            GeneralName::RFC822Name(s) => mac_in_mailbox(s),
             GeneralName::DirectoryName(name) => mac_in_name(name, true),
             _ => None,
         })
@@ -279,9 +281,55 @@ fn exact_mac_in(
         .find_map(|v| Mac::parse(v.trim()).ok())
 }
 
+/// The MAC a DNS name gives as its first label, in a form of [`mac_in_cn`]: the host name a
+/// device goes by (`001122aabbcc.phones.example`, Cisco's `SEP001122AABBCC.example`). The
+/// `host/` prefix of a Windows machine identity (`host/SEP001122AABBCC.corp.example`, how
+/// 802.1X supplicants and Microsoft CAs name a machine) is read past. A MAC inside a label
+/// among other text (`fw-001122aabbcc-build.vendor.example`) or in a later label names none.
+fn mac_in_dns_name(name: &str) -> Option<Mac> {
+    let name = name
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("host/"))
+        .map_or(name, |_| &name[5..]);
+    mac_in_cn(name.split('.').next()?)
+}
+
+/// The MAC an e-mail address gives as its whole local part (`001122aabbcc@phones.example`,
+/// `SEP001122AABBCC@example.com`); an address without one names none.
+fn mac_in_mailbox(address: &str) -> Option<Mac> {
+    let (local, _domain) = address.rsplit_once('@')?;
+    mac_in_cn(local)
+}
+
+/// The MAC a URI names: an RFC 9039 MAC device URN (`urn:dev:mac:001122aabbcc`, as edgeprov's
+/// own device certificates carry it, any MAC spelling, or an EUI-64 carrying the MAC, see
+/// [`mac_in_dev_urn`]; a `_` component suffix is allowed), else a URI whose host's first label
+/// ([`mac_in_dns_name`]) or last path segment is the MAC in a form of [`mac_in_cn`]
+/// (`https://devices.example/phones/001122aabbcc`). A MAC elsewhere in a URI
+/// (`https://vendor.example/batch/001122aabbcc7`, `?mac=…`, `…/001122aabbcc.cfg`) names none.
+fn mac_in_uri(uri: &str) -> Option<Mac> {
+    if let Some(id) = uri
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("urn:dev:mac:"))
+        .map(|_| &uri[12..])
+    {
+        let eui = id.split_once('_').map_or(id, |(eui, _component)| eui);
+        return Mac::parse(eui).ok().or_else(|| mac_in_dev_urn(uri));
+    }
+    let (_scheme, rest) = uri.split_once("://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_user, host)| host);
+    let host = host.split(':').next().unwrap_or(host);
+    let last_segment = path.trim_end_matches('/').rsplit('/').next();
+    mac_in_dns_name(host).or_else(|| last_segment.and_then(mac_in_cn))
+}
+
 /// The MAC of an RFC 9039 device URN that gives it as an EUI-64 (`urn:dev:mac:0024befffe804ff1`):
 /// an EUI-48 carried in an EUI-64 has `fffe` between its OUI and the rest, and is that MAC.
-/// Any other EUI-64 names no MAC (a 12-digit or separated URN is read as free text).
+/// Any other EUI-64 names no MAC.
 fn mac_in_dev_urn(uri: &str) -> Option<Mac> {
     let id = uri
         .get(..12)
@@ -563,6 +611,70 @@ mod tests {
         );
     }
 
+    /// A SAN names the device only where devices' certificates put it: the first label of a DNS
+    /// name (past a Windows `host/`), an e-mail local part, an RFC 9039 MAC URN, or a URI's
+    /// host label or last path segment, each the MAC alone or `SEP{MAC}`.
+    #[test]
+    fn a_san_names_a_mac_only_in_a_known_form() {
+        let a = Some(mac("001122aabbcc"));
+        let dns = |s: &str| SanType::DnsName(s.try_into().unwrap());
+        let mail = |s: &str| SanType::Rfc822Name(s.try_into().unwrap());
+        let uri = |s: &str| SanType::URI(s.try_into().unwrap());
+        for san in [
+            dns("001122aabbcc.phones.example"),
+            dns("00-11-22-AA-BB-CC.phones.example"),
+            dns("SEP001122AABBCC.corp.example"),
+            dns("001122aabbcc"),
+            dns("host/SEP001122AABBCC.corp.example"),
+            dns("HOST/001122aabbcc.corp.example"),
+            mail("001122aabbcc@phones.example"),
+            mail("SEP001122AABBCC@example.com"),
+            uri("urn:dev:mac:001122aabbcc"),
+            uri("urn:dev:mac:00-11-22-aa-bb-cc"),
+            uri("URN:DEV:MAC:001122AABBCC_eth0"),
+            uri("urn:dev:mac:001122fffeaabbcc"),
+            uri("https://devices.example/phones/001122aabbcc"),
+            uri("https://devices.example/phones/SEP001122AABBCC/?v=1"),
+            uri("https://001122aabbcc.phones.example/config"),
+            uri("https://ops@001122aabbcc.phones.example:8443/"),
+        ] {
+            let der = certificate_with_sans("Factory Device Certificate", vec![san.clone()]);
+            assert_eq!(mac_from_certificate(&der), a, "{san:?}");
+        }
+        for san in [
+            dns("fw-001122aabbcc-build.vendor.example"),
+            dns("ipoffice-001122aabbcc.avaya.com"),
+            dns("phones.001122aabbcc.example"),
+            dns("mac001122aabbcc.example"),
+            dns("EVIL-SEP001122AABBCC.example"),
+            dns("001122aabbcc7.example"),
+            mail("phone-001122aabbcc@vendor.example"),
+            mail("ops@001122aabbcc.example"),
+            mail("001122aabbcc"),
+            uri("urn:dev:mac:x001122aabbcc"),
+            uri("urn:dev:mac:001122aabbcc.1"),
+            uri("urn:uuid:f81d4fae-7dec-11d0-a765-001122aabbcc"),
+            uri("https://vendor.example/batch/001122aabbcc7"),
+            uri("https://vendor.example/batch/001122aabbcc.cfg"),
+            uri("https://vendor.example/001122aabbcc/batch"),
+            uri("https://vendor.example/?mac=001122aabbcc"),
+            uri("https://vendor.example/#001122aabbcc"),
+            uri("https://vendor.example:8443/"),
+        ] {
+            let der = certificate_with_sans("Factory Device Certificate", vec![san.clone()]);
+            assert_eq!(mac_from_certificate(&der), None, "{san:?}");
+        }
+    }
+
+    /// A self-signed certificate with subject CN `cn` and the alternative names `sans`.
+    fn certificate_with_sans(cn: &str, sans: Vec<SanType>) -> Vec<u8> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.subject_alt_names = sans;
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
     /// The strings that send `parse_user_agent` down a vendor's branch.
     const MARKERS: [&str; 6] = [
         "avaya/",
@@ -575,14 +687,11 @@ mod tests {
 
     /// A self-signed certificate with subject CN `cn` and the URI SANs `uris`, DER encoded.
     fn certificate(cn: &str, uris: &[String]) -> Vec<u8> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.subject_alt_names = uris
+        let sans = uris
             .iter()
             .map(|u| SanType::URI(u.as_str().try_into().unwrap()))
             .collect();
-        let key = KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().der().to_vec()
+        certificate_with_sans(cn, sans)
     }
 
     /// A MAC in the dash-separated form (`00-11-22-aa-bb-cc`).
