@@ -374,3 +374,97 @@ async fn a_release_whose_hash_the_cloud_changes_is_not_served_from_the_old_image
     })
     .await;
 }
+
+/// The messages of the alarms of `kind`, by source.
+async fn alarm_messages(d: &Daemon, kind: &str) -> Vec<(String, String)> {
+    let (status, v) = d.api("GET", &format!("/alarms?kind={kind}"), None).await;
+    assert_eq!(status, 200, "{v}");
+    let text = |a: &Value, k: &str| a[k].as_str().unwrap_or_default().to_string();
+    let mut out: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (text(a, "source"), text(a, "message")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A release the cloud sends with a field the box cannot take (a SHA-256 that is not one, a
+/// relative URL) rejected the whole page: the phone's device, the site's other release and
+/// every later page waited for the cloud to fix it. It is now refused alone, with a
+/// `firmware_cloud_refused` alarm naming it and the field, and the rest of the page applies.
+/// A valid release the cloud then breaks stops being served (its old image is no longer the
+/// cloud's); fixed, it is served again and the alarms clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_bad_fields_is_refused_alone_and_the_page_applies() {
+    let up = Upstream::start(image(4096, 16)).await;
+    let cloud = Cloud::start(SITE);
+    let good = release(&up, "4.1.3.0.7", "j179-cloud.bin");
+    let bad_hash = json!({"model": "J169", "version": "4.0", "url": up.url("j169.bin"),
+                          "sha256": "zz"});
+    let relative = json!({"model": "J139", "version": "4.0", "url": "j139.bin",
+                          "sha256": sha256_hex(&up.image)});
+    cloud.set_firmware(vec![good.clone(), bad_hash, relative]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    wait_for_script(&d, "the page's valid release in the upgrade script", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    let (status, device) = d.api("GET", &format!("/devices/{PHONE}"), None).await;
+    assert_eq!(status, 200, "the page's device applied: {device}");
+    assert_eq!(
+        alarm_sources(&d, "sync_rejected").await,
+        Vec::<String>::new()
+    );
+    let refused = alarm_messages(&d, "firmware_cloud_refused").await;
+    let sources: Vec<&str> = refused.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["cloud firmware J139 4.0", "cloud firmware J169 4.0"],
+        "{refused:?}"
+    );
+    assert!(refused[0].1.contains("url: \"j139.bin\""), "{refused:?}");
+    assert!(refused[1].1.contains("sha256 \"zz\""), "{refused:?}");
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(!list.to_string().contains("j169.bin"), "{list}");
+
+    let mut broken = good.clone();
+    broken["sha256"] = json!("not a hash");
+    cloud.set_firmware(vec![broken]);
+    wait_for_script(&d, "the broken release no longer served", |s| {
+        !s.contains("j179-cloud.bin")
+    })
+    .await;
+    assert_eq!(fetch(&d, "j179-cloud.bin").await.0, 404);
+    eventually("the broken release alarmed", async || {
+        alarm_sources(&d, "firmware_cloud_refused").await.len() == 3
+    })
+    .await;
+    let sources = alarm_sources(&d, "firmware_cloud_refused").await;
+    assert!(
+        sources.contains(&"cloud firmware J179 4.1.3.0.7".to_string()),
+        "{sources:?}"
+    );
+
+    // Fixed, corrected and withdrawn: the protocol is upsert-only, so a refusal stands until
+    // the cloud sends its release again.
+    let fixed = json!({"model": "J169", "version": "4.0", "url": up.url("j169.bin"),
+                       "sha256": sha256_hex(&up.image)});
+    let withdrawn = json!({"model": "J139", "version": "4.0", "url": "j139.bin",
+                           "sha256": "zz", "removed": true});
+    cloud.set_firmware(vec![good, fixed, withdrawn]);
+    wait_for_script(&d, "the fixed release served again", |s| {
+        s.contains("SET APPNAME j179-cloud.bin")
+    })
+    .await;
+    eventually("the refusal alarms cleared", async || {
+        alarm_sources(&d, "firmware_cloud_refused").await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        fetch(&d, "j179-cloud.bin").await,
+        (200, sha256_hex(&up.image))
+    );
+}

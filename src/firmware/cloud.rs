@@ -15,8 +15,9 @@ pub fn cloud_scope(site: &str) -> String {
     format!("cloud:site:{site}")
 }
 
-/// A cloud release or policy that is not served, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A cloud release or policy that is not served, and why. Stored as JSON for a release the
+/// pull refused for its fields (`sync::pull`), which never reaches [`release_of`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refused {
     /// The alarm's source: `cloud firmware MODEL VERSION` or `cloud policy SITE MODEL`.
     pub source: String,

@@ -7,9 +7,10 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::devices::site_exists;
-use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY};
+use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
+use crate::firmware::cloud::Refused;
 use crate::firmware::{Catalogue, IgnoredPolicy, Pin, PinProblem, Release, ScopePolicies};
 use crate::model::Device;
 use crate::sync::protocol::{FirmwarePolicy, FirmwareRelease};
@@ -193,7 +194,7 @@ pub(super) fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), Stor
     Ok(())
 }
 
-/// The cloud's rows under `prefix` (`firmware|`, `policy|`), in key order.
+/// The cloud's rows under `prefix` (`firmware|`, `policy|`, `firmware_refused|`), in key order.
 fn read_cloud<T: serde::de::DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     prefix: &str,
@@ -209,10 +210,11 @@ fn read_cloud<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-/// The cloud's last pulled releases and policies, as stored.
+/// The cloud's last pulled releases and policies, as stored, and the releases the pull refused.
 struct Cloud {
     releases: Vec<FirmwareRelease>,
     policies: Vec<FirmwarePolicy>,
+    refused: Vec<Refused>,
 }
 
 fn read_cloud_rows(
@@ -221,6 +223,7 @@ fn read_cloud_rows(
     Ok(Cloud {
         releases: read_cloud(table, CLOUD_FIRMWARE)?,
         policies: read_cloud(table, CLOUD_POLICY)?,
+        refused: read_cloud(table, CLOUD_REFUSED)?,
     })
 }
 
@@ -236,6 +239,7 @@ fn served(
 ) -> Catalogue {
     let mut catalogue = catalogue_of(releases, policies);
     catalogue.add_cloud(cloud.releases.clone(), cloud.policies.clone());
+    catalogue.refused.extend(cloud.refused.iter().cloned());
     catalogue
 }
 

@@ -18,8 +18,10 @@ use crate::sync::protocol::{Event, EventBody, Lockout, new_event_id};
 /// `registration`, `cursor`.
 pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
 /// The cloud's firmware catalogue, policies and lockouts: `firmware|MODEL|VERSION`,
-/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON. The firmware and policy rows are
-/// read into the catalogue phones are served from (`crate::firmware::cloud`).
+/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON, and `firmware_refused|MODEL|VERSION`,
+/// a release of a page refused for its fields (`crate::firmware::cloud::Refused`). The
+/// firmware, refusal and policy rows are read into the catalogue phones are served from
+/// (`crate::firmware::cloud`).
 pub(crate) const CLOUD_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("cloud_data");
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Coalescing key (`checkin|MAC`, `seen|MAC`, `alarm|KIND|SOURCE`, `overflow`) → the sequence
@@ -31,9 +33,14 @@ const LOCKOUT: &str = "lockout|";
 /// The key prefixes of the cloud's firmware releases and policies in `cloud_data`.
 pub(crate) const CLOUD_FIRMWARE: &str = "firmware|";
 pub(crate) const CLOUD_POLICY: &str = "policy|";
+/// The key prefix of the cloud's releases refused at the pull (`sync::pull`), by the model and
+/// version the cloud gave (quoted when they are not names).
+pub(crate) const CLOUD_REFUSED: &str = "firmware_refused|";
 
 fn is_catalogue_key(key: &str) -> bool {
-    key.starts_with(CLOUD_FIRMWARE) || key.starts_with(CLOUD_POLICY)
+    [CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
 }
 pub(super) const NEXT_SEQ: &str = "outbox_next_seq";
 /// The coalescing key of the `outbox_overflow` event still open to new drops.

@@ -1,19 +1,24 @@
 //! Pull: fetch changes after the stored cursor, check the whole page (pure), then apply it and
 //! the new cursor in one store transaction. A page that fails any check is rejected whole:
-//! nothing of it is applied, an alarm is raised, and the previous state is kept.
+//! nothing of it is applied, an alarm is raised, and the previous state is kept. A firmware
+//! release that fails its checks is the exception: it is refused alone (see
+//! [`firmware_item`]), so that one bad release does not hold back every device and site.
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::firmware::cloud::Refused;
 use crate::firmware::{PolicyError, policy_model};
 use crate::model::{
     CloudDevice, DeviceState, MAX_NAME, MAX_TEXT, MAX_VALUE, Mac, Site, SiteProfile, check_field,
     clip, validate_param,
 };
-use crate::store::PullUpdate;
+use crate::store::{CLOUD_FIRMWARE, CLOUD_REFUSED, PullUpdate};
 
 use super::client::CloudClient;
 use super::page_items::{self, MAX_PAGE_ITEMS};
-use super::protocol::{ChangesPage, FirmwarePolicy, Lifecycle, MAX_ITEMS, PATH_CHANGES, VERSION};
+use super::protocol::{
+    ChangesPage, FirmwarePolicy, FirmwareRelease, Lifecycle, MAX_ITEMS, PATH_CHANGES, VERSION,
+};
 use super::{QUOTED, SyncError};
 
 /// Longest cursor accepted (it is stored and echoed back).
@@ -157,19 +162,7 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
         });
     }
     for f in &page.firmware {
-        check_name("firmware model", &f.model)?;
-        check_name("firmware version", &f.version)?;
-        check_release_url(&f.url)
-            .map_err(|e| item(format!("firmware {} {} url: {e}", f.model, f.version)))?;
-        if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(item(format!(
-                "firmware {} {}: sha256 is not 64 hex digits",
-                f.model, f.version
-            )));
-        }
-        let key = format!("firmware|{}|{}", f.model, f.version);
-        let value = (!f.removed).then(|| json(f));
-        update.cloud_data.push((key, value));
+        update.cloud_data.extend(firmware_item(f));
     }
     // A policy's model as the admin API takes it, stored in one case. One model given again
     // in the same spelling is a later change (applied in order, as devices are); in another
@@ -204,6 +197,72 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             .push((format!("lockout|{mac}"), Some(json(l))));
     }
     Ok(update)
+}
+
+/// What a firmware release of a page writes: the release (or its removal) and the removal of
+/// an earlier refusal of it when it passes its checks; when it does not, the removal of the
+/// release of its model and version stored before (the cloud changed it, and the old image
+/// must not go on being served in its stead) and a refusal naming the release and the field,
+/// which the catalogue raises as a `firmware_cloud_refused` alarm until the cloud sends the
+/// release again valid or withdraws it. A release the cloud withdraws needs only its model and
+/// version.
+///
+/// Refused alone rather than rejecting the page, as the catalogue refuses a release it cannot
+/// serve: the release is the cloud's mistake, and the devices and sites of the page (and of
+/// every later page) would otherwise wait for the cloud to fix it.
+fn firmware_item(f: &FirmwareRelease) -> Vec<(String, Option<Vec<u8>>)> {
+    let names_ok =
+        check_name("model", &f.model).is_ok() && check_name("version", &f.version).is_ok();
+    let (model, version) = if names_ok {
+        (f.model.clone(), f.version.clone())
+    } else {
+        (quoted(&f.model), quoted(&f.version))
+    };
+    let refusal_key = format!("{CLOUD_REFUSED}{model}|{version}");
+    let release_key = names_ok.then(|| format!("{CLOUD_FIRMWARE}{model}|{version}"));
+    let mut out: Vec<(String, Option<Vec<u8>>)> =
+        release_key.into_iter().map(|k| (k, None)).collect();
+    if f.removed {
+        out.push((refusal_key, None));
+        return out;
+    }
+    match release_problem(f) {
+        Ok(()) => {
+            for (_, value) in &mut out {
+                *value = Some(json(f));
+            }
+            out.push((refusal_key, None));
+        }
+        Err(why) => {
+            let refused = Refused {
+                source: format!("cloud firmware {model} {version}"),
+                message: format!(
+                    "the cloud's firmware release {model} {version} is not served: {why}"
+                ),
+            };
+            out.push((refusal_key, Some(json(&refused))));
+        }
+    }
+    out
+}
+
+/// Why a firmware release of a page cannot be taken, naming the field: a model and a version
+/// under the admin API's rule for names, a URL of [`check_release_url`], a SHA-256 of 64 hex
+/// digits.
+fn release_problem(f: &FirmwareRelease) -> Result<(), String> {
+    let named = |field: &str, value: &str| {
+        check_name(field, value).map_err(|e| match e {
+            PageError::Item(m) => m,
+            other => other.to_string(),
+        })
+    };
+    named("model", &f.model)?;
+    named("version", &f.version)?;
+    check_release_url(&f.url).map_err(|e| format!("url: {e}"))?;
+    if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("sha256 {}: not 64 hex digits", quoted(&f.sha256)));
+    }
+    Ok(())
 }
 
 /// A provisioning URL phones are pointed at: an http(s) URL with a host, parsed whole (a
@@ -388,7 +447,6 @@ mod tests {
             r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"activated"}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","devices":[{"mac":"001122aabbcc","state":"claimed","params":{"BAD NAME\n":"x"}}]}"#,
             r#"{"version":1,"cursor":"","next_cursor":"c","sites":[{"name":"hq","profile":{"provisioning_url":"javascript:x"}}]}"#,
-            r#"{"version":1,"cursor":"","next_cursor":"c","firmware":[{"model":"J179","version":"4","url":"u","sha256":"zz"}]}"#,
         ];
         for b in bad {
             assert!(validate(&page(b), "").is_err(), "{b}");
@@ -613,9 +671,20 @@ mod tests {
         serde_json::from_value(p).unwrap()
     }
 
+    /// The refusal a page stores for its one firmware release, if any.
+    fn refusal(page: &ChangesPage) -> Option<Refused> {
+        let u = validate(page, "").unwrap();
+        u.cloud_data
+            .iter()
+            .find(|(k, _)| k.starts_with(CLOUD_REFUSED))
+            .and_then(|(_, v)| v.as_ref())
+            .map(|v| serde_json::from_slice(v).unwrap())
+    }
+
     /// A release's URL is where the firmware cache fetches from: an http(s) URL with a host,
-    /// bounded, without control characters or credentials. Anything else rejects the page
-    /// whole, naming the release and the field; credentials are not quoted back.
+    /// bounded, without control characters or credentials. Anything else refuses the release
+    /// (the rest of the page applies), naming it and the field; credentials are not quoted
+    /// back.
     #[test]
     fn firmware_release_urls_are_checked() {
         for good in [
@@ -625,6 +694,12 @@ mod tests {
         ] {
             let u = validate(&release(good), "").unwrap();
             assert_eq!(u.cloud_data[0].0, "firmware|J179|4.1.3", "{good}");
+            assert!(u.cloud_data[0].1.is_some(), "{good}");
+            assert_eq!(
+                u.cloud_data[1],
+                ("firmware_refused|J179|4.1.3".to_string(), None),
+                "an earlier refusal goes"
+            );
         }
         let long = format!("https://fw.example/{}", "a".repeat(MAX_URL));
         let bad = [
@@ -667,10 +742,81 @@ mod tests {
             ),
         ];
         for (url, expected) in bad {
-            let e = validate(&release(url), "").unwrap_err().to_string();
-            assert!(e.starts_with(expected), "{e}\nexpected: {expected}");
+            let r = refusal(&release(url)).unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(r.source, "cloud firmware J179 4.1.3");
+            let expected = expected.replacen(
+                "firmware J179 4.1.3 url:",
+                "the cloud's firmware release J179 4.1.3 is not served: url:",
+                1,
+            );
+            let e = r.message;
+            assert!(e.starts_with(&expected), "{e}\nexpected: {expected}");
             assert!(!e.contains("s3cret") && !e.contains("token@"), "{e}");
         }
+    }
+
+    /// A release that fails its checks is refused alone: the page's devices apply, the release
+    /// stored before under its model and version goes (its image is no longer the cloud's), and
+    /// the refusal names the release and the field. Names that are not names are quoted.
+    #[test]
+    fn a_bad_release_is_refused_alone() {
+        let p = page(
+            r#"{"version":1,"cursor":"","next_cursor":"c","devices":[
+                {"mac":"001122aabbcc","state":"claimed"}],
+              "firmware":[
+                {"model":"J179","version":"4","url":"u","sha256":"zz"},
+                {"model":"J169","version":"5","url":"https://fw.example/a.bin","sha256":"zz"},
+                {"model":"J1|9","version":"6","url":"https://fw.example/b.bin",
+                 "sha256":"0000000000000000000000000000000000000000000000000000000000000000"},
+                {"model":"J139","version":"7","url":"u","sha256":"zz","removed":true}]}"#,
+        );
+        let u = validate(&p, "").unwrap();
+        assert_eq!(u.devices.len(), 1);
+        let rows: Vec<(&str, Option<Refused>)> = u
+            .cloud_data
+            .iter()
+            .map(|(k, v)| {
+                let refused = v.as_ref().map(|v| serde_json::from_slice(v).unwrap());
+                (k.as_str(), refused)
+            })
+            .collect();
+        let refused = |source: &str, why: &str| Refused {
+            source: source.into(),
+            message: format!(
+                "the cloud's firmware release {} is not served: {why}",
+                &source["cloud firmware ".len()..]
+            ),
+        };
+        assert_eq!(
+            rows,
+            [
+                ("firmware|J179|4", None),
+                (
+                    "firmware_refused|J179|4",
+                    Some(refused(
+                        "cloud firmware J179 4",
+                        "url: \"u\" is not http(s)"
+                    ))
+                ),
+                ("firmware|J169|5", None),
+                (
+                    "firmware_refused|J169|5",
+                    Some(refused(
+                        "cloud firmware J169 5",
+                        "sha256 \"zz\": not 64 hex digits"
+                    ))
+                ),
+                (
+                    "firmware_refused|\"J1|9\"|\"6\"",
+                    Some(refused(
+                        "cloud firmware \"J1|9\" \"6\"",
+                        "model \"J1|9\": no '|' (it separates the parts of stored keys)"
+                    ))
+                ),
+                ("firmware|J139|7", None),
+                ("firmware_refused|J139|7", None),
+            ]
+        );
     }
 
     fn policies(items: &str) -> ChangesPage {
