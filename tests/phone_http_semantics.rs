@@ -196,3 +196,48 @@ async fn head_http10_and_pipelined_requests_keep_the_promise() {
     assert!(!pipelined.contains(&format!("pw-{A}")), "{pipelined}");
     assert!(pipelined.contains(&format!("pw-{B}")), "{pipelined}");
 }
+
+/// Each file goes out with the media type its name says, as a web server would send it (the
+/// types of nginx's `mime.types`): an operator's XML directory or Cisco configuration is XML, a
+/// logo is an image, a trust certificate is one, and a name the box knows nothing of is bytes.
+/// Every file was `text/plain`, whatever it held. Settings files the phones read as text stay
+/// `text/plain`, on GET, HEAD and 304 alike.
+#[tokio::test]
+async fn each_file_kind_has_its_content_type() {
+    let d = Daemon::start();
+    for (name, body) in [
+        ("cfg.xml", &b"<gs_provision/>\n"[..]),
+        ("Logo.PNG", b"\x89PNG\r\n\x1a\n"),
+        ("ring.wav", b"RIFF\0\0\0\0WAVE"),
+        ("trust.pem", b"-----BEGIN CERTIFICATE-----\n"),
+        ("46xxspecials.txt", b"SET FOO bar\n"),
+        ("blob", b"\x00\x01binary"),
+    ] {
+        d.put_file(name, body.to_vec()).await;
+    }
+    let http = d.http.unwrap();
+    for (path, want) in [
+        ("/cfg.xml", "text/xml"),
+        ("/provisioning/logo.png", "image/png"),
+        ("/ring.wav", "audio/wav"),
+        ("/trust.pem", "application/x-x509-ca-cert"),
+        ("/46xxspecials.txt", "text/plain"),
+        ("/blob", "application/octet-stream"),
+        ("/46xxsettings.txt", "text/plain"),
+        ("/J100Supgrade.txt", "text/plain"),
+        ("/y000000000066.cfg", "text/plain"),
+        ("/000000000000.cfg", "text/plain"),
+    ] {
+        let got = send_plain(http, get(path, J179_UA)).await.unwrap();
+        assert_eq!(got.status, 200, "{path}: {}", got.text());
+        assert_eq!(got.headers["content-type"], want, "{path}");
+        let mut head = get(path, J179_UA);
+        *head.method_mut() = http::Method::HEAD;
+        let head = send_plain(http, head).await.unwrap();
+        assert_eq!(head.headers["content-type"], want, "HEAD {path}");
+        let etag = got.headers["etag"].to_str().unwrap();
+        let again = send_plain(http, conditional(path, etag)).await.unwrap();
+        assert_eq!(again.status, 304, "{path}");
+        assert_eq!(again.headers["content-type"], want, "304 {path}");
+    }
+}

@@ -341,7 +341,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     };
     if let Some(ready) = common_key.as_ref().and_then(|k| published.file(k)) {
         record_checkin(state, asked, requester_mac, name, false);
-        return serve_file(asked, ready, false);
+        return serve_file(asked, name, ready, false);
     }
     let Some(served) = decide(&loaded, &who) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -363,7 +363,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             published.keep(key, &ready);
         }
         record_checkin(state, asked, requester_mac, name, false);
-        return serve_file(asked, ready, false);
+        return serve_file(asked, name, ready, false);
     };
     let requester_ctx = match shared_secret {
         true => match state.store.device_context(file_mac) {
@@ -407,6 +407,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             let secret = served.rendered.carries_secret;
             serve_file(
                 asked,
+                name,
                 Ready::new(Bytes::from(served.rendered.bytes)),
                 secret,
             )
@@ -728,7 +729,8 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> (Proof, 
     (proof, false)
 }
 
-fn serve_file(asked: &Asked<'_>, ready: Ready, carries_secret: bool) -> Resp {
+/// `name`: the file's name as asked for, which gives its `Content-Type`.
+fn serve_file(asked: &Asked<'_>, name: &str, ready: Ready, carries_secret: bool) -> Resp {
     // Weakly compared, as for firmware: a phone or proxy that kept the tag as `W/"…"` has the
     // same bytes. Only reached once the requester may have the file, so a 304 reveals nothing.
     let not_modified = asked
@@ -749,7 +751,10 @@ fn serve_file(asked: &Asked<'_>, ready: Ready, carries_secret: bool) -> Resp {
         Response::new(full(ready.bytes))
     };
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::media_type::for_name(name)),
+    );
     h.insert(header::ETAG, ready.etag);
     if carries_secret {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -5,6 +5,7 @@ mod cache;
 pub mod credentials;
 mod handler;
 pub mod identify;
+mod media_type;
 pub mod path;
 
 use std::sync::Arc;
