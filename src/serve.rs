@@ -210,9 +210,16 @@ pub async fn accept_loop<F, S, B>(
             let _slot = slot;
             let _place = place;
             let mut builder = http1::Builder::new();
+            // A client may shut its side once its request is sent and wait for the answer
+            // (RFC 9112 §9.6; nginx and Apache answer it). Without half-close, hyper drops the
+            // request in flight when it reads that end of stream, so any answer that takes a
+            // moment (a firmware image, even one only opened from the cache) is never sent. A
+            // peer that went away instead is found out at the first write, within the send
+            // deadline.
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header)
+                .half_close(true)
                 .max_buf_size(MAX_HEAD);
             match tls {
                 None => {

@@ -241,3 +241,69 @@ async fn each_file_kind_has_its_content_type() {
         assert_eq!(again.headers["content-type"], want, "304 {path}");
     }
 }
+
+/// Writes `request` on `stream`, shuts its write side (what a client that has nothing more to
+/// say may do, HTTP/1.0 style) and reads the answer until the server closes (or 10 s pass).
+async fn half_closed<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &str,
+) -> Vec<u8> {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    assert!(read.is_ok(), "no end: {}", String::from_utf8_lossy(&out));
+    out
+}
+
+/// A client may shut its side of the connection once its request is sent and still wait for
+/// the answer (RFC 9112 §9.6; nginx and Apache answer it). hyper dropped such a request as
+/// soon as it read the end of the stream, so a response that took a moment (a firmware image,
+/// being fetched or only being opened from the cache) was never sent: the phone got an empty
+/// connection. It gets the whole image now, over plain HTTP and over TLS, fetched or cached.
+#[tokio::test]
+async fn a_request_whose_sender_shut_its_side_is_answered() {
+    use common::upstream::{Mode, Upstream, image, sha256_hex};
+    const FILE: &str = "FW_S_J179_R4_1_3_0_6.bin";
+    let up = Upstream::start(image(64 * 1024, 3)).await;
+    up.set_default(Mode::Slow(16 * 1024, std::time::Duration::from_millis(50)));
+    let d = Daemon::start_with(&format!(
+        "[firmware]\nphone_wait_ms = 10000\n[[firmware.release]]\nmodels = [\"J179\"]\n\
+         version = \"4.1.3.0.6\"\nfile = \"{FILE}\"\nurls = [\"{}\"]\nsha256 = \"{}\"\n",
+        up.url(FILE),
+        sha256_hex(&up.image)
+    ));
+    let request = format!("GET /{FILE} HTTP/1.0\r\nUser-Agent: {J179_UA}\r\n\r\n");
+    let body_of = |out: &[u8]| -> Vec<u8> {
+        let text = String::from_utf8_lossy(out);
+        assert!(
+            text.starts_with("HTTP/1.0 200 "),
+            "{}",
+            &text[..text.len().min(200)]
+        );
+        let head = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        out[head + 4..].to_vec()
+    };
+    for round in ["while it is fetched", "from the cache"] {
+        let tcp = tokio::net::TcpStream::connect(d.http.unwrap())
+            .await
+            .unwrap();
+        let body = body_of(&half_closed(tcp, &request).await);
+        assert_eq!(body.as_slice(), up.image.as_slice(), "HTTP, {round}");
+    }
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_config(&d.ca_pem(), None))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let body = body_of(&half_closed(tls, &request).await);
+    assert_eq!(body.as_slice(), up.image.as_slice(), "HTTPS");
+    assert_eq!(up.requests(), 1);
+}
