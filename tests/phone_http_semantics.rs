@@ -307,3 +307,44 @@ async fn a_request_whose_sender_shut_its_side_is_answered() {
     assert_eq!(body.as_slice(), up.image.as_slice(), "HTTPS");
     assert_eq!(up.requests(), 1);
 }
+
+/// The request forms phones send for one file all reach it: another letter case (of the name
+/// and of the MAC), the doubled slash of a provisioning URL ending in `/`, a query string, a
+/// directory from an option 242/66 URL, percent-encoding, the absolute form, and HTTP/1.0
+/// without a Host.
+#[tokio::test]
+async fn the_request_forms_phones_send_reach_their_file() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let id_a = d.identity(A).await;
+    let fetch = |path: String| {
+        let tls = client_config(&ca, Some(&id_a));
+        async move {
+            let r = send(d.https, tls, get(&path, J179_UA)).await.unwrap();
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            r.text()
+        }
+    };
+    let settings = fetch("/46xxsettings.txt".into()).await;
+    for path in [
+        "/46XXSETTINGS.TXT",
+        "//46xxsettings.txt",
+        "/46xxsettings.txt?mac=001122aabbcc",
+        "/provisioning/46xxsettings.txt",
+        "/46xx%73ettings%2Etxt",
+        "https://localhost/46xxsettings.txt",
+    ] {
+        assert_eq!(fetch(path.into()).await, settings, "{path}");
+    }
+    let own = fetch(format!("/{A}.txt")).await;
+    assert!(own.contains(&format!("pw-{A}")), "{own}");
+    for path in [
+        format!("/{}.txt", A.to_uppercase()),
+        format!("/{A}/{A}.TXT"),
+    ] {
+        assert_eq!(fetch(path.clone()).await, own, "{path}");
+    }
+    let old = raw_tls(&d, Some(&id_a), "GET //46xxsettings.txt HTTP/1.0\r\n\r\n").await;
+    assert!(old.starts_with("HTTP/1.0 200 "), "{old}");
+    assert!(old.ends_with(&settings), "{old}");
+}
