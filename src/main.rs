@@ -290,9 +290,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                         &serde_json::json!({"mac": mac, "name": name, "content": content}),
                     );
                 }
-                use std::io::Write;
-                std::io::stdout().write_all(&bytes)?;
-                Ok(())
+                cli::write_stdout(&bytes)
             }
         }
     })?;

@@ -457,6 +457,37 @@ fn a_listing_whose_reader_stops_early_ends_quietly() {
     assert!(err.is_empty(), "{err}");
 }
 
+/// `edgeprov device export | head`: an export (a file's bytes, not a table) whose reader goes
+/// away ends as quietly as a listing does, with 141, for CSV and JSON alike; it used to end
+/// with `edgeprov: Broken pipe (os error 32)` and status 1, as if the export had failed.
+#[test]
+fn an_export_whose_reader_stops_early_ends_quietly() {
+    let d = Daemon::start();
+    let csv: String = std::iter::once("mac,model,serial,site,group,label\n".to_string())
+        .chain((0..2000).map(|i| format!("02aa00{i:06x},J179,,hq,1,desk {i} by the window\n")))
+        .collect();
+    let file = d.dir.path().join("devices.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(&d.cli(&["device", "import", file.to_str().unwrap()]));
+
+    for format in ["csv", "json"] {
+        let mut child = std::process::Command::new(BIN)
+            .args(["device", "export", "--format", format, "--config"])
+            .arg(d.config_path())
+            .env_remove("EDGEPROV_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the export (over 100 KB, more than a pipe holds) is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{format}: {err}");
+        assert!(err.is_empty(), "{format}: {err}");
+    }
+}
+
 /// With `phone.https_listen` on port 0 (the kernel's choice), `dhcp options` gives the port the
 /// running daemon is bound to, and with the daemon stopped says the port is not fixed: it used
 /// to print port 0, sending phones nowhere.

@@ -200,9 +200,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
                 ))
                 .await?;
             let Some(p) = path else {
-                use std::io::Write;
-                std::io::stdout().write_all(&bytes)?;
-                return Ok(());
+                return super::write_stdout(&bytes);
             };
             std::fs::write(&p, &bytes)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;

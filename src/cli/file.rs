@@ -1,6 +1,5 @@
 //! `edgeprov file list|put|get|rm`: static files that override generated ones.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -105,7 +104,7 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
                     "content": content,
                 }));
             }
-            std::io::stdout().write_all(&bytes)?;
+            super::write_stdout(&bytes)?;
         }
         FileCmd::Rm {
             name,

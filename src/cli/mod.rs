@@ -83,3 +83,19 @@ pub fn end_quietly_on_broken_pipe() {
         report(info);
     }));
 }
+
+/// Writes `bytes` (an export, a rendered or static file) to standard output as they are, ending
+/// as quietly as [`end_quietly_on_broken_pipe`] does when the reader has gone (`edgeprov device
+/// export | head`). `write_all` returns that as an error where `println!` panics, and it used to
+/// reach the user as `edgeprov: Broken pipe (os error 32)` with status 1, as if the command
+/// itself had failed.
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(BROKEN_PIPE_EXIT)
+        }
+        written => Ok(written?),
+    }
+}
