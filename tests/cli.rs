@@ -429,6 +429,140 @@ fn a_daemon_that_does_not_answer_is_given_up_on() {
     assert!(err.contains("did not answer"), "{err}");
 }
 
+/// `edgeprov … NAME=VALUE` piped a standard input: the CLI run with `input` on its stdin (not a
+/// terminal).
+fn cli_with_input(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(d.config_path())
+        .env_remove("EDGEPROV_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `--secret NAME` keeps a secret's value off the command line (`ps`, shell history): without a
+/// terminal, `device add` and `param set` read one line of standard input for each, in order,
+/// and the phone gets those values; too few lines is refused, naming the secret, and nothing is
+/// changed. The only way used to be `--secret NAME=VALUE`, and `NAME` alone was a usage error.
+#[tokio::test]
+async fn secret_values_come_from_standard_input_not_the_command_line() {
+    let d = Daemon::start();
+    let out = cli_with_input(
+        &d,
+        &[
+            "device",
+            "add",
+            "--mac",
+            "001122aabbcc",
+            "--model",
+            "J179",
+            "--secret",
+            "SIP_PASSWORD",
+            "--secret",
+            "PROCPSWD",
+        ],
+        "pw from stdin\n271828\n",
+    );
+    let added = ok(&out);
+    assert!(
+        !added.contains("pw from stdin") && !added.contains("271828"),
+        "{added}"
+    );
+    let out = cli_with_input(
+        &d,
+        &[
+            "param",
+            "set",
+            "--layer",
+            "model:J179",
+            "--secret",
+            "SIP_PASSWORD",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--secret SIP_PASSWORD") && err.contains("standard input"),
+        "{err}"
+    );
+    let layer: Value = serde_json::from_str(&ok(&d.cli(&[
+        "--json",
+        "param",
+        "show",
+        "--layer",
+        "model:J179",
+    ])))
+    .unwrap();
+    assert_eq!(
+        layer["secrets"],
+        serde_json::json!([]),
+        "nothing changed: {layer}"
+    );
+    ok(&cli_with_input(
+        &d,
+        &[
+            "param",
+            "set",
+            "--layer",
+            "global",
+            "SIPDOMAIN=example.com",
+            "--secret",
+            "SIP_PASSWORD",
+        ],
+        "layer pw\r\n",
+    ));
+    let layer: Value = serde_json::from_str(&ok(
+        &d.cli(&["--json", "param", "show", "--layer", "global"])
+    ))
+    .unwrap();
+    assert_eq!(
+        layer["secrets"],
+        serde_json::json!(["SIP_PASSWORD"]),
+        "{layer}"
+    );
+
+    let certs = d.dir.path().join("certs");
+    ok(&d.cli(&[
+        "pki",
+        "issue-device",
+        "--mac",
+        "001122aabbcc",
+        "--out",
+        certs.to_str().unwrap(),
+    ]));
+    let id = Identity {
+        cert_pem: std::fs::read_to_string(certs.join("001122aabbcc.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(certs.join("001122aabbcc.key")).unwrap(),
+    };
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get("/001122aabbcc.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.contains("SET SIP_PASSWORD \"pw from stdin\""),
+        "{text}"
+    );
+    assert!(text.contains("271828"), "{text}");
+}
+
 /// `edgeprov device list | head`: the reader closes the pipe after the lines it wants, and the
 /// command ends quietly with the status a shell gives a program ended by SIGPIPE (141), not
 /// with a panic and its backtrace on the terminal.

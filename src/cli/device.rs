@@ -15,7 +15,7 @@ use crate::model::Mac;
 pub enum DeviceCmd {
     /// Add a device to the inventory.
     #[command(
-        after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret SIP_PASSWORD=s3cret"
+        after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret SIP_PASSWORD   # the password is asked for"
     )]
     Add {
         /// The device's MAC address, any spelling (001122aabbcc, 00:11:22:AA:BB:CC, …).
@@ -39,8 +39,11 @@ pub enum DeviceCmd {
         /// A parameter, NAME=VALUE (repeatable).
         #[arg(long = "param", value_name = "NAME=VALUE")]
         params: Vec<String>,
-        /// A secret parameter only the device itself may read, NAME=VALUE (repeatable).
-        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        /// A secret parameter only the device itself may read (repeatable). Give NAME alone
+        /// to keep the value off the command line (and out of `ps` and the shell's history):
+        /// it is asked on a terminal without echo, else read from standard input, one line for
+        /// each such --secret in order. NAME=VALUE works too, value in plain sight.
+        #[arg(long = "secret", value_name = "NAME[=VALUE]")]
         secrets: Vec<String>,
     },
     /// List the inventory, filtered and sorted.
@@ -133,15 +136,18 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             params,
             secrets,
         } => {
+            let m = mac(&m)?;
+            let params = pairs("param", &params)?;
+            let secrets = super::secret_values::secret_values(&secrets, &format!("device {m}"))?;
             let body = json!({
-                "mac": mac(&m)?,
+                "mac": m,
                 "model": model.unwrap_or_default(),
                 "serial": serial.unwrap_or_default(),
                 "site": site.unwrap_or_default(),
                 "group": group.unwrap_or_default(),
                 "label": label.unwrap_or_default(),
-                "params": pairs("param", &params)?,
-                "secrets": pairs("secret", &secrets)?,
+                "params": params,
+                "secrets": secrets,
             });
             let created = api.post("/devices", &body).await?;
             show(created, out)

@@ -22,6 +22,7 @@ pub mod pki;
 pub mod prefs;
 pub mod progress;
 pub mod running;
+pub mod secret_values;
 pub mod settings;
 pub mod site;
 pub mod table;

@@ -48,7 +48,7 @@ pub fn new_password(file: Option<&Path>, what: &str) -> Result<String> {
 /// One line typed on the terminal after `prompt`, with echo off (restored afterwards, also on
 /// error). The echo goes off before the prompt shows, so nothing typed after it is echoed, and
 /// nothing typed ahead is discarded.
-fn ask(prompt: &str) -> Result<String> {
+pub(super) fn ask(prompt: &str) -> Result<String> {
     let stdin = std::io::stdin();
     let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
     let mut quiet = saved.clone();
@@ -64,7 +64,7 @@ fn ask(prompt: &str) -> Result<String> {
     tcsetattr(&stdin, SetArg::TCSANOW, &saved).context("cannot turn the echo back on")?;
     let (n, line) = read?;
     if n == 0 {
-        bail!("no password typed (end of input)");
+        bail!("nothing typed (end of input)");
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

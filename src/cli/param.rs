@@ -8,6 +8,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{ApiClient, encode};
+use super::secret_values::secret_values;
 use super::{Output, UsageError, table};
 use crate::admin::LayerView;
 
@@ -19,9 +20,9 @@ pub enum ParamCmd {
         #[arg(long, default_value = "global")]
         layer: String,
     },
-    /// Set parameters of a layer: NAME=VALUE…, secrets with --secret NAME=VALUE.
+    /// Set parameters of a layer: NAME=VALUE…, secrets with --secret NAME.
     #[command(
-        after_help = "Examples:\n  edgeprov param set --layer global sip.server=pbx.example.com sip.transport=tls\n  edgeprov param set --layer site:hq --secret admin.password=2580"
+        after_help = "Examples:\n  edgeprov param set --layer global sip.server=pbx.example.com sip.transport=tls\n  edgeprov param set --layer site:hq --secret admin.password   # asked for, not echoed\n  edgeprov param set --layer site:hq --secret admin.password < pin.txt   # its first line"
     )]
     Set {
         /// global, site:NAME, group:NAME or model:NAME.
@@ -29,8 +30,11 @@ pub enum ParamCmd {
         layer: String,
         #[arg(value_name = "NAME=VALUE")]
         params: Vec<String>,
-        /// A secret parameter, only ever put into per-device files (repeatable).
-        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        /// A secret parameter, only ever put into per-device files (repeatable). Give NAME
+        /// alone to keep the value off the command line (and out of `ps` and the shell's
+        /// history): it is asked on a terminal without echo, else read from standard input, one
+        /// line for each such --secret in order. NAME=VALUE works too, value in plain sight.
+        #[arg(long = "secret", value_name = "NAME[=VALUE]")]
         secrets: Vec<String>,
     },
     /// Remove parameters (plain or secret) from a layer.
@@ -68,7 +72,9 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
                 )
                 .into());
             }
-            let body = json!({"params": pairs(&params)?, "secrets": pairs(&secrets)?});
+            let params = pairs(&params)?;
+            let secrets = secret_values(&secrets, &format!("layer {layer}"))?;
+            let body = json!({"params": params, "secrets": secrets});
             api.patch(&format!("/params/{}", encode(&layer)), &body)
                 .await?
         }
