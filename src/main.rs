@@ -18,11 +18,14 @@ use edgeprov::storm::StormArgs;
 #[command(
     name = "edgeprov",
     version,
-    about = "Provisioning server for IP desk phones"
+    about = "Provisioning server for IP desk phones",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Configuration file (TOML). Default: $EDGEPROV_CONFIG (unless empty), else
-    /// /etc/edgeprov/edgeprov.toml if it exists, else built-in defaults.
+    /// /etc/edgeprov/edgeprov.toml if it exists, else built-in defaults. Commands that talk to
+    /// the daemon take its admin address and data directory (CA, token) from it; $EDGEPROV_TOKEN
+    /// overrides the token.
     // Not clap's `env`: it took an empty variable as an empty `--config` and blamed the
     // option; `Config::discover` reads the variable instead.
     #[arg(long, global = true, value_name = "FILE")]
@@ -33,6 +36,24 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What `edgeprov --help` says besides the commands: what the environment changes, where the
+/// CLI finds the daemon, and the exit statuses a script tests, so an installer does not need
+/// the README to script against a box.
+const ENVIRONMENT: &str = "\
+Environment:
+  EDGEPROV_CONFIG  The configuration file when --config is not given (empty: unset)
+  EDGEPROV_TOKEN   The admin API token; default: the daemon's own, DATA_DIR/admin.token
+                   (readable by root and the daemon's user)
+  RUST_LOG         serve: a log filter that overrides log_level
+
+The commands that list or change what the box holds talk to the running daemon's admin API:
+its address from DATA_DIR/listeners.json, else [admin] listen; only the box's CA
+(DATA_DIR/pki/ca.crt) is trusted. Times are shown in UTC.
+
+Exit status: 0 done; 1 failed (one line on standard error saying why); 2 called wrongly (an
+unknown option, a value that does not parse, nothing to change, a missing --yes); 141 when
+standard output's reader went away (`| head`).";
 
 #[derive(Debug, Subcommand)]
 enum Command {

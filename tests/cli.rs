@@ -563,6 +563,45 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
     assert!(text.contains("271828"), "{text}");
 }
 
+/// An installer scripting against a box learns from `--help` alone how the CLI finds the
+/// daemon and its token and what the exit statuses mean: `edgeprov --help` names the
+/// environment variables and the statuses, and every command's `--help` says where the token
+/// comes from. Neither said a word of `EDGEPROV_TOKEN` or of the statuses.
+#[test]
+fn help_names_the_environment_and_the_exit_statuses() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        ok(&out)
+    };
+    let top = help(&[]);
+    for wanted in [
+        "EDGEPROV_CONFIG",
+        "EDGEPROV_TOKEN",
+        "admin.token",
+        "listeners.json",
+        "UTC",
+        "Exit status: 0 done; 1 failed",
+        "2 called wrongly",
+        "141",
+    ] {
+        assert!(
+            top.contains(wanted),
+            "edgeprov --help lacks {wanted:?}:\n{top}"
+        );
+    }
+    for command in [&["device", "list"][..], &["backup"], &["param", "set"]] {
+        let text = help(command);
+        assert!(
+            text.contains("$EDGEPROV_TOKEN"),
+            "{command:?} --help:\n{text}"
+        );
+    }
+}
+
 /// `edgeprov device list | head`: the reader closes the pipe after the lines it wants, and the
 /// command ends quietly with the status a shell gives a program ended by SIGPIPE (141), not
 /// with a panic and its backtrace on the terminal.
