@@ -563,6 +563,60 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
     assert!(text.contains("271828"), "{text}");
 }
 
+/// `job create set-param --secret --set NAME` takes the value the way `param set --secret NAME`
+/// does, off the command line (here: standard input), and the device gets it; `--set NAME`
+/// alone used to be a usage error, leaving `--set NAME=VALUE`, in `ps` and the shell's history.
+#[tokio::test]
+async fn a_secret_set_by_a_job_comes_from_standard_input() {
+    let d = Daemon::start();
+    ok(&d.cli(&["device", "add", "--mac", "001122aabbcc", "--model", "J179"]));
+    let out = cli_with_input(
+        &d,
+        &[
+            "job",
+            "create",
+            "set-param",
+            "--mac",
+            "001122aabbcc",
+            "--secret",
+            "--set",
+            "SIP_PASSWORD",
+            "--wait",
+        ],
+        "job pw\n",
+    );
+    ok(&out);
+    let jobs = ok(&d.cli(&["--json", "job", "list"]));
+    assert!(!jobs.contains("job pw"), "{jobs}");
+
+    let certs = d.dir.path().join("certs");
+    ok(&d.cli(&[
+        "pki",
+        "issue-device",
+        "--mac",
+        "001122aabbcc",
+        "--out",
+        certs.to_str().unwrap(),
+    ]));
+    let id = Identity {
+        cert_pem: std::fs::read_to_string(certs.join("001122aabbcc.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(certs.join("001122aabbcc.key")).unwrap(),
+    };
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get("/001122aabbcc.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("SET SIP_PASSWORD \"job pw\""),
+        "{}",
+        r.text()
+    );
+}
+
 /// An installer scripting against a box learns from `--help` alone how the CLI finds the
 /// daemon and its token and what the exit statuses mean: `edgeprov --help` names the
 /// environment variables and the statuses, and every command's `--help` says where the token

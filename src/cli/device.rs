@@ -138,7 +138,8 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
         } => {
             let m = mac(&m)?;
             let params = pairs("param", &params)?;
-            let secrets = super::secret_values::secret_values(&secrets, &format!("device {m}"))?;
+            let secrets =
+                super::secret_values::secret_values("--secret", &secrets, &format!("device {m}"))?;
             let body = json!({
                 "mac": m,
                 "model": model.unwrap_or_default(),

@@ -77,8 +77,9 @@ pub struct CreateArgs {
     /// move: the new group.
     #[arg(long)]
     to_group: Option<String>,
-    /// set-param: the parameter to set.
-    #[arg(long, value_name = "NAME=VALUE", conflicts_with = "unset")]
+    /// set-param: the parameter to set. With --secret, NAME alone keeps the value off the
+    /// command line: asked on a terminal without echo, else the first line of standard input.
+    #[arg(long, value_name = "NAME[=VALUE]", conflicts_with = "unset")]
     set: Option<String>,
     /// set-param: the parameter to remove.
     #[arg(long, value_name = "NAME")]
@@ -124,9 +125,16 @@ impl CreateArgs {
             }
             Kind::SetParam => {
                 let (name, value) = match (&self.set, &self.unset) {
+                    (Some(name), None) if self.secret && !name.contains('=') => {
+                        let value =
+                            super::secret_values::secret_value("--set", name, "the job's devices")?;
+                        (name.clone(), Value::from(value))
+                    }
                     (Some(pair), None) => {
                         let (n, v) = pair.split_once('=').ok_or_else(|| {
-                            UsageError(format!("--set {pair:?}: expected NAME=VALUE"))
+                            UsageError(format!(
+                                "--set {pair:?}: expected NAME=VALUE (NAME alone with --secret)"
+                            ))
                         })?;
                         (n.to_string(), Value::from(v))
                     }

@@ -73,7 +73,7 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .into());
             }
             let params = pairs(&params)?;
-            let secrets = secret_values(&secrets, &format!("layer {layer}"))?;
+            let secrets = secret_values("--secret", &secrets, &format!("layer {layer}"))?;
             let body = json!({"params": params, "secrets": secrets});
             api.patch(&format!("/params/{}", encode(&layer)), &body)
                 .await?

@@ -1,58 +1,60 @@
-//! The values of `--secret` items (`param set`, `device add`). `--secret NAME=VALUE` puts the
-//! value where `ps`, the shell's history and a sudo log show it; `--secret NAME` leaves it off
-//! the command line: asked on the terminal without echo, or else read from standard input, one
-//! line per such NAME in the order given, as `gh secret set NAME < file` reads its value. A
-//! script pipes the values in (`printf '%s\n' "$PW" | edgeprov param set --secret NAME`), an
-//! installer types them.
+//! The values of secret parameters named on the command line (`param set --secret`, `device
+//! add --secret`, `job create set-param --secret --set`). `NAME=VALUE` puts the value where
+//! `ps`, the shell's history and sudo's log show it; `NAME` alone leaves it off the command
+//! line: asked on the terminal without echo, or else read from standard input, one line for
+//! each such NAME in the order given, as `gh secret set NAME < file` reads its value. A script
+//! pipes the values in (`printf '%s\n' "$PW" | edgeprov param set --secret NAME`), an installer
+//! types them.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 
 use anyhow::{Result, anyhow};
 
 use super::UsageError;
 use super::new_password::ask;
 
-/// `items` (`NAME=VALUE` or `NAME`) as names and values, the missing values read as the module
-/// says; `what` names where they go ("layer site:hq", "device 001122aabbcc") in the prompt.
-pub fn secret_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+/// `items` of `flag` (`NAME=VALUE` or `NAME`) as names and values, the missing values read as
+/// the module says; `what` names where they go ("layer site:hq") in the prompt.
+pub fn secret_values(flag: &str, items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    let terminal = std::io::stdin().is_terminal();
-    // Locked only when read from: `ask` takes the terminal's lock itself.
-    let mut lines = (!terminal).then(|| std::io::stdin().lock().lines());
     for item in items {
         let (name, value) = match item.split_once('=') {
             Some((name, value)) => (name, value.to_string()),
-            None if terminal => (
-                item.as_str(),
-                ask(&format!("Value of secret {item} for {what}: "))?,
-            ),
-            None => {
-                let line = lines
-                    .as_mut()
-                    .and_then(Iterator::next)
-                    .transpose()
-                    .map_err(|e| anyhow!("--secret {item}: cannot read standard input: {e}"))?
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "--secret {item}: no value on standard input (one line for each \
-                             --secret NAME given without =VALUE); nothing was changed"
-                        )
-                    })?;
-                (item.as_str(), line.trim_end_matches('\r').to_string())
-            }
+            None => (item.as_str(), secret_value(flag, item, what)?),
         };
         if name.is_empty() {
-            return Err(
-                UsageError(format!("--secret {item:?}: expected NAME or NAME=VALUE")).into(),
-            );
-        }
-        if value.is_empty() && !item.contains('=') {
-            return Err(anyhow!(
-                "--secret {name}: the value read is empty; nothing was changed"
-            ));
+            return Err(UsageError(format!("{flag} {item:?}: expected NAME or NAME=VALUE")).into());
         }
         out.insert(name.to_string(), value);
     }
     Ok(out)
+}
+
+/// The value of secret `name` given alone to `flag`: typed without echo on a terminal, else the
+/// next line of standard input (its line end dropped). Standard input's buffer is shared by
+/// every lock of it, so each call reads on where the last one stopped. An empty value is
+/// refused: an empty line or an early end is a script's mistake, never a password.
+pub fn secret_value(flag: &str, name: &str, what: &str) -> Result<String> {
+    let value = if std::io::stdin().is_terminal() {
+        ask(&format!("Value of secret {name} for {what}: "))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| anyhow!("{flag} {name}: cannot read standard input: {e}"))?;
+        if line.is_empty() {
+            return Err(anyhow!(
+                "{flag} {name}: no value on standard input (one line for each {flag} NAME given \
+                 without =VALUE); nothing was changed"
+            ));
+        }
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if value.is_empty() {
+        return Err(anyhow!(
+            "{flag} {name}: the value read is empty; nothing was changed"
+        ));
+    }
+    Ok(value)
 }
