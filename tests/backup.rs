@@ -275,6 +275,26 @@ async fn taking_a_backup_is_audited() {
     );
 }
 
+/// `backup --out` into a directory that does not exist, or onto a directory, fails at once,
+/// naming the path, before the backup is downloaded: the audit log holds no backup taken. It
+/// used to download the whole backup first and fail only when writing it.
+#[tokio::test]
+async fn a_backup_that_cannot_be_written_is_not_taken() {
+    let d = Daemon::start();
+    let missing = d.dir.path().join("no/such/dir/box.backup");
+    let dir = d.dir.path().to_path_buf();
+    for out in [&missing, &dir] {
+        let run = d.cli(&["backup", "--out", out.to_str().unwrap()]);
+        assert_eq!(run.status.code(), Some(1), "{run:?}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(out.to_str().unwrap()), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let (s, entries) = d.api("GET", "/audit?resource=/api/v1/backup", None).await;
+    assert_eq!(s, 200, "{entries}");
+    assert_eq!(entries, json!([]), "no backup was taken");
+}
+
 /// A backup holds the box's own token, which no revocation reaches: an administrator's API
 /// token (revocable) took one and so kept the box's token after its own was revoked. Only the
 /// box's own token takes a backup.

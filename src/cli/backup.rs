@@ -32,7 +32,34 @@ pub fn passphrase(file: Option<&Path>) -> Result<Option<String>> {
     Ok(Some(pass))
 }
 
+/// Refuses an `--out` that cannot be written before anything is downloaded: a directory, or a
+/// file in a directory that is missing, read-only or not the user's to write. A typo in the
+/// path used to show only after the whole backup had come over (minutes, for a large store),
+/// with the audit log recording a backup that no file holds.
+fn check_writable(file: &Path) -> Result<()> {
+    if file.is_dir() {
+        bail!(
+            "cannot write {}: it is a directory; name the backup file in it",
+            file.display()
+        );
+    }
+    // A bare file name's parent is the empty path: its directory is the current one.
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write {}: directory {}: {}; nothing was downloaded",
+            file.display(),
+            dir.display(),
+            std::io::Error::from(e)
+        )
+    })
+}
+
 pub async fn backup(api: &ApiClient, out: Output, file: &Path, pass: Option<String>) -> Result<()> {
+    check_writable(file)?;
     let progress = std::sync::Arc::new(Progress::new("downloading the backup", 0));
     let bytes = api
         .get_bytes_progress(
