@@ -39,7 +39,9 @@ impl PageArgs {
             1 => next.to_string(),
             _ => format!("{}-{next}", self.offset + 1),
         };
-        Some(match next < total {
+        // A page of none (`--limit 0`) has no next page to point at: `--offset` as given
+        // would show the same nothing again.
+        Some(match next < total && shown > 0 {
             true => format!("showing {range} of {total}; --offset {next} for the next page"),
             false => format!("showing {range} of {total}"),
         })
@@ -82,6 +84,20 @@ mod tests {
         assert_eq!(
             page(9, None).footer(0, Some(5)).as_deref(),
             Some("showing none of 5")
+        );
+    }
+
+    /// `--limit 0` shows none and points at no next page: it pointed at `--offset 0`, the same
+    /// empty page, a loop for a script that follows the hint.
+    #[test]
+    fn a_page_of_none_points_at_no_next_page() {
+        assert_eq!(
+            page(0, Some(0)).footer(0, Some(3)).as_deref(),
+            Some("showing none of 3")
+        );
+        assert_eq!(
+            page(2, Some(0)).footer(0, Some(3)).as_deref(),
+            Some("showing none of 3")
         );
     }
 }
