@@ -18,8 +18,8 @@ use crate::config::Config;
 /// (and every backup made so far was sealed without them).
 pub fn passphrase(file: Option<&Path>) -> Result<Option<String>> {
     let Some(f) = file else { return Ok(None) };
-    let text =
-        std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+    let text = std::fs::read_to_string(f)
+        .with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
     let pass = text
         .lines()
         .next()
@@ -155,4 +155,35 @@ pub fn restore(
         restored.config_copy.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unreadable passphrase file is named as what it is: "cannot read nosuch" left the
+    /// administrator to guess which of the command's files was meant.
+    #[test]
+    fn an_unreadable_passphrase_file_is_named_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nosuch");
+        let err = format!("{:#}", passphrase(Some(&missing)).unwrap_err());
+        assert!(
+            err.starts_with(&format!(
+                "cannot read the passphrase file {}",
+                missing.display()
+            )),
+            "{err}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        let err = passphrase(Some(&empty)).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: the passphrase is empty", empty.display()));
+        let given = dir.path().join("given");
+        std::fs::write(&given, "\tcorrect horse \nsecond line\n").unwrap();
+        assert_eq!(
+            passphrase(Some(&given)).unwrap().as_deref(),
+            Some("correct horse")
+        );
+    }
 }
