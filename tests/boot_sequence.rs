@@ -165,7 +165,7 @@ async fn avaya_yealink_and_poly_boot() {
     let r = send_plain(d.http.unwrap(), get(&format!("/{POLY}-phone.cfg"), ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
 }
 
 /// A Yealink family with a three-digit number (a T46U's is 108): a phone that is not in

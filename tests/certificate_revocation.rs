@@ -328,7 +328,7 @@ async fn a_session_resumed_from_before_the_revocation_proves_nothing() {
         let resumed = fetch()
             .await
             .unwrap_or_else(|e| panic!("{version:?}: the session was not resumed: {e}"));
-        assert_eq!(resumed.status, 401, "{version:?}: {}", resumed.text());
+        assert_eq!(resumed.status, 403, "{version:?}: {}", resumed.text());
         assert!(!resumed.text().contains(&format!("pw-{A}")));
     }
     let (_, alarms) = d.api("GET", "/alarms?kind=revoked_certificate", None).await;
@@ -370,7 +370,7 @@ async fn an_open_connection_stops_proving_the_device_once_revoked() {
     let (s, v) = revoke(&d, A, json!({"serial": serial_of(&id)})).await;
     assert_eq!(s, 200, "{v}");
     let (status, body) = fetch().await;
-    assert_eq!(status, 401, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert!(!body.contains(&format!("pw-{A}")));
 }
 

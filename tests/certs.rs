@@ -568,7 +568,7 @@ async fn an_open_connection_stops_proving_the_device_once_its_root_is_removed() 
     let (s, v) = d.api("DELETE", &format!("/certs/roots/{fp}"), None).await;
     assert_eq!(s, 204, "{v}");
     let (status, body) = fetch(&mut open[0]).await;
-    assert_eq!(status, 401, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert!(!body.contains("pw-root"), "{body}");
     let (status, body) = fetch(&mut open[1]).await;
     assert_eq!(status, 200, "{body}");

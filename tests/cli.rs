@@ -104,7 +104,7 @@ async fn device_lifecycle_and_certificates() {
     let r = send_plain(d.http.unwrap(), get("/001122aabbcc.txt", J179_UA))
         .await
         .unwrap();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     let alarms = ok(&d.cli(&["alarms"]));
     assert!(alarms.contains("secret_without_proof"), "{alarms}");
     let alarms: Value = serde_json::from_str(&ok(&d.cli(&["alarms", "--json"]))).unwrap();

@@ -76,6 +76,7 @@ async fn a_replayed_digest_header_is_refused() {
         .insert("authorization", seen.parse().unwrap());
     let r = send_plain(http, replay).await.unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.headers.get("www-authenticate").is_some());
     assert!(!r.text().contains("pw-a"));
 
     // The phone's own next request (the next nonce count) still works.

@@ -123,7 +123,7 @@ async fn alarms_page_by_offset_and_limit() {
     for n in 0..ENTRIES {
         let from = Ipv4Addr::new(127, 0, 97, 10 + n as u8);
         let status = plain_get_from(from, d.http.unwrap(), "/001122000101.txt").await;
-        assert!(status.starts_with("HTTP/1.1 401"), "{from}: {status}");
+        assert!(status.starts_with("HTTP/1.1 403"), "{from}: {status}");
     }
     let whole = walk(&d, "/alarms?kind=secret_without_proof&", 5).await;
     assert_eq!(whole.len(), ENTRIES, "{whole:?}");

@@ -61,7 +61,7 @@ async fn authorisation_matrix() {
     assert_eq!(other.status, 403);
     assert!(!other.text().contains("pw-"));
 
-    // No certificate over TLS: 401, no secret.
+    // No certificate over TLS: 403, no secret.
     let none = send(
         d.https,
         client_config(&ca, None),
@@ -69,21 +69,21 @@ async fn authorisation_matrix() {
     )
     .await
     .unwrap();
-    assert_eq!(none.status, 401);
+    assert_eq!(none.status, 403);
     assert!(!none.text().contains("pw-"));
 
-    // Plain HTTP: 401, no secret (even claiming to be the phone in the User-Agent).
+    // Plain HTTP: 403, no secret (even claiming to be the phone in the User-Agent).
     let plain = send_plain(d.http.unwrap(), get(&format!("/{A}.txt"), J179_UA))
         .await
         .unwrap();
-    assert_eq!(plain.status, 401);
+    assert_eq!(plain.status, 403);
     assert!(!plain.text().contains("pw-"));
 
     // Every refusal raised an alarm, deduplicated with a count.
     let again = send_plain(d.http.unwrap(), get(&format!("/{A}.txt"), J179_UA))
         .await
         .unwrap();
-    assert_eq!(again.status, 401);
+    assert_eq!(again.status, 403);
     let (status, alarms) = d.api("GET", "/alarms", None).await;
     assert_eq!(status, 200);
     let alarms = alarms.as_array().unwrap();
@@ -308,9 +308,9 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     let http = d.http.unwrap();
     let path = format!("/{A}.txt");
 
-    // Not opted in: credentials are not even offered.
+    // Not opted in: credentials are not even offered, so there is no challenge and no 401.
     let r = send_plain(http, get(&path, J179_UA)).await.unwrap();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert!(r.headers.get("www-authenticate").is_none());
 
     d.api(
@@ -321,6 +321,7 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     .await;
     let challenge = send_plain(http, get(&path, J179_UA)).await.unwrap();
     assert_eq!(challenge.status, 401);
+    assert!(challenge.headers.get("www-authenticate").is_some());
     let offers: Vec<String> = challenge
         .headers
         .get_all("www-authenticate")
@@ -360,14 +361,18 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
             .parse()
             .unwrap(),
     );
-    assert_eq!(send_plain(http, replayed).await.unwrap().status, 401);
+    let r = send_plain(http, replayed).await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
 
     // Basic over plain HTTP is never accepted, even when right.
     let mut basic = get(&path, J179_UA);
     basic
         .headers_mut()
         .insert("authorization", "Basic ajE3OWE6cmlnaHQ=".parse().unwrap());
-    assert_eq!(send_plain(http, basic).await.unwrap().status, 401);
+    let r = send_plain(http, basic).await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
 
     // Basic inside TLS is.
     let mut basic = get(&path, J179_UA);
@@ -389,7 +394,9 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(send_plain(http, bad).await.unwrap().status, 401);
+        let r = send_plain(http, bad).await.unwrap();
+        assert_eq!(r.status, 401);
+        assert!(r.headers.get("www-authenticate").is_some());
     }
     let mut right = get(&path, J179_UA);
     right.headers_mut().insert(
@@ -400,6 +407,7 @@ async fn http_credentials_are_an_opt_in_proof_with_lockout() {
     );
     let r = send_plain(http, right).await.unwrap();
     assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
     assert!(!r.text().contains("pw-"));
     let (_, alarms) = d.api("GET", "/alarms", None).await;
     assert!(
@@ -427,7 +435,7 @@ async fn alarms_filter_and_clear_audited() {
     let plain = send_plain(d.http.unwrap(), get(&format!("/{A}.txt"), J179_UA))
         .await
         .unwrap();
-    assert_eq!(plain.status, 401);
+    assert_eq!(plain.status, 403);
 
     let (_, major) = d.api("GET", "/alarms?severity=major", None).await;
     let major = major.as_array().unwrap();
@@ -634,7 +642,7 @@ async fn a_session_resumed_after_its_certificate_expired_proves_nothing() {
     for tls in clients {
         let (kind, resumed) = fetch(&d, tls, &format!("/{A}.txt")).await;
         assert_eq!(kind, rustls::HandshakeKind::Resumed);
-        assert!(resumed.starts_with("HTTP/1.1 401"), "{resumed}");
+        assert!(resumed.starts_with("HTTP/1.1 403"), "{resumed}");
         assert!(!resumed.contains("pw-"), "{resumed}");
     }
 }
@@ -657,6 +665,7 @@ async fn basic_credentials_sent_in_clear_raise_an_alarm() {
         .insert("authorization", "Basic ajE3OWE6cmlnaHQ=".parse().unwrap());
     let r = send_plain(d.http.unwrap(), basic).await.unwrap();
     assert_eq!(r.status, 401);
+    assert!(r.headers.get("www-authenticate").is_some());
     assert!(!r.text().contains("pw-"));
     let (_, alarms) = d.api("GET", "/alarms", None).await;
     let in_clear = alarms

@@ -57,7 +57,7 @@ async fn daemon_with_two_phones() -> Daemon {
 
 /// A vendor's factory certificate may name the phone only in a SAN directory name (its CN or
 /// serialNumber, as secure elements write it) or as an RFC 9039 EUI-64 device URN. The box read
-/// neither: the phone proved nothing and got 401 for its own file. Each now proves that MAC, and
+/// neither: the phone proved nothing and was refused its own file. Each now proves that MAC, and
 /// only it: the other device's file is 403.
 #[tokio::test]
 async fn factory_certificates_naming_the_mac_in_other_san_forms_prove_it() {
@@ -116,7 +116,7 @@ async fn factory_certificates_naming_the_mac_in_other_san_forms_prove_it() {
 }
 
 /// A trusted certificate that names no MAC (an EUI-64 that carries none, or no device name at
-/// all) proves nothing, whatever MAC the path and the User-Agent claim: 401, never the secret.
+/// all) proves nothing, whatever MAC the path and the User-Agent claim: 403, never the secret.
 #[tokio::test]
 async fn a_certificate_naming_no_mac_proves_nothing_whatever_the_request_claims() {
     let d = daemon_with_two_phones().await;
@@ -135,7 +135,7 @@ async fn a_certificate_naming_no_mac_proves_nothing_whatever_the_request_claims(
             let r = send(d.https, client_config(&ca, Some(id)), get(&path, J179_UA))
                 .await
                 .unwrap();
-            assert_eq!(r.status, 401, "{path}");
+            assert_eq!(r.status, 403, "{path}");
             assert!(!r.text().contains("pw-"), "{path}");
         }
     }
@@ -144,7 +144,7 @@ async fn a_certificate_naming_no_mac_proves_nothing_whatever_the_request_claims(
 /// Cisco SPA phones and ATAs and Cisco's Multiplatform phones name themselves in their client
 /// certificate's subject as `OU=<product>, L=<serial>, S=<MAC>`: such a phone proves its MAC
 /// and gets its own file, not another's. A CN that merely holds a MAC among other text, the
-/// serial in L, and Cisco's generic certificate (`S=ciscogeneric`) prove nothing: 401.
+/// serial in L, and Cisco's generic certificate (`S=ciscogeneric`) prove nothing: 403.
 #[tokio::test]
 async fn cisco_s_element_proves_the_mac_and_a_cn_merely_holding_one_does_not() {
     let d = daemon_with_two_phones().await;
@@ -195,7 +195,7 @@ async fn cisco_s_element_proves_the_mac_and_a_cn_merely_holding_one_does_not() {
         )
         .await
         .unwrap();
-        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(r.status, 403, "{}", r.text());
         assert!(!r.text().contains("pw-"));
     }
 }

@@ -59,7 +59,7 @@ async fn a_flood_of_refused_requests_takes_one_outbox_entry_and_few_log_lines() 
         .expect("the server answers every request")
         .unwrap();
     let answers = String::from_utf8_lossy(&answers);
-    assert_eq!(answers.matches("HTTP/1.1 401").count(), FLOOD);
+    assert_eq!(answers.matches("HTTP/1.1 403").count(), FLOOD);
     assert!(!answers.contains("s3cret"));
 
     // A phone the inventory does not know asks for its settings after the flood.

@@ -42,7 +42,7 @@ async fn parameters_named_as_credentials_are_secrets() {
     let unproven = send_plain(http, get(&format!("/{MAC}.txt"), J179_UA))
         .await
         .unwrap();
-    assert_eq!(unproven.status, 401, "{}", unproven.text());
+    assert_eq!(unproven.status, 403, "{}", unproven.text());
     for secret in ["271828", "hunter2", "s3"] {
         assert!(!unproven.text().contains(secret), "{}", unproven.text());
     }

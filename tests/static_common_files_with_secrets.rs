@@ -53,12 +53,12 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
         .await
         .unwrap();
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 403);
     assert!(!leaked(&r));
     // Asking as nobody in particular gets the box-wide file: the generated one.
     let r = send_plain(d.http.unwrap(), get("/46xxsettings.txt", "curl/8"))
@@ -101,7 +101,7 @@ async fn a_static_common_file_with_a_password_needs_a_proven_device() {
     let r = send_plain(d.http.unwrap(), get("/y000000000028.cfg", "curl/8"))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!r.text().contains("shared-secret"));
     // Proven, but not in the inventory: 403; in it: the file.
     let r = send(
@@ -201,7 +201,7 @@ async fn a_file_stored_before_files_were_read_for_secrets_is_read_at_start() {
     let r = send_plain(d.http.unwrap(), get("/46xxspecials.txt", J179_UA))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!r.text().contains("27238"));
 }
 
@@ -239,7 +239,7 @@ async fn passwords_written_over_lines_or_in_cdata_need_proof() {
         let r = send_plain(d.http.unwrap(), get(&format!("/{name}"), "curl/8"))
             .await
             .unwrap();
-        assert_eq!(r.status, 401, "{name}: {}", r.text());
+        assert_eq!(r.status, 403, "{name}: {}", r.text());
         for leaked in ["hunter2", "pw-poly", "pw-cisco", "pw-json"] {
             assert!(!r.text().contains(leaked), "{name}: {}", r.text());
         }
@@ -280,7 +280,7 @@ async fn a_file_with_prefixed_password_elements_is_served_only_with_proof() {
     let r = send_plain(d.http.unwrap(), get("/XMLDefault.cnf.xml", "curl/8"))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let ca = d.ca_pem();
     let r = send(
@@ -290,7 +290,7 @@ async fn a_file_with_prefixed_password_elements_is_served_only_with_proof() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let r = send(
         d.https,
@@ -322,13 +322,13 @@ async fn a_grandstream_cfg_xml_with_its_xml_config_password_needs_proof() {
     let r = send_plain(d.http.unwrap(), get("/cfg.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!r.text().contains("aes-key"));
     let ca = d.ca_pem();
     let r = send(d.https, client_config(&ca, None), get("/cfg.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     let r = send(
         d.https,
         client_config(&ca, Some(&d.identity(A).await)),
@@ -365,13 +365,13 @@ async fn a_cisco_profile_with_its_resync_key_needs_proof() {
     let r = send_plain(d.http.unwrap(), get("/8841.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let ca = d.ca_pem();
     let r = send(d.https, client_config(&ca, None), get("/8841.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let r = send(
         d.https,
@@ -414,13 +414,13 @@ async fn a_grandstream_v2_cfg_xml_with_nested_passwords_needs_proof() {
     let r = send_plain(d.http.unwrap(), get("/cfg.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let ca = d.ca_pem();
     let r = send(d.https, client_config(&ca, None), get("/cfg.xml", &ua))
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
     let r = send(
         d.https,

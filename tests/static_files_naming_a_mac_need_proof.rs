@@ -42,12 +42,12 @@ async fn a_static_file_holding_a_mac_anywhere_in_its_name_needs_that_devices_pro
         let plain = send_plain(d.http.unwrap(), get(&path, J179_UA))
             .await
             .unwrap();
-        assert_eq!(plain.status, 401, "{name} over plain HTTP");
+        assert_eq!(plain.status, 403, "{name} over plain HTTP");
         assert!(!plain.text().contains("topsecret"), "{name}");
         let anonymous = send(d.https, client_config(&ca, None), get(&path, J179_UA))
             .await
             .unwrap();
-        assert_eq!(anonymous.status, 401, "{name} without a certificate");
+        assert_eq!(anonymous.status, 403, "{name} without a certificate");
         let other = send(
             d.https,
             client_config(&ca, Some(&id_b)),

@@ -28,7 +28,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
-    /// 401: prove who you are (a challenge may follow if HTTP credentials are allowed).
+    /// Prove who you are: 401 with a challenge if HTTP credentials are allowed for the device,
+    /// 403 otherwise (a client certificate has no HTTP challenge to offer).
     Unauthenticated {
         alarm: AlarmKind,
     },

@@ -101,8 +101,8 @@ impl Default for NonceKey {
     }
 }
 
-/// The `WWW-Authenticate` values to send with a 401: SHA-256 Digest first, MD5 Digest for older
-/// phones, and Basic only when the connection is TLS. `stale` when the request's Digest answer
+/// The `WWW-Authenticate` values to send with a 401 (none goes out without them): SHA-256
+/// Digest first, MD5 Digest for older phones, and Basic only when the connection is TLS. `stale` when the request's Digest answer
 /// was right but its nonce is no longer honoured: the phone then retries with the fresh nonce
 /// instead of taking its password for wrong.
 pub fn challenges(nonces: &NonceKey, tls: bool, stale: bool) -> Vec<String> {

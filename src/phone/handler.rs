@@ -40,6 +40,28 @@ fn text(status: StatusCode, body: &'static str) -> Resp {
     r
 }
 
+/// The answer to a request for a file with a secret that came without proof of identity.
+///
+/// With HTTP credentials allowed for the device, 401 carrying their challenges. Without, 403:
+/// a client certificate is not an HTTP authentication scheme, so there is no challenge to give,
+/// and RFC 9110 §15.5.2 forbids a 401 without one. Some phones (Avaya J100) also prompt the
+/// user for a name and password on any 401, which a boot storm of certificate-less phones must
+/// not cause. Apache answers a failed `SSLRequire` with 403 too.
+fn proof_required(challenges: Vec<String>) -> Resp {
+    let values: Vec<HeaderValue> = challenges
+        .iter()
+        .filter_map(|c| HeaderValue::from_str(c).ok())
+        .collect();
+    if values.is_empty() {
+        return text(StatusCode::FORBIDDEN, "client certificate required\n");
+    }
+    let mut r = text(StatusCode::UNAUTHORIZED, "client certificate required\n");
+    for v in values {
+        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
 /// Request facts the decisions need, read once.
 struct Asked<'a> {
     conn: &'a ConnInfo,
@@ -356,7 +378,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
                 asked.source(),
                 format!("{name}: a file with a secret was asked for by no known device"),
             );
-            return text(StatusCode::UNAUTHORIZED, "client certificate required\n");
+            return proof_required(Vec::new());
         }
         let ready = Ready::new(Bytes::from(served.rendered.bytes));
         if let Some(key) = common_key {
@@ -421,15 +443,11 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
                     format!("{name}: a secret file was asked for without proof of identity"),
                 );
             }
-            let mut r = text(StatusCode::UNAUTHORIZED, "client certificate required\n");
-            if ctx.is_some_and(http_auth_allowed) {
-                for c in credentials::challenges(&state.nonces, asked.conn.tls, stale_nonce) {
-                    if let Ok(v) = HeaderValue::from_str(&c) {
-                        r.headers_mut().append(header::WWW_AUTHENTICATE, v);
-                    }
-                }
-            }
-            r
+            let challenges = match ctx.is_some_and(http_auth_allowed) {
+                true => credentials::challenges(&state.nonces, asked.conn.tls, stale_nonce),
+                false => Vec::new(),
+            };
+            proof_required(challenges)
         }
         Decision::Forbidden { alarm } => {
             let why = match alarm {
