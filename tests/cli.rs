@@ -428,6 +428,32 @@ fn a_daemon_that_does_not_answer_is_given_up_on() {
     assert!(err.contains(&d.admin.to_string()), "{err}");
     assert!(err.contains("did not answer"), "{err}");
 }
+/// Device 001122aabbcc's own Avaya file, fetched with a certificate `pki issue-device` made
+/// for it: what the phone itself would be served.
+async fn own_file(d: &Daemon) -> String {
+    let certs = d.dir.path().join("certs");
+    ok(&d.cli(&[
+        "pki",
+        "issue-device",
+        "--mac",
+        "001122aabbcc",
+        "--out",
+        certs.to_str().unwrap(),
+    ]));
+    let id = Identity {
+        cert_pem: std::fs::read_to_string(certs.join("001122aabbcc.crt")).unwrap(),
+        key_pem: std::fs::read_to_string(certs.join("001122aabbcc.key")).unwrap(),
+    };
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get("/001122aabbcc.txt", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    r.text()
+}
 
 /// `edgeprov … NAME=VALUE` piped a standard input: the CLI run with `input` on its stdin (not a
 /// terminal).
@@ -534,28 +560,7 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
         "{layer}"
     );
 
-    let certs = d.dir.path().join("certs");
-    ok(&d.cli(&[
-        "pki",
-        "issue-device",
-        "--mac",
-        "001122aabbcc",
-        "--out",
-        certs.to_str().unwrap(),
-    ]));
-    let id = Identity {
-        cert_pem: std::fs::read_to_string(certs.join("001122aabbcc.crt")).unwrap(),
-        key_pem: std::fs::read_to_string(certs.join("001122aabbcc.key")).unwrap(),
-    };
-    let r = send(
-        d.https,
-        client_config(&d.ca_pem(), Some(&id)),
-        get("/001122aabbcc.txt", J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200);
-    let text = r.text();
+    let text = own_file(&d).await;
     assert!(
         text.contains("SET SIP_PASSWORD \"pw from stdin\""),
         "{text}"
@@ -589,32 +594,8 @@ async fn a_secret_set_by_a_job_comes_from_standard_input() {
     let jobs = ok(&d.cli(&["--json", "job", "list"]));
     assert!(!jobs.contains("job pw"), "{jobs}");
 
-    let certs = d.dir.path().join("certs");
-    ok(&d.cli(&[
-        "pki",
-        "issue-device",
-        "--mac",
-        "001122aabbcc",
-        "--out",
-        certs.to_str().unwrap(),
-    ]));
-    let id = Identity {
-        cert_pem: std::fs::read_to_string(certs.join("001122aabbcc.crt")).unwrap(),
-        key_pem: std::fs::read_to_string(certs.join("001122aabbcc.key")).unwrap(),
-    };
-    let r = send(
-        d.https,
-        client_config(&d.ca_pem(), Some(&id)),
-        get("/001122aabbcc.txt", J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200);
-    assert!(
-        r.text().contains("SET SIP_PASSWORD \"job pw\""),
-        "{}",
-        r.text()
-    );
+    let text = own_file(&d).await;
+    assert!(text.contains("SET SIP_PASSWORD \"job pw\""), "{text}");
 }
 
 /// An installer scripting against a box learns from `--help` alone how the CLI finds the
