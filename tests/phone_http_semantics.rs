@@ -348,3 +348,29 @@ async fn the_request_forms_phones_send_reach_their_file() {
     assert!(old.starts_with("HTTP/1.0 200 "), "{old}");
     assert!(old.ends_with(&settings), "{old}");
 }
+
+/// Names match in any letter case, and every spelling of a common file is one file: the same
+/// bytes and ETag (so a phone's If-None-Match holds whichever spelling it used), rendered and
+/// kept once per generation.
+#[tokio::test]
+async fn every_spelling_of_a_common_file_is_the_same_file() {
+    let d = daemon_with_two_phones().await;
+    let tls = client_config(&d.ca_pem(), None);
+    let mut seen = Vec::new();
+    for name in ["46xxsettings.txt", "46XXSETTINGS.TXT", "46xXsettings.txt"] {
+        let r = send(d.https, tls.clone(), get(&format!("/{name}"), J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        seen.push((r.headers["etag"].clone(), r.body));
+    }
+    assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    let r = send(
+        d.https,
+        tls,
+        conditional("/46XXsettings.TXT", seen[0].0.to_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 304);
+}

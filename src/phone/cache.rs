@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use crate::firmware::{Catalogue, policy_model};
-use crate::settings::render::Common;
+use crate::settings::render::{Common, FileName};
 use crate::store::{StaticFile, StaticIndex, Store, StoreError};
 
 /// The operator's additions to the generated Avaya settings.
@@ -53,7 +53,10 @@ impl Ready {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileKey {
     pub site: Option<String>,
-    pub name: String,
+    /// The file the asked name resolved to, not the name as asked: names match in any letter
+    /// case, and keyed by spelling, `46XXSETTINGS.TXT` and `46xxsettings.txt` were rendered and
+    /// kept twice, and a stream of case variants filled the bound with copies of one file.
+    pub file: FileName,
     pub firmware_base: String,
     /// [`crate::settings::render::requester_part`].
     pub requester: String,
@@ -62,10 +65,7 @@ pub struct FileKey {
 impl FileKey {
     /// The bytes its text takes.
     fn text_len(&self) -> usize {
-        self.site.as_ref().map_or(0, String::len)
-            + self.name.len()
-            + self.firmware_base.len()
-            + self.requester.len()
+        self.site.as_ref().map_or(0, String::len) + self.firmware_base.len() + self.requester.len()
     }
 }
 
@@ -269,7 +269,7 @@ mod tests {
         for i in 0..MAX_FILES {
             let key = FileKey {
                 site: None,
-                name: "y000000000000.boot".into(),
+                file: FileName::YealinkBoot,
                 firmware_base: String::new(),
                 requester: format!("T{i} {}", "9".repeat(20 * 1024)),
             };

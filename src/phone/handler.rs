@@ -351,16 +351,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
     };
-    // A generated common file is the same for every phone of a site in a generation.
-    let common_key = match (&loaded.file, &loaded.static_file) {
-        (Some(file), None) if file_device(file).is_none() => Some(FileKey {
-            site: loaded.site.clone(),
-            name: name.to_string(),
-            firmware_base: loaded.firmware_base.clone(),
-            requester: requester_part(file, &who),
-        }),
-        _ => None,
-    };
+    let common_key = common_key(&loaded, &who);
     if let Some(ready) = common_key.as_ref().and_then(|k| published.file(k)) {
         record_checkin(state, asked, requester_mac, name, false);
         return serve_file(asked, name, ready, false);
@@ -511,6 +502,21 @@ pub fn preview(
             _ => Some(served.rendered),
         }
     }))
+}
+
+/// The key a generated common file is kept under: such a file is the same for every phone of a
+/// site in a generation (given its firmware base and [`requester_part`]). `None` for a
+/// per-device file or an operator's static file.
+fn common_key(loaded: &Loaded, who: &Requester) -> Option<FileKey> {
+    match (&loaded.file, &loaded.static_file) {
+        (Some(file), None) if file_device(file).is_none() => Some(FileKey {
+            site: loaded.site.clone(),
+            file: *file,
+            firmware_base: loaded.firmware_base.clone(),
+            requester: requester_part(file, who),
+        }),
+        _ => None,
+    }
 }
 
 /// What the store holds for one request.
@@ -894,6 +900,36 @@ mod tests {
         let served = decide(&loaded, &Requester::default()).unwrap();
         let text = String::from_utf8(served.rendered.bytes).unwrap();
         assert!(!text.contains("firmware.url"), "{text}");
+    }
+
+    /// Names match in any letter case, so every spelling of a common file is one cache entry:
+    /// keyed by spelling, a stream of case variants filled the bounded cache with copies.
+    #[test]
+    fn every_spelling_of_a_common_file_has_one_cache_key() {
+        let loaded = |name: &str| Loaded {
+            file: classify(name),
+            owner: None,
+            target: None,
+            site: Some("hq".into()),
+            static_file: None,
+            static_secret: false,
+            common: Arc::new(Common::default()),
+            own_firmware: None,
+            firmware_base: "https://box:8443/firmware/".into(),
+            home_site: None,
+        };
+        let who = Requester::default();
+        for spellings in [
+            &["46xxsettings.txt", "46XXSETTINGS.TXT", "46xXsettings.txt"][..],
+            &["y000000000066.cfg", "Y000000000066.CFG"],
+            &["J100Supgrade.txt", "j100supgrade.TXT"],
+        ] {
+            let keys: Vec<_> = spellings
+                .iter()
+                .map(|n| common_key(&loaded(n), &who).unwrap())
+                .collect();
+            assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+        }
     }
 
     #[test]

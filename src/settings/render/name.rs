@@ -4,7 +4,7 @@
 use crate::model::Mac;
 
 /// Avaya firmware families, each with its own upgrade script.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AvayaFamily {
     J100,
     K100,
@@ -25,7 +25,9 @@ impl AvayaFamily {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The file a name resolves to, whatever its letter case: the identity of a generated file
+/// (the phone path keeps rendered common files under it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileName {
     /// `46xxsettings.txt`
     AvayaSettings,
