@@ -540,6 +540,82 @@ async fn metrics_count_requests_and_handshakes() {
     assert!(text.contains("\nedgeprov_devices 2\n"), "{text}");
 }
 
+/// Requests are labelled by the file they resolved to, not by their raw path: every spelling
+/// of a file (percent-encoded, doubled slashes, under a directory, in upper case) counts as
+/// that file's kind, a device's own file as `device` whatever MAC it names, and a firmware
+/// image as `firmware`. No path and no MAC ever becomes a label.
+#[tokio::test]
+async fn metrics_label_requests_by_the_file_they_resolve_to() {
+    let d = daemon_with_two_phones().await;
+    let (status, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "j179.bin", "models": ["J179"], "version": "1.0",
+                "sha256": "a".repeat(64), "size": 1,
+                "urls": ["http://127.0.0.1:9/j179.bin"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let http = d.http.unwrap();
+    for path in [
+        "/46xx%73ettings.txt",
+        "//46xxsettings.txt",
+        "/provisioning/46xxsettings.txt",
+        "/46XXSETTINGS.TXT",
+        "/Provisioning//46xXsettings.txt",
+    ] {
+        let r = send_plain(http, get(path, J179_UA)).await.unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let id = d.identity(A).await;
+    let upper = A.to_uppercase();
+    for path in [format!("/{A}.txt"), format!("/provisioning/{upper}.TXT")] {
+        let r = send(
+            d.https,
+            client_config(&d.ca_pem(), Some(&id)),
+            get(&path, J179_UA),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let _ = send_plain(http, get("/firmware/j179.bin", J179_UA))
+        .await
+        .unwrap();
+    let text = d.metrics().await;
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("edgeprov_phone_requests_total{"))
+        .collect();
+    assert!(
+        requests.contains(&"edgeprov_phone_requests_total{file=\"common\",status=\"200\"} 5"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&"edgeprov_phone_requests_total{file=\"device\",status=\"200\"} 2"),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.starts_with("edgeprov_phone_requests_total{file=\"firmware\",")),
+        "{requests:?}"
+    );
+    for l in &requests {
+        let label = l["edgeprov_phone_requests_total{file=\"".len()..]
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            ["device", "common", "firmware", "crl", "other"].contains(&label),
+            "{l}"
+        );
+    }
+}
+
 /// A TLS 1.2 client that resumes by session ID only (no session tickets), as some phone stacks
 /// do, with `id`'s certificate.
 fn tls12_session_id_client(ca_pem: &str, id: &Identity) -> std::sync::Arc<rustls::ClientConfig> {

@@ -227,10 +227,9 @@ pub async fn handle(
         cert_mac,
         cert_serial: cert_mac.and(conn.own_serial.as_deref()),
     };
-    let resp = respond(&state, &asked).await;
-    state
-        .metrics
-        .request(file_kind(asked.uri.path()), resp.status().as_u16());
+    let mut kind = "other";
+    let resp = respond(&state, &asked, &mut kind).await;
+    state.metrics.request(kind, resp.status().as_u16());
     tracing::debug!(
         peer = %conn.info.peer,
         path = %asked.uri.path(),
@@ -241,18 +240,24 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// The kind of file a path asks for, as `/metrics` labels it.
-fn file_kind(path: &str) -> &'static str {
-    let name = path.rsplit('/').next().unwrap_or("");
-    match classify(name) {
-        _ if name == "ca.crl" => "crl",
-        Some(f) if file_device(&f).is_some() => "device",
-        Some(_) => "common",
-        None => "other",
+/// The kind of file a request resolved to, as `/metrics` labels it: the name as the file
+/// lookup saw it (percent-decoded, in any letter case, under any directory), never the raw
+/// path, so every spelling of a file counts under one label and the label set stays bounded
+/// (no path or MAC becomes a label). A generated file is `device` or `common` by the file it
+/// is; an operator's file is `device` when its name holds a MAC, else `common`.
+fn loaded_kind(loaded: &Loaded) -> &'static str {
+    match (&loaded.file, &loaded.static_file) {
+        (Some(f), _) if file_device(f).is_some() => "device",
+        (Some(_), _) => "common",
+        (None, Some(_)) if loaded.owner.is_some() => "device",
+        (None, Some(_)) => "common",
+        (None, None) => "other",
     }
 }
 
-async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
+/// `kind`: set to what the request resolved to as soon as that is known ([`loaded_kind`]);
+/// left as it was for a request that resolves to no file.
+async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str) -> Resp {
     if asked.method != Method::GET && asked.method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut()
@@ -276,6 +281,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
     if segs.len() == 1 && name == "ca.crl" {
+        *kind = "crl";
         return match state.pki.crl_der() {
             Ok(der) => {
                 let mut r = Response::new(full(Bytes::from(der.as_ref().clone())));
@@ -299,6 +305,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
     // Firmware is not secret: any phone may download an image in the catalogue, at `/{file}`,
     // `/firmware/{file}` or under any sub-directory its settings name.
     if let Some(release) = catalogue.by_file(name) {
+        *kind = "firmware";
         let resp = firmware::respond(
             &state.firmware,
             release,
@@ -351,6 +358,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>) -> Resp {
             return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
     };
+    *kind = loaded_kind(&loaded);
     let common_key = common_key(&loaded, &who);
     if let Some(ready) = common_key.as_ref().and_then(|k| published.file(k)) {
         record_checkin(state, asked, requester_mac, name, false);
