@@ -32,6 +32,8 @@ const MAX_HEAD: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The port of the listener the connection came in on.
+    pub local_port: u16,
     pub tls: bool,
     /// The verified leaf certificate the client presented, if any.
     pub client_cert: Option<CertificateDer<'static>>,
@@ -174,6 +176,7 @@ pub async fn accept_loop<F, S, B>(
     // per listener instead of one per connection.
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let make = Arc::new(make);
+    let local_port = listener.local_addr().map_or(0, |a| a.port());
     loop {
         // Accept first, then wait for a slot: a listener waiting for a connection must not hold
         // a slot meanwhile, or an idle listener (plain HTTP when phones use HTTPS) would keep it
@@ -225,6 +228,7 @@ pub async fn accept_loop<F, S, B>(
                 None => {
                     let info = ConnInfo {
                         peer,
+                        local_port,
                         tls: false,
                         client_cert: None,
                         client_intermediates: Vec::new(),
@@ -262,6 +266,7 @@ pub async fn accept_loop<F, S, B>(
                     let owned = |c: &CertificateDer<'_>| c.clone().into_owned();
                     let info = ConnInfo {
                         peer,
+                        local_port,
                         tls: true,
                         client_cert: chain.first().map(owned),
                         client_intermediates: chain.iter().skip(1).map(owned).collect(),

@@ -374,3 +374,89 @@ async fn every_spelling_of_a_common_file_is_the_same_file() {
     .unwrap();
     assert_eq!(r.status, 304);
 }
+
+/// Writes `raw` on a fresh plain-HTTP connection and reads until the server closes.
+async fn raw_plain(d: &Daemon, raw: &str) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(d.http.unwrap())
+        .await
+        .unwrap();
+    tcp.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the server did not close");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The firmware URL a Yealink file names points where the phone reached the box: the
+/// authority of an absolute-form target wins over Host (RFC 9112 §3.2.2); an HTTP/1.0 request
+/// without Host (which named no firmware at all: a phone that silently never upgrades) gets the
+/// box's first `pki.server_names` entry with the port it came in on.
+#[tokio::test]
+async fn the_firmware_url_names_the_box_as_the_request_reached_it() {
+    let d = Daemon::start_with("[pki]\nserver_names = [\"prov.example.lan\", \"localhost\"]\n");
+    d.add_device(json!({"mac": "001565aaa937", "model": "T46S"}))
+        .await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/firmware/releases",
+            Some(
+                json!({"file": "t46s.rom", "models": ["T46S"], "version": "66.86.0.15",
+                        "sha256": "ab".repeat(32)}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let ua = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:37";
+    let url = |base: &str| format!("static.firmware.url = {base}/firmware/t46s.rom\n");
+
+    let absolute = raw_tls(
+        &d,
+        None,
+        &format!(
+            "GET https://box.example.lan:8443/y000000000066.cfg HTTP/1.1\r\nHost: localhost\r\n\
+             User-Agent: {ua}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(absolute.starts_with("HTTP/1.1 200"), "{absolute}");
+    assert!(
+        absolute.contains(&url("https://box.example.lan:8443")),
+        "{absolute}"
+    );
+
+    let absolute = raw_plain(
+        &d,
+        &format!(
+            "GET http://10.0.0.5/y000000000066.cfg HTTP/1.1\r\nHost: localhost\r\n\
+             User-Agent: {ua}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(absolute.contains(&url("http://10.0.0.5")), "{absolute}");
+
+    let no_host = raw_plain(
+        &d,
+        &format!("GET /y000000000066.cfg HTTP/1.0\r\nUser-Agent: {ua}\r\n\r\n"),
+    )
+    .await;
+    assert!(no_host.starts_with("HTTP/1.0 200"), "{no_host}");
+    let port = d.http.unwrap().port();
+    assert!(
+        no_host.contains(&url(&format!("http://prov.example.lan:{port}"))),
+        "{no_host}"
+    );
+
+    let no_host = raw_tls(
+        &d,
+        None,
+        &format!("GET /y000000000066.cfg HTTP/1.0\r\nUser-Agent: {ua}\r\n\r\n"),
+    )
+    .await;
+    let port = d.https.port();
+    assert!(
+        no_host.contains(&url(&format!("https://prov.example.lan:{port}"))),
+        "{no_host}"
+    );
+}

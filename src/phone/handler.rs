@@ -350,7 +350,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
         name,
         (requester_mac, asked.cert_mac),
         &who.model,
-        &firmware_base(asked),
+        &firmware_base(asked, || state.certs.first_server_name()),
     ) {
         Ok(l) => l,
         Err(e) => {
@@ -832,28 +832,51 @@ fn record_checkin(
 }
 
 /// `scheme://host/firmware/` as the phone reached us, so a phone is sent back to the same
-/// address (and listener) for its image. A Host that is not a plain host[:port] is not echoed
-/// into a settings file.
-fn firmware_base(asked: &Asked<'_>) -> String {
-    let host = asked.host.as_deref().unwrap_or_default();
-    let plain = !host.is_empty()
+/// address (and listener) for its image. The host is, as RFC 9112 §3.2.2 has it, the
+/// authority of an absolute-form request target (`GET https://box:8443/y000000000028.cfg`),
+/// which wins over Host; else Host; else (an HTTP/1.0 request without Host, or a Host that is
+/// no plain host[:port], which is never echoed into a settings file) the box's first
+/// `pki.server_names` entry with the port the request came in on. Empty, so the file names no
+/// firmware, only when there is none of these.
+fn firmware_base(asked: &Asked<'_>, server_name: impl FnOnce() -> Option<String>) -> String {
+    let scheme = if asked.conn.tls { "https" } else { "http" };
+    let target = asked
+        .uri
+        .authority()
+        .and_then(|a| a.as_str().rsplit('@').next());
+    if let Some(host) = target
+        .filter(|h| plain_host(h))
+        .or_else(|| asked.host.as_deref().filter(|h| plain_host(h)))
+    {
+        return format!("{scheme}://{host}/firmware/");
+    }
+    let Some(name) = server_name().filter(|n| plain_host(n)) else {
+        return String::new();
+    };
+    let name = match name.contains(':') && !name.starts_with('[') {
+        true => format!("[{name}]"),
+        false => name,
+    };
+    match (asked.conn.tls, asked.conn.local_port) {
+        (true, 443) | (false, 80) | (_, 0) => format!("{scheme}://{name}/firmware/"),
+        (_, port) => format!("{scheme}://{name}:{port}/firmware/"),
+    }
+}
+
+/// A host[:port] that may be written into a settings file as it is.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
         && host.len() <= 255
         && host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-    if !plain {
-        return String::new();
-    }
-    let scheme = if asked.conn.tls { "https" } else { "http" };
-    format!("{scheme}://{host}/firmware/")
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
 }
 
 /// The firmware base of a preview: the one a phone gets when it reaches this server at the URL
 /// edgeprov's DHCP hands out (`dhcp.provisioning_url`, else the first `pki.server_names` name
 /// and the first `phone.https_listen` port). A phone sends that host and port as its Host, and
 /// [`firmware_base`] echoes it; a phone pointed at another name of the box gets that name in
-/// its firmware URL instead. Empty (no firmware URL, as on the phone path for a request without
-/// a usable Host) when no such URL can be made.
+/// its firmware URL instead. Empty (no firmware URL) when no such URL can be made.
 pub fn preview_firmware_base(config: &crate::config::Config) -> String {
     let Ok(url) = crate::dhcp::provisioning_url(config) else {
         return String::new();
@@ -938,6 +961,46 @@ mod tests {
                 .collect();
             assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
         }
+    }
+
+    /// A request that names no host gets the box's first name with the port it came in on,
+    /// an IPv6 address in brackets and the scheme's default port left out.
+    #[test]
+    fn without_a_host_the_firmware_base_names_the_box() {
+        let conn = |tls, local_port| ConnInfo {
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local_port,
+            tls,
+            client_cert: None,
+            client_intermediates: Vec::new(),
+            verified_by: Weak::new(),
+        };
+        let base = |conn: &ConnInfo, name: &str| {
+            let asked = Asked {
+                conn,
+                method: Method::GET,
+                uri: "/y000000000066.cfg".parse().unwrap(),
+                user_agent: String::new(),
+                authorization: None,
+                if_none_match: None,
+                range: None,
+                if_range: None,
+                host: None,
+                agent: None,
+                cert_mac: None,
+                cert_serial: None,
+            };
+            firmware_base(&asked, || Some(name.to_string()))
+        };
+        assert_eq!(
+            base(&conn(true, 443), "fd00::5"),
+            "https://[fd00::5]/firmware/"
+        );
+        assert_eq!(
+            base(&conn(false, 8080), "prov.lan"),
+            "http://prov.lan:8080/firmware/"
+        );
+        assert_eq!(base(&conn(false, 80), "prov lan"), "");
     }
 
     #[test]

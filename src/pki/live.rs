@@ -72,6 +72,10 @@ pub struct LiveCerts {
     /// swapped with it: read once per phone connection, never waiting for a reload's work.
     own: RwLock<Arc<OwnCa>>,
     current: Mutex<Current>,
+    /// The first `pki.server_names` entry as last (re)loaded: the phone path names the box by
+    /// it when a request names no host. Apart from `current`, so that such a request never
+    /// waits for a reload's work.
+    server_name: RwLock<Option<String>>,
     /// Woken when a reload changed the certificates (the expiry check runs again).
     reloaded: tokio::sync::Notify,
     /// Serialises expiry checks, so a slow one cannot raise an alarm a later one cleared.
@@ -135,6 +139,7 @@ impl LiveCerts {
             phone,
             admin,
             own: RwLock::new(pki.own.clone()),
+            server_name: RwLock::new(settings.config.server_names.first().cloned()),
             current: Mutex::new(Current {
                 settings,
                 pki: Arc::new(pki),
@@ -162,6 +167,14 @@ impl LiveCerts {
     /// The PKI as loaded last.
     pub fn pki(&self) -> Arc<Pki> {
         self.lock().pki.clone()
+    }
+
+    /// The first `pki.server_names` entry as last (re)loaded, if any.
+    pub fn first_server_name(&self) -> Option<String> {
+        self.server_name
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `pki.device_cert_warn_days` as last (re)loaded.
@@ -202,6 +215,8 @@ impl LiveCerts {
         swap(&self.phone, phone);
         *self.own.write().unwrap_or_else(|p| p.into_inner()) = pki.own.clone();
         swap(&self.admin, admin);
+        *self.server_name.write().unwrap_or_else(|p| p.into_inner()) =
+            settings.config.server_names.first().cloned();
         *current = Current {
             settings,
             pki: Arc::new(pki),
