@@ -220,3 +220,64 @@ async fn a_layer_named_with_a_separator_before_names_were_checked_can_be_read_an
         .await;
     assert_eq!(domain(&eff), None, "{eff}");
 }
+
+/// An Avaya settings file copied from an old server that still sets `HTTPSRVR` or `TLSSRVR` to
+/// it would move every phone that reads it away from this box at its next boot. The upload is
+/// stored (a warning, not a refusal) and its answer, and `edgeprov file put`, name each such
+/// line; the box's own names (`pki.server_names`, any case) are not warned about, nor are files
+/// of other formats.
+#[tokio::test]
+async fn an_avaya_file_that_names_another_server_is_stored_with_a_warning() {
+    let d = Daemon::start_with("[pki]\nserver_names = [\"prov.example.lan\", \"localhost\"]\n");
+    let old = "## from the old server\nSET HTTPSRVR 10.9.9.9\nSET TLSSRVR \"PROV.example.lan\"\n\
+               SET SIPDOMAIN example.com\nSET TLSSRVR old.example.com,prov.example.lan\n";
+    let v = d.put_file("46xxspecials.txt", old).await;
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings: {v}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("line 2: SET HTTPSRVR names 10.9.9.9, not this box"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("line 5: SET TLSSRVR names old.example.com, not this box"),
+        "{warnings:?}"
+    );
+    let r = send_plain(d.http.unwrap(), get("/46xxspecials.txt", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.text(), old, "stored as uploaded");
+
+    let own = d
+        .put_file("46xxsettings.txt", "SET HTTPSRVR prov.example.lan\n")
+        .await;
+    assert!(own.get("warnings").is_none(), "{own}");
+    let yealink = d
+        .put_file(
+            "y000000000066.cfg",
+            "#!version:1.0.0.1\nHTTPSRVR = 10.9.9.9\n",
+        )
+        .await;
+    assert!(yealink.get("warnings").is_none(), "{yealink}");
+
+    let f = d.dir.path().join("upload.txt");
+    std::fs::write(&f, old).unwrap();
+    let out = d.cli(&[
+        "file",
+        "put",
+        "46xxspecials.txt",
+        "--from",
+        f.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: 46xxspecials.txt line 2: SET HTTPSRVR names 10.9.9.9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 5: SET TLSSRVR"), "{stderr}");
+}

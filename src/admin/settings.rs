@@ -190,6 +190,10 @@ pub struct StaticFileView {
     /// The lines that give a secret-looking name a value: `line 59: FORCE_SIP_PASSWORD`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// In an upload's answer only: what in the file is stored but probably not meant, such as
+    /// an Avaya `SET HTTPSRVR` naming another server (`line 3: SET HTTPSRVR names …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl StaticFileView {
@@ -202,6 +206,7 @@ impl StaticFileView {
             size,
             protected,
             secrets,
+            warnings: Vec::new(),
         }
     }
 }
@@ -211,6 +216,20 @@ fn secrets_of(bytes: &[u8]) -> Vec<String> {
     crate::settings::secrets::secret_lines(bytes)
         .into_iter()
         .map(|s| format!("line {}: {}", s.line, s.name))
+        .collect()
+}
+
+/// What an upload is warned about ([`StaticFileView::warnings`]): in an Avaya settings file,
+/// a `SET HTTPSRVR`/`TLSSRVR` naming a server that is not one of `server_names` (the box's
+/// `pki.server_names`), which would move the phones that read it away from this box.
+fn warnings_of(name: &str, bytes: &[u8], server_names: &[String]) -> Vec<String> {
+    use crate::settings::{FileKind, foreign_servers};
+    if FileKind::of(name, bytes) != Some(FileKind::Avaya) {
+        return Vec::new();
+    }
+    foreign_servers(name, bytes, server_names)
+        .into_iter()
+        .map(|f| format!("line {}: {}", f.line, f.message))
         .collect()
 }
 
@@ -250,13 +269,15 @@ pub async fn put_file(
     }
     let store = st.store.clone();
     let (n, site, size) = (name.clone(), q.site.clone(), body.len());
-    let (secrets, old, changed) = blocking(move || {
+    let server_names = st.config.get().pki.server_names.clone();
+    let (secrets, warnings, old, changed) = blocking(move || {
         let secrets = secrets_of(&body);
+        let warnings = warnings_of(&n, &body, &server_names);
         let reading = crate::settings::secrets::READING;
         let old =
             store.put_static_file(site.as_deref(), &n, &body, !secrets.is_empty(), reading)?;
         let changed = old.as_deref().is_some_and(|o| o != body.as_ref());
-        Ok((secrets, old, changed))
+        Ok((secrets, warnings, old, changed))
     })
     .await?;
     tracing::info!(file = %name, site = ?q.site, size, secrets = secrets.len(), "static file stored");
@@ -266,7 +287,8 @@ pub async fn put_file(
     let after = StaticFileView::new(site, name, size, secrets);
     let summary = format!("static file {} {} stored", after.name, of_site(&after.site));
     let changes = file_changes(before.as_ref(), Some(&after), changed);
-    let resp = (StatusCode::CREATED, Json(&after)).into_response();
+    let answer = StaticFileView { warnings, ..after };
+    let resp = (StatusCode::CREATED, Json(&answer)).into_response();
     Ok(audit::with_changes(resp, summary, changes))
 }
 

@@ -90,6 +90,9 @@ pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
                     stored.secrets.join(", ")
                 );
             }
+            for warning in &stored.warnings {
+                eprintln!("warning: {name} {warning}");
+            }
         }
         FileCmd::Get { name, site } => {
             let bytes = api

@@ -30,6 +30,7 @@ pub mod layered;
 mod lines;
 mod lint;
 mod lint_poly;
+mod lint_servers;
 mod lint_yealink;
 mod quote;
 pub mod render;
@@ -49,6 +50,7 @@ pub use lint::{
     lint_file, lint_with,
 };
 pub use lint_poly::lint_poly;
+pub use lint_servers::foreign_servers;
 pub use lint_yealink::lint_yealink;
 pub use quote::{QuoteError, set_line, try_set_line};
 pub use script::{If, Keyword, Kind, Problem, Script, Set, Statement, Value};
