@@ -274,3 +274,31 @@ proptest! {
         prop_assert_eq!(lint_file("p.cfg", file.as_bytes(), FileKind::Poly), vec![]);
     }
 }
+
+/// Given the box's names, `settings lint` warns (exit 0) about each `SET HTTPSRVR`/`TLSSRVR`
+/// of an Avaya file that names another server, in line order with the other findings; without
+/// them it cannot tell the box's own names from others and says nothing of it.
+#[test]
+fn given_the_boxs_names_a_server_setting_naming_another_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "46xxspecials.txt",
+        "SET HTTPSRVR 10.9.9.9\nSET TLSSRVR prov.example.lan\nSET SIPDOMAIN a b\n",
+    );
+    let out = lint(&[&file, "--server-name", "prov.example.lan"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:1: SET HTTPSRVR names 10.9.9.9, not this box"
+        )),
+        "{text}"
+    );
+    assert!(lines[1].starts_with(&format!("{file}:3: ")), "{text}");
+
+    let out = lint(&[&file]);
+    assert!(!stdout(&out).contains("HTTPSRVR"), "{out:?}");
+}

@@ -8,7 +8,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Output, UsageError};
-use crate::settings::{FILE_KINDS, FileKind, Outcome, Severity, Vars, evaluate, lint_file, model4};
+use crate::settings::{
+    FILE_KINDS, FileKind, Outcome, Severity, Vars, evaluate, foreign_servers, lint_file, model4,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCmd {
@@ -30,6 +32,11 @@ pub enum SettingsCmd {
         /// The format of every FILE, when its name and content do not tell it.
         #[arg(long, value_name = "avaya|yealink|poly")]
         kind: Option<FileKind>,
+        /// A name or address of the box the files are for (its pki.server_names; repeatable):
+        /// an Avaya file's SET HTTPSRVR or TLSSRVR naming any other server is warned about,
+        /// since it moves the phones that read it away from the box.
+        #[arg(long = "server-name", value_name = "NAME")]
+        server_names: Vec<String>,
     },
     /// Evaluate an Avaya FILE as a phone would: NAME=VALUE lines, then the GET chain.
     ///
@@ -84,7 +91,11 @@ fn phone_vars(items: &[String]) -> Result<Vars> {
 /// Runs the command; `Ok(false)` means "findings with errors" (exit status 1).
 pub fn run(cmd: SettingsCmd, out: Output) -> Result<bool> {
     match cmd {
-        SettingsCmd::Lint { files, kind } => {
+        SettingsCmd::Lint {
+            files,
+            kind,
+            server_names,
+        } => {
             // Every file is read and its format known before any is linted, so a file that
             // cannot be read or told stops the run before it prints a partial result.
             let mut inputs = Vec::new();
@@ -104,7 +115,12 @@ pub fn run(cmd: SettingsCmd, out: Output) -> Result<bool> {
             let mut clean = true;
             let mut found = Vec::new();
             for (name, bytes, kind) in inputs {
-                for finding in lint_file(&name, &bytes, kind) {
+                let mut findings = lint_file(&name, &bytes, kind);
+                if kind == FileKind::Avaya && !server_names.is_empty() {
+                    findings.extend(foreign_servers(&name, &bytes, &server_names));
+                    findings.sort_by_key(|f| f.line);
+                }
+                for finding in findings {
                     clean &= finding.severity != Severity::Error;
                     if out.json {
                         let severity = match finding.severity {
