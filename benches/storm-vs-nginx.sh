@@ -125,7 +125,7 @@ log "emitting $PHONES $VENDOR phones (inventory and static files)"
 
 log "loading the inventory into edgeprov"
 if "$BIN" device import --help >/dev/null 2>&1; then
-    "$BIN" --config "$WORK/edgeprov.toml" device import "$WORK/inventory.csv" >/dev/null
+    "$BIN" --config "$WORK/edgeprov.toml" device import --create-sites "$WORK/inventory.csv" >/dev/null
 else
     # No importer in this build: one POST per device through the admin API, eight at a time.
     TOKEN=$(cat "$WORK/data/admin.token")

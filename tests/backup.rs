@@ -22,6 +22,7 @@ async fn backup_wipe_restore() {
         .await;
     assert_eq!(s, 200);
     let id = d.identity("001122aabbcc").await;
+    d.ensure_site("hq").await;
     let (s, made) = d
         .api(
             "POST",

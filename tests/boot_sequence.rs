@@ -524,6 +524,7 @@ async fn changes_after_a_cached_render_are_served_at_once() {
     assert_eq!(upgrade().await, "GET 46xxsettings.txt\n");
 
     // The device moves to another site: it gets that site's common files at once.
+    d.ensure_site("branch").await;
     let (s, v) = d
         .api(
             "PATCH",

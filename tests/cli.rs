@@ -19,6 +19,7 @@ fn ok(out: &std::process::Output) -> String {
 #[tokio::test]
 async fn device_lifecycle_and_certificates() {
     let d = Daemon::start();
+    d.ensure_site("hq").await;
     let added = ok(&d.cli(&[
         "device",
         "add",
@@ -648,6 +649,7 @@ fn a_listing_whose_reader_stops_early_ends_quietly() {
         .collect();
     let file = d.dir.path().join("devices.csv");
     std::fs::write(&file, csv).unwrap();
+    ok(&d.cli(&["site", "create", "hq"]));
     ok(&d.cli(&["device", "import", file.to_str().unwrap()]));
 
     let mut child = std::process::Command::new(BIN)
@@ -676,6 +678,7 @@ fn an_export_whose_reader_stops_early_ends_quietly() {
         .collect();
     let file = d.dir.path().join("devices.csv");
     std::fs::write(&file, csv).unwrap();
+    ok(&d.cli(&["site", "create", "hq"]));
     ok(&d.cli(&["device", "import", file.to_str().unwrap()]));
 
     for format in ["csv", "json"] {

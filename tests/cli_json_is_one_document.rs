@@ -54,6 +54,7 @@ fn commands_that_print_files_or_confirm_print_json() {
     let removed = json(&d, &["file", "rm", "--yes", "46xxspecials.txt"]);
     assert_eq!(removed["removed"], "46xxspecials.txt");
 
+    assert!(d.cli(&["site", "create", "hq"]).status.success());
     let token = json(
         &d,
         &[

@@ -34,6 +34,9 @@ async fn add_devices(d: &Daemon, first: usize, n: usize, site: &str) -> Vec<Stri
 }
 
 async fn create(d: &Daemon, body: Value) -> u64 {
+    if let Some(site) = body["site"].as_str() {
+        d.ensure_site(site).await;
+    }
     let (status, v) = d.api("POST", "/jobs", Some(body)).await;
     assert_eq!(status, 201, "{v}");
     v["id"].as_u64().unwrap()
@@ -242,6 +245,9 @@ async fn stop_skips_the_rest_and_only_a_job_not_running_can_be_deleted() {
 
 /// A new operator token for `olivia` over `sites`: its secret and its id.
 async fn operator(d: &Daemon, sites: &[&str]) -> (String, String) {
+    for site in sites {
+        d.ensure_site(site).await;
+    }
     let (status, made) = d
         .api(
             "POST",
@@ -265,6 +271,7 @@ async fn create_as(d: &Daemon, token: &str, body: Value) -> Value {
 
 /// An administrator moves device `i` to a site the operator does not have.
 async fn move_to_secret_site(d: &Daemon, i: usize) {
+    d.ensure_site("secret-site").await;
     let (status, v) = d
         .api(
             "PATCH",
@@ -639,6 +646,7 @@ async fn waiting_on_a_job_that_skipped_devices_fails_and_says_why() {
 async fn cli_creates_follows_lists_and_shows_jobs() {
     let d = Daemon::start();
     add_devices(&d, 1, 3, "hq").await;
+    d.ensure_site("branch").await;
     let out = d.cli(&[
         "job",
         "create",
@@ -769,6 +777,9 @@ async fn an_operator_does_not_learn_another_operators_sites_from_a_job() {
         ("bea", json!(["hq", "secret-lab"])),
         ("olivia", json!(["hq"])),
     ] {
+        for site in sites.as_array().unwrap() {
+            d.ensure_site(site.as_str().unwrap()).await;
+        }
         let (s, v) = d
             .api(
                 "POST",

@@ -127,6 +127,7 @@ async fn an_operator_works_inside_its_sites_only() {
 #[tokio::test]
 async fn a_token_is_made_only_for_a_named_user() {
     let d = Daemon::start();
+    d.ensure_site("mine").await;
     for role in ["operator", "administrator"] {
         let mut args = vec!["token", "create", "--role", role];
         if role == "operator" {

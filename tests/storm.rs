@@ -73,7 +73,7 @@ fn emitting_an_inventory_says_what_was_written_and_what_to_do_next() {
         said.contains(&format!("wrote 7 devices to {path}")),
         "{said}"
     );
-    let next = format!("`edgeprov device import '{path}'`");
+    let next = format!("`edgeprov device import --create-sites '{path}'`");
     assert!(said.contains(&next), "{said}");
     // The step as printed, pasted into a shell.
     let bin_dir = std::path::Path::new(BIN).parent().unwrap();
@@ -407,7 +407,7 @@ async fn compare_static_tree(d: &Daemon, firmware: bool) {
             .output()
             .unwrap();
         assert!(emitted.status.success(), "{emitted:?}");
-        let imported = d.cli(&["device", "import", csv.to_str().unwrap()]);
+        let imported = d.cli(&["device", "import", "--create-sites", csv.to_str().unwrap()]);
         assert!(imported.status.success(), "{imported:?}");
         let mut named = 0;
         for i in 1..=N {

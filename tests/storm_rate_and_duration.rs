@@ -49,7 +49,7 @@ fn load_three_phones(d: &Daemon) {
         .output()
         .unwrap();
     assert!(emitted.status.success(), "{emitted:?}");
-    let imported = d.cli(&["device", "import", csv.to_str().unwrap()]);
+    let imported = d.cli(&["device", "import", "--create-sites", csv.to_str().unwrap()]);
     assert!(imported.status.success(), "{imported:?}");
 }
 

@@ -66,7 +66,9 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::CaseClash { .. } | StoreError::SameModel { .. }) => {
                 ApiError::Conflict(e.to_string())
             }
-            e @ StoreError::NoPinnedRelease { .. } => ApiError::BadRequest(e.to_string()),
+            e @ (StoreError::NoPinnedRelease { .. } | StoreError::UnknownSite { .. }) => {
+                ApiError::BadRequest(e.to_string())
+            }
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "admin API request met the store while it reopens");
                 ApiError::Reopening(format!(

@@ -282,6 +282,15 @@ pub async fn create(
             who.require_site(target)?;
         }
     }
+    // A move into a site nobody created would make one: the target must exist, as for a
+    // device's own change of site.
+    if let JobKind::Move {
+        site: Some(target), ..
+    } = &new.kind
+    {
+        let (store, target) = (st.store.clone(), target.clone());
+        blocking(move || store.require_sites("site", [&target])).await?;
+    }
     let now = now_unix();
     let sites = if who.is_admin() {
         Sites::All

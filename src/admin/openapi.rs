@@ -113,7 +113,7 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/devices/import",
         "Import devices from CSV or JSON, all or nothing",
-        &["format", "dry_run"],
+        &["format", "dry_run", "create_sites"],
     )
     .sites(),
     q(

@@ -1,7 +1,8 @@
 //! `/api/v1/sites` and `/api/v1/groups`. A site is a record (label, HTTP-credential policy, the
-//! cloud's profile) plus a parameter layer; a site named by devices but never created is listed
-//! too, so an imported inventory shows its sites at once. Groups have no record: they are the
-//! names devices carry, listed with their counts.
+//! cloud's profile) plus a parameter layer; a site named by devices but never created (placed
+//! there by the cloud's sync, or stored before devices had to name an existing site) is listed
+//! too. Operators' writes name only a site listed here (`store::site_names`). Groups have no
+//! record: they are the names devices carry, listed with their counts.
 
 use std::collections::BTreeMap;
 

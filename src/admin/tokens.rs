@@ -122,6 +122,9 @@ pub async fn create(
     let new: NewToken = parse_json(&body)?;
     let now = now_unix();
     new.validate(now)?;
+    // An operator's site must exist, or a typo would grant a site nobody configured.
+    let (store, sites) = (st.store.clone(), new.sites.clone());
+    blocking(move || store.require_sites("sites", &sites)).await?;
     let secret = format!(
         "ep_{}",
         crate::phone::credentials::hex(&crate::pki::random_bytes::<32>())

@@ -75,6 +75,9 @@ pub enum DeviceCmd {
         /// Check only; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Create the sites the file names that do not exist (otherwise such rows are refused).
+        #[arg(long)]
+        create_sites: bool,
     },
     /// Export the inventory (secret values are never exported).
     Export {
@@ -157,7 +160,8 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             file,
             format,
             dry_run,
-        } => import(api, out, &file, format, dry_run).await,
+            create_sites,
+        } => import(api, out, &file, format, dry_run, create_sites).await,
         DeviceCmd::History { mac: m, limit } => {
             let m = mac(&m)?;
             let value = api
@@ -360,6 +364,7 @@ async fn import(
     file: &std::path::Path,
     format: Option<String>,
     dry_run: bool,
+    create_sites: bool,
 ) -> Result<()> {
     let bytes =
         std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
@@ -380,7 +385,7 @@ async fn import(
     let result = api
         .post_bytes_progress(
             &format!(
-                "/devices/import?format={}&dry_run={dry_run}",
+                "/devices/import?format={}&dry_run={dry_run}&create_sites={create_sites}",
                 encode(&format)
             ),
             bytes,
@@ -412,6 +417,14 @@ async fn import(
                 format!("; {} bad rows, nothing changed", report.bad_rows)
             }
         );
+        if !report.sites_created.is_empty() {
+            let verb = if report.applied {
+                "created"
+            } else {
+                "would create"
+            };
+            println!("sites {verb}: {}", report.sites_created.join(", "));
+        }
     }
     if !ok {
         bail!("import refused: {} bad rows", report.bad_rows);

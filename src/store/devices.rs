@@ -1,7 +1,10 @@
 //! Devices and sites.
 
+use std::collections::BTreeSet;
+
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use super::site_names::{site_names, unknown_site};
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode, read_all};
 use crate::firmware::ScopePolicies;
 use crate::model::{Device, Mac, Site, now_unix};
@@ -32,6 +35,18 @@ fn device_of_site(tx: &WriteTransaction, site: &str) -> Result<Option<Mac>, Stor
 /// sites API lists it).
 pub(super) fn site_exists(tx: &WriteTransaction, site: &str) -> Result<bool, StoreError> {
     Ok(tx.open_table(SITES)?.get(site)?.is_some() || device_of_site(tx, site)?.is_some())
+}
+
+/// Refuses a device's `site` that does not exist, read inside `tx`; no site at all is allowed.
+fn require_site(tx: &WriteTransaction, site: &str) -> Result<(), StoreError> {
+    if site.is_empty() || tx.open_table(SITES)?.get(site)?.is_some() {
+        return Ok(());
+    }
+    let names = site_names(&tx.open_table(SITES)?, &tx.open_table(DEVICES)?)?;
+    match names.contains(site) {
+        true => Ok(()),
+        false => Err(unknown_site("site", site, &names)),
+    }
 }
 
 impl Store {
@@ -72,9 +87,11 @@ impl Store {
         Ok(tx.open_table(DEVICES)?.len()?)
     }
 
-    /// Adds a new device; an existing MAC is a conflict, never silently overwritten.
+    /// Adds a new device; an existing MAC is a conflict, never silently overwritten. Its site
+    /// must exist ([`super::site_names`]): a new device does not create one.
     pub fn create_device(&self, mut device: Device) -> Result<Device, StoreError> {
         let tx = self.begin_write()?;
+        require_site(&tx, &device.site)?;
         {
             let mut table = tx.open_table(DEVICES)?;
             let key = device.mac.to_string();
@@ -91,28 +108,30 @@ impl Store {
     }
 
     /// Changes a device inside one transaction. `change` may refuse (its error is returned and
-    /// nothing is written).
+    /// nothing is written); a change of site must name one that exists.
     pub fn update_device<E>(
         &self,
         mac: Mac,
         change: impl FnOnce(&mut Device) -> Result<(), E>,
     ) -> Result<Result<Device, E>, StoreError> {
         let tx = self.begin_write()?;
-        let updated = {
-            let mut table = tx.open_table(DEVICES)?;
-            let key = mac.to_string();
-            let mut device: Device = match table.get(key.as_str())? {
-                Some(v) => decode("devices", &key, v.value())?,
-                None => return Err(StoreError::NotFound(format!("device {key}"))),
-            };
-            if let Err(e) = change(&mut device) {
-                return Ok(Err(e));
-            }
-            device.mac = mac;
-            device.updated = now_unix();
-            table.insert(key.as_str(), encode(&device).as_slice())?;
-            device
+        let key = mac.to_string();
+        let mut device: Device = match tx.open_table(DEVICES)?.get(key.as_str())? {
+            Some(v) => decode("devices", &key, v.value())?,
+            None => return Err(StoreError::NotFound(format!("device {key}"))),
         };
+        let site = device.site.clone();
+        if let Err(e) = change(&mut device) {
+            return Ok(Err(e));
+        }
+        if device.site != site {
+            require_site(&tx, &device.site)?;
+        }
+        device.mac = mac;
+        device.updated = now_unix();
+        tx.open_table(DEVICES)?
+            .insert(key.as_str(), encode(&device).as_slice())?;
+        let updated = device;
         self.commit_devices(tx)?;
         Ok(Ok(updated))
     }
@@ -129,8 +148,12 @@ impl Store {
         let tx = self.begin_write()?;
         let (out, commit) = {
             let table = tx.open_table(DEVICES).map_err(StoreError::from)?;
+            let sites = tx.open_table(SITES).map_err(StoreError::from)?;
+            let site_names = site_names(&sites, &table)?;
             run(&mut ImportTx {
                 table,
+                sites,
+                site_names,
                 now: now_unix(),
             })?
         };
@@ -404,7 +427,7 @@ mod site_tests {
         let mac = Mac::from_octets([2, 0, 0, 0, 0, 9]);
         let mut device = Device::new(mac);
         device.site = "branch".into();
-        store.create_device(device).unwrap();
+        store.place_device(device);
         let layer = Layer::Site("branch".into());
         let (_, set) = store
             .update_layer(&layer, |set| {
@@ -480,13 +503,47 @@ mod site_tests {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Stores `device` whatever its site, as the cloud's sync (or an edgeprov from before sites
+    /// had to exist) leaves a device in a site no record names.
+    pub(crate) fn place_device(&self, device: Device) {
+        self.import_devices(|tx| tx.put(device, None).map(|()| ((), true)))
+            .unwrap()
+    }
+}
+
 /// The devices table inside an import's write transaction (see [`Store::import_devices`]).
 pub struct ImportTx<'t> {
     table: redb::Table<'t, &'static str, &'static [u8]>,
+    sites: redb::Table<'t, &'static str, &'static [u8]>,
+    /// The sites that exist as this transaction sees them, with those the import created.
+    site_names: BTreeSet<String>,
     now: i64,
 }
 
 impl ImportTx<'_> {
+    /// Whether `site` exists (or is none); a site only the import's own rows name does not.
+    pub fn site_exists(&self, site: &str) -> bool {
+        site.is_empty() || self.site_names.contains(site)
+    }
+
+    /// The refusal of `site`, which does not exist, with the existing name it likely meant.
+    pub fn unknown_site(&self, site: &str) -> StoreError {
+        unknown_site("site", site, &self.site_names)
+    }
+
+    /// Creates a record for `site`, which does not exist: an import told to create its sites.
+    pub fn create_site(&mut self, site: &str) -> Result<(), StoreError> {
+        let record = Site {
+            name: site.to_string(),
+            ..Site::default()
+        };
+        self.sites.insert(site, encode(&record).as_slice())?;
+        self.site_names.insert(site.to_string());
+        Ok(())
+    }
+
     /// The device stored under `mac`, as this transaction sees it.
     pub fn get(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
         let key = mac.to_string();

@@ -84,6 +84,18 @@ pub enum StoreError {
     /// A firmware policy pins a version no release in the catalogue serves for the model.
     #[error("{model}: no release of version {version} for this model in the catalogue")]
     NoPinnedRelease { model: String, version: String },
+    /// A site no record and no device names, given where only an existing site may be.
+    #[error(
+        "{field}: there is no site {site:?}{}; create it first (`edgeprov site create {site}`, \
+         or POST /api/v1/sites), or name an existing one",
+        closest.as_ref().map(|c| format!(" (did you mean {c:?}?)")).unwrap_or_default()
+    )]
+    UnknownSite {
+        field: String,
+        site: String,
+        /// The existing site it most likely meant.
+        closest: Option<String>,
+    },
 }
 
 impl StoreError {

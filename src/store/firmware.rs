@@ -741,7 +741,7 @@ mod tests {
 
         let mut phone = Device::new(crate::model::Mac::from_octets([2, 0, 0, 0, 0, 1]));
         phone.site = "lab".into();
-        s.create_device(phone).unwrap();
+        s.place_device(phone);
         s.put_firmware_policies("site:lab", &pin("9.9")).unwrap();
         let e = s
             .put_firmware_policies("site:LAB", &pin("9.9"))

@@ -315,7 +315,7 @@ mod tests {
     /// Olivia's (sites hq) delete job over site hq, started over devices 1 and 2.
     fn started_delete(store: &Store) -> JobId {
         for i in [1, 2] {
-            store.create_device(device(i, "hq")).unwrap();
+            store.place_device(device(i, "hq"));
         }
         let selection = Selection {
             filter: DeviceFilter {
@@ -340,6 +340,13 @@ mod tests {
 
     /// An administrator moves the device to a site olivia does not have.
     fn move_to_secret_site(store: &Store, device: Mac) {
+        let site = crate::model::Site {
+            name: "secret-site".into(),
+            ..Default::default()
+        };
+        if store.get_site(&site.name).unwrap().is_none() {
+            store.create_site(&site).unwrap();
+        }
         store
             .update_device(device, |d| {
                 d.site = "secret-site".into();

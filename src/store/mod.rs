@@ -23,6 +23,7 @@ mod open;
 mod prefs;
 mod recorder;
 mod schema;
+mod site_names;
 mod sync;
 mod tokens;
 

@@ -256,7 +256,7 @@ pub async fn run(args: StormArgs, json: bool) -> Result<(), StormError> {
     if let Some(path) = &args.emit_inventory {
         emit::write_inventory(path, &phones)?;
         eprintln!(
-            "wrote {} devices to {}: load them with `edgeprov device import {}`",
+            "wrote {} devices to {}: load them with `edgeprov device import --create-sites {}`",
             phones.len(),
             path.display(),
             shell_word(&path.display().to_string())

@@ -342,7 +342,24 @@ impl Daemon {
         r.text()
     }
 
+    /// Creates `site` unless it exists: a device, a move and an operator's token name only a
+    /// site that exists.
+    pub async fn ensure_site(&self, site: &str) {
+        let (status, v) = self.api("GET", &format!("/sites/{site}"), None).await;
+        if status == 404 {
+            let new = serde_json::json!({"name": site});
+            let (status, v) = self.api("POST", "/sites", Some(new)).await;
+            assert_eq!(status, 201, "{v}");
+        } else {
+            assert_eq!(status, 200, "{v}");
+        }
+    }
+
+    /// Adds a device, creating its site first when none exists.
     pub async fn add_device(&self, body: Value) {
+        if let Some(site) = body["site"].as_str().filter(|s| !s.is_empty()) {
+            self.ensure_site(site).await;
+        }
         let (status, v) = self.api("POST", "/devices", Some(body)).await;
         assert_eq!(status, 201, "{v}");
     }

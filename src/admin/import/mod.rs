@@ -65,6 +65,23 @@ pub struct ImportReport {
     pub errors: Vec<RowError>,
     /// False for a dry run, and whenever any row was bad.
     pub applied: bool,
+    /// The sites the import created (asked to with `create_sites`), in the order rows named
+    /// them; on a dry run, those it would create.
+    #[serde(default)]
+    pub sites_created: Vec<String>,
+}
+
+impl RowError {
+    /// An error of the row at `line`, the `element`th of a JSON array.
+    fn at(line: usize, element: Option<usize>, error: impl std::fmt::Display) -> RowError {
+        RowError {
+            line,
+            error: match element {
+                Some(n) => format!("element {n}: {error}"),
+                None => error.to_string(),
+            },
+        }
+    }
 }
 
 /// Which of a device's fields an import row gives: a device that exists keeps the others.
@@ -105,13 +122,7 @@ impl Row<'_> {
 
     /// An error of this row.
     fn error(&self, error: impl std::fmt::Display) -> RowError {
-        RowError {
-            line: self.line,
-            error: match self.element {
-                Some(n) => format!("element {n}: {error}"),
-                None => error.to_string(),
-            },
-        }
+        RowError::at(self.line, self.element, error)
     }
 
     /// Changes a device that exists as the row says.
@@ -197,6 +208,9 @@ struct Pass<'a, 't> {
     tx: &'a mut ImportTx<'t>,
     who: &'a Principal,
     dry_run: bool,
+    /// Whether a row may name a site that does not exist, creating it.
+    create_sites: bool,
+    sites_created: Vec<String>,
     /// Each good row's MAC and line, to refuse a MAC given twice.
     seen: BTreeMap<Mac, usize>,
     rows: usize,
@@ -232,6 +246,7 @@ impl Pass<'_, '_> {
         if !self.who.is_admin() {
             self.within_sites(&row, existing.as_ref())?;
         }
+        let (line, element) = (row.line, row.element);
         let device = match &existing {
             Some(old) => {
                 let mut d = old.clone();
@@ -240,6 +255,20 @@ impl Pass<'_, '_> {
             }
             None => row.new.into_device(),
         };
+        let moves = existing.as_ref().is_none_or(|old| old.site != device.site);
+        if moves && !self.tx.site_exists(&device.site) {
+            if !self.create_sites {
+                let e = format!(
+                    "{}; or import with create_sites=true (`edgeprov device import \
+                     --create-sites`) to create the sites the file names",
+                    self.tx.unknown_site(&device.site)
+                );
+                self.errors.push(RowError::at(line, element, e));
+                return Ok(());
+            }
+            self.tx.create_site(&device.site)?;
+            self.sites_created.push(device.site.clone());
+        }
         let changes = existing.as_ref() != Some(&device);
         match (&existing, changes) {
             (None, _) => self.created += 1,
@@ -292,6 +321,7 @@ impl Pass<'_, '_> {
             bad_rows: self.errors.total(),
             errors: self.errors.into_list(),
             applied,
+            sites_created: self.sites_created,
         };
         (report, applied.then(|| self.trail.into_changes()))
     }
@@ -323,12 +353,15 @@ pub fn run(
     format: Format,
     body: &[u8],
     dry_run: bool,
+    create_sites: bool,
 ) -> Result<(ImportReport, Option<serde_json::Value>), ApiError> {
     store.import_devices(|tx| {
         let mut pass = Pass {
             tx,
             who,
             dry_run,
+            create_sites,
+            sites_created: Vec::new(),
             seen: BTreeMap::new(),
             rows: 0,
             created: 0,
@@ -356,6 +389,9 @@ pub struct ImportQuery {
     pub format: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Create the sites rows name that do not exist, instead of refusing those rows.
+    #[serde(default)]
+    pub create_sites: bool,
 }
 
 pub async fn import(
@@ -366,10 +402,11 @@ pub async fn import(
 ) -> Result<Response, ApiError> {
     let format = Format::parse(q.format.as_deref())?;
     let store = st.store.clone();
-    let (report, changes) =
-        tokio::task::spawn_blocking(move || run(&store, &who, format, &body, q.dry_run))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (report, changes) = tokio::task::spawn_blocking(move || {
+        run(&store, &who, format, &body, q.dry_run, q.create_sites)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let status = if report.errors.is_empty() {
         StatusCode::OK
     } else {
@@ -381,14 +418,18 @@ pub async fn import(
         report.updated,
         report.unchanged,
     );
+    let sites_created = report.sites_created.clone();
     let resp = (status, Json(report)).into_response();
     Ok(match changes {
         Some(changes) => {
             tracing::info!(created, updated, unchanged, "inventory imported");
-            let summary = format!(
+            let mut summary = format!(
                 "inventory imported: {rows} rows, {created} created, {updated} updated, \
                  {unchanged} unchanged"
             );
+            if !sites_created.is_empty() {
+                summary += &format!("; sites created: {}", sites_created.join(", "));
+            }
             super::audit::with_changes(resp, summary, changes)
         }
         None => resp,

@@ -11,6 +11,13 @@ const B: Mac = Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x56]);
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
+    for name in ["hq", "branch"] {
+        let site = crate::model::Site {
+            name: name.into(),
+            ..Default::default()
+        };
+        store.create_site(&site).unwrap();
+    }
     (dir, store)
 }
 
@@ -24,12 +31,12 @@ fn admin() -> Principal {
 }
 
 fn import(store: &Store, format: Format, body: &[u8]) -> ImportReport {
-    run(store, &admin(), format, body, false).unwrap().0
+    run(store, &admin(), format, body, false, false).unwrap().0
 }
 
 fn check(format: Format, body: &[u8]) -> ImportReport {
     let (_dir, store) = store();
-    run(&store, &admin(), format, body, true).unwrap().0
+    run(&store, &admin(), format, body, true, false).unwrap().0
 }
 
 fn lines(report: &ImportReport) -> Vec<usize> {
@@ -520,7 +527,10 @@ fn a_site_as_long_as_a_layer_name_is_taken_and_a_longer_one_refused() {
         site(crate::model::MAX_NAME),
         site(crate::model::MAX_NAME + 1)
     );
-    let r = check(Format::Csv, body.as_bytes());
+    let (_dir, store) = store();
+    let r = run(&store, &admin(), Format::Csv, body.as_bytes(), true, true)
+        .unwrap()
+        .0;
     assert_eq!(lines(&r), [3], "{:?}", r.errors);
     assert!(crate::model::Layer::parse(&format!("site:{}", site(crate::model::MAX_NAME))).is_ok());
 }
@@ -595,6 +605,7 @@ fn an_operator_row_is_checked_against_the_device_the_import_writes() {
         Format::Json,
         br#"[{"mac":"001122334455","label":"mine"}]"#,
         false,
+        false,
     );
     mover.join().unwrap().unwrap().unwrap();
     match result {
@@ -617,6 +628,7 @@ fn an_applied_import_says_what_it_did_to_each_device() {
         Format::Csv,
         b"mac,label\n001122334455,desk\n001122334456,new\n",
         false,
+        false,
     )
     .unwrap();
     assert!(report.applied);
@@ -627,8 +639,15 @@ fn an_applied_import_says_what_it_did_to_each_device() {
     let changes = changes.unwrap();
     assert_eq!(changes["unchanged"], serde_json::json!(["001122334455"]));
     assert_eq!(changes["created"]["001122334456"]["label"]["after"], "new");
-    let (report, changes) =
-        run(&store, &admin(), Format::Csv, b"mac\n001122334455\n", true).unwrap();
+    let (report, changes) = run(
+        &store,
+        &admin(),
+        Format::Csv,
+        b"mac\n001122334455\n",
+        true,
+        false,
+    )
+    .unwrap();
     assert!(
         !report.applied && changes.is_none(),
         "a dry run changes nothing"

@@ -1,0 +1,111 @@
+//! Which sites exist, and the refusal of a site that does not. A site exists when it has a
+//! record (`POST /sites`, an import told to create its sites, the cloud's sync) or a device
+//! names it (a device the cloud placed there, or one stored before this rule): the sites
+//! `GET /sites` lists. An operator's write may name only such a site, so a typo (`lodnon`)
+//! is refused instead of becoming a site nobody configured.
+
+use std::collections::BTreeSet;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{DEVICES, SITES, Store, StoreError, decode};
+use crate::model::Device;
+
+/// Every site's name, as `sites` and `devices` hold them.
+pub(super) fn site_names(
+    sites: &impl ReadableTable<&'static str, &'static [u8]>,
+    devices: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut names = BTreeSet::new();
+    for row in sites.iter()? {
+        names.insert(row?.0.value().to_string());
+    }
+    for row in devices.iter()? {
+        let (k, v) = row?;
+        let d: Device = decode("devices", k.value(), v.value())?;
+        if !d.site.is_empty() {
+            names.insert(d.site);
+        }
+    }
+    Ok(names)
+}
+
+/// The refusal of `site`, which is not among `names`, for the request's `field`.
+pub(super) fn unknown_site(field: &str, site: &str, names: &BTreeSet<String>) -> StoreError {
+    StoreError::UnknownSite {
+        field: field.to_string(),
+        site: site.to_string(),
+        closest: closest(site, names).map(str::to_string),
+    }
+}
+
+/// The name among `names` a typo of `site` most likely meant: the nearest by edits (case
+/// ignored), when at most 2 edits and fewer than half the name's letters away.
+fn closest<'n>(site: &str, names: &'n BTreeSet<String>) -> Option<&'n str> {
+    let lower = site.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (edits(&lower, &n.to_ascii_lowercase()), n))
+        .filter(|(d, n)| *d <= 2 && *d * 2 < site.len().max(n.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// Edits (insert, delete, replace, swap of neighbours) from `a` to `b`: a swap is one edit, as
+/// `lodnon` for `london` is one slip of the fingers.
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+impl Store {
+    /// Refuses any of `sites` that does not exist, naming `field`: for what an operator's
+    /// request names without writing a device (a token's sites, a move job's target).
+    pub fn require_sites<'s>(
+        &self,
+        field: &str,
+        sites: impl IntoIterator<Item = &'s String>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let names = site_names(&tx.open_table(SITES)?, &tx.open_table(DEVICES)?)?;
+        match sites.into_iter().find(|s| !names.contains(*s)) {
+            Some(site) => Err(unknown_site(field, site, &names)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_is_matched_to_the_site_it_meant_and_a_new_name_to_none() {
+        let names: BTreeSet<String> = ["london", "paris", "hq"].map(String::from).into();
+        assert_eq!(closest("lodnon", &names), Some("london"));
+        assert_eq!(closest("London", &names), Some("london"));
+        assert_eq!(closest("pari", &names), Some("paris"));
+        assert_eq!(closest("branch", &names), None);
+        // Two letters off a two-letter name is another name, not a typo.
+        assert_eq!(closest("ab", &names), None);
+    }
+}
