@@ -495,6 +495,79 @@ async fn a_csv_export_moved_to_a_new_box_keeps_device_states() {
     assert_eq!(status, 404);
 }
 
+/// An export moved to another box lists secret names without their values: the import says
+/// how many were not set and which devices have none, instead of dropping them silently, and
+/// a device that has the secret keeps it.
+#[tokio::test]
+async fn secrets_an_export_lists_without_values_are_reported_not_dropped() {
+    let old = Daemon::start();
+    let (a, b) = ("c81fea83e85a", "c81fea83e85b");
+    old.add_device(serde_json::json!({"mac": a, "model": "J179",
+        "secrets": {"SIP_PASSWORD": "pw-a", "ADMIN_PIN": "1234"}}))
+        .await;
+    old.add_device(serde_json::json!({"mac": b, "model": "J179"}))
+        .await;
+    let new = Daemon::start();
+    new.add_device(serde_json::json!({"mac": b, "model": "J179",
+        "secrets": {"SIP_PASSWORD": "pw-b"}}))
+        .await;
+    let (ok, exported, stderr) = run(&old, &["device", "export", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    // A CSV export has no secret columns; a file of `secret:` columns left empty, as a template
+    // or another tool writes it, has a cell for every device: b's are listed too (and b lacks
+    // ADMIN_PIN here), where JSON lists only the secrets a device has.
+    let csv = format!("mac,model,secret:ADMIN_PIN,secret:SIP_PASSWORD\n{a},J179,,\n{b},J179,,\n");
+    for (format, text, listed, lacking) in [("json", exported, 2, 1), ("csv", csv, 4, 2)] {
+        let file = new.dir.path().join(format!("moved.{format}"));
+        std::fs::write(&file, &text).unwrap();
+        let (ok, stdout, stderr) = run(&new, &["device", "import", file.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "{listed} secret parameters listed without values (an export never carries \
+                 them) were not set"
+            )),
+            "{format}: {stdout}"
+        );
+        let lack = format!("{lacking} devices have no value for some");
+        assert!(stdout.contains(&lack), "{format}: {stdout}");
+        assert!(
+            stderr.contains(&format!(
+                "device {a}: secrets listed without a value, not set, and the device has none: \
+                 ADMIN_PIN, SIP_PASSWORD"
+            )),
+            "{format}: {stderr}"
+        );
+        let (ok, json, _) = run(
+            &new,
+            &[
+                "--json",
+                "device",
+                "import",
+                "--dry-run",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(ok);
+        let report: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            report["secrets_without_values"], listed,
+            "{format}: {report}"
+        );
+        assert_eq!(
+            report["devices_missing_secrets"], lacking,
+            "{format}: {report}"
+        );
+        assert_eq!(report["secrets_missing"][0]["mac"], a, "{format}: {report}");
+    }
+    let (_, device) = new.api("GET", &format!("/devices/{b}"), None).await;
+    assert_eq!(
+        device["secrets"],
+        serde_json::json!(["SIP_PASSWORD"]),
+        "b keeps its own"
+    );
+}
+
 /// A parameter may not be named `secret:…` (a CSV import reads such a column as a secret), on
 /// any path that writes parameters; the refusal names the parameter.
 #[tokio::test]

@@ -417,6 +417,23 @@ async fn import(
                 format!("; {} bad rows, nothing changed", report.bad_rows)
             }
         );
+        for m in &report.secrets_missing {
+            eprintln!(
+                "{}:{}: device {}: secrets listed without a value, not set, and the device has \
+                 none: {}",
+                file.display(),
+                m.line,
+                m.mac,
+                m.names.join(", ")
+            );
+        }
+        if report.secrets_without_values > 0 {
+            println!(
+                "{} secret parameters listed without values (an export never carries them) were \
+                 not set; each device keeps what it had, and {} devices have no value for some",
+                report.secrets_without_values, report.devices_missing_secrets
+            );
+        }
         if !report.sites_created.is_empty() {
             let verb = if report.applied {
                 "created"

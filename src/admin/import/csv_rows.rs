@@ -221,6 +221,7 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
     let mut new = NewDevice::with_mac(mac);
     let mut gives = header.gives;
     let mut clears = Vec::new();
+    let mut unvalued = Vec::new();
     for (i, column) in header.columns.iter().enumerate().skip(1) {
         let cell = text(i)?;
         let value = if cell == EMPTY_VALUE { "" } else { cell };
@@ -244,7 +245,7 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
                 })?
             }
             // An empty cell keeps the secret: an export never carries secret values.
-            Column::Secret(_) if cell.is_empty() => {}
+            Column::Secret(name) if cell.is_empty() => unvalued.push(name.clone()),
             Column::Secret(name) => drop(new.secrets.insert(name.clone(), value.into())),
             // An empty cell: the device does not set that parameter (any more).
             Column::Param(name) if cell.is_empty() => clears.push(name.as_str()),
@@ -257,5 +258,6 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
         new,
         gives,
         clears,
+        unvalued,
     })
 }

@@ -66,9 +66,12 @@ fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<
 
 /// `secrets`: values to set (`{"NAME": "value"}`), or the names an export lists
 /// (`["NAME"]`), which set nothing: an export carries no secret values, so importing it keeps
-/// the secrets the device has.
+/// the secrets the device has. The names are kept for the report to count.
 #[derive(Default)]
-struct Secrets(BTreeMap<String, String>);
+struct Secrets {
+    values: BTreeMap<String, String>,
+    names: Vec<String>,
+}
 
 impl<'de> Deserialize<'de> for Secrets {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Secrets, D::Error> {
@@ -79,11 +82,21 @@ impl<'de> Deserialize<'de> for Secrets {
                 f.write_str("an object of secret values or a list of secret names")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Secrets, A::Error> {
-                BTreeMap::deserialize(de::value::MapAccessDeserializer::new(map)).map(Secrets)
+                let values = BTreeMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Secrets {
+                    values,
+                    names: Vec::new(),
+                })
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut names: A) -> Result<Secrets, A::Error> {
-                while names.next_element::<String>()?.is_some() {}
-                Ok(Secrets::default())
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Secrets, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(Secrets {
+                    values: BTreeMap::new(),
+                    names,
+                })
             }
         }
         d.deserialize_any(Either)
@@ -109,7 +122,7 @@ impl Element {
         new.group = self.group.unwrap_or_default();
         new.label = self.label.unwrap_or_default();
         new.params = self.params.unwrap_or_default();
-        new.secrets = self.secrets.0;
+        new.secrets = self.secrets.values;
         new.state = self.state.unwrap_or_default();
         new.allow_http_auth = self.allow_http_auth.unwrap_or_default();
         new.http_credential = self.http_credential.flatten();
@@ -119,6 +132,7 @@ impl Element {
             new,
             gives,
             clears: Vec::new(),
+            unvalued: self.secrets.names,
         }
     }
 }

@@ -69,6 +69,25 @@ pub struct ImportReport {
     /// them; on a dry run, those it would create.
     #[serde(default)]
     pub sites_created: Vec<String>,
+    /// Secret parameters the rows named without a value, which were not set (an export never
+    /// carries secret values): each device keeps what it had.
+    #[serde(default)]
+    pub secrets_without_values: usize,
+    /// The devices that, after the import, lack secrets their rows named without a value (a
+    /// box a file moved to does not have them): the first [`MAX_ERRORS`], with their names.
+    #[serde(default)]
+    pub secrets_missing: Vec<MissingSecrets>,
+    /// How many devices lack such secrets, listed or not.
+    #[serde(default)]
+    pub devices_missing_secrets: usize,
+}
+
+/// A device of an import that lacks secrets its row named without a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingSecrets {
+    pub line: usize,
+    pub mac: Mac,
+    pub names: Vec<String>,
 }
 
 impl RowError {
@@ -109,6 +128,9 @@ pub struct Row<'h> {
     pub gives: Gives,
     /// Parameters the row removes from a device that exists (a CSV row's empty cells).
     pub clears: Vec<&'h str>,
+    /// Secrets the row names without a value (a CSV `secret:` column's empty cell, a JSON
+    /// list of names): an export's, which never carries values. They set nothing.
+    pub unvalued: Vec<String>,
 }
 
 impl Row<'_> {
@@ -211,6 +233,9 @@ struct Pass<'a, 't> {
     /// Whether a row may name a site that does not exist, creating it.
     create_sites: bool,
     sites_created: Vec<String>,
+    secrets_without_values: usize,
+    secrets_missing: Vec<MissingSecrets>,
+    devices_missing_secrets: usize,
     /// Each good row's MAC and line, to refuse a MAC given twice.
     seen: BTreeMap<Mac, usize>,
     rows: usize,
@@ -224,7 +249,7 @@ struct Pass<'a, 't> {
 impl Pass<'_, '_> {
     fn take(&mut self, item: Result<Row<'_>, RowError>) -> Result<(), ApiError> {
         self.rows += 1;
-        let row = match item {
+        let mut row = match item {
             Ok(row) => row,
             Err(e) => {
                 self.errors.push(e);
@@ -247,6 +272,7 @@ impl Pass<'_, '_> {
             self.within_sites(&row, existing.as_ref())?;
         }
         let (line, element) = (row.line, row.element);
+        let unvalued = std::mem::take(&mut row.unvalued);
         let device = match &existing {
             Some(old) => {
                 let mut d = old.clone();
@@ -268,6 +294,18 @@ impl Pass<'_, '_> {
             }
             self.tx.create_site(&device.site)?;
             self.sites_created.push(device.site.clone());
+        }
+        self.secrets_without_values += unvalued.len();
+        let names: Vec<String> = unvalued
+            .into_iter()
+            .filter(|n| !device.secrets.contains_key(n))
+            .collect();
+        if !names.is_empty() {
+            self.devices_missing_secrets += 1;
+            if self.secrets_missing.len() < MAX_ERRORS {
+                self.secrets_missing
+                    .push(MissingSecrets { line, mac, names });
+            }
         }
         let changes = existing.as_ref() != Some(&device);
         match (&existing, changes) {
@@ -322,6 +360,9 @@ impl Pass<'_, '_> {
             errors: self.errors.into_list(),
             applied,
             sites_created: self.sites_created,
+            secrets_without_values: self.secrets_without_values,
+            secrets_missing: self.secrets_missing,
+            devices_missing_secrets: self.devices_missing_secrets,
         };
         (report, applied.then(|| self.trail.into_changes()))
     }
@@ -362,6 +403,9 @@ pub fn run(
             dry_run,
             create_sites,
             sites_created: Vec::new(),
+            secrets_without_values: 0,
+            secrets_missing: Vec::new(),
+            devices_missing_secrets: 0,
             seen: BTreeMap::new(),
             rows: 0,
             created: 0,
