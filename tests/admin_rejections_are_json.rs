@@ -64,3 +64,51 @@ async fn a_path_that_is_not_utf8_is_refused_with_a_json_error_naming_it() {
         );
     }
 }
+
+/// A query string the API cannot read is said in the API's words, naming the field and what it
+/// takes, not axum's "Failed to deserialize query string"; a JSON body's error leaves out
+/// serde's "at line 1 column N" when the body is one line, and keeps the line of a longer body.
+#[tokio::test]
+async fn query_and_body_errors_are_said_in_the_apis_words() {
+    let d = Daemon::start();
+    let (status, v) = d.api("GET", "/alarms?severity=bogus", None).await;
+    assert_eq!(status, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("query: severity: unknown value \"bogus\", expected one of "),
+        "{e}"
+    );
+    assert!(e.contains("warning"), "the values it takes: {e}");
+    assert!(!e.contains("Failed to deserialize"), "{e}");
+    let (status, v) = d.api("GET", "/devices?limit=many", None).await;
+    assert_eq!(status, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.starts_with("query: limit: "), "{e}");
+
+    let (status, v) = d
+        .api_bytes(
+            "POST",
+            "/sites",
+            r#"{"name": 5}"#.to_string(),
+            Some(&d.token),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.starts_with("request body: name: invalid type"), "{e}");
+    assert!(!e.contains("at line"), "one line needs no position: {e}");
+    let (status, v) = d
+        .api_bytes(
+            "POST",
+            "/sites",
+            "{\n  \"name\": \"hq\",\n  \"label\": 5\n}\n".to_string(),
+            Some(&d.token),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("at line 3 column"),
+        "a longer body keeps the line: {e}"
+    );
+}

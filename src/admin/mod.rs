@@ -518,13 +518,16 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             true => without_value(&e.inner().to_string()),
             false => e.inner().to_string(),
         };
+        let message = json_errors::without_position(message, body);
         match e.path().to_string().as_str() {
             "." => ApiError::BadRequest(format!("request body: {message}")),
             path => ApiError::BadRequest(format!("request body: {path}: {message}")),
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
+    de.end().map_err(|e| {
+        let message = json_errors::without_position(e.to_string(), body);
+        ApiError::BadRequest(format!("request body: {message}"))
+    })?;
     Ok(value)
 }
 
