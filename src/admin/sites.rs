@@ -34,8 +34,9 @@ pub struct GroupView {
     pub devices: usize,
 }
 
-/// A site record's name: as long as any site a device can name ([`MAX_NAME`]).
-fn check_name(name: &str) -> Result<(), ApiError> {
+/// A site record's name, given as `field`: as long as any site a device can name
+/// ([`MAX_NAME`]). An import that creates its sites holds them to it too.
+pub(super) fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
@@ -45,7 +46,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::BadRequest(format!(
-            "name: {:?} must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.'",
+            "{field}: {:?} must be 1 to {MAX_NAME} letters, digits, '-', '_' or '.'",
             name.chars().take(MAX_NAME + 1).collect::<String>()
         )))
     }
@@ -130,7 +131,7 @@ fn check_label(label: &str) -> Result<(), ApiError> {
 
 pub async fn create(State(st): State<AdminState>, body: Bytes) -> Result<Response, ApiError> {
     let new: NewSite = parse_json(&body)?;
-    check_name(&new.name)?;
+    check_name("name", &new.name)?;
     check_label(&new.label)?;
     let site = Site {
         name: new.name,
@@ -162,7 +163,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     who.require_site(&name)?;
-    check_name(&name)?;
+    check_name("name", &name)?;
     let patch: SitePatch = parse_json(&body)?;
     if let Some(label) = &patch.label {
         check_label(label)?;

@@ -292,6 +292,11 @@ impl Pass<'_, '_> {
                 self.errors.push(RowError::at(line, element, e));
                 return Ok(());
             }
+            // A site it creates is one `POST /sites` would create.
+            if let Err(e) = super::sites::check_name("site", &device.site) {
+                self.errors.push(RowError::at(line, element, e));
+                return Ok(());
+            }
             self.tx.create_site(&device.site)?;
             self.sites_created.push(device.site.clone());
         }

@@ -797,3 +797,37 @@ fn an_export_carries_no_value_of_a_parameter_named_as_a_secret() {
         assert_eq!(get(&store, A), before, "{format:?}");
     }
 }
+
+/// An import told to create its sites creates only what `POST /sites` would: a name with a
+/// space is a bad row, and no site is made.
+#[test]
+fn an_import_creates_only_site_names_a_site_record_takes() {
+    let (_dir, store) = store();
+    let body = b"mac,site\n001122334455,lab\n001122334456,Main Office\n";
+    let r = run(&store, &admin(), Format::Csv, body, false, true)
+        .unwrap()
+        .0;
+    assert_eq!(lines(&r), [3], "{:?}", r.errors);
+    assert!(
+        r.errors[0]
+            .error
+            .starts_with("site: \"Main Office\" must be"),
+        "{:?}",
+        r.errors
+    );
+    assert!(!r.applied);
+    assert!(store.get_site("Main Office").unwrap().is_none());
+    assert!(store.get_site("lab").unwrap().is_none(), "nothing written");
+    let r = run(
+        &store,
+        &admin(),
+        Format::Csv,
+        b"mac,site\n001122334455,lab\n",
+        false,
+        true,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(r.sites_created, ["lab"]);
+    assert!(store.get_site("lab").unwrap().is_some());
+}
