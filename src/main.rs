@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 use edgeprov::cli::{
     self, Output, alarms::AlarmArgs, audit::AuditArgs, cert::CertCmd, client::ApiClient,
-    cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd, file::FileCmd,
-    firmware::FirmwareCmd, job::JobCmd, param::ParamCmd, pki::PkiCmd, prefs::PrefsCmd,
-    settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
+    client::RemoteTarget, cloud::CloudCmd, device::DeviceCmd, dhcp::DhcpCmd, dns::DnsCmd,
+    file::FileCmd, firmware::FirmwareCmd, job::JobCmd, param::ParamCmd, pki::PkiCmd,
+    prefs::PrefsCmd, settings::SettingsCmd, site::GroupCmd, site::SiteCmd, token::TokenCmd,
 };
 use edgeprov::config::Config;
 use edgeprov::storm::StormArgs;
@@ -25,7 +25,7 @@ struct Cli {
     /// Configuration file (TOML). Default: $EDGEPROV_CONFIG (unless empty), else
     /// /etc/edgeprov/edgeprov.toml if it exists, else built-in defaults. Commands that talk to
     /// the daemon take its admin address and data directory (CA, token) from it; $EDGEPROV_TOKEN
-    /// overrides the token.
+    /// overrides the token. Not read with --url.
     // Not clap's `env`: it took an empty variable as an empty `--config` and blamed the
     // option; `Config::discover` reads the variable instead.
     #[arg(long, global = true, value_name = "FILE")]
@@ -33,6 +33,19 @@ struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Manage the box whose admin API is at https://HOST:PORT from this machine (default:
+    /// $EDGEPROV_URL, unless empty). Given before the command; needs --ca-cert and a token in
+    /// $EDGEPROV_TOKEN or --token-file; nothing local (config, data directory) is read.
+    // Not `global`: `firmware add --url` and `cloud register --url` name other URLs.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// With --url: the box's CA certificate (its DATA_DIR/pki/ca.crt, copied here), the only
+    /// issuer trusted for it (default: $EDGEPROV_CA_CERT, unless empty).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// With --url: a file whose first line is the API token (default: $EDGEPROV_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,12 +57,19 @@ const ENVIRONMENT: &str = "\
 Environment:
   EDGEPROV_CONFIG  The configuration file when --config is not given (empty: unset)
   EDGEPROV_TOKEN   The admin API token; default: the daemon's own, DATA_DIR/admin.token
-                   (readable by root and the daemon's user)
+                   (readable by root and the daemon's user); with --url, required unless
+                   --token-file is given
+  EDGEPROV_URL     --url when it is not given (empty: unset)
+  EDGEPROV_CA_CERT --ca-cert when it is not given (empty: unset)
   RUST_LOG         serve: a log filter that overrides log_level
 
 The commands that list or change what the box holds talk to the running daemon's admin API:
 its address from DATA_DIR/listeners.json, else [admin] listen; only the box's CA
-(DATA_DIR/pki/ca.crt) is trusted. Times are shown in UTC.
+(DATA_DIR/pki/ca.crt) is trusted. From another machine, name the box instead:
+  EDGEPROV_TOKEN=… edgeprov --url https://prov.example.com:9443 --ca-cert box-ca.crt device list
+(its admin.listen must be reachable, the host one of its pki.server_names). serve, doctor,
+restore, storm, dns check and dhcp options work on this machine and refuse --url; settings
+reads only the files given and ignores it. Times are shown in UTC.
 
 Exit status: 0 done; 1 failed (one line on standard error saying why); 2 called wrongly (an
 unknown option, a value that does not parse, nothing to change, a missing --yes); 141 when
@@ -191,6 +211,8 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         cli::end_quietly_on_broken_pipe();
     }
     let out = Output { json: args.json };
+    let target = remote_target(&args)?;
+    let local_only = |command: &str| local_only(target.as_ref(), args.url.is_some(), command);
     let remote = match args.command {
         // Local files only: no config, daemon or runtime needed.
         Command::Settings(cmd) => {
@@ -200,21 +222,34 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
-        Command::Serve => None,
+        Command::Serve => {
+            local_only("serve")?;
+            None
+        }
         Command::Dns(cmd) => {
-            // `dns check` queries the responder itself, so it needs the config, not only the API.
-            let loaded = Config::discover(args.config.as_deref())?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(cli::dns::run(cmd, &loaded.config, out))?;
+            match cmd {
+                // It queries the responder the local config describes, not only the API.
+                DnsCmd::Check => {
+                    local_only("dns check")?;
+                    let loaded = Config::discover(args.config.as_deref())?;
+                    runtime.block_on(cli::dns::check(&loaded.config, out))?;
+                }
+                DnsCmd::Records(cmd) => runtime.block_on(async {
+                    let api = api_client(target.as_ref(), args.config.as_deref())?;
+                    cli::dns::records(cmd, &api, out).await
+                })?,
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Command::Dhcp(cmd) => {
-            let loaded = Config::discover(args.config.as_deref())?;
             if !cmd.needs_api() {
                 // Option definitions come from the config (and, when its HTTPS port is 0, the
                 // running daemon's listener file).
+                local_only("dhcp options")?;
+                let loaded = Config::discover(args.config.as_deref())?;
                 cli::dhcp::options(cmd, &loaded.config, out)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -222,7 +257,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                let api = ApiClient::from_config(&loaded.config)?;
+                let api = api_client(target.as_ref(), args.config.as_deref())?;
                 cli::dhcp::leases(cmd, &api, out).await
             })?;
             return Ok(ExitCode::SUCCESS);
@@ -232,12 +267,14 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             passphrase_file,
             confirm,
         } => {
+            local_only("restore")?;
             let loaded = Config::discover(args.config.as_deref())?;
             let pass = cli::backup::passphrase(passphrase_file.as_deref())?;
             cli::backup::restore(&loaded.config, out, &file, pass, confirm)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Doctor => {
+            local_only("doctor")?;
             let loaded = Config::discover(args.config.as_deref())?;
             return Ok(if cli::doctor::run(&loaded.config, out.json)? {
                 ExitCode::SUCCESS
@@ -246,6 +283,8 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Storm(storm) => {
+            // Its server is --target, and it reads no box's data: a --url would be ignored.
+            local_only("storm")?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -259,11 +298,11 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Remote(r) => Some(r),
     };
-    let loaded = Config::discover(args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let Some(remote) = remote else {
+        let loaded = Config::discover(args.config.as_deref())?;
         let log = edgeprov::logging::init(&loaded.config.log_level);
         match &loaded.source {
             Some(source) => tracing::info!(config = %source.display(), "configuration loaded"),
@@ -273,7 +312,7 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     runtime.block_on(async {
-        let api = ApiClient::from_config(&loaded.config)?;
+        let api = api_client(target.as_ref(), args.config.as_deref())?;
         match remote {
             Remote::Device(cmd) => cli::device::run(cmd, &api, out).await,
             Remote::Pki(cmd) => cli::pki::run(cmd, &api, out).await,
@@ -316,6 +355,61 @@ fn run(args: Cli) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The box named by `--url` (else `$EDGEPROV_URL`), with its CA certificate and token file;
+/// `None` for the box the local config describes. `--ca-cert` and `--token-file` without a URL
+/// are usage errors: silently using the local box instead would change the wrong one.
+fn remote_target(args: &Cli) -> anyhow::Result<Option<RemoteTarget>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(url) = args.url.clone().or_else(|| env("EDGEPROV_URL")) else {
+        let given = match (&args.ca_cert, &args.token_file) {
+            (Some(_), _) => "--ca-cert",
+            (None, Some(_)) => "--token-file",
+            (None, None) => return Ok(None),
+        };
+        return Err(cli::UsageError(format!(
+            "{given} is for a box named with --url https://HOST:PORT (or EDGEPROV_URL); \
+             without one the CLI talks to the box the config describes"
+        ))
+        .into());
+    };
+    Ok(Some(RemoteTarget {
+        url,
+        ca_cert: args
+            .ca_cert
+            .clone()
+            .or_else(|| env("EDGEPROV_CA_CERT").map(PathBuf::from)),
+        token_file: args.token_file.clone(),
+    }))
+}
+
+/// The admin API client: for the box named by `--url`, else the one the local config describes.
+fn api_client(
+    target: Option<&RemoteTarget>,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ApiClient> {
+    match target {
+        Some(target) => ApiClient::from_url(target),
+        None => ApiClient::from_config(&Config::discover(config)?.config),
+    }
+}
+
+/// Refuses a remote box for a command that works on this machine's own configuration, data
+/// directory or daemon: quietly doing it locally instead would act on the wrong box.
+fn local_only(target: Option<&RemoteTarget>, url_given: bool, command: &str) -> anyhow::Result<()> {
+    if target.is_none() {
+        return Ok(());
+    }
+    let source = match url_given {
+        true => "leave out --url",
+        false => "unset EDGEPROV_URL",
+    };
+    Err(cli::UsageError(format!(
+        "{command} works on this machine, not on a box named by URL: {source} (run it on the \
+         box itself)"
+    ))
+    .into())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The CLI's HTTPS client for the admin API: finds the address (the daemon's listener file,
-//! else the config) and the token (`$EDGEPROV_TOKEN`, else `<data_dir>/admin.token`), and trusts
-//! only the box's own CA.
+//! The CLI's HTTPS client for the admin API. On the box it finds the address (the daemon's
+//! listener file, else the config) and the token (`$EDGEPROV_TOKEN`, else
+//! `<data_dir>/admin.token`), and trusts only the box's own CA. From another machine
+//! (`--url`) all three are given: the URL, the box's CA certificate file and the token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,16 +15,20 @@ use rustls::RootCertStore;
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 
+use super::UsageError;
 use super::progress::Progress;
 use crate::config::Config;
 use crate::daemon::Listeners;
 
 pub struct ApiClient {
-    addr: SocketAddr,
+    /// `HOST:PORT`: where the CLI connects, the `Host` it sends, and what errors name.
+    addr: String,
     token: String,
     /// Where the token came from and where the trusted CA is, named when either is refused.
     token_source: TokenSource,
     ca_path: std::path::PathBuf,
+    /// Whether the box was named with `--url`: the fixes errors suggest differ.
+    remote: bool,
     tls: tokio_rustls::TlsConnector,
     /// The name the admin certificate is checked against: see [`admin_server_name`].
     server_name: ServerName<'static>,
@@ -32,7 +37,19 @@ pub struct ApiClient {
 /// Where the CLI's token came from: the fix for a refused one depends on it.
 enum TokenSource {
     Env,
+    /// The daemon's own token file, in its data directory.
     File(std::path::PathBuf),
+    /// A file given with `--token-file`.
+    Given(std::path::PathBuf),
+}
+
+/// How the CLI reaches a box from another machine: `edgeprov --url https://HOST:PORT
+/// --ca-cert FILE` (or `$EDGEPROV_URL`, `$EDGEPROV_CA_CERT`), with the token in
+/// `$EDGEPROV_TOKEN` or `--token-file`.
+pub struct RemoteTarget {
+    pub url: String,
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl ApiClient {
@@ -62,20 +79,66 @@ impl ApiClient {
                 ca_path.display()
             )
         })?;
-        let mut roots = RootCertStore::empty();
-        roots.add(ca)?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        Ok(ApiClient {
+            addr: addr.to_string(),
+            token,
+            token_source,
+            ca_path,
+            remote: false,
+            tls: trusting_only(ca)?,
+            server_name,
+        })
+    }
+
+    /// A client for the box at `target.url`, from any machine: nothing is read from a data
+    /// directory. The server certificate must chain to the given CA certificate and name the
+    /// URL's host, as a phone checks it; there is no trust on first use and no way to skip the
+    /// check, so a box answering with another certificate is never sent the token.
+    pub fn from_url(target: &RemoteTarget) -> Result<ApiClient> {
+        let (host, port) = https_host_port(&target.url)?;
+        let server_name = ServerName::try_from(host.clone()).map_err(|e| {
+            UsageError(format!(
+                "--url {}: {host:?} is not a host name or IP address: {e}",
+                target.url
+            ))
+        })?;
+        let (token, token_source) = match &target.token_file {
+            Some(path) => (first_line(path)?, TokenSource::Given(path.clone())),
+            None => match std::env::var("EDGEPROV_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => (t.trim().to_string(), TokenSource::Env),
+                _ => {
+                    return Err(UsageError(
+                        "--url needs a token: set EDGEPROV_TOKEN (or give --token-file FILE) to \
+                         a token of that box, made there with `edgeprov token create` (a token is \
+                         never taken on the command line, where other users can see it)"
+                            .into(),
+                    )
+                    .into());
+                }
+            },
+        };
+        let Some(ca_path) = target.ca_cert.clone() else {
+            return Err(UsageError(
+                "--url needs --ca-cert FILE (or EDGEPROV_CA_CERT): the box's CA certificate, the \
+                 only issuer trusted for its admin API; copy it from the box (DATA_DIR/pki/ca.crt, \
+                 /var/lib/edgeprov/pki/ca.crt when packaged, readable by all) or take the ca.crt \
+                 that `edgeprov pki issue-device` writes"
+                    .into(),
+            )
+            .into());
+        };
+        let ca = crate::pki::read_cert(&ca_path).context("--ca-cert, the box's CA certificate")?;
+        let addr = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{host}]:{port}"),
+            Err(_) => format!("{host}:{port}"),
+        };
         Ok(ApiClient {
             addr,
             token,
             token_source,
             ca_path,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            remote: true,
+            tls: trusting_only(ca)?,
             server_name,
         })
     }
@@ -171,6 +234,69 @@ impl ApiClient {
     }
 }
 
+/// A TLS client configuration that trusts `ca` and nothing else.
+fn trusting_only(
+    ca: rustls_pki_types::CertificateDer<'static>,
+) -> Result<tokio_rustls::TlsConnector> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca)?;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(tls)))
+}
+
+/// The host (an IPv6 address without its brackets) and port of an `https://HOST[:PORT]` URL;
+/// anything else is a usage error naming the URL. Plain `http://` is refused: the token would
+/// cross the network in clear, and the admin API speaks only HTTPS anyway.
+fn https_host_port(url: &str) -> Result<(String, u16)> {
+    let bad = |why: &str| -> anyhow::Error { UsageError(format!("--url {url}: {why}")).into() };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| bad(&format!("not a URL ({e}); give https://HOST:PORT")))?;
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => {
+            return Err(bad(
+                "plain http:// is refused: the admin API speaks only HTTPS, and the token must \
+                 not cross the network in clear; give https://HOST:PORT",
+            ));
+        }
+        _ => return Err(bad("give https://HOST:PORT")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(bad("no host; give https://HOST:PORT"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "a user or token in the URL is refused; set EDGEPROV_TOKEN (or --token-file)",
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("only https://HOST:PORT, without a path"));
+    }
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((host.to_string(), uri.port_u16().unwrap_or(443)))
+}
+
+/// The first line of a token file, without the spaces at its ends.
+fn first_line(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        bail!("the token file {} is empty", path.display());
+    }
+    Ok(token.to_string())
+}
+
 /// A non-2xx answer becomes an error carrying the API's message.
 fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
     if !status.is_success() {
@@ -223,31 +349,61 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 impl ApiClient {
     /// A TLS connection to the admin API, trusting only the box's CA.
     async fn connect(&self) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-        let tcp = tokio::net::TcpStream::connect(self.addr)
+        let tcp = tokio::net::TcpStream::connect(self.addr.as_str())
             .await
-            .with_context(|| {
-                format!(
+            .with_context(|| match self.remote {
+                true => format!(
+                    "cannot reach the edgeprov admin API at {} (is the daemon running, with \
+                     admin.listen on an address this machine can reach?)",
+                    self.addr
+                ),
+                false => format!(
                     "cannot reach the edgeprov admin API at {} (is the daemon running?)",
                     self.addr
-                )
+                ),
             })?;
         self.tls
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|e| {
-                let untrusted = e
+                let refused = e
                     .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                    .is_some_and(|e| {
-                        matches!(
-                            e,
-                            rustls::Error::InvalidCertificate(
-                                rustls::CertificateError::UnknownIssuer
-                                    | rustls::CertificateError::BadSignature
-                            )
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+                let untrusted = refused.is_some_and(|e| {
+                    matches!(
+                        e,
+                        rustls::Error::InvalidCertificate(
+                            rustls::CertificateError::UnknownIssuer
+                                | rustls::CertificateError::BadSignature
                         )
-                    });
-                if untrusted {
+                    )
+                });
+                let other_name = refused.is_some_and(|e| {
+                    matches!(
+                        e,
+                        rustls::Error::InvalidCertificate(
+                            rustls::CertificateError::NotValidForName
+                                | rustls::CertificateError::NotValidForNameContext { .. }
+                        )
+                    )
+                });
+                if self.remote && untrusted {
+                    anyhow!(
+                        "the admin API at {} presented a certificate not signed by the CA in {}: \
+                         give that box's own CA certificate (its DATA_DIR/pki/ca.crt) with \
+                         --ca-cert",
+                        self.addr,
+                        self.ca_path.display()
+                    )
+                } else if self.remote && other_name {
+                    anyhow!(
+                        "the admin API at {} presented a certificate that does not name {:?} \
+                         ({e}): connect by one of the box's pki.server_names, or add this one \
+                         there",
+                        self.addr,
+                        self.server_name.to_str()
+                    )
+                } else if untrusted {
                     anyhow!(
                         "the admin API at {} presented a certificate that the box's CA in {} does \
                      not vouch for ({e}): the daemon on that port is not the one of this \
@@ -266,11 +422,24 @@ impl ApiClient {
     fn refused_token(&self, bytes: &[u8]) -> anyhow::Error {
         let msg = error_message(bytes);
         match &self.token_source {
+            TokenSource::Env if self.remote => anyhow!(
+                "the admin API at {} refused the token in $EDGEPROV_TOKEN ({msg}): it is \
+                 mistyped, revoked or for another box; give a valid one (edgeprov token create \
+                 on that box makes one)",
+                self.addr
+            ),
             TokenSource::Env => anyhow!(
                 "the admin API at {} refused the token in $EDGEPROV_TOKEN ({msg}): it is \
                  mistyped, revoked or for another box; give a valid one (edgeprov token create \
                  makes one), or unset EDGEPROV_TOKEN to use the daemon's own",
                 self.addr
+            ),
+            TokenSource::Given(path) => anyhow!(
+                "the admin API at {} refused the token in {} ({msg}): it is mistyped, revoked \
+                 or for another box; give a valid one (edgeprov token create on that box makes \
+                 one)",
+                self.addr,
+                path.display()
             ),
             TokenSource::File(path) => anyhow!(
                 "the admin API at {} refused the token in {} ({msg}): that file is not the \
@@ -308,7 +477,7 @@ impl ApiClient {
         let req = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"))
-            .header(http::header::HOST, self.addr.to_string())
+            .header(http::header::HOST, self.addr.as_str())
             .header(
                 http::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),

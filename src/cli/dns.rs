@@ -50,17 +50,8 @@ pub enum RecordsCmd {
     },
 }
 
-pub async fn run(cmd: DnsCmd, config: &Config, out: Output) -> Result<()> {
-    match cmd {
-        DnsCmd::Check => check(config, out).await,
-        DnsCmd::Records(cmd) => {
-            let api = ApiClient::from_config(config)?;
-            records(cmd, &api, out).await
-        }
-    }
-}
-
-async fn records(cmd: RecordsCmd, api: &ApiClient, out: Output) -> Result<()> {
+/// `dns records …`: through the admin API of the box the CLI talks to.
+pub async fn records(cmd: RecordsCmd, api: &ApiClient, out: Output) -> Result<()> {
     let value = match cmd {
         RecordsCmd::List => api.get("/dns/records").await?,
         RecordsCmd::Add {
@@ -114,7 +105,8 @@ struct Row {
     problem: Option<String>,
 }
 
-async fn check(config: &Config, out: Output) -> Result<()> {
+/// `dns check`: queries the responder the local configuration describes, so it runs on the box.
+pub async fn check(config: &Config, out: Output) -> Result<()> {
     if config.dns.listen.is_empty() {
         bail!("the DNS responder is off (dns.listen is empty)");
     }

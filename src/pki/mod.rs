@@ -581,7 +581,8 @@ pub fn is_backup_file(name: &str) -> bool {
         || roots::is_root_file(name)
 }
 
-/// Reads one PEM certificate (for `doctor`'s expiry checks).
+/// Reads one PEM certificate (for `doctor`'s expiry checks, and the box's CA that `edgeprov
+/// --url … --ca-cert FILE` trusts).
 pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
     files::parse_one_cert(path, &files::read_text(path)?)
 }
