@@ -61,6 +61,12 @@ fn a_box_is_listed_and_changed_by_url_with_its_ca_and_a_token() {
     let elsewhere = tempfile::tempdir().unwrap();
     let ca = copied_ca(&d, elsewhere.path());
     let url = format!("https://127.0.0.1:{}", d.admin.port());
+    let site = remote(
+        elsewhere.path(),
+        Some(&d.token),
+        &["--url", &url, "--ca-cert", &ca, "site", "create", "hq"],
+    );
+    assert!(site.status.success(), "site create: {}", stderr(&site));
     let add = remote(
         elsewhere.path(),
         Some(&d.token),
