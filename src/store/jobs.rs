@@ -4,10 +4,11 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::devices::site_exists;
 use super::tokens::TOKENS;
 use super::{DEVICES, META, Store, StoreError, decode, encode, read_all};
 use crate::jobs::model::{
-    Action, DeviceResult, Job, JobError, JobId, JobState, Outcome, ResultStatus, Sites,
+    Action, DeviceResult, Job, JobError, JobId, JobKind, JobState, Outcome, ResultStatus, Sites,
     check_delete,
 };
 use crate::model::{ApiToken, Device, Mac, now_unix};
@@ -186,6 +187,14 @@ impl Store {
                 Some(v) => decode::<DeviceResult>("job_results", &rkey, v.value())?.mac,
                 None => return Err(StoreError::NotFound(format!("result {rkey}"))),
             };
+            // A move's target was checked when the job was made; a site deleted since would
+            // be made again, unconfigured, by the devices moved into it.
+            let gone_target = match &job.kind {
+                JobKind::Move {
+                    site: Some(target), ..
+                } if !target.is_empty() && !site_exists(&tx, target)? => Some(target.clone()),
+                _ => None,
+            };
             let mut devices = tx.open_table(DEVICES)?;
             let key = mac.to_string();
             let device: Option<Device> = match devices.get(key.as_str())? {
@@ -196,7 +205,12 @@ impl Store {
             let creator = Sites::held_by(&job.created_by, &tokens, now_unix());
             let outcome = match job.refusal(device.as_ref(), &creator) {
                 Some(why) => Outcome::Skipped(why),
-                None => decide(device),
+                None => match gone_target {
+                    Some(target) if device.is_some() => Outcome::Skipped(format!(
+                        "the move's target site {target:?} no longer exists"
+                    )),
+                    _ => decide(device),
+                },
             };
             let result = DeviceResult::from_outcome(mac, &outcome);
             match outcome {
@@ -354,6 +368,61 @@ mod tests {
             })
             .unwrap()
             .unwrap();
+    }
+
+    /// A move whose target site was deleted after the job was made moves nothing more: it
+    /// would otherwise make the site again, unconfigured, out of the devices it moved there.
+    #[test]
+    fn a_move_to_a_site_deleted_since_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        for name in ["hq", "branch"] {
+            let site = crate::model::Site {
+                name: name.into(),
+                ..Default::default()
+            };
+            store.create_site(&site).unwrap();
+        }
+        for i in [1, 2] {
+            store.place_device(device(i, "hq"));
+        }
+        let selection = Selection {
+            filter: DeviceFilter {
+                site: Some("hq".into()),
+                ..DeviceFilter::default()
+            },
+            ..Selection::default()
+        };
+        let kind = JobKind::Move {
+            site: Some("branch".into()),
+            group: None,
+        };
+        let job = Job::new(
+            kind.clone(),
+            selection,
+            0,
+            None,
+            crate::model::BOX_ADMIN,
+            Sites::All,
+            0,
+        );
+        let id = store.create_job(job).unwrap().id;
+        store.start_job(id).unwrap().unwrap();
+        store.delete_site("branch").unwrap();
+        for index in [0, 1] {
+            store
+                .job_step(id, index, |d| kind.apply(d))
+                .unwrap()
+                .unwrap();
+        }
+        let job = store.get_job(id).unwrap().unwrap();
+        assert_eq!((job.counts.ok, job.counts.skipped), (0, 2));
+        assert_eq!(store.get_device(mac(1)).unwrap().unwrap().site, "hq");
+        assert!(store.get_site("branch").unwrap().is_none());
+        assert_eq!(
+            store.job_results(id).unwrap()[0].detail,
+            "the move's target site \"branch\" no longer exists"
+        );
     }
 
     #[test]
