@@ -326,8 +326,9 @@ mod tests {
             .unwrap()
     }
 
-    /// Olivia's (sites hq) delete job over site hq, started over devices 1 and 2.
-    fn started_delete(store: &Store) -> JobId {
+    /// A job of `kind` by `creator` (bounded to `sites`) over site hq, started over devices 1
+    /// and 2, which are placed there.
+    fn started_over_hq(store: &Store, kind: JobKind, creator: &str, sites: Sites) -> JobId {
         for i in [1, 2] {
             store.place_device(device(i, "hq"));
         }
@@ -338,11 +339,16 @@ mod tests {
             },
             ..Selection::default()
         };
-        let sites = Sites::Only(["hq".to_string()].into());
-        let job = Job::new(JobKind::Delete, selection, 0, None, "olivia", sites, 0);
+        let job = Job::new(kind, selection, 0, None, creator, sites, 0);
         let id = store.create_job(job).unwrap().id;
         store.start_job(id).unwrap().unwrap();
         id
+    }
+
+    /// Olivia's (sites hq) delete job over site hq, started over devices 1 and 2.
+    fn started_delete(store: &Store) -> JobId {
+        let sites = Sites::Only(["hq".to_string()].into());
+        started_over_hq(store, JobKind::Delete, "olivia", sites)
     }
 
     fn step(store: &Store, id: JobId, index: u64) -> Job {
@@ -383,31 +389,11 @@ mod tests {
             };
             store.create_site(&site).unwrap();
         }
-        for i in [1, 2] {
-            store.place_device(device(i, "hq"));
-        }
-        let selection = Selection {
-            filter: DeviceFilter {
-                site: Some("hq".into()),
-                ..DeviceFilter::default()
-            },
-            ..Selection::default()
-        };
         let kind = JobKind::Move {
             site: Some("branch".into()),
             group: None,
         };
-        let job = Job::new(
-            kind.clone(),
-            selection,
-            0,
-            None,
-            crate::model::BOX_ADMIN,
-            Sites::All,
-            0,
-        );
-        let id = store.create_job(job).unwrap().id;
-        store.start_job(id).unwrap().unwrap();
+        let id = started_over_hq(&store, kind.clone(), crate::model::BOX_ADMIN, Sites::All);
         store.delete_site("branch").unwrap();
         for index in [0, 1] {
             store
