@@ -42,6 +42,9 @@ pub struct ConnInfo {
     /// The TLS configuration whose verifier accepted that certificate; weak, so that an open
     /// connection does not keep a replaced configuration's session cache alive.
     pub verified_by: Weak<rustls::ServerConfig>,
+    /// Whether that verifier proved the certificate rather than only letting it through
+    /// (`pki::proven`); `false` also when it is not known, and then it is checked again.
+    pub proved: bool,
 }
 
 pub struct Limits {
@@ -150,9 +153,19 @@ impl ConnectionLimit {
     }
 }
 
+/// A listener's TLS configuration, and what its verifier proved of the client certificates it
+/// let through: one lookup table per configuration's roots, read with it so that a connection
+/// is never judged by another configuration's table.
+#[derive(Clone)]
+pub struct TlsSetup {
+    pub config: Arc<rustls::ServerConfig>,
+    /// `None` where every client certificate let through is proved (or none is asked for).
+    pub proven: Option<Arc<crate::pki::Proven>>,
+}
+
 /// Where the TLS configuration comes from; read at each handshake so a reload (new
 /// certificate) applies to new connections while open ones continue.
-pub type TlsSource = Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>;
+pub type TlsSource = Arc<std::sync::RwLock<TlsSetup>>;
 
 /// Accepts until `stop` changes, serving each connection with the service `make` builds for it.
 /// Connections are registered with `graceful` so shutdown can drain them.
@@ -233,6 +246,7 @@ pub async fn accept_loop<F, S, B>(
                         client_cert: None,
                         client_intermediates: Vec::new(),
                         verified_by: Weak::new(),
+                        proved: false,
                     };
                     let io = SendDeadline::new(UntilEof::new(tcp), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));
@@ -241,8 +255,8 @@ pub async fn accept_loop<F, S, B>(
                     }
                 }
                 Some(source) => {
-                    let config = source.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                    let setup = source.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    let acceptor = tokio_rustls::TlsAcceptor::from(setup.config.clone());
                     let accept = acceptor.accept(HoldTicket::new(tcp)).into_fallible();
                     let mut stream = match tokio::time::timeout(limits.handshake, accept).await {
                         Ok(Ok(s)) => {
@@ -264,13 +278,19 @@ pub async fn accept_loop<F, S, B>(
                     stream.get_mut().0.release();
                     let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
                     let owned = |c: &CertificateDer<'_>| c.clone().into_owned();
+                    let proved = match (&setup.proven, chain.first()) {
+                        (Some(proven), Some(leaf)) => proven.holds(leaf),
+                        (None, Some(_)) => true,
+                        (_, None) => false,
+                    };
                     let info = ConnInfo {
                         peer,
                         local_port,
                         tls: true,
                         client_cert: chain.first().map(owned),
                         client_intermediates: chain.iter().skip(1).map(owned).collect(),
-                        verified_by: Arc::downgrade(&config),
+                        verified_by: Arc::downgrade(&setup.config),
+                        proved,
                     };
                     let io = SendDeadline::new(UntilEof::new(stream), limits.send);
                     let conn = builder.serve_connection(TokioIo::new(io), make(info));

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -77,6 +77,8 @@ struct Asked<'a> {
     cert_mac: Option<Mac>,
     /// The serial of that certificate, when the box's CA issued it.
     cert_serial: Option<&'a str>,
+    /// Why the client certificate presented proves nothing, when one was and does not.
+    cert_unproven: Option<&'a str>,
 }
 
 impl Asked<'_> {
@@ -86,6 +88,14 @@ impl Asked<'_> {
             Some(m) => format!("{} as {m}", self.conn.peer.ip()),
             None => self.conn.peer.ip().to_string(),
         }
+    }
+
+    /// What an alarm about a request without proof adds when a client certificate was
+    /// presented but proves nothing: the operator's first question.
+    fn unproven_note(&self) -> String {
+        self.cert_unproven
+            .map(|why| format!(" (its client certificate proves nothing: {why})"))
+            .unwrap_or_default()
     }
 }
 
@@ -108,6 +118,8 @@ pub struct PhoneConn {
     checked: AtomicU64,
     /// Revoked, or no longer chaining to a trusted root: it proves nothing from then on.
     revoked: AtomicBool,
+    /// Why the certificate proves nothing, once a check found so: alarms say it.
+    unproven: OnceLock<String>,
     /// The phone TLS configuration under whose trust the certificate was last found valid: the
     /// handshake's, until a reload replaces it. Weak, but it keeps the configuration's
     /// allocation, so no later configuration can have its address.
@@ -130,14 +142,21 @@ impl PhoneConn {
             .as_ref()
             .map_or((0, -1), |f| (f.not_before, f.not_after));
         let own_serial = facts.filter(|f| f.issued_here).map(|f| f.serial);
+        // A certificate the handshake let through without proving it is checked in full by
+        // the first `cert_mac`, as one whose trust may have changed since is.
+        let trusted_under = match info.proved {
+            true => info.verified_by.clone(),
+            false => Weak::new(),
+        };
         let conn = PhoneConn {
-            trusted_under: Mutex::new(info.verified_by.clone()),
+            trusted_under: Mutex::new(trusted_under),
             info,
             named,
             valid,
             own_serial,
             checked: AtomicU64::new(u64::MAX),
             revoked: AtomicBool::new(false),
+            unproven: OnceLock::new(),
         };
         conn.cert_mac(state);
         conn
@@ -151,6 +170,12 @@ impl PhoneConn {
         let mac = self.named?;
         let now = now_unix();
         if now < self.valid.0 || now > self.valid.1 {
+            let why = match now < self.valid.0 {
+                true => rustls::CertificateError::NotValidYet,
+                false => rustls::CertificateError::Expired,
+            };
+            self.unproven
+                .get_or_init(|| crate::pki::why_unproven(&rustls::Error::InvalidCertificate(why)));
             return None;
         }
         // Trust first: whether the box's CA issued the certificate was decided under the
@@ -189,11 +214,20 @@ impl PhoneConn {
         let Some(leaf) = &self.info.client_cert else {
             return false;
         };
-        if !certs
+        if let Err(e) = certs
             .pki()
             .verifies_client(leaf, &self.info.client_intermediates)
         {
-            tracing::warn!(peer = %self.info.peer, "an open connection's client certificate is no longer trusted");
+            let why = crate::pki::why_unproven(&e);
+            match self.info.proved {
+                true => {
+                    tracing::warn!(peer = %self.info.peer, reason = %why, "an open connection's client certificate is no longer trusted")
+                }
+                false => {
+                    tracing::debug!(peer = %self.info.peer, reason = %why, "a client certificate proves nothing")
+                }
+            }
+            let _ = self.unproven.set(why);
             return false;
         }
         *under = Arc::downgrade(&current);
@@ -226,6 +260,7 @@ pub async fn handle(
         host: header_text(header::HOST),
         cert_mac,
         cert_serial: cert_mac.and(conn.own_serial.as_deref()),
+        cert_unproven: conn.unproven.get().map(String::as_str),
     };
     let mut kind = "other";
     let resp = respond(&state, &asked, &mut kind).await;
@@ -375,7 +410,10 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
             state.recorder.alarm(
                 AlarmKind::SecretWithoutProof,
                 asked.source(),
-                format!("{name}: a file with a secret was asked for by no known device"),
+                format!(
+                    "{name}: a file with a secret was asked for by no known device{}",
+                    asked.unproven_note()
+                ),
             );
             return proof_required(Vec::new());
         }
@@ -439,7 +477,10 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                 state.recorder.alarm(
                     alarm,
                     asked.source(),
-                    format!("{name}: a secret file was asked for without proof of identity"),
+                    format!(
+                        "{name}: a secret file was asked for without proof of identity{}",
+                        asked.unproven_note()
+                    ),
                 );
             }
             let challenges = match ctx.is_some_and(http_auth_allowed) {
@@ -974,6 +1015,7 @@ mod tests {
             client_cert: None,
             client_intermediates: Vec::new(),
             verified_by: Weak::new(),
+            proved: false,
         };
         let base = |conn: &ConnInfo, name: &str| {
             let asked = Asked {
@@ -989,6 +1031,7 @@ mod tests {
                 agent: None,
                 cert_mac: None,
                 cert_serial: None,
+                cert_unproven: None,
             };
             firmware_base(&asked, || Some(name.to_string()))
         };

@@ -14,7 +14,7 @@ use super::{
     RootOrigin, SERVER_CERT, SERVER_KEY, SERVER_KEY_PENDING, ServerIdentity, files, issue, roots,
 };
 use crate::config::{Config, PkiConfig};
-use crate::serve::TlsSource;
+use crate::serve::{TlsSetup, TlsSource};
 
 /// Why a certificate change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +82,24 @@ pub struct LiveCerts {
     pub(super) checking: tokio::sync::Mutex<()>,
 }
 
-fn swap(source: &TlsSource, config: Arc<rustls::ServerConfig>) {
-    *source.write().unwrap_or_else(|p| p.into_inner()) = config;
+fn swap(source: &TlsSource, setup: TlsSetup) {
+    *source.write().unwrap_or_else(|p| p.into_inner()) = setup;
+}
+
+/// The phone listeners' TLS set-up of `pki`: its configuration and what that proves.
+fn phone_setup(pki: &Pki) -> Result<TlsSetup, PkiError> {
+    Ok(TlsSetup {
+        config: super::phone_server_config(pki)?,
+        proven: Some(pki.proven()),
+    })
+}
+
+/// The admin listener's: it asks for no client certificate.
+fn admin_setup(pki: &Pki) -> Result<TlsSetup, PkiError> {
+    Ok(TlsSetup {
+        config: super::admin_server_config(pki)?,
+        proven: None,
+    })
 }
 
 /// A file's content and mode before a change, to put back if the change cannot be applied.
@@ -133,8 +149,8 @@ impl LiveCerts {
     pub fn start(config: &Config, revoked: Arc<Revocations>) -> Result<LiveCerts, PkiError> {
         let settings = Settings::of(config, revoked);
         let pki = settings.load()?;
-        let phone = Arc::new(std::sync::RwLock::new(super::phone_server_config(&pki)?));
-        let admin = Arc::new(std::sync::RwLock::new(super::admin_server_config(&pki)?));
+        let phone = Arc::new(std::sync::RwLock::new(phone_setup(&pki)?));
+        let admin = Arc::new(std::sync::RwLock::new(admin_setup(&pki)?));
         Ok(LiveCerts {
             phone,
             admin,
@@ -190,7 +206,11 @@ impl LiveCerts {
     /// The phone listeners' TLS configuration as of now: one other than a connection's own
     /// means the trust may have changed since its handshake.
     pub fn phone_config(&self) -> Arc<rustls::ServerConfig> {
-        self.phone.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.phone
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .clone()
     }
 
     /// What the admin listener reads at each handshake.
@@ -210,8 +230,8 @@ impl LiveCerts {
     /// Loads the PKI and swaps in its TLS configurations; on error nothing changes.
     fn load_and_swap(&self, current: &mut Current, settings: Settings) -> Result<(), PkiError> {
         let pki = settings.load()?;
-        let phone = super::phone_server_config(&pki)?;
-        let admin = super::admin_server_config(&pki)?;
+        let phone = phone_setup(&pki)?;
+        let admin = admin_setup(&pki)?;
         swap(&self.phone, phone);
         *self.own.write().unwrap_or_else(|p| p.into_inner()) = pki.own.clone();
         swap(&self.admin, admin);

@@ -16,6 +16,7 @@ mod live;
 mod minter;
 mod own_ca;
 mod pkcs12;
+mod proven;
 mod revoked;
 pub mod roots;
 mod tls;
@@ -35,6 +36,7 @@ pub use issue::{DeviceIdentity, cert_names};
 pub use live::{CertError, LiveCerts};
 pub use minter::DeviceMinter;
 pub use pkcs12::{Pkcs12Error, Pkcs12Form, check_pkcs12_password};
+pub use proven::{Proven, why_unproven};
 pub use revoked::{Revocations, RevokedSet};
 pub use roots::RootError;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
@@ -110,6 +112,9 @@ pub struct Pki {
     roots: Vec<TrustedRoot>,
     /// Revoked device certificates, shared with every PKI loaded after this one.
     revoked: Arc<Revocations>,
+    /// The client certificates the phone listener's handshakes proved under these roots; a
+    /// reload starts an empty one.
+    proven: Arc<Proven>,
     crl: std::sync::Mutex<Option<SignedCrl>>,
 }
 
@@ -265,6 +270,7 @@ impl Pki {
             device_roots: Arc::new(store),
             roots: trusted,
             revoked,
+            proven: Arc::default(),
             crl: std::sync::Mutex::new(None),
         })
     }
@@ -349,24 +355,28 @@ impl Pki {
         self.revoked.refuses(cert, |_| true)
     }
 
+    /// The client certificates the phone listener's handshakes under this PKI proved: the
+    /// listener asks it which of them a connection's is.
+    pub fn proven(&self) -> Arc<Proven> {
+        self.proven.clone()
+    }
+
     /// Whether a client certificate (with the intermediates its client sent) passes the phone
-    /// listener's handshake check with this PKI's trusted roots and revocations, now: a
-    /// connection accepted under roots since removed proves nothing any more.
+    /// listener's check with this PKI's trusted roots and revocations, now: a connection
+    /// accepted under roots since removed, or let through without proof, proves nothing.
     pub fn verifies_client(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-    ) -> bool {
+    ) -> Result<(), rustls::Error> {
         use rustls::server::danger::ClientCertVerifier;
-        match tls::client_verifier(self) {
-            Ok(v) => v
-                .verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now())
-                .is_ok(),
-            Err(e) => {
-                tracing::error!("cannot check a client certificate again: {e}");
-                false
-            }
-        }
+        let verifier = tls::client_verifier(self).map_err(|e| {
+            tracing::error!("cannot check a client certificate again: {e}");
+            rustls::Error::General(format!("the trusted roots cannot be read: {e}"))
+        })?;
+        verifier
+            .verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now())
+            .map(|_| ())
     }
 
     /// The current CRL (DER), re-signed once a day and whenever the revocations change.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 
+use super::proven::ProveOrLetThrough;
 use super::revoked::CheckRevoked;
 use super::{Pki, PkiError};
 
@@ -38,12 +39,13 @@ fn phone_provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Phone HTTPS: client certificates are requested but optional at the handshake — whether a
-/// missing one matters depends on the file asked for. A certificate that is presented must chain
-/// to the edgeprov CA or a configured vendor root and be within its validity, else the handshake
-/// fails (so an expired, foreign or revoked certificate never reaches the request handler).
+/// missing one matters depends on the file asked for. A certificate proves its device when it
+/// chains to the edgeprov CA or a configured vendor root and is within its validity; one that
+/// does not (foreign, expired) is let through and proves nothing (`Pki::proven` tells them
+/// apart, see `pki::proven`); a revoked one fails the handshake.
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let (chain, key) = pki.phone_identity();
-    let verifier = client_verifier(pki)?;
+    let verifier = Arc::new(ProveOrLetThrough::new(client_verifier(pki)?, pki.proven()));
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
