@@ -152,8 +152,7 @@ fn sections<'l>(
 /// section that sets the transport, computed without any group, would replace the list with
 /// one that lacks the group's port; a model's `line.1.user` makes its user name the
 /// `FORCE_SIP_USERNAME` unless a layer names an `auth_user`, the group's included. Computed
-/// as a device's own file is ([`super::device_native`]): layer by layer in order, each from
-/// the values of all four.
+/// as a device's own file is ([`super::layered_native`]).
 fn pair_settings(
     common: &Common,
     shared: &Native,
@@ -162,14 +161,7 @@ fn pair_settings(
     omit: &[&str],
 ) -> Native {
     let layers = [&common.global, &common.site, group.1, model.1];
-    let mut all = BTreeMap::new();
-    for params in layers {
-        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    let mut right = Native::new();
-    for params in layers {
-        right.extend(to_native(Vendor::Avaya, params, &all));
-    }
+    let mut right = super::layered_native(Vendor::Avaya, layers);
     let mut run = shared.clone();
     run.extend(group.2.clone());
     run.extend(model.2.clone());

@@ -208,23 +208,40 @@ pub fn render_device(
 /// made it into them.
 pub fn device_native(vendor: Vendor, ctx: &DeviceContext) -> (Native, bool) {
     let eff = effective(ctx);
-    let all: BTreeMap<String, String> = eff
-        .iter()
-        .map(|(k, e)| (k.clone(), e.value.clone()))
+    // One layer an entry, in the order their layers apply: the effective set names each
+    // parameter once, so together they are that set.
+    let entries: Vec<BTreeMap<String, String>> = in_layer_order(ctx, &eff)
+        .into_iter()
+        .map(|(name, e)| BTreeMap::from([(name.clone(), e.value.clone())]))
         .collect();
-    // Layer by layer, so that of two names reaching one setting the later layer's wins;
-    // composite settings are computed from the whole effective set.
-    let mut native = Native::new();
-    for (name, e) in in_layer_order(ctx, &eff) {
-        let one = BTreeMap::from([(name.clone(), e.value.clone())]);
-        native.extend(vocab::to_native(vendor, &one, &all));
-    }
+    let native = layered_native(vendor, &entries);
     // Any secret meant for this vendor (or for every vendor) marks the file. This errs on the
     // safe side: a neutral secret this vendor has no setting for still requires proof.
     let carries_secret = eff
         .iter()
         .any(|(name, e)| e.secret && vocab::applies_to(vendor, name));
     (native, carries_secret)
+}
+
+/// The native settings of `layers`, applied in order: of two names reaching one setting the
+/// later layer's wins, and a composite setting (`SIP_CONTROLLER_LIST` is server, port and
+/// transport) is computed from the values of all of them, a later layer's replacing an earlier
+/// one's. Shared by a device's own file ([`device_native`]) and Avaya's sections for phones
+/// matching a group's and a model's section (`avaya::pair_settings`), so that such a phone
+/// gets what a device of that group and model would, by one rule rather than two kept alike.
+fn layered_native<'l>(
+    vendor: Vendor,
+    layers: impl IntoIterator<Item = &'l BTreeMap<String, String>> + Clone,
+) -> Native {
+    let mut all = BTreeMap::new();
+    for params in layers.clone() {
+        all.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut native = Native::new();
+    for params in layers {
+        native.extend(vocab::to_native(vendor, params, &all));
+    }
+    native
 }
 
 /// The device a file name is about, for per-device files.
