@@ -71,6 +71,16 @@ fn comparable(name: &str) -> bool {
     !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || c == '"')
 }
 
+/// The comment line a file has in place of the condition a layer named `name` cannot have
+/// ([`comparable`]), so that whoever reads the file sees why the layer is not there: `kind`
+/// is the layer's (`GROUP`, `MODEL`), `var` the variable its name would be compared with and
+/// `fate` what becomes of its settings instead.
+fn uncomparable(kind: &str, var: &str, name: &str, fate: &str) -> String {
+    format!(
+        "## {kind} {name:?}: ${var} is compared with one word without quotes, never this name; {fate}\n"
+    )
+}
+
 /// The variable a model layer's section tests. A phone's `$MODEL4` is the first four
 /// characters of its `$MODEL` (the whole model, `9641GS`), so it can never equal a longer name:
 /// `IF $MODEL4 SEQ 9641GS` would reach no phone. Such a layer is tested against `$MODEL`, which
@@ -121,10 +131,11 @@ fn sections<'l>(
         if comparable(name) {
             rendered.push((name, params, native));
         } else {
-            // Said in the file, so that whoever reads it sees why the layer is not there.
-            out.push_str(&format!(
-                "## {prefix} {name:?}: ${} is compared with one word without quotes, never this name; its settings reach phones through their own files\n",
-                var(name)
+            out.push_str(&uncomparable(
+                prefix,
+                var(name),
+                name,
+                "its settings reach phones through their own files",
             ));
         }
     }
@@ -318,15 +329,16 @@ pub fn upgrade_script(family: AvayaFamily, common: &Common) -> Vec<u8> {
             .map(|(model, file)| (model.as_str(), file.clone()))
             .collect(),
     };
-    // A name a condition cannot compare with is said in the file, so that whoever reads it
-    // sees why the layer is not there.
-    let uncomparable = models
+    let named = models
         .iter()
         .map(|(m, _)| ("MODEL", model_variable(m), *m))
         .chain(groups.iter().map(|(g, _)| ("GROUP", "GROUP", *g)));
-    for (kind, var, name) in uncomparable.filter(|(.., name)| !comparable(name)) {
-        out.push_str(&format!(
-            "## {kind} {name:?}: ${var} is compared with one word without quotes, never this name; its firmware reaches no phone\n"
+    for (kind, var, name) in named.filter(|(.., name)| !comparable(name)) {
+        out.push_str(&uncomparable(
+            kind,
+            var,
+            name,
+            "its firmware reaches no phone",
         ));
     }
     models.retain(|(m, _)| comparable(m));
