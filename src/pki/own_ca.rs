@@ -9,12 +9,18 @@
 use rustls_pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::parse_x509_certificate;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// The box's CA, as the phone listener tells its certificates from namesakes'.
 #[derive(Debug)]
 pub(super) struct OwnCa {
-    /// The CA certificate (DER): its public key is what signed every certificate it issued.
-    cert: CertificateDer<'static>,
+    /// The CA certificate's public key (its DER SubjectPublicKeyInfo), what signed every
+    /// certificate it issued: taken from the certificate once, so that telling a namesake's
+    /// certificates from ours does not parse the certificate again on every connection (only
+    /// these few bytes are read into x509-parser's view of a key). `None` when the certificate
+    /// does not parse: then no certificate a namesake may have signed is taken for ours.
+    key: Option<Vec<u8>>,
     /// Its subject name (DER), the issuer name its certificates carry.
     subject: Vec<u8>,
     /// Whether another trusted device root bears the same subject name.
@@ -31,8 +37,11 @@ impl OwnCa {
         let namesake_trusted = roots
             .into_iter()
             .any(|r| *r != cert && subject_of(r).is_some_and(|s| s == subject));
+        let key = parse_x509_certificate(&cert)
+            .ok()
+            .map(|(_, c)| c.public_key().raw.to_vec());
         OwnCa {
-            cert,
+            key,
             subject,
             namesake_trusted,
         }
@@ -60,10 +69,10 @@ impl OwnCa {
         if !self.namesake_trusted && !namesake_sent {
             return true;
         }
-        let Ok((_, ca)) = parse_x509_certificate(&self.cert) else {
+        let Some(Ok((_, key))) = self.key.as_deref().map(SubjectPublicKeyInfo::from_der) else {
             return false;
         };
-        leaf.verify_signature(Some(ca.public_key())).is_ok()
+        leaf.verify_signature(Some(&key)).is_ok()
     }
 }
 
