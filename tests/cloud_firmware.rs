@@ -468,3 +468,107 @@ async fn a_release_with_bad_fields_is_refused_alone_and_the_page_applies() {
         (200, sha256_hex(&up.image))
     );
 }
+
+/// A release the box could not even read as one (a required field missing, a field of the
+/// wrong JSON type) failed the page's parse: the whole page was rejected, its devices and its
+/// other releases with it, and the sync stalled on it for good. It is now refused alone, as
+/// one with a bad value is: a `firmware_cloud_refused` alarm names it and the field, the
+/// release of its model and version pulled before stops being served, and the rest of the
+/// page applies. One that names no model or version is alarmed by its place in the list,
+/// until the cloud next sends its releases without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_release_is_refused_alone_and_the_page_applies() {
+    let up = Upstream::start(image(4096, 17)).await;
+    let cloud = Cloud::start(SITE);
+    let good = release(&up, "4.1.3.0.7", "j179-cloud.bin");
+    let j169 = json!({"model": "J169", "version": "4.0", "url": up.url("j169.bin"),
+                      "sha256": sha256_hex(&up.image)});
+    cloud.set_firmware(vec![good.clone(), j169.clone()]);
+    cloud.set_policies(vec![policy("latest")]);
+    let d = start(&cloud);
+    eventually("the J169 release pulled", async || {
+        let (_, list) = d.api("GET", "/firmware", None).await;
+        list.to_string().contains("j169.bin")
+    })
+    .await;
+
+    let mut no_hash = j169.clone();
+    no_hash.as_object_mut().unwrap().remove("sha256");
+    let wrong_type = json!({"model": "J139", "version": "4.0", "url": up.url("j139.bin"),
+                            "sha256": 12});
+    let no_version = json!({"model": "J159", "url": up.url("j159.bin"),
+                            "sha256": sha256_hex(&up.image)});
+    cloud.set_firmware(vec![good.clone(), no_hash, wrong_type, no_version]);
+    // Set after the releases: every page that brings it brings them too.
+    const OTHER: &str = "001122aabbcd";
+    cloud.set_device(OTHER, "claimed", SITE, json!({}));
+    eventually("the page's new device applied", async || {
+        d.api("GET", &format!("/devices/{OTHER}"), None).await.0 == 200
+    })
+    .await;
+    let (_, sync) = d.api("GET", "/sync", None).await;
+    assert_eq!(sync["cursor"], cloud.log_len().to_string(), "{sync}");
+    assert_eq!(
+        alarm_sources(&d, "sync_rejected").await,
+        Vec::<String>::new()
+    );
+    eventually("the unreadable releases alarmed", async || {
+        alarm_sources(&d, "firmware_cloud_refused").await.len() == 3
+    })
+    .await;
+    let refused = alarm_messages(&d, "firmware_cloud_refused").await;
+    let sources: Vec<&str> = refused.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        sources,
+        [
+            "cloud firmware J139 4.0",
+            "cloud firmware J169 4.0",
+            "cloud firmware[3]"
+        ],
+        "{refused:?}"
+    );
+    let says = |i: usize, parts: &[&str]| {
+        for part in parts {
+            assert!(refused[i].1.contains(part), "{part}: {refused:?}");
+        }
+    };
+    says(
+        0,
+        &[
+            "firmware[2]",
+            "file j139.bin",
+            "sha256: invalid type: integer `12`",
+        ],
+    );
+    says(
+        1,
+        &["firmware[1]", "file j169.bin", "missing field `sha256`"],
+    );
+    says(
+        2,
+        &["model J159", "file j159.bin", "missing field `version`"],
+    );
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    let list = list.to_string();
+    assert!(list.contains("j179-cloud.bin"), "{list}");
+    assert!(
+        !list.contains("j169.bin"),
+        "the old J169 still served: {list}"
+    );
+    assert!(
+        upgrade_script(&d)
+            .await
+            .contains("SET APPNAME j179-cloud.bin")
+    );
+
+    // Fixed and withdrawn, and the nameless one no longer sent: every alarm clears.
+    let withdrawn = json!({"model": "J139", "version": "4.0", "url": up.url("j139.bin"),
+                           "sha256": "zz", "removed": true});
+    cloud.set_firmware(vec![good, j169, withdrawn]);
+    eventually("the refusal alarms cleared", async || {
+        alarm_sources(&d, "firmware_cloud_refused").await.is_empty()
+    })
+    .await;
+    let (_, list) = d.api("GET", "/firmware", None).await;
+    assert!(list.to_string().contains("j169.bin"), "{list}");
+}

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::devices::site_exists;
-use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED};
+use super::sync::{CLOUD_DATA, CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED, CLOUD_UNREAD};
 use super::{DEVICES, Store, StoreError, decode, encode};
 use crate::firmware::catalogue::stored_policies;
 use crate::firmware::cloud::Refused;
@@ -194,7 +194,8 @@ pub(super) fn drop_unneeded_kept(tx: &redb::WriteTransaction) -> Result<(), Stor
     Ok(())
 }
 
-/// The cloud's rows under `prefix` (`firmware|`, `policy|`, `firmware_refused|`), in key order.
+/// The cloud's rows under `prefix` (`firmware|`, `policy|`, `firmware_refused|`, the one
+/// `firmware_unread`), in key order.
 fn read_cloud<T: serde::de::DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     prefix: &str,
@@ -223,7 +224,14 @@ fn read_cloud_rows(
     Ok(Cloud {
         releases: read_cloud(table, CLOUD_FIRMWARE)?,
         policies: read_cloud(table, CLOUD_POLICY)?,
-        refused: read_cloud(table, CLOUD_REFUSED)?,
+        refused: read_cloud(table, CLOUD_REFUSED)?
+            .into_iter()
+            .chain(
+                read_cloud::<Vec<Refused>>(table, CLOUD_UNREAD)?
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect(),
     })
 }
 

@@ -46,7 +46,7 @@ pub use history::{CheckinRecord, Pruning};
 pub use layers::{CommonLayers, DeviceContext};
 pub use recorder::{Recorder, RecorderEvent};
 pub use schema::UpgradeProgress;
-pub(crate) use sync::{CLOUD_FIRMWARE, CLOUD_REFUSED};
+pub(crate) use sync::{CLOUD_FIRMWARE, CLOUD_REFUSED, CLOUD_UNREAD};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.

@@ -18,10 +18,11 @@ use crate::sync::protocol::{Event, EventBody, Lockout, new_event_id};
 /// `registration`, `cursor`.
 pub(crate) const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
 /// The cloud's firmware catalogue, policies and lockouts: `firmware|MODEL|VERSION`,
-/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON, and `firmware_refused|MODEL|VERSION`,
-/// a release of a page refused for its fields (`crate::firmware::cloud::Refused`). The
-/// firmware, refusal and policy rows are read into the catalogue phones are served from
-/// (`crate::firmware::cloud`).
+/// `policy|SITE|MODEL`, `lockout|MAC`, each the item's JSON, `firmware_refused|MODEL|VERSION`,
+/// a release of a page refused for its fields (`crate::firmware::cloud::Refused`), and
+/// `firmware_unread`, the refusals of the last page's releases that named no model and version
+/// (a list of them). The firmware, refusal and policy rows are read into the catalogue phones
+/// are served from (`crate::firmware::cloud`).
 pub(crate) const CLOUD_DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("cloud_data");
 pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Coalescing key (`checkin|MAC`, `seen|MAC`, `alarm|KIND|SOURCE`, `overflow`) → the sequence
@@ -36,9 +37,13 @@ pub(crate) const CLOUD_POLICY: &str = "policy|";
 /// The key prefix of the cloud's releases refused at the pull (`sync::pull`), by the model and
 /// version the cloud gave (quoted when they are not names).
 pub(crate) const CLOUD_REFUSED: &str = "firmware_refused|";
+/// The key of the refusals of the releases of the last page that brought releases that named
+/// no model and version (`sync::pull`): such a refusal names no release the cloud could send
+/// again or withdraw, so it lasts until the cloud's next releases rather than for good.
+pub(crate) const CLOUD_UNREAD: &str = "firmware_unread";
 
 fn is_catalogue_key(key: &str) -> bool {
-    [CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED]
+    [CLOUD_FIRMWARE, CLOUD_POLICY, CLOUD_REFUSED, CLOUD_UNREAD]
         .iter()
         .any(|prefix| key.starts_with(prefix))
 }

@@ -218,15 +218,22 @@ pub fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<R, SyncError> {
 }
 
 fn schema(path: &str, e: &serde_json::Error) -> SyncError {
+    SyncError::Schema(described(path, e, true))
+}
+
+/// What `e` says went wrong at `path` (`.` for the whole), each cut to [`QUOTED`] characters,
+/// followed by the position serde_json ends its message with when `position` (it is the
+/// text's: for a part read on its own, not the answer's).
+pub(super) fn described(path: &str, e: &serde_json::Error, position: bool) -> String {
     let text = e.to_string();
-    let position = format!(" at line {} column {}", e.line(), e.column());
-    let what = text.strip_suffix(&position).unwrap_or(&text);
-    let at = &text[what.len()..];
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&suffix).unwrap_or(&text);
+    let at = if position { &text[what.len()..] } else { "" };
     let what = clip(what, QUOTED);
-    SyncError::Schema(match path {
+    match path {
         "." => format!("{what}{at}"),
         path => format!("{}: {what}{at}", clip(path, QUOTED)),
-    })
+    }
 }
 
 #[cfg(test)]

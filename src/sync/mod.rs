@@ -12,6 +12,7 @@ pub mod protocol;
 pub mod pull;
 pub mod push;
 pub mod register;
+pub mod release_item;
 pub mod status;
 
 use std::collections::HashSet;

@@ -288,6 +288,21 @@ mod tests {
         serde_json::from_str::<ChangesPage>(&body).unwrap();
     }
 
+    /// Firmware releases count one each, read or not: the page keeps them as text and reads
+    /// them one by one later, so one that is not a release (here a number, and one without its
+    /// digest) still counts, and the page still reads.
+    #[test]
+    fn firmware_releases_count_as_raw_items() {
+        let body = r#"{"version":1,"cursor":"","next_cursor":"c","firmware":[
+            {"model":"J179","version":"4","url":"https://fw.example/a.bin","sha256":"ab"},
+            {"model":"J179","version":"5","url":"https://fw.example/b.bin"},7]}"#;
+        assert_eq!(check(body.as_bytes(), 3), Ok(()));
+        let e = check(body.as_bytes(), 2).unwrap_err();
+        assert!(e.contains("counted up to firmware[2]"), "{e}");
+        let page = serde_json::from_str::<ChangesPage>(body).unwrap();
+        assert_eq!(page.firmware.len(), 3);
+    }
+
     /// A few devices with many parameters each: every list is short, the page is refused.
     #[test]
     fn a_few_devices_with_many_parameters_are_too_many() {

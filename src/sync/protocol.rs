@@ -2,7 +2,8 @@
 //! wire format can be read (and reviewed against docs/sync-protocol.md) in one place.
 //!
 //! Compatibility rules: unknown fields are ignored (the cloud may add them freely); a field
-//! without `#[serde(default)]` is required and a message missing it is rejected whole; a
+//! without `#[serde(default)]` is required and a message missing it is rejected whole (but for
+//! a firmware release of a page, which is refused alone: see [`ChangesPage::firmware`]); a
 //! message whose `version` differs from [`VERSION`] is rejected.
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 use crate::model::CheckInProof;
 
@@ -120,7 +122,7 @@ pub struct Lockout {
 }
 
 /// `GET /v1/changes?cursor=C&limit=N`: one page of changes after `cursor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangesPage {
     pub version: u32,
     /// The cursor this page continues from; a page for another cursor (out of order, replayed)
@@ -135,8 +137,13 @@ pub struct ChangesPage {
     pub devices: Vec<DeviceChange>,
     #[serde(default, deserialize_with = "at_most")]
     pub sites: Vec<SiteChange>,
+    /// Each a [`FirmwareRelease`], kept as the cloud wrote it and read one by one when the
+    /// page is checked (`sync::pull`): a release that cannot be read as one (a field missing
+    /// or of the wrong type) is refused alone, as one with a bad value is, instead of failing
+    /// the page's read and with it every device and site of the page. The text, not a parsed
+    /// JSON value: an item's unknown members are never built in memory.
     #[serde(default, deserialize_with = "at_most")]
-    pub firmware: Vec<FirmwareRelease>,
+    pub firmware: Vec<Box<RawValue>>,
     #[serde(default, deserialize_with = "at_most")]
     pub policies: Vec<FirmwarePolicy>,
     #[serde(default, deserialize_with = "at_most")]

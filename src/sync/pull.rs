@@ -1,7 +1,7 @@
 //! Pull: fetch changes after the stored cursor, check the whole page (pure), then apply it and
 //! the new cursor in one store transaction. A page that fails any check is rejected whole:
 //! nothing of it is applied, an alarm is raised, and the previous state is kept. A firmware
-//! release that fails its checks is the exception: it is refused alone (see
+//! release that cannot be read or fails its checks is the exception: it is refused alone (see
 //! [`firmware_item`]), so that one bad release does not hold back every device and site.
 
 use std::collections::{BTreeMap, HashSet};
@@ -12,13 +12,14 @@ use crate::model::{
     CloudDevice, DeviceState, MAX_NAME, MAX_TEXT, MAX_VALUE, Mac, Site, SiteProfile, check_field,
     clip, validate_param,
 };
-use crate::store::{CLOUD_FIRMWARE, CLOUD_REFUSED, PullUpdate};
+use crate::store::{CLOUD_FIRMWARE, CLOUD_REFUSED, CLOUD_UNREAD, PullUpdate};
 
 use super::client::CloudClient;
 use super::page_items::{self, MAX_PAGE_ITEMS};
 use super::protocol::{
     ChangesPage, FirmwarePolicy, FirmwareRelease, Lifecycle, MAX_ITEMS, PATH_CHANGES, VERSION,
 };
+use super::release_item::{self, Unread};
 use super::{QUOTED, SyncError};
 
 /// Longest cursor accepted (it is stored and echoed back).
@@ -161,8 +162,21 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
             }),
         });
     }
-    for f in &page.firmware {
-        update.cloud_data.extend(firmware_item(f));
+    let mut unnamed = Vec::new();
+    for (index, raw) in page.firmware.iter().enumerate() {
+        match release_item::read(raw) {
+            Ok(f) => update.cloud_data.extend(firmware_item(&f)),
+            Err(unread) => match unread_item(index, unread) {
+                Ok(rows) => update.cloud_data.extend(rows),
+                Err(refused) => unnamed.push(refused),
+            },
+        }
+    }
+    // The refusals of the releases that named no model and version are replaced by those of
+    // each page that brings releases ([`CLOUD_UNREAD`]).
+    if !page.firmware.is_empty() {
+        let value = (!unnamed.is_empty()).then(|| json(&unnamed));
+        update.cloud_data.push((CLOUD_UNREAD.to_string(), value));
     }
     // A policy's model as the admin API takes it, stored in one case. One model given again
     // in the same spelling is a later change (applied in order, as devices are); in another
@@ -210,40 +224,110 @@ pub fn validate(page: &ChangesPage, expected_cursor: &str) -> Result<PullUpdate,
 /// Refused alone rather than rejecting the page, as the catalogue refuses a release it cannot
 /// serve: the release is the cloud's mistake, and the devices and sites of the page (and of
 /// every later page) would otherwise wait for the cloud to fix it.
-fn firmware_item(f: &FirmwareRelease) -> Vec<(String, Option<Vec<u8>>)> {
-    let names_ok =
-        check_name("model", &f.model).is_ok() && check_name("version", &f.version).is_ok();
-    let (model, version) = if names_ok {
-        (f.model.clone(), f.version.clone())
-    } else {
-        (quoted(&f.model), quoted(&f.version))
-    };
-    let refusal_key = format!("{CLOUD_REFUSED}{model}|{version}");
-    let release_key = names_ok.then(|| format!("{CLOUD_FIRMWARE}{model}|{version}"));
-    let mut out: Vec<(String, Option<Vec<u8>>)> =
-        release_key.into_iter().map(|k| (k, None)).collect();
+fn firmware_item(f: &FirmwareRelease) -> Vec<Row> {
+    let keys = ReleaseKeys::of(&f.model, &f.version);
     if f.removed {
-        out.push((refusal_key, None));
-        return out;
+        return keys.rows(None, None);
     }
     match release_problem(f) {
-        Ok(()) => {
-            for (_, value) in &mut out {
-                *value = Some(json(f));
-            }
-            out.push((refusal_key, None));
+        Ok(()) => keys.rows(Some(json(f)), None),
+        Err(why) => keys.refused(String::new(), &why),
+    }
+}
+
+/// What a firmware release of a page that cannot be read as one ([`release_item`]) writes.
+/// One that names a model and a version (strings) is refused as [`firmware_item`] refuses one
+/// with a bad field, and its message gives its place in the page and its file. One that does
+/// not names no release the cloud could send again or withdraw: its refusal (`Err`) names it
+/// by its place in the page and what of its model, version and file can be read, and is kept
+/// only until the cloud's next page of releases.
+fn unread_item(index: usize, unread: Unread) -> Result<Vec<Row>, Refused> {
+    let Unread { label, why } = unread;
+    let place = format!("firmware[{index}]");
+    let file = label
+        .url
+        .as_deref()
+        .and_then(crate::firmware::cloud::file_name)
+        .map(|f| format!("file {f}"));
+    if let (Some(model), Some(version)) = (&label.model, &label.version) {
+        let about = [Some(place), file].into_iter().flatten();
+        let about = format!(" ({})", about.collect::<Vec<_>>().join(", "));
+        return Ok(ReleaseKeys::of(model, version).refused(about, &why));
+    }
+    let shown = |field: &str, value: &str| {
+        if check_name(field, value).is_ok() {
+            format!("{field} {value}")
+        } else {
+            format!("{field} {}", quoted(value))
         }
-        Err(why) => {
-            let refused = Refused {
-                source: format!("cloud firmware {model} {version}"),
-                message: format!(
-                    "the cloud's firmware release {model} {version} is not served: {why}"
-                ),
-            };
-            out.push((refusal_key, Some(json(&refused))));
+    };
+    let names: Vec<String> = [("model", &label.model), ("version", &label.version)]
+        .into_iter()
+        .filter_map(|(field, value)| value.as_deref().map(|v| shown(field, v)))
+        .chain(file)
+        .collect();
+    let about = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    };
+    Err(Refused {
+        source: format!("cloud {place}"),
+        message: format!("the cloud's firmware release {place}{about} is not served: {why}"),
+    })
+}
+
+/// A row a page writes in `cloud_data`: the key, and the value or `None` to remove it.
+type Row = (String, Option<Vec<u8>>);
+
+/// Where a release of a model and version is kept: the release under both as given when they
+/// are names (else it could not be stored or served), its refusal under both, quoted when
+/// they are not names, and the two as messages show them.
+struct ReleaseKeys {
+    model: String,
+    version: String,
+    release: Option<String>,
+    refusal: String,
+}
+
+impl ReleaseKeys {
+    fn of(model: &str, version: &str) -> ReleaseKeys {
+        let names_ok = check_name("model", model).is_ok() && check_name("version", version).is_ok();
+        let (model, version) = if names_ok {
+            (model.to_string(), version.to_string())
+        } else {
+            (quoted(model), quoted(version))
+        };
+        ReleaseKeys {
+            release: names_ok.then(|| format!("{CLOUD_FIRMWARE}{model}|{version}")),
+            refusal: format!("{CLOUD_REFUSED}{model}|{version}"),
+            model,
+            version,
         }
     }
-    out
+
+    /// The release's row (when it has one) set to `release`, the refusal's to `refusal`.
+    fn rows(self, release: Option<Vec<u8>>, refusal: Option<Vec<u8>>) -> Vec<Row> {
+        let release = self.release.map(|k| (k, release));
+        release
+            .into_iter()
+            .chain([(self.refusal, refusal)])
+            .collect()
+    }
+
+    /// The rows of a refused release: the release stored before removed, and a refusal
+    /// saying `why`, after the release's name and `about` it.
+    fn refused(self, about: String, why: &str) -> Vec<Row> {
+        let (model, version) = (&self.model, &self.version);
+        let refused = Refused {
+            source: format!("cloud firmware {model} {version}"),
+            message: format!(
+                "the cloud's firmware release {model} {version}{about} is not served: {why}"
+            ),
+        };
+        let refused = json(&refused);
+        self.rows(None, Some(refused))
+    }
 }
 
 /// Why a firmware release of a page cannot be taken, naming the field: a model and a version
@@ -815,7 +899,91 @@ mod tests {
                 ),
                 ("firmware|J139|7", None),
                 ("firmware_refused|J139|7", None),
+                ("firmware_unread", None),
             ]
+        );
+    }
+
+    /// A release that cannot be read as one (a field missing or of the wrong type) is refused
+    /// alone too, as one with a bad value is, and its message gives its place in the page, its
+    /// file and what serde said of the field. One that names no model and version is refused
+    /// by its place, with what of its names can be read, in the one row of the page's
+    /// nameless releases (each page that brings releases replaces it, removes it when it has
+    /// no nameless one; a page without releases leaves it). The page's other items apply.
+    #[test]
+    fn an_unreadable_release_is_refused_alone() {
+        let hash = "0".repeat(64);
+        let p = page(&format!(
+            r#"{{"version":1,"cursor":"","next_cursor":"c","devices":[
+                {{"mac":"001122aabbcc","state":"claimed"}}],
+              "firmware":[
+                {{"model":"J179","version":"4","url":"https://fw.example/a.bin","sha256":"{hash}"}},
+                {{"model":"J169","version":"5","url":"https://fw.example/b.bin"}},
+                {{"model":"J1|9","version":"6","url":"https://fw.example/c.bin","sha256":7}},
+                {{"model":"J159","url":"https://fw.example/d.bin","sha256":"{hash}"}},
+                {{"model":"J 9\n","version":["x"],"url":"https://fw.example/?q"}},
+                42]}}"#
+        ));
+        let u = validate(&p, "").unwrap();
+        assert_eq!(u.devices.len(), 1);
+        let rows: Vec<(&str, Option<serde_json::Value>)> = u
+            .cloud_data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    v.as_ref().map(|v| serde_json::from_slice(v).unwrap()),
+                )
+            })
+            .collect();
+        let refused = |source: &str, message: &str| {
+            Some(serde_json::json!({"source": source, "message": message}))
+        };
+        let release = serde_json::json!({"model": "J179", "version": "4",
+            "url": "https://fw.example/a.bin", "sha256": hash});
+        assert_eq!(
+            rows,
+            [
+                ("firmware|J179|4", Some(release)),
+                ("firmware_refused|J179|4", None),
+                ("firmware|J169|5", None),
+                (
+                    "firmware_refused|J169|5",
+                    refused(
+                        "cloud firmware J169 5",
+                        "the cloud's firmware release J169 5 (firmware[1], file b.bin) is not \
+                         served: missing field `sha256`"
+                    )
+                ),
+                (
+                    "firmware_refused|\"J1|9\"|\"6\"",
+                    refused(
+                        "cloud firmware \"J1|9\" \"6\"",
+                        "the cloud's firmware release \"J1|9\" \"6\" (firmware[2], file c.bin) \
+                         is not served: sha256: invalid type: integer `7`, expected a string"
+                    )
+                ),
+                (
+                    "firmware_unread",
+                    Some(serde_json::json!([
+                        {"source": "cloud firmware[3]",
+                         "message": "the cloud's firmware release firmware[3] (model J159, file \
+                                     d.bin) is not served: missing field `version`"},
+                        {"source": "cloud firmware[4]",
+                         "message": "the cloud's firmware release firmware[4] (model \"J 9\\n\") \
+                                     is not served: version: invalid type: sequence, expected a \
+                                     string"},
+                        {"source": "cloud firmware[5]",
+                         "message": "the cloud's firmware release firmware[5] is not served: \
+                                     invalid type: integer `42`, expected struct FirmwareRelease"},
+                    ]))
+                ),
+            ]
+        );
+        let none = page(r#"{"version":1,"cursor":"","next_cursor":"c","firmware":[]}"#);
+        assert!(
+            validate(&none, "").unwrap().cloud_data.is_empty(),
+            "no releases: kept"
         );
     }
 
