@@ -38,7 +38,7 @@ impl Metrics {
     }
 
     /// Counts one phone request: `file` is the kind of file it resolved to, `device`,
-    /// `common`, `firmware` or `crl`, else `other` (a fixed set: never a path or a MAC).
+    /// `common`, `firmware`, `crl` or `ca`, else `other` (a fixed set: never a path or a MAC).
     pub fn request(&self, file: &'static str, status: u16) {
         *self
             .requests

@@ -645,7 +645,7 @@ async fn metrics_label_requests_by_the_file_they_resolve_to() {
             .next()
             .unwrap();
         assert!(
-            ["device", "common", "firmware", "crl", "other"].contains(&label),
+            ["device", "common", "firmware", "crl", "ca", "other"].contains(&label),
             "{l}"
         );
     }

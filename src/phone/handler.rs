@@ -332,6 +332,15 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
             }
         };
     }
+    // The box's CA certificate, which phones are given to trust the box's HTTPS by (Avaya
+    // `TRUSTCERTS`, Yealink `static.trusted_certificates.url`): public, and fetched over plain
+    // HTTP before the phone can check the box's certificate, from whatever directory the
+    // phone's settings name.
+    if name.eq_ignore_ascii_case(super::CA_FILE) {
+        *kind = "ca";
+        let pem = Bytes::from(state.pki.ca_cert_pem().to_owned());
+        return serve_file(asked, name, Ready::new(pem), false);
+    }
     let requester_mac = asked
         .cert_mac
         .or_else(|| mac_from_path(&segs))

@@ -20,11 +20,15 @@ use crate::store::{Recorder, Store};
 use cache::RenderCache;
 use credentials::{Lockouts, NonceKey};
 
+/// The name the box's CA certificate (PEM) is served at, to anyone, under any directory and in
+/// any letter case: named for the box, so it does not take a name an operator's file may have.
+pub const CA_FILE: &str = "edgeprov-ca.crt";
+
 /// Everything a phone request needs, shared by all connections.
 pub struct PhoneState {
     pub store: Store,
     pub recorder: Recorder,
-    /// For the CA's revocation list, served at `/ca.crl`.
+    /// For the CA's revocation list, served at `/ca.crl`, and its certificate ([`CA_FILE`]).
     pub pki: Arc<Pki>,
     /// The certificates as reloaded: an open connection's certificate is checked again against
     /// the trusted roots once they may have changed.
