@@ -115,6 +115,10 @@ pub struct Pki {
     /// The client certificates the phone listener's handshakes proved under these roots; a
     /// reload starts an empty one.
     proven: Arc<Proven>,
+    /// The phone listener's check of a client certificate under these roots, built once: the
+    /// handshakes use it, and a connection whose certificate they did not prove is checked
+    /// again with it.
+    client_check: Arc<revoked::CheckRevoked>,
     crl: std::sync::Mutex<Option<SignedCrl>>,
 }
 
@@ -257,6 +261,9 @@ impl Pki {
             ca_subject,
             trusted.iter().map(|r| &r.cert),
         ));
+        let device_roots = Arc::new(store);
+        let client_check =
+            tls::client_verifier(device_roots.clone(), revoked.clone(), own.clone())?;
         Ok(Pki {
             dir: dir.to_path_buf(),
             ca_cert_pem,
@@ -267,10 +274,11 @@ impl Pki {
             server_chain,
             server_key,
             installed,
-            device_roots: Arc::new(store),
+            device_roots,
             roots: trusted,
             revoked,
             proven: Arc::default(),
+            client_check,
             crl: std::sync::Mutex::new(None),
         })
     }
@@ -370,11 +378,7 @@ impl Pki {
         intermediates: &[CertificateDer<'_>],
     ) -> Result<(), rustls::Error> {
         use rustls::server::danger::ClientCertVerifier;
-        let verifier = tls::client_verifier(self).map_err(|e| {
-            tracing::error!("cannot check a client certificate again: {e}");
-            rustls::Error::General(format!("the trusted roots cannot be read: {e}"))
-        })?;
-        verifier
+        self.client_check
             .verify_client_cert(leaf, intermediates, rustls_pki_types::UnixTime::now())
             .map(|_| ())
     }

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 
+use super::own_ca::OwnCa;
 use super::proven::ProveOrLetThrough;
 use super::revoked::CheckRevoked;
-use super::{Pki, PkiError};
+use super::{Pki, PkiError, Revocations};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -45,7 +46,10 @@ fn phone_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// apart, see `pki::proven`); a revoked one fails the handshake.
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let (chain, key) = pki.phone_identity();
-    let verifier = Arc::new(ProveOrLetThrough::new(client_verifier(pki)?, pki.proven()));
+    let verifier = Arc::new(ProveOrLetThrough::new(
+        pki.client_check.clone(),
+        pki.proven(),
+    ));
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
@@ -73,17 +77,18 @@ pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
 }
 
 /// What the phone listener's handshake checks a client certificate with: a chain to the CA or
-/// a trusted device root, within its validity, and not revoked.
-pub(super) fn client_verifier(pki: &Pki) -> Result<Arc<CheckRevoked>, PkiError> {
-    let webpki = WebPkiClientVerifier::builder_with_provider(pki.device_roots(), provider())
+/// one of the trusted device `roots`, within its validity, and not `revoked` when `own` CA
+/// issued it.
+pub(super) fn client_verifier(
+    roots: Arc<RootCertStore>,
+    revoked: Arc<Revocations>,
+    own: Arc<OwnCa>,
+) -> Result<Arc<CheckRevoked>, PkiError> {
+    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider())
         .allow_unauthenticated()
         .build()
         .map_err(|e| PkiError::Tls(e.to_string()))?;
-    Ok(Arc::new(CheckRevoked::new(
-        webpki,
-        pki.revocations().clone(),
-        pki.own.clone(),
-    )))
+    Ok(Arc::new(CheckRevoked::new(webpki, revoked, own)))
 }
 
 /// Admin API: server authentication only; clients prove themselves with a bearer token. Always
