@@ -25,6 +25,10 @@ pub struct Metrics {
     pub admin_handshakes: Arc<Handshakes>,
     /// The phone listeners' connections (HTTPS and HTTP together) and their limit.
     pub phone_connections: Arc<ConnectionLimit>,
+    /// Phone connections whose client certificate was found to prove nothing (a foreign root,
+    /// past or before its validity, no longer trusted): let through the handshake, served as
+    /// a phone without one. A fleet's expiring factory certificates show here first.
+    pub unproven_certificates: AtomicU64,
 }
 
 impl Metrics {
@@ -34,6 +38,7 @@ impl Metrics {
             phone_handshakes: Arc::default(),
             admin_handshakes: Arc::default(),
             phone_connections,
+            unproven_certificates: AtomicU64::new(0),
         }
     }
 
@@ -87,6 +92,13 @@ impl Metrics {
                 );
             }
         }
+        sample(
+            out,
+            "edgeprov_phone_unproven_certificates_total",
+            "counter",
+            "Phone connections whose client certificate proved nothing (foreign root, expired, not yet valid, no longer trusted); served as without one.",
+            self.unproven_certificates.load(Ordering::Relaxed),
+        );
         sample(
             out,
             "edgeprov_phone_connections",

@@ -207,6 +207,14 @@ async fn foreign_and_expired_certificates_prove_nothing_but_get_the_common_files
         }
     }
 
+    // Each of those connections counted once: two certificates, six connections each.
+    let text = d.metrics().await;
+    assert_eq!(
+        metric(&text, "edgeprov_phone_unproven_certificates_total"),
+        12,
+        "{text}"
+    );
+
     // The daemon keeps serving the rightful phone its secret.
     let own = d.identity(A).await;
     let ok = send(

@@ -18,7 +18,6 @@ use super::identify::{Agent, certificate_facts, mac_from_path, macs_in_name, par
 use super::path::{PathError, segments};
 use crate::firmware::{self, Catalogue, PhoneBody, full};
 use crate::model::{AlarmKind, CheckIn, CheckInProof, DeviceState, Mac, now_unix};
-use crate::pki::LiveCerts;
 use crate::serve::ConnInfo;
 use crate::settings::layered::{SECRET_MASK, mask_secrets};
 use crate::settings::render::{
@@ -174,14 +173,16 @@ impl PhoneConn {
                 true => rustls::CertificateError::NotValidYet,
                 false => rustls::CertificateError::Expired,
             };
-            self.unproven
-                .get_or_init(|| crate::pki::why_unproven(&rustls::Error::InvalidCertificate(why)));
+            if self.unproven.get().is_none() {
+                let why = crate::pki::why_unproven(&rustls::Error::InvalidCertificate(why));
+                self.proves_nothing(why, &state.metrics);
+            }
             return None;
         }
         // Trust first: whether the box's CA issued the certificate was decided under the
         // trusted roots current when the connection was set up, and holds once it still
         // passes the listener's check under the roots trusted now.
-        if !self.revoked.load(Ordering::Acquire) && !self.still_trusted(&state.certs) {
+        if !self.revoked.load(Ordering::Acquire) && !self.still_trusted(state) {
             self.revoked.store(true, Ordering::Release);
         }
         let version = pki.revocations().version();
@@ -199,10 +200,21 @@ impl PhoneConn {
         (!self.revoked.load(Ordering::Acquire)).then_some(mac)
     }
 
+    /// Keeps why the certificate proves nothing for the alarms, and counts the connection,
+    /// once.
+    fn proves_nothing(&self, why: String, metrics: &crate::metrics::Metrics) {
+        if self.unproven.set(why).is_ok() {
+            metrics
+                .unproven_certificates
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the certificate passes the phone listener's current check: at once while the
     /// configuration is the one it was last checked under, else checked again (once per
     /// reload) against the roots now trusted.
-    fn still_trusted(&self, certs: &LiveCerts) -> bool {
+    fn still_trusted(&self, state: &PhoneState) -> bool {
+        let certs = &state.certs;
         let current = certs.phone_config();
         let mut under = self
             .trusted_under
@@ -227,7 +239,7 @@ impl PhoneConn {
                     tracing::debug!(peer = %self.info.peer, reason = %why, "a client certificate proves nothing")
                 }
             }
-            let _ = self.unproven.set(why);
+            self.proves_nothing(why, &state.metrics);
             return false;
         }
         *under = Arc::downgrade(&current);
