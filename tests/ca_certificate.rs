@@ -65,3 +65,51 @@ async fn the_ca_certificate_is_served_to_anyone_and_is_what_https_needs() {
         "{text}"
     );
 }
+
+/// One parameter tells every phone to trust the box: `tls.trusted_ca = "edgeprov-ca.crt"`
+/// becomes Avaya's `TRUSTCERTS` file name (fetched from the settings file's server) and
+/// Yealink's `static.trusted_certificates.url`, a URL of this box under the address the phone
+/// reached it at; both lead to the CA certificate.
+#[tokio::test]
+async fn one_parameter_points_avaya_and_yealink_phones_at_it() {
+    let d = Daemon::start();
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/global",
+            Some(serde_json::json!({"params": {"tls.trusted_ca": "edgeprov-ca.crt"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let plain = d.http.unwrap();
+
+    let avaya = send_plain(plain, get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    assert!(
+        avaya.text().contains("SET TRUSTCERTS edgeprov-ca.crt"),
+        "{}",
+        avaya.text()
+    );
+
+    let yealink_ua = "Yealink SIP-T46S 66.86.0.15 00:15:65:aa:a9:37";
+    let mut ask = get("/y000000000066.cfg", yealink_ua);
+    ask.headers_mut().insert(
+        "host",
+        format!("localhost:{}", plain.port()).parse().unwrap(),
+    );
+    let family = send_plain(plain, ask).await.unwrap();
+    assert_eq!(family.status, 200);
+    let url = family
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("static.trusted_certificates.url = "))
+        .unwrap_or_else(|| panic!("no trusted certificates URL in\n{}", family.text()))
+        .to_string();
+    let path = url
+        .strip_prefix(&format!("http://localhost:{}", plain.port()))
+        .unwrap_or_else(|| panic!("{url} is not this box as the phone reached it"));
+    let ca = send_plain(plain, get(path, yealink_ua)).await.unwrap();
+    assert_eq!(ca.status, 200, "{url}");
+    assert_eq!(ca.text(), d.ca_pem());
+}

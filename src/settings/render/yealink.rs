@@ -224,20 +224,24 @@ pub fn common_cfg(code: u32, common: &Common) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Makes `static.firmware.url` of a layer's or device's parameters (`native`) a URL, which is
-/// what the phone downloads from. A `firmware.file` parameter names a file, as Avaya's
-/// `APPNAME` does (the vocabulary renders both from it); a value without a scheme is this
-/// server's `/firmware/{file}` under the address the phone reached it at. Kept as it is when
-/// that address is unknown.
+/// Makes `static.firmware.url` and `static.trusted_certificates.url` of a layer's or device's
+/// parameters (`native`) URLs, which is what the phone downloads from. `firmware.file` and
+/// `tls.trusted_ca` name a file, as Avaya's `APPNAME` and `TRUSTCERTS` do (the vocabulary
+/// renders both vendors' settings from them); a value without a scheme is this server's
+/// `/firmware/{file}` under the address the phone reached it at (the box's CA certificate,
+/// `edgeprov-ca.crt`, and an operator's files are served under any directory). Kept as it is
+/// when that address is unknown.
 fn firmware_url(native: &mut Native, base: &str) {
     if base.is_empty() {
         return;
     }
-    if let Some(url) = native.get_mut("static.firmware.url")
-        && !url.is_empty()
-        && !url.contains("://")
-    {
-        *url = format!("{base}{}", url.trim_start_matches('/'));
+    for key in ["static.firmware.url", "static.trusted_certificates.url"] {
+        if let Some(url) = native.get_mut(key)
+            && !url.is_empty()
+            && !url.contains("://")
+        {
+            *url = format!("{base}{}", url.trim_start_matches('/'));
+        }
     }
 }
 
@@ -389,6 +393,18 @@ mod tests {
         assert_eq!(
             family.get("static.firmware.url").map(String::as_str),
             Some("https://box/firmware/fam.rom")
+        );
+        // `tls.trusted_ca` names a file too (Avaya's TRUSTCERTS): served by this box.
+        let ca = to_native(
+            Vendor::Yealink,
+            &BTreeMap::from([("tls.trusted_ca".into(), "edgeprov-ca.crt".into())]),
+            &BTreeMap::new(),
+        );
+        let own = parse_cfg(&cfg(&ca, "T46S", &common));
+        assert_eq!(
+            own.get("static.trusted_certificates.url")
+                .map(String::as_str),
+            Some("https://box/firmware/edgeprov-ca.crt")
         );
         let none = Common {
             firmware_base: String::new(),
