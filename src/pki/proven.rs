@@ -11,8 +11,8 @@
 //! own file only with another proof.
 //!
 //! rustls tells a connection only which certificate its peer sent, not whether the verifier
-//! proved it, so the verifier writes down the certificates it proved in [`Proven`], and the
-//! listener asks it after the handshake. Forgetting one is safe: a connection whose
+//! proved it, so the verifier ([`let_through`]) writes down the certificates it proved in
+//! [`Proven`], and the listener asks it after the handshake. Forgetting one is safe: a connection whose
 //! certificate is not found there is checked again in full when its first request needs it
 //! (as a TLS session resumed after its entry has gone is); only a proved certificate is ever
 //! written down, and the table belongs to one PKI, so a reload that changes the trusted
@@ -22,12 +22,10 @@
 //! revoked it to shut that device out, and the refusal tells the device so.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls::CertificateError;
+use rustls::server::danger::ClientCertVerified;
 
 /// How many proved certificates are remembered. A handshake's entry is looked up within
 /// microseconds of being written; the rest is for TLS sessions resumed soon after (a phone
@@ -109,91 +107,50 @@ pub fn why_unproven(e: &rustls::Error) -> String {
     }
 }
 
-/// The phone listener's verifier: `inner`'s verdict, written down in `proven` when it proves
-/// the certificate; a certificate it cannot prove is let through unproven, but a revoked one
-/// fails the handshake. The signature over the handshake is still checked with the
-/// certificate's key, so the peer holds that key either way.
-#[derive(Debug)]
-pub(super) struct ProveOrLetThrough {
-    inner: Arc<dyn ClientCertVerifier>,
-    proven: Arc<Proven>,
-}
-
-impl ProveOrLetThrough {
-    pub(super) fn new(inner: Arc<dyn ClientCertVerifier>, proven: Arc<Proven>) -> Self {
-        ProveOrLetThrough { inner, proven }
-    }
-}
-
-impl ClientCertVerifier for ProveOrLetThrough {
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)
-        {
-            Ok(verified) => {
-                self.proven.record(end_entity);
-                Ok(verified)
-            }
-            Err(e @ rustls::Error::InvalidCertificate(CertificateError::Revoked)) => Err(e),
-            Err(rustls::Error::InvalidCertificate(why)) => {
-                tracing::debug!(
-                    reason = %why_unproven(&rustls::Error::InvalidCertificate(why)),
-                    "a client certificate that proves nothing was let through"
-                );
-                Ok(ClientCertVerified::assertion())
-            }
-            Err(e) => Err(e),
+/// The phone listener's verdict on a client certificate from the full check's (`checked`):
+/// a proved certificate is written down in `proven`; one that cannot be proved is let through
+/// unproven, but a revoked one fails the handshake. rustls still checks the handshake's
+/// signature with the certificate's key, so the peer holds that key either way.
+pub(super) fn let_through(
+    checked: Result<ClientCertVerified, rustls::Error>,
+    cert: &[u8],
+    proven: &Proven,
+) -> Result<ClientCertVerified, rustls::Error> {
+    match checked {
+        Ok(verified) => {
+            proven.record(cert);
+            Ok(verified)
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        self.inner.requires_raw_public_keys()
+        Err(e @ rustls::Error::InvalidCertificate(CertificateError::Revoked)) => Err(e),
+        Err(e @ rustls::Error::InvalidCertificate(_)) => {
+            tracing::debug!(
+                reason = %why_unproven(&e),
+                "a client certificate that proves nothing was let through"
+            );
+            Ok(ClientCertVerified::assertion())
+        }
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_certificate_is_refused_any_other_failure_let_through_unproven() {
+        let proven = Proven::default();
+        let invalid = |e| Err(rustls::Error::InvalidCertificate(e));
+        assert!(let_through(invalid(CertificateError::Revoked), b"r", &proven).is_err());
+        for e in [CertificateError::UnknownIssuer, CertificateError::Expired] {
+            assert!(let_through(invalid(e), b"u", &proven).is_ok());
+        }
+        let other = Err(rustls::Error::General("no".into()));
+        assert!(let_through(other, b"g", &proven).is_err());
+        assert!(!proven.holds(b"r") && !proven.holds(b"u") && !proven.holds(b"g"));
+        let ok = let_through(Ok(ClientCertVerified::assertion()), b"p", &proven);
+        assert!(ok.is_ok() && proven.holds(b"p"));
+    }
 
     #[test]
     fn only_what_was_recorded_is_held_and_the_oldest_is_forgotten_first() {

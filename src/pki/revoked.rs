@@ -17,6 +17,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::issue::NOT_BEFORE_SLACK_SECS;
 use super::own_ca::OwnCa;
+use super::proven::Proven;
 use crate::model::{AlarmKind, IssuedCert, Mac, RevokedCerts};
 use crate::phone::credentials::hex;
 use crate::store::Recorder;
@@ -158,12 +159,16 @@ impl Revocations {
 
 /// The phone listener's client verifier: webpki's chain and validity checks, then the
 /// revocation check for certificates the box's CA issued.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct CheckRevoked {
     inner: Arc<dyn ClientCertVerifier>,
     revoked: Arc<Revocations>,
     /// Built from the same trusted roots as `inner`.
     own: Arc<OwnCa>,
+    /// The handshakes' verifier has it: a certificate the checks do not prove is let through
+    /// unproven and a proved one written down here ([`super::proven::let_through`]). Without
+    /// it, the full check an unproved connection's certificate is checked again with.
+    proven: Option<Arc<Proven>>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -184,6 +189,34 @@ impl CheckRevoked {
             inner,
             revoked,
             own,
+            proven: None,
+        }
+    }
+
+    /// This check as the handshakes' verifier, writing down what it proves in `proven`.
+    pub(super) fn letting_through(&self, proven: Arc<Proven>) -> CheckRevoked {
+        CheckRevoked {
+            proven: Some(proven),
+            ..self.clone()
+        }
+    }
+
+    /// The full check: a chain to a trusted root, within its validity, not revoked.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match self
+            .revoked
+            .refuses(end_entity, |cert| self.own.signed(cert, intermediates))
+        {
+            false => Ok(verified),
+            true => Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
         }
     }
 }
@@ -207,15 +240,10 @@ impl ClientCertVerifier for CheckRevoked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        match self
-            .revoked
-            .refuses(end_entity, |cert| self.own.signed(cert, intermediates))
-        {
-            false => Ok(verified),
-            true => Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
+        let checked = self.check(end_entity, intermediates, now);
+        match &self.proven {
+            Some(proven) => super::proven::let_through(checked, end_entity, proven),
+            None => checked,
         }
     }
 

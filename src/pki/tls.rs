@@ -6,7 +6,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 use super::own_ca::OwnCa;
-use super::proven::ProveOrLetThrough;
 use super::revoked::CheckRevoked;
 use super::{Pki, PkiError, Revocations};
 
@@ -46,10 +45,7 @@ fn phone_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// apart, see `pki::proven`); a revoked one fails the handshake.
 pub fn phone_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
     let (chain, key) = pki.phone_identity();
-    let verifier = Arc::new(ProveOrLetThrough::new(
-        pki.client_check.clone(),
-        pki.proven(),
-    ));
+    let verifier = Arc::new(pki.client_check.letting_through(pki.proven()));
     let mut config = ServerConfig::builder_with_provider(phone_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
