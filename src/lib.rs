@@ -20,6 +20,7 @@ pub mod open_files;
 pub mod per_source;
 pub mod phone;
 pub mod pki;
+pub mod pnp;
 pub mod reload;
 pub mod retention;
 pub mod serve;

@@ -1,0 +1,301 @@
+//! The NOTIFYs in flight and the SUBSCRIBEs recently answered, with the time passed in: what
+//! is due to be sent again, which answer a repeated SUBSCRIBE gets, and which NOTIFY a phone's
+//! response ends.
+//!
+//! Retransmission is RFC 3261 §17.1.2.2's for a non-INVITE request over UDP (Timer E: T1 =
+//! 500 ms, doubling), but bounded tighter than Timer F's 32 s: [`SENDS`] transmissions over
+//! 3.5 s, then [`LAST_WAIT`] for a late answer. A phone one hop away on a LAN answers within
+//! milliseconds; each retransmission is also traffic that a SUBSCRIBE with a forged source
+//! address aims at someone else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::profile::SubscribeKey;
+
+/// Timer E's first interval.
+pub const T1: Duration = Duration::from_millis(500);
+/// Transmissions of one NOTIFY, the first included (at 0, 0.5, 1.5 and 3.5 s).
+pub const SENDS: u32 = 4;
+/// How long after the last transmission an answer is still waited for.
+pub const LAST_WAIT: Duration = Duration::from_secs(4);
+/// How long an answered SUBSCRIBE is remembered, so that a phone that missed our 200 and sends
+/// it again gets the same answer (and no second NOTIFY): Timer J, 64 × T1.
+pub const REMEMBER: Duration = Duration::from_secs(32);
+
+/// How a NOTIFY ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The phone answered 2xx.
+    Acknowledged,
+    /// The phone answered with an error (3xx–6xx).
+    Refused,
+    /// No final answer after every transmission.
+    Unanswered,
+}
+
+struct Entry {
+    peer: SocketAddr,
+    /// Our 200 to the SUBSCRIBE, sent again if the SUBSCRIBE is.
+    ok: Vec<u8>,
+    notify: Vec<u8>,
+    branch: String,
+    sent: u32,
+    /// When the NOTIFY is next due, or (after the last) given up on; `None` once answered.
+    next: Option<Instant>,
+    /// When the entry is forgotten.
+    forget: Instant,
+}
+
+/// Every SUBSCRIBE answered in the last [`REMEMBER`], with its NOTIFY's state; at most
+/// `capacity` of them.
+pub struct Transactions {
+    capacity: usize,
+    entries: HashMap<SubscribeKey, Entry>,
+    by_branch: HashMap<String, SubscribeKey>,
+}
+
+/// What to do about a SUBSCRIBE.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit<'a> {
+    /// New: answer it and [`Transactions::start`] its NOTIFY.
+    New,
+    /// Seen already: send this same 200 again, nothing else.
+    Repeat(&'a [u8]),
+    /// As many transactions as allowed are in hand: drop it (the phone asks again).
+    Full,
+}
+
+/// Something to send now.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Send {
+    pub peer: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+impl Transactions {
+    pub fn new(capacity: usize) -> Transactions {
+        Transactions {
+            capacity,
+            entries: HashMap::new(),
+            by_branch: HashMap::new(),
+        }
+    }
+
+    /// Transactions remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn admit(&mut self, key: &SubscribeKey, now: Instant) -> Admit<'_> {
+        self.forget_old(now);
+        if self.entries.contains_key(key) {
+            return Admit::Repeat(&self.entries[key].ok);
+        }
+        if self.entries.len() >= self.capacity {
+            return Admit::Full;
+        }
+        Admit::New
+    }
+
+    /// Records a SUBSCRIBE answered with `ok` and its NOTIFY, sent for the first time `now`.
+    pub fn start(
+        &mut self,
+        key: SubscribeKey,
+        peer: SocketAddr,
+        ok: Vec<u8>,
+        notify: Vec<u8>,
+        branch: String,
+        now: Instant,
+    ) {
+        self.by_branch.insert(branch.clone(), key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                peer,
+                ok,
+                notify,
+                branch,
+                sent: 1,
+                next: Some(now + T1),
+                forget: now + REMEMBER,
+            },
+        );
+    }
+
+    /// A final response from `peer` to the NOTIFY `branch` names: its outcome, the first time
+    /// (a repeated response, or one for a NOTIFY not ours or from elsewhere, is `None`).
+    pub fn answered(&mut self, branch: &str, peer: SocketAddr, code: u16) -> Option<Outcome> {
+        if code < 200 {
+            return None;
+        }
+        let key = self.by_branch.get(branch)?;
+        let entry = self.entries.get_mut(key)?;
+        if entry.peer != peer || entry.next.is_none() {
+            return None;
+        }
+        entry.next = None;
+        Some(match code {
+            200..=299 => Outcome::Acknowledged,
+            _ => Outcome::Refused,
+        })
+    }
+
+    /// The NOTIFYs due again at `now`, and the number given up on since the last call.
+    pub fn due(&mut self, now: Instant) -> (Vec<Send>, u64) {
+        let mut sends = Vec::new();
+        let mut unanswered = 0;
+        for entry in self.entries.values_mut() {
+            let Some(next) = entry.next.filter(|n| *n <= now) else {
+                continue;
+            };
+            if entry.sent >= SENDS {
+                entry.next = None;
+                unanswered += 1;
+                continue;
+            }
+            sends.push(Send {
+                peer: entry.peer,
+                bytes: entry.notify.clone(),
+            });
+            entry.sent += 1;
+            entry.next = Some(match entry.sent {
+                SENDS => next + LAST_WAIT,
+                n => next + T1 * 2u32.pow(n - 1),
+            });
+        }
+        self.forget_old(now);
+        (sends, unanswered)
+    }
+
+    /// When something is next due, if anything waits.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .map(|e| e.next.map_or(e.forget, |n| n.min(e.forget)))
+            .min()
+    }
+
+    /// Drops what is past remembering. A NOTIFY still waiting for its answer is kept until
+    /// [`Transactions::due`] has counted it.
+    fn forget_old(&mut self, now: Instant) {
+        let by_branch = &mut self.by_branch;
+        self.entries.retain(|_, e| {
+            let keep = e.forget > now || e.next.is_some();
+            if !keep {
+                by_branch.remove(&e.branch);
+            }
+            keep
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> SubscribeKey {
+        SubscribeKey {
+            call_id: format!("call-{n}"),
+            from_tag: Some("t".into()),
+            cseq: 1,
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "10.0.0.9:5060".parse().unwrap()
+    }
+
+    #[test]
+    fn an_unanswered_notify_is_sent_four_times_with_doubling_gaps_then_given_up() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(8);
+        assert_eq!(t.admit(&key(1), t0), Admit::New);
+        t.start(
+            key(1),
+            peer(),
+            b"ok".to_vec(),
+            b"notify".to_vec(),
+            "b1".into(),
+            t0,
+        );
+        let mut times = vec![Duration::ZERO];
+        let mut now = t0;
+        let mut given_up = 0;
+        for _ in 0..20 {
+            now = t.next_deadline().unwrap();
+            let (sends, gone) = t.due(now);
+            given_up += gone;
+            if !sends.is_empty() {
+                assert_eq!(
+                    sends,
+                    [Send {
+                        peer: peer(),
+                        bytes: b"notify".to_vec()
+                    }]
+                );
+                times.push(now - t0);
+            }
+            if given_up > 0 {
+                break;
+            }
+        }
+        let ms: Vec<u128> = times.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 500, 1500, 3500]);
+        assert_eq!(given_up, 1);
+        assert_eq!(now - t0, Duration::from_millis(7500));
+        // Still remembered for a repeated SUBSCRIBE, then forgotten.
+        assert_eq!(t.admit(&key(1), now), Admit::Repeat(b"ok"));
+        assert_eq!(t.admit(&key(1), t0 + REMEMBER), Admit::New);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn an_answer_stops_retransmission_once_and_only_from_the_phone() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(8);
+        t.start(
+            key(1),
+            peer(),
+            b"ok".to_vec(),
+            b"n".to_vec(),
+            "b1".into(),
+            t0,
+        );
+        let elsewhere: SocketAddr = "10.0.0.10:5060".parse().unwrap();
+        assert_eq!(t.answered("b1", elsewhere, 200), None);
+        assert_eq!(t.answered("b1", peer(), 180), None);
+        assert_eq!(t.answered("nope", peer(), 200), None);
+        assert_eq!(t.answered("b1", peer(), 200), Some(Outcome::Acknowledged));
+        assert_eq!(t.answered("b1", peer(), 200), None, "a repeated 200");
+        let (sends, gone) = t.due(t0 + Duration::from_secs(10));
+        assert!(sends.is_empty());
+        assert_eq!(gone, 0);
+
+        t.start(
+            key(2),
+            peer(),
+            b"ok".to_vec(),
+            b"n".to_vec(),
+            "b2".into(),
+            t0,
+        );
+        assert_eq!(t.answered("b2", peer(), 481), Some(Outcome::Refused));
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(2);
+        for n in 0..2 {
+            t.start(key(n), peer(), vec![], vec![], format!("b{n}"), t0);
+        }
+        assert_eq!(t.admit(&key(9), t0), Admit::Full);
+        assert_eq!(t.admit(&key(0), t0), Admit::Repeat(b""));
+        t.answered("b0", peer(), 200);
+        t.answered("b1", peer(), 200);
+        assert_eq!(t.admit(&key(9), t0 + REMEMBER), Admit::New);
+    }
+}
