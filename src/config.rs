@@ -59,6 +59,7 @@ pub struct Config {
     pub firmware: crate::firmware::FirmwareConfig,
     pub cloud: crate::sync::CloudConfig,
     pub dhcp: crate::dhcp::DhcpConfig,
+    pub pnp: crate::pnp::PnpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +138,7 @@ impl Default for Config {
             firmware: crate::firmware::FirmwareConfig::default(),
             cloud: crate::sync::CloudConfig::default(),
             dhcp: crate::dhcp::DhcpConfig::default(),
+            pnp: crate::pnp::PnpConfig::default(),
         }
     }
 }
@@ -364,6 +366,9 @@ impl Config {
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
         crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
+        self.pnp
+            .validate()
+            .map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 
@@ -390,7 +395,8 @@ impl Config {
             .dhcp
             .enabled
             .then_some(("dhcp.listen", &self.dhcp.listen));
-        let udp = dns.iter().map(|a| ("dns.listen", a)).chain(dhcp);
+        let pnp = self.pnp.enabled.then_some(("pnp.listen", &self.pnp.listen));
+        let udp = dns.iter().map(|a| ("dns.listen", a)).chain(dhcp).chain(pnp);
         for (protocol, list) in [("TCP", tcp.collect::<Vec<_>>()), ("UDP", udp.collect())] {
             for (i, (key, addr)) in list.iter().enumerate() {
                 if let Some((other, taken)) = list[..i].iter().find(|(_, b)| overlap(addr, b)) {
@@ -644,7 +650,7 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     fn the_reference_names_every_key_it_documents() {
         let doc = include_str!("../docs/configuration.md");
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        for table in ["dns", "dhcp", "cloud"] {
+        for table in ["dns", "dhcp", "pnp", "cloud"] {
             for key in defaults[table].as_table().unwrap().keys() {
                 assert!(doc.contains(&format!("| `{key}` |")), "{table}.{key}");
             }
@@ -912,6 +918,38 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
             Some(1)
         );
         assert_eq!(parse(&release("")).unwrap().firmware.releases[0].size, None);
+    }
+
+    /// `[pnp]` is off by default on 5060; each refused value names its key and line, and its
+    /// port may not be another UDP listener's.
+    #[test]
+    fn pnp_is_off_by_default_and_its_refused_values_name_their_keys() {
+        let c = parse("").unwrap();
+        assert!(!c.pnp.enabled);
+        assert_eq!(c.pnp.listen, "0.0.0.0:5060".parse().unwrap());
+        for (text, expected) in [
+            (
+                "[pnp]\nenabled = true\nlisten = \"[::]:5060\"\n",
+                "line 3: pnp.listen: plug-and-play multicast (224.0.1.75) is IPv4",
+            ),
+            (
+                "[pnp]\nurl = \"ftp://prov\"\n",
+                "line 2: pnp.url: \"ftp://prov\": expected http:// or https://",
+            ),
+            (
+                "[pnp]\ninterfaces = [\"eth0\", \"eth0\"]\n",
+                "line 2: pnp.interfaces: \"eth0\" is listed twice",
+            ),
+            (
+                "[dns]\nlisten = [\"0.0.0.0:5060\"]\n[pnp]\nenabled = true\n",
+                "pnp.listen: 0.0.0.0:5060 overlaps 0.0.0.0:5060 (dns.listen) on UDP port 5060",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let c = parse("[pnp]\nenabled = true\nurl = \"http://10.0.0.5/prov/\"\n").unwrap();
+        assert_eq!(c.pnp.url, "http://10.0.0.5/prov/");
     }
 
     /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not

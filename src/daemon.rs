@@ -113,6 +113,9 @@ pub struct Listeners {
     /// The DHCP socket's address, when `[dhcp] enabled`.
     #[serde(default)]
     pub dhcp: Option<SocketAddr>,
+    /// The plug-and-play socket's address, when `[pnp] enabled`.
+    #[serde(default)]
+    pub pnp: Option<SocketAddr>,
 }
 
 /// Connections the kernel queues on a listener until they are accepted. A boot storm's
@@ -293,6 +296,16 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             })?),
             false => None,
         };
+    let pnp_bound = match config.pnp.enabled {
+        true => Some(
+            crate::pnp::bind(&config.pnp).map_err(|(key, source)| DaemonError::Bind {
+                addr: config.pnp.listen,
+                key,
+                source,
+            })?,
+        ),
+        false => None,
+    };
     let local = |l: &TcpListener| l.local_addr().expect("bound socket has an address");
     let listeners = Listeners {
         phone_https: https.iter().map(local).collect(),
@@ -300,6 +313,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         admin: local(&admin_listener),
         dns: dns_sockets.addrs.clone(),
         dhcp: dhcp_bound.as_ref().and_then(|b| b.local_addr()),
+        pnp: pnp_bound.as_ref().and_then(|b| b.local_addr()),
     };
     let provisioning = crate::dns::Provisioning::derive(
         &config.dns,
@@ -333,6 +347,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
     let dhcp_stats = Arc::new(crate::dhcp::Stats::default());
     let dns_stats = Arc::new(crate::dns::Stats::default());
+    let pnp_stats = Arc::new(crate::pnp::Stats::default());
     let metrics = Arc::new(crate::metrics::Metrics::new(Arc::new(
         ConnectionLimit::new(
             config.phone.max_connections,
@@ -360,6 +375,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         firmware: firmware.clone(),
         dhcp: dhcp_stats.clone(),
         dns: dns_stats.clone(),
+        pnp: pnp_stats.clone(),
         config: running.clone(),
         metrics: metrics.clone(),
         log: log.clone(),
@@ -433,6 +449,22 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         loops.spawn_checked(
             "DHCP",
             server.serve(config.dhcp.subnets.clone(), stop_rx.clone()),
+        );
+    }
+    if let Some(bound) = pnp_bound {
+        // Unlike DHCP's vendor defaults, PnP has nothing to say without a URL: a URL that
+        // cannot be made fails the start (a derived one only fails for a bad server name).
+        let url =
+            crate::pnp::url(&config, listeners.phone_https.first().copied()).map_err(|reason| {
+                DaemonError::Failed {
+                    service: "PnP",
+                    reason,
+                }
+            })?;
+        tracing::info!(joined = ?bound.joined, %url, "PnP: answering ua-profile SUBSCRIBEs");
+        loops.spawn_checked(
+            "PnP",
+            crate::pnp::serve(bound, config.pnp.clone(), url, pnp_stats, stop_rx.clone()),
         );
     }
     loops.spawn(

@@ -108,15 +108,19 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.admin.auth_failures_per_minute != new.admin.auth_failures_per_minute {
         keys.push("admin.auth_failures_per_minute");
     }
-    let derived = !old.dns.listen.is_empty() || old.dhcp.enabled;
+    let derived = !old.dns.listen.is_empty() || old.dhcp.enabled || old.pnp.enabled;
     if derived && old.pki.server_names != new.pki.server_names {
-        keys.push("pki.server_names (DNS records, DHCP provisioning URL)");
+        keys.push("pki.server_names (DNS records, DHCP and PnP provisioning URL)");
     }
     if old.dns != new.dns {
         keys.push("dns");
     }
     if old.dhcp != new.dhcp {
         keys.push("dhcp");
+    }
+    // The PnP socket is bound, and its URL made, at start, as DHCP's are.
+    if old.pnp != new.pnp {
+        keys.push("pnp");
     }
     // The sync task keeps the [cloud] table it started with.
     if old.cloud != new.cloud {
@@ -210,13 +214,17 @@ mod tests {
             ["admin.auth_failures_per_minute"]
         );
 
+        let mut new = old.clone();
+        new.pnp.enabled = true;
+        assert_eq!(restart_needed(&old, &new), ["pnp"]);
+
         let mut old = Config::default();
         old.dns.listen = vec!["127.0.0.1:5353".parse().unwrap()];
         let mut new = old.clone();
         new.pki.server_names = vec!["prov.example.lan".into()];
         assert_eq!(
             restart_needed(&old, &new),
-            ["pki.server_names (DNS records, DHCP provisioning URL)"]
+            ["pki.server_names (DNS records, DHCP and PnP provisioning URL)"]
         );
     }
 

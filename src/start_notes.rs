@@ -19,6 +19,9 @@ pub fn serving(l: &Listeners) -> String {
     if let Some(dhcp) = l.dhcp {
         text.push_str(&format!(", DHCP on {dhcp}"));
     }
+    if let Some(pnp) = l.pnp {
+        text.push_str(&format!(", SIP plug-and-play on {pnp}"));
+    }
     text
 }
 
@@ -46,13 +49,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serving_names_dns_and_dhcp_only_when_on() {
+    fn serving_names_dns_dhcp_and_pnp_only_when_on() {
         let mut l = Listeners {
             phone_https: vec!["0.0.0.0:443".parse().unwrap()],
             phone_http: vec![],
             admin: "127.0.0.1:9443".parse().unwrap(),
             dns: vec![],
             dhcp: None,
+            pnp: None,
         };
         assert_eq!(
             serving(&l),
@@ -60,8 +64,11 @@ mod tests {
         );
         l.dns = vec!["0.0.0.0:53".parse().unwrap()];
         l.dhcp = Some("0.0.0.0:67".parse().unwrap());
+        l.pnp = Some("0.0.0.0:5060".parse().unwrap());
         assert!(
-            serving(&l).ends_with(", DNS on [0.0.0.0:53], DHCP on 0.0.0.0:67"),
+            serving(&l).ends_with(
+                ", DNS on [0.0.0.0:53], DHCP on 0.0.0.0:67, SIP plug-and-play on 0.0.0.0:5060"
+            ),
             "{}",
             serving(&l)
         );

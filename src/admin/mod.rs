@@ -58,6 +58,7 @@ pub struct AdminState {
     pub firmware: Arc<crate::firmware::Firmware>,
     pub dhcp: Arc<crate::dhcp::Stats>,
     pub dns: Arc<crate::dns::Stats>,
+    pub pnp: Arc<crate::pnp::Stats>,
     /// The running configuration, as last (re)loaded (backups carry it).
     pub config: crate::reload::RunningConfig,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -292,8 +293,8 @@ async fn clear_alarm(
     }
 }
 
-/// Prometheus text: phone requests, TLS handshakes, DHCP counters, devices, alarms, sync lag
-/// and outbox depth.
+/// Prometheus text: phone requests, TLS handshakes, DHCP, DNS and PnP counters, devices,
+/// alarms, sync lag and outbox depth.
 async fn metrics(
     State(st): State<AdminState>,
     axum::Extension(sync): axum::Extension<Arc<crate::sync::SyncHandle>>,
@@ -374,6 +375,50 @@ async fn metrics(
             &help,
             value,
         );
+    }
+    for (name, value) in st.pnp.view() {
+        let (metric, label, help) = match name {
+            "answered" => (
+                "subscribes_answered",
+                None,
+                "Plug-and-play SUBSCRIBEs answered with a NOTIFY carrying the provisioning URL.",
+            ),
+            "acknowledged" | "refused" | "unanswered" => (
+                "notifies",
+                Some(("result", name)),
+                "Plug-and-play NOTIFYs by outcome: acknowledged (2xx), refused (an error \
+                 answer), unanswered (no answer after every retransmission).",
+            ),
+            "ignored" => (
+                "ignored",
+                None,
+                "SIP messages left unanswered as not plug-and-play (INVITE, REGISTER, other \
+                 events) or not ours.",
+            ),
+            "send_errors" => (
+                "send_errors",
+                None,
+                "Plug-and-play answers that could not be sent.",
+            ),
+            _ => (
+                "dropped",
+                Some(("reason", name)),
+                "Plug-and-play datagrams dropped: malformed, rate_limited (over pnp.rate_limit), \
+                 busy (too many transactions in hand).",
+            ),
+        };
+        let full = format!("edgeprov_pnp_{metric}_total");
+        // The help and type lines once per metric, before its first sample.
+        if !out.contains(&format!("# TYPE {full} ")) {
+            let _ = std::fmt::Write::write_fmt(
+                &mut out,
+                format_args!("# HELP {full} {help}\n# TYPE {full} counter\n"),
+            );
+        }
+        let labels = label
+            .map(|(k, v)| format!("{{{k}=\"{v}\"}}"))
+            .unwrap_or_default();
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{full}{labels} {value}\n"));
     }
     let fw = &st.firmware.counters;
     for (name, help, counter) in [

@@ -63,6 +63,9 @@ fn addresses(c: &Config) -> Vec<(&'static str, SocketAddr, bool)> {
     if c.dhcp.enabled {
         out.push(("dhcp.listen", c.dhcp.listen, false));
     }
+    if c.pnp.enabled {
+        out.push(("pnp.listen", c.pnp.listen, false));
+    }
     out
 }
 
@@ -93,6 +96,7 @@ fn ports(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
                 || l.admin == *a
                 || l.dns.contains(a)
                 || l.dhcp == Some(*a)
+                || l.pnp == Some(*a)
         })
     };
     addresses(c)
@@ -344,7 +348,8 @@ fn discovery(c: &Config, running: Option<&Listeners>) -> Vec<Check> {
     let mut out = Vec::new();
     let host = c.pki.server_names.first().cloned().unwrap_or_default();
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if (c.dhcp.enabled || !c.dns.listen.is_empty()) && loopback {
+    let pnp_derived = c.pnp.enabled && c.pnp.url.is_empty();
+    if (c.dhcp.enabled || !c.dns.listen.is_empty() || pnp_derived) && loopback {
         out.push(check(
             Level::Fail,
             "discovery",
@@ -671,6 +676,7 @@ mod tests {
             admin: "127.0.0.1:1".parse().unwrap(),
             dns: vec![],
             dhcp: None,
+            pnp: None,
         };
         assert_eq!(fails(Some(&ours)), 0);
     }

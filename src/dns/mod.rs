@@ -22,7 +22,7 @@ mod handler;
 mod live;
 pub mod record;
 mod respond;
-mod rrl;
+pub(crate) mod rrl;
 mod server;
 mod stats;
 mod tcp;

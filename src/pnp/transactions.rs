@@ -24,15 +24,13 @@ pub const LAST_WAIT: Duration = Duration::from_secs(4);
 /// it again gets the same answer (and no second NOTIFY): Timer J, 64 × T1.
 pub const REMEMBER: Duration = Duration::from_secs(32);
 
-/// How a NOTIFY ended.
+/// How the phone answered a NOTIFY (one it never answers is counted by [`Transactions::due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The phone answered 2xx.
+    /// 2xx.
     Acknowledged,
-    /// The phone answered with an error (3xx–6xx).
+    /// An error (3xx–6xx).
     Refused,
-    /// No final answer after every transmission.
-    Unanswered,
 }
 
 struct Entry {
