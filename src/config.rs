@@ -366,9 +366,7 @@ impl Config {
             .validate()
             .map_err(|(key, message)| invalid(key, &message))?;
         crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
-        self.pnp
-            .validate()
-            .map_err(|(key, message)| invalid(key, &message))?;
+        crate::pnp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         Ok(())
     }
 
@@ -950,6 +948,14 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
         let c = parse("[pnp]\nenabled = true\nurl = \"http://10.0.0.5/prov/\"\n").unwrap();
         assert_eq!(c.pnp.url, "http://10.0.0.5/prov/");
+        // A first server name no URL can be made of: refused at load, not at start.
+        let text = "[pki]\nserver_names = [\"::1\"]\n[pnp]\nenabled = true\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("pnp.url: ") && err.contains("set dhcp.provisioning_url"),
+            "{err}"
+        );
+        assert!(parse(&text.replace("enabled = true", "enabled = false")).is_ok());
     }
 
     /// DHCP answers clients on the port after its own (68 for 67): on 65535 that port does not

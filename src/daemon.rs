@@ -59,6 +59,8 @@ pub enum DaemonError {
     DataDir(#[from] crate::data_dir::DataDirError),
     #[error("dns: {0}")]
     Dns(String),
+    #[error("pnp: {0}")]
+    Pnp(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -31,6 +31,16 @@ pub fn url(config: &Config, bound_https: Option<std::net::SocketAddr>) -> Result
     crate::dhcp::provisioning_url_bound(config, bound_https).map(|u| u.url())
 }
 
+/// Validation of the `[pnp]` table, with the URL it derives from other tables: a server name
+/// no URL can be made of fails the load, naming `pnp.url` (where it can be set instead).
+pub fn validate(config: &Config) -> Result<(), (&'static str, String)> {
+    config.pnp.validate()?;
+    if config.pnp.enabled {
+        url(config, None).map_err(|e| ("pnp.url", e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
