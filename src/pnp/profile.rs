@@ -3,7 +3,7 @@
 //! the `200 OK` that answers it, the NOTIFY that carries the URL, and whether a response is the
 //! phone's answer to that NOTIFY.
 //!
-//! The exchange, as RFC 6080 §4 (and RFC 6665 for SUBSCRIBE/NOTIFY) describe it and as the
+//! The exchange, as RFC 6080 (with RFC 6665 for SUBSCRIBE/NOTIFY) describes it and as the
 //! vendors' manuals show it on the wire (Yealink "Plug and Play (PnP)" in its auto-provisioning
 //! guide; Snom "SIP Plug & Play" sample trace; AudioCodes 400HD and Planet VIP manuals):
 //!
@@ -20,11 +20,11 @@
 //! ```
 //!
 //! The 200 OK follows RFC 3261 §8.2.6.2: every Via, From, Call-ID and CSeq copied, a tag added
-//! to To, and the Contact RFC 6665 §4.2.1 asks of a 2xx to SUBSCRIBE. The NOTIFY is a request in
+//! to To, and the Contact RFC 6665 asks of a 2xx to SUBSCRIBE. The NOTIFY is a request in
 //! the dialog the 200 made (§12.2.1.1): From is the SUBSCRIBE's To with our tag, To is its
 //! From, the Request-URI its Contact, with our own Via and CSeq. The subscription ends with
-//! the one NOTIFY (`terminated;reason=timeout`): phones ask with `Expires: 0` (a fetch, RFC
-//! 6665 §4.4.3), and it is what the vendors' own examples and PnP servers send.
+//! the one NOTIFY (`terminated;reason=timeout`): phones ask with `Expires: 0` (a one-time
+//! fetch in RFC 6665's terms), and it is what the vendors' own examples and PnP servers send.
 //!
 //! Other SIP (INVITE, REGISTER, OPTIONS, other events, `user` or `local-network` profiles) is
 //! [`Incoming::Other`]: never answered, so that a PBX on the same network is not disturbed.
@@ -128,17 +128,18 @@ fn response(message: &Message<'_>, code: u16) -> Result<Incoming, ParseError> {
     }))
 }
 
-/// Whether `event` names the ua-profile package for the device profile (RFC 6080 §4.1: the
-/// `profile-type` parameter is mandatory; `device` is the profile that names the provisioning
-/// server).
+/// Whether `event` names the ua-profile package for the device profile: RFC 6080's
+/// `profile-type` parameter tells the `device` profile (the one that names the provisioning
+/// server, what every PnP phone asks for) from the `user` and `local-network` ones.
 fn device_profile(event: &str) -> bool {
     let package = event.split(';').next().unwrap_or_default().trim();
     package.eq_ignore_ascii_case("ua-profile")
         && param(event, "profile-type").is_some_and(|t| t.eq_ignore_ascii_case("device"))
 }
 
-/// Whether the Accept headers (if any) take `application/url`. No Accept header means the
-/// package's default, which for ua-profile is the URL (RFC 6080 §4.1).
+/// Whether the Accept headers (if any) take `application/url`, the only body this service
+/// sends. A SUBSCRIBE without Accept is taken as accepting it: every PnP phone seen asks for
+/// the URL, and one that leaves the header out expects the package's usual body.
 fn accepts_url<'a>(mut accept: impl Iterator<Item = &'a str>) -> bool {
     let mut any = false;
     let found = accept.any(|value| {
@@ -306,7 +307,8 @@ pub fn notify(sub: &Subscribe, local: Local, tag: &str, branch: &str, url: &str)
 /// Vendors read the body differently:
 /// - Yealink, Fanvil, Grandstream, Poly and most others take it as the provisioning *server*
 ///   (a directory) and ask it for their own files (`y000000000066.cfg`, `<mac>.cfg`,
-///   `cfg<mac>.xml`); Grandstream needs it to end in `/`, which the derived URL does.
+///   `cfg<mac>.xml`); Grandstream needs it to end in `/` (a folder: so say the Grandstream PnP
+///   responders, "must be a path ending in a slash"), which the derived URL does.
 /// - Snom takes it as its `setting_server`, the URL of a settings *file* ("Configuring snom
 ///   phones for mass deployment": `http://server/snom200/snom200.htm`; the SIP Plug & Play
 ///   trace sends a file URL). A Snom phone that names its model (`snom710`) is sent
@@ -386,6 +388,11 @@ mod tests {
 
         let s = sub(SNOM);
         assert_eq!(s.device.mac, Mac::parse("00135E874B49").ok());
+        // Planet and Fanvil write `MAC=` in the Request-URI; a From of another user is no MAC.
+        let planet = SNOM.replace("sip:MAC%3a00135E874B49@intern", "sip:MAC=00304fa99948@x");
+        assert_eq!(sub(&planet).device.mac, Mac::parse("00304fa99948").ok());
+        let none = SNOM.replace("MAC%3a00135E874B49", "512");
+        assert_eq!(sub(&none).device.mac, None);
         assert_eq!(s.call_id, "1930770594@192.168.10.67");
         assert_eq!(s.via, ["SIP/2.0/UDP 192.168.10.67:5060;rport"]);
     }

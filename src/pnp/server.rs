@@ -23,7 +23,8 @@ use super::profile::{self, Incoming, Local};
 use super::transactions::{Admit, Outcome, Transactions};
 use crate::dns::rrl::{RateLimiter, Verdict};
 
-/// The plug-and-play group (RFC 6080 §4.2's "sip.mcast.net").
+/// The plug-and-play group: IANA's "SIP" multicast address (sip.mcast.net), where RFC 6080
+/// has a device look for its profile server, and where every PnP phone sends.
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 75);
 /// SUBSCRIBEs remembered (answered in the last half-minute, or their NOTIFY in flight) at
 /// once: a boot storm of a few thousand phones within that time; beyond it a SUBSCRIBE is
