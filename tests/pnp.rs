@@ -345,3 +345,30 @@ fn subscribes_over_the_rate_limit_are_dropped_unread() {
         5
     );
 }
+
+/// A port another program holds (a PBX on this box) and an interface that does not exist fail
+/// the start, naming the key.
+#[test]
+fn a_taken_port_or_a_missing_interface_fails_the_start_naming_the_key() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (pnp, key, detail) in [
+        (
+            format!("[pnp]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n"),
+            "(pnp.listen)",
+            port.to_string(),
+        ),
+        (
+            "[pnp]\nenabled = true\nlisten = \"127.0.0.1:0\"\ninterfaces = [\"nosuch0\"]\n".into(),
+            "(pnp.interfaces)",
+            "interface \"nosuch0\"".into(),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edgeprov.toml");
+        std::fs::write(&path, base_config(&dir.path().join("data"), &pnp)).unwrap();
+        let (ok, err) = run_serve(&path);
+        assert!(!ok, "{pnp}");
+        assert!(err.contains(key) && err.contains(&detail), "{err}");
+    }
+}
