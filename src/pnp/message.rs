@@ -23,7 +23,7 @@ pub enum ParseError {
     NotText,
     #[error("line 1 is neither a SIP request line nor a status line")]
     StartLine,
-    #[error("line {0} is not a header (`Name: value`)")]
+    #[error("line {0} is not a header (`Name: value`, no control characters)")]
     Header(usize),
     #[error("line {0} continues the line before it (header folding is not read)")]
     Folded(usize),
@@ -129,7 +129,9 @@ impl<'a> Message<'a> {
             }
             let (name, value) = line.split_once(':').ok_or(ParseError::Header(number))?;
             let name = name.trim_end();
-            if !is_token(name) {
+            // A control character (a lone CR above all) would be copied into our answers,
+            // where a receiver may take it for the end of a line.
+            if !is_token(name) || value.chars().any(|c| c.is_control() && c != '\t') {
                 return Err(ParseError::Header(number));
             }
             let name = long_name(&name.to_ascii_lowercase()).to_string();
@@ -300,6 +302,10 @@ mod tests {
             ),
             (
                 b"SUBSCRIBE sip:x SIP/2.0\r\nBad Name: 1\r\n\r\n",
+                ParseError::Header(2),
+            ),
+            (
+                b"SUBSCRIBE sip:x SIP/2.0\r\nCall-ID: 1\rTo: x\r\n\r\n",
                 ParseError::Header(2),
             ),
             (
