@@ -600,6 +600,22 @@ mod tests {
         assert!(discovery(&c, None).iter().all(|ch| ch.level == Level::Ok));
     }
 
+    /// PnP sends phones the URL made from the first server name too; with `pnp.url` set, the
+    /// name is not what they are sent.
+    #[test]
+    fn plug_and_play_to_a_loopback_host_fails() {
+        let mut c = Config::default();
+        c.pnp.enabled = true;
+        let fails = |c: &Config| {
+            discovery(c, None)
+                .iter()
+                .any(|ch| ch.level == Level::Fail && ch.message.contains("localhost"))
+        };
+        assert!(fails(&c));
+        c.pnp.url = "https://prov.example.lan/".into();
+        assert!(!fails(&c));
+    }
+
     #[test]
     fn a_loopback_provisioning_host_warns_without_discovery_of_its_own() {
         let mut c = Config::default();
