@@ -26,22 +26,17 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::dhcp::{ACK, Relay, mac};
+use common::netns::{self, Lab};
 use common::{BIN, base_config, signal};
 use serde_json::Value;
 
 const PROBE_ENV: &str = "EDGEPROV_DHCP_RELAY_PROBE";
 
 /// Namespaces and processes to tear down whatever happens.
-struct Lab {
-    prefix: String,
-    roles: &'static [&'static str],
-    children: Vec<Child>,
-}
-
 impl Lab {
     /// Starts the daemon in the server's namespace with `dhcp` (the DHCP part of its config),
     /// its config, data and `daemon.log` under `dir`; returns once it listens.
@@ -62,26 +57,6 @@ impl Lab {
         wait_for("the daemon to listen", Duration::from_secs(30), || {
             data.join("listeners.json").exists()
         });
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}{role}", self.prefix)
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn exec(&self, role: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns(role)]).args(args);
-        c
     }
 
     fn setup(&self) {
@@ -108,20 +83,6 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for role in self.roles {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .status();
-        }
-    }
-}
-
 fn missing_tools() -> Option<String> {
     let ok = |cmd: &str, args: &[&str]| {
         Command::new(cmd)
@@ -131,12 +92,8 @@ fn missing_tools() -> Option<String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root (network namespaces need it)".into());
-    }
-    if !ok("ip", &["netns", "list"]) {
-        return Some("`ip netns` (iproute2) is missing".into());
+    if let Some(why) = netns::unavailable() {
+        return Some(why);
     }
     if !ok("busybox", &["udhcpc", "--help"])
         && !ok("sh", &["-c", "busybox --list | grep -qx udhcpc"])

@@ -11,73 +11,17 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::netns::{self, Lab};
 use common::{BIN, base_config};
 
 const PHONE_ENV: &str = "EDGEPROV_PNP_PHONE";
 
-struct Lab {
-    prefix: String,
-    children: Vec<Child>,
-}
-
-impl Lab {
-    fn ns(&self, role: &str) -> String {
-        format!("{}{role}", self.prefix)
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(args).output().expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn exec(&self, role: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns(role)]).args(args);
-        c
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for role in ["s", "p"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(role)])
-                .status();
-        }
-    }
-}
-
-fn missing_tools() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root (network namespaces need it)".into());
-    }
-    let ip = Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !ip.is_ok_and(|s| s.success()) {
-        return Some("`ip netns` (iproute2) is missing".into());
-    }
-    None
-}
-
 #[test]
 fn a_phone_on_another_link_is_answered_over_multicast_with_the_defaults() {
-    if let Some(why) = missing_tools() {
+    if let Some(why) = netns::unavailable() {
         println!(
             "SKIP a_phone_on_another_link_is_answered_over_multicast_with_the_defaults: {why}"
         );
@@ -85,6 +29,7 @@ fn a_phone_on_another_link_is_answered_over_multicast_with_the_defaults() {
     }
     let mut lab = Lab {
         prefix: format!("epp{}", std::process::id()),
+        roles: &["s", "p"],
         children: Vec::new(),
     };
     let (s, p) = (lab.ns("s"), lab.ns("p"));

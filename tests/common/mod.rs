@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod dhcp;
+pub mod netns;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
