@@ -171,9 +171,7 @@ fn local_toward(bound: SocketAddr, peer: SocketAddr) -> Local {
 /// A random token for tags and branches (RFC 3261 §19.3 asks for 32 bits of randomness at
 /// least; a branch starts with the magic cookie `z9hG4bK`).
 fn token() -> String {
-    let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::phone::credentials::hex(&crate::pki::random_bytes::<8>())
 }
 
 struct Loop {
