@@ -66,7 +66,7 @@ pub struct Subscribe {
 
 /// Which transaction a SUBSCRIBE belongs to: a phone that did not get our 200 sends the same
 /// one again (RFC 3261 §17.1.2.2), and gets the same answer rather than a second dialog.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscribeKey {
     pub call_id: String,
     pub from_tag: Option<String>,

@@ -8,7 +8,7 @@
 //! milliseconds; each retransmission is also traffic that a SUBSCRIBE with a forged source
 //! address aims at someone else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -48,10 +48,22 @@ struct Entry {
 
 /// Every SUBSCRIBE answered in the last [`REMEMBER`], with its NOTIFY's state; at most
 /// `capacity` of them.
+///
+/// The loop asks for the next deadline at every datagram and admits every SUBSCRIBE, so the
+/// times are kept in order ([`BTreeSet`]s) beside the entries: neither looks at every
+/// transaction, which with a full table (a few hosts can keep it full) made each datagram of
+/// a flood, even one dropped over the rate limit, cost a scan of thousands.
 pub struct Transactions {
     capacity: usize,
     entries: HashMap<SubscribeKey, Entry>,
     by_branch: HashMap<String, SubscribeKey>,
+    /// Each NOTIFY in flight by when it is next due (its entry's `next`).
+    due_at: BTreeSet<(Instant, SubscribeKey)>,
+    /// Each entry by when it is forgotten (its `forget`).
+    forget_at: BTreeSet<(Instant, SubscribeKey)>,
+    /// NOTIFYs forgotten while still unanswered (only after the loop was held up for longer
+    /// than [`REMEMBER`]), counted by the next [`Transactions::due`].
+    given_up: u64,
 }
 
 /// What to do about a SUBSCRIBE.
@@ -78,6 +90,9 @@ impl Transactions {
             capacity,
             entries: HashMap::new(),
             by_branch: HashMap::new(),
+            due_at: BTreeSet::new(),
+            forget_at: BTreeSet::new(),
+            given_up: 0,
         }
     }
 
@@ -108,7 +123,13 @@ impl Transactions {
         branch: String,
         now: Instant,
     ) {
+        if let Some(old) = self.entries.remove(&key) {
+            self.unschedule(&key, &old);
+        }
+        let (next, forget) = (now + T1, now + REMEMBER);
         self.by_branch.insert(branch.clone(), key.clone());
+        self.due_at.insert((next, key.clone()));
+        self.forget_at.insert((forget, key.clone()));
         self.entries.insert(
             key,
             Entry {
@@ -117,10 +138,19 @@ impl Transactions {
                 notify,
                 branch,
                 sent: 1,
-                next: Some(now + T1),
-                forget: now + REMEMBER,
+                next: Some(next),
+                forget,
             },
         );
+    }
+
+    /// Takes the branch and times of `entry`, removed from `entries`, out of the indexes.
+    fn unschedule(&mut self, key: &SubscribeKey, entry: &Entry) {
+        self.by_branch.remove(&entry.branch);
+        if let Some(next) = entry.next {
+            self.due_at.remove(&(next, key.clone()));
+        }
+        self.forget_at.remove(&(entry.forget, key.clone()));
     }
 
     /// A final response from `peer` to the NOTIFY `branch` names: its outcome, the first time
@@ -131,22 +161,30 @@ impl Transactions {
         }
         let key = self.by_branch.get(branch)?;
         let entry = self.entries.get_mut(key)?;
-        if entry.peer != peer || entry.next.is_none() {
+        if entry.peer != peer {
             return None;
         }
-        entry.next = None;
+        let next = entry.next.take()?;
+        self.due_at.remove(&(next, key.clone()));
         Some(match code {
             200..=299 => Outcome::Acknowledged,
             _ => Outcome::Refused,
         })
     }
 
-    /// The NOTIFYs due again at `now`, and the number given up on since the last call.
+    /// The NOTIFYs due again at `now`, and the number given up on since the last call. Each
+    /// NOTIFY due moves on by one step, however late the call.
     pub fn due(&mut self, now: Instant) -> (Vec<Send>, u64) {
+        let mut ready = Vec::new();
+        while let Some(first) = self.due_at.first()
+            && first.0 <= now
+        {
+            ready.extend(self.due_at.pop_first());
+        }
         let mut sends = Vec::new();
         let mut unanswered = 0;
-        for entry in self.entries.values_mut() {
-            let Some(next) = entry.next.filter(|n| *n <= now) else {
+        for (at, key) in ready {
+            let Some(entry) = self.entries.get_mut(&key) else {
                 continue;
             };
             if entry.sent >= SENDS {
@@ -159,34 +197,38 @@ impl Transactions {
                 bytes: entry.notify.clone(),
             });
             entry.sent += 1;
-            entry.next = Some(match entry.sent {
-                SENDS => next + LAST_WAIT,
-                n => next + T1 * 2u32.pow(n - 1),
-            });
+            let next = match entry.sent {
+                SENDS => at + LAST_WAIT,
+                n => at + T1 * 2u32.pow(n - 1),
+            };
+            entry.next = Some(next);
+            self.due_at.insert((next, key));
         }
         self.forget_old(now);
-        (sends, unanswered)
+        (sends, unanswered + std::mem::take(&mut self.given_up))
     }
 
     /// When something is next due, if anything waits.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .map(|e| e.next.map_or(e.forget, |n| n.min(e.forget)))
-            .min()
+        let due = self.due_at.first().map(|(at, _)| *at);
+        let forget = self.forget_at.first().map(|(at, _)| *at);
+        due.into_iter().chain(forget).min()
     }
 
-    /// Drops what is past remembering. A NOTIFY still waiting for its answer is kept until
-    /// [`Transactions::due`] has counted it.
+    /// Drops what is past remembering. A NOTIFY still waiting for its answer then (the loop
+    /// was held up) is counted as given up on by the next [`Transactions::due`].
     fn forget_old(&mut self, now: Instant) {
-        let by_branch = &mut self.by_branch;
-        self.entries.retain(|_, e| {
-            let keep = e.forget > now || e.next.is_some();
-            if !keep {
-                by_branch.remove(&e.branch);
+        while let Some(first) = self.forget_at.first()
+            && first.0 <= now
+        {
+            let Some((_, key)) = self.forget_at.pop_first() else {
+                break;
+            };
+            if let Some(entry) = self.entries.remove(&key) {
+                self.given_up += u64::from(entry.next.is_some());
+                self.unschedule(&key, &entry);
             }
-            keep
-        });
+        }
     }
 }
 
@@ -295,5 +337,37 @@ mod tests {
         t.answered("b0", peer(), 200);
         t.answered("b1", peer(), 200);
         assert_eq!(t.admit(&key(9), t0 + REMEMBER), Admit::New);
+    }
+
+    /// The loop asks for the next deadline at every datagram, and admits every SUBSCRIBE:
+    /// with the table full (4,096 transactions, which a few hosts can keep it at), neither may
+    /// look at every transaction, or a flood of datagrams (even ones dropped over the rate
+    /// limit) costs the loop a scan of the whole table each.
+    #[test]
+    fn a_full_table_is_not_scanned_per_datagram() {
+        let t0 = Instant::now();
+        let full = 4_096;
+        let mut t = Transactions::new(full);
+        for n in 0..full as u32 {
+            t.start(
+                key(n),
+                peer(),
+                vec![0; 600],
+                vec![0; 700],
+                format!("b{n}"),
+                t0,
+            );
+        }
+        let asks = 20_000u32;
+        let started = Instant::now();
+        for n in 0..asks {
+            assert!(t.next_deadline().is_some());
+            assert_eq!(t.admit(&key(full as u32 + n), t0), Admit::Full);
+        }
+        let spent = started.elapsed();
+        assert!(
+            spent < Duration::from_secs(1),
+            "{asks} datagrams against a full table took {spent:?}"
+        );
     }
 }
