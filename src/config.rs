@@ -935,6 +935,14 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
                 "line 2: pnp.url: \"ftp://prov\": expected http:// or https://",
             ),
             (
+                "[pnp]\nlisten = \"224.0.1.75:5060\"\n",
+                "line 2: pnp.listen: 224.0.1.75 is a multicast address",
+            ),
+            (
+                "[pnp]\nlisten = \"255.255.255.255:5060\"\n",
+                "line 2: pnp.listen: 255.255.255.255 is the broadcast address",
+            ),
+            (
                 "[pnp]\ninterfaces = [\"eth0\", \"eth0\"]\n",
                 "line 2: pnp.interfaces: \"eth0\" is listed twice",
             ),

@@ -46,6 +46,27 @@ impl PnpConfig {
                 "plug-and-play multicast (224.0.1.75) is IPv4: use an IPv4 address".into(),
             ));
         }
+        // Phones send to the group, but a socket bound to it is the one `bind` adds beside a
+        // specific address: as `listen` it made the start fail with "address in use", as if
+        // another program held the port. Nothing is ever received on the broadcast address.
+        let ip = self.listen.ip();
+        if ip.is_multicast() {
+            return Err((
+                "pnp.listen",
+                format!(
+                    "{ip} is a multicast address: listen on this box's address or 0.0.0.0 (the \
+                     group 224.0.1.75 is joined on pnp.interfaces)"
+                ),
+            ));
+        }
+        if let std::net::IpAddr::V4(v4) = ip
+            && v4.is_broadcast()
+        {
+            return Err((
+                "pnp.listen",
+                format!("{ip} is the broadcast address: listen on this box's address or 0.0.0.0"),
+            ));
+        }
         if self.interfaces.iter().any(|i| i.is_empty() || i.len() > 15) {
             return Err((
                 "pnp.interfaces",
