@@ -222,6 +222,26 @@ pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The values of a header that may carry several separated by commas (RFC 3261 §7.3.1: `Via:
+/// a, b` is two Via headers), trimmed; a comma inside a quoted string separates nothing.
+pub fn values(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value[start..].trim());
+    out.retain(|v| !v.is_empty());
+    out
+}
+
 /// `value` without the quotes around it. Typographic quotes count too: a vendor's manual shows
 /// `profile-type=“device“`, and phones built from such examples exist.
 pub fn unquote(value: &str) -> &str {

@@ -31,7 +31,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::message::{Message, ParseError, StartLine, param, uri_of};
+use super::message::{Message, ParseError, StartLine, param, uri_of, values};
 use crate::model::Mac;
 
 /// What the phone said about itself in the Event header (each at most [`MAX_FIELD`] chars).
@@ -54,7 +54,8 @@ pub struct Subscribe {
     pub device: Device,
     pub call_id: String,
     pub cseq: u32,
-    /// Every Via, in order, as sent.
+    /// Every Via, in order, as sent: one a value, whether they came as headers of their own
+    /// or as one header's comma-separated values.
     pub via: Vec<String>,
     pub from: String,
     pub from_tag: Option<String>,
@@ -117,8 +118,9 @@ fn response(message: &Message<'_>, code: u16) -> Result<Incoming, ParseError> {
     if !method.eq_ignore_ascii_case("NOTIFY") {
         return Ok(Incoming::Other);
     }
-    let via = message.required("via", "Via")?;
-    let Some(branch) = param(via, "branch") else {
+    // The top Via: the first value of the first Via header, which may carry several.
+    let via = values(message.required("via", "Via")?);
+    let Some(branch) = via.first().and_then(|top| param(top, "branch")) else {
         return Ok(Incoming::Other);
     };
     Ok(Incoming::NotifyResponse(NotifyResponse {
@@ -165,7 +167,11 @@ fn subscribe(message: &Message<'_>, uri: &str) -> Result<Incoming, ParseError> {
     if !method.eq_ignore_ascii_case("SUBSCRIBE") {
         return Err(ParseError::Malformed("CSeq", format!("{cseq} {method}")));
     }
-    let via: Vec<String> = message.headers("via").map(str::to_string).collect();
+    let via: Vec<String> = message
+        .headers("via")
+        .flat_map(values)
+        .map(str::to_string)
+        .collect();
     if via.is_empty() {
         return Err(ParseError::Missing("Via"));
     }
@@ -473,6 +479,38 @@ mod tests {
         assert_eq!(m.cseq().unwrap(), (1, "SUBSCRIBE"));
         assert_eq!(m.header("contact"), Some("<sip:192.168.1.2:5060>"));
         assert_eq!(m.header("expires"), Some("0"));
+    }
+
+    /// RFC 3261 §7.3.1: `Via: a, b` is two Vias. The top one is `a`, which gets `received`
+    /// and `rport` and names the branch a response answers.
+    #[test]
+    fn a_via_header_with_several_values_is_that_many_vias() {
+        let two = YEALINK.replace(
+            "branch=z9hG4bK1817351226\r\n",
+            "branch=z9hG4bK1817351226;rport , SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK2\r\n",
+        );
+        let s = sub(&two);
+        let source: SocketAddr = "192.168.1.20:5062".parse().unwrap();
+        let ok = String::from_utf8(ok_response(&s, source, local(), "abc")).unwrap();
+        let m = Message::parse(ok.as_bytes()).unwrap();
+        assert_eq!(
+            m.headers("via").collect::<Vec<_>>(),
+            [
+                "SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1817351226;rport=5062;received=192.168.1.20",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK2",
+            ]
+        );
+        let answer = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.168.1.2:5060;branch=z9hG4bKedge1,\
+                      SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKother\r\nCall-ID: c\r\n\
+                      CSeq: 1 NOTIFY\r\n\r\n";
+        assert_eq!(
+            classify(answer.as_bytes()),
+            Ok(Incoming::NotifyResponse(NotifyResponse {
+                branch: "z9hG4bKedge1".into(),
+                call_id: "c".into(),
+                code: 200
+            }))
+        );
     }
 
     #[test]
