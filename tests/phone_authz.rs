@@ -126,6 +126,57 @@ async fn authorisation_matrix() {
 /// not prove the device, and a session resumed from such a handshake (TLS 1.3 ticket, TLS 1.2
 /// session ID) proves nothing either. A revoked certificate is still refused at the handshake
 /// (`certificate_revocation.rs`).
+/// A certificate that names no device (Cisco's generic one, `S=ciscogeneric`; any without a
+/// MAC) and that the box cannot verify proves nothing either, and is counted and explained
+/// as one naming a device is: the metric is how an operator finds certificates that prove
+/// nothing, and the alarm for a secret refused says why.
+#[tokio::test]
+async fn a_certificate_naming_no_device_that_proves_nothing_is_counted_and_explained() {
+    let d = daemon_with_two_phones().await;
+    let ca = d.ca_pem();
+    let foreign_key = KeyPair::generate().unwrap();
+    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
+    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    foreign
+        .distinguished_name
+        .push(DnType::CommonName, "vendor CA");
+    let foreign_issuer = Issuer::new(foreign, foreign_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name
+        .push(DnType::StateOrProvinceName, "ciscogeneric");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let generic = Identity {
+        cert_pem: leaf.signed_by(&leaf_key, &foreign_issuer).unwrap().pem(),
+        key_pem: leaf_key.serialize_pem(),
+    };
+
+    let own = send(
+        d.https,
+        client_config(&ca, Some(&generic)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 403);
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let said: Vec<&str> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "secret_without_proof")
+        .filter_map(|a| a["message"].as_str())
+        .collect();
+    let why = "its client certificate proves nothing: it does not chain to the box's CA";
+    assert!(said.iter().any(|m| m.contains(why)), "{said:?}");
+    let text = d.metrics().await;
+    assert_eq!(
+        metric(&text, "edgeprov_phone_unproven_certificates_total"),
+        1,
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn foreign_and_expired_certificates_prove_nothing_but_get_the_common_files() {
     let d = daemon_with_two_phones().await;

@@ -166,7 +166,16 @@ impl PhoneConn {
     /// its expiry, stops proving the device at its next request.
     pub fn cert_mac(&self, state: &PhoneState) -> Option<Mac> {
         let pki = &state.pki;
-        let mac = self.named?;
+        let Some(mac) = self.named else {
+            // It proves no device whatever its check says; but one the handshake let through
+            // unproven is still checked once, so that it is counted and the alarms say why,
+            // as one naming a device is.
+            if !self.info.proved && self.info.client_cert.is_some() && self.unproven.get().is_none()
+            {
+                self.still_trusted(state);
+            }
+            return None;
+        };
         let now = now_unix();
         if now < self.valid.0 || now > self.valid.1 {
             let why = match now < self.valid.0 {
