@@ -19,7 +19,9 @@
 //! roots starts an empty one.
 //!
 //! A revoked certificate of the box's CA is still refused at the handshake: the operator
-//! revoked it to shut that device out, and the refusal tells the device so.
+//! revoked it to shut that device out, and the refusal tells the device so. Only while it is
+//! otherwise valid: the revocation is looked up after the chain and validity checks pass, so
+//! one that has also expired is let through unproven, as any expired one is.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
