@@ -23,6 +23,7 @@ pub mod pki;
 pub mod pnp;
 pub mod reload;
 pub mod retention;
+pub mod scep;
 pub mod serve;
 pub mod settings;
 pub mod start_notes;

@@ -247,7 +247,7 @@ fn mac_in_name(name: &x509_parser::x509::X509Name<'_>, serial_too: bool) -> Opti
 /// `CP-{model}-SEP{MAC}` (`CP-7961G-GE-SEP001AA136C68A`, also the phone's 802.1X identity).
 /// Anything else, even with twelve hex digits in it, names no MAC: `EVIL-SEP{MAC}` included,
 /// which a substring match would take for that phone.
-fn mac_in_cn(cn: &str) -> Option<Mac> {
+pub fn mac_in_cn(cn: &str) -> Option<Mac> {
     let cn = cn.trim();
     let device_name = cisco_mic_device_name(cn).unwrap_or(cn);
     let bare = device_name

@@ -252,6 +252,29 @@ pub fn device_cert(
     days: u32,
 ) -> Result<(rcgen::Certificate, KeyPair), PkiError> {
     let key = KeyPair::generate().map_err(gen_err("device key"))?;
+    let cert = device_params(ca_not_after, mac, days)?
+        .signed_by(&key, issuer)
+        .map_err(gen_err("device certificate"))?;
+    Ok((cert, key))
+}
+
+/// The certificate of [`device_cert`]'s profile for a key the device made itself and sent in
+/// a certificate request (SCEP): `spki` is the request's SubjectPublicKeyInfo (DER). Only its
+/// key is taken from the request; names, usages and validity are the profile's.
+pub fn device_cert_for_key(
+    issuer: &Issuer<'static, KeyPair>,
+    ca_not_after: i64,
+    mac: Mac,
+    days: u32,
+    spki: &[u8],
+) -> Result<rcgen::Certificate, PkiError> {
+    let key = rcgen::SubjectPublicKeyInfo::from_der(spki).map_err(gen_err("device key"))?;
+    device_params(ca_not_after, mac, days)?
+        .signed_by(&key, issuer)
+        .map_err(gen_err("device certificate"))
+}
+
+fn device_params(ca_not_after: i64, mac: Mac, days: u32) -> Result<CertificateParams, PkiError> {
     let mut params = base_params(&mac.to_string(), i64::from(days));
     if let Ok(ca_end) = OffsetDateTime::from_unix_timestamp(ca_not_after) {
         params.not_after = params.not_after.min(ca_end);
@@ -264,10 +287,7 @@ pub fn device_cert(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    let cert = params
-        .signed_by(&key, issuer)
-        .map_err(gen_err("device certificate"))?;
-    Ok((cert, key))
+    Ok(params)
 }
 
 /// How long a published CRL is valid; it is re-signed daily, well before that.

@@ -19,6 +19,7 @@ mod pkcs12;
 mod proven;
 mod revoked;
 pub mod roots;
+mod scep_ra;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub use pkcs12::{Pkcs12Error, Pkcs12Form, check_pkcs12_password};
 pub use proven::{Proven, why_unproven};
 pub use revoked::{Revocations, RevokedSet};
 pub use roots::RootError;
+pub use scep_ra::ScepRa;
 pub use tls::{admin_server_config, phone_server_config, random_bytes};
 
 pub const CA_CERT: &str = "ca.crt";
@@ -51,6 +53,9 @@ pub const SERVER_KEY: &str = "server.key";
 const FIRST_START: &str = "first-start.incomplete";
 /// A new server key written before its certificate (see `issue::issue_server`).
 const SERVER_KEY_PENDING: &str = "server.key.new";
+/// The SCEP registration authority (see `scep_ra`), made at the first enrolment.
+pub const SCEP_RA_CERT: &str = "scep-ra.crt";
+pub const SCEP_RA_KEY: &str = "scep-ra.key";
 /// An installed server identity (chain and key in one file, so they never disagree).
 pub const INSTALLED: &str = "installed.pem";
 /// The number of the last CRL signed (decimal text), so that the next one is greater even
@@ -120,6 +125,8 @@ pub struct Pki {
     /// again with it.
     client_check: Arc<revoked::CheckRevoked>,
     crl: std::sync::Mutex<Option<SignedCrl>>,
+    /// The SCEP RA once an enrolment needed it.
+    scep_ra: std::sync::Mutex<Option<Arc<ScepRa>>>,
 }
 
 /// The last signed CRL, with when it was signed and for which revocations.
@@ -280,6 +287,7 @@ impl Pki {
             proven: Arc::default(),
             client_check,
             crl: std::sync::Mutex::new(None),
+            scep_ra: std::sync::Mutex::new(None),
         })
     }
 
@@ -431,26 +439,66 @@ impl Pki {
         days: u32,
     ) -> Result<(DeviceIdentity, crate::model::IssuedCert), PkiError> {
         let (cert, key) = issue::device_cert(&self.issuer, self.ca_not_after, mac, days)?;
-        let info = inspect::describe(cert.der(), crate::model::now_unix()).map_err(|reason| {
-            PkiError::Generate {
-                what: "device certificate",
-                reason,
-            }
-        })?;
-        let record = crate::model::IssuedCert {
-            serial: info.serial,
-            mac,
-            not_before: Some(info.not_before),
-            not_after: Some(info.not_after),
-            issued_at: Some(crate::model::now_unix()),
-            revoked: None,
-        };
+        let record = self.record_of(cert.der(), mac)?;
         let identity = DeviceIdentity {
             certificate: cert.pem(),
             private_key: key.serialize_pem(),
             ca_certificate: self.ca_cert_pem.clone(),
         };
         Ok((identity, record))
+    }
+
+    /// The SCEP registration authority, loaded from the PKI directory or made there on first
+    /// need (see `scep_ra`).
+    pub fn scep_ra(&self) -> Result<Arc<ScepRa>, PkiError> {
+        let mut ra = self.scep_ra.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ra) = ra.as_ref() {
+            return Ok(ra.clone());
+        }
+        let loaded = Arc::new(ScepRa::load_or_make(
+            &self.dir,
+            &self.issuer,
+            &self.ca_cert,
+            self.ca_not_after,
+        )?);
+        *ra = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Issues a device certificate of [`Pki::issue_device`]'s profile for a key the device
+    /// made itself (SCEP): `spki` is the public key of its certificate request (DER). Answers
+    /// the certificate (DER) and the record to keep.
+    pub fn issue_device_for_key(
+        &self,
+        mac: crate::model::Mac,
+        days: u32,
+        spki: &[u8],
+    ) -> Result<(CertificateDer<'static>, crate::model::IssuedCert), PkiError> {
+        let cert = issue::device_cert_for_key(&self.issuer, self.ca_not_after, mac, days, spki)?;
+        let record = self.record_of(cert.der(), mac)?;
+        Ok((cert.der().clone(), record))
+    }
+
+    /// What the box keeps of a device certificate it just issued.
+    fn record_of(
+        &self,
+        der: &CertificateDer<'_>,
+        mac: crate::model::Mac,
+    ) -> Result<crate::model::IssuedCert, PkiError> {
+        let info = inspect::describe(der, crate::model::now_unix()).map_err(|reason| {
+            PkiError::Generate {
+                what: "device certificate",
+                reason,
+            }
+        })?;
+        Ok(crate::model::IssuedCert {
+            serial: info.serial,
+            mac,
+            not_before: Some(info.not_before),
+            not_after: Some(info.not_after),
+            issued_at: Some(crate::model::now_unix()),
+            revoked: None,
+        })
     }
 
     /// Reads a device certificate (PEM) this CA issued to `mac`, for revoking one the box has

@@ -1,0 +1,182 @@
+//! The SCEP registration authority (RA): an RSA key and a certificate the box's CA signs for it.
+//!
+//! SCEP (RFC 8894) moves its requests in CMS envelopes encrypted to the server by RSA key
+//! transport, and the CA's own key is ECDSA, which cannot receive them: the RA's RSA key
+//! decrypts the requests and signs the answers, while the certificates phones get are still
+//! signed by the CA. The RA is made the first time a phone enrols (a box that never enables
+//! SCEP never has one) and kept beside the CA in the PKI directory. It is no trust anchor: a
+//! lost RA is made again and phones fetch the new one with `GetCACert` before they enrol.
+
+use std::path::Path;
+
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize,
+    SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+use super::files::{check_pair, parse_one_cert, read_text, write};
+use super::tls::random_bytes;
+use super::{PkiError, SCEP_RA_CERT, SCEP_RA_KEY};
+
+/// An RA certificate within this many days of its end is made again.
+const RENEW_DAYS: i64 = 30;
+const RA_DAYS: i64 = 730;
+
+/// What an RA certificate and key that do not belong together call for.
+const RA_PAIR_REMEDY: &str =
+    "remove scep-ra.crt and scep-ra.key: edgeprov makes a new RA at the next enrolment";
+
+/// The RA, loaded: its certificate, and its key for signing answers and for opening the
+/// envelopes phones encrypt to it.
+pub struct ScepRa {
+    cert: CertificateDer<'static>,
+    signer: RsaKeyPair,
+    decrypter: Pkcs1PrivateDecryptingKey,
+}
+
+impl std::fmt::Debug for ScepRa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScepRa").finish_non_exhaustive()
+    }
+}
+
+impl ScepRa {
+    /// Loads the RA from `dir`, making it (again) when it is missing, expires within
+    /// [`RENEW_DAYS`], or was signed by another CA than `ca_cert` (a CA restored from a backup).
+    pub(super) fn load_or_make(
+        dir: &Path,
+        issuer: &Issuer<'static, KeyPair>,
+        ca_cert: &CertificateDer<'_>,
+        ca_not_after: i64,
+    ) -> Result<ScepRa, PkiError> {
+        let (cert_path, key_path) = (dir.join(SCEP_RA_CERT), dir.join(SCEP_RA_KEY));
+        if cert_path.exists() && key_path.exists() && still_good(&cert_path, ca_cert)? {
+            match load(dir) {
+                Ok(ra) => return Ok(ra),
+                // A stop between writing the key and the certificate (see [`make`]).
+                Err(PkiError::KeyMismatch { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        make(dir, issuer, ca_not_after)?;
+        load(dir)
+    }
+}
+
+fn load(dir: &Path) -> Result<ScepRa, PkiError> {
+    let (cert_path, key_path) = (dir.join(SCEP_RA_CERT), dir.join(SCEP_RA_KEY));
+    let cert = parse_one_cert(&cert_path, &read_text(&cert_path)?)?;
+    let key_pem = read_text(&key_path)?;
+    let corrupt = |reason: String| PkiError::Corrupt {
+        path: key_path.clone(),
+        reason,
+    };
+    let pkcs8 = pem::parse(&key_pem)
+        .map_err(|e| corrupt(format!("no PEM private key ({e})")))?
+        .into_contents();
+    let signer = RsaKeyPair::from_pkcs8(&pkcs8)
+        .map_err(|e| corrupt(format!("not an RSA private key: {e}")))?;
+    check_pair(
+        &cert_path,
+        &cert,
+        &key_path,
+        aws_lc_rs::signature::KeyPair::public_key(&signer).as_ref(),
+        RA_PAIR_REMEDY,
+    )?;
+    let decrypter = PrivateDecryptingKey::from_pkcs8(&pkcs8)
+        .ok()
+        .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
+        .ok_or_else(|| corrupt("not usable for RSA decryption".into()))?;
+    Ok(ScepRa {
+        cert,
+        signer,
+        decrypter,
+    })
+}
+
+impl crate::scep::RaKey for ScepRa {
+    fn cert_der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0; self.decrypter.min_output_size()];
+        let plain = self.decrypter.decrypt(encrypted, &mut out).ok()?;
+        Some(plain.to_vec())
+    }
+
+    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let mut sig = vec![0; self.signer.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.signer
+            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+            .ok()?;
+        Some(sig)
+    }
+}
+
+/// Whether the stored RA certificate is still one to use: signed by the CA now in use and not
+/// about to end.
+fn still_good(cert_path: &Path, ca_cert: &CertificateDer<'_>) -> Result<bool, PkiError> {
+    let der = parse_one_cert(cert_path, &read_text(cert_path)?)?;
+    let corrupt = |reason: String| PkiError::Corrupt {
+        path: cert_path.to_path_buf(),
+        reason,
+    };
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| corrupt(e.to_string()))?;
+    let (_, ca) =
+        x509_parser::parse_x509_certificate(ca_cert).map_err(|e| corrupt(e.to_string()))?;
+    let renew_at = (OffsetDateTime::now_utc() + Duration::days(RENEW_DAYS)).unix_timestamp();
+    Ok(cert.verify_signature(Some(ca.public_key())).is_ok()
+        && cert.validity().not_after.timestamp() > renew_at)
+}
+
+/// A new RSA 2048 key and its RA certificate (digitalSignature for the answers it signs,
+/// keyEncipherment for the envelopes: clients pick the certificate to encrypt to by it). The
+/// key is written before the certificate, so a stop in between leaves a pair that fails
+/// [`check_pair`], and the next enrolment makes both again.
+fn make(dir: &Path, issuer: &Issuer<'static, KeyPair>, ca_not_after: i64) -> Result<(), PkiError> {
+    let gen_err = |what: &'static str| {
+        move |e: rcgen::Error| PkiError::Generate {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+        .map_err(gen_err("SCEP RA key"))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "edgeprov");
+    dn.push(DnType::CommonName, "edgeprov SCEP RA");
+    params.distinguished_name = dn;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::seconds(super::issue::NOT_BEFORE_SLACK_SECS);
+    params.not_after = now + Duration::days(RA_DAYS);
+    if let Ok(ca_end) = OffsetDateTime::from_unix_timestamp(ca_not_after) {
+        params.not_after = params.not_after.min(ca_end);
+    }
+    let mut serial = random_bytes::<16>();
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(gen_err("SCEP RA certificate"))?;
+    write(
+        &dir.join(SCEP_RA_KEY),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+    write(&dir.join(SCEP_RA_CERT), cert.pem().as_bytes(), 0o644)?;
+    tracing::info!(dir = %dir.display(), "made the SCEP registration authority's key and certificate");
+    Ok(())
+}

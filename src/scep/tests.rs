@@ -1,0 +1,353 @@
+//! Whole SCEP exchanges built in the test the way a client builds them: a request signed and
+//! encrypted to an RA, read and opened by the server side, and the CertRep read back by the
+//! client.
+
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+use der::Decode;
+use der::asn1::OctetString;
+
+use super::reply::{Outcome, any, attribute, cert_rep, printable, signed};
+use super::*;
+
+/// An RSA key with a self-signed certificate: the RA, or a client's signer.
+struct Identity {
+    cert: Vec<u8>,
+    rcgen_key: rcgen::KeyPair,
+    signer: RsaKeyPair,
+    decrypter: Pkcs1PrivateDecryptingKey,
+}
+
+impl Identity {
+    fn new(cn: &str) -> Identity {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+        ];
+        let cert = params.self_signed(&key).unwrap().der().to_vec();
+        let pkcs8 = key.serialize_der();
+        Identity {
+            cert,
+            signer: RsaKeyPair::from_pkcs8(&pkcs8).unwrap(),
+            decrypter: Pkcs1PrivateDecryptingKey::new(
+                PrivateDecryptingKey::from_pkcs8(&pkcs8).unwrap(),
+            )
+            .unwrap(),
+            rcgen_key: key,
+        }
+    }
+}
+
+impl RaKey for Identity {
+    fn cert_der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0; self.decrypter.min_output_size()];
+        Some(self.decrypter.decrypt(encrypted, &mut out).ok()?.to_vec())
+    }
+
+    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let mut sig = vec![0; self.signer.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.signer
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                message,
+                &mut sig,
+            )
+            .ok()?;
+        Some(sig)
+    }
+}
+
+const NONCE: [u8; 16] = *b"0123456789abcdef";
+
+/// A pkiMessage of `kind` from `client` to `ra` carrying `csr`, as clients build one.
+fn request(
+    client: &Identity,
+    ra: &Identity,
+    csr: &[u8],
+    cipher: ContentCipher,
+    kind: MessageType,
+) -> Vec<u8> {
+    let ra_cert = x509_cert::Certificate::from_der(&ra.cert).unwrap();
+    let envelope = reply::enveloped(csr, cipher, &ra_cert).unwrap();
+    let attrs = vec![
+        attribute(oids::MESSAGE_TYPE, printable(kind.code()).unwrap()).unwrap(),
+        attribute(oids::TRANSACTION_ID, printable("tx-42").unwrap()).unwrap(),
+        attribute(
+            oids::SENDER_NONCE,
+            any(&OctetString::new(NONCE).unwrap()).unwrap(),
+        )
+        .unwrap(),
+    ];
+    signed(&envelope, attrs, &client.cert, &|m| client.sign_sha256(m)).unwrap()
+}
+
+fn device_csr(challenge: Option<&str>) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    test_support::csr(&key, "00:04:0d:11:22:33", challenge)
+}
+
+#[test]
+fn a_request_is_read_verified_and_opened_with_every_cipher() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("SCEP SIGNER"));
+    let csr = device_csr(Some("s3cret"));
+    for cipher in [
+        ContentCipher::DesCbc,
+        ContentCipher::DesEde3Cbc,
+        ContentCipher::Aes128Cbc,
+        ContentCipher::Aes256Cbc,
+    ] {
+        let msg = request(&client, &ra, &csr, cipher, MessageType::PkcsReq);
+        let req = parse_request(&msg, &ra, true).unwrap();
+        assert_eq!(req.header.message_type, MessageType::PkcsReq);
+        assert_eq!(req.header.transaction_id, "tx-42");
+        assert_eq!(req.header.sender_nonce, NONCE);
+        assert_eq!(req.header.signer_der, client.cert);
+        assert_eq!(req.cipher, cipher);
+        assert_eq!(req.content, csr);
+        let facts = read_csr(&req.content).unwrap();
+        assert_eq!(facts.challenge.as_deref(), Some("s3cret"));
+    }
+}
+
+#[test]
+fn single_des_is_refused_unless_allowed() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let msg = request(
+        &client,
+        &ra,
+        &device_csr(None),
+        ContentCipher::DesCbc,
+        MessageType::PkcsReq,
+    );
+    match parse_request(&msg, &ra, false) {
+        Err(ScepError::Refused { fail, .. }) => assert_eq!(fail, FailInfo::BadAlg),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A message signed by one key with another's certificate, altered after signing, or
+/// encrypted to another RA is refused with the failInfo RFC 8894 gives for it.
+#[test]
+fn forged_altered_and_misdirected_requests_are_refused() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let csr = device_csr(Some("s3cret"));
+    let fail = |msg: &[u8], ra: &Identity| match parse_request(msg, ra, true) {
+        Err(ScepError::Refused { fail, .. }) => fail,
+        other => panic!("{other:?}"),
+    };
+    // Signed by another key than the certificate's.
+    let impostor = Identity::new("impostor");
+    let ra_cert = x509_cert::Certificate::from_der(&ra.cert).unwrap();
+    let envelope = reply::enveloped(&csr, ContentCipher::Aes128Cbc, &ra_cert).unwrap();
+    let attrs = vec![
+        attribute(oids::MESSAGE_TYPE, printable("19").unwrap()).unwrap(),
+        attribute(oids::TRANSACTION_ID, printable("t").unwrap()).unwrap(),
+        attribute(
+            oids::SENDER_NONCE,
+            any(&OctetString::new(NONCE).unwrap()).unwrap(),
+        )
+        .unwrap(),
+    ];
+    let forged = signed(&envelope, attrs, &client.cert, &|m| impostor.sign_sha256(m)).unwrap();
+    assert_eq!(fail(&forged, &ra), FailInfo::BadMessageCheck);
+
+    // One content byte changed after signing: the messageDigest no longer matches.
+    let good = request(
+        &client,
+        &ra,
+        &csr,
+        ContentCipher::Aes128Cbc,
+        MessageType::PkcsReq,
+    );
+    let needle = &envelope[envelope.len() - 8..];
+    let mut altered = good.clone();
+    let at = altered
+        .windows(8)
+        .position(|w| w == needle)
+        .unwrap_or(altered.len() / 2);
+    altered[at] ^= 1;
+    assert!(matches!(
+        parse_request(&altered, &ra, true),
+        Err(ScepError::Refused {
+            fail: FailInfo::BadMessageCheck,
+            ..
+        }) | Err(ScepError::NotSignedData(_))
+    ));
+
+    // Encrypted to an RA that is not this one.
+    assert_eq!(fail(&good, &Identity::new("other RA")), FailInfo::BadCertId);
+}
+
+#[test]
+fn garbage_is_refused_without_a_panic() {
+    let ra = Identity::new("RA");
+    for body in [
+        &b""[..],
+        b"\x30",
+        b"\x30\x80\x00\x00",
+        b"not der at all",
+        &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+    ] {
+        assert!(parse_request(body, &ra, true).is_err());
+    }
+    // A well-formed SignedData of no SCEP request (the GetCACert answer).
+    let certs = reply::ca_certs(&ra.cert, &ra.cert).unwrap();
+    assert!(matches!(
+        parse_request(&certs, &ra, true),
+        Err(ScepError::Signer(_))
+    ));
+}
+
+/// The client's side of the exchange: the CertRep verifies under the RA certificate, answers
+/// the transaction with the request's nonce, and on success opens, with the key that signed
+/// the request, to the certificate issued.
+#[test]
+fn a_cert_rep_answers_the_transaction_and_opens_to_the_certificate() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let msg = request(
+        &client,
+        &ra,
+        &device_csr(Some("s3cret")),
+        ContentCipher::DesEde3Cbc,
+        MessageType::PkcsReq,
+    );
+    let req = parse_request(&msg, &ra, false).unwrap();
+    let issued = Identity::new("00040d112233").cert;
+
+    let rep = cert_rep(
+        &ra,
+        &req.header,
+        Outcome::Granted {
+            cert: &issued,
+            cipher: req.cipher,
+        },
+    )
+    .unwrap();
+    let read = read_header(&rep).unwrap();
+    read.verify_signature().unwrap();
+    assert_eq!(read.header.message_type, MessageType::CertRep);
+    assert_eq!(read.header.transaction_id, "tx-42");
+    assert_eq!(read.header.signer_der, ra.cert);
+    assert_eq!(
+        read.printable_attribute(&oids::PKI_STATUS).as_deref(),
+        Some("0")
+    );
+    assert_eq!(read.printable_attribute(&oids::FAIL_INFO), None);
+    let opened = read.open(&client, false).unwrap();
+    assert_eq!(opened.cipher, ContentCipher::DesEde3Cbc);
+    let ci = cms::content_info::ContentInfo::from_der(&opened.content).unwrap();
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    let certs: Vec<_> = sd.certificates.unwrap().0.into_vec();
+    assert_eq!(certs.len(), 1);
+    match &certs[0] {
+        cms::cert::CertificateChoices::Certificate(c) => {
+            assert_eq!(der::Encode::to_der(c).unwrap(), issued)
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let rep = cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadCertId)).unwrap();
+    let read = read_header(&rep).unwrap();
+    read.verify_signature().unwrap();
+    assert_eq!(
+        read.printable_attribute(&oids::PKI_STATUS).as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        read.printable_attribute(&oids::FAIL_INFO).as_deref(),
+        Some("4")
+    );
+}
+
+#[test]
+fn the_recipient_nonce_is_the_requests_sender_nonce_and_the_sender_nonce_is_fresh() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let msg = request(
+        &client,
+        &ra,
+        &device_csr(None),
+        ContentCipher::Aes256Cbc,
+        MessageType::PkcsReq,
+    );
+    let req = parse_request(&msg, &ra, false).unwrap();
+    let nonces = |rep: &[u8]| {
+        let ci = cms::content_info::ContentInfo::from_der(rep).unwrap();
+        let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+        let si = sd.signer_infos.0.get(0).unwrap().clone();
+        let get = |oid| {
+            si.signed_attrs
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|a| a.oid == oid)
+                .unwrap()
+                .values
+                .get(0)
+                .unwrap()
+                .decode_as::<OctetString>()
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        };
+        (get(oids::SENDER_NONCE), get(oids::RECIPIENT_NONCE))
+    };
+    let (s1, r1) =
+        nonces(&cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
+    let (s2, _) =
+        nonces(&cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
+    assert_eq!(r1, NONCE);
+    assert_eq!(s1.len(), 16);
+    assert_ne!(s1, s2);
+    assert_ne!(s1, NONCE);
+}
+
+#[test]
+fn get_ca_cert_holds_the_ra_and_the_ca() {
+    let (ra, ca) = (Identity::new("RA"), Identity::new("CA"));
+    let der = reply::ca_certs(&ra.cert, &ca.cert).unwrap();
+    let ci = cms::content_info::ContentInfo::from_der(&der).unwrap();
+    assert_eq!(ci.content_type, oids::SIGNED_DATA);
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    let mut got: Vec<Vec<u8>> = sd
+        .certificates
+        .unwrap()
+        .0
+        .iter()
+        .map(|c| match c {
+            cms::cert::CertificateChoices::Certificate(c) => der::Encode::to_der(c).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![ra.cert.clone(), ca.cert.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(sd.signer_infos.0.is_empty());
+}
+
+#[test]
+fn operations_and_message_types_are_read_exactly() {
+    assert_eq!(Operation::parse("GetCACaps"), Some(Operation::GetCaCaps));
+    assert_eq!(
+        Operation::parse("PKIOperation"),
+        Some(Operation::PkiOperation)
+    );
+    assert_eq!(Operation::parse("getcacaps"), None);
+    assert_eq!(MessageType::parse("19"), Some(MessageType::PkcsReq));
+    assert_eq!(MessageType::parse("17"), Some(MessageType::RenewalReq));
+    assert_eq!(MessageType::parse("019"), None);
+    assert!(capabilities().lines().any(|l| l == "POSTPKIOperation"));
+    let _ = &Identity::new("x").rcgen_key;
+}
