@@ -60,6 +60,7 @@ pub struct Config {
     pub cloud: crate::sync::CloudConfig,
     pub dhcp: crate::dhcp::DhcpConfig,
     pub pnp: crate::pnp::PnpConfig,
+    pub scep: ScepConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +127,42 @@ pub struct PkiConfig {
     pub device_cert_warn_days: u32,
 }
 
+/// SCEP enrolment (RFC 8894) on the phone listeners, at `/scep` and `/cgi-bin/pkiclient.exe`:
+/// phones get their client certificate from the box's CA. See docs/certificates.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScepConfig {
+    /// Off by default: while off, the SCEP paths are not served at all.
+    pub enabled: bool,
+    /// The file whose first line is the challenge password phones send (Avaya
+    /// `SCEPPASSWORD`). A secret, so it is kept out of this file, which many may read; it must
+    /// not be readable by every user. Read at each enrolment: replacing it changes the
+    /// challenge without a restart.
+    pub challenge_file: PathBuf,
+    /// How long the certificates issued last, in days (1 to 3650).
+    pub cert_days: u32,
+    /// Accept requests encrypted with single DES (56-bit keys, which an eavesdropper who
+    /// recorded the request can search through to read the challenge). Some clients speak
+    /// nothing else; the answer to them carries only a public certificate.
+    pub allow_single_des: bool,
+    /// Refused enrolments accepted per minute from one source (an IPv4 address or an IPv6
+    /// /64) before it is answered HTTP 429 for the rest of the minute: guessing the challenge
+    /// then costs time, and the alarms a flood raises are bounded.
+    pub refusals_per_minute: u32,
+}
+
+impl Default for ScepConfig {
+    fn default() -> Self {
+        ScepConfig {
+            enabled: false,
+            challenge_file: PathBuf::new(),
+            cert_days: 3650,
+            allow_single_des: false,
+            refusals_per_minute: 10,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -139,6 +176,7 @@ impl Default for Config {
             cloud: crate::sync::CloudConfig::default(),
             dhcp: crate::dhcp::DhcpConfig::default(),
             pnp: crate::pnp::PnpConfig::default(),
+            scep: ScepConfig::default(),
         }
     }
 }
@@ -367,6 +405,18 @@ impl Config {
             .map_err(|(key, message)| invalid(key, &message))?;
         crate::dhcp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
         crate::pnp::validate(self).map_err(|(key, message)| invalid(key, &message))?;
+        if self.scep.enabled && self.scep.challenge_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "scep.challenge_file",
+                "SCEP is enabled: name the file that holds the challenge password",
+            ));
+        }
+        if !(1..=3650).contains(&self.scep.cert_days) {
+            return Err(invalid("scep.cert_days", "must be 1 to 3650"));
+        }
+        if self.scep.refusals_per_minute == 0 {
+            return Err(invalid("scep.refusals_per_minute", "must be at least 1"));
+        }
         Ok(())
     }
 

@@ -40,6 +40,8 @@ const OTHER_FILES: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
+    Scep(#[from] crate::phone::scep::ChallengeError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Pki(#[from] PkiError),
@@ -238,6 +240,9 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         false => config.dns.tcp_max_connections,
     };
     raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + dns_tcp + OTHER_FILES);
+    // Before anything is bound: an unusable challenge file stops the start with its reason.
+    let scep =
+        crate::phone::scep::ScepService::new(&config.scep, config.pki.device_cert_warn_days)?;
     let data_dir = config.data_dir.clone();
     crate::data_dir::prepare(&data_dir)?;
     // Held until the daemon exits: a restore refuses to swap the directory meanwhile.
@@ -364,6 +369,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         firmware.clone(),
         metrics.clone(),
         &config.phone,
+        scep,
     );
     let running = RunningConfig::new(config.clone());
     let admin_state = AdminState {

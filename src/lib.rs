@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod data_dir;
 pub mod dhcp;
 pub mod dns;
+pub mod failure_limit;
 pub mod firmware;
 pub mod fsutil;
 pub mod jobs;

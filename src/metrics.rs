@@ -29,6 +29,21 @@ pub struct Metrics {
     /// past or before its validity, no longer trusted): let through the handshake, served as
     /// a phone without one. A fleet's expiring factory certificates show here first.
     pub unproven_certificates: AtomicU64,
+    /// SCEP enrolments by how they ended.
+    pub scep: ScepCounters,
+}
+
+/// SCEP enrolments (PKIOperation requests) by result.
+#[derive(Default)]
+pub struct ScepCounters {
+    /// First certificates issued (PKCSReq with the challenge).
+    pub granted: AtomicU64,
+    /// Certificates issued by renewal.
+    pub renewed: AtomicU64,
+    /// Answered CertRep FAILURE, or HTTP 400 for a message that could not be read.
+    pub refused: AtomicU64,
+    /// Answered HTTP 429: their source had `scep.refusals_per_minute` refusals this minute.
+    pub rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -39,11 +54,12 @@ impl Metrics {
             admin_handshakes: Arc::default(),
             phone_connections,
             unproven_certificates: AtomicU64::new(0),
+            scep: ScepCounters::default(),
         }
     }
 
     /// Counts one phone request: `file` is the kind of file it resolved to, `device`,
-    /// `common`, `firmware`, `crl` or `ca`, else `other` (a fixed set: never a path or a MAC).
+    /// `common`, `firmware`, `crl`, `ca` or `scep`, else `other` (a fixed set: never a path or a MAC).
     pub fn request(&self, file: &'static str, status: u16) {
         *self
             .requests
@@ -99,6 +115,23 @@ impl Metrics {
             "Phone connections whose client certificate proved nothing (foreign root, expired, not yet valid, no longer trusted); served as without one.",
             self.unproven_certificates.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP edgeprov_scep_enrolments_total SCEP enrolments by result (granted, renewed, refused, rate_limited).\n\
+             # TYPE edgeprov_scep_enrolments_total counter"
+        );
+        for (result, c) in [
+            ("granted", &self.scep.granted),
+            ("renewed", &self.scep.renewed),
+            ("refused", &self.scep.refused),
+            ("rate_limited", &self.scep.rate_limited),
+        ] {
+            let _ = writeln!(
+                out,
+                "edgeprov_scep_enrolments_total{{result=\"{result}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
         sample(
             out,
             "edgeprov_phone_connections",
@@ -172,6 +205,7 @@ mod tests {
         );
         assert!(out.contains("# TYPE edgeprov_devices gauge\nedgeprov_devices 7\n"));
         assert!(out.contains("\nedgeprov_phone_connections 0\n"));
+        assert!(out.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 0\n"));
         assert!(out.contains("\nedgeprov_phone_connections_limit 5\n"));
         assert!(out.contains("\nedgeprov_phone_connections_per_address_limit 2\n"));
         assert!(out.contains(

@@ -126,6 +126,11 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.cloud != new.cloud {
         keys.push("cloud");
     }
+    // The SCEP route is set up with the phone service at start (its challenge file is read
+    // at each enrolment, so a new challenge needs no restart).
+    if old.scep != new.scep {
+        keys.push("scep");
+    }
     // Config releases are merged into the store, and the cache opened, at start.
     if old.firmware != new.firmware {
         keys.push("firmware");

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::openapi::{Access, ROUTES};
-use super::ratelimit::FailureLimiter;
 use super::{AdminState, ApiError, token};
+use crate::failure_limit::FailureLimiter;
 use crate::model::{ApiToken, BOX_ADMIN, Mac, Role};
 use crate::serve::ConnInfo;
 

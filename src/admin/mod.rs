@@ -15,7 +15,7 @@ mod json_errors;
 pub mod openapi;
 mod paging;
 mod preferences;
-mod ratelimit;
+
 mod refused_body;
 mod secret_named;
 mod settings;
@@ -32,6 +32,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+pub use crate::failure_limit::FailureLimiter;
 pub use audit::Change;
 pub use auth::{Guard, Principal};
 pub use devices::{DeviceView, ListQuery, select};
@@ -40,7 +41,6 @@ pub use error::{ApiError, parse_mac};
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;
-pub use ratelimit::FailureLimiter;
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 pub use sites::{GroupView, SiteView};
 pub use tokens::{NewTokenView, TokenView};

@@ -61,6 +61,10 @@ pub enum AlarmKind {
     /// A phone presented a device certificate the box's CA issued and an operator revoked; the
     /// handshake was refused.
     RevokedCertificate,
+    /// A SCEP enrolment was refused (wrong challenge, a MAC not in the inventory, a device
+    /// that already has a valid certificate, a weak key, a bad signature…): the source is the
+    /// peer and the MAC asked for, the message says why. Nothing was issued.
+    ScepRefused,
     /// Device certificates the box's CA issued expire within `pki.device_cert_warn_days` (or
     /// have expired): counted per inventory device by its latest certificate not revoked, so a
     /// device given a new one no longer counts. One alarm for them all (source
@@ -125,6 +129,7 @@ impl AlarmKind {
                 | AlarmKind::HttpAuthLockout
                 | AlarmKind::PathTraversal
                 | AlarmKind::RevokedCertificate
+                | AlarmKind::ScepRefused
         )
     }
 
@@ -154,6 +159,7 @@ impl AlarmKind {
             AlarmKind::SyncEventRejected => "sync_event_rejected",
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
+            AlarmKind::ScepRefused => "scep_refused",
             AlarmKind::DeviceCertsExpiring => "device_certs_expiring",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
@@ -189,6 +195,9 @@ impl AlarmKind {
                 Severity::Major
             }
             AlarmKind::CertificateExpiring | AlarmKind::RevokedCertificate => Severity::Major,
+            // Rare in a working deployment: a wrong challenge in the phones' settings, or
+            // someone trying to enrol as a phone.
+            AlarmKind::ScepRefused => Severity::Major,
             AlarmKind::SyncEventRejected => Severity::Major,
             // Major once one has expired (the raising code sets each occurrence's severity).
             AlarmKind::DeviceCertsExpiring => Severity::Warning,

@@ -261,6 +261,14 @@ pub async fn handle(
     conn: Arc<PhoneConn>,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
+    // SCEP before anything reads the request as a file's: it takes POST and a body.
+    if let Some(scep) = &state.scep
+        && super::scep::is_scep_path(req.uri().path())
+    {
+        let resp = super::scep::handle(&state, scep, conn.info.peer.ip(), req).await;
+        state.metrics.request("scep", resp.status().as_u16());
+        return Ok(resp);
+    }
     let header_text = |name: header::HeaderName| {
         req.headers()
             .get(name)

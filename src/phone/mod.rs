@@ -7,6 +7,7 @@ mod handler;
 pub mod identify;
 mod media_type;
 pub mod path;
+pub mod scep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct PhoneState {
     pub nonces: NonceKey,
     pub lockouts: Lockouts,
     pub firmware: Arc<Firmware>,
+    /// SCEP enrolment, when `[scep]` enables it.
+    pub scep: Option<Arc<scep::ScepService>>,
     /// What requests of the current store generation share (layers, rendered common files).
     cache: RenderCache,
 }
@@ -51,6 +54,7 @@ impl PhoneState {
         firmware: Arc<Firmware>,
         metrics: Arc<crate::metrics::Metrics>,
         config: &PhoneConfig,
+        scep: Option<scep::ScepService>,
     ) -> Arc<PhoneState> {
         Arc::new(PhoneState {
             store,
@@ -59,6 +63,7 @@ impl PhoneState {
             certs,
             firmware,
             metrics,
+            scep: scep.map(Arc::new),
             cache: RenderCache::default(),
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(

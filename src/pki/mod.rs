@@ -501,17 +501,21 @@ impl Pki {
         })
     }
 
-    /// Reads a device certificate (PEM) this CA issued to `mac`, for revoking one the box has
-    /// no record of. The error says why it is not one: not PEM, not signed by this CA (or
-    /// expired: no longer accepted anyway), or for another device.
-    pub fn own_device_cert(
-        &self,
-        pem: &str,
-        mac: crate::model::Mac,
-    ) -> Result<crate::model::IssuedCert, String> {
-        use rustls_pki_types::pem::PemObject;
-        let der = CertificateDer::from_pem_slice(pem.as_bytes())
-            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    /// The device a certificate (DER) of this CA proves now: signed by the CA, valid today,
+    /// not revoked, naming a MAC. What a SCEP renewal is signed with; the error says why a
+    /// certificate is none of that.
+    pub fn valid_own_device(&self, der: &[u8]) -> Result<crate::model::Mac, String> {
+        let der = CertificateDer::from(der.to_vec());
+        let mac = self.own_device_of(&der)?;
+        if self.refuses_own(&der) {
+            return Err("it has been revoked".into());
+        }
+        Ok(mac)
+    }
+
+    /// The MAC of a certificate this CA signed that is valid now (not checked for
+    /// revocation).
+    fn own_device_of(&self, der: &CertificateDer<'_>) -> Result<crate::model::Mac, String> {
         let mut ca_only = RootCertStore::empty();
         ca_only
             .add(self.ca_cert.clone())
@@ -523,12 +527,26 @@ impl Pki {
         .build()
         .map_err(|e| e.to_string())?;
         verifier
-            .verify_client_cert(&der, &[], rustls_pki_types::UnixTime::now())
+            .verify_client_cert(der, &[], rustls_pki_types::UnixTime::now())
             .map_err(|e| format!("not a valid certificate of this box's CA: {e}"))?;
-        match crate::phone::identify::mac_from_certificate(&der) {
-            Some(m) if m == mac => {}
-            Some(m) => return Err(format!("it was issued to {m}, not {mac}")),
-            None => return Err("it names no MAC address".into()),
+        crate::phone::identify::mac_from_certificate(der)
+            .ok_or_else(|| "it names no MAC address".to_string())
+    }
+
+    /// Reads a device certificate (PEM) this CA issued to `mac`, for revoking one the box has
+    /// no record of. The error says why it is not one: not PEM, not signed by this CA (or
+    /// expired: no longer accepted anyway), or for another device.
+    pub fn own_device_cert(
+        &self,
+        pem: &str,
+        mac: crate::model::Mac,
+    ) -> Result<crate::model::IssuedCert, String> {
+        use rustls_pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        match self.own_device_of(&der)? {
+            m if m == mac => {}
+            m => return Err(format!("it was issued to {m}, not {mac}")),
         }
         let info = inspect::describe(&der, crate::model::now_unix())?;
         Ok(crate::model::IssuedCert {

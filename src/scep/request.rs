@@ -6,12 +6,15 @@
 //! is answered with a CertRep FAILURE that the client can match to its transaction.
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::CmsVersion;
 use cms::content_info::ContentInfo;
-use cms::enveloped_data::{EnvelopedData, RecipientIdentifier, RecipientInfo};
+use cms::enveloped_data::{OriginatorInfo, RecipientIdentifier, RecipientInfo, RecipientInfos};
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier, OctetString, PrintableString};
-use der::{Decode, Encode};
+use der::{Any, Decode, Encode, Sequence, Tag, TagNumber, Tagged};
 use x509_cert::Certificate;
+use x509_cert::attr::Attributes;
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use super::cipher::ContentCipher;
 use super::{FailInfo, MessageType, RaKey, ScepError, oids};
@@ -64,14 +67,11 @@ pub struct Signed {
 /// Reads the signed envelope of a pkiMessage (DER).
 pub fn read_header(body: &[u8]) -> Result<Signed, ScepError> {
     let not_signed = |e: String| ScepError::NotSignedData(e);
-    let ci = ContentInfo::from_der(body).map_err(|e| not_signed(e.to_string()))?;
+    let ci = ContentInfo::from_ber(body).map_err(|e| not_signed(e.to_string()))?;
     if ci.content_type != oids::SIGNED_DATA {
         return Err(not_signed(format!("content type {}", ci.content_type)));
     }
-    let sd: SignedData = ci
-        .content
-        .decode_as()
-        .map_err(|e: der::Error| not_signed(e.to_string()))?;
+    let sd: SignedData = ber(&ci.content).map_err(|e| not_signed(e.to_string()))?;
     let mut signers = sd.signer_infos.0.iter();
     let (Some(si), None) = (signers.next(), signers.next()) else {
         return Err(ScepError::Signer("it must have exactly one signer".into()));
@@ -218,6 +218,12 @@ pub fn parse_request(
         })
 }
 
+/// Decodes `any` under BER: clients (Go's pkcs7 among them) send constructed OCTET STRINGs
+/// and other forms DER forbids. What is signed is re-encoded in DER before it is checked.
+fn ber<T: for<'a> Decode<'a, Error = der::Error>>(any: &der::Any) -> Result<T, der::Error> {
+    T::from_ber(&any.to_der()?)
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(32).collect()
 }
@@ -340,7 +346,7 @@ fn decrypt(
     single_des: bool,
 ) -> Result<(ContentCipher, Vec<u8>), Refusal> {
     let bad = |why: String| Refusal::new(FailInfo::BadMessageCheck, why);
-    let ci = ContentInfo::from_der(econtent)
+    let ci = ContentInfo::from_ber(econtent)
         .map_err(|e| bad(format!("the signed content is not a CMS message: {e}")))?;
     if ci.content_type != oids::ENVELOPED_DATA {
         return Err(bad(format!(
@@ -348,10 +354,8 @@ fn decrypt(
             ci.content_type
         )));
     }
-    let env: EnvelopedData = ci
-        .content
-        .decode_as()
-        .map_err(|e: der::Error| bad(format!("the EnvelopedData does not parse: {e}")))?;
+    let env: EnvelopedBer =
+        ber(&ci.content).map_err(|e| bad(format!("the EnvelopedData does not parse: {e}")))?;
     let ra_cert = Certificate::from_der(ra.cert_der())
         .map_err(|e| bad(format!("the RA certificate: {e}")))?;
     let ktri = env
@@ -389,6 +393,7 @@ fn decrypt(
     let encrypted = eci
         .encrypted_content
         .as_ref()
+        .and_then(implicit_octets)
         .ok_or_else(|| bad("the envelope has no encrypted content".into()))?;
     // A wrong key-transport padding gets a random key (RFC 3218 §2.3.2) and fails below as
     // any other wrong key does: the answer must not tell an attacker which of the two failed.
@@ -397,9 +402,66 @@ fn decrypt(
         .filter(|k| k.len() == cipher.key_len())
         .unwrap_or_else(|| cipher.fresh_key_iv().0);
     let content = cipher
-        .decrypt(&key, &iv, encrypted.as_bytes())
+        .decrypt(&key, &iv, &encrypted)
         .ok_or_else(|| bad("the envelope cannot be opened with the RA's key".into()))?;
     Ok((cipher, content))
+}
+
+/// RFC 5652's EnvelopedData with its encrypted content read as it comes: `cms` takes the
+/// `[0] IMPLICIT OCTET STRING` in DER's primitive form only, and Go's pkcs7 (micromdm's
+/// client) sends the constructed form BER also allows.
+#[derive(Sequence)]
+struct EnvelopedBer {
+    version: CmsVersion,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    originator_info: Option<OriginatorInfo>,
+    recip_infos: RecipientInfos,
+    encrypted_content: EncryptedContentBer,
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    unprotected_attrs: Option<Attributes>,
+}
+
+#[derive(Sequence)]
+struct EncryptedContentBer {
+    content_type: ObjectIdentifier,
+    content_enc_alg: AlgorithmIdentifierOwned,
+    /// `[0] IMPLICIT OCTET STRING`, primitive or constructed: see [`implicit_octets`].
+    encrypted_content: Option<Any>,
+}
+
+/// The octets of a `[0] IMPLICIT OCTET STRING`: its value when primitive, the concatenated
+/// OCTET STRING segments when constructed (one level, as BER encoders write it).
+fn implicit_octets(any: &Any) -> Option<Vec<u8>> {
+    match any.tag() {
+        Tag::ContextSpecific {
+            constructed: false,
+            number: TagNumber(0),
+        } => Some(any.value().to_vec()),
+        Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber(0),
+        } => {
+            let mut out = Vec::new();
+            let mut rest = any.value();
+            while !rest.is_empty() {
+                let (segment, next) = OctetString::from_der_partial(rest).ok()?;
+                out.extend_from_slice(segment.as_bytes());
+                rest = next;
+            }
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 fn names_ra(rid: &RecipientIdentifier, ra: &Certificate) -> bool {

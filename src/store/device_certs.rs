@@ -46,6 +46,34 @@ impl Store {
         Ok(())
     }
 
+    /// Records a certificate issued outside the admin API (a SCEP enrolment) together with
+    /// its audit entry, in one transaction: the log never misses a certificate that was
+    /// recorded, nor names one that was not. Answers the entry's sequence number.
+    pub fn record_issued_cert_audited(
+        &self,
+        cert: &IssuedCert,
+        mut entry: super::audit::AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        let seq = {
+            let mut table = tx.open_table(DEVICE_CERTS)?;
+            if table.get(cert.serial.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "device certificate {}",
+                    cert.serial
+                )));
+            }
+            table.insert(cert.serial.as_str(), encode(cert).as_slice())?;
+            let mut audit = tx.open_table(super::AUDIT)?;
+            let seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            entry.seq = seq;
+            audit.insert(seq, encode(&entry).as_slice())?;
+            seq
+        };
+        tx.commit()?;
+        Ok(seq)
+    }
+
     /// The certificates recorded for `mac`, newest first.
     pub fn issued_certs_of(&self, mac: Mac) -> Result<Vec<IssuedCert>, StoreError> {
         let tx = self.db()?.begin_read()?;

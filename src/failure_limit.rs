@@ -1,7 +1,8 @@
-//! Failed-authentication limiter: after `limit` wrong or missing tokens from one address within a
-//! minute, that address is answered 429 until the minute is over, without its tokens being
-//! checked, so guessing a token from one place costs time, and an address costs the audit log at
-//! most `limit` refusals and one 429 a minute. Pure: the caller passes the clock.
+//! Failed-attempt limiter per source: after `limit` failures from one address within a minute
+//! (wrong or missing admin tokens, refused SCEP enrolments), that address is answered 429 until
+//! the minute is over without its attempts being checked, so guessing a secret from one place
+//! costs time, and an address costs the audit log or the alarms at most `limit` refusals and
+//! one 429 a minute. Pure: the caller passes the clock.
 //!
 //! The clock is a monotonic one ([`Instant`]), not the box's wall clock: a wall clock stepped
 //! back by hours (an NTP correction after a boot without a battery-backed clock) would hold an
@@ -72,7 +73,7 @@ impl FailureLimiter {
         })
     }
 
-    /// Counts a wrong token from `ip`.
+    /// Counts a failed attempt (a wrong token, a refused enrolment) from `ip`.
     pub fn fail(&self, ip: IpAddr, now: Instant) {
         let ip = source(ip);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());

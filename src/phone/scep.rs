@@ -1,0 +1,471 @@
+//! The SCEP route on the phone listeners (plain HTTP and HTTPS: a phone enrolling has no
+//! certificate yet): moves bytes between HTTP and the pure protocol code in `crate::scep`,
+//! gathers the facts the grant needs from the store and the PKI, and records what happened.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use super::PhoneState;
+use crate::config::ScepConfig;
+use crate::failure_limit::FailureLimiter;
+use crate::firmware::{PhoneBody, full};
+use crate::model::{AlarmKind, Mac};
+use crate::scep::policy::{Decision, Facts};
+use crate::scep::reply::{Outcome, ReplyError, cert_rep};
+use crate::scep::{FailInfo, Header, MessageType, Operation, read_csr, read_header};
+
+type Resp = Response<PhoneBody>;
+
+/// Where SCEP is served: the path clients are commonly given, and the one Cisco's and other
+/// clients append to a bare host name.
+const PATHS: [&str; 2] = ["/scep", "/cgi-bin/pkiclient.exe"];
+
+/// Whether a request's path is the SCEP endpoint (letter case ignored, as phones' settings
+/// are typed by hand).
+pub fn is_scep_path(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    PATHS.iter().any(|p| p.eq_ignore_ascii_case(path))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("scep.challenge_file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("scep.challenge_file {path}: {reason}")]
+    Unusable { path: PathBuf, reason: &'static str },
+}
+
+/// Reads the challenge: the file's first line, without surrounding white space. A file every
+/// user may read is refused, as is an empty challenge, which anyone could send.
+pub fn read_challenge(path: &Path) -> Result<String, ChallengeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read = |source| ChallengeError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let unusable = |reason| ChallengeError::Unusable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(unusable(
+            "every user may read it: the challenge is a secret (chmod o-r)",
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(read)?;
+    let challenge = text.lines().next().unwrap_or_default().trim();
+    if challenge.is_empty() {
+        return Err(unusable("its first line is empty"));
+    }
+    Ok(challenge.to_string())
+}
+
+/// The SCEP service as configured at start.
+pub struct ScepService {
+    config: ScepConfig,
+    refusals: FailureLimiter,
+    /// `pki.device_cert_warn_days`: the expiry alarm is checked again after each grant.
+    warn_days: u32,
+}
+
+impl ScepService {
+    /// `None` when SCEP is off. The challenge file is read once here, so that an unusable one
+    /// stops the start with its reason instead of failing each phone.
+    pub fn new(config: &ScepConfig, warn_days: u32) -> Result<Option<ScepService>, ChallengeError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        read_challenge(&config.challenge_file)?;
+        Ok(Some(ScepService {
+            refusals: FailureLimiter::new(config.refusals_per_minute),
+            config: config.clone(),
+            warn_days,
+        }))
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(full(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn binary(content_type: &'static str, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(full(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The value of `name` in a query string, percent-decoded. A `+` stays a `+`: base64 uses it,
+/// and clients (Avaya's among them) put the message in the URL unencoded; a space, which
+/// base64 never holds, is read back as the `+` some encoders turned into one.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .replace(' ', "+")
+        })
+    })
+}
+
+/// The pkiMessage of a PKIOperation: the body of a POST, or the base64 `message` of a GET.
+async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Resp> {
+    use base64::Engine;
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a SCEP message is at most {} bytes\n",
+                crate::scep::MAX_MESSAGE
+            ),
+        )
+    };
+    if req.method() == Method::POST {
+        let limited = http_body_util::Limited::new(req.into_body(), crate::scep::MAX_MESSAGE);
+        return match limited.collect().await {
+            Ok(body) => Ok(body.to_bytes().to_vec()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(_) => Err(text(
+                StatusCode::BAD_REQUEST,
+                "the request body was cut off\n",
+            )),
+        };
+    }
+    let Some(b64) = req.uri().query().and_then(|q| query_value(q, "message")) else {
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "PKIOperation by GET needs message= (base64)\n",
+        ));
+    };
+    let b64: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if b64.len() > crate::scep::MAX_MESSAGE * 4 / 3 + 4 {
+        return Err(too_large());
+    }
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(b64)
+        .map_err(|e| {
+            text(
+                StatusCode::BAD_REQUEST,
+                format!("message: not base64: {e}\n"),
+            )
+        })
+}
+
+pub async fn handle(
+    state: &Arc<PhoneState>,
+    scep: &Arc<ScepService>,
+    peer: IpAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Resp {
+    let method = req.method().clone();
+    if method != Method::GET && method != Method::POST {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return r;
+    }
+    let operation = req
+        .uri()
+        .query()
+        .and_then(|q| query_value(q, "operation"))
+        .unwrap_or_default();
+    match Operation::parse(&operation) {
+        Some(Operation::GetCaCaps) => text(StatusCode::OK, crate::scep::capabilities()),
+        Some(Operation::GetCaCert) => {
+            let pki = state.pki.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                let ra = pki.scep_ra().map_err(|e| e.to_string())?;
+                crate::scep::reply::ca_certs(crate::scep::RaKey::cert_der(&*ra), pki.ca_cert())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match made {
+                Ok(Ok(der)) => binary("application/x-x509-ca-ra-cert", der),
+                Ok(Err(e)) => unavailable(&e),
+                Err(e) => unavailable(&e.to_string()),
+            }
+        }
+        Some(Operation::PkiOperation) => {
+            if let Some(b) = scep.refusals.blocked(peer, Instant::now()) {
+                state
+                    .metrics
+                    .scep
+                    .rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many refused enrolments from this address: try again later\n",
+                );
+                if let Ok(v) = HeaderValue::from_str(&b.wait.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            let body = match message(req).await {
+                Ok(b) => b,
+                Err(resp) => {
+                    refused(state, scep, peer, None, "the message could not be read");
+                    return resp;
+                }
+            };
+            let (st, sc) = (state.clone(), scep.clone());
+            let method = method.to_string();
+            let resp =
+                tokio::task::spawn_blocking(move || enrol(&st, &sc, peer, &method, &body)).await;
+            match resp {
+                Ok(Enrolled::Answer(der, granted)) => {
+                    if granted {
+                        // A device given a certificate no longer counts among those whose
+                        // certificates expire, as after `pki issue-device`.
+                        crate::pki::device_expiry::check(
+                            &state.store,
+                            &state.recorder,
+                            scep.warn_days,
+                        )
+                        .await;
+                    }
+                    binary("application/x-pki-message", der)
+                }
+                Ok(Enrolled::Http(resp)) => resp,
+                Err(e) => unavailable(&e.to_string()),
+            }
+        }
+        None => text(
+            StatusCode::BAD_REQUEST,
+            "operation: GetCACaps, GetCACert or PKIOperation\n",
+        ),
+    }
+}
+
+fn unavailable(e: &str) -> Resp {
+    tracing::error!(error = %e, "SCEP cannot answer");
+    text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+}
+
+/// How an enrolment is answered: a pkiMessage (CertRep) and whether it granted, or an HTTP
+/// error when no CertRep can be made.
+enum Enrolled {
+    Answer(Vec<u8>, bool),
+    Http(Resp),
+}
+
+/// Counts, limits and alarms a refusal; nothing is stored.
+fn refused(state: &PhoneState, scep: &ScepService, peer: IpAddr, mac: Option<Mac>, why: &str) {
+    state.metrics.scep.refused.fetch_add(1, Ordering::Relaxed);
+    scep.refusals.fail(peer, Instant::now());
+    let source = match mac {
+        Some(m) => format!("{peer} as {m}"),
+        None => peer.to_string(),
+    };
+    tracing::warn!(%peer, mac = mac.map(tracing::field::display), reason = %why, "SCEP enrolment refused");
+    state.recorder.alarm(
+        AlarmKind::ScepRefused,
+        source,
+        format!("SCEP enrolment refused: {why}"),
+    );
+}
+
+/// One PKIOperation, from the message to the CertRep (blocking: RSA, the store).
+fn enrol(
+    state: &PhoneState,
+    scep: &ScepService,
+    peer: IpAddr,
+    method: &str,
+    body: &[u8],
+) -> Enrolled {
+    let ra = match state.pki.scep_ra() {
+        Ok(ra) => ra,
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    };
+    let signed = match read_header(body) {
+        Ok(s) => s,
+        Err(e) => {
+            refused(state, scep, peer, None, &format!("not a SCEP request: {e}"));
+            return Enrolled::Http(text(
+                StatusCode::BAD_REQUEST,
+                format!("not a SCEP pkiMessage: {e}\n"),
+            ));
+        }
+    };
+    let answer = |header: &Header, outcome: Outcome<'_>, granted: bool| match cert_rep(
+        &*ra, header, outcome,
+    ) {
+        Ok(der) => Enrolled::Answer(der, granted),
+        Err(e @ ReplyError::RecipientKey) | Err(e @ ReplyError::Encrypt) => {
+            Enrolled::Http(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+        }
+        Err(e) => Enrolled::Http(unavailable(&e.to_string())),
+    };
+    let refuse = |header: &Header, mac: Option<Mac>, fail: FailInfo, why: &str| {
+        refused(state, scep, peer, mac, &format!("{why} ({})", fail.name()));
+        answer(header, Outcome::Failed(fail), false)
+    };
+    let request = match signed.open(&*ra, scep.config.allow_single_des) {
+        Ok(r) => r,
+        Err((header, r)) => return refuse(&header, None, r.fail, &r.reason),
+    };
+    let header = &request.header;
+    let csr = match read_csr(&request.content) {
+        Ok(c) => c,
+        Err(why) => return refuse(header, None, FailInfo::BadRequest, &why),
+    };
+    let challenge = match read_challenge(&scep.config.challenge_file) {
+        Ok(c) => c,
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    };
+    let (in_inventory, has_valid_cert) = match csr.mac.map(|mac| device_facts(state, mac)) {
+        Some(Ok(facts)) => facts,
+        Some(Err(e)) => return Enrolled::Http(unavailable(&e.to_string())),
+        None => (false, false),
+    };
+    let signer_rsa = header
+        .signer
+        .tbs_certificate()
+        .subject_public_key_info()
+        .algorithm
+        .oid
+        == der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let signer_device = (header.message_type == MessageType::RenewalReq)
+        .then(|| state.pki.valid_own_device(&header.signer_der).ok())
+        .flatten();
+    let decision = crate::scep::policy::decide(&Facts {
+        message_type: header.message_type,
+        csr: &csr,
+        challenge: &challenge,
+        signer_rsa,
+        in_inventory,
+        has_valid_cert,
+        signer_device,
+    });
+    let (mac, renewal) = match decision {
+        Decision::Grant { mac, renewal } => (mac, renewal),
+        Decision::Refuse { fail, reason } => return refuse(header, csr.mac, fail, &reason),
+    };
+    let (cert, record) = match state
+        .pki
+        .issue_device_for_key(mac, scep.config.cert_days, &csr.spki)
+    {
+        Ok(issued) => issued,
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    };
+    let how = if renewal { "renewal" } else { "enrolment" };
+    let entry = crate::store::AuditEntry {
+        seq: 0,
+        time: crate::model::now_unix(),
+        who: "scep".into(),
+        source: peer.to_string(),
+        method: method.to_string(),
+        resource: format!("/scep/{mac}"),
+        status: 200,
+        summary: format!(
+            "device certificate {} issued to {mac} by SCEP {how} ({} key, {})",
+            record.serial,
+            csr.key,
+            request.cipher.name()
+        ),
+        changes: serde_json::json!({ "certificate": { "before": null, "after": &record } }),
+    };
+    if let Err(e) = state.store.record_issued_cert_audited(&record, entry) {
+        return Enrolled::Http(unavailable(&e.to_string()));
+    }
+    let counter = match renewal {
+        true => &state.metrics.scep.renewed,
+        false => &state.metrics.scep.granted,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(%peer, %mac, serial = %record.serial, how, "device certificate issued by SCEP");
+    answer(
+        header,
+        Outcome::Granted {
+            cert: &cert,
+            cipher: request.cipher,
+        },
+        true,
+    )
+}
+
+/// Whether `mac` is in the inventory, and whether it has a certificate of the box's CA on
+/// record that is neither revoked nor expired.
+fn device_facts(state: &PhoneState, mac: Mac) -> Result<(bool, bool), crate::store::StoreError> {
+    let in_inventory = state.store.get_device(mac)?.is_some();
+    let now = crate::model::now_unix();
+    let has_valid = state
+        .store
+        .issued_certs_of(mac)?
+        .iter()
+        .any(|c| c.revoked.is_none() && c.not_after.is_none_or(|end| end > now));
+    Ok((in_inventory, has_valid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scep_paths_are_matched_whole_in_any_case() {
+        assert!(is_scep_path("/scep"));
+        assert!(is_scep_path("/scep/"));
+        assert!(is_scep_path("/cgi-bin/pkiclient.exe"));
+        assert!(is_scep_path("/CGI-BIN/PKICLIENT.EXE"));
+        assert!(!is_scep_path("/scep/other"));
+        assert!(!is_scep_path("/x/scep"));
+    }
+
+    #[test]
+    fn a_get_message_keeps_its_plus_signs() {
+        assert_eq!(
+            query_value("operation=PKIOperation&message=ab+c%2Fd%3D", "message").as_deref(),
+            Some("ab+c/d=")
+        );
+        assert_eq!(
+            query_value("message=ab c", "message").as_deref(),
+            Some("ab+c")
+        );
+        assert_eq!(query_value("operation=GetCACaps", "message"), None);
+    }
+
+    #[test]
+    fn a_challenge_file_every_user_may_read_or_empty_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("challenge");
+        std::fs::write(&path, "  s3cret \nsecond line\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(read_challenge(&path).unwrap(), "s3cret");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            read_challenge(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("every user")
+        );
+        std::fs::write(&path, "\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            read_challenge(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(read_challenge(&dir.path().join("missing")).is_err());
+    }
+}

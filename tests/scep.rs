@@ -1,0 +1,306 @@
+//! SCEP enrolment against the real daemon with a real third-party client (micromdm's
+//! `scepclient`, Debian package `scep`): a phone of the inventory with the challenge gets a
+//! certificate from the box's CA, recorded like `pki issue-device` ones and audited, and with it
+//! fetches its own secret file over mutual TLS; a wrong challenge, a MAC not in the inventory and
+//! a second enrolment of an enrolled phone are refused, alarmed and change nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
+
+const A: &str = "001122aabbcc";
+const UNKNOWN: &str = "001122aabbff";
+const CHALLENGE: &str = "enrol-Me-2026";
+
+/// Whether `scepclient` can be run. Missing, the test says so and skips, except under CI
+/// (`CI=true`), where `.ci/run` installs it and its absence is a failure.
+fn scepclient_available() -> bool {
+    if Command::new("scepclient").arg("-version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "scepclient is not installed (apt-get install scep): CI must run the SCEP enrolment test"
+    );
+    eprintln!("scepclient not installed (apt-get install scep): skipping the SCEP enrolment test");
+    false
+}
+
+/// A daemon with SCEP on, its challenge in a file only its owner reads.
+fn daemon() -> (Daemon, tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = tempfile::tempdir().unwrap();
+    let challenge = secrets.path().join("scep-challenge");
+    std::fs::write(&challenge, format!("{CHALLENGE}\n")).unwrap();
+    std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // micromdm's client encrypts with single DES whatever the server advertises.
+    let d = Daemon::start_with(&format!(
+        "[scep]\nenabled = true\nchallenge_file = \"{}\"\nallow_single_des = true\n",
+        challenge.display()
+    ));
+    (d, secrets)
+}
+
+/// SHA-256 of the RA certificate the daemon serves, as `scepclient -ca-fingerprint` takes it:
+/// the client then encrypts to the RA alone (its default encrypts to every certificate
+/// `GetCACert` gives, the CA's ECDSA one included, which RSA key transport cannot reach).
+fn ra_fingerprint(d: &Daemon) -> String {
+    let pem = std::fs::read_to_string(d.data_dir().join("pki/scep-ra.crt")).unwrap();
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `scepclient` for `cn` with `challenge`, its key and certificate under `dir`.
+fn enrol(d: &Daemon, dir: &Path, cn: &str, challenge: &str, fingerprint: &str) -> Output {
+    std::fs::create_dir_all(dir).unwrap();
+    let url = format!("http://{}/scep", d.http.unwrap());
+    let mut child = Command::new("scepclient")
+        .args(["-server-url", &url, "-challenge", challenge, "-cn", cn])
+        .arg("-private-key")
+        .arg(dir.join("key.pem"))
+        .arg("-certificate")
+        .arg(dir.join("cert.pem"))
+        .args(["-ca-fingerprint", fingerprint])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a client that hangs fails the test instead of holding it.
+    if wait_timeout(&mut child, std::time::Duration::from_secs(60)).is_none() {
+        let _ = child.kill();
+        panic!("scepclient did not finish within 60 s");
+    }
+    child.wait_with_output().unwrap()
+}
+
+async fn certificates_of(d: &Daemon, mac: &str) -> Vec<Value> {
+    let (status, v) = d
+        .api("GET", &format!("/devices/{mac}/certificates"), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+async fn scep_alarms(d: &Daemon) -> Vec<Value> {
+    let (status, v) = d.api("GET", "/alarms?kind=scep_refused", None).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+fn serial_of(cert_pem: &str) -> String {
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate() {
+    if !scepclient_available() {
+        return;
+    }
+    let (d, _secrets) = daemon();
+    d.add_device(json!({
+        "mac": A,
+        "model": "J179",
+        "params": {"SIPDOMAIN": "example.com"},
+        "secrets": {"SIP_PASSWORD": "pw-a"},
+    }))
+    .await;
+    let http = d.http.unwrap();
+
+    let caps = send_plain(http, get("/scep?operation=GetCACaps", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(caps.status, 200);
+    assert!(
+        caps.text().lines().any(|l| l == "POSTPKIOperation"),
+        "{}",
+        caps.text()
+    );
+    let cacert = send_plain(
+        http,
+        get("/cgi-bin/pkiclient.exe?operation=GetCACert", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cacert.status, 200);
+    assert_eq!(
+        cacert.headers["content-type"],
+        "application/x-x509-ca-ra-cert"
+    );
+    let ca_der = CertificateDer::from_pem_slice(d.ca_pem().as_bytes()).unwrap();
+    let holds = |der: &[u8]| cacert.body.windows(der.len()).any(|w| w == der);
+    assert!(holds(&ca_der), "GetCACert holds the CA certificate");
+    let fingerprint = ra_fingerprint(&d);
+
+    let work = d.dir.path().join("phones");
+    let phone = work.join("a");
+    let out = enrol(&d, &phone, A, CHALLENGE, &fingerprint);
+    assert!(
+        out.status.success(),
+        "scepclient failed: {out:?}\n{}",
+        d.log()
+    );
+    let cert_pem = std::fs::read_to_string(phone.join("cert.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(phone.join("key.pem")).unwrap();
+
+    // The certificate is the box's device profile for the phone's own key.
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    assert!(cert.verify_signature(Some(ca.public_key())).is_ok());
+    let cn: Vec<_> = cert
+        .subject()
+        .iter_common_name()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(cn, [A]);
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert!(format!("{:?}", san.value).contains(&format!("urn:dev:mac:{A}")));
+    assert!(
+        cert.extended_key_usage()
+            .unwrap()
+            .unwrap()
+            .value
+            .client_auth
+    );
+
+    // Recorded like `pki issue-device` ones, audited, counted.
+    let certs = certificates_of(&d, A).await;
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0]["serial"], serial_of(&cert_pem));
+    let (status, audit) = d.api("GET", "/audit?who=scep", None).await;
+    assert_eq!(status, 200);
+    let entry = &audit.as_array().unwrap()[0];
+    assert!(
+        entry["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("issued to {A} by SCEP enrolment")),
+        "{entry}"
+    );
+    assert_eq!(entry["source"], "127.0.0.1");
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 1\n"),
+        "{metrics}"
+    );
+
+    // The phone proves itself with it: its own file, with its secret, over mutual TLS.
+    let id = Identity { cert_pem, key_pem };
+    let own = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert!(
+        own.text().contains("SET SIP_PASSWORD pw-a"),
+        "{}",
+        own.text()
+    );
+    assert!(scep_alarms(&d).await.is_empty());
+
+    // Refused: a wrong challenge, a MAC not in the inventory, a second enrolment of the
+    // enrolled phone with the right challenge. Each is alarmed, issues nothing.
+    for (dir, cn, challenge, reason) in [
+        ("wrong", A, "guess", "wrong challenge password"),
+        (
+            "unknown",
+            UNKNOWN,
+            CHALLENGE,
+            "not a device of the inventory",
+        ),
+        ("again", A, CHALLENGE, "already has a valid certificate"),
+    ] {
+        let out = enrol(&d, &work.join(dir), cn, challenge, &fingerprint);
+        assert!(!out.status.success(), "{dir}: granted: {out:?}");
+        assert!(!work.join(dir).join("cert.pem").exists(), "{dir}");
+        let alarms = scep_alarms(&d).await;
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a["message"].as_str().unwrap().contains(reason)),
+            "{dir}: {alarms:?}"
+        );
+    }
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+    assert!(certificates_of(&d, UNKNOWN).await.is_empty());
+    let alarms = scep_alarms(&d).await;
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a["source"] == format!("127.0.0.1 as {UNKNOWN}")),
+        "{alarms:?}"
+    );
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"refused\"} 3\n"),
+        "{metrics}"
+    );
+
+    // Once the operator revokes the certificate, the phone may enrol again.
+    let (status, v) = d
+        .api(
+            "POST",
+            &format!("/devices/{A}/certificates/revoke"),
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let out = enrol(&d, &work.join("after-revoke"), A, CHALLENGE, &fingerprint);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(certificates_of(&d, A).await.len(), 2);
+}
+
+/// While `[scep]` is off (the default), the SCEP paths are no endpoint at all.
+#[tokio::test]
+async fn scep_is_not_served_unless_enabled() {
+    let d = Daemon::start();
+    let r = send_plain(d.http.unwrap(), get("/scep?operation=GetCACaps", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert!(!d.data_dir().join("pki/scep-ra.crt").exists());
+}
+
+/// A challenge file every user may read stops the start, naming the file.
+#[test]
+fn a_challenge_file_every_user_may_read_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let challenge: PathBuf = dir.path().join("challenge");
+    std::fs::write(&challenge, "x\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("edgeprov.toml");
+    std::fs::write(
+        &config,
+        base_config(
+            &dir.path().join("data"),
+            &format!(
+                "[scep]\nenabled = true\nchallenge_file = \"{}\"\n",
+                challenge.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let (ok, log) = run_serve(&config);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("scep.challenge_file") && log.contains("every user"),
+        "{log}"
+    );
+}
