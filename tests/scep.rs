@@ -252,7 +252,17 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
         "{metrics}"
     );
 
-    // Once the operator revokes the certificate, the phone may enrol again.
+    // The enrolled phone renews with the certificate it has (scepclient sends a RenewalReq
+    // signed with it when its certificate file exists): no challenge needed.
+    let out = enrol(&d, &phone, A, "", &fingerprint);
+    assert!(out.status.success(), "renewal: {out:?}\n{}", d.log());
+    assert_eq!(certificates_of(&d, A).await.len(), 2);
+    let renewed = std::fs::read_to_string(phone.join("cert.pem")).unwrap();
+    assert_ne!(serial_of(&renewed), serial_of(&id.cert_pem));
+    let metrics = d.metrics().await;
+    assert!(metrics.contains("edgeprov_scep_enrolments_total{result=\"renewed\"} 1\n"), "{metrics}");
+
+    // Once the operator revokes the certificates, the phone may enrol again.
     let (status, v) = d
         .api(
             "POST",
@@ -263,7 +273,7 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     assert_eq!(status, 200, "{v}");
     let out = enrol(&d, &work.join("after-revoke"), A, CHALLENGE, &fingerprint);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(certificates_of(&d, A).await.len(), 2);
+    assert_eq!(certificates_of(&d, A).await.len(), 3);
 }
 
 /// While `[scep]` is off (the default), the SCEP paths are no endpoint at all.

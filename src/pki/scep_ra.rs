@@ -180,3 +180,58 @@ fn make(dir: &Path, issuer: &Issuer<'static, KeyPair>, ca_not_after: i64) -> Res
     tracing::info!(dir = %dir.display(), "made the SCEP registration authority's key and certificate");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::pki::{CA_CERT, Pki, Revocations};
+    use crate::scep::RaKey;
+
+    fn load(dir: &Path) -> Pki {
+        let config = Config::default();
+        Pki::load_or_init(dir, &config.pki, &config.crl_url(), Revocations::none()).unwrap()
+    }
+
+    /// Made at the first need, signed by the CA for encipherment and signatures, kept across
+    /// restarts, and made again when its key file no longer matches its certificate.
+    #[test]
+    fn the_ra_is_made_once_signed_by_the_ca_and_remade_when_its_pair_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = load(dir.path());
+        assert!(!dir.path().join(SCEP_RA_CERT).exists());
+        let ra = pki.scep_ra().unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(ra.cert_der()).unwrap();
+        let ca_der = parse_one_cert(
+            &dir.path().join(CA_CERT),
+            &read_text(&dir.path().join(CA_CERT)).unwrap(),
+        )
+        .unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert!(cert.verify_signature(Some(ca.public_key())).is_ok());
+        let usage = cert.key_usage().unwrap().unwrap().value;
+        assert!(usage.key_encipherment() && usage.digital_signature());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(SCEP_RA_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let again = load(dir.path()).scep_ra().unwrap();
+        assert_eq!(again.cert_der(), ra.cert_der());
+
+        // A stop between the new key and its certificate leaves a broken pair.
+        let stray = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap();
+        write(
+            &dir.path().join(SCEP_RA_KEY),
+            stray.serialize_pem().as_bytes(),
+            0o600,
+        )
+        .unwrap();
+        let remade = load(dir.path()).scep_ra().unwrap();
+        assert_ne!(remade.cert_der(), ra.cert_der());
+        let signature = remade.sign_sha256(b"answer").unwrap();
+        assert_eq!(signature.len(), 256);
+    }
+}

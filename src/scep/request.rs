@@ -470,3 +470,22 @@ fn names_ra(rid: &RecipientIdentifier, ra: &Certificate) -> bool {
         RecipientIdentifier::SubjectKeyIdentifier(ski) => subject_key_id(ra).as_ref() == Some(ski),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go's pkcs7 sends the encrypted content as a constructed `[0]`; DER's primitive form
+    /// and BER's constructed one give the same octets, and anything else none.
+    #[test]
+    fn encrypted_content_is_read_primitive_or_constructed() {
+        let primitive = Any::from_der(b"\x80\x06abcdef").unwrap();
+        assert_eq!(implicit_octets(&primitive).unwrap(), b"abcdef");
+        let constructed = Any::from_ber(b"\xa0\x0a\x04\x03abc\x04\x03def").unwrap();
+        assert_eq!(implicit_octets(&constructed).unwrap(), b"abcdef");
+        let not_octets = Any::from_ber(b"\xa0\x03\x02\x01\x05").unwrap();
+        assert_eq!(implicit_octets(&not_octets), None);
+        let other_tag = Any::from_der(b"\x81\x01a").unwrap();
+        assert_eq!(implicit_octets(&other_tag), None);
+    }
+}
