@@ -692,13 +692,30 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         );
     }
 
+    /// SCEP on needs the file of its challenge; the certificates' life and the refusal limit
+    /// are bounded, each error naming its key and line.
+    #[test]
+    fn scep_is_validated_at_load() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let e = err("[scep]\nenabled = true\n");
+        assert!(e.contains("scep.challenge_file") && e.contains("test.toml"), "{e}");
+        let e = err("[scep]\ncert_days = 0\n");
+        assert!(e.contains("scep.cert_days"), "{e}");
+        let e = err("[scep]\nrefusals_per_minute = 0\n");
+        assert!(e.contains("scep.refusals_per_minute"), "{e}");
+        let c = parse("[scep]\nenabled = true\nchallenge_file = \"/etc/edgeprov/scep\"\n").unwrap();
+        assert!(c.scep.enabled && !c.scep.allow_single_des);
+        assert_eq!(c.scep.cert_days, 3650);
+        assert!(!Config::default().scep.enabled);
+    }
+
     /// docs/configuration.md (shipped with the package) names every key of the tables it
     /// documents, so a key added to the code cannot be left out of it.
     #[test]
     fn the_reference_names_every_key_it_documents() {
         let doc = include_str!("../docs/configuration.md");
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        for table in ["dns", "dhcp", "pnp", "cloud"] {
+        for table in ["dns", "dhcp", "pnp", "cloud", "scep"] {
             for key in defaults[table].as_table().unwrap().keys() {
                 assert!(doc.contains(&format!("| `{key}` |")), "{table}.{key}");
             }
