@@ -698,7 +698,10 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     fn scep_is_validated_at_load() {
         let err = |text: &str| parse(text).unwrap_err().to_string();
         let e = err("[scep]\nenabled = true\n");
-        assert!(e.contains("scep.challenge_file") && e.contains("test.toml"), "{e}");
+        assert!(
+            e.contains("scep.challenge_file") && e.contains("test.toml"),
+            "{e}"
+        );
         let e = err("[scep]\ncert_days = 0\n");
         assert!(e.contains("scep.cert_days"), "{e}");
         let e = err("[scep]\nrefusals_per_minute = 0\n");

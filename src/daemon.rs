@@ -361,15 +361,17 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             config.phone.connections_per_address(),
         ),
     )));
-    let phone_state = PhoneState::new(
-        store.clone(),
-        recorder.clone(),
-        pki.clone(),
-        certs.clone(),
-        firmware.clone(),
-        metrics.clone(),
-        &config.phone,
-        scep,
+    let phone_state = Arc::new(
+        PhoneState::new(
+            store.clone(),
+            recorder.clone(),
+            pki.clone(),
+            certs.clone(),
+            firmware.clone(),
+            metrics.clone(),
+            &config.phone,
+        )
+        .with_scep(scep),
     );
     let running = RunningConfig::new(config.clone());
     let admin_state = AdminState {

@@ -260,7 +260,10 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     let renewed = std::fs::read_to_string(phone.join("cert.pem")).unwrap();
     assert_ne!(serial_of(&renewed), serial_of(&id.cert_pem));
     let metrics = d.metrics().await;
-    assert!(metrics.contains("edgeprov_scep_enrolments_total{result=\"renewed\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"renewed\"} 1\n"),
+        "{metrics}"
+    );
 
     // Once the operator revokes the certificates, the phone may enrol again.
     let (status, v) = d

@@ -54,22 +54,29 @@ impl PhoneState {
         firmware: Arc<Firmware>,
         metrics: Arc<crate::metrics::Metrics>,
         config: &PhoneConfig,
-        scep: Option<scep::ScepService>,
-    ) -> Arc<PhoneState> {
-        Arc::new(PhoneState {
+    ) -> PhoneState {
+        PhoneState {
             store,
             recorder,
             pki,
             certs,
             firmware,
             metrics,
-            scep: scep.map(Arc::new),
+            scep: None,
             cache: RenderCache::default(),
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,
                 Duration::from_secs(config.auth_lockout_secs),
             ),
-        })
+        }
+    }
+
+    /// Serves SCEP with `scep` (`None`: `[scep]` is off).
+    pub fn with_scep(self, scep: Option<scep::ScepService>) -> PhoneState {
+        PhoneState {
+            scep: scep.map(Arc::new),
+            ..self
+        }
     }
 }

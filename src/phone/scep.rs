@@ -321,7 +321,10 @@ fn enrol(
     };
     let request = match signed.open(&*ra, scep.config.allow_single_des) {
         Ok(r) => r,
-        Err((header, r)) => return refuse(&header, None, r.fail, &r.reason),
+        Err(refused) => {
+            let (header, r) = *refused;
+            return refuse(&header, None, r.fail, &r.reason);
+        }
     };
     let header = &request.header;
     let csr = match read_csr(&request.content) {

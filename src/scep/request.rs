@@ -163,7 +163,12 @@ pub fn read_header(body: &[u8]) -> Result<Signed, ScepError> {
 impl Signed {
     /// Checks the signature and opens the envelope with the RA's key. `single_des`: whether
     /// content encrypted with single DES is accepted (`scep.allow_single_des`).
-    pub fn open(self, ra: &dyn RaKey, single_des: bool) -> Result<PkiRequest, (Header, Refusal)> {
+    /// The error keeps the header, which the FAILURE answering it needs.
+    pub fn open(
+        self,
+        ra: &dyn RaKey,
+        single_des: bool,
+    ) -> Result<PkiRequest, Box<(Header, Refusal)>> {
         let Signed {
             header,
             signer_info,
@@ -177,7 +182,7 @@ impl Signed {
                 cipher,
                 content,
             }),
-            Err(r) => Err((header, r)),
+            Err(r) => Err(Box::new((header, r))),
         }
     }
 }
@@ -210,12 +215,13 @@ pub fn parse_request(
     ra: &dyn RaKey,
     single_des: bool,
 ) -> Result<PkiRequest, ScepError> {
-    read_header(body)?
-        .open(ra, single_des)
-        .map_err(|(_, r)| ScepError::Refused {
+    read_header(body)?.open(ra, single_des).map_err(|refused| {
+        let (_, r) = *refused;
+        ScepError::Refused {
             fail: r.fail,
             reason: r.reason,
-        })
+        }
+    })
 }
 
 /// Decodes `any` under BER: clients (Go's pkcs7 among them) send constructed OCTET STRINGs
