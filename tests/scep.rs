@@ -317,3 +317,247 @@ fn a_challenge_file_every_user_may_read_stops_the_start() {
         "{log}"
     );
 }
+
+/// A stand-in SCEP server on loopback that answers GetCACaps and GetCACert with the daemon's
+/// answers and keeps the first PKIOperation body it is sent (answering 500), so the test can
+/// send scepclient's real message to the daemon the way Avaya phones do: by GET, base64 in the
+/// URL. One request per connection (`Connection: close`), at most `limit` connections.
+async fn capture_server(
+    caps: Vec<u8>,
+    cacert: Vec<u8>,
+    limit: usize,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<Option<Vec<u8>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        for _ in 0..limit {
+            let (mut s, _) = listener.accept().await.ok()?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                assert!(buf.len() < 64 * 1024, "request head too long");
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let (status, ctype, body): (&str, &str, &[u8]) = if head.contains("GetCACaps") {
+                ("200 OK", "text/plain", &caps)
+            } else if head.contains("GetCACert") {
+                ("200 OK", "application/x-x509-ca-ra-cert", &cacert)
+            } else {
+                let _ = s
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                return Some(buf[head_end..head_end + length].to_vec());
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            s.write_all(reply.as_bytes()).await.ok()?;
+            s.write_all(body).await.ok()?;
+        }
+        None
+    });
+    (addr, task)
+}
+
+/// Avaya phones send PKIOperation by GET, the message base64 in the URL: the message a real
+/// client made, sent that way (with its `+`, `/` and `=` percent-encoded, and once more raw),
+/// is granted and answered as a CertRep.
+#[tokio::test]
+async fn a_pki_operation_by_get_is_granted() {
+    use base64::Engine;
+    if !scepclient_available() {
+        return;
+    }
+    let (d, _secrets) = daemon();
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
+    let http = d.http.unwrap();
+    let caps = send_plain(http, get("/scep?operation=GetCACaps", J179_UA))
+        .await
+        .unwrap();
+    let cacert = send_plain(http, get("/scep?operation=GetCACert", J179_UA))
+        .await
+        .unwrap();
+    let fingerprint = ra_fingerprint(&d);
+    let (addr, captured) = capture_server(caps.body, cacert.body, 8).await;
+
+    let dir = d.dir.path().join("phone");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://{addr}/scep");
+    let client = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            Command::new("scepclient")
+                .args(["-server-url", &url, "-challenge", CHALLENGE, "-cn", A])
+                .arg("-private-key")
+                .arg(dir.join("key.pem"))
+                .args(["-ca-fingerprint", &fingerprint])
+                .output()
+                .unwrap()
+        }
+    });
+    let message = tokio::time::timeout(std::time::Duration::from_secs(60), captured)
+        .await
+        .expect("scepclient sent no PKIOperation within 60 s")
+        .unwrap()
+        .expect("the PKIOperation body");
+    let _ = client.await;
+    assert!(message.len() > 500, "{} bytes", message.len());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
+
+    let encoded: String = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let r = send_plain(
+        http,
+        get(
+            &format!("/scep?operation=PKIOperation&message={encoded}"),
+            J179_UA,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/x-pki-message");
+    let certs = certificates_of(&d, A).await;
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    let (_, audit) = d.api("GET", "/audit?who=scep", None).await;
+    assert_eq!(audit[0]["method"], "GET", "{audit}");
+
+    // The same message again, raw in the URL as some phones send it: read the same way
+    // (`+` is not a space), and refused now that the device has a certificate.
+    let raw = b64.replace('=', "%3D");
+    let r = send_plain(
+        http,
+        get(
+            &format!("/scep?operation=PKIOperation&message={raw}"),
+            J179_UA,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+    let alarms = scep_alarms(&d).await;
+    assert!(
+        alarms.iter().any(|a| a["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has a valid certificate")),
+        "{alarms:?}"
+    );
+}
+
+fn post(path: &str, body: Vec<u8>) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap()
+}
+
+/// What is not a SCEP message is answered 400 (a body over the bound 413), alarmed, and counted
+/// against its source: past `scep.refusals_per_minute` the source gets 429 unread. Other
+/// methods and unknown operations are refused, and nothing is issued.
+#[tokio::test]
+async fn hostile_requests_are_refused_and_limited_per_source() {
+    use std::os::unix::fs::PermissionsExt;
+    let secrets = tempfile::tempdir().unwrap();
+    let challenge = secrets.path().join("c");
+    std::fs::write(&challenge, "x-challenge\n").unwrap();
+    std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = Daemon::start_with(&format!(
+        "[scep]\nenabled = true\nchallenge_file = \"{}\"\nrefusals_per_minute = 3\n",
+        challenge.display()
+    ));
+    let http = d.http.unwrap();
+    let op = "/scep?operation=PKIOperation";
+
+    let r = send_plain(http, post(op, vec![0x30; 70 * 1024]))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = send_plain(http, post(op, b"\x30\x82\xff\xff garbage".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not a SCEP pkiMessage"), "{}", r.text());
+    let r = send_plain(
+        http,
+        get(
+            "/scep?operation=PKIOperation&message=%%%not-base64",
+            J179_UA,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Three refusals this minute: the next is not read.
+    let r = send_plain(http, post(op, b"anything".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.headers.contains_key("retry-after"));
+    // Capabilities and the CA certificates stay available to everyone.
+    let r = send_plain(http, get("/scep?operation=GetCACaps", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+
+    let r = send_plain(http, get("/scep?operation=Nonsense", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let put = http::Request::builder()
+        .method("PUT")
+        .uri(op)
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = send_plain(http, put).await.unwrap();
+    assert_eq!(r.status, 405);
+
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"refused\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"rate_limited\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(!scep_alarms(&d).await.is_empty());
+}
