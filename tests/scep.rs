@@ -144,6 +144,22 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     assert!(holds(&ca_der), "GetCACert holds the CA certificate");
     let fingerprint = ra_fingerprint(&d);
 
+    // The settings file tells J100 phones where to enrol, at the address they reached the box.
+    let mut req = get("/46xxsettings.txt", J179_UA);
+    req.headers_mut()
+        .insert("host", http.to_string().parse().unwrap());
+    let settings = send_plain(http, req).await.unwrap();
+    assert_eq!(settings.status, 200);
+    let text = settings.text();
+    assert!(
+        text.contains(&format!("SET MYCERTURL http://{http}/scep\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("SET MYCERTCN $MACADDR\n") && text.contains("SET MYCERTKEYLEN 2048\n"),
+        "{text}"
+    );
+
     let work = d.dir.path().join("phones");
     let phone = work.join("a");
     let out = enrol(&d, &phone, A, CHALLENGE, &fingerprint);
@@ -288,6 +304,10 @@ async fn scep_is_not_served_unless_enabled() {
         .unwrap();
     assert_eq!(r.status, 404);
     assert!(!d.data_dir().join("pki/scep-ra.crt").exists());
+    let settings = send_plain(d.http.unwrap(), get("/46xxsettings.txt", J179_UA))
+        .await
+        .unwrap();
+    assert!(!settings.text().contains("MYCERT"), "{}", settings.text());
 }
 
 /// A challenge file every user may read stops the start, naming the file.

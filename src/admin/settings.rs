@@ -375,8 +375,9 @@ pub async fn device_file(
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
     let base = preview_firmware_base(&st.config.get());
+    let scep = st.config.get().scep.enabled;
     let n = name.clone();
-    let rendered = blocking(move || preview(&store, &catalogue, mac, &n, &base)).await?;
+    let rendered = blocking(move || preview(&store, &catalogue, mac, &n, (&base, scep))).await?;
     let r =
         rendered.ok_or_else(|| ApiError::NotFound(format!("device {mac} gets no file {name}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain")], r.bytes).into_response())
@@ -423,6 +424,7 @@ pub async fn device_effective(
     let store = st.store.clone();
     let catalogue = st.firmware.catalogue();
     let base = preview_firmware_base(&st.config.get());
+    let scep = st.config.get().scep.enabled;
     let view = blocking(move || {
         let mut ctx = store
             .device_context(mac)?
@@ -472,7 +474,7 @@ pub async fn device_effective(
                     if missing.contains(name) {
                         return None;
                     }
-                    match preview(&store, &catalogue, mac, name, &base) {
+                    match preview(&store, &catalogue, mac, name, (&base, scep)) {
                         Ok(Some(r)) => Some(r.bytes),
                         Ok(None) => {
                             missing.insert(name.to_string());
@@ -510,13 +512,14 @@ pub async fn device_effective(
                 // where one replaces a generated one (a family or common file, the device's
                 // own), secrets masked as in the file preview.
                 let mut load_err = None;
-                let loader = |name: &str| match preview(&store, &catalogue, mac, name, &base) {
-                    Ok(found) => found.map(|r| r.bytes),
-                    Err(e) => {
-                        load_err = Some(e);
-                        None
-                    }
-                };
+                let loader =
+                    |name: &str| match preview(&store, &catalogue, mac, name, (&base, scep)) {
+                        Ok(found) => found.map(|r| r.bytes),
+                        Err(e) => {
+                            load_err = Some(e);
+                            None
+                        }
+                    };
                 let read = if v == Vendor::Yealink {
                     served::yealink(&mac.to_string(), loader)
                 } else {

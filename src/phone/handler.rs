@@ -423,7 +423,10 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
         name,
         (requester_mac, asked.cert_mac),
         &who.model,
-        &firmware_base(asked, || state.certs.first_server_name()),
+        (
+            &firmware_base(asked, || state.certs.first_server_name()),
+            state.scep.is_some(),
+        ),
     ) {
         Ok(l) => l,
         Err(e) => {
@@ -552,7 +555,7 @@ pub fn preview(
     catalogue: &Arc<Catalogue>,
     mac: Mac,
     name: &str,
-    firmware_base: &str,
+    (firmware_base, scep): (&str, bool),
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
     let device = store.get_device(mac)?;
@@ -571,7 +574,7 @@ pub fn preview(
         name,
         (Some(mac), Some(mac)),
         &who.model,
-        firmware_base,
+        (firmware_base, scep),
     )?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
@@ -630,6 +633,8 @@ struct Loaded {
     own_firmware: Option<(String, String)>,
     /// URL prefix of firmware downloads, as the requester reached this server.
     firmware_base: String,
+    /// The SCEP URL the Avaya settings file names, when `[scep]` is on (see [`scep_url`]).
+    scep_url: String,
     /// The site this box serves per its cloud registration (cloud-activated devices of other
     /// sites get no secrets here).
     home_site: Option<String>,
@@ -644,7 +649,7 @@ fn load(
     name: &str,
     (requester, proven): (Option<Mac>, Option<Mac>),
     model: &str,
-    firmware_base: &str,
+    (firmware_base, scep): (&str, bool),
 ) -> Result<Loaded, StoreError> {
     let file = classify(name);
     let (owner, target) = match file.as_ref() {
@@ -679,6 +684,10 @@ fn load(
         own_firmware: published.own_firmware(&common, site.as_deref(), model),
         common,
         firmware_base: firmware_base.to_string(),
+        scep_url: match scep {
+            true => scep_url(firmware_base),
+            false => String::new(),
+        },
         home_site: published.home_site.clone(),
         file,
         owner,
@@ -745,6 +754,7 @@ fn decide(loaded: &Loaded, who: &Requester) -> Option<Served> {
     } else {
         let mut c = Common::clone(&loaded.common);
         c.firmware_base.clone_from(&loaded.firmware_base);
+        c.scep_url.clone_from(&loaded.scep_url);
         c.firmware.extend(loaded.own_firmware.clone());
         with_base = c;
         &with_base
@@ -942,6 +952,16 @@ fn firmware_base(asked: &Asked<'_>, server_name: impl FnOnce() -> Option<String>
     }
 }
 
+/// The box's SCEP URL at the address a request reached it: its firmware base
+/// (`scheme://host[:port]/firmware/`) with `/scep` for the directory; empty when that address
+/// is unknown.
+fn scep_url(firmware_base: &str) -> String {
+    firmware_base
+        .strip_suffix("/firmware/")
+        .map(|root| format!("{root}/scep"))
+        .unwrap_or_default()
+}
+
 /// A host[:port] that may be written into a settings file as it is.
 fn plain_host(host: &str) -> bool {
     !host.is_empty()
@@ -996,6 +1016,7 @@ mod tests {
             common: Arc::new(common),
             own_firmware: None,
             firmware_base: "https://box:8443/firmware/".into(),
+            scep_url: String::new(),
             home_site: None,
         };
         let served = decide(&loaded, &Requester::default()).unwrap();
@@ -1012,6 +1033,19 @@ mod tests {
         assert!(!text.contains("firmware.url"), "{text}");
     }
 
+    #[test]
+    fn the_scep_url_is_the_firmware_base_s_root_with_scep() {
+        assert_eq!(
+            scep_url("https://box:8443/firmware/"),
+            "https://box:8443/scep"
+        );
+        assert_eq!(
+            scep_url("http://[2001:db8::1]/firmware/"),
+            "http://[2001:db8::1]/scep"
+        );
+        assert_eq!(scep_url(""), "");
+    }
+
     /// Names match in any letter case, so every spelling of a common file is one cache entry:
     /// keyed by spelling, a stream of case variants filled the bounded cache with copies.
     #[test]
@@ -1026,6 +1060,7 @@ mod tests {
             common: Arc::new(Common::default()),
             own_firmware: None,
             firmware_base: "https://box:8443/firmware/".into(),
+            scep_url: String::new(),
             home_site: None,
         };
         let who = Requester::default();

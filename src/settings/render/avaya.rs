@@ -254,6 +254,7 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
     // the phone decides on firmware before it reads this file.
     let firmware = ["APPNAME"];
     top.retain(|setting, _| !firmware.contains(&setting.as_str()));
+    push_sets(&mut out, &scep_defaults(common, &top));
     push_sets(&mut out, &top);
     let groups = sections(
         &mut out,
@@ -278,6 +279,26 @@ pub fn settings_file(common: &Common) -> Vec<u8> {
         out.push_str("GET 46xxspecials.txt\n");
     }
     out.into_bytes()
+}
+
+/// Where a J100 enrols its certificate when `[scep]` is on: the box's SCEP URL, the MAC as the
+/// CN (which the grant requires) and an RSA 2048 key. First in the file, so any layer that sets
+/// one of them (a group's or a model's section, the device's own file read after this one)
+/// overrides it; one the global or site layer sets is left out, not written twice.
+/// `SCEPPASSWORD` is not among them: a secret reaches only a phone that proved itself.
+fn scep_defaults(common: &Common, top: &Native) -> Native {
+    if common.scep_url.is_empty() {
+        return Native::new();
+    }
+    [
+        ("MYCERTURL", common.scep_url.as_str()),
+        ("MYCERTCN", "$MACADDR"),
+        ("MYCERTKEYLEN", "2048"),
+    ]
+    .into_iter()
+    .filter(|(name, _)| !top.contains_key(*name))
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
 }
 
 /// The `APPNAME` a layer's parameters give (`firmware.file`, or the native name in any
@@ -429,6 +450,42 @@ mod tests {
 
     fn layer(value: &str) -> BTreeMap<String, String> {
         BTreeMap::from([("avaya:ENABLE_OPUS".to_string(), value.to_string())])
+    }
+
+    /// With SCEP on, a J100 is told where to enrol, with its MAC as the CN and an RSA 2048
+    /// key, unless a layer says otherwise: the global or site layer's value is the only one
+    /// written, a group's wins for its phones. Off, nothing is said.
+    #[test]
+    fn scep_enrolment_settings_are_defaults_the_layers_override() {
+        let url = "http://box:8080/scep";
+        let common = Common {
+            scep_url: url.into(),
+            global: BTreeMap::from([("avaya:MYCERTKEYLEN".to_string(), "4096".to_string())]),
+            groups: vec![(
+                "7".into(),
+                BTreeMap::from([(
+                    "avaya:MYCERTURL".to_string(),
+                    "http://other/scep".to_string(),
+                )]),
+            )],
+            ..Common::default()
+        };
+        let file = settings_file(&common);
+        let got = evaluated(&file, &[]);
+        assert_eq!(got.get("MYCERTURL").map(String::as_str), Some(url));
+        assert_eq!(got.get("MYCERTCN").map(String::as_str), Some("$MACADDR"));
+        assert_eq!(got.get("MYCERTKEYLEN").map(String::as_str), Some("4096"));
+        let text = String::from_utf8(file.clone()).unwrap();
+        assert_eq!(text.matches("MYCERTKEYLEN").count(), 1, "{text}");
+        assert!(!text.contains("SCEPPASSWORD"));
+        let group = evaluated(&file, &[("GROUP", "7")]);
+        assert_eq!(
+            group.get("MYCERTURL").map(String::as_str),
+            Some("http://other/scep")
+        );
+
+        let off = settings_file(&Common::default());
+        assert!(!String::from_utf8(off).unwrap().contains("MYCERT"));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct Common {
     /// Where phones download those files (`https://host:port/firmware/`), from the request;
     /// empty when unknown, and Yealink files then name no firmware URL.
     pub firmware_base: String,
+    /// The box's SCEP URL (`http://host:port/scep`), from the request, when `[scep]` is on:
+    /// Avaya's settings file then points phones at it; empty otherwise.
+    pub scep_url: String,
 }
 
 impl Common {
@@ -86,6 +89,7 @@ impl Common {
             specials,
             firmware: BTreeMap::new(),
             firmware_base: String::new(),
+            scep_url: String::new(),
         }
     }
 

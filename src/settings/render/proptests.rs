@@ -73,6 +73,7 @@ fn context(
         specials: false,
         firmware: BTreeMap::new(),
         firmware_base: String::new(),
+        scep_url: String::new(),
     };
     // The oracle: a plain fold over the layers, native prefix removed.
     let fold = |upto: usize| {
