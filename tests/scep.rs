@@ -547,11 +547,32 @@ async fn hostile_requests_are_refused_and_limited_per_source() {
         .unwrap();
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.headers.contains_key("retry-after"));
-    // Capabilities and the CA certificates stay available to everyone.
+    // Capabilities and the CA certificates stay available to everyone, over HTTPS too (a
+    // phone enrolling has no client certificate).
     let r = send_plain(http, get("/scep?operation=GetCACaps", J179_UA))
         .await
         .unwrap();
     assert_eq!(r.status, 200);
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), None),
+        get("/cgi-bin/pkiclient.exe?operation=GetCACert", J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-type"], "application/x-x509-ca-ra-cert");
+    // One alarm for the source, counting its refusals, with the latest one's reason.
+    let alarms = scep_alarms(&d).await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["count"], 3);
+    assert!(
+        alarms[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the message is not base64"),
+        "{alarms:?}"
+    );
 
     let r = send_plain(http, get("/scep?operation=Nonsense", J179_UA))
         .await
@@ -579,5 +600,4 @@ async fn hostile_requests_are_refused_and_limited_per_source() {
         metrics.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 0\n"),
         "{metrics}"
     );
-    assert!(!scep_alarms(&d).await.is_empty());
 }

@@ -127,16 +127,22 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Why a PKIOperation's message could not be read: the answer, and the reason the alarm gives.
+type Unread = (Resp, &'static str);
+
 /// The pkiMessage of a PKIOperation: the body of a POST, or the base64 `message` of a GET.
-async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Resp> {
+async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Unread> {
     use base64::Engine;
     let too_large = || {
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "a SCEP message is at most {} bytes\n",
-                crate::scep::MAX_MESSAGE
+        (
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a SCEP message is at most {} bytes\n",
+                    crate::scep::MAX_MESSAGE
+                ),
             ),
+            "the message is larger than the bound",
         )
     };
     if req.method() == Method::POST {
@@ -144,16 +150,19 @@ async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Resp> {
         return match limited.collect().await {
             Ok(body) => Ok(body.to_bytes().to_vec()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(_) => Err(text(
-                StatusCode::BAD_REQUEST,
-                "the request body was cut off\n",
+            Err(_) => Err((
+                text(StatusCode::BAD_REQUEST, "the request body was cut off\n"),
+                "the request body was cut off",
             )),
         };
     }
     let Some(b64) = req.uri().query().and_then(|q| query_value(q, "message")) else {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            "PKIOperation by GET needs message= (base64)\n",
+        return Err((
+            text(
+                StatusCode::BAD_REQUEST,
+                "PKIOperation by GET needs message= (base64)\n",
+            ),
+            "a GET without message=",
         ));
     };
     let b64: String = b64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -163,9 +172,12 @@ async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Resp> {
     base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
         .decode(b64)
         .map_err(|e| {
-            text(
-                StatusCode::BAD_REQUEST,
-                format!("message: not base64: {e}\n"),
+            (
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("message: not base64: {e}\n"),
+                ),
+                "the message is not base64",
             )
         })
 }
@@ -222,8 +234,8 @@ pub async fn handle(
             }
             let body = match message(req).await {
                 Ok(b) => b,
-                Err(resp) => {
-                    refused(state, scep, peer, None, "the message could not be read");
+                Err((resp, why)) => {
+                    refused(state, scep, peer, None, why);
                     return resp;
                 }
             };

@@ -53,10 +53,11 @@ impl Operation {
     }
 }
 
-/// The `GetCACaps` answer: what this server does. Single DES is never advertised, even
-/// where `scep.allow_single_des` accepts it from clients that use it regardless.
+/// The `GetCACaps` answer: what this server does. SHA-1 and single DES are accepted from
+/// clients that use them regardless (single DES only where `scep.allow_single_des` says so),
+/// but never advertised, so a client that reads the list picks SHA-256 and AES or 3DES.
 pub fn capabilities() -> &'static str {
-    "POSTPKIOperation\nSHA-256\nSHA-1\nAES\nDES3\nSCEPStandard\nRenewal\n"
+    "POSTPKIOperation\nSHA-256\nAES\nDES3\nSCEPStandard\nRenewal\n"
 }
 
 /// The messageType of a pkiMessage (RFC 8894 §3.2.1.2).
