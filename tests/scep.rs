@@ -601,3 +601,55 @@ async fn hostile_requests_are_refused_and_limited_per_source() {
         "{metrics}"
     );
 }
+
+/// Phones of one MAC enrolling at the same moment (a cloned phone, a replayed request): one
+/// certificate is issued, the others are refused as for an enrolled device. The check that
+/// the device has none and the recording of the one issued are one step.
+#[tokio::test]
+async fn simultaneous_enrolments_of_one_device_issue_one_certificate() {
+    if !scepclient_available() {
+        return;
+    }
+    let (d, _secrets) = daemon();
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
+    let http = d.http.unwrap();
+    let r = send_plain(http, get("/scep?operation=GetCACert", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let fingerprint = ra_fingerprint(&d);
+    let work = d.dir.path().join("clones");
+    // Keys first (scepclient makes one when missing), so the requests leave together.
+    let mut runs = Vec::new();
+    for i in 0..8 {
+        let dir = work.join(format!("c{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let pkcs1 = pem::encode(&pem::Pem::new(
+            "RSA PRIVATE KEY",
+            rsa_pkcs1_of_pkcs8(&key.serialize_der()),
+        ));
+        std::fs::write(dir.join("key.pem"), pkcs1).unwrap();
+        runs.push(dir);
+    }
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|dir| s.spawn(|| enrol(&d, dir, A, CHALLENGE, &fingerprint)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let granted = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(granted, 1, "{outs:#?}");
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+}
+
+/// The PKCS#1 RSAPrivateKey inside a PKCS#8 PrivateKeyInfo (scepclient reads PKCS#1 PEM).
+fn rsa_pkcs1_of_pkcs8(pkcs8: &[u8]) -> Vec<u8> {
+    use x509_parser::der_parser::der::parse_der;
+    let (_, info) = parse_der(pkcs8).unwrap();
+    let items = info.as_sequence().unwrap();
+    items[2].as_slice().unwrap().to_vec()
+}

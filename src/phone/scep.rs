@@ -76,6 +76,10 @@ pub fn read_challenge(path: &Path) -> Result<String, ChallengeError> {
 pub struct ScepService {
     config: ScepConfig,
     refusals: FailureLimiter,
+    /// Held from reading whether a device has a certificate to recording the one issued:
+    /// two requests for one device at once (a cloned phone, a replay) would otherwise both
+    /// find none and both be granted. Enrolments are rare; one at a time costs nothing.
+    granting: std::sync::Mutex<()>,
     /// `pki.device_cert_warn_days`: the expiry alarm is checked again after each grant.
     warn_days: u32,
 }
@@ -90,6 +94,7 @@ impl ScepService {
         read_challenge(&config.challenge_file)?;
         Ok(Some(ScepService {
             refusals: FailureLimiter::new(config.refusals_per_minute),
+            granting: std::sync::Mutex::new(()),
             config: config.clone(),
             warn_days,
         }))
@@ -347,6 +352,7 @@ fn enrol(
         Ok(c) => c,
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     };
+    let _granting = scep.granting.lock().unwrap_or_else(|p| p.into_inner());
     let (in_inventory, has_valid_cert) = match csr.mac.map(|mac| device_facts(state, mac)) {
         Some(Ok(facts)) => facts,
         Some(Err(e)) => return Enrolled::Http(unavailable(&e.to_string())),
