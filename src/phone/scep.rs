@@ -352,7 +352,7 @@ fn enrol(
         Ok(c) => c,
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     };
-    let _granting = scep.granting.lock().unwrap_or_else(|p| p.into_inner());
+    let granting = scep.granting.lock().unwrap_or_else(|p| p.into_inner());
     let (in_inventory, has_valid_cert) = match csr.mac.map(|mac| device_facts(state, mac)) {
         Some(Ok(facts)) => facts,
         Some(Err(e)) => return Enrolled::Http(unavailable(&e.to_string())),
@@ -408,6 +408,8 @@ fn enrol(
     if let Err(e) = state.store.record_issued_cert_audited(&record, entry) {
         return Enrolled::Http(unavailable(&e.to_string()));
     }
+    // Recorded: a request for this device now finds it has a certificate.
+    drop(granting);
     let counter = match renewal {
         true => &state.metrics.scep.renewed,
         false => &state.metrics.scep.granted,
