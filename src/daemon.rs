@@ -241,8 +241,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
     };
     raise_open_files(config.phone.max_connections + ADMIN_CONNECTIONS + dns_tcp + OTHER_FILES);
     // Before anything is bound: an unusable challenge file stops the start with its reason.
-    let scep =
-        crate::phone::scep::ScepService::new(&config.scep, config.pki.device_cert_warn_days)?;
+    let scep = crate::phone::scep::ScepService::new(&config)?;
     let data_dir = config.data_dir.clone();
     crate::data_dir::prepare(&data_dir)?;
     // Held until the daemon exits: a restore refuses to swap the directory meanwhile.

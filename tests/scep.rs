@@ -653,3 +653,36 @@ fn rsa_pkcs1_of_pkcs8(pkcs8: &[u8]) -> Vec<u8> {
     let items = info.as_sequence().unwrap();
     items[2].as_slice().unwrap().to_vec()
 }
+
+/// A PKIOperation body trickled in more slowly than `phone.header_timeout_ms` (1 s in the
+/// tests' config) is answered 408 rather than holding its connection.
+#[tokio::test]
+async fn a_body_that_comes_too_slowly_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (d, _secrets) = daemon();
+    let mut s = tokio::net::TcpStream::connect(d.http.unwrap())
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /scep?operation=PKIOperation HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1000\r\n\r\n0123456789",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+}

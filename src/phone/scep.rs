@@ -82,12 +82,19 @@ pub struct ScepService {
     granting: std::sync::Mutex<()>,
     /// `pki.device_cert_warn_days`: the expiry alarm is checked again after each grant.
     warn_days: u32,
+    /// `phone.header_timeout_ms`, for the body of a PKIOperation too.
+    body_timeout: std::time::Duration,
 }
 
 impl ScepService {
     /// `None` when SCEP is off. The challenge file is read once here, so that an unusable one
     /// stops the start with its reason instead of failing each phone.
-    pub fn new(config: &ScepConfig, warn_days: u32) -> Result<Option<ScepService>, ChallengeError> {
+    pub fn new(config: &crate::config::Config) -> Result<Option<ScepService>, ChallengeError> {
+        let (warn_days, body_timeout) = (
+            config.pki.device_cert_warn_days,
+            std::time::Duration::from_millis(config.phone.header_timeout_ms),
+        );
+        let config = &config.scep;
         if !config.enabled {
             return Ok(None);
         }
@@ -97,6 +104,7 @@ impl ScepService {
             granting: std::sync::Mutex::new(()),
             config: config.clone(),
             warn_days,
+            body_timeout,
         }))
     }
 }
@@ -136,7 +144,12 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 type Unread = (Resp, &'static str);
 
 /// The pkiMessage of a PKIOperation: the body of a POST, or the base64 `message` of a GET.
-async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Unread> {
+/// `body_timeout`: how long a POST's body may take to arrive (`phone.header_timeout_ms`: a
+/// phone sends its few kilobytes at once, and one trickled in would hold its connection).
+async fn message(
+    req: Request<hyper::body::Incoming>,
+    body_timeout: std::time::Duration,
+) -> Result<Vec<u8>, Unread> {
     use base64::Engine;
     let too_large = || {
         (
@@ -152,12 +165,19 @@ async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Unread>
     };
     if req.method() == Method::POST {
         let limited = http_body_util::Limited::new(req.into_body(), crate::scep::MAX_MESSAGE);
-        return match limited.collect().await {
-            Ok(body) => Ok(body.to_bytes().to_vec()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(_) => Err((
+        return match tokio::time::timeout(body_timeout, limited.collect()).await {
+            Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) => Err((
                 text(StatusCode::BAD_REQUEST, "the request body was cut off\n"),
                 "the request body was cut off",
+            )),
+            Err(_) => Err((
+                text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body came too slowly\n",
+                ),
+                "the request body came too slowly",
             )),
         };
     }
@@ -187,6 +207,7 @@ async fn message(req: Request<hyper::body::Incoming>) -> Result<Vec<u8>, Unread>
         })
 }
 
+/// Answers one request to a SCEP path (see [`is_scep_path`]).
 pub async fn handle(
     state: &Arc<PhoneState>,
     scep: &Arc<ScepService>,
@@ -237,7 +258,7 @@ pub async fn handle(
                 }
                 return r;
             }
-            let body = match message(req).await {
+            let body = match message(req, scep.body_timeout).await {
                 Ok(b) => b,
                 Err((resp, why)) => {
                     refused(state, scep, peer, None, why);
