@@ -34,6 +34,11 @@ fn scepclient_available() -> bool {
 
 /// A daemon with SCEP on, its challenge in a file only its owner reads.
 fn daemon() -> (Daemon, tempfile::TempDir) {
+    daemon_with("")
+}
+
+/// [`daemon`] with `extra` TOML after the `[scep]` table.
+fn daemon_with(extra: &str) -> (Daemon, tempfile::TempDir) {
     use std::os::unix::fs::PermissionsExt;
     let secrets = tempfile::tempdir().unwrap();
     let challenge = secrets.path().join("scep-challenge");
@@ -41,7 +46,7 @@ fn daemon() -> (Daemon, tempfile::TempDir) {
     std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o600)).unwrap();
     // micromdm's client encrypts with single DES whatever the server advertises.
     let d = Daemon::start_with(&format!(
-        "[scep]\nenabled = true\nchallenge_file = \"{}\"\nallow_single_des = true\n",
+        "[scep]\nenabled = true\nchallenge_file = \"{}\"\nallow_single_des = true\n{extra}",
         challenge.display()
     ));
     (d, secrets)
@@ -196,6 +201,12 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     let certs = certificates_of(&d, A).await;
     assert_eq!(certs.len(), 1, "{certs:?}");
     assert_eq!(certs[0]["serial"], serial_of(&cert_pem));
+    let listed = d.cli(&["pki", "list", "--mac", A]);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&serial_of(&cert_pem)),
+        "{listed:?}"
+    );
     let (status, audit) = d.api("GET", "/audit?who=scep", None).await;
     assert_eq!(status, 200);
     let entry = &audit.as_array().unwrap()[0];
@@ -416,7 +427,8 @@ async fn a_pki_operation_by_get_is_granted() {
     if !scepclient_available() {
         return;
     }
-    let (d, _secrets) = daemon();
+    // Certificates of 5 days, under the 30 days the expiry alarm warns at.
+    let (d, _secrets) = daemon_with("cert_days = 5\n[pki]\ndevice_cert_warn_days = 30\n");
     d.add_device(json!({"mac": A, "model": "J179"})).await;
     let http = d.http.unwrap();
     let caps = send_plain(http, get("/scep?operation=GetCACaps", J179_UA))
@@ -471,6 +483,21 @@ async fn a_pki_operation_by_get_is_granted() {
     assert_eq!(certs.len(), 1, "{certs:?}");
     let (_, audit) = d.api("GET", "/audit?who=scep", None).await;
     assert_eq!(audit[0]["method"], "GET", "{audit}");
+    // The expiry alarm sees the certificate, as one `pki issue-device` made.
+    let life = certs[0]["not_after"].as_i64().unwrap() - certs[0]["issued_at"].as_i64().unwrap();
+    assert!(
+        (5 * 86_400 - 60..=5 * 86_400 + 60).contains(&life),
+        "{certs:?}"
+    );
+    let (_, alarms) = d
+        .api("GET", "/alarms?kind=device_certs_expiring", None)
+        .await;
+    let alarms = alarms.as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(
+        alarms[0]["message"].as_str().unwrap().contains(A),
+        "{alarms:?}"
+    );
 
     // The same message again, raw in the URL as some phones send it: read the same way
     // (`+` is not a space), and refused now that the device has a certificate.
