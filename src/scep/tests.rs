@@ -351,3 +351,57 @@ fn operations_and_message_types_are_read_exactly() {
     assert!(capabilities().lines().any(|l| l == "POSTPKIOperation"));
     let _ = &Identity::new("x").rcgen_key;
 }
+
+mod hostile {
+    use super::{
+        ContentCipher, Identity, MessageType, device_csr, parse_request, read_csr, request,
+    };
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One RA and one valid request, made once: each case alters a copy.
+    fn fixture() -> &'static (Identity, Vec<u8>) {
+        static F: OnceLock<(Identity, Vec<u8>)> = OnceLock::new();
+        F.get_or_init(|| {
+            let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+            let msg = request(
+                &client,
+                &ra,
+                &device_csr(Some("s3cret")),
+                ContentCipher::Aes128Cbc,
+                MessageType::PkcsReq,
+            );
+            (ra, msg)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever a peer sends, reading it ends in an answer or a refusal, never a panic:
+        /// a real request with bytes changed, cut short or with bytes inserted, and noise.
+        #[test]
+        fn altered_requests_never_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+            insert in any::<bool>(),
+            noise in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (ra, good) = fixture();
+            let mut msg = good.clone();
+            for (at, byte) in &edits {
+                let i = at.index(msg.len());
+                match insert {
+                    true => msg.insert(i, *byte),
+                    false => msg[i] = *byte,
+                }
+            }
+            if let Ok(req) = parse_request(&msg, ra, true) {
+                let _ = read_csr(&req.content);
+            }
+            msg.truncate(cut.index(msg.len() + 1));
+            let _ = parse_request(&msg, ra, true);
+            let _ = parse_request(&noise, ra, true);
+        }
+    }
+}
