@@ -223,6 +223,13 @@ mod tests {
         new.pnp.enabled = true;
         assert_eq!(restart_needed(&old, &new), ["pnp"]);
 
+        // The SCEP route is set up at start; a reload keeps the running [scep].
+        let mut new = old.clone();
+        new.scep.enabled = true;
+        new.scep.challenge_file = "/etc/edgeprov/scep".into();
+        assert_eq!(restart_needed(&old, &new), ["scep"]);
+        assert!(!in_effect(&old, new).scep.enabled);
+
         let mut old = Config::default();
         old.dns.listen = vec!["127.0.0.1:5353".parse().unwrap()];
         let mut new = old.clone();
