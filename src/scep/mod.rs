@@ -9,14 +9,13 @@
 
 mod cipher;
 mod csr;
-pub use csr::read_csr;
 mod oids;
 pub mod policy;
 pub mod reply;
 pub mod request;
 
 pub use cipher::ContentCipher;
-pub use csr::{CsrFacts, KeyKind};
+pub use csr::{CsrFacts, KeyKind, read_csr};
 pub use request::{Header, PkiRequest, Refusal, parse_request, read_header};
 
 /// Largest pkiMessage accepted (a CSR with an RSA 4096 key, a signer certificate and the
