@@ -228,6 +228,36 @@ mod tests {
     const A: Mac = Mac::from_octets([2, 0, 0, 0, 0, 1]);
     const B: Mac = Mac::from_octets([2, 0, 0, 0, 0, 2]);
 
+    /// A certificate and its audit entry are written together: a serial already recorded
+    /// leaves neither a second record nor an entry naming it.
+    #[test]
+    fn an_enrolled_certificate_is_recorded_with_its_audit_entry_or_not_at_all() {
+        let (_dir, store) = store();
+        let mac = Mac::from_octets([0, 4, 13, 1, 2, 3]);
+        let entry = |summary: &str| crate::store::AuditEntry {
+            seq: 0,
+            time: 1,
+            who: "scep".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            resource: format!("/scep/{mac}"),
+            status: 200,
+            summary: summary.into(),
+            changes: serde_json::Value::Null,
+        };
+        let seq = store
+            .record_issued_cert_audited(&cert("0a", mac, 100), entry("first"))
+            .unwrap();
+        assert!(matches!(
+            store.record_issued_cert_audited(&cert("0a", mac, 200), entry("again")),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.issued_certs_of(mac).unwrap().len(), 1);
+        let log = store.list_audit(10, |_| true).unwrap();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!((log[0].seq, log[0].summary.as_str()), (seq, "first"));
+    }
+
     #[test]
     fn revoking_one_all_or_a_pem_certificate() {
         let (_d, s) = store();
