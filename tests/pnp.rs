@@ -54,7 +54,12 @@ struct Phone {
 
 impl Phone {
     fn new() -> Phone {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Phone::at(Ipv4Addr::LOCALHOST)
+    }
+
+    /// A phone on another loopback address (all of 127.0.0.0/8 is this host's).
+    fn at(ip: Ipv4Addr) -> Phone {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -258,6 +263,43 @@ fn an_unanswered_notify_is_sent_a_bounded_number_of_times() {
     );
     assert_eq!(copies, 4, "sent at 0, 0.5, 1.5 and 3.5 s");
     assert_eq!(phone.recv_within(Duration::from_millis(500)), None);
+}
+
+/// A phone whose SIP stack answers from another socket than the one it subscribed from (its
+/// 5060 listener, say) still ends the NOTIFY: the answer is matched by the transaction, not by
+/// the source port. One from another address is not ours to take.
+#[test]
+fn an_answer_from_another_port_of_the_phone_ends_the_notify() {
+    let d = Daemon::start_with(&pnp_config(100));
+    let server = pnp_addr(&d);
+    let phone = Phone::new();
+    let subscribe = phone.subscribe("otherport");
+    phone.send(server, subscribe.as_bytes());
+    let notify = check_answer(&d, &phone, &subscribe, server);
+
+    // Both answers go out at once, well before the first retransmission (0.5 s); loopback
+    // delivers them in the order sent.
+    let stranger = Phone::at(Ipv4Addr::new(127, 0, 0, 2));
+    stranger.send(server, ok_to(&notify).as_bytes());
+    let listener = Phone::new();
+    assert_ne!(listener.addr().port(), phone.addr().port());
+    listener.send(server, ok_to(&notify).as_bytes());
+    wait_metric(
+        &d,
+        "edgeprov_pnp_notifies_total{result=\"acknowledged\"}",
+        1,
+    );
+    assert_eq!(
+        metric(&d, "edgeprov_pnp_ignored_total"),
+        1,
+        "the stranger's"
+    );
+    // Nothing more: no retransmission (due at 0.5, 1.5 and 3.5 s) and none counted unanswered.
+    assert_eq!(phone.recv_within(Duration::from_secs(4)), None);
+    assert_eq!(
+        metric(&d, "edgeprov_pnp_notifies_total{result=\"unanswered\"}"),
+        0
+    );
 }
 
 #[test]

@@ -84,11 +84,13 @@ impl Subscribe {
     }
 }
 
-/// A response to a NOTIFY: the top Via's branch names the NOTIFY it answers.
+/// A response to a NOTIFY: the top Via's branch, the Call-ID and the CSeq number name the
+/// NOTIFY it answers (RFC 3261 §17.1.3), whichever port of the phone it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyResponse {
     pub branch: String,
     pub call_id: String,
+    pub cseq: u32,
     pub code: u16,
 }
 
@@ -114,7 +116,7 @@ pub fn classify(bytes: &[u8]) -> Result<Incoming, ParseError> {
 }
 
 fn response(message: &Message<'_>, code: u16) -> Result<Incoming, ParseError> {
-    let (_, method) = message.cseq()?;
+    let (cseq, method) = message.cseq()?;
     if !method.eq_ignore_ascii_case("NOTIFY") {
         return Ok(Incoming::Other);
     }
@@ -126,6 +128,7 @@ fn response(message: &Message<'_>, code: u16) -> Result<Incoming, ParseError> {
     Ok(Incoming::NotifyResponse(NotifyResponse {
         branch: branch.to_string(),
         call_id: message.required("call-id", "Call-ID")?.to_string(),
+        cseq,
         code,
     }))
 }
@@ -288,13 +291,20 @@ pub fn ok_response(sub: &Subscribe, source: SocketAddr, local: Local, tag: &str)
     out.into_bytes()
 }
 
-/// The NOTIFY that tells `sub`'s phone `url`. `tag` is the one the 200 gave; `branch` names
-/// this transaction (its responses are matched on it).
-pub fn notify(sub: &Subscribe, local: Local, tag: &str, branch: &str, url: &str) -> Vec<u8> {
+/// The NOTIFY that tells `sub`'s phone `url`. `tag` is the one the 200 gave; `branch` and
+/// `cseq` name this transaction (its responses are matched on them).
+pub fn notify(
+    sub: &Subscribe,
+    local: Local,
+    tag: &str,
+    branch: &str,
+    cseq: u32,
+    url: &str,
+) -> Vec<u8> {
     let to = sub.from.clone();
     format!(
         "NOTIFY {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-         From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: 1 NOTIFY\r\nContact: <sip:{}>\r\n\
+         From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\nContact: <sip:{}>\r\n\
          Event: {}\r\nSubscription-State: terminated;reason=timeout\r\n\
          Content-Type: application/url\r\nContent-Length: {}\r\n\r\n{url}",
         sub.contact,
@@ -508,6 +518,7 @@ mod tests {
             Ok(Incoming::NotifyResponse(NotifyResponse {
                 branch: "z9hG4bKedge1".into(),
                 call_id: "c".into(),
+                cseq: 1,
                 code: 200
             }))
         );
@@ -517,7 +528,7 @@ mod tests {
     fn the_notify_is_in_the_dialog_and_carries_the_url() {
         let s = sub(YEALINK);
         let url = "https://prov.example.lan:443/";
-        let n = notify(&s, local(), "abc", "z9hG4bKedge1", url);
+        let n = notify(&s, local(), "abc", "z9hG4bKedge1", 1, url);
         let m = Message::parse(&n).unwrap();
         assert_eq!(
             m.start,
@@ -557,6 +568,7 @@ mod tests {
             Ok(Incoming::NotifyResponse(NotifyResponse {
                 branch: "z9hG4bKedge1".into(),
                 call_id: s.call_id.clone(),
+                cseq: 1,
                 code: 200
             }))
         );

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::config::PnpConfig;
 use super::message::MAX_MESSAGE;
 use super::profile::{self, Incoming, Local};
-use super::transactions::{Admit, Outcome, Transactions};
+use super::transactions::{Admit, Notify, Outcome, Transactions};
 use crate::dns::rrl::{RateLimiter, Verdict};
 
 /// The plug-and-play group: IANA's "SIP" multicast address (sip.mcast.net), where RFC 6080
@@ -203,19 +203,17 @@ impl Loop {
                 tracing::debug!(%peer, error = %e, "PnP: malformed SIP dropped");
             }
             Ok(Incoming::Other) => bump(&self.stats.ignored),
-            Ok(Incoming::NotifyResponse(r)) => {
-                match self.transactions.answered(&r.branch, peer, r.code) {
-                    Some(Outcome::Acknowledged) => {
-                        bump(&self.stats.acknowledged);
-                        tracing::debug!(%peer, call_id = %r.call_id, "PnP: NOTIFY acknowledged");
-                    }
-                    Some(Outcome::Refused) => {
-                        bump(&self.stats.refused);
-                        tracing::debug!(%peer, code = r.code, "PnP: NOTIFY refused by the phone");
-                    }
-                    None => bump(&self.stats.ignored),
+            Ok(Incoming::NotifyResponse(r)) => match self.transactions.answered(&r, peer) {
+                Some(Outcome::Acknowledged) => {
+                    bump(&self.stats.acknowledged);
+                    tracing::debug!(%peer, call_id = %r.call_id, "PnP: NOTIFY acknowledged");
                 }
-            }
+                Some(Outcome::Refused) => {
+                    bump(&self.stats.refused);
+                    tracing::debug!(%peer, code = r.code, "PnP: NOTIFY refused by the phone");
+                }
+                None => bump(&self.stats.ignored),
+            },
             Ok(Incoming::Subscribe(sub)) => {
                 let key = sub.key();
                 match self.transactions.admit(&key, now) {
@@ -229,7 +227,12 @@ impl Loop {
                         let (tag, branch) = (token(), format!("z9hG4bK{}", token()));
                         let ok = profile::ok_response(&sub, peer, local, &tag);
                         let body = profile::body_for(&sub.device, &self.url);
-                        let notify = profile::notify(&sub, local, &tag, &branch, &body);
+                        let cseq = 1;
+                        let notify = Notify {
+                            bytes: profile::notify(&sub, local, &tag, &branch, cseq, &body),
+                            branch,
+                            cseq,
+                        };
                         tracing::debug!(
                             %peer,
                             vendor = %sub.device.vendor,
@@ -240,9 +243,9 @@ impl Loop {
                             "PnP: SUBSCRIBE answered"
                         );
                         self.send(&ok, peer).await;
-                        self.send(&notify, peer).await;
+                        self.send(&notify.bytes, peer).await;
                         bump(&self.stats.answered);
-                        self.transactions.start(key, peer, ok, notify, branch, now);
+                        self.transactions.start(key, peer, ok, notify, now);
                     }
                 }
             }

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::profile::SubscribeKey;
+use super::profile::{NotifyResponse, SubscribeKey};
 
 /// Timer E's first interval.
 pub const T1: Duration = Duration::from_millis(500);
@@ -33,12 +33,21 @@ pub enum Outcome {
     Refused,
 }
 
+/// A NOTIFY as sent: its bytes and what its answer is matched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub bytes: Vec<u8>,
+    /// Its top Via's branch.
+    pub branch: String,
+    /// Its CSeq number (its Call-ID is the SUBSCRIBE's).
+    pub cseq: u32,
+}
+
 struct Entry {
     peer: SocketAddr,
     /// Our 200 to the SUBSCRIBE, sent again if the SUBSCRIBE is.
     ok: Vec<u8>,
-    notify: Vec<u8>,
-    branch: String,
+    notify: Notify,
     sent: u32,
     /// When the NOTIFY is next due, or (after the last) given up on; `None` once answered.
     next: Option<Instant>,
@@ -113,21 +122,21 @@ impl Transactions {
         Admit::New
     }
 
-    /// Records a SUBSCRIBE answered with `ok` and its NOTIFY, sent for the first time `now`.
+    /// Records a SUBSCRIBE from `peer` answered with `ok` and its NOTIFY, sent for the first
+    /// time `now`.
     pub fn start(
         &mut self,
         key: SubscribeKey,
         peer: SocketAddr,
         ok: Vec<u8>,
-        notify: Vec<u8>,
-        branch: String,
+        notify: Notify,
         now: Instant,
     ) {
         if let Some(old) = self.entries.remove(&key) {
             self.unschedule(&key, &old);
         }
         let (next, forget) = (now + T1, now + REMEMBER);
-        self.by_branch.insert(branch.clone(), key.clone());
+        self.by_branch.insert(notify.branch.clone(), key.clone());
         self.due_at.insert((next, key.clone()));
         self.forget_at.insert((forget, key.clone()));
         self.entries.insert(
@@ -136,7 +145,6 @@ impl Transactions {
                 peer,
                 ok,
                 notify,
-                branch,
                 sent: 1,
                 next: Some(next),
                 forget,
@@ -146,27 +154,35 @@ impl Transactions {
 
     /// Takes the branch and times of `entry`, removed from `entries`, out of the indexes.
     fn unschedule(&mut self, key: &SubscribeKey, entry: &Entry) {
-        self.by_branch.remove(&entry.branch);
+        self.by_branch.remove(&entry.notify.branch);
         if let Some(next) = entry.next {
             self.due_at.remove(&(next, key.clone()));
         }
         self.forget_at.remove(&(entry.forget, key.clone()));
     }
 
-    /// A final response from `peer` to the NOTIFY `branch` names: its outcome, the first time
-    /// (a repeated response, or one for a NOTIFY not ours or from elsewhere, is `None`).
-    pub fn answered(&mut self, branch: &str, peer: SocketAddr, code: u16) -> Option<Outcome> {
-        if code < 200 {
+    /// A final response from `peer` to one of our NOTIFYs: its outcome, the first time (a
+    /// repeated response, or one for a NOTIFY not ours or from another address, is `None`).
+    ///
+    /// It is matched by the transaction, as RFC 3261 §17.1.3 matches a response (the branch,
+    /// with the Call-ID and CSeq that NOTIFY carried), and by the address, not the port: a
+    /// phone may answer from its SIP listener rather than the socket it subscribed from, and
+    /// the branch is 64 random bits no one else has seen.
+    pub fn answered(&mut self, response: &NotifyResponse, peer: SocketAddr) -> Option<Outcome> {
+        if response.code < 200 {
             return None;
         }
-        let key = self.by_branch.get(branch)?;
+        let key = self.by_branch.get(&response.branch)?;
         let entry = self.entries.get_mut(key)?;
-        if entry.peer != peer {
+        if entry.peer.ip() != peer.ip()
+            || key.call_id != response.call_id
+            || entry.notify.cseq != response.cseq
+        {
             return None;
         }
         let next = entry.next.take()?;
         self.due_at.remove(&(next, key.clone()));
-        Some(match code {
+        Some(match response.code {
             200..=299 => Outcome::Acknowledged,
             _ => Outcome::Refused,
         })
@@ -194,7 +210,7 @@ impl Transactions {
             }
             sends.push(Send {
                 peer: entry.peer,
-                bytes: entry.notify.clone(),
+                bytes: entry.notify.bytes.clone(),
             });
             entry.sent += 1;
             let next = match entry.sent {
@@ -248,19 +264,31 @@ mod tests {
         "10.0.0.9:5060".parse().unwrap()
     }
 
+    /// The NOTIFY of `key(n)`, branch `b<n>`, CSeq 1.
+    fn notify(n: u32, bytes: &[u8]) -> Notify {
+        Notify {
+            bytes: bytes.to_vec(),
+            branch: format!("b{n}"),
+            cseq: 1,
+        }
+    }
+
+    /// The phone's answer `code` to the NOTIFY of `key(n)`.
+    fn answer(n: u32, code: u16) -> NotifyResponse {
+        NotifyResponse {
+            branch: format!("b{n}"),
+            call_id: key(n).call_id,
+            cseq: 1,
+            code,
+        }
+    }
+
     #[test]
     fn an_unanswered_notify_is_sent_four_times_with_doubling_gaps_then_given_up() {
         let t0 = Instant::now();
         let mut t = Transactions::new(8);
         assert_eq!(t.admit(&key(1), t0), Admit::New);
-        t.start(
-            key(1),
-            peer(),
-            b"ok".to_vec(),
-            b"notify".to_vec(),
-            "b1".into(),
-            t0,
-        );
+        t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"notify"), t0);
         let mut times = vec![Duration::ZERO];
         let mut now = t0;
         let mut given_up = 0;
@@ -296,33 +324,32 @@ mod tests {
     fn an_answer_stops_retransmission_once_and_only_from_the_phone() {
         let t0 = Instant::now();
         let mut t = Transactions::new(8);
-        t.start(
-            key(1),
-            peer(),
-            b"ok".to_vec(),
-            b"n".to_vec(),
-            "b1".into(),
-            t0,
-        );
+        t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"n"), t0);
         let elsewhere: SocketAddr = "10.0.0.10:5060".parse().unwrap();
-        assert_eq!(t.answered("b1", elsewhere, 200), None);
-        assert_eq!(t.answered("b1", peer(), 180), None);
-        assert_eq!(t.answered("nope", peer(), 200), None);
-        assert_eq!(t.answered("b1", peer(), 200), Some(Outcome::Acknowledged));
-        assert_eq!(t.answered("b1", peer(), 200), None, "a repeated 200");
+        assert_eq!(t.answered(&answer(1, 200), elsewhere), None);
+        assert_eq!(t.answered(&answer(1, 180), peer()), None);
+        let mut wrong = answer(1, 200);
+        wrong.branch = "nope".into();
+        assert_eq!(t.answered(&wrong, peer()), None);
+        let mut wrong = answer(1, 200);
+        wrong.call_id = "call-2".into();
+        assert_eq!(t.answered(&wrong, peer()), None, "another Call-ID");
+        let mut wrong = answer(1, 200);
+        wrong.cseq = 2;
+        assert_eq!(t.answered(&wrong, peer()), None, "another CSeq");
+        // From the phone's address but another port (its SIP listener): the same phone.
+        let listener: SocketAddr = "10.0.0.9:5062".parse().unwrap();
+        assert_eq!(
+            t.answered(&answer(1, 200), listener),
+            Some(Outcome::Acknowledged)
+        );
+        assert_eq!(t.answered(&answer(1, 200), peer()), None, "a repeated 200");
         let (sends, gone) = t.due(t0 + Duration::from_secs(10));
         assert!(sends.is_empty());
         assert_eq!(gone, 0);
 
-        t.start(
-            key(2),
-            peer(),
-            b"ok".to_vec(),
-            b"n".to_vec(),
-            "b2".into(),
-            t0,
-        );
-        assert_eq!(t.answered("b2", peer(), 481), Some(Outcome::Refused));
+        t.start(key(2), peer(), b"ok".to_vec(), notify(2, b"n"), t0);
+        assert_eq!(t.answered(&answer(2, 481), peer()), Some(Outcome::Refused));
     }
 
     #[test]
@@ -330,12 +357,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Transactions::new(2);
         for n in 0..2 {
-            t.start(key(n), peer(), vec![], vec![], format!("b{n}"), t0);
+            t.start(key(n), peer(), vec![], notify(n, b""), t0);
         }
         assert_eq!(t.admit(&key(9), t0), Admit::Full);
         assert_eq!(t.admit(&key(0), t0), Admit::Repeat(b""));
-        t.answered("b0", peer(), 200);
-        t.answered("b1", peer(), 200);
+        t.answered(&answer(0, 200), peer());
+        t.answered(&answer(1, 200), peer());
         assert_eq!(t.admit(&key(9), t0 + REMEMBER), Admit::New);
     }
 
@@ -349,14 +376,7 @@ mod tests {
         let full = 4_096;
         let mut t = Transactions::new(full);
         for n in 0..full as u32 {
-            t.start(
-                key(n),
-                peer(),
-                vec![0; 600],
-                vec![0; 700],
-                format!("b{n}"),
-                t0,
-            );
+            t.start(key(n), peer(), vec![0; 600], notify(n, &[0; 700]), t0);
         }
         let asks = 20_000u32;
         let started = Instant::now();
