@@ -164,7 +164,7 @@ fn check_answer(d: &Daemon, phone: &Phone, subscribe: &str, server: SocketAddr) 
     );
     assert!(
         via.contains(&format!(";rport={}", phone.addr().port()))
-            && via.contains("received=127.0.0.1"),
+            && via.contains(&format!("received={}", phone.addr().ip())),
         "{via}"
     );
     assert_eq!(header(&ok, "From"), header(subscribe, "From"));
@@ -386,6 +386,30 @@ fn subscribes_over_the_rate_limit_are_dropped_unread() {
         metric(&d, "edgeprov_pnp_subscribes_answered_total") + metric(&d, limited),
         5
     );
+}
+
+/// One host cannot hold more than its share of the transaction table: its SUBSCRIBEs beyond
+/// 16 in hand are dropped and counted, while another host's is still answered.
+#[test]
+fn one_source_holds_at_most_its_share_of_subscribes() {
+    let d = Daemon::start_with(&pnp_config(100));
+    let server = pnp_addr(&d);
+    let flood = Phone::new();
+    let sent = 24u64;
+    for n in 0..sent {
+        flood.send(server, flood.subscribe(&format!("flood{n}")).as_bytes());
+    }
+    let per_source = "edgeprov_pnp_dropped_total{reason=\"source_busy\"}";
+    wait_metric(&d, per_source, sent - 16);
+    assert_eq!(metric(&d, "edgeprov_pnp_subscribes_answered_total"), 16);
+    assert_eq!(metric(&d, per_source), sent - 16);
+    assert_eq!(metric(&d, "edgeprov_pnp_dropped_total{reason=\"busy\"}"), 0);
+
+    let phone = Phone::at(Ipv4Addr::new(127, 0, 0, 3));
+    let subscribe = phone.subscribe("another");
+    phone.send(server, subscribe.as_bytes());
+    check_answer(&d, &phone, &subscribe, server);
+    assert_eq!(metric(&d, per_source), sent - 16);
 }
 
 /// A port another program holds (a PBX on this box) and an interface that does not exist fail

@@ -404,7 +404,8 @@ async fn metrics(
                 "dropped",
                 Some(("reason", name)),
                 "Plug-and-play datagrams dropped: malformed, rate_limited (over pnp.rate_limit), \
-                 busy (too many transactions in hand).",
+                 busy (too many transactions in hand), source_busy (too many in hand from that \
+                 address).",
             ),
         };
         let full = format!("edgeprov_pnp_{metric}_total");

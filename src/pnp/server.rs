@@ -30,6 +30,14 @@ pub const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 1, 75);
 /// once: a boot storm of a few thousand phones within that time; beyond it a SUBSCRIBE is
 /// dropped and the phone asks again. About 2 KB each.
 const MAX_TRANSACTIONS: usize = 4096;
+/// SUBSCRIBEs remembered at once from one address. A phone has one in hand at a time, two if
+/// it reboots within the 32 s an answered one is remembered; a host holding more is not a
+/// phone booting. Without a share of its own, thirteen hosts at the default rate limit (10 a
+/// second each, 320 remembered each) kept the whole table full and every real phone was
+/// turned away as busy. Sixteen leaves room for a phone that retries eagerly; 256 hosts are
+/// needed to fill the table. Not a key: plug-and-play is link-local multicast, so no relay or
+/// NAT puts many phones behind one address, and no real site needs another value.
+const MAX_PER_SOURCE: usize = 16;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -42,6 +50,7 @@ pub struct Stats {
     pub malformed: AtomicU64,
     pub rate_limited: AtomicU64,
     pub busy: AtomicU64,
+    pub source_busy: AtomicU64,
     pub send_errors: AtomicU64,
 }
 
@@ -51,7 +60,7 @@ fn bump(c: &AtomicU64) {
 
 impl Stats {
     /// `(name, value)` of every counter.
-    pub fn view(&self) -> [(&'static str, u64); 9] {
+    pub fn view(&self) -> [(&'static str, u64); 10] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("answered", g(&self.answered)),
@@ -62,6 +71,7 @@ impl Stats {
             ("malformed", g(&self.malformed)),
             ("rate_limited", g(&self.rate_limited)),
             ("busy", g(&self.busy)),
+            ("source_busy", g(&self.source_busy)),
             ("send_errors", g(&self.send_errors)),
         ]
     }
@@ -216,12 +226,13 @@ impl Loop {
             },
             Ok(Incoming::Subscribe(sub)) => {
                 let key = sub.key();
-                match self.transactions.admit(&key, now) {
+                match self.transactions.admit(&key, peer.ip(), now) {
                     Admit::Repeat(ok) => {
                         let ok = ok.to_vec();
                         self.send(&ok, peer).await;
                     }
                     Admit::Full => bump(&self.stats.busy),
+                    Admit::SourceFull => bump(&self.stats.source_busy),
                     Admit::New => {
                         let local = local_toward(self.bound, peer);
                         let (tag, branch) = (token(), format!("z9hG4bK{}", token()));
@@ -294,7 +305,7 @@ pub async fn serve(
         bound: local,
         url,
         limiter: RateLimiter::new(config.rate_limit),
-        transactions: Transactions::new(MAX_TRANSACTIONS),
+        transactions: Transactions::new(MAX_TRANSACTIONS, MAX_PER_SOURCE),
         stats,
     };
     // One byte more than a message may be, so that a longer one is seen as too long.

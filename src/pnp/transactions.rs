@@ -9,7 +9,7 @@
 //! address aims at someone else.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::profile::{NotifyResponse, SubscribeKey};
@@ -56,7 +56,8 @@ struct Entry {
 }
 
 /// Every SUBSCRIBE answered in the last [`REMEMBER`], with its NOTIFY's state; at most
-/// `capacity` of them.
+/// `capacity` of them, and at most `per_source` from one address, so that a few hosts cannot
+/// keep the table full and turn every real phone away.
 ///
 /// The loop asks for the next deadline at every datagram and admits every SUBSCRIBE, so the
 /// times are kept in order ([`BTreeSet`]s) beside the entries: neither looks at every
@@ -64,7 +65,10 @@ struct Entry {
 /// a flood, even one dropped over the rate limit, cost a scan of thousands.
 pub struct Transactions {
     capacity: usize,
+    per_source: usize,
     entries: HashMap<SubscribeKey, Entry>,
+    /// Entries by the address they came from; an address with none is not kept.
+    by_source: HashMap<IpAddr, usize>,
     by_branch: HashMap<String, SubscribeKey>,
     /// Each NOTIFY in flight by when it is next due (its entry's `next`).
     due_at: BTreeSet<(Instant, SubscribeKey)>,
@@ -84,6 +88,8 @@ pub enum Admit<'a> {
     Repeat(&'a [u8]),
     /// As many transactions as allowed are in hand: drop it (the phone asks again).
     Full,
+    /// As many as one address may have are in hand from this one: drop it.
+    SourceFull,
 }
 
 /// Something to send now.
@@ -94,10 +100,12 @@ pub struct Send {
 }
 
 impl Transactions {
-    pub fn new(capacity: usize) -> Transactions {
+    pub fn new(capacity: usize, per_source: usize) -> Transactions {
         Transactions {
             capacity,
+            per_source,
             entries: HashMap::new(),
+            by_source: HashMap::new(),
             by_branch: HashMap::new(),
             due_at: BTreeSet::new(),
             forget_at: BTreeSet::new(),
@@ -111,10 +119,14 @@ impl Transactions {
         self.entries.len()
     }
 
-    pub fn admit(&mut self, key: &SubscribeKey, now: Instant) -> Admit<'_> {
+    /// What to do about the SUBSCRIBE `key` from `source`.
+    pub fn admit(&mut self, key: &SubscribeKey, source: IpAddr, now: Instant) -> Admit<'_> {
         self.forget_old(now);
         if self.entries.contains_key(key) {
             return Admit::Repeat(&self.entries[key].ok);
+        }
+        if self.by_source.get(&source).copied().unwrap_or(0) >= self.per_source {
+            return Admit::SourceFull;
         }
         if self.entries.len() >= self.capacity {
             return Admit::Full;
@@ -133,9 +145,10 @@ impl Transactions {
         now: Instant,
     ) {
         if let Some(old) = self.entries.remove(&key) {
-            self.unschedule(&key, &old);
+            self.unindex(&key, &old);
         }
         let (next, forget) = (now + T1, now + REMEMBER);
+        *self.by_source.entry(peer.ip()).or_default() += 1;
         self.by_branch.insert(notify.branch.clone(), key.clone());
         self.due_at.insert((next, key.clone()));
         self.forget_at.insert((forget, key.clone()));
@@ -152,8 +165,16 @@ impl Transactions {
         );
     }
 
-    /// Takes the branch and times of `entry`, removed from `entries`, out of the indexes.
-    fn unschedule(&mut self, key: &SubscribeKey, entry: &Entry) {
+    /// Takes the source, branch and times of `entry`, removed from `entries`, out of the
+    /// indexes.
+    fn unindex(&mut self, key: &SubscribeKey, entry: &Entry) {
+        let source = entry.peer.ip();
+        if let Some(n) = self.by_source.get_mut(&source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_source.remove(&source);
+            }
+        }
         self.by_branch.remove(&entry.notify.branch);
         if let Some(next) = entry.next {
             self.due_at.remove(&(next, key.clone()));
@@ -242,7 +263,7 @@ impl Transactions {
             };
             if let Some(entry) = self.entries.remove(&key) {
                 self.given_up += u64::from(entry.next.is_some());
-                self.unschedule(&key, &entry);
+                self.unindex(&key, &entry);
             }
         }
     }
@@ -262,6 +283,11 @@ mod tests {
 
     fn peer() -> SocketAddr {
         "10.0.0.9:5060".parse().unwrap()
+    }
+
+    /// Another host.
+    fn elsewhere() -> IpAddr {
+        "10.0.0.10".parse().unwrap()
     }
 
     /// The NOTIFY of `key(n)`, branch `b<n>`, CSeq 1.
@@ -286,8 +312,8 @@ mod tests {
     #[test]
     fn an_unanswered_notify_is_sent_four_times_with_doubling_gaps_then_given_up() {
         let t0 = Instant::now();
-        let mut t = Transactions::new(8);
-        assert_eq!(t.admit(&key(1), t0), Admit::New);
+        let mut t = Transactions::new(8, 8);
+        assert_eq!(t.admit(&key(1), peer().ip(), t0), Admit::New);
         t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"notify"), t0);
         let mut times = vec![Duration::ZERO];
         let mut now = t0;
@@ -315,18 +341,18 @@ mod tests {
         assert_eq!(given_up, 1);
         assert_eq!(now - t0, Duration::from_millis(7500));
         // Still remembered for a repeated SUBSCRIBE, then forgotten.
-        assert_eq!(t.admit(&key(1), now), Admit::Repeat(b"ok"));
-        assert_eq!(t.admit(&key(1), t0 + REMEMBER), Admit::New);
+        assert_eq!(t.admit(&key(1), peer().ip(), now), Admit::Repeat(b"ok"));
+        assert_eq!(t.admit(&key(1), peer().ip(), t0 + REMEMBER), Admit::New);
         assert_eq!(t.len(), 0);
     }
 
     #[test]
     fn an_answer_stops_retransmission_once_and_only_from_the_phone() {
         let t0 = Instant::now();
-        let mut t = Transactions::new(8);
+        let mut t = Transactions::new(8, 8);
         t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"n"), t0);
-        let elsewhere: SocketAddr = "10.0.0.10:5060".parse().unwrap();
-        assert_eq!(t.answered(&answer(1, 200), elsewhere), None);
+        let stranger = SocketAddr::new(elsewhere(), 5060);
+        assert_eq!(t.answered(&answer(1, 200), stranger), None);
         assert_eq!(t.answered(&answer(1, 180), peer()), None);
         let mut wrong = answer(1, 200);
         wrong.branch = "nope".into();
@@ -355,15 +381,38 @@ mod tests {
     #[test]
     fn the_table_is_bounded() {
         let t0 = Instant::now();
-        let mut t = Transactions::new(2);
+        let mut t = Transactions::new(2, 2);
         for n in 0..2 {
             t.start(key(n), peer(), vec![], notify(n, b""), t0);
         }
-        assert_eq!(t.admit(&key(9), t0), Admit::Full);
-        assert_eq!(t.admit(&key(0), t0), Admit::Repeat(b""));
+        assert_eq!(t.admit(&key(9), elsewhere(), t0), Admit::Full);
+        assert_eq!(t.admit(&key(0), peer().ip(), t0), Admit::Repeat(b""));
         t.answered(&answer(0, 200), peer());
         t.answered(&answer(1, 200), peer());
-        assert_eq!(t.admit(&key(9), t0 + REMEMBER), Admit::New);
+        assert_eq!(t.admit(&key(9), elsewhere(), t0 + REMEMBER), Admit::New);
+    }
+
+    /// A few hosts must not keep the table full: one address has at most `per_source`
+    /// transactions in hand, its repeats are still answered, and others still get in.
+    #[test]
+    fn one_source_holds_at_most_its_share() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(8, 2);
+        for n in 0..2 {
+            assert_eq!(t.admit(&key(n), peer().ip(), t0), Admit::New);
+            t.start(key(n), peer(), b"ok".to_vec(), notify(n, b""), t0);
+        }
+        // Another port of the same host is the same source.
+        let other_port = SocketAddr::new(peer().ip(), 5070);
+        assert_eq!(t.admit(&key(2), other_port.ip(), t0), Admit::SourceFull);
+        assert_eq!(t.admit(&key(0), peer().ip(), t0), Admit::Repeat(b"ok"));
+        assert_eq!(t.admit(&key(2), elsewhere(), t0), Admit::New);
+        // A transaction started again under the same key is still one.
+        t.start(key(1), peer(), b"ok".to_vec(), notify(9, b""), t0);
+        assert_eq!(t.admit(&key(2), peer().ip(), t0), Admit::SourceFull);
+        // Once its transactions are forgotten the host is welcome again.
+        assert_eq!(t.admit(&key(2), peer().ip(), t0 + REMEMBER), Admit::New);
+        assert!(t.by_source.is_empty());
     }
 
     /// The loop asks for the next deadline at every datagram, and admits every SUBSCRIBE:
@@ -374,7 +423,7 @@ mod tests {
     fn a_full_table_is_not_scanned_per_datagram() {
         let t0 = Instant::now();
         let full = 4_096;
-        let mut t = Transactions::new(full);
+        let mut t = Transactions::new(full, full);
         for n in 0..full as u32 {
             t.start(key(n), peer(), vec![0; 600], notify(n, &[0; 700]), t0);
         }
@@ -382,7 +431,7 @@ mod tests {
         let started = Instant::now();
         for n in 0..asks {
             assert!(t.next_deadline().is_some());
-            assert_eq!(t.admit(&key(full as u32 + n), t0), Admit::Full);
+            assert_eq!(t.admit(&key(full as u32 + n), elsewhere(), t0), Admit::Full);
         }
         let spent = started.elapsed();
         assert!(
