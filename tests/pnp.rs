@@ -138,6 +138,23 @@ fn tag(value: &str) -> &str {
         .unwrap()
 }
 
+/// `subscribe` sent again inside the dialog whose To tag is `to_tag`, as request `cseq` of it
+/// (a refresh, RFC 6665 §4.1.2.2): the To carries the tag, a new CSeq and a new branch.
+fn in_dialog(subscribe: &str, to_tag: &str, cseq: u32) -> String {
+    let to = header(subscribe, "To").unwrap();
+    let via = header(subscribe, "Via").unwrap();
+    subscribe
+        .replace(
+            &format!("To: {to}\r\n"),
+            &format!("To: {to};tag={to_tag}\r\n"),
+        )
+        .replace("CSeq: 1 SUBSCRIBE", &format!("CSeq: {cseq} SUBSCRIBE"))
+        .replace(
+            via,
+            &format!("{via};x={cseq}").replace(";branch=", &format!(";branch=r{cseq}")),
+        )
+}
+
 /// The phone's `200 OK` to a NOTIFY, copying what RFC 3261 §8.2.6.2 says.
 fn ok_to(notify: &str) -> String {
     let h = |n| header(notify, n).unwrap();
@@ -386,6 +403,86 @@ fn subscribes_over_the_rate_limit_are_dropped_unread() {
         metric(&d, "edgeprov_pnp_subscribes_answered_total") + metric(&d, limited),
         5
     );
+}
+
+/// A SUBSCRIBE inside a dialog this service does not know (a refresh sent after our restart,
+/// or a To tag never ours) gets 481 Call/Transaction Does Not Exist (RFC 3261 §12.2.2), which
+/// makes the phone start a new subscription, and no NOTIFY.
+#[test]
+fn a_subscribe_in_a_dialog_we_do_not_know_gets_481_and_no_notify() {
+    let d = Daemon::start_with(&pnp_config(100));
+    let server = pnp_addr(&d);
+    let phone = Phone::new();
+    let subscribe = in_dialog(&phone.subscribe("restarted"), "gone", 2);
+    phone.send(server, subscribe.as_bytes());
+    let (answer, from) = phone.recv();
+    assert_eq!(from, server);
+    assert!(
+        answer.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"),
+        "{answer}"
+    );
+    assert_eq!(header(&answer, "To"), header(&subscribe, "To"));
+    assert_eq!(header(&answer, "From"), header(&subscribe, "From"));
+    assert_eq!(header(&answer, "Call-ID"), header(&subscribe, "Call-ID"));
+    assert_eq!(header(&answer, "CSeq"), Some("2 SUBSCRIBE"));
+    let via = header(&answer, "Via").unwrap();
+    assert!(via.contains(";branch=r2z9hG4bKrestarted"), "{via}");
+    assert!(via.contains("received=127.0.0.1"), "{via}");
+    assert_eq!(phone.recv_within(Duration::from_secs(1)), None, "no NOTIFY");
+    assert_eq!(metric(&d, "edgeprov_pnp_subscribes_answered_total"), 0);
+    assert_eq!(
+        metric(
+            &d,
+            "edgeprov_pnp_subscribes_refused_total{reason=\"no_dialog\"}"
+        ),
+        1
+    );
+
+    // The new subscription the phone then starts is answered as any.
+    let fresh = phone.subscribe("restarted2");
+    phone.send(server, fresh.as_bytes());
+    check_answer(&d, &phone, &fresh, server);
+}
+
+/// A refresh inside a dialog we know gets its 200 in that dialog and a NOTIFY that goes on
+/// from the last one's CSeq (RFC 3261 §12.2.1.1: a request in a dialog takes the next local
+/// CSeq), not one that starts again at 1, which the phone would refuse as out of order.
+#[test]
+fn a_refresh_in_a_dialog_we_know_goes_on_from_its_cseq() {
+    let d = Daemon::start_with(&pnp_config(100));
+    let server = pnp_addr(&d);
+    let phone = Phone::new();
+    let subscribe = phone.subscribe("refresh");
+    phone.send(server, subscribe.as_bytes());
+    let first = check_answer(&d, &phone, &subscribe, server);
+    phone.send(server, ok_to(&first).as_bytes());
+    let our_tag = tag(header(&first, "From").unwrap()).to_string();
+
+    let refresh = in_dialog(&subscribe, &our_tag, 2);
+    phone.send(server, refresh.as_bytes());
+    let (ok, _) = phone.recv();
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert_eq!(header(&ok, "To"), header(&refresh, "To"), "the tag kept");
+    assert_eq!(header(&ok, "CSeq"), Some("2 SUBSCRIBE"));
+    let (notify, _) = phone.recv();
+    assert!(notify.starts_with("NOTIFY "), "{notify}");
+    assert_eq!(header(&notify, "CSeq"), Some("2 NOTIFY"));
+    assert_eq!(header(&notify, "From"), header(&first, "From"));
+    assert_eq!(header(&notify, "To"), header(&first, "To"));
+    assert_eq!(header(&notify, "Call-ID"), header(&first, "Call-ID"));
+    assert_ne!(
+        header(&notify, "Via"),
+        header(&first, "Via"),
+        "a new branch"
+    );
+    assert_eq!(body(&notify), body(&first));
+    phone.send(server, ok_to(&notify).as_bytes());
+    wait_metric(
+        &d,
+        "edgeprov_pnp_notifies_total{result=\"acknowledged\"}",
+        2,
+    );
+    assert_eq!(metric(&d, "edgeprov_pnp_subscribes_answered_total"), 2);
 }
 
 /// One host cannot hold more than its share of the transaction table: its SUBSCRIBEs beyond

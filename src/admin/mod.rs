@@ -400,6 +400,13 @@ async fn metrics(
                 None,
                 "Plug-and-play answers that could not be sent.",
             ),
+            "no_dialog" | "out_of_order" => (
+                "subscribes_refused",
+                Some(("reason", name)),
+                "Plug-and-play SUBSCRIBEs sent inside a dialog and refused: no_dialog (481, not a \
+                 dialog of ours, the phone starts again), out_of_order (500, a CSeq below the \
+                 dialog's last).",
+            ),
             _ => (
                 "dropped",
                 Some(("reason", name)),

@@ -26,6 +26,9 @@
 //! the one NOTIFY (`terminated;reason=timeout`): phones ask with `Expires: 0` (a one-time
 //! fetch in RFC 6665's terms), and it is what the vendors' own examples and PnP servers send.
 //!
+//! A SUBSCRIBE sent inside a dialog (a refresh: its To carries our tag) is answered in that
+//! dialog when it is one of ours; otherwise [`refusal`] answers it (RFC 3261 §12.2.2).
+//!
 //! Other SIP (INVITE, REGISTER, OPTIONS, other events, `user` or `local-network` profiles) is
 //! [`Incoming::Other`]: never answered, so that a PBX on the same network is not disturbed.
 
@@ -60,6 +63,9 @@ pub struct Subscribe {
     pub from: String,
     pub from_tag: Option<String>,
     pub to: String,
+    /// The To tag: set when the phone sends the SUBSCRIBE inside a dialog (a refresh), which
+    /// must then be one of ours.
+    pub to_tag: Option<String>,
     pub event: String,
     /// The Request-URI of our NOTIFY.
     pub contact: String,
@@ -179,6 +185,7 @@ fn subscribe(message: &Message<'_>, uri: &str) -> Result<Incoming, ParseError> {
         return Err(ParseError::Missing("Via"));
     }
     let from = message.required("from", "From")?;
+    let to = message.required("to", "To")?;
     let contact = uri_of(message.required("contact", "Contact")?);
     if !contact.to_ascii_lowercase().starts_with("sip:") || contact.contains([' ', '\t']) {
         return Err(ParseError::Malformed("Contact", contact.to_string()));
@@ -201,7 +208,8 @@ fn subscribe(message: &Message<'_>, uri: &str) -> Result<Incoming, ParseError> {
         via,
         from: from.to_string(),
         from_tag: param(from, "tag").map(str::to_string),
-        to: message.required("to", "To")?.to_string(),
+        to: to.to_string(),
+        to_tag: param(to, "tag").map(str::to_string),
         event: event.to_string(),
         contact: contact.to_string(),
     })))
@@ -268,9 +276,10 @@ fn top_via(via: &str, source: SocketAddr) -> String {
     out
 }
 
-/// The `200 OK` to `sub`, which came from `source`; `tag` is our To tag.
-pub fn ok_response(sub: &Subscribe, source: SocketAddr, local: Local, tag: &str) -> Vec<u8> {
-    let mut out = String::from("SIP/2.0 200 OK\r\n");
+/// The start of every response to `sub`, which came from `source` (RFC 3261 §8.2.6.2): the
+/// status line, every Via, From, `to`, Call-ID and CSeq.
+fn response_head(sub: &Subscribe, source: SocketAddr, status: &str, to: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
     for (i, via) in sub.via.iter().enumerate() {
         let via = match i {
             0 => top_via(via, source),
@@ -279,13 +288,49 @@ pub fn ok_response(sub: &Subscribe, source: SocketAddr, local: Local, tag: &str)
         out.push_str(&format!("Via: {via}\r\n"));
     }
     out.push_str(&format!(
-        "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} SUBSCRIBE\r\n\
-         Contact: <sip:{}>\r\nExpires: 0\r\nServer: edgeprov/{}\r\nContent-Length: 0\r\n\r\n",
-        sub.from,
-        tagged(&sub.to, tag),
-        sub.call_id,
-        sub.cseq,
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} SUBSCRIBE\r\n",
+        sub.from, sub.call_id, sub.cseq,
+    ));
+    out
+}
+
+/// The `200 OK` to `sub`, which came from `source`; `tag` is our To tag (already in the To of
+/// a SUBSCRIBE sent inside our dialog).
+pub fn ok_response(sub: &Subscribe, source: SocketAddr, local: Local, tag: &str) -> Vec<u8> {
+    let mut out = response_head(sub, source, "200 OK", &tagged(&sub.to, tag));
+    out.push_str(&format!(
+        "Contact: <sip:{}>\r\nExpires: 0\r\nServer: edgeprov/{}\r\nContent-Length: 0\r\n\r\n",
         local.host_port(),
+        env!("CARGO_PKG_VERSION"),
+    ));
+    out.into_bytes()
+}
+
+/// Why a SUBSCRIBE sent inside a dialog is refused (RFC 3261 §12.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its To tag names no dialog of ours (we restarted since, forgot it, or never made it):
+    /// 481, after which the phone starts a new subscription (RFC 6665 §4.1.2.2).
+    NoDialog,
+    /// Its CSeq is below the last one seen in the dialog: 500.
+    OutOfOrder,
+}
+
+impl Refusal {
+    fn status(self) -> &'static str {
+        match self {
+            Refusal::NoDialog => "481 Call/Transaction Does Not Exist",
+            Refusal::OutOfOrder => "500 Server Internal Error",
+        }
+    }
+}
+
+/// The answer that refuses `sub`, which came from `source`. Its To is the SUBSCRIBE's, which
+/// carries the phone's idea of our tag, so the phone can match it to its request.
+pub fn refusal(sub: &Subscribe, source: SocketAddr, why: Refusal) -> Vec<u8> {
+    let mut out = response_head(sub, source, why.status(), &sub.to);
+    out.push_str(&format!(
+        "Server: edgeprov/{}\r\nContent-Length: 0\r\n\r\n",
         env!("CARGO_PKG_VERSION"),
     ));
     out.into_bytes()
@@ -489,6 +534,40 @@ mod tests {
         assert_eq!(m.cseq().unwrap(), (1, "SUBSCRIBE"));
         assert_eq!(m.header("contact"), Some("<sip:192.168.1.2:5060>"));
         assert_eq!(m.header("expires"), Some("0"));
+    }
+
+    /// A SUBSCRIBE sent inside a dialog carries a To tag: its 200 keeps that tag (no second
+    /// one), and a refusal copies the request's To as it came.
+    #[test]
+    fn inside_a_dialog_the_to_tag_is_read_and_kept() {
+        assert_eq!(sub(SNOM).to_tag, None);
+        let refresh = SNOM
+            .replace(
+                "To: <sip:MAC%3a00135E874B49@intern.snom.de>",
+                "To: <sip:MAC%3a00135E874B49@intern.snom.de>;tag=ours",
+            )
+            .replace("CSeq: 1 SUBSCRIBE", "CSeq: 2 SUBSCRIBE");
+        let s = sub(&refresh);
+        assert_eq!(s.to_tag.as_deref(), Some("ours"));
+        let source: SocketAddr = "192.168.10.67:5060".parse().unwrap();
+        let ok = ok_response(&s, source, local(), "ours");
+        let m = Message::parse(&ok).unwrap();
+        assert_eq!(m.header("to"), Some(s.to.as_str()));
+
+        for (why, code) in [(Refusal::NoDialog, 481), (Refusal::OutOfOrder, 500)] {
+            let answer = refusal(&s, source, why);
+            let m = Message::parse(&answer).unwrap();
+            assert_eq!(m.start, StartLine::Response { code });
+            assert_eq!(
+                m.header("via"),
+                Some("SIP/2.0/UDP 192.168.10.67:5060;rport=5060;received=192.168.10.67")
+            );
+            assert_eq!(m.header("from"), Some(s.from.as_str()));
+            assert_eq!(m.header("to"), Some(s.to.as_str()));
+            assert_eq!(m.header("call-id"), Some(s.call_id.as_str()));
+            assert_eq!(m.cseq().unwrap(), (2, "SUBSCRIBE"));
+            assert_eq!(m.header("contact"), None);
+        }
     }
 
     /// RFC 3261 §7.3.1: `Via: a, b` is two Vias. The top one is `a`, which gets `received`

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 
 use super::config::PnpConfig;
 use super::message::MAX_MESSAGE;
-use super::profile::{self, Incoming, Local};
-use super::transactions::{Admit, Notify, Outcome, Transactions};
+use super::profile::{self, Incoming, Local, Refusal, Subscribe, SubscribeKey};
+use super::transactions::{Admit, Answered, Notify, Outcome, Transactions};
 use crate::dns::rrl::{RateLimiter, Verdict};
 
 /// The plug-and-play group: IANA's "SIP" multicast address (sip.mcast.net), where RFC 6080
@@ -51,6 +51,8 @@ pub struct Stats {
     pub rate_limited: AtomicU64,
     pub busy: AtomicU64,
     pub source_busy: AtomicU64,
+    pub no_dialog: AtomicU64,
+    pub out_of_order: AtomicU64,
     pub send_errors: AtomicU64,
 }
 
@@ -60,7 +62,7 @@ fn bump(c: &AtomicU64) {
 
 impl Stats {
     /// `(name, value)` of every counter.
-    pub fn view(&self) -> [(&'static str, u64); 10] {
+    pub fn view(&self) -> [(&'static str, u64); 12] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("answered", g(&self.answered)),
@@ -72,6 +74,8 @@ impl Stats {
             ("rate_limited", g(&self.rate_limited)),
             ("busy", g(&self.busy)),
             ("source_busy", g(&self.source_busy)),
+            ("no_dialog", g(&self.no_dialog)),
+            ("out_of_order", g(&self.out_of_order)),
             ("send_errors", g(&self.send_errors)),
         ]
     }
@@ -224,43 +228,74 @@ impl Loop {
                 }
                 None => bump(&self.stats.ignored),
             },
-            Ok(Incoming::Subscribe(sub)) => {
-                let key = sub.key();
-                match self.transactions.admit(&key, peer.ip(), now) {
-                    Admit::Repeat(ok) => {
-                        let ok = ok.to_vec();
-                        self.send(&ok, peer).await;
-                    }
-                    Admit::Full => bump(&self.stats.busy),
-                    Admit::SourceFull => bump(&self.stats.source_busy),
-                    Admit::New => {
-                        let local = local_toward(self.bound, peer);
-                        let (tag, branch) = (token(), format!("z9hG4bK{}", token()));
-                        let ok = profile::ok_response(&sub, peer, local, &tag);
-                        let body = profile::body_for(&sub.device, &self.url);
-                        let cseq = 1;
-                        let notify = Notify {
-                            bytes: profile::notify(&sub, local, &tag, &branch, cseq, &body),
-                            branch,
-                            cseq,
-                        };
-                        tracing::debug!(
-                            %peer,
-                            vendor = %sub.device.vendor,
-                            model = %sub.device.model,
-                            version = %sub.device.version,
-                            mac = ?sub.device.mac.map(|m| m.to_string()),
-                            url = %body,
-                            "PnP: SUBSCRIBE answered"
-                        );
-                        self.send(&ok, peer).await;
-                        self.send(&notify.bytes, peer).await;
-                        bump(&self.stats.answered);
-                        self.transactions.start(key, peer, ok, notify, now);
-                    }
-                }
-            }
+            Ok(Incoming::Subscribe(sub)) => self.subscribe(&sub, peer, now).await,
         }
+    }
+
+    async fn subscribe(&mut self, sub: &Subscribe, peer: SocketAddr, now: Instant) {
+        let key = sub.key();
+        match self
+            .transactions
+            .admit(&key, sub.to_tag.as_deref(), peer.ip(), now)
+        {
+            Admit::Repeat(ok) => {
+                let ok = ok.to_vec();
+                self.send(&ok, peer).await;
+            }
+            Admit::Refused(why) => {
+                self.send(&profile::refusal(sub, peer, why), peer).await;
+                bump(match why {
+                    Refusal::NoDialog => &self.stats.no_dialog,
+                    Refusal::OutOfOrder => &self.stats.out_of_order,
+                });
+                tracing::debug!(%peer, call_id = %sub.call_id, ?why, "PnP: SUBSCRIBE in a dialog refused");
+            }
+            Admit::Full => bump(&self.stats.busy),
+            Admit::SourceFull => bump(&self.stats.source_busy),
+            Admit::New => self.answer(sub, key, peer, token(), 1, now).await,
+            Admit::Refresh { tag, cseq } => self.answer(sub, key, peer, tag, cseq, now).await,
+        }
+    }
+
+    /// Answers `sub` 200 in the dialog of `tag` and sends the NOTIFY, CSeq `cseq` of ours in it.
+    async fn answer(
+        &mut self,
+        sub: &Subscribe,
+        key: SubscribeKey,
+        peer: SocketAddr,
+        tag: String,
+        cseq: u32,
+        now: Instant,
+    ) {
+        let local = local_toward(self.bound, peer);
+        let branch = format!("z9hG4bK{}", token());
+        let ok = profile::ok_response(sub, peer, local, &tag);
+        let body = profile::body_for(&sub.device, &self.url);
+        let notify = Notify {
+            bytes: profile::notify(sub, local, &tag, &branch, cseq, &body),
+            branch,
+            cseq,
+        };
+        tracing::debug!(
+            %peer,
+            vendor = %sub.device.vendor,
+            model = %sub.device.model,
+            version = %sub.device.version,
+            mac = ?sub.device.mac.map(|m| m.to_string()),
+            url = %body,
+            refresh = cseq > 1,
+            "PnP: SUBSCRIBE answered"
+        );
+        self.send(&ok, peer).await;
+        self.send(&notify.bytes, peer).await;
+        bump(&self.stats.answered);
+        let answered = Answered {
+            peer,
+            tag,
+            ok,
+            notify,
+        };
+        self.transactions.start(key, answered, now);
     }
 
     async fn retransmit(&mut self) {

@@ -1,6 +1,11 @@
 //! The NOTIFYs in flight and the SUBSCRIBEs recently answered, with the time passed in: what
-//! is due to be sent again, which answer a repeated SUBSCRIBE gets, and which NOTIFY a phone's
-//! response ends.
+//! is due to be sent again, which answer a repeated SUBSCRIBE gets, which dialogs a SUBSCRIBE
+//! sent inside one may name, and which NOTIFY a phone's response ends.
+//!
+//! A dialog is known while a transaction in it is remembered: one made by a SUBSCRIBE answered
+//! in the last [`REMEMBER`], or refreshed since. That covers a phone that sends a refresh right
+//! after the first answer; a dialog older than that (or from before a restart) is answered 481,
+//! and the phone starts again, which costs it one round trip.
 //!
 //! Retransmission is RFC 3261 §17.1.2.2's for a non-INVITE request over UDP (Timer E: T1 =
 //! 500 ms, doubling), but bounded tighter than Timer F's 32 s: [`SENDS`] transmissions over
@@ -12,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::profile::{NotifyResponse, SubscribeKey};
+use super::profile::{NotifyResponse, Refusal, SubscribeKey};
 
 /// Timer E's first interval.
 pub const T1: Duration = Duration::from_millis(500);
@@ -43,11 +48,37 @@ pub struct Notify {
     pub cseq: u32,
 }
 
-struct Entry {
-    peer: SocketAddr,
+/// A SUBSCRIBE answered: where from, the dialog's tag and what was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub peer: SocketAddr,
+    /// Our tag, the To tag of the dialog our 200 made (or the SUBSCRIBE came in).
+    pub tag: String,
     /// Our 200 to the SUBSCRIBE, sent again if the SUBSCRIBE is.
-    ok: Vec<u8>,
-    notify: Notify,
+    pub ok: Vec<u8>,
+    pub notify: Notify,
+}
+
+/// A dialog of ours (RFC 3261 §12): the Call-ID, the phone's tag and ours.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Dialog {
+    call_id: String,
+    from_tag: Option<String>,
+    tag: String,
+}
+
+impl Dialog {
+    fn of(key: &SubscribeKey, tag: &str) -> Dialog {
+        Dialog {
+            call_id: key.call_id.clone(),
+            from_tag: key.from_tag.clone(),
+            tag: tag.to_string(),
+        }
+    }
+}
+
+struct Entry {
+    answered: Answered,
     sent: u32,
     /// When the NOTIFY is next due, or (after the last) given up on; `None` once answered.
     next: Option<Instant>,
@@ -69,6 +100,8 @@ pub struct Transactions {
     entries: HashMap<SubscribeKey, Entry>,
     /// Entries by the address they came from; an address with none is not kept.
     by_source: HashMap<IpAddr, usize>,
+    /// Each dialog with an entry, and its latest one (the highest CSeq the phone sent in it).
+    dialogs: HashMap<Dialog, SubscribeKey>,
     by_branch: HashMap<String, SubscribeKey>,
     /// Each NOTIFY in flight by when it is next due (its entry's `next`).
     due_at: BTreeSet<(Instant, SubscribeKey)>,
@@ -82,10 +115,16 @@ pub struct Transactions {
 /// What to do about a SUBSCRIBE.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admit<'a> {
-    /// New: answer it and [`Transactions::start`] its NOTIFY.
+    /// New, outside any dialog: answer it in a new one (a new tag, the NOTIFY's CSeq 1) and
+    /// [`Transactions::start`] its NOTIFY.
     New,
+    /// A refresh in a dialog of ours: answer it with this tag and a NOTIFY of this CSeq (the
+    /// next in the dialog), and [`Transactions::start`] it.
+    Refresh { tag: String, cseq: u32 },
     /// Seen already: send this same 200 again, nothing else.
     Repeat(&'a [u8]),
+    /// Sent inside a dialog, but not one it may be in: answer this refusal, nothing else.
+    Refused(Refusal),
     /// As many transactions as allowed are in hand: drop it (the phone asks again).
     Full,
     /// As many as one address may have are in hand from this one: drop it.
@@ -106,6 +145,7 @@ impl Transactions {
             per_source,
             entries: HashMap::new(),
             by_source: HashMap::new(),
+            dialogs: HashMap::new(),
             by_branch: HashMap::new(),
             due_at: BTreeSet::new(),
             forget_at: BTreeSet::new(),
@@ -119,11 +159,39 @@ impl Transactions {
         self.entries.len()
     }
 
-    /// What to do about the SUBSCRIBE `key` from `source`.
-    pub fn admit(&mut self, key: &SubscribeKey, source: IpAddr, now: Instant) -> Admit<'_> {
+    /// What to do about the SUBSCRIBE `key` from `source`, whose To tag is `to_tag`.
+    pub fn admit(
+        &mut self,
+        key: &SubscribeKey,
+        to_tag: Option<&str>,
+        source: IpAddr,
+        now: Instant,
+    ) -> Admit<'_> {
         self.forget_old(now);
-        if self.entries.contains_key(key) {
-            return Admit::Repeat(&self.entries[key].ok);
+        if let Some(entry) = self.entries.get(key)
+            && to_tag.is_none_or(|tag| entry.answered.tag == tag)
+        {
+            return Admit::Repeat(&entry.answered.ok);
+        }
+        let mut refresh = None;
+        if let Some(tag) = to_tag {
+            // RFC 3261 §12.2.2: a request inside a dialog we do not have is 481, and one
+            // below the dialog's last CSeq is out of order.
+            let dialog = Dialog::of(key, tag);
+            let Some((latest, entry)) = self
+                .dialogs
+                .get(&dialog)
+                .and_then(|k| Some((k, self.entries.get(k)?)))
+            else {
+                return Admit::Refused(Refusal::NoDialog);
+            };
+            if latest.cseq >= key.cseq {
+                return Admit::Refused(Refusal::OutOfOrder);
+            }
+            refresh = Some(Admit::Refresh {
+                tag: dialog.tag,
+                cseq: entry.answered.notify.cseq.saturating_add(1),
+            });
         }
         if self.by_source.get(&source).copied().unwrap_or(0) >= self.per_source {
             return Admit::SourceFull;
@@ -131,33 +199,26 @@ impl Transactions {
         if self.entries.len() >= self.capacity {
             return Admit::Full;
         }
-        Admit::New
+        refresh.unwrap_or(Admit::New)
     }
 
-    /// Records a SUBSCRIBE from `peer` answered with `ok` and its NOTIFY, sent for the first
-    /// time `now`.
-    pub fn start(
-        &mut self,
-        key: SubscribeKey,
-        peer: SocketAddr,
-        ok: Vec<u8>,
-        notify: Notify,
-        now: Instant,
-    ) {
+    /// Records a SUBSCRIBE answered, whose NOTIFY was sent for the first time `now`.
+    pub fn start(&mut self, key: SubscribeKey, answered: Answered, now: Instant) {
         if let Some(old) = self.entries.remove(&key) {
             self.unindex(&key, &old);
         }
         let (next, forget) = (now + T1, now + REMEMBER);
-        *self.by_source.entry(peer.ip()).or_default() += 1;
-        self.by_branch.insert(notify.branch.clone(), key.clone());
+        *self.by_source.entry(answered.peer.ip()).or_default() += 1;
+        self.dialogs
+            .insert(Dialog::of(&key, &answered.tag), key.clone());
+        self.by_branch
+            .insert(answered.notify.branch.clone(), key.clone());
         self.due_at.insert((next, key.clone()));
         self.forget_at.insert((forget, key.clone()));
         self.entries.insert(
             key,
             Entry {
-                peer,
-                ok,
-                notify,
+                answered,
                 sent: 1,
                 next: Some(next),
                 forget,
@@ -168,14 +229,18 @@ impl Transactions {
     /// Takes the source, branch and times of `entry`, removed from `entries`, out of the
     /// indexes.
     fn unindex(&mut self, key: &SubscribeKey, entry: &Entry) {
-        let source = entry.peer.ip();
+        let source = entry.answered.peer.ip();
         if let Some(n) = self.by_source.get_mut(&source) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.by_source.remove(&source);
             }
         }
-        self.by_branch.remove(&entry.notify.branch);
+        let dialog = Dialog::of(key, &entry.answered.tag);
+        if self.dialogs.get(&dialog) == Some(key) {
+            self.dialogs.remove(&dialog);
+        }
+        self.by_branch.remove(&entry.answered.notify.branch);
         if let Some(next) = entry.next {
             self.due_at.remove(&(next, key.clone()));
         }
@@ -195,9 +260,9 @@ impl Transactions {
         }
         let key = self.by_branch.get(&response.branch)?;
         let entry = self.entries.get_mut(key)?;
-        if entry.peer.ip() != peer.ip()
+        if entry.answered.peer.ip() != peer.ip()
             || key.call_id != response.call_id
-            || entry.notify.cseq != response.cseq
+            || entry.answered.notify.cseq != response.cseq
         {
             return None;
         }
@@ -230,8 +295,8 @@ impl Transactions {
                 continue;
             }
             sends.push(Send {
-                peer: entry.peer,
-                bytes: entry.notify.bytes.clone(),
+                peer: entry.answered.peer,
+                bytes: entry.answered.notify.bytes.clone(),
             });
             entry.sent += 1;
             let next = match entry.sent {
@@ -290,12 +355,18 @@ mod tests {
         "10.0.0.10".parse().unwrap()
     }
 
-    /// The NOTIFY of `key(n)`, branch `b<n>`, CSeq 1.
-    fn notify(n: u32, bytes: &[u8]) -> Notify {
-        Notify {
-            bytes: bytes.to_vec(),
-            branch: format!("b{n}"),
-            cseq: 1,
+    /// `key(n)` answered from `peer` in the dialog of tag `d<n>`: `ok`, then `notify` with the
+    /// branch `b<n>`, CSeq 1.
+    fn answered(n: u32, peer: SocketAddr, ok: &[u8], notify: &[u8]) -> Answered {
+        Answered {
+            peer,
+            tag: format!("d{n}"),
+            ok: ok.to_vec(),
+            notify: Notify {
+                bytes: notify.to_vec(),
+                branch: format!("b{n}"),
+                cseq: 1,
+            },
         }
     }
 
@@ -313,8 +384,8 @@ mod tests {
     fn an_unanswered_notify_is_sent_four_times_with_doubling_gaps_then_given_up() {
         let t0 = Instant::now();
         let mut t = Transactions::new(8, 8);
-        assert_eq!(t.admit(&key(1), peer().ip(), t0), Admit::New);
-        t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"notify"), t0);
+        assert_eq!(t.admit(&key(1), None, peer().ip(), t0), Admit::New);
+        t.start(key(1), answered(1, peer(), b"ok", b"notify"), t0);
         let mut times = vec![Duration::ZERO];
         let mut now = t0;
         let mut given_up = 0;
@@ -341,8 +412,14 @@ mod tests {
         assert_eq!(given_up, 1);
         assert_eq!(now - t0, Duration::from_millis(7500));
         // Still remembered for a repeated SUBSCRIBE, then forgotten.
-        assert_eq!(t.admit(&key(1), peer().ip(), now), Admit::Repeat(b"ok"));
-        assert_eq!(t.admit(&key(1), peer().ip(), t0 + REMEMBER), Admit::New);
+        assert_eq!(
+            t.admit(&key(1), None, peer().ip(), now),
+            Admit::Repeat(b"ok")
+        );
+        assert_eq!(
+            t.admit(&key(1), None, peer().ip(), t0 + REMEMBER),
+            Admit::New
+        );
         assert_eq!(t.len(), 0);
     }
 
@@ -350,7 +427,7 @@ mod tests {
     fn an_answer_stops_retransmission_once_and_only_from_the_phone() {
         let t0 = Instant::now();
         let mut t = Transactions::new(8, 8);
-        t.start(key(1), peer(), b"ok".to_vec(), notify(1, b"n"), t0);
+        t.start(key(1), answered(1, peer(), b"ok", b"n"), t0);
         let stranger = SocketAddr::new(elsewhere(), 5060);
         assert_eq!(t.answered(&answer(1, 200), stranger), None);
         assert_eq!(t.answered(&answer(1, 180), peer()), None);
@@ -374,7 +451,7 @@ mod tests {
         assert!(sends.is_empty());
         assert_eq!(gone, 0);
 
-        t.start(key(2), peer(), b"ok".to_vec(), notify(2, b"n"), t0);
+        t.start(key(2), answered(2, peer(), b"ok", b"n"), t0);
         assert_eq!(t.answered(&answer(2, 481), peer()), Some(Outcome::Refused));
     }
 
@@ -383,13 +460,85 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Transactions::new(2, 2);
         for n in 0..2 {
-            t.start(key(n), peer(), vec![], notify(n, b""), t0);
+            t.start(key(n), answered(n, peer(), b"", b""), t0);
         }
-        assert_eq!(t.admit(&key(9), elsewhere(), t0), Admit::Full);
-        assert_eq!(t.admit(&key(0), peer().ip(), t0), Admit::Repeat(b""));
+        assert_eq!(t.admit(&key(9), None, elsewhere(), t0), Admit::Full);
+        assert_eq!(t.admit(&key(0), None, peer().ip(), t0), Admit::Repeat(b""));
         t.answered(&answer(0, 200), peer());
         t.answered(&answer(1, 200), peer());
-        assert_eq!(t.admit(&key(9), elsewhere(), t0 + REMEMBER), Admit::New);
+        assert_eq!(
+            t.admit(&key(9), None, elsewhere(), t0 + REMEMBER),
+            Admit::New
+        );
+    }
+
+    /// RFC 3261 §12.2.2 for a SUBSCRIBE sent inside a dialog: one we made and still know is a
+    /// refresh, whose NOTIFY goes on from the dialog's last CSeq; a repeat of it is a repeat;
+    /// a CSeq below the dialog's last is out of order; any other To tag, or a dialog forgotten
+    /// (as after a restart), names no dialog of ours.
+    #[test]
+    fn a_subscribe_inside_a_dialog_is_a_refresh_only_of_one_we_know() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(8, 8);
+        let ip = peer().ip();
+        t.start(key(1), answered(1, peer(), b"ok1", b""), t0);
+        let in_dialog = |cseq| SubscribeKey { cseq, ..key(1) };
+
+        assert_eq!(
+            t.admit(&in_dialog(2), Some("d9"), ip, t0),
+            Admit::Refused(Refusal::NoDialog),
+            "not our tag"
+        );
+        let other_call = SubscribeKey {
+            call_id: "call-2".into(),
+            ..in_dialog(2)
+        };
+        assert_eq!(
+            t.admit(&other_call, Some("d1"), ip, t0),
+            Admit::Refused(Refusal::NoDialog),
+            "our tag, another Call-ID"
+        );
+        let refresh = Admit::Refresh {
+            tag: "d1".into(),
+            cseq: 2,
+        };
+        assert_eq!(t.admit(&in_dialog(2), Some("d1"), ip, t0), refresh);
+        let mut second = answered(1, peer(), b"ok2", b"");
+        second.notify.cseq = 2;
+        second.notify.branch = "b1-2".into();
+        t.start(in_dialog(2), second, t0 + Duration::from_secs(20));
+
+        let later = t0 + Duration::from_secs(21);
+        assert_eq!(
+            t.admit(&in_dialog(2), Some("d1"), ip, later),
+            Admit::Repeat(b"ok2")
+        );
+        assert_eq!(
+            t.admit(&in_dialog(1), Some("d1"), ip, later),
+            Admit::Repeat(b"ok1"),
+            "the first, sent again, is still a repeat"
+        );
+        assert_eq!(
+            t.admit(&in_dialog(5), Some("d1"), ip, later),
+            Admit::Refresh {
+                tag: "d1".into(),
+                cseq: 3
+            }
+        );
+        // The first transaction is forgotten; the refresh keeps the dialog known.
+        let after_first = t0 + REMEMBER + Duration::from_secs(1);
+        assert_eq!(
+            t.admit(&in_dialog(1), Some("d1"), ip, after_first),
+            Admit::Refused(Refusal::OutOfOrder)
+        );
+        assert_eq!(t.len(), 1);
+        // Once every transaction of it is forgotten, so is the dialog.
+        let after_all = t0 + Duration::from_secs(20) + REMEMBER;
+        assert_eq!(
+            t.admit(&in_dialog(3), Some("d1"), ip, after_all),
+            Admit::Refused(Refusal::NoDialog)
+        );
+        assert!(t.dialogs.is_empty() && t.by_branch.is_empty());
     }
 
     /// A few hosts must not keep the table full: one address has at most `per_source`
@@ -399,19 +548,28 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Transactions::new(8, 2);
         for n in 0..2 {
-            assert_eq!(t.admit(&key(n), peer().ip(), t0), Admit::New);
-            t.start(key(n), peer(), b"ok".to_vec(), notify(n, b""), t0);
+            assert_eq!(t.admit(&key(n), None, peer().ip(), t0), Admit::New);
+            t.start(key(n), answered(n, peer(), b"ok", b""), t0);
         }
         // Another port of the same host is the same source.
         let other_port = SocketAddr::new(peer().ip(), 5070);
-        assert_eq!(t.admit(&key(2), other_port.ip(), t0), Admit::SourceFull);
-        assert_eq!(t.admit(&key(0), peer().ip(), t0), Admit::Repeat(b"ok"));
-        assert_eq!(t.admit(&key(2), elsewhere(), t0), Admit::New);
+        assert_eq!(
+            t.admit(&key(2), None, other_port.ip(), t0),
+            Admit::SourceFull
+        );
+        assert_eq!(
+            t.admit(&key(0), None, peer().ip(), t0),
+            Admit::Repeat(b"ok")
+        );
+        assert_eq!(t.admit(&key(2), None, elsewhere(), t0), Admit::New);
         // A transaction started again under the same key is still one.
-        t.start(key(1), peer(), b"ok".to_vec(), notify(9, b""), t0);
-        assert_eq!(t.admit(&key(2), peer().ip(), t0), Admit::SourceFull);
+        t.start(key(1), answered(9, peer(), b"ok", b""), t0);
+        assert_eq!(t.admit(&key(2), None, peer().ip(), t0), Admit::SourceFull);
         // Once its transactions are forgotten the host is welcome again.
-        assert_eq!(t.admit(&key(2), peer().ip(), t0 + REMEMBER), Admit::New);
+        assert_eq!(
+            t.admit(&key(2), None, peer().ip(), t0 + REMEMBER),
+            Admit::New
+        );
         assert!(t.by_source.is_empty());
     }
 
@@ -425,13 +583,16 @@ mod tests {
         let full = 4_096;
         let mut t = Transactions::new(full, full);
         for n in 0..full as u32 {
-            t.start(key(n), peer(), vec![0; 600], notify(n, &[0; 700]), t0);
+            t.start(key(n), answered(n, peer(), &[0; 600], &[0; 700]), t0);
         }
         let asks = 20_000u32;
         let started = Instant::now();
         for n in 0..asks {
             assert!(t.next_deadline().is_some());
-            assert_eq!(t.admit(&key(full as u32 + n), elsewhere(), t0), Admit::Full);
+            assert_eq!(
+                t.admit(&key(full as u32 + n), None, elsewhere(), t0),
+                Admit::Full
+            );
         }
         let spent = started.elapsed();
         assert!(
