@@ -1,6 +1,7 @@
 //! SIP plug-and-play as a site runs it, in network namespaces this test creates: the daemon
 //! with the default `[pnp]` (`0.0.0.0:5060`, `interfaces = []`: the group joined on every
-//! multicast link) and a phone on another link multicasting its SUBSCRIBE from port 5060.
+//! multicast link) and a phone on another link multicasting its SUBSCRIBE from port 5060 and
+//! answering the NOTIFY from another port.
 //!
 //! ```text
 //!  phone ns: p0 10.77.0.2/24 ◀──▶ s0 10.77.0.1/24 server ns: edgeprov
@@ -88,6 +89,19 @@ fn a_phone_on_another_link_is_answered_over_multicast_with_the_defaults() {
         String::from_utf8_lossy(&phone.stderr),
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
+    // The phone's answer, from another port than its SUBSCRIBE's, ended the NOTIFY.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("PnP: NOTIFY acknowledged") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the answer was not taken:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn header<'a>(message: &'a str, name: &str) -> &'a str {
@@ -161,7 +175,10 @@ fn phone() {
         header(&notify, "Call-ID"),
         header(&notify, "CSeq"),
     );
-    socket.send_to(answer.as_bytes(), server).unwrap();
+    // Answered from another socket than the one that subscribed, as a phone whose SIP stack
+    // answers from its listener does: the daemon matches the answer by its transaction.
+    let listener = UdpSocket::bind((me, 0)).unwrap();
+    listener.send_to(answer.as_bytes(), server).unwrap();
     let body = notify.split_once("\r\n\r\n").unwrap().1;
     println!("PHONE-OK {body}");
 }
