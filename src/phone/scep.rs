@@ -20,7 +20,7 @@ use crate::firmware::{PhoneBody, full};
 use crate::model::{AlarmKind, Mac};
 use crate::scep::policy::{Decision, Facts};
 use crate::scep::reply::{Outcome, ReplyError, cert_rep};
-use crate::scep::{FailInfo, Header, MessageType, Operation, read_csr, read_header};
+use crate::scep::{FailInfo, Header, MessageType, Operation, read_header};
 
 type Resp = Response<PhoneBody>;
 
@@ -364,11 +364,7 @@ fn enrol(
             return refuse(&header, None, r.fail, &r.reason);
         }
     };
-    let header = &request.header;
-    let csr = match read_csr(&request.content) {
-        Ok(c) => c,
-        Err(why) => return refuse(header, None, FailInfo::BadRequest, &why),
-    };
+    let (header, csr) = (&request.header, &request.csr);
     let challenge = match read_challenge(&scep.config.challenge_file) {
         Ok(c) => c,
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
@@ -391,7 +387,7 @@ fn enrol(
         .flatten();
     let decision = crate::scep::policy::decide(&Facts {
         message_type: header.message_type,
-        csr: &csr,
+        csr,
         challenge: &challenge,
         signer_rsa,
         in_inventory,

@@ -17,7 +17,16 @@ use x509_cert::attr::Attributes;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use super::cipher::ContentCipher;
+use super::csr::{CsrFacts, read_csr};
 use super::{FailInfo, MessageType, RaKey, ScepError, oids};
+
+/// The one reason given, whatever failed once the signature checked out: unwrapping the
+/// content key, decrypting the content (its CBC padding), reading the certificate request or
+/// checking its self-signature. An answer that told these apart would be a padding oracle: an
+/// attacker replaying a captured envelope with chosen IVs, signed with a key of his own, would
+/// read the request (and its challenge password) byte by byte from the failInfo.
+pub const UNREADABLE: &str =
+    "the encrypted content does not open to a self-signed certificate request";
 
 /// The signed envelope of a request, read but not yet checked.
 #[derive(Debug, Clone)]
@@ -31,14 +40,15 @@ pub struct Header {
     pub signer_der: Vec<u8>,
 }
 
-/// A request whose signature verified and whose content was opened.
+/// A request whose signature verified, whose content was opened and read as a self-signed
+/// PKCS#10 request.
 #[derive(Debug, Clone)]
 pub struct PkiRequest {
     pub header: Header,
     /// The cipher the client encrypted with: the answer uses it too.
     pub cipher: ContentCipher,
-    /// The decrypted messageData: a PKCS#10 request for PKCSReq and RenewalReq.
-    pub content: Vec<u8>,
+    /// The certificate request the decrypted messageData holds.
+    pub csr: CsrFacts,
 }
 
 /// Why a request whose envelope was read is refused: the CertRep FAILURE says `fail`.
@@ -161,9 +171,12 @@ pub fn read_header(body: &[u8]) -> Result<Signed, ScepError> {
 }
 
 impl Signed {
-    /// Checks the signature and opens the envelope with the RA's key. `single_des`: whether
-    /// content encrypted with single DES is accepted (`scep.allow_single_des`).
-    /// The error keeps the header, which the FAILURE answering it needs.
+    /// Checks the signature, opens the envelope with the RA's key and reads the certificate
+    /// request inside. `single_des`: whether content encrypted with single DES is accepted
+    /// (`scep.allow_single_des`). The error keeps the header, which the FAILURE answering it
+    /// needs. Past the signature, refusals tell apart only what the envelope says in clear
+    /// (recipient, algorithms); every failure that depends on the decrypted bytes is the one
+    /// [`UNREADABLE`] refusal.
     pub fn open(
         self,
         ra: &dyn RaKey,
@@ -175,12 +188,12 @@ impl Signed {
             econtent,
         } = self;
         match verify(&header, &signer_info, &econtent)
-            .and_then(|()| decrypt(&econtent, ra, single_des))
+            .and_then(|()| decrypt(&econtent, ra, single_des, |c| read_csr(c).ok()))
         {
-            Ok((cipher, content)) => Ok(PkiRequest {
+            Ok((cipher, csr)) => Ok(PkiRequest {
                 header,
                 cipher,
-                content,
+                csr,
             }),
             Err(r) => Err(Box::new((header, r))),
         }
@@ -188,6 +201,18 @@ impl Signed {
 }
 
 impl Signed {
+    /// Checks the signature and opens the envelope to its raw content: a client reading the
+    /// certificates a CertRep carries (tests).
+    #[cfg(test)]
+    pub fn open_data(
+        self,
+        ra: &dyn RaKey,
+        single_des: bool,
+    ) -> Result<(ContentCipher, Vec<u8>), Refusal> {
+        verify(&self.header, &self.signer_info, &self.econtent)?;
+        decrypt(&self.econtent, ra, single_des, |c| Some(c.to_vec()))
+    }
+
     /// Checks the signature alone (a client reading a CertRep; tests).
     pub fn verify_signature(&self) -> Result<(), Refusal> {
         verify(&self.header, &self.signer_info, &self.econtent)
@@ -345,12 +370,14 @@ fn verify(header: &Header, si: &SignerInfo, econtent: &[u8]) -> Result<(), Refus
         .map_err(|_| Refusal::new(FailInfo::BadMessageCheck, "the signature does not verify"))
 }
 
-/// Opens the EnvelopedData the signed content holds, with the RA's key.
-fn decrypt(
+/// Opens the EnvelopedData the signed content holds, with the RA's key, and reads what it
+/// holds with `read` (the certificate request, for a server).
+fn decrypt<T>(
     econtent: &[u8],
     ra: &dyn RaKey,
     single_des: bool,
-) -> Result<(ContentCipher, Vec<u8>), Refusal> {
+    read: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<(ContentCipher, T), Refusal> {
     let bad = |why: String| Refusal::new(FailInfo::BadMessageCheck, why);
     let ci = ContentInfo::from_ber(econtent)
         .map_err(|e| bad(format!("the signed content is not a CMS message: {e}")))?;
@@ -401,16 +428,29 @@ fn decrypt(
         .as_ref()
         .and_then(implicit_octets)
         .ok_or_else(|| bad("the envelope has no encrypted content".into()))?;
+    open_content(ra, cipher, ktri.enc_key.as_bytes(), &iv, &encrypted, read)
+        .map(|read| (cipher, read))
+        .ok_or_else(|| bad(UNREADABLE.into()))
+}
+
+/// The part of opening that reads secret bytes: the content key, the content, what it holds.
+/// Its failures are one `None` on purpose (see [`UNREADABLE`]).
+fn open_content<T>(
+    ra: &dyn RaKey,
+    cipher: ContentCipher,
+    encrypted_key: &[u8],
+    iv: &[u8],
+    encrypted: &[u8],
+    read: impl FnOnce(&[u8]) -> Option<T>,
+) -> Option<T> {
     // A wrong key-transport padding gets a random key (RFC 3218 §2.3.2) and fails below as
-    // any other wrong key does: the answer must not tell an attacker which of the two failed.
+    // any other wrong key does.
     let key = ra
-        .decrypt_key(ktri.enc_key.as_bytes())
+        .decrypt_key(encrypted_key)
         .filter(|k| k.len() == cipher.key_len())
         .unwrap_or_else(|| cipher.fresh_key_iv().0);
-    let content = cipher
-        .decrypt(&key, &iv, &encrypted)
-        .ok_or_else(|| bad("the envelope cannot be opened with the RA's key".into()))?;
-    Ok((cipher, content))
+    let content = cipher.decrypt(&key, iv, encrypted)?;
+    read(&content)
 }
 
 /// RFC 5652's EnvelopedData with its encrypted content read as it comes: `cms` takes the
