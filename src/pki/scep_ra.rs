@@ -36,6 +36,9 @@ pub struct ScepRa {
     cert: CertificateDer<'static>,
     signer: RsaKeyPair,
     decrypter: Pkcs1PrivateDecryptingKey,
+    /// HMAC-SHA256 of a fixed label under the RA's private key (PKCS#8): the implicit
+    /// rejection secret, the same across restarts while the key is.
+    rejection_secret: [u8; 32],
 }
 
 impl std::fmt::Debug for ScepRa {
@@ -91,10 +94,17 @@ fn load(dir: &Path) -> Result<ScepRa, PkiError> {
         .ok()
         .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
         .ok_or_else(|| corrupt("not usable for RSA decryption".into()))?;
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &pkcs8),
+        b"edgeprov SCEP implicit rejection",
+    );
+    let mut rejection_secret = [0; 32];
+    rejection_secret.copy_from_slice(tag.as_ref());
     Ok(ScepRa {
         cert,
         signer,
         decrypter,
+        rejection_secret,
     })
 }
 
@@ -107,6 +117,10 @@ impl crate::scep::RaKey for ScepRa {
         let mut out = vec![0; self.decrypter.min_output_size()];
         let plain = self.decrypter.decrypt(encrypted, &mut out).ok()?;
         Some(plain.to_vec())
+    }
+
+    fn rejection_secret(&self) -> &[u8; 32] {
+        &self.rejection_secret
     }
 
     fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
@@ -220,6 +234,8 @@ mod tests {
 
         let again = load(dir.path()).scep_ra().unwrap();
         assert_eq!(again.cert_der(), ra.cert_der());
+        // The implicit rejection secret lasts as long as the key, across restarts.
+        assert_eq!(again.rejection_secret(), ra.rejection_secret());
 
         // A stop between the new key and its certificate leaves a broken pair.
         let stray = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap();
@@ -231,6 +247,7 @@ mod tests {
         .unwrap();
         let remade = load(dir.path()).scep_ra().unwrap();
         assert_ne!(remade.cert_der(), ra.cert_der());
+        assert_ne!(remade.rejection_secret(), ra.rejection_secret());
         let signature = remade.sign_sha256(b"answer").unwrap();
         assert_eq!(signature.len(), 256);
     }

@@ -9,6 +9,7 @@
 
 mod cipher;
 mod csr;
+mod implicit_rejection;
 mod oids;
 pub mod policy;
 pub mod reply;
@@ -28,6 +29,10 @@ pub trait RaKey {
     fn cert_der(&self) -> &[u8];
     /// RSA PKCS#1 v1.5 decryption of a content-encryption key sent to the RA.
     fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>>;
+    /// The secret the content key of a failed key transport is derived with (see
+    /// `implicit_rejection`): fixed for as long as the RA key is, so that the same encrypted
+    /// key always gets the same answer, and unknown outside the box.
+    fn rejection_secret(&self) -> &[u8; 32];
     /// An RSA PKCS#1 v1.5 signature with SHA-256.
     fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>>;
 }

@@ -443,12 +443,15 @@ fn open_content<T>(
     encrypted: &[u8],
     read: impl FnOnce(&[u8]) -> Option<T>,
 ) -> Option<T> {
-    // A wrong key-transport padding gets a random key (RFC 3218 §2.3.2) and fails below as
-    // any other wrong key does.
-    let key = ra
-        .decrypt_key(encrypted_key)
-        .filter(|k| k.len() == cipher.key_len())
-        .unwrap_or_else(|| cipher.fresh_key_iv().0);
+    // A wrong key-transport padding gets a key derived from the encrypted key (RFC 3218
+    // §2.3.2) and fails below as any other wrong key does.
+    let decrypted = ra.decrypt_key(encrypted_key);
+    let key = super::implicit_rejection::content_key(
+        decrypted.as_deref(),
+        ra.rejection_secret(),
+        encrypted_key,
+        cipher.key_len(),
+    );
     let content = cipher.decrypt(&key, iv, encrypted)?;
     read(&content)
 }

@@ -54,6 +54,10 @@ impl RaKey for Identity {
         Some(self.decrypter.decrypt(encrypted, &mut out).ok()?.to_vec())
     }
 
+    fn rejection_secret(&self) -> &[u8; 32] {
+        &[0x5a; 32]
+    }
+
     fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
         let mut sig = vec![0; self.signer.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -218,7 +222,17 @@ fn what_fails_inside_the_envelope_is_refused_alike() {
     forged_csr[last] ^= 1;
     let forged_csr = reply::enveloped(&forged_csr, cipher, &ra_cert).unwrap();
 
-    let refusals: Vec<_> = [bad_padding, garbage, forged_csr]
+    // The encrypted content key (the envelope's one 256-byte OCTET STRING) altered: its RSA
+    // padding fails, and the key derived in its place opens nothing.
+    let mut bad_key = reply::enveloped(&csr, cipher, &ra_cert).unwrap();
+    let key_at = bad_key
+        .windows(4)
+        .position(|w| w == [0x04, 0x82, 0x01, 0x00])
+        .unwrap()
+        + 4;
+    bad_key[key_at + 255] ^= 1;
+
+    let refusals: Vec<_> = [bad_padding, garbage, forged_csr, bad_key]
         .iter()
         .map(|env| {
             let msg = sign_envelope(&client, env, MessageType::PkcsReq);
