@@ -19,6 +19,7 @@ use crate::failure_limit::FailureLimiter;
 use crate::firmware::{PhoneBody, full};
 use crate::model::{AlarmKind, Mac};
 use crate::scep::policy::{Decision, Facts};
+use crate::scep::recent::{Grant, RecentGrants, key_hash};
 use crate::scep::reply::{Outcome, ReplyError, cert_rep};
 use crate::scep::{FailInfo, Header, MessageType, Operation, read_header};
 
@@ -80,6 +81,9 @@ pub struct ScepService {
     /// two requests for one device at once (a cloned phone, a replay) would otherwise both
     /// find none and both be granted. Enrolments are rare; one at a time costs nothing.
     granting: std::sync::Mutex<()>,
+    /// The grants of the last hour, to answer a retransmission with the certificate already
+    /// issued (see `scep::recent`). Read and written under `granting`.
+    recent: std::sync::Mutex<RecentGrants>,
     /// `pki.device_cert_warn_days`: the expiry alarm is checked again after each grant.
     warn_days: u32,
     /// `phone.header_timeout_ms`, for the body of a PKIOperation too.
@@ -102,6 +106,7 @@ impl ScepService {
         Ok(Some(ScepService {
             refusals: FailureLimiter::new(config.refusals_per_minute),
             granting: std::sync::Mutex::new(()),
+            recent: std::sync::Mutex::new(RecentGrants::default()),
             config: config.clone(),
             warn_days,
             body_timeout,
@@ -344,15 +349,11 @@ fn enrol(
             ));
         }
     };
-    let answer = |header: &Header, outcome: Outcome<'_>, granted: bool| match cert_rep(
-        &*ra, header, outcome,
-    ) {
-        Ok(der) => Enrolled::Answer(der, granted),
-        Err(e @ ReplyError::RecipientKey) | Err(e @ ReplyError::Encrypt) => {
-            Enrolled::Http(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
-        }
-        Err(e) => Enrolled::Http(unavailable(&e.to_string())),
-    };
+    let answer =
+        |header: &Header, outcome: Outcome<'_>, granted: bool| match rep(&*ra, header, outcome) {
+            Ok(der) => Enrolled::Answer(der, granted),
+            Err(resp) => Enrolled::Http(resp),
+        };
     let refuse = |header: &Header, mac: Option<Mac>, fail: FailInfo, why: &str| {
         refused(state, scep, peer, mac, &format!("{why} ({})", fail.name()));
         answer(header, Outcome::Failed(fail), false)
@@ -370,11 +371,28 @@ fn enrol(
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     };
     let granting = scep.granting.lock().unwrap_or_else(|p| p.into_inner());
-    let (in_inventory, has_valid_cert) = match csr.mac.map(|mac| device_facts(state, mac)) {
+    let (in_inventory, valid_serials) = match csr.mac.map(|mac| device_facts(state, mac)) {
         Some(Ok(facts)) => facts,
         Some(Err(e)) => return Enrolled::Http(unavailable(&e.to_string())),
-        None => (false, false),
+        None => (false, Vec::new()),
     };
+    let key = key_hash(&csr.spki);
+    // A retransmission of a request granted lately, whose certificate is still valid: it is
+    // decided as the first was (the device's own certificate does not count against it) and
+    // answered with the same certificate.
+    let repeat = csr.mac.and_then(|mac| {
+        let recent = scep.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .find(
+                mac,
+                header.message_type,
+                &header.transaction_id,
+                &key,
+                Instant::now(),
+            )
+            .filter(|g| valid_serials.contains(&g.serial))
+            .cloned()
+    });
     let signer_rsa = header
         .signer
         .tbs_certificate()
@@ -391,19 +409,45 @@ fn enrol(
         challenge: &challenge,
         signer_rsa,
         in_inventory,
-        has_valid_cert,
+        has_valid_cert: !valid_serials.is_empty() && repeat.is_none(),
         signer_device,
     });
     let (mac, renewal) = match decision {
         Decision::Grant { mac, renewal } => (mac, renewal),
         Decision::Refuse { fail, reason } => return refuse(header, csr.mac, fail, &reason),
     };
+    if let Some(grant) = repeat {
+        drop(granting);
+        tracing::info!(%peer, %mac, serial = %grant.serial, transaction = %header.transaction_id,
+            "SCEP request repeated: answered with the certificate it was granted");
+        return answer(
+            header,
+            Outcome::Granted {
+                cert: &grant.cert,
+                cipher: request.cipher,
+            },
+            false,
+        );
+    }
     let (cert, record) = match state
         .pki
         .issue_device_for_key(mac, scep.config.cert_days, &csr.spki)
     {
         Ok(issued) => issued,
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    };
+    // The answer is made before the certificate is recorded: an answer that cannot be made
+    // leaves nothing on record that would refuse the phone's next try.
+    let der = match rep(
+        &*ra,
+        header,
+        Outcome::Granted {
+            cert: &cert,
+            cipher: request.cipher,
+        },
+    ) {
+        Ok(der) => der,
+        Err(resp) => return Enrolled::Http(resp),
     };
     let how = if renewal { "renewal" } else { "enrolment" };
     let entry = crate::store::AuditEntry {
@@ -425,6 +469,18 @@ fn enrol(
     if let Err(e) = state.store.record_issued_cert_audited(&record, entry) {
         return Enrolled::Http(unavailable(&e.to_string()));
     }
+    scep.recent
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remember(Grant {
+            mac,
+            message_type: header.message_type,
+            transaction_id: header.transaction_id.clone(),
+            key_hash: key,
+            serial: record.serial.clone(),
+            cert: cert.to_vec(),
+            at: Instant::now(),
+        });
     // Recorded: a request for this device now finds it has a certificate.
     drop(granting);
     let counter = match renewal {
@@ -433,27 +489,40 @@ fn enrol(
     };
     counter.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%peer, %mac, serial = %record.serial, how, "device certificate issued by SCEP");
-    answer(
-        header,
-        Outcome::Granted {
-            cert: &cert,
-            cipher: request.cipher,
-        },
-        true,
-    )
+    Enrolled::Answer(der, true)
 }
 
-/// Whether `mac` is in the inventory, and whether it has a certificate of the box's CA on
-/// record that is neither revoked nor expired.
-fn device_facts(state: &PhoneState, mac: Mac) -> Result<(bool, bool), crate::store::StoreError> {
+/// The CertRep for `outcome`, or the HTTP answer when none can be made: `400` when the
+/// request's signer key cannot be encrypted to, `503` for a failure of the box.
+fn rep(
+    ra: &dyn crate::scep::RaKey,
+    header: &Header,
+    outcome: Outcome<'_>,
+) -> Result<Vec<u8>, Resp> {
+    cert_rep(ra, header, outcome).map_err(|e| match e {
+        ReplyError::RecipientKey | ReplyError::Encrypt => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        e => unavailable(&e.to_string()),
+    })
+}
+
+/// Whether `mac` is in the inventory, and the serials of its certificates of the box's CA on
+/// record that are neither revoked nor expired.
+fn device_facts(
+    state: &PhoneState,
+    mac: Mac,
+) -> Result<(bool, Vec<String>), crate::store::StoreError> {
     let in_inventory = state.store.get_device(mac)?.is_some();
     let now = crate::model::now_unix();
-    let has_valid = state
+    let valid = state
         .store
         .issued_certs_of(mac)?
-        .iter()
-        .any(|c| c.revoked.is_none() && c.not_after.is_none_or(|end| end > now));
-    Ok((in_inventory, has_valid))
+        .into_iter()
+        .filter(|c| c.revoked.is_none() && c.not_after.is_none_or(|end| end > now))
+        .map(|c| c.serial)
+        .collect();
+    Ok((in_inventory, valid))
 }
 
 #[cfg(test)]

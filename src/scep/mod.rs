@@ -12,6 +12,7 @@ mod csr;
 mod implicit_rejection;
 mod oids;
 pub mod policy;
+pub mod recent;
 pub mod reply;
 pub mod request;
 

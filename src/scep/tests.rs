@@ -413,9 +413,7 @@ fn operations_and_message_types_are_read_exactly() {
 }
 
 mod hostile {
-    use super::{
-        ContentCipher, Identity, MessageType, device_csr, parse_request, request,
-    };
+    use super::{ContentCipher, Identity, MessageType, device_csr, parse_request, request};
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
