@@ -451,8 +451,14 @@ impl Pki {
     /// The SCEP registration authority, loaded from the PKI directory or made there on first
     /// need (see `scep_ra`).
     pub fn scep_ra(&self) -> Result<Arc<ScepRa>, PkiError> {
+        self.scep_ra_at(crate::model::now_unix())
+    }
+
+    /// [`Pki::scep_ra`] at `now` (Unix seconds): the RA kept in memory is used while it is not
+    /// due for renewal (a compare), and made again once it is.
+    fn scep_ra_at(&self, now: i64) -> Result<Arc<ScepRa>, PkiError> {
         let mut ra = self.scep_ra.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ra) = ra.as_ref() {
+        if let Some(ra) = ra.as_ref().filter(|ra| !ra.due(now, self.ca_not_after)) {
             return Ok(ra.clone());
         }
         let loaded = Arc::new(ScepRa::load_or_make(
@@ -460,6 +466,7 @@ impl Pki {
             &self.issuer,
             &self.ca_cert,
             self.ca_not_after,
+            now,
         )?);
         *ra = Some(loaded.clone());
         Ok(loaded)

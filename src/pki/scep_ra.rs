@@ -39,6 +39,9 @@ pub struct ScepRa {
     /// HMAC-SHA256 of a fixed label under the RA's private key (PKCS#8): the implicit
     /// rejection secret, the same across restarts while the key is.
     rejection_secret: [u8; 32],
+    /// The end of the certificate (Unix seconds): a cached RA is checked against it at each
+    /// use, so a daemon that runs for years still remakes it in time.
+    not_after: i64,
 }
 
 impl std::fmt::Debug for ScepRa {
@@ -49,15 +52,20 @@ impl std::fmt::Debug for ScepRa {
 
 impl ScepRa {
     /// Loads the RA from `dir`, making it (again) when it is missing, expires within
-    /// [`RENEW_DAYS`], or was signed by another CA than `ca_cert` (a CA restored from a backup).
+    /// [`RENEW_DAYS`] of `now` (Unix seconds), or was signed by another CA than `ca_cert` (a CA
+    /// restored from a backup).
     pub(super) fn load_or_make(
         dir: &Path,
         issuer: &Issuer<'static, KeyPair>,
         ca_cert: &CertificateDer<'_>,
         ca_not_after: i64,
+        now: i64,
     ) -> Result<ScepRa, PkiError> {
         let (cert_path, key_path) = (dir.join(SCEP_RA_CERT), dir.join(SCEP_RA_KEY));
-        if cert_path.exists() && key_path.exists() && still_good(&cert_path, ca_cert)? {
+        if cert_path.exists()
+            && key_path.exists()
+            && still_good(&cert_path, ca_cert, ca_not_after, now)?
+        {
             match load(dir) {
                 Ok(ra) => return Ok(ra),
                 // A stop between writing the key and the certificate (see [`make`]).
@@ -67,6 +75,13 @@ impl ScepRa {
         }
         make(dir, issuer, ca_not_after)?;
         load(dir)
+    }
+
+    /// Whether the RA is to be made again at `now` (Unix seconds): within [`RENEW_DAYS`] of
+    /// its end, unless it ends with the CA (`ca_not_after`), which a new one could not outlast:
+    /// remade then, a new RSA key would be made for every request.
+    pub(super) fn due(&self, now: i64, ca_not_after: i64) -> bool {
+        self.not_after <= now + RENEW_DAYS * 86_400 && self.not_after < ca_not_after
     }
 }
 
@@ -100,11 +115,21 @@ fn load(dir: &Path) -> Result<ScepRa, PkiError> {
     );
     let mut rejection_secret = [0; 32];
     rejection_secret.copy_from_slice(tag.as_ref());
+    let not_after = x509_parser::parse_x509_certificate(&cert)
+        .map_err(|e| PkiError::Corrupt {
+            path: cert_path.clone(),
+            reason: e.to_string(),
+        })?
+        .1
+        .validity()
+        .not_after
+        .timestamp();
     Ok(ScepRa {
         cert,
         signer,
         decrypter,
         rejection_secret,
+        not_after,
     })
 }
 
@@ -133,9 +158,14 @@ impl crate::scep::RaKey for ScepRa {
     }
 }
 
-/// Whether the stored RA certificate is still one to use: signed by the CA now in use and not
-/// about to end.
-fn still_good(cert_path: &Path, ca_cert: &CertificateDer<'_>) -> Result<bool, PkiError> {
+/// Whether the stored RA certificate is still one to use at `now`: signed by the CA now in use
+/// and not about to end (or ending with the CA, which a new one could not outlast).
+fn still_good(
+    cert_path: &Path,
+    ca_cert: &CertificateDer<'_>,
+    ca_not_after: i64,
+    now: i64,
+) -> Result<bool, PkiError> {
     let der = parse_one_cert(cert_path, &read_text(cert_path)?)?;
     let corrupt = |reason: String| PkiError::Corrupt {
         path: cert_path.to_path_buf(),
@@ -145,9 +175,9 @@ fn still_good(cert_path: &Path, ca_cert: &CertificateDer<'_>) -> Result<bool, Pk
         x509_parser::parse_x509_certificate(&der).map_err(|e| corrupt(e.to_string()))?;
     let (_, ca) =
         x509_parser::parse_x509_certificate(ca_cert).map_err(|e| corrupt(e.to_string()))?;
-    let renew_at = (OffsetDateTime::now_utc() + Duration::days(RENEW_DAYS)).unix_timestamp();
+    let end = cert.validity().not_after.timestamp();
     Ok(cert.verify_signature(Some(ca.public_key())).is_ok()
-        && cert.validity().not_after.timestamp() > renew_at)
+        && (end > now + RENEW_DAYS * 86_400 || end >= ca_not_after))
 }
 
 /// A new RSA 2048 key and its RA certificate (digitalSignature for the answers it signs,
@@ -250,5 +280,26 @@ mod tests {
         assert_ne!(remade.rejection_secret(), ra.rejection_secret());
         let signature = remade.sign_sha256(b"answer").unwrap();
         assert_eq!(signature.len(), 256);
+    }
+
+    /// A daemon that runs on: the RA it keeps is checked at each use and made again once
+    /// within 30 days of its end, not only at the first use.
+    #[test]
+    fn a_cached_ra_is_made_again_when_its_end_nears() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = load(dir.path());
+        let now = crate::model::now_unix();
+        let ra = pki.scep_ra_at(now).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(ra.cert_der()).unwrap();
+        let end = cert.validity().not_after.timestamp();
+        let later = pki.scep_ra_at(end - 31 * 86_400).unwrap();
+        assert_eq!(later.cert_der(), ra.cert_der());
+        let due = pki.scep_ra_at(end - 29 * 86_400).unwrap();
+        assert_ne!(due.cert_der(), ra.cert_der());
+        // The new one is on disk: the next start loads it.
+        assert_eq!(
+            load(dir.path()).scep_ra().unwrap().cert_der(),
+            due.cert_der()
+        );
     }
 }
