@@ -64,6 +64,15 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             );
         }
     };
+    // The answer is encrypted to the signer's key by RSA key transport, the one way clients
+    // read (key agreement for EC keys, RFC 5652 KeyAgreeRecipientInfo, is not spoken). So a
+    // device whose certificate key is EC cannot renew with it: it enrols again once revoked.
+    if !f.signer_rsa && renewal {
+        return refuse(
+            FailInfo::BadAlg,
+            "a renewal signed with a certificate whose key is EC cannot be answered (answers are encrypted by RSA only): revoke the device's certificates (edgeprov pki revoke --all) and let it enrol again with the challenge",
+        );
+    }
     if !f.signer_rsa {
         return refuse(
             FailInfo::BadAlg,
@@ -241,5 +250,29 @@ mod tests {
         let other = Mac::parse("00040d999999").unwrap();
         assert_eq!(fail_of(decide(&renew(Some(other)))), FailInfo::BadCertId);
         assert_eq!(fail_of(decide(&renew(None))), FailInfo::BadCertId);
+    }
+
+    /// A device with an EC certificate cannot renew with it (the answer could not be
+    /// encrypted to it): the refusal says how it gets a new one.
+    #[test]
+    fn a_renewal_signed_by_an_ec_certificate_says_to_enrol_again() {
+        let mut c = csr(None);
+        c.key = KeyKind::Ec {
+            curve: "1.2.840.10045.3.1.7".into(),
+        };
+        let renew = Facts {
+            message_type: MessageType::RenewalReq,
+            has_valid_cert: true,
+            signer_device: Some(mac()),
+            signer_rsa: false,
+            ..facts(&c)
+        };
+        match decide(&renew) {
+            Decision::Refuse { fail, reason } => {
+                assert_eq!(fail, FailInfo::BadAlg);
+                assert!(reason.contains("enrol again"), "{reason}");
+            }
+            d => panic!("{d:?}"),
+        }
     }
 }
