@@ -370,7 +370,8 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             metrics.clone(),
             &config.phone,
         )
-        .with_scep(scep),
+        .with_scep(scep)
+        .with_https_port(listeners.phone_https[0].port()),
     );
     let running = RunningConfig::new(config.clone());
     let admin_state = AdminState {

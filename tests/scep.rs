@@ -149,7 +149,8 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     assert!(holds(&ca_der), "GetCACert holds the CA certificate");
     let fingerprint = ra_fingerprint(&d);
 
-    // The settings file tells J100 phones where to enrol, at the address they reached the box.
+    // The settings file tells J100 phones where to enrol: the host they reached the box at,
+    // fetched over plain HTTP, and its HTTPS listener (GetCACert over HTTP could be swapped).
     let mut req = get("/46xxsettings.txt", J179_UA);
     req.headers_mut()
         .insert("host", http.to_string().parse().unwrap());
@@ -157,7 +158,10 @@ async fn a_phone_enrols_with_scepclient_and_proves_itself_with_the_certificate()
     assert_eq!(settings.status, 200);
     let text = settings.text();
     assert!(
-        text.contains(&format!("SET MYCERTURL http://{http}/scep\n")),
+        text.contains(&format!(
+            "SET MYCERTURL https://127.0.0.1:{}/scep\n",
+            d.https.port()
+        )),
         "{text}"
     );
     assert!(

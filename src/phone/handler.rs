@@ -426,6 +426,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
         (
             &firmware_base(asked, || state.certs.first_server_name()),
             state.scep.is_some(),
+            state.https_port,
         ),
     ) {
         Ok(l) => l,
@@ -574,7 +575,7 @@ pub fn preview(
         name,
         (Some(mac), Some(mac)),
         &who.model,
-        (firmware_base, scep),
+        (firmware_base, scep, None),
     )?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
@@ -642,14 +643,14 @@ struct Loaded {
 
 /// `requester`: who asks, as far as known (for its site); `proven`: the MAC its certificate
 /// proves, which picks the owner of a name that holds more than one. `model`: the requester's
-/// model, as far as known.
+/// model, as far as known. `https_port`: see [`scep_url`].
 fn load(
     store: &Store,
     published: &Published,
     name: &str,
     (requester, proven): (Option<Mac>, Option<Mac>),
     model: &str,
-    (firmware_base, scep): (&str, bool),
+    (firmware_base, scep, https_port): (&str, bool, Option<u16>),
 ) -> Result<Loaded, StoreError> {
     let file = classify(name);
     let (owner, target) = match file.as_ref() {
@@ -685,7 +686,7 @@ fn load(
         common,
         firmware_base: firmware_base.to_string(),
         scep_url: match scep {
-            true => scep_url(firmware_base),
+            true => scep_url(firmware_base, https_port),
             false => String::new(),
         },
         home_site: published.home_site.clone(),
@@ -954,12 +955,28 @@ fn firmware_base(asked: &Asked<'_>, server_name: impl FnOnce() -> Option<String>
 
 /// The box's SCEP URL at the address a request reached it: its firmware base
 /// (`scheme://host[:port]/firmware/`) with `/scep` for the directory; empty when that address
-/// is unknown.
-fn scep_url(firmware_base: &str) -> String {
-    firmware_base
-        .strip_suffix("/firmware/")
-        .map(|root| format!("{root}/scep"))
-        .unwrap_or_default()
+/// is unknown. A phone that fetched its settings over plain HTTP is sent to the same host's
+/// HTTPS listener (`https_port`) instead: GetCACert over plain HTTP could be answered by anyone
+/// on the path, and the phone would then encrypt its request and challenge to an RA of the
+/// attacker's. Over HTTPS the phone checks the box by the CA the same file makes it trust
+/// (`TRUSTCERTS`).
+fn scep_url(firmware_base: &str, https_port: Option<u16>) -> String {
+    let Some(root) = firmware_base.strip_suffix("/firmware/") else {
+        return String::new();
+    };
+    match (root.strip_prefix("http://"), https_port) {
+        (Some(authority), Some(port)) => {
+            let host = match authority.find(']') {
+                Some(end) if authority.starts_with('[') => &authority[..=end],
+                _ => authority.split(':').next().unwrap_or(authority),
+            };
+            match port {
+                443 => format!("https://{host}/scep"),
+                port => format!("https://{host}:{port}/scep"),
+            }
+        }
+        _ => format!("{root}/scep"),
+    }
 }
 
 /// A host[:port] that may be written into a settings file as it is.
@@ -1036,14 +1053,32 @@ mod tests {
     #[test]
     fn the_scep_url_is_the_firmware_base_s_root_with_scep() {
         assert_eq!(
-            scep_url("https://box:8443/firmware/"),
+            scep_url("https://box:8443/firmware/", Some(443)),
             "https://box:8443/scep"
         );
         assert_eq!(
-            scep_url("http://[2001:db8::1]/firmware/"),
+            scep_url("http://[2001:db8::1]/firmware/", None),
             "http://[2001:db8::1]/scep"
         );
-        assert_eq!(scep_url(""), "");
+        assert_eq!(scep_url("", Some(443)), "");
+    }
+
+    /// Settings fetched over plain HTTP send the phone to the HTTPS listener of the same host
+    /// to enrol: over plain HTTP an attacker on the path could hand it his own RA.
+    #[test]
+    fn over_plain_http_the_scep_url_is_the_https_listener() {
+        assert_eq!(
+            scep_url("http://10.0.0.5:8080/firmware/", Some(8443)),
+            "https://10.0.0.5:8443/scep"
+        );
+        assert_eq!(
+            scep_url("http://box/firmware/", Some(443)),
+            "https://box/scep"
+        );
+        assert_eq!(
+            scep_url("http://[2001:db8::1]:80/firmware/", Some(443)),
+            "https://[2001:db8::1]/scep"
+        );
     }
 
     /// Names match in any letter case, so every spelling of a common file is one cache entry:

@@ -41,6 +41,9 @@ pub struct PhoneState {
     pub firmware: Arc<Firmware>,
     /// SCEP enrolment, when `[scep]` enables it.
     pub scep: Option<Arc<scep::ScepService>>,
+    /// The port of the first HTTPS phone listener, which the SCEP URL of a settings file
+    /// fetched over plain HTTP names (see `handler::scep_url`).
+    pub https_port: Option<u16>,
     /// What requests of the current store generation share (layers, rendered common files).
     cache: RenderCache,
 }
@@ -63,6 +66,7 @@ impl PhoneState {
             firmware,
             metrics,
             scep: None,
+            https_port: None,
             cache: RenderCache::default(),
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
@@ -76,6 +80,14 @@ impl PhoneState {
     pub fn with_scep(self, scep: Option<scep::ScepService>) -> PhoneState {
         PhoneState {
             scep: scep.map(Arc::new),
+            ..self
+        }
+    }
+
+    /// Names `port`, the first HTTPS phone listener's, in SCEP URLs.
+    pub fn with_https_port(self, port: u16) -> PhoneState {
+        PhoneState {
+            https_port: Some(port),
             ..self
         }
     }
