@@ -400,9 +400,10 @@ fn enrol(
         .algorithm
         .oid
         == der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    let signer_device = (header.message_type == MessageType::RenewalReq)
+    let signer = (header.message_type == MessageType::RenewalReq)
         .then(|| state.pki.valid_own_device(&header.signer_der).ok())
         .flatten();
+    let signer_device = signer.as_ref().map(|s| s.mac);
     let decision = crate::scep::policy::decide(&Facts {
         message_type: header.message_type,
         csr,
@@ -466,8 +467,16 @@ fn enrol(
         ),
         changes: serde_json::json!({ "certificate": { "before": null, "after": &record } }),
     };
-    if let Err(e) = state.store.record_issued_cert_audited(&record, entry) {
-        return Enrolled::Http(unavailable(&e.to_string()));
+    let renewed_with = signer.as_ref().filter(|_| renewal);
+    match state
+        .store
+        .record_issued_cert_audited(&record, entry, renewed_with)
+    {
+        Ok(_) => {}
+        Err(e @ crate::store::StoreError::SignerRevoked { .. }) => {
+            return refuse(header, Some(mac), FailInfo::BadCertId, &e.to_string());
+        }
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     }
     scep.recent
         .lock()

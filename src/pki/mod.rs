@@ -510,14 +510,24 @@ impl Pki {
 
     /// The device a certificate (DER) of this CA proves now: signed by the CA, valid today,
     /// not revoked, naming a MAC. What a SCEP renewal is signed with; the error says why a
-    /// certificate is none of that.
-    pub fn valid_own_device(&self, der: &[u8]) -> Result<crate::model::Mac, String> {
+    /// certificate is none of that. Answered as the record the store checks the certificate's
+    /// revocation by again when the renewal is recorded: `issued_at` is the latest time it can
+    /// have been issued (its start plus the slack the CA dates certificates back by).
+    pub fn valid_own_device(&self, der: &[u8]) -> Result<crate::model::IssuedCert, String> {
         let der = CertificateDer::from(der.to_vec());
         let mac = self.own_device_of(&der)?;
         if self.refuses_own(&der) {
             return Err("it has been revoked".into());
         }
-        Ok(mac)
+        let info = inspect::describe(&der, crate::model::now_unix())?;
+        Ok(crate::model::IssuedCert {
+            serial: info.serial,
+            mac,
+            not_before: Some(info.not_before),
+            not_after: Some(info.not_after),
+            issued_at: Some(info.not_before + issue::NOT_BEFORE_SLACK_SECS),
+            revoked: None,
+        })
     }
 
     /// The MAC of a certificate this CA signed that is valid now (not checked for

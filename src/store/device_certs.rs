@@ -49,14 +49,37 @@ impl Store {
     /// Records a certificate issued outside the admin API (a SCEP enrolment) together with
     /// its audit entry, in one transaction: the log never misses a certificate that was
     /// recorded, nor names one that was not. Answers the entry's sequence number.
+    ///
+    /// `renewed_with`: for a renewal, the certificate that signed it (`issued_at`: the latest
+    /// time it can have been issued). Checked again inside the transaction, so a revocation
+    /// that lands between the renewal's check and this write refuses it with
+    /// [`StoreError::SignerRevoked`] instead of leaving a certificate issued on a revoked one.
     pub fn record_issued_cert_audited(
         &self,
         cert: &IssuedCert,
         mut entry: super::audit::AuditEntry,
+        renewed_with: Option<&IssuedCert>,
     ) -> Result<u64, StoreError> {
         let tx = self.begin_uncounted_write()?;
         let seq = {
             let mut table = tx.open_table(DEVICE_CERTS)?;
+            if let Some(signer) = renewed_with {
+                let revoked = table
+                    .get(signer.serial.as_str())?
+                    .map(|v| decode::<IssuedCert>("device_certs", &signer.serial, v.value()))
+                    .transpose()?
+                    .is_some_and(|c| c.revoked.is_some());
+                let all_revoked = tx
+                    .open_table(REVOKED_BEFORE)?
+                    .get(signer.mac.octets())?
+                    .is_some_and(|at| signer.issued_at.is_none_or(|t| t < at.value()));
+                if revoked || all_revoked {
+                    return Err(StoreError::SignerRevoked {
+                        serial: signer.serial.clone(),
+                        mac: signer.mac,
+                    });
+                }
+            }
             if table.get(cert.serial.as_str())?.is_some() {
                 return Err(StoreError::Conflict(format!(
                     "device certificate {}",
@@ -246,16 +269,71 @@ mod tests {
             changes: serde_json::Value::Null,
         };
         let seq = store
-            .record_issued_cert_audited(&cert("0a", mac, 100), entry("first"))
+            .record_issued_cert_audited(&cert("0a", mac, 100), entry("first"), None)
             .unwrap();
         assert!(matches!(
-            store.record_issued_cert_audited(&cert("0a", mac, 200), entry("again")),
+            store.record_issued_cert_audited(&cert("0a", mac, 200), entry("again"), None),
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(store.issued_certs_of(mac).unwrap().len(), 1);
         let log = store.list_audit(10, |_| true).unwrap();
         assert_eq!(log.len(), 1, "{log:?}");
         assert_eq!((log[0].seq, log[0].summary.as_str()), (seq, "first"));
+    }
+
+    /// A renewal checked just before a revocation and recorded just after is refused: the
+    /// signer's revocation is read again in the transaction that records the new certificate,
+    /// whether the signer was revoked by serial, or with all of the device's, recorded or not.
+    #[test]
+    fn a_renewal_whose_signer_was_revoked_meanwhile_is_not_recorded() {
+        let (_dir, store) = store();
+        let entry = crate::store::AuditEntry {
+            seq: 0,
+            time: 1,
+            who: "scep".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            resource: format!("/scep/{A}"),
+            status: 200,
+            summary: "renewal".into(),
+            changes: serde_json::Value::Null,
+        };
+        let signer = IssuedCert {
+            issued_at: Some(150),
+            ..cert("0a", A, 100)
+        };
+        store.record_issued_cert(&signer).unwrap();
+        store
+            .revoke_certs(
+                A,
+                RevokeWhich::Serial("0a".into()),
+                RevocationReason::Superseded,
+                500,
+            )
+            .unwrap();
+        assert!(matches!(
+            store.record_issued_cert_audited(&cert("0b", A, 600), entry.clone(), Some(&signer)),
+            Err(StoreError::SignerRevoked { .. })
+        ));
+        // A signer the box has no record of, refused by a later "revoke all" of its device.
+        let unrecorded = IssuedCert {
+            issued_at: Some(150),
+            ..cert("1a", B, 100)
+        };
+        let renewed = cert("1b", B, 600);
+        store
+            .record_issued_cert_audited(&renewed, entry.clone(), Some(&unrecorded))
+            .unwrap();
+        store
+            .revoke_certs(B, RevokeWhich::All, RevocationReason::Superseded, 700)
+            .unwrap();
+        assert!(matches!(
+            store.record_issued_cert_audited(&cert("1c", B, 800), entry, Some(&unrecorded)),
+            Err(StoreError::SignerRevoked { .. })
+        ));
+        assert_eq!(store.issued_certs_of(A).unwrap().len(), 1);
+        assert_eq!(store.issued_certs_of(B).unwrap().len(), 1);
+        assert_eq!(store.list_audit(10, |_| true).unwrap().len(), 1);
     }
 
     #[test]

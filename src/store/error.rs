@@ -35,6 +35,13 @@ pub enum StoreError {
     UpgradeStopped { done: u64, total: u64 },
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
+    /// A renewal's signer certificate was revoked between the check that let the renewal
+    /// through and the recording of the certificate it was granted.
+    #[error("certificate {serial} of {mac}, which signed the renewal, has been revoked")]
+    SignerRevoked {
+        serial: String,
+        mac: crate::model::Mac,
+    },
     /// A write failed on I/O (a full disk), and opening the file again has failed so far.
     #[error(
         "the database {path} cannot be used since a write to it failed, and opening it again \
