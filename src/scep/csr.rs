@@ -42,8 +42,9 @@ impl std::fmt::Display for KeyKind {
     }
 }
 
-/// What a well-formed, self-signed certificate request says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a well-formed, self-signed certificate request says. Its Debug leaves the challenge
+/// out: a request printed in a log must not give the challenge away.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CsrFacts {
     /// The MAC its subject CN names, in a form device certificates use (see
     /// `phone::identify::mac_in_cn`).
@@ -54,6 +55,17 @@ pub struct CsrFacts {
     pub key: KeyKind,
     /// The SubjectPublicKeyInfo (DER) the certificate is to be issued for.
     pub spki: Vec<u8>,
+}
+
+impl std::fmt::Debug for CsrFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsrFacts")
+            .field("mac", &self.mac)
+            .field("cn", &self.cn)
+            .field("challenge", &self.challenge.as_ref().map(|_| "<redacted>"))
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads a PKCS#10 request (DER) and checks its self-signature: a request not signed by the
@@ -131,6 +143,18 @@ mod tests {
         assert_eq!(facts.mac, None);
         assert_eq!(facts.challenge, None);
         assert_eq!(facts.key, KeyKind::Rsa { bits: 2048 });
+    }
+
+    #[test]
+    fn debug_output_leaves_the_challenge_out() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let facts = read_csr(&csr(&key, "00040d112233", Some("s3cret-Pw"))).unwrap();
+        let shown = format!("{facts:?}");
+        assert!(!shown.contains("s3cret-Pw"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("00040d112233"),
+            "{shown}"
+        );
     }
 
     #[test]

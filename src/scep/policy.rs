@@ -10,8 +10,8 @@ use super::csr::CsrFacts;
 use super::{FailInfo, MessageType};
 use crate::model::Mac;
 
-/// What the decision needs to know about a request.
-#[derive(Debug, Clone)]
+/// What the decision needs to know about a request. Its Debug leaves the challenges out.
+#[derive(Clone)]
 pub struct Facts<'a> {
     pub message_type: MessageType,
     pub csr: &'a CsrFacts,
@@ -28,6 +28,20 @@ pub struct Facts<'a> {
     /// The device the signer certificate proves, when it is a valid, unrevoked device
     /// certificate of the box's CA (a renewal).
     pub signer_device: Option<Mac>,
+}
+
+impl std::fmt::Debug for Facts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Facts")
+            .field("message_type", &self.message_type)
+            .field("csr", self.csr)
+            .field("challenge", &"<redacted>")
+            .field("signer_rsa", &self.signer_rsa)
+            .field("in_inventory", &self.in_inventory)
+            .field("has_valid_cert", &self.has_valid_cert)
+            .field("signer_device", &self.signer_device)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +188,21 @@ mod tests {
             Decision::Refuse { fail, .. } => fail,
             Decision::Grant { .. } => panic!("granted"),
         }
+    }
+
+    #[test]
+    fn debug_output_leaves_both_challenges_out() {
+        let c = csr(Some("given-Pw"));
+        let f = Facts {
+            challenge: "configured-Pw",
+            ..facts(&c)
+        };
+        let shown = format!("{f:?}");
+        assert!(
+            !shown.contains("given-Pw") && !shown.contains("configured-Pw"),
+            "{shown}"
+        );
+        assert!(shown.contains("in_inventory: true"), "{shown}");
     }
 
     #[test]

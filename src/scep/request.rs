@@ -41,7 +41,8 @@ pub struct Header {
 }
 
 /// A request whose signature verified, whose content was opened and read as a self-signed
-/// PKCS#10 request.
+/// PKCS#10 request. Only what the request says is kept, not its decrypted bytes, and the
+/// challenge in it is left out of Debug output (see [`CsrFacts`]).
 #[derive(Debug, Clone)]
 pub struct PkiRequest {
     pub header: Header,

@@ -126,6 +126,8 @@ fn a_request_is_read_verified_and_opened_with_every_cipher() {
         assert_eq!(req.cipher, cipher);
         assert_eq!(req.csr, read_csr(&csr).unwrap());
         assert_eq!(req.csr.challenge.as_deref(), Some("s3cret"));
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }
 
