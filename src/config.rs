@@ -149,6 +149,42 @@ pub struct ScepConfig {
     /// /64) before it is answered HTTP 429 for the rest of the minute: guessing the challenge
     /// then costs time, and the alarms a flood raises are bounded.
     pub refusals_per_minute: u32,
+    /// Until when first enrolments by the challenge are granted (RFC 3339 in the file, Unix
+    /// seconds here); after it they are refused ("enrolment closed") while renewals signed by
+    /// a device's current certificate still are. Unset: enrolment stays open. Closing it after
+    /// the roll-out ends what a leaked challenge can do.
+    #[serde(
+        default,
+        with = "rfc3339_unix",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub open_until: Option<i64>,
+}
+
+/// `scep.open_until`: an RFC 3339 time in the file (`2026-12-31T23:59:59Z`), Unix seconds in
+/// memory; a value that is not one stops the load naming the key.
+mod rfc3339_unix {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::format_description::well_known::Rfc3339;
+
+    pub fn serialize<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        let text = value
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let text = String::deserialize(d)?;
+        time::OffsetDateTime::parse(&text, &Rfc3339)
+            .map(|t| Some(t.unix_timestamp()))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "scep.open_until: {text:?} is not an RFC 3339 time such as 2026-12-31T23:59:59Z ({e})"
+                ))
+            })
+    }
 }
 
 impl Default for ScepConfig {
@@ -159,6 +195,7 @@ impl Default for ScepConfig {
             cert_days: 3650,
             allow_single_des: false,
             refusals_per_minute: 10,
+            open_until: None,
         }
     }
 }
@@ -709,7 +746,15 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         let c = parse("[scep]\nenabled = true\nchallenge_file = \"/etc/edgeprov/scep\"\n").unwrap();
         assert!(c.scep.enabled && !c.scep.allow_single_des);
         assert_eq!(c.scep.cert_days, 3650);
+        assert_eq!(c.scep.open_until, None);
         assert!(!Config::default().scep.enabled);
+        let e = err("[scep]\nopen_until = \"next friday\"\n");
+        assert!(
+            e.contains("scep.open_until") && e.contains("test.toml"),
+            "{e}"
+        );
+        let c = parse("[scep]\nopen_until = \"2026-12-31T23:00:00+01:00\"\n").unwrap();
+        assert_eq!(c.scep.open_until, Some(1_798_754_400));
     }
 
     /// docs/configuration.md (shipped with the package) names every key of the tables it
@@ -826,6 +871,7 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         // Every key, the optional ones too (left out of the defaults when unset).
         let mut every = Config::default();
         every.phone.max_connections_per_address = Some(0);
+        every.scep.open_until = Some(0);
         let defaults = toml::Value::try_from(every).unwrap();
         let mut unknown = Vec::new();
         let mut rows = 0;

@@ -736,3 +736,35 @@ async fn a_body_that_comes_too_slowly_is_answered_408() {
     let head = String::from_utf8_lossy(&answer);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
 }
+
+/// After `scep.open_until` the challenge enrols no one: a device of the inventory with the
+/// right challenge is refused "enrolment closed", and a device marked inactive is refused as
+/// such; nothing is issued.
+#[tokio::test]
+async fn after_open_until_the_challenge_enrols_no_one() {
+    if !scepclient_available() {
+        return;
+    }
+    let (d, _secrets) = daemon_with("open_until = \"2020-01-01T00:00:00Z\"\n");
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
+    d.add_device(json!({"mac": UNKNOWN, "model": "J179", "state": "inactive"}))
+        .await;
+    let cacert = send_plain(d.http.unwrap(), get("/scep?operation=GetCACert", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(cacert.status, 200);
+    let fingerprint = ra_fingerprint(&d);
+    let work = d.dir.path().join("phones");
+    for (mac, reason) in [(A, "enrolment closed"), (UNKNOWN, "marked inactive")] {
+        let out = enrol(&d, &work.join(mac), mac, CHALLENGE, &fingerprint);
+        assert!(!out.status.success(), "{mac}: granted: {out:?}");
+        assert!(certificates_of(&d, mac).await.is_empty());
+        let alarms = scep_alarms(&d).await;
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a["message"].as_str().unwrap().contains(reason)),
+            "{mac}: {alarms:?}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use super::PhoneState;
 use crate::config::ScepConfig;
 use crate::failure_limit::FailureLimiter;
 use crate::firmware::{PhoneBody, full};
-use crate::model::{AlarmKind, Mac};
+use crate::model::{AlarmKind, DeviceState, Mac};
 use crate::scep::policy::{Decision, Facts};
 use crate::scep::recent::{Grant, RecentGrants, key_hash};
 use crate::scep::reply::{Outcome, ReplyError, cert_rep};
@@ -352,7 +352,7 @@ fn enrol(
     let answer =
         |header: &Header, outcome: Outcome<'_>, granted: bool| match rep(&*ra, header, outcome) {
             Ok(der) => Enrolled::Answer(der, granted),
-            Err(resp) => Enrolled::Http(resp),
+            Err(resp) => Enrolled::Http(*resp),
         };
     let refuse = |header: &Header, mac: Option<Mac>, fail: FailInfo, why: &str| {
         refused(state, scep, peer, mac, &format!("{why} ({})", fail.name()));
@@ -371,10 +371,10 @@ fn enrol(
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     };
     let granting = scep.granting.lock().unwrap_or_else(|p| p.into_inner());
-    let (in_inventory, valid_serials) = match csr.mac.map(|mac| device_facts(state, mac)) {
+    let (device_state, valid_serials) = match csr.mac.map(|mac| device_facts(state, mac)) {
         Some(Ok(facts)) => facts,
         Some(Err(e)) => return Enrolled::Http(unavailable(&e.to_string())),
-        None => (false, Vec::new()),
+        None => (None, Vec::new()),
     };
     let key = key_hash(&csr.spki);
     // A retransmission of a request granted lately, whose certificate is still valid: it is
@@ -409,7 +409,17 @@ fn enrol(
         csr,
         challenge: &challenge,
         signer_rsa,
-        in_inventory,
+        in_inventory: device_state.is_some(),
+        inactive: device_state.is_some_and(|s| {
+            matches!(
+                s,
+                DeviceState::Inactive | DeviceState::Deactivated | DeviceState::Released
+            )
+        }),
+        enrolment_open: scep
+            .config
+            .open_until
+            .is_none_or(|end| crate::model::now_unix() < end),
         has_valid_cert: !valid_serials.is_empty() && repeat.is_none(),
         signer_device,
     });
@@ -448,7 +458,7 @@ fn enrol(
         },
     ) {
         Ok(der) => der,
-        Err(resp) => return Enrolled::Http(resp),
+        Err(resp) => return Enrolled::Http(*resp),
     };
     let how = if renewal { "renewal" } else { "enrolment" };
     let entry = crate::store::AuditEntry {
@@ -507,22 +517,24 @@ fn rep(
     ra: &dyn crate::scep::RaKey,
     header: &Header,
     outcome: Outcome<'_>,
-) -> Result<Vec<u8>, Resp> {
-    cert_rep(ra, header, outcome).map_err(|e| match e {
-        ReplyError::RecipientKey | ReplyError::Encrypt => {
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
-        }
-        e => unavailable(&e.to_string()),
+) -> Result<Vec<u8>, Box<Resp>> {
+    cert_rep(ra, header, outcome).map_err(|e| {
+        Box::new(match e {
+            ReplyError::RecipientKey | ReplyError::Encrypt => {
+                text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+            }
+            e => unavailable(&e.to_string()),
+        })
     })
 }
 
-/// Whether `mac` is in the inventory, and the serials of its certificates of the box's CA on
-/// record that are neither revoked nor expired.
+/// The state of `mac` in the inventory (`None`: not in it), and the serials of its
+/// certificates of the box's CA on record that are neither revoked nor expired.
 fn device_facts(
     state: &PhoneState,
     mac: Mac,
-) -> Result<(bool, Vec<String>), crate::store::StoreError> {
-    let in_inventory = state.store.get_device(mac)?.is_some();
+) -> Result<(Option<DeviceState>, Vec<String>), crate::store::StoreError> {
+    let device_state = state.store.get_device(mac)?.map(|d| d.state);
     let now = crate::model::now_unix();
     let valid = state
         .store
@@ -531,7 +543,7 @@ fn device_facts(
         .filter(|c| c.revoked.is_none() && c.not_after.is_none_or(|end| end > now))
         .map(|c| c.serial)
         .collect();
-    Ok((in_inventory, valid))
+    Ok((device_state, valid))
 }
 
 #[cfg(test)]

@@ -22,6 +22,11 @@ pub struct Facts<'a> {
     pub signer_rsa: bool,
     /// Whether the MAC the request names is a device of the inventory.
     pub in_inventory: bool,
+    /// Whether that device is marked inactive (`inactive`, or the cloud's `deactivated` or
+    /// `released`): it gets no certificate, by challenge or renewal.
+    pub inactive: bool,
+    /// Whether first enrolments by the challenge are still open (`scep.open_until`).
+    pub enrolment_open: bool,
     /// Whether that device has a certificate from the box's CA on record, neither revoked nor
     /// expired.
     pub has_valid_cert: bool,
@@ -38,6 +43,8 @@ impl std::fmt::Debug for Facts<'_> {
             .field("challenge", &"<redacted>")
             .field("signer_rsa", &self.signer_rsa)
             .field("in_inventory", &self.in_inventory)
+            .field("inactive", &self.inactive)
+            .field("enrolment_open", &self.enrolment_open)
             .field("has_valid_cert", &self.has_valid_cert)
             .field("signer_device", &self.signer_device)
             .finish()
@@ -114,6 +121,12 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             format!("{mac} is not a device of the inventory"),
         );
     }
+    if f.inactive {
+        return refuse(
+            FailInfo::BadRequest,
+            format!("{mac} is marked inactive in the inventory"),
+        );
+    }
     if renewal {
         return match f.signer_device {
             Some(signer) if signer == mac => Decision::Grant { mac, renewal },
@@ -128,6 +141,12 @@ pub fn decide(f: &Facts<'_>) -> Decision {
                 ),
             ),
         };
+    }
+    if !f.enrolment_open {
+        return refuse(
+            FailInfo::BadRequest,
+            "enrolment closed (scep.open_until has passed): only renewals signed by a device's current certificate are granted",
+        );
     }
     match &f.csr.challenge {
         None => {
@@ -178,6 +197,8 @@ mod tests {
             challenge: "s3cret",
             signer_rsa: true,
             in_inventory: true,
+            inactive: false,
+            enrolment_open: true,
             has_valid_cert: false,
             signer_device: None,
         }
@@ -279,6 +300,56 @@ mod tests {
         let other = Mac::parse("00040d999999").unwrap();
         assert_eq!(fail_of(decide(&renew(Some(other)))), FailInfo::BadCertId);
         assert_eq!(fail_of(decide(&renew(None))), FailInfo::BadCertId);
+    }
+
+    /// After `scep.open_until` a first enrolment is refused, however right its challenge,
+    /// while a renewal signed by the device's own certificate is still granted; an inactive
+    /// device gets neither.
+    #[test]
+    fn closed_enrolment_refuses_the_challenge_but_not_a_renewal_and_inactive_devices_get_nothing() {
+        let c = csr(Some("s3cret"));
+        let closed = Facts {
+            enrolment_open: false,
+            ..facts(&c)
+        };
+        match decide(&closed) {
+            Decision::Refuse { fail, reason } => {
+                assert_eq!(fail, FailInfo::BadRequest);
+                assert!(reason.contains("enrolment closed"), "{reason}");
+            }
+            d => panic!("{d:?}"),
+        }
+        let renewal = Facts {
+            message_type: MessageType::RenewalReq,
+            signer_device: Some(mac()),
+            has_valid_cert: true,
+            ..closed.clone()
+        };
+        assert_eq!(
+            decide(&renewal),
+            Decision::Grant {
+                mac: mac(),
+                renewal: true
+            }
+        );
+        for inactive in [
+            Facts {
+                inactive: true,
+                ..facts(&c)
+            },
+            Facts {
+                inactive: true,
+                ..renewal
+            },
+        ] {
+            match decide(&inactive) {
+                Decision::Refuse { fail, reason } => {
+                    assert_eq!(fail, FailInfo::BadRequest);
+                    assert!(reason.contains("inactive"), "{reason}");
+                }
+                d => panic!("{d:?}"),
+            }
+        }
     }
 
     /// A device with an EC certificate cannot renew with it (the answer could not be
