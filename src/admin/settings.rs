@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, Principal, audit, blocking, parse_json, parse_mac};
 use crate::model::{Layer, Mac, Vendor, validate_param};
-use crate::phone::{preview, preview_firmware_base};
+use crate::phone::{preview, preview_firmware_base, preview_https_port};
 use crate::settings::layered::effective;
 use crate::settings::{EvalOptions, Outcome, Vars, evaluate_with};
 use crate::settings::{served, vocab};
@@ -376,8 +376,10 @@ pub async fn device_file(
     let catalogue = st.firmware.catalogue();
     let base = preview_firmware_base(&st.config.get());
     let scep = st.config.get().scep.enabled;
+    let https_port = preview_https_port(&st.config.get());
     let n = name.clone();
-    let rendered = blocking(move || preview(&store, &catalogue, mac, &n, (&base, scep))).await?;
+    let rendered =
+        blocking(move || preview(&store, &catalogue, mac, &n, (&base, scep, https_port))).await?;
     let r =
         rendered.ok_or_else(|| ApiError::NotFound(format!("device {mac} gets no file {name}")))?;
     Ok(([(header::CONTENT_TYPE, "text/plain")], r.bytes).into_response())
@@ -425,6 +427,7 @@ pub async fn device_effective(
     let catalogue = st.firmware.catalogue();
     let base = preview_firmware_base(&st.config.get());
     let scep = st.config.get().scep.enabled;
+    let https_port = preview_https_port(&st.config.get());
     let view = blocking(move || {
         let mut ctx = store
             .device_context(mac)?
@@ -474,7 +477,7 @@ pub async fn device_effective(
                     if missing.contains(name) {
                         return None;
                     }
-                    match preview(&store, &catalogue, mac, name, (&base, scep)) {
+                    match preview(&store, &catalogue, mac, name, (&base, scep, https_port)) {
                         Ok(Some(r)) => Some(r.bytes),
                         Ok(None) => {
                             missing.insert(name.to_string());
@@ -512,14 +515,19 @@ pub async fn device_effective(
                 // where one replaces a generated one (a family or common file, the device's
                 // own), secrets masked as in the file preview.
                 let mut load_err = None;
-                let loader =
-                    |name: &str| match preview(&store, &catalogue, mac, name, (&base, scep)) {
-                        Ok(found) => found.map(|r| r.bytes),
-                        Err(e) => {
-                            load_err = Some(e);
-                            None
-                        }
-                    };
+                let loader = |name: &str| match preview(
+                    &store,
+                    &catalogue,
+                    mac,
+                    name,
+                    (&base, scep, https_port),
+                ) {
+                    Ok(found) => found.map(|r| r.bytes),
+                    Err(e) => {
+                        load_err = Some(e);
+                        None
+                    }
+                };
                 let read = if v == Vendor::Yealink {
                     served::yealink(&mac.to_string(), loader)
                 } else {

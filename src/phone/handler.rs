@@ -550,13 +550,15 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
 /// given in an operator's static file) shown as [`SECRET_MASK`]: secrets are write-only.
 /// Blocking: call off the runtime. Reads the store afresh rather than through the phone path's
 /// cache. `firmware_base` stands in for the address the phone would reach this server at (see
-/// [`preview_firmware_base`]): a Yealink family file names its firmware under it.
+/// [`preview_firmware_base`]): a Yealink family file names its firmware under it. `scep` and
+/// `https_port` ([`preview_https_port`]) are what the phone listener is given, so the SCEP URL
+/// shown is the one phones get.
 pub fn preview(
     store: &Store,
     catalogue: &Arc<Catalogue>,
     mac: Mac,
     name: &str,
-    (firmware_base, scep): (&str, bool),
+    (firmware_base, scep, https_port): (&str, bool, Option<u16>),
 ) -> Result<Option<Rendered>, StoreError> {
     let published = Published::read(store, catalogue.clone(), store.generation())?;
     let device = store.get_device(mac)?;
@@ -575,7 +577,7 @@ pub fn preview(
         name,
         (Some(mac), Some(mac)),
         &who.model,
-        (firmware_base, scep, None),
+        (firmware_base, scep, https_port),
     )?;
     if let Some(ctx) = loaded.target.as_mut() {
         mask_secrets(ctx);
@@ -1008,6 +1010,18 @@ pub fn preview_firmware_base(config: &crate::config::Config) -> String {
     }
 }
 
+/// The HTTPS port the phone listener names in a SCEP URL (the first `phone.https_listen`), as a
+/// preview can know it from the configuration: `None` for an ephemeral port (`0`), which only
+/// the running listener knows.
+pub fn preview_https_port(config: &crate::config::Config) -> Option<u16> {
+    config
+        .phone
+        .https_listen
+        .first()
+        .map(|a| a.port())
+        .filter(|&p| p != 0)
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(256).collect()
 }
@@ -1048,6 +1062,48 @@ mod tests {
         let served = decide(&loaded, &Requester::default()).unwrap();
         let text = String::from_utf8(served.rendered.bytes).unwrap();
         assert!(!text.contains("firmware.url"), "{text}");
+    }
+
+    /// The admin preview of the settings file names the SCEP URL phones get: a provisioning
+    /// URL over plain HTTP sends them to the HTTPS listener.
+    #[test]
+    fn the_preview_names_the_https_scep_url_phones_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let catalogue = Arc::new(Catalogue::default());
+        let mac: Mac = "00040d112233".parse().unwrap();
+        let base = "http://10.0.0.5/firmware/";
+        let shown = |https_port| {
+            let r = preview(
+                &store,
+                &catalogue,
+                mac,
+                "46xxsettings.txt",
+                (base, true, https_port),
+            )
+            .unwrap()
+            .unwrap();
+            String::from_utf8(r.bytes).unwrap()
+        };
+        let text = shown(Some(8443));
+        assert!(
+            text.contains("SET MYCERTURL https://10.0.0.5:8443/scep\n"),
+            "{text}"
+        );
+        let text = shown(None);
+        assert!(
+            text.contains("SET MYCERTURL http://10.0.0.5/scep\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_preview_s_https_port_is_the_first_configured_one_unless_ephemeral() {
+        let mut config = crate::config::Config::default();
+        config.phone.https_listen = vec!["0.0.0.0:443".parse().unwrap()];
+        assert_eq!(preview_https_port(&config), Some(443));
+        config.phone.https_listen = vec!["127.0.0.1:0".parse().unwrap()];
+        assert_eq!(preview_https_port(&config), None);
     }
 
     #[test]

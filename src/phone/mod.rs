@@ -12,7 +12,7 @@ pub mod scep;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use handler::{PhoneConn, handle, preview, preview_firmware_base};
+pub use handler::{PhoneConn, handle, preview, preview_firmware_base, preview_https_port};
 
 use crate::config::PhoneConfig;
 use crate::firmware::Firmware;
