@@ -486,6 +486,9 @@ fn enrol(
         Err(e @ crate::store::StoreError::SignerRevoked { .. }) => {
             return refuse(header, Some(mac), FailInfo::BadCertId, &e.to_string());
         }
+        Err(e @ crate::store::StoreError::RevokedMeanwhile { .. }) => {
+            return refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
+        }
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     }
     scep.recent

@@ -53,7 +53,9 @@ impl Store {
     /// `renewed_with`: for a renewal, the certificate that signed it (`issued_at`: the latest
     /// time it can have been issued). Checked again inside the transaction, so a revocation
     /// that lands between the renewal's check and this write refuses it with
-    /// [`StoreError::SignerRevoked`] instead of leaving a certificate issued on a revoked one.
+    /// [`StoreError::SignerRevoked`] instead of leaving a certificate issued on a revoked one;
+    /// one landing between the issuing of `cert` and this write refuses it with
+    /// [`StoreError::RevokedMeanwhile`].
     pub fn record_issued_cert_audited(
         &self,
         cert: &IssuedCert,
@@ -79,6 +81,20 @@ impl Store {
                         mac: signer.mac,
                     });
                 }
+            }
+            // A "revoke all" of the device that landed after this certificate was issued and
+            // before it is recorded revokes it too (the handshake refuses it by its date), so it
+            // must not be recorded as valid: it would count as the device's certificate and
+            // refuse the phone's next enrolment, while the CRL would not list it.
+            let revoked_meanwhile = tx
+                .open_table(REVOKED_BEFORE)?
+                .get(cert.mac.octets())?
+                .is_some_and(|at| cert.issued_at.is_some_and(|t| t < at.value()));
+            if revoked_meanwhile {
+                return Err(StoreError::RevokedMeanwhile {
+                    serial: cert.serial.clone(),
+                    mac: cert.mac,
+                });
             }
             if table.get(cert.serial.as_str())?.is_some() {
                 return Err(StoreError::Conflict(format!(
@@ -334,6 +350,38 @@ mod tests {
         assert_eq!(store.issued_certs_of(A).unwrap().len(), 1);
         assert_eq!(store.issued_certs_of(B).unwrap().len(), 1);
         assert_eq!(store.list_audit(10, |_| true).unwrap().len(), 1);
+    }
+
+    /// A certificate issued before a "revoke all" of its device and recorded after it is not
+    /// recorded: it is revoked by its date, and on record it would count as the device's valid
+    /// certificate. One issued after the revocation is recorded.
+    #[test]
+    fn a_certificate_issued_before_a_revoke_all_that_landed_meanwhile_is_not_recorded() {
+        let (_dir, store) = store();
+        let entry = crate::store::AuditEntry {
+            seq: 0,
+            time: 1,
+            who: "scep".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            resource: format!("/scep/{A}"),
+            status: 200,
+            summary: "enrolment".into(),
+            changes: serde_json::Value::Null,
+        };
+        store
+            .revoke_certs(A, RevokeWhich::All, RevocationReason::Superseded, 700)
+            .unwrap();
+        assert!(matches!(
+            store.record_issued_cert_audited(&cert("2a", A, 650), entry.clone(), None),
+            Err(StoreError::RevokedMeanwhile { .. })
+        ));
+        assert!(store.issued_certs_of(A).unwrap().is_empty());
+        assert!(store.list_audit(10, |_| true).unwrap().is_empty());
+        store
+            .record_issued_cert_audited(&cert("2b", A, 800), entry, None)
+            .unwrap();
+        assert_eq!(store.issued_certs_of(A).unwrap().len(), 1);
     }
 
     #[test]

@@ -42,6 +42,16 @@ pub enum StoreError {
         serial: String,
         mac: crate::model::Mac,
     },
+    /// All of a device's certificates were revoked between the issuing of one and its
+    /// recording: it is revoked by its date, so it is not recorded.
+    #[error(
+        "certificate {serial} of {mac} was issued before all of the device's certificates were \
+         revoked, so it is not recorded"
+    )]
+    RevokedMeanwhile {
+        serial: String,
+        mac: crate::model::Mac,
+    },
     /// A write failed on I/O (a full disk), and opening the file again has failed so far.
     #[error(
         "the database {path} cannot be used since a write to it failed, and opening it again \
