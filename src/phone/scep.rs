@@ -399,7 +399,7 @@ fn enrol(
         .subject_public_key_info()
         .algorithm
         .oid
-        == der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+        == crate::scep::oids::RSA_ENCRYPTION;
     let signer = (header.message_type == MessageType::RenewalReq)
         .then(|| state.pki.valid_own_device(&header.signer_der).ok())
         .flatten();

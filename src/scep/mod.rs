@@ -10,7 +10,7 @@
 mod cipher;
 mod csr;
 mod implicit_rejection;
-mod oids;
+pub(crate) mod oids;
 pub mod policy;
 pub mod recent;
 pub mod reply;
