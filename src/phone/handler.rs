@@ -942,12 +942,12 @@ fn firmware_base(asked: &Asked<'_>, server_name: impl FnOnce() -> Option<String>
     {
         return format!("{scheme}://{host}/firmware/");
     }
-    let Some(name) = server_name().filter(|n| plain_host(n)) else {
-        return String::new();
-    };
-    let name = match name.contains(':') && !name.starts_with('[') {
+    let name = server_name().map(|name| match name.contains(':') && !name.starts_with('[') {
         true => format!("[{name}]"),
         false => name,
+    });
+    let Some(name) = name.filter(|n| plain_host(n)) else {
+        return String::new();
     };
     match (asked.conn.tls, asked.conn.local_port) {
         (true, 443) | (false, 80) | (_, 0) => format!("{scheme}://{name}/firmware/"),
@@ -981,13 +981,20 @@ fn scep_url(firmware_base: &str, https_port: Option<u16>) -> String {
     }
 }
 
-/// A host[:port] that may be written into a settings file as it is.
+/// A host[:port] that may be written into a settings file as it is: a well-formed authority
+/// with a host (an IPv6 address in brackets) and nothing a file could be broken with. A Host
+/// such as `2001:db8::1` (unbracketed), `:80` or `[::1` would be written as a URL naming
+/// another host or none, so the box's own name is used instead.
 fn plain_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && host.parse::<http::uri::Authority>().is_ok_and(|a| {
+            let after_host = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+            !a.host().is_empty() && (!after_host.contains(':') || a.port_u16().is_some())
+        })
 }
 
 /// The firmware base of a preview: the one a phone gets when it reaches this server at the URL
@@ -1104,6 +1111,22 @@ mod tests {
         assert_eq!(preview_https_port(&config), Some(443));
         config.phone.https_listen = vec!["127.0.0.1:0".parse().unwrap()];
         assert_eq!(preview_https_port(&config), None);
+    }
+
+    #[test]
+    fn only_a_well_formed_authority_is_written_into_a_file() {
+        for good in [
+            "box",
+            "box:8443",
+            "10.0.0.5",
+            "[2001:db8::1]",
+            "[2001:db8::1]:8443",
+        ] {
+            assert!(plain_host(good), "{good}");
+        }
+        for bad in ["2001:db8::1", ":80", "[::1", "box:port", "", "a b", "x\"y"] {
+            assert!(!plain_host(bad), "{bad}");
+        }
     }
 
     #[test]
