@@ -297,13 +297,9 @@ mod tests {
         assert_eq!((log[0].seq, log[0].summary.as_str()), (seq, "first"));
     }
 
-    /// A renewal checked just before a revocation and recorded just after is refused: the
-    /// signer's revocation is read again in the transaction that records the new certificate,
-    /// whether the signer was revoked by serial, or with all of the device's, recorded or not.
-    #[test]
-    fn a_renewal_whose_signer_was_revoked_meanwhile_is_not_recorded() {
-        let (_dir, store) = store();
-        let entry = crate::store::AuditEntry {
+    /// The audit entry a SCEP grant for device `A` is recorded with.
+    fn scep_entry(summary: &str) -> crate::store::AuditEntry {
+        crate::store::AuditEntry {
             seq: 0,
             time: 1,
             who: "scep".into(),
@@ -311,9 +307,18 @@ mod tests {
             method: "POST".into(),
             resource: format!("/scep/{A}"),
             status: 200,
-            summary: "renewal".into(),
+            summary: summary.into(),
             changes: serde_json::Value::Null,
-        };
+        }
+    }
+
+    /// A renewal checked just before a revocation and recorded just after is refused: the
+    /// signer's revocation is read again in the transaction that records the new certificate,
+    /// whether the signer was revoked by serial, or with all of the device's, recorded or not.
+    #[test]
+    fn a_renewal_whose_signer_was_revoked_meanwhile_is_not_recorded() {
+        let (_dir, store) = store();
+        let entry = scep_entry("renewal");
         let signer = IssuedCert {
             issued_at: Some(150),
             ..cert("0a", A, 100)
@@ -358,17 +363,7 @@ mod tests {
     #[test]
     fn a_certificate_issued_before_a_revoke_all_that_landed_meanwhile_is_not_recorded() {
         let (_dir, store) = store();
-        let entry = crate::store::AuditEntry {
-            seq: 0,
-            time: 1,
-            who: "scep".into(),
-            source: "10.0.0.7".into(),
-            method: "POST".into(),
-            resource: format!("/scep/{A}"),
-            status: 200,
-            summary: "enrolment".into(),
-            changes: serde_json::Value::Null,
-        };
+        let entry = scep_entry("enrolment");
         store
             .revoke_certs(A, RevokeWhich::All, RevocationReason::Superseded, 700)
             .unwrap();
