@@ -498,14 +498,7 @@ impl Pki {
                 reason,
             }
         })?;
-        Ok(crate::model::IssuedCert {
-            serial: info.serial,
-            mac,
-            not_before: Some(info.not_before),
-            not_after: Some(info.not_after),
-            issued_at: Some(crate::model::now_unix()),
-            revoked: None,
-        })
+        Ok(issued_record(info, mac, Some(crate::model::now_unix())))
     }
 
     /// The device a certificate (DER) of this CA proves now: signed by the CA, valid today,
@@ -520,14 +513,8 @@ impl Pki {
             return Err("it has been revoked".into());
         }
         let info = inspect::describe(&der, crate::model::now_unix())?;
-        Ok(crate::model::IssuedCert {
-            serial: info.serial,
-            mac,
-            not_before: Some(info.not_before),
-            not_after: Some(info.not_after),
-            issued_at: Some(info.not_before + issue::NOT_BEFORE_SLACK_SECS),
-            revoked: None,
-        })
+        let issued_at = info.not_before + issue::NOT_BEFORE_SLACK_SECS;
+        Ok(issued_record(info, mac, Some(issued_at)))
     }
 
     /// The MAC of a certificate this CA signed that is valid now (not checked for
@@ -566,14 +553,7 @@ impl Pki {
             m => return Err(format!("it was issued to {m}, not {mac}")),
         }
         let info = inspect::describe(&der, crate::model::now_unix())?;
-        Ok(crate::model::IssuedCert {
-            serial: info.serial,
-            mac,
-            not_before: Some(info.not_before),
-            not_after: Some(info.not_after),
-            issued_at: None,
-            revoked: None,
-        })
+        Ok(issued_record(info, mac, None))
     }
 }
 
@@ -688,4 +668,21 @@ pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
 pub fn read_ca_cert(data_pki_dir: &Path) -> Result<CertificateDer<'static>, PkiError> {
     let path = data_pki_dir.join(CA_CERT);
     files::parse_one_cert(&path, &files::read_text(&path)?)
+}
+
+/// The record of a device certificate of this CA described by `info`, issued to `mac` at
+/// `issued_at` (`None`: not known).
+fn issued_record(
+    info: inspect::CertInfo,
+    mac: crate::model::Mac,
+    issued_at: Option<i64>,
+) -> crate::model::IssuedCert {
+    crate::model::IssuedCert {
+        serial: info.serial,
+        mac,
+        not_before: Some(info.not_before),
+        not_after: Some(info.not_after),
+        issued_at,
+        revoked: None,
+    }
 }
