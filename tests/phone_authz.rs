@@ -119,13 +119,24 @@ async fn authorisation_matrix() {
     assert!(!open.text().contains("SIP_PASSWORD"));
 }
 
-/// A certificate the box cannot verify, from a CA it does not trust or of its own CA but past
-/// its end, proves nothing; but it is no reason to refuse the phone, which would then get
-/// nothing at all. It gets what a phone without a certificate gets: the common files, and its
-/// own file (with a secret) only with another proof. The alarm says why the certificate did
-/// not prove the device, and a session resumed from such a handshake (TLS 1.3 ticket, TLS 1.2
-/// session ID) proves nothing either. A revoked certificate is still refused at the handshake
-/// (`certificate_revocation.rs`).
+/// A client identity from a CA the box does not trust (named `ca_name`), its subject holding
+/// `name` = `value`.
+fn foreign_identity(ca_name: &str, name: DnType, value: &str) -> Identity {
+    let foreign_key = KeyPair::generate().unwrap();
+    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
+    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    foreign.distinguished_name.push(DnType::CommonName, ca_name);
+    let foreign_issuer = Issuer::new(foreign, foreign_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(name, value);
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Identity {
+        cert_pem: leaf.signed_by(&leaf_key, &foreign_issuer).unwrap().pem(),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
 /// A certificate that names no device (Cisco's generic one, `S=ciscogeneric`; any without a
 /// MAC) and that the box cannot verify proves nothing either, and is counted and explained
 /// as one naming a device is: the metric is how an operator finds certificates that prove
@@ -134,22 +145,7 @@ async fn authorisation_matrix() {
 async fn a_certificate_naming_no_device_that_proves_nothing_is_counted_and_explained() {
     let d = daemon_with_two_phones().await;
     let ca = d.ca_pem();
-    let foreign_key = KeyPair::generate().unwrap();
-    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
-    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    foreign
-        .distinguished_name
-        .push(DnType::CommonName, "vendor CA");
-    let foreign_issuer = Issuer::new(foreign, foreign_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name
-        .push(DnType::StateOrProvinceName, "ciscogeneric");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let generic = Identity {
-        cert_pem: leaf.signed_by(&leaf_key, &foreign_issuer).unwrap().pem(),
-        key_pem: leaf_key.serialize_pem(),
-    };
+    let generic = foreign_identity("vendor CA", DnType::StateOrProvinceName, "ciscogeneric");
 
     let own = send(
         d.https,
@@ -177,27 +173,20 @@ async fn a_certificate_naming_no_device_that_proves_nothing_is_counted_and_expla
     );
 }
 
+/// A certificate the box cannot verify, from a CA it does not trust or of its own CA but past
+/// its end, proves nothing; but it is no reason to refuse the phone, which would then get
+/// nothing at all. It gets what a phone without a certificate gets: the common files, and its
+/// own file (with a secret) only with another proof. The alarm says why the certificate did
+/// not prove the device, and a session resumed from such a handshake (TLS 1.3 ticket, TLS 1.2
+/// session ID) proves nothing either. A revoked certificate is still refused at the handshake
+/// (`certificate_revocation.rs`).
 #[tokio::test]
 async fn foreign_and_expired_certificates_prove_nothing_but_get_the_common_files() {
     let d = daemon_with_two_phones().await;
     let ca = d.ca_pem();
 
     // A certificate from a CA the box does not trust, naming phone A.
-    let foreign_key = KeyPair::generate().unwrap();
-    let mut foreign = CertificateParams::new(Vec::<String>::new()).unwrap();
-    foreign.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    foreign
-        .distinguished_name
-        .push(DnType::CommonName, "rogue CA");
-    let foreign_issuer = Issuer::new(foreign, foreign_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, A);
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let rogue = Identity {
-        cert_pem: leaf.signed_by(&leaf_key, &foreign_issuer).unwrap().pem(),
-        key_pem: leaf_key.serialize_pem(),
-    };
+    let rogue = foreign_identity("rogue CA", DnType::CommonName, A);
     // A certificate from the box's own CA that has expired.
     let expired = d.mint(A, |p| {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
