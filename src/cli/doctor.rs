@@ -523,7 +523,8 @@ fn ownership(c: &Config) -> Vec<Check> {
                     Level::Fail,
                     "data",
                     format!(
-                        "{}{more} belong to another user than {}, who owns {} and runs                          edgeprov: the daemon cannot open them",
+                        "{}{more} belong to another user than {}, who owns {} and runs edgeprov: the daemon \
+                         cannot open them",
                         listed.join(", "),
                         user_name(owner.0),
                         dir.display()
@@ -655,6 +656,12 @@ mod tests {
         let found = fails(&c);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].message.contains("ca.key (uid 54321)"), "{found:?}");
+        assert!(
+            found[0]
+                .message
+                .ends_with("runs edgeprov: the daemon cannot open them"),
+            "{found:?}"
+        );
         assert!(found[0].fix.starts_with("chown -R "), "{found:?}");
         // The same when only the firmware cache (elsewhere) holds such a file.
         std::os::unix::fs::chown(
