@@ -26,7 +26,7 @@ use aws_lc_rs::pbkdf2;
 
 use crate::config::Config;
 use crate::pki::{self, Pki};
-use crate::store::Store;
+use crate::store::{AuditEntry, Store};
 
 const PLAIN: &[u8] = b"EDGEPROV-BACKUP-1\n";
 const SEALED: &[u8] = b"EDGEPROV-BACKUP-1-AES256GCM\n";
@@ -158,7 +158,7 @@ pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
         };
         add(DB, &std::fs::read(&db_copy).map_err(io(&db_copy))?, 0o600)?;
         for (name, bytes) in pki::files_for_backup(&config.pki_dir())? {
-            add(&format!("pki/{name}"), &bytes, 0o600)?;
+            add(&format!("pki/{name}"), &bytes, pki::backup_file_mode(&name))?;
         }
         let token = config.token_path();
         add(TOKEN, &std::fs::read(&token).map_err(io(&token))?, 0o600)?;
@@ -364,6 +364,8 @@ fn unpack_and_check(
         .map_err(|e| BackupError::Archive(e.to_string()))?;
     let mut found = std::collections::BTreeMap::new();
     let mut sums = None;
+    // When the backup was made: its database entry's time.
+    let mut made_at = None;
     // Where the last entry's data, padded to whole blocks, ends.
     let mut end = 0u64;
     // A file cut inside an entry (a copy stopped part-way) is said to be cut short, as one cut
@@ -395,6 +397,9 @@ fn unpack_and_check(
             .map_err(|e| BackupError::Archive(e.to_string()))?
             .to_string_lossy()
             .into_owned();
+        if name == DB {
+            made_at = entry.header().mtime().ok();
+        }
         let target = match name.as_str() {
             SUMS => None,
             DB | TOKEN => Some(dir.join(&name)),
@@ -421,7 +426,11 @@ fn unpack_and_check(
         if let Some(p) = target.parent() {
             std::fs::create_dir_all(p).map_err(io(p))?;
         }
-        let mode = if name == CONFIG { 0o644 } else { 0o600 };
+        let mode = match name.strip_prefix("pki/") {
+            Some(pki_file) => pki::backup_file_mode(pki_file),
+            None if name == CONFIG => 0o644,
+            None => 0o600,
+        };
         crate::fsutil::write_atomic(&target, &bytes, mode).map_err(io(&target))?;
         found.insert(name, sha256(&bytes));
     }
@@ -474,11 +483,10 @@ fn unpack_and_check(
             },
             e => e.into(),
         })?;
-        (
-            store.count_devices()?,
-            pause_pending_jobs(&store)?,
-            store.registration()?.is_some(),
-        )
+        let devices = store.count_devices()?;
+        let paused = pause_pending_jobs(&store)?;
+        store.append_audit(restore_entry(made_at, devices, &paused))?;
+        (devices, paused, store.registration()?.is_some())
     };
     let pki_dir = dir.join("pki");
     Pki::load_or_init(
@@ -497,6 +505,49 @@ fn unpack_and_check(
         (true, false) => CloudIdentity::Missing,
     };
     Ok((devices, paused, cloud))
+}
+
+/// The restored database's own record of the restore: it is made with the daemon stopped, so
+/// no API request enters it, and the backup's download entry was written after the snapshot
+/// it holds; without this the log went on from the backup's time as if nothing had happened.
+fn restore_entry(made_at: Option<u64>, devices: u64, paused: &[crate::jobs::JobId]) -> AuditEntry {
+    let uid = nix::unistd::getuid();
+    let who = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    };
+    let made = made_at
+        .and_then(|t| i64::try_from(t).ok())
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "an unknown time".into());
+    let paused = match paused {
+        [] => String::new(),
+        ids => format!(
+            "; jobs paused: {}",
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    AuditEntry {
+        seq: 0,
+        time: crate::model::now_unix(),
+        who,
+        source: "edgeprov restore".into(),
+        method: "RESTORE".into(),
+        resource: "data directory".into(),
+        status: 200,
+        summary: format!(
+            "data directory restored from a backup made at {made} ({devices} devices){paused}; \
+             the replaced one is kept beside it"
+        ),
+        changes: serde_json::Value::Null,
+    }
 }
 
 /// Pauses, in the restored database, every job that would run at the next start.
@@ -605,6 +656,52 @@ mod tests {
             "still here"
         );
         assert_eq!(restore(&archive, &target, &|_| {}).unwrap().devices, 0);
+    }
+
+    /// A restore leaves the files with the modes the daemon gives them: `ca.crt` stays
+    /// readable for copying to phones and to the remote CLI's machine, keys and the token do
+    /// not. (Every file came back 0600.)
+    #[test]
+    fn a_restore_keeps_certificates_readable_and_keys_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let target = Config {
+            data_dir: dir.path().join("restored"),
+            ..config
+        };
+        restore(&archive, &target, &|_| {}).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let pki = target.pki_dir();
+        assert_eq!(mode(&pki.join(pki::CA_CERT)), 0o644);
+        assert_eq!(mode(&pki.join(pki::SERVER_CERT)), 0o644);
+        assert_eq!(mode(&pki.join(pki::CA_KEY)), 0o600);
+        assert_eq!(mode(&pki.join(pki::SERVER_KEY)), 0o600);
+        assert_eq!(mode(&target.token_path()), 0o600);
+    }
+
+    /// The restored log says that a restore happened, when and from what: it went on from the
+    /// backup's time as if nothing had happened (the daemon is stopped, so no request enters
+    /// it).
+    #[test]
+    fn a_restore_is_entered_in_the_restored_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, archive) = backed_up(dir.path());
+        let target = Config {
+            data_dir: dir.path().join("restored"),
+            ..config
+        };
+        restore(&archive, &target, &|_| {}).unwrap();
+        let store = Store::open(&target.db_path()).unwrap();
+        let entries = store.list_audit(10, |e| e.method == "RESTORE").unwrap();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let summary = &entries[0].summary;
+        assert!(
+            summary.starts_with("data directory restored from a backup made at 20"),
+            "{summary}"
+        );
+        assert!(summary.contains("(0 devices)"), "{summary}");
+        assert!(!entries[0].who.is_empty());
     }
 
     /// The entries of `archive`, each through `change` (`None` drops it), as a new archive

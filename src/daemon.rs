@@ -260,8 +260,14 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         opened => opened?,
     };
     if let (Some(log), Ok(Some(level))) = (&log, store.preferences().map(|p| p.log_level)) {
-        log.set_level(&level)
-            .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));
+        match log.set_level(&level) {
+            Ok(()) => {
+                if let Some(note) = crate::logging::preference_note(&level, &config.log_level) {
+                    tracing::warn!("{note}");
+                }
+            }
+            Err(e) => tracing::warn!("stored log level {level:?} not applied: {e}"),
+        }
     }
     let revoked = {
         let store = store.clone();

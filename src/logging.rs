@@ -36,6 +36,20 @@ impl LogControl {
     }
 }
 
+/// What to tell an operator whose configuration's `log_level` is not the one in force because
+/// a runtime level is stored in the preferences: it outlives reloads and restarts (it is
+/// meant for "a while"), so a changed `log_level` in the file that seems to do nothing must
+/// say why and how to return to it. `None` when the two agree.
+pub fn preference_note(preference: &str, config_level: &str) -> Option<String> {
+    (preference != config_level).then(|| {
+        format!(
+            "the log level {preference:?} set by `edgeprov prefs set --log-level` is in force, \
+             not the configuration's {config_level:?}; `edgeprov prefs set --log-level config` \
+             returns to the configuration's"
+        )
+    })
+}
+
 /// Whether `level` is one the daemon may run on: the config's `log_level` and the runtime
 /// preference alike. A blank one parses as a filter with no directives, which enables nothing:
 /// the daemon would not log even its errors (`off` says that on purpose).

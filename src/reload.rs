@@ -165,6 +165,12 @@ impl Reloader {
         {
             tracing::warn!("log level not changed: {e}");
         }
+        if let Some(note) = runtime_level
+            .as_deref()
+            .and_then(|level| crate::logging::preference_note(level, &new.log_level))
+        {
+            tracing::warn!("{note}");
+        }
         for key in &changed {
             tracing::warn!(
                 key,

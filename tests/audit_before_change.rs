@@ -248,3 +248,43 @@ async fn static_file_changes_name_their_site_and_content() {
     assert_eq!(entries[0]["changes"]["size"]["before"], 4, "{entries:?}");
     assert!(!serde_json::to_string(&entries).unwrap().contains("A=2"));
 }
+
+/// A refused change's entry says why, as the client was told: it said only "bad request" or
+/// "conflict", so an auditor could not tell what was wrong with a refused change.
+#[tokio::test]
+async fn a_refused_change_is_entered_with_its_reason() {
+    let d = Daemon::start();
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = d.api("POST", "/sites", Some(json!({"name": "hq"}))).await;
+    assert_eq!(s, 409, "{v}");
+    let told = v["error"].as_str().unwrap().to_string();
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/global",
+            Some(json!({"params": {"vlan.id": "9999"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let bad = v["error"].as_str().unwrap().to_string();
+
+    let conflict = entries_for(&d, "/api/v1/sites").await;
+    assert_eq!(conflict[0]["status"], 409, "{conflict:?}");
+    assert_eq!(
+        conflict[0]["summary"],
+        format!("conflict: {told}"),
+        "{conflict:?}"
+    );
+    let refused = entries_for(&d, "/api/v1/params/global").await;
+    assert_eq!(refused[0]["status"], 400, "{refused:?}");
+    assert_eq!(
+        refused[0]["summary"],
+        format!("bad request: {bad}"),
+        "{refused:?}"
+    );
+    assert!(bad.contains("vlan.id"), "{bad}");
+    let (s, v) = d.api("GET", "/params/global", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!v.to_string().contains("9999"), "nothing was stored: {v}");
+}

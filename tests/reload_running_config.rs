@@ -36,6 +36,60 @@ async fn clearing_the_runtime_log_level_returns_to_the_reloaded_one() {
     );
 }
 
+/// A runtime level outlives a reload: a changed `log_level` in the file then seems to do
+/// nothing, so the reload says which level is in force and how to return to the file's (it
+/// said only "reloaded").
+#[tokio::test]
+async fn a_reload_names_the_runtime_level_that_outranks_the_file() {
+    let d = Daemon::start();
+    let note = "`edgeprov prefs set --log-level config` returns to the configuration's";
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    wait_for_log(&d, "configuration and certificates reloaded").await;
+    assert!(
+        !d.log().contains(note),
+        "no runtime level yet:\n{}",
+        d.log()
+    );
+
+    let (s, v) = d
+        .api("PATCH", "/preferences", Some(json!({"log_level": "debug"})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        config.replace("log_level = \"info\"", "log_level = \"warn\""),
+    )
+    .unwrap();
+    let reloads = d
+        .log()
+        .matches("configuration and certificates reloaded")
+        .count();
+    signal(d.child.as_ref().unwrap().id(), "HUP");
+    for _ in 0..200 {
+        if d.log()
+            .matches("configuration and certificates reloaded")
+            .count()
+            > reloads
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let log = d.log();
+    assert!(
+        log.matches("configuration and certificates reloaded")
+            .count()
+            > reloads,
+        "the second reload never ended:\n{log}"
+    );
+    assert!(log.contains(note), "{log}");
+    assert!(
+        log.contains("\"debug\" set by `edgeprov prefs set --log-level` is in force, not the configuration's \"warn\""),
+        "{log}"
+    );
+}
+
 /// A reload whose file names another data directory keeps the running one (it is logged as
 /// needing a restart): the certificates still come from the box's CA, so the CLI and the phones
 /// still trust the box, no second CA is made, and a backup still reads the running directory.

@@ -343,7 +343,13 @@ async fn a_token_works_until_it_expires_and_is_refused_after() {
         "the expired token's user: {refused:?}"
     );
     assert!(refused[1].1.contains("expired"), "{refused:?}");
-    assert_eq!(refused[0], ("anonymous".to_string(), "refused".to_string()));
+    assert_eq!(
+        refused[0],
+        (
+            "anonymous".to_string(),
+            "refused: missing or wrong bearer token".to_string()
+        )
+    );
 }
 
 /// Expired tokens count towards the limit on wrong tokens: each refusal is an audit entry, which

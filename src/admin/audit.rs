@@ -117,6 +117,16 @@ const UNFINISHED: &str = "started; the daemon stopped before it answered";
 #[derive(Debug, Clone, Copy)]
 struct Audited;
 
+/// Put on an error answer with the message it gave the client, so that the entry of a refused
+/// request says why, as the client was told: "bad request" alone left an auditor guessing
+/// which field of a refused import or change was wrong. Messages name fields, lines and files,
+/// not values (secrets are write-only).
+#[derive(Debug, Clone)]
+pub struct Refusal(pub Arc<str>);
+
+/// The longest refusal message an entry keeps.
+const MAX_REFUSAL: usize = 300;
+
 /// Put by the guard on a refusal that repeats one already entered (a 429 after the first of
 /// its address's window): an address held off must not cost a durable write per request.
 #[derive(Debug, Clone, Copy)]
@@ -138,10 +148,11 @@ impl Asked {
         Asked {
             method: req.method().clone(),
             // The full path as the client sent it, not the part below the `/api/v1` nest.
-            resource: shortened(
+            resource: cut(
                 req.extensions()
                     .get::<axum::extract::OriginalUri>()
                     .map_or_else(|| req.uri().path(), |u| u.path()),
+                MAX_RESOURCE,
             ),
             source: req
                 .extensions()
@@ -183,25 +194,33 @@ impl Asked {
         let summary = change
             .as_ref()
             .map(|c| c.summary.clone())
-            .unwrap_or_else(|| match refused(status) {
-                true => "refused".into(),
-                false => status.canonical_reason().unwrap_or("").to_lowercase(),
+            .unwrap_or_else(|| {
+                let outcome = match refused(status) {
+                    true => "refused".into(),
+                    false => status.canonical_reason().unwrap_or("").to_lowercase(),
+                };
+                match resp.extensions().get::<Refusal>() {
+                    Some(why) if status.is_client_error() || status.is_server_error() => {
+                        format!("{outcome}: {}", cut(&why.0, MAX_REFUSAL))
+                    }
+                    _ => outcome,
+                }
             });
         let changes = change.map(|c| c.changes).unwrap_or(Value::Null);
         self.entry(who, status.as_u16(), summary, changes)
     }
 }
 
-/// `path` cut to [`MAX_RESOURCE`] bytes at a character boundary, marked with `…` when cut.
-fn shortened(path: &str) -> String {
-    if path.len() <= MAX_RESOURCE {
-        return path.to_string();
+/// `text` cut to `max` bytes at a character boundary, marked with `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
     }
-    let mut end = MAX_RESOURCE;
-    while !path.is_char_boundary(end) {
+    let mut end = max;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &path[..end])
+    format!("{}…", &text[..end])
 }
 
 fn refused(status: StatusCode) -> bool {

@@ -110,11 +110,10 @@ impl IntoResponse for ApiError {
             ApiError::Reopening(_) => Some(1),
             _ => None,
         };
-        let mut resp = (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response();
+        let message = self.to_string();
+        let mut resp = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        resp.extensions_mut()
+            .insert(super::audit::Refusal(message.into()));
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

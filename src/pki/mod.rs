@@ -651,6 +651,16 @@ pub fn files_for_backup(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PkiError> 
         .collect()
 }
 
+/// The mode a PKI file of a backup is kept with, as the daemon writes it: a certificate is
+/// public (`ca.crt` is meant to be copied to phones and to the remote CLI's machine), every
+/// other file holds a key (`installed.pem` holds its key beside the chain).
+pub fn backup_file_mode(name: &str) -> u32 {
+    match name.ends_with(".crt") {
+        true => 0o644,
+        false => 0o600,
+    }
+}
+
 /// Whether `name` is one of the PKI files a backup may restore.
 pub fn is_backup_file(name: &str) -> bool {
     [CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY, INSTALLED].contains(&name)

@@ -95,7 +95,9 @@ pub enum StoreError {
     /// (`SIP-T54W` beside `T54W`): one model, as for firmware, so a device of either spelling
     /// would get both layers.
     #[error(
-        "{new}: is the same model as the existing layer {existing} (models compare without case,          and a Yealink model with or without SIP-, as for firmware); set the parameters in          {existing}"
+        "{new}: is the same model as the existing layer {existing} (models compare without case, \
+         and a Yealink model with or without SIP-, as for firmware); set the parameters in \
+         {existing}"
     )]
     SameModel { new: String, existing: String },
     /// A firmware policy pins a version no release in the catalogue serves for the model.

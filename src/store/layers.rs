@@ -327,6 +327,7 @@ mod tests {
             text.starts_with("model:SIP-T54W: is the same model as the existing layer model:T54W"),
             "{text}"
         );
+        assert!(!text.contains("  "), "one space between words: {text}");
         assert_eq!(store.generation(), before, "nothing was written");
         // Another vendor's `SIP-` stays part of its model's name.
         store
