@@ -159,6 +159,26 @@ pub struct ScepConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub open_until: Option<i64>,
+    /// Who grants a first enrolment that passes every check: the challenge alone
+    /// (`challenge`), or an operator who approves it through the admin API (`operator`),
+    /// the phone being told PENDING and polling meanwhile. Renewals are granted at once either
+    /// way: they are signed by the device's current certificate.
+    pub approval: ScepApproval,
+    /// How long a request held for the operator waits (1 to 365 days) before it expires and
+    /// its polls are answered FAILURE.
+    pub pending_days: u32,
+}
+
+/// `scep.approval`: what grants a first enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScepApproval {
+    /// The challenge, the inventory and the key suffice (anyone holding the challenge can
+    /// enrol as a device that has no certificate yet).
+    #[default]
+    Challenge,
+    /// Each first enrolment is held until an operator approves it.
+    Operator,
 }
 
 /// `scep.open_until`: an RFC 3339 time in the file (`2026-12-31T23:59:59Z`), Unix seconds in
@@ -196,6 +216,8 @@ impl Default for ScepConfig {
             allow_single_des: false,
             refusals_per_minute: 10,
             open_until: None,
+            approval: ScepApproval::Challenge,
+            pending_days: 7,
         }
     }
 }
@@ -453,6 +475,9 @@ impl Config {
         }
         if self.scep.refusals_per_minute == 0 {
             return Err(invalid("scep.refusals_per_minute", "must be at least 1"));
+        }
+        if !(1..=365).contains(&self.scep.pending_days) {
+            return Err(invalid("scep.pending_days", "must be 1 to 365"));
         }
         Ok(())
     }
@@ -755,6 +780,26 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         );
         let c = parse("[scep]\nopen_until = \"2026-12-31T23:00:00+01:00\"\n").unwrap();
         assert_eq!(c.scep.open_until, Some(1_798_754_400));
+    }
+
+    /// `scep.approval` is one of two words (the challenge by default), and a request held for
+    /// the operator waits 1 to 365 days; anything else stops the load naming the key.
+    #[test]
+    fn scep_approval_and_pending_days_are_validated_at_load() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(Config::default().scep.approval, ScepApproval::Challenge);
+        assert_eq!(Config::default().scep.pending_days, 7);
+        let c = parse("[scep]\napproval = \"operator\"\npending_days = 2\n").unwrap();
+        assert_eq!(
+            (c.scep.approval, c.scep.pending_days),
+            (ScepApproval::Operator, 2)
+        );
+        let e = err("[scep]\napproval = \"manual\"\n");
+        assert!(e.contains("approval") && e.contains("operator"), "{e}");
+        for days in ["0", "366"] {
+            let e = err(&format!("[scep]\npending_days = {days}\n"));
+            assert!(e.contains("scep.pending_days") && e.contains("test.toml"), "{e}");
+        }
     }
 
     /// docs/configuration.md (shipped with the package) names every key of the tables it

@@ -36,8 +36,11 @@ pub struct Metrics {
 /// SCEP enrolments (PKIOperation requests) by result.
 #[derive(Default)]
 pub struct ScepCounters {
-    /// First certificates issued (PKCSReq with the challenge).
+    /// First certificates issued (PKCSReq with the challenge, or approved by an operator).
     pub granted: AtomicU64,
+    /// First enrolments held for an operator's approval (`scep.approval = "operator"`), each
+    /// counted once when held, not at each poll.
+    pub pending: AtomicU64,
     /// Certificates issued by renewal.
     pub renewed: AtomicU64,
     /// Answered CertRep FAILURE, or HTTP 400 for a message that could not be read.
@@ -117,12 +120,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP edgeprov_scep_enrolments_total SCEP enrolments by result (granted, renewed, refused, rate_limited).\n\
+            "# HELP edgeprov_scep_enrolments_total SCEP enrolments by result (granted, renewed, pending, refused, rate_limited).\n\
              # TYPE edgeprov_scep_enrolments_total counter"
         );
         for (result, c) in [
             ("granted", &self.scep.granted),
             ("renewed", &self.scep.renewed),
+            ("pending", &self.scep.pending),
             ("refused", &self.scep.refused),
             ("rate_limited", &self.scep.rate_limited),
         ] {
@@ -206,6 +210,7 @@ mod tests {
         assert!(out.contains("# TYPE edgeprov_devices gauge\nedgeprov_devices 7\n"));
         assert!(out.contains("\nedgeprov_phone_connections 0\n"));
         assert!(out.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 0\n"));
+        assert!(out.contains("edgeprov_scep_enrolments_total{result=\"pending\"} 0\n"));
         assert!(out.contains("\nedgeprov_phone_connections_limit 5\n"));
         assert!(out.contains("\nedgeprov_phone_connections_per_address_limit 2\n"));
         assert!(out.contains(

@@ -65,6 +65,11 @@ pub enum AlarmKind {
     /// that already has a valid certificate, a weak key, a bad signature…): the source is the
     /// peer and the MAC asked for, the message says why. Nothing was issued.
     ScepRefused,
+    /// A SCEP enrolment passed every check and waits for an operator's approval
+    /// (`scep.approval = "operator"`): the source is the peer and the MAC asked for. Nothing is
+    /// issued until `edgeprov pki approve`; a request not approved within `scep.pending_days`
+    /// expires.
+    ScepPending,
     /// Device certificates the box's CA issued expire within `pki.device_cert_warn_days` (or
     /// have expired): counted per inventory device by its latest certificate not revoked, so a
     /// device given a new one no longer counts. One alarm for them all (source
@@ -138,7 +143,7 @@ impl AlarmKind {
     /// configuration, files, certificates or catalogue, so they are few, and each must be
     /// kept under its own source, since the code that raises it also clears it by that source.
     pub fn source_from_peers(&self) -> bool {
-        self.is_refusal()
+        self.is_refusal() || *self == AlarmKind::ScepPending
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -160,6 +165,7 @@ impl AlarmKind {
             AlarmKind::CertificateExpiring => "certificate_expiring",
             AlarmKind::RevokedCertificate => "revoked_certificate",
             AlarmKind::ScepRefused => "scep_refused",
+            AlarmKind::ScepPending => "scep_pending",
             AlarmKind::DeviceCertsExpiring => "device_certs_expiring",
             AlarmKind::FirmwarePinOrphaned => "firmware_pin_orphaned",
             AlarmKind::FirmwarePolicyIgnored => "firmware_policy_ignored",
@@ -198,6 +204,8 @@ impl AlarmKind {
             // Rare in a working deployment: a wrong challenge in the phones' settings, or
             // someone trying to enrol as a phone.
             AlarmKind::ScepRefused => Severity::Major,
+            // Nothing is wrong: a phone waits for the operator, who should hear of it.
+            AlarmKind::ScepPending => Severity::Warning,
             AlarmKind::SyncEventRejected => Severity::Major,
             // Major once one has expired (the raising code sets each occurrence's severity).
             AlarmKind::DeviceCertsExpiring => Severity::Warning,

@@ -7,6 +7,7 @@ mod device_cert;
 mod lease;
 mod mac;
 mod params;
+mod pending_enrolment;
 mod preferences;
 mod token;
 mod vendor;
@@ -23,6 +24,7 @@ pub use params::{
     FieldError, Layer, LayerError, MAX_NAME, MAX_TEXT, MAX_VALUE, ParamError, ParamSet,
     check_field, check_name, validate_param,
 };
+pub use pending_enrolment::{PendingEnrolment, PendingState};
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
 pub use vendor::{Vendor, model_key};

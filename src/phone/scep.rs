@@ -14,14 +14,15 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use super::PhoneState;
-use crate::config::ScepConfig;
+use crate::config::{ScepApproval, ScepConfig};
 use crate::failure_limit::FailureLimiter;
 use crate::firmware::{PhoneBody, full};
-use crate::model::{AlarmKind, DeviceState, Mac};
+use crate::model::{AlarmKind, DeviceState, Mac, PendingEnrolment, PendingState};
+use crate::scep::pending::{self, PollAnswer};
 use crate::scep::policy::{Decision, Facts};
 use crate::scep::recent::{Grant, RecentGrants, key_hash};
 use crate::scep::reply::{Outcome, ReplyError, cert_rep};
-use crate::scep::{FailInfo, Header, MessageType, Operation, read_header};
+use crate::scep::{ContentCipher, FailInfo, Header, MessageType, Operation, read_header};
 
 type Resp = Response<PhoneBody>;
 
@@ -327,6 +328,68 @@ fn refused(state: &PhoneState, scep: &ScepService, peer: IpAddr, mac: Option<Mac
     );
 }
 
+/// Answers one request with a CertRep: signed by the RA, to the request's transaction.
+struct Replier<'a> {
+    state: &'a PhoneState,
+    scep: &'a ScepService,
+    peer: IpAddr,
+    ra: &'a dyn crate::scep::RaKey,
+}
+
+impl Replier<'_> {
+    fn answer(&self, header: &Header, outcome: Outcome<'_>, granted: bool) -> Enrolled {
+        match rep(self.ra, header, outcome) {
+            Ok(der) => Enrolled::Answer(der, granted),
+            Err(resp) => Enrolled::Http(*resp),
+        }
+    }
+
+    fn refuse(&self, header: &Header, mac: Option<Mac>, fail: FailInfo, why: &str) -> Enrolled {
+        refused(
+            self.state,
+            self.scep,
+            self.peer,
+            mac,
+            &format!("{why} ({})", fail.name()),
+        );
+        self.answer(header, Outcome::Failed(fail), false)
+    }
+
+    /// The answer to a poll (a CertPoll, or the request sent again) for `held`.
+    fn held(&self, header: &Header, cipher: ContentCipher, held: &PendingEnrolment) -> Enrolled {
+        let valid = match device_facts(self.state, held.mac) {
+            Ok((_, valid)) => valid,
+            Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+        };
+        let cert_valid = match &held.state {
+            PendingState::Approved { serial, .. } => valid.contains(serial),
+            _ => false,
+        };
+        let now = crate::model::now_unix();
+        match pending::answer(held, now, self.scep.config.pending_days, cert_valid) {
+            PollAnswer::Pending => self.answer(header, Outcome::Pending, false),
+            PollAnswer::Granted { serial, cert } => {
+                tracing::info!(peer = %self.peer, mac = %held.mac, %serial,
+                    "SCEP poll answered with the certificate its approval issued");
+                self.answer(header, Outcome::Granted { cert: &cert, cipher }, false)
+            }
+            PollAnswer::Failed(r) => self.refuse(header, Some(held.mac), r.fail, &r.reason),
+        }
+    }
+}
+
+/// Hex SHA-256 of the key of the certificate that signed a request.
+fn signer_key(header: &Header) -> Option<String> {
+    use der::Encode;
+    let spki = header
+        .signer
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()?;
+    Some(crate::phone::credentials::hex(&key_hash(&spki)))
+}
+
 /// One PKIOperation, from the message to the CertRep (blocking: RSA, the store).
 fn enrol(
     state: &PhoneState,
@@ -349,20 +412,20 @@ fn enrol(
             ));
         }
     };
-    let answer =
-        |header: &Header, outcome: Outcome<'_>, granted: bool| match rep(&*ra, header, outcome) {
-            Ok(der) => Enrolled::Answer(der, granted),
-            Err(resp) => Enrolled::Http(*resp),
-        };
-    let refuse = |header: &Header, mac: Option<Mac>, fail: FailInfo, why: &str| {
-        refused(state, scep, peer, mac, &format!("{why} ({})", fail.name()));
-        answer(header, Outcome::Failed(fail), false)
+    let replier = Replier {
+        state,
+        scep,
+        peer,
+        ra: &*ra,
     };
+    if signed.header.message_type == MessageType::CertPoll {
+        return poll(&replier, signed);
+    }
     let request = match signed.open(&*ra, scep.config.allow_single_des) {
         Ok(r) => r,
         Err(refused) => {
             let (header, r) = *refused;
-            return refuse(&header, None, r.fail, &r.reason);
+            return replier.refuse(&header, None, r.fail, &r.reason);
         }
     };
     let (header, csr) = (&request.header, &request.csr);
@@ -377,6 +440,27 @@ fn enrol(
         None => (None, Vec::new()),
     };
     let key = key_hash(&csr.spki);
+    let operator_approval = scep.config.approval == ScepApproval::Operator;
+    // The request held for this device's approval, if any. Sent again (same transaction, same
+    // key), it is a poll: answered as the held request stands, not decided afresh (once
+    // approved, the device's certificate would count against it).
+    let held = match csr.mac.filter(|_| operator_approval) {
+        Some(mac) if header.message_type == MessageType::PkcsReq => {
+            match state.store.pending_enrolment(mac) {
+                Ok(held) => held,
+                Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+            }
+        }
+        _ => None,
+    };
+    let key_hex = crate::phone::credentials::hex(&key);
+    if let Some(h) = held
+        .as_ref()
+        .filter(|h| pending::is_resent(h, &header.transaction_id, &key_hex))
+    {
+        drop(granting);
+        return replier.held(header, request.cipher, h);
+    }
     // A retransmission of a request granted lately, whose certificate is still valid: it is
     // decided as the first was (the device's own certificate does not count against it) and
     // answered with the same certificate.
@@ -422,16 +506,24 @@ fn enrol(
             .is_none_or(|end| crate::model::now_unix() < end),
         has_valid_cert: !valid_serials.is_empty() && repeat.is_none(),
         signer_device,
+        operator_approval,
     });
     let (mac, renewal) = match decision {
         Decision::Grant { mac, renewal } => (mac, renewal),
-        Decision::Refuse { fail, reason } => return refuse(header, csr.mac, fail, &reason),
+        Decision::Hold { mac } => {
+            let answer = hold(&replier, &request, mac, &key_hex, held.as_ref(), method);
+            drop(granting);
+            return answer;
+        }
+        Decision::Refuse { fail, reason } => {
+            return replier.refuse(header, csr.mac, fail, &reason);
+        }
     };
     if let Some(grant) = repeat {
         drop(granting);
         tracing::info!(%peer, %mac, serial = %grant.serial, transaction = %header.transaction_id,
             "SCEP request repeated: answered with the certificate it was granted");
-        return answer(
+        return replier.answer(
             header,
             Outcome::Granted {
                 cert: &grant.cert,
@@ -484,10 +576,10 @@ fn enrol(
     {
         Ok(_) => {}
         Err(e @ crate::store::StoreError::SignerRevoked { .. }) => {
-            return refuse(header, Some(mac), FailInfo::BadCertId, &e.to_string());
+            return replier.refuse(header, Some(mac), FailInfo::BadCertId, &e.to_string());
         }
         Err(e @ crate::store::StoreError::RevokedMeanwhile { .. }) => {
-            return refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
+            return replier.refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
         }
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     }
@@ -512,6 +604,92 @@ fn enrol(
     counter.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%peer, %mac, serial = %record.serial, how, "device certificate issued by SCEP");
     Enrolled::Answer(der, true)
+}
+
+/// A CertPoll: answered as the request held under its transactionID stands, provided it is
+/// signed by the key that signed that request and names its device; otherwise FAILURE
+/// badCertId, as for a transaction the box does not know.
+fn poll(replier: &Replier<'_>, signed: crate::scep::request::Signed) -> Enrolled {
+    let scep = replier.scep;
+    let request = match signed.open_poll(replier.ra, scep.config.allow_single_des) {
+        Ok(r) => r,
+        Err(refused) => {
+            let (header, r) = *refused;
+            return replier.refuse(&header, None, r.fail, &r.reason);
+        }
+    };
+    let header = &request.header;
+    let found = match replier
+        .state
+        .store
+        .pending_enrolment_by_transaction(&header.transaction_id)
+    {
+        Ok(found) => found,
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    };
+    let signer = signer_key(header).unwrap_or_default();
+    match pending::poll_for(found.as_ref(), &signer, &request.subject) {
+        Ok(held) => replier.held(header, request.cipher, held),
+        Err(r) => replier.refuse(header, request.subject.mac, r.fail, &r.reason),
+    }
+}
+
+/// A first enrolment that passed every check, held for the operator: stored in place of
+/// `held` (the device's earlier request, when [`pending::may_replace`] lets it), alarmed,
+/// and answered PENDING. Called under `granting`.
+fn hold(
+    replier: &Replier<'_>,
+    request: &crate::scep::PkiRequest,
+    mac: Mac,
+    key_hex: &str,
+    held: Option<&PendingEnrolment>,
+    method: &str,
+) -> Enrolled {
+    let (state, scep, peer) = (replier.state, replier.scep, replier.peer);
+    let (header, csr) = (&request.header, &request.csr);
+    let now = crate::model::now_unix();
+    if let Some(Err(r)) = held.map(|h| pending::may_replace(h, now, scep.config.pending_days)) {
+        return replier.refuse(header, Some(mac), r.fail, &r.reason);
+    }
+    let Some(signer_key_sha256) = signer_key(header) else {
+        return replier.refuse(
+            header,
+            Some(mac),
+            FailInfo::BadMessageCheck,
+            "the signer certificate's key cannot be encoded",
+        );
+    };
+    let request = PendingEnrolment {
+        mac,
+        transaction_id: header.transaction_id.clone(),
+        spki: csr.spki.clone(),
+        key_sha256: key_hex.to_string(),
+        key: csr.key.to_string(),
+        signer_key_sha256,
+        source: peer.to_string(),
+        method: method.to_string(),
+        requested_at: now,
+        state: PendingState::Pending,
+    };
+    match state.store.hold_enrolment(&request, held) {
+        Ok(()) => {}
+        Err(e @ crate::store::StoreError::Conflict(_)) => {
+            return replier.refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
+        }
+        Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
+    }
+    state.metrics.scep.pending.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%peer, %mac, key = %csr.key, transaction = %header.transaction_id,
+        "SCEP enrolment held for an operator's approval");
+    state.recorder.alarm(
+        AlarmKind::ScepPending,
+        format!("{peer} as {mac}"),
+        format!(
+            "SCEP enrolment of {mac} ({} key) waits for an operator's approval: edgeprov pki approve --mac {mac}, or reject it",
+            csr.key
+        ),
+    );
+    replier.answer(header, Outcome::Pending, false)
 }
 
 /// The CertRep for `outcome`, or the HTTP answer when none can be made: `400` when the

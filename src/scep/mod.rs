@@ -1,6 +1,7 @@
 //! SCEP (RFC 8894): how desk phones (Avaya J100 `MYCERTURL`, Yealink, Poly) get their client
 //! certificate from the box's CA. Pure protocol code: the request parsed, checked and opened
-//! ([`request`]), the grant decided ([`policy`]), the answers built ([`reply`]). The phone
+//! ([`request`], [`poll`]), the grant decided ([`policy`]; a request held for the operator:
+//! [`pending`]), the answers built ([`reply`]). The phone
 //! listener's route (`phone/scep.rs`) only moves bytes and does the store I/O.
 //!
 //! The CA's key is ECDSA, which RSA key transport cannot reach, so a registration authority
@@ -11,14 +12,16 @@ mod cipher;
 mod csr;
 mod implicit_rejection;
 pub(crate) mod oids;
+pub mod pending;
 pub mod policy;
+pub mod poll;
 pub mod recent;
 pub mod reply;
 pub mod request;
 
 pub use cipher::ContentCipher;
 pub use csr::{CsrFacts, KeyKind, read_csr};
-pub use request::{Header, PkiRequest, Refusal, parse_request, read_header};
+pub use request::{Header, PkiRequest, PollRequest, Refusal, parse_request, read_header};
 
 /// Largest pkiMessage accepted (a CSR with an RSA 4096 key, a signer certificate and the
 /// envelopes around them is under 8 KB; GET carries it base64 in the URL).

@@ -4,7 +4,9 @@
 //! A first certificate needs the challenge; a device that already has a valid certificate from
 //! the box's CA gets another only by renewal, signed with that certificate. So a common
 //! challenge, once it leaks, cannot take over an enrolled phone's identity: the operator
-//! revokes the certificate first.
+//! revokes the certificate first. Where the operator approves first enrolments
+//! (`scep.approval = "operator"`), one that passes every check is held rather than granted:
+//! the challenge then only lets a request be put to the operator.
 
 use super::csr::CsrFacts;
 use super::{FailInfo, MessageType};
@@ -33,6 +35,8 @@ pub struct Facts<'a> {
     /// The device the signer certificate proves, when it is a valid, unrevoked device
     /// certificate of the box's CA (a renewal).
     pub signer_device: Option<Mac>,
+    /// Whether a first enrolment waits for an operator's approval (`scep.approval`).
+    pub operator_approval: bool,
 }
 
 impl std::fmt::Debug for Facts<'_> {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Facts<'_> {
             .field("enrolment_open", &self.enrolment_open)
             .field("has_valid_cert", &self.has_valid_cert)
             .field("signer_device", &self.signer_device)
+            .field("operator_approval", &self.operator_approval)
             .finish()
     }
 }
@@ -54,6 +59,8 @@ impl std::fmt::Debug for Facts<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Grant { mac: Mac, renewal: bool },
+    /// A first enrolment that passed every check, held for the operator's approval.
+    Hold { mac: Mac },
     Refuse { fail: FailInfo, reason: String },
 }
 
@@ -79,7 +86,7 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             return refuse(
                 FailInfo::BadRequest,
                 format!(
-                    "message type {} is not served (only PKCSReq and RenewalReq: no request is ever left pending)",
+                    "message type {} is not decided here (only PKCSReq and RenewalReq)",
                     other.code()
                 ),
             );
@@ -168,6 +175,9 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             ),
         );
     }
+    if f.operator_approval {
+        return Decision::Hold { mac };
+    }
     Decision::Grant { mac, renewal }
 }
 
@@ -201,13 +211,14 @@ mod tests {
             enrolment_open: true,
             has_valid_cert: false,
             signer_device: None,
+            operator_approval: false,
         }
     }
 
     fn fail_of(d: Decision) -> FailInfo {
         match d {
             Decision::Refuse { fail, .. } => fail,
-            Decision::Grant { .. } => panic!("granted"),
+            d => panic!("{d:?}"),
         }
     }
 
@@ -374,5 +385,44 @@ mod tests {
             }
             d => panic!("{d:?}"),
         }
+    }
+
+    /// With the operator approving, a first enrolment that passes every check is held, not
+    /// granted; one that fails a check is refused as before, and a renewal signed by the
+    /// device's own certificate is still granted at once.
+    #[test]
+    fn with_operator_approval_a_first_enrolment_is_held_and_a_renewal_granted() {
+        let c = csr(Some("s3cret"));
+        let held = Facts {
+            operator_approval: true,
+            ..facts(&c)
+        };
+        assert_eq!(decide(&held), Decision::Hold { mac: mac() });
+        let wrong = csr(Some("guess"));
+        let wrong = Facts {
+            operator_approval: true,
+            ..facts(&wrong)
+        };
+        assert_eq!(fail_of(decide(&wrong)), FailInfo::BadRequest);
+        let enrolled = Facts {
+            has_valid_cert: true,
+            ..held.clone()
+        };
+        assert_eq!(fail_of(decide(&enrolled)), FailInfo::BadRequest);
+        let none = csr(None);
+        let renewal = Facts {
+            message_type: MessageType::RenewalReq,
+            has_valid_cert: true,
+            signer_device: Some(mac()),
+            operator_approval: true,
+            ..facts(&none)
+        };
+        assert_eq!(
+            decide(&renewal),
+            Decision::Grant {
+                mac: mac(),
+                renewal: true
+            }
+        );
     }
 }

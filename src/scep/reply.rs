@@ -39,6 +39,9 @@ pub enum Outcome<'a> {
         cert: &'a [u8],
         cipher: ContentCipher,
     },
+    /// Held for the operator (RFC 8894 §3.3.2: pkiStatus PENDING): the client polls again
+    /// with the same transactionID.
+    Pending,
     Failed(FailInfo),
 }
 
@@ -230,6 +233,10 @@ pub fn cert_rep(
         Outcome::Granted { cert, cipher } => {
             attrs.push(attribute(oids::PKI_STATUS, printable("0")?)?);
             enveloped(&certs_only(&[cert])?, cipher, &request.signer)?
+        }
+        Outcome::Pending => {
+            attrs.push(attribute(oids::PKI_STATUS, printable("3")?)?);
+            Vec::new()
         }
         Outcome::Failed(fail) => {
             attrs.push(attribute(oids::PKI_STATUS, printable("2")?)?);

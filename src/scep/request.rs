@@ -201,6 +201,42 @@ impl Signed {
     }
 }
 
+/// A CertPoll whose signature verified and whose content opened to an IssuerAndSubject.
+#[derive(Debug, Clone)]
+pub struct PollRequest {
+    pub header: Header,
+    pub cipher: ContentCipher,
+    /// What the IssuerAndSubject's subject says.
+    pub subject: super::poll::PollSubject,
+}
+
+impl Signed {
+    /// [`Signed::open`] for a CertPoll (RFC 8894 §3.3.3), whose content is the
+    /// IssuerAndSubject of the request it polls for rather than a certificate request. Its
+    /// failures past the signature are the one [`UNREADABLE`] refusal too.
+    pub fn open_poll(
+        self,
+        ra: &dyn RaKey,
+        single_des: bool,
+    ) -> Result<PollRequest, Box<(Header, Refusal)>> {
+        let Signed {
+            header,
+            signer_info,
+            econtent,
+        } = self;
+        match verify(&header, &signer_info, &econtent).and_then(|()| {
+            decrypt(&econtent, ra, single_des, super::poll::read_issuer_and_subject)
+        }) {
+            Ok((cipher, subject)) => Ok(PollRequest {
+                header,
+                cipher,
+                subject,
+            }),
+            Err(r) => Err(Box::new((header, r))),
+        }
+    }
+}
+
 impl Signed {
     /// Checks the signature and opens the envelope to its raw content: a client reading the
     /// certificates a CertRep carries (tests).

@@ -59,56 +59,11 @@ impl Store {
     pub fn record_issued_cert_audited(
         &self,
         cert: &IssuedCert,
-        mut entry: super::audit::AuditEntry,
+        entry: super::audit::AuditEntry,
         renewed_with: Option<&IssuedCert>,
     ) -> Result<u64, StoreError> {
         let tx = self.begin_uncounted_write()?;
-        let seq = {
-            let mut table = tx.open_table(DEVICE_CERTS)?;
-            if let Some(signer) = renewed_with {
-                let revoked = table
-                    .get(signer.serial.as_str())?
-                    .map(|v| decode::<IssuedCert>("device_certs", &signer.serial, v.value()))
-                    .transpose()?
-                    .is_some_and(|c| c.revoked.is_some());
-                let all_revoked = tx
-                    .open_table(REVOKED_BEFORE)?
-                    .get(signer.mac.octets())?
-                    .is_some_and(|at| signer.issued_at.is_none_or(|t| t < at.value()));
-                if revoked || all_revoked {
-                    return Err(StoreError::SignerRevoked {
-                        serial: signer.serial.clone(),
-                        mac: signer.mac,
-                    });
-                }
-            }
-            // A "revoke all" of the device that landed after this certificate was issued and
-            // before it is recorded revokes it too (the handshake refuses it by its date), so it
-            // must not be recorded as valid: it would count as the device's certificate and
-            // refuse the phone's next enrolment, while the CRL would not list it.
-            let revoked_meanwhile = tx
-                .open_table(REVOKED_BEFORE)?
-                .get(cert.mac.octets())?
-                .is_some_and(|at| cert.issued_at.is_some_and(|t| t < at.value()));
-            if revoked_meanwhile {
-                return Err(StoreError::RevokedMeanwhile {
-                    serial: cert.serial.clone(),
-                    mac: cert.mac,
-                });
-            }
-            if table.get(cert.serial.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "device certificate {}",
-                    cert.serial
-                )));
-            }
-            table.insert(cert.serial.as_str(), encode(cert).as_slice())?;
-            let mut audit = tx.open_table(super::AUDIT)?;
-            let seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-            entry.seq = seq;
-            audit.insert(seq, encode(&entry).as_slice())?;
-            seq
-        };
+        let seq = record_audited_in(&tx, cert, entry, renewed_with)?;
         tx.commit()?;
         Ok(seq)
     }
@@ -229,6 +184,60 @@ impl Store {
         tx.commit()?;
         Ok(newest_first(revoked.into_iter()))
     }
+}
+
+/// [`Store::record_issued_cert_audited`] inside `tx`: the checks, the record and the audit
+/// entry, for whatever else the transaction changes with them (an approved SCEP enrolment).
+pub(super) fn record_audited_in(
+    tx: &redb::WriteTransaction,
+    cert: &IssuedCert,
+    mut entry: super::audit::AuditEntry,
+    renewed_with: Option<&IssuedCert>,
+) -> Result<u64, StoreError> {
+    let mut table = tx.open_table(DEVICE_CERTS)?;
+    if let Some(signer) = renewed_with {
+        let revoked = table
+            .get(signer.serial.as_str())?
+            .map(|v| decode::<IssuedCert>("device_certs", &signer.serial, v.value()))
+            .transpose()?
+            .is_some_and(|c| c.revoked.is_some());
+        let all_revoked = tx
+            .open_table(REVOKED_BEFORE)?
+            .get(signer.mac.octets())?
+            .is_some_and(|at| signer.issued_at.is_none_or(|t| t < at.value()));
+        if revoked || all_revoked {
+            return Err(StoreError::SignerRevoked {
+                serial: signer.serial.clone(),
+                mac: signer.mac,
+            });
+        }
+    }
+    // A "revoke all" of the device that landed after this certificate was issued and
+    // before it is recorded revokes it too (the handshake refuses it by its date), so it
+    // must not be recorded as valid: it would count as the device's certificate and
+    // refuse the phone's next enrolment, while the CRL would not list it.
+    let revoked_meanwhile = tx
+        .open_table(REVOKED_BEFORE)?
+        .get(cert.mac.octets())?
+        .is_some_and(|at| cert.issued_at.is_some_and(|t| t < at.value()));
+    if revoked_meanwhile {
+        return Err(StoreError::RevokedMeanwhile {
+            serial: cert.serial.clone(),
+            mac: cert.mac,
+        });
+    }
+    if table.get(cert.serial.as_str())?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "device certificate {}",
+            cert.serial
+        )));
+    }
+    table.insert(cert.serial.as_str(), encode(cert).as_slice())?;
+    let mut audit = tx.open_table(super::AUDIT)?;
+    let seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    entry.seq = seq;
+    audit.insert(seq, encode(&entry).as_slice())?;
+    Ok(seq)
 }
 
 fn not_issued(serial: &str, mac: Mac) -> StoreError {

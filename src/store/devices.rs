@@ -176,6 +176,9 @@ impl Store {
                 .transpose()?
         };
         super::sync::forget_cloud_device(&tx, &key)?;
+        // A request held for its approval names a device that is no more.
+        tx.open_table(super::pending_enrolments::PENDING_ENROLMENTS)?
+            .remove(key.as_str())?;
         self.commit_devices(tx)?;
         Ok(removed)
     }

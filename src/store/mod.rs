@@ -20,6 +20,7 @@ mod jobs;
 mod layers;
 mod leases;
 mod open;
+mod pending_enrolments;
 mod prefs;
 mod recorder;
 mod schema;

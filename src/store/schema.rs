@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::history::{CHECKINS, CHECKINS_BY_MAC, mac_key};
 use super::{
     ALARMS, AUDIT, DEVICES, LAYERS, LEASES, META, SCHEMA_VERSION, SITES, STATIC_FILES, Store,
-    StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs, prefs,
+    StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs, pending_enrolments, prefs,
     sync, tokens,
 };
 use crate::model::Mac;
@@ -110,6 +110,7 @@ impl Store {
             tx.open_table(tokens::TOKENS)?;
             tx.open_table(device_certs::DEVICE_CERTS)?;
             tx.open_table(device_certs::REVOKED_BEFORE)?;
+            tx.open_table(pending_enrolments::PENDING_ENROLMENTS)?;
             tx.open_table(CHECKINS)?;
             tx.open_table(CHECKINS_BY_MAC)?;
             tx.open_table(prefs::PREFERENCES)?;

@@ -1,0 +1,224 @@
+//! Enrolments held for an operator's approval (`scep.approval = "operator"`): how a poll for
+//! one is answered, which request a poll is for, and when a new request may take the place of
+//! a held one. Pure, over the record the route reads from the store.
+//!
+//! A client asks again in one of two ways: a CertPoll (RFC 8894 §3.3.3) with the request's
+//! transactionID, or the same PKCSReq sent again (micromdm's `scepclient` does this every 30
+//! seconds). Both get the held request's answer: PENDING while it waits, SUCCESS with the
+//! certificate once approved, FAILURE badRequest once rejected or expired.
+
+use super::poll::PollSubject;
+use super::{FailInfo, Refusal};
+use crate::model::{PendingEnrolment, PendingState};
+
+/// How long a request held for the operator keeps its place against another request for the
+/// same device (another key or transactionID). Within it the newcomer is refused: otherwise
+/// anyone holding the challenge could swap his own key in under the request the operator is
+/// about to approve. Past it the newcomer replaces it (a phone reset since, with a new key,
+/// is not locked out for `scep.pending_days`), with a new alarm the operator sees.
+pub const KEEPS_ITS_PLACE_SECS: i64 = 3600;
+
+/// The answer to a poll for a held request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollAnswer {
+    Pending,
+    /// Approved: the certificate issued then (DER).
+    Granted { serial: String, cert: Vec<u8> },
+    Failed(Refusal),
+}
+
+/// The answer for `held` at `now`. `cert_valid`: whether the certificate an approval issued is
+/// still on record, neither revoked nor expired (one revoked since is not handed out again).
+pub fn answer(held: &PendingEnrolment, now: i64, pending_days: u32, cert_valid: bool) -> PollAnswer {
+    match &held.state {
+        PendingState::Pending if held.expired(now, pending_days) => {
+            PollAnswer::Failed(Refusal::new(
+                FailInfo::BadRequest,
+                format!(
+                    "the enrolment request of {} was not approved within {pending_days} days (scep.pending_days) and has expired",
+                    held.mac
+                ),
+            ))
+        }
+        PendingState::Pending => PollAnswer::Pending,
+        PendingState::Approved { serial, cert, .. } if cert_valid => PollAnswer::Granted {
+            serial: serial.clone(),
+            cert: cert.clone(),
+        },
+        PendingState::Approved { serial, .. } => PollAnswer::Failed(Refusal::new(
+            FailInfo::BadRequest,
+            format!(
+                "certificate {serial}, issued to {} when its enrolment was approved, has been revoked or has expired",
+                held.mac
+            ),
+        )),
+        PendingState::Rejected { by, .. } => PollAnswer::Failed(Refusal::new(
+            FailInfo::BadRequest,
+            format!("the enrolment request of {} was rejected by {by}", held.mac),
+        )),
+    }
+}
+
+/// Whether a PKCSReq is `held` sent again: same transactionID and same key.
+pub fn is_resent(held: &PendingEnrolment, transaction_id: &str, key_sha256: &str) -> bool {
+    held.transaction_id == transaction_id && held.key_sha256 == key_sha256
+}
+
+/// The held request a CertPoll with this transactionID is for (`found`, looked up by it),
+/// provided the poll is signed by the key that signed the request and names the same device:
+/// else it is answered as for an unknown transaction, badCertId.
+pub fn poll_for<'a>(
+    found: Option<&'a PendingEnrolment>,
+    signer_key_sha256: &str,
+    subject: &PollSubject,
+) -> Result<&'a PendingEnrolment, Refusal> {
+    let unknown = |why: &str| Refusal::new(FailInfo::BadCertId, why.to_string());
+    let held = found.ok_or_else(|| unknown("a poll for a transaction no request is held for"))?;
+    if held.signer_key_sha256 != signer_key_sha256 {
+        return Err(unknown(
+            "a poll signed by another key than the request it names",
+        ));
+    }
+    if subject.mac.is_some_and(|mac| mac != held.mac) {
+        return Err(unknown(
+            "a poll whose subject names another device than its transaction's request",
+        ));
+    }
+    Ok(held)
+}
+
+/// Whether a new request for `held`'s device (not a resend of it) may replace it at `now`:
+/// one decided or expired may always be, one still waiting only past
+/// [`KEEPS_ITS_PLACE_SECS`]. The refusal says what the operator can do.
+pub fn may_replace(held: &PendingEnrolment, now: i64, pending_days: u32) -> Result<(), Refusal> {
+    let age = now.saturating_sub(held.requested_at);
+    if !held.waiting(now, pending_days) || age >= KEEPS_ITS_PLACE_SECS {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        FailInfo::BadRequest,
+        format!(
+            "another enrolment request for {} (from {}, {} key) has been waiting {age} s for the operator; a new one may replace it after an hour, or once it is rejected (edgeprov pki reject --mac {})",
+            held.mac, held.source, held.key, held.mac
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mac;
+
+    fn mac() -> Mac {
+        Mac::parse("00040d112233").unwrap()
+    }
+
+    fn held(state: PendingState) -> PendingEnrolment {
+        PendingEnrolment {
+            mac: mac(),
+            transaction_id: "tx-1".into(),
+            spki: Vec::new(),
+            key_sha256: "key".into(),
+            key: "RSA 2048".into(),
+            signer_key_sha256: "signer".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            requested_at: 1000,
+            state,
+        }
+    }
+
+    fn approved() -> PendingState {
+        PendingState::Approved {
+            by: "admin".into(),
+            at: 2000,
+            serial: "0a".into(),
+            cert: vec![1, 2, 3],
+        }
+    }
+
+    fn failed(a: PollAnswer) -> Refusal {
+        match a {
+            PollAnswer::Failed(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_poll_is_pending_then_granted_or_failed() {
+        let day = 86_400;
+        let waiting = held(PendingState::Pending);
+        assert_eq!(answer(&waiting, 1000 + day, 7, false), PollAnswer::Pending);
+        let expired = failed(answer(&waiting, 1001 + 7 * day, 7, false));
+        assert_eq!(expired.fail, FailInfo::BadRequest);
+        assert!(expired.reason.contains("expired"), "{}", expired.reason);
+        assert_eq!(
+            answer(&held(approved()), 1000 + 30 * day, 7, true),
+            PollAnswer::Granted {
+                serial: "0a".into(),
+                cert: vec![1, 2, 3]
+            }
+        );
+        let revoked = failed(answer(&held(approved()), 3000, 7, false));
+        assert!(revoked.reason.contains("revoked"), "{}", revoked.reason);
+        let rejected = held(PendingState::Rejected {
+            by: "alice".into(),
+            at: 1500,
+        });
+        let r = failed(answer(&rejected, 1600, 7, false));
+        assert_eq!(r.fail, FailInfo::BadRequest);
+        assert!(r.reason.contains("rejected by alice"), "{}", r.reason);
+    }
+
+    #[test]
+    fn a_poll_is_for_its_request_only_when_signed_by_its_key_for_its_device() {
+        let h = held(PendingState::Pending);
+        let subject = |mac: Option<Mac>| PollSubject {
+            cn: String::new(),
+            mac,
+        };
+        assert_eq!(
+            poll_for(Some(&h), "signer", &subject(Some(mac()))).unwrap(),
+            &h
+        );
+        assert!(poll_for(Some(&h), "signer", &subject(None)).is_ok());
+        for (found, signer, polled) in [
+            (None, "signer", subject(Some(mac()))),
+            (Some(&h), "other", subject(Some(mac()))),
+            (Some(&h), "signer", subject(Mac::parse("00040d999999").ok())),
+        ] {
+            assert_eq!(
+                poll_for(found, signer, &polled).unwrap_err().fail,
+                FailInfo::BadCertId
+            );
+        }
+        assert!(is_resent(&h, "tx-1", "key"));
+        assert!(!is_resent(&h, "tx-1", "other key") && !is_resent(&h, "tx-2", "key"));
+    }
+
+    /// Another request for a device whose request is waiting is refused for an hour, then
+    /// replaces it; one decided or expired is replaced at once.
+    #[test]
+    fn a_waiting_request_keeps_its_place_for_an_hour() {
+        let h = held(PendingState::Pending);
+        let r = may_replace(&h, 1000 + KEEPS_ITS_PLACE_SECS - 1, 7).unwrap_err();
+        assert_eq!(r.fail, FailInfo::BadRequest);
+        assert!(r.reason.contains("10.0.0.7") && r.reason.contains("pki reject"));
+        assert!(may_replace(&h, 1000 + KEEPS_ITS_PLACE_SECS, 7).is_ok());
+        for state in [
+            approved(),
+            PendingState::Rejected {
+                by: "a".into(),
+                at: 1001,
+            },
+        ] {
+            assert!(may_replace(&held(state), 1001, 7).is_ok());
+        }
+        let long_ago = PendingEnrolment {
+            requested_at: -8 * 86_400,
+            ..h
+        };
+        assert!(long_ago.expired(1000, 7));
+        assert!(may_replace(&long_ago, 1000, 7).is_ok());
+    }
+}

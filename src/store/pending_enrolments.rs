@@ -1,0 +1,269 @@
+//! SCEP enrolments held for an operator's approval, one per device.
+//!
+//! Every change is made against the record its caller read (compare and swap): the phone's
+//! route and the admin API both change these records, and a request replaced by the phone
+//! while an operator approved the old one must not be approved in its place, nor an approved
+//! one overwritten by a late replacement.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Store, StoreError, decode, encode, read_all};
+use crate::model::{IssuedCert, Mac, PendingEnrolment, PendingState};
+
+/// Key: the device's MAC (`Mac` display form); value: a [`PendingEnrolment`].
+pub(crate) const PENDING_ENROLMENTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("scep_pending_enrolments");
+
+const TABLE: &str = "scep_pending_enrolments";
+
+fn changed_meanwhile(mac: Mac) -> StoreError {
+    StoreError::Conflict(format!(
+        "the SCEP enrolment request of {mac} changed meanwhile (replaced, approved or rejected): list them again"
+    ))
+}
+
+impl Store {
+    /// The request held for `mac`, whatever its state.
+    pub fn pending_enrolment(&self, mac: Mac) -> Result<Option<PendingEnrolment>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let table = tx.open_table(PENDING_ENROLMENTS)?;
+        let key = mac.to_string();
+        let found = table.get(key.as_str())?;
+        found.map(|v| decode(TABLE, &key, v.value())).transpose()
+    }
+
+    /// Every held request, whatever its state, in MAC order. One per device at most, so as many
+    /// as the inventory at worst.
+    pub fn pending_enrolments(&self) -> Result<Vec<PendingEnrolment>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        read_all(&tx.open_table(PENDING_ENROLMENTS)?, TABLE)
+    }
+
+    /// The held request with `transaction_id` (what a CertPoll names).
+    pub fn pending_enrolment_by_transaction(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<PendingEnrolment>, StoreError> {
+        Ok(self
+            .pending_enrolments()?
+            .into_iter()
+            .find(|p| p.transaction_id == transaction_id))
+    }
+
+    /// Holds `request` for its device in place of `replacing`, the record the caller read
+    /// (`None`: there was none). Refused with [`StoreError::Conflict`] when the stored record
+    /// is no longer that one.
+    pub fn hold_enrolment(
+        &self,
+        request: &PendingEnrolment,
+        replacing: Option<&PendingEnrolment>,
+    ) -> Result<(), StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        {
+            let mut table = tx.open_table(PENDING_ENROLMENTS)?;
+            let key = request.mac.to_string();
+            let current: Option<PendingEnrolment> = table
+                .get(key.as_str())?
+                .map(|v| decode(TABLE, &key, v.value()))
+                .transpose()?;
+            if current.as_ref() != replacing {
+                return Err(changed_meanwhile(request.mac));
+            }
+            table.insert(key.as_str(), encode(request).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Approves `held` (as the caller read it, still pending): records `cert`, issued for its
+    /// key, with `entry` as [`Store::record_issued_cert_audited`] does, and keeps the
+    /// certificate (`cert_der`) in the request for the phone's next poll, all in one
+    /// transaction. Answers the audit entry's sequence number.
+    pub fn approve_enrolment(
+        &self,
+        held: &PendingEnrolment,
+        cert: &IssuedCert,
+        cert_der: &[u8],
+        entry: super::audit::AuditEntry,
+        by: &str,
+    ) -> Result<u64, StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        let seq = {
+            let mut table = tx.open_table(PENDING_ENROLMENTS)?;
+            let key = held.mac.to_string();
+            let current: Option<PendingEnrolment> = table
+                .get(key.as_str())?
+                .map(|v| decode(TABLE, &key, v.value()))
+                .transpose()?;
+            if current.as_ref() != Some(held) || held.state != PendingState::Pending {
+                return Err(changed_meanwhile(held.mac));
+            }
+            let at = entry.time;
+            let seq = super::device_certs::record_audited_in(&tx, cert, entry, None)?;
+            let approved = PendingEnrolment {
+                state: PendingState::Approved {
+                    by: by.to_string(),
+                    at,
+                    serial: cert.serial.clone(),
+                    cert: cert_der.to_vec(),
+                },
+                ..held.clone()
+            };
+            table.insert(key.as_str(), encode(&approved).as_slice())?;
+            seq
+        };
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Rejects `held` (as the caller read it, still pending): its polls are answered FAILURE
+    /// from now on. Answers the record as now stored.
+    pub fn reject_enrolment(
+        &self,
+        held: &PendingEnrolment,
+        by: &str,
+        at: i64,
+    ) -> Result<PendingEnrolment, StoreError> {
+        let tx = self.begin_uncounted_write()?;
+        let rejected = {
+            let mut table = tx.open_table(PENDING_ENROLMENTS)?;
+            let key = held.mac.to_string();
+            let current: Option<PendingEnrolment> = table
+                .get(key.as_str())?
+                .map(|v| decode(TABLE, &key, v.value()))
+                .transpose()?;
+            if current.as_ref() != Some(held) || held.state != PendingState::Pending {
+                return Err(changed_meanwhile(held.mac));
+            }
+            let rejected = PendingEnrolment {
+                state: PendingState::Rejected {
+                    by: by.to_string(),
+                    at,
+                },
+                ..held.clone()
+            };
+            table.insert(key.as_str(), encode(&rejected).as_slice())?;
+            rejected
+        };
+        tx.commit()?;
+        Ok(rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Mac = Mac::from_octets([0, 4, 13, 1, 2, 3]);
+
+    fn held(tx: &str) -> PendingEnrolment {
+        PendingEnrolment {
+            mac: A,
+            transaction_id: tx.into(),
+            spki: vec![0x30, 0x00],
+            key_sha256: format!("key-{tx}"),
+            key: "RSA 2048".into(),
+            signer_key_sha256: "signer".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            requested_at: 100,
+            state: PendingState::Pending,
+        }
+    }
+
+    fn entry() -> crate::store::AuditEntry {
+        crate::store::AuditEntry {
+            seq: 0,
+            time: 500,
+            who: "scep".into(),
+            source: "10.0.0.7".into(),
+            method: "POST".into(),
+            resource: format!("/scep/{A}"),
+            status: 200,
+            summary: "approved".into(),
+            changes: serde_json::Value::Null,
+        }
+    }
+
+    fn cert(serial: &str) -> IssuedCert {
+        IssuedCert {
+            serial: serial.into(),
+            mac: A,
+            not_before: Some(500),
+            not_after: Some(900),
+            issued_at: Some(500),
+            revoked: None,
+        }
+    }
+
+    /// A request is held, found by device and by transaction, survives the store being
+    /// opened again, and is gone with its device.
+    #[test]
+    fn a_held_request_is_kept_found_and_removed_with_its_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store.hold_enrolment(&held("tx-1"), None).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.pending_enrolment(A).unwrap(), Some(held("tx-1")));
+        assert_eq!(
+            store.pending_enrolment_by_transaction("tx-1").unwrap(),
+            Some(held("tx-1"))
+        );
+        assert_eq!(store.pending_enrolment_by_transaction("tx-2").unwrap(), None);
+        store.delete_device(A).unwrap();
+        assert!(store.pending_enrolments().unwrap().is_empty());
+    }
+
+    /// Each change is made against the record read: a replacement, an approval or a rejection
+    /// of a record changed meanwhile is refused and leaves the stored one, and the certificate
+    /// table and the audit log, as they were.
+    #[test]
+    fn changes_to_a_record_changed_meanwhile_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let (first, second) = (held("tx-1"), held("tx-2"));
+        store.hold_enrolment(&first, None).unwrap();
+        assert!(matches!(
+            store.hold_enrolment(&second, None),
+            Err(StoreError::Conflict(_))
+        ));
+        store.hold_enrolment(&second, Some(&first)).unwrap();
+        assert!(matches!(
+            store.approve_enrolment(&first, &cert("0a"), b"der", entry(), "admin"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.reject_enrolment(&first, "admin", 600),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.issued_certs_of(A).unwrap().is_empty());
+        assert!(store.list_audit(10, |_| true).unwrap().is_empty());
+
+        store
+            .approve_enrolment(&second, &cert("0b"), b"der", entry(), "admin")
+            .unwrap();
+        let stored = store.pending_enrolment(A).unwrap().unwrap();
+        assert_eq!(
+            stored.state,
+            PendingState::Approved {
+                by: "admin".into(),
+                at: 500,
+                serial: "0b".into(),
+                cert: b"der".to_vec()
+            }
+        );
+        assert_eq!(store.issued_certs_of(A).unwrap().len(), 1);
+        assert_eq!(store.list_audit(10, |_| true).unwrap().len(), 1);
+        // Decided once: neither approved again nor rejected.
+        assert!(store.reject_enrolment(&stored, "admin", 700).is_err());
+        assert!(
+            store
+                .approve_enrolment(&stored, &cert("0c"), b"der", entry(), "admin")
+                .is_err()
+        );
+        assert_eq!(store.issued_certs_of(A).unwrap().len(), 1);
+    }
+}
