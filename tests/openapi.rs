@@ -207,6 +207,22 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
             admin_ok: past_the_guard,
             outside: refused(on(THEIRS, "theirs"), Some(json!({"all": true}))),
         },
+        ("sites", "get", "/scep/pending") => sites(
+            "/scep/pending?site=mine".into(),
+            None,
+            refused("/scep/pending?site=theirs".into(), None),
+        ),
+        ("sites", "post", "/scep/pending/approve") => sites(
+            "/scep/pending/approve".into(),
+            Some(json!({"site": "mine"})),
+            refused("/scep/pending/approve".into(), Some(json!({"site": "theirs"}))),
+        ),
+        // Nothing is held for MINE (404); the approval itself is tested in tests/scep.rs.
+        ("sites", "post", "/scep/pending/{mac}/approve" | "/scep/pending/{mac}/reject") => Case {
+            admin: (on(MINE, "mine"), None),
+            admin_ok: past_the_guard,
+            outside: refused(on(THEIRS, "theirs"), None),
+        },
         ("sites", "get" | "patch", _)
             if path.contains("{mac}") || path.contains("{site}") || path.contains("{layer}") =>
         {

@@ -17,6 +17,7 @@ mod paging;
 mod preferences;
 
 mod refused_body;
+mod scep_pending;
 mod secret_named;
 mod settings;
 mod sites;
@@ -41,6 +42,7 @@ pub use error::{ApiError, parse_mac};
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;
+pub use scep_pending::{NotApproved, PendingView, SiteApproval};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 pub use sites::{GroupView, SiteView};
 pub use tokens::{NewTokenView, TokenView};
@@ -149,6 +151,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/dhcp/stats", get(dhcp::stats))
         .merge(certs::routes())
         .merge(device_certs::routes())
+        .merge(scep_pending::routes())
         .route("/jobs", get(jobs::list).post(jobs::create))
         .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
         .route("/jobs/{id}/pause", post(jobs::pause))

@@ -149,6 +149,31 @@ pub const ROUTES: &[Route] = &[
         "Revoke device certificates ({serial} | {all: true} | {pem}, optional reason); refused from the next handshake on and listed in /ca.crl",
     )
     .sites(),
+    q(
+        "get",
+        "/scep/pending",
+        "SCEP enrolments held for an operator's approval, with their status",
+        &["site"],
+    )
+    .sites(),
+    r(
+        "post",
+        "/scep/pending/approve",
+        "Approve every SCEP enrolment waiting in a site ({site}); each device's certificate is issued then",
+    )
+    .sites(),
+    r(
+        "post",
+        "/scep/pending/{mac}/approve",
+        "Approve the device's held SCEP enrolment: its certificate is issued, and the phone gets it at its next poll",
+    )
+    .sites(),
+    r(
+        "post",
+        "/scep/pending/{mac}/reject",
+        "Reject the device's held SCEP enrolment: its polls are answered FAILURE",
+    )
+    .sites(),
     r(
         "get",
         "/devices/{mac}/files/{name}",

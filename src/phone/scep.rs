@@ -673,7 +673,7 @@ fn hold(
     };
     match state.store.hold_enrolment(&request, held) {
         Ok(()) => {}
-        Err(e @ crate::store::StoreError::Conflict(_)) => {
+        Err(e @ crate::store::StoreError::Superseded(_)) => {
             return replier.refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
         }
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),

@@ -17,7 +17,7 @@ pub(crate) const PENDING_ENROLMENTS: TableDefinition<&str, &[u8]> =
 const TABLE: &str = "scep_pending_enrolments";
 
 fn changed_meanwhile(mac: Mac) -> StoreError {
-    StoreError::Conflict(format!(
+    StoreError::Superseded(format!(
         "the SCEP enrolment request of {mac} changed meanwhile (replaced, approved or rejected): list them again"
     ))
 }
@@ -51,7 +51,7 @@ impl Store {
     }
 
     /// Holds `request` for its device in place of `replacing`, the record the caller read
-    /// (`None`: there was none). Refused with [`StoreError::Conflict`] when the stored record
+    /// (`None`: there was none). Refused with [`StoreError::Superseded`] when the stored record
     /// is no longer that one.
     pub fn hold_enrolment(
         &self,
@@ -228,16 +228,16 @@ mod tests {
         store.hold_enrolment(&first, None).unwrap();
         assert!(matches!(
             store.hold_enrolment(&second, None),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Superseded(_))
         ));
         store.hold_enrolment(&second, Some(&first)).unwrap();
         assert!(matches!(
             store.approve_enrolment(&first, &cert("0a"), b"der", entry(), "admin"),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Superseded(_))
         ));
         assert!(matches!(
             store.reject_enrolment(&first, "admin", 600),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::Superseded(_))
         ));
         assert!(store.issued_certs_of(A).unwrap().is_empty());
         assert!(store.list_audit(10, |_| true).unwrap().is_empty());
