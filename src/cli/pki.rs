@@ -1,5 +1,6 @@
 //! `edgeprov pki …`: device certificates — issue one for a softphone, a test or a simulator;
-//! list those the box issued to a device; revoke them.
+//! list those the box issued to a device; revoke them; approve or reject the SCEP enrolments
+//! held for an operator (`scep.approval = "operator"`).
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 use super::client::ApiClient;
 use super::new_password::new_password;
 use super::{Output, table, time_text};
+use crate::admin::{PendingView, SiteApproval};
 use crate::model::{IssuedCert, RevocationReason};
 use crate::pki::{DeviceIdentity, Pkcs12Form};
 
@@ -75,6 +77,33 @@ pub enum PkiCmd {
         reason: Reason,
         #[command(flatten)]
         confirm: super::confirm::Confirm,
+    },
+    /// The SCEP enrolments held for approval (`scep.approval = "operator"`): device, site,
+    /// model, where the request came from, when, its key, and what became of it.
+    Pending {
+        /// Only the devices of this site.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Approve held SCEP enrolments: the device's certificate is issued now, for the key its
+    /// request holds, and the phone gets it at its next poll.
+    #[command(
+        after_help = "Check the source address and key `pki pending` shows before approving: the challenge alone let the request through.\n\nExamples:\n  edgeprov pki approve --mac 001122aabbcc\n  edgeprov pki approve --site hq"
+    )]
+    Approve {
+        /// One device's request.
+        #[arg(long, required_unless_present = "site", conflicts_with = "site")]
+        mac: Option<String>,
+        /// Every request waiting from the site's devices.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Reject a device's held SCEP enrolment: its polls are answered FAILURE, and the phone
+    /// may send a new request.
+    Reject {
+        /// The device's MAC address.
+        #[arg(long)]
+        mac: String,
     },
 }
 
@@ -202,7 +231,83 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .await?;
             print_certs(value, out)
         }
+        PkiCmd::Pending { site } => {
+            let query = site
+                .map(|s| format!("?site={}", super::client::encode(&s)))
+                .unwrap_or_default();
+            let value = api.get(&format!("/scep/pending{query}")).await?;
+            print_pending(value, out)
+        }
+        PkiCmd::Approve { mac, site } => {
+            let value = match (mac, site) {
+                (Some(mac), _) => {
+                    let mac = super::mac_arg(&mac)?;
+                    let value = api
+                        .post(&format!("/scep/pending/{mac}/approve"), &json!({}))
+                        .await?;
+                    if out.json {
+                        return out.print_json(&value);
+                    }
+                    Value::Array(vec![value])
+                }
+                (None, Some(site)) => {
+                    let value = api
+                        .post("/scep/pending/approve", &json!({ "site": site }))
+                        .await?;
+                    if out.json {
+                        return out.print_json(&value);
+                    }
+                    let result: SiteApproval = serde_json::from_value(value)?;
+                    for f in &result.failed {
+                        eprintln!("{}: not approved: {}", f.mac, f.error);
+                    }
+                    serde_json::to_value(result.approved)?
+                }
+                (None, None) => anyhow::bail!("give --mac MAC or --site SITE"),
+            };
+            print_pending(value, out)
+        }
+        PkiCmd::Reject { mac } => {
+            let mac = super::mac_arg(&mac)?;
+            let value = api
+                .post(&format!("/scep/pending/{mac}/reject"), &json!({}))
+                .await?;
+            if out.json {
+                return out.print_json(&value);
+            }
+            print_pending(Value::Array(vec![value]), out)
+        }
     }
+}
+
+fn print_pending(value: Value, out: Output) -> Result<()> {
+    if out.json {
+        return out.print_json(&value);
+    }
+    let held: Vec<PendingView> = serde_json::from_value(value)?;
+    let rows: Vec<Vec<String>> = held
+        .iter()
+        .map(|p| {
+            vec![
+                p.mac.to_string(),
+                p.site.clone(),
+                p.model.clone(),
+                p.source.clone(),
+                time_text(p.requested_at),
+                p.key.clone(),
+                match (&p.decided_by, &p.serial) {
+                    (Some(by), Some(serial)) => format!("{} by {by} ({serial})", p.status),
+                    (Some(by), None) => format!("{} by {by}", p.status),
+                    _ => p.status.clone(),
+                },
+            ]
+        })
+        .collect();
+    table::print(
+        &["MAC", "SITE", "MODEL", "SOURCE", "REQUESTED", "KEY", "STATUS"],
+        &rows,
+    );
+    Ok(())
 }
 
 fn print_certs(value: serde_json::Value, out: Output) -> Result<()> {

@@ -8,9 +8,9 @@ use crate::model::Mac;
 
 /// `IssuerAndSubject ::= SEQUENCE { issuer Name, subject Name }`.
 #[derive(Sequence)]
-struct IssuerAndSubject {
-    issuer: Name,
-    subject: Name,
+pub struct IssuerAndSubject {
+    pub issuer: Name,
+    pub subject: Name,
 }
 
 /// What a poll's subject says: the subject of the certificate request it polls for.

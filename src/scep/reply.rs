@@ -1,5 +1,7 @@
 //! Building SCEP answers: the CA/RA certificates for `GetCACert`, and CertRep messages signed
-//! by the RA (RFC 8894 §3.3.2).
+//! by the RA (RFC 8894 §3.3.2). The parts a message is made of (attributes, the signed and
+//! the enveloped layers) are public: a client builds its requests with the same ones (the
+//! tests' clients do).
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -45,7 +47,7 @@ pub enum Outcome<'a> {
     Failed(FailInfo),
 }
 
-pub(crate) fn any<T: Encode>(value: &T) -> Result<Any, der::Error> {
+pub fn any<T: Encode>(value: &T) -> Result<Any, der::Error> {
     Any::from_der(&value.to_der()?)
 }
 
@@ -86,20 +88,20 @@ pub fn ca_certs(ra_cert: &[u8], ca_cert: &[u8]) -> Result<Vec<u8>, der::Error> {
     certs_only(&[ra_cert, ca_cert])
 }
 
-pub(crate) fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, der::Error> {
+pub fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, der::Error> {
     let mut values = SetOfVec::new();
     values.insert(value)?;
     Ok(Attribute { oid, values })
 }
 
-pub(crate) fn printable(text: &str) -> Result<Any, der::Error> {
+pub fn printable(text: &str) -> Result<Any, der::Error> {
     any(&PrintableString::new(text)?)
 }
 
 /// A SignedData over `econtent` (DER of the data's OCTET STRING content) signed with SHA-256
 /// and RSA by `signer_cert`'s key through `sign`, with `attrs` besides contentType and
 /// messageDigest.
-pub(crate) fn signed(
+pub fn signed(
     econtent: &[u8],
     mut attrs: Vec<Attribute>,
     signer_cert: &[u8],
@@ -153,7 +155,7 @@ pub(crate) fn signed(
 
 /// An EnvelopedData (as a ContentInfo, DER) of `content` encrypted with `cipher` under a fresh
 /// key, the key sent to `recipient_cert`'s RSA key (PKCS#1 v1.5).
-pub(crate) fn enveloped(
+pub fn enveloped(
     content: &[u8],
     cipher: ContentCipher,
     recipient_cert: &Certificate,

@@ -239,8 +239,7 @@ impl Signed {
 
 impl Signed {
     /// Checks the signature and opens the envelope to its raw content: a client reading the
-    /// certificates a CertRep carries (tests).
-    #[cfg(test)]
+    /// certificates a CertRep carries (`ra` is then the client's own key; the tests' clients).
     pub fn open_data(
         self,
         ra: &dyn RaKey,

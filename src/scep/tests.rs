@@ -333,6 +333,109 @@ fn a_cert_rep_answers_the_transaction_and_opens_to_the_certificate() {
     );
 }
 
+/// A request held for the operator is answered PENDING: a CertRep signed by the RA that our
+/// own reader accepts, answering the transaction with the request's nonce, pkiStatus 3, no
+/// failInfo and no content.
+#[test]
+fn a_pending_cert_rep_is_signed_answers_the_transaction_and_carries_nothing() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let msg = request(
+        &client,
+        &ra,
+        &device_csr(Some("s3cret")),
+        ContentCipher::Aes128Cbc,
+        MessageType::PkcsReq,
+    );
+    let req = parse_request(&msg, &ra, false).unwrap();
+    let rep = cert_rep(&ra, &req.header, Outcome::Pending).unwrap();
+    let read = read_header(&rep).unwrap();
+    read.verify_signature().unwrap();
+    assert_eq!(read.header.message_type, MessageType::CertRep);
+    assert_eq!(read.header.transaction_id, "tx-42");
+    assert_eq!(read.header.signer_der, ra.cert);
+    assert_eq!(
+        read.printable_attribute(&oids::PKI_STATUS).as_deref(),
+        Some("3")
+    );
+    assert_eq!(read.printable_attribute(&oids::FAIL_INFO), None);
+    let ci = cms::content_info::ContentInfo::from_der(&rep).unwrap();
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+    let si = sd.signer_infos.0.get(0).unwrap();
+    let recipient = si
+        .signed_attrs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|a| a.oid == oids::RECIPIENT_NONCE)
+        .unwrap()
+        .values
+        .get(0)
+        .unwrap()
+        .decode_as::<OctetString>()
+        .unwrap();
+    assert_eq!(recipient.as_bytes(), NONCE);
+    let content = sd
+        .encap_content_info
+        .econtent
+        .unwrap()
+        .decode_as::<OctetString>()
+        .unwrap();
+    assert!(content.as_bytes().is_empty());
+}
+
+/// The IssuerAndSubject a CertPoll carries, DER.
+fn issuer_and_subject(issuer: &str, subject: &str) -> Vec<u8> {
+    use std::str::FromStr;
+    der::Encode::to_der(&poll::IssuerAndSubject {
+        issuer: x509_cert::name::Name::from_str(issuer).unwrap(),
+        subject: x509_cert::name::Name::from_str(subject).unwrap(),
+    })
+    .unwrap()
+}
+
+/// A CertPoll opens to the subject it polls for; its content read as a certificate request,
+/// or a certificate request read as a poll, is the one refusal every unreadable content gets.
+#[test]
+fn a_cert_poll_is_read_verified_and_opened_to_its_subject() {
+    let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
+    let content = issuer_and_subject("CN=edgeprov device CA", "CN=00:04:0d:11:22:33");
+    let msg = request(
+        &client,
+        &ra,
+        &content,
+        ContentCipher::Aes256Cbc,
+        MessageType::CertPoll,
+    );
+    let polled = read_header(&msg).unwrap().open_poll(&ra, false).unwrap();
+    assert_eq!(polled.header.message_type, MessageType::CertPoll);
+    assert_eq!(polled.header.transaction_id, "tx-42");
+    assert_eq!(polled.cipher, ContentCipher::Aes256Cbc);
+    assert_eq!(
+        polled.subject.mac,
+        crate::model::Mac::parse("00040d112233").ok()
+    );
+    let unreadable = |r: Box<(Header, Refusal)>| {
+        let (_, r) = *r;
+        assert_eq!(r.fail, FailInfo::BadMessageCheck);
+        assert_eq!(r.reason, request::UNREADABLE);
+    };
+    unreadable(read_header(&msg).unwrap().open(&ra, false).unwrap_err());
+    let pkcs_req = request(
+        &client,
+        &ra,
+        &device_csr(Some("s3cret")),
+        ContentCipher::Aes256Cbc,
+        MessageType::PkcsReq,
+    );
+    unreadable(read_header(&pkcs_req).unwrap().open_poll(&ra, false).unwrap_err());
+    // Encrypted to another RA: refused by recipient, as a request is.
+    let elsewhere = read_header(&msg)
+        .unwrap()
+        .open_poll(&Identity::new("other RA"), false)
+        .unwrap_err();
+    assert_eq!(elsewhere.1.fail, FailInfo::BadCertId);
+}
+
 #[test]
 fn the_recipient_nonce_is_the_requests_sender_nonce_and_the_sender_nonce_is_fresh() {
     let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
