@@ -768,3 +768,422 @@ async fn after_open_until_the_challenge_enrols_no_one() {
         );
     }
 }
+
+/// SCEP's attribute OIDs, as a client names them.
+const PKI_STATUS: &str = "2.16.840.1.113733.1.9.3";
+const FAIL_INFO: &str = "2.16.840.1.113733.1.9.4";
+
+/// A SCEP client built in the test from the library's own message parts (as its unit tests
+/// build theirs): an RSA key, the self-signed certificate that signs its messages, and the
+/// certificate requests for that key. Unlike `scepclient` it can send a CertPoll.
+struct TestClient {
+    key: rcgen::KeyPair,
+    cert: Vec<u8>,
+    signer: aws_lc_rs::rsa::KeyPair,
+    decrypter: aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey,
+}
+
+impl TestClient {
+    fn new() -> TestClient {
+        use aws_lc_rs::rsa::{KeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "SCEP SIGNER");
+        let cert = params.self_signed(&key).unwrap().der().to_vec();
+        let pkcs8 = key.serialize_der();
+        TestClient {
+            cert,
+            signer: KeyPair::from_pkcs8(&pkcs8).unwrap(),
+            decrypter: Pkcs1PrivateDecryptingKey::new(
+                PrivateDecryptingKey::from_pkcs8(&pkcs8).unwrap(),
+            )
+            .unwrap(),
+            key,
+        }
+    }
+
+    /// A PKCS#10 request for the client's key naming `cn`, with the challenge.
+    fn csr(&self, cn: &str, challenge: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let mut value = vec![0x13, challenge.len() as u8];
+        value.extend_from_slice(challenge.as_bytes());
+        let mut set = vec![0x31, value.len() as u8];
+        set.extend(value);
+        let attr = rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: set,
+        };
+        params
+            .serialize_request_with_attributes(&self.key, vec![attr])
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    /// A pkiMessage of `kind` for transaction `tx` carrying `content`, encrypted to the RA.
+    fn message(&self, ra_cert: &[u8], kind: &str, tx: &str, content: &[u8]) -> Vec<u8> {
+        use der::Decode;
+        use edgeprov::scep::reply::{any, attribute, enveloped, printable, signed};
+        let oid = der::asn1::ObjectIdentifier::new_unwrap;
+        let ra = x509_cert::Certificate::from_der(ra_cert).unwrap();
+        let envelope =
+            enveloped(content, edgeprov::scep::ContentCipher::Aes128Cbc, &ra).unwrap();
+        let nonce = der::asn1::OctetString::new(*b"poll-nonce-16-by").unwrap();
+        let attrs = vec![
+            attribute(oid("2.16.840.1.113733.1.9.2"), printable(kind).unwrap()).unwrap(),
+            attribute(oid("2.16.840.1.113733.1.9.7"), printable(tx).unwrap()).unwrap(),
+            attribute(oid("2.16.840.1.113733.1.9.5"), any(&nonce).unwrap()).unwrap(),
+        ];
+        signed(&envelope, attrs, &self.cert, &|m| {
+            edgeprov::scep::RaKey::sign_sha256(self, m)
+        })
+        .unwrap()
+    }
+
+    fn pkcs_req(&self, ra_cert: &[u8], tx: &str, cn: &str) -> Vec<u8> {
+        self.message(ra_cert, "19", tx, &self.csr(cn, CHALLENGE))
+    }
+
+    /// A CertPoll for transaction `tx` of the request whose subject is `CN=cn`.
+    fn cert_poll(&self, ra_cert: &[u8], tx: &str, cn: &str) -> Vec<u8> {
+        use std::str::FromStr;
+        let content = der::Encode::to_der(&edgeprov::scep::poll::IssuerAndSubject {
+            issuer: x509_cert::name::Name::from_str("CN=edgeprov device CA").unwrap(),
+            subject: x509_cert::name::Name::from_str(&format!("CN={cn}")).unwrap(),
+        })
+        .unwrap();
+        self.message(ra_cert, "20", tx, &content)
+    }
+
+    /// The certificate a CertRep SUCCESS carries, opened with the client's key.
+    fn issued(&self, rep: &[u8]) -> Vec<u8> {
+        let signed = edgeprov::scep::read_header(rep).unwrap();
+        let (_, content) = signed.open_data(self, false).unwrap();
+        let ci = <cms::content_info::ContentInfo as der::Decode>::from_der(&content).unwrap();
+        let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+        match sd.certificates.unwrap().0.into_vec().remove(0) {
+            cms::cert::CertificateChoices::Certificate(c) => der::Encode::to_der(&c).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The client's identity on the mutual-TLS listener with certificate `cert` (DER).
+    fn identity(&self, cert: &[u8]) -> Identity {
+        Identity {
+            cert_pem: pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())),
+            key_pem: self.key.serialize_pem(),
+        }
+    }
+}
+
+/// The client's key opens the answers sent to it, as the RA's opens the requests.
+impl edgeprov::scep::RaKey for TestClient {
+    fn cert_der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0; self.decrypter.min_output_size()];
+        Some(self.decrypter.decrypt(encrypted, &mut out).ok()?.to_vec())
+    }
+
+    fn rejection_secret(&self) -> &[u8; 32] {
+        &[0x5a; 32]
+    }
+
+    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let mut sig = vec![0; self.signer.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.signer
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &rng,
+                message,
+                &mut sig,
+            )
+            .ok()?;
+        Some(sig)
+    }
+}
+
+/// The RA certificate (DER) the daemon serves, which requests are encrypted to: made at the
+/// first GetCACert, as a client asks for it.
+async fn ra_cert(d: &Daemon) -> Vec<u8> {
+    let r = send_plain(d.http.unwrap(), get("/scep?operation=GetCACert", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let pem = std::fs::read_to_string(d.data_dir().join("pki/scep-ra.crt")).unwrap();
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+/// Sends a pkiMessage by POST; answers the CertRep, whose RA signature verified, with its
+/// pkiStatus and failInfo.
+async fn pki_operation(d: &Daemon, message: Vec<u8>) -> (Vec<u8>, String, Option<String>) {
+    let r = send_plain(
+        d.http.unwrap(),
+        post("/scep?operation=PKIOperation", message),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), d.log());
+    assert_eq!(r.headers["content-type"], "application/x-pki-message");
+    let signed = edgeprov::scep::read_header(&r.body).unwrap();
+    signed.verify_signature().unwrap();
+    assert_eq!(signed.header.signer_der, ra_cert(d).await, "signed by the RA");
+    let attr = |oid| signed.printable_attribute(&der::asn1::ObjectIdentifier::new_unwrap(oid));
+    let (status, fail) = (attr(PKI_STATUS).unwrap(), attr(FAIL_INFO));
+    (r.body.clone(), status, fail)
+}
+
+async fn alarms_of(d: &Daemon, kind: &str) -> Vec<Value> {
+    let (status, v) = d.api("GET", &format!("/alarms?kind={kind}"), None).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+async fn pending_list(d: &Daemon) -> Vec<Value> {
+    let (status, v) = d.api("GET", "/scep/pending", None).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+const PENDING: &str = "3";
+const SUCCESS: &str = "0";
+const FAILURE: &str = "2";
+
+/// With `approval = "operator"` a request that passes every check is answered PENDING, issues
+/// nothing and raises a `scep_pending` alarm; a poll before approval stays PENDING, another
+/// key's request for the device is refused, a poll for an unknown transaction is answered
+/// badCertId. Once the admin API approves it, the poll (and the request sent again) gets the
+/// certificate, recorded and audited as an immediate grant is, and with it the phone fetches
+/// its own secret file over mutual TLS.
+#[tokio::test]
+async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
+    let (d, _secrets) = daemon_with("approval = \"operator\"\n");
+    d.add_device(json!({
+        "mac": A, "model": "J179", "site": "hq",
+        "secrets": {"SIP_PASSWORD": "pw-a"},
+    }))
+    .await;
+    let ra = ra_cert(&d).await;
+    let phone = TestClient::new();
+
+    let (_, status, fail) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
+    assert_eq!((status.as_str(), fail), (PENDING, None));
+    assert!(certificates_of(&d, A).await.is_empty(), "nothing issued");
+    let held = pending_list(&d).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(
+        (&held[0]["mac"], &held[0]["status"], &held[0]["source"]),
+        (&json!(A), &json!("pending"), &json!("127.0.0.1"))
+    );
+    assert_eq!(
+        (&held[0]["site"], &held[0]["model"], &held[0]["key"]),
+        (&json!("hq"), &json!("J179"), &json!("RSA 2048"))
+    );
+    let alarms = alarms_of(&d, "scep_pending").await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["source"], format!("127.0.0.1 as {A}"));
+    assert!(
+        alarms[0]["message"].as_str().unwrap().contains(A),
+        "{alarms:?}"
+    );
+
+    // Polled before the approval: still pending, and counted once.
+    let (_, status, _) = pki_operation(&d, phone.cert_poll(&ra, "tx-a", A)).await;
+    assert_eq!(status, PENDING);
+    let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
+    assert_eq!(status, PENDING, "the request sent again is a poll");
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"pending\"} 1\n")
+            && metrics.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 0\n"),
+        "{metrics}"
+    );
+    // Someone else with the challenge cannot put his key in its place, nor poll for it.
+    let intruder = TestClient::new();
+    let (_, status, fail) = pki_operation(&d, intruder.pkcs_req(&ra, "tx-b", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("2")));
+    let (_, status, fail) = pki_operation(&d, intruder.cert_poll(&ra, "tx-a", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
+    let (_, status, fail) = pki_operation(&d, phone.cert_poll(&ra, "tx-unknown", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
+    assert_eq!(pending_list(&d).await[0]["key_sha256"], held[0]["key_sha256"]);
+
+    let (status, approved) = d
+        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .await;
+    assert_eq!(status, 200, "{approved}\n{}", d.log());
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["decided_by"], "admin");
+    let certs = certificates_of(&d, A).await;
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    assert_eq!(certs[0]["serial"], approved["serial"]);
+    let (_, audit) = d.api("GET", "/audit?who=scep", None).await;
+    let summary = audit[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("issued to {A} by SCEP enrolment"))
+            && summary.contains("approved by admin"),
+        "{audit}"
+    );
+    assert_eq!(audit[0]["source"], "127.0.0.1", "the phone's address");
+    let (_, audit) = d.api("GET", "/audit?resource=/api/v1/scep/pending", None).await;
+    assert!(
+        audit[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("SCEP enrolment of {A} approved")),
+        "{audit}"
+    );
+    // Approved once: a second approval is a conflict and issues nothing.
+    let (status, v) = d
+        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .await;
+    assert_eq!(status, 409, "{v}");
+
+    let (rep, status, _) = pki_operation(&d, phone.cert_poll(&ra, "tx-a", A)).await;
+    assert_eq!(status, SUCCESS);
+    let cert = phone.issued(&rep);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert).unwrap();
+    let (_, signer) = x509_parser::parse_x509_certificate(&phone.cert).unwrap();
+    assert_eq!(
+        parsed.public_key().raw,
+        signer.public_key().raw,
+        "issued for the key of the request"
+    );
+    let serial: String = parsed
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(json!(serial), certs[0]["serial"]);
+    // The request sent again gets the same certificate, not a refusal as an enrolled device.
+    let (rep, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
+    assert_eq!(status, SUCCESS);
+    assert_eq!(phone.issued(&rep), cert);
+
+    let own = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&phone.identity(&cert))),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert!(own.text().contains("SET SIP_PASSWORD pw-a"), "{}", own.text());
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.contains("edgeprov_scep_enrolments_total{result=\"granted\"} 1\n")
+            && metrics.contains("edgeprov_scep_enrolments_total{result=\"pending\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+/// Held requests are kept in the store: after a restart a poll is still answered PENDING.
+/// One rejected (CLI) is answered FAILURE badRequest and the phone may ask again; approving a
+/// site (CLI) grants the requests of its devices only; deleting a device removes its request.
+#[tokio::test]
+async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() {
+    const B: &str = "001122aabbdd";
+    const C: &str = "001122aabbee";
+    let (d, secrets) = daemon_with("approval = \"operator\"\n");
+    d.add_device(json!({"mac": A, "model": "J179", "site": "hq"}))
+        .await;
+    d.add_device(json!({"mac": B, "model": "J179", "site": "hq"}))
+        .await;
+    d.add_device(json!({"mac": C, "model": "J179", "site": "branch"}))
+        .await;
+    let ra = ra_cert(&d).await;
+    let phones: Vec<TestClient> = (0..3).map(|_| TestClient::new()).collect();
+    for (phone, mac) in phones.iter().zip([A, B, C]) {
+        let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, &format!("tx-{mac}"), mac)).await;
+        assert_eq!(status, PENDING, "{mac}");
+    }
+
+    let d = d.restart();
+    let _secrets = secrets;
+    assert_eq!(ra_cert(&d).await, ra);
+    let (_, status, _) = pki_operation(&d, phones[0].cert_poll(&ra, &format!("tx-{A}"), A)).await;
+    assert_eq!(status, PENDING, "held across the restart");
+    assert_eq!(pending_list(&d).await.len(), 3);
+
+    let out = d.cli(&["pki", "reject", "--mac", B]);
+    assert!(out.status.success(), "{out:?}");
+    let (_, status, fail) =
+        pki_operation(&d, phones[1].cert_poll(&ra, &format!("tx-{B}"), B)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("2")));
+    let refusals = alarms_of(&d, "scep_refused").await;
+    assert!(
+        refusals
+            .iter()
+            .any(|a| a["message"].as_str().unwrap().contains("rejected by admin")),
+        "{refusals:?}"
+    );
+    // Rejected, it holds no place: the phone's next request (a new key) is held at once.
+    let again = TestClient::new();
+    let (_, status, _) = pki_operation(&d, again.pkcs_req(&ra, "tx-again", B)).await;
+    assert_eq!(status, PENDING);
+    let out = d.cli(&["pki", "reject", "--mac", B]);
+    assert!(out.status.success(), "{out:?}");
+
+    let out = d.cli(&["pki", "approve", "--site", "hq"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(A) && !listed.contains(C), "{listed}");
+    let (_, status, _) = pki_operation(&d, phones[0].cert_poll(&ra, &format!("tx-{A}"), A)).await;
+    assert_eq!(status, SUCCESS);
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+    assert!(certificates_of(&d, B).await.is_empty());
+    assert!(certificates_of(&d, C).await.is_empty());
+    let (_, status, _) = pki_operation(&d, phones[2].cert_poll(&ra, &format!("tx-{C}"), C)).await;
+    assert_eq!(status, PENDING, "another site's request is left waiting");
+    let out = d.cli(&["pki", "pending", "--site", "branch"]);
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(C) && listed.contains("pending") && !listed.contains(A), "{listed}");
+
+    let (status, _) = d.api("DELETE", &format!("/devices/{C}"), None).await;
+    assert_eq!(status, 204);
+    let left: Vec<Value> = pending_list(&d).await;
+    assert!(left.iter().all(|p| p["mac"] != C), "{left:?}");
+    let (_, status, fail) = pki_operation(&d, phones[2].cert_poll(&ra, &format!("tx-{C}"), C)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
+}
+
+/// The default (`approval = "challenge"`) is unchanged: the request is granted at once and
+/// nothing is held. A CertPoll, for which no request is ever held then, is answered badCertId.
+#[tokio::test]
+async fn by_default_the_challenge_grants_at_once_and_a_poll_finds_nothing() {
+    let (d, _secrets) = daemon();
+    d.add_device(json!({"mac": A, "model": "J179"})).await;
+    let ra = ra_cert(&d).await;
+    let phone = TestClient::new();
+    let (rep, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
+    assert_eq!(status, SUCCESS);
+    let cert = phone.issued(&rep);
+    assert_eq!(certificates_of(&d, A).await.len(), 1);
+    assert!(pending_list(&d).await.is_empty());
+    assert!(alarms_of(&d, "scep_pending").await.is_empty());
+    let (_, status, fail) = pki_operation(&d, phone.cert_poll(&ra, "tx-a", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
+    let own = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&phone.identity(&cert))),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "{}", own.text());
+}

@@ -217,6 +217,28 @@ mod tests {
         assert!(store.pending_enrolments().unwrap().is_empty());
     }
 
+    /// A database of this schema written before held requests were kept (no such table)
+    /// opens without a migration, gains the table, and holds requests from then on.
+    #[test]
+    fn a_database_written_before_the_table_opens_and_gains_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(super::super::META)
+                .unwrap()
+                .insert("schema_version", super::super::SCHEMA_VERSION)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), super::super::SCHEMA_VERSION);
+        assert!(store.pending_enrolments().unwrap().is_empty());
+        store.hold_enrolment(&held("tx-1"), None).unwrap();
+        assert_eq!(store.pending_enrolments().unwrap().len(), 1);
+    }
+
     /// Each change is made against the record read: a replacement, an approval or a rejection
     /// of a record changed meanwhile is refused and leaves the stored one, and the certificate
     /// table and the audit log, as they were.
