@@ -1187,3 +1187,84 @@ async fn by_default_the_challenge_grants_at_once_and_a_poll_finds_nothing() {
     .unwrap();
     assert_eq!(own.status, 200, "{}", own.text());
 }
+
+/// A real client through the whole wait: `scepclient`, answered PENDING, sends its request
+/// again every 30 seconds (it speaks no CertPoll); once the operator approves it, the next
+/// one gets the certificate, with which the phone proves itself on the mutual-TLS listener.
+#[tokio::test]
+async fn scepclient_waits_while_pending_and_gets_the_certificate_once_approved() {
+    if !scepclient_available() {
+        return;
+    }
+    let (d, _secrets) = daemon_with("approval = \"operator\"\n");
+    d.add_device(json!({
+        "mac": A, "model": "J179",
+        "secrets": {"SIP_PASSWORD": "pw-a"},
+    }))
+    .await;
+    let _ = ra_cert(&d).await;
+    let fingerprint = ra_fingerprint(&d);
+    let phone = d.dir.path().join("phone");
+    let client = tokio::task::spawn_blocking({
+        let (url, phone) = (format!("http://{}/scep", d.http.unwrap()), phone.clone());
+        move || {
+            std::fs::create_dir_all(&phone).unwrap();
+            let mut child = Command::new("scepclient")
+                .args(["-server-url", &url, "-challenge", CHALLENGE, "-cn", A])
+                .arg("-private-key")
+                .arg(phone.join("key.pem"))
+                .arg("-certificate")
+                .arg(phone.join("cert.pem"))
+                .args(["-ca-fingerprint", &fingerprint])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // One wait of 30 s after the PENDING, and the exchanges around it.
+            if wait_timeout(&mut child, std::time::Duration::from_secs(120)).is_none() {
+                let _ = child.kill();
+                panic!("scepclient did not finish within 120 s");
+            }
+            child.wait_with_output().unwrap()
+        }
+    });
+
+    // Bounded: the request is held within 30 s or the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let held = pending_list(&d).await;
+        if held.first().is_some_and(|p| p["status"] == "pending") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request held within 30 s: {held:?}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(certificates_of(&d, A).await.is_empty());
+    let (status, v) = d
+        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let out = client.await.unwrap();
+    assert!(
+        out.status.success(),
+        "scepclient failed: {out:?}\n{}",
+        d.log()
+    );
+    let cert_pem = std::fs::read_to_string(phone.join("cert.pem")).unwrap();
+    assert_eq!(json!(serial_of(&cert_pem)), v["serial"]);
+    let key_pem = std::fs::read_to_string(phone.join("key.pem")).unwrap();
+    let own = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&Identity { cert_pem, key_pem })),
+        get(&format!("/{A}.txt"), J179_UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert!(own.text().contains("SET SIP_PASSWORD pw-a"), "{}", own.text());
+}
