@@ -798,7 +798,10 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         assert!(e.contains("approval") && e.contains("operator"), "{e}");
         for days in ["0", "366"] {
             let e = err(&format!("[scep]\npending_days = {days}\n"));
-            assert!(e.contains("scep.pending_days") && e.contains("test.toml"), "{e}");
+            assert!(
+                e.contains("scep.pending_days") && e.contains("test.toml"),
+                "{e}"
+            );
         }
     }
 

@@ -215,7 +215,10 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
         ("sites", "post", "/scep/pending/approve") => sites(
             "/scep/pending/approve".into(),
             Some(json!({"site": "mine"})),
-            refused("/scep/pending/approve".into(), Some(json!({"site": "theirs"}))),
+            refused(
+                "/scep/pending/approve".into(),
+                Some(json!({"site": "theirs"})),
+            ),
         ),
         // Nothing is held for MINE (404); the approval itself is tested in tests/scep.rs.
         ("sites", "post", "/scep/pending/{mac}/approve" | "/scep/pending/{mac}/reject") => Case {

@@ -833,8 +833,7 @@ impl TestClient {
         use edgeprov::scep::reply::{any, attribute, enveloped, printable, signed};
         let oid = der::asn1::ObjectIdentifier::new_unwrap;
         let ra = x509_cert::Certificate::from_der(ra_cert).unwrap();
-        let envelope =
-            enveloped(content, edgeprov::scep::ContentCipher::Aes128Cbc, &ra).unwrap();
+        let envelope = enveloped(content, edgeprov::scep::ContentCipher::Aes128Cbc, &ra).unwrap();
         let nonce = der::asn1::OctetString::new(*b"poll-nonce-16-by").unwrap();
         let attrs = vec![
             attribute(oid("2.16.840.1.113733.1.9.2"), printable(kind).unwrap()).unwrap(),
@@ -939,7 +938,11 @@ async fn pki_operation(d: &Daemon, message: Vec<u8>) -> (Vec<u8>, String, Option
     assert_eq!(r.headers["content-type"], "application/x-pki-message");
     let signed = edgeprov::scep::read_header(&r.body).unwrap();
     signed.verify_signature().unwrap();
-    assert_eq!(signed.header.signer_der, ra_cert(d).await, "signed by the RA");
+    assert_eq!(
+        signed.header.signer_der,
+        ra_cert(d).await,
+        "signed by the RA"
+    );
     let attr = |oid| signed.printable_attribute(&der::asn1::ObjectIdentifier::new_unwrap(oid));
     let (status, fail) = (attr(PKI_STATUS).unwrap(), attr(FAIL_INFO));
     (r.body.clone(), status, fail)
@@ -1018,7 +1021,10 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
     assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
     let (_, status, fail) = pki_operation(&d, phone.cert_poll(&ra, "tx-unknown", A)).await;
     assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
-    assert_eq!(pending_list(&d).await[0]["key_sha256"], held[0]["key_sha256"]);
+    assert_eq!(
+        pending_list(&d).await[0]["key_sha256"],
+        held[0]["key_sha256"]
+    );
 
     let (status, approved) = d
         .api("POST", &format!("/scep/pending/{A}/approve"), None)
@@ -1037,7 +1043,9 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
         "{audit}"
     );
     assert_eq!(audit[0]["source"], "127.0.0.1", "the phone's address");
-    let (_, audit) = d.api("GET", "/audit?resource=/api/v1/scep/pending", None).await;
+    let (_, audit) = d
+        .api("GET", "/audit?resource=/api/v1/scep/pending", None)
+        .await;
     assert!(
         audit[0]["summary"]
             .as_str()
@@ -1081,7 +1089,11 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
     .await
     .unwrap();
     assert_eq!(own.status, 200, "{}", own.text());
-    assert!(own.text().contains("SET SIP_PASSWORD pw-a"), "{}", own.text());
+    assert!(
+        own.text().contains("SET SIP_PASSWORD pw-a"),
+        "{}",
+        own.text()
+    );
     assert_eq!(certificates_of(&d, A).await.len(), 1);
     let metrics = d.metrics().await;
     assert!(
@@ -1108,7 +1120,8 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     let ra = ra_cert(&d).await;
     let phones: Vec<TestClient> = (0..3).map(|_| TestClient::new()).collect();
     for (phone, mac) in phones.iter().zip([A, B, C]) {
-        let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, &format!("tx-{mac}"), mac)).await;
+        let (_, status, _) =
+            pki_operation(&d, phone.pkcs_req(&ra, &format!("tx-{mac}"), mac)).await;
         assert_eq!(status, PENDING, "{mac}");
     }
 
@@ -1152,13 +1165,17 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     let out = d.cli(&["pki", "pending", "--site", "branch"]);
     assert!(out.status.success(), "{out:?}");
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains(C) && listed.contains("pending") && !listed.contains(A), "{listed}");
+    assert!(
+        listed.contains(C) && listed.contains("pending") && !listed.contains(A),
+        "{listed}"
+    );
 
     let (status, _) = d.api("DELETE", &format!("/devices/{C}"), None).await;
     assert_eq!(status, 204);
     let left: Vec<Value> = pending_list(&d).await;
     assert!(left.iter().all(|p| p["mac"] != C), "{left:?}");
-    let (_, status, fail) = pki_operation(&d, phones[2].cert_poll(&ra, &format!("tx-{C}"), C)).await;
+    let (_, status, fail) =
+        pki_operation(&d, phones[2].cert_poll(&ra, &format!("tx-{C}"), C)).await;
     assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
 }
 
@@ -1266,5 +1283,9 @@ async fn scepclient_waits_while_pending_and_gets_the_certificate_once_approved()
     .await
     .unwrap();
     assert_eq!(own.status, 200, "{}", own.text());
-    assert!(own.text().contains("SET SIP_PASSWORD pw-a"), "{}", own.text());
+    assert!(
+        own.text().contains("SET SIP_PASSWORD pw-a"),
+        "{}",
+        own.text()
+    );
 }

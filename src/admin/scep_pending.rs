@@ -56,9 +56,12 @@ fn view(p: &PendingEnrolment, device: Option<&Device>, now: i64, days: u32) -> P
     let (status, decided_by, decided_at, serial) = match &p.state {
         PendingState::Pending if p.expired(now, days) => ("expired", None, None, None),
         PendingState::Pending => ("pending", None, None, None),
-        PendingState::Approved { by, at, serial, .. } => {
-            ("approved", Some(by.clone()), Some(*at), Some(serial.clone()))
-        }
+        PendingState::Approved { by, at, serial, .. } => (
+            "approved",
+            Some(by.clone()),
+            Some(*at),
+            Some(serial.clone()),
+        ),
         PendingState::Rejected { by, at } => ("rejected", Some(by.clone()), Some(*at), None),
     };
     PendingView {
@@ -131,13 +134,12 @@ async fn waiting(
     mac: Mac,
 ) -> Result<(PendingEnrolment, Device), ApiError> {
     let store = st.store.clone();
-    let (held, device) = blocking(move || Ok((store.pending_enrolment(mac)?, store.get_device(mac)?)))
-        .await?;
+    let (held, device) =
+        blocking(move || Ok((store.pending_enrolment(mac)?, store.get_device(mac)?))).await?;
     let device = device.ok_or_else(|| ApiError::NotFound(format!("device {mac} not found")))?;
     who.require_device_site(mac, &device.site)?;
-    let held = held.ok_or_else(|| {
-        ApiError::NotFound(format!("no SCEP enrolment request of {mac} is held"))
-    })?;
+    let held = held
+        .ok_or_else(|| ApiError::NotFound(format!("no SCEP enrolment request of {mac} is held")))?;
     let days = st.config.get().scep.pending_days;
     let v = view(&held, Some(&device), now_unix(), days);
     if v.status != "pending" {
@@ -232,7 +234,12 @@ async fn approve(
 ) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let (held, device) = waiting(&st, &who, mac).await?;
-    let before = view(&held, Some(&device), now_unix(), st.config.get().scep.pending_days);
+    let before = view(
+        &held,
+        Some(&device),
+        now_unix(),
+        st.config.get().scep.pending_days,
+    );
     let after = grant(&st, &who, held, device).await?;
     let summary = format!(
         "SCEP enrolment of {mac} approved: certificate {} issued",
@@ -349,12 +356,11 @@ async fn reject(
     let days = st.config.get().scep.pending_days;
     let before = view(&held, Some(&device), now_unix(), days);
     let (store, user) = (st.store.clone(), who.user.clone());
-    let rejected = tokio::task::spawn_blocking(move || {
-        store.reject_enrolment(&held, &user, now_unix())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(store_error)?;
+    let rejected =
+        tokio::task::spawn_blocking(move || store.reject_enrolment(&held, &user, now_unix()))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(store_error)?;
     let after = view(&rejected, Some(&device), now_unix(), days);
     tracing::warn!(%mac, source = %after.source, by = %who.user, "SCEP enrolment rejected");
     Ok(with_change(

@@ -304,7 +304,15 @@ fn print_pending(value: Value, out: Output) -> Result<()> {
         })
         .collect();
     table::print(
-        &["MAC", "SITE", "MODEL", "SOURCE", "REQUESTED", "KEY", "STATUS"],
+        &[
+            "MAC",
+            "SITE",
+            "MODEL",
+            "SOURCE",
+            "REQUESTED",
+            "KEY",
+            "STATUS",
+        ],
         &rows,
     );
     Ok(())

@@ -48,7 +48,10 @@ pub enum PendingState {
         #[serde(with = "base64_bytes")]
         cert: Vec<u8>,
     },
-    Rejected { by: String, at: i64 },
+    Rejected {
+        by: String,
+        at: i64,
+    },
 }
 
 impl PendingEnrolment {

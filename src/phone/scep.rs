@@ -371,7 +371,14 @@ impl Replier<'_> {
             PollAnswer::Granted { serial, cert } => {
                 tracing::info!(peer = %self.peer, mac = %held.mac, %serial,
                     "SCEP poll answered with the certificate its approval issued");
-                self.answer(header, Outcome::Granted { cert: &cert, cipher }, false)
+                self.answer(
+                    header,
+                    Outcome::Granted {
+                        cert: &cert,
+                        cipher,
+                    },
+                    false,
+                )
             }
             PollAnswer::Failed(r) => self.refuse(header, Some(held.mac), r.fail, &r.reason),
         }

@@ -23,13 +23,21 @@ pub const KEEPS_ITS_PLACE_SECS: i64 = 3600;
 pub enum PollAnswer {
     Pending,
     /// Approved: the certificate issued then (DER).
-    Granted { serial: String, cert: Vec<u8> },
+    Granted {
+        serial: String,
+        cert: Vec<u8>,
+    },
     Failed(Refusal),
 }
 
 /// The answer for `held` at `now`. `cert_valid`: whether the certificate an approval issued is
 /// still on record, neither revoked nor expired (one revoked since is not handed out again).
-pub fn answer(held: &PendingEnrolment, now: i64, pending_days: u32, cert_valid: bool) -> PollAnswer {
+pub fn answer(
+    held: &PendingEnrolment,
+    now: i64,
+    pending_days: u32,
+    cert_valid: bool,
+) -> PollAnswer {
     match &held.state {
         PendingState::Pending if held.expired(now, pending_days) => {
             PollAnswer::Failed(Refusal::new(

@@ -58,10 +58,18 @@ impl std::fmt::Debug for Facts<'_> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Grant { mac: Mac, renewal: bool },
+    Grant {
+        mac: Mac,
+        renewal: bool,
+    },
     /// A first enrolment that passed every check, held for the operator's approval.
-    Hold { mac: Mac },
-    Refuse { fail: FailInfo, reason: String },
+    Hold {
+        mac: Mac,
+    },
+    Refuse {
+        fail: FailInfo,
+        reason: String,
+    },
 }
 
 fn refuse(fail: FailInfo, reason: impl Into<String>) -> Decision {

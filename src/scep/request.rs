@@ -225,7 +225,12 @@ impl Signed {
             econtent,
         } = self;
         match verify(&header, &signer_info, &econtent).and_then(|()| {
-            decrypt(&econtent, ra, single_des, super::poll::read_issuer_and_subject)
+            decrypt(
+                &econtent,
+                ra,
+                single_des,
+                super::poll::read_issuer_and_subject,
+            )
         }) {
             Ok((cipher, subject)) => Ok(PollRequest {
                 header,

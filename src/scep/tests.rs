@@ -427,7 +427,12 @@ fn a_cert_poll_is_read_verified_and_opened_to_its_subject() {
         ContentCipher::Aes256Cbc,
         MessageType::PkcsReq,
     );
-    unreadable(read_header(&pkcs_req).unwrap().open_poll(&ra, false).unwrap_err());
+    unreadable(
+        read_header(&pkcs_req)
+            .unwrap()
+            .open_poll(&ra, false)
+            .unwrap_err(),
+    );
     // Encrypted to another RA: refused by recipient, as a request is.
     let elsewhere = read_header(&msg)
         .unwrap()

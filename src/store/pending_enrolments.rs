@@ -212,7 +212,10 @@ mod tests {
             store.pending_enrolment_by_transaction("tx-1").unwrap(),
             Some(held("tx-1"))
         );
-        assert_eq!(store.pending_enrolment_by_transaction("tx-2").unwrap(), None);
+        assert_eq!(
+            store.pending_enrolment_by_transaction("tx-2").unwrap(),
+            None
+        );
         store.delete_device(A).unwrap();
         assert!(store.pending_enrolments().unwrap().is_empty());
     }
@@ -233,7 +236,10 @@ mod tests {
             tx.commit().unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), super::super::SCHEMA_VERSION);
+        assert_eq!(
+            store.schema_version().unwrap(),
+            super::super::SCHEMA_VERSION
+        );
         assert!(store.pending_enrolments().unwrap().is_empty());
         store.hold_enrolment(&held("tx-1"), None).unwrap();
         assert_eq!(store.pending_enrolments().unwrap().len(), 1);

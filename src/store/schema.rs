@@ -23,8 +23,8 @@ use serde::Deserialize;
 use super::history::{CHECKINS, CHECKINS_BY_MAC, mac_key};
 use super::{
     ALARMS, AUDIT, DEVICES, LAYERS, LEASES, META, SCHEMA_VERSION, SITES, STATIC_FILES, Store,
-    StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs, pending_enrolments, prefs,
-    sync, tokens,
+    StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs,
+    pending_enrolments, prefs, sync, tokens,
 };
 use crate::model::Mac;
 
