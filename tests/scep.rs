@@ -1101,6 +1101,22 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
             && metrics.contains("edgeprov_scep_enrolments_total{result=\"pending\"} 1\n"),
         "{metrics}"
     );
+
+    // Its certificate revoked, a poll is refused, and the same request sent again is a new
+    // one, held for the operator again, as the revocation meant the device to enrol again.
+    let (status, v) = d
+        .api(
+            "POST",
+            &format!("/devices/{A}/certificates/revoke"),
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, status, fail) = pki_operation(&d, phone.cert_poll(&ra, "tx-a", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("2")));
+    let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
+    assert_eq!(status, PENDING);
+    assert_eq!(pending_list(&d).await[0]["status"], "pending");
 }
 
 /// Held requests are kept in the store: after a restart a poll is still answered PENDING.

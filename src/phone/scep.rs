@@ -361,10 +361,7 @@ impl Replier<'_> {
             Ok((_, valid)) => valid,
             Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
         };
-        let cert_valid = match &held.state {
-            PendingState::Approved { serial, .. } => valid.contains(serial),
-            _ => false,
-        };
+        let cert_valid = pending::approved_cert_valid(held, &valid);
         let now = crate::model::now_unix();
         match pending::answer(held, now, self.scep.config.pending_days, cert_valid) {
             PollAnswer::Pending => self.answer(header, Outcome::Pending, false),
@@ -461,10 +458,10 @@ fn enrol(
         _ => None,
     };
     let key_hex = crate::phone::credentials::hex(&key);
-    if let Some(h) = held
-        .as_ref()
-        .filter(|h| pending::is_resent(h, &header.transaction_id, &key_hex))
-    {
+    if let Some(h) = held.as_ref().filter(|h| {
+        let cert_valid = pending::approved_cert_valid(h, &valid_serials);
+        pending::is_resent(h, &header.transaction_id, &key_hex, cert_valid)
+    }) {
         drop(granting);
         return replier.held(header, request.cipher, h);
     }

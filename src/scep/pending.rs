@@ -30,6 +30,15 @@ pub enum PollAnswer {
     Failed(Refusal),
 }
 
+/// Whether `held` was approved and the certificate issued then is among `valid_serials`, the
+/// device's certificates on record neither revoked nor expired.
+pub fn approved_cert_valid(held: &PendingEnrolment, valid_serials: &[String]) -> bool {
+    match &held.state {
+        PendingState::Approved { serial, .. } => valid_serials.contains(serial),
+        _ => false,
+    }
+}
+
 /// The answer for `held` at `now`. `cert_valid`: whether the certificate an approval issued is
 /// still on record, neither revoked nor expired (one revoked since is not handed out again).
 pub fn answer(
@@ -67,9 +76,19 @@ pub fn answer(
     }
 }
 
-/// Whether a PKCSReq is `held` sent again: same transactionID and same key.
-pub fn is_resent(held: &PendingEnrolment, transaction_id: &str, key_sha256: &str) -> bool {
-    held.transaction_id == transaction_id && held.key_sha256 == key_sha256
+/// Whether a PKCSReq is `held` sent again (same transactionID, same key), to be answered as
+/// a poll. `cert_valid` as for [`answer`]: once the certificate an approval issued is revoked
+/// or expired, the same request is decided afresh (held again), as a repeat of an immediate
+/// grant is, rather than refused for ever for the revocation that was meant to let the device
+/// enrol again.
+pub fn is_resent(
+    held: &PendingEnrolment,
+    transaction_id: &str,
+    key_sha256: &str,
+    cert_valid: bool,
+) -> bool {
+    let lapsed = matches!(held.state, PendingState::Approved { .. }) && !cert_valid;
+    held.transaction_id == transaction_id && held.key_sha256 == key_sha256 && !lapsed
 }
 
 /// The held request a CertPoll with this transactionID is for (`found`, looked up by it),
@@ -200,8 +219,14 @@ mod tests {
                 FailInfo::BadCertId
             );
         }
-        assert!(is_resent(&h, "tx-1", "key"));
-        assert!(!is_resent(&h, "tx-1", "other key") && !is_resent(&h, "tx-2", "key"));
+        assert!(is_resent(&h, "tx-1", "key", false));
+        assert!(!is_resent(&h, "tx-1", "other key", false) && !is_resent(&h, "tx-2", "key", false));
+        let granted = held(approved());
+        assert!(is_resent(&granted, "tx-1", "key", true));
+        assert!(
+            !is_resent(&granted, "tx-1", "key", false),
+            "its certificate revoked, the request is a new one"
+        );
     }
 
     /// Another request for a device whose request is waiting is refused for an hour, then
