@@ -1167,6 +1167,40 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     let out = d.cli(&["pki", "reject", "--mac", B]);
     assert!(out.status.success(), "{out:?}");
 
+    // An operator of the branch sees and decides its requests only.
+    let (status, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "bob", "role": "operator", "sites": ["branch"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let bob = made["token"].as_str().unwrap();
+    let (status, seen) = d
+        .api_with_token("GET", "/scep/pending", None, Some(bob))
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    let macs: Vec<&Value> = seen.as_array().unwrap().iter().map(|p| &p["mac"]).collect();
+    assert_eq!(macs, [&json!(C)], "{seen}");
+    for path in [
+        format!("/scep/pending/{A}/approve"),
+        format!("/scep/pending/{A}/reject"),
+    ] {
+        let (status, v) = d.api_with_token("POST", &path, None, Some(bob)).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
+    let (status, v) = d
+        .api_with_token(
+            "POST",
+            "/scep/pending/approve",
+            Some(json!({"site": "hq"})),
+            Some(bob),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(certificates_of(&d, A).await.is_empty());
+
     let out = d.cli(&["pki", "approve", "--site", "hq"]);
     assert!(out.status.success(), "{out:?}");
     let listed = String::from_utf8_lossy(&out.stdout);
