@@ -6,7 +6,8 @@ use x509_cert::name::Name;
 
 use crate::model::Mac;
 
-/// `IssuerAndSubject ::= SEQUENCE { issuer Name, subject Name }`.
+/// `IssuerAndSubject ::= SEQUENCE { issuer Name, subject Name }` (public: a client builds its
+/// polls with it).
 #[derive(Sequence)]
 pub struct IssuerAndSubject {
     pub issuer: Name,
@@ -27,7 +28,6 @@ pub struct PollSubject {
 /// poll to its request.
 pub fn read_issuer_and_subject(der: &[u8]) -> Option<PollSubject> {
     let parsed = IssuerAndSubject::from_ber(der).ok()?;
-    let _ = parsed.issuer;
     let cn = parsed
         .subject
         .common_name()
