@@ -61,6 +61,7 @@ pub struct Config {
     pub dhcp: crate::dhcp::DhcpConfig,
     pub pnp: crate::pnp::PnpConfig,
     pub scep: ScepConfig,
+    pub uploads: UploadsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +182,35 @@ pub enum ScepApproval {
     Operator,
 }
 
+/// Files phones upload to the box (Poly: their logs, and the settings changed on the phone or
+/// its web page), kept per device in the database. See README "Uploads from phones".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Off, every PUT is answered 405 as before and nothing is stored; stored uploads are
+    /// still listed and served.
+    pub enabled: bool,
+    /// The largest file accepted; a larger one is answered 413 without reading it past this.
+    pub max_file_bytes: u64,
+    /// What all uploads together may hold: past it the oldest logs of any device are dropped,
+    /// and an override that still does not fit is refused (507).
+    pub max_total_bytes: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            enabled: true,
+            max_file_bytes: 2 << 20,
+            max_total_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The most `uploads.max_file_bytes` may be: a file is read into memory whole before it is
+/// stored in one transaction, so it is bounded well below what a small box has.
+const MAX_UPLOAD_FILE_BYTES: u64 = 64 << 20;
+
 /// `scep.open_until`: an RFC 3339 time in the file (`2026-12-31T23:59:59Z`), Unix seconds in
 /// memory; a value that is not one stops the load naming the key.
 mod rfc3339_unix {
@@ -236,6 +266,7 @@ impl Default for Config {
             dhcp: crate::dhcp::DhcpConfig::default(),
             pnp: crate::pnp::PnpConfig::default(),
             scep: ScepConfig::default(),
+            uploads: UploadsConfig::default(),
         }
     }
 }
@@ -478,6 +509,23 @@ impl Config {
         }
         if !(1..=365).contains(&self.scep.pending_days) {
             return Err(invalid("scep.pending_days", "must be 1 to 365"));
+        }
+        let uploads = &self.uploads;
+        if !(1..=MAX_UPLOAD_FILE_BYTES).contains(&uploads.max_file_bytes) {
+            return Err(invalid(
+                "uploads.max_file_bytes",
+                &format!("must be 1 to {MAX_UPLOAD_FILE_BYTES} (64 MiB)"),
+            ));
+        }
+        if uploads.max_total_bytes < uploads.max_file_bytes {
+            return Err(invalid(
+                "uploads.max_total_bytes",
+                &format!(
+                    "{} is less than uploads.max_file_bytes ({}): a file that may be sent \
+                     could never be kept",
+                    uploads.max_total_bytes, uploads.max_file_bytes
+                ),
+            ));
         }
         Ok(())
     }

@@ -377,6 +377,7 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
             &config.phone,
         )
         .with_scep(scep)
+        .with_uploads(config.uploads.clone())
         .with_https_port(listeners.phone_https[0].port()),
     );
     let running = RunningConfig::new(config.clone());

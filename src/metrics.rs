@@ -31,6 +31,8 @@ pub struct Metrics {
     pub unproven_certificates: AtomicU64,
     /// SCEP enrolments by how they ended.
     pub scep: ScepCounters,
+    /// Phones' uploads by kind (`log`, `override`) and result (see [`Metrics::upload`]).
+    uploads: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 /// SCEP enrolments (PKIOperation requests) by result.
@@ -58,11 +60,25 @@ impl Metrics {
             phone_connections,
             unproven_certificates: AtomicU64::new(0),
             scep: ScepCounters::default(),
+            uploads: Mutex::default(),
         }
     }
 
+    /// Counts one upload (a PUT on an upload path): `kind` `log` or `override`; `result`
+    /// `stored`, `replaced`, `refused` (no proof, or not the device), `too_large`, `no_room`,
+    /// `bad_body` (cut off or too slow) or `failed` (the store could not write it).
+    pub fn upload(&self, kind: &'static str, result: &'static str) {
+        *self
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((kind, result))
+            .or_insert(0) += 1;
+    }
+
     /// Counts one phone request: `file` is the kind of file it resolved to, `device`,
-    /// `common`, `firmware`, `crl`, `ca` or `scep`, else `other` (a fixed set: never a path or a MAC).
+    /// `common`, `firmware`, `crl`, `ca`, `scep` or `upload` (a phone's upload, written or
+    /// read back), else `other` (a fixed set: never a path or a MAC).
     pub fn request(&self, file: &'static str, status: u16) {
         *self
             .requests
@@ -88,6 +104,22 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "edgeprov_phone_requests_total{{file=\"{file}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edgeprov_phone_uploads_total Phone uploads by kind (log, override) and result."
+        );
+        let _ = writeln!(out, "# TYPE edgeprov_phone_uploads_total counter");
+        for ((kind, result), n) in self
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "edgeprov_phone_uploads_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
             );
         }
         let _ = writeln!(

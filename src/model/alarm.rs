@@ -120,6 +120,11 @@ pub enum AlarmKind {
     /// device's MAC; the device gets a dynamic address meanwhile. Cleared when the
     /// reservation is fixed or removed.
     DhcpReservationRefused,
+    /// A phone's upload could not be kept: the uploads together hold `uploads.max_total_bytes`
+    /// and dropping every log would not make room (overrides are never dropped). The source is
+    /// the device's MAC, the message names the file; nothing of it was stored. An override
+    /// refused so is a user's settings the phone may lose at its next boot.
+    UploadStorageFull,
 }
 
 impl AlarmKind {
@@ -176,6 +181,7 @@ impl AlarmKind {
             AlarmKind::DhcpPoolExhausted => "dhcp_pool_exhausted",
             AlarmKind::DhcpAddressDeclined => "dhcp_address_declined",
             AlarmKind::DhcpReservationRefused => "dhcp_reservation_refused",
+            AlarmKind::UploadStorageFull => "upload_storage_full",
         }
     }
 
@@ -196,6 +202,7 @@ impl AlarmKind {
             AlarmKind::StaticFileProtected => Severity::Minor,
             AlarmKind::ServiceFailed => Severity::Critical,
             AlarmKind::DhcpPoolExhausted => Severity::Major,
+            AlarmKind::UploadStorageFull => Severity::Major,
             AlarmKind::DhcpAddressDeclined | AlarmKind::DhcpReservationRefused => Severity::Minor,
             AlarmKind::SyncFailed | AlarmKind::SyncRejected | AlarmKind::OutboxOverflow => {
                 Severity::Major

@@ -10,6 +10,7 @@ mod params;
 mod pending_enrolment;
 mod preferences;
 mod token;
+mod upload;
 mod vendor;
 
 pub use alarm::{Alarm, AlarmKind, MAX_MESSAGE, Severity};
@@ -27,6 +28,10 @@ pub use params::{
 pub use pending_enrolment::{PendingEnrolment, PendingState};
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
+pub use upload::{
+    Held, LOG_DIRECTORY, NoRoom, OVERRIDES_DIRECTORY, UploadFile, UploadInfo, UploadKind,
+    logs_to_drop,
+};
 pub use vendor::{Vendor, model_key};
 
 /// `text` cut to at most `max` characters, with `…` to show that it was cut. For messages that

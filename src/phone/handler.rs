@@ -27,9 +27,9 @@ use crate::settings::render::{
 use crate::settings::secrets::secret_lines;
 use crate::store::{DeviceContext, Store, StoreError};
 
-type Resp = Response<PhoneBody>;
+pub(super) type Resp = Response<PhoneBody>;
 
-fn text(status: StatusCode, body: &'static str) -> Resp {
+pub(super) fn text(status: StatusCode, body: &'static str) -> Resp {
     let mut r = Response::new(full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -62,10 +62,10 @@ fn proof_required(challenges: Vec<String>) -> Resp {
 }
 
 /// Request facts the decisions need, read once.
-struct Asked<'a> {
-    conn: &'a ConnInfo,
-    method: Method,
-    uri: http::Uri,
+pub(super) struct Asked<'a> {
+    pub conn: &'a ConnInfo,
+    pub method: Method,
+    pub uri: http::Uri,
     user_agent: String,
     authorization: Option<String>,
     if_none_match: Option<String>,
@@ -73,7 +73,7 @@ struct Asked<'a> {
     if_range: Option<String>,
     host: Option<String>,
     agent: Option<Agent>,
-    cert_mac: Option<Mac>,
+    pub cert_mac: Option<Mac>,
     /// The serial of that certificate, when the box's CA issued it.
     cert_serial: Option<&'a str>,
     /// Why the client certificate presented proves nothing, when one was and does not.
@@ -82,7 +82,7 @@ struct Asked<'a> {
 
 impl Asked<'_> {
     /// Names the requester in alarms: its address, and the device it proved to be.
-    fn source(&self) -> String {
+    pub(super) fn source(&self) -> String {
         match self.cert_mac {
             Some(m) => format!("{} as {m}", self.conn.peer.ip()),
             None => self.conn.peer.ip().to_string(),
@@ -292,7 +292,17 @@ pub async fn handle(
         cert_unproven: conn.unproven.get().map(String::as_str),
     };
     let mut kind = "other";
-    let resp = respond(&state, &asked, &mut kind).await;
+    let resp = match asked.method == Method::PUT && state.uploads.enabled {
+        true => {
+            kind = "upload";
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+            super::upload::put(&state, &asked, declared, req.into_body()).await
+        }
+        false => respond(&state, &asked, &mut kind).await,
+    };
     state.metrics.request(kind, resp.status().as_u16());
     tracing::debug!(
         peer = %conn.info.peer,
@@ -319,27 +329,48 @@ fn loaded_kind(loaded: &Loaded) -> &'static str {
     }
 }
 
-/// `kind`: set to what the request resolved to as soon as that is known ([`loaded_kind`]);
-/// left as it was for a request that resolves to no file.
-async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str) -> Resp {
-    if asked.method != Method::GET && asked.method != Method::HEAD {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    let segs = match segments(asked.uri.path()) {
-        Ok(s) => s,
-        Err(PathError::TooLong) => return text(StatusCode::URI_TOO_LONG, "path too long\n"),
+/// 405 for a method phones may not use on this path. `Allow` names PUT only on a path phones
+/// may upload to, while uploads are on (RFC 9110 §15.5.6: the methods the target supports).
+pub(super) fn method_not_allowed(state: &PhoneState, asked: &Asked<'_>) -> Resp {
+    let writable = state.uploads.enabled
+        && segments(asked.uri.path()).is_ok_and(|segs| super::upload::target(&segs).is_some());
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    let allow = match writable {
+        true => "GET, HEAD, PUT",
+        false => "GET, HEAD",
+    };
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The request's path as decoded segments, or the answer to a path that is refused (an alarm
+/// for one that tries to leave the served tree).
+pub(super) fn path_segments(state: &PhoneState, asked: &Asked<'_>) -> Result<Vec<String>, Resp> {
+    match segments(asked.uri.path()) {
+        Ok(s) => Ok(s),
+        Err(PathError::TooLong) => Err(text(StatusCode::URI_TOO_LONG, "path too long\n")),
         Err(PathError::Traversal) => {
             state.recorder.alarm(
                 AlarmKind::PathTraversal,
                 asked.source(),
                 format!("refused path {:?}", truncate(asked.uri.path())),
             );
-            return text(StatusCode::BAD_REQUEST, "bad path\n");
+            Err(text(StatusCode::BAD_REQUEST, "bad path\n"))
         }
-        Err(PathError::Malformed) => return text(StatusCode::BAD_REQUEST, "bad path\n"),
+        Err(PathError::Malformed) => Err(text(StatusCode::BAD_REQUEST, "bad path\n")),
+    }
+}
+
+/// `kind`: set to what the request resolved to as soon as that is known ([`loaded_kind`]);
+/// left as it was for a request that resolves to no file.
+async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str) -> Resp {
+    if asked.method != Method::GET && asked.method != Method::HEAD {
+        return method_not_allowed(state, asked);
+    }
+    let segs = match path_segments(state, asked) {
+        Ok(s) => s,
+        Err(refused) => return refused,
     };
     let Some(name) = segs.last() else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -369,6 +400,11 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
         *kind = "ca";
         let pem = Bytes::from(state.pki.ca_cert_pem().to_owned());
         return serve_file(asked, name, Ready::new(pem), false);
+    }
+    // What a phone uploaded is read back from where it was written, never rendered.
+    if let Some((file, mac)) = super::upload::target(&segs) {
+        *kind = "upload";
+        return super::upload::read_back(state, asked, name, file, mac);
     }
     let requester_mac = asked
         .cert_mac
@@ -480,30 +516,22 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
         true => requester_ctx.as_ref(),
         false => loaded.target.as_ref(),
     };
-    let (proof, stale_nonce) = match ctx {
-        Some(ctx) => prove(state, asked, ctx),
-        None => (
-            asked.cert_mac.map_or(Proof::None, Proof::Certificate),
-            false,
-        ),
-    };
-    // A device outside the inventory gets no secret, whether the file is a common one or an
-    // operator's file that names it: nothing says the operator meant it for that device.
-    let unknown = ctx.is_none();
-    let target = Target {
+    let associated_here = ctx.is_some_and(|c| {
+        loaded
+            .home_site
+            .as_deref()
+            .is_some_and(|home| !home.is_empty() && home == c.device.site)
+    });
+    let guarded = Guarded {
+        name,
+        act: "asked for",
         device: file_mac,
-        state: ctx.map_or(DeviceState::Inactive, |c| c.device.state),
-        associated_here: ctx.is_some_and(|c| {
-            loaded
-                .home_site
-                .as_deref()
-                .is_some_and(|home| !home.is_empty() && home == c.device.site)
-        }),
+        ctx,
+        associated_here,
         carries_secret: served.rendered.carries_secret,
     };
-    match authorize(&target, proof) {
-        Decision::Allow => {
-            let by_credential = matches!(proof, Proof::Credential(_));
+    match gate(state, asked, &guarded) {
+        Ok(by_credential) => {
             record_checkin(state, asked, Some(file_mac), name, by_credential);
             let secret = served.rendered.carries_secret;
             serve_file(
@@ -513,6 +541,50 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                 secret,
             )
         }
+        Err(refused) => refused,
+    }
+}
+
+/// A file of one device, as [`gate`] decides who may have it (or write it).
+pub(super) struct Guarded<'a> {
+    /// The file's name, for the alarms.
+    pub name: &'a str,
+    /// What the requester did, for the alarms: "asked for", "sent".
+    pub act: &'a str,
+    pub device: Mac,
+    /// The device's record; `None` when it is not in the inventory.
+    pub ctx: Option<&'a DeviceContext>,
+    /// The device's site is the site this box serves per its cloud registration.
+    pub associated_here: bool,
+    pub carries_secret: bool,
+}
+
+/// The rule for a file of one device ([`authorize`]): `Ok` with whether HTTP credentials
+/// proved the requester, or the refusal to answer with, its alarm raised. A device outside
+/// the inventory gets no secret, whether the file is a common one or an operator's file that
+/// names it: nothing says the operator meant it for that device.
+pub(super) fn gate(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    file: &Guarded<'_>,
+) -> Result<bool, Resp> {
+    let (name, file_mac, ctx) = (file.name, file.device, file.ctx);
+    let (proof, stale_nonce) = match ctx {
+        Some(ctx) => prove(state, asked, ctx),
+        None => (
+            asked.cert_mac.map_or(Proof::None, Proof::Certificate),
+            false,
+        ),
+    };
+    let unknown = ctx.is_none();
+    let target = Target {
+        device: file_mac,
+        state: ctx.map_or(DeviceState::Inactive, |c| c.device.state),
+        associated_here: file.associated_here,
+        carries_secret: file.carries_secret,
+    };
+    match authorize(&target, proof) {
+        Decision::Allow => Ok(matches!(proof, Proof::Credential(_))),
         Decision::Unauthenticated { alarm } => {
             // A right answer on an old nonce is a phone about to retry, not a stranger.
             if !stale_nonce {
@@ -520,7 +592,8 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                     alarm,
                     asked.source(),
                     format!(
-                        "{name}: a secret file was asked for without proof of identity{}",
+                        "{name}: a secret file was {} without proof of identity{}",
+                        file.act,
                         asked.unproven_note()
                     ),
                 );
@@ -529,7 +602,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                 true => credentials::challenges(&state.nonces, asked.conn.tls, stale_nonce),
                 false => Vec::new(),
             };
-            proof_required(challenges)
+            Err(proof_required(challenges))
         }
         Decision::Forbidden { alarm } => {
             let why = match alarm {
@@ -540,7 +613,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                 _ => format!("{name}: proven identity is not device {file_mac}"),
             };
             state.recorder.alarm(alarm, asked.source(), why);
-            text(StatusCode::FORBIDDEN, "forbidden\n")
+            Err(text(StatusCode::FORBIDDEN, "forbidden\n"))
         }
     }
 }
@@ -854,7 +927,12 @@ fn prove(state: &PhoneState, asked: &Asked<'_>, ctx: &DeviceContext) -> (Proof, 
 }
 
 /// `name`: the file's name as asked for, which gives its `Content-Type`.
-fn serve_file(asked: &Asked<'_>, name: &str, ready: Ready, carries_secret: bool) -> Resp {
+pub(super) fn serve_file(
+    asked: &Asked<'_>,
+    name: &str,
+    ready: Ready,
+    carries_secret: bool,
+) -> Resp {
     // Weakly compared, as for firmware: a phone or proxy that kept the tag as `W/"…"` has the
     // same bytes. Only reached once the requester may have the file, so a 304 reveals nothing.
     let not_modified = asked
@@ -890,7 +968,7 @@ fn serve_file(asked: &Asked<'_>, name: &str, ready: Ready, carries_secret: bool)
 /// fake a device's check-in.
 /// Records that the device this request was from (its certificate's, else the one it named)
 /// fetched `file`; `by_credential` when its HTTP credentials proved it.
-fn record_checkin(
+pub(super) fn record_checkin(
     state: &PhoneState,
     asked: &Asked<'_>,
     identified: Option<Mac>,

@@ -8,6 +8,7 @@ pub mod identify;
 mod media_type;
 pub mod path;
 pub mod scep;
+mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,10 @@ pub struct PhoneState {
     pub https_port: Option<u16>,
     /// What requests of the current store generation share (layers, rendered common files).
     cache: RenderCache,
+    /// `[uploads]`: whether phones may upload, and how much.
+    pub uploads: crate::config::UploadsConfig,
+    /// How long an upload's body may take to arrive (`phone.header_timeout_ms`).
+    body_timeout: Duration,
 }
 
 impl PhoneState {
@@ -68,6 +73,8 @@ impl PhoneState {
             scep: None,
             https_port: None,
             cache: RenderCache::default(),
+            uploads: crate::config::UploadsConfig::default(),
+            body_timeout: Duration::from_millis(config.header_timeout_ms),
             nonces: NonceKey::new(),
             lockouts: Lockouts::new(
                 config.auth_max_failures,
@@ -82,6 +89,11 @@ impl PhoneState {
             scep: scep.map(Arc::new),
             ..self
         }
+    }
+
+    /// Takes uploads from phones as `uploads` says.
+    pub fn with_uploads(self, uploads: crate::config::UploadsConfig) -> PhoneState {
+        PhoneState { uploads, ..self }
     }
 
     /// Names `port`, the first HTTPS phone listener's, in SCEP URLs.

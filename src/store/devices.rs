@@ -165,7 +165,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a device, with what the cloud kept here about it; returns what was removed.
+    /// Removes a device, with what the cloud kept here about it and what it uploaded; returns
+    /// what was removed.
     pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
         let tx = self.begin_write()?;
         let key = mac.to_string();
@@ -179,6 +180,7 @@ impl Store {
         // A request held for its approval names a device that is no more.
         tx.open_table(super::pending_enrolments::PENDING_ENROLMENTS)?
             .remove(key.as_str())?;
+        super::uploads::forget_device_uploads(&tx, &key)?;
         self.commit_devices(tx)?;
         Ok(removed)
     }

@@ -222,6 +222,7 @@ impl Store {
                 Outcome::Remove(_) => {
                     devices.remove(key.as_str())?;
                     super::sync::forget_cloud_device(&tx, &key)?;
+                    super::uploads::forget_device_uploads(&tx, &key)?;
                 }
                 Outcome::Unchanged(_) | Outcome::Failed(_) | Outcome::Skipped(_) => {}
             }

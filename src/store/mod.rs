@@ -27,6 +27,7 @@ mod schema;
 mod site_names;
 mod sync;
 mod tokens;
+mod uploads;
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -49,6 +50,7 @@ pub use recorder::{Recorder, RecorderEvent};
 pub use schema::UpgradeProgress;
 pub(crate) use sync::{CLOUD_FIRMWARE, CLOUD_REFUSED, CLOUD_UNREAD};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
+pub use uploads::{Stored, Upload};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 /// 2: check-ins are indexed by device (`checkins_by_mac`). A schema-1 file is indexed when
@@ -173,7 +175,8 @@ impl Store {
 
     /// A write transaction that does not count in [`Store::generation`]: only for writes no
     /// rendered file depends on — the recorder's batches (check-ins, alarms, their history and
-    /// cloud events), delivering cloud events, DHCP leases, a token's last use, and pruning the
+    /// cloud events), delivering cloud events, DHCP leases, a token's last use, phones' uploads
+    /// (which the phone path reads from the store, not through a cache), and pruning the
     /// check-in history and the audit log.
     fn begin_uncounted_write(&self) -> Result<CountedWrite<'_>, StoreError> {
         let db = self.db()?;

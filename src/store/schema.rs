@@ -24,7 +24,7 @@ use super::history::{CHECKINS, CHECKINS_BY_MAC, mac_key};
 use super::{
     ALARMS, AUDIT, DEVICES, LAYERS, LEASES, META, SCHEMA_VERSION, SITES, STATIC_FILES, Store,
     StoreError, dead_letters, decode, device_certs, dns_records, files, firmware, jobs,
-    pending_enrolments, prefs, sync, tokens,
+    pending_enrolments, prefs, sync, tokens, uploads,
 };
 use crate::model::Mac;
 
@@ -114,6 +114,9 @@ impl Store {
             tx.open_table(CHECKINS)?;
             tx.open_table(CHECKINS_BY_MAC)?;
             tx.open_table(prefs::PREFERENCES)?;
+            tx.open_table(uploads::UPLOADS)?;
+            tx.open_table(uploads::UPLOAD_INFO)?;
+            tx.open_table(uploads::LOGS_BY_AGE)?;
         }
         tx.commit()?;
         Ok(())

@@ -1,0 +1,288 @@
+//! Phones' uploads (Poly): `PUT {dir}/logs/{mac}-app.log` and `-boot.log`, and
+//! `{dir}/overrides/{mac}-phone.cfg` and `-web.cfg`, under any leading directory as GETs are.
+//! A file of one device, written and read back by that device alone, under the rule of a file
+//! with a secret: an override may hold the passwords its user typed into the phone. Logs are
+//! not served back to phones: Poly sends its whole log with each PUT, and reads none back
+//! before it does (README "Uploads from phones").
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::PhoneState;
+use super::cache::Ready;
+use super::handler::{
+    Asked, Guarded, Resp, gate, method_not_allowed, path_segments, record_checkin, serve_file, text,
+};
+use crate::firmware::full;
+use crate::model::{AlarmKind, Mac, UploadFile, now_unix};
+use crate::store::{DeviceContext, StoreError};
+
+/// The upload a path names: its last two segments are the file's directory (`logs`,
+/// `overrides`, any letter case) and its name (`{mac}-app.log`…, the MAC's twelve digits in
+/// any letter case); what comes before them is the phone's provisioning directory, whatever
+/// it is. `None` for every other path.
+pub fn target(segs: &[String]) -> Option<(UploadFile, Mac)> {
+    let [.., dir, name] = segs else {
+        return None;
+    };
+    UploadFile::parse(name).filter(|(file, _)| dir.eq_ignore_ascii_case(file.directory()))
+}
+
+/// The device's record and whether it is of this box's site, as [`gate`] needs them; `Err`
+/// with the answer when the store cannot be read.
+fn device(state: &PhoneState, mac: Mac) -> Result<(Option<DeviceContext>, bool), Resp> {
+    let read = || -> Result<_, StoreError> {
+        let ctx = state.store.device_context(mac)?;
+        let home = state.store.home_site()?;
+        let here = ctx.as_ref().is_some_and(|c| {
+            home.as_deref()
+                .is_some_and(|h| !h.is_empty() && h == c.device.site)
+        });
+        Ok((ctx, here))
+    };
+    read().map_err(|e| {
+        tracing::error!(error = %e, "store read failed");
+        text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+    })
+}
+
+/// A GET or HEAD of an upload path: an override, to its own device, as stored; 404 when there
+/// is none. A log is never served to a phone.
+pub fn read_back(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    name: &str,
+    file: UploadFile,
+    mac: Mac,
+) -> Resp {
+    if file.kind() == crate::model::UploadKind::Log {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let (ctx, associated_here) = match device(state, mac) {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    let guarded = Guarded {
+        name,
+        act: "asked for",
+        device: mac,
+        ctx: ctx.as_ref(),
+        associated_here,
+        carries_secret: true,
+    };
+    let by_credential = match gate(state, asked, &guarded) {
+        Ok(by_credential) => by_credential,
+        Err(refused) => return refused,
+    };
+    match state.store.get_upload(mac, file) {
+        Ok(Some(upload)) => {
+            record_checkin(state, asked, Some(mac), name, by_credential);
+            serve_file(asked, name, Ready::new(Bytes::from(upload.bytes)), true)
+        }
+        Ok(None) => text(StatusCode::NOT_FOUND, "not found\n"),
+        Err(e) => {
+            tracing::error!(error = %e, "store read failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+        }
+    }
+}
+
+/// A PUT: 201 when the file is new, 204 when it replaced one (RFC 9110 §9.3.4), the write
+/// durable before either is sent. Refused before its body is read when the requester is not
+/// proven as the device (401/403 and the alarm a secret file's refusal raises) or declares a
+/// body over `uploads.max_file_bytes` (413); a body that grows past it is 413 too, read no
+/// further. Nothing is stored on any refusal.
+pub async fn put(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    declared: Option<u64>,
+    body: Incoming,
+) -> Resp {
+    let segs = match path_segments(state, asked) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let (Some((file, mac)), Some(name)) = (target(&segs), segs.last()) else {
+        return method_not_allowed(state, asked);
+    };
+    let kind = file.kind().as_str();
+    let (resp, result) = store_upload(state, asked, (name, file, mac), declared, body).await;
+    state.metrics.upload(kind, result);
+    tracing::debug!(device = %mac, file = name.as_str(), status = resp.status().as_u16(), result, "phone upload");
+    resp
+}
+
+/// [`put`] after the path: the answer, and the result it is counted under.
+async fn store_upload(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    (name, file, mac): (&str, UploadFile, Mac),
+    declared: Option<u64>,
+    body: Incoming,
+) -> (Resp, &'static str) {
+    let (ctx, associated_here) = match device(state, mac) {
+        Ok(found) => found,
+        Err(refused) => return (refused, "failed"),
+    };
+    let guarded = Guarded {
+        name,
+        act: "sent",
+        device: mac,
+        ctx: ctx.as_ref(),
+        associated_here,
+        carries_secret: true,
+    };
+    if let Err(refused) = gate(state, asked, &guarded) {
+        return (refused, "refused");
+    }
+    let max = state.uploads.max_file_bytes;
+    let too_large = || {
+        (
+            text_owned(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("an upload is at most {max} bytes\n"),
+            ),
+            "too_large",
+        )
+    };
+    if declared.is_some_and(|n| n > max) {
+        return too_large();
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let limited = http_body_util::Limited::new(body, limit);
+    let bytes = match tokio::time::timeout(state.body_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => {
+            return (
+                text(StatusCode::BAD_REQUEST, "the request body was cut off\n"),
+                "bad_body",
+            );
+        }
+        Err(_) => {
+            return (
+                text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body came too slowly\n",
+                ),
+                "bad_body",
+            );
+        }
+    };
+    let store = state.store.clone();
+    let from = asked.conn.peer.ip().to_string();
+    let max_total = state.uploads.max_total_bytes;
+    let written = tokio::task::spawn_blocking(move || {
+        store.put_upload(mac, file, &bytes, (now_unix(), &from), max_total)
+    })
+    .await;
+    match written {
+        Ok(Ok(Ok(stored))) => {
+            for (m, f) in &stored.dropped {
+                tracing::info!(device = %m, file = %f.name(*m), "upload dropped to make room (uploads.max_total_bytes)");
+            }
+            match stored.replaced {
+                true => (status_only(StatusCode::NO_CONTENT), "replaced"),
+                false => (status_only(StatusCode::CREATED), "stored"),
+            }
+        }
+        Ok(Ok(Err(no_room))) => {
+            state.recorder.alarm(
+                AlarmKind::UploadStorageFull,
+                mac.to_string(),
+                format!("{name}: not stored: {no_room} (uploads.max_total_bytes)"),
+            );
+            (
+                text(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "no room for this upload\n",
+                ),
+                "no_room",
+            )
+        }
+        // Deleted since it was authorised: nothing of a deleted device is kept.
+        Ok(Err(StoreError::NotFound(_))) => (text(StatusCode::FORBIDDEN, "forbidden\n"), "refused"),
+        Ok(Err(e)) if e.is_disk_full() => {
+            tracing::error!(error = %e, "phone upload refused: the data directory is full");
+            (
+                text(StatusCode::INSUFFICIENT_STORAGE, "the box's disk is full\n"),
+                "failed",
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "phone upload not stored");
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            (r, "failed")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "phone upload task failed");
+            (
+                text(StatusCode::INTERNAL_SERVER_ERROR, "upload failed\n"),
+                "failed",
+            )
+        }
+    }
+}
+
+fn status_only(status: StatusCode) -> Resp {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+fn text_owned(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(full(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        super::super::path::segments(path).unwrap()
+    }
+
+    #[test]
+    fn upload_paths_are_the_four_files_in_their_directories_under_any_directory() {
+        let a: Mac = "0004f2000001".parse().unwrap();
+        for (path, want) in [
+            ("/logs/0004f2000001-app.log", UploadFile::AppLog),
+            ("/prov/poly/LOGS/0004F2000001-boot.log", UploadFile::BootLog),
+            (
+                "/overrides/0004f2000001-phone.cfg",
+                UploadFile::PhoneOverrides,
+            ),
+            (
+                "/x/Overrides/0004f2000001-WEB.CFG",
+                UploadFile::WebOverrides,
+            ),
+        ] {
+            assert_eq!(target(&segs(path)), Some((want, a)), "{path}");
+        }
+        for path in [
+            // The per-device file edgeprov renders, at the root or anywhere but `overrides/`.
+            "/0004f2000001-phone.cfg",
+            "/logs/0004f2000001-phone.cfg",
+            "/overrides/0004f2000001-app.log",
+            "/0004f2000001-app.log",
+            "/logs",
+            "/logs/0004f2000001.cfg",
+            "/overrides/0004f2000001-license.cfg",
+            "/logs/00:04:f2:00:00:01-app.log",
+            "/",
+        ] {
+            assert_eq!(target(&segs(path)), None, "{path}");
+        }
+    }
+}
