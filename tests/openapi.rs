@@ -226,6 +226,18 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
             admin_ok: past_the_guard,
             outside: refused(on(THEIRS, "theirs"), None),
         },
+        // No phone has uploaded anything: the administrator's 404 is past the guard.
+        ("sites", "get" | "delete", "/devices/{mac}/uploads/{name}") => {
+            let of = |mac: &str| {
+                path.replace("{mac}", mac)
+                    .replace("{name}", &format!("{mac}-app.log"))
+            };
+            Case {
+                admin: (of(MINE), None),
+                admin_ok: past_the_guard,
+                outside: refused(of(THEIRS), None),
+            }
+        }
         ("sites", "get" | "patch", _)
             if path.contains("{mac}") || path.contains("{site}") || path.contains("{layer}") =>
         {

@@ -24,6 +24,7 @@ mod sites;
 mod sync;
 pub mod token;
 mod tokens;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub use scep_pending::{NotApproved, PendingView, SiteApproval};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 pub use sites::{GroupView, SiteView};
 pub use tokens::{NewTokenView, TokenView};
+pub use uploads::UploadView;
 
 use crate::model::Alarm;
 use crate::pki::Pki;
@@ -94,6 +96,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/devices/{mac}/files/{name}", get(settings::device_file))
         .route("/devices/{mac}/effective", get(settings::device_effective))
         .route("/devices/{mac}/checkins", get(devices::checkins))
+        .route("/devices/{mac}/uploads", get(uploads::list))
+        .route(
+            "/devices/{mac}/uploads/{name}",
+            get(uploads::download).delete(uploads::delete),
+        )
         .route("/sites", get(sites::list).post(sites::create))
         .route(
             "/sites/{site}",

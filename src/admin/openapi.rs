@@ -205,6 +205,21 @@ pub const ROUTES: &[Route] = &[
         &["limit"],
     )
     .sites(),
+    r(
+        "get",
+        "/devices/{mac}/uploads",
+        "What the device uploaded (Poly logs and overrides): name, kind, size, received, from",
+    )
+    .sites(),
+    r(
+        "get",
+        "/devices/{mac}/uploads/{name}",
+        "One upload's bytes as the phone sent them (an override may hold passwords)",
+    )
+    .sites(),
+    r("delete", "/devices/{mac}/uploads/{name}", "Delete one upload")
+        .answers(&[204])
+        .sites(),
     r("get", "/sites", "Sites with their device counts").sites(),
     r("post", "/sites", "Create a site").answers(&[201]),
     r("get", "/sites/{site}", "One site").sites(),

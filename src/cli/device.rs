@@ -1,4 +1,4 @@
-//! `edgeprov device add|list|show|effective|remove`.
+//! `edgeprov device add|list|show|effective|remove|uploads`.
 
 use std::collections::BTreeMap;
 
@@ -103,6 +103,9 @@ pub enum DeviceCmd {
     /// (an operator's static files included), each with the file and line that gave it and
     /// the parameter layer it came from; secret values shown as ********.
     Effective { mac: String },
+    /// What the phone uploaded (Poly logs and overrides): list, download, delete.
+    #[command(subcommand)]
+    Uploads(super::uploads::UploadsCmd),
     /// The device's check-ins, newest first.
     History {
         mac: String,
@@ -162,6 +165,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             dry_run,
             create_sites,
         } => import(api, out, &file, format, dry_run, create_sites).await,
+        DeviceCmd::Uploads(cmd) => super::uploads::run(cmd, api, out).await,
         DeviceCmd::History { mac: m, limit } => {
             let m = mac(&m)?;
             let value = api

@@ -27,6 +27,7 @@ pub mod settings;
 pub mod site;
 pub mod table;
 pub mod token;
+pub mod uploads;
 pub mod when;
 
 pub use when::time_text;

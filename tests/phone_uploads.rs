@@ -1,0 +1,487 @@
+//! Poly phones upload their logs and overrides to the running daemon, over real TLS with their
+//! own certificates: stored per device under the rule of a file with a secret, bounded in size
+//! and in total, listed and downloaded through the admin API, gone with their device, kept
+//! across a restart.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use rustls_pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const A: &str = "0004f2000001";
+const B: &str = "0004f2000002";
+const UA: &str = "FileTransport PolycomVVX-VVX_400-UA/6.4.0.1 Type/Application";
+
+/// Small bounds, so that a few requests reach them.
+const LIMITS: &str = "[uploads]\nmax_file_bytes = 1000\nmax_total_bytes = 2500\n";
+
+fn put(path: &str, body: Vec<u8>) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .method("PUT")
+        .uri(path)
+        .header("host", "localhost")
+        .header("user-agent", UA)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn method(m: &str, path: &str) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .method(m)
+        .uri(path)
+        .header("host", "localhost")
+        .header("user-agent", UA)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+/// `len` bytes a log could hold, different for each `seed`.
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| b'a' + ((i as u8).wrapping_add(seed)) % 26)
+        .collect()
+}
+
+async fn uploads(d: &Daemon, mac: &str) -> Vec<Value> {
+    let (status, v) = d.api("GET", &format!("/devices/{mac}/uploads"), None).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+fn names(list: &[Value]) -> Vec<&str> {
+    list.iter().map(|u| u["name"].as_str().unwrap()).collect()
+}
+
+async fn download(d: &Daemon, mac: &str, name: &str) -> Resp {
+    d.get_raw(format!("/devices/{mac}/uploads/{name}"), &d.token)
+        .await
+}
+
+/// A PUT whose body comes chunked, without a length, over TLS as device `id`: the status line
+/// and headers of the answer.
+async fn put_chunked(d: &Daemon, id: &Identity, path: &str, chunks: usize, size: usize) -> String {
+    let tls = client_config(&d.ca_pem(), Some(id));
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {UA}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for i in 0..chunks {
+        let chunk = content(size, i as u8);
+        // The server may answer and close once it has read past its bound.
+        if stream
+            .write_all(format!("{size:x}\r\n").as_bytes())
+            .await
+            .is_err()
+            || stream.write_all(&chunk).await.is_err()
+            || stream.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an answer within 10 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn poly_phones_upload_logs_and_overrides() {
+    let d = Daemon::start_with(LIMITS);
+    for mac in [A, B] {
+        d.add_device(json!({"mac": mac, "model": "VVX_400",
+            "secrets": {"line.1.password": format!("pw-{mac}")}}))
+            .await;
+    }
+    let ca = d.ca_pem();
+    let id_a = d.identity(A).await;
+    let id_b = d.identity(B).await;
+    let as_a = || client_config(&ca, Some(&id_a));
+    let as_b = || client_config(&ca, Some(&id_b));
+
+    // The master file sends the phone's uploads to their own directories.
+    let master = send_plain(d.http.unwrap(), get("/000000000000.cfg", UA))
+        .await
+        .unwrap();
+    assert_eq!(master.status, 200);
+    assert!(
+        master.text().contains(" LOG_FILE_DIRECTORY=\"logs\" ")
+            && master
+                .text()
+                .contains(" OVERRIDES_DIRECTORY=\"overrides\" "),
+        "{}",
+        master.text()
+    );
+
+    // Its own certificate: 201 for a new log, 204 when it replaces it, under any leading
+    // directory and in any letter case.
+    let first = content(400, 1);
+    let r = send(d.https, as_a(), put(&format!("/logs/{A}-app.log"), first))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let log = content(500, 2);
+    let upper = A.to_uppercase();
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/prov/logs/{upper}-app.log"), log.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let list = uploads(&d, A).await;
+    assert_eq!(names(&list), [format!("{A}-app.log")]);
+    assert_eq!(list[0]["kind"], "log");
+    assert_eq!(list[0]["size"], 500);
+    assert_eq!(list[0]["from"], "127.0.0.1");
+    assert!(list[0]["received"].as_i64().unwrap() > 1_700_000_000);
+    let got = download(&d, A, &format!("{A}-app.log")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, log, "the exact bytes");
+
+    // Another device's certificate, no certificate, plain HTTP: refused as a secret file is,
+    // with its alarms, and nothing stored.
+    let stranger = content(300, 9);
+    let r = send(
+        d.https,
+        as_b(),
+        put(&format!("/logs/{A}-app.log"), stranger.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let r = send(
+        d.https,
+        client_config(&ca, None),
+        put(&format!("/logs/{A}-boot.log"), stranger.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let r = send_plain(
+        d.http.unwrap(),
+        put(&format!("/logs/{A}-boot.log"), stranger.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(names(&uploads(&d, A).await), [format!("{A}-app.log")]);
+    assert_eq!(download(&d, A, &format!("{A}-app.log")).await.body, log);
+    let (_, alarms) = d.api("GET", "/alarms", None).await;
+    let kinds: Vec<&str> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"certificate_mismatch"), "{alarms}");
+    assert!(kinds.contains(&"secret_without_proof"), "{alarms}");
+
+    // Over max_file_bytes: 413, declared or chunked, and nothing stored.
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/logs/{A}-boot.log"), content(1001, 3)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 413, "{}", r.text());
+    let answer = put_chunked(&d, &id_a, &format!("/logs/{A}-boot.log"), 8, 300).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(names(&uploads(&d, A).await), [format!("{A}-app.log")]);
+    // A chunked body within the bound is taken.
+    let answer = put_chunked(&d, &id_b, &format!("/logs/{B}-boot.log"), 4, 200).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    // An override is read back by its own device only; edgeprov's own per-device file of that
+    // name is still what the provisioning directory serves.
+    let overrides = b"<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity=\"1\" \
+                      device.auth.localAdminPassword=\"typed-on-phone\"/></PHONE_CONFIG>"
+        .to_vec();
+    let mut padded = overrides.clone();
+    padded.resize(900, b' ');
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/overrides/{A}-phone.cfg"), padded.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let own = send(
+        d.https,
+        as_a(),
+        get(&format!("/overrides/{A}-phone.cfg"), UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.status, 200);
+    assert_eq!(own.body, padded);
+    assert_eq!(own.headers["cache-control"], "no-store");
+    for refused in [
+        send(
+            d.https,
+            as_b(),
+            get(&format!("/overrides/{A}-phone.cfg"), UA),
+        )
+        .await,
+        send(
+            d.https,
+            client_config(&ca, None),
+            get(&format!("/overrides/{A}-phone.cfg"), UA),
+        )
+        .await,
+        send_plain(
+            d.http.unwrap(),
+            get(&format!("/overrides/{A}-phone.cfg"), UA),
+        )
+        .await,
+    ] {
+        let refused = refused.unwrap();
+        assert_eq!(refused.status, 403);
+        assert!(!refused.text().contains("typed-on-phone"));
+    }
+    let none = send(d.https, as_a(), get(&format!("/overrides/{A}-web.cfg"), UA))
+        .await
+        .unwrap();
+    assert_eq!(none.status, 404);
+    let rendered = send(d.https, as_a(), get(&format!("/{A}-phone.cfg"), UA))
+        .await
+        .unwrap();
+    assert_eq!(rendered.status, 200);
+    assert!(
+        rendered.text().contains("pw-0004f2000001"),
+        "{}",
+        rendered.text()
+    );
+    // Logs are not served back to phones.
+    let r = send(d.https, as_a(), get(&format!("/logs/{A}-app.log"), UA))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+
+    // Nothing else is writable; a 405 on an upload path names PUT.
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/{A}-phone.cfg"), b"x".to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, &r.headers["allow"]),
+        (405, &"GET, HEAD".parse().unwrap())
+    );
+    let r = send(
+        d.https,
+        as_a(),
+        method("DELETE", &format!("/logs/{A}-app.log")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, &r.headers["allow"]),
+        (405, &"GET, HEAD, PUT".parse().unwrap())
+    );
+
+    // Held now: A's log 500, B's log 800, A's override 900 = 2200 of 2500. A log of 700 drops
+    // the oldest log (A's app log), not the older override.
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/logs/{A}-boot.log"), content(700, 4)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        names(&uploads(&d, A).await),
+        [format!("{A}-boot.log"), format!("{A}-phone.cfg")]
+    );
+    assert_eq!(names(&uploads(&d, B).await), [format!("{B}-boot.log")]);
+    // An override of 1000 takes the room of both logs left.
+    let r = send(
+        d.https,
+        as_b(),
+        put(&format!("/overrides/{B}-web.cfg"), content(1000, 5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(names(&uploads(&d, A).await), [format!("{A}-phone.cfg")]);
+    assert_eq!(names(&uploads(&d, B).await), [format!("{B}-web.cfg")]);
+    // Only overrides are held (1900): one more that does not fit is refused, with an alarm
+    // naming the device, and nothing of it is stored.
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/overrides/{A}-web.cfg"), content(700, 6)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert_eq!(names(&uploads(&d, A).await), [format!("{A}-phone.cfg")]);
+    let (_, alarms) = d.api("GET", "/alarms?kind=upload_storage_full", None).await;
+    let alarms = alarms.as_array().unwrap();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0]["source"], A);
+    assert!(
+        alarms[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{A}-web.cfg")),
+        "{alarms:?}"
+    );
+
+    let metrics = d.metrics().await;
+    for line in [
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"stored\"} 3",
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"replaced\"} 1",
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"refused\"} 3",
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"too_large\"} 2",
+        "edgeprov_phone_uploads_total{kind=\"override\",result=\"stored\"} 2",
+        "edgeprov_phone_uploads_total{kind=\"override\",result=\"no_room\"} 1",
+    ] {
+        assert!(metrics.contains(&format!("{line}\n")), "{line}:\n{metrics}");
+    }
+
+    // Deleting one upload through the API is audited.
+    let (status, v) = d
+        .api("DELETE", &format!("/devices/{B}/uploads/{B}-web.cfg"), None)
+        .await;
+    assert_eq!(status, 204, "{v}");
+    assert!(uploads(&d, B).await.is_empty());
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    assert!(
+        audit
+            .to_string()
+            .contains(&format!("upload {B}-web.cfg of device {B} deleted")),
+        "{audit}"
+    );
+
+    // The upload survives a restart.
+    let d = d.restart();
+    let got = download(&d, A, &format!("{A}-phone.cfg")).await;
+    assert_eq!((got.status, got.body), (200, padded));
+
+    // Deleting the device deletes its uploads: added again, it has none.
+    let (status, v) = d.api("DELETE", &format!("/devices/{A}"), None).await;
+    assert_eq!(status, 204, "{v}");
+    d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
+    assert!(uploads(&d, A).await.is_empty());
+}
+
+/// An operator sees the uploads of its sites' devices only, through the API and the CLI.
+#[tokio::test]
+async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
+    let d = Daemon::start_with(LIMITS);
+    d.add_device(json!({"mac": A, "model": "VVX_400", "site": "mine"}))
+        .await;
+    d.add_device(json!({"mac": B, "model": "VVX_400", "site": "theirs"}))
+        .await;
+    let ca = d.ca_pem();
+    for mac in [A, B] {
+        let id = d.identity(mac).await;
+        let r = send(
+            d.https,
+            client_config(&ca, Some(&id)),
+            put(&format!("/logs/{mac}-boot.log"), content(100, 7)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let (status, v) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olga", "role": "operator", "sites": ["mine"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let own = d
+        .get_raw(format!("/devices/{A}/uploads/{A}-boot.log"), &token)
+        .await;
+    assert_eq!((own.status, own.body), (200, content(100, 7)));
+    for path in [
+        format!("/devices/{B}/uploads"),
+        format!("/devices/{B}/uploads/{B}-boot.log"),
+    ] {
+        assert_eq!(d.get_raw(path.clone(), &token).await.status, 403, "{path}");
+    }
+    let (status, _) = d
+        .api_with_token(
+            "DELETE",
+            &format!("/devices/{B}/uploads/{B}-boot.log"),
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(uploads(&d, B).await.len(), 1);
+
+    let out = d.cli(&["device", "uploads", "list", A]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("NAME") && text.contains(&format!("{A}-boot.log")) && text.contains("log"),
+        "{text}"
+    );
+    let file = d.dir.path().join("boot.log");
+    let out = d.cli(&[
+        "device",
+        "uploads",
+        "get",
+        A,
+        &format!("{A}-boot.log"),
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), content(100, 7));
+    let out = d.cli(&[
+        "--json",
+        "device",
+        "uploads",
+        "rm",
+        A,
+        &format!("{A}-boot.log"),
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(uploads(&d, A).await.is_empty());
+}
