@@ -853,13 +853,41 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         }
     }
 
+    /// The upload bounds are checked at load, each refusal naming its key and line: a file
+    /// bound of 0 would refuse every upload, and a total below it could keep no file sent.
+    #[test]
+    fn uploads_are_validated_at_load() {
+        let c = parse("").unwrap().uploads;
+        assert!(c.enabled);
+        assert_eq!((c.max_file_bytes, c.max_total_bytes), (2 << 20, 256 << 20));
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        let e = err("[uploads]\nmax_file_bytes = 0\n");
+        assert!(
+            e.contains("line 2: uploads.max_file_bytes: must be 1 to"),
+            "{e}"
+        );
+        let e = err("[uploads]\nmax_file_bytes = 67108865\n");
+        assert!(e.contains("uploads.max_file_bytes"), "{e}");
+        let e = err("[uploads]\nmax_file_bytes = 1000\nmax_total_bytes = 999\n");
+        assert!(
+            e.contains("line 3: uploads.max_total_bytes: 999 is less than uploads.max_file_bytes"),
+            "{e}"
+        );
+        let e = err("[uploads]\nmax_bytes = 1\n");
+        assert!(e.contains("max_bytes"), "{e}");
+        let c = parse("[uploads]\nenabled = false\nmax_file_bytes = 10\nmax_total_bytes = 10\n")
+            .unwrap()
+            .uploads;
+        assert!(!c.enabled);
+    }
+
     /// docs/configuration.md (shipped with the package) names every key of the tables it
     /// documents, so a key added to the code cannot be left out of it.
     #[test]
     fn the_reference_names_every_key_it_documents() {
         let doc = include_str!("../docs/configuration.md");
         let defaults = toml::Value::try_from(Config::default()).unwrap();
-        for table in ["dns", "dhcp", "pnp", "cloud", "scep"] {
+        for table in ["dns", "dhcp", "pnp", "cloud", "scep", "uploads"] {
             for key in defaults[table].as_table().unwrap().keys() {
                 assert!(doc.contains(&format!("| `{key}` |")), "{table}.{key}");
             }
@@ -878,7 +906,7 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
     }
 
     /// The ```toml block of the README's Configuration section: every key of the top level,
-    /// `[phone]`, `[admin]`, `[pki]` and `[firmware]` is there, with the value the daemon uses
+    /// `[phone]`, `[admin]`, `[pki]`, `[firmware]` and `[uploads]` is there, with the value the daemon uses
     /// when the file leaves it out, so an installer who copies a line gets the default.
     #[test]
     fn the_readme_states_every_top_level_key_with_its_default() {
@@ -896,7 +924,9 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         };
         for (key, code) in defaults.as_table().unwrap() {
             match code.as_table() {
-                Some(table) if ["phone", "admin", "pki", "firmware"].contains(&key.as_str()) => {
+                Some(table)
+                    if ["phone", "admin", "pki", "firmware", "uploads"].contains(&key.as_str()) =>
+                {
                     let doc = documented.get(key).and_then(toml::Value::as_table);
                     for (inner, code) in table {
                         // The release list's default is empty; the README shows one release.
