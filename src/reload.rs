@@ -135,6 +135,10 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.firmware != new.firmware {
         keys.push("firmware");
     }
+    // The phone service is given its upload bounds at start.
+    if old.uploads != new.uploads {
+        keys.push("uploads");
+    }
     keys
 }
 
@@ -234,6 +238,10 @@ mod tests {
         new.scep.enabled = true;
         new.scep.challenge_file = "/etc/edgeprov/scep".into();
         assert_eq!(restart_needed(&old, &new), ["scep"]);
+        let mut uploads = old.clone();
+        uploads.uploads.max_total_bytes *= 2;
+        assert_eq!(restart_needed(&old, &uploads), ["uploads"]);
+        assert_eq!(in_effect(&old, uploads).uploads, old.uploads);
         assert!(!in_effect(&old, new).scep.enabled);
 
         let mut old = Config::default();

@@ -37,17 +37,17 @@ impl UploadView {
     }
 }
 
-/// The upload `name` names for device `mac`: 400 for a name no upload has, 404 for another
-/// device's.
+/// The upload `name` names for device `mac`; 404 for another device's name, or a name no
+/// upload can have (which says what the names are).
 fn upload_of(mac: Mac, name: &str) -> Result<UploadFile, ApiError> {
     match UploadFile::parse(name) {
         Some((file, of)) if of == mac => Ok(file),
         Some(_) => Err(ApiError::NotFound(format!(
             "device {mac} has no upload {name}"
         ))),
-        None => Err(ApiError::BadRequest(format!(
-            "name: {name:?} is not the name of an upload ({mac}-app.log, {mac}-boot.log, \
-             {mac}-phone.cfg or {mac}-web.cfg)"
+        None => Err(ApiError::NotFound(format!(
+            "device {mac} has no upload {name:?}: uploads are named {mac}-app.log, \
+             {mac}-boot.log, {mac}-phone.cfg and {mac}-web.cfg"
         ))),
     }
 }

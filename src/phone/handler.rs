@@ -346,19 +346,23 @@ pub(super) fn method_not_allowed(state: &PhoneState, asked: &Asked<'_>) -> Resp 
 
 /// The request's path as decoded segments, or the answer to a path that is refused (an alarm
 /// for one that tries to leave the served tree).
-pub(super) fn path_segments(state: &PhoneState, asked: &Asked<'_>) -> Result<Vec<String>, Resp> {
+/// Boxed: a response is large, and the good path carries only the segments.
+pub(super) fn path_segments(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+) -> Result<Vec<String>, Box<Resp>> {
     match segments(asked.uri.path()) {
         Ok(s) => Ok(s),
-        Err(PathError::TooLong) => Err(text(StatusCode::URI_TOO_LONG, "path too long\n")),
+        Err(PathError::TooLong) => Err(Box::new(text(StatusCode::URI_TOO_LONG, "path too long\n"))),
         Err(PathError::Traversal) => {
             state.recorder.alarm(
                 AlarmKind::PathTraversal,
                 asked.source(),
                 format!("refused path {:?}", truncate(asked.uri.path())),
             );
-            Err(text(StatusCode::BAD_REQUEST, "bad path\n"))
+            Err(Box::new(text(StatusCode::BAD_REQUEST, "bad path\n")))
         }
-        Err(PathError::Malformed) => Err(text(StatusCode::BAD_REQUEST, "bad path\n")),
+        Err(PathError::Malformed) => Err(Box::new(text(StatusCode::BAD_REQUEST, "bad path\n"))),
     }
 }
 
@@ -370,7 +374,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
     }
     let segs = match path_segments(state, asked) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(name) = segs.last() else {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -541,7 +545,7 @@ async fn respond(state: &PhoneState, asked: &Asked<'_>, kind: &mut &'static str)
                 secret,
             )
         }
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -567,7 +571,7 @@ pub(super) fn gate(
     state: &PhoneState,
     asked: &Asked<'_>,
     file: &Guarded<'_>,
-) -> Result<bool, Resp> {
+) -> Result<bool, Box<Resp>> {
     let (name, file_mac, ctx) = (file.name, file.device, file.ctx);
     let (proof, stale_nonce) = match ctx {
         Some(ctx) => prove(state, asked, ctx),
@@ -602,7 +606,7 @@ pub(super) fn gate(
                 true => credentials::challenges(&state.nonces, asked.conn.tls, stale_nonce),
                 false => Vec::new(),
             };
-            Err(proof_required(challenges))
+            Err(Box::new(proof_required(challenges)))
         }
         Decision::Forbidden { alarm } => {
             let why = match alarm {
@@ -613,7 +617,7 @@ pub(super) fn gate(
                 _ => format!("{name}: proven identity is not device {file_mac}"),
             };
             state.recorder.alarm(alarm, asked.source(), why);
-            Err(text(StatusCode::FORBIDDEN, "forbidden\n"))
+            Err(Box::new(text(StatusCode::FORBIDDEN, "forbidden\n")))
         }
     }
 }

@@ -33,7 +33,7 @@ pub fn target(segs: &[String]) -> Option<(UploadFile, Mac)> {
 
 /// The device's record and whether it is of this box's site, as [`gate`] needs them; `Err`
 /// with the answer when the store cannot be read.
-fn device(state: &PhoneState, mac: Mac) -> Result<(Option<DeviceContext>, bool), Resp> {
+fn device(state: &PhoneState, mac: Mac) -> Result<(Option<DeviceContext>, bool), Box<Resp>> {
     let read = || -> Result<_, StoreError> {
         let ctx = state.store.device_context(mac)?;
         let home = state.store.home_site()?;
@@ -45,7 +45,7 @@ fn device(state: &PhoneState, mac: Mac) -> Result<(Option<DeviceContext>, bool),
     };
     read().map_err(|e| {
         tracing::error!(error = %e, "store read failed");
-        text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+        Box::new(text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"))
     })
 }
 
@@ -63,7 +63,7 @@ pub fn read_back(
     }
     let (ctx, associated_here) = match device(state, mac) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let guarded = Guarded {
         name,
@@ -75,7 +75,7 @@ pub fn read_back(
     };
     let by_credential = match gate(state, asked, &guarded) {
         Ok(by_credential) => by_credential,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match state.store.get_upload(mac, file) {
         Ok(Some(upload)) => {
@@ -103,7 +103,7 @@ pub async fn put(
 ) -> Resp {
     let segs = match path_segments(state, asked) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (Some((file, mac)), Some(name)) = (target(&segs), segs.last()) else {
         return method_not_allowed(state, asked);
@@ -125,7 +125,7 @@ async fn store_upload(
 ) -> (Resp, &'static str) {
     let (ctx, associated_here) = match device(state, mac) {
         Ok(found) => found,
-        Err(refused) => return (refused, "failed"),
+        Err(refused) => return (*refused, "failed"),
     };
     let guarded = Guarded {
         name,
@@ -136,7 +136,7 @@ async fn store_upload(
         carries_secret: true,
     };
     if let Err(refused) = gate(state, asked, &guarded) {
-        return (refused, "refused");
+        return (*refused, "refused");
     }
     let max = state.uploads.max_file_bytes;
     let too_large = || {
