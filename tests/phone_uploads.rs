@@ -485,3 +485,24 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
     );
     assert!(uploads(&d, A).await.is_empty());
 }
+
+/// With `[uploads] enabled = false` a PUT is refused as any other method phones may not use,
+/// and its `Allow` does not offer PUT; nothing is stored.
+#[tokio::test]
+async fn with_uploads_off_a_put_is_405_and_stores_nothing() {
+    let d = Daemon::start_with("[uploads]\nenabled = false\n");
+    d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
+    let id = d.identity(A).await;
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        put(&format!("/logs/{A}-app.log"), content(10, 1)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.status, &r.headers["allow"]),
+        (405, &"GET, HEAD".parse().unwrap())
+    );
+    assert!(uploads(&d, A).await.is_empty());
+}
