@@ -506,3 +506,44 @@ async fn with_uploads_off_a_put_is_405_and_stores_nothing() {
     );
     assert!(uploads(&d, A).await.is_empty());
 }
+
+/// Uploads are in the database, so a backup carries them and a restore brings them back.
+#[tokio::test]
+async fn a_backup_carries_the_uploads() {
+    let mut d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
+    let id = d.identity(A).await;
+    let overrides = content(300, 8);
+    let r = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        put(&format!("/overrides/{A}-web.cfg"), overrides.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let file = d.dir.path().join("box.backup");
+    let out = d.cli(&["backup", "--out", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.stop();
+    std::fs::remove_dir_all(d.data_dir()).unwrap();
+    let out = d.cli(&["restore", file.to_str().unwrap(), "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = d.restart();
+    let got = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get(&format!("/overrides/{A}-web.cfg"), UA),
+    )
+    .await
+    .unwrap();
+    assert_eq!((got.status, got.body), (200, overrides));
+}

@@ -132,7 +132,8 @@ pub struct NoRoom {
 /// time received, then device and file, so the choice is the same on every run), of any
 /// device, never an override. `total`: the bytes held now, the upload being replaced
 /// included; `replaced`: that upload (its bytes are freed by the write itself, so it is
-/// neither counted nor chosen). `held` need not be in any order.
+/// neither counted nor chosen). `held` need not be in any order, nor hold every log: the
+/// oldest that cover what is missing are enough (the store reads no more than those).
 pub fn logs_to_drop(
     held: &[Held],
     total: u64,

@@ -345,8 +345,8 @@ pub(super) fn method_not_allowed(state: &PhoneState, asked: &Asked<'_>) -> Resp 
 }
 
 /// The request's path as decoded segments, or the answer to a path that is refused (an alarm
-/// for one that tries to leave the served tree).
-/// Boxed: a response is large, and the good path carries only the segments.
+/// for one that tries to leave the served tree), boxed: a response is large, and the path that
+/// goes on carries only the segments.
 pub(super) fn path_segments(
     state: &PhoneState,
     asked: &Asked<'_>,
