@@ -407,7 +407,17 @@ pub async fn create(
     new.validate()?;
     who.require_site(&new.site)?;
     let store = st.store.clone();
-    let device = blocking(move || store.create_device(new.into_device())).await?;
+    let mac = new.mac;
+    // A device that exists is changed, not added again: say how, since `device add` run twice
+    // (to set a secret a moved inventory lacks, say) is the natural first try.
+    let device = blocking(move || store.create_device(new.into_device()))
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(why) => ApiError::Conflict(format!(
+                "{why}; change it with `edgeprov device set {mac} …` (PATCH /api/v1/devices/{mac})"
+            )),
+            other => other,
+        })?;
     tracing::info!(mac = %device.mac, "device added");
     let view = DeviceView::from(device);
     let summary = format!("device {} added", view.mac);

@@ -48,6 +48,10 @@ pub struct LayerView {
     pub params: BTreeMap<String, String>,
     /// Names only: secret values are write-only.
     pub secrets: Vec<String>,
+    /// In a `PATCH`'s answer only: the names it asked to remove (`null`) that the layer did not
+    /// hold, so a misspelt name (`sip.sever`) or the wrong layer is said, not taken as done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_set: Vec<String>,
 }
 
 pub async fn get_layer(
@@ -73,8 +77,33 @@ impl LayerView {
             layer: layer.to_string(),
             params,
             secrets,
+            not_set: Vec::new(),
         }
     }
+}
+
+/// The names `patch` removes that `before` did not hold: for each, no map it was removed from
+/// (`params`, `secrets`, or both, as `param unset` sends it) had it.
+fn not_set(patch: &LayerPatch, before: &crate::model::ParamSet) -> Vec<String> {
+    let removes = |map: &BTreeMap<String, Option<String>>, name: &String| {
+        map.get(name).is_some_and(Option::is_none)
+    };
+    let names: std::collections::BTreeSet<&String> = patch
+        .params
+        .iter()
+        .chain(&patch.secrets)
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k)
+        .collect();
+    names
+        .into_iter()
+        .filter(|name| {
+            let held = (removes(&patch.params, name) && before.params.contains_key(*name))
+                || (removes(&patch.secrets, name) && before.secrets.contains_key(*name));
+            !held
+        })
+        .cloned()
+        .collect()
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -113,6 +142,10 @@ pub async fn patch_layer(
     }
     let store = st.store.clone();
     let key = l.clone();
+    let asked = LayerPatch {
+        params: patch.params.clone(),
+        secrets: patch.secrets.clone(),
+    };
     let (before, set) = blocking(move || {
         store.update_layer(&key, |set| {
             for (map, changes) in [
@@ -129,7 +162,7 @@ pub async fn patch_layer(
         })
     })
     .await?;
-    tracing::info!(layer = %l, "parameters changed");
+    let not_set = not_set(&asked, &before);
     let (named_before, named_after) = (
         super::secret_named::values(&before.params),
         super::secret_named::values(&set.params),
@@ -146,12 +179,20 @@ pub async fn patch_layer(
         ),
         secrets,
     );
-    let resp = Json(&after).into_response();
-    Ok(audit::with_changes(
-        resp,
-        format!("parameters of {l} changed"),
-        changes,
-    ))
+    let unchanged = changes.as_object().is_some_and(serde_json::Map::is_empty);
+    let summary = match (unchanged, not_set.is_empty()) {
+        (false, _) => format!("parameters of {l} changed"),
+        (true, true) => format!("parameters of {l} unchanged"),
+        (true, false) => format!(
+            "parameters of {l} unchanged: not set there: {}",
+            not_set.join(", ")
+        ),
+    };
+    if !unchanged {
+        tracing::info!(layer = %l, "parameters changed");
+    }
+    let resp = Json(LayerView { not_set, ..after }).into_response();
+    Ok(audit::with_changes(resp, summary, changes))
 }
 
 /// Unknown fields are refused: a misspelt `site` would put a file for every site.

@@ -418,6 +418,29 @@ impl ApiClient {
             })
     }
 
+    /// The failure of an answer that is not the admin API's: every refusal of the admin API is
+    /// its JSON error, so another one comes from another server on that port, most likely the
+    /// box's phone listener (the same certificate, so TLS alone does not tell them apart),
+    /// whose bare `404` said nothing of the port being the wrong one.
+    fn not_the_admin_api(&self, status: StatusCode, headers: &http::HeaderMap) -> anyhow::Error {
+        let kind = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "no content type".to_string(), str::to_string);
+        let fix = match self.remote {
+            true => "give --url the port of the box's admin.listen (9443 unless configured)",
+            false => "the CLI reads the admin address from the daemon's listeners.json, else \
+                      admin.listen of the --config it is given: give the daemon's --config",
+        };
+        anyhow!(
+            "{} did not answer as the edgeprov admin API (HTTP {}, {kind}, not its JSON error): \
+             perhaps it is a phone listener; the admin API listens on admin.listen, a port of \
+             its own; {fix}",
+            self.addr,
+            status.as_u16()
+        )
+    }
+
     /// A refused token, named by where it came from, with what to do about it.
     fn refused_token(&self, bytes: &[u8]) -> anyhow::Error {
         let msg = error_message(bytes);
@@ -494,6 +517,9 @@ impl ApiClient {
         })?;
         let resp = sender.send_request(req).await?;
         let status = resp.status();
+        if !status.is_success() && !is_json(resp.headers()) {
+            return Err(self.not_the_admin_api(status, resp.headers()));
+        }
         let total = resp
             .headers()
             .get("x-total-count")
@@ -582,6 +608,14 @@ fn refused_report(status: StatusCode, bytes: Bytes) -> Result<(bool, Value)> {
         Ok(value) if value.get("error").is_none() => Ok((false, value)),
         _ => check(status, bytes).map(|_| (false, Value::Null)),
     }
+}
+
+/// Whether an answer says it is JSON, as every refusal of the admin API is.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 fn json_of(bytes: &[u8]) -> Result<Value> {

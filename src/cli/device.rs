@@ -1,4 +1,4 @@
-//! `edgeprov device add|list|show|effective|remove|uploads`.
+//! `edgeprov device add|set|list|show|effective|remove|import|export|history|uploads`.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +46,11 @@ pub enum DeviceCmd {
         #[arg(long = "secret", value_name = "NAME[=VALUE]")]
         secrets: Vec<String>,
     },
+    /// Change a device that exists: what is given is changed, the rest kept.
+    #[command(
+        after_help = "Examples:\n  edgeprov device set 001122aabbcc --site branch --label \"desk 12\"\n  edgeprov device set 001122aabbcc --param SIPDOMAIN=example.com --unset VLANTEST\n  edgeprov device set 001122aabbcc --secret SIP_PASSWORD   # asked for, not echoed\n  printf '%s\\n' \"$PW\" | edgeprov device set 001122aabbcc --secret SIP_PASSWORD"
+    )]
+    Set(super::device_set::SetArgs),
     /// List the inventory, filtered and sorted.
     #[command(
         after_help = "Examples:\n  edgeprov device list --site hq --search desk --sort last_seen --desc\n  edgeprov --json device list --state inactive --limit 100 --offset 200"
@@ -159,6 +164,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             let created = api.post("/devices", &body).await?;
             show(created, out)
         }
+        DeviceCmd::Set(args) => super::device_set::run(args, api, out).await,
         DeviceCmd::Import {
             file,
             format,
@@ -328,7 +334,8 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
     }
 }
 
-fn show(value: Value, out: Output) -> Result<()> {
+/// Prints one device, as `device show` does.
+pub(super) fn show(value: Value, out: Output) -> Result<()> {
     if out.json {
         return out.print_json(&value);
     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod cloud;
 pub mod confirm;
 pub mod device;
+pub mod device_set;
 pub mod dhcp;
 pub mod dns;
 pub mod doctor;

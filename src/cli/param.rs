@@ -80,11 +80,14 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         ParamCmd::Unset { layer, names } => {
             let none: BTreeMap<&String, Value> = names.iter().map(|n| (n, Value::Null)).collect();
-            api.patch(
-                &format!("/params/{}", encode(&layer)),
-                &json!({"params": none, "secrets": none}),
-            )
-            .await?
+            let view = api
+                .patch(
+                    &format!("/params/{}", encode(&layer)),
+                    &json!({"params": none, "secrets": none}),
+                )
+                .await?;
+            not_set(&view, &layer, none.len())?;
+            view
         }
     };
     if out.json {
@@ -95,5 +98,28 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
     rows.extend(view.secrets.into_iter().map(|k| vec![k, "(secret)".into()]));
     println!("layer {}", view.layer);
     table::print(&["NAME", "VALUE"], &rows);
+    Ok(())
+}
+
+/// Says which of the names `param unset` asked to remove the layer did not hold (the API's
+/// `not_set`): a warning on standard error when some were removed, a failure when none of the
+/// `asked` names was, so a misspelt name or the wrong layer is never reported as done.
+fn not_set(view: &Value, layer: &str, asked: usize) -> Result<()> {
+    let missing: Vec<&str> = view
+        .get("not_set")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = missing.join(", ");
+    if missing.len() >= asked {
+        anyhow::bail!(
+            "nothing removed: not set in layer {layer}: {names} (names are exact, as is the \
+             layer: `edgeprov param show --layer {layer}` lists what it holds)"
+        );
+    }
+    eprintln!("warning: not set in layer {layer}, so not removed: {names}");
     Ok(())
 }

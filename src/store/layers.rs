@@ -120,8 +120,11 @@ impl Store {
     /// A change that sets anything in a site's layer is refused while the site does not exist
     /// (no record, no device naming it), checked in this transaction as firmware policies are:
     /// site names are exact, so `site:HQ` for the site `hq` would silently wait for a site of
-    /// that name, and a site deleted meanwhile would leave its successor settings. Removing is
-    /// allowed whatever the site, so parameters an earlier version left can be cleared.
+    /// that name, and a site deleted meanwhile would leave its successor settings. Removing from
+    /// a layer that holds something is allowed whatever the site, so parameters an earlier
+    /// version left can be cleared; removing from one of a site that does not exist and holds
+    /// nothing is refused as setting is (`param unset --layer site:HQ` for the site `hq`
+    /// otherwise answered as if it had removed something).
     ///
     /// A new model layer of a model that another stored layer already names, spelled another
     /// way ([`model_key`]), is refused: `j179` beside `J179` (1600 and early 9600 phones
@@ -148,8 +151,13 @@ impl Store {
             let sets = |after: &BTreeMap<String, String>, was: &BTreeMap<String, String>| {
                 after.iter().any(|(k, v)| was.get(k) != Some(v))
             };
+            // A site that does not exist is refused as `set` refuses it, but for removing
+            // what its layer holds: one stored before sites had to exist stays clearable.
+            let holds_nothing = before == ParamSet::default();
             if let Layer::Site(site) = layer
-                && (sets(&set.params, &before.params) || sets(&set.secrets, &before.secrets))
+                && (sets(&set.params, &before.params)
+                    || sets(&set.secrets, &before.secrets)
+                    || holds_nothing)
                 && !site_exists(&tx, site)?
             {
                 return Err(StoreError::NotFound(format!("site {site}")));

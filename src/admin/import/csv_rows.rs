@@ -139,6 +139,16 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
         let name = std::str::from_utf8(records.field(i))
             .map_err(|_| header_error(format!("column {} is not UTF-8", i + 1)))?
             .trim();
+        // A spreadsheet saves "CSV" with `;` where `,` is the decimal comma: such a header
+        // reads as one column, and saying only that it is not `mac` hid why.
+        if i == 0 && name != "mac" && name.contains(';') {
+            let shown: String = name.chars().take(80).collect();
+            return Err(header_error(format!(
+                "{shown:?} is separated by semicolons; the fields must be separated by commas \
+                 (save the file as CSV with commas, \"CSV UTF-8 (comma delimited)\", or \
+                 replace the semicolons)"
+            )));
+        }
         if i == 0 && name != "mac" {
             return Err(header_error("the first column must be `mac`".into()));
         }

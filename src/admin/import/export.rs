@@ -55,20 +55,34 @@ pub async fn export(
 /// treats the two differently, as the devices do.
 ///
 /// A parameter whose name makes it a secret (`admin.password`, `SIP_PASSWORD` set as a plain
-/// parameter) gets no column, as a secret gets none: its value must not leave, and a column
-/// the file does not have is kept by an import, so the export still imports to the same
-/// devices.
+/// parameter) gets no parameter column: its value must not leave.
+///
+/// Last, an empty `secret:NAME` column for every secret name a listed device has (its secrets
+/// and such parameters, the names a JSON export lists): an import reads an empty cell as the
+/// secret named without a value, which keeps a device's own and reports each device left
+/// without one. Without them a CSV moved to a new box said nothing of the secrets the devices
+/// had, where the JSON export's import listed them.
 pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
     let params: BTreeSet<&String> = devices
         .iter()
         .flat_map(|d| d.params.keys())
         .filter(|name| !vocab::is_secret(name))
         .collect();
+    let secrets: BTreeSet<String> = devices
+        .iter()
+        .flat_map(|d| {
+            d.secrets
+                .keys()
+                .chain(d.params.keys().filter(|name| vocab::is_secret(name)))
+        })
+        .map(|name| format!("secret:{name}"))
+        .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = FIXED
         .iter()
         .copied()
-        .chain(params.iter().map(|p| p.as_str()));
+        .chain(params.iter().map(|p| p.as_str()))
+        .chain(secrets.iter().map(String::as_str));
     w.write_record(header)?;
     for d in devices {
         let mac = d.mac.to_string();
@@ -86,7 +100,8 @@ pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
             Some(v) if v.is_empty() => EMPTY_VALUE,
             Some(v) => v,
         });
-        w.write_record(fixed.into_iter().chain(cells))?;
+        let unvalued = secrets.iter().map(|_| "");
+        w.write_record(fixed.into_iter().chain(cells).chain(unvalued))?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -107,6 +122,25 @@ mod tests {
             "mac,model,serial,site,group,label,state,SIPDOMAIN\n\
              001122334455,,,,,,active,\"\"\"\"\"\"\n\
              001122334456,,,,,,active,\n"
+        );
+    }
+
+    /// A CSV export had no `secret:` column, so importing it on a new box said nothing of the
+    /// secrets its devices had, where the JSON export's import listed them.
+    #[test]
+    fn each_secret_name_a_device_has_gets_an_empty_column() {
+        let mut d = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x55]));
+        d.secrets.insert("SIP_PASSWORD".into(), "pw-never-exported".into());
+        d.params.insert("admin.password".into(), "pin-never-exported".into());
+        let mut other = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x56]));
+        other.secrets.insert("ADMIN_PIN".into(), "1234".into());
+        let text = String::from_utf8(csv(&[d, other]).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "mac,model,serial,site,group,label,state,secret:ADMIN_PIN,secret:SIP_PASSWORD,\
+             secret:admin.password\n\
+             001122334455,,,,,,active,,,\n\
+             001122334456,,,,,,active,,,\n"
         );
     }
 }

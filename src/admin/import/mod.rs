@@ -301,9 +301,14 @@ impl Pass<'_, '_> {
             self.sites_created.push(device.site.clone());
         }
         self.secrets_without_values += unvalued.len();
+        // A parameter whose name makes it a secret (`admin.password` set as a plain one) is
+        // listed by an export with the secrets: the device has a value for it.
         let names: Vec<String> = unvalued
             .into_iter()
-            .filter(|n| !device.secrets.contains_key(n))
+            .filter(|n| {
+                !device.secrets.contains_key(n)
+                    && !(crate::settings::vocab::is_secret(n) && device.params.contains_key(n))
+            })
             .collect();
         if !names.is_empty() {
             self.devices_missing_secrets += 1;

@@ -831,3 +831,20 @@ fn an_import_creates_only_site_names_a_site_record_takes() {
     assert_eq!(r.sites_created, ["lab"]);
     assert!(store.get_site("lab").unwrap().is_some());
 }
+
+/// A file a spreadsheet saved with `;` between fields (where `,` is the decimal comma) was
+/// refused with "the first column must be `mac`", which did not say why.
+#[test]
+fn a_header_separated_by_semicolons_is_named_so() {
+    let r = check(Format::Csv, b"mac;model;site\n001122334455;J179;hq\n");
+    assert_eq!(lines(&r), [1]);
+    let error = &r.errors[0].error;
+    assert!(
+        error.starts_with("header: \"mac;model;site\" is separated by semicolons")
+            && error.contains("must be separated by commas"),
+        "{error}"
+    );
+    // A first column that is simply not `mac` is still said as before.
+    let r = check(Format::Csv, b"model,mac\nJ179,001122334455\n");
+    assert_eq!(r.errors[0].error, "header: the first column must be `mac`");
+}
