@@ -207,3 +207,41 @@ fn a_box_by_url_refuses_what_cannot_be_trusted_naming_it() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("doctor works on this machine"), "{err}");
 }
+
+/// `--url` naming the box's phone port, which presents the same certificate, answered `not
+/// found (HTTP 404)`, as if the device list were missing: the CLI now says that the address did
+/// not answer as the admin API, perhaps a phone listener, and what `admin.listen` is for.
+#[test]
+fn a_url_naming_the_phone_port_is_said_to_be_no_admin_api() {
+    let d = Daemon::start_with(ONLY_LOOPBACK_IP);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ca = copied_ca(&d, elsewhere.path());
+    let phone = format!("127.0.0.1:{}", d.https.port());
+    let url = format!("https://{phone}");
+    for args in [&["device", "list"][..], &["device", "set", "001122334455", "--label", "x"]] {
+        let out = remote(
+            elsewhere.path(),
+            Some(&d.token),
+            &[&["--url", &url, "--ca-cert", &ca][..], args].concat(),
+        );
+        let (code, err) = refused(&out);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{phone} did not answer as the edgeprov admin API (HTTP "
+            )) && err.contains("phone listener")
+                && err.contains("admin.listen"),
+            "{args:?}: {err}"
+        );
+    }
+    // The admin port still answers as before.
+    let admin = format!("https://127.0.0.1:{}", d.admin.port());
+    let out = remote(
+        elsewhere.path(),
+        Some(&d.token),
+        &["--url", &admin, "--ca-cert", &ca, "device", "show", "001122334455"],
+    );
+    let (code, err) = refused(&out);
+    assert_eq!(code, 1);
+    assert!(err.contains("device 001122334455 not found (HTTP 404)"), "{err}");
+}

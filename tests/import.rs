@@ -122,11 +122,11 @@ async fn import_is_all_or_nothing_and_reports_every_bad_row() {
         "{stdout}"
     );
 
-    // Export round-trips the inventory (without secret values).
+    // Export round-trips the inventory (secrets by name, in empty columns, never values).
     let (ok, csv, _) = run(&d, &["device", "export"]);
     assert!(ok);
     assert!(
-        csv.starts_with("mac,model,serial,site,group,label,state,SIPDOMAIN\n"),
+        csv.starts_with("mac,model,serial,site,group,label,state,SIPDOMAIN,secret:SIP_PASSWORD\n"),
         "{}",
         &csv[..80]
     );
@@ -425,14 +425,29 @@ async fn a_csv_export_imports_again_unchanged() {
         "mac": "c81fea83e85b", "model": "J179", "params": {"VLAN": "20"}
     }))
     .await;
+    // Secrets, and a parameter whose name makes it one: the export lists their names in
+    // empty `secret:` columns, and the import keeps each device's values.
+    d.add_device(serde_json::json!({
+        "mac": "c81fea83e85c", "model": "J179",
+        "params": {"admin.password": "27182"}, "secrets": {"SIP_PASSWORD": "pw-c"}
+    }))
+    .await;
     let (_, before) = d.api("GET", "/devices", None).await;
     let (ok, csv, stderr) = run(&d, &["device", "export"]);
     assert!(ok, "{stderr}");
+    assert!(
+        csv.lines().next().unwrap().ends_with(",secret:SIP_PASSWORD,secret:admin.password")
+            && !csv.contains("pw-c")
+            && !csv.contains("27182"),
+        "{csv}"
+    );
     let file = d.dir.path().join("export.csv");
     std::fs::write(&file, &csv).unwrap();
     let (ok, stdout, stderr) = run(&d, &["device", "import", file.to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("0 new, 0 updated, 2 unchanged"), "{stdout}");
+    assert!(stdout.contains("0 new, 0 updated, 3 unchanged"), "{stdout}");
+    // c has both, as a secret and as a parameter named as one: it is not said to lack them.
+    assert!(!stderr.contains("c81fea83e85c"), "{stderr}");
     let (_, after) = d.api("GET", "/devices", None).await;
     for (b, a) in before
         .as_array()
@@ -513,10 +528,18 @@ async fn secrets_an_export_lists_without_values_are_reported_not_dropped() {
         .await;
     let (ok, exported, stderr) = run(&old, &["device", "export", "--format", "json"]);
     assert!(ok, "{stderr}");
-    // A CSV export has no secret columns; a file of `secret:` columns left empty, as a template
-    // or another tool writes it, has a cell for every device: b's are listed too (and b lacks
-    // ADMIN_PIN here), where JSON lists only the secrets a device has.
-    let csv = format!("mac,model,secret:ADMIN_PIN,secret:SIP_PASSWORD\n{a},J179,,\n{b},J179,,\n");
+    // The CSV export has an empty `secret:` column for each secret name a listed device has
+    // (it had none, and its import on a new box said nothing). A column has a cell for every
+    // device: b's are listed too (and b lacks ADMIN_PIN here), where JSON lists only the
+    // secrets a device has.
+    let (ok, csv, stderr) = run(&old, &["device", "export"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        csv.starts_with("mac,model,serial,site,group,label,state,secret:ADMIN_PIN,secret:SIP_PASSWORD\n")
+            && !csv.contains("pw-a")
+            && !csv.contains("1234"),
+        "{csv}"
+    );
     for (format, text, listed, lacking) in [("json", exported, 2, 1), ("csv", csv, 4, 2)] {
         let file = new.dir.path().join(format!("moved.{format}"));
         std::fs::write(&file, &text).unwrap();
