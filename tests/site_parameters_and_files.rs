@@ -68,7 +68,9 @@ async fn a_sites_parameters_and_files_need_the_site_and_go_with_it() {
         assert!(!out.status.success(), "{args:?}");
         assert!(err.contains("site lab not found"), "{args:?}: {err}");
     }
-    // Removing needs no site: what an earlier version left can be cleared.
+    // Removing from the layer of a site that does not exist and holds nothing is refused as
+    // setting is (it answered 200 as if it had removed something); a layer that holds
+    // something stays clearable (the store's tests).
     let (status, v) = d
         .api(
             "PATCH",
@@ -76,7 +78,10 @@ async fn a_sites_parameters_and_files_need_the_site_and_go_with_it() {
             Some(json!({"params": {"sip.domain": null}})),
         )
         .await;
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (404, Some("site lab not found"))
+    );
 
     // A site of that name exists: both are stored; the box-wide file is no site's.
     let (status, v) = d.api("POST", "/sites", Some(json!({"name": "lab"}))).await;

@@ -445,6 +445,9 @@ mod site_tests {
         assert!(store.delete_site("branch").unwrap().is_none());
         assert_eq!(store.get_layer(&layer).unwrap(), set);
         assert_eq!(store.generation(), before, "nothing was written");
+        // What such a layer holds can be removed, though the site no longer exists.
+        store.update_layer(&layer, |set| set.params.clear()).unwrap();
+        assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
     }
 
     /// A site's parameters and static files need the site, as its firmware policies do; taking
@@ -465,12 +468,14 @@ mod site_tests {
         assert_eq!(e.to_string(), "site lab not found");
         assert!(store.list_static_files(|_| ()).unwrap().is_empty());
         assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
-        // Removing is allowed whatever the site.
-        store
+        // Removing from a layer that holds nothing is refused as setting is: it would answer
+        // as if it had removed something (`param unset --layer site:HQ` for the site `hq`).
+        let e = store
             .update_layer(&layer, |set| {
                 set.params.remove("SIPDOMAIN");
             })
-            .unwrap();
+            .unwrap_err();
+        assert_eq!(e.to_string(), "site lab not found");
 
         for name in ["lab", "lab2"] {
             store.create_site(&site(name)).unwrap();
