@@ -195,7 +195,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "patch",
         "/params/{layer}",
-        "Set or remove parameters of a layer (setting a site's needs the site; a new model layer's name must differ from every other's by more than case)",
+        "Set or remove parameters of a layer (a site's layer needs the site, but for removing what it holds; a new model layer's name must differ from every other's by more than case); the answer's `not_set` lists the names removed that the layer did not hold",
     )
     .sites(),
     q(
