@@ -156,7 +156,12 @@ async fn device_set_changes_fields_parameters_and_secrets_of_a_device() {
     assert_eq!(now["secrets"], serde_json::json!(["SIP_PASSWORD"]), "{now}");
 
     // The value is the line read: the phone itself is served it.
-    ok(&cli(&d, None, &["device", "set", MAC, "--state", "active"], ""));
+    ok(&cli(
+        &d,
+        None,
+        &["device", "set", MAC, "--state", "active"],
+        "",
+    ));
     let certs = d.dir.path().join("certs");
     ok(&cli(
         &d,
@@ -199,11 +204,23 @@ async fn device_set_refuses_what_it_cannot_do_and_changes_nothing() {
     let usage: [(&[&str], &str); 5] = [
         (&["device", "set", MAC], "nothing to change"),
         (
-            &["device", "set", MAC, "--secret", "SIP_PASSWORD=in-plain-sight"],
+            &[
+                "device",
+                "set",
+                MAC,
+                "--secret",
+                "SIP_PASSWORD=in-plain-sight",
+            ],
             "never from the command line",
         ),
-        (&["device", "set", MAC, "--state", "gone"], "not a device state"),
-        (&["device", "set", MAC, "--param", "SIPDOMAIN"], "NAME=VALUE"),
+        (
+            &["device", "set", MAC, "--state", "gone"],
+            "not a device state",
+        ),
+        (
+            &["device", "set", MAC, "--param", "SIPDOMAIN"],
+            "NAME=VALUE",
+        ),
         (&["device", "set", "00:11", "--label", "x"], "00:11"),
     ];
     for (args, says) in usage {
@@ -223,7 +240,15 @@ async fn device_set_refuses_what_it_cannot_do_and_changes_nothing() {
             "device 0011220000ff not found",
         ),
         (
-            &["device", "set", MAC, "--label", "x", "--secret", "SIP_PASSWORD"],
+            &[
+                "device",
+                "set",
+                MAC,
+                "--label",
+                "x",
+                "--secret",
+                "SIP_PASSWORD",
+            ],
             "--secret SIP_PASSWORD: no value on standard input",
         ),
     ];
@@ -248,12 +273,96 @@ async fn device_set_works_from_another_machine_by_url() {
     let out = cli(
         &d,
         Some((&url, ca.to_str().unwrap())),
-        &["device", "set", MAC, "--label", "by url", "--secret", "ADMIN_PIN"],
+        &[
+            "device",
+            "set",
+            MAC,
+            "--label",
+            "by url",
+            "--secret",
+            "ADMIN_PIN",
+        ],
         "4711\n",
     );
     let table = ok(&out);
-    assert!(table.contains("by url") && !table.contains("4711"), "{table}");
+    assert!(
+        table.contains("by url") && !table.contains("4711"),
+        "{table}"
+    );
     let now = device(&d).await;
     assert_eq!(now["label"], "by url");
     assert_eq!(now["secrets"], serde_json::json!(["ADMIN_PIN"]), "{now}");
+}
+
+/// `device set --unset` of a name the device does not have says so, as `param unset` does: a
+/// warning when something else was done, a failure (exit 1) when nothing was; the answer of
+/// `PATCH` names it in `not_set`, and a patch that changes nothing is not audited as a change.
+#[tokio::test]
+async fn unsetting_what_a_device_does_not_have_is_said() {
+    let d = Daemon::start();
+    d.add_device(serde_json::json!({"mac": MAC, "model": "J179",
+        "params": {"SIPDOMAIN": "example.com"}, "secrets": {"ADMIN_PIN": "1234"}}))
+        .await;
+
+    let typo = cli(
+        &d,
+        None,
+        &["device", "set", MAC, "--unset", "SIPDOMIAN"],
+        "",
+    );
+    assert_eq!(typo.status.code(), Some(1), "{}", stderr(&typo));
+    assert!(
+        stderr(&typo).contains(&format!(
+            "nothing removed: not set in device {MAC}: SIPDOMIAN"
+        )),
+        "{}",
+        stderr(&typo)
+    );
+    assert!(stdout(&typo).is_empty(), "{}", stdout(&typo));
+    let (_, log) = d.api("GET", "/audit?method=PATCH", None).await;
+    assert_eq!(
+        log[0]["summary"],
+        format!("device {MAC} unchanged: not set on it: SIPDOMIAN"),
+        "{log}"
+    );
+    assert_eq!(log[0]["changes"], serde_json::json!({}), "{log}");
+
+    // With a change besides: done, and the name missing is a warning.
+    let some = cli(
+        &d,
+        None,
+        &[
+            "--json",
+            "device",
+            "set",
+            MAC,
+            "--label",
+            "desk 3",
+            "--unset",
+            "SIPDOMIAN",
+            "--unset",
+            "ADMIN_PIN",
+        ],
+        "",
+    );
+    let shown: Value = serde_json::from_str(&ok(&some)).expect("one JSON document");
+    assert_eq!(
+        shown["not_set"],
+        serde_json::json!(["SIPDOMIAN"]),
+        "{shown}"
+    );
+    assert!(
+        stderr(&some).contains("warning: not set in device")
+            && stderr(&some).contains("SIPDOMIAN")
+            && !stderr(&some).contains("ADMIN_PIN"),
+        "{}",
+        stderr(&some)
+    );
+    let now = device(&d).await;
+    assert_eq!(now["label"], "desk 3");
+    assert_eq!(now["secrets"], serde_json::json!([]), "{now}");
+    assert_eq!(
+        now["params"],
+        serde_json::json!({"SIPDOMAIN": "example.com"})
+    );
 }

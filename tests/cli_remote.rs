@@ -218,7 +218,10 @@ fn a_url_naming_the_phone_port_is_said_to_be_no_admin_api() {
     let ca = copied_ca(&d, elsewhere.path());
     let phone = format!("127.0.0.1:{}", d.https.port());
     let url = format!("https://{phone}");
-    for args in [&["device", "list"][..], &["device", "set", "001122334455", "--label", "x"]] {
+    for args in [
+        &["device", "list"][..],
+        &["device", "set", "001122334455", "--label", "x"],
+    ] {
         let out = remote(
             elsewhere.path(),
             Some(&d.token),
@@ -239,9 +242,20 @@ fn a_url_naming_the_phone_port_is_said_to_be_no_admin_api() {
     let out = remote(
         elsewhere.path(),
         Some(&d.token),
-        &["--url", &admin, "--ca-cert", &ca, "device", "show", "001122334455"],
+        &[
+            "--url",
+            &admin,
+            "--ca-cert",
+            &ca,
+            "device",
+            "show",
+            "001122334455",
+        ],
     );
     let (code, err) = refused(&out);
     assert_eq!(code, 1);
-    assert!(err.contains("device 001122334455 not found (HTTP 404)"), "{err}");
+    assert!(
+        err.contains("device 001122334455 not found (HTTP 404)"),
+        "{err}"
+    );
 }

@@ -436,7 +436,10 @@ async fn a_csv_export_imports_again_unchanged() {
     let (ok, csv, stderr) = run(&d, &["device", "export"]);
     assert!(ok, "{stderr}");
     assert!(
-        csv.lines().next().unwrap().ends_with(",secret:SIP_PASSWORD,secret:admin.password")
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",secret:SIP_PASSWORD,secret:admin.password")
             && !csv.contains("pw-c")
             && !csv.contains("27182"),
         "{csv}"
@@ -535,8 +538,9 @@ async fn secrets_an_export_lists_without_values_are_reported_not_dropped() {
     let (ok, csv, stderr) = run(&old, &["device", "export"]);
     assert!(ok, "{stderr}");
     assert!(
-        csv.starts_with("mac,model,serial,site,group,label,state,secret:ADMIN_PIN,secret:SIP_PASSWORD\n")
-            && !csv.contains("pw-a")
+        csv.starts_with(
+            "mac,model,serial,site,group,label,state,secret:ADMIN_PIN,secret:SIP_PASSWORD\n"
+        ) && !csv.contains("pw-a")
             && !csv.contains("1234"),
         "{csv}"
     );

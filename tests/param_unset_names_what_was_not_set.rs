@@ -76,7 +76,9 @@ async fn unsetting_a_name_that_is_not_set_says_so_and_changes_nothing() {
     ok(&some);
     let warning = stderr(&some);
     assert!(
-        warning.contains("warning") && warning.contains("sip.sever") && !warning.contains("sip.transport"),
+        warning.contains("warning")
+            && warning.contains("sip.sever")
+            && !warning.contains("sip.transport"),
         "{warning}"
     );
     let (_, layer) = d.api("GET", "/params/global", None).await;

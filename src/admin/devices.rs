@@ -454,6 +454,7 @@ pub async fn update(
     let mac = parse_mac(&mac)?;
     let patch: DevicePatch = parse_json(&body)?;
     patch.validate()?;
+    let removals = (patch.params.clone(), patch.secrets.clone());
     let store = st.store.clone();
     let (before, device) = blocking(move || {
         let mut before = None;
@@ -469,9 +470,35 @@ pub async fn update(
             .map(|r| r.map(|d| (before, d)))
     })
     .await??;
+    let not_set = before.as_ref().map_or_else(Vec::new, |b| {
+        super::settings::not_set(&removals.0, &removals.1, &b.params, &b.secrets)
+    });
     let changes = device_changes(before.as_ref(), Some(&device));
-    let resp = Json(DeviceView::from(device)).into_response();
-    Ok(with_changes(resp, format!("device {mac} changed"), changes))
+    let unchanged = changes.as_object().is_some_and(serde_json::Map::is_empty);
+    let summary = match (unchanged, not_set.is_empty()) {
+        (false, _) => format!("device {mac} changed"),
+        (true, true) => format!("device {mac} unchanged"),
+        (true, false) => format!(
+            "device {mac} unchanged: not set on it: {}",
+            not_set.join(", ")
+        ),
+    };
+    let resp = Json(PatchedDevice {
+        device: DeviceView::from(device),
+        not_set,
+    })
+    .into_response();
+    Ok(with_changes(resp, summary, changes))
+}
+
+/// A `PATCH`'s answer: the device, and the names it asked to remove (`null`) that the device
+/// did not have, so `device set --unset` of a misspelt name is said, not taken as done.
+#[derive(Debug, Serialize)]
+struct PatchedDevice {
+    #[serde(flatten)]
+    device: DeviceView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_set: Vec<String>,
 }
 
 /// What an audit entry says changed on a device: the difference of its views, and the

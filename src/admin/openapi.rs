@@ -127,7 +127,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "patch",
         "/devices/{mac}",
-        "Change a device (null removes a parameter)",
+        "Change a device (null removes a parameter); the answer's `not_set` lists the names removed that the device did not have",
     )
     .sites(),
     r("delete", "/devices/{mac}", "Remove a device").answers(&[204]).sites(),

@@ -82,24 +82,29 @@ impl LayerView {
     }
 }
 
-/// The names `patch` removes that `before` did not hold: for each, no map it was removed from
-/// (`params`, `secrets`, or both, as `param unset` sends it) had it.
-fn not_set(patch: &LayerPatch, before: &crate::model::ParamSet) -> Vec<String> {
+/// The names a patch removes (`null` in `params` or `secrets`) that were not held: for each,
+/// no map it was removed from (`params`, `secrets`, or both, as `param unset` and `device set
+/// --unset` send it) had it. A layer's and a device's patch both answer them (`not_set`).
+pub(super) fn not_set(
+    params: &BTreeMap<String, Option<String>>,
+    secrets: &BTreeMap<String, Option<String>>,
+    held_params: &BTreeMap<String, String>,
+    held_secrets: &BTreeMap<String, String>,
+) -> Vec<String> {
     let removes = |map: &BTreeMap<String, Option<String>>, name: &String| {
         map.get(name).is_some_and(Option::is_none)
     };
-    let names: std::collections::BTreeSet<&String> = patch
-        .params
+    let names: std::collections::BTreeSet<&String> = params
         .iter()
-        .chain(&patch.secrets)
+        .chain(secrets)
         .filter(|(_, v)| v.is_none())
         .map(|(k, _)| k)
         .collect();
     names
         .into_iter()
         .filter(|name| {
-            let held = (removes(&patch.params, name) && before.params.contains_key(*name))
-                || (removes(&patch.secrets, name) && before.secrets.contains_key(*name));
+            let held = (removes(params, name) && held_params.contains_key(*name))
+                || (removes(secrets, name) && held_secrets.contains_key(*name));
             !held
         })
         .cloned()
@@ -142,10 +147,7 @@ pub async fn patch_layer(
     }
     let store = st.store.clone();
     let key = l.clone();
-    let asked = LayerPatch {
-        params: patch.params.clone(),
-        secrets: patch.secrets.clone(),
-    };
+    let asked = (patch.params.clone(), patch.secrets.clone());
     let (before, set) = blocking(move || {
         store.update_layer(&key, |set| {
             for (map, changes) in [
@@ -162,7 +164,7 @@ pub async fn patch_layer(
         })
     })
     .await?;
-    let not_set = not_set(&asked, &before);
+    let not_set = not_set(&asked.0, &asked.1, &before.params, &before.secrets);
     let (named_before, named_after) = (
         super::secret_named::values(&before.params),
         super::secret_named::values(&set.params),

@@ -429,8 +429,10 @@ impl ApiClient {
             .map_or_else(|| "no content type".to_string(), str::to_string);
         let fix = match self.remote {
             true => "give --url the port of the box's admin.listen (9443 unless configured)",
-            false => "the CLI reads the admin address from the daemon's listeners.json, else \
-                      admin.listen of the --config it is given: give the daemon's --config",
+            false => {
+                "the CLI reads the admin address from the daemon's listeners.json, else \
+                      admin.listen of the --config it is given: give the daemon's --config"
+            }
         };
         anyhow!(
             "{} did not answer as the edgeprov admin API (HTTP {}, {kind}, not its JSON error): \

@@ -49,6 +49,24 @@ pub struct SetArgs {
     pub secrets: Vec<String>,
 }
 
+impl SetArgs {
+    /// Whether anything besides `--unset` is asked: then names it did not find only warn.
+    fn sets_something(&self) -> bool {
+        [
+            &self.model,
+            &self.serial,
+            &self.site,
+            &self.group,
+            &self.label,
+            &self.state,
+        ]
+        .iter()
+        .any(|f| f.is_some())
+            || !self.params.is_empty()
+            || !self.secrets.is_empty()
+    }
+}
+
 /// The `PATCH` body of `args`: the fields given, `params` set and removed, `secrets` set (their
 /// values read as [`secret_value`] reads them) and removed. A name given to `--unset` is
 /// removed from both the parameters and the secrets, as `param unset` removes it from a layer.
@@ -107,7 +125,7 @@ fn patch_body(args: &SetArgs, mac: crate::model::Mac) -> Result<Value> {
             return Err(UsageError(format!("{name}: given to both --secret and --unset")).into());
         }
     }
-    if body.is_empty() && params.is_empty() && secrets.is_empty() && args.secrets.is_empty() {
+    if !args.sets_something() && args.unset.is_empty() {
         return Err(UsageError(
             "nothing to change: give --model, --serial, --site, --group, --label, --state, \
              --param NAME=VALUE, --unset NAME or --secret NAME"
@@ -132,5 +150,13 @@ pub async fn run(args: SetArgs, api: &ApiClient, out: Output) -> Result<()> {
     let mac = super::mac_arg(&args.mac)?;
     let body = patch_body(&args, mac)?;
     let changed = api.patch(&format!("/devices/{mac}"), &body).await?;
+    let unset: std::collections::BTreeSet<&String> = args.unset.iter().collect();
+    super::param::not_set(
+        &changed,
+        &format!("device {mac}"),
+        &format!("edgeprov device show {mac}"),
+        unset.len(),
+        args.sets_something(),
+    )?;
     super::device::show(changed, out)
 }

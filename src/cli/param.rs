@@ -1,5 +1,5 @@
 //! `edgeprov param show|set|unset`: parameters of a layer (global, site:NAME, group:NAME,
-//! model:NAME); device parameters are set with `edgeprov device`.
+//! model:NAME); device parameters are set with `edgeprov device add|set`.
 
 use std::collections::BTreeMap;
 
@@ -37,7 +37,8 @@ pub enum ParamCmd {
         #[arg(long = "secret", value_name = "NAME[=VALUE]")]
         secrets: Vec<String>,
     },
-    /// Remove parameters (plain or secret) from a layer.
+    /// Remove parameters (plain or secret) from a layer. A name the layer does not hold is
+    /// named in a warning; when it holds none of them, the command fails (exit 1).
     Unset {
         /// global, site:NAME, group:NAME or model:NAME.
         #[arg(long, default_value = "global")]
@@ -86,7 +87,8 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
                     &json!({"params": none, "secrets": none}),
                 )
                 .await?;
-            not_set(&view, &layer, none.len())?;
+            let show = format!("edgeprov param show --layer {layer}");
+            not_set(&view, &format!("layer {layer}"), &show, none.len(), false)?;
             view
         }
     };
@@ -101,10 +103,18 @@ pub async fn run(cmd: ParamCmd, api: &ApiClient, out: Output) -> Result<()> {
     Ok(())
 }
 
-/// Says which of the names `param unset` asked to remove the layer did not hold (the API's
-/// `not_set`): a warning on standard error when some were removed, a failure when none of the
-/// `asked` names was, so a misspelt name or the wrong layer is never reported as done.
-fn not_set(view: &Value, layer: &str, asked: usize) -> Result<()> {
+/// Says which names a removal found missing in `place` ("layer global", "device 0011…"): the
+/// API's `not_set`. A warning on standard error when something else was done (another of the
+/// `asked` names removed, or `others`: a change besides removals), else a failure naming them
+/// and `show`, the command that lists what `place` holds; so a misspelt name or the wrong layer
+/// is never reported as done.
+pub(super) fn not_set(
+    view: &Value,
+    place: &str,
+    show: &str,
+    asked: usize,
+    others: bool,
+) -> Result<()> {
     let missing: Vec<&str> = view
         .get("not_set")
         .and_then(Value::as_array)
@@ -114,12 +124,12 @@ fn not_set(view: &Value, layer: &str, asked: usize) -> Result<()> {
         return Ok(());
     }
     let names = missing.join(", ");
-    if missing.len() >= asked {
+    if missing.len() >= asked && !others {
         anyhow::bail!(
-            "nothing removed: not set in layer {layer}: {names} (names are exact, as is the \
-             layer: `edgeprov param show --layer {layer}` lists what it holds)"
+            "nothing removed: not set in {place}: {names} (names are exact: `{show}` lists \
+             what it holds)"
         );
     }
-    eprintln!("warning: not set in layer {layer}, so not removed: {names}");
+    eprintln!("warning: not set in {place}, so not removed: {names}");
     Ok(())
 }

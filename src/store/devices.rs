@@ -446,7 +446,9 @@ mod site_tests {
         assert_eq!(store.get_layer(&layer).unwrap(), set);
         assert_eq!(store.generation(), before, "nothing was written");
         // What such a layer holds can be removed, though the site no longer exists.
-        store.update_layer(&layer, |set| set.params.clear()).unwrap();
+        store
+            .update_layer(&layer, |set| set.params.clear())
+            .unwrap();
         assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
     }
 

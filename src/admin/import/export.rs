@@ -130,8 +130,10 @@ mod tests {
     #[test]
     fn each_secret_name_a_device_has_gets_an_empty_column() {
         let mut d = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x55]));
-        d.secrets.insert("SIP_PASSWORD".into(), "pw-never-exported".into());
-        d.params.insert("admin.password".into(), "pin-never-exported".into());
+        d.secrets
+            .insert("SIP_PASSWORD".into(), "pw-never-exported".into());
+        d.params
+            .insert("admin.password".into(), "pin-never-exported".into());
         let mut other = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x56]));
         other.secrets.insert("ADMIN_PIN".into(), "1234".into());
         let text = String::from_utf8(csv(&[d, other]).unwrap()).unwrap();

@@ -306,8 +306,9 @@ impl Pass<'_, '_> {
         let names: Vec<String> = unvalued
             .into_iter()
             .filter(|n| {
-                !device.secrets.contains_key(n)
-                    && !(crate::settings::vocab::is_secret(n) && device.params.contains_key(n))
+                let named_param =
+                    crate::settings::vocab::is_secret(n) && device.params.contains_key(n);
+                !(device.secrets.contains_key(n) || named_param)
             })
             .collect();
         if !names.is_empty() {
