@@ -431,7 +431,7 @@ impl ApiClient {
             true => "give --url the port of the box's admin.listen (9443 unless configured)",
             false => {
                 "the CLI reads the admin address from the daemon's listeners.json, else \
-                      admin.listen of the --config it is given: give the daemon's --config"
+                 admin.listen of the --config it is given: give the daemon's --config"
             }
         };
         anyhow!(

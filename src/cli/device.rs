@@ -13,7 +13,7 @@ use crate::model::Mac;
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCmd {
-    /// Add a device to the inventory.
+    /// Add a device to the inventory (one that exists is changed with `device set`).
     #[command(
         after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret SIP_PASSWORD   # the password is asked for"
     )]
