@@ -71,8 +71,23 @@ pub enum Layer {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a parameter layer: {0:?} (expected global, site:NAME, group:NAME or model:NAME)")]
+#[error(
+    "not a parameter layer: {0:?} (expected global, site:NAME, group:NAME or model:NAME){hint}",
+    hint = device_hint(.0)
+)]
 pub struct LayerError(pub String);
+
+/// Where a device's own parameters are set, for a layer named `device:…`: the device layer is
+/// the device record, which `param` does not address, and an installer tried it first.
+fn device_hint(text: &str) -> &'static str {
+    match text.starts_with("device:") {
+        true => {
+            "; a device's own parameters are set with `edgeprov device set MAC --param \
+             NAME=VALUE` (PATCH /api/v1/devices/{mac})"
+        }
+        false => "",
+    }
+}
 
 impl Layer {
     pub fn parse(text: &str) -> Result<Layer, LayerError> {
@@ -137,6 +152,20 @@ pub struct ParamSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `param set --layer device:MAC` was refused without saying where a device's parameters
+    /// are set.
+    #[test]
+    fn a_device_layer_is_refused_naming_device_set() {
+        let e = Layer::parse("device:001122aabbcc").unwrap_err().to_string();
+        assert!(
+            e.starts_with("not a parameter layer: \"device:001122aabbcc\"")
+                && e.contains("edgeprov device set MAC --param NAME=VALUE"),
+            "{e}"
+        );
+        let e = Layer::parse("dev:x").unwrap_err().to_string();
+        assert!(!e.contains("device set"), "{e}");
+    }
 
     #[test]
     fn a_name_holds_no_separator() {
