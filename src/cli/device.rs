@@ -15,7 +15,7 @@ use crate::model::Mac;
 pub enum DeviceCmd {
     /// Add a device to the inventory (one that exists is changed with `device set`).
     #[command(
-        after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret SIP_PASSWORD   # the password is asked for"
+        after_help = "Examples:\n  edgeprov device add --mac 00:11:22:AA:BB:CC --model J179 --site hq --group 2 \\\n      --param SIPDOMAIN=example.com --secret line.1.password   # the password is asked for"
     )]
     Add {
         /// The device's MAC address, any spelling (001122aabbcc, 00:11:22:AA:BB:CC, …).
@@ -48,7 +48,7 @@ pub enum DeviceCmd {
     },
     /// Change a device that exists: what is given is changed, the rest kept.
     #[command(
-        after_help = "Examples:\n  edgeprov device set 001122aabbcc --site branch --label \"desk 12\"\n  edgeprov device set 001122aabbcc --param SIPDOMAIN=example.com --unset VLANTEST\n  edgeprov device set 001122aabbcc --secret SIP_PASSWORD   # asked for, not echoed\n  printf '%s\\n' \"$PW\" | edgeprov device set 001122aabbcc --secret SIP_PASSWORD"
+        after_help = "Examples:\n  edgeprov device set 001122aabbcc --site branch --label \"desk 12\"\n  edgeprov device set 001122aabbcc --param SIPDOMAIN=example.com --unset VLANTEST\n  edgeprov device set 001122aabbcc --secret line.1.password   # asked for, not echoed\n  printf '%s\\n' \"$PW\" | edgeprov device set 001122aabbcc --secret line.1.password"
     )]
     Set(super::device_set::SetArgs),
     /// List the inventory, filtered and sorted.
