@@ -195,6 +195,11 @@ pub struct UploadsConfig {
     /// What all uploads together may hold: past it the oldest logs of any device are dropped,
     /// and an override that still does not fit is refused (507).
     pub max_total_bytes: u64,
+    /// How many uploads the daemon reads at once, of all phones together: each is held in
+    /// memory whole (up to `max_file_bytes`) until it is stored, so this times that is the
+    /// most the uploads in flight hold, however many connections are open. One more is
+    /// answered 503 with `Retry-After` before its body is read.
+    pub max_in_flight: u32,
 }
 
 impl Default for UploadsConfig {
@@ -203,6 +208,7 @@ impl Default for UploadsConfig {
             enabled: true,
             max_file_bytes: 2 << 20,
             max_total_bytes: 256 << 20,
+            max_in_flight: 8,
         }
     }
 }
@@ -210,6 +216,10 @@ impl Default for UploadsConfig {
 /// The most `uploads.max_file_bytes` may be: a file is read into memory whole before it is
 /// stored in one transaction, so it is bounded well below what a small box has.
 const MAX_UPLOAD_FILE_BYTES: u64 = 64 << 20;
+
+/// The most `uploads.max_in_flight × uploads.max_file_bytes` may be: the memory the uploads
+/// being read may hold together, kept well below what a small box has.
+const MAX_UPLOAD_BYTES_IN_FLIGHT: u64 = 1 << 30;
 
 /// `scep.open_until`: an RFC 3339 time in the file (`2026-12-31T23:59:59Z`), Unix seconds in
 /// memory; a value that is not one stops the load naming the key.
@@ -524,6 +534,20 @@ impl Config {
                     "{} is less than uploads.max_file_bytes ({}): a file that may be sent \
                      could never be kept",
                     uploads.max_total_bytes, uploads.max_file_bytes
+                ),
+            ));
+        }
+        if uploads.max_in_flight == 0 {
+            return Err(invalid("uploads.max_in_flight", "must be at least 1"));
+        }
+        let in_flight = u64::from(uploads.max_in_flight).saturating_mul(uploads.max_file_bytes);
+        if in_flight > MAX_UPLOAD_BYTES_IN_FLIGHT {
+            return Err(invalid(
+                "uploads.max_in_flight",
+                &format!(
+                    "{} uploads of up to uploads.max_file_bytes ({}) could hold {in_flight} \
+                     bytes in memory at once; at most {MAX_UPLOAD_BYTES_IN_FLIGHT} (1 GiB)",
+                    uploads.max_in_flight, uploads.max_file_bytes
                 ),
             ));
         }
@@ -868,6 +892,20 @@ trusted_device_roots = ["/etc/edgeprov/roots/avaya.pem"]
         );
         let e = err("[uploads]\nmax_file_bytes = 67108865\n");
         assert!(e.contains("uploads.max_file_bytes"), "{e}");
+        assert_eq!(c.max_in_flight, 8);
+        let e = err("[uploads]\nmax_in_flight = 0\n");
+        assert!(
+            e.contains("line 2: uploads.max_in_flight: must be at least 1"),
+            "{e}"
+        );
+        // 32 × 64 MiB is 2 GiB of bodies in memory at once: refused, naming the product.
+        let e = err(
+            "[uploads]\nmax_file_bytes = 67108864\nmax_total_bytes = 67108864\nmax_in_flight = 32\n",
+        );
+        assert!(
+            e.contains("uploads.max_in_flight") && e.contains("2147483648 bytes"),
+            "{e}"
+        );
         let e = err("[uploads]\nmax_file_bytes = 1000\nmax_total_bytes = 999\n");
         assert!(
             e.contains("line 3: uploads.max_total_bytes: 999 is less than uploads.max_file_bytes"),

@@ -65,8 +65,11 @@ impl Metrics {
     }
 
     /// Counts one upload (a PUT on an upload path): `kind` `log` or `override`; `result`
-    /// `stored`, `replaced`, `refused` (no proof, or not the device), `too_large`, `no_room`,
-    /// `bad_body` (cut off or too slow) or `failed` (the store could not write it).
+    /// `stored`, `replaced`, `refused` (no proof, not the device, an override over plain HTTP,
+    /// or the device or its certificate no longer good once the body came), `too_large`,
+    /// `busy` (`uploads.max_in_flight` being read), `in_progress` (one of the device being
+    /// read), `no_room`, `bad_body` (cut off or too slow) or `failed` (the store could not
+    /// write it).
     pub fn upload(&self, kind: &'static str, result: &'static str) {
         *self
             .uploads

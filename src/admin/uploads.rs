@@ -66,7 +66,7 @@ pub async fn list(
     ))
 }
 
-/// The upload's bytes exactly as the phone sent them.
+/// The upload's bytes exactly as the phone sent them; the download of an override is audited.
 pub async fn download(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
@@ -79,14 +79,25 @@ pub async fn download(
     let upload = blocking(move || store.get_upload(mac, file))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("device {mac} has no upload {name}")))?;
-    Ok((
+    let size = upload.bytes.len();
+    let resp = (
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         upload.bytes,
     )
-        .into_response())
+        .into_response();
+    // A read, but an override may give out the passwords its user typed into the phone,
+    // unmasked: audited, as a backup is. A log is not.
+    Ok(match file.kind() {
+        UploadKind::Override => audit::with_changes(
+            resp,
+            format!("override {name} of device {mac} downloaded ({size} bytes)"),
+            serde_json::Value::Null,
+        ),
+        UploadKind::Log => resp,
+    })
 }
 
 pub async fn delete(

@@ -71,7 +71,8 @@ pub async fn run(cmd: UploadsCmd, api: &ApiClient, out: Output) -> Result<()> {
             let Some(p) = path else {
                 return super::write_stdout(&bytes);
             };
-            std::fs::write(&p, &bytes)
+            // Mode 0600, as a backup is written: an override may hold passwords.
+            crate::fsutil::write_atomic(&p, &bytes, 0o600)
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
             if out.json {
                 return out.print_json(&json!({"file": p, "bytes": bytes.len()}));

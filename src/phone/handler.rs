@@ -294,12 +294,16 @@ pub async fn handle(
     let mut kind = "other";
     let resp = match asked.method == Method::PUT && state.uploads.enabled {
         true => {
-            kind = "upload";
+            // Only a path phones may upload to counts as an upload; a PUT anywhere else is
+            // a 405 of no file.
+            if segments(asked.uri.path()).is_ok_and(|s| super::upload::target(&s).is_some()) {
+                kind = "upload";
+            }
             let declared = req
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-            super::upload::put(&state, &asked, declared, req.into_body()).await
+            super::upload::put(&state, &conn, &asked, declared, req.into_body()).await
         }
         false => respond(&state, &asked, &mut kind).await,
     };

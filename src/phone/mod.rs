@@ -9,6 +9,7 @@ mod media_type;
 pub mod path;
 pub mod scep;
 mod upload;
+mod upload_slots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct PhoneState {
     cache: RenderCache,
     /// `[uploads]`: whether phones may upload, and how much.
     pub uploads: crate::config::UploadsConfig,
+    /// The uploads being read now (`uploads.max_in_flight`, one per device).
+    upload_slots: upload_slots::UploadSlots,
     /// How long an upload's body may take to arrive (`phone.header_timeout_ms`).
     body_timeout: Duration,
 }
@@ -73,6 +76,9 @@ impl PhoneState {
             scep: None,
             https_port: None,
             cache: RenderCache::default(),
+            upload_slots: upload_slots::UploadSlots::new(
+                crate::config::UploadsConfig::default().max_in_flight,
+            ),
             uploads: crate::config::UploadsConfig::default(),
             body_timeout: Duration::from_millis(config.header_timeout_ms),
             nonces: NonceKey::new(),
@@ -93,7 +99,11 @@ impl PhoneState {
 
     /// Takes uploads from phones as `uploads` says.
     pub fn with_uploads(self, uploads: crate::config::UploadsConfig) -> PhoneState {
-        PhoneState { uploads, ..self }
+        PhoneState {
+            upload_slots: upload_slots::UploadSlots::new(uploads.max_in_flight),
+            uploads,
+            ..self
+        }
     }
 
     /// Names `port`, the first HTTPS phone listener's, in SCEP URLs.

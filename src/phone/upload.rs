@@ -14,11 +14,13 @@ use hyper::body::Incoming;
 use super::PhoneState;
 use super::cache::Ready;
 use super::handler::{
-    Asked, Guarded, Resp, gate, method_not_allowed, path_segments, record_checkin, serve_file, text,
+    Asked, Guarded, PhoneConn, Resp, gate, method_not_allowed, path_segments, record_checkin,
+    serve_file, text,
 };
+use super::upload_slots::Busy;
 use crate::firmware::full;
-use crate::model::{AlarmKind, Mac, UploadFile, now_unix};
-use crate::store::{DeviceContext, StoreError};
+use crate::model::{AlarmKind, Device, Mac, UploadFile, UploadKind, now_unix};
+use crate::store::{DeviceContext, NotStored, StoreError};
 
 /// The upload a path names: its last two segments are the file's directory (`logs`,
 /// `overrides`, any letter case) and its name (`{mac}-app.log`…, the MAC's twelve digits in
@@ -31,22 +33,55 @@ pub fn target(segs: &[String]) -> Option<(UploadFile, Mac)> {
     UploadFile::parse(name).filter(|(file, _)| dir.eq_ignore_ascii_case(file.directory()))
 }
 
-/// The device's record and whether it is of this box's site, as [`gate`] needs them; `Err`
-/// with the answer when the store cannot be read.
-fn device(state: &PhoneState, mac: Mac) -> Result<(Option<DeviceContext>, bool), Box<Resp>> {
+/// Whether `device` is of the site this box serves, `home` (its cloud registration's).
+fn of_home_site(home: Option<&str>, device: &Device) -> bool {
+    home.is_some_and(|h| !h.is_empty() && h == device.site)
+}
+
+/// The device's record, whether it is of this box's site as [`gate`] needs them, and that
+/// site; `Err` with the answer when the store cannot be read.
+#[allow(clippy::type_complexity)]
+fn device(
+    state: &PhoneState,
+    mac: Mac,
+) -> Result<(Option<DeviceContext>, bool, Option<String>), Box<Resp>> {
     let read = || -> Result<_, StoreError> {
         let ctx = state.store.device_context(mac)?;
         let home = state.store.home_site()?;
-        let here = ctx.as_ref().is_some_and(|c| {
-            home.as_deref()
-                .is_some_and(|h| !h.is_empty() && h == c.device.site)
-        });
-        Ok((ctx, here))
+        let here = ctx
+            .as_ref()
+            .is_some_and(|c| of_home_site(home.as_deref(), &c.device));
+        Ok((ctx, here, home))
     };
     read().map_err(|e| {
         tracing::error!(error = %e, "store read failed");
         Box::new(text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"))
     })
+}
+
+/// An override only over HTTPS, whatever the proof: Digest (qop=auth) proves who sent a
+/// request but not its body, so over plain HTTP a man in the middle could rewrite an override
+/// that the phone is then given back at every boot, and the passwords an override may hold
+/// would cross the wire in clear both ways. Refused with 403 saying so, and the alarm a
+/// secret file asked for without proof raises. Logs are still taken over plain HTTP.
+fn over_https(
+    state: &PhoneState,
+    asked: &Asked<'_>,
+    name: &str,
+    act: &str,
+) -> Result<(), Box<Resp>> {
+    if asked.conn.tls {
+        return Ok(());
+    }
+    state.recorder.alarm(
+        AlarmKind::SecretWithoutProof,
+        asked.source(),
+        format!("{name}: an override was {act} over plain HTTP, which cannot protect it; refused (HTTPS is required)"),
+    );
+    Err(Box::new(text(
+        StatusCode::FORBIDDEN,
+        "HTTPS is required for overrides\n",
+    )))
 }
 
 /// A GET or HEAD of an upload path: an override, to its own device, as stored; 404 when there
@@ -58,10 +93,13 @@ pub fn read_back(
     file: UploadFile,
     mac: Mac,
 ) -> Resp {
-    if file.kind() == crate::model::UploadKind::Log {
+    if file.kind() == UploadKind::Log {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
-    let (ctx, associated_here) = match device(state, mac) {
+    if let Err(refused) = over_https(state, asked, name, "asked for") {
+        return *refused;
+    }
+    let (ctx, associated_here, _) = match device(state, mac) {
         Ok(found) => found,
         Err(refused) => return *refused,
     };
@@ -92,11 +130,14 @@ pub fn read_back(
 
 /// A PUT: 201 when the file is new, 204 when it replaced one (RFC 9110 §9.3.4), the write
 /// durable before either is sent. Refused before its body is read when the requester is not
-/// proven as the device (401/403 and the alarm a secret file's refusal raises) or declares a
-/// body over `uploads.max_file_bytes` (413); a body that grows past it is 413 too, read no
+/// proven as the device (401/403 and the alarm a secret file's refusal raises), sends an
+/// override over plain HTTP (403, see [`over_https`]), declares a body over
+/// `uploads.max_file_bytes` (413), or finds no slot free (503, or 409 for a device with an
+/// upload being read: see [`busy`]); a body that grows past the bound is 413 too, read no
 /// further. Nothing is stored on any refusal.
 pub async fn put(
     state: &PhoneState,
+    conn: &PhoneConn,
     asked: &Asked<'_>,
     declared: Option<u64>,
     body: Incoming,
@@ -109,21 +150,83 @@ pub async fn put(
         return method_not_allowed(state, asked);
     };
     let kind = file.kind().as_str();
-    let (resp, result) = store_upload(state, asked, (name, file, mac), declared, body).await;
+    let (resp, result) = store_upload(state, conn, asked, (name, file, mac), declared, body).await;
     state.metrics.upload(kind, result);
     tracing::debug!(device = %mac, file = name.as_str(), status = resp.status().as_u16(), result, "phone upload");
     resp
 }
 
+/// The answer when no slot is free, and the result it is counted under. The daemon's slots
+/// taken: 503 with `Retry-After` at once rather than waiting for one, since a waiting request
+/// would keep its connection, and the phone's own timer running, for as long as other
+/// phones' bodies take (up to `phone.header_timeout_ms` each), while a Poly phone sends its
+/// upload again later anyway. A device with an upload being read already: 409, as the state
+/// of its files (one being written) conflicts with a second write; it is no shortage of the
+/// box's, which 503 would say.
+fn busy(busy: Busy) -> (Resp, &'static str) {
+    match busy {
+        Busy::Daemon => {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many uploads at once; try again later\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            (r, "busy")
+        }
+        Busy::Device => (
+            text(
+                StatusCode::CONFLICT,
+                "an upload of this device is being received already\n",
+            ),
+            "in_progress",
+        ),
+    }
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    TooLarge,
+    Cut,
+}
+
+/// Reads a body of at most `max` bytes into one buffer, sized up front to the length it
+/// declares (already checked against `max`), so it is neither copied again nor grown past
+/// what it holds.
+async fn read_body(
+    mut body: Incoming,
+    declared: Option<u64>,
+    max: u64,
+) -> Result<Vec<u8>, BodyError> {
+    let capacity = usize::try_from(declared.unwrap_or(0).min(max)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Cut)?.into_data() else {
+            continue;
+        };
+        if (buf.len() + data.len()) as u64 > max {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf)
+}
+
 /// [`put`] after the path: the answer, and the result it is counted under.
 async fn store_upload(
     state: &PhoneState,
+    conn: &PhoneConn,
     asked: &Asked<'_>,
     (name, file, mac): (&str, UploadFile, Mac),
     declared: Option<u64>,
     body: Incoming,
 ) -> (Resp, &'static str) {
-    let (ctx, associated_here) = match device(state, mac) {
+    if file.kind() == UploadKind::Override
+        && let Err(refused) = over_https(state, asked, name, "sent")
+    {
+        return (*refused, "refused");
+    }
+    let (ctx, associated_here, home) = match device(state, mac) {
         Ok(found) => found,
         Err(refused) => return (*refused, "failed"),
     };
@@ -151,12 +254,16 @@ async fn store_upload(
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let limited = http_body_util::Limited::new(body, limit);
-    let bytes = match tokio::time::timeout(state.body_timeout, limited.collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(_)) => {
+    // Held until the upload is stored or refused: its body is in memory until then.
+    let _slot = match state.upload_slots.try_take(mac) {
+        Ok(slot) => slot,
+        Err(b) => return busy(b),
+    };
+    let bytes = match tokio::time::timeout(state.body_timeout, read_body(body, declared, max)).await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge)) => return too_large(),
+        Ok(Err(BodyError::Cut)) => {
             return (
                 text(StatusCode::BAD_REQUEST, "the request body was cut off\n"),
                 "bad_body",
@@ -172,11 +279,25 @@ async fn store_upload(
             );
         }
     };
+    // A certificate revoked (or no longer trusted) while the body came proves nothing now.
+    if asked.cert_mac.is_some() && conn.cert_mac(state) != asked.cert_mac {
+        state.recorder.alarm(
+            AlarmKind::RevokedCertificate,
+            asked.source(),
+            format!("{name}: not stored: the client certificate was revoked while the upload came"),
+        );
+        return (text(StatusCode::FORBIDDEN, "forbidden\n"), "refused");
+    }
     let store = state.store.clone();
     let from = asked.conn.peer.ip().to_string();
     let max_total = state.uploads.max_total_bytes;
+    // The gate's rule again, on the device as the write's transaction sees it.
+    let allowed = move |d: &Device| {
+        d.state
+            .may_receive_secrets(of_home_site(home.as_deref(), d))
+    };
     let written = tokio::task::spawn_blocking(move || {
-        store.put_upload(mac, file, &bytes, (now_unix(), &from), max_total)
+        store.put_upload(mac, file, &bytes, (now_unix(), &from), max_total, allowed)
     })
     .await;
     match written {
@@ -189,7 +310,7 @@ async fn store_upload(
                 false => (status_only(StatusCode::CREATED), "stored"),
             }
         }
-        Ok(Ok(Err(no_room))) => {
+        Ok(Ok(Err(NotStored::NoRoom(no_room)))) => {
             state.recorder.alarm(
                 AlarmKind::UploadStorageFull,
                 mac.to_string(),
@@ -203,8 +324,15 @@ async fn store_upload(
                 "no_room",
             )
         }
-        // Deleted since it was authorised: nothing of a deleted device is kept.
-        Ok(Err(StoreError::NotFound(_))) => (text(StatusCode::FORBIDDEN, "forbidden\n"), "refused"),
+        // Deleted, or made unable to receive its secrets, since it was authorised.
+        Ok(Ok(Err(NotStored::NotAllowed))) => {
+            state.recorder.alarm(
+                AlarmKind::InactiveDevice,
+                asked.source(),
+                format!("{name}: not stored: device {mac} was deleted or deactivated while the upload came"),
+            );
+            (text(StatusCode::FORBIDDEN, "forbidden\n"), "refused")
+        }
         Ok(Err(e)) if e.is_disk_full() => {
             tracing::error!(error = %e, "phone upload refused: the data directory is full");
             (

@@ -50,7 +50,7 @@ pub use recorder::{Recorder, RecorderEvent};
 pub use schema::UpgradeProgress;
 pub(crate) use sync::{CLOUD_FIRMWARE, CLOUD_REFUSED, CLOUD_UNREAD};
 pub use sync::{OutboxDepth, Pending, PullUpdate, Registration};
-pub use uploads::{Stored, Upload};
+pub use uploads::{NotStored, Stored, Upload};
 
 /// Bumped when a stored shape changes incompatibly; a newer file is refused, not misread.
 /// 2: check-ins are indexed by device (`checkins_by_mac`). A schema-1 file is indexed when

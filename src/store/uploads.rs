@@ -6,7 +6,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{DEVICES, META, Store, StoreError, decode, encode};
-use crate::model::{Held, Mac, NoRoom, UploadFile, UploadInfo, UploadKind, logs_to_drop};
+use crate::model::{Device, Held, Mac, NoRoom, UploadFile, UploadInfo, UploadKind, logs_to_drop};
 
 /// Key (MAC, file name as the phone names it, lower case); value: the bytes.
 pub(crate) const UPLOADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("uploads");
@@ -29,6 +29,18 @@ pub struct Stored {
     pub dropped: Vec<(Mac, UploadFile)>,
 }
 
+/// Why an upload was not stored, nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStored {
+    /// No room even with every log dropped.
+    #[error(transparent)]
+    NoRoom(#[from] NoRoom),
+    /// The device was deleted, or may no longer receive secrets, since the request was
+    /// authorised (while its body came).
+    #[error("the device is gone or may no longer receive its secrets")]
+    NotAllowed,
+}
+
 /// An upload as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -40,9 +52,11 @@ impl Store {
     /// Stores `bytes` as `file` of device `mac`, received now from `from`, in one durable
     /// transaction. When the uploads together would then hold more than `max_total` bytes, the
     /// oldest logs of any device are dropped in that transaction; an upload that does not fit
-    /// even then (overrides are never dropped) stores nothing and answers [`NoRoom`]. A device
-    /// not in the inventory (deleted since the request was authorised) is `NotFound`: nothing
-    /// of a deleted device is kept.
+    /// even then (overrides are never dropped) stores nothing and answers [`NotStored::NoRoom`].
+    /// `allowed` is asked, in the same transaction, whether the device as it is now may still
+    /// write: the request was authorised before its body came, up to `phone.header_timeout_ms`
+    /// earlier, and a device deleted or deactivated since then gets nothing stored
+    /// ([`NotStored::NotAllowed`]; nothing of a deleted device is kept).
     pub fn put_upload(
         &self,
         mac: Mac,
@@ -50,13 +64,18 @@ impl Store {
         bytes: &[u8],
         (received, from): (i64, &str),
         max_total: u64,
-    ) -> Result<Result<Stored, NoRoom>, StoreError> {
+        allowed: impl FnOnce(&Device) -> bool,
+    ) -> Result<Result<Stored, NotStored>, StoreError> {
         let (m, name) = (mac.to_string(), file.name(mac));
         let size = bytes.len() as u64;
         let tx = self.begin_uncounted_write()?;
         let stored = {
-            if tx.open_table(DEVICES)?.get(m.as_str())?.is_none() {
-                return Err(StoreError::NotFound(format!("device {mac}")));
+            let device: Option<Device> = match tx.open_table(DEVICES)?.get(m.as_str())? {
+                Some(v) => Some(decode("devices", &m, v.value())?),
+                None => None,
+            };
+            if !device.as_ref().is_some_and(allowed) {
+                return Ok(Err(NotStored::NotAllowed));
             }
             let mut meta = tx.open_table(META)?;
             let total = meta.get(TOTAL)?.map_or(0, |v| v.value());
@@ -81,7 +100,7 @@ impl Store {
                     });
                     match logs_to_drop(&held, total, replaced, size, max_total) {
                         Ok(d) => d,
-                        Err(no_room) => return Ok(Err(no_room)),
+                        Err(no_room) => return Ok(Err(no_room.into())),
                     }
                 }
             };
@@ -171,7 +190,8 @@ impl Store {
         Ok(removed)
     }
 
-    /// The bytes all uploads hold together.
+    /// The bytes all uploads hold together: what the tests check the kept total against.
+    #[cfg(test)]
     pub fn upload_bytes(&self) -> Result<u64, StoreError> {
         let tx = self.db()?.begin_read()?;
         Ok(tx.open_table(META)?.get(TOTAL)?.map_or(0, |v| v.value()))
@@ -276,9 +296,17 @@ mod tests {
         (dir, store)
     }
 
-    fn put(s: &Store, mac: Mac, file: UploadFile, len: usize, at: i64) -> Result<Stored, NoRoom> {
-        s.put_upload(mac, file, &vec![b'x'; len], (at, "127.0.0.1"), 100)
-            .unwrap()
+    fn put(
+        s: &Store,
+        mac: Mac,
+        file: UploadFile,
+        len: usize,
+        at: i64,
+    ) -> Result<Stored, NotStored> {
+        s.put_upload(mac, file, &vec![b'x'; len], (at, "127.0.0.1"), 100, |_| {
+            true
+        })
+        .unwrap()
     }
 
     fn names(s: &Store, mac: Mac) -> Vec<String> {
@@ -313,10 +341,10 @@ mod tests {
         let refused = put(&s, B, UploadFile::WebOverrides, 71, 5);
         assert_eq!(
             refused,
-            Err(NoRoom {
+            Err(NotStored::NoRoom(NoRoom {
                 needed: 71,
                 available: 70
-            })
+            }))
         );
         assert_eq!(
             names(&s, B),
@@ -370,10 +398,10 @@ mod tests {
         assert_eq!(s.get_upload(A, UploadFile::PhoneOverrides).unwrap(), None);
         assert_eq!(names(&s, B), ["0004f2000002-app.log"]);
         assert_eq!(s.upload_bytes().unwrap(), 10);
-        assert!(matches!(
-            s.put_upload(A, UploadFile::AppLog, b"x", (2, "127.0.0.1"), 100),
-            Err(StoreError::NotFound(_))
-        ));
+        assert_eq!(
+            s.put_upload(A, UploadFile::AppLog, b"x", (2, "127.0.0.1"), 100, |_| true),
+            Ok(Err(NotStored::NotAllowed))
+        );
         assert_eq!(
             s.delete_upload(B, UploadFile::AppLog)
                 .unwrap()
@@ -382,6 +410,26 @@ mod tests {
         );
         assert_eq!(s.upload_bytes().unwrap(), 0);
         assert_eq!(s.delete_upload(B, UploadFile::AppLog).unwrap(), None);
+    }
+
+    /// The rule the write is made under sees the device as the transaction does: one that
+    /// says no leaves everything as it was.
+    #[test]
+    fn a_device_refused_by_the_rule_gets_nothing_stored() {
+        let (_dir, s) = store_with(&[A]);
+        put(&s, A, UploadFile::AppLog, 10, 1).unwrap();
+        let refused = s.put_upload(
+            A,
+            UploadFile::AppLog,
+            b"new",
+            (2, "127.0.0.1"),
+            100,
+            |d: &Device| d.mac != A,
+        );
+        assert_eq!(refused, Ok(Err(NotStored::NotAllowed)));
+        let kept = s.get_upload(A, UploadFile::AppLog).unwrap().unwrap();
+        assert_eq!((kept.bytes.len(), kept.info.received), (10, 1));
+        assert_eq!(s.upload_bytes().unwrap(), 10);
     }
 
     /// A database of this schema written before uploads existed opens, gains the tables and
