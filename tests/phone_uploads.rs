@@ -88,13 +88,20 @@ async fn put_chunked(d: &Daemon, id: &Identity, path: &str, chunks: usize, size:
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
+    read_head(&mut stream).await
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// The status line and headers of the next answer on `stream`, read byte by byte so that
+/// nothing after them is taken.
+async fn read_head(stream: &mut Tls) -> String {
     let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
     let read = async {
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
+        while !answer.ends_with(b"\r\n\r\n") {
+            match stream.read_u8().await {
+                Ok(b) => answer.push(b),
+                Err(_) => break,
             }
         }
     };
@@ -102,6 +109,32 @@ async fn put_chunked(d: &Daemon, id: &Identity, path: &str, chunks: usize, size:
         .await
         .expect("an answer within 10 s");
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A PUT over TLS as device `id` of a body of `len` bytes, stopped once the server has said
+/// `100 Continue`: it has then authorised the upload, taken its slot and begun reading the
+/// body, which is sent with [`finish`].
+async fn put_started(d: &Daemon, id: &Identity, path: &str, len: usize) -> Tls {
+    let tls = client_config(&d.ca_pem(), Some(id));
+    let tcp = tokio::net::TcpStream::connect(d.https).await.unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {UA}\r\n\
+         Content-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_head(&mut stream).await;
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream
+}
+
+/// Sends the body of a [`put_started`] upload: the status line and headers of its answer.
+async fn finish(mut stream: Tls, body: &[u8]) -> String {
+    stream.write_all(body).await.unwrap();
+    read_head(&mut stream).await
 }
 
 #[tokio::test]
@@ -365,6 +398,15 @@ async fn poly_phones_upload_logs_and_overrides() {
     ] {
         assert!(metrics.contains(&format!("{line}\n")), "{line}:\n{metrics}");
     }
+    // The 405s above (a PUT on edgeprov's own file, a DELETE of a log) were no uploads.
+    assert!(
+        !metrics.contains("edgeprov_phone_requests_total{file=\"upload\",status=\"405\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgeprov_phone_requests_total{file=\"other\",status=\"405\"} 2\n"),
+        "{metrics}"
+    );
 
     // Deleting one upload through the API is audited.
     let (status, v) = d
@@ -384,6 +426,20 @@ async fn poly_phones_upload_logs_and_overrides() {
     let d = d.restart();
     let got = download(&d, A, &format!("{A}-phone.cfg")).await;
     assert_eq!((got.status, got.body), (200, padded));
+    // It gave out what the user typed into the phone: audited, as a backup is; the log
+    // downloaded above is not.
+    let (_, audit) = d.api("GET", "/audit", None).await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains(&format!(
+            "override {A}-phone.cfg of device {A} downloaded (900 bytes)"
+        )),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains(&format!("{A}-app.log of device {A} downloaded")),
+        "{audit}"
+    );
 
     // Deleting the device deletes its uploads: added again, it has none.
     let (status, v) = d.api("DELETE", &format!("/devices/{A}"), None).await;
@@ -469,6 +525,10 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(&file).unwrap(), content(100, 7));
+    // Owner only, as a backup: an override written so may hold passwords.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let out = d.cli(&[
         "--json",
         "device",
@@ -546,4 +606,241 @@ async fn a_backup_carries_the_uploads() {
     .await
     .unwrap();
     assert_eq!((got.status, got.body), (200, overrides));
+}
+
+/// Uploads being read hold their bodies in memory: at most `uploads.max_in_flight` of them at
+/// once for the whole daemon (one more is 503 with `Retry-After`, before its body is read),
+/// and one per device (a second is 409); a slot is given back once its upload is stored.
+#[tokio::test]
+async fn uploads_in_flight_are_bounded_for_the_daemon_and_one_per_device() {
+    let d = Daemon::start_with("[uploads]\nmax_in_flight = 1\n");
+    for mac in [A, B] {
+        d.add_device(json!({"mac": mac, "model": "VVX_400"})).await;
+    }
+    let ca = d.ca_pem();
+    let id_a = d.identity(A).await;
+    let id_b = d.identity(B).await;
+    let as_a = || client_config(&ca, Some(&id_a));
+    let as_b = || client_config(&ca, Some(&id_b));
+
+    let held = put_started(&d, &id_a, &format!("/logs/{A}-app.log"), 300).await;
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/logs/{A}-boot.log"), content(10, 1)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = send(
+        d.https,
+        as_b(),
+        put(&format!("/logs/{B}-app.log"), content(10, 2)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.headers["retry-after"], "5");
+    assert!(uploads(&d, B).await.is_empty());
+
+    let answer = finish(held, &content(300, 3)).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    for (id, path) in [
+        (as_b(), format!("/logs/{B}-app.log")),
+        (as_a(), format!("/logs/{A}-boot.log")),
+    ] {
+        let r = send(d.https, id, put(&path, content(10, 4))).await.unwrap();
+        assert_eq!(r.status, 201, "{path}: {}", r.text());
+    }
+    assert_eq!(
+        names(&uploads(&d, A).await),
+        [format!("{A}-app.log"), format!("{A}-boot.log")]
+    );
+    let metrics = d.metrics().await;
+    for line in [
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"busy\"} 1",
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"in_progress\"} 1",
+        "edgeprov_phone_uploads_total{kind=\"log\",result=\"stored\"} 3",
+    ] {
+        assert!(metrics.contains(&format!("{line}\n")), "{line}:\n{metrics}");
+    }
+}
+
+/// The request is authorised before its body comes: a device deactivated, or a certificate
+/// revoked, while it comes gets nothing stored (403).
+#[tokio::test]
+async fn a_device_deactivated_or_a_certificate_revoked_while_the_body_comes_gets_nothing_stored() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
+    let id = d.identity(A).await;
+    let path = format!("/overrides/{A}-web.cfg");
+
+    let held = put_started(&d, &id, &path, 100).await;
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{A}"),
+            Some(json!({"state": "inactive"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let answer = finish(held, &content(100, 1)).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(uploads(&d, A).await.is_empty());
+
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{A}"),
+            Some(json!({"state": "active"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let held = put_started(&d, &id, &path, 100).await;
+    let (status, v) = d
+        .api(
+            "POST",
+            &format!("/devices/{A}/certificates/revoke"),
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let answer = finish(held, &content(100, 2)).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(uploads(&d, A).await.is_empty());
+}
+
+/// A Digest response to a challenge with `nonce`, for `method` and `uri`.
+fn digest_header(method: &str, nonce: &str, uri: &str) -> String {
+    use md5::Digest;
+    let h = |s: String| {
+        md5::Md5::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let ha1 = h("poly-a:edgeprov:right".to_string());
+    let ha2 = h(format!("{method}:{uri}"));
+    let resp = h(format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    format!(
+        r#"Digest username="poly-a", realm="edgeprov", nonce="{nonce}", uri="{uri}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee", response="{resp}""#
+    )
+}
+
+/// `req` over plain HTTP with Digest credentials: a challenge first (from a log's path, which
+/// offers one over plain HTTP), then the answer to it.
+async fn with_digest(d: &Daemon, req: http::Request<Full<Bytes>>) -> Resp {
+    let http = d.http.unwrap();
+    let probe = put(&format!("/logs/{A}-app.log"), Vec::new());
+    let challenge = send_plain(http, probe).await.unwrap();
+    assert_eq!(challenge.status, 401, "{}", challenge.text());
+    let md5 = challenge
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|o| o.contains("MD5"))
+        .unwrap();
+    let (method, uri) = (req.method().to_string(), req.uri().to_string());
+    let mut req = req;
+    req.headers_mut().insert(
+        "authorization",
+        digest_header(&method, challenge_nonce(&md5), &uri)
+            .parse()
+            .unwrap(),
+    );
+    send_plain(http, req).await.unwrap()
+}
+
+/// With its per-device Digest credentials a phone sends its logs over plain HTTP; an override
+/// neither goes nor comes back over plain HTTP (Digest does not protect a body), only over
+/// HTTPS, where HEAD answers its length. A percent-encoded path is the file it decodes to.
+#[tokio::test]
+async fn with_digest_credentials_logs_come_over_http_and_overrides_only_over_https() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
+    let (status, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{A}"),
+            Some(json!({"allow_http_auth": true,
+                "http_credential": {"username": "poly-a", "password": "right"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let log = content(200, 1);
+    let r = with_digest(&d, put(&format!("/logs/{A}-app.log"), log.clone())).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(download(&d, A, &format!("{A}-app.log")).await.body, log);
+
+    let secret = b"device.auth.localAdminPassword=\"typed-on-phone\"".to_vec();
+    let r = with_digest(
+        &d,
+        put(&format!("/overrides/{A}-phone.cfg"), secret.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("HTTPS is required"), "{}", r.text());
+    assert_eq!(names(&uploads(&d, A).await), [format!("{A}-app.log")]);
+    let (_, alarms) = d
+        .api("GET", "/alarms?kind=secret_without_proof", None)
+        .await;
+    assert!(
+        alarms.to_string().contains(&format!(
+            "{A}-phone.cfg: an override was sent over plain HTTP"
+        )),
+        "{alarms}"
+    );
+
+    // Over HTTPS it is taken, and read back there only.
+    let id = d.identity(A).await;
+    let as_a = || client_config(&d.ca_pem(), Some(&id));
+    let r = send(
+        d.https,
+        as_a(),
+        put(&format!("/overrides/{A}-phone.cfg"), secret.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = with_digest(&d, get(&format!("/overrides/{A}-phone.cfg"), UA)).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("HTTPS is required"), "{}", r.text());
+    assert!(!r.text().contains("typed-on-phone"));
+    let head = send(
+        d.https,
+        as_a(),
+        method("HEAD", &format!("/overrides/{A}-phone.cfg")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.headers["content-length"],
+        secret.len().to_string().as_str()
+    );
+    assert_eq!(head.headers["cache-control"], "no-store");
+    assert!(head.body.is_empty());
+
+    // `%2D` is `-` and `%6C` `l`: the boot log, as any other spelling of it.
+    let r = send(
+        d.https,
+        as_a(),
+        put(
+            &format!("/prov%20dir/%6Cogs/{A}%2Dboot.log"),
+            content(50, 2),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        names(&uploads(&d, A).await),
+        [
+            format!("{A}-app.log"),
+            format!("{A}-boot.log"),
+            format!("{A}-phone.cfg")
+        ]
+    );
 }
