@@ -38,20 +38,30 @@ fn of_home_site(home: Option<&str>, device: &Device) -> bool {
     home.is_some_and(|h| !h.is_empty() && h == device.site)
 }
 
-/// The device's record, whether it is of this box's site as [`gate`] needs them, and that
-/// site; `Err` with the answer when the store cannot be read.
-#[allow(clippy::type_complexity)]
-fn device(
-    state: &PhoneState,
-    mac: Mac,
-) -> Result<(Option<DeviceContext>, bool, Option<String>), Box<Resp>> {
+/// What [`gate`] needs of the device, and the site the write's own check needs.
+struct Found {
+    /// The device's record; `None` when it is not in the inventory.
+    ctx: Option<DeviceContext>,
+    /// It is of this box's site.
+    associated_here: bool,
+    /// This box's site, as its cloud registration names it.
+    home: Option<String>,
+}
+
+/// The device's record and this box's site; `Err` with the answer when the store cannot be
+/// read.
+fn device(state: &PhoneState, mac: Mac) -> Result<Found, Box<Resp>> {
     let read = || -> Result<_, StoreError> {
         let ctx = state.store.device_context(mac)?;
         let home = state.store.home_site()?;
-        let here = ctx
+        let associated_here = ctx
             .as_ref()
             .is_some_and(|c| of_home_site(home.as_deref(), &c.device));
-        Ok((ctx, here, home))
+        Ok(Found {
+            ctx,
+            associated_here,
+            home,
+        })
     };
     read().map_err(|e| {
         tracing::error!(error = %e, "store read failed");
@@ -99,7 +109,11 @@ pub fn read_back(
     if let Err(refused) = over_https(state, asked, name, "asked for") {
         return *refused;
     }
-    let (ctx, associated_here, _) = match device(state, mac) {
+    let Found {
+        ctx,
+        associated_here,
+        ..
+    } = match device(state, mac) {
         Ok(found) => found,
         Err(refused) => return *refused,
     };
@@ -226,7 +240,11 @@ async fn store_upload(
     {
         return (*refused, "refused");
     }
-    let (ctx, associated_here, home) = match device(state, mac) {
+    let Found {
+        ctx,
+        associated_here,
+        home,
+    } = match device(state, mac) {
         Ok(found) => found,
         Err(refused) => return (*refused, "failed"),
     };

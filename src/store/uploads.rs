@@ -399,8 +399,9 @@ mod tests {
         assert_eq!(names(&s, B), ["0004f2000002-app.log"]);
         assert_eq!(s.upload_bytes().unwrap(), 10);
         assert_eq!(
-            s.put_upload(A, UploadFile::AppLog, b"x", (2, "127.0.0.1"), 100, |_| true),
-            Ok(Err(NotStored::NotAllowed))
+            s.put_upload(A, UploadFile::AppLog, b"x", (2, "127.0.0.1"), 100, |_| true)
+                .unwrap(),
+            Err(NotStored::NotAllowed)
         );
         assert_eq!(
             s.delete_upload(B, UploadFile::AppLog)
@@ -426,7 +427,7 @@ mod tests {
             100,
             |d: &Device| d.mac != A,
         );
-        assert_eq!(refused, Ok(Err(NotStored::NotAllowed)));
+        assert_eq!(refused.unwrap(), Err(NotStored::NotAllowed));
         let kept = s.get_upload(A, UploadFile::AppLog).unwrap().unwrap();
         assert_eq!((kept.bytes.len(), kept.info.received), (10, 1));
         assert_eq!(s.upload_bytes().unwrap(), 10);
