@@ -273,7 +273,7 @@ async fn store_upload(
         return too_large();
     }
     // Held until the upload is stored or refused: its body is in memory until then.
-    let _slot = match state.upload_slots.try_take(mac) {
+    let slot = match state.upload_slots.try_take(mac) {
         Ok(slot) => slot,
         Err(b) => return busy(b),
     };
@@ -297,12 +297,18 @@ async fn store_upload(
             );
         }
     };
-    // A certificate revoked (or no longer trusted) while the body came proves nothing now.
-    if asked.cert_mac.is_some() && conn.cert_mac(state) != asked.cert_mac {
+    // A certificate revoked (or expired, or no longer trusted) while the body came proves
+    // nothing now.
+    if let Some(proven) = asked.cert_mac
+        && conn.cert_mac(state) != Some(proven)
+    {
         state.recorder.alarm(
             AlarmKind::RevokedCertificate,
-            asked.source(),
-            format!("{name}: not stored: the client certificate was revoked while the upload came"),
+            proven.to_string(),
+            format!(
+                "{name}: not stored: the client certificate stopped proving the device \
+                 (revoked, expired or no longer trusted) while the upload came"
+            ),
         );
         return (text(StatusCode::FORBIDDEN, "forbidden\n"), "refused");
     }
@@ -314,7 +320,10 @@ async fn store_upload(
         d.state
             .may_receive_secrets(of_home_site(home.as_deref(), d))
     };
+    // The slot goes with the bytes: a client gone while the write runs drops this future,
+    // not the write, and the bytes are held until the write ends.
     let written = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         store.put_upload(mac, file, &bytes, (now_unix(), &from), max_total, allowed)
     })
     .await;
