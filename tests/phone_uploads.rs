@@ -608,12 +608,26 @@ async fn a_backup_carries_the_uploads() {
     assert_eq!((got.status, got.body), (200, overrides));
 }
 
+/// `d` restarted to wait 10 s for a body (`phone.header_timeout_ms`) instead of the test
+/// daemon's 1 s: these tests keep a body open while they make other requests, which a loaded
+/// machine (the whole suite on two cores) may take longer than a second to answer.
+fn patient(d: Daemon) -> Daemon {
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let slow = config.replace("header_timeout_ms = 1000", "header_timeout_ms = 10000");
+    assert_ne!(
+        slow, config,
+        "the test daemon's body timeout is no longer where it was"
+    );
+    std::fs::write(d.config_path(), slow).unwrap();
+    d.restart()
+}
+
 /// Uploads being read hold their bodies in memory: at most `uploads.max_in_flight` of them at
 /// once for the whole daemon (one more is 503 with `Retry-After`, before its body is read),
 /// and one per device (a second is 409); a slot is given back once its upload is stored.
 #[tokio::test]
 async fn uploads_in_flight_are_bounded_for_the_daemon_and_one_per_device() {
-    let d = Daemon::start_with("[uploads]\nmax_in_flight = 1\n");
+    let d = patient(Daemon::start_with("[uploads]\nmax_in_flight = 1\n"));
     for mac in [A, B] {
         d.add_device(json!({"mac": mac, "model": "VVX_400"})).await;
     }
@@ -670,7 +684,7 @@ async fn uploads_in_flight_are_bounded_for_the_daemon_and_one_per_device() {
 /// revoked, while it comes gets nothing stored (403).
 #[tokio::test]
 async fn a_device_deactivated_or_a_certificate_revoked_while_the_body_comes_gets_nothing_stored() {
-    let d = Daemon::start();
+    let d = patient(Daemon::start());
     d.add_device(json!({"mac": A, "model": "VVX_400"})).await;
     let id = d.identity(A).await;
     let path = format!("/overrides/{A}-web.cfg");
