@@ -861,11 +861,39 @@ impl TestClient {
         self.message(ra_cert, "20", tx, &content)
     }
 
-    /// The certificate a CertRep SUCCESS carries, opened with the client's key.
+    /// The certificate a CertRep SUCCESS carries (its signature checked by
+    /// [`pki_operation`]), opened with the client's key as a client does: the signed content
+    /// is an envelope to the client's certificate, holding a certificates-only SignedData.
     fn issued(&self, rep: &[u8]) -> Vec<u8> {
-        let signed = edgeprov::scep::read_header(rep).unwrap();
-        let (_, content) = signed.open_data(self, false).unwrap();
-        let ci = <cms::content_info::ContentInfo as der::Decode>::from_der(&content).unwrap();
+        use cms::content_info::ContentInfo;
+        use cms::enveloped_data::{EnvelopedData, RecipientInfo};
+        use der::Decode;
+        let outer: cms::signed_data::SignedData = ContentInfo::from_der(rep)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        let econtent: der::asn1::OctetString = outer
+            .encap_content_info
+            .econtent
+            .unwrap()
+            .decode_as()
+            .unwrap();
+        let env: EnvelopedData = ContentInfo::from_der(econtent.as_bytes())
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        let Some(RecipientInfo::Ktri(ktri)) = env.recip_infos.0.iter().next() else {
+            panic!("no key transport recipient: {:?}", env.recip_infos)
+        };
+        let key = edgeprov::scep::RaKey::decrypt_key(self, ktri.enc_key.as_bytes()).unwrap();
+        let eci = &env.encrypted_content;
+        let (cipher, iv) =
+            edgeprov::scep::ContentCipher::from_algorithm(&eci.content_enc_alg).unwrap();
+        let encrypted = eci.encrypted_content.as_ref().unwrap().as_bytes();
+        let content = cipher.decrypt(&key, &iv, encrypted).unwrap();
+        let ci = ContentInfo::from_der(&content).unwrap();
         let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
         match sd.certificates.unwrap().0.into_vec().remove(0) {
             cms::cert::CertificateChoices::Certificate(c) => der::Encode::to_der(&c).unwrap(),
@@ -1026,8 +1054,13 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
         held[0]["key_sha256"]
     );
 
+    let checked = Some(json!({ "key_sha256": held[0]["key_sha256"] }));
     let (status, approved) = d
-        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .api(
+            "POST",
+            &format!("/scep/pending/{A}/approve"),
+            checked.clone(),
+        )
         .await;
     assert_eq!(status, 200, "{approved}\n{}", d.log());
     assert_eq!(approved["status"], "approved");
@@ -1055,7 +1088,7 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
     );
     // Approved once: a second approval is a conflict and issues nothing.
     let (status, v) = d
-        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .api("POST", &format!("/scep/pending/{A}/approve"), checked)
         .await;
     assert_eq!(status, 409, "{v}");
 
@@ -1117,6 +1150,91 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
     let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-a", A)).await;
     assert_eq!(status, PENDING);
     assert_eq!(pending_list(&d).await[0]["status"], "pending");
+}
+
+/// A CertPoll is looked up under the device its subject names: someone with the challenge
+/// who copies a phone's transactionID (in clear in the message) into a request of his own, for
+/// a device that sorts before the phone's, neither makes the phone's polls fail nor gets an
+/// answer to his own polls naming the phone. An approval names the key the operator checked:
+/// another key is a conflict naming both and issues nothing, none is refused, and the CLI
+/// shows the key's first digits and approves with them.
+#[tokio::test]
+async fn a_poll_and_an_approval_are_for_the_request_they_name() {
+    const LOW: &str = "001122000001";
+    let (d, _secrets) = daemon_with("approval = \"operator\"\n");
+    for mac in [A, LOW] {
+        d.add_device(json!({"mac": mac, "model": "J179", "site": "hq"}))
+            .await;
+    }
+    let ra = ra_cert(&d).await;
+    let (phone, intruder) = (TestClient::new(), TestClient::new());
+    let (_, status, _) = pki_operation(&d, phone.pkcs_req(&ra, "tx-phone", A)).await;
+    assert_eq!(status, PENDING);
+    let (_, status, _) = pki_operation(&d, intruder.pkcs_req(&ra, "tx-phone", LOW)).await;
+    assert_eq!(status, PENDING, "held for its own device, whatever its ID");
+    let (_, status, fail) = pki_operation(&d, phone.cert_poll(&ra, "tx-phone", A)).await;
+    assert_eq!(
+        (status.as_str(), fail),
+        (PENDING, None),
+        "the phone's poll finds its own request"
+    );
+    for cn in [A, "softphone"] {
+        let (_, status, fail) = pki_operation(&d, intruder.cert_poll(&ra, "tx-phone", cn)).await;
+        assert_eq!(
+            (status.as_str(), fail.as_deref()),
+            (FAILURE, Some("4")),
+            "{cn}"
+        );
+    }
+
+    let listed = pending_list(&d).await;
+    let key_of = |mac: &str| {
+        let held = listed.iter().find(|p| p["mac"] == mac).unwrap();
+        held["key_sha256"].as_str().unwrap().to_string()
+    };
+    let (phone_key, intruder_key) = (key_of(A), key_of(LOW));
+    assert_eq!(phone_key.len(), 64);
+    let path = format!("/scep/pending/{A}/approve");
+    let (status, v) = d.api("POST", &path, None).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = d
+        .api("POST", &path, Some(json!({"key_sha256": "12zz"})))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("key_sha256"), "{v}");
+    let (status, v) = d
+        .api("POST", &path, Some(json!({"key_sha256": intruder_key})))
+        .await;
+    assert_eq!(status, 409, "{v}");
+    let said = v.to_string();
+    assert!(
+        said.contains(&phone_key) && said.contains(&intruder_key),
+        "{said}"
+    );
+    assert!(certificates_of(&d, A).await.is_empty(), "nothing issued");
+
+    let out = d.cli(&["pki", "pending"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains(&phone_key[..16]) && !table.contains(&phone_key),
+        "{table}"
+    );
+    let out = d.cli(&["pki", "approve", "--mac", A]);
+    assert!(!out.status.success(), "no key named: {out:?}");
+    let out = d.cli(&["pki", "approve", "--mac", A, "--key", &intruder_key[..16]]);
+    assert!(!out.status.success(), "another key: {out:?}");
+    assert!(certificates_of(&d, A).await.is_empty(), "nothing issued");
+    let out = d.cli(&["pki", "approve", "--mac", A, "--key", &phone_key[..16]]);
+    assert!(out.status.success(), "{out:?}");
+    let (rep, status, _) = pki_operation(&d, phone.cert_poll(&ra, "tx-phone", A)).await;
+    assert_eq!(status, SUCCESS);
+    let cert = phone.issued(&rep);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert).unwrap();
+    let (_, signer) = x509_parser::parse_x509_certificate(&phone.cert).unwrap();
+    assert_eq!(parsed.public_key().raw, signer.public_key().raw);
+    let (_, status, _) = pki_operation(&d, intruder.cert_poll(&ra, "tx-phone", LOW)).await;
+    assert_eq!(status, PENDING, "the other request is left waiting");
 }
 
 /// Held requests are kept in the store: after a restart a poll is still answered PENDING.

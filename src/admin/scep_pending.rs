@@ -226,14 +226,51 @@ async fn grant(
     Ok(approved)
 }
 
-/// Approves the held request of one device.
+/// What an approval of one device's request names: the key the operator checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveRequest {
+    /// Hex SHA-256 of the request's key, as the list shows it: all 64 digits, or at least the
+    /// first [`MIN_KEY_DIGITS`].
+    key_sha256: String,
+}
+
+/// The fewest leading hex digits of a key's SHA-256 an approval may name: 64 bits, more than
+/// anyone can match by making keys, and what `pki pending` shows.
+pub const MIN_KEY_DIGITS: usize = 16;
+
+/// The key fingerprint an approval names, in lower case; a clear error naming the field when
+/// it is not 16 to 64 hex digits.
+fn named_key(req: &ApproveRequest) -> Result<String, ApiError> {
+    let key = req.key_sha256.trim().to_ascii_lowercase();
+    if !(MIN_KEY_DIGITS..=64).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest(format!(
+            "key_sha256: {:?} is not {MIN_KEY_DIGITS} to 64 hex digits of the key's SHA-256 (as GET /scep/pending shows it)",
+            req.key_sha256
+        )));
+    }
+    Ok(key)
+}
+
+/// Approves the held request of one device, provided it is still the one the operator
+/// checked: the body names its key (`{"key_sha256": …}`). A request for another key may have
+/// taken its place since the list was read (a waiting one is replaced after an hour), and
+/// approving by MAC alone would issue the certificate for that one, unchecked.
 async fn approve(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let mac = parse_mac(&mac)?;
     let (held, device) = waiting(&st, &who, mac).await?;
+    let key = named_key(&parse_json(&body)?)?;
+    if !held.key_sha256.starts_with(&key) {
+        return Err(ApiError::Conflict(format!(
+            "the SCEP enrolment request of {mac} held now is for key {} (from {}), not the key {key} named: list them again and check it before approving",
+            held.key_sha256, held.source
+        )));
+    }
     let before = view(
         &held,
         Some(&device),
@@ -242,7 +279,8 @@ async fn approve(
     );
     let after = grant(&st, &who, held, device).await?;
     let summary = format!(
-        "SCEP enrolment of {mac} approved: certificate {} issued",
+        "SCEP enrolment of {mac} approved (key {}): certificate {} issued",
+        after.key_sha256,
         after.serial.as_deref().unwrap_or_default()
     );
     Ok(with_change(
@@ -275,7 +313,8 @@ pub struct SiteApproval {
 
 /// Approves every request of the site's devices still waiting, each on its own: one that
 /// cannot be granted (its device got a certificate meanwhile) is listed with why, and the
-/// others are granted.
+/// others are granted. It names no keys: it trusts whatever the site's LAN sent, and answers
+/// each request it approved, with its key, for the operator to check after the fact.
 async fn approve_site(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::client::ApiClient;
 use super::new_password::new_password;
 use super::{Output, table, time_text};
-use crate::admin::{PendingView, SiteApproval};
+use crate::admin::{MIN_KEY_DIGITS, PendingView, SiteApproval};
 use crate::model::{IssuedCert, RevocationReason};
 use crate::pki::{DeviceIdentity, Pkcs12Form};
 
@@ -88,12 +88,21 @@ pub enum PkiCmd {
     /// Approve held SCEP enrolments: the device's certificate is issued now, for the key its
     /// request holds, and the phone gets it at its next poll.
     #[command(
-        after_help = "Check the source address and key `pki pending` shows before approving: the challenge alone let the request through.\n\nExamples:\n  edgeprov pki approve --mac 001122aabbcc\n  edgeprov pki approve --site hq"
+        after_help = "Check the source address and key `pki pending` shows before approving: the challenge alone let the request through. --key names the key you checked: should another request have taken its place meanwhile, nothing is approved. --site names no keys: it approves whatever the site's devices sent, trusting the site's LAN, and prints what it approved.\n\nExamples:\n  edgeprov pki approve --mac 001122aabbcc --key 3f2a9c0d41e8b7a6\n  edgeprov pki approve --site hq"
     )]
     Approve {
         /// One device's request.
-        #[arg(long, required_unless_present = "site", conflicts_with = "site")]
+        #[arg(
+            long,
+            required_unless_present = "site",
+            conflicts_with = "site",
+            requires = "key"
+        )]
         mac: Option<String>,
+        /// With --mac: the SHA-256 of the request's key as `pki pending` shows it (its first
+        /// 16 hex digits, or all 64).
+        #[arg(long, value_name = "SHA256", requires = "mac")]
+        key: Option<String>,
         /// Every request waiting from the site's devices.
         #[arg(long)]
         site: Option<String>,
@@ -238,19 +247,22 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
             let value = api.get(&format!("/scep/pending{query}")).await?;
             print_pending(value, out)
         }
-        PkiCmd::Approve { mac, site } => {
-            let value = match (mac, site) {
-                (Some(mac), _) => {
+        PkiCmd::Approve { mac, key, site } => {
+            let value = match (mac, key, site) {
+                (Some(mac), Some(key), _) => {
                     let mac = super::mac_arg(&mac)?;
                     let value = api
-                        .post(&format!("/scep/pending/{mac}/approve"), &json!({}))
+                        .post(
+                            &format!("/scep/pending/{mac}/approve"),
+                            &json!({ "key_sha256": key }),
+                        )
                         .await?;
                     if out.json {
                         return out.print_json(&value);
                     }
                     Value::Array(vec![value])
                 }
-                (None, Some(site)) => {
+                (None, _, Some(site)) => {
                     let value = api
                         .post("/scep/pending/approve", &json!({ "site": site }))
                         .await?;
@@ -263,7 +275,7 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
                     }
                     serde_json::to_value(result.approved)?
                 }
-                (None, None) => anyhow::bail!("give --mac MAC or --site SITE"),
+                _ => anyhow::bail!("give --mac MAC --key SHA256, or --site SITE"),
             };
             print_pending(value, out)
         }
@@ -280,6 +292,8 @@ pub async fn run(cmd: PkiCmd, api: &ApiClient, out: Output) -> Result<()> {
     }
 }
 
+/// The held requests as a table, each key's SHA-256 cut to the digits `pki approve --key`
+/// needs (in full with --json).
 fn print_pending(value: Value, out: Output) -> Result<()> {
     if out.json {
         return out.print_json(&value);
@@ -295,6 +309,7 @@ fn print_pending(value: Value, out: Output) -> Result<()> {
                 p.source.clone(),
                 time_text(p.requested_at),
                 p.key.clone(),
+                p.key_sha256.chars().take(MIN_KEY_DIGITS).collect(),
                 match (&p.decided_by, &p.serial) {
                     (Some(by), Some(serial)) => format!("{} by {by} ({serial})", p.status),
                     (Some(by), None) => format!("{} by {by}", p.status),
@@ -311,6 +326,7 @@ fn print_pending(value: Value, out: Output) -> Result<()> {
             "SOURCE",
             "REQUESTED",
             "KEY",
+            "KEY SHA256",
             "STATUS",
         ],
         &rows,

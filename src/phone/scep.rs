@@ -610,9 +610,10 @@ fn enrol(
     Enrolled::Answer(der, true)
 }
 
-/// A CertPoll: answered as the request held under its transactionID stands, provided it is
-/// signed by the key that signed that request and names its device; otherwise FAILURE
-/// badCertId, as for a transaction the box does not know.
+/// A CertPoll: answered as the request held for the device its subject names stands,
+/// provided that request has the poll's transactionID and was signed by the poll's key;
+/// otherwise FAILURE badCertId, as for a transaction the box does not know. Only that device's
+/// record is read: another device's, even one unreadable, has no say in the answer.
 fn poll(replier: &Replier<'_>, signed: crate::scep::request::Signed) -> Enrolled {
     let scep = replier.scep;
     let request = match signed.open_poll(replier.ra, scep.config.allow_single_des) {
@@ -623,18 +624,18 @@ fn poll(replier: &Replier<'_>, signed: crate::scep::request::Signed) -> Enrolled
         }
     };
     let header = &request.header;
-    let found = match replier
-        .state
-        .store
-        .pending_enrolment_by_transaction(&header.transaction_id)
-    {
+    let mac = match pending::polled_device(&request.subject) {
+        Ok(mac) => mac,
+        Err(r) => return replier.refuse(header, None, r.fail, &r.reason),
+    };
+    let found = match replier.state.store.pending_enrolment(mac) {
         Ok(found) => found,
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),
     };
     let signer = signer_key(header).unwrap_or_default();
-    match pending::poll_for(found.as_ref(), &signer, &request.subject) {
+    match pending::poll_for(found.as_ref(), &header.transaction_id, &signer) {
         Ok(held) => replier.held(header, request.cipher, held),
-        Err(r) => replier.refuse(header, request.subject.mac, r.fail, &r.reason),
+        Err(r) => replier.refuse(header, Some(mac), r.fail, &r.reason),
     }
 }
 
@@ -677,7 +678,9 @@ fn hold(
     };
     match state.store.hold_enrolment(&request, held) {
         Ok(()) => {}
-        Err(e @ crate::store::StoreError::Superseded(_)) => {
+        Err(
+            e @ (crate::store::StoreError::Superseded(_) | crate::store::StoreError::NotFound(_)),
+        ) => {
             return replier.refuse(header, Some(mac), FailInfo::BadRequest, &e.to_string());
         }
         Err(e) => return Enrolled::Http(unavailable(&e.to_string())),

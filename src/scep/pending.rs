@@ -9,7 +9,7 @@
 
 use super::poll::PollSubject;
 use super::{FailInfo, Refusal};
-use crate::model::{PendingEnrolment, PendingState};
+use crate::model::{Mac, PendingEnrolment, PendingState};
 
 /// How long a request held for the operator keeps its place against another request for the
 /// same device (another key or transactionID). Within it the newcomer is refused: otherwise
@@ -91,24 +91,42 @@ pub fn is_resent(
     held.transaction_id == transaction_id && held.key_sha256 == key_sha256 && !lapsed
 }
 
-/// The held request a CertPoll with this transactionID is for (`found`, looked up by it),
-/// provided the poll is signed by the key that signed the request and names the same device:
-/// else it is answered as for an unknown transaction, badCertId.
+/// The device a CertPoll is for: the MAC its subject's CN names. The subject is the request's
+/// (RFC 8894 §3.3.3), and a request is held only when its CN names a MAC, so a poll naming
+/// none is for nothing held. The request is looked up under that MAC, never by transactionID
+/// across devices: the transactionID travels in clear, and anyone holding the challenge could
+/// otherwise hold a request of his own under a victim's ID and have the victim's polls find
+/// his.
+pub fn polled_device(subject: &PollSubject) -> Result<Mac, Refusal> {
+    subject.mac.ok_or_else(|| {
+        Refusal::new(
+            FailInfo::BadCertId,
+            format!(
+                "a poll whose subject CN {:?} names no MAC address, so no request held",
+                subject.cn
+            ),
+        )
+    })
+}
+
+/// The held request a CertPoll is for: `found`, the one held for the device the poll names
+/// ([`polled_device`]), provided it has the poll's transactionID and was signed by the key
+/// that signs the poll; else the poll is answered as for an unknown transaction, badCertId.
 pub fn poll_for<'a>(
     found: Option<&'a PendingEnrolment>,
+    transaction_id: &str,
     signer_key_sha256: &str,
-    subject: &PollSubject,
 ) -> Result<&'a PendingEnrolment, Refusal> {
     let unknown = |why: &str| Refusal::new(FailInfo::BadCertId, why.to_string());
-    let held = found.ok_or_else(|| unknown("a poll for a transaction no request is held for"))?;
+    let held = found.ok_or_else(|| unknown("a poll for a device no request is held for"))?;
+    if held.transaction_id != transaction_id {
+        return Err(unknown(
+            "a poll for another transaction than the request held for its device",
+        ));
+    }
     if held.signer_key_sha256 != signer_key_sha256 {
         return Err(unknown(
             "a poll signed by another key than the request it names",
-        ));
-    }
-    if subject.mac.is_some_and(|mac| mac != held.mac) {
-        return Err(unknown(
-            "a poll whose subject names another device than its transaction's request",
         ));
     }
     Ok(held)
@@ -134,7 +152,6 @@ pub fn may_replace(held: &PendingEnrolment, now: i64, pending_days: u32) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Mac;
 
     fn mac() -> Mac {
         Mac::parse("00040d112233").unwrap()
@@ -200,22 +217,26 @@ mod tests {
     #[test]
     fn a_poll_is_for_its_request_only_when_signed_by_its_key_for_its_device() {
         let h = held(PendingState::Pending);
-        let subject = |mac: Option<Mac>| PollSubject {
-            cn: String::new(),
-            mac,
+        let subject = |cn: &str| PollSubject {
+            cn: cn.into(),
+            mac: Mac::parse(cn).ok(),
         };
-        assert_eq!(
-            poll_for(Some(&h), "signer", &subject(Some(mac()))).unwrap(),
-            &h
+        assert_eq!(polled_device(&subject("00040d112233")).unwrap(), mac());
+        let nameless = polled_device(&subject("softphone")).unwrap_err();
+        assert_eq!(nameless.fail, FailInfo::BadCertId);
+        assert!(
+            nameless.reason.contains("\"softphone\""),
+            "{}",
+            nameless.reason
         );
-        assert!(poll_for(Some(&h), "signer", &subject(None)).is_ok());
-        for (found, signer, polled) in [
-            (None, "signer", subject(Some(mac()))),
-            (Some(&h), "other", subject(Some(mac()))),
-            (Some(&h), "signer", subject(Mac::parse("00040d999999").ok())),
+        assert_eq!(poll_for(Some(&h), "tx-1", "signer").unwrap(), &h);
+        for (found, tx, signer) in [
+            (None, "tx-1", "signer"),
+            (Some(&h), "tx-1", "other"),
+            (Some(&h), "tx-2", "signer"),
         ] {
             assert_eq!(
-                poll_for(found, signer, &polled).unwrap_err().fail,
+                poll_for(found, tx, signer).unwrap_err().fail,
                 FailInfo::BadCertId
             );
         }

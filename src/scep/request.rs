@@ -244,7 +244,9 @@ impl Signed {
 
 impl Signed {
     /// Checks the signature and opens the envelope to its raw content: a client reading the
-    /// certificates a CertRep carries (`ra` is then the client's own key; the tests' clients).
+    /// certificates a CertRep carries (`ra` is then the client's own key; the unit tests'
+    /// clients).
+    #[cfg(test)]
     pub fn open_data(
         self,
         ra: &dyn RaKey,

@@ -31,6 +31,18 @@ fn device_of_site(tx: &WriteTransaction, site: &str) -> Result<Option<Mac>, Stor
     Ok(None)
 }
 
+/// Forgets, in `tx`, everything kept for device `mac` (display form) besides its inventory
+/// record: what the cloud kept here about it, the SCEP request held for its approval, and what
+/// it uploaded. Both ways a device is deleted (one by one, and by a bulk job) call this one
+/// helper, so that neither leaves a part behind (a held request left behind would still be
+/// listed for approval, and would answer the polls of the MAC once added back).
+pub(super) fn forget_device_data(tx: &WriteTransaction, mac: &str) -> Result<(), StoreError> {
+    super::sync::forget_cloud_device(tx, mac)?;
+    tx.open_table(super::pending_enrolments::PENDING_ENROLMENTS)?
+        .remove(mac)?;
+    super::uploads::forget_device_uploads(tx, mac)
+}
+
 /// Whether the site exists, read inside `tx`: it has a record, or a device names it (as the
 /// sites API lists it).
 pub(super) fn site_exists(tx: &WriteTransaction, site: &str) -> Result<bool, StoreError> {
@@ -165,7 +177,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a device, with what the cloud kept here about it and what it uploaded; returns
+    /// Removes a device, with everything kept for it (see [`forget_device_data`]); returns
     /// what was removed.
     pub fn delete_device(&self, mac: Mac) -> Result<Option<Device>, StoreError> {
         let tx = self.begin_write()?;
@@ -176,11 +188,7 @@ impl Store {
             old.map(|v| decode::<Device>("devices", &key, v.value()))
                 .transpose()?
         };
-        super::sync::forget_cloud_device(&tx, &key)?;
-        // A request held for its approval names a device that is no more.
-        tx.open_table(super::pending_enrolments::PENDING_ENROLMENTS)?
-            .remove(key.as_str())?;
-        super::uploads::forget_device_uploads(&tx, &key)?;
+        forget_device_data(&tx, &key)?;
         self.commit_devices(tx)?;
         Ok(removed)
     }

@@ -221,8 +221,7 @@ impl Store {
                 }
                 Outcome::Remove(_) => {
                     devices.remove(key.as_str())?;
-                    super::sync::forget_cloud_device(&tx, &key)?;
-                    super::uploads::forget_device_uploads(&tx, &key)?;
+                    super::devices::forget_device_data(&tx, &key)?;
                 }
                 Outcome::Unchanged(_) | Outcome::Failed(_) | Outcome::Skipped(_) => {}
             }
@@ -460,6 +459,42 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(left, [format!("lockout|{}", mac(2))]);
+    }
+
+    /// A device a delete job removes takes the SCEP request held for its approval along, as
+    /// deleting it one by one does; a device the job keeps keeps its own.
+    #[test]
+    fn a_deleted_device_takes_its_held_enrolment_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        olivia(&store, &["hq"]);
+        let id = started_delete(&store);
+        for i in [1, 2] {
+            let request = crate::model::PendingEnrolment {
+                mac: mac(i),
+                transaction_id: format!("tx-{i}"),
+                spki: vec![0x30, 0x00],
+                key_sha256: "key".into(),
+                key: "RSA 2048".into(),
+                signer_key_sha256: "signer".into(),
+                source: "10.0.0.7".into(),
+                method: "POST".into(),
+                requested_at: 100,
+                state: crate::model::PendingState::Pending,
+            };
+            store.hold_enrolment(&request, None).unwrap();
+        }
+        move_to_secret_site(&store, mac(2));
+        step(&store, id, 0);
+        step(&store, id, 1);
+        assert_eq!(store.get_device(mac(1)).unwrap(), None);
+        let left: Vec<Mac> = store
+            .pending_enrolments()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.mac)
+            .collect();
+        assert_eq!(left, [mac(2)]);
     }
 
     #[test]

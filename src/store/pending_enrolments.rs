@@ -7,7 +7,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Store, StoreError, decode, encode, read_all};
+use super::{DEVICES, Store, StoreError, decode, encode, read_all};
 use crate::model::{IssuedCert, Mac, PendingEnrolment, PendingState};
 
 /// Key: the device's MAC (`Mac` display form); value: a [`PendingEnrolment`].
@@ -39,20 +39,11 @@ impl Store {
         read_all(&tx.open_table(PENDING_ENROLMENTS)?, TABLE)
     }
 
-    /// The held request with `transaction_id` (what a CertPoll names).
-    pub fn pending_enrolment_by_transaction(
-        &self,
-        transaction_id: &str,
-    ) -> Result<Option<PendingEnrolment>, StoreError> {
-        Ok(self
-            .pending_enrolments()?
-            .into_iter()
-            .find(|p| p.transaction_id == transaction_id))
-    }
-
     /// Holds `request` for its device in place of `replacing`, the record the caller read
     /// (`None`: there was none). Refused with [`StoreError::Superseded`] when the stored record
-    /// is no longer that one.
+    /// is no longer that one, and with [`StoreError::NotFound`] when the device is no longer in
+    /// the inventory: deleted since the route checked it, its request would otherwise outlive
+    /// it (deleting a device forgets its request in the transaction that removes it).
     pub fn hold_enrolment(
         &self,
         request: &PendingEnrolment,
@@ -60,8 +51,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.begin_uncounted_write()?;
         {
-            let mut table = tx.open_table(PENDING_ENROLMENTS)?;
             let key = request.mac.to_string();
+            if tx.open_table(DEVICES)?.get(key.as_str())?.is_none() {
+                return Err(StoreError::NotFound(format!(
+                    "device {} (deleted from the inventory meanwhile)",
+                    request.mac
+                )));
+            }
+            let mut table = tx.open_table(PENDING_ENROLMENTS)?;
             let current: Option<PendingEnrolment> = table
                 .get(key.as_str())?
                 .map(|v| decode(TABLE, &key, v.value()))
@@ -196,27 +193,38 @@ mod tests {
         }
     }
 
-    /// A request is held, found by device and by transaction, survives the store being
-    /// opened again, and is gone with its device.
+    /// A store with device `A` in the inventory.
+    fn store_with_a(path: &std::path::Path) -> Store {
+        let store = Store::open(path).unwrap();
+        store.place_device(crate::model::Device::new(A));
+        store
+    }
+
+    /// A request is held, found by its device, survives the store being opened again, and is
+    /// gone with its device.
     #[test]
     fn a_held_request_is_kept_found_and_removed_with_its_device() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
-        {
-            let store = Store::open(&path).unwrap();
-            store.hold_enrolment(&held("tx-1"), None).unwrap();
-        }
+        store_with_a(&path)
+            .hold_enrolment(&held("tx-1"), None)
+            .unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.pending_enrolment(A).unwrap(), Some(held("tx-1")));
-        assert_eq!(
-            store.pending_enrolment_by_transaction("tx-1").unwrap(),
-            Some(held("tx-1"))
-        );
-        assert_eq!(
-            store.pending_enrolment_by_transaction("tx-2").unwrap(),
-            None
-        );
         store.delete_device(A).unwrap();
+        assert!(store.pending_enrolments().unwrap().is_empty());
+    }
+
+    /// A request for a device the inventory no longer has (deleted after the route checked
+    /// it) is refused, naming the device, and nothing is stored.
+    #[test]
+    fn a_request_for_a_device_deleted_meanwhile_is_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        match store.hold_enrolment(&held("tx-1"), None) {
+            Err(e @ StoreError::NotFound(_)) => assert!(e.to_string().contains(&A.to_string())),
+            other => panic!("{other:?}"),
+        }
         assert!(store.pending_enrolments().unwrap().is_empty());
     }
 
@@ -241,6 +249,7 @@ mod tests {
             super::super::SCHEMA_VERSION
         );
         assert!(store.pending_enrolments().unwrap().is_empty());
+        store.place_device(crate::model::Device::new(A));
         store.hold_enrolment(&held("tx-1"), None).unwrap();
         assert_eq!(store.pending_enrolments().unwrap().len(), 1);
     }
@@ -251,7 +260,7 @@ mod tests {
     #[test]
     fn changes_to_a_record_changed_meanwhile_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let store = store_with_a(&dir.path().join("db.redb"));
         let (first, second) = (held("tx-1"), held("tx-2"));
         store.hold_enrolment(&first, None).unwrap();
         assert!(matches!(
