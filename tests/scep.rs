@@ -1213,6 +1213,15 @@ async fn a_poll_and_an_approval_are_for_the_request_they_name() {
     );
     assert!(certificates_of(&d, A).await.is_empty(), "nothing issued");
 
+    let alarms = alarms_of(&d, "scep_pending").await;
+    let alarm = alarms
+        .iter()
+        .find(|a| a["source"] == format!("127.0.0.1 as {A}"));
+    let message = alarm.unwrap()["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("--mac {A} --key {}", &phone_key[..16])),
+        "{message}"
+    );
     let out = d.cli(&["pki", "pending"]);
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
@@ -1416,10 +1425,10 @@ async fn scepclient_waits_while_pending_and_gets_the_certificate_once_approved()
 
     // Bounded: the request is held within 30 s or the test fails.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    let key = loop {
         let held = pending_list(&d).await;
-        if held.first().is_some_and(|p| p["status"] == "pending") {
-            break;
+        if let Some(p) = held.first().filter(|p| p["status"] == "pending") {
+            break p["key_sha256"].clone();
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -1427,10 +1436,14 @@ async fn scepclient_waits_while_pending_and_gets_the_certificate_once_approved()
             d.log()
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    };
     assert!(certificates_of(&d, A).await.is_empty());
     let (status, v) = d
-        .api("POST", &format!("/scep/pending/{A}/approve"), None)
+        .api(
+            "POST",
+            &format!("/scep/pending/{A}/approve"),
+            Some(json!({ "key_sha256": key })),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
 

@@ -43,7 +43,7 @@ pub use error::{ApiError, parse_mac};
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;
-pub use scep_pending::{MIN_KEY_DIGITS, NotApproved, PendingView, SiteApproval};
+pub use scep_pending::{NotApproved, PendingView, SiteApproval};
 pub use settings::{EffectiveView, LayerView, StaticFileView};
 pub use sites::{GroupView, SiteView};
 pub use tokens::{NewTokenView, TokenView};

@@ -165,7 +165,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/scep/pending/{mac}/approve",
-        "Approve the device's held SCEP enrolment: its certificate is issued, and the phone gets it at its next poll",
+        "Approve the device's held SCEP enrolment whose key is {key_sha256} (16 to 64 hex digits of its SHA-256; 409 when the one held has another): its certificate is issued, and the phone gets it at its next poll",
     )
     .sites(),
     r(

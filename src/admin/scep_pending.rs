@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
-use crate::model::{Device, DeviceState, Mac, PendingEnrolment, PendingState, now_unix};
+use crate::model::{
+    Device, DeviceState, KEY_DIGITS_NAMED, Mac, PendingEnrolment, PendingState, now_unix,
+};
 use crate::store::StoreError;
 
 pub fn routes() -> Router<AdminState> {
@@ -231,21 +233,18 @@ async fn grant(
 #[serde(deny_unknown_fields)]
 struct ApproveRequest {
     /// Hex SHA-256 of the request's key, as the list shows it: all 64 digits, or at least the
-    /// first [`MIN_KEY_DIGITS`].
+    /// first [`KEY_DIGITS_NAMED`].
     key_sha256: String,
 }
-
-/// The fewest leading hex digits of a key's SHA-256 an approval may name: 64 bits, more than
-/// anyone can match by making keys, and what `pki pending` shows.
-pub const MIN_KEY_DIGITS: usize = 16;
 
 /// The key fingerprint an approval names, in lower case; a clear error naming the field when
 /// it is not 16 to 64 hex digits.
 fn named_key(req: &ApproveRequest) -> Result<String, ApiError> {
     let key = req.key_sha256.trim().to_ascii_lowercase();
-    if !(MIN_KEY_DIGITS..=64).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !(KEY_DIGITS_NAMED..=64).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(ApiError::BadRequest(format!(
-            "key_sha256: {:?} is not {MIN_KEY_DIGITS} to 64 hex digits of the key's SHA-256 (as GET /scep/pending shows it)",
+            "key_sha256: {:?} is not {KEY_DIGITS_NAMED} to 64 hex digits of the key's SHA-256 (as GET /scep/pending shows it)",
             req.key_sha256
         )));
     }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::client::ApiClient;
 use super::new_password::new_password;
 use super::{Output, table, time_text};
-use crate::admin::{MIN_KEY_DIGITS, PendingView, SiteApproval};
-use crate::model::{IssuedCert, RevocationReason};
+use crate::admin::{PendingView, SiteApproval};
+use crate::model::{IssuedCert, KEY_DIGITS_NAMED, RevocationReason};
 use crate::pki::{DeviceIdentity, Pkcs12Form};
 
 #[derive(Debug, Subcommand)]
@@ -309,7 +309,7 @@ fn print_pending(value: Value, out: Output) -> Result<()> {
                 p.source.clone(),
                 time_text(p.requested_at),
                 p.key.clone(),
-                p.key_sha256.chars().take(MIN_KEY_DIGITS).collect(),
+                p.key_sha256.chars().take(KEY_DIGITS_NAMED).collect(),
                 match (&p.decided_by, &p.serial) {
                     (Some(by), Some(serial)) => format!("{} by {by} ({serial})", p.status),
                     (Some(by), None) => format!("{} by {by}", p.status),

@@ -25,7 +25,7 @@ pub use params::{
     FieldError, Layer, LayerError, MAX_NAME, MAX_TEXT, MAX_VALUE, ParamError, ParamSet,
     check_field, check_name, validate_param,
 };
-pub use pending_enrolment::{PendingEnrolment, PendingState};
+pub use pending_enrolment::{KEY_DIGITS_NAMED, PendingEnrolment, PendingState};
 pub use preferences::{Preferences, RETENTION_DAYS};
 pub use token::{ApiToken, BOX_ADMIN, Role};
 pub use upload::{

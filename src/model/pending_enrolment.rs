@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Mac;
 
+/// The fewest leading hex digits of a key's SHA-256 an approval may name, and what the
+/// operator is shown to type: 64 bits, more than anyone can match by making keys.
+pub const KEY_DIGITS_NAMED: usize = 16;
+
 /// One held request. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingEnrolment {
@@ -59,6 +63,14 @@ impl PendingEnrolment {
     /// `pending_days`.
     pub fn waiting(&self, now: i64, pending_days: u32) -> bool {
         self.state == PendingState::Pending && !self.expired(now, pending_days)
+    }
+
+    /// The first [`KEY_DIGITS_NAMED`] hex digits of the key's SHA-256: what an operator reads
+    /// in a table or an alarm and names when approving.
+    pub fn key_short(&self) -> &str {
+        self.key_sha256
+            .get(..KEY_DIGITS_NAMED)
+            .unwrap_or(&self.key_sha256)
     }
 
     /// Whether a request still pending at `now` has waited longer than `pending_days`.
@@ -118,6 +130,14 @@ mod tests {
             },
         );
         assert!(!rejected.waiting(1000, 7) && !rejected.expired(1000 + 30 * day, 7));
+    }
+
+    #[test]
+    fn its_key_is_named_by_the_first_digits_of_its_hash() {
+        let mut p = held(0, PendingState::Pending);
+        assert_eq!(p.key_short(), "ab", "a hash shorter than the digits named");
+        p.key_sha256 = "0123456789abcdef".repeat(4);
+        assert_eq!(p.key_short(), "0123456789abcdef");
     }
 
     #[test]

@@ -692,8 +692,9 @@ fn hold(
         AlarmKind::ScepPending,
         format!("{peer} as {mac}"),
         format!(
-            "SCEP enrolment of {mac} ({} key) waits for an operator's approval: edgeprov pki approve --mac {mac}, or reject it",
-            csr.key
+            "SCEP enrolment of {mac} ({} key, SHA-256 {key_hex}) waits for an operator's approval: edgeprov pki approve --mac {mac} --key {}, or reject it",
+            csr.key,
+            request.key_short()
         ),
     );
     replier.answer(header, Outcome::Pending, false)
