@@ -1328,10 +1328,19 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     assert_eq!(status, 403, "{v}");
     assert!(certificates_of(&d, A).await.is_empty());
 
+    let held = pending_list(&d).await;
+    let a_key = held.iter().find(|p| p["mac"] == A).unwrap()["key_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = d.cli(&["pki", "approve", "--site", "hq"]);
     assert!(out.status.success(), "{out:?}");
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(A) && !listed.contains(C), "{listed}");
+    assert!(
+        listed.contains(&a_key[..16]),
+        "what it approved, with the key: {listed}"
+    );
     let (_, status, _) = pki_operation(&d, phones[0].cert_poll(&ra, &format!("tx-{A}"), A)).await;
     assert_eq!(status, SUCCESS);
     assert_eq!(certificates_of(&d, A).await.len(), 1);
