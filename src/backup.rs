@@ -485,7 +485,8 @@ fn unpack_and_check(
         })?;
         let devices = store.count_devices()?;
         let paused = pause_pending_jobs(&store)?;
-        store.append_audit(restore_entry(made_at, devices, &paused))?;
+        let replacing = config.data_dir.exists();
+        store.append_audit(restore_entry(made_at, devices, &paused, replacing))?;
         (devices, paused, store.registration()?.is_some())
     };
     let pki_dir = dir.join("pki");
@@ -510,7 +511,12 @@ fn unpack_and_check(
 /// The restored database's own record of the restore: it is made with the daemon stopped, so
 /// no API request enters it, and the backup's download entry was written after the snapshot
 /// it holds; without this the log went on from the backup's time as if nothing had happened.
-fn restore_entry(made_at: Option<u64>, devices: u64, paused: &[crate::jobs::JobId]) -> AuditEntry {
+fn restore_entry(
+    made_at: Option<u64>,
+    devices: u64,
+    paused: &[crate::jobs::JobId],
+    replacing: bool,
+) -> AuditEntry {
     let uid = nix::unistd::getuid();
     let who = match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => user.name,
@@ -543,8 +549,11 @@ fn restore_entry(made_at: Option<u64>, devices: u64, paused: &[crate::jobs::JobI
         resource: "data directory".into(),
         status: 200,
         summary: format!(
-            "data directory restored from a backup made at {made} ({devices} devices){paused}; \
-             the replaced one is kept beside it"
+            "data directory restored from a backup made at {made} ({devices} devices){paused}{}",
+            match replacing {
+                true => "; the replaced one is kept beside it",
+                false => "",
+            }
         ),
         changes: serde_json::Value::Null,
     }
@@ -701,7 +710,19 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("(0 devices)"), "{summary}");
+        // Restored where no data directory was (new hardware): nothing was replaced.
+        assert!(!summary.contains("replaced"), "{summary}");
         assert!(!entries[0].who.is_empty());
+        drop(store);
+        restore(&archive, &target, &|_| {}).unwrap();
+        let store = Store::open(&target.db_path()).unwrap();
+        let entries = store.list_audit(10, |e| e.method == "RESTORE").unwrap();
+        assert!(
+            entries[0]
+                .summary
+                .ends_with("; the replaced one is kept beside it"),
+            "{entries:?}"
+        );
     }
 
     /// The entries of `archive`, each through `change` (`None` drops it), as a new archive

@@ -260,14 +260,13 @@ pub async fn run(loaded: Loaded, log: Option<LogControl>) -> Result<(), DaemonEr
         opened => opened?,
     };
     if let (Some(log), Ok(Some(level))) = (&log, store.preferences().map(|p| p.log_level)) {
-        match log.set_level(&level) {
-            Ok(()) => {
-                if let Some(note) = crate::logging::preference_note(&level, &config.log_level) {
-                    tracing::warn!("{note}");
-                }
-            }
-            Err(e) => tracing::warn!("stored log level {level:?} not applied: {e}"),
+        // Said while the file's level is still in force: under the stored one (`error`, `off`)
+        // the note would not pass, and it is then that the file's level seems ignored.
+        if let Some(note) = crate::logging::preference_note(&level, &config.log_level) {
+            tracing::warn!("{note}");
         }
+        log.set_level(&level)
+            .unwrap_or_else(|e| tracing::warn!("stored log level {level:?} not applied: {e}"));
     }
     let revoked = {
         let store = store.clone();

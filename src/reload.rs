@@ -163,17 +163,21 @@ impl Reloader {
             return Err(e.to_string());
         }
         let runtime_level = self.store.preferences().ok().and_then(|p| p.log_level);
-        if let Some(log) = &self.log
-            && let Err(e) =
-                log.set_level(runtime_level.as_deref().unwrap_or(log.base(&new.log_level)))
-        {
-            tracing::warn!("log level not changed: {e}");
-        }
-        if let Some(note) = runtime_level
-            .as_deref()
-            .and_then(|level| crate::logging::preference_note(level, &new.log_level))
-        {
-            tracing::warn!("{note}");
+        if let Some(log) = &self.log {
+            let base = log.base(&new.log_level);
+            // Said under the file's level, a moment before the runtime one applies again: under
+            // that one (`error`, `off`) the note would not pass, and it is then that a changed
+            // `log_level` seems to do nothing.
+            if let Some(note) = runtime_level
+                .as_deref()
+                .and_then(|level| crate::logging::preference_note(level, &new.log_level))
+                && log.set_level(base).is_ok()
+            {
+                tracing::warn!("{note}");
+            }
+            if let Err(e) = log.set_level(runtime_level.as_deref().unwrap_or(base)) {
+                tracing::warn!("log level not changed: {e}");
+            }
         }
         for key in &changed {
             tracing::warn!(

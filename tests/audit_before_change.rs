@@ -287,4 +287,18 @@ async fn a_refused_change_is_entered_with_its_reason() {
     let (s, v) = d.api("GET", "/params/global", None).await;
     assert_eq!(s, 200, "{v}");
     assert!(!v.to_string().contains("9999"), "nothing was stored: {v}");
+
+    // An import refused for a bad row says how many and the first, not a cell's value.
+    let csv = "mac,model,site,secret:SIP_PASSWORD\nnot-a-mac,J179,hq,cell-secret\n";
+    let (s, v) = d
+        .api_bytes("POST", "/devices/import?format=csv", csv, Some(&d.token))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let import = entries_for(&d, "/api/v1/devices/import").await;
+    let summary = import[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("bad request: 1 bad row(s), nothing imported; line 2: mac: "),
+        "{import:?}"
+    );
+    assert!(!summary.contains("cell-secret"), "{summary}");
 }

@@ -227,6 +227,8 @@ async fn device_set_refuses_what_it_cannot_do_and_changes_nothing() {
         let out = cli(&d, None, args, "");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        // The value given in the wrong place is not repeated to the terminal or a CI log.
+        assert!(!stderr(&out).contains("in-plain-sight"), "{}", stderr(&out));
     }
     // The daemon's refusals: a site that does not exist, a device that does not exist, a
     // secret whose value never came.

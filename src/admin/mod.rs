@@ -595,12 +595,22 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 }
 
 /// Whether a value at `path` may be a secret: under `secrets` or `http_credential`, a cloud
-/// enrollment `token`, a server identity (`pem`, `pkcs12`), or under a name that says it is
-/// one (a password, a PIN).
+/// enrollment `token`, a server identity (`pem`, `pkcs12`), a URL (`url`, `urls`: a vendor
+/// portal's login or a signed link's token), or under a name that says it is one (a password,
+/// a PIN).
 fn secret_path(path: &serde_path_to_error::Path) -> bool {
     path.iter().any(|segment| match segment {
         serde_path_to_error::Segment::Map { key } => {
-            ["secrets", "http_credential", "token", "pem", "pkcs12"].contains(&key.as_str())
+            [
+                "secrets",
+                "http_credential",
+                "token",
+                "pem",
+                "pkcs12",
+                "url",
+                "urls",
+            ]
+            .contains(&key.as_str())
                 || crate::settings::vocab::is_secret(key)
         }
         _ => false,
@@ -656,5 +666,22 @@ mod parse_tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("label: invalid type: integer `4711`"), "{err}");
+    }
+
+    /// A release's URL given as a string where a list goes was quoted whole, a vendor portal's
+    /// login or a signed link's token with it, and the refusal is kept in the audit log.
+    #[test]
+    fn an_error_about_a_url_does_not_repeat_it() {
+        let body = br#"{"file": "a.bin", "models": ["J179"], "version": "1", "sha256": "00",
+            "urls": "https://user:pw@portal/fw.rom?token=abc"}"#;
+        let err = parse_json::<crate::firmware::catalogue::Release>(body)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("urls: invalid type: string, expected"),
+            "{err}"
+        );
+        assert!(!err.contains("pw") && !err.contains("abc"), "{err}");
     }
 }

@@ -115,8 +115,14 @@ fn patch_body(args: &SetArgs, mac: crate::model::Mac) -> Result<Value> {
     // the operator typing a password for nothing.
     for name in &args.secrets {
         if name.is_empty() || name.contains('=') {
+            // Only what comes before `=`: the rest is the value, which must not reach the
+            // terminal's scrollback or a CI log a second time.
+            let given = match name.split_once('=') {
+                Some((name, _)) => format!("{name:?}=…"),
+                None => format!("{name:?}"),
+            };
             return Err(UsageError(format!(
-                "--secret {name:?}: give the NAME alone; device set reads the value on the \
+                "--secret {given}: give the NAME alone; device set reads the value on the \
                  terminal or standard input, never from the command line"
             ))
             .into());

@@ -15,9 +15,19 @@ pub const MASK: &str = "***";
 /// name their service chose (`token`, `sig`, `Signature`, `Policy`, `auth`, `key`…), so a
 /// list of secret names would let the next one through, while the names still tell what kind
 /// of link it is and the path names the file. A URL without either comes back as it is.
+///
+/// A value without `://` is no URL this product fetches (it is refused, quoting it), but it was
+/// typed where one goes: `user:pw@portal/fw.rom`, or `https:/user:pw@…` with a slash missing.
+/// Everything before its last `@` is masked then, and its query and fragment as above.
 pub fn masked_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        let end = url.find(['?', '#']).unwrap_or(url.len());
+        let (head, tail) = url.split_at(end);
+        let head = match head.rsplit_once('@') {
+            Some((_, host)) => format!("{MASK}@{host}"),
+            None => head.to_string(),
+        };
+        return format!("{head}{}", masked_path(tail));
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
@@ -28,6 +38,11 @@ pub fn masked_url(url: &str) -> String {
         },
         None => authority.to_string(),
     };
+    format!("{scheme}://{authority}{}", masked_path(path))
+}
+
+/// A URL's path with the values of its query and fragment masked.
+fn masked_path(path: &str) -> String {
     let (path, fragment) = match path.split_once('#') {
         Some((path, fragment)) => (path, Some(fragment)),
         None => (path, None),
@@ -40,7 +55,7 @@ pub fn masked_url(url: &str) -> String {
         shown.push('#');
         shown.push_str(&masked_pairs(fragment));
     }
-    format!("{scheme}://{authority}{shown}")
+    shown
 }
 
 /// `a=1&b&c=` as `a=***&***&c=`: each value masked, a part without `=` (a bare token) whole.
@@ -98,6 +113,18 @@ mod tests {
         ] {
             assert_eq!(masked_url(url), shown, "{url}");
         }
+    }
+
+    /// A value typed where a URL goes but without `://` was quoted whole in the refusal (now
+    /// kept in the audit log): its login and query are masked all the same.
+    #[test]
+    fn a_value_without_a_scheme_is_masked_too() {
+        assert_eq!(masked_url("user:pw@portal/fw.rom"), "***@portal/fw.rom");
+        assert_eq!(
+            masked_url("https:/user:pw@portal/fw.rom?token=abc"),
+            "***@portal/fw.rom?token=***"
+        );
+        assert_eq!(masked_url("fw.rom"), "fw.rom");
     }
 
     #[test]

@@ -132,14 +132,19 @@ impl Store {
             Some(v) => decode("devices", &key, v.value())?,
             None => return Err(StoreError::NotFound(format!("device {key}"))),
         };
-        let site = device.site.clone();
+        let before = device.clone();
         if let Err(e) = change(&mut device) {
             return Ok(Err(e));
         }
-        if device.site != site {
+        device.mac = mac;
+        // A change that changes nothing (an unset of a name the device lacks) writes nothing:
+        // neither `updated` nor the store's generation moves, as an import's unchanged row.
+        if device == before {
+            return Ok(Ok(device));
+        }
+        if device.site != before.site {
             require_site(&tx, &device.site)?;
         }
-        device.mac = mac;
         device.updated = now_unix();
         tx.open_table(DEVICES)?
             .insert(key.as_str(), encode(&device).as_slice())?;
@@ -458,6 +463,40 @@ mod site_tests {
             .update_layer(&layer, |set| set.params.clear())
             .unwrap();
         assert_eq!(store.get_layer(&layer).unwrap(), ParamSet::default());
+    }
+
+    /// A change that changes nothing (`device set --unset` of a name the device lacks) writes
+    /// nothing: `updated` and the generation stay, so phones' cached files stay too. It used
+    /// to rewrite the record and move both.
+    #[test]
+    fn a_change_that_changes_nothing_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let mac = Mac::from_octets([2, 0, 0, 0, 0, 7]);
+        store.place_device(Device::new(mac));
+        let before = store.get_device(mac).unwrap().unwrap();
+        let generation = store.generation();
+        let same = store
+            .update_device(mac, |d| {
+                d.params.remove("NOT_SET");
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(same, before);
+        assert_eq!(
+            store.get_device(mac).unwrap().unwrap().updated,
+            before.updated
+        );
+        assert_eq!(store.generation(), generation, "nothing was written");
+        store
+            .update_device(mac, |d| {
+                d.label = "desk".into();
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_ne!(store.generation(), generation);
     }
 
     /// A site's parameters and static files need the site, as its firmware policies do; taking

@@ -141,10 +141,15 @@ fn header(records: &mut Records) -> Result<Header, RowError> {
             .trim();
         // A spreadsheet saves "CSV" with `;` where `,` is the decimal comma: such a header
         // reads as one column, and saying only that it is not `mac` hid why.
+        // The line is quoted only when it is a header (`mac;…`): a file without one starts
+        // with a device's row, whose cells may be secrets.
         if i == 0 && name != "mac" && name.contains(';') {
-            let shown: String = name.chars().take(80).collect();
+            let shown = match name.split(';').next().map(str::trim) {
+                Some("mac") => format!("{:?}", name.chars().take(80).collect::<String>()),
+                _ => "the first line".to_string(),
+            };
             return Err(header_error(format!(
-                "{shown:?} is separated by semicolons; the fields must be separated by commas \
+                "{shown} is separated by semicolons; the fields must be separated by commas \
                  (save the file as CSV with commas, \"CSV UTF-8 (comma delimited)\", or \
                  replace the semicolons)"
             )));

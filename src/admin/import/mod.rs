@@ -474,7 +474,21 @@ pub async fn import(
         report.unchanged,
     );
     let sites_created = report.sites_created.clone();
-    let resp = (status, Json(report)).into_response();
+    // A refused import's audit entry says why, as an error answered by the other routes does:
+    // the number of bad rows and the first of them (row errors name columns, not cells).
+    let refusal = report.errors.first().map(|first| {
+        super::audit::Refusal(
+            format!(
+                "{} bad row(s), nothing imported; line {}: {}",
+                report.bad_rows, first.line, first.error
+            )
+            .into(),
+        )
+    });
+    let mut resp = (status, Json(report)).into_response();
+    if let Some(refusal) = refusal {
+        resp.extensions_mut().insert(refusal);
+    }
     Ok(match changes {
         Some(changes) => {
             tracing::info!(created, updated, unchanged, "inventory imported");

@@ -844,6 +844,14 @@ fn a_header_separated_by_semicolons_is_named_so() {
             && error.contains("must be separated by commas"),
         "{error}"
     );
+    // Without a header the first line is a device's row, whose cells are not repeated.
+    let r = check(Format::Csv, b"001122334455;J179;hq;hunter2\n");
+    let error = &r.errors[0].error;
+    assert!(
+        error.starts_with("header: the first line is separated by semicolons"),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
     // A first column that is simply not `mac` is still said as before.
     let r = check(Format::Csv, b"model,mac\nJ179,001122334455\n");
     assert_eq!(r.errors[0].error, "header: the first column must be `mac`");
