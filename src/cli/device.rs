@@ -48,7 +48,7 @@ pub enum DeviceCmd {
     },
     /// Change a device that exists: what is given is changed, the rest kept.
     #[command(
-        after_help = "Examples:\n  edgeprov device set 001122aabbcc --site branch --label \"desk 12\"\n  edgeprov device set 001122aabbcc --param SIPDOMAIN=example.com --unset VLANTEST\n  edgeprov device set 001122aabbcc --secret line.1.password   # asked for, not echoed\n  printf '%s\\n' \"$PW\" | edgeprov device set 001122aabbcc --secret line.1.password"
+        after_help = "Examples:\n  edgeprov device set 001122aabbcc --site branch --label desk-12\n  edgeprov device set 001122aabbcc --param SIPDOMAIN=example.com --unset VLANTEST\n  edgeprov device set 001122aabbcc --secret line.1.password   # asked for, not echoed\n  printf '%s\\n' \"$PW\" | edgeprov device set 001122aabbcc --secret line.1.password"
     )]
     Set(super::device_set::SetArgs),
     /// List the inventory, filtered and sorted.
