@@ -1065,6 +1065,9 @@ async fn with_operator_approval_an_enrolment_waits_for_the_operator() {
     assert_eq!(status, 200, "{approved}\n{}", d.log());
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["decided_by"], "admin");
+    // The alarm asked for this decision; it is made, so it is gone.
+    let alarms = alarms_of(&d, "scep_pending").await;
+    assert!(alarms.is_empty(), "{alarms:?}");
     let certs = certificates_of(&d, A).await;
     assert_eq!(certs.len(), 1, "{certs:?}");
     assert_eq!(certs[0]["serial"], approved["serial"]);
@@ -1277,6 +1280,17 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
 
     let out = d.cli(&["pki", "reject", "--mac", B]);
     assert!(out.status.success(), "{out:?}");
+    // Decided: B's alarm is cleared, A's and C's still wait.
+    let pending_sources: Vec<Value> = alarms_of(&d, "scep_pending")
+        .await
+        .iter()
+        .map(|a| a["source"].clone())
+        .collect();
+    assert_eq!(pending_sources.len(), 2, "{pending_sources:?}");
+    assert!(
+        !pending_sources.contains(&json!(format!("127.0.0.1 as {B}"))),
+        "{pending_sources:?}"
+    );
     let (_, status, fail) =
         pki_operation(&d, phones[1].cert_poll(&ra, &format!("tx-{B}"), B)).await;
     assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("2")));

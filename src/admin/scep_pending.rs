@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::with_change;
 use super::{AdminState, ApiError, Principal, blocking, parse_json, parse_mac};
 use crate::model::{
-    Device, DeviceState, KEY_DIGITS_NAMED, Mac, PendingEnrolment, PendingState, now_unix,
+    AlarmKind, Device, DeviceState, KEY_DIGITS_NAMED, Mac, PendingEnrolment, PendingState, now_unix,
 };
 use crate::store::StoreError;
 
@@ -210,6 +210,7 @@ async fn grant(
         store
             .approve_enrolment(&held, &record, &cert, entry, &user)
             .map_err(store_error)?;
+        decided(&store, &held);
         let stored = store
             .pending_enrolment(mac)
             .map_err(store_error)?
@@ -226,6 +227,15 @@ async fn grant(
     let warn_days = st.config.get().pki.device_cert_warn_days;
     crate::pki::device_expiry::check(&st.store, &st.recorder, warn_days).await;
     Ok(approved)
+}
+
+/// Clears the `scep_pending` alarm of a request the operator has decided: it asked for that
+/// decision, and left standing it would send the next operator to a request no longer waiting.
+/// The decision is stored by then, so a failure to clear is only logged.
+fn decided(store: &crate::store::Store, held: &PendingEnrolment) {
+    if let Err(e) = store.clear_alarm(AlarmKind::ScepPending, &held.alarm_source()) {
+        tracing::warn!(mac = %held.mac, error = %e, "scep_pending alarm not cleared");
+    }
 }
 
 /// What an approval of one device's request names: the key the operator checked.
@@ -394,11 +404,14 @@ async fn reject(
     let days = st.config.get().scep.pending_days;
     let before = view(&held, Some(&device), now_unix(), days);
     let (store, user) = (st.store.clone(), who.user.clone());
-    let rejected =
-        tokio::task::spawn_blocking(move || store.reject_enrolment(&held, &user, now_unix()))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(store_error)?;
+    let rejected = tokio::task::spawn_blocking(move || {
+        let rejected = store.reject_enrolment(&held, &user, now_unix())?;
+        decided(&store, &held);
+        Ok(rejected)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(store_error)?;
     let after = view(&rejected, Some(&device), now_unix(), days);
     tracing::warn!(%mac, source = %after.source, by = %who.user, "SCEP enrolment rejected");
     Ok(with_change(

@@ -73,6 +73,12 @@ impl PendingEnrolment {
             .unwrap_or(&self.key_sha256)
     }
 
+    /// The source of the `scep_pending` alarm its hold raises (`IP as MAC`), by which the
+    /// operator's decision clears it again.
+    pub fn alarm_source(&self) -> String {
+        format!("{} as {}", self.source, self.mac)
+    }
+
     /// Whether a request still pending at `now` has waited longer than `pending_days`.
     pub fn expired(&self, now: i64, pending_days: u32) -> bool {
         self.state == PendingState::Pending

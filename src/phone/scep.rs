@@ -690,7 +690,7 @@ fn hold(
         "SCEP enrolment held for an operator's approval");
     state.recorder.alarm(
         AlarmKind::ScepPending,
-        format!("{peer} as {mac}"),
+        request.alarm_source(),
         format!(
             "SCEP enrolment of {mac} ({} key, SHA-256 {key_hex}) waits for an operator's approval: edgeprov pki approve --mac {mac} --key {}, or reject it",
             csr.key,
