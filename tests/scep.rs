@@ -779,13 +779,13 @@ const FAIL_INFO: &str = "2.16.840.1.113733.1.9.4";
 struct TestClient {
     key: rcgen::KeyPair,
     cert: Vec<u8>,
-    signer: aws_lc_rs::rsa::KeyPair,
-    decrypter: aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey,
+    /// The key as the RA holds its own: it signs the client's messages and opens the answers
+    /// encrypted to it.
+    rsa: edgeprov::scep::RsaKey,
 }
 
 impl TestClient {
     fn new() -> TestClient {
-        use aws_lc_rs::rsa::{KeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
         let key =
             rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
                 .unwrap();
@@ -794,14 +794,9 @@ impl TestClient {
             .distinguished_name
             .push(rcgen::DnType::CommonName, "SCEP SIGNER");
         let cert = params.self_signed(&key).unwrap().der().to_vec();
-        let pkcs8 = key.serialize_der();
         TestClient {
+            rsa: edgeprov::scep::RsaKey::new(cert.clone(), &key.serialize_der()).unwrap(),
             cert,
-            signer: KeyPair::from_pkcs8(&pkcs8).unwrap(),
-            decrypter: Pkcs1PrivateDecryptingKey::new(
-                PrivateDecryptingKey::from_pkcs8(&pkcs8).unwrap(),
-            )
-            .unwrap(),
             key,
         }
     }
@@ -841,7 +836,7 @@ impl TestClient {
             attribute(oid("2.16.840.1.113733.1.9.5"), any(&nonce).unwrap()).unwrap(),
         ];
         signed(&envelope, attrs, &self.cert, &|m| {
-            edgeprov::scep::RaKey::sign_sha256(self, m)
+            edgeprov::scep::RaKey::sign_sha256(&self.rsa, m)
         })
         .unwrap()
     }
@@ -887,7 +882,7 @@ impl TestClient {
         let Some(RecipientInfo::Ktri(ktri)) = env.recip_infos.0.iter().next() else {
             panic!("no key transport recipient: {:?}", env.recip_infos)
         };
-        let key = edgeprov::scep::RaKey::decrypt_key(self, ktri.enc_key.as_bytes()).unwrap();
+        let key = edgeprov::scep::RaKey::decrypt_key(&self.rsa, ktri.enc_key.as_bytes()).unwrap();
         let eci = &env.encrypted_content;
         let (cipher, iv) =
             edgeprov::scep::ContentCipher::from_algorithm(&eci.content_enc_alg).unwrap();
@@ -907,36 +902,6 @@ impl TestClient {
             cert_pem: pem::encode(&pem::Pem::new("CERTIFICATE", cert.to_vec())),
             key_pem: self.key.serialize_pem(),
         }
-    }
-}
-
-/// The client's key opens the answers sent to it, as the RA's opens the requests.
-impl edgeprov::scep::RaKey for TestClient {
-    fn cert_der(&self) -> &[u8] {
-        &self.cert
-    }
-
-    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0; self.decrypter.min_output_size()];
-        Some(self.decrypter.decrypt(encrypted, &mut out).ok()?.to_vec())
-    }
-
-    fn rejection_secret(&self) -> &[u8; 32] {
-        &[0x5a; 32]
-    }
-
-    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let mut sig = vec![0; self.signer.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.signer
-            .sign(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                &rng,
-                message,
-                &mut sig,
-            )
-            .ok()?;
-        Some(sig)
     }
 }
 

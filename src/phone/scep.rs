@@ -238,7 +238,7 @@ pub async fn handle(
             let pki = state.pki.clone();
             let made = tokio::task::spawn_blocking(move || {
                 let ra = pki.scep_ra().map_err(|e| e.to_string())?;
-                crate::scep::reply::ca_certs(crate::scep::RaKey::cert_der(&*ra), pki.ca_cert())
+                crate::scep::reply::ca_certs(crate::scep::RaKey::cert_der(ra.key()), pki.ca_cert())
                     .map_err(|e| e.to_string())
             })
             .await;
@@ -420,12 +420,12 @@ fn enrol(
         state,
         scep,
         peer,
-        ra: &*ra,
+        ra: ra.key(),
     };
     if signed.header.message_type == MessageType::CertPoll {
         return poll(&replier, signed);
     }
-    let request = match signed.open(&*ra, scep.config.allow_single_des) {
+    let request = match signed.open(ra.key(), scep.config.allow_single_des) {
         Ok(r) => r,
         Err(refused) => {
             let (header, r) = *refused;
@@ -546,7 +546,7 @@ fn enrol(
     // The answer is made before the certificate is recorded: an answer that cannot be made
     // leaves nothing on record that would refuse the phone's next try.
     let der = match rep(
-        &*ra,
+        ra.key(),
         header,
         Outcome::Granted {
             cert: &cert,

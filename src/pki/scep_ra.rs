@@ -9,8 +9,6 @@
 
 use std::path::Path;
 
-use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
-use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize,
     SerialNumber,
@@ -21,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 use super::files::{check_pair, parse_one_cert, read_text, write};
 use super::tls::random_bytes;
 use super::{PkiError, SCEP_RA_CERT, SCEP_RA_KEY};
+use crate::scep::RsaKey;
 
 /// An RA certificate within this many days of its end is made again.
 const RENEW_DAYS: i64 = 30;
@@ -30,15 +29,10 @@ const RA_DAYS: i64 = 730;
 const RA_PAIR_REMEDY: &str =
     "remove scep-ra.crt and scep-ra.key: edgeprov makes a new RA at the next enrolment";
 
-/// The RA, loaded: its certificate, and its key for signing answers and for opening the
-/// envelopes phones encrypt to it.
+/// The RA, loaded: its certificate and key, which sign answers and open the envelopes phones
+/// encrypt to it.
 pub struct ScepRa {
-    cert: CertificateDer<'static>,
-    signer: RsaKeyPair,
-    decrypter: Pkcs1PrivateDecryptingKey,
-    /// HMAC-SHA256 of a fixed label under the RA's private key (PKCS#8): the implicit
-    /// rejection secret, the same across restarts while the key is.
-    rejection_secret: [u8; 32],
+    key: RsaKey,
     /// The end of the certificate (Unix seconds): a cached RA is checked against it at each
     /// use, so a daemon that runs for years still remakes it in time.
     not_after: i64,
@@ -83,6 +77,11 @@ impl ScepRa {
     pub(super) fn due(&self, now: i64, ca_not_after: i64) -> bool {
         self.not_after <= now + RENEW_DAYS * 86_400 && self.not_after < ca_not_after
     }
+
+    /// The key and certificate that open requests and sign answers.
+    pub fn key(&self) -> &RsaKey {
+        &self.key
+    }
 }
 
 fn load(dir: &Path) -> Result<ScepRa, PkiError> {
@@ -96,25 +95,6 @@ fn load(dir: &Path) -> Result<ScepRa, PkiError> {
     let pkcs8 = pem::parse(&key_pem)
         .map_err(|e| corrupt(format!("no PEM private key ({e})")))?
         .into_contents();
-    let signer = RsaKeyPair::from_pkcs8(&pkcs8)
-        .map_err(|e| corrupt(format!("not an RSA private key: {e}")))?;
-    check_pair(
-        &cert_path,
-        &cert,
-        &key_path,
-        aws_lc_rs::signature::KeyPair::public_key(&signer).as_ref(),
-        RA_PAIR_REMEDY,
-    )?;
-    let decrypter = PrivateDecryptingKey::from_pkcs8(&pkcs8)
-        .ok()
-        .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
-        .ok_or_else(|| corrupt("not usable for RSA decryption".into()))?;
-    let tag = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &pkcs8),
-        b"edgeprov SCEP implicit rejection",
-    );
-    let mut rejection_secret = [0; 32];
-    rejection_secret.copy_from_slice(tag.as_ref());
     let not_after = x509_parser::parse_x509_certificate(&cert)
         .map_err(|e| PkiError::Corrupt {
             path: cert_path.clone(),
@@ -124,38 +104,15 @@ fn load(dir: &Path) -> Result<ScepRa, PkiError> {
         .validity()
         .not_after
         .timestamp();
-    Ok(ScepRa {
-        cert,
-        signer,
-        decrypter,
-        rejection_secret,
-        not_after,
-    })
-}
-
-impl crate::scep::RaKey for ScepRa {
-    fn cert_der(&self) -> &[u8] {
-        &self.cert
-    }
-
-    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0; self.decrypter.min_output_size()];
-        let plain = self.decrypter.decrypt(encrypted, &mut out).ok()?;
-        Some(plain.to_vec())
-    }
-
-    fn rejection_secret(&self) -> &[u8; 32] {
-        &self.rejection_secret
-    }
-
-    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let mut sig = vec![0; self.signer.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.signer
-            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
-            .ok()?;
-        Some(sig)
-    }
+    let key = RsaKey::new(cert.to_vec(), &pkcs8).map_err(|e| corrupt(e.to_string()))?;
+    check_pair(
+        &cert_path,
+        &cert,
+        &key_path,
+        key.public_key(),
+        RA_PAIR_REMEDY,
+    )?;
+    Ok(ScepRa { key, not_after })
 }
 
 /// Whether the stored RA certificate is still one to use at `now`: signed by the CA now in use
@@ -245,7 +202,7 @@ mod tests {
         let pki = load(dir.path());
         assert!(!dir.path().join(SCEP_RA_CERT).exists());
         let ra = pki.scep_ra().unwrap();
-        let (_, cert) = x509_parser::parse_x509_certificate(ra.cert_der()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(ra.key().cert_der()).unwrap();
         let ca_der = parse_one_cert(
             &dir.path().join(CA_CERT),
             &read_text(&dir.path().join(CA_CERT)).unwrap(),
@@ -263,9 +220,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let again = load(dir.path()).scep_ra().unwrap();
-        assert_eq!(again.cert_der(), ra.cert_der());
+        assert_eq!(again.key().cert_der(), ra.key().cert_der());
         // The implicit rejection secret lasts as long as the key, across restarts.
-        assert_eq!(again.rejection_secret(), ra.rejection_secret());
+        assert_eq!(again.key().rejection_secret(), ra.key().rejection_secret());
 
         // A stop between the new key and its certificate leaves a broken pair.
         let stray = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap();
@@ -276,9 +233,9 @@ mod tests {
         )
         .unwrap();
         let remade = load(dir.path()).scep_ra().unwrap();
-        assert_ne!(remade.cert_der(), ra.cert_der());
-        assert_ne!(remade.rejection_secret(), ra.rejection_secret());
-        let signature = remade.sign_sha256(b"answer").unwrap();
+        assert_ne!(remade.key().cert_der(), ra.key().cert_der());
+        assert_ne!(remade.key().rejection_secret(), ra.key().rejection_secret());
+        let signature = remade.key().sign_sha256(b"answer").unwrap();
         assert_eq!(signature.len(), 256);
     }
 
@@ -290,16 +247,16 @@ mod tests {
         let pki = load(dir.path());
         let now = crate::model::now_unix();
         let ra = pki.scep_ra_at(now).unwrap();
-        let (_, cert) = x509_parser::parse_x509_certificate(ra.cert_der()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(ra.key().cert_der()).unwrap();
         let end = cert.validity().not_after.timestamp();
         let later = pki.scep_ra_at(end - 31 * 86_400).unwrap();
-        assert_eq!(later.cert_der(), ra.cert_der());
+        assert_eq!(later.key().cert_der(), ra.key().cert_der());
         let due = pki.scep_ra_at(end - 29 * 86_400).unwrap();
-        assert_ne!(due.cert_der(), ra.cert_der());
+        assert_ne!(due.key().cert_der(), ra.key().cert_der());
         // The new one is on disk: the next start loads it.
         assert_eq!(
-            load(dir.path()).scep_ra().unwrap().cert_der(),
-            due.cert_der()
+            load(dir.path()).scep_ra().unwrap().key().cert_der(),
+            due.key().cert_der()
         );
     }
 }

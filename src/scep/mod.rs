@@ -5,7 +5,7 @@
 //! listener's route (`phone/scep.rs`) only moves bytes and does the store I/O.
 //!
 //! The CA's key is ECDSA, which RSA key transport cannot reach, so a registration authority
-//! with an RSA key (`pki::ScepRa`, behind [`RaKey`]) opens the requests and signs the answers;
+//! with an RSA key (`pki::ScepRa`, whose [`RsaKey`] is the [`RaKey`]) opens the requests and signs the answers;
 //! the certificates themselves are the CA's, of the same profile as `pki issue-device` ones.
 
 mod cipher;
@@ -18,10 +18,12 @@ pub mod poll;
 pub mod recent;
 pub mod reply;
 pub mod request;
+mod rsa_key;
 
 pub use cipher::ContentCipher;
 pub use csr::{CsrFacts, KeyKind, read_csr};
 pub use request::{Header, PkiRequest, PollRequest, Refusal, parse_request, read_header};
+pub use rsa_key::{RsaKey, RsaKeyError};
 
 /// Largest pkiMessage accepted (a CSR with an RSA 4096 key, a signer certificate and the
 /// envelopes around them is under 8 KB; GET carries it base64 in the URL).

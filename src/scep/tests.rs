@@ -2,19 +2,18 @@
 //! encrypted to an RA, read and opened by the server side, and the CertRep read back by the
 //! client.
 
-use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
 use der::Decode;
 use der::asn1::OctetString;
 
 use super::reply::{Outcome, any, attribute, cert_rep, printable, signed};
 use super::*;
 
-/// An RSA key with a self-signed certificate: the RA, or a client's signer.
+/// An RSA key with a self-signed certificate: the RA, or a client's signer, held as the RA
+/// holds its own ([`RsaKey`]).
 struct Identity {
     cert: Vec<u8>,
     rcgen_key: rcgen::KeyPair,
-    signer: RsaKeyPair,
-    decrypter: Pkcs1PrivateDecryptingKey,
+    key: RsaKey,
 }
 
 impl Identity {
@@ -31,45 +30,11 @@ impl Identity {
             rcgen::KeyUsagePurpose::KeyEncipherment,
         ];
         let cert = params.self_signed(&key).unwrap().der().to_vec();
-        let pkcs8 = key.serialize_der();
         Identity {
+            key: RsaKey::new(cert.clone(), &key.serialize_der()).unwrap(),
             cert,
-            signer: RsaKeyPair::from_pkcs8(&pkcs8).unwrap(),
-            decrypter: Pkcs1PrivateDecryptingKey::new(
-                PrivateDecryptingKey::from_pkcs8(&pkcs8).unwrap(),
-            )
-            .unwrap(),
             rcgen_key: key,
         }
-    }
-}
-
-impl RaKey for Identity {
-    fn cert_der(&self) -> &[u8] {
-        &self.cert
-    }
-
-    fn decrypt_key(&self, encrypted: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0; self.decrypter.min_output_size()];
-        Some(self.decrypter.decrypt(encrypted, &mut out).ok()?.to_vec())
-    }
-
-    fn rejection_secret(&self) -> &[u8; 32] {
-        &[0x5a; 32]
-    }
-
-    fn sign_sha256(&self, message: &[u8]) -> Option<Vec<u8>> {
-        let mut sig = vec![0; self.signer.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.signer
-            .sign(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                &rng,
-                message,
-                &mut sig,
-            )
-            .ok()?;
-        Some(sig)
     }
 }
 
@@ -99,7 +64,10 @@ fn sign_envelope(client: &Identity, envelope: &[u8], kind: MessageType) -> Vec<u
         )
         .unwrap(),
     ];
-    signed(envelope, attrs, &client.cert, &|m| client.sign_sha256(m)).unwrap()
+    signed(envelope, attrs, &client.cert, &|m| {
+        client.key.sign_sha256(m)
+    })
+    .unwrap()
 }
 
 fn device_csr(challenge: Option<&str>) -> Vec<u8> {
@@ -118,7 +86,7 @@ fn a_request_is_read_verified_and_opened_with_every_cipher() {
         ContentCipher::Aes256Cbc,
     ] {
         let msg = request(&client, &ra, &csr, cipher, MessageType::PkcsReq);
-        let req = parse_request(&msg, &ra, true).unwrap();
+        let req = parse_request(&msg, &ra.key, true).unwrap();
         assert_eq!(req.header.message_type, MessageType::PkcsReq);
         assert_eq!(req.header.transaction_id, "tx-42");
         assert_eq!(req.header.sender_nonce, NONCE);
@@ -141,7 +109,7 @@ fn single_des_is_refused_unless_allowed() {
         ContentCipher::DesCbc,
         MessageType::PkcsReq,
     );
-    match parse_request(&msg, &ra, false) {
+    match parse_request(&msg, &ra.key, false) {
         Err(ScepError::Refused { fail, .. }) => assert_eq!(fail, FailInfo::BadAlg),
         other => panic!("{other:?}"),
     }
@@ -153,7 +121,7 @@ fn single_des_is_refused_unless_allowed() {
 fn forged_altered_and_misdirected_requests_are_refused() {
     let (ra, client) = (Identity::new("RA"), Identity::new("signer"));
     let csr = device_csr(Some("s3cret"));
-    let fail = |msg: &[u8], ra: &Identity| match parse_request(msg, ra, true) {
+    let fail = |msg: &[u8], ra: &Identity| match parse_request(msg, &ra.key, true) {
         Err(ScepError::Refused { fail, .. }) => fail,
         other => panic!("{other:?}"),
     };
@@ -170,7 +138,10 @@ fn forged_altered_and_misdirected_requests_are_refused() {
         )
         .unwrap(),
     ];
-    let forged = signed(&envelope, attrs, &client.cert, &|m| impostor.sign_sha256(m)).unwrap();
+    let forged = signed(&envelope, attrs, &client.cert, &|m| {
+        impostor.key.sign_sha256(m)
+    })
+    .unwrap();
     assert_eq!(fail(&forged, &ra), FailInfo::BadMessageCheck);
 
     // One content byte changed after signing: the messageDigest no longer matches.
@@ -189,7 +160,7 @@ fn forged_altered_and_misdirected_requests_are_refused() {
         .unwrap_or(altered.len() / 2);
     altered[at] ^= 1;
     assert!(matches!(
-        parse_request(&altered, &ra, true),
+        parse_request(&altered, &ra.key, true),
         Err(ScepError::Refused {
             fail: FailInfo::BadMessageCheck,
             ..
@@ -238,7 +209,7 @@ fn what_fails_inside_the_envelope_is_refused_alike() {
         .iter()
         .map(|env| {
             let msg = sign_envelope(&client, env, MessageType::PkcsReq);
-            parse_request(&msg, &ra, true).unwrap_err()
+            parse_request(&msg, &ra.key, true).unwrap_err()
         })
         .collect();
     for r in &refusals {
@@ -262,12 +233,12 @@ fn garbage_is_refused_without_a_panic() {
         b"not der at all",
         &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
     ] {
-        assert!(parse_request(body, &ra, true).is_err());
+        assert!(parse_request(body, &ra.key, true).is_err());
     }
     // A well-formed SignedData of no SCEP request (the GetCACert answer).
     let certs = reply::ca_certs(&ra.cert, &ra.cert).unwrap();
     assert!(matches!(
-        parse_request(&certs, &ra, true),
+        parse_request(&certs, &ra.key, true),
         Err(ScepError::Signer(_))
     ));
 }
@@ -285,11 +256,11 @@ fn a_cert_rep_answers_the_transaction_and_opens_to_the_certificate() {
         ContentCipher::DesEde3Cbc,
         MessageType::PkcsReq,
     );
-    let req = parse_request(&msg, &ra, false).unwrap();
+    let req = parse_request(&msg, &ra.key, false).unwrap();
     let issued = Identity::new("00040d112233").cert;
 
     let rep = cert_rep(
-        &ra,
+        &ra.key,
         &req.header,
         Outcome::Granted {
             cert: &issued,
@@ -307,7 +278,7 @@ fn a_cert_rep_answers_the_transaction_and_opens_to_the_certificate() {
         Some("0")
     );
     assert_eq!(read.printable_attribute(&oids::FAIL_INFO), None);
-    let (cipher, content) = read.open_data(&client, false).unwrap();
+    let (cipher, content) = read.open_data(&client.key, false).unwrap();
     assert_eq!(cipher, ContentCipher::DesEde3Cbc);
     let ci = cms::content_info::ContentInfo::from_der(&content).unwrap();
     let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
@@ -320,7 +291,7 @@ fn a_cert_rep_answers_the_transaction_and_opens_to_the_certificate() {
         other => panic!("{other:?}"),
     }
 
-    let rep = cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadCertId)).unwrap();
+    let rep = cert_rep(&ra.key, &req.header, Outcome::Failed(FailInfo::BadCertId)).unwrap();
     let read = read_header(&rep).unwrap();
     read.verify_signature().unwrap();
     assert_eq!(
@@ -346,8 +317,8 @@ fn a_pending_cert_rep_is_signed_answers_the_transaction_and_carries_nothing() {
         ContentCipher::Aes128Cbc,
         MessageType::PkcsReq,
     );
-    let req = parse_request(&msg, &ra, false).unwrap();
-    let rep = cert_rep(&ra, &req.header, Outcome::Pending).unwrap();
+    let req = parse_request(&msg, &ra.key, false).unwrap();
+    let rep = cert_rep(&ra.key, &req.header, Outcome::Pending).unwrap();
     let read = read_header(&rep).unwrap();
     read.verify_signature().unwrap();
     assert_eq!(read.header.message_type, MessageType::CertRep);
@@ -406,7 +377,10 @@ fn a_cert_poll_is_read_verified_and_opened_to_its_subject() {
         ContentCipher::Aes256Cbc,
         MessageType::CertPoll,
     );
-    let polled = read_header(&msg).unwrap().open_poll(&ra, false).unwrap();
+    let polled = read_header(&msg)
+        .unwrap()
+        .open_poll(&ra.key, false)
+        .unwrap();
     assert_eq!(polled.header.message_type, MessageType::CertPoll);
     assert_eq!(polled.header.transaction_id, "tx-42");
     assert_eq!(polled.cipher, ContentCipher::Aes256Cbc);
@@ -419,7 +393,7 @@ fn a_cert_poll_is_read_verified_and_opened_to_its_subject() {
         assert_eq!(r.fail, FailInfo::BadMessageCheck);
         assert_eq!(r.reason, request::UNREADABLE);
     };
-    unreadable(read_header(&msg).unwrap().open(&ra, false).unwrap_err());
+    unreadable(read_header(&msg).unwrap().open(&ra.key, false).unwrap_err());
     let pkcs_req = request(
         &client,
         &ra,
@@ -430,13 +404,13 @@ fn a_cert_poll_is_read_verified_and_opened_to_its_subject() {
     unreadable(
         read_header(&pkcs_req)
             .unwrap()
-            .open_poll(&ra, false)
+            .open_poll(&ra.key, false)
             .unwrap_err(),
     );
     // Encrypted to another RA: refused by recipient, as a request is.
     let elsewhere = read_header(&msg)
         .unwrap()
-        .open_poll(&Identity::new("other RA"), false)
+        .open_poll(&Identity::new("other RA").key, false)
         .unwrap_err();
     assert_eq!(elsewhere.1.fail, FailInfo::BadCertId);
 }
@@ -451,7 +425,7 @@ fn the_recipient_nonce_is_the_requests_sender_nonce_and_the_sender_nonce_is_fres
         ContentCipher::Aes256Cbc,
         MessageType::PkcsReq,
     );
-    let req = parse_request(&msg, &ra, false).unwrap();
+    let req = parse_request(&msg, &ra.key, false).unwrap();
     let nonces = |rep: &[u8]| {
         let ci = cms::content_info::ContentInfo::from_der(rep).unwrap();
         let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
@@ -474,9 +448,9 @@ fn the_recipient_nonce_is_the_requests_sender_nonce_and_the_sender_nonce_is_fres
         (get(oids::SENDER_NONCE), get(oids::RECIPIENT_NONCE))
     };
     let (s1, r1) =
-        nonces(&cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
+        nonces(&cert_rep(&ra.key, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
     let (s2, _) =
-        nonces(&cert_rep(&ra, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
+        nonces(&cert_rep(&ra.key, &req.header, Outcome::Failed(FailInfo::BadRequest)).unwrap());
     assert_eq!(r1, NONCE);
     assert_eq!(s1.len(), 16);
     assert_ne!(s1, s2);
@@ -564,10 +538,10 @@ mod hostile {
                     false => msg[i] = *byte,
                 }
             }
-            let _ = parse_request(&msg, ra, true);
+            let _ = parse_request(&msg, &ra.key, true);
             msg.truncate(cut.index(msg.len() + 1));
-            let _ = parse_request(&msg, ra, true);
-            let _ = parse_request(&noise, ra, true);
+            let _ = parse_request(&msg, &ra.key, true);
+            let _ = parse_request(&noise, &ra.key, true);
         }
     }
 }
