@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::csv_rows::{EMPTY_VALUE, FIXED};
+use super::csv_rows::{EMPTY_VALUE, FIXED, SECRET_NOT_EXPORTED};
 use crate::admin::{AdminState, ApiError, DeviceView, Principal, blocking};
 use crate::model::Device;
 use crate::settings::vocab;
@@ -57,32 +57,32 @@ pub async fn export(
 /// A parameter whose name makes it a secret (`admin.password`, `SIP_PASSWORD` set as a plain
 /// parameter) gets no parameter column: its value must not leave.
 ///
-/// Last, an empty `secret:NAME` column for every secret name a listed device has (its secrets
-/// and such parameters, the names a JSON export lists): an import reads an empty cell as the
-/// secret named without a value, which keeps a device's own and reports each device left
-/// without one. Without them a CSV moved to a new box said nothing of the secrets the devices
-/// had, where the JSON export's import listed them.
+/// Last, a `secret:NAME` column for every secret name a listed device has (its secrets and such
+/// parameters). A device's cell is [`SECRET_NOT_EXPORTED`] when it has that secret and empty
+/// when it has not, so the file names each device's secrets as a JSON export does: an import
+/// on a new box reports exactly the devices left without a secret they had, and not every
+/// device of a column.
 pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
     let params: BTreeSet<&String> = devices
         .iter()
         .flat_map(|d| d.params.keys())
         .filter(|name| !vocab::is_secret(name))
         .collect();
-    let secrets: BTreeSet<String> = devices
+    let secrets: BTreeSet<&String> = devices
         .iter()
         .flat_map(|d| {
             d.secrets
                 .keys()
                 .chain(d.params.keys().filter(|name| vocab::is_secret(name)))
         })
-        .map(|name| format!("secret:{name}"))
         .collect();
+    let secret_columns: Vec<String> = secrets.iter().map(|n| format!("secret:{n}")).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let header = FIXED
         .iter()
         .copied()
         .chain(params.iter().map(|p| p.as_str()))
-        .chain(secrets.iter().map(String::as_str));
+        .chain(secret_columns.iter().map(String::as_str));
     w.write_record(header)?;
     for d in devices {
         let mac = d.mac.to_string();
@@ -100,8 +100,12 @@ pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
             Some(v) if v.is_empty() => EMPTY_VALUE,
             Some(v) => v,
         });
-        let unvalued = secrets.iter().map(|_| "");
-        w.write_record(fixed.into_iter().chain(cells).chain(unvalued))?;
+        let withheld = secrets.iter().map(|name| {
+            let has = d.secrets.contains_key(*name)
+                || (vocab::is_secret(name) && d.params.contains_key(*name));
+            if has { SECRET_NOT_EXPORTED } else { "" }
+        });
+        w.write_record(fixed.into_iter().chain(cells).chain(withheld))?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -126,9 +130,10 @@ mod tests {
     }
 
     /// A CSV export had no `secret:` column, so importing it on a new box said nothing of the
-    /// secrets its devices had, where the JSON export's import listed them.
+    /// secrets its devices had, where the JSON export's import listed them; then its columns
+    /// were empty for every device, so the import said every device lacked every one of them.
     #[test]
-    fn each_secret_name_a_device_has_gets_an_empty_column() {
+    fn each_secret_name_gets_a_column_marked_for_the_devices_that_have_it() {
         let mut d = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x55]));
         d.secrets
             .insert("SIP_PASSWORD".into(), "pw-never-exported".into());
@@ -141,8 +146,8 @@ mod tests {
             text,
             "mac,model,serial,site,group,label,state,secret:ADMIN_PIN,secret:SIP_PASSWORD,\
              secret:admin.password\n\
-             001122334455,,,,,,active,,,\n\
-             001122334456,,,,,,active,,,\n"
+             001122334455,,,,,,active,,(not exported),(not exported)\n\
+             001122334456,,,,,,active,(not exported),,\n"
         );
     }
 }

@@ -194,6 +194,35 @@ fn a_csv_row_changes_only_its_columns_of_a_device_that_exists() {
     );
 }
 
+/// An export writes `(not exported)` for a secret a device has and leaves the cell empty for
+/// one it has not. Neither sets anything; only a marked cell names the secret, so only it is
+/// counted, and reported when the device lacks that secret.
+#[test]
+fn only_a_marked_secret_cell_names_the_secret() {
+    let (_dir, store) = store();
+    stored(&store, A);
+    let report = import(
+        &store,
+        Format::Csv,
+        b"mac,secret:SIP_PASSWORD,secret:ADMIN_PIN,secret:admin.password\n\
+          001122334455,(not exported),,(not exported)\n",
+    );
+    assert!(report.applied, "{:?}", report.errors);
+    let d = get(&store, A);
+    assert_eq!(d.secrets.len(), 1, "{:?}", d.secrets.keys());
+    assert_eq!(d.secrets["SIP_PASSWORD"], "kept");
+    assert_eq!(report.secrets_without_values, 2);
+    assert_eq!(report.devices_missing_secrets, 1);
+    assert_eq!(
+        report.secrets_missing,
+        vec![MissingSecrets {
+            line: 2,
+            mac: A,
+            names: vec!["admin.password".into()],
+        }]
+    );
+}
+
 #[test]
 fn a_json_element_changes_only_its_keys_of_a_device_that_exists() {
     let (_dir, store) = store();
