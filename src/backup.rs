@@ -146,7 +146,7 @@ pub fn build(store: &Store, config: &Config) -> Result<Vec<u8>, BackupError> {
         ".backup-{}",
         crate::phone::credentials::hex(&pki::random_bytes::<6>())
     ));
-    std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+    crate::fsutil::create_private_dir(&tmp).map_err(io(&tmp))?;
     let db_copy = tmp.join(DB);
     let result = (|| {
         store.snapshot_to(&db_copy)?;
@@ -227,7 +227,7 @@ fn tempdir_beside(parent: &Path) -> Result<PathBuf, BackupError> {
             .unwrap_or("edgeprov"),
         crate::phone::credentials::hex(&pki::random_bytes::<6>())
     ));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    crate::fsutil::create_private_dir(&dir).map_err(io(&dir))?;
     Ok(dir)
 }
 

@@ -44,7 +44,7 @@ fn hint(dir: &Path, source: &std::io::Error) -> String {
     }
 }
 
-/// Creates `dir` if missing and checks that this process may read and write it, its entries
+/// Creates `dir` if missing (mode 0700: [`crate::fsutil::create_private_dir`]) and checks that this process may read and write it, its entries
 /// and those of its `pki` directory (where the data directory keeps the keys).
 pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     let fail = |path: &Path, source| DataDirError {
@@ -52,7 +52,7 @@ pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
         dir: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    crate::fsutil::create_private_dir(dir).map_err(|e| fail(dir, e))?;
     check(dir, true).map_err(|e| fail(dir, e))?;
     for sub in [dir.to_path_buf(), dir.join("pki")] {
         let entries = match std::fs::read_dir(&sub) {

@@ -1,9 +1,25 @@
 //! Small file-system helpers shared by the modules that own files (PKI, admin token, listener
-//! file): every file edgeprov writes is written atomically.
+//! file, data directory): every file edgeprov writes is written atomically, and every
+//! directory it makes for its data is its user's alone.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// Creates `dir` with mode 0700 when it does not exist (its missing parents as the umask
+/// says: they are not edgeprov's). The data directory holds the database, whose pages carry
+/// every secret in clear: made under a umask of 022, as `edgeprov serve` run by hand is, it was
+/// open to every local user. A directory that exists is left as it is (the packaged unit's
+/// `StateDirectoryMode` makes /var/lib/edgeprov 0750 on purpose).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
 
 /// Writes a file atomically (temporary file, fsync, rename, fsync of the directory) with the
 /// given mode, so a crash leaves either the old file or the complete new one.
@@ -46,6 +62,23 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     const KEY: &[u8] = b"-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn a_private_dir_is_made_for_its_user_alone_and_one_that_exists_is_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b/edgeprov-data");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o750);
+        let file = root.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(
+            create_private_dir(&file).is_err(),
+            "a file is not a directory"
+        );
+    }
 
     #[test]
     fn a_leftover_symlink_does_not_receive_the_bytes() {

@@ -134,8 +134,8 @@ impl Store {
         path: &Path,
         report: impl FnMut(UpgradeProgress) -> ControlFlow<()>,
     ) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::fsutil::create_private_dir(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;

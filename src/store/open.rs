@@ -23,6 +23,7 @@
 //! while the file is open for writing, cleared when it is closed.
 
 use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use redb::{Database, DatabaseError, RepairSession};
@@ -47,6 +48,7 @@ pub(super) fn open(path: &Path, verify_every_page: bool) -> Result<Database, Sto
     builder.set_cache_size(CACHE_BYTES);
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_private(path)?;
             return builder.create(path).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 message: e.to_string(),
@@ -59,7 +61,7 @@ pub(super) fn open(path: &Path, verify_every_page: bool) -> Result<Database, Sto
             });
         }
         Ok(meta) if meta.len() == 0 => return Err(damaged(path, "the file is empty")),
-        Ok(_) => {}
+        Ok(meta) => keep_private(path, &meta),
     }
     let closed_cleanly = closed_cleanly(path)?;
     builder.set_check_integrity_on_open(verify_every_page);
@@ -99,6 +101,45 @@ pub(super) fn open(path: &Path, verify_every_page: bool) -> Result<Database, Sto
     })
 }
 
+/// The database holds every secret in clear (SIP passwords, PINs, HTTP credentials, uploads):
+/// it is made readable by its user alone, whatever the umask. redb makes a new database in a
+/// file of length zero, so the file is created first, with its mode, and redb fills it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// A database that others may read (made by an earlier edgeprov under a umask of 022) is made
+/// its user's alone. Only a warning when that fails (a file of another owner): the daemon can
+/// still run on it, and `data_dir`'s own checks say what is wrong with ownership.
+fn keep_private(path: &Path, meta: &std::fs::Metadata) {
+    let mode = meta.permissions().mode();
+    if mode & 0o077 == 0 {
+        return;
+    }
+    let private = std::fs::Permissions::from_mode(mode & 0o700);
+    match std::fs::set_permissions(path, private) {
+        Ok(()) => tracing::info!(
+            path = %path.display(),
+            was = format!("{:o}", mode & 0o777),
+            "database made readable by its owner only"
+        ),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            error = %e,
+            "database is readable by other users, and its mode cannot be changed"
+        ),
+    }
+}
+
 fn damaged(path: &Path, why: &str) -> StoreError {
     StoreError::Damaged {
         path: path.to_path_buf(),
@@ -119,5 +160,40 @@ fn closed_cleanly(path: &Path) -> Result<bool, StoreError> {
         Ok(()) => Ok(head[..MAGIC.len()] != MAGIC || head[MAGIC.len()] & RECOVERY_REQUIRED == 0),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
         Err(e) => Err(io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::store::Store;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_database_is_its_owners_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/edgeprov.redb");
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            mode(path.parent().unwrap()) & 0o077,
+            0,
+            "the data directory"
+        );
+    }
+
+    #[test]
+    fn a_database_others_may_read_is_made_its_owners_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edgeprov.redb");
+        drop(Store::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(store.count_devices().unwrap(), 0, "opened as before");
     }
 }
