@@ -248,11 +248,19 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
         let value = if cell == EMPTY_VALUE { "" } else { cell };
         match column {
             Column::Mac => {}
-            Column::Model => new.model = cell.into(),
-            Column::Serial => new.serial = cell.into(),
-            Column::Site => new.site = cell.into(),
-            Column::Group => new.group = cell.into(),
-            Column::Label => new.label = cell.into(),
+            // An empty cell keeps the field of a device that exists (a new one's is empty), as
+            // it keeps the state: a blank left in a spreadsheet took a device out of its site,
+            // and so out of its site's settings and its operators' reach. `""` empties it.
+            Column::Model if cell.is_empty() => gives.model = false,
+            Column::Serial if cell.is_empty() => gives.serial = false,
+            Column::Site if cell.is_empty() => gives.site = false,
+            Column::Group if cell.is_empty() => gives.group = false,
+            Column::Label if cell.is_empty() => gives.label = false,
+            Column::Model => new.model = value.into(),
+            Column::Serial => new.serial = value.into(),
+            Column::Site => new.site = value.into(),
+            Column::Group => new.group = value.into(),
+            Column::Label => new.label = value.into(),
             // An empty cell keeps the state of a device that exists; a new one is active.
             Column::State if cell.is_empty() => gives.state = false,
             Column::State => {

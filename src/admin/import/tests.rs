@@ -194,6 +194,38 @@ fn a_csv_row_changes_only_its_columns_of_a_device_that_exists() {
     );
 }
 
+/// A blank left in a spreadsheet's `site` cell took the device out of its site (its settings,
+/// its operators' reach): an empty cell of a fixed column keeps the field, `""` empties it.
+#[test]
+fn an_empty_fixed_cell_keeps_the_field_and_two_quotes_empty_it() {
+    let (_dir, store) = store();
+    stored(&store, A);
+    let mut b = Device::new(B);
+    b.model = "J179".into();
+    b.site = "hq".into();
+    b.label = "desk".into();
+    store.create_device(b).unwrap();
+    let report = import(
+        &store,
+        Format::Csv,
+        b"mac,model,serial,site,group,label\n\
+          001122334455,,,,,\n\
+          001122334456,J189,,\"\"\"\"\"\",,\"\"\"\"\"\"\n",
+    );
+    assert!(report.applied, "{:?}", report.errors);
+    let a = get(&store, A);
+    assert_eq!(
+        (a.model.as_str(), a.site.as_str(), a.label.as_str()),
+        ("J179", "hq", "desk")
+    );
+    assert_eq!((report.updated, report.unchanged), (1, 1));
+    let b = get(&store, B);
+    assert_eq!(
+        (b.model.as_str(), b.site.as_str(), b.label.as_str()),
+        ("J189", "", "")
+    );
+}
+
 /// An export writes `(not exported)` for a secret a device has and leaves the cell empty for
 /// one it has not. Neither sets anything; only a marked cell names the secret, so only it is
 /// counted, and reported when the device lacks that secret.
