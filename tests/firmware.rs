@@ -1257,6 +1257,201 @@ async fn cli_prefetch_list_policy_upload_scrub() {
     assert!(!out.contains("k.bin"), "{out}");
 }
 
+/// The release's cache state and the bytes of its partial file, as `GET /firmware` lists them.
+async fn cache_state(d: &Daemon, file: &str) -> (String, u64) {
+    let (status, list) = d.api("GET", "/firmware", None).await;
+    assert_eq!(status, 200, "{list}");
+    let r = list["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == file)
+        .unwrap_or_else(|| panic!("{file} in {list}"));
+    (
+        r["cache"].as_str().unwrap().to_string(),
+        r["partial_bytes"].as_u64().unwrap(),
+    )
+}
+
+/// `edgeprov firmware upload FILE --from PATH`: (success, stdout, stderr).
+fn cli_upload(d: &Daemon, file: &str, from: &std::path::Path) -> (bool, String, String) {
+    let o = d.cli(&["firmware", "upload", file, "--from", from.to_str().unwrap()]);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A daemon with one release of a 3 MB image known by size and SHA-256, nothing cached, and
+/// the image in a local file.
+fn daemon_with_release(file: &str, seed: u64) -> (Daemon, Vec<u8>, std::path::PathBuf) {
+    let img = image(3_000_000, seed);
+    let d = Daemon::start_with(&format!(
+        "[[firmware.release]]\nmodels = [\"J179\"]\nversion = \"1\"\nfile = \"{file}\"\n\
+         sha256 = \"{}\"\nsize = {}\n",
+        sha256_hex(&img),
+        img.len()
+    ));
+    let path = d.dir.path().join("fw.bin");
+    std::fs::write(&path, &img).unwrap();
+    (d, img, path)
+}
+
+/// Uploading the wrong file used to send it: its 100 bytes stayed as a partial upload, the
+/// command said "the whole file was sent but its SHA-256 does not match" (it was the wrong
+/// size), and the next upload of the right file resumed after those bytes and failed with a
+/// major checksum alarm. The CLI now checks the file against the catalogue first: the wrong
+/// size, and then the wrong digest, are refused naming both values, nothing is sent, nothing is
+/// kept, and the right file uploads at its first try without an alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_the_image_is_refused_before_anything_is_sent() {
+    let (d, img, path) = daemon_with_release("fw.bin", 51);
+    let sha = sha256_hex(&img);
+    let wrong = d.dir.path().join("wrong100.bin");
+    std::fs::write(&wrong, &img[..100]).unwrap();
+
+    let (success, _, err) = cli_upload(&d, "fw.bin", &wrong);
+    assert!(!success);
+    assert!(
+        err.contains("wrong100.bin is 100 bytes")
+            && err.contains("is 3000000 bytes")
+            && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+
+    // The right size, the wrong bytes: refused by digest, both digests named.
+    let mut same_size = img.clone();
+    same_size[1_000_000] ^= 1;
+    let other = d.dir.path().join("same-size.bin");
+    std::fs::write(&other, &same_size).unwrap();
+    let (success, _, err) = cli_upload(&d, "fw.bin", &other);
+    assert!(!success);
+    assert!(
+        err.contains(&format!("has SHA-256 {}", sha256_hex(&same_size)))
+            && err.contains(&format!("has SHA-256 {sha}"))
+            && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+
+    let (success, out, err) = cli_upload(&d, "fw.bin", &path);
+    assert!(success, "{err}");
+    assert_eq!(out, "uploaded fw.bin: 3000000 bytes, verified\n");
+    assert_eq!(cache_state(&d, "fw.bin").await, ("cached".into(), 0));
+    assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
+}
+
+/// A partial upload whose bytes are not the image's start (an API client's wrong file) used to
+/// be resumed by the next upload of the right file, which then failed with a major checksum
+/// alarm, and the upload was left to the operator to run again. Now a resumed upload that does
+/// not verify drops the stored bytes and says to send the whole file from offset 0 (no alarm:
+/// the stored bytes may be what was wrong), offset 0 starts afresh over a partial file, and
+/// the CLI, which knows its file is the image, sends it whole again once, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_upload_that_is_not_the_image_is_sent_again_whole() {
+    let (d, img, path) = daemon_with_release("fw.bin", 52);
+    let junk = image(100, 53);
+
+    // Over the raw API: the resumed whole is refused, and nothing of it is kept.
+    assert_eq!(put_image(&d, "fw.bin", 0, &junk).await.0, 202);
+    let (status, v) = put_image(&d, "fw.bin", 100, &img[100..]).await;
+    assert_eq!(status, 400, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("the 100 bytes stored before this request")
+            && error.contains("send the whole file again from ?offset=0"),
+        "{error}"
+    );
+    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+    assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
+    // Offset 0 over a partial file starts afresh instead of being refused.
+    assert_eq!(put_image(&d, "fw.bin", 0, &junk).await.0, 202);
+    let (status, v) = put_image(&d, "fw.bin", 0, &img).await;
+    assert_eq!((status, v["complete"].as_bool()), (201, Some(true)), "{v}");
+
+    // Through the CLI: the image dropped, and a wrong partial file stored again.
+    let (status, v) = d.api("DELETE", "/firmware/images/fw.bin", None).await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(put_image(&d, "fw.bin", 0, &junk).await.0, 202);
+    assert_eq!(cache_state(&d, "fw.bin").await, ("partial".into(), 100));
+    let (success, out, err) = cli_upload(&d, "fw.bin", &path);
+    assert!(success, "{err}");
+    assert!(
+        err.contains("the 100 bytes stored of fw.bin before this upload were not the start of")
+            && err.contains("the whole file is sent again"),
+        "{err}"
+    );
+    assert_eq!(out, "uploaded fw.bin: 3000000 bytes, verified\n");
+    assert_eq!(cache_state(&d, "fw.bin").await, ("cached".into(), 0));
+    let g = download(d.http.unwrap(), None, "GET", "/fw.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha256_hex(&img)));
+    assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
+}
+
+/// An upload to an image already cached used to answer 201 "complete" without reading its
+/// body, the CLI printing `uploaded FW: 100 bytes, verified` for 100 bytes of junk and the
+/// audit log `uploaded: 3000000 bytes, SHA-256 … verified and cached`. Now the API answers 200
+/// `already_cached` and audits that the body was not read; the CLI refuses the junk (nothing
+/// sent) and says of the right file that the image is already cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_a_cached_image_does_not_claim_its_body_verified() {
+    let (d, img, path) = daemon_with_release("fw.bin", 54);
+    let sha = sha256_hex(&img);
+    assert_eq!(put_image(&d, "fw.bin", 0, &img).await.0, 201);
+    let junk = image(100, 55);
+
+    let (status, v) = put_image(&d, "fw.bin", 0, &junk).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v,
+        json!({"file": "fw.bin", "complete": true, "already_cached": true, "size": 3_000_000})
+    );
+    let (_, audit) = d
+        .api(
+            "GET",
+            "/audit?resource=/api/v1/firmware/images/fw.bin",
+            None,
+        )
+        .await;
+    let e = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == 200)
+        .unwrap_or_else(|| panic!("an entry for the answer 200 in {audit}"));
+    assert_eq!(
+        e["summary"],
+        format!(
+            "firmware image fw.bin was already cached (3000000 bytes, SHA-256 {sha} verified \
+             when it was cached): the upload's body was not read"
+        ),
+        "{e}"
+    );
+    // The cached image is untouched.
+    let g = download(d.http.unwrap(), None, "GET", "/fw.bin", &[]).await;
+    assert_eq!((g.status, g.sha), (200, sha.clone()));
+
+    let junk_file = d.dir.path().join("junk.bin");
+    std::fs::write(&junk_file, &junk).unwrap();
+    let (success, out, err) = cli_upload(&d, "fw.bin", &junk_file);
+    assert!(!success, "{out}");
+    assert!(
+        err.contains("junk.bin is 100 bytes") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    let (success, out, err) = cli_upload(&d, "fw.bin", &path);
+    assert!(success, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "fw.bin is already cached: {} is its image (SHA-256 {sha}); nothing was sent\n",
+            path.display()
+        )
+    );
+}
+
 fn files_under(d: &Daemon, dir: &str) -> Vec<String> {
     std::fs::read_dir(d.data_dir().join("firmware").join(dir))
         .unwrap()

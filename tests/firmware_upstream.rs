@@ -6,7 +6,7 @@ mod common;
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use common::upstream::{Upstream, image, sha256_hex};
+use common::upstream::{Mode, Upstream, image, sha256_hex};
 use common::*;
 
 const FILE: &str = "FW_S_J179_R4_1_3_0_6.bin";
@@ -55,4 +55,85 @@ async fn a_host_whose_ipv6_address_does_not_answer_is_fetched_over_ipv4() {
         !alarms.to_string().contains("firmware_upstream_unreachable"),
         "{alarms}"
     );
+}
+
+/// The unreachable alarms of this daemon, by source.
+async fn unreachable_sources(d: &Daemon) -> Vec<String> {
+    let (status, alarms) = d
+        .api("GET", "/alarms?kind=firmware_upstream_unreachable", None)
+        .await;
+    assert_eq!(status, 200, "{alarms}");
+    let mut sources: Vec<String> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["source"].as_str().unwrap().to_string())
+        .collect();
+    sources.sort();
+    sources
+}
+
+/// `firmware_upstream_unreachable` used to stay raised after the operator, the upstream being
+/// down, uploaded the image by hand: phones were served it, and the alarm still sent someone to
+/// fix an upstream it no longer depended on. Caching the image now clears the alarm of every
+/// release naming it, by upload or by a later fetch, and only theirs: another image's upstream
+/// still down keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_the_image_clears_its_upstream_unreachable_alarm() {
+    let up = Upstream::start(image(300_000, 61)).await;
+    let other = Upstream::start(image(200_000, 62)).await;
+    up.set_default(Mode::Error);
+    other.set_default(Mode::Error);
+    let release = |file: &str, models: &str, up: &Upstream| {
+        format!(
+            "[[firmware.release]]\nmodels = [\"{models}\"]\nversion = \"1\"\nfile = \"{file}\"\n\
+             urls = [\"{}\"]\nsha256 = \"{}\"\nsize = {}\n",
+            up.url(file),
+            sha256_hex(&up.image),
+            up.image.len()
+        )
+    };
+    let d = Daemon::start_with(&format!(
+        "{}{}",
+        release(FILE, "J179", &up),
+        release("other.bin", "K175", &other)
+    ));
+    for file in [FILE, "other.bin"] {
+        let got = send_plain(d.http.unwrap(), get(&format!("/{file}"), J179_UA))
+            .await
+            .unwrap();
+        assert_eq!(got.status, 503, "{file}: {}", got.text());
+    }
+    let (mine, others) = (up.url(FILE), other.url("other.bin"));
+    let mut both = vec![mine.clone(), others.clone()];
+    both.sort();
+    assert_eq!(unreachable_sources(&d).await, both);
+
+    // The operator uploads the image by hand.
+    let path = d.dir.path().join("fw.bin");
+    std::fs::write(&path, up.image.as_slice()).unwrap();
+    let o = d.cli(&["firmware", "upload", FILE, "--from", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(unreachable_sources(&d).await, vec![others.clone()]);
+    let got = send_plain(d.http.unwrap(), get(&format!("/{FILE}"), J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200, "{}", got.text());
+
+    // The other upstream comes back: an operator's change asks it again, and its fetch
+    // clears its alarm too.
+    other.set_default(Mode::Normal);
+    let (status, v) = d
+        .api(
+            "PUT",
+            "/firmware/policies/global",
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let got = send_plain(d.http.unwrap(), get("/other.bin", J179_UA))
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(unreachable_sources(&d).await, Vec::<String>::new());
 }

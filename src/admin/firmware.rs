@@ -228,9 +228,12 @@ pub struct UploadQuery {
     offset: u64,
 }
 
-/// `PUT /firmware/images/{file}?offset=N`: streams the body into the cache. 201 when the image
-/// is complete and verified, 202 with the offset to continue from otherwise. The audit entry
-/// names the release, where the upload started and what it left.
+/// `PUT /firmware/images/{file}?offset=N`: streams the body into the cache (offset 0 starts
+/// afresh, dropping any partial file). 201 when the image is complete and verified, 202 with
+/// the offset to continue from otherwise; 200 with `already_cached` when the image was cached
+/// before: the body is not read then, and neither the answer nor the audit entry says it was
+/// uploaded or verified. The audit entry names the release, where the upload started and what
+/// it left.
 pub async fn upload(
     State(st): State<AdminState>,
     Path(file): Path<String>,
@@ -253,6 +256,16 @@ pub async fn upload(
                 release.file, release.sha256
             ),
         )),
+        Ok(UploadOutcome::AlreadyCached { size }) => Ok(audited(
+            StatusCode::OK,
+            serde_json::json!({"file": release.file, "complete": true, "already_cached": true,
+                "size": size}),
+            format!(
+                "firmware image {} was already cached ({size} bytes, SHA-256 {} verified when \
+                 it was cached): the upload's body was not read",
+                release.file, release.sha256
+            ),
+        )),
         Ok(UploadOutcome::Partial { offset }) => Ok(audited(
             StatusCode::ACCEPTED,
             serde_json::json!({"file": release.file, "complete": false, "offset": offset}),
@@ -264,9 +277,11 @@ pub async fn upload(
         Err(e @ (UploadError::Offset { .. } | UploadError::Busy)) => {
             Err(ApiError::Conflict(e.to_string()))
         }
-        Err(e @ (UploadError::Mismatch(_) | UploadError::Body(_))) => {
-            Err(ApiError::BadRequest(e.to_string()))
-        }
+        Err(
+            e @ (UploadError::Mismatch(_)
+            | UploadError::ResumedMismatch { .. }
+            | UploadError::Body(_)),
+        ) => Err(ApiError::BadRequest(e.to_string())),
         Err(e @ UploadError::Fetch(FetchError::Removed(_))) => {
             Err(ApiError::NotFound(e.to_string()))
         }

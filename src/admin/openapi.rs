@@ -369,9 +369,9 @@ pub const ROUTES: &[Route] = &[
     q(
         "put",
         "/firmware/images/{file}",
-        "Upload an image (resumable by offset, hash checked)",
+        "Upload an image (resumable by offset, hash checked; 200 when it was already cached)",
         &["offset"],
-    ).answers(&[201, 202]),
+    ).answers(&[200, 201, 202]),
     r("delete", "/firmware/images/{file}", "Delete a cached image").answers(&[204]),
     r(
         "post",

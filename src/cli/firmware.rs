@@ -1,6 +1,5 @@
 //! `edgeprov firmware list|add|rm|upload|prefetch|policy|scrub`.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +10,6 @@ use serde_json::{Value, json};
 use super::client::{ApiClient, encode};
 use super::progress::Progress;
 use super::{Output, UsageError, table};
-
-/// Bytes per upload request: each is one resumable step, and memory stays at one chunk.
-const UPLOAD_CHUNK: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum FirmwareCmd {
@@ -50,6 +46,8 @@ pub enum FirmwareCmd {
         confirm: super::confirm::Confirm,
     },
     /// Upload an image for a release in the catalogue; resumes where a broken upload stopped.
+    /// The file is checked first (size and SHA-256 against the catalogue's): one that is not
+    /// the release's image is refused, and nothing is sent.
     Upload {
         /// The release's file name in the catalogue.
         file: String,
@@ -158,7 +156,9 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
                 println!("removed {file}");
             }
         }
-        FirmwareCmd::Upload { file, from } => upload(api, &file, &from, out).await?,
+        FirmwareCmd::Upload { file, from } => {
+            super::firmware_upload::upload(api, &file, &from, out).await?
+        }
         FirmwareCmd::Prefetch => prefetch(api, out).await?,
         FirmwareCmd::Policy { scope, set } => {
             let Some(scope) = scope else {
@@ -213,66 +213,6 @@ pub async fn run(cmd: FirmwareCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn upload(api: &ApiClient, file: &str, from: &PathBuf, out: Output) -> Result<()> {
-    let list = api.get("/firmware").await?;
-    let mut offset = list["releases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| {
-            r["file"]
-                .as_str()
-                .is_some_and(|f| f.eq_ignore_ascii_case(file))
-        })
-        .with_context(|| format!("{file} is not in the catalogue (add it first)"))?["partial_bytes"]
-        .as_u64()
-        .unwrap_or(0);
-    let cannot_read = || format!("cannot read {}", from.display());
-    let mut f = std::fs::File::open(from).with_context(cannot_read)?;
-    let meta = f.metadata().with_context(cannot_read)?;
-    if !meta.is_file() {
-        bail!("cannot read {}: not a file", from.display());
-    }
-    let total = meta.len();
-    if offset > total {
-        offset = 0;
-    }
-    f.seek(SeekFrom::Start(offset)).with_context(cannot_read)?;
-    let progress = Progress::new(&format!("uploading {file}"), total);
-    progress.set(offset);
-    let mut buf = vec![0u8; UPLOAD_CHUNK];
-    loop {
-        let mut n = 0;
-        while n < buf.len() {
-            let r = f.read(&mut buf[n..]).with_context(cannot_read)?;
-            if r == 0 {
-                break;
-            }
-            n += r;
-        }
-        let v = api
-            .put_bytes(
-                &format!("/firmware/images/{}?offset={offset}", encode(file)),
-                buf[..n].to_vec(),
-            )
-            .await?;
-        if v["complete"].as_bool() == Some(true) {
-            progress.set(total);
-            progress.finish();
-            if out.json {
-                return out.print_json(&v);
-            }
-            println!("uploaded {file}: {total} bytes, verified");
-            return Ok(());
-        }
-        offset = v["offset"].as_u64().unwrap_or(offset + n as u64);
-        progress.set(offset);
-        if n == 0 {
-            bail!("the whole file was sent but its SHA-256 does not match the catalogue");
-        }
-    }
 }
 
 async fn prefetch(api: &ApiClient, out: Output) -> Result<()> {

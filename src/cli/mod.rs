@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod file;
 pub mod filter;
 pub mod firmware;
+pub mod firmware_upload;
 pub mod job;
 pub mod new_password;
 pub mod page;

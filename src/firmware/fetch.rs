@@ -218,6 +218,7 @@ impl Firmware {
                         .map_err(|e| FetchError::Io(e.to_string()))?
                         .map_err(|e| self.io_error(rel, &e))?;
                         tracing::info!(file = %rel.file, url = %shown, size, "firmware image cached");
+                        self.image_cached(&rel.sha256).await;
                         return Ok(());
                     }
                     Err(Attempt::Broken(why)) => {
@@ -259,7 +260,7 @@ impl Firmware {
             let why = unreachable.join("; ");
             self.recorder.alarm(
                 AlarmKind::FirmwareUpstreamUnreachable,
-                rel.masked().urls.join(" "),
+                rel.unreachable_alarm_source(),
                 format!("{}: {why}", rel.file),
             );
             last = FetchError::Unreachable(why);

@@ -81,6 +81,14 @@ impl Release {
             ..self.clone()
         }
     }
+
+    /// The source of this release's `firmware_upstream_unreachable` alarm: its URLs masked,
+    /// space-separated. Made here alone, so that the fetch that raises the alarm and the
+    /// caching of the image that clears it ([`super::Firmware::image_cached`]) name the same
+    /// one.
+    pub fn unreachable_alarm_source(&self) -> String {
+        self.masked().urls.join(" ")
+    }
 }
 
 #[cfg(test)]

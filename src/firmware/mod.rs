@@ -343,6 +343,48 @@ impl Firmware {
         }
     }
 
+    /// Clears the `firmware_upstream_unreachable` alarm of every release naming `sha` once its
+    /// image is cached, fetched after all or uploaded by an operator because the upstream could
+    /// not be reached: phones are served the image, so nothing is left to do about that
+    /// upstream for it, and an alarm still raised would send an operator to fix what no longer
+    /// matters. Raises still queued are committed first, or one could outlive the clearing. A
+    /// failure to clear is logged: the image is cached all the same.
+    pub(super) async fn image_cached(self: &Arc<Self>, sha: &str) {
+        self.recorder.flush().await;
+        let (this, sha) = (self.clone(), sha.to_string());
+        let cleared = tokio::task::spawn_blocking(move || {
+            let sources: BTreeSet<String> = this
+                .catalogue()
+                .releases
+                .iter()
+                .filter(|r| r.sha256 == sha && !r.urls.is_empty())
+                .map(Release::unreachable_alarm_source)
+                .collect();
+            let mut cleared = Vec::new();
+            for source in sources {
+                if this
+                    .store
+                    .clear_alarm(AlarmKind::FirmwareUpstreamUnreachable, &source)?
+                    .is_some()
+                {
+                    cleared.push(source);
+                }
+            }
+            Ok::<_, StoreError>(cleared)
+        })
+        .await;
+        match cleared {
+            Ok(Ok(sources)) => {
+                for source in sources {
+                    tracing::info!(kind = "firmware_upstream_unreachable", %source,
+                        "firmware alarm cleared: the image is cached");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "clearing a firmware alarm failed"),
+            Err(e) => tracing::error!(error = %e, "clearing a firmware alarm failed"),
+        }
+    }
+
     /// Images a policy points at for some site and model in the inventory or catalogue.
     /// Blocking (reads the inventory's models).
     pub fn pinned(&self) -> BTreeSet<String> {

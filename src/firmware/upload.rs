@@ -1,6 +1,8 @@
 //! An operator's upload of an image (a site without internet access, a vendor portal behind a
 //! login): streamed to the same `.part` file a fetch uses, resumable by offset, published only
-//! when size and SHA-256 match.
+//! when size and SHA-256 match. Offset 0 starts afresh: whatever a `.part` file held (an
+//! earlier upload of another file, a broken fetch) is dropped, so an uploader that knows its
+//! file is the image never has to build on bytes it cannot check.
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -21,18 +23,35 @@ use crate::model::AlarmKind;
 pub enum UploadOutcome {
     /// Verified and cached.
     Complete { size: u64 },
+    /// The image was cached already (verified when it was): the body was not read, so nothing
+    /// of it was checked or kept. Said apart from [`UploadOutcome::Complete`], which would
+    /// claim bytes verified that nobody looked at.
+    AlreadyCached { size: u64 },
     /// Stored so far; continue with `?offset=` this value.
     Partial { offset: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("offset {given} does not continue the upload: {expected} bytes are stored")]
+    #[error(
+        "offset {given} does not continue the upload: {expected} bytes are stored; continue \
+         with ?offset={expected}, or start again with ?offset=0"
+    )]
     Offset { given: u64, expected: u64 },
     #[error("a download of this image is in progress; try again when it ends")]
     Busy,
-    #[error("checksum mismatch: {0}")]
+    #[error("checksum mismatch: {0}; nothing of the upload was kept")]
     Mismatch(String),
+    /// A resumed upload whose whole is not the image. What was stored before this request may
+    /// be what is wrong (bytes of another file, a tail a power cut left zeroed), and the
+    /// uploader cannot tell: the `.part` file is dropped and no alarm is raised yet, as for a
+    /// fetch's stale resume; an upload of the whole file from offset 0 that fails raises it.
+    #[error(
+        "checksum mismatch: {why}, made of the {stored} bytes stored before this request and the \
+         {sent} it sent; the stored bytes may be what was wrong, so all were discarded: send \
+         the whole file again from ?offset=0"
+    )]
+    ResumedMismatch { why: String, stored: u64, sent: u64 },
     #[error("upload interrupted: {0}")]
     Body(String),
     #[error(transparent)]
@@ -53,7 +72,7 @@ impl Firmware {
         let (tx, cancel, mine) = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, size)) = self.cache.lookup(&rel.sha256) {
-                return Ok(UploadOutcome::Complete { size });
+                return Ok(UploadOutcome::AlreadyCached { size });
             }
             if live_flight(&flights, &rel.sha256).is_some() {
                 return Err(UploadError::Busy);
@@ -80,7 +99,7 @@ impl Firmware {
             }
         }
         let _ = tx.send(Some(match &result {
-            Ok(UploadOutcome::Complete { .. }) => Ok(()),
+            Ok(UploadOutcome::Complete { .. } | UploadOutcome::AlreadyCached { .. }) => Ok(()),
             Ok(UploadOutcome::Partial { .. }) => Err(FetchError::Io("upload incomplete".into())),
             Err(UploadError::Fetch(e)) => Err(e.clone()),
             Err(e) => Err(FetchError::Io(e.to_string())),
@@ -109,6 +128,12 @@ impl Firmware {
             .await
             .map_err(io)?;
         let mut have = file.metadata().await.map_err(io)?.len();
+        if offset == 0 && have > 0 {
+            file.set_len(0).await.map_err(io)?;
+            tracing::info!(file = %rel.file, dropped = have,
+                "firmware upload from offset 0: the partial file was dropped");
+            have = 0;
+        }
         if offset != have {
             return Err(UploadError::Offset {
                 given: offset,
@@ -152,9 +177,12 @@ impl Firmware {
                 drop(file);
                 let _ = tokio::fs::remove_file(&part).await;
                 return Err(match rel.size {
-                    Some(size) => {
-                        self.mismatch(rel, format!("more than the {size} bytes expected"))
-                    }
+                    Some(size) => self.mismatch(
+                        rel,
+                        format!("more than the {size} bytes expected"),
+                        offset,
+                        have,
+                    ),
                     None => UploadError::Fetch(self.too_large(rel, "the upload")),
                 });
             }
@@ -177,7 +205,8 @@ impl Firmware {
                 return Ok(UploadOutcome::Partial { offset: have });
             }
             let _ = tokio::fs::remove_file(&part).await;
-            return Err(self.mismatch(rel, format!("got SHA-256 {got}, expected {}", rel.sha256)));
+            let why = format!("got SHA-256 {got}, expected {}", rel.sha256);
+            return Err(self.mismatch(rel, why, offset, have));
         }
         if cancel.is_set() {
             return Err(FetchError::Removed(rel.file.clone()).into());
@@ -188,10 +217,21 @@ impl Firmware {
             .await
             .map_err(|e| UploadError::Body(e.to_string()))?
             .map_err(io)?;
+        self.image_cached(&rel.sha256).await;
         Ok(UploadOutcome::Complete { size: have })
     }
 
-    fn mismatch(&self, rel: &Release, why: String) -> UploadError {
+    /// Bytes that are not the image, already discarded: alarmed when the upload started at
+    /// offset 0, said as a stale resume otherwise ([`UploadError::ResumedMismatch`]). `have`
+    /// counts every byte received, the ones stored before `offset` included.
+    fn mismatch(&self, rel: &Release, why: String, offset: u64, have: u64) -> UploadError {
+        if offset > 0 {
+            return UploadError::ResumedMismatch {
+                why,
+                stored: offset,
+                sent: have - offset,
+            };
+        }
         self.recorder.alarm(
             AlarmKind::FirmwareChecksumMismatch,
             "admin upload",
