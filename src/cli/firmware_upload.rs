@@ -55,7 +55,7 @@ pub async fn upload(api: &ApiClient, file: &str, from: &Path, out: Output) -> Re
     let failed_resume = |why: &str| {
         eprintln!(
             "the {offset} bytes stored of {file} before this upload were not the start of {}, \
-             which is the image ({why}): they were discarded and the whole file is sent again",
+             which is the image: they were discarded and the whole file is sent again ({why})",
             from.display()
         )
     };
