@@ -197,9 +197,6 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
         ("sites", "get", "/sites") => {
             sites("/sites".into(), None, Outside::Filtered("/sites".into()))
         }
-        ("sites", "post", "/devices/{mac}/certificate") => {
-            sites(on(MINE, "mine"), None, refused(on(THEIRS, "theirs"), None))
-        }
         // Whether MINE has a certificate to revoke depends on the order the cases run in; the
         // revocation itself is tested in tests/certificate_revocation.rs.
         ("sites", "post", "/devices/{mac}/certificates/revoke") => Case {
@@ -212,16 +209,8 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
             None,
             refused("/scep/pending?site=theirs".into(), None),
         ),
-        ("sites", "post", "/scep/pending/approve") => sites(
-            "/scep/pending/approve".into(),
-            Some(json!({"site": "mine"})),
-            refused(
-                "/scep/pending/approve".into(),
-                Some(json!({"site": "theirs"})),
-            ),
-        ),
-        // Nothing is held for MINE (404); the approval itself is tested in tests/scep.rs.
-        ("sites", "post", "/scep/pending/{mac}/approve" | "/scep/pending/{mac}/reject") => Case {
+        // Nothing is held for MINE (404); the rejection itself is tested in tests/scep.rs.
+        ("sites", "post", "/scep/pending/{mac}/reject") => Case {
             admin: (on(MINE, "mine"), None),
             admin_ok: past_the_guard,
             outside: refused(on(THEIRS, "theirs"), None),
@@ -260,6 +249,13 @@ fn case(method: &str, path: &str, access: &str) -> Option<Case> {
                     success,
                 ),
                 ("delete", "/sites/{site}") => ("/sites/spare-site".into(), None, success),
+                // A device of the operator's own site: still refused (it would prove the device).
+                ("post", "/devices/{mac}/certificate") => (on(MINE, "mine"), None, success),
+                ("post", "/scep/pending/approve") => (
+                    "/scep/pending/approve".into(),
+                    Some(json!({"site": "mine"})),
+                    success,
+                ),
                 ("post", "/tokens") => (
                     "/tokens".into(),
                     Some(json!({"user": "bob", "role": "operator", "sites": ["mine"]})),

@@ -1273,7 +1273,8 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     let out = d.cli(&["pki", "reject", "--mac", B]);
     assert!(out.status.success(), "{out:?}");
 
-    // An operator of the branch sees and decides its requests only.
+    // An operator of the branch sees its requests only (an approval is the administrator's:
+    // tested below).
     let (status, made) = d
         .api(
             "POST",
@@ -1342,6 +1343,69 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
     let (_, status, fail) =
         pki_operation(&d, phones[2].cert_poll(&ra, &format!("tx-{C}"), C)).await;
     assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("4")));
+}
+
+/// An operator who holds the challenge (it is in every phone of the site, and `approval =
+/// "operator"` is for where it cannot be kept close) sent a request for a device of its site
+/// with its own key, approved it, and got a certificate proving the device: its whole file,
+/// secrets included. An approval is the administrator's; the operator still sees and rejects
+/// its sites' requests.
+#[tokio::test]
+async fn an_operator_may_reject_but_not_approve_an_enrolment() {
+    let (d, _secrets) = daemon_with("approval = \"operator\"\n");
+    d.add_device(json!({"mac": A, "model": "J179", "site": "hq"}))
+        .await;
+    let (status, made) = d
+        .api(
+            "POST",
+            "/tokens",
+            Some(json!({"user": "olivia", "role": "operator", "sites": ["hq"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let olivia = made["token"].as_str().unwrap();
+    let ra = ra_cert(&d).await;
+    let own = TestClient::new();
+    let (_, status, _) = pki_operation(&d, own.pkcs_req(&ra, "tx-olivia", A)).await;
+    assert_eq!(status, PENDING);
+    let (status, seen) = d
+        .api_with_token("GET", "/scep/pending?site=hq", None, Some(olivia))
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    let key = seen[0]["key_sha256"].as_str().unwrap().to_string();
+
+    for (path, body) in [
+        (
+            format!("/scep/pending/{A}/approve"),
+            json!({"key_sha256": key}),
+        ),
+        ("/scep/pending/approve".to_string(), json!({"site": "hq"})),
+    ] {
+        let (status, v) = d
+            .api_with_token("POST", &path, Some(body), Some(olivia))
+            .await;
+        assert_eq!(status, 403, "{path}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(
+            error.contains("administrator") && error.contains("secrets"),
+            "{path}: {error}"
+        );
+    }
+    assert!(certificates_of(&d, A).await.is_empty(), "nothing issued");
+    let (_, status, _) = pki_operation(&d, own.cert_poll(&ra, "tx-olivia", A)).await;
+    assert_eq!(status, PENDING, "no certificate for the operator's key");
+
+    let (status, v) = d
+        .api_with_token(
+            "POST",
+            &format!("/scep/pending/{A}/reject"),
+            None,
+            Some(olivia),
+        )
+        .await;
+    assert_eq!((status, &v["status"]), (200, &json!("rejected")), "{v}");
+    let (_, status, fail) = pki_operation(&d, own.cert_poll(&ra, "tx-olivia", A)).await;
+    assert_eq!((status.as_str(), fail.as_deref()), (FAILURE, Some("2")));
 }
 
 /// The default (`approval = "challenge"`) is unchanged: the request is granted at once and

@@ -87,13 +87,22 @@ impl Principal {
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
+        self.require_admin_because(None)
+    }
+
+    /// As [`Principal::require_admin`], saying `why` when the route gives a reason: an operator
+    /// refused something about a device of its own site learns what it would have given out.
+    pub fn require_admin_because(&self, why: Option<&str>) -> Result<(), ApiError> {
+        match (self.is_admin(), why) {
+            (true, _) => Ok(()),
+            (false, None) => Err(ApiError::Forbidden(format!(
                 "{} is an operator; this needs an administrator",
                 self.user
-            )))
+            ))),
+            (false, Some(why)) => Err(ApiError::Forbidden(format!(
+                "{} is an operator; this needs an administrator: {why}",
+                self.user
+            ))),
         }
     }
 }
@@ -132,8 +141,9 @@ fn bearer(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The route's declared access, found by the path pattern axum matched.
-fn access(req: &Request) -> Access {
+/// The route's declared access, and why when it is the administrator's for a reason, found by
+/// the path pattern axum matched. A route the table lacks is the administrator's.
+fn access(req: &Request) -> (Access, Option<&'static str>) {
     let pattern = req
         .extensions()
         .get::<MatchedPath>()
@@ -143,7 +153,7 @@ fn access(req: &Request) -> Access {
     ROUTES
         .iter()
         .find(|r| r.path == pattern && r.method == method)
-        .map_or(Access::Admin, |r| r.access)
+        .map_or((Access::Admin, None), |r| (r.access, r.admin_because))
 }
 
 pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -> Response {
@@ -219,7 +229,8 @@ pub async fn guard(State(st): State<AdminState>, mut req: Request, next: Next) -
         return resp;
     };
     let who = Who(principal.user.clone());
-    let mut resp = match (access(&req), principal.require_admin()) {
+    let (access, why) = access(&req);
+    let mut resp = match (access, principal.require_admin_because(why)) {
         (Access::Admin, Err(refused)) => refused.into_response(),
         _ => {
             req.extensions_mut().insert(principal);

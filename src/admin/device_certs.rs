@@ -1,6 +1,10 @@
 //! Device certificates: issue one for an inventory device (softphones, tests, simulators), list
 //! those the box issued to a device, and revoke them. A revocation applies from the next
 //! handshake on and is listed in `/ca.crl`; see docs/certificates.md.
+//!
+//! Issuing is the administrator's (the guard refuses operators, saying why): the answer holds
+//! the private key, and whoever holds it is served everything the device is, secrets included,
+//! until the certificate expires. Listing and revoking give out nothing and stay the site's.
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
@@ -48,6 +52,7 @@ struct IssueRequest {
 }
 
 /// Issues a client certificate for an inventory device, and records it so it can be revoked.
+/// Only an administrator reaches it; [`super::devices::scoped`] finds the device (404 without).
 async fn issue(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,

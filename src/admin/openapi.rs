@@ -14,7 +14,22 @@ pub struct Route {
     pub access: Access,
     /// The statuses it answers when it works (200 unless it creates, accepts or deletes).
     pub ok: &'static [u16],
+    /// Why an administrator-only route is not an operator's, where its subject (a device of
+    /// the operator's own site) would suggest it is: said in the refusal and published as the
+    /// operation's description.
+    pub admin_because: Option<&'static str>,
 }
+
+/// Why obtaining a device's certificate is the administrator's.
+const DEVICE_PROOF: &str = "whoever holds a certificate of a device proves that device to the \
+     phone listener and is served every file the device gets, secrets included (its SIP \
+     password, the site's PIN, the box-wide secrets), for as long as the certificate is valid, \
+     whatever becomes of the token that obtained it";
+
+/// Why approving a held SCEP enrolment is the administrator's.
+const APPROVAL: &str = "an approval issues a certificate proving the device for the key the \
+     request holds, and whoever sent that request (anyone holding the challenge, an operator \
+     too) is then served every file the device gets, secrets included";
 
 /// Who may call a route (published as `x-access` on each operation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +68,15 @@ impl Route {
         }
     }
 
+    /// Keeps the route the administrator's, saying why ([`Route::admin_because`]).
+    const fn admin_because(self, why: &'static str) -> Route {
+        Route {
+            access: Access::Admin,
+            admin_because: Some(why),
+            ..self
+        }
+    }
+
     /// Answers these instead of 200 when it works.
     const fn answers(self, ok: &'static [u16]) -> Route {
         Route { ok, ..self }
@@ -67,6 +91,7 @@ const fn r(method: &'static str, path: &'static str, summary: &'static str) -> R
         query: &[],
         access: Access::Admin,
         ok: &[200],
+        admin_because: None,
     }
 }
 
@@ -83,6 +108,7 @@ const fn q(
         query,
         access: Access::Admin,
         ok: &[200],
+        admin_because: None,
     }
 }
 
@@ -134,9 +160,9 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/devices/{mac}/certificate",
-        "Issue a client certificate for the device",
+        "Issue a client certificate for the device, with its private key",
     ).answers(&[201])
-    .sites(),
+    .admin_because(DEVICE_PROOF),
     r(
         "get",
         "/devices/{mac}/certificates",
@@ -152,7 +178,7 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/scep/pending",
-        "SCEP enrolments held for an operator's approval, with their status",
+        "SCEP enrolments held for approval (scep.approval = \"operator\"), with their status",
         &["site"],
     )
     .sites(),
@@ -161,13 +187,13 @@ pub const ROUTES: &[Route] = &[
         "/scep/pending/approve",
         "Approve every SCEP enrolment waiting in a site ({site}); each device's certificate is issued then",
     )
-    .sites(),
+    .admin_because(APPROVAL),
     r(
         "post",
         "/scep/pending/{mac}/approve",
         "Approve the device's held SCEP enrolment whose key is {key_sha256} (16 to 64 hex digits of its SHA-256; 409 when the one held has another): its certificate is issued, and the phone gets it at its next poll",
     )
-    .sites(),
+    .admin_because(APPROVAL),
     r(
         "post",
         "/scep/pending/{mac}/reject",
@@ -479,13 +505,16 @@ pub fn document() -> Value {
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .chain(route.query.iter().map(|name| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}})))
             .collect();
-        let op = json!({
+        let mut op = json!({
             "summary": route.summary,
             "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
             "x-access": route.access.as_str(),
             "parameters": params,
             "responses": responses(route),
         });
+        if let Some(why) = route.admin_because {
+            op["description"] = json!(format!("Administrators only: {why}."));
+        }
         paths
             .entry(route.path.to_string())
             .or_insert_with(|| Value::Object(Map::new()))

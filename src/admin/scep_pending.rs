@@ -1,7 +1,12 @@
-//! SCEP enrolments held for an operator's approval (`scep.approval = "operator"`): list them,
-//! approve one device's or every one of a site, reject one. An approval issues the certificate
-//! then, for the key the phone sent, recorded and audited as an immediate grant is; the phone
-//! receives it at its next poll. See docs/certificates.md.
+//! SCEP enrolments held for approval (`scep.approval = "operator"`): list them, approve one
+//! device's or every one of a site, reject one. An approval issues the certificate then, for
+//! the key the phone sent, recorded and audited as an immediate grant is; the phone receives it
+//! at its next poll. See docs/certificates.md.
+//!
+//! Approving is the administrator's (the guard refuses operators, saying why): the certificate
+//! proves the device to whoever holds the request's key, and a site's operator holding the
+//! challenge could send a request of its own and approve it. Listing and rejecting issue
+//! nothing and stay the site's.
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
@@ -333,7 +338,6 @@ async fn approve_site(
     if req.site.is_empty() {
         return Err(ApiError::BadRequest("site: must not be empty".into()));
     }
-    who.require_site(&req.site)?;
     let store = st.store.clone();
     let site = req.site.clone();
     let days = st.config.get().scep.pending_days;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminState, ApiError, Principal, audit, blocking, parse_json, parse_mac};
 use crate::model::{Layer, Mac, Vendor, validate_param};
+use crate::phone::identify::macs_in_name;
 use crate::phone::{preview, preview_firmware_base, preview_https_port};
 use crate::settings::layered::effective;
 use crate::settings::{EvalOptions, Outcome, Vars, evaluate_with};
@@ -241,8 +242,7 @@ pub struct StaticFileView {
 
 impl StaticFileView {
     fn new(site: String, name: String, size: usize, secrets: Vec<String>) -> StaticFileView {
-        let protected =
-            !secrets.is_empty() || !crate::phone::identify::macs_in_name(&name).is_empty();
+        let protected = !secrets.is_empty() || !macs_in_name(&name).is_empty();
         StaticFileView {
             site,
             name,
@@ -359,6 +359,12 @@ fn file_changes(
     )
 }
 
+/// A static file's bytes as stored. One that carries secrets (a line gives a password or PIN a
+/// value, or it is a device's own file: [`StaticFileView::protected`]) is the administrator's
+/// to download, and that download is audited as an override's is: the site's operator lists,
+/// replaces and deletes it, but reading it would give out the secrets that secret values'
+/// being write-only keeps from it. No masked copy is served instead: edited and uploaded
+/// again, it would put the mask in place of the secrets.
 pub async fn get_file(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
@@ -370,17 +376,51 @@ pub async fn get_file(
     let store = st.store.clone();
     let n = name.clone();
     let box_wide = who.allows("");
-    let bytes = blocking(
-        move || match store.own_static_file(q.site.as_deref(), &n)? {
+    let (site, bytes, secrets) = blocking(move || {
+        let own = store.own_static_file(q.site.as_deref(), &n)?;
+        let found = match own {
             // A site without a file of its own: its phones get the box-wide one, which is given
             // only to those who may read files of no site (an operator read its passwords so).
-            None if q.site.is_some() && box_wide => store.own_static_file(None, &n),
-            found => Ok(found),
-        },
-    )
+            None if q.site.is_some() && box_wide => {
+                store.own_static_file(None, &n)?.map(|b| (None, b))
+            }
+            found => found.map(|b| (q.site, b)),
+        };
+        Ok(found.map(|(site, b)| {
+            let secrets = secrets_of(&b);
+            (site.unwrap_or_default(), b, secrets)
+        }))
+    })
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("static file {name} not found")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let size = bytes.len();
+    let resp = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response();
+    // Protected as [`StaticFileView::new`] judges it, saying why.
+    let what = match (secrets.as_slice(), macs_in_name(&name).first()) {
+        ([], None) => return Ok(resp),
+        ([], Some(mac)) => format!(
+            "is device {mac}'s own file, served only to that device and taken as carrying its \
+             secrets"
+        ),
+        (lines, _) => format!("carries secrets ({})", lines.join(", ")),
+    };
+    let file = format!("static file {name} {}", of_site(&site));
+    if !who.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "{file} {what}: only an administrator may download it; {} may list, replace or \
+             delete it",
+            who.user
+        )));
+    }
+    let summary = format!("{file} downloaded ({size} bytes); it {what}");
+    Ok(audit::with_changes(resp, summary, serde_json::Value::Null))
 }
 
 pub async fn delete_file(

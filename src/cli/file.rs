@@ -24,7 +24,8 @@ pub enum FileCmd {
         #[arg(long)]
         site: Option<String>,
     },
-    /// Print a static file.
+    /// Print a static file. One that carries secrets (PROOF NEEDED) only for an administrator,
+    /// and audited.
     Get {
         name: String,
         /// The site's file instead of the box-wide one.

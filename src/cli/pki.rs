@@ -19,7 +19,7 @@ use crate::pki::{DeviceIdentity, Pkcs12Form};
 pub enum PkiCmd {
     /// Issue a device certificate: writes DIR/<mac>.crt, DIR/<mac>.key and DIR/ca.crt; with
     /// --pkcs12, DIR/<mac>.p12 (key, certificate and CA, password-protected) instead of the
-    /// unprotected key.
+    /// unprotected key. Administrators only: its holder is served the device's secrets.
     #[command(
         after_help = "The box keeps no device key: a PKCS#12 file can only be made at issue.\n\nExamples:\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs --pkcs12 --password-file ./p12.pass\n  edgeprov pki issue-device --mac 001122aabbcc --out ./certs --pkcs12 --legacy   # asks for the password"
     )]
@@ -86,7 +86,8 @@ pub enum PkiCmd {
         site: Option<String>,
     },
     /// Approve held SCEP enrolments: the device's certificate is issued now, for the key its
-    /// request holds, and the phone gets it at its next poll.
+    /// request holds, and the phone gets it at its next poll. Administrators only: the
+    /// certificate proves the device to whoever sent the request.
     #[command(
         after_help = "Check the source address and key `pki pending` shows before approving: the challenge alone let the request through. --key names the key you checked: should another request have taken its place meanwhile, nothing is approved. --site names no keys: it approves whatever the site's devices sent, trusting the site's LAN, and prints what it approved.\n\nExamples:\n  edgeprov pki approve --mac 001122aabbcc --key 3f2a9c0d41e8b7a6\n  edgeprov pki approve --site hq"
     )]
