@@ -270,3 +270,66 @@ async fn a_file_that_carries_secrets_is_downloaded_by_an_administrator_only() {
         downloads[0]
     );
 }
+
+/// An HTTP credential proves a device as its certificate does: an operator of `hq` gave its
+/// device one it chose and read the global `PROCPSWD` from the device's file over plain HTTP.
+/// Giving one (create, change, import) is the administrator's; allowing HTTP credentials and
+/// removing one stay the site's.
+#[tokio::test]
+async fn only_an_administrator_gives_a_device_an_http_credential() {
+    let d = Daemon::start();
+    let op = olivia(&d).await;
+    d.add_device(json!({"mac": HQ, "model": "J179", "site": "hq"}))
+        .await;
+    let credential = json!({"username": "u", "password": "chosen-by-olivia"});
+    let refused = |(s, v): (u16, Value), field: &str| {
+        assert_eq!(s, 403, "{v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(field) && error.contains("only an administrator"),
+            "{error}"
+        );
+        assert!(!error.contains("chosen-by-olivia"), "{error}");
+    };
+    let patch = json!({"allow_http_auth": true, "http_credential": credential});
+    refused(
+        d.api_with_token("PATCH", &format!("/devices/{HQ}"), Some(patch), Some(&op))
+            .await,
+        "http_credential",
+    );
+    let new = json!({"mac": "001122aabbce", "model": "J179", "site": "hq",
+        "http_credential": credential});
+    refused(
+        d.api_with_token("POST", "/devices", Some(new), Some(&op))
+            .await,
+        "http_credential",
+    );
+    let rows = json!([{"mac": HQ, "http_credential": credential}]).to_string();
+    refused(
+        d.api_bytes("POST", "/devices/import?format=json", rows, Some(&op))
+            .await,
+        "element 1, line 1: http_credential",
+    );
+    let (_, device) = d.api("GET", &format!("/devices/{HQ}"), None).await;
+    assert!(device["http_username"].is_null(), "{device}");
+    let (s, _) = d.api("GET", "/devices/001122aabbce", None).await;
+    assert_eq!(s, 404, "not created");
+
+    let (s, v) = d
+        .api_with_token(
+            "PATCH",
+            &format!("/devices/{HQ}"),
+            Some(json!({"allow_http_auth": true, "http_credential": null})),
+            Some(&op),
+        )
+        .await;
+    assert_eq!((s, &v["allow_http_auth"]), (200, &json!(true)), "{v}");
+    let (s, v) = d
+        .api(
+            "PATCH",
+            &format!("/devices/{HQ}"),
+            Some(json!({"http_credential": credential})),
+        )
+        .await;
+    assert_eq!((s, &v["http_username"]), (200, &json!("u")), "{v}");
+}

@@ -86,6 +86,22 @@ impl Principal {
         }
     }
 
+    /// Refuses an operator giving a device an HTTP credential (`field` names where): the
+    /// credential proves the device to the phone listener as its certificate does, so its
+    /// knower is served every file the device gets, secrets included. Removing one, and
+    /// `allow_http_auth`, stay the site's: neither tells anyone a credential.
+    pub fn require_admin_for_credential(&self, field: &str) -> Result<(), ApiError> {
+        if self.is_admin() {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden(format!(
+            "{field}: {} is an operator; only an administrator may give a device an HTTP \
+             credential: whoever knows it proves the device to the phone listener and is served \
+             every file the device gets, secrets included",
+            self.user
+        )))
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         self.require_admin_because(None)
     }

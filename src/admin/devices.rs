@@ -122,7 +122,8 @@ pub struct DevicePatch {
     pub secrets: BTreeMap<String, Option<String>>,
     pub state: Option<DeviceState>,
     pub allow_http_auth: Option<bool>,
-    /// `null` removes the credential.
+    /// `null` removes the credential; giving one is the administrator's
+    /// ([`Principal::require_admin_for_credential`]).
     #[serde(default, with = "double_option")]
     pub http_credential: Option<Option<HttpCredential>>,
 }
@@ -406,6 +407,9 @@ pub async fn create(
     let new: NewDevice = parse_json(&body)?;
     new.validate()?;
     who.require_site(&new.site)?;
+    if new.http_credential.is_some() {
+        who.require_admin_for_credential("http_credential")?;
+    }
     let store = st.store.clone();
     let mac = new.mac;
     // A device that exists is changed, not added again: say how, since `device add` run twice
@@ -454,6 +458,9 @@ pub async fn update(
     let mac = parse_mac(&mac)?;
     let patch: DevicePatch = parse_json(&body)?;
     patch.validate()?;
+    if matches!(patch.http_credential, Some(Some(_))) {
+        who.require_admin_for_credential("http_credential")?;
+    }
     let removals = (patch.params.clone(), patch.secrets.clone());
     let store = st.store.clone();
     let (before, device) = blocking(move || {

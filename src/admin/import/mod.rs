@@ -269,7 +269,7 @@ impl Pass<'_, '_> {
         self.seen.insert(mac, row.line);
         let existing = self.tx.get(mac)?;
         if !self.who.is_admin() {
-            self.within_sites(&row, existing.as_ref())?;
+            self.operator_may(&row, existing.as_ref())?;
         }
         let (line, element) = (row.line, row.element);
         let unvalued = std::mem::take(&mut row.unvalued);
@@ -335,9 +335,14 @@ impl Pass<'_, '_> {
     }
 
     /// An operator's import may only touch its sites: the site of a device the row would
-    /// change, and the site the row puts its device in. One row outside refuses the whole
-    /// import (403, naming the row).
-    fn within_sites(&self, row: &Row, existing: Option<&Device>) -> Result<(), ApiError> {
+    /// change, and the site the row puts its device in; and it gives no device an HTTP
+    /// credential (the administrator's, as in `PATCH /devices/{mac}`). One row outside refuses
+    /// the whole import (403, naming the row).
+    fn operator_may(&self, row: &Row, existing: Option<&Device>) -> Result<(), ApiError> {
+        if row.gives.http_credential && row.new.http_credential.is_some() {
+            self.who
+                .require_admin_for_credential(&format!("{}: http_credential", row.place()))?;
+        }
         let user = &self.who.user;
         let target = match existing {
             // The device's site is not named: it may be one the operator must not learn of.
