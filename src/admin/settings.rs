@@ -403,24 +403,33 @@ pub async fn get_file(
     )
         .into_response();
     // Protected as [`StaticFileView::new`] judges it, saying why.
-    let what = match (secrets.as_slice(), macs_in_name(&name).first()) {
+    let why = match (secrets.as_slice(), macs_in_name(&name).first()) {
         ([], None) => return Ok(resp),
         ([], Some(mac)) => format!(
-            "is device {mac}'s own file, served only to that device and taken as carrying its \
-             secrets"
+            "it is device {mac}'s own file, served only to that device and taken as carrying \
+             its secrets"
         ),
-        (lines, _) => format!("carries secrets ({})", lines.join(", ")),
+        (lines, _) => format!("it carries secrets ({})", first_lines(lines)),
     };
     let file = format!("static file {name} {}", of_site(&site));
     if !who.is_admin() {
         return Err(ApiError::Forbidden(format!(
-            "{file} {what}: only an administrator may download it; {} may list, replace or \
-             delete it",
+            "only an administrator may download {file}: {why}; {} may list, replace or delete it",
             who.user
         )));
     }
-    let summary = format!("{file} downloaded ({size} bytes); it {what}");
+    let summary = format!("{file} downloaded ({size} bytes): {why}");
     Ok(audit::with_changes(resp, summary, serde_json::Value::Null))
+}
+
+/// The secret lines a refusal or an audit summary names: the first few, then how many more
+/// (a file from the field may hold hundreds; `GET /files` lists them all).
+fn first_lines(lines: &[String]) -> String {
+    const NAMED: usize = 5;
+    match lines.len().checked_sub(NAMED) {
+        Some(more) if more > 0 => format!("{} and {more} more", lines[..NAMED].join(", ")),
+        _ => lines.join(", "),
+    }
 }
 
 pub async fn delete_file(
@@ -649,4 +658,23 @@ pub async fn device_effective(
     })
     .await?;
     Ok(Json(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_lines;
+
+    #[test]
+    fn a_refusal_names_the_first_secret_lines_and_counts_the_rest() {
+        let lines: Vec<String> = (1..=7).map(|n| format!("line {n}: PIN{n}")).collect();
+        assert_eq!(first_lines(&lines[..1]), "line 1: PIN1");
+        assert_eq!(
+            first_lines(&lines[..5]),
+            "line 1: PIN1, line 2: PIN2, line 3: PIN3, line 4: PIN4, line 5: PIN5"
+        );
+        assert_eq!(
+            first_lines(&lines),
+            "line 1: PIN1, line 2: PIN2, line 3: PIN3, line 4: PIN4, line 5: PIN5 and 2 more"
+        );
+    }
 }
