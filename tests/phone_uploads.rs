@@ -468,6 +468,17 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
         .unwrap();
         assert_eq!(r.status, 201, "{}", r.text());
     }
+    // The phone's user typed a password into its web page: the override carries it.
+    let typed = br#"<PHONE_CONFIG><OVERRIDES reg.1.auth.password="typed-pw"/></PHONE_CONFIG>"#;
+    let id = d.identity(A).await;
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&id)),
+        put(&format!("/overrides/{A}-web.cfg"), typed.to_vec()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
     let (status, v) = d
         .api(
             "POST",
@@ -481,6 +492,21 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
         .get_raw(format!("/devices/{A}/uploads/{A}-boot.log"), &token)
         .await;
     assert_eq!((own.status, own.body), (200, content(100, 7)));
+    // An override is the administrator's to download: secret values are write-only for an
+    // operator. Listing it is not refused.
+    let override_path = format!("/devices/{A}/uploads/{A}-web.cfg");
+    let refused = d.get_raw(override_path.clone(), &token).await;
+    let said = String::from_utf8_lossy(&refused.body).to_string();
+    assert_eq!(refused.status, 403, "{said}");
+    assert!(
+        said.contains("only an administrator may download override") && !said.contains("typed-pw"),
+        "{said}"
+    );
+    let listed = d.get_raw(format!("/devices/{A}/uploads"), &token).await;
+    assert_eq!(listed.status, 200);
+    assert!(String::from_utf8_lossy(&listed.body).contains(&format!("{A}-web.cfg")));
+    let admin = d.get_raw(override_path, &d.token).await;
+    assert_eq!((admin.status, admin.body), (200, typed.to_vec()));
     for path in [
         format!("/devices/{B}/uploads"),
         format!("/devices/{B}/uploads/{B}-boot.log"),
@@ -543,7 +569,8 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(uploads(&d, A).await.is_empty());
+    let left = uploads(&d, A).await;
+    assert_eq!(left.len(), 1, "only the override is left: {left:?}");
 }
 
 /// With `[uploads] enabled = false` a PUT is refused as any other method phones may not use,

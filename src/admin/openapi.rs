@@ -240,7 +240,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "get",
         "/devices/{mac}/uploads/{name}",
-        "One upload's bytes as the phone sent them (an override may hold passwords: its download is audited)",
+        "One upload's bytes as the phone sent them (an override may hold passwords: an administrator's only, audited)",
     )
     .sites(),
     r("delete", "/devices/{mac}/uploads/{name}", "Delete one upload")

@@ -66,7 +66,10 @@ pub async fn list(
     ))
 }
 
-/// The upload's bytes exactly as the phone sent them; the download of an override is audited.
+/// The upload's bytes exactly as the phone sent them. An override is the administrator's to
+/// download, and audited: it is the device's own settings file, which may hold the passwords
+/// its user typed into the phone, and secret values are write-only for operators (as a static
+/// file naming the device is, `GET /files/{name}`). A log is anyone's of the device's sites.
 pub async fn download(
     State(st): State<AdminState>,
     Extension(who): Extension<Principal>,
@@ -75,6 +78,14 @@ pub async fn download(
     let mac = parse_mac(&mac)?;
     super::devices::scoped(&st, &who, mac).await?;
     let file = upload_of(mac, &name)?;
+    if file.kind() == UploadKind::Override && !who.is_admin() {
+        return Err(ApiError::Forbidden(format!(
+            "only an administrator may download override {name} of device {mac}: it is the \
+             device's own settings file and may carry the passwords typed into the phone; {} \
+             may list or delete it",
+            who.user
+        )));
+    }
     let store = st.store.clone();
     let upload = blocking(move || store.get_upload(mac, file))
         .await?
