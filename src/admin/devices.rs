@@ -340,6 +340,9 @@ impl ListQuery {
     }
 }
 
+/// The fields `GET /devices` sorts by, as a refusal of another lists them.
+const SORT_FIELDS: &str = "mac, model, site, group, label, last_seen, created, updated";
+
 /// Filters (the query's, and `keep`: the caller's sites), sorts and pages; returns the page
 /// and the number of matches. Works on references so that only the page is copied.
 pub fn select(
@@ -364,7 +367,7 @@ pub fn select(
         "updated" => found.sort_by_key(|d| d.updated),
         other => {
             return Err(ApiError::BadRequest(format!(
-                "sort: {other:?} is not a sortable field"
+                "sort: {other:?} is not one of {SORT_FIELDS}"
             )));
         }
     }

@@ -91,8 +91,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The `WWW-Authenticate` challenge of a 401 for an expired token (RFC 6750's `invalid_token`
+/// with a description): what the CLI reads to say "give a new one" instead of listing the
+/// causes of a wrong token, none of which is true of an expired one.
+pub const EXPIRED_CHALLENGE: &str =
+    "Bearer realm=\"edgeprov\", error=\"invalid_token\", error_description=\"the token expired\"";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let expired = matches!(self, ApiError::TokenExpired { .. });
         let status = match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::TokenExpired { .. } => StatusCode::UNAUTHORIZED,
@@ -115,9 +122,13 @@ impl IntoResponse for ApiError {
         resp.extensions_mut()
             .insert(super::audit::Refusal(message.into()));
         if status == StatusCode::UNAUTHORIZED {
+            let challenge = match expired {
+                true => EXPIRED_CHALLENGE,
+                false => "Bearer realm=\"edgeprov\"",
+            };
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"edgeprov\""),
+                axum::http::HeaderValue::from_static(challenge),
             );
         }
         if let Some(secs) = retry_after {

@@ -39,7 +39,7 @@ pub use audit::Change;
 pub use auth::{Guard, Principal};
 pub use devices::{DeviceView, ListQuery, select};
 pub use dhcp::LeaseView;
-pub use error::{ApiError, parse_mac};
+pub use error::{ApiError, EXPIRED_CHALLENGE, parse_mac};
 pub use firmware::{FirmwareView, ReleaseView};
 pub use import::{ImportReport, RowError};
 pub use jobs::JobDetail;

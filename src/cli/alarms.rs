@@ -60,7 +60,7 @@ pub async fn run(args: AlarmArgs, api: &ApiClient, out: Output) -> Result<()> {
         .get_page(&format!("/alarms?{}", query.join("&")))
         .await?;
     if out.json {
-        return out.print_json(&value);
+        return args.page.print_json(out, &value, total);
     }
     let alarms: Vec<Alarm> = serde_json::from_value(value)?;
     let shown = alarms.len();

@@ -9,7 +9,7 @@ use base64::Engine;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::{ApiClient, encode};
+use super::client::{ApiClient, ApiRefusal, encode};
 use super::{Output, table, time_text};
 use crate::pki::{CertInfo, CertOverview, RootInfo, ServerSource};
 
@@ -85,6 +85,7 @@ pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
             pkcs12,
             password_file,
         } => {
+            let file = pem.clone().or_else(|| pkcs12.clone());
             let body = match (pem, pkcs12) {
                 (Some(pem), _) => json!({ "pem": text(&pem)? }),
                 (None, Some(p12)) => {
@@ -101,13 +102,21 @@ pub async fn run(cmd: CertCmd, api: &ApiClient, out: Output) -> Result<()> {
                     return Err(super::UsageError("give --pem FILE or --pkcs12 FILE".into()).into());
                 }
             };
-            show(api.put_json("/certs/server", &body).await?, out)
+            let installed = api.put_json("/certs/server", &body).await;
+            show(
+                installed.map_err(|e| match &file {
+                    Some(f) => ApiRefusal::naming_file(e, f),
+                    None => e,
+                })?,
+                out,
+            )
         }
         CertCmd::Root(RootCmd::List) => roots(api.get("/certs/roots").await?, out),
         CertCmd::Root(RootCmd::Add { file }) => {
             let added = api
                 .post("/certs/roots", &json!({ "pem": text(&file)? }))
-                .await?;
+                .await
+                .map_err(|e| ApiRefusal::naming_file(e, &file))?;
             roots(added, out)
         }
         CertCmd::Root(RootCmd::Remove {

@@ -297,10 +297,34 @@ fn first_line(path: &std::path::Path) -> Result<String> {
     Ok(token.to_string())
 }
 
-/// A non-2xx answer becomes an error carrying the API's message.
+/// A refusal from the admin API: its message and status. Typed, so that a command can tell it
+/// from a failure to reach the API and name what it sent (the file a body came from).
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (HTTP {status})")]
+pub struct ApiRefusal {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiRefusal {
+    /// `e` with `file` named first when it is the API's 400 for what was sent, which is what
+    /// `file` held: the API never sees the file's name (`srv.key: no PEM certificate found`).
+    pub fn naming_file(e: anyhow::Error, file: &std::path::Path) -> anyhow::Error {
+        match e.downcast_ref::<ApiRefusal>() {
+            Some(r) if r.status == 400 => e.context(file.display().to_string()),
+            _ => e,
+        }
+    }
+}
+
+/// A non-2xx answer becomes an [`ApiRefusal`] carrying the API's message.
 fn check(status: StatusCode, bytes: Bytes) -> Result<Bytes> {
     if !status.is_success() {
-        bail!("{} (HTTP {})", error_message(&bytes), status.as_u16());
+        return Err(ApiRefusal {
+            status: status.as_u16(),
+            message: error_message(&bytes),
+        }
+        .into());
     }
     Ok(bytes)
 }
@@ -443,9 +467,26 @@ impl ApiClient {
         )
     }
 
-    /// A refused token, named by where it came from, with what to do about it.
-    fn refused_token(&self, bytes: &[u8]) -> anyhow::Error {
+    /// A refused token, named by where it came from, with what to do about it. An `expired`
+    /// one (the API's challenge says so) was right until its expiry: mistyped, revoked or
+    /// another box's is none of what happened, a new one is the only fix.
+    fn refused_token(&self, bytes: &[u8], expired: bool) -> anyhow::Error {
         let msg = error_message(bytes);
+        if expired {
+            let place = match &self.token_source {
+                TokenSource::Env => "$EDGEPROV_TOKEN".to_string(),
+                TokenSource::File(path) | TokenSource::Given(path) => path.display().to_string(),
+            };
+            let maker = match self.remote {
+                true => "edgeprov token create on that box",
+                false => "edgeprov token create",
+            };
+            return anyhow!(
+                "the admin API at {} refused the token in {place} ({msg}): replace it with a new \
+                 one ({maker} makes one; --expires sets how long it lasts)",
+                self.addr
+            );
+        }
         match &self.token_source {
             TokenSource::Env if self.remote => anyhow!(
                 "the admin API at {} refused the token in $EDGEPROV_TOKEN ({msg}): it is \
@@ -526,10 +567,14 @@ impl ApiClient {
             .headers()
             .get("x-total-count")
             .and_then(|v| v.to_str().ok()?.parse().ok());
+        let expired = resp
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .is_some_and(|v| v == crate::admin::EXPIRED_CHALLENGE);
         let Some(progress) = progress.filter(|_| is_get) else {
             let bytes = resp.into_body().collect().await?.to_bytes();
             if status == StatusCode::UNAUTHORIZED {
-                return Err(self.refused_token(&bytes));
+                return Err(self.refused_token(&bytes, expired));
             }
             return Ok((status, total, bytes));
         };
@@ -550,7 +595,7 @@ impl ApiClient {
         }
         progress.finish();
         if status == StatusCode::UNAUTHORIZED {
-            return Err(self.refused_token(&out));
+            return Err(self.refused_token(&out, expired));
         }
         Ok((status, total, Bytes::from(out)))
     }

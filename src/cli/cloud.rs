@@ -1,7 +1,7 @@
 //! `edgeprov cloud register|status|sync|rejected`: the cloud enrollment link, through the admin
 //! API (the daemon owns the keys and the store).
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -13,15 +13,21 @@ use crate::sync::SyncStatus;
 #[derive(Debug, Subcommand)]
 pub enum CloudCmd {
     /// Register this box with the cloud using a one-time token from the installer's portal.
+    #[command(
+        after_help = "Examples:\n  edgeprov cloud register --url https://cloud.example/edge   # the token is asked for, not echoed\n  edgeprov cloud register --url https://cloud.example/edge < token.txt"
+    )]
     Register {
         /// The cloud's base URL (https://...).
         #[arg(long)]
         url: String,
-        /// The one-time registration token.
-        #[arg(long)]
-        token: String,
+        /// The one-time registration token, in plain sight of `ps` and the shell's history.
+        /// Without it the token is asked for on a terminal without echo, else read from the
+        /// first line of standard input.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
     },
-    /// Last pull and push, lag, outbox depth, last error.
+    /// Whether cloud sync is configured and registered; last pull and push, lag, outbox
+    /// depth, last error.
     Status,
     /// Pull and push now instead of at the next interval.
     Sync,
@@ -39,6 +45,10 @@ pub enum CloudCmd {
 pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
     let value = match cmd {
         CloudCmd::Register { url, token } => {
+            let token = match token {
+                Some(t) => t,
+                None => registration_token()?,
+            };
             api.post("/sync/register", &json!({ "url": url, "token": token }))
                 .await?
         }
@@ -65,10 +75,13 @@ pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
             // The daemon takes the request either way; a box that is not registered has no
             // cloud to pull from, and "sync requested" would leave the administrator waiting.
             let status: SyncStatus = serde_json::from_value(api.get("/sync").await?)?;
+            if !status.configured {
+                bail!("{}", not_configured());
+            }
             if !status.registered {
                 bail!(
                     "this box is not registered with a cloud, so there is nothing to sync: \
-                     `edgeprov cloud register --url URL --token TOKEN` first"
+                     `edgeprov cloud register --url URL` first"
                 );
             }
             let answer = api.post("/sync/now", &json!({})).await?;
@@ -84,7 +97,11 @@ pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
     }
     let s: SyncStatus = serde_json::from_value(value)?;
     let when = |t: Option<i64>| t.map(super::time_text).unwrap_or_else(|| "never".into());
+    if !s.configured {
+        println!("{}", not_configured());
+    }
     let rows = vec![
+        vec!["configured".into(), s.configured.to_string()],
         vec!["registered".into(), s.registered.to_string()],
         vec!["url".into(), s.url],
         vec!["site".into(), s.site],
@@ -98,6 +115,30 @@ pub async fn run(cmd: CloudCmd, api: &ApiClient, out: Output) -> Result<()> {
     ];
     table::print(&["FIELD", "VALUE"], &rows);
     Ok(())
+}
+
+/// What status and sync say of a box without `[cloud] ca_file`: registering is refused until
+/// it is set, so "not registered" alone would send the administrator to `cloud register`.
+fn not_configured() -> &'static str {
+    "cloud sync is not configured: [cloud] ca_file (the cloud's CA certificate) is not set, so \
+     this box cannot register; set it and restart the daemon"
+}
+
+/// The one-time token of `cloud register` given without `--token`: typed without echo on a
+/// terminal, else the first line of standard input, so that it stays out of `ps` and the
+/// shell's history as the values of `--secret NAME` do.
+fn registration_token() -> Result<String> {
+    let token = super::secret_values::secret_line("One-time registration token: ")?
+        .ok_or_else(|| {
+            anyhow!(
+                "no registration token on standard input: pipe it in (edgeprov cloud register \
+                 --url URL < token.txt), or run on a terminal to type it; nothing was done"
+            )
+        })?;
+    if token.trim().is_empty() {
+        bail!("the registration token read is empty; nothing was done");
+    }
+    Ok(token)
 }
 
 /// The rejected events as a table, and how many there are beyond it.

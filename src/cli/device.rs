@@ -239,7 +239,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
             page,
         } => {
             let mut query = page.query();
-            query.extend(filter.query());
+            query.extend(filter.query(crate::model::now_unix())?);
             if let Some(sort) = sort {
                 let sort = percent_encoding::utf8_percent_encode(
                     &sort,
@@ -254,7 +254,7 @@ pub async fn run(cmd: DeviceCmd, api: &ApiClient, out: Output) -> Result<()> {
                 .get_page(&format!("/devices?{}", query.join("&")))
                 .await?;
             if out.json {
-                return out.print_json(&list);
+                return page.print_json(out, &list, total);
             }
             let devices: Vec<DeviceView> = serde_json::from_value(list)?;
             let shown = devices.len();

@@ -76,7 +76,7 @@ pub async fn leases(cmd: DhcpCmd, api: &ApiClient, out: Output) -> Result<()> {
         .get_page(&format!("/dhcp/leases?{}", query.join("&")))
         .await?;
     if out.json {
-        return out.print_json(&value);
+        return page.print_json(out, &value, total);
     }
     let leases: Vec<LeaseView> = serde_json::from_value(value)?;
     let shown = leases.len();

@@ -13,7 +13,11 @@ use serde_json::json;
 #[derive(Debug, Subcommand)]
 pub enum FileCmd {
     /// List static files.
-    List,
+    List {
+        /// Only this site's files (not the box-wide ones).
+        #[arg(long)]
+        site: Option<String>,
+    },
     /// Upload FILE as NAME (box-wide, or for one site with --site).
     Put {
         name: String,
@@ -51,8 +55,8 @@ fn query(site: &Option<String>) -> String {
 
 pub async fn run(cmd: FileCmd, api: &ApiClient, out: Output) -> Result<()> {
     match cmd {
-        FileCmd::List => {
-            let v = api.get("/files").await?;
+        FileCmd::List { site } => {
+            let v = api.get(&format!("/files{}", query(&site))).await?;
             if out.json {
                 return out.print_json(&v);
             }

@@ -1,7 +1,9 @@
-//! The device filters shared by `device list` and `job create`: the same names as the API's
-//! query and selection fields.
+//! The device filters shared by `device list` and `job create`: the API's query and selection
+//! fields under the CLI's names (`--search` is `q`, `--seen-before` is `seen_before`).
 
+use anyhow::Result;
 use clap::Args;
+use serde_json::Value;
 
 #[derive(Debug, Args)]
 pub struct FilterArgs {
@@ -20,12 +22,23 @@ pub struct FilterArgs {
     /// Devices where any field contains this text.
     #[arg(long)]
     pub search: Option<String>,
+    /// Devices last seen before this time (never seen: always): RFC 3339, Unix seconds, or
+    /// -DURATION before now (-7d, -12h).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub seen_before: Option<String>,
+    /// Devices last seen after this time (never seen: never), as --seen-before takes it.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub seen_after: Option<String>,
 }
 
+/// The CLI's filter options, as a refusal that asks for one lists them.
+pub const OPTIONS: &str = "--site, --group, --model, --state, --search, --seen-before, --seen-after";
+
 impl FilterArgs {
-    /// The given filters as API field names and values.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
+    /// The given filters as API field names and values, the times as Unix seconds (a time
+    /// that does not parse is a usage error naming its option), relative ones from `now`.
+    pub fn fields(&self, now: i64) -> Result<Vec<(&'static str, Value)>> {
+        let mut fields: Vec<(&'static str, Value)> = [
             ("site", &self.site),
             ("group", &self.group),
             ("model", &self.model),
@@ -33,17 +46,33 @@ impl FilterArgs {
             ("q", &self.search),
         ]
         .into_iter()
-        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .filter_map(|(k, v)| Some((k, Value::from(v.as_deref()?))))
+        .collect();
+        for (field, flag, text) in [
+            ("seen_before", "--seen-before", &self.seen_before),
+            ("seen_after", "--seen-after", &self.seen_after),
+        ] {
+            if let Some(text) = text {
+                fields.push((field, super::when::parse_time(flag, text, now)?.into()));
+            }
+        }
+        Ok(fields)
     }
 
-    /// The filters as a query string fragment (`site=hq&q=desk`), values percent-encoded.
-    pub fn query(&self) -> Vec<String> {
-        self.fields()
+    /// The filters as query string fields (`site=hq`, `q=desk`), values percent-encoded.
+    pub fn query(&self, now: i64) -> Result<Vec<String>> {
+        Ok(self
+            .fields(now)?
+            .into_iter()
             .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
                 let v =
-                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+                    percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC);
                 format!("{k}={v}")
             })
-            .collect()
+            .collect())
     }
 }

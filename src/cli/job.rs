@@ -104,6 +104,11 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     fn body(&self) -> Result<Value> {
+        self.body_at(crate::model::now_unix())
+    }
+
+    /// The request body, with relative times (`--at +2h`, `--seen-before -7d`) from `now`.
+    fn body_at(&self, now: i64) -> Result<Value> {
         let mut body = Map::new();
         let kind = match self.kind {
             Kind::Activate => "activate",
@@ -116,6 +121,16 @@ impl CreateArgs {
         body.insert("kind".into(), kind.into());
         match self.kind {
             Kind::Move => {
+                // The API would name its own fields (`site: a move needs a site`), which on this
+                // command line are --to-site and --to-group: --site here selects devices.
+                if self.to_site.is_none() && self.to_group.is_none() {
+                    return Err(UsageError(
+                        "move needs --to-site SITE, --to-group GROUP or both (--site selects the \
+                         devices to move)"
+                            .into(),
+                    )
+                    .into());
+                }
                 if let Some(s) = &self.to_site {
                     body.insert("site".into(), s.as_str().into());
                 }
@@ -159,15 +174,21 @@ impl CreateArgs {
         if self.all {
             selection.insert("all".into(), true.into());
         }
-        for (k, v) in self.filter.fields() {
-            selection.insert(k.into(), v.into());
+        for (k, v) in self.filter.fields(now)? {
+            selection.insert(k.into(), v);
+        }
+        // Checked here, not left to the API, whose refusal names its own fields (`macs`, `q`,
+        // `seen_before`), not the options that set them.
+        if selection.is_empty() {
+            return Err(UsageError(format!(
+                "select the devices: --mac MAC, a filter ({}) or --all",
+                super::filter::OPTIONS
+            ))
+            .into());
         }
         body.insert("selection".into(), selection.into());
         if let Some(at) = &self.at {
-            body.insert(
-                "at".into(),
-                super::when::parse_time("--at", at, crate::model::now_unix())?.into(),
-            );
+            body.insert("at".into(), super::when::parse_time("--at", at, now)?.into());
         }
         if let Some(r) = self.rate {
             // JSON has no NaN or infinity: serde_json would send null, which means unlimited.

@@ -47,6 +47,17 @@ impl PageArgs {
         })
     }
 
+    /// Prints a page for `--json`: on stdout the array the API answered, one document whatever
+    /// the paging (a script that reads `.[]` keeps working); on stderr, as under a table, the
+    /// footer with the list's total when the page leaves entries out, the only place a script
+    /// that pages learns it (`X-Total-Count`).
+    pub fn print_json(&self, out: super::Output, page: &serde_json::Value, total: Option<u64>) -> anyhow::Result<()> {
+        out.print_json(page)?;
+        let shown = page.as_array().map_or(0, Vec::len);
+        self.say_footer(shown, total);
+        Ok(())
+    }
+
     /// Prints [`PageArgs::footer`] on stderr, so stdout stays the table alone.
     pub fn say_footer(&self, shown: usize, total: Option<u64>) {
         if let Some(line) = self.footer(shown, total) {

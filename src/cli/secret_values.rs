@@ -36,25 +36,32 @@ pub fn secret_values(flag: &str, items: &[String], what: &str) -> Result<BTreeMa
 /// every lock of it, so each call reads on where the last one stopped. An empty value is
 /// refused: an empty line or an early end is a script's mistake, never a password.
 pub fn secret_value(flag: &str, name: &str, what: &str) -> Result<String> {
-    let value = if std::io::stdin().is_terminal() {
-        ask(&format!("Value of secret {name} for {what}: "))?
-    } else {
-        let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| anyhow!("{flag} {name}: cannot read standard input: {e}"))?;
-        if line.is_empty() {
-            return Err(anyhow!(
+    let value = secret_line(&format!("Value of secret {name} for {what}: "))
+        .map_err(|e| anyhow!("{flag} {name}: {e}"))?
+        .ok_or_else(|| {
+            anyhow!(
                 "{flag} {name}: no value on standard input (one line for each {flag} NAME given \
                  without =VALUE); nothing was changed"
-            ));
-        }
-        line.trim_end_matches(['\n', '\r']).to_string()
-    };
+            )
+        })?;
     if value.is_empty() {
         return Err(anyhow!(
             "{flag} {name}: the value read is empty; nothing was changed"
         ));
     }
     Ok(value)
+}
+
+/// One secret kept off the command line: typed without echo on a terminal after `prompt`,
+/// else the next line of standard input (its line end dropped); `None` when standard input
+/// has already ended.
+pub fn secret_line(prompt: &str) -> Result<Option<String>> {
+    if std::io::stdin().is_terminal() {
+        return ask(prompt).map(Some);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow!("cannot read standard input: {e}"))?;
+    Ok((!line.is_empty()).then(|| line.trim_end_matches(['\n', '\r']).to_string()))
 }

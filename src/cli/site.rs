@@ -46,7 +46,11 @@ pub enum SiteCmd {
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
     /// Groups in use, with their device counts.
-    List,
+    List {
+        /// Only this site's devices are counted (groups without any there are left out).
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 fn print_sites(sites: Vec<SiteView>) {
@@ -130,8 +134,12 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
 }
 
 pub async fn groups(cmd: GroupCmd, api: &ApiClient, out: Output) -> Result<()> {
-    let GroupCmd::List = cmd;
-    let value = api.get("/groups").await?;
+    let GroupCmd::List { site } = cmd;
+    let path = match site {
+        Some(s) => format!("/groups?site={}", encode(&s)),
+        None => "/groups".into(),
+    };
+    let value = api.get(&path).await?;
     if out.json {
         return out.print_json(&value);
     }

@@ -6,7 +6,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::client::{ApiClient, encode};
-use super::{Output, table};
+use super::{Output, UsageError, table};
 use crate::admin::{NewTokenView, TokenView};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +48,23 @@ pub enum TokenCmd {
     },
 }
 
+/// `--expires TEXT` as Unix seconds. A time not after `now` is refused here, quoting it as
+/// given: the API's refusal quotes the Unix seconds it was sent, which an administrator who
+/// typed 2024-01-01T00:00:00Z does not recognise.
+fn expiry(text: &str, now: i64) -> Result<i64> {
+    let t = super::when::parse_time("--expires", text, now)?;
+    if t <= now {
+        return Err(UsageError(format!(
+            "--expires {text:?} ({}) is not in the future (now is {}): a token that never works \
+             is not worth making",
+            super::time_text(t),
+            super::time_text(now)
+        ))
+        .into());
+    }
+    Ok(t)
+}
+
 pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
     match cmd {
         TokenCmd::Create {
@@ -60,8 +77,9 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                 RoleArg::Administrator => "administrator",
                 RoleArg::Operator => "operator",
             };
+            let now = crate::model::now_unix();
             let expires = expires
-                .map(|t| super::when::parse_time("--expires", &t, crate::model::now_unix()))
+                .map(|text| expiry(&text, now))
                 .transpose()?;
             let body = json!({
                 "user": user,

@@ -34,15 +34,18 @@ impl CloudClient {
         tls: Arc<rustls::ClientConfig>,
         timeout: Duration,
     ) -> Result<CloudClient, SyncError> {
+        // Quoted masked: these errors reach the status, the `sync_failed` alarm, the log and
+        // the audit log (a refused registration), and a login in the URL must not.
+        let shown = crate::firmware::masked_url(url);
         let uri: Uri = url
             .parse()
-            .map_err(|e| SyncError::Url(format!("{url}: {e}")))?;
+            .map_err(|e| SyncError::Url(format!("{shown}: {e}")))?;
         if uri.scheme_str() != Some("https") {
-            return Err(SyncError::Url(format!("{url}: must be an https:// URL")));
+            return Err(SyncError::Url(format!("{shown}: must be an https:// URL")));
         }
         let host = uri
             .host()
-            .ok_or_else(|| SyncError::Url(format!("{url}: no host")))?
+            .ok_or_else(|| SyncError::Url(format!("{shown}: no host")))?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();

@@ -214,8 +214,12 @@ impl SyncHandle {
         let p = self.progress().clone();
         let now = now_unix();
         Ok(SyncStatus {
+            configured: !self.config.ca_file.as_os_str().is_empty(),
             registered: reg.is_some(),
-            url: reg.as_ref().map(|r| r.url.clone()).unwrap_or_default(),
+            url: reg
+                .as_ref()
+                .map(|r| crate::firmware::masked_url(&r.url))
+                .unwrap_or_default(),
             site: reg.map(|r| r.site).unwrap_or_default(),
             cursor,
             last_pull: p.last_pull,

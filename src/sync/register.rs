@@ -61,6 +61,6 @@ pub async fn register(
     };
     let s = store.clone();
     let reg = super::blocking(move || s.put_registration(&reg)).await?;
-    tracing::info!(url, site = %reg.site, "registered with the cloud");
+    tracing::info!(url = %crate::firmware::masked_url(url), site = %reg.site, "registered with the cloud");
     Ok(reg)
 }

@@ -9,6 +9,11 @@ use crate::store::OutboxDepth;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncStatus {
+    /// Whether `[cloud] ca_file` is set: without it the box cannot register, and a box that
+    /// is not registered would otherwise look like one waiting for `cloud register`. Absent
+    /// in an older daemon's answer, which is read as configured (what it showed before).
+    #[serde(default = "configured_unless_told")]
+    pub configured: bool,
     pub registered: bool,
     #[serde(default)]
     pub url: String,
@@ -28,6 +33,10 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// Since when every attempt has failed (absent when the last one worked).
     pub failing_since: Option<i64>,
+}
+
+fn configured_unless_told() -> bool {
+    true
 }
 
 /// The task's own bookkeeping, kept in memory.
