@@ -1014,6 +1014,122 @@ async fn a_registration_is_audited_with_its_cloud_and_site() {
     assert!(!e.to_string().contains(&cloud.token()), "{e}");
 }
 
+/// `cloud status` tells a box without `[cloud] ca_file` (which cannot register) from one
+/// that is configured but not registered yet, in the API, the table and `cloud sync`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_whether_sync_is_configured() {
+    let bare = Daemon::start();
+    let st = status(&bare).await;
+    assert_eq!(
+        (st["configured"].clone(), st["registered"].clone()),
+        (json!(false), json!(false)),
+        "{st}"
+    );
+    let out = bare.cli(&["cloud", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("not configured") && table.contains("ca_file"),
+        "{table}"
+    );
+    let out = bare.cli(&["cloud", "sync"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not configured") && !err.contains("cloud register"),
+        "{err}"
+    );
+
+    let cloud = Cloud::start(SITE);
+    let d = Daemon::start_with(&cloud.config());
+    let st = status(&d).await;
+    assert_eq!(
+        (st["configured"].clone(), st["registered"].clone()),
+        (json!(true), json!(false)),
+        "{st}"
+    );
+    let table = String::from_utf8_lossy(&d.cli(&["cloud", "status"]).stdout).into_owned();
+    assert!(!table.contains("not configured"), "{table}");
+}
+
+/// `cloud register` without `--token` reads the one-time token from standard input (a
+/// terminal would be asked without echo), so it is in no process list or shell history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_reads_the_token_from_standard_input() {
+    use std::io::Write;
+    let cloud = Cloud::start(SITE);
+    let d = Daemon::start_with(&cloud.config());
+    let register = |input: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .args(["cloud", "register", "--url", &cloud.url(), "--config"])
+            .arg(d.config_path())
+            .env_remove("EDGEPROV_TOKEN")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = register("");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no registration token"),
+        "{out:?}"
+    );
+    assert_eq!(status(&d).await["registered"], false);
+    let out = register(&format!("{}\n", cloud.token()));
+    assert!(out.status.success(), "{out:?}");
+    let st = status(&d).await;
+    assert_eq!(st["registered"], true, "{st}");
+    assert_eq!(st["site"], SITE, "{st}");
+}
+
+/// A cloud URL's login is masked wherever the box shows the URL: the status, the log, the
+/// audit log, and a refusal (which the audit log keeps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_urls_login_is_masked() {
+    let cloud = Cloud::start(SITE);
+    let d = Daemon::start_with(&cloud.config());
+    let url = cloud.url().replacen("https://", "https://edge:s3cret@", 1);
+    let out = d.cli(&["cloud", "register", "--url", &url, "--token", &cloud.token()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"), "{out:?}");
+    let st = status(&d).await;
+    assert_eq!(
+        st["url"],
+        cloud.url().replacen("https://", "https://edge:***@", 1),
+        "{st}"
+    );
+    first_pull(&d).await;
+
+    let plain = url.replacen("https://", "http://", 1);
+    let out = d.cli(&["cloud", "register", "--url", &plain, "--token", "t"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http://edge:***@") && err.contains("https://"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+
+    let (_, audit) = d
+        .api("GET", "/audit?resource=/api/v1/sync/register", None)
+        .await;
+    assert_eq!(audit.as_array().unwrap().len(), 2, "{audit}");
+    assert!(audit.to_string().contains("edge:***@"), "{audit}");
+    assert!(!audit.to_string().contains("s3cret"), "{audit}");
+    let log = d.log();
+    assert!(log.contains("registered with the cloud"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
+}
+
 /// A cloud that refuses one event for good (422, naming it) and takes at most four a post
 /// (413): the batches are split down to the event it refuses, which is set apart (listed,
 /// counted, alarmed with the cloud's reason, never sent back as an alarm) while every other

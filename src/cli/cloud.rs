@@ -14,7 +14,7 @@ use crate::sync::SyncStatus;
 pub enum CloudCmd {
     /// Register this box with the cloud using a one-time token from the installer's portal.
     #[command(
-        after_help = "Examples:\n  edgeprov cloud register --url https://cloud.example/edge   # the token is asked for, not echoed\n  edgeprov cloud register --url https://cloud.example/edge < token.txt"
+        after_help = "Examples:\n  edgeprov cloud register --url https://cloud.example/edge   # the token is asked for, not echoed\n  edgeprov cloud register --url https://cloud.example/edge --token TOKEN   # in sight of ps\n  cat token.txt | edgeprov cloud register --url https://cloud.example/edge"
     )]
     Register {
         /// The cloud's base URL (https://...).

@@ -53,7 +53,7 @@ pub enum DeviceCmd {
     Set(super::device_set::SetArgs),
     /// List the inventory, filtered and sorted.
     #[command(
-        after_help = "Examples:\n  edgeprov device list --site hq --search desk --sort last_seen --desc\n  edgeprov --json device list --state inactive --limit 100 --offset 200"
+        after_help = "Examples:\n  edgeprov device list --site hq --search desk --sort last_seen --desc\n  edgeprov --json device list --state inactive --limit 100 --offset 200\n  edgeprov device list --seen-before -7d --sort last_seen   # silent for a week (or never seen)"
     )]
     List {
         #[command(flatten)]

@@ -27,7 +27,7 @@ pub enum JobCmd {
     Show { id: u64 },
     /// Create a bulk job over a selection of devices (see docs/jobs.md).
     #[command(
-        after_help = "Examples:\n  edgeprov job create move --site hq --model J179 --to-site branch --at +2h --rate 5\n  edgeprov job create set-param --mac 001122aabbcc --set SIPDOMAIN=sip.example.com --wait\n  edgeprov job create delete --search returned --at 2026-01-01T02:00:00Z --yes"
+        after_help = "Examples:\n  edgeprov job create move --site hq --model J179 --to-site branch --at +2h --rate 5\n  edgeprov job create set-param --mac 001122aabbcc --set SIPDOMAIN=sip.example.com --wait\n  edgeprov job create delete --search returned --at 2026-01-01T02:00:00Z --yes\n  edgeprov job create deactivate --site hq --seen-before -7d   # phones silent for a week"
     )]
     Create(Box<CreateArgs>),
     /// Pause a scheduled or running job (a running one stops before its next device).

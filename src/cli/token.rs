@@ -19,7 +19,7 @@ pub enum RoleArg {
 pub enum TokenCmd {
     /// Create a token and print it (the only time it is shown).
     #[command(
-        after_help = "Examples:\n  edgeprov token create --role operator --site hq --site branch --user olivia --expires +90d\n  edgeprov token create --role administrator --user backup-script"
+        after_help = "Examples:\n  edgeprov token create --role operator --site hq --site branch --user olivia --expires +90d\n  edgeprov token create --role administrator --user inventory-sync --expires 2027-01-01T00:00:00Z\n\nBackups (edgeprov backup, GET /backup) take only the box's own admin.token, which no\ncreated token replaces: a backup script runs on the box as the daemon's user, or is given\na copy of admin.token (--token-file)."
     )]
     Create {
         /// administrator (everything) or operator (only its --site sites).
