@@ -750,3 +750,28 @@ async fn a_refusal_does_not_name_another_sites_name() {
     assert_eq!(s, 403, "{v}");
     assert!(!v.to_string().contains("theirs"), "{v}");
 }
+
+/// The box's own token is rotated as README says: stopped, its file deleted, started again, the
+/// daemon makes a new one and refuses the old one; a token of one's own written into the file
+/// is taken as it is.
+#[tokio::test]
+async fn the_box_token_is_rotated_by_a_restart_without_its_file() {
+    let mut d = Daemon::start();
+    let old = d.token.clone();
+    assert!(d.stop().success());
+    std::fs::remove_file(d.data_dir().join("admin.token")).unwrap();
+    let mut d = d.restart();
+    assert_ne!(d.token, old);
+    let (s, _) = d.api_with_token("GET", "/devices", None, Some(&old)).await;
+    assert_eq!(s, 401, "the old box token still works");
+    let (s, v) = d.api("GET", "/backup", None).await;
+    assert_eq!(s, 200, "the new one is the box's own: {v}");
+
+    assert!(d.stop().success());
+    let chosen = "ep_chosen_by_the_administrator_0123456789";
+    std::fs::write(d.data_dir().join("admin.token"), format!("{chosen}\n")).unwrap();
+    let d = d.restart();
+    assert_eq!(d.token, chosen);
+    let (s, _) = d.api("GET", "/devices", None).await;
+    assert_eq!(s, 200);
+}
