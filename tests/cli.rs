@@ -167,10 +167,11 @@ fn errors_go_to_stderr_with_a_non_zero_exit() {
             "double quotes",
         ),
         (vec!["device", "show", "001122aabbcc"], "not found"),
-        // Not registered: no cloud to sync with, not "sync requested".
+        // No `[cloud] ca_file`: no cloud to sync with, not "sync requested", nor "register
+        // first", which would be refused too.
         (
             vec!["cloud", "sync"],
-            "not registered with a cloud, so there is nothing to sync",
+            "cloud sync is not configured: [cloud] ca_file",
         ),
     ] {
         let out = d.cli(&args);

@@ -179,7 +179,10 @@ async fn an_expired_token_is_told_to_be_replaced() {
     );
     // A wrong token is still told what may be wrong with it.
     let err = with("ep_wrong");
-    assert!(err.contains("mistyped") && !err.contains("expired"), "{err}");
+    assert!(
+        err.contains("mistyped") && !err.contains("expired"),
+        "{err}"
+    );
 }
 
 /// `job create` refusals name the command line's options, not the API's fields: `--to-site`
@@ -190,16 +193,32 @@ fn job_create_refusals_name_the_options() {
     let d = Daemon::start();
     assert!(d.cli(&["site", "create", "s"]).status.success());
     let err = refused_with(&d, 2, &["job", "create", "move", "--site", "s"]);
-    assert!(err.contains("--to-site") && err.contains("--to-group"), "{err}");
+    assert!(
+        err.contains("--to-site") && err.contains("--to-group"),
+        "{err}"
+    );
     assert!(!err.contains("site: a move"), "{err}");
 
     let err = refused_with(&d, 2, &["job", "create", "activate"]);
-    for option in ["--mac", "--site", "--search", "--seen-before", "--seen-after", "--all"] {
+    for option in [
+        "--mac",
+        "--site",
+        "--search",
+        "--seen-before",
+        "--seen-after",
+        "--all",
+    ] {
         assert!(err.contains(option), "{option}: {err}");
     }
     for field in ["macs", "seen_before", " q,", "\"all\""] {
         assert!(!err.contains(field), "{field}: {err}");
     }
+    let err = refused_with(&d, 2, &["job", "create", "activate", "--mac", "00112233zz"]);
+    assert!(
+        err.contains("--mac: not a MAC address: \"00112233zz\""),
+        "{err}"
+    );
+    assert!(!err.contains("selection.macs"), "{err}");
     let jobs = d.cli(&["--json", "job", "list"]);
     assert_eq!(
         String::from_utf8_lossy(&jobs.stdout).trim(),

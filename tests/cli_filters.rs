@@ -66,7 +66,12 @@ async fn devices_are_selected_by_when_they_were_last_seen() {
     let in_an_hour = (edgeprov::model::now_unix() + 3600).to_string();
     assert_eq!(macs(&["--seen-before", &in_an_hour]), [SEEN, SILENT]);
     assert_eq!(
-        macs(&["--seen-after", "2000-01-01T00:00:00Z", "--seen-before", "+1h"]),
+        macs(&[
+            "--seen-after",
+            "2000-01-01T00:00:00Z",
+            "--seen-before",
+            "+1h"
+        ]),
         [SEEN]
     );
 
@@ -105,7 +110,8 @@ async fn groups_and_files_are_listed_by_site() {
     d.add_device(json!({"mac": SILENT, "site": "branch", "group": "lobby"}))
         .await;
     d.put_file("46xxspecials.txt?site=hq", "SET A 1\n").await;
-    d.put_file("46xxspecials.txt?site=branch", "SET A 2\n").await;
+    d.put_file("46xxspecials.txt?site=branch", "SET A 2\n")
+        .await;
     d.put_file("46xxspecials.txt", "SET A 3\n").await;
 
     let (groups, _) = json_out(&d, &["group", "list", "--site", "hq"]);

@@ -689,9 +689,9 @@ async fn cli_creates_follows_lists_and_shows_jobs() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["state"], "paused");
     let out = d.cli(&["job", "create", "move", "--all"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("site:"),
+        String::from_utf8_lossy(&out.stderr).contains("--to-site"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

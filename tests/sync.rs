@@ -1050,6 +1050,13 @@ async fn status_says_whether_sync_is_configured() {
     );
     let table = String::from_utf8_lossy(&d.cli(&["cloud", "status"]).stdout).into_owned();
     assert!(!table.contains("not configured"), "{table}");
+    let out = d.cli(&["cloud", "sync"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not registered") && err.contains("cloud register --url URL"),
+        "{err}"
+    );
 }
 
 /// `cloud register` without `--token` reads the one-time token from standard input (a
@@ -1098,9 +1105,19 @@ async fn a_cloud_urls_login_is_masked() {
     let cloud = Cloud::start(SITE);
     let d = Daemon::start_with(&cloud.config());
     let url = cloud.url().replacen("https://", "https://edge:s3cret@", 1);
-    let out = d.cli(&["cloud", "register", "--url", &url, "--token", &cloud.token()]);
+    let out = d.cli(&[
+        "cloud",
+        "register",
+        "--url",
+        &url,
+        "--token",
+        &cloud.token(),
+    ]);
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("s3cret"),
+        "{out:?}"
+    );
     let st = status(&d).await;
     assert_eq!(
         st["url"],

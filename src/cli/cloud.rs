@@ -128,8 +128,8 @@ fn not_configured() -> &'static str {
 /// terminal, else the first line of standard input, so that it stays out of `ps` and the
 /// shell's history as the values of `--secret NAME` do.
 fn registration_token() -> Result<String> {
-    let token = super::secret_values::secret_line("One-time registration token: ")?
-        .ok_or_else(|| {
+    let token =
+        super::secret_values::secret_line("One-time registration token: ")?.ok_or_else(|| {
             anyhow!(
                 "no registration token on standard input: pipe it in (edgeprov cloud register \
                  --url URL < token.txt), or run on a terminal to type it; nothing was done"

@@ -32,7 +32,8 @@ pub struct FilterArgs {
 }
 
 /// The CLI's filter options, as a refusal that asks for one lists them.
-pub const OPTIONS: &str = "--site, --group, --model, --state, --search, --seen-before, --seen-after";
+pub const OPTIONS: &str =
+    "--site, --group, --model, --state, --search, --seen-before, --seen-after";
 
 impl FilterArgs {
     /// The given filters as API field names and values, the times as Unix seconds (a time

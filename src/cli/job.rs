@@ -169,7 +169,16 @@ impl CreateArgs {
         }
         let mut selection = Map::new();
         if !self.macs.is_empty() {
-            selection.insert("macs".into(), json!(self.macs));
+            let macs = self
+                .macs
+                .iter()
+                .map(|m| {
+                    crate::model::Mac::parse(m)
+                        .map(|mac| mac.to_string())
+                        .map_err(|e| UsageError(format!("--mac: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            selection.insert("macs".into(), json!(macs));
         }
         if self.all {
             selection.insert("all".into(), true.into());
@@ -188,7 +197,10 @@ impl CreateArgs {
         }
         body.insert("selection".into(), selection.into());
         if let Some(at) = &self.at {
-            body.insert("at".into(), super::when::parse_time("--at", at, now)?.into());
+            body.insert(
+                "at".into(),
+                super::when::parse_time("--at", at, now)?.into(),
+            );
         }
         if let Some(r) = self.rate {
             // JSON has no NaN or infinity: serde_json would send null, which means unlimited.
@@ -464,6 +476,24 @@ mod tests {
         let mut argv = vec!["create"];
         argv.extend_from_slice(args);
         Cli::parse_from(argv).create
+    }
+
+    /// The filters' times go to the API as Unix seconds, a relative one taken from now.
+    #[test]
+    fn seen_times_are_sent_as_unix_seconds() {
+        let body = create(&[
+            "deactivate",
+            "--seen-before",
+            "-7d",
+            "--seen-after",
+            "2026-01-01T00:00:00Z",
+        ])
+        .body_at(1_800_000_000)
+        .unwrap();
+        assert_eq!(
+            body["selection"],
+            serde_json::json!({"seen_before": 1_800_000_000 - 7 * 86_400, "seen_after": 1_767_225_600})
+        );
     }
 
     #[test]

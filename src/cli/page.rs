@@ -51,7 +51,12 @@ impl PageArgs {
     /// the paging (a script that reads `.[]` keeps working); on stderr, as under a table, the
     /// footer with the list's total when the page leaves entries out, the only place a script
     /// that pages learns it (`X-Total-Count`).
-    pub fn print_json(&self, out: super::Output, page: &serde_json::Value, total: Option<u64>) -> anyhow::Result<()> {
+    pub fn print_json(
+        &self,
+        out: super::Output,
+        page: &serde_json::Value,
+        total: Option<u64>,
+    ) -> anyhow::Result<()> {
         out.print_json(page)?;
         let shown = page.as_array().map_or(0, Vec::len);
         self.say_footer(shown, total);

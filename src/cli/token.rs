@@ -78,9 +78,7 @@ pub async fn run(cmd: TokenCmd, api: &ApiClient, out: Output) -> Result<()> {
                 RoleArg::Operator => "operator",
             };
             let now = crate::model::now_unix();
-            let expires = expires
-                .map(|text| expiry(&text, now))
-                .transpose()?;
+            let expires = expires.map(|text| expiry(&text, now)).transpose()?;
             let body = json!({
                 "user": user,
                 "role": role,
