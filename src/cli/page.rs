@@ -2,7 +2,9 @@
 //! `dhcp leases`), as the API's `limit` and `offset`: one definition, so the three say and
 //! send the same thing. A table that shows only part of the list says so on stderr, with the
 //! `--offset` of the next page: the API gives the whole list's length (`X-Total-Count`), and an
-//! operator reading a table of 50 alarms should not take it for all of them.
+//! operator reading a table of 50 alarms should not take it for all of them. With `--json` the
+//! same line goes to stderr, stdout staying the API's array: a script that pages learns the
+//! total there, and one that reads the array is not broken by a new shape.
 
 use clap::Args;
 
