@@ -145,3 +145,61 @@ async fn a_layer_or_job_shows_no_value_of_a_parameter_named_as_a_credential() {
         assert!(!all.to_string().contains(secret), "{secret} in {all}");
     }
 }
+
+/// Credentials whose names say key, token or community, or whose value is a URL with a login,
+/// set as plain global parameters, went into the Yealink common file every phone may fetch
+/// (`y000000000108.cfg`), over plain HTTP too. They stay out of it now and reach only the
+/// device's own file, behind its proof; a key button stays in the common file.
+#[tokio::test]
+async fn keys_tokens_and_url_logins_stay_out_of_the_common_file() {
+    let d = Daemon::start();
+    let (s, v) = d
+        .api(
+            "PATCH",
+            "/params/global",
+            Some(json!({"params": {
+                "yealink:static.auto_provision.aes_key_16.com": "aes-4711",
+                "yealink:static.snmp.community": "snmp-4711",
+                "yealink:static.auto_provision.server.url": "https://prov:url-4711@192.0.2.1/",
+                "yealink:linekey.1.type": "15"
+            }})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    d.add_device(json!({"mac": MAC, "model": "T46U", "state": "active"}))
+        .await;
+    let ua = "Yealink SIP-T46U 108.86.0.45 00:11:22:aa:bb:cc";
+    let http = d.http.unwrap();
+
+    let common = send_plain(http, get("/y000000000108.cfg", ua))
+        .await
+        .unwrap();
+    assert_eq!(common.status, 200, "{}", common.text());
+    let text = common.text();
+    assert!(text.contains("linekey.1.type = 15"), "{text}");
+    assert!(!text.contains("4711"), "{text}");
+
+    let unproven = send_plain(http, get(&format!("/{MAC}.cfg"), ua))
+        .await
+        .unwrap();
+    assert_eq!(unproven.status, 403, "{}", unproven.text());
+    assert!(!unproven.text().contains("4711"), "{}", unproven.text());
+
+    let id = d.identity(MAC).await;
+    let proven = send(
+        d.https,
+        client_config(&d.ca_pem(), Some(&id)),
+        get(&format!("/{MAC}.cfg"), ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(proven.status, 200, "{}", proven.text());
+    let text = proven.text();
+    for line in [
+        "static.auto_provision.aes_key_16.com = aes-4711",
+        "static.snmp.community = snmp-4711",
+        "static.auto_provision.server.url = https://prov:url-4711@192.0.2.1/",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}

@@ -449,3 +449,102 @@ async fn a_grandstream_v2_cfg_xml_with_nested_passwords_needs_proof() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(!leaked(&r));
 }
+
+/// A login in a URL is the provisioning server's password, and a Yealink AES key decrypts
+/// every phone's provisioning files; in a common `y000000000108.cfg` they went to whoever
+/// asked, over plain HTTP too, with `"protected": false`. The file needs proof now, and the
+/// upload says which lines; a common file of key buttons alone stays every phone's.
+#[tokio::test]
+async fn a_yealink_common_file_with_a_url_login_or_aes_key_needs_proof() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": A, "model": "T46U", "state": "active"}))
+        .await;
+    let body = "#!version:1.0.0.1\n\
+                static.auto_provision.server.url = https://prov:Hunter2pw@192.0.2.1/\n\
+                static.auto_provision.aes_key_16.com = aes-4711-aes-471\n\
+                linekey.1.type = 15\n";
+    let stored = d.put_file("y000000000108.cfg", body).await;
+    assert_eq!(stored["protected"], true, "{stored}");
+    assert_eq!(
+        stored["secrets"],
+        json!([
+            "line 2: static.auto_provision.server.url (login in its URL)",
+            "line 3: static.auto_provision.aes_key_16.com"
+        ]),
+        "{stored}"
+    );
+    let ua = "Yealink SIP-T46U 108.86.0.45 00:11:22:aa:bb:cc";
+    let leaked = |r: &Resp| r.text().contains("Hunter2pw") || r.text().contains("aes-4711");
+    let r = send_plain(d.http.unwrap(), get("/y000000000108.cfg", ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!leaked(&r));
+    let ca = d.ca_pem();
+    let r = send(
+        d.https,
+        client_config(&ca, None),
+        get("/y000000000108.cfg", ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!leaked(&r));
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get("/y000000000108.cfg", ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), body);
+
+    // Buttons, a keypad lock and a login-free URL are no secrets: every phone gets them.
+    let buttons = "#!version:1.0.0.1\n\
+                   linekey.1.type = 15\nlinekey.1.value = 1001\n\
+                   expansion_module.1.key.1.value = 2002\n\
+                   phone_setting.keypad_lock.enable = 1\nfeatures.key_as_send = 1\n\
+                   static.auto_provision.server.url = https://192.0.2.1/prov/\n";
+    let stored = d.put_file("y000000000066.cfg", buttons).await;
+    assert_eq!(stored["protected"], false, "{stored}");
+    let r = send_plain(d.http.unwrap(), get("/y000000000066.cfg", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), buttons);
+}
+
+/// A file an earlier edgeprov judged free of secrets (its reading 9 knew no URL logins) is
+/// read again at the next start, since what counts as a secret changed: a Poly file whose
+/// provisioning server URL carries a login goes only to proven devices from then on, with an
+/// alarm.
+#[tokio::test]
+async fn a_file_judged_by_an_earlier_reading_is_read_again_at_start() {
+    let mut d = Daemon::start();
+    let body = "<polycomConfig><device device.prov.serverName=\"ftp://PlcmSpIp:PlcmSpIp@192.0.2.1\"/></polycomConfig>\n";
+    d.put_file("edgeprov-extra.cfg", body).await;
+    d.stop();
+    {
+        // As reading 9 left it: no secret (reading << 1 | holds_secret).
+        const FLAGS: redb::TableDefinition<&str, u8> =
+            redb::TableDefinition::new("static_file_flags");
+        let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(FLAGS)
+            .unwrap()
+            .insert("|edgeprov-extra.cfg", 9u8 << 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let d = d.restart();
+    let (_, alarms) = d
+        .api("GET", "/alarms?kind=static_file_protected", None)
+        .await;
+    assert_eq!(alarms[0]["source"], "edgeprov-extra.cfg", "{alarms}");
+    let r = send_plain(d.http.unwrap(), get("/edgeprov-extra.cfg", "curl/8"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("PlcmSpIp@"), "{}", r.text());
+}

@@ -254,11 +254,16 @@ impl StaticFileView {
     }
 }
 
-/// The secret assignments of a static file, as [`StaticFileView::secrets`] lists them.
+/// The secret assignments of a static file, as [`StaticFileView::secrets`] lists them: the
+/// line and the setting's name, and for a login in a URL, that it is the URL's login and not
+/// the setting itself that is secret (`line 3: device.prov.serverName (login in its URL)`).
 fn secrets_of(bytes: &[u8]) -> Vec<String> {
     crate::settings::secrets::secret_lines(bytes)
         .into_iter()
-        .map(|s| format!("line {}: {}", s.line, s.name))
+        .map(|s| match s.in_url {
+            true => format!("line {}: {} (login in its URL)", s.line, s.name),
+            false => format!("line {}: {}", s.line, s.name),
+        })
         .collect()
 }
 

@@ -3,6 +3,8 @@
 //! (`?X-Amz-Signature=…`, `?token=…`, `?sig=…`), which is needed to fetch but must not reach
 //! the admin API's answers, the CLI, alarms, logs or the audit log (kept a year and exported).
 
+use std::ops::Range;
+
 use super::catalogue::Release;
 
 /// What stands for a password in a URL shown.
@@ -20,7 +22,7 @@ pub const MASK: &str = "***";
 /// typed where one goes: `user:pw@portal/fw.rom`, or `https:/user:pw@…` with a slash missing.
 /// Everything before its last `@` is masked then, and its query and fragment as above.
 pub fn masked_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(a) = authority(url.as_bytes()) else {
         let end = url.find(['?', '#']).unwrap_or(url.len());
         let (head, tail) = url.split_at(end);
         let head = match head.rsplit_once('@') {
@@ -29,16 +31,55 @@ pub fn masked_url(url: &str) -> String {
         };
         return format!("{head}{}", masked_path(tail));
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:{MASK}@{host}"),
-            None => format!("{MASK}@{host}"),
-        },
-        None => authority.to_string(),
+    // Every range ends at an ASCII byte (`:`, `@`, `/`…), so each is a `str` boundary.
+    let shown = match (a.userinfo, a.password) {
+        (Some(_), Some(password)) => format!(
+            "{}{MASK}{}",
+            &url[a.whole.start..password.start],
+            &url[password.end..a.whole.end]
+        ),
+        (Some(userinfo), None) => format!("{MASK}{}", &url[userinfo.end..a.whole.end]),
+        (None, _) => url[a.whole.clone()].to_string(),
     };
-    format!("{scheme}://{authority}{}", masked_path(path))
+    format!(
+        "{}{shown}{}",
+        &url[..a.whole.start],
+        masked_path(&url[a.whole.end..])
+    )
+}
+
+/// Where the parts of a URL's authority lie in its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    /// From after the first `://` to the first `/`, `?` or `#` after it.
+    pub whole: Range<usize>,
+    /// Before the authority's last `@`, when it has one.
+    pub userinfo: Option<Range<usize>>,
+    /// The userinfo after its first `:`, when it has one (`pa:ss` in `user:pa:ss`).
+    pub password: Option<Range<usize>>,
+}
+
+/// The authority of `url` (`scheme://userinfo@host:port`), `None` without `://`. One parser
+/// for what [`masked_url`] hides and for what the reading of settings files
+/// (`settings::secrets`) calls a login in a URL, so that what is masked in one place is what
+/// is protected in the other. Bytes, so that a settings file need not be UTF-8.
+pub fn authority(url: &[u8]) -> Option<Authority> {
+    let start = url.windows(3).position(|w| w == b"://")? + 3;
+    let end = url[start..]
+        .iter()
+        .position(|b| b"/?#".contains(b))
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..end].iter().rposition(|&b| b == b'@');
+    let userinfo = at.map(|at| start..start + at);
+    let password = userinfo.clone().and_then(|u| {
+        let colon = url[u.clone()].iter().position(|&b| b == b':')?;
+        Some(u.start + colon + 1..u.end)
+    });
+    Some(Authority {
+        whole: start..end,
+        userinfo,
+        password,
+    })
 }
 
 /// A URL's path with the values of its query and fragment masked.

@@ -35,7 +35,7 @@ pub use catalogue::{
 pub use fetch::FetchError;
 pub use flight::RemoveImageError;
 pub use jobs::{Job, JobImage, JobState};
-pub use masked::masked_url;
+pub use masked::{Authority, authority, masked_url};
 pub use serve::{Asked, matches_none, respond};
 pub use upload::{UploadError, UploadOutcome};
 

@@ -37,7 +37,8 @@ pub struct Effective {
 pub const SECRET_MASK: &str = "********";
 
 /// Replaces, in every layer and the device, each value of a name [`effective`] treats as
-/// secret with [`SECRET_MASK`]: what is rendered from the result shows where each secret goes,
+/// secret, and each value that carries a credential itself (a URL with a login), with
+/// [`SECRET_MASK`]: what is rendered from the result shows where each secret goes,
 /// never what it is.
 pub fn mask_secrets(ctx: &mut DeviceContext) {
     let sets: Vec<_> = ctx
@@ -59,7 +60,7 @@ pub fn mask_secrets(ctx: &mut DeviceContext) {
         .collect();
     for (params, secrets) in sets {
         for (name, value) in params.iter_mut().chain(secrets.iter_mut()) {
-            if secret.contains(&setting_key(name)) {
+            if secret.contains(&setting_key(name)) || super::vocab::is_secret_value(value) {
                 *value = SECRET_MASK.to_string();
             }
         }
@@ -78,7 +79,8 @@ fn declared_secret(ctx: &DeviceContext) -> BTreeSet<String> {
 
 /// The device's effective parameters by name. A later layer replaces a value set earlier. A
 /// value is secret when a layer declared its setting secret in any spelling
-/// ([`setting_key`]), or the vocabulary knows its name is one.
+/// ([`setting_key`]), the vocabulary knows its name is one, or the value carries a credential
+/// whatever its name ([`super::vocab::is_secret_value`]: a URL with a login).
 pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
     let declared = declared_secret(ctx);
     let mut out: BTreeMap<String, Effective> = BTreeMap::new();
@@ -98,7 +100,9 @@ pub fn effective(ctx: &DeviceContext) -> BTreeMap<String, Effective> {
         for (values, secret) in [(params, false), (secrets, true)] {
             for (name, value) in values {
                 let key = setting_key(name);
-                let was_secret = declared.contains(&key) || super::vocab::is_secret(name);
+                let was_secret = declared.contains(&key)
+                    || super::vocab::is_secret(name)
+                    || super::vocab::is_secret_value(value);
                 if let Some(earlier) = spelled.insert(key, name.clone())
                     && earlier != *name
                 {

@@ -15,8 +15,19 @@
 //! enable, type, timeout, policy, hint or save comes after that word (`min_password_length`
 //! and `features.password_dial.prefix` describe a password, `admin_mode_password` is one); or
 //! when it is a Grandstream P-value that holds a password (`P34`) or one of Cisco's special
-//! purpose parameters `GPP_SA`–`GPP_SD` (provisioning keys). Its value counts when it is
-//! not empty, not Yealink's `%NULL%` and not a switch (`0`, `1`, `true`, `off`…).
+//! purpose parameters `GPP_SA`–`GPP_SD` (provisioning keys). Words read as whole words (split
+//! at `.`, `_`, `-`, blanks, digits and camelCase) also say secret when they name a credential
+//! other than a password: `token`, `community` (SNMP's password), `pw`; `key` only after a
+//! word that makes it a cryptographic key (`aes_key_16`, `configEncryption.key`,
+//! `private_key`, `api_key`), never alone, since `key` mostly names a button
+//! (`linekey.1.value`, `expansion_module.1.key.1.value`); and `hash` only after `user`, `auth`,
+//! `digest` or a password word (Snom's `user_hash`, a digest hash that logs in as the password
+//! does). Avaya's `SNMPSTRING` is its SNMP community. Its value counts when it is not empty,
+//! not Yealink's `%NULL%` and not a switch (`0`, `1`, `true`, `off`…).
+//!
+//! Whatever its name, a value holding a URL with a login (`https://prov:Hunter2pw@host/` in
+//! `static.auto_provision.server.url`, Poly's `device.prov.serverName`, Cisco's
+//! `Profile_Rule`) holds a secret, its password ([`url_logins`]); only the password is masked.
 //!
 //! Each line is read in every form the vendors use:
 //! - `SET NAME value`, any case of SET and any blank after it (Avaya); and every `SET` also
@@ -62,7 +73,7 @@ use super::script::{Kind, Script, Value};
 /// Which reading of files this is. Raise it whenever what counts as a secret changes: the
 /// answer for each static file is stored with it, and files read by an older reading are read
 /// again at the next start.
-pub const READING: u8 = 9;
+pub const READING: u8 = 10;
 
 /// One assignment of a value to a secret-looking name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +84,9 @@ pub struct SecretLine {
     /// Where the value lies in the bytes given to [`secret_lines`] (without its quotes), so
     /// that [`mask_secrets`] can hide exactly the value and nothing else.
     pub value: Range<usize>,
+    /// The secret is the password of a login in a URL that `name` is given
+    /// (`https://prov:Hunter2pw@host/`), not the whole value: `value` is the password alone.
+    pub in_url: bool,
 }
 
 /// Words that make a name a password's (matched inside a word, so `PROCPSWD` and
@@ -160,8 +174,50 @@ pub fn secret_name(name: &str) -> bool {
 }
 
 fn is_secret_name(name: &[u8]) -> bool {
-    grandstream_secret(name) || cisco_special_purpose(name) || Words::of(name).say_secret()
+    grandstream_secret(name)
+        || cisco_special_purpose(name)
+        || name.eq_ignore_ascii_case(b"SNMPSTRING")
+        || Words::of(name).say_secret()
 }
+
+/// Whole words that name a credential (matched as a word, never inside one): an
+/// authentication token (Avaya's `SIP_TOKEN`, Cisco's `SIP_Auth_Token_1_`), an SNMP
+/// community, which is SNMP's password (`static.snmp.community`, `device.snmp.communityName`),
+/// and `pw` (Snom's `keyboard_lock_pw`, the code that unlocks the keypad).
+const CREDENTIAL_WORDS: [&[u8]; 3] = [b"token", b"community", b"pw"];
+
+/// Words after which the word `key` is a cryptographic key's, never a button's
+/// (`static.auto_provision.aes_key_16.com`, the key that decrypts Yealink's provisioning files;
+/// Poly's `device.sec.configEncryption.key`; `private_key`, `api_key`, `shared_key`,
+/// `openvpn.key`). The bare word `key` is no credential: `expansion_module.1.key.1.value`,
+/// `key.scrolling.timeout` and `features.key_as_send` name buttons and keypads.
+const KEY_KINDS: [&[u8]; 16] = [
+    b"aes",
+    b"des",
+    b"encryption",
+    b"encrypt",
+    b"crypt",
+    b"crypto",
+    b"cipher",
+    b"private",
+    b"api",
+    b"auth",
+    b"shared",
+    b"wep",
+    b"wpa",
+    b"vpn",
+    b"openvpn",
+    b"ipsec",
+];
+
+/// Words after which the word `hash` is a credential's: a digest hash of the login, which
+/// authenticates as the password does (Snom's `user_hash`, a `pwd_hash`, a `digest_hash`).
+const HASH_KINDS: [&[u8]; 5] = [b"user", b"auth", b"digest", b"login", b"credential"];
+
+/// Words that, after a cryptographic key's name, make it a setting about the key: Yealink's
+/// `static.auto_provision.aes_key_in_file` is a switch, a `…key_url` or `…key_file` says where
+/// the key is, not what.
+const KEY_QUALIFIERS: [&[u8]; 6] = [b"in", b"file", b"url", b"path", b"size", b"format"];
 
 /// What the words of a name read so far say: whether one names a secret, and whether a
 /// qualifier came after it. Reading a name's words on from another's (`then`) judges the two
@@ -171,6 +227,13 @@ fn is_secret_name(name: &[u8]) -> bool {
 struct Words {
     secret: bool,
     qualified: bool,
+    /// The secret named last is a cryptographic key ([`KEY_KINDS`]), which [`KEY_QUALIFIERS`]
+    /// describe too.
+    key: bool,
+    /// The last word read was one of [`KEY_KINDS`], so a `key` after it is a credential.
+    key_kind: bool,
+    /// The last word read was one of [`HASH_KINDS`], or itself a secret word (`pwd_hash`).
+    hash_kind: bool,
 }
 
 impl Words {
@@ -180,12 +243,24 @@ impl Words {
 
     fn then(mut self, name: &[u8]) -> Words {
         for word in words(name) {
-            if let Some(rest) = secret_word(word) {
+            let is = |list: &[&[u8]]| list.iter().any(|w| word.eq_ignore_ascii_case(w));
+            let secret = secret_word(word);
+            if let Some(rest) = secret {
                 self.secret = true;
+                self.key = false;
                 self.qualified = QUALIFIERS.iter().any(|q| starts_with_ignore_case(rest, q));
-            } else if self.secret && QUALIFIERS.iter().any(|q| word.eq_ignore_ascii_case(q)) {
+            } else if is(&CREDENTIAL_WORDS)
+                || (self.key_kind && word.eq_ignore_ascii_case(b"key"))
+                || (self.hash_kind && word.eq_ignore_ascii_case(b"hash"))
+            {
+                self.secret = true;
+                self.key = word.eq_ignore_ascii_case(b"key");
+                self.qualified = false;
+            } else if self.secret && (is(&QUALIFIERS) || (self.key && is(&KEY_QUALIFIERS))) {
                 self.qualified = true;
             }
+            self.key_kind = is(&KEY_KINDS);
+            self.hash_kind = is(&HASH_KINDS) || secret.is_some();
         }
         self
     }
@@ -410,6 +485,7 @@ fn byte_secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
                 line: number,
                 name: String::from_utf8_lossy(&line[a.name]).into_owned(),
                 value: offset + a.value.start..offset + a.value.end,
+                in_url: a.in_url,
             })
             .collect();
         while let Some(a) = in_elements.next_if(|a| a.value.start <= start + len) {
@@ -417,10 +493,21 @@ fn byte_secret_lines(bytes: &[u8]) -> Vec<SecretLine> {
                 line: number,
                 name: String::from_utf8_lossy(&bytes[a.name]).into_owned(),
                 value: a.value,
+                in_url: a.in_url,
             });
         }
-        here.sort_by_key(|s| (s.value.start, s.value.end));
+        // By start, the longer first, so that a value found whole comes before a login in a URL
+        // inside it, which is part of that secret rather than another (one pass).
+        here.sort_by_key(|s| (s.value.start, std::cmp::Reverse(s.value.end)));
         here.dedup_by_key(|s| (s.value.start, s.value.end));
+        let mut whole_to = 0;
+        here.retain(|s| match s.in_url {
+            true => s.value.end > whole_to,
+            false => {
+                whole_to = whole_to.max(s.value.end);
+                true
+            }
+        });
         out.append(&mut here);
         start += match rest.get(len..len + 2) {
             Some(b"\r\n") => len + 2,
@@ -462,6 +549,7 @@ fn script_sets(bytes: &[u8], out: &mut Vec<SecretLine>) {
                 line: statement.line,
                 name: String::from_utf8_lossy(set.name).into_owned(),
                 value,
+                in_url: false,
             },
         );
     }
@@ -507,16 +595,97 @@ pub fn mask_secrets(bytes: &[u8], mask: &str) -> Vec<u8> {
 struct Assignment {
     name: Range<usize>,
     value: Range<usize>,
+    /// As [`SecretLine::in_url`].
+    in_url: bool,
 }
 
-/// Records the assignment if its name is a secret's and its value gives one.
-fn offer(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Assignment>) {
-    if let (Some(n), Some(v)) = (line.get(name.clone()), line.get(value.clone()))
-        && holds_value(v)
-        && is_secret_name(n)
-    {
-        out.push(Assignment { name, value });
+impl Assignment {
+    fn whole(name: Range<usize>, value: Range<usize>) -> Assignment {
+        Assignment {
+            name,
+            value,
+            in_url: false,
+        }
     }
+}
+
+/// Records the assignment if its name is a secret's and its value gives one; otherwise each
+/// login in a URL in its value ([`url_logins`]).
+fn offer(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Assignment>) {
+    let Some(n) = line.get(name.clone()) else {
+        return;
+    };
+    offer_judged(line, is_secret_name(n), name, value, out);
+}
+
+/// [`offer`] with the name judged by the caller.
+fn offer_judged(
+    line: &[u8],
+    secret_name: bool,
+    name: Range<usize>,
+    value: Range<usize>,
+    out: &mut Vec<Assignment>,
+) {
+    let Some(v) = line.get(value.clone()) else {
+        return;
+    };
+    if secret_name && holds_value(v) {
+        out.push(Assignment::whole(name, value));
+        return;
+    }
+    for password in url_logins(v) {
+        out.push(Assignment {
+            name: name.clone(),
+            value: value.start + password.start..value.start + password.end,
+            in_url: true,
+        });
+    }
+}
+
+/// The password of each login in a URL in `value` (`Hunter2pw` in
+/// `https://prov:Hunter2pw@host/`, `PlcmSpIp` in `ftp://PlcmSpIp:PlcmSpIp@host`), as ranges
+/// of `value`. Whoever reads it logs in to the provisioning server as the phones do, whatever
+/// the setting's name (`static.auto_provision.server.url`, `device.prov.serverName`,
+/// Cisco's `Profile_Rule`). The URL's authority is read by the parser that masks such logins
+/// elsewhere ([`crate::firmware::authority`]). A login without a password
+/// (`ftp://anonymous@host`) and one whose password is a macro the phone fills in (`$PWD`) give
+/// none. A URL runs from its scheme to a blank, a quote, `<` or `>`; one pass over `value`.
+pub fn url_logins(value: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let sep = find_seq(value, at, b"://")?;
+            // The scheme: letters, digits, `+`, `-`, `.`, starting with a letter, read back only
+            // to where the last URL ended.
+            let mut start = sep;
+            while start > at && is_scheme_char(value[start - 1]) {
+                start -= 1;
+            }
+            while start < sep && !value[start].is_ascii_alphabetic() {
+                start += 1;
+            }
+            let end = run(value, sep, |b| {
+                !(b.is_ascii_whitespace() || b"\"'<>".contains(&b))
+            });
+            at = end.max(sep + 3);
+            if start == sep {
+                continue;
+            }
+            let Some(password) = crate::firmware::authority(&value[start..end])
+                .and_then(|a| a.password)
+                .map(|p| start + p.start..start + p.end)
+            else {
+                continue;
+            };
+            if !password.is_empty() && value[password.start] != b'$' {
+                return Some(password);
+            }
+        }
+    })
+}
+
+fn is_scheme_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"+-.".contains(&b)
 }
 
 /// [`offer`] for an XML element or attribute name, judged by its local name: the phone reads
@@ -524,12 +693,10 @@ fn offer(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Ass
 /// whatever the file's author chose (`spin:` must not make every name a PIN's). The name
 /// reported is the one written, prefix and all.
 fn offer_markup(line: &[u8], name: Range<usize>, value: Range<usize>, out: &mut Vec<Assignment>) {
-    if let (Some(n), Some(v)) = (line.get(name.clone()), line.get(value.clone()))
-        && holds_value(v)
-        && is_secret_name(local_name(n))
-    {
-        out.push(Assignment { name, value });
-    }
+    let Some(n) = line.get(name.clone()) else {
+        return;
+    };
+    offer_judged(line, is_secret_name(local_name(n)), name, value, out);
 }
 
 /// What follows an XML name's namespace prefix (`Password` in `ns:Password`), or the whole
@@ -622,10 +789,7 @@ fn url_options(line: &[u8], out: &mut Vec<Assignment>) {
         at = value.end;
         let v = &line[value.clone()];
         if holds_value(v) && !v.starts_with(b"$") {
-            out.push(Assignment {
-                name: dash..opt_end,
-                value,
-            });
+            out.push(Assignment::whole(dash..opt_end, value));
         }
     }
 }
@@ -949,21 +1113,17 @@ fn offer_element(line: &[u8], element: Open, value: Range<usize>, out: &mut Vec<
     if let Some(key) = element.key.clone() {
         offer(line, key, value.clone(), out);
     }
-    let Some(within) = element.within else {
-        return;
-    };
-    let own = match &element.key {
-        Some(key) => &line[key.clone()],
-        None => local_name(&line[element.name]),
-    };
-    if out.len() == before
-        && line.get(value.clone()).is_some_and(holds_value)
-        && within.words.then(own).say_secret()
-    {
-        out.push(Assignment {
-            name: within.key,
-            value,
-        });
+    if let Some(within) = element.within {
+        let own = match &element.key {
+            Some(key) => &line[key.clone()],
+            None => local_name(&line[element.name]),
+        };
+        if out[before..].iter().all(|a| a.in_url)
+            && line.get(value.clone()).is_some_and(holds_value)
+            && within.words.then(own).say_secret()
+        {
+            out.push(Assignment::whole(within.key, value));
+        }
     }
 }
 
@@ -1161,6 +1321,186 @@ mod tests {
              \"account\": {\"note\": \"a \\\"b\\\" c\", \"voicemail_pin\": *}}\n"
                 .as_bytes()
         );
+    }
+
+    /// Credentials that are no password by name: the AES keys that decrypt Yealink's
+    /// provisioning files, Poly's configuration encryption key, a VPN or API key, SIP
+    /// authentication tokens, SNMP communities (SNMP's password), Snom's digest hash and keypad
+    /// unlock code. Each vendor's form, in a file as an operator uploads it.
+    #[test]
+    fn keys_tokens_communities_and_hashes_are_secrets() {
+        let text = "\
+static.auto_provision.aes_key_16.mac = 0123456789abcdef
+static.auto_provision.aes_key_16.com = fedcba9876543210
+static.snmp.community = snmp-c
+phone_setting.phone_lock.unlock_pin = 1357
+<device device.sec.configEncryption.key=\"poly-k\" device.snmp.communityName=\"poly-c\"/>
+<SIP_Auth_Token_1_ ua=\"na\">cisco-t</SIP_Auth_Token_1_>
+SET SIP_TOKEN avaya-t
+SET SNMPSTRING avaya-c
+<user_hash idx=\"1\" perm=\"\">5f4dcc3b5aa765d6</user_hash>
+user_hash2$: 0d107d09f5bbe40c
+keyboard_lock_pw!: 2468
+openvpn.key = vpn-k
+{\"apiKey\": \"api-k\", \"privateKey\": \"priv-k\", \"pwd_hash\": \"h\"}
+";
+        assert_eq!(
+            values(text),
+            pairs(&[
+                ("static.auto_provision.aes_key_16.mac", "0123456789abcdef"),
+                ("static.auto_provision.aes_key_16.com", "fedcba9876543210"),
+                ("static.snmp.community", "snmp-c"),
+                ("phone_setting.phone_lock.unlock_pin", "1357"),
+                ("device.sec.configEncryption.key", "poly-k"),
+                ("device.snmp.communityName", "poly-c"),
+                ("SIP_Auth_Token_1_", "cisco-t"),
+                ("SIP_TOKEN", "avaya-t"),
+                ("SNMPSTRING", "avaya-c"),
+                ("user_hash", "5f4dcc3b5aa765d6"),
+                ("user_hash2", "0d107d09f5bbe40c"),
+                ("keyboard_lock_pw", "2468"),
+                ("openvpn.key", "vpn-k"),
+                ("apiKey", "api-k"),
+                ("privateKey", "priv-k"),
+                ("pwd_hash", "h"),
+            ])
+        );
+    }
+
+    /// Real settings whose names hold `key`, `token`-like or `hash`-like words without being
+    /// credentials: buttons, keypads, soft keys, dial plans, switches about a key. A common file
+    /// judged secret goes only to proven devices, so phones without a certificate would lose
+    /// these; each is judged by its name alone here (a value of `1` would hide a wrong rule).
+    #[test]
+    fn buttons_keypads_and_other_lookalikes_are_not_secrets() {
+        for name in [
+            // Yealink
+            "linekey.1.type",
+            "linekey.1.value",
+            "linekey.1.label",
+            "programablekey.2.type",
+            "memorykey.1.value",
+            "expansion_module.1.key.1.value",
+            "features.key_as_send",
+            "features.key_tone",
+            "phone_setting.keypad_lock.enable",
+            "phone_setting.keypad_lock.type",
+            "dialplan.replace.prefix.1",
+            "transfer.dsskey_deal_type",
+            "static.auto_provision.aes_key_in_file",
+            "static.auto_provision.server.url",
+            "static.auto_provision.user_name",
+            "static.network.snmp.enable",
+            "static.network.snmp.trust_ip",
+            "account.1.auth_name",
+            "account.1.srtp_encryption",
+            // Poly
+            "key.scrolling.timeout",
+            "softkey.1.label",
+            "softkey.1.action",
+            "efk.efklist.1.mname",
+            "efk.efkprompt.1.label",
+            "feature.enhancedFeatureKeys.enabled",
+            "sec.srtp.key.lifetime",
+            "device.prov.serverName",
+            "reg.1.auth.userId",
+            // Avaya (from the field files, and names of their form)
+            "SOFTKEY_CONFIGURATION",
+            "POUND_KEY_AS_CALL_TRIGGER",
+            "PHONEKEY",
+            "KEYPAD_LOCK",
+            "SIG",
+            "SIG_PORT_LOW",
+            "SIPSIGNAL",
+            "HOLIDAY_LIST",
+            "MEDIAENCRYPTION",
+            "ENCRYPT_SRTCP",
+            "SNMPADD",
+            // Snom
+            "fkey1",
+            "keyboard_lock",
+            "keyboard_lock_emergency",
+            "dkey_hold",
+            "user_realname1",
+            // Cisco
+            "Profile_Rule",
+            "Programmable_Softkey_Enable",
+            "Extension_1_",
+            "Auth_Resync_Reboot",
+        ] {
+            assert!(!secret_name(name), "{name}");
+        }
+        let lines = "\
+linekey.1.value = 1001
+expansion_module.1.key.1.value = 2002
+memorykey.1.value = 3003
+programablekey.2.type = 30
+dialplan.replace.prefix.1 = 0049
+<key key.scrolling.timeout=\"5\" softkey.1.label=\"Park\" efk.efklist.1.mname=\"park\"/>
+SET SIG 2
+SET SOFTKEY_CONFIGURATION 0,1,2
+fkey1: dest <sip:100@pbx>
+";
+        assert_eq!(names(lines), []);
+    }
+
+    /// A login in a URL is the provisioning server's password, whatever the setting's name:
+    /// Yealink's server URL, Poly's `device.prov.serverName` (here the factory FTP login, which
+    /// still opens the server), Cisco's `Profile_Rule` after its `--key`. Only the password is
+    /// masked; the user and host still tell the operator where it leads.
+    #[test]
+    fn logins_in_urls_are_secrets_whatever_the_name() {
+        let text = "\
+static.auto_provision.server.url = https://prov:Hunter2pw@host/
+<device device.prov.serverName=\"ftp://PlcmSpIp:PlcmSpIp@host\"/>
+<Profile_Rule>[--key \"k1\"] https://admin:Pa55@host/$MA.cfg</Profile_Rule>
+SET BRURI \"http://u:p%40ss@192.0.2.1/backup\"
+";
+        let found = secret_lines(text.as_bytes());
+        let shown: Vec<_> = found
+            .iter()
+            .map(|s| (s.line, s.name.as_str(), &text[s.value.clone()], s.in_url))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, "static.auto_provision.server.url", "Hunter2pw", true),
+                (2, "device.prov.serverName", "PlcmSpIp", true),
+                (3, "--key", "k1", false),
+                (3, "Profile_Rule", "Pa55", true),
+                (4, "BRURI", "p%40ss", true),
+            ]
+        );
+        assert_eq!(
+            String::from_utf8(mask_secrets(text.as_bytes(), "***")).unwrap(),
+            "\
+static.auto_provision.server.url = https://prov:***@host/
+<device device.prov.serverName=\"ftp://PlcmSpIp:***@host\"/>
+<Profile_Rule>[--key \"***\"] https://admin:***@host/$MA.cfg</Profile_Rule>
+SET BRURI \"http://u:***@192.0.2.1/backup\"
+"
+        );
+        // A password's value found whole is not reported again for the login inside it.
+        assert_eq!(
+            values("account.1.password = https://u:p@host/\n"),
+            pairs(&[("account.1.password", "https://u:p@host/")])
+        );
+    }
+
+    /// URLs without a password: no login, a lone user, a macro the phone fills in, an `@` in
+    /// the path or query, a SIP URI (no `//`).
+    #[test]
+    fn urls_without_a_password_are_not_secrets() {
+        let text = "\
+static.auto_provision.server.url = https://host/prov/
+static.firmware.url = ftp://anonymous@host/fw.rom
+device.prov.serverName = http://$MAC:$PWD@host
+<Profile_Rule>https://host/a@b.cfg?x=u:p@y</Profile_Rule>
+account.1.sip_server.1.address = sip:100:x@pbx
+static.auto_provision.server.url = https://:@host/
+odd = ://u:p@host
+";
+        assert_eq!(names(text), []);
     }
 
     /// A pre-shared key opens the network to whoever reads it.

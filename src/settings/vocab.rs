@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::secrets::secret_name;
+use super::secrets::{secret_name, url_logins};
 use crate::model::Vendor;
 
 /// Native settings, by name, in a stable order.
@@ -57,11 +57,13 @@ const PLAIN: &[&str] = &[
 const LINE_FIELDS: &[&str] = &["user", "auth_user", "password", "display_name"];
 
 /// A secret is never put into a file shared by several phones. Neutral secrets are listed; for
-/// native names anything that looks like a password or PIN counts, so a pass-through name cannot
-/// leak a credential into a common file by accident. That is at least what the reading of
-/// uploaded files counts ([`secret_name`]: `PROCPSWD`, `DOT1XPSWD`, `SIP_SECRET`, `user_pass1`,
-/// Grandstream's `P34`), and more: a name holding password, passwd or ending in pin counts even
-/// with a qualifier after it (`PASSWORD_MIN_LENGTH`), erring on the side of proof.
+/// native names anything that looks like a credential counts, so a pass-through name cannot
+/// leak one into a common file by accident. That is at least what the reading of uploaded
+/// files counts ([`secret_name`]: `PROCPSWD`, `DOT1XPSWD`, `SIP_SECRET`, `user_pass1`,
+/// Grandstream's `P34`, `yealink:static.auto_provision.aes_key_16.com`, `SIP_TOKEN`,
+/// `snom:user_hash`, `yealink:static.snmp.community`), and more: a name holding password, passwd
+/// or ending in pin counts even with a qualifier after it (`PASSWORD_MIN_LENGTH`), erring on the
+/// side of proof.
 pub fn is_secret(name: &str) -> bool {
     if name == "admin.password" || (name.starts_with("line.") && name.ends_with(".password")) {
         return true;
@@ -71,6 +73,14 @@ pub fn is_secret(name: &str) -> bool {
         || lower.contains("passwd")
         || lower.ends_with("pin")
         || secret_name(name.rsplit_once(':').map_or(name, |(_, native)| native))
+}
+
+/// Whether a parameter's value carries a credential whatever its name: a URL with a login
+/// (`yealink:static.auto_provision.server.url` = `https://prov:pw@host/`), read as in an
+/// uploaded file ([`url_logins`]). Such a value stays out of common files and makes the
+/// device's own file need proof, as a secret's does.
+pub fn is_secret_value(value: &str) -> bool {
+    url_logins(value.as_bytes()).next().is_some()
 }
 
 /// The phone setting a parameter name reaches, one key for all its spellings: a vendor
@@ -614,6 +624,19 @@ mod tests {
             "wifi.passphrase",
             "poly:device.wifi.psk.key",
             "PASSWORD_MIN_LENGTH",
+            "yealink:static.auto_provision.aes_key_16.com",
+            "yealink:static.auto_provision.aes_key_16.mac",
+            "yealink:phone_setting.phone_lock.unlock_pin",
+            "yealink:static.snmp.community",
+            "poly:device.sec.configEncryption.key",
+            "poly:device.snmp.communityName",
+            "cisco:SIP_Auth_Token_1_",
+            "SIP_TOKEN",
+            "avaya:sip_token",
+            "SNMPSTRING",
+            "snom:user_hash",
+            "snom:keyboard_lock_pw",
+            "yealink:openvpn.key",
         ] {
             assert!(is_secret(s), "{s}");
         }
@@ -623,8 +646,51 @@ mod tests {
             "SIPDOMAIN",
             "bypass",
             "SPINNER",
+            "yealink:linekey.1.type",
+            "yealink:linekey.1.value",
+            "yealink:programablekey.2.type",
+            "yealink:memorykey.1.value",
+            "yealink:expansion_module.1.key.1.value",
+            "yealink:features.key_as_send",
+            "yealink:phone_setting.keypad_lock.enable",
+            "yealink:dialplan.replace.prefix.1",
+            "yealink:static.auto_provision.aes_key_in_file",
+            "yealink:static.auto_provision.server.url",
+            "poly:key.scrolling.timeout",
+            "poly:softkey.1.label",
+            "poly:efk.efklist.1.mname",
+            "poly:device.prov.serverName",
+            "KEYPAD_LOCK",
+            "SIG",
+            "HOLIDAY_LIST",
+            "SOFTKEY_CONFIGURATION",
+            "snom:fkey1",
+            "snom:keyboard_lock",
         ] {
             assert!(!is_secret(s), "{s}");
+        }
+    }
+
+    /// A URL's login is a credential whatever the name it is set under; a URL without a
+    /// password is not.
+    #[test]
+    fn a_url_with_a_login_is_a_secret_value() {
+        for v in [
+            "https://prov:Hunter2pw@host/",
+            "ftp://PlcmSpIp:PlcmSpIp@host",
+            "[--key k] https://admin:Pa55@host/$MA.cfg",
+        ] {
+            assert!(is_secret_value(v), "{v}");
+        }
+        for v in [
+            "https://host/prov/",
+            "ftp://anonymous@host/",
+            "http://$MAC:$PWD@host/",
+            "sip:100:x@pbx",
+            "pbx.example.com",
+            "",
+        ] {
+            assert!(!is_secret_value(v), "{v}");
         }
     }
 }

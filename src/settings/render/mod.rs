@@ -54,14 +54,19 @@ pub struct Common {
 }
 
 impl Common {
-    /// Keeps only what may be sent to every phone: no name the vocabulary calls a secret, and
+    /// Keeps only what may be sent to every phone: no name the vocabulary calls a secret, no
+    /// value that carries a credential ([`vocab::is_secret_value`]: a URL with a login), and
     /// none reaching a setting of `secret`, the [`vocab::setting_key`]s of the names some
     /// layer declared secret (in any spelling: `SIP_TOKEN`, `avaya:SIP_TOKEN`, `AVAYA:sip_token`
     /// are one Avaya setting).
     fn public(set: &ParamSet, secret: &BTreeSet<String>) -> BTreeMap<String, String> {
         set.params
             .iter()
-            .filter(|(k, _)| !vocab::is_secret(k) && !secret.contains(&vocab::setting_key(k)))
+            .filter(|(k, v)| {
+                !vocab::is_secret(k)
+                    && !vocab::is_secret_value(v)
+                    && !secret.contains(&vocab::setting_key(k))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -390,6 +395,73 @@ mod tests {
             .unwrap_or_default();
         assert!(yealink.starts_with("#!version"), "{yealink}");
         assert!(!yealink.contains("wifi"), "{yealink}");
+    }
+
+    /// A key, a token, a community or a URL's login set as a plain global parameter went into
+    /// the Yealink and Poly common files, which every phone may fetch; they stay out of them
+    /// now and reach the device's own file, which then needs the device's proof. A key button
+    /// and a URL without a login stay common.
+    #[test]
+    fn keys_tokens_and_url_logins_stay_out_of_common_files() {
+        use crate::model::{Device, Layer};
+        let global = set(
+            &[
+                ("yealink:static.auto_provision.aes_key_16.com", "aes-4711"),
+                ("yealink:static.snmp.community", "snmp-4711"),
+                (
+                    "yealink:static.auto_provision.server.url",
+                    "https://prov:url-4711@host/",
+                ),
+                ("yealink:linekey.1.type", "15"),
+                ("poly:device.sec.configEncryption.key", "poly-4711"),
+                (
+                    "poly:device.prov.serverName",
+                    "ftp://PlcmSpIp:poly-url-4711@host",
+                ),
+                ("poly:softkey.1.label", "Park"),
+                ("poly:device.sntp.serverName", "https://time.example/"),
+            ],
+            &[],
+        );
+        let layers = CommonLayers {
+            global: global.clone(),
+            ..CommonLayers::default()
+        };
+        let common = Common::from_layers(&layers, false);
+        let shared = |file: FileName| {
+            render_common(&file, &common, &Requester::default())
+                .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
+                .unwrap_or_default()
+        };
+        let (yealink, poly) = (
+            shared(FileName::YealinkCommon(66)),
+            shared(FileName::PolyCommon),
+        );
+        assert!(yealink.contains("linekey.1.type = 15"), "{yealink}");
+        assert!(poly.contains("softkey.1.label=\"Park\""), "{poly}");
+        assert!(poly.contains("https://time.example/"), "{poly}");
+        for text in [&yealink, &poly] {
+            assert!(!text.contains("4711"), "{text}");
+        }
+        for (model, found) in [("T46S", "aes-4711"), ("VVX450", "poly-url-4711")] {
+            let mut device = Device::new(Mac::from_octets([0, 1, 2, 3, 4, 5]));
+            device.model = model.into();
+            let ctx = DeviceContext {
+                device,
+                site: None,
+                layers: vec![(Layer::Global, global.clone())],
+            };
+            let file = FileName::DeviceCfg(ctx.device.mac);
+            let vendor_file = match model {
+                "T46S" => file,
+                _ => FileName::PolyDevice(ctx.device.mac),
+            };
+            let own = render_device(&vendor_file, &ctx, &common, &Requester::default())
+                .expect("the device's own file");
+            assert!(own.carries_secret, "{model}");
+            let text = String::from_utf8_lossy(&own.bytes);
+            assert!(text.contains(found), "{model}: {text}");
+        }
     }
 
     /// A neutral name and a native one can reach the same phone setting (`sip.domain` and
