@@ -2025,6 +2025,11 @@ SET ADMIN_PASSWORD 1234\r
             "</a><a b='",
             "<a b=\"c\" d",
             "x \"y\"; ",
+            // URLs without a password, and a scheme that never ends in `://`.
+            "a://b@",
+            "+://u:@h ",
+            "&a=h://u:$x@h",
+            "x=a.b+c-",
             "<password>x</password>",
         ];
         let per_line = SIZE / units.len();
