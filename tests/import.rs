@@ -473,8 +473,12 @@ async fn a_csv_export_imports_again_unchanged() {
 async fn a_csv_export_moved_to_a_new_box_keeps_device_states() {
     let old = Daemon::start();
     let (gone, kept) = ("c81fea83e85a", "c81fea83e85b");
-    old.add_device(serde_json::json!({"mac": gone, "model": "J179", "state": "deactivated"}))
+    // The admin API sets only the states managed here; the cloud's come with an inventory.
+    let rows = serde_json::json!([{"mac": gone, "model": "J179", "state": "deactivated"}]);
+    let (status, v) = old
+        .api("POST", "/devices/import?format=json", Some(rows))
         .await;
+    assert_eq!(status, 200, "{v}");
     old.add_device(serde_json::json!({"mac": kept, "model": "J179"}))
         .await;
     let (ok, csv, stderr) = run(&old, &["device", "export"]);

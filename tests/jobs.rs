@@ -545,8 +545,7 @@ async fn every_kind_changes_the_devices() {
     assert_eq!(device(&d, &macs[0]).await.1["params"], json!({}));
 
     // A cloud-managed device keeps its state; the job reports it and ends failed.
-    d.add_device(json!({"mac": mac(20), "state": "activated", "site": "branch"}))
-        .await;
+    in_cloud_state(&d, &mac(20), "activated", "branch").await;
     let j = run(json!({"kind": "deactivate", "selection": {"macs": [mac(20), macs[0]]}})).await;
     assert_eq!(state(&j), "failed", "{j}");
     assert_eq!(j["results"][0]["status"], "failed");
@@ -822,4 +821,91 @@ async fn an_operator_does_not_learn_another_operators_sites_from_a_job() {
     }
     let (_, by_admin) = d.api("GET", &format!("/jobs/{id}"), None).await;
     assert_eq!(by_admin["sites"], json!(["hq", "secret-lab"]));
+}
+
+/// Puts a device in a state of the cloud's lifecycle as an inventory moved from a box the
+/// cloud manages brings it: the admin API sets only the states managed here.
+async fn in_cloud_state(d: &Daemon, m: &str, state: &str, site: &str) {
+    d.ensure_site(site).await;
+    let rows = json!([{"mac": m, "model": "J179", "site": site, "state": state}]);
+    let (status, v) = d
+        .api("POST", "/devices/import?format=json", Some(rows))
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// A device managed here is `active` or `inactive`: the admin API refuses to put it in a state
+/// of the cloud's lifecycle, naming the states it takes. It accepted one, after which every
+/// activate and deactivate job refused the device ("change it in the cloud") on a box that has
+/// no cloud. A device the cloud's lifecycle holds may still be set, as before: to another of
+/// the cloud's states, or back to one managed here, after which jobs reach it.
+#[tokio::test]
+async fn a_device_managed_here_is_not_put_in_a_cloud_state() {
+    let d = Daemon::start();
+    let local = add_devices(&d, 1, 1, "hq").await.remove(0);
+    for state in ["deactivated", "activated", "released"] {
+        let (s, v) = d
+            .api(
+                "PATCH",
+                &format!("/devices/{local}"),
+                Some(json!({"state": state})),
+            )
+            .await;
+        assert_eq!(s, 400, "{state}: {v}");
+        let e = v["error"].as_str().unwrap();
+        assert!(e.starts_with("state: ") && e.contains(state), "{e}");
+        assert!(
+            e.contains("\"active\"") && e.contains("\"inactive\""),
+            "{e}"
+        );
+    }
+    let new = json!({"mac": mac(2), "model": "J179", "site": "hq", "state": "deactivated"});
+    let (s, v) = d.api("POST", "/devices", Some(new)).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("state: "), "{v}");
+    assert_eq!(device(&d, &mac(2)).await.0, 404, "not added");
+
+    let out = d.cli(&["device", "set", &local, "--state", "deactivated"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("deactivated") && err.contains("inactive"),
+        "{err}"
+    );
+    assert_eq!(
+        device(&d, &local).await.1["state"],
+        "active",
+        "left as it was"
+    );
+
+    // What it is for, a device managed here taken out of service, a job does.
+    let id = create(
+        &d,
+        json!({"kind": "deactivate", "selection": {"macs": [local]}}),
+    )
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!((state(&j), ok_count(&j)), ("done", 1), "{j}");
+    assert_eq!(device(&d, &local).await.1["state"], "inactive");
+
+    // A device in the cloud's lifecycle moves within it, or back to one managed here.
+    let cloud = mac(3);
+    in_cloud_state(&d, &cloud, "activated", "hq").await;
+    for state in ["deactivated", "active"] {
+        let (s, v) = d
+            .api(
+                "PATCH",
+                &format!("/devices/{cloud}"),
+                Some(json!({"state": state})),
+            )
+            .await;
+        assert_eq!((s, &v["state"]), (200, &json!(state)), "{v}");
+    }
+    let id = create(
+        &d,
+        json!({"kind": "deactivate", "selection": {"macs": [cloud]}}),
+    )
+    .await;
+    let j = finished(&d, id).await;
+    assert_eq!((state(&j), ok_count(&j)), ("done", 1), "{j}");
 }

@@ -775,3 +775,108 @@ async fn the_box_token_is_rotated_by_a_restart_without_its_file() {
     let (s, _) = d.api("GET", "/devices", None).await;
     assert_eq!(s, 200);
 }
+
+/// A deleted site is taken from every token that held it, in the deletion's transaction: a
+/// token kept the name, so a site made again later under it gave that token's holder the new
+/// site's devices, and `token list` went on showing a site that did not exist. The audit entry
+/// names the tokens changed.
+#[tokio::test]
+async fn a_deleted_site_grants_nothing_to_the_tokens_that_held_it() {
+    let d = Daemon::start();
+    for site in ["site31", "hq"] {
+        d.ensure_site(site).await;
+    }
+    let mut made = Vec::new();
+    for (user, sites) in [("zed", json!(["site31", "hq"])), ("amy", json!(["site31"]))] {
+        let body = json!({"user": user, "role": "operator", "sites": sites});
+        let (s, v) = d.api("POST", "/tokens", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        made.push((
+            v["id"].as_str().unwrap().to_string(),
+            v["token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (zed, amy) = (&made[0], &made[1]);
+
+    let out = d.cli(&["site", "delete", "site31", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_, tokens) = d.api("GET", "/tokens", None).await;
+    let sites_of = |id: &str| {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap()["sites"]
+            .clone()
+    };
+    assert_eq!(sites_of(&zed.0), json!(["hq"]), "{tokens}");
+    assert_eq!(sites_of(&amy.0), json!([]), "{tokens}");
+
+    let (_, audit) = d.api("GET", "/audit?method=DELETE", None).await;
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("site site31 deleted")
+        })
+        .unwrap_or_else(|| panic!("no entry: {audit}"));
+    let summary = entry["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&zed.0) && summary.contains(&amy.0),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("zed") && summary.contains("amy"),
+        "{summary}"
+    );
+
+    // The name made again is a new site: no token made before gets it.
+    d.add_device(json!({"mac": MINE, "model": "J179", "site": "site31"}))
+        .await;
+    for (_, secret) in [zed, amy] {
+        let (s, v) = d
+            .api_with_token("GET", "/devices?site=site31", None, Some(secret))
+            .await;
+        assert_eq!(s, 403, "{v}");
+        let (s, v) = d
+            .api_with_token("GET", &format!("/devices/{MINE}"), None, Some(secret))
+            .await;
+        assert_eq!(s, 403, "{v}");
+    }
+    let (s, v) = d
+        .api_with_token("GET", "/devices?site=hq", None, Some(&zed.1))
+        .await;
+    assert_eq!((s, v), (200, json!([])), "zed keeps hq");
+}
+
+/// An operator's health answer counts the devices of its sites only: it counted every device
+/// of the box, which told the operator of phones in sites it may not see. An administrator's
+/// counts them all, as monitoring expects.
+#[tokio::test]
+async fn an_operators_health_counts_only_its_sites_devices() {
+    let d = Daemon::start();
+    two_sites(&d).await;
+    d.add_device(json!({"mac": "0011220000c1", "model": "J179"}))
+        .await;
+    let token = olivia(&d).await;
+    let (s, v) = d.api_with_token("GET", "/health", None, Some(&token)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["status"], &v["devices"]),
+        (&json!("ok"), &json!(1)),
+        "{v}"
+    );
+    let (s, v) = d.api("GET", "/health", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["devices"], 3, "{v}");
+}

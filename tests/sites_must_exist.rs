@@ -99,3 +99,86 @@ async fn an_import_creates_the_sites_it_names_only_when_told_to() {
     let (s, v) = d.api("GET", "/sites/paris", None).await;
     assert_eq!((s, &v["created"]), (200, &json!(true)), "{v}");
 }
+
+/// The answer of a refused request: its status and its error message.
+async fn refusal(d: &Daemon, method: &str, path: &str, body: Option<serde_json::Value>) -> String {
+    let (s, v) = d.api(method, path, body).await;
+    assert_eq!(s, 400, "{method} {path}: {v}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+/// A job's `selection.site` and the `site` filter of the device list, the export and the
+/// group list name a site that exists: a typo was taken as a selection of no device, so a job reported `done` over 0
+/// devices (or, scheduled for the night, did nothing then) and a listing answered an empty
+/// list, each as if the site had no phones. A site that exists with no devices still selects
+/// none, without complaint.
+#[tokio::test]
+async fn a_selection_or_a_filter_naming_no_site_is_refused() {
+    let d = Daemon::start();
+    d.add_device(json!({"mac": "00:11:22:aa:bb:01", "model": "J179", "site": "london"}))
+        .await;
+    d.ensure_site("paris").await;
+
+    for body in [
+        json!({"kind": "deactivate", "selection": {"site": "lodnon"}}),
+        json!({"kind": "delete", "selection": {"site": "lodnon", "model": "J179"}, "at": 4_000_000_000u64}),
+    ] {
+        let e = refusal(&d, "POST", "/jobs", Some(body)).await;
+        assert!(e.starts_with("selection.site: "), "{e}");
+        assert!(
+            e.contains("\"lodnon\"") && e.contains("did you mean \"london\""),
+            "{e}"
+        );
+    }
+    let (_, jobs) = d.api("GET", "/jobs", None).await;
+    assert_eq!(jobs, json!([]), "no job was stored");
+
+    for path in [
+        "/devices?site=lodnon",
+        "/devices/export?site=lodnon&format=json",
+        "/groups?site=lodnon",
+    ] {
+        let e = refusal(&d, "GET", path, None).await;
+        assert!(e.starts_with("site: "), "{e}");
+        assert!(
+            e.contains("\"lodnon\"") && e.contains("did you mean \"london\""),
+            "{e}"
+        );
+    }
+
+    // The CLI fails on one line naming both, for a job run now or at night alike.
+    for when in [&["--wait"][..], &["--at", "+2h"][..]] {
+        let mut args = vec!["job", "create", "deactivate", "--site", "lodnon"];
+        args.extend_from_slice(when);
+        let out = d.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("lodnon") && err.contains("london"), "{err}");
+    }
+    for args in [
+        &["device", "list", "--site", "lodnon"][..],
+        &["device", "export", "--site", "lodnon"],
+    ] {
+        let out = d.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("lodnon") && err.contains("london"), "{err}");
+    }
+
+    // A site that exists and has no devices is an empty answer, and an empty job.
+    let (s, v) = d.api("GET", "/devices?site=paris", None).await;
+    assert_eq!((s, v), (200, json!([])));
+    for path in [
+        "/devices/export?site=paris&format=json",
+        "/groups?site=paris",
+    ] {
+        let (s, v) = d.api("GET", path, None).await;
+        assert_eq!((s, v), (200, json!([])), "{path}");
+    }
+    let (s, v) = d.api("GET", "/devices?site=london", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    let job = json!({"kind": "deactivate", "selection": {"site": "paris"}});
+    let (s, v) = d.api("POST", "/jobs", Some(job)).await;
+    assert_eq!(s, 201, "{v}");
+}

@@ -183,6 +183,23 @@ pub(super) fn check_device_param(
     }
 }
 
+/// Refuses to put a device managed here (`from`: its state now, `None` for a new device) in a
+/// state of the cloud's enrollment lifecycle. Only the cloud's sync gives a device such a
+/// state (docs/sync-protocol.md), and jobs leave a device in one to the cloud: a device put in
+/// one by hand was out of reach of every activate and deactivate job, on a box with no cloud
+/// to change it. A device the cloud's lifecycle holds may be set as before (the next pull
+/// that names it replaces the state).
+fn check_state_change(from: Option<DeviceState>, to: DeviceState) -> Result<(), ApiError> {
+    if !to.is_cloud() || from.is_some_and(DeviceState::is_cloud) {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!(
+        "state: {:?} is a state of the cloud enrollment service's lifecycle, which only its sync \
+         gives a device; a device managed here is \"active\" or \"inactive\"",
+        to.as_str()
+    )))
+}
+
 fn check_credential(c: &HttpCredential) -> Result<(), ApiError> {
     if c.username.is_empty() || c.username.contains(':') || c.password.is_empty() {
         return Err(ApiError::BadRequest(
@@ -409,6 +426,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let new: NewDevice = parse_json(&body)?;
     new.validate()?;
+    check_state_change(None, new.state)?;
     who.require_site(&new.site)?;
     if new.http_credential.is_some() {
         who.require_admin_for_credential("http_credential")?;
@@ -473,6 +491,9 @@ pub async fn update(
                 // Both where the device is and where the change would put it must be the
                 // caller's; a refusal leaves the device as it was.
                 who.require_device_site(mac, &d.site)?;
+                if let Some(to) = patch.state {
+                    check_state_change(Some(d.state), to)?;
+                }
                 before = Some(d.clone());
                 patch.apply(d);
                 who.require_site(&d.site)

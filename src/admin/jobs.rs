@@ -258,7 +258,8 @@ pub async fn list(
 /// Creates a job; `created_by` is the caller's user name and `sites` the caller's sites (an
 /// administrator's: all), which bound every device the job changes when it runs. An operator's
 /// job must name one of its sites in `selection.site`, and a move may only go to one of its
-/// sites.
+/// sites. The selection's site and a move's target must exist (400 naming the field and the
+/// site the name most likely meant).
 pub async fn create(
     State(st): State<AdminState>,
     Extension(runner): Extension<Arc<JobsHandle>>,
@@ -282,15 +283,20 @@ pub async fn create(
             who.require_site(target)?;
         }
     }
-    // A move into a site nobody created would make one: the target must exist, as for a
-    // device's own change of site.
-    if let JobKind::Move {
-        site: Some(target), ..
-    } = &new.kind
-    {
-        let (store, target) = (st.store.clone(), target.clone());
-        blocking(move || store.require_sites("site", [&target])).await?;
-    }
+    // A selection naming a site that does not exist selects no device: a typo would end
+    // `done` over none, or do nothing at night, as if the site had no phones. A move into a
+    // site nobody created would make one. Both must exist, as for a device's own site.
+    let selected = new.selection.filter.site.clone();
+    let target = match &new.kind {
+        JobKind::Move { site, .. } => site.clone(),
+        _ => None,
+    };
+    let store = st.store.clone();
+    blocking(move || {
+        store.require_sites("selection.site", &selected)?;
+        store.require_sites("site", &target)
+    })
+    .await?;
     let now = now_unix();
     let sites = if who.is_admin() {
         Sites::All

@@ -20,6 +20,7 @@ mod refused_body;
 mod scep_pending;
 mod secret_named;
 mod settings;
+mod site_filter;
 mod sites;
 mod sync;
 pub mod token;
@@ -78,15 +79,25 @@ const BODY_MAX: usize = crate::store::MAX_STATIC_FILE + 1;
 const IMPORT_BODY_MAX: usize = 64 << 20;
 
 pub fn router(state: AdminState) -> Router {
+    // A listing's `site` filter names a site that exists ([`site_filter`]).
+    let known_site = axum::middleware::from_fn_with_state(state.clone(), site_filter::must_exist);
     let api = Router::new()
         .route("/openapi.json", get(openapi::serve))
         .route("/health", get(health))
-        .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices",
+            get(devices::list)
+                .route_layer(known_site.clone())
+                .post(devices::create),
+        )
         .route(
             "/devices/import",
             post(import::import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_MAX)),
         )
-        .route("/devices/export", get(import::export))
+        .route(
+            "/devices/export",
+            get(import::export).route_layer(known_site.clone()),
+        )
         .route(
             "/devices/{mac}",
             get(devices::get)
@@ -106,7 +117,7 @@ pub fn router(state: AdminState) -> Router {
             "/sites/{site}",
             get(sites::get).patch(sites::update).delete(sites::delete),
         )
-        .route("/groups", get(sites::groups))
+        .route("/groups", get(sites::groups).route_layer(known_site))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route(
@@ -193,9 +204,24 @@ fn guarded(routes: Router<AdminState>, state: &AdminState) -> Router<AdminState>
         ))
 }
 
-async fn health(State(st): State<AdminState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Status, version and the number of devices the caller may see: an administrator's is the
+/// box's count (read from the table's length, for monitoring that polls it), an operator's
+/// counts its sites' devices only, as its `GET /devices` does, so that it does not learn how
+/// many phones other sites have.
+async fn health(
+    State(st): State<AdminState>,
+    axum::Extension(who): axum::Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let store = st.store.clone();
-    let devices = blocking(move || store.count_devices()).await?;
+    let devices = blocking(move || match who.is_admin() {
+        true => store.count_devices(),
+        false => Ok(store
+            .devices_snapshot()?
+            .iter()
+            .filter(|d| who.allows(&d.site))
+            .count() as u64),
+    })
+    .await?;
     Ok(Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

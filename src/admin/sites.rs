@@ -193,6 +193,11 @@ pub async fn update(
 /// Removes a site with no devices, with its parameter layer, its static files and its firmware
 /// policies; when it had policies, the firmware snapshot is reloaded before the answer, as
 /// after a policy change, so its pin alarms and the releases kept for them go at once.
+///
+/// Every token that held the site loses it in the same transaction, and the audit entry names
+/// them. Refusing the deletion instead would leave the administrator to revoke each operator's
+/// token and hand out a new secret for its other sites, for a site nobody uses any more; a
+/// site made again later under the name is a new one, given to tokens made for it.
 pub async fn delete(
     State(st): State<AdminState>,
     Path(name): Path<String>,
@@ -214,6 +219,7 @@ pub async fn delete(
         site,
         firmware_policies,
         static_files,
+        tokens,
     }) = deleted
     else {
         return Err(ApiError::NotFound(format!("site {name} not found")));
@@ -228,11 +234,24 @@ pub async fn delete(
         before["static_files"] = serde_json::json!(static_files);
         with.push("static files");
     }
-    let summary = if with.is_empty() {
+    let mut summary = if with.is_empty() {
         format!("site {name} deleted")
     } else {
         format!("site {name} deleted with its {}", with.join(" and "))
     };
+    if !tokens.is_empty() {
+        let held: Vec<String> = tokens
+            .iter()
+            .map(|t| format!("{} ({})", t.id, t.user))
+            .collect();
+        let noun = if held.len() == 1 { "token" } else { "tokens" };
+        summary.push_str(&format!(
+            ", and taken from the sites of {noun} {}",
+            held.join(", ")
+        ));
+        let ids: Vec<&str> = tokens.iter().map(|t| t.id.as_str()).collect();
+        before["held_by_tokens"] = serde_json::json!(ids);
+    }
     Ok(with_change(
         StatusCode::NO_CONTENT.into_response(),
         summary,

@@ -32,8 +32,8 @@ pub struct SetArgs {
     /// Free text shown in listings (desk, user).
     #[arg(long)]
     pub label: Option<String>,
-    /// active, inactive, or a cloud lifecycle state (imported, claimed, associated,
-    /// activated, deactivated, released).
+    /// active or inactive; a device the cloud's lifecycle holds may also be set to another
+    /// of its states (imported, claimed, associated, activated, deactivated, released).
     #[arg(long)]
     pub state: Option<String>,
     /// A parameter to set, NAME=VALUE (repeatable).

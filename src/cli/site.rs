@@ -35,7 +35,7 @@ pub enum SiteCmd {
         allow_http_auth: Option<bool>,
     },
     /// Delete a site that has no devices (with its parameters, static files and firmware
-    /// policies; asks first, --yes does not).
+    /// policies, and taken from every token that holds it; asks first, --yes does not).
     Delete {
         name: String,
         #[command(flatten)]
@@ -113,7 +113,8 @@ pub async fn run(cmd: SiteCmd, api: &ApiClient, out: Output) -> Result<()> {
         }
         SiteCmd::Delete { name, confirm } => {
             confirm.ask(&format!(
-                "delete site {name} with its parameters, static files and firmware policies"
+                "delete site {name} with its parameters, static files and firmware policies, \
+                 and take it from every token that holds it"
             ))?;
             api.delete(&format!("/sites/{}", encode(&name))).await?;
             if out.json {

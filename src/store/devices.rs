@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransact
 use super::site_names::{site_names, unknown_site};
 use super::{DEVICES, LAYERS, SITES, Store, StoreError, decode, encode, read_all};
 use crate::firmware::ScopePolicies;
-use crate::model::{Device, Mac, Site, now_unix};
+use crate::model::{ApiToken, Device, Mac, Site, now_unix};
 
 /// What deleting a site removed with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct DeletedSite {
     pub firmware_policies: ScopePolicies,
     /// The names of its static files; empty when it had none.
     pub static_files: Vec<String>,
+    /// The tokens that held it, as they are now without it; empty when none did.
+    pub tokens: Vec<ApiToken>,
 }
 
 /// A device of the site, if any, read inside `tx`.
@@ -284,6 +286,7 @@ impl Store {
                 site,
                 firmware_policies: Store::remove_firmware_policies(&tx, &scope)?,
                 static_files: super::files::remove_site_files(&tx, name)?,
+                tokens: super::tokens::remove_site_from_tokens(&tx, name)?,
             }
         };
         tx.commit()?;

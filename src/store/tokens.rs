@@ -1,6 +1,6 @@
 //! Admin API tokens, keyed by their public id.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{Store, StoreError, decode, encode, read_all};
 use crate::model::ApiToken;
@@ -15,6 +15,30 @@ const ID_TRIES: u32 = 16;
 /// Seconds a token's recorded last use may lag behind its last use: a use within this long
 /// after the recorded one is not written.
 pub const LAST_USED_EVERY: i64 = 60;
+
+/// Takes `site` from the sites of every token that holds it, inside `tx` (the site's deletion):
+/// tokens hold sites by name, so a token that kept a deleted site's name would get the site
+/// made again later under it, which its holder was never given. Returns the tokens changed, as
+/// they are now. An operator's token left with no site stays, granting no site, until it is
+/// revoked: its holder's requests are refused as outside its sites, not as an unknown token.
+pub(super) fn remove_site_from_tokens(
+    tx: &WriteTransaction,
+    site: &str,
+) -> Result<Vec<ApiToken>, StoreError> {
+    let mut table = tx.open_table(TOKENS)?;
+    let mut changed = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let mut token: ApiToken = decode("tokens", k.value(), v.value())?;
+        if token.sites.remove(site) {
+            changed.push(token);
+        }
+    }
+    for token in &changed {
+        table.insert(token.id.as_str(), encode(token).as_slice())?;
+    }
+    Ok(changed)
+}
 
 impl Store {
     pub fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
