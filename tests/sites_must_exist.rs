@@ -175,6 +175,9 @@ async fn a_selection_or_a_filter_naming_no_site_is_refused() {
         let (s, v) = d.api("GET", path, None).await;
         assert_eq!((s, v), (200, json!([])), "{path}");
     }
+    // An empty `site` names no site: it lists the devices in none, as before.
+    let (s, v) = d.api("GET", "/devices?site=", None).await;
+    assert_eq!((s, v), (200, json!([])));
     let (s, v) = d.api("GET", "/devices?site=london", None).await;
     assert_eq!(s, 200);
     assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");

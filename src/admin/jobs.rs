@@ -286,7 +286,8 @@ pub async fn create(
     // A selection naming a site that does not exist selects no device: a typo would end
     // `done` over none, or do nothing at night, as if the site had no phones. A move into a
     // site nobody created would make one. Both must exist, as for a device's own site.
-    let selected = new.selection.filter.site.clone();
+    // An empty `selection.site` selects the devices in no site: no name to check.
+    let selected = new.selection.filter.site.clone().filter(|s| !s.is_empty());
     let target = match &new.kind {
         JobKind::Move { site, .. } => site.clone(),
         _ => None,

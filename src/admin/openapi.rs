@@ -114,11 +114,17 @@ const fn q(
 
 pub const ROUTES: &[Route] = &[
     r("get", "/openapi.json", "This document").any(),
-    r("get", "/health", "Status, version and device count").any(),
+    r(
+        "get",
+        "/health",
+        "Status, version and device count (an operator's: its sites' devices)",
+    )
+    .any(),
     q(
         "get",
         "/devices",
-        "List devices (filters, search, sort, paging; X-Total-Count)",
+        "List devices (filters, search, sort, paging; X-Total-Count); a `site` that names no \
+         site is refused",
         &[
             "site",
             "group",
@@ -134,7 +140,14 @@ pub const ROUTES: &[Route] = &[
         ],
     )
     .sites(),
-    r("post", "/devices", "Create a device").answers(&[201]).sites(),
+    r(
+        "post",
+        "/devices",
+        "Create a device (state active or inactive: the cloud's lifecycle states come from \
+         sync)",
+    )
+    .answers(&[201])
+    .sites(),
     q(
         "post",
         "/devices/import",
@@ -145,7 +158,8 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/devices/export",
-        "Export the inventory as CSV or JSON (no secret values)",
+        "Export the inventory as CSV or JSON (no secret values); a `site` that names no site \
+         is refused",
         &["format", "site"],
     )
     .sites(),
@@ -153,7 +167,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "patch",
         "/devices/{mac}",
-        "Change a device (null removes a parameter); the answer's `not_set` lists the names removed that the device did not have",
+        "Change a device (null removes a parameter); the answer's `not_set` lists the names removed that the device did not have; a device managed here is active or inactive, not in a state of the cloud's lifecycle",
     )
     .sites(),
     r("delete", "/devices/{mac}", "Remove a device").answers(&[204]).sites(),
@@ -258,12 +272,12 @@ pub const ROUTES: &[Route] = &[
     r(
         "delete",
         "/sites/{site}",
-        "Delete a site without devices, with its parameters, static files and firmware policies",
+        "Delete a site without devices, with its parameters, static files and firmware policies; every token holding it loses it",
     ).answers(&[204]),
     q(
         "get",
         "/groups",
-        "Groups in use, with their device counts",
+        "Groups in use, with their device counts; a `site` that names no site is refused",
         &["site"],
     )
     .sites(),
@@ -427,7 +441,8 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/jobs",
-        "Create a bulk job (kind, selection, at, rate)",
+        "Create a bulk job (kind, selection, at, rate); `selection.site` and a move's `site` \
+         must exist",
     ).answers(&[201])
     .sites(),
     r(

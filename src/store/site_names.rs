@@ -78,25 +78,79 @@ fn edits(a: &str, b: &str) -> usize {
 }
 
 impl Store {
-    /// Refuses any of `sites` that does not exist, naming `field`: for what an operator's
-    /// request names without writing a device (a token's sites, a move job's target).
+    /// Refuses any of `sites` that does not exist, naming `field`: for what a request names
+    /// without writing a device (a token's sites, a job's selection and a move's target, a
+    /// listing's filter). A site with a record is found by its key, one only devices name in
+    /// the cached device list: every device is read from the table only to word a refusal,
+    /// not for each listing that names a site.
     pub fn require_sites<'s>(
         &self,
         field: &str,
         sites: impl IntoIterator<Item = &'s String>,
     ) -> Result<(), StoreError> {
         let tx = self.db()?.begin_read()?;
-        let names = site_names(&tx.open_table(SITES)?, &tx.open_table(DEVICES)?)?;
-        match sites.into_iter().find(|s| !names.contains(*s)) {
-            Some(site) => Err(unknown_site(field, site, &names)),
-            None => Ok(()),
+        let records = tx.open_table(SITES)?;
+        let mut devices = None;
+        for site in sites {
+            if records.get(site.as_str())?.is_some() {
+                continue;
+            }
+            let devices = match &mut devices {
+                Some(d) => d,
+                None => devices.insert(self.devices_snapshot()?),
+            };
+            if site.is_empty() || !devices.iter().any(|d| &d.site == site) {
+                let names = site_names(&records, &tx.open_table(DEVICES)?)?;
+                return Err(unknown_site(field, site, &names));
+            }
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Mac, Site};
+
+    /// A site exists with a record or with a device in it; any other name, and the empty one,
+    /// is refused with the field and the existing site it likely meant, whichever of the two
+    /// ways that site exists.
+    #[test]
+    fn a_site_exists_by_its_record_or_its_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let london = Site {
+            name: "london".into(),
+            ..Site::default()
+        };
+        store.create_site(&london).unwrap();
+        let mut placed = Device::new(Mac::from_octets([2, 0, 0, 0, 0, 1]));
+        placed.site = "paris".into();
+        store.place_device(placed);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        store
+            .require_sites("site", &names(&["london", "paris"]))
+            .unwrap();
+        for (typo, meant) in [
+            ("lodnon", Some("london")),
+            ("parsi", Some("paris")),
+            ("", None),
+        ] {
+            let refused = store.require_sites("selection.site", &names(&["london", typo]));
+            let Err(StoreError::UnknownSite {
+                field,
+                site,
+                closest,
+            }) = refused
+            else {
+                panic!("{typo:?}: {refused:?}");
+            };
+            assert_eq!(field, "selection.site");
+            assert_eq!((site.as_str(), closest.as_deref()), (typo, meant));
+        }
+    }
 
     #[test]
     fn a_typo_is_matched_to_the_site_it_meant_and_a_new_name_to_none() {
