@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::{DEVICES, SITES, Store, StoreError, decode};
+use super::{SITES, Store, StoreError, decode};
 use crate::model::Device;
 
 /// Every site's name, as `sites` and `devices` hold them.
@@ -16,16 +16,24 @@ pub(super) fn site_names(
     sites: &impl ReadableTable<&'static str, &'static [u8]>,
     devices: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let mut names = BTreeSet::new();
-    for row in sites.iter()? {
-        names.insert(row?.0.value().to_string());
-    }
+    let mut names = record_names(sites)?;
     for row in devices.iter()? {
         let (k, v) = row?;
         let d: Device = decode("devices", k.value(), v.value())?;
         if !d.site.is_empty() {
             names.insert(d.site);
         }
+    }
+    Ok(names)
+}
+
+/// The names of the sites that have a record.
+fn record_names(
+    sites: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut names = BTreeSet::new();
+    for row in sites.iter()? {
+        names.insert(row?.0.value().to_string());
     }
     Ok(names)
 }
@@ -81,8 +89,8 @@ impl Store {
     /// Refuses any of `sites` that does not exist, naming `field`: for what a request names
     /// without writing a device (a token's sites, a job's selection and a move's target, a
     /// listing's filter). A site with a record is found by its key, one only devices name in
-    /// the cached device list: every device is read from the table only to word a refusal,
-    /// not for each listing that names a site.
+    /// the cached device list ([`Store::devices_snapshot`]), which also gives the names a
+    /// refusal suggests: no device is read from the table again for a listing.
     pub fn require_sites<'s>(
         &self,
         field: &str,
@@ -100,7 +108,13 @@ impl Store {
                 None => devices.insert(self.devices_snapshot()?),
             };
             if site.is_empty() || !devices.iter().any(|d| &d.site == site) {
-                let names = site_names(&records, &tx.open_table(DEVICES)?)?;
+                let mut names = record_names(&records)?;
+                names.extend(
+                    devices
+                        .iter()
+                        .filter(|d| !d.site.is_empty())
+                        .map(|d| d.site.clone()),
+                );
                 return Err(unknown_site(field, site, &names));
             }
         }
