@@ -258,7 +258,9 @@ pub fn mac_in_cn(cn: &str) -> Option<Mac> {
 }
 
 /// The `SEP{MAC}` of a Cisco MIC's CN `CP-{model}-SEP{MAC}`, the model being letters, digits
-/// and hyphens (`7961G-GE`); `None` for a CN of any other shape.
+/// and hyphens (`7961G-GE`); `None` for a CN of any other shape. The CN is the sender's own
+/// text (a certificate request, a client certificate), so its last sixteen bytes are read as
+/// bytes: a character across their fourth one makes it no device name, not a panic.
 fn cisco_mic_device_name(cn: &str) -> Option<&str> {
     let rest = cn.get(..3).filter(|p| p.eq_ignore_ascii_case("cp-"))?;
     let rest = &cn[rest.len()..];
@@ -268,7 +270,10 @@ fn cisco_mic_device_name(cn: &str) -> Option<&str> {
         && model
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    (model_ok && device_name[..4].eq_ignore_ascii_case("-sep")).then(|| &device_name[1..])
+    let sep = device_name
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("-sep"));
+    (model_ok && sep).then(|| &device_name[1..])
 }
 
 /// The MAC an attribute of `name` gives when its whole value is one.
@@ -568,6 +573,19 @@ mod tests {
         ] {
             assert_eq!(mac_from_certificate(&certificate(cn, &[])), None, "{cn}");
         }
+    }
+
+    /// Found by fuzzing (`phone_identify`): a CN shaped as a Cisco MIC's whose sixteen last
+    /// bytes have a character across their fourth (`é` is two bytes) panicked when sliced.
+    /// It names no MAC, from a certificate request or a client certificate alike.
+    #[test]
+    fn a_mic_shaped_cn_with_a_wide_character_names_no_mac() {
+        let cn = "CP-A-SE\u{e9}bbccddeeff0";
+        assert_eq!(mac_in_cn(cn), None);
+        assert_eq!(mac_from_certificate(&certificate(cn, &[])), None);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = crate::scep::test_support::csr(&key, cn, None);
+        assert_eq!(crate::scep::read_csr(&csr).unwrap().mac, None);
     }
 
     /// Cisco SPA phones, ATAs and Multiplatform phones give the product in OU, the serial in L
