@@ -575,7 +575,7 @@ mod tests {
         }
     }
 
-    /// Found by fuzzing (`phone_identify`): a CN shaped as a Cisco MIC's whose sixteen last
+    /// Reproduced by the `phone_identify` fuzz target: a CN shaped as a Cisco MIC's whose sixteen last
     /// bytes have a character across their fourth (`é` is two bytes) panicked when sliced.
     /// It names no MAC, from a certificate request or a client certificate alike.
     #[test]
