@@ -51,6 +51,12 @@ pub struct Device {
 /// Longest vendor, model or version kept from a SUBSCRIBE: they go into logs and a file name.
 const MAX_FIELD: usize = 64;
 
+/// Most Via values a SUBSCRIBE may carry. A phone's multicast SUBSCRIBE has one (a proxy on
+/// its way adds one each). The 200 gives every value back on a line of its own, and `Via: a,b,…`
+/// of two-byte values came back four times the size: an answer to a spoofed source, many
+/// times larger than what was sent to get it.
+const MAX_VIA: usize = 8;
+
 /// A ua-profile SUBSCRIBE, with what the answer and the NOTIFY need of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
@@ -183,6 +189,15 @@ fn subscribe(message: &Message<'_>, uri: &str) -> Result<Incoming, ParseError> {
         .collect();
     if via.is_empty() {
         return Err(ParseError::Missing("Via"));
+    }
+    if via.len() > MAX_VIA {
+        return Err(ParseError::Malformed(
+            "Via",
+            format!(
+                "{} values, more than the {MAX_VIA} a SUBSCRIBE is answered with",
+                via.len()
+            ),
+        ));
     }
     let from = message.required("from", "From")?;
     let to = message.required("to", "To")?;
@@ -456,6 +471,20 @@ mod tests {
         assert_eq!(sub(&none).device.mac, None);
         assert_eq!(s.call_id, "1930770594@192.168.10.67");
         assert_eq!(s.via, ["SIP/2.0/UDP 192.168.10.67:5060;rport"]);
+    }
+
+    /// Each Via value comes back on a line of its own: a SUBSCRIBE of many short ones is not
+    /// answered, so the box amplifies nothing to a spoofed source.
+    #[test]
+    fn a_subscribe_of_more_vias_than_proxies_add_is_not_answered() {
+        let top = "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK1817351226";
+        let eight = YEALINK.replace(top, &format!("{top}{}", ",a".repeat(MAX_VIA - 1)));
+        assert_eq!(sub(&eight).via.len(), MAX_VIA);
+        let many = YEALINK.replace(top, &format!("{top}{}", ",a".repeat(MAX_VIA)));
+        match classify(many.as_bytes()) {
+            Err(ParseError::Malformed("Via", why)) => assert!(why.contains("9 values"), "{why}"),
+            other => panic!("answered: {other:?}"),
+        }
     }
 
     #[test]
