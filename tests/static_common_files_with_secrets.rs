@@ -10,6 +10,35 @@ use serde_json::json;
 
 /// In the inventory, site hq, active; J179_UA names it.
 const A: &str = "001122aabbcc";
+
+/// `path` is refused (403, none of its secrets in the answer) over plain HTTP and over HTTPS
+/// without a certificate, and served whole (`body`) to device A proven by its certificate.
+async fn only_proven_a_gets(
+    d: &Daemon,
+    path: &str,
+    ua: &str,
+    body: &str,
+    leaked: &dyn Fn(&Resp) -> bool,
+) {
+    let r = send_plain(d.http.unwrap(), get(path, ua)).await.unwrap();
+    assert_eq!(r.status, 403, "{path}: {}", r.text());
+    assert!(!leaked(&r), "{path}");
+    let ca = d.ca_pem();
+    let r = send(d.https, client_config(&ca, None), get(path, ua))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{path}: {}", r.text());
+    assert!(!leaked(&r), "{path}");
+    let r = send(
+        d.https,
+        client_config(&ca, Some(&d.identity(A).await)),
+        get(path, ua),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    assert_eq!(r.text(), body, "{path}");
+}
 /// In the inventory, site hq, inactive.
 const B: &str = "001122aabbcd";
 /// Not in the inventory.
@@ -277,30 +306,7 @@ async fn a_file_with_prefixed_password_elements_is_served_only_with_proof() {
             .iter()
             .any(|s| r.text().contains(s))
     };
-    let r = send_plain(d.http.unwrap(), get("/XMLDefault.cnf.xml", "curl/8"))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let ca = d.ca_pem();
-    let r = send(
-        d.https,
-        client_config(&ca, None),
-        get("/XMLDefault.cnf.xml", J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&d.identity(A).await)),
-        get("/XMLDefault.cnf.xml", J179_UA),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), body);
+    only_proven_a_gets(&d, "/XMLDefault.cnf.xml", J179_UA, body, &leaked).await;
 }
 
 /// Grandstream's XML config file password (P1359) is the AES key of every encrypted
@@ -362,26 +368,7 @@ async fn a_cisco_profile_with_its_resync_key_needs_proof() {
     );
     let ua = format!("Cisco-CP-8841-3PCC/11.3.1 ({A})");
     let leaked = |r: &Resp| r.text().contains("SecretPhrase") || r.text().contains("other-key");
-    let r = send_plain(d.http.unwrap(), get("/8841.xml", &ua))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let ca = d.ca_pem();
-    let r = send(d.https, client_config(&ca, None), get("/8841.xml", &ua))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&d.identity(A).await)),
-        get("/8841.xml", &ua),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), body);
+    only_proven_a_gets(&d, "/8841.xml", &ua, body, &leaked).await;
 }
 
 /// Grandstream's version-2 XML gives a setting's fields in child elements (`<item
@@ -411,26 +398,8 @@ async fn a_grandstream_v2_cfg_xml_with_nested_passwords_needs_proof() {
     );
     let leaked = |r: &Resp| r.text().contains("-pw-4711");
     let ua = format!("Grandstream Model HW GRP2614 SW 1.0.9.1 DevId {A}");
-    let r = send_plain(d.http.unwrap(), get("/cfg.xml", &ua))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
+    only_proven_a_gets(&d, "/cfg.xml", &ua, body, &leaked).await;
     let ca = d.ca_pem();
-    let r = send(d.https, client_config(&ca, None), get("/cfg.xml", &ua))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&d.identity(A).await)),
-        get("/cfg.xml", &ua),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), body);
 
     // The legacy file names A: B's certificate does not get it, and the upload says which
     // P-value is the secret.
@@ -475,30 +444,7 @@ async fn a_yealink_common_file_with_a_url_login_or_aes_key_needs_proof() {
     );
     let ua = "Yealink SIP-T46U 108.86.0.45 00:11:22:aa:bb:cc";
     let leaked = |r: &Resp| r.text().contains("Hunter2pw") || r.text().contains("aes-4711");
-    let r = send_plain(d.http.unwrap(), get("/y000000000108.cfg", ua))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let ca = d.ca_pem();
-    let r = send(
-        d.https,
-        client_config(&ca, None),
-        get("/y000000000108.cfg", ua),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(!leaked(&r));
-    let r = send(
-        d.https,
-        client_config(&ca, Some(&d.identity(A).await)),
-        get("/y000000000108.cfg", ua),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.text(), body);
+    only_proven_a_gets(&d, "/y000000000108.cfg", ua, body, &leaked).await;
 
     // Buttons, a keypad lock and a login-free URL are no secrets: every phone gets them.
     let buttons = "#!version:1.0.0.1\n\
