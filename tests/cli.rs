@@ -457,29 +457,6 @@ async fn own_file(d: &Daemon) -> String {
     r.text()
 }
 
-/// `edgeprov … NAME=VALUE` piped a standard input: the CLI run with `input` on its stdin (not a
-/// terminal).
-fn cli_with_input(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(d.config_path())
-        .env_remove("EDGEPROV_TOKEN")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// `--secret NAME` keeps a secret's value off the command line (`ps`, shell history): without a
 /// terminal, `device add` and `param set` read one line of standard input for each, in order,
 /// and the phone gets those values; too few lines is refused, naming the secret, and nothing is
@@ -487,8 +464,7 @@ fn cli_with_input(d: &Daemon, args: &[&str], input: &str) -> std::process::Outpu
 #[tokio::test]
 async fn secret_values_come_from_standard_input_not_the_command_line() {
     let d = Daemon::start();
-    let out = cli_with_input(
-        &d,
+    let out = d.cli_with_input(
         &[
             "device",
             "add",
@@ -508,8 +484,7 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
         !added.contains("pw from stdin") && !added.contains("271828"),
         "{added}"
     );
-    let out = cli_with_input(
-        &d,
+    let out = d.cli_with_input(
         &[
             "param",
             "set",
@@ -539,8 +514,7 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
         serde_json::json!([]),
         "nothing changed: {layer}"
     );
-    ok(&cli_with_input(
-        &d,
+    ok(&d.cli_with_input(
         &[
             "param",
             "set",
@@ -577,8 +551,7 @@ async fn secret_values_come_from_standard_input_not_the_command_line() {
 async fn a_secret_set_by_a_job_comes_from_standard_input() {
     let d = Daemon::start();
     ok(&d.cli(&["device", "add", "--mac", "001122aabbcc", "--model", "J179"]));
-    let out = cli_with_input(
-        &d,
+    let out = d.cli_with_input(
         &[
             "job",
             "create",
@@ -884,27 +857,16 @@ async fn destructive_commands_ask_first() {
 
     // On a terminal (script(1) gives the command one): "n" keeps the device, "y" removes it.
     let on_terminal = |answer: &str| {
-        let mut child = std::process::Command::new("script")
+        let mut script = std::process::Command::new("script");
+        script
             .args(["-qec"])
             .arg(format!(
                 "{BIN} device remove 001122aabbcc --config {}",
                 d.config_path().display()
             ))
             .arg("/dev/null")
-            .env_remove("EDGEPROV_TOKEN")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(answer.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            .env_remove("EDGEPROV_TOKEN");
+        output_with_input(script, answer)
     };
     let out = on_terminal("n\n");
     let said = String::from_utf8_lossy(&out.stdout);

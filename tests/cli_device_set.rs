@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
 use serde_json::Value;
@@ -43,22 +42,11 @@ fn cli(d: &Daemon, remote: Option<(&str, &str)>, args: &[&str], input: &str) -> 
                 .env_remove("EDGEPROV_TOKEN");
         }
     }
-    let mut child = command
+    command
         .args(args)
         .env_remove("EDGEPROV_URL")
-        .env_remove("EDGEPROV_CA_CERT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run edgeprov");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .env_remove("EDGEPROV_CA_CERT");
+    output_with_input(command, input)
 }
 
 /// The device as the API shows it.

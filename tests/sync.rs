@@ -1063,27 +1063,10 @@ async fn status_says_whether_sync_is_configured() {
 /// terminal would be asked without echo), so it is in no process list or shell history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_reads_the_token_from_standard_input() {
-    use std::io::Write;
     let cloud = Cloud::start(SITE);
     let d = Daemon::start_with(&cloud.config());
-    let register = |input: &str| {
-        let mut child = std::process::Command::new(BIN)
-            .args(["cloud", "register", "--url", &cloud.url(), "--config"])
-            .arg(d.config_path())
-            .env_remove("EDGEPROV_TOKEN")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let url = cloud.url();
+    let register = |input: &str| d.cli_with_input(&["cloud", "register", "--url", &url], input);
     let out = register("");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(

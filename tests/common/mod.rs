@@ -262,6 +262,17 @@ impl Daemon {
     }
 
     /// Runs the CLI against this daemon.
+    /// `edgeprov ARGS` with `input` on its standard input (a pipe, not a terminal).
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("EDGEPROV_TOKEN");
+        output_with_input(command, input)
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
@@ -609,4 +620,22 @@ pub fn challenge_nonce(challenge: &str) -> &str {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a Digest challenge carries a nonce")
+}
+
+/// Runs `command` with `input` written to its standard input, then closed; its output captured.
+pub fn output_with_input(mut command: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the command");
+    child
+        .stdin
+        .take()
+        .expect("its standard input")
+        .write_all(input.as_bytes())
+        .expect("write its standard input");
+    child.wait_with_output().expect("wait for the command")
 }
