@@ -62,7 +62,7 @@ impl From<Device> for DeviceView {
                 .cloud_params
                 .into_iter()
                 .map(|(name, value)| {
-                    let value = if crate::settings::vocab::is_secret(&name) {
+                    let value = if crate::settings::vocab::is_secret_param(&name, &value) {
                         crate::settings::layered::SECRET_MASK.to_string()
                     } else {
                         value

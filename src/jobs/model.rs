@@ -57,10 +57,10 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// Whether a `set_param` job's value is kept from view: it is set as a secret, or its name
-/// makes it one (docs/parameters.md).
-fn hides_value(name: &str, secret: bool) -> bool {
-    secret || crate::settings::vocab::is_secret(name)
+/// Whether a `set_param` job's value is kept from view: it is set as a secret, or its name or
+/// value makes it one (docs/parameters.md), as the device view judges it.
+fn hides_value(name: &str, value: &str, secret: bool) -> bool {
+    secret || crate::settings::vocab::is_secret_param(name, value)
 }
 
 impl JobKind {
@@ -82,9 +82,9 @@ impl JobKind {
         match self {
             JobKind::SetParam {
                 name,
-                value: Some(_),
+                value: Some(value),
                 secret,
-            } if hides_value(name, *secret) => JobKind::SetParam {
+            } if hides_value(name, value, *secret) => JobKind::SetParam {
                 name: name.clone(),
                 value: Some(HIDDEN.into()),
                 secret: *secret,
@@ -539,12 +539,12 @@ impl Job {
             self.finished = Some(now);
             if let JobKind::SetParam {
                 name,
-                value: value @ Some(_),
+                value: Some(value),
                 secret,
             } = &mut self.kind
-                && hides_value(name, *secret)
+                && hides_value(name, value, *secret)
             {
-                *value = Some(HIDDEN.into());
+                *value = HIDDEN.into();
             }
         }
         Ok(())
@@ -758,6 +758,23 @@ mod tests {
         assert!(
             matches!(plain.redacted().kind, JobKind::SetParam { value: Some(v), .. } if v == "s3cret")
         );
+        // A URL with a login is a secret whatever its name, as the renderer and the device
+        // view take it.
+        let login = Job::new(
+            JobKind::SetParam {
+                name: "yealink:static.auto_provision.server.url".into(),
+                value: Some("https://prov:Hunter2pw@prov.example/".into()),
+                secret: false,
+            },
+            Selection::default(),
+            0,
+            None,
+            "a",
+            Sites::All,
+            0,
+        );
+        let shown = serde_json::to_string(&login.redacted()).unwrap();
+        assert!(!shown.contains("Hunter2pw"), "{shown}");
     }
 
     #[test]

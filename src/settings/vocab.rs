@@ -83,6 +83,13 @@ pub fn is_secret_value(value: &str) -> bool {
     url_logins(value.as_bytes()).next().is_some()
 }
 
+/// Whether a plain parameter (`name` = `value`) is a secret, by its name or its value: what
+/// the renderer keeps out of common files is what every admin view, audit entry, job and
+/// export keeps from view.
+pub fn is_secret_param(name: &str, value: &str) -> bool {
+    is_secret(name) || is_secret_value(value)
+}
+
 /// The phone setting a parameter name reaches, one key for all its spellings: a vendor
 /// prefix in any case (`AVAYA:X` is `avaya:X`), and for Avaya a bare upper-case name
 /// (`SIP_TOKEN` is `avaya:SIP_TOKEN`, as [`to_native`] renders it) and the native name in any

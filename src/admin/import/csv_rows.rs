@@ -29,8 +29,8 @@ pub const MAX_COLUMNS: usize = 4096;
 /// this: a parameter's value never holds `"`. In the file's text it is written `""""""`.
 pub const EMPTY_VALUE: &str = "\"\"";
 
-/// The cell of a `secret:NAME` column an export writes for a device that has that secret: the
-/// value is never exported, and an import reads the cell as the secret named without a value
+/// The cell of a `secret:NAME` column an export writes for a device that has that secret (and
+/// of a parameter column, for a value that carries a login): the value is never exported, and an import reads the cell as the secret named without a value
 /// (the device keeps its own; one that has none is reported). An empty cell names nothing, so
 /// a device that never had the secret is not reported as lacking it.
 pub const SECRET_NOT_EXPORTED: &str = "(not exported)";
@@ -277,6 +277,8 @@ fn row<'h>(header: &'h Header, records: &Records, line: usize) -> Result<Row<'h>
             // An empty cell keeps the secret, and says nothing of it.
             Column::Secret(_) if cell.is_empty() => {}
             Column::Secret(name) => drop(new.secrets.insert(name.clone(), value.into())),
+            // An export's mark of a value that carries a login: the device keeps its own.
+            Column::Param(name) if cell == SECRET_NOT_EXPORTED => unvalued.push(name.clone()),
             // An empty cell: the device does not set that parameter (any more).
             Column::Param(name) if cell.is_empty() => clears.push(name.as_str()),
             Column::Param(name) => drop(new.params.insert(name.clone(), value.into())),

@@ -55,7 +55,9 @@ pub async fn export(
 /// treats the two differently, as the devices do.
 ///
 /// A parameter whose name makes it a secret (`admin.password`, `SIP_PASSWORD` set as a plain
-/// parameter) gets no parameter column: its value must not leave.
+/// parameter) gets no parameter column: its value must not leave. A value that carries a login
+/// (`https://prov:pw@host/`) under another name is written [`SECRET_NOT_EXPORTED`] in its
+/// column, which an import reads as "keep the device's value".
 ///
 /// Last, a `secret:NAME` column for every secret name a listed device has (its secrets and such
 /// parameters). A device's cell is [`SECRET_NOT_EXPORTED`] when it has that secret and empty
@@ -98,6 +100,7 @@ pub(super) fn csv(devices: &[Device]) -> Result<Vec<u8>, csv::Error> {
         let cells = params.iter().map(|p| match d.params.get(*p) {
             None => "",
             Some(v) if v.is_empty() => EMPTY_VALUE,
+            Some(v) if vocab::is_secret_value(v) => SECRET_NOT_EXPORTED,
             Some(v) => v,
         });
         let withheld = secrets.iter().map(|name| {
@@ -126,6 +129,29 @@ mod tests {
             "mac,model,serial,site,group,label,state,SIPDOMAIN\n\
              001122334455,,,,,,active,\"\"\"\"\"\"\n\
              001122334456,,,,,,active,\n"
+        );
+    }
+
+    /// A URL with a login under a neutral name went into the export in clear ("an export is
+    /// safe to hand around"); its cell is now the mark an import reads as "keep".
+    #[test]
+    fn a_value_with_a_login_is_not_exported() {
+        let mut d = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x55]));
+        d.params.insert(
+            "yealink:static.auto_provision.server.url".into(),
+            "https://prov:Hunter2pw@prov.example/".into(),
+        );
+        let mut other = Device::new(Mac::from_octets([0, 0x11, 0x22, 0x33, 0x44, 0x56]));
+        other.params.insert(
+            "yealink:static.auto_provision.server.url".into(),
+            "https://prov.example/".into(),
+        );
+        let text = String::from_utf8(csv(&[d, other]).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "mac,model,serial,site,group,label,state,yealink:static.auto_provision.server.url\n\
+             001122334455,,,,,,active,(not exported)\n\
+             001122334456,,,,,,active,https://prov.example/\n"
         );
     }
 

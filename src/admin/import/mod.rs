@@ -128,8 +128,8 @@ pub struct Row<'h> {
     pub gives: Gives,
     /// Parameters the row removes from a device that exists (a CSV row's empty cells).
     pub clears: Vec<&'h str>,
-    /// Secrets the row names without a value (a CSV `secret:` column's empty cell, a JSON
-    /// list of names): an export's, which never carries values. They set nothing.
+    /// Secrets the row names without a value (a CSV cell `(not exported)`, a JSON list of
+    /// names): an export's, which never carries values. They set nothing.
     pub unvalued: Vec<String>,
 }
 
@@ -301,15 +301,12 @@ impl Pass<'_, '_> {
             self.sites_created.push(device.site.clone());
         }
         self.secrets_without_values += unvalued.len();
-        // A parameter whose name makes it a secret (`admin.password` set as a plain one) is
-        // listed by an export with the secrets: the device has a value for it.
+        // A parameter whose name or value makes it a secret (`admin.password` set as a plain
+        // one, a URL with a login) is listed by an export without its value: the device has
+        // one.
         let names: Vec<String> = unvalued
             .into_iter()
-            .filter(|n| {
-                let named_param =
-                    crate::settings::vocab::is_secret(n) && device.params.contains_key(n);
-                !(device.secrets.contains_key(n) || named_param)
-            })
+            .filter(|n| !(device.secrets.contains_key(n) || device.params.contains_key(n)))
             .collect();
         if !names.is_empty() {
             self.devices_missing_secrets += 1;

@@ -226,6 +226,41 @@ fn an_empty_fixed_cell_keeps_the_field_and_two_quotes_empty_it() {
     );
 }
 
+/// A parameter cell `(not exported)` (an export's mark of a value with a login) keeps the
+/// device's value, and is reported for a device that has none, as a secret's is.
+#[test]
+fn a_parameter_marked_not_exported_keeps_the_value() {
+    let (_dir, store) = store();
+    let mut a = Device::new(A);
+    a.params.insert(
+        "yealink:static.auto_provision.server.url".into(),
+        "https://prov:pw@prov.example/".into(),
+    );
+    store.create_device(a).unwrap();
+    let report = import(
+        &store,
+        Format::Csv,
+        b"mac,yealink:static.auto_provision.server.url\n\
+          001122334455,(not exported)\n\
+          001122334456,(not exported)\n",
+    );
+    assert!(report.applied, "{:?}", report.errors);
+    assert_eq!(
+        get(&store, A).params["yealink:static.auto_provision.server.url"],
+        "https://prov:pw@prov.example/"
+    );
+    assert!(get(&store, B).params.is_empty());
+    assert_eq!(report.unchanged, 1);
+    assert_eq!(
+        report.secrets_missing,
+        vec![MissingSecrets {
+            line: 3,
+            mac: B,
+            names: vec!["yealink:static.auto_provision.server.url".into()],
+        }]
+    );
+}
+
 /// An export writes `(not exported)` for a secret a device has and leaves the cell empty for
 /// one it has not. Neither sets anything; only a marked cell names the secret, so only it is
 /// counted, and reported when the device lacks that secret.
