@@ -117,7 +117,10 @@ pub fn router(state: AdminState) -> Router {
             "/sites/{site}",
             get(sites::get).patch(sites::update).delete(sites::delete),
         )
-        .route("/groups", get(sites::groups).route_layer(known_site))
+        .route(
+            "/groups",
+            get(sites::groups).route_layer(known_site.clone()),
+        )
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route(
@@ -128,7 +131,7 @@ pub fn router(state: AdminState) -> Router {
             "/params/{layer}",
             get(settings::get_layer).patch(settings::patch_layer),
         )
-        .route("/files", get(settings::list_files))
+        .route("/files", get(settings::list_files).route_layer(known_site))
         .route(
             "/files/{name}",
             get(settings::get_file)

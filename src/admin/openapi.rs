@@ -299,7 +299,13 @@ pub const ROUTES: &[Route] = &[
         "/preferences",
         "Change the log level (at once) or the retention",
     ),
-    q("get", "/files", "List static files", &["site"]).sites(),
+    q(
+        "get",
+        "/files",
+        "List static files; a `site` that names no site is refused",
+        &["site"],
+    )
+    .sites(),
     q("get", "/files/{name}", "Download a static file", &["site"]).sites(),
     q(
         "put",

@@ -1,4 +1,4 @@
-//! The `site` filter of a listing (`GET /devices`, `/devices/export`, `/groups`) names a site
+//! The `site` filter of a listing (`GET /devices`, `/devices/export`, `/groups`, `/files`) names a site
 //! that exists, as a job's `selection.site` must: a typo (`stie01`) was answered with an empty
 //! list, as if the site had no phones, and an operator's script took that for the truth. A
 //! site that exists without devices still lists none.
