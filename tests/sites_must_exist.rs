@@ -138,6 +138,7 @@ async fn a_selection_or_a_filter_naming_no_site_is_refused() {
         "/devices/export?site=lodnon&format=json",
         "/groups?site=lodnon",
         "/files?site=lodnon",
+        "/scep/pending?site=lodnon",
     ] {
         let e = refusal(&d, "GET", path, None).await;
         assert!(e.starts_with("site: "), "{e}");
@@ -173,6 +174,7 @@ async fn a_selection_or_a_filter_naming_no_site_is_refused() {
         "/devices/export?site=paris&format=json",
         "/groups?site=paris",
         "/files?site=paris",
+        "/scep/pending?site=paris",
     ] {
         let (s, v) = d.api("GET", path, None).await;
         assert_eq!((s, v), (200, json!([])), "{path}");

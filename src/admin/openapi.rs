@@ -192,7 +192,7 @@ pub const ROUTES: &[Route] = &[
     q(
         "get",
         "/scep/pending",
-        "SCEP enrolments held for approval (scep.approval = \"operator\"), with their status",
+        "SCEP enrolments held for approval (scep.approval = \"operator\"), with their status; a `site` that names no site is refused",
         &["site"],
     )
     .sites(),

@@ -118,6 +118,10 @@ async fn list(
     let store = st.store.clone();
     let days = st.config.get().scep.pending_days;
     let views = blocking(move || {
+        // A misspelt site would list nothing, as if none of its phones waited.
+        if let Some(site) = q.site.as_ref().filter(|s| !s.is_empty()) {
+            store.require_sites("site", [site])?;
+        }
         let now = now_unix();
         let mut out = Vec::new();
         for p in store.pending_enrolments()? {
