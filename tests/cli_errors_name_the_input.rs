@@ -219,6 +219,12 @@ fn job_create_refusals_name_the_options() {
         "{err}"
     );
     assert!(!err.contains("selection.macs"), "{err}");
+    let err = refused_with(&d, 2, &["job", "create", "activate", "--state", "gone"]);
+    assert!(
+        err.contains("--state") && err.contains("not a device state (active, inactive"),
+        "{err}"
+    );
+    assert!(!err.contains("selection.state"), "{err}");
     let jobs = d.cli(&["--json", "job", "list"]);
     assert_eq!(
         String::from_utf8_lossy(&jobs.stdout).trim(),

@@ -17,7 +17,7 @@ pub struct FilterArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// Devices in this state (active, inactive, or a cloud lifecycle state).
-    #[arg(long)]
+    #[arg(long, value_parser = device_state)]
     pub state: Option<String>,
     /// Devices where any field contains this text.
     #[arg(long)]
@@ -29,6 +29,19 @@ pub struct FilterArgs {
     /// Devices last seen after this time (never seen: never), as --seen-before takes it.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub seen_after: Option<String>,
+}
+
+/// A `--state` the API would refuse, refused by the CLI so that the message names the option
+/// (the API's names the field, `selection.state`) and lists the states.
+fn device_state(text: &str) -> Result<String, String> {
+    use crate::model::DeviceState;
+    match DeviceState::parse(text) {
+        Some(_) => Ok(text.to_string()),
+        None => Err(format!(
+            "not a device state ({})",
+            DeviceState::ALL.map(DeviceState::as_str).join(", ")
+        )),
+    }
 }
 
 /// The CLI's filter options, as a refusal that asks for one lists them.
