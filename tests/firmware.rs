@@ -1257,22 +1257,6 @@ async fn cli_prefetch_list_policy_upload_scrub() {
     assert!(!out.contains("k.bin"), "{out}");
 }
 
-/// The release's cache state and the bytes of its partial file, as `GET /firmware` lists them.
-async fn cache_state(d: &Daemon, file: &str) -> (String, u64) {
-    let (status, list) = d.api("GET", "/firmware", None).await;
-    assert_eq!(status, 200, "{list}");
-    let r = list["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["file"] == file)
-        .unwrap_or_else(|| panic!("{file} in {list}"));
-    (
-        r["cache"].as_str().unwrap().to_string(),
-        r["partial_bytes"].as_u64().unwrap(),
-    )
-}
-
 /// `edgeprov firmware upload FILE --from PATH`: (success, stdout, stderr).
 fn cli_upload(d: &Daemon, file: &str, from: &std::path::Path) -> (bool, String, String) {
     let o = d.cli(&["firmware", "upload", file, "--from", from.to_str().unwrap()]);
@@ -1319,7 +1303,10 @@ async fn a_file_that_is_not_the_image_is_refused_before_anything_is_sent() {
             && err.contains("nothing was sent"),
         "{err}"
     );
-    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("fw.bin").await,
+        ("missing".into(), 0)
+    );
 
     // The right size, the wrong bytes: refused by digest, both digests named.
     let mut same_size = img.clone();
@@ -1334,12 +1321,15 @@ async fn a_file_that_is_not_the_image_is_refused_before_anything_is_sent() {
             && err.contains("nothing was sent"),
         "{err}"
     );
-    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("fw.bin").await,
+        ("missing".into(), 0)
+    );
 
     let (success, out, err) = cli_upload(&d, "fw.bin", &path);
     assert!(success, "{err}");
     assert_eq!(out, "uploaded fw.bin: 3000000 bytes, verified\n");
-    assert_eq!(cache_state(&d, "fw.bin").await, ("cached".into(), 0));
+    assert_eq!(d.firmware_cache_state("fw.bin").await, ("cached".into(), 0));
     assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
 }
 
@@ -1364,7 +1354,10 @@ async fn a_resumed_upload_that_is_not_the_image_is_sent_again_whole() {
             && error.contains("send the whole file again from ?offset=0"),
         "{error}"
     );
-    assert_eq!(cache_state(&d, "fw.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("fw.bin").await,
+        ("missing".into(), 0)
+    );
     assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));
     // Offset 0 over a partial file starts afresh instead of being refused.
     assert_eq!(put_image(&d, "fw.bin", 0, &junk).await.0, 202);
@@ -1375,7 +1368,10 @@ async fn a_resumed_upload_that_is_not_the_image_is_sent_again_whole() {
     let (status, v) = d.api("DELETE", "/firmware/images/fw.bin", None).await;
     assert_eq!(status, 204, "{v}");
     assert_eq!(put_image(&d, "fw.bin", 0, &junk).await.0, 202);
-    assert_eq!(cache_state(&d, "fw.bin").await, ("partial".into(), 100));
+    assert_eq!(
+        d.firmware_cache_state("fw.bin").await,
+        ("partial".into(), 100)
+    );
     let (success, out, err) = cli_upload(&d, "fw.bin", &path);
     assert!(success, "{err}");
     assert!(
@@ -1384,7 +1380,7 @@ async fn a_resumed_upload_that_is_not_the_image_is_sent_again_whole() {
         "{err}"
     );
     assert_eq!(out, "uploaded fw.bin: 3000000 bytes, verified\n");
-    assert_eq!(cache_state(&d, "fw.bin").await, ("cached".into(), 0));
+    assert_eq!(d.firmware_cache_state("fw.bin").await, ("cached".into(), 0));
     let g = download(d.http.unwrap(), None, "GET", "/fw.bin", &[]).await;
     assert_eq!((g.status, g.sha), (200, sha256_hex(&img)));
     assert!(!alarms(&d).await.contains("firmware_checksum_mismatch"));

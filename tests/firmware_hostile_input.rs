@@ -362,22 +362,6 @@ fn start_on_small_disk(bytes: u64, extra: &str) -> Daemon {
     }
 }
 
-/// `cache` and `partial_bytes` of a release, as `GET /firmware` shows them.
-async fn cache_state(d: &Daemon, file: &str) -> (String, u64) {
-    let (status, list) = d.api("GET", "/firmware", None).await;
-    assert_eq!(status, 200, "{list}");
-    let r = list["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["file"] == file)
-        .unwrap_or_else(|| panic!("{file} in {list}"));
-    (
-        r["cache"].as_str().unwrap().to_string(),
-        r["partial_bytes"].as_u64().unwrap(),
-    )
-}
-
 /// A fetch or an upload that fills the cache disk (ENOSPC) fails with the disk-full alarm and
 /// removes what it wrote: a partial file kept there would only fail again on resume, and it
 /// would hold the space other images (and the store, on the same disk by default) need.
@@ -410,7 +394,10 @@ async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
     let alarms = alarms(&d).await;
     assert!(alarms.contains("firmware_disk_full"), "{alarms}");
     assert!(alarms.contains("no space left"), "{alarms}");
-    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("big.bin").await,
+        ("missing".into(), 0)
+    );
     // The space is free again: an image that fits is cached and served.
     let r = phone_get(&d, "small.bin").await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -426,8 +413,14 @@ async fn a_full_cache_disk_keeps_nothing_of_the_image_that_filled_it() {
         .unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("no space left"), "{}", r.text());
-    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
-    assert_eq!(cache_state(&d, "small.bin").await, ("cached".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("big.bin").await,
+        ("missing".into(), 0)
+    );
+    assert_eq!(
+        d.firmware_cache_state("small.bin").await,
+        ("cached".into(), 0)
+    );
 }
 
 /// `max_cache_bytes` (20 GB by default) is often more than the cache disk holds. A download of
@@ -455,7 +448,10 @@ async fn an_image_larger_than_the_free_disk_is_refused_before_it_is_downloaded()
     assert!(alarms.contains("firmware_disk_full"), "{alarms}");
     assert!(alarms.contains("big.bin: no space left"), "{alarms}");
     assert!(alarms.contains("1500000 more bytes needed"), "{alarms}");
-    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("big.bin").await,
+        ("missing".into(), 0)
+    );
     // The operator's prefetch asks again, and is refused alike, saying why.
     d.add_device(json!({"mac": "001122aabbcc", "model": "J179"}))
         .await;
@@ -526,7 +522,10 @@ async fn an_upload_larger_than_the_free_disk_is_refused_before_its_body_is_read(
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
     assert!(answer.contains("big.bin: no space left"), "{answer}");
     assert!(answer.contains("1500000 more bytes needed"), "{answer}");
-    assert_eq!(cache_state(&d, "big.bin").await, ("missing".into(), 0));
+    assert_eq!(
+        d.firmware_cache_state("big.bin").await,
+        ("missing".into(), 0)
+    );
 }
 
 /// A download link that redirects to a CDN with a network-path `Location` (`//host/path`, no

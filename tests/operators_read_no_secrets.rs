@@ -17,15 +17,7 @@ const HQ: &str = "001122aabbcd";
 /// A token of the operator `olivia`, who holds the site `hq` only.
 async fn olivia(d: &Daemon) -> String {
     d.ensure_site("hq").await;
-    let (s, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["hq"]})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v["token"].as_str().unwrap().to_string()
+    d.operator_token("olivia", &["hq"]).await
 }
 
 /// The CLI run with `token` in `$EDGEPROV_TOKEN`.

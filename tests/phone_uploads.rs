@@ -479,15 +479,7 @@ async fn uploads_are_scoped_to_the_callers_sites_and_shown_by_the_cli() {
     .await
     .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
-    let (status, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olga", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_string();
+    let token = d.operator_token("olga", &["mine"]).await;
     let own = d
         .get_raw(format!("/devices/{A}/uploads/{A}-boot.log"), &token)
         .await;

@@ -12,15 +12,7 @@ const THEIRS: &str = "0011220000b1";
 
 /// A token of the operator `olivia`, who holds the site `mine` only.
 async fn olivia(d: &Daemon) -> String {
-    let (s, v) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["mine"]})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v["token"].as_str().unwrap().to_string()
+    d.operator_token("olivia", &["mine"]).await
 }
 
 async fn two_sites(d: &Daemon) {

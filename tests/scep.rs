@@ -1275,15 +1275,7 @@ async fn held_requests_survive_a_restart_and_are_rejected_or_approved_by_site() 
 
     // An operator of the branch sees its requests only (an approval is the administrator's:
     // tested below).
-    let (status, made) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "bob", "role": "operator", "sites": ["branch"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
-    let bob = made["token"].as_str().unwrap();
+    let bob = &d.operator_token("bob", &["branch"]).await;
     let (status, seen) = d
         .api_with_token("GET", "/scep/pending", None, Some(bob))
         .await;
@@ -1355,15 +1347,7 @@ async fn an_operator_may_reject_but_not_approve_an_enrolment() {
     let (d, _secrets) = daemon_with("approval = \"operator\"\n");
     d.add_device(json!({"mac": A, "model": "J179", "site": "hq"}))
         .await;
-    let (status, made) = d
-        .api(
-            "POST",
-            "/tokens",
-            Some(json!({"user": "olivia", "role": "operator", "sites": ["hq"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
-    let olivia = made["token"].as_str().unwrap();
+    let olivia = &d.operator_token("olivia", &["hq"]).await;
     let ra = ra_cert(&d).await;
     let own = TestClient::new();
     let (_, status, _) = pki_operation(&d, own.pkcs_req(&ra, "tx-olivia", A)).await;

@@ -11,6 +11,16 @@ use serde_json::json;
 /// In the inventory, site hq, active; J179_UA names it.
 const A: &str = "001122aabbcc";
 
+/// Changes the stored static files' flags (`site|name` → reading << 1 | holds_secret) of a
+/// stopped daemon's database, as an earlier edgeprov would have left them.
+fn edit_static_flags(d: &Daemon, edit: impl FnOnce(&mut redb::Table<&str, u8>)) {
+    const FLAGS: redb::TableDefinition<&str, u8> = redb::TableDefinition::new("static_file_flags");
+    let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    edit(&mut tx.open_table(FLAGS).unwrap());
+    tx.commit().unwrap();
+}
+
 /// `path` is refused (403, none of its secrets in the answer) over plain HTTP and over HTTPS
 /// without a certificate, and served whole (`body`) to device A proven by its certificate.
 async fn only_proven_a_gets(
@@ -209,19 +219,13 @@ async fn a_file_stored_before_files_were_read_for_secrets_is_read_at_start() {
     d.put_file("46xxspecials.txt", "SET ADMIN_PASSWORD 27238\n")
         .await;
     d.stop();
-    {
-        // As the earlier edgeprov left it: the file without its flag.
-        const FLAGS: redb::TableDefinition<&str, u8> =
-            redb::TableDefinition::new("static_file_flags");
-        let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        tx.open_table(FLAGS)
-            .unwrap()
+    // As the earlier edgeprov left it: the file without its flag.
+    edit_static_flags(&d, |flags| {
+        flags
             .remove("|46xxspecials.txt")
             .unwrap()
             .expect("the flag was stored with the file");
-        tx.commit().unwrap();
-    }
+    });
     let d = d.restart();
     let (_, alarms) = d
         .api("GET", "/alarms?kind=static_file_protected", None)
@@ -471,18 +475,10 @@ async fn a_file_judged_by_an_earlier_reading_is_read_again_at_start() {
     let body = "<polycomConfig><device device.prov.serverName=\"ftp://PlcmSpIp:PlcmSpIp@192.0.2.1\"/></polycomConfig>\n";
     d.put_file("edgeprov-extra.cfg", body).await;
     d.stop();
-    {
-        // As reading 9 left it: no secret (reading << 1 | holds_secret).
-        const FLAGS: redb::TableDefinition<&str, u8> =
-            redb::TableDefinition::new("static_file_flags");
-        let db = redb::Database::open(d.data_dir().join("edgeprov.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        tx.open_table(FLAGS)
-            .unwrap()
-            .insert("|edgeprov-extra.cfg", 9u8 << 1)
-            .unwrap();
-        tx.commit().unwrap();
-    }
+    // As reading 9 left it: no secret (reading << 1 | holds_secret).
+    edit_static_flags(&d, |flags| {
+        flags.insert("|edgeprov-extra.cfg", 9u8 << 1).unwrap();
+    });
     let d = d.restart();
     let (_, alarms) = d
         .api("GET", "/alarms?kind=static_file_protected", None)

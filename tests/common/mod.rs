@@ -367,6 +367,31 @@ impl Daemon {
         }
     }
 
+    /// The secret of a new operator token of `user` holding `sites` (which need not exist).
+    pub async fn operator_token(&self, user: &str, sites: &[&str]) -> String {
+        let body = serde_json::json!({"user": user, "role": "operator", "sites": sites});
+        let (status, v) = self.api("POST", "/tokens", Some(body)).await;
+        assert_eq!(status, 201, "{v}");
+        v["token"].as_str().expect("the token's secret").to_string()
+    }
+
+    /// `cache` and `partial_bytes` of the firmware release of `file`, as `GET /firmware`
+    /// lists them.
+    pub async fn firmware_cache_state(&self, file: &str) -> (String, u64) {
+        let (status, list) = self.api("GET", "/firmware", None).await;
+        assert_eq!(status, 200, "{list}");
+        let r = list["releases"]
+            .as_array()
+            .expect("releases")
+            .iter()
+            .find(|r| r["file"] == file)
+            .unwrap_or_else(|| panic!("{file} in {list}"));
+        (
+            r["cache"].as_str().expect("cache").to_string(),
+            r["partial_bytes"].as_u64().expect("partial_bytes"),
+        )
+    }
+
     /// Adds a device, creating its site first when none exists.
     pub async fn add_device(&self, body: Value) {
         if let Some(site) = body["site"].as_str().filter(|s| !s.is_empty()) {
