@@ -297,7 +297,8 @@ impl Store {
 
     /// Opens an existing database to look at it (`edgeprov doctor`) without moving it to this
     /// version's schema: an older daemon must still be able to start on it. Only reads are
-    /// meant; a schema newer than this edgeprov's is refused, and so is a file any of whose
+    /// meant (but a file others may read is made its owner's, as every open does:
+    /// `open::keep_private`); a schema newer than this edgeprov's is refused, and so is a file any of whose
     /// pages fails its checksum (which the daemon's own start does not read for).
     pub fn inspect(path: &Path) -> Result<Store, StoreError> {
         let db = open::open(path, true)?;
